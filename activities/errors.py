@@ -1,0 +1,64 @@
+"""The error taxonomy: every failure an activity reports belongs to one class.
+
+The class is the ``ApplicationError.type`` Temporal records, so retry policies
+(``workflows/policies.py``), the UI and the CLI all see the same names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from enum import StrEnum
+
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from temporalio.exceptions import ApplicationError
+
+
+class ErrorClass(StrEnum):
+    """The error classes of the taxonomy and the ``ApplicationError`` type of each."""
+
+    VALIDATION = "ValidationError"
+    """Bad input: never retried; the message names the field or file."""
+    PROCESSING = "ProcessingError"
+    """Parsing or transforming data failed; retried a few times."""
+    MODEL = "ModelError"
+    """The LLM provider failed; retried with backoff, Retry-After honoured."""
+    DATABASE = "DatabaseError"
+    """The application database failed; retried with backoff."""
+    EXTERNAL = "ExternalError"
+    """A remote service failed; retried with backoff."""
+
+
+def validation_error(message: str, *, field: str | None = None) -> ApplicationError:
+    """A non-retryable error for input no retry can fix, naming the field when known."""
+    text = f"{field}: {message}" if field else message
+    return ApplicationError(text, {"field": field}, type=ErrorClass.VALIDATION, non_retryable=True)
+
+
+def error(
+    kind: ErrorClass,
+    message: str,
+    *,
+    non_retryable: bool = False,
+    next_retry_delay: timedelta | None = None,
+) -> ApplicationError:
+    """An error of one class of the taxonomy."""
+    return ApplicationError(
+        message, type=kind, non_retryable=non_retryable, next_retry_delay=next_retry_delay
+    )
+
+
+@contextmanager
+def database_errors() -> Iterator[None]:
+    """Report SQLAlchemy failures as retryable ``DatabaseError``s.
+
+    Lost connections, lock timeouts and a concurrent insert of the same idempotency key
+    all clear up on a retry, which Temporal makes under the activity's policy.
+    """
+    try:
+        yield
+    except DBAPIError as err:
+        raise error(ErrorClass.DATABASE, f"{type(err.orig).__name__}: {err.orig}") from err
+    except SQLAlchemyError as err:
+        raise error(ErrorClass.DATABASE, f"{type(err).__name__}: {err}") from err

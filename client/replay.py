@@ -1,0 +1,48 @@
+"""Replay recorded histories against the current workflow code.
+
+A replay failure means the code would no longer follow what already happened in those
+runs (a nondeterministic change): deploy it behind ``workflow.patched`` instead.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+
+from temporalio.client import Client, WorkflowHistory
+from temporalio.worker import Replayer, WorkflowReplayResults
+
+from client.connection import DATA_CONVERTER
+
+
+def load_history(path: Path) -> WorkflowHistory:
+    """A history saved by ``saga history ID --out FILE`` (or the UI's JSON download)."""
+    data = json.loads(path.read_text())
+    return WorkflowHistory.from_json(path.stem, data)
+
+
+def history_files(folder: Path) -> list[Path]:
+    """The ``*.json`` histories of ``folder``, sorted."""
+    return sorted(folder.glob("*.json"))
+
+
+async def fetch_history(client: Client, workflow_id: str) -> WorkflowHistory:
+    """The full history of a workflow's latest run."""
+    return await client.get_workflow_handle(workflow_id).fetch_history()
+
+
+async def replay(
+    histories: Iterable[WorkflowHistory], workflows: list[type] | None = None
+) -> WorkflowReplayResults:
+    """Replay every history; failures are collected, not raised."""
+    if workflows is None:
+        from workflows import WORKFLOWS
+
+        workflows = WORKFLOWS
+    async def each() -> AsyncIterator[WorkflowHistory]:
+        for history in histories:
+            yield history
+
+    replayer = Replayer(workflows=workflows, data_converter=DATA_CONVERTER)
+    return await replayer.replay_workflows(each(), raise_on_replay_failure=False)

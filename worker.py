@@ -1,0 +1,133 @@
+"""The sagaworks worker: serves every workflow and activity of the catalog.
+
+    python worker.py            # against the Temporal that envconfig points at
+    python worker.py --dev      # start the embedded dev server first (UI on :8233)
+
+SIGINT or SIGTERM stop polling, let in-flight activities finish (up to
+``--drain-seconds``) and exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import subprocess
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities import build_activities
+from activities.db import Database
+from client.connection import DEFAULT_ADDRESS, TASK_QUEUE, connect
+from client.devserver import dev_server_command, wait_until_serving
+from client.observability import configure_logging
+from workflows import WORKFLOWS
+
+log = logging.getLogger("sagaworks.worker")
+
+
+def build_worker(
+    client: Client,
+    db: Database,
+    executor: ThreadPoolExecutor,
+    *,
+    max_concurrent_activities: int,
+    task_queue: str = TASK_QUEUE,
+    drain: timedelta = timedelta(seconds=30),
+) -> Worker:
+    """A worker for the whole catalog; activities run in ``executor``'s threads.
+
+    ``max_concurrent_activities`` must not exceed the executor's threads, or accepted
+    activities would queue inside the worker while their timeouts run.
+    """
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=WORKFLOWS,
+        activities=build_activities(db),
+        activity_executor=executor,
+        max_concurrent_activities=max_concurrent_activities,
+        graceful_shutdown_timeout=drain,
+    )
+
+
+@contextlib.asynccontextmanager
+async def embedded_server() -> AsyncIterator[str]:
+    """Run the embedded dev server for the duration of the block; yield its address."""
+    process = subprocess.Popen(dev_server_command(), stdin=subprocess.DEVNULL)
+    try:
+        await wait_until_serving(DEFAULT_ADDRESS)
+        log.info("Embedded Temporal at %s, UI at http://localhost:8233", DEFAULT_ADDRESS)
+        yield DEFAULT_ADDRESS
+    finally:
+        process.terminate()
+        await asyncio.to_thread(process.wait)
+
+
+async def main(args: argparse.Namespace) -> None:
+    """Run until SIGINT/SIGTERM, then drain and return."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    async with contextlib.AsyncExitStack() as stack:
+        address = args.address
+        if args.dev:
+            address = await stack.enter_async_context(embedded_server())
+        client = await connect(address=address, namespace=args.namespace)
+        db = Database()
+        stack.callback(db.dispose)
+        executor = stack.enter_context(ThreadPoolExecutor(max_workers=args.activity_threads))
+        worker = build_worker(
+            client,
+            db,
+            executor,
+            max_concurrent_activities=args.activity_threads,
+            task_queue=args.task_queue,
+            drain=timedelta(seconds=args.drain_seconds),
+        )
+        log.info(
+            "Worker polling %s on %s (database %s)",
+            args.task_queue,
+            client.service_client.config.target_host,
+            db.engine.url.render_as_string(hide_password=True),
+        )
+        async with worker:
+            await stop.wait()
+            log.info("Stopping: draining in-flight activities")
+    log.info("Worker stopped")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Run the sagaworks worker (every workflow and activity of the catalog).",
+        epilog="Connection settings come from Temporal's envconfig (TEMPORAL_ADDRESS, "
+        "TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_PROFILE, TLS); the database from "
+        "DATABASE_URL (default: SQLite under .sagaworks/).",
+    )
+    parser.add_argument("--dev", action="store_true", help="start the embedded Temporal dev server first")
+    parser.add_argument("--address", help="Temporal frontend host:port (overrides envconfig)")
+    parser.add_argument("--namespace", help="Temporal namespace (overrides envconfig)")
+    parser.add_argument("--task-queue", default=TASK_QUEUE, help="task queue to poll (default %(default)s)")
+    parser.add_argument(
+        "--activity-threads", type=int, default=16, help="concurrent activities (default %(default)s)"
+    )
+    parser.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=30,
+        help="how long in-flight activities may finish on shutdown (default %(default)s)",
+    )
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    configure_logging()
+    asyncio.run(main(parse_args()))

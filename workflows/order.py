@@ -1,0 +1,176 @@
+"""The order-fulfilment saga: five steps, each undone in reverse if a later one fails."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import is_cancelled_exception
+from temporalio.workflow import ActivityCancellationType
+
+with workflow.unsafe.imports_passed_through():
+    import pydantic
+
+    from activities.orders import OrderActivities
+    from workflows import policies
+    from workflows.order_models import (
+        ORDER_STEPS,
+        AccountInput,
+        ChargeInput,
+        LabelInput,
+        NotificationInput,
+        OrderInput,
+        OrderResult,
+        OrderState,
+        OrderStatus,
+        ReserveInput,
+        StepInput,
+        StepResult,
+        UndoInput,
+    )
+    from workflows.saga import Saga
+
+
+@dataclass(frozen=True)
+class _Step:
+    name: str
+    run: Callable[..., Any]
+    undo: Callable[..., Any]
+    input: StepInput
+
+
+# A ValidationError while decoding the input fails the workflow (naming the field) instead
+# of failing the workflow task, which Temporal would retry forever.
+@workflow.defn(failure_exception_types=[pydantic.ValidationError])
+class OrderFulfillmentSaga:
+    """Create account -> charge -> notify -> reserve stock -> ship, or undo what was done.
+
+    Each compensation is registered before its step runs, because a step can take effect
+    and still fail (its response lost); compensations are no-ops for steps that never ran.
+    """
+
+    def __init__(self) -> None:
+        self._order_id = ""
+        self._state: OrderState = "running"
+        self._paused = False
+        self._current_step: str | None = None
+        self._completed: list[str] = []
+        self._saga = Saga()
+
+    @workflow.run
+    async def run(self, order: OrderInput) -> OrderResult:
+        """Fulfil ``order``; on failure compensate and fail with a ``SagaCompensated`` error."""
+        self._order_id = order.order_id
+        self._saga = Saga(parallel=order.parallel_compensation)
+        references: dict[str, str] = {}
+        try:
+            async with self._saga:
+                try:
+                    for index, step in enumerate(self._plan(order)):
+                        if index and order.step_delay_seconds:
+                            await workflow.sleep(order.step_delay_seconds)
+                        await workflow.wait_condition(lambda: not self._paused)
+                        self._current_step = step.name
+                        workflow.set_current_details(
+                            f"step {index + 1}/{len(ORDER_STEPS)}: {step.name}"
+                        )
+                        self._saga.add_compensation(
+                            step.undo, UndoInput(key=step.input.key, order_id=order.order_id), step=step.name
+                        )
+                        result: StepResult = await workflow.execute_activity(
+                            step.run,
+                            step.input,
+                            summary=step.name,
+                            # Wait for an in-flight step to finish before compensating it,
+                            # so the undo never races the step it undoes.
+                            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+                            **policies.DATABASE_WRITE,
+                        )
+                        references[step.name] = result.reference
+                        self._completed.append(step.name)
+                except BaseException:
+                    self._state = "compensating"
+                    workflow.set_current_details(f"compensating after {self._current_step}")
+                    raise
+        except BaseException as err:
+            self._state = "canceled" if is_cancelled_exception(err) else "failed"
+            raise
+        self._state, self._current_step = "completed", None
+        workflow.set_current_details("completed")
+        return OrderResult(
+            order_id=order.order_id, amount_cents=order.amount_cents, references=references
+        )
+
+    def _plan(self, order: OrderInput) -> list[_Step]:
+        workflow_id = workflow.info().workflow_id
+
+        def common(name: str) -> dict[str, Any]:
+            failure = order.inject_failure
+            return {
+                "key": f"{workflow_id}:{name}",
+                "order_id": order.order_id,
+                "inject_failure": failure if failure and failure.step == name else None,
+            }
+
+        acts = OrderActivities
+        return [
+            _Step(
+                "create_customer_account",
+                acts.create_customer_account,
+                acts.delete_customer_account,
+                AccountInput(email=order.customer_email, **common("create_customer_account")),
+            ),
+            _Step(
+                "charge_payment",
+                acts.charge_payment,
+                acts.refund_payment,
+                ChargeInput(amount_cents=order.amount_cents, **common("charge_payment")),
+            ),
+            _Step(
+                "send_notification",
+                acts.send_notification,
+                acts.send_cancellation_notice,
+                NotificationInput(recipient=order.customer_email, **common("send_notification")),
+            ),
+            _Step(
+                "reserve_inventory",
+                acts.reserve_inventory,
+                acts.release_inventory,
+                ReserveInput(items=order.items, **common("reserve_inventory")),
+            ),
+            _Step(
+                "create_shipping_label",
+                acts.create_shipping_label,
+                acts.void_shipping_label,
+                LabelInput(address=order.shipping_address, **common("create_shipping_label")),
+            ),
+        ]
+
+    @workflow.signal
+    def pause(self) -> None:
+        """Hold the saga before its next step."""
+        self._paused = True
+        if self._state == "running":
+            self._state = "paused"
+
+    @workflow.signal
+    def resume(self) -> None:
+        """Let a paused saga go on."""
+        self._paused = False
+        if self._state == "paused":
+            self._state = "running"
+
+    @workflow.query
+    def status(self) -> OrderStatus:
+        """Current step, completed steps and compensations run so far."""
+        return OrderStatus(
+            order_id=self._order_id,
+            state=self._state,
+            current_step=self._current_step,
+            done=len(self._completed),
+            total=len(ORDER_STEPS),
+            completed_steps=list(self._completed),
+            compensations=self._saga.records,
+        )

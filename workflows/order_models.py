@@ -1,0 +1,142 @@
+"""Contracts of the order-fulfilment saga: its input, result, status and step payloads.
+
+They live apart from the workflow so that activities and the client import them without
+importing workflow code. Every model forbids unknown fields and validates strictly: a
+wrong type or an out-of-range number fails the workflow at once with the field named.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from workflows.common import ProgressStatus
+from workflows.saga import CompensationRecord
+
+OrderStep = Literal[
+    "create_customer_account",
+    "charge_payment",
+    "send_notification",
+    "reserve_inventory",
+    "create_shipping_label",
+]
+ORDER_STEPS: tuple[OrderStep, ...] = get_args(OrderStep)
+
+
+def order_workflow_id(order_id: str) -> str:
+    """The workflow id of an order's saga: one saga per order, ever."""
+    return f"order-{order_id}"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class FailureInjection(_Strict):
+    """A failure to inject at one step, for demos and tests of retries and compensation.
+
+    The injected failure happens after the step's write committed, like a response lost
+    on the way back: the retry or the compensation must cope with a step that took effect.
+    """
+
+    step: OrderStep
+    mode: Literal["transient", "permanent"]
+    attempts: int = Field(default=2, ge=1, le=10)
+    """For ``transient``: how many attempts fail before one succeeds."""
+
+
+class OrderItem(_Strict):
+    """One line of an order."""
+
+    sku: str = Field(pattern=r"^[A-Z0-9][A-Z0-9-]{0,31}$")
+    quantity: int = Field(gt=0, le=1000)
+    unit_price_cents: int = Field(gt=0, le=10_000_000)
+
+
+class OrderInput(_Strict):
+    """Start an order-fulfilment saga."""
+
+    order_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+    customer_email: str = Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    items: list[OrderItem] = Field(min_length=1, max_length=50)
+    shipping_address: str = Field(min_length=1, max_length=500)
+    inject_failure: FailureInjection | None = None
+    parallel_compensation: bool = False
+    """Undo the completed steps concurrently instead of in reverse order."""
+    step_delay_seconds: float = Field(default=0, ge=0, le=3600)
+    """A durable timer between steps, so a demo can pause, cancel or crash mid-saga."""
+
+    @property
+    def amount_cents(self) -> int:
+        """The total to charge."""
+        return sum(item.quantity * item.unit_price_cents for item in self.items)
+
+
+class StepInput(_Strict):
+    """What every forward step receives: its idempotency key and its order."""
+
+    key: str
+    order_id: str
+    inject_failure: FailureInjection | None = None
+
+
+class AccountInput(StepInput):
+    email: str
+
+
+class ChargeInput(StepInput):
+    amount_cents: int
+
+
+class NotificationInput(StepInput):
+    recipient: str
+
+
+class ReserveInput(StepInput):
+    items: list[OrderItem]
+
+
+class LabelInput(StepInput):
+    address: str
+
+
+class StepResult(_Strict):
+    """A forward step's outcome: the id of what it created (account, payment, label...)."""
+
+    key: str
+    reference: str
+
+
+class UndoInput(_Strict):
+    """What every compensation receives: the idempotency key of the step it undoes."""
+
+    key: str
+    order_id: str
+
+
+class UndoResult(_Strict):
+    """Whether the compensation found the step's effect and reversed it."""
+
+    undone: bool
+
+
+OrderState = Literal["running", "paused", "compensating", "completed", "failed", "canceled"]
+
+
+class OrderStatus(ProgressStatus):
+    """The live state of an order saga, answered by the ``status`` query."""
+
+    order_id: str
+    state: OrderState
+    completed_steps: list[str]
+    compensations: list[CompensationRecord]
+
+
+class OrderResult(BaseModel):
+    """A fulfilled order."""
+
+    order_id: str
+    amount_cents: int
+    references: dict[str, str]
+    """Step name -> id of what it created (account, payment, message, reservation, label)."""

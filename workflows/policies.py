@@ -1,0 +1,91 @@
+"""Retry policies and timeouts: the one place they are defined.
+
+Each dependency class of the error taxonomy (see ``activities/errors.py``) gets named
+activity options. Workflows spread them into ``execute_activity`` so every activity call
+has a timeout and a retry policy, and nobody writes a retry loop.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TypedDict
+
+from temporalio.common import RetryPolicy
+
+# Error types that no retry can fix. Activities raise them as non-retryable
+# ApplicationErrors already; listing them here also protects against an activity that
+# forgets the flag.
+NON_RETRYABLE_ERROR_TYPES = ["ValidationError", "StepAlreadyCompensated", "OutOfStock"]
+
+
+class ActivityOptions(TypedDict, total=False):
+    """The keyword arguments of ``workflow.execute_activity`` that a policy fixes."""
+
+    start_to_close_timeout: timedelta
+    schedule_to_close_timeout: timedelta
+    heartbeat_timeout: timedelta
+    retry_policy: RetryPolicy
+
+
+DATABASE_WRITE = ActivityOptions(
+    # A single short transaction; a worker that dies mid-call is noticed after 10 s.
+    start_to_close_timeout=timedelta(seconds=10),
+    retry_policy=RetryPolicy(
+        initial_interval=timedelta(milliseconds=200),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=10),
+        maximum_attempts=8,
+        non_retryable_error_types=NON_RETRYABLE_ERROR_TYPES,
+    ),
+)
+"""A forward saga step that writes to the application database."""
+
+COMPENSATION = ActivityOptions(
+    start_to_close_timeout=timedelta(seconds=10),
+    # Compensation must not give up on a transient fault: retry without an attempt cap
+    # for a day, then the saga declares it failed and reports it.
+    schedule_to_close_timeout=timedelta(days=1),
+    retry_policy=RetryPolicy(
+        initial_interval=timedelta(milliseconds=200),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=30),
+        maximum_attempts=0,
+        non_retryable_error_types=["ValidationError"],
+    ),
+)
+"""An undo step of a saga."""
+
+MODEL = ActivityOptions(
+    start_to_close_timeout=timedelta(seconds=120),
+    retry_policy=RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=60),
+        maximum_attempts=5,
+        non_retryable_error_types=NON_RETRYABLE_ERROR_TYPES,
+    ),
+)
+"""An LLM call; rate limits (429) override the interval with Retry-After."""
+
+PROCESSING = ActivityOptions(
+    start_to_close_timeout=timedelta(minutes=5),
+    retry_policy=RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        maximum_interval=timedelta(seconds=30),
+        maximum_attempts=3,
+        non_retryable_error_types=NON_RETRYABLE_ERROR_TYPES,
+    ),
+)
+"""CPU-bound parsing and transformation of data the activity already has."""
+
+EXTERNAL = ActivityOptions(
+    start_to_close_timeout=timedelta(seconds=30),
+    retry_policy=RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=30),
+        maximum_attempts=3,
+        non_retryable_error_types=NON_RETRYABLE_ERROR_TYPES,
+    ),
+)
+"""A call to a remote HTTP service we do not own."""

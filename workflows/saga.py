@@ -1,0 +1,199 @@
+"""The Saga helper: register a compensation for each step, undo them when the saga fails.
+
+Use it as an async context manager inside a workflow::
+
+    async with Saga() as saga:
+        saga.add_compensation(refund_payment, undo_input, step="charge_payment")
+        await workflow.execute_activity(charge_payment, charge_input, **policies.DATABASE_WRITE)
+
+On a failure (an activity, child workflow or application error) the compensations run in
+reverse order of registration (or all at once with ``parallel=True``) and the saga raises a
+non-retryable ``ApplicationError`` of type ``SagaCompensated`` whose cause is the original
+failure and whose details hold a :class:`SagaReport`. On cancellation they run too, shielded
+from further cancellation, and the cancellation is re-raised so the workflow ends CANCELED.
+Any other exception (a bug in workflow code) compensates nothing: it fails the workflow task,
+and the workflow resumes where it was once a fixed worker is deployed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Literal
+
+from pydantic import BaseModel
+from temporalio import workflow
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    ChildWorkflowError,
+    FailureError,
+    is_cancelled_exception,
+)
+
+from workflows import policies
+
+
+class CompensationRecord(BaseModel):
+    """What happened to one registered compensation."""
+
+    step: str
+    activity: str
+    outcome: Literal["compensated", "failed"]
+    error: str | None = None
+
+
+class SagaReport(BaseModel):
+    """The failure details of a compensated saga."""
+
+    failed_step: str | None
+    cause: str
+    compensations: list[CompensationRecord]
+
+    @property
+    def fully_compensated(self) -> bool:
+        """Whether every registered compensation succeeded."""
+        return all(c.outcome == "compensated" for c in self.compensations)
+
+
+@dataclass(frozen=True)
+class _Compensation:
+    step: str
+    activity: Callable[..., Any]
+    arg: Any
+    options: policies.ActivityOptions
+
+
+class Saga:
+    """Collects compensations while a saga runs and runs them if it cannot finish."""
+
+    def __init__(
+        self, *, parallel: bool = False, options: policies.ActivityOptions | None = None
+    ) -> None:
+        """Create a saga.
+
+        Args:
+            parallel: Run compensations concurrently instead of in reverse order.
+            options: Timeouts and retry policy of every compensation activity unless
+                :meth:`add_compensation` overrides them; defaults to
+                ``policies.COMPENSATION``, which retries for up to a day.
+        """
+        self._parallel = parallel
+        self._options = options or policies.COMPENSATION
+        self._pending: list[_Compensation] = []
+        self._records: list[CompensationRecord] = []
+
+    @property
+    def records(self) -> list[CompensationRecord]:
+        """Compensations run so far, in the order they finished."""
+        return list(self._records)
+
+    def add_compensation(
+        self,
+        activity: Callable[..., Any],
+        arg: Any,
+        *,
+        step: str,
+        options: policies.ActivityOptions | None = None,
+    ) -> None:
+        """Register the activity that undoes ``step``.
+
+        Register it before the step runs when the step may take effect and still fail
+        (a lost response, a timeout): the compensation must then be safe to run for a
+        step that never happened.
+        """
+        self._pending.append(_Compensation(step, activity, arg, options or self._options))
+
+    async def compensate(self) -> list[CompensationRecord]:
+        """Run every registered compensation not yet run and return their records.
+
+        A compensation that still fails once its retry policy gives up is recorded as
+        failed; the others run regardless.
+        """
+        pending, self._pending = list(reversed(self._pending)), []
+        if self._parallel:
+            await asyncio.gather(*(self._run(c) for c in pending))
+        else:
+            for compensation in pending:
+                await self._run(compensation)
+        return self.records
+
+    async def _run(self, compensation: _Compensation) -> None:
+        name = getattr(compensation.activity, "__name__", str(compensation.activity))
+        try:
+            await workflow.execute_activity(
+                compensation.activity,
+                compensation.arg,
+                summary=f"compensate {compensation.step}",
+                **compensation.options,
+            )
+        except ActivityError as err:
+            workflow.logger.error("Compensation of %s failed", compensation.step)
+            self._records.append(
+                CompensationRecord(
+                    step=compensation.step,
+                    activity=name,
+                    outcome="failed",
+                    error=_root_message(err),
+                )
+            )
+        else:
+            self._records.append(
+                CompensationRecord(step=compensation.step, activity=name, outcome="compensated")
+            )
+
+    async def _compensate_shielded(self) -> None:
+        # A second cancellation must not interrupt compensation: keep waiting for the
+        # shielded task until it is really done.
+        task = asyncio.create_task(self.compensate())
+        while not task.done():
+            try:
+                await asyncio.shield(task)
+            except asyncio.CancelledError:
+                if task.done():
+                    break
+        task.result()
+
+    async def __aenter__(self) -> Saga:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        if exc is None:
+            return False
+        cancelled = is_cancelled_exception(exc)
+        if not (cancelled or isinstance(exc, (FailureError, asyncio.TimeoutError))):
+            return False
+        await self._compensate_shielded()
+        if cancelled:
+            return False
+        report = SagaReport(
+            failed_step=_failed_step(exc), cause=_root_message(exc), compensations=self.records
+        )
+        verdict = "compensated" if report.fully_compensated else "compensation incomplete"
+        raise ApplicationError(
+            f"saga failed at {report.failed_step or 'workflow'}: {report.cause} ({verdict})",
+            report,
+            type="SagaCompensated" if report.fully_compensated else "SagaCompensationFailed",
+            non_retryable=True,
+        ) from exc
+
+
+def _failed_step(err: BaseException) -> str | None:
+    if isinstance(err, ActivityError):
+        return err.activity_type
+    if isinstance(err, ChildWorkflowError):
+        return err.workflow_type
+    return None
+
+
+def _root_message(err: BaseException) -> str:
+    while err.__cause__ is not None:
+        err = err.__cause__
+    return getattr(err, "message", None) or str(err) or type(err).__name__
