@@ -20,6 +20,7 @@ from functools import cache
 from typing import Any
 
 import structlog
+from temporalio import activity, workflow
 from temporalio.plugin import SimplePlugin
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
@@ -78,6 +79,9 @@ def configure_logging(level: str | None = None) -> None:
             ],
         )
     )
+    # The context goes into keys (see _flatten_temporal_context), not into the message.
+    activity.logger.activity_info_on_message = False
+    workflow.logger.workflow_info_on_message = False
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel((level or os.environ.get("SAGAWORKS_LOG_LEVEL", "INFO")).upper())
