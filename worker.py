@@ -32,29 +32,32 @@ from workflows import WORKFLOWS
 log = logging.getLogger("sagaworks.worker")
 
 
-def build_worker(
+@contextlib.asynccontextmanager
+async def running_worker(
     client: Client,
     db: Database,
-    executor: ThreadPoolExecutor,
     *,
-    max_concurrent_activities: int,
     task_queue: str = TASK_QUEUE,
+    activity_threads: int = 16,
     drain: timedelta = timedelta(seconds=30),
-) -> Worker:
-    """A worker for the whole catalog; activities run in ``executor``'s threads.
+) -> AsyncIterator[Worker]:
+    """Serve the whole catalog until the block exits, then drain in-flight activities.
 
-    ``max_concurrent_activities`` must not exceed the executor's threads, or accepted
-    activities would queue inside the worker while their timeouts run.
+    Activities are synchronous database code, so they run in a pool of
+    ``activity_threads`` threads; the worker accepts no more activities than that, or
+    accepted ones would wait inside the worker while their timeouts run.
     """
-    return Worker(
-        client,
-        task_queue=task_queue,
-        workflows=WORKFLOWS,
-        activities=build_activities(db),
-        activity_executor=executor,
-        max_concurrent_activities=max_concurrent_activities,
-        graceful_shutdown_timeout=drain,
-    )
+    with ThreadPoolExecutor(max_workers=activity_threads) as executor:
+        async with Worker(
+            client,
+            task_queue=task_queue,
+            workflows=WORKFLOWS,
+            activities=build_activities(db),
+            activity_executor=executor,
+            max_concurrent_activities=activity_threads,
+            graceful_shutdown_timeout=drain,
+        ) as worker:
+            yield worker
 
 
 @contextlib.asynccontextmanager
@@ -84,22 +87,19 @@ async def main(args: argparse.Namespace) -> None:
         client = await connect(address=address, namespace=args.namespace)
         db = Database()
         stack.callback(db.dispose)
-        executor = stack.enter_context(ThreadPoolExecutor(max_workers=args.activity_threads))
-        worker = build_worker(
-            client,
-            db,
-            executor,
-            max_concurrent_activities=args.activity_threads,
-            task_queue=args.task_queue,
-            drain=timedelta(seconds=args.drain_seconds),
-        )
         log.info(
             "Worker polling %s on %s (database %s)",
             args.task_queue,
             client.service_client.config.target_host,
             db.engine.url.render_as_string(hide_password=True),
         )
-        async with worker:
+        async with running_worker(
+            client,
+            db,
+            task_queue=args.task_queue,
+            activity_threads=args.activity_threads,
+            drain=timedelta(seconds=args.drain_seconds),
+        ):
             await stop.wait()
             log.info("Stopping: draining in-flight activities")
     log.info("Worker stopped")

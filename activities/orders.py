@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 
 from sqlalchemy import JSON, DateTime, Integer, String, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -89,10 +90,13 @@ STEP_TABLES: tuple[type[StepRecord], ...] = (
 
 def seed_inventory(db: Database, stock: Mapping[str, int] = DEFAULT_STOCK) -> None:
     """Add the SKUs of ``stock`` that the inventory does not have yet."""
-    with db.transaction() as session:
-        for sku, units in stock.items():
-            if session.get(InventoryItem, sku) is None:
-                session.add(InventoryItem(sku=sku, on_hand=units, total=units))
+    try:
+        with db.transaction() as session:
+            for sku, units in stock.items():
+                if session.get(InventoryItem, sku) is None:
+                    session.add(InventoryItem(sku=sku, on_hand=units, total=units))
+    except IntegrityError:
+        pass  # another worker seeded the same SKUs at the same moment
 
 
 def _reference(prefix: str, key: str) -> str:

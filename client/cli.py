@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -369,3 +370,19 @@ def demo() -> None:
 @app.callback()
 def _configure() -> None:
     configure_logging("WARNING")
+
+
+def main() -> None:
+    """Entry point of the ``saga`` console script."""
+    try:
+        app()
+        code = 0
+    except SystemExit as exit_request:
+        if isinstance(exit_request.code, str):
+            err.print(exit_request.code)
+        code = exit_request.code if isinstance(exit_request.code, int) else int(exit_request.code is not None)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # The SDK's Rust threads can abort CPython's finalization of a short-lived client
+    # process (temporalio/sdk-python#300): everything is flushed, so skip finalization.
+    os._exit(code)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from temporalio.worker import Worker
 from activities.db import Database
 from client.connection import DATA_CONVERTER
 from client.devserver import server_tuning_args, temporal_binary, test_server_binary
-from worker import build_worker
+from worker import running_worker
 
 POSTGRES_URL_ENV = "SAGAWORKS_TEST_POSTGRES_URL"
 
@@ -102,7 +101,5 @@ def db(tmp_path: Path) -> Iterator[Database]:
 @pytest_asyncio.fixture
 async def order_worker(dev_client: Client, db: Database, task_queue: str) -> AsyncIterator[Worker]:
     """The real worker (as worker.py builds it) on the dev server, on a fresh task queue."""
-    with ThreadPoolExecutor(max_workers=8) as executor:
-        worker = build_worker(dev_client, db, executor, max_concurrent_activities=8, task_queue=task_queue)
-        async with worker:
-            yield worker
+    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=8) as worker:
+        yield worker

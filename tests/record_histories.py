@@ -12,7 +12,6 @@ import contextlib
 import sys
 import tempfile
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from temporalio.client import WorkflowFailureError
@@ -22,7 +21,7 @@ from activities.db import Database
 from client.connection import DATA_CONVERTER
 from client.devserver import server_tuning_args, temporal_binary
 from tests.orders import make_order, start_order, wait_for_status
-from worker import build_worker
+from worker import running_worker
 
 HISTORIES = Path(__file__).parent / "histories"
 
@@ -42,9 +41,9 @@ async def record(out_dir: Path) -> list[Path]:
         data_converter=DATA_CONVERTER,
         dev_server_extra_args=server_tuning_args(),
     ) as env:
-        with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(4) as executor:
+        with tempfile.TemporaryDirectory() as tmp:
             db = Database(f"sqlite:///{tmp}/app.db")
-            async with build_worker(env.client, db, executor, max_concurrent_activities=4, task_queue=task_queue):
+            async with running_worker(env.client, db, task_queue=task_queue, activity_threads=4):
                 for name, order in scenarios.items():
                     handle = await start_order(env.client, task_queue, order)
                     if name == "order_cancelled":

@@ -7,7 +7,6 @@ import json
 import os
 import sys
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
 
@@ -19,7 +18,7 @@ from temporalio.worker import Worker
 from activities.db import Database
 from client.connection import TASK_QUEUE
 from tests.orders import make_order
-from worker import build_worker
+from worker import running_worker
 from workflows.order_models import order_workflow_id
 
 SAGA = str(Path(sys.executable).parent / "saga")
@@ -34,9 +33,8 @@ class Run(NamedTuple):
 @pytest_asyncio.fixture
 async def default_queue_worker(dev_client: Client, db: Database) -> AsyncIterator[Worker]:
     """A worker on the task queue the CLI starts workflows on."""
-    with ThreadPoolExecutor(max_workers=8) as executor:
-        async with build_worker(dev_client, db, executor, max_concurrent_activities=8, task_queue=TASK_QUEUE) as w:
-            yield w
+    async with running_worker(dev_client, db, task_queue=TASK_QUEUE, activity_threads=8) as worker:
+        yield worker
 
 
 @pytest.fixture
@@ -133,5 +131,5 @@ async def test_pause_resume_and_cancel(saga, default_queue_worker: Worker, tmp_p
     assert (await saga("resume", workflow_id)).code == 0
     assert (await saga("cancel", workflow_id)).code == 0
     result = await saga("result", workflow_id, "--json")
-    assert result.code == 1
+    assert result.code == 1, result.stderr
     assert json.loads(result.stdout)["status"] == "CANCELED"

@@ -178,10 +178,8 @@ def test_failure_injection_rejects_nonsense() -> None:
 async def test_concurrent_orders_keep_the_invariants_on_each_backend(
     dev_client: Client, task_queue: str, db_url: str
 ) -> None:
-    from concurrent.futures import ThreadPoolExecutor
-
     from activities.orders import seed_inventory
-    from worker import build_worker
+    from worker import running_worker
 
     backend = Database(db_url)
     seed_inventory(backend)
@@ -190,11 +188,10 @@ async def test_concurrent_orders_keep_the_invariants_on_each_backend(
                 {"step": "create_shipping_label", "mode": "permanent"}]
     orders = [make_order(inject_failure=failures[i % len(failures)]) for i in range(12)]
     try:
-        with ThreadPoolExecutor(max_workers=8) as executor:
-            async with build_worker(dev_client, backend, executor, max_concurrent_activities=8, task_queue=task_queue):
-                handles = [await start_order(dev_client, task_queue, order) for order in orders]
-                await asyncio.gather(*(h.result() for h in handles), return_exceptions=True)
-                outcomes = {o.order_id: await final_status(h) for o, h in zip(orders, handles, strict=True)}
+        async with running_worker(dev_client, backend, task_queue=task_queue, activity_threads=8):
+            handles = [await start_order(dev_client, task_queue, order) for order in orders]
+            await asyncio.gather(*(h.result() for h in handles), return_exceptions=True)
+            outcomes = {o.order_id: await final_status(h) for o, h in zip(orders, handles, strict=True)}
         assert sorted(outcomes.values()).count("COMPLETED") == 6
         assert invariant_violations(backend, outcomes) == []
     finally:

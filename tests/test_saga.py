@@ -17,16 +17,19 @@ from workflows.saga import SagaReport
 STEPS = 4
 
 
-async def _run_probe(env: WorkflowEnvironment, acts: ProbeActivities, probe: ProbeInput):
-    task_queue = f"tq-{uuid.uuid4()}"
-    async with Worker(
+def _probe_worker(env: WorkflowEnvironment, acts: ProbeActivities) -> Worker:
+    return Worker(
         env.client,
-        task_queue=task_queue,
+        task_queue=f"tq-{uuid.uuid4()}",
         workflows=[SagaProbeWorkflow],
         activities=[acts.probe_step, acts.probe_undo],
-    ):
+    )
+
+
+async def _run_probe(env: WorkflowEnvironment, acts: ProbeActivities, probe: ProbeInput):
+    async with _probe_worker(env, acts) as worker:
         return await env.client.execute_workflow(
-            SagaProbeWorkflow.run, probe, id=f"probe-{uuid.uuid4()}", task_queue=task_queue
+            SagaProbeWorkflow.run, probe, id=f"probe-{uuid.uuid4()}", task_queue=worker.task_queue
         )
 
 
@@ -124,18 +127,12 @@ async def test_cancellation_during_step_k_compensates_and_ends_canceled(
 ) -> None:
     acts = ProbeActivities()
     env = time_skipping_env
-    task_queue = f"tq-{uuid.uuid4()}"
-    async with Worker(
-        env.client,
-        task_queue=task_queue,
-        workflows=[SagaProbeWorkflow],
-        activities=[acts.probe_step, acts.probe_undo],
-    ):
+    async with _probe_worker(env, acts) as worker:
         handle = await env.client.start_workflow(
             SagaProbeWorkflow.run,
             ProbeInput(steps=STEPS, block_at=k),
             id=f"probe-{uuid.uuid4()}",
-            task_queue=task_queue,
+            task_queue=worker.task_queue,
         )
         await asyncio.wait_for(acts.blocked.wait(), timeout=30)
         await handle.cancel()

@@ -1,0 +1,38 @@
+# sagaworks: the README's two commands are `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo stop test bench histories clean
+
+install: $(STAMP)
+
+# Reinstall whenever the dependencies change.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+# Starts the embedded Temporal (UI on :8233) and a worker in the background, runs the
+# demo workflows and leaves both running so the printed links work; `make stop` ends them.
+demo: install
+	$(BIN)/saga dev up
+	$(BIN)/saga demo
+
+stop:
+	@if [ -x $(BIN)/saga ]; then $(BIN)/saga dev down; fi
+
+test: install
+	$(BIN)/python -m pytest -q -ra
+
+bench: install
+	$(BIN)/python -m bench.order_saga
+
+# Re-record tests/histories/ (only for a deliberate, patched workflow change).
+histories: install
+	$(BIN)/python -m tests.record_histories
+
+clean: stop
+	rm -rf $(VENV) .temporal .sagaworks .pytest_cache *.egg-info

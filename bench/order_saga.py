@@ -1,0 +1,175 @@
+"""Order-saga benchmark: sagaworks on the embedded server vs. the same steps in plain asyncio.
+
+    python -m bench.order_saga [--sagas 200] [--concurrency 20]
+
+Every engine runs the same five database-backed steps of the order saga against its own
+fresh SQLite application database, side by side in one run:
+
+- ``asyncio``: the activity functions awaited one after the other (the floor);
+- ``sagaworks``: the embedded dev server with our flags and a persisted SQLite history;
+- ``stock server``: the same, but the dev server with its default dynamic config, to show
+  what our flags buy.
+
+Reported: p50/p95 latency of one saga run alone, sagas/s with ``--concurrency`` in flight,
+and the orchestration overhead per step ((p50 - floor p50) / 5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
+
+from activities.db import Database
+from activities.orders import OrderActivities, seed_inventory
+from client.connection import DATA_CONVERTER
+from client.devserver import server_tuning_args, temporal_binary
+from worker import running_worker
+from workflows.order import OrderFulfillmentSaga
+from workflows.order_models import (
+    AccountInput,
+    ChargeInput,
+    LabelInput,
+    NotificationInput,
+    OrderInput,
+    ReserveInput,
+    order_workflow_id,
+)
+
+STEPS = 5
+STOCK = {"WIDGET-1": 10_000_000}
+
+
+def new_order() -> OrderInput:
+    return OrderInput(
+        order_id=f"b-{uuid.uuid4().hex[:16]}",
+        customer_email="bench@example.com",
+        items=[{"sku": "WIDGET-1", "quantity": 1, "unit_price_cents": 100}],  # type: ignore[list-item]
+        shipping_address="1 Bench Street",
+    )
+
+
+@dataclass
+class Figures:
+    engine: str
+    p50_ms: float
+    p95_ms: float
+    sagas_per_s: float
+
+
+async def measure(engine: str, run_one: Callable[[], Awaitable[None]], sagas: int, concurrency: int) -> Figures:
+    for _ in range(5):  # warm-up: connections, caches, workflow sandbox
+        await run_one()
+    latencies = []
+    for _ in range(sagas):
+        start = time.perf_counter()
+        await run_one()
+        latencies.append(time.perf_counter() - start)
+    latencies.sort()
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def bounded() -> None:
+        async with semaphore:
+            await run_one()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(bounded() for _ in range(sagas)))
+    elapsed = time.perf_counter() - start
+    return Figures(
+        engine,
+        p50_ms=statistics.median(latencies) * 1000,
+        p95_ms=latencies[int(len(latencies) * 0.95) - 1] * 1000,
+        sagas_per_s=sagas / elapsed,
+    )
+
+
+def fresh_db(folder: Path, name: str) -> Database:
+    db = Database(f"sqlite:///{folder / name}.db")
+    seed_inventory(db, STOCK)
+    return db
+
+
+async def bench_asyncio(folder: Path, executor: ThreadPoolExecutor, sagas: int, concurrency: int) -> Figures:
+    acts = OrderActivities(fresh_db(folder, "asyncio"))
+    env = ActivityEnvironment()
+    loop = asyncio.get_running_loop()
+
+    async def run_one() -> None:
+        order = new_order()
+        wid = order_workflow_id(order.order_id)
+
+        def common(step: str) -> dict[str, str]:
+            return {"key": f"{wid}:{step}", "order_id": order.order_id}
+
+        steps = [
+            (acts.create_customer_account, AccountInput(email=order.customer_email, **common("a"))),
+            (acts.charge_payment, ChargeInput(amount_cents=order.amount_cents, **common("c"))),
+            (acts.send_notification, NotificationInput(recipient=order.customer_email, **common("n"))),
+            (acts.reserve_inventory, ReserveInput(items=order.items, **common("r"))),
+            (acts.create_shipping_label, LabelInput(address=order.shipping_address, **common("l"))),
+        ]
+        for fn, arg in steps:
+            await loop.run_in_executor(executor, env.run, fn, arg)
+
+    return await measure("plain asyncio (floor)", run_one, sagas, concurrency)
+
+
+async def bench_temporal(
+    engine: str, folder: Path, extra_args: list[str], sagas: int, concurrency: int
+) -> Figures:
+    task_queue = f"bench-{uuid.uuid4()}"
+    db = fresh_db(folder, engine.split()[0])
+    async with await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_binary(),
+        dev_server_database_filename=str(folder / f"{engine.split()[0]}-temporal.db"),
+        data_converter=DATA_CONVERTER,
+        dev_server_extra_args=extra_args,
+        dev_server_log_level="error",
+    ) as env:
+        async with running_worker(env.client, db, task_queue=task_queue, activity_threads=32):
+
+            async def run_one() -> None:
+                order = new_order()
+                await env.client.execute_workflow(
+                    OrderFulfillmentSaga.run, order, id=order_workflow_id(order.order_id), task_queue=task_queue
+                )
+
+            return await measure(engine, run_one, sagas, concurrency)
+
+
+async def main(sagas: int, concurrency: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(max_workers=32) as executor:
+        folder = Path(tmp)
+        rows = [
+            await bench_asyncio(folder, executor, sagas, concurrency),
+            await bench_temporal("sagaworks (embedded default)", folder, server_tuning_args(), sagas, concurrency),
+            await bench_temporal("stock dev server", folder, [], sagas, concurrency),
+        ]
+    floor = rows[0]
+    print(f"\n{sagas} sagas of {STEPS} steps, {concurrency} in flight for throughput; "
+          f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}\n")
+    print("| engine | p50 ms | p95 ms | overhead ms/step (p50) | sagas/s | p50 vs floor |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for row in rows:
+        overhead = (row.p50_ms - floor.p50_ms) / STEPS
+        print(f"| {row.engine} | {row.p50_ms:.1f} | {row.p95_ms:.1f} | {overhead:.1f} | "
+              f"{row.sagas_per_s:.1f} | {row.p50_ms / floor.p50_ms:.1f}x |")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sagas", type=int, default=200, help="sagas per measurement (default %(default)s)")
+    parser.add_argument("--concurrency", type=int, default=20, help="sagas in flight for throughput (default %(default)s)")
+    args = parser.parse_args()
+    asyncio.run(main(args.sagas, args.concurrency))
