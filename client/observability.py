@@ -113,7 +113,7 @@ def tracing_plugins() -> list[SimplePlugin]:
     provider = create_tracer_provider()
     provider.add_span_processor(BatchSpanProcessor(exporter))
     opentelemetry.trace.set_tracer_provider(provider)
-    return [OpenTelemetryPlugin()]
+    return [OpenTelemetryPlugin(add_temporal_spans=True)]
 
 
 @cache
