@@ -24,6 +24,8 @@ from temporalio.worker import Worker
 
 from activities import build_activities
 from activities.db import Database
+from activities.documents import DocumentSettings
+from activities.llm import LLMProvider
 from client.connection import DEFAULT_ADDRESS, TASK_QUEUE, connect
 from client.devserver import dev_server_command, wait_until_serving
 from client.observability import configure_logging
@@ -40,8 +42,12 @@ async def running_worker(
     task_queue: str = TASK_QUEUE,
     activity_threads: int = 16,
     drain: timedelta = timedelta(seconds=30),
+    llm: LLMProvider | None = None,
+    documents: DocumentSettings | None = None,
 ) -> AsyncIterator[Worker]:
     """Serve the whole catalog until the block exits, then drain in-flight activities.
+
+    ``llm`` and ``documents`` default to what the environment configures.
 
     Activities are synchronous database code, so they run in a pool of
     ``activity_threads`` threads; the worker accepts no more activities than that, or
@@ -52,7 +58,7 @@ async def running_worker(
             client,
             task_queue=task_queue,
             workflows=WORKFLOWS,
-            activities=build_activities(db),
+            activities=build_activities(db, llm, documents),
             activity_executor=executor,
             max_concurrent_activities=activity_threads,
             graceful_shutdown_timeout=drain,

@@ -7,13 +7,22 @@ from collections.abc import Callable
 from typing import Any
 
 from activities.db import Database
+from activities.documents import DocumentActivities, DocumentSettings
+from activities.llm import LLMProvider, provider_from_env
 from activities.orders import OrderActivities, seed_inventory
 
 
-def build_activities(db: Database) -> list[Callable[..., Any]]:
-    """Every activity of the catalog, bound to ``db``; seeds reference data it needs."""
+def build_activities(
+    db: Database, llm: LLMProvider | None = None, documents: DocumentSettings | None = None
+) -> list[Callable[..., Any]]:
+    """Every activity of the catalog, bound to ``db``; seeds reference data it needs.
+
+    ``llm`` defaults to :func:`activities.llm.provider_from_env`, ``documents`` to the
+    limits in the environment.
+    """
     seed_inventory(db)
     orders = OrderActivities(db)
+    docs = DocumentActivities(db, llm or provider_from_env(), documents)
     return [
         orders.create_customer_account,
         orders.delete_customer_account,
@@ -25,4 +34,12 @@ def build_activities(db: Database) -> list[Callable[..., Any]]:
         orders.release_inventory,
         orders.create_shipping_label,
         orders.void_shipping_label,
+        docs.validate_document,
+        docs.chunk_document,
+        docs.extract_concepts,
+        docs.store_concepts,
+        docs.document_result,
+        docs.discard_document_run,
+        docs.record_document_failure,
+        docs.list_documents,
     ]

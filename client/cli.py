@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -26,6 +27,7 @@ from client.connection import DEFAULT_ADDRESS, TASK_QUEUE, connect, ui_url
 from client.observability import configure_logging
 from client.replay import fetch_history, history_files, load_history, replay
 from workflows.common import ProgressStatus
+from workflows.document_models import BatchInput, DocumentInput, document_id_for, document_workflow_id
 from workflows.order_models import OrderInput, order_workflow_id
 
 app = typer.Typer(
@@ -169,23 +171,52 @@ def run_order(
         err.print(f"[red]{input_file}: invalid order[/red]\n{invalid}")
         raise typer.Exit(2) from None
 
-    async def start() -> int:
-        client = await connect()
-        try:
-            handle = await client.start_workflow(
-                "OrderFulfillmentSaga",
-                order,
-                id=order_workflow_id(order.order_id),
-                task_queue=TASK_QUEUE,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            )
-        except WorkflowAlreadyStartedError:
-            err.print(f"[red]order {order.order_id} was already submitted[/red] (see `saga status "
-                      f"{order_workflow_id(order.order_id)}`)")
-            return 1
-        return await _report(client, handle, wait=wait, as_json=as_json)
+    workflow_id = order_workflow_id(order.order_id)
+    already = f"order {order.order_id} was already submitted (see `saga status {workflow_id}`)"
+    raise typer.Exit(
+        _run(_start("OrderFulfillmentSaga", order, workflow_id, WorkflowIDReusePolicy.REJECT_DUPLICATE, already, wait, as_json))
+    )
 
-    raise typer.Exit(_run(start()))
+
+@run_app.command("document")
+def run_document(
+    path: Annotated[Path, typer.Argument(help="A document or a folder of documents (a batch), as the worker sees it.")],
+    chunk_size: Annotated[int, typer.Option(min=200, max=20_000, help="Characters per chunk.")] = 2000,
+    max_in_flight: Annotated[int, typer.Option(min=1, max=100, help="Batch: documents at once.")] = 4,
+    wait: WaitFlag = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Extract the concepts of a document (.txt .md .html .pdf .docx) or of every one in a folder."""
+    absolute = str(path.resolve())
+    if path.is_dir():
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+        batch = BatchInput(folder=absolute, max_in_flight=max_in_flight, chunk_size=chunk_size)
+        workflow_id = f"batch-{document_id_for(absolute)}-{stamp}"
+        start = _start("DocumentBatch", batch, workflow_id, WorkflowIDReusePolicy.REJECT_DUPLICATE, "", wait, as_json)
+    else:
+        document = DocumentInput(path=absolute, chunk_size=chunk_size)
+        workflow_id = document_workflow_id(document_id_for(absolute))
+        busy = f"{absolute} is being processed right now (see `saga status {workflow_id}`)"
+        start = _start("DocumentPipeline", document, workflow_id, WorkflowIDReusePolicy.ALLOW_DUPLICATE, busy, wait, as_json)
+    raise typer.Exit(_run(start))
+
+
+async def _start(
+    workflow: str,
+    arg: BaseModel,
+    workflow_id: str,
+    reuse: WorkflowIDReusePolicy,
+    conflict_message: str,
+    wait: bool,
+    as_json: bool,
+) -> int:
+    client = await connect()
+    try:
+        handle = await client.start_workflow(workflow, arg, id=workflow_id, task_queue=TASK_QUEUE, id_reuse_policy=reuse)
+    except WorkflowAlreadyStartedError:
+        err.print(f"[red]{conflict_message or f'{workflow_id} already exists'}[/red]")
+        return 1
+    return await _report(client, handle, wait=wait, as_json=as_json)
 
 
 @app.command()

@@ -10,7 +10,9 @@ from typing import Any
 
 def __getattr__(name: str) -> Any:
     if name == "WORKFLOWS":
+        from workflows.document import DocumentPipeline, ExtractChunksWorkflow
+        from workflows.document_batch import DocumentBatch
         from workflows.order import OrderFulfillmentSaga
 
-        return [OrderFulfillmentSaga]
+        return [OrderFulfillmentSaga, DocumentPipeline, ExtractChunksWorkflow, DocumentBatch]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

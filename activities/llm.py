@@ -1,0 +1,186 @@
+"""The LLM layer: one interface, two providers (offline YAKE, Groq through ChatGroq).
+
+``provider_from_env()`` picks the provider: Groq when ``GROQ_API_KEY`` is set (model from
+``GROQ_MODEL``, endpoint from ``GROQ_BASE_URL``), else the offline provider, unless
+``SAGAWORKS_LLM_PROVIDER`` (``offline`` or ``groq``) says otherwise.
+
+Temporal owns retrying: ChatGroq runs with its own retries off, and every provider error
+becomes a ``ModelError`` whose retryability and delay tell Temporal what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from datetime import timedelta
+from importlib.metadata import version
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, Field, ValidationError
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.errors import ErrorClass, error
+
+ConceptKind = Literal["entity", "topic", "term", "event", "other"]
+
+INVALID_OUTPUT_ATTEMPTS = 3
+"""Attempts of one chunk whose model output fails validation before the chunk fails."""
+
+
+class Concept(BaseModel):
+    """A concept found in a chunk of text."""
+
+    name: str = Field(min_length=1, max_length=120)
+    kind: ConceptKind
+    salience: float = Field(ge=0, le=1)
+
+
+class ConceptList(BaseModel):
+    """The structured output every provider must produce."""
+
+    concepts: list[Concept] = Field(max_length=50)
+
+
+class LLMProvider(Protocol):
+    """Extracts concepts from text; raises ``ApplicationError`` of type ``ModelError``."""
+
+    name: str
+    model: str
+
+    def extract_concepts(self, text: str) -> ConceptList: ...
+
+
+class OfflineProvider:
+    """Deterministic, offline concept extraction: YAKE keyphrases ranked with frequency.
+
+    Salience mixes the keyphrase's YAKE rank with how often it occurs in the chunk;
+    capitalised multi-word phrases are reported as entities, the rest as terms.
+    """
+
+    name = "offline"
+
+    def __init__(self, top: int = 10, max_words: int = 3) -> None:
+        import yake
+
+        self._extractor = yake.KeywordExtractor(lan="en", n=max_words, top=top, dedupLim=0.7)
+        self._top = top
+        self.model = f"yake-{version('yake')} (n<={max_words}, top {top})"
+
+    def extract_concepts(self, text: str) -> ConceptList:
+        lowered = text.lower()
+        concepts = []
+        for rank, (phrase, _score) in enumerate(self._extractor.extract_keywords(text)):
+            frequency = lowered.count(phrase.lower())
+            salience = 0.6 * (1 - rank / self._top) + 0.4 * min(1.0, frequency / 3)
+            words = phrase.split()
+            kind: ConceptKind = "entity" if len(words) > 1 and all(w[:1].isupper() for w in words) else "term"
+            concepts.append(Concept(name=phrase, kind=kind, salience=round(salience, 3)))
+        return ConceptList(concepts=concepts)
+
+
+_PROMPT = (
+    "Extract the key concepts of the text below. Answer with JSON only, of the form "
+    '{"concepts": [{"name": str, "kind": "entity"|"topic"|"term"|"event"|"other", '
+    '"salience": number between 0 and 1}]}, at most 15 concepts, most salient first.\n\nText:\n'
+)
+
+
+class GroqProvider:
+    """Concept extraction by a Groq chat model through ``langchain-groq``'s ChatGroq."""
+
+    name = "groq"
+
+    def __init__(self, api_key: str, model: str, base_url: str | None = None, timeout: float = 60) -> None:
+        from langchain_groq import ChatGroq
+
+        self.model = model
+        self._chat = ChatGroq(
+            model=model,
+            api_key=api_key,  # type: ignore[arg-type]
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=0,  # Temporal retries, with the activity's policy
+            temperature=0,
+            model_kwargs={"response_format": {"type": "json_object"}},
+        )
+
+    def extract_concepts(self, text: str) -> ConceptList:
+        import groq
+
+        try:
+            reply = self._chat.invoke(_PROMPT + text)
+        except groq.RateLimitError as err:
+            raise error(
+                ErrorClass.MODEL,
+                f"Groq rate limit (429): {_message(err)}",
+                next_retry_delay=_retry_after(err),
+            ) from err
+        except groq.APIStatusError as err:
+            transient = err.status_code >= 500 or err.status_code in (408, 409)
+            raise error(
+                ErrorClass.MODEL,
+                f"Groq HTTP {err.status_code}: {_message(err)}",
+                non_retryable=not transient,
+            ) from err
+        except (groq.APIConnectionError, groq.APITimeoutError) as err:
+            raise error(ErrorClass.MODEL, f"Groq unreachable: {err}") from err
+        return parse_concepts(str(reply.content))
+
+
+def parse_concepts(raw: str) -> ConceptList:
+    """Validate a model's raw output; a retryable error while attempts remain, then final.
+
+    The raw output goes into the error's details so a failed chunk can be diagnosed.
+    """
+    fenced = re.search(r"```(?:json)?\s*(.*?)```", raw, re.DOTALL)
+    try:
+        return ConceptList.model_validate_json(fenced.group(1) if fenced else raw)
+    except ValidationError as invalid:
+        attempt = activity.info().attempt if activity.in_activity() else 1
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'output'}: {e['msg']}" for e in invalid.errors()[:5]
+        )
+        raise ApplicationError(
+            f"model output failed validation (attempt {attempt}): {problems}",
+            {"raw_output": raw[:4000]},
+            type=ErrorClass.MODEL,
+            non_retryable=attempt >= INVALID_OUTPUT_ATTEMPTS,
+        ) from None
+
+
+def _message(err: Exception) -> str:
+    body = getattr(err, "body", None)
+    if isinstance(body, dict):
+        detail = body.get("error", body)
+        if isinstance(detail, dict) and "message" in detail:
+            return str(detail["message"])
+        return json.dumps(detail)[:500]
+    return str(err)[:500]
+
+
+def _retry_after(err: Exception) -> timedelta | None:
+    response = getattr(err, "response", None)
+    value = response.headers.get("retry-after") if response is not None else None
+    try:
+        return timedelta(seconds=float(value)) if value else None
+    except ValueError:
+        return None
+
+
+def provider_from_env() -> LLMProvider:
+    """The provider the environment asks for (see module notes)."""
+    choice = os.environ.get("SAGAWORKS_LLM_PROVIDER") or ("groq" if os.environ.get("GROQ_API_KEY") else "offline")
+    if choice == "offline":
+        return OfflineProvider()
+    if choice == "groq":
+        api_key = os.environ.get("GROQ_API_KEY")
+        if not api_key:
+            raise SystemExit("SAGAWORKS_LLM_PROVIDER=groq needs GROQ_API_KEY")
+        return GroqProvider(
+            api_key=api_key,
+            model=os.environ.get("GROQ_MODEL", "llama-3.3-70b-versatile"),
+            base_url=os.environ.get("GROQ_BASE_URL") or None,
+        )
+    raise SystemExit(f"SAGAWORKS_LLM_PROVIDER={choice!r}: use offline or groq")

@@ -1,0 +1,128 @@
+"""A batch of documents: one child pipeline per document, a bounded number at a time."""
+
+from __future__ import annotations
+
+from temporalio import workflow
+from temporalio.exceptions import ChildWorkflowError, is_cancelled_exception
+from temporalio.workflow import ParentClosePolicy
+
+with workflow.unsafe.imports_passed_through():
+    import pydantic
+
+    from activities.documents import DocumentActivities
+    from workflows import policies
+    from workflows.concurrency import run_windowed
+    from workflows.document import DocumentPipeline, _root_error
+    from workflows.document_models import (
+        BatchInput,
+        BatchResult,
+        BatchStatus,
+        DocumentInput,
+        DocumentOutcome,
+        document_id_for,
+    )
+
+
+@workflow.defn(failure_exception_types=[pydantic.ValidationError])
+class DocumentBatch:
+    """Process every document of a folder; keep going past rejected or failed ones.
+
+    The history grows with every child, so the batch continues as new once Temporal
+    suggests it or ``batch.documents_per_run`` children have started, carrying the documents
+    still to do and the outcomes so far.
+    """
+
+    def __init__(self) -> None:
+        self._outcomes: list[DocumentOutcome] = []
+        self._total = 0
+        self._in_flight = 0
+        self._paused = False
+
+    @workflow.run
+    async def run(self, batch: BatchInput) -> BatchResult:
+        """Return every document's outcome."""
+        paths = batch.paths
+        if paths is None:
+            paths = await workflow.execute_activity(
+                DocumentActivities.list_documents, batch.folder, summary="list folder", **policies.PROCESSING
+            )
+        self._outcomes = list(batch.outcomes)
+        self._total = batch.total if batch.total is not None else len(paths)
+        started = 0
+
+        def stop() -> bool:
+            return started >= batch.documents_per_run or workflow.info().is_continue_as_new_suggested()
+
+        async def start(path: str) -> DocumentOutcome:
+            nonlocal started
+            started += 1
+            return await self._process(path, batch)
+
+        remaining = await run_windowed(
+            paths, start, window=batch.max_in_flight, on_result=self._outcomes.append,
+            before_each=self._unpaused, stop=stop,
+        )
+        if remaining:
+            workflow.continue_as_new(
+                batch.model_copy(update={"paths": remaining, "outcomes": self._outcomes, "total": self._total})
+            )
+        return BatchResult(
+            folder=batch.folder,
+            total=self._total,
+            completed=self._count("COMPLETED"),
+            rejected=self._count("REJECTED"),
+            failed=self._count("FAILED"),
+            documents=self._outcomes,
+        )
+
+    async def _process(self, path: str, batch: BatchInput) -> DocumentOutcome:
+        workflow_id = f"{workflow.info().workflow_id}/{document_id_for(path)}"
+        self._in_flight += 1
+        try:
+            result = await workflow.execute_child_workflow(
+                DocumentPipeline.run,
+                DocumentInput(path=path, chunk_size=batch.chunk_size),
+                id=workflow_id,
+                parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
+            )
+        except ChildWorkflowError as err:
+            if is_cancelled_exception(err):
+                return DocumentOutcome(path=path, workflow_id=workflow_id, status="CANCELED")
+            error_class, message = _root_error(err)
+            status = "REJECTED" if error_class == "ValidationError" else "FAILED"
+            return DocumentOutcome(path=path, workflow_id=workflow_id, status=status, error=f"{error_class}: {message}")
+        finally:
+            self._in_flight -= 1
+        return DocumentOutcome(
+            path=path, workflow_id=workflow_id, status="COMPLETED", concept_count=result.concept_count
+        )
+
+    def _count(self, status: str) -> int:
+        return sum(1 for o in self._outcomes if o.status == status)
+
+    async def _unpaused(self) -> None:
+        await workflow.wait_condition(lambda: not self._paused)
+
+    @workflow.signal
+    def pause(self) -> None:
+        """Start no new document until resumed."""
+        self._paused = True
+
+    @workflow.signal
+    def resume(self) -> None:
+        """Go on after a pause."""
+        self._paused = False
+
+    @workflow.query
+    def status(self) -> BatchStatus:
+        """Documents done / total, in flight, rejected and failed."""
+        done = len(self._outcomes)
+        return BatchStatus(
+            state="paused" if self._paused else ("completed" if done == self._total else "running"),
+            current_step=None,
+            done=done,
+            total=self._total,
+            in_flight=self._in_flight,
+            rejected=self._count("REJECTED"),
+            failed=self._count("FAILED"),
+        )
