@@ -23,6 +23,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.db import Base, Database
 from activities.errors import ErrorClass, database_errors, error, validation_error
+from activities.liveness import keep_alive
 from activities.llm import LLMProvider
 from workflows.document_models import (
     ChunkInput,
@@ -270,9 +271,10 @@ class DocumentActivities:
         document_id = document_id_for(request.path)
         try:
             path, data = self._read(request.path)
-            fmt = detect_format(path, data, self._settings)
-            if fmt == "pdf":
-                _open_pdf(path, data, self._settings)
+            with keep_alive():
+                fmt = detect_format(path, data, self._settings)
+                if fmt == "pdf":
+                    _open_pdf(path, data, self._settings)
         except ApplicationError as err:
             if err.type != ErrorClass.VALIDATION:
                 raise
@@ -305,7 +307,8 @@ class DocumentActivities:
         if hashlib.sha256(data).hexdigest() != doc.content_hash:
             raise validation_error("the file changed while it was being processed; submit it again", field=doc.path)
         try:
-            text = parse_text(path, data, doc.format, self._settings)
+            with keep_alive():
+                text = parse_text(path, data, doc.format, self._settings)
         except ApplicationError:
             raise
         except Exception as err:
@@ -339,7 +342,8 @@ class DocumentActivities:
             chunk = session.get(ChunkRow, (request.document_id, request.content_hash, request.chunk_index))
         if chunk is None:
             raise error(ErrorClass.PROCESSING, f"chunk {request.chunk_index} of {request.document_id} is missing", non_retryable=True)
-        concepts = self._llm.extract_concepts(chunk.text).concepts
+        with keep_alive():
+            concepts = self._llm.extract_concepts(chunk.text).concepts
         unique = {c.name.strip().lower(): c for c in reversed(concepts)}  # first mention wins
         with database_errors(), self._db.transaction() as session:
             session.execute(

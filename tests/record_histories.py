@@ -1,7 +1,8 @@
 """Record the histories that tests/test_replay.py replays: python -m tests.record_histories
 
-Runs a completed, a compensated and a cancelled order saga on a throwaway dev server and
-writes their histories to tests/histories/. Re-record only for a deliberate, patched change
+Runs order sagas (completed, compensated, cancelled, retried) and document pipelines
+(completed, rejected, compensated) on a throwaway dev server and writes their histories to
+tests/histories/. Re-record only for a deliberate, patched change
 of a workflow; keep the old files too, since running workflows still have old histories.
 """
 
@@ -14,12 +15,16 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from temporalio.client import WorkflowFailureError
+from typing import Any
+
+from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from activities.db import Database
+from activities.documents import DocumentSettings
 from client.connection import DATA_CONVERTER
 from client.devserver import server_tuning_args, temporal_binary
+from tests.documents import SAMPLES, PoisonAwareProvider, start_document
 from tests.orders import make_order, start_order, wait_for_status
 from worker import running_worker
 
@@ -28,13 +33,13 @@ HISTORIES = Path(__file__).parent / "histories"
 
 async def record(out_dir: Path) -> list[Path]:
     """Run each scenario once and save its history; return the files written."""
-    scenarios = {
+    orders = {
         "order_completed": make_order(),
         "order_compensated": make_order(inject_failure={"step": "create_shipping_label", "mode": "permanent"}),
         "order_cancelled": make_order(step_delay_seconds=1),
         "order_retried": make_order(inject_failure={"step": "charge_payment", "mode": "transient"}),
     }
-    written = []
+    written: list[Path] = []
     task_queue = f"record-{uuid.uuid4()}"
     async with await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_binary(),
@@ -42,20 +47,37 @@ async def record(out_dir: Path) -> list[Path]:
         dev_server_extra_args=server_tuning_args(),
     ) as env:
         with tempfile.TemporaryDirectory() as tmp:
-            db = Database(f"sqlite:///{tmp}/app.db")
-            async with running_worker(env.client, db, task_queue=task_queue, activity_threads=4):
-                for name, order in scenarios.items():
+            folder = Path(tmp)
+            db = Database(f"sqlite:///{folder}/app.db")
+            poisoned = folder / "poisoned.txt"
+            poisoned.write_text("A document with POISON in it, which the model refuses.")
+            documents = {
+                "document_completed": SAMPLES / "durable-execution.txt",
+                "document_rejected": SAMPLES / "bad-encrypted.pdf",
+                "document_compensated": poisoned,
+            }
+            settings = DocumentSettings(roots=(SAMPLES, folder))
+            async with running_worker(
+                env.client, db, task_queue=task_queue, activity_threads=4, llm=PoisonAwareProvider(), documents=settings
+            ):
+                for name, order in orders.items():
                     handle = await start_order(env.client, task_queue, order)
                     if name == "order_cancelled":
                         await wait_for_status(handle, lambda s: s.done >= 2)
                         await handle.cancel()
-                    with contextlib.suppress(WorkflowFailureError):
-                        await handle.result()
-                    path = out_dir / f"{name}.json"
-                    path.write_text((await handle.fetch_history()).to_json())
-                    written.append(path)
+                    written.append(await _save(handle, out_dir / f"{name}.json"))
+                for name, path in documents.items():
+                    handle = await start_document(env.client, task_queue, path)
+                    written.append(await _save(handle, out_dir / f"{name}.json"))
             db.dispose()
     return written
+
+
+async def _save(handle: WorkflowHandle[Any, Any], path: Path) -> Path:
+    with contextlib.suppress(WorkflowFailureError):
+        await handle.result()
+    path.write_text((await handle.fetch_history()).to_json())
+    return path
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ with workflow.unsafe.imports_passed_through():
         ValidateInput,
         document_id_for,
     )
-    from workflows.saga import Saga
+    from workflows.saga import Saga, error_class, reported_error
 
 SEGMENT_CHUNKS = 250
 """Chunks one workflow extracts itself; larger documents are split among children."""
@@ -78,17 +78,6 @@ class ExtractChunksWorkflow:
         return concepts
 
 
-def _root_error(err: BaseException) -> tuple[str, str]:
-    """The class and message of the deepest application error under ``err``."""
-    kind, message = type(err).__name__, str(err)
-    current: BaseException | None = err
-    while current is not None:
-        if isinstance(current, ApplicationError) and current.type not in ("SagaCompensated", "SagaCompensationFailed"):
-            kind, message = current.type or kind, current.message
-        current = current.__cause__
-    return kind, message
-
-
 @workflow.defn(failure_exception_types=[pydantic.ValidationError])
 class DocumentPipeline:
     """Process one document; on failure remove this run's rows and record why."""
@@ -119,13 +108,13 @@ class DocumentPipeline:
             cancelled = is_cancelled_exception(err)
             if cancelled or isinstance(err, FailureError):
                 self._state = "canceled" if cancelled else "failed"
-                error_class, message = ("Cancelled", "cancelled by request") if cancelled else _root_error(err)
+                reported = reported_error(err)
                 await workflow.execute_activity(
                     DocumentActivities.record_document_failure,
                     FailureRecord(
                         document_id=doc.document_id,
-                        error_class=error_class,
-                        message=message[:2000],
+                        error_class="Cancelled" if cancelled else error_class(err),
+                        message="cancelled by request" if cancelled else str(getattr(reported, "message", reported))[:2000],
                         status="CANCELED" if cancelled else "FAILED",
                     ),
                     summary="record failure",

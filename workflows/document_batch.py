@@ -12,7 +12,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.documents import DocumentActivities
     from workflows import policies
     from workflows.concurrency import run_windowed
-    from workflows.document import DocumentPipeline, _root_error
+    from workflows.document import DocumentPipeline
     from workflows.document_models import (
         BatchInput,
         BatchResult,
@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
         DocumentOutcome,
         document_id_for,
     )
+    from workflows.saga import error_class, reported_error
 
 
 @workflow.defn(failure_exception_types=[pydantic.ValidationError])
@@ -88,9 +89,10 @@ class DocumentBatch:
         except ChildWorkflowError as err:
             if is_cancelled_exception(err):
                 return DocumentOutcome(path=path, workflow_id=workflow_id, status="CANCELED")
-            error_class, message = _root_error(err)
-            status = "REJECTED" if error_class == "ValidationError" else "FAILED"
-            return DocumentOutcome(path=path, workflow_id=workflow_id, status=status, error=f"{error_class}: {message}")
+            kind, reported = error_class(err), reported_error(err)
+            status = "REJECTED" if kind == "ValidationError" else "FAILED"
+            message = getattr(reported, "message", None) or str(reported)
+            return DocumentOutcome(path=path, workflow_id=workflow_id, status=status, error=f"{kind}: {message}")
         finally:
             self._in_flight -= 1
         return DocumentOutcome(

@@ -57,6 +57,9 @@ COMPENSATION = ActivityOptions(
 
 MODEL = ActivityOptions(
     start_to_close_timeout=timedelta(seconds=120),
+    # The activity heartbeats while it waits (activities/liveness.py): a dead worker's
+    # call is retried after 10 s, not after the full timeout.
+    heartbeat_timeout=timedelta(seconds=10),
     retry_policy=RetryPolicy(
         initial_interval=timedelta(seconds=1),
         backoff_coefficient=2.0,
@@ -69,6 +72,7 @@ MODEL = ActivityOptions(
 
 PROCESSING = ActivityOptions(
     start_to_close_timeout=timedelta(minutes=5),
+    heartbeat_timeout=timedelta(seconds=10),
     retry_policy=RetryPolicy(
         initial_interval=timedelta(seconds=1),
         maximum_interval=timedelta(seconds=30),

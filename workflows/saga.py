@@ -193,7 +193,30 @@ def _failed_step(err: BaseException) -> str | None:
     return None
 
 
+SAGA_ERROR_TYPES = ("SagaCompensated", "SagaCompensationFailed")
+
+
+def reported_error(err: BaseException) -> BaseException:
+    """The failure an activity or workflow reported, beneath Temporal's wrappers.
+
+    Skips ActivityError, ChildWorkflowError and saga errors; stops there, because what
+    lies deeper (a library's exception) is the reporter's detail, not the reason.
+    """
+    current = err
+    while current.__cause__ is not None and (
+        isinstance(current, (ActivityError, ChildWorkflowError))
+        or (isinstance(current, ApplicationError) and current.type in SAGA_ERROR_TYPES)
+    ):
+        current = current.__cause__
+    return current
+
+
+def error_class(err: BaseException) -> str:
+    """The taxonomy class (``ApplicationError.type``) of the reported failure."""
+    reported = reported_error(err)
+    return (reported.type if isinstance(reported, ApplicationError) else None) or type(reported).__name__
+
+
 def _root_message(err: BaseException) -> str:
-    while err.__cause__ is not None:
-        err = err.__cause__
-    return getattr(err, "message", None) or str(err) or type(err).__name__
+    reported = reported_error(err)
+    return getattr(reported, "message", None) or str(reported) or type(reported).__name__
