@@ -9,7 +9,7 @@ from typing import Any
 from temporalio.client import Client, WorkflowHandle
 
 from workflows.order import OrderFulfillmentSaga
-from workflows.order_models import OrderInput, OrderResult, OrderStatus, order_workflow_id
+from workflows.order_models import OrderInput, OrderResult, order_workflow_id
 
 
 def make_order(**overrides: Any) -> OrderInput:
@@ -36,13 +36,13 @@ async def start_order(
 
 
 async def wait_for_status(
-    handle: WorkflowHandle[Any, Any], predicate: Any, timeout: float = 30.0
-) -> OrderStatus:
-    """Poll the status query until ``predicate(status)`` holds."""
+    handle: WorkflowHandle[Any, Any], predicate: Any, timeout: float = 30.0, query: Any = OrderFulfillmentSaga.status
+) -> Any:
+    """Poll a status query (the order saga's by default) until ``predicate(status)`` holds."""
 
-    async def poll() -> OrderStatus:
+    async def poll() -> Any:
         while True:
-            status = await handle.query(OrderFulfillmentSaga.status)
+            status = await handle.query(query)
             if predicate(status):
                 return status
             await asyncio.sleep(0.05)

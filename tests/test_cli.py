@@ -133,3 +133,21 @@ async def test_pause_resume_and_cancel(saga, default_queue_worker: Worker, tmp_p
     result = await saga("result", workflow_id, "--json")
     assert result.code == 1, result.stderr
     assert json.loads(result.stdout)["status"] == "CANCELED"
+
+
+async def test_run_document_and_folder(saga, default_queue_worker: Worker) -> None:
+    samples = Path(__file__).resolve().parents[1] / "samples" / "documents"
+    run = await saga("run", "document", str(samples / "saga-pattern.md"), "--wait", "--json")
+    assert run.code == 0, run.stderr
+    result = json.loads(run.stdout)["result"]
+    assert result["format"] == "md" and result["concept_count"] > 0 and result["top_concepts"]
+
+    rejected = await saga("run", "document", str(samples / "bad-encrypted.pdf"), "--wait", "--json")
+    assert rejected.code == 1
+    failure = json.loads(rejected.stdout)["failure"][0]
+    assert failure["type"] == "ValidationError" and "encrypted PDF" in failure["message"]
+
+    batch = await saga("run", "document", str(samples), "--wait", "--json")
+    assert batch.code == 0, batch.stderr
+    summary = json.loads(batch.stdout)["result"]
+    assert (summary["completed"], summary["rejected"], summary["failed"]) == (5, 8, 0)

@@ -25,7 +25,7 @@ from tests.documents import (
     start_document,
     version_rows,
 )
-from tests.orders import final_status
+from tests.orders import final_status, wait_for_status
 from worker import running_worker
 from workflows.document import SEGMENT_CHUNKS, DocumentPipeline
 
@@ -157,15 +157,8 @@ async def test_pause_resume_and_cancel_discard_the_run(
     assert version_rows(db, row.document_id) == {"document_chunks": 0, "concept_mentions": 0, "concepts": 0}
 
 
-async def _wait_status(handle, predicate, timeout: float = 30):
-    async def poll():
-        while True:
-            status = await handle.query(DocumentPipeline.status)
-            if predicate(status):
-                return status
-            await asyncio.sleep(0.05)
-
-    return await asyncio.wait_for(poll(), timeout)
+def _wait_status(handle, predicate):
+    return wait_for_status(handle, predicate, query=DocumentPipeline.status)
 
 
 def test_samples_cover_every_format() -> None:

@@ -17,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
 
     from activities.documents import DocumentActivities
     from workflows import policies
+    from workflows.common import Pausable
     from workflows.concurrency import run_windowed
     from workflows.document_models import (
         ChunkInput,
@@ -79,7 +80,7 @@ class ExtractChunksWorkflow:
 
 
 @workflow.defn(failure_exception_types=[pydantic.ValidationError])
-class DocumentPipeline:
+class DocumentPipeline(Pausable):
     """Process one document; on failure remove this run's rows and record why."""
 
     def __init__(self) -> None:
@@ -210,23 +211,6 @@ class DocumentPipeline:
 
     def _chunk_done(self, _summary: ExtractSummary) -> None:
         self._done += 1
-
-    async def _unpaused(self) -> None:
-        await workflow.wait_condition(lambda: not self._paused)
-
-    @workflow.signal
-    def pause(self) -> None:
-        """Start no new chunk until resumed."""
-        self._paused = True
-        if self._state == "running":
-            self._state = "paused"
-
-    @workflow.signal
-    def resume(self) -> None:
-        """Go on after a pause."""
-        self._paused = False
-        if self._state == "paused":
-            self._state = "running"
 
     @workflow.query
     def status(self) -> DocumentStatus:

@@ -11,6 +11,7 @@ with workflow.unsafe.imports_passed_through():
 
     from activities.documents import DocumentActivities
     from workflows import policies
+    from workflows.common import Pausable
     from workflows.concurrency import run_windowed
     from workflows.document import DocumentPipeline
     from workflows.document_models import (
@@ -25,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
 
 
 @workflow.defn(failure_exception_types=[pydantic.ValidationError])
-class DocumentBatch:
+class DocumentBatch(Pausable):
     """Process every document of a folder; keep going past rejected or failed ones.
 
     The history grows with every child, so the batch continues as new once Temporal
@@ -38,6 +39,7 @@ class DocumentBatch:
         self._total = 0
         self._in_flight = 0
         self._paused = False
+        self._state = "running"
 
     @workflow.run
     async def run(self, batch: BatchInput) -> BatchResult:
@@ -102,25 +104,12 @@ class DocumentBatch:
     def _count(self, status: str) -> int:
         return sum(1 for o in self._outcomes if o.status == status)
 
-    async def _unpaused(self) -> None:
-        await workflow.wait_condition(lambda: not self._paused)
-
-    @workflow.signal
-    def pause(self) -> None:
-        """Start no new document until resumed."""
-        self._paused = True
-
-    @workflow.signal
-    def resume(self) -> None:
-        """Go on after a pause."""
-        self._paused = False
-
     @workflow.query
     def status(self) -> BatchStatus:
         """Documents done / total, in flight, rejected and failed."""
         done = len(self._outcomes)
         return BatchStatus(
-            state="paused" if self._paused else ("completed" if done == self._total else "running"),
+            state="completed" if done == self._total else self._state,
             current_step=None,
             done=done,
             total=self._total,

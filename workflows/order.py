@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         StepResult,
         UndoInput,
     )
+    from workflows.common import Pausable
     from workflows.saga import Saga
 
 
@@ -44,7 +45,7 @@ class _Step:
 # A ValidationError while decoding the input fails the workflow (naming the field) instead
 # of failing the workflow task, which Temporal would retry forever.
 @workflow.defn(failure_exception_types=[pydantic.ValidationError])
-class OrderFulfillmentSaga:
+class OrderFulfillmentSaga(Pausable):
     """Create account -> charge -> notify -> reserve stock -> ship, or undo what was done.
 
     Each compensation is registered before its step runs, because a step can take effect
@@ -71,7 +72,7 @@ class OrderFulfillmentSaga:
                     for index, step in enumerate(self._plan(order)):
                         if index and order.step_delay_seconds:
                             await workflow.sleep(order.step_delay_seconds)
-                        await workflow.wait_condition(lambda: not self._paused)
+                        await self._unpaused()
                         self._current_step = step.name
                         workflow.set_current_details(
                             f"step {index + 1}/{len(ORDER_STEPS)}: {step.name}"
@@ -147,20 +148,6 @@ class OrderFulfillmentSaga:
                 LabelInput(address=order.shipping_address, **common("create_shipping_label")),
             ),
         ]
-
-    @workflow.signal
-    def pause(self) -> None:
-        """Hold the saga before its next step."""
-        self._paused = True
-        if self._state == "running":
-            self._state = "paused"
-
-    @workflow.signal
-    def resume(self) -> None:
-        """Let a paused saga go on."""
-        self._paused = False
-        if self._state == "paused":
-            self._state = "running"
 
     @workflow.query
     def status(self) -> OrderStatus:
