@@ -29,6 +29,7 @@ test: install
 
 bench: install
 	$(BIN)/python -m bench.order_saga
+	$(BIN)/python -m bench.documents
 
 # Re-record tests/histories/ (only for a deliberate, patched workflow change).
 histories: install

@@ -89,7 +89,9 @@ def _failure_chain(error: BaseException) -> list[dict[str, Any]]:
     return chain
 
 
-async def _progress_until_done(handle: WorkflowHandle[Any, Any]) -> None:
+async def _progress_until_done(client: Client, workflow_id: str) -> None:
+    # No run id: follow the workflow across continue-as-new.
+    handle = client.get_workflow_handle(workflow_id)
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -126,7 +128,7 @@ async def _report(client: Client, handle: WorkflowHandle[Any, Any], *, wait: boo
         return 0
     if not as_json:
         out.print(f"Started [bold]{handle.id}[/bold]\n  UI: {link}")
-        await _progress_until_done(handle)
+        await _progress_until_done(client, handle.id)
     return await _print_outcome(handle, as_json=as_json, link=link)
 
 

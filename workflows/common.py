@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+import unicodedata
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel
 from temporalio import workflow
+
+
+def _no_control_characters(value: str) -> str:
+    if any(unicodedata.category(c) == "Cc" and c not in "\t\n\r" for c in value):
+        raise ValueError("control characters (such as NUL) are not allowed")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_control_characters)]
+"""A string input field: no NUL or other control characters (tabs and newlines aside)."""
 
 
 class ProgressStatus(BaseModel):

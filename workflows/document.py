@@ -3,7 +3,7 @@
 Chunk text and concepts stay in the database (claim check): the workflow passes ids and
 counts. Extraction is one LLM activity per chunk, a bounded window at a time; a document
 of more than ``SEGMENT_CHUNKS`` chunks is extracted by one child workflow per segment, so
-no history grows past a few hundred activities (a 10 MB text stays well under 1 MB).
+no history holds more than about a hundred activities (~400 KB of JSON history each).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.saga import Saga, error_class, reported_error
 
-SEGMENT_CHUNKS = 250
+SEGMENT_CHUNKS = 100
 """Chunks one workflow extracts itself; larger documents are split among children."""
 
 

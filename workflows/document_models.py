@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from workflows.common import ProgressStatus
+from workflows.common import ProgressStatus, Text
 
 DocumentFormat = Literal["txt", "md", "html", "pdf", "docx"]
 
@@ -33,7 +33,7 @@ def document_workflow_id(document_id: str) -> str:
 class DocumentInput(_Strict):
     """Process one document: validate, parse, chunk, extract concepts, store."""
 
-    path: str = Field(min_length=1, max_length=4096)
+    path: Text = Field(min_length=1, max_length=4096)
     """Absolute path as the worker sees it; it must lie under the worker's document roots."""
     chunk_size: int = Field(default=2000, ge=200, le=20_000)
     chunk_overlap: int = Field(default=200, ge=0, le=2_000)
@@ -151,7 +151,7 @@ class DocumentStatus(ProgressStatus):
 class BatchInput(_Strict):
     """Process every document in a folder (not recursive), a bounded number at a time."""
 
-    folder: str = Field(min_length=1, max_length=4096)
+    folder: Text = Field(min_length=1, max_length=4096)
     max_in_flight: int = Field(default=4, ge=1, le=100)
     documents_per_run: int = Field(default=500, ge=1, le=5000)
     """Children one run starts before the batch continues as new (history stays small)."""

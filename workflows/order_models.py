@@ -11,7 +11,7 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from workflows.common import ProgressStatus
+from workflows.common import ProgressStatus, Text
 from workflows.saga import CompensationRecord
 
 OrderStep = Literal[
@@ -58,9 +58,9 @@ class OrderInput(_Strict):
     """Start an order-fulfilment saga."""
 
     order_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-    customer_email: str = Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    customer_email: Text = Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     items: list[OrderItem] = Field(min_length=1, max_length=50)
-    shipping_address: str = Field(min_length=1, max_length=500)
+    shipping_address: Text = Field(min_length=1, max_length=500)
     inject_failure: FailureInjection | None = None
     parallel_compensation: bool = False
     """Undo the completed steps concurrently instead of in reverse order."""

@@ -1,0 +1,174 @@
+"""Document benchmark: a batch on sagaworks vs. the same functions as a plain asyncio pipeline.
+
+    python -m bench.documents [--count 200] [--megabytes 20] [--large-megabytes 10]
+
+Writes a mixed-format corpus (bench/corpus.py), then processes it side by side in one run
+with the offline provider:
+
+- ``asyncio``: read, detect, parse, chunk, extract and store with the same activity code,
+  called directly, four documents at a time (the floor);
+- ``sagaworks``: ``DocumentBatch`` on the embedded server with a worker in its own process.
+
+Reports documents/s, MB/s, the worker's peak RSS and the largest workflow history, then
+processes one large text document and reports its largest history (the target: < 1 MB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from temporalio.client import Client
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
+
+from activities.db import Database
+from activities.documents import DocumentActivities, DocumentSettings
+from activities.llm import OfflineProvider
+from bench.corpus import write_corpus
+from client.connection import DATA_CONVERTER
+from client.devserver import server_tuning_args, temporal_binary
+from workflows.document import DocumentPipeline
+from workflows.document_batch import DocumentBatch
+from workflows.document_models import (
+    BatchInput,
+    ChunkInput,
+    DocumentInput,
+    ExtractInput,
+    StoreInput,
+    ValidateInput,
+    document_id_for,
+    document_workflow_id,
+)
+
+
+async def floor(corpus: Path, folder: Path, concurrency: int = 4) -> float:
+    """Seconds to process the corpus with the activity code called directly."""
+    acts = DocumentActivities(
+        Database(f"sqlite:///{folder / 'floor.db'}"), OfflineProvider(), DocumentSettings(roots=(corpus,))
+    )
+    env = ActivityEnvironment()
+    semaphore = asyncio.Semaphore(concurrency)
+
+    def process(path: Path) -> None:
+        run_key = f"floor/{path.name}"
+        doc = env.run(acts.validate_document, ValidateInput(path=str(path), run_key=run_key))
+        summary = env.run(acts.chunk_document, ChunkInput(document=doc, run_key=run_key, chunk_size=2000, chunk_overlap=200))
+        for index in range(summary.chunk_count):
+            env.run(
+                acts.extract_concepts,
+                ExtractInput(document_id=doc.document_id, content_hash=doc.content_hash, chunk_index=index, run_key=run_key),
+            )
+        env.run(acts.store_concepts, StoreInput(document=doc, run_key=run_key))
+
+    async def bounded(path: Path) -> None:
+        async with semaphore:
+            await asyncio.to_thread(process, path)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(bounded(p) for p in sorted(corpus.iterdir())))
+    return time.perf_counter() - start
+
+
+def start_worker(address: str, task_queue: str, database: Path, roots: Path) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{database}",
+        "SAGAWORKS_DOCUMENT_ROOTS": str(roots),
+        "SAGAWORKS_LLM_PROVIDER": "offline",
+        "SAGAWORKS_LOG_LEVEL": "WARNING",
+    }
+    command = [sys.executable, "-m", "worker", "--address", address, "--task-queue", task_queue]
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def largest_history(client: Client, query: str) -> tuple[int, str]:
+    """The largest history (bytes of its JSON) among the workflows ``query`` lists."""
+    largest = (0, "")
+    async for execution in client.list_workflows(query):
+        history = await client.get_workflow_handle(execution.id, run_id=execution.run_id).fetch_history()
+        size = len(history.to_json().encode())
+        largest = max(largest, (size, f"{execution.id} ({execution.workflow_type})"))
+    return largest
+
+
+async def main(count: int, megabytes: float, large_megabytes: float) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        corpus = folder / "corpus"
+        write_corpus(corpus, count, megabytes)
+        corpus_mb = sum(p.stat().st_size for p in corpus.iterdir()) / 2**20
+        floor_seconds = await floor(corpus, folder)
+
+        async with await WorkflowEnvironment.start_local(
+            dev_server_existing_path=temporal_binary(),
+            dev_server_database_filename=str(folder / "temporal.db"),
+            data_converter=DATA_CONVERTER,
+            dev_server_extra_args=server_tuning_args(),
+            dev_server_log_level="error",
+        ) as env:
+            client = env.client
+            task_queue = f"bench-{uuid.uuid4()}"
+            worker = start_worker(client.service_client.config.target_host, task_queue, folder / "app.db", folder)
+            try:
+                batch_id = f"bench-batch-{uuid.uuid4().hex[:8]}"
+                start = time.perf_counter()
+                result = await client.execute_workflow(
+                    DocumentBatch.run,
+                    BatchInput(folder=str(corpus), max_in_flight=4),
+                    id=batch_id,
+                    task_queue=task_queue,
+                )
+                saga_seconds = time.perf_counter() - start
+                rss = peak_rss_mib(worker.pid)
+                batch_history = await largest_history(client, f"WorkflowId STARTS_WITH '{batch_id}'")
+
+                large = folder / "large.txt"
+                sentence = "Durable execution keeps each step of a document pipeline in the workflow history. "
+                large.write_text((sentence * 24 + "\n\n") * int(large_megabytes * 2**20 / (len(sentence) * 24 + 2)))
+                large_id = document_workflow_id(document_id_for(str(large)))
+                start = time.perf_counter()
+                large_result = await client.execute_workflow(
+                    DocumentPipeline.run, DocumentInput(path=str(large)), id=large_id, task_queue=task_queue
+                )
+                large_seconds = time.perf_counter() - start
+                large_history = await largest_history(client, f"WorkflowId STARTS_WITH '{large_id}'")
+            finally:
+                worker.terminate()
+                worker.wait()
+
+    print(f"\n{count} documents, {corpus_mb:.1f} MB, mixed formats; offline provider; "
+          f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}\n")
+    print("| engine | seconds | documents/s | MB/s | peak worker RSS | largest history |")
+    print("|---|---:|---:|---:|---:|---:|")
+    print(f"| plain asyncio (floor) | {floor_seconds:.1f} | {count / floor_seconds:.1f} | "
+          f"{corpus_mb / floor_seconds:.2f} | - | - |")
+    print(f"| sagaworks DocumentBatch | {saga_seconds:.1f} | {count / saga_seconds:.1f} | "
+          f"{corpus_mb / saga_seconds:.2f} | {rss:.0f} MiB | {batch_history[0] / 1024:.0f} KiB |")
+    print(f"\nbatch: {result.completed} completed, {result.rejected} rejected, {result.failed} failed; "
+          f"saga / floor time: {saga_seconds / floor_seconds:.1f}x; largest history {batch_history[1]}")
+    print(f"{large_megabytes:.0f} MB text document: {large_result.chunk_count} chunks in {large_seconds:.1f} s, "
+          f"largest history {large_history[0] / 1024:.0f} KiB ({large_history[1]})")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--count", type=int, default=200, help="documents in the corpus (default %(default)s)")
+    parser.add_argument("--megabytes", type=float, default=20, help="corpus size (default %(default)s)")
+    parser.add_argument("--large-megabytes", type=float, default=10, help="the large text document (default %(default)s)")
+    args = parser.parse_args()
+    asyncio.run(main(args.count, args.megabytes, args.large_megabytes))
