@@ -114,19 +114,26 @@ def write_samples(folder: Path) -> list[Path]:
 
 
 def write_corpus(folder: Path, count: int, megabytes: float, seed: int = 1) -> list[Path]:
-    """``count`` documents of mixed formats adding up to about ``megabytes``."""
+    """``count`` documents of mixed formats adding up to at least ``megabytes``."""
     folder.mkdir(parents=True, exist_ok=True)
-    rng = random.Random(seed)
-    per_document = megabytes * 2**20 / count
-    written = []
-    for index in range(count):
-        fmt = FORMATS[index % len(FORMATS)]
-        topic = list(TOPICS)[index % len(TOPICS)]
-        # ~330 bytes a paragraph; PDF and DOCX carry less text for their size.
-        body = paragraphs(topic, max(1, int(per_document / 330)), rng)
-        path = folder / f"doc-{index:05d}.{fmt}"
-        write_document(path, f"{topic} {index}", body)
-        written.append(path)
+    target = megabytes * 2**20
+    # Bytes per paragraph differ by format (PDF compresses, DOCX has a fixed overhead):
+    # write once at a first guess, then once more scaled to hit the target size.
+    paragraph_bytes = 330.0
+    for _ in range(2):
+        rng = random.Random(seed)
+        written = []
+        for index in range(count):
+            fmt = FORMATS[index % len(FORMATS)]
+            topic = list(TOPICS)[index % len(TOPICS)]
+            body = paragraphs(topic, max(1, int(target / count / paragraph_bytes)), rng)
+            path = folder / f"doc-{index:05d}.{fmt}"
+            write_document(path, f"{topic} {index}", body)
+            written.append(path)
+        total = sum(p.stat().st_size for p in written)
+        if total >= target:
+            break
+        paragraph_bytes *= total / target * 0.98
     return written
 
 

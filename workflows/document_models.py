@@ -153,7 +153,7 @@ class BatchInput(_Strict):
 
     folder: Text = Field(min_length=1, max_length=4096)
     max_in_flight: int = Field(default=4, ge=1, le=100)
-    documents_per_run: int = Field(default=500, ge=1, le=5000)
+    documents_per_run: int = Field(default=50, ge=1, le=5000)
     """Children one run starts before the batch continues as new (history stays small)."""
     chunk_size: int = Field(default=2000, ge=200, le=20_000)
     paths: list[str] | None = None
