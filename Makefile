@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo stop test bench histories clean
+.PHONY: install demo stop test bench chaos histories clean
 
 install: $(STAMP)
 
@@ -30,6 +30,11 @@ test: install
 bench: install
 	$(BIN)/python -m bench.order_saga
 	$(BIN)/python -m bench.documents
+
+# 200 order sagas and a 20-document batch while workers are SIGKILLed and the server
+# restarts; checks every invariant. (`make test` runs it at a small size.)
+chaos: install
+	$(BIN)/python -m tests.chaos --sagas 200 --kills 6 --documents 20
 
 # Re-record tests/histories/ (only for a deliberate, patched workflow change).
 histories: install
