@@ -27,8 +27,11 @@ stop:
 test: install
 	$(BIN)/python -m pytest -q -ra
 
+# Every benchmark; the peers (LangGraph, DBOS) come from the optional `bench` extra.
 bench: install
+	$(BIN)/python -m pip install -q -e '.[test,bench]'
 	$(BIN)/python -m bench.order_saga
+	$(BIN)/python -m bench.peers
 	$(BIN)/python -m bench.documents
 
 # 200 order sagas and a 20-document batch while workers are SIGKILLed and the server

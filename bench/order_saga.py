@@ -7,6 +7,8 @@ fresh SQLite application database, side by side in one run:
 
 - ``asyncio``: the activity functions awaited one after the other (the floor);
 - ``sagaworks``: the embedded dev server with our flags and a persisted SQLite history;
+- ``sagaworks, local steps``: the same with ``local_steps`` (the steps run as local
+  activities inside the workflow task, no server round trip per step);
 - ``stock server``: the same, but the dev server with its default dynamic config, to show
   what our flags buy.
 
@@ -51,12 +53,13 @@ STEPS = 5
 STOCK = {"WIDGET-1": 10_000_000}
 
 
-def new_order() -> OrderInput:
+def new_order(local_steps: bool = False) -> OrderInput:
     return OrderInput(
         order_id=f"b-{uuid.uuid4().hex[:16]}",
         customer_email="bench@example.com",
         items=[{"sku": "WIDGET-1", "quantity": 1, "unit_price_cents": 100}],  # type: ignore[list-item]
         shipping_address="1 Bench Street",
+        local_steps=local_steps,
     )
 
 
@@ -66,6 +69,22 @@ class Figures:
     p50_ms: float
     p95_ms: float
     sagas_per_s: float
+    cpu_ms_per_saga: float
+    """CPU of this process (client + worker) and its children (the server) per saga."""
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and of its live child processes (the dev server)."""
+    total = time.process_time()
+    me = str(os.getpid())
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[1] == me:  # ppid
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 async def measure(engine: str, run_one: Callable[[], Awaitable[None]], sagas: int, concurrency: int) -> Figures:
@@ -83,14 +102,15 @@ async def measure(engine: str, run_one: Callable[[], Awaitable[None]], sagas: in
         async with semaphore:
             await run_one()
 
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), cpu_seconds()
     await asyncio.gather(*(bounded() for _ in range(sagas)))
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, cpu_seconds() - cpu_start
     return Figures(
         engine,
         p50_ms=statistics.median(latencies) * 1000,
         p95_ms=latencies[int(len(latencies) * 0.95) - 1] * 1000,
         sagas_per_s=sagas / elapsed,
+        cpu_ms_per_saga=cpu / sagas * 1000,
     )
 
 
@@ -126,13 +146,14 @@ async def bench_asyncio(folder: Path, executor: ThreadPoolExecutor, sagas: int, 
 
 
 async def bench_temporal(
-    engine: str, folder: Path, extra_args: list[str], sagas: int, concurrency: int
+    engine: str, folder: Path, extra_args: list[str], sagas: int, concurrency: int, local_steps: bool = False
 ) -> Figures:
     task_queue = f"bench-{uuid.uuid4()}"
-    db = fresh_db(folder, engine.split()[0])
+    name = uuid.uuid4().hex[:8]
+    db = fresh_db(folder, name)
     async with await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_binary(),
-        dev_server_database_filename=str(folder / f"{engine.split()[0]}-temporal.db"),
+        dev_server_database_filename=str(folder / f"{name}-temporal.db"),
         data_converter=DATA_CONVERTER,
         dev_server_extra_args=extra_args,
         dev_server_log_level="error",
@@ -140,7 +161,7 @@ async def bench_temporal(
         async with running_worker(env.client, db, task_queue=task_queue, activity_threads=32):
 
             async def run_one() -> None:
-                order = new_order()
+                order = new_order(local_steps)
                 await env.client.execute_workflow(
                     OrderFulfillmentSaga.run, order, id=order_workflow_id(order.order_id), task_queue=task_queue
                 )
@@ -154,17 +175,20 @@ async def main(sagas: int, concurrency: int) -> None:
         rows = [
             await bench_asyncio(folder, executor, sagas, concurrency),
             await bench_temporal("sagaworks (embedded default)", folder, server_tuning_args(), sagas, concurrency),
+            await bench_temporal(
+                "sagaworks, local steps", folder, server_tuning_args(), sagas, concurrency, local_steps=True
+            ),
             await bench_temporal("stock dev server", folder, [], sagas, concurrency),
         ]
     floor = rows[0]
     print(f"\n{sagas} sagas of {STEPS} steps, {concurrency} in flight for throughput; "
           f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}\n")
-    print("| engine | p50 ms | p95 ms | overhead ms/step (p50) | sagas/s | p50 vs floor |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| engine | p50 ms | p95 ms | overhead ms/step (p50) | sagas/s | CPU ms/saga | p50 vs floor |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for row in rows:
         overhead = (row.p50_ms - floor.p50_ms) / STEPS
         print(f"| {row.engine} | {row.p50_ms:.1f} | {row.p95_ms:.1f} | {overhead:.1f} | "
-              f"{row.sagas_per_s:.1f} | {row.p50_ms / floor.p50_ms:.1f}x |")
+              f"{row.sagas_per_s:.1f} | {row.cpu_ms_per_saga:.0f} | {row.p50_ms / floor.p50_ms:.1f}x |")
 
 
 if __name__ == "__main__":

@@ -111,7 +111,9 @@ async def test_pause_holds_the_saga_between_steps_until_resume(
 ) -> None:
     handle = await start_order(dev_client, task_queue, make_order(step_delay_seconds=0.3))
     await handle.signal(OrderFulfillmentSaga.pause)
-    paused = await wait_for_status(handle, lambda s: s.state == "paused")
+    await wait_for_status(handle, lambda s: s.state == "paused")
+    await asyncio.sleep(0.5)  # a step already running when the signal came may finish
+    paused = await handle.query(OrderFulfillmentSaga.status)
     await asyncio.sleep(1.0)
     still = await handle.query(OrderFulfillmentSaga.status)
     assert still.done == paused.done < 5
@@ -196,3 +198,25 @@ async def test_concurrent_orders_keep_the_invariants_on_each_backend(
         assert invariant_violations(backend, outcomes) == []
     finally:
         backend.dispose()
+
+
+@pytest.mark.parametrize("failure", [None, "charge_payment", "create_shipping_label"])
+async def test_local_steps_keep_the_same_guarantees(
+    dev_client: Client, order_worker: Worker, task_queue: str, db: Database, failure: str | None
+) -> None:
+    inject = {"step": failure, "mode": "permanent"} if failure else None
+    order = make_order(local_steps=True, inject_failure=inject)
+    handle = await start_order(dev_client, task_queue, order)
+    if failure is None:
+        assert len((await handle.result()).references) == 5
+    else:
+        with pytest.raises(WorkflowFailureError) as error:
+            await handle.result()
+        report = SagaReport.model_validate(error.value.cause.details[0])  # type: ignore[union-attr]
+        assert report.failed_step == failure and report.fully_compensated
+    history = await handle.fetch_history()
+    assert not any(e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+                   and e.activity_task_scheduled_event_attributes.activity_type.name == "charge_payment"
+                   for e in history.events)  # the steps ran as local activities
+    outcome = "COMPLETED" if failure is None else "FAILED"
+    assert invariant_violations(db, {order.order_id: outcome}) == []

@@ -73,19 +73,20 @@ class OrderFulfillmentSaga(Pausable):
                         if index and order.step_delay_seconds:
                             await workflow.sleep(order.step_delay_seconds)
                         await self._unpaused()
-                        self._current_step = step.name
+                        self._current_step = self._saga.current_step = step.name
                         workflow.set_current_details(
                             f"step {index + 1}/{len(ORDER_STEPS)}: {step.name}"
                         )
                         self._saga.add_compensation(
                             step.undo, UndoInput(key=step.input.key, order_id=order.order_id), step=step.name
                         )
-                        result: StepResult = await workflow.execute_activity(
+                        # Wait for an in-flight step to finish before compensating it,
+                        # so the undo never races the step it undoes.
+                        execute = workflow.execute_local_activity if order.local_steps else workflow.execute_activity
+                        result: StepResult = await execute(
                             step.run,
                             step.input,
                             summary=step.name,
-                            # Wait for an in-flight step to finish before compensating it,
-                            # so the undo never races the step it undoes.
                             cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
                             **policies.DATABASE_WRITE,
                         )

@@ -84,6 +84,9 @@ class Saga:
         self._options = options or policies.COMPENSATION
         self._pending: list[_Compensation] = []
         self._records: list[CompensationRecord] = []
+        self.current_step: str | None = None
+        """The step running now, if the caller says; the report names it when the failure
+        does not (a local activity's failure carries no activity type)."""
 
     @property
     def records(self) -> list[CompensationRecord]:
@@ -174,7 +177,9 @@ class Saga:
         if cancelled:
             return False
         report = SagaReport(
-            failed_step=_failed_step(exc), cause=_root_message(exc), compensations=self.records
+            failed_step=_failed_step(exc) or self.current_step,
+            cause=_root_message(exc),
+            compensations=self.records,
         )
         verdict = "compensated" if report.fully_compensated else "compensation incomplete"
         raise ApplicationError(

@@ -1,0 +1,330 @@
+"""sagaworks against its peers, same work, same machine, one run (`make bench-peers`).
+
+    python -m bench.peers [--sagas 500] [--in-flight 50] [--fanout 100 1000]
+
+Needs the optional ``bench`` extra (LangGraph with its SQLite checkpointer, DBOS Transact).
+
+- W1: a 5-step saga whose steps each do a small real database write. sagaworks runs its
+  ``OrderFulfillmentSaga`` (each step an idempotent SQLAlchemy transaction); the others run
+  five steps that each insert one row with sqlite3. Reported: p50/p95 latency of one saga
+  alone, and sagas/s with ``--in-flight`` running at once.
+- W2: a fan-out of N steps (each a small write) then one aggregate step: wall time.
+
+Every engine persists its progress durably: sagaworks in the embedded server's SQLite
+history, LangGraph in its SQLite checkpointer, DBOS in its SQLite system database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import operator
+import os
+import platform
+import sqlite3
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, TypedDict
+
+from temporalio import activity
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities import build_activities
+from activities.db import Database
+from activities.llm import OfflineProvider
+from activities.orders import seed_inventory
+from bench.fanout_workflow import FanOutBench
+from client.connection import DATA_CONVERTER
+from client.devserver import server_tuning_args, temporal_binary
+from workflows import WORKFLOWS
+from workflows.order import OrderFulfillmentSaga
+from workflows.order_models import OrderInput, order_workflow_id
+
+STEPS = 5
+
+
+def write_row(db_path: Path, run_id: str, step: str) -> None:
+    """The unit of work of every step: one small durable write."""
+    with sqlite3.connect(db_path, timeout=30, isolation_level=None) as conn:
+        conn.execute("INSERT INTO steps (run_id, step) VALUES (?, ?)", (run_id, step))
+
+
+def make_app_db(db_path: Path) -> None:
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("CREATE TABLE IF NOT EXISTS steps (run_id TEXT, step TEXT, PRIMARY KEY (run_id, step))")
+
+
+@dataclass
+class Row:
+    engine: str
+    p50_ms: float = float("nan")
+    p95_ms: float = float("nan")
+    per_s: float = float("nan")
+    fanout_s: dict[int, float] | None = None
+
+
+async def measure(run_one: Callable[[], Awaitable[None]], sagas: int, in_flight: int, row: Row) -> None:
+    for _ in range(10):
+        await run_one()
+    latencies = []
+    for _ in range(min(sagas, 200)):
+        start = time.perf_counter()
+        await run_one()
+        latencies.append(time.perf_counter() - start)
+    latencies.sort()
+    row.p50_ms = statistics.median(latencies) * 1000
+    row.p95_ms = latencies[int(len(latencies) * 0.95) - 1] * 1000
+    semaphore = asyncio.Semaphore(in_flight)
+
+    async def bounded() -> None:
+        async with semaphore:
+            await run_one()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(bounded() for _ in range(sagas)))
+    row.per_s = sagas / (time.perf_counter() - start)
+
+
+# --- plain asyncio: the floor -------------------------------------------------------------
+
+
+async def bench_asyncio(folder: Path, sagas: int, in_flight: int, fanouts: list[int]) -> Row:
+    db = folder / "asyncio.db"
+    make_app_db(db)
+    pool = ThreadPoolExecutor(32)
+    loop = asyncio.get_running_loop()
+
+    async def saga() -> None:
+        run_id = uuid.uuid4().hex
+        for step in range(STEPS):
+            await loop.run_in_executor(pool, write_row, db, run_id, f"s{step}")
+
+    row = Row("plain asyncio (floor)", fanout_s={})
+    await measure(saga, sagas, in_flight, row)
+    for n in fanouts:
+        run_id = uuid.uuid4().hex
+        start = time.perf_counter()
+        await asyncio.gather(*(loop.run_in_executor(pool, write_row, db, run_id, f"f{i}") for i in range(n)))
+        await loop.run_in_executor(pool, write_row, db, run_id, "aggregate")
+        row.fanout_s[n] = time.perf_counter() - start
+    pool.shutdown()
+    return row
+
+
+# --- sagaworks -------------------------------------------------------------------------------
+
+
+@activity.defn
+def bench_write(args: list[str]) -> None:
+    """A fan-out step: one small durable write."""
+    write_row(Path(args[0]), args[1], args[2])
+
+
+async def bench_sagaworks(folder: Path, sagas: int, in_flight: int, fanouts: list[int]) -> Row:
+    db = Database(f"sqlite:///{folder / 'sagaworks-app.db'}")
+    seed_inventory(db, {"WIDGET-1": 10_000_000})
+    fan_db = folder / "sagaworks-fanout.db"
+    make_app_db(fan_db)
+    row = Row("sagaworks (embedded default)", fanout_s={})
+    task_queue = f"peers-{uuid.uuid4()}"
+    async with await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_binary(),
+        dev_server_database_filename=str(folder / "temporal.db"),
+        data_converter=DATA_CONVERTER,
+        dev_server_extra_args=server_tuning_args(),
+        dev_server_log_level="error",
+    ) as env:
+        with ThreadPoolExecutor(max_workers=64) as executor:
+            async with Worker(
+                env.client,
+                task_queue=task_queue,
+                workflows=[*WORKFLOWS, FanOutBench],
+                activities=[*build_activities(db, OfflineProvider()), bench_write],
+                activity_executor=executor,
+                max_concurrent_activities=64,
+            ):
+
+                async def saga() -> None:
+                    order = OrderInput(
+                        order_id=uuid.uuid4().hex[:16],
+                        customer_email="bench@example.com",
+                        items=[{"sku": "WIDGET-1", "quantity": 1, "unit_price_cents": 100}],  # type: ignore[list-item]
+                        shipping_address="1 Bench Street",
+                    )
+                    await env.client.execute_workflow(
+                        OrderFulfillmentSaga.run, order, id=order_workflow_id(order.order_id), task_queue=task_queue
+                    )
+
+                await measure(saga, sagas, in_flight, row)
+                for n in fanouts:
+                    start = time.perf_counter()
+                    await env.client.execute_workflow(
+                        FanOutBench.run, [str(fan_db), n], id=f"fan-{uuid.uuid4()}", task_queue=task_queue
+                    )
+                    row.fanout_s[n] = time.perf_counter() - start
+    db.dispose()
+    return row
+
+
+# --- LangGraph + SQLite checkpointer -------------------------------------------------------
+
+
+class SagaState(TypedDict):
+    run_id: str
+    done: Annotated[list[str], operator.add]
+
+
+async def bench_langgraph(folder: Path, sagas: int, in_flight: int, fanouts: list[int]) -> Row:
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+    from langgraph.graph import END, START, StateGraph
+    from langgraph.types import Send
+
+    db = folder / "langgraph-app.db"
+    make_app_db(db)
+
+    def step_node(name: str) -> Callable[[SagaState], Awaitable[dict[str, list[str]]]]:
+        async def node(state: SagaState) -> dict[str, list[str]]:
+            await asyncio.to_thread(write_row, db, state["run_id"], name)
+            return {"done": [name]}
+
+        return node
+
+    saga_graph = StateGraph(SagaState)
+    previous = START
+    for step in range(STEPS):
+        saga_graph.add_node(f"s{step}", step_node(f"s{step}"))
+        saga_graph.add_edge(previous, f"s{step}")
+        previous = f"s{step}"
+    saga_graph.add_edge(previous, END)
+
+    class FanState(TypedDict):
+        run_id: str
+        n: int
+        done: Annotated[list[str], operator.add]
+
+    async def one(state: dict[str, Any]) -> dict[str, list[str]]:
+        await asyncio.to_thread(write_row, db, state["run_id"], state["name"])
+        return {"done": [state["name"]]}
+
+    async def aggregate(state: FanState) -> dict[str, list[str]]:
+        await asyncio.to_thread(write_row, db, state["run_id"], "aggregate")
+        return {"done": ["aggregate"]}
+
+    fan_graph = StateGraph(FanState)
+    fan_graph.add_node("one", one)
+    fan_graph.add_node("aggregate", aggregate)
+    fan_graph.add_conditional_edges(
+        START, lambda s: [Send("one", {"run_id": s["run_id"], "name": f"f{i}"}) for i in range(s["n"])]
+    )
+    fan_graph.add_edge("one", "aggregate")
+    fan_graph.add_edge("aggregate", END)
+
+    row = Row("LangGraph + SQLite checkpointer", fanout_s={})
+    async with AsyncSqliteSaver.from_conn_string(str(folder / "langgraph-checkpoints.db")) as saver:
+        saga_app = saga_graph.compile(checkpointer=saver)
+        fan_app = fan_graph.compile(checkpointer=saver)
+
+        async def saga() -> None:
+            run_id = uuid.uuid4().hex
+            await saga_app.ainvoke({"run_id": run_id, "done": []}, {"configurable": {"thread_id": run_id}})
+
+        await measure(saga, sagas, in_flight, row)
+        for n in fanouts:
+            run_id = uuid.uuid4().hex
+            start = time.perf_counter()
+            await fan_app.ainvoke(
+                {"run_id": run_id, "n": n, "done": []},
+                {"configurable": {"thread_id": run_id}, "recursion_limit": 10},
+            )
+            row.fanout_s[n] = time.perf_counter() - start
+    return row
+
+
+# --- DBOS Transact on SQLite ---------------------------------------------------------------
+
+
+async def bench_dbos(folder: Path, sagas: int, in_flight: int, fanouts: list[int]) -> Row:
+    from dbos import DBOS
+
+    db = folder / "dbos-app.db"
+    make_app_db(db)
+    DBOS(config={"name": "peers-bench", "system_database_url": f"sqlite:///{folder / 'dbos-system.db'}",
+                 "log_level": "WARNING"})
+
+    @DBOS.step()
+    async def dbos_step(run_id: str, name: str) -> None:
+        await asyncio.to_thread(write_row, db, run_id, name)
+
+    @DBOS.workflow()
+    async def dbos_saga(run_id: str) -> None:
+        for step in range(STEPS):
+            await dbos_step(run_id, f"s{step}")
+
+    @DBOS.workflow()
+    async def dbos_fanout(run_id: str, n: int) -> None:
+        await asyncio.gather(*(dbos_step(run_id, f"f{i}") for i in range(n)))
+        await dbos_step(run_id, "aggregate")
+
+    DBOS.launch()
+    row = Row("DBOS Transact on SQLite", fanout_s={})
+    try:
+
+        async def saga() -> None:
+            handle = await DBOS.start_workflow_async(dbos_saga, uuid.uuid4().hex)
+            await handle.get_result()
+
+        await measure(saga, sagas, in_flight, row)
+        for n in fanouts:
+            start = time.perf_counter()
+            handle = await DBOS.start_workflow_async(dbos_fanout, uuid.uuid4().hex, n)
+            await handle.get_result()
+            row.fanout_s[n] = time.perf_counter() - start
+    finally:
+        DBOS.destroy()
+    return row
+
+
+ENGINES = {
+    "asyncio": bench_asyncio,
+    "sagaworks": bench_sagaworks,
+    "langgraph": bench_langgraph,
+    "dbos": bench_dbos,
+}
+
+
+async def main(sagas: int, in_flight: int, fanouts: list[int], engines: list[str]) -> None:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in engines:
+            folder = Path(tmp) / name
+            folder.mkdir()
+            rows.append(await ENGINES[name](folder, sagas, in_flight, fanouts))
+    floor = rows[0]
+    print(f"\nW1: {sagas} five-step sagas, {in_flight} in flight; W2: fan-out then aggregate. "
+          f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+          f"{time.strftime('%Y-%m-%d')}\n")
+    fan_cols = " | ".join(f"W2 N={n} s" for n in fanouts)
+    print(f"| engine | W1 p50 ms | W1 p95 ms | ms/step over floor (p50) | W1 sagas/s | {fan_cols} |")
+    print("|---|---:|---:|---:|---:|" + "---:|" * len(fanouts))
+    for row in rows:
+        overhead = (row.p50_ms - floor.p50_ms) / STEPS
+        fans = " | ".join(f"{(row.fanout_s or {}).get(n, float('nan')):.2f}" for n in fanouts)
+        print(f"| {row.engine} | {row.p50_ms:.1f} | {row.p95_ms:.1f} | {overhead:.1f} | {row.per_s:.0f} | {fans} |")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sagas", type=int, default=500)
+    parser.add_argument("--in-flight", type=int, default=50)
+    parser.add_argument("--fanout", type=int, nargs="+", default=[100, 1000])
+    parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=list(ENGINES))
+    args = parser.parse_args()
+    asyncio.run(main(args.sagas, args.in_flight, args.fanout, args.engines))
