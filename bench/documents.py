@@ -27,14 +27,13 @@ import uuid
 from pathlib import Path
 
 from temporalio.client import Client
-from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
+from temporalio.testing import ActivityEnvironment
 
 from activities.db import Database
 from activities.documents import DocumentActivities, DocumentSettings
 from activities.llm import OfflineProvider
 from bench.corpus import write_corpus
-from client.connection import DATA_CONVERTER
-from client.devserver import server_tuning_args, temporal_binary
+from client.devserver import start_embedded
 from workflows.document import DocumentPipeline
 from workflows.document_batch import DocumentBatch
 from workflows.document_models import (
@@ -114,13 +113,7 @@ async def main(count: int, megabytes: float, large_megabytes: float) -> None:
         corpus_mb = sum(p.stat().st_size for p in corpus.iterdir()) / 2**20
         floor_seconds = await floor(corpus, folder)
 
-        async with await WorkflowEnvironment.start_local(
-            dev_server_existing_path=temporal_binary(),
-            dev_server_database_filename=str(folder / "temporal.db"),
-            data_converter=DATA_CONVERTER,
-            dev_server_extra_args=server_tuning_args(),
-            dev_server_log_level="error",
-        ) as env:
+        async with await start_embedded(db_file=folder / "temporal.db") as env:
             client = env.client
             task_queue = f"bench-{uuid.uuid4()}"
             worker = start_worker(client.service_client.config.target_host, task_queue, folder / "app.db", folder)

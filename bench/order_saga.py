@@ -31,12 +31,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
+from temporalio.testing import ActivityEnvironment
 
 from activities.db import Database
 from activities.orders import OrderActivities, seed_inventory
-from client.connection import DATA_CONVERTER
-from client.devserver import server_tuning_args, temporal_binary
+from client.devserver import start_embedded
 from worker import running_worker
 from workflows.order import OrderFulfillmentSaga
 from workflows.order_models import (
@@ -146,18 +145,12 @@ async def bench_asyncio(folder: Path, executor: ThreadPoolExecutor, sagas: int, 
 
 
 async def bench_temporal(
-    engine: str, folder: Path, extra_args: list[str], sagas: int, concurrency: int, local_steps: bool = False
+    engine: str, folder: Path, sagas: int, concurrency: int, *, tuned: bool = True, local_steps: bool = False
 ) -> Figures:
     task_queue = f"bench-{uuid.uuid4()}"
     name = uuid.uuid4().hex[:8]
     db = fresh_db(folder, name)
-    async with await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_binary(),
-        dev_server_database_filename=str(folder / f"{name}-temporal.db"),
-        data_converter=DATA_CONVERTER,
-        dev_server_extra_args=extra_args,
-        dev_server_log_level="error",
-    ) as env:
+    async with await start_embedded(db_file=folder / f"{name}-temporal.db", tuned=tuned) as env:
         async with running_worker(env.client, db, task_queue=task_queue, activity_threads=32):
 
             async def run_one() -> None:
@@ -174,11 +167,9 @@ async def main(sagas: int, concurrency: int) -> None:
         folder = Path(tmp)
         rows = [
             await bench_asyncio(folder, executor, sagas, concurrency),
-            await bench_temporal("sagaworks (embedded default)", folder, server_tuning_args(), sagas, concurrency),
-            await bench_temporal(
-                "sagaworks, local steps", folder, server_tuning_args(), sagas, concurrency, local_steps=True
-            ),
-            await bench_temporal("stock dev server", folder, [], sagas, concurrency),
+            await bench_temporal("sagaworks (embedded default)", folder, sagas, concurrency),
+            await bench_temporal("sagaworks, local steps", folder, sagas, concurrency, local_steps=True),
+            await bench_temporal("stock dev server", folder, sagas, concurrency, tuned=False),
         ]
     floor = rows[0]
     print(f"\n{sagas} sagas of {STEPS} steps, {concurrency} in flight for throughput; "

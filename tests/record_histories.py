@@ -18,12 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.client import WorkflowFailureError, WorkflowHandle
-from temporalio.testing import WorkflowEnvironment
 
 from activities.db import Database
 from activities.documents import DocumentSettings
-from client.connection import DATA_CONVERTER
-from client.devserver import server_tuning_args, temporal_binary
+from client.devserver import start_embedded
 from tests.documents import SAMPLES, PoisonAwareProvider, start_document
 from tests.orders import make_order, start_order, wait_for_status
 from worker import running_worker
@@ -41,11 +39,7 @@ async def record(out_dir: Path) -> list[Path]:
     }
     written: list[Path] = []
     task_queue = f"record-{uuid.uuid4()}"
-    async with await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_binary(),
-        data_converter=DATA_CONVERTER,
-        dev_server_extra_args=server_tuning_args(),
-    ) as env:
+    async with await start_embedded() as env:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             db = Database(f"sqlite:///{folder}/app.db")

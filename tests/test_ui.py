@@ -15,8 +15,7 @@ from temporalio.client import WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.db import Database
-from client.connection import DATA_CONVERTER
-from client.devserver import server_tuning_args, temporal_binary
+from client.devserver import start_embedded
 from tests.orders import make_order, start_order
 from worker import running_worker
 
@@ -42,13 +41,7 @@ def _free_port() -> int:
 @pytest_asyncio.fixture(scope="module")
 async def ui_env() -> AsyncIterator[tuple[WorkflowEnvironment, str]]:
     port = _free_port()
-    async with await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_binary(),
-        data_converter=DATA_CONVERTER,
-        dev_server_extra_args=server_tuning_args(),
-        ui=True,
-        ui_port=port,
-    ) as env:
+    async with await start_embedded(ui_port=port) as env:
         yield env, f"http://127.0.0.1:{port}"
 
 
