@@ -5,20 +5,25 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.worker import Worker
 
 from activities.db import Database
-from activities.orders import Payment, invariant_violations
+from activities import build_activities
+from activities.orders import OrderActivities, Payment, invariant_violations
 from client.devserver import temporal_binary
 from tests.orders import final_status, make_order, start_order, wait_for_status
 from workflows.order import OrderFulfillmentSaga
-from workflows.order_models import ORDER_STEPS, FailureInjection, OrderResult, order_workflow_id
+from workflows import WORKFLOWS
+from workflows.order_models import ORDER_STEPS, ChargeInput, FailureInjection, OrderResult, StepResult, order_workflow_id
 from workflows.saga import SagaReport
 
 
@@ -220,3 +225,33 @@ async def test_local_steps_keep_the_same_guarantees(
                    for e in history.events)  # the steps ran as local activities
     outcome = "COMPLETED" if failure is None else "FAILED"
     assert invariant_violations(db, {order.order_id: outcome}) == []
+
+
+async def test_cancel_while_a_step_runs_lets_it_finish_then_compensates_it(
+    dev_client: Client, task_queue: str, db: Database
+) -> None:
+    started = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    real = OrderActivities(db)
+
+    @activity.defn(name="charge_payment")
+    def slow_charge(step: ChargeInput) -> StepResult:
+        loop.call_soon_threadsafe(started.set)
+        time.sleep(1.5)  # no heartbeat: the cancel cannot reach this attempt
+        return real.charge_payment(step)
+
+    acts = [a for a in build_activities(db) if getattr(a, "__name__", "") != "charge_payment"] + [slow_charge]
+    order = make_order()
+    with ThreadPoolExecutor(4) as executor:
+        async with Worker(dev_client, task_queue=task_queue, workflows=WORKFLOWS, activities=acts,
+                          activity_executor=executor, max_concurrent_activities=4):
+            handle = await start_order(dev_client, task_queue, order)
+            await asyncio.wait_for(started.wait(), timeout=30)
+            await handle.cancel()
+            with pytest.raises(WorkflowFailureError) as failure:
+                await handle.result()
+            status = await handle.query(OrderFulfillmentSaga.status)
+    assert isinstance(failure.value.cause, CancelledError)
+    assert "send_notification" not in status.completed_steps  # nothing ran after the cancel
+    assert [c.step for c in status.compensations] == ["charge_payment", "create_customer_account"]
+    assert invariant_violations(db, {order.order_id: "CANCELED"}) == []

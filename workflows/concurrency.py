@@ -50,3 +50,26 @@ async def run_windowed(
         await asyncio.gather(*in_flight, return_exceptions=True)
         raise
     return list(queue)
+
+
+async def run_to_completion(operation: Awaitable[R], *, reraise_cancel: bool = True) -> R:
+    """Await ``operation`` to its end even if the workflow is cancelled meanwhile.
+
+    An activity that never heartbeats never hears of a cancellation, and the SDK hands its
+    result back as if nothing happened; shielding it instead lets it finish, then the
+    cancellation is raised (unless ``reraise_cancel`` is False), so what follows
+    compensates a step that really took effect, never one still in flight.
+    """
+    task = asyncio.ensure_future(operation)
+    interrupted: asyncio.CancelledError | None = None
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError as cancel:
+            if not task.done():
+                interrupted = cancel
+    if interrupted is not None and reraise_cancel:
+        if not task.cancelled():
+            task.exception()  # the operation's own outcome is superseded by the cancellation
+        raise interrupted
+    return task.result()

@@ -8,7 +8,6 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import is_cancelled_exception
-from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     import pydantic
@@ -31,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         UndoInput,
     )
     from workflows.common import Pausable
+    from workflows.concurrency import run_to_completion
     from workflows.saga import Saga
 
 
@@ -80,15 +80,11 @@ class OrderFulfillmentSaga(Pausable):
                         self._saga.add_compensation(
                             step.undo, UndoInput(key=step.input.key, order_id=order.order_id), step=step.name
                         )
-                        # Wait for an in-flight step to finish before compensating it,
+                        # A cancel lets the running step finish before compensating it,
                         # so the undo never races the step it undoes.
                         execute = workflow.execute_local_activity if order.local_steps else workflow.execute_activity
-                        result: StepResult = await execute(
-                            step.run,
-                            step.input,
-                            summary=step.name,
-                            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-                            **policies.DATABASE_WRITE,
+                        result: StepResult = await run_to_completion(
+                            execute(step.run, step.input, summary=step.name, **policies.DATABASE_WRITE)
                         )
                         references[step.name] = result.reference
                         self._completed.append(step.name)

@@ -34,6 +34,7 @@ from temporalio.exceptions import (
 )
 
 from workflows import policies
+from workflows.concurrency import run_to_completion
 
 
 class CompensationRecord(BaseModel):
@@ -147,18 +148,6 @@ class Saga:
                 CompensationRecord(step=compensation.step, activity=name, outcome="compensated")
             )
 
-    async def _compensate_shielded(self) -> None:
-        # A second cancellation must not interrupt compensation: keep waiting for the
-        # shielded task until it is really done.
-        task = asyncio.create_task(self.compensate())
-        while not task.done():
-            try:
-                await asyncio.shield(task)
-            except asyncio.CancelledError:
-                if task.done():
-                    break
-        task.result()
-
     async def __aenter__(self) -> Saga:
         return self
 
@@ -173,7 +162,8 @@ class Saga:
         cancelled = is_cancelled_exception(exc)
         if not (cancelled or isinstance(exc, (FailureError, asyncio.TimeoutError))):
             return False
-        await self._compensate_shielded()
+        # A further cancellation must not interrupt compensation.
+        await run_to_completion(self.compensate(), reraise_cancel=False)
         if cancelled:
             return False
         report = SagaReport(
