@@ -61,6 +61,8 @@ async def running_worker(
             activities=build_activities(db, llm, documents),
             activity_executor=executor,
             max_concurrent_activities=activity_threads,
+            # Local activities (order steps with local_steps) share the same threads.
+            max_concurrent_local_activities=activity_threads,
             graceful_shutdown_timeout=drain,
         ) as worker:
             yield worker

@@ -11,7 +11,6 @@ import hashlib
 import io
 import os
 import zipfile
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -289,9 +288,8 @@ class DocumentActivities:
             row = session.get(DocumentRow, document_id, with_for_update=True)
             already = row is not None and row.completed_hash == content_hash
             row = row or DocumentRow(document_id=document_id, path=request.path)
-            if not already:
-                row.status, row.error_class, row.error_message = "PROCESSING", None, None
-                row.run_key = request.run_key
+            row.status, row.error_class, row.error_message = ("COMPLETED" if already else "PROCESSING"), None, None
+            row.run_key = request.run_key
             row.content_hash, row.format, row.size_bytes = content_hash, fmt, len(data)
             session.merge(row)
         return DocumentRef(
@@ -302,13 +300,16 @@ class DocumentActivities:
     @activity.defn
     def chunk_document(self, request: ChunkInput) -> ChunkSummary:
         """Parse the document and store its chunks; return only their count."""
+        with keep_alive():
+            return self._chunk(request)
+
+    def _chunk(self, request: ChunkInput) -> ChunkSummary:
         doc = request.document
         path, data = self._read(doc.path)
         if hashlib.sha256(data).hexdigest() != doc.content_hash:
             raise validation_error("the file changed while it was being processed; submit it again", field=doc.path)
         try:
-            with keep_alive():
-                text = parse_text(path, data, doc.format, self._settings)
+            text = parse_text(path, data, doc.format, self._settings)
         except ApplicationError:
             raise
         except Exception as err:
@@ -442,6 +443,9 @@ class DocumentActivities:
                     )
                 )
                 removed += result.rowcount  # type: ignore[attr-defined]
+            row = session.get(DocumentRow, request.document_id, with_for_update=True)
+            if row is not None and row.run_key == request.run_key and row.completed_hash == request.content_hash:
+                row.completed_hash = None  # its concepts were just removed: nothing to reuse
         activity.logger.info("Run discarded", extra={"key": request.document_id, "reference": f"{removed} rows"})
         return removed
 
@@ -450,12 +454,17 @@ class DocumentActivities:
         """Keep why the run failed on the document's row (its earlier results stay)."""
         with database_errors(), self._db.transaction() as session:
             row = session.get(DocumentRow, failure.document_id, with_for_update=True)
-            if row is not None and row.status != "REJECTED":
+            # Only the run that owns the row may mark it: another run may have completed since.
+            if row is not None and row.run_key == failure.run_key and row.status != "REJECTED":
                 row.status, row.error_class, row.error_message = failure.status, failure.error_class, failure.message
 
     @activity.defn
     def list_documents(self, folder: str) -> list[str]:
         """The documents of a folder (not recursive), sorted, as absolute paths."""
+        with keep_alive():
+            return self._list(folder)
+
+    def _list(self, folder: str) -> list[str]:
         path = Path(folder)
         if not path.is_absolute():
             raise validation_error("folder must be an absolute path", field=folder)
@@ -465,9 +474,3 @@ class DocumentActivities:
         if not resolved.is_dir():
             raise validation_error("not a folder", field=folder)
         return sorted(str(p) for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
-
-
-def document_rows(db: Database, document_ids: Sequence[str]) -> dict[str, DocumentRow]:
-    """The document rows of ``document_ids`` (for tests and reports)."""
-    with db.transaction() as session:
-        return {row.document_id: row for row in session.scalars(select(DocumentRow).where(DocumentRow.document_id.in_(document_ids)))}

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from enum import StrEnum
 
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import DataError, DBAPIError, ProgrammingError, SQLAlchemyError
 from temporalio.exceptions import ApplicationError
 
 
@@ -21,7 +21,7 @@ class ErrorClass(StrEnum):
     VALIDATION = "ValidationError"
     """Bad input: never retried; the message names the field or file."""
     PROCESSING = "ProcessingError"
-    """Parsing or transforming data failed; retried a few times."""
+    """Parsing or transforming data failed: final when the data is at fault, else retried."""
     MODEL = "ModelError"
     """The LLM provider failed; retried with backoff, Retry-After honoured."""
     DATABASE = "DatabaseError"
@@ -51,13 +51,16 @@ def error(
 
 @contextmanager
 def database_errors() -> Iterator[None]:
-    """Report SQLAlchemy failures as retryable ``DatabaseError``s.
+    """Report SQLAlchemy failures as ``DatabaseError``s, retryable when a retry can help.
 
     Lost connections, lock timeouts and a concurrent insert of the same idempotency key
-    all clear up on a retry, which Temporal makes under the activity's policy.
+    clear up on a retry, which Temporal makes under the activity's policy; a value the
+    database refuses (too long, wrong type) or a bad statement does not.
     """
     try:
         yield
+    except (DataError, ProgrammingError) as err:
+        raise error(ErrorClass.DATABASE, f"{type(err.orig).__name__}: {err.orig}", non_retryable=True) from err
     except DBAPIError as err:
         raise error(ErrorClass.DATABASE, f"{type(err.orig).__name__}: {err.orig}") from err
     except SQLAlchemyError as err:

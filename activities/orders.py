@@ -225,7 +225,7 @@ class OrderActivities:
             lines: dict[str, int] = {}
             for item in step.items:
                 lines[item.sku] = lines.get(item.sku, 0) + item.quantity
-            for index, (sku, quantity) in enumerate(sorted(lines.items())):
+            for sku, quantity in sorted(lines.items()):
                 taken = session.execute(
                     update(InventoryItem)
                     .where(InventoryItem.sku == sku, InventoryItem.on_hand >= quantity)
@@ -234,6 +234,7 @@ class OrderActivities:
                 if taken.rowcount == 1:  # type: ignore[attr-defined]
                     continue
                 if session.get(InventoryItem, sku) is None:
+                    index = next(i for i, item in enumerate(step.items) if item.sku == sku)
                     raise validation_error(f"unknown SKU {sku!r}", field=f"items[{index}].sku")
                 raise ApplicationError(
                     f"not enough stock of {sku} for {quantity} units",

@@ -17,7 +17,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from temporalio.api.enums.v1 import WorkflowExecutionStatus
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
+)
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, FailureError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError
@@ -111,8 +117,8 @@ async def _progress_until_done(client: Client, workflow_id: str) -> None:
                     completed=status.done,
                     description=f"{handle.id}: {status.state} {status.current_step or ''}",
                 )
-            except RPCError:
-                pass  # no worker answered yet; keep showing the last known progress
+            except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError):
+                pass  # no worker or no status query: keep showing the last known progress
             if description.status != WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING:
                 return
             await asyncio.sleep(0.25)
@@ -189,14 +195,22 @@ def run_document(
     as_json: JsonFlag = False,
 ) -> None:
     """Extract the concepts of a document (.txt .md .html .pdf .docx) or of every one in a folder."""
-    absolute = str(path.resolve())
-    if path.is_dir():
+    absolute = str(path.absolute())  # not resolved: the worker checks symlinks against its roots
+    try:
+        arg: BaseModel = (
+            BatchInput(folder=absolute, max_in_flight=max_in_flight, chunk_size=chunk_size)
+            if path.is_dir()
+            else DocumentInput(path=absolute, chunk_size=chunk_size)
+        )
+    except ValidationError as invalid:
+        err.print(f"[red]{path}: invalid path[/red]\n{invalid}")
+        raise typer.Exit(2) from None
+    if isinstance(arg, BatchInput):
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-        batch = BatchInput(folder=absolute, max_in_flight=max_in_flight, chunk_size=chunk_size)
         workflow_id = f"batch-{document_id_for(absolute)}-{stamp}"
-        start = _start("DocumentBatch", batch, workflow_id, WorkflowIDReusePolicy.REJECT_DUPLICATE, "", wait, as_json)
+        start = _start("DocumentBatch", arg, workflow_id, WorkflowIDReusePolicy.REJECT_DUPLICATE, "", wait, as_json)
     else:
-        document = DocumentInput(path=absolute, chunk_size=chunk_size)
+        document = arg
         workflow_id = document_workflow_id(document_id_for(absolute))
         busy = f"{absolute} is being processed right now (see `saga status {workflow_id}`)"
         start = _start("DocumentPipeline", document, workflow_id, WorkflowIDReusePolicy.ALLOW_DUPLICATE, busy, wait, as_json)
@@ -240,7 +254,7 @@ def status(workflow_id: WorkflowId, as_json: JsonFlag = False) -> None:
         }
         try:
             info["progress"] = await handle.query("status")
-        except (RPCError, FailureError) as query_error:
+        except (RPCError, FailureError, WorkflowQueryFailedError, WorkflowQueryRejectedError) as query_error:
             info["progress"] = f"unavailable: {query_error}"
         if as_json:
             _print_json(info)
@@ -360,7 +374,14 @@ def replay_command(
             histories = [await fetch_history(await connect(), workflow_id)]
         else:
             paths = [file] if file else history_files(directory)  # type: ignore[arg-type]
-            histories = [load_history(p) for p in paths if p is not None]
+            if not paths:
+                err.print(f"no *.json histories in {directory}")
+                return 2
+            try:
+                histories = [load_history(p) for p in paths if p is not None]
+            except (ValueError, KeyError) as unreadable:
+                err.print(f"[red]not a Temporal history: {unreadable}[/red]")
+                return 2
         results = await replay(histories)
         for run_id, failure in results.replay_failures.items():
             err.print(f"[red]replay failed for run {run_id}: {failure}[/red]")
@@ -414,6 +435,9 @@ def main() -> None:
         if isinstance(exit_request.code, str):
             err.print(exit_request.code)
         code = exit_request.code if isinstance(exit_request.code, int) else int(exit_request.code is not None)
+    except BaseException:  # an unexpected crash: show it, then exit like any other failure
+        err.print_exception()
+        code = 1
     sys.stdout.flush()
     sys.stderr.flush()
     # The SDK's Rust threads can abort CPython's finalization of a short-lived client

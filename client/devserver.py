@@ -124,8 +124,12 @@ def running_pid(name: str) -> int | None:
     path = pid_file(name)
     try:
         pid = int(path.read_text())
-        os.kill(pid, 0)
+        # A pid file can outlive its process and the pid be reused: check it is ours.
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
     except (FileNotFoundError, ValueError, ProcessLookupError):
+        path.unlink(missing_ok=True)
+        return None
+    if b"temporal" not in command and b"worker" not in command:
         path.unlink(missing_ok=True)
         return None
     return pid

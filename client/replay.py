@@ -19,7 +19,9 @@ from client.connection import DATA_CONVERTER
 def load_history(path: Path) -> WorkflowHistory:
     """A history saved by ``saga history ID --out FILE`` (or the UI's JSON download)."""
     data = json.loads(path.read_text())
-    return WorkflowHistory.from_json(path.stem, data)
+    # Workflow code may read its own id, so replay it under the id it ran with.
+    started = data["events"][0].get("workflowExecutionStartedEventAttributes", {})
+    return WorkflowHistory.from_json(started.get("workflowId") or path.stem, data)
 
 
 def history_files(folder: Path) -> list[Path]:

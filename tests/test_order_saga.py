@@ -255,3 +255,19 @@ async def test_cancel_while_a_step_runs_lets_it_finish_then_compensates_it(
     assert "send_notification" not in status.completed_steps  # nothing ran after the cancel
     assert [c.step for c in status.compensations] == ["charge_payment", "create_customer_account"]
     assert invariant_violations(db, {order.order_id: "CANCELED"}) == []
+
+
+async def test_a_saga_under_another_workflow_id_is_refused_before_any_step(
+    dev_client: Client, order_worker: Worker, task_queue: str, db: Database
+) -> None:
+    order = make_order()
+    first = await start_order(dev_client, task_queue, order)
+    await first.result()
+    # The same order under another id would otherwise be charged a second time.
+    other = await dev_client.start_workflow(
+        OrderFulfillmentSaga.run, order, id=f"again-{uuid.uuid4()}", task_queue=task_queue
+    )
+    with pytest.raises(WorkflowFailureError) as failure:
+        await other.result()
+    assert f"workflow id must be '{order_workflow_id(order.order_id)}'" in str(failure.value.cause)
+    assert invariant_violations(db, {order.order_id: "COMPLETED"}) == []

@@ -18,7 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.documents import DocumentActivities
     from workflows import policies
     from workflows.common import Pausable
-    from workflows.concurrency import run_windowed
+    from workflows.concurrency import run_to_completion, run_windowed
     from workflows.document_models import (
         ChunkInput,
         DiscardInput,
@@ -97,33 +97,38 @@ class DocumentPipeline(Pausable):
         info = workflow.info()
         run_key = f"{info.workflow_id}/{info.run_id}"
         self._document_id = document_id_for(request.path)
-        doc = await self._validate(request.path, run_key)
-        if doc.already_completed:
-            self._state, self._step = "completed", None
-            return await workflow.execute_activity(
-                DocumentActivities.document_result, doc, summary="reuse stored result", **policies.DATABASE_WRITE
-            )
         try:
-            result = await self._process(request, doc, run_key)
+            doc = await self._validate(request.path, run_key)
+            if doc.already_completed:
+                result = await workflow.execute_activity(
+                    DocumentActivities.document_result, doc, summary="reuse stored result", **policies.DATABASE_WRITE
+                )
+            else:
+                result = await self._process(request, doc, run_key)
         except BaseException as err:
             cancelled = is_cancelled_exception(err)
-            if cancelled or isinstance(err, FailureError):
-                self._state = "canceled" if cancelled else "failed"
-                reported = reported_error(err)
-                await workflow.execute_activity(
-                    DocumentActivities.record_document_failure,
-                    FailureRecord(
-                        document_id=doc.document_id,
-                        error_class="Cancelled" if cancelled else error_class(err),
-                        message="cancelled by request" if cancelled else str(getattr(reported, "message", reported))[:2000],
-                        status="CANCELED" if cancelled else "FAILED",
-                    ),
-                    summary="record failure",
-                    **policies.DATABASE_WRITE,
-                )
+            self._state = "canceled" if cancelled else "failed"
+            # A rejected document's row already says why (validate_document wrote it).
+            if cancelled or (isinstance(err, FailureError) and error_class(err) != "ValidationError"):
+                await self._record_failure(err, run_key, cancelled)
             raise
         self._state, self._step = "completed", None
         return result
+
+    async def _record_failure(self, err: BaseException, run_key: str, cancelled: bool) -> None:
+        reported = reported_error(err)
+        await workflow.execute_activity(
+            DocumentActivities.record_document_failure,
+            FailureRecord(
+                document_id=self._document_id,
+                run_key=run_key,
+                error_class="Cancelled" if cancelled else error_class(err),
+                message="cancelled by request" if cancelled else str(getattr(reported, "message", reported))[:2000],
+                status="CANCELED" if cancelled else "FAILED",
+            ),
+            summary="record failure",
+            **policies.DATABASE_WRITE,
+        )
 
     async def _validate(self, path: str, run_key: str) -> DocumentRef:
         try:
@@ -134,7 +139,6 @@ class DocumentPipeline(Pausable):
                 **policies.PROCESSING,
             )
         except ActivityError as err:
-            self._state = "failed"
             if isinstance(err.cause, ApplicationError) and err.cause.type == "ValidationError":
                 # Fail with the reason itself, not "activity task failed".
                 raise ApplicationError(
@@ -154,7 +158,9 @@ class DocumentPipeline(Pausable):
                     step="store",
                 )
                 self._step = "chunk"
-                summary = await workflow.execute_activity(
+                # run_to_completion: a cancel waits for the step, so the discard
+                # compensation never races a write still in flight.
+                summary = await run_to_completion(workflow.execute_activity(
                     DocumentActivities.chunk_document,
                     ChunkInput(
                         document=doc,
@@ -164,7 +170,7 @@ class DocumentPipeline(Pausable):
                     ),
                     summary="parse and chunk",
                     **policies.PROCESSING,
-                )
+                ))
                 self._total = summary.chunk_count
                 self._step = "extract"
                 await self._extract(
@@ -178,12 +184,12 @@ class DocumentPipeline(Pausable):
                     )
                 )
                 self._step = "store"
-                return await workflow.execute_activity(
+                return await run_to_completion(workflow.execute_activity(
                     DocumentActivities.store_concepts,
                     StoreInput(document=doc, run_key=run_key),
                     summary="store concepts",
                     **policies.DATABASE_WRITE,
-                )
+                ))
             except BaseException:
                 self._state = "compensating"
                 raise

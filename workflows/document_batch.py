@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from temporalio import workflow
-from temporalio.exceptions import ChildWorkflowError, is_cancelled_exception
+from temporalio.exceptions import ChildWorkflowError, WorkflowAlreadyStartedError, is_cancelled_exception
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -21,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
         DocumentInput,
         DocumentOutcome,
         document_id_for,
+        document_workflow_id,
     )
     from workflows.saga import error_class, reported_error
 
@@ -56,10 +59,10 @@ class DocumentBatch(Pausable):
         def stop() -> bool:
             return started >= batch.documents_per_run or workflow.info().is_continue_as_new_suggested()
 
-        async def start(path: str) -> DocumentOutcome:
+        def start(path: str) -> Awaitable[DocumentOutcome]:
             nonlocal started
-            started += 1
-            return await self._process(path, batch)
+            started += 1  # counted when started, so stop() sees it before the next start
+            return self._process(path, batch)
 
         remaining = await run_windowed(
             paths, start, window=batch.max_in_flight, on_result=self._outcomes.append,
@@ -79,7 +82,8 @@ class DocumentBatch(Pausable):
         )
 
     async def _process(self, path: str, batch: BatchInput) -> DocumentOutcome:
-        workflow_id = f"{workflow.info().workflow_id}/{document_id_for(path)}"
+        # The document's own workflow id: one run per document at a time, whoever starts it.
+        workflow_id = document_workflow_id(document_id_for(path))
         self._in_flight += 1
         try:
             result = await workflow.execute_child_workflow(
@@ -87,6 +91,10 @@ class DocumentBatch(Pausable):
                 DocumentInput(path=path, chunk_size=batch.chunk_size),
                 id=workflow_id,
                 parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
+            )
+        except WorkflowAlreadyStartedError:
+            return DocumentOutcome(
+                path=path, workflow_id=workflow_id, status="FAILED", error="already being processed by another run"
             )
         except ChildWorkflowError as err:
             if is_cancelled_exception(err):

@@ -107,6 +107,7 @@ class DiscardInput(_Strict):
 
 class FailureRecord(_Strict):
     document_id: str
+    run_key: str
     error_class: str
     message: str
     status: Literal["FAILED", "CANCELED"]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import is_cancelled_exception
+from temporalio.exceptions import ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     import pydantic
@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         StepInput,
         StepResult,
         UndoInput,
+        order_workflow_id,
     )
     from workflows.common import Pausable
     from workflows.concurrency import run_to_completion
@@ -65,11 +66,12 @@ class OrderFulfillmentSaga(Pausable):
         """Fulfil ``order``; on failure compensate and fail with a ``SagaCompensated`` error."""
         self._order_id = order.order_id
         self._saga = Saga(parallel=order.parallel_compensation)
+        steps = self._plan(order)
         references: dict[str, str] = {}
         try:
             async with self._saga:
                 try:
-                    for index, step in enumerate(self._plan(order)):
+                    for index, step in enumerate(steps):
                         if index and order.step_delay_seconds:
                             await workflow.sleep(order.step_delay_seconds)
                         await self._unpaused()
@@ -102,7 +104,15 @@ class OrderFulfillmentSaga(Pausable):
         )
 
     def _plan(self, order: OrderInput) -> list[_Step]:
-        workflow_id = workflow.info().workflow_id
+        # Keys derive from the order, not from whoever started the workflow: a second
+        # workflow for the same order would otherwise charge it again.
+        workflow_id = order_workflow_id(order.order_id)
+        if workflow.info().workflow_id != workflow_id:
+            raise ApplicationError(
+                f"workflow id must be {workflow_id!r}: one saga per order",
+                type="ValidationError",
+                non_retryable=True,
+            )
 
         def common(name: str) -> dict[str, Any]:
             failure = order.inject_failure

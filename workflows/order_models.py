@@ -42,8 +42,9 @@ class FailureInjection(_Strict):
 
     step: OrderStep
     mode: Literal["transient", "permanent"]
-    attempts: int = Field(default=2, ge=1, le=10)
-    """For ``transient``: how many attempts fail before one succeeds."""
+    attempts: int = Field(default=2, ge=1, le=7)
+    """For ``transient``: how many attempts fail before one succeeds (the step's policy
+    allows 8 attempts)."""
 
 
 class OrderItem(_Strict):
