@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import DateTime, Engine, String, create_engine, event
+from sqlalchemy import DateTime, Engine, String, create_engine, event, inspect
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 DEFAULT_SQLITE_PATH = Path(".sagaworks") / "sagaworks.db"
@@ -43,6 +43,8 @@ class StepRecord(Base):
     status: Mapped[str] = mapped_column(String(16))
     reference: Mapped[str | None] = mapped_column(String(64))
     """The id of what the step created (account, payment, label...); None on tombstones."""
+    run_id: Mapped[str | None] = mapped_column(String(64))
+    """The workflow run that owns the step: steps and undos of any other run leave it alone."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=_utcnow, onupdate=_utcnow
@@ -59,25 +61,37 @@ class StepAlreadyCompensated(Exception):
     """The step's compensation already ran, so the step must not take effect now."""
 
 
+class StepOwnedByAnotherRun(Exception):
+    """Another workflow run already applied this key (the same order submitted again)."""
+
+
+def _owned_by_other(record: StepRecord, run_id: str | None) -> bool:
+    # Rows written before ownership was recorded have no run id: any run may use them.
+    return None not in (record.run_id, run_id) and record.run_id != run_id
+
+
 def apply_once(
     session: Session,
     model: type[RecordT],
     key: str,
+    run_id: str | None,
     create: Callable[[], RecordT],
 ) -> RecordT:
-    """Apply a step once per key: return the existing record on a repeat call.
+    """Apply a step once per key: return the existing record on a repeat call of its run.
 
     ``create`` builds the record and performs the step's other writes in ``session``;
     it runs only the first time. Raises :class:`StepAlreadyCompensated` when the key's
-    compensation already ran.
+    compensation already ran, :class:`StepOwnedByAnotherRun` when another run applied it.
     """
     existing = session.get(model, key, with_for_update=True)
     if existing is not None:
+        if _owned_by_other(existing, run_id):
+            raise StepOwnedByAnotherRun(f"{model.__tablename__} {key} belongs to run {existing.run_id}")
         if existing.status == UNDONE:
             raise StepAlreadyCompensated(f"{model.__tablename__} {key} was already compensated")
         return existing
     record = create()
-    record.key, record.status = key, DONE
+    record.key, record.status, record.run_id = key, DONE, run_id
     session.add(record)
     return record
 
@@ -87,18 +101,20 @@ def undo_once(
     model: type[StepRecord],
     key: str,
     order_id: str,
+    run_id: str | None,
     revert: Callable[[Any], None],
 ) -> bool:
     """Undo a step once per key; return whether there was anything to undo.
 
-    ``revert`` reverses the step's other writes; it runs only if the step took effect
-    and was not undone yet. When the step never took effect a tombstone is written.
+    ``revert`` reverses the step's other writes; it runs only if the step took effect in
+    this run and was not undone yet. When the step never took effect a tombstone is
+    written; a step another run owns is left alone.
     """
     existing = session.get(model, key, with_for_update=True)
     if existing is None:
-        session.add(model(key=key, order_id=order_id, status=UNDONE))
+        session.add(model(key=key, order_id=order_id, status=UNDONE, run_id=run_id))
         return False
-    if existing.status == UNDONE:
+    if existing.status == UNDONE or _owned_by_other(existing, run_id):
         return False
     revert(existing)
     existing.status = UNDONE
@@ -123,6 +139,7 @@ class Database:
         self.engine = _make_engine(self.url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         Base.metadata.create_all(self.engine)
+        _add_missing_columns(self.engine)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -133,6 +150,22 @@ class Database:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Add columns that newer code declares to tables an older version created.
+
+    Only additive, nullable columns are ever added this way; anything else needs a real
+    migration tool.
+    """
+    with engine.begin() as connection:
+        inspector = inspect(connection)  # on this connection: a second one would wait for its lock
+        for table in Base.metadata.sorted_tables:
+            present = {column["name"] for column in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name not in present and column.nullable:
+                    kind = column.type.compile(dialect=engine.dialect)
+                    connection.exec_driver_sql(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}')
 
 
 def _make_engine(url: str) -> Engine:

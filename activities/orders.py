@@ -22,6 +22,7 @@ from activities.db import (
     Base,
     Database,
     StepAlreadyCompensated,
+    StepOwnedByAnotherRun,
     StepRecord,
     apply_once,
     undo_once,
@@ -136,10 +137,16 @@ class OrderActivities:
     ) -> StepResult:
         try:
             with database_errors(), self._db.transaction() as session:
-                record = apply_once(session, model, step.key, lambda: create(session))
+                record = apply_once(session, model, step.key, step.run_id, lambda: create(session))
                 reference = record.reference
         except StepAlreadyCompensated as err:
             raise ApplicationError(str(err), type="StepAlreadyCompensated", non_retryable=True)
+        except StepOwnedByAnotherRun as err:
+            raise ApplicationError(
+                f"order {step.order_id} was already processed by another run ({err})",
+                type="OrderAlreadyProcessed",
+                non_retryable=True,
+            )
         activity.logger.info("Step applied", extra={"key": step.key, "reference": reference})
         _inject(step.inject_failure)
         return StepResult(key=step.key, reference=reference)
@@ -152,7 +159,7 @@ class OrderActivities:
     ) -> UndoResult:
         with database_errors(), self._db.transaction() as session:
             undone = undo_once(
-                session, model, undo.key, undo.order_id, lambda row: revert(session, row)
+                session, model, undo.key, undo.order_id, undo.run_id, lambda row: revert(session, row)
             )
         activity.logger.info("Step compensated", extra={"key": undo.key, "undone": undone})
         return UndoResult(undone=undone)

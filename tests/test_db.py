@@ -23,7 +23,7 @@ def backend(db_url: str) -> Iterator[Database]:
 def _charge(db: Database, key: str, order_id: str = "o1", amount: int = 500) -> Payment:
     with db.transaction() as session:
         return apply_once(
-            session, Payment, key, lambda: Payment(order_id=order_id, amount_cents=amount, reference="p")
+            session, Payment, key, "run-1", lambda: Payment(order_id=order_id, amount_cents=amount, reference="p")
         )
 
 
@@ -32,7 +32,7 @@ def _refund(db: Database, key: str, order_id: str = "o1") -> bool:
         row.refund_count += 1
 
     with db.transaction() as session:
-        return undo_once(session, Payment, key, order_id, revert)
+        return undo_once(session, Payment, key, order_id, "run-1", revert)
 
 
 def test_apply_once_is_idempotent(backend: Database) -> None:
@@ -88,3 +88,41 @@ def test_concurrent_charges_of_one_key_apply_once(backend: Database) -> None:
     assert "wf:charge" in outcomes
     with backend.transaction() as session:
         assert session.query(Payment).count() == 1
+
+
+def test_a_step_belongs_to_the_run_that_applied_it(backend: Database) -> None:
+    from activities.db import StepOwnedByAnotherRun
+
+    _charge(backend, "order-o1:charge")  # applied by run-1
+    with backend.transaction() as session, pytest.raises(StepOwnedByAnotherRun):
+        apply_once(session, Payment, "order-o1:charge", "run-2", lambda: Payment(order_id="o1", amount_cents=1))
+    with backend.transaction() as session:
+        # Another run's compensation leaves the charge alone.
+        assert undo_once(session, Payment, "order-o1:charge", "o1", "run-2", lambda row: None) is False
+    assert invariant_violations(backend, {}) == []
+    with backend.transaction() as session:
+        payment = session.get(Payment, "order-o1:charge")
+        assert payment is not None and (payment.status, payment.run_id, payment.refund_count) == (DONE, "run-1", 0)
+
+
+def test_columns_added_by_newer_code_are_added_to_an_older_schema(tmp_path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:  # the payments table as the first release created it
+        conn.execute(
+            "CREATE TABLE payments (key VARCHAR(200) PRIMARY KEY, order_id VARCHAR(64), status VARCHAR(16), "
+            "reference VARCHAR(64), created_at DATETIME, updated_at DATETIME, amount_cents INTEGER, "
+            "refund_count INTEGER)"
+        )
+        conn.execute("INSERT INTO payments VALUES ('k', 'o', 'DONE', 'p', NULL, NULL, 5, 0)")
+    db = Database(f"sqlite:///{path}")
+    try:
+        with db.transaction() as session:
+            payment = session.get(Payment, "k")
+            assert payment is not None and payment.run_id is None and payment.amount_cents == 5
+        # A row from before ownership was recorded stays usable by the run that retries it.
+        with db.transaction() as session:
+            assert apply_once(session, Payment, "k", "run-9", lambda: Payment()).key == "k"
+    finally:
+        db.dispose()

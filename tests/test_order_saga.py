@@ -271,3 +271,16 @@ async def test_a_saga_under_another_workflow_id_is_refused_before_any_step(
         await other.result()
     assert f"workflow id must be '{order_workflow_id(order.order_id)}'" in str(failure.value.cause)
     assert invariant_violations(db, {order.order_id: "COMPLETED"}) == []
+
+
+async def test_resubmitting_a_completed_order_under_its_id_is_refused_and_undoes_nothing(
+    dev_client: Client, order_worker: Worker, task_queue: str, db: Database
+) -> None:
+    order = make_order()
+    await (await start_order(dev_client, task_queue, order)).result()
+    # The client's default reuse policy allows a new run once the first has closed.
+    again = await start_order(dev_client, task_queue, order.model_copy(update={"inject_failure": None}))
+    with pytest.raises(WorkflowFailureError) as failure:
+        await again.result()
+    assert "already processed by another run" in str(failure.value.cause)
+    assert invariant_violations(db, {order.order_id: "COMPLETED"}) == []

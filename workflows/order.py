@@ -80,7 +80,9 @@ class OrderFulfillmentSaga(Pausable):
                             f"step {index + 1}/{len(ORDER_STEPS)}: {step.name}"
                         )
                         self._saga.add_compensation(
-                            step.undo, UndoInput(key=step.input.key, order_id=order.order_id), step=step.name
+                            step.undo,
+                            UndoInput(key=step.input.key, order_id=order.order_id, run_id=step.input.run_id),
+                            step=step.name,
                         )
                         # A cancel lets the running step finish before compensating it,
                         # so the undo never races the step it undoes.
@@ -119,6 +121,7 @@ class OrderFulfillmentSaga(Pausable):
             return {
                 "key": f"{workflow_id}:{name}",
                 "order_id": order.order_id,
+                "run_id": workflow.info().run_id,
                 "inject_failure": failure if failure and failure.step == name else None,
             }
 

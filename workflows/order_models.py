@@ -82,6 +82,8 @@ class StepInput(_Strict):
 
     key: str
     order_id: str
+    run_id: str | None = None
+    """The workflow run applying the step; it owns the step's row."""
     inject_failure: FailureInjection | None = None
 
 
@@ -117,6 +119,7 @@ class UndoInput(_Strict):
 
     key: str
     order_id: str
+    run_id: str | None = None
 
 
 class UndoResult(_Strict):

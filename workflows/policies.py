@@ -15,7 +15,7 @@ from temporalio.common import RetryPolicy
 # Error types that no retry can fix. Activities raise them as non-retryable
 # ApplicationErrors already; listing them here also protects against an activity that
 # forgets the flag.
-NON_RETRYABLE_ERROR_TYPES = ["ValidationError", "StepAlreadyCompensated", "OutOfStock"]
+NON_RETRYABLE_ERROR_TYPES = ["ValidationError", "StepAlreadyCompensated", "OutOfStock", "OrderAlreadyProcessed"]
 
 
 class ActivityOptions(TypedDict, total=False):
