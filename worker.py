@@ -29,7 +29,7 @@ from activities.llm import LLMProvider
 from client.connection import DEFAULT_ADDRESS, TASK_QUEUE, connect
 from client.devserver import dev_server_command, wait_until_serving
 from client.observability import configure_logging
-from workflows import WORKFLOWS
+from workflows.catalog import WORKFLOWS
 
 log = logging.getLogger("sagaworks.worker")
 

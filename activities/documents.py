@@ -24,7 +24,7 @@ from activities.db import Base, Database
 from activities.errors import ErrorClass, database_errors, error, validation_error
 from activities.liveness import keep_alive
 from activities.llm import LLMProvider
-from workflows.document_models import (
+from contracts.documents import (
     ChunkInput,
     ChunkSummary,
     DiscardInput,

@@ -28,7 +28,7 @@ from activities.db import (
     undo_once,
 )
 from activities.errors import database_errors, validation_error
-from workflows.order_models import (
+from contracts.orders import (
     AccountInput,
     ChargeInput,
     FailureInjection,

@@ -36,7 +36,7 @@ from bench.corpus import write_corpus
 from client.devserver import start_embedded
 from workflows.document import DocumentPipeline
 from workflows.document_batch import DocumentBatch
-from workflows.document_models import (
+from contracts.documents import (
     BatchInput,
     ChunkInput,
     DocumentInput,

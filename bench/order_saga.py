@@ -38,7 +38,7 @@ from activities.orders import OrderActivities, seed_inventory
 from client.devserver import start_embedded
 from worker import running_worker
 from workflows.order import OrderFulfillmentSaga
-from workflows.order_models import (
+from contracts.orders import (
     AccountInput,
     ChargeInput,
     LabelInput,

@@ -41,9 +41,9 @@ from activities.llm import OfflineProvider
 from activities.orders import seed_inventory
 from bench.fanout_workflow import FanOutBench
 from client.devserver import start_embedded
-from workflows import WORKFLOWS
+from workflows.catalog import WORKFLOWS
 from workflows.order import OrderFulfillmentSaga
-from workflows.order_models import OrderInput, order_workflow_id
+from contracts.orders import OrderInput, order_workflow_id
 
 STEPS = 5
 

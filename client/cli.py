@@ -32,9 +32,9 @@ from client import devserver
 from client.connection import DEFAULT_ADDRESS, TASK_QUEUE, connect, ui_url
 from client.observability import configure_logging
 from client.replay import fetch_history, history_files, load_history, replay
-from workflows.common import ProgressStatus
-from workflows.document_models import BatchInput, DocumentInput, document_id_for, document_workflow_id
-from workflows.order_models import OrderInput, order_workflow_id
+from contracts.common import ProgressStatus
+from contracts.documents import BatchInput, DocumentInput, document_id_for, document_workflow_id
+from contracts.orders import OrderInput, order_workflow_id
 
 app = typer.Typer(
     help="sagaworks: start, watch, control and replay durable workflows on Temporal.\n\n"

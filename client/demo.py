@@ -10,8 +10,8 @@ from rich.console import Console
 from temporalio.client import Client, WorkflowFailureError
 
 from client.connection import TASK_QUEUE, connect, ui_url
-from workflows.document_models import BatchInput, BatchResult
-from workflows.order_models import OrderInput, OrderResult, order_workflow_id
+from contracts.documents import BatchInput, BatchResult
+from contracts.orders import OrderInput, OrderResult, order_workflow_id
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 

@@ -39,7 +39,7 @@ async def replay(
 ) -> WorkflowReplayResults:
     """Replay every history; failures are collected, not raised."""
     if workflows is None:
-        from workflows import WORKFLOWS
+        from workflows.catalog import WORKFLOWS
 
         workflows = WORKFLOWS
     async def each() -> AsyncIterator[WorkflowHistory]:

@@ -37,8 +37,8 @@ from client.devserver import dev_server_command, wait_until_serving
 from tests.orders import make_order, start_order
 from tests.workers import WorkerProcess
 from workflows.document_batch import DocumentBatch
-from workflows.document_models import BatchInput, BatchResult
-from workflows.order_models import ORDER_STEPS
+from contracts.documents import BatchInput, BatchResult
+from contracts.orders import ORDER_STEPS
 
 FINAL = {"COMPLETED", "FAILED", "CANCELED", "TERMINATED", "TIMED_OUT"}
 

@@ -14,7 +14,7 @@ from activities.errors import ErrorClass, error
 from activities.documents import VERSION_TABLES, DocumentRow
 from activities.llm import ConceptList, OfflineProvider
 from workflows.document import DocumentPipeline
-from workflows.document_models import DocumentInput, DocumentResult, document_id_for, document_workflow_id
+from contracts.documents import DocumentInput, DocumentResult, document_id_for, document_workflow_id
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "documents"
 GOOD_SAMPLES = sorted(p for p in SAMPLES.iterdir() if not p.name.startswith("bad-"))

@@ -6,7 +6,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from workflows.order import OrderFulfillmentSaga, _Step
-    from workflows.order_models import OrderInput, OrderResult
+    from contracts.orders import OrderInput, OrderResult
 
 
 @workflow.defn(name="OrderFulfillmentSaga")

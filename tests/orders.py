@@ -9,7 +9,7 @@ from typing import Any
 from temporalio.client import Client, WorkflowHandle
 
 from workflows.order import OrderFulfillmentSaga
-from workflows.order_models import OrderInput, OrderResult, order_workflow_id
+from contracts.orders import OrderInput, OrderResult, order_workflow_id
 
 
 def make_order(**overrides: Any) -> OrderInput:

@@ -19,7 +19,7 @@ from activities.db import Database
 from client.connection import TASK_QUEUE
 from tests.orders import make_order
 from worker import running_worker
-from workflows.order_models import order_workflow_id
+from contracts.orders import order_workflow_id
 
 SAGA = str(Path(sys.executable).parent / "saga")
 

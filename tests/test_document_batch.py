@@ -19,7 +19,7 @@ from tests.fake_chat_server import api_error, concepts_reply, fake_chat_server
 from tests.workers import WorkerProcess
 from worker import running_worker
 from workflows.document_batch import DocumentBatch
-from workflows.document_models import BatchInput, BatchStatus
+from contracts.documents import BatchInput, BatchStatus
 
 
 async def test_one_permanent_model_failure_fails_only_its_document(

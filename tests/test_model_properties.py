@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from client.connection import DATA_CONVERTER
-from workflows.document_models import DocumentInput
-from workflows.order_models import ORDER_STEPS, OrderInput
+from contracts.documents import DocumentInput
+from contracts.orders import ORDER_STEPS, OrderInput
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),

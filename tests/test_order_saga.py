@@ -22,9 +22,9 @@ from activities.orders import OrderActivities, Payment, invariant_violations
 from client.devserver import temporal_binary
 from tests.orders import final_status, make_order, start_order, wait_for_status
 from workflows.order import OrderFulfillmentSaga
-from workflows import WORKFLOWS
-from workflows.order_models import ORDER_STEPS, ChargeInput, FailureInjection, OrderResult, StepResult, order_workflow_id
-from workflows.saga import SagaReport
+from workflows.catalog import WORKFLOWS
+from contracts.orders import ORDER_STEPS, ChargeInput, FailureInjection, OrderResult, StepResult, order_workflow_id
+from contracts.common import SagaReport
 
 
 async def test_happy_path_completes_every_step(

@@ -1,32 +1,8 @@
-"""Contracts shared by every workflow family."""
+"""Behaviour shared by every workflow family: pause and resume between steps."""
 
 from __future__ import annotations
 
-import unicodedata
-from typing import Annotated
-
-from pydantic import AfterValidator, BaseModel
 from temporalio import workflow
-
-
-def _no_control_characters(value: str) -> str:
-    if any(unicodedata.category(c) == "Cc" and c not in "\t\n\r" for c in value):
-        raise ValueError("control characters (such as NUL) are not allowed")
-    return value
-
-
-Text = Annotated[str, AfterValidator(_no_control_characters)]
-"""A string input field: no NUL or other control characters (tabs and newlines aside)."""
-
-
-class ProgressStatus(BaseModel):
-    """What every workflow's ``status`` query reports, so one client can show progress."""
-
-    state: str
-    """running, paused, compensating, completed, failed or canceled."""
-    current_step: str | None
-    done: int
-    total: int
 
 
 class Pausable:

@@ -19,7 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import policies
     from workflows.common import Pausable
     from workflows.concurrency import run_to_completion, run_windowed
-    from workflows.document_models import (
+    from contracts.documents import (
         ChunkInput,
         DiscardInput,
         DocumentInput,

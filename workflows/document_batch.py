@@ -16,7 +16,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.common import Pausable
     from workflows.concurrency import run_windowed
     from workflows.document import DocumentPipeline
-    from workflows.document_models import (
+    from contracts.documents import (
         BatchInput,
         BatchResult,
         BatchStatus,

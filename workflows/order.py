@@ -14,7 +14,7 @@ with workflow.unsafe.imports_passed_through():
 
     from activities.orders import OrderActivities
     from workflows import policies
-    from workflows.order_models import (
+    from contracts.orders import (
         ORDER_STEPS,
         AccountInput,
         ChargeInput,

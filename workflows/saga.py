@@ -21,9 +21,8 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.exceptions import (
     ActivityError,
@@ -33,30 +32,9 @@ from temporalio.exceptions import (
     is_cancelled_exception,
 )
 
+from contracts.common import CompensationRecord, SagaReport
 from workflows import policies
 from workflows.concurrency import run_to_completion
-
-
-class CompensationRecord(BaseModel):
-    """What happened to one registered compensation."""
-
-    step: str
-    activity: str
-    outcome: Literal["compensated", "failed"]
-    error: str | None = None
-
-
-class SagaReport(BaseModel):
-    """The failure details of a compensated saga."""
-
-    failed_step: str | None
-    cause: str
-    compensations: list[CompensationRecord]
-
-    @property
-    def fully_compensated(self) -> bool:
-        """Whether every registered compensation succeeded."""
-        return all(c.outcome == "compensated" for c in self.compensations)
 
 
 @dataclass(frozen=True)

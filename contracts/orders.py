@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from workflows.common import ProgressStatus, Text
-from workflows.saga import CompensationRecord
+from contracts.common import CompensationRecord, ProgressStatus, StrictModel, Text
 
 OrderStep = Literal[
     "create_customer_account",
@@ -29,11 +28,8 @@ def order_workflow_id(order_id: str) -> str:
     return f"order-{order_id}"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
-
-class FailureInjection(_Strict):
+class FailureInjection(StrictModel):
     """A failure to inject at one step, for demos and tests of retries and compensation.
 
     The injected failure happens after the step's write committed, like a response lost
@@ -47,7 +43,7 @@ class FailureInjection(_Strict):
     allows 8 attempts)."""
 
 
-class OrderItem(_Strict):
+class OrderItem(StrictModel):
     """One line of an order."""
 
     sku: str = Field(pattern=r"^[A-Z0-9][A-Z0-9-]{0,31}$")
@@ -55,7 +51,7 @@ class OrderItem(_Strict):
     unit_price_cents: int = Field(gt=0, le=10_000_000)
 
 
-class OrderInput(_Strict):
+class OrderInput(StrictModel):
     """Start an order-fulfilment saga."""
 
     order_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -77,7 +73,7 @@ class OrderInput(_Strict):
         return sum(item.quantity * item.unit_price_cents for item in self.items)
 
 
-class StepInput(_Strict):
+class StepInput(StrictModel):
     """What every forward step receives: its idempotency key and its order."""
 
     key: str
@@ -107,14 +103,14 @@ class LabelInput(StepInput):
     address: str
 
 
-class StepResult(_Strict):
+class StepResult(StrictModel):
     """A forward step's outcome: the id of what it created (account, payment, label...)."""
 
     key: str
     reference: str
 
 
-class UndoInput(_Strict):
+class UndoInput(StrictModel):
     """What every compensation receives: the idempotency key of the step it undoes."""
 
     key: str
@@ -122,7 +118,7 @@ class UndoInput(_Strict):
     run_id: str | None = None
 
 
-class UndoResult(_Strict):
+class UndoResult(StrictModel):
     """Whether the compensation found the step's effect and reversed it."""
 
     undone: bool

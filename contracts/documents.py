@@ -9,15 +9,12 @@ from __future__ import annotations
 import hashlib
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from workflows.common import ProgressStatus, Text
+from contracts.common import ProgressStatus, StrictModel, Text
 
 DocumentFormat = Literal["txt", "md", "html", "pdf", "docx"]
 
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
 def document_id_for(path: str) -> str:
@@ -30,7 +27,7 @@ def document_workflow_id(document_id: str) -> str:
     return f"document-{document_id}"
 
 
-class DocumentInput(_Strict):
+class DocumentInput(StrictModel):
     """Process one document: validate, parse, chunk, extract concepts, store."""
 
     path: Text = Field(min_length=1, max_length=4096)
@@ -41,12 +38,12 @@ class DocumentInput(_Strict):
     """Chunks whose concepts are extracted at once."""
 
 
-class ValidateInput(_Strict):
+class ValidateInput(StrictModel):
     path: str
     run_key: str
 
 
-class DocumentRef(_Strict):
+class DocumentRef(StrictModel):
     """A validated document version: what later steps need to find it again."""
 
     document_id: str
@@ -58,30 +55,30 @@ class DocumentRef(_Strict):
     """This exact content was processed before: its stored concepts are the result."""
 
 
-class ChunkInput(_Strict):
+class ChunkInput(StrictModel):
     document: DocumentRef
     run_key: str
     chunk_size: int
     chunk_overlap: int
 
 
-class ChunkSummary(_Strict):
+class ChunkSummary(StrictModel):
     chunk_count: int
     char_count: int
 
 
-class ExtractInput(_Strict):
+class ExtractInput(StrictModel):
     document_id: str
     content_hash: str
     chunk_index: int
     run_key: str
 
 
-class ExtractSummary(_Strict):
+class ExtractSummary(StrictModel):
     concept_count: int
 
 
-class ExtractRangeInput(_Strict):
+class ExtractRangeInput(StrictModel):
     """Extract concepts from chunks ``start`` (inclusive) to ``end`` (exclusive)."""
 
     document_id: str
@@ -92,12 +89,12 @@ class ExtractRangeInput(_Strict):
     window: int
 
 
-class StoreInput(_Strict):
+class StoreInput(StrictModel):
     document: DocumentRef
     run_key: str
 
 
-class DiscardInput(_Strict):
+class DiscardInput(StrictModel):
     """Remove the rows one run wrote for a document version."""
 
     document_id: str
@@ -105,7 +102,7 @@ class DiscardInput(_Strict):
     run_key: str
 
 
-class FailureRecord(_Strict):
+class FailureRecord(StrictModel):
     document_id: str
     run_key: str
     error_class: str
@@ -149,7 +146,7 @@ class DocumentStatus(ProgressStatus):
     state: DocumentState
 
 
-class BatchInput(_Strict):
+class BatchInput(StrictModel):
     """Process every document in a folder (not recursive), a bounded number at a time."""
 
     folder: Text = Field(min_length=1, max_length=4096)

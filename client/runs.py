@@ -1,0 +1,210 @@
+"""What every entry point does with a run: start, describe, follow, control, list.
+
+The ``saga`` CLI and the HTTP API are two faces of these functions, so both start a
+family the same way (its workflow id and reuse policy from the catalog), describe a run
+the same way and report failures as the same chain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+from temporalio.api.enums.v1 import WorkflowExecutionStatus
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus as ExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
+)
+from temporalio.exceptions import ApplicationError, FailureError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError
+
+from client.connection import TASK_QUEUE, ui_url
+from contracts.common import ProgressStatus
+from workflows.catalog import Family, family_of_type
+
+
+class RunConflict(Exception):
+    """A start refused because the family's workflow id is taken under its reuse policy."""
+
+
+class RunAlreadyClosed(Exception):
+    """A control (cancel, pause, resume) sent to a run that has already closed."""
+
+    def __init__(self, workflow_id: str, status: str) -> None:
+        super().__init__(f"{workflow_id} has already closed ({status}); nothing to do")
+        self.workflow_id = workflow_id
+        self.status = status
+
+
+def to_jsonable(value: Any) -> Any:
+    """Plain JSON data for a pydantic model (anything else is returned as it is)."""
+    return value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+
+
+def status_name(status: WorkflowExecutionStatus | ExecutionStatus | int | None) -> str:
+    """``RUNNING``, ``COMPLETED``, ``FAILED``, ``CANCELED``, ``TERMINATED``..."""
+    if status is None:
+        return "UNKNOWN"
+    return ExecutionStatus(int(status)).name
+
+
+async def start_run(
+    client: Client,
+    family: Family[Any],
+    arg: BaseModel,
+    *,
+    task_queue: str = TASK_QUEUE,
+) -> WorkflowHandle[Any, Any]:
+    """Start a run of ``family`` with a validated input; raises :class:`RunConflict`."""
+    workflow_id = family.workflow_id(arg)
+    try:
+        return await client.start_workflow(
+            family.workflow_type,
+            arg,
+            id=workflow_id,
+            task_queue=task_queue,
+            id_reuse_policy=family.id_reuse_policy,
+        )
+    except WorkflowAlreadyStartedError:
+        raise RunConflict(family.conflict_message(arg)) from None
+
+
+def failure_chain(error: BaseException) -> list[dict[str, Any]]:
+    """A failure and its causes, outermost first, as JSON data (type, message, details)."""
+    chain: list[dict[str, Any]] = []
+    current: BaseException | None = error
+    while current is not None:
+        entry: dict[str, Any] = {"message": getattr(current, "message", str(current))}
+        if isinstance(current, ApplicationError):
+            entry["type"] = current.type
+            if current.details:
+                entry["details"] = [to_jsonable(d) for d in current.details]
+        else:
+            entry["type"] = type(current).__name__
+        chain.append(entry)
+        current = current.__cause__
+    return chain
+
+
+async def query_progress(handle: WorkflowHandle[Any, Any]) -> ProgressStatus | str:
+    """The run's ``status`` query, or why it could not be answered (no worker, closed)."""
+    try:
+        return await handle.query("status", result_type=ProgressStatus)
+    except (RPCError, FailureError, WorkflowQueryFailedError, WorkflowQueryRejectedError) as query_error:
+        return f"unavailable: {getattr(query_error, 'message', None) or query_error}"
+
+
+async def describe_run(client: Client, workflow_id: str) -> dict[str, Any]:
+    """State of a run: ids, type, family, status, times, UI link and live progress.
+
+    Progress is the full ``status`` query answer (the family's own fields included).
+    """
+    handle = client.get_workflow_handle(workflow_id)
+    description = await handle.describe()
+    family = family_of_type(description.workflow_type)
+    try:
+        progress: Any = await handle.query("status")
+    except (RPCError, FailureError, WorkflowQueryFailedError, WorkflowQueryRejectedError) as query_error:
+        progress = f"unavailable: {getattr(query_error, 'message', None) or query_error}"
+    return {
+        "workflow_id": workflow_id,
+        "run_id": description.run_id,
+        "type": description.workflow_type,
+        "family": family.name if family else None,
+        "status": status_name(description.status),
+        "started": description.start_time,
+        "closed": description.close_time,
+        "ui": ui_url(client, workflow_id, description.run_id),
+        "progress": progress,
+    }
+
+
+@dataclass
+class Outcome:
+    """How a run ended (or that it has not yet)."""
+
+    workflow_id: str
+    status: str
+    result: Any = None
+    failure: list[dict[str, Any]] | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"workflow_id": self.workflow_id, "status": self.status}
+        if self.status == "COMPLETED":
+            data["result"] = to_jsonable(self.result)
+        elif self.failure is not None:
+            data["failure"] = self.failure
+        return data
+
+
+async def run_outcome(handle: WorkflowHandle[Any, Any], *, wait: bool = True) -> Outcome:
+    """The run's result or failure chain; with ``wait=False`` a running run says RUNNING."""
+    if not wait:
+        description = await handle.describe()
+        if description.status == ExecutionStatus.RUNNING:
+            return Outcome(handle.id, "RUNNING")
+    try:
+        result = await handle.result()
+    except WorkflowFailureError as failure:
+        description = await handle.describe()
+        return Outcome(handle.id, status_name(description.status), failure=failure_chain(failure.cause))
+    return Outcome(handle.id, "COMPLETED", result=result)
+
+
+async def _running_handle(client: Client, workflow_id: str) -> WorkflowHandle[Any, Any]:
+    handle = client.get_workflow_handle(workflow_id)
+    description = await handle.describe()
+    if description.status != ExecutionStatus.RUNNING:
+        raise RunAlreadyClosed(workflow_id, status_name(description.status))
+    return handle
+
+
+async def cancel_run(client: Client, workflow_id: str) -> None:
+    """Ask a running run to cancel (it compensates and ends CANCELED)."""
+    await (await _running_handle(client, workflow_id)).cancel()
+
+
+async def signal_run(client: Client, workflow_id: str, signal: str, arg: Any = None) -> None:
+    """Send ``signal`` (pause, resume...) to a running run."""
+    handle = await _running_handle(client, workflow_id)
+    if arg is None:
+        await handle.signal(signal)
+    else:
+        await handle.signal(signal, arg)
+
+
+def visibility_query(*, family: Family[Any] | None = None, status: str | None = None, query: str = "") -> str:
+    """A visibility query listing runs of a family and/or status, ANDed with ``query``."""
+    clauses = [f"({query})"] if query else []
+    if family is not None:
+        clauses.append(f"WorkflowType = '{family.workflow_type}'")
+    if status is not None:
+        clauses.append(f"ExecutionStatus = '{ExecutionStatus[status.upper()].name.title().replace('_', '')}'")
+    return " AND ".join(clauses)
+
+
+def summarize_execution(execution: Any) -> dict[str, Any]:
+    """One row of a runs list (whole ids: they are copied into the next command)."""
+    family = family_of_type(execution.workflow_type)
+    started: datetime | None = execution.start_time
+    closed: datetime | None = execution.close_time
+    return {
+        "workflow_id": execution.id,
+        "run_id": execution.run_id,
+        "type": execution.workflow_type,
+        "family": family.name if family else None,
+        "status": status_name(execution.status),
+        "started": started,
+        "closed": closed,
+    }
+
+
+async def list_runs(client: Client, query: str = "", *, limit: int = 20) -> list[dict[str, Any]]:
+    """Recent runs matching a visibility query, newest first."""
+    return [summarize_execution(e) async for e in client.list_workflows(query or None, limit=limit)]

@@ -1,0 +1,138 @@
+"""The catalog: every workflow family, declared once.
+
+The worker (which workflows it serves), the ``saga`` CLI (``saga catalog``, ``saga run
+FAMILY``), the HTTP API and console, the demo, the replayer and the history recorder all
+read :data:`FAMILIES`. Adding a family is its own modules (contracts, activities, workflow)
+plus one :class:`Family` entry here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel
+from temporalio.common import WorkflowIDReusePolicy
+
+from contracts.documents import BatchInput, DocumentInput, document_id_for, document_workflow_id
+from contracts.orders import OrderInput, order_workflow_id
+from workflows.document import DocumentPipeline, ExtractChunksWorkflow
+from workflows.document_batch import DocumentBatch
+from workflows.order import OrderFulfillmentSaga
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+"""Where every family's sample inputs live."""
+
+InputT = TypeVar("InputT", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Family(Generic[InputT]):
+    """One workflow family of the catalog."""
+
+    name: str
+    """What users type: ``saga run NAME``, ``POST /api/workflows/NAME``."""
+    workflow: type
+    """The workflow class (its ``run`` takes :attr:`input_model`)."""
+    input_model: type[InputT]
+    description: str
+    """One line, shown by ``saga catalog`` and the console."""
+    workflow_id: Callable[[InputT], str]
+    """The workflow id a run of this input gets; with :attr:`id_reuse_policy` it decides
+    whether a second start of the same input is refused."""
+    id_reuse_policy: WorkflowIDReusePolicy
+    conflict_message: Callable[[InputT], str]
+    """What a refused start tells the user (the id already exists under the policy)."""
+    samples: tuple[str, ...] = ()
+    """Sample inputs, relative to ``samples/``: JSON files of :attr:`input_model`."""
+    accepts: tuple[str, ...] = ("pause", "resume")
+    """The signals and updates a run accepts besides cancellation."""
+    helper_workflows: tuple[type, ...] = field(default=())
+    """Workflows it starts as children; served by the worker, never started by users."""
+
+    @property
+    def workflow_type(self) -> str:
+        """The Temporal workflow type name."""
+        return self.workflow.__name__
+
+    def parse(self, data: bytes | str | dict[str, Any]) -> InputT:
+        """Validate raw input (JSON text or a mapping); raises ``pydantic.ValidationError``."""
+        if isinstance(data, dict):
+            return self.input_model.model_validate(data)
+        return self.input_model.model_validate_json(data)
+
+    def sample_paths(self) -> list[Path]:
+        """The sample input files, as absolute paths."""
+        return [SAMPLES / sample for sample in self.samples]
+
+    def input_schema(self) -> dict[str, Any]:
+        """The JSON Schema of the input model."""
+        return self.input_model.model_json_schema()
+
+
+FAMILIES: tuple[Family[Any], ...] = (
+    Family(
+        name="order",
+        workflow=OrderFulfillmentSaga,
+        input_model=OrderInput,
+        description="Order fulfilment saga: account, payment, notification, stock, label; "
+        "compensated in reverse on failure or cancel.",
+        workflow_id=lambda order: order_workflow_id(order.order_id),
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        conflict_message=lambda order: f"order {order.order_id} was already submitted "
+        f"(see `saga status {order_workflow_id(order.order_id)}`)",
+        samples=(
+            "orders/order.json",
+            "orders/order-fails-at-shipping.json",
+            "orders/order-transient-payment.json",
+            "orders/order-slow.json",
+        ),
+    ),
+    Family(
+        name="document",
+        workflow=DocumentPipeline,
+        input_model=DocumentInput,
+        description="Document pipeline: validate, parse and chunk, extract concepts with the "
+        "LLM provider, store; one run per document at a time.",
+        workflow_id=lambda doc: document_workflow_id(document_id_for(doc.path)),
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        conflict_message=lambda doc: f"{doc.path} is being processed right now "
+        f"(see `saga status {document_workflow_id(document_id_for(doc.path))}`)",
+        samples=("inputs/document.json",),
+        helper_workflows=(ExtractChunksWorkflow,),
+    ),
+    Family(
+        name="document-batch",
+        workflow=DocumentBatch,
+        input_model=BatchInput,
+        description="Every document of a folder through the document pipeline, a bounded "
+        "number at once; rejects and failures are listed, not fatal.",
+        # One batch of a folder at a time; a folder may be processed again once it closed.
+        workflow_id=lambda batch: f"batch-{document_id_for(batch.folder)}",
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        conflict_message=lambda batch: f"a batch of {batch.folder} is running right now "
+        f"(see `saga status batch-{document_id_for(batch.folder)}`)",
+        samples=("inputs/document-batch.json",),
+    ),
+)
+
+
+def family(name: str) -> Family[Any]:
+    """The family called ``name``; raises ``KeyError`` listing the known names."""
+    for candidate in FAMILIES:
+        if candidate.name == name:
+            return candidate
+    raise KeyError(f"no family {name!r}; the catalog has: {', '.join(f.name for f in FAMILIES)}")
+
+
+def family_of_type(workflow_type: str) -> Family[Any] | None:
+    """The family whose workflow type is ``workflow_type`` (None for helper workflows)."""
+    return next((f for f in FAMILIES if f.workflow_type == workflow_type), None)
+
+
+WORKFLOWS: list[type] = [
+    workflow for f in FAMILIES for workflow in (f.workflow, *f.helper_workflows)
+]
+"""Every workflow class the worker serves and the replayer knows."""
