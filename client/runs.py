@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
-from temporalio.api.enums.v1 import WorkflowExecutionStatus
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus as ExecutionStatus,
@@ -47,7 +46,7 @@ def to_jsonable(value: Any) -> Any:
     return value.model_dump(mode="json") if isinstance(value, BaseModel) else value
 
 
-def status_name(status: WorkflowExecutionStatus | ExecutionStatus | int | None) -> str:
+def status_name(status: ExecutionStatus | int | None) -> str:
     """``RUNNING``, ``COMPLETED``, ``FAILED``, ``CANCELED``, ``TERMINATED``..."""
     if status is None:
         return "UNKNOWN"

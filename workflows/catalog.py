@@ -51,6 +51,10 @@ class Family(Generic[InputT]):
     """The signals and updates a run accepts besides cancellation."""
     helper_workflows: tuple[type, ...] = field(default=())
     """Workflows it starts as children; served by the worker, never started by users."""
+    path_field: str | None = None
+    """The input field a path argument fills (``saga run document FILE``)."""
+    folder_family: str | None = None
+    """The family a folder given as the path argument starts instead."""
 
     @property
     def workflow_type(self) -> str:
@@ -102,6 +106,8 @@ FAMILIES: tuple[Family[Any], ...] = (
         f"(see `saga status {document_workflow_id(document_id_for(doc.path))}`)",
         samples=("inputs/document.json",),
         helper_workflows=(ExtractChunksWorkflow,),
+        path_field="path",
+        folder_family="document-batch",
     ),
     Family(
         name="document-batch",
@@ -115,6 +121,7 @@ FAMILIES: tuple[Family[Any], ...] = (
         conflict_message=lambda batch: f"a batch of {batch.folder} is running right now "
         f"(see `saga status batch-{document_id_for(batch.folder)}`)",
         samples=("inputs/document-batch.json",),
+        path_field="folder",
     ),
 )
 
