@@ -91,6 +91,16 @@ def failure_chain(error: BaseException) -> list[dict[str, Any]]:
     return chain
 
 
+def failure_lines(chain: list[dict[str, Any]]) -> list[str]:
+    """A failure chain as text: each cause indented under the last, then what was undone."""
+    lines = [f"{'  ' * depth}{entry['type']}: {entry['message']}" for depth, entry in enumerate(chain)]
+    for entry in chain:
+        for detail in entry.get("details", []):
+            for record in detail.get("compensations", []) if isinstance(detail, dict) else []:
+                lines.append(f"undo {record['step']}: {record['outcome']}")
+    return lines
+
+
 async def query_progress(handle: WorkflowHandle[Any, Any]) -> ProgressStatus | str:
     """The run's ``status`` query, or why it could not be answered (no worker, closed)."""
     try:

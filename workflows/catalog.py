@@ -8,6 +8,7 @@ plus one :class:`Family` entry here.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,16 @@ SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 """Where every family's sample inputs live."""
 
 InputT = TypeVar("InputT", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    """A sample that ``make demo`` runs, and how it is expected to end."""
+
+    sample: str
+    """Relative to ``samples/``."""
+    expect: str = "COMPLETED"
+    """COMPLETED, FAILED or CANCELED."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +64,11 @@ class Family(Generic[InputT]):
     """Workflows it starts as children; served by the worker, never started by users."""
     path_field: str | None = None
     """The input field a path argument fills (``saga run document FILE``)."""
+    rerun_field: str | None = None
+    """A field whose value may run only once (the order id): the demo and the console's
+    sample buttons give it a fresh suffix so a sample can run again."""
+    demo: tuple[DemoRun, ...] = ()
+    """What ``make demo`` runs of this family."""
     folder_family: str | None = None
     """The family a folder given as the path argument starts instead."""
 
@@ -70,6 +86,13 @@ class Family(Generic[InputT]):
     def sample_paths(self) -> list[Path]:
         """The sample input files, as absolute paths."""
         return [SAMPLES / sample for sample in self.samples]
+
+    def sample_input(self, sample: str, rerun_suffix: str | None = None) -> InputT:
+        """A sample input (relative to ``samples/``), its :attr:`rerun_field` suffixed."""
+        data = json.loads((SAMPLES / sample).read_bytes())
+        if rerun_suffix and self.rerun_field:
+            data[self.rerun_field] = f"{data[self.rerun_field]}-{rerun_suffix}"
+        return self.parse(data)
 
     def input_schema(self) -> dict[str, Any]:
         """The JSON Schema of the input model."""
@@ -93,6 +116,8 @@ FAMILIES: tuple[Family[Any], ...] = (
             "orders/order-transient-payment.json",
             "orders/order-slow.json",
         ),
+        rerun_field="order_id",
+        demo=(DemoRun("orders/order.json"), DemoRun("orders/order-fails-at-shipping.json", "FAILED")),
     ),
     Family(
         name="document",
@@ -122,6 +147,7 @@ FAMILIES: tuple[Family[Any], ...] = (
         f"(see `saga status batch-{document_id_for(batch.folder)}`)",
         samples=("inputs/document-batch.json",),
         path_field="folder",
+        demo=(DemoRun("inputs/document-batch.json"),),
     ),
 )
 

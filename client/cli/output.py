@@ -20,7 +20,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError
 
 from client.connection import ui_url
-from client.runs import Outcome, query_progress, run_outcome, to_jsonable
+from client.runs import Outcome, failure_lines, query_progress, run_outcome, to_jsonable
 from contracts.common import ProgressStatus
 
 T = TypeVar("T")
@@ -106,13 +106,8 @@ def print_outcome(outcome: Outcome, *, as_json: bool, link: str | None) -> int:
         out.print_json(data=to_jsonable(outcome.result))
         return 0
     out.print(f"[red]{outcome.workflow_id} {outcome.status}[/red]")
-    chain = outcome.failure or []
-    for depth, entry in enumerate(chain):
-        out.print(f"{'  ' * (depth + 1)}{entry['type']}: {entry['message']}", markup=False)
-    for entry in chain:
-        for detail in entry.get("details", []):
-            for record in detail.get("compensations", []) if isinstance(detail, dict) else []:
-                out.print(f"  undo {record['step']}: {record['outcome']}", markup=False)
+    for line in failure_lines(outcome.failure or []):
+        out.print(f"  {line}", markup=False)
     return 1
 
 
