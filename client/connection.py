@@ -3,21 +3,35 @@
 Worker, CLI, tests, benchmarks and the replayer all use :func:`connect` (or
 :data:`DATA_CONVERTER`), so they agree on address, namespace, TLS / API key (Temporal's
 envconfig: ``TEMPORAL_ADDRESS``, ``TEMPORAL_NAMESPACE``, ``TEMPORAL_API_KEY``,
-``TEMPORAL_PROFILE`` and TOML profiles), the pydantic data converter and tracing.
+``TEMPORAL_PROFILE`` and TOML profiles), the pydantic data converter, payload encryption
+(``SAGAWORKS_ENCRYPTION_KEYS`` / ``SAGAWORKS_ENCRYPTION_KEY_FILE``: see ``client.codec``)
+and tracing.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections.abc import Mapping
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.envconfig import ClientConfig
 
+from client.codec import codec_from_env
 from client.observability import runtime, tracing_plugins
 
-DATA_CONVERTER = pydantic_data_converter
-"""Pydantic v2 models in and out of every workflow and activity."""
+
+def data_converter(environ: Mapping[str, str] = os.environ) -> DataConverter:
+    """Pydantic v2 payloads, encrypted when ``environ`` configures keys (``client.codec``)."""
+    codec = codec_from_env(environ)
+    # No codec at all when encryption is off: the SDK then skips the codec pass entirely.
+    return dataclasses.replace(pydantic_data_converter, payload_codec=codec) if codec else pydantic_data_converter
+
+
+DATA_CONVERTER = data_converter()
+"""What every client, worker and replayer of this process uses (from the environment)."""
 
 DEFAULT_ADDRESS = "localhost:7233"
 TASK_QUEUE = os.environ.get("SAGAWORKS_TASK_QUEUE", "sagaworks")
