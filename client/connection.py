@@ -16,7 +16,7 @@ from collections.abc import Mapping
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.envconfig import ClientConfig
 
 from client.codec import codec_from_env
@@ -24,10 +24,20 @@ from client.observability import runtime, tracing_plugins
 
 
 def data_converter(environ: Mapping[str, str] = os.environ) -> DataConverter:
-    """Pydantic v2 payloads, encrypted when ``environ`` configures keys (``client.codec``)."""
+    """Pydantic v2 payloads, encrypted when ``environ`` configures keys (``client.codec``).
+
+    With encryption on, failures' messages and stack traces move into an encrypted payload
+    too (they can quote inputs); the server sees "Encoded failure".
+    """
     codec = codec_from_env(environ)
-    # No codec at all when encryption is off: the SDK then skips the codec pass entirely.
-    return dataclasses.replace(pydantic_data_converter, payload_codec=codec) if codec else pydantic_data_converter
+    if codec is None:
+        # No codec at all when encryption is off: the SDK then skips the codec pass entirely.
+        return pydantic_data_converter
+    return dataclasses.replace(
+        pydantic_data_converter,
+        payload_codec=codec,
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )
 
 
 DATA_CONVERTER = data_converter()

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 from temporalio.api.common.v1 import Payload
+from temporalio.api.failure.v1 import Failure
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError
 
 from client.codec import (
     COMPRESSION_METADATA,
@@ -161,3 +163,18 @@ def test_a_new_key_entry_is_a_valid_configuration() -> None:
     keys = parse_keys(printed, "printed")
     assert list(keys) == ["prod-2026-01"] and len(keys["prod-2026-01"]) == 32
     assert new_key_entry("k") != new_key_entry("k")
+
+
+async def test_failure_messages_and_stack_traces_are_encrypted_too() -> None:
+    converter = data_converter(TEST_ENV)
+    try:
+        raise ApplicationError("card of ada@example.com declined", type="PaymentDeclined", non_retryable=True)
+    except ApplicationError as raised:
+        failure = Failure()
+        await converter.encode_failure(raised, failure)
+    assert failure.message == "Encoded failure" and failure.stack_trace == ""
+    assert failure.encoded_attributes.metadata["encryption-key-id"] == NEW_KEY_ID.encode()
+    assert b"ada@example.com" not in failure.SerializeToString()
+    decoded = await converter.decode_failure(failure)
+    assert isinstance(decoded, ApplicationError) and decoded.message == "card of ada@example.com declined"
+    assert decoded.type == "PaymentDeclined"
