@@ -6,12 +6,13 @@ runs (a nondeterministic change): deploy it behind ``workflow.patched`` instead.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
 from temporalio.client import Client, WorkflowHistory
-from temporalio.converter import DataConverter
+from temporalio.converter import DataConverter, DefaultFailureConverter
 from temporalio.worker import Replayer, WorkflowReplayResults
 
 from client.connection import DATA_CONVERTER
@@ -53,5 +54,8 @@ async def replay(
         for history in histories:
             yield history
 
-    replayer = Replayer(workflows=workflows, data_converter=data_converter)
+    # A replay's own failures are reported here and stored nowhere: keep their messages
+    # readable even when the converter encrypts failures (encrypted ones still decode).
+    readable = dataclasses.replace(data_converter, failure_converter_class=DefaultFailureConverter)
+    replayer = Replayer(workflows=workflows, data_converter=readable)
     return await replayer.replay_workflows(each(), raise_on_replay_failure=False)
