@@ -3,7 +3,7 @@
 Runs order sagas (completed, compensated, cancelled, retried) and document pipelines
 (completed, rejected, compensated) on a throwaway dev server and writes their histories to
 tests/histories/, and order sagas run with encryption on (the TEST keys of
-tests/codec_keys.py) to tests/histories/encrypted/. Re-record only for a deliberate, patched
+tests/encryption.py) to tests/histories/encrypted/. Re-record only for a deliberate, patched
 change of a workflow; keep the old files too, since running workflows still have old histories.
 """
 
@@ -25,7 +25,7 @@ from activities.db import Database
 from activities.documents import DocumentSettings
 from client.connection import data_converter
 from client.devserver import start_embedded
-from tests.codec_keys import TEST_ENV
+from tests.encryption import TEST_ENV
 from tests.documents import SAMPLES, PoisonAwareProvider, start_document
 from tests.orders import make_order, start_order, wait_for_status
 from worker import running_worker

@@ -27,7 +27,7 @@ from client.codec import (
 )
 from client.connection import data_converter
 from contracts.orders import OrderInput
-from tests.codec_keys import NEW_KEY, NEW_KEY_ID, OLD_KEY, OLD_KEY_ID, TEST_ENV, TEST_KEYS
+from tests.encryption import NEW_KEY, NEW_KEY_ID, OLD_KEY, OLD_KEY_ID, TEST_ENV, TEST_KEYS
 from tests.orders import make_order
 
 

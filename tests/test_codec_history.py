@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import sys
 from pathlib import Path
@@ -20,7 +21,8 @@ from temporalio.client import Client, WorkflowFailureError
 from activities.db import Database
 from client.codec import ENCODING, KEY_ID_METADATA
 from client.connection import data_converter
-from tests.codec_keys import NEW_KEY_ID, OLD_KEY, OLD_KEY_ID, TEST_ENV
+from client.devserver import temporal_binary
+from tests.encryption import NEW_KEY_ID, OLD_KEY, OLD_KEY_ID, TEST_ENV, TOKEN, CodecServer, codec_server  # noqa: F401
 from tests.orders import make_order, start_order
 from tests.payloads import history_failures, history_payloads
 from worker import running_worker
@@ -108,3 +110,29 @@ async def test_saga_history_and_replay_use_the_configured_keys(
     old_only = {"SAGAWORKS_ENCRYPTION_KEYS": f"{OLD_KEY_ID}:{base64.b64encode(OLD_KEY).decode()}"}
     code, output = await _saga(dev_address, old_only, "replay", "--file", str(out))
     assert code == 1 and f"key id '{NEW_KEY_ID}'" in output, output
+
+
+async def test_the_temporal_cli_decodes_through_the_codec_server(
+    encrypted_orders: dict[str, str], dev_address: str, codec_server: CodecServer
+) -> None:
+    async def show(*codec_args: str) -> tuple[int | None, str]:
+        process = await asyncio.create_subprocess_exec(
+            temporal_binary(), "workflow", "show", "-w", encrypted_orders["completed"], "--address", dev_address,
+            "--output", "json", "--codec-endpoint", f"http://127.0.0.1:{codec_server.port}", *codec_args,
+            "--command-timeout", "5s", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )
+        output, _ = await asyncio.wait_for(process.communicate(), timeout=120)
+        return process.returncode, output.decode()
+
+    def workflow_input(shown: str) -> tuple[bytes, bytes]:
+        started = json.loads(shown)["events"][0]["workflowExecutionStartedEventAttributes"]
+        [payload] = started["input"]["payloads"]
+        return base64.b64decode(payload["metadata"]["encoding"]), base64.b64decode(payload["data"])
+
+    code, shown = await show("--codec-auth", f"Bearer {TOKEN}")
+    assert code == 0, shown
+    encoding, data = workflow_input(shown)
+    assert encoding == b"json/plain" and b'"customer_email":"ada@example.com"' in data
+    # Without the token the codec server answers 401: the CLI decodes nothing.
+    code, shown = await show()
+    assert code != 0 and "ada@example.com" not in shown, shown

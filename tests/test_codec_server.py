@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -21,10 +20,9 @@ from temporalio.api.common.v1 import Payloads
 
 from client.codec import EncryptionCodec
 from client.codec_server import create_app
-from tests.codec_keys import NEW_KEY_ID, OLD_KEY, OLD_KEY_ID, TEST_ENV, TEST_KEYS
+from tests.encryption import NEW_KEY_ID, OLD_KEY, TEST_ENV, TEST_KEYS, TOKEN, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-TOKEN = "test-token-0123456789abcdefghij"
 UI = "http://127.0.0.1:8233"
 ORDER_JSON = b'{"order_id": "42", "customer_email": "ada@example.com"}'
 PLAIN = {"payloads": [{"metadata": {"encoding": base64.b64encode(b"json/plain").decode()},
@@ -120,14 +118,8 @@ def test_weak_tokens_are_refused() -> None:
             create_app(EncryptionCodec(TEST_KEYS), token=weak, ui_origin=UI)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_serve_reads_keys_token_and_origin_from_the_environment() -> None:
-    port = _free_port()
+    port = free_port()
     environ = {**os.environ, **TEST_ENV, "SAGAWORKS_CODEC_TOKEN": TOKEN, "SAGAWORKS_CODEC_UI_ORIGIN": UI}
     server = subprocess.Popen(
         [sys.executable, "-c", f"from client.codec_server import serve; serve(port={port})"],

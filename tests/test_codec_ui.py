@@ -2,70 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import socket
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
-import uvicorn
 from temporalio.client import Client
 
 from activities.db import Database
-from client.codec import EncryptionCodec
-from client.codec_server import create_app
 from client.connection import data_converter
 from client.devserver import start_embedded
-from tests.codec_keys import TEST_ENV, TEST_KEYS
+from tests.encryption import TEST_ENV, TOKEN, CodecServer, codec_server  # noqa: F401 - a fixture
 from tests.orders import make_order, start_order
 from tests.test_ui import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 from worker import running_worker
 
-TOKEN = "ui-test-token-0123456789abcdefghij"
-
 pytestmark = pytest.mark.skipif(
     not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (.ci/run installs it)"
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class CodecServer:
-    """The codec server in this event loop, for a UI on ``ui_port``."""
-
-    def __init__(self) -> None:
-        self.port, self.ui_port = _free_port(), _free_port()
-        app = create_app(EncryptionCodec(TEST_KEYS), token=TOKEN, ui_origin=f"http://127.0.0.1:{self.ui_port}")
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False)
-        self._server = uvicorn.Server(config)
-        self._serving: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self._serving = asyncio.create_task(self._server.serve())
-        while not self._server.started:
-            assert not self._serving.done(), self._serving
-            await asyncio.sleep(0.05)
-
-    async def stop(self) -> None:
-        """Return once it no longer listens."""
-        self._server.should_exit = True
-        if self._serving:
-            await self._serving
-
-
-@pytest_asyncio.fixture
-async def codec_server() -> AsyncIterator[CodecServer]:
-    server = CodecServer()
-    await server.start()
-    yield server
-    await server.stop()
 
 
 async def test_ui_shows_decoded_inputs_through_the_codec_server(

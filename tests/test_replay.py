@@ -12,7 +12,7 @@ from temporalio.workflow import NondeterminismError
 from client.codec import ENCODING, KEYS_ENV
 from client.connection import data_converter
 from client.replay import history_files, load_history, replay
-from tests.codec_keys import NEW_KEY_ID, OLD_KEY, OLD_KEY_ID, TEST_ENV
+from tests.encryption import NEW_KEY_ID, OLD_KEY, OLD_KEY_ID, TEST_ENV
 from tests.drifted_order import DriftedOrderSaga
 from tests.record_histories import ENCRYPTED
 

@@ -26,7 +26,7 @@ from activities.documents import DocumentSettings
 from client.codec import ENCODING, KEYS_ENV, EncryptionCodec, parse_keys
 from client.codec_server import TOKEN_ENV
 from client.replay import load_history
-from tests.codec_keys import TEST_KEYS
+from tests.encryption import TEST_KEYS
 from tests.documents import start_document
 from tests.fake_chat_server import concepts_reply, fake_chat_server
 from tests.orders import make_order, start_order
