@@ -20,6 +20,7 @@ from temporalio.api.common.v1 import Payloads
 
 from client.codec import EncryptionCodec
 from client.codec_server import create_app
+from client.devserver import dev_server_command
 from tests.encryption import NEW_KEY_ID, OLD_KEY, TEST_ENV, TEST_KEYS, TOKEN, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -166,3 +167,12 @@ def test_compose_runs_the_codec_server_and_encrypts() -> None:
         environment = services[name]["environment"]
         assert environment["SAGAWORKS_REQUIRE_ENCRYPTION"] == "1", name
         assert environment["SAGAWORKS_ENCRYPTION_KEYS"] == "${SAGAWORKS_ENCRYPTION_KEYS:-}", name
+
+
+def test_the_dev_server_command_can_point_its_ui_at_a_codec_server(tmp_path: Path) -> None:
+    endpoint = f"http://127.0.0.1:8081/{TOKEN}"
+    command = dev_server_command(db_file=tmp_path / "t.db", ui_codec_endpoint=endpoint)
+    assert command[command.index("--ui-codec-endpoint") + 1] == endpoint
+    assert "--ui-codec-endpoint" not in dev_server_command(db_file=tmp_path / "t.db")  # the default: none
+    headless = dev_server_command(db_file=tmp_path / "t.db", headless=True, ui_codec_endpoint=endpoint)
+    assert "--ui-codec-endpoint" not in headless  # no UI, nothing to point
