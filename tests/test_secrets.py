@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from google.protobuf import json_format
+from sqlalchemy.engine import make_url
 from temporalio.api.common.v1 import Payload
 from temporalio.client import Client, WorkflowHistory
 
@@ -45,6 +46,7 @@ KEY_LIKE = {
 # A document's SHA-256 (its identity in the database) is a long hex string and no secret.
 NOT_SECRET = re.compile(r'"content_hash":\s*"[0-9a-f]{64}"')
 SECRET_VARIABLES = ("GROQ_API_KEY", "TEMPORAL_API_KEY", TOKEN_ENV)
+DATABASE_VARIABLES = ("DATABASE_URL", "SAGAWORKS_TEST_POSTGRES_URL")
 
 
 def _random_looking(kind: str, match: str) -> bool:
@@ -70,6 +72,9 @@ def key_like(text: str) -> list[str]:
 def configured_secrets(environ: dict[str, str]) -> list[str]:
     """The secret values this environment configures (and the TEST encryption keys)."""
     values = [environ[name] for name in SECRET_VARIABLES if environ.get(name)]
+    for name in DATABASE_VARIABLES:
+        if environ.get(name) and (password := make_url(environ[name]).password):
+            values.append(str(password))
     keys = {**TEST_KEYS, **parse_keys(environ.get(KEYS_ENV, ""), KEYS_ENV)}
     values += [base64.b64encode(key).decode() for key in keys.values()]
     values += [key.decode(errors="replace") for key in keys.values()]
@@ -150,3 +155,8 @@ async def test_a_run_that_uses_an_api_key_keeps_it_out_of_history(
     for run in runs:
         history = await dev_client.get_workflow_handle(run.id, run_id=run.run_id).fetch_history()
         await assert_no_secrets(history, [api_key, *configured_secrets(dict(os.environ))])
+
+
+def test_configured_secrets_include_database_passwords() -> None:
+    environ = {"DATABASE_URL": "postgresql+psycopg://app:s3cr3t-pw@db:5432/app", "GROQ_API_KEY": "gsk_x"}
+    assert {"s3cr3t-pw", "gsk_x"} <= set(configured_secrets(environ))
