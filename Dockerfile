@@ -3,6 +3,7 @@ FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY workflows ./workflows
+COPY contracts ./contracts
 COPY activities ./activities
 COPY client ./client
 COPY worker.py ./

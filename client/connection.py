@@ -3,21 +3,25 @@
 Worker, CLI, tests, benchmarks and the replayer all use :func:`connect` (or
 :data:`DATA_CONVERTER`), so they agree on address, namespace, TLS / API key (Temporal's
 envconfig: ``TEMPORAL_ADDRESS``, ``TEMPORAL_NAMESPACE``, ``TEMPORAL_API_KEY``,
-``TEMPORAL_PROFILE`` and TOML profiles), the pydantic data converter and tracing.
+``TEMPORAL_PROFILE`` and TOML profiles), the pydantic data converter, payload encryption
+(``SAGAWORKS_ENCRYPTION_KEYS`` / ``SAGAWORKS_ENCRYPTION_KEY_FILE``: see ``client.codec``)
+and tracing.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 
 from temporalio.api.failure.v1 import Failure
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DefaultFailureConverter, PayloadConverter
+from temporalio.converter import DataConverter, DefaultFailureConverter, PayloadConverter
 from temporalio.envconfig import ClientConfig
 from temporalio.exceptions import ApplicationError
 
+from client.codec import codec_from_env
 from client.observability import runtime, tracing_plugins
 
 class KnownErrorsWithoutStackTraces(DefaultFailureConverter):
@@ -34,8 +38,28 @@ class KnownErrorsWithoutStackTraces(DefaultFailureConverter):
         super().to_failure(exception, payload_converter, failure)
 
 
-DATA_CONVERTER = dataclasses.replace(pydantic_data_converter, failure_converter_class=KnownErrorsWithoutStackTraces)
-"""Pydantic v2 models in and out of every workflow and activity; failures as above."""
+class EncryptedFailures(KnownErrorsWithoutStackTraces):
+    """As above, with messages and stack traces moved into an (encrypted) payload."""
+
+    def __init__(self) -> None:
+        super().__init__(encode_common_attributes=True)
+
+
+def data_converter(environ: Mapping[str, str] = os.environ) -> DataConverter:
+    """Pydantic v2 payloads, encrypted when ``environ`` configures keys (``client.codec``).
+
+    With encryption on, failures' messages and stack traces move into an encrypted payload
+    too (they can quote inputs); the server sees "Encoded failure".
+    """
+    codec = codec_from_env(environ)
+    if codec is None:
+        # No codec at all when encryption is off: the SDK then skips the codec pass entirely.
+        return dataclasses.replace(pydantic_data_converter, failure_converter_class=KnownErrorsWithoutStackTraces)
+    return dataclasses.replace(pydantic_data_converter, payload_codec=codec, failure_converter_class=EncryptedFailures)
+
+
+DATA_CONVERTER = data_converter()
+"""What every client, worker and replayer of this process uses (from the environment)."""
 
 DEFAULT_ADDRESS = "localhost:7233"
 TASK_QUEUE = os.environ.get("SAGAWORKS_TASK_QUEUE", "sagaworks")

@@ -2,9 +2,10 @@
 
 Runs order sagas (completed, compensated, cancelled, retried) and document pipelines
 (completed, rejected, compensated) on a throwaway dev server and writes their histories to
-tests/histories/. A scenario already recorded gets a new file beside the old one
-(``NAME-YYYYMMDD.json``): old files are never overwritten or deleted, since running
-workflows still have old histories and the code must keep replaying them.
+tests/histories/, and order sagas run with encryption on (the TEST keys of
+tests/encryption.py) to tests/histories/encrypted/. A scenario already recorded gets a new
+file beside the old one (``NAME-YYYYMMDD.json``): old files are never overwritten or deleted,
+since running workflows still have old histories and the code must keep replaying them.
 """
 
 from __future__ import annotations
@@ -19,16 +20,21 @@ from pathlib import Path
 
 from typing import Any
 
-from temporalio.client import WorkflowFailureError, WorkflowHandle
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
 
 from activities.db import Database
 from activities.documents import DocumentSettings
+from client.connection import data_converter
 from client.devserver import start_embedded
+from tests.encryption import TEST_ENV
 from tests.documents import SAMPLES, PoisonAwareProvider, start_document
 from tests.orders import make_order, start_order, wait_for_status
 from worker import running_worker
 
 HISTORIES = Path(__file__).parent / "histories"
+ENCRYPTED = "encrypted"
+"""The subfolder of histories recorded with encryption on: they replay only with the TEST keys."""
 
 
 async def record(out_dir: Path) -> list[Path]:
@@ -65,6 +71,7 @@ async def record(out_dir: Path) -> list[Path]:
                 for name, path in documents.items():
                     handle = await start_document(env.client, task_queue, path)
                     written.append(await _save(handle, new_history_path(out_dir, name)))
+            written += await record_encrypted(env, db, out_dir / ENCRYPTED)
             db.dispose()
     return written
 
@@ -79,6 +86,23 @@ def new_history_path(out_dir: Path, name: str, today: date | None = None) -> Pat
         candidate = out_dir / f"{name}-{suffix}.json"
         counter += 1
     return candidate
+
+
+async def record_encrypted(env: WorkflowEnvironment, db: Database, out_dir: Path) -> list[Path]:
+    """Order sagas run by a worker and client that encrypt with the TEST keys."""
+    orders = {
+        "order_completed": make_order(),
+        "order_compensated": make_order(inject_failure={"step": "create_shipping_label", "mode": "permanent"}),
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    address = env.client.service_client.config.target_host
+    client = await Client.connect(address, data_converter=data_converter(TEST_ENV))
+    task_queue = f"record-encrypted-{uuid.uuid4()}"
+    async with running_worker(client, db, task_queue=task_queue, activity_threads=4):
+        return [
+            await _save(await start_order(client, task_queue, order), new_history_path(out_dir, name))
+            for name, order in orders.items()
+        ]
 
 
 async def _save(handle: WorkflowHandle[Any, Any], path: Path) -> Path:

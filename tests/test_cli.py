@@ -126,11 +126,15 @@ async def test_wait_shows_progress_and_status_result_list_history_replay(
 
 
 async def test_pause_resume_and_cancel(saga, default_queue_worker: Worker, tmp_path: Path) -> None:
-    path, workflow_id = _order_file(tmp_path, step_delay_seconds=1)
+    # Long timers between steps: the run is still going when the commands arrive, however
+    # slow the machine.
+    path, workflow_id = _order_file(tmp_path, step_delay_seconds=60)
     assert (await saga("run", "order", "--input", str(path))).code == 0
     assert (await saga("pause", workflow_id)).code == 0
-    await asyncio.sleep(0.5)
-    paused = json.loads((await saga("status", workflow_id, "--json")).stdout)
+    for _ in range(100):  # the signal is handled once a worker takes the workflow task
+        paused = json.loads((await saga("status", workflow_id, "--json")).stdout)
+        if isinstance(paused["progress"], dict) and paused["progress"]["state"] == "paused":
+            break
     assert paused["progress"]["state"] == "paused"
     assert (await saga("resume", workflow_id)).code == 0
     assert (await saga("cancel", workflow_id)).code == 0
@@ -223,3 +227,8 @@ async def test_help_shows_no_type_placeholders(saga) -> None:
         run = await saga(*command, "--help")
         assert run.code == 0
         assert "<bool>" not in run.stdout and "<str>" not in run.stdout.split("Options:")[1], run.stdout
+
+
+async def test_codec_server_without_keys_refuses_to_start(saga) -> None:
+    run = await saga("codec-server", "--port", "1")
+    assert run.code == 2 and "SAGAWORKS_ENCRYPTION_KEYS" in run.stderr

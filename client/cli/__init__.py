@@ -35,6 +35,7 @@ app.command()(history.history)
 app.command("replay")(history.replay_command)
 app.command("trace")(trace.trace)
 app.command()(services.demo)
+app.command("codec-server")(services.codec_server)
 
 
 @app.callback()

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from client import devserver
-from client.cli.output import out, run_async
+from client.cli.output import fail, out, run_async
 from client.connection import DEFAULT_ADDRESS
 
 dev_app = typer.Typer(help="The embedded Temporal server and a worker, in the background.", no_args_is_help=True)
@@ -20,13 +20,19 @@ BACKGROUND = ("worker", "server")
 @dev_app.command("up")
 def dev_up(
     worker: Annotated[bool, typer.Option("--worker/--no-worker", help="Also start a worker.")] = True,
+    ui_codec_endpoint: Annotated[
+        str | None,
+        typer.Option(metavar="URL", help="Point the Web UI at this codec server (see `saga codec-server`)."),
+    ] = None,
 ) -> None:
     """Start the embedded Temporal server (UI on :8233) and a worker, in the background.
 
     A worker already running with the same settings (SAGAWORKS_*, TEMPORAL_*, DATABASE_URL,
     GROQ_*...) is reused; one started with other settings is restarted with these.
     """
-    server_pid, _ = devserver.start_background("server", devserver.dev_server_command())
+    server_pid, _ = devserver.start_background(
+        "server", devserver.dev_server_command(ui_codec_endpoint=ui_codec_endpoint)
+    )
     run_async(devserver.wait_until_serving(DEFAULT_ADDRESS, timeout=60))
     out.print(f"Temporal server (pid {server_pid}) at {DEFAULT_ADDRESS}; UI http://localhost:8233")
     if worker:
@@ -54,3 +60,24 @@ def demo() -> None:
     from client.demo import run_demo
 
     raise typer.Exit(run_async(run_demo(out)))
+
+
+def codec_server(
+    host: Annotated[str, typer.Option(metavar="HOST", help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(metavar="PORT", help="Port to listen on.")] = 8081,
+    token: Annotated[
+        str | None, typer.Option(metavar="TOKEN", help="Bearer token callers must send (default SAGAWORKS_CODEC_TOKEN).")
+    ] = None,
+    ui_origin: Annotated[
+        str | None,
+        typer.Option(metavar="ORIGIN", help="The Web UI's origin, the only one CORS allows (default SAGAWORKS_CODEC_UI_ORIGIN or http://localhost:8233)."),
+    ] = None,
+) -> None:
+    """Serve /encode and /decode with the configured encryption keys, for the Web UI and the temporal CLI."""
+    from client.codec import EncryptionError
+    from client.codec_server import serve
+
+    try:
+        serve(host=host, port=port, token=token, ui_origin=ui_origin)
+    except (EncryptionError, ValueError) as refused:
+        raise fail(str(refused), 2) from None
