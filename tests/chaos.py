@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,7 @@ from bench.corpus import write_corpus
 from client.connection import DATA_CONVERTER
 from client.devserver import dev_server_command, wait_until_serving
 from tests.orders import make_order, start_order
+from tests.ports import free_port
 from tests.workers import WorkerProcess
 from workflows.document_batch import DocumentBatch
 from contracts.documents import BatchInput, BatchResult
@@ -57,17 +57,11 @@ class ChaosReport:
         return not self.violations
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class Server:
     """The embedded server as a process that can be stopped and started on one history."""
 
     def __init__(self, folder: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.command = dev_server_command(db_file=folder / "temporal.db", port=self.port, headless=True)
         self.log = open(folder / "server.log", "ab")  # noqa: SIM115
