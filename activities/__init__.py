@@ -24,6 +24,7 @@ def build_activities(
     orders = OrderActivities(db)
     docs = DocumentActivities(db, llm or provider_from_env(), documents)
     return [
+        orders.check_order_items,
         orders.create_customer_account,
         orders.delete_customer_account,
         orders.charge_payment,

@@ -18,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
         ORDER_STEPS,
         AccountInput,
         ChargeInput,
+        CheckItemsInput,
         LabelInput,
         NotificationInput,
         OrderInput,
@@ -33,6 +34,13 @@ with workflow.unsafe.imports_passed_through():
     from workflows.common import Pausable
     from workflows.concurrency import run_to_completion
     from workflows.saga import Saga
+
+
+CHECK_ITEMS_PATCH = "check-items-before-any-step"
+"""Runs started before it took their first step without asking the inventory about SKUs."""
+
+RESET_UNDO_PATCH = "reset-run-undoes-every-step"
+"""Runs started before it compensated only the steps they reached, even after a reset."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,12 @@ class OrderFulfillmentSaga(Pausable):
 
     Each compensation is registered before its step runs, because a step can take effect
     and still fail (its response lost); compensations are no-ops for steps that never ran.
+
+    A Temporal reset is supported: step rows belong to the workflow's first execution run
+    id, which a reset keeps, so the reset run repeats the steps after the reset point on
+    the same rows (idempotently) and its compensations undo them. A run that was reset
+    also undoes the steps it never reached when it fails or is cancelled, because the run
+    before the reset may have taken them.
     """
 
     def __init__(self) -> None:
@@ -68,7 +82,16 @@ class OrderFulfillmentSaga(Pausable):
         self._saga = Saga(parallel=order.parallel_compensation)
         steps = self._plan(order)
         references: dict[str, str] = {}
+        registered = 0
         try:
+            if workflow.patched(CHECK_ITEMS_PATCH):
+                # An unknown SKU would otherwise surface at reserve_inventory, after the charge.
+                await workflow.execute_activity(
+                    OrderActivities.check_order_items,
+                    CheckItemsInput(order_id=order.order_id, items=order.items),
+                    summary="check items",
+                    **policies.DATABASE_WRITE,
+                )
             async with self._saga:
                 try:
                     for index, step in enumerate(steps):
@@ -79,11 +102,8 @@ class OrderFulfillmentSaga(Pausable):
                         workflow.set_current_details(
                             f"step {index + 1}/{len(ORDER_STEPS)}: {step.name}"
                         )
-                        self._saga.add_compensation(
-                            step.undo,
-                            UndoInput(key=step.input.key, order_id=order.order_id, run_id=step.input.run_id),
-                            step=step.name,
-                        )
+                        self._register_undo(step)
+                        registered += 1
                         # A cancel lets the running step finish before compensating it,
                         # so the undo never races the step it undoes.
                         execute = workflow.execute_local_activity if order.local_steps else workflow.execute_activity
@@ -92,9 +112,14 @@ class OrderFulfillmentSaga(Pausable):
                         )
                         references[step.name] = result.reference
                         self._completed.append(step.name)
+                        self._current_step = None
                 except BaseException:
                     self._state = "compensating"
-                    workflow.set_current_details(f"compensating after {self._current_step}")
+                    workflow.set_current_details(f"compensating after {self._saga.current_step}")
+                    info = workflow.info()
+                    if info.run_id != info.first_execution_run_id and workflow.patched(RESET_UNDO_PATCH):
+                        for step in steps[registered:]:
+                            self._register_undo(step)
                     raise
         except BaseException as err:
             self._state = "canceled" if is_cancelled_exception(err) else "failed"
@@ -103,6 +128,13 @@ class OrderFulfillmentSaga(Pausable):
         workflow.set_current_details("completed")
         return OrderResult(
             order_id=order.order_id, amount_cents=order.amount_cents, references=references
+        )
+
+    def _register_undo(self, step: _Step) -> None:
+        self._saga.add_compensation(
+            step.undo,
+            UndoInput(key=step.input.key, order_id=step.input.order_id, run_id=step.input.run_id),
+            step=step.name,
         )
 
     def _plan(self, order: OrderInput) -> list[_Step]:
@@ -121,7 +153,8 @@ class OrderFulfillmentSaga(Pausable):
             return {
                 "key": f"{workflow_id}:{name}",
                 "order_id": order.order_id,
-                "run_id": workflow.info().run_id,
+                # The first run id survives a reset; the run id does not.
+                "run_id": workflow.info().first_execution_run_id,
                 "inject_failure": failure if failure and failure.step == name else None,
             }
 
