@@ -27,6 +27,7 @@ from activities.db import (
     StepOwnedByAnotherRun,
     StepRecord,
     apply_once,
+    seal_once,
     undo_once,
 )
 from activities.errors import database_errors, validation_error
@@ -38,7 +39,10 @@ from contracts.orders import (
     FailureInjection,
     LabelInput,
     NotificationInput,
+    OrderStep,
     ReserveInput,
+    SealStepsInput,
+    SealStepsResult,
     StepInput,
     StepResult,
     UndoInput,
@@ -108,13 +112,16 @@ class InventoryItem(Base):
     """Units owned: on hand plus reserved. Conserved by every reserve and release."""
 
 
-STEP_TABLES: tuple[type[StepRecord], ...] = (
-    CustomerAccount,
-    Payment,
-    Notification,
-    Reservation,
-    ShippingLabel,
-)
+STEP_MODELS: Mapping[OrderStep, type[StepRecord]] = {
+    "create_customer_account": CustomerAccount,
+    "charge_payment": Payment,
+    "send_notification": Notification,
+    "reserve_inventory": Reservation,
+    "create_shipping_label": ShippingLabel,
+}
+"""The table of each step's rows."""
+
+STEP_TABLES: tuple[type[StepRecord], ...] = tuple(STEP_MODELS.values())
 
 
 def seed_inventory(db: Database, stock: Mapping[str, int] = DEFAULT_STOCK) -> None:
@@ -209,6 +216,22 @@ class OrderActivities:
                     f"order {check.order_id}: unknown SKU {item.sku!r} (the inventory has {listed})",
                     field=f"items[{index}].sku",
                 )
+
+    @activity.defn
+    def seal_unreached_steps(self, seal: SealStepsInput) -> SealStepsResult:
+        """Block the steps a failing run never reached; name those that took effect anyway.
+
+        Those were taken by the run before a reset, and the saga undoes them too. The
+        others get a tombstone, so a late attempt of that earlier run never takes effect.
+        """
+        with database_errors(), self._db.transaction() as session:
+            taken = [
+                step
+                for step, key in seal.steps.items()
+                if seal_once(session, STEP_MODELS[step], key, seal.order_id, seal.run_id)
+            ]
+        activity.logger.info("Unreached steps sealed", extra={"order_id": seal.order_id, "taken": taken})
+        return SealStepsResult(taken=taken)
 
     @activity.defn
     def create_customer_account(self, step: AccountInput) -> StepResult:

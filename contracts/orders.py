@@ -128,6 +128,20 @@ class CheckItemsInput(StrictModel):
     items: list[OrderItem]
 
 
+class SealStepsInput(StrictModel):
+    """The steps a failing or cancelled run never reached, each with its idempotency key."""
+
+    order_id: str
+    run_id: str | None = None
+    steps: dict[OrderStep, str]
+
+
+class SealStepsResult(StrictModel):
+    """The unreached steps that took effect anyway (a run before a reset took them)."""
+
+    taken: list[OrderStep]
+
+
 class StepResult(StrictModel):
     """A forward step's outcome: the id of what it created (account, payment, label...)."""
 

@@ -19,10 +19,11 @@ from activities.orders import (
     OrderActivities,
     Payment,
     Reservation,
+    ShippingLabel,
     invariant_violations,
     seed_inventory,
 )
-from contracts.orders import SAMPLE_INVENTORY, ChargeInput, UndoInput
+from contracts.orders import SAMPLE_INVENTORY, ChargeInput, SealStepsInput, UndoInput
 from tests.orders import ledger
 
 
@@ -85,6 +86,18 @@ def test_compensation_that_overtakes_its_step_blocks_it_for_good(backend: Databa
         _charge(backend, "wf:charge")
     assert refused.value.type == "StepAlreadyCompensated" and refused.value.non_retryable
     assert ledger(backend, "o1") == {}  # no money moved
+
+
+def test_sealing_steps_blocks_the_untaken_and_names_the_taken(backend: Database) -> None:
+    _charge(backend, "order-o1:charge_payment")  # taken by the run before a reset
+    seal = SealStepsInput(
+        order_id="o1", run_id="run-1",
+        steps={"charge_payment": "order-o1:charge_payment", "create_shipping_label": "order-o1:create_shipping_label"},
+    )
+    assert ActivityEnvironment().run(OrderActivities(backend).seal_unreached_steps, seal).taken == ["charge_payment"]
+    with backend.transaction() as session:
+        label = session.get(ShippingLabel, "order-o1:create_shipping_label")
+        assert label is not None and label.status == UNDONE  # a late attempt can never take effect
 
 
 def test_invariant_checker_reports_each_kind_of_violation(backend: Database) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError, is_cancelled_exception
+from temporalio.exceptions import ApplicationError, FailureError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     import pydantic
@@ -26,6 +26,8 @@ with workflow.unsafe.imports_passed_through():
         OrderState,
         OrderStatus,
         ReserveInput,
+        SealStepsInput,
+        SealStepsResult,
         StepInput,
         StepResult,
         UndoInput,
@@ -39,7 +41,7 @@ with workflow.unsafe.imports_passed_through():
 CHECK_ITEMS_PATCH = "check-items-before-any-step"
 """Runs started before it took their first step without asking the inventory about SKUs."""
 
-RESET_UNDO_PATCH = "reset-run-undoes-every-step"
+SEAL_UNREACHED_PATCH = "seal-unreached-steps"
 """Runs started before it compensated only the steps they reached, even after a reset."""
 
 
@@ -62,9 +64,10 @@ class OrderFulfillmentSaga(Pausable):
 
     A Temporal reset is supported: step rows belong to the workflow's first execution run
     id, which a reset keeps, so the reset run repeats the steps after the reset point on
-    the same rows (idempotently) and its compensations undo them. A run that was reset
-    also undoes the steps it never reached when it fails or is cancelled, because the run
-    before the reset may have taken them.
+    the same rows (idempotently) and its compensations undo them. A run that fails or is
+    cancelled first seals the steps it never reached (``seal_unreached_steps``): those the
+    run before a reset took are undone too, the others can no longer take effect. (Every
+    run does it: whether a run was reset is not visible to its code in a replay.)
     """
 
     def __init__(self) -> None:
@@ -113,13 +116,29 @@ class OrderFulfillmentSaga(Pausable):
                         references[step.name] = result.reference
                         self._completed.append(step.name)
                         self._current_step = None
-                except BaseException:
+                except BaseException as err:
                     self._state = "compensating"
                     workflow.set_current_details(f"compensating after {self._saga.current_step}")
-                    info = workflow.info()
-                    if info.run_id != info.first_execution_run_id and workflow.patched(RESET_UNDO_PATCH):
-                        for step in steps[registered:]:
-                            self._register_undo(step)
+                    unreached = steps[registered:]
+                    compensates = isinstance(err, FailureError) or is_cancelled_exception(err)
+                    if unreached and compensates and workflow.patched(SEAL_UNREACHED_PATCH):
+                        # Shielded like the compensations: a second cancel must not skip it.
+                        sealed: SealStepsResult = await run_to_completion(
+                            workflow.execute_activity(
+                                OrderActivities.seal_unreached_steps,
+                                SealStepsInput(
+                                    order_id=order.order_id,
+                                    run_id=unreached[0].input.run_id,
+                                    steps={s.name: s.input.key for s in unreached},
+                                ),
+                                summary="seal unreached steps",
+                                **policies.COMPENSATION,
+                            ),
+                            reraise_cancel=False,
+                        )
+                        for step in unreached:
+                            if step.name in sealed.taken:
+                                self._register_undo(step)
                     raise
         except BaseException as err:
             self._state = "canceled" if is_cancelled_exception(err) else "failed"
