@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.worker import Worker
 
@@ -35,7 +35,15 @@ from worker import running_worker
 from workflows.saga import error_class
 from workflows.order import OrderFulfillmentSaga
 from workflows.catalog import WORKFLOWS
-from contracts.orders import ORDER_STEPS, ChargeInput, FailureInjection, OrderResult, StepResult, order_workflow_id
+from contracts.orders import (
+    ORDER_STEPS,
+    ChargeInput,
+    FailureInjection,
+    OrderResult,
+    OrderStatus,
+    StepResult,
+    order_workflow_id,
+)
 from contracts.common import SagaReport
 
 
@@ -110,16 +118,20 @@ async def test_cancel_mid_saga_compensates_and_ends_canceled(
     order = make_order(step_delay_seconds=0.5)
     handle = await start_order(dev_client, task_queue, order)
     await wait_for_status(handle, lambda s: s.done >= 2)
-    await handle.cancel()
-    with pytest.raises(WorkflowFailureError) as failure:
-        await handle.result()
-
-    assert isinstance(failure.value.cause, CancelledError)
+    status = await _cancel(handle)
     assert await final_status(handle) == "CANCELED"
-    status = await handle.query(OrderFulfillmentSaga.status)
     assert status.state == "canceled"
     assert [c.step for c in status.compensations][-2:] == ["charge_payment", "create_customer_account"]
     assert invariant_violations(db, {order.order_id: "CANCELED"}) == []
+
+
+async def _cancel(handle: WorkflowHandle[OrderFulfillmentSaga, OrderResult]) -> OrderStatus:
+    """Cancel the run, check it ends cancelled, and return its final status."""
+    await handle.cancel()
+    with pytest.raises(WorkflowFailureError) as failure:
+        await handle.result()
+    assert isinstance(failure.value.cause, CancelledError)
+    return await handle.query(OrderFulfillmentSaga.status)
 
 
 async def test_pause_holds_the_saga_between_steps_until_resume(
@@ -365,11 +377,7 @@ async def test_reset_after_step_4_then_cancel_undoes_every_step_the_first_run_to
     # The reset run waits 2 s before step 5, which the first run already took; it is
     # cancelled in that wait, so it must undo step 5 too although it never reached it.
     again = await reset_after(dev_client, first.id, "reserve_inventory")
-    await again.cancel()
-    with pytest.raises(WorkflowFailureError) as failure:
-        await again.result()
-    assert isinstance(failure.value.cause, CancelledError)
-    status = await again.query(OrderFulfillmentSaga.status)
+    status = await _cancel(again)
     assert [c.step for c in status.compensations] == list(reversed(ORDER_STEPS))
     assert ledger(db, order.order_id) == {"CHARGE": 1, "REFUND": 1}
     assert invariant_violations(db, {order.order_id: "CANCELED"}) == []
