@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import subprocess
 import threading
 import uuid
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 from temporalio import activity
@@ -41,6 +44,8 @@ from contracts.orders import (
     FailureInjection,
     OrderResult,
     OrderStatus,
+    SealStepsInput,
+    SealStepsResult,
     StepResult,
     order_workflow_id,
 )
@@ -265,20 +270,17 @@ async def test_cancel_while_a_step_runs_lets_it_finish_then_compensates_it(
             raise ApplicationError("the test never let the charge go on", non_retryable=True)
         return real.charge_payment(step)
 
-    acts = [a for a in build_activities(db) if getattr(a, "__name__", "") != "charge_payment"] + [gated_charge]
     order = make_order()
-    with ThreadPoolExecutor(4) as executor:
-        async with Worker(dev_client, task_queue=task_queue, workflows=WORKFLOWS, activities=acts,
-                          activity_executor=executor, max_concurrent_activities=4):
-            handle = await start_order(dev_client, task_queue, order)
-            await asyncio.wait_for(started.wait(), timeout=30)
-            await handle.cancel()
-            await _wait_for_history(handle, _took_the_cancel)
-            gate.set()
-            with pytest.raises(WorkflowFailureError) as failure:
-                await handle.result()
-            status = await handle.query(OrderFulfillmentSaga.status)
-            events = list((await handle.fetch_history()).events)
+    async with _worker_replacing(dev_client, task_queue, db, "charge_payment", gated_charge):
+        handle = await start_order(dev_client, task_queue, order)
+        await asyncio.wait_for(started.wait(), timeout=30)
+        await handle.cancel()
+        await _wait_for_history(handle, _took_the_cancel)
+        gate.set()
+        with pytest.raises(WorkflowFailureError) as failure:
+            await handle.result()
+        status = await handle.query(OrderFulfillmentSaga.status)
+        events = list((await handle.fetch_history()).events)
     assert isinstance(failure.value.cause, CancelledError)
     assert "send_notification" not in status.completed_steps  # nothing ran after the cancel
     assert [c.step for c in status.compensations] == ["charge_payment", "create_customer_account"]
@@ -292,6 +294,18 @@ async def test_cancel_while_a_step_runs_lets_it_finish_then_compensates_it(
     assert charged < refund
     assert ledger(db, order.order_id) == {"CHARGE": 1, "REFUND": 1}
     assert invariant_violations(db, {order.order_id: "CANCELED"}) == []
+
+
+@contextlib.asynccontextmanager
+async def _worker_replacing(
+    client: Client, task_queue: str, db: Database, name: str, replacement: Callable[..., Any]
+) -> AsyncIterator[Worker]:
+    """A worker of the whole catalog, with the activity called ``name`` replaced."""
+    acts = [a for a in build_activities(db) if getattr(a, "__name__", "") != name] + [replacement]
+    with ThreadPoolExecutor(4) as executor:
+        async with Worker(client, task_queue=task_queue, workflows=WORKFLOWS, activities=acts,
+                          activity_executor=executor, max_concurrent_activities=4) as worker:
+            yield worker
 
 
 def _took_the_cancel(events: list) -> bool:
@@ -464,3 +478,23 @@ def _deadlocks(db_url: str) -> int:
             ).scalar_one()
     finally:
         engine.dispose()
+
+
+async def test_when_sealing_fails_every_unreached_step_is_undone(
+    dev_client: Client, task_queue: str, db: Database
+) -> None:
+    @activity.defn(name="seal_unreached_steps")
+    def broken_seal(seal: SealStepsInput) -> SealStepsResult:
+        raise ApplicationError("the database refused the seal", non_retryable=True)
+
+    order = make_order(inject_failure={"step": "charge_payment", "mode": "permanent"})
+    async with _worker_replacing(dev_client, task_queue, db, "seal_unreached_steps", broken_seal):
+        handle = await start_order(dev_client, task_queue, order)
+        with pytest.raises(WorkflowFailureError) as failure:
+            await handle.result()
+    report = SagaReport.model_validate(failure.value.cause.details[0])  # type: ignore[union-attr]
+    # The report still names the step that failed, and nothing that might exist is left.
+    assert report.failed_step == "charge_payment" and report.fully_compensated
+    assert [c.step for c in report.compensations] == list(reversed(ORDER_STEPS))
+    assert ledger(db, order.order_id) == {"CHARGE": 1, "REFUND": 1}
+    assert invariant_violations(db, {order.order_id: "FAILED"}) == []

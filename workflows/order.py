@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError, FailureError, is_cancelled_exception
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     import pydantic
@@ -122,23 +122,8 @@ class OrderFulfillmentSaga(Pausable):
                     unreached = steps[registered:]
                     compensates = isinstance(err, FailureError) or is_cancelled_exception(err)
                     if unreached and compensates and workflow.patched(SEAL_UNREACHED_PATCH):
-                        # Shielded like the compensations: a second cancel must not skip it.
-                        sealed: SealStepsResult = await run_to_completion(
-                            workflow.execute_activity(
-                                OrderActivities.seal_unreached_steps,
-                                SealStepsInput(
-                                    order_id=order.order_id,
-                                    run_id=unreached[0].input.run_id,
-                                    steps={s.name: s.input.key for s in unreached},
-                                ),
-                                summary="seal unreached steps",
-                                **policies.COMPENSATION,
-                            ),
-                            reraise_cancel=False,
-                        )
-                        for step in unreached:
-                            if step.name in sealed.taken:
-                                self._register_undo(step)
+                        for step in await self._taken_anyway(unreached):
+                            self._register_undo(step)
                     raise
         except BaseException as err:
             self._state = "canceled" if is_cancelled_exception(err) else "failed"
@@ -148,6 +133,27 @@ class OrderFulfillmentSaga(Pausable):
         return OrderResult(
             order_id=order.order_id, amount_cents=order.amount_cents, references=references
         )
+
+    async def _taken_anyway(self, unreached: list[_Step]) -> list[_Step]:
+        """Seal the steps this run never reached; return those that took effect anyway."""
+        seal = SealStepsInput(
+            order_id=self._order_id,
+            run_id=unreached[0].input.run_id,
+            steps={step.name: step.input.key for step in unreached},
+        )
+        try:
+            # Shielded like the compensations: a second cancel must not skip it.
+            sealed: SealStepsResult = await run_to_completion(
+                workflow.execute_activity(
+                    OrderActivities.seal_unreached_steps, seal, summary="seal unreached steps", **policies.COMPENSATION
+                ),
+                reraise_cancel=False,
+            )
+        except ActivityError:
+            # Undoing a step nobody took is harmless (a tombstone): undo them all.
+            workflow.logger.error("Sealing the unreached steps failed; undoing each of them")
+            return unreached
+        return [step for step in unreached if step.name in sealed.taken]
 
     def _register_undo(self, step: _Step) -> None:
         self._saga.add_compensation(
