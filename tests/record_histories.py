@@ -1,6 +1,7 @@
 """Record the histories that tests/test_replay.py replays: python -m tests.record_histories
 
-Runs order sagas (completed, compensated, cancelled, retried) and document pipelines
+Runs order sagas (completed, compensated, cancelled, retried, refused for an unknown SKU,
+reset and then cancelled) and document pipelines
 (completed, rejected, compensated) on a throwaway dev server and writes their histories to
 tests/histories/, and order sagas run with encryption on (the TEST keys of
 tests/encryption.py) to tests/histories/encrypted/. A scenario already recorded gets a new
@@ -29,7 +30,7 @@ from client.connection import data_converter
 from client.devserver import start_embedded
 from tests.encryption import TEST_ENV
 from tests.documents import SAMPLES, PoisonAwareProvider, start_document
-from tests.orders import make_order, start_order, wait_for_status
+from tests.orders import make_order, reset_after, start_order, wait_for_status
 from worker import running_worker
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -44,6 +45,7 @@ async def record(out_dir: Path) -> list[Path]:
         "order_compensated": make_order(inject_failure={"step": "create_shipping_label", "mode": "permanent"}),
         "order_cancelled": make_order(step_delay_seconds=1),
         "order_retried": make_order(inject_failure={"step": "charge_payment", "mode": "transient"}),
+        "order_unknown_sku": make_order(items=[{"sku": "NOPE-9", "quantity": 1, "unit_price_cents": 100}]),
     }
     written: list[Path] = []
     task_queue = f"record-{uuid.uuid4()}"
@@ -68,6 +70,7 @@ async def record(out_dir: Path) -> list[Path]:
                         await wait_for_status(handle, lambda s: s.done >= 2)
                         await handle.cancel()
                     written.append(await _save(handle, new_history_path(out_dir, name)))
+                written.append(await _record_reset(env.client, task_queue, new_history_path(out_dir, "order_reset_cancelled")))
                 for name, path in documents.items():
                     handle = await start_document(env.client, task_queue, path)
                     written.append(await _save(handle, new_history_path(out_dir, name)))
@@ -103,6 +106,15 @@ async def record_encrypted(env: WorkflowEnvironment, db: Database, out_dir: Path
             await _save(await start_order(client, task_queue, order), new_history_path(out_dir, name))
             for name, order in orders.items()
         ]
+
+
+async def _record_reset(client: Client, task_queue: str, path: Path) -> Path:
+    """A completed order reset to just after reserve_inventory, cancelled before step 5."""
+    first = await start_order(client, task_queue, make_order(step_delay_seconds=2))
+    await first.result()
+    again = await reset_after(client, first.id, "reserve_inventory")
+    await again.cancel()
+    return await _save(again, path)
 
 
 async def _save(handle: WorkflowHandle[Any, Any], path: Path) -> Path:

@@ -232,3 +232,12 @@ async def test_help_shows_no_type_placeholders(saga) -> None:
 async def test_codec_server_without_keys_refuses_to_start(saga) -> None:
     run = await saga("codec-server", "--port", "1")
     assert run.code == 2 and "SAGAWORKS_ENCRYPTION_KEYS" in run.stderr
+
+
+async def test_inventory_lists_the_skus_an_order_may_use(saga) -> None:
+    from contracts.orders import SAMPLE_INVENTORY
+
+    listed = json.loads((await saga("inventory", "--json")).stdout)
+    assert [row["sku"] for row in listed] == [entry.sku for entry in SAMPLE_INVENTORY]
+    table = (await saga("inventory")).stdout.splitlines()
+    assert [line.split()[0] for line in table[1:]] == [entry.sku for entry in SAMPLE_INVENTORY]

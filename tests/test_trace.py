@@ -28,12 +28,13 @@ async def test_trace_of_a_compensated_saga_with_a_retried_step(
     assert trace.status == "FAILED" and trace.error_type == "SagaCompensated"
     names = [step.name for step in trace.steps]
     undo = ["void_shipping_label", "release_inventory", "send_cancellation_notice", "refund_payment", "delete_customer_account"]
-    assert names == [*ORDER_STEPS, *undo]
-    label = trace.steps[4]
+    # The items check, the five steps (the last fails: no step is left unreached), the undos.
+    assert names == ["check_order_items", *ORDER_STEPS, *undo]
+    label = trace.steps[5]
     assert (label.outcome, label.error_type) == ("failed", "InjectedFailure")
     assert all(step.outcome == "completed" for step in trace.steps if step is not label)
-    assert [s.summary for s in trace.steps[5:]] == [f"compensate {step}" for step in reversed(ORDER_STEPS)]
-    charge = trace.steps[1]
+    assert [s.summary for s in trace.steps[6:]] == [f"compensate {step}" for step in reversed(ORDER_STEPS)]
+    charge = trace.steps[2]
     assert charge.result["key"].endswith(":charge_payment")  # decoded payload of that step
     # Every step lies inside the run, and in the order it began.
     assert all(trace.started <= s.started <= s.closed <= trace.closed for s in trace.steps)
@@ -44,7 +45,7 @@ async def test_trace_of_a_compensated_saga_with_a_retried_step(
     assert charge.attempts == 3 and charge.outcome == "completed"  # two injected failures, then success
 
     report = trace_markdown(trace)
-    assert "| 5 | create_shipping_label | activity | 1 |" in report and "InjectedFailure" in report
+    assert "| 6 | create_shipping_label | activity | 1 |" in report and "InjectedFailure" in report
 
 
 async def test_trace_of_a_cancelled_run_shows_timers_signals_and_the_cancel(

@@ -26,6 +26,7 @@ app = typer.Typer(
 app.add_typer(start.run_app, name="run")
 app.add_typer(services.dev_app, name="dev")
 app.command("catalog")(start.catalog)
+app.command("inventory")(start.inventory)
 for command in (control.status, control.result, control.cancel):
     app.command()(command)
 app.command("pause")(control.pause)

@@ -16,7 +16,7 @@ import pydantic_core
 import typer
 from pydantic import ValidationError
 
-from client.cli.output import fail, out, print_json, report_started, run_async
+from client.cli.output import fail, out, print_json, print_rows, report_started, run_async
 from client.connection import connect
 from client.runs import RunConflict, start_run
 from workflows.catalog import FAMILIES, Family, family
@@ -60,6 +60,16 @@ def catalog(as_json: JsonFlag = False) -> None:
         out.print(f"[bold]{f.name}[/bold]  ({f.workflow_type})\n  {f.description}")
         for sample in f.samples:
             out.print(f"  sample: samples/{sample}")
+
+
+def inventory(as_json: JsonFlag = False) -> None:
+    """The sample inventory the worker seeds: the SKUs an order may use, with their stock."""
+    from contracts.orders import SAMPLE_INVENTORY
+
+    if as_json:
+        print_json([entry.model_dump() for entry in SAMPLE_INVENTORY])
+        return
+    print_rows(("SKU", "NAME", "STOCK AT FIRST START"), [(e.sku, e.name, str(e.stock)) for e in SAMPLE_INVENTORY])
 
 
 def _read_input(source: str, fam: Family[Any]) -> dict[str, Any]:
