@@ -43,10 +43,10 @@ class ApiError(Exception):
 
 
 def error_response(
-    status: int, type: str, message: str, *, field: str | None = None, headers: dict[str, str] | None = None, **extra: Any
+    http_status: int, type: str, message: str, *, field: str | None = None, headers: dict[str, str] | None = None, **extra: Any
 ) -> JSONResponse:
     detail = ErrorDetail(type=type, message=message, field=field).model_dump(exclude_none=True)
-    return JSONResponse({"error": detail, **extra}, status_code=status, headers=headers)
+    return JSONResponse({"error": detail, **extra}, status_code=http_status, headers=headers)
 
 
 def _field(loc: tuple[Any, ...] | list[Any]) -> str | None:
