@@ -138,6 +138,8 @@ async def test_bad_input_is_422_naming_the_field_and_starts_nothing(http: httpx.
     assert missing.json()["error"]["field"] == "customer_email"
     not_json = await http.post("/api/workflows/order", content=b"{not json", headers={"Content-Type": "application/json"})
     assert not_json.status_code == 422 and not_json.json()["error"]["type"] == "ValidationError"
+    not_utf8 = await http.post("/api/workflows/order", content=b"\xff{", headers={"Content-Type": "application/json"})
+    assert not_utf8.status_code == 422 and not_utf8.json()["error"]["field"] == "body"
     assert (await http.get(f"/api/workflows/order-{body['order_id']}")).status_code == 404
 
 
@@ -243,6 +245,8 @@ async def test_list_filters_and_pages(http: httpx.AsyncClient, order_worker: Any
         if not (token := page["next_page_token"]):
             break
     assert set(ids) <= set(seen) and len(seen) == len(set(seen))
+    forged = await http.get("/api/workflows", params={"page_token": "Zm9yZ2Vk"})
+    assert forged.status_code == 422 and forged.json()["error"]["field"] == "page_token"
     bad = await http.get("/api/workflows", params={"status": "SLEEPING"})
     assert bad.status_code == 422 and bad.json()["error"]["field"] == "status"
 

@@ -90,6 +90,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def _http(_: Request, error: HTTPException) -> JSONResponse:
+        if error.status_code == 400 and isinstance(error.__cause__, UnicodeDecodeError):
+            # FastAPI's answer to a body that is not UTF-8: bad input like any other, so 422.
+            return error_response(422, "ValidationError", "the request body is not UTF-8 JSON", field="body")
         names = {404: "NotFound", 405: "MethodNotAllowed", 413: "PayloadTooLarge"}
         return error_response(error.status_code, names.get(error.status_code, "HTTPError"), str(error.detail))
 

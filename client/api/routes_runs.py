@@ -16,6 +16,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.encoders import jsonable_encoder
 from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
 
 from client.api.errors import ApiError, ErrorBody
 from client.api.events import run_events
@@ -82,7 +83,11 @@ def _page_token(token: str | None) -> bytes | None:
     try:
         return base64.urlsafe_b64decode(token.encode() + b"=" * (-len(token) % 4))
     except (binascii.Error, ValueError):
-        raise ApiError(422, "ValidationError", "page_token: not a token this API returned", field="page_token") from None
+        raise _bad_token() from None
+
+
+def _bad_token() -> ApiError:
+    return ApiError(422, "ValidationError", "page_token: not a token this API returned", field="page_token")
 
 
 def build_router() -> APIRouter:
@@ -110,9 +115,14 @@ def build_router() -> APIRouter:
         query = visibility_query(
             family=family(family_name.value) if family_name else None, status=status.value if status else None
         )
-        rows, next_token = await list_runs_page(
-            temporal(request), query, page_size=page_size, page_token=_page_token(page_token)
-        )
+        token = _page_token(page_token)
+        try:
+            rows, next_token = await list_runs_page(temporal(request), query, page_size=page_size, page_token=token)
+        except RPCError as error:
+            if token is None or error.status == RPCStatusCode.UNAVAILABLE:
+                raise
+            # The server cannot tell a forged token from a broken one; the caller sent it.
+            raise _bad_token() from None
         encoded = base64.urlsafe_b64encode(next_token).decode().rstrip("=") if next_token else None
         return RunsPage(runs=rows, next_page_token=encoded)  # type: ignore[arg-type]
 
