@@ -60,7 +60,8 @@ def form_fields(schema: dict[str, Any]) -> list[dict[str, Any]]:
         prop = _resolve(raw, schema)
         kind = prop.get("type")
         field: dict[str, Any] = {
-            "name": name, "label": prop.get("title") or name.replace("_", " "),
+            # The property's own title: a referenced model's title names the model, not the field.
+            "name": name, "label": raw.get("title") or name.replace("_", " ").title(),
             "required": name in required, "description": prop.get("description", ""),
             "default": prop.get("default"),
         }

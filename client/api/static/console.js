@@ -23,7 +23,8 @@ function readField(el) {
 
 function fillForm(form, sample) {
   for (const el of form.querySelectorAll("[data-kind]")) {
-    const value = sample[el.name];
+    // A field the sample leaves out gets its default, not the previous sample's value.
+    const value = el.name in sample ? sample[el.name] : JSON.parse(el.dataset.default || "null");
     if (el.dataset.kind === "checkbox") el.checked = Boolean(value);
     else if (value === undefined || value === null) el.value = "";
     else el.value = el.dataset.kind === "json" ? JSON.stringify(value, null, 2) : String(value);
