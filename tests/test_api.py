@@ -334,3 +334,13 @@ def test_without_a_token_the_api_binds_to_loopback() -> None:
     assert bind_address("0.0.0.0", None) == "127.0.0.1"
     assert bind_address("0.0.0.0", "secret") == "0.0.0.0"
     assert bind_address("127.0.0.1", None) == "127.0.0.1"
+
+
+def test_compose_runs_the_api_from_the_worker_image() -> None:
+    import yaml
+
+    compose = yaml.safe_load((Path(__file__).resolve().parents[1] / "docker-compose.yml").read_text())
+    api_service = compose["services"]["api"]
+    assert api_service["build"] == compose["services"]["worker"]["build"]
+    assert api_service["command"][:2] == ["saga", "api"]
+    assert "SAGAWORKS_API_TOKEN" in api_service["environment"]
