@@ -344,3 +344,16 @@ def test_compose_runs_the_api_from_the_worker_image() -> None:
     assert api_service["build"] == compose["services"]["worker"]["build"]
     assert api_service["command"][:2] == ["saga", "api"]
     assert "SAGAWORKS_API_TOKEN" in api_service["environment"]
+
+
+async def test_console_pages_render(http: httpx.AsyncClient) -> None:
+    workflow_id = await start(http)
+    assert "Workflow catalog" in (await http.get("/")).text
+    form = (await http.get("/families/order")).text
+    assert 'name="customer_email"' in form and "order-slow.json" in form
+    assert (await http.get("/families/nope")).status_code == 404
+    runs = await http.get("/runs", params={"family_name": "order", "page": "abc"})  # a mangled page link
+    assert runs.status_code == 200
+    run = await http.get(f"/runs/{workflow_id}")
+    assert run.status_code == 200 and f'data-workflow-id="{workflow_id}"' in run.text
+    await http.post(f"/api/workflows/{workflow_id}/cancel")

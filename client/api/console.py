@@ -15,7 +15,7 @@ from client.api.errors import ApiError
 from client.api.render import form_fields, render_value
 from client.api.routes_ops import catalog_entry
 from client.api.routes_runs import temporal
-from client.api.security import SESSION_COOKIE, token_matches
+from client.api.security import SESSION_COOKIE, supplied_token, token_matches
 from client.runs import describe_run, list_runs_page, run_outcome, visibility_query
 from workflows.catalog import FAMILIES, family
 
@@ -32,7 +32,7 @@ class _LoginRequired(Exception):
 def signed_in(request: Request) -> None:
     """Console pages need the token too; a browser keeps it in an HttpOnly cookie."""
     expected = request.app.state.settings.token
-    if expected is not None and not token_matches(request.cookies.get(SESSION_COOKIE), expected):
+    if expected is not None and not token_matches(supplied_token(request), expected):
         raise _LoginRequired
 
 
@@ -65,7 +65,10 @@ def build_router() -> APIRouter:
         fam = family(family_name) if family_name in {f.name for f in FAMILIES} else None
         known = status.upper() in {"RUNNING", "COMPLETED", "FAILED", "CANCELED", "TERMINATED", "TIMED_OUT"}
         query = visibility_query(family=fam, status=status if known else None)
-        token = bytes.fromhex(page) if page and all(c in "0123456789abcdef" for c in page) else None
+        try:
+            token = bytes.fromhex(page) if page else None
+        except ValueError:
+            token = None  # a mangled link: start from the newest runs
         rows, next_token = await list_runs_page(temporal(request), query, page_size=25, page_token=token)
         return templates.TemplateResponse(request, "runs.html", {
             "runs": rows, "next_page": next_token.hex() if next_token else None,

@@ -12,7 +12,7 @@ import binascii
 import enum
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.encoders import jsonable_encoder
 from temporalio.client import Client, WorkflowExecutionStatus

@@ -19,20 +19,23 @@ because EventSource and plain links cannot send an Authorization header."""
 _bearer = HTTPBearer(auto_error=False, description="SAGAWORKS_API_TOKEN")
 
 
+def supplied_token(request: Request) -> str | None:
+    """The bearer token of the Authorization header, else the console's session cookie."""
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    return credentials if scheme.lower() == "bearer" and credentials else request.cookies.get(SESSION_COOKIE)
+
+
 def token_matches(supplied: str | None, expected: str) -> bool:
     """Constant-time comparison, so response times do not leak how much of a guess was right."""
     return hmac.compare_digest((supplied or "").encode(), expected.encode())
 
 
-async def require_token(
-    request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
-) -> None:
-    """Refuse the request with 401 unless it carries the configured token (if any)."""
+async def require_token(request: Request, _: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
+    """Refuse the request with 401 unless it carries the configured token (if any).
+
+    (``_bearer`` only declares the scheme in ``/openapi.json``.)"""
     expected: str | None = request.app.state.settings.token
-    if expected is None:
-        return
-    supplied = credentials.credentials if credentials else request.cookies.get(SESSION_COOKIE)
-    if not token_matches(supplied, expected):
+    if expected is not None and not token_matches(supplied_token(request), expected):
         raise ApiError(
             401, "Unauthorized", "a valid bearer token is required (Authorization: Bearer $SAGAWORKS_API_TOKEN)",
             headers={"WWW-Authenticate": "Bearer"},
