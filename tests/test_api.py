@@ -357,3 +357,39 @@ async def test_console_pages_render(http: httpx.AsyncClient) -> None:
     run = await http.get(f"/runs/{workflow_id}")
     assert run.status_code == 200 and f'data-workflow-id="{workflow_id}"' in run.text
     await http.post(f"/api/workflows/{workflow_id}/cancel")
+
+
+def test_serve_without_a_token_binds_loopback_and_says_so(dev_address: str, tmp_path: Path) -> None:
+    """``python -m client.api`` (what ``saga api`` runs): asked for every interface without a
+    token, it serves 127.0.0.1 only and its log says why."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from tests.apiserver import free_port
+
+    port = free_port()
+    log = tmp_path / "api.log"
+    env = {k: v for k, v in os.environ.items() if k != "SAGAWORKS_API_TOKEN"}
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "client.api", "--host", "0.0.0.0", "--port", str(port)],
+            env={**env, "TEMPORAL_ADDRESS": dev_address}, stdout=out, stderr=out,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                catalog = httpx.get(f"http://127.0.0.1:{port}/api/catalog", timeout=5)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.2)
+        assert catalog.status_code == 200  # no token configured: no authentication
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    text = log.read_text()
+    assert "SAGAWORKS_API_TOKEN is unset: binding to 127.0.0.1 only, not 0.0.0.0" in text
+    assert "127.0.0.1:" + str(port) in text

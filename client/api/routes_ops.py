@@ -37,7 +37,10 @@ def catalog_entry(fam: Family[Any]) -> CatalogEntry:
     return CatalogEntry(
         name=fam.name, workflow_type=fam.workflow_type, description=fam.description,
         accepts=list(fam.accepts), input_schema=fam.input_schema(),
-        samples=[Sample(name=path.name, input=json.loads(path.read_text())) for path in fam.sample_paths()],
+        # An installation without samples/ (a slim image) serves the catalog without them.
+        samples=[
+            Sample(name=path.name, input=json.loads(path.read_text())) for path in fam.sample_paths() if path.is_file()
+        ],
     )
 
 
