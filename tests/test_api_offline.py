@@ -1,4 +1,4 @@
-"""How the console renders results and builds start forms (no server needed)."""
+"""API pieces that need no Temporal: how the console renders results and builds forms, CORS."""
 
 from __future__ import annotations
 
@@ -35,3 +35,20 @@ def test_every_family_gets_a_form_field_per_input_property() -> None:
     for fam in FAMILIES:
         schema = fam.input_schema()
         assert [f["name"] for f in form_fields(schema)] == list(schema["properties"]), fam.name
+
+
+def test_cors_is_off_unless_origins_are_configured() -> None:
+    from fastapi.testclient import TestClient
+
+    from client.api import ApiSettings, create_app
+
+    preflight = {"Origin": "http://elsewhere.example", "Access-Control-Request-Method": "POST"}
+    # The routes asked here never reach Temporal; a placeholder client keeps the app offline.
+    closed = TestClient(create_app(ApiSettings(token=None, cors_origins=()), client=object()))  # type: ignore[arg-type]
+    answer = closed.get("/api/catalog", headers={"Origin": "http://elsewhere.example"})
+    assert answer.status_code == 200 and "access-control-allow-origin" not in answer.headers
+    assert "access-control-allow-origin" not in closed.options("/api/catalog", headers=preflight).headers
+
+    opened = TestClient(create_app(ApiSettings(token=None, cors_origins=("http://elsewhere.example",)), client=object()))  # type: ignore[arg-type]
+    allowed = opened.options("/api/catalog", headers=preflight)
+    assert allowed.headers["access-control-allow-origin"] == "http://elsewhere.example"
