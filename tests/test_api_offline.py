@@ -52,3 +52,15 @@ def test_cors_is_off_unless_origins_are_configured() -> None:
     opened = TestClient(create_app(ApiSettings(token=None, cors_origins=("http://elsewhere.example",)), client=object()))  # type: ignore[arg-type]
     allowed = opened.options("/api/catalog", headers=preflight)
     assert allowed.headers["access-control-allow-origin"] == "http://elsewhere.example"
+
+
+def test_no_page_loads_scripts_from_elsewhere() -> None:
+    from fastapi.testclient import TestClient
+
+    from client.api import ApiSettings, create_app
+
+    app = TestClient(create_app(ApiSettings(token=None), client=object()))  # type: ignore[arg-type]
+    assert app.get("/docs").status_code == 404 and app.get("/redoc").status_code == 404
+    for path in ("/", "/families/order"):
+        page = app.get(path).text
+        assert "http://" not in page and "https://" not in page, path

@@ -37,6 +37,9 @@ def create_app(settings: ApiSettings | None = None, *, client: Client | None = N
         description="Start, follow and control every workflow family of the sagaworks catalog. "
         "Send `Authorization: Bearer $SAGAWORKS_API_TOKEN` when the server has a token.",
         lifespan=lifespan,
+        # FastAPI's /docs and /redoc pages load their scripts from a CDN; nothing here does.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.database = None

@@ -38,5 +38,5 @@ def serve(host: str = LOOPBACK, port: int = 8000, token: str | None = None) -> N
     token = token or os.environ.get("SAGAWORKS_API_TOKEN") or None
     host = bind_address(host, token)
     app = create_app(ApiSettings(token=token))
-    log.info("sagaworks console at http://%s:%d/ (API docs at /docs)", host, port)
+    log.info("sagaworks console at http://%s:%d/ (OpenAPI at /openapi.json)", host, port)
     uvicorn.run(app, host=host, port=port, log_config=None, proxy_headers=False, server_header=False)
