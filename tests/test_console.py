@@ -97,13 +97,17 @@ async def test_start_from_the_form_and_watch_it_complete(page: Any, order_worker
     await page.get_by_role("link", name=f"order-{order_id}").wait_for()
 
 
-async def test_cancel_a_slow_order_and_see_its_compensations(page: Any, order_worker: Any) -> None:
+async def test_pause_resume_and_cancel_a_slow_order(page: Any, order_worker: Any) -> None:
     await sign_in(page)
     order_id = f"ui-slow-{uuid.uuid4().hex[:10]}"
     await start_from_sample(page, "order-slow.json", order_id)
     # Live progress over SSE: wait until a step is done, so there is something to undo.
     await page.wait_for_function("Number(document.getElementById('done').textContent) >= 1")
-    await page.screenshot(path=str(ARTIFACTS / "console-running.png"), full_page=True)
+    await page.click("button[data-action=pause]")
+    await page.locator("#state").get_by_text("paused").wait_for()
+    await page.screenshot(path=str(ARTIFACTS / "console-paused.png"), full_page=True)
+    await page.click("button[data-action=resume]")
+    await page.locator("#state").get_by_text("running").wait_for()
     await page.click("button[data-action=cancel]")
     await page.locator("#status.CANCELED").wait_for()
     compensations = await page.inner_text("#compensations")

@@ -11,6 +11,7 @@ import base64
 import binascii
 import enum
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -51,8 +52,9 @@ def temporal(request: Request) -> Client:
 
 
 def links(workflow_id: str) -> dict[str, str]:
-    base = f"/api/workflows/{workflow_id}"
-    return {"status": base, "result": f"{base}/result", "events": f"{base}/events", "console": f"/runs/{workflow_id}"}
+    quoted = quote(workflow_id, safe="")
+    base = f"/api/workflows/{quoted}"
+    return {"status": base, "result": f"{base}/result", "events": f"{base}/events", "console": f"/runs/{quoted}"}
 
 
 def _start_route(router: APIRouter, fam: Family[Any]) -> None:
