@@ -37,6 +37,7 @@ app.command("replay")(history.replay_command)
 app.command("trace")(trace.trace)
 app.command()(services.demo)
 app.command("codec-server")(services.codec_server)
+app.command("api")(services.api)
 
 
 @app.callback()

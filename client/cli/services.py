@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -13,13 +14,23 @@ from client.connection import DEFAULT_ADDRESS
 
 dev_app = typer.Typer(help="The embedded Temporal server and a worker, in the background.", no_args_is_help=True)
 
-BACKGROUND = ("worker", "server")
+BACKGROUND = ("api", "worker", "server")
 """Background processes in the order they stop."""
+
+API_PORT = 8000
+
+
+_WHY = {
+    "started": "",
+    "reused": " (already running with these settings)",
+    "restarted": " (restarted: it was running with other settings)",
+}
 
 
 @dev_app.command("up")
 def dev_up(
     worker: Annotated[bool, typer.Option("--worker/--no-worker", help="Also start a worker.")] = True,
+    api: Annotated[bool, typer.Option("--api/--no-api", help=f"Also start the HTTP API and console on :{API_PORT}.")] = True,
     ui_codec_endpoint: Annotated[
         str | None,
         typer.Option(metavar="URL", help="Point the Web UI at this codec server (see `saga codec-server`)."),
@@ -39,12 +50,13 @@ def dev_up(
         worker_pid, outcome = devserver.start_background(
             "worker", [sys.executable, "-m", "worker"], settings=devserver.settings_fingerprint()
         )
-        why = {
-            "started": "",
-            "reused": " (already running with these settings)",
-            "restarted": " (restarted: it was running with other settings)",
-        }[outcome]
-        out.print(f"Worker (pid {worker_pid}){why}; logs in {devserver.STATE_DIR}/worker.log")
+        out.print(f"Worker (pid {worker_pid}){_WHY[outcome]}; logs in {devserver.STATE_DIR}/worker.log")
+    if api:
+        saga = str(Path(sys.executable).parent / "saga")
+        api_pid, outcome = devserver.start_background(
+            "api", [saga, "api", "--port", str(API_PORT)], settings=devserver.settings_fingerprint()
+        )
+        out.print(f"HTTP API and console (pid {api_pid}){_WHY[outcome]}: http://127.0.0.1:{API_PORT}/")
 
 
 @dev_app.command("down")
@@ -60,6 +72,16 @@ def demo() -> None:
     from client.demo import run_demo
 
     raise typer.Exit(run_async(run_demo(out)))
+
+
+def api(
+    host: Annotated[str, typer.Option(metavar="HOST", help="Interface to listen on (127.0.0.1 only without a token).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(metavar="PORT", help="Port to listen on.")] = API_PORT,
+) -> None:
+    """Serve the HTTP API and the web console (bearer token from SAGAWORKS_API_TOKEN)."""
+    from client.api import serve
+
+    serve(host, port)
 
 
 def codec_server(

@@ -1,0 +1,162 @@
+"""The catalog, metrics, health, circuit breakers and seed 002's paths."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import timedelta
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.service import RPCError
+
+from client.api.metrics import step_timings
+from client.api.models import (
+    Accepted,
+    CatalogEntry,
+    CircuitBreakers,
+    FamilyMetrics,
+    Health,
+    Metrics,
+    RunDescription,
+    Sample,
+)
+from client.api.routes_runs import ERRORS, RUN_ERRORS, temporal
+from client.runs import count_runs
+from workflows.catalog import FAMILIES, Family
+
+HEALTH_TIMEOUT = timedelta(seconds=5)
+
+
+def catalog_entry(fam: Family[Any]) -> CatalogEntry:
+    return CatalogEntry(
+        name=fam.name, workflow_type=fam.workflow_type, description=fam.description,
+        accepts=list(fam.accepts), input_schema=fam.input_schema(),
+        # An installation without samples/ (a slim image) serves the catalog without them.
+        samples=[
+            Sample(name=path.name, input=json.loads(path.read_text())) for path in fam.sample_paths() if path.is_file()
+        ],
+    )
+
+
+async def _family_metrics(request: Request, fam: Family[Any], runs: int) -> FamilyMetrics:
+    client = temporal(request)
+    counts, (timings, sampled) = await asyncio.gather(count_runs(client, fam), step_timings(client, fam, runs=runs))
+    return FamilyMetrics(counts=counts, total=sum(counts.values()), step_timings=timings, runs_sampled=sampled)  # type: ignore[arg-type]
+
+
+async def metrics(request: Request, runs: int = Query(20, ge=0, le=200)) -> Metrics:
+    """Runs per family and status (visibility), and step timings from the histories of each
+    family's ``runs`` latest closed runs."""
+    results = await asyncio.gather(*(_family_metrics(request, fam, runs) for fam in FAMILIES))
+    return Metrics(families={fam.name: result for fam, result in zip(FAMILIES, results, strict=True)})
+
+
+async def _temporal_check(request: Request) -> tuple[bool, str]:
+    client = temporal(request)
+    try:
+        await client.service_client.check_health(timeout=HEALTH_TIMEOUT)
+    except (RPCError, RuntimeError) as error:
+        return False, f"{client.service_client.config.target_host}: {error}"
+    return True, client.service_client.config.target_host
+
+
+async def _workers_check(request: Request) -> tuple[bool, str]:
+    client, queue = temporal(request), request.app.state.settings.task_queue
+    try:
+        described = await client.workflow_service.describe_task_queue(
+            DescribeTaskQueueRequest(
+                namespace=client.namespace, task_queue=TaskQueue(name=queue),
+                task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+            ),
+            timeout=HEALTH_TIMEOUT,
+        )
+    except RPCError as error:
+        return False, f"task queue {queue}: {error.message}"
+    pollers = len(described.pollers)
+    return pollers > 0, f"{pollers} worker(s) polling task queue {queue}"
+
+
+def _database_check(request: Request) -> tuple[bool, str]:
+    from activities.db import Database  # only when a database is configured
+
+    url = request.app.state.settings.database_url
+    if url is None:
+        return True, "not configured (DATABASE_URL unset): not checked"
+    try:
+        database = request.app.state.database or Database(url)
+        request.app.state.database = database
+        with database.transaction() as session:
+            session.execute(text("SELECT 1"))
+    except Exception as error:  # noqa: BLE001 - any failure means unreachable; say which
+        return False, f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
+    return True, database.engine.url.render_as_string(hide_password=True)
+
+
+def build_router() -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/api/catalog", response_model=list[CatalogEntry], responses=ERRORS)
+    async def catalog() -> list[CatalogEntry]:
+        """Every family: description, accepted signals/updates, sample inputs, input JSON Schema."""
+        return [catalog_entry(fam) for fam in FAMILIES]
+
+    router.add_api_route("/api/metrics", metrics, response_model=Metrics, responses=ERRORS, methods=["GET"])
+
+    @router.get("/api/circuit-breakers/status", response_model=CircuitBreakers, responses=ERRORS)
+    async def circuit_breakers() -> CircuitBreakers:
+        """Seed 002's path. Empty until the workers publish their breakers' state."""
+        return CircuitBreakers(
+            breakers=[], available=False,
+            detail="no circuit breakers are reported yet; this list fills once workers publish breaker state",
+        )
+
+    # Seed 002's paths, as aliases of ours.
+    router.add_api_route(
+        "/api/workflow/metrics", metrics, response_model=Metrics, responses=ERRORS, methods=["GET"],
+        name="seed_metrics", description="Alias of /api/metrics (seed 002).",
+    )
+    return router
+
+
+def build_health_router() -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/api/health", response_model=Health, responses={503: {"model": Health, "description": "A check failed"}})
+    async def health(request: Request) -> JSONResponse:
+        """Temporal reachable, database reachable (when configured), workers polling the task queue."""
+        (temporal_ok, temporal_detail), (workers_ok, workers_detail), (db_ok, db_detail) = await asyncio.gather(
+            _temporal_check(request), _workers_check(request), asyncio.to_thread(_database_check, request)
+        )
+        ok = temporal_ok and workers_ok and db_ok
+        body = Health(
+            status="ok" if ok else "degraded",
+            temporal={"ok": temporal_ok, "detail": temporal_detail},  # type: ignore[arg-type]
+            database={"ok": db_ok, "detail": db_detail},  # type: ignore[arg-type]
+            workers={"ok": workers_ok, "detail": workers_detail},  # type: ignore[arg-type]
+        )
+        return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
+
+    return router
+
+
+def build_alias_router(runs_router: APIRouter) -> APIRouter:
+    """``/api/workflow/{id}/status`` and ``/cancel`` (seed 002) served by our routes' handlers."""
+    router = APIRouter(tags=["operations"])
+    handlers = {route.name: route.endpoint for route in runs_router.routes}  # type: ignore[attr-defined]
+    router.add_api_route(
+        "/api/workflow/{workflow_id}/status", handlers["get_workflow"], methods=["GET"],
+        response_model=RunDescription, responses=ERRORS, name="seed_status",
+        description="Alias of GET /api/workflows/{workflow_id} (seed 002).",
+    )
+    router.add_api_route(
+        "/api/workflow/{workflow_id}/cancel", handlers["cancel_workflow"], methods=["POST"], status_code=202,
+        response_model=Accepted, responses=RUN_ERRORS, name="seed_cancel",
+        description="Alias of POST /api/workflows/{workflow_id}/cancel (seed 002).",
+    )
+    return router
