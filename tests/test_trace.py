@@ -9,9 +9,13 @@ from temporalio import activity, workflow
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.worker import Worker
 
+from activities.db import Database
+from client.connection import data_converter
 from client.trace import trace_markdown, trace_run
 from contracts.orders import ORDER_STEPS
+from tests.encryption import TEST_ENV
 from tests.orders import make_order, start_order, wait_for_status
+from worker import running_worker
 
 
 async def test_trace_of_a_compensated_saga_with_a_retried_step(
@@ -103,3 +107,21 @@ async def test_trace_follows_child_runs(dev_client: Client, task_queue: str) -> 
     assert [[(s.name, s.result) for s in c.child.steps] for c in children] == [[("shout", "A")], [("shout", "B")]]
     shallow = await trace_run(dev_client, handle.id, depth=0)
     assert all(step.child is None for step in shallow.steps)
+
+
+async def test_trace_of_an_encrypted_run_decodes_summaries_and_errors(
+    dev_client: Client, db: Database, task_queue: str
+) -> None:
+    address = dev_client.service_client.config.target_host
+    encrypted = await Client.connect(address, data_converter=data_converter(TEST_ENV))
+    async with running_worker(encrypted, db, task_queue=task_queue, activity_threads=4):
+        order = make_order(inject_failure={"step": "create_shipping_label", "mode": "permanent"})
+        handle = await start_order(encrypted, task_queue, order)
+        with contextlib.suppress(WorkflowFailureError):
+            await handle.result()
+    trace = await trace_run(encrypted, handle.id, payloads=True)
+    label = next(step for step in trace.steps if step.name == "create_shipping_label")
+    assert (label.error_type, label.error) == ("InjectedFailure", "injected permanent failure at create_shipping_label")
+    assert "compensate charge_payment" in [step.summary for step in trace.steps]
+    assert trace.error_type == "SagaCompensated" and "create_shipping_label" in (trace.error or "")
+    assert next(s for s in trace.steps if s.name == "charge_payment").result["key"].endswith(":charge_payment")
