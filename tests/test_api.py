@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 import pytest_asyncio
 
 from client.api import ApiSettings
+from client.api.routes_ops import fresh_pollers
 from client.api.server import bind_address
 from tests.apiserver import RunningApi, api_server
 from tests.orders import make_order
@@ -310,6 +312,23 @@ async def test_health(http: httpx.AsyncClient, order_worker: Any, api: RunningAp
     health = await eventually(healthy)
     assert health["status"] == "ok" and health["temporal"]["ok"] and health["database"]["ok"]
     assert health["workers"]["detail"].endswith(f"polling task queue {api.settings.task_queue}")
+    # The probe only connects: it creates no tables (the workers own the schema) and names
+    # no host or user to an anonymous caller.
+    assert api.settings.database_url is not None
+    database_file = api.settings.database_url.removeprefix("sqlite:///")
+    assert sqlite3.connect(database_file).execute("SELECT name FROM sqlite_master").fetchall() == []
+    assert health["database"]["detail"] == "reachable" and health["temporal"]["detail"] == "reachable"
+
+
+def test_workers_that_stopped_polling_do_not_count() -> None:
+    from temporalio.api.taskqueue.v1 import PollerInfo
+
+    now = 1_000_000.0
+    live, dead = PollerInfo(), PollerInfo()
+    live.last_access_time.FromSeconds(int(now) - 5)
+    dead.last_access_time.FromSeconds(int(now) - 240)  # still listed by the server for minutes
+    assert fresh_pollers([live, dead], now) == 1
+    assert fresh_pollers([dead], now) == 0
 
 
 async def test_health_without_workers_is_503(http: httpx.AsyncClient) -> None:

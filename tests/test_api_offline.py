@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from fastapi.testclient import TestClient
+
+from client.api import ApiSettings, create_app
 from client.api.render import form_fields, render_value
 from contracts.orders import OrderInput
 from workflows.catalog import FAMILIES
@@ -38,29 +41,48 @@ def test_every_family_gets_a_form_field_per_input_property() -> None:
 
 
 def test_cors_is_off_unless_origins_are_configured() -> None:
-    from fastapi.testclient import TestClient
-
-    from client.api import ApiSettings, create_app
-
     preflight = {"Origin": "http://elsewhere.example", "Access-Control-Request-Method": "POST"}
     # The routes asked here never reach Temporal; a placeholder client keeps the app offline.
-    closed = TestClient(create_app(ApiSettings(token=None, cors_origins=()), client=object()))  # type: ignore[arg-type]
+    closed = TestClient(base_url="http://127.0.0.1", app=create_app(ApiSettings(token=None, cors_origins=()), client=object()))  # type: ignore[arg-type]
     answer = closed.get("/api/catalog", headers={"Origin": "http://elsewhere.example"})
     assert answer.status_code == 200 and "access-control-allow-origin" not in answer.headers
     assert "access-control-allow-origin" not in closed.options("/api/catalog", headers=preflight).headers
 
-    opened = TestClient(create_app(ApiSettings(token=None, cors_origins=("http://elsewhere.example",)), client=object()))  # type: ignore[arg-type]
+    opened = TestClient(base_url="http://127.0.0.1", app=create_app(ApiSettings(token=None, cors_origins=("http://elsewhere.example",)), client=object()))  # type: ignore[arg-type]
     allowed = opened.options("/api/catalog", headers=preflight)
     assert allowed.headers["access-control-allow-origin"] == "http://elsewhere.example"
 
 
 def test_no_page_loads_scripts_from_elsewhere() -> None:
-    from fastapi.testclient import TestClient
-
-    from client.api import ApiSettings, create_app
-
-    app = TestClient(create_app(ApiSettings(token=None), client=object()))  # type: ignore[arg-type]
+    app = TestClient(base_url="http://127.0.0.1", app=create_app(ApiSettings(token=None), client=object()))  # type: ignore[arg-type]
     assert app.get("/docs").status_code == 404 and app.get("/redoc").status_code == 404
     for path in ("/", "/families/order"):
         page = app.get(path).text
         assert "http://" not in page and "https://" not in page, path
+
+
+def _tokenless() -> TestClient:
+    return TestClient(base_url="http://127.0.0.1:8000", app=create_app(ApiSettings(token=None), client=object()))  # type: ignore[arg-type]
+
+
+def test_without_a_token_other_host_names_are_refused() -> None:
+    # A DNS-rebinding page reaches 127.0.0.1 under its own name: refused before any handler.
+    response = _tokenless().get("/api/catalog", headers={"Host": "rebound.example:8000"})
+    assert response.status_code == 421 and response.json()["error"]["type"] == "HostNotAllowed"
+    assert _tokenless().get("/api/catalog", headers={"Host": "localhost:8000"}).status_code == 200
+
+
+def test_without_a_token_a_form_post_cannot_control_runs() -> None:
+    # What a cross-site form or a text/plain fetch can send without a CORS preflight.
+    for headers in ({}, {"Content-Type": "text/plain"}, {"Content-Type": "application/x-www-form-urlencoded"}):
+        response = _tokenless().post("/api/workflows/order-x/cancel", headers=headers)
+        assert response.status_code == 415, headers
+        assert response.json()["error"]["field"] == "Content-Type"
+
+
+def test_sign_in_never_redirects_to_another_site() -> None:
+    app = TestClient(base_url="http://127.0.0.1", app=create_app(ApiSettings(token="t" * 32), client=object()))  # type: ignore[arg-type]
+    for target in ("//evil.example/x", "/\\evil.example/x", "https://evil.example/", "javascript:alert(1)"):
+        page = app.get("/login", params={"next": target}).text
+        assert 'data-next="/"' in page, target
+    assert 'data-next="/runs"' in app.get("/login", params={"next": "/runs"}).text

@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.client import Client
 
 from client.api import console, errors, routes_ops, routes_runs
@@ -15,6 +17,38 @@ from client.api.console import HERE
 from client.api.security import BodyLimit, require_token
 from client.api.settings import ApiSettings
 from client.connection import connect
+
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+
+
+def _host_name(host: str) -> str:
+    """The name of a Host header, without its port (``[::1]:8000`` -> ``[::1]``)."""
+    return host.split("]")[0] + "]" if host.startswith("[") else host.rsplit(":", 1)[0]
+
+
+class LocalCallersOnly:
+    """ASGI middleware for the token-less API: loopback Host names, JSON or bodiless POSTs
+    marked as not from a form (``Content-Type: application/json`` or ``X-Requested-With``)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = Headers(scope=scope)
+            if _host_name(headers.get("host", "")) not in LOOPBACK_HOSTS:
+                await errors.error_response(421, "HostNotAllowed", f"this API answers only {', '.join(LOOPBACK_HOSTS)} without a token")(scope, receive, send)
+                return
+            content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+            if scope["method"] == "POST" and content_type != "application/json" and "x-requested-with" not in headers:
+                await errors.error_response(
+                    415, "JsonRequired",
+                    "without a token, POSTs must send Content-Type: application/json (or X-Requested-With)",
+                    field="Content-Type",
+                )(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def create_app(settings: ApiSettings | None = None, *, client: Client | None = None) -> FastAPI:
@@ -57,6 +91,11 @@ def create_app(settings: ApiSettings | None = None, *, client: Client | None = N
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    if settings.token is None:
+        # Without a token the API listens on loopback only, and so any page a local browser
+        # opens could reach it: refuse other Host names (DNS rebinding) and POSTs a
+        # cross-site form can send (a page cannot send JSON cross-site without CORS).
+        app.add_middleware(LocalCallersOnly)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=list(settings.cors_origins),

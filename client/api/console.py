@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.encoders import jsonable_encoder
@@ -40,6 +41,17 @@ def install_login_redirect(app: Any) -> None:
     @app.exception_handler(_LoginRequired)
     async def _login(request: Request, _: _LoginRequired) -> Response:
         return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+
+
+def local_path(target: str) -> str:
+    """``target`` if it is a path on this site, else ``/`` (no open redirect after sign-in).
+
+    ``//host/x`` and ``/\\host/x`` are protocol-relative URLs to another host in a browser.
+    """
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith(("//", "/\\")):
+        return "/"
+    return target
 
 
 def build_router() -> APIRouter:
@@ -89,7 +101,7 @@ def build_router() -> APIRouter:
 
     @router.get("/login", response_class=HTMLResponse)
     async def login_page(request: Request, next: str = "/") -> HTMLResponse:
-        return templates.TemplateResponse(request, "login.html", {"next": next if next.startswith("/") else "/"})
+        return templates.TemplateResponse(request, "login.html", {"next": local_path(next)})
 
     @router.post("/login")
     async def login(request: Request) -> JSONResponse:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
@@ -31,6 +32,8 @@ from client.runs import count_runs
 from workflows.catalog import FAMILIES, Family
 
 HEALTH_TIMEOUT = timedelta(seconds=5)
+POLLER_FRESH_SECONDS = 70
+"""A poller last seen longer ago than this is a worker that stopped."""
 
 
 def catalog_entry(fam: Family[Any]) -> CatalogEntry:
@@ -62,8 +65,13 @@ async def _temporal_check(request: Request) -> tuple[bool, str]:
     try:
         await client.service_client.check_health(timeout=HEALTH_TIMEOUT)
     except (RPCError, RuntimeError) as error:
-        return False, f"{client.service_client.config.target_host}: {error}"
-    return True, client.service_client.config.target_host
+        return False, f"unreachable ({type(error).__name__})"
+    return True, "reachable"
+
+
+def fresh_pollers(pollers: Any, now: float) -> int:
+    """How many of ``pollers`` (``PollerInfo``) polled within :data:`POLLER_FRESH_SECONDS`."""
+    return sum(1 for poller in pollers if now - poller.last_access_time.ToSeconds() <= POLLER_FRESH_SECONDS)
 
 
 async def _workers_check(request: Request) -> tuple[bool, str]:
@@ -78,24 +86,26 @@ async def _workers_check(request: Request) -> tuple[bool, str]:
         )
     except RPCError as error:
         return False, f"task queue {queue}: {error.message}"
-    pollers = len(described.pollers)
+    # The server lists pollers seen in the last few minutes, dead workers included: count
+    # only those that polled recently (a live worker's long poll returns within a minute).
+    pollers = fresh_pollers(described.pollers, time.time())
     return pollers > 0, f"{pollers} worker(s) polling task queue {queue}"
 
 
 def _database_check(request: Request) -> tuple[bool, str]:
-    from activities.db import Database  # only when a database is configured
-
     url = request.app.state.settings.database_url
     if url is None:
         return True, "not configured (DATABASE_URL unset): not checked"
+    # A plain connection: a probe anyone may send never creates tables (the workers own the
+    # schema), and says nothing of hosts or users.
+    if request.app.state.database is None:
+        request.app.state.database = create_engine(url, pool_pre_ping=True)
     try:
-        database = request.app.state.database or Database(url)
-        request.app.state.database = database
-        with database.transaction() as session:
-            session.execute(text("SELECT 1"))
-    except Exception as error:  # noqa: BLE001 - any failure means unreachable; say which
-        return False, f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
-    return True, database.engine.url.render_as_string(hide_password=True)
+        with request.app.state.database.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except Exception as error:  # noqa: BLE001 - any failure means unreachable; say which kind
+        return False, f"unreachable ({type(error).__name__})"
+    return True, "reachable"
 
 
 def build_router() -> APIRouter:
