@@ -139,13 +139,13 @@ async def test_bad_input_is_422_naming_the_field_and_starts_nothing(http: httpx.
     response = await http.post("/api/workflows/order", json=body)
     assert response.status_code == 422
     error = response.json()["error"]
-    assert error["type"] == "ValidationError" and error["field"] == "items.1.quantity"
+    assert error["type"] == "InvalidRequest" and error["field"] == "items.1.quantity"
     assert "items.1.quantity" in error["message"]
     assert "Traceback" not in response.text
     missing = await http.post("/api/workflows/order", json={k: v for k, v in body.items() if k != "customer_email"})
     assert missing.json()["error"]["field"] == "customer_email"
     not_json = await http.post("/api/workflows/order", content=b"{not json", headers={"Content-Type": "application/json"})
-    assert not_json.status_code == 422 and not_json.json()["error"]["type"] == "ValidationError"
+    assert not_json.status_code == 422 and not_json.json()["error"]["type"] == "InvalidRequest"
     not_utf8 = await http.post("/api/workflows/order", content=b"\xff{", headers={"Content-Type": "application/json"})
     assert not_utf8.status_code == 422 and not_utf8.json()["error"]["field"] == "body"
     assert (await http.get(f"/api/workflows/order-{body['order_id']}")).status_code == 404
@@ -221,14 +221,17 @@ async def test_pause_and_resume(http: httpx.AsyncClient, order_worker: Any) -> N
 
 async def test_only_accepted_signals_and_updates(http: httpx.AsyncClient) -> None:
     workflow_id = await start(http)
-    for kind in ("signals", "updates"):
-        response = await http.post(f"/api/workflows/{workflow_id}/{kind}/approve", json={"note": "x"})
+    for kind, accepted in (("signal", "pause, resume"), ("update", "none")):
+        response = await http.post(f"/api/workflows/{workflow_id}/{kind}s/approve", json={"note": "x"})
         assert response.status_code == 404, kind
         assert response.json()["error"] == {
             "type": "NotAccepted", "field": "name",
-            "message": f"{workflow_id} (order) accepts pause, resume, not 'approve'",
+            "message": f"{workflow_id} (order) accepts the {kind}s {accepted}, not 'approve'",
         }
-    await http.post(f"/api/workflows/{workflow_id}/cancel")
+    # pause is a signal, not an update: the update route refuses it instead of failing later.
+    response = await http.post(f"/api/workflows/{workflow_id}/updates/pause")
+    assert response.status_code == 404 and "accepts the updates none" in response.json()["error"]["message"]
+    await http.post(f"/api/workflows/{workflow_id}/cancel", headers={"Content-Type": "application/json"})
 
 
 async def test_list_filters_and_pages(http: httpx.AsyncClient, order_worker: Any) -> None:
@@ -345,6 +348,13 @@ async def test_catalog_and_openapi_list_every_family(http: httpx.AsyncClient) ->
     for entry, fam in zip(catalog, FAMILIES, strict=True):
         assert entry["input_schema"] == fam.input_schema()
         assert [s["name"] for s in entry["samples"]] == [p.name for p in fam.sample_paths()]
+    # Each sample can be started again from the console: the order id is fresh every time.
+    order_samples = [[s["input"]["order_id"] for s in entry["samples"]] for entry in catalog if entry["name"] == "order"][0]
+    again = (await http.get("/api/catalog")).json()
+    assert not set(order_samples) & {s["input"]["order_id"] for e in again if e["name"] == "order" for s in e["samples"]}
+    started = await http.post("/api/workflows/order", json=next(e for e in again if e["name"] == "order")["samples"][0]["input"])
+    assert started.status_code == 201, started.text
+    await http.post(f"/api/workflows/{started.json()['workflow_id']}/cancel", headers={"Content-Type": "application/json"})
     spec = (await http.get("/openapi.json")).json()
     for fam in FAMILIES:
         body = spec["paths"][f"/api/workflows/{fam.name}"]["post"]["requestBody"]["content"]["application/json"]

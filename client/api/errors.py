@@ -60,7 +60,7 @@ def validation_response(errors: list[Any]) -> JSONResponse:
     field = _field(first.get("loc", ()))
     message = f"{field}: {first['msg']}" if field else first["msg"]
     others = [{"field": _field(e.get("loc", ())), "message": e["msg"]} for e in errors]
-    return error_response(422, "ValidationError", message, field=field, errors=others)
+    return error_response(422, "InvalidRequest", message, field=field, errors=others)
 
 
 _RPC_STATUS = {
@@ -92,9 +92,9 @@ def install(app: FastAPI) -> None:
     async def _http(_: Request, error: HTTPException) -> JSONResponse:
         if error.status_code == 400 and isinstance(error.__cause__, UnicodeDecodeError):
             # FastAPI's answer to a body that is not UTF-8: bad input like any other, so 422.
-            return error_response(422, "ValidationError", "the request body is not UTF-8 JSON", field="body")
+            return error_response(422, "InvalidRequest", "the request body is not UTF-8 JSON", field="body")
         names = {404: "NotFound", 405: "MethodNotAllowed", 413: "PayloadTooLarge"}
-        return error_response(error.status_code, names.get(error.status_code, "HTTPError"), str(error.detail))
+        return error_response(error.status_code, names.get(error.status_code, "RequestRefused"), str(error.detail))
 
     @app.exception_handler(RunConflict)
     async def _conflict(_: Request, error: RunConflict) -> JSONResponse:
@@ -111,10 +111,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RPCError)
     async def _rpc(_: Request, error: RPCError) -> JSONResponse:
-        status, name = _RPC_STATUS.get(error.status, (502, "TemporalError"))
+        status, name = _RPC_STATUS.get(error.status, (502, "TemporalRequestFailed"))
         return error_response(status, name, error.message)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> JSONResponse:
         log.exception("unexpected error in %s %s", request.method, request.url.path)
-        return error_response(500, "InternalError", "internal error; the API's log has the details")
+        return error_response(500, "UnexpectedApiFailure", "internal error; the API's log has the details")

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -41,8 +41,11 @@ def catalog_entry(fam: Family[Any]) -> CatalogEntry:
         name=fam.name, workflow_type=fam.workflow_type, description=fam.description,
         accepts=list(fam.accepts), input_schema=fam.input_schema(),
         # An installation without samples/ (a slim image) serves the catalog without them.
+        # A fresh suffix on the rerun field (the order id) each time, so a sample runs again.
         samples=[
-            Sample(name=path.name, input=json.loads(path.read_text())) for path in fam.sample_paths() if path.is_file()
+            Sample(name=path.name, input=fam.sample_data(sample, uuid.uuid4().hex[:6]))
+            for sample, path in zip(fam.samples, fam.sample_paths(), strict=True)
+            if path.is_file()
         ],
     )
 

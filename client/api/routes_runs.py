@@ -90,7 +90,7 @@ def _page_token(token: str | None) -> bytes | None:
 
 
 def _bad_token() -> ApiError:
-    return ApiError(422, "ValidationError", "page_token: not a token this API returned", field="page_token")
+    return ApiError(422, "InvalidRequest", "page_token: not a token this API returned", field="page_token")
 
 
 def build_router() -> APIRouter:
@@ -184,7 +184,7 @@ def build_router() -> APIRouter:
         if action == "cancel":
             await cancel_run(client, workflow_id)
         else:
-            _check_accepts(await _family_of(client, workflow_id), action, workflow_id)
+            _check_accepts(await _family_of(client, workflow_id), action, workflow_id, "signal")
             await signal_run(client, workflow_id, action)
         return JSONResponse(Accepted(workflow_id=workflow_id, action=action).model_dump(), status_code=202)
 
@@ -207,9 +207,9 @@ def build_router() -> APIRouter:
         "/api/workflows/{workflow_id}/signals/{name}", status_code=202, response_model=Accepted, responses=RUN_ERRORS
     )
     async def send_signal(request: Request, workflow_id: str, name: str, arg: Any = Body(None)) -> JSONResponse:
-        """Send a signal the run's family accepts (its ``accepts`` in the catalog)."""
+        """Send a signal the run's family accepts (its ``signals`` in the catalog)."""
         client = temporal(request)
-        _check_accepts(await _family_of(client, workflow_id), name, workflow_id)
+        _check_accepts(await _family_of(client, workflow_id), name, workflow_id, "signal")
         await signal_run(client, workflow_id, name, arg)
         return JSONResponse(Accepted(workflow_id=workflow_id, action=name).model_dump(), status_code=202)
 
@@ -217,7 +217,7 @@ def build_router() -> APIRouter:
     async def run_update(request: Request, workflow_id: str, name: str, arg: Any = Body(None)) -> dict[str, Any]:
         """Run an update the run's family accepts (approve, reject, assign...) and return its result."""
         client = temporal(request)
-        _check_accepts(await _family_of(client, workflow_id), name, workflow_id)
+        _check_accepts(await _family_of(client, workflow_id), name, workflow_id, "update")
         result = await update_run(client, workflow_id, name, arg)
         return {"workflow_id": workflow_id, "update": name, "result": jsonable_encoder(result)}
 
@@ -228,12 +228,14 @@ async def _family_of(client: Client, workflow_id: str) -> Family[Any] | None:
     return family_of_type((await client.get_workflow_handle(workflow_id).describe()).workflow_type)
 
 
-def _check_accepts(fam: Family[Any] | None, name: str, workflow_id: str) -> None:
-    accepts = fam.accepts if fam else ()
+def _check_accepts(fam: Family[Any] | None, name: str, workflow_id: str, kind: str) -> None:
+    """Refuse a signal or update the family does not declare as such (a signal sent to an
+    update's name would be buffered silently and never answered)."""
+    accepts = (fam.signals if kind == "signal" else fam.updates) if fam else ()
     if name not in accepts:
         raise ApiError(
             404, "NotAccepted",
-            f"{workflow_id} ({fam.name if fam else 'not a catalog family'}) accepts "
-            f"{', '.join(accepts) or 'nothing'}, not {name!r}",
+            f"{workflow_id} ({fam.name if fam else 'not a catalog family'}) accepts the {kind}s "
+            f"{', '.join(accepts) or 'none'}, not {name!r}",
             field="name",
         )

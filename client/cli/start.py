@@ -48,7 +48,8 @@ def catalog(as_json: JsonFlag = False) -> None:
                     "name": f.name,
                     "workflow_type": f.workflow_type,
                     "description": f.description,
-                    "accepts": list(f.accepts),
+                    "signals": list(f.signals),
+                    "updates": list(f.updates),
                     "samples": list(f.samples),
                     "input_schema": f.input_schema(),
                 }
