@@ -41,7 +41,7 @@ from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.converter import PayloadCodec
 
 from client.codec import KEYS_ENV, EncryptionConfigError, EncryptionError
-from client.connection import DATA_CONVERTER
+from client.connection import DATA_CONVERTER, check_configuration
 
 TOKEN_ENV = "SAGAWORKS_CODEC_TOKEN"
 UI_ORIGIN_ENV = "SAGAWORKS_CODEC_UI_ORIGIN"
@@ -127,6 +127,7 @@ def serve(
         EncryptionConfigError: no encryption keys are configured.
         ValueError: no token (``SAGAWORKS_CODEC_TOKEN``), or a weak one.
     """
+    check_configuration()
     codec = DATA_CONVERTER.payload_codec
     if codec is None:
         raise EncryptionConfigError(f"the codec server needs the encryption keys: set {KEYS_ENV} (see client.codec)")

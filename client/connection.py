@@ -21,7 +21,7 @@ from temporalio.converter import DataConverter, DefaultFailureConverter, Payload
 from temporalio.envconfig import ClientConfig
 from temporalio.exceptions import ApplicationError
 
-from client.codec import codec_from_env
+from client.codec import EncryptionConfigError, codec_from_env
 from client.observability import runtime, tracing_plugins
 
 class KnownErrorsWithoutStackTraces(DefaultFailureConverter):
@@ -58,8 +58,21 @@ def data_converter(environ: Mapping[str, str] = os.environ) -> DataConverter:
     return dataclasses.replace(pydantic_data_converter, payload_codec=codec, failure_converter_class=EncryptedFailures)
 
 
-DATA_CONVERTER = data_converter()
-"""What every client, worker and replayer of this process uses (from the environment)."""
+try:
+    DATA_CONVERTER = data_converter()
+    """What every client, worker and replayer of this process uses (from the environment)."""
+    _CONFIGURATION_ERROR: EncryptionConfigError | None = None
+except EncryptionConfigError as invalid:
+    # A bad key setting must not break commands that never touch a payload (--help,
+    # catalog); everything that does calls check_configuration() first and refuses.
+    DATA_CONVERTER = data_converter({})
+    _CONFIGURATION_ERROR = invalid
+
+
+def check_configuration() -> None:
+    """Raise the encryption setting's error, if the environment's keys were unusable."""
+    if _CONFIGURATION_ERROR is not None:
+        raise _CONFIGURATION_ERROR
 
 DEFAULT_ADDRESS = "localhost:7233"
 TASK_QUEUE = os.environ.get("SAGAWORKS_TASK_QUEUE", "sagaworks")
@@ -67,7 +80,12 @@ TASK_QUEUE = os.environ.get("SAGAWORKS_TASK_QUEUE", "sagaworks")
 
 
 async def connect(*, address: str | None = None, namespace: str | None = None) -> Client:
-    """Connect to Temporal as configured by envconfig; arguments override it."""
+    """Connect to Temporal as configured by envconfig; arguments override it.
+
+    Raises:
+        EncryptionConfigError: the encryption keys in the environment are unusable.
+    """
+    check_configuration()
     config = ClientConfig.load_client_connect_config()
     if address:
         config["target_host"] = address

@@ -15,7 +15,7 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.converter import DataConverter, DefaultFailureConverter
 from temporalio.worker import Replayer, WorkflowReplayResults
 
-from client.connection import DATA_CONVERTER
+from client.connection import DATA_CONVERTER, check_configuration
 
 
 def load_history(path: Path) -> WorkflowHistory:
@@ -46,6 +46,8 @@ async def replay(
     Histories written with encryption on decode only with a converter that holds their
     keys: the default is the one the environment configures, as for the worker.
     """
+    if data_converter is DATA_CONVERTER:
+        check_configuration()
     if workflows is None:
         from workflows.catalog import WORKFLOWS
 

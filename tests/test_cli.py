@@ -241,3 +241,21 @@ async def test_inventory_lists_the_skus_an_order_may_use(saga) -> None:
     assert [row["sku"] for row in listed] == [entry.sku for entry in SAMPLE_INVENTORY]
     table = (await saga("inventory")).stdout.splitlines()
     assert [line.split()[0] for line in table[1:]] == [entry.sku for entry in SAMPLE_INVENTORY]
+
+
+async def test_unusable_encryption_keys_are_one_clear_line(saga, tmp_path: Path) -> None:
+    bad = {"SAGAWORKS_ENCRYPTION_KEYS": "not-a-key-entry"}
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"} | bad
+    for args, code in ((("catalog",), 0), (("--help",), 0), (("list",), 2)):
+        process = await asyncio.create_subprocess_exec(
+            SAGA, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+        out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+        assert process.returncode == code, (args, err.decode())
+        assert b"Traceback" not in err
+    assert err.decode().startswith("encryption settings: ")
+    worker = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "worker", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    _, worker_err = await asyncio.wait_for(worker.communicate(), timeout=60)
+    assert worker.returncode == 2 and b"Unusable encryption settings" in worker_err and b"Traceback" not in worker_err

@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError
 
+from client.codec import EncryptionConfigError
 from client.connection import ui_url
 from client.runs import Outcome, failure_lines, query_progress, run_outcome, to_jsonable
 from contracts.common import ProgressStatus
@@ -49,6 +50,8 @@ def run_async(coro: Awaitable[T]) -> T:
     """Run a coroutine; Temporal being unreachable is a one-line message, exit 1."""
     try:
         return asyncio.run(coro)  # type: ignore[arg-type]
+    except EncryptionConfigError as unusable:
+        raise fail(f"encryption settings: {unusable}", 2) from None
     except RPCError as rpc_error:
         raise fail(f"Temporal: {rpc_error.message}") from None
     except RuntimeError as runtime_error:
