@@ -29,7 +29,7 @@ import httpx
 from activities.db import Database
 from activities.orders import seed_inventory
 from client.devserver import start_embedded
-from tests.apiserver import free_port
+from tests.ports import free_port
 from worker import running_worker
 
 SKU = "WIDGET-1"

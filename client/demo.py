@@ -59,6 +59,7 @@ async def run_demo(console: Console) -> int:
             continue
         console.print(f"\n[bold]== {fam.name}[/bold]: {fam.description}")
         verdicts += await asyncio.gather(*(_run(console, fam, demo, suffix) for demo in fam.demo))
-    console.print("\nAll runs in the Temporal UI: http://localhost:8233/namespaces/default/workflows")
+    client = await connect()
+    console.print(f"\nAll runs in the Temporal UI: {ui_url(client, '').rstrip('/')}")
     console.print(f"Web console (catalog, start forms, runs): {CONSOLE}/")
     return 0 if all(verdicts) else 1

@@ -33,6 +33,10 @@ QUERY_TIMEOUT = timedelta(seconds=10)
 """How long a ``status`` query may wait for a worker before the run is described without it."""
 
 
+RUN_STATES: tuple[str, ...] = tuple(state.name for state in ExecutionStatus)
+"""What a run's status can be: RUNNING, COMPLETED, FAILED, CANCELED, TERMINATED..."""
+
+
 class RunConflict(Exception):
     """A start refused because the family's workflow id is taken under its reuse policy."""
 
@@ -106,10 +110,14 @@ def failure_lines(chain: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-async def query_progress(handle: WorkflowHandle[Any, Any]) -> ProgressStatus | str:
-    """The run's ``status`` query, or why it could not be answered (no worker, closed)."""
+async def query_progress(handle: WorkflowHandle[Any, Any], result_type: type | None = ProgressStatus) -> Any:
+    """The run's ``status`` query, or why it could not be answered (no worker, closed).
+
+    With ``result_type=None`` the whole answer comes back as JSON data, the family's own
+    fields included.
+    """
     try:
-        return await handle.query("status", result_type=ProgressStatus, rpc_timeout=QUERY_TIMEOUT)
+        return await handle.query("status", result_type=result_type, rpc_timeout=QUERY_TIMEOUT)
     except (RPCError, FailureError, WorkflowQueryFailedError, WorkflowQueryRejectedError) as query_error:
         return f"unavailable: {getattr(query_error, 'message', None) or query_error}"
 
@@ -122,10 +130,7 @@ async def describe_run(client: Client, workflow_id: str) -> dict[str, Any]:
     handle = client.get_workflow_handle(workflow_id)
     description = await handle.describe()
     family = family_of_type(description.workflow_type)
-    try:
-        progress: Any = await handle.query("status", rpc_timeout=QUERY_TIMEOUT)
-    except (RPCError, FailureError, WorkflowQueryFailedError, WorkflowQueryRejectedError) as query_error:
-        progress = f"unavailable: {getattr(query_error, 'message', None) or query_error}"
+    progress = await query_progress(handle, result_type=None)
     return {
         "workflow_id": workflow_id,
         "run_id": description.run_id,

@@ -159,6 +159,11 @@ class _Builder:
             steps[event.event_id] = TraceStep(
                 kind="child_workflow", name=attrs.workflow_type.name, summary=attrs.workflow_id, started=at, outcome="running"
             )
+        elif which == "start_child_workflow_execution_failed_event_attributes":
+            attrs = event.start_child_workflow_execution_failed_event_attributes
+            step = steps[attrs.initiated_event_id]
+            step.closed, step.outcome = at, "failed"
+            step.error_type, step.error = "StartChildWorkflowFailed", f"could not start: {attrs.cause}"
         elif which and which.startswith("child_workflow_execution_") and which != "child_workflow_execution_started_event_attributes":
             attrs = getattr(event, which)
             step = steps[attrs.initiated_event_id]

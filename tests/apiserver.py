@@ -8,7 +8,6 @@ real server: real sockets, real body limits, real streaming.
 from __future__ import annotations
 
 import contextlib
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -17,12 +16,9 @@ from dataclasses import dataclass
 import uvicorn
 
 from client.api import ApiSettings, create_app
+from tests.ports import free_port
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass(frozen=True)

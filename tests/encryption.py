@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import socket
 from collections.abc import AsyncIterator
 
 import pytest_asyncio
@@ -16,6 +15,7 @@ import uvicorn
 
 from client.codec import KEYS_ENV, EncryptionCodec
 from client.codec_server import create_app
+from tests.ports import free_port
 
 OLD_KEY_ID, OLD_KEY = "test-2025", b"sagaworks TEST key 2025: public!"
 NEW_KEY_ID, NEW_KEY = "test-2026", b"sagaworks TEST key 2026: public!"
@@ -27,10 +27,6 @@ TOKEN = "test-token-0123456789abcdefghij"
 """The codec server's bearer token in tests."""
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class CodecServer:

@@ -402,7 +402,7 @@ def test_serve_without_a_token_binds_loopback_and_says_so(dev_address: str, tmp_
     import sys
     import time
 
-    from tests.apiserver import free_port
+    from tests.ports import free_port
 
     port = free_port()
     log = tmp_path / "api.log"

@@ -191,6 +191,8 @@ async def test_run_document_checks_the_path_before_starting(saga, tmp_path: Path
     os.mkfifo(fifo)
     run = await saga("run", "document", str(fifo))
     assert run.code == 2 and "neither a file nor a folder" in run.stderr
+    batch_of_a_file = await saga("run", "document-batch", str(Path(__file__)))
+    assert batch_of_a_file.code == 2 and "not a folder; `saga run document-batch` takes a folder" in batch_of_a_file.stderr
     listed = json.loads((await saga("list", "--json", "--limit", "1000")).stdout)
     assert not any(str(missing) in json.dumps(row) for row in listed)
 

@@ -21,7 +21,8 @@ from temporalio.api.common.v1 import Payloads
 from client.codec import EncryptionCodec
 from client.codec_server import create_app
 from client.devserver import dev_server_command
-from tests.encryption import NEW_KEY_ID, OLD_KEY, TEST_ENV, TEST_KEYS, TOKEN, free_port
+from tests.encryption import NEW_KEY_ID, OLD_KEY, TEST_ENV, TEST_KEYS, TOKEN
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 UI = "http://127.0.0.1:8233"

@@ -66,6 +66,8 @@ class Family(Generic[InputT]):
     """Workflows it starts as children; served by the worker, never started by users."""
     path_field: str | None = None
     """The input field a path argument fills (``saga run document FILE``)."""
+    path_is_folder: bool = False
+    """The path argument must be a folder (otherwise a file)."""
     rerun_field: str | None = None
     """A field whose value may run only once (the order id): the demo and the console's
     sample buttons give it a fresh suffix so a sample can run again."""
@@ -160,6 +162,7 @@ FAMILIES: tuple[Family[Any], ...] = (
         f"(see `saga status batch-{document_id_for(batch.folder)}`)",
         samples=("inputs/document-batch.json",),
         path_field="folder",
+        path_is_folder=True,
         demo=(DemoRun("inputs/document-batch.json"),),
     ),
 )

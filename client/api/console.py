@@ -17,7 +17,7 @@ from client.api.render import form_fields, render_value
 from client.api.routes_ops import catalog_entry
 from client.api.routes_runs import temporal
 from client.api.security import SESSION_COOKIE, supplied_token, token_matches
-from client.runs import describe_run, list_runs_page, run_outcome, visibility_query
+from client.runs import RUN_STATES, describe_run, list_runs_page, run_outcome, visibility_query
 from workflows.catalog import FAMILIES, family
 
 HERE = Path(__file__).parent
@@ -75,7 +75,7 @@ def build_router() -> APIRouter:
     @router.get("/runs", response_class=HTMLResponse, dependencies=[page])
     async def runs(request: Request, family_name: str = "", status: str = "", page: str = "") -> HTMLResponse:
         fam = family(family_name) if family_name in {f.name for f in FAMILIES} else None
-        known = status.upper() in {"RUNNING", "COMPLETED", "FAILED", "CANCELED", "TERMINATED", "TIMED_OUT"}
+        known = status.upper() in RUN_STATES
         query = visibility_query(family=fam, status=status if known else None)
         try:
             token = bytes.fromhex(page) if page else None

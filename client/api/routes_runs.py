@@ -16,7 +16,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.encoders import jsonable_encoder
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from client.api.errors import ApiError, ErrorBody
@@ -25,6 +25,7 @@ from client.api.models import Accepted, FailedRun, RunDescription, RunResult, Ru
 from client.connection import ui_url
 from client.trace import RunTrace, trace_run
 from client.runs import (
+    RUN_STATES,
     cancel_run,
     describe_run,
     list_runs_page,
@@ -43,9 +44,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 RUN_ERRORS = {**ERRORS, 409: {"model": ErrorBody, "description": "The run has already closed"}}
 
 FamilyName = enum.Enum("FamilyName", {f.name: f.name for f in FAMILIES}, type=str)  # type: ignore[misc]
-StatusName = enum.Enum(  # type: ignore[misc]
-    "StatusName", {s.name: s.name for s in WorkflowExecutionStatus}, type=str
-)
+StatusName = enum.Enum("StatusName", {state: state for state in RUN_STATES}, type=str)  # type: ignore[misc]
 
 
 def temporal(request: Request) -> Client:

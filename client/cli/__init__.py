@@ -54,6 +54,9 @@ def main() -> None:
         if isinstance(exit_request.code, str):
             err.print(exit_request.code, markup=False)
         code = exit_request.code if isinstance(exit_request.code, int) else int(exit_request.code is not None)
+    except KeyboardInterrupt:  # Ctrl-C while waiting: the run goes on in Temporal
+        err.print("interrupted (the run itself goes on; `saga status ID` follows it)")
+        code = 130
     except BaseException:  # an unexpected crash: show it, then exit like any other failure
         err.print_exception()
         code = 1

@@ -11,7 +11,7 @@ import json
 import sys
 from collections.abc import Awaitable, Sequence
 from datetime import datetime, timezone
-from typing import Any, TextIO, TypeVar
+from typing import Annotated, Any, TextIO, TypeVar
 
 import typer
 from rich.console import Console
@@ -25,6 +25,9 @@ from client.runs import Outcome, failure_lines, query_progress, run_outcome, to_
 from contracts.common import ProgressStatus
 
 T = TypeVar("T")
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+WorkflowId = Annotated[str, typer.Argument(metavar="WORKFLOW_ID", help="Workflow id.", show_default=False)]
 
 # Wide enough that rich never wraps a line written to a pipe or a file.
 _UNWRAPPED_WIDTH = 100_000

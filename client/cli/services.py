@@ -41,11 +41,12 @@ def dev_up(
     A worker already running with the same settings (SAGAWORKS_*, TEMPORAL_*, DATABASE_URL,
     GROQ_*...) is reused; one started with other settings is restarted with these.
     """
-    server_pid, _ = devserver.start_background(
-        "server", devserver.dev_server_command(ui_codec_endpoint=ui_codec_endpoint)
-    )
+    server_command = devserver.dev_server_command(ui_codec_endpoint=ui_codec_endpoint)
+    # Its command line is its settings: another --ui-codec-endpoint restarts it (the history
+    # is kept in .temporal/temporal.db across the restart).
+    server_pid, outcome = devserver.start_background("server", server_command, settings=" ".join(server_command))
     run_async(devserver.wait_until_serving(DEFAULT_ADDRESS, timeout=60))
-    out.print(f"Temporal server (pid {server_pid}) at {DEFAULT_ADDRESS}; UI http://localhost:8233")
+    out.print(f"Temporal server (pid {server_pid}){_WHY[outcome]} at {DEFAULT_ADDRESS}; UI http://localhost:8233")
     if worker:
         worker_pid, outcome = devserver.start_background(
             "worker", [sys.executable, "-m", "worker"], settings=devserver.settings_fingerprint()
