@@ -369,9 +369,11 @@ async def test_reset_after_step_2_of_a_completed_order_repeats_the_later_steps_o
 async def test_reset_after_step_2_of_a_running_order_that_then_fails_refunds_once(
     dev_client: Client, order_worker: Worker, task_queue: str, db: Database
 ) -> None:
-    order = make_order(step_delay_seconds=1, inject_failure={"step": "reserve_inventory", "mode": "permanent"})
+    # 5 s between steps: the reset lands long before the first run could reach step 4,
+    # however loaded the machine.
+    order = make_order(step_delay_seconds=5, inject_failure={"step": "reserve_inventory", "mode": "permanent"})
     first = await start_order(dev_client, task_queue, order)
-    await wait_for_status(first, lambda s: s.done >= 3)
+    await wait_for_status(first, lambda s: s.done >= 3, timeout=60)
     again = await reset_after(dev_client, first.id, "charge_payment")  # the first run is terminated
     with pytest.raises(WorkflowFailureError) as failure:
         await again.result()
