@@ -28,10 +28,12 @@ from activities.db import Database
 from activities.documents import DocumentSettings
 from client.connection import data_converter
 from client.devserver import start_embedded
+from client.runs import start_run
 from tests.encryption import TEST_ENV
 from tests.documents import SAMPLES, PoisonAwareProvider, start_document
 from tests.orders import make_order, reset_after, start_order, wait_for_status
 from worker import running_worker
+from workflows.catalog import FAMILIES
 
 HISTORIES = Path(__file__).parent / "histories"
 ENCRYPTED = "encrypted"
@@ -74,6 +76,7 @@ async def record(out_dir: Path) -> list[Path]:
                 for name, path in documents.items():
                     handle = await start_document(env.client, task_queue, path)
                     written.append(await _save(handle, new_history_path(out_dir, name)))
+                written += await record_catalog_demos(env.client, task_queue, out_dir)
             written += await record_encrypted(env, db, out_dir / ENCRYPTED)
             db.dispose()
     return written
@@ -115,6 +118,18 @@ async def _record_reset(client: Client, task_queue: str, path: Path) -> Path:
     again = await reset_after(client, first.id, "reserve_inventory")
     await again.cancel()
     return await _save(again, path)
+
+
+async def record_catalog_demos(client: Client, task_queue: str, out_dir: Path) -> list[Path]:
+    """Every family's demo samples (workflows/catalog.py), as ``<family>_<sample>.json``:
+    a family added to the catalog gets recorded histories without touching this file."""
+    written = []
+    suffix = uuid.uuid4().hex[:8]
+    for fam in FAMILIES:
+        for demo in fam.demo:
+            handle = await start_run(client, fam, fam.sample_input(demo.sample, suffix), task_queue=task_queue)
+            written.append(await _save(handle, new_history_path(out_dir, f"{fam.name}_{Path(demo.sample).stem}")))
+    return written
 
 
 async def _save(handle: WorkflowHandle[Any, Any], path: Path) -> Path:
