@@ -10,6 +10,7 @@ from activities.db import Database
 from activities.documents import DocumentActivities, DocumentSettings
 from activities.llm import LLMProvider, provider_from_env
 from activities.orders import OrderActivities, seed_inventory
+from activities import sequential, text_analysis
 
 
 def build_activities(
@@ -42,4 +43,14 @@ def build_activities(
         docs.discard_document_run,
         docs.record_document_failure,
         docs.list_documents,
+        sequential.ingest_text,
+        sequential.process_text,
+        sequential.analyse_text,
+        sequential.render_report,
+        text_analysis.analyse_sentiment,
+        text_analysis.extract_keywords,
+        text_analysis.frequent_keywords,
+        text_analysis.summarise_text,
+        text_analysis.lead_summary,
+        text_analysis.detect_language,
     ]

@@ -22,6 +22,10 @@ from contracts.orders import OrderInput, order_workflow_id
 from workflows.document import DocumentPipeline, ExtractChunksWorkflow
 from workflows.document_batch import DocumentBatch
 from workflows.order import OrderFulfillmentSaga
+from contracts.parallel_analysis import ParallelAnalysisInput
+from contracts.sequential import SequentialInput, text_key
+from workflows.parallel_analysis import ParallelAnalysisWorkflow
+from workflows.sequential import SequentialWorkflow
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 """Where every family's sample inputs live."""
@@ -148,6 +152,33 @@ FAMILIES: tuple[Family[Any], ...] = (
         samples=("inputs/document-batch.json",),
         path_field="folder",
         demo=(DemoRun("inputs/document-batch.json"),),
+    ),
+    Family(
+        name="sequential",
+        workflow=SequentialWorkflow,
+        input_model=SequentialInput,
+        description="Ingest, process, analyse, report: one step after another; the report "
+        "lists each step's outcome and timing.",
+        # One run of the same text at a time; it may run again once closed.
+        workflow_id=lambda request: f"sequential-{text_key(request.text)}",
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        conflict_message=lambda request: "this text is being processed right now "
+        f"(see `saga status sequential-{text_key(request.text)}`)",
+        samples=("sequential/billing-retrospective.json", "sequential/too-short.json"),
+        demo=(DemoRun("sequential/billing-retrospective.json"), DemoRun("sequential/too-short.json", "FAILED")),
+    ),
+    Family(
+        name="parallel-analysis",
+        workflow=ParallelAnalysisWorkflow,
+        input_model=ParallelAnalysisInput,
+        description="Sentiment, keywords, summary and language of a text at once; a failed "
+        "analysis falls back or is listed as not available, the others still count.",
+        workflow_id=lambda request: f"parallel-analysis-{text_key(request.text, *request.fail)}",
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        conflict_message=lambda request: "this text is being analysed right now "
+        f"(see `saga status parallel-analysis-{text_key(request.text, *request.fail)}`)",
+        samples=("parallel-analysis/billing-retrospective.json", "parallel-analysis/two-failing-branches.json"),
+        demo=(DemoRun("parallel-analysis/two-failing-branches.json"),),
     ),
 )
 

@@ -81,3 +81,16 @@ PROCESSING = ActivityOptions(
     ),
 )
 """CPU-bound parsing and transformation of data the activity already has."""
+
+TEXT_ANALYSIS = ActivityOptions(
+    # An offline analysis of one text takes well under a second; a minute means it hangs.
+    start_to_close_timeout=timedelta(seconds=60),
+    retry_policy=RetryPolicy(
+        initial_interval=timedelta(milliseconds=500),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=5),
+        maximum_attempts=3,
+        non_retryable_error_types=NON_RETRYABLE_ERROR_TYPES,
+    ),
+)
+"""A CPU-bound analysis of a text the activity is given (sentiment, keywords, search)."""
