@@ -11,6 +11,7 @@ from activities.documents import DocumentActivities, DocumentSettings
 from activities.llm import LLMProvider, provider_from_env
 from activities.orders import OrderActivities, seed_inventory
 from activities import sequential, text_analysis
+from activities.routing import RoutingActivities
 
 
 def build_activities(
@@ -24,6 +25,7 @@ def build_activities(
     seed_inventory(db)
     orders = OrderActivities(db)
     docs = DocumentActivities(db, llm or provider_from_env(), documents)
+    routing = RoutingActivities(db)
     return [
         orders.create_customer_account,
         orders.delete_customer_account,
@@ -53,4 +55,9 @@ def build_activities(
         text_analysis.summarise_text,
         text_analysis.lead_summary,
         text_analysis.detect_language,
+        routing.classify_request,
+        routing.handle_admin,
+        routing.handle_premium,
+        routing.handle_standard,
+        routing.record_rejection,
     ]

@@ -23,8 +23,10 @@ from workflows.document import DocumentPipeline, ExtractChunksWorkflow
 from workflows.document_batch import DocumentBatch
 from workflows.order import OrderFulfillmentSaga
 from contracts.parallel_analysis import ParallelAnalysisInput
+from contracts.routing import RoutingInput, routing_workflow_id
 from contracts.sequential import SequentialInput, text_key
 from workflows.parallel_analysis import ParallelAnalysisWorkflow
+from workflows.routing import RoutingWorkflow
 from workflows.sequential import SequentialWorkflow
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
@@ -179,6 +181,25 @@ FAMILIES: tuple[Family[Any], ...] = (
         f"(see `saga status parallel-analysis-{text_key(request.text, *request.fail)}`)",
         samples=("parallel-analysis/billing-retrospective.json", "parallel-analysis/two-failing-branches.json"),
         demo=(DemoRun("parallel-analysis/two-failing-branches.json"),),
+    ),
+    Family(
+        name="routing",
+        workflow=RoutingWorkflow,
+        input_model=RoutingInput,
+        description="Classify a request (admin / premium / standard) and route it to its "
+        "handler; admin requests wait for approve/reject, escalating after a deadline.",
+        workflow_id=lambda request: routing_workflow_id(request.request_id),
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        conflict_message=lambda request: f"request {request.request_id} was already submitted "
+        f"(see `saga status {routing_workflow_id(request.request_id)}`)",
+        samples=(
+            "routing/admin-request.json",
+            "routing/premium-request.json",
+            "routing/standard-request.json",
+        ),
+        accepts=("pause", "resume", "approve", "reject"),
+        rerun_field="request_id",
+        demo=(DemoRun("routing/premium-request.json"),),
     ),
 )
 

@@ -1,0 +1,101 @@
+"""The routing family's activities: classify by rules, handle per tier, record decisions.
+
+Every outcome lands in ``routed_requests`` (one row per request, written idempotently), so
+a retried handler or a replayed run never records a request twice.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+
+from sqlalchemy import DateTime, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+from temporalio import activity
+
+from activities.db import Base, Database
+from activities.errors import database_errors
+from contracts.routing import Classification, HandledRequest, HandleInput, RejectionInput, RoutingInput, Tier
+
+RESPONSE_HOURS: dict[Tier, int] = {"admin": 1, "premium": 4, "standard": 48}
+"""The service level each tier's handler promises."""
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class RoutedRequestRow(Base):
+    __tablename__ = "routed_requests"
+    request_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    requester: Mapped[str] = mapped_column(String(200))
+    tier: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str] = mapped_column(String(16))
+    """handled or rejected."""
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    response: Mapped[str] = mapped_column(Text)
+    response_hours: Mapped[int | None] = mapped_column(Integer)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+
+
+def classify(request: RoutingInput) -> Classification:
+    """Admin terms first, then premium terms, whole words in any case; else standard."""
+    for tier, terms in (("admin", request.admin_terms), ("premium", request.premium_terms)):
+        matched = [t for t in terms if re.search(rf"\b{re.escape(t)}\b", request.text, re.IGNORECASE)]
+        if matched:
+            return Classification(tier=tier, matched=matched, classifier="rules")  # type: ignore[arg-type]
+    return Classification(tier="standard", matched=[], classifier="rules")
+
+
+class RoutingActivities:
+    """Activities bound to the application database."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    @activity.defn
+    def classify_request(self, request: RoutingInput) -> Classification:
+        """The request's tier by the input's rules."""
+        return classify(request)
+
+    def _record(self, row: RoutedRequestRow) -> None:
+        with database_errors(), self._db.transaction() as session:
+            session.merge(row)
+
+    def _handle(self, request: HandleInput, response: str) -> HandledRequest:
+        hours = RESPONSE_HOURS[request.tier]
+        self._record(
+            RoutedRequestRow(
+                request_id=request.request_id, requester=request.requester, tier=request.tier,
+                outcome="handled", decided_by=request.approved_by, response=response, response_hours=hours,
+            )
+        )
+        return HandledRequest(tier=request.tier, response=response, response_hours=hours)
+
+    @activity.defn
+    def handle_admin(self, request: HandleInput) -> HandledRequest:
+        """Carry out an approved admin request: recorded with its approver, 1 h response."""
+        return self._handle(
+            request, f"admin request of {request.requester} approved by {request.approved_by}; "
+            "an operator carries it out within the hour"
+        )
+
+    @activity.defn
+    def handle_premium(self, request: HandleInput) -> HandledRequest:
+        """Queue a premium request on the priority queue (4 h response)."""
+        return self._handle(request, f"queued for {request.requester} on the priority queue")
+
+    @activity.defn
+    def handle_standard(self, request: HandleInput) -> HandledRequest:
+        """Queue a standard request (48 h response)."""
+        return self._handle(request, f"queued for {request.requester} on the standard queue")
+
+    @activity.defn
+    def record_rejection(self, request: RejectionInput) -> None:
+        """Record a rejected (or auto-rejected) request and why."""
+        self._record(
+            RoutedRequestRow(
+                request_id=request.request_id, requester=request.requester, tier=request.tier,
+                outcome="rejected", decided_by=request.rejected_by, response=request.reason, response_hours=None,
+            )
+        )
