@@ -12,6 +12,7 @@ from activities.llm import LLMProvider, provider_from_env
 from activities.orders import OrderActivities, seed_inventory
 from activities import sequential, text_analysis
 from activities.routing import RoutingActivities
+from activities.search import SearchActivities
 
 
 def build_activities(
@@ -26,6 +27,7 @@ def build_activities(
     orders = OrderActivities(db)
     docs = DocumentActivities(db, llm or provider_from_env(), documents)
     routing = RoutingActivities(db)
+    search = SearchActivities(db)
     return [
         orders.create_customer_account,
         orders.delete_customer_account,
@@ -60,4 +62,7 @@ def build_activities(
         routing.handle_premium,
         routing.handle_standard,
         routing.record_rejection,
+        search.search_chunks,
+        search.evaluate_hits,
+        search.refine_query,
     ]

@@ -21,7 +21,7 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
 _PARAGRAPH = re.compile(r"\n\s*\n")
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
 # A short list is enough for the frequency fallback; YAKE carries its own stopwords.
-_STOPWORDS = frozenset(
+STOPWORDS = frozenset(
     "a an and are as at be been but by for from has have in into is it its of on or that the "
     "their them then there these they this to was were which will with not can more most than "
     "also such other each our we you your do does how what when where who why all any".split()
@@ -88,7 +88,7 @@ def keywords_of(text: str, top: int = 8) -> Keywords:
 
 def frequent_words(text: str, top: int = 8) -> Keywords:
     """The most frequent non-stopwords: the keyword fallback, cheap and always available."""
-    counts = Counter(w for w in words(text) if w not in _STOPWORDS and len(w) > 2)
+    counts = Counter(w for w in words(text) if w not in STOPWORDS and len(w) > 2)
     return Keywords(keywords=[w for w, _ in counts.most_common(top)], method="frequency")
 
 
@@ -104,7 +104,7 @@ def textrank(sentences: list[str], top: int) -> list[str]:
     sentences = list(dict.fromkeys(sentences))  # a repeated sentence would be picked twice
     if len(sentences) <= top:
         return sentences
-    bags = [set(w for w in words(s) if w not in _STOPWORDS) for s in sentences]
+    bags = [set(w for w in words(s) if w not in STOPWORDS) for s in sentences]
     n = len(bags)
     weights = np.zeros((n, n))
     for i in range(n):

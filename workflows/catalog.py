@@ -23,9 +23,11 @@ from workflows.document import DocumentPipeline, ExtractChunksWorkflow
 from workflows.document_batch import DocumentBatch
 from workflows.order import OrderFulfillmentSaga
 from contracts.parallel_analysis import ParallelAnalysisInput
+from contracts.iterative import IterativeInput
 from contracts.routing import RoutingInput, routing_workflow_id
 from contracts.sequential import SequentialInput, text_key
 from workflows.parallel_analysis import ParallelAnalysisWorkflow
+from workflows.iterative import IterativeSearchWorkflow
 from workflows.routing import RoutingWorkflow
 from workflows.sequential import SequentialWorkflow
 
@@ -200,6 +202,19 @@ FAMILIES: tuple[Family[Any], ...] = (
         accepts=("pause", "resume", "approve", "reject"),
         rerun_field="request_id",
         demo=(DemoRun("routing/premium-request.json"),),
+    ),
+    Family(
+        name="iterative",
+        workflow=IterativeSearchWorkflow,
+        input_model=IterativeInput,
+        description="BM25 search over the stored documents, refined until its measured "
+        "quality reaches the target or the iteration cap; continues as new on long loops.",
+        workflow_id=lambda request: f"iterative-{text_key(request.query)}",
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        conflict_message=lambda request: f"a search for {request.query!r} is running right now "
+        f"(see `saga status iterative-{text_key(request.query)}`)",
+        samples=("iterative/saga-retries.json", "iterative/research-idempotency.json"),
+        demo=(DemoRun("iterative/saga-retries.json"),),
     ),
 )
 
