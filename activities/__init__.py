@@ -13,6 +13,7 @@ from activities.orders import OrderActivities, seed_inventory
 from activities import sequential, text_analysis
 from activities.routing import RoutingActivities
 from activities.search import SearchActivities
+from activities.writing import WritingActivities
 
 
 def build_activities(
@@ -28,6 +29,7 @@ def build_activities(
     docs = DocumentActivities(db, llm or provider_from_env(), documents)
     routing = RoutingActivities(db)
     search = SearchActivities(db)
+    writing = WritingActivities()
     return [
         orders.create_customer_account,
         orders.delete_customer_account,
@@ -65,4 +67,7 @@ def build_activities(
         search.search_chunks,
         search.evaluate_hits,
         search.refine_query,
+        writing.outline_post,
+        writing.draft_post,
+        writing.review_post,
     ]

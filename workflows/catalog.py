@@ -23,10 +23,12 @@ from workflows.document import DocumentPipeline, ExtractChunksWorkflow
 from workflows.document_batch import DocumentBatch
 from workflows.order import OrderFulfillmentSaga
 from contracts.parallel_analysis import ParallelAnalysisInput
+from contracts.blog import BlogInput
 from contracts.iterative import IterativeInput
 from contracts.routing import RoutingInput, routing_workflow_id
 from contracts.sequential import SequentialInput, text_key
 from workflows.parallel_analysis import ParallelAnalysisWorkflow
+from workflows.blog import BlogWorkflow
 from workflows.iterative import IterativeSearchWorkflow
 from workflows.routing import RoutingWorkflow
 from workflows.sequential import SequentialWorkflow
@@ -215,6 +217,19 @@ FAMILIES: tuple[Family[Any], ...] = (
         f"(see `saga status iterative-{text_key(request.query)}`)",
         samples=("iterative/saga-retries.json", "iterative/research-idempotency.json"),
         demo=(DemoRun("iterative/saga-retries.json"),),
+    ),
+    Family(
+        name="blog",
+        workflow=BlogWorkflow,
+        input_model=BlogInput,
+        description="A cited blog post from the stored documents: research (BM25), outline, "
+        "draft, review by the LLM or the offline extractive composer.",
+        workflow_id=lambda request: f"blog-{text_key(request.topic)}",
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        conflict_message=lambda request: f"a post on {request.topic!r} is being written right now "
+        f"(see `saga status blog-{text_key(request.topic)}`)",
+        samples=("blog/sagas.json", "blog/durable-workflows.json"),
+        demo=(DemoRun("blog/sagas.json"),),
     ),
 )
 
