@@ -11,6 +11,7 @@ from activities.documents import DocumentActivities, DocumentSettings
 from activities.llm import LLMProvider, provider_from_env
 from activities.orders import OrderActivities, seed_inventory
 from activities import sequential, text_analysis
+from activities.news import NewsActivities
 from activities.routing import RoutingActivities
 from activities.search import SearchActivities
 from activities.writing import WritingActivities
@@ -30,6 +31,7 @@ def build_activities(
     routing = RoutingActivities(db)
     search = SearchActivities(db)
     writing = WritingActivities()
+    news = NewsActivities(db, documents)
     return [
         orders.create_customer_account,
         orders.delete_customer_account,
@@ -70,4 +72,10 @@ def build_activities(
         writing.outline_post,
         writing.draft_post,
         writing.review_post,
+        news.fetch_feed,
+        news.cached_feed,
+        news.select_articles,
+        news.categorise_and_summarise,
+        news.build_newsletter,
+        news.store_digest,
     ]

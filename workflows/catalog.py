@@ -25,11 +25,13 @@ from workflows.order import OrderFulfillmentSaga
 from contracts.parallel_analysis import ParallelAnalysisInput
 from contracts.blog import BlogInput
 from contracts.iterative import IterativeInput
+from contracts.news_digest import NewsDigestInput
 from contracts.routing import RoutingInput, routing_workflow_id
 from contracts.sequential import SequentialInput, text_key
 from workflows.parallel_analysis import ParallelAnalysisWorkflow
 from workflows.blog import BlogWorkflow
 from workflows.iterative import IterativeSearchWorkflow
+from workflows.news_digest import NewsDigestWorkflow
 from workflows.routing import RoutingWorkflow
 from workflows.sequential import SequentialWorkflow
 
@@ -230,6 +232,20 @@ FAMILIES: tuple[Family[Any], ...] = (
         f"(see `saga status blog-{text_key(request.topic)}`)",
         samples=("blog/sagas.json", "blog/durable-workflows.json"),
         demo=(DemoRun("blog/sagas.json"),),
+    ),
+    Family(
+        name="news-digest",
+        workflow=NewsDigestWorkflow,
+        input_model=NewsDigestInput,
+        description="A newsletter of the configured RSS/Atom feeds: new relevant articles only, "
+        "categorised and summarised; run it on a schedule (saga schedule create).",
+        # One digest of a name at a time (a schedule skips overlapping runs as well).
+        workflow_id=lambda request: f"news-digest-{request.name}",
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        conflict_message=lambda request: f"the {request.name} digest is being built right now "
+        f"(see `saga status news-digest-{request.name}`)",
+        samples=("news-digest/weekly.json", "news-digest/workflows-only.json"),
+        demo=(DemoRun("news-digest/weekly.json"),),
     ),
 )
 

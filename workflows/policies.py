@@ -94,3 +94,15 @@ TEXT_ANALYSIS = ActivityOptions(
     ),
 )
 """A CPU-bound analysis of a text the activity is given (sentiment, keywords, search)."""
+
+FEED_FETCH = ActivityOptions(
+    # The workflow sets start_to_close_timeout per feed (the feed's own timeout + 5 s).
+    retry_policy=RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=10),
+        maximum_attempts=2,
+        non_retryable_error_types=NON_RETRYABLE_ERROR_TYPES,
+    ),
+)
+"""One remote feed: one retry, then the digest goes on without it (or with its cached copy)."""

@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from client.cli import approvals, control, history, services, start
+from client.cli import approvals, control, history, schedules, services, start
 from client.cli.output import err
 from client.observability import configure_logging
 
@@ -25,6 +25,7 @@ app = typer.Typer(
 )
 app.add_typer(start.run_app, name="run")
 app.add_typer(services.dev_app, name="dev")
+app.add_typer(schedules.schedule_app, name="schedule")
 app.command("catalog")(start.catalog)
 for command in (control.status, control.result, control.cancel):
     app.command()(command)
