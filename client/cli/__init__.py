@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from client.cli import approvals, control, history, schedules, services, start
+from client.cli import approvals, control, history, schedules, services, start, stats
 from client.cli.output import err
 from client.observability import configure_logging
 
@@ -32,6 +32,7 @@ for command in (control.status, control.result, control.cancel):
 app.command("pause")(control.pause)
 app.command("resume")(control.resume)
 app.command("list")(control.list_workflows)
+app.command("stats")(stats.stats)
 app.command()(history.history)
 app.command("replay")(history.replay_command)
 app.command()(services.demo)
