@@ -42,6 +42,16 @@ InputT = TypeVar("InputT", bound=BaseModel)
 
 
 @dataclass(frozen=True)
+class DemoUpdate:
+    """An update the demo sends once the run's ``status`` shows it waiting at a step."""
+
+    name: str
+    arg: dict[str, Any]
+    when_step: str
+    """The ``current_step`` at which the run waits for it."""
+
+
+@dataclass(frozen=True)
 class DemoRun:
     """A sample that ``make demo`` runs, and how it is expected to end."""
 
@@ -49,6 +59,8 @@ class DemoRun:
     """Relative to ``samples/``."""
     expect: str = "COMPLETED"
     """COMPLETED, FAILED or CANCELED."""
+    update: DemoUpdate | None = None
+    """What the demo sends while the run waits (routing's approval)."""
 
 
 @dataclass(frozen=True)
@@ -205,7 +217,13 @@ FAMILIES: tuple[Family[Any], ...] = (
         ),
         accepts=("pause", "resume", "approve", "reject"),
         rerun_field="request_id",
-        demo=(DemoRun("routing/premium-request.json"),),
+        demo=(
+            DemoRun("routing/premium-request.json"),
+            DemoRun(
+                "routing/admin-request.json",
+                update=DemoUpdate("approve", {"approver": "alice"}, when_step="awaiting approval"),
+            ),
+        ),
     ),
     Family(
         name="iterative",
