@@ -20,7 +20,7 @@ from sqlalchemy import JSON, DateTime, String, Text, select
 from sqlalchemy.orm import Mapped, mapped_column
 from temporalio import activity
 
-from activities.db import Base, Database
+from activities.db import Base, Database, _utcnow
 from activities.documents import DocumentSettings
 from activities.errors import ErrorClass, database_errors, error, validation_error
 from activities.text_analysis import split_sentences, textrank, words
@@ -56,10 +56,6 @@ CATEGORY_TERMS: dict[Category, frozenset[str]] = {
     ),
 }
 """The offline classifier's lexicon: the category whose terms occur most wins; none is general."""
-
-
-def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class DigestRow(Base):

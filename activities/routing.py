@@ -7,22 +7,18 @@ a retried handler or a replayed run never records a request twice.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sqlalchemy import DateTime, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 from temporalio import activity
 
-from activities.db import Base, Database
+from activities.db import Base, Database, _utcnow
 from activities.errors import database_errors
 from contracts.routing import Classification, HandledRequest, HandleInput, RejectionInput, RoutingInput, Tier
 
 RESPONSE_HOURS: dict[Tier, int] = {"admin": 1, "premium": 4, "standard": 48}
 """The service level each tier's handler promises."""
-
-
-def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class RoutedRequestRow(Base):

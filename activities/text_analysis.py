@@ -11,6 +11,8 @@ from __future__ import annotations
 import functools
 import re
 from collections import Counter
+from collections.abc import Callable
+from typing import TypeVar
 
 from temporalio import activity
 
@@ -27,6 +29,7 @@ STOPWORDS = frozenset(
     "also such other each our we you your do does how what when where who why all any".split()
 )
 WORDS_PER_MINUTE = 230
+T = TypeVar("T")
 
 
 def split_sentences(text: str) -> list[str]:
@@ -148,47 +151,45 @@ def language_of(text: str) -> Language:
     return Language(code=code, confidence=round(float(probability), 4))
 
 
-def _require_text(request: TextInput) -> str:
+def _analysed(request: TextInput, part: str, analyse: Callable[[str], T]) -> T:
+    """Run one analysis of the request's text (failing first when ``fail`` is set)."""
+    _injected(request, part)
     if not words(request.text):
         raise validation_error("no words to analyse", field="text")
-    return request.text
+    return analyse(request.text)
 
 
 @activity.defn
 def analyse_sentiment(request: TextInput) -> Sentiment:
     """VADER sentiment of the text."""
-    _injected(request, "sentiment")
-    return sentiment_of(_require_text(request))
+    return _analysed(request, "sentiment", sentiment_of)
 
 
 @activity.defn
 def extract_keywords(request: TextInput) -> Keywords:
     """YAKE keyphrases of the text."""
-    _injected(request, "keywords")
-    return keywords_of(_require_text(request))
+    return _analysed(request, "keywords", keywords_of)
 
 
 @activity.defn
 def frequent_keywords(request: TextInput) -> Keywords:
     """Fallback of :func:`extract_keywords`: frequent words."""
-    return frequent_words(_require_text(request))
+    return _analysed(request.model_copy(update={"fail": False}), "keywords", frequent_words)
 
 
 @activity.defn
 def summarise_text(request: TextInput) -> Summary:
     """TextRank summary of the text."""
-    _injected(request, "summary")
-    return summary_of(_require_text(request))
+    return _analysed(request, "summary", summary_of)
 
 
 @activity.defn
 def lead_summary(request: TextInput) -> Summary:
     """Fallback of :func:`summarise_text`: the first sentences."""
-    return lead_sentences(_require_text(request))
+    return _analysed(request.model_copy(update={"fail": False}), "summary", lead_sentences)
 
 
 @activity.defn
 def detect_language(request: TextInput) -> Language:
     """py3langid language of the text."""
-    _injected(request, "language")
-    return language_of(_require_text(request))
+    return _analysed(request, "language", language_of)
