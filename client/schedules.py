@@ -55,6 +55,26 @@ async def create_schedule(
     )
 
 
+_FULL = {"minute": (0, 59), "hour": (0, 23), "day_of_month": (1, 31), "month": (1, 12), "day_of_week": (0, 6)}
+
+
+def _cron_of(calendar: Any) -> str:
+    """A calendar spec (the server's form of a cron expression) written as cron again."""
+    fields = []
+    for name, full in _FULL.items():
+        ranges = getattr(calendar, name)
+        parts = []
+        for r in ranges:
+            end = max(r.end, r.start)
+            if (r.start, end) == full and r.step <= 1:
+                parts.append("*")
+                continue
+            text = str(r.start) if end == r.start else f"{r.start}-{end}"
+            parts.append(f"{text}/{r.step}" if r.step > 1 else text)
+        fields.append(",".join(parts) or "*")
+    return " ".join(fields)
+
+
 def _time(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
@@ -67,7 +87,8 @@ async def describe_schedule(client: Client, schedule_id: str) -> dict[str, Any]:
     return {
         "schedule_id": described.id,
         "workflow_type": getattr(action, "workflow", None),
-        "cron": list(schedule.spec.cron_expressions),
+        # The server keeps a cron expression as a calendar spec.
+        "cron": list(schedule.spec.cron_expressions) + [_cron_of(c) for c in schedule.spec.calendars],
         "paused": schedule.state.paused,
         "note": schedule.state.note,
         "overlap": schedule.policy.overlap.name,
