@@ -14,7 +14,7 @@ from activities import sequential, text_analysis
 from activities.news import NewsActivities
 from activities.routing import RoutingActivities
 from activities.search import SearchActivities
-from activities.writing import WritingActivities
+from activities.writing import WritingActivities, chat_from_env, writer_for
 
 
 def build_activities(
@@ -28,10 +28,11 @@ def build_activities(
     seed_inventory(db)
     orders = OrderActivities(db)
     docs = DocumentActivities(db, llm or provider_from_env(), documents)
-    routing = RoutingActivities(db)
+    chat = chat_from_env()
+    routing = RoutingActivities(db, chat)
     search = SearchActivities(db)
-    writing = WritingActivities()
-    news = NewsActivities(db, documents)
+    writing = WritingActivities(writer_for(chat))
+    news = NewsActivities(db, documents, chat)
     return [
         orders.create_customer_account,
         orders.delete_customer_account,

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from xml.etree.ElementTree import ParseError
 
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import JSON, DateTime, String, Text, select
 from sqlalchemy.orm import Mapped, mapped_column
 from temporalio import activity
@@ -24,6 +25,7 @@ from activities.db import Base, Database, _utcnow
 from activities.documents import DocumentSettings
 from activities.errors import ErrorClass, database_errors, error, validation_error
 from activities.text_analysis import split_sentences, textrank, words
+from activities.writing import GroqChat
 from contracts.news_digest import (
     CATEGORIES,
     Article,
@@ -147,6 +149,27 @@ def category_of(article: Article) -> Category:
     return best if scores[best] > 0 else "general"
 
 
+class _LLMCategories(BaseModel):
+    categories: list[Category]
+
+
+def llm_categories(chat: GroqChat, articles: list[Article]) -> list[Category]:
+    """One category per article from the chat model (one call for the batch)."""
+    listing = "\n".join(f"{n}. {a.title}: {a.text[:300]}" for n, a in enumerate(articles, start=1))
+    raw = chat.complete(
+        f"Put each numbered article in one category: {', '.join(CATEGORIES)}. Answer with JSON only: "
+        f'{{"categories": [one category per article, in order]}}.\n\n{listing}'
+    )
+    found = re.search(r"\{.*\}", raw, re.DOTALL)
+    try:
+        answer = _LLMCategories.model_validate_json(found.group(0) if found else raw)
+    except ValidationError:
+        answer = None
+    if answer is None or len(answer.categories) != len(articles):
+        raise error(ErrorClass.MODEL, f"the model's categories are not one per article: {raw[:200]}")
+    return answer.categories
+
+
 def newsletter_of(request: NewsletterInput) -> Newsletter:
     """The newsletter in Markdown and in HTML, articles grouped by category."""
     day = request.date.strftime("%Y-%m-%d")
@@ -174,9 +197,10 @@ def newsletter_of(request: NewsletterInput) -> Newsletter:
 class NewsActivities:
     """Bound to the database and the document roots (where file feeds may be read)."""
 
-    def __init__(self, db: Database, settings: DocumentSettings | None = None) -> None:
+    def __init__(self, db: Database, settings: DocumentSettings | None = None, chat: GroqChat | None = None) -> None:
         self._db = db
         self._settings = settings or DocumentSettings()
+        self._chat = chat
 
     def _read_file(self, feed: FeedSource) -> tuple[bytes, str]:
         raw = feed.url.removeprefix("file://")
@@ -265,14 +289,20 @@ class NewsActivities:
 
     @activity.defn
     def categorise_and_summarise(self, request: SummariseInput) -> list[DigestArticle]:
-        """Each article categorised (offline lexicon) and summarised in 2-3 TextRank sentences."""
+        """Each article categorised (lexicon or chat model) and summarised in 2-3 TextRank sentences."""
+        if request.categoriser == "llm":
+            if self._chat is None:
+                raise validation_error("no LLM is configured on the worker (GROQ_API_KEY)", field="categoriser")
+            categories = llm_categories(self._chat, request.articles)
+        else:
+            categories = [category_of(a) for a in request.articles]
         out = []
-        for a in request.articles:
+        for a, category in zip(request.articles, categories):
             sentences = textrank(split_sentences(a.text), request.sentences) if a.text else []
             out.append(
                 DigestArticle(
                     key=a.key, title=a.title, link=a.link, source=a.source, published=a.published,
-                    category=category_of(a), summary=" ".join(sentences) or a.title,
+                    category=category, summary=" ".join(sentences) or a.title,
                 )
             )
         return out

@@ -11,10 +11,12 @@ from datetime import datetime
 
 from sqlalchemy import DateTime, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
+from pydantic import BaseModel, ValidationError
 from temporalio import activity
 
 from activities.db import Base, Database, _utcnow
-from activities.errors import database_errors
+from activities.errors import ErrorClass, database_errors, error, validation_error
+from activities.writing import GroqChat
 from contracts.routing import Classification, HandledRequest, HandleInput, RejectionInput, RoutingInput, Tier
 
 RESPONSE_HOURS: dict[Tier, int] = {"admin": 1, "premium": 4, "standard": 48}
@@ -43,16 +45,45 @@ def classify(request: RoutingInput) -> Classification:
     return Classification(tier="standard", matched=[], classifier="rules")
 
 
-class RoutingActivities:
-    """Activities bound to the application database."""
+class _LLMTier(BaseModel):
+    tier: Tier
+    reason: str
 
-    def __init__(self, db: Database) -> None:
+
+_CLASSIFY_PROMPT = (
+    "Classify this support request by the access it needs: 'admin' (administrator rights, "
+    "root or production access), 'premium' (a paying plan's priority support) or 'standard'. "
+    'Answer with JSON only: {"tier": "admin"|"premium"|"standard", "reason": "<one sentence>"}.'
+    "\n\nRequest:\n"
+)
+
+
+def llm_classify(chat: GroqChat, request: RoutingInput) -> Classification:
+    """The chat model's tier; an answer that is not the JSON asked for is a retryable ModelError."""
+    raw = chat.complete(_CLASSIFY_PROMPT + request.text)
+    fenced = re.search(r"\{.*\}", raw, re.DOTALL)
+    try:
+        answer = _LLMTier.model_validate_json(fenced.group(0) if fenced else raw)
+    except ValidationError:
+        raise error(ErrorClass.MODEL, f"the model's classification is not the JSON asked for: {raw[:200]}") from None
+    return Classification(tier=answer.tier, matched=[answer.reason], classifier=f"llm:{chat.model}")
+
+
+class RoutingActivities:
+    """Activities bound to the application database (and the chat model, when configured)."""
+
+    def __init__(self, db: Database, chat: GroqChat | None = None) -> None:
         self._db = db
+        self._chat = chat
 
     @activity.defn
     def classify_request(self, request: RoutingInput) -> Classification:
-        """The request's tier by the input's rules."""
-        return classify(request)
+        """The request's tier by the input's rules or by the chat model."""
+        if request.classifier == "rules":
+            return classify(request)
+        if self._chat is None:
+            raise validation_error("no LLM is configured on the worker (GROQ_API_KEY)", field="classifier")
+        return llm_classify(self._chat, request)
 
     def _record(self, row: RoutedRequestRow) -> None:
         with database_errors(), self._db.transaction() as session:

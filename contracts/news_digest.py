@@ -37,6 +37,8 @@ class NewsDigestInput(StrictModel):
     """An article is relevant when its title or text has one of them (whole words, any
     case); empty: every article is."""
     max_articles: int = Field(default=30, ge=1, le=500)
+    categoriser: Literal["offline", "llm"] = "offline"
+    """``offline``: a lexicon per category; ``llm``: the worker's chat model (Groq)."""
     summary_sentences: int = Field(default=3, ge=2, le=3)
 
 
@@ -89,6 +91,7 @@ class DigestArticle(BaseModel):
 class SummariseInput(StrictModel):
     articles: list[Article]
     sentences: int
+    categoriser: Literal["offline", "llm"] = "offline"
 
 
 class Newsletter(BaseModel):

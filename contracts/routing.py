@@ -25,6 +25,8 @@ class RoutingInput(StrictModel):
     request_id: Text = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$")
     requester: Text = Field(min_length=1, max_length=200)
     text: Text = Field(min_length=1, max_length=10_000)
+    classifier: Literal["rules", "llm"] = "rules"
+    """``rules``: the terms below; ``llm``: the worker's chat model (Groq) decides."""
     admin_terms: list[str] = Field(default_factory=lambda: ["admin", "administrator", "root access", "sudo"])
     """Words that make a request an admin request (whole words, any case)."""
     premium_terms: list[str] = Field(default_factory=lambda: ["premium", "pro plan", "priority", "enterprise"])
@@ -51,7 +53,7 @@ class Classification(BaseModel):
     matched: list[str]
     """The terms that decided the tier (none for standard)."""
     classifier: str
-    """``rules`` (the terms of the input)."""
+    """``rules``, or ``llm:MODEL``."""
 
 
 class ApprovalDecision(StrictModel):

@@ -13,7 +13,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureEr
 from activities.db import Database
 from activities.search import SearchActivities
 from activities.text_analysis import split_sentences
-from activities.writing import GroqWriter, post_quality
+from activities.writing import GroqChat, GroqWriter, post_quality
 from contracts.blog import BlogInput, WritingInput
 from contracts.search import SearchInput
 from tests.corpus import RESEARCH, store_documents
@@ -91,11 +91,11 @@ def test_the_groq_writer_sends_each_stage_with_the_numbered_passages(db: Databas
         return 200, {}, completion(replies[index]) if index < 3 else api_error(500, "unexpected")
 
     with fake_chat_server(respond) as server:
-        writer = GroqWriter(api_key="k", model="test-model", base_url=server.base_url)
+        writer = GroqWriter(GroqChat(api_key="k", model="test-model", base_url=server.base_url))
         request = WritingInput(topic=TOPIC, passages=passages)
         assert writer.outline(request).startswith("# T")
         assert writer.draft(request.model_copy(update={"previous": "OUTLINE"})) == "# T\n\nDraft text [1].\n"
-        with pytest.raises(Exception, match="empty review"):
+        with pytest.raises(Exception, match="empty answer"):
             writer.review(request.model_copy(update={"previous": "DRAFT"}))
         prompt = server.prompt_of(1)
     assert "OUTLINE" in prompt and f"[1] {passages[0].text}" in prompt

@@ -209,3 +209,27 @@ async def test_cancel_while_fetching(dev_client: Client, db: Database, task_queu
                 await asyncio.wait_for(handle.result(), 60)
             assert (await handle.describe()).status == WorkflowExecutionStatus.CANCELED
             server.release_slow.set()
+
+
+async def test_the_llm_categorises_when_asked(
+    dev_client: Client, db: Database, task_queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json as jsonlib
+
+    from tests.fake_chat_server import completion, fake_chat_server
+
+    def respond(_body, _index):
+        return 200, {}, completion(jsonlib.dumps({"categories": ["research", "business"]}))
+
+    feed = FeedSource(name="research", url=str(FEEDS / "research-notes.rdf.xml"))
+    with fake_chat_server(respond) as server:
+        monkeypatch.setenv("GROQ_API_KEY", "test-key")
+        monkeypatch.setenv("GROQ_BASE_URL", server.base_url)
+        monkeypatch.delenv("SAGAWORKS_LLM_PROVIDER", raising=False)
+        settings = DocumentSettings(roots=(SAMPLES,))
+        async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, documents=settings):
+            result = await _run(dev_client, task_queue, NewsDigestInput(name="llm", feeds=[feed], categoriser="llm"))
+        prompt = server.prompt_of(0)
+    # Newest first: the retry-storms paper (19 Nov), then the replay study (17 Nov).
+    assert [(a.title[:5], a.category) for a in result.articles] == [("Paper", "research"), ("Study", "business")]
+    assert "1. Paper measures retry storms" in prompt

@@ -162,3 +162,37 @@ async def test_cancel_while_awaiting_approval(dev_client: Client, db: Database, 
         with pytest.raises(WorkflowFailureError):
             await asyncio.wait_for(handle.result(), 60)
         assert (await handle.describe()).status == WorkflowExecutionStatus.CANCELED
+
+
+async def test_the_llm_classifier_decides_the_tier_when_asked(
+    dev_client: Client, db: Database, task_queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.fake_chat_server import completion, fake_chat_server
+
+    def respond(_body, _index):
+        return 200, {}, completion('```json\n{"tier": "premium", "reason": "mentions a paid plan"}\n```')
+
+    request = _request("Our team plan is slow today, please look", classifier="llm")
+    with fake_chat_server(respond) as server:
+        monkeypatch.setenv("GROQ_API_KEY", "test-key")
+        monkeypatch.setenv("GROQ_BASE_URL", server.base_url)
+        monkeypatch.setenv("GROQ_MODEL", "test-model")
+        monkeypatch.delenv("SAGAWORKS_LLM_PROVIDER", raising=False)
+        async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=2):
+            result = await asyncio.wait_for((await _start(dev_client, task_queue, request)).result(), 60)
+        prompt = server.prompt_of(0)
+    assert request.text in prompt
+    assert (result.classification.tier, result.classification.classifier) == ("premium", "llm:test-model")
+    assert result.classification.matched == ["mentions a paid plan"]
+
+
+async def test_asking_for_the_llm_without_one_configured_names_the_field(
+    dev_client: Client, db: Database, task_queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GROQ_API_KEY", raising=False)
+    monkeypatch.delenv("SAGAWORKS_LLM_PROVIDER", raising=False)
+    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=2):
+        handle = await _start(dev_client, task_queue, _request("hello", classifier="llm"))
+        with pytest.raises(WorkflowFailureError) as failure:
+            await asyncio.wait_for(handle.result(), 60)
+    assert failure.value.cause.cause.message.startswith("classifier: no LLM is configured")  # type: ignore[union-attr]

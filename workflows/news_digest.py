@@ -81,7 +81,9 @@ class NewsDigestWorkflow(Pausable):
             await self._step("summarise")
             digest_articles = await workflow.execute_activity_method(
                 NewsActivities.categorise_and_summarise,
-                SummariseInput(articles=selection.articles, sentences=request.summary_sentences),
+                SummariseInput(
+                    articles=selection.articles, sentences=request.summary_sentences, categoriser=request.categoriser
+                ),
                 **policies.PROCESSING,
             )
             self._done += 1
