@@ -13,23 +13,27 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import multiprocessing
 import signal
 import subprocess
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from multiprocessing.managers import SyncManager
 from datetime import timedelta
 
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import SharedStateManager, Worker
 
-from activities import build_activities
+from activities import CPU_BOUND, build_activities
 from activities.db import Database
+from activities.processes import die_with_parent
 from activities.documents import DocumentSettings
 from activities.llm import LLMProvider
 from client.connection import DEFAULT_ADDRESS, TASK_QUEUE, connect
 from client.devserver import dev_server_command, wait_until_serving
 from client.observability import configure_logging
 from workflows.catalog import WORKFLOWS
+from workflows.cpu import cpu_queue
 
 log = logging.getLogger("sagaworks.worker")
 
@@ -44,6 +48,7 @@ async def running_worker(
     drain: timedelta = timedelta(seconds=30),
     llm: LLMProvider | None = None,
     documents: DocumentSettings | None = None,
+    cpu_processes: int = 2,
 ) -> AsyncIterator[Worker]:
     """Serve the whole catalog until the block exits, then drain in-flight activities.
 
@@ -51,10 +56,29 @@ async def running_worker(
 
     Activities are synchronous database code, so they run in a pool of
     ``activity_threads`` threads; the worker accepts no more activities than that, or
-    accepted ones would wait inside the worker while their timeouts run.
+    accepted ones would wait inside the worker while their timeouts run. The CPU-bound
+    activities run in ``cpu_processes`` processes of their own (see workflows/cpu.py), so
+    they hold neither the event loop's GIL nor each other's.
     """
-    with ThreadPoolExecutor(max_workers=activity_threads) as executor:
-        async with Worker(
+    # Spawned, not forked: the SDK's runtime threads must not be copied into a child.
+    spawn = multiprocessing.get_context("spawn")
+    manager = SyncManager(ctx=spawn)
+    manager.start(die_with_parent)
+    with (
+        ThreadPoolExecutor(max_workers=activity_threads) as executor,
+        ProcessPoolExecutor(max_workers=cpu_processes, mp_context=spawn, initializer=die_with_parent) as processes,
+        manager,
+    ):
+        cpu_worker = Worker(
+            client,
+            task_queue=cpu_queue(task_queue),
+            activities=CPU_BOUND,
+            activity_executor=processes,
+            shared_state_manager=SharedStateManager.create_from_multiprocessing(manager),
+            max_concurrent_activities=cpu_processes,
+            graceful_shutdown_timeout=drain,
+        )
+        async with cpu_worker, Worker(
             client,
             task_queue=task_queue,
             workflows=WORKFLOWS,

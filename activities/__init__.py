@@ -17,6 +17,22 @@ from activities.search import SearchActivities
 from activities.writing import WritingActivities, chat_from_env, writer_for
 
 
+CPU_BOUND: list[Callable[..., Any]] = [
+    sequential.ingest_text,
+    sequential.process_text,
+    sequential.analyse_text,
+    sequential.render_report,
+    text_analysis.analyse_sentiment,
+    text_analysis.extract_keywords,
+    text_analysis.frequent_keywords,
+    text_analysis.summarise_text,
+    text_analysis.lead_summary,
+    text_analysis.detect_language,
+]
+"""Pure CPU-bound activities (module functions, no database): worker.py serves them from a
+process pool on the CPU task queue (see workflows/cpu.py)."""
+
+
 def build_activities(
     db: Database, llm: LLMProvider | None = None, documents: DocumentSettings | None = None
 ) -> list[Callable[..., Any]]:
@@ -52,16 +68,6 @@ def build_activities(
         docs.discard_document_run,
         docs.record_document_failure,
         docs.list_documents,
-        sequential.ingest_text,
-        sequential.process_text,
-        sequential.analyse_text,
-        sequential.render_report,
-        text_analysis.analyse_sentiment,
-        text_analysis.extract_keywords,
-        text_analysis.frequent_keywords,
-        text_analysis.summarise_text,
-        text_analysis.lead_summary,
-        text_analysis.detect_language,
         routing.classify_request,
         routing.handle_admin,
         routing.handle_premium,

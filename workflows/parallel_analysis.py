@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts.text import AnalysisPart, TextInput
     from workflows import policies
     from workflows.common import Pausable
+    from workflows.cpu import current_cpu_queue
     from workflows.fallback import with_fallback
 
 BRANCHES = {
@@ -48,7 +49,7 @@ class ParallelAnalysisWorkflow(Pausable):
         value, outcome = await with_fallback(
             primary,
             TextInput(text=request.text, fail=part in request.fail),
-            policies.TEXT_ANALYSIS,
+            policies.ActivityOptions(**policies.TEXT_ANALYSIS, task_queue=current_cpu_queue()),
             fallback=fallback,
             summary=part,
         )

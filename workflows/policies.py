@@ -25,6 +25,7 @@ class ActivityOptions(TypedDict, total=False):
     schedule_to_close_timeout: timedelta
     heartbeat_timeout: timedelta
     retry_policy: RetryPolicy
+    task_queue: str
 
 
 DATABASE_WRITE = ActivityOptions(

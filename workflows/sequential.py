@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows import policies
     from workflows.common import Pausable
+    from workflows.cpu import current_cpu_queue
 
 T = TypeVar("T")
 
@@ -60,21 +61,22 @@ class SequentialWorkflow(Pausable):
     async def run(self, request: SequentialInput) -> SequentialResult:
         """Return the report and every step's outcome and timing."""
         delay = request.step_delay_seconds
+        cpu = policies.ActivityOptions(**policies.TEXT_ANALYSIS, task_queue=current_cpu_queue())
         ingested = await self._step(
             "ingest",
-            lambda: workflow.execute_activity(ingest_text, request.text, **policies.TEXT_ANALYSIS),
+            lambda: workflow.execute_activity(ingest_text, request.text, **cpu),
             lambda done: f"{done.characters} characters accepted",
             delay,
         )
         processed = await self._step(
             "process",
-            lambda: workflow.execute_activity(process_text, ingested.text, **policies.TEXT_ANALYSIS),
+            lambda: workflow.execute_activity(process_text, ingested.text, **cpu),
             lambda done: f"{done.profile.sentences} sentences, {done.profile.words} words",
             delay,
         )
         analysis = await self._step(
             "analyse",
-            lambda: workflow.execute_activity(analyse_text, ingested.text, **policies.TEXT_ANALYSIS),
+            lambda: workflow.execute_activity(analyse_text, ingested.text, **cpu),
             lambda done: f"{len(done.keywords.keywords)} keywords, sentiment {done.sentiment.label}",
             delay,
         )
@@ -85,7 +87,7 @@ class SequentialWorkflow(Pausable):
             lambda: workflow.execute_activity(
                 render_report,
                 ReportInput(steps=steps, profile=processed.profile, analysis=analysis),
-                **policies.TEXT_ANALYSIS,
+                **cpu,
             ),
             lambda done: f"{len(done)} characters of Markdown",
             delay,
