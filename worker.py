@@ -58,25 +58,33 @@ async def running_worker(
     ``activity_threads`` threads; the worker accepts no more activities than that, or
     accepted ones would wait inside the worker while their timeouts run. The CPU-bound
     activities run in ``cpu_processes`` processes of their own (see workflows/cpu.py), so
-    they hold neither the event loop's GIL nor each other's.
+    they hold neither the event loop's GIL nor each other's; 0 runs them in the threads.
     """
-    # Spawned, not forked: the SDK's runtime threads must not be copied into a child.
-    spawn = multiprocessing.get_context("spawn")
-    manager = SyncManager(ctx=spawn)
-    manager.start(die_with_parent)
-    with (
-        ThreadPoolExecutor(max_workers=activity_threads) as executor,
-        ProcessPoolExecutor(max_workers=cpu_processes, mp_context=spawn, initializer=die_with_parent) as processes,
-        manager,
-    ):
+    with contextlib.ExitStack() as stack:
+        executor = stack.enter_context(ThreadPoolExecutor(max_workers=activity_threads))
+        # Without processes: two threads of this process of their own (sharing its GIL).
+        cpu_options: dict = {"max_concurrent_activities": 2}
+        if cpu_processes <= 0:
+            cpu_options["activity_executor"] = stack.enter_context(ThreadPoolExecutor(max_workers=2))
+        else:
+            # Spawned, not forked: the SDK's runtime threads must not be copied into a child.
+            spawn = multiprocessing.get_context("spawn")
+            manager = SyncManager(ctx=spawn)
+            manager.start(die_with_parent)
+            stack.enter_context(manager)
+            cpu_options = {
+                "activity_executor": stack.enter_context(
+                    ProcessPoolExecutor(max_workers=cpu_processes, mp_context=spawn, initializer=die_with_parent)
+                ),
+                "shared_state_manager": SharedStateManager.create_from_multiprocessing(manager),
+                "max_concurrent_activities": cpu_processes,
+            }
         cpu_worker = Worker(
             client,
             task_queue=cpu_queue(task_queue),
             activities=CPU_BOUND,
-            activity_executor=processes,
-            shared_state_manager=SharedStateManager.create_from_multiprocessing(manager),
-            max_concurrent_activities=cpu_processes,
             graceful_shutdown_timeout=drain,
+            **cpu_options,
         )
         async with cpu_worker, Worker(
             client,
@@ -161,6 +169,7 @@ async def main(args: argparse.Namespace) -> None:
             task_queue=args.task_queue,
             activity_threads=args.activity_threads,
             drain=timedelta(seconds=args.drain_seconds),
+            cpu_processes=args.cpu_processes,
         ):
             await stop.wait()
             log.info("Stopping: draining in-flight activities")
@@ -180,6 +189,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--task-queue", default=TASK_QUEUE, help="task queue to poll (default %(default)s)")
     parser.add_argument(
         "--activity-threads", type=int, default=16, help="concurrent activities (default %(default)s)"
+    )
+    parser.add_argument(
+        "--cpu-processes",
+        type=int,
+        default=2,
+        help="processes for CPU-bound activities; 0 runs them in the threads (default %(default)s)",
     )
     parser.add_argument(
         "--connect-seconds",

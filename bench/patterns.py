@@ -1,7 +1,7 @@
 """Pattern families benchmark: each family's sample as a workflow on the embedded server
 (offline provider) vs. the same activities called as plain functions, one after another.
 
-    python -m bench.patterns [--runs 15]
+    python -m bench.patterns [--runs 15] [--concurrent 24]
 
 Runs are sequential (one at a time), so the difference is the orchestration cost of one
 run: scheduling each activity through the server and recording it in the history.
@@ -119,7 +119,31 @@ def _fresh(db: Database, name: str, request: Any) -> Any:
     return request
 
 
-async def main(runs: int) -> None:
+def text_of_bench() -> str:
+    """The long text of the concurrency run: the research samples, three times."""
+    return "\n\n".join(p.read_text() for p in RESEARCH) * 3
+
+
+async def concurrent_analyses(client: Any, db: Database, count: int, *, processes: bool) -> float:
+    """Analyses per second with ``count`` parallel-analysis runs in flight at once."""
+    queue = f"bench-cpu-{uuid.uuid4().hex[:8]}"
+    text = text_of_bench()
+    request = family("parallel-analysis").parse({"text": text})
+
+    async def burst() -> float:
+        started = time.perf_counter()
+        await asyncio.gather(*(
+            client.execute_workflow("ParallelAnalysisWorkflow", request, id=f"bench-{uuid.uuid4()}", task_queue=queue)
+            for _ in range(count)
+        ))
+        return count / (time.perf_counter() - started)
+
+    async with running_worker(client, db, task_queue=queue, activity_threads=8, cpu_processes=2 if processes else 0):
+        await burst()  # warm up: the pool's processes start and import the libraries
+        return await burst()
+
+
+async def main(runs: int, concurrent: int) -> None:
     figures: dict[str, tuple[float, float]] = {}
     async with await start_embedded() as env:
         with tempfile.TemporaryDirectory() as tmp:
@@ -132,6 +156,10 @@ async def main(runs: int) -> None:
                     fam = family(name)
                     request = fam.parse(json.loads((SAMPLES / sample).read_text()))
                     workflow_times, plain_times = [], []
+                    # Untimed first run: the pool's processes start and import the libraries.
+                    await env.client.execute_workflow(
+                        fam.workflow_type, _fresh(db, name, request), id=f"bench-{uuid.uuid4()}", task_queue="bench-patterns"
+                    )
                     for _ in range(runs):
                         arg = _fresh(db, name, request)
                         started = time.perf_counter()
@@ -144,14 +172,23 @@ async def main(runs: int) -> None:
                         await asyncio.to_thread(plain[name], arg)
                         plain_times.append(time.perf_counter() - started)
                     figures[name] = (statistics.median(workflow_times), statistics.median(plain_times))
+            throughput = {
+                kind: await concurrent_analyses(env.client, db, concurrent, processes=kind == "processes")
+                for kind in ("threads", "processes")
+            }
             db.dispose()
     print(f"{runs} runs each, one at a time; {platform.processor() or platform.machine()}, Python {platform.python_version()}")
     print(f"{'family':<18} {'workflow p50 ms':>16} {'plain p50 ms':>13} {'overhead ms':>12}")
     for name, (workflow_p50, plain_p50) in figures.items():
         print(f"{name:<18} {workflow_p50 * 1000:>16.1f} {plain_p50 * 1000:>13.1f} {(workflow_p50 - plain_p50) * 1000:>12.1f}")
+    print(f"\n{concurrent} parallel-analysis runs at once (a {len(text_of_bench())} character text), CPU-bound activities in:")
+    for kind, rate in throughput.items():
+        print(f"  {kind:<10} {rate:6.2f} analyses/s")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15)
-    asyncio.run(main(parser.parse_args().runs))
+    parser.add_argument("--concurrent", type=int, default=24)
+    args = parser.parse_args()
+    asyncio.run(main(args.runs, args.concurrent))
