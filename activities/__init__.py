@@ -11,6 +11,7 @@ from activities.documents import DocumentActivities, DocumentSettings
 from activities.llm import LLMProvider, provider_from_env
 from activities.orders import OrderActivities, seed_inventory
 from activities import sequential, text_analysis
+from activities.llm_analysis import ChatAnalysisActivities
 from activities.news import NewsActivities
 from activities.routing import RoutingActivities
 from activities.search import SearchActivities
@@ -49,6 +50,7 @@ def build_activities(
     search = SearchActivities(db)
     writing = WritingActivities(writer_for(chat))
     news = NewsActivities(db, documents, chat)
+    chat_analysis = ChatAnalysisActivities(chat)
     return [
         orders.create_customer_account,
         orders.delete_customer_account,
@@ -85,4 +87,7 @@ def build_activities(
         news.categorise_and_summarise,
         news.build_newsletter,
         news.store_digest,
+        chat_analysis.llm_sentiment,
+        chat_analysis.llm_keywords,
+        chat_analysis.llm_summary,
     ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 from contracts.common import ProgressStatus, StrictModel, Text
@@ -14,7 +16,10 @@ class ParallelAnalysisInput(StrictModel):
 
     text: Text = Field(min_length=10, max_length=100_000)
     fail: list[AnalysisPart] = Field(default_factory=list)
-    """Analyses made to fail (demos and tests of partial results and fallbacks)."""
+    """Offline analyses made to fail (demos and tests of partial results and fallbacks)."""
+    provider: Literal["offline", "llm"] = "offline"
+    """``llm``: sentiment, keywords and summary by the worker's chat model, each falling
+    back to its offline analysis; the language is always detected offline."""
 
 
 class ParallelAnalysisResult(BaseModel):

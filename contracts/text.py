@@ -19,13 +19,16 @@ class TextInput(StrictModel):
 
 
 class Sentiment(BaseModel):
-    """VADER's scores: ``compound`` in [-1, 1]; label by VADER's own +-0.05 thresholds."""
+    """``compound`` in [-1, 1]; VADER labels by its own +-0.05 thresholds."""
 
     label: Literal["positive", "negative", "neutral"]
     compound: float
-    positive: float
-    neutral: float
-    negative: float
+    positive: float | None = None
+    """VADER's proportions of positive, neutral and negative words (None from the LLM)."""
+    neutral: float | None = None
+    negative: float | None = None
+    method: str = "vader"
+    """``vader`` or ``llm:MODEL``."""
 
 
 class Keywords(BaseModel):

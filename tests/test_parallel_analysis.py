@@ -95,3 +95,35 @@ async def test_cancel_while_branches_run_ends_canceled_not_partial(
         with pytest.raises(WorkflowFailureError):
             await asyncio.wait_for(handle.result(), 60)
         assert (await handle.describe()).status == WorkflowExecutionStatus.CANCELED
+
+
+async def test_the_llm_option_analyses_with_the_chat_model_and_falls_back_offline(
+    dev_client: Client, db: Database, task_queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.fake_chat_server import api_error, completion, fake_chat_server
+
+    def respond(body, _index):
+        prompt = body["messages"][-1]["content"]
+        if prompt.startswith("Judge the sentiment"):
+            return 200, {}, completion('{"label": "positive", "score": 0.7}')
+        if prompt.startswith("List the 8"):
+            return 200, {}, completion('```json\n{"keywords": ["durable workflows", "billing job"]}\n```')
+        return api_error(400, "summaries are switched off for this key")
+
+    with fake_chat_server(respond) as server:
+        monkeypatch.setenv("GROQ_API_KEY", "test-key")
+        monkeypatch.setenv("GROQ_BASE_URL", server.base_url)
+        monkeypatch.setenv("GROQ_MODEL", "test-model")
+        monkeypatch.delenv("SAGAWORKS_LLM_PROVIDER", raising=False)
+        async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4):
+            _, result = await _run(dev_client, task_queue, ParallelAnalysisInput(text=SAMPLE, provider="llm"))
+
+    assert result.sentiment is not None
+    assert (result.sentiment.label, result.sentiment.compound, result.sentiment.method) == ("positive", 0.7, "llm:test-model")
+    assert result.keywords is not None and result.keywords.keywords == ["durable workflows", "billing job"]
+    # The model refused the summary (HTTP 400, final): the offline TextRank summary stands in.
+    assert result.parts["summary"].status == "fallback" and result.parts["summary"].activity == "summarise_text"
+    assert "Groq HTTP 400" in (result.parts["summary"].error or "")
+    assert result.summary == summary_of(SAMPLE)
+    assert result.language is not None and result.language.code == "en"
+    assert (result.partial, result.fallbacks, result.unavailable) == (True, ["summary"], [])

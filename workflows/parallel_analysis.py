@@ -1,5 +1,6 @@
 """The parallel-analysis family: sentiment, keywords, summary and language of one text,
-four activities at once, combined when all have ended.
+four activities at once, combined when all have ended. With ``provider="llm"`` the chat
+model analyses sentiment, keywords and summary, each falling back to its offline analysis.
 
 Each branch runs under :func:`workflows.fallback.with_fallback`: keywords fall back to
 frequent words and the summary to the lead sentences; sentiment and language have no
@@ -22,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
         lead_summary,
         summarise_text,
     )
+    from activities.llm_analysis import ChatAnalysisActivities
     from contracts.parallel_analysis import ParallelAnalysisInput, ParallelAnalysisResult, ParallelAnalysisStatus
     from contracts.text import AnalysisPart, TextInput
     from workflows import policies
@@ -35,6 +37,11 @@ BRANCHES = {
     "summary": (summarise_text, lead_summary),
     "language": (detect_language, None),
 }
+LLM_BRANCHES = {
+    "sentiment": ChatAnalysisActivities.llm_sentiment,
+    "keywords": ChatAnalysisActivities.llm_keywords,
+    "summary": ChatAnalysisActivities.llm_summary,
+}
 
 
 @workflow.defn
@@ -46,13 +53,14 @@ class ParallelAnalysisWorkflow(Pausable):
 
     async def _branch(self, part: AnalysisPart, request: ParallelAnalysisInput):  # -> (value, outcome)
         primary, fallback = BRANCHES[part]
-        value, outcome = await with_fallback(
-            primary,
-            TextInput(text=request.text, fail=part in request.fail),
-            policies.ActivityOptions(**policies.TEXT_ANALYSIS, task_queue=current_cpu_queue()),
-            fallback=fallback,
-            summary=part,
-        )
+        offline = policies.ActivityOptions(**policies.TEXT_ANALYSIS, task_queue=current_cpu_queue())
+        text = TextInput(text=request.text, fail=part in request.fail)
+        if request.provider == "llm" and part in LLM_BRANCHES:
+            value, outcome = await with_fallback(
+                LLM_BRANCHES[part], text, policies.MODEL, fallback=primary, fallback_options=offline, summary=part
+            )
+        else:
+            value, outcome = await with_fallback(primary, text, offline, fallback=fallback, summary=part)
         self._finished.append(part)
         return value, outcome
 
