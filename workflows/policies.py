@@ -25,6 +25,7 @@ class ActivityOptions(TypedDict, total=False):
     schedule_to_close_timeout: timedelta
     heartbeat_timeout: timedelta
     retry_policy: RetryPolicy
+    task_queue: str
 
 
 DATABASE_WRITE = ActivityOptions(
@@ -81,3 +82,28 @@ PROCESSING = ActivityOptions(
     ),
 )
 """CPU-bound parsing and transformation of data the activity already has."""
+
+TEXT_ANALYSIS = ActivityOptions(
+    # An offline analysis of one text takes well under a second; a minute means it hangs.
+    start_to_close_timeout=timedelta(seconds=60),
+    retry_policy=RetryPolicy(
+        initial_interval=timedelta(milliseconds=500),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=5),
+        maximum_attempts=3,
+        non_retryable_error_types=NON_RETRYABLE_ERROR_TYPES,
+    ),
+)
+"""A CPU-bound analysis of a text the activity is given (sentiment, keywords, search)."""
+
+FEED_FETCH = ActivityOptions(
+    # The workflow sets start_to_close_timeout per feed (the feed's own timeout + 5 s).
+    retry_policy=RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=10),
+        maximum_attempts=2,
+        non_retryable_error_types=NON_RETRYABLE_ERROR_TYPES,
+    ),
+)
+"""One remote feed: one retry, then the digest goes on without it (or with its cached copy)."""
