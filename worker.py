@@ -49,11 +49,12 @@ async def running_worker(
 
     ``llm`` and ``documents`` default to what the environment configures.
 
-    Activities are synchronous database code, so they run in a pool of
-    ``activity_threads`` threads; the worker accepts no more activities than that, or
-    accepted ones would wait inside the worker while their timeouts run.
+    Activities are synchronous database code, so they run in a pool of threads; the
+    worker accepts ``activity_threads`` activities and as many local activities, and the
+    pool has a thread for each, or accepted ones would wait inside the worker while
+    their timeouts run.
     """
-    with ThreadPoolExecutor(max_workers=activity_threads) as executor:
+    with ThreadPoolExecutor(max_workers=2 * activity_threads) as executor:
         async with Worker(
             client,
             task_queue=task_queue,
@@ -96,10 +97,11 @@ async def main(args: argparse.Namespace) -> None:
         db = Database()
         stack.callback(db.dispose)
         log.info(
-            "Worker polling %s on %s (database %s)",
+            "Worker polling %s on %s (database %s); documents are read from %s only",
             args.task_queue,
             client.service_client.config.target_host,
             db.engine.url.render_as_string(hide_password=True),
+            DocumentSettings().describe_roots(),
         )
         async with running_worker(
             client,
