@@ -414,8 +414,8 @@ class _Evidence:
         self.chunks.add(chunk)
         if salience > self.best:
             self.best, self.best_chunk = salience, chunk
-        if len(name) > len(self.name):
-            self.name = name  # the fullest spelling names the concept
+        if len(name) < len(self.name):
+            self.name = name  # the shortest spelling (the singular, usually) names the concept
 
     def absorb(self, other: _Evidence) -> None:
         self.mentions += other.mentions
@@ -439,25 +439,68 @@ class _Evidence:
 def rank_concepts(mentions: Iterable[tuple[str, str, float, int]], chunk_count: int) -> list[tuple[_Evidence, float]]:
     """Merge mentions (name, kind, salience, chunk) into concepts, best evidence first.
 
-    Singular and plural spellings are one concept; a sub-phrase that never occurs outside
-    the chunks of a longer phrase containing it ("general public" inside "gnu general public
-    license") is folded into that phrase.
+    Singular and plural spellings are one concept. Pieces of one longer name are folded
+    into it when they never occur outside its chunks: a sub-phrase ("general public"
+    inside "gnu general public license"), and two phrases that overlap by two words or more
+    ("gnu general public" + "general public licenses" = "gnu general public licenses").
     """
     merged: dict[str, _Evidence] = {}
     for name, kind, salience, chunk in mentions:
         evidence = merged.setdefault(concept_key(name), _Evidence(name=name, kind=kind))
         evidence.add(name, salience, chunk)
-    keys = sorted(merged, key=lambda k: (-len(k.split()), k))
-    for index, short in enumerate(keys):
-        words = short.split()
-        for long in keys[:index]:
-            if long not in merged or len(long.split()) <= len(words):
-                continue
-            if f" {short} " in f" {long} " and merged[short].chunks <= merged[long].chunks:
-                merged[long].absorb(merged.pop(short))
-                break
+    _join_overlapping(merged)
+    _fold_sub_phrases(merged)
     ranked = [(evidence, evidence.score(chunk_count)) for evidence in merged.values()]
     return sorted(ranked, key=lambda pair: (-pair[1], -pair[0].best, pair[0].name))
+
+
+def _join_overlapping(merged: dict[str, _Evidence]) -> None:
+    by_start: dict[tuple[str, ...], list[str]] = {}
+    for key in merged:
+        words = tuple(key.split())
+        if len(words) >= 2:
+            by_start.setdefault(words[:2], []).append(key)
+    pairs = []
+    for left in merged:
+        words = left.split()
+        for overlap in range(2, len(words)):
+            tail = words[-overlap:]
+            for right in by_start.get(tuple(tail[:2]), []):
+                right_words = right.split()
+                if right != left and len(right_words) > overlap and right_words[:overlap] == tail:
+                    pairs.append((left, right, overlap))
+    # Strongest evidence first: the pair both of whose phrases occur most.
+    pairs.sort(key=lambda p: (-min(len(merged[p[0]].chunks), len(merged[p[1]].chunks)), p[0], p[1]))
+    for left, right, overlap in pairs:
+        if left not in merged or right not in merged:
+            continue
+        small, large = sorted((merged[left], merged[right]), key=lambda e: len(e.chunks))
+        # One name cut in two: each piece occurs where the other does.
+        if not (small.chunks <= large.chunks and 2 * len(small.chunks) >= len(large.chunks)):
+            continue
+        name = " ".join(merged[left].name.split() + merged[right].name.split()[overlap:])
+        joined = merged.pop(left)
+        joined.absorb(merged.pop(right))
+        joined.name = name
+        key = concept_key(name)
+        if key in merged:
+            merged[key].absorb(joined)
+        else:
+            merged[key] = joined
+
+
+def _fold_sub_phrases(merged: dict[str, _Evidence]) -> None:
+    containing: dict[str, list[str]] = {}
+    for key in merged:
+        words = key.split()
+        for size in range(1, len(words)):
+            for start in range(len(words) - size + 1):
+                containing.setdefault(" ".join(words[start : start + size]), []).append(key)
+    for short in sorted(merged, key=lambda k: (len(k.split()), k)):
+        longer = [k for k in containing.get(short, []) if k in merged and k != short]
+        target = next((k for k in sorted(longer, key=len, reverse=True) if merged[short].chunks <= merged[k].chunks), None)
+        if target is not None:
+            merged[target].absorb(merged.pop(short))
 
 
 class DocumentActivities:
