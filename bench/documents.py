@@ -63,7 +63,7 @@ async def floor(corpus: Path, folder: Path, concurrency: int = 4) -> float:
         for index in range(summary.chunk_count):
             env.run(
                 acts.extract_concepts,
-                ExtractInput(document_id=doc.document_id, content_hash=doc.content_hash, chunk_index=index, run_key=run_key),
+                ExtractInput(document_id=doc.document_id, content_hash=doc.rows_key, chunk_index=index, run_key=run_key),
             )
         env.run(acts.store_concepts, StoreInput(document=doc, run_key=run_key))
 

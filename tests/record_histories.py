@@ -22,9 +22,11 @@ from temporalio.client import WorkflowFailureError, WorkflowHandle
 from activities.db import Database
 from activities.documents import DocumentSettings
 from client.devserver import start_embedded
+from contracts.documents import DocumentInput
 from tests.documents import SAMPLES, PoisonAwareProvider, start_document
 from tests.orders import make_order, start_order, wait_for_status
 from worker import running_worker
+from workflows.document import DocumentPipeline
 
 HISTORIES = Path(__file__).parent / "histories"
 
@@ -45,12 +47,15 @@ async def record(out_dir: Path) -> list[Path]:
             db = Database(f"sqlite:///{folder}/app.db")
             poisoned = folder / "poisoned.txt"
             poisoned.write_text("A document with POISON in it, which the model refuses.")
+            # Runs since workflows/document.py FINALISE_PATCH; the document_{completed,
+            # rejected,compensated}.json recorded before it stay beside them.
             documents = {
-                "document_completed": SAMPLES / "durable-execution.txt",
-                "document_rejected": SAMPLES / "bad-encrypted.pdf",
-                "document_compensated": poisoned,
+                "document_finalised_completed": SAMPLES / "durable-execution.txt",
+                "document_finalised_rejected": SAMPLES / "bad-encrypted.pdf",
+                "document_finalised_failed": poisoned,
+                "document_finalised_relative_path": Path("saga-pattern.md"),
             }
-            settings = DocumentSettings(roots=(SAMPLES, folder))
+            settings = DocumentSettings(roots=(SAMPLES, folder))  # relative paths: under SAMPLES
             async with running_worker(
                 env.client, db, task_queue=task_queue, activity_threads=4, llm=PoisonAwareProvider(), documents=settings
             ):
@@ -61,7 +66,12 @@ async def record(out_dir: Path) -> list[Path]:
                         await handle.cancel()
                     written.append(await _save(handle, out_dir / f"{name}.json"))
                 for name, path in documents.items():
-                    handle = await start_document(env.client, task_queue, path)
+                    handle = await start_document(env.client, task_queue, path) if path.is_absolute() else (
+                        await env.client.start_workflow(
+                            DocumentPipeline.run, DocumentInput(path=str(path)), id=f"document-relative-{path.stem}",
+                            task_queue=task_queue,
+                        )
+                    )
                     written.append(await _save(handle, out_dir / f"{name}.json"))
             db.dispose()
     return written

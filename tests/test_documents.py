@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sqlite3
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -14,7 +16,7 @@ from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.worker import Worker
 
 from activities.db import Database
-from activities.documents import DocumentSettings
+from activities.documents import DEFAULT_ROOT, DocumentSettings
 from activities.llm import FAILED_CALL_ATTEMPTS, ConceptList, LLMProvider, OfflineProvider
 from contracts.documents import DocumentInput, document_id_for, document_workflow_id
 from tests.documents import (
@@ -374,3 +376,38 @@ async def test_relative_paths_start_at_the_first_root_so_the_catalog_samples_run
         )
     assert result.path == str(SAMPLES / json.loads((SAMPLE_INPUTS / "inputs/document.json").read_text())["path"])
     assert document_row(db, SAMPLES / "saga-pattern.md").status == "COMPLETED"
+
+
+async def test_database_waits_inside_an_activity_keep_it_heartbeating(
+    dev_client: Client, doc_worker: WorkerFactory, task_queue: str, db: Database, tmp_path: Path
+) -> None:
+    path = tmp_path / "note.txt"
+    path.write_text("A note about sagas, written while another process holds the database.")
+    async with doc_worker():
+        holder = sqlite3.connect(str(db.engine.url.database), isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")  # validate_document waits for this lock
+        try:
+            handle = await start_document(dev_client, task_queue, path)
+            # Released only once the server saw a heartbeat of the waiting step: without
+            # heartbeats the wait would outlast the heartbeat timeout and the attempt be lost.
+            for _ in range(600):
+                pending = (await handle.describe()).raw_description.pending_activities
+                if any(p.activity_type.name == "validate_document" and p.HasField("last_heartbeat_time") for p in pending):
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError("validate_document never heartbeat while it waited for the database")
+            holder.execute("COMMIT")
+            result = await handle.result()
+        finally:
+            holder.close()
+    assert result.concept_count > 0
+
+
+def test_the_default_document_root_is_the_demo_samples_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SAGAWORKS_DOCUMENT_ROOTS", raising=False)
+    settings = DocumentSettings()
+    assert settings.roots == (DEFAULT_ROOT,) == (SAMPLES,)
+    assert settings.describe_roots() == f"{SAMPLES} (this worker's document roots, default)"
+    monkeypatch.setenv("SAGAWORKS_DOCUMENT_ROOTS", os.pathsep.join(["/srv/a", "/srv/b"]))
+    assert DocumentSettings().roots == (Path("/srv/a"), Path("/srv/b"))
