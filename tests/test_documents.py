@@ -411,3 +411,13 @@ def test_the_default_document_root_is_the_demo_samples_folder(monkeypatch: pytes
     assert settings.describe_roots() == f"{SAMPLES} (this worker's document roots, default)"
     monkeypatch.setenv("SAGAWORKS_DOCUMENT_ROOTS", os.pathsep.join(["/srv/a", "/srv/b"]))
     assert DocumentSettings().roots == (Path("/srv/a"), Path("/srv/b"))
+
+
+def test_compose_workers_read_documents_from_a_mounted_root_only() -> None:
+    import yaml
+
+    compose = yaml.safe_load((SAMPLES.parents[1] / "docker-compose.yml").read_text())
+    worker = compose["services"]["worker"]
+    root = worker["environment"]["SAGAWORKS_DOCUMENT_ROOTS"]
+    mounts = {volume.rsplit(":", 2)[1]: volume for volume in worker["volumes"]}
+    assert mounts[root].endswith(":ro") and "samples/documents" in mounts[root]
