@@ -99,17 +99,6 @@ async def test_rate_limits_do_not_use_up_the_attempts_of_a_chunk(
     assert result.concept_count == 1 and len(server.requests) == FAILED_CALL_ATTEMPTS + 3
 
 
-@pytest.mark.parametrize("server", [[api_error(503, "overloaded")]], indirect=True)
-async def test_a_failing_call_is_final_after_a_bounded_number_of_attempts(
-    dev_client: Client, db: Database, task_queue: str, document: Path, server: FakeChatServer
-) -> None:
-    with pytest.raises(WorkflowFailureError) as failure:
-        await _run(dev_client, db, task_queue, document, server)
-    assert len(server.requests) == FAILED_CALL_ATTEMPTS
-    assert "Groq HTTP 503: overloaded" in str(failure.value.cause)
-    assert document_row(db, document).status == "FAILED"
-
-
 @pytest.mark.parametrize("server", [[api_error(500, "upstream broke"), concepts_reply("saga")]], indirect=True)
 async def test_500_is_retried_then_succeeds(
     dev_client: Client, db: Database, task_queue: str, document: Path, server: FakeChatServer
@@ -118,17 +107,35 @@ async def test_500_is_retried_then_succeeds(
     assert result.concept_count == 1 and len(server.requests) == 2
 
 
-@pytest.mark.parametrize("server", [[api_error(401, "invalid api key")]], indirect=True)
-async def test_401_is_not_retried_and_fails_clearly(
-    dev_client: Client, db: Database, task_queue: str, document: Path, server: FakeChatServer
+@pytest.mark.parametrize(
+    ("server", "attempts", "message"),
+    [
+        ([api_error(401, "invalid api key")], 1, "Groq HTTP 401: invalid api key"),
+        ([api_error(503, "overloaded")], FAILED_CALL_ATTEMPTS, "Groq HTTP 503: overloaded"),
+    ],
+    indirect=["server"],
+    ids=["401-final-at-once", "503-final-after-bounded-attempts"],
+)
+async def test_a_failing_call_fails_the_document_clearly(
+    dev_client: Client, db: Database, task_queue: str, document: Path, server: FakeChatServer, attempts: int, message: str
 ) -> None:
     with pytest.raises(WorkflowFailureError) as failure:
         await _run(dev_client, db, task_queue, document, server)
-    assert len(server.requests) == 1
-    assert "Groq HTTP 401: invalid api key" in str(failure.value.cause)
+    assert len(server.requests) == attempts
+    assert message in str(failure.value.cause)
     row = document_row(db, document)
     assert (row.status, row.error_class) == ("FAILED", "ModelError")
     assert version_rows(db, row.document_id) == {"document_chunks": 0, "concept_mentions": 0, "concepts": 0}
+
+
+def _details_with_raw_output(failure: WorkflowFailureError) -> tuple[ApplicationError, dict[str, Any]]:
+    """The model error (and its details) that kept the raw output, beneath the wrappers."""
+    error = failure.cause
+    while error is not None:
+        if isinstance(error, ApplicationError) and error.details and "raw_output" in error.details[0]:
+            return error, error.details[0]
+        error = error.__cause__
+    raise AssertionError("no failure kept the raw output")
 
 
 @pytest.mark.parametrize("server", [[(200, {}, completion("Sure! Here are the concepts: saga, compensation"))]], indirect=True)
@@ -138,13 +145,9 @@ async def test_malformed_output_is_retried_a_bounded_number_of_times_then_fails(
     with pytest.raises(WorkflowFailureError) as failure:
         await _run(dev_client, db, task_queue, document, server)
     assert len(server.requests) == INVALID_OUTPUT_ATTEMPTS
-    chain, root = [], failure.value.cause
-    while root is not None:
-        chain.append(root)
-        root = root.__cause__
-    model_error = next(e for e in chain if isinstance(e, ApplicationError) and "raw_output" in (e.details or [{}])[0])
-    assert "model output failed validation" in model_error.message
-    assert model_error.details[0]["raw_output"].startswith("Sure! Here are the concepts")
+    model_error, details = _details_with_raw_output(failure.value)
+    assert model_error.type == "ModelError" and "model output failed validation" in model_error.message
+    assert details["raw_output"].startswith("Sure! Here are the concepts")
 
 
 _LEAKY = "Sure! I used key gsk_live_9f8e7d6c5b4a39281706f5e4 for ops@example.com. " + "saga " * 5000
@@ -156,11 +159,7 @@ async def test_invalid_output_in_failure_details_is_capped_and_redacted(
 ) -> None:
     with pytest.raises(WorkflowFailureError) as failure:
         await _run(dev_client, db, task_queue, document, server)
-    chain, root = [], failure.value.cause
-    while root is not None:
-        chain.append(root)
-        root = root.__cause__
-    details = next(e for e in chain if isinstance(e, ApplicationError) and "raw_output" in (e.details or [{}])[0]).details[0]
+    _error, details = _details_with_raw_output(failure.value)
     assert len(details["raw_output"]) <= RAW_OUTPUT_CHARS and details["raw_length"] == len(_LEAKY)
     assert details["raw_output"].startswith("Sure! I used [redacted] for [redacted]")
     assert "gsk_" not in details["raw_output"] and "@" not in details["raw_output"]
