@@ -264,12 +264,20 @@ def parse_text(path: Path, data: bytes, fmt: DocumentFormat, settings: DocumentS
     if fmt == "pdf":
         return _pdf_text(path, data, settings)
     if fmt == "docx":
-        import docx
-
-        document = docx.Document(io.BytesIO(data))
+        document = _open_docx(path, data)
         return "\n\n".join(p.text for p in document.paragraphs if p.text.strip())
     text = decode_text(path, data, html=fmt == "html")
     return html_text(text) if fmt == "html" else text
+
+
+def _open_docx(path: Path, data: bytes):  # -> docx.document.Document
+    """Open a .docx; whatever the library cannot read is the file's fault, said as such."""
+    import docx
+
+    try:
+        return docx.Document(io.BytesIO(data))
+    except Exception as err:  # python-docx raises lxml, zipfile, KeyError... for a broken file
+        raise validation_error(f"corrupt .docx: {type(err).__name__}: {err}"[:500], field=str(path)) from None
 
 
 class _HtmlText:
@@ -544,6 +552,8 @@ class DocumentActivities:
             fmt = detect_format(path, data, self._settings)
             if fmt == "pdf":
                 _open_pdf(path, data, self._settings).close()
+            elif fmt == "docx":
+                _open_docx(path, data)
             content_hash = hashlib.sha256(data).hexdigest()
             rows_key = version_key(content_hash, request.chunk_size, request.chunk_overlap)
             with database_errors(), self._db.transaction() as session:

@@ -159,8 +159,21 @@ def parse_concepts(raw: str) -> ConceptList:
     so a failed chunk can be diagnosed without the history carrying the whole reply.
     """
     fenced = re.search(r"```(?:json)?\s*(.*?)```", raw, re.DOTALL)
+    body = fenced.group(1) if fenced else raw
     try:
-        return ConceptList.model_validate_json(fenced.group(1) if fenced else raw)
+        data = json.loads(body)
+    except ValueError:
+        data = None
+    try:
+        if isinstance(data, dict) and isinstance(data.get("concepts"), list):
+            # A "name" no concept can have (a sentence, a run of words without spaces) is
+            # dropped, not a reason to fail the chunk.
+            data["concepts"] = [
+                c for c in data["concepts"]
+                if not (isinstance(c, dict) and isinstance(c.get("name"), str) and not is_concept_name(c["name"]))
+            ]
+            return ConceptList.model_validate(data)
+        return ConceptList.model_validate_json(body)
     except ValidationError as invalid:
         attempt = _attempt()
         problems = "; ".join(

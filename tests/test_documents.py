@@ -320,7 +320,7 @@ class BuggyProvider(OfflineProvider):
 
     def extract_concepts(self, text: str) -> ConceptList:
         self.calls += 1
-        return ConceptList.model_validate({"concepts": [{"name": "x" * 500, "kind": "term", "salience": 1}]})
+        return ConceptList.model_validate({"concepts": [{"name": "saga", "kind": "term", "salience": 5}]})
 
 
 async def test_an_unexpected_pydantic_error_is_our_bug_retried_then_failed(

@@ -163,3 +163,13 @@ async def test_invalid_output_in_failure_details_is_capped_and_redacted(
     assert len(details["raw_output"]) <= RAW_OUTPUT_CHARS and details["raw_length"] == len(_LEAKY)
     assert details["raw_output"].startswith("Sure! I used [redacted] for [redacted]")
     assert "gsk_" not in details["raw_output"] and "@" not in details["raw_output"]
+
+
+def test_a_name_no_concept_can_have_is_dropped_not_fatal() -> None:
+    from activities.llm import parse_concepts
+
+    raw = (
+        '{"concepts": [{"name": "' + "word" * 60 + '", "kind": "term", "salience": 0.9},'
+        ' {"name": "saga", "kind": "topic", "salience": 0.8}]}'
+    )
+    assert [c.name for c in parse_concepts(raw).concepts] == ["saga"]

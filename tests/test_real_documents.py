@@ -8,6 +8,7 @@ every Debian system.
 from __future__ import annotations
 
 import uuid
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -145,3 +146,27 @@ async def test_a_batch_over_the_real_corpus_processes_every_readable_document(
         latin1 = next(r for r in rows if r.path.endswith("latin1-declared.html"))
         first = session.scalars(select(ChunkRow.text).where(ChunkRow.document_id == latin1.document_id)).first()
     assert first is not None and first.startswith("Café crème\nNaïve façade")
+
+
+def test_awkward_documents_are_read_or_rejected_with_their_reason(tmp_path: Path) -> None:
+    """Without the Debian packages too: the files real users have that once went wrong."""
+    from activities.documents import detect_format
+    from temporalio.exceptions import ApplicationError
+
+    settings = DocumentSettings(roots=(tmp_path,))
+    for path, reason in write_awkward_documents(tmp_path).items():
+        if "control characters" in (reason or ""):
+            continue  # a batch rejects it before any activity (test_document_batch.py)
+        data = path.read_bytes()
+        try:
+            text = parse_text(path, data, detect_format(path, data, settings), settings)
+        except ApplicationError as err:
+            assert reason is not None and reason in err.message, (path.name, err.message)
+            continue
+        assert reason is None and "saga" in text.lower(), path.name
+    broken = tmp_path / "broken.docx"
+    with zipfile.ZipFile(broken, "w") as archive:
+        archive.writestr("word/document.xml", "<w:document><unclosed>")
+    with pytest.raises(ApplicationError, match="corrupt .docx"):
+        acts = DocumentActivities(Database(f"sqlite:///{tmp_path / 'a.db'}"), OfflineProvider(), settings)
+        ActivityEnvironment().run(acts.validate_document, ValidateInput(path=str(broken), run_key="k"))
