@@ -84,10 +84,8 @@ async def test_worker_killed_mid_batch_every_document_ends_final_without_duplica
             id=f"batch-{uuid.uuid4()}",
             task_queue=task_queue,
         )
-        while (await handle.query(DocumentBatch.status, result_type=BatchStatus)).done < 2:
-            await asyncio.sleep(0.1)
-        worker.kill()
-        await asyncio.sleep(1)
+        await wait_for_status(handle, lambda s: s.done >= 2, timeout=300, query=DocumentBatch.status)
+        worker.kill()  # returns once the process is gone; its tasks time out on the server
         worker.start()
         result = await asyncio.wait_for(handle.result(), timeout=300)
     finally:

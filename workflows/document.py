@@ -152,7 +152,10 @@ class DocumentPipeline(Pausable):
             if self._step == "delegate":
                 self._state = "canceled" if is_cancelled_exception(err) else "failed"
                 raise
-            raise await self._finalise_failure(err, path, doc, run_key) from err
+            failure = await self._finalise_failure(err, path, doc, run_key)
+            if failure is err:
+                raise
+            raise failure from err
         await self._finalise("COMPLETED", path, doc, run_key)
         self._state, self._step = "completed", None
         return result
@@ -183,10 +186,11 @@ class DocumentPipeline(Pausable):
             message=None if reported is None else "cancelled by request" if status == "CANCELED"
             else str(getattr(reported, "message", reported))[:2000],
         )
-        # Shielded: a cancellation must not stop the run from recording how it ended.
+        # Shielded: a cancellation must not stop the run from recording how it ended; and,
+        # like a compensation, it is retried until the database takes it (up to a day).
         return await run_to_completion(
             workflow.execute_activity(
-                DocumentActivities.finalise_document, request, summary=f"finalise {status}", **policies.DATABASE_WRITE
+                DocumentActivities.finalise_document, request, summary=f"finalise {status}", **policies.COMPENSATION
             ),
             reraise_cancel=False,
         )
