@@ -106,17 +106,18 @@ async def largest_history(client: Client, query: str) -> tuple[int, str]:
     return largest
 
 
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a child would report the
+# benchmark's own peak.
 _PARSE_PEAK = """
-import resource, sys
+import sys
 from pathlib import Path
 from activities.documents import DocumentSettings, detect_format, parse_text
 path = Path(sys.argv[1])
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 if sys.argv[2] == "parse":
     data = path.read_bytes()
     settings = DocumentSettings(roots=(path.parent,))
     parse_text(path, data, detect_format(path, data, settings), settings)
-print(before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:")))
 """
 
 
@@ -131,7 +132,7 @@ def html_parse_peak_mib(folder: Path, megabytes: float) -> tuple[float, float]:
     peaks = []
     for mode in ("parse", "import"):
         out = subprocess.run([sys.executable, "-c", _PARSE_PEAK, str(page), mode], capture_output=True, text=True, check=True)
-        peaks.append(int(out.stdout.split()[1]) / 1024)
+        peaks.append(int(out.stdout.split()[0]) / 1024)
     return peaks[0], peaks[1]
 
 
