@@ -55,14 +55,15 @@ async def running_worker(
 
     ``llm`` and ``documents`` default to what the environment configures.
 
-    Activities are synchronous database code, so they run in a pool of
-    ``activity_threads`` threads; the worker accepts no more activities than that, or
-    accepted ones would wait inside the worker while their timeouts run. The CPU-bound
+    Activities are synchronous database code, so they run in a pool of threads; the
+    worker accepts ``activity_threads`` activities and as many local activities, and the
+    pool has a thread for each, or accepted ones would wait inside the worker while
+    their timeouts run. The CPU-bound
     activities run in ``cpu_processes`` processes of their own (see workflows/cpu.py), so
     they hold neither the event loop's GIL nor each other's; 0 runs them in the threads.
     """
     with contextlib.ExitStack() as stack:
-        executor = stack.enter_context(ThreadPoolExecutor(max_workers=activity_threads))
+        executor = stack.enter_context(ThreadPoolExecutor(max_workers=2 * activity_threads))
         # Without processes: two threads of this process of their own (sharing its GIL).
         cpu_options: dict = {"max_concurrent_activities": 2}
         if cpu_processes <= 0:
@@ -159,10 +160,11 @@ async def main(args: argparse.Namespace) -> None:
         db = Database()
         stack.callback(db.dispose)
         log.info(
-            "Worker polling %s on %s (database %s)",
+            "Worker polling %s on %s (database %s); documents are read from %s only",
             args.task_queue,
             client.service_client.config.target_host,
             db.engine.url.render_as_string(hide_password=True),
+            DocumentSettings().describe_roots(),
         )
         async with running_worker(
             client,
