@@ -207,7 +207,7 @@ def document_violations(db: Database, report: ChaosReport, documents: int) -> li
             indexes = sorted(
                 session.scalars(
                     select(ChunkRow.chunk_index).where(
-                        ChunkRow.document_id == result.document_id, ChunkRow.content_hash == result.content_hash
+                        ChunkRow.document_id == result.document_id, ChunkRow.content_hash == (result.version or result.content_hash)
                     )
                 )
             )

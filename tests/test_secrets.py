@@ -43,8 +43,13 @@ KEY_LIKE = {
     "long hex secret": re.compile(r"(?<![0-9A-Za-z])[0-9a-fA-F]{40,}(?![0-9A-Za-z])"),
     "long base64 secret": re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{40,}={0,2}"),
 }
-# A document's SHA-256 (its identity in the database) is a long hex string and no secret.
-NOT_SECRET = re.compile(r'"content_hash":\s*"[0-9a-f]{64}"')
+# SHA-256 digests that our contracts carry as identities (a document's content hash and its
+# rows key, a news article's dedupe key) are long hex strings and no secret: only those fields.
+# (A rows key is the content hash, the chunk size and the overlap: "<sha256>/2000/200".)
+_DIGEST = r'"[0-9a-f]{40,64}(?:/\d+/\d+)?"'
+NOT_SECRET = re.compile(
+    rf'"(?:content_hash|version|rows_key|key)":\s*{_DIGEST}|"article_keys":\s*\[(?:\s*{_DIGEST},?)*\s*\]'
+)
 SECRET_VARIABLES = ("GROQ_API_KEY", "TEMPORAL_API_KEY", TOKEN_ENV)
 DATABASE_VARIABLES = ("DATABASE_URL", "SAGAWORKS_TEST_POSTGRES_URL")
 
