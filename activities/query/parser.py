@@ -275,6 +275,11 @@ def _read(tokens: list[Token], r: _Reading) -> None:
                 i += 1
                 continue
             i += 1
+            # "average microsoft stock price": values and table words may come between
+            while at(i)[0] in ("val", "noun"):
+                if at(i)[0] == "val":
+                    _add_filter(r, Filter(column=at(i)[1], op="=", value=at(i)[2]))
+                i += 1
             took = False
             while at(i)[0] == "col":
                 column = at(i)[1]

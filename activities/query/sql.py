@@ -31,8 +31,10 @@ CANONICAL = "postgres"
 ALLOWED_FUNCTIONS: tuple[type[exp.Expression], ...] = (
     exp.Count, exp.Sum, exp.Avg, exp.Min, exp.Max, exp.Extract, exp.Round, exp.Abs,
     exp.Cast, exp.Coalesce, exp.Lower, exp.Upper,
+    exp.And, exp.Or, exp.Not, exp.In, exp.Between, exp.Like, exp.ILike, exp.Is,
 )  # fmt: skip
-"""Aggregates, date parts and a few harmless scalars; anything else is refused."""
+"""Aggregates, date parts, a few harmless scalars and the logical operators (which sqlglot
+models as functions); anything else is refused."""
 
 _REFUSED_NODES: dict[type[exp.Expression], str] = {
     exp.With: "WITH (common table expressions) is not allowed",
