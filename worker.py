@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import subprocess
 from collections.abc import AsyncIterator
@@ -22,14 +23,16 @@ from datetime import timedelta
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities import build_activities
+from activities import build_activities, build_llm_activities
 from activities.db import Database
 from activities.documents import DocumentSettings
 from activities.llm import LLMProvider
+from activities.query.activities import QuerySettings
 from client.connection import DEFAULT_ADDRESS, TASK_QUEUE, connect
 from client.devserver import dev_server_command, wait_until_serving
 from client.observability import configure_logging
 from workflows.catalog import WORKFLOWS
+from workflows.policies import DEFAULT_LLM_RATE_PER_SECOND, LLM_RATE_ENV, llm_task_queue
 
 log = logging.getLogger("sagaworks.worker")
 
@@ -44,6 +47,8 @@ async def running_worker(
     drain: timedelta = timedelta(seconds=30),
     llm: LLMProvider | None = None,
     documents: DocumentSettings | None = None,
+    query: QuerySettings | None = None,
+    llm_rate_per_second: float | None = None,
 ) -> AsyncIterator[Worker]:
     """Serve the whole catalog until the block exits, then drain in-flight activities.
 
@@ -52,19 +57,32 @@ async def running_worker(
     Activities are synchronous database code, so they run in a pool of
     ``activity_threads`` threads; the worker accepts no more activities than that, or
     accepted ones would wait inside the worker while their timeouts run.
+
+    A second worker serves LLM calls on their own task queue (``<task_queue>-llm``) at
+    most ``llm_rate_per_second`` (default ``SAGAWORKS_LLM_RATE_PER_SECOND`` or 5) across
+    every worker polling it.
     """
+    rate = llm_rate_per_second or float(os.environ.get(LLM_RATE_ENV, DEFAULT_LLM_RATE_PER_SECOND))
     with ThreadPoolExecutor(max_workers=activity_threads) as executor:
         async with Worker(
             client,
             task_queue=task_queue,
             workflows=WORKFLOWS,
-            activities=build_activities(db, llm, documents),
+            activities=build_activities(db, llm, documents, query),
             activity_executor=executor,
             max_concurrent_activities=activity_threads,
             # Local activities (order steps with local_steps) share the same threads.
             max_concurrent_local_activities=activity_threads,
             graceful_shutdown_timeout=drain,
-        ) as worker:
+        ) as worker, Worker(
+            client,
+            task_queue=llm_task_queue(task_queue),
+            activities=build_llm_activities(db, query),
+            activity_executor=executor,
+            max_concurrent_activities=max(1, activity_threads // 4),
+            max_task_queue_activities_per_second=rate,
+            graceful_shutdown_timeout=drain,
+        ):
             yield worker
 
 

@@ -10,15 +10,19 @@ from activities.db import Database
 from activities.documents import DocumentActivities, DocumentSettings
 from activities.llm import LLMProvider, provider_from_env
 from activities.orders import OrderActivities, seed_inventory
+from activities.query.activities import QueryActivities, QuerySettings
 
 
 def build_activities(
-    db: Database, llm: LLMProvider | None = None, documents: DocumentSettings | None = None
+    db: Database,
+    llm: LLMProvider | None = None,
+    documents: DocumentSettings | None = None,
+    query: QuerySettings | None = None,
 ) -> list[Callable[..., Any]]:
     """Every activity of the catalog, bound to ``db``; seeds reference data it needs.
 
     ``llm`` defaults to :func:`activities.llm.provider_from_env`, ``documents`` to the
-    limits in the environment.
+    limits in the environment, ``query`` to the query agents the environment configures.
     """
     seed_inventory(db)
     orders = OrderActivities(db)
@@ -42,4 +46,10 @@ def build_activities(
         docs.discard_document_run,
         docs.record_document_failure,
         docs.list_documents,
+        *QueryActivities(db, query).activities(),
     ]
+
+
+def build_llm_activities(db: Database, query: QuerySettings | None = None) -> list[Callable[..., Any]]:
+    """The activities of the rate-limited LLM task queue (``workflows.policies.llm_task_queue``)."""
+    return QueryActivities(db, query).llm_activities()

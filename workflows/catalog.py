@@ -9,6 +9,7 @@ plus one :class:`Family` entry here.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,9 +20,11 @@ from temporalio.common import WorkflowIDReusePolicy
 
 from contracts.documents import BatchInput, DocumentInput, document_id_for, document_workflow_id
 from contracts.orders import OrderInput, order_workflow_id
+from contracts.query import QueryInput, query_workflow_id
 from workflows.document import DocumentPipeline, ExtractChunksWorkflow
 from workflows.document_batch import DocumentBatch
 from workflows.order import OrderFulfillmentSaga
+from workflows.query import QueryWorkflow
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 """Where every family's sample inputs live."""
@@ -148,6 +151,23 @@ FAMILIES: tuple[Family[Any], ...] = (
         samples=("inputs/document-batch.json",),
         path_field="folder",
         demo=(DemoRun("inputs/document-batch.json"),),
+    ),
+    Family(
+        name="query",
+        workflow=QueryWorkflow,
+        input_model=QueryInput,
+        description="A question about the sample data: NLP agent -> plan, data agent -> "
+        "guarded SQL and rows, viz agent -> chart (table fallback); shared circuit breakers.",
+        # Without a request id every start is a new run: a question may be asked again.
+        workflow_id=lambda q: query_workflow_id(q.request_id or uuid.uuid4().hex[:12]),
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        conflict_message=lambda q: f"request {q.request_id} was already asked "
+        f"(see `saga status {query_workflow_id(q.request_id)}`)",
+        samples=(
+            "queries/temperature-by-month.json",
+            "queries/top-cars-by-horsepower.json",
+            "queries/average-price-by-symbol.json",
+        ),
     ),
 )
 

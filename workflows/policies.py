@@ -81,3 +81,65 @@ PROCESSING = ActivityOptions(
     ),
 )
 """CPU-bound parsing and transformation of data the activity already has."""
+
+
+# The query family (NLP -> data -> viz). Attempts and intervals are the seed's per-agent
+# figures; the activities add jitter through next_retry_delay. A breaker that is open
+# fails with a non-retryable CircuitOpen where the workflow has a fallback (nlp, viz) and
+# with a retryable one delayed to the trial time where it has none (data).
+QUERY_HEALTH = ActivityOptions(
+    start_to_close_timeout=timedelta(seconds=20),
+    retry_policy=RetryPolicy(maximum_attempts=2, non_retryable_error_types=NON_RETRYABLE_ERROR_TYPES),
+)
+"""Pre-flight health checks of the agents (each probe times out after 3 s)."""
+
+QUERY_NLP = ActivityOptions(
+    # An LLM call with a structured reply; the offline parser takes milliseconds.
+    start_to_close_timeout=timedelta(seconds=60),
+    retry_policy=RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=30),
+        maximum_attempts=3,
+        non_retryable_error_types=NON_RETRYABLE_ERROR_TYPES,
+    ),
+)
+"""NLP agent: 3 attempts, 1-30 s."""
+
+QUERY_DATA = ActivityOptions(
+    # The statement timeout (10 s by default) fires well before this.
+    start_to_close_timeout=timedelta(seconds=30),
+    retry_policy=RetryPolicy(
+        initial_interval=timedelta(seconds=2),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=60),
+        maximum_attempts=2,
+        non_retryable_error_types=NON_RETRYABLE_ERROR_TYPES,
+    ),
+)
+"""Data agent: 2 attempts, 2-60 s."""
+
+QUERY_VIZ = ActivityOptions(
+    start_to_close_timeout=timedelta(seconds=30),
+    retry_policy=RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=30),
+        maximum_attempts=3,
+        non_retryable_error_types=NON_RETRYABLE_ERROR_TYPES,
+    ),
+)
+"""Viz agent: 3 attempts, 1-30 s."""
+
+LLM_RATE_ENV = "SAGAWORKS_LLM_RATE_PER_SECOND"
+DEFAULT_LLM_RATE_PER_SECOND = 5.0
+"""LLM activities started per second across every worker of the LLM task queue."""
+
+
+def llm_task_queue(task_queue: str) -> str:
+    """The rate-limited task queue of LLM calls beside ``task_queue`` (``sagaworks-llm``).
+
+    Its own queue lets the server enforce one activities-per-second limit across all
+    workers (eager dispatch never applies: it only serves the workflow's own queue).
+    """
+    return f"{task_queue}-llm"
