@@ -27,6 +27,7 @@ from activities import build_activities, build_llm_activities
 from activities.db import Database
 from activities.documents import DocumentSettings
 from activities.llm import LLMProvider
+from activities.plans.activities import PlanSettings
 from activities.query.activities import QuerySettings
 from client.connection import DEFAULT_ADDRESS, TASK_QUEUE, connect
 from client.devserver import dev_server_command, wait_until_serving
@@ -49,6 +50,7 @@ async def running_worker(
     documents: DocumentSettings | None = None,
     query: QuerySettings | None = None,
     llm_rate_per_second: float | None = None,
+    plans: PlanSettings | None = None,
 ) -> AsyncIterator[Worker]:
     """Serve the whole catalog until the block exits, then drain in-flight activities.
 
@@ -68,7 +70,7 @@ async def running_worker(
             client,
             task_queue=task_queue,
             workflows=WORKFLOWS,
-            activities=build_activities(db, llm, documents, query),
+            activities=build_activities(db, llm, documents, query, plans),
             activity_executor=executor,
             max_concurrent_activities=activity_threads,
             # Local activities (order steps with local_steps) share the same threads.

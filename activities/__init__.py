@@ -10,6 +10,7 @@ from activities.db import Database
 from activities.documents import DocumentActivities, DocumentSettings
 from activities.llm import LLMProvider, provider_from_env
 from activities.orders import OrderActivities, seed_inventory
+from activities.plans.activities import PlanActivities, PlanSettings
 from activities.query.activities import QueryActivities, QuerySettings
 
 
@@ -18,6 +19,7 @@ def build_activities(
     llm: LLMProvider | None = None,
     documents: DocumentSettings | None = None,
     query: QuerySettings | None = None,
+    plans: PlanSettings | None = None,
 ) -> list[Callable[..., Any]]:
     """Every activity of the catalog, bound to ``db``; seeds reference data it needs.
 
@@ -47,6 +49,7 @@ def build_activities(
         docs.record_document_failure,
         docs.list_documents,
         *QueryActivities(db, query).activities(),
+        *PlanActivities(db, plans).activities(),
     ]
 
 

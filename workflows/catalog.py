@@ -20,10 +20,12 @@ from temporalio.common import WorkflowIDReusePolicy
 
 from contracts.documents import BatchInput, DocumentInput, document_id_for, document_workflow_id
 from contracts.orders import OrderInput, order_workflow_id
+from contracts.plans import PlanInput, plan_workflow_id
 from contracts.query import QueryInput, query_workflow_id
 from workflows.document import DocumentPipeline, ExtractChunksWorkflow
 from workflows.document_batch import DocumentBatch
 from workflows.order import OrderFulfillmentSaga
+from workflows.plan import PlanAnalysisWorkflow
 from workflows.query import QueryWorkflow
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
@@ -168,6 +170,22 @@ FAMILIES: tuple[Family[Any], ...] = (
             "queries/top-cars-by-horsepower.json",
             "queries/average-price-by-symbol.json",
         ),
+    ),
+    Family(
+        name="plan-analysis",
+        workflow=PlanAnalysisWorkflow,
+        input_model=PlanInput,
+        description="Risk-aware analysis of a development plan (PDF): nine stages with risk "
+        "assessments, mitigations, per-stage breakers and alerts; a report in Markdown, HTML, JSON.",
+        workflow_id=lambda plan: plan_workflow_id(plan.plan_id),
+        # One run of a plan id at a time; `saga restart` starts a new run of the same id.
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        conflict_message=lambda plan: f"plan {plan.plan_id} is being analysed right now "
+        f"(see `saga status {plan_workflow_id(plan.plan_id)}`)",
+        samples=("plans/plan-bueno.json", "plans/plan-presupuesto-roto.json", "plans/plan-escaneado.json", "plans/plan-corrupto.json"),
+        path_field="path",
+        rerun_field="plan_id",
+        demo=(DemoRun("plans/plan-bueno.json"), DemoRun("plans/plan-presupuesto-roto.json")),
     ),
 )
 

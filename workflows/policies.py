@@ -143,3 +143,30 @@ def llm_task_queue(task_queue: str) -> str:
     workers (eager dispatch never applies: it only serves the workflow's own queue).
     """
     return f"{task_queue}-llm"
+
+PLAN_STAGE = ActivityOptions(
+    # The workflow adds start_to_close_timeout from the run's input (stage_timeout_seconds).
+    heartbeat_timeout=timedelta(seconds=10),
+    retry_policy=RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        maximum_interval=timedelta(seconds=10),
+        # A stage's data faults are final at once; a transient one (memory) gets one
+        # more try before the workflow maps it to a risk and mitigates.
+        maximum_attempts=2,
+        non_retryable_error_types=NON_RETRYABLE_ERROR_TYPES,
+    ),
+)
+"""One stage of the plan analysis (parsing, OCR, analysis: CPU-bound, heartbeating)."""
+
+PLAN_ALERT = ActivityOptions(
+    start_to_close_timeout=timedelta(seconds=15),
+    retry_policy=RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        maximum_interval=timedelta(seconds=10),
+        # A webhook that stays down must not hold the analysis: three tries, then the
+        # workflow logs the lost delivery and goes on.
+        maximum_attempts=3,
+        non_retryable_error_types=NON_RETRYABLE_ERROR_TYPES,
+    ),
+)
+"""Delivering one plan alert (log, metric, optional webhook)."""
