@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from client.cli import control, history, services, start, trace
+from client.cli import control, history, postmortem, services, start, trace
 from client.cli.output import err
 from client.observability import configure_logging
 
@@ -34,6 +34,7 @@ app.command("list")(control.list_workflows)
 app.command()(history.history)
 app.command("replay")(history.replay_command)
 app.command("trace")(trace.trace)
+postmortem.register(app)
 app.command()(services.demo)
 
 
