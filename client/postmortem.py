@@ -192,13 +192,20 @@ def postmortem_of(views: list[RiskView]) -> PostMortem:
 
 
 async def postmortem(
-    client: Client, *, workflow_id: str | None = None, family_name: str | None = None, since: timedelta | None = None, limit: int = 200
+    client: Client,
+    *,
+    workflow_id: str | None = None,
+    family_name: str | None = None,
+    since: timedelta | None = None,
+    query: str = "",
+    limit: int = 200,
 ) -> PostMortem:
-    """The post-mortem of one run, or of the closed runs of a family started within ``since``."""
+    """The post-mortem of one run, or of the closed runs of a family started within ``since``
+    (and matching the visibility ``query``, when given)."""
     if workflow_id is not None:
         return postmortem_of([risk_view(await trace_run(client, workflow_id, payloads=True, depth=0))])
     fam = family(family_name) if family_name else None
-    clauses = ["ExecutionStatus != 'Running'"]
+    clauses = ["ExecutionStatus != 'Running'"] + ([f"({query})"] if query else [])
     if since is not None:
         start = (datetime.now(timezone.utc) - since).strftime("%Y-%m-%dT%H:%M:%SZ")
         clauses.append(f"StartTime > '{start}'")
@@ -253,7 +260,7 @@ async def restart_from_stage(client: Client, workflow_id: str, from_stage: str) 
     trace = await trace_run(client, workflow_id, run_id=description.run_id, payloads=True, depth=0)
     for step in trace.steps:
         if step.name == "run_plan_stage" and step.outcome == "completed":
-            outcome = StageOutcome.model_validate(step.result)
+            outcome = StageOutcome.model_validate(step.result, strict=False)
             outcomes[outcome.stage] = outcome
     earlier = STAGES[: STAGES.index(from_stage)]  # type: ignore[arg-type]
     missing = [s for s in earlier if s not in outcomes]
@@ -264,4 +271,5 @@ async def restart_from_stage(client: Client, workflow_id: str, from_stage: str) 
         source_workflow_id=f"{workflow_id}/{description.run_id}",
         outcomes=tuple(outcomes[s] for s in earlier),
     )})
-    return await start_run(client, fam, resumed)
+    # On the source run's task queue: the workers that served it serve the new run.
+    return await start_run(client, fam, resumed, task_queue=description.task_queue)
