@@ -19,11 +19,12 @@ from pathlib import Path
 
 from typing import Any
 
-from temporalio.client import WorkflowFailureError, WorkflowHandle
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
 from activities.db import Database
 from activities.documents import DocumentSettings
 from client.devserver import start_embedded
+from client.postmortem import restart_from_stage
 from tests.documents import SAMPLES, PoisonAwareProvider, start_document
 from tests.orders import make_order, start_order, wait_for_status
 from worker import running_worker
@@ -66,6 +67,30 @@ async def record(out_dir: Path) -> list[Path]:
                     handle = await start_document(env.client, task_queue, path)
                     written.append(await _save(handle, new_history_path(out_dir, name)))
             db.dispose()
+        written += await record_plans(env.client, out_dir)
+    return written
+
+
+async def record_plans(client: Client, out_dir: Path) -> list[Path]:
+    """Plan analyses: completed, mitigated (four risks), aborted (CRITICAL), restarted."""
+    from tests.plans import make_plan, plan_settings, plan_worker, start_plan
+
+    plans = {
+        "plan_completed": make_plan("plan-bueno"),
+        "plan_mitigated": make_plan("plan-breve"),
+        "plan_aborted": make_plan("plan-corrupto"),
+    }
+    written: list[Path] = []
+    task_queue = f"record-{uuid.uuid4()}"
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Database(f"sqlite:///{tmp}/app.db")
+        async with plan_worker(client, db, task_queue, plan_settings()):
+            for name, plan in plans.items():
+                written.append(await _save(await start_plan(client, task_queue, plan), new_history_path(out_dir, name)))
+            source = f"plan-{plans['plan_completed'].plan_id}"
+            restarted = await restart_from_stage(client, source, "financial")
+            written.append(await _save(restarted, new_history_path(out_dir, "plan_restarted")))
+        db.dispose()
     return written
 
 
