@@ -25,18 +25,6 @@ STAGES: tuple[Stage, ...] = (
 )
 """The nine stages in order (the seed's LOAD_DOCUMENT ... DNP_VALIDATION, then ours)."""
 
-STAGE_TITLES: dict[str, str] = {
-    "load": "load document",
-    "extract": "extract text and tables",
-    "semantic": "semantic analysis",
-    "causal": "causal extraction",
-    "mechanisms": "mechanism inference",
-    "financial": "financial audit",
-    "dnp": "DNP validation",
-    "scoring": "scoring",
-    "report": "report",
-}
-
 Severity = Literal["LOW", "MEDIUM", "HIGH", "CRITICAL"]
 AlertLevel = Literal["INFO", "WARNING", "ERROR", "CRITICAL"]
 ALERT_LEVELS: tuple[AlertLevel, ...] = ("INFO", "WARNING", "ERROR", "CRITICAL")

@@ -9,7 +9,6 @@ import pytest
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
-from activities.breakers import BreakerConfig
 from activities.db import Database
 from activities.plans.registry import DEFAULT_RISKS, load_registry
 from contracts.plans import MITIGATION_OPTIONS, MITIGATION_STRATEGIES, StageOptions

@@ -16,9 +16,8 @@ import pydantic
 import yaml
 
 from activities.errors import validation_error
-from contracts.plans import Condition, Risk, RiskRegistry
+from contracts.plans import STAGES, Condition, Risk, RiskRegistry
 
-ALL_STAGES = ("load", "extract", "semantic", "causal", "mechanisms", "financial", "dnp", "scoring", "report")
 
 
 def _risk(**fields: Any) -> Risk:
@@ -38,10 +37,10 @@ DEFAULT_RISKS: tuple[Risk, ...] = (
           severity="MEDIUM", stages=("semantic", "causal"), mitigation="reduce_confidence_threshold",
           errors=("InsufficientText",), detect=(Condition(metric="text_chars", op="<", value=3000),)),
     _risk(id="MEMORY_EXHAUSTION", name="The stage ran out of memory", category="RESOURCE_EXHAUSTION",
-          severity="HIGH", stages=ALL_STAGES, mitigation="batch_processing", errors=("MemoryExhaustion",),
+          severity="HIGH", stages=STAGES, mitigation="batch_processing", errors=("MemoryExhaustion",),
           detect=(Condition(metric="pages", op=">", value=400),)),
     _risk(id="TIMEOUT", name="The stage did not finish in time, or its breaker is open",
-          category="COMPUTATION_ERROR", severity="MEDIUM", stages=ALL_STAGES, mitigation="reduce_scope",
+          category="COMPUTATION_ERROR", severity="MEDIUM", stages=STAGES, mitigation="reduce_scope",
           errors=("StageTimeout", "CircuitOpen")),
     _risk(id="DNP_VALIDATION_FAIL", name="Programmes miss DNP-required fields", category="VALIDATION_FAILURE",
           severity="LOW", stages=("dnp",), mitigation="log_and_continue", errors=("DnpValidationFailed",),
