@@ -147,3 +147,25 @@ def test_jitter_stays_within_half_and_full_backoff() -> None:
     delays = [jittered_delay(3, 1, 2, 30, rng) for _ in range(200)]
     assert all(2 <= d <= 4 for d in delays) and len({round(d, 3) for d in delays}) > 100
     assert all(15 <= jittered_delay(10, 1, 2, 30, rng) <= 30 for _ in range(50))
+
+
+def test_recorded_query_histories_cover_completed_degraded_and_cancelled() -> None:
+    """tests/test_replay.py replays every file of tests/histories/, these included."""
+    import base64
+    import json
+    from pathlib import Path
+
+    folder = Path(__file__).parent / "histories"
+    endings = {}
+    for name in ("query_completed", "query_degraded", "query_cancelled"):
+        events = json.loads((folder / f"{name}.json").read_text())["events"]
+        endings[name] = events[-1]["eventType"]
+        if name == "query_degraded":
+            [done] = [e for e in events if e["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED"]
+            payload = done["workflowExecutionCompletedEventAttributes"]["result"]["payloads"][0]["data"]
+            assert json.loads(base64.b64decode(payload))["produced_by"]["chart"] == "fallback:table"
+    assert endings == {
+        "query_completed": "EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED",
+        "query_degraded": "EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED",
+        "query_cancelled": "EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED",
+    }
