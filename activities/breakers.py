@@ -98,6 +98,7 @@ breakers_table = Table(
     Column("opened_at", DateTime(timezone=True)),
     Column("last_transition_at", DateTime(timezone=True)),
     Column("trial_started_at", DateTime(timezone=True)),
+    Column("trips", Integer, nullable=False, default=0),
 )
 
 
@@ -146,7 +147,8 @@ class DatabaseStorage(pybreaker.CircuitBreakerStorage):
             changed = self._update(c.state == pybreaker.STATE_OPEN, state=state, last_transition_at=now, trial_started_at=now)
             self.claimed_trial = changed
         else:
-            changed = self._update(c.state != state, state=state, last_transition_at=now)
+            trips = c.trips + 1 if state == pybreaker.STATE_OPEN else c.trips
+            changed = self._update(c.state != state, state=state, last_transition_at=now, trips=trips)
         if changed:
             log.warning("circuit breaker %s -> %s", self.name, state, extra={"breaker": self.name, "state": state})
             if activity.in_activity():
@@ -241,6 +243,7 @@ def _ensure_row(db: Database, name: str, config: BreakerConfig) -> None:
                     state=pybreaker.STATE_CLOSED,
                     failures=0,
                     successes=0,
+                    trips=0,
                     fail_max=config.fail_max,
                     reset_timeout=config.reset_timeout,
                 )
@@ -303,6 +306,7 @@ class Breakers:
             name=name,
             state="closed",
             failures=0,
+            trips=0,
             fail_max=config.fail_max,
             reset_timeout_seconds=config.reset_timeout,
             last_transition_at=None,
@@ -338,6 +342,7 @@ def breaker_statuses(db: Database | None = None) -> list[BreakerStatus]:
                 name=row.name,
                 state=row.state,
                 failures=row.failures,
+                trips=row.trips,
                 fail_max=row.fail_max,
                 reset_timeout_seconds=row.reset_timeout,
                 last_transition_at=_aware(row.last_transition_at),

@@ -148,7 +148,7 @@ def test_statuses_list_every_configured_breaker(two: tuple[Breakers, Breakers], 
     for _ in range(2):
         _fail(a, "data")
     listed = {s.name: s for s in a.statuses()}
-    assert listed["data"].state == "open" and listed["data"].next_trial_at is not None
+    assert listed["data"].state == "open" and listed["data"].next_trial_at is not None and listed["data"].trips == 1
     assert listed["viz"].state == "closed" and listed["viz"].next_trial_at is None
     db = Database(url)
     try:

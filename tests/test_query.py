@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import socket
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -169,3 +172,27 @@ def test_recorded_query_histories_cover_completed_degraded_and_cancelled() -> No
         "query_degraded": "EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED",
         "query_cancelled": "EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED",
     }
+
+
+async def test_metrics_come_from_the_histories(dev_client: Client, db: Database, task_queue: str) -> None:
+    from client.query_metrics import query_metrics
+
+    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, query=QuerySettings()):
+        ids = []
+        for question in ("average price by symbol", "no such thing at all"):
+            handle = await start_query(dev_client, task_queue, question)
+            ids.append(handle.id)
+            with contextlib.suppress(WorkflowFailureError):
+                await handle.result()
+    # Visibility is eventually consistent: wait until both runs are listed.
+    deadline = time.monotonic() + 30
+    while True:
+        listed = {w.id async for w in dev_client.list_workflows(f"WorkflowType = 'QueryWorkflow' AND TaskQueue = '{task_queue}'")}
+        if set(ids) <= listed or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.2)
+    metrics = await query_metrics(dev_client)
+    steps = {s.step: s for s in metrics.steps}
+    assert metrics.runs >= 2 and metrics.by_status.get("COMPLETED", 0) >= 1 and metrics.by_status.get("FAILED", 0) >= 1
+    assert steps["nlp"].success_rate < 1 and steps["data"].succeeded >= 1 and steps["nlp"].attempts.get("1", 0) >= 2
+    assert steps["viz"].p50_ms is not None
