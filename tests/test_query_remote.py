@@ -75,17 +75,18 @@ def database_url(tmp_path: Path) -> Iterator[str]:
     yield url
 
 
-async def _activity_identity(client: Client, workflow_id: str, activity: str) -> str:
-    """The identity (pid@host) of the worker that ran ``activity`` in the run."""
-    scheduled: set[int] = set()
+async def _health_check_identity(client: Client, workflow_id: str) -> str:
+    """The identity (pid@host) of the worker that ran the run's pre-flight health check.
+
+    It is a local activity: a marker recorded by the workflow task that ran it.
+    """
+    completed: dict[int, str] = {}
     async for event in client.get_workflow_handle(workflow_id).fetch_history_events():
-        attrs = event.activity_task_scheduled_event_attributes
-        if event.HasField("activity_task_scheduled_event_attributes") and attrs.activity_type.name == activity:
-            scheduled.add(event.event_id)
-        started = event.activity_task_started_event_attributes
-        if event.HasField("activity_task_started_event_attributes") and started.scheduled_event_id in scheduled:
-            return started.identity
-    raise AssertionError(f"{activity} never started in {workflow_id}")
+        if event.HasField("workflow_task_completed_event_attributes"):
+            completed[event.event_id] = event.workflow_task_completed_event_attributes.identity
+        if event.HasField("marker_recorded_event_attributes"):
+            return completed[event.marker_recorded_event_attributes.workflow_task_completed_event_id]
+    raise AssertionError(f"no health check in {workflow_id}")
 
 
 async def test_breaker_opens_for_every_worker_and_a_trial_closes_it(
@@ -126,7 +127,7 @@ async def test_breaker_opens_for_every_worker_and_a_trial_closes_it(
             assert result.chart.kind == "table" and result.produced_by["chart"] == "fallback:table"
             assert len(result.rows) == 3
             if "circuit breaker viz is open" in result.fallbacks[0]:
-                seen_open_by.add(await _activity_identity(dev_client, handle.id, "query_check_agents"))
+                seen_open_by.add(await _health_check_identity(dev_client, handle.id))
                 viz = {s.name: s for s in breaker_statuses(db)}["viz"]
                 assert viz.state == "open" and viz.next_trial_at is not None
             if len(seen_open_by) == 2:

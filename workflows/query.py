@@ -94,7 +94,8 @@ class QueryWorkflow(Pausable):
 
     async def _answer(self, request: QueryInput) -> QueryResult:
         workflow.set_current_details("pre-flight health checks")
-        health: HealthReport = await workflow.execute_activity(
+        # A local activity: a few probes of at most 3 s each, not worth a server round trip.
+        health: HealthReport = await workflow.execute_local_activity(
             "query_check_agents",
             HealthInput(agents=list(AGENTS)),
             result_type=HealthReport,
