@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -44,3 +45,10 @@ def failure_chain(error: BaseException) -> list[BaseException]:
         chain.append(current)
         current = current.__cause__
     return chain
+
+
+def dead_url() -> str:
+    """A local URL nothing listens on (an agent that is down)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"

@@ -11,29 +11,19 @@ old files.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
 import sys
 import tempfile
 import uuid
 from pathlib import Path
-from typing import Any
-
-from temporalio.client import WorkflowFailureError, WorkflowHandle
 
 from activities.db import Database
 from activities.query.activities import QuerySettings
 from client.devserver import start_embedded
-from tests.queries import start_query, wait_for_status
+from tests.queries import dead_url, start_query, wait_for_status
+from tests.record_histories import _save
 from worker import running_worker
 
 HISTORIES = Path(__file__).parent / "histories"
-
-
-def _dead_url() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{s.getsockname()[1]}"
 
 
 async def record(out_dir: Path) -> list[Path]:
@@ -52,19 +42,12 @@ async def record(out_dir: Path) -> list[Path]:
                 await handle.cancel()
                 written.append(await _save(handle, out_dir / "query_cancelled.json"))
             task_queue = f"record-{uuid.uuid4()}"
-            degraded = QuerySettings(agent_urls={"viz": _dead_url()})
+            degraded = QuerySettings(agent_urls={"viz": dead_url()})
             async with running_worker(env.client, db, task_queue=task_queue, activity_threads=4, query=degraded):
                 handle = await start_query(env.client, task_queue, "average mpg by origin")
                 written.append(await _save(handle, out_dir / "query_degraded.json"))
             db.dispose()
     return written
-
-
-async def _save(handle: WorkflowHandle[Any, Any], path: Path) -> Path:
-    with contextlib.suppress(WorkflowFailureError):
-        await handle.result()
-    path.write_text((await handle.fetch_history()).to_json())
-    return path
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import time
 from collections.abc import AsyncIterator
 
@@ -18,16 +17,9 @@ from activities.db import Database
 from activities.errors import ErrorClass, error
 from activities.query.activities import QuerySettings, jittered_delay
 from contracts.query import QueryStatus
-from tests.queries import failure_chain, start_query, wait_for_status
+from tests.queries import dead_url, failure_chain, start_query, wait_for_status
 from worker import running_worker
 from workflows.catalog import family
-
-
-def _dead_url() -> str:
-    """A local URL nothing listens on."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{s.getsockname()[1]}"
 
 
 @pytest_asyncio.fixture
@@ -69,7 +61,7 @@ async def test_unanswerable_question_fails_clearly_without_fallback(
 
 
 async def test_viz_agent_down_degrades_to_a_table(dev_client: Client, db: Database, task_queue: str) -> None:
-    settings = QuerySettings(agent_urls={"viz": _dead_url()})
+    settings = QuerySettings(agent_urls={"viz": dead_url()})
     async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, query=settings):
         result = await (await start_query(dev_client, task_queue, "average mpg by origin")).result()
     assert result.chart.kind == "table" and result.chart.svg is None
@@ -78,7 +70,7 @@ async def test_viz_agent_down_degrades_to_a_table(dev_client: Client, db: Databa
 
 
 async def test_nlp_agent_down_falls_back_to_the_offline_parser(dev_client: Client, db: Database, task_queue: str) -> None:
-    settings = QuerySettings(agent_urls={"nlp": _dead_url()})
+    settings = QuerySettings(agent_urls={"nlp": dead_url()})
     async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, query=settings):
         result = await (await start_query(dev_client, task_queue, "number of cars by origin")).result()
     assert result.produced_by["plan"] == "fallback:offline-parser" and result.chart.kind == "bar"
@@ -86,7 +78,7 @@ async def test_nlp_agent_down_falls_back_to_the_offline_parser(dev_client: Clien
 
 
 async def test_data_agent_down_fails_at_once(dev_client: Client, db: Database, task_queue: str) -> None:
-    settings = QuerySettings(agent_urls={"data": _dead_url()})
+    settings = QuerySettings(agent_urls={"data": dead_url()})
     async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, query=settings):
         handle = await start_query(dev_client, task_queue, "number of cars by origin")
         with pytest.raises(WorkflowFailureError) as failure:

@@ -8,8 +8,6 @@ open. Pause/resume apply between agents; a cancel ends the run as CANCELED.
 
 from __future__ import annotations
 
-
-
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
@@ -175,6 +173,3 @@ class QueryWorkflow(Pausable):
             except ActivityError as err:
                 self._fallbacks.append(f"viz: {err.cause or err} -> table")
         return Chart(kind="table"), "fallback:table"
-
-
-
