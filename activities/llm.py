@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from importlib.metadata import version
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field, ValidationError
 from temporalio import activity
@@ -204,3 +204,19 @@ def groq_errors() -> Iterator[None]:
         raise error(ErrorClass.MODEL, f"Groq HTTP {err.status_code}: {_message(err)}", non_retryable=not transient) from err
     except (groq.APIConnectionError, groq.APITimeoutError) as err:
         raise error(ErrorClass.MODEL, f"Groq unreachable: {err}") from err
+
+
+def groq_chat(api_key: str, model: str, base_url: str | None = None, timeout: float = 60, **options: Any) -> Any:
+    """A ChatGroq configured as :class:`GroqProvider`'s: Temporal retries, not the client
+    (``max_retries=0``), temperature 0; ``options`` go to ChatGroq as they are."""
+    from langchain_groq import ChatGroq
+
+    return ChatGroq(
+        model=model,
+        api_key=api_key,  # type: ignore[arg-type]
+        base_url=base_url,
+        timeout=timeout,
+        max_retries=0,
+        temperature=0,
+        **options,
+    )

@@ -24,7 +24,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.errors import ErrorClass, error, validation_error
-from activities.llm import INVALID_OUTPUT_ATTEMPTS, groq_errors
+from activities.llm import INVALID_OUTPUT_ATTEMPTS, groq_chat, groq_errors
 from activities.query.dataset import DataSource, describe, engine_for, load_sample_data
 from activities.query.parser import NotUnderstood, explain, parse_question
 from activities.query.sql import QueryTimedOut, ReadOnlyRunner, SqlRefused, compile_plan, guard
@@ -70,18 +70,9 @@ class GroqPlanner:
     until the last attempt, then a final one carrying the raw output."""
 
     def __init__(self, api_key: str, model: str, base_url: str | None = None, timeout: float = 60) -> None:
-        from langchain_groq import ChatGroq
-
         self.model = model
         self.name = f"groq:{model}"
-        chat = ChatGroq(
-            model=model,
-            api_key=api_key,  # type: ignore[arg-type]
-            base_url=base_url,
-            timeout=timeout,
-            max_retries=0,  # Temporal retries, with the activity's policy
-            temperature=0,
-        )
+        chat = groq_chat(api_key, model, base_url, timeout)
         self._structured = chat.with_structured_output(QueryPlan, method="json_mode", include_raw=True)
 
     def plan(self, question: str, catalog: Schema) -> QueryPlan:
