@@ -99,6 +99,31 @@ async def embedded_server() -> AsyncIterator[str]:
         await asyncio.to_thread(process.wait)
 
 
+async def connect_when_ready(
+    stop: asyncio.Event, *, address: str | None, namespace: str | None, give_up_after: float
+) -> Client | None:
+    """Connect to Temporal, retrying with capped exponential backoff while it is down.
+
+    A worker under a supervisor (systemd, compose, Kubernetes) often starts before the
+    server, or while it restarts. Returns None when ``stop`` is set first; raises the last
+    connection error after ``give_up_after`` seconds.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + give_up_after
+    delay = 0.5
+    while True:
+        try:
+            return await connect(address=address, namespace=namespace)
+        except RuntimeError as unreachable:  # the SDK's "Failed client connect"
+            if loop.time() + delay > deadline:
+                raise
+            log.warning("Temporal not reachable (%s); retrying in %.1f s", unreachable, delay)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=delay)
+            return None
+        delay = min(delay * 2, 10.0)
+
+
 async def main(args: argparse.Namespace) -> None:
     """Run until SIGINT/SIGTERM, then drain and return."""
     stop = asyncio.Event()
@@ -110,7 +135,12 @@ async def main(args: argparse.Namespace) -> None:
         address = args.address
         if args.dev:
             address = await stack.enter_async_context(embedded_server())
-        client = await connect(address=address, namespace=args.namespace)
+        client = await connect_when_ready(
+            stop, address=address, namespace=args.namespace, give_up_after=args.connect_seconds
+        )
+        if client is None:
+            log.info("Stopped before Temporal was reachable")
+            return
         db = Database()
         stack.callback(db.dispose)
         log.info(
@@ -144,6 +174,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--task-queue", default=TASK_QUEUE, help="task queue to poll (default %(default)s)")
     parser.add_argument(
         "--activity-threads", type=int, default=16, help="concurrent activities (default %(default)s)"
+    )
+    parser.add_argument(
+        "--connect-seconds",
+        type=float,
+        default=300,
+        help="how long to keep retrying while Temporal is unreachable at start (default %(default)s)",
     )
     parser.add_argument(
         "--drain-seconds",

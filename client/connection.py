@@ -8,16 +8,34 @@ envconfig: ``TEMPORAL_ADDRESS``, ``TEMPORAL_NAMESPACE``, ``TEMPORAL_API_KEY``,
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
+from temporalio.api.failure.v1 import Failure
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DefaultFailureConverter, PayloadConverter
 from temporalio.envconfig import ClientConfig
+from temporalio.exceptions import ApplicationError
 
 from client.observability import runtime, tracing_plugins
 
-DATA_CONVERTER = pydantic_data_converter
-"""Pydantic v2 models in and out of every workflow and activity."""
+class KnownErrorsWithoutStackTraces(DefaultFailureConverter):
+    """Failures of errors we raise on purpose carry no stack trace; bugs keep theirs.
+
+    An ``ApplicationError`` is raised deliberately (the error taxonomy, the saga's report):
+    its message and details say everything, and the SDK frames behind it only bury that in
+    the Web UI. Any other exception is a bug, and its stack trace is what fixes it.
+    """
+
+    def to_failure(self, exception: BaseException, payload_converter: PayloadConverter, failure: Failure) -> None:
+        if isinstance(exception, ApplicationError) and exception.failure is None:
+            exception = exception.with_traceback(None)
+        super().to_failure(exception, payload_converter, failure)
+
+
+DATA_CONVERTER = dataclasses.replace(pydantic_data_converter, failure_converter_class=KnownErrorsWithoutStackTraces)
+"""Pydantic v2 models in and out of every workflow and activity; failures as above."""
 
 DEFAULT_ADDRESS = "localhost:7233"
 TASK_QUEUE = os.environ.get("SAGAWORKS_TASK_QUEUE", "sagaworks")

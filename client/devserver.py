@@ -9,6 +9,7 @@ never touches another process.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import shutil
 import signal
@@ -129,24 +130,49 @@ def running_pid(name: str) -> int | None:
     except (FileNotFoundError, ValueError, ProcessLookupError):
         path.unlink(missing_ok=True)
         return None
-    if b"temporal" not in command and b"worker" not in command:
+    if not any(marker in command for marker in (b"temporal", b"worker", b"saga")):
         path.unlink(missing_ok=True)
         return None
     return pid
 
 
-def start_background(name: str, command: list[str]) -> int:
-    """Start ``command`` detached, logging to ``.temporal/NAME.log``; return its pid."""
+SETTING_PREFIXES = ("SAGAWORKS_", "TEMPORAL_", "DATABASE_URL", "GROQ_", "LLM_", "OTEL_")
+"""Environment variables that change what a background worker or API does."""
+
+
+def settings_fingerprint(environ: dict[str, str] | None = None) -> str:
+    """A digest of the settings in the environment (values never stored in clear)."""
+    environ = dict(os.environ) if environ is None else environ
+    relevant = sorted((k, v) for k, v in environ.items() if k.startswith(SETTING_PREFIXES))
+    return hashlib.sha256(repr(relevant).encode()).hexdigest()[:16]
+
+
+def start_background(name: str, command: list[str], *, settings: str = "") -> tuple[int, str]:
+    """Start ``command`` detached, logging to ``.temporal/NAME.log``.
+
+    A process of that name already running with the same ``settings`` is reused; one
+    started with other settings is stopped and started again, so ``saga dev up`` never
+    leaves a worker running with an environment other than the caller's.
+
+    Returns:
+        The pid and what happened: ``started``, ``reused`` or ``restarted``.
+    """
     STATE_DIR.mkdir(parents=True, exist_ok=True)
-    existing = running_pid(name)
-    if existing:
-        return existing
+    settings_file = STATE_DIR / f"{name}.settings"
+    outcome = "started"
+    if running_pid(name):
+        recorded = settings_file.read_text() if settings_file.exists() else ""
+        if recorded == settings:
+            return running_pid(name) or 0, "reused"
+        stop_background(name)
+        outcome = "restarted"
     log = open(STATE_DIR / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child
     process = subprocess.Popen(
         command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
     )
     pid_file(name).write_text(str(process.pid))
-    return process.pid
+    settings_file.write_text(settings)
+    return process.pid, outcome
 
 
 def stop_background(name: str, timeout: float = 30.0) -> bool:

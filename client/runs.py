@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
-from temporalio.api.enums.v1 import WorkflowExecutionStatus
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus as ExecutionStatus,
@@ -47,7 +46,7 @@ def to_jsonable(value: Any) -> Any:
     return value.model_dump(mode="json") if isinstance(value, BaseModel) else value
 
 
-def status_name(status: WorkflowExecutionStatus | ExecutionStatus | int | None) -> str:
+def status_name(status: ExecutionStatus | int | None) -> str:
     """``RUNNING``, ``COMPLETED``, ``FAILED``, ``CANCELED``, ``TERMINATED``..."""
     if status is None:
         return "UNKNOWN"
@@ -90,6 +89,16 @@ def failure_chain(error: BaseException) -> list[dict[str, Any]]:
         chain.append(entry)
         current = current.__cause__
     return chain
+
+
+def failure_lines(chain: list[dict[str, Any]]) -> list[str]:
+    """A failure chain as text: each cause indented under the last, then what was undone."""
+    lines = [f"{'  ' * depth}{entry['type']}: {entry['message']}" for depth, entry in enumerate(chain)]
+    for entry in chain:
+        for detail in entry.get("details", []):
+            for record in detail.get("compensations", []) if isinstance(detail, dict) else []:
+                lines.append(f"undo {record['step']}: {record['outcome']}")
+    return lines
 
 
 async def query_progress(handle: WorkflowHandle[Any, Any]) -> ProgressStatus | str:

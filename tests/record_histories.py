@@ -2,8 +2,9 @@
 
 Runs order sagas (completed, compensated, cancelled, retried) and document pipelines
 (completed, rejected, compensated) on a throwaway dev server and writes their histories to
-tests/histories/. Re-record only for a deliberate, patched change
-of a workflow; keep the old files too, since running workflows still have old histories.
+tests/histories/. A scenario already recorded gets a new file beside the old one
+(``NAME-YYYYMMDD.json``): old files are never overwritten or deleted, since running
+workflows still have old histories and the code must keep replaying them.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import contextlib
 import sys
 import tempfile
 import uuid
+from datetime import date
 from pathlib import Path
 
 from typing import Any
@@ -59,12 +61,24 @@ async def record(out_dir: Path) -> list[Path]:
                     if name == "order_cancelled":
                         await wait_for_status(handle, lambda s: s.done >= 2)
                         await handle.cancel()
-                    written.append(await _save(handle, out_dir / f"{name}.json"))
+                    written.append(await _save(handle, new_history_path(out_dir, name)))
                 for name, path in documents.items():
                     handle = await start_document(env.client, task_queue, path)
-                    written.append(await _save(handle, out_dir / f"{name}.json"))
+                    written.append(await _save(handle, new_history_path(out_dir, name)))
             db.dispose()
     return written
+
+
+def new_history_path(out_dir: Path, name: str, today: date | None = None) -> Path:
+    """A file for scenario ``name`` that does not exist yet."""
+    candidate = out_dir / f"{name}.json"
+    stamp = (today or date.today()).strftime("%Y%m%d")
+    counter = 1
+    while candidate.exists():
+        suffix = stamp if counter == 1 else f"{stamp}-{counter}"
+        candidate = out_dir / f"{name}-{suffix}.json"
+        counter += 1
+    return candidate
 
 
 async def _save(handle: WorkflowHandle[Any, Any], path: Path) -> Path:

@@ -39,14 +39,18 @@ async def default_queue_worker(dev_client: Client, db: Database) -> AsyncIterato
 
 @pytest.fixture
 def saga(dev_address: str):
-    async def run(*args: str) -> Run:
+    # As on a fresh machine or in CI: no terminal, no COLUMNS.
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"} | {"TEMPORAL_ADDRESS": dev_address}
+
+    async def run(*args: str, stdin: bytes | None = None) -> Run:
         process = await asyncio.create_subprocess_exec(
             SAGA, *args,
-            env={**os.environ, "TEMPORAL_ADDRESS": dev_address, "COLUMNS": "200"},
+            env=env,
+            stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
-        out, err = await asyncio.wait_for(process.communicate(), timeout=120)
+        out, err = await asyncio.wait_for(process.communicate(stdin), timeout=120)
         assert process.returncode is not None
         return Run(process.returncode, out.decode(), err.decode())
 
@@ -151,3 +155,71 @@ async def test_run_document_and_folder(saga, default_queue_worker: Worker) -> No
     assert batch.code == 0, batch.stderr
     summary = json.loads(batch.stdout)["result"]
     assert (summary["completed"], summary["rejected"], summary["failed"]) == (5, 8, 0)
+
+
+async def test_list_prints_whole_ids_when_piped(saga, default_queue_worker: Worker, tmp_path: Path) -> None:
+    long_id = "a-very-long-order-id-" + "x" * 40
+    path, workflow_id = _order_file(tmp_path, order_id=long_id)
+    assert (await saga("run", "order", "--input", str(path), "--wait")).code == 0
+    listed = await saga("list", "--family", "order", "--limit", "100")
+    assert listed.code == 0
+    rows = [line.split() for line in listed.stdout.splitlines()[1:]]
+    row = next(r for r in rows if r[0] == workflow_id)  # the whole id, as one cell
+    assert row[1:3] == ["order", "COMPLETED"]
+    # Short UTC times: date and time to the second.
+    assert len(row[3]) == 10 and len(row[4]) == 8
+
+
+async def test_cancel_of_a_closed_run_says_so_and_exits_1(saga, default_queue_worker: Worker, tmp_path: Path) -> None:
+    path, workflow_id = _order_file(tmp_path)
+    assert (await saga("run", "order", "--input", str(path), "--wait")).code == 0
+    cancel = await saga("cancel", workflow_id)
+    assert cancel.code == 1
+    assert f"{workflow_id} has already closed (COMPLETED)" in cancel.stderr
+    assert (await saga("pause", workflow_id)).code == 1
+
+
+async def test_run_document_checks_the_path_before_starting(saga, tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.txt"
+    run = await saga("run", "document", str(missing))
+    assert run.code == 2 and f"{missing}: no such file or folder" in run.stderr
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    run = await saga("run", "document", str(fifo))
+    assert run.code == 2 and "neither a file nor a folder" in run.stderr
+    listed = json.loads((await saga("list", "--json", "--limit", "1000")).stdout)
+    assert not any(str(missing) in json.dumps(row) for row in listed)
+
+
+async def test_run_any_family_from_stdin_with_overrides(saga, default_queue_worker: Worker) -> None:
+    order = json.loads(make_order().model_dump_json())
+    order_id = order["order_id"] + "-set"
+    run = await saga(
+        "run", "order", "--input", "-", "--set", f"order_id={order_id}", "--set", "items.0.quantity=3",
+        "--wait", "--json", stdin=json.dumps(order).encode(),
+    )
+    assert run.code == 0, run.stderr
+    result = json.loads(run.stdout)["result"]
+    assert result["order_id"] == order_id
+    assert result["amount_cents"] == 3 * order["items"][0]["unit_price_cents"] + order["items"][1]["unit_price_cents"]
+    bad = await saga("run", "order", "--input", "-", "--set", "items.0.quantity=zero", stdin=json.dumps(order).encode())
+    assert bad.code == 2 and "items.0.quantity" in bad.stderr
+
+
+async def test_catalog_json_lists_every_family_with_its_schema(saga) -> None:
+    from workflows.catalog import FAMILIES
+
+    run = await saga("catalog", "--json")
+    assert run.code == 0
+    catalog = json.loads(run.stdout)
+    assert [entry["name"] for entry in catalog] == [f.name for f in FAMILIES]
+    for entry, fam in zip(catalog, FAMILIES, strict=True):
+        assert entry["input_schema"] == fam.input_model.model_json_schema()
+        assert entry["workflow_type"] == fam.workflow.__name__
+
+
+async def test_help_shows_no_type_placeholders(saga) -> None:
+    for command in (("run", "order"), ("run", "document"), ("list",), ("dev", "up"), ("cancel",)):
+        run = await saga(*command, "--help")
+        assert run.code == 0
+        assert "<bool>" not in run.stdout and "<str>" not in run.stdout.split("Options:")[1], run.stdout

@@ -26,7 +26,11 @@ def test_arbitrary_json_validates_or_raises_a_validation_error(data: dict[str, A
     try:
         OrderInput.model_validate(data)
     except ValidationError as invalid:
-        assert invalid.errors()  # each error names its field (loc), never a crash
+        # Each error names the field it is about (one the input gave or the model has),
+        # and the message a user sees names it too.
+        for error in invalid.errors():
+            assert error["loc"] and error["loc"][0] in {*data, *OrderInput.model_fields}, error
+            assert str(error["loc"][0]) in str(invalid)
 
 
 items = st.fixed_dictionaries(

@@ -8,6 +8,7 @@ plus one :class:`Family` entry here.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +30,16 @@ SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 """Where every family's sample inputs live."""
 
 InputT = TypeVar("InputT", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    """A sample that ``make demo`` runs, and how it is expected to end."""
+
+    sample: str
+    """Relative to ``samples/``."""
+    expect: str = "COMPLETED"
+    """COMPLETED, FAILED or CANCELED."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +65,15 @@ class Family(Generic[InputT]):
     """The signals and updates a run accepts besides cancellation."""
     helper_workflows: tuple[type, ...] = field(default=())
     """Workflows it starts as children; served by the worker, never started by users."""
+    path_field: str | None = None
+    """The input field a path argument fills (``saga run document FILE``)."""
+    rerun_field: str | None = None
+    """A field whose value may run only once (the order id): the demo and the console's
+    sample buttons give it a fresh suffix so a sample can run again."""
+    demo: tuple[DemoRun, ...] = ()
+    """What ``make demo`` runs of this family."""
+    folder_family: str | None = None
+    """The family a folder given as the path argument starts instead."""
 
     @property
     def workflow_type(self) -> str:
@@ -69,6 +89,13 @@ class Family(Generic[InputT]):
     def sample_paths(self) -> list[Path]:
         """The sample input files, as absolute paths."""
         return [SAMPLES / sample for sample in self.samples]
+
+    def sample_input(self, sample: str, rerun_suffix: str | None = None) -> InputT:
+        """A sample input (relative to ``samples/``), its :attr:`rerun_field` suffixed."""
+        data = json.loads((SAMPLES / sample).read_bytes())
+        if rerun_suffix and self.rerun_field:
+            data[self.rerun_field] = f"{data[self.rerun_field]}-{rerun_suffix}"
+        return self.parse(data)
 
     def input_schema(self) -> dict[str, Any]:
         """The JSON Schema of the input model."""
@@ -92,6 +119,8 @@ FAMILIES: tuple[Family[Any], ...] = (
             "orders/order-transient-payment.json",
             "orders/order-slow.json",
         ),
+        rerun_field="order_id",
+        demo=(DemoRun("orders/order.json"), DemoRun("orders/order-fails-at-shipping.json", "FAILED")),
     ),
     Family(
         name="document",
@@ -105,6 +134,8 @@ FAMILIES: tuple[Family[Any], ...] = (
         f"(see `saga status {document_workflow_id(document_id_for(doc.path))}`)",
         samples=("inputs/document.json",),
         helper_workflows=(ExtractChunksWorkflow,),
+        path_field="path",
+        folder_family="document-batch",
     ),
     Family(
         name="document-batch",
@@ -118,6 +149,8 @@ FAMILIES: tuple[Family[Any], ...] = (
         conflict_message=lambda batch: f"a batch of {batch.folder} is running right now "
         f"(see `saga status batch-{document_id_for(batch.folder)}`)",
         samples=("inputs/document-batch.json",),
+        path_field="folder",
+        demo=(DemoRun("inputs/document-batch.json"),),
     ),
     Family(
         name="query",
@@ -135,6 +168,7 @@ FAMILIES: tuple[Family[Any], ...] = (
             "queries/top-cars-by-horsepower.json",
             "queries/average-price-by-symbol.json",
         ),
+        demo=(DemoRun("queries/temperature-by-month.json"),),
     ),
 )
 

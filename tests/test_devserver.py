@@ -1,0 +1,41 @@
+"""Background processes of `saga dev up`: reused only when started with the same settings."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from client import devserver
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setattr(devserver, "STATE_DIR", tmp_path)
+    return tmp_path
+
+
+# "worker" in the command line marks it as ours (devserver.running_pid checks that).
+SLEEPER = [sys.executable, "-c", "import time; time.sleep(120)", "worker"]
+
+
+def test_a_worker_with_other_settings_is_restarted_not_reused(state_dir: Path) -> None:
+    try:
+        first, outcome = devserver.start_background("worker", SLEEPER, settings=devserver.settings_fingerprint({}))
+        assert outcome == "started"
+        same, outcome = devserver.start_background("worker", SLEEPER, settings=devserver.settings_fingerprint({}))
+        assert (same, outcome) == (first, "reused")
+        other = devserver.settings_fingerprint({"DATABASE_URL": "postgresql://elsewhere/app"})
+        second, outcome = devserver.start_background("worker", SLEEPER, settings=other)
+        assert outcome == "restarted" and second != first
+        assert not devserver._alive(first)
+    finally:
+        devserver.stop_background("worker")
+
+
+def test_the_fingerprint_covers_settings_and_ignores_the_rest() -> None:
+    base = {"PATH": "/bin", "SAGAWORKS_DOCUMENT_ROOTS": "/docs"}
+    assert devserver.settings_fingerprint(base) == devserver.settings_fingerprint({**base, "PATH": "/usr/bin"})
+    assert devserver.settings_fingerprint(base) != devserver.settings_fingerprint({**base, "SAGAWORKS_DOCUMENT_ROOTS": "/x"})
+    assert "/docs" not in devserver.settings_fingerprint(base)

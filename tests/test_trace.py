@@ -1,0 +1,104 @@
+"""`saga trace`: the trace derived from history equals what the run did."""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import timedelta
+
+from temporalio import activity, workflow
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.worker import Worker
+
+from client.trace import trace_markdown, trace_run
+from contracts.orders import ORDER_STEPS
+from tests.orders import make_order, start_order, wait_for_status
+
+
+async def test_trace_of_a_compensated_saga_with_a_retried_step(
+    dev_client: Client, order_worker: Worker, task_queue: str
+) -> None:
+    order = make_order(inject_failure={"step": "create_shipping_label", "mode": "permanent"})
+    retried = make_order(inject_failure={"step": "charge_payment", "mode": "transient", "attempts": 2})
+    failing = await start_order(dev_client, task_queue, order)
+    with contextlib.suppress(WorkflowFailureError):
+        await failing.result()
+    await (await start_order(dev_client, task_queue, retried)).result()
+
+    trace = await trace_run(dev_client, failing.id, payloads=True)
+    assert trace.status == "FAILED" and trace.error_type == "SagaCompensated"
+    names = [step.name for step in trace.steps]
+    undo = ["void_shipping_label", "release_inventory", "send_cancellation_notice", "refund_payment", "delete_customer_account"]
+    assert names == [*ORDER_STEPS, *undo]
+    label = trace.steps[4]
+    assert (label.outcome, label.error_type) == ("failed", "InjectedFailure")
+    assert all(step.outcome == "completed" for step in trace.steps if step is not label)
+    assert [s.summary for s in trace.steps[5:]] == [f"compensate {step}" for step in reversed(ORDER_STEPS)]
+    charge = trace.steps[1]
+    assert charge.result["key"].endswith(":charge_payment")  # decoded payload of that step
+    # Every step lies inside the run, and in the order it began.
+    assert all(trace.started <= s.started <= s.closed <= trace.closed for s in trace.steps)
+    assert [s.started for s in trace.steps] == sorted(s.started for s in trace.steps)
+
+    retried_trace = await trace_run(dev_client, f"order-{retried.order_id}")
+    charge = next(step for step in retried_trace.steps if step.name == "charge_payment")
+    assert charge.attempts == 3 and charge.outcome == "completed"  # two injected failures, then success
+
+    report = trace_markdown(trace)
+    assert "| 5 | create_shipping_label | activity | 1 |" in report and "InjectedFailure" in report
+
+
+async def test_trace_of_a_cancelled_run_shows_timers_signals_and_the_cancel(
+    dev_client: Client, order_worker: Worker, task_queue: str
+) -> None:
+    handle = await start_order(dev_client, task_queue, make_order(step_delay_seconds=0.2))
+    await wait_for_status(handle, lambda s: s.done >= 2)
+    await handle.signal("pause")
+    await handle.signal("resume")
+    await handle.cancel()
+    with contextlib.suppress(WorkflowFailureError):
+        await handle.result()
+    trace = await trace_run(dev_client, handle.id)
+    assert trace.status == "CANCELED"
+    kinds = {step.kind for step in trace.steps}
+    assert {"activity", "timer", "signal"} <= kinds
+    assert [s.name for s in trace.steps if s.kind == "signal"] == ["pause", "resume"]
+    assert any(step.summary == "compensate charge_payment" for step in trace.steps)
+
+
+@activity.defn
+async def shout(text: str) -> str:
+    return text.upper()
+
+
+@workflow.defn(sandboxed=False)
+class ShoutChild:
+    @workflow.run
+    async def run(self, text: str) -> str:
+        return await workflow.execute_activity(shout, text, start_to_close_timeout=timedelta(seconds=10))
+
+
+@workflow.defn(sandboxed=False)
+class ShoutParent:
+    @workflow.run
+    async def run(self, texts: list[str]) -> list[str]:
+        return [
+            await workflow.execute_child_workflow(ShoutChild.run, text, id=f"{workflow.info().workflow_id}-{i}")
+            for i, text in enumerate(texts)
+        ]
+
+
+async def test_trace_follows_child_runs(dev_client: Client, task_queue: str) -> None:
+    async with Worker(dev_client, task_queue=task_queue, workflows=[ShoutParent, ShoutChild], activities=[shout]):
+        handle = await dev_client.start_workflow(
+            ShoutParent.run, ["a", "b"], id=f"parent-{task_queue}", task_queue=task_queue
+        )
+        assert await handle.result() == ["A", "B"]
+    trace = await trace_run(dev_client, handle.id, payloads=True)
+    children = [step for step in trace.steps if step.kind == "child_workflow"]
+    assert [(c.name, c.summary, c.outcome, c.result) for c in children] == [
+        ("ShoutChild", f"{handle.id}-0", "completed", "A"),
+        ("ShoutChild", f"{handle.id}-1", "completed", "B"),
+    ]
+    assert [[(s.name, s.result) for s in c.child.steps] for c in children] == [[("shout", "A")], [("shout", "B")]]
+    shallow = await trace_run(dev_client, handle.id, depth=0)
+    assert all(step.child is None for step in shallow.steps)
