@@ -167,13 +167,16 @@ class DatabaseStorage(pybreaker.CircuitBreakerStorage):
         self._update(failures=breakers_table.c.failures + 1)
 
     def reset_counter(self) -> None:
-        self._update(breakers_table.c.failures != 0, failures=0)
+        # Every success resets: read first, so the common case takes no write lock.
+        if self.counter:
+            self._update(breakers_table.c.failures != 0, failures=0)
 
     def increment_success_counter(self) -> None:
         self._update(successes=breakers_table.c.successes + 1)
 
     def reset_success_counter(self) -> None:
-        self._update(breakers_table.c.successes != 0, successes=0)
+        if self.success_counter:
+            self._update(breakers_table.c.successes != 0, successes=0)
 
     @property
     def counter(self) -> int:
@@ -297,7 +300,7 @@ class Breakers:
             ) from None
 
     def status(self, name: str) -> BreakerStatus:
-        [status] = [s for s in breaker_statuses(self._db) if s.name == name] or [self._unused(name)]
+        [status] = [s for s in _read_statuses(self._db) if s.name == name] or [self._unused(name)]
         return status
 
     def _unused(self, name: str) -> BreakerStatus:
@@ -316,7 +319,7 @@ class Breakers:
 
     def statuses(self) -> list[BreakerStatus]:
         """Every configured breaker, those never called yet as closed."""
-        stored = {s.name: s for s in breaker_statuses(self._db)}
+        stored = {s.name: s for s in _read_statuses(self._db)}
         return [stored.get(name) or self._unused(name) for name in self.configs]
 
 
@@ -328,11 +331,15 @@ def breaker_statuses(db: Database | None = None) -> list[BreakerStatus]:
     database = db or Database()
     try:
         _metadata.create_all(database.engine)
-        with database.engine.connect() as conn:
-            rows = conn.execute(select(breakers_table).order_by(breakers_table.c.name)).all()
+        return _read_statuses(database)
     finally:
         if db is None:
             database.dispose()
+
+
+def _read_statuses(db: Database) -> list[BreakerStatus]:
+    with db.engine.connect() as conn:
+        rows = conn.execute(select(breakers_table).order_by(breakers_table.c.name)).all()
     statuses = []
     for row in rows:
         opened_at = _aware(row.opened_at)

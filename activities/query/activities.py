@@ -26,6 +26,7 @@ from activities.db import Database
 from activities.query.agents import DataAgent, OfflinePlanner, Planner, nlp_agent, planner_from_env, viz_agent
 from activities.query.dataset import DataSource, data_source_from_env
 from activities.query.remote import AgentClient
+from contracts.breakers import BreakerStatus
 from contracts.query import (
     AGENTS,
     AgentHealth,
@@ -145,12 +146,13 @@ class QueryActivities:
         toward opening it, an open breaker is not probed before its trial time, and the
         first probe after it is the trial that closes it again.
         """
-        return HealthReport(agents=[self._health(agent) for agent in request.agents])
+        statuses = {s.name: s for s in self.breakers.statuses()}
+        return HealthReport(agents=[self._health(agent, statuses) for agent in request.agents])
 
-    def _health(self, agent: AgentName) -> AgentHealth:
+    def _health(self, agent: AgentName, statuses: dict[str, BreakerStatus]) -> AgentHealth:
         client = self.clients.get(agent)
         if client is None:
-            status = self.breakers.status(self._breaker_of(agent))
+            status = statuses[self._breaker_of(agent)]
             waiting = status.next_trial_at is not None and status.next_trial_at > datetime.now(UTC)
             detail = f"breaker {status.name} open until {status.next_trial_at:%H:%M:%S}" if waiting else "in-process"
             return AgentHealth(agent=agent, mode="local", up=not waiting, breaker=status.state, detail=detail)
