@@ -11,6 +11,8 @@ database, with the offline NLP provider:
   pre-flight health check, three activities on two task queues, the shared breakers'
   database reads and writes, and Temporal's persistence.
 
+The two are measured interleaved, run for run, so both see the same machine load.
+
 Reported: p50/p95 of one run alone, runs/s with ``--concurrency`` in flight, and the
 orchestration overhead per run (p50 - floor p50).
 """
@@ -48,25 +50,28 @@ def _percentiles(samples: list[float]) -> tuple[float, float]:
     return cuts[49], cuts[94]
 
 
-def plain(db_url: str, runs: int) -> list[float]:
-    data = DataAgent(DataSource(db_url, SAMPLE_TABLES, sample=True))
-    planner = OfflinePlanner()
-    catalog = data.catalog()
-    timings = []
-    for i in range(runs + 5):
+class Floor:
+    """The three agents called one after the other in this thread."""
+
+    def __init__(self, db_url: str) -> None:
+        self.data = DataAgent(DataSource(db_url, SAMPLE_TABLES, sample=True))
+        self.planner = OfflinePlanner()
+        self.catalog = self.data.catalog()
+
+    def run(self, i: int) -> float:
         started = time.perf_counter()
-        planned = nlp_agent(planner, data, PlanInput(question=QUESTIONS[i % len(QUESTIONS)], catalog=catalog))
-        rows = data.run(DataInput(plan=planned.plan))
+        planned = nlp_agent(self.planner, self.data, PlanInput(question=QUESTIONS[i % len(QUESTIONS)], catalog=self.catalog))
+        rows = self.data.run(DataInput(plan=planned.plan))
         viz_agent(VizInput(plan=planned.plan, columns=rows.columns, rows=rows.rows))
-        if i >= 5:  # the first runs warm up the renderer
-            timings.append((time.perf_counter() - started) * 1000)
-    data.dispose()
-    return timings
+        return (time.perf_counter() - started) * 1000
 
 
-async def orchestrated(db_url: str, runs: int, concurrency: int) -> tuple[list[float], float]:
+async def measure(tmp: str, runs: int, concurrency: int) -> tuple[list[float], list[float], float, float]:
+    """Floor and workflow runs interleaved (so both see the same machine load), then the
+    throughput of each: the floor one at a time, the workflow ``concurrency`` in flight."""
+    floor = Floor(f"sqlite:///{tmp}/plain.db")
     async with await start_embedded() as env:
-        db = Database(db_url)
+        db = Database(f"sqlite:///{tmp}/app.db")
         task_queue = f"bench-{uuid.uuid4()}"
         async with running_worker(env.client, db, task_queue=task_queue, activity_threads=16, query=QuerySettings()):
 
@@ -79,9 +84,17 @@ async def orchestrated(db_url: str, runs: int, concurrency: int) -> tuple[list[f
                 assert result.chart.kind != "table" and not result.fallbacks, result.fallbacks
                 return (time.perf_counter() - started) * 1000
 
-            for i in range(5):
+            for i in range(5):  # warm-up: the renderer, the catalog, the sandbox
+                floor.run(i)
                 await one(i)
-            alone = [await one(i) for i in range(runs)]
+            floor_ms, workflow_ms = [], []
+            for i in range(runs):
+                floor_ms.append(floor.run(i))
+                workflow_ms.append(await one(i))
+            started = time.perf_counter()
+            for i in range(runs):
+                floor.run(i)
+            floor_rate = runs / (time.perf_counter() - started)
             semaphore = asyncio.Semaphore(concurrency)
 
             async def bounded(i: int) -> float:
@@ -92,7 +105,8 @@ async def orchestrated(db_url: str, runs: int, concurrency: int) -> tuple[list[f
             await asyncio.gather(*(bounded(i) for i in range(runs)))
             throughput = runs / (time.perf_counter() - started)
         db.dispose()
-    return alone, throughput
+    floor.data.dispose()
+    return floor_ms, workflow_ms, floor_rate, throughput
 
 
 def main() -> None:
@@ -101,18 +115,19 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=20)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        floor = plain(f"sqlite:///{tmp}/plain.db", args.runs)
-        alone, throughput = asyncio.run(orchestrated(f"sqlite:///{tmp}/app.db", args.runs, args.concurrency))
+        floor, alone, floor_rate, throughput = asyncio.run(measure(tmp, args.runs, args.concurrency))
     floor_p50, floor_p95 = _percentiles(floor)
     p50, p95 = _percentiles(alone)
-    floor_rate = 1000 / statistics.mean(floor)
+    overheads = sorted(w - f for f, w in zip(floor, alone, strict=True))
+    load = os.getloadavg()[0]
     print(f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} CPUs, {args.runs} runs, "
           f"offline NLP provider, {len(QUESTIONS)} questions in turn")
     print(f"| engine | p50 ms | p95 ms | runs/s ({args.concurrency} in flight) |")
     print("|---|---:|---:|---:|")
     print(f"| plain functions (floor) | {floor_p50:.1f} | {floor_p95:.1f} | {floor_rate:.1f} (one at a time) |")
     print(f"| QueryWorkflow | {p50:.1f} | {p95:.1f} | {throughput:.1f} |")
-    print(f"orchestration overhead per run (p50): {p50 - floor_p50:.1f} ms")
+    print(f"orchestration overhead per run: p50 {p50 - floor_p50:.1f} ms; median of paired differences "
+          f"{statistics.median(overheads):.1f} ms; load average during the run {load:.1f}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Metrics of the query family derived from Temporal histories (``GET /api/workflow/metrics``).
 
-The seed's KPIs (success rate by step, time per agent, retry attempt distribution, runs
-that used a fallback) come from the recorded histories of recent runs, not from counters
+The seed's KPIs (success rate by step, time per agent, retry attempt distribution) come
+from the recorded histories of recent runs (activities and local activities alike), not from counters
 kept on the side; live counters of the same things (``sagaworks_query_agent_*``,
 ``sagaworks_breaker_transitions``) are on the workers' Prometheus endpoint, and breaker
 activations are in :func:`activities.breakers.breaker_statuses` (``trips``).
@@ -9,6 +9,7 @@ activations are in :func:`activities.breakers.breaker_statuses` (``trips``).
 
 from __future__ import annotations
 
+import json
 import statistics
 from collections import Counter, defaultdict
 from typing import Any
@@ -46,6 +47,28 @@ class QueryMetrics(BaseModel):
     steps: list[StepMetrics]
 
 
+def _local_activity(event: Any) -> tuple[str, int, bool, float | None] | None:
+    """(step, attempt, failed, elapsed ms) of a local activity's marker, if it is one of ours.
+
+    The SDK records a local activity as a ``core_local_activity`` marker whose ``data``
+    detail is JSON (activity type, attempt, schedule and completion times).
+    """
+    attrs = event.marker_recorded_event_attributes
+    if attrs.marker_name != "core_local_activity" or "data" not in attrs.details:
+        return None
+    data = json.loads(attrs.details["data"].payloads[0].data)
+    step = STEP_OF_ACTIVITY.get(data.get("activity_type", ""))
+    if step is None:
+        return None
+
+    def seconds(stamp: dict[str, int] | None) -> float | None:
+        return stamp["seconds"] + stamp.get("nanos", 0) / 1e9 if stamp else None
+
+    completed, scheduled = seconds(data.get("complete_time")), seconds(data.get("original_schedule_time"))
+    elapsed = (completed - scheduled) * 1000 if completed and scheduled and completed >= scheduled else None
+    return step, int(data.get("attempt", 1)), attrs.HasField("failure"), elapsed
+
+
 async def query_metrics(client: Client, *, limit: int = 200) -> QueryMetrics:
     """Metrics over the latest ``limit`` QueryWorkflow runs."""
     by_status: Counter[str] = Counter()
@@ -60,7 +83,16 @@ async def query_metrics(client: Client, *, limit: int = 200) -> QueryMetrics:
         scheduled: dict[int, str] = {}
         started: dict[int, Any] = {}
         async for event in client.get_workflow_handle(execution.id, run_id=execution.run_id).fetch_history_events():
-            if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            if event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
+                local = _local_activity(event)
+                if local is not None:
+                    step, attempt, failed, elapsed_ms = local
+                    calls[step] += 1
+                    succeeded[step] += not failed
+                    attempts[step][str(attempt)] += 1
+                    if elapsed_ms is not None:
+                        durations[step].append(elapsed_ms)
+            elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
                 step = STEP_OF_ACTIVITY.get(event.activity_task_scheduled_event_attributes.activity_type.name)
                 if step:
                     scheduled[event.event_id] = step

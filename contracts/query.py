@@ -182,6 +182,9 @@ class AgentHealth(StrictModel):
     breaker: str
     """The agent's breaker state (closed, open, half-open)."""
     detail: str = ""
+    rate_limited: bool = False
+    """Whether its calls go to the rate-limited LLM task queue (an LLM provider or a
+    remote NLP agent; the offline parser in the worker needs no rate limit)."""
 
 
 class HealthInput(StrictModel):

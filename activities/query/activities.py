@@ -155,13 +155,23 @@ class QueryActivities:
             status = statuses[self._breaker_of(agent)]
             waiting = status.next_trial_at is not None and status.next_trial_at > datetime.now(UTC)
             detail = f"breaker {status.name} open until {status.next_trial_at:%H:%M:%S}" if waiting else "in-process"
-            return AgentHealth(agent=agent, mode="local", up=not waiting, breaker=status.state, detail=detail)
+            rate_limited = agent == "nlp" and not isinstance(self.planner, OfflinePlanner)
+            return AgentHealth(
+                agent=agent, mode="local", up=not waiting, breaker=status.state, detail=detail, rate_limited=rate_limited
+            )
         try:
             self.breakers.call(agent, client.health)
             up, detail = True, client.base_url
         except ApplicationError as err:
             up, detail = False, err.message
-        return AgentHealth(agent=agent, mode="remote", up=up, breaker=self.breakers.status(agent).state, detail=detail)
+        return AgentHealth(
+            agent=agent,
+            mode="remote",
+            up=up,
+            breaker=self.breakers.status(agent).state,
+            detail=detail,
+            rate_limited=agent == "nlp",
+        )
 
     def _breaker_of(self, agent: AgentName) -> str:
         if agent == "nlp" and agent not in self.clients:
@@ -208,8 +218,8 @@ class QueryActivities:
         return self.breakers.call("viz", viz_agent, request)
 
     def activities(self) -> list[Callable[..., Any]]:
-        """The activities of the main task queue."""
-        return [self.check_agents, self.plan_offline, self.run, self.render]
+        """The activities of the main task queue (the plan too, for the offline parser)."""
+        return [self.check_agents, self.plan, self.plan_offline, self.run, self.render]
 
     def llm_activities(self) -> list[Callable[..., Any]]:
         """The activities of the rate-limited LLM task queue."""
