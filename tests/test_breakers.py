@@ -6,7 +6,6 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from temporalio.exceptions import ApplicationError
@@ -17,8 +16,9 @@ from activities.errors import ErrorClass, error
 
 
 @pytest.fixture
-def url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'app.db'}"
+def url(db_url: str) -> str:
+    """A fresh database: SQLite, and PostgreSQL when SAGAWORKS_TEST_POSTGRES_URL is set."""
+    return db_url
 
 
 @pytest.fixture
