@@ -188,3 +188,28 @@ async def test_metrics_come_from_the_histories(dev_client: Client, db: Database,
     assert metrics.runs >= 2 and metrics.by_status.get("COMPLETED", 0) >= 1 and metrics.by_status.get("FAILED", 0) >= 1
     assert steps["nlp"].success_rate < 1 and steps["data"].succeeded >= 1 and steps["nlp"].attempts.get("1", 0) >= 2
     assert steps["viz"].p50_ms is not None
+
+
+async def test_open_data_breaker_delays_the_retry_to_its_trial_which_closes_it(
+    dev_client: Client, db: Database, task_queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No fallback for data: the open breaker costs one fast attempt, the next is the trial."""
+    import base64
+    import json
+
+    monkeypatch.setenv("SAGAWORKS_BREAKER_DATA", "1/8")
+    breakers = Breakers(db)
+    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, query=QuerySettings()):
+        with pytest.raises(ApplicationError):
+            breakers.call("data", lambda: (_ for _ in ()).throw(error(ErrorClass.DATABASE, "down")), fallback=False)
+        assert breakers.status("data").state == "open"
+        handle = await start_query(dev_client, task_queue, "number of cars by origin")
+        result = await handle.result()
+    assert result.rows == [["Europe", 73], ["Japan", 79], ["USA", 254]]
+    assert breakers.status("data").state == "closed"
+    attempts = [
+        json.loads(base64.b64decode(e["markerRecordedEventAttributes"]["details"]["data"]["payloads"][0]["data"]))
+        for e in json.loads((await handle.fetch_history()).to_json())["events"]
+        if e["eventType"] == "EVENT_TYPE_MARKER_RECORDED"
+    ]
+    assert [(a["activity_type"], a["attempt"]) for a in attempts if a["activity_type"] == "query_run"] == [("query_run", 2)]

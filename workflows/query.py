@@ -1,7 +1,7 @@
 """The query workflow: a question -> plan (NLP agent) -> rows (data agent) -> chart (viz agent).
 
 Pre-flight health checks first: a data agent that is down fails the run at once (it has
-no fallback); an NLP agent that is down is replaced by the offline parser, a viz agent by
+no fallback; an open data breaker instead delays the data step to its trial); an NLP agent that is down is replaced by the offline parser, a viz agent by
 a table. The same fallbacks catch a step that fails after its retries or whose breaker is
 open. Pause/resume apply between agents; a cancel ends the run as CANCELED.
 """
@@ -106,7 +106,8 @@ class QueryWorkflow(Pausable):
         )
         self._completed.append("health")
         data_health = health.of("data")
-        if not data_health.up:
+        # An open data breaker is no reason to fail now: the data step waits for its trial.
+        if not data_health.up and not data_health.waiting_for_trial:
             self._failed.append("health")
             raise ApplicationError(
                 f"the data agent is unavailable and has no fallback: {data_health.detail}",

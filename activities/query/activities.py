@@ -23,6 +23,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.breakers import Breakers
 from activities.db import Database
+from activities.errors import QueryErrorClass
 from activities.query.agents import DataAgent, OfflinePlanner, Planner, nlp_agent, planner_from_env, viz_agent
 from activities.query.dataset import DataSource, data_source_from_env
 from activities.query.remote import AgentClient
@@ -157,19 +158,27 @@ class QueryActivities:
             detail = f"breaker {status.name} open until {status.next_trial_at:%H:%M:%S}" if waiting else "in-process"
             rate_limited = agent == "nlp" and not isinstance(self.planner, OfflinePlanner)
             return AgentHealth(
-                agent=agent, mode="local", up=not waiting, breaker=status.state, detail=detail, rate_limited=rate_limited
+                agent=agent,
+                mode="local",
+                up=not waiting,
+                breaker=status.state,
+                detail=detail,
+                waiting_for_trial=waiting,
+                rate_limited=rate_limited,
             )
+        waiting = False
         try:
             self.breakers.call(agent, client.health)
             up, detail = True, client.base_url
         except ApplicationError as err:
-            up, detail = False, err.message
+            up, detail, waiting = False, err.message, err.type == QueryErrorClass.CIRCUIT_OPEN
         return AgentHealth(
             agent=agent,
             mode="remote",
             up=up,
             breaker=self.breakers.status(agent).state,
             detail=detail,
+            waiting_for_trial=waiting,
             rate_limited=agent == "nlp",
         )
 
