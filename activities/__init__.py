@@ -3,15 +3,19 @@
 :func:`build_activities` is the registry the worker serves.
 """
 
+from __future__ import annotations
+
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from activities.db import Database
 from activities.documents import DocumentActivities, DocumentSettings
 from activities.llm import LLMProvider, provider_from_env
 from activities.orders import OrderActivities, seed_inventory
-from activities.plans.activities import PlanActivities, PlanSettings
-from activities.query.activities import QueryActivities, QuerySettings
+
+if TYPE_CHECKING:  # imported when used: the CLI imports this package through the catalog
+    from activities.plans.activities import PlanSettings
+    from activities.query.activities import QuerySettings
 
 
 def build_activities(
@@ -26,6 +30,9 @@ def build_activities(
     ``llm`` defaults to :func:`activities.llm.provider_from_env`, ``documents`` to the
     limits in the environment, ``query`` to the query agents the environment configures.
     """
+    from activities.plans.activities import PlanActivities
+    from activities.query.activities import QueryActivities
+
     seed_inventory(db)
     orders = OrderActivities(db)
     docs = DocumentActivities(db, llm or provider_from_env(), documents)
@@ -55,4 +62,6 @@ def build_activities(
 
 def build_llm_activities(db: Database, query: QuerySettings | None = None) -> list[Callable[..., Any]]:
     """The activities of the rate-limited LLM task queue (``workflows.policies.llm_task_queue``)."""
+    from activities.query.activities import QueryActivities
+
     return QueryActivities(db, query).llm_activities()

@@ -98,6 +98,7 @@ breakers_table = Table(
     Column("opened_at", DateTime(timezone=True)),
     Column("last_transition_at", DateTime(timezone=True)),
     Column("trial_started_at", DateTime(timezone=True)),
+    Column("trips", Integer, nullable=False, default=0),
 )
 
 
@@ -146,7 +147,8 @@ class DatabaseStorage(pybreaker.CircuitBreakerStorage):
             changed = self._update(c.state == pybreaker.STATE_OPEN, state=state, last_transition_at=now, trial_started_at=now)
             self.claimed_trial = changed
         else:
-            changed = self._update(c.state != state, state=state, last_transition_at=now)
+            trips = c.trips + 1 if state == pybreaker.STATE_OPEN else c.trips
+            changed = self._update(c.state != state, state=state, last_transition_at=now, trips=trips)
         if changed:
             log.warning("circuit breaker %s -> %s", self.name, state, extra={"breaker": self.name, "state": state})
             if activity.in_activity():
@@ -165,13 +167,16 @@ class DatabaseStorage(pybreaker.CircuitBreakerStorage):
         self._update(failures=breakers_table.c.failures + 1)
 
     def reset_counter(self) -> None:
-        self._update(breakers_table.c.failures != 0, failures=0)
+        # Every success resets: read first, so the common case takes no write lock.
+        if self.counter:
+            self._update(breakers_table.c.failures != 0, failures=0)
 
     def increment_success_counter(self) -> None:
         self._update(successes=breakers_table.c.successes + 1)
 
     def reset_success_counter(self) -> None:
-        self._update(breakers_table.c.successes != 0, successes=0)
+        if self.success_counter:
+            self._update(breakers_table.c.successes != 0, successes=0)
 
     @property
     def counter(self) -> int:
@@ -241,6 +246,7 @@ def _ensure_row(db: Database, name: str, config: BreakerConfig) -> None:
                     state=pybreaker.STATE_CLOSED,
                     failures=0,
                     successes=0,
+                    trips=0,
                     fail_max=config.fail_max,
                     reset_timeout=config.reset_timeout,
                 )
@@ -294,7 +300,7 @@ class Breakers:
             ) from None
 
     def status(self, name: str) -> BreakerStatus:
-        [status] = [s for s in breaker_statuses(self._db) if s.name == name] or [self._unused(name)]
+        [status] = [s for s in _read_statuses(self._db) if s.name == name] or [self._unused(name)]
         return status
 
     def _unused(self, name: str) -> BreakerStatus:
@@ -303,6 +309,7 @@ class Breakers:
             name=name,
             state="closed",
             failures=0,
+            trips=0,
             fail_max=config.fail_max,
             reset_timeout_seconds=config.reset_timeout,
             last_transition_at=None,
@@ -312,7 +319,7 @@ class Breakers:
 
     def statuses(self) -> list[BreakerStatus]:
         """Every configured breaker, those never called yet as closed."""
-        stored = {s.name: s for s in breaker_statuses(self._db)}
+        stored = {s.name: s for s in _read_statuses(self._db)}
         return [stored.get(name) or self._unused(name) for name in self.configs]
 
 
@@ -324,11 +331,15 @@ def breaker_statuses(db: Database | None = None) -> list[BreakerStatus]:
     database = db or Database()
     try:
         _metadata.create_all(database.engine)
-        with database.engine.connect() as conn:
-            rows = conn.execute(select(breakers_table).order_by(breakers_table.c.name)).all()
+        return _read_statuses(database)
     finally:
         if db is None:
             database.dispose()
+
+
+def _read_statuses(db: Database) -> list[BreakerStatus]:
+    with db.engine.connect() as conn:
+        rows = conn.execute(select(breakers_table).order_by(breakers_table.c.name)).all()
     statuses = []
     for row in rows:
         opened_at = _aware(row.opened_at)
@@ -338,6 +349,7 @@ def breaker_statuses(db: Database | None = None) -> list[BreakerStatus]:
                 name=row.name,
                 state=row.state,
                 failures=row.failures,
+                trips=row.trips,
                 fail_max=row.fail_max,
                 reset_timeout_seconds=row.reset_timeout,
                 last_transition_at=_aware(row.last_transition_at),

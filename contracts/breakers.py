@@ -17,6 +17,8 @@ class BreakerStatus(BaseModel):
     state: BreakerState
     failures: int
     """Consecutive failures counted while closed."""
+    trips: int
+    """How many times it opened (activations), ever."""
     fail_max: int
     reset_timeout_seconds: float
     last_transition_at: datetime | None

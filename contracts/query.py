@@ -182,6 +182,11 @@ class AgentHealth(StrictModel):
     breaker: str
     """The agent's breaker state (closed, open, half-open)."""
     detail: str = ""
+    waiting_for_trial: bool = False
+    """Not called now because its breaker is open until its trial time (it may be up)."""
+    rate_limited: bool = False
+    """Whether its calls go to the rate-limited LLM task queue (an LLM provider or a
+    remote NLP agent; the offline parser in the worker needs no rate limit)."""
 
 
 class HealthInput(StrictModel):

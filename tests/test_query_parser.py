@@ -146,3 +146,50 @@ def test_sample_data_is_the_shipped_datasets(sample: tuple[DataAgent, Schema, Pa
         counts = {t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in SAMPLE_TABLES}
     # seattle-weather.csv: 2012-2015 daily; cars.json: 406 cars; stocks.csv: 5 symbols monthly.
     assert counts == {"seattle_weather": 1461, "cars": 406, "stocks": 560}
+
+
+@pytest.mark.parametrize(
+    ("question", "expected_sql"),
+    [CASES[0], CASES[3], CASES[15], CASES[29], CASES[33]],
+    ids=lambda v: v if " " in v and not v.startswith("SELECT") else "",
+)
+def test_the_same_plans_on_every_backend(
+    sample: tuple[DataAgent, Schema, Path], db_url: str, question: str, expected_sql: str
+) -> None:
+    """On PostgreSQL the plan's date parts become EXTRACT, and the rows stay the same."""
+    _, schema, path = sample
+    other = DataAgent(DataSource(db_url, SAMPLE_TABLES, sample=True))
+    try:
+        result = other.run(DataInput(plan=OfflinePlanner().plan(question, other.catalog())))
+    finally:
+        other.dispose()
+    with sqlite3.connect(path) as conn:
+        expected = [list(row) for row in conn.execute(expected_sql)]
+    assert [[float(v) if not isinstance(v, str) else v for v in row] for row in result.rows] == [
+        [pytest.approx(float(v)) if not isinstance(v, str) else v for v in row] for row in expected
+    ]
+
+
+def test_your_own_tables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """QUERY_DATABASE_URL + QUERY_TABLES: introspected columns, only the listed tables."""
+    from activities.query.dataset import data_source_from_env
+
+    path = tmp_path / "shop.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE sales (region TEXT, amount REAL, units INTEGER)")
+        conn.execute("CREATE TABLE secrets (password TEXT)")
+        conn.executemany(
+            "INSERT INTO sales VALUES (?, ?, ?)", [("north", 10.5, 1), ("south", 3.0, 2), ("north", 4.5, 3)]
+        )
+    monkeypatch.setenv("QUERY_DATABASE_URL", f"sqlite:///{path}")
+    monkeypatch.setenv("QUERY_TABLES", "sales")
+    source = data_source_from_env("sqlite:///unused.db")
+    assert (source.tables, source.sample) == (("sales",), False)
+    agent = DataAgent(source)
+    try:
+        plan = OfflinePlanner().plan("total amount by region", agent.catalog())
+        assert agent.run(DataInput(plan=plan)).rows == [["north", 15.0], ["south", 3.0]]
+        with pytest.raises(ApplicationError, match="table secrets is not allowed"):
+            agent.run(DataInput(plan=plan.model_copy(update={"sql": "SELECT password FROM secrets"})))
+    finally:
+        agent.dispose()

@@ -170,6 +170,7 @@ FAMILIES: tuple[Family[Any], ...] = (
             "queries/top-cars-by-horsepower.json",
             "queries/average-price-by-symbol.json",
         ),
+        demo=(DemoRun("queries/temperature-by-month.json"),),
     ),
     Family(
         name="plan-analysis",

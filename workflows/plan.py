@@ -8,7 +8,8 @@ history holds it). A stage failure is mapped to the risk that explains it: CRITI
 the run naming the risk; HIGH, MEDIUM and LOW run the risk's mitigation (the same stage
 with the options the strategy sets) and the run goes on. Alerts go through an activity
 (structured log, Prometheus counter, optional webhook) and the run's highest level is a
-search attribute. Temporal's history is the checkpoint chain and the audit trail: the trace
+search attribute. Activities are called by name (``activities.plans.activities``), so the
+catalog, and the CLI through it, never imports the PDF, OCR and breaker libraries. Temporal's history is the checkpoint chain and the audit trail: the trace
 and post-mortem are derived from it (client/postmortem.py).
 """
 
@@ -24,7 +25,6 @@ from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 with workflow.unsafe.imports_passed_through():
     import pydantic
 
-    from activities.plans.activities import PlanActivities
     from contracts.plans import (
         ALERT_LEVELS,
         ALERT_SEARCH_ATTRIBUTE,
@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         PlanRef,
         PlanResult,
         PlanStatus,
+        PreparedPlan,
         PrepareRequest,
         Risk,
         RiskRegistry,
@@ -120,12 +121,13 @@ class PlanAnalysisWorkflow(Pausable):
     async def _analyse(self, request: PlanInput) -> PlanResult:
         try:
             prepared = await workflow.execute_activity(
-                PlanActivities.prepare_plan,
+                "prepare_plan",
                 PrepareRequest(
                     plan_id=request.plan_id, path=request.path,
                     municipality=request.municipality, risk_file=request.risk_file,
                 ),
                 summary="prepare: locate the plan, validate the risk registry",
+                result_type=PreparedPlan,
                 **policies.PROCESSING,
             )
         except ActivityError as err:
@@ -238,9 +240,10 @@ class PlanAnalysisWorkflow(Pausable):
 
     async def _execute(self, request: PlanInput, stage_input: StageInput, *, summary: str) -> StageOutcome:
         return await workflow.execute_activity(
-            PlanActivities.run_plan_stage,
+            "run_plan_stage",
             stage_input,
             summary=summary,
+            result_type=StageOutcome,
             start_to_close_timeout=timedelta(seconds=request.stage_timeout_seconds),
             **policies.PLAN_STAGE,
         )
@@ -253,7 +256,7 @@ class PlanAnalysisWorkflow(Pausable):
             workflow.upsert_search_attributes([ALERT_LEVEL_KEY.value_set(level)])
         try:
             await workflow.execute_activity(
-                PlanActivities.plan_alert,
+                "plan_alert",
                 AlertRequest(workflow_id=workflow.info().workflow_id, alert=alert, webhook=request.alert_webhook),
                 summary=f"alert {level}: {risk_id or stage}",
                 **policies.PLAN_ALERT,

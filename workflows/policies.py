@@ -93,41 +93,34 @@ QUERY_HEALTH = ActivityOptions(
 )
 """Pre-flight health checks of the agents (each probe times out after 3 s)."""
 
+def _agent_retries(attempts: int, first_seconds: float, max_seconds: float) -> RetryPolicy:
+    return RetryPolicy(
+        initial_interval=timedelta(seconds=first_seconds),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=max_seconds),
+        maximum_attempts=attempts,
+        non_retryable_error_types=NON_RETRYABLE_ERROR_TYPES,
+    )
+
+
 QUERY_NLP = ActivityOptions(
     # An LLM call with a structured reply; the offline parser takes milliseconds.
     start_to_close_timeout=timedelta(seconds=60),
-    retry_policy=RetryPolicy(
-        initial_interval=timedelta(seconds=1),
-        backoff_coefficient=2.0,
-        maximum_interval=timedelta(seconds=30),
-        maximum_attempts=3,
-        non_retryable_error_types=NON_RETRYABLE_ERROR_TYPES,
-    ),
+    retry_policy=_agent_retries(3, 1, 30),
 )
 """NLP agent: 3 attempts, 1-30 s."""
 
 QUERY_DATA = ActivityOptions(
     # The statement timeout (10 s by default) fires well before this.
     start_to_close_timeout=timedelta(seconds=30),
-    retry_policy=RetryPolicy(
-        initial_interval=timedelta(seconds=2),
-        backoff_coefficient=2.0,
-        maximum_interval=timedelta(seconds=60),
-        maximum_attempts=2,
-        non_retryable_error_types=NON_RETRYABLE_ERROR_TYPES,
-    ),
+    retry_policy=_agent_retries(2, 2, 60),
 )
 """Data agent: 2 attempts, 2-60 s."""
 
 QUERY_VIZ = ActivityOptions(
+    # Rendering a chart of at most 1000 rows takes well under a second.
     start_to_close_timeout=timedelta(seconds=30),
-    retry_policy=RetryPolicy(
-        initial_interval=timedelta(seconds=1),
-        backoff_coefficient=2.0,
-        maximum_interval=timedelta(seconds=30),
-        maximum_attempts=3,
-        non_retryable_error_types=NON_RETRYABLE_ERROR_TYPES,
-    ),
+    retry_policy=_agent_retries(3, 1, 30),
 )
 """Viz agent: 3 attempts, 1-30 s."""
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -22,9 +23,11 @@ from temporalio.exceptions import ApplicationError
 
 from activities.breakers import Breakers
 from activities.db import Database
+from activities.errors import QueryErrorClass
 from activities.query.agents import DataAgent, OfflinePlanner, Planner, nlp_agent, planner_from_env, viz_agent
 from activities.query.dataset import DataSource, data_source_from_env
 from activities.query.remote import AgentClient
+from contracts.breakers import BreakerStatus
 from contracts.query import (
     AGENTS,
     AgentHealth,
@@ -69,31 +72,54 @@ def jittered_delay(attempt: int, initial: float, coefficient: float, maximum: fl
 _rng = random.Random()
 
 
-def _with_jitter(func: Callable[..., T]) -> Callable[..., T]:
-    """Give retryable failures a jittered ``next_retry_delay`` from the activity's policy
-    (unless they carry their own, like a 429's Retry-After or an open breaker's trial)."""
+def _agent_call(agent: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """Measure an agent's activity and jitter its retries.
 
-    @wraps(func)
-    def wrapper(*args: Any) -> T:
-        try:
-            return func(*args)
-        except ApplicationError as err:
+    Every attempt is counted (``sagaworks_query_agent_attempts`` by agent, attempt number
+    and outcome: the success rate by step and the retry distribution) and timed
+    (``sagaworks_query_agent_seconds``) through the worker's Prometheus metrics. A
+    retryable failure gets a jittered ``next_retry_delay`` from the activity's own retry
+    policy, unless it carries its own (a 429's Retry-After, an open breaker's trial time).
+    """
+
+    def decorate(func: Callable[..., T]) -> Callable[..., T]:
+        @wraps(func)
+        def wrapper(*args: Any) -> T:
             info = activity.info()
-            policy = info.retry_policy
-            if err.non_retryable or err.next_retry_delay is not None or policy is None:
-                raise
-            seconds = jittered_delay(
-                info.attempt,
-                policy.initial_interval.total_seconds(),
-                policy.backoff_coefficient,
-                (policy.maximum_interval or policy.initial_interval * 100).total_seconds(),
-                _rng,
-            )
-            raise ApplicationError(
-                err.message, *err.details, type=err.type, next_retry_delay=timedelta(seconds=seconds)
-            ) from err
+            meter = activity.metric_meter()
+            started = time.perf_counter()
+            outcome = "failed"
+            try:
+                result = func(*args)
+                outcome = "succeeded"
+                return result
+            except ApplicationError as err:
+                outcome = str(err.type or "failed")
+                policy = info.retry_policy
+                if err.non_retryable or err.next_retry_delay is not None or policy is None:
+                    raise
+                seconds = jittered_delay(
+                    info.attempt,
+                    policy.initial_interval.total_seconds(),
+                    policy.backoff_coefficient,
+                    (policy.maximum_interval or policy.initial_interval * 100).total_seconds(),
+                    _rng,
+                )
+                raise ApplicationError(
+                    err.message, *err.details, type=err.type, next_retry_delay=timedelta(seconds=seconds)
+                ) from err
+            finally:
+                labels = {"agent": agent, "outcome": outcome}
+                meter.create_counter(
+                    "sagaworks_query_agent_attempts", "Query agent attempts by agent, attempt and outcome"
+                ).add(1, {**labels, "attempt": str(min(info.attempt, 10))})
+                meter.create_histogram_float(
+                    "sagaworks_query_agent_seconds", "Time per query agent call", "s"
+                ).record(time.perf_counter() - started, labels)
 
-    return wrapper
+        return wrapper
+
+    return decorate
 
 
 class QueryActivities:
@@ -121,21 +147,40 @@ class QueryActivities:
         toward opening it, an open breaker is not probed before its trial time, and the
         first probe after it is the trial that closes it again.
         """
-        return HealthReport(agents=[self._health(agent) for agent in request.agents])
+        statuses = {s.name: s for s in self.breakers.statuses()}
+        return HealthReport(agents=[self._health(agent, statuses) for agent in request.agents])
 
-    def _health(self, agent: AgentName) -> AgentHealth:
+    def _health(self, agent: AgentName, statuses: dict[str, BreakerStatus]) -> AgentHealth:
         client = self.clients.get(agent)
         if client is None:
-            status = self.breakers.status(self._breaker_of(agent))
+            status = statuses[self._breaker_of(agent)]
             waiting = status.next_trial_at is not None and status.next_trial_at > datetime.now(UTC)
             detail = f"breaker {status.name} open until {status.next_trial_at:%H:%M:%S}" if waiting else "in-process"
-            return AgentHealth(agent=agent, mode="local", up=not waiting, breaker=status.state, detail=detail)
+            rate_limited = agent == "nlp" and not isinstance(self.planner, OfflinePlanner)
+            return AgentHealth(
+                agent=agent,
+                mode="local",
+                up=not waiting,
+                breaker=status.state,
+                detail=detail,
+                waiting_for_trial=waiting,
+                rate_limited=rate_limited,
+            )
+        waiting = False
         try:
             self.breakers.call(agent, client.health)
             up, detail = True, client.base_url
         except ApplicationError as err:
-            up, detail = False, err.message
-        return AgentHealth(agent=agent, mode="remote", up=up, breaker=self.breakers.status(agent).state, detail=detail)
+            up, detail, waiting = False, err.message, err.type == QueryErrorClass.CIRCUIT_OPEN
+        return AgentHealth(
+            agent=agent,
+            mode="remote",
+            up=up,
+            breaker=self.breakers.status(agent).state,
+            detail=detail,
+            waiting_for_trial=waiting,
+            rate_limited=agent == "nlp",
+        )
 
     def _breaker_of(self, agent: AgentName) -> str:
         if agent == "nlp" and agent not in self.clients:
@@ -143,7 +188,7 @@ class QueryActivities:
         return agent
 
     @activity.defn(name="query_plan")
-    @_with_jitter
+    @_agent_call("nlp")
     def plan(self, request: PlanInput) -> PlanResult:
         """Question -> plan by the NLP agent (remote, or the configured provider)."""
         catalog = request.catalog or self.data.catalog()
@@ -157,13 +202,14 @@ class QueryActivities:
         return self.breakers.call("llm", nlp_agent, planner, self.data, request)
 
     @activity.defn(name="query_plan_offline")
+    @_agent_call("nlp-fallback")
     def plan_offline(self, request: PlanInput) -> PlanResult:
         """The NLP fallback: the offline parser, in the worker."""
         result = nlp_agent(self.offline, self.data, request)
         return result.model_copy(update={"produced_by": "fallback:offline-parser"})
 
     @activity.defn(name="query_run")
-    @_with_jitter
+    @_agent_call("data")
     def run(self, request: DataInput) -> DataResult:
         """Plan -> rows by the data agent; an open breaker delays the retry to its trial."""
         client = self.clients.get("data")
@@ -172,7 +218,7 @@ class QueryActivities:
         return self.breakers.call("data", self.data.run, request, fallback=False)
 
     @activity.defn(name="query_render")
-    @_with_jitter
+    @_agent_call("viz")
     def render(self, request: VizInput) -> VizResult:
         """Rows -> chart by the viz agent; an open breaker fails at once (table fallback)."""
         client = self.clients.get("viz")
@@ -181,8 +227,8 @@ class QueryActivities:
         return self.breakers.call("viz", viz_agent, request)
 
     def activities(self) -> list[Callable[..., Any]]:
-        """The activities of the main task queue."""
-        return [self.check_agents, self.plan_offline, self.run, self.render]
+        """The activities of the main task queue (the plan too, for the offline parser)."""
+        return [self.check_agents, self.plan, self.plan_offline, self.run, self.render]
 
     def llm_activities(self) -> list[Callable[..., Any]]:
         """The activities of the rate-limited LLM task queue."""

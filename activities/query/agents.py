@@ -24,7 +24,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.errors import ErrorClass, error, validation_error
-from activities.llm import INVALID_OUTPUT_ATTEMPTS, _message, _retry_after
+from activities.llm import INVALID_OUTPUT_ATTEMPTS, groq_chat, groq_errors
 from activities.query.dataset import DataSource, describe, engine_for, load_sample_data
 from activities.query.parser import NotUnderstood, explain, parse_question
 from activities.query.sql import QueryTimedOut, ReadOnlyRunner, SqlRefused, compile_plan, guard
@@ -64,41 +64,15 @@ Use "measures" (aggregation one of count/sum/avg/min/max; count of rows has no c
 Question: {question}"""
 
 
-@contextmanager
-def groq_errors() -> Iterator[None]:
-    """Groq client errors as ``ModelError``s: 429 retryable after Retry-After, other 4xx
-    final, 5xx, 408, 409 and lost connections retryable."""
-    import groq
-
-    try:
-        yield
-    except groq.RateLimitError as err:
-        raise error(ErrorClass.MODEL, f"Groq rate limit (429): {_message(err)}", next_retry_delay=_retry_after(err)) from err
-    except groq.APIStatusError as err:
-        transient = err.status_code >= 500 or err.status_code in (408, 409)
-        raise error(ErrorClass.MODEL, f"Groq HTTP {err.status_code}: {_message(err)}", non_retryable=not transient) from err
-    except (groq.APIConnectionError, groq.APITimeoutError) as err:
-        raise error(ErrorClass.MODEL, f"Groq unreachable: {err}") from err
-
-
 class GroqPlanner:
     """Plans by a Groq chat model through ChatGroq's structured output (JSON mode),
     validated against :class:`QueryPlan`; invalid output is a retryable ``ModelError``
     until the last attempt, then a final one carrying the raw output."""
 
     def __init__(self, api_key: str, model: str, base_url: str | None = None, timeout: float = 60) -> None:
-        from langchain_groq import ChatGroq
-
         self.model = model
         self.name = f"groq:{model}"
-        chat = ChatGroq(
-            model=model,
-            api_key=api_key,  # type: ignore[arg-type]
-            base_url=base_url,
-            timeout=timeout,
-            max_retries=0,  # Temporal retries, with the activity's policy
-            temperature=0,
-        )
+        chat = groq_chat(api_key, model, base_url, timeout)
         self._structured = chat.with_structured_output(QueryPlan, method="json_mode", include_raw=True)
 
     def plan(self, question: str, catalog: Schema) -> QueryPlan:

@@ -328,8 +328,6 @@ def _read(tokens: list[Token], r: _Reading) -> None:
             if at(i + 1)[0] == "col" and _kind(r, at(i + 1)[1]) == "number":
                 _number_filter(r, at(i + 1)[1], "=", t[1])  # "with 4 cylinders"
                 i += 2
-            elif at(i - 1)[0] in ("noun", "count") or i == 0:
-                raise NotUnderstood(f"the number {t[1]} here")
             else:
                 raise NotUnderstood(f"the number {t[1]} here")
         elif kind == "in":
