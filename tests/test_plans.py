@@ -73,7 +73,10 @@ async def test_a_flawed_plan_mitigates_and_reports_its_findings(dev_client: Clie
     assert _mitigated(result) == {"DNP_VALIDATION_FAIL": "log_and_continue"}
     assert result.highest_alert == "INFO"  # LOW risks only inform
     assert "50% de los programas completos" in result.report
-    assert "the years are not consecutive" in result.report and "P2.2 (Salud materno infantil) has no funding" in result.report
+    assert "los años no son consecutivos: [2024, 2025, 2027, 2028]" in result.report
+    assert "el programa P2.2 (Salud materno infantil) no tiene recursos asignados" in result.report
+    assert "'2.1 Acueductos veredales': el total de la fila (7.000) no es la suma de sus años (6.300)" in result.report
+    assert "total 2025: dice 5.750 pero los programas suman 5.500" in result.report
     assert result.score < 80
 
 

@@ -183,10 +183,21 @@ FAMILIES: tuple[Family[Any], ...] = (
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
         conflict_message=lambda plan: f"plan {plan.plan_id} is being analysed right now "
         f"(see `saga status {plan_workflow_id(plan.plan_id)}`)",
-        samples=("plans/plan-bueno.json", "plans/plan-presupuesto-roto.json", "plans/plan-escaneado.json", "plans/plan-corrupto.json"),
+        samples=(
+            "plans/plan-bueno.json",
+            "plans/plan-presupuesto-roto.json",
+            "plans/plan-escaneado.json",
+            "plans/plan-breve.json",
+            "plans/plan-corrupto.json",
+        ),
         path_field="path",
         rerun_field="plan_id",
-        demo=(DemoRun("plans/plan-bueno.json"), DemoRun("plans/plan-presupuesto-roto.json")),
+        demo=(
+            DemoRun("plans/plan-bueno.json"),
+            DemoRun("plans/plan-presupuesto-roto.json"),
+            DemoRun("plans/plan-breve.json"),
+            DemoRun("plans/plan-corrupto.json", "FAILED"),
+        ),
     ),
 )
 

@@ -17,6 +17,11 @@ DNP_FIELDS = ("indicator", "baseline", "target", "responsible")
 DNP_MIN_COMPLIANCE = 0.8
 
 
+def _millions(value: float) -> str:
+    """An amount as a Colombian planner writes it (``1.250``)."""
+    return f"{value:,.0f}".replace(",", ".")
+
+
 def _number(cell: str) -> float | None:
     """A Colombian-format amount (``1.250,5``) or None."""
     match = _AMOUNT.fullmatch(cell.replace(" ", "")) if cell else None
@@ -53,7 +58,7 @@ def financial(ctx: StageContext) -> StageResult:
             amounts = [_number(m.group(1) + (f",{m.group(2)}" if m.group(2) else "")) for m in _TEXT_AMOUNT.finditer(programme["text"])]
             if amounts:
                 funded[programme["id"]] = sum(a for a in amounts if a)
-        findings.append(f"no investment table: {len(funded)} of {len(programmes)} programmes estimated from amounts in the text")
+        findings.append(f"sin plan plurianual de inversiones: {len(funded)} de {len(programmes)} programas estimados con montos citados en el texto")
         source, years, checks = "text", [], 1
     else:
         header, rows = found
@@ -64,9 +69,9 @@ def financial(ctx: StageContext) -> StageResult:
         period = _PERIOD.search(text)
         checks += 1
         if years != list(range(years[0], years[0] + len(years))):
-            findings.append(f"the years are not consecutive: {years}")
+            findings.append(f"los años no son consecutivos: {years}")
         elif period and (years[0] != int(period.group(1)) or years[-1] != int(period.group(2))):
-            findings.append(f"the table covers {years[0]}-{years[-1]} but the plan's period is {period.group(1)}-{period.group(2)}")
+            findings.append(f"la tabla cubre {years[0]}-{years[-1]} pero el periodo del plan es {period.group(1)}-{period.group(2)}")
         column_sums = [0.0] * len(year_columns)
         total_row: list[str] | None = None
         for row in rows:
@@ -76,14 +81,14 @@ def financial(ctx: StageContext) -> StageResult:
             values = [_number(row[i]) for i, _ in year_columns]
             checks += 1
             if any(v is None for v in values):
-                findings.append(f"'{row[0]}': unreadable amounts {[row[i] for i, _ in year_columns]}")
+                findings.append(f"'{row[0]}': montos ilegibles {[row[i] for i, _ in year_columns]}")
                 continue
             for k, value in enumerate(values):
                 column_sums[k] += value or 0
             row_sum = sum(v or 0 for v in values)
             stated = _number(row[total_column]) if total_column is not None else None
             if stated is not None and abs(stated - row_sum) > TOLERANCE * max(row_sum, 1):
-                findings.append(f"'{row[0]}': the row total {stated:,.0f} differs from the sum of its years {row_sum:,.0f}")
+                findings.append(f"'{row[0]}': el total de la fila ({_millions(stated)}) no es la suma de sus años ({_millions(row_sum)})")
             for programme in programmes:
                 if _matches(programme, row[0]):
                     funded[programme["id"]] = row_sum
@@ -92,12 +97,12 @@ def financial(ctx: StageContext) -> StageResult:
                 stated = _number(total_row[i])
                 checks += 1
                 if stated is None or abs(stated - column_sums[k]) > TOLERANCE * max(column_sums[k], 1):
-                    findings.append(f"total {year}: stated {total_row[i]} but the programmes add up to {column_sums[k]:,.0f}")
+                    findings.append(f"total {year}: dice {total_row[i]} pero los programas suman {_millions(column_sums[k])}")
     unfunded = [p["id"] for p in programmes if p["id"] not in funded]
     checks += len(programmes)
     for pid in unfunded:
         name = next(p["name"] for p in programmes if p["id"] == pid)
-        findings.append(f"programme {pid} ({name}) has no funding")
+        findings.append(f"el programa {pid} ({name}) no tiene recursos asignados")
     total = sum(funded.values())
     return StageResult(
         output={"source": source, "years": years, "funded": funded, "findings": findings, "checks": checks, "total": total},

@@ -6,11 +6,8 @@ import html
 import json
 from typing import Any
 
+from activities.plans.audit import _millions
 from activities.plans.common import StageContext, StageResult
-
-
-def _millions(value: float) -> str:
-    return f"{value:,.0f}".replace(",", ".")
 
 
 def _sections(ctx: StageContext) -> list[tuple[str, list[str]]]:
