@@ -2,6 +2,7 @@
 FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY contracts ./contracts
 COPY workflows ./workflows
 COPY contracts ./contracts
 COPY activities ./activities

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import os
 import signal
 import subprocess
 from collections.abc import AsyncIterator
@@ -24,17 +25,20 @@ from datetime import timedelta
 from temporalio.client import Client
 from temporalio.worker import SharedStateManager, Worker
 
-from activities import CPU_BOUND, build_activities
+from activities import CPU_BOUND, build_activities, build_llm_activities
 from activities.db import Database
 from activities.processes import die_with_parent
 from activities.documents import DocumentSettings
 from activities.llm import LLMProvider
+from activities.plans.activities import PlanSettings
+from activities.query.activities import QuerySettings
 from client.codec import EncryptionConfigError
 from client.connection import DEFAULT_ADDRESS, TASK_QUEUE, connect
 from client.devserver import dev_server_command, wait_until_serving
 from client.observability import configure_logging
 from workflows.catalog import WORKFLOWS
 from workflows.cpu import cpu_queue
+from workflows.policies import DEFAULT_LLM_RATE_PER_SECOND, LLM_RATE_ENV, llm_task_queue
 
 log = logging.getLogger("sagaworks.worker")
 
@@ -50,6 +54,9 @@ async def running_worker(
     llm: LLMProvider | None = None,
     documents: DocumentSettings | None = None,
     cpu_processes: int = 2,
+    query: QuerySettings | None = None,
+    llm_rate_per_second: float | None = None,
+    plans: PlanSettings | None = None,
 ) -> AsyncIterator[Worker]:
     """Serve the whole catalog until the block exits, then drain in-flight activities.
 
@@ -61,9 +68,16 @@ async def running_worker(
     their timeouts run. The CPU-bound
     activities run in ``cpu_processes`` processes of their own (see workflows/cpu.py), so
     they hold neither the event loop's GIL nor each other's; 0 runs them in the threads.
+
+    A third worker serves LLM calls on their own task queue (``<task_queue>-llm``) at
+    most ``llm_rate_per_second`` (default ``SAGAWORKS_LLM_RATE_PER_SECOND`` or 5) across
+    every worker polling it.
     """
+    rate = llm_rate_per_second or float(os.environ.get(LLM_RATE_ENV, DEFAULT_LLM_RATE_PER_SECOND))
+    llm_slots = max(1, activity_threads // 4)
     with contextlib.ExitStack() as stack:
-        executor = stack.enter_context(ThreadPoolExecutor(max_workers=2 * activity_threads))
+        # A thread for every activity the workers may accept: remote, local and LLM ones.
+        executor = stack.enter_context(ThreadPoolExecutor(max_workers=2 * activity_threads + llm_slots))
         # Without processes: two threads of this process of their own (sharing its GIL).
         cpu_options: dict = {"max_concurrent_activities": 2}
         if cpu_processes <= 0:
@@ -88,11 +102,20 @@ async def running_worker(
             graceful_shutdown_timeout=drain,
             **cpu_options,
         )
-        async with cpu_worker, Worker(
+        llm_worker = Worker(
+            client,
+            task_queue=llm_task_queue(task_queue),
+            activities=build_llm_activities(db, query),
+            activity_executor=executor,
+            max_concurrent_activities=llm_slots,
+            max_task_queue_activities_per_second=rate,
+            graceful_shutdown_timeout=drain,
+        )
+        async with cpu_worker, llm_worker, Worker(
             client,
             task_queue=task_queue,
             workflows=WORKFLOWS,
-            activities=build_activities(db, llm, documents),
+            activities=build_activities(db, llm, documents, query, plans),
             activity_executor=executor,
             max_concurrent_activities=activity_threads,
             # Local activities (order steps with local_steps) share the same threads.

@@ -3,8 +3,10 @@
 :func:`build_activities` is the registry the worker serves.
 """
 
+from __future__ import annotations
+
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from activities.db import Database
 from activities.documents import DocumentActivities, DocumentSettings
@@ -33,15 +35,26 @@ CPU_BOUND: list[Callable[..., Any]] = [
 """Pure CPU-bound activities (module functions, no database): worker.py serves them from a
 process pool on the CPU task queue (see workflows/cpu.py)."""
 
+if TYPE_CHECKING:  # imported when used: the CLI imports this package through the catalog
+    from activities.plans.activities import PlanSettings
+    from activities.query.activities import QuerySettings
+
 
 def build_activities(
-    db: Database, llm: LLMProvider | None = None, documents: DocumentSettings | None = None
+    db: Database,
+    llm: LLMProvider | None = None,
+    documents: DocumentSettings | None = None,
+    query: QuerySettings | None = None,
+    plans: PlanSettings | None = None,
 ) -> list[Callable[..., Any]]:
     """Every activity of the catalog, bound to ``db``; seeds reference data it needs.
 
     ``llm`` defaults to :func:`activities.llm.provider_from_env`, ``documents`` to the
-    limits in the environment.
+    limits in the environment, ``query`` to the query agents the environment configures.
     """
+    from activities.plans.activities import PlanActivities
+    from activities.query.activities import QueryActivities
+
     seed_inventory(db)
     orders = OrderActivities(db)
     docs = DocumentActivities(db, llm or provider_from_env(), documents)
@@ -94,4 +107,13 @@ def build_activities(
         chat_analysis.llm_sentiment,
         chat_analysis.llm_keywords,
         chat_analysis.llm_summary,
+        *QueryActivities(db, query).activities(),
+        *PlanActivities(db, plans).activities(),
     ]
+
+
+def build_llm_activities(db: Database, query: QuerySettings | None = None) -> list[Callable[..., Any]]:
+    """The activities of the rate-limited LLM task queue (``workflows.policies.llm_task_queue``)."""
+    from activities.query.activities import QueryActivities
+
+    return QueryActivities(db, query).llm_activities()

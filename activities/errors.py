@@ -101,3 +101,16 @@ def database_errors() -> Iterator[None]:
         raise error(ErrorClass.DATABASE, f"{type(err.orig).__name__}: {err.orig}") from err
     except SQLAlchemyError as err:
         raise error(ErrorClass.DATABASE, f"{type(err).__name__}: {err}") from err
+
+
+class QueryErrorClass(StrEnum):
+    """Error types of the query family, beside the taxonomy's classes.
+
+    ``CircuitOpen`` is ours, named apart from pybreaker's ``CircuitBreakerError``.
+    """
+
+    CIRCUIT_OPEN = "CircuitOpen"
+    """A dependency's circuit breaker is open: fail fast (the workflow takes a fallback) or
+    wait for its trial time (``next_retry_delay``) where the step has none."""
+    AGENT_UNAVAILABLE = "AgentUnavailable"
+    """A required agent failed its pre-flight health check and has no fallback."""

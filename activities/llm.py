@@ -13,9 +13,11 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from importlib.metadata import version
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field, ValidationError
 from temporalio import activity
@@ -237,3 +239,37 @@ def provider_from_env() -> LLMProvider:
             base_url=os.environ.get("GROQ_BASE_URL") or None,
         )
     raise SystemExit(f"SAGAWORKS_LLM_PROVIDER={choice!r}: use offline or groq")
+
+
+@contextmanager
+def groq_errors() -> Iterator[None]:
+    """Groq client errors as ``ModelError``s: 429 retryable after its Retry-After, other
+    4xx final, 5xx/408/409 and lost connections retryable (the mapping of
+    :meth:`GroqProvider.extract_concepts`, for other ChatGroq callers)."""
+    import groq
+
+    try:
+        yield
+    except groq.RateLimitError as err:
+        raise error(ErrorClass.MODEL, f"Groq rate limit (429): {_message(err)}", next_retry_delay=_retry_after(err)) from err
+    except groq.APIStatusError as err:
+        transient = err.status_code >= 500 or err.status_code in (408, 409)
+        raise error(ErrorClass.MODEL, f"Groq HTTP {err.status_code}: {_message(err)}", non_retryable=not transient) from err
+    except (groq.APIConnectionError, groq.APITimeoutError) as err:
+        raise error(ErrorClass.MODEL, f"Groq unreachable: {err}") from err
+
+
+def groq_chat(api_key: str, model: str, base_url: str | None = None, timeout: float = 60, **options: Any) -> Any:
+    """A ChatGroq configured as :class:`GroqProvider`'s: Temporal retries, not the client
+    (``max_retries=0``), temperature 0; ``options`` go to ChatGroq as they are."""
+    from langchain_groq import ChatGroq
+
+    return ChatGroq(
+        model=model,
+        api_key=api_key,  # type: ignore[arg-type]
+        base_url=base_url,
+        timeout=timeout,
+        max_retries=0,
+        temperature=0,
+        **options,
+    )

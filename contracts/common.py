@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import unicodedata
 from typing import Annotated, Literal
 
@@ -16,6 +17,11 @@ def _no_control_characters(value: str) -> str:
 
 Text = Annotated[str, AfterValidator(_no_control_characters)]
 """A string input field: no NUL or other control characters (tabs and newlines aside)."""
+
+
+def text_key(*parts: str) -> str:
+    """A short stable digest of texts: runs of the same input share a workflow id."""
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:16]
 
 
 class StrictModel(BaseModel):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
 from typing import Literal
 
@@ -15,11 +14,6 @@ SequentialStep = Literal["ingest", "process", "analyse", "report"]
 SEQUENTIAL_STEPS: tuple[SequentialStep, ...] = ("ingest", "process", "analyse", "report")
 MIN_CHARACTERS = 10
 """Shorter input is refused by the ingest step (the seed's rule)."""
-
-
-def text_key(*parts: str) -> str:
-    """A short stable digest of texts: runs of the same input share a workflow id."""
-    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:16]
 
 
 class SequentialInput(StrictModel):

@@ -31,6 +31,7 @@ from client.devserver import start_embedded
 from client.runs import start_run
 from tests.encryption import TEST_ENV
 from contracts.documents import DocumentInput
+from client.postmortem import restart_from_stage
 from tests.documents import SAMPLES, PoisonAwareProvider, start_document
 from tests.orders import make_order, reset_after, start_order, wait_for_status
 from worker import running_worker
@@ -89,6 +90,30 @@ async def record(out_dir: Path) -> list[Path]:
                 written += await record_catalog_demos(env.client, task_queue, out_dir)
             written += await record_encrypted(env, db, out_dir / ENCRYPTED)
             db.dispose()
+        written += await record_plans(env.client, out_dir)
+    return written
+
+
+async def record_plans(client: Client, out_dir: Path) -> list[Path]:
+    """Plan analyses: completed, mitigated (four risks), aborted (CRITICAL), restarted."""
+    from tests.plans import make_plan, plan_settings, plan_worker, start_plan
+
+    plans = {
+        "plan_completed": make_plan("plan-bueno"),
+        "plan_mitigated": make_plan("plan-breve"),
+        "plan_aborted": make_plan("plan-corrupto"),
+    }
+    written: list[Path] = []
+    task_queue = f"record-{uuid.uuid4()}"
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Database(f"sqlite:///{tmp}/app.db")
+        async with plan_worker(client, db, task_queue, plan_settings()):
+            for name, plan in plans.items():
+                written.append(await _save(await start_plan(client, task_queue, plan), new_history_path(out_dir, name)))
+            source = f"plan-{plans['plan_completed'].plan_id}"
+            restarted = await restart_from_stage(client, source, "financial")
+            written.append(await _save(restarted, new_history_path(out_dir, "plan_restarted")))
+        db.dispose()
     return written
 
 

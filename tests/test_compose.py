@@ -29,3 +29,15 @@ def test_compose_has_the_services_and_the_embedded_tuning() -> None:
     assert compose["services"]["worker"]["environment"]["DATABASE_URL"].startswith("postgresql+psycopg://")
     dynamic = yaml.safe_load((ROOT / "deploy" / "dynamicconfig.yaml").read_text())
     assert {key: entries[0]["value"] for key, entries in dynamic.items()} == DYNAMIC_CONFIG
+
+
+def test_compose_runs_the_query_agents_and_points_the_worker_at_them() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    worker_env = services["worker"]["environment"]
+    for name, port in (("nlp", 8001), ("data", 8002), ("viz", 8003)):
+        agent = services[f"{name}-agent"]
+        assert agent["command"][:4] == ["python", "-m", "activities.query.remote", name]
+        assert agent["command"][-1] == str(port) and f":{port}/health" in agent["healthcheck"]["test"][-1]
+        assert worker_env[f"{name.upper()}_AGENT_URL"] == f"http://{name}-agent:{port}"
+    assert "COPY contracts ./contracts" in (ROOT / "Dockerfile").read_text()

@@ -17,8 +17,11 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel
 from temporalio.common import WorkflowIDReusePolicy
 
+from contracts.common import text_key
 from contracts.documents import BatchInput, DocumentInput, document_id_for, document_workflow_id
 from contracts.orders import OrderInput, order_workflow_id
+from contracts.plans import PlanInput, plan_workflow_id
+from contracts.query import QueryInput, query_workflow_id
 from workflows.document import DocumentPipeline, ExtractChunksWorkflow
 from workflows.document_batch import DocumentBatch
 from workflows.order import OrderFulfillmentSaga
@@ -27,13 +30,15 @@ from contracts.blog import BlogInput
 from contracts.iterative import IterativeInput
 from contracts.news_digest import NewsDigestInput
 from contracts.routing import RoutingInput, routing_workflow_id
-from contracts.sequential import SequentialInput, text_key
+from contracts.sequential import SequentialInput
 from workflows.parallel_analysis import ParallelAnalysisWorkflow
 from workflows.blog import BlogWorkflow
 from workflows.iterative import IterativeSearchWorkflow
 from workflows.news_digest import NewsDigestWorkflow
 from workflows.routing import RoutingWorkflow
 from workflows.sequential import SequentialWorkflow
+from workflows.plan import PlanAnalysisWorkflow
+from workflows.query import QueryWorkflow
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 """Where every family's sample inputs live."""
@@ -280,6 +285,52 @@ FAMILIES: tuple[Family[Any], ...] = (
         f"(see `saga status news-digest-{request.name}`)",
         samples=("news-digest/weekly.json", "news-digest/workflows-only.json"),
         demo=(DemoRun("news-digest/weekly.json"),),
+    ),
+    Family(
+        name="query",
+        workflow=QueryWorkflow,
+        input_model=QueryInput,
+        description="A question about the sample data: NLP agent -> plan, data agent -> "
+        "guarded SQL and rows, viz agent -> chart (table fallback); shared circuit breakers.",
+        # One run of a request (its id, or the question itself) at a time; a question may
+        # be asked again once its run closed.
+        workflow_id=lambda q: query_workflow_id(q.request_id or text_key(q.question)),
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        conflict_message=lambda q: "this question is being answered right now "
+        f"(see `saga status {query_workflow_id(q.request_id or text_key(q.question))}`)",
+        samples=(
+            "queries/temperature-by-month.json",
+            "queries/top-cars-by-horsepower.json",
+            "queries/average-price-by-symbol.json",
+        ),
+        demo=(DemoRun("queries/temperature-by-month.json"),),
+    ),
+    Family(
+        name="plan-analysis",
+        workflow=PlanAnalysisWorkflow,
+        input_model=PlanInput,
+        description="Risk-aware analysis of a development plan (PDF): nine stages with risk "
+        "assessments, mitigations, per-stage breakers and alerts; a report in Markdown, HTML, JSON.",
+        workflow_id=lambda plan: plan_workflow_id(plan.plan_id),
+        # One run of a plan id at a time; `saga restart` starts a new run of the same id.
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        conflict_message=lambda plan: f"plan {plan.plan_id} is being analysed right now "
+        f"(see `saga status {plan_workflow_id(plan.plan_id)}`)",
+        samples=(
+            "plans/plan-bueno.json",
+            "plans/plan-presupuesto-roto.json",
+            "plans/plan-escaneado.json",
+            "plans/plan-breve.json",
+            "plans/plan-corrupto.json",
+        ),
+        path_field="path",
+        rerun_field="plan_id",
+        demo=(
+            DemoRun("plans/plan-bueno.json"),
+            DemoRun("plans/plan-presupuesto-roto.json"),
+            DemoRun("plans/plan-breve.json"),
+            DemoRun("plans/plan-corrupto.json", "FAILED"),
+        ),
     ),
 )
 

@@ -113,3 +113,86 @@ FEED_FETCH = ActivityOptions(
     ),
 )
 """One remote feed: one retry, then the digest goes on without it (or with its cached copy)."""
+
+
+
+# The query family (NLP -> data -> viz). Attempts and intervals are the seed's per-agent
+# figures; the activities add jitter through next_retry_delay. A breaker that is open
+# fails with a non-retryable CircuitOpen where the workflow has a fallback (nlp, viz) and
+# with a retryable one delayed to the trial time where it has none (data).
+QUERY_HEALTH = ActivityOptions(
+    start_to_close_timeout=timedelta(seconds=20),
+    retry_policy=RetryPolicy(maximum_attempts=2, non_retryable_error_types=NON_RETRYABLE_ERROR_TYPES),
+)
+"""Pre-flight health checks of the agents (each probe times out after 3 s)."""
+
+def _agent_retries(attempts: int, first_seconds: float, max_seconds: float) -> RetryPolicy:
+    return RetryPolicy(
+        initial_interval=timedelta(seconds=first_seconds),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=max_seconds),
+        maximum_attempts=attempts,
+        non_retryable_error_types=NON_RETRYABLE_ERROR_TYPES,
+    )
+
+
+QUERY_NLP = ActivityOptions(
+    # An LLM call with a structured reply; the offline parser takes milliseconds.
+    start_to_close_timeout=timedelta(seconds=60),
+    retry_policy=_agent_retries(3, 1, 30),
+)
+"""NLP agent: 3 attempts, 1-30 s."""
+
+QUERY_DATA = ActivityOptions(
+    # The statement timeout (10 s by default) fires well before this.
+    start_to_close_timeout=timedelta(seconds=30),
+    retry_policy=_agent_retries(2, 2, 60),
+)
+"""Data agent: 2 attempts, 2-60 s."""
+
+QUERY_VIZ = ActivityOptions(
+    # Rendering a chart of at most 1000 rows takes well under a second.
+    start_to_close_timeout=timedelta(seconds=30),
+    retry_policy=_agent_retries(3, 1, 30),
+)
+"""Viz agent: 3 attempts, 1-30 s."""
+
+LLM_RATE_ENV = "SAGAWORKS_LLM_RATE_PER_SECOND"
+DEFAULT_LLM_RATE_PER_SECOND = 5.0
+"""LLM activities started per second across every worker of the LLM task queue."""
+
+
+def llm_task_queue(task_queue: str) -> str:
+    """The rate-limited task queue of LLM calls beside ``task_queue`` (``sagaworks-llm``).
+
+    Its own queue lets the server enforce one activities-per-second limit across all
+    workers (eager dispatch never applies: it only serves the workflow's own queue).
+    """
+    return f"{task_queue}-llm"
+
+PLAN_STAGE = ActivityOptions(
+    # The workflow adds start_to_close_timeout from the run's input (stage_timeout_seconds).
+    heartbeat_timeout=timedelta(seconds=10),
+    retry_policy=RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        maximum_interval=timedelta(seconds=10),
+        # A stage's data faults are final at once; a transient one (memory) gets one
+        # more try before the workflow maps it to a risk and mitigates.
+        maximum_attempts=2,
+        non_retryable_error_types=NON_RETRYABLE_ERROR_TYPES,
+    ),
+)
+"""One stage of the plan analysis (parsing, OCR, analysis: CPU-bound, heartbeating)."""
+
+PLAN_ALERT = ActivityOptions(
+    start_to_close_timeout=timedelta(seconds=15),
+    retry_policy=RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        maximum_interval=timedelta(seconds=10),
+        # A webhook that stays down must not hold the analysis: three tries, then the
+        # workflow logs the lost delivery and goes on.
+        maximum_attempts=3,
+        non_retryable_error_types=NON_RETRYABLE_ERROR_TYPES,
+    ),
+)
+"""Delivering one plan alert (log, metric, optional webhook)."""

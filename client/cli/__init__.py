@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from client.cli import approvals, control, history, schedules, services, start, stats, trace
+from client.cli import approvals, control, history, postmortem, schedules, services, start, stats, trace
 from client.cli.output import err
 from client.observability import configure_logging
 
@@ -37,6 +37,7 @@ app.command("stats")(stats.stats)
 app.command()(history.history)
 app.command("replay")(history.replay_command)
 app.command("trace")(trace.trace)
+postmortem.register(app)
 app.command()(services.demo)
 app.command("codec-server")(services.codec_server)
 app.command("api")(services.api)

@@ -28,6 +28,7 @@ from client.runs import (
     signal_run,
     visibility_query,
 )
+from contracts.plans import ALERT_LEVELS, alert_query
 from workflows.catalog import family
 
 
@@ -102,6 +103,9 @@ def list_workflows(
     ] = None,
     query: Annotated[str, typer.Option(metavar="QUERY", help="A visibility query, e.g. \"StartTime > '2026-11-01T00:00:00Z'\".")] = "",
     limit: Annotated[int, typer.Option(min=1, metavar="N", help="At most this many rows.")] = 20,
+    alert: Annotated[
+        str | None, typer.Option("--alert", metavar="LEVEL", help=f"Only runs that alerted at LEVEL or above: {', '.join(ALERT_LEVELS)}.")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """List recent runs, newest first (whole ids, UTC times)."""
@@ -111,6 +115,10 @@ def list_workflows(
         raise fail(str(unknown.args[0]), 2) from None
     if status_filter and status_filter.lower() not in STATUSES:
         raise fail(f"--status {status_filter}: expected one of {', '.join(STATUSES)}", 2)
+    if alert and alert.upper() not in ALERT_LEVELS:
+        raise fail(f"--alert {alert}: expected one of {', '.join(ALERT_LEVELS)}", 2)
+    if alert:
+        query = " AND ".join(filter(None, [f"({query})" if query else "", alert_query(alert)]))
 
     async def show() -> None:
         rows = await list_runs(

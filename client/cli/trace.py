@@ -1,4 +1,5 @@
-"""``saga trace``: a run's steps, timings, attempts and outcomes, from its history."""
+"""``saga trace``: a run's steps, timings, attempts and outcomes, from its history; for a
+risk-aware run also its assessments, alerts, mitigations and breaker states."""
 
 from __future__ import annotations
 
@@ -6,22 +7,36 @@ from typing import Annotated
 
 import typer
 
-from client.cli.output import WorkflowId, print_json, run_async
+from client.cli.output import WorkflowId, fail, print_json, run_async
 from client.connection import connect
-from client.trace import trace_markdown, trace_run
-
+from client.postmortem import run_report, run_report_markdown
 
 
 def trace(
     workflow_id: WorkflowId,
     as_json: Annotated[bool, typer.Option("--json", help="Print the trace as JSON.")] = False,
-    payloads: Annotated[bool, typer.Option("--payloads", help="Include each step's decoded result.")] = False,
+    as_markdown: Annotated[bool, typer.Option("--md", help="Print the trace as Markdown (the default).")] = False,
+    payloads: Annotated[bool, typer.Option("--payloads", help="Include each step's decoded result in --json.")] = False,
     depth: Annotated[int, typer.Option(min=0, max=5, metavar="N", help="Child runs down to N levels.")] = 2,
 ) -> None:
     """Show a run step by step (Markdown; --json for scripts), derived from its Temporal history."""
+    if as_json and as_markdown:
+        raise fail("--json and --md exclude each other", 2)
 
     async def show() -> None:
-        result = await trace_run(await connect(), workflow_id, payloads=payloads, depth=depth)
-        print_json(result) if as_json else print(trace_markdown(result))
+        report = await run_report(await connect(), workflow_id, depth=depth)
+        if not as_json:
+            print(run_report_markdown(report))
+            return
+        if not payloads:
+            _drop_results(report.trace)
+        print_json(report)
 
     run_async(show())
+
+
+def _drop_results(trace) -> None:  # noqa: ANN001 - a RunTrace
+    for step in trace.steps:
+        step.result = None
+        if step.child is not None:
+            _drop_results(step.child)

@@ -1,0 +1,1 @@
+"""The risk-aware policy-plan analysis: nine stages, the risk registry, alerts."""

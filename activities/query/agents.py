@@ -1,0 +1,199 @@
+"""The three agents as plain functions over the contracts, and the NLP providers.
+
+The worker's activities call these in-process, the remote agents (``activities.query.remote``)
+serve them over HTTP; the benchmark calls them directly as the floor. Failures are
+``ApplicationError``s of the taxonomy: a question that cannot be understood or SQL the
+guard refuses is a non-retryable ``ValidationError``; a database fault is a retryable
+``DatabaseError``; a model fault a ``ModelError``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.errors import ErrorClass, error, validation_error
+from activities.llm import INVALID_OUTPUT_ATTEMPTS, groq_chat, groq_errors
+from activities.query.dataset import DataSource, describe, engine_for, load_sample_data
+from activities.query.parser import NotUnderstood, explain, parse_question
+from activities.query.sql import QueryTimedOut, ReadOnlyRunner, SqlRefused, compile_plan, guard
+from activities.query.viz import make_chart
+from contracts.query import DataInput, DataResult, PlanInput, PlanResult, QueryPlan, Schema, VizInput, VizResult
+
+
+class Planner(Protocol):
+    """Turns a question into a plan; raises ``ApplicationError`` (ValidationError, ModelError)."""
+
+    name: str
+
+    def plan(self, question: str, catalog: Schema) -> QueryPlan: ...
+
+
+class OfflinePlanner:
+    """The deterministic parser of :mod:`activities.query.parser`."""
+
+    name = "offline-parser"
+
+    def plan(self, question: str, catalog: Schema) -> QueryPlan:
+        try:
+            return parse_question(question, catalog)
+        except NotUnderstood as err:
+            raise validation_error(str(err), field="question") from None
+
+
+_PLAN_PROMPT = """You turn questions about a database into a query plan.
+Tables (column: kind, [values]):
+{tables}
+
+Answer with one JSON object only, matching this JSON Schema:
+{schema}
+Use "measures" (aggregation one of count/sum/avg/min/max; count of rows has no column),
+"dimensions" (a column, optionally a date_part year/month/day), "filters", "order_by"
+(by an output alias: <aggregation>_<column>, count, a date part or a column) and "limit".
+Question: {question}"""
+
+
+class GroqPlanner:
+    """Plans by a Groq chat model through ChatGroq's structured output (JSON mode),
+    validated against :class:`QueryPlan`; invalid output is a retryable ``ModelError``
+    until the last attempt, then a final one carrying the raw output."""
+
+    def __init__(self, api_key: str, model: str, base_url: str | None = None, timeout: float = 60) -> None:
+        self.model = model
+        self.name = f"groq:{model}"
+        chat = groq_chat(api_key, model, base_url, timeout)
+        self._structured = chat.with_structured_output(QueryPlan, method="json_mode", include_raw=True)
+
+    def plan(self, question: str, catalog: Schema) -> QueryPlan:
+        tables = "\n".join(
+            f"- {t.name}: " + ", ".join(f"{c.name}: {c.kind}{' ' + str(c.values) if c.values else ''}" for c in t.columns)
+            for t in catalog.tables
+        )
+        prompt = _PLAN_PROMPT.format(
+            tables=tables, schema=json.dumps(QueryPlan.model_json_schema()), question=question
+        )
+        with groq_errors():
+            reply = self._structured.invoke(prompt)
+        if reply.get("parsing_error") is None and isinstance(reply.get("parsed"), QueryPlan):
+            plan: QueryPlan = reply["parsed"]
+            return plan if plan.explanation or plan.sql else plan.model_copy(update={"explanation": explain(plan)})
+        attempt = activity.info().attempt if activity.in_activity() else 1
+        raw = getattr(reply.get("raw"), "content", "")
+        problem = reply.get("parsing_error")
+        if isinstance(problem, ValidationError):
+            detail = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'output'}: {e['msg']}" for e in problem.errors()[:5])
+        else:
+            detail = str(problem).splitlines()[0][:300] if problem else "no plan in the reply"
+        raise ApplicationError(
+            f"model output failed validation (attempt {attempt}): {detail}",
+            {"raw_output": str(raw)[:4000]},
+            type=ErrorClass.MODEL,
+            non_retryable=attempt >= INVALID_OUTPUT_ATTEMPTS,
+        )
+
+
+def planner_from_env() -> Planner:
+    """Groq when ``GROQ_API_KEY`` is set (or ``SAGAWORKS_LLM_PROVIDER=groq``), else offline;
+    the same variables as :func:`activities.llm.provider_from_env`."""
+    choice = os.environ.get("SAGAWORKS_LLM_PROVIDER") or ("groq" if os.environ.get("GROQ_API_KEY") else "offline")
+    if choice == "offline":
+        return OfflinePlanner()
+    api_key = os.environ.get("GROQ_API_KEY")
+    if choice != "groq" or not api_key:
+        raise SystemExit("SAGAWORKS_LLM_PROVIDER must be offline or groq (groq needs GROQ_API_KEY)")
+    return GroqPlanner(
+        api_key=api_key,
+        model=os.environ.get("GROQ_MODEL", "llama-3.3-70b-versatile"),
+        base_url=os.environ.get("GROQ_BASE_URL") or None,
+    )
+
+
+@dataclass
+class DataAgent:
+    """Reads one data source through the SQL guard; loads the sample data on first use."""
+
+    source: DataSource
+    statement_timeout: float = 10
+    _schema: Schema | None = field(default=None, init=False)
+    _runner: ReadOnlyRunner | None = field(default=None, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+
+    def catalog(self) -> Schema:
+        """The schema of the source (loading the sample tables the first time)."""
+        with self._lock:
+            if self._schema is None:
+                engine = engine_for(self.source.url)
+                try:
+                    with database_faults():
+                        if self.source.sample:
+                            load_sample_data(engine)
+                        self._schema = describe(engine, self.source.tables)
+                finally:
+                    engine.dispose()
+                self._runner = ReadOnlyRunner(self.source.url, self.statement_timeout)
+            return self._schema
+
+    def allowed(self) -> dict[str, set[str]]:
+        return {t.name: {c.name for c in t.columns} for t in self.catalog().tables}
+
+    def run(self, request: DataInput) -> DataResult:
+        """Guard and run the plan's SQL (the LLM's, or the plan compiled)."""
+        allowed = self.allowed()
+        assert self._runner is not None
+        plan = request.plan
+        try:
+            text = plan.sql if plan.sql else compile_plan(plan)
+            guarded = guard(text, allowed, self._runner.dialect)
+        except SqlRefused as err:
+            raise validation_error(str(err), field="plan.sql" if plan.sql else "plan") from None
+        try:
+            with database_faults():
+                columns, rows = self._runner.run(guarded.sql)
+        except QueryTimedOut as err:
+            # The same query would be as slow again: final, not retried.
+            raise error(ErrorClass.PROCESSING, f"{err}: {guarded.sql}", non_retryable=True) from None
+        truncated = guarded.bounded and len(rows) >= guarded.limit
+        return DataResult(sql=guarded.sql, columns=columns, rows=rows, truncated=truncated, produced_by="data-agent")
+
+    def dispose(self) -> None:
+        if self._runner is not None:
+            self._runner.dispose()
+
+
+@contextmanager
+def database_faults() -> Iterator[None]:
+    """Database failures while reading: a bad statement is final, the rest retryable."""
+    try:
+        yield
+    except sqlite3.OperationalError as err:
+        if "no such" in str(err) or "syntax" in str(err) or "not authorized" in str(err):
+            raise error(ErrorClass.DATABASE, f"query failed: {err}", non_retryable=True) from None
+        raise error(ErrorClass.DATABASE, f"database unavailable: {err}") from None
+    except (sqlite3.DatabaseError, SQLAlchemyError) as err:
+        raise error(ErrorClass.DATABASE, f"{type(err).__name__}: {str(err).splitlines()[0][:300]}") from None
+
+
+def nlp_agent(planner: Planner, data: DataAgent, request: PlanInput) -> PlanResult:
+    """Question -> plan (the catalog defaults to the data source's)."""
+    catalog = request.catalog or data.catalog()
+    return PlanResult(plan=planner.plan(request.question, catalog), produced_by=f"nlp-agent:{planner.name}")
+
+
+def viz_agent(request: VizInput) -> VizResult:
+    """Rows -> chart (or table)."""
+    try:
+        chart = make_chart(request.plan, request.columns, request.rows, title=request.plan.explanation[:80])
+    except (ValueError, TypeError) as err:
+        raise error(ErrorClass.PROCESSING, f"cannot chart these rows: {err}", non_retryable=True) from None
+    return VizResult(chart=chart, produced_by="viz-agent")

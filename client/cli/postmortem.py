@@ -1,0 +1,71 @@
+"""``saga postmortem`` and ``saga restart``: what went wrong, and a new run from a stage."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated
+
+import typer
+
+from client.cli.output import fail, out, print_json, run_async
+from client.connection import connect, ui_url
+from client.postmortem import RestartRefused, postmortem, postmortem_markdown, restart_from_stage
+from client.runs import RunConflict
+from contracts.plans import STAGES
+
+_SPAN = re.compile(r"^(\d+)([mhd])$")
+
+
+def _since(text: str) -> timedelta:
+    match = _SPAN.match(text)
+    if match is None:
+        raise fail(f"--since {text}: expected a span such as 30m, 12h or 7d", 2)
+    value, unit = int(match.group(1)), match.group(2)
+    return {"m": timedelta(minutes=value), "h": timedelta(hours=value), "d": timedelta(days=value)}[unit]
+
+
+def postmortem_command(
+    workflow_id: Annotated[str | None, typer.Argument(metavar="[WORKFLOW_ID]", help="One run (or use --family).", show_default=False)] = None,
+    family_name: Annotated[str | None, typer.Option("--family", metavar="FAMILY", help="Every closed run of this family.")] = None,
+    since: Annotated[str, typer.Option(metavar="SPAN", help="With --family: runs started within SPAN (30m, 12h, 7d).")] = "7d",
+    limit: Annotated[int, typer.Option(min=1, metavar="N", help="With --family: at most N runs.")] = 200,
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+) -> None:
+    """Failed stages, mitigation effectiveness, critical alerts and frequent risks, from history."""
+    if (workflow_id is None) == (family_name is None):
+        raise fail("give a WORKFLOW_ID or --family FAMILY", 2)
+    span = _since(since)
+
+    async def show() -> None:
+        try:
+            report = await postmortem(await connect(), workflow_id=workflow_id, family_name=family_name, since=span, limit=limit)
+        except KeyError as unknown:
+            raise fail(str(unknown.args[0]), 2) from None
+        print_json(report) if as_json else print(postmortem_markdown(report))
+
+    run_async(show())
+
+
+def restart(
+    workflow_id: Annotated[str, typer.Argument(metavar="WORKFLOW_ID", help="A closed plan-analysis run.", show_default=False)],
+    from_stage: Annotated[str, typer.Option("--from-stage", metavar="STAGE", help=f"One of: {', '.join(STAGES)}.")],
+) -> None:
+    """Start a new run that resumes at STAGE, reusing the stored outputs of the stages before it."""
+
+    async def start() -> None:
+        client = await connect()
+        try:
+            handle = await restart_from_stage(client, workflow_id, from_stage)
+        except (RestartRefused, RunConflict) as refused:
+            raise fail(str(refused)) from None
+        out.print(f"restarted {handle.id} from {from_stage}: run {handle.result_run_id}", markup=False)
+        out.print(f"UI: {ui_url(client, handle.id, handle.result_run_id)}", markup=False)
+
+    run_async(start())
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``postmortem`` and ``restart`` to the ``saga`` command."""
+    app.command("postmortem")(postmortem_command)
+    app.command("restart")(restart)

@@ -1,0 +1,275 @@
+"""Risk view, post-mortem and restart-from-a-stage, all derived from Temporal's history.
+
+:func:`risk_view` reads a run's trace (``client.trace``): each stage step's decoded
+result carries the stage's assessment, mitigation and breaker state, each alert step's
+result the alert, and a failed step's summary names the stage (and the mitigation it
+was). :func:`postmortem` aggregates the views of one run or of every run a visibility
+query finds. :func:`restart_from_stage` starts a new run that takes over the stored
+outputs of the stages before a given one. Nothing here reads files we wrote on the side.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from pydantic import BaseModel
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+
+from client.runs import list_runs, start_run, visibility_query
+from client.trace import RunTrace, trace_markdown, trace_run
+from contracts.plans import STAGES, PlanInput, ResumePoint, StageOutcome, parse_stage_summary
+from workflows.catalog import Family, family, family_of_type
+
+
+class StageRow(BaseModel):
+    """One execution of a stage (first choice or mitigation) as the history recorded it."""
+
+    stage: str
+    attempts: int | None
+    duration_ms: float | None
+    outcome: str
+    reused: bool | None = None
+    summary: str | None = None
+    detected: list[str] = []
+    """Risks the pre-stage assessment found present."""
+    mitigation: dict[str, Any] | None = None
+    breaker: str | None = None
+    error_type: str | None = None
+    error: str | None = None
+
+
+class MitigationRow(BaseModel):
+    stage: str
+    risk_id: str
+    severity: str
+    category: str
+    strategy: str
+    succeeded: bool
+
+
+class AlertRow(BaseModel):
+    level: str
+    stage: str
+    risk_id: str | None
+    message: str
+    at: datetime
+
+
+class RiskView(BaseModel):
+    """A run's stages, assessments, alerts, mitigations and breaker states."""
+
+    workflow_id: str
+    run_id: str
+    status: str
+    error_type: str | None
+    error: str | None
+    stages: list[StageRow]
+    alerts: list[AlertRow]
+    mitigations: list[MitigationRow]
+    breakers: dict[str, str]
+    """The last state each stage's breaker reported (``open`` when it failed the stage fast)."""
+
+
+def risk_view(trace: RunTrace) -> RiskView:
+    """The risk view of a run traced with ``payloads=True``."""
+    view = RiskView(
+        workflow_id=trace.workflow_id, run_id=trace.run_id, status=trace.status,
+        error_type=trace.error_type, error=trace.error, stages=[], alerts=[], mitigations=[], breakers={},
+    )
+    for step in trace.steps:
+        result = step.result if isinstance(step.result, dict) else {}
+        if step.kind == "activity" and step.name == "plan_alert" and step.outcome == "completed":
+            view.alerts.append(AlertRow(at=step.closed or step.started, **result))
+            continue
+        if step.kind != "activity" or step.name != "run_plan_stage":
+            continue
+        stage, mitigation = parse_stage_summary(step.summary or "")
+        row = StageRow(
+            stage=stage, attempts=step.attempts, duration_ms=step.duration_ms, outcome=step.outcome,
+            reused=result.get("reused"), summary=result.get("summary"),
+            detected=list(result.get("assessment", {}).get("detected", [])), mitigation=mitigation,
+            breaker=result.get("breaker"), error_type=step.error_type, error=step.error,
+        )
+        view.stages.append(row)
+        if row.breaker:
+            view.breakers[stage] = row.breaker
+        elif step.error_type == "CircuitOpen":
+            view.breakers[stage] = "open"
+        if mitigation is not None:
+            view.mitigations.append(MitigationRow(stage=stage, succeeded=step.outcome == "completed", **mitigation))
+    return view
+
+
+def risk_markdown(view: RiskView) -> str:
+    """The risk view as Markdown: stages, alerts, mitigations, breakers."""
+    lines = ["### Stages", "", "| stage | attempts | ms | outcome | reused | risks detected before | mitigation | breaker | note |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for row in view.stages:
+        mitigation = f"{row.mitigation['risk_id']} -> {row.mitigation['strategy']}" if row.mitigation else ""
+        note = (f"{row.error_type}: {row.error}" if row.error else row.summary or "").replace("|", "\\|").replace("\n", " ")
+        ms = f"{row.duration_ms:.0f}" if row.duration_ms is not None else ""
+        reused = "" if row.reused is None else ("yes" if row.reused else "no")
+        lines.append(f"| {row.stage} | {row.attempts or ''} | {ms} | {row.outcome} | {reused} | {', '.join(row.detected)} | {mitigation} | {row.breaker or ''} | {note} |")
+    lines += ["", "### Alerts", ""] + ([f"- **{a.level}** {a.stage} ({a.risk_id or '-'}): {a.message}" for a in view.alerts] or ["- none"])
+    lines += ["", "### Mitigations", ""] + (
+        [f"- {m.stage}: {m.risk_id} ({m.severity}, {m.category}) by {m.strategy}: {'succeeded' if m.succeeded else 'FAILED'}" for m in view.mitigations]
+        or ["- none"]
+    )
+    lines += ["", "### Breakers", ""] + ([f"- {stage}: {state}" for stage, state in view.breakers.items()] or ["- none"])
+    if view.error:
+        lines += ["", f"**{view.status}**: {view.error_type}: {view.error}"]
+    return "\n".join(lines)
+
+
+class RunReport(BaseModel):
+    """What ``saga trace`` and ``GET /api/workflows/{id}/trace`` return."""
+
+    trace: RunTrace
+    risks: RiskView | None
+    """Present for runs whose steps carry stage risk records (plan-analysis)."""
+
+
+async def run_report(client: Client, workflow_id: str, *, run_id: str | None = None, depth: int = 2) -> RunReport:
+    """The trace of a run with its decoded results, and its risk view when it has one."""
+    trace = await trace_run(client, workflow_id, run_id=run_id, payloads=True, depth=depth)
+    view = risk_view(trace)
+    return RunReport(trace=trace, risks=view if view.stages else None)
+
+
+def run_report_markdown(report: RunReport) -> str:
+    text = trace_markdown(report.trace)
+    return text + ("\n\n" + risk_markdown(report.risks) if report.risks else "")
+
+
+class Rate(BaseModel):
+    total: int
+    succeeded: int
+    rate: float
+
+
+class PostMortem(BaseModel):
+    """Failed stages, mitigation effectiveness, critical alerts, frequent risks."""
+
+    runs: list[str]
+    statuses: dict[str, int]
+    aborted: list[dict[str, str]]
+    """Runs that failed, with the failure's type and message."""
+    failed_stages: list[dict[str, Any]]
+    """Every failed stage execution (workflow id, stage, error)."""
+    mitigation_by_severity: dict[str, Rate]
+    mitigation_by_category: dict[str, Rate]
+    critical_alerts: list[dict[str, Any]]
+    frequent_risks: list[tuple[str, int]]
+    """Risks by how many alerts named them, most frequent first."""
+
+
+def _rates(rows: list[MitigationRow], key: str) -> dict[str, Rate]:
+    groups: dict[str, list[bool]] = {}
+    for row in rows:
+        groups.setdefault(getattr(row, key), []).append(row.succeeded)
+    return {k: Rate(total=len(v), succeeded=sum(v), rate=round(sum(v) / len(v), 3)) for k, v in sorted(groups.items())}
+
+
+def postmortem_of(views: list[RiskView]) -> PostMortem:
+    mitigations = [m for view in views for m in view.mitigations]
+    return PostMortem(
+        runs=[f"{v.workflow_id}/{v.run_id}" for v in views],
+        statuses=dict(Counter(v.status for v in views)),
+        aborted=[{"workflow_id": v.workflow_id, "error_type": v.error_type or "", "error": v.error or ""} for v in views if v.status == "FAILED"],
+        failed_stages=[
+            {"workflow_id": v.workflow_id, "stage": s.stage, "error_type": s.error_type, "error": s.error}
+            for v in views for s in v.stages if s.outcome in ("failed", "timed_out")
+        ],
+        mitigation_by_severity=_rates(mitigations, "severity"),
+        mitigation_by_category=_rates(mitigations, "category"),
+        critical_alerts=[
+            {"workflow_id": v.workflow_id, **a.model_dump(mode="json")} for v in views for a in v.alerts if a.level == "CRITICAL"
+        ],
+        frequent_risks=Counter(a.risk_id for v in views for a in v.alerts if a.risk_id).most_common(),
+    )
+
+
+async def postmortem(
+    client: Client,
+    *,
+    workflow_id: str | None = None,
+    family_name: str | None = None,
+    since: timedelta | None = None,
+    query: str = "",
+    limit: int = 200,
+) -> PostMortem:
+    """The post-mortem of one run, or of the closed runs of a family started within ``since``
+    (and matching the visibility ``query``, when given)."""
+    if workflow_id is not None:
+        return postmortem_of([risk_view(await trace_run(client, workflow_id, payloads=True, depth=0))])
+    fam = family(family_name) if family_name else None
+    clauses = ["ExecutionStatus != 'Running'"] + ([f"({query})"] if query else [])
+    if since is not None:
+        start = (datetime.now(timezone.utc) - since).strftime("%Y-%m-%dT%H:%M:%SZ")
+        clauses.append(f"StartTime > '{start}'")
+    rows = await list_runs(client, visibility_query(family=fam, query=" AND ".join(clauses)), limit=limit)
+    views = [risk_view(await trace_run(client, r["workflow_id"], run_id=r["run_id"], payloads=True, depth=0)) for r in rows]
+    return postmortem_of(views)
+
+
+def postmortem_markdown(report: PostMortem) -> str:
+    lines = [f"## Post-mortem of {len(report.runs)} run(s)", "", "Statuses: " + ", ".join(f"{k} {v}" for k, v in report.statuses.items()), ""]
+    lines += ["### Aborted runs", ""] + ([f"- {a['workflow_id']}: {a['error_type']}: {a['error']}" for a in report.aborted] or ["- none"])
+    lines += ["", "### Failed stages", ""] + (
+        [f"- {f['workflow_id']} {f['stage']}: {f['error_type']}: {f['error']}" for f in report.failed_stages] or ["- none"]
+    )
+    for title, rates in (("severity", report.mitigation_by_severity), ("category", report.mitigation_by_category)):
+        lines += ["", f"### Mitigation effectiveness by {title}", "", "| group | mitigations | succeeded | rate |", "|---|---|---|---|"]
+        lines += [f"| {k} | {r.total} | {r.succeeded} | {r.rate:.0%} |" for k, r in rates.items()]
+    lines += ["", "### Critical alerts", ""] + (
+        [f"- {a['workflow_id']} {a['stage']} ({a['risk_id']}): {a['message']}" for a in report.critical_alerts] or ["- none"]
+    )
+    lines += ["", "### Most frequent risks", ""] + ([f"- {risk}: {count}" for risk, count in report.frequent_risks] or ["- none"])
+    return "\n".join(lines)
+
+
+class RestartRefused(Exception):
+    """A restart that cannot be made (running source, unsupported family, stage never ran)."""
+
+
+RESTARTABLE = ("plan-analysis",)
+"""Families whose stages store their outputs by content and accept a resume point."""
+
+
+async def restart_from_stage(client: Client, workflow_id: str, from_stage: str) -> WorkflowHandle[Any, Any]:
+    """Start a new run of ``workflow_id`` that resumes at ``from_stage``.
+
+    The stages before it are not executed again: their outcomes (keys of outputs stored
+    by content hash) are read from the source run's history and handed to the new run.
+    """
+    if from_stage not in STAGES:
+        raise RestartRefused(f"--from-stage {from_stage}: expected one of {', '.join(STAGES)}")
+    handle = client.get_workflow_handle(workflow_id)
+    description = await handle.describe()
+    fam: Family[Any] | None = family_of_type(description.workflow_type)
+    if fam is None or fam.name not in RESTARTABLE:
+        raise RestartRefused(f"{workflow_id}: restart from a stage serves {', '.join(RESTARTABLE)}, not {fam.name if fam else description.workflow_type}")
+    if description.status == WorkflowExecutionStatus.RUNNING:
+        raise RestartRefused(f"{workflow_id} is still running; cancel it or wait for it to close")
+    history = await handle.fetch_history()
+    started = history.events[0].workflow_execution_started_event_attributes
+    [original] = await client.data_converter.decode(started.input.payloads, [PlanInput])
+    outcomes: dict[str, StageOutcome] = {o.stage: o for o in (original.resume.outcomes if original.resume else ())}
+    trace = await trace_run(client, workflow_id, run_id=description.run_id, payloads=True, depth=0)
+    for step in trace.steps:
+        if step.name == "run_plan_stage" and step.outcome == "completed":
+            outcome = StageOutcome.model_validate(step.result, strict=False)
+            outcomes[outcome.stage] = outcome
+    earlier = STAGES[: STAGES.index(from_stage)]  # type: ignore[arg-type]
+    missing = [s for s in earlier if s not in outcomes]
+    if missing:
+        raise RestartRefused(f"{workflow_id}: stage(s) {', '.join(missing)} never completed; restart from {missing[0]} or earlier")
+    resumed = original.model_copy(update={"resume": ResumePoint(
+        from_stage=from_stage,  # type: ignore[arg-type]
+        source_workflow_id=f"{workflow_id}/{description.run_id}",
+        outcomes=tuple(outcomes[s] for s in earlier),
+    )})
+    # On the source run's task queue: the workers that served it serve the new run.
+    return await start_run(client, fam, resumed, task_queue=description.task_queue)

@@ -1,0 +1,169 @@
+"""The shared circuit breakers: transitions, fast failure, one trial across processes."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from temporalio.exceptions import ApplicationError
+
+from activities.breakers import BreakerConfig, Breakers, breaker_configs_from_env, breaker_statuses
+from activities.db import Database
+from activities.errors import ErrorClass, error
+
+
+@pytest.fixture
+def url(db_url: str) -> str:
+    """A fresh database: SQLite, and PostgreSQL when SAGAWORKS_TEST_POSTGRES_URL is set."""
+    return db_url
+
+
+@pytest.fixture
+def two(url: str) -> Iterator[tuple[Breakers, Breakers]]:
+    """Two Breakers over two engines on one database: what two worker processes share."""
+    configs = {"viz": BreakerConfig(fail_max=3, reset_timeout=0.5), "data": BreakerConfig(2, 0.5)}
+    first, second = Database(url), Database(url)
+    yield Breakers(first, configs), Breakers(second, configs)
+    first.dispose()
+    second.dispose()
+
+
+def _down() -> None:
+    raise error(ErrorClass.EXTERNAL, "agent unreachable")
+
+
+def _fail(breakers: Breakers, name: str = "viz") -> ApplicationError:
+    with pytest.raises(ApplicationError) as failure:
+        breakers.call(name, _down)
+    return failure.value
+
+
+def _wait_for_trial_time(breakers: Breakers, name: str) -> None:
+    trial_at = breakers.status(name).next_trial_at
+    assert trial_at is not None
+    deadline = time.monotonic() + 30
+    while datetime.now(UTC) <= trial_at:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+
+
+def test_closed_to_open_after_threshold_seen_by_every_process(two: tuple[Breakers, Breakers]) -> None:
+    a, b = two
+    assert a.call("viz", lambda: "chart") == "chart"
+    assert [_fail(a).type, _fail(b).type] == ["ExternalError", "ExternalError"]
+    assert a.status("viz").state == "closed" and b.status("viz").failures == 2
+    assert _fail(a).type == "ExternalError"  # the third failure trips it, with its own error
+    assert b.status("viz").state == "open"
+    calls = []
+    fast = _fail_fast(b, calls)
+    assert fast.type == "CircuitOpen" and fast.non_retryable and fast.next_retry_delay is None
+    assert calls == []  # the dependency was not called
+
+
+def _fail_fast(breakers: Breakers, calls: list[str], *, fallback: bool = True) -> ApplicationError:
+    with pytest.raises(ApplicationError) as failure:
+        breakers.call("viz" if fallback else "data", lambda: calls.append("called"), fallback=fallback)
+    return failure.value
+
+
+def test_success_resets_the_consecutive_count(two: tuple[Breakers, Breakers]) -> None:
+    a, _ = two
+    _fail(a), _fail(a)
+    a.call("viz", lambda: None)
+    _fail(a), _fail(a)
+    assert a.status("viz").state == "closed" and a.status("viz").failures == 2
+
+
+def test_business_errors_do_not_count(two: tuple[Breakers, Breakers]) -> None:
+    a, _ = two
+
+    def refused() -> None:
+        raise error(ErrorClass.VALIDATION, "SQL refused: DROP", non_retryable=True)
+
+    for _ in range(5):
+        with pytest.raises(ApplicationError, match="SQL refused"):
+            a.call("viz", refused)
+    assert a.status("viz").state == "closed" and a.status("viz").failures == 0
+
+
+def test_without_fallback_an_open_breaker_delays_the_retry_to_its_trial(two: tuple[Breakers, Breakers]) -> None:
+    a, _ = two
+    _fail(a, "data"), _fail(a, "data")
+    before = datetime.now(UTC)
+    failure = _fail_fast(a, [], fallback=False)
+    assert failure.type == "CircuitOpen" and not failure.non_retryable
+    trial_at = a.status("data").next_trial_at
+    assert failure.next_retry_delay is not None and trial_at is not None
+    assert failure.next_retry_delay.total_seconds() >= 1  # never a hot loop of retries
+    assert before <= trial_at
+
+
+def test_trial_success_closes_and_trial_failure_reopens(two: tuple[Breakers, Breakers]) -> None:
+    a, b = two
+    for _ in range(3):
+        _fail(a)
+    first_open = a.status("viz").opened_at
+    _wait_for_trial_time(a, "viz")
+    assert _fail(b).type == "ExternalError"  # the trial ran and failed
+    status = a.status("viz")
+    assert status.state == "open" and status.opened_at is not None and first_open is not None
+    assert status.opened_at > first_open
+    _wait_for_trial_time(a, "viz")
+    assert b.call("viz", lambda: "back") == "back"
+    assert a.status("viz").state == "closed" and a.status("viz").failures == 0
+
+
+def test_half_open_lets_exactly_one_trial_through(two: tuple[Breakers, Breakers]) -> None:
+    a, b = two
+    for _ in range(3):
+        _fail(a)
+    _wait_for_trial_time(a, "viz")
+    entered, release = threading.Event(), threading.Event()
+
+    def slow_trial() -> str:
+        entered.set()
+        assert release.wait(30)
+        return "ok"
+
+    outcome: list[str] = []
+    trial = threading.Thread(target=lambda: outcome.append(a.call("viz", slow_trial)))
+    trial.start()
+    try:
+        assert entered.wait(30)
+        assert b.status("viz").state == "half-open"
+        calls: list[str] = []
+        blocked = _fail_fast(b, calls)
+        assert blocked.type == "CircuitOpen" and "trial" in blocked.message and calls == []
+    finally:
+        release.set()
+        trial.join(30)
+    assert outcome == ["ok"] and b.status("viz").state == "closed"
+
+
+def test_statuses_list_every_configured_breaker(two: tuple[Breakers, Breakers], url: str) -> None:
+    a, _ = two
+    for _ in range(2):
+        _fail(a, "data")
+    listed = {s.name: s for s in a.statuses()}
+    assert listed["data"].state == "open" and listed["data"].next_trial_at is not None and listed["data"].trips == 1
+    assert listed["viz"].state == "closed" and listed["viz"].next_trial_at is None
+    db = Database(url)
+    try:
+        assert {s.name: s.state for s in breaker_statuses(db)} == {"data": "open", "viz": "closed"}
+    finally:
+        db.dispose()
+
+
+def test_thresholds_come_from_the_seed_and_the_environment() -> None:
+    defaults = breaker_configs_from_env({})
+    assert (defaults["nlp"], defaults["data"], defaults["viz"]) == (
+        BreakerConfig(5, 60),
+        BreakerConfig(3, 120),
+        BreakerConfig(5, 60),
+    )
+    assert breaker_configs_from_env({"SAGAWORKS_BREAKER_VIZ": "2/1.5"})["viz"] == BreakerConfig(2, 1.5)
+    with pytest.raises(SystemExit, match="SAGAWORKS_BREAKER_DATA"):
+        breaker_configs_from_env({"SAGAWORKS_BREAKER_DATA": "three"})

@@ -1,0 +1,275 @@
+"""Risk-aware analysis of a municipal development plan: nine stages, each wrapped in a
+pre-stage risk assessment, a circuit breaker (in the activity) and severity-aware failure
+handling.
+
+Before each stage the workflow evaluates the registry's detection conditions against the
+metrics earlier stages reported and records the assessment in the stage's input (so the
+history holds it). A stage failure is mapped to the risk that explains it: CRITICAL aborts
+the run naming the risk; HIGH, MEDIUM and LOW run the risk's mitigation (the same stage
+with the options the strategy sets) and the run goes on. Alerts go through an activity
+(structured log, Prometheus counter, optional webhook) and the run's highest level is a
+search attribute. Activities are called by name (``activities.plans.activities``), so the
+catalog, and the CLI through it, never imports the PDF, OCR and breaker libraries. Temporal's history is the checkpoint chain and the audit trail: the trace
+and post-mortem are derived from it (client/postmortem.py).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import SearchAttributeKey
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
+from temporalio.exceptions import TimeoutError as TemporalTimeoutError
+
+with workflow.unsafe.imports_passed_through():
+    import pydantic
+
+    from contracts.plans import (
+        ALERT_LEVELS,
+        ALERT_SEARCH_ATTRIBUTE,
+        MITIGATION_OPTIONS,
+        STAGES,
+        Alert,
+        AlertLevel,
+        AlertRequest,
+        Assessment,
+        Mitigation,
+        PlanInput,
+        PlanRef,
+        PlanResult,
+        PlanStatus,
+        PreparedPlan,
+        PrepareRequest,
+        Risk,
+        RiskRegistry,
+        Stage,
+        StageInput,
+        StageOptions,
+        StageOutcome,
+        stage_summary,
+    )
+    from workflows import policies
+    from workflows.common import Pausable
+
+ALERT_LEVEL_KEY = SearchAttributeKey.for_keyword(ALERT_SEARCH_ATTRIBUTE)
+SEVERITY_ALERT: dict[str, AlertLevel] = {"LOW": "INFO", "MEDIUM": "WARNING", "HIGH": "ERROR", "CRITICAL": "CRITICAL"}
+"""The alert a detected or realised risk raises (the seed's mapping)."""
+PRE_STAGE_ALERT_SEVERITIES = ("MEDIUM", "HIGH", "CRITICAL")
+"""Risks detected before a stage that raise an alert before it runs (LOW ones are recorded only)."""
+
+
+def assess(registry: RiskRegistry, stage: str, metrics: dict[str, float]) -> tuple[Assessment, list[Risk]]:
+    """Which of the stage's risks the metrics so far show present, and why."""
+    applicable = registry.applicable(stage)
+    detected: list[Risk] = []
+    reasons: list[str] = []
+    for risk in applicable:
+        holding = [c for c in risk.detect if c.holds(metrics)]
+        if holding:
+            detected.append(risk)
+            reasons += [f"{risk.id}: {c.describe()} (is {metrics[c.metric]:g})" for c in holding]
+    assessment = Assessment(
+        stage=stage,  # type: ignore[arg-type]
+        applicable=tuple(r.id for r in applicable),
+        detected=tuple(r.id for r in detected),
+        reasons=tuple(reasons),
+    )
+    return assessment, detected
+
+
+def failure_type(err: ActivityError) -> str:
+    """The error type a stage failed with (``StageTimeout`` when it ran out of time)."""
+    cause = err.cause
+    if isinstance(cause, TemporalTimeoutError):
+        return "StageTimeout"
+    if isinstance(cause, ApplicationError) and cause.type:
+        return cause.type
+    return type(cause).__name__ if cause else "ActivityError"
+
+
+def _message(err: ActivityError) -> str:
+    return getattr(err.cause, "message", None) or str(err.cause or err)
+
+
+@workflow.defn(failure_exception_types=[pydantic.ValidationError])
+class PlanAnalysisWorkflow(Pausable):
+    """Analyse one development plan; the result is the report and what was mitigated."""
+
+    def __init__(self) -> None:
+        self._state = "running"
+        self._paused = False
+        self._plan_id = ""
+        self._step: str | None = "prepare"
+        self._done = 0
+        self._alerts: list[Alert] = []
+        self._mitigations: list[Mitigation] = []
+        self._highest: AlertLevel | None = None
+
+    @workflow.run
+    async def run(self, request: PlanInput) -> PlanResult:
+        """Run the nine stages (or those from ``request.resume.from_stage`` on)."""
+        self._plan_id = request.plan_id
+        try:
+            result = await self._analyse(request)
+        except BaseException as err:
+            self._state = "canceled" if is_cancelled_exception(err) else "failed"
+            raise
+        self._state, self._step = "completed", None
+        return result
+
+    async def _analyse(self, request: PlanInput) -> PlanResult:
+        try:
+            prepared = await workflow.execute_activity(
+                "prepare_plan",
+                PrepareRequest(
+                    plan_id=request.plan_id, path=request.path,
+                    municipality=request.municipality, risk_file=request.risk_file,
+                ),
+                summary="prepare: locate the plan, validate the risk registry",
+                result_type=PreparedPlan,
+                **policies.PROCESSING,
+            )
+        except ActivityError as err:
+            # Fail with the reason itself (the bad file, the bad registry entry).
+            raise ApplicationError(_message(err), type=failure_type(err), non_retryable=True) from err
+        outcomes: dict[str, StageOutcome] = {}
+        first = 0
+        if request.resume is not None:
+            first = STAGES.index(request.resume.from_stage)
+            outcomes = {o.stage: o for o in request.resume.outcomes}
+            missing = [s for s in STAGES[:first] if s not in outcomes]
+            if missing:
+                raise ApplicationError(
+                    f"resume: no stored outcome of stage(s) {', '.join(missing)}", type="ValidationError", non_retryable=True
+                )
+            self._done = first
+        for stage in STAGES[first:]:
+            await self._unpaused()
+            self._step = stage
+            outcomes[stage] = await self._stage(
+                request, prepared.plan, prepared.registry, stage, outcomes, force=request.resume is not None
+            )
+            self._done += 1
+        report = outcomes["report"]
+        return PlanResult(
+            plan_id=request.plan_id,
+            municipality=request.municipality,
+            score=outcomes["scoring"].metrics["score"],
+            verdict=outcomes["scoring"].summary,
+            report_key=report.output_key,
+            report=report.document or "",
+            stages=[outcomes[s] for s in STAGES],
+            mitigations=self._mitigations,
+            alerts=self._alerts,
+            highest_alert=self._highest,
+            resumed_from=request.resume.source_workflow_id if request.resume else None,
+        )
+
+    async def _stage(
+        self,
+        request: PlanInput,
+        plan: PlanRef,
+        registry: RiskRegistry,
+        stage: Stage,
+        outcomes: dict[str, StageOutcome],
+        *,
+        force: bool,
+    ) -> StageOutcome:
+        metrics = {k: v for outcome in outcomes.values() for k, v in outcome.metrics.items()}
+        assessment, detected = assess(registry, stage, metrics)
+        for risk in detected:
+            if risk.severity in PRE_STAGE_ALERT_SEVERITIES:
+                reason = next(r for r in assessment.reasons if r.startswith(risk.id))
+                await self._alert(request, SEVERITY_ALERT[risk.severity], stage, risk.id, f"{risk.name} before {stage}: {reason}")
+        critical = next((r for r in detected if r.severity == "CRITICAL"), None)
+        if critical is not None:
+            raise self._abort(critical, stage, "detected before the stage ran")
+        stage_input = StageInput(
+            workflow_id=workflow.info().workflow_id,
+            stage=stage,
+            plan=plan,
+            upstream={s: o.output_key for s, o in outcomes.items()},
+            assessment=assessment,
+            fault=request.inject_fault,
+            force=force,
+            mitigations=tuple(self._mitigations),
+            alerts=tuple(self._alerts),
+        )
+        try:
+            return await self._execute(request, stage_input, summary=stage_summary(stage))
+        except ActivityError as err:
+            kind = failure_type(err)
+            risk = registry.for_error(stage, kind)
+            if risk is None:
+                raise  # a failure no risk explains fails the run as it is
+            cause = f"{stage}: {kind}: {_message(err)}"
+            await self._alert(request, SEVERITY_ALERT[risk.severity], stage, risk.id, f"{risk.name}: {cause}")
+            if kind == "CircuitOpen":
+                await self._alert(request, "CRITICAL", stage, risk.id, f"the {stage} breaker is open: failing fast into {risk.mitigation}")
+            if risk.severity == "CRITICAL":
+                raise self._abort(risk, stage, _message(err)) from err
+        mitigation = Mitigation(
+            risk_id=risk.id, severity=risk.severity, category=risk.category, strategy=risk.mitigation, cause=cause
+        )
+        mitigated = stage_input.model_copy(update={
+            "mitigation": mitigation,
+            "options": StageOptions.model_validate({**stage_input.options.model_dump(), **MITIGATION_OPTIONS[risk.mitigation]}),
+        })
+        try:
+            outcome = await self._execute(request, mitigated, summary=stage_summary(stage, mitigation))
+        except ActivityError as err:
+            await self._alert(request, "ERROR", stage, risk.id, f"mitigation {risk.mitigation} failed: {_message(err)}")
+            raise ApplicationError(
+                f"{risk.id} at stage {stage}: mitigation {risk.mitigation} failed: {failure_type(err)}: {_message(err)}",
+                {"risk": risk.id, "stage": stage, "strategy": risk.mitigation},
+                type="MitigationFailed",
+                non_retryable=True,
+            ) from err
+        self._mitigations.append(mitigation)
+        await self._alert(request, "INFO", stage, risk.id, f"{risk.id} mitigated by {risk.mitigation}: {outcome.summary}")
+        return outcome
+
+    def _abort(self, risk: Risk, stage: str, why: str) -> ApplicationError:
+        return ApplicationError(
+            f"CRITICAL risk {risk.id} ({risk.name}) at stage {stage}: {why}",
+            {"risk": risk.id, "stage": stage, "category": risk.category},
+            type="CriticalRisk",
+            non_retryable=True,
+        )
+
+    async def _execute(self, request: PlanInput, stage_input: StageInput, *, summary: str) -> StageOutcome:
+        return await workflow.execute_activity(
+            "run_plan_stage",
+            stage_input,
+            summary=summary,
+            result_type=StageOutcome,
+            start_to_close_timeout=timedelta(seconds=request.stage_timeout_seconds),
+            **policies.PLAN_STAGE,
+        )
+
+    async def _alert(self, request: PlanInput, level: AlertLevel, stage: str, risk_id: str | None, message: str) -> None:
+        alert = Alert(level=level, stage=stage, risk_id=risk_id, message=message[:1000])  # type: ignore[arg-type]
+        self._alerts.append(alert)
+        if self._highest is None or ALERT_LEVELS.index(level) > ALERT_LEVELS.index(self._highest):
+            self._highest = level
+            workflow.upsert_search_attributes([ALERT_LEVEL_KEY.value_set(level)])
+        try:
+            await workflow.execute_activity(
+                "plan_alert",
+                AlertRequest(workflow_id=workflow.info().workflow_id, alert=alert, webhook=request.alert_webhook),
+                summary=f"alert {level}: {risk_id or stage}",
+                **policies.PLAN_ALERT,
+            )
+        except ActivityError as err:
+            # A webhook that stays down must not stop the analysis; the alert is in the
+            # history and the result either way.
+            workflow.logger.warning("Alert delivery failed: %s", _message(err))
+
+    @workflow.query
+    def status(self) -> PlanStatus:
+        """Current stage, stages done of nine, the highest alert so far."""
+        return PlanStatus(
+            state=self._state, current_step=self._step, done=self._done, total=len(STAGES),
+            plan_id=self._plan_id, highest_alert=self._highest, mitigations=len(self._mitigations),
+        )
