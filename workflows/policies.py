@@ -81,3 +81,38 @@ PROCESSING = ActivityOptions(
     ),
 )
 """CPU-bound parsing and transformation of data the activity already has."""
+
+MCP_LIST = ActivityOptions(
+    start_to_close_timeout=timedelta(seconds=30),
+    heartbeat_timeout=timedelta(seconds=5),
+    retry_policy=RetryPolicy(
+        initial_interval=timedelta(milliseconds=500),
+        maximum_interval=timedelta(seconds=10),
+        maximum_attempts=5,
+        non_retryable_error_types=NON_RETRYABLE_ERROR_TYPES + ["MCPProtocolError"],
+    ),
+)
+"""Listing an MCP server's tools (the plugin's activity; our guard heartbeats for it)."""
+
+
+def mcp_call(seconds: float, attempts: int = 3) -> ActivityOptions:
+    """One MCP tool call with a budget of ``seconds`` per attempt.
+
+    Timeouts and transport failures are retried ``attempts`` times in all; a tool that
+    answered ``isError`` (``McpToolError``) and bad arguments never are.
+    """
+    return ActivityOptions(
+        start_to_close_timeout=timedelta(seconds=seconds),
+        heartbeat_timeout=timedelta(seconds=5),
+        retry_policy=RetryPolicy(
+            initial_interval=timedelta(milliseconds=200),
+            backoff_coefficient=2.0,
+            maximum_interval=timedelta(seconds=5),
+            maximum_attempts=attempts,
+            non_retryable_error_types=NON_RETRYABLE_ERROR_TYPES + ["McpToolError"],
+        ),
+    )
+
+
+MCP_BUDGETS = {"weather": 5.0, "files": 10.0, "database": 15.0}
+"""The aggregation's per-source budgets in seconds (weather per city), as activity timeouts."""

@@ -1,0 +1,45 @@
+"""One MCP tool call through Temporal: ``saga mcp call SERVER TOOL --args JSON``."""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+from workflows.common import Pausable
+
+with workflow.unsafe.imports_passed_through():
+    from contracts.mcp import McpCallInput, McpCallStatus, McpToolOutput
+    from workflows.mcp import McpTools
+    from workflows.policies import mcp_call
+
+
+@workflow.defn
+class McpToolCall(Pausable):
+    """List the server's tools, validate the arguments, call the tool (one activity)."""
+
+    def __init__(self) -> None:
+        self._input: McpCallInput | None = None
+        self._done = 0
+
+    @workflow.run
+    async def run(self, request: McpCallInput) -> McpToolOutput:
+        self._input = request
+        await self._unpaused()
+        output = await McpTools().call(
+            request.server, request.tool, request.arguments, mcp_call(request.timeout_seconds)
+        )
+        self._done = 1
+        self._state = "completed"
+        return output
+
+    @workflow.query
+    def status(self) -> McpCallStatus:
+        """Whether the call has answered."""
+        request = self._input
+        return McpCallStatus(
+            state=self._state,
+            current_step=None if self._done else "call",
+            done=self._done,
+            total=1,
+            server=request.server if request else "",
+            tool=request.tool if request else "",
+        )
