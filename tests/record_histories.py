@@ -24,6 +24,7 @@ from temporalio.client import WorkflowFailureError, WorkflowHandle
 from activities.db import Database
 from activities.documents import DocumentSettings
 from client.devserver import start_embedded
+from tests.mcp_scenarios import MCP_SCENARIOS
 from tests.documents import SAMPLES, PoisonAwareProvider, start_document
 from tests.orders import make_order, start_order, wait_for_status
 from worker import running_worker
@@ -31,8 +32,9 @@ from worker import running_worker
 HISTORIES = Path(__file__).parent / "histories"
 
 
-async def record(out_dir: Path) -> list[Path]:
-    """Run each scenario once and save its history; return the files written."""
+async def record(out_dir: Path, only: str = "") -> list[Path]:
+    """Run each scenario (whose name starts with ``only``) once and save its history;
+    return the files written."""
     orders = {
         "order_completed": make_order(),
         "order_compensated": make_order(inject_failure={"step": "create_shipping_label", "mode": "permanent"}),
@@ -57,14 +59,21 @@ async def record(out_dir: Path) -> list[Path]:
                 env.client, db, task_queue=task_queue, activity_threads=4, llm=PoisonAwareProvider(), documents=settings
             ):
                 for name, order in orders.items():
+                    if not name.startswith(only):
+                        continue
                     handle = await start_order(env.client, task_queue, order)
                     if name == "order_cancelled":
                         await wait_for_status(handle, lambda s: s.done >= 2)
                         await handle.cancel()
                     written.append(await _save(handle, new_history_path(out_dir, name)))
                 for name, path in documents.items():
+                    if not name.startswith(only):
+                        continue
                     handle = await start_document(env.client, task_queue, path)
                     written.append(await _save(handle, new_history_path(out_dir, name)))
+                for name, scenario in MCP_SCENARIOS.items():
+                    if name.startswith(only):
+                        written.append(await _save(await scenario(env.client, task_queue), new_history_path(out_dir, name)))
             db.dispose()
     return written
 
@@ -89,7 +98,14 @@ async def _save(handle: WorkflowHandle[Any, Any], path: Path) -> Path:
 
 
 if __name__ == "__main__":
-    target = Path(sys.argv[1]) if len(sys.argv) > 1 else HISTORIES
+    # python -m tests.record_histories [DIR] [--only NAME_PREFIX]
+    args = sys.argv[1:]
+    only = ""
+    if "--only" in args:
+        at = args.index("--only")
+        only = args[at + 1]
+        del args[at : at + 2]
+    target = Path(args[0]) if args else HISTORIES
     target.mkdir(parents=True, exist_ok=True)
-    for file in asyncio.run(record(target)):
+    for file in asyncio.run(record(target, only)):
         print(file)

@@ -9,6 +9,7 @@ plus one :class:`Family` entry here.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,10 +18,14 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel
 from temporalio.common import WorkflowIDReusePolicy
 
+from contracts.aggregate import AggregateInput
 from contracts.documents import BatchInput, DocumentInput, document_id_for, document_workflow_id
+from contracts.mcp import McpCallInput
 from contracts.orders import OrderInput, order_workflow_id
+from workflows.aggregate import Aggregation
 from workflows.document import DocumentPipeline, ExtractChunksWorkflow
 from workflows.document_batch import DocumentBatch
+from workflows.mcp_call import McpToolCall
 from workflows.order import OrderFulfillmentSaga
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
@@ -148,6 +153,32 @@ FAMILIES: tuple[Family[Any], ...] = (
         samples=("inputs/document-batch.json",),
         path_field="folder",
         demo=(DemoRun("inputs/document-batch.json"),),
+    ),
+    Family(
+        name="mcp-call",
+        workflow=McpToolCall,
+        input_model=McpCallInput,
+        description="One MCP tool call through Temporal (arguments checked against the "
+        "tool's schema, timed out and retried); `saga mcp call` starts it.",
+        # Every call is its own run; nothing to deduplicate.
+        workflow_id=lambda call: f"mcp-{call.server}-{call.tool}-{uuid.uuid4().hex[:12]}",
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        conflict_message=lambda call: f"a call of {call.server}.{call.tool} is running",
+        samples=("inputs/mcp-call.json",),
+    ),
+    Family(
+        name="aggregate",
+        workflow=Aggregation,
+        input_model=AggregateInput,
+        description="A question answered from weather, files and the database through MCP "
+        "in parallel; each source within its budget, partial results kept, irrelevant ones skipped.",
+        workflow_id=lambda request: f"aggregate-{request.request_id}",
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        conflict_message=lambda request: f"aggregation {request.request_id} was already run "
+        f"(see `saga status aggregate-{request.request_id}`)",
+        samples=("inputs/aggregate.json",),
+        rerun_field="request_id",
+        demo=(DemoRun("inputs/aggregate.json"),),
     ),
 )
 
