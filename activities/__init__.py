@@ -9,6 +9,7 @@ from typing import Any
 from activities.db import Database
 from activities.documents import DocumentActivities, DocumentSettings
 from activities.llm import LLMProvider, provider_from_env
+from activities.mcp_support import notify_escalation
 from activities.orders import OrderActivities, seed_inventory
 
 
@@ -42,4 +43,5 @@ def build_activities(
         docs.discard_document_run,
         docs.record_document_failure,
         docs.list_documents,
+        notify_escalation,
     ]

@@ -22,6 +22,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from client.connection import DATA_CONVERTER
+from contracts.support import SEARCH_ATTRIBUTES
 
 STATE_DIR = Path(os.environ.get("SAGAWORKS_STATE_DIR", ".temporal"))
 DEV_PORT = 7233
@@ -98,6 +99,9 @@ def dev_server_command(
         "warn",
     ]
     command += ["--headless"] if headless else ["--ui-port", str(ui_port)]
+    # The support tickets' custom search attributes (queue views are visibility queries).
+    for key in SEARCH_ATTRIBUTES:
+        command += ["--search-attribute", f"{key.name}=Keyword"]
     return command + server_tuning_args()
 
 
@@ -220,6 +224,29 @@ async def start_embedded(
         data_converter=DATA_CONVERTER,
         dev_server_extra_args=server_tuning_args() if tuned else [],
         dev_server_log_level="error",
+        search_attributes=SEARCH_ATTRIBUTES,
         ui=ui_port is not None,
         ui_port=ui_port,
     )
+
+
+async def register_search_attributes(client: Client) -> None:
+    """Register the custom search attributes on a server started without our flags.
+
+    The embedded server gets them at start (``--search-attribute``); the time-skipping test
+    server and a server of one's own get them here. Registering them again changes nothing.
+    """
+    from temporalio.api.enums.v1 import IndexedValueType
+    from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+    from temporalio.service import RPCError, RPCStatusCode
+
+    for key in SEARCH_ATTRIBUTES:
+        request = AddSearchAttributesRequest(
+            namespace=client.namespace,
+            search_attributes={key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD},
+        )
+        try:
+            await client.operator_service.add_search_attributes(request)
+        except RPCError as refused:
+            if refused.status != RPCStatusCode.ALREADY_EXISTS:
+                raise

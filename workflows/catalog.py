@@ -22,11 +22,13 @@ from contracts.aggregate import AggregateInput
 from contracts.documents import BatchInput, DocumentInput, document_id_for, document_workflow_id
 from contracts.mcp import McpCallInput
 from contracts.orders import OrderInput, order_workflow_id
+from contracts.support import TicketInput
 from workflows.aggregate import Aggregation
 from workflows.document import DocumentPipeline, ExtractChunksWorkflow
 from workflows.document_batch import DocumentBatch
 from workflows.mcp_call import McpToolCall
 from workflows.order import OrderFulfillmentSaga
+from workflows.support import SupportTicket
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 """Where every family's sample inputs live."""
@@ -179,6 +181,20 @@ FAMILIES: tuple[Family[Any], ...] = (
         samples=("inputs/aggregate.json",),
         rerun_field="request_id",
         demo=(DemoRun("inputs/aggregate.json"),),
+    ),
+    Family(
+        name="support-ticket",
+        workflow=SupportTicket,
+        input_model=TicketInput,
+        description="A support ticket: classified and routed, looked into through MCP, "
+        "assigned and resolved by Updates, escalated by trigger words or a missed SLA.",
+        workflow_id=lambda ticket: f"ticket-{ticket.ticket_id}",
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        conflict_message=lambda ticket: f"ticket {ticket.ticket_id} already exists "
+        f"(see `saga status ticket-{ticket.ticket_id}`)",
+        samples=("tickets/ticket-billing.json", "tickets/ticket-angry-outage.json"),
+        accepts=("pause", "resume", "assign", "resolve", "reopen", "comment"),
+        rerun_field="ticket_id",
     ),
 )
 

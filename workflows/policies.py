@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TypedDict
 
-from temporalio.common import RetryPolicy
+from temporalio.common import Priority, RetryPolicy
 
 # Error types that no retry can fix. Activities raise them as non-retryable
 # ApplicationErrors already; listing them here also protects against an activity that
@@ -25,6 +25,7 @@ class ActivityOptions(TypedDict, total=False):
     schedule_to_close_timeout: timedelta
     heartbeat_timeout: timedelta
     retry_policy: RetryPolicy
+    priority: Priority
 
 
 DATABASE_WRITE = ActivityOptions(
@@ -116,3 +117,15 @@ def mcp_call(seconds: float, attempts: int = 3) -> ActivityOptions:
 
 MCP_BUDGETS = {"weather": 5.0, "files": 10.0, "database": 15.0}
 """The aggregation's per-source budgets in seconds (weather per city), as activity timeouts."""
+
+NOTIFY = ActivityOptions(
+    start_to_close_timeout=timedelta(seconds=15),
+    retry_policy=RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(minutes=1),
+        maximum_attempts=10,
+        non_retryable_error_types=NON_RETRYABLE_ERROR_TYPES,
+    ),
+)
+"""A notification to a person (webhook or log): retried for a while, then given up on."""
