@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from contracts.common import ProgressStatus, StrictModel, Text
 
@@ -32,3 +32,26 @@ class McpCallStatus(ProgressStatus):
 
     server: str
     tool: str
+
+
+class McpListInput(StrictModel):
+    """Servers whose tools to list (``saga mcp list``)."""
+
+    servers: list[Text] = Field(min_length=1, max_length=50)
+
+
+class McpToolInfo(BaseModel):
+    """One tool as ``saga mcp list`` shows it."""
+
+    name: str
+    description: str
+    required: list[str]
+    optional: list[str]
+
+
+class McpServerTools(BaseModel):
+    """One server's tools, or why they could not be listed."""
+
+    server: str
+    tools: list[McpToolInfo] = Field(default_factory=list)
+    error: str | None = None

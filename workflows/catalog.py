@@ -26,7 +26,7 @@ from contracts.support import TicketInput
 from workflows.aggregate import Aggregation
 from workflows.document import DocumentPipeline, ExtractChunksWorkflow
 from workflows.document_batch import DocumentBatch
-from workflows.mcp_call import McpToolCall
+from workflows.mcp_call import McpListTools, McpToolCall
 from workflows.order import OrderFulfillmentSaga
 from workflows.support import SupportTicket
 
@@ -167,6 +167,8 @@ FAMILIES: tuple[Family[Any], ...] = (
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
         conflict_message=lambda call: f"a call of {call.server}.{call.tool} is running",
         samples=("inputs/mcp-call.json",),
+        # `saga mcp list` lists the servers' tools through it.
+        helper_workflows=(McpListTools,),
     ),
     Family(
         name="aggregate",

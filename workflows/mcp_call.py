@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from temporalio import workflow
+from temporalio.exceptions import ActivityError
 
 from workflows.common import Pausable
 
 with workflow.unsafe.imports_passed_through():
-    from contracts.mcp import McpCallInput, McpCallStatus, McpToolOutput
+    from contracts.mcp import (
+        McpCallInput,
+        McpCallStatus,
+        McpListInput,
+        McpServerTools,
+        McpToolInfo,
+        McpToolOutput,
+    )
+    from workflows.aggregate import failure_text
     from workflows.mcp import McpTools
     from workflows.policies import mcp_call
 
@@ -42,4 +53,32 @@ class McpToolCall(Pausable):
             total=1,
             server=request.server if request else "",
             tool=request.tool if request else "",
+        )
+
+
+@workflow.defn
+class McpListTools:
+    """Every tool of the given servers, one listing activity per server in parallel."""
+
+    @workflow.run
+    async def run(self, request: McpListInput) -> list[McpServerTools]:
+        return list(await asyncio.gather(*(self._server(name) for name in request.servers)))
+
+    @staticmethod
+    async def _server(name: str) -> McpServerTools:
+        try:
+            tools = await McpTools().tools(name)
+        except ActivityError as failure:
+            return McpServerTools(server=name, error=failure_text(failure))
+        return McpServerTools(
+            server=name,
+            tools=[
+                McpToolInfo(
+                    name=tool.name,
+                    description=(tool.description or "").strip().splitlines()[0] if tool.description else "",
+                    required=list(tool.input_schema.get("required", [])),
+                    optional=[p for p in tool.input_schema.get("properties", {}) if p not in tool.input_schema.get("required", [])],
+                )
+                for tool in tools.values()
+            ],
         )

@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from client.cli import control, history, services, start
+from client.cli import control, history, mcp, services, start
 from client.cli.output import err
 from client.observability import configure_logging
 
@@ -34,6 +34,7 @@ app.command("list")(control.list_workflows)
 app.command()(history.history)
 app.command("replay")(history.replay_command)
 app.command()(services.demo)
+mcp.register(app)
 
 
 @app.callback()
