@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 
 from client.connection import connect, ui_url
-from client.runs import failure_lines, run_outcome, start_run, to_jsonable
+from client.runs import failure_lines, query_progress, run_outcome, start_run, to_jsonable
 from workflows.catalog import FAMILIES, DemoRun, Family
 
 
@@ -29,15 +29,30 @@ def summarize(result: Any) -> str:
     return ", ".join(parts)
 
 
+async def _progress_at(handle: Any, step: str, patience: float = 60) -> Any:
+    """The run's status once its current step mentions ``step`` (or after ``patience`` s)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + patience
+    while True:
+        progress = await query_progress(handle)
+        if isinstance(progress, str) or step in (progress.current_step or "") or loop.time() > deadline:
+            return progress
+        await asyncio.sleep(0.2)
+
+
 async def _run(console: Console, fam: Family[Any], demo: DemoRun, suffix: str) -> bool:
     client = await connect()
     handle = await start_run(client, fam, fam.sample_input(demo.sample, suffix))
-    outcome = await run_outcome(handle)
+    for update, argument in demo.updates:
+        await handle.execute_update(update, argument)
+    outcome = await run_outcome(handle, wait=demo.expect != "RUNNING")
     link = ui_url(client, handle.id, handle.result_run_id)
     colour = "green" if outcome.status == demo.expect else "red"
     console.print(f"[{colour}]{handle.id}: {outcome.status}[/{colour}] (expected {demo.expect}; sample {demo.sample})")
     if outcome.status == "COMPLETED":
         console.print(f"  {summarize(outcome.result)}", markup=False)
+    elif outcome.status == "RUNNING":
+        console.print(f"  {summarize(await _progress_at(handle, demo.shown_at))}", markup=False)
     for line in failure_lines(outcome.failure or []):
         console.print(f"  {line}", markup=False)
     console.print(f"  UI: {link}")

@@ -64,3 +64,25 @@ async def test_tickets_lists_a_queue_by_search_attributes(saga, default_queue_wo
         assert bad.code == 2 and "expected one of LOW, MEDIUM, HIGH, CRITICAL" in bad.stderr
     finally:
         await handle.terminate("test over")
+
+
+async def test_demo_runs_an_aggregation_and_opens_two_tickets(
+    default_queue_worker: Worker, dev_address: str, monkeypatch  # noqa: F811
+) -> None:
+    from io import StringIO
+
+    from rich.console import Console
+
+    from client.demo import _run
+    from workflows.catalog import family
+
+    monkeypatch.setenv("TEMPORAL_ADDRESS", dev_address)
+    console = Console(file=StringIO(), width=300)
+    suffix = uuid.uuid4().hex[:8]
+    for name in ("aggregate", "support-ticket"):
+        fam = family(name)
+        assert all([await _run(console, fam, demo, suffix) for demo in fam.demo]), console.file.getvalue()
+    shown = console.file.getvalue()
+    assert "partial: weather" in shown
+    assert f"ticket-T-1001-{suffix}: RUNNING" in shown and "current_step=resolved, MEDIUM" in shown
+    assert f"ticket-T-1002-{suffix}: RUNNING" in shown and "escalated (trigger words: manager, unacceptable)" in shown

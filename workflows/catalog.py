@@ -43,7 +43,12 @@ class DemoRun:
     sample: str
     """Relative to ``samples/``."""
     expect: str = "COMPLETED"
-    """COMPLETED, FAILED or CANCELED."""
+    """COMPLETED, FAILED or CANCELED; RUNNING for a long-lived run the demo leaves open."""
+    updates: tuple[tuple[str, dict[str, Any]], ...] = ()
+    """Updates (name, argument) the demo sends once the run started, in order: the people
+    of a long-lived run (assign and resolve a ticket)."""
+    shown_at: str = ""
+    """For a RUNNING run: the demo shows it once its status's current step contains this."""
 
 
 @dataclass(frozen=True)
@@ -197,6 +202,15 @@ FAMILIES: tuple[Family[Any], ...] = (
         samples=("tickets/ticket-billing.json", "tickets/ticket-angry-outage.json"),
         accepts=("pause", "resume", "assign", "resolve", "reopen", "comment"),
         rerun_field="ticket_id",
+        demo=(
+            DemoRun(
+                "tickets/ticket-billing.json",
+                "RUNNING",
+                updates=(("assign", {"agent": "dana"}), ("resolve", {"resolution": "refunded the duplicate charge"})),
+                shown_at="resolved",
+            ),
+            DemoRun("tickets/ticket-angry-outage.json", "RUNNING", shown_at="escalated"),
+        ),
     ),
 )
 

@@ -262,7 +262,12 @@ class SupportTicket(Pausable):
         steps = {"open": 1, "assigned": 2, "resolved": 3, "closed": 3}
         return TicketStatus(
             state="paused" if self._paused else ("completed" if view and view.state == "closed" else "running"),
-            current_step=view.state if view else "classifying",
+            current_step=(
+                f"{view.state}, {view.priority}"
+                + (f", escalated ({view.escalations[-1].reason})" if view.escalations else "")
+                if view
+                else "classifying"
+            ),
             done=steps[view.state] if view else 0,
             total=3,
             ticket=view,
