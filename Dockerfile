@@ -5,6 +5,7 @@ COPY pyproject.toml README.md ./
 COPY workflows ./workflows
 COPY activities ./activities
 COPY client ./client
+COPY mcp_servers ./mcp_servers
 COPY worker.py ./
 RUN pip install --no-cache-dir .
 USER nobody

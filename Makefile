@@ -44,6 +44,7 @@ bench: install
 	$(BIN)/python -m bench.order_saga
 	$(BIN)/python -m bench.peers
 	$(BIN)/python -m bench.documents
+	$(BIN)/python -m bench.mcp
 
 # 200 order sagas and a 20-document batch while workers are SIGKILLed and the server
 # restarts; checks every invariant. (`make test` runs it at a small size.)
