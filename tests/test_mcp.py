@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.worker import Worker
 
@@ -99,34 +99,45 @@ async def test_filesystem_server_is_confined_to_samples(dev_client: Client, task
     assert cause.cause.type == TOOL_ERROR and "outside allowed directories" in cause.cause.message
 
 
-async def test_tool_error_is_final_and_carries_the_tools_message(dev_client: Client, task_queue: str) -> None:
-    async with mcp_worker(dev_client, task_queue):
-        handle = await dev_client.start_workflow(
-            McpToolCall.run,
-            McpCallInput(server="weather", tool="get_weather", arguments={"city": "Atlantis"}),
-            id=f"mcp-{uuid.uuid4()}",
-            task_queue=task_queue,
-        )
+async def start_weather(client: Client, task_queue: str, timeout: float = 10, **arguments) -> WorkflowHandle:
+    """Start a weather.get_weather call through the one-tool workflow."""
+    return await client.start_workflow(
+        McpToolCall.run,
+        McpCallInput(server="weather", tool="get_weather", arguments=arguments, timeout_seconds=timeout),
+        id=f"mcp-{uuid.uuid4()}",
+        task_queue=task_queue,
+    )
+
+
+async def call_attempts(handle: WorkflowHandle) -> list[int]:
+    """The attempt number of every started activity, in history order."""
+    return [
+        e.activity_task_started_event_attributes.attempt
+        async for e in handle.fetch_history_events()
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+    ]
+
+
+async def failed_call(client: Client, task_queue: str, **arguments) -> tuple[WorkflowHandle, WorkflowFailureError]:
+    """A weather.get_weather call that must fail: its handle and the failure."""
+    async with mcp_worker(client, task_queue):
+        handle = await start_weather(client, task_queue, **arguments)
         with pytest.raises(WorkflowFailureError) as failed:
             await handle.result()
-    error = failed.value.cause.cause
+    return handle, failed.value
+
+
+async def test_tool_error_is_final_and_carries_the_tools_message(dev_client: Client, task_queue: str) -> None:
+    handle, failed = await failed_call(dev_client, task_queue, city="Atlantis")
+    error = failed.cause.cause
     assert isinstance(error, ApplicationError) and error.type == TOOL_ERROR and error.non_retryable
     assert "no weather station for 'Atlantis'" in error.message
-    started = [e async for e in handle.fetch_history_events() if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED]
-    assert [e.activity_task_started_event_attributes.attempt for e in started][-1] == 1
+    assert (await call_attempts(handle))[-1] == 1
 
 
 async def test_bad_arguments_are_refused_before_any_call(dev_client: Client, task_queue: str) -> None:
-    async with mcp_worker(dev_client, task_queue):
-        handle = await dev_client.start_workflow(
-            McpToolCall.run,
-            McpCallInput(server="weather", tool="get_weather", arguments={"town": "Seattle"}),
-            id=f"mcp-{uuid.uuid4()}",
-            task_queue=task_queue,
-        )
-        with pytest.raises(WorkflowFailureError) as failed:
-            await handle.result()
-    assert "arguments: weather.get_weather refused: 'city' is a required property" in failed.value.cause.message
+    handle, failed = await failed_call(dev_client, task_queue, town="Seattle")
+    assert "arguments: weather.get_weather refused: 'city' is a required property" in failed.cause.message
     scheduled = [
         e.activity_task_scheduled_event_attributes.activity_type.name
         async for e in handle.fetch_history_events()
@@ -148,36 +159,22 @@ async def pending_attempt(handle, at_least: int) -> None:
 async def test_a_hanging_server_times_out_and_the_retry_answers(dev_client: Client, task_queue: str, latency: Path) -> None:
     latency.write_text(json.dumps({"Seattle": 3600}))
     async with mcp_worker(dev_client, task_queue):
-        handle = await dev_client.start_workflow(
-            McpToolCall.run,
-            McpCallInput(server="weather", tool="get_weather", arguments={"city": "Seattle"}, timeout_seconds=2),
-            id=f"mcp-{uuid.uuid4()}",
-            task_queue=task_queue,
-        )
+        handle = await start_weather(dev_client, task_queue, timeout=2, city="Seattle")
         await pending_attempt(handle, 2)
         latency.write_text("{}")
         output = await handle.result()
     assert output.structured["city"] == "Seattle"
-    started = [
-        e.activity_task_started_event_attributes.attempt
-        async for e in handle.fetch_history_events()
-        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
-    ]
-    assert started[-1] >= 2, "the call answered without being retried"
+    assert (await call_attempts(handle))[-1] >= 2, "the call answered without being retried"
 
 
 async def test_a_server_killed_mid_call_is_restarted_on_retry(dev_client: Client, task_queue: str, latency: Path) -> None:
     latency.write_text(json.dumps({"Seattle": 3600}))
     async with mcp_worker(dev_client, task_queue):
-        handle = await dev_client.start_workflow(
-            McpToolCall.run,
-            McpCallInput(server="weather", tool="get_weather", arguments={"city": "Seattle"}, timeout_seconds=60),
-            id=f"mcp-{uuid.uuid4()}",
-            task_queue=task_queue,
-        )
+        handle = await start_weather(dev_client, task_queue, timeout=60, city="Seattle")
         for _ in range(300):
             servers = [c for c in mcp_children() if "mcp_servers.weather" in c[1]]
-            if servers and (await handle.describe()).raw_description.pending_activities:
+            pending = (await handle.describe()).raw_description.pending_activities
+            if servers and pending and pending[0].activity_type.name.endswith("call-tool"):
                 break
             await asyncio.sleep(0.1)
         assert len(servers) == 1
@@ -187,6 +184,7 @@ async def test_a_server_killed_mid_call_is_restarted_on_retry(dev_client: Client
         restarted = [c for c in mcp_children() if "mcp_servers.weather" in c[1]]
     assert output.structured["city"] == "Seattle"
     assert restarted and restarted[0][0] != servers[0][0]
+    assert (await call_attempts(handle))[-1] == 2, "the killed call was not retried"
 
 
 async def test_no_server_process_outlives_the_worker(dev_client: Client, task_queue: str) -> None:
