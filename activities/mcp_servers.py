@@ -68,6 +68,7 @@ ACTIVITY_PREFIX = "temporalio.mcp."
 TOOL_ERROR = "McpToolError"
 """The error type of a tool that answered with ``isError``; never retried."""
 HEARTBEAT_EVERY = 1.0
+_DEVNULL = open(os.devnull, "w")  # noqa: SIM115 - shared by every discarding server for the process's life
 
 
 class McpServerConfig(BaseModel):
@@ -85,6 +86,8 @@ class McpServerConfig(BaseModel):
     """A program the server needs on PATH (``node``); a server without it is listed as
     unavailable instead of failing every call."""
     description: str = ""
+    discard_stderr: bool = False
+    """Drop what the server writes to stderr (by default it goes to the worker's stderr)."""
     timeout_seconds: float = Field(default=30.0, gt=0)
     tool_timeouts: dict[str, float] = Field(default_factory=dict)
 
@@ -116,7 +119,7 @@ class McpServerConfig(BaseModel):
         env.update({name: os.environ[name] for name in self.pass_env if name in os.environ})
         assert self.command is not None
         parameters = StdioServerParameters(command=self.command, args=self.args, env=env, cwd=str(ROOT))
-        return Client(stdio_client(parameters))
+        return Client(stdio_client(parameters, errlog=_DEVNULL if self.discard_stderr else sys.stderr))
 
 
 class McpConfig(BaseModel):

@@ -103,3 +103,25 @@ async def test_cancel_mid_fan_out_cancels_the_calls_in_flight(dev_client: Client
     assert isinstance(failed.value.cause, CancelledError)
     events = [e.event_type async for e in handle.fetch_history_events()]
     assert EventType.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED in events
+
+
+async def test_pause_holds_the_items_until_resumed(dev_client: Client, task_queue: str) -> None:
+    async with Worker(dev_client, task_queue=task_queue, workflows=[Aggregation], plugins=mcp_plugins()):
+        handle = await dev_client.start_workflow(
+            Aggregation.run,
+            request("Weather in Seattle and San Francisco"),
+            id=f"agg-{uuid.uuid4()}",
+            task_queue=task_queue,
+            start_signal="pause",
+        )
+        for _ in range(100):
+            status = await handle.query(Aggregation.status)
+            if status.sources:
+                break
+            await asyncio.sleep(0.1)
+        assert status.state == "paused" and [i.state for i in status.sources[0].items] == ["pending", "pending"]
+        events = [e.event_type async for e in handle.fetch_history_events()]
+        assert EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED not in events
+        await handle.signal(Aggregation.resume)
+        result = await handle.result()
+    assert result.completed == ["weather"]
