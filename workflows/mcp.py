@@ -9,22 +9,34 @@ And the tool's own ``isError`` arrives as a non-retryable ``McpToolError``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    import jsonschema
-    from mcp.types import TextContent, Tool
-    from temporalio.mcp import TemporalMCPClient
-
     from activities.errors import validation_error
     from contracts.mcp import McpToolOutput
     from workflows.policies import MCP_LIST, ActivityOptions
 
+if TYPE_CHECKING:
+    from mcp.types import Tool
+    from temporalio.mcp import TemporalMCPClient
+
+
+def _mcp_client(server: str, options: ActivityOptions) -> TemporalMCPClient:
+    # The MCP SDK is imported on first use, not with the catalog: every `saga` command
+    # imports the catalog, and the SDK (a server framework included) takes a second to load.
+    with workflow.unsafe.imports_passed_through():
+        from temporalio.mcp import TemporalMCPClient
+
+    return TemporalMCPClient(server, activity_config=dict(options))  # type: ignore[arg-type]
+
 
 def schema_problems(tool: Tool, arguments: dict[str, Any]) -> list[str]:
     """Every way ``arguments`` break ``tool``'s input schema, each naming the argument."""
+    with workflow.unsafe.imports_passed_through():
+        import jsonschema
+
     schema = tool.input_schema
     validator = jsonschema.validators.validator_for(schema)(schema)
     problems = []
@@ -43,7 +55,7 @@ class McpTools:
     async def tools(self, server: str) -> dict[str, Tool]:
         """``server``'s tools by name, listed once per run."""
         if server not in self._tools:
-            listed = await TemporalMCPClient(server, activity_config=dict(MCP_LIST)).list_tools()  # type: ignore[arg-type]
+            listed = await _mcp_client(server, MCP_LIST).list_tools()
             self._tools[server] = {tool.name: tool for tool in listed.tools}
         return self._tools[server]
 
@@ -61,7 +73,6 @@ class McpTools:
             raise validation_error(f"{server} has no tool {tool!r}; it has: {', '.join(sorted(known))}", field="tool")
         if problems := schema_problems(known[tool], arguments):
             raise validation_error(f"{server}.{tool} refused: " + "; ".join(problems), field="arguments")
-        client = TemporalMCPClient(server, activity_config=dict(options))  # type: ignore[arg-type]
-        result = await client.call_tool(tool, arguments)
-        text = "\n".join(block.text for block in result.content if isinstance(block, TextContent))
+        result = await _mcp_client(server, options).call_tool(tool, arguments)
+        text = "\n".join(block.text for block in result.content if block.type == "text")  # type: ignore[union-attr]
         return McpToolOutput(server=server, tool=tool, text=text, structured=result.structured_content)

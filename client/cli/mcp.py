@@ -9,7 +9,6 @@ from typing import Annotated
 import typer
 from temporalio.client import WorkflowFailureError
 
-from activities.mcp_servers import load_config
 from client.cli.output import fail, out, print_json, print_rows, run_async, short_time
 from client.connection import TASK_QUEUE, connect
 from client.runs import failure_chain, failure_lines, start_run
@@ -25,6 +24,8 @@ TICKET_STATES = ("open", "assigned", "resolved", "closed")
 @mcp_app.command("list")
 def mcp_list(as_json: JsonFlag = False) -> None:
     """The configured servers (SAGAWORKS_MCP_CONFIG) and their tools, listed by the worker."""
+    from activities.mcp_servers import load_config
+
     try:
         config = load_config()
     except ValueError as problem:
@@ -86,6 +87,8 @@ def mcp_call(
         raise fail(f"--args: not JSON ({problem})", 2) from None
     if not isinstance(arguments, dict):
         raise fail("--args: expected a JSON object of argument names to values", 2)
+    from activities.mcp_servers import load_config
+
     try:
         config = load_config()
     except ValueError as problem:
