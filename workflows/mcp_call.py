@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
@@ -70,15 +71,16 @@ class McpListTools:
             tools = await McpTools().tools(name)
         except ActivityError as failure:
             return McpServerTools(server=name, error=failure_text(failure))
-        return McpServerTools(
-            server=name,
-            tools=[
-                McpToolInfo(
-                    name=tool.name,
-                    description=(tool.description or "").strip().splitlines()[0] if tool.description else "",
-                    required=list(tool.input_schema.get("required", [])),
-                    optional=[p for p in tool.input_schema.get("properties", {}) if p not in tool.input_schema.get("required", [])],
-                )
-                for tool in tools.values()
-            ],
-        )
+        return McpServerTools(server=name, tools=[_tool_info(tool) for tool in tools.values()])
+
+
+def _tool_info(tool: dict[str, Any]) -> McpToolInfo:
+    schema = tool.get("input_schema") or {}
+    required = list(schema.get("required", []))
+    description = (tool.get("description") or "").strip()
+    return McpToolInfo(
+        name=tool["name"],
+        description=description.splitlines()[0] if description else "",
+        required=required,
+        optional=[name for name in schema.get("properties", {}) if name not in required],
+    )
