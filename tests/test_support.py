@@ -205,3 +205,48 @@ async def test_reopen_window_closes_the_ticket(skipping: WorkflowEnvironment, ta
         await handle.execute_update(SupportTicket.resolve, ResolveRequest(resolution="answered"))
         view = await handle.result()  # the 7-day reopen window passes in skipped time
     assert view.state == "closed" and view.routing_path[-2:] == ["resolved", "closed"]
+
+
+def test_escalation_notice_goes_to_the_webhook_and_a_refusal_is_final(monkeypatch: pytest.MonkeyPatch) -> None:
+    import http.server
+    import threading
+
+    from temporalio.exceptions import ApplicationError as AppError
+    from temporalio.testing import ActivityEnvironment
+
+    from activities.mcp_support import WEBHOOK_ENV
+    from contracts.support import EscalationNotice
+
+    received: list[dict[str, Any]] = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            received.append(body)
+            self.send_response(200 if self.path == "/ok" else 404)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    notice = EscalationNotice(
+        ticket_id="T-1", ticket_type="general_query", subject="s", reason="r", priority="HIGH", workflow_id="ticket-T-1"
+    )
+    try:
+        url = f"http://127.0.0.1:{server.server_port}"
+        monkeypatch.setenv(WEBHOOK_ENV, f"{url}/ok")
+        assert ActivityEnvironment().run(notify_escalation, notice) == f"webhook {url}/ok"
+        assert received == [notice.model_dump()]
+        monkeypatch.setenv(WEBHOOK_ENV, f"{url}/missing")
+        with pytest.raises(AppError, match="escalation webhook answered 404") as refused:
+            ActivityEnvironment().run(notify_escalation, notice)
+        assert refused.value.non_retryable
+    finally:
+        server.shutdown()
+        server.server_close()
+    monkeypatch.setenv(WEBHOOK_ENV, f"http://127.0.0.1:{server.server_port}/ok")  # nobody listens now
+    with pytest.raises(AppError, match="escalation webhook unreachable") as unreachable:
+        ActivityEnvironment().run(notify_escalation, notice)
+    assert not unreachable.value.non_retryable
