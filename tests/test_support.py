@@ -8,16 +8,19 @@ import shutil
 import subprocess
 import uuid
 from datetime import timedelta
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import pytest_asyncio
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.mcp_servers import mcp_plugins
 from activities.mcp_support import notify_escalation
-from client.devserver import register_search_attributes, temporal_binary
+from client.connection import DATA_CONVERTER
+from client.devserver import register_search_attributes, temporal_binary, test_server_binary
 from contracts.support import (
     AssignRequest,
     Comment,
@@ -32,11 +35,17 @@ from workflows.support import SupportTicket
 NODE = shutil.which("node")
 
 
-@pytest.fixture
-async def skipping(time_skipping_env: WorkflowEnvironment) -> WorkflowEnvironment:
-    """The time-skipping server, with the tickets' search attributes registered."""
-    await register_search_attributes(time_skipping_env.client)
-    return time_skipping_env
+@pytest_asyncio.fixture(scope="module")
+async def skipping() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping server of this module's own, with the tickets' search attributes.
+
+    Not the session's: workflows other tests leave behind on a shared server made its
+    time-skipping sleep fail (an HTTP/2 error from ``unlock_time_skipping_with_sleep``)."""
+    async with await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=test_server_binary(), data_converter=DATA_CONVERTER
+    ) as env:
+        await register_search_attributes(env.client)
+        yield env
 
 
 def ticket(subject: str, body: str = "", email: str = "grace@example.com", **fields: Any) -> TicketInput:
