@@ -7,6 +7,7 @@ COPY workflows ./workflows
 COPY contracts ./contracts
 COPY activities ./activities
 COPY client ./client
+COPY mcp_servers ./mcp_servers
 COPY worker.py ./
 # Sample inputs: the catalog offers them in the console and `saga catalog`.
 COPY samples ./samples

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo stop test bench chaos histories clean
+.PHONY: install mcp-servers demo stop test bench chaos histories clean
 
 install: $(STAMP)
 
@@ -13,7 +13,18 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]'
+	$(MAKE) mcp-servers
 	touch $@
+
+# The registry MCP servers of mcp_servers/servers.toml and the sample database they serve.
+# mcp-server-sqlite breaks on the MCP SDK v2 we use, so it gets its own environment with mcp 1.x.
+mcp-servers:
+	test -x .venv-mcp-sqlite/bin/python || $(PYTHON) -m venv .venv-mcp-sqlite
+	.venv-mcp-sqlite/bin/python -m pip install -q 'mcp-server-sqlite==2025.4.25' 'mcp==1.30.0'
+	rm -f samples/support/support.db
+	$(BIN)/python -c "import sqlite3, pathlib; sqlite3.connect('samples/support/support.db').executescript(pathlib.Path('samples/support/support.sql').read_text())"
+	if command -v npm >/dev/null; then cd mcp_servers && npm ci --no-audit --no-fund --silent; \
+	else echo "npm not found: the filesystem MCP server is unavailable (its tests are skipped)"; fi
 
 # Starts the embedded Temporal (UI on :8233) and a worker in the background, runs the
 # demo workflows and leaves both running so the printed links work; `make stop` ends them.
@@ -34,6 +45,7 @@ bench: install
 	$(BIN)/python -m bench.peers
 	$(BIN)/python -m bench.documents
 	$(BIN)/python -m bench.plans
+	$(BIN)/python -m bench.mcp
 
 # 200 order sagas and a 20-document batch while workers are SIGKILLed and the server
 # restarts; checks every invariant. (`make test` runs it at a small size.)
@@ -46,4 +58,4 @@ histories: install
 	$(BIN)/python -m tests.record_pattern_histories
 
 clean: stop
-	rm -rf $(VENV) .temporal .sagaworks .pytest_cache *.egg-info
+	rm -rf $(VENV) .venv-mcp-sqlite mcp_servers/node_modules .temporal .sagaworks .pytest_cache *.egg-info

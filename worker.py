@@ -33,6 +33,7 @@ from activities.llm import LLMProvider
 from activities.plans.activities import PlanSettings
 from activities.query.activities import QuerySettings
 from client.codec import EncryptionConfigError
+from activities.mcp_servers import mcp_plugins
 from client.connection import DEFAULT_ADDRESS, TASK_QUEUE, connect
 from client.devserver import dev_server_command, wait_until_serving
 from client.observability import configure_logging
@@ -121,6 +122,8 @@ async def running_worker(
             # Local activities (order steps with local_steps) share the same threads.
             max_concurrent_local_activities=activity_threads,
             graceful_shutdown_timeout=drain,
+            # MCP tool calls (SAGAWORKS_MCP_CONFIG): their sessions close with the worker.
+            plugins=mcp_plugins(),
         ) as worker:
             yield worker
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from activities.db import Database
 from activities.documents import DocumentActivities, DocumentSettings
 from activities.llm import LLMProvider, provider_from_env
+from activities.mcp_support import notify_escalation
 from activities.orders import OrderActivities, seed_inventory
 from activities import sequential, text_analysis
 from activities.llm_analysis import ChatAnalysisActivities
@@ -109,6 +110,7 @@ def build_activities(
         chat_analysis.llm_summary,
         *QueryActivities(db, query).activities(),
         *PlanActivities(db, plans).activities(),
+        notify_escalation,
     ]
 
 

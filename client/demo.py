@@ -38,30 +38,45 @@ def summarize(result: Any) -> str:
 async def _run(console: Console, fam: Family[Any], demo: DemoRun, suffix: str) -> bool:
     client = await connect()
     handle = await start_run(client, fam, fam.sample_input(demo.sample, suffix))
-    if demo.update is not None:
-        await _send_when_waiting(console, handle, demo.update)
-    outcome = await run_outcome(handle)
+    for update in demo.updates:
+        await _send(console, handle, update)
+    outcome = await run_outcome(handle, wait=demo.expect != "RUNNING")
     link = ui_url(client, handle.id, handle.result_run_id)
     colour = "green" if outcome.status == demo.expect else "red"
     console.print(f"[{colour}]{handle.id}: {outcome.status}[/{colour}] (expected {demo.expect}; sample {demo.sample})")
     if outcome.status == "COMPLETED":
         console.print(f"  {summarize(outcome.result)}", markup=False)
+    elif outcome.status == "RUNNING":
+        console.print(f"  {summarize(await _progress_at(handle, demo.shown_at))}", markup=False)
     for line in failure_lines(outcome.failure or []):
         console.print(f"  {line}", markup=False)
     console.print(f"  UI: {link}\n  console: {CONSOLE}/runs/{quote(handle.id, safe='')}")
     return outcome.status == demo.expect
 
 
-async def _send_when_waiting(console: Console, handle: Any, update: DemoUpdate, within: float = 60) -> None:
-    """Poll the run's status until it waits at ``update.when_step``, then send the update."""
+async def _progress_at(handle: Any, step: str, patience: float = 60) -> Any:
+    """The run's status once its current step mentions ``step`` (or after ``patience`` s)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + patience
+    while True:
+        progress = await query_progress(handle)
+        if isinstance(progress, str) or step in (progress.current_step or "") or loop.time() > deadline:
+            return progress
+        await asyncio.sleep(0.2)
+
+
+async def _send(console: Console, handle: Any, update: DemoUpdate, within: float = 60) -> None:
+    """Send ``update``, once the run's status shows it waiting at ``update.when_step``."""
 
     async def waiting() -> None:
         while getattr(await query_progress(handle), "current_step", None) != update.when_step:
             await asyncio.sleep(0.2)
 
-    await asyncio.wait_for(waiting(), within)
+    if update.when_step:
+        await asyncio.wait_for(waiting(), within)
     answer = await handle.execute_update(update.name, update.arg)
-    console.print(f"  {handle.id} waited at {update.when_step!r}; sent {update.name}: {answer}", markup=False)
+    where = f" waited at {update.when_step!r};" if update.when_step else ""
+    console.print(f"  {handle.id}{where} sent {update.name}: {summarize(answer)}", markup=False)
 
 
 async def run_demo(console: Console) -> int:

@@ -24,6 +24,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from client.connection import DATA_CONVERTER
 from contracts.plans import ALERT_SEARCH_ATTRIBUTE
+from contracts.support import SEARCH_ATTRIBUTES as TICKET_SEARCH_ATTRIBUTES
 
 STATE_DIR = Path(os.environ.get("SAGAWORKS_STATE_DIR", ".temporal"))
 DEV_PORT = 7233
@@ -61,7 +62,7 @@ def temporal_binary() -> str:
     return _packaged_binary("temporal")
 
 
-SEARCH_ATTRIBUTES = (ALERT_SEARCH_ATTRIBUTE,)
+SEARCH_ATTRIBUTES = (SearchAttributeKey.for_keyword(ALERT_SEARCH_ATTRIBUTE), *TICKET_SEARCH_ATTRIBUTES)
 """Keyword search attributes the embedded server registers (another cluster needs
 ``temporal operator search-attribute create --name NAME --type Keyword``)."""
 
@@ -112,8 +113,9 @@ def dev_server_command(
     command += ["--headless"] if headless else ["--ui-port", str(ui_port)]
     if ui_codec_endpoint and not headless:
         command += ["--ui-codec-endpoint", ui_codec_endpoint]
-    for name in SEARCH_ATTRIBUTES:
-        command += ["--search-attribute", f"{name}=Keyword"]
+    # Custom search attributes: a plan run's alert level, tickets' queue fields.
+    for key in SEARCH_ATTRIBUTES:
+        command += ["--search-attribute", f"{key.name}=Keyword"]
     return command + server_tuning_args()
 
 
@@ -244,7 +246,29 @@ async def start_embedded(
         data_converter=DATA_CONVERTER,
         dev_server_extra_args=extra_args,
         dev_server_log_level="error",
+        search_attributes=SEARCH_ATTRIBUTES,
         ui=ui_port is not None,
         ui_port=ui_port,
-        search_attributes=[SearchAttributeKey.for_keyword(name) for name in SEARCH_ATTRIBUTES],
     )
+
+
+async def register_search_attributes(client: Client) -> None:
+    """Register the custom search attributes on a server started without our flags.
+
+    The embedded server gets them at start (``--search-attribute``); the time-skipping test
+    server and a server of one's own get them here. Registering them again changes nothing.
+    """
+    from temporalio.api.enums.v1 import IndexedValueType
+    from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+    from temporalio.service import RPCError, RPCStatusCode
+
+    for key in SEARCH_ATTRIBUTES:
+        request = AddSearchAttributesRequest(
+            namespace=client.namespace,
+            search_attributes={key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD},
+        )
+        try:
+            await client.operator_service.add_search_attributes(request)
+        except RPCError as refused:
+            if refused.status != RPCStatusCode.ALREADY_EXISTS:
+                raise

@@ -32,6 +32,7 @@ from client.runs import start_run
 from tests.encryption import TEST_ENV
 from contracts.documents import DocumentInput
 from client.postmortem import restart_from_stage
+from tests.mcp_scenarios import MCP_SCENARIOS
 from tests.documents import SAMPLES, PoisonAwareProvider, start_document
 from tests.orders import make_order, reset_after, start_order, wait_for_status
 from worker import running_worker
@@ -43,8 +44,9 @@ ENCRYPTED = "encrypted"
 """The subfolder of histories recorded with encryption on: they replay only with the TEST keys."""
 
 
-async def record(out_dir: Path) -> list[Path]:
-    """Run each scenario once and save its history; return the files written."""
+async def record(out_dir: Path, only: str = "") -> list[Path]:
+    """Run each scenario (whose name starts with ``only``) once and save its history;
+    return the files written."""
     orders = {
         "order_completed": make_order(),
         "order_compensated": make_order(inject_failure={"step": "create_shipping_label", "mode": "permanent"}),
@@ -73,13 +75,18 @@ async def record(out_dir: Path) -> list[Path]:
                 env.client, db, task_queue=task_queue, activity_threads=4, llm=PoisonAwareProvider(), documents=settings
             ):
                 for name, order in orders.items():
+                    if not name.startswith(only):
+                        continue
                     handle = await start_order(env.client, task_queue, order)
                     if name == "order_cancelled":
                         await wait_for_status(handle, lambda s: s.done >= 2)
                         await handle.cancel()
                     written.append(await _save(handle, new_history_path(out_dir, name)))
-                written.append(await _record_reset(env.client, task_queue, new_history_path(out_dir, "order_reset_cancelled")))
+                if "order_reset_cancelled".startswith(only):
+                    written.append(await _record_reset(env.client, task_queue, new_history_path(out_dir, "order_reset_cancelled")))
                 for name, path in documents.items():
+                    if not name.startswith(only):
+                        continue
                     handle = await start_document(env.client, task_queue, path) if path.is_absolute() else (
                         await env.client.start_workflow(
                             DocumentPipeline.run, DocumentInput(path=str(path)), id=f"document-relative-{path.stem}",
@@ -87,10 +94,16 @@ async def record(out_dir: Path) -> list[Path]:
                         )
                     )
                     written.append(await _save(handle, new_history_path(out_dir, name)))
-                written += await record_catalog_demos(env.client, task_queue, out_dir)
-            written += await record_encrypted(env, db, out_dir / ENCRYPTED)
+                for name, scenario in MCP_SCENARIOS.items():
+                    if name.startswith(only):
+                        written.append(await _save(await scenario(env.client, task_queue), new_history_path(out_dir, name)))
+                if not only:
+                    written += await record_catalog_demos(env.client, task_queue, out_dir)
+            if not only:
+                written += await record_encrypted(env, db, out_dir / ENCRYPTED)
             db.dispose()
-        written += await record_plans(env.client, out_dir)
+        if not only:
+            written += await record_plans(env.client, out_dir)
     return written
 
 
@@ -175,7 +188,14 @@ async def _save(handle: WorkflowHandle[Any, Any], path: Path) -> Path:
 
 
 if __name__ == "__main__":
-    target = Path(sys.argv[1]) if len(sys.argv) > 1 else HISTORIES
+    # python -m tests.record_histories [DIR] [--only NAME_PREFIX]
+    args = sys.argv[1:]
+    only = ""
+    if "--only" in args:
+        at = args.index("--only")
+        only = args[at + 1]
+        del args[at : at + 2]
+    target = Path(args[0]) if args else HISTORIES
     target.mkdir(parents=True, exist_ok=True)
-    for file in asyncio.run(record(target)):
+    for file in asyncio.run(record(target, only)):
         print(file)

@@ -18,12 +18,17 @@ from pydantic import BaseModel
 from temporalio.common import WorkflowIDReusePolicy
 
 from contracts.common import text_key
+from contracts.aggregate import AggregateInput
 from contracts.documents import BatchInput, DocumentInput, document_id_for, document_workflow_id
+from contracts.mcp import McpCallInput
 from contracts.orders import OrderInput, order_workflow_id
 from contracts.plans import PlanInput, plan_workflow_id
 from contracts.query import QueryInput, query_workflow_id
+from contracts.support import TicketInput
+from workflows.aggregate import Aggregation
 from workflows.document import DocumentPipeline, ExtractChunksWorkflow
 from workflows.document_batch import DocumentBatch
+from workflows.mcp_call import McpListTools, McpToolCall
 from workflows.order import OrderFulfillmentSaga
 from contracts.parallel_analysis import ParallelAnalysisInput
 from contracts.blog import BlogInput
@@ -39,6 +44,7 @@ from workflows.routing import RoutingWorkflow
 from workflows.sequential import SequentialWorkflow
 from workflows.plan import PlanAnalysisWorkflow
 from workflows.query import QueryWorkflow
+from workflows.support import SupportTicket
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 """Where every family's sample inputs live."""
@@ -48,12 +54,12 @@ InputT = TypeVar("InputT", bound=BaseModel)
 
 @dataclass(frozen=True)
 class DemoUpdate:
-    """An update the demo sends once the run's ``status`` shows it waiting at a step."""
+    """An update the demo sends to a run it started."""
 
     name: str
     arg: dict[str, Any]
-    when_step: str
-    """The ``current_step`` at which the run waits for it."""
+    when_step: str = ""
+    """Wait until the run's ``status`` shows this ``current_step`` first (empty: at once)."""
 
 
 @dataclass(frozen=True)
@@ -63,9 +69,11 @@ class DemoRun:
     sample: str
     """Relative to ``samples/``."""
     expect: str = "COMPLETED"
-    """COMPLETED, FAILED or CANCELED."""
-    update: DemoUpdate | None = None
-    """What the demo sends while the run waits (routing's approval)."""
+    """COMPLETED, FAILED or CANCELED; RUNNING for a long-lived run the demo leaves open."""
+    updates: tuple[DemoUpdate, ...] = ()
+    """Updates the demo sends, in order (routing's approval; a ticket's assign and resolve)."""
+    shown_at: str = ""
+    """For a RUNNING run: the demo shows it once its status's current step contains this."""
 
 
 @dataclass(frozen=True)
@@ -242,7 +250,7 @@ FAMILIES: tuple[Family[Any], ...] = (
             DemoRun("routing/premium-request.json"),
             DemoRun(
                 "routing/admin-request.json",
-                update=DemoUpdate("approve", {"approver": "alice"}, when_step="awaiting approval"),
+                updates=(DemoUpdate("approve", {"approver": "alice"}, when_step="awaiting approval"),),
             ),
         ),
     ),
@@ -330,6 +338,61 @@ FAMILIES: tuple[Family[Any], ...] = (
             DemoRun("plans/plan-presupuesto-roto.json"),
             DemoRun("plans/plan-breve.json"),
             DemoRun("plans/plan-corrupto.json", "FAILED"),
+        ),
+    ),
+    Family(
+        name="mcp-call",
+        workflow=McpToolCall,
+        input_model=McpCallInput,
+        description="One MCP tool call through Temporal (arguments checked against the "
+        "tool's schema, timed out and retried); `saga mcp call` starts it.",
+        # One run of the same call (tool and arguments) at a time; it may run again after.
+        workflow_id=lambda call: f"mcp-{call.server}-{call.tool}-{text_key(call.model_dump_json())}",
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        conflict_message=lambda call: f"the same call of {call.server}.{call.tool} is running right now",
+        samples=("inputs/mcp-call.json",),
+        # `saga mcp list` lists the servers' tools through it.
+        helper_workflows=(McpListTools,),
+    ),
+    Family(
+        name="aggregate",
+        workflow=Aggregation,
+        input_model=AggregateInput,
+        description="A question answered from weather, files and the database through MCP "
+        "in parallel; each source within its budget, partial results kept, irrelevant ones skipped.",
+        workflow_id=lambda request: f"aggregate-{request.request_id}",
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        conflict_message=lambda request: f"aggregation {request.request_id} was already run "
+        f"(see `saga status aggregate-{request.request_id}`)",
+        samples=("inputs/aggregate.json",),
+        rerun_field="request_id",
+        demo=(DemoRun("inputs/aggregate.json"),),
+    ),
+    Family(
+        name="support-ticket",
+        workflow=SupportTicket,
+        input_model=TicketInput,
+        description="A support ticket: classified and routed, looked into through MCP, "
+        "assigned and resolved by Updates, escalated by trigger words or a missed SLA.",
+        workflow_id=lambda ticket: f"ticket-{ticket.ticket_id}",
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        conflict_message=lambda ticket: f"ticket {ticket.ticket_id} already exists "
+        f"(see `saga status ticket-{ticket.ticket_id}`)",
+        samples=("tickets/ticket-billing.json", "tickets/ticket-angry-outage.json"),
+        signals=("pause", "resume", "comment"),
+        updates=("assign", "resolve", "reopen"),
+        rerun_field="ticket_id",
+        demo=(
+            DemoRun(
+                "tickets/ticket-billing.json",
+                "RUNNING",
+                updates=(
+                    DemoUpdate("assign", {"agent": "dana"}),
+                    DemoUpdate("resolve", {"resolution": "refunded the duplicate charge"}),
+                ),
+                shown_at="resolved",
+            ),
+            DemoRun("tickets/ticket-angry-outage.json", "RUNNING", shown_at="escalated"),
         ),
     ),
 )

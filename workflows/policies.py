@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TypedDict
 
-from temporalio.common import RetryPolicy
+from temporalio.common import Priority, RetryPolicy
 
 # Error types that no retry can fix. Activities raise them as non-retryable
 # ApplicationErrors already; listing them here also protects against an activity that
@@ -28,6 +28,7 @@ class ActivityOptions(TypedDict, total=False):
     heartbeat_timeout: timedelta
     retry_policy: RetryPolicy
     task_queue: str
+    priority: Priority
 
 
 DATABASE_WRITE = ActivityOptions(
@@ -196,3 +197,50 @@ PLAN_ALERT = ActivityOptions(
     ),
 )
 """Delivering one plan alert (log, metric, optional webhook)."""
+
+MCP_LIST = ActivityOptions(
+    start_to_close_timeout=timedelta(seconds=30),
+    heartbeat_timeout=timedelta(seconds=5),
+    retry_policy=RetryPolicy(
+        initial_interval=timedelta(milliseconds=500),
+        maximum_interval=timedelta(seconds=10),
+        maximum_attempts=5,
+        non_retryable_error_types=NON_RETRYABLE_ERROR_TYPES + ["MCPProtocolError"],
+    ),
+)
+"""Listing an MCP server's tools (the plugin's activity; our guard heartbeats for it)."""
+
+
+def mcp_call(seconds: float, attempts: int = 3) -> ActivityOptions:
+    """One MCP tool call with a budget of ``seconds`` per attempt.
+
+    Timeouts and transport failures are retried ``attempts`` times in all; a tool that
+    answered ``isError`` (``McpToolError``) and bad arguments never are.
+    """
+    return ActivityOptions(
+        start_to_close_timeout=timedelta(seconds=seconds),
+        heartbeat_timeout=timedelta(seconds=5),
+        retry_policy=RetryPolicy(
+            initial_interval=timedelta(milliseconds=200),
+            backoff_coefficient=2.0,
+            maximum_interval=timedelta(seconds=5),
+            maximum_attempts=attempts,
+            non_retryable_error_types=NON_RETRYABLE_ERROR_TYPES + ["McpToolError"],
+        ),
+    )
+
+
+MCP_BUDGETS = {"weather": 5.0, "files": 10.0, "database": 15.0}
+"""The aggregation's per-source budgets in seconds (weather per city), as activity timeouts."""
+
+NOTIFY = ActivityOptions(
+    start_to_close_timeout=timedelta(seconds=15),
+    retry_policy=RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(minutes=1),
+        maximum_attempts=10,
+        non_retryable_error_types=NON_RETRYABLE_ERROR_TYPES,
+    ),
+)
+"""A notification to a person (webhook or log): retried for a while, then given up on."""

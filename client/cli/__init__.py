@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from client.cli import approvals, control, history, postmortem, schedules, services, start, stats, trace
+from client.cli import approvals, control, history, mcp, postmortem, schedules, services, start, stats, trace
 from client.cli.output import err
 from client.observability import configure_logging
 
@@ -42,6 +42,7 @@ app.command()(services.demo)
 app.command("codec-server")(services.codec_server)
 app.command("api")(services.api)
 approvals.register(app)
+mcp.register(app)
 
 
 @app.callback()

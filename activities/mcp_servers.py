@@ -1,0 +1,237 @@
+"""The MCP servers a worker reaches, from a TOML configuration, on ``temporalio-mcp``.
+
+Temporal's integration (``temporalio.mcp``, pinned in pyproject.toml) owns the MCP
+clients: :class:`~temporalio.mcp.MCPPlugin` registers one set of activities per server
+(``temporalio.mcp.<server>.call-tool`` ...), spawns stdio servers or opens streamable-HTTP
+sessions, reuses modern connections and closes every session and subprocess when the
+worker shuts down. What it leaves to us, :class:`McpCallGuard` adds around those
+activities:
+
+* a per-tool timeout from the configuration (also bounded by the attempt's
+  start-to-close timeout), enforced inside the worker: the plugin's activities neither
+  heartbeat nor see Temporal's timeout, so a hung server would hold the activity slot;
+* heartbeats while a call runs, so a dead worker is noticed after the heartbeat timeout
+  and a cancelled workflow cancels the in-flight MCP request;
+* retry classification: a tool result with ``isError`` becomes a non-retryable
+  ``McpToolError`` carrying the tool's own message (the plugin returns it as a normal
+  result); timeouts and transport failures stay retryable.
+
+Arguments are checked against the tool's input schema on the workflow side
+(``workflows/mcp.py``), before any call is scheduled.
+
+The configuration (``SAGAWORKS_MCP_CONFIG``, default ``mcp_servers/servers.toml``)::
+
+    [servers.weather]
+    command = "{python}"                 # {python}: this interpreter; {root}: the repo
+    args = ["-m", "mcp_servers.weather"]
+    env = { KEY = "value" }              # added to the MCP SDK's safe default environment
+    pass_env = ["SAGAWORKS_WEATHER_LATENCY"]   # copied from the worker's environment
+    timeout_seconds = 30                 # per call, unless tool_timeouts names the tool
+    tool_timeouts = { get_weather = 5 }
+
+    [servers.remote]
+    url = "https://example.com/mcp"      # streamable HTTP instead of a command
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+import tomllib
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from mcp import Client, StdioServerParameters, stdio_client
+from mcp.client.stdio import get_default_environment
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+from temporalio.mcp import MCPPlugin
+from temporalio.plugin import SimplePlugin
+from temporalio.worker import (
+    ActivityInboundInterceptor,
+    ExecuteActivityInput,
+    Interceptor,
+)
+
+from activities.errors import ErrorClass, error
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CONFIG = ROOT / "mcp_servers" / "servers.toml"
+CONFIG_ENV = "SAGAWORKS_MCP_CONFIG"
+ACTIVITY_PREFIX = "temporalio.mcp."
+"""The name prefix of the plugin's activities: ``temporalio.mcp.<server>.<operation>``."""
+TOOL_ERROR = "McpToolError"
+"""The error type of a tool that answered with ``isError``; never retried."""
+HEARTBEAT_EVERY = 1.0
+_DEVNULL = open(os.devnull, "w")  # noqa: SIM115 - shared by every discarding server for the process's life
+
+
+class McpServerConfig(BaseModel):
+    """One server of the configuration: how to reach it and how long its tools may take."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    command: str | None = None
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    pass_env: list[str] = Field(default_factory=list)
+    url: str | None = None
+    requires: str | None = None
+    """A program the server needs on PATH (``node``); a server without it is listed as
+    unavailable instead of failing every call."""
+    description: str = ""
+    discard_stderr: bool = False
+    """Drop what the server writes to stderr (by default it goes to the worker's stderr)."""
+    timeout_seconds: float = Field(default=30.0, gt=0)
+    tool_timeouts: dict[str, float] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> McpServerConfig:
+        if (self.command is None) == (self.url is None):
+            raise ValueError(f"server {self.name!r}: give exactly one of command (stdio) or url (HTTP)")
+        return self
+
+    def timeout(self, tool: str) -> float:
+        """The per-call timeout of ``tool``."""
+        return self.tool_timeouts.get(tool, self.timeout_seconds)
+
+    def unavailable_reason(self) -> str | None:
+        """Why this server cannot run on this machine, or None."""
+        import shutil
+
+        if self.requires and shutil.which(self.requires) is None:
+            return f"{self.requires} is not installed"
+        if self.command and not (shutil.which(self.command) or Path(self.command).exists()):
+            return f"{self.command} not found (run `make install`)"
+        return None
+
+    def client(self) -> Client:
+        """A fresh MCP client for this server (the plugin calls this per connection)."""
+        if self.url is not None:
+            return Client(self.url)
+        env = {**get_default_environment(), **self.env}
+        env.update({name: os.environ[name] for name in self.pass_env if name in os.environ})
+        assert self.command is not None
+        parameters = StdioServerParameters(command=self.command, args=self.args, env=env, cwd=str(ROOT))
+        return Client(stdio_client(parameters, errlog=_DEVNULL if self.discard_stderr else sys.stderr))
+
+
+class McpConfig(BaseModel):
+    """Every configured server, by name."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    servers: dict[str, McpServerConfig]
+
+    def server(self, name: str) -> McpServerConfig:
+        """The server called ``name``; a clear non-retryable error for an unknown name."""
+        try:
+            return self.servers[name]
+        except KeyError:
+            raise error(
+                ErrorClass.VALIDATION,
+                f"server: no MCP server {name!r}; configured: {', '.join(self.servers)}",
+                non_retryable=True,
+            ) from None
+
+
+def _expand(value: str) -> str:
+    return value.replace("{root}", str(ROOT)).replace("{python}", sys.executable)
+
+
+def load_config(path: Path | str | None = None) -> McpConfig:
+    """Read the configuration (``SAGAWORKS_MCP_CONFIG`` or the default file).
+
+    Raises ``ValueError`` naming the file and the field for a malformed configuration.
+    """
+    path = Path(path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as problem:
+        raise ValueError(f"{path}: {problem}") from problem
+    servers: dict[str, Any] = {}
+    for name, entry in raw.get("servers", {}).items():
+        entry = dict(entry, name=name)
+        for key in ("command", "url"):
+            if isinstance(entry.get(key), str):
+                entry[key] = _expand(entry[key])
+        entry["args"] = [_expand(a) for a in entry.get("args", [])]
+        entry["env"] = {k: _expand(v) for k, v in entry.get("env", {}).items()}
+        servers[name] = entry
+    try:
+        return McpConfig(servers=servers)
+    except ValueError as problem:
+        raise ValueError(f"{path}: {problem}") from problem
+
+
+def _tool_message(result: dict[str, Any]) -> str:
+    texts = [block.get("text", "") for block in result.get("content") or [] if block.get("type") == "text"]
+    return "\n".join(t for t in texts if t) or "the tool reported an error without a message"
+
+
+class _GuardedActivity(ActivityInboundInterceptor):
+    def __init__(self, next: ActivityInboundInterceptor, config: McpConfig) -> None:
+        super().__init__(next)
+        self._config = config
+
+    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        info = activity.info()
+        if not info.activity_type.startswith(ACTIVITY_PREFIX):
+            return await super().execute_activity(input)
+        server_name, operation = info.activity_type[len(ACTIVITY_PREFIX) :].rsplit(".", 1)
+        server = self._config.server(server_name)
+        tool = input.args[0].get("name", "") if operation == "call-tool" and input.args else ""
+        limit = server.timeout(tool) if tool else server.timeout_seconds
+        if info.start_to_close_timeout:
+            limit = min(limit, info.start_to_close_timeout.total_seconds())
+        what = f"{server_name}.{tool}" if tool else f"{server_name} {operation}"
+        beating = asyncio.create_task(self._heartbeat())
+        try:
+            result = await asyncio.wait_for(super().execute_activity(input), limit)
+        except TimeoutError:
+            raise error(ErrorClass.EXTERNAL, f"{what} did not answer within {limit:g} s") from None
+        finally:
+            beating.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beating
+        if operation == "call-tool" and result.get("is_error"):
+            raise ApplicationError(f"{what}: {_tool_message(result)}", type=TOOL_ERROR, non_retryable=True)
+        return result
+
+    @staticmethod
+    async def _heartbeat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(HEARTBEAT_EVERY)
+
+
+class McpCallGuard(Interceptor):
+    """Per-tool timeouts, heartbeats and ``isError`` classification for MCP activities."""
+
+    def __init__(self, config: McpConfig) -> None:
+        self._config = config
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        return _GuardedActivity(next, self._config)
+
+
+def mcp_plugins(config: McpConfig | None = None, *, idle: timedelta | None = timedelta(minutes=5)) -> list[SimplePlugin]:
+    """The worker plugins serving the configured servers: Temporal's ``MCPPlugin`` and our guard.
+
+    Servers that cannot run here (:meth:`McpServerConfig.unavailable_reason`) are left out,
+    so calling them fails at once as an unknown activity instead of spawning in vain.
+    """
+    config = config or load_config()
+    factories: dict[str, Callable[[], Client]] = {
+        name: server.client for name, server in config.servers.items() if server.unavailable_reason() is None
+    }
+    return [
+        MCPPlugin(factories, connection_idle_timeout=idle),
+        SimplePlugin("sagaworks.McpCallGuard", interceptors=[McpCallGuard(config)]),
+    ]

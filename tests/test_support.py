@@ -1,0 +1,261 @@
+"""The support-ticket family: routing, escalation, SLA, Updates with validators, the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+import uuid
+from datetime import timedelta
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.mcp_servers import mcp_plugins
+from activities.mcp_support import notify_escalation
+from client.connection import DATA_CONVERTER
+from client.devserver import register_search_attributes, temporal_binary, test_server_binary
+from contracts.support import (
+    AssignRequest,
+    Comment,
+    ReopenRequest,
+    ResolveRequest,
+    TicketInput,
+    TicketView,
+    classify,
+)
+from workflows.support import SupportTicket
+
+NODE = shutil.which("node")
+
+
+@pytest_asyncio.fixture(scope="module")
+async def skipping() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping server of this module's own, with the tickets' search attributes.
+
+    Not the session's: workflows other tests leave behind on a shared server made its
+    time-skipping sleep fail (an HTTP/2 error from ``unlock_time_skipping_with_sleep``)."""
+    async with await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=test_server_binary(), data_converter=DATA_CONVERTER
+    ) as env:
+        await register_search_attributes(env.client)
+        yield env
+
+
+def ticket(subject: str, body: str = "", email: str = "grace@example.com", **fields: Any) -> TicketInput:
+    return TicketInput(ticket_id=f"T-{uuid.uuid4().hex[:8]}", customer_email=email, subject=subject, body=body, **fields)
+
+
+def worker(client: Client, task_queue: str) -> Worker:
+    return Worker(
+        client, task_queue=task_queue, workflows=[SupportTicket], activities=[notify_escalation],
+        activity_executor=_executor, plugins=mcp_plugins(),
+    )
+
+
+from concurrent.futures import ThreadPoolExecutor  # noqa: E402
+
+_executor = ThreadPoolExecutor(max_workers=4)
+
+
+async def start(client: Client, task_queue: str, request: TicketInput) -> WorkflowHandle[Any, TicketView]:
+    return await client.start_workflow(SupportTicket.run, request, id=f"ticket-{request.ticket_id}", task_queue=task_queue)
+
+
+async def until(handle: WorkflowHandle[Any, Any], check, what: str):
+    for _ in range(600):
+        status = await handle.query(SupportTicket.status)
+        if status.ticket is not None and check(status.ticket):
+            return status.ticket
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the ticket never reached: {what}; last: {status}")
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("I cannot login, my account is locked", "customer_service"),
+        ("The API returns an error and the dashboard crash", "technical_support"),
+        ("What is the price of the enterprise plan? Can we get a demo?", "sales_inquiry"),
+        ("I need a report with metrics and a trend forecast", "data_analysis"),
+        ("Hello there", "general_query"),
+    ],
+)
+def test_the_seed_rules_classify_each_type(text: str, kind: str) -> None:
+    assert classify(text).ticket_type == kind
+
+
+def test_urgency_and_triggers() -> None:
+    found = classify("URGENT: this is unacceptable, get me your manager")
+    assert found.priority == "CRITICAL" and found.escalation_triggers == ["manager", "unacceptable"]
+
+
+@pytest.mark.skipif(NODE is None, reason="node is not installed: no filesystem MCP server")
+@pytest.mark.parametrize(
+    ("subject", "kind", "lookups"),
+    [
+        ("Refund for my subscription", "customer_service", ["customer tier"]),
+        ("API timeout errors", "technical_support", ["customer tier", "recent log files"]),
+        ("Pricing of the team plan", "sales_inquiry", ["customer tier", "plans and prices"]),
+        ("Monthly analytics report", "data_analysis", ["customer tier", "recent incidents"]),
+        ("Hello", "general_query", ["customer tier"]),
+    ],
+)
+async def test_each_type_is_routed_to_its_handler(dev_client: Client, task_queue: str, subject, kind, lookups) -> None:
+    async with worker(dev_client, task_queue):
+        handle = await start(dev_client, task_queue, ticket(subject))
+        view = await until(handle, lambda t: len(t.lookups) == len(lookups), "lookups done")
+        await handle.terminate("test over")
+    assert view.ticket_type == kind and view.routing_path[:3] == ["classifier", kind, "lookups"]
+    assert [lookup.what for lookup in view.lookups] == lookups
+    assert all(lookup.error is None for lookup in view.lookups), view.lookups
+    assert view.customer_tier == "standard"
+    extra = {"technical_support": "api-gateway.log", "sales_inquiry": "enterprise", "data_analysis": "502 errors"}
+    if kind in extra:
+        assert extra[kind] in view.lookups[1].result
+
+
+async def test_trigger_words_escalate_at_once(dev_client: Client, task_queue: str) -> None:
+    async with worker(dev_client, task_queue):
+        handle = await start(dev_client, task_queue, ticket("This is unacceptable", "I want a manager"))
+        view = await until(handle, lambda t: t.escalations, "escalated")
+        described = await handle.describe()
+        await handle.terminate("test over")
+    [escalation] = view.escalations
+    assert escalation.reason == "trigger words: manager, unacceptable"
+    assert (escalation.from_priority, escalation.to_priority, escalation.notified) == ("LOW", "MEDIUM", "log")
+    assert described.typed_search_attributes is not None
+    attributes = {pair.key.name: pair.value for pair in described.typed_search_attributes}
+    assert attributes["TicketPriority"] == "MEDIUM" and attributes["TicketState"] == "open"
+
+
+async def test_a_missed_sla_escalates(skipping: WorkflowEnvironment, task_queue: str) -> None:
+    client = skipping.client
+    async with worker(client, task_queue):
+        handle = await start(client, task_queue, ticket("Important: billing question", email="alan@example.com"))
+        await until(handle, lambda t: t.lookups, "looked up")
+        await skipping.sleep(timedelta(minutes=61))  # HIGH: first response within 1 h
+        view = await until(handle, lambda t: t.escalations, "escalated")
+        assert view.escalations[0].reason.startswith("no response within the HIGH SLA")
+        assert view.priority == "CRITICAL"
+        await skipping.sleep(timedelta(minutes=16))  # CRITICAL: 15 min
+        view = await until(handle, lambda t: len(t.escalations) == 2, "escalated twice")
+        await handle.execute_update(SupportTicket.assign, AssignRequest(agent="dana"))
+        await skipping.sleep(timedelta(days=1))
+        view = await until(handle, lambda t: t.state == "assigned", "assigned")
+        assert len(view.escalations) == 2, "an assigned ticket must not escalate again"
+        await handle.terminate("test over")
+
+
+async def test_assign_resolve_reopen_and_validators(dev_client: Client, task_queue: str) -> None:
+    async with worker(dev_client, task_queue):
+        handle = await start(dev_client, task_queue, ticket("Password reset"))
+        await until(handle, lambda t: t.lookups, "looked up")
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(SupportTicket.resolve, ResolveRequest(resolution="done"))
+        assert "only an assigned ticket can be resolved (assign it first)" in str(refused.value.cause)
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(SupportTicket.reopen, ReopenRequest(reason="again"))
+        assert "only a resolved ticket can be reopened" in str(refused.value.cause)
+
+        view = await handle.execute_update(SupportTicket.assign, AssignRequest(agent="dana"))
+        assert (view.state, view.assignee) == ("assigned", "dana")
+        await handle.signal(SupportTicket.comment, Comment(author="dana", text="sent a reset link"))
+        view = await handle.execute_update(SupportTicket.resolve, ResolveRequest(resolution="reset link sent"))
+        assert view.state == "resolved" and view.comments[0].text == "sent a reset link"
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(SupportTicket.assign, AssignRequest(agent="eve"))
+        assert "ticket is resolved: it cannot be assigned; reopen it first" in str(refused.value.cause)
+
+        view = await handle.execute_update(SupportTicket.reopen, ReopenRequest(reason="link expired"))
+        assert (view.state, view.reopened) == ("assigned", 1)
+        attributes = {p.key.name: p.value for p in (await handle.describe()).typed_search_attributes}
+        assert attributes["TicketState"] == "assigned" and attributes["TicketAssignee"] == "dana"
+        await handle.terminate("test over")
+
+
+async def test_updates_through_the_official_cli(dev_client: Client, dev_address: str, task_queue: str) -> None:
+    async with worker(dev_client, task_queue):
+        handle = await start(dev_client, task_queue, ticket("Invoice question"))
+        await until(handle, lambda t: t.lookups, "looked up")
+
+        def update(name: str, payload: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [temporal_binary(), "workflow", "update", "execute", "--address", dev_address,
+                 "--workflow-id", handle.id, "--name", name, "--input", json.dumps(payload)],
+                capture_output=True, text=True, timeout=60,
+            )
+
+        refused = await asyncio.to_thread(update, "resolve", {"resolution": "x"})
+        assert refused.returncode != 0 and "only an assigned ticket can be resolved" in refused.stderr + refused.stdout
+        assigned = await asyncio.to_thread(update, "assign", {"agent": "dana"})
+        assert assigned.returncode == 0, assigned.stderr
+        resolved = await asyncio.to_thread(update, "resolve", {"resolution": "explained the invoice"})
+        assert resolved.returncode == 0, resolved.stderr and "explained the invoice" in resolved.stdout
+        reopened = await asyncio.to_thread(update, "reopen", {"reason": "still unclear"})
+        assert reopened.returncode == 0, reopened.stderr
+        view = (await handle.query(SupportTicket.status)).ticket
+        await handle.terminate("test over")
+    assert (view.state, view.assignee, view.reopened) == ("assigned", "dana", 1)
+
+
+async def test_reopen_window_closes_the_ticket(skipping: WorkflowEnvironment, task_queue: str) -> None:
+    client = skipping.client
+    async with worker(client, task_queue):
+        handle = await start(client, task_queue, ticket("Login question"))
+        await until(handle, lambda t: t.lookups, "looked up")
+        await handle.execute_update(SupportTicket.assign, AssignRequest(agent="dana"))
+        await handle.execute_update(SupportTicket.resolve, ResolveRequest(resolution="answered"))
+        view = await handle.result()  # the 7-day reopen window passes in skipped time
+    assert view.state == "closed" and view.routing_path[-2:] == ["resolved", "closed"]
+
+
+def test_escalation_notice_goes_to_the_webhook_and_a_refusal_is_final(monkeypatch: pytest.MonkeyPatch) -> None:
+    import http.server
+    import threading
+
+    from temporalio.exceptions import ApplicationError as AppError
+    from temporalio.testing import ActivityEnvironment
+
+    from activities.mcp_support import WEBHOOK_ENV
+    from contracts.support import EscalationNotice
+
+    received: list[dict[str, Any]] = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            received.append(body)
+            self.send_response(200 if self.path == "/ok" else 404)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    notice = EscalationNotice(
+        ticket_id="T-1", ticket_type="general_query", subject="s", reason="r", priority="HIGH", workflow_id="ticket-T-1"
+    )
+    try:
+        url = f"http://127.0.0.1:{server.server_port}"
+        monkeypatch.setenv(WEBHOOK_ENV, f"{url}/ok")
+        assert ActivityEnvironment().run(notify_escalation, notice) == f"webhook {url}/ok"
+        assert received == [notice.model_dump()]
+        monkeypatch.setenv(WEBHOOK_ENV, f"{url}/missing")
+        with pytest.raises(AppError, match="escalation webhook answered 404") as refused:
+            ActivityEnvironment().run(notify_escalation, notice)
+        assert refused.value.non_retryable
+    finally:
+        server.shutdown()
+        server.server_close()
+    monkeypatch.setenv(WEBHOOK_ENV, f"http://127.0.0.1:{server.server_port}/ok")  # nobody listens now
+    with pytest.raises(AppError, match="escalation webhook unreachable") as unreachable:
+        ActivityEnvironment().run(notify_escalation, notice)
+    assert not unreachable.value.non_retryable

@@ -1,0 +1,126 @@
+"""``aggregate``: one question fanned out to several MCP sources, partial failure kept.
+
+Every item of every relevant source (each city, search term, query) is its own activity,
+all in parallel, each bounded by its source's budget (``policies.MCP_BUDGETS``: weather
+5 s per city, files 10 s, database 15 s per attempt). A failed item never fails the run:
+the result lists completed, partial, failed and skipped sources with each item's error.
+Pausing holds items that have not started; cancelling cancels the calls in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+from workflows.common import Pausable
+
+with workflow.unsafe.imports_passed_through():
+    from contracts.aggregate import (
+        AggregateInput,
+        AggregateResult,
+        AggregateStatus,
+        ItemReport,
+        SourceReport,
+        plan_sources,
+    )
+    from workflows.mcp import McpTools
+    from workflows.policies import MCP_BUDGETS, mcp_call
+
+ATTEMPTS = 2
+"""Each item is tried twice: one retry for a transient fault, within the answer's patience."""
+
+
+def failure_text(failure: BaseException) -> str:
+    """The innermost cause of a failed call, as ``Type: message``."""
+    while isinstance(failure, ActivityError) and failure.cause is not None:
+        failure = failure.cause
+    kind = failure.type if isinstance(failure, ApplicationError) and failure.type else type(failure).__name__
+    return f"{kind}: {failure.message if hasattr(failure, 'message') else failure}"
+
+
+@workflow.defn
+class Aggregation(Pausable):
+    """Answer a question from weather, files and the database, whatever each manages."""
+
+    def __init__(self) -> None:
+        self._sources: list[SourceReport] = []
+        self._mcp = McpTools()
+
+    @workflow.run
+    async def run(self, request: AggregateInput) -> AggregateResult:
+        self._sources = plan_sources(request)
+        await asyncio.gather(*(self._source(source) for source in self._sources if source.state != "skipped"))
+        self._state = "completed"
+        return self._result(request.question)
+
+    async def _source(self, source: SourceReport) -> None:
+        source.state = "running"
+        arguments: list[dict[str, Any]]
+        if source.source == "files":
+            # search_files needs a root the server allows; the server says which.
+            root = await self._call(source, None, "list_allowed_directories", {})
+            if root is None:
+                return
+            directory = root.text.splitlines()[-1].strip()
+            arguments = [{"path": directory, "pattern": f"**/*{item.item}*"} for item in source.items]
+            tool = "search_files"
+        elif source.source == "weather":
+            arguments = [{"city": item.item} for item in source.items]
+            tool = "get_weather"
+        else:
+            arguments = [{"query": item.item} for item in source.items]
+            tool = "read_query"
+        await asyncio.gather(*(self._call(source, item, tool, args) for item, args in zip(source.items, arguments)))
+        source.settle()
+
+    async def _call(self, source: SourceReport, item: ItemReport | None, tool: str, arguments: dict[str, Any]) -> Any:
+        """One call of ``source``; failures are recorded on ``item`` (or the whole source)."""
+        await self._unpaused()
+        if item is not None:
+            item.state = "running"
+        try:
+            output = await self._mcp.call(source.source, tool, arguments, mcp_call(MCP_BUDGETS[source.source], ATTEMPTS))
+        except (ActivityError, ApplicationError) as failure:
+            for target in [item] if item is not None else source.items:
+                target.state, target.error = "failed", failure_text(failure)
+            if item is None:
+                source.state = "failed"
+            return None
+        if item is not None:
+            item.state = "completed"
+            item.result = output.structured if output.structured is not None else output.text
+        return output
+
+    def _result(self, question: str) -> AggregateResult:
+        by_state: dict[str, list[str]] = {}
+        for source in self._sources:
+            by_state.setdefault(source.state, []).append(source.source)
+        answered = by_state.get("completed", []) + by_state.get("partial", [])
+        summary = (
+            f"answered from {', '.join(answered)}" if answered else "no source could answer"
+        ) + "".join(f"; {state}: {', '.join(names)}" for state, names in by_state.items() if state in ("partial", "failed"))
+        return AggregateResult(
+            question=question,
+            sources=self._sources,
+            completed=by_state.get("completed", []),
+            partial=by_state.get("partial", []),
+            failed=by_state.get("failed", []),
+            skipped=by_state.get("skipped", []),
+            summary=summary,
+        )
+
+    @workflow.query
+    def status(self) -> AggregateStatus:
+        """Each source's state and items, live."""
+        items = [item for source in self._sources for item in source.items]
+        running = [s.source for s in self._sources if s.state == "running"]
+        return AggregateStatus(
+            state=self._state,
+            current_step=", ".join(running) or None,
+            done=sum(item.state in ("completed", "failed") for item in items),
+            total=len(items),
+            sources=self._sources,
+        )
