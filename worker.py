@@ -28,6 +28,7 @@ from activities.db import Database
 from activities.documents import DocumentSettings
 from activities.llm import LLMProvider
 from activities.query.activities import QuerySettings
+from client.codec import EncryptionConfigError
 from client.connection import DEFAULT_ADDRESS, TASK_QUEUE, connect
 from client.devserver import dev_server_command, wait_until_serving
 from client.observability import configure_logging
@@ -192,4 +193,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 if __name__ == "__main__":
     configure_logging()
-    asyncio.run(main(parse_args()))
+    try:
+        asyncio.run(main(parse_args()))
+    except EncryptionConfigError as unusable:
+        # A configuration error: say it in one line and exit, no traceback, no retrying.
+        log.error("Unusable encryption settings: %s", unusable)
+        raise SystemExit(2) from None

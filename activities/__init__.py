@@ -34,6 +34,8 @@ def build_activities(
     orders = OrderActivities(db)
     docs = DocumentActivities(db, llm or provider_from_env(), documents)
     return [
+        orders.check_order_items,
+        orders.seal_unreached_steps,
         orders.create_customer_account,
         orders.delete_customer_account,
         orders.charge_payment,

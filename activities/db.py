@@ -96,6 +96,19 @@ def apply_once(
     return record
 
 
+def seal_once(session: Session, model: type[StepRecord], key: str, order_id: str, run_id: str | None) -> bool:
+    """Block a step from taking effect later; return whether it is in effect now (and ours).
+
+    A step that never took effect gets a tombstone, so no later attempt of it can take
+    effect; one another run owns is left alone.
+    """
+    existing = session.get(model, key, with_for_update=True)
+    if existing is None:
+        session.add(model(key=key, order_id=order_id, status=UNDONE, run_id=run_id))
+        return False
+    return existing.status == DONE and not _owned_by_other(existing, run_id)
+
+
 def undo_once(
     session: Session,
     model: type[StepRecord],
@@ -106,16 +119,14 @@ def undo_once(
 ) -> bool:
     """Undo a step once per key; return whether there was anything to undo.
 
-    ``revert`` reverses the step's other writes; it runs only if the step took effect in
-    this run and was not undone yet. When the step never took effect a tombstone is
-    written; a step another run owns is left alone.
+    ``revert`` reverses the step's other writes; it runs only if the step took effect for
+    this owner and was not undone yet. When the step never took effect a tombstone is
+    written (:func:`seal_once`); a step another run owns is left alone.
     """
-    existing = session.get(model, key, with_for_update=True)
-    if existing is None:
-        session.add(model(key=key, order_id=order_id, status=UNDONE, run_id=run_id))
+    if not seal_once(session, model, key, order_id, run_id):
         return False
-    if existing.status == UNDONE or _owned_by_other(existing, run_id):
-        return False
+    existing = session.get(model, key)  # locked and loaded by seal_once
+    assert existing is not None
     revert(existing)
     existing.status = UNDONE
     return True

@@ -1,8 +1,10 @@
 """Order-fulfilment activities: five database-backed steps and their compensations.
 
 Every step and every compensation is idempotent per key (workflow id + step) through
-``db.apply_once`` / ``db.undo_once``, so a retry, a crash or a replay never charges,
-reserves or refunds twice, and a compensation that overtakes its step blocks it for good.
+``db.apply_once`` / ``db.undo_once``, so a retry, a crash, a replay or a reset never
+charges, reserves or refunds twice, and a compensation that overtakes its step blocks it
+for good. Money movements are journaled in the payment ledger, one entry per charge or
+refund that took effect, so "charged twice" is something a check can see.
 """
 
 from __future__ import annotations
@@ -25,24 +27,30 @@ from activities.db import (
     StepOwnedByAnotherRun,
     StepRecord,
     apply_once,
+    seal_once,
     undo_once,
 )
 from activities.errors import database_errors, validation_error
 from contracts.orders import (
+    SAMPLE_INVENTORY,
     AccountInput,
     ChargeInput,
+    CheckItemsInput,
     FailureInjection,
     LabelInput,
     NotificationInput,
+    OrderStep,
     ReserveInput,
+    SealStepsInput,
+    SealStepsResult,
     StepInput,
     StepResult,
     UndoInput,
     UndoResult,
 )
 
-DEFAULT_STOCK: Mapping[str, int] = {"WIDGET-1": 10_000, "GADGET-2": 5_000, "GIZMO-3": 200}
-"""Stock the worker seeds on first start, so samples and demos have something to sell."""
+DEFAULT_STOCK: Mapping[str, int] = {entry.sku: entry.stock for entry in SAMPLE_INVENTORY}
+"""Stock the worker seeds on first start (``contracts.orders.SAMPLE_INVENTORY``)."""
 
 
 class CustomerAccount(StepRecord):
@@ -54,6 +62,30 @@ class Payment(StepRecord):
     __tablename__ = "payments"
     amount_cents: Mapped[int | None] = mapped_column(Integer)
     refund_count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+CHARGE = "CHARGE"
+REFUND = "REFUND"
+
+
+class LedgerEntry(Base):
+    """A money movement that took effect: one row per charge and per refund, never updated.
+
+    Written in the transaction that changes the payment row, so an entry exists exactly
+    when the movement happened; the invariants count entries instead of trusting the
+    payment table's one-row-per-key constraint.
+    """
+
+    __tablename__ = "payment_ledger"
+    entry_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    order_id: Mapped[str] = mapped_column(String(64), index=True)
+    payment_key: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(8))
+    """``CHARGE`` or ``REFUND``."""
+    amount_cents: Mapped[int] = mapped_column(Integer)
+    recorded_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=lambda: datetime.now(timezone.utc)
+    )
 
 
 class Notification(StepRecord):
@@ -80,13 +112,16 @@ class InventoryItem(Base):
     """Units owned: on hand plus reserved. Conserved by every reserve and release."""
 
 
-STEP_TABLES: tuple[type[StepRecord], ...] = (
-    CustomerAccount,
-    Payment,
-    Notification,
-    Reservation,
-    ShippingLabel,
-)
+STEP_MODELS: Mapping[OrderStep, type[StepRecord]] = {
+    "create_customer_account": CustomerAccount,
+    "charge_payment": Payment,
+    "send_notification": Notification,
+    "reserve_inventory": Reservation,
+    "create_shipping_label": ShippingLabel,
+}
+"""The table of each step's rows."""
+
+STEP_TABLES: tuple[type[StepRecord], ...] = tuple(STEP_MODELS.values())
 
 
 def seed_inventory(db: Database, stock: Mapping[str, int] = DEFAULT_STOCK) -> None:
@@ -140,7 +175,12 @@ class OrderActivities:
                 record = apply_once(session, model, step.key, step.run_id, lambda: create(session))
                 reference = record.reference
         except StepAlreadyCompensated as err:
-            raise ApplicationError(str(err), type="StepAlreadyCompensated", non_retryable=True)
+            raise ApplicationError(
+                f"order {step.order_id}: {err}; a compensated step (after a failure, a cancel, or "
+                "in a run that was reset) never takes effect again: submit a new order to retry",
+                type="StepAlreadyCompensated",
+                non_retryable=True,
+            )
         except StepOwnedByAnotherRun as err:
             raise ApplicationError(
                 f"order {step.order_id} was already processed by another run ({err})",
@@ -165,6 +205,35 @@ class OrderActivities:
         return UndoResult(undone=undone)
 
     @activity.defn
+    def check_order_items(self, check: CheckItemsInput) -> None:
+        """Refuse an order for a SKU the inventory does not know, before any step runs."""
+        with database_errors(), self._db.transaction() as session:
+            known = set(session.scalars(select(InventoryItem.sku)))
+        for index, item in enumerate(check.items):
+            if item.sku not in known:
+                listed = ", ".join(sorted(known)[:20]) or "nothing"
+                raise validation_error(
+                    f"order {check.order_id}: unknown SKU {item.sku!r} (the inventory has {listed})",
+                    field=f"items[{index}].sku",
+                )
+
+    @activity.defn
+    def seal_unreached_steps(self, seal: SealStepsInput) -> SealStepsResult:
+        """Block the steps a failing run never reached; name those that took effect anyway.
+
+        Those were taken by the run before a reset, and the saga undoes them too. The
+        others get a tombstone, so a late attempt of that earlier run never takes effect.
+        """
+        with database_errors(), self._db.transaction() as session:
+            taken = [
+                step
+                for step, key in seal.steps.items()
+                if seal_once(session, STEP_MODELS[step], key, seal.order_id, seal.run_id)
+            ]
+        activity.logger.info("Unreached steps sealed", extra={"order_id": seal.order_id, "taken": taken})
+        return SealStepsResult(taken=taken)
+
+    @activity.defn
     def create_customer_account(self, step: AccountInput) -> StepResult:
         """Create the customer's account for this order."""
         return self._apply(
@@ -182,24 +251,28 @@ class OrderActivities:
 
     @activity.defn
     def charge_payment(self, step: ChargeInput) -> StepResult:
-        """Charge the order's total, once."""
-        return self._apply(
-            Payment,
-            step,
-            lambda _s: Payment(
-                order_id=step.order_id,
-                amount_cents=step.amount_cents,
-                reference=_reference("pay", step.key),
-            ),
-        )
+        """Charge the order's total, once (journaled in the payment ledger)."""
+
+        def charge(session: Session) -> Payment:
+            session.add(
+                LedgerEntry(order_id=step.order_id, payment_key=step.key, kind=CHARGE, amount_cents=step.amount_cents)
+            )
+            return Payment(
+                order_id=step.order_id, amount_cents=step.amount_cents, reference=_reference("pay", step.key)
+            )
+
+        return self._apply(Payment, step, charge)
 
     @activity.defn
     def refund_payment(self, undo: UndoInput) -> UndoResult:
         """Refund the order's charge, once."""
 
-        def refund(_session: Session, row: StepRecord) -> None:
-            assert isinstance(row, Payment)
+        def refund(session: Session, row: StepRecord) -> None:
+            assert isinstance(row, Payment) and row.amount_cents is not None
             row.refund_count += 1
+            session.add(
+                LedgerEntry(order_id=row.order_id, payment_key=row.key, kind=REFUND, amount_cents=row.amount_cents)
+            )
 
         return self._undo(Payment, undo, refund)
 
@@ -260,7 +333,9 @@ class OrderActivities:
 
         def release(session: Session, row: StepRecord) -> None:
             assert isinstance(row, Reservation)
-            for sku, quantity in (row.lines or {}).items():
+            # In the sorted order reserve_inventory takes the same row locks: two
+            # transactions that lock the same SKUs in opposite orders deadlock.
+            for sku, quantity in sorted((row.lines or {}).items()):
                 session.execute(
                     update(InventoryItem)
                     .where(InventoryItem.sku == sku)
@@ -289,10 +364,16 @@ class OrderActivities:
 def invariant_violations(db: Database, outcomes: Mapping[str, str]) -> list[str]:
     """Check the saga's invariants; return a line per violation (empty when they hold).
 
+    Stock is conserved (on hand plus reserved equals owned), no order is charged more than
+    once (counted in the payment ledger), a completed order holds every step and exactly
+    one charge, and an order that ended otherwise holds no step and had each charge
+    refunded exactly once.
+
     Args:
         db: The application database.
         outcomes: Order id -> final Temporal status of its saga (``COMPLETED``,
-            ``FAILED``, ``CANCELED``...). Orders not named are only checked for stock.
+            ``FAILED``, ``CANCELED``...). Orders not named are only checked for stock, for
+            double charges and for refunds without a charge.
     """
     violations: list[str] = []
     with db.transaction() as session:
@@ -306,13 +387,17 @@ def invariant_violations(db: Database, outcomes: Mapping[str, str]) -> list[str]
                     f"stock of {item.sku} not conserved: {item.on_hand} on hand + "
                     f"{reserved.get(item.sku, 0)} reserved != {item.total}"
                 )
-        charges = session.execute(
-            select(Payment.order_id, func.count())
-            .where(Payment.amount_cents.is_not(None))
-            .group_by(Payment.order_id)
-            .having(func.count() > 1)
-        )
-        violations.extend(f"order {order} charged {n} times" for order, n in charges)
+        ledger: dict[str, dict[str, int]] = {}
+        for order_id, kind, count in session.execute(
+            select(LedgerEntry.order_id, LedgerEntry.kind, func.count()).group_by(LedgerEntry.order_id, LedgerEntry.kind)
+        ):
+            ledger.setdefault(order_id, {})[kind] = count
+        for order_id, entries in sorted(ledger.items()):
+            charges, refunds = entries.get(CHARGE, 0), entries.get(REFUND, 0)
+            if charges > 1:
+                violations.append(f"order {order_id} charged {charges} times")
+            if refunds > charges:
+                violations.append(f"order {order_id} refunded {refunds} times for {charges} charge(s)")
         for order_id, outcome in outcomes.items():
             done = {
                 model.__tablename__
@@ -323,17 +408,17 @@ def invariant_violations(db: Database, outcomes: Mapping[str, str]) -> list[str]
                     .where(model.order_id == order_id, model.status == DONE)
                 )
             }
-            if outcome == "COMPLETED" and len(done) != len(STEP_TABLES):
-                missing = sorted({m.__tablename__ for m in STEP_TABLES} - done)
-                violations.append(f"completed order {order_id} lacks {missing}")
-            elif outcome != "COMPLETED" and done:
-                violations.append(f"{outcome.lower()} order {order_id} left {sorted(done)} in place")
-            for refunds in session.scalars(
-                select(Payment.refund_count).where(
-                    Payment.order_id == order_id, Payment.amount_cents.is_not(None)
-                )
-            ):
-                expected = 0 if outcome == "COMPLETED" else 1
-                if refunds != expected:
-                    violations.append(f"order {order_id} ({outcome}) refunded {refunds} times")
+            charges = ledger.get(order_id, {}).get(CHARGE, 0)
+            refunds = ledger.get(order_id, {}).get(REFUND, 0)
+            if outcome == "COMPLETED":
+                if len(done) != len(STEP_TABLES):
+                    missing = sorted({m.__tablename__ for m in STEP_TABLES} - done)
+                    violations.append(f"completed order {order_id} lacks {missing}")
+                if charges != 1 or refunds:
+                    violations.append(f"completed order {order_id} charged {charges} and refunded {refunds} times")
+            else:
+                if done:
+                    violations.append(f"{outcome.lower()} order {order_id} left {sorted(done)} in place")
+                if refunds != charges:
+                    violations.append(f"order {order_id} ({outcome}) charged {charges} and refunded {refunds} times")
     return violations

@@ -3,21 +3,25 @@
 Worker, CLI, tests, benchmarks and the replayer all use :func:`connect` (or
 :data:`DATA_CONVERTER`), so they agree on address, namespace, TLS / API key (Temporal's
 envconfig: ``TEMPORAL_ADDRESS``, ``TEMPORAL_NAMESPACE``, ``TEMPORAL_API_KEY``,
-``TEMPORAL_PROFILE`` and TOML profiles), the pydantic data converter and tracing.
+``TEMPORAL_PROFILE`` and TOML profiles), the pydantic data converter, payload encryption
+(``SAGAWORKS_ENCRYPTION_KEYS`` / ``SAGAWORKS_ENCRYPTION_KEY_FILE``: see ``client.codec``)
+and tracing.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 
 from temporalio.api.failure.v1 import Failure
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DefaultFailureConverter, PayloadConverter
+from temporalio.converter import DataConverter, DefaultFailureConverter, PayloadConverter
 from temporalio.envconfig import ClientConfig
 from temporalio.exceptions import ApplicationError
 
+from client.codec import EncryptionConfigError, codec_from_env
 from client.observability import runtime, tracing_plugins
 
 class KnownErrorsWithoutStackTraces(DefaultFailureConverter):
@@ -34,8 +38,41 @@ class KnownErrorsWithoutStackTraces(DefaultFailureConverter):
         super().to_failure(exception, payload_converter, failure)
 
 
-DATA_CONVERTER = dataclasses.replace(pydantic_data_converter, failure_converter_class=KnownErrorsWithoutStackTraces)
-"""Pydantic v2 models in and out of every workflow and activity; failures as above."""
+class EncryptedFailures(KnownErrorsWithoutStackTraces):
+    """As above, with messages and stack traces moved into an (encrypted) payload."""
+
+    def __init__(self) -> None:
+        super().__init__(encode_common_attributes=True)
+
+
+def data_converter(environ: Mapping[str, str] = os.environ) -> DataConverter:
+    """Pydantic v2 payloads, encrypted when ``environ`` configures keys (``client.codec``).
+
+    With encryption on, failures' messages and stack traces move into an encrypted payload
+    too (they can quote inputs); the server sees "Encoded failure".
+    """
+    codec = codec_from_env(environ)
+    if codec is None:
+        # No codec at all when encryption is off: the SDK then skips the codec pass entirely.
+        return dataclasses.replace(pydantic_data_converter, failure_converter_class=KnownErrorsWithoutStackTraces)
+    return dataclasses.replace(pydantic_data_converter, payload_codec=codec, failure_converter_class=EncryptedFailures)
+
+
+try:
+    DATA_CONVERTER = data_converter()
+    """What every client, worker and replayer of this process uses (from the environment)."""
+    _CONFIGURATION_ERROR: EncryptionConfigError | None = None
+except EncryptionConfigError as invalid:
+    # A bad key setting must not break commands that never touch a payload (--help,
+    # catalog); everything that does calls check_configuration() first and refuses.
+    DATA_CONVERTER = data_converter({})
+    _CONFIGURATION_ERROR = invalid
+
+
+def check_configuration() -> None:
+    """Raise the encryption setting's error, if the environment's keys were unusable."""
+    if _CONFIGURATION_ERROR is not None:
+        raise _CONFIGURATION_ERROR
 
 DEFAULT_ADDRESS = "localhost:7233"
 TASK_QUEUE = os.environ.get("SAGAWORKS_TASK_QUEUE", "sagaworks")
@@ -43,7 +80,12 @@ TASK_QUEUE = os.environ.get("SAGAWORKS_TASK_QUEUE", "sagaworks")
 
 
 async def connect(*, address: str | None = None, namespace: str | None = None) -> Client:
-    """Connect to Temporal as configured by envconfig; arguments override it."""
+    """Connect to Temporal as configured by envconfig; arguments override it.
+
+    Raises:
+        EncryptionConfigError: the encryption keys in the environment are unusable.
+    """
+    check_configuration()
     config = ClientConfig.load_client_connect_config()
     if address:
         config["target_host"] = address

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import quote
 
 from rich.console import Console
 
 from client.connection import connect, ui_url
 from client.runs import failure_lines, run_outcome, start_run, to_jsonable
 from workflows.catalog import FAMILIES, DemoRun, Family
+
+
+CONSOLE = os.environ.get("SAGAWORKS_CONSOLE_URL", "http://127.0.0.1:8000").rstrip("/")
+"""Where `saga dev up` serves the web console (`saga api`)."""
 
 
 def summarize(result: Any) -> str:
@@ -40,7 +46,7 @@ async def _run(console: Console, fam: Family[Any], demo: DemoRun, suffix: str) -
         console.print(f"  {summarize(outcome.result)}", markup=False)
     for line in failure_lines(outcome.failure or []):
         console.print(f"  {line}", markup=False)
-    console.print(f"  UI: {link}")
+    console.print(f"  UI: {link}\n  console: {CONSOLE}/runs/{quote(handle.id, safe='')}")
     return outcome.status == demo.expect
 
 
@@ -53,5 +59,7 @@ async def run_demo(console: Console) -> int:
             continue
         console.print(f"\n[bold]== {fam.name}[/bold]: {fam.description}")
         verdicts += await asyncio.gather(*(_run(console, fam, demo, suffix) for demo in fam.demo))
-    console.print("\nAll runs: http://localhost:8233/namespaces/default/workflows")
+    client = await connect()
+    console.print(f"\nAll runs in the Temporal UI: {ui_url(client, '').rstrip('/')}")
+    console.print(f"Web console (catalog, start forms, runs): {CONSOLE}/")
     return 0 if all(verdicts) else 1

@@ -80,8 +80,13 @@ def dev_server_command(
     port: int = DEV_PORT,
     ui_port: int = DEV_UI_PORT,
     headless: bool = False,
+    ui_codec_endpoint: str | None = None,
 ) -> list[str]:
-    """The command line that starts the embedded server with our flags."""
+    """The command line that starts the embedded server with our flags.
+
+    ``ui_codec_endpoint`` points the Web UI at a codec server (``client.codec_server``),
+    so it shows encrypted payloads decoded.
+    """
     db_file = db_file or STATE_DIR / "temporal.db"
     db_file.parent.mkdir(parents=True, exist_ok=True)
     command = [
@@ -98,6 +103,8 @@ def dev_server_command(
         "warn",
     ]
     command += ["--headless"] if headless else ["--ui-port", str(ui_port)]
+    if ui_codec_endpoint and not headless:
+        command += ["--ui-codec-endpoint", ui_codec_endpoint]
     return command + server_tuning_args()
 
 
@@ -205,7 +212,11 @@ def _alive(pid: int) -> bool:
 
 
 async def start_embedded(
-    *, db_file: Path | None = None, ui_port: int | None = None, tuned: bool = True
+    *,
+    db_file: Path | None = None,
+    ui_port: int | None = None,
+    tuned: bool = True,
+    ui_codec_endpoint: str | None = None,
 ) -> WorkflowEnvironment:
     """The embedded server inside this process, for tests, benchmarks and recordings.
 
@@ -213,12 +224,16 @@ async def start_embedded(
         db_file: Keep the history in this SQLite file (default: in memory).
         ui_port: Serve the Web UI on this port (default: no UI).
         tuned: Run with our flags (:func:`server_tuning_args`); False gives the stock server.
+        ui_codec_endpoint: The Web UI decodes payloads through this codec server.
     """
+    extra_args = server_tuning_args() if tuned else []
+    if ui_codec_endpoint:
+        extra_args += ["--ui-codec-endpoint", ui_codec_endpoint]
     return await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_binary(),
         dev_server_database_filename=str(db_file) if db_file else None,
         data_converter=DATA_CONVERTER,
-        dev_server_extra_args=server_tuning_args() if tuned else [],
+        dev_server_extra_args=extra_args,
         dev_server_log_level="error",
         ui=ui_port is not None,
         ui_port=ui_port,

@@ -6,14 +6,16 @@ runs (a nondeterministic change): deploy it behind ``workflow.patched`` instead.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
 from temporalio.client import Client, WorkflowHistory
+from temporalio.converter import DataConverter, DefaultFailureConverter
 from temporalio.worker import Replayer, WorkflowReplayResults
 
-from client.connection import DATA_CONVERTER
+from client.connection import DATA_CONVERTER, check_configuration
 
 
 def load_history(path: Path) -> WorkflowHistory:
@@ -35,9 +37,17 @@ async def fetch_history(client: Client, workflow_id: str) -> WorkflowHistory:
 
 
 async def replay(
-    histories: Iterable[WorkflowHistory], workflows: list[type] | None = None
+    histories: Iterable[WorkflowHistory],
+    workflows: list[type] | None = None,
+    data_converter: DataConverter = DATA_CONVERTER,
 ) -> WorkflowReplayResults:
-    """Replay every history; failures are collected, not raised."""
+    """Replay every history; failures are collected, not raised.
+
+    Histories written with encryption on decode only with a converter that holds their
+    keys: the default is the one the environment configures, as for the worker.
+    """
+    if data_converter is DATA_CONVERTER:
+        check_configuration()
     if workflows is None:
         from workflows.catalog import WORKFLOWS
 
@@ -46,5 +56,8 @@ async def replay(
         for history in histories:
             yield history
 
-    replayer = Replayer(workflows=workflows, data_converter=DATA_CONVERTER)
+    # A replay's own failures are reported here and stored nowhere: keep their messages
+    # readable even when the converter encrypts failures (encrypted ones still decode).
+    readable = dataclasses.replace(data_converter, failure_converter_class=DefaultFailureConverter)
+    replayer = Replayer(workflows=workflows, data_converter=readable)
     return await replayer.replay_workflows(each(), raise_on_replay_failure=False)

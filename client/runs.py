@@ -7,8 +7,9 @@ the same way and report failures as the same chain.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
@@ -26,6 +27,14 @@ from temporalio.service import RPCError
 from client.connection import TASK_QUEUE, ui_url
 from contracts.common import ProgressStatus
 from workflows.catalog import Family, family_of_type
+
+
+QUERY_TIMEOUT = timedelta(seconds=10)
+"""How long a ``status`` query may wait for a worker before the run is described without it."""
+
+
+RUN_STATES: tuple[str, ...] = tuple(state.name for state in ExecutionStatus)
+"""What a run's status can be: RUNNING, COMPLETED, FAILED, CANCELED, TERMINATED..."""
 
 
 class RunConflict(Exception):
@@ -101,10 +110,14 @@ def failure_lines(chain: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-async def query_progress(handle: WorkflowHandle[Any, Any]) -> ProgressStatus | str:
-    """The run's ``status`` query, or why it could not be answered (no worker, closed)."""
+async def query_progress(handle: WorkflowHandle[Any, Any], result_type: type | None = ProgressStatus) -> Any:
+    """The run's ``status`` query, or why it could not be answered (no worker, closed).
+
+    With ``result_type=None`` the whole answer comes back as JSON data, the family's own
+    fields included.
+    """
     try:
-        return await handle.query("status", result_type=ProgressStatus)
+        return await handle.query("status", result_type=result_type, rpc_timeout=QUERY_TIMEOUT)
     except (RPCError, FailureError, WorkflowQueryFailedError, WorkflowQueryRejectedError) as query_error:
         return f"unavailable: {getattr(query_error, 'message', None) or query_error}"
 
@@ -117,10 +130,7 @@ async def describe_run(client: Client, workflow_id: str) -> dict[str, Any]:
     handle = client.get_workflow_handle(workflow_id)
     description = await handle.describe()
     family = family_of_type(description.workflow_type)
-    try:
-        progress: Any = await handle.query("status")
-    except (RPCError, FailureError, WorkflowQueryFailedError, WorkflowQueryRejectedError) as query_error:
-        progress = f"unavailable: {getattr(query_error, 'message', None) or query_error}"
+    progress = await query_progress(handle, result_type=None)
     return {
         "workflow_id": workflow_id,
         "run_id": description.run_id,
@@ -188,6 +198,14 @@ async def signal_run(client: Client, workflow_id: str, signal: str, arg: Any = N
         await handle.signal(signal, arg)
 
 
+async def update_run(client: Client, workflow_id: str, update: str, arg: Any = None) -> Any:
+    """Run ``update`` (approve, reject, assign...) on a running run; returns its result."""
+    handle = await _running_handle(client, workflow_id)
+    if arg is None:
+        return await handle.execute_update(update)
+    return await handle.execute_update(update, arg)
+
+
 def visibility_query(*, family: Family[Any] | None = None, status: str | None = None, query: str = "") -> str:
     """A visibility query listing runs of a family and/or status, ANDed with ``query``."""
     clauses = [f"({query})"] if query else []
@@ -217,3 +235,25 @@ def summarize_execution(execution: Any) -> dict[str, Any]:
 async def list_runs(client: Client, query: str = "", *, limit: int = 20) -> list[dict[str, Any]]:
     """Recent runs matching a visibility query, newest first."""
     return [summarize_execution(e) async for e in client.list_workflows(query or None, limit=limit)]
+
+
+async def list_runs_page(
+    client: Client, query: str = "", *, page_size: int = 20, page_token: bytes | None = None
+) -> tuple[list[dict[str, Any]], bytes | None]:
+    """One page of runs matching a visibility query, and the token of the next (None at the end)."""
+    pages = client.list_workflows(query or None, page_size=page_size, next_page_token=page_token)
+    await pages.fetch_next_page()
+    return [summarize_execution(e) for e in pages.current_page or []], pages.next_page_token
+
+
+def _status_of_visibility(value: Any) -> str:
+    # Visibility groups name statuses in CamelCase ("ContinuedAsNew"); ours are CONTINUED_AS_NEW.
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", str(value)).upper()
+
+
+async def count_runs(client: Client, family: Family[Any]) -> dict[str, int]:
+    """How many runs of ``family`` visibility knows, per status (statuses with none left out)."""
+    counted = await client.count_workflows(
+        f"{visibility_query(family=family)} GROUP BY ExecutionStatus"
+    )
+    return {_status_of_visibility(group.group_values[0]): group.count for group in counted.groups}

@@ -17,6 +17,7 @@ from temporalio.api.common.v1 import Payloads
 from temporalio.api.failure.v1 import Failure
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
 
 from client.runs import status_name
 
@@ -66,25 +67,30 @@ def _ms(start: datetime, end: datetime | None) -> float | None:
     return round((end - start).total_seconds() * 1000, 1) if end else None
 
 
-def _failure(failure: Failure) -> tuple[str, str]:
-    """The type and message of the innermost failure worth reporting."""
-    while failure.HasField("cause") and not failure.application_failure_info.type:
-        failure = failure.cause
-    kind = failure.application_failure_info.type or failure.WhichOneof("failure_info") or "Failure"
-    return kind, failure.message
-
-
-def _summary(event: HistoryEvent) -> str | None:
-    if event.HasField("user_metadata") and event.user_metadata.HasField("summary"):
-        return json.loads(event.user_metadata.summary.data or b"null")
-    return None
-
-
 class _Builder:
     def __init__(self, client: Client, payloads: bool, depth: int) -> None:
         self.client = client
         self.payloads = payloads
         self.depth = depth
+
+    async def error(self, failure: Failure) -> tuple[str, str]:
+        """The type and message of the outermost failure that has a type of its own.
+
+        Decoded through the client's data converter: with encryption on, the message is
+        in an encrypted payload and the server's copy says only "Encoded failure".
+        """
+        error = await self.client.data_converter.decode_failure(failure)
+        while error.__cause__ is not None and not (isinstance(error, ApplicationError) and error.type):
+            error = error.__cause__
+        kind = error.type if isinstance(error, ApplicationError) and error.type else type(error).__name__
+        return kind, getattr(error, "message", None) or str(error)
+
+    async def summary(self, event: HistoryEvent) -> str | None:
+        """The summary the workflow gave a command (a payload: encrypted when payloads are)."""
+        if not (event.HasField("user_metadata") and event.user_metadata.HasField("summary")):
+            return None
+        [text] = await self.client.data_converter.decode([event.user_metadata.summary])
+        return str(text)
 
     async def decode(self, payloads: Payloads) -> Any:
         if not self.payloads or not payloads.payloads:
@@ -122,7 +128,7 @@ class _Builder:
         if which == "activity_task_scheduled_event_attributes":
             attrs = event.activity_task_scheduled_event_attributes
             steps[event.event_id] = TraceStep(
-                kind="activity", name=attrs.activity_type.name, summary=_summary(event), started=at, outcome="running"
+                kind="activity", name=attrs.activity_type.name, summary=await self.summary(event), started=at, outcome="running"
             )
         elif which == "activity_task_started_event_attributes":
             attrs = event.activity_task_started_event_attributes
@@ -145,14 +151,19 @@ class _Builder:
             if step.outcome == "completed":
                 step.result = await self.decode(attrs.result)
             elif attrs.HasField("failure"):
-                step.error_type, step.error = _failure(attrs.failure)
+                step.error_type, step.error = await self.error(attrs.failure)
         elif which == "marker_recorded_event_attributes":
-            self._local_activity(event, steps)
+            await self._local_activity(event, steps)
         elif which == "start_child_workflow_execution_initiated_event_attributes":
             attrs = event.start_child_workflow_execution_initiated_event_attributes
             steps[event.event_id] = TraceStep(
                 kind="child_workflow", name=attrs.workflow_type.name, summary=attrs.workflow_id, started=at, outcome="running"
             )
+        elif which == "start_child_workflow_execution_failed_event_attributes":
+            attrs = event.start_child_workflow_execution_failed_event_attributes
+            step = steps[attrs.initiated_event_id]
+            step.closed, step.outcome = at, "failed"
+            step.error_type, step.error = "StartChildWorkflowFailed", f"could not start: {attrs.cause}"
         elif which and which.startswith("child_workflow_execution_") and which != "child_workflow_execution_started_event_attributes":
             attrs = getattr(event, which)
             step = steps[attrs.initiated_event_id]
@@ -161,7 +172,7 @@ class _Builder:
             if step.outcome == "completed":
                 step.result = await self.decode(attrs.result)
             elif getattr(attrs, "failure", None) is not None and attrs.HasField("failure"):
-                step.error_type, step.error = _failure(attrs.failure)
+                step.error_type, step.error = await self.error(attrs.failure)
             if self.depth > 0:
                 execution = attrs.workflow_execution
                 child = _Builder(self.client, self.payloads, self.depth - 1)
@@ -170,7 +181,7 @@ class _Builder:
             attrs = event.timer_started_event_attributes
             seconds = attrs.start_to_fire_timeout.ToTimedelta().total_seconds()
             steps[event.event_id] = TraceStep(
-                kind="timer", name=f"timer {seconds:g} s", summary=_summary(event), started=at, outcome="running"
+                kind="timer", name=f"timer {seconds:g} s", summary=await self.summary(event), started=at, outcome="running"
             )
         elif which in ("timer_fired_event_attributes", "timer_canceled_event_attributes"):
             attrs = getattr(event, which)
@@ -192,7 +203,7 @@ class _Builder:
             step.closed = at
             if attrs.outcome.HasField("failure"):
                 step.outcome = "failed"
-                step.error_type, step.error = _failure(attrs.outcome.failure)
+                step.error_type, step.error = await self.error(attrs.outcome.failure)
             else:
                 step.outcome = "completed"
                 step.result = await self.decode(attrs.outcome.success)
@@ -207,13 +218,17 @@ class _Builder:
             trace.closed = at
             attrs = getattr(event, which)
             if hasattr(attrs, "failure") and attrs.HasField("failure"):
-                trace.error_type, trace.error = _failure(attrs.failure)
+                trace.error_type, trace.error = await self.error(attrs.failure)
 
-    def _local_activity(self, event: HistoryEvent, steps: dict[int, TraceStep]) -> None:
+    async def _local_activity(self, event: HistoryEvent, steps: dict[int, TraceStep]) -> None:
         attrs = event.marker_recorded_event_attributes
         if attrs.marker_name != "core_local_activity" or "data" not in attrs.details:
             return
-        data = json.loads(attrs.details["data"].payloads[0].data)
+        payload = attrs.details["data"].payloads[0]
+        try:
+            data = json.loads(payload.data)
+        except ValueError:  # encoded by a codec like any payload
+            [data] = await self.client.data_converter.decode([payload])
         at = _time(event.event_time)
         step = TraceStep(
             kind="local_activity",
@@ -224,7 +239,7 @@ class _Builder:
             outcome="failed" if attrs.HasField("failure") else "completed",
         )
         if attrs.HasField("failure"):
-            step.error_type, step.error = _failure(attrs.failure)
+            step.error_type, step.error = await self.error(attrs.failure)
         steps[event.event_id] = step
 
 

@@ -28,6 +28,22 @@ def order_workflow_id(order_id: str) -> str:
     return f"order-{order_id}"
 
 
+class InventoryEntry(StrictModel):
+    """One product of an inventory: its SKU, its name and the units in stock."""
+
+    sku: str = Field(pattern=r"^[A-Z0-9][A-Z0-9-]{0,31}$")
+    name: str
+    stock: int = Field(ge=0)
+
+
+SAMPLE_INVENTORY: tuple[InventoryEntry, ...] = (
+    InventoryEntry(sku="WIDGET-1", name="Widget", stock=10_000),
+    InventoryEntry(sku="GADGET-2", name="Gadget", stock=5_000),
+    InventoryEntry(sku="GIZMO-3", name="Gizmo", stock=200),
+)
+"""The products the worker seeds on first start, so samples and demos have something to
+sell. Orders for any other SKU are refused before anyone is charged."""
+
 
 class FailureInjection(StrictModel):
     """A failure to inject at one step, for demos and tests of retries and compensation.
@@ -79,7 +95,9 @@ class StepInput(StrictModel):
     key: str
     order_id: str
     run_id: str | None = None
-    """The workflow run applying the step; it owns the step's row."""
+    """The owner of the step's row: the first run id of the workflow execution, which a
+    Temporal reset keeps (a reset run repeats its steps on the same rows and undoes them),
+    while the same order submitted again after it closed gets a new one (and is refused)."""
     inject_failure: FailureInjection | None = None
 
 
@@ -101,6 +119,27 @@ class ReserveInput(StepInput):
 
 class LabelInput(StepInput):
     address: str
+
+
+class CheckItemsInput(StrictModel):
+    """The order lines whose SKUs the inventory must know before the saga takes any step."""
+
+    order_id: str
+    items: list[OrderItem]
+
+
+class SealStepsInput(StrictModel):
+    """The steps a failing or cancelled run never reached, each with its idempotency key."""
+
+    order_id: str
+    run_id: str | None = None
+    steps: dict[OrderStep, str]
+
+
+class SealStepsResult(StrictModel):
+    """The unreached steps that took effect anyway (a run before a reset took them)."""
+
+    taken: list[OrderStep]
 
 
 class StepResult(StrictModel):

@@ -7,7 +7,9 @@ order sagas with random transient and permanent failures and random cancellation
 document batch, SIGKILLs a random worker at random moments (restarting it each time) and
 restarts the Temporal server once mid-run. Then checks: every saga and document reached a
 final state within the bound; stock is conserved; every charge of a failed or cancelled
-order is refunded exactly once; no order is charged twice; no document row is duplicated.
+order is refunded exactly once and no order is charged twice (both counted in the payment
+ledger); every completed document has exactly the chunk rows its run reported, indexed
+0..n-1, and the concept rows its result counts.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,9 +36,11 @@ from bench.corpus import write_corpus
 from client.connection import DATA_CONVERTER
 from client.devserver import dev_server_command, wait_until_serving
 from tests.orders import make_order, start_order
+from tests.ports import free_port
 from tests.workers import WorkerProcess
+from workflows.document import DocumentPipeline
 from workflows.document_batch import DocumentBatch
-from contracts.documents import BatchInput, BatchResult
+from contracts.documents import BatchInput, BatchResult, DocumentResult
 from contracts.orders import ORDER_STEPS
 
 FINAL = {"COMPLETED", "FAILED", "CANCELED", "TERMINATED", "TIMED_OUT"}
@@ -51,23 +54,20 @@ class ChaosReport:
     server_restarts: int = 0
     seconds: float = 0.0
     batch: BatchResult | None = None
+    documents: list[tuple[DocumentResult, int | None]] = field(default_factory=list)
+    """The result of each completed document of the batch and the chunk count its chunk
+    step reported (its ``status`` query's total; None when it reused a stored result)."""
 
     @property
     def ok(self) -> bool:
         return not self.violations
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class Server:
     """The embedded server as a process that can be stopped and started on one history."""
 
     def __init__(self, folder: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.command = dev_server_command(db_file=folder / "temporal.db", port=self.port, headless=True)
         self.log = open(folder / "server.log", "ab")  # noqa: SIM115
@@ -165,6 +165,12 @@ async def run_chaos(sagas: int, kills: int, documents: int, seed: int = 7, bound
             batch_status = await _final_status(client, batch, deadline)
             if batch_status == "COMPLETED":
                 report.batch = await client.get_workflow_handle(batch.id, result_type=BatchResult).result()
+                for outcome in report.batch.documents:
+                    if outcome.status == "COMPLETED":
+                        child = client.get_workflow_handle(outcome.workflow_id, result_type=DocumentResult)
+                        result = await child.result()
+                        chunked = (await child.query(DocumentPipeline.status)).total
+                        report.documents.append((result, None if result.reused else chunked))
         finally:
             for worker in workers:
                 worker.stop()
@@ -175,36 +181,47 @@ async def run_chaos(sagas: int, kills: int, documents: int, seed: int = 7, bound
         db = Database(database_url)
         try:
             report.violations += invariant_violations(db, report.outcomes)
-            report.violations += _document_violations(db, report.batch, documents)
+            report.violations += document_violations(db, report, documents)
         finally:
             db.dispose()
     report.seconds = time.monotonic() - started_at
     return report
 
 
-def _document_violations(db: Database, batch: BatchResult | None, documents: int) -> list[str]:
+def document_violations(db: Database, report: ChaosReport, documents: int) -> list[str]:
+    batch = report.batch
     if batch is None:
         return ["the document batch did not complete"]
     problems = []
     if batch.total != documents or batch.completed + batch.failed + batch.rejected != documents:
         problems.append(f"batch finished {batch.completed}+{batch.failed}+{batch.rejected} of {documents}")
+    if len(report.documents) != batch.completed:
+        problems.append(f"{len(report.documents)} document results for {batch.completed} completed documents")
     with db.transaction() as session:
         for row in session.scalars(select(DocumentRow)):
             if row.status not in ("COMPLETED", "FAILED", "REJECTED"):
                 problems.append(f"document {row.path} ended {row.status}")
-            chunks = session.scalar(select(func.count()).select_from(ChunkRow).where(ChunkRow.document_id == row.document_id))
-            distinct = session.scalar(
-                select(func.count(func.distinct(ChunkRow.chunk_index))).where(ChunkRow.document_id == row.document_id)
-            )
-            if chunks != distinct:
-                problems.append(f"document {row.path} has duplicated chunks")
-            if row.status == "COMPLETED":
-                concepts = session.scalar(
-                    select(func.count()).select_from(ConceptRow).where(ConceptRow.document_id == row.document_id)
+        for result, chunked in report.documents:
+            # The chunks the run's chunk step reported, each index once: a lost, extra or
+            # duplicated chunk row shows as a count or an index off.
+            indexes = sorted(
+                session.scalars(
+                    select(ChunkRow.chunk_index).where(
+                        ChunkRow.document_id == result.document_id, ChunkRow.content_hash == result.content_hash
+                    )
                 )
-                outcome = next((d for d in batch.documents if d.path == row.path), None)
-                if outcome is None or outcome.concept_count != concepts:
-                    problems.append(f"document {row.path}: {concepts} concept rows, result says {outcome}")
+            )
+            expected = len(indexes) if chunked is None else chunked
+            if not indexes or indexes != list(range(expected)):
+                problems.append(
+                    f"document {result.path}: chunk indexes {indexes[:5]}... ({len(indexes)} rows), "
+                    f"its run chunked it into {chunked}"
+                )
+            concepts = session.scalar(
+                select(func.count()).select_from(ConceptRow).where(ConceptRow.document_id == result.document_id)
+            )
+            if concepts != result.concept_count:
+                problems.append(f"document {result.path}: {concepts} concept rows, its result says {result.concept_count}")
     return problems
 
 

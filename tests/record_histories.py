@@ -1,10 +1,12 @@
 """Record the histories that tests/test_replay.py replays: python -m tests.record_histories
 
-Runs order sagas (completed, compensated, cancelled, retried) and document pipelines
+Runs order sagas (completed, compensated, cancelled, retried, refused for an unknown SKU,
+reset and then cancelled) and document pipelines
 (completed, rejected, compensated) on a throwaway dev server and writes their histories to
-tests/histories/. A scenario already recorded gets a new file beside the old one
-(``NAME-YYYYMMDD.json``): old files are never overwritten or deleted, since running
-workflows still have old histories and the code must keep replaying them.
+tests/histories/, and order sagas run with encryption on (the TEST keys of
+tests/encryption.py) to tests/histories/encrypted/. A scenario already recorded gets a new
+file beside the old one (``NAME-YYYYMMDD.json``): old files are never overwritten or deleted,
+since running workflows still have old histories and the code must keep replaying them.
 """
 
 from __future__ import annotations
@@ -19,16 +21,23 @@ from pathlib import Path
 
 from typing import Any
 
-from temporalio.client import WorkflowFailureError, WorkflowHandle
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
 
 from activities.db import Database
 from activities.documents import DocumentSettings
+from client.connection import data_converter
 from client.devserver import start_embedded
+from client.runs import start_run
+from tests.encryption import TEST_ENV
 from tests.documents import SAMPLES, PoisonAwareProvider, start_document
-from tests.orders import make_order, start_order, wait_for_status
+from tests.orders import make_order, reset_after, start_order, wait_for_status
 from worker import running_worker
+from workflows.catalog import FAMILIES
 
 HISTORIES = Path(__file__).parent / "histories"
+ENCRYPTED = "encrypted"
+"""The subfolder of histories recorded with encryption on: they replay only with the TEST keys."""
 
 
 async def record(out_dir: Path) -> list[Path]:
@@ -38,6 +47,7 @@ async def record(out_dir: Path) -> list[Path]:
         "order_compensated": make_order(inject_failure={"step": "create_shipping_label", "mode": "permanent"}),
         "order_cancelled": make_order(step_delay_seconds=1),
         "order_retried": make_order(inject_failure={"step": "charge_payment", "mode": "transient"}),
+        "order_unknown_sku": make_order(items=[{"sku": "NOPE-9", "quantity": 1, "unit_price_cents": 100}]),
     }
     written: list[Path] = []
     task_queue = f"record-{uuid.uuid4()}"
@@ -62,9 +72,12 @@ async def record(out_dir: Path) -> list[Path]:
                         await wait_for_status(handle, lambda s: s.done >= 2)
                         await handle.cancel()
                     written.append(await _save(handle, new_history_path(out_dir, name)))
+                written.append(await _record_reset(env.client, task_queue, new_history_path(out_dir, "order_reset_cancelled")))
                 for name, path in documents.items():
                     handle = await start_document(env.client, task_queue, path)
                     written.append(await _save(handle, new_history_path(out_dir, name)))
+                written += await record_catalog_demos(env.client, task_queue, out_dir)
+            written += await record_encrypted(env, db, out_dir / ENCRYPTED)
             db.dispose()
     return written
 
@@ -79,6 +92,44 @@ def new_history_path(out_dir: Path, name: str, today: date | None = None) -> Pat
         candidate = out_dir / f"{name}-{suffix}.json"
         counter += 1
     return candidate
+
+
+async def record_encrypted(env: WorkflowEnvironment, db: Database, out_dir: Path) -> list[Path]:
+    """Order sagas run by a worker and client that encrypt with the TEST keys."""
+    orders = {
+        "order_completed": make_order(),
+        "order_compensated": make_order(inject_failure={"step": "create_shipping_label", "mode": "permanent"}),
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    address = env.client.service_client.config.target_host
+    client = await Client.connect(address, data_converter=data_converter(TEST_ENV))
+    task_queue = f"record-encrypted-{uuid.uuid4()}"
+    async with running_worker(client, db, task_queue=task_queue, activity_threads=4):
+        return [
+            await _save(await start_order(client, task_queue, order), new_history_path(out_dir, name))
+            for name, order in orders.items()
+        ]
+
+
+async def _record_reset(client: Client, task_queue: str, path: Path) -> Path:
+    """A completed order reset to just after reserve_inventory, cancelled before step 5."""
+    first = await start_order(client, task_queue, make_order(step_delay_seconds=2))
+    await first.result()
+    again = await reset_after(client, first.id, "reserve_inventory")
+    await again.cancel()
+    return await _save(again, path)
+
+
+async def record_catalog_demos(client: Client, task_queue: str, out_dir: Path) -> list[Path]:
+    """Every family's demo samples (workflows/catalog.py), as ``<family>_<sample>.json``:
+    a family added to the catalog gets recorded histories without touching this file."""
+    written = []
+    suffix = uuid.uuid4().hex[:8]
+    for fam in FAMILIES:
+        for demo in fam.demo:
+            handle = await start_run(client, fam, fam.sample_input(demo.sample, suffix), task_queue=task_queue)
+            written.append(await _save(handle, new_history_path(out_dir, f"{fam.name}_{Path(demo.sample).stem}")))
+    return written
 
 
 async def _save(handle: WorkflowHandle[Any, Any], path: Path) -> Path:

@@ -28,8 +28,10 @@ def test_every_family_answers_one_status_shape_and_accepts_its_controls(fam: Fam
     status = definition.queries["status"]
     answer = typing.get_type_hints(status.fn)["return"]
     assert issubclass(answer, ProgressStatus)
-    for name in fam.accepts:
-        assert name in definition.signals or name in definition.updates, f"{fam.name} does not accept {name}"
+    for name in fam.signals:
+        assert name in definition.signals, f"{fam.name}: {name} is not a signal of {fam.workflow_type}"
+    for name in fam.updates:
+        assert name in definition.updates, f"{fam.name}: {name} is not an update of {fam.workflow_type}"
     assert definition.name == fam.workflow_type
     assert family_of_type(fam.workflow_type) is fam
 

@@ -126,11 +126,15 @@ async def test_wait_shows_progress_and_status_result_list_history_replay(
 
 
 async def test_pause_resume_and_cancel(saga, default_queue_worker: Worker, tmp_path: Path) -> None:
-    path, workflow_id = _order_file(tmp_path, step_delay_seconds=1)
+    # Long timers between steps: the run is still going when the commands arrive, however
+    # slow the machine.
+    path, workflow_id = _order_file(tmp_path, step_delay_seconds=60)
     assert (await saga("run", "order", "--input", str(path))).code == 0
     assert (await saga("pause", workflow_id)).code == 0
-    await asyncio.sleep(0.5)
-    paused = json.loads((await saga("status", workflow_id, "--json")).stdout)
+    for _ in range(100):  # the signal is handled once a worker takes the workflow task
+        paused = json.loads((await saga("status", workflow_id, "--json")).stdout)
+        if isinstance(paused["progress"], dict) and paused["progress"]["state"] == "paused":
+            break
     assert paused["progress"]["state"] == "paused"
     assert (await saga("resume", workflow_id)).code == 0
     assert (await saga("cancel", workflow_id)).code == 0
@@ -187,6 +191,8 @@ async def test_run_document_checks_the_path_before_starting(saga, tmp_path: Path
     os.mkfifo(fifo)
     run = await saga("run", "document", str(fifo))
     assert run.code == 2 and "neither a file nor a folder" in run.stderr
+    batch_of_a_file = await saga("run", "document-batch", str(Path(__file__)))
+    assert batch_of_a_file.code == 2 and "not a folder; `saga run document-batch` takes a folder" in batch_of_a_file.stderr
     listed = json.loads((await saga("list", "--json", "--limit", "1000")).stdout)
     assert not any(str(missing) in json.dumps(row) for row in listed)
 
@@ -223,3 +229,35 @@ async def test_help_shows_no_type_placeholders(saga) -> None:
         run = await saga(*command, "--help")
         assert run.code == 0
         assert "<bool>" not in run.stdout and "<str>" not in run.stdout.split("Options:")[1], run.stdout
+
+
+async def test_codec_server_without_keys_refuses_to_start(saga) -> None:
+    run = await saga("codec-server", "--port", "1")
+    assert run.code == 2 and "SAGAWORKS_ENCRYPTION_KEYS" in run.stderr
+
+
+async def test_inventory_lists_the_skus_an_order_may_use(saga) -> None:
+    from contracts.orders import SAMPLE_INVENTORY
+
+    listed = json.loads((await saga("inventory", "--json")).stdout)
+    assert [row["sku"] for row in listed] == [entry.sku for entry in SAMPLE_INVENTORY]
+    table = (await saga("inventory")).stdout.splitlines()
+    assert [line.split()[0] for line in table[1:]] == [entry.sku for entry in SAMPLE_INVENTORY]
+
+
+async def test_unusable_encryption_keys_are_one_clear_line(saga, tmp_path: Path) -> None:
+    bad = {"SAGAWORKS_ENCRYPTION_KEYS": "not-a-key-entry"}
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"} | bad
+    for args, code in ((("catalog",), 0), (("--help",), 0), (("list",), 2)):
+        process = await asyncio.create_subprocess_exec(
+            SAGA, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+        out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+        assert process.returncode == code, (args, err.decode())
+        assert b"Traceback" not in err
+    assert err.decode().startswith("encryption settings: ")
+    worker = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "worker", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    _, worker_err = await asyncio.wait_for(worker.communicate(), timeout=60)
+    assert worker.returncode == 2 and b"Unusable encryption settings" in worker_err and b"Traceback" not in worker_err

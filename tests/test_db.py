@@ -6,10 +6,25 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
 
-from activities.db import DONE, UNDONE, Database, StepAlreadyCompensated, apply_once, undo_once
-from activities.orders import InventoryItem, Payment, Reservation, invariant_violations, seed_inventory
+from activities.db import DONE, UNDONE, Database, apply_once, undo_once
+from activities.orders import (
+    CHARGE,
+    REFUND,
+    InventoryItem,
+    LedgerEntry,
+    OrderActivities,
+    Payment,
+    Reservation,
+    ShippingLabel,
+    invariant_violations,
+    seed_inventory,
+)
+from contracts.orders import SAMPLE_INVENTORY, ChargeInput, SealStepsInput, UndoInput
+from tests.orders import ledger
 
 
 @pytest.fixture
@@ -20,74 +35,104 @@ def backend(db_url: str) -> Iterator[Database]:
     database.dispose()
 
 
-def _charge(db: Database, key: str, order_id: str = "o1", amount: int = 500) -> Payment:
-    with db.transaction() as session:
-        return apply_once(
-            session, Payment, key, "run-1", lambda: Payment(order_id=order_id, amount_cents=amount, reference="p")
-        )
+def _charge(db: Database, key: str, order_id: str = "o1", amount: int = 500) -> str:
+    """Run the real charge_payment activity; return the payment's reference."""
+    step = ChargeInput(key=key, order_id=order_id, run_id="run-1", amount_cents=amount)
+    return ActivityEnvironment().run(OrderActivities(db).charge_payment, step).reference
 
 
 def _refund(db: Database, key: str, order_id: str = "o1") -> bool:
-    def revert(row: Payment) -> None:
-        row.refund_count += 1
-
-    with db.transaction() as session:
-        return undo_once(session, Payment, key, order_id, "run-1", revert)
+    undo = UndoInput(key=key, order_id=order_id, run_id="run-1")
+    return ActivityEnvironment().run(OrderActivities(db).refund_payment, undo).undone
 
 
-def test_apply_once_is_idempotent(backend: Database) -> None:
+def test_the_worker_seeds_the_sample_inventory(db_url: str) -> None:
+    database = Database(db_url)
+    try:
+        seed_inventory(database)
+        with database.transaction() as session:
+            stock = {item.sku: (item.on_hand, item.total) for item in session.scalars(select(InventoryItem))}
+    finally:
+        database.dispose()
+    assert stock == {entry.sku: (entry.stock, entry.stock) for entry in SAMPLE_INVENTORY}
+
+
+def test_a_repeated_charge_takes_effect_once(backend: Database) -> None:
     first = _charge(backend, "wf:charge")
     again = _charge(backend, "wf:charge", amount=999)  # a retry never applies a second time
-    assert first.key == again.key and again.amount_cents == 500
+    assert first == again
+    assert ledger(backend, "o1") == {CHARGE: 1}
+    with backend.transaction() as session:
+        assert session.scalars(select(LedgerEntry.amount_cents)).all() == [500]
     assert invariant_violations(backend, {"o1": "COMPLETED"}) == [
         "completed order o1 lacks ['customer_accounts', 'notifications', 'reservations', 'shipping_labels']"
     ]
 
 
-def test_undo_once_refunds_exactly_once(backend: Database) -> None:
+def test_a_repeated_refund_takes_effect_once(backend: Database) -> None:
     _charge(backend, "wf:charge")
     assert _refund(backend, "wf:charge") is True
     assert _refund(backend, "wf:charge") is False
+    assert ledger(backend, "o1") == {CHARGE: 1, REFUND: 1}
     with backend.transaction() as session:
         payment = session.get(Payment, "wf:charge")
-        assert payment is not None and payment.status == UNDONE and payment.refund_count == 1
+        assert payment is not None and payment.status == UNDONE
     assert invariant_violations(backend, {"o1": "FAILED"}) == []
 
 
 def test_compensation_that_overtakes_its_step_blocks_it_for_good(backend: Database) -> None:
     assert _refund(backend, "wf:charge") is False  # nothing charged yet: a tombstone
-    with pytest.raises(StepAlreadyCompensated):
+    with pytest.raises(ApplicationError) as refused:
         _charge(backend, "wf:charge")
+    assert refused.value.type == "StepAlreadyCompensated" and refused.value.non_retryable
+    assert ledger(backend, "o1") == {}  # no money moved
+
+
+def test_sealing_steps_blocks_the_untaken_and_names_the_taken(backend: Database) -> None:
+    _charge(backend, "order-o1:charge_payment")  # taken by the run before a reset
+    seal = SealStepsInput(
+        order_id="o1", run_id="run-1",
+        steps={"charge_payment": "order-o1:charge_payment", "create_shipping_label": "order-o1:create_shipping_label"},
+    )
+    assert ActivityEnvironment().run(OrderActivities(backend).seal_unreached_steps, seal).taken == ["charge_payment"]
     with backend.transaction() as session:
-        payment = session.get(Payment, "wf:charge")
-        assert payment is not None and payment.amount_cents is None
+        label = session.get(ShippingLabel, "order-o1:create_shipping_label")
+        assert label is not None and label.status == UNDONE  # a late attempt can never take effect
 
 
 def test_invariant_checker_reports_each_kind_of_violation(backend: Database) -> None:
     _charge(backend, "wf1:charge", order_id="o1")
-    _charge(backend, "wf2:charge", order_id="o1")  # a second charge of the same order
     with backend.transaction() as session:
+        # A charge that took effect a second time (say a step that bypassed its key) and
+        # a refund of an order never charged: only the ledger can show either.
+        session.add(LedgerEntry(order_id="o1", payment_key="wf1:charge", kind=CHARGE, amount_cents=500))
+        session.add(LedgerEntry(order_id="o2", payment_key="wf2:charge", kind=REFUND, amount_cents=500))
         session.execute(update(InventoryItem).values(on_hand=InventoryItem.on_hand - 1))
         session.add(Reservation(key="wf1:reserve", order_id="o1", status=DONE, lines={"WIDGET-1": 5}))
     violations = invariant_violations(backend, {"o1": "CANCELED"})
-    assert "order o1 charged 2 times" in violations
-    assert "stock of WIDGET-1 not conserved: 99 on hand + 5 reserved != 100" in violations
-    assert "canceled order o1 left ['payments', 'reservations'] in place" in violations
-    assert "order o1 (CANCELED) refunded 0 times" in violations
+    assert violations == [
+        "stock of WIDGET-1 not conserved: 99 on hand + 5 reserved != 100",
+        "order o1 charged 2 times",
+        "order o2 refunded 1 times for 0 charge(s)",
+        "canceled order o1 left ['payments', 'reservations'] in place",
+        "order o1 (CANCELED) charged 2 and refunded 0 times",
+    ]
+    _charge(backend, "wf3:charge", order_id="o3")
+    assert _refund(backend, "wf3:charge", order_id="o3") is True
+    assert "completed order o3 charged 1 and refunded 1 times" in invariant_violations(backend, {"o3": "COMPLETED"})
 
 
 def test_concurrent_charges_of_one_key_apply_once(backend: Database) -> None:
     def attempt(_: int) -> str:
         try:
-            return _charge(backend, "wf:charge").key
+            return _charge(backend, "wf:charge")
         except Exception as err:  # the losing insert of a race: retried by Temporal
             return type(err).__name__
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         outcomes = list(pool.map(attempt, range(16)))
-    assert "wf:charge" in outcomes
-    with backend.transaction() as session:
-        assert session.query(Payment).count() == 1
+    assert any(outcome.startswith("pay-") for outcome in outcomes)
+    assert ledger(backend, "o1") == {CHARGE: 1}  # however many attempts raced, one charge took effect
 
 
 def test_a_step_belongs_to_the_run_that_applied_it(backend: Database) -> None:

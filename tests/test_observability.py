@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import urllib.request
 from pathlib import Path
 
@@ -11,19 +10,14 @@ import pytest
 from temporalio.client import Client
 
 from tests.orders import make_order, start_order
+from tests.ports import free_port
 from tests.workers import WorkerProcess
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def test_worker_exports_spans_and_prometheus_metrics_when_asked(
     dev_client: Client, dev_address: str, task_queue: str, tmp_path: Path
 ) -> None:
-    port = _free_port()
+    port = free_port()
     worker = WorkerProcess(
         dev_address, task_queue, f"sqlite:///{tmp_path / 'app.db'}", tmp_path / "worker.log",
         OTEL_TRACES_EXPORTER="console", SAGAWORKS_METRICS_PORT=str(port),

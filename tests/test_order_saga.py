@@ -3,27 +3,52 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import subprocess
-import time
+import threading
 import uuid
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.worker import Worker
 
 from activities.db import Database
 from activities import build_activities
-from activities.orders import OrderActivities, Payment, invariant_violations
+from activities.orders import OrderActivities, invariant_violations, seed_inventory
 from client.devserver import temporal_binary
-from tests.orders import final_status, make_order, start_order, wait_for_status
+from tests.orders import (
+    activity_names,
+    final_status,
+    ledger,
+    make_order,
+    reset_after,
+    start_order,
+    wait_for_status,
+    wait_until_held,
+)
+from worker import running_worker
+from workflows.saga import error_class
 from workflows.order import OrderFulfillmentSaga
 from workflows.catalog import WORKFLOWS
-from contracts.orders import ORDER_STEPS, ChargeInput, FailureInjection, OrderResult, StepResult, order_workflow_id
+from contracts.orders import (
+    ORDER_STEPS,
+    ChargeInput,
+    FailureInjection,
+    OrderResult,
+    OrderStatus,
+    SealStepsInput,
+    SealStepsResult,
+    StepResult,
+    order_workflow_id,
+)
 from contracts.common import SagaReport
 
 
@@ -76,9 +101,8 @@ async def test_transient_failure_is_retried_and_the_step_applied_once(
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
     ]
     assert max(attempts) == 3  # two injected failures, then success
-    with db.transaction() as session:
-        payments = session.query(Payment).filter_by(order_id=order.order_id).all()
-    assert len(payments) == 1  # each failed attempt had already charged: never twice
+    # Each failed attempt had already charged: the ledger shows the charge took effect once.
+    assert ledger(db, order.order_id) == {"CHARGE": 1}
     assert invariant_violations(db, {order.order_id: "COMPLETED"}) == []
 
 
@@ -99,29 +123,35 @@ async def test_cancel_mid_saga_compensates_and_ends_canceled(
     order = make_order(step_delay_seconds=0.5)
     handle = await start_order(dev_client, task_queue, order)
     await wait_for_status(handle, lambda s: s.done >= 2)
-    await handle.cancel()
-    with pytest.raises(WorkflowFailureError) as failure:
-        await handle.result()
-
-    assert isinstance(failure.value.cause, CancelledError)
+    status = await _cancel(handle)
     assert await final_status(handle) == "CANCELED"
-    status = await handle.query(OrderFulfillmentSaga.status)
     assert status.state == "canceled"
     assert [c.step for c in status.compensations][-2:] == ["charge_payment", "create_customer_account"]
     assert invariant_violations(db, {order.order_id: "CANCELED"}) == []
 
 
+async def _cancel(handle: WorkflowHandle[OrderFulfillmentSaga, OrderResult]) -> OrderStatus:
+    """Cancel the run, check it ends cancelled, and return its final status."""
+    await handle.cancel()
+    with pytest.raises(WorkflowFailureError) as failure:
+        await handle.result()
+    assert isinstance(failure.value.cause, CancelledError)
+    return await handle.query(OrderFulfillmentSaga.status)
+
+
 async def test_pause_holds_the_saga_between_steps_until_resume(
     dev_client: Client, order_worker: Worker, task_queue: str
 ) -> None:
-    handle = await start_order(dev_client, task_queue, make_order(step_delay_seconds=0.3))
+    handle = await start_order(dev_client, task_queue, make_order(step_delay_seconds=1))
+    await wait_for_status(handle, lambda s: s.done >= 1)
     await handle.signal(OrderFulfillmentSaga.pause)
-    await wait_for_status(handle, lambda s: s.state == "paused")
-    await asyncio.sleep(0.5)  # a step already running when the signal came may finish
+    # Held: every activity and timer resolved and the last workflow task asked for nothing,
+    # so nothing moves until the resume signal.
+    await wait_until_held(handle)
     paused = await handle.query(OrderFulfillmentSaga.status)
-    await asyncio.sleep(1.0)
-    still = await handle.query(OrderFulfillmentSaga.status)
-    assert still.done == paused.done < 5
+    assert paused.state == "paused" and 1 <= paused.done < 5
+    # Between steps no step is current: not the one that just finished.
+    assert paused.current_step is None, paused
     await handle.signal(OrderFulfillmentSaga.resume)
     assert len((await handle.result()).references) == 5
 
@@ -185,9 +215,6 @@ def test_failure_injection_rejects_nonsense() -> None:
 async def test_concurrent_orders_keep_the_invariants_on_each_backend(
     dev_client: Client, task_queue: str, db_url: str
 ) -> None:
-    from activities.orders import seed_inventory
-    from worker import running_worker
-
     backend = Database(db_url)
     seed_inventory(backend)
     failures = [None, {"step": "reserve_inventory", "mode": "permanent"},
@@ -230,31 +257,70 @@ async def test_local_steps_keep_the_same_guarantees(
 async def test_cancel_while_a_step_runs_lets_it_finish_then_compensates_it(
     dev_client: Client, task_queue: str, db: Database
 ) -> None:
-    started = asyncio.Event()
+    started, gate = asyncio.Event(), threading.Event()
     loop = asyncio.get_running_loop()
     real = OrderActivities(db)
 
     @activity.defn(name="charge_payment")
-    def slow_charge(step: ChargeInput) -> StepResult:
+    def gated_charge(step: ChargeInput) -> StepResult:
         loop.call_soon_threadsafe(started.set)
-        time.sleep(1.5)  # no heartbeat: the cancel cannot reach this attempt
+        # No heartbeat: the cancel cannot reach this attempt. It charges once the test saw
+        # the workflow take the cancel.
+        if not gate.wait(timeout=60):
+            raise ApplicationError("the test never let the charge go on", non_retryable=True)
         return real.charge_payment(step)
 
-    acts = [a for a in build_activities(db) if getattr(a, "__name__", "") != "charge_payment"] + [slow_charge]
     order = make_order()
-    with ThreadPoolExecutor(4) as executor:
-        async with Worker(dev_client, task_queue=task_queue, workflows=WORKFLOWS, activities=acts,
-                          activity_executor=executor, max_concurrent_activities=4):
-            handle = await start_order(dev_client, task_queue, order)
-            await asyncio.wait_for(started.wait(), timeout=30)
-            await handle.cancel()
-            with pytest.raises(WorkflowFailureError) as failure:
-                await handle.result()
-            status = await handle.query(OrderFulfillmentSaga.status)
+    async with _worker_replacing(dev_client, task_queue, db, "charge_payment", gated_charge):
+        handle = await start_order(dev_client, task_queue, order)
+        await asyncio.wait_for(started.wait(), timeout=30)
+        await handle.cancel()
+        await _wait_for_history(handle, _took_the_cancel)
+        gate.set()
+        with pytest.raises(WorkflowFailureError) as failure:
+            await handle.result()
+        status = await handle.query(OrderFulfillmentSaga.status)
+        events = list((await handle.fetch_history()).events)
     assert isinstance(failure.value.cause, CancelledError)
     assert "send_notification" not in status.completed_steps  # nothing ran after the cancel
     assert [c.step for c in status.compensations] == ["charge_payment", "create_customer_account"]
+    # What only run_to_completion guarantees: the refund is scheduled after the charge
+    # finished, so it refunds a charge that took effect. Without it the refund runs first,
+    # finds nothing, and the charge that follows is refused: no charge and no refund.
+    names = activity_names(events)
+    charged = next(e.event_id for e in events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
+                   and names[e.activity_task_completed_event_attributes.scheduled_event_id] == "charge_payment")
+    refund = next(e.event_id for e in events if names.get(e.event_id) == "refund_payment")
+    assert charged < refund
+    assert ledger(db, order.order_id) == {"CHARGE": 1, "REFUND": 1}
     assert invariant_violations(db, {order.order_id: "CANCELED"}) == []
+
+
+@contextlib.asynccontextmanager
+async def _worker_replacing(
+    client: Client, task_queue: str, db: Database, name: str, replacement: Callable[..., Any]
+) -> AsyncIterator[Worker]:
+    """A worker of the whole catalog, with the activity called ``name`` replaced."""
+    acts = [a for a in build_activities(db) if getattr(a, "__name__", "") != name] + [replacement]
+    with ThreadPoolExecutor(4) as executor:
+        async with Worker(client, task_queue=task_queue, workflows=WORKFLOWS, activities=acts,
+                          activity_executor=executor, max_concurrent_activities=4) as worker:
+            yield worker
+
+
+def _took_the_cancel(events: list) -> bool:
+    requested = [e.event_id for e in events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED]
+    return bool(requested) and any(
+        e.event_id > requested[0] and e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED for e in events
+    )
+
+
+async def _wait_for_history(handle, predicate, timeout: float = 30.0) -> None:
+    async def poll() -> None:
+        while not predicate(list((await handle.fetch_history()).events)):
+            await asyncio.sleep(0.1)
+
+    await asyncio.wait_for(poll(), timeout)
 
 
 async def test_a_saga_under_another_workflow_id_is_refused_before_any_step(
@@ -284,3 +350,153 @@ async def test_resubmitting_a_completed_order_under_its_id_is_refused_and_undoes
         await again.result()
     assert "already processed by another run" in str(failure.value.cause)
     assert invariant_violations(db, {order.order_id: "COMPLETED"}) == []
+
+
+async def test_reset_after_step_2_of_a_completed_order_repeats_the_later_steps_once(
+    dev_client: Client, order_worker: Worker, task_queue: str, db: Database
+) -> None:
+    order = make_order()
+    first = await start_order(dev_client, task_queue, order)
+    await first.result()
+    again = await reset_after(dev_client, first.id, "charge_payment")
+    # The reset run repeats steps 3-5 on the rows the first run wrote: same order, same owner.
+    result = await again.result()
+    assert list(result.references) == list(ORDER_STEPS)
+    assert ledger(db, order.order_id) == {"CHARGE": 1}
+    assert invariant_violations(db, {order.order_id: "COMPLETED"}) == []
+
+
+async def test_reset_after_step_2_of_a_running_order_that_then_fails_refunds_once(
+    dev_client: Client, order_worker: Worker, task_queue: str, db: Database
+) -> None:
+    # 5 s between steps: the reset lands long before the first run could reach step 4,
+    # however loaded the machine.
+    order = make_order(step_delay_seconds=5, inject_failure={"step": "reserve_inventory", "mode": "permanent"})
+    first = await start_order(dev_client, task_queue, order)
+    await wait_for_status(first, lambda s: s.done >= 3, timeout=60)
+    again = await reset_after(dev_client, first.id, "charge_payment")  # the first run is terminated
+    with pytest.raises(WorkflowFailureError) as failure:
+        await again.result()
+    report = SagaReport.model_validate(failure.value.cause.details[0])  # type: ignore[union-attr]
+    assert report.failed_step == "reserve_inventory" and report.fully_compensated
+    assert await final_status(dev_client.get_workflow_handle(first.id, run_id=first.result_run_id)) == "TERMINATED"
+    assert ledger(db, order.order_id) == {"CHARGE": 1, "REFUND": 1}
+    assert invariant_violations(db, {order.order_id: "FAILED"}) == []
+
+
+async def test_reset_after_step_4_then_cancel_undoes_every_step_the_first_run_took(
+    dev_client: Client, order_worker: Worker, task_queue: str, db: Database
+) -> None:
+    order = make_order(step_delay_seconds=2)
+    first = await start_order(dev_client, task_queue, order)
+    await first.result()
+    # The reset run waits 2 s before step 5, which the first run already took; it is
+    # cancelled in that wait, so it must undo step 5 too although it never reached it.
+    again = await reset_after(dev_client, first.id, "reserve_inventory")
+    status = await _cancel(again)
+    assert [c.step for c in status.compensations] == list(reversed(ORDER_STEPS))
+    assert ledger(db, order.order_id) == {"CHARGE": 1, "REFUND": 1}
+    assert invariant_violations(db, {order.order_id: "CANCELED"}) == []
+
+
+async def test_reset_of_a_failed_order_never_charges_it_again(
+    dev_client: Client, order_worker: Worker, task_queue: str, db: Database
+) -> None:
+    order = make_order(inject_failure={"step": "create_shipping_label", "mode": "permanent"})
+    first = await start_order(dev_client, task_queue, order)
+    with pytest.raises(WorkflowFailureError):
+        await first.result()
+    again = await reset_after(dev_client, first.id, "reserve_inventory")
+    with pytest.raises(WorkflowFailureError) as failure:
+        await again.result()
+    # Its own order's rows are not "another run's": the step is refused because the failed
+    # run compensated it, and the compensations find nothing left to undo.
+    assert error_class(failure.value.cause) == "StepAlreadyCompensated"  # type: ignore[arg-type]
+    assert "submit a new order" in str(failure.value.cause)
+    assert ledger(db, order.order_id) == {"CHARGE": 1, "REFUND": 1}
+    assert invariant_violations(db, {order.order_id: "FAILED"}) == []
+
+
+async def test_an_unknown_sku_is_refused_before_anyone_is_charged(
+    dev_client: Client, order_worker: Worker, task_queue: str, db: Database
+) -> None:
+    items = [{"sku": "WIDGET-1", "quantity": 1, "unit_price_cents": 100},
+             {"sku": "NOPE-9", "quantity": 1, "unit_price_cents": 100}]
+    order = make_order(items=items)
+    handle = await start_order(dev_client, task_queue, order)
+    with pytest.raises(WorkflowFailureError) as failure:
+        await handle.result()
+    assert error_class(failure.value.cause) == "ValidationError"  # type: ignore[arg-type]
+    message = str(failure.value.cause.cause)  # type: ignore[union-attr]
+    assert "unknown SKU 'NOPE-9'" in message and "items[1].sku" in message and "WIDGET-1" in message
+    history = await handle.fetch_history()
+    assert set(activity_names(list(history.events)).values()) == {"check_order_items"}
+    assert ledger(db, order.order_id) == {}
+    assert invariant_violations(db, {order.order_id: "FAILED"}) == []
+
+
+async def test_releases_and_reserves_of_the_same_skus_never_deadlock(
+    dev_client: Client, task_queue: str, db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    backend = Database(db_url)
+    seed_inventory(backend)
+    # Lines in the reverse of the lock order (sorted SKUs), as a customer may list them.
+    items = [{"sku": "WIDGET-1", "quantity": 1, "unit_price_cents": 100},
+             {"sku": "GADGET-2", "quantity": 1, "unit_price_cents": 100}]
+    fail = {"step": "reserve_inventory", "mode": "permanent"}  # reserved, then released
+    orders = [make_order(items=items, inject_failure=fail if i % 2 else None) for i in range(40)]
+    before = _deadlocks(db_url)
+    try:
+        with caplog.at_level(logging.WARNING, logger="temporalio.activity"):
+            async with running_worker(dev_client, backend, task_queue=task_queue, activity_threads=16):
+                handles = [await start_order(dev_client, task_queue, order) for order in orders]
+                await asyncio.gather(*(h.result() for h in handles), return_exceptions=True)
+                outcomes = {o.order_id: await final_status(h) for o, h in zip(orders, handles, strict=True)}
+    finally:
+        backend.dispose()  # each backend reports its deadlock count as it closes
+    logged = [r for r in caplog.records if r.exc_info and "deadlock detected" in str(r.exc_info[1])]
+    assert (len(logged), _deadlocks(db_url) - before) == (0, 0)
+    expected = {o.order_id: "FAILED" if o.inject_failure else "COMPLETED" for o in orders}
+    assert outcomes == expected
+    checked = Database(db_url)
+    try:
+        assert invariant_violations(checked, outcomes) == []
+    finally:
+        checked.dispose()
+
+
+def _deadlocks(db_url: str) -> int:
+    """Deadlocks PostgreSQL detected in the database so far (SQLite never deadlocks: it
+    takes its write lock at BEGIN)."""
+    if db_url.startswith("sqlite"):
+        return 0
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(
+                text("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")
+            ).scalar_one()
+    finally:
+        engine.dispose()
+
+
+async def test_when_sealing_fails_every_unreached_step_is_undone(
+    dev_client: Client, task_queue: str, db: Database
+) -> None:
+    @activity.defn(name="seal_unreached_steps")
+    def broken_seal(seal: SealStepsInput) -> SealStepsResult:
+        raise ApplicationError("the database refused the seal", non_retryable=True)
+
+    order = make_order(inject_failure={"step": "charge_payment", "mode": "permanent"})
+    async with _worker_replacing(dev_client, task_queue, db, "seal_unreached_steps", broken_seal):
+        handle = await start_order(dev_client, task_queue, order)
+        with pytest.raises(WorkflowFailureError) as failure:
+            await handle.result()
+    report = SagaReport.model_validate(failure.value.cause.details[0])  # type: ignore[union-attr]
+    # The report still names the step that failed, and nothing that might exist is left.
+    assert report.failed_step == "charge_payment" and report.fully_compensated
+    assert [c.step for c in report.compensations] == list(reversed(ORDER_STEPS))
+    assert ledger(db, order.order_id) == {"CHARGE": 1, "REFUND": 1}
+    assert invariant_violations(db, {order.order_id: "FAILED"}) == []

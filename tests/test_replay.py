@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
 import pytest
 from temporalio.workflow import NondeterminismError
 
+from client.codec import ENCODING, KEYS_ENV
+from client.connection import data_converter
 from client.replay import history_files, load_history, replay
+from tests.encryption import NEW_KEY_ID, OLD_KEY, OLD_KEY_ID, TEST_ENV
 from tests.drifted_order import DriftedOrderSaga
+from tests.record_histories import ENCRYPTED
 
 HISTORIES = Path(__file__).parent / "histories"
+ENCRYPTED_HISTORIES = HISTORIES / ENCRYPTED
 
 
 def test_histories_cover_every_way_a_saga_ends() -> None:
@@ -35,3 +41,33 @@ async def test_replay_catches_a_nondeterministic_change() -> None:
     results = await replay([load_history(HISTORIES / "order_completed.json")], workflows=[DriftedOrderSaga])
     [failure] = results.replay_failures.values()
     assert isinstance(failure, NondeterminismError)
+
+
+def test_encrypted_histories_are_ciphertext_and_end_both_ways() -> None:
+    endings = set()
+    for path in history_files(ENCRYPTED_HISTORIES):
+        history = load_history(path)
+        [workflow_input] = history.events[0].workflow_execution_started_event_attributes.input.payloads
+        assert workflow_input.metadata["encoding"] == ENCODING
+        endings.add(history.events[-1].event_type)
+    assert len(endings) == 2  # completed and failed (compensated)
+
+
+@pytest.mark.parametrize("path", history_files(ENCRYPTED_HISTORIES), ids=lambda p: f"encrypted-{p.stem}")
+async def test_encrypted_history_replays_with_its_keys(path: Path) -> None:
+    results = await replay([load_history(path)], data_converter=data_converter(TEST_ENV))
+    assert dict(results.replay_failures) == {}
+
+
+async def test_replay_of_an_encrypted_history_catches_a_nondeterministic_change() -> None:
+    history = load_history(ENCRYPTED_HISTORIES / "order_completed.json")
+    results = await replay([history], workflows=[DriftedOrderSaga], data_converter=data_converter(TEST_ENV))
+    [failure] = results.replay_failures.values()
+    assert isinstance(failure, NondeterminismError)
+
+
+async def test_an_encrypted_history_without_its_key_fails_naming_the_key_id() -> None:
+    old_only = data_converter({KEYS_ENV: f"{OLD_KEY_ID}:{base64.b64encode(OLD_KEY).decode()}"})
+    results = await replay([load_history(ENCRYPTED_HISTORIES / "order_completed.json")], data_converter=old_only)
+    [failure] = results.replay_failures.values()
+    assert f"key id '{NEW_KEY_ID}'" in str(failure)

@@ -9,9 +9,13 @@ from temporalio import activity, workflow
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.worker import Worker
 
+from activities.db import Database
+from client.connection import data_converter
 from client.trace import trace_markdown, trace_run
 from contracts.orders import ORDER_STEPS
+from tests.encryption import TEST_ENV
 from tests.orders import make_order, start_order, wait_for_status
+from worker import running_worker
 
 
 async def test_trace_of_a_compensated_saga_with_a_retried_step(
@@ -28,12 +32,13 @@ async def test_trace_of_a_compensated_saga_with_a_retried_step(
     assert trace.status == "FAILED" and trace.error_type == "SagaCompensated"
     names = [step.name for step in trace.steps]
     undo = ["void_shipping_label", "release_inventory", "send_cancellation_notice", "refund_payment", "delete_customer_account"]
-    assert names == [*ORDER_STEPS, *undo]
-    label = trace.steps[4]
+    # The items check, the five steps (the last fails: no step is left unreached), the undos.
+    assert names == ["check_order_items", *ORDER_STEPS, *undo]
+    label = trace.steps[5]
     assert (label.outcome, label.error_type) == ("failed", "InjectedFailure")
     assert all(step.outcome == "completed" for step in trace.steps if step is not label)
-    assert [s.summary for s in trace.steps[5:]] == [f"compensate {step}" for step in reversed(ORDER_STEPS)]
-    charge = trace.steps[1]
+    assert [s.summary for s in trace.steps[6:]] == [f"compensate {step}" for step in reversed(ORDER_STEPS)]
+    charge = trace.steps[2]
     assert charge.result["key"].endswith(":charge_payment")  # decoded payload of that step
     # Every step lies inside the run, and in the order it began.
     assert all(trace.started <= s.started <= s.closed <= trace.closed for s in trace.steps)
@@ -44,7 +49,7 @@ async def test_trace_of_a_compensated_saga_with_a_retried_step(
     assert charge.attempts == 3 and charge.outcome == "completed"  # two injected failures, then success
 
     report = trace_markdown(trace)
-    assert "| 5 | create_shipping_label | activity | 1 |" in report and "InjectedFailure" in report
+    assert "| 6 | create_shipping_label | activity | 1 |" in report and "InjectedFailure" in report
 
 
 async def test_trace_of_a_cancelled_run_shows_timers_signals_and_the_cancel(
@@ -102,3 +107,21 @@ async def test_trace_follows_child_runs(dev_client: Client, task_queue: str) -> 
     assert [[(s.name, s.result) for s in c.child.steps] for c in children] == [[("shout", "A")], [("shout", "B")]]
     shallow = await trace_run(dev_client, handle.id, depth=0)
     assert all(step.child is None for step in shallow.steps)
+
+
+async def test_trace_of_an_encrypted_run_decodes_summaries_and_errors(
+    dev_client: Client, db: Database, task_queue: str
+) -> None:
+    address = dev_client.service_client.config.target_host
+    encrypted = await Client.connect(address, data_converter=data_converter(TEST_ENV))
+    async with running_worker(encrypted, db, task_queue=task_queue, activity_threads=4):
+        order = make_order(inject_failure={"step": "create_shipping_label", "mode": "permanent"})
+        handle = await start_order(encrypted, task_queue, order)
+        with contextlib.suppress(WorkflowFailureError):
+            await handle.result()
+    trace = await trace_run(encrypted, handle.id, payloads=True)
+    label = next(step for step in trace.steps if step.name == "create_shipping_label")
+    assert (label.error_type, label.error) == ("InjectedFailure", "injected permanent failure at create_shipping_label")
+    assert "compensate charge_payment" in [step.summary for step in trace.steps]
+    assert trace.error_type == "SagaCompensated" and "create_shipping_label" in (trace.error or "")
+    assert next(s for s in trace.steps if s.name == "charge_payment").result["key"].endswith(":charge_payment")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,6 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.db import Database
 from client.devserver import start_embedded
 from tests.orders import make_order, start_order
+from tests.ports import free_port
 from worker import running_worker
 
 CHROMIUM = "/usr/bin/chromium"
@@ -31,15 +31,9 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest_asyncio.fixture(scope="module")
 async def ui_env() -> AsyncIterator[tuple[WorkflowEnvironment, str]]:
-    port = _free_port()
+    port = free_port()
     async with await start_embedded(ui_port=port) as env:
         yield env, f"http://127.0.0.1:{port}"
 

@@ -11,7 +11,7 @@ import pytest
 
 from client.connection import connect
 from client.devserver import dev_server_command, wait_until_serving
-from tests.chaos import _free_port
+from tests.ports import free_port
 from tests.orders import make_order, start_order
 from tests.workers import WorkerProcess
 
@@ -20,7 +20,7 @@ RETRYING = "Temporal not reachable"
 
 @pytest.fixture
 def port() -> int:
-    return _free_port()
+    return free_port()
 
 
 @pytest.fixture

@@ -61,12 +61,16 @@ class Family(Generic[InputT]):
     """What a refused start tells the user (the id already exists under the policy)."""
     samples: tuple[str, ...] = ()
     """Sample inputs, relative to ``samples/``: JSON files of :attr:`input_model`."""
-    accepts: tuple[str, ...] = ("pause", "resume")
-    """The signals and updates a run accepts besides cancellation."""
+    signals: tuple[str, ...] = ("pause", "resume")
+    """The signals a run accepts (the API forwards only these)."""
+    updates: tuple[str, ...] = ()
+    """The updates a run accepts (approve, reject, assign...; the API forwards only these)."""
     helper_workflows: tuple[type, ...] = field(default=())
     """Workflows it starts as children; served by the worker, never started by users."""
     path_field: str | None = None
     """The input field a path argument fills (``saga run document FILE``)."""
+    path_is_folder: bool = False
+    """The path argument must be a folder (otherwise a file)."""
     rerun_field: str | None = None
     """A field whose value may run only once (the order id): the demo and the console's
     sample buttons give it a fresh suffix so a sample can run again."""
@@ -76,26 +80,37 @@ class Family(Generic[InputT]):
     """The family a folder given as the path argument starts instead."""
 
     @property
+    def accepts(self) -> tuple[str, ...]:
+        """Every signal and update a run accepts besides cancellation."""
+        return (*self.signals, *self.updates)
+
+    @property
     def workflow_type(self) -> str:
         """The Temporal workflow type name."""
         return self.workflow.__name__
 
     def parse(self, data: bytes | str | dict[str, Any]) -> InputT:
         """Validate raw input (JSON text or a mapping); raises ``pydantic.ValidationError``."""
-        if isinstance(data, dict):
-            return self.input_model.model_validate(data)
-        return self.input_model.model_validate_json(data)
+        # Always through JSON, as the workflow receives it: strict models accept JSON forms
+        # (dates, enums, tuples) from JSON text that they refuse from Python objects.
+        text = json.dumps(data) if isinstance(data, dict) else data
+        return self.input_model.model_validate_json(text)
 
     def sample_paths(self) -> list[Path]:
         """The sample input files, as absolute paths."""
         return [SAMPLES / sample for sample in self.samples]
 
-    def sample_input(self, sample: str, rerun_suffix: str | None = None) -> InputT:
-        """A sample input (relative to ``samples/``), its :attr:`rerun_field` suffixed."""
-        data = json.loads((SAMPLES / sample).read_bytes())
-        if rerun_suffix and self.rerun_field:
+    def sample_data(self, sample: str, rerun_suffix: str | None = None) -> dict[str, Any]:
+        """A sample input as JSON data (relative to ``samples/``), its :attr:`rerun_field`
+        suffixed so that it can run again."""
+        data: dict[str, Any] = json.loads((SAMPLES / sample).read_bytes())
+        if rerun_suffix and self.rerun_field and self.rerun_field in data:
             data[self.rerun_field] = f"{data[self.rerun_field]}-{rerun_suffix}"
-        return self.parse(data)
+        return data
+
+    def sample_input(self, sample: str, rerun_suffix: str | None = None) -> InputT:
+        """A sample input, validated (see :meth:`sample_data`)."""
+        return self.parse(self.sample_data(sample, rerun_suffix))
 
     def input_schema(self) -> dict[str, Any]:
         """The JSON Schema of the input model."""
@@ -150,6 +165,7 @@ FAMILIES: tuple[Family[Any], ...] = (
         f"(see `saga status batch-{document_id_for(batch.folder)}`)",
         samples=("inputs/document-batch.json",),
         path_field="folder",
+        path_is_folder=True,
         demo=(DemoRun("inputs/document-batch.json"),),
     ),
     Family(

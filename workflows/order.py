@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError, is_cancelled_exception
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     import pydantic
@@ -18,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
         ORDER_STEPS,
         AccountInput,
         ChargeInput,
+        CheckItemsInput,
         LabelInput,
         NotificationInput,
         OrderInput,
@@ -25,6 +26,8 @@ with workflow.unsafe.imports_passed_through():
         OrderState,
         OrderStatus,
         ReserveInput,
+        SealStepsInput,
+        SealStepsResult,
         StepInput,
         StepResult,
         UndoInput,
@@ -33,6 +36,13 @@ with workflow.unsafe.imports_passed_through():
     from workflows.common import Pausable
     from workflows.concurrency import run_to_completion
     from workflows.saga import Saga
+
+
+CHECK_ITEMS_PATCH = "check-items-before-any-step"
+"""Runs started before it took their first step without asking the inventory about SKUs."""
+
+SEAL_UNREACHED_PATCH = "seal-unreached-steps"
+"""Runs started before it compensated only the steps they reached, even after a reset."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +61,13 @@ class OrderFulfillmentSaga(Pausable):
 
     Each compensation is registered before its step runs, because a step can take effect
     and still fail (its response lost); compensations are no-ops for steps that never ran.
+
+    A Temporal reset is supported: step rows belong to the workflow's first execution run
+    id, which a reset keeps, so the reset run repeats the steps after the reset point on
+    the same rows (idempotently) and its compensations undo them. A run that fails or is
+    cancelled first seals the steps it never reached (``seal_unreached_steps``): those the
+    run before a reset took are undone too, the others can no longer take effect. (Every
+    run does it: whether a run was reset is not visible to its code in a replay.)
     """
 
     def __init__(self) -> None:
@@ -68,7 +85,16 @@ class OrderFulfillmentSaga(Pausable):
         self._saga = Saga(parallel=order.parallel_compensation)
         steps = self._plan(order)
         references: dict[str, str] = {}
+        registered = 0
         try:
+            if workflow.patched(CHECK_ITEMS_PATCH):
+                # An unknown SKU would otherwise surface at reserve_inventory, after the charge.
+                await workflow.execute_activity(
+                    OrderActivities.check_order_items,
+                    CheckItemsInput(order_id=order.order_id, items=order.items),
+                    summary="check items",
+                    **policies.DATABASE_WRITE,
+                )
             async with self._saga:
                 try:
                     for index, step in enumerate(steps):
@@ -79,11 +105,8 @@ class OrderFulfillmentSaga(Pausable):
                         workflow.set_current_details(
                             f"step {index + 1}/{len(ORDER_STEPS)}: {step.name}"
                         )
-                        self._saga.add_compensation(
-                            step.undo,
-                            UndoInput(key=step.input.key, order_id=order.order_id, run_id=step.input.run_id),
-                            step=step.name,
-                        )
+                        self._register_undo(step)
+                        registered += 1
                         # A cancel lets the running step finish before compensating it,
                         # so the undo never races the step it undoes.
                         execute = workflow.execute_local_activity if order.local_steps else workflow.execute_activity
@@ -92,9 +115,15 @@ class OrderFulfillmentSaga(Pausable):
                         )
                         references[step.name] = result.reference
                         self._completed.append(step.name)
-                except BaseException:
+                        self._current_step = None
+                except BaseException as err:
                     self._state = "compensating"
-                    workflow.set_current_details(f"compensating after {self._current_step}")
+                    workflow.set_current_details(f"compensating after {self._saga.current_step}")
+                    unreached = steps[registered:]
+                    compensates = isinstance(err, FailureError) or is_cancelled_exception(err)
+                    if unreached and compensates and workflow.patched(SEAL_UNREACHED_PATCH):
+                        for step in await self._taken_anyway(unreached):
+                            self._register_undo(step)
                     raise
         except BaseException as err:
             self._state = "canceled" if is_cancelled_exception(err) else "failed"
@@ -103,6 +132,34 @@ class OrderFulfillmentSaga(Pausable):
         workflow.set_current_details("completed")
         return OrderResult(
             order_id=order.order_id, amount_cents=order.amount_cents, references=references
+        )
+
+    async def _taken_anyway(self, unreached: list[_Step]) -> list[_Step]:
+        """Seal the steps this run never reached; return those that took effect anyway."""
+        seal = SealStepsInput(
+            order_id=self._order_id,
+            run_id=unreached[0].input.run_id,
+            steps={step.name: step.input.key for step in unreached},
+        )
+        try:
+            # Shielded like the compensations: a second cancel must not skip it.
+            sealed: SealStepsResult = await run_to_completion(
+                workflow.execute_activity(
+                    OrderActivities.seal_unreached_steps, seal, summary="seal unreached steps", **policies.COMPENSATION
+                ),
+                reraise_cancel=False,
+            )
+        except ActivityError:
+            # Undoing a step nobody took is harmless (a tombstone): undo them all.
+            workflow.logger.error("Sealing the unreached steps failed; undoing each of them")
+            return unreached
+        return [step for step in unreached if step.name in sealed.taken]
+
+    def _register_undo(self, step: _Step) -> None:
+        self._saga.add_compensation(
+            step.undo,
+            UndoInput(key=step.input.key, order_id=step.input.order_id, run_id=step.input.run_id),
+            step=step.name,
         )
 
     def _plan(self, order: OrderInput) -> list[_Step]:
@@ -121,7 +178,8 @@ class OrderFulfillmentSaga(Pausable):
             return {
                 "key": f"{workflow_id}:{name}",
                 "order_id": order.order_id,
-                "run_id": workflow.info().run_id,
+                # The first run id survives a reset; the run id does not.
+                "run_id": workflow.info().first_execution_run_id,
                 "inject_failure": failure if failure and failure.step == name else None,
             }
 

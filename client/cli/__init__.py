@@ -26,6 +26,7 @@ app = typer.Typer(
 app.add_typer(start.run_app, name="run")
 app.add_typer(services.dev_app, name="dev")
 app.command("catalog")(start.catalog)
+app.command("inventory")(start.inventory)
 for command in (control.status, control.result, control.cancel):
     app.command()(command)
 app.command("pause")(control.pause)
@@ -35,6 +36,8 @@ app.command()(history.history)
 app.command("replay")(history.replay_command)
 app.command("trace")(trace.trace)
 app.command()(services.demo)
+app.command("codec-server")(services.codec_server)
+app.command("api")(services.api)
 
 
 @app.callback()
@@ -51,6 +54,9 @@ def main() -> None:
         if isinstance(exit_request.code, str):
             err.print(exit_request.code, markup=False)
         code = exit_request.code if isinstance(exit_request.code, int) else int(exit_request.code is not None)
+    except KeyboardInterrupt:  # Ctrl-C while waiting: the run goes on in Temporal
+        err.print("interrupted (the run itself goes on; `saga status ID` follows it)")
+        code = 130
     except BaseException:  # an unexpected crash: show it, then exit like any other failure
         err.print_exception()
         code = 1

@@ -6,9 +6,20 @@ from typing import Annotated, Any
 
 import typer
 
-from client.cli.output import fail, out, print_json, print_outcome, print_rows, run_async, short_time
+from client.cli.output import (
+    JsonFlag,
+    WorkflowId,
+    fail,
+    out,
+    print_json,
+    print_outcome,
+    print_rows,
+    run_async,
+    short_time,
+)
 from client.connection import connect, ui_url
 from client.runs import (
+    RUN_STATES,
     RunAlreadyClosed,
     cancel_run,
     describe_run,
@@ -19,10 +30,8 @@ from client.runs import (
 )
 from workflows.catalog import family
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
-WorkflowId = Annotated[str, typer.Argument(metavar="WORKFLOW_ID", help="Workflow id.", show_default=False)]
 
-STATUSES = ("running", "completed", "failed", "canceled", "terminated", "timed_out", "continued_as_new")
+STATUSES = tuple(state.lower() for state in RUN_STATES)
 
 
 def status(workflow_id: WorkflowId, as_json: JsonFlag = False) -> None:

@@ -7,11 +7,10 @@ from typing import Annotated
 
 import typer
 
-from client.cli.output import err, out, run_async
+from client.cli.output import WorkflowId, err, out, run_async
 from client.connection import connect
 from client.replay import fetch_history, history_files, load_history, replay
 
-WorkflowId = Annotated[str, typer.Argument(metavar="WORKFLOW_ID", help="Workflow id.", show_default=False)]
 
 
 def history(

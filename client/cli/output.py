@@ -11,7 +11,7 @@ import json
 import sys
 from collections.abc import Awaitable, Sequence
 from datetime import datetime, timezone
-from typing import Any, TextIO, TypeVar
+from typing import Annotated, Any, TextIO, TypeVar
 
 import typer
 from rich.console import Console
@@ -19,11 +19,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError
 
+from client.codec import EncryptionConfigError
 from client.connection import ui_url
 from client.runs import Outcome, failure_lines, query_progress, run_outcome, to_jsonable
 from contracts.common import ProgressStatus
 
 T = TypeVar("T")
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+WorkflowId = Annotated[str, typer.Argument(metavar="WORKFLOW_ID", help="Workflow id.", show_default=False)]
 
 # Wide enough that rich never wraps a line written to a pipe or a file.
 _UNWRAPPED_WIDTH = 100_000
@@ -49,6 +53,8 @@ def run_async(coro: Awaitable[T]) -> T:
     """Run a coroutine; Temporal being unreachable is a one-line message, exit 1."""
     try:
         return asyncio.run(coro)  # type: ignore[arg-type]
+    except EncryptionConfigError as unusable:
+        raise fail(f"encryption settings: {unusable}", 2) from None
     except RPCError as rpc_error:
         raise fail(f"Temporal: {rpc_error.message}") from None
     except RuntimeError as runtime_error:

@@ -3,42 +3,61 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from client import devserver
-from client.cli.output import out, run_async
+from client.cli.output import fail, out, run_async
 from client.connection import DEFAULT_ADDRESS
 
 dev_app = typer.Typer(help="The embedded Temporal server and a worker, in the background.", no_args_is_help=True)
 
-BACKGROUND = ("worker", "server")
+BACKGROUND = ("api", "worker", "server")
 """Background processes in the order they stop."""
+
+API_PORT = 8000
+
+
+_WHY = {
+    "started": "",
+    "reused": " (already running with these settings)",
+    "restarted": " (restarted: it was running with other settings)",
+}
 
 
 @dev_app.command("up")
 def dev_up(
     worker: Annotated[bool, typer.Option("--worker/--no-worker", help="Also start a worker.")] = True,
+    api: Annotated[bool, typer.Option("--api/--no-api", help=f"Also start the HTTP API and console on :{API_PORT}.")] = True,
+    ui_codec_endpoint: Annotated[
+        str | None,
+        typer.Option(metavar="URL", help="Point the Web UI at this codec server (see `saga codec-server`)."),
+    ] = None,
 ) -> None:
     """Start the embedded Temporal server (UI on :8233) and a worker, in the background.
 
     A worker already running with the same settings (SAGAWORKS_*, TEMPORAL_*, DATABASE_URL,
     GROQ_*...) is reused; one started with other settings is restarted with these.
     """
-    server_pid, _ = devserver.start_background("server", devserver.dev_server_command())
+    server_command = devserver.dev_server_command(ui_codec_endpoint=ui_codec_endpoint)
+    # Its command line is its settings: another --ui-codec-endpoint restarts it (the history
+    # is kept in .temporal/temporal.db across the restart).
+    server_pid, outcome = devserver.start_background("server", server_command, settings=" ".join(server_command))
     run_async(devserver.wait_until_serving(DEFAULT_ADDRESS, timeout=60))
-    out.print(f"Temporal server (pid {server_pid}) at {DEFAULT_ADDRESS}; UI http://localhost:8233")
+    out.print(f"Temporal server (pid {server_pid}){_WHY[outcome]} at {DEFAULT_ADDRESS}; UI http://localhost:8233")
     if worker:
         worker_pid, outcome = devserver.start_background(
             "worker", [sys.executable, "-m", "worker"], settings=devserver.settings_fingerprint()
         )
-        why = {
-            "started": "",
-            "reused": " (already running with these settings)",
-            "restarted": " (restarted: it was running with other settings)",
-        }[outcome]
-        out.print(f"Worker (pid {worker_pid}){why}; logs in {devserver.STATE_DIR}/worker.log")
+        out.print(f"Worker (pid {worker_pid}){_WHY[outcome]}; logs in {devserver.STATE_DIR}/worker.log")
+    if api:
+        saga = str(Path(sys.executable).parent / "saga")
+        api_pid, outcome = devserver.start_background(
+            "api", [saga, "api", "--port", str(API_PORT)], settings=devserver.settings_fingerprint()
+        )
+        out.print(f"HTTP API and console (pid {api_pid}){_WHY[outcome]}: http://127.0.0.1:{API_PORT}/")
 
 
 @dev_app.command("down")
@@ -54,3 +73,34 @@ def demo() -> None:
     from client.demo import run_demo
 
     raise typer.Exit(run_async(run_demo(out)))
+
+
+def api(
+    host: Annotated[str, typer.Option(metavar="HOST", help="Interface to listen on (127.0.0.1 only without a token).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(metavar="PORT", help="Port to listen on.")] = API_PORT,
+) -> None:
+    """Serve the HTTP API and the web console (bearer token from SAGAWORKS_API_TOKEN)."""
+    from client.api import serve
+
+    serve(host, port)
+
+
+def codec_server(
+    host: Annotated[str, typer.Option(metavar="HOST", help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(metavar="PORT", help="Port to listen on.")] = 8081,
+    token: Annotated[
+        str | None, typer.Option(metavar="TOKEN", help="Bearer token callers must send (default SAGAWORKS_CODEC_TOKEN).")
+    ] = None,
+    ui_origin: Annotated[
+        str | None,
+        typer.Option(metavar="ORIGIN", help="The Web UI's origin, the only one CORS allows (default SAGAWORKS_CODEC_UI_ORIGIN or http://localhost:8233)."),
+    ] = None,
+) -> None:
+    """Serve /encode and /decode with the configured encryption keys, for the Web UI and the temporal CLI."""
+    from client.codec import EncryptionError
+    from client.codec_server import serve
+
+    try:
+        serve(host=host, port=port, token=token, ui_origin=ui_origin)
+    except (EncryptionError, ValueError) as refused:
+        raise fail(str(refused), 2) from None

@@ -16,7 +16,7 @@ import pydantic_core
 import typer
 from pydantic import ValidationError
 
-from client.cli.output import fail, out, print_json, report_started, run_async
+from client.cli.output import JsonFlag, fail, out, print_json, print_rows, report_started, run_async
 from client.connection import connect
 from client.runs import RunConflict, start_run
 from workflows.catalog import FAMILIES, Family, family
@@ -36,7 +36,6 @@ SetOption = Annotated[
     ),
 ]
 WaitFlag = Annotated[bool, typer.Option("--wait", help="Show live progress and wait for the result.")]
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
 
 def catalog(as_json: JsonFlag = False) -> None:
@@ -48,7 +47,8 @@ def catalog(as_json: JsonFlag = False) -> None:
                     "name": f.name,
                     "workflow_type": f.workflow_type,
                     "description": f.description,
-                    "accepts": list(f.accepts),
+                    "signals": list(f.signals),
+                    "updates": list(f.updates),
                     "samples": list(f.samples),
                     "input_schema": f.input_schema(),
                 }
@@ -60,6 +60,16 @@ def catalog(as_json: JsonFlag = False) -> None:
         out.print(f"[bold]{f.name}[/bold]  ({f.workflow_type})\n  {f.description}")
         for sample in f.samples:
             out.print(f"  sample: samples/{sample}")
+
+
+def inventory(as_json: JsonFlag = False) -> None:
+    """The sample inventory the worker seeds: the SKUs an order may use, with their stock."""
+    from contracts.orders import SAMPLE_INVENTORY
+
+    if as_json:
+        print_json([entry.model_dump() for entry in SAMPLE_INVENTORY])
+        return
+    print_rows(("SKU", "NAME", "STOCK AT FIRST START"), [(e.sku, e.name, str(e.stock)) for e in SAMPLE_INVENTORY])
 
 
 def _read_input(source: str, fam: Family[Any]) -> dict[str, Any]:
@@ -141,6 +151,9 @@ def _path_argument(fam: Family[Any], path: Path) -> tuple[Family[Any], dict[str,
     if not os.access(path, os.R_OK | (os.X_OK if path.is_dir() else 0)):
         raise fail(f"{path}: not readable", 2)
     target = family(fam.folder_family) if path.is_dir() and fam.folder_family else fam
+    if target.path_is_folder != path.is_dir():
+        wanted = "a folder" if target.path_is_folder else "a file"
+        raise fail(f"{path}: not {wanted}; `saga run {target.name}` takes {wanted}", 2)
     # Made absolute but not resolved: the worker checks symlinks against its document roots.
     return target, {target.path_field or "": os.path.abspath(path)}
 

@@ -6,11 +6,10 @@ from typing import Annotated
 
 import typer
 
-from client.cli.output import print_json, run_async
+from client.cli.output import WorkflowId, print_json, run_async
 from client.connection import connect
 from client.trace import trace_markdown, trace_run
 
-WorkflowId = Annotated[str, typer.Argument(metavar="WORKFLOW_ID", help="Workflow id.", show_default=False)]
 
 
 def trace(

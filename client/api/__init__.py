@@ -1,0 +1,10 @@
+"""The HTTP API and web console: one FastAPI app over :mod:`client.runs` and the catalog.
+
+``saga api`` calls :func:`serve`; tests build the app with :func:`create_app`.
+"""
+
+from client.api.app import create_app
+from client.api.server import serve
+from client.api.settings import ApiSettings
+
+__all__ = ["ApiSettings", "create_app", "serve"]

@@ -1,0 +1,120 @@
+"""The web console at ``/``: catalog, start forms, runs list and run pages (Jinja2)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from client.api.errors import ApiError
+from client.api.render import form_fields, render_value
+from client.api.routes_ops import catalog_entry
+from client.api.routes_runs import temporal
+from client.api.security import SESSION_COOKIE, supplied_token, token_matches
+from client.runs import RUN_STATES, describe_run, list_runs_page, run_outcome, visibility_query
+from workflows.catalog import FAMILIES, family
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=HERE / "templates")
+templates.env.filters["render"] = render_value
+templates.env.filters["tojson_pretty"] = lambda v: json.dumps(jsonable_encoder(v), indent=2)
+
+
+class _LoginRequired(Exception):
+    pass
+
+
+def signed_in(request: Request) -> None:
+    """Console pages need the token too; a browser keeps it in an HttpOnly cookie."""
+    expected = request.app.state.settings.token
+    if expected is not None and not token_matches(supplied_token(request), expected):
+        raise _LoginRequired
+
+
+def install_login_redirect(app: Any) -> None:
+    @app.exception_handler(_LoginRequired)
+    async def _login(request: Request, _: _LoginRequired) -> Response:
+        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+
+
+def local_path(target: str) -> str:
+    """``target`` if it is a path on this site, else ``/`` (no open redirect after sign-in).
+
+    ``//host/x`` and ``/\\host/x`` are protocol-relative URLs to another host in a browser.
+    """
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith(("//", "/\\")):
+        return "/"
+    return target
+
+
+def build_router() -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+    page = Depends(signed_in)
+
+    @router.get("/", response_class=HTMLResponse, dependencies=[page])
+    async def home(request: Request) -> HTMLResponse:
+        return templates.TemplateResponse(request, "catalog.html", {"families": [catalog_entry(f) for f in FAMILIES]})
+
+    @router.get("/families/{name}", response_class=HTMLResponse, dependencies=[page])
+    async def start_form(request: Request, name: str) -> HTMLResponse:
+        try:
+            entry = catalog_entry(family(name))
+        except KeyError as unknown:
+            raise ApiError(404, "NotFound", unknown.args[0]) from None
+        return templates.TemplateResponse(
+            request, "start.html", {"family": entry, "fields": form_fields(entry.input_schema)}
+        )
+
+    @router.get("/runs", response_class=HTMLResponse, dependencies=[page])
+    async def runs(request: Request, family_name: str = "", status: str = "", page: str = "") -> HTMLResponse:
+        fam = family(family_name) if family_name in {f.name for f in FAMILIES} else None
+        known = status.upper() in RUN_STATES
+        query = visibility_query(family=fam, status=status if known else None)
+        try:
+            token = bytes.fromhex(page) if page else None
+        except ValueError:
+            token = None  # a mangled link: start from the newest runs
+        rows, next_token = await list_runs_page(temporal(request), query, page_size=25, page_token=token)
+        return templates.TemplateResponse(request, "runs.html", {
+            "runs": rows, "next_page": next_token.hex() if next_token else None,
+            "family_name": fam.name if fam else "", "status": status.upper() if known else "",
+            "families": [f.name for f in FAMILIES],
+        })
+
+    @router.get("/runs/{workflow_id}", response_class=HTMLResponse, dependencies=[page])
+    async def run_page(request: Request, workflow_id: str) -> HTMLResponse:
+        client = temporal(request)
+        run = await describe_run(client, workflow_id)
+        outcome = await run_outcome(client.get_workflow_handle(workflow_id), wait=False)
+        fam = family(run["family"]) if run["family"] else None
+        return templates.TemplateResponse(request, "run.html", {
+            "run": jsonable_encoder(run), "outcome": jsonable_encoder(outcome.as_json()),
+            "accepts": fam.accepts if fam else (),
+        })
+
+    @router.get("/login", response_class=HTMLResponse)
+    async def login_page(request: Request, next: str = "/") -> HTMLResponse:
+        return templates.TemplateResponse(request, "login.html", {"next": local_path(next)})
+
+    @router.post("/login")
+    async def login(request: Request) -> JSONResponse:
+        """Exchange the token for an HttpOnly session cookie (JSON body ``{"token": ...}``)."""
+        expected = request.app.state.settings.token
+        try:
+            supplied = (await request.json()).get("token")
+        except (ValueError, AttributeError):
+            supplied = None
+        if expected is None or not token_matches(supplied if isinstance(supplied, str) else None, expected):
+            raise ApiError(401, "Unauthorized", "that is not the API token", field="token")
+        response = JSONResponse({"signed_in": True})
+        response.set_cookie(SESSION_COOKIE, expected, httponly=True, samesite="strict", secure=request.url.scheme == "https")
+        return response
+
+    return router

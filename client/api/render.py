@@ -1,0 +1,78 @@
+"""Results and form fields for people: JSON becomes tables, Markdown and images."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from markdown_it import MarkdownIt
+from markupsafe import Markup, escape
+
+# Raw HTML in a result is shown as text, never run: results carry model and document output.
+_markdown = MarkdownIt("commonmark", {"html": False}).enable("table")
+_IMAGE = re.compile(r"^(data:image/(png|jpeg|gif|webp);base64,[A-Za-z0-9+/=]+|https?://\S+\.(png|jpe?g|gif|webp|svg))$")
+_MARKDOWN_HINTS = re.compile(r"(^#{1,6} |\n[-*] |\*\*|\n\|.*\|)", re.MULTILINE)
+
+
+def render_value(value: Any) -> Markup:
+    """HTML for a JSON value: objects as key/value tables, lists of objects as tables,
+    Markdown strings rendered, image URLs shown as images."""
+    if isinstance(value, dict):
+        rows = "".join(f"<tr><th>{escape(k)}</th><td>{render_value(v)}</td></tr>" for k, v in value.items())
+        return Markup(f'<table class="kv">{rows}</table>')
+    if isinstance(value, list):
+        if value and all(isinstance(item, dict) for item in value):
+            columns = list(dict.fromkeys(key for item in value for key in item))
+            head = "".join(f"<th>{escape(c)}</th>" for c in columns)
+            body = "".join(
+                "<tr>" + "".join(f"<td>{render_value(item.get(c, ''))}</td>" for c in columns) + "</tr>" for item in value
+            )
+            return Markup(f'<table class="grid"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>')
+        if not value:
+            return Markup('<span class="muted">none</span>')
+        return Markup("<ul>" + "".join(f"<li>{render_value(item)}</li>" for item in value) + "</ul>")
+    if isinstance(value, str):
+        if _IMAGE.match(value):
+            return Markup(f'<img class="result-image" src="{escape(value)}" alt="image from the result">')
+        if _MARKDOWN_HINTS.search(value):
+            return Markup(f'<div class="markdown">{_markdown.render(value)}</div>')
+        return escape(value)
+    if value is None:
+        return Markup('<span class="muted">-</span>')
+    return escape(str(value))
+
+
+def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
+    if "$ref" in schema:
+        return _resolve(root["$defs"][schema["$ref"].rsplit("/", 1)[-1]], root)
+    options = [o for o in schema.get("anyOf", []) if o.get("type") != "null"]
+    if len(options) == 1:  # Optional[X]: the form treats an empty field as "not given"
+        return {**_resolve(options[0], root), **{k: v for k, v in schema.items() if k != "anyOf"}}
+    return schema
+
+
+def form_fields(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    """One entry per top-level property: its input kind (text, number, integer, checkbox,
+    select, or json for nested objects and lists) and the constraints the browser can check."""
+    required = set(schema.get("required", []))
+    fields = []
+    for name, raw in schema.get("properties", {}).items():
+        prop = _resolve(raw, schema)
+        kind = prop.get("type")
+        field: dict[str, Any] = {
+            # The property's own title: a referenced model's title names the model, not the field.
+            "name": name, "label": raw.get("title") or name.replace("_", " ").title(),
+            "required": name in required, "description": prop.get("description", ""),
+            "default": prop.get("default"),
+        }
+        if "enum" in prop:
+            field.update(kind="select", options=prop["enum"])
+        elif kind in ("string", "integer", "number", "boolean"):
+            field["kind"] = {"boolean": "checkbox"}.get(kind, kind)
+            for key in ("pattern", "minLength", "maxLength", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+                if key in prop:
+                    field[key] = prop[key]
+        else:
+            field["kind"] = "json"
+        fields.append(field)
+    return fields

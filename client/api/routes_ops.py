@@ -1,0 +1,175 @@
+"""The catalog, metrics, health, circuit breakers and seed 002's paths."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import create_engine, text
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.service import RPCError
+
+from client.api.metrics import step_timings
+from client.api.models import (
+    Accepted,
+    CatalogEntry,
+    CircuitBreakers,
+    FamilyMetrics,
+    Health,
+    Metrics,
+    RunDescription,
+    Sample,
+)
+from client.api.routes_runs import ERRORS, RUN_ERRORS, temporal
+from client.runs import count_runs
+from workflows.catalog import FAMILIES, Family
+
+HEALTH_TIMEOUT = timedelta(seconds=5)
+POLLER_FRESH_SECONDS = 70
+"""A poller last seen longer ago than this is a worker that stopped."""
+
+
+def catalog_entry(fam: Family[Any]) -> CatalogEntry:
+    return CatalogEntry(
+        name=fam.name, workflow_type=fam.workflow_type, description=fam.description,
+        accepts=list(fam.accepts), input_schema=fam.input_schema(),
+        # An installation without samples/ (a slim image) serves the catalog without them.
+        # A fresh suffix on the rerun field (the order id) each time, so a sample runs again.
+        samples=[
+            Sample(name=path.name, input=fam.sample_data(sample, uuid.uuid4().hex[:6]))
+            for sample, path in zip(fam.samples, fam.sample_paths(), strict=True)
+            if path.is_file()
+        ],
+    )
+
+
+async def _family_metrics(request: Request, fam: Family[Any], runs: int) -> FamilyMetrics:
+    client = temporal(request)
+    counts, (timings, sampled) = await asyncio.gather(count_runs(client, fam), step_timings(client, fam, runs=runs))
+    return FamilyMetrics(counts=counts, total=sum(counts.values()), step_timings=timings, runs_sampled=sampled)  # type: ignore[arg-type]
+
+
+async def metrics(request: Request, runs: int = Query(20, ge=0, le=200)) -> Metrics:
+    """Runs per family and status (visibility), and step timings from the histories of each
+    family's ``runs`` latest closed runs."""
+    results = await asyncio.gather(*(_family_metrics(request, fam, runs) for fam in FAMILIES))
+    return Metrics(families={fam.name: result for fam, result in zip(FAMILIES, results, strict=True)})
+
+
+async def _temporal_check(request: Request) -> tuple[bool, str]:
+    client = temporal(request)
+    try:
+        await client.service_client.check_health(timeout=HEALTH_TIMEOUT)
+    except (RPCError, RuntimeError) as error:
+        return False, f"unreachable ({type(error).__name__})"
+    return True, "reachable"
+
+
+def fresh_pollers(pollers: Any, now: float) -> int:
+    """How many of ``pollers`` (``PollerInfo``) polled within :data:`POLLER_FRESH_SECONDS`."""
+    return sum(1 for poller in pollers if now - poller.last_access_time.ToSeconds() <= POLLER_FRESH_SECONDS)
+
+
+async def _workers_check(request: Request) -> tuple[bool, str]:
+    client, queue = temporal(request), request.app.state.settings.task_queue
+    try:
+        described = await client.workflow_service.describe_task_queue(
+            DescribeTaskQueueRequest(
+                namespace=client.namespace, task_queue=TaskQueue(name=queue),
+                task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+            ),
+            timeout=HEALTH_TIMEOUT,
+        )
+    except RPCError as error:
+        return False, f"task queue {queue}: {error.message}"
+    # The server lists pollers seen in the last few minutes, dead workers included: count
+    # only those that polled recently (a live worker's long poll returns within a minute).
+    pollers = fresh_pollers(described.pollers, time.time())
+    return pollers > 0, f"{pollers} worker(s) polling task queue {queue}"
+
+
+def _database_check(request: Request) -> tuple[bool, str]:
+    url = request.app.state.settings.database_url
+    if url is None:
+        return True, "not configured (DATABASE_URL unset): not checked"
+    # A plain connection: a probe anyone may send never creates tables (the workers own the
+    # schema), and says nothing of hosts or users.
+    if request.app.state.database is None:
+        request.app.state.database = create_engine(url, pool_pre_ping=True)
+    try:
+        with request.app.state.database.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except Exception as error:  # noqa: BLE001 - any failure means unreachable; say which kind
+        return False, f"unreachable ({type(error).__name__})"
+    return True, "reachable"
+
+
+def build_router() -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/api/catalog", response_model=list[CatalogEntry], responses=ERRORS)
+    async def catalog() -> list[CatalogEntry]:
+        """Every family: description, accepted signals/updates, sample inputs, input JSON Schema."""
+        return [catalog_entry(fam) for fam in FAMILIES]
+
+    router.add_api_route("/api/metrics", metrics, response_model=Metrics, responses=ERRORS, methods=["GET"])
+
+    @router.get("/api/circuit-breakers/status", response_model=CircuitBreakers, responses=ERRORS)
+    async def circuit_breakers() -> CircuitBreakers:
+        """Seed 002's path. Empty until the workers publish their breakers' state."""
+        return CircuitBreakers(
+            breakers=[], available=False,
+            detail="no circuit breakers are reported yet; this list fills once workers publish breaker state",
+        )
+
+    # Seed 002's paths, as aliases of ours.
+    router.add_api_route(
+        "/api/workflow/metrics", metrics, response_model=Metrics, responses=ERRORS, methods=["GET"],
+        name="seed_metrics", description="Alias of /api/metrics (seed 002).",
+    )
+    return router
+
+
+def build_health_router() -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/api/health", response_model=Health, responses={503: {"model": Health, "description": "A check failed"}})
+    async def health(request: Request) -> JSONResponse:
+        """Temporal reachable, database reachable (when configured), workers polling the task queue."""
+        (temporal_ok, temporal_detail), (workers_ok, workers_detail), (db_ok, db_detail) = await asyncio.gather(
+            _temporal_check(request), _workers_check(request), asyncio.to_thread(_database_check, request)
+        )
+        ok = temporal_ok and workers_ok and db_ok
+        body = Health(
+            status="ok" if ok else "degraded",
+            temporal={"ok": temporal_ok, "detail": temporal_detail},  # type: ignore[arg-type]
+            database={"ok": db_ok, "detail": db_detail},  # type: ignore[arg-type]
+            workers={"ok": workers_ok, "detail": workers_detail},  # type: ignore[arg-type]
+        )
+        return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
+
+    return router
+
+
+def build_alias_router(runs_router: APIRouter) -> APIRouter:
+    """``/api/workflow/{id}/status`` and ``/cancel`` (seed 002) served by our routes' handlers."""
+    router = APIRouter(tags=["operations"])
+    handlers = {route.name: route.endpoint for route in runs_router.routes}  # type: ignore[attr-defined]
+    router.add_api_route(
+        "/api/workflow/{workflow_id}/status", handlers["get_workflow"], methods=["GET"],
+        response_model=RunDescription, responses=ERRORS, name="seed_status",
+        description="Alias of GET /api/workflows/{workflow_id} (seed 002).",
+    )
+    router.add_api_route(
+        "/api/workflow/{workflow_id}/cancel", handlers["cancel_workflow"], methods=["POST"], status_code=202,
+        response_model=Accepted, responses=RUN_ERRORS, name="seed_cancel",
+        description="Alias of POST /api/workflows/{workflow_id}/cancel (seed 002).",
+    )
+    return router

@@ -1,0 +1,240 @@
+"""``/api/workflows``: start any family, list, describe, follow and control runs.
+
+One POST route per catalog family is generated from the registry, so each body is typed by
+the family's input model in ``/openapi.json`` and validated (422 naming the field) before
+anything starts.
+"""
+
+# No ``from __future__ import annotations``: the generated routes annotate their body with
+# the family's model at definition time, which FastAPI reads from the signature.
+import base64
+import binascii
+import enum
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Body, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.encoders import jsonable_encoder
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from client.api.errors import ApiError, ErrorBody
+from client.api.events import run_events
+from client.api.models import Accepted, FailedRun, RunDescription, RunResult, RunsPage, StartedRun, UpdateResult
+from client.connection import ui_url
+from client.trace import RunTrace, trace_run
+from client.runs import (
+    RUN_STATES,
+    cancel_run,
+    describe_run,
+    list_runs_page,
+    run_outcome,
+    signal_run,
+    start_run,
+    update_run,
+    visibility_query,
+)
+from workflows.catalog import FAMILIES, Family, family, family_of_type
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody} for code in (401, 404, 413, 422, 503)
+}
+"""Error answers every route may give, documented for clients (and for the fuzzer)."""
+RUN_ERRORS = {**ERRORS, 409: {"model": ErrorBody, "description": "The run has already closed"}}
+
+FamilyName = enum.Enum("FamilyName", {f.name: f.name for f in FAMILIES}, type=str)  # type: ignore[misc]
+StatusName = enum.Enum("StatusName", {state: state for state in RUN_STATES}, type=str)  # type: ignore[misc]
+
+
+def temporal(request: Request) -> Client:
+    return request.app.state.client
+
+
+def links(workflow_id: str) -> dict[str, str]:
+    quoted = quote(workflow_id, safe="")
+    base = f"/api/workflows/{quoted}"
+    return {"status": base, "result": f"{base}/result", "events": f"{base}/events", "console": f"/runs/{quoted}"}
+
+
+def _start_route(router: APIRouter, fam: Family[Any]) -> None:
+    async def start(
+        request: Request, body: fam.input_model = Body(...)  # type: ignore[name-defined]
+    ) -> JSONResponse:
+        client = temporal(request)
+        handle = await start_run(client, fam, body, task_queue=request.app.state.settings.task_queue)
+        started = StartedRun(
+            workflow_id=handle.id, run_id=handle.result_run_id, family=fam.name,
+            ui=ui_url(client, handle.id, handle.result_run_id), links=links(handle.id),
+        )
+        return JSONResponse(
+            started.model_dump(mode="json"), status_code=201, headers={"Location": started.links["status"]}
+        )
+
+    router.add_api_route(
+        f"/api/workflows/{fam.name}", start, methods=["POST"], status_code=201,
+        response_model=StartedRun, name=f"start_{fam.name}", operation_id=f"start_{fam.name.replace('-', '_')}",
+        summary=f"Start a run of {fam.name}", description=fam.description,
+        responses={**ERRORS, 409: {"model": ErrorBody, "description": "The workflow id is taken (reject policy)"}},
+    )
+
+
+def _page_token(token: str | None) -> bytes | None:
+    if not token:
+        return None
+    try:
+        return base64.urlsafe_b64decode(token.encode() + b"=" * (-len(token) % 4))
+    except (binascii.Error, ValueError):
+        raise _bad_token() from None
+
+
+def _bad_token() -> ApiError:
+    return ApiError(422, "InvalidRequest", "page_token: not a token this API returned", field="page_token")
+
+
+def build_router() -> APIRouter:
+    router = APIRouter(tags=["workflows"])
+    for fam in FAMILIES:
+        _start_route(router, fam)
+
+    @router.post("/api/workflows/{family_name}", include_in_schema=False)
+    async def start_unknown(family_name: str) -> None:
+        """A POST to a name the catalog lacks (a 404 saying which names it has, not a 405)."""
+        try:
+            family(family_name)
+        except KeyError as unknown:
+            raise ApiError(404, "NotFound", unknown.args[0]) from None
+
+    @router.get("/api/workflows", response_model=RunsPage, responses=ERRORS)
+    async def list_workflows(
+        request: Request,
+        family_name: FamilyName | None = Query(None, alias="family"),
+        status: StatusName | None = None,
+        page_size: int = Query(20, ge=1, le=100),
+        page_token: str | None = Query(None, max_length=4096),
+    ) -> RunsPage:
+        """Runs newest first, filtered by family and status, paged through Temporal visibility."""
+        query = visibility_query(
+            family=family(family_name.value) if family_name else None, status=status.value if status else None
+        )
+        token = _page_token(page_token)
+        try:
+            rows, next_token = await list_runs_page(temporal(request), query, page_size=page_size, page_token=token)
+        except RPCError as error:
+            if token is None or error.status == RPCStatusCode.UNAVAILABLE:
+                raise
+            # The server cannot tell a forged token from a broken one; the caller sent it.
+            raise _bad_token() from None
+        encoded = base64.urlsafe_b64encode(next_token).decode().rstrip("=") if next_token else None
+        return RunsPage(runs=rows, next_page_token=encoded)  # type: ignore[arg-type]
+
+    @router.get("/api/workflows/{workflow_id}", response_model=RunDescription, responses=ERRORS)
+    async def get_workflow(request: Request, workflow_id: str) -> dict[str, Any]:
+        """The run's status query answer and its description (ids, status, times, UI link)."""
+        return jsonable_encoder(await describe_run(temporal(request), workflow_id))
+
+    @router.get("/api/workflows/{workflow_id}/trace", response_model=RunTrace, responses=ERRORS)
+    async def get_trace(
+        request: Request,
+        workflow_id: str,
+        payloads: bool = Query(False, description="Include each step's decoded result."),
+        depth: int = Query(2, ge=0, le=5, description="Child runs down to this many levels."),
+    ) -> RunTrace:
+        """The run step by step (timings, attempts, outcomes, child runs), derived from its history."""
+        return await trace_run(temporal(request), workflow_id, payloads=payloads, depth=depth)
+
+    @router.get(
+        "/api/workflows/{workflow_id}/result", response_model=RunResult,
+        responses={
+            **ERRORS,
+            202: {"model": RunResult, "description": "Still running"},
+            409: {"model": FailedRun, "description": "The run failed, was canceled, terminated or timed out"},
+        },
+    )
+    async def get_result(request: Request, workflow_id: str) -> JSONResponse:
+        """200 with the result, 202 while running, 409 with the failure chain otherwise."""
+        outcome = await run_outcome(temporal(request).get_workflow_handle(workflow_id), wait=False)
+        data = jsonable_encoder(outcome.as_json())
+        if outcome.status == "COMPLETED":
+            return JSONResponse(data)
+        if outcome.status == "RUNNING":
+            return JSONResponse(data, status_code=202)
+        first = (outcome.failure or [{"message": outcome.status}])[0]
+        error = {"type": f"Run{outcome.status.title().replace('_', '')}", "message": first["message"]}
+        return JSONResponse({"error": error, **data}, status_code=409)
+
+    @router.get(
+        "/api/workflows/{workflow_id}/events", response_class=StreamingResponse,
+        responses={**ERRORS, 200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
+                                  "description": "`status` events as the run changes, then one `result` event"}},
+    )
+    async def events(request: Request, workflow_id: str) -> StreamingResponse:
+        """Server-Sent Events: a ``status`` event whenever the run's status or progress
+        changes, then one ``result`` event (the result or the failure chain) and the end."""
+        client = temporal(request)
+        await client.get_workflow_handle(workflow_id).describe()  # 404 before the stream starts
+        return StreamingResponse(
+            run_events(client, workflow_id), media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    async def _control(request: Request, workflow_id: str, action: str) -> JSONResponse:
+        client = temporal(request)
+        if action == "cancel":
+            await cancel_run(client, workflow_id)
+        else:
+            _check_accepts(await _family_of(client, workflow_id), action, workflow_id, "signal")
+            await signal_run(client, workflow_id, action)
+        return JSONResponse(Accepted(workflow_id=workflow_id, action=action).model_dump(), status_code=202)
+
+    for action, doc in [
+        ("cancel", "Cancel the run: it compensates what it did and ends CANCELED."),
+        ("pause", "Start no new step until resumed."),
+        ("resume", "Go on after a pause."),
+    ]:
+        def make(action: str = action) -> Any:
+            async def control(request: Request, workflow_id: str) -> JSONResponse:
+                return await _control(request, workflow_id, action)
+            return control
+
+        router.add_api_route(
+            f"/api/workflows/{{workflow_id}}/{action}", make(), methods=["POST"], status_code=202,
+            response_model=Accepted, responses=RUN_ERRORS, name=f"{action}_workflow", description=doc,
+        )
+
+    @router.post(
+        "/api/workflows/{workflow_id}/signals/{name}", status_code=202, response_model=Accepted, responses=RUN_ERRORS
+    )
+    async def send_signal(request: Request, workflow_id: str, name: str, arg: Any = Body(None)) -> JSONResponse:
+        """Send a signal the run's family accepts (its ``signals`` in the catalog)."""
+        client = temporal(request)
+        _check_accepts(await _family_of(client, workflow_id), name, workflow_id, "signal")
+        await signal_run(client, workflow_id, name, arg)
+        return JSONResponse(Accepted(workflow_id=workflow_id, action=name).model_dump(), status_code=202)
+
+    @router.post("/api/workflows/{workflow_id}/updates/{name}", response_model=UpdateResult, responses=RUN_ERRORS)
+    async def run_update(request: Request, workflow_id: str, name: str, arg: Any = Body(None)) -> dict[str, Any]:
+        """Run an update the run's family accepts (approve, reject, assign...) and return its result."""
+        client = temporal(request)
+        _check_accepts(await _family_of(client, workflow_id), name, workflow_id, "update")
+        result = await update_run(client, workflow_id, name, arg)
+        return {"workflow_id": workflow_id, "update": name, "result": jsonable_encoder(result)}
+
+    return router
+
+
+async def _family_of(client: Client, workflow_id: str) -> Family[Any] | None:
+    return family_of_type((await client.get_workflow_handle(workflow_id).describe()).workflow_type)
+
+
+def _check_accepts(fam: Family[Any] | None, name: str, workflow_id: str, kind: str) -> None:
+    """Refuse a signal or update the family does not declare as such (a signal sent to an
+    update's name would be buffered silently and never answered)."""
+    accepts = (fam.signals if kind == "signal" else fam.updates) if fam else ()
+    if name not in accepts:
+        raise ApiError(
+            404, "NotAccepted",
+            f"{workflow_id} ({fam.name if fam else 'not a catalog family'}) accepts the {kind}s "
+            f"{', '.join(accepts) or 'none'}, not {name!r}",
+            field="name",
+        )

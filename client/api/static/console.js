@@ -1,0 +1,110 @@
+// The console's only script: form to JSON, live run status over SSE, control buttons.
+"use strict";
+
+async function postJSON(url, body) {
+  const response = await fetch(url, {
+    method: "POST", headers: {"Content-Type": "application/json"},
+    body: body === undefined ? undefined : JSON.stringify(body), credentials: "same-origin",
+  });
+  const data = await response.json().catch(() => ({}));
+  return {response, data};
+}
+
+function readField(el) {
+  const kind = el.dataset.kind;
+  if (kind === "checkbox") return el.checked;
+  if (el.value === "") return undefined;  // an empty optional field is "not given"
+  if (kind === "integer" || kind === "number") return Number(el.value);
+  if (kind === "json") {
+    try { return JSON.parse(el.value); } catch (e) { throw {field: el.name, message: "not valid JSON: " + e.message}; }
+  }
+  return el.value;
+}
+
+function fillForm(form, sample) {
+  for (const el of form.querySelectorAll("[data-kind]")) {
+    // A field the sample leaves out gets its default, not the previous sample's value.
+    const value = el.name in sample ? sample[el.name] : JSON.parse(el.dataset.default || "null");
+    if (el.dataset.kind === "checkbox") el.checked = Boolean(value);
+    else if (value === undefined || value === null) el.value = "";
+    else el.value = el.dataset.kind === "json" ? JSON.stringify(value, null, 2) : String(value);
+  }
+}
+
+function showError(form, field, message) {
+  for (const label of form.querySelectorAll(".field")) {
+    const hit = field && (field === label.dataset.name || field.startsWith(label.dataset.name + "."));
+    label.classList.toggle("invalid", Boolean(hit));
+    label.querySelector(".field-error").textContent = hit ? message : "";
+  }
+  document.getElementById("form-message").textContent = message;
+}
+
+function setupStartForm(form) {
+  const samples = JSON.parse(document.getElementById("samples")?.textContent || "[]");
+  for (const button of document.querySelectorAll("[data-sample]")) {
+    button.addEventListener("click", () => fillForm(form, samples[Number(button.dataset.sample)]));
+  }
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const body = {};
+    try {
+      for (const el of form.querySelectorAll("[data-kind]")) {
+        const value = readField(el);
+        if (value !== undefined) body[el.name] = value;
+      }
+    } catch (bad) { showError(form, bad.field, bad.field + ": " + bad.message); return; }
+    showError(form, null, "Starting...");
+    const {response, data} = await postJSON("/api/workflows/" + form.dataset.family, body);
+    if (response.status === 201) { window.location.href = data.links.console; return; }
+    const error = data.error || {message: response.statusText};
+    showError(form, error.field, error.message);
+  });
+}
+
+function setupRun(section) {
+  const id = section.dataset.workflowId;
+  const message = document.getElementById("control-message");
+  for (const button of section.querySelectorAll("[data-action]")) {
+    button.addEventListener("click", async () => {
+      const {response, data} = await postJSON(`/api/workflows/${encodeURIComponent(id)}/${button.dataset.action}`);
+      message.textContent = response.ok ? `${button.dataset.action} sent` : (data.error || {}).message;
+    });
+  }
+  if (section.dataset.status !== "RUNNING") return;
+  const events = new EventSource(`/api/workflows/${encodeURIComponent(id)}/events`);
+  events.addEventListener("status", (event) => {
+    const run = JSON.parse(event.data);
+    const status = document.getElementById("status");
+    status.textContent = run.status;
+    status.className = "status " + run.status;
+    const p = typeof run.progress === "object" && run.progress ? run.progress : {};
+    document.getElementById("state").textContent = p.state || "";
+    document.getElementById("current-step").textContent = p.current_step || "-";
+    document.getElementById("done").textContent = p.done ?? "?";
+    document.getElementById("total").textContent = p.total ?? "?";
+    const bar = document.getElementById("progress");
+    bar.max = p.total || 1; bar.value = p.done || 0;
+    document.getElementById("raw-progress").textContent = JSON.stringify(run.progress, null, 2);
+  });
+  // The run closed: the server renders the result (tables, Markdown, images) and compensations.
+  events.addEventListener("result", () => { events.close(); window.location.reload(); });
+}
+
+function setupLogin(form) {
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const {response, data} = await postJSON("/login", {token: form.token.value});
+    if (response.ok) window.location.href = form.dataset.next;
+    else document.getElementById("form-message").textContent = (data.error || {}).message;
+  });
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  const start = document.getElementById("start-form");
+  if (start) setupStartForm(start);
+  const run = document.getElementById("run");
+  if (run) setupRun(run);
+  const login = document.getElementById("login-form");
+  if (login) setupLogin(login);
+});

@@ -1,0 +1,46 @@
+"""The API served by uvicorn in a thread of its own, for tests that talk HTTP to it.
+
+A thread (with its own event loop and Temporal client) rather than a task of the test's loop,
+so synchronous tests (schemathesis, Playwright's waits) cannot starve it, and it stays the
+real server: real sockets, real body limits, real streaming.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import uvicorn
+
+from client.api import ApiSettings, create_app
+from tests.ports import free_port
+
+
+
+
+@dataclass(frozen=True)
+class RunningApi:
+    url: str
+    settings: ApiSettings
+
+
+@contextlib.contextmanager
+def api_server(settings: ApiSettings) -> Iterator[RunningApi]:
+    """Serve :func:`create_app` on a free loopback port until the block exits."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="api-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the API server did not start")
+        time.sleep(0.05)
+    try:
+        yield RunningApi(f"http://127.0.0.1:{port}", settings)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=60)

@@ -1,0 +1,44 @@
+"""Find every payload and failure inside a workflow history (for the encryption and secrets tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
+from temporalio.api.common.v1 import Payload
+from temporalio.api.failure.v1 import Failure
+from temporalio.client import WorkflowHistory
+
+
+def nested(message: Message, kind: type[Message]) -> Iterator[tuple[str, Message]]:
+    """Every ``kind`` message inside ``message``, with the dotted path of fields that leads to it."""
+    for field, value in message.ListFields():
+        if field.type != FieldDescriptor.TYPE_MESSAGE:
+            continue
+        if field.message_type.GetOptions().map_entry:
+            if field.message_type.fields_by_name["value"].type != FieldDescriptor.TYPE_MESSAGE:
+                continue
+            items = [(f"{field.name}.{key}", item) for key, item in value.items()]
+        elif field.is_repeated:
+            items = [(f"{field.name}.{index}", item) for index, item in enumerate(value)]
+        else:
+            items = [(field.name, value)]
+        for path, item in items:
+            if isinstance(item, kind):
+                yield path, item
+            yield from ((f"{path}.{inner}", found) for inner, found in nested(item, kind))
+
+
+def history_payloads(history: WorkflowHistory) -> list[tuple[str, Payload]]:
+    """Every payload of every event, with its path (``eventId:field.field...``)."""
+    return [
+        (f"{event.event_id}:{path}", payload)  # type: ignore[misc]
+        for event in history.events
+        for path, payload in nested(event, Payload)
+    ]
+
+
+def history_failures(history: WorkflowHistory) -> list[Failure]:
+    """Every failure (and cause) of every event."""
+    return [failure for event in history.events for _, failure in nested(event, Failure)]  # type: ignore[misc]

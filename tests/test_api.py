@@ -1,0 +1,430 @@
+"""The HTTP API against the real dev server, with a real worker and a real uvicorn server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from client.api import ApiSettings
+from client.api.routes_ops import fresh_pollers
+from client.api.server import bind_address
+from tests.apiserver import RunningApi, api_server
+from tests.orders import make_order
+from workflows.catalog import FAMILIES
+
+TOKEN = "test-token-" + uuid.uuid4().hex
+
+
+@pytest.fixture
+def api(dev_address: str, task_queue: str, tmp_path: Path) -> Iterator[RunningApi]:
+    settings = ApiSettings(
+        token=TOKEN, task_queue=task_queue, address=dev_address, database_url=f"sqlite:///{tmp_path / 'api.db'}"
+    )
+    with api_server(settings) as running:
+        yield running
+
+
+@pytest_asyncio.fixture
+async def http(api: RunningApi) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        base_url=api.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60
+    ) as client:
+        yield client
+
+
+def order_body(**overrides: Any) -> dict[str, Any]:
+    return make_order(**overrides).model_dump(mode="json")
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 60.0) -> Any:
+    """Ask ``check`` until it returns something truthy (visibility and queries lag a little)."""
+
+    async def poll() -> Any:
+        while not (value := await check()):
+            await asyncio.sleep(0.1)
+        return value
+
+    return await asyncio.wait_for(poll(), timeout)
+
+
+async def start(http: httpx.AsyncClient, **overrides: Any) -> str:
+    response = await http.post("/api/workflows/order", json=order_body(**overrides))
+    assert response.status_code == 201, response.text
+    return response.json()["workflow_id"]
+
+
+async def result_of(http: httpx.AsyncClient, workflow_id: str) -> httpx.Response:
+    async def closed() -> httpx.Response | None:
+        response = await http.get(f"/api/workflows/{workflow_id}/result")
+        return None if response.status_code == 202 else response
+
+    return await eventually(closed)
+
+
+async def progress(http: httpx.AsyncClient, workflow_id: str, predicate: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    async def check() -> dict[str, Any] | None:
+        state = (await http.get(f"/api/workflows/{workflow_id}")).json()["progress"]
+        return state if isinstance(state, dict) and predicate(state) else None
+
+    return await eventually(check)
+
+
+async def test_start_status_and_result(http: httpx.AsyncClient, order_worker: Any) -> None:
+    body = order_body()
+    response = await http.post("/api/workflows/order", json=body)
+    assert response.status_code == 201, response.text
+    started = response.json()
+    assert started["workflow_id"] == f"order-{body['order_id']}" and started["run_id"]
+    assert started["ui"].endswith(f"/workflows/{started['workflow_id']}/{started['run_id']}/history")
+    assert response.headers["location"] == f"/api/workflows/{started['workflow_id']}"
+
+    final = await result_of(http, started["workflow_id"])
+    assert final.status_code == 200, final.text
+    assert final.json()["status"] == "COMPLETED"
+    assert final.json()["result"]["order_id"] == body["order_id"]
+    assert set(final.json()["result"]["references"]) >= {"charge_payment", "create_shipping_label"}
+
+    status = (await http.get(f"/api/workflows/{started['workflow_id']}")).json()
+    assert status["status"] == "COMPLETED" and status["family"] == "order" and status["type"] == "OrderFulfillmentSaga"
+    assert status["progress"]["state"] == "completed" and status["progress"]["done"] == 5
+
+    trace = (await http.get(f"/api/workflows/{started['workflow_id']}/trace", params={"payloads": "true"})).json()
+    assert trace["status"] == "COMPLETED"
+    steps = {step["name"]: step for step in trace["steps"]}
+    assert steps["charge_payment"]["outcome"] == "completed"
+    assert steps["charge_payment"]["result"]["reference"] == final.json()["result"]["references"]["charge_payment"]
+
+
+async def test_result_is_202_while_running(http: httpx.AsyncClient) -> None:
+    # No worker: the run stays RUNNING.
+    workflow_id = await start(http)
+    response = await http.get(f"/api/workflows/{workflow_id}/result")
+    assert response.status_code == 202
+    assert response.json() == {"workflow_id": workflow_id, "status": "RUNNING"}
+    await http.post(f"/api/workflows/{workflow_id}/cancel")
+
+
+async def test_failed_run_result_is_409_with_the_failure_chain(http: httpx.AsyncClient, order_worker: Any) -> None:
+    workflow_id = await start(http, inject_failure={"step": "reserve_inventory", "mode": "permanent"})
+    final = await result_of(http, workflow_id)
+    assert final.status_code == 409
+    body = final.json()
+    assert body["status"] == "FAILED" and body["error"]["type"] == "RunFailed"
+    assert body["failure"][0]["type"] == "SagaCompensated"
+    assert any("reserve_inventory" in entry["message"] for entry in body["failure"])
+
+
+async def test_duplicate_order_is_409(http: httpx.AsyncClient) -> None:
+    body = order_body()
+    assert (await http.post("/api/workflows/order", json=body)).status_code == 201
+    again = await http.post("/api/workflows/order", json=body)
+    assert again.status_code == 409
+    assert again.json()["error"]["type"] == "RunConflict"
+    assert body["order_id"] in again.json()["error"]["message"]
+    await http.post(f"/api/workflows/order-{body['order_id']}/cancel")
+
+
+async def test_bad_input_is_422_naming_the_field_and_starts_nothing(http: httpx.AsyncClient) -> None:
+    body = order_body()
+    body["items"][1]["quantity"] = "2"
+    response = await http.post("/api/workflows/order", json=body)
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["type"] == "InvalidRequest" and error["field"] == "items.1.quantity"
+    assert "items.1.quantity" in error["message"]
+    assert "Traceback" not in response.text
+    missing = await http.post("/api/workflows/order", json={k: v for k, v in body.items() if k != "customer_email"})
+    assert missing.json()["error"]["field"] == "customer_email"
+    not_json = await http.post("/api/workflows/order", content=b"{not json", headers={"Content-Type": "application/json"})
+    assert not_json.status_code == 422 and not_json.json()["error"]["type"] == "InvalidRequest"
+    not_utf8 = await http.post("/api/workflows/order", content=b"\xff{", headers={"Content-Type": "application/json"})
+    assert not_utf8.status_code == 422 and not_utf8.json()["error"]["field"] == "body"
+    assert (await http.get(f"/api/workflows/order-{body['order_id']}")).status_code == 404
+
+
+async def test_unknown_family_and_run_are_404(http: httpx.AsyncClient) -> None:
+    unknown = await http.post("/api/workflows/nope", json={})
+    assert unknown.status_code == 404 and "order" in unknown.json()["error"]["message"]
+    missing = await http.get("/api/workflows/order-does-not-exist")
+    assert missing.status_code == 404 and missing.json()["error"]["type"] == "NotFound"
+
+
+async def test_token_is_required(api: RunningApi) -> None:
+    async with httpx.AsyncClient(base_url=api.url, timeout=60) as anonymous:
+        for method, path in [("GET", "/api/catalog"), ("GET", "/api/workflows"), ("POST", "/api/workflows/order")]:
+            response = await anonymous.request(method, path, json=order_body() if method == "POST" else None)
+            assert response.status_code == 401, path
+            assert response.json()["error"]["type"] == "Unauthorized"
+            assert response.headers["www-authenticate"] == "Bearer"
+        wrong = await anonymous.get("/api/catalog", headers={"Authorization": f"Bearer {TOKEN}x"})
+        assert wrong.status_code == 401
+        # Health is for probes: it answers without the token.
+        assert (await anonymous.get("/api/health")).status_code in (200, 503)
+        # The console sends an anonymous browser to sign in, then the cookie opens it.
+        page = await anonymous.get("/", follow_redirects=False)
+        assert page.status_code == 303 and page.headers["location"].startswith("/login")
+        assert (await anonymous.post("/login", json={"token": "nope"})).status_code == 401
+        assert (await anonymous.post("/login", json={"token": TOKEN})).status_code == 200
+        assert (await anonymous.get("/")).status_code == 200
+        assert (await anonymous.get("/api/catalog")).status_code == 200
+
+
+async def test_bodies_over_the_cap_are_413(http: httpx.AsyncClient, api: RunningApi) -> None:
+    cap = api.settings.max_body_bytes
+    assert cap == 2 * 2**20
+    big = order_body(shipping_address="x" * 400)
+    padding = {"note": "y" * cap}
+    response = await http.post("/api/workflows/order", content=json.dumps({**big, **padding}).encode(),
+                               headers={"Content-Type": "application/json"})
+    assert response.status_code == 413 and response.json()["error"]["type"] == "PayloadTooLarge"
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it streams
+        for _ in range(3):
+            yield b" " * (cap // 2 + 1)
+
+    streamed = await http.post("/api/workflows/order", content=chunks(), headers={"Content-Type": "application/json"})
+    assert streamed.status_code == 413 and streamed.json()["error"]["type"] == "PayloadTooLarge"
+
+
+async def test_cancel_compensates_and_says_canceled(http: httpx.AsyncClient, order_worker: Any) -> None:
+    workflow_id = await start(http, step_delay_seconds=3)
+    await progress(http, workflow_id, lambda p: p["done"] >= 1)
+    cancel = await http.post(f"/api/workflows/{workflow_id}/cancel")
+    assert cancel.status_code == 202 and cancel.json() == {"workflow_id": workflow_id, "action": "cancel"}
+    final = await result_of(http, workflow_id)
+    assert final.status_code == 409 and final.json()["status"] == "CANCELED"
+    state = (await http.get(f"/api/workflows/{workflow_id}")).json()
+    assert state["status"] == "CANCELED"
+    assert {c["activity"] for c in state["progress"]["compensations"]} >= {"delete_customer_account"}
+    again = await http.post(f"/api/workflows/{workflow_id}/cancel")
+    assert again.status_code == 409 and again.json()["error"]["type"] == "RunAlreadyClosed"
+
+
+async def test_pause_and_resume(http: httpx.AsyncClient, order_worker: Any) -> None:
+    workflow_id = await start(http, step_delay_seconds=1)
+    assert (await http.post(f"/api/workflows/{workflow_id}/pause")).status_code == 202
+    paused = await progress(http, workflow_id, lambda p: p["state"] == "paused")
+    assert paused["done"] < 5
+    assert (await http.post(f"/api/workflows/{workflow_id}/signals/resume")).status_code == 202
+    final = await result_of(http, workflow_id)
+    assert final.status_code == 200 and final.json()["status"] == "COMPLETED"
+
+
+async def test_only_accepted_signals_and_updates(http: httpx.AsyncClient) -> None:
+    workflow_id = await start(http)
+    for kind, accepted in (("signal", "pause, resume"), ("update", "none")):
+        response = await http.post(f"/api/workflows/{workflow_id}/{kind}s/approve", json={"note": "x"})
+        assert response.status_code == 404, kind
+        assert response.json()["error"] == {
+            "type": "NotAccepted", "field": "name",
+            "message": f"{workflow_id} (order) accepts the {kind}s {accepted}, not 'approve'",
+        }
+    # pause is a signal, not an update: the update route refuses it instead of failing later.
+    response = await http.post(f"/api/workflows/{workflow_id}/updates/pause")
+    assert response.status_code == 404 and "accepts the updates none" in response.json()["error"]["message"]
+    await http.post(f"/api/workflows/{workflow_id}/cancel", headers={"Content-Type": "application/json"})
+
+
+async def test_list_filters_and_pages(http: httpx.AsyncClient, order_worker: Any) -> None:
+    ids = [await start(http) for _ in range(3)]
+    for workflow_id in ids:
+        assert (await result_of(http, workflow_id)).status_code == 200
+
+    async def listed() -> list[str] | None:
+        runs = (await http.get("/api/workflows", params={"family": "order", "status": "COMPLETED", "page_size": 100})).json()["runs"]
+        found = [r["workflow_id"] for r in runs]
+        return found if set(ids) <= set(found) else None
+
+    found = await eventually(listed)
+    assert all(r.startswith("order-") for r in found)
+    seen: list[str] = []
+    token: str | None = None
+    while True:
+        params: dict[str, Any] = {"family": "order", "page_size": 2, **({"page_token": token} if token else {})}
+        page = (await http.get("/api/workflows", params=params)).json()
+        assert len(page["runs"]) <= 2
+        seen += [r["workflow_id"] for r in page["runs"]]
+        if not (token := page["next_page_token"]):
+            break
+    assert set(ids) <= set(seen) and len(seen) == len(set(seen))
+    forged = await http.get("/api/workflows", params={"page_token": "Zm9yZ2Vk"})
+    assert forged.status_code == 422 and forged.json()["error"]["field"] == "page_token"
+    bad = await http.get("/api/workflows", params={"status": "SLEEPING"})
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "status"
+
+
+async def test_events_stream_ends_with_the_result(http: httpx.AsyncClient, order_worker: Any) -> None:
+    workflow_id = await start(http, step_delay_seconds=0.3)
+    events: list[tuple[str, dict[str, Any]]] = []
+    async with http.stream("GET", f"/api/workflows/{workflow_id}/events") as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        name = None
+        async for line in response.aiter_lines():
+            if line.startswith("event: "):
+                name = line.removeprefix("event: ")
+            elif line.startswith("data: "):
+                events.append((name or "", json.loads(line.removeprefix("data: "))))
+    kinds = [kind for kind, _ in events]
+    assert kinds[-1] == "result" and kinds.count("result") == 1
+    assert kinds[0] == "status" and events[0][1]["workflow_id"] == workflow_id
+    assert events[-1][1]["status"] == "COMPLETED" and events[-1][1]["result"]["order_id"]
+    dones = [data["progress"]["done"] for kind, data in events if kind == "status" and isinstance(data["progress"], dict)]
+    assert dones == sorted(dones) and dones[-1] == 5 and len(dones) >= 2
+
+
+async def test_seed_002_paths(http: httpx.AsyncClient, order_worker: Any) -> None:
+    done_id = await start(http)
+    assert (await result_of(http, done_id)).status_code == 200
+    status = await http.get(f"/api/workflow/{done_id}/status")
+    assert status.status_code == 200 and status.json()["status"] == "COMPLETED"
+
+    slow_id = await start(http, step_delay_seconds=5)
+    cancel = await http.post(f"/api/workflow/{slow_id}/cancel")
+    assert cancel.status_code == 202
+    assert (await result_of(http, slow_id)).json()["status"] == "CANCELED"
+
+    async def counted() -> dict[str, Any] | None:
+        metrics = (await http.get("/api/workflow/metrics")).json()["families"]["order"]
+        return metrics if metrics["counts"].get("COMPLETED", 0) >= 1 and metrics["step_timings"] else None
+
+    order = await eventually(counted)
+    assert order["counts"].get("CANCELED", 0) >= 1 and order["total"] >= 2
+    assert order["step_timings"]["charge_payment"]["count"] >= 1
+    assert order["step_timings"]["charge_payment"]["p50_ms"] >= 0
+    assert (await http.get("/api/metrics")).json()["families"].keys() == {f.name for f in FAMILIES}
+
+    breakers = await http.get("/api/circuit-breakers/status")
+    assert breakers.status_code == 200
+    assert breakers.json()["breakers"] == [] and breakers.json()["available"] is False
+
+
+async def test_health(http: httpx.AsyncClient, order_worker: Any, api: RunningApi) -> None:
+    async def healthy() -> dict[str, Any] | None:
+        response = await http.get("/api/health")
+        return response.json() if response.status_code == 200 else None
+
+    health = await eventually(healthy)
+    assert health["status"] == "ok" and health["temporal"]["ok"] and health["database"]["ok"]
+    assert health["workers"]["detail"].endswith(f"polling task queue {api.settings.task_queue}")
+    # The probe only connects: it creates no tables (the workers own the schema) and names
+    # no host or user to an anonymous caller.
+    assert api.settings.database_url is not None
+    database_file = api.settings.database_url.removeprefix("sqlite:///")
+    assert sqlite3.connect(database_file).execute("SELECT name FROM sqlite_master").fetchall() == []
+    assert health["database"]["detail"] == "reachable" and health["temporal"]["detail"] == "reachable"
+
+
+def test_workers_that_stopped_polling_do_not_count() -> None:
+    from temporalio.api.taskqueue.v1 import PollerInfo
+
+    now = 1_000_000.0
+    live, dead = PollerInfo(), PollerInfo()
+    live.last_access_time.FromSeconds(int(now) - 5)
+    dead.last_access_time.FromSeconds(int(now) - 240)  # still listed by the server for minutes
+    assert fresh_pollers([live, dead], now) == 1
+    assert fresh_pollers([dead], now) == 0
+
+
+async def test_health_without_workers_is_503(http: httpx.AsyncClient) -> None:
+    response = await http.get("/api/health")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "degraded" and body["temporal"]["ok"] and not body["workers"]["ok"]
+    assert body["workers"]["detail"].startswith("0 worker(s)")
+
+
+async def test_catalog_and_openapi_list_every_family(http: httpx.AsyncClient) -> None:
+    catalog = (await http.get("/api/catalog")).json()
+    assert [entry["name"] for entry in catalog] == [f.name for f in FAMILIES]
+    for entry, fam in zip(catalog, FAMILIES, strict=True):
+        assert entry["input_schema"] == fam.input_schema()
+        assert [s["name"] for s in entry["samples"]] == [p.name for p in fam.sample_paths()]
+    # Each sample can be started again from the console: the order id is fresh every time.
+    order_samples = [[s["input"]["order_id"] for s in entry["samples"]] for entry in catalog if entry["name"] == "order"][0]
+    again = (await http.get("/api/catalog")).json()
+    assert not set(order_samples) & {s["input"]["order_id"] for e in again if e["name"] == "order" for s in e["samples"]}
+    started = await http.post("/api/workflows/order", json=next(e for e in again if e["name"] == "order")["samples"][0]["input"])
+    assert started.status_code == 201, started.text
+    await http.post(f"/api/workflows/{started.json()['workflow_id']}/cancel", headers={"Content-Type": "application/json"})
+    spec = (await http.get("/openapi.json")).json()
+    for fam in FAMILIES:
+        body = spec["paths"][f"/api/workflows/{fam.name}"]["post"]["requestBody"]["content"]["application/json"]
+        assert body["schema"]["$ref"] == f"#/components/schemas/{fam.input_model.__name__}"
+        assert fam.input_model.__name__ in spec["components"]["schemas"]
+    for path in ["/api/workflow/{workflow_id}/status", "/api/workflow/{workflow_id}/cancel",
+                 "/api/workflow/metrics", "/api/circuit-breakers/status"]:
+        assert path in spec["paths"], path
+
+
+def test_without_a_token_the_api_binds_to_loopback() -> None:
+    assert bind_address("0.0.0.0", None) == "127.0.0.1"
+    assert bind_address("0.0.0.0", "secret") == "0.0.0.0"
+    assert bind_address("127.0.0.1", None) == "127.0.0.1"
+
+
+def test_compose_runs_the_api_from_the_worker_image() -> None:
+    import yaml
+
+    compose = yaml.safe_load((Path(__file__).resolve().parents[1] / "docker-compose.yml").read_text())
+    api_service = compose["services"]["api"]
+    assert api_service["build"] == compose["services"]["worker"]["build"]
+    assert api_service["command"][:2] == ["saga", "api"]
+    assert "SAGAWORKS_API_TOKEN" in api_service["environment"]
+
+
+async def test_console_pages_render(http: httpx.AsyncClient) -> None:
+    workflow_id = await start(http)
+    assert "Workflow catalog" in (await http.get("/")).text
+    form = (await http.get("/families/order")).text
+    assert 'name="customer_email"' in form and "order-slow.json" in form
+    assert (await http.get("/families/nope")).status_code == 404
+    runs = await http.get("/runs", params={"family_name": "order", "page": "abc"})  # a mangled page link
+    assert runs.status_code == 200
+    run = await http.get(f"/runs/{workflow_id}")
+    assert run.status_code == 200 and f'data-workflow-id="{workflow_id}"' in run.text
+    await http.post(f"/api/workflows/{workflow_id}/cancel")
+
+
+def test_serve_without_a_token_binds_loopback_and_says_so(dev_address: str, tmp_path: Path) -> None:
+    """``python -m client.api`` (what ``saga api`` runs): asked for every interface without a
+    token, it serves 127.0.0.1 only and its log says why."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from tests.ports import free_port
+
+    port = free_port()
+    log = tmp_path / "api.log"
+    env = {k: v for k, v in os.environ.items() if k != "SAGAWORKS_API_TOKEN"}
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "client.api", "--host", "0.0.0.0", "--port", str(port)],
+            env={**env, "TEMPORAL_ADDRESS": dev_address}, stdout=out, stderr=out,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                catalog = httpx.get(f"http://127.0.0.1:{port}/api/catalog", timeout=5)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.2)
+        assert catalog.status_code == 200  # no token configured: no authentication
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    text = log.read_text()
+    assert "SAGAWORKS_API_TOKEN is unset: binding to 127.0.0.1 only, not 0.0.0.0" in text
+    assert "127.0.0.1:" + str(port) in text

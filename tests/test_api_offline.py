@@ -1,0 +1,88 @@
+"""API pieces that need no Temporal: how the console renders results and builds forms, CORS."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from client.api import ApiSettings, create_app
+from client.api.render import form_fields, render_value
+from contracts.orders import OrderInput
+from workflows.catalog import FAMILIES
+
+
+def test_results_become_tables_markdown_and_images_and_never_run_html() -> None:
+    html = str(render_value({
+        "summary": "# Digest\n\n- **one** point\n- two <script>alert(1)</script>",
+        "chart": "data:image/png;base64,iVBORw0KGgo=",
+        "rows": [{"name": "a", "score": 1}, {"name": "b", "extra": True}],
+        "plain": "<b>not bold</b>",
+    }))
+    assert "<h1>Digest</h1>" in html and "<strong>one</strong>" in html
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert '<img class="result-image" src="data:image/png;base64,iVBORw0KGgo="' in html
+    assert "<th>name</th><th>score</th><th>extra</th>" in html
+    assert "&lt;b&gt;not bold&lt;/b&gt;" in html
+
+
+def test_form_fields_follow_the_input_schema() -> None:
+    fields = {f["name"]: f for f in form_fields(OrderInput.model_json_schema())}
+    assert fields["order_id"]["kind"] == "string" and fields["order_id"]["required"]
+    assert fields["order_id"]["pattern"].startswith("^")
+    assert fields["items"]["kind"] == "json" and fields["items"]["required"]
+    assert fields["inject_failure"]["kind"] == "json" and fields["inject_failure"]["label"] == "Inject Failure"
+    assert fields["step_delay_seconds"]["kind"] == "number" and fields["step_delay_seconds"]["default"] == 0
+    assert fields["parallel_compensation"]["kind"] == "checkbox" and not fields["parallel_compensation"]["required"]
+
+
+def test_every_family_gets_a_form_field_per_input_property() -> None:
+    for fam in FAMILIES:
+        schema = fam.input_schema()
+        assert [f["name"] for f in form_fields(schema)] == list(schema["properties"]), fam.name
+
+
+def test_cors_is_off_unless_origins_are_configured() -> None:
+    preflight = {"Origin": "http://elsewhere.example", "Access-Control-Request-Method": "POST"}
+    # The routes asked here never reach Temporal; a placeholder client keeps the app offline.
+    closed = TestClient(base_url="http://127.0.0.1", app=create_app(ApiSettings(token=None, cors_origins=()), client=object()))  # type: ignore[arg-type]
+    answer = closed.get("/api/catalog", headers={"Origin": "http://elsewhere.example"})
+    assert answer.status_code == 200 and "access-control-allow-origin" not in answer.headers
+    assert "access-control-allow-origin" not in closed.options("/api/catalog", headers=preflight).headers
+
+    opened = TestClient(base_url="http://127.0.0.1", app=create_app(ApiSettings(token=None, cors_origins=("http://elsewhere.example",)), client=object()))  # type: ignore[arg-type]
+    allowed = opened.options("/api/catalog", headers=preflight)
+    assert allowed.headers["access-control-allow-origin"] == "http://elsewhere.example"
+
+
+def test_no_page_loads_scripts_from_elsewhere() -> None:
+    app = TestClient(base_url="http://127.0.0.1", app=create_app(ApiSettings(token=None), client=object()))  # type: ignore[arg-type]
+    assert app.get("/docs").status_code == 404 and app.get("/redoc").status_code == 404
+    for path in ("/", "/families/order"):
+        page = app.get(path).text
+        assert "http://" not in page and "https://" not in page, path
+
+
+def _tokenless() -> TestClient:
+    return TestClient(base_url="http://127.0.0.1:8000", app=create_app(ApiSettings(token=None), client=object()))  # type: ignore[arg-type]
+
+
+def test_without_a_token_other_host_names_are_refused() -> None:
+    # A DNS-rebinding page reaches 127.0.0.1 under its own name: refused before any handler.
+    response = _tokenless().get("/api/catalog", headers={"Host": "rebound.example:8000"})
+    assert response.status_code == 421 and response.json()["error"]["type"] == "HostNotAllowed"
+    assert _tokenless().get("/api/catalog", headers={"Host": "localhost:8000"}).status_code == 200
+
+
+def test_without_a_token_a_form_post_cannot_control_runs() -> None:
+    # What a cross-site form or a text/plain fetch can send without a CORS preflight.
+    for headers in ({}, {"Content-Type": "text/plain"}, {"Content-Type": "application/x-www-form-urlencoded"}):
+        response = _tokenless().post("/api/workflows/order-x/cancel", headers=headers)
+        assert response.status_code == 415, headers
+        assert response.json()["error"]["field"] == "Content-Type"
+
+
+def test_sign_in_never_redirects_to_another_site() -> None:
+    app = TestClient(base_url="http://127.0.0.1", app=create_app(ApiSettings(token="t" * 32), client=object()))  # type: ignore[arg-type]
+    for target in ("//evil.example/x", "/\\evil.example/x", "https://evil.example/", "javascript:alert(1)"):
+        page = app.get("/login", params={"next": target}).text
+        assert 'data-next="/"' in page, target
+    assert 'data-next="/runs"' in app.get("/login", params={"next": "/runs"}).text

@@ -1,0 +1,116 @@
+"""The web console in Debian's Chromium (Playwright): sign in, start orders from the form
+generated from the input schema, watch one complete and cancel a slow one."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from client.api import ApiSettings
+from tests.apiserver import RunningApi, api_server
+from tests.test_ui import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+
+TOKEN = "console-" + uuid.uuid4().hex
+
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (.ci/run installs it)"
+)
+
+
+@pytest.fixture
+def api(dev_address: str, task_queue: str) -> Iterator[RunningApi]:
+    settings = ApiSettings(token=TOKEN, task_queue=task_queue, address=dev_address, database_url=None)
+    with api_server(settings) as running:
+        yield running
+
+
+@pytest_asyncio.fixture
+async def page(api: RunningApi) -> AsyncIterator[Any]:
+    from playwright.async_api import async_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = await browser.new_page(viewport={"width": 1280, "height": 900}, base_url=api.url)
+        page.set_default_timeout(60_000)
+        try:
+            yield page
+        finally:
+            await browser.close()
+
+
+async def sign_in(page: Any) -> None:
+    await page.goto("/")
+    await page.wait_for_url("**/login?next=/")
+    await page.fill("input[name=token]", "wrong")
+    await page.click("button[type=submit]")
+    await page.get_by_text("that is not the API token").wait_for()
+    await page.fill("input[name=token]", TOKEN)
+    await page.click("button[type=submit]")
+    await page.get_by_role("heading", name="Workflow catalog").wait_for()
+
+
+async def start_from_sample(page: Any, sample: str, order_id: str) -> None:
+    await page.goto("/families/order")
+    await page.click(f"button[data-sample]:text-is('{sample}')")
+    await page.fill("input[name=order_id]", order_id)
+    await page.click("button[type=submit]")
+    await page.wait_for_url(f"**/runs/order-{order_id}")
+
+
+async def test_start_from_the_form_and_watch_it_complete(page: Any, order_worker: Any) -> None:
+    await sign_in(page)
+    body = await page.inner_text("main")
+    for name in ("order", "document", "document-batch"):
+        assert f"\n{name}\n" in f"\n{body}\n", name
+    await page.screenshot(path=str(ARTIFACTS / "console-catalog.png"), full_page=True)
+
+    # Bad input comes back naming the field, next to it; nothing starts.
+    await page.goto("/families/order")
+    await page.click("button[data-sample]:text-is('order.json')")
+    await page.fill("input[name=customer_email]", "not an email")
+    await page.click("button[type=submit]")
+    error = page.locator("label.field.invalid[data-name=customer_email] .field-error")
+    await error.get_by_text("customer_email").wait_for()
+    await page.screenshot(path=str(ARTIFACTS / "console-form-error.png"), full_page=True)
+
+    # Switching samples resets what the new one leaves out to the schema's default.
+    await page.click("button[data-sample]:text-is('order-slow.json')")
+    assert await page.input_value("input[name=step_delay_seconds]") == "5"
+    await page.click("button[data-sample]:text-is('order.json')")
+    assert await page.input_value("input[name=step_delay_seconds]") == "0"
+
+    order_id = f"ui-{uuid.uuid4().hex[:10]}"
+    await start_from_sample(page, "order.json", order_id)
+    await page.locator("#status.COMPLETED").wait_for()
+    result = await page.inner_text("#result")
+    assert order_id in result and "charge_payment" in result and "create_shipping_label" in result
+    assert await page.get_attribute("a[href*='/history']", "href")  # the Temporal Web UI link
+    await page.screenshot(path=str(ARTIFACTS / "console-completed.png"), full_page=True)
+
+    await page.goto("/runs?family_name=order")
+    await page.get_by_role("link", name=f"order-{order_id}").wait_for()
+
+
+async def test_pause_resume_and_cancel_a_slow_order(page: Any, order_worker: Any) -> None:
+    await sign_in(page)
+    order_id = f"ui-slow-{uuid.uuid4().hex[:10]}"
+    await start_from_sample(page, "order-slow.json", order_id)
+    # Live progress over SSE: wait until a step is done, so there is something to undo.
+    await page.wait_for_function("Number(document.getElementById('done').textContent) >= 1")
+    await page.click("button[data-action=pause]")
+    await page.locator("#state").get_by_text("paused").wait_for()
+    await page.screenshot(path=str(ARTIFACTS / "console-paused.png"), full_page=True)
+    await page.click("button[data-action=resume]")
+    await page.locator("#state").get_by_text("running").wait_for()
+    await page.click("button[data-action=cancel]")
+    await page.locator("#status.CANCELED").wait_for()
+    compensations = await page.inner_text("#compensations")
+    assert "delete_customer_account" in compensations and "compensated" in compensations
+    assert "CancelledError" in await page.inner_text("#failure")
+    await page.screenshot(path=str(ARTIFACTS / "console-canceled.png"), full_page=True)
