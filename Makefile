@@ -42,6 +42,7 @@ chaos: install
 # Re-record tests/histories/ (only for a deliberate, patched workflow change).
 histories: install
 	$(BIN)/python -m tests.record_histories
+	$(BIN)/python -m tests.record_pattern_histories
 
 clean: stop
 	rm -rf $(VENV) .temporal .sagaworks .pytest_cache *.egg-info

@@ -13,18 +13,21 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import multiprocessing
 import os
 import signal
 import subprocess
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from multiprocessing.managers import SyncManager
 from datetime import timedelta
 
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import SharedStateManager, Worker
 
-from activities import build_activities, build_llm_activities
+from activities import CPU_BOUND, build_activities, build_llm_activities
 from activities.db import Database
+from activities.processes import die_with_parent
 from activities.documents import DocumentSettings
 from activities.llm import LLMProvider
 from activities.query.activities import QuerySettings
@@ -33,6 +36,7 @@ from client.connection import DEFAULT_ADDRESS, TASK_QUEUE, connect
 from client.devserver import dev_server_command, wait_until_serving
 from client.observability import configure_logging
 from workflows.catalog import WORKFLOWS
+from workflows.cpu import cpu_queue
 from workflows.policies import DEFAULT_LLM_RATE_PER_SECOND, LLM_RATE_ENV, llm_task_queue
 
 log = logging.getLogger("sagaworks.worker")
@@ -48,6 +52,7 @@ async def running_worker(
     drain: timedelta = timedelta(seconds=30),
     llm: LLMProvider | None = None,
     documents: DocumentSettings | None = None,
+    cpu_processes: int = 2,
     query: QuerySettings | None = None,
     llm_rate_per_second: float | None = None,
 ) -> AsyncIterator[Worker]:
@@ -55,17 +60,45 @@ async def running_worker(
 
     ``llm`` and ``documents`` default to what the environment configures.
 
-    Activities are synchronous database code, so they run in a pool of
-    ``activity_threads`` threads; the worker accepts no more activities than that, or
-    accepted ones would wait inside the worker while their timeouts run.
+    Activities are synchronous database code, so they run in a pool of threads; the
+    worker accepts ``activity_threads`` activities and as many local activities, and the
+    pool has a thread for each, or accepted ones would wait inside the worker while
+    their timeouts run. The CPU-bound
+    activities run in ``cpu_processes`` processes of their own (see workflows/cpu.py), so
+    they hold neither the event loop's GIL nor each other's; 0 runs them in the threads.
 
-    A second worker serves LLM calls on their own task queue (``<task_queue>-llm``) at
+    A third worker serves LLM calls on their own task queue (``<task_queue>-llm``) at
     most ``llm_rate_per_second`` (default ``SAGAWORKS_LLM_RATE_PER_SECOND`` or 5) across
     every worker polling it.
     """
     rate = llm_rate_per_second or float(os.environ.get(LLM_RATE_ENV, DEFAULT_LLM_RATE_PER_SECOND))
-    with ThreadPoolExecutor(max_workers=activity_threads) as executor:
-        async with Worker(
+    with contextlib.ExitStack() as stack:
+        executor = stack.enter_context(ThreadPoolExecutor(max_workers=2 * activity_threads))
+        # Without processes: two threads of this process of their own (sharing its GIL).
+        cpu_options: dict = {"max_concurrent_activities": 2}
+        if cpu_processes <= 0:
+            cpu_options["activity_executor"] = stack.enter_context(ThreadPoolExecutor(max_workers=2))
+        else:
+            # Spawned, not forked: the SDK's runtime threads must not be copied into a child.
+            spawn = multiprocessing.get_context("spawn")
+            manager = SyncManager(ctx=spawn)
+            manager.start(die_with_parent)
+            stack.enter_context(manager)
+            cpu_options = {
+                "activity_executor": stack.enter_context(
+                    ProcessPoolExecutor(max_workers=cpu_processes, mp_context=spawn, initializer=die_with_parent)
+                ),
+                "shared_state_manager": SharedStateManager.create_from_multiprocessing(manager),
+                "max_concurrent_activities": cpu_processes,
+            }
+        cpu_worker = Worker(
+            client,
+            task_queue=cpu_queue(task_queue),
+            activities=CPU_BOUND,
+            graceful_shutdown_timeout=drain,
+            **cpu_options,
+        )
+        async with cpu_worker, Worker(
             client,
             task_queue=task_queue,
             workflows=WORKFLOWS,
@@ -145,10 +178,11 @@ async def main(args: argparse.Namespace) -> None:
         db = Database()
         stack.callback(db.dispose)
         log.info(
-            "Worker polling %s on %s (database %s)",
+            "Worker polling %s on %s (database %s); documents are read from %s only",
             args.task_queue,
             client.service_client.config.target_host,
             db.engine.url.render_as_string(hide_password=True),
+            DocumentSettings().describe_roots(),
         )
         async with running_worker(
             client,
@@ -156,6 +190,7 @@ async def main(args: argparse.Namespace) -> None:
             task_queue=args.task_queue,
             activity_threads=args.activity_threads,
             drain=timedelta(seconds=args.drain_seconds),
+            cpu_processes=args.cpu_processes,
         ):
             await stop.wait()
             log.info("Stopping: draining in-flight activities")
@@ -175,6 +210,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--task-queue", default=TASK_QUEUE, help="task queue to poll (default %(default)s)")
     parser.add_argument(
         "--activity-threads", type=int, default=16, help="concurrent activities (default %(default)s)"
+    )
+    parser.add_argument(
+        "--cpu-processes",
+        type=int,
+        default=2,
+        help="processes for CPU-bound activities; 0 runs them in the threads (default %(default)s)",
     )
     parser.add_argument(
         "--connect-seconds",

@@ -12,9 +12,31 @@ from activities.db import Database
 from activities.documents import DocumentActivities, DocumentSettings
 from activities.llm import LLMProvider, provider_from_env
 from activities.orders import OrderActivities, seed_inventory
+from activities import sequential, text_analysis
+from activities.llm_analysis import ChatAnalysisActivities
+from activities.news import NewsActivities
+from activities.routing import RoutingActivities
+from activities.search import SearchActivities
+from activities.writing import WritingActivities, chat_from_env, writer_for
 
 if TYPE_CHECKING:  # imported when used: the CLI imports this package through the catalog
     from activities.query.activities import QuerySettings
+
+
+CPU_BOUND: list[Callable[..., Any]] = [
+    sequential.ingest_text,
+    sequential.process_text,
+    sequential.analyse_text,
+    sequential.render_report,
+    text_analysis.analyse_sentiment,
+    text_analysis.extract_keywords,
+    text_analysis.frequent_keywords,
+    text_analysis.summarise_text,
+    text_analysis.lead_summary,
+    text_analysis.detect_language,
+]
+"""Pure CPU-bound activities (module functions, no database): worker.py serves them from a
+process pool on the CPU task queue (see workflows/cpu.py)."""
 
 
 def build_activities(
@@ -33,6 +55,12 @@ def build_activities(
     seed_inventory(db)
     orders = OrderActivities(db)
     docs = DocumentActivities(db, llm or provider_from_env(), documents)
+    chat = chat_from_env()
+    routing = RoutingActivities(db, chat)
+    search = SearchActivities(db)
+    writing = WritingActivities(writer_for(chat))
+    news = NewsActivities(db, documents, chat)
+    chat_analysis = ChatAnalysisActivities(chat)
     return [
         orders.check_order_items,
         orders.seal_unreached_steps,
@@ -46,14 +74,36 @@ def build_activities(
         orders.release_inventory,
         orders.create_shipping_label,
         orders.void_shipping_label,
+        docs.resolve_document,
         docs.validate_document,
         docs.chunk_document,
         docs.extract_concepts,
         docs.store_concepts,
         docs.document_result,
+        docs.finalise_document,
         docs.discard_document_run,
         docs.record_document_failure,
         docs.list_documents,
+        routing.classify_request,
+        routing.handle_admin,
+        routing.handle_premium,
+        routing.handle_standard,
+        routing.record_rejection,
+        search.search_chunks,
+        search.evaluate_hits,
+        search.refine_query,
+        writing.outline_post,
+        writing.draft_post,
+        writing.review_post,
+        news.fetch_feed,
+        news.cached_feed,
+        news.select_articles,
+        news.categorise_and_summarise,
+        news.build_newsletter,
+        news.store_digest,
+        chat_analysis.llm_sentiment,
+        chat_analysis.llm_keywords,
+        chat_analysis.llm_summary,
         *QueryActivities(db, query).activities(),
     ]
 

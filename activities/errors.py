@@ -18,8 +18,12 @@ from temporalio.exceptions import ApplicationError
 class ErrorClass(StrEnum):
     """The error classes of the taxonomy and the ``ApplicationError`` type of each."""
 
-    VALIDATION = "ValidationError"
-    """Bad input: never retried; the message names the field or file."""
+    VALIDATION = "InvalidInput"
+    """Bad input: never retried; the message names the field or file.
+
+    Not ``ValidationError``: the SDK names an uncaught exception's failure after its class,
+    so a pydantic ``ValidationError`` escaping an activity (our bug, retried) would look like
+    the user's bad input."""
     PROCESSING = "ProcessingError"
     """Parsing or transforming data failed: final when the data is at fault, else retried."""
     MODEL = "ModelError"
@@ -28,6 +32,17 @@ class ErrorClass(StrEnum):
     """The application database failed; retried with backoff."""
     EXTERNAL = "ExternalError"
     """A remote service failed; retried with backoff."""
+    INTERNAL = "InternalError"
+    """Our own bug (an unexpected exception): retried a few times, then final."""
+
+
+LEGACY_VALIDATION = "ValidationError"
+"""What :attr:`ErrorClass.VALIDATION` was called before; histories recorded then carry it."""
+
+
+def is_invalid_input(error_type: str | None) -> bool:
+    """Whether a failure's type says the input was rejected (today's name or the old one)."""
+    return error_type in (ErrorClass.VALIDATION, LEGACY_VALIDATION)
 
 
 def validation_error(message: str, *, field: str | None = None) -> ApplicationError:
@@ -47,6 +62,27 @@ def error(
     return ApplicationError(
         message, type=kind, non_retryable=non_retryable, next_retry_delay=next_retry_delay
     )
+
+
+@contextmanager
+def bugs_retried(final_after: int) -> Iterator[None]:
+    """Report an unexpected exception (not an ``ApplicationError``) as our bug: an
+    ``InternalError``, retryable until attempt ``final_after``.
+
+    For activities whose policy retries without an attempt cap (bounded by time), so a
+    bug fails after a few attempts instead of at the end of that time.
+    """
+    try:
+        yield
+    except ApplicationError:
+        raise
+    except Exception as err:
+        from temporalio import activity
+
+        attempt = activity.info().attempt if activity.in_activity() else 1
+        raise error(
+            ErrorClass.INTERNAL, f"{type(err).__name__}: {err}"[:2000], non_retryable=attempt >= final_after
+        ) from err
 
 
 @contextmanager

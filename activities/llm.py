@@ -29,12 +29,24 @@ ConceptKind = Literal["entity", "topic", "term", "event", "other"]
 
 INVALID_OUTPUT_ATTEMPTS = 3
 """Attempts of one chunk whose model output fails validation before the chunk fails."""
+FAILED_CALL_ATTEMPTS = 5
+"""Attempts of one chunk whose calls fail (5xx, unreachable) before the chunk fails.
+
+Rate limits (429) are not failures: they are waited out (Retry-After), bounded by the
+model policy's total time (``policies.MODEL``), however many they are."""
+MAX_NAME = 120
+"""Longest concept name (characters)."""
+MAX_WORD = 40
+"""Longest word a keyphrase may contain: longer "words" are text whose spaces were lost
+(a PDF without word spacing) or a language written without spaces."""
+RAW_OUTPUT_CHARS = 500
+"""How much of an invalid model output a failure keeps (redacted), to diagnose it."""
 
 
 class Concept(BaseModel):
     """A concept found in a chunk of text."""
 
-    name: str = Field(min_length=1, max_length=120)
+    name: str = Field(min_length=1, max_length=MAX_NAME)
     kind: ConceptKind
     salience: float = Field(ge=0, le=1)
 
@@ -66,20 +78,28 @@ class OfflineProvider:
     def __init__(self, top: int = 10, max_words: int = 3) -> None:
         import yake
 
-        self._extractor = yake.KeywordExtractor(lan="en", n=max_words, top=top, dedupLim=0.7)
+        # Twice as many as kept: phrases that cannot be concept names are dropped.
+        self._extractor = yake.KeywordExtractor(lan="en", n=max_words, top=2 * top, dedupLim=0.7)
         self._top = top
         self.model = f"yake-{version('yake')} (n<={max_words}, top {top})"
 
     def extract_concepts(self, text: str) -> ConceptList:
         lowered = text.lower()
         concepts = []
-        for rank, (phrase, _score) in enumerate(self._extractor.extract_keywords(text)):
+        phrases = [p for p, _score in self._extractor.extract_keywords(text) if is_concept_name(p)]
+        for rank, phrase in enumerate(phrases[: self._top]):
             frequency = lowered.count(phrase.lower())
             salience = 0.6 * (1 - rank / self._top) + 0.4 * min(1.0, frequency / 3)
             words = phrase.split()
             kind: ConceptKind = "entity" if len(words) > 1 and all(w[:1].isupper() for w in words) else "term"
             concepts.append(Concept(name=phrase, kind=kind, salience=round(salience, 3)))
         return ConceptList(concepts=concepts)
+
+
+def is_concept_name(phrase: str) -> bool:
+    """Whether a keyphrase fits a :class:`Concept` name and reads as words."""
+    words = phrase.split()
+    return bool(words) and len(phrase) <= MAX_NAME and all(len(w) <= MAX_WORD for w in words)
 
 
 _PROMPT = (
@@ -114,6 +134,7 @@ class GroqProvider:
         try:
             reply = self._chat.invoke(_PROMPT + text)
         except groq.RateLimitError as err:
+            # Never final: the policy's total time bounds how long rate limits are waited out.
             raise error(
                 ErrorClass.MODEL,
                 f"Groq rate limit (429): {_message(err)}",
@@ -124,32 +145,64 @@ class GroqProvider:
             raise error(
                 ErrorClass.MODEL,
                 f"Groq HTTP {err.status_code}: {_message(err)}",
-                non_retryable=not transient,
+                non_retryable=not transient or _attempt() >= FAILED_CALL_ATTEMPTS,
             ) from err
         except (groq.APIConnectionError, groq.APITimeoutError) as err:
-            raise error(ErrorClass.MODEL, f"Groq unreachable: {err}") from err
+            raise error(
+                ErrorClass.MODEL, f"Groq unreachable: {err}", non_retryable=_attempt() >= FAILED_CALL_ATTEMPTS
+            ) from err
         return parse_concepts(str(reply.content))
 
 
 def parse_concepts(raw: str) -> ConceptList:
     """Validate a model's raw output; a retryable error while attempts remain, then final.
 
-    The raw output goes into the error's details so a failed chunk can be diagnosed.
+    The start of the raw output, redacted (:func:`redact`), goes into the error's details
+    so a failed chunk can be diagnosed without the history carrying the whole reply.
     """
     fenced = re.search(r"```(?:json)?\s*(.*?)```", raw, re.DOTALL)
+    body = fenced.group(1) if fenced else raw
     try:
-        return ConceptList.model_validate_json(fenced.group(1) if fenced else raw)
+        data = json.loads(body)
+    except ValueError:
+        data = None
+    try:
+        if isinstance(data, dict) and isinstance(data.get("concepts"), list):
+            # A "name" no concept can have (a sentence, a run of words without spaces) is
+            # dropped, not a reason to fail the chunk.
+            data["concepts"] = [
+                c for c in data["concepts"]
+                if not (isinstance(c, dict) and isinstance(c.get("name"), str) and not is_concept_name(c["name"]))
+            ]
+            return ConceptList.model_validate(data)
+        return ConceptList.model_validate_json(body)
     except ValidationError as invalid:
-        attempt = activity.info().attempt if activity.in_activity() else 1
+        attempt = _attempt()
         problems = "; ".join(
             f"{'.'.join(map(str, e['loc'])) or 'output'}: {e['msg']}" for e in invalid.errors()[:5]
         )
         raise ApplicationError(
             f"model output failed validation (attempt {attempt}): {problems}",
-            {"raw_output": raw[:4000]},
+            {"raw_output": redact(raw[:RAW_OUTPUT_CHARS]), "raw_length": len(raw)},
             type=ErrorClass.MODEL,
             non_retryable=attempt >= INVALID_OUTPUT_ATTEMPTS,
         ) from None
+
+
+_SECRETS = re.compile(
+    r"(?i)\b(?:gsk|sk|pk|api|key|token|bearer)[-_ ]?[A-Za-z0-9_\-]{12,}"  # API keys and tokens
+    r"|[\w.+-]+@[\w-]+\.[\w.-]+"  # e-mail addresses
+    r"|\b[A-Za-z0-9+/_\-]{32,}={0,2}"  # long opaque strings (keys, hashes, base64)
+)
+
+
+def redact(text: str) -> str:
+    """``text`` with what looks like a credential or an e-mail address replaced."""
+    return _SECRETS.sub("[redacted]", text)
+
+
+def _attempt() -> int:
+    return activity.info().attempt if activity.in_activity() else 1
 
 
 def _message(err: Exception) -> str:

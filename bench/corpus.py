@@ -1,14 +1,18 @@
-"""Documents for samples, tests and benchmarks, written by us in every supported format.
+"""Documents for samples, tests and benchmarks: written by us in every supported format, and
+real-world ones from Debian's documentation packages.
 
     python -m bench.corpus samples/documents          # the shipped samples (+ bad inputs)
     python -m bench.corpus /tmp/corpus --count 200 --megabytes 20   # a benchmark corpus
+    python -m bench.corpus /tmp/real --real           # the real-document corpus (see REAL_DOCUMENTS)
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
 import io
 import random
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -137,11 +141,103 @@ def write_corpus(folder: Path, count: int, megabytes: float, seed: int = 1) -> l
     return written
 
 
+REAL_DOCUMENTS: dict[str, tuple[str, ...]] = {
+    "maint-guide": ("/usr/share/doc/maint-guide/maint-guide.en.pdf", "/usr/share/doc/maint-guide/html/*.en.html"),
+    "maint-guide-ja": ("/usr/share/doc/maint-guide-ja/html/*.ja.html",),
+    "bash-doc": ("/usr/share/doc/bash/bash.pdf", "/usr/share/doc/bash/bashref.pdf", "/usr/share/doc/bash/*.html"),
+    "developers-reference": (
+        "/usr/share/developers-reference/developers-reference.pdf",
+        "/usr/share/developers-reference/[a-r]*.html",
+    ),
+    "debian-reference-ja": ("/usr/share/debian-reference/debian-reference.ja.pdf",),
+    "base-files": ("/usr/share/common-licenses/GPL-3", "/usr/share/common-licenses/Apache-2.0"),
+}
+"""Real manuals, HTML pages and licences, by the Debian package that installs them
+(``.ci/run`` installs the packages; the licences come with every Debian system). English
+and Japanese, PDF from TeX and Sphinx, HTML from DocBook, Texinfo and Sphinx."""
+REAL_PACKAGES = tuple(package for package in REAL_DOCUMENTS if package != "base-files")
+
+
+def copy_real_documents(folder: Path) -> list[Path]:
+    """Copy the installed real documents into ``folder`` (licences get a ``.txt`` name);
+    return them, none when no package is installed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for package, patterns in REAL_DOCUMENTS.items():
+        for source in sorted({Path(p) for pattern in patterns for p in glob.glob(pattern)}):
+            known = source.suffix in (".pdf", ".html", ".txt")
+            target = folder / f"{package}--{source.name}{'' if known else '.txt'}"
+            shutil.copyfile(source, target)
+            copied.append(target)
+    return copied
+
+
+def _text_pdf(text: str) -> bytes:
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_font("Helvetica", size=11)
+    pdf.multi_cell(0, 6, text)
+    return bytes(pdf.output())
+
+
+def _encrypted(pdf: bytes, user_password: str, owner_password: str) -> bytes:
+    import pypdf
+
+    writer = pypdf.PdfWriter(clone_from=io.BytesIO(pdf))
+    writer.encrypt(user_password=user_password, owner_password=owner_password, algorithm="AES-256")
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    return buffer.getvalue()
+
+
+def _scanned_pdf() -> bytes:
+    from fpdf import FPDF
+    from PIL import Image, ImageDraw
+
+    image = Image.new("L", (600, 200), 255)
+    ImageDraw.Draw(image).text((20, 80), "A scanned page: pixels, not text.", fill=0)
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.image(image, x=10, y=10, w=180)
+    return bytes(pdf.output())
+
+
+def write_awkward_documents(folder: Path) -> dict[Path, str | None]:
+    """Documents real users have that once went wrong; each with the rejection reason it
+    must get (None: it must be processed)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    text = "\n\n".join(paragraphs("saga-pattern", 4, random.Random(3)))
+    latin1 = (
+        '<html><head><meta http-equiv="Content-Type" content="text/html; charset=iso-8859-1">'
+        "<title>Caf\xe9 cr\xe8me</title></head><body><p>Na\xefve fa\xe7ade: " + text + "</p></body></html>"
+    )
+    nested = folder / "nested" / "deeper"
+    nested.mkdir(parents=True, exist_ok=True)
+    files: dict[Path, tuple[bytes, str | None]] = {
+        folder / "aes-user-password.pdf": (_encrypted(_text_pdf(text), "secret", "owner"), "encrypted PDF: it needs a password"),
+        folder / "aes-owner-password-only.pdf": (_encrypted(_text_pdf(text), "", "owner"), None),
+        folder / "scanned.pdf": (_scanned_pdf(), "images only"),
+        folder / "latin1-declared.html": (latin1.encode("latin-1"), None),
+        folder / "utf16-with-bom.txt": (("\ufeff" + text).encode("utf-16-le"), None),
+        nested / "in-a-subfolder.md": (f"# In a subfolder\n\n{text}".encode(), None),
+        folder / "bell\x07in-the-name.txt": (text.encode(), "control characters"),
+    }
+    for path, (data, _reason) in files.items():
+        path.write_bytes(data)
+    return {path: reason for path, (_data, reason) in files.items()}
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", type=Path)
     parser.add_argument("--count", type=int, help="write a benchmark corpus of this many documents")
     parser.add_argument("--megabytes", type=float, default=20.0)
+    parser.add_argument("--real", action="store_true", help="copy the real-document corpus (and awkward cases)")
     args = parser.parse_args()
-    files = write_corpus(args.folder, args.count, args.megabytes) if args.count else write_samples(args.folder)
+    if args.real:
+        files = copy_real_documents(args.folder) + list(write_awkward_documents(args.folder))
+    else:
+        files = write_corpus(args.folder, args.count, args.megabytes) if args.count else write_samples(args.folder)
     print(f"{len(files)} files in {args.folder}")

@@ -10,7 +10,8 @@ with the offline provider:
 - ``sagaworks``: ``DocumentBatch`` on the embedded server with a worker in its own process.
 
 Reports documents/s, MB/s, the worker's peak RSS and the largest workflow history, then
-processes one large text document and reports its largest history (the target: < 1 MB).
+processes one large text document and reports its largest history (the target: < 1 MB),
+and measures the peak memory of parsing one large HTML page in a fresh process.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ async def floor(corpus: Path, folder: Path, concurrency: int = 4) -> float:
         for index in range(summary.chunk_count):
             env.run(
                 acts.extract_concepts,
-                ExtractInput(document_id=doc.document_id, content_hash=doc.content_hash, chunk_index=index, run_key=run_key),
+                ExtractInput(document_id=doc.document_id, content_hash=doc.rows_key, chunk_index=index, run_key=run_key),
             )
         env.run(acts.store_concepts, StoreInput(document=doc, run_key=run_key))
 
@@ -105,6 +106,36 @@ async def largest_history(client: Client, query: str) -> tuple[int, str]:
     return largest
 
 
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a child would report the
+# benchmark's own peak.
+_PARSE_PEAK = """
+import sys
+from pathlib import Path
+from activities.documents import DocumentSettings, detect_format, parse_text
+path = Path(sys.argv[1])
+if sys.argv[2] == "parse":
+    data = path.read_bytes()
+    settings = DocumentSettings(roots=(path.parent,))
+    parse_text(path, data, detect_format(path, data, settings), settings)
+print(next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:")))
+"""
+
+
+def html_parse_peak_mib(folder: Path, megabytes: float) -> tuple[float, float]:
+    """(peak RSS of a process that parsed an HTML page of ``megabytes``, of one that did not)."""
+    page = folder / "large.html"
+    rows = "".join(
+        f"<tr><td>row {i}</td><td><a href='#r{i}'>Durable execution</a> keeps every step in the history.</td></tr>\n"
+        for i in range(int(megabytes * 2**20 / 110))
+    )
+    page.write_text(f"<!DOCTYPE html><html><head><title>Large</title></head><body><table>{rows}</table></body></html>")
+    peaks = []
+    for mode in ("parse", "import"):
+        out = subprocess.run([sys.executable, "-c", _PARSE_PEAK, str(page), mode], capture_output=True, text=True, check=True)
+        peaks.append(int(out.stdout.split()[0]) / 1024)
+    return peaks[0], peaks[1]
+
+
 async def main(count: int, megabytes: float, large_megabytes: float) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -143,6 +174,7 @@ async def main(count: int, megabytes: float, large_megabytes: float) -> None:
             finally:
                 worker.terminate()
                 worker.wait()
+        html_peak, baseline = html_parse_peak_mib(folder, 8.4)
 
     print(f"\n{count} documents, {corpus_mb:.1f} MB, mixed formats; offline provider; "
           f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}\n")
@@ -156,6 +188,8 @@ async def main(count: int, megabytes: float, large_megabytes: float) -> None:
           f"saga / floor time: {saga_seconds / floor_seconds:.1f}x; largest history {batch_history[1]}")
     print(f"{large_megabytes:.0f} MB text document: {large_result.chunk_count} chunks in {large_seconds:.1f} s, "
           f"largest history {large_history[0] / 1024:.0f} KiB ({large_history[1]})")
+    print(f"8.4 MB HTML page: parsing peaks at {html_peak:.0f} MiB RSS in a fresh process "
+          f"({baseline:.0f} MiB without parsing)")
 
 
 if __name__ == "__main__":

@@ -11,8 +11,8 @@ from urllib.parse import quote
 from rich.console import Console
 
 from client.connection import connect, ui_url
-from client.runs import failure_lines, run_outcome, start_run, to_jsonable
-from workflows.catalog import FAMILIES, DemoRun, Family
+from client.runs import failure_lines, query_progress, run_outcome, start_run, to_jsonable
+from workflows.catalog import FAMILIES, DemoRun, DemoUpdate, Family
 
 
 CONSOLE = os.environ.get("SAGAWORKS_CONSOLE_URL", "http://127.0.0.1:8000").rstrip("/")
@@ -38,6 +38,8 @@ def summarize(result: Any) -> str:
 async def _run(console: Console, fam: Family[Any], demo: DemoRun, suffix: str) -> bool:
     client = await connect()
     handle = await start_run(client, fam, fam.sample_input(demo.sample, suffix))
+    if demo.update is not None:
+        await _send_when_waiting(console, handle, demo.update)
     outcome = await run_outcome(handle)
     link = ui_url(client, handle.id, handle.result_run_id)
     colour = "green" if outcome.status == demo.expect else "red"
@@ -48,6 +50,18 @@ async def _run(console: Console, fam: Family[Any], demo: DemoRun, suffix: str) -
         console.print(f"  {line}", markup=False)
     console.print(f"  UI: {link}\n  console: {CONSOLE}/runs/{quote(handle.id, safe='')}")
     return outcome.status == demo.expect
+
+
+async def _send_when_waiting(console: Console, handle: Any, update: DemoUpdate, within: float = 60) -> None:
+    """Poll the run's status until it waits at ``update.when_step``, then send the update."""
+
+    async def waiting() -> None:
+        while getattr(await query_progress(handle), "current_step", None) != update.when_step:
+            await asyncio.sleep(0.2)
+
+    await asyncio.wait_for(waiting(), within)
+    answer = await handle.execute_update(update.name, update.arg)
+    console.print(f"  {handle.id} waited at {update.when_step!r}; sent {update.name}: {answer}", markup=False)
 
 
 async def run_demo(console: Console) -> int:

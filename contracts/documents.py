@@ -7,6 +7,7 @@ live in the database, so a large document keeps its workflow history small.
 from __future__ import annotations
 
 import hashlib
+import posixpath
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -17,9 +18,22 @@ DocumentFormat = Literal["txt", "md", "html", "pdf", "docx"]
 
 
 
+def normalise_path(path: str) -> str:
+    """``path`` without ``.``, ``..`` or doubled slashes (lexically: no file system access).
+
+    The worker resolves symlinks too (:func:`activities.documents` does); this much a
+    workflow or a client can do without touching the disk.
+    """
+    return posixpath.normpath(path) if path else path
+
+
 def document_id_for(path: str) -> str:
-    """The id of the document at an absolute path: stable across runs and versions."""
-    return hashlib.sha256(path.encode()).hexdigest()[:16]
+    """The id of the document at ``path`` (normalised): stable across runs and versions.
+
+    ``/docs/a/../b.txt`` and ``/docs/b.txt`` are one document with one id; the pipeline
+    resolves symlinks and relative paths before it touches a row (``resolve_document``).
+    """
+    return hashlib.sha256(normalise_path(path).encode()).hexdigest()[:16]
 
 
 def document_workflow_id(document_id: str) -> str:
@@ -31,7 +45,8 @@ class DocumentInput(StrictModel):
     """Process one document: validate, parse, chunk, extract concepts, store."""
 
     path: Text = Field(min_length=1, max_length=4096)
-    """Absolute path as the worker sees it; it must lie under the worker's document roots."""
+    """Path as the worker sees it, absolute or relative to the worker's (first) document
+    root; it must lie under the worker's document roots."""
     chunk_size: int = Field(default=2000, ge=200, le=20_000)
     chunk_overlap: int = Field(default=200, ge=0, le=2_000)
     extract_window: int = Field(default=8, ge=1, le=64)
@@ -41,6 +56,9 @@ class DocumentInput(StrictModel):
 class ValidateInput(StrictModel):
     path: str
     run_key: str
+    chunk_size: int = 2000
+    chunk_overlap: int = 200
+    """The chunking the run will use: a stored result made with another is not reused."""
 
 
 class DocumentRef(StrictModel):
@@ -53,6 +71,20 @@ class DocumentRef(StrictModel):
     size_bytes: int
     already_completed: bool
     """This exact content was processed before: its stored concepts are the result."""
+    version: str = ""
+    """Key of the rows of this content chunked this way (content hash + chunk size +
+    overlap): two chunkings of one content never mix their rows. Empty in runs recorded
+    before it existed, which keyed rows by :attr:`content_hash` alone."""
+
+    @property
+    def rows_key(self) -> str:
+        """What the version tables' ``content_hash`` column holds for this version."""
+        return self.version or self.content_hash
+
+
+def version_key(content_hash: str, chunk_size: int, chunk_overlap: int) -> str:
+    """The rows key of a content chunked one way (fits the 64-character key columns)."""
+    return f"{content_hash[:40]}/{chunk_size}/{chunk_overlap}"
 
 
 class ChunkInput(StrictModel):
@@ -70,6 +102,7 @@ class ChunkSummary(StrictModel):
 class ExtractInput(StrictModel):
     document_id: str
     content_hash: str
+    """The version's rows key (:attr:`DocumentRef.rows_key`)."""
     chunk_index: int
     run_key: str
 
@@ -83,6 +116,7 @@ class ExtractRangeInput(StrictModel):
 
     document_id: str
     content_hash: str
+    """The version's rows key (:attr:`DocumentRef.rows_key`)."""
     run_key: str
     start: int
     end: int
@@ -103,11 +137,37 @@ class DiscardInput(StrictModel):
 
 
 class FailureRecord(StrictModel):
+    """What runs recorded before :class:`FinaliseInput` existed sent on failure."""
+
     document_id: str
     run_key: str
     error_class: str
     message: str
     status: Literal["FAILED", "CANCELED"]
+
+
+FinalStatus = Literal["COMPLETED", "REJECTED", "FAILED", "CANCELED"]
+
+
+class FinaliseInput(StrictModel):
+    """The end of a run: the document row's final state, and this run's rows to remove.
+
+    Sent once per run whatever happened, by the run itself (``finalise_document``).
+    """
+
+    document_id: str
+    path: str
+    run_key: str
+    status: FinalStatus
+    rows_key: str | None = None
+    """The version whose rows this run may have written (None: it wrote none)."""
+    error_class: str | None = None
+    message: str | None = None
+
+
+class FinaliseResult(StrictModel):
+    removed_rows: int
+    """Rows of this run removed because it did not complete."""
 
 
 class StoredConcept(BaseModel):
@@ -134,6 +194,8 @@ class DocumentResult(BaseModel):
     top_concepts: list[StoredConcept]
     reused: bool = False
     """The same content had been processed before; nothing was extracted again."""
+    version: str = ""
+    """The rows key of this version in the version tables (:attr:`DocumentRef.rows_key`)."""
 
 
 DocumentState = Literal["running", "paused", "compensating", "completed", "failed", "canceled"]
@@ -147,9 +209,15 @@ class DocumentStatus(ProgressStatus):
 
 
 class BatchInput(StrictModel):
-    """Process every document in a folder (not recursive), a bounded number at a time."""
+    """Process every document in a folder and its subfolders, a bounded number at a time.
+
+    Subfolders are walked to a depth of ``MAX_FOLDER_DEPTH``; hidden files and folders and
+    symlinked folders are skipped; a folder of more than ``MAX_BATCH_DOCUMENTS`` documents is
+    refused (split it).
+    """
 
     folder: Text = Field(min_length=1, max_length=4096)
+    """Absolute, or relative to the worker's (first) document root."""
     max_in_flight: int = Field(default=4, ge=1, le=100)
     documents_per_run: int = Field(default=50, ge=1, le=5000)
     """Children one run starts before the batch continues as new (history stays small)."""
@@ -159,6 +227,14 @@ class BatchInput(StrictModel):
     outcomes: list[DocumentOutcome] = []
     """Set when the batch continues as new: the outcomes so far."""
     total: int | None = None
+    paused: bool = False
+    """Set when the batch continues as new: it was paused then, so it stays paused."""
+
+
+MAX_FOLDER_DEPTH = 8
+"""Subfolder levels a batch walks below its folder."""
+MAX_BATCH_DOCUMENTS = 10_000
+"""Documents one batch accepts (its input carries the paths still to do)."""
 
 
 class DocumentOutcome(BaseModel):
@@ -176,14 +252,19 @@ class BatchResult(BaseModel):
     rejected: int
     failed: int
     documents: list[DocumentOutcome]
+    canceled: int = 0
 
 
 class BatchStatus(ProgressStatus):
-    """Live state of a batch: ``done``/``total`` count documents."""
+    """Live state of a batch: ``done``/``total`` count documents.
+
+    ``state`` is running, paused, completed, failed or canceled (the batch itself).
+    """
 
     in_flight: int
     rejected: int
     failed: int
+    canceled: int = 0
 
 
 BatchInput.model_rebuild()

@@ -2,19 +2,40 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
+from temporalio import activity
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
+from temporalio.worker import Worker
 
+from activities import build_activities
 from activities.db import Database
+from activities.documents import VERSION_TABLES, DocumentActivities, DocumentRow, DocumentSettings
 from activities.errors import ErrorClass, error
-from activities.documents import VERSION_TABLES, DocumentRow
-from activities.llm import ConceptList, OfflineProvider
+from activities.llm import ConceptList, LLMProvider, OfflineProvider
+from contracts.documents import (
+    ChunkInput,
+    ChunkSummary,
+    DocumentInput,
+    DocumentRef,
+    DocumentResult,
+    ExtractInput,
+    ExtractSummary,
+    ValidateInput,
+    document_id_for,
+    document_workflow_id,
+)
+from workflows.catalog import WORKFLOWS
 from workflows.document import DocumentPipeline
-from contracts.documents import DocumentInput, DocumentResult, document_id_for, document_workflow_id
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "documents"
 GOOD_SAMPLES = sorted(p for p in SAMPLES.iterdir() if not p.name.startswith("bad-"))
@@ -24,6 +45,7 @@ BAD_SAMPLES = sorted(SAMPLES.glob("bad-*"))
 async def start_document(
     client: Client, task_queue: str, path: Path, **options: Any
 ) -> WorkflowHandle[DocumentPipeline, DocumentResult]:
+    """Start a document's pipeline under the id its path gives, as the catalog does."""
     absolute = str(path.absolute())  # not resolved: the worker must see symlinks as given
     return await client.start_workflow(
         DocumentPipeline.run,
@@ -46,10 +68,84 @@ def version_rows(db: Database, document_id: str, content_hash: str | None = None
 
 
 def document_row(db: Database, path: Path) -> DocumentRow:
+    """The row of the document at ``path`` (a real path, unless its run was rejected first)."""
     with db.transaction() as session:
         row = session.get(DocumentRow, document_id_for(str(path)))
-        assert row is not None
+        assert row is not None, f"no row for {path}"
         return row
+
+
+def all_document_rows(db: Database) -> list[DocumentRow]:
+    with db.transaction() as session:
+        return list(session.scalars(select(DocumentRow)))
+
+
+class Gate:
+    """Holds one step of the document pipeline until the test releases it."""
+
+    def __init__(self, step: str) -> None:
+        self.step = step
+        self.entered = threading.Event()
+        self.released = threading.Event()
+
+    def hold(self, step: str) -> None:
+        if step == self.step and not self.released.is_set():
+            self.entered.set()
+            assert self.released.wait(120), f"the test never released {step}"
+
+    async def wait_entered(self) -> None:
+        assert await asyncio.to_thread(self.entered.wait, 120), f"{self.step} never started"
+
+
+class GatedDocumentActivities(DocumentActivities):
+    """The real document activities; ``gate.step`` waits for the test before it runs."""
+
+    def __init__(self, db: Database, llm: LLMProvider, settings: DocumentSettings, gate: Gate) -> None:
+        super().__init__(db, llm, settings)
+        self.gate = gate
+
+    @activity.defn(name="validate_document")
+    def validate_document(self, request: ValidateInput) -> DocumentRef:
+        self.gate.hold("validate")
+        return super().validate_document(request)
+
+    @activity.defn(name="chunk_document")
+    def chunk_document(self, request: ChunkInput) -> ChunkSummary:
+        self.gate.hold("chunk")
+        return super().chunk_document(request)
+
+    @activity.defn(name="extract_concepts")
+    def extract_concepts(self, request: ExtractInput) -> ExtractSummary:
+        self.gate.hold("extract")
+        return super().extract_concepts(request)
+
+
+@asynccontextmanager
+async def gated_worker(
+    client: Client, db: Database, task_queue: str, settings: DocumentSettings, gate: Gate, llm: LLMProvider | None = None
+) -> AsyncIterator[Worker]:
+    """The worker's workflows and activities, the document ones held by ``gate``."""
+    gated = GatedDocumentActivities(db, llm or OfflineProvider(), settings, gate)
+    activities = [
+        getattr(gated, fn.__name__) if isinstance(getattr(fn, "__self__", None), DocumentActivities) else fn
+        for fn in build_activities(db, OfflineProvider(), settings)
+    ]
+    with ThreadPoolExecutor(max_workers=16) as executor:
+        async with Worker(
+            client, task_queue=task_queue, workflows=WORKFLOWS, activities=activities,
+            activity_executor=executor, max_concurrent_activities=8,
+        ) as worker:
+            yield worker
+
+
+async def wait_for_cancel_request(handle: WorkflowHandle[Any, Any]) -> None:
+    """Until the server has recorded the cancellation request in the run's history."""
+    for _ in range(1200):
+        async for event in handle.fetch_history_events():
+            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED:
+                return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the cancellation request never reached the history")
 
 
 class SlowOfflineProvider(OfflineProvider):

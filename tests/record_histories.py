@@ -30,10 +30,12 @@ from client.connection import data_converter
 from client.devserver import start_embedded
 from client.runs import start_run
 from tests.encryption import TEST_ENV
+from contracts.documents import DocumentInput
 from tests.documents import SAMPLES, PoisonAwareProvider, start_document
 from tests.orders import make_order, reset_after, start_order, wait_for_status
 from worker import running_worker
 from workflows.catalog import FAMILIES
+from workflows.document import DocumentPipeline
 
 HISTORIES = Path(__file__).parent / "histories"
 ENCRYPTED = "encrypted"
@@ -57,12 +59,15 @@ async def record(out_dir: Path) -> list[Path]:
             db = Database(f"sqlite:///{folder}/app.db")
             poisoned = folder / "poisoned.txt"
             poisoned.write_text("A document with POISON in it, which the model refuses.")
+            # Runs since workflows/document.py FINALISE_PATCH; the document_{completed,
+            # rejected,compensated}.json recorded before it stay beside them.
             documents = {
-                "document_completed": SAMPLES / "durable-execution.txt",
-                "document_rejected": SAMPLES / "bad-encrypted.pdf",
-                "document_compensated": poisoned,
+                "document_finalised_completed": SAMPLES / "durable-execution.txt",
+                "document_finalised_rejected": SAMPLES / "bad-encrypted.pdf",
+                "document_finalised_failed": poisoned,
+                "document_finalised_relative_path": Path("saga-pattern.md"),
             }
-            settings = DocumentSettings(roots=(SAMPLES, folder))
+            settings = DocumentSettings(roots=(SAMPLES, folder))  # relative paths: under SAMPLES
             async with running_worker(
                 env.client, db, task_queue=task_queue, activity_threads=4, llm=PoisonAwareProvider(), documents=settings
             ):
@@ -74,7 +79,12 @@ async def record(out_dir: Path) -> list[Path]:
                     written.append(await _save(handle, new_history_path(out_dir, name)))
                 written.append(await _record_reset(env.client, task_queue, new_history_path(out_dir, "order_reset_cancelled")))
                 for name, path in documents.items():
-                    handle = await start_document(env.client, task_queue, path)
+                    handle = await start_document(env.client, task_queue, path) if path.is_absolute() else (
+                        await env.client.start_workflow(
+                            DocumentPipeline.run, DocumentInput(path=str(path)), id=f"document-relative-{path.stem}",
+                            task_queue=task_queue,
+                        )
+                    )
                     written.append(await _save(handle, new_history_path(out_dir, name)))
                 written += await record_catalog_demos(env.client, task_queue, out_dir)
             written += await record_encrypted(env, db, out_dir / ENCRYPTED)

@@ -153,7 +153,7 @@ async def test_run_document_and_folder(saga, default_queue_worker: Worker) -> No
     rejected = await saga("run", "document", str(samples / "bad-encrypted.pdf"), "--wait", "--json")
     assert rejected.code == 1
     failure = json.loads(rejected.stdout)["failure"][0]
-    assert failure["type"] == "ValidationError" and "encrypted PDF" in failure["message"]
+    assert failure["type"] == "InvalidInput" and "encrypted PDF" in failure["message"]
 
     batch = await saga("run", "document", str(samples), "--wait", "--json")
     assert batch.code == 0, batch.stderr

@@ -7,19 +7,22 @@ import shutil
 import uuid
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowFailureError
 
 from activities.db import Database
-from activities.documents import ChunkRow, ConceptRow, DocumentRow, DocumentSettings
-from activities.llm import GroqProvider
+from activities.documents import ChunkRow, ConceptRow, DocumentRow, DocumentSettings, parse_text, split_text
+from activities.llm import GroqProvider, OfflineProvider
 from bench.corpus import write_corpus
-from tests.documents import GOOD_SAMPLES, document_row, version_rows
+from contracts.documents import BatchInput, BatchResult, BatchStatus
+from tests.documents import GOOD_SAMPLES, SAMPLES, Gate, all_document_rows, document_row, gated_worker, version_rows
 from tests.fake_chat_server import api_error, concepts_reply, fake_chat_server
+from tests.orders import wait_for_status
 from tests.workers import WorkerProcess
 from worker import running_worker
+from workflows.catalog import family
 from workflows.document_batch import DocumentBatch
-from contracts.documents import BatchInput, BatchStatus
 
 
 async def test_one_permanent_model_failure_fails_only_its_document(
@@ -81,10 +84,8 @@ async def test_worker_killed_mid_batch_every_document_ends_final_without_duplica
             id=f"batch-{uuid.uuid4()}",
             task_queue=task_queue,
         )
-        while (await handle.query(DocumentBatch.status, result_type=BatchStatus)).done < 2:
-            await asyncio.sleep(0.1)
-        worker.kill()
-        await asyncio.sleep(1)
+        await wait_for_status(handle, lambda s: s.done >= 2, timeout=300, query=DocumentBatch.status)
+        worker.kill()  # returns once the process is gone; its tasks time out on the server
         worker.start()
         result = await asyncio.wait_for(handle.result(), timeout=300)
     finally:
@@ -92,18 +93,122 @@ async def test_worker_killed_mid_batch_every_document_ends_final_without_duplica
 
     assert (result.total, result.completed) == (8, 8)
     db = Database(database_url)
+    settings = DocumentSettings(roots=(corpus,))
     try:
         with db.transaction() as session:
             rows = session.scalars(select(DocumentRow)).all()
             assert {r.status for r in rows} == {"COMPLETED"} and len(rows) == 8
             for row in rows:
-                chunks = session.scalar(select(func.count()).select_from(ChunkRow).where(ChunkRow.document_id == row.document_id))
-                indexes = session.scalar(
-                    select(func.count(func.distinct(ChunkRow.chunk_index))).where(ChunkRow.document_id == row.document_id)
-                )
-                assert chunks == indexes  # one row per chunk, however often a step ran
+                path = Path(row.path)
+                expected = split_text(parse_text(path, path.read_bytes(), row.format, settings), 500, 200)
+                chunks = session.scalars(
+                    select(ChunkRow.text).where(ChunkRow.document_id == row.document_id).order_by(ChunkRow.chunk_index)
+                ).all()
+                # Every chunk stored once, in order, none missing, no second chunking mixed in,
+                # however often a step ran before and after the kill.
+                assert list(chunks) == expected
                 concepts = session.scalar(select(func.count()).select_from(ConceptRow).where(ConceptRow.document_id == row.document_id))
-                outcome = next(d for d in result.documents if d.path.endswith(Path(row.path).name))
-                assert concepts == outcome.concept_count
+                outcome = next(d for d in result.documents if d.path == row.path)
+                assert concepts == outcome.concept_count > 0
     finally:
         db.dispose()
+
+
+def _batch_worker(dev_client: Client, db: Database, task_queue: str, root: Path):
+    return running_worker(
+        dev_client, db, task_queue=task_queue, activity_threads=4, llm=OfflineProvider(),
+        documents=DocumentSettings(roots=(root,)),
+    )
+
+
+async def test_a_file_name_no_input_may_carry_rejects_that_document_only(
+    dev_client: Client, db: Database, task_queue: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "documents"
+    (folder / "nested" / "deeper").mkdir(parents=True)
+    shutil.copy(SAMPLES / "saga-pattern.md", folder / "saga-pattern.md")
+    shutil.copy(SAMPLES / "durable-execution.txt", folder / "nested" / "deeper" / "durable-execution.txt")
+    odd = folder / "bell\x07name.txt"
+    odd.write_text("A legal Linux file name with a control character in it.")
+    async with _batch_worker(dev_client, db, task_queue, tmp_path):
+        result = await dev_client.execute_workflow(
+            DocumentBatch.run, BatchInput(folder="documents"), id=f"batch-{uuid.uuid4()}", task_queue=task_queue
+        )
+    outcomes = {Path(d.path).name: d for d in result.documents}
+    assert (result.total, result.completed, result.rejected) == (3, 2, 1)
+    assert outcomes["bell\x07name.txt"].status == "REJECTED"
+    assert "control characters" in (outcomes["bell\x07name.txt"].error or "")
+    # Subfolders are walked: the nested document was processed like the others.
+    assert outcomes["durable-execution.txt"].status == "COMPLETED"
+
+
+async def test_the_catalog_sample_batch_runs_relative_to_the_document_root(
+    dev_client: Client, db: Database, task_queue: str
+) -> None:
+    batch = family("document-batch")
+    [sample] = batch.sample_paths()
+    request = batch.parse(sample.read_bytes())
+    async with _batch_worker(dev_client, db, task_queue, SAMPLES):
+        result: BatchResult = await dev_client.execute_workflow(
+            DocumentBatch.run, request, id=f"batch-{uuid.uuid4()}", task_queue=task_queue
+        )
+    assert result.total == len([p for p in SAMPLES.iterdir() if p.is_file()])
+    assert result.completed == len(GOOD_SAMPLES) and result.failed == 0
+    assert {r.status for r in all_document_rows(db)} == {"COMPLETED", "REJECTED"}
+
+
+async def test_a_pause_just_before_continue_as_new_is_carried_into_the_next_run(
+    dev_client: Client, db: Database, task_queue: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "documents"
+    folder.mkdir()
+    for index in range(3):
+        (folder / f"note-{index}.txt").write_text(f"Note {index} about sagas and their compensations.")
+    gate = Gate("validate")
+    async with gated_worker(dev_client, db, task_queue, DocumentSettings(roots=(folder,)), gate):
+        handle = await dev_client.start_workflow(
+            DocumentBatch.run,
+            BatchInput(folder=str(folder), max_in_flight=1, documents_per_run=1),
+            id=f"batch-{uuid.uuid4()}",
+            task_queue=task_queue,
+        )
+        first_run = (await handle.describe()).run_id
+        await gate.wait_entered()  # the run's last child is in flight: it continues as new next
+        await handle.signal(DocumentBatch.pause)
+        gate.released.set()
+        for _ in range(1200):
+            if (await handle.describe()).run_id != first_run:
+                break
+            await asyncio.sleep(0.05)
+        latest = dev_client.get_workflow_handle_for(DocumentBatch.run, handle.id)  # the newest run
+        status = await wait_for_status(latest, lambda s: s.done == 1, query=DocumentBatch.status)
+        assert status.state == "paused" and status.in_flight == 0
+        await handle.signal(DocumentBatch.resume)
+        result = await handle.result()
+    assert (result.total, result.completed) == (3, 3)
+
+
+async def test_status_reports_a_cancelled_or_failed_batch(
+    dev_client: Client, db: Database, task_queue: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "documents"
+    folder.mkdir()
+    (folder / "note.txt").write_text("A note about sagas.")
+    gate = Gate("validate")
+    async with gated_worker(dev_client, db, task_queue, DocumentSettings(roots=(tmp_path,)), gate):
+        cancelled = await dev_client.start_workflow(
+            DocumentBatch.run, BatchInput(folder=str(folder)), id=f"batch-{uuid.uuid4()}", task_queue=task_queue
+        )
+        await gate.wait_entered()
+        await cancelled.cancel()
+        gate.released.set()
+        with pytest.raises(WorkflowFailureError):
+            await cancelled.result()
+        failed = await dev_client.start_workflow(
+            DocumentBatch.run, BatchInput(folder="no-such-folder"), id=f"batch-{uuid.uuid4()}", task_queue=task_queue
+        )
+        with pytest.raises(WorkflowFailureError) as failure:
+            await failed.result()
+        assert "no-such-folder: not a folder" in str(failure.value.cause.__cause__)
+        assert (await cancelled.query(DocumentBatch.status)).state == "canceled"
+        assert (await failed.query(DocumentBatch.status)).state == "failed"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
+import json
+import os
+import sqlite3
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -14,19 +16,26 @@ from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.worker import Worker
 
 from activities.db import Database
-from activities.documents import DocumentSettings
-from activities.llm import LLMProvider, OfflineProvider
+from activities.documents import DEFAULT_ROOT, DocumentSettings
+from activities.llm import FAILED_CALL_ATTEMPTS, ConceptList, LLMProvider, OfflineProvider
+from contracts.documents import DocumentInput, document_id_for, document_workflow_id
 from tests.documents import (
     BAD_SAMPLES,
     GOOD_SAMPLES,
     SAMPLES,
+    Gate,
+    PoisonAwareProvider,
     SlowOfflineProvider,
     document_row,
+    gated_worker,
     start_document,
     version_rows,
+    wait_for_cancel_request,
 )
 from tests.orders import final_status, wait_for_status
 from worker import running_worker
+from workflows.catalog import SAMPLES as SAMPLE_INPUTS
+from workflows.catalog import family
 from workflows.document import SEGMENT_CHUNKS, DocumentPipeline
 
 WorkerFactory = Callable[..., AbstractAsyncContextManager[Worker]]
@@ -54,7 +63,7 @@ async def test_each_format_yields_stored_concepts(
     assert result.format == path.suffix.lstrip(".")
     assert result.provider == "offline" and result.model.startswith("yake-")
     assert result.concept_count >= 5 and result.top_concepts[0].salience >= result.top_concepts[-1].salience
-    rows = version_rows(db, result.document_id, result.content_hash)
+    rows = version_rows(db, result.document_id, result.version)
     assert rows["document_chunks"] == result.chunk_count > 0
     assert rows["concepts"] == result.concept_count
     assert document_row(db, path).status == "COMPLETED"
@@ -71,6 +80,56 @@ async def test_rerunning_the_same_content_reuses_the_stored_result(
     assert second.reused and not first.reused
     assert second.top_concepts == first.top_concepts
     assert version_rows(db, first.document_id) == before
+    assert str(db.engine.url.database) not in second.stored_in  # no database location in history
+    assert second.stored_in.startswith("the worker's sqlite database")
+
+
+async def test_a_new_chunk_size_is_processed_again_and_never_mixes_rows(
+    dev_client: Client, doc_worker: WorkerFactory, task_queue: str, db: Database
+) -> None:
+    path = SAMPLES / "durable-execution.txt"
+    async with doc_worker():
+        large = await (await start_document(dev_client, task_queue, path)).result()
+        small = await (await start_document(dev_client, task_queue, path, chunk_size=200, chunk_overlap=0)).result()
+        again = await (await start_document(dev_client, task_queue, path)).result()
+    assert not small.reused and small.chunk_count > large.chunk_count
+    assert again.reused and again.chunk_count == large.chunk_count
+    assert version_rows(db, large.document_id, large.version)["document_chunks"] == large.chunk_count
+    assert version_rows(db, small.document_id, small.version)["document_chunks"] == small.chunk_count
+
+
+class FailOnSecondCall(OfflineProvider):
+    """The offline provider, refusing for good from its second call once armed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.armed, self.calls = False, 0
+
+    def extract_concepts(self, text: str) -> ConceptList:
+        if self.armed:
+            self.calls += 1
+            if self.calls >= 2:
+                raise PoisonAwareProvider().extract_concepts("POISON")
+        return super().extract_concepts(text)
+
+
+async def test_a_failing_rerun_leaves_an_earlier_runs_rows_alone(
+    dev_client: Client, doc_worker: WorkerFactory, task_queue: str, db: Database, tmp_path: Path
+) -> None:
+    path = tmp_path / "notes.md"
+    first_text = "\n\n".join(f"Section {i}: sagas compensate completed steps in reverse. " * 8 for i in range(6))
+    llm = FailOnSecondCall()
+    async with doc_worker(llm):
+        path.write_text(first_text)
+        first = await (await start_document(dev_client, task_queue, path, chunk_size=300, extract_window=1)).result()
+        stored = version_rows(db, first.document_id, first.version)
+        path.write_text(first_text + "\n\nA later edit about circuit breakers.")
+        await (await start_document(dev_client, task_queue, path, chunk_size=300, extract_window=1)).result()
+        path.write_text(first_text)  # back to the first version, whose rows are stored
+        llm.armed = True
+        third = await (await start_document(dev_client, task_queue, path, chunk_size=300, extract_window=1)).result()
+    assert third.reused and third.top_concepts == first.top_concepts
+    assert version_rows(db, first.document_id, first.version) == stored
 
 
 def _rejections(tmp_path: Path) -> list[tuple[Path, str]]:
@@ -86,14 +145,14 @@ def _rejections(tmp_path: Path) -> list[tuple[Path, str]]:
         "bad-latin1.txt": "undecodable text",
         "bad-image.txt": "unsupported type image/png",
         "bad-corrupt.pdf": "corrupt PDF",
-        "bad-encrypted.pdf": "encrypted PDF",
+        "bad-encrypted.pdf": "encrypted PDF: it needs a password",
         "bad-notaword.docx": "not a .docx",
         "bad-program.exe": "unsupported type",
     }
     cases = [(p, reasons[p.name]) for p in BAD_SAMPLES]
     return cases + [
         (tmp_path / "missing.txt", "file not found"),
-        (outside, "outside the allowed document roots"),
+        (outside, f"outside the allowed document roots: {SAMPLES}:{tmp_path} (this worker's document roots"),
         (link, "outside the allowed document roots"),
         (big, "over the limit of 4000"),
     ]
@@ -109,7 +168,7 @@ async def test_bad_inputs_are_rejected_with_the_file_and_the_reason(
             with pytest.raises(WorkflowFailureError) as failure:
                 await handle.result()
             cause = failure.value.cause
-            assert isinstance(cause, ApplicationError) and cause.type == "ValidationError"
+            assert isinstance(cause, ApplicationError) and cause.type == "InvalidInput"
             assert str(path) in cause.message and reason in cause.message
             row = document_row(db, path)
             assert row.status == "REJECTED" and reason in (row.error_message or "")
@@ -144,8 +203,11 @@ async def test_pause_resume_and_cancel_discard_the_run(
         await _wait_status(handle, lambda s: s.done >= 2)
         await handle.signal(DocumentPipeline.pause)
         paused = await _wait_status(handle, lambda s: s.state == "paused")
-        await asyncio.sleep(0.6)
+        # Paused: the chunk in flight when the pause came ends, then nothing more starts.
+        # Each chunk's activity events are in the history: wait until they stop changing.
+        settled = await _settled_history_length(handle)
         assert (await handle.query(DocumentPipeline.status)).done <= paused.done + 1
+        assert len([e async for e in handle.fetch_history_events()]) == settled
         await handle.signal(DocumentPipeline.resume)
         await _wait_status(handle, lambda s: s.done >= paused.done + 2)
         await handle.cancel()
@@ -161,6 +223,201 @@ def _wait_status(handle, predicate):
     return wait_for_status(handle, predicate, query=DocumentPipeline.status)
 
 
+async def _settled_history_length(handle) -> int:
+    """The history's length once no activity is scheduled or running (polled, bounded)."""
+    for _ in range(600):
+        description = await handle.describe()
+        if not description.raw_description.pending_activities:
+            return len([e async for e in handle.fetch_history_events()])
+        await asyncio.sleep(0.05)
+    raise AssertionError("activities kept running while paused")
+
+
 def test_samples_cover_every_format() -> None:
     assert {p.suffix for p in GOOD_SAMPLES} == {".txt", ".md", ".html", ".pdf", ".docx"}
-    assert shutil.which  # the samples are committed, not generated at test time
+
+
+# One finalisation step owns the row's final state: each way a run can end.
+
+
+async def test_rejected_at_validate_finalises_rejected(
+    dev_client: Client, doc_worker: WorkerFactory, task_queue: str, db: Database
+) -> None:
+    path = SAMPLES / "bad-corrupt.pdf"
+    async with doc_worker():
+        handle = await start_document(dev_client, task_queue, path)
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+    row = document_row(db, path)
+    assert (row.status, row.error_class) == ("REJECTED", "InvalidInput") and "corrupt PDF" in (row.error_message or "")
+    assert row.run_key is not None and row.run_key.startswith(handle.id)
+
+
+async def test_rejected_at_chunk_finalises_rejected(
+    dev_client: Client, db: Database, task_queue: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "changing.txt"
+    path.write_text("Sagas compensate completed steps when a later step fails. " * 20)
+    gate = Gate("chunk")
+    async with gated_worker(dev_client, db, task_queue, DocumentSettings(roots=(tmp_path,)), gate):
+        handle = await start_document(dev_client, task_queue, path)
+        await gate.wait_entered()
+        path.write_text("Someone edited the file after it was validated.")
+        gate.released.set()
+        with pytest.raises(WorkflowFailureError) as failure:
+            await handle.result()
+    assert "the file changed while it was being processed" in str(failure.value.cause)
+    row = document_row(db, path)
+    assert (row.status, row.error_class) == ("REJECTED", "InvalidInput")
+    assert version_rows(db, row.document_id) == {"document_chunks": 0, "concept_mentions": 0, "concepts": 0}
+
+
+async def test_failed_at_extract_finalises_failed_and_removes_the_runs_rows(
+    dev_client: Client, doc_worker: WorkerFactory, task_queue: str, db: Database, tmp_path: Path
+) -> None:
+    path = tmp_path / "poisoned.md"
+    path.write_text("\n\n".join(["An ordinary paragraph about sagas. " * 10] * 3 + ["POISON " * 10]))
+    async with doc_worker(PoisonAwareProvider()):
+        handle = await start_document(dev_client, task_queue, path, chunk_size=300, extract_window=1)
+        with pytest.raises(WorkflowFailureError) as failure:
+            await handle.result()
+    cause = failure.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "ModelError"
+    assert cause.message == "model refused the content (HTTP 400)"
+    assert cause.details[0]["failed_step"] == "extract" and cause.details[0]["removed_rows"] > 0
+    row = document_row(db, path)
+    assert (row.status, row.error_class) == ("FAILED", "ModelError")
+    assert version_rows(db, row.document_id) == {"document_chunks": 0, "concept_mentions": 0, "concepts": 0}
+
+
+@pytest.mark.parametrize("step", ["validate", "extract"])
+async def test_cancelled_mid_step_finalises_canceled_after_the_step_ends(
+    dev_client: Client, db: Database, task_queue: str, tmp_path: Path, step: str
+) -> None:
+    path = tmp_path / "cancelled.md"
+    path.write_text("\n\n".join(f"Paragraph {i} about compensation and sagas. " * 10 for i in range(5)))
+    gate = Gate(step)
+    async with gated_worker(dev_client, db, task_queue, DocumentSettings(roots=(tmp_path,)), gate):
+        handle = await start_document(dev_client, task_queue, path, chunk_size=300)
+        await gate.wait_entered()
+        await handle.cancel()
+        await wait_for_cancel_request(handle)
+        gate.released.set()  # the step commits after the cancel: its writes must not survive
+        with pytest.raises(WorkflowFailureError) as failure:
+            await handle.result()
+    assert isinstance(failure.value.cause, CancelledError)
+    row = document_row(db, path)
+    assert (row.status, row.error_class) == ("CANCELED", "Cancelled")
+    assert version_rows(db, row.document_id) == {"document_chunks": 0, "concept_mentions": 0, "concepts": 0}
+
+
+class BuggyProvider(OfflineProvider):
+    """A provider with a bug: it builds a concept our model refuses (pydantic raises)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def extract_concepts(self, text: str) -> ConceptList:
+        self.calls += 1
+        return ConceptList.model_validate({"concepts": [{"name": "saga", "kind": "term", "salience": 5}]})
+
+
+async def test_an_unexpected_pydantic_error_is_our_bug_retried_then_failed(
+    dev_client: Client, doc_worker: WorkerFactory, task_queue: str, db: Database, tmp_path: Path
+) -> None:
+    path = tmp_path / "note.txt"
+    path.write_text("A short note about sagas.")
+    llm = BuggyProvider()
+    async with doc_worker(llm):
+        handle = await start_document(dev_client, task_queue, path)
+        with pytest.raises(WorkflowFailureError) as failure:
+            await handle.result()
+    cause = failure.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "InternalError"
+    assert "validation error for Concept" in cause.message
+    assert llm.calls == FAILED_CALL_ATTEMPTS
+    row = document_row(db, path)
+    assert (row.status, row.error_class) == ("FAILED", "InternalError")
+
+
+async def test_one_document_one_workflow_id_whatever_the_path_or_id_given(
+    dev_client: Client, doc_worker: WorkerFactory, task_queue: str, db: Database, tmp_path: Path
+) -> None:
+    real = tmp_path / "docs" / "real.txt"
+    real.parent.mkdir()
+    real.write_text("Durable execution keeps a workflow's progress in its history.")
+    link = tmp_path / "link.txt"
+    link.symlink_to(real)
+    own_id = document_workflow_id(document_id_for(str(real)))
+    assert document_id_for(f"{tmp_path}/docs/../docs/real.txt") == document_id_for(str(real))
+    async with doc_worker():
+        for path, workflow_id in [(link, "any-id-at-all"), (tmp_path / "docs" / ".." / "link.txt", "another-id")]:
+            result = await dev_client.execute_workflow(
+                DocumentPipeline.run, DocumentInput(path=str(path)), id=workflow_id, task_queue=task_queue
+            )
+            assert result.path == str(real)
+    row = document_row(db, real)
+    assert row.status == "COMPLETED" and row.run_key is not None and row.run_key.startswith(f"{own_id}/")
+    runs = [e.id async for e in dev_client.list_workflows(f"WorkflowId = '{own_id}'")]
+    assert len(runs) == 2  # each start handed the work to the document's own id
+
+
+async def test_relative_paths_start_at_the_first_root_so_the_catalog_samples_run(
+    dev_client: Client, doc_worker: WorkerFactory, task_queue: str, db: Database
+) -> None:
+    document = family("document")
+    [sample] = document.sample_paths()
+    request = document.parse(sample.read_bytes())
+    assert not Path(request.path).is_absolute()
+    async with doc_worker():
+        result = await dev_client.execute_workflow(
+            DocumentPipeline.run, request, id=document.workflow_id(request), task_queue=task_queue
+        )
+    assert result.path == str(SAMPLES / json.loads((SAMPLE_INPUTS / "inputs/document.json").read_text())["path"])
+    assert document_row(db, SAMPLES / "saga-pattern.md").status == "COMPLETED"
+
+
+async def test_database_waits_inside_an_activity_keep_it_heartbeating(
+    dev_client: Client, doc_worker: WorkerFactory, task_queue: str, db: Database, tmp_path: Path
+) -> None:
+    path = tmp_path / "note.txt"
+    path.write_text("A note about sagas, written while another process holds the database.")
+    async with doc_worker():
+        holder = sqlite3.connect(str(db.engine.url.database), isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")  # validate_document waits for this lock
+        try:
+            handle = await start_document(dev_client, task_queue, path)
+            # Released only once the server saw a heartbeat of the waiting step: without
+            # heartbeats the wait would outlast the heartbeat timeout and the attempt be lost.
+            for _ in range(600):
+                pending = (await handle.describe()).raw_description.pending_activities
+                if any(p.activity_type.name == "validate_document" and p.HasField("last_heartbeat_time") for p in pending):
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError("validate_document never heartbeat while it waited for the database")
+            holder.execute("COMMIT")
+            result = await handle.result()
+        finally:
+            holder.close()
+    assert result.concept_count > 0
+
+
+def test_the_default_document_root_is_the_demo_samples_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SAGAWORKS_DOCUMENT_ROOTS", raising=False)
+    settings = DocumentSettings()
+    assert settings.roots == (DEFAULT_ROOT,) == (SAMPLES,)
+    assert settings.describe_roots() == f"{SAMPLES} (this worker's document roots, default)"
+    monkeypatch.setenv("SAGAWORKS_DOCUMENT_ROOTS", os.pathsep.join(["/srv/a", "/srv/b"]))
+    assert DocumentSettings().roots == (Path("/srv/a"), Path("/srv/b"))
+
+
+def test_compose_workers_read_documents_from_a_mounted_root_only() -> None:
+    import yaml
+
+    compose = yaml.safe_load((SAMPLES.parents[1] / "docker-compose.yml").read_text())
+    worker = compose["services"]["worker"]
+    root = worker["environment"]["SAGAWORKS_DOCUMENT_ROOTS"]
+    mounts = {volume.rsplit(":", 2)[1]: volume for volume in worker["volumes"]}
+    assert mounts[root].endswith(":ro") and "samples/documents" in mounts[root]

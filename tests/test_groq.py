@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.client import Client, WorkflowFailureError
@@ -11,7 +14,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.db import Database
 from activities.documents import DocumentSettings
-from activities.llm import INVALID_OUTPUT_ATTEMPTS, GroqProvider
+from activities.llm import FAILED_CALL_ATTEMPTS, INVALID_OUTPUT_ATTEMPTS, RAW_OUTPUT_CHARS, GroqProvider
 from tests.documents import document_row, start_document, version_rows
 from tests.fake_chat_server import FakeChatServer, Reply, api_error, completion, concepts_reply, fake_chat_server
 from worker import running_worker
@@ -29,11 +32,27 @@ def _scripted(*replies: Reply):
     return lambda _body, index: replies[min(index, len(replies) - 1)]
 
 
-async def _run(dev_client: Client, db: Database, task_queue: str, document: Path, server: FakeChatServer):
+async def _run(
+    dev_client: Client, db: Database, task_queue: str, document: Path, server: FakeChatServer, while_running: Any = None
+):
     llm = GroqProvider(api_key="test-key", model="test-model", base_url=server.base_url)
     settings = DocumentSettings(roots=(document.parent,))
     async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, llm=llm, documents=settings):
-        return await (await start_document(dev_client, task_queue, document)).result()
+        handle = await start_document(dev_client, task_queue, document)
+        if while_running is not None:
+            await while_running(handle)
+        return await handle.result()
+
+
+async def _retry_delay_of_extraction(handle) -> timedelta:
+    """The delay the server scheduled before retrying the extraction (from its last failure)."""
+    for _ in range(1200):
+        for pending in (await handle.describe()).raw_description.pending_activities:
+            info = pending.last_failure.application_failure_info
+            if pending.activity_type.name == "extract_concepts" and info.HasField("next_retry_delay"):
+                return info.next_retry_delay.ToTimedelta()
+        await asyncio.sleep(0.05)
+    raise AssertionError("the extraction never failed with a retry delay")
 
 
 @pytest.fixture
@@ -57,11 +76,27 @@ async def test_success(dev_client: Client, db: Database, task_queue: str, docume
 async def test_429_waits_for_retry_after_then_succeeds(
     dev_client: Client, db: Database, task_queue: str, document: Path, server: FakeChatServer
 ) -> None:
-    result = await _run(dev_client, db, task_queue, document, server)
+    delays: list[timedelta] = []
+
+    async def record_delay(handle) -> None:
+        delays.append(await _retry_delay_of_extraction(handle))
+
+    result = await _run(dev_client, db, task_queue, document, server, while_running=record_delay)
     assert result.concept_count == 1 and len(server.requests) == 2
-    waited = server.requests[1][0] - server.requests[0][0]
-    # The policy's own first interval is 1 s: waiting 3 s means Retry-After was honoured.
-    assert 2.9 <= waited < 10, waited
+    # The policy's own first interval is 1 s: a 3 s retry delay is Retry-After's.
+    assert delays == [timedelta(seconds=3)]
+
+
+@pytest.mark.parametrize(
+    "server",
+    [[api_error(429, "slow down", {"retry-after": "0.1"})] * (FAILED_CALL_ATTEMPTS + 2) + [concepts_reply("saga")]],
+    indirect=True,
+)
+async def test_rate_limits_do_not_use_up_the_attempts_of_a_chunk(
+    dev_client: Client, db: Database, task_queue: str, document: Path, server: FakeChatServer
+) -> None:
+    result = await _run(dev_client, db, task_queue, document, server)
+    assert result.concept_count == 1 and len(server.requests) == FAILED_CALL_ATTEMPTS + 3
 
 
 @pytest.mark.parametrize("server", [[api_error(500, "upstream broke"), concepts_reply("saga")]], indirect=True)
@@ -72,17 +107,35 @@ async def test_500_is_retried_then_succeeds(
     assert result.concept_count == 1 and len(server.requests) == 2
 
 
-@pytest.mark.parametrize("server", [[api_error(401, "invalid api key")]], indirect=True)
-async def test_401_is_not_retried_and_fails_clearly(
-    dev_client: Client, db: Database, task_queue: str, document: Path, server: FakeChatServer
+@pytest.mark.parametrize(
+    ("server", "attempts", "message"),
+    [
+        ([api_error(401, "invalid api key")], 1, "Groq HTTP 401: invalid api key"),
+        ([api_error(503, "overloaded")], FAILED_CALL_ATTEMPTS, "Groq HTTP 503: overloaded"),
+    ],
+    indirect=["server"],
+    ids=["401-final-at-once", "503-final-after-bounded-attempts"],
+)
+async def test_a_failing_call_fails_the_document_clearly(
+    dev_client: Client, db: Database, task_queue: str, document: Path, server: FakeChatServer, attempts: int, message: str
 ) -> None:
     with pytest.raises(WorkflowFailureError) as failure:
         await _run(dev_client, db, task_queue, document, server)
-    assert len(server.requests) == 1
-    assert "Groq HTTP 401: invalid api key" in str(failure.value.cause)
+    assert len(server.requests) == attempts
+    assert message in str(failure.value.cause)
     row = document_row(db, document)
     assert (row.status, row.error_class) == ("FAILED", "ModelError")
     assert version_rows(db, row.document_id) == {"document_chunks": 0, "concept_mentions": 0, "concepts": 0}
+
+
+def _details_with_raw_output(failure: WorkflowFailureError) -> tuple[ApplicationError, dict[str, Any]]:
+    """The model error (and its details) that kept the raw output, beneath the wrappers."""
+    error = failure.cause
+    while error is not None:
+        if isinstance(error, ApplicationError) and error.details and "raw_output" in error.details[0]:
+            return error, error.details[0]
+        error = error.__cause__
+    raise AssertionError("no failure kept the raw output")
 
 
 @pytest.mark.parametrize("server", [[(200, {}, completion("Sure! Here are the concepts: saga, compensation"))]], indirect=True)
@@ -92,10 +145,31 @@ async def test_malformed_output_is_retried_a_bounded_number_of_times_then_fails(
     with pytest.raises(WorkflowFailureError) as failure:
         await _run(dev_client, db, task_queue, document, server)
     assert len(server.requests) == INVALID_OUTPUT_ATTEMPTS
-    chain, root = [], failure.value.cause
-    while root is not None:
-        chain.append(root)
-        root = root.__cause__
-    model_error = next(e for e in chain if isinstance(e, ApplicationError) and e.type == "ModelError")
-    assert "model output failed validation" in model_error.message
-    assert model_error.details[0]["raw_output"].startswith("Sure! Here are the concepts")
+    model_error, details = _details_with_raw_output(failure.value)
+    assert model_error.type == "ModelError" and "model output failed validation" in model_error.message
+    assert details["raw_output"].startswith("Sure! Here are the concepts")
+
+
+_LEAKY = "Sure! I used key gsk_live_9f8e7d6c5b4a39281706f5e4 for ops@example.com. " + "saga " * 5000
+
+
+@pytest.mark.parametrize("server", [[(200, {}, completion(_LEAKY))]], indirect=True)
+async def test_invalid_output_in_failure_details_is_capped_and_redacted(
+    dev_client: Client, db: Database, task_queue: str, document: Path, server: FakeChatServer
+) -> None:
+    with pytest.raises(WorkflowFailureError) as failure:
+        await _run(dev_client, db, task_queue, document, server)
+    _error, details = _details_with_raw_output(failure.value)
+    assert len(details["raw_output"]) <= RAW_OUTPUT_CHARS and details["raw_length"] == len(_LEAKY)
+    assert details["raw_output"].startswith("Sure! I used [redacted] for [redacted]")
+    assert "gsk_" not in details["raw_output"] and "@" not in details["raw_output"]
+
+
+def test_a_name_no_concept_can_have_is_dropped_not_fatal() -> None:
+    from activities.llm import parse_concepts
+
+    raw = (
+        '{"concepts": [{"name": "' + "word" * 60 + '", "kind": "term", "salience": 0.9},'
+        ' {"name": "saga", "kind": "topic", "salience": 0.8}]}'
+    )
+    assert [c.name for c in parse_concepts(raw).concepts] == ["saga"]

@@ -157,7 +157,8 @@ async def test_hostile_documents_are_rejected_and_the_worker_keeps_running(
         (docs / "bomb.docx", "zip bomb"),
         (docs / "huge.pdf", "PDF has 60 pages (limit 50)"),
         (Path(f"{docs}/../secret.txt"), "outside the allowed document roots"),
-        (Path("relative/path.txt"), "path must be absolute"),
+        # Relative to the worker's first document root, where there is no such file.
+        (Path("relative/path.txt"), "relative/path.txt: file not found"),
     ]
     settings = DocumentSettings(roots=(docs,), max_pdf_pages=50)
     async with running_worker(
@@ -172,7 +173,7 @@ async def test_hostile_documents_are_rejected_and_the_worker_keeps_running(
             with pytest.raises(WorkflowFailureError) as failure:
                 await handle.result()
             cause = failure.value.cause
-            assert isinstance(cause, ApplicationError) and cause.type == "ValidationError", cause
+            assert isinstance(cause, ApplicationError) and cause.type == "InvalidInput", cause
             assert reason in cause.message
         nul = await dev_client.start_workflow(
             "DocumentPipeline", {"path": f"{docs}/fine.txt\x00.pdf"}, id=f"hostile-{uuid.uuid4()}", task_queue=task_queue

@@ -426,7 +426,7 @@ async def test_an_unknown_sku_is_refused_before_anyone_is_charged(
     handle = await start_order(dev_client, task_queue, order)
     with pytest.raises(WorkflowFailureError) as failure:
         await handle.result()
-    assert error_class(failure.value.cause) == "ValidationError"  # type: ignore[arg-type]
+    assert error_class(failure.value.cause) == "InvalidInput"  # type: ignore[arg-type]
     message = str(failure.value.cause.cause)  # type: ignore[union-attr]
     assert "unknown SKU 'NOPE-9'" in message and "items[1].sku" in message and "WIDGET-1" in message
     history = await handle.fetch_history()

@@ -24,12 +24,34 @@ from contracts.query import QueryInput, query_workflow_id
 from workflows.document import DocumentPipeline, ExtractChunksWorkflow
 from workflows.document_batch import DocumentBatch
 from workflows.order import OrderFulfillmentSaga
+from contracts.parallel_analysis import ParallelAnalysisInput
+from contracts.blog import BlogInput
+from contracts.iterative import IterativeInput
+from contracts.news_digest import NewsDigestInput
+from contracts.routing import RoutingInput, routing_workflow_id
+from contracts.sequential import SequentialInput, text_key
+from workflows.parallel_analysis import ParallelAnalysisWorkflow
+from workflows.blog import BlogWorkflow
+from workflows.iterative import IterativeSearchWorkflow
+from workflows.news_digest import NewsDigestWorkflow
+from workflows.routing import RoutingWorkflow
+from workflows.sequential import SequentialWorkflow
 from workflows.query import QueryWorkflow
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 """Where every family's sample inputs live."""
 
 InputT = TypeVar("InputT", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class DemoUpdate:
+    """An update the demo sends once the run's ``status`` shows it waiting at a step."""
+
+    name: str
+    arg: dict[str, Any]
+    when_step: str
+    """The ``current_step`` at which the run waits for it."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +62,8 @@ class DemoRun:
     """Relative to ``samples/``."""
     expect: str = "COMPLETED"
     """COMPLETED, FAILED or CANCELED."""
+    update: DemoUpdate | None = None
+    """What the demo sends while the run waits (routing's approval)."""
 
 
 @dataclass(frozen=True)
@@ -167,6 +191,98 @@ FAMILIES: tuple[Family[Any], ...] = (
         path_field="folder",
         path_is_folder=True,
         demo=(DemoRun("inputs/document-batch.json"),),
+    ),
+    Family(
+        name="sequential",
+        workflow=SequentialWorkflow,
+        input_model=SequentialInput,
+        description="Ingest, process, analyse, report: one step after another; the report "
+        "lists each step's outcome and timing.",
+        # One run of the same text at a time; it may run again once closed.
+        workflow_id=lambda request: f"sequential-{text_key(request.text)}",
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        conflict_message=lambda request: "this text is being processed right now "
+        f"(see `saga status sequential-{text_key(request.text)}`)",
+        samples=("sequential/billing-retrospective.json", "sequential/too-short.json"),
+        demo=(DemoRun("sequential/billing-retrospective.json"), DemoRun("sequential/too-short.json", "FAILED")),
+    ),
+    Family(
+        name="parallel-analysis",
+        workflow=ParallelAnalysisWorkflow,
+        input_model=ParallelAnalysisInput,
+        description="Sentiment, keywords, summary and language of a text at once; a failed "
+        "analysis falls back or is listed as not available, the others still count.",
+        workflow_id=lambda request: f"parallel-analysis-{text_key(request.text, *request.fail)}",
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        conflict_message=lambda request: "this text is being analysed right now "
+        f"(see `saga status parallel-analysis-{text_key(request.text, *request.fail)}`)",
+        samples=("parallel-analysis/billing-retrospective.json", "parallel-analysis/two-failing-branches.json"),
+        demo=(DemoRun("parallel-analysis/two-failing-branches.json"),),
+    ),
+    Family(
+        name="routing",
+        workflow=RoutingWorkflow,
+        input_model=RoutingInput,
+        description="Classify a request (admin / premium / standard) and route it to its "
+        "handler; admin requests wait for approve/reject, escalating after a deadline.",
+        workflow_id=lambda request: routing_workflow_id(request.request_id),
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        conflict_message=lambda request: f"request {request.request_id} was already submitted "
+        f"(see `saga status {routing_workflow_id(request.request_id)}`)",
+        samples=(
+            "routing/admin-request.json",
+            "routing/premium-request.json",
+            "routing/standard-request.json",
+        ),
+        updates=("approve", "reject"),
+        rerun_field="request_id",
+        demo=(
+            DemoRun("routing/premium-request.json"),
+            DemoRun(
+                "routing/admin-request.json",
+                update=DemoUpdate("approve", {"approver": "alice"}, when_step="awaiting approval"),
+            ),
+        ),
+    ),
+    Family(
+        name="iterative",
+        workflow=IterativeSearchWorkflow,
+        input_model=IterativeInput,
+        description="BM25 search over the stored documents, refined until its measured "
+        "quality reaches the target or the iteration cap; continues as new on long loops.",
+        workflow_id=lambda request: f"iterative-{text_key(request.query)}",
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        conflict_message=lambda request: f"a search for {request.query!r} is running right now "
+        f"(see `saga status iterative-{text_key(request.query)}`)",
+        samples=("iterative/saga-retries.json", "iterative/research-idempotency.json"),
+        demo=(DemoRun("iterative/saga-retries.json"),),
+    ),
+    Family(
+        name="blog",
+        workflow=BlogWorkflow,
+        input_model=BlogInput,
+        description="A cited blog post from the stored documents: research (BM25), outline, "
+        "draft, review by the LLM or the offline extractive composer.",
+        workflow_id=lambda request: f"blog-{text_key(request.topic)}",
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        conflict_message=lambda request: f"a post on {request.topic!r} is being written right now "
+        f"(see `saga status blog-{text_key(request.topic)}`)",
+        samples=("blog/sagas.json", "blog/durable-workflows.json"),
+        demo=(DemoRun("blog/sagas.json"),),
+    ),
+    Family(
+        name="news-digest",
+        workflow=NewsDigestWorkflow,
+        input_model=NewsDigestInput,
+        description="A newsletter of the configured RSS/Atom feeds: new relevant articles only, "
+        "categorised and summarised; run it on a schedule (saga schedule create).",
+        # One digest of a name at a time (a schedule skips overlapping runs as well).
+        workflow_id=lambda request: f"news-digest-{request.name}",
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        conflict_message=lambda request: f"the {request.name} digest is being built right now "
+        f"(see `saga status news-digest-{request.name}`)",
+        samples=("news-digest/weekly.json", "news-digest/workflows-only.json"),
+        demo=(DemoRun("news-digest/weekly.json"),),
     ),
     Family(
         name="query",

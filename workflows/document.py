@@ -9,13 +9,20 @@ no history holds more than about a hundred activities (~400 KB of JSON history e
 from __future__ import annotations
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, FailureError, is_cancelled_exception
-from temporalio.workflow import ActivityCancellationType
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    FailureError,
+    WorkflowAlreadyStartedError,
+    is_cancelled_exception,
+)
+from temporalio.workflow import ActivityCancellationType, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     import pydantic
 
     from activities.documents import DocumentActivities
+    from activities.errors import ErrorClass, is_invalid_input
     from workflows import policies
     from workflows.common import Pausable
     from workflows.concurrency import run_to_completion, run_windowed
@@ -31,9 +38,13 @@ with workflow.unsafe.imports_passed_through():
         ExtractRangeInput,
         ExtractSummary,
         FailureRecord,
+        FinaliseInput,
+        FinaliseResult,
+        FinalStatus,
         StoreInput,
         ValidateInput,
         document_id_for,
+        document_workflow_id,
     )
     from workflows.saga import Saga, error_class, reported_error
 
@@ -79,9 +90,20 @@ class ExtractChunksWorkflow:
         return concepts
 
 
+FINALISE_PATCH = "document-finalise"
+"""Runs started since carry this marker: they resolve the path first and end with one
+``finalise_document`` step. Runs recorded before (tests/histories/document_*.json) replay
+through :meth:`DocumentPipeline._run_recorded`."""
+
+
 @workflow.defn(failure_exception_types=[pydantic.ValidationError])
 class DocumentPipeline(Pausable):
-    """Process one document; on failure remove this run's rows and record why."""
+    """Process one document; however the run ends, its last step sets the row's final state.
+
+    The run resolves the path first: the document's workflow id derives from its real path,
+    and a run started under another id (a relative path, ``..``, a symlink) hands the work
+    to a child under the document's own id, so one document never has two runs at once.
+    """
 
     def __init__(self) -> None:
         self._document_id = ""
@@ -97,19 +119,176 @@ class DocumentPipeline(Pausable):
         info = workflow.info()
         run_key = f"{info.workflow_id}/{info.run_id}"
         self._document_id = document_id_for(request.path)
+        if not workflow.patched(FINALISE_PATCH):
+            return await self._run_recorded(request, run_key)
+        self._step = "resolve"
+        path = request.path
+        doc: DocumentRef | None = None
         try:
-            doc = await self._validate(request.path, run_key)
+            path = await run_to_completion(workflow.execute_activity(
+                DocumentActivities.resolve_document, request.path, summary="resolve path", **policies.PROCESSING
+            ))
+            own_id = document_workflow_id(document_id_for(path))
+            if info.workflow_id != own_id:
+                self._step = "delegate"
+                return await self._delegate(request.model_copy(update={"path": path}), own_id)
+            self._document_id = document_id_for(path)
+            self._step = "validate"
+            doc = await run_to_completion(workflow.execute_activity(
+                DocumentActivities.validate_document,
+                ValidateInput(
+                    path=path, run_key=run_key, chunk_size=request.chunk_size, chunk_overlap=request.chunk_overlap
+                ),
+                summary="validate",
+                **policies.PROCESSING,
+            ))
             if doc.already_completed:
                 result = await workflow.execute_activity(
                     DocumentActivities.document_result, doc, summary="reuse stored result", **policies.DATABASE_WRITE
                 )
             else:
-                result = await self._process(request, doc, run_key)
+                result = await self._steps(request, doc, run_key)
+        except BaseException as err:
+            if self._step == "delegate":
+                self._state = "canceled" if is_cancelled_exception(err) else "failed"
+                raise
+            failure = await self._finalise_failure(err, path, doc, run_key)
+            if failure is err:
+                raise
+            raise failure from err
+        await self._finalise("COMPLETED", path, doc, run_key)
+        self._state, self._step = "completed", None
+        return result
+
+    async def _delegate(self, request: DocumentInput, workflow_id: str) -> DocumentResult:
+        try:
+            return await workflow.execute_child_workflow(
+                DocumentPipeline.run, request, id=workflow_id, parent_close_policy=ParentClosePolicy.REQUEST_CANCEL
+            )
+        except WorkflowAlreadyStartedError:
+            raise ApplicationError(
+                f"{request.path} is being processed by workflow {workflow_id} right now",
+                type="DocumentBusy",
+                non_retryable=True,
+            ) from None
+
+    async def _finalise(
+        self, status: FinalStatus, path: str, doc: DocumentRef | None, run_key: str, reason: BaseException | None = None
+    ) -> FinaliseResult:
+        reported = reported_error(reason) if reason is not None else None
+        request = FinaliseInput(
+            document_id=self._document_id,
+            path=path,
+            run_key=run_key,
+            status=status,
+            rows_key=doc.rows_key if doc is not None and not doc.already_completed else None,
+            error_class=None if reason is None else "Cancelled" if status == "CANCELED" else error_class(reason),
+            message=None if reported is None else "cancelled by request" if status == "CANCELED"
+            else str(getattr(reported, "message", reported))[:2000],
+        )
+        # Shielded: a cancellation must not stop the run from recording how it ended; and,
+        # like a compensation, it is retried until the database takes it (up to a day).
+        return await run_to_completion(
+            workflow.execute_activity(
+                DocumentActivities.finalise_document, request, summary=f"finalise {status}", **policies.COMPENSATION
+            ),
+            reraise_cancel=False,
+        )
+
+    async def _finalise_failure(
+        self, err: BaseException, path: str, doc: DocumentRef | None, run_key: str
+    ) -> BaseException:
+        """Record how the run ended; return what the workflow fails with."""
+        if is_cancelled_exception(err):
+            self._state = "compensating"
+            await self._finalise("CANCELED", path, doc, run_key, err)
+            self._state = "canceled"
+            return err
+        if not isinstance(err, (FailureError, pydantic.ValidationError)):
+            return err  # a bug in this code: the workflow task fails and is retried
+        kind = error_class(err)
+        self._state = "compensating"
+        rejected = kind == ErrorClass.VALIDATION
+        done = await self._finalise("REJECTED" if rejected else "FAILED", path, doc, run_key, err)
+        self._state = "failed"
+        reported = reported_error(err)
+        message = str(getattr(reported, "message", reported))
+        details = getattr(reported, "details", ())
+        if rejected:
+            # Fail with the reason itself, not "activity task failed".
+            return ApplicationError(f"{message} (document rejected)", *details, type=kind, non_retryable=True)
+        return ApplicationError(
+            message,
+            {"failed_step": self._step, "removed_rows": done.removed_rows},
+            type=kind,
+            non_retryable=True,
+        )
+
+    async def _steps(self, request: DocumentInput, doc: DocumentRef, run_key: str) -> DocumentResult:
+        """Chunk, extract and store; each write finishes before a cancel is acted on."""
+        self._step = "chunk"
+        # run_to_completion: a cancel waits for the step, so what follows never races a
+        # write still in flight.
+        summary = await run_to_completion(workflow.execute_activity(
+            DocumentActivities.chunk_document,
+            ChunkInput(
+                document=doc,
+                run_key=run_key,
+                chunk_size=request.chunk_size,
+                chunk_overlap=request.chunk_overlap,
+            ),
+            summary="parse and chunk",
+            **policies.PROCESSING,
+        ))
+        self._total = summary.chunk_count
+        self._step = "extract"
+        await self._extract(
+            ExtractRangeInput(
+                document_id=doc.document_id,
+                content_hash=doc.rows_key,
+                run_key=run_key,
+                start=0,
+                end=summary.chunk_count,
+                window=request.extract_window,
+            )
+        )
+        self._step = "store"
+        return await run_to_completion(workflow.execute_activity(
+            DocumentActivities.store_concepts,
+            StoreInput(document=doc, run_key=run_key),
+            summary="store concepts",
+            **policies.DATABASE_WRITE,
+        ))
+
+    async def _run_recorded(self, request: DocumentInput, run_key: str) -> DocumentResult:
+        """The pipeline as runs recorded before :data:`FINALISE_PATCH` executed it.
+
+        Those runs end through a saga's discard and ``record_document_failure``; kept so
+        their histories replay and such a run still in flight finishes as it began.
+        """
+        try:
+            doc = await self._validate_recorded(request.path, run_key)
+            if doc.already_completed:
+                result = await workflow.execute_activity(
+                    DocumentActivities.document_result, doc, summary="reuse stored result", **policies.DATABASE_WRITE
+                )
+            else:
+                async with Saga() as saga:
+                    try:
+                        saga.add_compensation(
+                            DocumentActivities.discard_document_run,
+                            DiscardInput(document_id=doc.document_id, content_hash=doc.content_hash, run_key=run_key),
+                            step="store",
+                        )
+                        result = await self._steps(request, doc, run_key)
+                    except BaseException:
+                        self._state = "compensating"
+                        raise
         except BaseException as err:
             cancelled = is_cancelled_exception(err)
             self._state = "canceled" if cancelled else "failed"
-            # A rejected document's row already says why (validate_document wrote it).
-            if cancelled or (isinstance(err, FailureError) and error_class(err) != "ValidationError"):
+            # A rejected document's row already says why (validate_document wrote it then).
+            if cancelled or (isinstance(err, FailureError) and not is_invalid_input(error_class(err))):
                 await self._record_failure(err, run_key, cancelled)
             raise
         self._state, self._step = "completed", None
@@ -130,7 +309,7 @@ class DocumentPipeline(Pausable):
             **policies.DATABASE_WRITE,
         )
 
-    async def _validate(self, path: str, run_key: str) -> DocumentRef:
+    async def _validate_recorded(self, path: str, run_key: str) -> DocumentRef:
         try:
             return await workflow.execute_activity(
                 DocumentActivities.validate_document,
@@ -139,60 +318,14 @@ class DocumentPipeline(Pausable):
                 **policies.PROCESSING,
             )
         except ActivityError as err:
-            if isinstance(err.cause, ApplicationError) and err.cause.type == "ValidationError":
-                # Fail with the reason itself, not "activity task failed".
+            if isinstance(err.cause, ApplicationError) and is_invalid_input(err.cause.type):
                 raise ApplicationError(
                     f"{err.cause.message} (document rejected)",
                     *err.cause.details,
-                    type="ValidationError",
+                    type=err.cause.type,
                     non_retryable=True,
                 ) from err
             raise
-
-    async def _process(self, request: DocumentInput, doc: DocumentRef, run_key: str) -> DocumentResult:
-        async with Saga() as saga:
-            try:
-                saga.add_compensation(
-                    DocumentActivities.discard_document_run,
-                    DiscardInput(document_id=doc.document_id, content_hash=doc.content_hash, run_key=run_key),
-                    step="store",
-                )
-                self._step = "chunk"
-                # run_to_completion: a cancel waits for the step, so the discard
-                # compensation never races a write still in flight.
-                summary = await run_to_completion(workflow.execute_activity(
-                    DocumentActivities.chunk_document,
-                    ChunkInput(
-                        document=doc,
-                        run_key=run_key,
-                        chunk_size=request.chunk_size,
-                        chunk_overlap=request.chunk_overlap,
-                    ),
-                    summary="parse and chunk",
-                    **policies.PROCESSING,
-                ))
-                self._total = summary.chunk_count
-                self._step = "extract"
-                await self._extract(
-                    ExtractRangeInput(
-                        document_id=doc.document_id,
-                        content_hash=doc.content_hash,
-                        run_key=run_key,
-                        start=0,
-                        end=summary.chunk_count,
-                        window=request.extract_window,
-                    )
-                )
-                self._step = "store"
-                return await run_to_completion(workflow.execute_activity(
-                    DocumentActivities.store_concepts,
-                    StoreInput(document=doc, run_key=run_key),
-                    summary="store concepts",
-                    **policies.DATABASE_WRITE,
-                ))
-            except BaseException:
-                self._state = "compensating"
-                raise
 
     async def _extract(self, whole: ExtractRangeInput) -> None:
         if whole.end <= SEGMENT_CHUNKS:

@@ -6,12 +6,13 @@ from collections.abc import Awaitable
 
 from temporalio import workflow
 from temporalio.exceptions import ChildWorkflowError, WorkflowAlreadyStartedError, is_cancelled_exception
-from temporalio.workflow import ParentClosePolicy
+from temporalio.workflow import ContinueAsNewError, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     import pydantic
 
     from activities.documents import DocumentActivities
+    from activities.errors import ErrorClass
     from workflows import policies
     from workflows.common import Pausable
     from workflows.concurrency import run_windowed
@@ -47,6 +48,16 @@ class DocumentBatch(Pausable):
     @workflow.run
     async def run(self, batch: BatchInput) -> BatchResult:
         """Return every document's outcome."""
+        if batch.paused:
+            self.pause()  # paused when the previous run continued as new
+        try:
+            return await self._run(batch)
+        except BaseException as err:
+            if not isinstance(err, ContinueAsNewError):
+                self._state = "canceled" if is_cancelled_exception(err) else "failed"
+            raise
+
+    async def _run(self, batch: BatchInput) -> BatchResult:
         paths = batch.paths
         if paths is None:
             paths = await workflow.execute_activity(
@@ -70,7 +81,9 @@ class DocumentBatch(Pausable):
         )
         if remaining:
             workflow.continue_as_new(
-                batch.model_copy(update={"paths": remaining, "outcomes": self._outcomes, "total": self._total})
+                batch.model_copy(
+                    update={"paths": remaining, "outcomes": self._outcomes, "total": self._total, "paused": self._paused}
+                )
             )
         return BatchResult(
             folder=batch.folder,
@@ -78,17 +91,27 @@ class DocumentBatch(Pausable):
             completed=self._count("COMPLETED"),
             rejected=self._count("REJECTED"),
             failed=self._count("FAILED"),
+            canceled=self._count("CANCELED"),
             documents=self._outcomes,
         )
 
     async def _process(self, path: str, batch: BatchInput) -> DocumentOutcome:
         # The document's own workflow id: one run per document at a time, whoever starts it.
         workflow_id = document_workflow_id(document_id_for(path))
+        try:
+            request = DocumentInput(path=path, chunk_size=batch.chunk_size)
+        except pydantic.ValidationError as invalid:
+            # A file name no input may carry (a control character is legal on Linux):
+            # that document is rejected, the batch goes on.
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in invalid.errors())
+            return DocumentOutcome(
+                path=path, workflow_id=workflow_id, status="REJECTED", error=f"{ErrorClass.VALIDATION}: {problems}"
+            )
         self._in_flight += 1
         try:
             result = await workflow.execute_child_workflow(
                 DocumentPipeline.run,
-                DocumentInput(path=path, chunk_size=batch.chunk_size),
+                request,
                 id=workflow_id,
                 parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
             )
@@ -100,7 +123,7 @@ class DocumentBatch(Pausable):
             if is_cancelled_exception(err):
                 return DocumentOutcome(path=path, workflow_id=workflow_id, status="CANCELED")
             kind, reported = error_class(err), reported_error(err)
-            status = "REJECTED" if kind == "ValidationError" else "FAILED"
+            status = "REJECTED" if kind == ErrorClass.VALIDATION else "FAILED"
             message = getattr(reported, "message", None) or str(reported)
             return DocumentOutcome(path=path, workflow_id=workflow_id, status=status, error=f"{kind}: {message}")
         finally:
@@ -114,14 +137,15 @@ class DocumentBatch(Pausable):
 
     @workflow.query
     def status(self) -> BatchStatus:
-        """Documents done / total, in flight, rejected and failed."""
+        """Documents done / total, in flight, rejected, failed and cancelled; the batch's state."""
         done = len(self._outcomes)
         return BatchStatus(
-            state="completed" if done == self._total else self._state,
+            state="completed" if done == self._total and self._state == "running" else self._state,
             current_step=None,
             done=done,
             total=self._total,
             in_flight=self._in_flight,
             rejected=self._count("REJECTED"),
             failed=self._count("FAILED"),
+            canceled=self._count("CANCELED"),
         )

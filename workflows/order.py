@@ -12,6 +12,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError,
 with workflow.unsafe.imports_passed_through():
     import pydantic
 
+    from activities.errors import ErrorClass
     from activities.orders import OrderActivities
     from workflows import policies
     from contracts.orders import (
@@ -169,7 +170,7 @@ class OrderFulfillmentSaga(Pausable):
         if workflow.info().workflow_id != workflow_id:
             raise ApplicationError(
                 f"workflow id must be {workflow_id!r}: one saga per order",
-                type="ValidationError",
+                type=ErrorClass.VALIDATION,
                 non_retryable=True,
             )
 

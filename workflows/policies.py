@@ -15,7 +15,9 @@ from temporalio.common import RetryPolicy
 # Error types that no retry can fix. Activities raise them as non-retryable
 # ApplicationErrors already; listing them here also protects against an activity that
 # forgets the flag.
-NON_RETRYABLE_ERROR_TYPES = ["ValidationError", "StepAlreadyCompensated", "OutOfStock", "OrderAlreadyProcessed"]
+# "ValidationError" is not among them: it is what the SDK calls any uncaught pydantic error
+# inside an activity, which is our bug and worth retrying; our bad-input errors are InvalidInput.
+NON_RETRYABLE_ERROR_TYPES = ["InvalidInput", "StepAlreadyCompensated", "OutOfStock", "OrderAlreadyProcessed"]
 
 
 class ActivityOptions(TypedDict, total=False):
@@ -25,6 +27,7 @@ class ActivityOptions(TypedDict, total=False):
     schedule_to_close_timeout: timedelta
     heartbeat_timeout: timedelta
     retry_policy: RetryPolicy
+    task_queue: str
 
 
 DATABASE_WRITE = ActivityOptions(
@@ -50,7 +53,7 @@ COMPENSATION = ActivityOptions(
         backoff_coefficient=2.0,
         maximum_interval=timedelta(seconds=30),
         maximum_attempts=0,
-        non_retryable_error_types=["ValidationError"],
+        non_retryable_error_types=["InvalidInput"],
     ),
 )
 """An undo step of a saga."""
@@ -60,11 +63,15 @@ MODEL = ActivityOptions(
     # The activity heartbeats while it waits (activities/liveness.py): a dead worker's
     # call is retried after 10 s, not after the full timeout.
     heartbeat_timeout=timedelta(seconds=10),
+    # Rate limits (429) are waited out for up to this long in all, however many there
+    # are; failed calls and invalid outputs are final after a few attempts (the activity
+    # says so: activities/llm.py FAILED_CALL_ATTEMPTS, INVALID_OUTPUT_ATTEMPTS).
+    schedule_to_close_timeout=timedelta(minutes=30),
     retry_policy=RetryPolicy(
         initial_interval=timedelta(seconds=1),
         backoff_coefficient=2.0,
         maximum_interval=timedelta(seconds=60),
-        maximum_attempts=5,
+        maximum_attempts=0,
         non_retryable_error_types=NON_RETRYABLE_ERROR_TYPES,
     ),
 )
@@ -81,6 +88,31 @@ PROCESSING = ActivityOptions(
     ),
 )
 """CPU-bound parsing and transformation of data the activity already has."""
+
+TEXT_ANALYSIS = ActivityOptions(
+    # An offline analysis of one text takes well under a second; a minute means it hangs.
+    start_to_close_timeout=timedelta(seconds=60),
+    retry_policy=RetryPolicy(
+        initial_interval=timedelta(milliseconds=500),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=5),
+        maximum_attempts=3,
+        non_retryable_error_types=NON_RETRYABLE_ERROR_TYPES,
+    ),
+)
+"""A CPU-bound analysis of a text the activity is given (sentiment, keywords, search)."""
+
+FEED_FETCH = ActivityOptions(
+    # The workflow sets start_to_close_timeout per feed (the feed's own timeout + 5 s).
+    retry_policy=RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=10),
+        maximum_attempts=2,
+        non_retryable_error_types=NON_RETRYABLE_ERROR_TYPES,
+    ),
+)
+"""One remote feed: one retry, then the digest goes on without it (or with its cached copy)."""
 
 
 # The query family (NLP -> data -> viz). Attempts and intervals are the seed's per-agent

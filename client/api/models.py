@@ -89,19 +89,29 @@ class UpdateResult(BaseModel):
     result: Any = None
 
 
-class StepTiming(BaseModel):
+class StepStats(BaseModel):
+    """One activity type over the sampled runs (``client.stats``: from their histories)."""
+
+    activity_type: str
     count: int
-    p50_ms: float
-    p95_ms: float
-    max_ms: float
+    succeeded: int
+    success_rate: float
+    min_seconds: float
+    avg_seconds: float
+    p95_seconds: float
+    max_seconds: float
+    retries: int
+    avg_input_bytes: float
+    avg_output_bytes: float
+    outcomes: dict[str, int]
 
 
 class FamilyMetrics(BaseModel):
     counts: dict[str, int]
     """Runs per status, from visibility."""
     total: int
-    step_timings: dict[str, StepTiming]
-    """Per activity, from the histories of the family's latest closed runs."""
+    step_timings: dict[str, StepStats]
+    """Per activity type, from the histories of the family's latest closed runs."""
     runs_sampled: int
 
 

@@ -16,7 +16,6 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.service import RPCError
 
-from client.api.metrics import step_timings
 from client.api.models import (
     Accepted,
     CatalogEntry,
@@ -29,6 +28,7 @@ from client.api.models import (
 )
 from client.api.routes_runs import ERRORS, RUN_ERRORS, temporal
 from client.runs import count_runs
+from client.stats import activity_stats
 from workflows.catalog import FAMILIES, Family
 
 HEALTH_TIMEOUT = timedelta(seconds=5)
@@ -52,8 +52,11 @@ def catalog_entry(fam: Family[Any]) -> CatalogEntry:
 
 async def _family_metrics(request: Request, fam: Family[Any], runs: int) -> FamilyMetrics:
     client = temporal(request)
-    counts, (timings, sampled) = await asyncio.gather(count_runs(client, fam), step_timings(client, fam, runs=runs))
-    return FamilyMetrics(counts=counts, total=sum(counts.values()), step_timings=timings, runs_sampled=sampled)  # type: ignore[arg-type]
+    counts, stats = await asyncio.gather(
+        count_runs(client, fam), activity_stats(client, family=fam, query="ExecutionStatus != 'Running'", limit=runs)
+    )
+    timings = {step["activity_type"]: step for step in stats["activities"]}
+    return FamilyMetrics(counts=counts, total=sum(counts.values()), step_timings=timings, runs_sampled=stats["workflows"])  # type: ignore[arg-type]
 
 
 async def metrics(request: Request, runs: int = Query(20, ge=0, le=200)) -> Metrics:

@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from client.cli import control, history, services, start, trace
+from client.cli import approvals, control, history, schedules, services, start, stats, trace
 from client.cli.output import err
 from client.observability import configure_logging
 
@@ -25,6 +25,7 @@ app = typer.Typer(
 )
 app.add_typer(start.run_app, name="run")
 app.add_typer(services.dev_app, name="dev")
+app.add_typer(schedules.schedule_app, name="schedule")
 app.command("catalog")(start.catalog)
 app.command("inventory")(start.inventory)
 for command in (control.status, control.result, control.cancel):
@@ -32,12 +33,14 @@ for command in (control.status, control.result, control.cancel):
 app.command("pause")(control.pause)
 app.command("resume")(control.resume)
 app.command("list")(control.list_workflows)
+app.command("stats")(stats.stats)
 app.command()(history.history)
 app.command("replay")(history.replay_command)
 app.command("trace")(trace.trace)
 app.command()(services.demo)
 app.command("codec-server")(services.codec_server)
 app.command("api")(services.api)
+approvals.register(app)
 
 
 @app.callback()

@@ -189,7 +189,12 @@ def _command_for(fam: Family[Any]) -> Any:
 
         def with_path(
             path: Annotated[
-                Path | None, typer.Argument(metavar="PATH", help=f"Sets {fam.path_field} (made absolute).", show_default=False)
+                Path | None, typer.Argument(
+                    metavar="PATH",
+                    help=f"Sets {fam.path_field}, made absolute from the current folder (a relative "
+                    f"{fam.path_field} in --input or --set is relative to the worker's first document root).",
+                    show_default=False,
+                )
             ] = None,
             input_source: InputOption = None,
             sets: SetOption = None,

@@ -1,0 +1,128 @@
+"""The routing family's activities: classify by rules, handle per tier, record decisions.
+
+Every outcome lands in ``routed_requests`` (one row per request, written idempotently), so
+a retried handler or a replayed run never records a request twice.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from sqlalchemy import DateTime, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+from pydantic import BaseModel, ValidationError
+from temporalio import activity
+
+from activities.db import Base, Database, _utcnow
+from activities.errors import ErrorClass, database_errors, error, validation_error
+from activities.writing import GroqChat
+from contracts.routing import Classification, HandledRequest, HandleInput, RejectionInput, RoutingInput, Tier
+
+RESPONSE_HOURS: dict[Tier, int] = {"admin": 1, "premium": 4, "standard": 48}
+"""The service level each tier's handler promises."""
+
+
+class RoutedRequestRow(Base):
+    __tablename__ = "routed_requests"
+    request_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    requester: Mapped[str] = mapped_column(String(200))
+    tier: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str] = mapped_column(String(16))
+    """handled or rejected."""
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    response: Mapped[str] = mapped_column(Text)
+    response_hours: Mapped[int | None] = mapped_column(Integer)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+
+
+def classify(request: RoutingInput) -> Classification:
+    """Admin terms first, then premium terms, whole words in any case; else standard."""
+    for tier, terms in (("admin", request.admin_terms), ("premium", request.premium_terms)):
+        matched = [t for t in terms if re.search(rf"\b{re.escape(t)}\b", request.text, re.IGNORECASE)]
+        if matched:
+            return Classification(tier=tier, matched=matched, classifier="rules")  # type: ignore[arg-type]
+    return Classification(tier="standard", matched=[], classifier="rules")
+
+
+class _LLMTier(BaseModel):
+    tier: Tier
+    reason: str
+
+
+_CLASSIFY_PROMPT = (
+    "Classify this support request by the access it needs: 'admin' (administrator rights, "
+    "root or production access), 'premium' (a paying plan's priority support) or 'standard'. "
+    'Answer with JSON only: {"tier": "admin"|"premium"|"standard", "reason": "<one sentence>"}.'
+    "\n\nRequest:\n"
+)
+
+
+def llm_classify(chat: GroqChat, request: RoutingInput) -> Classification:
+    """The chat model's tier; an answer that is not the JSON asked for is a retryable ModelError."""
+    raw = chat.complete(_CLASSIFY_PROMPT + request.text)
+    fenced = re.search(r"\{.*\}", raw, re.DOTALL)
+    try:
+        answer = _LLMTier.model_validate_json(fenced.group(0) if fenced else raw)
+    except ValidationError:
+        raise error(ErrorClass.MODEL, f"the model's classification is not the JSON asked for: {raw[:200]}") from None
+    return Classification(tier=answer.tier, matched=[answer.reason], classifier=f"llm:{chat.model}")
+
+
+class RoutingActivities:
+    """Activities bound to the application database (and the chat model, when configured)."""
+
+    def __init__(self, db: Database, chat: GroqChat | None = None) -> None:
+        self._db = db
+        self._chat = chat
+
+    @activity.defn
+    def classify_request(self, request: RoutingInput) -> Classification:
+        """The request's tier by the input's rules or by the chat model."""
+        if request.classifier == "rules":
+            return classify(request)
+        if self._chat is None:
+            raise validation_error("no LLM is configured on the worker (GROQ_API_KEY)", field="classifier")
+        return llm_classify(self._chat, request)
+
+    def _record(self, row: RoutedRequestRow) -> None:
+        with database_errors(), self._db.transaction() as session:
+            session.merge(row)
+
+    def _handle(self, request: HandleInput, response: str) -> HandledRequest:
+        hours = RESPONSE_HOURS[request.tier]
+        self._record(
+            RoutedRequestRow(
+                request_id=request.request_id, requester=request.requester, tier=request.tier,
+                outcome="handled", decided_by=request.approved_by, response=response, response_hours=hours,
+            )
+        )
+        return HandledRequest(tier=request.tier, response=response, response_hours=hours)
+
+    @activity.defn
+    def handle_admin(self, request: HandleInput) -> HandledRequest:
+        """Carry out an approved admin request: recorded with its approver, 1 h response."""
+        return self._handle(
+            request, f"admin request of {request.requester} approved by {request.approved_by}; "
+            "an operator carries it out within the hour"
+        )
+
+    @activity.defn
+    def handle_premium(self, request: HandleInput) -> HandledRequest:
+        """Queue a premium request on the priority queue (4 h response)."""
+        return self._handle(request, f"queued for {request.requester} on the priority queue")
+
+    @activity.defn
+    def handle_standard(self, request: HandleInput) -> HandledRequest:
+        """Queue a standard request (48 h response)."""
+        return self._handle(request, f"queued for {request.requester} on the standard queue")
+
+    @activity.defn
+    def record_rejection(self, request: RejectionInput) -> None:
+        """Record a rejected (or auto-rejected) request and why."""
+        self._record(
+            RoutedRequestRow(
+                request_id=request.request_id, requester=request.requester, tier=request.tier,
+                outcome="rejected", decided_by=request.rejected_by, response=request.reason, response_hours=None,
+            )
+        )

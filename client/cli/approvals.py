@@ -1,0 +1,45 @@
+"""``saga approve|reject``: decide a routing run's pending approval (a Temporal Update)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from client.approvals import DecisionRefused, decide
+from client.cli.output import fail, out, run_async
+from client.connection import connect
+
+WorkflowId = Annotated[str, typer.Argument(metavar="WORKFLOW_ID", help="Workflow id.", show_default=False)]
+Approver = Annotated[str, typer.Option("--approver", help="Who decides (recorded in the result).", show_default=False)]
+
+
+def _send(workflow_id: str, decision: str, approver: str, reason: str | None) -> None:
+    async def send() -> None:
+        try:
+            answer = await decide(await connect(), workflow_id, decision, approver, reason)  # type: ignore[arg-type]
+        except DecisionRefused as refused:
+            raise fail(f"{workflow_id} refused the decision: {refused}") from None
+        out.print(f"{answer.request_id}: {answer.decision} by {answer.approver}", markup=False)
+
+    run_async(send())
+
+
+def approve(workflow_id: WorkflowId, approver: Approver) -> None:
+    """Approve a pending admin request."""
+    _send(workflow_id, "approve", approver, None)
+
+
+def reject(
+    workflow_id: WorkflowId,
+    approver: Approver,
+    reason: Annotated[str, typer.Option("--reason", help="Why (required).", show_default=False)],
+) -> None:
+    """Reject a pending admin request, saying why."""
+    _send(workflow_id, "reject", approver, reason)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``approve`` and ``reject`` to the ``saga`` command."""
+    app.command()(approve)
+    app.command()(reject)

@@ -1,0 +1,87 @@
+"""Contracts of the blog family: research -> outline -> draft -> review."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from contracts.common import ProgressStatus, StrictModel, Text
+from contracts.search import Hit
+
+
+class BlogInput(StrictModel):
+    """Write a blog post on a topic from the stored documents."""
+
+    topic: Text = Field(min_length=3, max_length=200)
+    sources: int = Field(default=6, ge=1, le=20)
+    """Passages the research step keeps (BM25 over the stored chunks)."""
+
+
+class Citation(BaseModel):
+    """A research passage, numbered as the post cites it: ``[n]``."""
+
+    number: int
+    path: str
+    chunk_index: int
+    score: float
+
+
+class WritingInput(StrictModel):
+    """What a writing step sees: the topic, the numbered passages and the previous step."""
+
+    topic: str
+    passages: list[Hit]
+    """Passage ``n`` is ``passages[n - 1]``."""
+    previous: str = ""
+    """The outline for the draft, the draft for the review."""
+
+
+class PostQuality(BaseModel):
+    """A computed score in [0, 1]: the mean of the four measures below."""
+
+    score: float
+    topic_coverage: float
+    """Share of the topic's terms the post uses."""
+    cited_paragraphs: float
+    """Share of body paragraphs that cite a passage."""
+    sections: float
+    """Sections over four, capped at 1."""
+    length: float
+    """Words over 400, capped at 1."""
+
+
+class WriterInfo(BaseModel):
+    provider: str
+    model: str
+    method: str
+    """How the text was produced, e.g. that the offline composer only extracts sentences."""
+
+
+class Review(BaseModel):
+    """What a writer's review returns."""
+
+    markdown: str
+    notes: list[str]
+    """What the review changed or found."""
+
+
+class ReviewedPost(Review):
+    """The review, measured, with who wrote it."""
+
+    word_count: int
+    quality: PostQuality
+    writer: WriterInfo
+
+
+class BlogResult(BaseModel):
+    topic: str
+    markdown: str
+    """The post, rendered on the console's run page."""
+    word_count: int
+    quality: PostQuality
+    citations: list[Citation]
+    review_notes: list[str]
+    writer: WriterInfo
+
+
+class BlogStatus(ProgressStatus):
+    """``done``/``total`` count research, outline, draft and review."""

@@ -1,0 +1,134 @@
+"""Contracts of the news-digest family: fetch feeds, filter, categorise, summarise, publish."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from contracts.common import ProgressStatus, StrictModel, Text
+from contracts.fallback import BranchOutcome
+
+Category = Literal["technology", "business", "research", "general"]
+CATEGORIES: tuple[Category, ...] = ("technology", "business", "research", "general")
+
+
+class FeedSource(StrictModel):
+    """One feed: an ``http(s)://`` URL, or a file under the worker's document roots."""
+
+    name: Text = Field(min_length=1, max_length=100)
+    url: Text = Field(min_length=1, max_length=2000)
+    """``https://...``, ``http://...``, an absolute path, or a path relative to a document root."""
+    timeout_seconds: float = Field(default=10, gt=0, le=120)
+    """Connect and read timeout of one fetch; the activity's own timeout adds five seconds."""
+    max_bytes: int = Field(default=5 * 2**20, ge=1024, le=100 * 2**20)
+    """Larger feeds are refused, as soon as that many bytes arrived (or were announced)."""
+
+
+class NewsDigestInput(StrictModel):
+    """A digest of several feeds; run it on a schedule (``saga schedule create news-digest``)."""
+
+    name: Text = Field(default="news", min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$")
+    """Names the digest: its workflow id and its newsletter's title."""
+    title: Text = Field(default="News digest", max_length=200)
+    feeds: list[FeedSource] = Field(min_length=1, max_length=100)
+    keywords: list[str] = Field(default_factory=list)
+    """An article is relevant when its title or text has one of them (whole words, any
+    case); empty: every article is."""
+    max_articles: int = Field(default=30, ge=1, le=500)
+    categoriser: Literal["offline", "llm"] = "offline"
+    """``offline``: a lexicon per category; ``llm``: the worker's chat model (Groq)."""
+    summary_sentences: int = Field(default=3, ge=2, le=3)
+
+
+class Article(BaseModel):
+    """One feed entry, its text as plain text."""
+
+    key: str
+    """SHA-256 of the entry's GUID (its link when it has none): what dedupe records."""
+    guid: str
+    title: str
+    link: str
+    source: str
+    published: datetime | None
+    text: str
+
+
+class FeedArticles(BaseModel):
+    feed: str
+    articles: list[Article]
+    fetched_from: str
+    """The URL or file read, or ``cache`` when the fallback answered."""
+
+
+class SelectInput(StrictModel):
+    articles: list[Article]
+    keywords: list[str]
+    max_articles: int
+
+
+class Selection(BaseModel):
+    articles: list[Article]
+    seen_before: int
+    """Articles already in an earlier stored digest."""
+    irrelevant: int
+    duplicates: int
+    """The same article from two feeds (or twice in one)."""
+    over_limit: int
+
+
+class DigestArticle(BaseModel):
+    key: str
+    title: str
+    link: str
+    source: str
+    published: datetime | None
+    category: Category
+    summary: str
+
+
+class SummariseInput(StrictModel):
+    articles: list[Article]
+    sentences: int
+    categoriser: Literal["offline", "llm"] = "offline"
+
+
+class Newsletter(BaseModel):
+    markdown: str
+    html: str
+
+
+class NewsletterInput(StrictModel):
+    title: str
+    date: datetime
+    articles: list[DigestArticle]
+
+
+class StoreDigestInput(StrictModel):
+    digest_key: str
+    """Workflow id + run id: a retried store writes nothing twice."""
+    name: str
+    newsletter: Newsletter
+    article_keys: list[str]
+
+
+class NewsDigestResult(BaseModel):
+    name: str
+    stored: bool
+    """False when nothing new arrived: no newsletter is stored and nothing is marked seen."""
+    digest_key: str | None
+    articles: list[DigestArticle]
+    newsletter: Newsletter | None
+    feeds: dict[str, BranchOutcome]
+    failed_feeds: list[str]
+    seen_before: int
+    irrelevant: int
+    duplicates: int
+
+
+class NewsDigestStatus(ProgressStatus):
+    """Feeds fetched, then the later steps: ``done``/``total`` count steps."""
+
+    feeds_done: int
+    feeds_total: int

@@ -1,0 +1,121 @@
+"""Contracts of the routing family: classify a request, route it, approve admin requests."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from contracts.common import ProgressStatus, StrictModel, Text
+
+Tier = Literal["admin", "premium", "standard"]
+Approval = Literal["not-required", "pending", "escalated", "approved", "rejected"]
+Escalation = Literal["auto-reject", "second-group"]
+
+
+def routing_workflow_id(request_id: str) -> str:
+    """The workflow id of a request's routing run: one run per request, ever."""
+    return f"routing-{request_id}"
+
+
+class RoutingInput(StrictModel):
+    """A request to classify and route; admin requests wait for a human approval."""
+
+    request_id: Text = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$")
+    requester: Text = Field(min_length=1, max_length=200)
+    text: Text = Field(min_length=1, max_length=10_000)
+    classifier: Literal["rules", "llm"] = "rules"
+    """``rules``: the terms below; ``llm``: the worker's chat model (Groq) decides."""
+    admin_terms: list[str] = Field(default_factory=lambda: ["admin", "administrator", "root access", "sudo"])
+    """Words that make a request an admin request (whole words, any case)."""
+    premium_terms: list[str] = Field(default_factory=lambda: ["premium", "pro plan", "priority", "enterprise"])
+    deadline_seconds: int = Field(default=86_400, ge=1, le=30 * 86_400)
+    """How long an admin request waits for a decision before it escalates (default 24 h)."""
+    escalation: Escalation = "auto-reject"
+    """What a missed deadline does: reject, or ask :attr:`escalation_approvers` next."""
+    approvers: list[str] = Field(default_factory=list)
+    """Who may decide (empty: anyone named)."""
+    escalation_approvers: list[str] = Field(default_factory=list)
+    """The second group asked after the deadline when escalation is ``second-group``."""
+    escalation_deadline_seconds: int = Field(default=86_400, ge=1, le=30 * 86_400)
+    """How long the second group has; after it the request is rejected."""
+
+    @model_validator(mode="after")
+    def _second_group_named(self) -> RoutingInput:
+        if self.escalation == "second-group" and not self.escalation_approvers:
+            raise ValueError("escalation_approvers: escalation 'second-group' needs at least one approver")
+        return self
+
+
+class Classification(BaseModel):
+    tier: Tier
+    matched: list[str]
+    """The terms that decided the tier (none for standard)."""
+    classifier: str
+    """``rules``, or ``llm:MODEL``."""
+
+
+class ApprovalDecision(StrictModel):
+    """The argument of the ``approve`` and ``reject`` updates."""
+
+    approver: str
+    reason: str | None = None
+    """Required when rejecting."""
+
+
+class ApprovalAnswer(BaseModel):
+    """What an accepted ``approve``/``reject`` update returns to its caller."""
+
+    request_id: str
+    decision: Literal["approved", "rejected"]
+    approver: str
+
+
+class HandleInput(StrictModel):
+    request_id: str
+    requester: str
+    text: str
+    tier: Tier
+    approved_by: str | None = None
+
+
+class HandledRequest(BaseModel):
+    """What the tier's handler did: its response and the service level it promised."""
+
+    tier: Tier
+    response: str
+    response_hours: int
+
+
+class RejectionInput(StrictModel):
+    request_id: str
+    requester: str
+    tier: Tier
+    rejected_by: str
+    reason: str
+
+
+class RoutingResult(BaseModel):
+    request_id: str
+    classification: Classification
+    approval: Approval
+    decided_by: str | None
+    reason: str | None
+    escalated: bool
+    """The deadline passed without a decision."""
+    escalation: str | None
+    """What the escalation did, in words."""
+    handled: HandledRequest | None
+    """None when the request was rejected."""
+
+
+class RoutingStatus(ProgressStatus):
+    """``done``/``total`` count classify, approval (admin only) and handling."""
+
+    tier: Tier | None
+    approval: Approval | None
+    deadline: datetime | None
+    """When the pending approval escalates (or is rejected)."""
+    approvers: list[str]
+    """Who may decide now (empty: anyone)."""

@@ -1,0 +1,53 @@
+"""Contracts of BM25 search over stored document chunks and of its quality measure."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from contracts.common import StrictModel
+
+
+class SearchInput(StrictModel):
+    query: str
+    top_k: int = Field(default=5, ge=1, le=50)
+
+
+class Hit(BaseModel):
+    """One stored chunk that matched, with its BM25 score."""
+
+    document_id: str
+    path: str
+    chunk_index: int
+    score: float
+    text: str
+
+
+class SearchHits(BaseModel):
+    query: str
+    hits: list[Hit]
+    corpus_chunks: int
+    """Chunks searched (every chunk of every completed document version)."""
+
+
+class EvaluateInput(StrictModel):
+    query: str
+    """The original query: quality is coverage of its terms, whatever the refinements."""
+    hits: list[Hit]
+
+
+class Quality(BaseModel):
+    """A measured score in [0, 1]: 0.7 x coverage + 0.3 x diversity."""
+
+    score: float
+    coverage: float
+    """Share of the query's terms found in at least one hit."""
+    diversity: float
+    """Distinct documents among the hits, over the hits (1 when every hit is another document)."""
+    missing_terms: list[str]
+
+
+class RefineInput(StrictModel):
+    original: str
+    current: str
+    hits: list[Hit]
+    missing_terms: list[str]

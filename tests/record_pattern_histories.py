@@ -1,0 +1,122 @@
+"""Record the pattern families' histories for tests/test_replay.py:
+python -m tests.record_pattern_histories
+
+One completed run and one failure path per family (sequential, parallel-analysis,
+routing, iterative, blog, news-digest), on a throwaway dev server and database. Like
+tests/record_histories.py, a scenario already recorded gets a new file beside the old one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
+
+from activities.db import Database
+from activities.documents import DocumentSettings
+from client.approvals import decide
+from client.devserver import start_embedded
+from contracts.blog import BlogInput
+from contracts.iterative import IterativeInput
+from contracts.news_digest import FeedSource, NewsDigestInput
+from contracts.parallel_analysis import ParallelAnalysisInput
+from contracts.routing import RoutingInput
+from contracts.sequential import SequentialInput
+from tests.corpus import store_documents
+from tests.orders import wait_for_status
+from tests.record_histories import HISTORIES, _save, new_history_path
+from worker import running_worker
+from workflows.catalog import SAMPLES
+from workflows.routing import RoutingWorkflow
+
+TEXT = (SAMPLES / "research" / "retries-and-backoff.md").read_text()
+FEEDS = SAMPLES / "feeds"
+
+
+async def _approve_when_pending(client: Client, handle: WorkflowHandle[Any, Any]) -> None:
+    await wait_for_status(handle, lambda s: s.approval == "pending", query=RoutingWorkflow.status)
+    await decide(client, handle.id, "approve", "alice")
+
+
+def scenarios() -> dict[str, tuple[str, Any, Callable[[Client, WorkflowHandle[Any, Any]], Awaitable[None]] | None]]:
+    """name -> (workflow type, input, what to do while it runs)."""
+    request_id = uuid.uuid4().hex[:8]
+    return {
+        "sequential_completed": ("SequentialWorkflow", SequentialInput(text=TEXT), None),
+        "sequential_rejected": ("SequentialWorkflow", SequentialInput(text="too short"), None),
+        "parallel_analysis_completed": ("ParallelAnalysisWorkflow", ParallelAnalysisInput(text=TEXT), None),
+        "parallel_analysis_partial": (
+            "ParallelAnalysisWorkflow", ParallelAnalysisInput(text=TEXT, fail=["sentiment", "summary"]), None,
+        ),
+        "routing_approved": (
+            "RoutingWorkflow",
+            RoutingInput(request_id=f"a-{request_id}", requester="dana", text="admin access to billing"),
+            _approve_when_pending,
+        ),
+        "routing_auto_rejected": (
+            "RoutingWorkflow",
+            RoutingInput(request_id=f"r-{request_id}", requester="dana", text="sudo please", deadline_seconds=1),
+            None,
+        ),
+        "iterative_completed": ("IterativeSearchWorkflow", IterativeInput(query="exponential backoff jitter", target_quality=0.5), None),
+        "iterative_capped": (
+            "IterativeSearchWorkflow",
+            IterativeInput(query="idempotency key refund duplicate", target_quality=1.0, max_iterations=3, iterations_per_run=2),
+            None,
+        ),
+        "blog_completed": ("BlogWorkflow", BlogInput(topic="Retries, idempotency and replay in durable workflows"), None),
+        "blog_nothing_to_cite": ("BlogWorkflow", BlogInput(topic="Gardening tomatoes in winter"), None),
+        "news_digest_completed": (
+            "NewsDigestWorkflow",
+            NewsDigestInput(name="record", feeds=[FeedSource(name=p.stem, url=str(p)) for p in sorted(FEEDS.glob("*.xml"))]),
+            None,
+        ),
+        "news_digest_broken_feed": (
+            "NewsDigestWorkflow",
+            NewsDigestInput(
+                name="record-broken",
+                feeds=[
+                    FeedSource(name="research", url=str(FEEDS / "research-notes.rdf.xml")),
+                    FeedSource(name="missing", url=str(FEEDS / "no-such-feed.xml")),
+                ],
+            ),
+            None,
+        ),
+    }
+
+
+async def record(out_dir: Path) -> list[Path]:
+    """Run each scenario once and save its history; return the files written."""
+    written: list[Path] = []
+    task_queue = f"record-{uuid.uuid4()}"
+    async with await start_embedded() as env:
+        with tempfile.TemporaryDirectory() as tmp:
+            db = Database(f"sqlite:///{tmp}/app.db")
+            store_documents(db)
+            settings = DocumentSettings(roots=(SAMPLES,))
+            async with running_worker(env.client, db, task_queue=task_queue, activity_threads=4, documents=settings):
+                for name, (workflow_type, arg, during) in scenarios().items():
+                    handle = await env.client.start_workflow(
+                        workflow_type, arg, id=f"{name}-{uuid.uuid4().hex[:8]}", task_queue=task_queue
+                    )
+                    if during is not None:
+                        await during(env.client, handle)
+                    written.append(await _save(handle, new_history_path(out_dir, name)))
+                    if name == "iterative_capped":  # also the first run, which continued as new
+                        first = env.client.get_workflow_handle(handle.id, run_id=handle.result_run_id)
+                        written.append(await _save(first, new_history_path(out_dir, "iterative_continued_as_new")))
+            db.dispose()
+    return written
+
+
+if __name__ == "__main__":
+    target = Path(sys.argv[1]) if len(sys.argv) > 1 else HISTORIES
+    target.mkdir(parents=True, exist_ok=True)
+    for file in asyncio.run(record(target)):
+        print(file)

@@ -1,0 +1,103 @@
+"""The blog family: research -> outline -> draft -> review, offline (extractive and saying
+so) and through ChatGroq against a local fake of Groq's API."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+
+import pytest
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+
+from activities.db import Database
+from activities.search import SearchActivities
+from activities.text_analysis import split_sentences
+from activities.writing import GroqChat, GroqWriter, post_quality
+from contracts.blog import BlogInput, WritingInput
+from contracts.search import SearchInput
+from tests.corpus import RESEARCH, store_documents
+from tests.fake_chat_server import api_error, completion, fake_chat_server
+from tests.orders import wait_for_status
+from worker import running_worker
+from workflows.blog import BlogWorkflow
+
+TOPIC = "Retries, idempotency and replay in durable workflows"
+
+
+async def test_the_offline_post_is_extracted_from_cited_passages_and_says_so(
+    dev_client: Client, db: Database, task_queue: str
+) -> None:
+    store_documents(db)
+    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=2):
+        handle = await dev_client.start_workflow(
+            BlogWorkflow.run, BlogInput(topic=TOPIC), id=f"blog-{uuid.uuid4()}", task_queue=task_queue
+        )
+        result = await asyncio.wait_for(handle.result(), 90)
+        status = await handle.query(BlogWorkflow.status)
+
+    assert result.writer.provider == "offline" and "nothing is generated" in result.writer.method
+    assert result.markdown.startswith(f"# {TOPIC}\n")
+    assert len(re.findall(r"^## ", result.markdown, re.MULTILINE)) >= 5  # intro, sections, takeaways, sources
+    # Honest extraction: every sentence of the body is a sentence of the passage it cites.
+    sources = {c.number: c for c in result.citations}
+    corpus = " ".join(" ".join(p.read_text().split()) for p in RESEARCH)
+    body = result.markdown.split("## Sources")[0]
+    sentences = re.findall(r"([^.!?\n]+[.!?]+)\s*\[(\d+)\]", body)
+    assert sentences
+    for sentence, number in sentences:
+        assert int(number) in sources
+        assert sentence.strip().lstrip("- ") in corpus
+    assert "lorem" not in result.markdown.lower()
+    assert result.word_count > 100 and result.quality == post_quality(TOPIC, result.markdown)
+    assert result.quality.cited_paragraphs == 1.0
+    assert (status.done, status.total, status.state) == (4, 4, "completed")
+
+
+async def test_a_topic_nothing_stored_mentions_fails_naming_the_field(
+    dev_client: Client, db: Database, task_queue: str
+) -> None:
+    store_documents(db)
+    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=2):
+        handle = await dev_client.start_workflow(
+            BlogWorkflow.run, BlogInput(topic="Gardening tomatoes in winter"), id=f"blog-{uuid.uuid4()}",
+            task_queue=task_queue,
+        )
+        with pytest.raises(WorkflowFailureError) as failure:
+            await asyncio.wait_for(handle.result(), 60)
+    assert failure.value.cause.message.startswith("topic: no stored passage matches")  # type: ignore[union-attr]
+
+
+async def test_cancel_while_paused_between_stages(dev_client: Client, db: Database, task_queue: str) -> None:
+    store_documents(db)
+    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=2):
+        handle = await dev_client.start_workflow(
+            BlogWorkflow.run, BlogInput(topic=TOPIC), id=f"blog-{uuid.uuid4()}", task_queue=task_queue
+        )
+        await handle.signal(BlogWorkflow.pause)
+        await wait_for_status(handle, lambda s: s.state == "paused", query=BlogWorkflow.status, timeout=60)
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError):
+            await asyncio.wait_for(handle.result(), 60)
+        assert (await handle.describe()).status == WorkflowExecutionStatus.CANCELED
+
+
+def test_the_groq_writer_sends_each_stage_with_the_numbered_passages(db: Database) -> None:
+    store_documents(db)
+    passages = SearchActivities(db).search_chunks(SearchInput(query=TOPIC, top_k=3)).hits
+    replies = ["# T\n\n## Introduction\n## Retry Budgets [1]\n## Key Takeaways", "# T\n\nDraft text [1].", ""]
+
+    def respond(_body, index):
+        return 200, {}, completion(replies[index]) if index < 3 else api_error(500, "unexpected")
+
+    with fake_chat_server(respond) as server:
+        writer = GroqWriter(GroqChat(api_key="k", model="test-model", base_url=server.base_url))
+        request = WritingInput(topic=TOPIC, passages=passages)
+        assert writer.outline(request).startswith("# T")
+        assert writer.draft(request.model_copy(update={"previous": "OUTLINE"})) == "# T\n\nDraft text [1].\n"
+        with pytest.raises(Exception, match="empty answer"):
+            writer.review(request.model_copy(update={"previous": "DRAFT"}))
+        prompt = server.prompt_of(1)
+    assert "OUTLINE" in prompt and f"[1] {passages[0].text}" in prompt
+    assert writer.info.provider == "groq" and writer.info.model == "test-model"
+    assert split_sentences(prompt)

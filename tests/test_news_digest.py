@@ -1,0 +1,235 @@
+"""The news-digest family: hostile and broken feeds fail alone, articles are never
+repeated across stored digests, and the Temporal Schedule skips overlapping runs."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+
+from activities.db import Database
+from activities.documents import DocumentSettings
+from activities.news import DigestRow, SeenArticleRow, parse_feed
+from client.schedules import create_schedule, delete_schedule, describe_schedule, trigger_schedule
+from contracts.news_digest import FeedSource, NewsDigestInput, NewsDigestResult
+from tests.feed_server import BOMB, feed_server
+from tests.orders import wait_for_status
+from worker import running_worker
+from workflows.catalog import SAMPLES, family
+from workflows.news_digest import NewsDigestWorkflow
+
+FEEDS = SAMPLES / "feeds"
+NEWS = family("news-digest")
+NEVER = "0 0 1 1 *"
+"""A cron that does not fire during a test: runs come from triggers only."""
+
+
+def _copy_feeds(tmp_path: Path) -> Path:
+    folder = tmp_path / "feeds"
+    shutil.copytree(FEEDS, folder)
+    return folder
+
+
+def _add_items(feed: Path, *titles: str) -> None:
+    items = "".join(
+        f"<item><title>{t}</title><link>https://engineering-weekly.example.org/new/{i}</link>"
+        f"<guid isPermaLink=\"false\">new-{i}-{t[:10]}</guid><pubDate>Mon, 23 Nov 2026 07:00:00 GMT</pubDate>"
+        f"<description>{t}. A developer team shipped it to production this week. The release notes list the changes.</description></item>"
+        for i, t in enumerate(titles)
+    )
+    feed.write_text(feed.read_text().replace("</channel>", items + "</channel>"))
+
+
+async def _run(client: Client, task_queue: str, request: NewsDigestInput) -> NewsDigestResult:
+    handle = await client.start_workflow(NewsDigestWorkflow.run, request, id=f"nd-{uuid.uuid4()}", task_queue=task_queue)
+    return await asyncio.wait_for(handle.result(), 120)
+
+
+def test_the_entity_expansion_bomb_is_refused_before_any_parser_expands_it() -> None:
+    started = time.perf_counter()
+    with pytest.raises(Exception, match="declares XML entities") as refused:
+        parse_feed(BOMB, "bomb", "bomb.xml")
+    assert refused.value.non_retryable  # type: ignore[attr-defined]
+    assert time.perf_counter() - started < 5  # 10^9 expansions would take minutes and gigabytes
+
+
+def test_every_sample_feed_format_parses() -> None:
+    counts = {p.name: len(parse_feed(p.read_bytes(), p.stem, str(p))) for p in sorted(FEEDS.glob("*.xml"))}
+    assert counts == {"engineering-weekly.rss.xml": 4, "market-pulse.atom.xml": 3, "research-notes.rdf.xml": 2}
+
+
+async def test_broken_feeds_fail_alone_and_the_digest_is_built_from_the_rest(
+    dev_client: Client, db: Database, task_queue: str, tmp_path: Path
+) -> None:
+    with feed_server(_copy_feeds(tmp_path)) as server:
+        feeds = [
+            FeedSource(name="good", url=server.url("feeds/engineering-weekly.rss.xml")),
+            FeedSource(name="empty", url=server.url("empty")),
+            FeedSource(name="malformed", url=server.url("malformed")),
+            FeedSource(name="missing", url=server.url("missing")),
+            FeedSource(name="slow", url=server.url("slow"), timeout_seconds=1),
+            FeedSource(name="huge", url=server.url("huge")),
+            FeedSource(name="bomb", url=server.url("bomb")),
+            FeedSource(name="file", url=str(FEEDS / "research-notes.rdf.xml")),
+        ]
+        settings = DocumentSettings(roots=(SAMPLES,))
+        async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=8, documents=settings):
+            result = await _run(dev_client, task_queue, NewsDigestInput(name="broken", feeds=feeds))
+
+    status = {name: outcome.status for name, outcome in result.feeds.items()}
+    assert status == {
+        "good": "ok", "empty": "ok", "file": "ok",
+        "malformed": "unavailable", "missing": "unavailable", "slow": "unavailable",
+        "huge": "unavailable", "bomb": "unavailable",
+    }
+    errors = {name: result.feeds[name].error or "" for name in result.failed_feeds}
+    assert "not well-formed XML" in errors["malformed"]
+    assert "HTTP 404" in errors["missing"]
+    assert "no answer within 1.0 s" in errors["slow"]
+    assert "over the feed's limit of 5242880 bytes" in errors["huge"]
+    assert "declares XML entities" in errors["bomb"]
+    assert all("no cached copy" in e for e in errors.values())  # the fallback had nothing either
+    assert server.huge_bytes_sent and server.huge_bytes_sent[0] < 50 * 2**20  # the download stopped early
+    assert len(result.articles) == 6 and result.stored
+    assert {a.source for a in result.articles} == {"good", "file"}
+    assert all(2 <= len(a.summary.split(". ")) <= 3 or a.summary == a.title for a in result.articles)
+    assert "## Technology" in result.newsletter.markdown and "<h2>Research</h2>" in result.newsletter.html  # type: ignore[union-attr]
+
+
+async def test_a_failed_feed_falls_back_to_its_last_good_copy(
+    dev_client: Client, db: Database, task_queue: str, tmp_path: Path
+) -> None:
+    folder = _copy_feeds(tmp_path)
+    with feed_server(folder) as server:
+        feed = FeedSource(name="weekly", url=server.url("feeds/engineering-weekly.rss.xml"))
+        async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4):
+            first = await _run(dev_client, task_queue, NewsDigestInput(name="cache", feeds=[feed], keywords=["postgres"]))
+            (folder / "engineering-weekly.rss.xml").unlink()  # now a 404
+            second = await _run(dev_client, task_queue, NewsDigestInput(name="cache", feeds=[feed]))
+    assert [a.title for a in first.articles] == ["Postgres 18 release adds asynchronous I/O"]
+    assert first.irrelevant == 3
+    assert second.feeds["weekly"].status == "fallback" and second.feeds["weekly"].activity == "cached_feed"
+    # From the cache: the three articles the first digest did not publish.
+    assert len(second.articles) == 3 and second.seen_before == 1
+
+
+async def test_two_scheduled_runs_the_second_holds_exactly_the_two_new_articles(
+    dev_client: Client, db: Database, task_queue: str, tmp_path: Path
+) -> None:
+    folder = _copy_feeds(tmp_path)
+    with feed_server(folder) as server:
+        request = NewsDigestInput(
+            name=f"sched-{uuid.uuid4().hex[:8]}",
+            feeds=[
+                FeedSource(name="Engineering Weekly", url=server.url("feeds/engineering-weekly.rss.xml")),
+                FeedSource(name="Market Pulse", url=server.url("feeds/market-pulse.atom.xml")),
+            ],
+        )
+        async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4):
+            schedule = await create_schedule(dev_client, NEWS, request, cron=NEVER, task_queue=task_queue)
+            try:
+                first = await _scheduled_run(dev_client, schedule.id, 1)
+                _add_items(folder / "engineering-weekly.rss.xml", "Rust 2.0 compiler released", "New Python JIT benchmark")
+                second = await _scheduled_run(dev_client, schedule.id, 2)
+            finally:
+                await delete_schedule(dev_client, schedule.id)
+
+    assert len(first.articles) == 7 and first.stored
+    assert sorted(a.title for a in second.articles) == ["New Python JIT benchmark", "Rust 2.0 compiler released"]
+    assert second.seen_before == 7
+    assert second.newsletter is not None and "Rust 2.0 compiler released" in second.newsletter.markdown
+    assert "Postgres 18" not in second.newsletter.markdown
+    with db.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(DigestRow)) == 2
+        assert session.scalar(select(func.count()).select_from(SeenArticleRow)) == 9
+
+
+async def _scheduled_run(client: Client, schedule_id: str, nth: int) -> NewsDigestResult:
+    await trigger_schedule(client, schedule_id)
+
+    async def started() -> dict:
+        while True:
+            info = await describe_schedule(client, schedule_id)
+            if len(info["recent"]) >= nth:
+                return info["recent"][nth - 1]
+            await asyncio.sleep(0.1)
+
+    action = await asyncio.wait_for(started(), 60)
+    handle = client.get_workflow_handle(action["workflow_id"], run_id=action["run_id"], result_type=NewsDigestResult)
+    return await asyncio.wait_for(handle.result(), 120)
+
+
+async def test_a_trigger_while_a_digest_runs_is_skipped(
+    dev_client: Client, db: Database, task_queue: str, tmp_path: Path
+) -> None:
+    with feed_server(_copy_feeds(tmp_path)) as server:
+        request = NewsDigestInput(
+            name=f"overlap-{uuid.uuid4().hex[:8]}",
+            feeds=[FeedSource(name="slow", url=server.url("slow"), timeout_seconds=60)],
+        )
+        async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4):
+            schedule = await create_schedule(dev_client, NEWS, request, cron=NEVER, task_queue=task_queue)
+            try:
+                await trigger_schedule(dev_client, schedule.id)
+
+                async def described(predicate):
+                    while not predicate(info := await describe_schedule(dev_client, schedule.id)):
+                        await asyncio.sleep(0.1)
+                    return info
+
+                running = await asyncio.wait_for(described(lambda i: i["running"]), 60)
+                await trigger_schedule(dev_client, schedule.id)
+                skipped = await asyncio.wait_for(described(lambda i: i["skipped_overlap"] >= 1), 60)
+                server.release_slow.set()
+                handle = dev_client.get_workflow_handle(running["running"][0], result_type=NewsDigestResult)
+                result = await asyncio.wait_for(handle.result(), 60)
+                after = await describe_schedule(dev_client, schedule.id)
+            finally:
+                await delete_schedule(dev_client, schedule.id)
+    assert skipped["actions"] == 1 and skipped["skipped_overlap"] == 1
+    assert after["actions"] == 1 and result.feeds["slow"].status == "ok" and not result.stored
+
+
+async def test_cancel_while_fetching(dev_client: Client, db: Database, task_queue: str, tmp_path: Path) -> None:
+    with feed_server(_copy_feeds(tmp_path)) as server:
+        request = NewsDigestInput(feeds=[FeedSource(name="slow", url=server.url("slow"), timeout_seconds=60)])
+        async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4):
+            handle = await dev_client.start_workflow(
+                NewsDigestWorkflow.run, request, id=f"nd-{uuid.uuid4()}", task_queue=task_queue
+            )
+            await wait_for_status(handle, lambda s: s.current_step == "fetch", query=NewsDigestWorkflow.status)
+            await handle.cancel()
+            with pytest.raises(WorkflowFailureError):
+                await asyncio.wait_for(handle.result(), 60)
+            assert (await handle.describe()).status == WorkflowExecutionStatus.CANCELED
+            server.release_slow.set()
+
+
+async def test_the_llm_categorises_when_asked(
+    dev_client: Client, db: Database, task_queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json as jsonlib
+
+    from tests.fake_chat_server import completion, fake_chat_server
+
+    def respond(_body, _index):
+        return 200, {}, completion(jsonlib.dumps({"categories": ["research", "business"]}))
+
+    feed = FeedSource(name="research", url=str(FEEDS / "research-notes.rdf.xml"))
+    with fake_chat_server(respond) as server:
+        monkeypatch.setenv("GROQ_API_KEY", "test-key")
+        monkeypatch.setenv("GROQ_BASE_URL", server.base_url)
+        monkeypatch.delenv("SAGAWORKS_LLM_PROVIDER", raising=False)
+        settings = DocumentSettings(roots=(SAMPLES,))
+        async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, documents=settings):
+            result = await _run(dev_client, task_queue, NewsDigestInput(name="llm", feeds=[feed], categoriser="llm"))
+        prompt = server.prompt_of(0)
+    # Newest first: the retry-storms paper (19 Nov), then the replay study (17 Nov).
+    assert [(a.title[:5], a.category) for a in result.articles] == [("Paper", "research"), ("Study", "business")]
+    assert "1. Paper measures retry storms" in prompt

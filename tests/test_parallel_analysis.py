@@ -1,0 +1,129 @@
+"""The parallel-analysis family: four concurrent analyses, fallbacks, partial results."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+import pytest
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+
+from activities.db import Database
+from activities.text_analysis import keywords_of, language_of, sentiment_of, summary_of
+from contracts.parallel_analysis import ParallelAnalysisInput
+from tests.orders import wait_for_status
+from worker import running_worker
+from workflows.catalog import SAMPLES
+from workflows.parallel_analysis import ParallelAnalysisWorkflow
+
+SAMPLE = json.loads((SAMPLES / "parallel-analysis/billing-retrospective.json").read_text())["text"]
+
+
+async def _run(client: Client, task_queue: str, request: ParallelAnalysisInput):
+    handle = await client.start_workflow(
+        ParallelAnalysisWorkflow.run, request, id=f"pa-{uuid.uuid4()}", task_queue=task_queue
+    )
+    return handle, await asyncio.wait_for(handle.result(), 90)
+
+
+async def test_all_four_analyses_run_at_once_and_combine(dev_client: Client, db: Database, task_queue: str) -> None:
+    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4):
+        handle, result = await _run(dev_client, task_queue, ParallelAnalysisInput(text=SAMPLE))
+
+    assert result.sentiment == sentiment_of(SAMPLE)
+    assert result.keywords == keywords_of(SAMPLE)
+    assert result.summary == summary_of(SAMPLE)
+    assert result.language is not None and result.language.code == "en"
+    assert (result.partial, result.unavailable, result.fallbacks) == (False, [], [])
+    assert {p: o.status for p, o in result.parts.items()} == dict.fromkeys(
+        ["sentiment", "keywords", "summary", "language"], "ok"
+    )
+    # Concurrent: all four were scheduled in one workflow task, before any completed.
+    events = (await handle.fetch_history()).events
+    kinds = [
+        "scheduled" if e.HasField("activity_task_scheduled_event_attributes") else "completed"
+        for e in events
+        if e.HasField("activity_task_scheduled_event_attributes") or e.HasField("activity_task_completed_event_attributes")
+    ]
+    assert kinds[:4] == ["scheduled"] * 4
+
+
+async def test_failed_branches_fall_back_or_are_not_available_and_the_rest_counts(
+    dev_client: Client, db: Database, task_queue: str
+) -> None:
+    request = ParallelAnalysisInput(text=SAMPLE, fail=["sentiment", "summary"])
+    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4):
+        _, result = await _run(dev_client, task_queue, request)
+
+    assert result.sentiment is None
+    assert result.parts["sentiment"].status == "unavailable"
+    assert result.parts["sentiment"].error == "ProcessingError: sentiment analysis failed (injected)"
+    assert result.summary is not None and result.summary.method == "lead"
+    assert result.parts["summary"].status == "fallback" and result.parts["summary"].activity == "lead_summary"
+    assert result.keywords == keywords_of(SAMPLE) and result.language == language_of(SAMPLE)
+    assert (result.partial, result.unavailable, result.fallbacks) == (True, ["sentiment"], ["summary"])
+
+
+async def test_a_fallback_runs_only_after_the_retry_policy_is_spent(
+    dev_client: Client, db: Database, task_queue: str
+) -> None:
+    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4):
+        handle, _ = await _run(dev_client, task_queue, ParallelAnalysisInput(text=SAMPLE, fail=["keywords"]))
+    events = (await handle.fetch_history()).events
+    failed = [e.activity_task_failed_event_attributes for e in events if e.HasField("activity_task_failed_event_attributes")]
+    [attempts] = {
+        e.activity_task_started_event_attributes.attempt
+        for e in events
+        if e.HasField("activity_task_started_event_attributes")
+        and e.activity_task_started_event_attributes.attempt > 1
+    }
+    assert len(failed) == 1 and attempts == 3  # TEXT_ANALYSIS allows three attempts
+
+
+async def test_cancel_while_branches_run_ends_canceled_not_partial(
+    dev_client: Client, db: Database, task_queue: str
+) -> None:
+    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4):
+        handle = await dev_client.start_workflow(
+            ParallelAnalysisWorkflow.run, ParallelAnalysisInput(text=SAMPLE, fail=["language"]),
+            id=f"pa-{uuid.uuid4()}", task_queue=task_queue,
+        )
+        # The injected failure keeps the language branch in its retries long enough to cancel.
+        await wait_for_status(handle, lambda s: s.done == 3, query=ParallelAnalysisWorkflow.status, timeout=60)
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError):
+            await asyncio.wait_for(handle.result(), 60)
+        assert (await handle.describe()).status == WorkflowExecutionStatus.CANCELED
+
+
+async def test_the_llm_option_analyses_with_the_chat_model_and_falls_back_offline(
+    dev_client: Client, db: Database, task_queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.fake_chat_server import api_error, completion, fake_chat_server
+
+    def respond(body, _index):
+        prompt = body["messages"][-1]["content"]
+        if prompt.startswith("Judge the sentiment"):
+            return 200, {}, completion('{"label": "positive", "score": 0.7}')
+        if prompt.startswith("List the 8"):
+            return 200, {}, completion('```json\n{"keywords": ["durable workflows", "billing job"]}\n```')
+        return api_error(400, "summaries are switched off for this key")
+
+    with fake_chat_server(respond) as server:
+        monkeypatch.setenv("GROQ_API_KEY", "test-key")
+        monkeypatch.setenv("GROQ_BASE_URL", server.base_url)
+        monkeypatch.setenv("GROQ_MODEL", "test-model")
+        monkeypatch.delenv("SAGAWORKS_LLM_PROVIDER", raising=False)
+        async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4):
+            _, result = await _run(dev_client, task_queue, ParallelAnalysisInput(text=SAMPLE, provider="llm"))
+
+    assert result.sentiment is not None
+    assert (result.sentiment.label, result.sentiment.compound, result.sentiment.method) == ("positive", 0.7, "llm:test-model")
+    assert result.keywords is not None and result.keywords.keywords == ["durable workflows", "billing job"]
+    # The model refused the summary (HTTP 400, final): the offline TextRank summary stands in.
+    assert result.parts["summary"].status == "fallback" and result.parts["summary"].activity == "summarise_text"
+    assert "Groq HTTP 400" in (result.parts["summary"].error or "")
+    assert result.summary == summary_of(SAMPLE)
+    assert result.language is not None and result.language.code == "en"
+    assert (result.partial, result.fallbacks, result.unavailable) == (True, ["summary"], [])

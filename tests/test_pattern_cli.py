@@ -1,0 +1,91 @@
+"""`saga approve|reject`, `saga schedule ...` and `saga stats`, run as a user runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest_asyncio
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.db import Database
+from activities.documents import DocumentSettings
+from client.connection import TASK_QUEUE
+from tests.test_cli import saga  # noqa: F401 (the fixture)
+from tests.orders import wait_for_status
+from worker import running_worker
+from workflows.catalog import SAMPLES
+from workflows.routing import RoutingWorkflow
+
+
+@pytest_asyncio.fixture
+async def patterns_worker(dev_client: Client, db: Database) -> AsyncIterator[Worker]:
+    """A worker on the CLI's task queue that may read the sample feeds."""
+    settings = DocumentSettings(roots=(SAMPLES.parent,))
+    async with running_worker(dev_client, db, task_queue=TASK_QUEUE, activity_threads=8, documents=settings) as worker:
+        yield worker
+
+
+async def test_approve_and_reject_from_the_command_line(saga, patterns_worker: Worker, dev_client: Client) -> None:  # noqa: F811
+    request_id = f"cli-{uuid.uuid4().hex[:8]}"
+    started = await saga(
+        "run", "routing", "--input", str(SAMPLES / "routing/admin-request.json"), "--set", f"request_id={request_id}"
+    )
+    assert started.code == 0, started.stderr
+    workflow_id = f"routing-{request_id}"
+    handle = dev_client.get_workflow_handle(workflow_id)
+    await wait_for_status(handle, lambda s: s.approval == "pending", query=RoutingWorkflow.status, timeout=60)
+
+    outsider = await saga("approve", workflow_id, "--approver", "mallory")
+    assert outsider.code == 1 and "mallory is not one of alice, bob" in outsider.stderr
+    no_reason = await saga("reject", workflow_id, "--approver", "alice")
+    assert no_reason.code == 2 and "--reason" in no_reason.stderr
+    approved = await saga("approve", workflow_id, "--approver", "alice")
+    assert approved.code == 0 and f"{request_id}: approved by alice" in approved.stdout
+    late = await saga("reject", workflow_id, "--approver", "bob", "--reason", "changed my mind")
+    assert late.code == 1
+
+    result = await saga("result", workflow_id, "--json")
+    assert json.loads(result.stdout)["result"]["decided_by"] == "alice"
+
+
+async def test_schedule_commands_drive_a_news_digest_schedule(saga, patterns_worker: Worker, tmp_path: Path) -> None:  # noqa: F811
+    name = f"cli-{uuid.uuid4().hex[:8]}"
+    data = json.loads((SAMPLES / "news-digest/weekly.json").read_text()) | {"name": name}
+    data["feeds"] = [dict(f, url=str(SAMPLES.parent / f["url"])) for f in data["feeds"]]
+    path = tmp_path / "digest.json"
+    path.write_text(json.dumps(data))
+    schedule_id = f"schedule-{name}"
+
+    created = await saga("schedule", "create", "news-digest", "--cron", "0 7 * * MON", "--input", str(path), "--id", schedule_id)
+    assert created.code == 0, created.stderr
+    again = await saga("schedule", "create", "news-digest", "--cron", "0 7 * * MON", "--input", str(path), "--id", schedule_id)
+    assert again.code == 1 and "exists already" in again.stderr
+    assert schedule_id in (await saga("schedule", "list")).stdout
+    assert (await saga("schedule", "pause", schedule_id)).code == 0
+    described = json.loads((await saga("schedule", "describe", schedule_id, "--json")).stdout)
+    assert (described["paused"], described["cron"], described["overlap"]) == (True, ["0 7 * * 1"], "SKIP")
+    assert (await saga("schedule", "unpause", schedule_id)).code == 0
+    assert (await saga("schedule", "trigger", schedule_id)).code == 0
+
+    async def first_run() -> dict:
+        while True:
+            info = json.loads((await saga("schedule", "describe", schedule_id, "--json")).stdout)
+            if info["recent"] and not info["running"]:
+                return info
+            await asyncio.sleep(0.3)
+
+    info = await asyncio.wait_for(first_run(), 90)
+    assert info["paused"] is False and info["actions"] == 1
+    result = json.loads((await saga("result", info["recent"][0]["workflow_id"], "--json")).stdout)
+    assert result["status"] == "COMPLETED" and len(result["result"]["articles"]) == 9
+    assert (await saga("schedule", "delete", schedule_id)).code == 0
+    assert schedule_id not in (await saga("schedule", "list")).stdout
+
+    stats = json.loads((await saga("stats", "--family", "news-digest", "--json")).stdout)
+    assert stats["family"] == "news-digest" and stats["workflows"] >= 1
+    assert {"fetch_feed", "store_digest"} <= {row["activity_type"] for row in stats["activities"]}
