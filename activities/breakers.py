@@ -25,12 +25,14 @@ import pybreaker
 from sqlalchemy import (
     Column,
     DateTime,
+    Engine,
     Float,
     Integer,
     MetaData,
     String,
     Table,
     insert,
+    inspect,
     select,
     update,
 )
@@ -326,19 +328,32 @@ class Breakers:
 def breaker_statuses(db: Database | None = None) -> list[BreakerStatus]:
     """Every breaker recorded in the application database (``DATABASE_URL``), by name.
 
-    What ``saga breakers`` and ``GET /api/circuit-breakers/status`` list.
+    What ``saga breakers`` lists. Creates the table when missing; a reader that must not
+    touch the schema (the HTTP API) uses :func:`read_breaker_statuses`.
     """
     database = db or Database()
     try:
         _metadata.create_all(database.engine)
-        return _read_statuses(database)
+        return read_breaker_statuses(database.engine)
     finally:
         if db is None:
             database.dispose()
 
 
+def read_breaker_statuses(engine: Engine) -> list[BreakerStatus]:
+    """The breakers recorded in the database behind ``engine``, read only: an empty list
+    when no worker has created the table yet (``GET /api/circuit-breakers/status``)."""
+    if not inspect(engine).has_table(breakers_table.name):
+        return []
+    return _select_statuses(engine)
+
+
 def _read_statuses(db: Database) -> list[BreakerStatus]:
-    with db.engine.connect() as conn:
+    return _select_statuses(db.engine)
+
+
+def _select_statuses(engine: Engine) -> list[BreakerStatus]:
+    with engine.connect() as conn:
         rows = conn.execute(select(breakers_table).order_by(breakers_table.c.name)).all()
     statuses = []
     for row in rows:

@@ -236,7 +236,7 @@ ResultT = TypeVar("ResultT")
 
 class AgentError(BaseModel):
     type: str
-    """The error class (``ValidationError``, ``ModelError``...)."""
+    """The error class (``InvalidInput``, ``ModelError``...)."""
     message: str
     retryable: bool
     next_retry_seconds: float | None = None

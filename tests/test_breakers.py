@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from temporalio.exceptions import ApplicationError
@@ -167,3 +168,18 @@ def test_thresholds_come_from_the_seed_and_the_environment() -> None:
     assert breaker_configs_from_env({"SAGAWORKS_BREAKER_VIZ": "2/1.5"})["viz"] == BreakerConfig(2, 1.5)
     with pytest.raises(SystemExit, match="SAGAWORKS_BREAKER_DATA"):
         breaker_configs_from_env({"SAGAWORKS_BREAKER_DATA": "three"})
+
+
+def test_the_api_reads_breakers_without_touching_the_schema(tmp_path: Path) -> None:
+    from sqlalchemy import create_engine, inspect
+
+    from activities.breakers import read_breaker_statuses
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
+    assert read_breaker_statuses(engine) == []
+    assert inspect(engine).get_table_names() == []  # nothing created by a reader
+    db = Database(f"sqlite:///{tmp_path / 'fresh.db'}")
+    Breakers(db, {"viz": BreakerConfig(1, 60)})
+    assert [(s.name, s.state) for s in read_breaker_statuses(engine)] == [("viz", "closed")]
+    db.dispose()
+    engine.dispose()

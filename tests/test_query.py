@@ -55,7 +55,7 @@ async def test_unanswerable_question_fails_clearly_without_fallback(
     with pytest.raises(WorkflowFailureError) as failure:
         await handle.result()
     [cause] = [e for e in failure_chain(failure.value) if isinstance(e, ApplicationError)]
-    assert cause.type == "ValidationError" and "could not understand: 'airspeed velocity unladen swallow'" in cause.message
+    assert cause.type == ErrorClass.VALIDATION and "could not understand: 'airspeed velocity unladen swallow'" in cause.message
     status = await handle.query("status", result_type=QueryStatus)
     assert status.state == "failed" and status.failed_steps == ["nlp"] and status.fallbacks == []
 

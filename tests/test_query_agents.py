@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from temporalio.exceptions import ApplicationError
 
+from activities.errors import ErrorClass
 from activities.query.agents import DataAgent
 from activities.query.dataset import SAMPLE_TABLES, DataSource
 from activities.query.remote import AgentClient, agent_app
@@ -42,17 +43,17 @@ def test_an_agent_error_comes_back_as_the_same_application_error(data_app: FastA
     reply = TestClient(data_app).post("/run", json={"plan": {"table": "cars", "sql": "DROP TABLE cars"}})
     parsed = AgentReply[DataResult].model_validate_json(reply.content)
     assert reply.status_code == 422 and not parsed.ok and parsed.result is None
-    assert parsed.error is not None and (parsed.error.type, parsed.error.retryable) == ("ValidationError", False)
+    assert parsed.error is not None and (parsed.error.type, parsed.error.retryable) == (ErrorClass.VALIDATION, False)
     with pytest.raises(ApplicationError) as refused:
         _client(data_app).call(DataInput(plan=QueryPlan(table="cars", sql="DROP TABLE cars")), DataResult)
-    assert refused.value.type == "ValidationError" and refused.value.non_retryable
+    assert refused.value.type == ErrorClass.VALIDATION and refused.value.non_retryable
     assert "only SELECT is allowed, got DROP" in refused.value.message
 
 
 def test_a_malformed_request_is_refused_in_the_reply_format(data_app: FastAPI) -> None:
     reply = TestClient(data_app).post("/run", json={"plan": {"table": 5}})
     parsed = AgentReply[DataResult].model_validate_json(reply.content)
-    assert reply.status_code == 422 and parsed.error is not None and parsed.error.type == "ValidationError"
+    assert reply.status_code == 422 and parsed.error is not None and parsed.error.type == ErrorClass.VALIDATION
 
 
 def test_a_reply_outside_the_format_is_a_retryable_external_error() -> None:

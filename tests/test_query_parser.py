@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from temporalio.exceptions import ApplicationError
 
+from activities.errors import ErrorClass
 from activities.query.agents import DataAgent, OfflinePlanner
 from activities.query.dataset import SAMPLE_TABLES, DataSource
 from contracts.query import DataInput, Schema
@@ -136,7 +137,7 @@ def test_unanswerable_questions_are_refused_not_guessed(
     _, schema, _ = sample
     with pytest.raises(ApplicationError) as refused:
         OfflinePlanner().plan(question, schema)
-    assert refused.value.type == "ValidationError" and refused.value.non_retryable
+    assert refused.value.type == ErrorClass.VALIDATION and refused.value.non_retryable
     assert "could not understand" in refused.value.message
 
 

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from temporalio.exceptions import ApplicationError
 
+from activities.errors import ErrorClass
 from activities.query.agents import DataAgent, OfflinePlanner
 from activities.query.dataset import SAMPLE_TABLES, DataSource
 from activities.query.sql import ReadOnlyRunner
@@ -85,7 +86,7 @@ def test_hostile_llm_sql_is_refused_and_the_database_is_unchanged(
     before = _fingerprint(db_url)
     with pytest.raises(ApplicationError) as refused:
         agent.run(DataInput(plan=QueryPlan(table="cars", sql=sql)))
-    assert refused.value.type == "ValidationError" and refused.value.non_retryable
+    assert refused.value.type == ErrorClass.VALIDATION and refused.value.non_retryable
     assert "plan.sql: SQL refused" in refused.value.message and reason in refused.value.message
     assert _fingerprint(db_url) == before
 

@@ -3,7 +3,7 @@
 The worker's activities call these in-process, the remote agents (``activities.query.remote``)
 serve them over HTTP; the benchmark calls them directly as the floor. Failures are
 ``ApplicationError``s of the taxonomy: a question that cannot be understood or SQL the
-guard refuses is a non-retryable ``ValidationError``; a database fault is a retryable
+guard refuses is a non-retryable ``InvalidInput``; a database fault is a retryable
 ``DatabaseError``; a model fault a ``ModelError``.
 """
 
@@ -33,7 +33,7 @@ from contracts.query import DataInput, DataResult, PlanInput, PlanResult, QueryP
 
 
 class Planner(Protocol):
-    """Turns a question into a plan; raises ``ApplicationError`` (ValidationError, ModelError)."""
+    """Turns a question into a plan; raises ``ApplicationError`` (InvalidInput, ModelError)."""
 
     name: str
 
