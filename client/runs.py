@@ -51,7 +51,9 @@ class RunAlreadyClosed(Exception):
 
 
 def to_jsonable(value: Any) -> Any:
-    """Plain JSON data for a pydantic model (anything else is returned as it is)."""
+    """Plain JSON data for a pydantic model or a list of them (anything else as it is)."""
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(item) for item in value]
     return value.model_dump(mode="json") if isinstance(value, BaseModel) else value
 
 

@@ -14,6 +14,8 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from activities.breakers import BreakerConfig, Breakers
+from activities.db import Database
 from client.api import ApiSettings
 from client.api.routes_ops import fresh_pollers
 from client.api.server import bind_address
@@ -281,7 +283,7 @@ async def test_events_stream_ends_with_the_result(http: httpx.AsyncClient, order
     assert dones == sorted(dones) and dones[-1] == 5 and len(dones) >= 2
 
 
-async def test_seed_002_paths(http: httpx.AsyncClient, order_worker: Any) -> None:
+async def test_seed_002_paths(http: httpx.AsyncClient, order_worker: Any, api: RunningApi) -> None:
     done_id = await start(http)
     assert (await result_of(http, done_id)).status_code == 200
     status = await http.get(f"/api/workflow/{done_id}/status")
@@ -305,7 +307,19 @@ async def test_seed_002_paths(http: httpx.AsyncClient, order_worker: Any) -> Non
 
     breakers = await http.get("/api/circuit-breakers/status")
     assert breakers.status_code == 200
-    assert breakers.json()["breakers"] == [] and breakers.json()["available"] is False
+    assert breakers.json()["breakers"] == [] and breakers.json()["available"] is True
+
+    # A breaker that trips in a worker (the same database) is listed OPEN, with its trial time.
+    assert api.settings.database_url is not None
+    worker_db = Database(api.settings.database_url)
+    try:
+        shared = Breakers(worker_db, {"viz": BreakerConfig(1, 60)})
+        with pytest.raises(ZeroDivisionError):
+            shared.call("viz", lambda: 1 / 0, fallback=False)
+    finally:
+        worker_db.dispose()
+    [viz] = (await http.get("/api/circuit-breakers/status")).json()["breakers"]
+    assert (viz["name"], viz["state"], viz["trips"]) == ("viz", "open", 1) and viz["next_trial_at"]
 
 
 async def test_health(http: httpx.AsyncClient, order_worker: Any, api: RunningApi) -> None:

@@ -261,3 +261,21 @@ async def test_unusable_encryption_keys_are_one_clear_line(saga, tmp_path: Path)
     )
     _, worker_err = await asyncio.wait_for(worker.communicate(), timeout=60)
     assert worker.returncode == 2 and b"Unusable encryption settings" in worker_err and b"Traceback" not in worker_err
+
+
+async def test_breakers_lists_what_workers_share(tmp_path: Path) -> None:
+    from activities.breakers import BreakerConfig, Breakers
+
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    db = Database(url)
+    try:
+        shared = Breakers(db, {"viz": BreakerConfig(1, 60), "nlp": BreakerConfig(5, 60)})
+        with pytest.raises(ZeroDivisionError):
+            shared.call("viz", lambda: 1 / 0, fallback=False)
+    finally:
+        db.dispose()
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"} | {"DATABASE_URL": url}
+    process = await asyncio.create_subprocess_exec(SAGA, "breakers", "--json", env=env, stdout=asyncio.subprocess.PIPE)
+    out, _ = await asyncio.wait_for(process.communicate(), timeout=60)
+    states = {row["name"]: row["state"] for row in json.loads(out)}
+    assert process.returncode == 0 and states["viz"] == "open" and states["nlp"] == "closed"

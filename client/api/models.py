@@ -135,5 +135,5 @@ class Health(BaseModel):
 class CircuitBreakers(BaseModel):
     breakers: list[dict[str, Any]]
     available: bool
-    """False until workers publish breaker state (the circuit-breaker issue); the list is empty."""
+    """False when the API has no database to read the breakers from (``DATABASE_URL``)."""
     detail: str

@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
@@ -27,6 +27,7 @@ from client.api.models import (
     Sample,
 )
 from client.api.routes_runs import ERRORS, RUN_ERRORS, temporal
+from activities.breakers import read_breaker_statuses
 from client.runs import count_runs
 from client.stats import activity_stats
 from workflows.catalog import FAMILIES, Family
@@ -98,16 +99,24 @@ async def _workers_check(request: Request) -> tuple[bool, str]:
     return pollers > 0, f"{pollers} worker(s) polling task queue {queue}"
 
 
+def _engine(request: Request) -> Engine | None:
+    """The application database (``DATABASE_URL``) as a plain engine, or None if unset."""
+    url = request.app.state.settings.database_url
+    if url is None:
+        return None
+    if request.app.state.database is None:
+        request.app.state.database = create_engine(url, pool_pre_ping=True)
+    return request.app.state.database
+
+
 def _database_check(request: Request) -> tuple[bool, str]:
     url = request.app.state.settings.database_url
     if url is None:
         return True, "not configured (DATABASE_URL unset): not checked"
     # A plain connection: a probe anyone may send never creates tables (the workers own the
     # schema), and says nothing of hosts or users.
-    if request.app.state.database is None:
-        request.app.state.database = create_engine(url, pool_pre_ping=True)
     try:
-        with request.app.state.database.connect() as connection:
+        with _engine(request).connect() as connection:  # type: ignore[union-attr]
             connection.execute(text("SELECT 1"))
     except Exception as error:  # noqa: BLE001 - any failure means unreachable; say which kind
         return False, f"unreachable ({type(error).__name__})"
@@ -125,12 +134,15 @@ def build_router() -> APIRouter:
     router.add_api_route("/api/metrics", metrics, response_model=Metrics, responses=ERRORS, methods=["GET"])
 
     @router.get("/api/circuit-breakers/status", response_model=CircuitBreakers, responses=ERRORS)
-    async def circuit_breakers() -> CircuitBreakers:
-        """Seed 002's path. Empty until the workers publish their breakers' state."""
-        return CircuitBreakers(
-            breakers=[], available=False,
-            detail="no circuit breakers are reported yet; this list fills once workers publish breaker state",
-        )
+    async def circuit_breakers(request: Request) -> CircuitBreakers:
+        """Seed 002's path: every breaker the workers share (state, failures, trips, last
+        transition, next trial), read from the application database."""
+        engine = _engine(request)
+        if engine is None:
+            return CircuitBreakers(breakers=[], available=False, detail="DATABASE_URL is not set: breakers are not readable")
+        statuses = await asyncio.to_thread(read_breaker_statuses, engine)
+        detail = f"{len(statuses)} breaker(s)" if statuses else "no breaker has been used yet"
+        return CircuitBreakers(breakers=[s.model_dump(mode="json") for s in statuses], available=True, detail=detail)
 
     # Seed 002's paths, as aliases of ours.
     router.add_api_route(

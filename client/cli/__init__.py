@@ -41,6 +41,8 @@ postmortem.register(app)
 app.command()(services.demo)
 app.command("codec-server")(services.codec_server)
 app.command("api")(services.api)
+app.command("agent")(services.agent)
+app.command("breakers")(services.breakers)
 approvals.register(app)
 mcp.register(app)
 

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from client import devserver
-from client.cli.output import fail, out, run_async
+from client.cli.output import JsonFlag, fail, out, print_json, print_rows, run_async, short_time
 from client.connection import DEFAULT_ADDRESS
 
 dev_app = typer.Typer(help="The embedded Temporal server and a worker, in the background.", no_args_is_help=True)
@@ -104,3 +104,34 @@ def codec_server(
         serve(host=host, port=port, token=token, ui_origin=ui_origin)
     except (EncryptionError, ValueError) as refused:
         raise fail(str(refused), 2) from None
+
+
+def agent(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="nlp, data or viz.", show_default=False)],
+    host: Annotated[str, typer.Option(metavar="HOST", help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(metavar="PORT", help="Port to listen on.")] = 8001,
+) -> None:
+    """Serve one agent of the query family over HTTP (workers call it when NLP_AGENT_URL,
+    DATA_AGENT_URL or VIZ_AGENT_URL points at it); /health answers its state."""
+    from activities.query.remote import serve_agent
+
+    if name not in ("nlp", "data", "viz"):
+        raise fail(f"agent {name!r}: expected nlp, data or viz", 2)
+    serve_agent(name, host, port)
+
+
+def breakers(as_json: JsonFlag = False) -> None:
+    """The shared circuit breakers of every worker (from the application database, DATABASE_URL)."""
+    from activities.breakers import breaker_statuses
+
+    statuses = breaker_statuses()
+    if as_json:
+        print_json(statuses)
+        return
+    print_rows(
+        ("BREAKER", "STATE", "FAILURES", "TRIPS", "LAST TRANSITION (UTC)", "NEXT TRIAL (UTC)"),
+        [
+            (s.name, s.state.upper(), f"{s.failures}/{s.fail_max}", str(s.trips), short_time(s.last_transition_at), short_time(s.next_trial_at))
+            for s in statuses
+        ],
+    )
