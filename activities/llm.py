@@ -270,6 +270,5 @@ def groq_chat(api_key: str, model: str, base_url: str | None = None, timeout: fl
         base_url=base_url,
         timeout=timeout,
         max_retries=0,
-        temperature=0,
-        **options,
+        **{"temperature": 0, **options},
     )

@@ -18,7 +18,7 @@ from temporalio import activity
 
 from activities.errors import ErrorClass, error
 from activities.liveness import keep_alive
-from activities.llm import _message, _retry_after
+from activities.llm import groq_chat, groq_errors
 from activities.text_analysis import keywords_of, split_sentences, textrank, words
 from contracts.blog import PostQuality, Review, ReviewedPost, WriterInfo, WritingInput
 from contracts.search import Hit
@@ -149,27 +149,14 @@ class GroqChat:
     """
 
     def __init__(self, api_key: str, model: str, base_url: str | None = None, timeout: float = 60) -> None:
-        from langchain_groq import ChatGroq
-
         self.model = model
-        self._chat = ChatGroq(
-            model=model, api_key=api_key, base_url=base_url, timeout=timeout,  # type: ignore[arg-type]
-            max_retries=0, temperature=0.3,  # Temporal retries, with the activity's policy
-        )
+        # Temporal retries (groq_chat sets max_retries=0); a little freedom for prose.
+        self._chat = groq_chat(api_key, model, base_url, timeout, temperature=0.3)
 
     def complete(self, prompt: str) -> str:
         """The model's answer; an empty answer is a (retryable) ``ModelError``."""
-        import groq
-
-        try:
+        with groq_errors():
             reply = self._chat.invoke(prompt)
-        except groq.RateLimitError as err:
-            raise error(ErrorClass.MODEL, f"Groq rate limit (429): {_message(err)}", next_retry_delay=_retry_after(err)) from err
-        except groq.APIStatusError as err:
-            transient = err.status_code >= 500 or err.status_code in (408, 409)
-            raise error(ErrorClass.MODEL, f"Groq HTTP {err.status_code}: {_message(err)}", non_retryable=not transient) from err
-        except (groq.APIConnectionError, groq.APITimeoutError) as err:
-            raise error(ErrorClass.MODEL, f"Groq unreachable: {err}") from err
         text = str(reply.content).strip()
         if not text:
             raise error(ErrorClass.MODEL, "the model gave an empty answer")

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHistory
 
@@ -84,9 +85,8 @@ def _p95(values: list[float]) -> float:
     return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
 
 
-@dataclass
-class ActivityStats:
-    """Figures of one activity type."""
+class ActivityStats(BaseModel):
+    """Figures of one activity type (``saga stats``, ``GET /api/metrics``)."""
 
     activity_type: str
     count: int
@@ -100,7 +100,7 @@ class ActivityStats:
     """Attempts beyond the first, summed."""
     avg_input_bytes: float
     avg_output_bytes: float
-    outcomes: dict[str, int] = field(default_factory=dict)
+    outcomes: dict[str, int] = {}
 
 
 def summarise(calls: list[ActivityCall]) -> list[ActivityStats]:
@@ -153,5 +153,5 @@ async def activity_stats(
     return {
         "workflows": len(listed),
         "family": family.name if family else None,
-        "activities": [vars(s) for s in summarise(calls)],
+        "activities": [s.model_dump() for s in summarise(calls)],
     }

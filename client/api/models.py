@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from client.api.errors import ErrorBody
+from client.stats import ActivityStats
 
 
 class Sample(BaseModel):
@@ -89,28 +90,11 @@ class UpdateResult(BaseModel):
     result: Any = None
 
 
-class StepStats(BaseModel):
-    """One activity type over the sampled runs (``client.stats``: from their histories)."""
-
-    activity_type: str
-    count: int
-    succeeded: int
-    success_rate: float
-    min_seconds: float
-    avg_seconds: float
-    p95_seconds: float
-    max_seconds: float
-    retries: int
-    avg_input_bytes: float
-    avg_output_bytes: float
-    outcomes: dict[str, int]
-
-
 class FamilyMetrics(BaseModel):
     counts: dict[str, int]
     """Runs per status, from visibility."""
     total: int
-    step_timings: dict[str, StepStats]
+    step_timings: dict[str, ActivityStats]
     """Per activity type, from the histories of the family's latest closed runs."""
     runs_sampled: int
 
