@@ -10,6 +10,7 @@ Refinement is pseudo-relevance feedback: YAKE keyphrases of the best hits join t
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from sqlalchemy import select
 from temporalio import activity
@@ -58,6 +59,22 @@ def refined_query(request: RefineInput) -> str:
     return " ".join([request.current, *added])
 
 
+def _rows_key(session: Any, document_id: str, content_hash: str) -> str | None:
+    """The chunk rows of a completed version: keyed by its content hash alone (runs before
+    chunk sizes were part of the key) or by ``contracts.documents.version_key`` (the hash's
+    first 40 characters, the chunk size and the overlap); of several chunkings of one
+    content, one (the largest key) is searched."""
+    keys = session.scalars(
+        select(ChunkRow.content_hash)
+        .where(
+            ChunkRow.document_id == document_id,
+            (ChunkRow.content_hash == content_hash) | ChunkRow.content_hash.startswith(f"{content_hash[:40]}/"),
+        )
+        .distinct()
+    ).all()
+    return max(keys, default=None)
+
+
 class SearchActivities:
     """Search bound to the application database; the index is cached per corpus state."""
 
@@ -83,7 +100,7 @@ class SearchActivities:
                 for document_id, content_hash, _ in sorted(versions)
                 for row in session.scalars(
                     select(ChunkRow)
-                    .where(ChunkRow.document_id == document_id, ChunkRow.content_hash == content_hash)
+                    .where(ChunkRow.document_id == document_id, ChunkRow.content_hash == _rows_key(session, document_id, content_hash))
                     .order_by(ChunkRow.chunk_index)
                 )
             ]

@@ -35,6 +35,10 @@ class KnownErrorsWithoutStackTraces(DefaultFailureConverter):
     def to_failure(self, exception: BaseException, payload_converter: PayloadConverter, failure: Failure) -> None:
         if isinstance(exception, ApplicationError) and exception.failure is None:
             exception = exception.with_traceback(None)
+            if type(exception.__cause__).__name__ == "_RemoteTraceback":
+                # A process pool's text copy of the child's stack trace (concurrent.futures
+                # sets it as the cause): a stack trace all the same.
+                exception.__cause__ = None
         super().to_failure(exception, payload_converter, failure)
 
 

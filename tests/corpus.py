@@ -7,7 +7,7 @@ import hashlib
 from pathlib import Path
 
 from activities.db import Database
-from activities.documents import ChunkRow, DocumentRow, split_text
+from activities.documents import ChunkRow, DocumentRow, split_text, version_key
 from contracts.documents import document_id_for
 from workflows.catalog import SAMPLES
 
@@ -28,9 +28,11 @@ def store_documents(db: Database, paths: list[Path] = RESEARCH, chunk_size: int 
                     size_bytes=len(data), status="COMPLETED", completed_hash=content_hash, run_key="test",
                 )
             )
+            # Chunk rows are keyed by the content hash with the chunk size and overlap.
+            rows_key = version_key(content_hash, chunk_size, 60)
             for index, chunk in enumerate(split_text(data.decode(), chunk_size, 60)):
                 session.merge(
-                    ChunkRow(document_id=document_id, content_hash=content_hash, chunk_index=index, text=chunk, run_key="test")
+                    ChunkRow(document_id=document_id, content_hash=rows_key, chunk_index=index, text=chunk, run_key="test")
                 )
                 count += 1
     return count

@@ -61,3 +61,20 @@ async def test_a_bug_keeps_its_stack_trace(dev_client: Client, task_queue: str) 
     [(_, failure)] = [f for f in _failures(await handle.fetch_history()) if f[0].startswith("activity")]
     assert failure.application_failure_info.type == "ZeroDivisionError"
     assert "divide_by_zero" in failure.stack_trace
+
+
+async def test_a_known_error_from_the_process_pool_carries_no_remote_traceback(
+    dev_client: Client, db: Database, task_queue: str
+) -> None:
+    from contracts.sequential import SequentialInput
+    from workflows.sequential import SequentialWorkflow
+
+    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, cpu_processes=1):
+        handle = await dev_client.start_workflow(
+            SequentialWorkflow.run, SequentialInput(text="too short"), id=f"short-{task_queue}", task_queue=task_queue
+        )
+        with contextlib.suppress(WorkflowFailureError):
+            await handle.result()
+    [(_, failure)] = [f for f in _failures(await handle.fetch_history()) if f[0].startswith("activity")]
+    assert failure.application_failure_info.type == "InvalidInput" and not failure.stack_trace
+    assert not failure.HasField("cause"), failure.cause  # was a _RemoteTraceback with the child's frames
