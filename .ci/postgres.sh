@@ -15,5 +15,5 @@ if ! pg_lsclusters -h | grep -q "^$version *main .*online"; then
   pg_ctlcluster "$version" main start >&2
 fi
 port=$(pg_lsclusters -h | awk -v v="$version" '$1==v && $2=="main" {print $3}')
-su postgres -c "psql -q -p $port -c \"ALTER USER postgres PASSWORD 'sagaworks'\"" >&2
-echo "postgresql+psycopg://postgres:sagaworks@127.0.0.1:$port/postgres"
+su postgres -c "psql -q -p $port -c \"ALTER USER postgres PASSWORD 'ci-pg-6c1f0e9b52'\"" >&2
+echo "postgresql+psycopg://postgres:ci-pg-6c1f0e9b52@127.0.0.1:$port/postgres"

@@ -66,10 +66,10 @@ async def _progress_at(handle: Any, step: str, patience: float = 60) -> Any:
 
 
 async def _send(console: Console, handle: Any, update: DemoUpdate, within: float = 60) -> None:
-    """Send ``update``, once the run's status shows it waiting at ``update.when_step``."""
+    """Send ``update``, once the run's current step mentions ``update.when_step``."""
 
     async def waiting() -> None:
-        while getattr(await query_progress(handle), "current_step", None) != update.when_step:
+        while update.when_step not in (getattr(await query_progress(handle), "current_step", None) or ""):
             await asyncio.sleep(0.2)
 
     if update.when_step:

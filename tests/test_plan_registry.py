@@ -9,6 +9,7 @@ import pytest
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
+from activities.errors import ErrorClass
 from activities.db import Database
 from activities.plans.registry import DEFAULT_RISKS, load_registry
 from contracts.plans import MITIGATION_OPTIONS, MITIGATION_STRATEGIES, StageOptions
@@ -100,7 +101,7 @@ def test_a_bad_entry_is_refused_naming_the_file_and_entry(tmp_path: Path, change
     path = _write(tmp_path, "risks.yaml", f"risks:\n  - id: MY_RISK\n    name: Mine\n    category: DATA_QUALITY\n{lines}\n")
     with pytest.raises(ApplicationError) as refused:
         load_registry(path)
-    assert refused.value.type == "ValidationError" and refused.value.non_retryable
+    assert refused.value.type == ErrorClass.VALIDATION and refused.value.non_retryable
     assert refused.value.message.startswith(f"{path}: {expected}")
 
 
@@ -135,7 +136,7 @@ async def test_a_run_with_a_bad_registry_fails_before_any_stage(
     path = _write(tmp_path, "risks.yaml", "risks:\n  - {id: MY_RISK, name: x, category: DATA_QUALITY, severity: LOW, stages: [dnp], mitigation: pray}\n")
     async with plan_worker(dev_client, db, task_queue, plan_settings(tmp_path)):
         handle, cause = await failure_of(dev_client, task_queue, make_plan("plan-bueno", risk_file=path))
-        assert cause.type == "ValidationError" and "risks[0] (MY_RISK)" in cause.message and "'pray'" in cause.message
+        assert cause.type == ErrorClass.VALIDATION and "risks[0] (MY_RISK)" in cause.message and "'pray'" in cause.message
         history = await handle.fetch_history()
         scheduled = [e.activity_task_scheduled_event_attributes.activity_type.name for e in history.events
                      if e.HasField("activity_task_scheduled_event_attributes")]

@@ -132,7 +132,11 @@ def test_the_catalog_serves_the_family_with_its_samples() -> None:
     for path in query.sample_paths():
         sample = query.parse(path.read_text())
         assert query.workflow_id(sample).startswith("query-")
-    assert query.workflow_id(query.parse({"question": "x y z"})) != query.workflow_id(query.parse({"question": "x y z"}))
+    # One run of a question at a time (ALLOW_DUPLICATE: asked again once it closed); a
+    # request id names its own run.
+    same = query.workflow_id(query.parse({"question": "x y z"}))
+    assert same == query.workflow_id(query.parse({"question": "x y z"})) != query.workflow_id(query.parse({"question": "x y"}))
+    assert query.workflow_id(query.parse({"question": "x y z", "request_id": "r-1"})) == "query-r-1"
 
 
 def test_jitter_stays_within_half_and_full_backoff() -> None:

@@ -59,7 +59,7 @@ class DemoUpdate:
     name: str
     arg: dict[str, Any]
     when_step: str = ""
-    """Wait until the run's ``status`` shows this ``current_step`` first (empty: at once)."""
+    """Wait until the run's ``status`` current step mentions this first (empty: at once)."""
 
 
 @dataclass(frozen=True)
@@ -387,7 +387,7 @@ FAMILIES: tuple[Family[Any], ...] = (
                 "tickets/ticket-billing.json",
                 "RUNNING",
                 updates=(
-                    DemoUpdate("assign", {"agent": "dana"}),
+                    DemoUpdate("assign", {"agent": "dana"}, when_step="open"),  # once classified
                     DemoUpdate("resolve", {"resolution": "refunded the duplicate charge"}),
                 ),
                 shown_at="resolved",
