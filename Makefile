@@ -56,6 +56,7 @@ chaos: install
 histories: install
 	$(BIN)/python -m tests.record_histories
 	$(BIN)/python -m tests.record_pattern_histories
+	$(BIN)/python -m tests.record_query_histories
 
 clean: stop
 	rm -rf $(VENV) .venv-mcp-sqlite mcp_servers/node_modules .temporal .sagaworks .pytest_cache *.egg-info

@@ -16,6 +16,7 @@ import contextlib
 import sys
 import tempfile
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import date
 from pathlib import Path
 
@@ -180,6 +181,14 @@ async def record_catalog_demos(client: Client, task_queue: str, out_dir: Path) -
     return written
 
 
+def record_into(record_fn: Callable[[Path], Awaitable[list[Path]]], argv: list[str]) -> None:
+    """``python -m tests.record_*  [DIR]``: record into DIR (default tests/histories/), print each file."""
+    target = Path(argv[0]) if argv else HISTORIES
+    target.mkdir(parents=True, exist_ok=True)
+    for file in asyncio.run(record_fn(target)):
+        print(file)
+
+
 async def _save(handle: WorkflowHandle[Any, Any], path: Path) -> Path:
     with contextlib.suppress(WorkflowFailureError):
         await handle.result()
@@ -195,7 +204,4 @@ if __name__ == "__main__":
         at = args.index("--only")
         only = args[at + 1]
         del args[at : at + 2]
-    target = Path(args[0]) if args else HISTORIES
-    target.mkdir(parents=True, exist_ok=True)
-    for file in asyncio.run(record(target, only)):
-        print(file)
+    record_into(lambda target: record(target, only), args)

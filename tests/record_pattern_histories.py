@@ -8,7 +8,6 @@ tests/record_histories.py, a scenario already recorded gets a new file beside th
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import tempfile
 import uuid
@@ -30,7 +29,7 @@ from contracts.routing import RoutingInput
 from contracts.sequential import SequentialInput
 from tests.corpus import store_documents
 from tests.orders import wait_for_status
-from tests.record_histories import HISTORIES, _save, new_history_path
+from tests.record_histories import _save, new_history_path, record_into
 from worker import running_worker
 from workflows.catalog import SAMPLES
 from workflows.routing import RoutingWorkflow
@@ -116,7 +115,4 @@ async def record(out_dir: Path) -> list[Path]:
 
 
 if __name__ == "__main__":
-    target = Path(sys.argv[1]) if len(sys.argv) > 1 else HISTORIES
-    target.mkdir(parents=True, exist_ok=True)
-    for file in asyncio.run(record(target)):
-        print(file)
+    record_into(record, sys.argv[1:])

@@ -10,7 +10,6 @@ old files.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import tempfile
 import uuid
@@ -20,10 +19,9 @@ from activities.db import Database
 from activities.query.activities import QuerySettings
 from client.devserver import start_embedded
 from tests.queries import dead_url, start_query, wait_for_status
-from tests.record_histories import _save
+from tests.record_histories import _save, new_history_path, record_into
 from worker import running_worker
 
-HISTORIES = Path(__file__).parent / "histories"
 
 
 async def record(out_dir: Path) -> list[Path]:
@@ -35,23 +33,20 @@ async def record(out_dir: Path) -> list[Path]:
             task_queue = f"record-{uuid.uuid4()}"
             async with running_worker(env.client, db, task_queue=task_queue, activity_threads=4, query=QuerySettings()):
                 handle = await start_query(env.client, task_queue, "average temperature by month in 2014")
-                written.append(await _save(handle, out_dir / "query_completed.json"))
+                written.append(await _save(handle, new_history_path(out_dir, "query_completed")))
                 handle = await start_query(env.client, task_queue, "average price by symbol", pause_between_agents_seconds=0.2)
                 await handle.signal("pause")
                 await wait_for_status(handle, lambda s: s.state == "paused" and "health" in s.completed_steps)
                 await handle.cancel()
-                written.append(await _save(handle, out_dir / "query_cancelled.json"))
+                written.append(await _save(handle, new_history_path(out_dir, "query_cancelled")))
             task_queue = f"record-{uuid.uuid4()}"
             degraded = QuerySettings(agent_urls={"viz": dead_url()})
             async with running_worker(env.client, db, task_queue=task_queue, activity_threads=4, query=degraded):
                 handle = await start_query(env.client, task_queue, "average mpg by origin")
-                written.append(await _save(handle, out_dir / "query_degraded.json"))
+                written.append(await _save(handle, new_history_path(out_dir, "query_degraded")))
             db.dispose()
     return written
 
 
 if __name__ == "__main__":
-    target = Path(sys.argv[1]) if len(sys.argv) > 1 else HISTORIES
-    target.mkdir(parents=True, exist_ok=True)
-    for file in asyncio.run(record(target)):
-        print(file)
+    record_into(record, sys.argv[1:])
