@@ -26,7 +26,11 @@ Configuration (read by :func:`codec_from_env`, used by ``client.connection``):
     ``1`` compresses payloads before encrypting them.
 ``SAGAWORKS_REQUIRE_ENCRYPTION``
     ``1`` refuses to run without keys (docker-compose.yml sets it), so a deployment that
-    forgot its keys fails at start instead of writing plaintext.
+    forgot its keys fails at start instead of writing plaintext; and it refuses to decode
+    plaintext payloads (:class:`PlaintextPayloadRefused`), so nobody without a key can hand
+    a worker input (a plain-JSON ``temporal workflow start`` or signal): such a run's
+    workflow task fails, naming the refusal, and its code never sees the input. The codec
+    server still shows plaintext payloads to the UI (display only).
 
 ``python -m client.codec KEY_ID`` prints a fresh ``KEY_ID:BASE64KEY`` entry.
 """
@@ -35,6 +39,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import os
 import re
 import sys
@@ -83,6 +88,10 @@ class UnknownEncryptionKey(EncryptionError):
         )
 
 
+class PlaintextPayloadRefused(EncryptionError):
+    """A payload arrived unencrypted while encryption is required."""
+
+
 class TamperedPayload(EncryptionError):
     """A payload's ciphertext or authenticated metadata was altered (GCM tag mismatch)."""
 
@@ -90,11 +99,15 @@ class TamperedPayload(EncryptionError):
 class EncryptionCodec(PayloadCodec):
     """AES-256-GCM payload codec with key ids (see the module notes)."""
 
-    def __init__(self, keys: Mapping[str, bytes], *, compress: bool = False) -> None:
+    def __init__(
+        self, keys: Mapping[str, bytes], *, compress: bool = False, accept_plaintext: bool = True
+    ) -> None:
         """
         Args:
             keys: Key id -> 32-byte key, oldest first; the last one encrypts new payloads.
             compress: zlib-compress each payload before encrypting it (when that is smaller).
+            accept_plaintext: Decode unencrypted payloads as they are (written before
+                encryption was turned on). False refuses them (encryption required).
         """
         super().__init__()
         if not keys:
@@ -104,6 +117,13 @@ class EncryptionCodec(PayloadCodec):
         self._ciphers = {key_id: AESGCM(key) for key_id, key in keys.items()}
         self.key_id = list(keys)[-1]
         self.compress = compress
+        self.accept_plaintext = accept_plaintext
+
+    def lenient(self) -> EncryptionCodec:
+        """This codec, but passing plaintext payloads through (for display, never for input)."""
+        codec = copy.copy(self)
+        codec.accept_plaintext = True
+        return codec
 
     @property
     def key_ids(self) -> list[str]:
@@ -132,13 +152,22 @@ class EncryptionCodec(PayloadCodec):
         return Payload(metadata=metadata, data=nonce + sealed)
 
     def decrypt(self, payload: Payload) -> Payload:
-        """The original payload; payloads that are not encrypted pass through unchanged.
+        """The original payload; payloads that are not encrypted pass through unchanged
+        unless plaintext is refused.
 
         Raises:
             UnknownEncryptionKey: its key id is not configured.
             TamperedPayload: its ciphertext or metadata was altered.
+            PlaintextPayloadRefused: it is not encrypted and encryption is required.
         """
         if payload.metadata.get("encoding") != ENCODING:
+            if not self.accept_plaintext:
+                encoding = payload.metadata.get("encoding", b"").decode(errors="replace")
+                raise PlaintextPayloadRefused(
+                    f"refused an unencrypted payload (encoding {encoding!r}): {REQUIRE_ENV} is set, so "
+                    "every payload must be encrypted with a configured key (start runs through saga, "
+                    "the API, or the temporal CLI with --codec-endpoint)"
+                )
             # Written before encryption was turned on: still readable.
             return payload
         key_id = payload.metadata.get(KEY_ID_METADATA, b"").decode(errors="replace")
@@ -215,14 +244,17 @@ def codec_from_env(environ: Mapping[str, str] = os.environ) -> EncryptionCodec |
         keys = parse_keys(text, key_file)
     else:
         keys = parse_keys(inline, KEYS_ENV)
+    required = environ.get(REQUIRE_ENV, "").strip().lower() in _TRUE
     if not keys:
-        if environ.get(REQUIRE_ENV, "").strip().lower() in _TRUE:
+        if required:
             raise EncryptionConfigError(
                 f"{REQUIRE_ENV} is set but no keys are configured: set {KEYS_ENV} or {KEY_FILE_ENV} "
                 "(python -m client.codec KEY_ID prints a new key)"
             )
         return None
-    return EncryptionCodec(keys, compress=environ.get(COMPRESS_ENV, "").strip().lower() in _TRUE)
+    return EncryptionCodec(
+        keys, compress=environ.get(COMPRESS_ENV, "").strip().lower() in _TRUE, accept_plaintext=not required
+    )
 
 
 def new_key_entry(key_id: str) -> str:

@@ -40,7 +40,7 @@ from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.converter import PayloadCodec
 
-from client.codec import KEYS_ENV, EncryptionConfigError, EncryptionError
+from client.codec import KEYS_ENV, EncryptionCodec, EncryptionConfigError, EncryptionError
 from client.connection import DATA_CONVERTER, check_configuration
 
 TOKEN_ENV = "SAGAWORKS_CODEC_TOKEN"
@@ -129,8 +129,10 @@ def serve(
     """
     check_configuration()
     codec = DATA_CONVERTER.payload_codec
-    if codec is None:
+    if not isinstance(codec, EncryptionCodec):
         raise EncryptionConfigError(f"the codec server needs the encryption keys: set {KEYS_ENV} (see client.codec)")
+    # The UI shows every payload of a history, including plaintext ones a worker refused.
+    codec = codec.lenient()
     token = token or os.environ.get(TOKEN_ENV)
     if not token:
         raise ValueError(f"the codec server needs a token: set {TOKEN_ENV} or pass one")

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import pytest_asyncio
 import uvicorn
 
-from client.codec import KEYS_ENV, EncryptionCodec
+from client.codec import KEYS_ENV, REQUIRE_ENV, EncryptionCodec
 from client.codec_server import create_app
 from tests.ports import free_port
 
@@ -21,8 +21,11 @@ OLD_KEY_ID, OLD_KEY = "test-2025", b"sagaworks TEST key 2025: public!"
 NEW_KEY_ID, NEW_KEY = "test-2026", b"sagaworks TEST key 2026: public!"
 TEST_KEYS = {OLD_KEY_ID: OLD_KEY, NEW_KEY_ID: NEW_KEY}
 """Oldest first: new payloads use ``test-2026``."""
-TEST_ENV = {KEYS_ENV: ",".join(f"{kid}:{base64.b64encode(key).decode()}" for kid, key in TEST_KEYS.items())}
-"""The environment that configures :data:`TEST_KEYS`."""
+TEST_ENV = {
+    KEYS_ENV: ",".join(f"{kid}:{base64.b64encode(key).decode()}" for kid, key in TEST_KEYS.items()),
+    REQUIRE_ENV: "1",
+}
+"""The environment that configures :data:`TEST_KEYS` and requires encryption (as compose does)."""
 TOKEN = "test-token-0123456789abcdefghij"
 """The codec server's bearer token in tests."""
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 from temporalio.api.common.v1 import Payload
 from temporalio.api.failure.v1 import Failure
-from temporalio.client import WorkflowHistory
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.client import WorkflowHandle, WorkflowHistory
 
 
 def nested(message: Message, kind: type[Message]) -> Iterator[tuple[str, Message]]:
@@ -42,3 +45,17 @@ def history_payloads(history: WorkflowHistory) -> list[tuple[str, Payload]]:
 def history_failures(history: WorkflowHistory) -> list[Failure]:
     """Every failure (and cause) of every event."""
     return [failure for event in history.events for _, failure in nested(event, Failure)]  # type: ignore[misc]
+
+
+async def wait_for_event(
+    handle: WorkflowHandle[Any, Any], matches: Callable[[HistoryEvent], bool], timeout: float = 60
+) -> HistoryEvent:
+    """The first event of the run's history that ``matches``, following the history as it grows."""
+
+    async def follow() -> HistoryEvent:
+        async for event in handle.fetch_history_events(wait_new_event=True):
+            if matches(event):
+                return event
+        raise AssertionError(f"{handle.id} closed without the awaited event")
+
+    return await asyncio.wait_for(follow(), timeout)

@@ -19,6 +19,7 @@ from client.codec import (
     KEY_ID_METADATA,
     EncryptionCodec,
     EncryptionConfigError,
+    PlaintextPayloadRefused,
     TamperedPayload,
     UnknownEncryptionKey,
     codec_from_env,
@@ -94,6 +95,21 @@ async def test_a_missing_key_fails_naming_the_key_id() -> None:
 async def test_payloads_written_before_encryption_pass_through() -> None:
     plain = _plain(b'"from before encryption was on"')
     assert await EncryptionCodec(TEST_KEYS).decode([plain]) == [plain]
+
+
+async def test_plaintext_is_refused_when_encryption_is_required() -> None:
+    strict = codec_from_env(TEST_ENV)  # SAGAWORKS_REQUIRE_ENCRYPTION=1
+    assert strict is not None and not strict.accept_plaintext
+    plain = _plain(b'{"order_id": "forged"}')
+    with pytest.raises(PlaintextPayloadRefused, match="encoding 'json/plain'.*SAGAWORKS_REQUIRE_ENCRYPTION is set"):
+        await strict.decode([plain])
+    [sealed] = await strict.encode([plain])
+    assert await strict.decode([sealed]) == [plain]
+    # The codec server's copy shows plaintext to the UI; the strict codec stays strict.
+    assert await strict.lenient().decode([plain]) == [plain]
+    assert not strict.accept_plaintext
+    lenient_env = {k: v for k, v in TEST_ENV.items() if k != "SAGAWORKS_REQUIRE_ENCRYPTION"}
+    assert codec_from_env(lenient_env).accept_plaintext  # type: ignore[union-attr]
 
 
 async def test_tampered_ciphertext_is_refused() -> None:

@@ -24,7 +24,7 @@ from client.connection import data_converter
 from client.devserver import temporal_binary
 from tests.encryption import NEW_KEY_ID, OLD_KEY, OLD_KEY_ID, TEST_ENV, TOKEN, CodecServer, codec_server  # noqa: F401
 from tests.orders import make_order, start_order
-from tests.payloads import history_failures, history_payloads
+from tests.payloads import history_failures, history_payloads, wait_for_event
 from worker import running_worker
 
 SAGA = str(Path(sys.executable).parent / "saga")
@@ -79,12 +79,31 @@ async def test_the_server_stores_only_ciphertext(
             await dev_client.get_workflow_handle(workflow_id).result()
         # ... with it, every payload decodes to the order's data.
         assert encrypted_client.data_converter.payload_codec is not None
-        decoded = await encrypted_client.data_converter.payload_codec.decode([p for _, p in payloads])
+        encrypted = [p for _, p in payloads if p.metadata["encoding"] == ENCODING]
+        decoded = await encrypted_client.data_converter.payload_codec.decode(encrypted)
         assert b"ada@example.com" in b"".join(p.data for p in decoded)
 
     with pytest.raises(WorkflowFailureError) as failed:
         await encrypted_client.get_workflow_handle(encrypted_orders["compensated"]).result()
     assert "saga failed at create_shipping_label" in str(failed.value.cause)  # decrypted again
+
+
+async def test_a_worker_requiring_encryption_never_runs_plaintext_input(
+    encrypted_client: Client, dev_client: Client, db: Database, task_queue: str
+) -> None:
+    """A client without the keys (a plain-JSON ``temporal workflow start``) cannot feed a worker."""
+    async with running_worker(encrypted_client, db, task_queue=task_queue, activity_threads=2):
+        forged = await start_order(dev_client, task_queue, make_order())
+        refusal = await wait_for_event(
+            forged, lambda event: event.HasField("workflow_task_failed_event_attributes")
+        )
+    failure = refusal.workflow_task_failed_event_attributes.failure
+    assert failure.message == "Encoded failure"  # the worker encrypts its failures too
+    message = str(await encrypted_client.data_converter.decode_failure(failure))
+    assert "refused an unencrypted payload" in message and "SAGAWORKS_REQUIRE_ENCRYPTION" in message, message
+    history = await forged.fetch_history()
+    assert not any(e.HasField("activity_task_scheduled_event_attributes") for e in history.events)
+    await forged.terminate("test over")
 
 
 async def _saga(dev_address: str, environ: dict[str, str], *args: str) -> tuple[int, str]:
