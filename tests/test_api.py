@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import re
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -13,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from markupsafe import escape
 
 from activities.breakers import BreakerConfig, Breakers
 from activities.db import Database
@@ -463,3 +466,36 @@ async def test_an_approval_goes_through_the_update_route(http: httpx.AsyncClient
     assert approved.json()["update"] == "approve"
     final = await result_of(http, workflow_id)
     assert final.status_code == 200 and "alice" in json.dumps(final.json()["result"])
+
+
+async def start_query_run(http: httpx.AsyncClient, question: str, **fields: Any) -> str:
+    started = await http.post("/api/workflows/query", json={"question": question, **fields})
+    assert started.status_code == 201, started.text
+    workflow_id = started.json()["workflow_id"]
+    assert (await result_of(http, workflow_id)).status_code == 200
+    return workflow_id
+
+
+async def test_query_run_page_shows_chart_sql_plan_rows_and_producers(http: httpx.AsyncClient, order_worker: Any) -> None:
+    workflow_id = await start_query_run(http, "average temperature by month in 2014", max_rows=5)
+    result = (await http.get(f"/api/workflows/{workflow_id}/result")).json()["result"]
+    page = (await http.get(f"/runs/{workflow_id}")).text
+    # The worker's SVG as an image (a data: URI), never as inline markup a script could run in.
+    [src] = re.findall(r'<img id="chart"[^>]*src="([^"]+)"', page)
+    assert src.startswith("data:image/svg+xml;base64,")
+    assert base64.b64decode(src.split(",", 1)[1]).decode() == result["chart"]["svg"]
+    assert "<svg" not in page
+    assert str(escape(result["sql"])) in page
+    rows = re.search(r'<table id="rows".*?</table>', page, re.S).group(0)  # type: ignore[union-attr]
+    assert rows.count("<tr>") == 1 + 5 and "<th>month</th>" in rows and "<th>avg_temp_max</th>" in rows
+    assert "5 of 12 row(s) shown" in page  # the run carries max_rows of the 12 months
+    produced = re.search(r'<div id="produced-by">.*?</div>', page, re.S).group(0)  # type: ignore[union-attr]
+    for part, producer in result["produced_by"].items():
+        assert f"<th>{part}</th><td>{producer}</td>" in produced
+    assert "<th>table</th><td>seattle_weather</td>" in re.search(r'<div id="plan">.*?</div>\s*<h3>', page, re.S).group(0)  # type: ignore[union-attr]
+
+    # One row: no chart fits, so the page says so and shows the table.
+    single = await start_query_run(http, "number of cars")
+    page = (await http.get(f"/runs/{single}")).text
+    assert 'id="no-chart"' in page and 'id="chart"' not in page
+    assert re.search(r'<table id="rows".*?</table>', page, re.S).group(0).count("<tr>") == 2  # type: ignore[union-attr]

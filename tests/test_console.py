@@ -114,3 +114,20 @@ async def test_pause_resume_and_cancel_a_slow_order(page: Any, order_worker: Any
     assert "delete_customer_account" in compensations and "compensated" in compensations
     assert "CancelledError" in await page.inner_text("#failure")
     await page.screenshot(path=str(ARTIFACTS / "console-canceled.png"), full_page=True)
+
+
+async def test_a_query_run_shows_its_chart_and_sql(page: Any, order_worker: Any) -> None:
+    await sign_in(page)
+    await page.goto("/families/query")
+    await page.fill("input[name=question]", "average temperature by month in 2014")
+    await page.click("button[type=submit]")
+    await page.wait_for_url("**/runs/query-*")
+    await page.locator("#status.COMPLETED").wait_for()
+    chart = page.locator("img#chart")
+    await chart.wait_for(state="visible")
+    # The SVG decoded and drew as an image: it has the size the worker rendered it at.
+    assert await chart.evaluate("img => img.complete && img.naturalWidth > 400 && img.naturalHeight > 200")
+    sql = await page.inner_text("#sql")
+    assert sql.startswith("SELECT") and "FROM seattle_weather" in sql and "2014" in sql
+    assert "data-agent" in await page.inner_text("#produced-by")
+    await page.screenshot(path=str(ARTIFACTS / "console-query.png"), full_page=True)

@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 
 from client.api.errors import ApiError
-from client.api.render import form_fields, render_value
+from client.api.render import form_fields, query_view, render_value
 from client.api.routes_ops import catalog_entry
 from client.api.routes_runs import temporal
 from client.api.security import SESSION_COOKIE, supplied_token, token_matches
@@ -94,9 +94,12 @@ def build_router() -> APIRouter:
         run = await describe_run(client, workflow_id)
         outcome = await run_outcome(client.get_workflow_handle(workflow_id), wait=False)
         fam = family(run["family"]) if run["family"] else None
+        data = jsonable_encoder(outcome.as_json())
+        completed_query = run["family"] == "query" and outcome.status == "COMPLETED" and isinstance(data.get("result"), dict)
         return templates.TemplateResponse(request, "run.html", {
-            "run": jsonable_encoder(run), "outcome": jsonable_encoder(outcome.as_json()),
+            "run": jsonable_encoder(run), "outcome": data,
             "accepts": fam.accepts if fam else (),
+            "query": query_view(data["result"]) if completed_query else None,
         })
 
     @router.get("/login", response_class=HTMLResponse)
