@@ -499,3 +499,25 @@ async def test_query_run_page_shows_chart_sql_plan_rows_and_producers(http: http
     page = (await http.get(f"/runs/{single}")).text
     assert 'id="no-chart"' in page and 'id="chart"' not in page
     assert re.search(r'<table id="rows".*?</table>', page, re.S).group(0).count("<tr>") == 2  # type: ignore[union-attr]
+
+
+async def test_blog_run_page_renders_the_post(http: httpx.AsyncClient, order_worker: Any, db: Database) -> None:
+    from tests.corpus import store_documents
+
+    store_documents(db)  # the worker's database: what research searches
+    topic = "Retries, idempotency and replay in durable workflows"
+    started = await http.post("/api/workflows/blog", json={"topic": topic})
+    assert started.status_code == 201, started.text
+    workflow_id = started.json()["workflow_id"]
+    final = await result_of(http, workflow_id)
+    assert final.status_code == 200, final.text
+    post = final.json()["result"]["markdown"]
+    page = (await http.get(f"/runs/{workflow_id}")).text
+    result = re.search(r'<div id="result">.*', page, re.S).group(0)  # type: ignore[union-attr]
+    # The Markdown is rendered (headings, lists), not shown as text.
+    assert f"<h1>{escape(topic)}</h1>" in result
+    headings = re.findall(r"^## (.+)$", post, re.MULTILINE)
+    assert len(headings) >= 5
+    for heading in headings:
+        assert f"<h2>{escape(heading)}</h2>" in result
+    assert "\n## " not in result and "<li>" in result
