@@ -3,6 +3,7 @@ generated from the input schema, watch one complete and cancel a slow one."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest_asyncio
 from client.api import ApiSettings
 from tests.apiserver import RunningApi, api_server
 from tests.test_ui import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from workflows.catalog import SAMPLES
 
 TOKEN = "console-" + uuid.uuid4().hex
 
@@ -131,3 +133,38 @@ async def test_a_query_run_shows_its_chart_and_sql(page: Any, order_worker: Any)
     assert sql.startswith("SELECT") and "FROM seattle_weather" in sql and "2014" in sql
     assert "data-agent" in await page.inner_text("#produced-by")
     await page.screenshot(path=str(ARTIFACTS / "console-query.png"), full_page=True)
+
+
+async def test_approve_a_pending_routing_request_from_its_page(page: Any, order_worker: Any) -> None:
+    await sign_in(page)
+    body = json.loads((SAMPLES / "routing" / "admin-request.json").read_text())
+    body["request_id"] = f"ui-{uuid.uuid4().hex[:8]}"
+    started = await page.request.post("/api/workflows/routing", data=body)
+    assert started.status == 201, await started.text()
+    workflow_id = (await started.json())["workflow_id"]
+    await page.goto(f"/runs/{workflow_id}")
+    form = page.locator("#approval-form")
+    await form.wait_for(state="visible")  # shown once the run says the approval is pending
+    assert "alice, bob" in await page.inner_text("#approvers")
+    assert "then it escalates" in await page.inner_text("#approval-deadline")
+    message = page.locator("#approval-message")
+
+    # Both required fields are asked for before anything is sent.
+    await page.click("button[data-update=approve]")
+    await message.get_by_text("approver: a name is required").wait_for()
+    await page.fill("input[name=approver]", "alice")
+    await page.click("button[data-update=reject]")
+    await message.get_by_text("reason: a rejection needs a reason").wait_for()
+    # The workflow's validator refuses an approver outside the group: its words are shown.
+    await page.fill("input[name=approver]", "mallory")
+    await page.click("button[data-update=approve]")
+    await message.get_by_text("Refused: approver: mallory is not one of alice, bob").wait_for()
+    await page.screenshot(path=str(ARTIFACTS / "console-approval.png"), full_page=True)
+
+    await page.fill("input[name=approver]", "alice")
+    await page.click("button[data-update=approve]")
+    await page.locator("#status.COMPLETED").wait_for()
+    result = await page.request.get(f"/api/workflows/{workflow_id}/result")
+    outcome = (await result.json())["result"]
+    assert (outcome["approval"], outcome["decided_by"], outcome["escalated"]) == ("approved", "alice", False)
+    assert "alice" in await page.inner_text("#result")
