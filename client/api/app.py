@@ -12,7 +12,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.client import Client
 
-from client.api import console, errors, routes_ops, routes_runs
+from client.api import console, errors, routes_ops, routes_runs, routes_schedules
 from client.api.console import HERE
 from client.api.security import BodyLimit, require_token
 from client.api.settings import ApiSettings
@@ -85,6 +85,7 @@ def create_app(settings: ApiSettings | None = None, *, client: Client | None = N
     app.include_router(runs_router, dependencies=auth)
     app.include_router(routes_ops.build_alias_router(runs_router), dependencies=auth)
     app.include_router(routes_ops.build_router(), dependencies=auth)
+    app.include_router(routes_schedules.build_router(), dependencies=auth)
     # /api/health answers without the token: load balancers and compose health checks probe it.
     app.include_router(routes_ops.build_health_router())
     app.include_router(console.build_router())
@@ -99,7 +100,7 @@ def create_app(settings: ApiSettings | None = None, *, client: Client | None = N
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=list(settings.cors_origins),
-            allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type"],
+            allow_methods=["GET", "POST", "DELETE"], allow_headers=["Authorization", "Content-Type"],
         )
     return app
 

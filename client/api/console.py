@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -11,12 +12,14 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from temporalio.service import RPCError, RPCStatusCode
 
 from client.api.errors import ApiError
 from client.api.render import form_fields, query_view, render_value
 from client.api.routes_ops import catalog_entry
 from client.api.routes_runs import temporal
 from client.api.security import SESSION_COOKIE, supplied_token, token_matches
+from client.schedules import describe_schedule, list_schedules
 from client.runs import RUN_STATES, describe_run, list_runs_page, run_outcome, visibility_query
 from workflows.catalog import FAMILIES, family
 
@@ -101,6 +104,19 @@ def build_router() -> APIRouter:
             "accepts": fam.accepts if fam else (), "updates": fam.updates if fam else (),
             "query": query_view(data["result"]) if completed_query else None,
         })
+
+    @router.get("/schedules", response_class=HTMLResponse, dependencies=[page])
+    async def schedules(request: Request) -> HTMLResponse:
+        client = temporal(request)
+        listed = await list_schedules(client)
+        described = await asyncio.gather(
+            *(describe_schedule(client, row["schedule_id"]) for row in listed), return_exceptions=True
+        )
+        for answer in described:  # one deleted since it was listed is left out; other errors are errors
+            if isinstance(answer, BaseException) and not (isinstance(answer, RPCError) and answer.status == RPCStatusCode.NOT_FOUND):
+                raise answer
+        rows = [answer for answer in described if isinstance(answer, dict)]
+        return templates.TemplateResponse(request, "schedules.html", {"schedules": rows})
 
     @router.get("/login", response_class=HTMLResponse)
     async def login_page(request: Request, next: str = "/") -> HTMLResponse:

@@ -21,7 +21,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from client.api.errors import ApiError, ErrorBody
 from client.api.events import run_events
-from client.api.models import Accepted, FailedRun, RunDescription, RunResult, RunsPage, StartedRun, UpdateResult
+from client.api.models import Accepted, FailedRun, FamilyName, RunDescription, RunResult, RunsPage, StartedRun, UpdateResult
 from client.connection import ui_url
 from client.trace import RunTrace, trace_run
 from client.runs import (
@@ -43,7 +43,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 """Error answers every route may give, documented for clients (and for the fuzzer)."""
 RUN_ERRORS = {**ERRORS, 409: {"model": ErrorBody, "description": "The run has already closed"}}
 
-FamilyName = enum.Enum("FamilyName", {f.name: f.name for f in FAMILIES}, type=str)  # type: ignore[misc]
 StatusName = enum.Enum("StatusName", {state: state for state in RUN_STATES}, type=str)  # type: ignore[misc]
 
 
