@@ -581,3 +581,54 @@ async def test_schedules_through_the_api_and_the_console(http: httpx.AsyncClient
         deleted = await http.delete(f"/api/schedules/{schedule_id}")
     assert deleted.status_code == 204
     assert (await http.get(f"/api/schedules/{schedule_id}")).status_code == 404
+
+
+async def test_ticket_queues_through_the_api_and_the_console(http: httpx.AsyncClient, order_worker: Any) -> None:
+    async def open_ticket(subject: str) -> str:
+        body = {"ticket_id": f"T-{uuid.uuid4().hex[:8]}", "customer_email": "ada@example.com", "subject": subject}
+        started = await http.post("/api/workflows/support-ticket", json=body)
+        assert started.status_code == 201, started.text
+        return started.json()["workflow_id"]
+
+    urgent = await open_ticket("Urgent: payment failed")
+    hello = await open_ticket("Hello there")
+    agent = f"agent-{uuid.uuid4().hex[:6]}"
+    try:
+        await progress(http, hello, lambda p: (p.get("ticket") or {}).get("state") == "open")
+        assigned = await http.post(f"/api/workflows/{hello}/updates/assign", json={"agent": agent})
+        assert assigned.status_code == 200, assigned.text
+
+        async def queue(**params: str) -> list[dict[str, Any]]:
+            response = await http.get("/api/tickets", params=params)
+            assert response.status_code == 200, response.text
+            return response.json()
+
+        async def rows_for(ids: set[str], **params: str) -> dict[str, dict[str, Any]] | None:
+            found = {row["workflow_id"]: row for row in await queue(**params) if row["workflow_id"] in ids}
+            return found if set(found) == ids else None
+
+        # Visibility lags the runs' upserts: wait until both are indexed as they are now.
+        await eventually(lambda: rows_for({hello}, assignee=agent, state="assigned"))
+        rows = await eventually(lambda: rows_for({urgent}, priority="critical", state="OPEN"))
+        assert (rows[urgent]["type"], rows[urgent]["priority"], rows[urgent]["state"], rows[urgent]["assignee"]) == (
+            "customer_service", "CRITICAL", "open", None
+        )
+        assert hello not in {row["workflow_id"] for row in await queue(priority="CRITICAL", state="open")}
+        [mine] = await queue(assignee=agent)
+        assert (mine["workflow_id"], mine["type"], mine["state"], mine["assignee"]) == (hello, "general_query", "assigned", agent)
+        assert urgent not in {row["workflow_id"] for row in await queue(type="general_query")}
+        assert {urgent, hello} <= {row["workflow_id"] for row in await queue(limit="500")}
+
+        bad = await http.get("/api/tickets", params={"priority": "SOON"})
+        assert bad.status_code == 422 and bad.json()["error"]["field"] == "priority"
+        assert "expected one of LOW, MEDIUM, HIGH, CRITICAL" in bad.json()["error"]["message"]
+        assert (await http.get("/api/tickets", params={"type": "nonsense"})).json()["error"]["field"] == "type"
+
+        page = (await http.get("/tickets", params={"priority": "CRITICAL", "state": "open"})).text
+        assert f">{urgent}</a>" in page and f">{hello}</a>" not in page
+        page = (await http.get("/tickets", params={"assignee": agent})).text
+        assert re.search(rf">{hello}</a></td><td>general_query</td>\s*<td>\w+</td><td>assigned</td><td>{agent}</td>", page)
+        assert 'id="filter-problem"' in (await http.get("/tickets", params={"state": "lost"})).text
+    finally:
+        for workflow_id in (urgent, hello):
+            await http.post(f"/api/workflows/{workflow_id}/cancel")

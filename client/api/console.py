@@ -20,6 +20,8 @@ from client.api.routes_ops import catalog_entry
 from client.api.routes_runs import temporal
 from client.api.security import SESSION_COOKIE, supplied_token, token_matches
 from client.schedules import describe_schedule, list_schedules
+from client.tickets import TICKET_STATES, TICKET_TYPES, TicketFilterInvalid, list_tickets, ticket_query
+from contracts.support import PRIORITIES
 from client.runs import RUN_STATES, describe_run, list_runs_page, run_outcome, visibility_query
 from workflows.catalog import FAMILIES, family
 
@@ -117,6 +119,21 @@ def build_router() -> APIRouter:
                 raise answer
         rows = [answer for answer in described if isinstance(answer, dict)]
         return templates.TemplateResponse(request, "schedules.html", {"schedules": rows})
+
+    @router.get("/tickets", response_class=HTMLResponse, dependencies=[page])
+    async def tickets(
+        request: Request, type: str = "", priority: str = "", state: str = "", assignee: str = ""
+    ) -> HTMLResponse:
+        filters = {"type": type, "priority": priority, "state": state, "assignee": assignee}
+        try:
+            query = ticket_query(priority=priority, state=state, ticket_type=type, assignee=assignee)
+            rows, problem = await list_tickets(temporal(request), query), None
+        except TicketFilterInvalid as invalid:
+            rows, problem = [], str(invalid)
+        return templates.TemplateResponse(request, "tickets.html", {
+            "tickets": rows, "filters": filters, "problem": problem,
+            "types": TICKET_TYPES, "priorities": PRIORITIES, "states": TICKET_STATES,
+        })
 
     @router.get("/login", response_class=HTMLResponse)
     async def login_page(request: Request, next: str = "/") -> HTMLResponse:

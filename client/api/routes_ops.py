@@ -1,4 +1,4 @@
-"""The catalog, metrics, health, circuit breakers and seed 002's paths."""
+"""The catalog, metrics, health, circuit breakers, ticket queues and seed 002's paths."""
 
 from __future__ import annotations
 
@@ -26,10 +26,13 @@ from client.api.models import (
     RunDescription,
     Sample,
 )
+from client.api.errors import ApiError
 from client.api.routes_runs import ERRORS, RUN_ERRORS, temporal
 from activities.breakers import read_breaker_statuses
 from client.runs import count_runs
 from client.stats import activity_stats
+from client.tickets import TICKET_STATES, TICKET_TYPES, TicketFilterInvalid, TicketRow, list_tickets, ticket_query
+from contracts.support import PRIORITIES
 from workflows.catalog import FAMILIES, Family
 
 HEALTH_TIMEOUT = timedelta(seconds=5)
@@ -143,6 +146,23 @@ def build_router() -> APIRouter:
         statuses = await asyncio.to_thread(read_breaker_statuses, engine)
         detail = f"{len(statuses)} breaker(s)" if statuses else "no breaker has been used yet"
         return CircuitBreakers(breakers=[s.model_dump(mode="json") for s in statuses], available=True, detail=detail)
+
+    @router.get("/api/tickets", response_model=list[TicketRow], responses=ERRORS, tags=["tickets"])
+    async def tickets(
+        request: Request,
+        ticket_type: str | None = Query(None, alias="type", max_length=40, description=f"One of {', '.join(TICKET_TYPES)}."),
+        priority: str | None = Query(None, max_length=20, description=f"One of {', '.join(PRIORITIES)} (any case)."),
+        state: str | None = Query(None, max_length=20, description=f"One of {', '.join(TICKET_STATES)} (any case)."),
+        assignee: str | None = Query(None, max_length=200),
+        limit: int = Query(50, ge=1, le=500),
+    ) -> list[TicketRow]:
+        """Support tickets by type, priority, state and assignee, newest first: the visibility
+        query on the tickets' search attributes that ``saga tickets`` sends."""
+        try:
+            query = ticket_query(priority=priority, state=state, ticket_type=ticket_type, assignee=assignee)
+        except TicketFilterInvalid as invalid:
+            raise ApiError(422, "InvalidRequest", str(invalid), field=invalid.field) from None
+        return await list_tickets(temporal(request), query, limit=limit)
 
     # Seed 002's paths, as aliases of ours.
     router.add_api_route(
