@@ -632,3 +632,43 @@ async def test_ticket_queues_through_the_api_and_the_console(http: httpx.AsyncCl
     finally:
         for workflow_id in (urgent, hello):
             await http.post(f"/api/workflows/{workflow_id}/cancel")
+
+
+async def test_seed_metrics_carry_the_query_kpis_and_breaker_activations(
+    http: httpx.AsyncClient, order_worker: Any, api: RunningApi
+) -> None:
+    answered = await start_query_run(http, "average mpg by origin")
+    refused = await http.post("/api/workflows/query", json={"question": "what is the airspeed velocity of an unladen swallow"})
+    assert (await result_of(http, refused.json()["workflow_id"])).json()["status"] == "FAILED"
+    # A breaker that opened in a worker sharing the API's database counts as one activation.
+    assert api.settings.database_url is not None
+    worker_db = Database(api.settings.database_url)
+    try:
+        with pytest.raises(ZeroDivisionError):
+            Breakers(worker_db, {"viz": BreakerConfig(1, 60)}).call("viz", lambda: 1 / 0, fallback=False)
+    finally:
+        worker_db.dispose()
+
+    async def counted() -> dict[str, Any] | None:
+        body = (await http.get("/api/workflow/metrics", params={"runs": 200})).json()
+        by_status = body["query"]["by_status"]
+        return body if by_status.get("COMPLETED", 0) >= 1 and by_status.get("FAILED", 0) >= 1 else None
+
+    body = await eventually(counted)
+    assert set(body["families"]) == {f.name for f in FAMILIES}  # what /api/metrics says, too
+    query = body["query"]
+    assert query["runs"] >= 2 and answered
+    steps = {step["step"]: step for step in query["steps"]}
+    assert {"health", "nlp", "data", "viz"} <= set(steps)
+    # The refused question failed its nlp step (once: a validation error is not retried).
+    assert steps["nlp"]["succeeded"] < steps["nlp"]["calls"] and steps["nlp"]["success_rate"] < 1
+    assert steps["nlp"]["attempts"].get("1", 0) >= 2
+    for name in ("nlp", "data", "viz"):
+        assert sum(steps[name]["attempts"].values()) >= 1, name
+    # Time per agent. (A local activity of a few ms can have no time: its marker's completion
+    # time may precede its schedule time, and query_metrics leaves such samples out.)
+    assert 0 < steps["nlp"]["p50_ms"] <= steps["nlp"]["p95_ms"]
+    assert all(s["p50_ms"] is None or 0 <= s["p50_ms"] <= s["p95_ms"] for s in steps.values())
+    assert steps["data"]["success_rate"] == 1.0 and steps["viz"]["success_rate"] == 1.0
+    assert body["breaker_activations"] == {"viz": 1}
+    assert [b["state"] for b in body["breakers"]["breakers"]] == ["open"]

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from client.api.errors import ErrorBody
+from client.query_metrics import QueryMetrics
 from client.stats import ActivityStats
 from workflows.catalog import FAMILIES
 
@@ -108,6 +109,24 @@ class Metrics(BaseModel):
     families: dict[str, FamilyMetrics]
 
 
+class CircuitBreakers(BaseModel):
+    breakers: list[dict[str, Any]]
+    available: bool
+    """False when the API has no database to read the breakers from (``DATABASE_URL``)."""
+    detail: str
+
+
+class WorkflowMetrics(Metrics):
+    """``GET /api/workflow/metrics`` (seed 002): :class:`Metrics` and the query family's KPIs."""
+
+    query: QueryMetrics
+    """Success rate by step, time per agent (p50/p95) and attempts per execution, from the
+    histories of the latest query runs."""
+    breakers: CircuitBreakers
+    breaker_activations: dict[str, int]
+    """How many times each breaker opened, ever."""
+
+
 class Check(BaseModel):
     ok: bool
     detail: str
@@ -119,13 +138,6 @@ class Health(BaseModel):
     temporal: Check
     database: Check
     workers: Check
-
-
-class CircuitBreakers(BaseModel):
-    breakers: list[dict[str, Any]]
-    available: bool
-    """False when the API has no database to read the breakers from (``DATABASE_URL``)."""
-    detail: str
 
 
 class NewSchedule(BaseModel):

@@ -25,10 +25,12 @@ from client.api.models import (
     Metrics,
     RunDescription,
     Sample,
+    WorkflowMetrics,
 )
 from client.api.errors import ApiError
 from client.api.routes_runs import ERRORS, RUN_ERRORS, temporal
 from activities.breakers import read_breaker_statuses
+from client.query_metrics import query_metrics
 from client.runs import count_runs
 from client.stats import activity_stats
 from client.tickets import TICKET_STATES, TICKET_TYPES, TicketFilterInvalid, TicketRow, list_tickets, ticket_query
@@ -68,6 +70,29 @@ async def metrics(request: Request, runs: int = Query(20, ge=0, le=200)) -> Metr
     family's ``runs`` latest closed runs."""
     results = await asyncio.gather(*(_family_metrics(request, fam, runs) for fam in FAMILIES))
     return Metrics(families={fam.name: result for fam, result in zip(FAMILIES, results, strict=True)})
+
+
+async def workflow_metrics(request: Request, runs: int = Query(20, ge=0, le=200)) -> WorkflowMetrics:
+    """Seed 002's metrics: every family's (as ``/api/metrics``), and for the query family
+    success rate by step, time per agent and the retry attempt distribution from the
+    histories of its ``runs`` latest runs, with breaker activations (trips) per breaker."""
+    families, query, breakers = await asyncio.gather(
+        metrics(request, runs), query_metrics(temporal(request), limit=runs), _breakers(request)
+    )
+    return WorkflowMetrics(
+        families=families.families, query=query, breakers=breakers,
+        breaker_activations={b["name"]: b["trips"] for b in breakers.breakers},
+    )
+
+
+async def _breakers(request: Request) -> CircuitBreakers:
+    """Every breaker the workers share, read from the application database."""
+    engine = _engine(request)
+    if engine is None:
+        return CircuitBreakers(breakers=[], available=False, detail="DATABASE_URL is not set: breakers are not readable")
+    statuses = await asyncio.to_thread(read_breaker_statuses, engine)
+    detail = f"{len(statuses)} breaker(s)" if statuses else "no breaker has been used yet"
+    return CircuitBreakers(breakers=[s.model_dump(mode="json") for s in statuses], available=True, detail=detail)
 
 
 async def _temporal_check(request: Request) -> tuple[bool, str]:
@@ -140,12 +165,7 @@ def build_router() -> APIRouter:
     async def circuit_breakers(request: Request) -> CircuitBreakers:
         """Seed 002's path: every breaker the workers share (state, failures, trips, last
         transition, next trial), read from the application database."""
-        engine = _engine(request)
-        if engine is None:
-            return CircuitBreakers(breakers=[], available=False, detail="DATABASE_URL is not set: breakers are not readable")
-        statuses = await asyncio.to_thread(read_breaker_statuses, engine)
-        detail = f"{len(statuses)} breaker(s)" if statuses else "no breaker has been used yet"
-        return CircuitBreakers(breakers=[s.model_dump(mode="json") for s in statuses], available=True, detail=detail)
+        return await _breakers(request)
 
     @router.get("/api/tickets", response_model=list[TicketRow], responses=ERRORS, tags=["tickets"])
     async def tickets(
@@ -166,8 +186,8 @@ def build_router() -> APIRouter:
 
     # Seed 002's paths, as aliases of ours.
     router.add_api_route(
-        "/api/workflow/metrics", metrics, response_model=Metrics, responses=ERRORS, methods=["GET"],
-        name="seed_metrics", description="Alias of /api/metrics (seed 002).",
+        "/api/workflow/metrics", workflow_metrics, response_model=WorkflowMetrics, responses=ERRORS, methods=["GET"],
+        name="seed_metrics",
     )
     return router
 
