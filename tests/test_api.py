@@ -102,8 +102,9 @@ async def test_start_status_and_result(http: httpx.AsyncClient, order_worker: An
     assert status["status"] == "COMPLETED" and status["family"] == "order" and status["type"] == "OrderFulfillmentSaga"
     assert status["progress"]["state"] == "completed" and status["progress"]["done"] == 5
 
-    trace = (await http.get(f"/api/workflows/{started['workflow_id']}/trace", params={"payloads": "true"})).json()
-    assert trace["status"] == "COMPLETED"
+    report = (await http.get(f"/api/workflows/{started['workflow_id']}/trace", params={"payloads": "true"})).json()
+    trace = report["trace"]
+    assert trace["status"] == "COMPLETED" and report["risks"] is None  # an order has no risk view
     steps = {step["name"]: step for step in trace["steps"]}
     assert steps["charge_payment"]["outcome"] == "completed"
     assert steps["charge_payment"]["result"]["reference"] == final.json()["result"]["references"]["charge_payment"]
@@ -672,3 +673,44 @@ async def test_seed_metrics_carry_the_query_kpis_and_breaker_activations(
     assert steps["data"]["success_rate"] == 1.0 and steps["viz"]["success_rate"] == 1.0
     assert body["breaker_activations"] == {"viz": 1}
     assert [b["state"] for b in body["breakers"]["breakers"]] == ["open"]
+
+
+async def test_trace_of_a_flawed_plan_holds_assessments_alerts_mitigations_and_breakers(
+    http: httpx.AsyncClient, dev_client: Any, db: Database, task_queue: str, tmp_path: Path
+) -> None:
+    from tests.plans import make_plan, plan_settings, plan_worker
+
+    plan = make_plan("plan-breve")  # too little text: stages fail and are mitigated
+    async with plan_worker(dev_client, db, task_queue, plan_settings(tmp_path)):
+        started = await http.post("/api/workflows/plan-analysis", json=plan.model_dump(mode="json"))
+        assert started.status_code == 201, started.text
+        workflow_id = started.json()["workflow_id"]
+        final = await result_of(http, workflow_id)
+    assert final.status_code == 200, final.text
+    result = final.json()["result"]
+    report = await http.get(f"/api/workflows/{workflow_id}/trace")
+    assert report.status_code == 200, report.text
+    trace, risks = report.json()["trace"], report.json()["risks"]
+    assert trace["status"] == "COMPLETED" and all(step["result"] is None for step in trace["steps"])  # no payloads asked
+    assert risks["status"] == "COMPLETED" and result["mitigations"] and result["alerts"]
+
+    # Assessments: each completed stage's, as the run's result holds it.
+    completed = [row for row in risks["stages"] if row["outcome"] == "completed"]
+    assert [row["stage"] for row in completed] == [stage["stage"] for stage in result["stages"]]
+    for row, stage in zip(completed, result["stages"], strict=True):
+        assessment = stage["assessment"]
+        assert (row["detected"], row["applicable"], row["reasons"]) == (
+            assessment["detected"], assessment["applicable"], assessment["reasons"]
+        ), row["stage"]
+    # Alerts, in order; mitigations with their outcome (each first choice failed, then its
+    # mitigation ran and completed); breaker states as the stages reported them.
+    assert [(a["level"], a["stage"], a["risk_id"], a["message"]) for a in risks["alerts"]] == [
+        (a["level"], a["stage"], a["risk_id"], a["message"]) for a in result["alerts"]
+    ]
+    assert [(m["risk_id"], m["strategy"], m["severity"], m["category"]) for m in risks["mitigations"]] == [
+        (m["risk_id"], m["strategy"], m["severity"], m["category"]) for m in result["mitigations"]
+    ]
+    assert all(m["succeeded"] for m in risks["mitigations"])
+    failed = [row["stage"] for row in risks["stages"] if row["outcome"] == "failed"]
+    assert failed == [m["stage"] for m in risks["mitigations"]]
+    assert risks["breakers"] == {stage["stage"]: stage["breaker"] for stage in result["stages"]}
