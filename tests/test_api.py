@@ -714,3 +714,41 @@ async def test_trace_of_a_flawed_plan_holds_assessments_alerts_mitigations_and_b
     failed = [row["stage"] for row in risks["stages"] if row["outcome"] == "failed"]
     assert failed == [m["stage"] for m in risks["mitigations"]]
     assert risks["breakers"] == {stage["stage"]: stage["breaker"] for stage in result["stages"]}
+
+
+async def test_the_event_stream_waits_on_the_history_instead_of_polling(
+    dev_client: Any, order_worker: Any, task_queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from client.api import events
+    from contracts.routing import ApprovalDecision, RoutingInput
+
+    described: list[str] = []
+    real_describe = events.describe_run
+
+    async def counting_describe(client: Any, workflow_id: str) -> dict[str, Any]:
+        described.append(workflow_id)
+        return await real_describe(client, workflow_id)
+
+    monkeypatch.setattr(events, "describe_run", counting_describe)
+    monkeypatch.setattr(events, "KEEPALIVE_SECONDS", 0.1)
+    request = RoutingInput.model_validate_json((SAMPLES / "routing" / "admin-request.json").read_text())
+    request = request.model_copy(update={"request_id": f"sse-{uuid.uuid4().hex[:8]}"})
+    handle = await dev_client.start_workflow("RoutingWorkflow", request, id=f"routing-{request.request_id}", task_queue=task_queue)
+    stream = events.run_events(dev_client, handle.id)
+    async for chunk in stream:
+        if '"current_step":"awaiting approval"' in chunk:
+            break
+    # Nothing happens while the request waits for a decision: the stream only keeps the
+    # connection alive and asks nothing (polling asked every 0.5 s). At most the workflow
+    # task whose state the query already answered arrives after it.
+    before = len(described)
+    keepalives = 0
+    async for chunk in stream:
+        assert chunk == ": keepalive\n\n", chunk
+        keepalives += 1
+        if keepalives == 10:
+            break
+    assert len(described) <= before + 1
+    await handle.execute_update("approve", ApprovalDecision(approver="alice"))
+    rest = [chunk async for chunk in stream if not chunk.startswith(":")]
+    assert rest[-1].startswith("event: result") and '"decided_by":"alice"' in rest[-1]
