@@ -31,8 +31,10 @@ TOKEN = "test-token-" + uuid.uuid4().hex
 
 @pytest.fixture
 def api(dev_address: str, task_queue: str, tmp_path: Path) -> Iterator[RunningApi]:
+    # No metrics cache: tests wait for metrics to show what they just did.
     settings = ApiSettings(
-        token=TOKEN, task_queue=task_queue, address=dev_address, database_url=f"sqlite:///{tmp_path / 'api.db'}"
+        token=TOKEN, task_queue=task_queue, address=dev_address, database_url=f"sqlite:///{tmp_path / 'api.db'}",
+        metrics_cache_seconds=0,
     )
     with api_server(settings) as running:
         yield running
@@ -752,3 +754,30 @@ async def test_the_event_stream_waits_on_the_history_instead_of_polling(
     await handle.execute_update("approve", ApprovalDecision(approver="alice"))
     rest = [chunk async for chunk in stream if not chunk.startswith(":")]
     assert rest[-1].startswith("event: result") and '"decided_by":"alice"' in rest[-1]
+
+
+async def test_metrics_are_derived_once_per_cache_period(
+    dev_address: str, task_queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from client.api import routes_ops
+
+    derived: list[str] = []
+    real_stats = routes_ops.activity_stats
+
+    async def counting_stats(client: Any, **kwargs: Any) -> Any:
+        derived.append(kwargs["family"].name)
+        return await real_stats(client, **kwargs)
+
+    monkeypatch.setattr(routes_ops, "activity_stats", counting_stats)
+    settings = ApiSettings(token=TOKEN, task_queue=task_queue, address=dev_address, database_url=None, metrics_cache_seconds=300)
+    with api_server(settings) as running:
+        async with httpx.AsyncClient(base_url=running.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60) as http:
+            answers = await asyncio.gather(*(http.get("/api/metrics") for _ in range(3)))
+            assert [a.status_code for a in answers] == [200] * 3
+            assert sorted(derived) == sorted(f.name for f in FAMILIES)  # concurrent callers shared one derivation
+            again = await http.get("/api/metrics")
+            seed = await http.get("/api/workflow/metrics")
+            assert again.json() == answers[0].json() and seed.json()["families"] == answers[0].json()["families"]
+            assert len(derived) == len(FAMILIES)
+            assert (await http.get("/api/metrics", params={"runs": 5})).status_code == 200  # another question
+            assert len(derived) == 2 * len(FAMILIES)

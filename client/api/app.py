@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.client import Client
 
 from client.api import console, errors, routes_ops, routes_runs, routes_schedules
+from client.api.cache import ShortCache
 from client.api.console import HERE
 from client.api.security import BodyLimit, require_token
 from client.api.settings import ApiSettings
@@ -77,6 +78,7 @@ def create_app(settings: ApiSettings | None = None, *, client: Client | None = N
     )
     app.state.settings = settings
     app.state.database = None
+    app.state.metrics_cache = ShortCache(settings.metrics_cache_seconds)
     errors.install(app)
     console.install_login_redirect(app)
 

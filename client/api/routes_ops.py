@@ -67,18 +67,22 @@ async def _family_metrics(request: Request, fam: Family[Any], runs: int) -> Fami
 
 async def metrics(request: Request, runs: int = Query(20, ge=0, le=200)) -> Metrics:
     """Runs per family and status (visibility), and step timings from the histories of each
-    family's ``runs`` latest closed runs."""
-    results = await asyncio.gather(*(_family_metrics(request, fam, runs) for fam in FAMILIES))
-    return Metrics(families={fam.name: result for fam, result in zip(FAMILIES, results, strict=True)})
+    family's ``runs`` latest closed runs (kept for ``SAGAWORKS_API_METRICS_CACHE_SECONDS``)."""
+
+    async def compute() -> Metrics:
+        results = await asyncio.gather(*(_family_metrics(request, fam, runs) for fam in FAMILIES))
+        return Metrics(families={fam.name: result for fam, result in zip(FAMILIES, results, strict=True)})
+
+    # Every family's latest histories are read: a dashboard polling this shares one answer.
+    return await request.app.state.metrics_cache.get(("families", runs), compute)
 
 
 async def workflow_metrics(request: Request, runs: int = Query(20, ge=0, le=200)) -> WorkflowMetrics:
     """Seed 002's metrics: every family's (as ``/api/metrics``), and for the query family
     success rate by step, time per agent and the retry attempt distribution from the
     histories of its ``runs`` latest runs, with breaker activations (trips) per breaker."""
-    families, query, breakers = await asyncio.gather(
-        metrics(request, runs), query_metrics(temporal(request), limit=runs), _breakers(request)
-    )
+    query = request.app.state.metrics_cache.get(("query", runs), lambda: query_metrics(temporal(request), limit=runs))
+    families, query, breakers = await asyncio.gather(metrics(request, runs), query, _breakers(request))
     return WorkflowMetrics(
         families=families.families, query=query, breakers=breakers,
         breaker_activations={b["name"]: b["trips"] for b in breakers.breakers},
