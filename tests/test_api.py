@@ -21,6 +21,7 @@ from activities.breakers import BreakerConfig, Breakers
 from activities.db import Database
 from client.api import ApiSettings
 from client.api.routes_ops import fresh_pollers
+from client.api.security import SESSION_COOKIE, session_value
 from client.api.server import bind_address
 from tests.apiserver import RunningApi, api_server
 from tests.orders import make_order
@@ -181,9 +182,19 @@ async def test_token_is_required(api: RunningApi) -> None:
         page = await anonymous.get("/", follow_redirects=False)
         assert page.status_code == 303 and page.headers["location"].startswith("/login")
         assert (await anonymous.post("/login", json={"token": "nope"})).status_code == 401
-        assert (await anonymous.post("/login", json={"token": TOKEN})).status_code == 200
+        signed_in = await anonymous.post("/login", json={"token": TOKEN})
+        assert signed_in.status_code == 200
         assert (await anonymous.get("/")).status_code == 200
         assert (await anonymous.get("/api/catalog")).status_code == 200
+        # The cookie holds a value derived from the token (an HMAC), never the token itself.
+        [cookie] = [c for c in anonymous.cookies.jar if c.name == SESSION_COOKIE]
+        assert cookie.value == session_value(TOKEN) and TOKEN not in signed_in.headers["set-cookie"]
+        assert "httponly" in signed_in.headers["set-cookie"].lower() and "samesite=strict" in signed_in.headers["set-cookie"].lower()
+    # The token as a cookie, or a session value of another token, opens nothing.
+    for forged in (TOKEN, session_value(TOKEN + "x")):
+        async with httpx.AsyncClient(base_url=api.url, timeout=60, cookies={SESSION_COOKIE: forged}) as other:
+            assert (await other.get("/api/catalog")).status_code == 401
+            assert (await other.get("/", follow_redirects=False)).status_code == 303
 
 
 async def test_bodies_over_the_cap_are_413(http: httpx.AsyncClient, api: RunningApi) -> None:

@@ -18,7 +18,7 @@ from client.api.errors import ApiError
 from client.api.render import form_fields, query_view, render_value
 from client.api.routes_ops import catalog_entry
 from client.api.routes_runs import temporal
-from client.api.security import SESSION_COOKIE, supplied_token, token_matches
+from client.api.security import SESSION_COOKIE, authorized, session_value, token_matches
 from client.schedules import describe_schedule, list_schedules
 from client.tickets import TICKET_STATES, TICKET_TYPES, TicketFilterInvalid, list_tickets, ticket_query
 from contracts.support import PRIORITIES
@@ -38,7 +38,7 @@ class _LoginRequired(Exception):
 def signed_in(request: Request) -> None:
     """Console pages need the token too; a browser keeps it in an HttpOnly cookie."""
     expected = request.app.state.settings.token
-    if expected is not None and not token_matches(supplied_token(request), expected):
+    if expected is not None and not authorized(request, expected):
         raise _LoginRequired
 
 
@@ -150,7 +150,7 @@ def build_router() -> APIRouter:
         if expected is None or not token_matches(supplied if isinstance(supplied, str) else None, expected):
             raise ApiError(401, "Unauthorized", "that is not the API token", field="token")
         response = JSONResponse({"signed_in": True})
-        response.set_cookie(SESSION_COOKIE, expected, httponly=True, samesite="strict", secure=request.url.scheme == "https")
+        response.set_cookie(SESSION_COOKIE, session_value(expected), httponly=True, samesite="strict", secure=request.url.scheme == "https")
         return response
 
     return router
