@@ -10,14 +10,17 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup, escape
 
 # Raw HTML in a result is shown as text, never run: results carry model and document output.
-_markdown = MarkdownIt("commonmark", {"html": False}).enable("table")
-_IMAGE = re.compile(r"^(data:image/(png|jpeg|gif|webp);base64,[A-Za-z0-9+/=]+|https?://\S+\.(png|jpe?g|gif|webp|svg))$")
+# Markdown images are off too (``![x](url)`` stays a link): a result must not make the
+# browser fetch from wherever it names.
+_markdown = MarkdownIt("commonmark", {"html": False}).enable("table").disable("image")
+# Only images the result carries itself; a URL is shown as text, never fetched.
+_IMAGE = re.compile(r"^data:image/(png|jpeg|gif|webp|svg\+xml);base64,[A-Za-z0-9+/=]+$")
 _MARKDOWN_HINTS = re.compile(r"(^#{1,6} |\n[-*] |\*\*|\n\|.*\|)", re.MULTILINE)
 
 
 def render_value(value: Any) -> Markup:
     """HTML for a JSON value: objects as key/value tables, lists of objects as tables,
-    Markdown strings rendered, image URLs shown as images."""
+    Markdown strings rendered, ``data:`` image URIs shown as images."""
     if isinstance(value, dict):
         rows = "".join(f"<tr><th>{escape(k)}</th><td>{render_value(v)}</td></tr>" for k, v in value.items())
         return Markup(f'<table class="kv">{rows}</table>')
