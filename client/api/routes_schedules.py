@@ -19,14 +19,7 @@ from client.api.errors import ApiError, validation_response
 from client.api.errors import ErrorBody
 from client.api.models import NewSchedule, ScheduleAccepted, ScheduleDescription, ScheduleSummary
 from client.api.routes_runs import ERRORS, temporal
-from client.schedules import (
-    create_schedule,
-    delete_schedule,
-    describe_schedule,
-    list_schedules,
-    set_paused,
-    trigger_schedule,
-)
+from client import schedules
 from workflows.catalog import family
 
 SCHEDULE_ERRORS = {**ERRORS, 409: {"model": ErrorBody, "description": "The schedule id is taken"}}
@@ -38,7 +31,7 @@ def build_router() -> APIRouter:
     @router.get("/api/schedules", response_model=list[ScheduleSummary], responses=ERRORS)
     async def list_all(request: Request) -> list[dict[str, Any]]:
         """Every schedule of the namespace: id, workflow type, paused, next run."""
-        return await list_schedules(temporal(request))
+        return await schedules.list_schedules(temporal(request))
 
     @router.post("/api/schedules", status_code=201, response_model=ScheduleDescription, responses=SCHEDULE_ERRORS)
     async def create(request: Request, body: NewSchedule) -> JSONResponse:
@@ -51,7 +44,7 @@ def build_router() -> APIRouter:
             return validation_response([{**e, "loc": ("input", *e["loc"])} for e in invalid.errors()])
         client = temporal(request)
         try:
-            handle = await create_schedule(
+            handle = await schedules.create_schedule(
                 client, fam, arg, cron=body.cron, schedule_id=body.schedule_id,
                 task_queue=request.app.state.settings.task_queue, paused=body.paused,
             )
@@ -62,18 +55,18 @@ def build_router() -> APIRouter:
                 raise
             # The server parses the cron expression: what it refuses is the caller's input.
             raise ApiError(422, "InvalidRequest", f"cron: {error.message}", field="cron") from None
-        described = await describe_schedule(client, handle.id)
+        described = await schedules.describe_schedule(client, handle.id)
         return JSONResponse(described, status_code=201, headers={"Location": f"/api/schedules/{handle.id}"})
 
     @router.get("/api/schedules/{schedule_id}", response_model=ScheduleDescription, responses=ERRORS)
     async def describe(request: Request, schedule_id: str) -> dict[str, Any]:
         """Spec, state, recent and next runs, and how many runs were skipped as overlaps."""
-        return await describe_schedule(temporal(request), schedule_id)
+        return await schedules.describe_schedule(temporal(request), schedule_id)
 
     @router.delete("/api/schedules/{schedule_id}", status_code=204, responses=ERRORS)
     async def delete(request: Request, schedule_id: str) -> Response:
         """Delete the schedule (the runs it started are kept)."""
-        await delete_schedule(temporal(request), schedule_id)
+        await schedules.delete_schedule(temporal(request), schedule_id)
         return Response(status_code=204)
 
     for action, doc in [
@@ -85,9 +78,9 @@ def build_router() -> APIRouter:
             async def control(request: Request, schedule_id: str, note: str | None = Body(None, max_length=1000)) -> JSONResponse:
                 client = temporal(request)
                 if action == "trigger":
-                    await trigger_schedule(client, schedule_id)
+                    await schedules.trigger_schedule(client, schedule_id)
                 else:
-                    await set_paused(client, schedule_id, action == "pause", note)
+                    await schedules.set_paused(client, schedule_id, action == "pause", note)
                 return JSONResponse(ScheduleAccepted(schedule_id=schedule_id, action=action).model_dump(), status_code=202)
             return control
 
