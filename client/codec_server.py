@@ -9,7 +9,7 @@ plaintext never passes through Temporal. The shape follows temporalio/samples-py
 Temporal's JSON form of ``Payloads`` (``{"payloads": [{"metadata": {...}, "data": "..."}]}``,
 bytes in base64).
 
-Two guards:
+Three guards:
 
 - **A bearer token.** ``Authorization: Bearer TOKEN`` (the CLI's ``--codec-auth``). The
   Web UI sends an ``Authorization`` header only with its own OIDC login, so for the UI the
@@ -19,6 +19,9 @@ Two guards:
   leave the token out of the UI's configuration and let each person enter
   ``http://HOST:PORT/TOKEN`` in the UI's own codec settings (kept in their browser).
   Access logs are off, so the token is not written to them.
+- **A body cap.** A request body over ``max_body_bytes`` (``SAGAWORKS_CODEC_MAX_BODY_BYTES``,
+  default 8 MiB: many payloads of a history page, each under Temporal's 2 MB blob limit) is
+  refused with 413 before it is read into memory.
 - **CORS limited to the UI's origin** (exactly as the browser's address bar shows it, e.g.
   ``http://localhost:8233``): a page from any other origin cannot call this server.
 
@@ -40,11 +43,14 @@ from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.converter import PayloadCodec
 
+from client.api.security import BodyLimit
 from client.codec import KEYS_ENV, EncryptionCodec, EncryptionConfigError, EncryptionError
 from client.connection import DATA_CONVERTER, check_configuration
 
 TOKEN_ENV = "SAGAWORKS_CODEC_TOKEN"
 UI_ORIGIN_ENV = "SAGAWORKS_CODEC_UI_ORIGIN"
+MAX_BODY_ENV = "SAGAWORKS_CODEC_MAX_BODY_BYTES"
+DEFAULT_MAX_BODY_BYTES = 8 * 2**20
 DEFAULT_UI_ORIGIN = "http://localhost:8233"
 DEFAULT_PORT = 8081
 MIN_TOKEN_CHARS = 24
@@ -53,8 +59,11 @@ _TOKEN = re.compile(r"[A-Za-z0-9_-]+")  # safe as a URL path segment (secrets.to
 Transform = Callable[[Sequence[Payload]], Awaitable[list[Payload]]]
 
 
-def create_app(codec: PayloadCodec, *, token: str, ui_origin: str = DEFAULT_UI_ORIGIN) -> FastAPI:
-    """The codec server's ASGI app: ``codec`` behind ``token``, callable from ``ui_origin``.
+def create_app(
+    codec: PayloadCodec, *, token: str, ui_origin: str = DEFAULT_UI_ORIGIN, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+) -> FastAPI:
+    """The codec server's ASGI app: ``codec`` behind ``token``, callable from ``ui_origin``,
+    bodies up to ``max_body_bytes``.
 
     Raises:
         ValueError: the token is shorter than 24 characters or not URL-safe.
@@ -66,6 +75,8 @@ def create_app(codec: PayloadCodec, *, token: str, ui_origin: str = DEFAULT_UI_O
         )
     expected = token.encode()
     app = FastAPI(title="sagaworks codec server", docs_url=None, redoc_url=None, openapi_url=None)
+    # Inside CORS, so the UI's page can read the 413 too.
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=[ui_origin.rstrip("/")],
@@ -137,6 +148,7 @@ def serve(
     if not token:
         raise ValueError(f"the codec server needs a token: set {TOKEN_ENV} or pass one")
     ui_origin = ui_origin or os.environ.get(UI_ORIGIN_ENV) or DEFAULT_UI_ORIGIN
-    app = create_app(codec, token=token, ui_origin=ui_origin)
+    max_body_bytes = int(os.environ.get(MAX_BODY_ENV, DEFAULT_MAX_BODY_BYTES))
+    app = create_app(codec, token=token, ui_origin=ui_origin, max_body_bytes=max_body_bytes)
     # No access log: the UI's endpoint carries the token in its path.
     uvicorn.run(app, host=host, port=port, access_log=False, log_level="warning")

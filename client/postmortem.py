@@ -34,6 +34,10 @@ class StageRow(BaseModel):
     summary: str | None = None
     detected: list[str] = []
     """Risks the pre-stage assessment found present."""
+    applicable: list[str] = []
+    """Risks the assessment looked for at this stage."""
+    reasons: list[str] = []
+    """Why the assessment found each detected risk."""
     mitigation: dict[str, Any] | None = None
     breaker: str | None = None
     error_type: str | None = None
@@ -86,10 +90,12 @@ def risk_view(trace: RunTrace) -> RiskView:
         if step.kind != "activity" or step.name != "run_plan_stage":
             continue
         stage, mitigation = parse_stage_summary(step.summary or "")
+        assessment = result.get("assessment", {})
         row = StageRow(
             stage=stage, attempts=step.attempts, duration_ms=step.duration_ms, outcome=step.outcome,
             reused=result.get("reused"), summary=result.get("summary"),
-            detected=list(result.get("assessment", {}).get("detected", [])), mitigation=mitigation,
+            detected=list(assessment.get("detected", [])), applicable=list(assessment.get("applicable", [])),
+            reasons=list(assessment.get("reasons", [])), mitigation=mitigation,
             breaker=result.get("breaker"), error_type=step.error_type, error=step.error,
         )
         view.stages.append(row)

@@ -109,13 +109,14 @@ async def describe_schedule(client: Client, schedule_id: str) -> dict[str, Any]:
 
 
 async def list_schedules(client: Client) -> list[dict[str, Any]]:
-    """Every schedule of the namespace: id, paused, next run."""
+    """Every schedule of the namespace: id, workflow type, paused, next run."""
     rows = []
     async for listed in await client.list_schedules():
         state = listed.schedule.state if listed.schedule else None
         rows.append(
             {
                 "schedule_id": listed.id,
+                "workflow_type": getattr(listed.schedule.action, "workflow", None) if listed.schedule else None,
                 "paused": bool(state and state.paused),
                 "next": _time(listed.info.next_action_times[0]) if listed.info and listed.info.next_action_times else None,
             }

@@ -254,6 +254,14 @@ async def trace_run(
     return await _Builder(client, payloads, depth).run(workflow_id, run_id)
 
 
+def drop_results(trace: RunTrace) -> None:
+    """Clear every step's decoded result, the children's too (a trace without payloads)."""
+    for step in trace.steps:
+        step.result = None
+        if step.child is not None:
+            drop_results(step.child)
+
+
 def trace_markdown(trace: RunTrace, level: int = 2) -> str:
     """The trace as a Markdown report: one table of steps per run, children below."""
     lines = [

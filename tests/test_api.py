@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import re
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -13,11 +15,13 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from markupsafe import escape
 
 from activities.breakers import BreakerConfig, Breakers
 from activities.db import Database
 from client.api import ApiSettings
 from client.api.routes_ops import fresh_pollers
+from client.api.security import SESSION_COOKIE, session_value
 from client.api.server import bind_address
 from tests.apiserver import RunningApi, api_server
 from tests.orders import make_order
@@ -28,8 +32,10 @@ TOKEN = "test-token-" + uuid.uuid4().hex
 
 @pytest.fixture
 def api(dev_address: str, task_queue: str, tmp_path: Path) -> Iterator[RunningApi]:
+    # No metrics cache: tests wait for metrics to show what they just did.
     settings = ApiSettings(
-        token=TOKEN, task_queue=task_queue, address=dev_address, database_url=f"sqlite:///{tmp_path / 'api.db'}"
+        token=TOKEN, task_queue=task_queue, address=dev_address, database_url=f"sqlite:///{tmp_path / 'api.db'}",
+        metrics_cache_seconds=0,
     )
     with api_server(settings) as running:
         yield running
@@ -99,8 +105,9 @@ async def test_start_status_and_result(http: httpx.AsyncClient, order_worker: An
     assert status["status"] == "COMPLETED" and status["family"] == "order" and status["type"] == "OrderFulfillmentSaga"
     assert status["progress"]["state"] == "completed" and status["progress"]["done"] == 5
 
-    trace = (await http.get(f"/api/workflows/{started['workflow_id']}/trace", params={"payloads": "true"})).json()
-    assert trace["status"] == "COMPLETED"
+    report = (await http.get(f"/api/workflows/{started['workflow_id']}/trace", params={"payloads": "true"})).json()
+    trace = report["trace"]
+    assert trace["status"] == "COMPLETED" and report["risks"] is None  # an order has no risk view
     steps = {step["name"]: step for step in trace["steps"]}
     assert steps["charge_payment"]["outcome"] == "completed"
     assert steps["charge_payment"]["result"]["reference"] == final.json()["result"]["references"]["charge_payment"]
@@ -175,9 +182,19 @@ async def test_token_is_required(api: RunningApi) -> None:
         page = await anonymous.get("/", follow_redirects=False)
         assert page.status_code == 303 and page.headers["location"].startswith("/login")
         assert (await anonymous.post("/login", json={"token": "nope"})).status_code == 401
-        assert (await anonymous.post("/login", json={"token": TOKEN})).status_code == 200
+        signed_in = await anonymous.post("/login", json={"token": TOKEN})
+        assert signed_in.status_code == 200
         assert (await anonymous.get("/")).status_code == 200
         assert (await anonymous.get("/api/catalog")).status_code == 200
+        # The cookie holds a value derived from the token (an HMAC), never the token itself.
+        [cookie] = [c for c in anonymous.cookies.jar if c.name == SESSION_COOKIE]
+        assert cookie.value == session_value(TOKEN) and TOKEN not in signed_in.headers["set-cookie"]
+        assert "httponly" in signed_in.headers["set-cookie"].lower() and "samesite=strict" in signed_in.headers["set-cookie"].lower()
+    # The token as a cookie, or a session value of another token, opens nothing.
+    for forged in (TOKEN, session_value(TOKEN + "x")):
+        async with httpx.AsyncClient(base_url=api.url, timeout=60, cookies={SESSION_COOKIE: forged}) as other:
+            assert (await other.get("/api/catalog")).status_code == 401
+            assert (await other.get("/", follow_redirects=False)).status_code == 303
 
 
 async def test_bodies_over_the_cap_are_413(http: httpx.AsyncClient, api: RunningApi) -> None:
@@ -463,3 +480,315 @@ async def test_an_approval_goes_through_the_update_route(http: httpx.AsyncClient
     assert approved.json()["update"] == "approve"
     final = await result_of(http, workflow_id)
     assert final.status_code == 200 and "alice" in json.dumps(final.json()["result"])
+
+
+async def start_query_run(http: httpx.AsyncClient, question: str, **fields: Any) -> str:
+    started = await http.post("/api/workflows/query", json={"question": question, **fields})
+    assert started.status_code == 201, started.text
+    workflow_id = started.json()["workflow_id"]
+    assert (await result_of(http, workflow_id)).status_code == 200
+    return workflow_id
+
+
+async def test_query_run_page_shows_chart_sql_plan_rows_and_producers(http: httpx.AsyncClient, order_worker: Any) -> None:
+    workflow_id = await start_query_run(http, "average temperature by month in 2014", max_rows=5)
+    result = (await http.get(f"/api/workflows/{workflow_id}/result")).json()["result"]
+    page = (await http.get(f"/runs/{workflow_id}")).text
+    # The worker's SVG as an image (a data: URI), never as inline markup a script could run in.
+    [src] = re.findall(r'<img id="chart"[^>]*src="([^"]+)"', page)
+    assert src.startswith("data:image/svg+xml;base64,")
+    assert base64.b64decode(src.split(",", 1)[1]).decode() == result["chart"]["svg"]
+    assert "<svg" not in page
+    assert str(escape(result["sql"])) in page
+    rows = re.search(r'<table id="rows".*?</table>', page, re.S).group(0)  # type: ignore[union-attr]
+    assert rows.count("<tr>") == 1 + 5 and "<th>month</th>" in rows and "<th>avg_temp_max</th>" in rows
+    assert "5 of 12 row(s) shown" in page  # the run carries max_rows of the 12 months
+    produced = re.search(r'<div id="produced-by">.*?</div>', page, re.S).group(0)  # type: ignore[union-attr]
+    for part, producer in result["produced_by"].items():
+        assert f"<th>{part}</th><td>{producer}</td>" in produced
+    assert "<th>table</th><td>seattle_weather</td>" in re.search(r'<div id="plan">.*?</div>\s*<h3>', page, re.S).group(0)  # type: ignore[union-attr]
+
+    # One row: no chart fits, so the page says so and shows the table.
+    single = await start_query_run(http, "number of cars")
+    page = (await http.get(f"/runs/{single}")).text
+    assert 'id="no-chart"' in page and 'id="chart"' not in page
+    assert re.search(r'<table id="rows".*?</table>', page, re.S).group(0).count("<tr>") == 2  # type: ignore[union-attr]
+
+
+async def test_blog_run_page_renders_the_post(http: httpx.AsyncClient, order_worker: Any, db: Database) -> None:
+    from tests.corpus import store_documents
+
+    store_documents(db)  # the worker's database: what research searches
+    topic = "Retries, idempotency and replay in durable workflows"
+    started = await http.post("/api/workflows/blog", json={"topic": topic})
+    assert started.status_code == 201, started.text
+    workflow_id = started.json()["workflow_id"]
+    final = await result_of(http, workflow_id)
+    assert final.status_code == 200, final.text
+    post = final.json()["result"]["markdown"]
+    page = (await http.get(f"/runs/{workflow_id}")).text
+    result = re.search(r'<div id="result">.*', page, re.S).group(0)  # type: ignore[union-attr]
+    # The Markdown is rendered (headings, lists), not shown as text.
+    assert f"<h1>{escape(topic)}</h1>" in result
+    headings = re.findall(r"^## (.+)$", post, re.MULTILINE)
+    assert len(headings) >= 5
+    for heading in headings:
+        assert f"<h2>{escape(heading)}</h2>" in result
+    assert "\n## " not in result and "<li>" in result
+
+
+async def test_schedules_through_the_api_and_the_console(http: httpx.AsyncClient, order_worker: Any) -> None:
+    schedule_id = f"api-schedule-{uuid.uuid4().hex[:8]}"
+    text = json.loads((SAMPLES / "sequential" / "billing-retrospective.json").read_text())["text"]
+    body = {"family": "sequential", "cron": "0 7 * * MON", "input": {"text": text}, "schedule_id": schedule_id, "paused": True}
+    created = await http.post("/api/schedules", json=body)
+    assert created.status_code == 201, created.text
+    assert created.headers["location"] == f"/api/schedules/{schedule_id}"
+    info = created.json()
+    assert (info["schedule_id"], info["workflow_type"], info["cron"], info["paused"], info["overlap"]) == (
+        schedule_id, "SequentialWorkflow", ["0 7 * * 1"], True, "SKIP"
+    )
+    try:
+        again = await http.post("/api/schedules", json=body)
+        assert again.status_code == 409 and again.json()["error"]["field"] == "schedule_id"
+        bad_input = await http.post("/api/schedules", json={**body, "schedule_id": None, "input": {"text": 5}})
+        assert bad_input.status_code == 422 and bad_input.json()["error"]["field"] == "input.text"
+        bad_cron = await http.post("/api/schedules", json={**body, "schedule_id": f"{schedule_id}-bad", "cron": "every tuesday"})
+        assert bad_cron.status_code == 422 and bad_cron.json()["error"]["field"] == "cron"
+        bad_family = await http.post("/api/schedules", json={**body, "family": "nope"})
+        assert bad_family.status_code == 422 and bad_family.json()["error"]["field"] == "family"
+        assert (await http.get(f"/api/schedules/{schedule_id}-bad")).status_code == 404
+
+        async def listed() -> dict[str, Any] | None:  # schedules are listed through visibility: it lags
+            rows = (await http.get("/api/schedules")).json()
+            return next((row for row in rows if row["schedule_id"] == schedule_id), None)
+
+        row = await eventually(listed)
+        assert (row["workflow_type"], row["paused"]) == ("SequentialWorkflow", True)
+
+        unpaused = await http.post(f"/api/schedules/{schedule_id}/unpause", json="back on")
+        assert unpaused.status_code == 202 and unpaused.json() == {"schedule_id": schedule_id, "action": "unpause"}
+        described = (await http.get(f"/api/schedules/{schedule_id}")).json()
+        assert not described["paused"] and described["note"] == "back on" and described["next"][0]
+
+        assert (await http.post(f"/api/schedules/{schedule_id}/trigger")).status_code == 202
+
+        async def ran() -> dict[str, Any] | None:
+            info = (await http.get(f"/api/schedules/{schedule_id}")).json()
+            return info if info["recent"] and not info["running"] else None
+
+        info = await eventually(ran)
+        [run] = info["recent"]
+        assert run["workflow_id"].startswith("sequential-")  # the family's id; Temporal appends the time
+        final = await result_of(http, run["workflow_id"])
+        assert final.json()["status"] == "COMPLETED", final.text
+
+        # The console lists it, with the run it started.
+        page = (await http.get("/schedules")).text
+        row = re.search(rf"<tr><td>{schedule_id}</td>.*?</tr>", page, re.S).group(0)  # type: ignore[union-attr]
+        assert "SequentialWorkflow" in row and "0 7 * * 1" in row and run["workflow_id"] in row
+
+        paused = await http.post(f"/api/schedules/{schedule_id}/pause")
+        assert paused.status_code == 202
+        assert (await http.get(f"/api/schedules/{schedule_id}")).json()["paused"]
+    finally:
+        deleted = await http.delete(f"/api/schedules/{schedule_id}")
+    assert deleted.status_code == 204
+    assert (await http.get(f"/api/schedules/{schedule_id}")).status_code == 404
+
+
+async def test_ticket_queues_through_the_api_and_the_console(http: httpx.AsyncClient, order_worker: Any) -> None:
+    async def open_ticket(subject: str) -> str:
+        body = {"ticket_id": f"T-{uuid.uuid4().hex[:8]}", "customer_email": "ada@example.com", "subject": subject}
+        started = await http.post("/api/workflows/support-ticket", json=body)
+        assert started.status_code == 201, started.text
+        return started.json()["workflow_id"]
+
+    urgent = await open_ticket("Urgent: payment failed")
+    hello = await open_ticket("Hello there")
+    agent = f"agent-{uuid.uuid4().hex[:6]}"
+    try:
+        await progress(http, hello, lambda p: (p.get("ticket") or {}).get("state") == "open")
+        assigned = await http.post(f"/api/workflows/{hello}/updates/assign", json={"agent": agent})
+        assert assigned.status_code == 200, assigned.text
+
+        async def queue(**params: str) -> list[dict[str, Any]]:
+            response = await http.get("/api/tickets", params=params)
+            assert response.status_code == 200, response.text
+            return response.json()
+
+        async def rows_for(ids: set[str], **params: str) -> dict[str, dict[str, Any]] | None:
+            found = {row["workflow_id"]: row for row in await queue(**params) if row["workflow_id"] in ids}
+            return found if set(found) == ids else None
+
+        # Visibility lags the runs' upserts: wait until both are indexed as they are now.
+        await eventually(lambda: rows_for({hello}, assignee=agent, state="assigned"))
+        rows = await eventually(lambda: rows_for({urgent}, priority="critical", state="OPEN"))
+        assert (rows[urgent]["type"], rows[urgent]["priority"], rows[urgent]["state"], rows[urgent]["assignee"]) == (
+            "customer_service", "CRITICAL", "open", None
+        )
+        assert hello not in {row["workflow_id"] for row in await queue(priority="CRITICAL", state="open")}
+        [mine] = await queue(assignee=agent)
+        assert (mine["workflow_id"], mine["type"], mine["state"], mine["assignee"]) == (hello, "general_query", "assigned", agent)
+        assert urgent not in {row["workflow_id"] for row in await queue(type="general_query")}
+        assert {urgent, hello} <= {row["workflow_id"] for row in await queue(limit="500")}
+
+        bad = await http.get("/api/tickets", params={"priority": "SOON"})
+        assert bad.status_code == 422 and bad.json()["error"]["field"] == "priority"
+        assert "expected one of LOW, MEDIUM, HIGH, CRITICAL" in bad.json()["error"]["message"]
+        assert (await http.get("/api/tickets", params={"type": "nonsense"})).json()["error"]["field"] == "type"
+
+        page = (await http.get("/tickets", params={"priority": "CRITICAL", "state": "open"})).text
+        assert f">{urgent}</a>" in page and f">{hello}</a>" not in page
+        page = (await http.get("/tickets", params={"assignee": agent})).text
+        assert re.search(rf">{hello}</a></td><td>general_query</td>\s*<td>\w+</td><td>assigned</td><td>{agent}</td>", page)
+        assert 'id="filter-problem"' in (await http.get("/tickets", params={"state": "lost"})).text
+    finally:
+        for workflow_id in (urgent, hello):
+            await http.post(f"/api/workflows/{workflow_id}/cancel")
+
+
+async def test_seed_metrics_carry_the_query_kpis_and_breaker_activations(
+    http: httpx.AsyncClient, order_worker: Any, api: RunningApi
+) -> None:
+    answered = await start_query_run(http, "average mpg by origin")
+    refused = await http.post("/api/workflows/query", json={"question": "what is the airspeed velocity of an unladen swallow"})
+    assert (await result_of(http, refused.json()["workflow_id"])).json()["status"] == "FAILED"
+    # A breaker that opened in a worker sharing the API's database counts as one activation.
+    assert api.settings.database_url is not None
+    worker_db = Database(api.settings.database_url)
+    try:
+        with pytest.raises(ZeroDivisionError):
+            Breakers(worker_db, {"viz": BreakerConfig(1, 60)}).call("viz", lambda: 1 / 0, fallback=False)
+    finally:
+        worker_db.dispose()
+
+    async def counted() -> dict[str, Any] | None:
+        body = (await http.get("/api/workflow/metrics", params={"runs": 200})).json()
+        by_status = body["query"]["by_status"]
+        return body if by_status.get("COMPLETED", 0) >= 1 and by_status.get("FAILED", 0) >= 1 else None
+
+    body = await eventually(counted)
+    assert set(body["families"]) == {f.name for f in FAMILIES}  # what /api/metrics says, too
+    query = body["query"]
+    assert query["runs"] >= 2 and answered
+    steps = {step["step"]: step for step in query["steps"]}
+    assert {"health", "nlp", "data", "viz"} <= set(steps)
+    # The refused question failed its nlp step (once: a validation error is not retried).
+    assert steps["nlp"]["succeeded"] < steps["nlp"]["calls"] and steps["nlp"]["success_rate"] < 1
+    assert steps["nlp"]["attempts"].get("1", 0) >= 2
+    for name in ("nlp", "data", "viz"):
+        assert sum(steps[name]["attempts"].values()) >= 1, name
+    # Time per agent. (A local activity of a few ms can have no time: its marker's completion
+    # time may precede its schedule time, and query_metrics leaves such samples out.)
+    assert 0 < steps["nlp"]["p50_ms"] <= steps["nlp"]["p95_ms"]
+    assert all(s["p50_ms"] is None or 0 <= s["p50_ms"] <= s["p95_ms"] for s in steps.values())
+    assert steps["data"]["success_rate"] == 1.0 and steps["viz"]["success_rate"] == 1.0
+    assert body["breaker_activations"] == {"viz": 1}
+    assert [b["state"] for b in body["breakers"]["breakers"]] == ["open"]
+
+
+async def test_trace_of_a_flawed_plan_holds_assessments_alerts_mitigations_and_breakers(
+    http: httpx.AsyncClient, dev_client: Any, db: Database, task_queue: str, tmp_path: Path
+) -> None:
+    from tests.plans import make_plan, plan_settings, plan_worker
+
+    plan = make_plan("plan-breve")  # too little text: stages fail and are mitigated
+    async with plan_worker(dev_client, db, task_queue, plan_settings(tmp_path)):
+        started = await http.post("/api/workflows/plan-analysis", json=plan.model_dump(mode="json"))
+        assert started.status_code == 201, started.text
+        workflow_id = started.json()["workflow_id"]
+        final = await result_of(http, workflow_id)
+    assert final.status_code == 200, final.text
+    result = final.json()["result"]
+    report = await http.get(f"/api/workflows/{workflow_id}/trace")
+    assert report.status_code == 200, report.text
+    trace, risks = report.json()["trace"], report.json()["risks"]
+    assert trace["status"] == "COMPLETED" and all(step["result"] is None for step in trace["steps"])  # no payloads asked
+    assert risks["status"] == "COMPLETED" and result["mitigations"] and result["alerts"]
+
+    # Assessments: each completed stage's, as the run's result holds it.
+    completed = [row for row in risks["stages"] if row["outcome"] == "completed"]
+    assert [row["stage"] for row in completed] == [stage["stage"] for stage in result["stages"]]
+    for row, stage in zip(completed, result["stages"], strict=True):
+        assessment = stage["assessment"]
+        assert (row["detected"], row["applicable"], row["reasons"]) == (
+            assessment["detected"], assessment["applicable"], assessment["reasons"]
+        ), row["stage"]
+    # Alerts, in order; mitigations with their outcome (each first choice failed, then its
+    # mitigation ran and completed); breaker states as the stages reported them.
+    assert [(a["level"], a["stage"], a["risk_id"], a["message"]) for a in risks["alerts"]] == [
+        (a["level"], a["stage"], a["risk_id"], a["message"]) for a in result["alerts"]
+    ]
+    assert [(m["risk_id"], m["strategy"], m["severity"], m["category"]) for m in risks["mitigations"]] == [
+        (m["risk_id"], m["strategy"], m["severity"], m["category"]) for m in result["mitigations"]
+    ]
+    assert all(m["succeeded"] for m in risks["mitigations"])
+    failed = [row["stage"] for row in risks["stages"] if row["outcome"] == "failed"]
+    assert failed == [m["stage"] for m in risks["mitigations"]]
+    assert risks["breakers"] == {stage["stage"]: stage["breaker"] for stage in result["stages"]}
+
+
+async def test_the_event_stream_waits_on_the_history_instead_of_polling(
+    dev_client: Any, order_worker: Any, task_queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from client.api import events
+    from contracts.routing import ApprovalDecision, RoutingInput
+
+    described: list[str] = []
+    real_describe = events.describe_run
+
+    async def counting_describe(client: Any, workflow_id: str) -> dict[str, Any]:
+        described.append(workflow_id)
+        return await real_describe(client, workflow_id)
+
+    monkeypatch.setattr(events, "describe_run", counting_describe)
+    monkeypatch.setattr(events, "KEEPALIVE_SECONDS", 0.1)
+    request = RoutingInput.model_validate_json((SAMPLES / "routing" / "admin-request.json").read_text())
+    request = request.model_copy(update={"request_id": f"sse-{uuid.uuid4().hex[:8]}"})
+    handle = await dev_client.start_workflow("RoutingWorkflow", request, id=f"routing-{request.request_id}", task_queue=task_queue)
+    stream = events.run_events(dev_client, handle.id)
+    async for chunk in stream:
+        if '"current_step":"awaiting approval"' in chunk:
+            break
+    # Nothing happens while the request waits for a decision: the stream only keeps the
+    # connection alive and asks nothing (polling asked every 0.5 s). At most the workflow
+    # task whose state the query already answered arrives after it.
+    before = len(described)
+    keepalives = 0
+    async for chunk in stream:
+        assert chunk == ": keepalive\n\n", chunk
+        keepalives += 1
+        if keepalives == 10:
+            break
+    assert len(described) <= before + 1
+    await handle.execute_update("approve", ApprovalDecision(approver="alice"))
+    rest = [chunk async for chunk in stream if not chunk.startswith(":")]
+    assert rest[-1].startswith("event: result") and '"decided_by":"alice"' in rest[-1]
+
+
+async def test_metrics_are_derived_once_per_cache_period(
+    dev_address: str, task_queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from client.api import routes_ops
+
+    derived: list[str] = []
+    real_stats = routes_ops.activity_stats
+
+    async def counting_stats(client: Any, **kwargs: Any) -> Any:
+        derived.append(kwargs["family"].name)
+        return await real_stats(client, **kwargs)
+
+    monkeypatch.setattr(routes_ops, "activity_stats", counting_stats)
+    settings = ApiSettings(token=TOKEN, task_queue=task_queue, address=dev_address, database_url=None, metrics_cache_seconds=300)
+    with api_server(settings) as running:
+        async with httpx.AsyncClient(base_url=running.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60) as http:
+            answers = await asyncio.gather(*(http.get("/api/metrics") for _ in range(3)))
+            assert [a.status_code for a in answers] == [200] * 3
+            assert sorted(derived) == sorted(f.name for f in FAMILIES)  # concurrent callers shared one derivation
+            again = await http.get("/api/metrics")
+            seed = await http.get("/api/workflow/metrics")
+            assert again.json() == answers[0].json() and seed.json()["families"] == answers[0].json()["families"]
+            assert len(derived) == len(FAMILIES)
+            assert (await http.get("/api/metrics", params={"runs": 5})).status_code == 200  # another question
+            assert len(derived) == 2 * len(FAMILIES)

@@ -3,7 +3,7 @@
 Each operation gets a bounded number of generated requests, valid and invalid; every answer
 must be a documented status (never a 5xx), with the documented content type and a body that
 matches its schema. No worker polls the fuzzing task queue, so the runs it starts stay
-RUNNING until the module terminates them.
+RUNNING until the module terminates them (and deletes the schedules it created).
 """
 
 from __future__ import annotations
@@ -32,9 +32,15 @@ QUEUE = f"tq-fuzz-{uuid.uuid4()}"
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
-def _terminate_fuzzed_runs(address: str) -> None:
+def _clean_up_after_fuzzing(address: str) -> None:
     async def terminate() -> None:
         client = await connect(address=address)
+        # Schedules the fuzzer managed to create would go on starting runs.
+        async for listed in await client.list_schedules():
+            handle = client.get_schedule_handle(listed.id)
+            action = (await handle.describe()).schedule.action
+            if getattr(action, "task_queue", None) == QUEUE:
+                await handle.delete()
         async for execution in client.list_workflows(f"TaskQueue = '{QUEUE}' AND ExecutionStatus = 'Running'"):
             await client.get_workflow_handle(execution.id, run_id=execution.run_id).terminate("fuzzing over")
 
@@ -49,7 +55,7 @@ def api_schema(dev_env: WorkflowEnvironment) -> Iterator[Any]:
     address = dev_env.client.service_client.config.target_host
     with api_server(ApiSettings(token=TOKEN, task_queue=QUEUE, address=address, database_url=None)) as api:
         yield schemathesis.openapi.from_url(f"{api.url}/openapi.json")
-    _terminate_fuzzed_runs(address)
+    _clean_up_after_fuzzing(address)
 
 
 def _operations() -> list[tuple[str, str]]:

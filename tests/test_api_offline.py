@@ -24,6 +24,22 @@ def test_results_become_tables_markdown_and_images_and_never_run_html() -> None:
     assert "&lt;b&gt;not bold&lt;/b&gt;" in html
 
 
+def test_results_never_make_the_browser_fetch_elsewhere() -> None:
+    html = str(render_value({
+        "photo": "https://tracker.example/pixel.png",
+        "post": "# Post\n\n![tracking pixel](https://tracker.example/p.gif) and **text**",
+        "chart": "data:image/svg+xml;base64,PHN2Zy8+",
+    }))
+    assert html.count("<img") == 1 and '<img class="result-image" src="data:image/svg+xml;base64,PHN2Zy8+"' in html
+    assert "https://tracker.example/pixel.png" in html  # shown as text
+    assert '<a href="https://tracker.example/p.gif">tracking pixel</a>' in html  # a link a person may follow
+    # And the browser would refuse anything else: the console's policy allows only this
+    # server and data: images.
+    app = TestClient(base_url="http://127.0.0.1", app=create_app(ApiSettings(token=None), client=object()))  # type: ignore[arg-type]
+    policy = app.get("/api/catalog").headers["content-security-policy"]
+    assert "default-src 'self'" in policy and "img-src 'self' data:" in policy and "frame-ancestors 'none'" in policy
+
+
 def test_form_fields_follow_the_input_schema() -> None:
     fields = {f["name"]: f for f in form_fields(OrderInput.model_json_schema())}
     assert fields["order_id"]["kind"] == "string" and fields["order_id"]["required"]

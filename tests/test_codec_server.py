@@ -114,6 +114,25 @@ async def test_bad_bodies_and_unknown_keys_are_400_naming_the_problem(http: http
     assert unknown.status_code == 400 and "'retired-2019'" in unknown.json()["detail"]
 
 
+async def test_bodies_over_the_cap_are_413_before_they_are_read() -> None:
+    app = create_app(EncryptionCodec(TEST_KEYS), token=TOKEN, ui_origin=UI, max_body_bytes=4096)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://codec") as http:
+        assert (await http.post("/decode", json=PLAIN, headers=_auth())).status_code == 200  # under the cap
+        big = {"payloads": PLAIN["payloads"] * 100}
+        for route in ("/decode", "/encode", f"/{TOKEN}/decode"):
+            refused = await http.post(route, json=big, headers={**_auth(), "Origin": UI})
+            assert refused.status_code == 413, route
+            assert refused.json()["error"]["type"] == "PayloadTooLarge"
+            assert refused.headers["access-control-allow-origin"] == UI  # the UI can say why
+
+        async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it streams
+            for _ in range(3):
+                yield b" " * 2048
+
+        streamed = await http.post("/decode", content=chunks(), headers=_auth())
+        assert streamed.status_code == 413
+
+
 def test_weak_tokens_are_refused() -> None:
     for weak in ("", "short", "has spaces in it but is long enough", "a/b" * 10):
         with pytest.raises(ValueError, match="token"):

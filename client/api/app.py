@@ -8,11 +8,12 @@ from collections.abc import AsyncIterator
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
-from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.client import Client
 
-from client.api import console, errors, routes_ops, routes_runs
+from client.api import console, errors, routes_ops, routes_runs, routes_schedules
+from client.api.cache import ShortCache
 from client.api.console import HERE
 from client.api.security import BodyLimit, require_token
 from client.api.settings import ApiSettings
@@ -51,6 +52,31 @@ class LocalCallersOnly:
         await self.app(scope, receive, send)
 
 
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+"""Console pages load only this server's script and styles and images from it or carried
+inline as ``data:`` URIs: a result cannot make the browser fetch or run anything else."""
+
+
+class SecurityHeaders:
+    """ASGI middleware adding :data:`CONTENT_SECURITY_POLICY` (and ``nosniff``) to every answer."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+                headers.setdefault("X-Content-Type-Options", "nosniff")
+            await send(message)
+
+        await self.app(scope, receive, with_headers if scope["type"] == "http" else send)
+
+
 def create_app(settings: ApiSettings | None = None, *, client: Client | None = None) -> FastAPI:
     """The API and console; connects to Temporal on start unless given a ``client``.
 
@@ -77,6 +103,7 @@ def create_app(settings: ApiSettings | None = None, *, client: Client | None = N
     )
     app.state.settings = settings
     app.state.database = None
+    app.state.metrics_cache = ShortCache(settings.metrics_cache_seconds)
     errors.install(app)
     console.install_login_redirect(app)
 
@@ -85,12 +112,14 @@ def create_app(settings: ApiSettings | None = None, *, client: Client | None = N
     app.include_router(runs_router, dependencies=auth)
     app.include_router(routes_ops.build_alias_router(runs_router), dependencies=auth)
     app.include_router(routes_ops.build_router(), dependencies=auth)
+    app.include_router(routes_schedules.build_router(), dependencies=auth)
     # /api/health answers without the token: load balancers and compose health checks probe it.
     app.include_router(routes_ops.build_health_router())
     app.include_router(console.build_router())
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders)
     if settings.token is None:
         # Without a token the API listens on loopback only, and so any page a local browser
         # opens could reach it: refuse other Host names (DNS rebinding) and POSTs a
@@ -99,7 +128,7 @@ def create_app(settings: ApiSettings | None = None, *, client: Client | None = N
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=list(settings.cors_origins),
-            allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type"],
+            allow_methods=["GET", "POST", "DELETE"], allow_headers=["Authorization", "Content-Type"],
         )
     return app
 

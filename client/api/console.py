@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -11,12 +12,16 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from temporalio.service import RPCError, RPCStatusCode
 
 from client.api.errors import ApiError
-from client.api.render import form_fields, render_value
+from client.api.render import form_fields, query_view, render_value
 from client.api.routes_ops import catalog_entry
 from client.api.routes_runs import temporal
-from client.api.security import SESSION_COOKIE, supplied_token, token_matches
+from client.api.security import SESSION_COOKIE, authorized, session_value, token_matches
+from client.schedules import describe_schedule, list_schedules
+from client.tickets import TICKET_STATES, TICKET_TYPES, TicketFilterInvalid, list_tickets, ticket_query
+from contracts.support import PRIORITIES
 from client.runs import RUN_STATES, describe_run, list_runs_page, run_outcome, visibility_query
 from workflows.catalog import FAMILIES, family
 
@@ -33,7 +38,7 @@ class _LoginRequired(Exception):
 def signed_in(request: Request) -> None:
     """Console pages need the token too; a browser keeps it in an HttpOnly cookie."""
     expected = request.app.state.settings.token
-    if expected is not None and not token_matches(supplied_token(request), expected):
+    if expected is not None and not authorized(request, expected):
         raise _LoginRequired
 
 
@@ -94,9 +99,40 @@ def build_router() -> APIRouter:
         run = await describe_run(client, workflow_id)
         outcome = await run_outcome(client.get_workflow_handle(workflow_id), wait=False)
         fam = family(run["family"]) if run["family"] else None
+        data = jsonable_encoder(outcome.as_json())
+        completed_query = run["family"] == "query" and outcome.status == "COMPLETED" and isinstance(data.get("result"), dict)
         return templates.TemplateResponse(request, "run.html", {
-            "run": jsonable_encoder(run), "outcome": jsonable_encoder(outcome.as_json()),
-            "accepts": fam.accepts if fam else (),
+            "run": jsonable_encoder(run), "outcome": data,
+            "accepts": fam.accepts if fam else (), "updates": fam.updates if fam else (),
+            "query": query_view(data["result"]) if completed_query else None,
+        })
+
+    @router.get("/schedules", response_class=HTMLResponse, dependencies=[page])
+    async def schedules(request: Request) -> HTMLResponse:
+        client = temporal(request)
+        listed = await list_schedules(client)
+        described = await asyncio.gather(
+            *(describe_schedule(client, row["schedule_id"]) for row in listed), return_exceptions=True
+        )
+        for answer in described:  # one deleted since it was listed is left out; other errors are errors
+            if isinstance(answer, BaseException) and not (isinstance(answer, RPCError) and answer.status == RPCStatusCode.NOT_FOUND):
+                raise answer
+        rows = [answer for answer in described if isinstance(answer, dict)]
+        return templates.TemplateResponse(request, "schedules.html", {"schedules": rows})
+
+    @router.get("/tickets", response_class=HTMLResponse, dependencies=[page])
+    async def tickets(
+        request: Request, type: str = "", priority: str = "", state: str = "", assignee: str = ""
+    ) -> HTMLResponse:
+        filters = {"type": type, "priority": priority, "state": state, "assignee": assignee}
+        try:
+            query = ticket_query(priority=priority, state=state, ticket_type=type, assignee=assignee)
+            rows, problem = await list_tickets(temporal(request), query), None
+        except TicketFilterInvalid as invalid:
+            rows, problem = [], str(invalid)
+        return templates.TemplateResponse(request, "tickets.html", {
+            "tickets": rows, "filters": filters, "problem": problem,
+            "types": TICKET_TYPES, "priorities": PRIORITIES, "states": TICKET_STATES,
         })
 
     @router.get("/login", response_class=HTMLResponse)
@@ -114,7 +150,7 @@ def build_router() -> APIRouter:
         if expected is None or not token_matches(supplied if isinstance(supplied, str) else None, expected):
             raise ApiError(401, "Unauthorized", "that is not the API token", field="token")
         response = JSONResponse({"signed_in": True})
-        response.set_cookie(SESSION_COOKIE, expected, httponly=True, samesite="strict", secure=request.url.scheme == "https")
+        response.set_cookie(SESSION_COOKIE, session_value(expected), httponly=True, samesite="strict", secure=request.url.scheme == "https")
         return response
 
     return router

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from client.api.errors import ErrorBody
+from client.query_metrics import QueryMetrics
 from client.stats import ActivityStats
+from workflows.catalog import FAMILIES
+
+FamilyName = enum.Enum("FamilyName", {f.name: f.name for f in FAMILIES}, type=str)  # type: ignore[misc]
+"""A catalog family's name (an enum, so ``/openapi.json`` lists them)."""
 
 
 class Sample(BaseModel):
@@ -103,6 +109,24 @@ class Metrics(BaseModel):
     families: dict[str, FamilyMetrics]
 
 
+class CircuitBreakers(BaseModel):
+    breakers: list[dict[str, Any]]
+    available: bool
+    """False when the API has no database to read the breakers from (``DATABASE_URL``)."""
+    detail: str
+
+
+class WorkflowMetrics(Metrics):
+    """``GET /api/workflow/metrics`` (seed 002): :class:`Metrics` and the query family's KPIs."""
+
+    query: QueryMetrics
+    """Success rate by step, time per agent (p50/p95) and attempts per execution, from the
+    histories of the latest query runs."""
+    breakers: CircuitBreakers
+    breaker_activations: dict[str, int]
+    """How many times each breaker opened, ever."""
+
+
 class Check(BaseModel):
     ok: bool
     detail: str
@@ -116,8 +140,53 @@ class Health(BaseModel):
     workers: Check
 
 
-class CircuitBreakers(BaseModel):
-    breakers: list[dict[str, Any]]
-    available: bool
-    """False when the API has no database to read the breakers from (``DATABASE_URL``)."""
-    detail: str
+class NewSchedule(BaseModel):
+    """``POST /api/schedules``: what ``saga schedule create`` takes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    family: FamilyName  # type: ignore[valid-type]
+    cron: str = Field(min_length=1, max_length=200, examples=["0 7 * * MON"])
+    """A cron expression, in UTC."""
+    input: dict[str, Any]
+    """The family's input, validated as a start is (errors name ``input.<field>``)."""
+    schedule_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._:-]{1,200}$")
+    """Default: ``schedule-<the family's workflow id>``."""
+    paused: bool = False
+
+
+class ScheduleSummary(BaseModel):
+    schedule_id: str
+    workflow_type: str | None
+    paused: bool
+    next: str | None
+    """The next run's time (ISO 8601), none when paused or past its end."""
+
+
+class ScheduledRun(BaseModel):
+    scheduled_at: str | None
+    started_at: str | None
+    workflow_id: str | None
+    run_id: str | None
+
+
+class ScheduleDescription(BaseModel):
+    schedule_id: str
+    workflow_type: str | None
+    cron: list[str]
+    paused: bool
+    note: str | None
+    overlap: str
+    actions: int
+    """Runs started."""
+    skipped_overlap: int
+    """Runs skipped because the previous one was still going."""
+    running: list[str]
+    recent: list[ScheduledRun]
+    next: list[str | None]
+
+
+class ScheduleAccepted(BaseModel):
+    schedule_id: str
+    action: str
+    """pause, unpause or trigger."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from typing import Any
 
@@ -9,14 +10,17 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup, escape
 
 # Raw HTML in a result is shown as text, never run: results carry model and document output.
-_markdown = MarkdownIt("commonmark", {"html": False}).enable("table")
-_IMAGE = re.compile(r"^(data:image/(png|jpeg|gif|webp);base64,[A-Za-z0-9+/=]+|https?://\S+\.(png|jpe?g|gif|webp|svg))$")
+# Markdown images are off too (``![x](url)`` stays a link): a result must not make the
+# browser fetch from wherever it names.
+_markdown = MarkdownIt("commonmark", {"html": False}).enable("table").disable("image")
+# Only images the result carries itself; a URL is shown as text, never fetched.
+_IMAGE = re.compile(r"^data:image/(png|jpeg|gif|webp|svg\+xml);base64,[A-Za-z0-9+/=]+$")
 _MARKDOWN_HINTS = re.compile(r"(^#{1,6} |\n[-*] |\*\*|\n\|.*\|)", re.MULTILINE)
 
 
 def render_value(value: Any) -> Markup:
     """HTML for a JSON value: objects as key/value tables, lists of objects as tables,
-    Markdown strings rendered, image URLs shown as images."""
+    Markdown strings rendered, ``data:`` image URIs shown as images."""
     if isinstance(value, dict):
         rows = "".join(f"<tr><th>{escape(k)}</th><td>{render_value(v)}</td></tr>" for k, v in value.items())
         return Markup(f'<table class="kv">{rows}</table>')
@@ -40,6 +44,38 @@ def render_value(value: Any) -> Markup:
     if value is None:
         return Markup('<span class="muted">-</span>')
     return escape(str(value))
+
+
+def svg_data_uri(svg: str) -> str:
+    """An SVG as a ``data:`` URI for an ``<img>``: a browser never runs scripts of an SVG
+    shown as an image, and loads nothing it links to (inline markup would do both)."""
+    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
+
+
+QUERY_ROWS_SHOWN = 100
+"""The most rows the run page of a query shows (the result itself holds up to ``max_rows``)."""
+
+
+def query_view(result: dict[str, Any]) -> dict[str, Any]:
+    """What the run page of a completed ``query`` run shows: the chart as an image (or that
+    it is a table), the SQL, the plan, the rows (capped) and who produced each part."""
+    chart = result.get("chart") or {}
+    rows = result.get("rows") or []
+    return {
+        "question": result.get("question", ""),
+        "chart_kind": chart.get("kind", "table"),
+        "chart_src": svg_data_uri(chart["svg"]) if chart.get("svg") else None,
+        "vega_lite": chart.get("vega_lite"),
+        "sql": result.get("sql", ""),
+        "plan": result.get("plan") or {},
+        "columns": result.get("columns") or [],
+        "rows": rows[:QUERY_ROWS_SHOWN],
+        "rows_shown": min(len(rows), QUERY_ROWS_SHOWN),
+        "row_count": result.get("row_count", len(rows)),
+        "truncated": result.get("truncated", False),
+        "produced_by": result.get("produced_by") or {},
+        "fallbacks": result.get("fallbacks") or [],
+    }
 
 
 def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The catalog, metrics, health, circuit breakers and seed 002's paths."""
+"""The catalog, metrics, health, circuit breakers, ticket queues and seed 002's paths."""
 
 from __future__ import annotations
 
@@ -25,11 +25,16 @@ from client.api.models import (
     Metrics,
     RunDescription,
     Sample,
+    WorkflowMetrics,
 )
+from client.api.errors import ApiError
 from client.api.routes_runs import ERRORS, RUN_ERRORS, temporal
 from activities.breakers import read_breaker_statuses
+from client.query_metrics import query_metrics
 from client.runs import count_runs
 from client.stats import activity_stats
+from client.tickets import TICKET_STATES, TICKET_TYPES, TicketFilterInvalid, TicketRow, list_tickets, ticket_query
+from contracts.support import PRIORITIES
 from workflows.catalog import FAMILIES, Family
 
 HEALTH_TIMEOUT = timedelta(seconds=5)
@@ -62,9 +67,36 @@ async def _family_metrics(request: Request, fam: Family[Any], runs: int) -> Fami
 
 async def metrics(request: Request, runs: int = Query(20, ge=0, le=200)) -> Metrics:
     """Runs per family and status (visibility), and step timings from the histories of each
-    family's ``runs`` latest closed runs."""
-    results = await asyncio.gather(*(_family_metrics(request, fam, runs) for fam in FAMILIES))
-    return Metrics(families={fam.name: result for fam, result in zip(FAMILIES, results, strict=True)})
+    family's ``runs`` latest closed runs (kept for ``SAGAWORKS_API_METRICS_CACHE_SECONDS``)."""
+
+    async def compute() -> Metrics:
+        results = await asyncio.gather(*(_family_metrics(request, fam, runs) for fam in FAMILIES))
+        return Metrics(families={fam.name: result for fam, result in zip(FAMILIES, results, strict=True)})
+
+    # Every family's latest histories are read: a dashboard polling this shares one answer.
+    return await request.app.state.metrics_cache.get(("families", runs), compute)
+
+
+async def workflow_metrics(request: Request, runs: int = Query(20, ge=0, le=200)) -> WorkflowMetrics:
+    """Seed 002's metrics: every family's (as ``/api/metrics``), and for the query family
+    success rate by step, time per agent and the retry attempt distribution from the
+    histories of its ``runs`` latest runs, with breaker activations (trips) per breaker."""
+    query = request.app.state.metrics_cache.get(("query", runs), lambda: query_metrics(temporal(request), limit=runs))
+    families, query, breakers = await asyncio.gather(metrics(request, runs), query, _breakers(request))
+    return WorkflowMetrics(
+        families=families.families, query=query, breakers=breakers,
+        breaker_activations={b["name"]: b["trips"] for b in breakers.breakers},
+    )
+
+
+async def _breakers(request: Request) -> CircuitBreakers:
+    """Every breaker the workers share, read from the application database."""
+    engine = _engine(request)
+    if engine is None:
+        return CircuitBreakers(breakers=[], available=False, detail="DATABASE_URL is not set: breakers are not readable")
+    statuses = await asyncio.to_thread(read_breaker_statuses, engine)
+    detail = f"{len(statuses)} breaker(s)" if statuses else "no breaker has been used yet"
+    return CircuitBreakers(breakers=[s.model_dump(mode="json") for s in statuses], available=True, detail=detail)
 
 
 async def _temporal_check(request: Request) -> tuple[bool, str]:
@@ -137,17 +169,29 @@ def build_router() -> APIRouter:
     async def circuit_breakers(request: Request) -> CircuitBreakers:
         """Seed 002's path: every breaker the workers share (state, failures, trips, last
         transition, next trial), read from the application database."""
-        engine = _engine(request)
-        if engine is None:
-            return CircuitBreakers(breakers=[], available=False, detail="DATABASE_URL is not set: breakers are not readable")
-        statuses = await asyncio.to_thread(read_breaker_statuses, engine)
-        detail = f"{len(statuses)} breaker(s)" if statuses else "no breaker has been used yet"
-        return CircuitBreakers(breakers=[s.model_dump(mode="json") for s in statuses], available=True, detail=detail)
+        return await _breakers(request)
+
+    @router.get("/api/tickets", response_model=list[TicketRow], responses=ERRORS, tags=["tickets"])
+    async def tickets(
+        request: Request,
+        ticket_type: str | None = Query(None, alias="type", max_length=40, description=f"One of {', '.join(TICKET_TYPES)}."),
+        priority: str | None = Query(None, max_length=20, description=f"One of {', '.join(PRIORITIES)} (any case)."),
+        state: str | None = Query(None, max_length=20, description=f"One of {', '.join(TICKET_STATES)} (any case)."),
+        assignee: str | None = Query(None, max_length=200),
+        limit: int = Query(50, ge=1, le=500),
+    ) -> list[TicketRow]:
+        """Support tickets by type, priority, state and assignee, newest first: the visibility
+        query on the tickets' search attributes that ``saga tickets`` sends."""
+        try:
+            query = ticket_query(priority=priority, state=state, ticket_type=ticket_type, assignee=assignee)
+        except TicketFilterInvalid as invalid:
+            raise ApiError(422, "InvalidRequest", str(invalid), field=invalid.field) from None
+        return await list_tickets(temporal(request), query, limit=limit)
 
     # Seed 002's paths, as aliases of ours.
     router.add_api_route(
-        "/api/workflow/metrics", metrics, response_model=Metrics, responses=ERRORS, methods=["GET"],
-        name="seed_metrics", description="Alias of /api/metrics (seed 002).",
+        "/api/workflow/metrics", workflow_metrics, response_model=WorkflowMetrics, responses=ERRORS, methods=["GET"],
+        name="seed_metrics",
     )
     return router
 

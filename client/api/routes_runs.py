@@ -21,9 +21,10 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from client.api.errors import ApiError, ErrorBody
 from client.api.events import run_events
-from client.api.models import Accepted, FailedRun, RunDescription, RunResult, RunsPage, StartedRun, UpdateResult
+from client.api.models import Accepted, FailedRun, FamilyName, RunDescription, RunResult, RunsPage, StartedRun, UpdateResult
 from client.connection import ui_url
-from client.trace import RunTrace, trace_run
+from client.postmortem import RunReport, run_report
+from client.trace import drop_results
 from client.runs import (
     RUN_STATES,
     cancel_run,
@@ -43,7 +44,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 """Error answers every route may give, documented for clients (and for the fuzzer)."""
 RUN_ERRORS = {**ERRORS, 409: {"model": ErrorBody, "description": "The run has already closed"}}
 
-FamilyName = enum.Enum("FamilyName", {f.name: f.name for f in FAMILIES}, type=str)  # type: ignore[misc]
 StatusName = enum.Enum("StatusName", {state: state for state in RUN_STATES}, type=str)  # type: ignore[misc]
 
 
@@ -133,15 +133,21 @@ def build_router() -> APIRouter:
         """The run's status query answer and its description (ids, status, times, UI link)."""
         return jsonable_encoder(await describe_run(temporal(request), workflow_id))
 
-    @router.get("/api/workflows/{workflow_id}/trace", response_model=RunTrace, responses=ERRORS)
+    @router.get("/api/workflows/{workflow_id}/trace", response_model=RunReport, responses=ERRORS)
     async def get_trace(
         request: Request,
         workflow_id: str,
         payloads: bool = Query(False, description="Include each step's decoded result."),
         depth: int = Query(2, ge=0, le=5, description="Child runs down to this many levels."),
-    ) -> RunTrace:
-        """The run step by step (timings, attempts, outcomes, child runs), derived from its history."""
-        return await trace_run(temporal(request), workflow_id, payloads=payloads, depth=depth)
+    ) -> RunReport:
+        """What ``saga trace --json`` prints: the run step by step (timings, attempts,
+        outcomes, child runs) and, for a risk-aware run (plan-analysis), its risk view
+        (assessments, alerts, mitigations with outcomes, breaker states), all derived
+        from its history."""
+        report = await run_report(temporal(request), workflow_id, depth=depth)
+        if not payloads:
+            drop_results(report.trace)
+        return report
 
     @router.get(
         "/api/workflows/{workflow_id}/result", response_model=RunResult,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 
@@ -12,17 +13,21 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from client.api.errors import ApiError
 
-SESSION_COOKIE = "sagaworks_token"
-"""The console's browser session: the token, set by ``POST /login`` (HttpOnly, SameSite=Strict),
-because EventSource and plain links cannot send an Authorization header."""
+SESSION_COOKIE = "sagaworks_session"
+"""The console's browser session, set by ``POST /login`` (HttpOnly, SameSite=Strict), because
+EventSource and plain links cannot send an Authorization header. It holds
+:func:`session_value`, never the token itself: a cookie that leaks (a browser profile, a
+proxy's log) does not hand out the token the CLI and scripts use."""
+
+_SESSION_CONTEXT = b"sagaworks console session v1"
 
 _bearer = HTTPBearer(auto_error=False, description="SAGAWORKS_API_TOKEN")
 
 
-def supplied_token(request: Request) -> str | None:
-    """The bearer token of the Authorization header, else the console's session cookie."""
-    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
-    return credentials if scheme.lower() == "bearer" and credentials else request.cookies.get(SESSION_COOKIE)
+def session_value(token: str) -> str:
+    """The session cookie's value for ``token``: an HMAC-SHA256 keyed by it (it changes
+    when the token does, so rotating the token signs every browser out)."""
+    return hmac.new(token.encode(), _SESSION_CONTEXT, hashlib.sha256).hexdigest()
 
 
 def token_matches(supplied: str | None, expected: str) -> bool:
@@ -30,12 +35,20 @@ def token_matches(supplied: str | None, expected: str) -> bool:
     return hmac.compare_digest((supplied or "").encode(), expected.encode())
 
 
+def authorized(request: Request, token: str) -> bool:
+    """The request carries ``Authorization: Bearer <token>``, or else the session cookie."""
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credentials:
+        return token_matches(credentials, token)
+    return token_matches(request.cookies.get(SESSION_COOKIE), session_value(token))
+
+
 async def require_token(request: Request, _: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
     """Refuse the request with 401 unless it carries the configured token (if any).
 
     (``_bearer`` only declares the scheme in ``/openapi.json``.)"""
     expected: str | None = request.app.state.settings.token
-    if expected is not None and not token_matches(supplied_token(request), expected):
+    if expected is not None and not authorized(request, expected):
         raise ApiError(
             401, "Unauthorized", "a valid bearer token is required (Authorization: Bearer $SAGAWORKS_API_TOKEN)",
             headers={"WWW-Authenticate": "Bearer"},

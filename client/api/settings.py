@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from client.connection import TASK_QUEUE
 
 DEFAULT_MAX_BODY_BYTES = 2 * 2**20
+DEFAULT_METRICS_CACHE_SECONDS = 10.0
 
 
 def _origins() -> tuple[str, ...]:
@@ -33,5 +34,10 @@ class ApiSettings:
     """Where runs are started and whose pollers ``/api/health`` looks for."""
     address: str | None = None
     """Temporal address; None: what envconfig says (``TEMPORAL_ADDRESS``...)."""
+    metrics_cache_seconds: float = field(
+        default_factory=lambda: float(os.environ.get("SAGAWORKS_API_METRICS_CACHE_SECONDS", DEFAULT_METRICS_CACHE_SECONDS))
+    )
+    """How long ``/api/metrics`` and ``/api/workflow/metrics`` keep an answer derived from
+    histories (``SAGAWORKS_API_METRICS_CACHE_SECONDS``); 0: derive it on every call."""
     database_url: str | None = field(default_factory=lambda: os.environ.get("DATABASE_URL") or None)
     """The application database ``/api/health`` checks (``DATABASE_URL``); None: not checked."""

@@ -12,13 +12,13 @@ from temporalio.client import WorkflowFailureError
 from client.cli.output import fail, out, print_json, print_rows, run_async, short_time
 from client.connection import TASK_QUEUE, connect
 from client.runs import failure_chain, failure_lines, start_run
+from client.tickets import TICKET_STATES, TICKET_TYPES, TicketFilterInvalid, list_tickets, ticket_query
 from contracts.mcp import McpCallInput, McpListInput, McpServerTools, McpToolOutput
 from contracts.support import PRIORITIES
 from workflows.catalog import family
 
 mcp_app = typer.Typer(help="MCP servers and tools, called through Temporal.", no_args_is_help=True)
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-TICKET_STATES = ("open", "assigned", "resolved", "closed")
 
 
 @mcp_app.command("list")
@@ -114,48 +114,26 @@ def mcp_call(
 def tickets(
     priority: Annotated[str | None, typer.Option(metavar="PRIORITY", help=f"One of {', '.join(PRIORITIES)}.")] = None,
     state: Annotated[str | None, typer.Option(metavar="STATE", help=f"One of {', '.join(TICKET_STATES)}.")] = None,
-    ticket_type: Annotated[str | None, typer.Option("--type", metavar="TYPE", help="customer_service, technical_support, ...")] = None,
+    ticket_type: Annotated[str | None, typer.Option("--type", metavar="TYPE", help=f"One of {', '.join(TICKET_TYPES)}.")] = None,
     assignee: Annotated[str | None, typer.Option(metavar="AGENT")] = None,
     limit: Annotated[int, typer.Option(min=1, metavar="N")] = 50,
     as_json: JsonFlag = False,
 ) -> None:
     """Support tickets by priority, state, type or assignee (a visibility query)."""
-    if priority and priority.upper() not in PRIORITIES:
-        raise fail(f"--priority {priority}: expected one of {', '.join(PRIORITIES)}", 2)
-    if state and state.lower() not in TICKET_STATES:
-        raise fail(f"--state {state}: expected one of {', '.join(TICKET_STATES)}", 2)
-    clauses = ["WorkflowType = 'SupportTicket'"]
-    for attribute, value in (
-        ("TicketPriority", priority and priority.upper()),
-        ("TicketState", state and state.lower()),
-        ("TicketType", ticket_type),
-        ("TicketAssignee", assignee),
-    ):
-        if value:
-            clauses.append(f"{attribute} = '{value.replace(chr(39), '')}'")
+    try:
+        query = ticket_query(priority=priority, state=state, ticket_type=ticket_type, assignee=assignee)
+    except TicketFilterInvalid as invalid:
+        raise fail(f"--{invalid}", 2) from None
 
     async def show() -> None:
-        client = await connect()
-        rows = []
-        async for execution in client.list_workflows(" AND ".join(clauses), limit=limit):
-            attributes = {pair.key.name: pair.value for pair in execution.typed_search_attributes}
-            rows.append(
-                {
-                    "workflow_id": execution.id,
-                    "type": attributes.get("TicketType"),
-                    "priority": attributes.get("TicketPriority"),
-                    "state": attributes.get("TicketState"),
-                    "assignee": attributes.get("TicketAssignee"),
-                    "started": execution.start_time,
-                }
-            )
+        rows = await list_tickets(await connect(), query, limit=limit)
         if as_json:
             print_json(rows)
             return
         print_rows(
             ("WORKFLOW ID", "TYPE", "PRIORITY", "STATE", "ASSIGNEE", "STARTED (UTC)"),
             [
-                (r["workflow_id"], r["type"] or "", r["priority"] or "", r["state"] or "", r["assignee"] or "", short_time(r["started"]))
+                (r.workflow_id, r.type or "", r.priority or "", r.state or "", r.assignee or "", short_time(r.started))
                 for r in rows
             ],
         )

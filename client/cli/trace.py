@@ -10,6 +10,7 @@ import typer
 from client.cli.output import WorkflowId, fail, print_json, run_async
 from client.connection import connect
 from client.postmortem import run_report, run_report_markdown
+from client.trace import drop_results
 
 
 def trace(
@@ -29,14 +30,7 @@ def trace(
             print(run_report_markdown(report))
             return
         if not payloads:
-            _drop_results(report.trace)
+            drop_results(report.trace)
         print_json(report)
 
     run_async(show())
-
-
-def _drop_results(trace) -> None:  # noqa: ANN001 - a RunTrace
-    for step in trace.steps:
-        step.result = None
-        if step.child is not None:
-            _drop_results(step.child)

@@ -62,6 +62,40 @@ function setupStartForm(form) {
   });
 }
 
+const PENDING = ["pending", "escalated"];
+
+function setupApproval(id, form) {
+  const message = document.getElementById("approval-message");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const update = event.submitter.dataset.update;
+    const approver = form.approver.value.trim();
+    const reason = form.reason.value.trim();
+    // The workflow's validator checks these too; saying so here spares a round trip.
+    if (!approver) { message.textContent = "approver: a name is required"; return; }
+    if (update === "reject" && !reason) { message.textContent = "reason: a rejection needs a reason"; return; }
+    message.textContent = update === "approve" ? "Approving..." : "Rejecting...";
+    const body = reason ? {approver, reason} : {approver};
+    const {response, data} = await postJSON(`/api/workflows/${encodeURIComponent(id)}/updates/${update}`, body);
+    // A refusal (not pending any more, an approver outside the group) is the validator's own words.
+    message.textContent = response.ok
+      ? `${data.result.decision} by ${data.result.approver}`
+      : "Refused: " + ((data.error || {}).message || response.statusText);
+  });
+}
+
+function showApproval(progress) {
+  const section = document.getElementById("approval");
+  if (!section) return;
+  section.hidden = !PENDING.includes(progress.approval);
+  if (progress.approvers && progress.approvers.length) {
+    document.getElementById("approvers").textContent = "by one of " + progress.approvers.join(", ");
+  }
+  if (progress.deadline) {
+    document.getElementById("approval-deadline").textContent = `until ${progress.deadline} (then it escalates)`;
+  }
+}
+
 function setupRun(section) {
   const id = section.dataset.workflowId;
   const message = document.getElementById("control-message");
@@ -71,6 +105,8 @@ function setupRun(section) {
       message.textContent = response.ok ? `${button.dataset.action} sent` : (data.error || {}).message;
     });
   }
+  const approval = document.getElementById("approval-form");
+  if (approval) setupApproval(id, approval);
   if (section.dataset.status !== "RUNNING") return;
   const events = new EventSource(`/api/workflows/${encodeURIComponent(id)}/events`);
   events.addEventListener("status", (event) => {
@@ -86,6 +122,7 @@ function setupRun(section) {
     const bar = document.getElementById("progress");
     bar.max = p.total || 1; bar.value = p.done || 0;
     document.getElementById("raw-progress").textContent = JSON.stringify(run.progress, null, 2);
+    showApproval(p);
   });
   // The run closed: the server renders the result (tables, Markdown, images) and compensations.
   events.addEventListener("result", () => { events.close(); window.location.reload(); });
