@@ -277,7 +277,7 @@ async def restart_from_stage(client: Client, workflow_id: str, from_stage: str) 
             f"restartable families: {', '.join(restartable_families())}"
         )
     if from_stage not in spec.stages:
-        raise RestartRefused(f"--from-stage {from_stage}: a {fam.name} run restarts from a stage; expected one of {', '.join(spec.stages)}")
+        raise RestartRefused(f"stage {from_stage!r}: a {fam.name} run restarts from one of its stages; expected one of {', '.join(spec.stages)}")
     if description.status == WorkflowExecutionStatus.RUNNING:
         raise RestartRefused(f"{workflow_id} is still running; cancel it or wait for it to close")
     earlier = spec.stages[: spec.stages.index(from_stage)]

@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
@@ -23,12 +24,14 @@ from activities.documents import DocumentSettings
 from activities.errors import ErrorClass, error
 from activities.llm import ConceptList, OfflineProvider
 from activities.query.activities import QuerySettings
+from client.api import ApiSettings
 from client.postmortem import RestartRefused, restart_from_stage
 from client.runs import start_run
 from contracts.blog import BlogInput, BlogResult
 from contracts.documents import DocumentResult
 from contracts.news_digest import FeedSource, NewsDigestInput, NewsDigestResult
 from contracts.query import QueryResult
+from tests.apiserver import api_server
 from tests.corpus import store_documents
 from tests.documents import SAMPLES as DOCUMENTS
 from tests.documents import start_document, version_rows
@@ -173,7 +176,7 @@ async def test_refusals(dev_client: Client, db: Database, task_queue: str) -> No
             await unanswerable.result()
         with pytest.raises(RestartRefused, match=r"stage\(s\) nlp never completed; restart from nlp or earlier"):
             await restart_from_stage(dev_client, unanswerable.id, "data")
-        with pytest.raises(RestartRefused, match="a query run restarts from a stage; expected one of nlp, data, viz"):
+        with pytest.raises(RestartRefused, match="stage 'health': a query run restarts from one of its stages; expected one of nlp, data, viz"):
             await restart_from_stage(dev_client, unanswerable.id, "health")
         routing = family("routing")
         request = routing.sample_input("routing/premium-request.json", uuid.uuid4().hex[:8])
@@ -208,3 +211,29 @@ async def test_the_cli_restarts_a_blog_and_refuses_with_exit_1(
         result = await dev_client.get_workflow_handle(handle.id, result_type=BlogResult).result()
     assert await scheduled(dev_client.get_workflow_handle(handle.id)) == ["review_post"]
     assert result.resumed_from == f"{handle.id}/{handle.result_run_id}"
+
+
+async def test_the_api_restarts_a_query_and_refuses_with_409(
+    dev_client: Client, dev_address: str, db: Database, task_queue: str, tmp_path: Path
+) -> None:
+    token = uuid.uuid4().hex
+    settings = ApiSettings(token=token, task_queue=task_queue, address=dev_address, database_url=f"sqlite:///{tmp_path / 'api.db'}")
+    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, query=QuerySettings()):
+        handle = await start_query(dev_client, task_queue, "average temperature by month in 2014")
+        first = await handle.result()
+        with api_server(settings) as api:
+            async with httpx.AsyncClient(base_url=api.url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as http:
+                refused = await http.post(f"/api/workflows/{handle.id}/restart", params={"from_stage": "chart"})
+                started = await http.post(f"/api/workflows/{handle.id}/restart", params={"from_stage": "viz"})
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["error"] == {
+            "type": "RestartRefused", "field": "from_stage",
+            "message": "stage 'chart': a query run restarts from one of its stages; expected one of nlp, data, viz",
+        }
+        assert started.status_code == 201, started.text
+        body = started.json()
+        assert (body["workflow_id"], body["family"]) == (handle.id, "query") and body["run_id"] != handle.result_run_id
+        again = dev_client.get_workflow_handle(handle.id, run_id=body["run_id"], result_type=QueryResult)
+        result = await again.result()
+    assert await scheduled(again) == ["query_check_agents", "query_render"]
+    assert result.rows == first.rows and result.resumed_from == f"{handle.id}/{handle.result_run_id}"

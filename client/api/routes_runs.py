@@ -23,6 +23,7 @@ from client.api.errors import ApiError, ErrorBody
 from client.api.events import run_events
 from client.api.models import Accepted, FailedRun, RunDescription, RunResult, RunsPage, StartedRun, UpdateResult
 from client.connection import ui_url
+from client.postmortem import RestartRefused, restart_from_stage
 from client.trace import RunTrace, trace_run
 from client.runs import (
     RUN_STATES,
@@ -142,6 +143,29 @@ def build_router() -> APIRouter:
     ) -> RunTrace:
         """The run step by step (timings, attempts, outcomes, child runs), derived from its history."""
         return await trace_run(temporal(request), workflow_id, payloads=payloads, depth=depth)
+
+    @router.post(
+        "/api/workflows/{workflow_id}/restart", status_code=201, response_model=StartedRun,
+        responses={**ERRORS, 409: {"model": ErrorBody, "description": "Refused: still running, not restartable, "
+                                   "an unknown stage or one before which a stage never completed"}},
+    )
+    async def restart(
+        request: Request, workflow_id: str,
+        from_stage: str = Query(..., max_length=64, description="The stage to resume at (the family's stage names)."),
+    ) -> JSONResponse:
+        """A new run that resumes at ``from_stage``, taking over the outcomes of the stages
+        before it from this run's history (``saga restart ID --from-stage STAGE``)."""
+        client = temporal(request)
+        try:
+            handle = await restart_from_stage(client, workflow_id, from_stage)
+        except RestartRefused as refused:
+            raise ApiError(409, "RestartRefused", str(refused), field="from_stage") from None
+        fam = await _family_of(client, handle.id)
+        started = StartedRun(
+            workflow_id=handle.id, run_id=handle.result_run_id, family=fam.name if fam else "",
+            ui=ui_url(client, handle.id, handle.result_run_id), links=links(handle.id),
+        )
+        return JSONResponse(started.model_dump(mode="json"), status_code=201, headers={"Location": started.links["status"]})
 
     @router.get(
         "/api/workflows/{workflow_id}/result", response_model=RunResult,
