@@ -17,10 +17,10 @@ from typing import Any
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
-from client.runs import list_runs, start_run, visibility_query
+from client.runs import list_runs, start_run, status_name, visibility_query
 from client.trace import RunTrace, trace_markdown, trace_run
-from contracts.plans import STAGES, PlanInput, ResumePoint, StageOutcome, parse_stage_summary
-from workflows.catalog import Family, family, family_of_type
+from contracts.plans import parse_stage_summary
+from workflows.catalog import FAMILIES, Family, Restartable, family, family_of_type
 
 
 class StageRow(BaseModel):
@@ -240,42 +240,68 @@ class RestartRefused(Exception):
     """A restart that cannot be made (running source, unsupported family, stage never ran)."""
 
 
-RESTARTABLE = ("plan-analysis",)
-"""Families whose stages store their outputs by content and accept a resume point."""
+RESTART_FAILED_STATUSES = (
+    WorkflowExecutionStatus.FAILED,
+    WorkflowExecutionStatus.CANCELED,
+    WorkflowExecutionStatus.TERMINATED,
+    WorkflowExecutionStatus.TIMED_OUT,
+)
+"""How a source run ends when it did not complete (its compensation may have run)."""
+
+
+def restartable_families() -> list[str]:
+    """The families whose runs restart from a stage."""
+    return [f.name for f in FAMILIES if f.restartable is not None]
+
+
+def stage_outcomes(trace: RunTrace, spec: Restartable) -> dict[str, Any]:
+    """The outcome (decoded result) of each stage that completed in a run traced with
+    ``payloads=True``: the last successful result of an activity that records it."""
+    outcomes: dict[str, Any] = {}
+    for step in trace.steps:
+        if step.kind in ("activity", "local_activity") and step.outcome == "completed" and step.name in spec.records:
+            stage = spec.records[step.name] or step.result["stage"]
+            outcomes[stage] = step.result
+    return outcomes
 
 
 async def restart_from_stage(client: Client, workflow_id: str, from_stage: str) -> WorkflowHandle[Any, Any]:
     """Start a new run of ``workflow_id`` that resumes at ``from_stage``.
 
-    The stages before it are not executed again: their outcomes (keys of outputs stored
-    by content hash) are read from the source run's history and handed to the new run.
+    The stages before it are not executed again: their outcomes (small results, or keys
+    of outputs stored by content) are read from the source run's history, and from its
+    own resume point when it was a restart too, and handed to the new run in its input.
+    Any family whose catalog entry is :class:`~workflows.catalog.Restartable` is served.
     """
-    if from_stage not in STAGES:
-        raise RestartRefused(f"--from-stage {from_stage}: expected one of {', '.join(STAGES)}")
     handle = client.get_workflow_handle(workflow_id)
     description = await handle.describe()
     fam: Family[Any] | None = family_of_type(description.workflow_type)
-    if fam is None or fam.name not in RESTARTABLE:
-        raise RestartRefused(f"{workflow_id}: restart from a stage serves {', '.join(RESTARTABLE)}, not {fam.name if fam else description.workflow_type}")
+    spec = fam.restartable if fam is not None else None
+    if fam is None or spec is None:
+        raise RestartRefused(
+            f"{workflow_id}: a {fam.name if fam else description.workflow_type} run cannot restart from a stage; "
+            f"restartable families: {', '.join(restartable_families())}"
+        )
+    if from_stage not in spec.stages:
+        raise RestartRefused(f"stage {from_stage!r}: a {fam.name} run restarts from one of its stages; expected one of {', '.join(spec.stages)}")
     if description.status == WorkflowExecutionStatus.RUNNING:
         raise RestartRefused(f"{workflow_id} is still running; cancel it or wait for it to close")
+    earlier = spec.stages[: spec.stages.index(from_stage)]
+    removed = next((s for s in spec.removed_on_failure if s in earlier), None)
+    if removed is not None and description.status in RESTART_FAILED_STATUSES:
+        raise RestartRefused(
+            f"{workflow_id} ended {status_name(description.status)} and removed the stored output of stage {removed}; "
+            f"restart from {removed} or earlier"
+        )
     history = await handle.fetch_history()
     started = history.events[0].workflow_execution_started_event_attributes
-    [original] = await client.data_converter.decode(started.input.payloads, [PlanInput])
-    outcomes: dict[str, StageOutcome] = {o.stage: o for o in (original.resume.outcomes if original.resume else ())}
+    [original] = await client.data_converter.decode(started.input.payloads, [fam.input_model])
+    outcomes: dict[str, Any] = original.resume.carried() if original.resume is not None else {}
     trace = await trace_run(client, workflow_id, run_id=description.run_id, payloads=True, depth=0)
-    for step in trace.steps:
-        if step.name == "run_plan_stage" and step.outcome == "completed":
-            outcome = StageOutcome.model_validate(step.result, strict=False)
-            outcomes[outcome.stage] = outcome
-    earlier = STAGES[: STAGES.index(from_stage)]  # type: ignore[arg-type]
+    outcomes |= stage_outcomes(trace, spec)
     missing = [s for s in earlier if s not in outcomes]
     if missing:
         raise RestartRefused(f"{workflow_id}: stage(s) {', '.join(missing)} never completed; restart from {missing[0]} or earlier")
-    resumed = original.model_copy(update={"resume": ResumePoint(
-        from_stage=from_stage,  # type: ignore[arg-type]
-        source_workflow_id=f"{workflow_id}/{description.run_id}",
-        outcomes=tuple(outcomes[s] for s in earlier),
-    )})
+    resume = spec.resume.taking_over(from_stage, f"{workflow_id}/{description.run_id}", {s: outcomes[s] for s in earlier})
     # On the source run's task queue: the workers that served it serve the new run.
-    return await start_run(client, fam, resumed, task_queue=description.task_queue)
+    return await start_run(client, fam, original.model_copy(update={"resume": resume}), task_queue=description.task_queue)

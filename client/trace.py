@@ -240,6 +240,8 @@ class _Builder:
         )
         if attrs.HasField("failure"):
             step.error_type, step.error = await self.error(attrs.failure)
+        elif "result" in attrs.details:
+            step.result = await self.decode(attrs.details["result"])
         steps[event.event_id] = step
 
 

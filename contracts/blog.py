@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from contracts.common import ProgressStatus, StrictModel, Text
-from contracts.search import Hit
+from contracts.common import ProgressStatus, StageResume, StrictModel, Text
+from contracts.search import Hit, SearchHits
 
 
 class BlogInput(StrictModel):
@@ -14,6 +14,17 @@ class BlogInput(StrictModel):
     topic: Text = Field(min_length=3, max_length=200)
     sources: int = Field(default=6, ge=1, le=20)
     """Passages the research step keeps (BM25 over the stored chunks)."""
+    resume: BlogResume | None = None
+    """Set by ``saga restart``: the outcomes of the stages before ``resume.from_stage``."""
+
+
+class BlogResume(StageResume):
+    """A post restarted at a later stage: the research passages, the outline and the
+    draft of the source run, read from its history (only there: they are small)."""
+
+    research: SearchHits | None = None
+    outline: str | None = None
+    draft: str | None = None
 
 
 class Citation(BaseModel):
@@ -81,6 +92,8 @@ class BlogResult(BaseModel):
     citations: list[Citation]
     review_notes: list[str]
     writer: WriterInfo
+    resumed_from: str | None = None
+    """The run whose earlier stages a restarted run took over."""
 
 
 class BlogStatus(ProgressStatus):

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
-from contracts.common import ProgressStatus, StrictModel, Text
+from contracts.common import ProgressStatus, StageResume, StrictModel, Text
 
 DocumentFormat = Literal["txt", "md", "html", "pdf", "docx"]
 
@@ -51,6 +51,8 @@ class DocumentInput(StrictModel):
     chunk_overlap: int = Field(default=200, ge=0, le=2_000)
     extract_window: int = Field(default=8, ge=1, le=64)
     """Chunks whose concepts are extracted at once."""
+    resume: DocumentResume | None = None
+    """Set by ``saga restart``: the outcomes of the stages before ``resume.from_stage``."""
 
 
 class ValidateInput(StrictModel):
@@ -97,6 +99,19 @@ class ChunkInput(StrictModel):
 class ChunkSummary(StrictModel):
     chunk_count: int
     char_count: int
+
+
+class DocumentResume(StageResume):
+    """A document run restarted at ``chunk`` or ``extract``.
+
+    validate's outcome (the version it found) comes from the source run's history; the
+    chunks themselves stay in the database (``document_chunks``, keyed by the version),
+    the chunk stage's outcome here is only their count.
+    """
+
+    STAGE_FIELDS: ClassVar[dict[str, str]] = {"validate": "document", "chunk": "chunks"}
+    document: DocumentRef | None = None
+    chunks: ChunkSummary | None = None
 
 
 class ExtractInput(StrictModel):
@@ -268,3 +283,4 @@ class BatchStatus(ProgressStatus):
 
 
 BatchInput.model_rebuild()
+DocumentInput.model_rebuild()

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from contracts.common import ProgressStatus, StrictModel, Text
+from contracts.common import ProgressStatus, StageResume, StrictModel, Text
 from contracts.fallback import BranchOutcome
 
 Category = Literal["technology", "business", "research", "general"]
@@ -40,6 +40,8 @@ class NewsDigestInput(StrictModel):
     categoriser: Literal["offline", "llm"] = "offline"
     """``offline``: a lexicon per category; ``llm``: the worker's chat model (Groq)."""
     summary_sentences: int = Field(default=3, ge=2, le=3)
+    resume: NewsDigestResume | None = None
+    """Set by ``saga restart``: the outcomes of the stages before ``resume.from_stage``."""
 
 
 class Article(BaseModel):
@@ -113,6 +115,15 @@ class StoreDigestInput(StrictModel):
     article_keys: list[str]
 
 
+class NewsDigestResume(StageResume):
+    """A digest restarted after its selection: the selected articles, their summaries
+    and the newsletter of the source run, read from its history."""
+
+    select: Selection | None = None
+    summarise: list[DigestArticle] | None = None
+    newsletter: Newsletter | None = None
+
+
 class NewsDigestResult(BaseModel):
     name: str
     stored: bool
@@ -125,6 +136,9 @@ class NewsDigestResult(BaseModel):
     seen_before: int
     irrelevant: int
     duplicates: int
+    resumed_from: str | None = None
+    """The run whose selection (and later outcomes) a restarted run took over; its feeds
+    were fetched by that run, so :attr:`feeds` is empty."""
 
 
 class NewsDigestStatus(ProgressStatus):
@@ -132,3 +146,6 @@ class NewsDigestStatus(ProgressStatus):
 
     feeds_done: int
     feeds_total: int
+
+
+NewsDigestInput.model_rebuild()

@@ -11,11 +11,11 @@ mitigation.
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from contracts.common import ProgressStatus, StrictModel, Text
+from contracts.common import ProgressStatus, StageResume, StrictModel, Text
 
 Stage = Literal[
     "load", "extract", "semantic", "causal", "mechanisms", "financial", "dnp", "scoring", "report"
@@ -161,13 +161,23 @@ class PlanInput(StrictModel):
     """Set by ``saga restart``: take the stages before ``from_stage`` from a stored run."""
 
 
-class ResumePoint(StrictModel):
+class ResumePoint(StageResume):
     """Where a restarted run begins, and the stored outcomes it takes over."""
 
     from_stage: Stage
     source_workflow_id: str
     outcomes: tuple[StageOutcome, ...]
     """The source run's outcomes of the stages before ``from_stage``, in order."""
+
+    @classmethod
+    def taking_over(cls, from_stage: str, source_workflow_id: str, outcomes: dict[str, Any]) -> ResumePoint:
+        return cls.model_validate(
+            {"from_stage": from_stage, "source_workflow_id": source_workflow_id, "outcomes": list(outcomes.values())},
+            strict=False,
+        )
+
+    def carried(self) -> dict[str, Any]:
+        return {o.stage: o.model_dump(mode="json") for o in self.outcomes}
 
 
 class StageOptions(StrictModel):

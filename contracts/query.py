@@ -12,7 +12,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
-from contracts.common import ProgressStatus, StrictModel, Text
+from contracts.common import ProgressStatus, StageResume, StrictModel, Text
 
 Aggregation = Literal["count", "sum", "avg", "min", "max"]
 DatePart = Literal["year", "month", "day"]
@@ -40,6 +40,8 @@ class QueryInput(StrictModel):
     """How many rows the result carries (the chart uses all the query returned)."""
     pause_between_agents_seconds: float = Field(default=0, ge=0, le=3600)
     """A delay between agents, for demos of pause, resume and cancel."""
+    resume: QueryResume | None = None
+    """Set by ``saga restart``: the outcomes of the agents before ``resume.from_stage``."""
 
 
 class Measure(StrictModel):
@@ -200,6 +202,14 @@ class HealthReport(StrictModel):
         return next(a for a in self.agents if a.agent == agent)
 
 
+class QueryResume(StageResume):
+    """A query restarted at the data or viz agent: the source run's plan and rows, read
+    from its history (the rows at most :data:`MAX_ROWS`)."""
+
+    nlp: PlanResult | None = None
+    data: DataResult | None = None
+
+
 class QueryResult(BaseModel):
     """What a query run returns."""
 
@@ -217,6 +227,8 @@ class QueryResult(BaseModel):
     produced_by: dict[str, str]
     """Which agent or fallback produced each part: ``plan``, ``rows``, ``chart``."""
     fallbacks: list[str]
+    resumed_from: str | None = None
+    """The run whose earlier agents' outcomes a restarted run took over."""
 
 
 QueryState = Literal["running", "paused", "completed", "failed", "canceled"]
@@ -250,3 +262,6 @@ class AgentReply(BaseModel, Generic[ResultT]):
     result: ResultT | None = None
     error: AgentError | None = None
     elapsed_ms: float
+
+
+QueryInput.model_rebuild()

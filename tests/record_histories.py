@@ -37,10 +37,12 @@ from tests.mcp_scenarios import MCP_SCENARIOS
 from tests.documents import SAMPLES, PoisonAwareProvider, start_document
 from tests.orders import make_order, reset_after, start_order, wait_for_status
 from worker import running_worker
-from workflows.catalog import FAMILIES
+from tests.corpus import store_documents
+from workflows.catalog import FAMILIES, SAMPLES as SAMPLE_INPUTS, family
 from workflows.document import DocumentPipeline
 
 HISTORIES = Path(__file__).parent / "histories"
+FEEDS = SAMPLE_INPUTS / "feeds"
 ENCRYPTED = "encrypted"
 """The subfolder of histories recorded with encryption on: they replay only with the TEST keys."""
 
@@ -71,7 +73,7 @@ async def record(out_dir: Path, only: str = "") -> list[Path]:
                 "document_finalised_failed": poisoned,
                 "document_finalised_relative_path": Path("saga-pattern.md"),
             }
-            settings = DocumentSettings(roots=(SAMPLES, folder))  # relative paths: under SAMPLES
+            settings = DocumentSettings(roots=(SAMPLES, folder, FEEDS))  # relative paths: under SAMPLES
             async with running_worker(
                 env.client, db, task_queue=task_queue, activity_threads=4, llm=PoisonAwareProvider(), documents=settings
             ):
@@ -98,6 +100,7 @@ async def record(out_dir: Path, only: str = "") -> list[Path]:
                 for name, scenario in MCP_SCENARIOS.items():
                     if name.startswith(only):
                         written.append(await _save(await scenario(env.client, task_queue), new_history_path(out_dir, name)))
+                written += await record_restarts(env.client, task_queue, db, out_dir, only)
                 if not only:
                     written += await record_catalog_demos(env.client, task_queue, out_dir)
             if not only:
@@ -128,6 +131,36 @@ async def record_plans(client: Client, out_dir: Path) -> list[Path]:
             restarted = await restart_from_stage(client, source, "financial")
             written.append(await _save(restarted, new_history_path(out_dir, "plan_restarted")))
         db.dispose()
+    return written
+
+
+RESTARTS: dict[str, tuple[str, str, Path | str | dict[str, Any]]] = {
+    "restarted_document": ("document", "extract", SAMPLES / "saga-pattern.md"),
+    "restarted_query": ("query", "data", "queries/temperature-by-month.json"),
+    "restarted_blog": ("blog", "draft", "blog/sagas.json"),
+    "restarted_news_digest": (
+        "news-digest", "newsletter", {"name": "restarted", "feeds": [{"name": "notes", "url": str(FEEDS / "research-notes.rdf.xml")}]},
+    ),
+}
+"""One run per restartable family (plan-analysis: :func:`record_plans`), restarted at a
+middle stage: family, stage, and the document, the family's sample or the input it runs."""
+
+
+async def record_restarts(client: Client, task_queue: str, db: Database, out_dir: Path, only: str = "") -> list[Path]:
+    """Run each :data:`RESTARTS` source, restart it at its stage and save the new run's history."""
+    written = []
+    store_documents(db)  # the blog's research reads stored chunks
+    for name, (family_name, stage, source) in RESTARTS.items():
+        if not name.startswith(only):
+            continue
+        fam = family(family_name)
+        if isinstance(source, Path):
+            handle = await start_document(client, task_queue, source)
+        else:
+            request = fam.parse(source) if isinstance(source, dict) else fam.sample_input(source, uuid.uuid4().hex[:8])
+            handle = await start_run(client, fam, request, task_queue=task_queue)
+        await handle.result()
+        written.append(await _save(await restart_from_stage(client, handle.id, stage), new_history_path(out_dir, name)))
     return written
 
 

@@ -14,7 +14,7 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.search import SearchActivities
     from activities.writing import WritingActivities
-    from contracts.blog import BlogInput, BlogResult, BlogStatus, Citation, WritingInput
+    from contracts.blog import BlogInput, BlogResult, BlogResume, BlogStatus, Citation, WritingInput
     from contracts.search import SearchInput
     from workflows import policies
     from workflows.common import Pausable
@@ -37,8 +37,12 @@ class BlogWorkflow(Pausable):
     @workflow.run
     async def run(self, request: BlogInput) -> BlogResult:
         """Return the Markdown post, its word count, quality, citations and writer."""
+        # A restarted run (saga restart --from-stage ...) takes the outcomes of the stages
+        # before it over from its source run instead of executing them (a run not
+        # restarted has an empty resume point: it carries nothing).
+        resume = request.resume or BlogResume(from_stage="research", source_workflow_id="")
         await self._next("research")
-        found = await workflow.execute_activity_method(
+        found = resume.research or await workflow.execute_activity_method(
             SearchActivities.search_chunks,
             SearchInput(query=request.topic, top_k=request.sources),
             summary="research",
@@ -53,13 +57,13 @@ class BlogWorkflow(Pausable):
         self._done += 1
         passages = found.hits
         await self._next("outline")
-        outline = await workflow.execute_activity_method(
+        outline = resume.outline or await workflow.execute_activity_method(
             WritingActivities.outline_post, WritingInput(topic=request.topic, passages=passages),
             summary="outline", **policies.MODEL,
         )
         self._done += 1
         await self._next("draft")
-        draft = await workflow.execute_activity_method(
+        draft = resume.draft or await workflow.execute_activity_method(
             WritingActivities.draft_post, WritingInput(topic=request.topic, passages=passages, previous=outline),
             summary="draft", **policies.MODEL,
         )
@@ -83,6 +87,7 @@ class BlogWorkflow(Pausable):
             ],
             review_notes=post.notes,
             writer=post.writer,
+            resumed_from=resume.source_workflow_id or None,
         )
 
     @workflow.query

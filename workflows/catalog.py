@@ -9,7 +9,7 @@ plus one :class:`Family` entry here.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -17,13 +17,14 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel
 from temporalio.common import WorkflowIDReusePolicy
 
-from contracts.common import text_key
+from contracts.common import StageResume, text_key
 from contracts.aggregate import AggregateInput
-from contracts.documents import BatchInput, DocumentInput, document_id_for, document_workflow_id
+from contracts.documents import BatchInput, DocumentInput, DocumentResume, document_id_for, document_workflow_id
 from contracts.mcp import McpCallInput
 from contracts.orders import OrderInput, order_workflow_id
-from contracts.plans import PlanInput, plan_workflow_id
-from contracts.query import QueryInput, query_workflow_id
+from contracts.plans import STAGES as PLAN_STAGES
+from contracts.plans import PlanInput, ResumePoint, plan_workflow_id
+from contracts.query import QueryInput, QueryResume, query_workflow_id
 from contracts.support import TicketInput
 from workflows.aggregate import Aggregation
 from workflows.document import DocumentPipeline, ExtractChunksWorkflow
@@ -31,9 +32,9 @@ from workflows.document_batch import DocumentBatch
 from workflows.mcp_call import McpListTools, McpToolCall
 from workflows.order import OrderFulfillmentSaga
 from contracts.parallel_analysis import ParallelAnalysisInput
-from contracts.blog import BlogInput
+from contracts.blog import BlogInput, BlogResume
 from contracts.iterative import IterativeInput
-from contracts.news_digest import NewsDigestInput
+from contracts.news_digest import NewsDigestInput, NewsDigestResume
 from contracts.routing import RoutingInput, routing_workflow_id
 from contracts.sequential import SequentialInput
 from workflows.parallel_analysis import ParallelAnalysisWorkflow
@@ -77,6 +78,28 @@ class DemoRun:
 
 
 @dataclass(frozen=True)
+class Restartable:
+    """How a run of the family restarts from a stage (``saga restart ID --from-stage``).
+
+    The new run's input is the source run's with its ``resume`` field set to a
+    :attr:`resume` point holding the outcomes of the stages before the chosen one, read
+    from the source's history (client/postmortem.py); the workflow takes those over and
+    does not execute their stages.
+    """
+
+    stages: tuple[str, ...]
+    """The stages, in order: each is a point a run may restart from."""
+    records: Mapping[str, str | None]
+    """Activity type -> the stage whose outcome its last successful result is (None: the
+    result's ``stage`` field names it, as one activity serves every stage of a plan)."""
+    resume: type[StageResume]
+    """The type of the input's ``resume`` field."""
+    removed_on_failure: tuple[str, ...] = ()
+    """Stages whose stored output a run that did not complete removes (its compensation):
+    such a run restarts at the first of them at the latest."""
+
+
+@dataclass(frozen=True)
 class Family(Generic[InputT]):
     """One workflow family of the catalog."""
 
@@ -112,6 +135,8 @@ class Family(Generic[InputT]):
     """What ``make demo`` runs of this family."""
     folder_family: str | None = None
     """The family a folder given as the path argument starts instead."""
+    restartable: Restartable | None = None
+    """Set for a family whose runs restart from a stage, reusing the earlier outcomes."""
 
     @property
     def accepts(self) -> tuple[str, ...]:
@@ -185,6 +210,16 @@ FAMILIES: tuple[Family[Any], ...] = (
         helper_workflows=(ExtractChunksWorkflow,),
         path_field="path",
         folder_family="document-batch",
+        # Chunks and mentions are rows keyed by the document version; validate's outcome
+        # (the version) is small and read from the history. Extraction and store run as
+        # one stage: extraction is many activities (or child runs), none of them alone
+        # its outcome.
+        restartable=Restartable(
+            stages=("validate", "chunk", "extract"),
+            records={"validate_document": "validate", "chunk_document": "chunk"},
+            resume=DocumentResume,
+            removed_on_failure=("chunk",),
+        ),
     ),
     Family(
         name="document-batch",
@@ -279,6 +314,11 @@ FAMILIES: tuple[Family[Any], ...] = (
         f"(see `saga status blog-{text_key(request.topic)}`)",
         samples=("blog/sagas.json", "blog/durable-workflows.json"),
         demo=(DemoRun("blog/sagas.json"),),
+        restartable=Restartable(
+            stages=("research", "outline", "draft", "review"),
+            records={"search_chunks": "research", "outline_post": "outline", "draft_post": "draft", "review_post": "review"},
+            resume=BlogResume,
+        ),
     ),
     Family(
         name="news-digest",
@@ -293,6 +333,16 @@ FAMILIES: tuple[Family[Any], ...] = (
         f"(see `saga status news-digest-{request.name}`)",
         samples=("news-digest/weekly.json", "news-digest/workflows-only.json"),
         demo=(DemoRun("news-digest/weekly.json"),),
+        # Fetching the feeds is part of select: one activity per feed, and the articles
+        # are only the selection's input.
+        restartable=Restartable(
+            stages=("select", "summarise", "newsletter", "store"),
+            records={
+                "select_articles": "select", "categorise_and_summarise": "summarise",
+                "build_newsletter": "newsletter", "store_digest": "store",
+            },
+            resume=NewsDigestResume,
+        ),
     ),
     Family(
         name="query",
@@ -312,6 +362,12 @@ FAMILIES: tuple[Family[Any], ...] = (
             "queries/average-price-by-symbol.json",
         ),
         demo=(DemoRun("queries/temperature-by-month.json"),),
+        # The health check runs again in every run: it is about now, not an outcome.
+        restartable=Restartable(
+            stages=("nlp", "data", "viz"),
+            records={"query_plan": "nlp", "query_plan_offline": "nlp", "query_run": "data", "query_render": "viz"},
+            resume=QueryResume,
+        ),
     ),
     Family(
         name="plan-analysis",
@@ -339,6 +395,8 @@ FAMILIES: tuple[Family[Any], ...] = (
             DemoRun("plans/plan-breve.json"),
             DemoRun("plans/plan-corrupto.json", "FAILED"),
         ),
+        # Every stage stores its output by content hash (plan_stage_outputs).
+        restartable=Restartable(stages=PLAN_STAGES, records={"run_plan_stage": None}, resume=ResumePoint),
     ),
     Family(
         name="mcp-call",

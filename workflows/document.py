@@ -124,24 +124,32 @@ class DocumentPipeline(Pausable):
         self._step = "resolve"
         path = request.path
         doc: DocumentRef | None = None
+        resume = request.resume
         try:
-            path = await run_to_completion(workflow.execute_activity(
-                DocumentActivities.resolve_document, request.path, summary="resolve path", **policies.PROCESSING
-            ))
-            own_id = document_workflow_id(document_id_for(path))
-            if info.workflow_id != own_id:
-                self._step = "delegate"
-                return await self._delegate(request.model_copy(update={"path": path}), own_id)
-            self._document_id = document_id_for(path)
-            self._step = "validate"
-            doc = await run_to_completion(workflow.execute_activity(
-                DocumentActivities.validate_document,
-                ValidateInput(
-                    path=path, run_key=run_key, chunk_size=request.chunk_size, chunk_overlap=request.chunk_overlap
-                ),
-                summary="validate",
-                **policies.PROCESSING,
-            ))
+            if resume is not None and resume.document is not None:
+                # A restart (saga restart --from-stage chunk|extract): the source run
+                # resolved and validated this version, and its chunks are stored by
+                # version; what follows executes even though a result may be stored.
+                doc = resume.document.model_copy(update={"already_completed": False})
+                path, self._document_id = doc.path, doc.document_id
+            else:
+                path = await run_to_completion(workflow.execute_activity(
+                    DocumentActivities.resolve_document, request.path, summary="resolve path", **policies.PROCESSING
+                ))
+                own_id = document_workflow_id(document_id_for(path))
+                if info.workflow_id != own_id:
+                    self._step = "delegate"
+                    return await self._delegate(request.model_copy(update={"path": path}), own_id)
+                self._document_id = document_id_for(path)
+                self._step = "validate"
+                doc = await run_to_completion(workflow.execute_activity(
+                    DocumentActivities.validate_document,
+                    ValidateInput(
+                        path=path, run_key=run_key, chunk_size=request.chunk_size, chunk_overlap=request.chunk_overlap
+                    ),
+                    summary="validate",
+                    **policies.PROCESSING,
+                ))
             if doc.already_completed:
                 result = await workflow.execute_activity(
                     DocumentActivities.document_result, doc, summary="reuse stored result", **policies.DATABASE_WRITE
@@ -225,21 +233,26 @@ class DocumentPipeline(Pausable):
         )
 
     async def _steps(self, request: DocumentInput, doc: DocumentRef, run_key: str) -> DocumentResult:
-        """Chunk, extract and store; each write finishes before a cancel is acted on."""
-        self._step = "chunk"
-        # run_to_completion: a cancel waits for the step, so what follows never races a
-        # write still in flight.
-        summary = await run_to_completion(workflow.execute_activity(
-            DocumentActivities.chunk_document,
-            ChunkInput(
-                document=doc,
-                run_key=run_key,
-                chunk_size=request.chunk_size,
-                chunk_overlap=request.chunk_overlap,
-            ),
-            summary="parse and chunk",
-            **policies.PROCESSING,
-        ))
+        """Chunk, extract and store; each write finishes before a cancel is acted on.
+
+        A run restarted at ``extract`` takes the chunk count over from its source run.
+        """
+        summary = request.resume.chunks if request.resume is not None else None
+        if summary is None:
+            self._step = "chunk"
+            # run_to_completion: a cancel waits for the step, so what follows never races
+            # a write still in flight.
+            summary = await run_to_completion(workflow.execute_activity(
+                DocumentActivities.chunk_document,
+                ChunkInput(
+                    document=doc,
+                    run_key=run_key,
+                    chunk_size=request.chunk_size,
+                    chunk_overlap=request.chunk_overlap,
+                ),
+                summary="parse and chunk",
+                **policies.PROCESSING,
+            ))
         self._total = summary.chunk_count
         self._step = "extract"
         await self._extract(

@@ -18,12 +18,15 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.news import NewsActivities
+    from contracts.fallback import BranchOutcome
     from contracts.news_digest import (
         FeedSource,
         NewsDigestInput,
         NewsDigestResult,
+        NewsDigestResume,
         NewsDigestStatus,
         NewsletterInput,
+        Selection,
         SelectInput,
         StoreDigestInput,
         SummariseInput,
@@ -64,22 +67,20 @@ class NewsDigestWorkflow(Pausable):
     async def run(self, request: NewsDigestInput) -> NewsDigestResult:
         """Return the digest's articles and newsletter, and how each feed fared."""
         self._feeds_total = len(request.feeds)
-        await self._step("fetch")
-        fetched = await asyncio.gather(*(self._fetch(feed) for feed in request.feeds))
-        outcomes = {feed.name: outcome for feed, (_, outcome) in zip(request.feeds, fetched)}
-        articles = [a for feed_articles, _ in fetched if feed_articles for a in feed_articles.articles]
-        self._done += 1
-        await self._step("select")
-        selection = await workflow.execute_activity_method(
-            NewsActivities.select_articles,
-            SelectInput(articles=articles, keywords=request.keywords, max_articles=request.max_articles),
-            **policies.DATABASE_WRITE,
-        )
-        self._done += 1
+        # A restarted run (saga restart --from-stage ...) takes the outcomes of the stages
+        # before it over from its source run instead of executing them (a run not
+        # restarted has an empty resume point: it carries nothing).
+        resume = request.resume or NewsDigestResume(from_stage="select", source_workflow_id="")
+        outcomes: dict[str, BranchOutcome] = {}
+        if resume.select is None:
+            selection = await self._fetch_and_select(request, outcomes)
+        else:
+            selection = resume.select
+            self._done += 2
         digest_articles, newsletter, digest_key = [], None, None
         if selection.articles:
             await self._step("summarise")
-            digest_articles = await workflow.execute_activity_method(
+            digest_articles = resume.summarise or await workflow.execute_activity_method(
                 NewsActivities.categorise_and_summarise,
                 SummariseInput(
                     articles=selection.articles, sentences=request.summary_sentences, categoriser=request.categoriser
@@ -88,7 +89,7 @@ class NewsDigestWorkflow(Pausable):
             )
             self._done += 1
             await self._step("newsletter")
-            newsletter = await workflow.execute_activity_method(
+            newsletter = resume.newsletter or await workflow.execute_activity_method(
                 NewsActivities.build_newsletter,
                 NewsletterInput(title=request.title, date=workflow.now(), articles=digest_articles),
                 **policies.PROCESSING,
@@ -118,7 +119,25 @@ class NewsDigestWorkflow(Pausable):
             seen_before=selection.seen_before,
             irrelevant=selection.irrelevant,
             duplicates=selection.duplicates,
+            resumed_from=resume.source_workflow_id or None,
         )
+
+    async def _fetch_and_select(self, request: NewsDigestInput, outcomes: dict[str, BranchOutcome]) -> Selection:
+        """Fetch every feed at once (recording how each fared in ``outcomes``), then
+        select the new relevant articles."""
+        await self._step("fetch")
+        fetched = await asyncio.gather(*(self._fetch(feed) for feed in request.feeds))
+        outcomes.update({feed.name: outcome for feed, (_, outcome) in zip(request.feeds, fetched)})
+        articles = [a for feed_articles, _ in fetched if feed_articles for a in feed_articles.articles]
+        self._done += 1
+        await self._step("select")
+        selection = await workflow.execute_activity_method(
+            NewsActivities.select_articles,
+            SelectInput(articles=articles, keywords=request.keywords, max_articles=request.max_articles),
+            **policies.DATABASE_WRITE,
+        )
+        self._done += 1
+        return selection
 
     @workflow.query
     def status(self) -> NewsDigestStatus:

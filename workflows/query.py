@@ -118,12 +118,15 @@ class QueryWorkflow(Pausable):
             if not health.of(agent).up:
                 self._fallbacks.append(f"{agent}: down at pre-flight ({health.of(agent).detail})")
 
+        # A restarted run (saga restart --from-stage data|viz) takes the earlier agents'
+        # outcomes over from its source run instead of calling them.
+        resume = request.resume
         await self._between_agents(request, "nlp")
-        planned = await self._plan(request, health.of("nlp"))
+        planned = resume.nlp if resume is not None and resume.nlp is not None else await self._plan(request, health.of("nlp"))
         self._completed.append("nlp")
 
         await self._between_agents(request, "data")
-        data: DataResult = await self._call(
+        data: DataResult = resume.data if resume is not None and resume.data is not None else await self._call(
             "query_run", DataInput(plan=planned.plan), DataResult, policies.QUERY_DATA, local=_in_worker(data_health)
         )
         self._completed.append("data")
@@ -142,6 +145,7 @@ class QueryWorkflow(Pausable):
             chart=chart,
             produced_by={"plan": planned.produced_by, "rows": data.produced_by, "chart": chart_by},
             fallbacks=list(self._fallbacks),
+            resumed_from=resume.source_workflow_id if resume is not None else None,
         )
 
     async def _call(

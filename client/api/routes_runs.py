@@ -23,7 +23,7 @@ from client.api.errors import ApiError, ErrorBody
 from client.api.events import run_events
 from client.api.models import Accepted, FailedRun, FamilyName, RunDescription, RunResult, RunsPage, StartedRun, UpdateResult
 from client.connection import ui_url
-from client.postmortem import RunReport, run_report
+from client.postmortem import RestartRefused, RunReport, restart_from_stage, run_report
 from client.trace import drop_results
 from client.runs import (
     RUN_STATES,
@@ -148,6 +148,29 @@ def build_router() -> APIRouter:
         if not payloads:
             drop_results(report.trace)
         return report
+
+    @router.post(
+        "/api/workflows/{workflow_id}/restart", status_code=201, response_model=StartedRun,
+        responses={**ERRORS, 409: {"model": ErrorBody, "description": "Refused: still running, not restartable, "
+                                   "an unknown stage or one before which a stage never completed"}},
+    )
+    async def restart(
+        request: Request, workflow_id: str,
+        from_stage: str = Query(..., max_length=64, description="The stage to resume at (the family's stage names)."),
+    ) -> JSONResponse:
+        """A new run that resumes at ``from_stage``, taking over the outcomes of the stages
+        before it from this run's history (``saga restart ID --from-stage STAGE``)."""
+        client = temporal(request)
+        try:
+            handle = await restart_from_stage(client, workflow_id, from_stage)
+        except RestartRefused as refused:
+            raise ApiError(409, "RestartRefused", str(refused), field="from_stage") from None
+        fam = await _family_of(client, handle.id)
+        started = StartedRun(
+            workflow_id=handle.id, run_id=handle.result_run_id, family=fam.name if fam else "",
+            ui=ui_url(client, handle.id, handle.result_run_id), links=links(handle.id),
+        )
+        return JSONResponse(started.model_dump(mode="json"), status_code=201, headers={"Location": started.links["status"]})
 
     @router.get(
         "/api/workflows/{workflow_id}/result", response_model=RunResult,

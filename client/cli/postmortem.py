@@ -12,7 +12,7 @@ from client.cli.output import fail, out, print_json, run_async
 from client.connection import connect, ui_url
 from client.postmortem import RestartRefused, postmortem, postmortem_markdown, restart_from_stage
 from client.runs import RunConflict
-from contracts.plans import STAGES
+from workflows.catalog import FAMILIES
 
 _SPAN = re.compile(r"^(\d+)([mhd])$")
 
@@ -48,10 +48,12 @@ def postmortem_command(
 
 
 def restart(
-    workflow_id: Annotated[str, typer.Argument(metavar="WORKFLOW_ID", help="A closed plan-analysis run.", show_default=False)],
-    from_stage: Annotated[str, typer.Option("--from-stage", metavar="STAGE", help=f"One of: {', '.join(STAGES)}.")],
+    workflow_id: Annotated[str, typer.Argument(metavar="WORKFLOW_ID", help="A closed run of a restartable family.", show_default=False)],
+    from_stage: Annotated[str, typer.Option("--from-stage", metavar="STAGE", help="The family's stage to resume at: " + "; ".join(
+        f"{f.name}: {', '.join(f.restartable.stages)}" for f in FAMILIES if f.restartable is not None
+    ) + ".")],
 ) -> None:
-    """Start a new run that resumes at STAGE, reusing the stored outputs of the stages before it."""
+    """Start a new run that resumes at STAGE, reusing the outcomes of the stages before it."""
 
     async def start() -> None:
         client = await connect()

@@ -1,0 +1,239 @@
+"""Restart from a stage (``saga restart ID --from-stage STAGE``) for the document, query,
+blog and news-digest families, asserted against the new run's history: the stages before
+STAGE schedule no activity, STAGE and the later ones do, and the result is the one a full
+run gives. (plan-analysis, which takes the same path: tests/test_plan_trace.py.)"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+
+from activities.db import Database
+from activities.documents import DocumentSettings
+from activities.errors import ErrorClass, error
+from activities.llm import ConceptList, OfflineProvider
+from activities.query.activities import QuerySettings
+from client.api import ApiSettings
+from client.postmortem import RestartRefused, restart_from_stage
+from client.runs import start_run
+from contracts.blog import BlogInput, BlogResult
+from contracts.documents import DocumentResult
+from contracts.news_digest import FeedSource, NewsDigestInput, NewsDigestResult
+from contracts.query import QueryResult
+from tests.apiserver import api_server
+from tests.corpus import store_documents
+from tests.documents import SAMPLES as DOCUMENTS
+from tests.documents import start_document, version_rows
+from tests.queries import start_query
+from worker import running_worker
+from workflows.catalog import SAMPLES, family
+
+TOPIC = "Retries, idempotency and replay in durable workflows"
+
+
+async def scheduled(handle: WorkflowHandle[Any, Any]) -> list[str]:
+    """The activity types a run scheduled, in order: activities and local activities."""
+    names = []
+    for event in (await handle.fetch_history()).events:
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            names.append(event.activity_task_scheduled_event_attributes.activity_type.name)
+        elif event.HasField("marker_recorded_event_attributes"):
+            marker = event.marker_recorded_event_attributes
+            if marker.marker_name == "core_local_activity":
+                names.append(json.loads(marker.details["data"].payloads[0].data)["activity_type"])
+    return names
+
+
+async def restarted(client: Client, workflow_id: str, stage: str, result_type: type) -> tuple[Any, list[str]]:
+    """Restart ``workflow_id`` at ``stage``; the new run's result and scheduled activities."""
+    handle = await restart_from_stage(client, workflow_id, stage)
+    typed = client.get_workflow_handle(handle.id, run_id=handle.result_run_id, result_type=result_type)
+    result = await asyncio.wait_for(typed.result(), 120)
+    return result, await scheduled(typed)
+
+
+class SwitchableProvider(OfflineProvider):
+    """The offline provider, refusing every call (for good) while ``down`` is set."""
+
+    down = True
+
+    def extract_concepts(self, text: str) -> ConceptList:
+        if self.down:
+            raise error(ErrorClass.MODEL, "model unavailable (HTTP 400)", non_retryable=True)
+        return super().extract_concepts(text)
+
+
+async def test_document_restart_at_chunk_after_a_failed_extraction_equals_a_full_run(
+    dev_client: Client, db: Database, task_queue: str, tmp_path: Path
+) -> None:
+    source, twin = tmp_path / "source.txt", tmp_path / "twin.txt"
+    for copy in (source, twin):
+        shutil.copy(DOCUMENTS / "durable-execution.txt", copy)
+    provider = SwitchableProvider()
+    settings = DocumentSettings(roots=(DOCUMENTS, tmp_path))
+    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=8, llm=provider, documents=settings):
+        failed = await start_document(dev_client, task_queue, source)
+        with pytest.raises(WorkflowFailureError):
+            await failed.result()
+        # The failed run removed the chunks it wrote: extract has nothing to start from.
+        with pytest.raises(RestartRefused, match="ended FAILED and removed the stored output of stage chunk; restart from chunk"):
+            await restart_from_stage(dev_client, failed.id, "extract")
+        provider.down = False
+        result, activities = await restarted(dev_client, failed.id, "chunk", DocumentResult)
+        full = await (await start_document(dev_client, task_queue, twin)).result()
+    # validate (and resolving the path) ran in the source run only.
+    assert "validate_document" not in activities and "resolve_document" not in activities
+    assert activities[0] == "chunk_document" and "extract_concepts" in activities
+    assert activities[-2:] == ["store_concepts", "finalise_document"]
+    assert result.content_hash == full.content_hash and result.version == full.version
+    assert (result.chunk_count, result.concept_count) == (full.chunk_count, full.concept_count)
+    assert result.top_concepts == full.top_concepts and not result.reused
+    assert version_rows(db, result.document_id, result.version)["concepts"] == result.concept_count
+
+
+async def test_document_restart_at_extract_reuses_the_stored_chunks(
+    dev_client: Client, db: Database, task_queue: str, tmp_path: Path
+) -> None:
+    settings = DocumentSettings(roots=(DOCUMENTS, tmp_path))
+    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=8, llm=OfflineProvider(), documents=settings):
+        first = await start_document(dev_client, task_queue, DOCUMENTS / "saga-pattern.md")
+        source = await first.result()
+        chunks = version_rows(db, source.document_id, source.version)["document_chunks"]
+        result, activities = await restarted(dev_client, first.id, "extract", DocumentResult)
+    assert "validate_document" not in activities and "chunk_document" not in activities
+    assert activities.count("extract_concepts") == source.chunk_count
+    assert activities[-2:] == ["store_concepts", "finalise_document"]
+    assert result.model_dump(exclude={"reused"}) == source.model_dump(exclude={"reused"})
+    assert version_rows(db, source.document_id, source.version)["document_chunks"] == chunks  # none written again
+
+
+async def test_query_restart_at_data_and_at_viz(dev_client: Client, db: Database, task_queue: str) -> None:
+    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, query=QuerySettings()):
+        handle = await start_query(dev_client, task_queue, "average temperature by month in 2014")
+        first = await handle.result()
+        at_viz, viz_activities = await restarted(dev_client, handle.id, "viz", QueryResult)
+        # A restart of the restarted run takes over what that run carried (plan and rows).
+        at_data, data_activities = await restarted(dev_client, handle.id, "data", QueryResult)
+    assert viz_activities == ["query_check_agents", "query_render"]
+    assert data_activities == ["query_check_agents", "query_run", "query_render"]
+    for again in (at_viz, at_data):
+        assert again.resumed_from and again.resumed_from.startswith(f"{handle.id}/")
+        assert again.model_dump(exclude={"resumed_from"}) == first.model_dump(exclude={"resumed_from"})
+
+
+async def test_blog_restart_at_draft(dev_client: Client, db: Database, task_queue: str) -> None:
+    store_documents(db)
+    fam = family("blog")
+    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=2):
+        handle = await start_run(dev_client, fam, BlogInput(topic=TOPIC), task_queue=task_queue)
+        first = BlogResult.model_validate(await handle.result())
+        result, activities = await restarted(dev_client, handle.id, "draft", BlogResult)
+    assert activities == ["draft_post", "review_post"]
+    assert result.resumed_from == f"{handle.id}/{handle.result_run_id}"
+    # The offline writer is deterministic: the same passages and outline give the same post.
+    assert result.model_dump(exclude={"resumed_from"}) == first.model_dump(exclude={"resumed_from"})
+
+
+async def test_news_digest_restart_at_summarise_builds_and_stores_the_same_digest(
+    dev_client: Client, db: Database, task_queue: str
+) -> None:
+    feeds = [FeedSource(name="notes", url=str(SAMPLES / "feeds" / "research-notes.rdf.xml"))]
+    request = NewsDigestInput(name=f"restart-{uuid.uuid4().hex[:8]}", feeds=feeds)
+    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, documents=DocumentSettings(roots=(SAMPLES,))):
+        handle = await start_run(dev_client, family("news-digest"), request, task_queue=task_queue)
+        first = NewsDigestResult.model_validate(await handle.result())
+        result, activities = await restarted(dev_client, handle.id, "summarise", NewsDigestResult)
+        again, store_only = await restarted(dev_client, handle.id, "store", NewsDigestResult)
+    assert first.stored and len(first.articles) == 2
+    assert activities == ["categorise_and_summarise", "build_newsletter", "store_digest"]
+    assert store_only == ["store_digest"]
+    for digest in (result, again):
+        assert digest.articles == first.articles and digest.stored and digest.digest_key != first.digest_key
+        assert (digest.seen_before, digest.irrelevant, digest.duplicates) == (first.seen_before, first.irrelevant, first.duplicates)
+        assert digest.feeds == {} and digest.resumed_from  # the feeds were the source run's
+    # Built again: only the date line may differ (a run across midnight).
+    lines = lambda markdown: [line for line in markdown.splitlines() if " new articles" not in line]  # noqa: E731
+    assert lines(result.newsletter.markdown) == lines(first.newsletter.markdown)  # type: ignore[union-attr]
+    assert again.newsletter == result.newsletter  # carried over from the run restarted at summarise
+
+
+async def test_refusals(dev_client: Client, db: Database, task_queue: str) -> None:
+    store_documents(db)
+    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, query=QuerySettings()):
+        unanswerable = await start_query(dev_client, task_queue, "what is the airspeed velocity of an unladen swallow")
+        with pytest.raises(WorkflowFailureError):
+            await unanswerable.result()
+        with pytest.raises(RestartRefused, match=r"stage\(s\) nlp never completed; restart from nlp or earlier"):
+            await restart_from_stage(dev_client, unanswerable.id, "data")
+        with pytest.raises(RestartRefused, match="stage 'health': a query run restarts from one of its stages; expected one of nlp, data, viz"):
+            await restart_from_stage(dev_client, unanswerable.id, "health")
+        routing = family("routing")
+        request = routing.sample_input("routing/premium-request.json", uuid.uuid4().hex[:8])
+        closed = await start_run(dev_client, routing, request, task_queue=task_queue)
+        await closed.result()
+        with pytest.raises(RestartRefused, match="a routing run cannot restart from a stage; restartable families: document, blog, news-digest, query, plan-analysis"):
+            await restart_from_stage(dev_client, closed.id, "handle")
+        running = await start_query(dev_client, task_queue, "average temperature by month in 2014", pause_between_agents_seconds=600)
+        with pytest.raises(RestartRefused, match="is still running"):
+            await restart_from_stage(dev_client, running.id, "viz")
+        await running.terminate()
+
+
+def _saga(address: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"} | {"TEMPORAL_ADDRESS": address}
+    saga = str(Path(sys.executable).parent / "saga")
+    return subprocess.run([saga, *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+async def test_the_cli_restarts_a_blog_and_refuses_with_exit_1(
+    dev_client: Client, dev_address: str, db: Database, task_queue: str
+) -> None:
+    store_documents(db)
+    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=2):
+        handle = await start_run(dev_client, family("blog"), BlogInput(topic=TOPIC), task_queue=task_queue)
+        await handle.result()
+        refused = await asyncio.to_thread(_saga, dev_address, "restart", handle.id, "--from-stage", "publish")
+        assert refused.returncode == 1 and "expected one of research, outline, draft, review" in refused.stderr
+        done = await asyncio.to_thread(_saga, dev_address, "restart", handle.id, "--from-stage", "review")
+        assert done.returncode == 0, done.stderr
+        assert f"restarted {handle.id} from review" in done.stdout
+        result = await dev_client.get_workflow_handle(handle.id, result_type=BlogResult).result()
+    assert await scheduled(dev_client.get_workflow_handle(handle.id)) == ["review_post"]
+    assert result.resumed_from == f"{handle.id}/{handle.result_run_id}"
+
+
+async def test_the_api_restarts_a_query_and_refuses_with_409(
+    dev_client: Client, dev_address: str, db: Database, task_queue: str, tmp_path: Path
+) -> None:
+    token = uuid.uuid4().hex
+    settings = ApiSettings(token=token, task_queue=task_queue, address=dev_address, database_url=f"sqlite:///{tmp_path / 'api.db'}")
+    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, query=QuerySettings()):
+        handle = await start_query(dev_client, task_queue, "average temperature by month in 2014")
+        first = await handle.result()
+        with api_server(settings) as api:
+            async with httpx.AsyncClient(base_url=api.url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as http:
+                refused = await http.post(f"/api/workflows/{handle.id}/restart", params={"from_stage": "chart"})
+                started = await http.post(f"/api/workflows/{handle.id}/restart", params={"from_stage": "viz"})
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["error"] == {
+            "type": "RestartRefused", "field": "from_stage",
+            "message": "stage 'chart': a query run restarts from one of its stages; expected one of nlp, data, viz",
+        }
+        assert started.status_code == 201, started.text
+        body = started.json()
+        assert (body["workflow_id"], body["family"]) == (handle.id, "query") and body["run_id"] != handle.result_run_id
+        again = dev_client.get_workflow_handle(handle.id, run_id=body["run_id"], result_type=QueryResult)
+        result = await again.result()
+    assert await scheduled(again) == ["query_check_agents", "query_render"]
+    assert result.rows == first.rows and result.resumed_from == f"{handle.id}/{handle.result_run_id}"
