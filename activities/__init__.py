@@ -116,12 +116,21 @@ def build_activities(
 
 
 def build_llm_activities(
-    db: Database, query: QuerySettings | None = None, tickets: TicketClassifier | None = None
+    db: Database,
+    query: QuerySettings | None = None,
+    tickets: TicketClassifier | None = None,
+    plans: PlanSettings | None = None,
 ) -> list[Callable[..., Any]]:
     """The activities of the rate-limited LLM task queue (``workflows.policies.llm_task_queue``).
 
-    ``tickets`` defaults to the classifier the environment configures (the rules offline).
+    ``tickets`` defaults to the classifier the environment configures (the rules offline),
+    ``plans`` to the plan settings of the environment (the semantic stage's model).
     """
+    from activities.plans.activities import PlanActivities
     from activities.query.activities import QueryActivities
 
-    return [*QueryActivities(db, query).llm_activities(), (tickets or TicketClassifier.from_env()).classify_ticket]
+    return [
+        *QueryActivities(db, query).llm_activities(),
+        (tickets or TicketClassifier.from_env()).classify_ticket,
+        *PlanActivities(db, plans).llm_activities(),
+    ]
