@@ -251,19 +251,10 @@ def groq_settings_from_env() -> GroqSettings | None:
 
 def provider_from_env() -> LLMProvider:
     """The provider the environment asks for (see module notes)."""
-    choice = os.environ.get("SAGAWORKS_LLM_PROVIDER") or ("groq" if os.environ.get("GROQ_API_KEY") else "offline")
-    if choice == "offline":
+    settings = groq_settings_from_env()
+    if settings is None:
         return OfflineProvider()
-    if choice == "groq":
-        api_key = os.environ.get("GROQ_API_KEY")
-        if not api_key:
-            raise SystemExit("SAGAWORKS_LLM_PROVIDER=groq needs GROQ_API_KEY")
-        return GroqProvider(
-            api_key=api_key,
-            model=os.environ.get("GROQ_MODEL", "llama-3.3-70b-versatile"),
-            base_url=os.environ.get("GROQ_BASE_URL") or None,
-        )
-    raise SystemExit(f"SAGAWORKS_LLM_PROVIDER={choice!r}: use offline or groq")
+    return GroqProvider(api_key=settings.api_key, model=settings.model, base_url=settings.base_url)
 
 
 @contextmanager
