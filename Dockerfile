@@ -6,14 +6,16 @@
 # (npm), the reference SQLite server in its own environment (it needs mcp 1.x; ours is
 # 2.x) and the sample support database it serves.
 
+# Debian trixie: its nodejs is 20.x, which the filesystem server's dependencies ask for
+# (lru-cache, brace-expansion, @hono/node-server: node >= 20; bookworm has 18).
 # npm is needed only to install the filesystem server: it stays in this stage.
-FROM python:3.11-slim AS node-modules
+FROM python:3.11-slim-trixie AS node-modules
 RUN apt-get update && apt-get install -y --no-install-recommends nodejs npm && rm -rf /var/lib/apt/lists/*
 WORKDIR /app/mcp_servers
 COPY mcp_servers/package.json mcp_servers/package-lock.json ./
 RUN npm ci --no-audit --no-fund --omit=dev
 
-FROM python:3.11-slim
+FROM python:3.11-slim-trixie
 RUN apt-get update && apt-get install -y --no-install-recommends nodejs && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 # The SQLite MCP server's own environment ({root}/.venv-mcp-sqlite in servers.toml).

@@ -65,6 +65,8 @@ def test_the_image_carries_the_mcp_servers_of_the_default_config() -> None:
     import tomllib
 
     *builders, final = _build_stages()
+    # Debian trixie's nodejs (20.x): the filesystem server's dependencies need node >= 20.
+    assert all(stage[0].startswith("FROM python:3.11-slim-trixie") for stage in _build_stages())
     assert "WORKDIR /app" in final and final[-1] == 'CMD ["python", "-m", "worker"]'
     runs = [step for step in final if step.startswith("RUN ")]
     # node for the filesystem server; npm only in a build stage.
