@@ -24,7 +24,8 @@ from activities.mcp_servers import mcp_plugins
 from activities.mcp_support import notify_escalation
 from activities.support_classifier import TicketClassifier
 from client.connection import DATA_CONVERTER
-from client.devserver import register_search_attributes, temporal_binary, test_server_binary
+from client.devserver import register_search_attributes, temporal_binary
+from client.devserver import test_server_binary as time_skipping_binary  # not a test: pytest collects test_*
 from contracts.support import (
     AssignRequest,
     Comment,
@@ -48,7 +49,7 @@ async def skipping() -> AsyncIterator[WorkflowEnvironment]:
     Not the session's: workflows other tests leave behind on a shared server made its
     time-skipping sleep fail (an HTTP/2 error from ``unlock_time_skipping_with_sleep``)."""
     async with await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=test_server_binary(), data_converter=DATA_CONVERTER
+        test_server_existing_path=time_skipping_binary(), data_converter=DATA_CONVERTER
     ) as env:
         await register_search_attributes(env.client)
         yield env
