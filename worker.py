@@ -106,7 +106,7 @@ async def running_worker(
         llm_worker = Worker(
             client,
             task_queue=llm_task_queue(task_queue),
-            activities=build_llm_activities(db, query),
+            activities=build_llm_activities(db, query, plans=plans),
             activity_executor=executor,
             max_concurrent_activities=llm_slots,
             max_task_queue_activities_per_second=rate,

@@ -18,6 +18,7 @@ from activities.llm_analysis import ChatAnalysisActivities
 from activities.news import NewsActivities
 from activities.routing import RoutingActivities
 from activities.search import SearchActivities
+from activities.support_classifier import TicketClassifier
 from activities.writing import WritingActivities, chat_from_env, writer_for
 
 
@@ -114,8 +115,22 @@ def build_activities(
     ]
 
 
-def build_llm_activities(db: Database, query: QuerySettings | None = None) -> list[Callable[..., Any]]:
-    """The activities of the rate-limited LLM task queue (``workflows.policies.llm_task_queue``)."""
+def build_llm_activities(
+    db: Database,
+    query: QuerySettings | None = None,
+    tickets: TicketClassifier | None = None,
+    plans: PlanSettings | None = None,
+) -> list[Callable[..., Any]]:
+    """The activities of the rate-limited LLM task queue (``workflows.policies.llm_task_queue``).
+
+    ``tickets`` defaults to the classifier the environment configures (the rules offline),
+    ``plans`` to the plan settings of the environment (the semantic stage's model).
+    """
+    from activities.plans.activities import PlanActivities
     from activities.query.activities import QueryActivities
 
-    return QueryActivities(db, query).llm_activities()
+    return [
+        *QueryActivities(db, query).llm_activities(),
+        (tickets or TicketClassifier.from_env()).classify_ticket,
+        *PlanActivities(db, plans).llm_activities(),
+    ]

@@ -15,9 +15,10 @@ import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from importlib.metadata import version
-from typing import Any, Literal, Protocol
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 from temporalio import activity
@@ -224,21 +225,36 @@ def _retry_after(err: Exception) -> timedelta | None:
         return None
 
 
-def provider_from_env() -> LLMProvider:
-    """The provider the environment asks for (see module notes)."""
+@dataclass(frozen=True)
+class GroqSettings:
+    """Where a Groq chat model is reached."""
+
+    api_key: str
+    model: str = "llama-3.3-70b-versatile"
+    base_url: str | None = None
+
+
+def groq_settings_from_env() -> GroqSettings | None:
+    """The Groq model the environment configures (see module notes), or None for offline."""
     choice = os.environ.get("SAGAWORKS_LLM_PROVIDER") or ("groq" if os.environ.get("GROQ_API_KEY") else "offline")
     if choice == "offline":
+        return None
+    api_key = os.environ.get("GROQ_API_KEY")
+    if choice != "groq" or not api_key:
+        raise SystemExit("SAGAWORKS_LLM_PROVIDER must be offline or groq (groq needs GROQ_API_KEY)")
+    return GroqSettings(
+        api_key=api_key,
+        model=os.environ.get("GROQ_MODEL", GroqSettings.model),
+        base_url=os.environ.get("GROQ_BASE_URL") or None,
+    )
+
+
+def provider_from_env() -> LLMProvider:
+    """The provider the environment asks for (see module notes)."""
+    settings = groq_settings_from_env()
+    if settings is None:
         return OfflineProvider()
-    if choice == "groq":
-        api_key = os.environ.get("GROQ_API_KEY")
-        if not api_key:
-            raise SystemExit("SAGAWORKS_LLM_PROVIDER=groq needs GROQ_API_KEY")
-        return GroqProvider(
-            api_key=api_key,
-            model=os.environ.get("GROQ_MODEL", "llama-3.3-70b-versatile"),
-            base_url=os.environ.get("GROQ_BASE_URL") or None,
-        )
-    raise SystemExit(f"SAGAWORKS_LLM_PROVIDER={choice!r}: use offline or groq")
+    return GroqProvider(api_key=settings.api_key, model=settings.model, base_url=settings.base_url)
 
 
 @contextmanager
@@ -272,3 +288,44 @@ def groq_chat(api_key: str, model: str, base_url: str | None = None, timeout: fl
         max_retries=0,
         **{"temperature": 0, **options},
     )
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class StructuredChat(Generic[M]):
+    """A Groq chat model whose answers must validate as ``schema``: ChatGroq's structured
+    output in JSON mode, errors mapped by :func:`groq_errors`.
+
+    An answer that does not validate is a retryable ``ModelError`` until attempt
+    :data:`INVALID_OUTPUT_ATTEMPTS`, then a final one; either carries the start of the raw
+    answer, redacted, so the caller's fallback can say what the model said.
+    """
+
+    def __init__(self, settings: GroqSettings, schema: type[M], timeout: float = 60) -> None:
+        self.model = settings.model
+        self.name = f"groq:{settings.model}"
+        self._schema = schema
+        chat = groq_chat(settings.api_key, settings.model, settings.base_url, timeout)
+        self._structured = chat.with_structured_output(schema, method="json_mode", include_raw=True)
+
+    def ask(self, prompt: str) -> M:
+        """The model's answer to ``prompt``, validated."""
+        with groq_errors():
+            reply = self._structured.invoke(prompt)
+        parsed = reply.get("parsed")
+        if reply.get("parsing_error") is None and isinstance(parsed, self._schema):
+            return parsed
+        raw = str(getattr(reply.get("raw"), "content", ""))
+        problem = reply.get("parsing_error")
+        if isinstance(problem, ValidationError):
+            detail = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'output'}: {e['msg']}" for e in problem.errors()[:5])
+        else:
+            detail = str(problem).splitlines()[0][:300] if problem else f"no {self._schema.__name__} in the reply"
+        attempt = _attempt()
+        raise ApplicationError(
+            f"model output failed validation (attempt {attempt}): {detail}",
+            {"raw_output": redact(raw[:RAW_OUTPUT_CHARS]), "raw_length": len(raw)},
+            type=ErrorClass.MODEL,
+            non_retryable=attempt >= INVALID_OUTPUT_ATTEMPTS,
+        )

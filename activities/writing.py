@@ -10,7 +10,6 @@ carries it. :func:`chat_from_env` follows the LLM provider choice
 
 from __future__ import annotations
 
-import os
 import re
 from typing import Protocol
 
@@ -18,7 +17,7 @@ from temporalio import activity
 
 from activities.errors import ErrorClass, error
 from activities.liveness import keep_alive
-from activities.llm import groq_chat, groq_errors
+from activities.llm import groq_chat, groq_errors, groq_settings_from_env
 from activities.text_analysis import keywords_of, split_sentences, textrank, words
 from contracts.blog import PostQuality, Review, ReviewedPost, WriterInfo, WritingInput
 from contracts.search import Hit
@@ -164,15 +163,9 @@ class GroqChat:
 
 
 def chat_from_env() -> GroqChat | None:
-    """The Groq chat when the LLM provider is Groq (see :func:`activities.llm.provider_from_env`)."""
-    choice = os.environ.get("SAGAWORKS_LLM_PROVIDER") or ("groq" if os.environ.get("GROQ_API_KEY") else "offline")
-    if choice != "groq" or not os.environ.get("GROQ_API_KEY"):
-        return None
-    return GroqChat(
-        api_key=os.environ["GROQ_API_KEY"],
-        model=os.environ.get("GROQ_MODEL", "llama-3.3-70b-versatile"),
-        base_url=os.environ.get("GROQ_BASE_URL") or None,
-    )
+    """The Groq chat when the LLM provider is Groq (see :func:`activities.llm.groq_settings_from_env`)."""
+    settings = groq_settings_from_env()
+    return GroqChat(settings.api_key, settings.model, settings.base_url) if settings else None
 
 
 class GroqWriter:

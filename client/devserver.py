@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -36,10 +37,19 @@ DEV_UI_PORT = 8233
 #   that alone adds ~60 ms to every step. 10,000 removes that floor.
 # - the timer and visibility queue processors share the same limit; timers back
 #   workflow.sleep and retries, visibility backs `saga list`.
-DYNAMIC_CONFIG: dict[str, int] = {
+# - task-queue priority (a CRITICAL ticket's activities before a backlog of LOW ones) is
+#   served by the matcher that useNewMatcher selects (the default in Server 1.32, named so
+#   the compose server's 1.29 runs it too) within one partition of a queue; a queue's 4
+#   default partitions each order only their own share, so a LOW task on a light partition
+#   is dispatched before a CRITICAL one on a busy one. One node has nothing to spread
+#   partitions over: one partition makes the order exact.
+DYNAMIC_CONFIG: dict[str, int | bool] = {
     "history.transferProcessorMaxPollRPS": 10_000,
     "history.timerProcessorMaxPollRPS": 10_000,
     "history.visibilityProcessorMaxPollRPS": 10_000,
+    "matching.useNewMatcher": True,
+    "matching.numTaskqueueReadPartitions": 1,
+    "matching.numTaskqueueWritePartitions": 1,
 }
 # WAL lets the UI and `saga list` read while the history service writes; NORMAL sync is
 # durable across process crashes (what WAL promises) and skips an fsync per commit.
@@ -76,7 +86,7 @@ def server_tuning_args() -> list[str]:
     """The dynamic config and SQLite flags of the embedded server (see module notes)."""
     args: list[str] = []
     for key, value in DYNAMIC_CONFIG.items():
-        args += ["--dynamic-config-value", f"{key}={value}"]
+        args += ["--dynamic-config-value", f"{key}={json.dumps(value)}"]
     for pragma, value in SQLITE_PRAGMAS.items():
         args += ["--sqlite-pragma", f"{pragma}={value}"]
     return args

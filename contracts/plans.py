@@ -190,6 +190,8 @@ class StageOptions(StrictModel):
     vocabulary_links: bool = False
     estimate_budget: bool = False
     tolerate_findings: bool = False
+    llm: str | None = None
+    """The model of the semantic stage's LLM pass (``groq:<model>``); None: offline rules only."""
 
 
 MITIGATION_OPTIONS: dict[str, dict[str, object]] = {
@@ -290,10 +292,12 @@ class PrepareRequest(StrictModel):
 
 
 class PreparedPlan(StrictModel):
-    """The plan located and hashed, and the run's validated risk registry."""
+    """The plan located and hashed, the run's validated risk registry, and the model of
+    the semantic stage's LLM pass when the worker has one."""
 
     plan: PlanRef
     registry: RiskRegistry
+    llm: str | None = None
 
 
 class PlanResult(BaseModel):
@@ -341,9 +345,11 @@ ResumePoint.model_rebuild()
 StageInput.model_rebuild()
 
 
-def stage_summary(stage: str, mitigation: Mitigation | None = None) -> str:
+def stage_summary(stage: str, mitigation: Mitigation | None = None, llm: str | None = None) -> str:
     """The summary of a stage activity (shown in the Web UI; read back by the trace, which
     has it even for a mitigation that failed and so returned no result)."""
+    if llm is not None:
+        return f"{stage}: LLM pass by {llm}"
     if mitigation is None:
         return stage
     m = mitigation
@@ -357,6 +363,6 @@ def parse_stage_summary(summary: str) -> tuple[str, dict[str, str] | None]:
     """The stage of a :func:`stage_summary` and its mitigation's fields, if it was one."""
     match = _SUMMARY.match(summary)
     if match is None:
-        return summary, None
+        return summary.split(": LLM pass by ")[0], None
     fields = match.groupdict()
     return fields.pop("stage"), fields

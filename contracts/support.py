@@ -2,7 +2,9 @@
 
 The classification rules are the seed's (pattern 2): keyword patterns score each ticket
 type, urgency words set the priority, and complaint/manager/unacceptable-style words are
-escalation triggers. They are pure functions, so the workflow can apply them directly.
+escalation triggers. They are pure functions, so the workflow can apply them directly; with
+an LLM configured on the worker, the ``classify_ticket`` activity asks it instead and the
+rules are the fallback.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from pydantic import BaseModel, Field
+from temporalio.common import Priority as TaskPriority
 from temporalio.common import SearchAttributeKey
 
 from contracts.common import ProgressStatus, StrictModel, Text
@@ -87,12 +90,27 @@ class TicketInput(StrictModel):
 
 
 class Classification(BaseModel):
-    """What the rules read in a ticket."""
+    """What the rules (or the LLM) read in a ticket."""
 
     ticket_type: TicketType
     priority: Priority
     urgency_keywords: list[str]
     escalation_triggers: list[str]
+    method: str = "rules"
+    """``rules``, or the model that classified (``groq:<model>``)."""
+
+
+class ClassifyTicketInput(StrictModel):
+    """What the ``classify_ticket`` activity reads: the ticket's subject and body."""
+
+    ticket_id: str
+    text: Text = Field(max_length=10_300)
+
+
+def task_priority(priority: Priority) -> TaskPriority:
+    """The task-queue priority of a ticket's activities: CRITICAL 1 (dispatched first),
+    HIGH 2, MEDIUM 3 (Temporal's default), LOW 4."""
+    return TaskPriority(priority_key=len(PRIORITIES) - PRIORITIES.index(priority))
 
 
 def classify(text: str) -> Classification:
@@ -178,6 +196,10 @@ class TicketView(BaseModel):
     ticket_type: TicketType
     priority: Priority
     state: TicketState
+    classified_by: str = "rules"
+    """``rules``, ``groq:<model>``, or ``rules (LLM fallback)`` when the model's
+    classification failed (then ``classification_fallback`` says why)."""
+    classification_fallback: str | None = None
     customer_tier: str | None = None
     assignee: str | None = None
     resolution: str | None = None

@@ -6,13 +6,17 @@ Each request is answered by a scripted ``respond(request_body, index)`` returnin
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from temporalio.client import WorkflowHandle
 
 Reply = tuple[int, dict[str, str], dict[str, Any]]
 Responder = Callable[[dict[str, Any], int], Reply]
@@ -86,3 +90,15 @@ def fake_chat_server(respond: Responder) -> Iterator[FakeChatServer]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+async def retry_delay_of(handle: WorkflowHandle[Any, Any], activity_type: str) -> timedelta:
+    """The delay the server scheduled before retrying ``activity_type`` (from its last failure),
+    e.g. a 429's Retry-After."""
+    for _ in range(1200):
+        for pending in (await handle.describe()).raw_description.pending_activities:
+            info = pending.last_failure.application_failure_info
+            if pending.activity_type.name == activity_type and info.HasField("next_retry_delay"):
+                return info.next_retry_delay.ToTimedelta()
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{activity_type} never failed with a retry delay")

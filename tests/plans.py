@@ -12,14 +12,42 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
 from activities.breakers import BreakerConfig
 from activities.db import Database
+from activities.llm import GroqSettings
 from activities.plans.activities import SAMPLE_PLANS, PlanSettings
+from activities.plans.llm_pass import semantic_chat
 from contracts.plans import PlanInput, PlanResult, plan_workflow_id
 from worker import running_worker
 from workflows.plan import PlanAnalysisWorkflow
 
 
 def plan_settings(*extra_roots: Path, breaker: BreakerConfig = BreakerConfig(3, 600)) -> PlanSettings:
-    return PlanSettings(roots=(SAMPLE_PLANS, *extra_roots), breaker=breaker)
+    return PlanSettings(roots=(SAMPLE_PLANS, *extra_roots), breaker=breaker, llm=None)
+
+
+def llm_plan_settings(base_url: str) -> PlanSettings:
+    """Test settings whose semantic stage has an LLM pass by ``test-model`` at ``base_url``
+    (a local chat-completions server: tests/fake_chat_server.py)."""
+    chat = semantic_chat(GroqSettings("test-key", "test-model", base_url))
+    return PlanSettings(roots=(SAMPLE_PLANS,), breaker=BreakerConfig(3, 600), llm=chat)
+
+
+SEMANTIC_ANSWER: dict[str, Any] = {
+    "goals": [
+        {"text": "Aumentar la cobertura y la permanencia escolar en la zona rural."},  # in the plan: confirmed
+        {"text": "Erradicar la pobreza extrema en el municipio."},  # not in the plan: refused
+    ],
+    "programmes": [
+        {"code": "1.1", "name": "Aulas rurales dignas", "goal": None, "indicator": None,
+         "baseline": None, "target": None, "responsible": None},  # the rules found it: confirmed
+        {"code": None, "name": "programa de alimentación",  # only in prose: added
+         "goal": "Aumentar la cobertura y la permanencia escolar en la zona rural.",
+         "indicator": "Raciones servidas por día",  # not in the plan: refused
+         "baseline": None, "target": None, "responsible": "Secretaría de Educación"},  # in the plan: filled
+        {"code": "9.9", "name": "Programa de cohetes espaciales", "goal": None, "indicator": None,
+         "baseline": None, "target": None, "responsible": None},  # not in the plan: refused
+    ],
+}
+"""A model's answer for plan-bueno: what it confirms, adds, fills, and what the merge refuses."""
 
 
 @contextlib.asynccontextmanager

@@ -108,6 +108,8 @@ async def record(out_dir: Path, only: str = "") -> list[Path]:
             db.dispose()
         if not only:
             written += await record_plans(env.client, out_dir)
+        if "plan_semantic_llm".startswith(only):
+            written.append(await record_plan_llm(env.client, new_history_path(out_dir, "plan_semantic_llm")))
     return written
 
 
@@ -162,6 +164,25 @@ async def record_restarts(client: Client, task_queue: str, db: Database, out_dir
         await handle.result()
         written.append(await _save(await restart_from_stage(client, handle.id, stage), new_history_path(out_dir, name)))
     return written
+
+
+async def record_plan_llm(client: Client, path: Path) -> Path:
+    """A plan analysis whose semantic stage has an LLM pass (a local chat-completions server
+    answering tests/plans.py SEMANTIC_ANSWER): workflows/plan.py SEMANTIC_LLM_PATCH."""
+    import json
+
+    from tests.fake_chat_server import completion, fake_chat_server
+    from tests.plans import SEMANTIC_ANSWER, llm_plan_settings, make_plan, plan_worker, start_plan
+
+    task_queue = f"record-{uuid.uuid4()}"
+    with tempfile.TemporaryDirectory() as tmp, fake_chat_server(
+        lambda _body, _index: (200, {}, completion(json.dumps(SEMANTIC_ANSWER)))
+    ) as chat:
+        db = Database(f"sqlite:///{tmp}/app.db")
+        async with plan_worker(client, db, task_queue, llm_plan_settings(chat.base_url)):
+            saved = await _save(await start_plan(client, task_queue, make_plan("plan-bueno")), path)
+        db.dispose()
+    return saved
 
 
 def new_history_path(out_dir: Path, name: str, today: date | None = None) -> Path:

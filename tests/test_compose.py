@@ -41,3 +41,51 @@ def test_compose_runs_the_query_agents_and_points_the_worker_at_them() -> None:
         assert agent["command"][-1] == str(port) and f":{port}/health" in agent["healthcheck"]["test"][-1]
         assert worker_env[f"{name.upper()}_AGENT_URL"] == f"http://{name}-agent:{port}"
     assert "COPY contracts ./contracts" in (ROOT / "Dockerfile").read_text()
+
+
+def _build_stages() -> list[list[str]]:
+    """The Dockerfile's instructions (continuation lines joined), one list per stage."""
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    stages: list[list[str]] = []
+    for line in text.splitlines():
+        line = " ".join(line.split())
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("FROM "):
+            stages.append([])
+        stages[-1].append(line)
+    return stages
+
+
+def test_the_image_carries_the_mcp_servers_of_the_default_config() -> None:
+    """Each server of mcp_servers/servers.toml is installed at build time where {root}
+    points in the image (WORKDIR /app, the worker's working directory), with the pins
+    `make install` uses; the host's copies never enter the build context."""
+    import re
+    import tomllib
+
+    *builders, final = _build_stages()
+    # Debian trixie's nodejs (20.x): the filesystem server's dependencies need node >= 20.
+    assert all(stage[0].startswith("FROM python:3.11-slim-trixie") for stage in _build_stages())
+    assert "WORKDIR /app" in final and final[-1] == 'CMD ["python", "-m", "worker"]'
+    runs = [step for step in final if step.startswith("RUN ")]
+    # node for the filesystem server; npm only in a build stage.
+    assert any("apt-get install" in run and re.search(r"\bnodejs\b", run) and " npm" not in run for run in runs)
+    # The SQLite server's own environment, with the Makefile's pins.
+    makefile = (ROOT / "Makefile").read_text()
+    pins = re.findall(r"'((?:mcp-server-sqlite|mcp)==[^']+)'", makefile)
+    assert sorted(pins) == ["mcp-server-sqlite==2025.4.25", "mcp==1.30.0"]
+    assert any(".venv-mcp-sqlite/bin/pip install" in run and all(f"'{pin}'" in run for pin in pins) for run in runs)
+    # The filesystem server from npm's lockfile, copied where servers.toml runs it.
+    [node_stage] = [stage for stage in builders if any("npm ci" in step for step in stage)]
+    assert "COPY mcp_servers/package.json mcp_servers/package-lock.json ./" in node_stage
+    assert any(step.startswith("COPY --from=") and step.endswith("/app/mcp_servers/node_modules ./mcp_servers/node_modules") for step in final)
+    # The sample database the SQLite server serves, built from support.sql after samples/ is copied.
+    build_db = next(i for i, step in enumerate(final) if "samples/support/support.sql" in step and step.startswith("RUN "))
+    assert build_db > final.index("COPY samples ./samples")
+    servers = tomllib.loads((ROOT / "mcp_servers" / "servers.toml").read_text())["servers"]
+    assert servers["database"]["command"] == "{root}/.venv-mcp-sqlite/bin/mcp-server-sqlite"
+    assert "{root}/samples/support/support.db" in servers["database"]["args"]
+    assert servers["files"]["args"][0].startswith("{root}/mcp_servers/node_modules/")
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {".venv-mcp-sqlite", "mcp_servers/node_modules", "samples/support/support.db"} <= set(ignored)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -16,7 +15,15 @@ from activities.db import Database
 from activities.documents import DocumentSettings
 from activities.llm import FAILED_CALL_ATTEMPTS, INVALID_OUTPUT_ATTEMPTS, RAW_OUTPUT_CHARS, GroqProvider
 from tests.documents import document_row, start_document, version_rows
-from tests.fake_chat_server import FakeChatServer, Reply, api_error, completion, concepts_reply, fake_chat_server
+from tests.fake_chat_server import (
+    FakeChatServer,
+    Reply,
+    api_error,
+    completion,
+    concepts_reply,
+    fake_chat_server,
+    retry_delay_of,
+)
 from worker import running_worker
 
 
@@ -44,17 +51,6 @@ async def _run(
         return await handle.result()
 
 
-async def _retry_delay_of_extraction(handle) -> timedelta:
-    """The delay the server scheduled before retrying the extraction (from its last failure)."""
-    for _ in range(1200):
-        for pending in (await handle.describe()).raw_description.pending_activities:
-            info = pending.last_failure.application_failure_info
-            if pending.activity_type.name == "extract_concepts" and info.HasField("next_retry_delay"):
-                return info.next_retry_delay.ToTimedelta()
-        await asyncio.sleep(0.05)
-    raise AssertionError("the extraction never failed with a retry delay")
-
-
 @pytest.fixture
 def server(request: pytest.FixtureRequest) -> Iterator[FakeChatServer]:
     with fake_chat_server(_scripted(*request.param)) as running:
@@ -79,7 +75,7 @@ async def test_429_waits_for_retry_after_then_succeeds(
     delays: list[timedelta] = []
 
     async def record_delay(handle) -> None:
-        delays.append(await _retry_delay_of_extraction(handle))
+        delays.append(await retry_delay_of(handle, "extract_concepts"))
 
     result = await _run(dev_client, db, task_queue, document, server, while_running=record_delay)
     assert result.concept_count == 1 and len(server.requests) == 2

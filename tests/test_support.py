@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import subprocess
+import threading
 import uuid
 from datetime import timedelta
 from collections.abc import AsyncIterator
@@ -17,10 +19,13 @@ from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.llm import INVALID_OUTPUT_ATTEMPTS, GroqSettings
 from activities.mcp_servers import mcp_plugins
 from activities.mcp_support import notify_escalation
+from activities.support_classifier import TicketClassifier
 from client.connection import DATA_CONVERTER
-from client.devserver import register_search_attributes, temporal_binary, test_server_binary
+from client.devserver import register_search_attributes, temporal_binary
+from client.devserver import test_server_binary as time_skipping_binary  # not a test: pytest collects test_*
 from contracts.support import (
     AssignRequest,
     Comment,
@@ -30,6 +35,8 @@ from contracts.support import (
     TicketView,
     classify,
 )
+from tests.fake_chat_server import FakeChatServer, Reply, api_error, completion, fake_chat_server, retry_delay_of
+from workflows.policies import llm_task_queue
 from workflows.support import SupportTicket
 
 NODE = shutil.which("node")
@@ -42,7 +49,7 @@ async def skipping() -> AsyncIterator[WorkflowEnvironment]:
     Not the session's: workflows other tests leave behind on a shared server made its
     time-skipping sleep fail (an HTTP/2 error from ``unlock_time_skipping_with_sleep``)."""
     async with await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=test_server_binary(), data_converter=DATA_CONVERTER
+        test_server_existing_path=time_skipping_binary(), data_converter=DATA_CONVERTER
     ) as env:
         await register_search_attributes(env.client)
         yield env
@@ -52,16 +59,25 @@ def ticket(subject: str, body: str = "", email: str = "grace@example.com", **fie
     return TicketInput(ticket_id=f"T-{uuid.uuid4().hex[:8]}", customer_email=email, subject=subject, body=body, **fields)
 
 
-def worker(client: Client, task_queue: str) -> Worker:
-    return Worker(
+@contextlib.asynccontextmanager
+async def worker(
+    client: Client, task_queue: str, classifier: TicketClassifier | None = None, llm_slots: int = 2
+) -> AsyncIterator[None]:
+    """The ticket's workflow and MCP calls, and its classification on the LLM task queue
+    (the rules unless ``classifier`` says otherwise) with ``llm_slots`` slots."""
+    async with Worker(
         client, task_queue=task_queue, workflows=[SupportTicket], activities=[notify_escalation],
         activity_executor=_executor, plugins=mcp_plugins(),
-    )
+    ), Worker(
+        client, task_queue=llm_task_queue(task_queue), activities=[(classifier or TicketClassifier()).classify_ticket],
+        activity_executor=_executor, max_concurrent_activities=llm_slots,
+    ):
+        yield
 
 
 from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 
-_executor = ThreadPoolExecutor(max_workers=4)
+_executor = ThreadPoolExecutor(max_workers=6)
 
 
 async def start(client: Client, task_queue: str, request: TicketInput) -> WorkflowHandle[Any, TicketView]:
@@ -259,3 +275,105 @@ def test_escalation_notice_goes_to_the_webhook_and_a_refusal_is_final(monkeypatc
     with pytest.raises(AppError, match="escalation webhook unreachable") as unreachable:
         ActivityEnvironment().run(notify_escalation, notice)
     assert not unreachable.value.non_retryable
+
+
+def _labels(ticket_type: str, priority: str, triggers: list[str] | None = None) -> Reply:
+    body = {"ticket_type": ticket_type, "priority": priority, "escalation_triggers": triggers or []}
+    return 200, {}, completion(json.dumps(body))
+
+
+@pytest.fixture
+def chat(request: pytest.FixtureRequest):
+    """A local chat-completions server answering request n with the n-th reply (then the last)."""
+    replies: list[Reply] = request.param
+    with fake_chat_server(lambda _body, index: replies[min(index, len(replies) - 1)]) as server:
+        yield server
+
+
+def _classifier(server: FakeChatServer) -> TicketClassifier:
+    return TicketClassifier.for_model(GroqSettings("test-key", "test-model", server.base_url))
+
+
+@pytest.mark.parametrize("chat", [[_labels("technical_support", "HIGH")]], indirect=True)
+async def test_the_llm_classifies_when_configured(dev_client: Client, task_queue: str, chat: FakeChatServer) -> None:
+    # The rules read a LOW general query here; the model reads a HIGH technical problem.
+    request = ticket("Something odd", "Since this morning the export hangs at 99%")
+    assert (classify(f"{request.subject}\n{request.body}").ticket_type, classify(request.subject).priority) == ("general_query", "LOW")
+    async with worker(dev_client, task_queue, _classifier(chat)):
+        handle = await start(dev_client, task_queue, request)
+        view = await until(handle, lambda t: t.lookups, "classified and looked up")
+        await handle.terminate("test over")
+    assert (view.ticket_type, view.priority, view.classified_by) == ("technical_support", "HIGH", "groq:test-model")
+    assert view.classification_fallback is None and view.routing_path[:2] == ["classifier", "technical_support"]
+    assert chat.requests[0][1]["response_format"] == {"type": "json_object"}
+    assert "the export hangs at 99%" in chat.prompt_of(0)
+
+
+@pytest.mark.parametrize("chat", [[(200, {}, completion("It is probably a technical ticket."))]], indirect=True)
+async def test_invalid_llm_output_is_retried_then_the_rules_classify(
+    dev_client: Client, task_queue: str, chat: FakeChatServer
+) -> None:
+    async with worker(dev_client, task_queue, _classifier(chat)):
+        handle = await start(dev_client, task_queue, ticket("Important: my login is locked"))
+        # The status query shows the fallback as the ticket does.
+        view = await until(handle, lambda t: t.lookups, "classified and looked up")
+        await handle.terminate("test over")
+    assert len(chat.requests) == INVALID_OUTPUT_ATTEMPTS
+    assert (view.ticket_type, view.priority, view.classified_by) == ("customer_service", "HIGH", "rules (LLM fallback)")
+    assert view.classification_fallback is not None
+    assert f"ModelError: model output failed validation (attempt {INVALID_OUTPUT_ATTEMPTS})" in view.classification_fallback
+
+
+@pytest.mark.parametrize(
+    "chat", [[api_error(429, "slow down", {"retry-after": "3"}), _labels("sales_inquiry", "MEDIUM")]], indirect=True
+)
+async def test_a_rate_limited_classification_waits_for_retry_after(
+    dev_client: Client, task_queue: str, chat: FakeChatServer
+) -> None:
+    async with worker(dev_client, task_queue, _classifier(chat)):
+        handle = await start(dev_client, task_queue, ticket("A question"))
+        # The policy's own first interval is 1 s: a 3 s retry delay is Retry-After's.
+        assert await retry_delay_of(handle, "classify_ticket") == timedelta(seconds=3)
+        view = await until(handle, lambda t: t.lookups, "classified and looked up")
+        await handle.terminate("test over")
+    assert (view.ticket_type, view.classified_by, len(chat.requests)) == ("sales_inquiry", "groq:test-model", 2)
+
+
+async def _scheduled(handle: WorkflowHandle[Any, Any], activity_type: str) -> None:
+    """Wait until ``activity_type`` is scheduled (waiting in its task queue) for the run."""
+    for _ in range(600):
+        pending = (await handle.describe()).raw_description.pending_activities
+        if any(p.activity_type.name == activity_type for p in pending):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{handle.id}: {activity_type} never scheduled")
+
+
+async def test_a_critical_ticket_is_classified_before_a_backlog_of_low_ones(dev_client: Client, task_queue: str) -> None:
+    """The LLM queue has one slot, held by the first LOW ticket's call; three more LOW
+    tickets queue behind it, then a CRITICAL one: the server dispatches it next."""
+    first_call_held = threading.Event()
+
+    def respond(body: dict[str, Any], index: int) -> Reply:
+        if index == 0:
+            first_call_held.wait(60)
+        prompt = body["messages"][-1]["content"]
+        return _labels("general_query", "CRITICAL" if "URGENT" in prompt else "LOW")
+
+    subjects = ["question one", "question two", "question three", "question four"]
+    with fake_chat_server(respond) as chat:
+        async with worker(dev_client, task_queue, _classifier(chat), llm_slots=1):
+            handles = []
+            for subject in subjects:
+                handles.append(await start(dev_client, task_queue, ticket(subject)))
+                await _scheduled(handles[-1], "classify_ticket")
+            critical = await start(dev_client, task_queue, ticket("URGENT: the site is down"))
+            await _scheduled(critical, "classify_ticket")
+            assert len(chat.requests) == 1  # the first call holds the only slot
+            first_call_held.set()
+            for handle in [*handles, critical]:
+                await until(handle, lambda t: True, "classified")
+                await handle.terminate("test over")
+        order = [next(s for s in [*subjects, "URGENT"] if s in chat.prompt_of(i)) for i in range(len(chat.requests))]
+    assert order[:2] == ["question one", "URGENT"], order
+    assert sorted(order[2:]) == sorted(subjects[1:])

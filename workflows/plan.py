@@ -8,7 +8,10 @@ history holds it). A stage failure is mapped to the risk that explains it: CRITI
 the run naming the risk; HIGH, MEDIUM and LOW run the risk's mitigation (the same stage
 with the options the strategy sets) and the run goes on. Alerts go through an activity
 (structured log, Prometheus counter, optional webhook) and the run's highest level is a
-search attribute. Activities are called by name (``activities.plans.activities``), so the
+search attribute. With a model configured on the worker (``PreparedPlan.llm``), the semantic
+stage runs a second time on the LLM task queue as an LLM pass that confirms, completes and
+adds to the offline extraction (``activities/plans/llm_pass.py``); if the pass fails, the
+offline outcome stands and a WARNING alert says why. Activities are called by name (``activities.plans.activities``), so the
 catalog, and the CLI through it, never imports the PDF, OCR and breaker libraries. Temporal's history is the checkpoint chain and the audit trail: the trace
 and post-mortem are derived from it (client/postmortem.py).
 """
@@ -57,6 +60,9 @@ SEVERITY_ALERT: dict[str, AlertLevel] = {"LOW": "INFO", "MEDIUM": "WARNING", "HI
 """The alert a detected or realised risk raises (the seed's mapping)."""
 PRE_STAGE_ALERT_SEVERITIES = ("MEDIUM", "HIGH", "CRITICAL")
 """Risks detected before a stage that raise an alert before it runs (LOW ones are recorded only)."""
+SEMANTIC_LLM_PATCH = "plan-semantic-llm-pass"
+"""Runs since this patch may add the semantic stage's LLM pass (only when the worker has a
+model, so offline runs record the same commands as before)."""
 
 
 def assess(registry: RiskRegistry, stage: str, metrics: dict[str, float]) -> tuple[Assessment, list[Risk]]:
@@ -150,6 +156,8 @@ class PlanAnalysisWorkflow(Pausable):
             outcomes[stage] = await self._stage(
                 request, prepared.plan, prepared.registry, stage, outcomes, force=request.resume is not None
             )
+            if stage == "semantic" and prepared.llm and workflow.patched(SEMANTIC_LLM_PATCH):
+                outcomes[stage] = await self._llm_pass(request, prepared.plan, outcomes, prepared.llm)
             self._done += 1
         report = outcomes["report"]
         return PlanResult(
@@ -229,6 +237,37 @@ class PlanAnalysisWorkflow(Pausable):
         self._mitigations.append(mitigation)
         await self._alert(request, "INFO", stage, risk.id, f"{risk.id} mitigated by {risk.mitigation}: {outcome.summary}")
         return outcome
+
+    async def _llm_pass(
+        self, request: PlanInput, plan: PlanRef, outcomes: dict[str, StageOutcome], model: str
+    ) -> StageOutcome:
+        """The semantic stage again, on the LLM task queue, with the model's answer merged
+        in; its outcome replaces the offline one. If it fails, the offline one stands."""
+        offline = outcomes["semantic"]
+        stage_input = StageInput(
+            workflow_id=workflow.info().workflow_id,
+            stage="semantic",
+            plan=plan,
+            upstream={s: o.output_key for s, o in outcomes.items() if s != "semantic"},
+            options=offline.options.model_copy(update={"llm": model}),
+            assessment=offline.assessment,
+            force=request.resume is not None,
+        )
+        try:
+            return await workflow.execute_activity(
+                "run_plan_stage",
+                stage_input,
+                summary=stage_summary("semantic", llm=model),
+                result_type=StageOutcome,
+                task_queue=policies.llm_task_queue(workflow.info().task_queue),
+                **policies.LLM_PASS,
+            )
+        except ActivityError as err:
+            await self._alert(
+                request, "WARNING", "semantic", None,
+                f"LLM pass by {model} failed ({failure_type(err)}: {_message(err)}): the offline extraction stands",
+            )
+            return offline
 
     def _abort(self, risk: Risk, stage: str, why: str) -> ApplicationError:
         return ApplicationError(

@@ -78,6 +78,18 @@ MODEL = ActivityOptions(
 )
 """An LLM call; rate limits (429) override the interval with Retry-After."""
 
+LLM_PASS = ActivityOptions(
+    **{
+        **MODEL,
+        # An LLM pass that has an offline answer to fall back on (ticket classification,
+        # the plans' semantic pass) waits out rate limits for two minutes, not thirty:
+        # the rules' answer now beats the model's later.
+        "schedule_to_close_timeout": timedelta(minutes=2),
+        "start_to_close_timeout": timedelta(seconds=60),
+    }
+)
+"""An optional LLM call whose failure the workflow answers with the offline result."""
+
 PROCESSING = ActivityOptions(
     start_to_close_timeout=timedelta(minutes=5),
     heartbeat_timeout=timedelta(seconds=10),

@@ -1,7 +1,8 @@
 """``support-ticket``: a ticket classified, routed, looked into through MCP, then worked on.
 
-The run lives as long as the ticket: it is classified by the seed's rules and routed to
-its type's handler, which looks things up through MCP (the customer's tier in the
+The run lives as long as the ticket: it is classified (by the worker's LLM on the LLM task
+queue when one is configured, else, and whenever the model fails, by the seed's rules) and
+routed to its type's handler, which looks things up through MCP (the customer's tier in the
 database, recent logs on the filesystem, products, incidents). Then it waits for people:
 ``assign`` and ``resolve`` are Updates whose validators refuse what the ticket's state does
 not allow, ``comment`` is a signal, and ``reopen`` is accepted for 7 days after the
@@ -12,7 +13,10 @@ escalates: the priority goes up a level, someone is notified (an activity) and t
 escalation is recorded. Trigger words (complaint, manager, unacceptable...), a CRITICAL
 priority or a premium customer with a HIGH one escalate at once. Search attributes
 (TicketType, TicketPriority, TicketState, TicketAssignee) follow every change, so queues
-are visibility queries (``saga tickets --priority CRITICAL --state open``).
+are visibility queries (``saga tickets --priority CRITICAL --state open``). Every activity
+of a ticket carries a task-queue priority from its priority (CRITICAL first; the rules'
+estimate orders the classification itself), so a backlog of LOW tickets does not hold a
+CRITICAL one.
 """
 
 from __future__ import annotations
@@ -21,21 +25,22 @@ import re
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import Priority as TaskPriority
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows.common import Pausable
 
 with workflow.unsafe.imports_passed_through():
     from activities.mcp_support import notify_escalation
+    from activities.support_classifier import TicketClassifier
     from contracts.support import (
-        PRIORITIES,
         REOPEN_WINDOW,
         TICKET_ASSIGNEE,
         TICKET_PRIORITY,
         TICKET_STATE,
         TICKET_TYPE,
         AssignRequest,
+        Classification,
+        ClassifyTicketInput,
         Comment,
         Escalation,
         EscalationNotice,
@@ -47,10 +52,15 @@ with workflow.unsafe.imports_passed_through():
         TicketView,
         classify,
         raised,
+        task_priority,
     )
     from workflows.aggregate import failure_text
     from workflows.mcp import McpTools
-    from workflows.policies import MCP_BUDGETS, NOTIFY, mcp_call
+    from workflows.policies import LLM_PASS, MCP_BUDGETS, NOTIFY, llm_task_queue, mcp_call
+
+CLASSIFY_PATCH = "ticket-classify-activity"
+"""Runs since this patch classify through the ``classify_ticket`` activity (LLM or rules);
+earlier ones applied the rules in the workflow (tests/histories/support_*.json)."""
 
 LOOKUPS: dict[str, list[tuple[str, str, str]]] = {
     # type -> (what, server, read_query SQL or "logs") beyond the customer's tier
@@ -76,6 +86,9 @@ class SupportTicket(Pausable):
     async def run(self, ticket: TicketInput) -> TicketView:
         self._input = ticket
         found = classify(f"{ticket.subject}\n{ticket.body}")
+        fallback = None
+        if workflow.patched(CLASSIFY_PATCH):
+            found, fallback = await self._classify(ticket, found)
         view = self._ticket = TicketView(
             ticket_id=ticket.ticket_id,
             customer_email=ticket.customer_email,
@@ -83,6 +96,8 @@ class SupportTicket(Pausable):
             ticket_type=found.ticket_type,
             priority=found.priority,
             state="open",
+            classified_by="rules (LLM fallback)" if fallback else found.method,
+            classification_fallback=fallback,
             routing_path=["classifier", found.ticket_type],
         )
         self._publish()
@@ -108,6 +123,24 @@ class SupportTicket(Pausable):
         # Updates accepted just before closing finish before the run returns.
         await workflow.wait_condition(workflow.all_handlers_finished)
         return view
+
+    async def _classify(self, ticket: TicketInput, rules: Classification) -> tuple[Classification, str | None]:
+        """The ``classify_ticket`` activity's answer, or the rules' and why the model failed.
+
+        It runs on the LLM task queue at the priority the rules estimate, so urgent
+        tickets are classified first when the model's queue is backed up."""
+        try:
+            found = await workflow.execute_activity_method(
+                TicketClassifier.classify_ticket,
+                ClassifyTicketInput(ticket_id=ticket.ticket_id, text=f"{ticket.subject}\n{ticket.body}"),
+                task_queue=llm_task_queue(workflow.info().task_queue),
+                priority=task_priority(rules.priority),
+                summary="classify the ticket",
+                **LLM_PASS,
+            )
+        except ActivityError as failure:
+            return rules, failure_text(failure)
+        return found, None
 
     async def _first_response(self) -> None:
         """Wait for an assignment; each SLA that runs out first escalates the ticket."""
@@ -141,8 +174,7 @@ class SupportTicket(Pausable):
         """One MCP lookup; a failure is recorded on the ticket, never fatal to it."""
         view = self._view()
         options = mcp_call(MCP_BUDGETS[server], attempts=2)
-        # Where the server supports task-queue priority, urgent tickets' calls go first.
-        options["priority"] = TaskPriority(priority_key=len(PRIORITIES) - PRIORITIES.index(view.priority))
+        options["priority"] = task_priority(view.priority)
         tool = "search_files" if query == "logs" else "read_query"
         lookup = Lookup(what=what, server=server, tool=tool)
         try:
@@ -172,7 +204,9 @@ class SupportTicket(Pausable):
             workflow_id=workflow.info().workflow_id,
         )
         try:
-            notified = await workflow.execute_activity(notify_escalation, notice, **NOTIFY)
+            notified = await workflow.execute_activity(
+                notify_escalation, notice, priority=task_priority(view.priority), **NOTIFY
+            )
         except ActivityError as failure:
             notified = f"not notified ({failure_text(failure)})"
         view.escalations.append(

@@ -25,7 +25,7 @@ from activities.breakers import BreakerConfig, Breakers
 from activities.db import Database
 from activities.errors import ErrorClass, error, validation_error
 from activities.liveness import keep_alive
-from activities.plans import analysis, audit, extraction, report
+from activities.plans import analysis, audit, extraction, llm_pass, report
 from activities.plans.common import PlanError, StageContext, StageResult
 from activities.plans.registry import load_registry
 from activities.plans.store import OutputStore, output_key
@@ -100,6 +100,9 @@ class PlanSettings:
     breaker: BreakerConfig = field(default_factory=_breaker_from_env)
     """Every stage's breaker (``SAGAWORKS_PLAN_BREAKER``, default 3 failures / 300 s)."""
     max_bytes: int = 100 * 2**20
+    llm: Any = field(default_factory=llm_pass.semantic_chat_from_env)
+    """The model of the semantic stage's LLM pass (``llm_pass.semantic_chat``; default
+    the Groq model the environment configures, None offline)."""
 
 
 class PlanActivities:
@@ -112,6 +115,10 @@ class PlanActivities:
 
     def activities(self) -> list[Callable[..., Any]]:
         return [self.prepare_plan, self.run_plan_stage, self.plan_alert]
+
+    def llm_activities(self) -> list[Callable[..., Any]]:
+        """What the LLM task queue serves: stages run with ``options.llm`` (the semantic pass)."""
+        return [self.run_plan_stage]
 
     def _resolve(self, path_text: str) -> Path:
         path = Path(path_text)
@@ -135,6 +142,7 @@ class PlanActivities:
                 plan_id=request.plan_id, municipality=request.municipality,
             ),
             registry=registry,
+            llm=self._settings.llm.name if self._settings.llm else None,
         )
 
     @activity.defn
@@ -145,9 +153,10 @@ class PlanActivities:
         reused = stored is not None
         if stored is None:
             with keep_alive():
-                if request.mitigation is None:
+                if request.mitigation is None and request.options.llm is None:
                     # The first-choice path goes through the stage's breaker; an open
-                    # breaker fails fast (CircuitOpen) and the workflow mitigates.
+                    # breaker fails fast (CircuitOpen) and the workflow mitigates. The LLM
+                    # pass stays outside it: a model's faults say nothing of the stage's.
                     result = self._breakers.call(breaker_name(request.stage), self._execute, request, fallback=True)
                 else:
                     result = self._execute(request)
@@ -168,6 +177,7 @@ class PlanActivities:
             outputs={stage: self._store.require(request.upstream[stage], stage)["result"] for stage in READS[request.stage]},
             mitigations=request.mitigations,
             alerts=request.alerts,
+            llm=self._settings.llm,
         )
         try:
             if fault is not None:

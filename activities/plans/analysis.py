@@ -1,4 +1,5 @@
-"""Stages 3-5: semantic analysis, causal extraction and mechanism inference (offline rules).
+"""Stages 3-5: semantic analysis, causal extraction and mechanism inference (offline rules;
+the semantic stage's optional LLM pass is :mod:`activities.plans.llm_pass`).
 
 Spanish development plans follow a recognisable shape: strategic axes with goals
 ("Objetivo ..."), programmes ("Programa 1.2: ..."), each with an indicator, a baseline, a
@@ -17,6 +18,7 @@ import re
 import unicodedata
 from typing import Any
 
+from activities.plans import llm_pass
 from activities.plans.common import PlanError, StageContext, StageResult
 
 EXPLICIT = 0.9
@@ -114,6 +116,7 @@ def semantic(ctx: StageContext) -> StageResult:
             })
     goals = [g for g in goals if g["confidence"] >= threshold]
     programmes = [p for p in programmes if p["confidence"] >= threshold]
+    merged = llm_pass.merge(ctx.llm, ctx.options.llm, text, goals, programmes) if ctx.options.llm else None
     if len(goals) + len(programmes) < MIN_ELEMENTS:
         raise PlanError.insufficient_text(
             f"{len(text)} characters yield {len(goals)} goals and {len(programmes)} programmes "
@@ -121,13 +124,18 @@ def semantic(ctx: StageContext) -> StageResult:
         )
     keyphrases = [k for k, _ in yake.KeywordExtractor(lan="es", n=3, top=12).extract_keywords(text)] if text else []
     indicators = sum(1 for p in programmes if p["indicator"])
+    summary = f"{len(goals)} goals, {len(programmes)} programmes, {indicators} with an indicator (confidence >= {threshold:g})"
+    output: dict[str, Any] = {"goals": goals, "programmes": programmes, "keyphrases": keyphrases, "confidence": threshold}
+    if merged is not None:
+        output["llm"] = {"model": ctx.options.llm, **merged}
+        summary += "; " + ", ".join(f"{n} {what}" for what, n in merged.items()) + f" by {ctx.options.llm}"
     return StageResult(
-        output={"goals": goals, "programmes": programmes, "keyphrases": keyphrases, "confidence": threshold},
+        output=output,
         metrics={
             "goals": len(goals), "programmes": len(programmes), "indicators": indicators,
             "indicator_gap": len(programmes) - indicators,
         },
-        summary=f"{len(goals)} goals, {len(programmes)} programmes, {indicators} with an indicator (confidence >= {threshold:g})",
+        summary=summary,
     )
 
 

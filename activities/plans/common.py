@@ -71,6 +71,8 @@ class StageContext:
     outputs: dict[str, dict[str, Any]]
     mitigations: tuple[Mitigation, ...] = ()
     alerts: tuple[Alert, ...] = field(default=())
+    llm: Any = None
+    """The worker's model for the semantic stage's LLM pass (``llm_pass.semantic_chat``)."""
 
     def upstream(self, stage: str) -> dict[str, Any]:
         return self.outputs[stage]

@@ -10,7 +10,6 @@ guard refuses is a non-retryable ``InvalidInput``; a database fault is a retryab
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -18,13 +17,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
-from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from activities.errors import ErrorClass, error, validation_error
-from activities.llm import INVALID_OUTPUT_ATTEMPTS, groq_chat, groq_errors
+from activities.llm import GroqSettings, StructuredChat, groq_settings_from_env
 from activities.query.dataset import DataSource, describe, engine_for, load_sample_data
 from activities.query.parser import NotUnderstood, explain, parse_question
 from activities.query.sql import QueryTimedOut, ReadOnlyRunner, SqlRefused, compile_plan, guard
@@ -66,14 +62,13 @@ Question: {question}"""
 
 class GroqPlanner:
     """Plans by a Groq chat model through ChatGroq's structured output (JSON mode),
-    validated against :class:`QueryPlan`; invalid output is a retryable ``ModelError``
-    until the last attempt, then a final one carrying the raw output."""
+    validated against :class:`QueryPlan` (:class:`activities.llm.StructuredChat`: invalid
+    output is a retryable ``ModelError`` until the last attempt, then a final one)."""
 
     def __init__(self, api_key: str, model: str, base_url: str | None = None, timeout: float = 60) -> None:
         self.model = model
         self.name = f"groq:{model}"
-        chat = groq_chat(api_key, model, base_url, timeout)
-        self._structured = chat.with_structured_output(QueryPlan, method="json_mode", include_raw=True)
+        self._chat = StructuredChat(GroqSettings(api_key, model, base_url), QueryPlan, timeout)
 
     def plan(self, question: str, catalog: Schema) -> QueryPlan:
         tables = "\n".join(
@@ -83,40 +78,17 @@ class GroqPlanner:
         prompt = _PLAN_PROMPT.format(
             tables=tables, schema=json.dumps(QueryPlan.model_json_schema()), question=question
         )
-        with groq_errors():
-            reply = self._structured.invoke(prompt)
-        if reply.get("parsing_error") is None and isinstance(reply.get("parsed"), QueryPlan):
-            plan: QueryPlan = reply["parsed"]
-            return plan if plan.explanation or plan.sql else plan.model_copy(update={"explanation": explain(plan)})
-        attempt = activity.info().attempt if activity.in_activity() else 1
-        raw = getattr(reply.get("raw"), "content", "")
-        problem = reply.get("parsing_error")
-        if isinstance(problem, ValidationError):
-            detail = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'output'}: {e['msg']}" for e in problem.errors()[:5])
-        else:
-            detail = str(problem).splitlines()[0][:300] if problem else "no plan in the reply"
-        raise ApplicationError(
-            f"model output failed validation (attempt {attempt}): {detail}",
-            {"raw_output": str(raw)[:4000]},
-            type=ErrorClass.MODEL,
-            non_retryable=attempt >= INVALID_OUTPUT_ATTEMPTS,
-        )
+        plan = self._chat.ask(prompt)
+        return plan if plan.explanation or plan.sql else plan.model_copy(update={"explanation": explain(plan)})
 
 
 def planner_from_env() -> Planner:
     """Groq when ``GROQ_API_KEY`` is set (or ``SAGAWORKS_LLM_PROVIDER=groq``), else offline;
     the same variables as :func:`activities.llm.provider_from_env`."""
-    choice = os.environ.get("SAGAWORKS_LLM_PROVIDER") or ("groq" if os.environ.get("GROQ_API_KEY") else "offline")
-    if choice == "offline":
+    settings = groq_settings_from_env()
+    if settings is None:
         return OfflinePlanner()
-    api_key = os.environ.get("GROQ_API_KEY")
-    if choice != "groq" or not api_key:
-        raise SystemExit("SAGAWORKS_LLM_PROVIDER must be offline or groq (groq needs GROQ_API_KEY)")
-    return GroqPlanner(
-        api_key=api_key,
-        model=os.environ.get("GROQ_MODEL", "llama-3.3-70b-versatile"),
-        base_url=os.environ.get("GROQ_BASE_URL") or None,
-    )
+    return GroqPlanner(settings.api_key, settings.model, settings.base_url)
 
 
 @dataclass
