@@ -39,3 +39,5 @@ def test_the_fingerprint_covers_settings_and_ignores_the_rest() -> None:
     assert devserver.settings_fingerprint(base) == devserver.settings_fingerprint({**base, "PATH": "/usr/bin"})
     assert devserver.settings_fingerprint(base) != devserver.settings_fingerprint({**base, "SAGAWORKS_DOCUMENT_ROOTS": "/x"})
     assert "/docs" not in devserver.settings_fingerprint(base)
+    # Where the query agents are (`saga dev up` points the worker at its viz agent).
+    assert devserver.settings_fingerprint(base) != devserver.settings_fingerprint({**base, "VIZ_AGENT_URL": "http://127.0.0.1:8003"})
