@@ -270,6 +270,16 @@ def viz_agent_url() -> str:
     return f"http://127.0.0.1:{viz_agent_port()}"
 
 
+def viz_agent_worker_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """What the worker of `saga dev up` gets on top of the caller's environment when it
+    serves the viz agent: its URL, and the dev breaker profile unless one is configured."""
+    environ = dict(os.environ) if environ is None else environ
+    return {
+        "VIZ_AGENT_URL": viz_agent_url(),
+        "SAGAWORKS_BREAKER_VIZ": environ.get("SAGAWORKS_BREAKER_VIZ") or DEV_BREAKER_VIZ,
+    }
+
+
 def start_viz_agent() -> tuple[int, str]:
     """Serve the viz agent in the background (``python -m activities.query.remote viz``)
     and return once its ``/health`` answers; the pid and ``started``/``reused``/``restarted``."""

@@ -41,3 +41,16 @@ def test_the_fingerprint_covers_settings_and_ignores_the_rest() -> None:
     assert "/docs" not in devserver.settings_fingerprint(base)
     # Where the query agents are (`saga dev up` points the worker at its viz agent).
     assert devserver.settings_fingerprint(base) != devserver.settings_fingerprint({**base, "VIZ_AGENT_URL": "http://127.0.0.1:8003"})
+
+
+def test_the_dev_worker_calls_the_viz_agent_with_the_dev_breaker_profile(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SAGAWORKS_VIZ_AGENT_PORT", "18003")
+    assert devserver.viz_agent_worker_env({}) == {
+        "VIZ_AGENT_URL": "http://127.0.0.1:18003",
+        "SAGAWORKS_BREAKER_VIZ": devserver.DEV_BREAKER_VIZ,
+    }
+    # A threshold the user configured wins over the dev profile.
+    assert devserver.viz_agent_worker_env({"SAGAWORKS_BREAKER_VIZ": "5/60"})["SAGAWORKS_BREAKER_VIZ"] == "5/60"
+    from activities.breakers import BreakerConfig, breaker_configs_from_env
+
+    assert breaker_configs_from_env(devserver.viz_agent_worker_env({}))["viz"] == BreakerConfig(3, 10)

@@ -61,8 +61,7 @@ def dev_up(
         if viz_agent and not os.environ.get("VIZ_AGENT_URL"):
             agent_pid, outcome = devserver.start_viz_agent()
             out.print(f"Viz agent (pid {agent_pid}){_WHY[outcome]} at {devserver.viz_agent_url()}")
-            env = {"VIZ_AGENT_URL": devserver.viz_agent_url()}
-            env["SAGAWORKS_BREAKER_VIZ"] = os.environ.get("SAGAWORKS_BREAKER_VIZ", devserver.DEV_BREAKER_VIZ)
+            env = devserver.viz_agent_worker_env()
         worker_pid, outcome = devserver.start_background(
             "worker",
             [sys.executable, "-m", "worker"],
