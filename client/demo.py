@@ -108,7 +108,7 @@ async def _outage(console: Console, fam: Family[Any], demo: DemoRun, suffix: str
     if devserver.running_pid(background) is None:
         console.print(
             f"[yellow]{demo.sample}: skipped, no {agent} agent of `saga dev up` to stop "
-            f"({agent.upper()}_AGENT_URL points elsewhere, or --no-{agent}-agent)[/yellow]"
+            f"({agent.upper()}_AGENT_URL points elsewhere, --no-{agent}-agent, or it could not be served: see `saga dev up`)[/yellow]"
         )
         return True
     client = await connect()

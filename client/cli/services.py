@@ -59,9 +59,17 @@ def dev_up(
     if worker:
         env: dict[str, str] = {}
         if viz_agent and not os.environ.get("VIZ_AGENT_URL"):
-            agent_pid, outcome = devserver.start_viz_agent()
-            out.print(f"Viz agent (pid {agent_pid}){_WHY[outcome]} at {devserver.viz_agent_url()}")
-            env = devserver.viz_agent_worker_env()
+            try:
+                agent_pid, outcome = devserver.start_viz_agent()
+            except (RuntimeError, TimeoutError) as unserved:
+                # E.g. the port is taken: charts are then drawn in the worker, and
+                # `saga demo` says why it skips the stopped-agent run.
+                devserver.stop_background(devserver.VIZ_AGENT)
+                out.print(f"[yellow]Viz agent not served ({unserved}); the worker draws charts itself. "
+                          "Another port: SAGAWORKS_VIZ_AGENT_PORT.[/yellow]")
+            else:
+                out.print(f"Viz agent (pid {agent_pid}){_WHY[outcome]} at {devserver.viz_agent_url()}")
+                env = devserver.viz_agent_worker_env()
         worker_pid, outcome = devserver.start_background(
             "worker",
             [sys.executable, "-m", "worker"],
