@@ -54,3 +54,19 @@ def test_the_dev_worker_calls_the_viz_agent_with_the_dev_breaker_profile(monkeyp
     from activities.breakers import BreakerConfig, breaker_configs_from_env
 
     assert breaker_configs_from_env(devserver.viz_agent_worker_env({}))["viz"] == BreakerConfig(3, 10)
+
+
+def test_a_viz_agent_whose_port_is_taken_is_reported_and_the_worker_draws_charts(
+    state_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    from client.cli.services import serve_viz_agent
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        monkeypatch.setenv("SAGAWORKS_VIZ_AGENT_PORT", str(taken.getsockname()[1]))
+        assert serve_viz_agent() == {}
+    assert "Viz agent not served (viz-agent exited; see" in capsys.readouterr().out
+    assert devserver.running_pid(devserver.VIZ_AGENT) is None

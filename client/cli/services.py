@@ -57,19 +57,7 @@ def dev_up(
     run_async(devserver.wait_until_serving(DEFAULT_ADDRESS, timeout=60))
     out.print(f"Temporal server (pid {server_pid}){_WHY[outcome]} at {DEFAULT_ADDRESS}; UI http://localhost:8233")
     if worker:
-        env: dict[str, str] = {}
-        if viz_agent and not os.environ.get("VIZ_AGENT_URL"):
-            try:
-                agent_pid, outcome = devserver.start_viz_agent()
-            except (RuntimeError, TimeoutError) as unserved:
-                # E.g. the port is taken: charts are then drawn in the worker, and
-                # `saga demo` says why it skips the stopped-agent run.
-                devserver.stop_background(devserver.VIZ_AGENT)
-                out.print(f"[yellow]Viz agent not served ({unserved}); the worker draws charts itself. "
-                          "Another port: SAGAWORKS_VIZ_AGENT_PORT.[/yellow]")
-            else:
-                out.print(f"Viz agent (pid {agent_pid}){_WHY[outcome]} at {devserver.viz_agent_url()}")
-                env = devserver.viz_agent_worker_env()
+        env = serve_viz_agent() if viz_agent and not os.environ.get("VIZ_AGENT_URL") else {}
         worker_pid, outcome = devserver.start_background(
             "worker",
             [sys.executable, "-m", "worker"],
@@ -83,6 +71,23 @@ def dev_up(
             "api", [saga, "api", "--port", str(API_PORT)], settings=devserver.settings_fingerprint()
         )
         out.print(f"HTTP API and console (pid {api_pid}){_WHY[outcome]}: http://127.0.0.1:{API_PORT}/")
+
+
+def serve_viz_agent() -> dict[str, str]:
+    """Serve the viz agent in the background; the settings the worker needs to call it,
+    or none when it cannot be served (e.g. its port is taken): charts are then drawn in
+    the worker, and `saga demo` says why it skips the stopped-agent run."""
+    try:
+        agent_pid, outcome = devserver.start_viz_agent()
+    except (RuntimeError, TimeoutError) as unserved:
+        devserver.stop_background(devserver.VIZ_AGENT)
+        out.print(
+            f"[yellow]Viz agent not served ({unserved}); the worker draws charts itself. "
+            "Another port: SAGAWORKS_VIZ_AGENT_PORT.[/yellow]"
+        )
+        return {}
+    out.print(f"Viz agent (pid {agent_pid}){_WHY[outcome]} at {devserver.viz_agent_url()}")
+    return devserver.viz_agent_worker_env()
 
 
 @dev_app.command("down")
