@@ -113,36 +113,38 @@ async def _outage(console: Console, fam: Family[Any], demo: DemoRun, suffix: str
         return True
     client = await connect()
     devserver.stop_background(background)
-    console.print(f"{agent} agent stopped: each run's pre-flight probe fails and counts toward its breaker")
-    for attempt in range(1, _breaker(agent).fail_max + 2):
-        if _breaker(agent).state == "open":
-            break
-        handle, outcome, result = await _run_once(fam, demo, f"{suffix}-down{attempt}")
-        chart = result.get("chart", {}).get("kind")
-        console.print(f"  {handle.id}: {outcome.status}, chart {chart}; {_breaker_line(_breaker(agent))}", markup=False)
+    try:
+        console.print(f"{agent} agent stopped: each run's pre-flight probe fails and counts toward its breaker")
+        for attempt in range(1, _breaker(agent).fail_max + 2):
+            if _breaker(agent).state == "open":
+                break
+            handle, outcome, result = await _run_once(fam, demo, f"{suffix}-down{attempt}")
+            chart = result.get("chart", {}).get("kind")
+            console.print(f"  {handle.id}: {outcome.status}, chart {chart}; {_breaker_line(_breaker(agent))}", markup=False)
 
-    handle, outcome, result = await _run_once(fam, demo, f"{suffix}-open")
-    fallbacks = result.get("fallbacks", [])
-    degraded = (
-        outcome.status == "COMPLETED"
-        and result["chart"]["kind"] == "table"
-        and result["produced_by"]["chart"] == "fallback:table"
-        and any(f.startswith(f"{agent}:") and f"circuit breaker {agent} is open" in f for f in fallbacks)
-    )
-    colour = "green" if degraded else "red"
-    console.print(
-        f"[{colour}]{handle.id}: {outcome.status}, degraded to a {result.get('chart', {}).get('kind')}[/{colour}] "
-        f"(expected a table, the {agent} agent stopped and its breaker open; sample {demo.sample})"
-    )
-    console.print(f"  produced by: {result.get('produced_by')}", markup=False)
-    for fallback in fallbacks:
-        console.print(f"  fallback: {fallback}", markup=False)
-    console.print(f"  {_breaker_line(_breaker(agent))} (`saga breakers`, {CONSOLE}/api/circuit-breakers/status)", markup=False)
-    for line in failure_lines(outcome.failure or []):
-        console.print(f"  {line}", markup=False)
-    _links(console, ui_url(client, handle.id, handle.result_run_id), handle.id)
-
-    pid, _ = await asyncio.to_thread(start_agent)
+        handle, outcome, result = await _run_once(fam, demo, f"{suffix}-open")
+        fallbacks = result.get("fallbacks", [])
+        degraded = (
+            outcome.status == "COMPLETED"
+            and result["chart"]["kind"] == "table"
+            and result["produced_by"]["chart"] == "fallback:table"
+            and any(f.startswith(f"{agent}:") and f"circuit breaker {agent} is open" in f for f in fallbacks)
+        )
+        colour = "green" if degraded else "red"
+        console.print(
+            f"[{colour}]{handle.id}: {outcome.status}, degraded to a {result.get('chart', {}).get('kind')}[/{colour}] "
+            f"(expected a table, the {agent} agent stopped and its breaker open; sample {demo.sample})"
+        )
+        console.print(f"  produced by: {result.get('produced_by')}", markup=False)
+        for fallback in fallbacks:
+            console.print(f"  fallback: {fallback}", markup=False)
+        console.print(f"  {_breaker_line(_breaker(agent))} (`saga breakers`, {CONSOLE}/api/circuit-breakers/status)", markup=False)
+        for line in failure_lines(outcome.failure or []):
+            console.print(f"  {line}", markup=False)
+        _links(console, ui_url(client, handle.id, handle.result_run_id), handle.id)
+    finally:
+        # Served again even when a run above failed: the agent is never left stopped.
+        pid, _ = await asyncio.to_thread(start_agent)
     console.print(f"{agent} agent served again (pid {pid})")
     await _until_trial_due(console, agent)
     handle, outcome, result = await _run_once(fam, demo, f"{suffix}-back")
