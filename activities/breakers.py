@@ -116,23 +116,35 @@ def _transitions_counter() -> Any:
 
 
 class DatabaseStorage(pybreaker.CircuitBreakerStorage):
-    """pybreaker's storage interface over one row of ``circuit_breakers``."""
+    """pybreaker's storage interface over one row of ``circuit_breakers``, for one call.
+
+    pybreaker reads the state (twice) and the failure counter around every call. They
+    come from one snapshot of the row, taken at the first read and again after each
+    write of this storage: a successful call through a closed breaker costs one SELECT
+    instead of three (each a transaction that takes SQLite's write lock). Every write is
+    still a conditional UPDATE against the row itself, so a snapshot a few milliseconds
+    old never lets two processes make the same transition.
+    """
 
     def __init__(self, db: Database, name: str) -> None:
         super().__init__(name)
         self._db = db
         self._where = breakers_table.c.name == name
+        self._snapshot: Any = None
         self.claimed_trial = False
         """Whether this storage's caller made the OPEN -> HALF_OPEN transition (owns the trial)."""
 
     def _read(self, column: str) -> Any:
-        with self._db.engine.connect() as conn:
-            return conn.execute(select(breakers_table.c[column]).where(self._where)).scalar_one()
+        if self._snapshot is None:
+            with self._db.engine.connect() as conn:
+                self._snapshot = conn.execute(select(breakers_table).where(self._where)).one()
+        return getattr(self._snapshot, column)
 
     def _update(self, condition: Any = None, **values: Any) -> bool:
         statement = update(breakers_table).where(self._where).values(**values)
         if condition is not None:
             statement = statement.where(condition)
+        self._snapshot = None
         with self._db.engine.begin() as conn:
             return conn.execute(statement).rowcount == 1
 

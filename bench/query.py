@@ -8,10 +8,12 @@ database, with the offline NLP provider:
 - ``plain functions``: nlp agent -> data agent -> viz agent called one after the other in
   one thread (the floor: parsing, the guarded query, the chart rendered to SVG);
 - ``QueryWorkflow``: the embedded dev server and an in-process worker; each run adds the
-  pre-flight health check, three activities on two task queues, the shared breakers'
-  database reads and writes, and Temporal's persistence.
+  pre-flight health check and the three agents as local activities (one workflow task),
+  the shared breakers' database reads, and Temporal's persistence;
+- ``QueryWorkflow, unsandboxed``: the same on a second task queue served by a worker with
+  the SDK's unsandboxed runner, to show what the workflow sandbox costs per run.
 
-The two are measured interleaved, run for run, so both see the same machine load.
+All three are measured interleaved, run for run, so they see the same machine load.
 
 Reported: p50/p95 of one run alone, runs/s with ``--concurrency`` in flight, and the
 orchestration overhead per run (p50 - floor p50).
@@ -27,14 +29,18 @@ import statistics
 import tempfile
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from activities.db import Database
-from activities.query.activities import QuerySettings
+from activities.query.activities import QueryActivities, QuerySettings
 from activities.query.agents import DataAgent, OfflinePlanner, nlp_agent, viz_agent
 from activities.query.dataset import SAMPLE_TABLES, DataSource
 from client.devserver import start_embedded
 from contracts.query import DataInput, PlanInput, QueryInput, QueryResult, VizInput, query_workflow_id
 from worker import running_worker
+from workflows.query import QueryWorkflow
 
 QUESTIONS = [
     "average temperature by month in 2014",
@@ -66,20 +72,31 @@ class Floor:
         return (time.perf_counter() - started) * 1000
 
 
-async def measure(tmp: str, runs: int, concurrency: int) -> tuple[list[float], list[float], float, float]:
-    """Floor and workflow runs interleaved (so both see the same machine load), then the
-    throughput of each: the floor one at a time, the workflow ``concurrency`` in flight."""
+async def measure(tmp: str, runs: int, concurrency: int) -> tuple[list[float], list[float], list[float], float, float]:
+    """Floor, workflow and unsandboxed workflow runs interleaved (so all see the same
+    machine load), then the throughput of each: the floor one at a time, the workflow
+    ``concurrency`` in flight."""
     floor = Floor(f"sqlite:///{tmp}/plain.db")
     async with await start_embedded() as env:
         db = Database(f"sqlite:///{tmp}/app.db")
         task_queue = f"bench-{uuid.uuid4()}"
-        async with running_worker(env.client, db, task_queue=task_queue, activity_threads=16, query=QuerySettings()):
+        executor = ThreadPoolExecutor(max_workers=8)
+        unsandboxed = Worker(
+            env.client,
+            task_queue=f"{task_queue}-unsandboxed",
+            workflows=[QueryWorkflow],
+            activities=QueryActivities(db, QuerySettings()).activities(),
+            activity_executor=executor,
+            max_concurrent_local_activities=8,
+            workflow_runner=UnsandboxedWorkflowRunner(),
+        )
+        async with running_worker(env.client, db, task_queue=task_queue, activity_threads=16, query=QuerySettings()), unsandboxed:
 
-            async def one(i: int) -> float:
+            async def one(i: int, queue: str = task_queue) -> float:
                 request = QueryInput(question=QUESTIONS[i % len(QUESTIONS)], request_id=uuid.uuid4().hex[:16])
                 started = time.perf_counter()
                 result = await env.client.execute_workflow(
-                    "QueryWorkflow", request, id=query_workflow_id(request.request_id), task_queue=task_queue, result_type=QueryResult
+                    "QueryWorkflow", request, id=query_workflow_id(request.request_id), task_queue=queue, result_type=QueryResult
                 )
                 assert result.chart.kind != "table" and not result.fallbacks, result.fallbacks
                 return (time.perf_counter() - started) * 1000
@@ -87,10 +104,12 @@ async def measure(tmp: str, runs: int, concurrency: int) -> tuple[list[float], l
             for i in range(5):  # warm-up: the renderer, the catalog, the sandbox
                 floor.run(i)
                 await one(i)
-            floor_ms, workflow_ms = [], []
+                await one(i, unsandboxed.task_queue)
+            floor_ms, workflow_ms, unsandboxed_ms = [], [], []
             for i in range(runs):
                 floor_ms.append(floor.run(i))
                 workflow_ms.append(await one(i))
+                unsandboxed_ms.append(await one(i, unsandboxed.task_queue))
             started = time.perf_counter()
             for i in range(runs):
                 floor.run(i)
@@ -104,9 +123,10 @@ async def measure(tmp: str, runs: int, concurrency: int) -> tuple[list[float], l
             started = time.perf_counter()
             await asyncio.gather(*(bounded(i) for i in range(runs)))
             throughput = runs / (time.perf_counter() - started)
+        executor.shutdown()
         db.dispose()
     floor.data.dispose()
-    return floor_ms, workflow_ms, floor_rate, throughput
+    return floor_ms, workflow_ms, unsandboxed_ms, floor_rate, throughput
 
 
 def main() -> None:
@@ -115,9 +135,10 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=20)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        floor, alone, floor_rate, throughput = asyncio.run(measure(tmp, args.runs, args.concurrency))
+        floor, alone, unsandboxed, floor_rate, throughput = asyncio.run(measure(tmp, args.runs, args.concurrency))
     floor_p50, floor_p95 = _percentiles(floor)
     p50, p95 = _percentiles(alone)
+    free_p50, free_p95 = _percentiles(unsandboxed)
     overheads = sorted(w - f for f, w in zip(floor, alone, strict=True))
     load = os.getloadavg()[0]
     print(f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} CPUs, {args.runs} runs, "
@@ -126,8 +147,10 @@ def main() -> None:
     print("|---|---:|---:|---:|")
     print(f"| plain functions (floor) | {floor_p50:.1f} | {floor_p95:.1f} | {floor_rate:.1f} (one at a time) |")
     print(f"| QueryWorkflow | {p50:.1f} | {p95:.1f} | {throughput:.1f} |")
+    print(f"| QueryWorkflow, unsandboxed runner | {free_p50:.1f} | {free_p95:.1f} | - |")
     print(f"orchestration overhead per run: p50 {p50 - floor_p50:.1f} ms; median of paired differences "
-          f"{statistics.median(overheads):.1f} ms; load average during the run {load:.1f}")
+          f"{statistics.median(overheads):.1f} ms; unsandboxed p50 {free_p50 - floor_p50:.1f} ms; "
+          f"load average during the run {load:.1f}")
 
 
 if __name__ == "__main__":

@@ -10,8 +10,10 @@ from urllib.parse import quote
 
 from rich.console import Console
 
+from client import devserver
 from client.connection import connect, ui_url
-from client.runs import failure_lines, query_progress, run_outcome, start_run, to_jsonable
+from client.runs import Outcome, failure_lines, query_progress, run_outcome, start_run, to_jsonable
+from contracts.breakers import BreakerStatus
 from workflows.catalog import FAMILIES, DemoRun, DemoUpdate, Family
 
 
@@ -50,8 +52,111 @@ async def _run(console: Console, fam: Family[Any], demo: DemoRun, suffix: str) -
         console.print(f"  {summarize(await _progress_at(handle, demo.shown_at))}", markup=False)
     for line in failure_lines(outcome.failure or []):
         console.print(f"  {line}", markup=False)
-    console.print(f"  UI: {link}\n  console: {CONSOLE}/runs/{quote(handle.id, safe='')}")
+    _links(console, link, handle.id)
     return outcome.status == demo.expect
+
+
+def _links(console: Console, ui_link: str, workflow_id: str) -> None:
+    console.print(f"  UI: {ui_link}\n  console: {CONSOLE}/runs/{quote(workflow_id, safe='')}")
+
+
+SERVED_AGENTS = {"viz": (devserver.VIZ_AGENT, devserver.start_viz_agent)}
+"""The agents `saga dev up` serves as processes of their own: background name, starter."""
+
+
+def _breaker(name: str) -> BreakerStatus:
+    """Breaker ``name`` as every worker sees it (what `saga breakers` lists)."""
+    from activities.breakers import breaker_statuses
+
+    for status in breaker_statuses():
+        if status.name == name:
+            return status
+    raise LookupError(f"no breaker {name!r} in the application database: is the worker's DATABASE_URL the same?")
+
+
+def _breaker_line(status: BreakerStatus) -> str:
+    trial = f", next trial {status.next_trial_at:%H:%M:%S} UTC" if status.next_trial_at else ""
+    return f"breaker {status.name}: {status.state.upper()}, {status.failures}/{status.fail_max} failures, {status.trips} trips{trial}"
+
+
+async def _until_trial_due(console: Console, agent: str) -> None:
+    """Return once breaker ``agent`` is not open, or its trial time has come (the next
+    run's health probe is then the trial)."""
+    try:
+        status = _breaker(agent)
+    except LookupError:
+        return  # no worker has created the breakers yet: none is open
+    trial = status.next_trial_at
+    if status.state == "open" and trial is not None and trial > datetime.now(timezone.utc):
+        console.print(f"  {_breaker_line(status)}: waiting for its trial", markup=False)
+        await asyncio.sleep((trial - datetime.now(timezone.utc)).total_seconds() + 0.1)
+
+
+async def _run_once(fam: Family[Any], demo: DemoRun, suffix: str) -> tuple[Any, Outcome, dict[str, Any]]:
+    client = await connect()
+    handle = await start_run(client, fam, fam.sample_input(demo.sample, suffix))
+    outcome = await run_outcome(handle)
+    result = to_jsonable(outcome.result) if outcome.status == "COMPLETED" else {}
+    return handle, outcome, result
+
+
+async def _outage(console: Console, fam: Family[Any], demo: DemoRun, suffix: str) -> bool:
+    """Stop ``demo.stops_agent``, run the sample until its breaker is open, show a run with
+    the breaker open, serve the agent again and show the trial run that closes it."""
+    agent = demo.stops_agent
+    background, start_agent = SERVED_AGENTS[agent]
+    if devserver.running_pid(background) is None:
+        console.print(
+            f"[yellow]{demo.sample}: skipped, no {agent} agent of `saga dev up` to stop "
+            f"({agent.upper()}_AGENT_URL points elsewhere, --no-{agent}-agent, or it could not be served: see `saga dev up`)[/yellow]"
+        )
+        return True
+    client = await connect()
+    devserver.stop_background(background)
+    try:
+        console.print(f"{agent} agent stopped: each run's pre-flight probe fails and counts toward its breaker")
+        for attempt in range(1, _breaker(agent).fail_max + 2):
+            if _breaker(agent).state == "open":
+                break
+            handle, outcome, result = await _run_once(fam, demo, f"{suffix}-down{attempt}")
+            chart = result.get("chart", {}).get("kind")
+            console.print(f"  {handle.id}: {outcome.status}, chart {chart}; {_breaker_line(_breaker(agent))}", markup=False)
+
+        handle, outcome, result = await _run_once(fam, demo, f"{suffix}-open")
+        fallbacks = result.get("fallbacks", [])
+        degraded = (
+            outcome.status == "COMPLETED"
+            and result["chart"]["kind"] == "table"
+            and result["produced_by"]["chart"] == "fallback:table"
+            and any(f.startswith(f"{agent}:") and f"circuit breaker {agent} is open" in f for f in fallbacks)
+        )
+        colour = "green" if degraded else "red"
+        console.print(
+            f"[{colour}]{handle.id}: {outcome.status}, degraded to a {result.get('chart', {}).get('kind')}[/{colour}] "
+            f"(expected a table, the {agent} agent stopped and its breaker open; sample {demo.sample})"
+        )
+        console.print(f"  produced by: {result.get('produced_by')}", markup=False)
+        for fallback in fallbacks:
+            console.print(f"  fallback: {fallback}", markup=False)
+        console.print(f"  {_breaker_line(_breaker(agent))} (`saga breakers`, {CONSOLE}/api/circuit-breakers/status)", markup=False)
+        for line in failure_lines(outcome.failure or []):
+            console.print(f"  {line}", markup=False)
+        _links(console, ui_url(client, handle.id, handle.result_run_id), handle.id)
+    finally:
+        # Served again even when a run above failed: the agent is never left stopped.
+        pid, _ = await asyncio.to_thread(start_agent)
+    console.print(f"{agent} agent served again (pid {pid})")
+    await _until_trial_due(console, agent)
+    handle, outcome, result = await _run_once(fam, demo, f"{suffix}-back")
+    status = _breaker(agent)
+    recovered = outcome.status == "COMPLETED" and result["chart"]["kind"] != "table" and status.state == "closed"
+    colour = "green" if recovered else "red"
+    console.print(
+        f"[{colour}]{handle.id}: {outcome.status}, chart {result.get('chart', {}).get('kind')}[/{colour}] "
+        f"(expected a chart: its pre-flight probe was the trial) {_breaker_line(status)}"
+    )
+    _links(console, ui_url(client, handle.id, handle.result_run_id), handle.id)
+    return degraded and recovered
 
 
 async def _progress_at(handle: Any, step: str, patience: float = 60) -> Any:
@@ -87,7 +192,14 @@ async def run_demo(console: Console) -> int:
         if not fam.demo:
             continue
         console.print(f"\n[bold]== {fam.name}[/bold]: {fam.description}")
-        verdicts += await asyncio.gather(*(_run(console, fam, demo, suffix) for demo in fam.demo))
+        outages = [demo for demo in fam.demo if demo.stops_agent]
+        for agent in {demo.stops_agent for demo in outages}:
+            # A demo cut short earlier may have left the breaker open.
+            await _until_trial_due(console, agent)
+        plain = (_run(console, fam, demo, suffix) for demo in fam.demo if not demo.stops_agent)
+        verdicts += await asyncio.gather(*plain)
+        for demo in outages:  # one at a time, after the others: they stop an agent
+            verdicts.append(await _outage(console, fam, demo, suffix))
     client = await connect()
     console.print(f"\nAll runs in the Temporal UI: {ui_url(client, '').rstrip('/')}")
     console.print(f"Web console (catalog, start forms, runs): {CONSOLE}/")

@@ -154,17 +154,33 @@ def running_pid(name: str) -> int | None:
     try:
         pid = int(path.read_text())
         # A pid file can outlive its process and the pid be reused: check it is ours.
-        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        command = _command_line(pid)
     except (FileNotFoundError, ValueError, ProcessLookupError):
         path.unlink(missing_ok=True)
         return None
-    if not any(marker in command for marker in (b"temporal", b"worker", b"saga")):
+    if not any(marker in command for marker in (b"temporal", b"worker", b"saga", b"activities.query.remote")):
         path.unlink(missing_ok=True)
         return None
     return pid
 
 
-SETTING_PREFIXES = ("SAGAWORKS_", "TEMPORAL_", "DATABASE_URL", "GROQ_", "LLM_", "OTEL_")
+def _command_line(pid: int, patience: float = 2.0) -> bytes:
+    """``/proc/PID/cmdline``; raises FileNotFoundError when the process is gone.
+
+    It reads empty for a zombie, and for a moment while a just-started process execs its
+    program: that moment is waited out (a fresh pid was seen as someone else's).
+    """
+    deadline = time.monotonic() + patience
+    while True:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        if command or not _alive(pid) or time.monotonic() > deadline:
+            return command
+        time.sleep(0.01)
+
+
+SETTING_PREFIXES = (
+    "SAGAWORKS_", "TEMPORAL_", "DATABASE_URL", "GROQ_", "LLM_", "OTEL_", "NLP_AGENT", "DATA_AGENT", "VIZ_AGENT", "QUERY_",
+)
 """Environment variables that change what a background worker or API does."""
 
 
@@ -175,8 +191,11 @@ def settings_fingerprint(environ: dict[str, str] | None = None) -> str:
     return hashlib.sha256(repr(relevant).encode()).hexdigest()[:16]
 
 
-def start_background(name: str, command: list[str], *, settings: str = "") -> tuple[int, str]:
-    """Start ``command`` detached, logging to ``.temporal/NAME.log``.
+def start_background(
+    name: str, command: list[str], *, settings: str = "", env: dict[str, str] | None = None
+) -> tuple[int, str]:
+    """Start ``command`` detached, logging to ``.temporal/NAME.log``, in this process's
+    environment updated with ``env``.
 
     A process of that name already running with the same ``settings`` is reused; one
     started with other settings is stopped and started again, so ``saga dev up`` never
@@ -196,7 +215,12 @@ def start_background(name: str, command: list[str], *, settings: str = "") -> tu
         outcome = "restarted"
     log = open(STATE_DIR / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child
     process = subprocess.Popen(
-        command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        command,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        env={**os.environ, **env} if env else None,
     )
     pid_file(name).write_text(str(process.pid))
     settings_file.write_text(settings)
@@ -229,7 +253,69 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    return True
+    try:
+        # A zombie (exited, not yet reaped by a parent other than us) is not running.
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+VIZ_AGENT = "viz-agent"
+"""The background name of the viz agent `saga dev up` serves (the demo stops and restarts it)."""
+
+DEV_BREAKER_VIZ = "3/10"
+"""The dev profile's viz breaker (``SAGAWORKS_BREAKER_VIZ``, unless set): 3 failures open it,
+a trial 10 s later, so the demo shows an outage and its recovery in seconds (the seed's
+5/60 everywhere else)."""
+
+
+def viz_agent_port() -> int:
+    """Where `saga dev up` serves the viz agent: ``SAGAWORKS_VIZ_AGENT_PORT``, else 8003
+    (the port docker-compose.yml gives it)."""
+    return int(os.environ.get("SAGAWORKS_VIZ_AGENT_PORT", "8003"))
+
+
+def viz_agent_url() -> str:
+    """The URL of the viz agent `saga dev up` serves."""
+    return f"http://127.0.0.1:{viz_agent_port()}"
+
+
+def viz_agent_worker_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """What the worker of `saga dev up` gets on top of the caller's environment when it
+    serves the viz agent: its URL, and the dev breaker profile unless one is configured."""
+    environ = dict(os.environ) if environ is None else environ
+    return {
+        "VIZ_AGENT_URL": viz_agent_url(),
+        "SAGAWORKS_BREAKER_VIZ": environ.get("SAGAWORKS_BREAKER_VIZ") or DEV_BREAKER_VIZ,
+    }
+
+
+def start_viz_agent() -> tuple[int, str]:
+    """Serve the viz agent in the background (``python -m activities.query.remote viz``)
+    and return once its ``/health`` answers; the pid and ``started``/``reused``/``restarted``."""
+    command = [sys.executable, "-m", "activities.query.remote", "viz", "--port", str(viz_agent_port())]
+    pid, outcome = start_background(VIZ_AGENT, command, settings=" ".join(command))
+    wait_until_healthy(viz_agent_url(), VIZ_AGENT)
+    return pid, outcome
+
+
+def wait_until_healthy(url: str, name: str, timeout: float = 60.0) -> None:
+    """Return once ``GET url/health`` answers ok; fail early when background process
+    ``name`` has died (its log says why)."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{url}/health", timeout=1).json().get("status") == "ok":
+                return
+        except (httpx.HTTPError, ValueError):
+            pass
+        if running_pid(name) is None:
+            raise RuntimeError(f"{name} exited; see {STATE_DIR / f'{name}.log'}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{name} at {url} not healthy after {timeout:.0f} s")
+        time.sleep(0.1)
 
 
 async def start_embedded(

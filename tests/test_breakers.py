@@ -78,6 +78,27 @@ def test_success_resets_the_consecutive_count(two: tuple[Breakers, Breakers]) ->
     assert a.status("viz").state == "closed" and a.status("viz").failures == 2
 
 
+def test_a_successful_call_through_a_closed_breaker_reads_its_row_once(url: str) -> None:
+    """The hot path of every agent call: one SELECT of the breaker's row, no write."""
+    from sqlalchemy import event
+
+    db = Database(url)
+    breakers = Breakers(db, {"data": BreakerConfig(3, 60)})
+    statements: list[str] = []
+    event.listen(db.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    try:
+        assert breakers.call("data", lambda: "rows") == "rows"
+        touching = [s for s in statements if "circuit_breakers" in s]
+        assert len(touching) == 1 and touching[0].lstrip().upper().startswith("SELECT"), statements
+        # A failure still counts at once, and a success after it still resets the count.
+        _fail(breakers, "data")
+        assert breakers.status("data").failures == 1
+        breakers.call("data", lambda: None)
+        assert breakers.status("data").failures == 0
+    finally:
+        db.dispose()
+
+
 def test_business_errors_do_not_count(two: tuple[Breakers, Breakers]) -> None:
     a, _ = two
 

@@ -39,3 +39,34 @@ def test_the_fingerprint_covers_settings_and_ignores_the_rest() -> None:
     assert devserver.settings_fingerprint(base) == devserver.settings_fingerprint({**base, "PATH": "/usr/bin"})
     assert devserver.settings_fingerprint(base) != devserver.settings_fingerprint({**base, "SAGAWORKS_DOCUMENT_ROOTS": "/x"})
     assert "/docs" not in devserver.settings_fingerprint(base)
+    # Where the query agents are (`saga dev up` points the worker at its viz agent).
+    assert devserver.settings_fingerprint(base) != devserver.settings_fingerprint({**base, "VIZ_AGENT_URL": "http://127.0.0.1:8003"})
+
+
+def test_the_dev_worker_calls_the_viz_agent_with_the_dev_breaker_profile(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SAGAWORKS_VIZ_AGENT_PORT", "18003")
+    assert devserver.viz_agent_worker_env({}) == {
+        "VIZ_AGENT_URL": "http://127.0.0.1:18003",
+        "SAGAWORKS_BREAKER_VIZ": devserver.DEV_BREAKER_VIZ,
+    }
+    # A threshold the user configured wins over the dev profile.
+    assert devserver.viz_agent_worker_env({"SAGAWORKS_BREAKER_VIZ": "5/60"})["SAGAWORKS_BREAKER_VIZ"] == "5/60"
+    from activities.breakers import BreakerConfig, breaker_configs_from_env
+
+    assert breaker_configs_from_env(devserver.viz_agent_worker_env({}))["viz"] == BreakerConfig(3, 10)
+
+
+def test_a_viz_agent_whose_port_is_taken_is_reported_and_the_worker_draws_charts(
+    state_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    from client.cli.services import serve_viz_agent
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        monkeypatch.setenv("SAGAWORKS_VIZ_AGENT_PORT", str(taken.getsockname()[1]))
+        assert serve_viz_agent() == {}
+    assert "Viz agent not served (viz-agent exited; see" in capsys.readouterr().out
+    assert devserver.running_pid(devserver.VIZ_AGENT) is None

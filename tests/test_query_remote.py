@@ -8,10 +8,12 @@ trial closes the breaker and charts come back.
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,8 +44,6 @@ class AgentProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        import os
-
         out = open(self.log, "ab")  # noqa: SIM115 - the child owns it
         self.process = subprocess.Popen(
             [sys.executable, "-m", "activities.query.remote", self.agent, "--port", str(self.port)],
@@ -149,3 +149,57 @@ async def test_breaker_opens_for_every_worker_and_a_trial_closes_it(
         for agent in agents.values():
             if agent.process is not None and agent.process.poll() is None:
                 agent.kill()
+
+
+async def test_demo_degrades_to_a_table_with_the_viz_breaker_open_and_dev_down_stops_the_agent(
+    dev_client: Client, dev_address: str, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`saga demo`'s outage run against the viz agent `saga dev up` serves, then `saga dev down`."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    from activities.query.activities import QuerySettings
+    from client import devserver
+    from client.connection import TASK_QUEUE
+    from client.demo import _outage
+    from worker import running_worker
+    from workflows.catalog import family
+
+    monkeypatch.setattr(devserver, "STATE_DIR", tmp_path)
+    monkeypatch.setenv("SAGAWORKS_VIZ_AGENT_PORT", str(_free_port()))
+    monkeypatch.setenv("VIZ_AGENT_URL", devserver.viz_agent_url())
+    monkeypatch.setenv("SAGAWORKS_BREAKER_VIZ", "2/3")
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("TEMPORAL_ADDRESS", dev_address)
+    fam = family("query")
+    [outage] = [demo for demo in fam.demo if demo.stops_agent == "viz"]
+    console = Console(file=StringIO(), width=300)
+    db = Database(database_url)
+    try:
+        first_pid, _ = await asyncio.to_thread(devserver.start_viz_agent)
+        async with running_worker(dev_client, db, task_queue=TASK_QUEUE, activity_threads=4, query=QuerySettings.from_env()):
+            assert await _outage(console, fam, outage, uuid.uuid4().hex[:8]), console.file.getvalue()
+        shown = console.file.getvalue()
+        assert "viz agent stopped" in shown
+        assert "degraded to a table" in shown and "'chart': 'fallback:table'" in shown
+        assert "fallback: viz: down at pre-flight (circuit breaker viz is open" in shown
+        assert "breaker viz: OPEN, 2/2 failures" in shown
+        assert "chart bar" in shown and "breaker viz: CLOSED" in shown
+        assert shown.count("console: http://127.0.0.1:8000/runs/query-mpg-by-origin-") == 2
+        assert {s.name: s.state for s in breaker_statuses(db)}["viz"] == "closed"
+        agent_pid = devserver.running_pid(devserver.VIZ_AGENT)
+        assert agent_pid is not None and agent_pid != first_pid  # served again by the demo
+
+        down = subprocess.run(
+            [str(Path(sys.executable).parent / "saga"), "dev", "down"],
+            env={**os.environ, "SAGAWORKS_STATE_DIR": str(tmp_path)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert down.returncode == 0 and f"{devserver.VIZ_AGENT}: stopped" in down.stdout, down
+        assert not devserver._alive(agent_pid) and devserver.running_pid(devserver.VIZ_AGENT) is None
+    finally:
+        devserver.stop_background(devserver.VIZ_AGENT)
+        db.dispose()

@@ -75,6 +75,11 @@ class DemoRun:
     """Updates the demo sends, in order (routing's approval; a ticket's assign and resolve)."""
     shown_at: str = ""
     """For a RUNNING run: the demo shows it once its status's current step contains this."""
+    stops_agent: str = ""
+    """A query agent served by ``saga dev up`` (``viz``) that the demo stops first: it runs
+    the sample until the agent's breaker is open and shows that run, which must complete
+    with the agent's fallback and name the open breaker; then it serves the agent again and
+    a run after the breaker's trial time must close it. Runs after the family's other demos."""
 
 
 @dataclass(frozen=True)
@@ -360,8 +365,13 @@ FAMILIES: tuple[Family[Any], ...] = (
             "queries/temperature-by-month.json",
             "queries/top-cars-by-horsepower.json",
             "queries/average-price-by-symbol.json",
+            "queries/average-mpg-by-origin.json",
         ),
-        demo=(DemoRun("queries/temperature-by-month.json"),),
+        rerun_field="request_id",
+        demo=(
+            DemoRun("queries/temperature-by-month.json"),
+            DemoRun("queries/average-mpg-by-origin.json", stops_agent="viz"),
+        ),
         # The health check runs again in every run: it is about now, not an outcome.
         restartable=Restartable(
             stages=("nlp", "data", "viz"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -14,7 +15,7 @@ from client.connection import DEFAULT_ADDRESS
 
 dev_app = typer.Typer(help="The embedded Temporal server and a worker, in the background.", no_args_is_help=True)
 
-BACKGROUND = ("api", "worker", "server")
+BACKGROUND = ("api", "worker", devserver.VIZ_AGENT, "server")
 """Background processes in the order they stop."""
 
 API_PORT = 8000
@@ -30,6 +31,10 @@ _WHY = {
 @dev_app.command("up")
 def dev_up(
     worker: Annotated[bool, typer.Option("--worker/--no-worker", help="Also start a worker.")] = True,
+    viz_agent: Annotated[
+        bool,
+        typer.Option("--viz-agent/--no-viz-agent", help="Serve the query family's viz agent as its own process for the worker."),
+    ] = True,
     api: Annotated[bool, typer.Option("--api/--no-api", help=f"Also start the HTTP API and console on :{API_PORT}.")] = True,
     ui_codec_endpoint: Annotated[
         str | None,
@@ -38,8 +43,12 @@ def dev_up(
 ) -> None:
     """Start the embedded Temporal server (UI on :8233) and a worker, in the background.
 
-    A worker already running with the same settings (SAGAWORKS_*, TEMPORAL_*, DATABASE_URL,
-    GROQ_*...) is reused; one started with other settings is restarted with these.
+    The worker calls the query family's viz agent over HTTP, served as a process of its own
+    (port SAGAWORKS_VIZ_AGENT_PORT, 8003) unless VIZ_AGENT_URL names another; its breaker
+    opens after 3 failures, for 10 s (SAGAWORKS_BREAKER_VIZ overrides), so `saga demo`
+    can stop it and show the fallback. A worker already running with the same settings
+    (SAGAWORKS_*, TEMPORAL_*, DATABASE_URL, GROQ_*, *_AGENT_URL...) is reused; one started
+    with other settings is restarted with these.
     """
     server_command = devserver.dev_server_command(ui_codec_endpoint=ui_codec_endpoint)
     # Its command line is its settings: another --ui-codec-endpoint restarts it (the history
@@ -48,8 +57,12 @@ def dev_up(
     run_async(devserver.wait_until_serving(DEFAULT_ADDRESS, timeout=60))
     out.print(f"Temporal server (pid {server_pid}){_WHY[outcome]} at {DEFAULT_ADDRESS}; UI http://localhost:8233")
     if worker:
+        env = serve_viz_agent() if viz_agent and not os.environ.get("VIZ_AGENT_URL") else {}
         worker_pid, outcome = devserver.start_background(
-            "worker", [sys.executable, "-m", "worker"], settings=devserver.settings_fingerprint()
+            "worker",
+            [sys.executable, "-m", "worker"],
+            settings=devserver.settings_fingerprint({**os.environ, **env}),
+            env=env,
         )
         out.print(f"Worker (pid {worker_pid}){_WHY[outcome]}; logs in {devserver.STATE_DIR}/worker.log")
     if api:
@@ -58,6 +71,23 @@ def dev_up(
             "api", [saga, "api", "--port", str(API_PORT)], settings=devserver.settings_fingerprint()
         )
         out.print(f"HTTP API and console (pid {api_pid}){_WHY[outcome]}: http://127.0.0.1:{API_PORT}/")
+
+
+def serve_viz_agent() -> dict[str, str]:
+    """Serve the viz agent in the background; the settings the worker needs to call it,
+    or none when it cannot be served (e.g. its port is taken): charts are then drawn in
+    the worker, and `saga demo` says why it skips the stopped-agent run."""
+    try:
+        agent_pid, outcome = devserver.start_viz_agent()
+    except (RuntimeError, TimeoutError) as unserved:
+        devserver.stop_background(devserver.VIZ_AGENT)
+        out.print(
+            f"[yellow]Viz agent not served ({unserved}); the worker draws charts itself. "
+            "Another port: SAGAWORKS_VIZ_AGENT_PORT.[/yellow]"
+        )
+        return {}
+    out.print(f"Viz agent (pid {agent_pid}){_WHY[outcome]} at {devserver.viz_agent_url()}")
+    return devserver.viz_agent_worker_env()
 
 
 @dev_app.command("down")
