@@ -17,10 +17,11 @@ import multiprocessing
 import os
 import signal
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from multiprocessing.managers import SyncManager
 from datetime import timedelta
+from typing import Any
 
 from temporalio.client import Client
 from temporalio.worker import SharedStateManager, UnsandboxedWorkflowRunner, Worker, WorkflowRunner
@@ -94,6 +95,8 @@ async def running_worker(
     llm_rate_per_second: float | None = None,
     plans: PlanSettings | None = None,
     runner: str | None = None,
+    extra_workflows: Sequence[type] = (),
+    extra_activities: Sequence[Callable[..., Any]] = (),
 ) -> AsyncIterator[Worker]:
     """Serve the whole catalog until the block exits, then drain in-flight activities.
 
@@ -104,14 +107,16 @@ async def running_worker(
     pool has a thread for each, or accepted ones would wait inside the worker while
     their timeouts run. The CPU-bound
     activities run in ``cpu_processes`` processes of their own (see workflows/cpu.py), so
-    they hold neither the event loop's GIL nor each other's; 0 runs them in the threads.
+    they hold neither the event loop's GIL nor each other's, and so do the CPU-bound parts
+    of the document activities (parsing, splitting, YAKE); 0 runs them in the threads.
 
     A third worker serves LLM calls on their own task queue (``<task_queue>-llm``) at
     most ``llm_rate_per_second`` (default ``SAGAWORKS_LLM_RATE_PER_SECOND`` or 5) across
     every worker polling it.
 
     ``runner`` names the workflow runner (:data:`WORKFLOW_RUNNERS`; default
-    ``SAGAWORKS_WORKFLOW_RUNNER`` or unsandboxed).
+    ``SAGAWORKS_WORKFLOW_RUNNER`` or unsandboxed). ``extra_workflows`` and
+    ``extra_activities`` are served beside the catalog's (the benchmarks' own workloads).
     """
     rate = llm_rate_per_second or float(os.environ.get(LLM_RATE_ENV, DEFAULT_LLM_RATE_PER_SECOND))
     llm_slots = max(1, activity_threads // 4)
@@ -120,6 +125,7 @@ async def running_worker(
         executor = stack.enter_context(ThreadPoolExecutor(max_workers=2 * activity_threads + llm_slots))
         # Without processes: two threads of this process of their own (sharing its GIL).
         cpu_options: dict = {"max_concurrent_activities": 2}
+        cpu_pool: ProcessPoolExecutor | None = None
         if cpu_processes <= 0:
             cpu_options["activity_executor"] = stack.enter_context(ThreadPoolExecutor(max_workers=2))
         else:
@@ -128,10 +134,11 @@ async def running_worker(
             manager = SyncManager(ctx=spawn)
             manager.start(die_with_parent)
             stack.enter_context(manager)
+            cpu_pool = stack.enter_context(
+                ProcessPoolExecutor(max_workers=cpu_processes, mp_context=spawn, initializer=die_with_parent)
+            )
             cpu_options = {
-                "activity_executor": stack.enter_context(
-                    ProcessPoolExecutor(max_workers=cpu_processes, mp_context=spawn, initializer=die_with_parent)
-                ),
+                "activity_executor": cpu_pool,
                 "shared_state_manager": SharedStateManager.create_from_multiprocessing(manager),
                 "max_concurrent_activities": cpu_processes,
             }
@@ -154,9 +161,10 @@ async def running_worker(
         async with cpu_worker, llm_worker, Worker(
             client,
             task_queue=task_queue,
-            workflows=WORKFLOWS,
+            workflows=[*WORKFLOWS, *extra_workflows],
             workflow_runner=workflow_runner(runner),
-            activities=build_activities(db, llm, documents, query, plans),
+            # The document activities parse, split and run YAKE in the same process pool.
+            activities=[*build_activities(db, llm, documents, query, plans, cpu_pool), *extra_activities],
             activity_executor=executor,
             max_concurrent_activities=activity_threads,
             # Local activities (the order steps) share the same threads.
