@@ -33,15 +33,13 @@ from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 from temporalio import activity
-from temporalio.worker import Worker
 
-from activities import build_activities
 from activities.db import Database
 from activities.llm import OfflineProvider
 from activities.orders import seed_inventory
 from bench.fanout_workflow import FanOutBench
 from client.devserver import start_embedded
-from workflows.catalog import WORKFLOWS
+from worker import running_worker
 from workflows.order import OrderFulfillmentSaga
 from contracts.orders import OrderInput, order_workflow_id
 
@@ -51,7 +49,8 @@ STEPS = 5
 def write_row(db_path: Path, run_id: str, step: str) -> None:
     """The unit of work of every step: one small durable write."""
     with sqlite3.connect(db_path, timeout=30, isolation_level=None) as conn:
-        conn.execute("INSERT INTO steps (run_id, step) VALUES (?, ?)", (run_id, step))
+        # OR IGNORE: a step that runs again after a crash (at-least-once) writes nothing twice.
+        conn.execute("INSERT OR IGNORE INTO steps (run_id, step) VALUES (?, ?)", (run_id, step))
 
 
 def make_app_db(db_path: Path) -> None:
@@ -131,37 +130,33 @@ async def bench_sagaworks(folder: Path, sagas: int, in_flight: int, fanouts: lis
     seed_inventory(db, {"WIDGET-1": 10_000_000})
     fan_db = folder / "sagaworks-fanout.db"
     make_app_db(fan_db)
-    row = Row("sagaworks (embedded default)", fanout_s={})
+    row = Row("sagaworks (shipped default)", fanout_s={})
     task_queue = f"peers-{uuid.uuid4()}"
     async with await start_embedded(db_file=folder / "temporal.db") as env:
-        with ThreadPoolExecutor(max_workers=64) as executor:
-            async with Worker(
-                env.client,
-                task_queue=task_queue,
-                workflows=[*WORKFLOWS, FanOutBench],
-                activities=[*build_activities(db, OfflineProvider()), bench_write],
-                activity_executor=executor,
-                max_concurrent_activities=64,
-            ):
+        # The worker as worker.py builds it, with its defaults (runner, threads, processes).
+        async with running_worker(
+            env.client, db, task_queue=task_queue, llm=OfflineProvider(),
+            extra_workflows=[FanOutBench], extra_activities=[bench_write],
+        ):
 
-                async def saga() -> None:
-                    order = OrderInput(
-                        order_id=uuid.uuid4().hex[:16],
-                        customer_email="bench@example.com",
-                        items=[{"sku": "WIDGET-1", "quantity": 1, "unit_price_cents": 100}],  # type: ignore[list-item]
-                        shipping_address="1 Bench Street",
-                    )
-                    await env.client.execute_workflow(
-                        OrderFulfillmentSaga.run, order, id=order_workflow_id(order.order_id), task_queue=task_queue
-                    )
+            async def saga() -> None:
+                order = OrderInput(
+                    order_id=uuid.uuid4().hex[:16],
+                    customer_email="bench@example.com",
+                    items=[{"sku": "WIDGET-1", "quantity": 1, "unit_price_cents": 100}],  # type: ignore[list-item]
+                    shipping_address="1 Bench Street",
+                )
+                await env.client.execute_workflow(
+                    OrderFulfillmentSaga.run, order, id=order_workflow_id(order.order_id), task_queue=task_queue
+                )
 
-                await measure(saga, sagas, in_flight, row)
-                for n in fanouts:
-                    start = time.perf_counter()
-                    await env.client.execute_workflow(
-                        FanOutBench.run, [str(fan_db), n], id=f"fan-{uuid.uuid4()}", task_queue=task_queue
-                    )
-                    row.fanout_s[n] = time.perf_counter() - start
+            await measure(saga, sagas, in_flight, row)
+            for n in fanouts:
+                start = time.perf_counter()
+                await env.client.execute_workflow(
+                    FanOutBench.run, [str(fan_db), n], id=f"fan-{uuid.uuid4()}", task_queue=task_queue
+                )
+                row.fanout_s[n] = time.perf_counter() - start
     db.dispose()
     return row
 
