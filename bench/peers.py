@@ -39,6 +39,7 @@ from activities.db import Database
 from activities.llm import OfflineProvider
 from activities.orders import seed_inventory
 from bench.fanout_workflow import FanOutBench
+from bench.order_saga import cpu_seconds
 from client.devserver import start_embedded
 from worker import running_worker
 from workflows.order import OrderFulfillmentSaga
@@ -73,6 +74,8 @@ class Engine:
     fanout: FanOut
     latencies: list[float] = field(default_factory=list)
     rates: list[float] = field(default_factory=list)
+    cpu_ms: list[float] = field(default_factory=list)
+    """CPU per saga of this process and its children (a Temporal server, a process pool)."""
     fanout_s: dict[int, list[float]] = field(default_factory=dict)
 
 
@@ -88,9 +91,10 @@ async def measure_round(engine: Engine, sagas: int, alone: int, in_flight: int, 
         async with semaphore:
             await engine.saga()
 
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), sum(cpu_seconds())
     await asyncio.gather(*(bounded() for _ in range(sagas)))
     engine.rates.append(sagas / (time.perf_counter() - start))
+    engine.cpu_ms.append((sum(cpu_seconds()) - cpu_start) / sagas * 1000)
     for n in fanouts:
         start = time.perf_counter()
         await engine.fanout(n)
@@ -307,15 +311,15 @@ async def main(sagas: int, in_flight: int, fanouts: list[int], engines: list[str
           f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"{time.strftime('%Y-%m-%d')}, load average {os.getloadavg()[0]:.1f}\n")
     fan_cols = " | ".join(f"W2 N={n} s" for n in fanouts)
-    print(f"| engine | W1 p50 ms | W1 p95 ms | ms/step over floor (p50) | W1 sagas/s | {fan_cols} |")
-    print("|---|---:|---:|---:|---:|" + "---:|" * len(fanouts))
+    print(f"| engine | W1 p50 ms | W1 p95 ms | ms/step over floor (p50) | W1 sagas/s | W1 CPU ms/saga | {fan_cols} |")
+    print("|---|---:|---:|---:|---:|---:|" + "---:|" * len(fanouts))
     floor_p50 = statistics.median(floor.latencies) * 1000
     for engine in opened:
         ordered = sorted(engine.latencies)
         p50, p95 = statistics.median(ordered) * 1000, ordered[int(len(ordered) * 0.95) - 1] * 1000
         fans = " | ".join(f"{statistics.median(engine.fanout_s[n]):.2f}" for n in fanouts)
         print(f"| {engine.name} | {p50:.1f} | {p95:.1f} | {(p50 - floor_p50) / STEPS:.1f} | "
-              f"{statistics.median(engine.rates):.0f} | {fans} |")
+              f"{statistics.median(engine.rates):.0f} | {statistics.median(engine.cpu_ms):.0f} | {fans} |")
 
 
 if __name__ == "__main__":
