@@ -17,13 +17,15 @@ import multiprocessing
 import os
 import signal
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from multiprocessing.managers import SyncManager
 from datetime import timedelta
+from typing import Any
 
 from temporalio.client import Client
-from temporalio.worker import SharedStateManager, Worker
+from temporalio.worker import SharedStateManager, UnsandboxedWorkflowRunner, Worker, WorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities import CPU_BOUND, build_activities, build_llm_activities
 from activities.db import Database
@@ -43,6 +45,40 @@ from workflows.policies import DEFAULT_LLM_RATE_PER_SECOND, LLM_RATE_ENV, llm_ta
 
 log = logging.getLogger("sagaworks.worker")
 
+WORKFLOW_RUNNER_ENV = "SAGAWORKS_WORKFLOW_RUNNER"
+WORKFLOW_RUNNERS = ("unsandboxed", "passthrough", "sandboxed")
+"""How the worker runs workflow code, fastest first (``SAGAWORKS_WORKFLOW_RUNNER``).
+
+- ``unsandboxed`` (production default): workflow code runs as plain Python, no per-run
+  module setup and no runtime checks;
+- ``passthrough``: the SDK's sandbox, with our own modules, pydantic and SQLAlchemy
+  imported once and shared by every run instead of re-imported per run;
+- ``sandboxed``: the SDK's sandbox as it comes; what the tests, CI and ``saga replay`` run.
+
+Every determinism guarantee of the sandbox is enforced before code reaches a production
+worker: the test suite runs every worker sandboxed (tests/conftest.py sets this variable),
+replays tests/histories/ sandboxed, and checks workflows/ statically
+(tests/test_determinism.py). See the README's Benchmarks for what each runner costs.
+"""
+
+PASSTHROUGH_MODULES = ("activities", "client", "contracts", "workflows", "pydantic", "sqlalchemy")
+"""Imported once for every workflow run under ``passthrough`` (they hold no state a workflow
+changes; workflows import them inside ``workflow.unsafe.imports_passed_through()`` anyway)."""
+
+
+def workflow_runner(name: str | None = None) -> WorkflowRunner:
+    """The runner called ``name``, or that ``SAGAWORKS_WORKFLOW_RUNNER`` names (default: unsandboxed)."""
+    name = name or os.environ.get(WORKFLOW_RUNNER_ENV) or WORKFLOW_RUNNERS[0]
+    if name == "unsandboxed":
+        return UnsandboxedWorkflowRunner()
+    if name == "passthrough":
+        return SandboxedWorkflowRunner(
+            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
+        )
+    if name == "sandboxed":
+        return SandboxedWorkflowRunner()
+    raise ValueError(f"{WORKFLOW_RUNNER_ENV}={name!r}: expected one of {', '.join(WORKFLOW_RUNNERS)}")
+
 
 @contextlib.asynccontextmanager
 async def running_worker(
@@ -58,6 +94,9 @@ async def running_worker(
     query: QuerySettings | None = None,
     llm_rate_per_second: float | None = None,
     plans: PlanSettings | None = None,
+    runner: str | None = None,
+    extra_workflows: Sequence[type] = (),
+    extra_activities: Sequence[Callable[..., Any]] = (),
 ) -> AsyncIterator[Worker]:
     """Serve the whole catalog until the block exits, then drain in-flight activities.
 
@@ -68,11 +107,16 @@ async def running_worker(
     pool has a thread for each, or accepted ones would wait inside the worker while
     their timeouts run. The CPU-bound
     activities run in ``cpu_processes`` processes of their own (see workflows/cpu.py), so
-    they hold neither the event loop's GIL nor each other's; 0 runs them in the threads.
+    they hold neither the event loop's GIL nor each other's, and so do the CPU-bound parts
+    of the document activities (parsing, splitting, YAKE); 0 runs them in the threads.
 
     A third worker serves LLM calls on their own task queue (``<task_queue>-llm``) at
     most ``llm_rate_per_second`` (default ``SAGAWORKS_LLM_RATE_PER_SECOND`` or 5) across
     every worker polling it.
+
+    ``runner`` names the workflow runner (:data:`WORKFLOW_RUNNERS`; default
+    ``SAGAWORKS_WORKFLOW_RUNNER`` or unsandboxed). ``extra_workflows`` and
+    ``extra_activities`` are served beside the catalog's (the benchmarks' own workloads).
     """
     rate = llm_rate_per_second or float(os.environ.get(LLM_RATE_ENV, DEFAULT_LLM_RATE_PER_SECOND))
     llm_slots = max(1, activity_threads // 4)
@@ -81,6 +125,7 @@ async def running_worker(
         executor = stack.enter_context(ThreadPoolExecutor(max_workers=2 * activity_threads + llm_slots))
         # Without processes: two threads of this process of their own (sharing its GIL).
         cpu_options: dict = {"max_concurrent_activities": 2}
+        cpu_pool: ProcessPoolExecutor | None = None
         if cpu_processes <= 0:
             cpu_options["activity_executor"] = stack.enter_context(ThreadPoolExecutor(max_workers=2))
         else:
@@ -89,10 +134,11 @@ async def running_worker(
             manager = SyncManager(ctx=spawn)
             manager.start(die_with_parent)
             stack.enter_context(manager)
+            cpu_pool = stack.enter_context(
+                ProcessPoolExecutor(max_workers=cpu_processes, mp_context=spawn, initializer=die_with_parent)
+            )
             cpu_options = {
-                "activity_executor": stack.enter_context(
-                    ProcessPoolExecutor(max_workers=cpu_processes, mp_context=spawn, initializer=die_with_parent)
-                ),
+                "activity_executor": cpu_pool,
                 "shared_state_manager": SharedStateManager.create_from_multiprocessing(manager),
                 "max_concurrent_activities": cpu_processes,
             }
@@ -115,11 +161,13 @@ async def running_worker(
         async with cpu_worker, llm_worker, Worker(
             client,
             task_queue=task_queue,
-            workflows=WORKFLOWS,
-            activities=build_activities(db, llm, documents, query, plans),
+            workflows=[*WORKFLOWS, *extra_workflows],
+            workflow_runner=workflow_runner(runner),
+            # The document activities parse, split and run YAKE in the same process pool.
+            activities=[*build_activities(db, llm, documents, query, plans, cpu_pool), *extra_activities],
             activity_executor=executor,
             max_concurrent_activities=activity_threads,
-            # Local activities (order steps with local_steps) share the same threads.
+            # Local activities (the order steps) share the same threads.
             max_concurrent_local_activities=activity_threads,
             graceful_shutdown_timeout=drain,
             # MCP tool calls (SAGAWORKS_MCP_CONFIG): their sessions close with the worker.
@@ -199,6 +247,7 @@ async def main(args: argparse.Namespace) -> None:
             activity_threads=args.activity_threads,
             drain=timedelta(seconds=args.drain_seconds),
             cpu_processes=args.cpu_processes,
+            runner=args.workflow_runner,
         ):
             await stop.wait()
             log.info("Stopping: draining in-flight activities")
@@ -224,6 +273,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=2,
         help="processes for CPU-bound activities; 0 runs them in the threads (default %(default)s)",
+    )
+    parser.add_argument(
+        "--workflow-runner",
+        choices=WORKFLOW_RUNNERS,
+        help=f"how workflow code runs (default ${WORKFLOW_RUNNER_ENV} or {WORKFLOW_RUNNERS[0]}; "
+        "the tests run sandboxed)",
     )
     parser.add_argument(
         "--connect-seconds",

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any
 
 from activities.db import Database
@@ -48,18 +49,21 @@ def build_activities(
     documents: DocumentSettings | None = None,
     query: QuerySettings | None = None,
     plans: PlanSettings | None = None,
+    cpu_pool: Executor | None = None,
 ) -> list[Callable[..., Any]]:
     """Every activity of the catalog, bound to ``db``; seeds reference data it needs.
 
     ``llm`` defaults to :func:`activities.llm.provider_from_env`, ``documents`` to the
     limits in the environment, ``query`` to the query agents the environment configures.
+    ``cpu_pool`` (the worker's process pool) runs the CPU-bound parts of the document
+    activities: parsing, splitting and the offline provider's YAKE.
     """
     from activities.plans.activities import PlanActivities
     from activities.query.activities import QueryActivities
 
     seed_inventory(db)
     orders = OrderActivities(db)
-    docs = DocumentActivities(db, llm or provider_from_env(), documents)
+    docs = DocumentActivities(db, llm or provider_from_env(cpu_pool), documents, cpu_pool)
     chat = chat_from_env()
     routing = RoutingActivities(db, chat)
     search = SearchActivities(db)

@@ -14,11 +14,12 @@ import math
 import os
 import re
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import JSON, DateTime, Float, Integer, String, Text, delete, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -49,6 +50,8 @@ from contracts.documents import (
     document_id_for,
     version_key,
 )
+
+T = TypeVar("T")
 
 TOP_CONCEPTS = 20
 """Concepts a result carries; all of them are in the database."""
@@ -514,11 +517,22 @@ def _fold_sub_phrases(merged: dict[str, _Evidence]) -> None:
 class DocumentActivities:
     """The document pipeline's activities, bound to a database and an LLM provider."""
 
-    def __init__(self, db: Database, llm: LLMProvider, settings: DocumentSettings | None = None) -> None:
-        """Serve the activities from ``db`` with ``llm``; ``settings`` default from the environment."""
+    def __init__(
+        self, db: Database, llm: LLMProvider, settings: DocumentSettings | None = None, cpu_pool: Executor | None = None
+    ) -> None:
+        """Serve the activities from ``db`` with ``llm``; ``settings`` default from the environment.
+
+        ``cpu_pool`` (the worker's process pool) parses and splits documents, which holds
+        the GIL for seconds on a large one; None does it in the activity's thread.
+        """
         self._db = db
         self._llm = llm
         self._settings = settings or DocumentSettings()
+        self._pool = cpu_pool
+
+    def _cpu(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` in the process pool (its exceptions re-raised here), or in this thread."""
+        return fn(*args) if self._pool is None else self._pool.submit(fn, *args).result()
 
     def _read(self, path_text: str) -> tuple[Path, bytes]:
         resolved = self._settings.resolve(path_text)
@@ -584,12 +598,12 @@ class DocumentActivities:
         if hashlib.sha256(data).hexdigest() != doc.content_hash:
             raise validation_error("the file changed while it was being processed; submit it again", field=doc.path)
         try:
-            text = parse_text(path, data, doc.format, self._settings)
+            text = self._cpu(parse_text, path, data, doc.format, self._settings)
         except ApplicationError:
             raise
         except Exception as err:
             raise error(ErrorClass.PROCESSING, f"{doc.path}: cannot parse {doc.format}: {err}", non_retryable=True) from err
-        chunks = split_text(text, request.chunk_size, request.chunk_overlap)
+        chunks = self._cpu(split_text, text, request.chunk_size, request.chunk_overlap)
         if not chunks:
             raise validation_error(f"no text found in this {doc.format}", field=doc.path)
         with database_errors(), self._db.transaction() as session:

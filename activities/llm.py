@@ -10,10 +10,12 @@ becomes a ``ModelError`` whose retryability and delay tell Temporal what to do.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 from collections.abc import Iterator
+from concurrent.futures import Executor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -76,18 +78,18 @@ class OfflineProvider:
 
     name = "offline"
 
-    def __init__(self, top: int = 10, max_words: int = 3) -> None:
-        import yake
-
-        # Twice as many as kept: phrases that cannot be concept names are dropped.
-        self._extractor = yake.KeywordExtractor(lan="en", n=max_words, top=2 * top, dedupLim=0.7)
-        self._top = top
+    def __init__(self, top: int = 10, max_words: int = 3, cpu_pool: Executor | None = None) -> None:
+        """``cpu_pool`` (the worker's process pool) runs YAKE, which holds the GIL for its
+        whole run: in this process's threads it would stall the worker's event loop and
+        every other activity; None runs it in the calling thread."""
+        self._top, self._max_words, self._pool = top, max_words, cpu_pool
         self.model = f"yake-{version('yake')} (n<={max_words}, top {top})"
 
     def extract_concepts(self, text: str) -> ConceptList:
         lowered = text.lower()
         concepts = []
-        phrases = [p for p, _score in self._extractor.extract_keywords(text) if is_concept_name(p)]
+        args = (text, self._max_words, self._top)
+        phrases = yake_keyphrases(*args) if self._pool is None else self._pool.submit(yake_keyphrases, *args).result()
         for rank, phrase in enumerate(phrases[: self._top]):
             frequency = lowered.count(phrase.lower())
             salience = 0.6 * (1 - rank / self._top) + 0.4 * min(1.0, frequency / 3)
@@ -95,6 +97,20 @@ class OfflineProvider:
             kind: ConceptKind = "entity" if len(words) > 1 and all(w[:1].isupper() for w in words) else "term"
             concepts.append(Concept(name=phrase, kind=kind, salience=round(salience, 3)))
         return ConceptList(concepts=concepts)
+
+
+@functools.cache
+def _yake_extractor(max_words: int, top: int) -> Any:
+    import yake
+
+    # Twice as many as kept: phrases that cannot be concept names are dropped.
+    return yake.KeywordExtractor(lan="en", n=max_words, top=2 * top, dedupLim=0.7)
+
+
+def yake_keyphrases(text: str, max_words: int, top: int) -> list[str]:
+    """YAKE's keyphrases of ``text`` that can be concept names, best first (a module
+    function, so a process pool can run it; each process builds its extractor once)."""
+    return [p for p, _score in _yake_extractor(max_words, top).extract_keywords(text) if is_concept_name(p)]
 
 
 def is_concept_name(phrase: str) -> bool:
@@ -249,11 +265,12 @@ def groq_settings_from_env() -> GroqSettings | None:
     )
 
 
-def provider_from_env() -> LLMProvider:
-    """The provider the environment asks for (see module notes)."""
+def provider_from_env(cpu_pool: Executor | None = None) -> LLMProvider:
+    """The provider the environment asks for (see module notes); the offline one runs YAKE
+    in ``cpu_pool`` when given."""
     settings = groq_settings_from_env()
     if settings is None:
-        return OfflineProvider()
+        return OfflineProvider(cpu_pool=cpu_pool)
     return GroqProvider(api_key=settings.api_key, model=settings.model, base_url=settings.base_url)
 
 

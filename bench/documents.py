@@ -7,7 +7,9 @@ with the offline provider:
 
 - ``asyncio``: read, detect, parse, chunk, extract and store with the same activity code,
   called directly, four documents at a time (the floor);
-- ``sagaworks``: ``DocumentBatch`` on the embedded server with a worker in its own process.
+- ``sagaworks``: ``DocumentBatch`` on the embedded server with a worker in its own process,
+  as shipped (parsing, splitting and YAKE in its process pool), and with
+  ``--cpu-processes 0`` (everything in the worker's threads, as before the pool).
 
 Reports documents/s, MB/s, the worker's peak RSS and the largest workflow history, then
 processes one large text document and reports its largest history (the target: < 1 MB),
@@ -25,6 +27,7 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from temporalio.client import Client
@@ -39,6 +42,7 @@ from workflows.document import DocumentPipeline
 from workflows.document_batch import DocumentBatch
 from contracts.documents import (
     BatchInput,
+    BatchResult,
     ChunkInput,
     DocumentInput,
     ExtractInput,
@@ -77,7 +81,9 @@ async def floor(corpus: Path, folder: Path, concurrency: int = 4) -> float:
     return time.perf_counter() - start
 
 
-def start_worker(address: str, task_queue: str, database: Path, roots: Path) -> subprocess.Popen[bytes]:
+def start_worker(
+    address: str, task_queue: str, database: Path, roots: Path, *options: str
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "DATABASE_URL": f"sqlite:///{database}",
@@ -85,7 +91,7 @@ def start_worker(address: str, task_queue: str, database: Path, roots: Path) -> 
         "SAGAWORKS_LLM_PROVIDER": "offline",
         "SAGAWORKS_LOG_LEVEL": "WARNING",
     }
-    command = [sys.executable, "-m", "worker", "--address", address, "--task-queue", task_queue]
+    command = [sys.executable, "-m", "worker", "--address", address, "--task-queue", task_queue, *options]
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -136,6 +142,44 @@ def html_parse_peak_mib(folder: Path, megabytes: float) -> tuple[float, float]:
     return peaks[0], peaks[1]
 
 
+VARIANTS = [
+    ("sagaworks DocumentBatch, all in threads (before)", ("--cpu-processes", "0")),
+    ("sagaworks DocumentBatch (shipped default)", ()),
+]
+"""The worker's options of each measured batch."""
+
+
+@dataclass
+class Batch:
+    engine: str
+    seconds: float
+    result: BatchResult
+    rss_mib: float
+    """Peak RSS of the worker process (its pool's processes not included)."""
+    history_bytes: int
+    history_of: str
+
+
+async def run_batch(client: Client, engine: str, corpus: Path, folder: Path, options: tuple[str, ...]) -> Batch:
+    """The corpus as one DocumentBatch on a fresh worker process and application database."""
+    task_queue = f"bench-{uuid.uuid4()}"
+    name = uuid.uuid4().hex[:8]
+    worker = start_worker(client.service_client.config.target_host, task_queue, folder / f"{name}.db", folder, *options)
+    try:
+        batch_id = f"bench-batch-{name}"
+        start = time.perf_counter()
+        result = await client.execute_workflow(
+            DocumentBatch.run, BatchInput(folder=str(corpus), max_in_flight=4), id=batch_id, task_queue=task_queue
+        )
+        seconds = time.perf_counter() - start
+        rss = peak_rss_mib(worker.pid)
+        history_bytes, history_of = await largest_history(client, f"WorkflowId STARTS_WITH '{batch_id}'")
+    finally:
+        worker.terminate()
+        worker.wait()
+    return Batch(engine, seconds, result, rss, history_bytes, history_of)
+
+
 async def main(count: int, megabytes: float, large_megabytes: float) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -146,21 +190,13 @@ async def main(count: int, megabytes: float, large_megabytes: float) -> None:
 
         async with await start_embedded(db_file=folder / "temporal.db") as env:
             client = env.client
+            batches = []
+            for engine, options in VARIANTS:
+                batches.append(await run_batch(client, engine, corpus, folder, options))
+            # The large document, on the shipped worker.
             task_queue = f"bench-{uuid.uuid4()}"
-            worker = start_worker(client.service_client.config.target_host, task_queue, folder / "app.db", folder)
+            worker = start_worker(client.service_client.config.target_host, task_queue, folder / "large.db", folder)
             try:
-                batch_id = f"bench-batch-{uuid.uuid4().hex[:8]}"
-                start = time.perf_counter()
-                result = await client.execute_workflow(
-                    DocumentBatch.run,
-                    BatchInput(folder=str(corpus), max_in_flight=4),
-                    id=batch_id,
-                    task_queue=task_queue,
-                )
-                saga_seconds = time.perf_counter() - start
-                rss = peak_rss_mib(worker.pid)
-                batch_history = await largest_history(client, f"WorkflowId STARTS_WITH '{batch_id}'")
-
                 large = folder / "large.txt"
                 sentence = "Durable execution keeps each step of a document pipeline in the workflow history. "
                 large.write_text((sentence * 24 + "\n\n") * int(large_megabytes * 2**20 / (len(sentence) * 24 + 2)))
@@ -180,12 +216,16 @@ async def main(count: int, megabytes: float, large_megabytes: float) -> None:
           f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}\n")
     print("| engine | seconds | documents/s | MB/s | peak worker RSS | largest history |")
     print("|---|---:|---:|---:|---:|---:|")
-    print(f"| plain asyncio (floor) | {floor_seconds:.1f} | {count / floor_seconds:.1f} | "
+    print(f"| plain asyncio (floor) | {floor_seconds:.1f} | {count / floor_seconds:.2f} | "
           f"{corpus_mb / floor_seconds:.2f} | - | - |")
-    print(f"| sagaworks DocumentBatch | {saga_seconds:.1f} | {count / saga_seconds:.1f} | "
-          f"{corpus_mb / saga_seconds:.2f} | {rss:.0f} MiB | {batch_history[0] / 1024:.0f} KiB |")
-    print(f"\nbatch: {result.completed} completed, {result.rejected} rejected, {result.failed} failed; "
-          f"saga / floor time: {saga_seconds / floor_seconds:.1f}x; largest history {batch_history[1]}")
+    for batch in batches:
+        print(f"| {batch.engine} | {batch.seconds:.1f} | {count / batch.seconds:.2f} | "
+              f"{corpus_mb / batch.seconds:.2f} | {batch.rss_mib:.0f} MiB | {batch.history_bytes / 1024:.0f} KiB |")
+    print()
+    for batch in batches:
+        result = batch.result
+        print(f"{batch.engine}: {result.completed} completed, {result.rejected} rejected, {result.failed} failed; "
+              f"throughput {floor_seconds / batch.seconds:.0%} of the floor's; largest history {batch.history_of}")
     print(f"{large_megabytes:.0f} MB text document: {large_result.chunk_count} chunks in {large_seconds:.1f} s, "
           f"largest history {large_history[0] / 1024:.0f} KiB ({large_history[1]})")
     print(f"8.4 MB HTML page: parsing peaks at {html_peak:.0f} MiB RSS in a fresh process "

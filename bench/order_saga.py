@@ -6,11 +6,12 @@ Every engine runs the same five database-backed steps of the order saga against 
 fresh SQLite application database, side by side in one run:
 
 - ``asyncio``: the activity functions awaited one after the other (the floor);
-- ``sagaworks``: the embedded dev server with our flags and a persisted SQLite history;
-- ``sagaworks, local steps``: the same with ``local_steps`` (the steps run as local
-  activities inside the workflow task, no server round trip per step);
-- ``stock server``: the same, but the dev server with its default dynamic config, to show
-  what our flags buy.
+- ``sagaworks (shipped default)``: the embedded dev server with our flags and a persisted
+  SQLite history, and the worker as worker.py builds it (``running_worker`` with its
+  defaults: local steps, the unsandboxed runner);
+- the levers, each the default with one thing changed: remote steps (``local_steps``
+  false), the passthrough and the sandboxed workflow runner, and the stock dev server
+  (its default dynamic config, to show what our flags buy).
 
 Reported: p50/p95 latency of one saga run alone, sagas/s with ``--concurrency`` in flight,
 and the orchestration overhead per step ((p50 - floor p50) / 5).
@@ -52,7 +53,7 @@ STEPS = 5
 STOCK = {"WIDGET-1": 10_000_000}
 
 
-def new_order(local_steps: bool = False) -> OrderInput:
+def new_order(local_steps: bool | None = None) -> OrderInput:
     return OrderInput(
         order_id=f"b-{uuid.uuid4().hex[:16]}",
         customer_email="bench@example.com",
@@ -148,13 +149,20 @@ async def bench_asyncio(folder: Path, executor: ThreadPoolExecutor, sagas: int, 
 
 
 async def bench_temporal(
-    engine: str, folder: Path, sagas: int, concurrency: int, *, tuned: bool = True, local_steps: bool = False
+    engine: str,
+    folder: Path,
+    sagas: int,
+    concurrency: int,
+    *,
+    tuned: bool = True,
+    local_steps: bool | None = None,
+    runner: str | None = None,
 ) -> Figures:
     task_queue = f"bench-{uuid.uuid4()}"
     name = uuid.uuid4().hex[:8]
     db = fresh_db(folder, name)
     async with await start_embedded(db_file=folder / f"{name}-temporal.db", tuned=tuned) as env:
-        async with running_worker(env.client, db, task_queue=task_queue, activity_threads=32):
+        async with running_worker(env.client, db, task_queue=task_queue, runner=runner):
 
             async def run_one() -> None:
                 order = new_order(local_steps)
@@ -165,15 +173,18 @@ async def bench_temporal(
             return await measure(engine, run_one, sagas, concurrency)
 
 
-async def main(sagas: int, concurrency: int) -> None:
+async def main(sagas: int, concurrency: int, levers: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(max_workers=32) as executor:
         folder = Path(tmp)
-        rows = [
-            await bench_asyncio(folder, executor, sagas, concurrency),
-            await bench_temporal("sagaworks (embedded default)", folder, sagas, concurrency),
-            await bench_temporal("sagaworks, local steps", folder, sagas, concurrency, local_steps=True),
-            await bench_temporal("stock dev server", folder, sagas, concurrency, tuned=False),
-        ]
+        rows = [await bench_asyncio(folder, executor, sagas, concurrency)]
+        rows.append(await bench_temporal("sagaworks (shipped default)", folder, sagas, concurrency))
+        if levers:
+            rows += [
+                await bench_temporal("remote steps", folder, sagas, concurrency, local_steps=False),
+                await bench_temporal("passthrough runner", folder, sagas, concurrency, runner="passthrough"),
+                await bench_temporal("sandboxed runner", folder, sagas, concurrency, runner="sandboxed"),
+                await bench_temporal("stock dev server", folder, sagas, concurrency, tuned=False),
+            ]
     floor = rows[0]
     print(f"\n{sagas} sagas of {STEPS} steps, {concurrency} in flight for throughput; "
           f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}\n")
@@ -190,5 +201,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sagas", type=int, default=200, help="sagas per measurement (default %(default)s)")
     parser.add_argument("--concurrency", type=int, default=20, help="sagas in flight for throughput (default %(default)s)")
+    parser.add_argument("--no-levers", action="store_true", help="only the floor and the shipped default")
     args = parser.parse_args()
-    asyncio.run(main(args.sagas, args.concurrency))
+    asyncio.run(main(args.sagas, args.concurrency, not args.no_levers))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import operator
 import os
 import platform
@@ -26,22 +27,21 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 from temporalio import activity
-from temporalio.worker import Worker
 
-from activities import build_activities
 from activities.db import Database
 from activities.llm import OfflineProvider
 from activities.orders import seed_inventory
 from bench.fanout_workflow import FanOutBench
+from bench.order_saga import cpu_seconds
 from client.devserver import start_embedded
-from workflows.catalog import WORKFLOWS
+from worker import running_worker
 from workflows.order import OrderFulfillmentSaga
 from contracts.orders import OrderInput, order_workflow_id
 
@@ -51,7 +51,8 @@ STEPS = 5
 def write_row(db_path: Path, run_id: str, step: str) -> None:
     """The unit of work of every step: one small durable write."""
     with sqlite3.connect(db_path, timeout=30, isolation_level=None) as conn:
-        conn.execute("INSERT INTO steps (run_id, step) VALUES (?, ?)", (run_id, step))
+        # OR IGNORE: a step that runs again after a crash (at-least-once) writes nothing twice.
+        conn.execute("INSERT OR IGNORE INTO steps (run_id, step) VALUES (?, ?)", (run_id, step))
 
 
 def make_app_db(db_path: Path) -> None:
@@ -60,61 +61,67 @@ def make_app_db(db_path: Path) -> None:
         conn.execute("CREATE TABLE IF NOT EXISTS steps (run_id TEXT, step TEXT, PRIMARY KEY (run_id, step))")
 
 
+RunOne = Callable[[], Awaitable[None]]
+FanOut = Callable[[int], Awaitable[None]]
+
+
 @dataclass
-class Row:
-    engine: str
-    p50_ms: float = float("nan")
-    p95_ms: float = float("nan")
-    per_s: float = float("nan")
-    fanout_s: dict[int, float] | None = None
+class Engine:
+    """An engine set up and ready: one W1 saga, one W2 fan-out of n."""
+
+    name: str
+    saga: RunOne
+    fanout: FanOut
+    latencies: list[float] = field(default_factory=list)
+    rates: list[float] = field(default_factory=list)
+    cpu_ms: list[float] = field(default_factory=list)
+    """CPU per saga of this process and its children (a Temporal server, a process pool)."""
+    fanout_s: dict[int, list[float]] = field(default_factory=dict)
 
 
-async def measure(run_one: Callable[[], Awaitable[None]], sagas: int, in_flight: int, row: Row) -> None:
-    for _ in range(10):
-        await run_one()
-    latencies = []
-    for _ in range(min(sagas, 200)):
+async def measure_round(engine: Engine, sagas: int, alone: int, in_flight: int, fanouts: list[int]) -> None:
+    """One round: ``alone`` sagas one at a time, ``sagas`` with ``in_flight`` at once, each fan-out."""
+    for _ in range(alone):
         start = time.perf_counter()
-        await run_one()
-        latencies.append(time.perf_counter() - start)
-    latencies.sort()
-    row.p50_ms = statistics.median(latencies) * 1000
-    row.p95_ms = latencies[int(len(latencies) * 0.95) - 1] * 1000
+        await engine.saga()
+        engine.latencies.append(time.perf_counter() - start)
     semaphore = asyncio.Semaphore(in_flight)
 
     async def bounded() -> None:
         async with semaphore:
-            await run_one()
+            await engine.saga()
 
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), sum(cpu_seconds())
     await asyncio.gather(*(bounded() for _ in range(sagas)))
-    row.per_s = sagas / (time.perf_counter() - start)
+    engine.rates.append(sagas / (time.perf_counter() - start))
+    engine.cpu_ms.append((sum(cpu_seconds()) - cpu_start) / sagas * 1000)
+    for n in fanouts:
+        start = time.perf_counter()
+        await engine.fanout(n)
+        engine.fanout_s.setdefault(n, []).append(time.perf_counter() - start)
 
 
 # --- plain asyncio: the floor -------------------------------------------------------------
 
 
-async def bench_asyncio(folder: Path, sagas: int, in_flight: int, fanouts: list[int]) -> Row:
+@contextlib.asynccontextmanager
+async def open_asyncio(folder: Path) -> AsyncIterator[Engine]:
     db = folder / "asyncio.db"
     make_app_db(db)
-    pool = ThreadPoolExecutor(32)
     loop = asyncio.get_running_loop()
+    with ThreadPoolExecutor(32) as pool:
 
-    async def saga() -> None:
-        run_id = uuid.uuid4().hex
-        for step in range(STEPS):
-            await loop.run_in_executor(pool, write_row, db, run_id, f"s{step}")
+        async def saga() -> None:
+            run_id = uuid.uuid4().hex
+            for step in range(STEPS):
+                await loop.run_in_executor(pool, write_row, db, run_id, f"s{step}")
 
-    row = Row("plain asyncio (floor)", fanout_s={})
-    await measure(saga, sagas, in_flight, row)
-    for n in fanouts:
-        run_id = uuid.uuid4().hex
-        start = time.perf_counter()
-        await asyncio.gather(*(loop.run_in_executor(pool, write_row, db, run_id, f"f{i}") for i in range(n)))
-        await loop.run_in_executor(pool, write_row, db, run_id, "aggregate")
-        row.fanout_s[n] = time.perf_counter() - start
-    pool.shutdown()
-    return row
+        async def fanout(n: int) -> None:
+            run_id = uuid.uuid4().hex
+            await asyncio.gather(*(loop.run_in_executor(pool, write_row, db, run_id, f"f{i}") for i in range(n)))
+            await loop.run_in_executor(pool, write_row, db, run_id, "aggregate")
+
+        yield Engine("plain asyncio (floor)", saga, fanout)
 
 
 # --- sagaworks -------------------------------------------------------------------------------
@@ -126,44 +133,38 @@ def bench_write(args: list[str]) -> None:
     write_row(Path(args[0]), args[1], args[2])
 
 
-async def bench_sagaworks(folder: Path, sagas: int, in_flight: int, fanouts: list[int]) -> Row:
+@contextlib.asynccontextmanager
+async def open_sagaworks(folder: Path) -> AsyncIterator[Engine]:
     db = Database(f"sqlite:///{folder / 'sagaworks-app.db'}")
     seed_inventory(db, {"WIDGET-1": 10_000_000})
     fan_db = folder / "sagaworks-fanout.db"
     make_app_db(fan_db)
-    row = Row("sagaworks (embedded default)", fanout_s={})
     task_queue = f"peers-{uuid.uuid4()}"
     async with await start_embedded(db_file=folder / "temporal.db") as env:
-        with ThreadPoolExecutor(max_workers=64) as executor:
-            async with Worker(
-                env.client,
-                task_queue=task_queue,
-                workflows=[*WORKFLOWS, FanOutBench],
-                activities=[*build_activities(db, OfflineProvider()), bench_write],
-                activity_executor=executor,
-                max_concurrent_activities=64,
-            ):
+        # The worker as worker.py builds it, with its defaults (runner, threads, processes).
+        async with running_worker(
+            env.client, db, task_queue=task_queue, llm=OfflineProvider(),
+            extra_workflows=[FanOutBench], extra_activities=[bench_write],
+        ):
 
-                async def saga() -> None:
-                    order = OrderInput(
-                        order_id=uuid.uuid4().hex[:16],
-                        customer_email="bench@example.com",
-                        items=[{"sku": "WIDGET-1", "quantity": 1, "unit_price_cents": 100}],  # type: ignore[list-item]
-                        shipping_address="1 Bench Street",
-                    )
-                    await env.client.execute_workflow(
-                        OrderFulfillmentSaga.run, order, id=order_workflow_id(order.order_id), task_queue=task_queue
-                    )
+            async def saga() -> None:
+                order = OrderInput(
+                    order_id=uuid.uuid4().hex[:16],
+                    customer_email="bench@example.com",
+                    items=[{"sku": "WIDGET-1", "quantity": 1, "unit_price_cents": 100}],  # type: ignore[list-item]
+                    shipping_address="1 Bench Street",
+                )
+                await env.client.execute_workflow(
+                    OrderFulfillmentSaga.run, order, id=order_workflow_id(order.order_id), task_queue=task_queue
+                )
 
-                await measure(saga, sagas, in_flight, row)
-                for n in fanouts:
-                    start = time.perf_counter()
-                    await env.client.execute_workflow(
-                        FanOutBench.run, [str(fan_db), n], id=f"fan-{uuid.uuid4()}", task_queue=task_queue
-                    )
-                    row.fanout_s[n] = time.perf_counter() - start
+            async def fanout(n: int) -> None:
+                await env.client.execute_workflow(
+                    FanOutBench.run, [str(fan_db), n], id=f"fan-{uuid.uuid4()}", task_queue=task_queue
+                )
+
+            yield Engine("sagaworks (shipped default)", saga, fanout)
     db.dispose()
-    return row
 
 
 # --- LangGraph + SQLite checkpointer -------------------------------------------------------
@@ -174,7 +175,8 @@ class SagaState(TypedDict):
     done: Annotated[list[str], operator.add]
 
 
-async def bench_langgraph(folder: Path, sagas: int, in_flight: int, fanouts: list[int]) -> Row:
+@contextlib.asynccontextmanager
+async def open_langgraph(folder: Path) -> AsyncIterator[Engine]:
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
     from langgraph.graph import END, START, StateGraph
     from langgraph.types import Send
@@ -219,7 +221,6 @@ async def bench_langgraph(folder: Path, sagas: int, in_flight: int, fanouts: lis
     fan_graph.add_edge("one", "aggregate")
     fan_graph.add_edge("aggregate", END)
 
-    row = Row("LangGraph + SQLite checkpointer", fanout_s={})
     async with AsyncSqliteSaver.from_conn_string(str(folder / "langgraph-checkpoints.db")) as saver:
         saga_app = saga_graph.compile(checkpointer=saver)
         fan_app = fan_graph.compile(checkpointer=saver)
@@ -228,22 +229,21 @@ async def bench_langgraph(folder: Path, sagas: int, in_flight: int, fanouts: lis
             run_id = uuid.uuid4().hex
             await saga_app.ainvoke({"run_id": run_id, "done": []}, {"configurable": {"thread_id": run_id}})
 
-        await measure(saga, sagas, in_flight, row)
-        for n in fanouts:
+        async def fanout(n: int) -> None:
             run_id = uuid.uuid4().hex
-            start = time.perf_counter()
             await fan_app.ainvoke(
                 {"run_id": run_id, "n": n, "done": []},
                 {"configurable": {"thread_id": run_id}, "recursion_limit": 10},
             )
-            row.fanout_s[n] = time.perf_counter() - start
-    return row
+
+        yield Engine("LangGraph + SQLite checkpointer", saga, fanout)
 
 
 # --- DBOS Transact on SQLite ---------------------------------------------------------------
 
 
-async def bench_dbos(folder: Path, sagas: int, in_flight: int, fanouts: list[int]) -> Row:
+@contextlib.asynccontextmanager
+async def open_dbos(folder: Path) -> AsyncIterator[Engine]:
     from dbos import DBOS
 
     db = folder / "dbos-app.db"
@@ -266,50 +266,60 @@ async def bench_dbos(folder: Path, sagas: int, in_flight: int, fanouts: list[int
         await dbos_step(run_id, "aggregate")
 
     DBOS.launch()
-    row = Row("DBOS Transact on SQLite", fanout_s={})
     try:
 
         async def saga() -> None:
             handle = await DBOS.start_workflow_async(dbos_saga, uuid.uuid4().hex)
             await handle.get_result()
 
-        await measure(saga, sagas, in_flight, row)
-        for n in fanouts:
-            start = time.perf_counter()
+        async def fanout(n: int) -> None:
             handle = await DBOS.start_workflow_async(dbos_fanout, uuid.uuid4().hex, n)
             await handle.get_result()
-            row.fanout_s[n] = time.perf_counter() - start
+
+        yield Engine("DBOS Transact on SQLite", saga, fanout)
     finally:
         DBOS.destroy()
-    return row
 
 
 ENGINES = {
-    "asyncio": bench_asyncio,
-    "sagaworks": bench_sagaworks,
-    "langgraph": bench_langgraph,
-    "dbos": bench_dbos,
+    "asyncio": open_asyncio,
+    "sagaworks": open_sagaworks,
+    "langgraph": open_langgraph,
+    "dbos": open_dbos,
 }
 
 
-async def main(sagas: int, in_flight: int, fanouts: list[int], engines: list[str]) -> None:
-    rows = []
+async def main(sagas: int, in_flight: int, fanouts: list[int], engines: list[str], rounds: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        for name in engines:
-            folder = Path(tmp) / name
-            folder.mkdir()
-            rows.append(await ENGINES[name](folder, sagas, in_flight, fanouts))
-    floor = rows[0]
-    print(f"\nW1: {sagas} five-step sagas, {in_flight} in flight; W2: fan-out then aggregate. "
+        async with contextlib.AsyncExitStack() as stack:
+            opened = []
+            for name in engines:
+                folder = Path(tmp) / name
+                folder.mkdir()
+                opened.append(await stack.enter_async_context(ENGINES[name](folder)))
+            for engine in opened:  # warm-up: connections, caches, imports
+                for _ in range(10):
+                    await engine.saga()
+            # Every engine stays up and the rounds take turns, so a change of the machine's
+            # load (it is shared) falls on every engine alike.
+            for _ in range(rounds):
+                for engine in opened:
+                    await measure_round(engine, sagas // rounds, min(sagas, 200) // rounds, in_flight, fanouts)
+    floor = opened[0]
+    print(f"\nW1: {sagas} five-step sagas, {in_flight} in flight; W2: fan-out then aggregate; "
+          f"{rounds} rounds taking turns (sagas/s and W2: median of the rounds). "
           f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"{time.strftime('%Y-%m-%d')}\n")
+          f"{time.strftime('%Y-%m-%d')}, load average {os.getloadavg()[0]:.1f}\n")
     fan_cols = " | ".join(f"W2 N={n} s" for n in fanouts)
-    print(f"| engine | W1 p50 ms | W1 p95 ms | ms/step over floor (p50) | W1 sagas/s | {fan_cols} |")
-    print("|---|---:|---:|---:|---:|" + "---:|" * len(fanouts))
-    for row in rows:
-        overhead = (row.p50_ms - floor.p50_ms) / STEPS
-        fans = " | ".join(f"{(row.fanout_s or {}).get(n, float('nan')):.2f}" for n in fanouts)
-        print(f"| {row.engine} | {row.p50_ms:.1f} | {row.p95_ms:.1f} | {overhead:.1f} | {row.per_s:.0f} | {fans} |")
+    print(f"| engine | W1 p50 ms | W1 p95 ms | ms/step over floor (p50) | W1 sagas/s | W1 CPU ms/saga | {fan_cols} |")
+    print("|---|---:|---:|---:|---:|---:|" + "---:|" * len(fanouts))
+    floor_p50 = statistics.median(floor.latencies) * 1000
+    for engine in opened:
+        ordered = sorted(engine.latencies)
+        p50, p95 = statistics.median(ordered) * 1000, ordered[int(len(ordered) * 0.95) - 1] * 1000
+        fans = " | ".join(f"{statistics.median(engine.fanout_s[n]):.2f}" for n in fanouts)
+        print(f"| {engine.name} | {p50:.1f} | {p95:.1f} | {(p50 - floor_p50) / STEPS:.1f} | "
+              f"{statistics.median(engine.rates):.0f} | {statistics.median(engine.cpu_ms):.0f} | {fans} |")
 
 
 if __name__ == "__main__":
@@ -318,5 +328,6 @@ if __name__ == "__main__":
     parser.add_argument("--in-flight", type=int, default=50)
     parser.add_argument("--fanout", type=int, nargs="+", default=[100, 1000])
     parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=list(ENGINES))
+    parser.add_argument("--rounds", type=int, default=5, help="turns each engine takes (default %(default)s)")
     args = parser.parse_args()
-    asyncio.run(main(args.sagas, args.in_flight, args.fanout, args.engines))
+    asyncio.run(main(args.sagas, args.in_flight, args.fanout, args.engines, args.rounds))

@@ -6,11 +6,16 @@ its closing event) is measured: outcome, duration from scheduling to its close (
 and retries included), attempts, and the sizes of its input and result payloads. Nothing
 is kept in memory between calls: the histories are the record. Shared by ``saga stats``
 and the API's ``GET /api/metrics``.
+
+A local activity (the order steps by default) leaves one marker in the history: its type,
+attempts, outcome and result, but no input and no timing of its own; its duration is that
+of the workflow task that ran it (an upper bound: a task may run several of them).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -47,11 +52,24 @@ def _payload_bytes(payloads: Any) -> int:
 
 
 def activity_calls(history: WorkflowHistory) -> list[ActivityCall]:
-    """Every activity execution of a history that has closed."""
+    """Every activity execution of a history that has closed, local ones included."""
     scheduled: dict[int, HistoryEvent] = {}
     attempts: dict[int, int] = {}
     calls = []
+    task_seconds = 0.0  # of the latest workflow task, which ran the local activities that follow it
+    task_started: HistoryEvent | None = None
     for event in history.events:
+        if event.HasField("workflow_task_started_event_attributes"):
+            task_started = event
+            continue
+        if event.HasField("workflow_task_completed_event_attributes") and task_started is not None:
+            task_seconds = (event.event_time.ToDatetime() - task_started.event_time.ToDatetime()).total_seconds()
+            continue
+        if event.HasField("marker_recorded_event_attributes"):
+            local = _local_activity_call(event, task_seconds)
+            if local is not None:
+                calls.append(local)
+            continue
         if event.HasField("activity_task_scheduled_event_attributes"):
             scheduled[event.event_id] = event
             continue
@@ -78,6 +96,25 @@ def activity_calls(history: WorkflowHistory) -> list[ActivityCall]:
                 )
                 break
     return calls
+
+
+def _local_activity_call(event: HistoryEvent, seconds: float) -> ActivityCall | None:
+    marker = event.marker_recorded_event_attributes
+    if marker.marker_name != "core_local_activity" or "data" not in marker.details:
+        return None
+    try:
+        data = json.loads(marker.details["data"].payloads[0].data)
+    except ValueError:  # encoded by a codec: the type is not readable without it
+        return None
+    failed = marker.HasField("failure")
+    return ActivityCall(
+        activity_type=data.get("activity_type", "local activity"),
+        outcome="failed" if failed else "completed",
+        seconds=seconds,
+        attempts=data.get("attempt") or 1,
+        input_bytes=0,
+        output_bytes=0 if failed or "result" not in marker.details else _payload_bytes(marker.details["result"]),
+    )
 
 
 def _p95(values: list[float]) -> float:

@@ -79,9 +79,11 @@ class OrderInput(StrictModel):
     """Undo the completed steps concurrently instead of in reverse order."""
     step_delay_seconds: float = Field(default=0, ge=0, le=3600)
     """A durable timer between steps, so a demo can pause, cancel or crash mid-saga."""
-    local_steps: bool = False
-    """Run the five steps as local activities (see the README's rule): several times less
-    latency, but the history records their results only (no inputs, no retry events)."""
+    local_steps: bool | None = None
+    """Run the SKU check and the five steps as local activities (the default, None, since
+    workflows/order.py LOCAL_STEPS_PATCH; see the README's rule): several times less latency
+    and server CPU, but the history records their results only (no inputs, no retry
+    events); False runs them as (remote) activities. Compensations are always remote."""
 
     @property
     def amount_cents(self) -> int:

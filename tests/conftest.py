@@ -17,9 +17,14 @@ from temporalio.worker import Worker
 from activities.db import Database
 from client.connection import DATA_CONVERTER
 from client.devserver import start_embedded, test_server_binary
-from worker import running_worker
+from worker import WORKFLOW_RUNNER_ENV, running_worker
 
 POSTGRES_URL_ENV = "SAGAWORKS_TEST_POSTGRES_URL"
+
+# Every worker of the test suite, in this process or started as a subprocess, runs workflow
+# code in the SDK's sandbox, whatever production runs: the sandbox's determinism checks
+# see all workflow code before it ships (worker.py WORKFLOW_RUNNERS).
+os.environ[WORKFLOW_RUNNER_ENV] = "sandboxed"
 
 
 @pytest_asyncio.fixture(scope="session")

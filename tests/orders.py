@@ -30,6 +30,9 @@ def make_order(**overrides: Any) -> OrderInput:
             {"sku": "GIZMO-3", "quantity": 1, "unit_price_cents": 500},
         ],
         "shipping_address": "12 Analytical Row, London",
+        # Remote steps: these tests read each step's activity events (inputs, attempts) in
+        # the history. The default, local steps, is tested with local_steps=None.
+        "local_steps": False,
     }
     fields.update(overrides)
     return OrderInput.model_validate(fields)

@@ -50,12 +50,14 @@ ENCRYPTED = "encrypted"
 async def record(out_dir: Path, only: str = "") -> list[Path]:
     """Run each scenario (whose name starts with ``only``) once and save its history;
     return the files written."""
+    # As the samples, CLI and API start them: steps local by default (workflows/order.py
+    # LOCAL_STEPS_PATCH; the remote-step histories recorded before it stay beside them).
     orders = {
-        "order_completed": make_order(),
-        "order_compensated": make_order(inject_failure={"step": "create_shipping_label", "mode": "permanent"}),
-        "order_cancelled": make_order(step_delay_seconds=1),
-        "order_retried": make_order(inject_failure={"step": "charge_payment", "mode": "transient"}),
-        "order_unknown_sku": make_order(items=[{"sku": "NOPE-9", "quantity": 1, "unit_price_cents": 100}]),
+        "order_completed": make_order(local_steps=None),
+        "order_compensated": make_order(local_steps=None, inject_failure={"step": "create_shipping_label", "mode": "permanent"}),
+        "order_cancelled": make_order(local_steps=None, step_delay_seconds=1),
+        "order_retried": make_order(local_steps=None, inject_failure={"step": "charge_payment", "mode": "transient"}),
+        "order_unknown_sku": make_order(local_steps=None, items=[{"sku": "NOPE-9", "quantity": 1, "unit_price_cents": 100}]),
     }
     written: list[Path] = []
     task_queue = f"record-{uuid.uuid4()}"

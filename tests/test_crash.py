@@ -24,14 +24,17 @@ def worker_process(dev_address: str, task_queue: str, tmp_path: Path) -> Iterato
     process.stop()
 
 
+@pytest.mark.parametrize("local_steps", [None, False], ids=["local-steps-default", "remote-steps"])
 async def test_worker_killed_mid_saga_and_restarted_finishes_every_saga(
-    dev_client: Client, task_queue: str, worker_process: WorkerProcess, tmp_path: Path
+    dev_client: Client, task_queue: str, worker_process: WorkerProcess, tmp_path: Path, local_steps: bool | None
 ) -> None:
     worker_process.start()
     orders = [
-        make_order(step_delay_seconds=0.4),
-        make_order(step_delay_seconds=0.4, inject_failure={"step": "reserve_inventory", "mode": "permanent"}),
-        make_order(step_delay_seconds=0.4, inject_failure={"step": "send_notification", "mode": "transient"}),
+        make_order(step_delay_seconds=0.4, local_steps=local_steps),
+        make_order(step_delay_seconds=0.4, local_steps=local_steps,
+                   inject_failure={"step": "reserve_inventory", "mode": "permanent"}),
+        make_order(step_delay_seconds=0.4, local_steps=local_steps,
+                   inject_failure={"step": "send_notification", "mode": "transient"}),
     ]
     handles = [await start_order(dev_client, task_queue, order) for order in orders]
     await wait_for_status(handles[0], lambda s: s.done >= 2)

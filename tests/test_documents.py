@@ -421,3 +421,26 @@ def test_compose_workers_read_documents_from_a_mounted_root_only() -> None:
     root = worker["environment"]["SAGAWORKS_DOCUMENT_ROOTS"]
     mounts = {volume.rsplit(":", 2)[1]: volume for volume in worker["volumes"]}
     assert mounts[root].endswith(":ro") and "samples/documents" in mounts[root]
+
+
+async def test_the_worker_parses_splits_and_runs_yake_in_its_process_pool(
+    dev_client: Client, task_queue: str, db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Broken in this process only: the pool's spawned processes import their own copies, so
+    # the document completes only if the worker sends that work to them (issue 11: CPU-bound
+    # work must not hold the worker's GIL).
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    import activities.llm
+
+    def in_the_worker_process(*_args: object) -> None:
+        raise AssertionError("CPU-bound document work ran in the worker's own process")
+
+    monkeypatch.setenv("SAGAWORKS_LLM_PROVIDER", "offline")
+    monkeypatch.setattr(activities.llm, "_yake_extractor", in_the_worker_process)
+    monkeypatch.setattr(RecursiveCharacterTextSplitter, "split_text", in_the_worker_process)
+    settings = DocumentSettings(roots=(SAMPLES, tmp_path))
+    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, documents=settings):
+        result = await (await start_document(dev_client, task_queue, SAMPLES / "durable-execution.txt")).result()
+    assert result.provider == "offline" and result.model.startswith("yake-")
+    assert result.chunk_count >= 1 and result.concept_count >= 5

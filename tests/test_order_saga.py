@@ -233,11 +233,11 @@ async def test_concurrent_orders_keep_the_invariants_on_each_backend(
 
 
 @pytest.mark.parametrize("failure", [None, "charge_payment", "create_shipping_label"])
-async def test_local_steps_keep_the_same_guarantees(
+async def test_steps_are_local_by_default_with_the_same_guarantees(
     dev_client: Client, order_worker: Worker, task_queue: str, db: Database, failure: str | None
 ) -> None:
     inject = {"step": failure, "mode": "permanent"} if failure else None
-    order = make_order(local_steps=True, inject_failure=inject)
+    order = make_order(local_steps=None, inject_failure=inject)  # as the samples, CLI and API send it
     handle = await start_order(dev_client, task_queue, order)
     if failure is None:
         assert len((await handle.result()).references) == 5
@@ -247,9 +247,13 @@ async def test_local_steps_keep_the_same_guarantees(
         report = SagaReport.model_validate(error.value.cause.details[0])  # type: ignore[union-attr]
         assert report.failed_step == failure and report.fully_compensated
     history = await handle.fetch_history()
-    assert not any(e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-                   and e.activity_task_scheduled_event_attributes.activity_type.name == "charge_payment"
-                   for e in history.events)  # the steps ran as local activities
+    remote = [e.activity_task_scheduled_event_attributes.activity_type.name
+              for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED]
+    local = [json.loads(e.marker_recorded_event_attributes.details["data"].payloads[0].data)["activity_type"]
+             for e in history.events if e.marker_recorded_event_attributes.marker_name == "core_local_activity"]
+    # The check and the steps ran as local activities; compensations (if any) remotely.
+    assert local[:2] == ["check_order_items", "create_customer_account"] and "check_order_items" not in remote
+    assert all(name.startswith(("seal_", "delete_", "refund_", "send_cancellation", "release_", "void_")) for name in remote)
     outcome = "COMPLETED" if failure is None else "FAILED"
     assert invariant_violations(db, {order.order_id: outcome}) == []
 

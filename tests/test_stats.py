@@ -33,6 +33,17 @@ def test_a_recorded_history_yields_each_activity_with_its_outcome_attempts_and_s
     assert by_type["analyse_sentiment"].seconds >= 1.0  # two backoff intervals: 0.5 s + 1 s
 
 
+def test_local_activities_count_with_the_time_of_the_task_that_ran_them() -> None:
+    # The order steps run as local activities by default: one marker each, no timing of their own.
+    calls = activity_calls(load_history(HISTORIES / "order_completed-20261124-2.json"))
+    assert [c.activity_type for c in calls] == [
+        "check_order_items", "create_customer_account", "charge_payment",
+        "send_notification", "reserve_inventory", "create_shipping_label",
+    ]
+    assert all(c.outcome == "completed" and c.attempts == 1 and c.seconds > 0 for c in calls)
+    assert all(c.output_bytes > 0 for c in calls[1:])  # each step returns its reference
+
+
 async def test_stats_of_a_family_count_every_call_and_its_success(dev_client: Client, db: Database, task_queue: str) -> None:
     async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4):
         for fail in ([], ["keywords"]):

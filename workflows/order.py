@@ -45,6 +45,10 @@ CHECK_ITEMS_PATCH = "check-items-before-any-step"
 SEAL_UNREACHED_PATCH = "seal-unreached-steps"
 """Runs started before it compensated only the steps they reached, even after a reset."""
 
+LOCAL_STEPS_PATCH = "local-steps-by-default"
+"""Runs started before it ran the SKU check and (unless asked for local steps) the steps as
+remote activities."""
+
 
 @dataclass(frozen=True)
 class _Step:
@@ -87,10 +91,17 @@ class OrderFulfillmentSaga(Pausable):
         steps = self._plan(order)
         references: dict[str, str] = {}
         registered = 0
+        # Short, idempotent, database-only steps: local activities unless the order says
+        # otherwise (no server round trip per step; the README's rule).
+        local_by_default = workflow.patched(LOCAL_STEPS_PATCH)
+        local = local_by_default if order.local_steps is None else order.local_steps
+        execute = workflow.execute_local_activity if local else workflow.execute_activity
         try:
             if workflow.patched(CHECK_ITEMS_PATCH):
                 # An unknown SKU would otherwise surface at reserve_inventory, after the charge.
-                await workflow.execute_activity(
+                # (Runs from before LOCAL_STEPS_PATCH checked remotely, local steps or not.)
+                check = execute if local_by_default else workflow.execute_activity
+                await check(
                     OrderActivities.check_order_items,
                     CheckItemsInput(order_id=order.order_id, items=order.items),
                     summary="check items",
@@ -110,7 +121,6 @@ class OrderFulfillmentSaga(Pausable):
                         registered += 1
                         # A cancel lets the running step finish before compensating it,
                         # so the undo never races the step it undoes.
-                        execute = workflow.execute_local_activity if order.local_steps else workflow.execute_activity
                         result: StepResult = await run_to_completion(
                             execute(step.run, step.input, summary=step.name, **policies.DATABASE_WRITE)
                         )
