@@ -9,16 +9,14 @@ activations are in :func:`activities.breakers.breaker_statuses` (``trips``).
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections import Counter, defaultdict
-from typing import Any
 
 from pydantic import BaseModel
-from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from client.runs import status_name
+from client.stats import activity_calls
 
 STEP_OF_ACTIVITY = {
     "query_check_agents": "health",
@@ -47,30 +45,12 @@ class QueryMetrics(BaseModel):
     steps: list[StepMetrics]
 
 
-def _local_activity(event: Any) -> tuple[str, int, bool, float | None] | None:
-    """(step, attempt, failed, elapsed ms) of a local activity's marker, if it is one of ours.
-
-    The SDK records a local activity as a ``core_local_activity`` marker whose ``data``
-    detail is JSON (activity type, attempt, schedule and completion times).
-    """
-    attrs = event.marker_recorded_event_attributes
-    if attrs.marker_name != "core_local_activity" or "data" not in attrs.details:
-        return None
-    data = json.loads(attrs.details["data"].payloads[0].data)
-    step = STEP_OF_ACTIVITY.get(data.get("activity_type", ""))
-    if step is None:
-        return None
-
-    def seconds(stamp: dict[str, int] | None) -> float | None:
-        return stamp["seconds"] + stamp.get("nanos", 0) / 1e9 if stamp else None
-
-    completed, scheduled = seconds(data.get("complete_time")), seconds(data.get("original_schedule_time"))
-    elapsed = (completed - scheduled) * 1000 if completed and scheduled and completed >= scheduled else None
-    return step, int(data.get("attempt", 1)), attrs.HasField("failure"), elapsed
-
-
 async def query_metrics(client: Client, *, limit: int = 200) -> QueryMetrics:
-    """Metrics over the latest ``limit`` QueryWorkflow runs."""
+    """Metrics over the latest ``limit`` QueryWorkflow runs.
+
+    A step's time is that of :func:`client.stats.activity_calls`: from scheduling to close
+    for an activity, the workflow task that ran it for a local one (the agents run locally).
+    """
     by_status: Counter[str] = Counter()
     calls: Counter[str] = Counter()
     succeeded: Counter[str] = Counter()
@@ -80,46 +60,15 @@ async def query_metrics(client: Client, *, limit: int = 200) -> QueryMetrics:
     async for execution in client.list_workflows("WorkflowType = 'QueryWorkflow'", limit=limit):
         runs += 1
         by_status[status_name(execution.status)] += 1
-        scheduled: dict[int, str] = {}
-        started: dict[int, Any] = {}
-        async for event in client.get_workflow_handle(execution.id, run_id=execution.run_id).fetch_history_events():
-            if event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
-                local = _local_activity(event)
-                if local is not None:
-                    step, attempt, failed, elapsed_ms = local
-                    calls[step] += 1
-                    succeeded[step] += not failed
-                    attempts[step][str(attempt)] += 1
-                    if elapsed_ms is not None:
-                        durations[step].append(elapsed_ms)
-            elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-                step = STEP_OF_ACTIVITY.get(event.activity_task_scheduled_event_attributes.activity_type.name)
-                if step:
-                    scheduled[event.event_id] = step
-                    calls[step] += 1
-            elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
-                started[event.activity_task_started_event_attributes.scheduled_event_id] = event
-            elif event.event_type in (
-                EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
-                EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED,
-                EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT,
-            ):
-                attrs = (
-                    event.activity_task_completed_event_attributes
-                    if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
-                    else event.activity_task_failed_event_attributes
-                    if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED
-                    else event.activity_task_timed_out_event_attributes
-                )
-                step = scheduled.get(attrs.scheduled_event_id)
-                start = started.get(attrs.scheduled_event_id)
-                if step is None or start is None:
-                    continue
-                if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
-                    succeeded[step] += 1
-                attempts[step][str(start.activity_task_started_event_attributes.attempt)] += 1
-                elapsed = event.event_time.ToDatetime() - start.event_time.ToDatetime()
-                durations[step].append(elapsed.total_seconds() * 1000)
+        history = await client.get_workflow_handle(execution.id, run_id=execution.run_id).fetch_history()
+        for call in activity_calls(history):
+            step = STEP_OF_ACTIVITY.get(call.activity_type)
+            if step is None:
+                continue
+            calls[step] += 1
+            succeeded[step] += call.outcome == "completed"
+            attempts[step][str(call.attempts)] += 1
+            durations[step].append(call.seconds * 1000)
 
     def quantile(values: list[float], q: int) -> float | None:
         if not values:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
+from temporalio.api.common.v1 import Payload
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHistory
 
@@ -98,14 +99,24 @@ def activity_calls(history: WorkflowHistory) -> list[ActivityCall]:
     return calls
 
 
-def _local_activity_call(event: HistoryEvent, seconds: float) -> ActivityCall | None:
+def local_activity_marker(event: HistoryEvent) -> Payload | None:
+    """The ``data`` detail of a local activity's marker (JSON: activity type, attempt...),
+    or None when the event is not one. The SDK records each local activity this way."""
     marker = event.marker_recorded_event_attributes
     if marker.marker_name != "core_local_activity" or "data" not in marker.details:
         return None
+    return marker.details["data"].payloads[0]
+
+
+def _local_activity_call(event: HistoryEvent, seconds: float) -> ActivityCall | None:
+    payload = local_activity_marker(event)
+    if payload is None:
+        return None
     try:
-        data = json.loads(marker.details["data"].payloads[0].data)
+        data = json.loads(payload.data)
     except ValueError:  # encoded by a codec: the type is not readable without it
         return None
+    marker = event.marker_recorded_event_attributes
     failed = marker.HasField("failure")
     return ActivityCall(
         activity_type=data.get("activity_type", "local activity"),

@@ -20,6 +20,7 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
 from client.runs import status_name
+from client.stats import local_activity_marker
 
 StepKind = Literal["activity", "local_activity", "child_workflow", "timer", "signal", "update"]
 StepOutcome = Literal["completed", "failed", "timed_out", "canceled", "terminated", "running", "fired", "received", "rejected"]
@@ -221,10 +222,10 @@ class _Builder:
                 trace.error_type, trace.error = await self.error(attrs.failure)
 
     async def _local_activity(self, event: HistoryEvent, steps: dict[int, TraceStep]) -> None:
-        attrs = event.marker_recorded_event_attributes
-        if attrs.marker_name != "core_local_activity" or "data" not in attrs.details:
+        payload = local_activity_marker(event)
+        if payload is None:
             return
-        payload = attrs.details["data"].payloads[0]
+        attrs = event.marker_recorded_event_attributes
         try:
             data = json.loads(payload.data)
         except ValueError:  # encoded by a codec like any payload

@@ -682,7 +682,7 @@ async def test_seed_metrics_carry_the_query_kpis_and_breaker_activations(
     # Time per agent. (A local activity of a few ms can have no time: its marker's completion
     # time may precede its schedule time, and query_metrics leaves such samples out.)
     assert 0 < steps["nlp"]["p50_ms"] <= steps["nlp"]["p95_ms"]
-    assert all(s["p50_ms"] is None or 0 <= s["p50_ms"] <= s["p95_ms"] for s in steps.values())
+    assert all(s["p50_ms"] is not None and 0 <= s["p50_ms"] <= s["p95_ms"] for s in steps.values()), steps
     assert steps["data"]["success_rate"] == 1.0 and steps["viz"]["success_rate"] == 1.0
     assert body["breaker_activations"] == {"viz": 1}
     assert [b["state"] for b in body["breakers"]["breakers"]] == ["open"]
