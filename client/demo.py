@@ -49,7 +49,7 @@ async def _run(console: Console, fam: Family[Any], demo: DemoRun, suffix: str) -
     if outcome.status == "COMPLETED":
         console.print(f"  {summarize(outcome.result)}", markup=False)
     elif outcome.status == "RUNNING":
-        console.print(f"  {summarize(await _progress_at(handle, demo.shown_at))}", markup=False)
+        console.print(f"  {summarize(await progress_at(handle, demo.shown_at))}", markup=False)
     for line in failure_lines(outcome.failure or []):
         console.print(f"  {line}", markup=False)
     _links(console, link, handle.id)
@@ -159,7 +159,7 @@ async def _outage(console: Console, fam: Family[Any], demo: DemoRun, suffix: str
     return degraded and recovered
 
 
-async def _progress_at(handle: Any, step: str, patience: float = 60) -> Any:
+async def progress_at(handle: Any, step: str, patience: float = 60) -> Any:
     """The run's status once its current step mentions ``step`` (or after ``patience`` s)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + patience
@@ -170,8 +170,10 @@ async def _progress_at(handle: Any, step: str, patience: float = 60) -> Any:
         await asyncio.sleep(0.2)
 
 
-async def _send(console: Console, handle: Any, update: DemoUpdate, within: float = 60) -> None:
-    """Send ``update``, once the run's current step mentions ``update.when_step``."""
+async def send_demo_update(handle: Any, update: DemoUpdate, within: float = 60) -> Any:
+    """Send ``update`` once the run's current step mentions ``update.when_step``; its answer.
+
+    Shared by ``saga demo`` and the history recorder (tests/record_histories.py)."""
 
     async def waiting() -> None:
         while update.when_step not in (getattr(await query_progress(handle), "current_step", None) or ""):
@@ -179,7 +181,11 @@ async def _send(console: Console, handle: Any, update: DemoUpdate, within: float
 
     if update.when_step:
         await asyncio.wait_for(waiting(), within)
-    answer = await handle.execute_update(update.name, update.arg)
+    return await handle.execute_update(update.name, update.arg)
+
+
+async def _send(console: Console, handle: Any, update: DemoUpdate) -> None:
+    answer = await send_demo_update(handle, update)
     where = f" waited at {update.when_step!r};" if update.when_step else ""
     console.print(f"  {handle.id}{where} sent {update.name}: {summarize(answer)}", markup=False)
 
