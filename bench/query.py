@@ -7,11 +7,12 @@ database, with the offline NLP provider:
 
 - ``plain functions``: nlp agent -> data agent -> viz agent called one after the other in
   one thread (the floor: parsing, the guarded query, the chart rendered to SVG);
-- ``QueryWorkflow``: the embedded dev server and an in-process worker; each run adds the
-  pre-flight health check and the three agents as local activities (one workflow task),
-  the shared breakers' database reads, and Temporal's persistence;
-- ``QueryWorkflow, unsandboxed``: the same on a second task queue served by a worker with
-  the SDK's unsandboxed runner, to show what the workflow sandbox costs per run.
+- ``QueryWorkflow``: the embedded dev server and the shipped worker (``running_worker`` with
+  its defaults: the unsandboxed runner); each run adds the pre-flight health check and the
+  three agents as local activities (one workflow task), the shared breakers' database
+  reads, and Temporal's persistence;
+- ``QueryWorkflow, sandboxed``: the same on a second task queue served by the same worker
+  builder on the sandboxed runner (what the tests run), to show what the sandbox costs.
 
 All three are measured interleaved, run for run, so they see the same machine load.
 
@@ -29,18 +30,15 @@ import statistics
 import tempfile
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from activities.db import Database
-from activities.query.activities import QueryActivities, QuerySettings
+from activities.query.activities import QuerySettings
 from activities.query.agents import DataAgent, OfflinePlanner, nlp_agent, viz_agent
 from activities.query.dataset import SAMPLE_TABLES, DataSource
 from client.devserver import start_embedded
 from contracts.query import DataInput, PlanInput, QueryInput, QueryResult, VizInput, query_workflow_id
 from worker import running_worker
-from workflows.query import QueryWorkflow
 
 QUESTIONS = [
     "average temperature by month in 2014",
@@ -73,24 +71,17 @@ class Floor:
 
 
 async def measure(tmp: str, runs: int, concurrency: int) -> tuple[list[float], list[float], list[float], float, float]:
-    """Floor, workflow and unsandboxed workflow runs interleaved (so all see the same
+    """Floor, workflow and sandboxed workflow runs interleaved (so all see the same
     machine load), then the throughput of each: the floor one at a time, the workflow
     ``concurrency`` in flight."""
     floor = Floor(f"sqlite:///{tmp}/plain.db")
     async with await start_embedded() as env:
         db = Database(f"sqlite:///{tmp}/app.db")
         task_queue = f"bench-{uuid.uuid4()}"
-        executor = ThreadPoolExecutor(max_workers=8)
-        unsandboxed = Worker(
-            env.client,
-            task_queue=f"{task_queue}-unsandboxed",
-            workflows=[QueryWorkflow],
-            activities=QueryActivities(db, QuerySettings()).activities(),
-            activity_executor=executor,
-            max_concurrent_local_activities=8,
-            workflow_runner=UnsandboxedWorkflowRunner(),
-        )
-        async with running_worker(env.client, db, task_queue=task_queue, activity_threads=16, query=QuerySettings()), unsandboxed:
+        sandboxed_queue = f"{task_queue}-sandboxed"
+        async with running_worker(env.client, db, task_queue=task_queue, activity_threads=16, query=QuerySettings()), \
+                running_worker(env.client, db, task_queue=sandboxed_queue, activity_threads=16, query=QuerySettings(),
+                               runner="sandboxed", cpu_processes=0):
 
             async def one(i: int, queue: str = task_queue) -> float:
                 request = QueryInput(question=QUESTIONS[i % len(QUESTIONS)], request_id=uuid.uuid4().hex[:16])
@@ -104,12 +95,12 @@ async def measure(tmp: str, runs: int, concurrency: int) -> tuple[list[float], l
             for i in range(5):  # warm-up: the renderer, the catalog, the sandbox
                 floor.run(i)
                 await one(i)
-                await one(i, unsandboxed.task_queue)
-            floor_ms, workflow_ms, unsandboxed_ms = [], [], []
+                await one(i, sandboxed_queue)
+            floor_ms, workflow_ms, sandboxed_ms = [], [], []
             for i in range(runs):
                 floor_ms.append(floor.run(i))
                 workflow_ms.append(await one(i))
-                unsandboxed_ms.append(await one(i, unsandboxed.task_queue))
+                sandboxed_ms.append(await one(i, sandboxed_queue))
             started = time.perf_counter()
             for i in range(runs):
                 floor.run(i)
@@ -123,10 +114,9 @@ async def measure(tmp: str, runs: int, concurrency: int) -> tuple[list[float], l
             started = time.perf_counter()
             await asyncio.gather(*(bounded(i) for i in range(runs)))
             throughput = runs / (time.perf_counter() - started)
-        executor.shutdown()
         db.dispose()
     floor.data.dispose()
-    return floor_ms, workflow_ms, unsandboxed_ms, floor_rate, throughput
+    return floor_ms, workflow_ms, sandboxed_ms, floor_rate, throughput
 
 
 def main() -> None:
@@ -135,10 +125,10 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=20)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        floor, alone, unsandboxed, floor_rate, throughput = asyncio.run(measure(tmp, args.runs, args.concurrency))
+        floor, alone, sandboxed, floor_rate, throughput = asyncio.run(measure(tmp, args.runs, args.concurrency))
     floor_p50, floor_p95 = _percentiles(floor)
     p50, p95 = _percentiles(alone)
-    free_p50, free_p95 = _percentiles(unsandboxed)
+    boxed_p50, boxed_p95 = _percentiles(sandboxed)
     overheads = sorted(w - f for f, w in zip(floor, alone, strict=True))
     load = os.getloadavg()[0]
     print(f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} CPUs, {args.runs} runs, "
@@ -147,9 +137,9 @@ def main() -> None:
     print("|---|---:|---:|---:|")
     print(f"| plain functions (floor) | {floor_p50:.1f} | {floor_p95:.1f} | {floor_rate:.1f} (one at a time) |")
     print(f"| QueryWorkflow | {p50:.1f} | {p95:.1f} | {throughput:.1f} |")
-    print(f"| QueryWorkflow, unsandboxed runner | {free_p50:.1f} | {free_p95:.1f} | - |")
+    print(f"| QueryWorkflow, sandboxed runner | {boxed_p50:.1f} | {boxed_p95:.1f} | - |")
     print(f"orchestration overhead per run: p50 {p50 - floor_p50:.1f} ms; median of paired differences "
-          f"{statistics.median(overheads):.1f} ms; unsandboxed p50 {free_p50 - floor_p50:.1f} ms; "
+          f"{statistics.median(overheads):.1f} ms; sandboxed p50 {boxed_p50 - floor_p50:.1f} ms; "
           f"load average during the run {load:.1f}")
 
 
