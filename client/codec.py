@@ -27,10 +27,12 @@ Configuration (read by :func:`codec_from_env`, used by ``client.connection``):
 ``SAGAWORKS_REQUIRE_ENCRYPTION``
     ``1`` refuses to run without keys (docker-compose.yml sets it), so a deployment that
     forgot its keys fails at start instead of writing plaintext; and it refuses to decode
-    plaintext payloads (:class:`PlaintextPayloadRefused`), so nobody without a key can hand
-    a worker input (a plain-JSON ``temporal workflow start`` or signal): such a run's
-    workflow task fails, naming the refusal, and its code never sees the input. The codec
-    server still shows plaintext payloads to the UI (display only).
+    plaintext payloads, so nobody without a key can hand a worker input (a plain-JSON
+    ``temporal workflow start``, signal or update): the codec decodes such a payload to a
+    :data:`REFUSED_ENCODING` payload that no converter reads, so a plaintext signal is
+    dropped (the SDK logs it; the run goes on), an update is rejected, and a run started
+    with plaintext input never runs its code (its workflow task fails naming the refusal;
+    terminate it). The codec server still shows plaintext payloads to the UI (display only).
 
 ``python -m client.codec KEY_ID`` prints a fresh ``KEY_ID:BASE64KEY`` entry.
 """
@@ -57,6 +59,9 @@ ENCODING = b"binary/encrypted"
 KEY_ID_METADATA = "encryption-key-id"
 COMPRESSION_METADATA = "encryption-compression"
 ZLIB = b"zlib"
+REFUSED_ENCODING = b"refused/plaintext-while-SAGAWORKS_REQUIRE_ENCRYPTION-is-set"
+"""What a plaintext payload decodes to when encryption is required: converting it fails
+("Unknown payload encoding ..."), naming the reason, wherever it is used."""
 
 KEYS_ENV = "SAGAWORKS_ENCRYPTION_KEYS"
 KEY_FILE_ENV = "SAGAWORKS_ENCRYPTION_KEY_FILE"
@@ -86,10 +91,6 @@ class UnknownEncryptionKey(EncryptionError):
             f"payload is encrypted with key id {key_id!r}, which is not configured "
             f"(configured: {', '.join(known) or 'none'}); add it to {KEYS_ENV} or {KEY_FILE_ENV}"
         )
-
-
-class PlaintextPayloadRefused(EncryptionError):
-    """A payload arrived unencrypted while encryption is required."""
 
 
 class TamperedPayload(EncryptionError):
@@ -158,16 +159,14 @@ class EncryptionCodec(PayloadCodec):
         Raises:
             UnknownEncryptionKey: its key id is not configured.
             TamperedPayload: its ciphertext or metadata was altered.
-            PlaintextPayloadRefused: it is not encrypted and encryption is required.
+        When plaintext is refused, an unencrypted payload becomes a :data:`REFUSED_ENCODING`
+        one instead of raising here: a codec error would fail every workflow task of the run
+        for good (the SDK decodes a whole activation first), while a payload that does not
+        convert only loses the signal or update that carried it.
         """
         if payload.metadata.get("encoding") != ENCODING:
             if not self.accept_plaintext:
-                encoding = payload.metadata.get("encoding", b"").decode(errors="replace")
-                raise PlaintextPayloadRefused(
-                    f"refused an unencrypted payload (encoding {encoding!r}): {REQUIRE_ENV} is set, so "
-                    "every payload must be encrypted with a configured key (start runs through saga, "
-                    "the API, or the temporal CLI with --codec-endpoint)"
-                )
+                return Payload(metadata={"encoding": REFUSED_ENCODING})
             # Written before encryption was turned on: still readable.
             return payload
         key_id = payload.metadata.get(KEY_ID_METADATA, b"").decode(errors="replace")

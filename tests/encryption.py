@@ -61,3 +61,4 @@ async def codec_server() -> AsyncIterator[CodecServer]:
     await server.start()
     yield server
     await server.stop()
+

@@ -19,7 +19,7 @@ from client.codec import (
     KEY_ID_METADATA,
     EncryptionCodec,
     EncryptionConfigError,
-    PlaintextPayloadRefused,
+    REFUSED_ENCODING,
     TamperedPayload,
     UnknownEncryptionKey,
     codec_from_env,
@@ -101,8 +101,11 @@ async def test_plaintext_is_refused_when_encryption_is_required() -> None:
     strict = codec_from_env(TEST_ENV)  # SAGAWORKS_REQUIRE_ENCRYPTION=1
     assert strict is not None and not strict.accept_plaintext
     plain = _plain(b'{"order_id": "forged"}')
-    with pytest.raises(PlaintextPayloadRefused, match="encoding 'json/plain'.*SAGAWORKS_REQUIRE_ENCRYPTION is set"):
-        await strict.decode([plain])
+    [refused] = await strict.decode([plain])
+    assert refused.metadata["encoding"] == REFUSED_ENCODING and not refused.data  # nothing of it is kept
+    # Converting it fails, naming why (a signal carrying it is dropped, an update rejected).
+    with pytest.raises(Exception, match="SAGAWORKS_REQUIRE_ENCRYPTION"):
+        await data_converter(TEST_ENV).decode([plain], [OrderInput])
     [sealed] = await strict.encode([plain])
     assert await strict.decode([sealed]) == [plain]
     # The codec server's copy shows plaintext to the UI; the strict codec stays strict.

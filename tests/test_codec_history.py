@@ -23,6 +23,7 @@ from client.codec import ENCODING, KEY_ID_METADATA
 from client.connection import data_converter
 from client.devserver import temporal_binary
 from tests.encryption import NEW_KEY_ID, OLD_KEY, OLD_KEY_ID, TEST_ENV, TOKEN, CodecServer, codec_server  # noqa: F401
+from tests.note_taker import NoteTaker
 from tests.orders import make_order, start_order
 from tests.payloads import history_failures, history_payloads, wait_for_event
 from worker import running_worker
@@ -99,11 +100,34 @@ async def test_a_worker_requiring_encryption_never_runs_plaintext_input(
         )
     failure = refusal.workflow_task_failed_event_attributes.failure
     assert failure.message == "Encoded failure"  # the worker encrypts its failures too
-    message = str(await encrypted_client.data_converter.decode_failure(failure))
-    assert "refused an unencrypted payload" in message and "SAGAWORKS_REQUIRE_ENCRYPTION" in message, message
+    error = await encrypted_client.data_converter.decode_failure(failure)
+    chain = []
+    while error is not None:
+        chain.append(str(error))
+        error = error.__cause__
+    assert any("SAGAWORKS_REQUIRE_ENCRYPTION" in message for message in chain), chain
     history = await forged.fetch_history()
     assert not any(e.HasField("activity_task_scheduled_event_attributes") for e in history.events)
     await forged.terminate("test over")
+
+
+async def test_a_plaintext_signal_is_dropped_and_the_run_goes_on(
+    encrypted_client: Client, dev_client: Client, db: Database, task_queue: str
+) -> None:
+    """A signal sent without the keys must not wedge the run (a codec error would fail
+    every later workflow task): it is dropped, and encrypted signals still arrive."""
+    async with running_worker(
+        encrypted_client, db, task_queue=task_queue, activity_threads=2, extra_workflows=[NoteTaker]
+    ):
+        handle = await encrypted_client.start_workflow(NoteTaker.run, 2, id=f"notes-{task_queue}", task_queue=task_queue)
+        await handle.signal(NoteTaker.note, "first")
+        await dev_client.get_workflow_handle(handle.id).signal("note", "forged, in plaintext")
+        await wait_for_event(handle, lambda e: e.HasField("workflow_execution_signaled_event_attributes")
+                             and b"forged" in e.workflow_execution_signaled_event_attributes.input.payloads[0].data)
+        await handle.signal(NoteTaker.note, "second")
+        assert await asyncio.wait_for(handle.result(), 60) == ["first", "second"]
+        history = await handle.fetch_history()
+        assert not any(e.HasField("workflow_task_failed_event_attributes") for e in history.events)
 
 
 async def _saga(dev_address: str, environ: dict[str, str], *args: str) -> tuple[int, str]:
