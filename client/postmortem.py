@@ -293,7 +293,8 @@ async def restart_from_stage(client: Client, workflow_id: str, from_stage: str) 
             f"{workflow_id} ended {status_name(description.status)} and removed the stored output of stage {removed}; "
             f"restart from {removed} or earlier"
         )
-    history = await handle.fetch_history()
+    # The run described above, even if another run of the id starts meanwhile.
+    history = await client.get_workflow_handle(workflow_id, run_id=description.run_id).fetch_history()
     started = history.events[0].workflow_execution_started_event_attributes
     [original] = await client.data_converter.decode(started.input.payloads, [fam.input_model])
     outcomes: dict[str, Any] = original.resume.carried() if original.resume is not None else {}

@@ -57,8 +57,9 @@ def ticket_query(
         (TICKET_PRIORITY, _checked("priority", priority, PRIORITIES, str.upper)),
         (TICKET_STATE, _checked("state", state, TICKET_STATES, str.lower)),
         (TICKET_TYPE, _checked("type", ticket_type, TICKET_TYPES, str.lower)),
-        # A quote would end the string literal: an assignee's name never holds one.
-        (TICKET_ASSIGNEE, assignee.replace("'", "") if assignee else None),
+        # A quote would end the string literal and a backslash escape its closing quote:
+        # an assignee's name never holds either.
+        (TICKET_ASSIGNEE, assignee.replace("'", "").replace("\\", "") if assignee else None),
     ):
         if value:
             clauses.append(f"{key.name} = '{value}'")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pydantic import BaseModel, Field
+from pydantic.json_schema import SkipJsonSchema
 
 from contracts.common import ProgressStatus, StageResume, StrictModel, Text
 from contracts.search import Hit, SearchHits
@@ -14,8 +15,9 @@ class BlogInput(StrictModel):
     topic: Text = Field(min_length=3, max_length=200)
     sources: int = Field(default=6, ge=1, le=20)
     """Passages the research step keeps (BM25 over the stored chunks)."""
-    resume: BlogResume | None = None
-    """Set by ``saga restart``: the outcomes of the stages before ``resume.from_stage``."""
+    resume: SkipJsonSchema[BlogResume | None] = None
+    """Set by ``saga restart``: the outcomes of the stages before ``resume.from_stage``.
+    Not in the JSON schema (forms, OpenAPI); catalog parsing refuses it from callers."""
 
 
 class BlogResume(StageResume):

@@ -11,6 +11,7 @@ import posixpath
 from typing import ClassVar, Literal
 
 from pydantic import BaseModel, Field
+from pydantic.json_schema import SkipJsonSchema
 
 from contracts.common import ProgressStatus, StageResume, StrictModel, Text
 
@@ -51,8 +52,9 @@ class DocumentInput(StrictModel):
     chunk_overlap: int = Field(default=200, ge=0, le=2_000)
     extract_window: int = Field(default=8, ge=1, le=64)
     """Chunks whose concepts are extracted at once."""
-    resume: DocumentResume | None = None
-    """Set by ``saga restart``: the outcomes of the stages before ``resume.from_stage``."""
+    resume: SkipJsonSchema[DocumentResume | None] = None
+    """Set by ``saga restart``: the outcomes of the stages before ``resume.from_stage``.
+    Not in the JSON schema (forms, OpenAPI); catalog parsing refuses it from callers."""
 
 
 class ValidateInput(StrictModel):

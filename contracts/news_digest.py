@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
+from pydantic.json_schema import SkipJsonSchema
 
 from contracts.common import ProgressStatus, StageResume, StrictModel, Text
 from contracts.fallback import BranchOutcome
@@ -40,8 +41,9 @@ class NewsDigestInput(StrictModel):
     categoriser: Literal["offline", "llm"] = "offline"
     """``offline``: a lexicon per category; ``llm``: the worker's chat model (Groq)."""
     summary_sentences: int = Field(default=3, ge=2, le=3)
-    resume: NewsDigestResume | None = None
-    """Set by ``saga restart``: the outcomes of the stages before ``resume.from_stage``."""
+    resume: SkipJsonSchema[NewsDigestResume | None] = None
+    """Set by ``saga restart``: the outcomes of the stages before ``resume.from_stage``.
+    Not in the JSON schema (forms, OpenAPI); catalog parsing refuses it from callers."""
 
 
 class Article(BaseModel):

@@ -14,6 +14,7 @@ import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from contracts.common import ProgressStatus, StageResume, StrictModel, Text
 
@@ -157,8 +158,9 @@ class PlanInput(StrictModel):
     """POST every alert as JSON to this URL (optional)."""
     stage_timeout_seconds: float = Field(default=300, ge=1, le=3600)
     inject_fault: InjectedFault | None = None
-    resume: ResumePoint | None = None
-    """Set by ``saga restart``: take the stages before ``from_stage`` from a stored run."""
+    resume: SkipJsonSchema[ResumePoint | None] = None
+    """Set by ``saga restart``: take the stages before ``from_stage`` from a stored run.
+    Not in the JSON schema (forms, OpenAPI); catalog parsing refuses it from callers."""
 
 
 class ResumePoint(StageResume):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, Field
+from pydantic.json_schema import SkipJsonSchema
 
 from contracts.common import ProgressStatus, StageResume, StrictModel, Text
 
@@ -40,8 +41,9 @@ class QueryInput(StrictModel):
     """How many rows the result carries (the chart uses all the query returned)."""
     pause_between_agents_seconds: float = Field(default=0, ge=0, le=3600)
     """A delay between agents, for demos of pause, resume and cancel."""
-    resume: QueryResume | None = None
-    """Set by ``saga restart``: the outcomes of the agents before ``resume.from_stage``."""
+    resume: SkipJsonSchema[QueryResume | None] = None
+    """Set by ``saga restart``: the outcomes of the agents before ``resume.from_stage``.
+    Not in the JSON schema (forms, OpenAPI); catalog parsing refuses it from callers."""
 
 
 class Measure(StrictModel):

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import ValidationError
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
 from activities.db import Database
@@ -28,7 +29,8 @@ from client.api import ApiSettings
 from client.postmortem import RestartRefused, restart_from_stage
 from client.runs import start_run
 from contracts.blog import BlogInput, BlogResult
-from contracts.documents import DocumentResult
+from client.trace import trace_run
+from contracts.documents import DocumentResult, DocumentResume
 from contracts.news_digest import FeedSource, NewsDigestInput, NewsDigestResult
 from contracts.query import QueryResult
 from tests.apiserver import api_server
@@ -237,3 +239,29 @@ async def test_the_api_restarts_a_query_and_refuses_with_409(
         result = await again.result()
     assert await scheduled(again) == ["query_check_agents", "query_render"]
     assert result.rows == first.rows and result.resumed_from == f"{handle.id}/{handle.result_run_id}"
+
+
+async def test_a_resume_point_is_refused_from_callers_and_from_another_documents_run(
+    dev_client: Client, db: Database, task_queue: str
+) -> None:
+    # Through the catalog (CLI, API, console, schedules): callers never set one.
+    with pytest.raises(ValidationError, match=r"resume\n.*saga restart"):
+        family("query").parse({"question": "average temperature by month in 2014",
+                               "resume": {"from_stage": "viz", "source_workflow_id": "x/y"}})
+    assert "resume" not in json.dumps(family("document").input_model.model_json_schema())
+    # Straight to Temporal: another document's run carrying this one's version (it would
+    # write this file's chunks under the other's id and finalise the other's row).
+    settings = DocumentSettings(roots=(DOCUMENTS,))
+    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, llm=OfflineProvider(), documents=settings):
+        first = await start_document(dev_client, task_queue, DOCUMENTS / "saga-pattern.md")
+        source = await first.result()
+        trace = await trace_run(dev_client, first.id, payloads=True)
+        [validated] = [s.result for s in trace.steps if s.name == "validate_document"]
+        forged = DocumentResume(from_stage="chunk", source_workflow_id=f"{first.id}/x", document=validated)
+        other = await start_document(dev_client, task_queue, DOCUMENTS / "durable-execution.txt", resume=forged)
+        with pytest.raises(WorkflowFailureError) as failed:
+            await other.result()
+    assert "is not this run's document" in str(failed.value.cause)
+    history = await other.fetch_history()
+    assert not any(e.HasField("activity_task_scheduled_event_attributes") for e in history.events)
+    assert version_rows(db, source.document_id, source.version)["document_chunks"]  # untouched

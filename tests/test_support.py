@@ -25,6 +25,7 @@ from activities.mcp_support import notify_escalation
 from activities.support_classifier import TicketClassifier
 from client.connection import DATA_CONVERTER
 from client.devserver import register_search_attributes, temporal_binary
+from client.tickets import ticket_query
 from client.devserver import test_server_binary as time_skipping_binary  # not a test: pytest collects test_*
 from contracts.support import (
     AssignRequest,
@@ -377,3 +378,22 @@ async def test_a_critical_ticket_is_classified_before_a_backlog_of_low_ones(dev_
         order = [next(s for s in [*subjects, "URGENT"] if s in chat.prompt_of(i)) for i in range(len(chat.requests))]
     assert order[:2] == ["question one", "URGENT"], order
     assert sorted(order[2:]) == sorted(subjects[1:])
+
+
+async def test_a_comment_sent_before_classification_is_kept(dev_client: Client, task_queue: str) -> None:
+    """Signal-with-start delivers the comment before the ticket is classified (its view
+    does not exist yet); it used to be dropped."""
+    request = ticket("Hello")
+    async with worker(dev_client, task_queue):
+        handle = await dev_client.start_workflow(
+            SupportTicket.run, request, id=f"ticket-{request.ticket_id}", task_queue=task_queue,
+            start_signal="comment", start_signal_args=[Comment(author="grace", text="one more detail")],
+        )
+        view = await until(handle, lambda t: t.routing_path[:2] == ["classifier", "general_query"], "classified")
+        await handle.terminate("test over")
+    assert [(c.author, c.text) for c in view.comments] == [("grace", "one more detail")]
+
+
+def test_an_assignee_filter_cannot_break_out_of_its_string() -> None:
+    query = ticket_query(assignee="ada' OR TicketState = 'open\\")
+    assert query.endswith("TicketAssignee = 'ada OR TicketState = open'"), query

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from temporalio.common import WorkflowIDReusePolicy
 
 from contracts.common import StageResume, text_key
@@ -158,7 +158,15 @@ class Family(Generic[InputT]):
         # Always through JSON, as the workflow receives it: strict models accept JSON forms
         # (dates, enums, tuples) from JSON text that they refuse from Python objects.
         text = json.dumps(data) if isinstance(data, dict) else data
-        return self.input_model.model_validate_json(text)
+        parsed = self.input_model.model_validate_json(text)
+        if getattr(parsed, "resume", None) is not None:
+            # A resume point hands a run stage outcomes it will not check: only a restart
+            # (client/postmortem.py, which reads them from a real run's history) sets one.
+            raise ValidationError.from_exception_data(self.input_model.__name__, [{
+                "type": "value_error", "loc": ("resume",), "input": "...",
+                "ctx": {"error": ValueError("is set by `saga restart ID --from-stage STAGE` only, not by callers")},
+            }])
+        return parsed
 
     def sample_paths(self) -> list[Path]:
         """The sample input files, as absolute paths."""

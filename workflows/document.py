@@ -125,6 +125,16 @@ class DocumentPipeline(Pausable):
         path = request.path
         doc: DocumentRef | None = None
         resume = request.resume
+        if resume is not None and resume.document is not None and (
+            document_workflow_id(resume.document.document_id) != info.workflow_id
+        ):
+            # Before the try: a refused resume point must not finalise (fail) anyone's row.
+            raise ApplicationError(
+                f"resume.document: {resume.document.document_id} is not this run's document "
+                f"({info.workflow_id}); only saga restart of that document's own run may carry it",
+                type=ErrorClass.VALIDATION,
+                non_retryable=True,
+            )
         try:
             if resume is not None and resume.document is not None:
                 # A restart (saga restart --from-stage chunk|extract): the source run

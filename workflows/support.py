@@ -81,6 +81,8 @@ class SupportTicket(Pausable):
         self._input: TicketInput | None = None
         self._mcp = McpTools()
         self._reopen_requested = False
+        self._early_comments: list[Comment] = []
+        """Comments that arrive before the ticket is classified (its view does not exist yet)."""
 
     @workflow.run
     async def run(self, ticket: TicketInput) -> TicketView:
@@ -100,6 +102,7 @@ class SupportTicket(Pausable):
             classification_fallback=fallback,
             routing_path=["classifier", found.ticket_type],
         )
+        view.comments.extend(self._early_comments)
         self._publish()
         await self._unpaused()
         await self._look_up(view)
@@ -286,8 +289,7 @@ class SupportTicket(Pausable):
     @workflow.signal
     def comment(self, note: Comment) -> None:
         """Add a comment (any time before the ticket closes)."""
-        if self._ticket is not None:
-            self._ticket.comments.append(note)
+        (self._ticket.comments if self._ticket is not None else self._early_comments).append(note)
 
     @workflow.query
     def status(self) -> TicketStatus:
