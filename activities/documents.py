@@ -16,6 +16,7 @@ import re
 import zipfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -531,8 +532,21 @@ class DocumentActivities:
         self._pool = cpu_pool
 
     def _cpu(self, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(*args)`` in the process pool (its exceptions re-raised here), or in this thread."""
-        return fn(*args) if self._pool is None else self._pool.submit(fn, *args).result()
+        """``fn(*args)`` in the process pool (its exceptions re-raised here), or in this thread.
+
+        Raises:
+            ApplicationError: (retryable) the pool is broken: a child process died (out of
+                memory, a native crash). It is the worker's fault, never the document's.
+        """
+        if self._pool is None:
+            return fn(*args)
+        try:
+            return self._pool.submit(fn, *args).result()
+        except BrokenProcessPool as broken:
+            raise error(
+                ErrorClass.INTERNAL,
+                f"the worker's process pool is broken ({broken}); retried, restart the worker if it persists",
+            ) from None
 
     def _read(self, path_text: str) -> tuple[Path, bytes]:
         resolved = self._settings.resolve(path_text)

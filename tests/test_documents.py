@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing
 import os
 import sqlite3
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
@@ -16,7 +18,7 @@ from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.worker import Worker
 
 from activities.db import Database
-from activities.documents import DEFAULT_ROOT, DocumentSettings
+from activities.documents import DEFAULT_ROOT, DocumentActivities, DocumentSettings
 from activities.llm import FAILED_CALL_ATTEMPTS, ConceptList, LLMProvider, OfflineProvider
 from contracts.documents import DocumentInput, document_id_for, document_workflow_id
 from tests.documents import (
@@ -444,3 +446,14 @@ async def test_the_worker_parses_splits_and_runs_yake_in_its_process_pool(
         result = await (await start_document(dev_client, task_queue, SAMPLES / "durable-execution.txt")).result()
     assert result.provider == "offline" and result.model.startswith("yake-")
     assert result.chunk_count >= 1 and result.concept_count >= 5
+
+
+def test_a_broken_process_pool_is_the_workers_fault_and_is_retried(db: Database) -> None:
+    """A pool child that dies (out of memory, a native crash) must not fail the document
+    as unparseable: the error names the pool and Temporal retries it."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        activities = DocumentActivities(db, OfflineProvider(), cpu_pool=pool)
+        with pytest.raises(ApplicationError) as broken:
+            activities._cpu(os._exit, 3)
+    assert broken.value.type == "InternalError" and not broken.value.non_retryable
+    assert "process pool is broken" in broken.value.message
