@@ -13,7 +13,7 @@ from pathlib import Path
 
 from temporalio.client import Client, WorkflowHistory
 from temporalio.converter import DataConverter, DefaultFailureConverter
-from temporalio.worker import Replayer, WorkflowReplayResults
+from temporalio.worker import Replayer, WorkflowReplayResults, WorkflowRunner
 
 from client.connection import DATA_CONVERTER, check_configuration
 
@@ -40,8 +40,11 @@ async def replay(
     histories: Iterable[WorkflowHistory],
     workflows: list[type] | None = None,
     data_converter: DataConverter = DATA_CONVERTER,
+    runner: WorkflowRunner | None = None,
 ) -> WorkflowReplayResults:
     """Replay every history; failures are collected, not raised.
+
+    ``runner`` defaults to the SDK's sandboxed runner (its determinism checks).
 
     Histories written with encryption on decode only with a converter that holds their
     keys: the default is the one the environment configures, as for the worker.
@@ -59,5 +62,7 @@ async def replay(
     # A replay's own failures are reported here and stored nowhere: keep their messages
     # readable even when the converter encrypts failures (encrypted ones still decode).
     readable = dataclasses.replace(data_converter, failure_converter_class=DefaultFailureConverter)
-    replayer = Replayer(workflows=workflows, data_converter=readable)
+    replayer = Replayer(
+        workflows=workflows, data_converter=readable, **({"workflow_runner": runner} if runner else {})
+    )
     return await replayer.replay_workflows(each(), raise_on_replay_failure=False)

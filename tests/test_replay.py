@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from temporalio.worker import UnsandboxedWorkflowRunner
 from temporalio.workflow import NondeterminismError
 
 from client.codec import ENCODING, KEYS_ENV
@@ -34,6 +35,16 @@ def test_histories_cover_every_way_a_saga_ends() -> None:
 @pytest.mark.parametrize("path", history_files(HISTORIES), ids=lambda p: p.stem)
 async def test_recorded_history_replays(path: Path) -> None:
     results = await replay([load_history(path)])
+    assert dict(results.replay_failures) == {}
+
+
+async def test_every_history_replays_in_one_unsandboxed_replayer() -> None:
+    """Production workers run workflow code unsandboxed: modules are imported once and
+    shared by every run, so state one run leaves in a module would change the next run's
+    commands. The sandbox (each test above) re-imports per run and cannot see that; one
+    replayer running every history in turn can."""
+    histories = [load_history(path) for path in history_files(HISTORIES)]
+    results = await replay(histories, runner=UnsandboxedWorkflowRunner())
     assert dict(results.replay_failures) == {}
 
 
