@@ -34,6 +34,7 @@ from contracts.documents import (
     document_id_for,
     document_workflow_id,
 )
+from tests.payloads import wait_for_event
 from workflows.catalog import WORKFLOWS
 from workflows.document import DocumentPipeline
 
@@ -140,12 +141,7 @@ async def gated_worker(
 
 async def wait_for_cancel_request(handle: WorkflowHandle[Any, Any]) -> None:
     """Until the server has recorded the cancellation request in the run's history."""
-    for _ in range(1200):
-        async for event in handle.fetch_history_events():
-            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED:
-                return
-        await asyncio.sleep(0.05)
-    raise AssertionError("the cancellation request never reached the history")
+    await wait_for_event(handle, lambda e: e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED)
 
 
 class SlowOfflineProvider(OfflineProvider):

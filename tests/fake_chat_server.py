@@ -13,10 +13,12 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from temporalio.client import WorkflowHandle
+
+from tests.ports import serving
 
 Reply = tuple[int, dict[str, str], dict[str, Any]]
 Responder = Callable[[dict[str, Any], int], Reply]
@@ -81,15 +83,8 @@ def fake_chat_server(respond: Responder) -> Iterator[FakeChatServer]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.base_url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(Handler) as state.base_url:
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 async def retry_delay_of(handle: WorkflowHandle[Any, Any], activity_type: str) -> timedelta:

@@ -7,8 +7,10 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+
+from tests.ports import serving
 
 EMPTY = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>Quiet</title>
 <link>https://quiet.example.org/</link><description>Nothing this week.</description></channel></rss>"""
@@ -79,14 +81,8 @@ def feed_server(folder: Path) -> Iterator[FeedServer]:
             else:
                 self._send(b"not found", 404)
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    state.base_url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield state
-    finally:
-        state.release_slow.set()
-        server.shutdown()
-        server.server_close()
+    with serving(Handler) as state.base_url:
+        try:
+            yield state
+        finally:
+            state.release_slow.set()  # a slow feed's handler returns before the server stops

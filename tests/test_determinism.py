@@ -8,7 +8,6 @@ test suite runs sandboxed (tests/conftest.py), and workflows/ is checked statica
 from __future__ import annotations
 
 import ast
-import asyncio
 import os
 import textwrap
 import uuid
@@ -20,6 +19,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
 from tests.nondeterministic_workflow import CallsOutside
+from tests.payloads import wait_for_event
 from worker import WORKFLOW_RUNNER_ENV, workflow_runner
 
 WORKFLOWS_DIR = Path(__file__).resolve().parents[1] / "workflows"
@@ -89,15 +89,13 @@ def test_workflow_time_is_allowed() -> None:
 
 async def _first_task_failure(handle: WorkflowHandle) -> str | None:
     """``type: message`` of the run's first failed workflow task, waiting for it (or its completion)."""
-    for _ in range(300):  # up to ~60 s
-        async for event in handle.fetch_history_events():
-            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
-                failure = event.workflow_task_failed_event_attributes.failure
-                return f"{failure.application_failure_info.type}: {failure.message}"
-            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
-                return None
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"{handle.id}: neither a failed workflow task nor a completion")
+    event = await wait_for_event(handle, lambda e: e.event_type in (
+        EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
+    ))
+    if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
+        return None
+    failure = event.workflow_task_failed_event_attributes.failure
+    return f"{failure.application_failure_info.type}: {failure.message}"
 
 
 async def _run_with(client: Client, task_queue: str, runner: str | None, call: str) -> str | None:
