@@ -637,46 +637,56 @@ class DocumentActivities:
 
     @activity.defn
     def extract_concepts(self, request: ExtractInput) -> ExtractSummary:
-        """Ask the LLM for one chunk's concepts and store them.
+        """Ask the LLM for the concepts of ``request.chunk_count`` chunks, one after another,
+        and store each chunk's as soon as it has them.
 
-        A chunk whose mentions another run stored (an earlier run of this very version)
-        keeps them: this run neither replaces nor, should it fail, removes them.
+        A chunk this run already stored (an attempt of this activity that failed on a later
+        chunk) is not asked again. A chunk whose mentions another run stored (an earlier
+        run of this very version) keeps them: this run neither replaces nor, should it fail,
+        removes them.
         """
+        concepts = 0
         with keep_alive():
-            key = (request.document_id, request.content_hash, request.chunk_index)
-            with database_errors(), self._db.transaction() as session:
-                chunk = session.get(ChunkRow, key)
-                theirs = session.scalar(
-                    select(func.count()).select_from(MentionRow).where(
-                        *_rows_of(MentionRow, request.document_id, request.content_hash),
-                        MentionRow.chunk_index == request.chunk_index,
-                        MentionRow.run_key != request.run_key,
-                    )
+            for index in range(request.chunk_index, request.chunk_index + request.chunk_count):
+                concepts += self._extract_chunk(request, index)
+        return ExtractSummary(concept_count=concepts, chunk_count=request.chunk_count)
+
+    def _extract_chunk(self, request: ExtractInput, index: int) -> int:
+        """Extract and store chunk ``index``'s concepts; return how many it has."""
+        of_chunk = (*_rows_of(MentionRow, request.document_id, request.content_hash), MentionRow.chunk_index == index)
+        with database_errors(), self._db.transaction() as session:
+            chunk = session.get(ChunkRow, (request.document_id, request.content_hash, index))
+            stored: dict[str, int] = {
+                run_key: count
+                for run_key, count in session.execute(
+                    select(MentionRow.run_key, func.count()).where(*of_chunk).group_by(MentionRow.run_key)
                 )
-            if chunk is None:
-                raise error(ErrorClass.PROCESSING, f"chunk {request.chunk_index} of {request.document_id} is missing", non_retryable=True)
-            if theirs:
-                return ExtractSummary(concept_count=theirs)
+            }
+        if chunk is None:
+            raise error(ErrorClass.PROCESSING, f"chunk {index} of {request.document_id} is missing", non_retryable=True)
+        if stored:
+            return stored.get(request.run_key) or sum(stored.values())
+        try:
             with bugs_retried(final_after=FAILED_CALL_ATTEMPTS):
                 concepts = self._llm.extract_concepts(chunk.text).concepts
-            unique = {c.name.strip().lower(): c for c in reversed(concepts)}  # first mention wins
-            with database_errors(), self._db.transaction() as session:
-                session.execute(
-                    delete(MentionRow).where(
-                        *_rows_of(MentionRow, request.document_id, request.content_hash),
-                        MentionRow.chunk_index == request.chunk_index,
-                        MentionRow.run_key == request.run_key,
-                    )
+        except ApplicationError as err:
+            # Name the chunk: an activity takes several, and only this one failed.
+            raise ApplicationError(
+                f"chunk {index}: {err.message}", *err.details,
+                type=err.type, non_retryable=err.non_retryable, next_retry_delay=err.next_retry_delay,
+            ) from err
+        unique = {c.name.strip().lower(): c for c in reversed(concepts)}  # first mention wins
+        with database_errors(), self._db.transaction() as session:
+            session.execute(delete(MentionRow).where(*of_chunk, MentionRow.run_key == request.run_key))
+            session.add_all(
+                MentionRow(
+                    document_id=request.document_id, content_hash=request.content_hash,
+                    chunk_index=index, name=name[:MAX_NAME], kind=c.kind,
+                    salience=c.salience, run_key=request.run_key,
                 )
-                session.add_all(
-                    MentionRow(
-                        document_id=request.document_id, content_hash=request.content_hash,
-                        chunk_index=request.chunk_index, name=name[:MAX_NAME], kind=c.kind,
-                        salience=c.salience, run_key=request.run_key,
-                    )
-                    for name, c in unique.items()
-                )
-        return ExtractSummary(concept_count=len(unique))
+                for name, c in unique.items()
+            )
+        return len(unique)
 
     @activity.defn
     def store_concepts(self, request: StoreInput) -> DocumentResult:

@@ -8,8 +8,9 @@ with the offline provider:
 - ``asyncio``: read, detect, parse, chunk, extract and store with the same activity code,
   called directly, four documents at a time (the floor);
 - ``sagaworks``: ``DocumentBatch`` on the embedded server with a worker in its own process,
-  as shipped (parsing, splitting and YAKE in its process pool), and with
-  ``--cpu-processes 0`` (everything in the worker's threads, as before the pool).
+  as shipped (parsing, splitting and YAKE in its process pool, eight chunks per extraction
+  activity), with one chunk per activity (before issue 14), and with that and
+  ``--cpu-processes 0`` too (everything in the worker's threads, before issue 11).
 
 Reports documents/s, MB/s, the worker's peak RSS and the largest workflow history, then
 processes one large text document and reports its largest history (the target: < 1 MB),
@@ -143,10 +144,11 @@ def html_parse_peak_mib(folder: Path, megabytes: float) -> tuple[float, float]:
 
 
 VARIANTS = [
-    ("sagaworks DocumentBatch, all in threads (before)", ("--cpu-processes", "0")),
-    ("sagaworks DocumentBatch (shipped default)", ()),
+    ("sagaworks DocumentBatch, in threads, a chunk per activity", ("--cpu-processes", "0"), 1),
+    ("sagaworks DocumentBatch, a chunk per activity", (), 1),
+    ("sagaworks DocumentBatch (shipped default)", (), BatchInput.model_fields["chunks_per_activity"].default),
 ]
-"""The worker's options of each measured batch."""
+"""Each measured batch: the worker's options and the batch's chunks per extraction activity."""
 
 
 @dataclass
@@ -160,7 +162,9 @@ class Batch:
     history_of: str
 
 
-async def run_batch(client: Client, engine: str, corpus: Path, folder: Path, options: tuple[str, ...]) -> Batch:
+async def run_batch(
+    client: Client, engine: str, corpus: Path, folder: Path, options: tuple[str, ...], chunks_per_activity: int
+) -> Batch:
     """The corpus as one DocumentBatch on a fresh worker process and application database."""
     task_queue = f"bench-{uuid.uuid4()}"
     name = uuid.uuid4().hex[:8]
@@ -169,7 +173,10 @@ async def run_batch(client: Client, engine: str, corpus: Path, folder: Path, opt
         batch_id = f"bench-batch-{name}"
         start = time.perf_counter()
         result = await client.execute_workflow(
-            DocumentBatch.run, BatchInput(folder=str(corpus), max_in_flight=4), id=batch_id, task_queue=task_queue
+            DocumentBatch.run,
+            BatchInput(folder=str(corpus), max_in_flight=4, chunks_per_activity=chunks_per_activity),
+            id=batch_id,
+            task_queue=task_queue,
         )
         seconds = time.perf_counter() - start
         rss = peak_rss_mib(worker.pid)
@@ -191,8 +198,8 @@ async def main(count: int, megabytes: float, large_megabytes: float) -> None:
         async with await start_embedded(db_file=folder / "temporal.db") as env:
             client = env.client
             batches = []
-            for engine, options in VARIANTS:
-                batches.append(await run_batch(client, engine, corpus, folder, options))
+            for engine, options, chunks_per_activity in VARIANTS:
+                batches.append(await run_batch(client, engine, corpus, folder, options, chunks_per_activity))
             # The large document, on the shipped worker.
             task_queue = f"bench-{uuid.uuid4()}"
             worker = start_worker(client.service_client.config.target_host, task_queue, folder / "large.db", folder)

@@ -4,10 +4,11 @@
 
 Needs the optional ``bench`` extra (LangGraph with its SQLite checkpointer, DBOS Transact).
 
-- W1: a 5-step saga whose steps each do a small real database write. sagaworks runs its
-  ``OrderFulfillmentSaga`` (each step an idempotent SQLAlchemy transaction); the others run
-  five steps that each insert one row with sqlite3. Reported: p50/p95 latency of one saga
-  alone, and sagas/s with ``--in-flight`` running at once.
+- W1: a 5-step saga whose steps each do a small real database write: every engine runs
+  five steps that each insert one row with sqlite3 (sagaworks: ``StepsBench``, its steps
+  local activities), and sagaworks also runs its own ``OrderFulfillmentSaga`` (the SKU check
+  and five steps, each an idempotent SQLAlchemy transaction). Reported: p50/p95 latency of
+  one saga alone, and sagas/s with ``--in-flight`` running at once.
 - W2: a fan-out of N steps (each a small write) then one aggregate step: wall time.
 
 Every engine persists its progress durably: sagaworks in the embedded server's SQLite
@@ -38,7 +39,7 @@ from temporalio import activity
 from activities.db import Database
 from activities.llm import OfflineProvider
 from activities.orders import seed_inventory
-from bench.fanout_workflow import FanOutBench
+from bench.peer_workflows import FanOutBench, StepsBench
 from bench.order_saga import cpu_seconds
 from client.devserver import start_embedded
 from worker import running_worker
@@ -71,7 +72,8 @@ class Engine:
 
     name: str
     saga: RunOne
-    fanout: FanOut
+    fanout: FanOut | None
+    """None: the engine's fan-out is another row's."""
     latencies: list[float] = field(default_factory=list)
     rates: list[float] = field(default_factory=list)
     cpu_ms: list[float] = field(default_factory=list)
@@ -95,6 +97,8 @@ async def measure_round(engine: Engine, sagas: int, alone: int, in_flight: int, 
     await asyncio.gather(*(bounded() for _ in range(sagas)))
     engine.rates.append(sagas / (time.perf_counter() - start))
     engine.cpu_ms.append((sum(cpu_seconds()) - cpu_start) / sagas * 1000)
+    if engine.fanout is None:
+        return
     for n in fanouts:
         start = time.perf_counter()
         await engine.fanout(n)
@@ -105,7 +109,7 @@ async def measure_round(engine: Engine, sagas: int, alone: int, in_flight: int, 
 
 
 @contextlib.asynccontextmanager
-async def open_asyncio(folder: Path) -> AsyncIterator[Engine]:
+async def open_asyncio(folder: Path) -> AsyncIterator[list[Engine]]:
     db = folder / "asyncio.db"
     make_app_db(db)
     loop = asyncio.get_running_loop()
@@ -121,7 +125,7 @@ async def open_asyncio(folder: Path) -> AsyncIterator[Engine]:
             await asyncio.gather(*(loop.run_in_executor(pool, write_row, db, run_id, f"f{i}") for i in range(n)))
             await loop.run_in_executor(pool, write_row, db, run_id, "aggregate")
 
-        yield Engine("plain asyncio (floor)", saga, fanout)
+        yield [Engine("plain asyncio (floor)", saga, fanout)]
 
 
 # --- sagaworks -------------------------------------------------------------------------------
@@ -134,7 +138,7 @@ def bench_write(args: list[str]) -> None:
 
 
 @contextlib.asynccontextmanager
-async def open_sagaworks(folder: Path) -> AsyncIterator[Engine]:
+async def open_sagaworks(folder: Path) -> AsyncIterator[list[Engine]]:
     db = Database(f"sqlite:///{folder / 'sagaworks-app.db'}")
     seed_inventory(db, {"WIDGET-1": 10_000_000})
     fan_db = folder / "sagaworks-fanout.db"
@@ -144,10 +148,15 @@ async def open_sagaworks(folder: Path) -> AsyncIterator[Engine]:
         # The worker as worker.py builds it, with its defaults (runner, threads, processes).
         async with running_worker(
             env.client, db, task_queue=task_queue, llm=OfflineProvider(),
-            extra_workflows=[FanOutBench], extra_activities=[bench_write],
+            extra_workflows=[StepsBench, FanOutBench], extra_activities=[bench_write],
         ):
 
-            async def saga() -> None:
+            async def steps() -> None:
+                await env.client.execute_workflow(
+                    StepsBench.run, [str(fan_db), STEPS], id=f"steps-{uuid.uuid4()}", task_queue=task_queue
+                )
+
+            async def order_saga() -> None:
                 order = OrderInput(
                     order_id=uuid.uuid4().hex[:16],
                     customer_email="bench@example.com",
@@ -163,7 +172,11 @@ async def open_sagaworks(folder: Path) -> AsyncIterator[Engine]:
                     FanOutBench.run, [str(fan_db), n], id=f"fan-{uuid.uuid4()}", task_queue=task_queue
                 )
 
-            yield Engine("sagaworks (shipped default)", saga, fanout)
+            yield [
+                Engine("sagaworks (shipped default)", steps, fanout),
+                # The fan-out is the same workflow as the row above's: measured there.
+                Engine("sagaworks OrderFulfillmentSaga (six SQLAlchemy transactions)", order_saga, fanout=None),
+            ]
     db.dispose()
 
 
@@ -176,7 +189,7 @@ class SagaState(TypedDict):
 
 
 @contextlib.asynccontextmanager
-async def open_langgraph(folder: Path) -> AsyncIterator[Engine]:
+async def open_langgraph(folder: Path) -> AsyncIterator[list[Engine]]:
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
     from langgraph.graph import END, START, StateGraph
     from langgraph.types import Send
@@ -236,14 +249,14 @@ async def open_langgraph(folder: Path) -> AsyncIterator[Engine]:
                 {"configurable": {"thread_id": run_id}, "recursion_limit": 10},
             )
 
-        yield Engine("LangGraph + SQLite checkpointer", saga, fanout)
+        yield [Engine("LangGraph + SQLite checkpointer", saga, fanout)]
 
 
 # --- DBOS Transact on SQLite ---------------------------------------------------------------
 
 
 @contextlib.asynccontextmanager
-async def open_dbos(folder: Path) -> AsyncIterator[Engine]:
+async def open_dbos(folder: Path) -> AsyncIterator[list[Engine]]:
     from dbos import DBOS
 
     db = folder / "dbos-app.db"
@@ -276,7 +289,7 @@ async def open_dbos(folder: Path) -> AsyncIterator[Engine]:
             handle = await DBOS.start_workflow_async(dbos_fanout, uuid.uuid4().hex, n)
             await handle.get_result()
 
-        yield Engine("DBOS Transact on SQLite", saga, fanout)
+        yield [Engine("DBOS Transact on SQLite", saga, fanout)]
     finally:
         DBOS.destroy()
 
@@ -296,7 +309,7 @@ async def main(sagas: int, in_flight: int, fanouts: list[int], engines: list[str
             for name in engines:
                 folder = Path(tmp) / name
                 folder.mkdir()
-                opened.append(await stack.enter_async_context(ENGINES[name](folder)))
+                opened += await stack.enter_async_context(ENGINES[name](folder))
             for engine in opened:  # warm-up: connections, caches, imports
                 for _ in range(10):
                     await engine.saga()
@@ -317,7 +330,7 @@ async def main(sagas: int, in_flight: int, fanouts: list[int], engines: list[str
     for engine in opened:
         ordered = sorted(engine.latencies)
         p50, p95 = statistics.median(ordered) * 1000, ordered[int(len(ordered) * 0.95) - 1] * 1000
-        fans = " | ".join(f"{statistics.median(engine.fanout_s[n]):.2f}" for n in fanouts)
+        fans = " | ".join(f"{statistics.median(engine.fanout_s[n]):.2f}" if n in engine.fanout_s else "-" for n in fanouts)
         print(f"| {engine.name} | {p50:.1f} | {p95:.1f} | {(p50 - floor_p50) / STEPS:.1f} | "
               f"{statistics.median(engine.rates):.0f} | {statistics.median(engine.cpu_ms):.0f} | {fans} |")
 

@@ -51,7 +51,12 @@ class DocumentInput(StrictModel):
     chunk_size: int = Field(default=2000, ge=200, le=20_000)
     chunk_overlap: int = Field(default=200, ge=0, le=2_000)
     extract_window: int = Field(default=8, ge=1, le=64)
-    """Chunks whose concepts are extracted at once."""
+    """Extraction activities in flight at once (each takes ``chunks_per_activity`` chunks,
+    one after another, so at most this many model calls are in flight)."""
+    chunks_per_activity: int = Field(default=8, ge=1, le=64)
+    """Chunks one extraction activity takes, one after another: fewer activities (each is a
+    server round trip and three history events) at the price of a coarser step; a retried
+    activity skips the chunks it already stored."""
     resume: SkipJsonSchema[DocumentResume | None] = None
     """Set by ``saga restart``: the outcomes of the stages before ``resume.from_stage``.
     Not in the JSON schema (forms, OpenAPI); catalog parsing refuses it from callers."""
@@ -121,11 +126,17 @@ class ExtractInput(StrictModel):
     content_hash: str
     """The version's rows key (:attr:`DocumentRef.rows_key`)."""
     chunk_index: int
+    """The first chunk."""
     run_key: str
+    chunk_count: int = Field(default=1, ge=1)
+    """Chunks ``chunk_index`` to ``chunk_index + chunk_count - 1``; 1 in runs recorded before
+    extraction took several chunks per activity."""
 
 
 class ExtractSummary(StrictModel):
     concept_count: int
+    chunk_count: int = 1
+    """The chunks extracted (1 in runs recorded before several per activity)."""
 
 
 class ExtractRangeInput(StrictModel):
@@ -138,6 +149,8 @@ class ExtractRangeInput(StrictModel):
     start: int
     end: int
     window: int
+    chunks_per_activity: int = 1
+    """1 in runs recorded before extraction took several chunks per activity."""
 
 
 class StoreInput(StrictModel):
@@ -239,6 +252,8 @@ class BatchInput(StrictModel):
     documents_per_run: int = Field(default=50, ge=1, le=5000)
     """Children one run starts before the batch continues as new (history stays small)."""
     chunk_size: int = Field(default=2000, ge=200, le=20_000)
+    chunks_per_activity: int = Field(default=8, ge=1, le=64)
+    """Each document's :attr:`DocumentInput.chunks_per_activity`."""
     paths: list[str] | None = None
     """Set when the batch continues as new: the documents still to process."""
     outcomes: list[DocumentOutcome] = []

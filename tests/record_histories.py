@@ -2,7 +2,7 @@
 
 Runs order sagas (completed, compensated, cancelled, retried, refused for an unknown SKU,
 reset and then cancelled) and document pipelines
-(completed, rejected, compensated) on a throwaway dev server and writes their histories to
+(completed, rejected, compensated, several chunks per extraction activity) on a throwaway dev server and writes their histories to
 tests/histories/, and order sagas run with encryption on (the TEST keys of
 tests/encryption.py) to tests/histories/encrypted/. A scenario already recorded gets a new
 file beside the old one (``NAME-YYYYMMDD.json``): old files are never overwritten or deleted,
@@ -71,11 +71,13 @@ async def record(out_dir: Path, only: str = "") -> list[Path]:
             poisoned.write_text("A document with POISON in it, which the model refuses.")
             # Runs since workflows/document.py FINALISE_PATCH; the document_{completed,
             # rejected,compensated}.json recorded before it stay beside them.
-            documents = {
-                "document_finalised_completed": SAMPLES / "durable-execution.txt",
-                "document_finalised_rejected": SAMPLES / "bad-encrypted.pdf",
-                "document_finalised_failed": poisoned,
-                "document_finalised_relative_path": Path("saga-pattern.md"),
+            documents: dict[str, tuple[Path, dict[str, int]]] = {
+                "document_finalised_completed": (SAMPLES / "durable-execution.txt", {}),
+                "document_finalised_rejected": (SAMPLES / "bad-encrypted.pdf", {}),
+                "document_finalised_failed": (poisoned, {}),
+                "document_finalised_relative_path": (Path("saga-pattern.md"), {}),
+                # Since EXTRACT_GROUPS_PATCH: several extraction activities of several chunks.
+                "document_grouped_completed": (SAMPLES / "saga-pattern.md", {"chunk_size": 300, "chunks_per_activity": 3}),
             }
             settings = DocumentSettings(roots=(SAMPLES, folder, FEEDS))  # relative paths: under SAMPLES
             async with running_worker(
@@ -91,10 +93,10 @@ async def record(out_dir: Path, only: str = "") -> list[Path]:
                     written.append(await _save(handle, new_history_path(out_dir, name)))
                 if "order_reset_cancelled".startswith(only):
                     written.append(await _record_reset(env.client, task_queue, new_history_path(out_dir, "order_reset_cancelled")))
-                for name, path in documents.items():
+                for name, (path, options) in documents.items():
                     if not name.startswith(only):
                         continue
-                    handle = await start_document(env.client, task_queue, path) if path.is_absolute() else (
+                    handle = await start_document(env.client, task_queue, path, **options) if path.is_absolute() else (
                         await env.client.start_workflow(
                             DocumentPipeline.run, DocumentInput(path=str(path)), id=f"document-relative-{path.stem}",
                             task_queue=task_queue,

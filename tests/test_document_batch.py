@@ -58,7 +58,7 @@ async def test_one_permanent_model_failure_fails_only_its_document(
     assert (result.total, result.completed, result.failed, result.rejected) == (4, 3, 1, 0)
     [failed] = [d for d in result.documents if d.status == "FAILED"]
     assert failed.path == str(poisoned)
-    assert failed.error == "ModelError: Groq HTTP 400: content rejected by the model"
+    assert failed.error == "ModelError: chunk 0: Groq HTTP 400: content rejected by the model"
     row = document_row(db, poisoned)
     assert (row.status, row.error_class) == ("FAILED", "ModelError")
     assert version_rows(db, row.document_id) == {"document_chunks": 0, "concept_mentions": 0, "concepts": 0}

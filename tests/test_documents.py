@@ -6,6 +6,7 @@ import asyncio
 import json
 import multiprocessing
 import os
+import re
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -14,13 +15,21 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import Client, WorkflowFailureError
+from temporalio.testing import ActivityEnvironment
 from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.worker import Worker
 
 from activities.db import Database
 from activities.documents import DEFAULT_ROOT, DocumentActivities, DocumentSettings
 from activities.llm import FAILED_CALL_ATTEMPTS, ConceptList, LLMProvider, OfflineProvider
-from contracts.documents import DocumentInput, document_id_for, document_workflow_id
+from contracts.documents import (
+    ChunkInput,
+    DocumentInput,
+    ExtractInput,
+    ValidateInput,
+    document_id_for,
+    document_workflow_id,
+)
 from tests.documents import (
     BAD_SAMPLES,
     GOOD_SAMPLES,
@@ -201,14 +210,16 @@ async def test_pause_resume_and_cancel_discard_the_run(
     path = tmp_path / "slow.md"
     path.write_text("\n\n".join(f"Paragraph {i} about compensation and sagas. " * 20 for i in range(20)))
     async with doc_worker(SlowOfflineProvider(delay=0.1)):
-        handle = await start_document(dev_client, task_queue, path, chunk_size=500, extract_window=1)
+        handle = await start_document(
+            dev_client, task_queue, path, chunk_size=500, extract_window=1, chunks_per_activity=2
+        )
         await _wait_status(handle, lambda s: s.done >= 2)
         await handle.signal(DocumentPipeline.pause)
         paused = await _wait_status(handle, lambda s: s.state == "paused")
-        # Paused: the chunk in flight when the pause came ends, then nothing more starts.
-        # Each chunk's activity events are in the history: wait until they stop changing.
+        # Paused: the activity in flight when the pause came (two chunks) ends, then nothing
+        # more starts. Its events are in the history: wait until they stop changing.
         settled = await _settled_history_length(handle)
-        assert (await handle.query(DocumentPipeline.status)).done <= paused.done + 1
+        assert (await handle.query(DocumentPipeline.status)).done <= paused.done + 2
         assert len([e async for e in handle.fetch_history_events()]) == settled
         await handle.signal(DocumentPipeline.resume)
         await _wait_status(handle, lambda s: s.done >= paused.done + 2)
@@ -285,7 +296,8 @@ async def test_failed_at_extract_finalises_failed_and_removes_the_runs_rows(
             await handle.result()
     cause = failure.value.cause
     assert isinstance(cause, ApplicationError) and cause.type == "ModelError"
-    assert cause.message == "model refused the content (HTTP 400)"
+    # Named: one extraction activity takes several chunks, and only that one failed.
+    assert re.fullmatch(r"chunk \d+: model refused the content \(HTTP 400\)", cause.message)
     assert cause.details[0]["failed_step"] == "extract" and cause.details[0]["removed_rows"] > 0
     row = document_row(db, path)
     assert (row.status, row.error_class) == ("FAILED", "ModelError")
@@ -457,3 +469,70 @@ def test_a_broken_process_pool_is_the_workers_fault_and_is_retried(db: Database)
             activities._cpu(os._exit, 3)
     assert broken.value.type == "InternalError" and not broken.value.non_retryable
     assert "process pool is broken" in broken.value.message
+
+
+async def test_several_chunks_per_activity_store_what_one_chunk_per_activity_does(
+    dev_client: Client, doc_worker: WorkerFactory, task_queue: str, tmp_path: Path
+) -> None:
+    text = "\n\n".join(f"Part {i}: a saga compensates its completed steps in reverse order. " * 5 for i in range(12))
+    one, grouped = tmp_path / "one.md", tmp_path / "grouped.md"
+    one.write_text(text)
+    grouped.write_text(text)
+    async with doc_worker():
+        by_chunk = await start_document(dev_client, task_queue, one, chunk_size=300, chunks_per_activity=1)
+        by_five = await start_document(dev_client, task_queue, grouped, chunk_size=300, chunks_per_activity=5)
+        first, second = await by_chunk.result(), await by_five.result()
+        status = await by_five.query(DocumentPipeline.status)
+    assert first.chunk_count == second.chunk_count >= 11
+    assert (second.concept_count, second.top_concepts) == (first.concept_count, first.top_concepts)
+    assert (status.done, status.total) == (second.chunk_count, second.chunk_count)
+    summaries = {}
+    for handle in (by_chunk, by_five):
+        history = await handle.fetch_history()
+        summaries[handle.id] = [
+            json.loads(event.user_metadata.summary.data)
+            for event in history.events
+            if event.activity_task_scheduled_event_attributes.activity_type.name == "extract_concepts"
+        ]
+    assert summaries[by_chunk.id] == [f"chunk {i}" for i in range(first.chunk_count)]
+    starts = range(0, second.chunk_count, 5)
+    assert summaries[by_five.id] == [
+        f"chunks {start}-{min(start + 5, second.chunk_count) - 1}" for start in starts
+    ]
+
+
+class FailsOnceOnThirdCall(OfflineProvider):
+    """The offline provider; its third call fails once as a transient model error."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.texts: list[str] = []
+
+    def extract_concepts(self, text: str) -> ConceptList:
+        self.texts.append(text)
+        if len(self.texts) == 3:
+            raise ApplicationError("model unavailable (HTTP 503)", type="ModelError")
+        return super().extract_concepts(text)
+
+
+def test_a_retried_extraction_skips_the_chunks_it_already_stored(db: Database, tmp_path: Path) -> None:
+    path = tmp_path / "notes.md"
+    path.write_text("\n\n".join(f"Section {i}: durable execution survives a crash. " * 6 for i in range(5)))
+    llm = FailsOnceOnThirdCall()
+    acts = DocumentActivities(db, llm, DocumentSettings(roots=(tmp_path,)))
+    env = ActivityEnvironment()
+    doc = env.run(acts.validate_document, ValidateInput(path=str(path), run_key="run-1", chunk_size=300))
+    chunks = env.run(acts.chunk_document, ChunkInput(document=doc, run_key="run-1", chunk_size=300, chunk_overlap=0))
+    assert chunks.chunk_count >= 4
+    request = ExtractInput(
+        document_id=doc.document_id, content_hash=doc.rows_key, chunk_index=0, run_key="run-1", chunk_count=4
+    )
+    with pytest.raises(ApplicationError) as failed:
+        env.run(acts.extract_concepts, request)
+    assert failed.value.message == "chunk 2: model unavailable (HTTP 503)" and not failed.value.non_retryable
+    first_attempt = list(llm.texts)
+    summary = env.run(acts.extract_concepts, request)  # Temporal's retry of the activity
+    # Chunks 0 and 1 were stored: only chunk 2 (again) and chunk 3 are asked.
+    assert len(llm.texts) == 5 and llm.texts[3] == first_attempt[2] and llm.texts[4] not in first_attempt
+    assert summary.chunk_count == 4
+    assert summary.concept_count == version_rows(db, doc.document_id, doc.rows_key)["concept_mentions"]

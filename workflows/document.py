@@ -1,7 +1,8 @@
 """The document pipeline: validate -> parse and chunk -> extract concepts -> store.
 
 Chunk text and concepts stay in the database (claim check): the workflow passes ids and
-counts. Extraction is one LLM activity per chunk, a bounded window at a time; a document
+counts. Extraction is one LLM activity per ``chunks_per_activity`` chunks (one per chunk in
+runs recorded before :data:`EXTRACT_GROUPS_PATCH`), a bounded window at a time; a document
 of more than ``SEGMENT_CHUNKS`` chunks is extracted by one child workflow per segment, so
 no history holds more than about a hundred activities (~400 KB of JSON history each).
 """
@@ -52,20 +53,28 @@ SEGMENT_CHUNKS = 100
 """Chunks one workflow extracts itself; larger documents are split among children."""
 
 
-def _extract_chunk(request: ExtractRangeInput, index: int):  # -> Awaitable[ExtractSummary]
+def _extract_chunks(request: ExtractRangeInput, first: int):  # -> Awaitable[ExtractSummary]
+    """The extraction activity of the chunks from ``first`` (``chunks_per_activity`` of them)."""
+    count = min(request.chunks_per_activity, request.end - first)
     return workflow.execute_activity(
         DocumentActivities.extract_concepts,
         ExtractInput(
             document_id=request.document_id,
             content_hash=request.content_hash,
-            chunk_index=index,
+            chunk_index=first,
             run_key=request.run_key,
+            chunk_count=count,
         ),
-        summary=f"chunk {index}",
+        summary=f"chunk {first}" if count == 1 else f"chunks {first}-{first + count - 1}",
         # A cancelled extraction finishes its write before the saga discards the rows.
         cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
         **policies.MODEL,
     )
+
+
+def _chunk_starts(request: ExtractRangeInput) -> range:
+    """The first chunk of each extraction activity of ``request``."""
+    return range(request.start, request.end, request.chunks_per_activity)
 
 
 @workflow.defn
@@ -82,13 +91,18 @@ class ExtractChunksWorkflow:
             concepts += summary.concept_count
 
         await run_windowed(
-            range(request.start, request.end),
-            lambda index: _extract_chunk(request, index),
+            _chunk_starts(request),
+            lambda first: _extract_chunks(request, first),
             window=request.window,
             on_result=count,
         )
         return concepts
 
+
+EXTRACT_GROUPS_PATCH = "extract-chunk-groups"
+"""Runs started since carry this marker: one extraction activity takes the request's
+``chunks_per_activity`` chunks. Runs recorded before extract one chunk per activity (the
+tests/histories/ document histories but ``document_grouped_completed.json``)."""
 
 FINALISE_PATCH = "document-finalise"
 """Runs started since carry this marker: they resolve the path first and end with one
@@ -273,6 +287,7 @@ class DocumentPipeline(Pausable):
                 start=0,
                 end=summary.chunk_count,
                 window=request.extract_window,
+                chunks_per_activity=request.chunks_per_activity if workflow.patched(EXTRACT_GROUPS_PATCH) else 1,
             )
         )
         self._step = "store"
@@ -353,8 +368,8 @@ class DocumentPipeline(Pausable):
     async def _extract(self, whole: ExtractRangeInput) -> None:
         if whole.end <= SEGMENT_CHUNKS:
             await run_windowed(
-                range(whole.start, whole.end),
-                lambda index: _extract_chunk(whole, index),
+                _chunk_starts(whole),
+                lambda first: _extract_chunks(whole, first),
                 window=whole.window,
                 on_result=self._chunk_done,
                 before_each=self._unpaused,
@@ -371,8 +386,8 @@ class DocumentPipeline(Pausable):
             )
             self._done += segment.end - segment.start
 
-    def _chunk_done(self, _summary: ExtractSummary) -> None:
-        self._done += 1
+    def _chunk_done(self, summary: ExtractSummary) -> None:
+        self._done += summary.chunk_count
 
     @workflow.query
     def status(self) -> DocumentStatus:

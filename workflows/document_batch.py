@@ -99,7 +99,9 @@ class DocumentBatch(Pausable):
         # The document's own workflow id: one run per document at a time, whoever starts it.
         workflow_id = document_workflow_id(document_id_for(path))
         try:
-            request = DocumentInput(path=path, chunk_size=batch.chunk_size)
+            request = DocumentInput(
+                path=path, chunk_size=batch.chunk_size, chunks_per_activity=batch.chunks_per_activity
+            )
         except pydantic.ValidationError as invalid:
             # A file name no input may carry (a control character is legal on Linux):
             # that document is rejected, the batch goes on.
