@@ -3,46 +3,44 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
 
-WRITE_TIMEOUT = timedelta(seconds=60)
 
-# Each write is short, idempotent (``INSERT OR IGNORE`` of its own key) and touches our
-# database only, so by the README's rule it runs as a local activity: no server round trip
-# per write, one marker each in the history.
+def _write(db: str, step: str) -> Awaitable[Any]:
+    """One ``bench_write`` of this run's row ``step``.
+
+    Each write is short, idempotent (``INSERT OR IGNORE`` of its own key) and touches our
+    database only, so by the README's rule it runs as a local activity: no server round
+    trip per write, one marker each in the history.
+    """
+    return workflow.execute_local_activity(
+        "bench_write", [db, workflow.info().workflow_id, step], start_to_close_timeout=timedelta(seconds=60)
+    )
 
 
 @workflow.defn
 class StepsBench:
-    """W1 as the peers run it: ``steps`` ``bench_write`` activities, one after another."""
+    """W1 as the peers run it: ``steps`` writes, one after another."""
 
     @workflow.run
     async def run(self, args: list[Any]) -> int:
         db, steps = args
-        run_id = workflow.info().workflow_id
         for step in range(steps):
-            await workflow.execute_local_activity(
-                "bench_write", [db, run_id, f"s{step}"], start_to_close_timeout=WRITE_TIMEOUT
-            )
+            await _write(db, f"s{step}")
         return steps
 
 
 @workflow.defn
 class FanOutBench:
-    """W2: fan out ``n`` ``bench_write`` activities, then one aggregate write."""
+    """W2: ``n`` writes at once, then one aggregate write."""
 
     @workflow.run
     async def run(self, args: list[Any]) -> int:
         db, n = args
-        run_id = workflow.info().workflow_id
-        await asyncio.gather(
-            *(
-                workflow.execute_local_activity("bench_write", [db, run_id, f"f{i}"], start_to_close_timeout=WRITE_TIMEOUT)
-                for i in range(n)
-            )
-        )
-        await workflow.execute_local_activity("bench_write", [db, run_id, "aggregate"], start_to_close_timeout=WRITE_TIMEOUT)
+        await asyncio.gather(*(_write(db, f"f{i}") for i in range(n)))
+        await _write(db, "aggregate")
         return n
