@@ -28,7 +28,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.db import Base, Database
-from activities.errors import ErrorClass, bugs_retried, database_errors, error, validation_error
+from activities.errors import ErrorClass, attempts_since, bugs_retried, database_errors, error, validation_error
 from activities.liveness import keep_alive
 from activities.llm import FAILED_CALL_ATTEMPTS, MAX_NAME, LLMProvider
 from contracts.documents import (
@@ -645,10 +645,19 @@ class DocumentActivities:
         run of this very version) keeps them: this run neither replaces nor, should it fail,
         removes them.
         """
+        info = activity.info()
+        # The heartbeats carry (chunk, the attempt that first asked for it): each chunk gets
+        # the model's attempts of its own (attempts_since), even after earlier chunks failed.
+        last = info.heartbeat_details
+        resumed = (last[0], last[1]) if len(last) == 2 and all(isinstance(d, int) for d in last) else None
+        progress = [request.chunk_index, info.attempt]
         concepts = 0
-        with keep_alive():
+        with keep_alive(details=lambda: progress):
             for index in range(request.chunk_index, request.chunk_index + request.chunk_count):
-                concepts += self._extract_chunk(request, index)
+                progress[:] = [index, resumed[1] if resumed is not None and resumed[0] == index else info.attempt]
+                activity.heartbeat(*progress)
+                with attempts_since(progress[1]):
+                    concepts += self._extract_chunk(request, index)
         return ExtractSummary(concept_count=concepts, chunk_count=request.chunk_count)
 
     def _extract_chunk(self, request: ExtractInput, index: int) -> int:
@@ -674,6 +683,7 @@ class DocumentActivities:
             raise ApplicationError(
                 f"chunk {index}: {err.message}", *err.details,
                 type=err.type, non_retryable=err.non_retryable, next_retry_delay=err.next_retry_delay,
+                category=err.category,
             ) from err
         unique = {c.name.strip().lower(): c for c in reversed(concepts)}  # first mention wins
         with database_errors(), self._db.transaction() as session:

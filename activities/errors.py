@@ -6,13 +6,14 @@ The class is the ``ApplicationError.type`` Temporal records, so retry policies
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from enum import StrEnum
 
 from sqlalchemy.exc import DataError, DBAPIError, ProgrammingError, SQLAlchemyError
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, CancelledError
 
 
 class ErrorClass(StrEnum):
@@ -64,6 +65,31 @@ def error(
     )
 
 
+_FIRST_ATTEMPT: contextvars.ContextVar[int] = contextvars.ContextVar("first_attempt", default=1)
+
+
+@contextmanager
+def attempts_since(first_attempt: int) -> Iterator[None]:
+    """Count the attempts of the call in the block from the activity's ``first_attempt``.
+
+    For an activity that makes several calls one after another (several chunks of a
+    document): each call gets its own attempts (``activities.llm.FAILED_CALL_ATTEMPTS``...),
+    not what the failures of the calls before it left.
+    """
+    token = _FIRST_ATTEMPT.set(first_attempt)
+    try:
+        yield
+    finally:
+        _FIRST_ATTEMPT.reset(token)
+
+
+def call_attempt() -> int:
+    """The attempt of the current call: the activity's, counted from :func:`attempts_since`."""
+    from temporalio import activity
+
+    return activity.info().attempt - _FIRST_ATTEMPT.get() + 1 if activity.in_activity() else 1
+
+
 @contextmanager
 def bugs_retried(final_after: int) -> Iterator[None]:
     """Report an unexpected exception (not an ``ApplicationError``) as our bug: an
@@ -74,14 +100,11 @@ def bugs_retried(final_after: int) -> Iterator[None]:
     """
     try:
         yield
-    except ApplicationError:
-        raise
+    except (ApplicationError, CancelledError):
+        raise  # ours, or the activity's cancellation: not a bug
     except Exception as err:
-        from temporalio import activity
-
-        attempt = activity.info().attempt if activity.in_activity() else 1
         raise error(
-            ErrorClass.INTERNAL, f"{type(err).__name__}: {err}"[:2000], non_retryable=attempt >= final_after
+            ErrorClass.INTERNAL, f"{type(err).__name__}: {err}"[:2000], non_retryable=call_attempt() >= final_after
         ) from err
 
 

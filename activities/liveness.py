@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import contextvars
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 from temporalio import activity
 
@@ -18,8 +19,15 @@ HEARTBEAT_EVERY_SECONDS = 2.0
 
 
 @contextmanager
-def keep_alive(every: float = HEARTBEAT_EVERY_SECONDS) -> Iterator[None]:
-    """Heartbeat from a helper thread while the block runs (a no-op outside activities)."""
+def keep_alive(
+    every: float = HEARTBEAT_EVERY_SECONDS, details: Callable[[], Sequence[Any]] = tuple
+) -> Iterator[None]:
+    """Heartbeat from a helper thread while the block runs (a no-op outside activities).
+
+    Each heartbeat carries ``details()``: a heartbeat replaces the details of the one
+    before, so an activity that records its progress in them (a retry reads them from
+    ``activity.info().heartbeat_details``) passes how to read it here.
+    """
     if not activity.in_activity():
         yield
         return
@@ -28,7 +36,7 @@ def keep_alive(every: float = HEARTBEAT_EVERY_SECONDS) -> Iterator[None]:
 
     def beat() -> None:
         while not stop.wait(every):
-            context.run(activity.heartbeat)
+            context.run(activity.heartbeat, *details())
 
     thread = threading.Thread(target=beat, name="keep-alive", daemon=True)
     thread.start()

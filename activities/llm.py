@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field, ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.errors import ErrorClass, error
+from activities.errors import ErrorClass, call_attempt, error
 
 ConceptKind = Literal["entity", "topic", "term", "event", "other"]
 
@@ -162,11 +162,11 @@ class GroqProvider:
             raise error(
                 ErrorClass.MODEL,
                 f"Groq HTTP {err.status_code}: {_message(err)}",
-                non_retryable=not transient or _attempt() >= FAILED_CALL_ATTEMPTS,
+                non_retryable=not transient or call_attempt() >= FAILED_CALL_ATTEMPTS,
             ) from err
         except (groq.APIConnectionError, groq.APITimeoutError) as err:
             raise error(
-                ErrorClass.MODEL, f"Groq unreachable: {err}", non_retryable=_attempt() >= FAILED_CALL_ATTEMPTS
+                ErrorClass.MODEL, f"Groq unreachable: {err}", non_retryable=call_attempt() >= FAILED_CALL_ATTEMPTS
             ) from err
         return parse_concepts(str(reply.content))
 
@@ -194,7 +194,7 @@ def parse_concepts(raw: str) -> ConceptList:
             return ConceptList.model_validate(data)
         return ConceptList.model_validate_json(body)
     except ValidationError as invalid:
-        attempt = _attempt()
+        attempt = call_attempt()
         problems = "; ".join(
             f"{'.'.join(map(str, e['loc'])) or 'output'}: {e['msg']}" for e in invalid.errors()[:5]
         )
@@ -216,10 +216,6 @@ _SECRETS = re.compile(
 def redact(text: str) -> str:
     """``text`` with what looks like a credential or an e-mail address replaced."""
     return _SECRETS.sub("[redacted]", text)
-
-
-def _attempt() -> int:
-    return activity.info().attempt if activity.in_activity() else 1
 
 
 def _message(err: Exception) -> str:
@@ -339,7 +335,7 @@ class StructuredChat(Generic[M]):
             detail = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'output'}: {e['msg']}" for e in problem.errors()[:5])
         else:
             detail = str(problem).splitlines()[0][:300] if problem else f"no {self._schema.__name__} in the reply"
-        attempt = _attempt()
+        attempt = call_attempt()
         raise ApplicationError(
             f"model output failed validation (attempt {attempt}): {detail}",
             {"raw_output": redact(raw[:RAW_OUTPUT_CHARS]), "raw_length": len(raw)},

@@ -173,7 +173,7 @@ async def open_sagaworks(folder: Path) -> AsyncIterator[list[Engine]]:
                 )
 
             yield [
-                Engine("sagaworks (shipped default)", steps, fanout),
+                Engine("sagaworks, the same steps (StepsBench, local activities)", steps, fanout),
                 # The fan-out is the same workflow as the row above's: measured there.
                 Engine("sagaworks OrderFulfillmentSaga (six SQLAlchemy transactions)", order_saga, fanout=None),
             ]

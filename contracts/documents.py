@@ -54,9 +54,10 @@ class DocumentInput(StrictModel):
     """Extraction activities in flight at once (each takes ``chunks_per_activity`` chunks,
     one after another, so at most this many model calls are in flight)."""
     chunks_per_activity: int = Field(default=8, ge=1, le=64)
-    """Chunks one extraction activity takes, one after another: fewer activities (each is a
-    server round trip and three history events) at the price of a coarser step; a retried
-    activity skips the chunks it already stored."""
+    """Chunks one extraction activity takes at most, one after another: fewer activities
+    (each is a server round trip and three history events) at the price of a coarser step;
+    a retried activity skips the chunks it already stored. Fewer when the document has too
+    few chunks to fill ``extract_window`` activities."""
     resume: SkipJsonSchema[DocumentResume | None] = None
     """Set by ``saga restart``: the outcomes of the stages before ``resume.from_stage``.
     Not in the JSON schema (forms, OpenAPI); catalog parsing refuses it from callers."""

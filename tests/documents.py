@@ -19,7 +19,7 @@ from temporalio.worker import Worker
 
 from activities import build_activities
 from activities.db import Database
-from activities.documents import VERSION_TABLES, DocumentActivities, DocumentRow, DocumentSettings
+from activities.documents import VERSION_TABLES, ChunkRow, DocumentActivities, DocumentRow, DocumentSettings
 from activities.errors import ErrorClass, error
 from activities.llm import ConceptList, LLMProvider, OfflineProvider
 from contracts.documents import (
@@ -66,6 +66,15 @@ def version_rows(db: Database, document_id: str, content_hash: str | None = None
                 query = query.where(table.content_hash == content_hash)
             counts[table.__tablename__] = session.scalar(query) or 0
     return counts
+
+
+def chunk_texts(db: Database, document_id: str, rows_key: str) -> list[str]:
+    """The stored chunks of a document version, in order."""
+    with db.transaction() as session:
+        return list(session.scalars(
+            select(ChunkRow.text).where(ChunkRow.document_id == document_id, ChunkRow.content_hash == rows_key)
+            .order_by(ChunkRow.chunk_index)
+        ))
 
 
 def document_row(db: Database, path: Path) -> DocumentRow:

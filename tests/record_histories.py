@@ -77,7 +77,9 @@ async def record(out_dir: Path, only: str = "") -> list[Path]:
                 "document_finalised_failed": (poisoned, {}),
                 "document_finalised_relative_path": (Path("saga-pattern.md"), {}),
                 # Since EXTRACT_GROUPS_PATCH: several extraction activities of several chunks.
-                "document_grouped_completed": (SAMPLES / "saga-pattern.md", {"chunk_size": 300, "chunks_per_activity": 3}),
+                "document_grouped_completed": (
+                    SAMPLES / "saga-pattern.md", {"chunk_size": 300, "chunks_per_activity": 3, "extract_window": 1}
+                ),
             }
             settings = DocumentSettings(roots=(SAMPLES, folder, FEEDS))  # relative paths: under SAMPLES
             async with running_worker(

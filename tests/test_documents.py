@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -21,7 +22,7 @@ from temporalio.worker import Worker
 
 from activities.db import Database
 from activities.documents import DEFAULT_ROOT, DocumentActivities, DocumentSettings
-from activities.llm import FAILED_CALL_ATTEMPTS, ConceptList, LLMProvider, OfflineProvider
+from activities.llm import FAILED_CALL_ATTEMPTS, ConceptList, LLMProvider, OfflineProvider, parse_concepts
 from contracts.documents import (
     ChunkInput,
     DocumentInput,
@@ -37,6 +38,7 @@ from tests.documents import (
     Gate,
     PoisonAwareProvider,
     SlowOfflineProvider,
+    chunk_texts,
     document_row,
     gated_worker,
     start_document,
@@ -475,30 +477,73 @@ async def test_several_chunks_per_activity_store_what_one_chunk_per_activity_doe
     dev_client: Client, doc_worker: WorkerFactory, task_queue: str, tmp_path: Path
 ) -> None:
     text = "\n\n".join(f"Part {i}: a saga compensates its completed steps in reverse order. " * 5 for i in range(12))
-    one, grouped = tmp_path / "one.md", tmp_path / "grouped.md"
-    one.write_text(text)
-    grouped.write_text(text)
+    runs = {  # name: (options, chunks per activity expected)
+        "one": ({"chunks_per_activity": 1}, 1),
+        "five": ({"chunks_per_activity": 5, "extract_window": 2}, 5),
+        # The default (8) would leave the window of 8 mostly empty: as many as fill it.
+        "default": ({}, 0),
+    }
+    handles = {}
     async with doc_worker():
-        by_chunk = await start_document(dev_client, task_queue, one, chunk_size=300, chunks_per_activity=1)
-        by_five = await start_document(dev_client, task_queue, grouped, chunk_size=300, chunks_per_activity=5)
-        first, second = await by_chunk.result(), await by_five.result()
-        status = await by_five.query(DocumentPipeline.status)
-    assert first.chunk_count == second.chunk_count >= 11
-    assert (second.concept_count, second.top_concepts) == (first.concept_count, first.top_concepts)
-    assert (status.done, status.total) == (second.chunk_count, second.chunk_count)
-    summaries = {}
-    for handle in (by_chunk, by_five):
-        history = await handle.fetch_history()
-        summaries[handle.id] = [
+        for name, (options, _per) in runs.items():
+            (tmp_path / f"{name}.md").write_text(text)
+            handles[name] = await start_document(dev_client, task_queue, tmp_path / f"{name}.md", chunk_size=300, **options)
+        results = {name: await handle.result() for name, handle in handles.items()}
+        status = await handles["five"].query(DocumentPipeline.status)
+    count = results["one"].chunk_count
+    fills_the_window = -(-count // 8)
+    assert count >= 11 and fills_the_window < 8
+    for name, (_options, per) in runs.items():
+        per = per or fills_the_window
+        result = results[name]
+        assert (result.chunk_count, result.concept_count, result.top_concepts) == (
+            count, results["one"].concept_count, results["one"].top_concepts
+        ), name
+        summaries = [
             json.loads(event.user_metadata.summary.data)
-            for event in history.events
+            for event in (await handles[name].fetch_history()).events
             if event.activity_task_scheduled_event_attributes.activity_type.name == "extract_concepts"
         ]
-    assert summaries[by_chunk.id] == [f"chunk {i}" for i in range(first.chunk_count)]
-    starts = range(0, second.chunk_count, 5)
-    assert summaries[by_five.id] == [
-        f"chunks {start}-{min(start + 5, second.chunk_count) - 1}" for start in starts
+        assert summaries == [
+            f"chunk {start}" if per == 1 else f"chunks {start}-{min(start + per, count) - 1}"
+            for start in range(0, count, per)
+        ], name
+    assert (status.done, status.total) == (count, count)
+
+
+class InvalidOutputTwicePerChunk(OfflineProvider):
+    """The offline provider, but the model's first two answers for each chunk are invalid."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: dict[str, int] = {}
+
+    def extract_concepts(self, text: str) -> ConceptList:
+        self.asked[text] = self.asked.get(text, 0) + 1
+        if self.asked[text] <= 2:
+            return parse_concepts("this is not JSON")
+        return super().extract_concepts(text)
+
+
+async def test_each_chunk_of_an_activity_gets_its_own_model_attempts(
+    dev_client: Client, doc_worker: WorkerFactory, task_queue: str, tmp_path: Path
+) -> None:
+    # Two chunks in one activity, each answered invalidly twice: with one budget for the
+    # activity the second chunk's first failure (attempt 3) would be final.
+    path = tmp_path / "two.md"
+    path.write_text("\n\n".join(f"{word} section: durable execution keeps the saga's progress. " * 4
+                                  for word in ("Alpha", "Beta")))
+    llm = InvalidOutputTwicePerChunk()
+    async with doc_worker(llm):
+        handle = await start_document(dev_client, task_queue, path, chunk_size=300, chunk_overlap=0, extract_window=1)
+        result = await handle.result()
+    assert result.chunk_count == 2 and sorted(llm.asked.values()) == [3, 3]
+    attempts = [
+        event.activity_task_started_event_attributes.attempt
+        for event in (await handle.fetch_history()).events
+        if event.HasField("activity_task_started_event_attributes")
     ]
+    assert max(attempts) == 5  # 3 for the first chunk, then 2 more for the second
 
 
 class FailsOnceOnThirdCall(OfflineProvider):
@@ -530,9 +575,34 @@ def test_a_retried_extraction_skips_the_chunks_it_already_stored(db: Database, t
     with pytest.raises(ApplicationError) as failed:
         env.run(acts.extract_concepts, request)
     assert failed.value.message == "chunk 2: model unavailable (HTTP 503)" and not failed.value.non_retryable
-    first_attempt = list(llm.texts)
     summary = env.run(acts.extract_concepts, request)  # Temporal's retry of the activity
     # Chunks 0 and 1 were stored: only chunk 2 (again) and chunk 3 are asked.
-    assert len(llm.texts) == 5 and llm.texts[3] == first_attempt[2] and llm.texts[4] not in first_attempt
+    texts = chunk_texts(db, doc.document_id, doc.rows_key)
+    assert llm.texts == [texts[0], texts[1], texts[2], texts[2], texts[3]]
     assert summary.chunk_count == 4
     assert summary.concept_count == version_rows(db, doc.document_id, doc.rows_key)["concept_mentions"]
+
+
+def test_a_chunks_attempts_count_from_the_attempt_that_first_asked_for_it(db: Database, tmp_path: Path) -> None:
+    path = tmp_path / "notes.md"
+    path.write_text("\n\n".join(f"Section {i}: durable execution survives a crash. " * 6 for i in range(3)))
+    acts = DocumentActivities(db, InvalidOutputTwicePerChunk(), DocumentSettings(roots=(tmp_path,)))
+    env = ActivityEnvironment()
+    doc = env.run(acts.validate_document, ValidateInput(path=str(path), run_key="run-1", chunk_size=300))
+    env.run(acts.chunk_document, ChunkInput(document=doc, run_key="run-1", chunk_size=300, chunk_overlap=0))
+    request = ExtractInput(
+        document_id=doc.document_id, content_hash=doc.rows_key, chunk_index=0, run_key="run-1", chunk_count=2
+    )
+    beats: list[tuple[int, ...]] = []
+    env.on_heartbeat = lambda *details: beats.append(details)
+    # Attempt 3 of the activity; the attempt before stopped at chunk 0, first asked in attempt 2.
+    env.info = dataclasses.replace(env.info, attempt=3, heartbeat_details=[0, 2])
+    with pytest.raises(ApplicationError) as failed:
+        env.run(acts.extract_concepts, request)
+    assert failed.value.message.startswith("chunk 0: model output failed validation (attempt 2)")
+    assert not failed.value.non_retryable and beats[-1] == (0, 2)
+    # A chunk first asked in this attempt of the activity gets its own first attempt.
+    with pytest.raises(ApplicationError) as first:
+        env.run(acts.extract_concepts, request.model_copy(update={"chunk_index": 1, "chunk_count": 1}))
+    assert first.value.message.startswith("chunk 1: model output failed validation (attempt 1)")
+    assert not first.value.non_retryable and beats[-1] == (1, 3)

@@ -68,7 +68,7 @@ def _extract_chunks(request: ExtractRangeInput, first: int):  # -> Awaitable[Ext
         summary=f"chunk {first}" if count == 1 else f"chunks {first}-{first + count - 1}",
         # A cancelled extraction finishes its write before the saga discards the rows.
         cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-        **policies.MODEL,
+        **policies.model_calls(count),
     )
 
 
@@ -287,7 +287,7 @@ class DocumentPipeline(Pausable):
                 start=0,
                 end=summary.chunk_count,
                 window=request.extract_window,
-                chunks_per_activity=request.chunks_per_activity if workflow.patched(EXTRACT_GROUPS_PATCH) else 1,
+                chunks_per_activity=self._chunks_per_activity(request, summary.chunk_count),
             )
         )
         self._step = "store"
@@ -297,6 +297,15 @@ class DocumentPipeline(Pausable):
             summary="store concepts",
             **policies.DATABASE_WRITE,
         ))
+
+    @staticmethod
+    def _chunks_per_activity(request: DocumentInput, chunk_count: int) -> int:
+        """Chunks each extraction activity takes: the request's, but never so many that
+        fewer activities than the window could run at once (a short document's chunks are
+        asked in parallel, as with one chunk per activity)."""
+        if not workflow.patched(EXTRACT_GROUPS_PATCH):
+            return 1
+        return max(1, min(request.chunks_per_activity, -(-chunk_count // request.extract_window)))
 
     async def _run_recorded(self, request: DocumentInput, run_key: str) -> DocumentResult:
         """The pipeline as runs recorded before :data:`FINALISE_PATCH` executed it.

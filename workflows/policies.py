@@ -78,6 +78,20 @@ MODEL = ActivityOptions(
 )
 """An LLM call; rate limits (429) override the interval with Retry-After."""
 
+
+def model_calls(count: int) -> ActivityOptions:
+    """:data:`MODEL` for an activity that makes ``count`` LLM calls one after another: the
+    time limits (one call's, and the time rate limits are waited out) grow with the calls."""
+    if count == 1:
+        return MODEL
+    return ActivityOptions(
+        **{
+            **MODEL,
+            "start_to_close_timeout": MODEL["start_to_close_timeout"] * count,
+            "schedule_to_close_timeout": MODEL["schedule_to_close_timeout"] * count,
+        }
+    )
+
 LLM_PASS = ActivityOptions(
     **{
         **MODEL,
