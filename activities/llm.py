@@ -23,7 +23,6 @@ from importlib.metadata import version
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
-from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.errors import ErrorClass, call_attempt, error

@@ -9,6 +9,8 @@ no history holds more than about a hundred activities (~400 KB of JSON history e
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from temporalio import workflow
 from temporalio.exceptions import (
     ActivityError,
@@ -72,9 +74,19 @@ def _extract_chunks(request: ExtractRangeInput, first: int):  # -> Awaitable[Ext
     )
 
 
-def _chunk_starts(request: ExtractRangeInput) -> range:
-    """The first chunk of each extraction activity of ``request``."""
-    return range(request.start, request.end, request.chunks_per_activity)
+async def _extract_range(
+    request: ExtractRangeInput,
+    on_result: Callable[[ExtractSummary], None],
+    before_each: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Extract the chunks of ``request``, ``request.window`` activities at a time."""
+    await run_windowed(
+        range(request.start, request.end, request.chunks_per_activity),
+        lambda first: _extract_chunks(request, first),
+        window=request.window,
+        on_result=on_result,
+        before_each=before_each,
+    )
 
 
 @workflow.defn
@@ -90,12 +102,7 @@ class ExtractChunksWorkflow:
             nonlocal concepts
             concepts += summary.concept_count
 
-        await run_windowed(
-            _chunk_starts(request),
-            lambda first: _extract_chunks(request, first),
-            window=request.window,
-            on_result=count,
-        )
+        await _extract_range(request, count)
         return concepts
 
 
@@ -376,13 +383,7 @@ class DocumentPipeline(Pausable):
 
     async def _extract(self, whole: ExtractRangeInput) -> None:
         if whole.end <= SEGMENT_CHUNKS:
-            await run_windowed(
-                _chunk_starts(whole),
-                lambda first: _extract_chunks(whole, first),
-                window=whole.window,
-                on_result=self._chunk_done,
-                before_each=self._unpaused,
-            )
+            await _extract_range(whole, self._chunks_done, before_each=self._unpaused)
             return
         # One child per segment, one after another: pause takes effect between segments.
         for start in range(whole.start, whole.end, SEGMENT_CHUNKS):
@@ -395,7 +396,7 @@ class DocumentPipeline(Pausable):
             )
             self._done += segment.end - segment.start
 
-    def _chunk_done(self, summary: ExtractSummary) -> None:
+    def _chunks_done(self, summary: ExtractSummary) -> None:
         self._done += summary.chunk_count
 
     @workflow.query
