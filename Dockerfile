@@ -28,10 +28,11 @@ COPY activities ./activities
 COPY client ./client
 COPY mcp_servers ./mcp_servers
 COPY --from=node-modules /app/mcp_servers/node_modules ./mcp_servers/node_modules
+COPY sagaworks ./sagaworks
 COPY worker.py ./
 # Sample inputs: the catalog offers them in the console and `saga catalog`.
 COPY samples ./samples
 RUN pip install --no-cache-dir . \
     && python -c "import sqlite3, pathlib; sqlite3.connect('samples/support/support.db').executescript(pathlib.Path('samples/support/support.sql').read_text())"
 USER nobody
-CMD ["python", "-m", "worker"]
+CMD ["python", "-m", "sagaworks.worker"]

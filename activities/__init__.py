@@ -9,18 +9,18 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any
 
-from activities.db import Database
-from activities.documents import DocumentActivities, DocumentSettings
-from activities.llm import LLMProvider, provider_from_env
-from activities.mcp_support import notify_escalation
-from activities.orders import OrderActivities, seed_inventory
-from activities import sequential, text_analysis
-from activities.llm_analysis import ChatAnalysisActivities
-from activities.news import NewsActivities
-from activities.routing import RoutingActivities
-from activities.search import SearchActivities
-from activities.support_classifier import TicketClassifier
-from activities.writing import WritingActivities, chat_from_env, writer_for
+from sagaworks.activities.db import Database
+from sagaworks.activities.documents import DocumentActivities, DocumentSettings
+from sagaworks.activities.llm import LLMProvider, provider_from_env
+from sagaworks.activities.mcp_support import notify_escalation
+from sagaworks.activities.orders import OrderActivities, seed_inventory
+from sagaworks.activities import sequential, text_analysis
+from sagaworks.activities.llm_analysis import ChatAnalysisActivities
+from sagaworks.activities.news import NewsActivities
+from sagaworks.activities.routing import RoutingActivities
+from sagaworks.activities.search import SearchActivities
+from sagaworks.activities.support_classifier import TicketClassifier
+from sagaworks.activities.writing import WritingActivities, chat_from_env, writer_for
 
 
 CPU_BOUND: list[Callable[..., Any]] = [
@@ -39,8 +39,8 @@ CPU_BOUND: list[Callable[..., Any]] = [
 process pool on the CPU task queue (see workflows/cpu.py)."""
 
 if TYPE_CHECKING:  # imported when used: the CLI imports this package through the catalog
-    from activities.plans.activities import PlanSettings
-    from activities.query.activities import QuerySettings
+    from sagaworks.activities.plans.activities import PlanSettings
+    from sagaworks.activities.query.activities import QuerySettings
 
 
 def build_activities(
@@ -58,8 +58,8 @@ def build_activities(
     ``cpu_pool`` (the worker's process pool) runs the CPU-bound parts of the document
     activities: parsing, splitting and the offline provider's YAKE.
     """
-    from activities.plans.activities import PlanActivities
-    from activities.query.activities import QueryActivities
+    from sagaworks.activities.plans.activities import PlanActivities
+    from sagaworks.activities.query.activities import QueryActivities
 
     seed_inventory(db)
     orders = OrderActivities(db)
@@ -130,8 +130,8 @@ def build_llm_activities(
     ``tickets`` defaults to the classifier the environment configures (the rules offline),
     ``plans`` to the plan settings of the environment (the semantic stage's model).
     """
-    from activities.plans.activities import PlanActivities
-    from activities.query.activities import QueryActivities
+    from sagaworks.activities.plans.activities import PlanActivities
+    from sagaworks.activities.query.activities import QueryActivities
 
     return [
         *QueryActivities(db, query).llm_activities(),

@@ -40,9 +40,9 @@ from sqlalchemy.exc import IntegrityError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.db import Database
-from activities.errors import QueryErrorClass
-from contracts.breakers import BreakerStatus
+from sagaworks.activities.db import Database
+from sagaworks.activities.errors import QueryErrorClass
+from sagaworks.contracts.breakers import BreakerStatus
 
 log = logging.getLogger("sagaworks.breakers")
 

@@ -27,11 +27,11 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.db import Base, Database
-from activities.errors import ErrorClass, attempts_since, bugs_retried, database_errors, error, validation_error
-from activities.liveness import keep_alive
-from activities.llm import FAILED_CALL_ATTEMPTS, MAX_NAME, LLMProvider
-from contracts.documents import (
+from sagaworks.activities.db import Base, Database
+from sagaworks.activities.errors import ErrorClass, attempts_since, bugs_retried, database_errors, error, validation_error
+from sagaworks.activities.liveness import keep_alive
+from sagaworks.activities.llm import FAILED_CALL_ATTEMPTS, MAX_NAME, LLMProvider
+from sagaworks.contracts.documents import (
     ChunkInput,
     ChunkSummary,
     DiscardInput,

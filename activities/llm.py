@@ -25,7 +25,7 @@ from typing import Any, Generic, Literal, Protocol, TypeVar
 from pydantic import BaseModel, Field, ValidationError
 from temporalio.exceptions import ApplicationError
 
-from activities.errors import ErrorClass, call_attempt, error
+from sagaworks.activities.errors import ErrorClass, call_attempt, error
 
 ConceptKind = Literal["entity", "topic", "term", "event", "other"]
 

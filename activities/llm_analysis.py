@@ -12,10 +12,10 @@ from typing import TypeVar
 from pydantic import BaseModel, Field, ValidationError
 from temporalio import activity
 
-from activities.errors import ErrorClass, error, validation_error
-from activities.liveness import keep_alive
-from activities.writing import GroqChat
-from contracts.text import Keywords, Sentiment, Summary, TextInput
+from sagaworks.activities.errors import ErrorClass, error, validation_error
+from sagaworks.activities.liveness import keep_alive
+from sagaworks.activities.writing import GroqChat
+from sagaworks.contracts.text import Keywords, Sentiment, Summary, TextInput
 
 M = TypeVar("M", bound=BaseModel)
 

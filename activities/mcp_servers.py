@@ -23,7 +23,7 @@ The configuration (``SAGAWORKS_MCP_CONFIG``, default ``mcp_servers/servers.toml`
 
     [servers.weather]
     command = "{python}"                 # {python}: this interpreter; {root}: the repo
-    args = ["-m", "mcp_servers.weather"]
+    args = ["-m", "sagaworks.mcp_servers.weather"]
     env = { KEY = "value" }              # added to the MCP SDK's safe default environment
     pass_env = ["SAGAWORKS_WEATHER_LATENCY"]   # copied from the worker's environment
     timeout_seconds = 30                 # per call, unless tool_timeouts names the tool
@@ -58,7 +58,7 @@ from temporalio.worker import (
     Interceptor,
 )
 
-from activities.errors import ErrorClass, error
+from sagaworks.activities.errors import ErrorClass, error
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = ROOT / "mcp_servers" / "servers.toml"

@@ -15,8 +15,8 @@ import urllib.request
 
 from temporalio import activity
 
-from activities.errors import ErrorClass, error
-from contracts.support import EscalationNotice
+from sagaworks.activities.errors import ErrorClass, error
+from sagaworks.contracts.support import EscalationNotice
 
 log = logging.getLogger("sagaworks.support")
 WEBHOOK_ENV = "SAGAWORKS_ESCALATION_WEBHOOK"

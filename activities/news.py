@@ -21,12 +21,12 @@ from sqlalchemy import JSON, DateTime, String, Text, select
 from sqlalchemy.orm import Mapped, mapped_column
 from temporalio import activity
 
-from activities.db import Base, Database, _utcnow
-from activities.documents import DocumentSettings
-from activities.errors import ErrorClass, database_errors, error, validation_error
-from activities.text_analysis import split_sentences, textrank, words
-from activities.writing import GroqChat
-from contracts.news_digest import (
+from sagaworks.activities.db import Base, Database, _utcnow
+from sagaworks.activities.documents import DocumentSettings
+from sagaworks.activities.errors import ErrorClass, database_errors, error, validation_error
+from sagaworks.activities.text_analysis import split_sentences, textrank, words
+from sagaworks.activities.writing import GroqChat
+from sagaworks.contracts.news_digest import (
     CATEGORIES,
     Article,
     Category,

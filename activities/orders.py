@@ -19,7 +19,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.db import (
+from sagaworks.activities.db import (
     DONE,
     Base,
     Database,
@@ -30,8 +30,8 @@ from activities.db import (
     seal_once,
     undo_once,
 )
-from activities.errors import database_errors, validation_error
-from contracts.orders import (
+from sagaworks.activities.errors import database_errors, validation_error
+from sagaworks.contracts.orders import (
     SAMPLE_INVENTORY,
     AccountInput,
     ChargeInput,

@@ -14,10 +14,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 from pydantic import BaseModel, ValidationError
 from temporalio import activity
 
-from activities.db import Base, Database, _utcnow
-from activities.errors import ErrorClass, database_errors, error, validation_error
-from activities.writing import GroqChat
-from contracts.routing import Classification, HandledRequest, HandleInput, RejectionInput, RoutingInput, Tier
+from sagaworks.activities.db import Base, Database, _utcnow
+from sagaworks.activities.errors import ErrorClass, database_errors, error, validation_error
+from sagaworks.activities.writing import GroqChat
+from sagaworks.contracts.routing import Classification, HandledRequest, HandleInput, RejectionInput, RoutingInput, Tier
 
 RESPONSE_HOURS: dict[Tier, int] = {"admin": 1, "premium": 4, "standard": 48}
 """The service level each tier's handler promises."""

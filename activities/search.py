@@ -15,11 +15,11 @@ from typing import Any
 from sqlalchemy import select
 from temporalio import activity
 
-from activities.db import Database
-from activities.documents import ChunkRow, DocumentRow
-from activities.errors import database_errors, validation_error
-from activities.text_analysis import STOPWORDS, keywords_of, words
-from contracts.search import EvaluateInput, Hit, Quality, RefineInput, SearchHits, SearchInput
+from sagaworks.activities.db import Database
+from sagaworks.activities.documents import ChunkRow, DocumentRow
+from sagaworks.activities.errors import database_errors, validation_error
+from sagaworks.activities.text_analysis import STOPWORDS, keywords_of, words
+from sagaworks.contracts.search import EvaluateInput, Hit, Quality, RefineInput, SearchHits, SearchInput
 
 COVERAGE_WEIGHT = 0.7
 REFINE_TERMS = 2

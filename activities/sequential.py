@@ -6,9 +6,9 @@ import re
 
 from temporalio import activity
 
-from activities.errors import validation_error
-from activities.text_analysis import keywords_of, profile, sentiment_of, split_sentences
-from contracts.sequential import (
+from sagaworks.activities.errors import validation_error
+from sagaworks.activities.text_analysis import keywords_of, profile, sentiment_of, split_sentences
+from sagaworks.contracts.sequential import (
     MIN_CHARACTERS,
     AnalysisResult,
     IngestResult,

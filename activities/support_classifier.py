@@ -16,9 +16,9 @@ from typing import get_args
 from pydantic import BaseModel, Field
 from temporalio import activity
 
-from activities.liveness import keep_alive
-from activities.llm import GroqSettings, StructuredChat, groq_settings_from_env
-from contracts.support import (
+from sagaworks.activities.liveness import keep_alive
+from sagaworks.activities.llm import GroqSettings, StructuredChat, groq_settings_from_env
+from sagaworks.contracts.support import (
     ESCALATION_TRIGGERS,
     PRIORITIES,
     Classification,

@@ -16,8 +16,8 @@ from typing import TypeVar
 
 from temporalio import activity
 
-from activities.errors import ErrorClass, error, validation_error
-from contracts.text import Keywords, Language, Sentiment, Summary, TextInput, TextProfile
+from sagaworks.activities.errors import ErrorClass, error, validation_error
+from sagaworks.contracts.text import Keywords, Language, Sentiment, Summary, TextInput, TextProfile
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
 _PARAGRAPH = re.compile(r"\n\s*\n")

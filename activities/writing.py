@@ -15,12 +15,12 @@ from typing import Protocol
 
 from temporalio import activity
 
-from activities.errors import ErrorClass, error
-from activities.liveness import keep_alive
-from activities.llm import groq_chat, groq_errors, groq_settings_from_env
-from activities.text_analysis import keywords_of, split_sentences, textrank, words
-from contracts.blog import PostQuality, Review, ReviewedPost, WriterInfo, WritingInput
-from contracts.search import Hit
+from sagaworks.activities.errors import ErrorClass, error
+from sagaworks.activities.liveness import keep_alive
+from sagaworks.activities.llm import groq_chat, groq_errors, groq_settings_from_env
+from sagaworks.activities.text_analysis import keywords_of, split_sentences, textrank, words
+from sagaworks.contracts.blog import PostQuality, Review, ReviewedPost, WriterInfo, WritingInput
+from sagaworks.contracts.search import Hit
 
 _CITATION = re.compile(r"\[(\d+)\]")
 _CITED_SENTENCE = re.compile(r"[^.!?]+[.!?]+(?:\s*\[\d+\])?")

@@ -26,11 +26,11 @@ from pathlib import Path
 
 import httpx
 
-from activities.db import Database
-from activities.orders import seed_inventory
-from client.devserver import start_embedded
+from sagaworks.activities.db import Database
+from sagaworks.activities.orders import seed_inventory
+from sagaworks.client.devserver import start_embedded
 from tests.ports import free_port
-from worker import running_worker
+from sagaworks.worker import running_worker
 
 SKU = "WIDGET-1"
 
@@ -83,7 +83,7 @@ async def main(clients: int, starts: int) -> None:
         env = await start_embedded(db_file=Path(tmp) / "temporal.db")
         address = env.client.service_client.config.target_host
         api = subprocess.Popen(
-            [sys.executable, "-m", "client.api", "--port", str(port)],
+            [sys.executable, "-m", "sagaworks.client.api", "--port", str(port)],
             env={**os.environ, "TEMPORAL_ADDRESS": address, "SAGAWORKS_TASK_QUEUE": task_queue,
                  "SAGAWORKS_API_TOKEN": token, "SAGAWORKS_LOG_LEVEL": "WARNING"},
             stdout=subprocess.DEVNULL, stderr=open(Path(tmp) / "api.log", "wb"),  # noqa: SIM115

@@ -34,14 +34,14 @@ from pathlib import Path
 from temporalio.client import Client
 from temporalio.testing import ActivityEnvironment
 
-from activities.db import Database
-from activities.documents import DocumentActivities, DocumentSettings
-from activities.llm import OfflineProvider
+from sagaworks.activities.db import Database
+from sagaworks.activities.documents import DocumentActivities, DocumentSettings
+from sagaworks.activities.llm import OfflineProvider
 from bench.corpus import write_corpus
-from client.devserver import start_embedded
-from workflows.document import DocumentPipeline
-from workflows.document_batch import DocumentBatch
-from contracts.documents import (
+from sagaworks.client.devserver import start_embedded
+from sagaworks.workflows.document import DocumentPipeline
+from sagaworks.workflows.document_batch import DocumentBatch
+from sagaworks.contracts.documents import (
     BatchInput,
     BatchResult,
     ChunkInput,
@@ -92,7 +92,7 @@ def start_worker(
         "SAGAWORKS_LLM_PROVIDER": "offline",
         "SAGAWORKS_LOG_LEVEL": "WARNING",
     }
-    command = [sys.executable, "-m", "worker", "--address", address, "--task-queue", task_queue, *options]
+    command = [sys.executable, "-m", "sagaworks.worker", "--address", address, "--task-queue", task_queue, *options]
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -118,7 +118,7 @@ async def largest_history(client: Client, query: str) -> tuple[int, str]:
 _PARSE_PEAK = """
 import sys
 from pathlib import Path
-from activities.documents import DocumentSettings, detect_format, parse_text
+from sagaworks.activities.documents import DocumentSettings, detect_format, parse_text
 path = Path(sys.argv[1])
 if sys.argv[2] == "parse":
     data = path.read_bytes()

@@ -32,12 +32,12 @@ from typing import Any
 from mcp import Client
 from temporalio.worker import Worker
 
-from activities.mcp_servers import load_config, mcp_plugins
-from client.devserver import start_embedded
-from contracts.aggregate import AggregateInput
-from contracts.mcp import McpCallInput
-from workflows.aggregate import Aggregation
-from workflows.mcp_call import McpToolCall
+from sagaworks.activities.mcp_servers import load_config, mcp_plugins
+from sagaworks.client.devserver import start_embedded
+from sagaworks.contracts.aggregate import AggregateInput
+from sagaworks.contracts.mcp import McpCallInput
+from sagaworks.workflows.aggregate import Aggregation
+from sagaworks.workflows.mcp_call import McpToolCall
 
 QUESTION = "Weather in Seattle and San Francisco, the saga files, and our customers"
 WEATHER = {"city": "Seattle", "date": "2015-06-01"}

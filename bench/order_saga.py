@@ -34,12 +34,12 @@ from pathlib import Path
 
 from temporalio.testing import ActivityEnvironment
 
-from activities.db import Database
-from activities.orders import OrderActivities, seed_inventory
-from client.devserver import start_embedded
-from worker import running_worker
-from workflows.order import OrderFulfillmentSaga
-from contracts.orders import (
+from sagaworks.activities.db import Database
+from sagaworks.activities.orders import OrderActivities, seed_inventory
+from sagaworks.client.devserver import start_embedded
+from sagaworks.worker import running_worker
+from sagaworks.workflows.order import OrderFulfillmentSaga
+from sagaworks.contracts.orders import (
     AccountInput,
     ChargeInput,
     LabelInput,

@@ -24,23 +24,23 @@ from typing import Any
 
 from sqlalchemy import delete
 
-from activities import sequential, text_analysis
-from activities.db import Database
-from activities.documents import DocumentSettings
-from activities.news import NewsActivities, SeenArticleRow
-from activities.routing import RoutingActivities
-from activities.search import SearchActivities
-from activities.writing import OfflineWriter, WritingActivities
-from client.devserver import start_embedded
-from contracts.blog import WritingInput
-from contracts.news_digest import NewsletterInput, SelectInput, StoreDigestInput, SummariseInput
-from contracts.routing import HandleInput
-from contracts.search import EvaluateInput, RefineInput, SearchInput
-from contracts.sequential import ReportInput, StepTiming
-from contracts.text import TextInput
+from sagaworks.activities import sequential, text_analysis
+from sagaworks.activities.db import Database
+from sagaworks.activities.documents import DocumentSettings
+from sagaworks.activities.news import NewsActivities, SeenArticleRow
+from sagaworks.activities.routing import RoutingActivities
+from sagaworks.activities.search import SearchActivities
+from sagaworks.activities.writing import OfflineWriter, WritingActivities
+from sagaworks.client.devserver import start_embedded
+from sagaworks.contracts.blog import WritingInput
+from sagaworks.contracts.news_digest import NewsletterInput, SelectInput, StoreDigestInput, SummariseInput
+from sagaworks.contracts.routing import HandleInput
+from sagaworks.contracts.search import EvaluateInput, RefineInput, SearchInput
+from sagaworks.contracts.sequential import ReportInput, StepTiming
+from sagaworks.contracts.text import TextInput
 from tests.corpus import RESEARCH, store_documents
-from worker import running_worker
-from workflows.catalog import SAMPLES, family
+from sagaworks.worker import running_worker
+from sagaworks.workflows.catalog import SAMPLES, family
 
 SAMPLE_OF = {
     "sequential": "sequential/billing-retrospective.json",

@@ -36,15 +36,15 @@ from typing import Annotated, Any, TypedDict
 
 from temporalio import activity
 
-from activities.db import Database
-from activities.llm import OfflineProvider
-from activities.orders import seed_inventory
+from sagaworks.activities.db import Database
+from sagaworks.activities.llm import OfflineProvider
+from sagaworks.activities.orders import seed_inventory
 from bench.peer_workflows import FanOutBench, StepsBench
 from bench.order_saga import cpu_seconds
-from client.devserver import start_embedded
-from worker import running_worker
-from workflows.order import OrderFulfillmentSaga
-from contracts.orders import OrderInput, order_workflow_id
+from sagaworks.client.devserver import start_embedded
+from sagaworks.worker import running_worker
+from sagaworks.workflows.order import OrderFulfillmentSaga
+from sagaworks.contracts.orders import OrderInput, order_workflow_id
 
 STEPS = 5
 

@@ -28,15 +28,15 @@ import time
 import uuid
 from pathlib import Path
 
-from activities.breakers import BreakerConfig
-from activities.db import Database
-from activities.plans.activities import READS, SAMPLE_PLANS, STAGE_FUNCTIONS, PlanSettings
-from activities.plans.common import StageContext
-from client.devserver import start_embedded
-from client.trace import trace_run
-from contracts.plans import STAGES, PlanInput, PlanRef, StageOptions, plan_workflow_id
-from worker import running_worker
-from workflows.plan import PlanAnalysisWorkflow
+from sagaworks.activities.breakers import BreakerConfig
+from sagaworks.activities.db import Database
+from sagaworks.activities.plans.activities import READS, SAMPLE_PLANS, STAGE_FUNCTIONS, PlanSettings
+from sagaworks.activities.plans.common import StageContext
+from sagaworks.client.devserver import start_embedded
+from sagaworks.client.trace import trace_run
+from sagaworks.contracts.plans import STAGES, PlanInput, PlanRef, StageOptions, plan_workflow_id
+from sagaworks.worker import running_worker
+from sagaworks.workflows.plan import PlanAnalysisWorkflow
 
 
 def fresh_copy(sample: str, folder: Path) -> Path:

@@ -32,13 +32,13 @@ import time
 import uuid
 
 
-from activities.db import Database
-from activities.query.activities import QuerySettings
-from activities.query.agents import DataAgent, OfflinePlanner, nlp_agent, viz_agent
-from activities.query.dataset import SAMPLE_TABLES, DataSource
-from client.devserver import start_embedded
-from contracts.query import DataInput, PlanInput, QueryInput, QueryResult, VizInput, query_workflow_id
-from worker import running_worker
+from sagaworks.activities.db import Database
+from sagaworks.activities.query.activities import QuerySettings
+from sagaworks.activities.query.agents import DataAgent, OfflinePlanner, nlp_agent, viz_agent
+from sagaworks.activities.query.dataset import SAMPLE_TABLES, DataSource
+from sagaworks.client.devserver import start_embedded
+from sagaworks.contracts.query import DataInput, PlanInput, QueryInput, QueryResult, VizInput, query_workflow_id
+from sagaworks.worker import running_worker
 
 QUESTIONS = [
     "average temperature by month in 2014",

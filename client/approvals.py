@@ -11,7 +11,7 @@ from typing import Literal
 
 from temporalio.client import Client, WorkflowUpdateFailedError
 
-from contracts.routing import ApprovalAnswer, ApprovalDecision
+from sagaworks.contracts.routing import ApprovalAnswer, ApprovalDecision
 
 
 class DecisionRefused(Exception):

@@ -43,9 +43,9 @@ from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.converter import PayloadCodec
 
-from client.api.security import BodyLimit
-from client.codec import KEYS_ENV, EncryptionCodec, EncryptionConfigError, EncryptionError
-from client.connection import DATA_CONVERTER, check_configuration
+from sagaworks.client.api.security import BodyLimit
+from sagaworks.client.codec import KEYS_ENV, EncryptionCodec, EncryptionConfigError, EncryptionError
+from sagaworks.client.connection import DATA_CONVERTER, check_configuration
 
 TOKEN_ENV = "SAGAWORKS_CODEC_TOKEN"
 UI_ORIGIN_ENV = "SAGAWORKS_CODEC_UI_ORIGIN"

@@ -21,8 +21,8 @@ from temporalio.converter import DataConverter, DefaultFailureConverter, Payload
 from temporalio.envconfig import ClientConfig
 from temporalio.exceptions import ApplicationError
 
-from client.codec import EncryptionConfigError, codec_from_env
-from client.observability import runtime, tracing_plugins
+from sagaworks.client.codec import EncryptionConfigError, codec_from_env
+from sagaworks.client.observability import runtime, tracing_plugins
 
 class KnownErrorsWithoutStackTraces(DefaultFailureConverter):
     """Failures of errors we raise on purpose carry no stack trace; bugs keep theirs.

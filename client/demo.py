@@ -10,11 +10,11 @@ from urllib.parse import quote
 
 from rich.console import Console
 
-from client import devserver
-from client.connection import connect, ui_url
-from client.runs import Outcome, failure_lines, query_progress, run_outcome, start_run, to_jsonable
-from contracts.breakers import BreakerStatus
-from workflows.catalog import FAMILIES, DemoRun, DemoUpdate, Family
+from sagaworks.client import devserver
+from sagaworks.client.connection import connect, ui_url
+from sagaworks.client.runs import Outcome, failure_lines, query_progress, run_outcome, start_run, to_jsonable
+from sagaworks.contracts.breakers import BreakerStatus
+from sagaworks.workflows.catalog import FAMILIES, DemoRun, DemoUpdate, Family
 
 
 CONSOLE = os.environ.get("SAGAWORKS_CONSOLE_URL", "http://127.0.0.1:8000").rstrip("/")
@@ -66,7 +66,7 @@ SERVED_AGENTS = {"viz": (devserver.VIZ_AGENT, devserver.start_viz_agent)}
 
 def _breaker(name: str) -> BreakerStatus:
     """Breaker ``name`` as every worker sees it (what `saga breakers` lists)."""
-    from activities.breakers import breaker_statuses
+    from sagaworks.activities.breakers import breaker_statuses
 
     for status in breaker_statuses():
         if status.name == name:

@@ -23,9 +23,9 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 from temporalio.testing import WorkflowEnvironment
 
-from client.connection import DATA_CONVERTER
-from contracts.plans import ALERT_SEARCH_ATTRIBUTE
-from contracts.support import SEARCH_ATTRIBUTES as TICKET_SEARCH_ATTRIBUTES
+from sagaworks.client.connection import DATA_CONVERTER
+from sagaworks.contracts.plans import ALERT_SEARCH_ATTRIBUTE
+from sagaworks.contracts.support import SEARCH_ATTRIBUTES as TICKET_SEARCH_ATTRIBUTES
 
 STATE_DIR = Path(os.environ.get("SAGAWORKS_STATE_DIR", ".temporal"))
 DEV_PORT = 7233
@@ -293,7 +293,7 @@ def viz_agent_worker_env(environ: dict[str, str] | None = None) -> dict[str, str
 def start_viz_agent() -> tuple[int, str]:
     """Serve the viz agent in the background (``python -m activities.query.remote viz``)
     and return once its ``/health`` answers; the pid and ``started``/``reused``/``restarted``."""
-    command = [sys.executable, "-m", "activities.query.remote", "viz", "--port", str(viz_agent_port())]
+    command = [sys.executable, "-m", "sagaworks.activities.query.remote", "viz", "--port", str(viz_agent_port())]
     pid, outcome = start_background(VIZ_AGENT, command, settings=" ".join(command))
     wait_until_healthy(viz_agent_url(), VIZ_AGENT)
     return pid, outcome

@@ -17,10 +17,10 @@ from typing import Any
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
-from client.runs import list_runs, start_run, status_name, visibility_query
-from client.trace import RunTrace, trace_markdown, trace_run
-from contracts.plans import parse_stage_summary
-from workflows.catalog import FAMILIES, Family, Restartable, family, family_of_type
+from sagaworks.client.runs import list_runs, start_run, status_name, visibility_query
+from sagaworks.client.trace import RunTrace, trace_markdown, trace_run
+from sagaworks.contracts.plans import parse_stage_summary
+from sagaworks.workflows.catalog import FAMILIES, Family, Restartable, family, family_of_type
 
 
 class StageRow(BaseModel):

@@ -15,8 +15,8 @@ from collections import Counter, defaultdict
 from pydantic import BaseModel
 from temporalio.client import Client
 
-from client.runs import status_name
-from client.stats import activity_calls
+from sagaworks.client.runs import status_name
+from sagaworks.client.stats import activity_calls
 
 STEP_OF_ACTIVITY = {
     "query_check_agents": "health",

@@ -15,7 +15,7 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.converter import DataConverter, DefaultFailureConverter
 from temporalio.worker import Replayer, WorkflowReplayResults, WorkflowRunner
 
-from client.connection import DATA_CONVERTER, check_configuration
+from sagaworks.client.connection import DATA_CONVERTER, check_configuration
 
 
 def load_history(path: Path) -> WorkflowHistory:
@@ -52,7 +52,7 @@ async def replay(
     if data_converter is DATA_CONVERTER:
         check_configuration()
     if workflows is None:
-        from workflows.catalog import WORKFLOWS
+        from sagaworks.workflows.catalog import WORKFLOWS
 
         workflows = WORKFLOWS
     async def each() -> AsyncIterator[WorkflowHistory]:

@@ -24,9 +24,9 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError, FailureError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from client.connection import TASK_QUEUE, ui_url
-from contracts.common import ProgressStatus
-from workflows.catalog import Family, family_of_type
+from sagaworks.client.connection import TASK_QUEUE, ui_url
+from sagaworks.contracts.common import ProgressStatus
+from sagaworks.workflows.catalog import Family, family_of_type
 
 
 QUERY_TIMEOUT = timedelta(seconds=10)

@@ -22,8 +22,8 @@ from temporalio.client import (
     ScheduleState,
 )
 
-from client.connection import TASK_QUEUE
-from workflows.catalog import Family
+from sagaworks.client.connection import TASK_QUEUE
+from sagaworks.workflows.catalog import Family
 
 
 def schedule_id_for(family: Family[Any], arg: BaseModel) -> str:

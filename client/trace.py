@@ -19,8 +19,8 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
-from client.runs import status_name
-from client.stats import local_activity_marker
+from sagaworks.client.runs import status_name
+from sagaworks.client.stats import local_activity_marker
 
 StepKind = Literal["activity", "local_activity", "child_workflow", "timer", "signal", "update"]
 StepOutcome = Literal["completed", "failed", "timed_out", "canceled", "terminated", "running", "fired", "received", "rejected"]

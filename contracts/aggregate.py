@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from contracts.common import ProgressStatus, StrictModel, Text
+from sagaworks.contracts.common import ProgressStatus, StrictModel, Text
 
 KNOWN_CITIES = ("Seattle", "San Francisco", "London", "New York", "Tokyo", "Sydney", "Paris")
 """Cities a question may name (the weather server has stations for some of them)."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 from pydantic.json_schema import SkipJsonSchema
 
-from contracts.common import ProgressStatus, StageResume, StrictModel, Text
-from contracts.search import Hit, SearchHits
+from sagaworks.contracts.common import ProgressStatus, StageResume, StrictModel, Text
+from sagaworks.contracts.search import Hit, SearchHits
 
 
 class BlogInput(StrictModel):

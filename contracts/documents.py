@@ -13,7 +13,7 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, Field
 from pydantic.json_schema import SkipJsonSchema
 
-from contracts.common import ProgressStatus, StageResume, StrictModel, Text
+from sagaworks.contracts.common import ProgressStatus, StageResume, StrictModel, Text
 
 DocumentFormat = Literal["txt", "md", "html", "pdf", "docx"]
 

@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from contracts.common import ProgressStatus, StrictModel, Text
-from contracts.search import Hit, Quality
+from sagaworks.contracts.common import ProgressStatus, StrictModel, Text
+from sagaworks.contracts.search import Hit, Quality
 
 
 class Round(BaseModel):

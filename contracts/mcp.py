@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from contracts.common import ProgressStatus, StrictModel, Text
+from sagaworks.contracts.common import ProgressStatus, StrictModel, Text
 
 
 class McpCallInput(StrictModel):

@@ -8,8 +8,8 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from pydantic.json_schema import SkipJsonSchema
 
-from contracts.common import ProgressStatus, StageResume, StrictModel, Text
-from contracts.fallback import BranchOutcome
+from sagaworks.contracts.common import ProgressStatus, StageResume, StrictModel, Text
+from sagaworks.contracts.fallback import BranchOutcome
 
 Category = Literal["technology", "business", "research", "general"]
 CATEGORIES: tuple[Category, ...] = ("technology", "business", "research", "general")

@@ -11,7 +11,7 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, Field
 
-from contracts.common import CompensationRecord, ProgressStatus, StrictModel, Text
+from sagaworks.contracts.common import CompensationRecord, ProgressStatus, StrictModel, Text
 
 OrderStep = Literal[
     "create_customer_account",

@@ -6,9 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from contracts.common import ProgressStatus, StrictModel, Text
-from contracts.fallback import BranchOutcome
-from contracts.text import AnalysisPart, Keywords, Language, Sentiment, Summary
+from sagaworks.contracts.common import ProgressStatus, StrictModel, Text
+from sagaworks.contracts.fallback import BranchOutcome
+from sagaworks.contracts.text import AnalysisPart, Keywords, Language, Sentiment, Summary
 
 
 class ParallelAnalysisInput(StrictModel):

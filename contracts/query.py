@@ -13,7 +13,7 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, Field
 from pydantic.json_schema import SkipJsonSchema
 
-from contracts.common import ProgressStatus, StageResume, StrictModel, Text
+from sagaworks.contracts.common import ProgressStatus, StageResume, StrictModel, Text
 
 Aggregation = Literal["count", "sum", "avg", "min", "max"]
 DatePart = Literal["year", "month", "day"]

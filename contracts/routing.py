@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from contracts.common import ProgressStatus, StrictModel, Text
+from sagaworks.contracts.common import ProgressStatus, StrictModel, Text
 
 Tier = Literal["admin", "premium", "standard"]
 Approval = Literal["not-required", "pending", "escalated", "approved", "rejected"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from contracts.common import StrictModel
+from sagaworks.contracts.common import StrictModel
 
 
 class SearchInput(StrictModel):

@@ -7,8 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from contracts.common import ProgressStatus, StrictModel, Text
-from contracts.text import Keywords, Sentiment, TextProfile
+from sagaworks.contracts.common import ProgressStatus, StrictModel, Text
+from sagaworks.contracts.text import Keywords, Sentiment, TextProfile
 
 SequentialStep = Literal["ingest", "process", "analyse", "report"]
 SEQUENTIAL_STEPS: tuple[SequentialStep, ...] = ("ingest", "process", "analyse", "report")

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from contracts.common import StrictModel
+from sagaworks.contracts.common import StrictModel
 
 AnalysisPart = Literal["sentiment", "keywords", "summary", "language"]
 

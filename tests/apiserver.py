@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import uvicorn
 
-from client.api import ApiSettings, create_app
+from sagaworks.client.api import ApiSettings, create_app
 from tests.ports import free_port
 
 

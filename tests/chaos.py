@@ -29,19 +29,19 @@ from sqlalchemy import func, select
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 
-from activities.db import Database
-from activities.documents import ChunkRow, ConceptRow, DocumentRow
-from activities.orders import invariant_violations
+from sagaworks.activities.db import Database
+from sagaworks.activities.documents import ChunkRow, ConceptRow, DocumentRow
+from sagaworks.activities.orders import invariant_violations
 from bench.corpus import write_corpus
-from client.connection import DATA_CONVERTER
-from client.devserver import dev_server_command, wait_until_serving
+from sagaworks.client.connection import DATA_CONVERTER
+from sagaworks.client.devserver import dev_server_command, wait_until_serving
 from tests.orders import make_order, start_order
 from tests.ports import free_port
 from tests.workers import WorkerProcess
-from workflows.document import DocumentPipeline
-from workflows.document_batch import DocumentBatch
-from contracts.documents import BatchInput, BatchResult, DocumentResult
-from contracts.orders import ORDER_STEPS
+from sagaworks.workflows.document import DocumentPipeline
+from sagaworks.workflows.document_batch import DocumentBatch
+from sagaworks.contracts.documents import BatchInput, BatchResult, DocumentResult
+from sagaworks.contracts.orders import ORDER_STEPS
 
 FINAL = {"COMPLETED", "FAILED", "CANCELED", "TERMINATED", "TIMED_OUT"}
 

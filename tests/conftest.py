@@ -14,10 +14,10 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.db import Database
-from client.connection import DATA_CONVERTER
-from client.devserver import start_embedded, test_server_binary
-from worker import WORKFLOW_RUNNER_ENV, running_worker
+from sagaworks.activities.db import Database
+from sagaworks.client.connection import DATA_CONVERTER
+from sagaworks.client.devserver import start_embedded, test_server_binary
+from sagaworks.worker import WORKFLOW_RUNNER_ENV, running_worker
 
 POSTGRES_URL_ENV = "SAGAWORKS_TEST_POSTGRES_URL"
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from activities.db import Database
-from activities.documents import ChunkRow, DocumentRow, split_text, version_key
-from contracts.documents import document_id_for
-from workflows.catalog import SAMPLES
+from sagaworks.activities.db import Database
+from sagaworks.activities.documents import ChunkRow, DocumentRow, split_text, version_key
+from sagaworks.contracts.documents import document_id_for
+from sagaworks.workflows.catalog import SAMPLES
 
 RESEARCH = sorted((SAMPLES / "research").glob("*.md"))
 

@@ -17,12 +17,12 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
-from activities import build_activities
-from activities.db import Database
-from activities.documents import VERSION_TABLES, ChunkRow, DocumentActivities, DocumentRow, DocumentSettings
-from activities.errors import ErrorClass, error
-from activities.llm import ConceptList, LLMProvider, OfflineProvider
-from contracts.documents import (
+from sagaworks.activities import build_activities
+from sagaworks.activities.db import Database
+from sagaworks.activities.documents import VERSION_TABLES, ChunkRow, DocumentActivities, DocumentRow, DocumentSettings
+from sagaworks.activities.errors import ErrorClass, error
+from sagaworks.activities.llm import ConceptList, LLMProvider, OfflineProvider
+from sagaworks.contracts.documents import (
     ChunkInput,
     ChunkSummary,
     DocumentInput,
@@ -35,8 +35,8 @@ from contracts.documents import (
     document_workflow_id,
 )
 from tests.payloads import wait_for_event
-from workflows.catalog import WORKFLOWS
-from workflows.document import DocumentPipeline
+from sagaworks.workflows.catalog import WORKFLOWS
+from sagaworks.workflows.document import DocumentPipeline
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "documents"
 GOOD_SAMPLES = sorted(p for p in SAMPLES.iterdir() if not p.name.startswith("bad-"))

@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator
 import pytest_asyncio
 import uvicorn
 
-from client.codec import KEYS_ENV, REQUIRE_ENV, EncryptionCodec
-from client.codec_server import create_app
+from sagaworks.client.codec import KEYS_ENV, REQUIRE_ENV, EncryptionCodec
+from sagaworks.client.codec_server import create_app
 from tests.ports import free_port
 
 OLD_KEY_ID, OLD_KEY = "test-2025", b"sagaworks TEST key 2025: public!"

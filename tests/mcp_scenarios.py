@@ -9,8 +9,8 @@ from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
 
-from workflows.catalog import family
-from workflows.support import SupportTicket
+from sagaworks.workflows.catalog import family
+from sagaworks.workflows.support import SupportTicket
 
 
 async def _start(client: Client, task_queue: str, name: str, sample: str) -> WorkflowHandle[Any, Any]:
@@ -38,7 +38,7 @@ async def _ticket_state(handle: WorkflowHandle[Any, Any], check: Callable[[Any],
 async def support_resolved(client: Client, task_queue: str) -> WorkflowHandle[Any, Any]:
     """A billing ticket assigned, commented, resolved, reopened and resolved again; then
     terminated (it would wait 7 days for another reopen)."""
-    from contracts.support import AssignRequest, Comment, ReopenRequest, ResolveRequest
+    from sagaworks.contracts.support import AssignRequest, Comment, ReopenRequest, ResolveRequest
 
     handle = await _start(client, task_queue, "support-ticket", "tickets/ticket-billing.json")
     await _ticket_state(handle, lambda ticket: ticket.lookups)

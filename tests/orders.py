@@ -13,11 +13,11 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowHandle
 
-from activities.db import Database
-from activities.orders import LedgerEntry
+from sagaworks.activities.db import Database
+from sagaworks.activities.orders import LedgerEntry
 
-from workflows.order import OrderFulfillmentSaga
-from contracts.orders import OrderInput, OrderResult, order_workflow_id
+from sagaworks.workflows.order import OrderFulfillmentSaga
+from sagaworks.contracts.orders import OrderInput, OrderResult, order_workflow_id
 
 
 def make_order(**overrides: Any) -> OrderInput:

@@ -10,14 +10,14 @@ from typing import Any
 
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
-from activities.breakers import BreakerConfig
-from activities.db import Database
-from activities.llm import GroqSettings
-from activities.plans.activities import SAMPLE_PLANS, PlanSettings
-from activities.plans.llm_pass import semantic_chat
-from contracts.plans import PlanInput, PlanResult, plan_workflow_id
-from worker import running_worker
-from workflows.plan import PlanAnalysisWorkflow
+from sagaworks.activities.breakers import BreakerConfig
+from sagaworks.activities.db import Database
+from sagaworks.activities.llm import GroqSettings
+from sagaworks.activities.plans.activities import SAMPLE_PLANS, PlanSettings
+from sagaworks.activities.plans.llm_pass import semantic_chat
+from sagaworks.contracts.plans import PlanInput, PlanResult, plan_workflow_id
+from sagaworks.worker import running_worker
+from sagaworks.workflows.plan import PlanAnalysisWorkflow
 
 
 def plan_settings(*extra_roots: Path, breaker: BreakerConfig = BreakerConfig(3, 600)) -> PlanSettings:

@@ -11,7 +11,7 @@ from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
 
-from contracts.query import QueryInput, QueryResult, QueryStatus, query_workflow_id
+from sagaworks.contracts.query import QueryInput, QueryResult, QueryStatus, query_workflow_id
 
 
 async def start_query(client: Client, task_queue: str, question: str, **fields: Any) -> WorkflowHandle[Any, QueryResult]:

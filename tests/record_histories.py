@@ -26,22 +26,22 @@ from typing import Any
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from activities.db import Database
-from activities.documents import DocumentSettings
-from client.connection import data_converter
-from client.demo import progress_at, send_demo_update
-from client.devserver import start_embedded
-from client.runs import start_run
+from sagaworks.activities.db import Database
+from sagaworks.activities.documents import DocumentSettings
+from sagaworks.client.connection import data_converter
+from sagaworks.client.demo import progress_at, send_demo_update
+from sagaworks.client.devserver import start_embedded
+from sagaworks.client.runs import start_run
 from tests.encryption import TEST_ENV
-from contracts.documents import DocumentInput
-from client.postmortem import restart_from_stage
+from sagaworks.contracts.documents import DocumentInput
+from sagaworks.client.postmortem import restart_from_stage
 from tests.mcp_scenarios import MCP_SCENARIOS
 from tests.documents import SAMPLES, PoisonAwareProvider, start_document
 from tests.orders import make_order, reset_after, start_order, wait_for_status
-from worker import running_worker
+from sagaworks.worker import running_worker
 from tests.corpus import store_documents
-from workflows.catalog import FAMILIES, SAMPLES as SAMPLE_INPUTS, family
-from workflows.document import DocumentPipeline
+from sagaworks.workflows.catalog import FAMILIES, SAMPLES as SAMPLE_INPUTS, family
+from sagaworks.workflows.document import DocumentPipeline
 
 HISTORIES = Path(__file__).parent / "histories"
 FEEDS = SAMPLE_INPUTS / "feeds"

@@ -17,22 +17,22 @@ from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
 
-from activities.db import Database
-from activities.documents import DocumentSettings
-from client.approvals import decide
-from client.devserver import start_embedded
-from contracts.blog import BlogInput
-from contracts.iterative import IterativeInput
-from contracts.news_digest import FeedSource, NewsDigestInput
-from contracts.parallel_analysis import ParallelAnalysisInput
-from contracts.routing import RoutingInput
-from contracts.sequential import SequentialInput
+from sagaworks.activities.db import Database
+from sagaworks.activities.documents import DocumentSettings
+from sagaworks.client.approvals import decide
+from sagaworks.client.devserver import start_embedded
+from sagaworks.contracts.blog import BlogInput
+from sagaworks.contracts.iterative import IterativeInput
+from sagaworks.contracts.news_digest import FeedSource, NewsDigestInput
+from sagaworks.contracts.parallel_analysis import ParallelAnalysisInput
+from sagaworks.contracts.routing import RoutingInput
+from sagaworks.contracts.sequential import SequentialInput
 from tests.corpus import store_documents
 from tests.orders import wait_for_status
 from tests.record_histories import _save, new_history_path, record_into
-from worker import running_worker
-from workflows.catalog import SAMPLES
-from workflows.routing import RoutingWorkflow
+from sagaworks.worker import running_worker
+from sagaworks.workflows.catalog import SAMPLES
+from sagaworks.workflows.routing import RoutingWorkflow
 
 TEXT = (SAMPLES / "research" / "retries-and-backoff.md").read_text()
 FEEDS = SAMPLES / "feeds"

@@ -15,12 +15,12 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from activities.db import Database
-from activities.query.activities import QuerySettings
-from client.devserver import start_embedded
+from sagaworks.activities.db import Database
+from sagaworks.activities.query.activities import QuerySettings
+from sagaworks.client.devserver import start_embedded
 from tests.queries import dead_url, start_query, wait_for_status
 from tests.record_histories import _save, new_history_path, record_into
-from worker import running_worker
+from sagaworks.worker import running_worker
 
 
 

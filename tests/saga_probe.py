@@ -13,7 +13,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.saga import Saga
+    from sagaworks.workflows.saga import Saga
 
 
 class ProbeInput(BaseModel):

@@ -14,10 +14,10 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import CancelledError
 from temporalio.worker import Worker
 
-from activities.mcp_servers import load_config, mcp_plugins
-from contracts.aggregate import AggregateInput, AggregateResult, plan_sources
+from sagaworks.activities.mcp_servers import load_config, mcp_plugins
+from sagaworks.contracts.aggregate import AggregateInput, AggregateResult, plan_sources
 from tests.test_mcp import latency  # noqa: F401 - fixture
-from workflows.aggregate import Aggregation
+from sagaworks.workflows.aggregate import Aggregation
 
 pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed: no filesystem MCP server")
 

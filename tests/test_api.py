@@ -17,15 +17,15 @@ import pytest
 import pytest_asyncio
 from markupsafe import escape
 
-from activities.breakers import BreakerConfig, Breakers
-from activities.db import Database
-from client.api import ApiSettings
-from client.api.routes_ops import fresh_pollers
-from client.api.security import SESSION_COOKIE, session_value
-from client.api.server import bind_address
+from sagaworks.activities.breakers import BreakerConfig, Breakers
+from sagaworks.activities.db import Database
+from sagaworks.client.api import ApiSettings
+from sagaworks.client.api.routes_ops import fresh_pollers
+from sagaworks.client.api.security import SESSION_COOKIE, session_value
+from sagaworks.client.api.server import bind_address
 from tests.apiserver import RunningApi, api_server
 from tests.orders import make_order
-from workflows.catalog import FAMILIES, SAMPLES
+from sagaworks.workflows.catalog import FAMILIES, SAMPLES
 
 TOKEN = "test-token-" + uuid.uuid4().hex
 
@@ -441,7 +441,7 @@ def test_serve_without_a_token_binds_loopback_and_says_so(dev_address: str, tmp_
     env = {k: v for k, v in os.environ.items() if k != "SAGAWORKS_API_TOKEN"}
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "client.api", "--host", "0.0.0.0", "--port", str(port)],
+            [sys.executable, "-m", "sagaworks.client.api", "--host", "0.0.0.0", "--port", str(port)],
             env={**env, "TEMPORAL_ADDRESS": dev_address}, stdout=out, stderr=out,
         )
     try:
@@ -732,8 +732,8 @@ async def test_trace_of_a_flawed_plan_holds_assessments_alerts_mitigations_and_b
 async def test_the_event_stream_waits_on_the_history_instead_of_polling(
     dev_client: Any, order_worker: Any, task_queue: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from client.api import events
-    from contracts.routing import ApprovalDecision, RoutingInput
+    from sagaworks.client.api import events
+    from sagaworks.contracts.routing import ApprovalDecision, RoutingInput
 
     described: list[str] = []
     real_describe = events.describe_run
@@ -770,7 +770,7 @@ async def test_the_event_stream_waits_on_the_history_instead_of_polling(
 async def test_metrics_are_derived_once_per_cache_period(
     dev_address: str, task_queue: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from client.api import routes_ops
+    from sagaworks.client.api import routes_ops
 
     derived: list[str] = []
     real_stats = routes_ops.activity_stats

@@ -23,8 +23,8 @@ from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance, status_code_conformance
 from temporalio.testing import WorkflowEnvironment
 
-from client.api import ApiSettings, create_app
-from client.connection import connect
+from sagaworks.client.api import ApiSettings, create_app
+from sagaworks.client.connection import connect
 from tests.apiserver import api_server
 
 TOKEN = "fuzz-" + uuid.uuid4().hex

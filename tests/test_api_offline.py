@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from client.api import ApiSettings, create_app
-from client.api.render import form_fields, render_value
-from contracts.orders import OrderInput
-from workflows.catalog import FAMILIES
+from sagaworks.client.api import ApiSettings, create_app
+from sagaworks.client.api.render import form_fields, render_value
+from sagaworks.contracts.orders import OrderInput
+from sagaworks.workflows.catalog import FAMILIES
 
 
 def test_results_become_tables_markdown_and_images_and_never_run_html() -> None:

@@ -10,17 +10,17 @@ import uuid
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 
-from activities.db import Database
-from activities.search import SearchActivities
-from activities.text_analysis import split_sentences
-from activities.writing import GroqChat, GroqWriter, post_quality
-from contracts.blog import BlogInput, WritingInput
-from contracts.search import SearchInput
+from sagaworks.activities.db import Database
+from sagaworks.activities.search import SearchActivities
+from sagaworks.activities.text_analysis import split_sentences
+from sagaworks.activities.writing import GroqChat, GroqWriter, post_quality
+from sagaworks.contracts.blog import BlogInput, WritingInput
+from sagaworks.contracts.search import SearchInput
 from tests.corpus import RESEARCH, store_documents
 from tests.fake_chat_server import api_error, completion, fake_chat_server
 from tests.orders import wait_for_status
-from worker import running_worker
-from workflows.blog import BlogWorkflow
+from sagaworks.worker import running_worker
+from sagaworks.workflows.blog import BlogWorkflow
 
 TOPIC = "Retries, idempotency and replay in durable workflows"
 

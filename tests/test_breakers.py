@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from temporalio.exceptions import ApplicationError
 
-from activities.breakers import BreakerConfig, Breakers, breaker_configs_from_env, breaker_statuses
-from activities.db import Database
-from activities.errors import ErrorClass, error
+from sagaworks.activities.breakers import BreakerConfig, Breakers, breaker_configs_from_env, breaker_statuses
+from sagaworks.activities.db import Database
+from sagaworks.activities.errors import ErrorClass, error
 
 
 @pytest.fixture
@@ -194,7 +194,7 @@ def test_thresholds_come_from_the_seed_and_the_environment() -> None:
 def test_the_api_reads_breakers_without_touching_the_schema(tmp_path: Path) -> None:
     from sqlalchemy import create_engine, inspect
 
-    from activities.breakers import read_breaker_statuses
+    from sagaworks.activities.breakers import read_breaker_statuses
 
     engine = create_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
     assert read_breaker_statuses(engine) == []

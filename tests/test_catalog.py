@@ -8,10 +8,10 @@ import pytest
 from temporalio import workflow
 from temporalio.client import Client
 
-from activities.db import Database
-from contracts.common import ProgressStatus
-from workflows.catalog import FAMILIES, WORKFLOWS, Family, family, family_of_type
-from worker import running_worker
+from sagaworks.activities.db import Database
+from sagaworks.contracts.common import ProgressStatus
+from sagaworks.workflows.catalog import FAMILIES, WORKFLOWS, Family, family, family_of_type
+from sagaworks.worker import running_worker
 
 
 @pytest.mark.parametrize("fam", FAMILIES, ids=lambda f: f.name)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from activities.db import Database
-from activities.documents import ChunkRow, DocumentRow
-from contracts.documents import BatchResult, DocumentOutcome, DocumentResult
+from sagaworks.activities.db import Database
+from sagaworks.activities.documents import ChunkRow, DocumentRow
+from sagaworks.contracts.documents import BatchResult, DocumentOutcome, DocumentResult
 from tests.chaos import ChaosReport, document_violations, run_chaos
 
 

@@ -15,11 +15,11 @@ import pytest_asyncio
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.db import Database
-from client.connection import TASK_QUEUE
+from sagaworks.activities.db import Database
+from sagaworks.client.connection import TASK_QUEUE
 from tests.orders import make_order
-from worker import running_worker
-from contracts.orders import order_workflow_id
+from sagaworks.worker import running_worker
+from sagaworks.contracts.orders import order_workflow_id
 
 SAGA = str(Path(sys.executable).parent / "saga")
 
@@ -213,7 +213,7 @@ async def test_run_any_family_from_stdin_with_overrides(saga, default_queue_work
 
 
 async def test_catalog_json_lists_every_family_with_its_schema(saga) -> None:
-    from workflows.catalog import FAMILIES
+    from sagaworks.workflows.catalog import FAMILIES
 
     run = await saga("catalog", "--json")
     assert run.code == 0
@@ -237,7 +237,7 @@ async def test_codec_server_without_keys_refuses_to_start(saga) -> None:
 
 
 async def test_inventory_lists_the_skus_an_order_may_use(saga) -> None:
-    from contracts.orders import SAMPLE_INVENTORY
+    from sagaworks.contracts.orders import SAMPLE_INVENTORY
 
     listed = json.loads((await saga("inventory", "--json")).stdout)
     assert [row["sku"] for row in listed] == [entry.sku for entry in SAMPLE_INVENTORY]
@@ -257,14 +257,14 @@ async def test_unusable_encryption_keys_are_one_clear_line(saga, tmp_path: Path)
         assert b"Traceback" not in err
     assert err.decode().startswith("encryption settings: ")
     worker = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "worker", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        sys.executable, "-m", "sagaworks.worker", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
     _, worker_err = await asyncio.wait_for(worker.communicate(), timeout=60)
     assert worker.returncode == 2 and b"Unusable encryption settings" in worker_err and b"Traceback" not in worker_err
 
 
 async def test_breakers_lists_what_workers_share(tmp_path: Path) -> None:
-    from activities.breakers import BreakerConfig, Breakers
+    from sagaworks.activities.breakers import BreakerConfig, Breakers
 
     url = f"sqlite:///{tmp_path / 'app.db'}"
     db = Database(url)

@@ -13,7 +13,7 @@ from temporalio.api.failure.v1 import Failure
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 
-from client.codec import (
+from sagaworks.client.codec import (
     COMPRESSION_METADATA,
     ENCODING,
     KEY_ID_METADATA,
@@ -26,8 +26,8 @@ from client.codec import (
     new_key_entry,
     parse_keys,
 )
-from client.connection import data_converter
-from contracts.orders import OrderInput
+from sagaworks.client.connection import data_converter
+from sagaworks.contracts.orders import OrderInput
 from tests.encryption import NEW_KEY, NEW_KEY_ID, OLD_KEY, OLD_KEY_ID, TEST_ENV, TEST_KEYS
 from tests.orders import make_order
 
@@ -178,7 +178,7 @@ def test_bad_configuration_fails_clearly_without_showing_keys(environ: dict[str,
 
 def test_a_new_key_entry_is_a_valid_configuration() -> None:
     printed = subprocess.run(
-        [sys.executable, "-m", "client.codec", "prod-2026-01"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "sagaworks.client.codec", "prod-2026-01"], capture_output=True, text=True, check=True
     ).stdout.strip()
     keys = parse_keys(printed, "printed")
     assert list(keys) == ["prod-2026-01"] and len(keys["prod-2026-01"]) == 32

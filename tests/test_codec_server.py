@@ -18,9 +18,9 @@ import yaml
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
 
-from client.codec import EncryptionCodec
-from client.codec_server import create_app
-from client.devserver import dev_server_command
+from sagaworks.client.codec import EncryptionCodec
+from sagaworks.client.codec_server import create_app
+from sagaworks.client.devserver import dev_server_command
 from tests.encryption import NEW_KEY_ID, OLD_KEY, TEST_ENV, TEST_KEYS, TOKEN
 from tests.ports import free_port
 

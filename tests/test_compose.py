@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from client.devserver import DYNAMIC_CONFIG
+from sagaworks.client.devserver import DYNAMIC_CONFIG
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,7 +37,7 @@ def test_compose_runs_the_query_agents_and_points_the_worker_at_them() -> None:
     worker_env = services["worker"]["environment"]
     for name, port in (("nlp", 8001), ("data", 8002), ("viz", 8003)):
         agent = services[f"{name}-agent"]
-        assert agent["command"][:4] == ["python", "-m", "activities.query.remote", name]
+        assert agent["command"][:4] == ["python", "-m", "sagaworks.activities.query.remote", name]
         assert agent["command"][-1] == str(port) and f":{port}/health" in agent["healthcheck"]["test"][-1]
         assert worker_env[f"{name.upper()}_AGENT_URL"] == f"http://{name}-agent:{port}"
     assert "COPY contracts ./contracts" in (ROOT / "Dockerfile").read_text()
@@ -67,7 +67,7 @@ def test_the_image_carries_the_mcp_servers_of_the_default_config() -> None:
     *builders, final = _build_stages()
     # Debian trixie's nodejs (20.x): the filesystem server's dependencies need node >= 20.
     assert all(stage[0].startswith("FROM python:3.11-slim-trixie") for stage in _build_stages())
-    assert "WORKDIR /app" in final and final[-1] == 'CMD ["python", "-m", "worker"]'
+    assert "WORKDIR /app" in final and final[-1] == 'CMD ["python", "-m", "sagaworks.worker"]'
     runs = [step for step in final if step.startswith("RUN ")]
     # node for the filesystem server; npm only in a build stage.
     assert any("apt-get install" in run and re.search(r"\bnodejs\b", run) and " npm" not in run for run in runs)

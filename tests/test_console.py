@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from client.api import ApiSettings
+from sagaworks.client.api import ApiSettings
 from tests.apiserver import RunningApi, api_server
 from tests.test_ui import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
-from workflows.catalog import SAMPLES
+from sagaworks.workflows.catalog import SAMPLES
 
 TOKEN = "console-" + uuid.uuid4().hex
 

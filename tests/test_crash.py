@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client, WorkflowFailureError
 
-from activities.db import Database
-from activities.orders import invariant_violations
+from sagaworks.activities.db import Database
+from sagaworks.activities.orders import invariant_violations
 from tests.orders import final_status, make_order, start_order, wait_for_status
 from tests.workers import WorkerProcess
 

@@ -10,8 +10,8 @@ from sqlalchemy import select, update
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.db import DONE, UNDONE, Database, apply_once, undo_once
-from activities.orders import (
+from sagaworks.activities.db import DONE, UNDONE, Database, apply_once, undo_once
+from sagaworks.activities.orders import (
     CHARGE,
     REFUND,
     InventoryItem,
@@ -23,7 +23,7 @@ from activities.orders import (
     invariant_violations,
     seed_inventory,
 )
-from contracts.orders import SAMPLE_INVENTORY, ChargeInput, SealStepsInput, UndoInput
+from sagaworks.contracts.orders import SAMPLE_INVENTORY, ChargeInput, SealStepsInput, UndoInput
 from tests.orders import ledger
 
 
@@ -136,7 +136,7 @@ def test_concurrent_charges_of_one_key_apply_once(backend: Database) -> None:
 
 
 def test_a_step_belongs_to_the_run_that_applied_it(backend: Database) -> None:
-    from activities.db import StepOwnedByAnotherRun
+    from sagaworks.activities.db import StepOwnedByAnotherRun
 
     _charge(backend, "order-o1:charge")  # applied by run-1
     with backend.transaction() as session, pytest.raises(StepOwnedByAnotherRun):

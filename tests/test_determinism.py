@@ -20,7 +20,7 @@ from temporalio.worker import Worker
 
 from tests.nondeterministic_workflow import CallsOutside
 from tests.payloads import wait_for_event
-from worker import WORKFLOW_RUNNER_ENV, workflow_runner
+from sagaworks.worker import WORKFLOW_RUNNER_ENV, workflow_runner
 
 WORKFLOWS_DIR = Path(__file__).resolve().parents[1] / "workflows"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from client import devserver
+from sagaworks.client import devserver
 
 
 @pytest.fixture
@@ -51,7 +51,7 @@ def test_the_dev_worker_calls_the_viz_agent_with_the_dev_breaker_profile(monkeyp
     }
     # A threshold the user configured wins over the dev profile.
     assert devserver.viz_agent_worker_env({"SAGAWORKS_BREAKER_VIZ": "5/60"})["SAGAWORKS_BREAKER_VIZ"] == "5/60"
-    from activities.breakers import BreakerConfig, breaker_configs_from_env
+    from sagaworks.activities.breakers import BreakerConfig, breaker_configs_from_env
 
     assert breaker_configs_from_env(devserver.viz_agent_worker_env({}))["viz"] == BreakerConfig(3, 10)
 
@@ -61,7 +61,7 @@ def test_a_viz_agent_whose_port_is_taken_is_reported_and_the_worker_draws_charts
 ) -> None:
     import socket
 
-    from client.cli.services import serve_viz_agent
+    from sagaworks.client.cli.services import serve_viz_agent
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

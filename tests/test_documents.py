@@ -20,10 +20,10 @@ from temporalio.testing import ActivityEnvironment
 from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.worker import Worker
 
-from activities.db import Database
-from activities.documents import DEFAULT_ROOT, DocumentActivities, DocumentSettings
-from activities.llm import FAILED_CALL_ATTEMPTS, ConceptList, LLMProvider, OfflineProvider, parse_concepts
-from contracts.documents import (
+from sagaworks.activities.db import Database
+from sagaworks.activities.documents import DEFAULT_ROOT, DocumentActivities, DocumentSettings
+from sagaworks.activities.llm import FAILED_CALL_ATTEMPTS, ConceptList, LLMProvider, OfflineProvider, parse_concepts
+from sagaworks.contracts.documents import (
     ChunkInput,
     DocumentInput,
     ExtractInput,
@@ -46,10 +46,10 @@ from tests.documents import (
     wait_for_cancel_request,
 )
 from tests.orders import final_status, wait_for_status
-from worker import running_worker
-from workflows.catalog import SAMPLES as SAMPLE_INPUTS
-from workflows.catalog import family
-from workflows.document import SEGMENT_CHUNKS, DocumentPipeline
+from sagaworks.worker import running_worker
+from sagaworks.workflows.catalog import SAMPLES as SAMPLE_INPUTS
+from sagaworks.workflows.catalog import family
+from sagaworks.workflows.document import SEGMENT_CHUNKS, DocumentPipeline
 
 WorkerFactory = Callable[..., AbstractAsyncContextManager[Worker]]
 
@@ -447,13 +447,13 @@ async def test_the_worker_parses_splits_and_runs_yake_in_its_process_pool(
     # work must not hold the worker's GIL).
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-    import activities.llm
+    from sagaworks.activities import llm
 
     def in_the_worker_process(*_args: object) -> None:
         raise AssertionError("CPU-bound document work ran in the worker's own process")
 
     monkeypatch.setenv("SAGAWORKS_LLM_PROVIDER", "offline")
-    monkeypatch.setattr(activities.llm, "_yake_extractor", in_the_worker_process)
+    monkeypatch.setattr(llm, "_yake_extractor", in_the_worker_process)
     monkeypatch.setattr(RecursiveCharacterTextSplitter, "split_text", in_the_worker_process)
     settings = DocumentSettings(roots=(SAMPLES, tmp_path))
     async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, documents=settings):

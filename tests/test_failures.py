@@ -10,9 +10,9 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.common import RetryPolicy
 from temporalio.worker import Worker
 
-from activities.db import Database
+from sagaworks.activities.db import Database
 from tests.orders import make_order, start_order
-from worker import running_worker
+from sagaworks.worker import running_worker
 
 
 @activity.defn
@@ -66,8 +66,8 @@ async def test_a_bug_keeps_its_stack_trace(dev_client: Client, task_queue: str) 
 async def test_a_known_error_from_the_process_pool_carries_no_remote_traceback(
     dev_client: Client, db: Database, task_queue: str
 ) -> None:
-    from contracts.sequential import SequentialInput
-    from workflows.sequential import SequentialWorkflow
+    from sagaworks.contracts.sequential import SequentialInput
+    from sagaworks.workflows.sequential import SequentialWorkflow
 
     async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, cpu_processes=1):
         handle = await dev_client.start_workflow(

@@ -11,9 +11,9 @@ import pytest
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
-from activities.db import Database
-from activities.documents import DocumentSettings
-from activities.llm import FAILED_CALL_ATTEMPTS, INVALID_OUTPUT_ATTEMPTS, RAW_OUTPUT_CHARS, GroqProvider
+from sagaworks.activities.db import Database
+from sagaworks.activities.documents import DocumentSettings
+from sagaworks.activities.llm import FAILED_CALL_ATTEMPTS, INVALID_OUTPUT_ATTEMPTS, RAW_OUTPUT_CHARS, GroqProvider
 from tests.documents import document_row, start_document, version_rows
 from tests.fake_chat_server import (
     FakeChatServer,
@@ -24,7 +24,7 @@ from tests.fake_chat_server import (
     fake_chat_server,
     retry_delay_of,
 )
-from worker import running_worker
+from sagaworks.worker import running_worker
 
 
 @pytest.fixture
@@ -162,7 +162,7 @@ async def test_invalid_output_in_failure_details_is_capped_and_redacted(
 
 
 def test_a_name_no_concept_can_have_is_dropped_not_fatal() -> None:
-    from activities.llm import parse_concepts
+    from sagaworks.activities.llm import parse_concepts
 
     raw = (
         '{"concepts": [{"name": "' + "word" * 60 + '", "kind": "term", "salience": 0.9},'

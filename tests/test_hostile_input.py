@@ -20,13 +20,13 @@ from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
-from activities.db import Database
-from activities.documents import DocumentSettings
-from activities.llm import OfflineProvider
-from activities.orders import invariant_violations
+from sagaworks.activities.db import Database
+from sagaworks.activities.documents import DocumentSettings
+from sagaworks.activities.llm import OfflineProvider
+from sagaworks.activities.orders import invariant_violations
 from tests.documents import document_row, start_document
 from tests.orders import make_order, start_order
-from worker import running_worker
+from sagaworks.worker import running_worker
 
 SAGA = str(Path(sys.executable).parent / "saga")
 

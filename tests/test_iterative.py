@@ -11,13 +11,13 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from activities.db import Database
-from activities.search import quality_of
-from contracts.iterative import IterativeInput
+from sagaworks.activities.db import Database
+from sagaworks.activities.search import quality_of
+from sagaworks.contracts.iterative import IterativeInput
 from tests.corpus import store_documents
 from tests.orders import wait_for_status
-from worker import running_worker
-from workflows.iterative import IterativeSearchWorkflow
+from sagaworks.worker import running_worker
+from sagaworks.workflows.iterative import IterativeSearchWorkflow
 
 
 async def _run(client: Client, task_queue: str, request: IterativeInput):

@@ -18,9 +18,9 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.worker import Worker
 
-from activities.mcp_servers import TOOL_ERROR, load_config, mcp_plugins
-from contracts.mcp import McpCallInput, McpToolOutput
-from workflows.mcp_call import McpToolCall
+from sagaworks.activities.mcp_servers import TOOL_ERROR, load_config, mcp_plugins
+from sagaworks.contracts.mcp import McpCallInput, McpToolOutput
+from sagaworks.workflows.mcp_call import McpToolCall
 
 NODE = shutil.which("node")
 

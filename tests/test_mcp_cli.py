@@ -9,10 +9,10 @@ import uuid
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from client.connection import TASK_QUEUE
-from contracts.support import TicketInput
+from sagaworks.client.connection import TASK_QUEUE
+from sagaworks.contracts.support import TicketInput
 from tests.test_cli import default_queue_worker, saga  # noqa: F401 - fixtures
-from workflows.support import SupportTicket
+from sagaworks.workflows.support import SupportTicket
 
 
 async def test_mcp_list_shows_servers_tools_and_timeouts(saga, default_queue_worker: Worker) -> None:  # noqa: F811
@@ -73,8 +73,8 @@ async def test_demo_runs_an_aggregation_and_opens_two_tickets(
 
     from rich.console import Console
 
-    from client.demo import _run
-    from workflows.catalog import family
+    from sagaworks.client.demo import _run
+    from sagaworks.workflows.catalog import family
 
     monkeypatch.setenv("TEMPORAL_ADDRESS", dev_address)
     console = Console(file=StringIO(), width=300)

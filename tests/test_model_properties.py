@@ -8,9 +8,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from client.connection import DATA_CONVERTER
-from contracts.documents import DocumentInput
-from contracts.orders import ORDER_STEPS, OrderInput
+from sagaworks.client.connection import DATA_CONVERTER
+from sagaworks.contracts.documents import DocumentInput
+from sagaworks.contracts.orders import ORDER_STEPS, OrderInput
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),

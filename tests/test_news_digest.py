@@ -13,16 +13,16 @@ import pytest
 from sqlalchemy import func, select
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 
-from activities.db import Database
-from activities.documents import DocumentSettings
-from activities.news import DigestRow, SeenArticleRow, parse_feed
-from client.schedules import create_schedule, delete_schedule, describe_schedule, trigger_schedule
-from contracts.news_digest import FeedSource, NewsDigestInput, NewsDigestResult
+from sagaworks.activities.db import Database
+from sagaworks.activities.documents import DocumentSettings
+from sagaworks.activities.news import DigestRow, SeenArticleRow, parse_feed
+from sagaworks.client.schedules import create_schedule, delete_schedule, describe_schedule, trigger_schedule
+from sagaworks.contracts.news_digest import FeedSource, NewsDigestInput, NewsDigestResult
 from tests.feed_server import BOMB, feed_server
 from tests.orders import wait_for_status
-from worker import running_worker
-from workflows.catalog import SAMPLES, family
-from workflows.news_digest import NewsDigestWorkflow
+from sagaworks.worker import running_worker
+from sagaworks.workflows.catalog import SAMPLES, family
+from sagaworks.workflows.news_digest import NewsDigestWorkflow
 
 FEEDS = SAMPLES / "feeds"
 NEWS = family("news-digest")

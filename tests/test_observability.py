@@ -40,7 +40,7 @@ async def test_worker_exports_spans_and_prometheus_metrics_when_asked(
 
 
 def test_tracing_is_off_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
-    from client.observability import tracing_plugins
+    from sagaworks.client.observability import tracing_plugins
 
     monkeypatch.delenv("OTEL_TRACES_EXPORTER", raising=False)
     assert tracing_plugins() == []

@@ -20,10 +20,10 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.worker import Worker
 
-from activities.db import Database
-from activities import build_activities
-from activities.orders import OrderActivities, invariant_violations, seed_inventory
-from client.devserver import temporal_binary
+from sagaworks.activities.db import Database
+from sagaworks.activities import build_activities
+from sagaworks.activities.orders import OrderActivities, invariant_violations, seed_inventory
+from sagaworks.client.devserver import temporal_binary
 from tests.orders import (
     activity_names,
     final_status,
@@ -34,11 +34,11 @@ from tests.orders import (
     wait_for_status,
     wait_until_held,
 )
-from worker import running_worker
-from workflows.saga import error_class
-from workflows.order import OrderFulfillmentSaga
-from workflows.catalog import WORKFLOWS
-from contracts.orders import (
+from sagaworks.worker import running_worker
+from sagaworks.workflows.saga import error_class
+from sagaworks.workflows.order import OrderFulfillmentSaga
+from sagaworks.workflows.catalog import WORKFLOWS
+from sagaworks.contracts.orders import (
     ORDER_STEPS,
     ChargeInput,
     FailureInjection,
@@ -49,7 +49,7 @@ from contracts.orders import (
     StepResult,
     order_workflow_id,
 )
-from contracts.common import SagaReport
+from sagaworks.contracts.common import SagaReport
 
 
 async def test_happy_path_completes_every_step(

@@ -9,13 +9,13 @@ import uuid
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 
-from activities.db import Database
-from activities.text_analysis import keywords_of, language_of, sentiment_of, summary_of
-from contracts.parallel_analysis import ParallelAnalysisInput
+from sagaworks.activities.db import Database
+from sagaworks.activities.text_analysis import keywords_of, language_of, sentiment_of, summary_of
+from sagaworks.contracts.parallel_analysis import ParallelAnalysisInput
 from tests.orders import wait_for_status
-from worker import running_worker
-from workflows.catalog import SAMPLES
-from workflows.parallel_analysis import ParallelAnalysisWorkflow
+from sagaworks.worker import running_worker
+from sagaworks.workflows.catalog import SAMPLES
+from sagaworks.workflows.parallel_analysis import ParallelAnalysisWorkflow
 
 SAMPLE = json.loads((SAMPLES / "parallel-analysis/billing-retrospective.json").read_text())["text"]
 

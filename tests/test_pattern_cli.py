@@ -12,14 +12,14 @@ import pytest_asyncio
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.db import Database
-from activities.documents import DocumentSettings
-from client.connection import TASK_QUEUE
+from sagaworks.activities.db import Database
+from sagaworks.activities.documents import DocumentSettings
+from sagaworks.client.connection import TASK_QUEUE
 from tests.test_cli import saga  # noqa: F401 (the fixture)
 from tests.orders import wait_for_status
-from worker import running_worker
-from workflows.catalog import SAMPLES
-from workflows.routing import RoutingWorkflow
+from sagaworks.worker import running_worker
+from sagaworks.workflows.catalog import SAMPLES
+from sagaworks.workflows.routing import RoutingWorkflow
 
 
 @pytest_asyncio.fixture

@@ -11,7 +11,7 @@ from pathlib import Path
 from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import Client
 
-from contracts.plans import STAGES, PlanResult
+from sagaworks.contracts.plans import STAGES, PlanResult
 from tests.plans import make_plan, start_plan
 from tests.workers import WorkerProcess
 

@@ -12,13 +12,13 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 
-from activities.db import Database
-from activities.llm import INVALID_OUTPUT_ATTEMPTS
-from activities.plans.store import OutputStore
-from contracts.plans import PlanResult
+from sagaworks.activities.db import Database
+from sagaworks.activities.llm import INVALID_OUTPUT_ATTEMPTS
+from sagaworks.activities.plans.store import OutputStore
+from sagaworks.contracts.plans import PlanResult
 from tests.fake_chat_server import FakeChatServer, Reply, completion, fake_chat_server
 from tests.plans import SEMANTIC_ANSWER, llm_plan_settings, make_plan, plan_settings, plan_worker, start_plan
-from workflows.policies import llm_task_queue
+from sagaworks.workflows.policies import llm_task_queue
 
 MODEL = "groq:test-model"
 

@@ -9,10 +9,10 @@ import pytest
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
-from activities.errors import ErrorClass
-from activities.db import Database
-from activities.plans.registry import DEFAULT_RISKS, load_registry
-from contracts.plans import MITIGATION_OPTIONS, MITIGATION_STRATEGIES, StageOptions
+from sagaworks.activities.errors import ErrorClass
+from sagaworks.activities.db import Database
+from sagaworks.activities.plans.registry import DEFAULT_RISKS, load_registry
+from sagaworks.contracts.plans import MITIGATION_OPTIONS, MITIGATION_STRATEGIES, StageOptions
 from tests.plans import failure_of, make_plan, plan_settings, plan_worker, run_plan
 
 SEED = {

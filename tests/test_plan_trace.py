@@ -15,16 +15,16 @@ import pytest
 import pytest_asyncio
 from temporalio.client import Client
 
-from activities.breakers import BreakerConfig
-from activities.db import Database
-from client.postmortem import (
+from sagaworks.activities.breakers import BreakerConfig
+from sagaworks.activities.db import Database
+from sagaworks.client.postmortem import (
     RestartRefused,
     postmortem,
     restart_from_stage,
     risk_markdown,
     run_report,
 )
-from contracts.plans import STAGES, PlanResult
+from sagaworks.contracts.plans import STAGES, PlanResult
 from tests.plans import failure_of, make_plan, plan_settings, plan_worker, run_plan
 
 

@@ -12,14 +12,14 @@ import pytest_asyncio
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError, CancelledError
 
-from activities.breakers import BreakerConfig, Breakers
-from activities.db import Database
-from activities.errors import ErrorClass, error
-from activities.query.activities import QuerySettings, jittered_delay
-from contracts.query import QueryStatus
+from sagaworks.activities.breakers import BreakerConfig, Breakers
+from sagaworks.activities.db import Database
+from sagaworks.activities.errors import ErrorClass, error
+from sagaworks.activities.query.activities import QuerySettings, jittered_delay
+from sagaworks.contracts.query import QueryStatus
 from tests.queries import dead_url, failure_chain, start_query, wait_for_status
-from worker import running_worker
-from workflows.catalog import family
+from sagaworks.worker import running_worker
+from sagaworks.workflows.catalog import family
 
 
 @pytest_asyncio.fixture
@@ -171,7 +171,7 @@ def test_recorded_query_histories_cover_completed_degraded_and_cancelled() -> No
 
 
 async def test_metrics_come_from_the_histories(dev_client: Client, db: Database, task_queue: str) -> None:
-    from client.query_metrics import query_metrics
+    from sagaworks.client.query_metrics import query_metrics
 
     async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, query=QuerySettings()):
         ids = []

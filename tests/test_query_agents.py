@@ -9,11 +9,11 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from temporalio.exceptions import ApplicationError
 
-from activities.errors import ErrorClass
-from activities.query.agents import DataAgent
-from activities.query.dataset import SAMPLE_TABLES, DataSource
-from activities.query.remote import AgentClient, agent_app
-from contracts.query import AgentReply, DataInput, DataResult, QueryPlan
+from sagaworks.activities.errors import ErrorClass
+from sagaworks.activities.query.agents import DataAgent
+from sagaworks.activities.query.dataset import SAMPLE_TABLES, DataSource
+from sagaworks.activities.query.remote import AgentClient, agent_app
+from sagaworks.contracts.query import AgentReply, DataInput, DataResult, QueryPlan
 
 
 @pytest.fixture

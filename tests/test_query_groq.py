@@ -9,14 +9,14 @@ from collections.abc import Iterator
 import pytest
 from temporalio.client import Client
 
-from activities.db import Database
-from activities.llm import INVALID_OUTPUT_ATTEMPTS
-from activities.query.activities import QuerySettings
-from activities.query.agents import GroqPlanner
-from contracts.query import QueryResult
+from sagaworks.activities.db import Database
+from sagaworks.activities.llm import INVALID_OUTPUT_ATTEMPTS
+from sagaworks.activities.query.activities import QuerySettings
+from sagaworks.activities.query.agents import GroqPlanner
+from sagaworks.contracts.query import QueryResult
 from tests.fake_chat_server import FakeChatServer, Reply, api_error, completion, fake_chat_server
 from tests.queries import start_query
-from worker import running_worker
+from sagaworks.worker import running_worker
 
 PLAN = {
     "table": "cars",

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from temporalio.exceptions import ApplicationError
 
-from activities.errors import ErrorClass
-from activities.query.agents import DataAgent, OfflinePlanner
-from activities.query.dataset import SAMPLE_TABLES, DataSource
-from contracts.query import DataInput, Schema
+from sagaworks.activities.errors import ErrorClass
+from sagaworks.activities.query.agents import DataAgent, OfflinePlanner
+from sagaworks.activities.query.dataset import SAMPLE_TABLES, DataSource
+from sagaworks.contracts.query import DataInput, Schema
 
 Y = "CAST(strftime('%Y', date) AS INTEGER)"
 M = "CAST(strftime('%m', date) AS INTEGER)"
@@ -173,7 +173,7 @@ def test_the_same_plans_on_every_backend(
 
 def test_your_own_tables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """QUERY_DATABASE_URL + QUERY_TABLES: introspected columns, only the listed tables."""
-    from activities.query.dataset import data_source_from_env
+    from sagaworks.activities.query.dataset import data_source_from_env
 
     path = tmp_path / "shop.db"
     with sqlite3.connect(path) as conn:

@@ -22,8 +22,8 @@ import httpx
 import pytest
 from temporalio.client import Client
 
-from activities.breakers import breaker_statuses
-from activities.db import Database
+from sagaworks.activities.breakers import breaker_statuses
+from sagaworks.activities.db import Database
 from tests.queries import start_query
 from tests.workers import WorkerProcess
 
@@ -46,7 +46,7 @@ class AgentProcess:
     def start(self) -> None:
         out = open(self.log, "ab")  # noqa: SIM115 - the child owns it
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "activities.query.remote", self.agent, "--port", str(self.port)],
+            [sys.executable, "-m", "sagaworks.activities.query.remote", self.agent, "--port", str(self.port)],
             env={**os.environ, **self.env},
             stdout=out,
             stderr=out,
@@ -159,12 +159,12 @@ async def test_demo_degrades_to_a_table_with_the_viz_breaker_open_and_dev_down_s
 
     from rich.console import Console
 
-    from activities.query.activities import QuerySettings
-    from client import devserver
-    from client.connection import TASK_QUEUE
-    from client.demo import _outage
-    from worker import running_worker
-    from workflows.catalog import family
+    from sagaworks.activities.query.activities import QuerySettings
+    from sagaworks.client import devserver
+    from sagaworks.client.connection import TASK_QUEUE
+    from sagaworks.client.demo import _outage
+    from sagaworks.worker import running_worker
+    from sagaworks.workflows.catalog import family
 
     monkeypatch.setattr(devserver, "STATE_DIR", tmp_path)
     monkeypatch.setenv("SAGAWORKS_VIZ_AGENT_PORT", str(_free_port()))

@@ -10,11 +10,11 @@ import pytest
 from sqlalchemy import create_engine, text
 from temporalio.exceptions import ApplicationError
 
-from activities.errors import ErrorClass
-from activities.query.agents import DataAgent, OfflinePlanner
-from activities.query.dataset import SAMPLE_TABLES, DataSource
-from activities.query.sql import ReadOnlyRunner
-from contracts.query import MAX_ROWS, DataInput, QueryPlan
+from sagaworks.activities.errors import ErrorClass
+from sagaworks.activities.query.agents import DataAgent, OfflinePlanner
+from sagaworks.activities.query.dataset import SAMPLE_TABLES, DataSource
+from sagaworks.activities.query.sql import ReadOnlyRunner
+from sagaworks.contracts.query import MAX_ROWS, DataInput, QueryPlan
 
 REFUSED: list[tuple[str, str]] = [
     ("DROP TABLE cars", "only SELECT"),

@@ -10,9 +10,9 @@ import pytest
 from temporalio.worker import UnsandboxedWorkflowRunner
 from temporalio.workflow import NondeterminismError
 
-from client.codec import ENCODING, KEYS_ENV
-from client.connection import data_converter
-from client.replay import history_files, load_history, replay
+from sagaworks.client.codec import ENCODING, KEYS_ENV
+from sagaworks.client.connection import data_converter
+from sagaworks.client.replay import history_files, load_history, replay
 from tests.encryption import NEW_KEY_ID, OLD_KEY, OLD_KEY_ID, TEST_ENV
 from tests.drifted_order import DriftedOrderSaga
 from tests.record_histories import ENCRYPTED

@@ -20,26 +20,26 @@ import pytest
 from pydantic import ValidationError
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
-from activities.db import Database
-from activities.documents import DocumentSettings
-from activities.errors import ErrorClass, error
-from activities.llm import ConceptList, OfflineProvider
-from activities.query.activities import QuerySettings
-from client.api import ApiSettings
-from client.postmortem import RestartRefused, restart_from_stage
-from client.runs import start_run
-from contracts.blog import BlogInput, BlogResult
-from client.trace import trace_run
-from contracts.documents import DocumentResult, DocumentResume
-from contracts.news_digest import FeedSource, NewsDigestInput, NewsDigestResult
-from contracts.query import QueryResult
+from sagaworks.activities.db import Database
+from sagaworks.activities.documents import DocumentSettings
+from sagaworks.activities.errors import ErrorClass, error
+from sagaworks.activities.llm import ConceptList, OfflineProvider
+from sagaworks.activities.query.activities import QuerySettings
+from sagaworks.client.api import ApiSettings
+from sagaworks.client.postmortem import RestartRefused, restart_from_stage
+from sagaworks.client.runs import start_run
+from sagaworks.contracts.blog import BlogInput, BlogResult
+from sagaworks.client.trace import trace_run
+from sagaworks.contracts.documents import DocumentResult, DocumentResume
+from sagaworks.contracts.news_digest import FeedSource, NewsDigestInput, NewsDigestResult
+from sagaworks.contracts.query import QueryResult
 from tests.apiserver import api_server
 from tests.corpus import store_documents
 from tests.documents import SAMPLES as DOCUMENTS
 from tests.documents import start_document, version_rows
 from tests.queries import start_query
-from worker import running_worker
-from workflows.catalog import SAMPLES, family
+from sagaworks.worker import running_worker
+from sagaworks.workflows.catalog import SAMPLES, family
 
 TOPIC = "Retries, idempotency and replay in durable workflows"
 

@@ -13,15 +13,15 @@ from sqlalchemy import select
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from activities.db import Database
-from activities.routing import RoutedRequestRow
-from client.approvals import DecisionRefused, decide
-from client.devserver import temporal_binary
-from contracts.routing import RoutingInput, RoutingResult
+from sagaworks.activities.db import Database
+from sagaworks.activities.routing import RoutedRequestRow
+from sagaworks.client.approvals import DecisionRefused, decide
+from sagaworks.client.devserver import temporal_binary
+from sagaworks.contracts.routing import RoutingInput, RoutingResult
 from tests.orders import wait_for_status
-from worker import running_worker
-from workflows.catalog import family
-from workflows.routing import RoutingWorkflow
+from sagaworks.worker import running_worker
+from sagaworks.workflows.catalog import family
+from sagaworks.workflows.routing import RoutingWorkflow
 
 ROUTING = family("routing")
 

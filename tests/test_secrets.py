@@ -22,17 +22,17 @@ from sqlalchemy.engine import make_url
 from temporalio.api.common.v1 import Payload
 from temporalio.client import Client, WorkflowHistory
 
-from activities.db import Database
-from activities.documents import DocumentSettings
-from client.codec import ENCODING, KEYS_ENV, EncryptionCodec, parse_keys
-from client.codec_server import TOKEN_ENV
-from client.replay import load_history
+from sagaworks.activities.db import Database
+from sagaworks.activities.documents import DocumentSettings
+from sagaworks.client.codec import ENCODING, KEYS_ENV, EncryptionCodec, parse_keys
+from sagaworks.client.codec_server import TOKEN_ENV
+from sagaworks.client.replay import load_history
 from tests.encryption import TEST_KEYS
 from tests.documents import start_document
 from tests.fake_chat_server import concepts_reply, fake_chat_server
 from tests.orders import make_order, start_order
 from tests.payloads import history_payloads, nested
-from worker import running_worker
+from sagaworks.worker import running_worker
 
 HISTORIES = Path(__file__).parent / "histories"
 

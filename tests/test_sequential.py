@@ -10,12 +10,12 @@ import pytest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from activities.db import Database
-from contracts.sequential import SEQUENTIAL_STEPS, SequentialInput
+from sagaworks.activities.db import Database
+from sagaworks.contracts.sequential import SEQUENTIAL_STEPS, SequentialInput
 from tests.orders import wait_for_status
-from worker import running_worker
-from workflows.catalog import SAMPLES
-from workflows.sequential import SequentialWorkflow
+from sagaworks.worker import running_worker
+from sagaworks.workflows.catalog import SAMPLES
+from sagaworks.workflows.sequential import SequentialWorkflow
 
 SAMPLE = json.loads((SAMPLES / "sequential/billing-retrospective.json").read_text())["text"]
 

@@ -8,14 +8,14 @@ import uuid
 
 from temporalio.client import Client
 
-from activities.db import Database
-from client.stats import activity_calls, activity_stats
-from client.replay import load_history
-from contracts.parallel_analysis import ParallelAnalysisInput
+from sagaworks.activities.db import Database
+from sagaworks.client.stats import activity_calls, activity_stats
+from sagaworks.client.replay import load_history
+from sagaworks.contracts.parallel_analysis import ParallelAnalysisInput
 from tests.test_replay import HISTORIES
-from worker import running_worker
-from workflows.catalog import SAMPLES, family
-from workflows.parallel_analysis import ParallelAnalysisWorkflow
+from sagaworks.worker import running_worker
+from sagaworks.workflows.catalog import SAMPLES, family
+from sagaworks.workflows.parallel_analysis import ParallelAnalysisWorkflow
 
 TEXT = json.loads((SAMPLES / "parallel-analysis/billing-retrospective.json").read_text())["text"]
 

@@ -19,15 +19,15 @@ from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.llm import INVALID_OUTPUT_ATTEMPTS, GroqSettings
-from activities.mcp_servers import mcp_plugins
-from activities.mcp_support import notify_escalation
-from activities.support_classifier import TicketClassifier
-from client.connection import DATA_CONVERTER
-from client.devserver import register_search_attributes, temporal_binary
-from client.tickets import ticket_query
-from client.devserver import test_server_binary as time_skipping_binary  # not a test: pytest collects test_*
-from contracts.support import (
+from sagaworks.activities.llm import INVALID_OUTPUT_ATTEMPTS, GroqSettings
+from sagaworks.activities.mcp_servers import mcp_plugins
+from sagaworks.activities.mcp_support import notify_escalation
+from sagaworks.activities.support_classifier import TicketClassifier
+from sagaworks.client.connection import DATA_CONVERTER
+from sagaworks.client.devserver import register_search_attributes, temporal_binary
+from sagaworks.client.tickets import ticket_query
+from sagaworks.client.devserver import test_server_binary as time_skipping_binary  # not a test: pytest collects test_*
+from sagaworks.contracts.support import (
     AssignRequest,
     Comment,
     ReopenRequest,
@@ -37,8 +37,8 @@ from contracts.support import (
     classify,
 )
 from tests.fake_chat_server import FakeChatServer, Reply, api_error, completion, fake_chat_server, retry_delay_of
-from workflows.policies import llm_task_queue
-from workflows.support import SupportTicket
+from sagaworks.workflows.policies import llm_task_queue
+from sagaworks.workflows.support import SupportTicket
 
 NODE = shutil.which("node")
 
@@ -240,8 +240,8 @@ def test_escalation_notice_goes_to_the_webhook_and_a_refusal_is_final(monkeypatc
     from temporalio.exceptions import ApplicationError as AppError
     from temporalio.testing import ActivityEnvironment
 
-    from activities.mcp_support import WEBHOOK_ENV
-    from contracts.support import EscalationNotice
+    from sagaworks.activities.mcp_support import WEBHOOK_ENV
+    from sagaworks.contracts.support import EscalationNotice
 
     received: list[dict[str, Any]] = []
 

@@ -12,11 +12,11 @@ import pytest_asyncio
 from temporalio.client import WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
-from activities.db import Database
-from client.devserver import start_embedded
+from sagaworks.activities.db import Database
+from sagaworks.client.devserver import start_embedded
 from tests.orders import make_order, start_order
 from tests.ports import free_port
-from worker import running_worker
+from sagaworks.worker import running_worker
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).parent / "artifacts"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from client.connection import connect
-from client.devserver import dev_server_command, wait_until_serving
+from sagaworks.client.connection import connect
+from sagaworks.client.devserver import dev_server_command, wait_until_serving
 from tests.ports import free_port
 from tests.orders import make_order, start_order
 from tests.workers import WorkerProcess

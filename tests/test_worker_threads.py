@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from temporalio.client import Client
 
-from activities.db import Database
-from worker import running_worker
+from sagaworks.activities.db import Database
+from sagaworks.worker import running_worker
 
 
 async def test_the_pool_has_a_thread_for_every_activity_the_worker_accepts(

@@ -15,7 +15,7 @@ class WorkerProcess:
     def __init__(
         self, address: str, task_queue: str, database_url: str, log_file: Path, **env: str
     ) -> None:
-        self.command = [sys.executable, "-m", "worker", "--address", address, "--task-queue", task_queue]
+        self.command = [sys.executable, "-m", "sagaworks.worker", "--address", address, "--task-queue", task_queue]
         self.env = {**os.environ, "DATABASE_URL": database_url, "SAGAWORKS_LOG_LEVEL": "INFO", **env}
         self.log_file = log_file
         self.process: subprocess.Popen[bytes] | None = None

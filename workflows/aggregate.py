@@ -15,10 +15,10 @@ from typing import Any
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from workflows.common import Pausable
+from sagaworks.workflows.common import Pausable
 
 with workflow.unsafe.imports_passed_through():
-    from contracts.aggregate import (
+    from sagaworks.contracts.aggregate import (
         AggregateInput,
         AggregateResult,
         AggregateStatus,
@@ -26,8 +26,8 @@ with workflow.unsafe.imports_passed_through():
         SourceReport,
         plan_sources,
     )
-    from workflows.mcp import McpTools
-    from workflows.policies import MCP_BUDGETS, mcp_call
+    from sagaworks.workflows.mcp import McpTools
+    from sagaworks.workflows.policies import MCP_BUDGETS, mcp_call
 
 ATTEMPTS = 2
 """Each item is tried twice: one retry for a transient fault, within the answer's patience."""

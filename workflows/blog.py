@@ -12,12 +12,12 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.search import SearchActivities
-    from activities.writing import WritingActivities
-    from contracts.blog import BlogInput, BlogResult, BlogResume, BlogStatus, Citation, WritingInput
-    from contracts.search import SearchInput
-    from workflows import policies
-    from workflows.common import Pausable
+    from sagaworks.activities.search import SearchActivities
+    from sagaworks.activities.writing import WritingActivities
+    from sagaworks.contracts.blog import BlogInput, BlogResult, BlogResume, BlogStatus, Citation, WritingInput
+    from sagaworks.contracts.search import SearchInput
+    from sagaworks.workflows import policies
+    from sagaworks.workflows.common import Pausable
 
 STEPS = ("research", "outline", "draft", "review")
 

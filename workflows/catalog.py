@@ -17,35 +17,35 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ValidationError
 from temporalio.common import WorkflowIDReusePolicy
 
-from contracts.common import StageResume, text_key
-from contracts.aggregate import AggregateInput
-from contracts.documents import BatchInput, DocumentInput, DocumentResume, document_id_for, document_workflow_id
-from contracts.mcp import McpCallInput
-from contracts.orders import OrderInput, order_workflow_id
-from contracts.plans import STAGES as PLAN_STAGES
-from contracts.plans import PlanInput, ResumePoint, plan_workflow_id
-from contracts.query import QueryInput, QueryResume, query_workflow_id
-from contracts.support import TicketInput
-from workflows.aggregate import Aggregation
-from workflows.document import DocumentPipeline, ExtractChunksWorkflow
-from workflows.document_batch import DocumentBatch
-from workflows.mcp_call import McpListTools, McpToolCall
-from workflows.order import OrderFulfillmentSaga
-from contracts.parallel_analysis import ParallelAnalysisInput
-from contracts.blog import BlogInput, BlogResume
-from contracts.iterative import IterativeInput
-from contracts.news_digest import NewsDigestInput, NewsDigestResume
-from contracts.routing import RoutingInput, routing_workflow_id
-from contracts.sequential import SequentialInput
-from workflows.parallel_analysis import ParallelAnalysisWorkflow
-from workflows.blog import BlogWorkflow
-from workflows.iterative import IterativeSearchWorkflow
-from workflows.news_digest import NewsDigestWorkflow
-from workflows.routing import RoutingWorkflow
-from workflows.sequential import SequentialWorkflow
-from workflows.plan import PlanAnalysisWorkflow
-from workflows.query import QueryWorkflow
-from workflows.support import SupportTicket
+from sagaworks.contracts.common import StageResume, text_key
+from sagaworks.contracts.aggregate import AggregateInput
+from sagaworks.contracts.documents import BatchInput, DocumentInput, DocumentResume, document_id_for, document_workflow_id
+from sagaworks.contracts.mcp import McpCallInput
+from sagaworks.contracts.orders import OrderInput, order_workflow_id
+from sagaworks.contracts.plans import STAGES as PLAN_STAGES
+from sagaworks.contracts.plans import PlanInput, ResumePoint, plan_workflow_id
+from sagaworks.contracts.query import QueryInput, QueryResume, query_workflow_id
+from sagaworks.contracts.support import TicketInput
+from sagaworks.workflows.aggregate import Aggregation
+from sagaworks.workflows.document import DocumentPipeline, ExtractChunksWorkflow
+from sagaworks.workflows.document_batch import DocumentBatch
+from sagaworks.workflows.mcp_call import McpListTools, McpToolCall
+from sagaworks.workflows.order import OrderFulfillmentSaga
+from sagaworks.contracts.parallel_analysis import ParallelAnalysisInput
+from sagaworks.contracts.blog import BlogInput, BlogResume
+from sagaworks.contracts.iterative import IterativeInput
+from sagaworks.contracts.news_digest import NewsDigestInput, NewsDigestResume
+from sagaworks.contracts.routing import RoutingInput, routing_workflow_id
+from sagaworks.contracts.sequential import SequentialInput
+from sagaworks.workflows.parallel_analysis import ParallelAnalysisWorkflow
+from sagaworks.workflows.blog import BlogWorkflow
+from sagaworks.workflows.iterative import IterativeSearchWorkflow
+from sagaworks.workflows.news_digest import NewsDigestWorkflow
+from sagaworks.workflows.routing import RoutingWorkflow
+from sagaworks.workflows.sequential import SequentialWorkflow
+from sagaworks.workflows.plan import PlanAnalysisWorkflow
+from sagaworks.workflows.query import QueryWorkflow
+from sagaworks.workflows.support import SupportTicket
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 """Where every family's sample inputs live."""

@@ -24,12 +24,12 @@ from temporalio.workflow import ActivityCancellationType, ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     import pydantic
 
-    from activities.documents import DocumentActivities
-    from activities.errors import ErrorClass, is_invalid_input
-    from workflows import policies
-    from workflows.common import Pausable
-    from workflows.concurrency import run_to_completion, run_windowed
-    from contracts.documents import (
+    from sagaworks.activities.documents import DocumentActivities
+    from sagaworks.activities.errors import ErrorClass, is_invalid_input
+    from sagaworks.workflows import policies
+    from sagaworks.workflows.common import Pausable
+    from sagaworks.workflows.concurrency import run_to_completion, run_windowed
+    from sagaworks.contracts.documents import (
         ChunkInput,
         DiscardInput,
         DocumentInput,
@@ -49,7 +49,7 @@ with workflow.unsafe.imports_passed_through():
         document_id_for,
         document_workflow_id,
     )
-    from workflows.saga import Saga, error_class, reported_error
+    from sagaworks.workflows.saga import Saga, error_class, reported_error
 
 SEGMENT_CHUNKS = 100
 """Chunks one workflow extracts itself; larger documents are split among children."""

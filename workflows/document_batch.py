@@ -11,13 +11,13 @@ from temporalio.workflow import ContinueAsNewError, ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     import pydantic
 
-    from activities.documents import DocumentActivities
-    from activities.errors import ErrorClass
-    from workflows import policies
-    from workflows.common import Pausable
-    from workflows.concurrency import run_windowed
-    from workflows.document import DocumentPipeline
-    from contracts.documents import (
+    from sagaworks.activities.documents import DocumentActivities
+    from sagaworks.activities.errors import ErrorClass
+    from sagaworks.workflows import policies
+    from sagaworks.workflows.common import Pausable
+    from sagaworks.workflows.concurrency import run_windowed
+    from sagaworks.workflows.document import DocumentPipeline
+    from sagaworks.contracts.documents import (
         BatchInput,
         BatchResult,
         BatchStatus,
@@ -26,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
         document_id_for,
         document_workflow_id,
     )
-    from workflows.saga import error_class, reported_error
+    from sagaworks.workflows.saga import error_class, reported_error
 
 
 @workflow.defn(failure_exception_types=[pydantic.ValidationError])

@@ -15,9 +15,9 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from contracts.fallback import BranchOutcome
-    from workflows.policies import ActivityOptions
-    from workflows.saga import reported_error
+    from sagaworks.contracts.fallback import BranchOutcome
+    from sagaworks.workflows.policies import ActivityOptions
+    from sagaworks.workflows.saga import reported_error
 
 T = TypeVar("T")
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.search import SearchActivities
-    from contracts.iterative import Best, IterativeInput, IterativeResult, IterativeStatus, Round
-    from contracts.search import EvaluateInput, RefineInput, SearchInput
-    from workflows import policies
-    from workflows.common import Pausable
+    from sagaworks.activities.search import SearchActivities
+    from sagaworks.contracts.iterative import Best, IterativeInput, IterativeResult, IterativeStatus, Round
+    from sagaworks.contracts.search import EvaluateInput, RefineInput, SearchInput
+    from sagaworks.workflows import policies
+    from sagaworks.workflows.common import Pausable
 
 
 @workflow.defn

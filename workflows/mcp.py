@@ -26,9 +26,9 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     import jsonschema
 
-    from activities.errors import validation_error
-    from contracts.mcp import McpToolOutput
-    from workflows.policies import MCP_LIST, ActivityOptions
+    from sagaworks.activities.errors import validation_error
+    from sagaworks.contracts.mcp import McpToolOutput
+    from sagaworks.workflows.policies import MCP_LIST, ActivityOptions
 
 Tool = dict[str, Any]
 """An MCP ``Tool`` as the plugin's list-tools activity returns it (``name``, ``description``,

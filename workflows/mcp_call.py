@@ -8,10 +8,10 @@ from typing import Any
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
-from workflows.common import Pausable
+from sagaworks.workflows.common import Pausable
 
 with workflow.unsafe.imports_passed_through():
-    from contracts.mcp import (
+    from sagaworks.contracts.mcp import (
         McpCallInput,
         McpCallStatus,
         McpListInput,
@@ -19,9 +19,9 @@ with workflow.unsafe.imports_passed_through():
         McpToolInfo,
         McpToolOutput,
     )
-    from workflows.aggregate import failure_text
-    from workflows.mcp import McpTools
-    from workflows.policies import mcp_call
+    from sagaworks.workflows.aggregate import failure_text
+    from sagaworks.workflows.mcp import McpTools
+    from sagaworks.workflows.policies import mcp_call
 
 
 @workflow.defn

@@ -17,9 +17,9 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.news import NewsActivities
-    from contracts.fallback import BranchOutcome
-    from contracts.news_digest import (
+    from sagaworks.activities.news import NewsActivities
+    from sagaworks.contracts.fallback import BranchOutcome
+    from sagaworks.contracts.news_digest import (
         FeedSource,
         NewsDigestInput,
         NewsDigestResult,
@@ -31,9 +31,9 @@ with workflow.unsafe.imports_passed_through():
         StoreDigestInput,
         SummariseInput,
     )
-    from workflows import policies
-    from workflows.common import Pausable
-    from workflows.fallback import with_fallback
+    from sagaworks.workflows import policies
+    from sagaworks.workflows.common import Pausable
+    from sagaworks.workflows.fallback import with_fallback
 
 STEPS = ("fetch", "select", "summarise", "newsletter", "store")
 

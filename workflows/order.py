@@ -12,10 +12,10 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError,
 with workflow.unsafe.imports_passed_through():
     import pydantic
 
-    from activities.errors import ErrorClass
-    from activities.orders import OrderActivities
-    from workflows import policies
-    from contracts.orders import (
+    from sagaworks.activities.errors import ErrorClass
+    from sagaworks.activities.orders import OrderActivities
+    from sagaworks.workflows import policies
+    from sagaworks.contracts.orders import (
         ORDER_STEPS,
         AccountInput,
         ChargeInput,
@@ -34,9 +34,9 @@ with workflow.unsafe.imports_passed_through():
         UndoInput,
         order_workflow_id,
     )
-    from workflows.common import Pausable
-    from workflows.concurrency import run_to_completion
-    from workflows.saga import Saga
+    from sagaworks.workflows.common import Pausable
+    from sagaworks.workflows.concurrency import run_to_completion
+    from sagaworks.workflows.saga import Saga
 
 
 CHECK_ITEMS_PATCH = "check-items-before-any-step"

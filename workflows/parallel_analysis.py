@@ -15,7 +15,7 @@ import asyncio
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.text_analysis import (
+    from sagaworks.activities.text_analysis import (
         analyse_sentiment,
         detect_language,
         extract_keywords,
@@ -23,13 +23,13 @@ with workflow.unsafe.imports_passed_through():
         lead_summary,
         summarise_text,
     )
-    from activities.llm_analysis import ChatAnalysisActivities
-    from contracts.parallel_analysis import ParallelAnalysisInput, ParallelAnalysisResult, ParallelAnalysisStatus
-    from contracts.text import AnalysisPart, TextInput
-    from workflows import policies
-    from workflows.common import Pausable
-    from workflows.cpu import current_cpu_queue
-    from workflows.fallback import with_fallback
+    from sagaworks.activities.llm_analysis import ChatAnalysisActivities
+    from sagaworks.contracts.parallel_analysis import ParallelAnalysisInput, ParallelAnalysisResult, ParallelAnalysisStatus
+    from sagaworks.contracts.text import AnalysisPart, TextInput
+    from sagaworks.workflows import policies
+    from sagaworks.workflows.common import Pausable
+    from sagaworks.workflows.cpu import current_cpu_queue
+    from sagaworks.workflows.fallback import with_fallback
 
 BRANCHES = {
     "sentiment": (analyse_sentiment, None),

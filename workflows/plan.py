@@ -28,7 +28,7 @@ from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 with workflow.unsafe.imports_passed_through():
     import pydantic
 
-    from contracts.plans import (
+    from sagaworks.contracts.plans import (
         ALERT_LEVELS,
         ALERT_SEARCH_ATTRIBUTE,
         MITIGATION_OPTIONS,
@@ -52,8 +52,8 @@ with workflow.unsafe.imports_passed_through():
         StageOutcome,
         stage_summary,
     )
-    from workflows import policies
-    from workflows.common import Pausable
+    from sagaworks.workflows import policies
+    from sagaworks.workflows.common import Pausable
 
 ALERT_LEVEL_KEY = SearchAttributeKey.for_keyword(ALERT_SEARCH_ATTRIBUTE)
 SEVERITY_ALERT: dict[str, AlertLevel] = {"LOW": "INFO", "MEDIUM": "WARNING", "HIGH": "ERROR", "CRITICAL": "CRITICAL"}

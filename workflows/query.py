@@ -16,8 +16,8 @@ from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_
 with workflow.unsafe.imports_passed_through():
     import pydantic
 
-    from activities.errors import ErrorClass, QueryErrorClass
-    from contracts.query import (
+    from sagaworks.activities.errors import ErrorClass, QueryErrorClass
+    from sagaworks.contracts.query import (
         AGENTS,
         AgentHealth,
         AgentName,
@@ -35,8 +35,8 @@ with workflow.unsafe.imports_passed_through():
         VizInput,
         VizResult,
     )
-    from workflows import policies
-    from workflows.common import Pausable
+    from sagaworks.workflows import policies
+    from sagaworks.workflows.common import Pausable
 
 STEPS = ("health", "nlp", "data", "viz")
 ResultT = TypeVar("ResultT")

@@ -17,8 +17,8 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.routing import RoutingActivities
-    from contracts.routing import (
+    from sagaworks.activities.routing import RoutingActivities
+    from sagaworks.contracts.routing import (
         Approval,
         ApprovalAnswer,
         ApprovalDecision,
@@ -30,8 +30,8 @@ with workflow.unsafe.imports_passed_through():
         RoutingResult,
         RoutingStatus,
     )
-    from workflows import policies
-    from workflows.common import Pausable
+    from sagaworks.workflows import policies
+    from sagaworks.workflows.common import Pausable
 
 HANDLERS = {
     "admin": RoutingActivities.handle_admin,

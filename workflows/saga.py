@@ -32,9 +32,9 @@ from temporalio.exceptions import (
     is_cancelled_exception,
 )
 
-from contracts.common import CompensationRecord, SagaReport
-from workflows import policies
-from workflows.concurrency import run_to_completion
+from sagaworks.contracts.common import CompensationRecord, SagaReport
+from sagaworks.workflows import policies
+from sagaworks.workflows.concurrency import run_to_completion
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from typing import TypeVar
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.sequential import analyse_text, ingest_text, process_text, render_report
-    from contracts.sequential import (
+    from sagaworks.activities.sequential import analyse_text, ingest_text, process_text, render_report
+    from sagaworks.contracts.sequential import (
         SEQUENTIAL_STEPS,
         ReportInput,
         SequentialInput,
@@ -24,9 +24,9 @@ with workflow.unsafe.imports_passed_through():
         SequentialStep,
         StepTiming,
     )
-    from workflows import policies
-    from workflows.common import Pausable
-    from workflows.cpu import current_cpu_queue
+    from sagaworks.workflows import policies
+    from sagaworks.workflows.common import Pausable
+    from sagaworks.workflows.cpu import current_cpu_queue
 
 T = TypeVar("T")
 

@@ -27,12 +27,12 @@ from datetime import timedelta
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from workflows.common import Pausable
+from sagaworks.workflows.common import Pausable
 
 with workflow.unsafe.imports_passed_through():
-    from activities.mcp_support import notify_escalation
-    from activities.support_classifier import TicketClassifier
-    from contracts.support import (
+    from sagaworks.activities.mcp_support import notify_escalation
+    from sagaworks.activities.support_classifier import TicketClassifier
+    from sagaworks.contracts.support import (
         REOPEN_WINDOW,
         TICKET_ASSIGNEE,
         TICKET_PRIORITY,
@@ -54,9 +54,9 @@ with workflow.unsafe.imports_passed_through():
         raised,
         task_priority,
     )
-    from workflows.aggregate import failure_text
-    from workflows.mcp import McpTools
-    from workflows.policies import LLM_PASS, MCP_BUDGETS, NOTIFY, llm_task_queue, mcp_call
+    from sagaworks.workflows.aggregate import failure_text
+    from sagaworks.workflows.mcp import McpTools
+    from sagaworks.workflows.policies import LLM_PASS, MCP_BUDGETS, NOTIFY, llm_task_queue, mcp_call
 
 CLASSIFY_PATCH = "ticket-classify-activity"
 """Runs since this patch classify through the ``classify_ticket`` activity (LLM or rules);

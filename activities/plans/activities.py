@@ -21,15 +21,15 @@ from typing import Any
 import structlog
 from temporalio import activity
 
-from activities.breakers import BreakerConfig, Breakers
-from activities.db import Database
-from activities.errors import ErrorClass, error, validation_error
-from activities.liveness import keep_alive
-from activities.plans import analysis, audit, extraction, llm_pass, report
-from activities.plans.common import PlanError, StageContext, StageResult
-from activities.plans.registry import load_registry
-from activities.plans.store import OutputStore, output_key
-from contracts.plans import (
+from sagaworks.activities.breakers import BreakerConfig, Breakers
+from sagaworks.activities.db import Database
+from sagaworks.activities.errors import ErrorClass, error, validation_error
+from sagaworks.activities.liveness import keep_alive
+from sagaworks.activities.plans import analysis, audit, extraction, llm_pass, report
+from sagaworks.activities.plans.common import PlanError, StageContext, StageResult
+from sagaworks.activities.plans.registry import load_registry
+from sagaworks.activities.plans.store import OutputStore, output_key
+from sagaworks.contracts.plans import (
     STAGES,
     Alert,
     AlertRequest,

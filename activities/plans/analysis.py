@@ -18,8 +18,8 @@ import re
 import unicodedata
 from typing import Any
 
-from activities.plans import llm_pass
-from activities.plans.common import PlanError, StageContext, StageResult
+from sagaworks.activities.plans import llm_pass
+from sagaworks.activities.plans.common import PlanError, StageContext, StageResult
 
 EXPLICIT = 0.9
 """Confidence of a labelled element (``Programa 1.1: ...``, ``Objetivo 2: ...``)."""

@@ -9,7 +9,7 @@ from typing import Any
 
 from temporalio.exceptions import ApplicationError
 
-from contracts.plans import Alert, Mitigation, PlanRef, StageOptions
+from sagaworks.contracts.plans import Alert, Mitigation, PlanRef, StageOptions
 
 
 class PlanErrorClass(StrEnum):

@@ -25,8 +25,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from activities.errors import ErrorClass, error
-from activities.llm import GroqSettings, StructuredChat, groq_settings_from_env
+from sagaworks.activities.errors import ErrorClass, error
+from sagaworks.activities.llm import GroqSettings, StructuredChat, groq_settings_from_env
 
 LLM = 0.7
 """Confidence of an element only the model found (between prose and labelled ones)."""

@@ -15,8 +15,8 @@ from typing import Any
 import pydantic
 import yaml
 
-from activities.errors import validation_error
-from contracts.plans import STAGES, Condition, Risk, RiskRegistry
+from sagaworks.activities.errors import validation_error
+from sagaworks.contracts.plans import STAGES, Condition, Risk, RiskRegistry
 
 
 

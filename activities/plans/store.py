@@ -16,9 +16,9 @@ from sqlalchemy import DateTime, String, Text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
-from activities.db import Base, Database
-from activities.errors import ErrorClass, database_errors, error
-from contracts.plans import StageInput
+from sagaworks.activities.db import Base, Database
+from sagaworks.activities.errors import ErrorClass, database_errors, error
+from sagaworks.contracts.plans import StageInput
 
 
 class PlanOutputRow(Base):

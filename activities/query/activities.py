@@ -21,14 +21,14 @@ from typing import Any, TypeVar
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.breakers import Breakers
-from activities.db import Database
-from activities.errors import QueryErrorClass
-from activities.query.agents import DataAgent, OfflinePlanner, Planner, nlp_agent, planner_from_env, viz_agent
-from activities.query.dataset import DataSource, data_source_from_env
-from activities.query.remote import AgentClient
-from contracts.breakers import BreakerStatus
-from contracts.query import (
+from sagaworks.activities.breakers import Breakers
+from sagaworks.activities.db import Database
+from sagaworks.activities.errors import QueryErrorClass
+from sagaworks.activities.query.agents import DataAgent, OfflinePlanner, Planner, nlp_agent, planner_from_env, viz_agent
+from sagaworks.activities.query.dataset import DataSource, data_source_from_env
+from sagaworks.activities.query.remote import AgentClient
+from sagaworks.contracts.breakers import BreakerStatus
+from sagaworks.contracts.query import (
     AGENTS,
     AgentHealth,
     AgentName,

@@ -19,13 +19,13 @@ from typing import Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from activities.errors import ErrorClass, error, validation_error
-from activities.llm import GroqSettings, StructuredChat, groq_settings_from_env
-from activities.query.dataset import DataSource, describe, engine_for, load_sample_data
-from activities.query.parser import NotUnderstood, explain, parse_question
-from activities.query.sql import QueryTimedOut, ReadOnlyRunner, SqlRefused, compile_plan, guard
-from activities.query.viz import make_chart
-from contracts.query import DataInput, DataResult, PlanInput, PlanResult, QueryPlan, Schema, VizInput, VizResult
+from sagaworks.activities.errors import ErrorClass, error, validation_error
+from sagaworks.activities.llm import GroqSettings, StructuredChat, groq_settings_from_env
+from sagaworks.activities.query.dataset import DataSource, describe, engine_for, load_sample_data
+from sagaworks.activities.query.parser import NotUnderstood, explain, parse_question
+from sagaworks.activities.query.sql import QueryTimedOut, ReadOnlyRunner, SqlRefused, compile_plan, guard
+from sagaworks.activities.query.viz import make_chart
+from sagaworks.contracts.query import DataInput, DataResult, PlanInput, PlanResult, QueryPlan, Schema, VizInput, VizResult
 
 
 class Planner(Protocol):

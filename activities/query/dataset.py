@@ -37,7 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import types as sqltypes
 
-from contracts.query import ColumnInfo, Schema, TableInfo
+from sagaworks.contracts.query import ColumnInfo, Schema, TableInfo
 
 SAMPLE = MetaData()
 

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from contracts.query import (
+from sagaworks.contracts.query import (
     Aggregation,
     Comparison,
     DatePart,

@@ -20,8 +20,8 @@ import httpx
 from pydantic import BaseModel, ValidationError
 from temporalio.exceptions import ApplicationError
 
-from activities.errors import ErrorClass, error
-from contracts.query import (
+from sagaworks.activities.errors import ErrorClass, error
+from sagaworks.contracts.query import (
     AgentError,
     AgentName,
     AgentReply,
@@ -92,9 +92,9 @@ def agent_app(name: AgentName, handler: Callable[[Any], BaseModel]) -> Any:
 
 def build_handler(name: AgentName) -> Callable[[Any], BaseModel]:
     """The local agent behind a remote one, configured from the environment."""
-    from activities.db import database_url
-    from activities.query.agents import DataAgent, nlp_agent, planner_from_env, viz_agent
-    from activities.query.dataset import data_source_from_env
+    from sagaworks.activities.db import database_url
+    from sagaworks.activities.query.agents import DataAgent, nlp_agent, planner_from_env, viz_agent
+    from sagaworks.activities.query.dataset import data_source_from_env
 
     if name == "viz":
         return viz_agent

@@ -23,7 +23,7 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
 from sqlglot import exp
 
-from contracts.query import MAX_ROWS, QueryPlan
+from sagaworks.contracts.query import MAX_ROWS, QueryPlan
 
 CANONICAL = "postgres"
 """The dialect plans compile to and LLMs are asked to write."""

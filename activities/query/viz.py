@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from contracts.query import Chart, ChartKind, QueryPlan
+from sagaworks.contracts.query import Chart, ChartKind, QueryPlan
 
 MAX_POINTS = 5000
 

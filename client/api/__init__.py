@@ -3,8 +3,8 @@
 ``saga api`` calls :func:`serve`; tests build the app with :func:`create_app`.
 """
 
-from client.api.app import create_app
-from client.api.server import serve
-from client.api.settings import ApiSettings
+from sagaworks.client.api.app import create_app
+from sagaworks.client.api.server import serve
+from sagaworks.client.api.settings import ApiSettings
 
 __all__ = ["ApiSettings", "create_app", "serve"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from client.api.server import serve
+from sagaworks.client.api.server import serve
 
 
 def main() -> None:

@@ -12,12 +12,12 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.client import Client
 
-from client.api import console, errors, routes_ops, routes_runs, routes_schedules
-from client.api.cache import ShortCache
-from client.api.console import HERE
-from client.api.security import BodyLimit, require_token
-from client.api.settings import ApiSettings
-from client.connection import connect
+from sagaworks.client.api import console, errors, routes_ops, routes_runs, routes_schedules
+from sagaworks.client.api.cache import ShortCache
+from sagaworks.client.api.console import HERE
+from sagaworks.client.api.security import BodyLimit, require_token
+from sagaworks.client.api.settings import ApiSettings
+from sagaworks.client.connection import connect
 
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")

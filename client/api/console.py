@@ -14,16 +14,16 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 from temporalio.service import RPCError, RPCStatusCode
 
-from client.api.errors import ApiError
-from client.api.render import form_fields, query_view, render_value
-from client.api.routes_ops import catalog_entry
-from client.api.routes_runs import temporal
-from client.api.security import SESSION_COOKIE, authorized, session_value, token_matches
-from client.schedules import describe_schedule, list_schedules
-from client.tickets import TICKET_STATES, TICKET_TYPES, TicketFilterInvalid, list_tickets, ticket_query
-from contracts.support import PRIORITIES
-from client.runs import RUN_STATES, describe_run, list_runs_page, run_outcome, visibility_query
-from workflows.catalog import FAMILIES, family
+from sagaworks.client.api.errors import ApiError
+from sagaworks.client.api.render import form_fields, query_view, render_value
+from sagaworks.client.api.routes_ops import catalog_entry
+from sagaworks.client.api.routes_runs import temporal
+from sagaworks.client.api.security import SESSION_COOKIE, authorized, session_value, token_matches
+from sagaworks.client.schedules import describe_schedule, list_schedules
+from sagaworks.client.tickets import TICKET_STATES, TICKET_TYPES, TicketFilterInvalid, list_tickets, ticket_query
+from sagaworks.contracts.support import PRIORITIES
+from sagaworks.client.runs import RUN_STATES, describe_run, list_runs_page, run_outcome, visibility_query
+from sagaworks.workflows.catalog import FAMILIES, family
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")

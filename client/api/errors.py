@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from client.runs import RunAlreadyClosed, RunConflict
+from sagaworks.client.runs import RunAlreadyClosed, RunConflict
 
 log = logging.getLogger("sagaworks.api")
 

@@ -12,7 +12,7 @@ from fastapi.encoders import jsonable_encoder
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
-from client.runs import describe_run, run_outcome
+from sagaworks.client.runs import describe_run, run_outcome
 
 KEEPALIVE_SECONDS = 15.0
 """A comment line this often keeps proxies from closing a quiet stream."""

@@ -8,10 +8,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from client.api.errors import ErrorBody
-from client.query_metrics import QueryMetrics
-from client.stats import ActivityStats
-from workflows.catalog import FAMILIES
+from sagaworks.client.api.errors import ErrorBody
+from sagaworks.client.query_metrics import QueryMetrics
+from sagaworks.client.stats import ActivityStats
+from sagaworks.workflows.catalog import FAMILIES
 
 FamilyName = enum.Enum("FamilyName", {f.name: f.name for f in FAMILIES}, type=str)  # type: ignore[misc]
 """A catalog family's name (an enum, so ``/openapi.json`` lists them)."""

@@ -16,7 +16,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.service import RPCError
 
-from client.api.models import (
+from sagaworks.client.api.models import (
     Accepted,
     CatalogEntry,
     CircuitBreakers,
@@ -27,15 +27,15 @@ from client.api.models import (
     Sample,
     WorkflowMetrics,
 )
-from client.api.errors import ApiError
-from client.api.routes_runs import ERRORS, RUN_ERRORS, temporal
-from activities.breakers import read_breaker_statuses
-from client.query_metrics import query_metrics
-from client.runs import count_runs
-from client.stats import activity_stats
-from client.tickets import TICKET_STATES, TICKET_TYPES, TicketFilterInvalid, TicketRow, list_tickets, ticket_query
-from contracts.support import PRIORITIES
-from workflows.catalog import FAMILIES, Family
+from sagaworks.client.api.errors import ApiError
+from sagaworks.client.api.routes_runs import ERRORS, RUN_ERRORS, temporal
+from sagaworks.activities.breakers import read_breaker_statuses
+from sagaworks.client.query_metrics import query_metrics
+from sagaworks.client.runs import count_runs
+from sagaworks.client.stats import activity_stats
+from sagaworks.client.tickets import TICKET_STATES, TICKET_TYPES, TicketFilterInvalid, TicketRow, list_tickets, ticket_query
+from sagaworks.contracts.support import PRIORITIES
+from sagaworks.workflows.catalog import FAMILIES, Family
 
 HEALTH_TIMEOUT = timedelta(seconds=5)
 POLLER_FRESH_SECONDS = 70

@@ -19,13 +19,13 @@ from fastapi.encoders import jsonable_encoder
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from client.api.errors import ApiError, ErrorBody
-from client.api.events import run_events
-from client.api.models import Accepted, FailedRun, FamilyName, RunDescription, RunResult, RunsPage, StartedRun, UpdateResult
-from client.connection import ui_url
-from client.postmortem import RestartRefused, RunReport, restart_from_stage, run_report
-from client.trace import drop_results
-from client.runs import (
+from sagaworks.client.api.errors import ApiError, ErrorBody
+from sagaworks.client.api.events import run_events
+from sagaworks.client.api.models import Accepted, FailedRun, FamilyName, RunDescription, RunResult, RunsPage, StartedRun, UpdateResult
+from sagaworks.client.connection import ui_url
+from sagaworks.client.postmortem import RestartRefused, RunReport, restart_from_stage, run_report
+from sagaworks.client.trace import drop_results
+from sagaworks.client.runs import (
     RUN_STATES,
     cancel_run,
     describe_run,
@@ -36,7 +36,7 @@ from client.runs import (
     update_run,
     visibility_query,
 )
-from workflows.catalog import FAMILIES, Family, family, family_of_type
+from sagaworks.workflows.catalog import FAMILIES, Family, family, family_of_type
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody} for code in (401, 404, 413, 422, 503)

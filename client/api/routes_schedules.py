@@ -15,12 +15,12 @@ from pydantic import ValidationError
 from temporalio.client import ScheduleAlreadyRunningError
 from temporalio.service import RPCError, RPCStatusCode
 
-from client.api.errors import ApiError, validation_response
-from client.api.errors import ErrorBody
-from client.api.models import NewSchedule, ScheduleAccepted, ScheduleDescription, ScheduleSummary
-from client.api.routes_runs import ERRORS, temporal
-from client import schedules
-from workflows.catalog import family
+from sagaworks.client.api.errors import ApiError, validation_response
+from sagaworks.client.api.errors import ErrorBody
+from sagaworks.client.api.models import NewSchedule, ScheduleAccepted, ScheduleDescription, ScheduleSummary
+from sagaworks.client.api.routes_runs import ERRORS, temporal
+from sagaworks.client import schedules
+from sagaworks.workflows.catalog import family
 
 SCHEDULE_ERRORS = {**ERRORS, 409: {"model": ErrorBody, "description": "The schedule id is taken"}}
 

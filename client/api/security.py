@@ -11,7 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from client.api.errors import ApiError
+from sagaworks.client.api.errors import ApiError
 
 SESSION_COOKIE = "sagaworks_session"
 """The console's browser session, set by ``POST /login`` (HttpOnly, SameSite=Strict), because

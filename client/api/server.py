@@ -7,9 +7,9 @@ import os
 
 import uvicorn
 
-from client.api.app import create_app
-from client.api.settings import ApiSettings
-from client.observability import configure_logging
+from sagaworks.client.api.app import create_app
+from sagaworks.client.api.settings import ApiSettings
+from sagaworks.client.observability import configure_logging
 
 log = logging.getLogger("sagaworks.api")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from client.connection import TASK_QUEUE
+from sagaworks.client.connection import TASK_QUEUE
 
 DEFAULT_MAX_BODY_BYTES = 2 * 2**20
 DEFAULT_METRICS_CACHE_SECONDS = 10.0

@@ -11,9 +11,9 @@ import sys
 
 import typer
 
-from client.cli import approvals, control, history, mcp, postmortem, schedules, services, start, stats, trace
-from client.cli.output import err
-from client.observability import configure_logging
+from sagaworks.client.cli import approvals, control, history, mcp, postmortem, schedules, services, start, stats, trace
+from sagaworks.client.cli.output import err
+from sagaworks.client.observability import configure_logging
 
 app = typer.Typer(
     help="sagaworks: start, watch, control and replay durable workflows on Temporal.\n\n"

@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 
-from client.approvals import DecisionRefused, decide
-from client.cli.output import fail, out, run_async
-from client.connection import connect
+from sagaworks.client.approvals import DecisionRefused, decide
+from sagaworks.client.cli.output import fail, out, run_async
+from sagaworks.client.connection import connect
 
 WorkflowId = Annotated[str, typer.Argument(metavar="WORKFLOW_ID", help="Workflow id.", show_default=False)]
 Approver = Annotated[str, typer.Option("--approver", help="Who decides (recorded in the result).", show_default=False)]

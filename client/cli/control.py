@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from client.cli.output import (
+from sagaworks.client.cli.output import (
     JsonFlag,
     WorkflowId,
     fail,
@@ -17,8 +17,8 @@ from client.cli.output import (
     run_async,
     short_time,
 )
-from client.connection import connect, ui_url
-from client.runs import (
+from sagaworks.client.connection import connect, ui_url
+from sagaworks.client.runs import (
     RUN_STATES,
     RunAlreadyClosed,
     cancel_run,
@@ -28,8 +28,8 @@ from client.runs import (
     signal_run,
     visibility_query,
 )
-from contracts.plans import ALERT_LEVELS, alert_query
-from workflows.catalog import family
+from sagaworks.contracts.plans import ALERT_LEVELS, alert_query
+from sagaworks.workflows.catalog import family
 
 
 STATUSES = tuple(state.lower() for state in RUN_STATES)

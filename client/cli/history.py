@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from client.cli.output import WorkflowId, err, out, run_async
-from client.connection import connect
-from client.replay import fetch_history, history_files, load_history, replay
+from sagaworks.client.cli.output import WorkflowId, err, out, run_async
+from sagaworks.client.connection import connect
+from sagaworks.client.replay import fetch_history, history_files, load_history, replay
 
 
 

@@ -9,13 +9,13 @@ from typing import Annotated
 import typer
 from temporalio.client import WorkflowFailureError
 
-from client.cli.output import fail, out, print_json, print_rows, run_async, short_time
-from client.connection import TASK_QUEUE, connect
-from client.runs import failure_chain, failure_lines, start_run
-from client.tickets import TICKET_STATES, TICKET_TYPES, TicketFilterInvalid, list_tickets, ticket_query
-from contracts.mcp import McpCallInput, McpListInput, McpServerTools, McpToolOutput
-from contracts.support import PRIORITIES
-from workflows.catalog import family
+from sagaworks.client.cli.output import fail, out, print_json, print_rows, run_async, short_time
+from sagaworks.client.connection import TASK_QUEUE, connect
+from sagaworks.client.runs import failure_chain, failure_lines, start_run
+from sagaworks.client.tickets import TICKET_STATES, TICKET_TYPES, TicketFilterInvalid, list_tickets, ticket_query
+from sagaworks.contracts.mcp import McpCallInput, McpListInput, McpServerTools, McpToolOutput
+from sagaworks.contracts.support import PRIORITIES
+from sagaworks.workflows.catalog import family
 
 mcp_app = typer.Typer(help="MCP servers and tools, called through Temporal.", no_args_is_help=True)
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -24,7 +24,7 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 @mcp_app.command("list")
 def mcp_list(as_json: JsonFlag = False) -> None:
     """The configured servers (SAGAWORKS_MCP_CONFIG) and their tools, listed by the worker."""
-    from activities.mcp_servers import load_config
+    from sagaworks.activities.mcp_servers import load_config
 
     try:
         config = load_config()
@@ -87,7 +87,7 @@ def mcp_call(
         raise fail(f"--args: not JSON ({problem})", 2) from None
     if not isinstance(arguments, dict):
         raise fail("--args: expected a JSON object of argument names to values", 2)
-    from activities.mcp_servers import load_config
+    from sagaworks.activities.mcp_servers import load_config
 
     try:
         config = load_config()

@@ -19,10 +19,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError
 
-from client.codec import EncryptionConfigError
-from client.connection import ui_url
-from client.runs import Outcome, failure_lines, query_progress, run_outcome, to_jsonable
-from contracts.common import ProgressStatus
+from sagaworks.client.codec import EncryptionConfigError
+from sagaworks.client.connection import ui_url
+from sagaworks.client.runs import Outcome, failure_lines, query_progress, run_outcome, to_jsonable
+from sagaworks.contracts.common import ProgressStatus
 
 T = TypeVar("T")
 

@@ -8,11 +8,11 @@ from typing import Annotated
 
 import typer
 
-from client.cli.output import fail, out, print_json, run_async
-from client.connection import connect, ui_url
-from client.postmortem import RestartRefused, postmortem, postmortem_markdown, restart_from_stage
-from client.runs import RunConflict
-from workflows.catalog import FAMILIES
+from sagaworks.client.cli.output import fail, out, print_json, run_async
+from sagaworks.client.connection import connect, ui_url
+from sagaworks.client.postmortem import RestartRefused, postmortem, postmortem_markdown, restart_from_stage
+from sagaworks.client.runs import RunConflict
+from sagaworks.workflows.catalog import FAMILIES
 
 _SPAN = re.compile(r"^(\d+)([mhd])$")
 

@@ -8,10 +8,10 @@ import typer
 from pydantic import ValidationError
 from temporalio.client import ScheduleAlreadyRunningError
 
-from client.cli.output import fail, out, print_json, print_rows, run_async
-from client.cli.start import _read_input
-from client.connection import connect
-from client.schedules import (
+from sagaworks.client.cli.output import fail, out, print_json, print_rows, run_async
+from sagaworks.client.cli.start import _read_input
+from sagaworks.client.connection import connect
+from sagaworks.client.schedules import (
     create_schedule,
     delete_schedule,
     describe_schedule,
@@ -19,7 +19,7 @@ from client.schedules import (
     set_paused,
     trigger_schedule,
 )
-from workflows.catalog import family
+from sagaworks.workflows.catalog import family
 
 schedule_app = typer.Typer(help="Run a family on a schedule (overlapping runs are skipped).", no_args_is_help=True)
 ScheduleId = Annotated[str, typer.Argument(metavar="SCHEDULE_ID", help="Schedule id.", show_default=False)]

@@ -9,9 +9,9 @@ from typing import Annotated
 
 import typer
 
-from client import devserver
-from client.cli.output import JsonFlag, fail, out, print_json, print_rows, run_async, short_time
-from client.connection import DEFAULT_ADDRESS
+from sagaworks.client import devserver
+from sagaworks.client.cli.output import JsonFlag, fail, out, print_json, print_rows, run_async, short_time
+from sagaworks.client.connection import DEFAULT_ADDRESS
 
 dev_app = typer.Typer(help="The embedded Temporal server and a worker, in the background.", no_args_is_help=True)
 
@@ -60,7 +60,7 @@ def dev_up(
         env = serve_viz_agent() if viz_agent and not os.environ.get("VIZ_AGENT_URL") else {}
         worker_pid, outcome = devserver.start_background(
             "worker",
-            [sys.executable, "-m", "worker"],
+            [sys.executable, "-m", "sagaworks.worker"],
             settings=devserver.settings_fingerprint({**os.environ, **env}),
             env=env,
         )
@@ -100,7 +100,7 @@ def dev_down() -> None:
 
 def demo() -> None:
     """Run a sample of every family against a running server and worker (see `saga dev up`)."""
-    from client.demo import run_demo
+    from sagaworks.client.demo import run_demo
 
     raise typer.Exit(run_async(run_demo(out)))
 
@@ -110,7 +110,7 @@ def api(
     port: Annotated[int, typer.Option(metavar="PORT", help="Port to listen on.")] = API_PORT,
 ) -> None:
     """Serve the HTTP API and the web console (bearer token from SAGAWORKS_API_TOKEN)."""
-    from client.api import serve
+    from sagaworks.client.api import serve
 
     serve(host, port)
 
@@ -127,8 +127,8 @@ def codec_server(
     ] = None,
 ) -> None:
     """Serve /encode and /decode with the configured encryption keys, for the Web UI and the temporal CLI."""
-    from client.codec import EncryptionError
-    from client.codec_server import serve
+    from sagaworks.client.codec import EncryptionError
+    from sagaworks.client.codec_server import serve
 
     try:
         serve(host=host, port=port, token=token, ui_origin=ui_origin)
@@ -143,7 +143,7 @@ def agent(
 ) -> None:
     """Serve one agent of the query family over HTTP (workers call it when NLP_AGENT_URL,
     DATA_AGENT_URL or VIZ_AGENT_URL points at it); /health answers its state."""
-    from activities.query.remote import serve_agent
+    from sagaworks.activities.query.remote import serve_agent
 
     if name not in ("nlp", "data", "viz"):
         raise fail(f"agent {name!r}: expected nlp, data or viz", 2)
@@ -152,7 +152,7 @@ def agent(
 
 def breakers(as_json: JsonFlag = False) -> None:
     """The shared circuit breakers of every worker (from the application database, DATABASE_URL)."""
-    from activities.breakers import breaker_statuses
+    from sagaworks.activities.breakers import breaker_statuses
 
     statuses = breaker_statuses()
     if as_json:

@@ -16,10 +16,10 @@ import pydantic_core
 import typer
 from pydantic import ValidationError
 
-from client.cli.output import JsonFlag, fail, out, print_json, print_rows, report_started, run_async
-from client.connection import connect
-from client.runs import RunConflict, start_run
-from workflows.catalog import FAMILIES, Family, family
+from sagaworks.client.cli.output import JsonFlag, fail, out, print_json, print_rows, report_started, run_async
+from sagaworks.client.connection import connect
+from sagaworks.client.runs import RunConflict, start_run
+from sagaworks.workflows.catalog import FAMILIES, Family, family
 
 run_app = typer.Typer(help="Start a workflow of the catalog (see `saga catalog`).", no_args_is_help=True)
 
@@ -64,7 +64,7 @@ def catalog(as_json: JsonFlag = False) -> None:
 
 def inventory(as_json: JsonFlag = False) -> None:
     """The sample inventory the worker seeds: the SKUs an order may use, with their stock."""
-    from contracts.orders import SAMPLE_INVENTORY
+    from sagaworks.contracts.orders import SAMPLE_INVENTORY
 
     if as_json:
         print_json([entry.model_dump() for entry in SAMPLE_INVENTORY])

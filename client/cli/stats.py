@@ -6,10 +6,10 @@ from typing import Annotated
 
 import typer
 
-from client.cli.output import fail, out, print_json, print_rows, run_async
-from client.connection import connect
-from client.stats import activity_stats
-from workflows.catalog import family
+from sagaworks.client.cli.output import fail, out, print_json, print_rows, run_async
+from sagaworks.client.connection import connect
+from sagaworks.client.stats import activity_stats
+from sagaworks.workflows.catalog import family
 
 
 def stats(

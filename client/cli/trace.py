@@ -7,10 +7,10 @@ from typing import Annotated
 
 import typer
 
-from client.cli.output import WorkflowId, fail, print_json, run_async
-from client.connection import connect
-from client.postmortem import run_report, run_report_markdown
-from client.trace import drop_results
+from sagaworks.client.cli.output import WorkflowId, fail, print_json, run_async
+from sagaworks.client.connection import connect
+from sagaworks.client.postmortem import run_report, run_report_markdown
+from sagaworks.client.trace import drop_results
 
 
 def trace(
