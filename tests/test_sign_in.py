@@ -4,6 +4,8 @@ browser parses the ``next`` target (the WHATWG URL parser, checked in Debian's C
 from __future__ import annotations
 
 import asyncio
+import html
+import re
 import string
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -41,6 +43,13 @@ OFFSITE = [
 ]
 """Each of these leaves the console's origin when a browser resolves it against a console
 page; ``test_the_offsite_cases_really_leave_in_chromium`` keeps that true."""
+
+SIGNED_IN_TOWARDS = [
+    "/\t\\evil.example/", "/\n\\evil.example/", "/\r\n/evil.example/", " //evil.example/", "//evil.example/x",
+    "/\\evil.example/x", "\\\\evil.example/", "//user:pass@evil.example/", "https:evil.example/", "\tjavascript:alert(1)",
+]
+"""The offsite targets signed in towards in Chromium, one of each kind (the server's answer to
+every other one is checked without a browser, and is the same ``/``)."""
 
 REFUSED_SAME_SITE = [
     # Same site in a browser, but not a console page or not plainly written: back to "/".
@@ -107,6 +116,7 @@ def test_a_page_asked_for_before_sign_in_comes_back_whole() -> None:
     assert 'data-next="/runs/a%3Fb%20c?status=RUNNING"' in page
 
 
+LOGIN_PAGE = re.compile(r"/login\?")
 chromium = pytest.mark.skipif(
     not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (.ci/run installs it)"
 )
@@ -149,7 +159,7 @@ async def _sign_in_towards(browser: Any, targets: list[str], tabs: int = 4) -> d
     async def tab(mine: list[str]) -> None:
         page = await browser.new_page()
         for target in mine:
-            await page.goto("/login?" + urlencode({"next": target}))
+            await page.goto("/login?" + urlencode({"next": target}), wait_until="domcontentloaded")
             await page.fill("input[name=token]", TOKEN)
             await page.click("button[type=submit]")
             await page.wait_for_url(lambda url: "/login" not in url)
@@ -174,7 +184,8 @@ async def test_the_offsite_cases_really_leave_in_chromium(browser: Any, api: Run
 
 @chromium
 async def test_sign_in_lands_on_the_console_in_chromium(browser: Any, api: RunningApi) -> None:
-    landed = await _sign_in_towards(browser, OFFSITE)
+    assert set(SIGNED_IN_TOWARDS) <= set(OFFSITE)
+    landed = await _sign_in_towards(browser, SIGNED_IN_TOWARDS)
     assert {t: url for t, url in landed.items() if url != f"{api.url}/"} == {}
     pages = [t for t in CONSOLE_PAGES if t != "/login"]
     assert await _sign_in_towards(browser, pages) == {t: api.url + t for t in pages}
@@ -195,3 +206,26 @@ async def test_targets_the_server_accepts_stay_on_the_site_in_chromium(browser: 
     assert len(kept) > 100
     origins = await _origins_in_chromium(browser, kept)
     assert {t for t, origin in zip(kept, origins) if origin != api.url} == set()
+
+
+@chromium
+async def test_the_console_script_stays_on_its_origin_whatever_the_page_says(browser: Any, api: RunningApi) -> None:
+    # The second guard, on its own: the login page is rewritten to carry an offsite target.
+    page = await browser.new_page()
+
+    def towards(target: str) -> Any:
+        async def offsite(route: Any) -> None:
+            original = await route.fetch()
+            body = (await original.text()).replace('data-next="/runs"', f'data-next="{html.escape(target)}"')
+            await route.fulfill(response=original, body=body)
+        return offsite
+
+    for target in ("//evil.example/", "/\\evil.example/", "https://evil.example/", "javascript:alert(1)"):
+        await page.route(LOGIN_PAGE, towards(target))
+        await page.goto("/login?next=/runs")
+        assert await page.get_attribute("#login-form", "data-next") == target
+        await page.fill("input[name=token]", TOKEN)
+        await page.click("button[type=submit]")
+        await page.wait_for_url(lambda url: "/login" not in url)
+        assert page.url == f"{api.url}/", target
+        await page.unroute(LOGIN_PAGE)
