@@ -170,7 +170,10 @@ async def test_allow_writes_lets_the_listed_family_write(
 ) -> None:
     # The same call once the configuration allows it: the refusals above were the guard's.
     config = Path(load_config().source)
-    config.write_text(config.read_text() + 'allow_writes = { write_query = ["mcp-call"] }\n')
+    config.write_text(config.read_text().replace(
+        'read_only_tools = ["read_query",', 'allow_writes = { write_query = ["mcp-call"] }\nread_only_tools = ["read_query",'
+    ))
+    assert load_config().servers["database"].allow_writes == {"write_query": ["mcp-call"]}
     request = McpCallInput(server="database", tool="write_query", arguments=DELETE)
     family("mcp-call").check_allowed(request)
     async with Worker(dev_client, task_queue=task_queue, workflows=[McpToolCall, DirectToolCall], plugins=mcp_plugins()):
