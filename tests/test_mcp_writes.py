@@ -91,7 +91,7 @@ def test_the_default_configuration_allows_what_the_families_call_and_no_writes()
             assert [t for t in tools if not config.call_refusal(server, t, name)] == [], (name, server)
 
 
-def test_the_api_refuses_a_write_tool_before_starting_a_run() -> None:
+def test_the_api_refuses_a_write_tool_before_starting_or_scheduling_a_run() -> None:
     # The stand-in Temporal client has no start_workflow: reaching it would be a 500.
     app = create_app(ApiSettings(token=None), client=object())  # type: ignore[arg-type]
     with TestClient(app, base_url="http://127.0.0.1") as api:
@@ -100,6 +100,11 @@ def test_the_api_refuses_a_write_tool_before_starting_a_run() -> None:
         error = answer.json()["error"]
         assert error["type"] == "RunRefused" and "[servers.database] allow_writes.write_query" in error["message"]
         assert "403" in api.get("/openapi.json").json()["paths"]["/api/workflows/mcp-call"]["post"]["responses"]
+        scheduled = api.post("/api/schedules", json={
+            "family": "mcp-call", "cron": "* * * * *",
+            "input": {"server": "database", "tool": "write_query", "arguments": DELETE},
+        })
+        assert scheduled.status_code == 403 and "allow_writes.write_query" in scheduled.json()["error"]["message"]
 
 
 def test_saga_mcp_call_refuses_a_write_tool_without_reaching_temporal(monkeypatch: pytest.MonkeyPatch) -> None:
