@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import html
+import os
 import re
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from xml.etree.ElementTree import ParseError
@@ -58,6 +60,26 @@ CATEGORY_TERMS: dict[Category, frozenset[str]] = {
     ),
 }
 """The offline classifier's lexicon: the category whose terms occur most wins; none is general."""
+
+
+DEFAULT_FEED_ROOT = Path(__file__).resolve().parents[1] / "samples" / "feeds"
+"""The feed root when none is configured: the demo's sample feeds."""
+
+
+def _feed_roots_from_env() -> tuple[Path, ...]:
+    raw = os.environ.get("SAGAWORKS_FEED_ROOTS")
+    paths = [p for p in raw.split(os.pathsep) if p] if raw else [str(DEFAULT_FEED_ROOT)]
+    return tuple(Path(p).resolve() for p in paths)
+
+
+@dataclass(frozen=True)
+class FeedSettings:
+    """Where file feeds may be read from (environment variable in parentheses)."""
+
+    roots: tuple[Path, ...] = field(default_factory=_feed_roots_from_env)
+    """Folders of feed files (``SAGAWORKS_FEED_ROOTS``, os.pathsep-separated; default
+    ``samples/feeds``, the demo's). The worker's document roots are allowed as well; a
+    relative path is looked up under the feed roots, then the document roots, in order."""
 
 
 class DigestRow(Base):
@@ -197,23 +219,33 @@ def newsletter_of(request: NewsletterInput) -> Newsletter:
 class NewsActivities:
     """Bound to the database and the document roots (where file feeds may be read)."""
 
-    def __init__(self, db: Database, settings: DocumentSettings | None = None, chat: GroqChat | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        settings: DocumentSettings | None = None,
+        chat: GroqChat | None = None,
+        feeds: FeedSettings | None = None,
+    ) -> None:
         self._db = db
-        self._settings = settings or DocumentSettings()
         self._chat = chat
+        # Feed files may be read from the feed roots and the document roots, tried in that order.
+        self._roots = tuple(dict.fromkeys((feeds or FeedSettings()).roots + (settings or DocumentSettings()).roots))
+
+    def _describe_roots(self) -> str:
+        return f"{os.pathsep.join(map(str, self._roots))} (SAGAWORKS_FEED_ROOTS, then SAGAWORKS_DOCUMENT_ROOTS)"
 
     def _read_file(self, feed: FeedSource) -> tuple[bytes, str]:
         raw = feed.url.removeprefix("file://")
-        candidates = [Path(raw)] if Path(raw).is_absolute() else [root / raw for root in self._settings.roots]
+        candidates = [Path(raw)] if Path(raw).is_absolute() else [root / raw for root in self._roots]
         for candidate in candidates:
             path = candidate.resolve()
-            if not any(path.is_relative_to(root) for root in self._settings.roots):
-                raise validation_error("outside the allowed document roots (SAGAWORKS_DOCUMENT_ROOTS)", field=feed.url)
+            if not any(path.is_relative_to(root) for root in self._roots):
+                raise validation_error(f"outside the allowed feed roots: {self._describe_roots()}", field=feed.url)
             if path.is_file():
                 if path.stat().st_size > feed.max_bytes:
                     raise validation_error(f"{path.stat().st_size} bytes is over the feed's limit of {feed.max_bytes}", field=feed.url)
                 return path.read_bytes(), str(path)
-        raise validation_error("file not found", field=feed.url)
+        raise validation_error(f"file not found under {self._describe_roots()}", field=feed.url)
 
     def _download(self, feed: FeedSource) -> bytes:
         import httpx

@@ -16,11 +16,12 @@ CATEGORIES: tuple[Category, ...] = ("technology", "business", "research", "gener
 
 
 class FeedSource(StrictModel):
-    """One feed: an ``http(s)://`` URL, or a file under the worker's document roots."""
+    """One feed: an ``http(s)://`` URL, or a file under the worker's feed or document roots."""
 
     name: Text = Field(min_length=1, max_length=100)
     url: Text = Field(min_length=1, max_length=2000)
-    """``https://...``, ``http://...``, an absolute path, or a path relative to a document root."""
+    """``https://...``, ``http://...``, an absolute path, or a path relative to a feed root
+    (``SAGAWORKS_FEED_ROOTS``, default the sample feeds) or, failing that, a document root."""
     timeout_seconds: float = Field(default=10, gt=0, le=120)
     """Connect and read timeout of one fetch; the activity's own timeout adds five seconds."""
     max_bytes: int = Field(default=5 * 2**20, ge=1024, le=100 * 2**20)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.exceptions import ApplicationError
 
 from sagaworks.activities.db import Database
 from sagaworks.activities.documents import DocumentSettings
@@ -100,6 +101,34 @@ async def test_broken_feeds_fail_alone_and_the_digest_is_built_from_the_rest(
     assert {a.source for a in result.articles} == {"good", "file"}
     assert all(2 <= len(a.summary.split(". ")) <= 3 or a.summary == a.title for a in result.articles)
     assert "## Technology" in result.newsletter.markdown and "<h2>Research</h2>" in result.newsletter.html  # type: ignore[union-attr]
+
+
+async def test_the_sample_digest_reads_its_feeds_with_the_default_settings(
+    dev_client: Client, db: Database, task_queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SAGAWORKS_FEED_ROOTS", raising=False)
+    monkeypatch.delenv("SAGAWORKS_DOCUMENT_ROOTS", raising=False)
+    request = NEWS.sample_input("news-digest/weekly.json")
+    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4):
+        result = await _run(dev_client, task_queue, request)
+    assert {name: outcome.status for name, outcome in result.feeds.items()} == dict.fromkeys(
+        ("Engineering Weekly", "Market Pulse", "Research Notes"), "ok"
+    )
+    assert result.stored and len(result.articles) == 9
+
+
+async def test_a_digest_whose_every_feed_failed_fails_naming_each_feed(
+    dev_client: Client, db: Database, task_queue: str
+) -> None:
+    feeds = [FeedSource(name="gone", url="no-such-feed.xml"), FeedSource(name="elsewhere", url="/etc/hostname")]
+    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4):
+        with pytest.raises(WorkflowFailureError) as failed:
+            await _run(dev_client, task_queue, NewsDigestInput(name="nothing", feeds=feeds))
+    cause = failed.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "NoFeedAvailable" and cause.non_retryable
+    assert "none of the 2 feeds could be read" in cause.message
+    assert "gone: InvalidInput: no-such-feed.xml: file not found under" in cause.message
+    assert "elsewhere: InvalidInput: /etc/hostname: outside the allowed feed roots" in cause.message
 
 
 async def test_a_failed_feed_falls_back_to_its_last_good_copy(

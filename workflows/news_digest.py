@@ -3,7 +3,8 @@ articles, categorise and summarise them, build the newsletter, store it.
 
 A feed that is slow, broken, too large or hostile fails alone: its fetch runs under
 :func:`workflows.fallback.with_fallback`, whose fallback is the feed's last good copy;
-articles already published are dropped by the selection anyway. The articles of a digest
+articles already published are dropped by the selection anyway. When no feed (nor its
+cached copy) could be read the run fails, naming each feed's error. The articles of a digest
 are recorded as seen only by the step that stores it, so a run that fails before storing
 loses nothing. Run it on a Temporal Schedule (overlapping runs skipped):
 ``saga schedule create news-digest --cron "0 7 * * MON" --input FILE``.
@@ -15,6 +16,7 @@ import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from sagaworks.activities.news import NewsActivities
@@ -36,6 +38,9 @@ with workflow.unsafe.imports_passed_through():
     from sagaworks.workflows.fallback import with_fallback
 
 STEPS = ("fetch", "select", "summarise", "newsletter", "store")
+
+NO_FEED_PATCH = "fail-when-no-feed-answered"
+"""Runs started before it completed with an empty digest when every feed had failed."""
 
 
 @workflow.defn
@@ -128,6 +133,15 @@ class NewsDigestWorkflow(Pausable):
         await self._step("fetch")
         fetched = await asyncio.gather(*(self._fetch(feed) for feed in request.feeds))
         outcomes.update({feed.name: outcome for feed, (_, outcome) in zip(request.feeds, fetched)})
+        if all(outcome.status == "unavailable" for outcome in outcomes.values()) and workflow.patched(NO_FEED_PATCH):
+            # Nothing was read: an empty digest would look like a quiet week.
+            reasons = "; ".join(f"{name}: {outcome.error}" for name, outcome in outcomes.items())
+            raise ApplicationError(
+                f"feeds: none of the {len(outcomes)} feeds could be read, nor a cached copy of it: {reasons[:4000]}",
+                {"failed_feeds": list(outcomes)},
+                type="NoFeedAvailable",
+                non_retryable=True,
+            )
         articles = [a for feed_articles, _ in fetched if feed_articles for a in feed_articles.articles]
         self._done += 1
         await self._step("select")
