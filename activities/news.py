@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import JSON, DateTime, String, Text, select
 from sqlalchemy.orm import Mapped, mapped_column
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from sagaworks.activities.db import Base, Database, _utcnow
 from sagaworks.activities.documents import DocumentSettings
@@ -29,6 +30,7 @@ from sagaworks.activities.errors import ErrorClass, database_errors, error, vali
 from sagaworks.activities.text_analysis import split_sentences, textrank, words
 from sagaworks.activities.writing import GroqChat
 from sagaworks.contracts.news_digest import (
+    ALREADY_PUBLISHED,
     CATEGORIES,
     Article,
     Category,
@@ -346,23 +348,38 @@ class NewsActivities:
 
     @activity.defn
     def store_digest(self, request: StoreDigestInput) -> str:
-        """Store the newsletter and mark its articles seen, in one transaction (idempotent)."""
+        """Store the newsletter and claim its articles, in one transaction (idempotent).
+
+        An article is claimed once: when a digest that ran at the same time claimed one of
+        these first, nothing is stored and the error (``ArticlesAlreadyPublished``, final)
+        lists the claimed keys, for the workflow to leave them out. A restart may publish
+        again what its source run published (``takes_over``): the claims become its own.
+        """
+        keys = list(dict.fromkeys(request.article_keys))
         with database_errors(), self._db.transaction() as session:
-            if session.get(DigestRow, request.digest_key) is None:
-                session.add(
-                    DigestRow(
-                        digest_key=request.digest_key, name=request.name,
-                        markdown=request.newsletter.markdown, html=request.newsletter.html,
-                    )
+            if session.get(DigestRow, request.digest_key) is not None:
+                return request.digest_key
+            claims = {
+                row.article_key: row
+                for row in session.scalars(select(SeenArticleRow).where(SeenArticleRow.article_key.in_(keys)))
+            }
+            taken = [k for k, row in claims.items() if row.digest_key not in (request.digest_key, request.takes_over)]
+            if taken:
+                raise ApplicationError(
+                    f"{len(taken)} of the digest's {len(keys)} articles were published by another digest first",
+                    taken,
+                    type=ALREADY_PUBLISHED,
+                    non_retryable=True,
                 )
-                already = set(
-                    session.scalars(
-                        select(SeenArticleRow.article_key).where(SeenArticleRow.article_key.in_(request.article_keys))
-                    )
+            session.add(
+                DigestRow(
+                    digest_key=request.digest_key, name=request.name,
+                    markdown=request.newsletter.markdown, html=request.newsletter.html,
                 )
-                session.add_all(
-                    SeenArticleRow(article_key=k, digest_key=request.digest_key)
-                    for k in dict.fromkeys(request.article_keys)
-                    if k not in already
-                )
+            )
+            for row in claims.values():
+                row.digest_key = request.digest_key
+            # Two digests claiming the same article at once: the primary key lets one commit;
+            # the other's transaction fails, is retried, and then finds the claim above.
+            session.add_all(SeenArticleRow(article_key=k, digest_key=request.digest_key) for k in keys if k not in claims)
         return request.digest_key

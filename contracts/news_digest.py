@@ -14,6 +14,10 @@ from sagaworks.contracts.fallback import BranchOutcome
 Category = Literal["technology", "business", "research", "general"]
 CATEGORIES: tuple[Category, ...] = ("technology", "business", "research", "general")
 
+ALREADY_PUBLISHED = "ArticlesAlreadyPublished"
+"""The error type of a store whose articles a concurrent digest claimed first; its
+details are the claimed article keys."""
+
 
 class FeedSource(StrictModel):
     """One feed: an ``http(s)://`` URL, or a file under the worker's feed or document roots."""
@@ -116,6 +120,9 @@ class StoreDigestInput(StrictModel):
     name: str
     newsletter: Newsletter
     article_keys: list[str]
+    takes_over: str | None = None
+    """A restart's source run (workflow id/run id): articles its digest published may be
+    published again by this one, which takes their claims over."""
 
 
 class NewsDigestResume(StageResume):
@@ -139,6 +146,8 @@ class NewsDigestResult(BaseModel):
     seen_before: int
     irrelevant: int
     duplicates: int
+    published_elsewhere: int = 0
+    """Selected articles that a digest running at the same time published first: left out."""
     resumed_from: str | None = None
     """The run whose selection (and later outcomes) a restarted run took over; its feeds
     were fetched by that run, so :attr:`feeds` is empty."""

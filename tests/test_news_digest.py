@@ -225,6 +225,79 @@ async def test_a_trigger_while_a_digest_runs_is_skipped(
     assert after["actions"] == 1 and result.feeds["slow"].status == "ok" and not result.stored
 
 
+async def test_concurrent_digests_over_one_feed_publish_each_article_once(
+    dev_client: Client, db_url: str, task_queue: str, tmp_path: Path
+) -> None:
+    backend = Database(db_url)
+    feed = FeedSource(name="weekly", url=str(_copy_feeds(tmp_path) / "engineering-weekly.rss.xml"))
+    settings = DocumentSettings(roots=(tmp_path,))
+    try:
+        async with running_worker(dev_client, backend, task_queue=task_queue, activity_threads=8, documents=settings):
+            results = await asyncio.gather(
+                *(_run(dev_client, task_queue, NewsDigestInput(name=f"race-{n}", feeds=[feed])) for n in range(6))
+            )
+        with backend.transaction() as session:
+            stored = list(session.scalars(select(DigestRow.markdown)))
+            claims = session.scalar(select(func.count()).select_from(SeenArticleRow))
+    finally:
+        backend.dispose()
+    published = [a.title for r in results for a in r.articles]
+    assert sorted(published) == sorted(set(published)) and len(published) == 4
+    assert len(stored) == sum(r.stored for r in results) and claims == 4
+    for title in published:  # in exactly one stored newsletter
+        assert sum(title in markdown for markdown in stored) == 1
+    # Each digest that published nothing says why: seen in a stored digest, or claimed first by one.
+    assert all(r.stored or r.seen_before + r.published_elsewhere == 4 for r in results)
+
+
+async def test_a_digest_leaves_out_what_a_concurrent_one_published_and_stores_the_rest(
+    dev_client: Client, db: Database, task_queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json as jsonlib
+    import threading
+
+    from tests.fake_chat_server import completion, fake_chat_server
+
+    release = threading.Event()
+
+    def respond(body, _index):
+        # Holds both digests in their categorise step, after both selected.
+        release.wait(60)
+        count = len([line for line in body["messages"][-1]["content"].splitlines() if line[:1].isdigit()])
+        return 200, {}, completion(jsonlib.dumps({"categories": ["research"] * count}))
+
+    notes = FeedSource(name="notes", url=str(FEEDS / "research-notes.rdf.xml"))
+    market = FeedSource(name="market", url=str(FEEDS / "market-pulse.atom.xml"))
+    with fake_chat_server(respond) as server:
+        monkeypatch.setenv("GROQ_API_KEY", "test-key")
+        monkeypatch.setenv("GROQ_BASE_URL", server.base_url)
+        monkeypatch.delenv("SAGAWORKS_LLM_PROVIDER", raising=False)
+        async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4):
+            first = await dev_client.start_workflow(
+                NewsDigestWorkflow.run, NewsDigestInput(name="first", feeds=[notes], categoriser="llm"),
+                id=f"nd-{uuid.uuid4()}", task_queue=task_queue,
+            )
+            second = await dev_client.start_workflow(
+                NewsDigestWorkflow.run, NewsDigestInput(name="second", feeds=[notes, market], categoriser="llm"),
+                id=f"nd-{uuid.uuid4()}", task_queue=task_queue,
+            )
+            for handle in (first, second):  # both selected the two research notes
+                await wait_for_status(handle, lambda s: s.current_step == "summarise", query=NewsDigestWorkflow.status)
+            await second.signal(NewsDigestWorkflow.pause)
+            await wait_for_status(second, lambda s: s.state == "paused", query=NewsDigestWorkflow.status)
+            release.set()
+            won = await asyncio.wait_for(first.result(), 60)
+            await second.signal(NewsDigestWorkflow.resume)
+            rest = await asyncio.wait_for(second.result(), 60)
+    assert won.stored and len(won.articles) == 2
+    assert rest.stored and rest.published_elsewhere == 2 and rest.seen_before == 0
+    assert {a.source for a in rest.articles} == {"market"} and len(rest.articles) == 3
+    assert rest.newsletter is not None and "3 new articles" in rest.newsletter.markdown
+    assert not any(a.title in rest.newsletter.markdown for a in won.articles)
+    with db.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(SeenArticleRow)) == 5
+
+
 async def test_cancel_while_fetching(dev_client: Client, db: Database, task_queue: str, tmp_path: Path) -> None:
     with feed_server(_copy_feeds(tmp_path)) as server:
         request = NewsDigestInput(feeds=[FeedSource(name="slow", url=server.url("slow"), timeout_seconds=60)])
