@@ -4,6 +4,8 @@ repeated across stored digests, and the Temporal Schedule skips overlapping runs
 from __future__ import annotations
 
 import asyncio
+import html
+import io
 import shutil
 import time
 import uuid
@@ -16,10 +18,11 @@ from temporalio.exceptions import ApplicationError
 
 from sagaworks.activities.db import Database
 from sagaworks.activities.documents import DocumentSettings
-from sagaworks.activities.news import DigestRow, SeenArticleRow, parse_feed
+from sagaworks.activities.feed_reader import MAX_TEXT_CHARS, MAX_TITLE_CHARS, FeedReader
+from sagaworks.activities.news import DigestRow, SeenArticleRow, bounded
 from sagaworks.client.schedules import create_schedule, delete_schedule, describe_schedule, trigger_schedule
-from sagaworks.contracts.news_digest import FeedSource, NewsDigestInput, NewsDigestResult
-from tests.feed_server import BOMB, feed_server
+from sagaworks.contracts.news_digest import FeedSource, NewsDigestInput, NewsDigestResult, Newsletter, Selection
+from tests.feed_server import BOMB, feed_server, large_feed
 from tests.orders import wait_for_status
 from sagaworks.worker import running_worker
 from sagaworks.workflows.catalog import SAMPLES, family
@@ -55,13 +58,39 @@ async def _run(client: Client, task_queue: str, request: NewsDigestInput) -> New
 def test_the_entity_expansion_bomb_is_refused_before_any_parser_expands_it() -> None:
     started = time.perf_counter()
     with pytest.raises(Exception, match="declares XML entities") as refused:
-        parse_feed(BOMB, "bomb", "bomb.xml")
+        list(FeedReader(io.BytesIO(BOMB), "bomb", "bomb.xml", 1000))
     assert refused.value.non_retryable  # type: ignore[attr-defined]
     assert time.perf_counter() - started < 5  # 10^9 expansions would take minutes and gigabytes
 
 
+def test_an_oversize_activity_result_is_a_final_error_naming_what_and_the_limit() -> None:
+    selection = Selection(articles=[], seen_before=0, irrelevant=0, duplicates=0, over_limit=0)
+    assert bounded(selection, "select_articles") is selection
+    with pytest.raises(ApplicationError) as refused:
+        bounded(Newsletter(markdown="x" * 2000, html=""), "feed big (https://big.example)", limit=1024)
+    assert refused.value.non_retryable and refused.value.type == "ProcessingError"
+    assert "feed big (https://big.example): the result is 2025 bytes, over the limit of 1024 bytes" in refused.value.message
+
+
+def test_a_feed_is_read_up_to_its_max_entries_and_the_rest_counted() -> None:
+    reader = FeedReader(io.BytesIO(large_feed(2500)), "large", "large.xml", max_entries=1000)
+    articles = list(reader)
+    assert len(articles) == 1000 and reader.entries == 2500 and reader.entries_not_read == 1500
+    assert articles[0].title == "Release 2499 of the platform"  # document order: the newest first
+
+
+def test_an_entry_is_capped_whatever_its_size() -> None:
+    huge = "<p>" + "word " * 2_000_000 + "</p>"
+    feed = (
+        f'<rss version="2.0"><channel><item><title>{"T" * 5000}</title><link>https://x.example/{"a" * 3000}</link>'
+        f"<guid>g-1</guid><description>{html.escape(huge)}</description></item></channel></rss>"
+    )
+    [article] = FeedReader(io.BytesIO(feed.encode()), "x", "x.xml", 10)
+    assert len(article.title) == MAX_TITLE_CHARS and article.link == "" and len(article.text) == MAX_TEXT_CHARS
+
+
 def test_every_sample_feed_format_parses() -> None:
-    counts = {p.name: len(parse_feed(p.read_bytes(), p.stem, str(p))) for p in sorted(FEEDS.glob("*.xml"))}
+    counts = {p.name: len(list(FeedReader(io.BytesIO(p.read_bytes()), p.stem, str(p), 1000))) for p in sorted(FEEDS.glob("*.xml"))}
     assert counts == {"engineering-weekly.rss.xml": 4, "market-pulse.atom.xml": 3, "research-notes.rdf.xml": 2}
 
 
@@ -129,6 +158,23 @@ async def test_a_digest_whose_every_feed_failed_fails_naming_each_feed(
     assert "none of the 2 feeds could be read" in cause.message
     assert "gone: InvalidInput: no-such-feed.xml: file not found under" in cause.message
     assert "elsewhere: InvalidInput: /etc/hostname: outside the allowed feed roots" in cause.message
+
+
+async def test_a_feed_of_10000_entries_is_stored_not_carried_and_falls_back_to_its_stored_copy(
+    dev_client: Client, db: Database, task_queue: str, tmp_path: Path
+) -> None:
+    with feed_server(_copy_feeds(tmp_path)) as server:
+        feed = FeedSource(name="large", url=server.url("large"))
+        async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4):
+            first = await _run(dev_client, task_queue, NewsDigestInput(name="large", feeds=[feed], max_articles=10))
+            broken = feed.model_copy(update={"max_bytes": 1024})  # the same feed, now refused as too large
+            second = await _run(dev_client, task_queue, NewsDigestInput(name="large", feeds=[broken], max_articles=10))
+    assert first.feeds["large"].status == "ok" and first.entries_not_read == {"large": 9000}
+    assert [a.title for a in first.articles][:2] == ["Release 9999 of the platform", "Release 9998 of the platform"]
+    assert first.over_limit == 990 and first.stored
+    # The fallback reads the stored copy: the next ten articles.
+    assert second.feeds["large"].status == "fallback" and second.seen_before == 10
+    assert [a.title for a in second.articles][0] == "Release 9989 of the platform"
 
 
 async def test_a_failed_feed_falls_back_to_its_last_good_copy(

@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         Selection,
         SelectInput,
         StoreDigestInput,
+        StoredFeed,
         SummariseInput,
     )
     from sagaworks.workflows import policies
@@ -68,6 +69,7 @@ class NewsDigestWorkflow(Pausable):
         self._feeds_total = 0
         self._done = 0
         self._current: str | None = None
+        self._entries_not_read: dict[str, int] = {}
 
     async def _fetch(self, feed: FeedSource):  # -> (FeedArticles | None, BranchOutcome)
         options = policies.ActivityOptions(
@@ -157,6 +159,8 @@ class NewsDigestWorkflow(Pausable):
             seen_before=selection.seen_before,
             irrelevant=selection.irrelevant,
             duplicates=selection.duplicates,
+            over_limit=selection.over_limit,
+            entries_not_read=self._entries_not_read,
             published_elsewhere=published_elsewhere,
             resumed_from=resume.source_workflow_id or None,
         )
@@ -176,13 +180,19 @@ class NewsDigestWorkflow(Pausable):
                 type="NoFeedAvailable",
                 non_retryable=True,
             )
-        articles = [a for feed_articles, _ in fetched if feed_articles for a in feed_articles.articles]
+        read = [feed_articles for feed_articles, _ in fetched if feed_articles]
+        self._entries_not_read = {f.feed: f.entries_not_read for f in read if f.entries_not_read}
         self._done += 1
         await self._step("select")
         selection = await workflow.execute_activity_method(
             NewsActivities.select_articles,
-            SelectInput(articles=articles, keywords=request.keywords, max_articles=request.max_articles),
-            **policies.DATABASE_WRITE,
+            SelectInput(
+                # Runs recorded before fetches stored their articles carry them inline.
+                articles=[a for f in read for a in f.articles],
+                stored=[StoredFeed(name=f.feed, url=f.stored_url) for f in read if f.stored_url is not None],
+                keywords=request.keywords, max_articles=request.max_articles,
+            ),
+            **policies.FEED_SELECTION,
         )
         self._done += 1
         return selection
