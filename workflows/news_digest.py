@@ -7,7 +7,8 @@ articles already published are dropped by the selection anyway. When no feed (no
 cached copy) could be read the run fails, naming each feed's error. The articles of a digest
 are claimed (recorded as seen) only by the step that stores it, in the same transaction, so
 a run that fails before storing loses nothing; when a digest running at the same time
-claimed some of them first, this one leaves those out and stores the rest. Run it on a Temporal Schedule (overlapping runs skipped):
+claimed some of them first, this one leaves those out and stores the rest. Run it on a
+Temporal Schedule (overlapping runs skipped):
 ``saga schedule create news-digest --cron "0 7 * * MON" --input FILE``.
 """
 
@@ -139,11 +140,12 @@ class NewsDigestWorkflow(Pausable):
                     )
                     break
                 except ActivityError as err:
-                    taken = _claimed_elsewhere(err)
-                    if taken is None or not workflow.patched(CLAIM_PATCH):
+                    taken = _claimed_elsewhere(err) or set()
+                    left = [a for a in digest_articles if a.key not in taken]
+                    if len(left) == len(digest_articles) or not workflow.patched(CLAIM_PATCH):
                         raise
-                published_elsewhere += len(taken)
-                digest_articles = [a for a in digest_articles if a.key not in taken]
+                published_elsewhere += len(digest_articles) - len(left)
+                digest_articles = left
                 newsletter = await self._newsletter(request, digest_articles) if digest_articles else None
             self._done += 1
         self._current = None
