@@ -98,7 +98,10 @@ def _date(text: str) -> datetime | None:
         except ValueError:
             return None
     stamp = stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)
-    return stamp.astimezone(timezone.utc).replace(microsecond=0)
+    try:
+        return stamp.astimezone(timezone.utc).replace(microsecond=0)
+    except OverflowError:  # year 1 or 9999 moved across midnight: no usable date
+        return None
 
 
 def _atom_link(entry: Element, ns: str) -> str:

@@ -89,6 +89,15 @@ def test_an_entry_is_capped_whatever_its_size() -> None:
     assert len(article.title) == MAX_TITLE_CHARS and article.link == "" and len(article.text) == MAX_TEXT_CHARS
 
 
+def test_an_unreadable_date_leaves_the_article_undated() -> None:
+    dates = ["9999-12-31T23:59:59-01:00", "next Tuesday", "Mon, 23 Nov 2026 07:00:00 GMT", "2026-11-17T09:00:00+02:00"]
+    items = "".join(f"<item><guid>d-{n}</guid><pubDate>{d}</pubDate></item>" for n, d in enumerate(dates))
+    articles = list(FeedReader(io.BytesIO(f'<rss version="2.0"><channel>{items}</channel></rss>'.encode()), "x", "x.xml", 10))
+    assert [a.published.isoformat() if a.published else None for a in articles] == [
+        None, None, "2026-11-23T07:00:00+00:00", "2026-11-17T07:00:00+00:00",
+    ]
+
+
 def test_every_sample_feed_format_parses() -> None:
     counts = {p.name: len(list(FeedReader(io.BytesIO(p.read_bytes()), p.stem, str(p), 1000))) for p in sorted(FEEDS.glob("*.xml"))}
     assert counts == {"engineering-weekly.rss.xml": 4, "market-pulse.atom.xml": 3, "research-notes.rdf.xml": 2}
