@@ -13,7 +13,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from sagaworks.workflows.saga import Saga
+    from sagaworks._saga import Saga
 
 
 class ProbeInput(BaseModel):

@@ -12,7 +12,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from tests.saga_probe import ProbeActivities, ProbeInput, SagaProbeWorkflow
-from sagaworks.contracts.common import SagaReport
+from sagaworks import SagaReport
 
 STEPS = 4
 
