@@ -35,7 +35,7 @@ from tests.orders import (
     wait_until_held,
 )
 from sagaworks.worker import running_worker
-from sagaworks._saga import error_class
+from sagaworks import error_class
 from sagaworks.workflows.order import OrderFulfillmentSaga
 from sagaworks.workflows.catalog import WORKFLOWS
 from sagaworks.contracts.orders import (
