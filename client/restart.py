@@ -11,13 +11,16 @@ those back instead of scheduling the steps (``sagaworks.Steps``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from temporalio.api.common.v1 import Payload
 from temporalio.api.history.v1 import History, HistoryEvent
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowQueryFailedError
 from temporalio.common import RawValue, WorkflowIDReusePolicy
+from temporalio.service import RPCError
 
 from sagaworks._steps import RESTART_MEMO, StepsRestart, restart_result_key
 from sagaworks.client.stats import local_activity_marker
@@ -103,15 +106,31 @@ class RestartPlan:
     memo: dict[str, Any]
 
 
-def plan_restart(workflow_id: str, run_id: str, steps: SourceSteps, from_step: str, *, force: bool) -> RestartPlan:
-    """The memo of a run restarted at ``from_step``; raises :class:`RestartRefused`."""
+async def declared_steps(handle: WorkflowHandle[Any, Any]) -> list[str]:
+    """The steps a closed run declares (its ``status`` query's ``plan``), or none when no
+    worker answers: a run's history holds only the steps it reached."""
+    try:
+        status = await handle.query("status", rpc_timeout=timedelta(seconds=10))
+    except (RPCError, WorkflowQueryFailedError):
+        return []
+    return list(status.get("plan") or []) if isinstance(status, dict) else []
+
+
+def plan_restart(
+    workflow_id: str, run_id: str, steps: SourceSteps, from_step: str, *, force: bool, declared: Sequence[str] = ()
+) -> RestartPlan:
+    """The memo of a run restarted at ``from_step``; raises :class:`RestartRefused`.
+
+    ``declared`` is the run's own list of steps where known (a step after the last one it
+    reached can then be named); otherwise the steps it reached, in order.
+    """
     if not steps.order:
         raise RestartRefused(f"{workflow_id}: its history records no step results (not a run on the step runner)")
-    if from_step not in steps.order:
-        raise RestartRefused(
-            f"step {from_step!r} never ran in {workflow_id}; restart from one of the steps it reached: {', '.join(steps.order)}"
-        )
-    earlier = steps.order[: steps.order.index(from_step)]
+    names = list(declared) or steps.order
+    if from_step not in names:
+        which = "its steps are" if declared else "restart from one of the steps it reached:"
+        raise RestartRefused(f"step {from_step!r} is not a step of {workflow_id}; {which} {', '.join(names)}")
+    earlier = names[: names.index(from_step)]
     missing = [s for s in earlier if s not in steps.results]
     if missing:
         raise RestartRefused(f"{workflow_id}: step(s) {', '.join(missing)} never completed; restart from {missing[0]} or earlier")
@@ -140,6 +159,9 @@ async def restart_from_step(
     """Start a new run of closed run ``workflow_id`` (its latest) that reuses the results
     of the steps before ``from_step`` and runs that step and the later ones.
 
+    The run's steps are the ones its ``status`` query declares (a worker of its task queue
+    answers it), else the ones its history shows it reached.
+
     Refused (:class:`RestartRefused`) when the run is still open, when ``from_step`` never
     ran, when a step before it never completed, and, unless ``force``, when the run
     compensated a step before it (reusing an undone step's result would build on an
@@ -150,7 +172,9 @@ async def restart_from_step(
         raise RestartRefused(f"{workflow_id} is still running; cancel it or wait for it to close")
     # The run described above, even if another run of the id starts meanwhile.
     history = await client.get_workflow_handle(workflow_id, run_id=description.run_id).fetch_history()
-    plan = plan_restart(workflow_id, description.run_id, await source_steps(client, history), from_step, force=force)
+    source = client.get_workflow_handle(workflow_id, run_id=description.run_id)
+    steps = await source_steps(client, history)
+    plan = plan_restart(workflow_id, description.run_id, steps, from_step, force=force, declared=await declared_steps(source))
     started = history.events[0].workflow_execution_started_event_attributes
     # The input exactly as the source got it: decoded only by the codec, never by a model.
     inputs = list(started.input.payloads)

@@ -70,6 +70,8 @@ class StepStatus(ProgressStatus):
     """The ``status`` of a workflow on the step runner (:class:`sagaworks.StepWorkflow`)."""
 
     state: RunState
+    plan: list[str] = []
+    """The run's steps, in order (what ``saga restart ID --from STEP`` may name)."""
     completed_steps: list[str] = []
     compensations: list[CompensationRecord] = []
     steps: list[StepTiming] = []

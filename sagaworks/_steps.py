@@ -31,6 +31,7 @@ The memo is part of the run's start event, so replays read the same results.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -181,6 +182,7 @@ class Steps:
         local: bool | None = None,
         describe: Callable[[T], str] | None = None,
         result_type: type | None = None,
+        delay: float | timedelta = 0,
     ) -> T:
         """Run step ``name``: the activity ``step`` on ``arg``, or its result reused.
 
@@ -195,19 +197,24 @@ class Steps:
             describe: Says what the result was, for the step's timing (``outcome``).
             result_type: The result's type where the activity's annotation does not say
                 (a reused result is decoded to it).
+            delay: A durable timer before the step, seconds or a timedelta (demos, tests of
+                pause and cancel); none before a reused step.
         """
-        await workflow.wait_condition(lambda: not self._paused)
-        index = len(self.started) + 1
         restart = self.restart
         if restart is not None and name == restart.from_step:
             self._reusing = False
+        reuse = self._reusing and restart is not None and name in restart.reused
+        if delay and not reuse:
+            await workflow.sleep(delay)
+        await workflow.wait_condition(lambda: not self._paused)
+        index = len(self.started) + 1
         self.started.append(name)
         if undo is not None:
             self._saga.add_compensation(undo, arg if undo_arg is None else undo_arg, step=name)
         self.current_step = self._saga.current_step = name
         total = len(self._names) or index
         started = workflow.now()
-        if self._reusing and restart is not None and name in restart.reused:
+        if reuse:
             workflow.set_current_details(f"step {index}/{total}: {name} (reused)")
             result_type = result_type or activity._Definition.get_name_and_result_type(step)[1]
             result: T = workflow.memo_value(restart_result_key(name), type_hint=result_type)  # type: ignore[arg-type]
@@ -239,6 +246,7 @@ class Steps:
             current_step=self.current_step,
             done=len(done),
             total=len(self._names) or len(done),
+            plan=list(self._names),
             completed_steps=done,
             compensations=self._saga.records,
             steps=list(self.timings),

@@ -103,9 +103,8 @@ class OrderFulfillmentSaga(StepWorkflow):
                 )
             try:
                 for index, step in enumerate(plan):
-                    if index and order.step_delay_seconds:
-                        await workflow.sleep(order.step_delay_seconds)
-                    done = await steps.run(step.name, step.run, step.input, undo=step.undo, undo_arg=step.undo_input)
+                    delay = order.step_delay_seconds if index else 0
+                    done = await steps.run(step.name, step.run, step.input, undo=step.undo, undo_arg=step.undo_input, delay=delay)
                     references[step.name] = done.reference
             except BaseException as err:
                 unreached = plan[len(steps.started) :]
