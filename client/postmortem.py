@@ -21,7 +21,6 @@ from sagaworks.client.restart import RestartRefused, restart_from_step
 from sagaworks.client.runs import list_runs, start_run, status_name, visibility_query
 from sagaworks.client.trace import RunTrace, trace_markdown, trace_run
 from sagaworks.contracts.plans import parse_stage_summary
-from sagaworks import StepWorkflow
 from sagaworks.workflows.catalog import FAMILIES, Family, Restartable, family, family_of_type
 
 
@@ -258,6 +257,8 @@ def step_families() -> list[str]:
 
 
 def _on_steps(fam: Family[Any] | None) -> bool:
+    from sagaworks import StepWorkflow  # the workflow modules are loaded once a family is
+
     return fam is not None and fam.restartable is None and issubclass(fam.workflow, StepWorkflow)
 
 

@@ -22,7 +22,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, W
 from temporalio.common import RawValue, WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
-from sagaworks._steps import RESTART_MEMO, StepsRestart, restart_result_key
+from sagaworks import RESTART_MEMO, StepsRestart, restart_result_key
 from sagaworks.client.stats import local_activity_marker
 
 COMPENSATE_PREFIX = "compensate "

@@ -14,10 +14,20 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from sagaworks import policies
     from sagaworks._concurrency import run_to_completion, run_windowed
-    from sagaworks._models import CompensationRecord, ProgressStatus, RunState, SagaReport, StepStatus, StepTiming
+    from sagaworks._models import (
+        RESTART_MEMO,
+        CompensationRecord,
+        ProgressStatus,
+        RunState,
+        SagaReport,
+        StepsRestart,
+        StepStatus,
+        StepTiming,
+        restart_result_key,
+    )
     from sagaworks._pause import Pausable
     from sagaworks._saga import SAGA_ERROR_TYPES, Saga, SagaState, error_class, reported_error
-    from sagaworks._steps import RESTART_MEMO, Steps, StepsRestart, StepWorkflow
+    from sagaworks._steps import Steps, StepWorkflow
     from sagaworks.policies import ActivityOptions
 
 _STEP_EXPORTS = {
@@ -25,7 +35,7 @@ _STEP_EXPORTS = {
     "CompensationRecord": "sagaworks._models",
     "Pausable": "sagaworks._pause",
     "ProgressStatus": "sagaworks._models",
-    "RESTART_MEMO": "sagaworks._steps",
+    "RESTART_MEMO": "sagaworks._models",
     "RunState": "sagaworks._models",
     "SAGA_ERROR_TYPES": "sagaworks._saga",
     "Saga": "sagaworks._saga",
@@ -35,9 +45,10 @@ _STEP_EXPORTS = {
     "StepTiming": "sagaworks._models",
     "StepWorkflow": "sagaworks._steps",
     "Steps": "sagaworks._steps",
-    "StepsRestart": "sagaworks._steps",
+    "StepsRestart": "sagaworks._models",
     "error_class": "sagaworks._saga",
     "reported_error": "sagaworks._saga",
+    "restart_result_key": "sagaworks._models",
     "run_to_completion": "sagaworks._concurrency",
     "run_windowed": "sagaworks._concurrency",
 }

@@ -34,42 +34,15 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from pydantic import BaseModel
 from temporalio import activity, workflow
 from temporalio.exceptions import ApplicationError
 
 from sagaworks import policies
 from sagaworks._concurrency import run_to_completion
-from sagaworks._models import StepStatus, StepTiming
+from sagaworks._models import RESTART_MEMO, StepsRestart, StepStatus, StepTiming, restart_result_key
 from sagaworks._saga import Saga, ends_saga
 
 T = TypeVar("T")
-
-RESTART_MEMO = "sagaworks.restart"
-"""The memo key of a restarted run's :class:`StepsRestart`; each reused step's result is
-the memo value ``sagaworks.restart/STEP`` (the payload the source run's history holds)."""
-
-
-def restart_result_key(step: str) -> str:
-    """The memo key holding a reused ``step``'s result in a restarted run."""
-    return f"{RESTART_MEMO}/{step}"
-
-
-class StepsRestart(BaseModel):
-    """Where a restarted run comes from and which step results it reuses (its memo)."""
-
-    source: str
-    """``workflow_id/run_id`` of the run whose results it reuses."""
-    from_step: str
-    """The first step it runs again; the steps before it are reused."""
-    reused: list[str]
-    """The steps whose results the memo holds, in the order the source ran them."""
-    origin_run_id: str
-    """The first run id of the first run of the chain (a restart of a restart keeps it):
-    the owner of the effects every run of the chain applies (see :attr:`Steps.origin_run_id`)."""
-    forced: bool = False
-    """Reused although the source compensated some of them (``--force``)."""
-
 
 class Steps:
     """Runs a workflow's steps; see the module documentation."""

@@ -15,7 +15,7 @@ from typing import Any
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from sagaworks._pause import Pausable
+from sagaworks import Pausable
 
 with workflow.unsafe.imports_passed_through():
     from sagaworks.contracts.aggregate import (

@@ -17,7 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from sagaworks.contracts.blog import BlogInput, BlogResult, BlogResume, BlogStatus, Citation, WritingInput
     from sagaworks.contracts.search import SearchInput
     from sagaworks import policies
-    from sagaworks._pause import Pausable
+    from sagaworks import Pausable
 
 STEPS = ("research", "outline", "draft", "review")
 

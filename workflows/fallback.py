@@ -17,7 +17,7 @@ from temporalio.exceptions import ActivityError, is_cancelled_exception
 with workflow.unsafe.imports_passed_through():
     from sagaworks.contracts.fallback import BranchOutcome
     from sagaworks.policies import ActivityOptions
-    from sagaworks._saga import reported_error
+    from sagaworks import reported_error
 
 T = TypeVar("T")
 

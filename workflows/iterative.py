@@ -15,7 +15,7 @@ with workflow.unsafe.imports_passed_through():
     from sagaworks.contracts.iterative import Best, IterativeInput, IterativeResult, IterativeStatus, Round
     from sagaworks.contracts.search import EvaluateInput, RefineInput, SearchInput
     from sagaworks import policies
-    from sagaworks._pause import Pausable
+    from sagaworks import Pausable
 
 
 @workflow.defn

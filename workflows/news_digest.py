@@ -32,7 +32,7 @@ with workflow.unsafe.imports_passed_through():
         SummariseInput,
     )
     from sagaworks import policies
-    from sagaworks._pause import Pausable
+    from sagaworks import Pausable
     from sagaworks.workflows.fallback import with_fallback
 
 STEPS = ("fetch", "select", "summarise", "newsletter", "store")

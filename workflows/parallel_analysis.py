@@ -27,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from sagaworks.contracts.parallel_analysis import ParallelAnalysisInput, ParallelAnalysisResult, ParallelAnalysisStatus
     from sagaworks.contracts.text import AnalysisPart, TextInput
     from sagaworks import policies
-    from sagaworks._pause import Pausable
+    from sagaworks import Pausable
     from sagaworks.workflows.cpu import current_cpu_queue
     from sagaworks.workflows.fallback import with_fallback
 

@@ -53,7 +53,7 @@ with workflow.unsafe.imports_passed_through():
         stage_summary,
     )
     from sagaworks import policies
-    from sagaworks._pause import Pausable
+    from sagaworks import Pausable
 
 ALERT_LEVEL_KEY = SearchAttributeKey.for_keyword(ALERT_SEARCH_ATTRIBUTE)
 SEVERITY_ALERT: dict[str, AlertLevel] = {"LOW": "INFO", "MEDIUM": "WARNING", "HIGH": "ERROR", "CRITICAL": "CRITICAL"}

@@ -36,7 +36,7 @@ with workflow.unsafe.imports_passed_through():
         VizResult,
     )
     from sagaworks import policies
-    from sagaworks._pause import Pausable
+    from sagaworks import Pausable
 
 STEPS = ("health", "nlp", "data", "viz")
 ResultT = TypeVar("ResultT")

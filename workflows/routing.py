@@ -31,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
         RoutingStatus,
     )
     from sagaworks import policies
-    from sagaworks._pause import Pausable
+    from sagaworks import Pausable
 
 HANDLERS = {
     "admin": RoutingActivities.handle_admin,

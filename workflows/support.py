@@ -27,7 +27,7 @@ from datetime import timedelta
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from sagaworks._pause import Pausable
+from sagaworks import Pausable
 
 with workflow.unsafe.imports_passed_through():
     from sagaworks.activities.mcp_support import notify_escalation
