@@ -8,7 +8,9 @@ local steps, the unsandboxed runner), against one application database, taking t
 rounds so that a change of the machine's load falls on both alike. Reported: W1 p50/p95
 latency of one saga alone and sagas/s with ``--in-flight`` at once (the median of the
 rounds), and the engine's ratios to the plain workflow: p50 latency (the engine adds what
-is above 1.00) and throughput (the engine takes what is below 1.00).
+is above 1.00) and throughput (the engine takes what is below 1.00); a third row runs the
+plain workflow with the order saga's two patches (bench/engine_workflow.py), to tell what
+they cost from what the step runner costs.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import time
 import uuid
 from pathlib import Path
 
-from bench.engine_workflow import PlainOrderSaga
+from bench.engine_workflow import PatchedPlainOrderSaga, PlainOrderSaga
 from bench.peers import Engine, measure_round
 from sagaworks.activities.db import Database
 from sagaworks.activities.llm import OfflineProvider
@@ -50,7 +52,7 @@ async def main(sagas: int, in_flight: int, rounds: int) -> None:
         seed_inventory(db, {"WIDGET-1": 10_000_000})
         task_queue = f"engine-{uuid.uuid4()}"
         async with await start_embedded(db_file=folder / "temporal.db") as env, running_worker(
-            env.client, db, task_queue=task_queue, llm=OfflineProvider(), extra_workflows=[PlainOrderSaga]
+            env.client, db, task_queue=task_queue, llm=OfflineProvider(), extra_workflows=[PlainOrderSaga, PatchedPlainOrderSaga]
         ):
 
             def run(workflow: type) -> Engine:
@@ -62,13 +64,13 @@ async def main(sagas: int, in_flight: int, rounds: int) -> None:
 
                 return Engine(workflow.__name__, saga, fanout=None)
 
-            engines = [run(OrderFulfillmentSaga), run(PlainOrderSaga)]
+            engines = [run(OrderFulfillmentSaga), run(PlainOrderSaga), run(PatchedPlainOrderSaga)]
             for engine in engines:  # warm-up: connections, caches, imports
                 for _ in range(10):
                     await engine.saga()
             for round_ in range(rounds):
-                # Each round in the other order: neither always runs on a just-warmed server.
-                for engine in engines if round_ % 2 == 0 else reversed(engines):
+                # Each round in another order: none always runs first or last.
+                for engine in engines[round_ % len(engines):] + engines[: round_ % len(engines)]:
                     await measure_round(engine, sagas // rounds, min(sagas, 200) // rounds, in_flight, [])
         db.dispose()
     print(f"\nW1: {sagas} order sagas, {in_flight} in flight, {rounds} rounds taking turns; "
@@ -83,7 +85,8 @@ async def main(sagas: int, in_flight: int, rounds: int) -> None:
         p50s.append(p50)
         rates.append(statistics.median(engine.rates))
         print(f"| {engine.name} | {p50:.1f} | {p95:.1f} | {rates[-1]:.0f} | {statistics.median(engine.cpu_ms):.0f} |")
-    print(f"\nengine / plain: W1 p50 latency {p50s[0] / p50s[1]:.3f}, throughput {rates[0] / rates[1]:.3f}")
+    for at, plain in ((1, "plain"), (2, "plain with the same patches")):
+        print(f"engine / {plain}: W1 p50 latency {p50s[0] / p50s[at]:.3f}, throughput {rates[0] / rates[at]:.3f}")
 
 
 if __name__ == "__main__":

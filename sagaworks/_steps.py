@@ -179,7 +179,8 @@ class Steps:
         reuse = self._reusing and restart is not None and name in restart.reused
         if delay and not reuse:
             await workflow.sleep(delay)
-        await workflow.wait_condition(lambda: not self._paused)
+        if self._paused:  # wait_condition costs a task and a loop turn even when true
+            await workflow.wait_condition(lambda: not self._paused)
         index = len(self.started) + 1
         self.started.append(name)
         if undo is not None:
