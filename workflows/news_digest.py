@@ -39,8 +39,8 @@ with workflow.unsafe.imports_passed_through():
         StoredFeed,
         SummariseInput,
     )
-    from sagaworks.workflows import policies
-    from sagaworks.workflows.common import Pausable
+    from sagaworks import policies
+    from sagaworks import Pausable
     from sagaworks.workflows.fallback import with_fallback
 
 STEPS = ("fetch", "select", "summarise", "newsletter", "store")
