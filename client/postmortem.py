@@ -265,13 +265,21 @@ def stage_outcomes(trace: RunTrace, spec: Restartable) -> dict[str, Any]:
     return outcomes
 
 
-async def restart_from_stage(client: Client, workflow_id: str, from_stage: str) -> WorkflowHandle[Any, Any]:
+INJECTED_FAULTS = ("inject_failure", "inject_fault", "fail")
+"""Input fields that inject a fault for demos and tests (orders, plans, text analyses)."""
+
+
+async def restart_from_stage(
+    client: Client, workflow_id: str, from_stage: str, *, keep_faults: bool = False
+) -> WorkflowHandle[Any, Any]:
     """Start a new run of ``workflow_id`` that resumes at ``from_stage``.
 
     The stages before it are not executed again: their outcomes (small results, or keys
     of outputs stored by content) are read from the source run's history, and from its
     own resume point when it was a restart too, and handed to the new run in its input.
     Any family whose catalog entry is :class:`~workflows.catalog.Restartable` is served.
+    A fault the source run's input injected (:data:`INJECTED_FAULTS`) is dropped, since a
+    restart is meant to get past the failure; ``keep_faults`` carries it into the new run.
     """
     handle = client.get_workflow_handle(workflow_id)
     description = await handle.describe()
@@ -304,5 +312,9 @@ async def restart_from_stage(client: Client, workflow_id: str, from_stage: str) 
     if missing:
         raise RestartRefused(f"{workflow_id}: stage(s) {', '.join(missing)} never completed; restart from {missing[0]} or earlier")
     resume = spec.resume.taking_over(from_stage, f"{workflow_id}/{description.run_id}", {s: outcomes[s] for s in earlier})
+    update: dict[str, Any] = {"resume": resume}
+    if not keep_faults:
+        fields = type(original).model_fields
+        update |= {name: fields[name].get_default(call_default_factory=True) for name in INJECTED_FAULTS if name in fields}
     # On the source run's task queue: the workers that served it serve the new run.
-    return await start_run(client, fam, original.model_copy(update={"resume": resume}), task_queue=description.task_queue)
+    return await start_run(client, fam, original.model_copy(update=update), task_queue=description.task_queue)

@@ -157,12 +157,14 @@ def build_router() -> APIRouter:
     async def restart(
         request: Request, workflow_id: str,
         from_stage: str = Query(..., max_length=64, description="The stage to resume at (the family's stage names)."),
+        keep_faults: bool = Query(False, description="Keep the fault the run's input injected (inject_failure, "
+                                  "inject_fault, fail); by default the new run drops it."),
     ) -> JSONResponse:
         """A new run that resumes at ``from_stage``, taking over the outcomes of the stages
         before it from this run's history (``saga restart ID --from-stage STAGE``)."""
         client = temporal(request)
         try:
-            handle = await restart_from_stage(client, workflow_id, from_stage)
+            handle = await restart_from_stage(client, workflow_id, from_stage, keep_faults=keep_faults)
         except RestartRefused as refused:
             raise ApiError(409, "RestartRefused", str(refused), field="from_stage") from None
         fam = await _family_of(client, handle.id)

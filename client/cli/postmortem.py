@@ -52,13 +52,14 @@ def restart(
     from_stage: Annotated[str, typer.Option("--from-stage", metavar="STAGE", help="The family's stage to resume at: " + "; ".join(
         f"{f.name}: {', '.join(f.restartable.stages)}" for f in FAMILIES if f.restartable is not None
     ) + ".")],
+    keep_faults: Annotated[bool, typer.Option("--keep-faults", help="Keep the fault the run's input injected (inject_failure, inject_fault, fail); by default the new run drops it.")] = False,
 ) -> None:
     """Start a new run that resumes at STAGE, reusing the outcomes of the stages before it."""
 
     async def start() -> None:
         client = await connect()
         try:
-            handle = await restart_from_stage(client, workflow_id, from_stage)
+            handle = await restart_from_stage(client, workflow_id, from_stage, keep_faults=keep_faults)
         except (RestartRefused, RunConflict) as refused:
             raise fail(str(refused)) from None
         out.print(f"restarted {handle.id} from {from_stage}: run {handle.result_run_id}", markup=False)
