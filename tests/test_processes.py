@@ -14,6 +14,7 @@ from pathlib import Path
 from temporalio.client import Client
 
 from sagaworks.activities.processes import POOL_MODULES, process_pool
+from sagaworks.client.workers import workflow_pollers
 from tests.workers import WorkerProcess
 
 
@@ -103,3 +104,20 @@ async def test_the_worker_sigkilled_during_start_up_leaves_no_process_and_no_tra
     assert children
     assert await _until_gone(children) == []
     assert "Traceback" not in log.read_text(), log.read_text()
+
+
+async def test_the_worker_has_pandas_imported_before_it_polls(dev_address: str, dev_client: Client, tmp_path: Path) -> None:
+    """A chart render reads pandas from sys.modules: it must never find it half-imported."""
+    queue = f"render-{uuid.uuid4().hex[:8]}"
+    worker = WorkerProcess(dev_address, queue, f"sqlite:///{tmp_path}/app.db", tmp_path / "worker.log")
+    worker.start()
+    try:
+        assert worker.process is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 120
+        while not await workflow_pollers(dev_client, queue) and loop.time() < deadline:
+            await asyncio.sleep(0.2)
+        assert await workflow_pollers(dev_client, queue), (tmp_path / "worker.log").read_text()
+        assert "/pandas/_libs/" in Path(f"/proc/{worker.process.pid}/maps").read_text()
+    finally:
+        worker.terminate()
