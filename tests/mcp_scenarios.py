@@ -9,7 +9,8 @@ from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
 
-from sagaworks.workflows.catalog import family
+from sagaworks.client.demo import send_demo_update
+from sagaworks.workflows.catalog import DemoUpdate, family
 from sagaworks.workflows.support import SupportTicket
 
 
@@ -51,6 +52,21 @@ async def support_resolved(client: Client, task_queue: str) -> WorkflowHandle[An
     return handle
 
 
+async def support_assigned_during_lookups(client: Client, task_queue: str) -> WorkflowHandle[Any, Any]:
+    """A ticket assigned as soon as it is classified, while its lookups run, and resolved;
+    terminated once the reopen window's timer started (after the lookups). The Updates go
+    as the demo sends them: again while refused, never right after a status query."""
+    handle = await _start(client, task_queue, "support-ticket", "tickets/ticket-billing.json")
+    await send_demo_update(handle, DemoUpdate("assign", {"agent": "dana"}, when_step="open"))
+    await send_demo_update(handle, DemoUpdate("resolve", {"resolution": "refunded the duplicate charge"}))
+    for _ in range(600):
+        if any(event.HasField("timer_started_event_attributes") for event in (await handle.fetch_history()).events):
+            break
+        await asyncio.sleep(0.1)
+    await handle.terminate("recorded")
+    return handle
+
+
 async def support_escalated(client: Client, task_queue: str) -> WorkflowHandle[Any, Any]:
     """A ticket with trigger words, escalated at once; then terminated."""
     handle = await _start(client, task_queue, "support-ticket", "tickets/ticket-angry-outage.json")
@@ -63,4 +79,5 @@ MCP_SCENARIOS: dict[str, Callable[[Client, str], Awaitable[WorkflowHandle[Any, A
     "aggregate_partial": aggregate_partial,
     "support_resolved": support_resolved,
     "support_escalated": support_escalated,
+    "support_assigned_during_lookups": support_assigned_during_lookups,
 }
