@@ -110,16 +110,20 @@ async def test_a_ticket_whose_update_followed_a_racing_status_query_replays() ->
     assert dict(results.replay_failures) == {}
 
 
-def test_the_ticket_assigned_while_its_lookups_ran_is_recorded_update_first() -> None:
-    """support_assigned_during_lookups.json (replayed with the others) was recorded as the
-    demo now sends Updates, with no status query before them: ``assign`` was accepted
-    between the lookups' list-tools and call-tool, and its acceptance is the first command
-    of its workflow task."""
-    events = [(event.event_id, event) for event in load_history(HISTORIES / "support_assigned_during_lookups.json").events]
-    scheduled = {e.activity_task_scheduled_event_attributes.activity_type.name: i for i, e in events
-                 if e.HasField("activity_task_scheduled_event_attributes")}
-    [assign] = [i for i, e in events if e.HasField("workflow_execution_update_accepted_event_attributes")
-                and e.workflow_execution_update_accepted_event_attributes.accepted_request.input.name == "assign"]
-    assert scheduled["temporalio.mcp.database.list-tools"] < assign < scheduled["temporalio.mcp.database.call-tool"]
-    previous = dict(events)[assign - 1]
-    assert previous.HasField("workflow_task_completed_event_attributes")
+def test_the_ticket_assigned_beside_a_lookup_result_is_recorded_update_first() -> None:
+    """support_assigned_during_lookups.json (replayed with the others) has the evidence's
+    shape without the racing query: ``assign`` sequenced in the workflow task that brought
+    list-tools' result, and in that task the SDK wrote its acceptance before the call-tool
+    lookup that result led to, the order a replay produces."""
+    events = list(load_history(HISTORIES / "support_assigned_during_lookups.json").events)
+    [accepted] = [e for e in events if e.HasField("workflow_execution_update_accepted_event_attributes")
+                  and e.workflow_execution_update_accepted_event_attributes.accepted_request.input.name == "assign"]
+    sequenced_at = accepted.workflow_execution_update_accepted_event_attributes.accepted_request_sequencing_event_id
+    [brought] = [e for e in events if e.event_id == sequenced_at - 1]  # what scheduled that task
+    assert brought.HasField("activity_task_completed_event_attributes")  # list-tools' result
+    task = [e for e in events if e.event_id >= accepted.event_id][:4]
+    assert [e.WhichOneof("attributes").removesuffix("_event_attributes") for e in task] == [
+        "workflow_execution_update_accepted", "upsert_workflow_search_attributes",
+        "workflow_execution_update_completed", "activity_task_scheduled",
+    ]
+    assert task[3].activity_task_scheduled_event_attributes.activity_type.name == "temporalio.mcp.database.call-tool"
