@@ -9,12 +9,15 @@ from typing import Any
 from urllib.parse import quote
 
 from rich.console import Console
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
 
 from sagaworks.client import devserver
 from sagaworks.client.connection import connect, ui_url
 from sagaworks.client.runs import Outcome, failure_lines, query_progress, run_outcome, start_run, to_jsonable
 from sagaworks.contracts.breakers import BreakerStatus
 from sagaworks.workflows.catalog import FAMILIES, DemoRun, DemoUpdate, Family
+from sagaworks import UPDATE_REFUSED
 
 
 CONSOLE = os.environ.get("SAGAWORKS_CONSOLE_URL", "http://127.0.0.1:8000").rstrip("/")
@@ -171,22 +174,29 @@ async def progress_at(handle: Any, step: str, patience: float = 60) -> Any:
 
 
 async def send_demo_update(handle: Any, update: DemoUpdate, within: float = 60) -> Any:
-    """Send ``update`` once the run's current step mentions ``update.when_step``; its answer.
+    """Send ``update``; its answer. An update with a ``when_step`` is refused by its
+    validator until the run gets there, so a refusal is sent again for ``within`` seconds.
 
-    Shared by ``saga demo`` and the history recorder (tests/record_histories.py)."""
-
-    async def waiting() -> None:
-        while update.when_step not in (getattr(await query_progress(handle), "current_step", None) or ""):
-            await asyncio.sleep(0.2)
-
-    if update.when_step:
-        await asyncio.wait_for(waiting(), within)
-    return await handle.execute_update(update.name, update.arg)
+    The run's status is never queried first: an Update that follows a status query by
+    moments can share a workflow task with a command the query's task made, and the SDK
+    then records that command before the Update's acceptance, an order no replay
+    reproduces (tests/histories/unreplayable/). A refused Update leaves no trace in the
+    history. Shared by ``saga demo`` and the history recorder (tests/record_histories.py)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        try:
+            return await handle.execute_update(update.name, update.arg)
+        except WorkflowUpdateFailedError as refused:
+            not_yet = isinstance(refused.cause, ApplicationError) and refused.cause.type == UPDATE_REFUSED
+            if not (update.when_step and not_yet) or loop.time() > deadline:
+                raise
+        await asyncio.sleep(0.2)
 
 
 async def _send(console: Console, handle: Any, update: DemoUpdate) -> None:
     answer = await send_demo_update(handle, update)
-    where = f" waited at {update.when_step!r};" if update.when_step else ""
+    where = f" once at {update.when_step!r};" if update.when_step else ""
     console.print(f"  {handle.id}{where} sent {update.name}: {summarize(answer)}", markup=False)
 
 

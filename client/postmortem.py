@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
-from sagaworks.client.restart import RestartRefused, restart_from_step
+from sagaworks.client.restart import INJECTED_FAULTS, RestartRefused, restart_from_step
 from sagaworks.client.runs import list_runs, start_run, status_name, visibility_query
 from sagaworks.client.trace import RunTrace, trace_markdown, trace_run
 from sagaworks.contracts.plans import parse_stage_summary
@@ -262,17 +262,20 @@ def _on_steps(fam: Family[Any] | None) -> bool:
     return fam is not None and fam.restartable is None and issubclass(fam.workflow, StepWorkflow)
 
 
-async def restart_run(client: Client, workflow_id: str, step: str, *, force: bool = False) -> WorkflowHandle[Any, Any]:
+async def restart_run(
+    client: Client, workflow_id: str, step: str, *, force: bool = False, keep_faults: bool = False
+) -> WorkflowHandle[Any, Any]:
     """Start a new run of ``workflow_id`` from ``step`` (``saga restart ID --from STEP``).
 
     A family on the step runner restarts from any of its steps (:func:`restart_from_step`;
     ``force`` reuses steps its source compensated); a family with stages, from a stage
-    (:func:`restart_from_stage`).
+    (:func:`restart_from_stage`). Either drops a fault the source's input injected unless
+    ``keep_faults``.
     """
     description = await client.get_workflow_handle(workflow_id).describe()
     if _on_steps(family_of_type(description.workflow_type)):
-        return await restart_from_step(client, workflow_id, step, force=force)
-    return await restart_from_stage(client, workflow_id, step)
+        return await restart_from_step(client, workflow_id, step, force=force, keep_faults=keep_faults)
+    return await restart_from_stage(client, workflow_id, step, keep_faults=keep_faults)
 
 
 def stage_outcomes(trace: RunTrace, spec: Restartable) -> dict[str, Any]:
@@ -286,13 +289,17 @@ def stage_outcomes(trace: RunTrace, spec: Restartable) -> dict[str, Any]:
     return outcomes
 
 
-async def restart_from_stage(client: Client, workflow_id: str, from_stage: str) -> WorkflowHandle[Any, Any]:
+async def restart_from_stage(
+    client: Client, workflow_id: str, from_stage: str, *, keep_faults: bool = False
+) -> WorkflowHandle[Any, Any]:
     """Start a new run of ``workflow_id`` that resumes at ``from_stage``.
 
     The stages before it are not executed again: their outcomes (small results, or keys
     of outputs stored by content) are read from the source run's history, and from its
     own resume point when it was a restart too, and handed to the new run in its input.
     Any family whose catalog entry is :class:`~workflows.catalog.Restartable` is served.
+    A fault the source run's input injected (:data:`INJECTED_FAULTS`) is dropped, since a
+    restart is meant to get past the failure; ``keep_faults`` carries it into the new run.
     """
     handle = client.get_workflow_handle(workflow_id)
     description = await handle.describe()
@@ -325,5 +332,9 @@ async def restart_from_stage(client: Client, workflow_id: str, from_stage: str) 
     if missing:
         raise RestartRefused(f"{workflow_id}: stage(s) {', '.join(missing)} never completed; restart from {missing[0]} or earlier")
     resume = spec.resume.taking_over(from_stage, f"{workflow_id}/{description.run_id}", {s: outcomes[s] for s in earlier})
+    update: dict[str, Any] = {"resume": resume}
+    if not keep_faults:
+        fields = type(original).model_fields
+        update |= {name: fields[name].get_default(call_default_factory=True) for name in INJECTED_FAULTS if name in fields}
     # On the source run's task queue: the workers that served it serve the new run.
-    return await start_run(client, fam, original.model_copy(update={"resume": resume}), task_queue=description.task_queue)
+    return await start_run(client, fam, original.model_copy(update=update), task_queue=description.task_queue)

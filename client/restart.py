@@ -11,6 +11,7 @@ those back instead of scheduling the steps (``sagaworks.Steps``).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -153,8 +154,25 @@ def plan_restart(
     return RestartPlan(source=source, from_step=from_step, reused=earlier, memo=memo)
 
 
+INJECTED_FAULTS = ("inject_failure", "inject_fault", "fail")
+"""Input fields that inject a fault for demos and tests (orders, plans, text analyses): a
+restart drops them unless asked, since it is meant to get past the failure."""
+
+
+def without_injected_faults(payload: Payload) -> Payload:
+    """The JSON input ``payload`` with its :data:`INJECTED_FAULTS` fields removed (the
+    model's defaults apply in the new run); any other payload unchanged."""
+    if payload.metadata.get("encoding") != b"json/plain":
+        return payload
+    data = json.loads(payload.data)
+    if not isinstance(data, dict) or not any(data.get(name) for name in INJECTED_FAULTS):
+        return payload
+    kept = {name: value for name, value in data.items() if name not in INJECTED_FAULTS}
+    return Payload(metadata=dict(payload.metadata), data=json.dumps(kept, separators=(",", ":")).encode())
+
+
 async def restart_from_step(
-    client: Client, workflow_id: str, from_step: str, *, force: bool = False
+    client: Client, workflow_id: str, from_step: str, *, force: bool = False, keep_faults: bool = False
 ) -> WorkflowHandle[Any, Any]:
     """Start a new run of closed run ``workflow_id`` (its latest) that reuses the results
     of the steps before ``from_step`` and runs that step and the later ones.
@@ -165,7 +183,8 @@ async def restart_from_step(
     Refused (:class:`RestartRefused`) when the run is still open, when ``from_step`` never
     ran, when a step before it never completed, and, unless ``force``, when the run
     compensated a step before it (reusing an undone step's result would build on an
-    effect that no longer exists).
+    effect that no longer exists). A fault the source's input injected is dropped unless
+    ``keep_faults``.
     """
     description = await client.get_workflow_handle(workflow_id).describe()
     if description.status == WorkflowExecutionStatus.RUNNING:
@@ -181,6 +200,8 @@ async def restart_from_step(
     codec = client.data_converter.payload_codec
     if codec is not None:
         inputs = await codec.decode(inputs)
+    if not keep_faults:
+        inputs = [without_injected_faults(payload) for payload in inputs]
     return await client.start_workflow(
         description.workflow_type,
         args=[RawValue(payload) for payload in inputs],

@@ -27,6 +27,7 @@ from temporalio.service import RPCError
 from sagaworks.client.connection import TASK_QUEUE, ui_url
 from sagaworks import ProgressStatus
 from sagaworks.workflows.catalog import Family, family_of_type
+from sagaworks import error_kind
 
 
 QUERY_TIMEOUT = timedelta(seconds=10)
@@ -98,7 +99,7 @@ def failure_chain(error: BaseException) -> list[dict[str, Any]]:
             if current.details:
                 entry["details"] = [to_jsonable(d) for d in current.details]
         else:
-            entry["type"] = type(current).__name__
+            entry["type"] = error_kind(current)
         chain.append(entry)
         current = current.__cause__
     return chain

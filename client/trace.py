@@ -21,6 +21,7 @@ from temporalio.exceptions import ApplicationError
 
 from sagaworks.client.runs import status_name
 from sagaworks.client.stats import local_activity_marker
+from sagaworks import error_kind
 
 StepKind = Literal["activity", "local_activity", "child_workflow", "timer", "signal", "update"]
 StepOutcome = Literal["completed", "failed", "timed_out", "canceled", "terminated", "running", "fired", "received", "rejected"]
@@ -83,8 +84,7 @@ class _Builder:
         error = await self.client.data_converter.decode_failure(failure)
         while error.__cause__ is not None and not (isinstance(error, ApplicationError) and error.type):
             error = error.__cause__
-        kind = error.type if isinstance(error, ApplicationError) and error.type else type(error).__name__
-        return kind, getattr(error, "message", None) or str(error)
+        return error_kind(error), getattr(error, "message", None) or str(error)
 
     async def summary(self, event: HistoryEvent) -> str | None:
         """The summary the workflow gave a command (a payload: encrypted when payloads are)."""

@@ -25,8 +25,8 @@ if TYPE_CHECKING:
         StepTiming,
         restart_result_key,
     )
-    from sagaworks._pause import Pausable
-    from sagaworks._saga import SAGA_ERROR_TYPES, Saga, SagaState, error_class, reported_error
+    from sagaworks._pause import UPDATE_REFUSED, Pausable, refusal
+    from sagaworks._saga import SAGA_ERROR_TYPES, Saga, SagaState, error_class, error_kind, reported_error
     from sagaworks._steps import Steps, StepWorkflow
     from sagaworks.policies import ActivityOptions
 
@@ -47,6 +47,9 @@ _STEP_EXPORTS = {
     "Steps": "sagaworks._steps",
     "StepsRestart": "sagaworks._models",
     "error_class": "sagaworks._saga",
+    "error_kind": "sagaworks._saga",
+    "refusal": "sagaworks._pause",
+    "UPDATE_REFUSED": "sagaworks._pause",
     "reported_error": "sagaworks._saga",
     "restart_result_key": "sagaworks._models",
     "run_to_completion": "sagaworks._concurrency",

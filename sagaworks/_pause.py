@@ -1,8 +1,20 @@
-"""Behaviour shared by every workflow family: pause and resume between steps."""
+"""Behaviour shared by every workflow family: pause and resume between steps, refusals of
+Update validators."""
 
 from __future__ import annotations
 
 from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+UPDATE_REFUSED = "UpdateRefused"
+"""The type of an Update validator's refusal."""
+
+
+def refusal(message: str) -> ApplicationError:
+    """What an Update validator raises to refuse: non-retryable, so clients (the official
+    CLI, the UI) do not present the refusal as a fault that a retry would clear; the
+    message names the field or the state that refused it."""
+    return ApplicationError(message, type=UPDATE_REFUSED, non_retryable=True)
 
 
 class Pausable:

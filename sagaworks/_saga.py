@@ -32,6 +32,7 @@ from temporalio.exceptions import (
     ApplicationError,
     ChildWorkflowError,
     FailureError,
+    TimeoutError as TemporalTimeoutError,
     is_cancelled_exception,
 )
 
@@ -210,6 +211,21 @@ def reported_error(err: BaseException) -> BaseException:
     ):
         current = current.__cause__
     return current
+
+
+def error_kind(error: BaseException) -> str:
+    """What kind of failure ``error`` is, for people: an ``ApplicationError``'s type, a
+    timeout's kind by name (``TimeoutError (StartToClose)``), else the exception's class.
+
+    A timeout's ``type`` is the SDK's ``TimeoutType``, an ``IntEnum``, which an f-string
+    prints as its number ("1"): never render it directly.
+    """
+    if isinstance(error, ApplicationError) and error.type:
+        return error.type
+    if isinstance(error, TemporalTimeoutError) and error.type is not None:
+        name = "".join(part.capitalize() for part in error.type.name.split("_"))
+        return f"TimeoutError ({name})"
+    return type(error).__name__
 
 
 def error_class(err: BaseException) -> str:

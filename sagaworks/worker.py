@@ -13,13 +13,11 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import multiprocessing
 import os
 import signal
 import subprocess
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from multiprocessing.managers import SyncManager
 from datetime import timedelta
 from typing import Any
 
@@ -29,7 +27,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from sagaworks.activities import CPU_BOUND, build_activities, build_llm_activities
 from sagaworks.activities.db import Database
-from sagaworks.activities.processes import die_with_parent
+from sagaworks.activities.processes import RENDER_MODULES, import_now, process_pool
 from sagaworks.activities.documents import DocumentSettings
 from sagaworks.activities.news import FeedSettings
 from sagaworks.activities.llm import LLMProvider
@@ -120,6 +118,8 @@ async def running_worker(
     ``extra_activities`` are served beside the catalog's (the benchmarks' own workloads).
     """
     rate = llm_rate_per_second or float(os.environ.get(LLM_RATE_ENV, DEFAULT_LLM_RATE_PER_SECOND))
+    # Before any activity thread runs: a render must never see pandas half-imported by another.
+    import_now(RENDER_MODULES)
     llm_slots = max(1, activity_threads // 4)
     with contextlib.ExitStack() as stack:
         # A thread for every activity the workers may accept: remote, local and LLM ones.
@@ -130,14 +130,9 @@ async def running_worker(
         if cpu_processes <= 0:
             cpu_options["activity_executor"] = stack.enter_context(ThreadPoolExecutor(max_workers=2))
         else:
-            # Spawned, not forked: the SDK's runtime threads must not be copied into a child.
-            spawn = multiprocessing.get_context("spawn")
-            manager = SyncManager(ctx=spawn)
-            manager.start(die_with_parent)
+            manager, pool = process_pool(cpu_processes)
             stack.enter_context(manager)
-            cpu_pool = stack.enter_context(
-                ProcessPoolExecutor(max_workers=cpu_processes, mp_context=spawn, initializer=die_with_parent)
-            )
+            cpu_pool = stack.enter_context(pool)
             cpu_options = {
                 "activity_executor": cpu_pool,
                 "shared_state_manager": SharedStateManager.create_from_multiprocessing(manager),

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import NamedTuple
@@ -279,3 +280,34 @@ async def test_breakers_lists_what_workers_share(tmp_path: Path) -> None:
     out, _ = await asyncio.wait_for(process.communicate(), timeout=60)
     states = {row["name"]: row["state"] for row in json.loads(out)}
     assert process.returncode == 0 and states["viz"] == "open" and states["nlp"] == "closed"
+
+
+async def test_run_wait_says_when_no_worker_polls_and_keeps_waiting(
+    dev_address: str, dev_client: Client, db: Database, tmp_path: Path
+) -> None:
+    queue = f"nobody-{uuid.uuid4().hex[:8]}"  # no poller of another test counts
+    path, workflow_id = _order_file(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"} | {
+        "TEMPORAL_ADDRESS": dev_address, "SAGAWORKS_TASK_QUEUE": queue,
+    }
+    process = await asyncio.create_subprocess_exec(
+        SAGA, "run", "order", "--input", str(path), "--wait",
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    said = b""
+    try:
+        while f"No worker polls task queue {queue}".encode() not in said:
+            chunk = await asyncio.wait_for(process.stderr.read(4096), timeout=60)
+            assert chunk, f"the CLI ended without saying that no worker polls: {said.decode()}"
+            said += chunk
+        assert b"python -m sagaworks.worker --task-queue " + queue.encode() in said and b"saga dev up" in said
+        assert process.returncode is None  # it keeps waiting
+        async with running_worker(dev_client, db, task_queue=queue, activity_threads=4):
+            stdout, more = await asyncio.wait_for(process.communicate(), timeout=120)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode == 0, (said + more).decode()
+    assert f"{workflow_id} COMPLETED".encode() in stdout

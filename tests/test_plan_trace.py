@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowFailureError
 
 from sagaworks.activities.breakers import BreakerConfig
 from sagaworks.activities.db import Database
@@ -125,10 +125,23 @@ async def test_restart_refuses_a_stage_the_source_never_reached(dev_client: Clie
     await failure_of(dev_client, task_queue, plan)
     with pytest.raises(RestartRefused, match="semantic never completed"):
         await restart_from_stage(dev_client, f"plan-{plan.plan_id}", "causal")
-    # From the stage that aborted, it goes on (the fault was the first run's alone).
-    restarted = await restart_from_stage(dev_client, f"plan-{plan.plan_id}", "semantic")
-    with pytest.raises(Exception):  # the injected fault is part of the input: it aborts again
-        await restarted.result()
+
+
+async def test_a_restart_drops_the_injected_fault_unless_asked_to_keep_it(
+    dev_client: Client, worker: None, task_queue: str
+) -> None:
+    plan = make_plan("plan-bueno", inject_fault={"stage": "semantic", "kind": "nlp_model"})
+    await failure_of(dev_client, task_queue, plan)
+    workflow_id = f"plan-{plan.plan_id}"
+    kept = await restart_from_stage(dev_client, workflow_id, "semantic", keep_faults=True)
+    with pytest.raises(WorkflowFailureError):  # asked for: the fault is in the new run's input
+        await kept.result()
+    restarted = await restart_from_stage(dev_client, workflow_id, "semantic")
+    result = PlanResult.model_validate(await restarted.result(), strict=False)
+    assert result.resumed_from and result.resumed_from.startswith(f"{workflow_id}/")
+    started = (await restarted.fetch_history()).events[0].workflow_execution_started_event_attributes
+    [new_input] = await dev_client.data_converter.decode(started.input.payloads)
+    assert new_input["inject_fault"] is None
 
 
 def _saga(address: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -180,6 +181,8 @@ async def test_assign_resolve_reopen_and_validators(dev_client: Client, task_que
         with pytest.raises(WorkflowUpdateFailedError) as refused:
             await handle.execute_update(SupportTicket.reopen, ReopenRequest(reason="again"))
         assert "only a resolved ticket can be reopened" in str(refused.value.cause)
+        cause = refused.value.cause
+        assert isinstance(cause, ApplicationError) and cause.non_retryable and cause.type == "UpdateRefused"
 
         view = await handle.execute_update(SupportTicket.assign, AssignRequest(agent="dana"))
         assert (view.state, view.assignee) == ("assigned", "dana")
@@ -189,6 +192,7 @@ async def test_assign_resolve_reopen_and_validators(dev_client: Client, task_que
         with pytest.raises(WorkflowUpdateFailedError) as refused:
             await handle.execute_update(SupportTicket.assign, AssignRequest(agent="eve"))
         assert "ticket is resolved: it cannot be assigned; reopen it first" in str(refused.value.cause)
+        assert isinstance(refused.value.cause, ApplicationError) and refused.value.cause.non_retryable
 
         view = await handle.execute_update(SupportTicket.reopen, ReopenRequest(reason="link expired"))
         assert (view.state, view.reopened) == ("assigned", 1)
@@ -210,7 +214,9 @@ async def test_updates_through_the_official_cli(dev_client: Client, dev_address:
             )
 
         refused = await asyncio.to_thread(update, "resolve", {"resolution": "x"})
-        assert refused.returncode != 0 and "only an assigned ticket can be resolved" in refused.stderr + refused.stdout
+        shown = refused.stderr + refused.stdout
+        # A refusal is final: the CLI must not present it as a fault a retry clears.
+        assert refused.returncode != 0 and "only an assigned ticket can be resolved" in shown and "retryable: false" in shown, shown
         assigned = await asyncio.to_thread(update, "assign", {"agent": "dana"})
         assert assigned.returncode == 0, assigned.stderr
         resolved = await asyncio.to_thread(update, "resolve", {"resolution": "explained the invoice"})

@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from sagaworks.workflows.mcp import McpTools
     from sagaworks.policies import MCP_BUDGETS, mcp_call
+    from sagaworks import error_kind
 
 ATTEMPTS = 2
 """Each item is tried twice: one retry for a transient fault, within the answer's patience."""
@@ -37,8 +38,7 @@ def failure_text(failure: BaseException) -> str:
     """The innermost cause of a failed call, as ``Type: message``."""
     while isinstance(failure, ActivityError) and failure.cause is not None:
         failure = failure.cause
-    kind = failure.type if isinstance(failure, ApplicationError) and failure.type else type(failure).__name__
-    return f"{kind}: {failure.message if hasattr(failure, 'message') else failure}"
+    return f"{error_kind(failure)}: {failure.message if hasattr(failure, 'message') else failure}"
 
 
 @workflow.defn

@@ -65,7 +65,8 @@ class DemoUpdate:
     name: str
     arg: dict[str, Any]
     when_step: str = ""
-    """Wait until the run's ``status`` current step mentions this first (empty: at once)."""
+    """The step the run must reach first (empty: none): until then the update's validator
+    refuses it, and the demo sends it again."""
 
 
 @dataclass(frozen=True)

@@ -17,15 +17,14 @@ from temporalio.exceptions import ActivityError, is_cancelled_exception
 with workflow.unsafe.imports_passed_through():
     from sagaworks.contracts.fallback import BranchOutcome
     from sagaworks.policies import ActivityOptions
-    from sagaworks import reported_error
+    from sagaworks import error_kind, reported_error
 
 T = TypeVar("T")
 
 
 def _reason(err: ActivityError) -> str:
     reported = reported_error(err)
-    kind = getattr(reported, "type", None) or type(reported).__name__
-    return f"{kind}: {getattr(reported, 'message', None) or reported}"
+    return f"{error_kind(reported)}: {getattr(reported, 'message', None) or reported}"
 
 
 async def with_fallback(

@@ -31,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
         RoutingStatus,
     )
     from sagaworks import policies
-    from sagaworks import Pausable
+    from sagaworks import Pausable, refusal
 
 HANDLERS = {
     "admin": RoutingActivities.handle_admin,
@@ -152,13 +152,13 @@ class RoutingWorkflow(Pausable):
 
     def _check(self, given: ApprovalDecision, *, rejecting: bool) -> None:
         if self._approval not in ("pending", "escalated") or self._decided is not None:
-            raise ValueError(f"no approval is pending (approval: {self._approval or 'not classified yet'})")
+            raise refusal(f"no approval is pending (approval: {self._approval or 'not classified yet'})")
         if not given.approver.strip():
-            raise ValueError("approver: a name is required")
+            raise refusal("approver: a name is required")
         if self._group and given.approver.strip() not in self._group:
-            raise ValueError(f"approver: {given.approver} is not one of {', '.join(self._group)}")
+            raise refusal(f"approver: {given.approver} is not one of {', '.join(self._group)}")
         if rejecting and not (given.reason or "").strip():
-            raise ValueError("reason: a rejection needs a reason")
+            raise refusal("reason: a rejection needs a reason")
 
     @workflow.update
     def approve(self, decision: ApprovalDecision) -> ApprovalAnswer:

@@ -27,7 +27,7 @@ from datetime import timedelta
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from sagaworks import Pausable
+from sagaworks import Pausable, refusal
 
 with workflow.unsafe.imports_passed_through():
     from sagaworks.activities.mcp_support import notify_escalation
@@ -244,7 +244,7 @@ class SupportTicket(Pausable):
     def _check_assign(self, request: AssignRequest) -> None:
         state = self._ticket.state if self._ticket else "new"
         if state not in ("open", "assigned"):
-            raise ValueError(f"ticket is {state}: it cannot be assigned" + ("; reopen it first" if state == "resolved" else ""))
+            raise refusal(f"ticket is {state}: it cannot be assigned" + ("; reopen it first" if state == "resolved" else ""))
 
     @workflow.update
     async def resolve(self, request: ResolveRequest) -> TicketView:
@@ -262,7 +262,7 @@ class SupportTicket(Pausable):
     def _check_resolve(self, request: ResolveRequest) -> None:
         state = self._ticket.state if self._ticket else "new"
         if state != "assigned":
-            raise ValueError(
+            raise refusal(
                 f"ticket is {state}: only an assigned ticket can be resolved" + (" (assign it first)" if state == "open" else "")
             )
 
@@ -282,9 +282,9 @@ class SupportTicket(Pausable):
     def _check_reopen(self, request: ReopenRequest) -> None:
         view = self._ticket
         if view is None or view.state != "resolved" or view.resolved_at is None:
-            raise ValueError(f"ticket is {view.state if view else 'new'}: only a resolved ticket can be reopened")
+            raise refusal(f"ticket is {view.state if view else 'new'}: only a resolved ticket can be reopened")
         if workflow.now() - view.resolved_at > REOPEN_WINDOW:
-            raise ValueError(f"ticket was resolved more than {REOPEN_WINDOW.days} days ago: open a new one")
+            raise refusal(f"ticket was resolved more than {REOPEN_WINDOW.days} days ago: open a new one")
 
     @workflow.signal
     def comment(self, note: Comment) -> None:

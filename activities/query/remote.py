@@ -114,6 +114,10 @@ def serve_agent(name: str, host: str = "127.0.0.1", port: int = 8001) -> None:
     if name not in ROUTES:
         raise SystemExit(f"no agent {name!r}: use nlp, data or viz")
     agent: AgentName = name  # type: ignore[assignment]
+    if agent == "viz":  # requests run in threads: none may see pandas half-imported by another
+        from sagaworks.activities.processes import RENDER_MODULES, import_now
+
+        import_now(RENDER_MODULES)
     uvicorn.run(agent_app(agent, build_handler(agent)), host=host, port=port, log_level="warning")
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -11,9 +10,6 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine, create_engine, text
-from temporalio.api.enums.v1 import TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.service import RPCError
 
 from sagaworks.client.api.models import (
@@ -33,13 +29,12 @@ from sagaworks.activities.breakers import read_breaker_statuses
 from sagaworks.client.query_metrics import query_metrics
 from sagaworks.client.runs import count_runs
 from sagaworks.client.stats import activity_stats
+from sagaworks.client.workers import pollers_detail, workflow_pollers
 from sagaworks.client.tickets import TICKET_STATES, TICKET_TYPES, TicketFilterInvalid, TicketRow, list_tickets, ticket_query
 from sagaworks.contracts.support import PRIORITIES
 from sagaworks.workflows.catalog import FAMILIES, Family
 
 HEALTH_TIMEOUT = timedelta(seconds=5)
-POLLER_FRESH_SECONDS = 70
-"""A poller last seen longer ago than this is a worker that stopped."""
 
 
 def catalog_entry(fam: Family[Any]) -> CatalogEntry:
@@ -108,27 +103,13 @@ async def _temporal_check(request: Request) -> tuple[bool, str]:
     return True, "reachable"
 
 
-def fresh_pollers(pollers: Any, now: float) -> int:
-    """How many of ``pollers`` (``PollerInfo``) polled within :data:`POLLER_FRESH_SECONDS`."""
-    return sum(1 for poller in pollers if now - poller.last_access_time.ToSeconds() <= POLLER_FRESH_SECONDS)
-
-
 async def _workers_check(request: Request) -> tuple[bool, str]:
     client, queue = temporal(request), request.app.state.settings.task_queue
     try:
-        described = await client.workflow_service.describe_task_queue(
-            DescribeTaskQueueRequest(
-                namespace=client.namespace, task_queue=TaskQueue(name=queue),
-                task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-            ),
-            timeout=HEALTH_TIMEOUT,
-        )
+        pollers = await workflow_pollers(client, queue, timeout=HEALTH_TIMEOUT)
     except RPCError as error:
         return False, f"task queue {queue}: {error.message}"
-    # The server lists pollers seen in the last few minutes, dead workers included: count
-    # only those that polled recently (a live worker's long poll returns within a minute).
-    pollers = fresh_pollers(described.pollers, time.time())
-    return pollers > 0, f"{pollers} worker(s) polling task queue {queue}"
+    return pollers > 0, pollers_detail(pollers, queue)
 
 
 def _engine(request: Request) -> Engine | None:

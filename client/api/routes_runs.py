@@ -161,12 +161,14 @@ def build_router() -> APIRouter:
         request: Request, workflow_id: str,
         from_stage: str = Query(..., max_length=64, description="The step (or stage) to resume at."),
         force: bool = Query(False, description="Reuse steps the run compensated (their effects were undone)."),
+        keep_faults: bool = Query(False, description="Keep the fault the run's input injected (inject_failure, "
+                                  "inject_fault, fail); by default the new run drops it."),
     ) -> JSONResponse:
         """A new run that resumes at ``from_stage``, taking over the outcomes of the steps
         before it from this run's history (``saga restart ID --from STEP [--force]``)."""
         client = temporal(request)
         try:
-            handle = await restart_run(client, workflow_id, from_stage, force=force)
+            handle = await restart_run(client, workflow_id, from_stage, force=force, keep_faults=keep_faults)
         except RestartRefused as refused:
             raise ApiError(409, "RestartRefused", str(refused), field="from_stage") from None
         fam = await _family_of(client, handle.id)

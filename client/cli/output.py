@@ -23,6 +23,7 @@ from sagaworks.client.codec import EncryptionConfigError
 from sagaworks.client.connection import ui_url
 from sagaworks.client.runs import Outcome, failure_lines, query_progress, run_outcome, to_jsonable
 from sagaworks import ProgressStatus
+from sagaworks.client.workers import say_while_no_worker
 
 T = TypeVar("T")
 
@@ -128,5 +129,13 @@ async def report_started(client: Client, handle: WorkflowHandle[Any, Any], *, wa
         return 0
     if not as_json:
         out.print(f"Started [bold]{handle.id}[/bold]\n  UI: {link}")
-        await follow_progress(client, handle.id)
-    return print_outcome(await run_outcome(handle), as_json=as_json, link=link)
+    task_queue = (await handle.describe()).task_queue
+    # A run no worker polls for would wait in silence: say so (on stderr) and keep waiting.
+    watch = asyncio.create_task(say_while_no_worker(client, task_queue, lambda line: err.print(line, markup=False)))
+    try:
+        if not as_json:
+            await follow_progress(client, handle.id)
+        outcome = await run_outcome(handle)
+    finally:
+        watch.cancel()
+    return print_outcome(outcome, as_json=as_json, link=link)

@@ -55,13 +55,14 @@ def restart(
         + "; ".join(f"{f.name}: {', '.join(f.restartable.stages)}" for f in FAMILIES if f.restartable is not None) + "."
     ))],
     force: Annotated[bool, typer.Option("--force", help="Reuse steps the run compensated (their effects were undone).")] = False,
+    keep_faults: Annotated[bool, typer.Option("--keep-faults", help="Keep the fault the run's input injected (inject_failure, inject_fault, fail); by default the new run drops it.")] = False,
 ) -> None:
     """Start a new run that resumes at STEP, reusing the outcomes of the steps before it."""
 
     async def start() -> None:
         client = await connect()
         try:
-            handle = await restart_run(client, workflow_id, from_step, force=force)
+            handle = await restart_run(client, workflow_id, from_step, force=force, keep_faults=keep_faults)
         except (RestartRefused, RunConflict) as refused:
             raise fail(str(refused)) from None
         out.print(f"restarted {handle.id} from {from_step}: run {handle.result_run_id}", markup=False)

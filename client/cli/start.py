@@ -35,7 +35,7 @@ SetOption = Annotated[
         "JSON unless the field is a string). Repeatable.",
     ),
 ]
-WaitFlag = Annotated[bool, typer.Option("--wait", help="Show live progress and wait for the result.")]
+WaitFlag = Annotated[bool, typer.Option("--wait", help="Show live progress and wait for the result (saying so when no worker polls the task queue).")]
 
 
 def catalog(as_json: JsonFlag = False) -> None:
