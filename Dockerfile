@@ -32,7 +32,9 @@ COPY sagaworks ./sagaworks
 COPY worker.py ./
 # Sample inputs: the catalog offers them in the console and `saga catalog`.
 COPY samples ./samples
-RUN pip install --no-cache-dir . \
+# Editable, so the package's root is /app, where servers.toml's {root} finds what this image
+# builds beside the code (node_modules, .venv-mcp-sqlite, support.db); every family's extra.
+RUN pip install --no-cache-dir -e '.[all]' \
     && python -c "import sqlite3, pathlib; sqlite3.connect('samples/support/support.db').executescript(pathlib.Path('samples/support/support.sql').read_text())"
 USER nobody
 CMD ["python", "-m", "sagaworks.worker"]

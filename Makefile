@@ -8,11 +8,12 @@ STAMP  := $(VENV)/.installed
 
 install: $(STAMP)
 
-# Reinstall whenever the dependencies change.
+# Reinstall whenever the dependencies change. Every built-in family's extra (`all`): the demo
+# and the tests run them all.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[all,test]'
 	$(MAKE) mcp-servers
 	touch $@
 
@@ -40,7 +41,7 @@ test: install
 
 # Every benchmark; the peers (LangGraph, DBOS) come from the optional `bench` extra.
 bench: install
-	$(BIN)/python -m pip install -q -e '.[test,bench]'
+	$(BIN)/python -m pip install -q -e '.[all,test,bench]'
 	$(BIN)/python -m bench.order_saga
 	$(BIN)/python -m bench.peers
 	$(BIN)/python -m bench.documents

@@ -75,6 +75,8 @@ from sagaworks.activities.errors import ErrorClass, error
 from sagaworks.contracts.mcp import REFUSAL_KEY
 
 ROOT = Path(__file__).resolve().parents[1]
+"""The repository in a checkout; the ``sagaworks`` package, which holds ``mcp_servers/`` and
+``samples/`` at the same paths, when installed from a wheel."""
 DEFAULT_CONFIG = ROOT / "mcp_servers" / "servers.toml"
 CONFIG_ENV = "SAGAWORKS_MCP_CONFIG"
 ACTIVITY_PREFIX = "temporalio.mcp."

@@ -19,7 +19,7 @@ import subprocess
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from temporalio.client import Client
 from temporalio.worker import SharedStateManager, UnsandboxedWorkflowRunner, Worker, WorkflowRunner
@@ -31,16 +31,17 @@ from sagaworks.activities.processes import RENDER_MODULES, import_now, process_p
 from sagaworks.activities.documents import DocumentSettings
 from sagaworks.activities.news import FeedSettings
 from sagaworks.activities.llm import LLMProvider
-from sagaworks.activities.plans.activities import PlanSettings
-from sagaworks.activities.query.activities import QuerySettings
 from sagaworks.client.codec import EncryptionConfigError
-from sagaworks.activities.mcp_servers import mcp_plugins
 from sagaworks.client.connection import DEFAULT_ADDRESS, TASK_QUEUE, connect
 from sagaworks.client.devserver import dev_server_command, wait_until_serving
 from sagaworks.client.observability import configure_logging
 from sagaworks.workflows.catalog import WORKFLOWS
 from sagaworks.workflows.cpu import cpu_queue
 from sagaworks.policies import DEFAULT_LLM_RATE_PER_SECOND, LLM_RATE_ENV, llm_task_queue
+
+if TYPE_CHECKING:  # families' own modules, imported when served: their libraries are extras
+    from sagaworks.activities.plans.activities import PlanSettings
+    from sagaworks.activities.query.activities import QuerySettings
 
 log = logging.getLogger("sagaworks.worker")
 
@@ -117,6 +118,8 @@ async def running_worker(
     ``SAGAWORKS_WORKFLOW_RUNNER`` or unsandboxed). ``extra_workflows`` and
     ``extra_activities`` are served beside the catalog's (the benchmarks' own workloads).
     """
+    from sagaworks.activities.mcp_servers import mcp_plugins
+
     rate = llm_rate_per_second or float(os.environ.get(LLM_RATE_ENV, DEFAULT_LLM_RATE_PER_SECOND))
     # Before any activity thread runs: a render must never see pandas half-imported by another.
     import_now(RENDER_MODULES)

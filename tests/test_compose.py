@@ -59,7 +59,7 @@ def _build_stages() -> list[list[str]]:
 
 def test_the_image_carries_the_mcp_servers_of_the_default_config() -> None:
     """Each server of mcp_servers/servers.toml is installed at build time where {root}
-    points in the image (WORKDIR /app, the worker's working directory), with the pins
+    points in the image (/app, the root of its editable install), with the pins
     `make install` uses; the host's copies never enter the build context."""
     import re
     import tomllib
@@ -69,6 +69,9 @@ def test_the_image_carries_the_mcp_servers_of_the_default_config() -> None:
     assert all(stage[0].startswith("FROM python:3.11-slim-trixie") for stage in _build_stages())
     assert "WORKDIR /app" in final and final[-1] == 'CMD ["python", "-m", "sagaworks.worker"]'
     runs = [step for step in final if step.startswith("RUN ")]
+    # {root} is the package's root: /app only for an editable install from /app; with every
+    # family's extra (the database URL is PostgreSQL's).
+    assert any(re.search(r"\bpip install (--no-cache-dir )?-e '\.\[all\]'", run) for run in runs)
     # node for the filesystem server; npm only in a build stage.
     assert any("apt-get install" in run and re.search(r"\bnodejs\b", run) and " npm" not in run for run in runs)
     # The SQLite server's own environment, with the Makefile's pins.

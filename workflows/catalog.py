@@ -48,7 +48,8 @@ from sagaworks.workflows.query import QueryWorkflow
 from sagaworks.workflows.support import SupportTicket
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
-"""Where every family's sample inputs live."""
+"""Where every family's sample inputs live: the repository's ``samples/`` in a checkout,
+``sagaworks/samples/`` installed from a wheel (the same path below the package)."""
 
 InputT = TypeVar("InputT", bound=BaseModel)
 

@@ -26,8 +26,6 @@ from typing import Any
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    import jsonschema
-
     from sagaworks.activities.errors import validation_error
     from sagaworks.contracts.mcp import REFUSAL_KEY, McpToolOutput
     from sagaworks.policies import MCP_LIST, ActivityOptions
@@ -39,6 +37,11 @@ Tool = dict[str, Any]
 
 def schema_problems(tool: Tool, arguments: dict[str, Any]) -> list[str]:
     """Every way ``arguments`` break ``tool``'s input schema, each naming the argument."""
+    # Imported here: jsonschema comes with the mcp extra, and the catalog imports this module
+    # (through the families that call tools) wherever sagaworks is installed.
+    with workflow.unsafe.imports_passed_through():
+        import jsonschema
+
     schema = tool.get("input_schema") or {"type": "object"}
     validator = jsonschema.validators.validator_for(schema)(schema)
     problems = []

@@ -1,0 +1,117 @@
+"""The wheel: one import name, and everything the code finds beside itself inside it.
+
+The repository's folders install under ``sagaworks`` by pyproject.toml's ``package-dir``.
+Code finds its data as ``Path(__file__).parents[k] / "samples"`` (or ``mcp_servers/``):
+that works installed only if every mapped folder keeps, inside ``sagaworks/``, the path it
+has in the repository (``workflows/catalog.py`` -> ``sagaworks/workflows/catalog.py``,
+``samples/`` -> ``sagaworks/samples/``). The wheel is built once, without build isolation
+(nothing is downloaded), from a copy of what setuptools reads.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+PACKAGE_DIR: dict[str, str] = PYPROJECT["tool"]["setuptools"]["package-dir"]
+
+GENERATED = {"samples/support/support.db"}
+"""Built by ``make install`` for the checkout's SQLite MCP server; never in the wheel."""
+
+REQUIRED_DATA = [
+    "sagaworks/py.typed",
+    "sagaworks/mcp_servers/servers.toml",
+    "sagaworks/client/api/templates/base.html",
+    "sagaworks/client/api/static/console.css",
+    "sagaworks/samples/orders/order.json",
+    "sagaworks/samples/support/support.sql",
+]
+
+
+def _source(path: str) -> Path | None:
+    """The repository file a wheel member ``sagaworks/...`` comes from (longest mapping)."""
+    parts = path.split("/")
+    for cut in range(len(parts) - 1, 0, -1):
+        folder = PACKAGE_DIR.get(".".join(parts[:cut]))
+        if folder is not None:
+            return ROOT / folder / Path(*parts[cut:])
+    return None
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
+    """The wheel, built from a copy of the mapped folders (the checkout's own ``build/``
+    could carry files since deleted, and stays untouched)."""
+    tree = tmp_path_factory.mktemp("wheel-source")
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, tree / name)
+    skip = shutil.ignore_patterns("__pycache__", "node_modules")
+    for folder in sorted({f.split("/")[0] for f in PACKAGE_DIR.values()}):
+        shutil.copytree(ROOT / folder, tree / folder, ignore=skip)
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out), str(tree)],
+        check=True, capture_output=True, timeout=300,
+    )
+    [built] = out.glob("sagaworks-*.whl")
+    return zipfile.ZipFile(built)
+
+
+def _record(wheel: zipfile.ZipFile) -> list[str]:
+    [record] = [n for n in wheel.namelist() if n.endswith(".dist-info/RECORD")]
+    return [row[0] for row in csv.reader(io.StringIO(wheel.read(record).decode())) if row]
+
+
+def test_the_only_top_level_name_is_sagaworks(wheel: zipfile.ZipFile) -> None:
+    version = PYPROJECT["project"]["version"]
+    assert {path.split("/")[0] for path in _record(wheel)} == {"sagaworks", f"sagaworks-{version}.dist-info"}
+    [top_level] = [n for n in wheel.namelist() if n.endswith(".dist-info/top_level.txt")]
+    assert wheel.read(top_level).decode().split() == ["sagaworks"]
+
+
+def test_every_member_keeps_its_repository_path(wheel: zipfile.ZipFile) -> None:
+    """What ``parents[k]`` lookups rely on: a member's path under ``sagaworks/`` is its
+    path under its mapped folder in the repository."""
+    members = [p for p in _record(wheel) if p.startswith("sagaworks/")]
+    assert members
+    assert [p for p in members if _source(p) is None or not _source(p).is_file()] == []
+
+
+def test_every_module_and_the_package_data_are_inside(wheel: zipfile.ZipFile) -> None:
+    names = set(wheel.namelist())
+    assert [p for p in REQUIRED_DATA if p not in names] == []
+    top_folders = {package: folder for package, folder in PACKAGE_DIR.items() if "/" not in folder}
+    modules = {
+        f"{package.replace('.', '/')}/{path.relative_to(ROOT / folder).as_posix()}"
+        for package, folder in top_folders.items()
+        for path in (ROOT / folder).rglob("*.py")
+        if not {"__pycache__", "node_modules"} & set(path.parts)
+    }
+    samples = {
+        f"sagaworks/{path.relative_to(ROOT).as_posix()}"
+        for path in (ROOT / "samples").rglob("*")
+        if path.is_file() and path.relative_to(ROOT).as_posix() not in GENERATED
+    }
+    templates = {
+        f"sagaworks/{path.relative_to(ROOT).as_posix()}"
+        for pattern in ("client/api/templates/*", "client/api/static/*")
+        for path in ROOT.glob(pattern)
+    }
+    assert sorted((modules | samples | templates) - names) == []
+
+
+def test_files_make_install_builds_stay_out(wheel: zipfile.ZipFile) -> None:
+    names = wheel.namelist()
+    assert [n for n in names if n.removeprefix("sagaworks/") in GENERATED] == []
+    assert [n for n in names if "node_modules" in n or "__pycache__" in n] == []
+
