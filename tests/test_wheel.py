@@ -4,26 +4,19 @@ The repository's folders install under ``sagaworks`` by pyproject.toml's ``packa
 Code finds its data as ``Path(__file__).parents[k] / "samples"`` (or ``mcp_servers/``):
 that works installed only if every mapped folder keeps, inside ``sagaworks/``, the path it
 has in the repository (``workflows/catalog.py`` -> ``sagaworks/workflows/catalog.py``,
-``samples/`` -> ``sagaworks/samples/``). The wheel is built once, without build isolation
-(nothing is downloaded), from a copy of what setuptools reads.
+``samples/`` -> ``sagaworks/samples/``). The wheel is built once (tests/wheels.py).
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import shutil
-import subprocess
-import sys
-import tomllib
 import zipfile
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
-PACKAGE_DIR: dict[str, str] = PYPROJECT["tool"]["setuptools"]["package-dir"]
+from tests.wheels import PACKAGE_DIR, PYPROJECT, ROOT, sagaworks_wheel
 
 GENERATED = {"samples/support/support.db"}
 """Built by ``make install`` for the checkout's SQLite MCP server; never in the wheel."""
@@ -49,22 +42,8 @@ def _source(path: str) -> Path | None:
 
 
 @pytest.fixture(scope="session")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
-    """The wheel, built from a copy of the mapped folders (the checkout's own ``build/``
-    could carry files since deleted, and stays untouched)."""
-    tree = tmp_path_factory.mktemp("wheel-source")
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy2(ROOT / name, tree / name)
-    skip = shutil.ignore_patterns("__pycache__", "node_modules")
-    for folder in sorted({f.split("/")[0] for f in PACKAGE_DIR.values()}):
-        shutil.copytree(ROOT / folder, tree / folder, ignore=skip)
-    out = tmp_path_factory.mktemp("wheel")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out), str(tree)],
-        check=True, capture_output=True, timeout=300,
-    )
-    [built] = out.glob("sagaworks-*.whl")
-    return zipfile.ZipFile(built)
+def wheel() -> zipfile.ZipFile:
+    return zipfile.ZipFile(sagaworks_wheel())
 
 
 def _record(wheel: zipfile.ZipFile) -> list[str]:
