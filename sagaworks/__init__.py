@@ -5,3 +5,45 @@ The repository's ``workflows/``, ``activities/``, ``client/``, ``contracts/`` an
 (``sagaworks.workflows``...), so a project of its own with a ``workflows.py`` or an
 ``activities.py`` never collides with them.
 """
+
+# Approvals, breakers and the exactly-once store: loaded on first use, so that importing
+# sagaworks (every CLI command does) costs neither the Temporal SDK nor SQLAlchemy.
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sagaworks._approval import (
+        APPROVAL_REFUSED,
+        APPROVAL_SEARCH_ATTRIBUTE,
+        Approval,
+        ApprovalAnswer,
+        ApprovalDeclaration,
+        ApprovalDecision,
+        ApprovalOutcome,
+        ApprovalProgress,
+        ApprovalState,
+        ApprovalUpdates,
+        Escalated,
+        Escalation,
+    )
+
+_LAZY: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "APPROVAL_REFUSED", "APPROVAL_SEARCH_ATTRIBUTE", "Approval", "ApprovalAnswer", "ApprovalDeclaration",
+            "ApprovalDecision", "ApprovalOutcome", "ApprovalProgress", "ApprovalState", "ApprovalUpdates",
+            "Escalated", "Escalation",
+        ),
+        "sagaworks._approval",
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sagaworks' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # once: later lookups do not come here
+    return value

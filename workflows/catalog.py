@@ -17,6 +17,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ValidationError
 from temporalio.common import WorkflowIDReusePolicy
 
+from sagaworks import ApprovalDeclaration
 from sagaworks.contracts.common import StageResume, text_key
 from sagaworks.contracts.aggregate import AggregateInput
 from sagaworks.contracts.documents import BatchInput, DocumentInput, DocumentResume, document_id_for, document_workflow_id
@@ -142,6 +143,15 @@ class Family(Generic[InputT]):
     """The family a folder given as the path argument starts instead."""
     restartable: Restartable | None = None
     """Set for a family whose runs restart from a stage, reusing the earlier outcomes."""
+    approval: ApprovalDeclaration | None = None
+    """Set for a family whose runs wait for a human decision (:class:`sagaworks.Approval`):
+    its ``approve`` and ``reject`` updates are then accepted, and ``saga approve|reject``,
+    the API and the console offer them in the declaration's words."""
+
+    def __post_init__(self) -> None:
+        if self.approval is not None:
+            missing = tuple(u for u in ("approve", "reject") if u not in self.updates)
+            object.__setattr__(self, "updates", (*self.updates, *missing))
 
     @property
     def accepts(self) -> tuple[str, ...]:
@@ -292,7 +302,11 @@ FAMILIES: tuple[Family[Any], ...] = (
             "routing/premium-request.json",
             "routing/standard-request.json",
         ),
-        updates=("approve", "reject"),
+        approval=ApprovalDeclaration(
+            subject="this admin request",
+            deadline="24 h unless the request says otherwise",
+            escalation="it is rejected, or asked of the second group the request names",
+        ),
         rerun_field="request_id",
         demo=(
             DemoRun("routing/premium-request.json"),
