@@ -25,6 +25,17 @@ if TYPE_CHECKING:
         Escalated,
         Escalation,
     )
+    from sagaworks._db import Database
+    from sagaworks._store import (
+        DONE,
+        UNDONE,
+        StepAlreadyCompensated,
+        StepOwnedByAnotherRun,
+        StepRecord,
+        apply_once,
+        seal_once,
+        undo_once,
+    )
 
 _LAZY: dict[str, str] = {
     **dict.fromkeys(
@@ -34,6 +45,14 @@ _LAZY: dict[str, str] = {
             "Escalated", "Escalation",
         ),
         "sagaworks._approval",
+    ),
+    "Database": "sagaworks._db",
+    **dict.fromkeys(
+        (
+            "DONE", "UNDONE", "StepAlreadyCompensated", "StepOwnedByAnotherRun", "StepRecord", "apply_once",
+            "seal_once", "undo_once",
+        ),
+        "sagaworks._store",
     ),
 }
 
