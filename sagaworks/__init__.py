@@ -25,6 +25,15 @@ if TYPE_CHECKING:
         Escalated,
         Escalation,
     )
+    from sagaworks._breakers import (
+        BreakerConfig,
+        Breakers,
+        breaker_config,
+        breaker_env_key,
+        breaker_statuses,
+        read_breaker_statuses,
+    )
+    from sagaworks._circuit import CIRCUIT_OPEN, Guarded, guarded, open_breaker
     from sagaworks._db import Database
     from sagaworks._store import (
         DONE,
@@ -46,6 +55,14 @@ _LAZY: dict[str, str] = {
         ),
         "sagaworks._approval",
     ),
+    **dict.fromkeys(
+        (
+            "BreakerConfig", "Breakers", "breaker_config", "breaker_env_key", "breaker_statuses",
+            "read_breaker_statuses",
+        ),
+        "sagaworks._breakers",
+    ),
+    **dict.fromkeys(("CIRCUIT_OPEN", "Guarded", "guarded", "open_breaker"), "sagaworks._circuit"),
     "Database": "sagaworks._db",
     **dict.fromkeys(
         (

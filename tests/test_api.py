@@ -17,7 +17,7 @@ import pytest
 import pytest_asyncio
 from markupsafe import escape
 
-from sagaworks.activities.breakers import BreakerConfig, Breakers
+from sagaworks._breakers import BreakerConfig, Breakers
 from sagaworks.activities.db import Database
 from sagaworks.client.api import ApiSettings
 from sagaworks.client.api.routes_ops import fresh_pollers

@@ -15,7 +15,7 @@ import pytest
 import pytest_asyncio
 from temporalio.client import Client
 
-from sagaworks.activities.breakers import BreakerConfig
+from sagaworks._breakers import BreakerConfig
 from sagaworks.activities.db import Database
 from sagaworks.client.postmortem import (
     RestartRefused,
