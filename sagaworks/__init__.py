@@ -11,39 +11,47 @@ The repository's ``workflows/``, ``activities/``, ``client/``, ``contracts/`` an
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    # Explicit re-exports (``X as X``): the public names type checkers see.
     from sagaworks._approval import (
-        APPROVAL_REFUSED,
-        APPROVAL_SEARCH_ATTRIBUTE,
-        Approval,
-        ApprovalAnswer,
-        ApprovalDeclaration,
-        ApprovalDecision,
-        ApprovalOutcome,
-        ApprovalProgress,
-        ApprovalState,
-        ApprovalUpdates,
-        Escalated,
-        Escalation,
+        APPROVAL_REFUSED as APPROVAL_REFUSED,
+        APPROVAL_SEARCH_ATTRIBUTE as APPROVAL_SEARCH_ATTRIBUTE,
+        Approval as Approval,
+        ApprovalAnswer as ApprovalAnswer,
+        ApprovalDeclaration as ApprovalDeclaration,
+        ApprovalDecision as ApprovalDecision,
+        ApprovalOutcome as ApprovalOutcome,
+        ApprovalProgress as ApprovalProgress,
+        ApprovalState as ApprovalState,
+        ApprovalUpdates as ApprovalUpdates,
+        Escalated as Escalated,
+        Escalation as Escalation,
     )
     from sagaworks._breakers import (
-        BreakerConfig,
-        Breakers,
-        breaker_config,
-        breaker_env_key,
-        breaker_statuses,
-        read_breaker_statuses,
+        BreakerConfig as BreakerConfig,
+        Breakers as Breakers,
+        breaker_config as breaker_config,
+        breaker_env_key as breaker_env_key,
+        breaker_statuses as breaker_statuses,
+        read_breaker_statuses as read_breaker_statuses,
     )
-    from sagaworks._circuit import CIRCUIT_OPEN, Guarded, guarded, open_breaker
-    from sagaworks._db import Database
+    from sagaworks._circuit import (
+        CIRCUIT_OPEN as CIRCUIT_OPEN,
+        Guarded as Guarded,
+        guarded as guarded,
+        open_breaker as open_breaker,
+    )
+    from sagaworks._db import (
+        Database as Database,
+    )
     from sagaworks._store import (
-        DONE,
-        UNDONE,
-        StepAlreadyCompensated,
-        StepOwnedByAnotherRun,
-        StepRecord,
-        apply_once,
-        seal_once,
-        undo_once,
+        DONE as DONE,
+        UNDONE as UNDONE,
+        StepAlreadyCompensated as StepAlreadyCompensated,
+        StepOwnedByAnotherRun as StepOwnedByAnotherRun,
+        StepRecord as StepRecord,
+        apply_once as apply_once,
+        seal_once as seal_once,
+        undo_once as undo_once,
     )
 
 _LAZY: dict[str, str] = {
