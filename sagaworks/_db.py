@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 DEFAULT_SQLITE_PATH = Path(".sagaworks") / "sagaworks.db"
@@ -67,18 +68,25 @@ def _rename_columns(engine: Engine) -> None:
     """Rename the columns a model renamed in tables an older version created, in place.
 
     A table lists them as ``info={"renamed_columns": {"old": "new"}}``; SQLite (3.25 and
-    later) and PostgreSQL both rename a column with its data and its indexes.
+    later) and PostgreSQL both rename a column with its data and its indexes. Of workers
+    starting at once, one renames; the others find it done.
     """
-    with engine.begin() as connection:
-        inspector = inspect(connection)
-        for table in Base.metadata.sorted_tables:
-            renamed: dict[str, str] = table.info.get("renamed_columns", {})
-            if not renamed:
-                continue
-            present = {column["name"] for column in inspector.get_columns(table.name)}
-            for old, new in renamed.items():
-                if old in present and new not in present:
+    for table in Base.metadata.sorted_tables:
+        renamed: dict[str, str] = table.info.get("renamed_columns", {})
+        for old, new in renamed.items():
+            if _columns(engine, table.name) & {old, new} != {old}:
+                continue  # a new table, or renamed already
+            try:
+                with engine.begin() as connection:
                     connection.exec_driver_sql(f'ALTER TABLE {table.name} RENAME COLUMN "{old}" TO "{new}"')
+            except DBAPIError:
+                if _columns(engine, table.name) & {old, new} != {new}:
+                    raise  # not another worker's rename: a real failure
+
+
+def _columns(engine: Engine, table: str) -> set[str]:
+    with engine.connect() as connection:
+        return {column["name"] for column in inspect(connection).get_columns(table)}
 
 
 def _add_missing_columns(engine: Engine) -> None:
