@@ -369,7 +369,8 @@ class Breakers:
         return status
 
     def _unused(self, name: str) -> BreakerStatus:
-        config = self.config(name)
+        # Reading a breaker never called yet creates no row for it.
+        config = self.configs.get(name) or breaker_config(name)
         return BreakerStatus(
             name=name,
             state="closed",

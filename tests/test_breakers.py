@@ -225,8 +225,9 @@ def test_a_breaker_of_any_name_is_configured_by_its_environment_variable(
         status = breakers.status("billing-api")
         assert (status.state, status.fail_max, status.reset_timeout_seconds) == ("open", 2, 600)
         assert "billing-api" in {s.name for s in breaker_statuses(database)}
-        # A breaker nobody configured gets the default thresholds.
+        # A breaker nobody configured gets the default thresholds (read, not created).
         assert breakers.status("search").fail_max == 5
+        assert "search" not in {s.name for s in breaker_statuses(database)}
         with pytest.raises(ValueError, match="breaker name"):
             breakers.call("-" * 3, lambda: None)
     finally:
