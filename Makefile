@@ -46,6 +46,7 @@ bench: install
 	$(BIN)/python -m bench.documents
 	$(BIN)/python -m bench.plans
 	$(BIN)/python -m bench.mcp
+	$(BIN)/python -m bench.news_memory
 
 # 200 order sagas and a 20-document batch while workers are SIGKILLed and the server
 # restarts; checks every invariant. (`make test` runs it at a small size.)

@@ -131,10 +131,15 @@ DEFAULT_ROOT = Path(__file__).resolve().parents[1] / "samples" / "documents"
 """The document root when none is configured: the demo's samples, nothing else."""
 
 
-def _roots_from_env() -> tuple[Path, ...]:
-    raw = os.environ.get("SAGAWORKS_DOCUMENT_ROOTS")
-    paths = [p for p in raw.split(os.pathsep) if p] if raw else [str(DEFAULT_ROOT)]
+def roots_from_env(variable: str, default: Path) -> tuple[Path, ...]:
+    """The folders ``variable`` lists (os.pathsep-separated), resolved; ``default`` when unset."""
+    raw = os.environ.get(variable)
+    paths = [p for p in raw.split(os.pathsep) if p] if raw else [str(default)]
     return tuple(Path(p).resolve() for p in paths)
+
+
+def _roots_from_env() -> tuple[Path, ...]:
+    return roots_from_env("SAGAWORKS_DOCUMENT_ROOTS", DEFAULT_ROOT)
 
 
 @dataclass(frozen=True)

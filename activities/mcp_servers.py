@@ -19,6 +19,14 @@ activities:
 Arguments are checked against the tool's input schema on the workflow side
 (``workflows/mcp.py``), before any call is scheduled.
 
+Tools are read-only by default. A tool that may write runs only for the families the
+server's ``allow_writes`` lists for it (:meth:`McpConfig.call_refusal`): the API and
+``saga`` refuse other calls before starting a run, the guard refuses them before the
+call-tool activity reaches the server (whoever started the workflow), and it marks each
+listed tool with its refusal for the calling family, so workflow code refuses too, before
+scheduling the call, also where the server annotates as writing a tool the configuration
+calls read-only.
+
 The configuration (``SAGAWORKS_MCP_CONFIG``, default ``mcp_servers/servers.toml``)::
 
     [servers.weather]
@@ -28,6 +36,11 @@ The configuration (``SAGAWORKS_MCP_CONFIG``, default ``mcp_servers/servers.toml`
     pass_env = ["SAGAWORKS_WEATHER_LATENCY"]   # copied from the worker's environment
     timeout_seconds = 30                 # per call, unless tool_timeouts names the tool
     tool_timeouts = { get_weather = 5 }
+    read_only = true                     # every tool of this server only reads
+
+    [servers.database]
+    read_only_tools = ["read_query"]     # the others may write...
+    allow_writes = { write_query = ["support-ticket"] }   # ...and run only for these families
 
     [servers.remote]
     url = "https://example.com/mcp"      # streamable HTTP instead of a command
@@ -40,7 +53,7 @@ import contextlib
 import os
 import sys
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -59,6 +72,7 @@ from temporalio.worker import (
 )
 
 from sagaworks.activities.errors import ErrorClass, error
+from sagaworks.contracts.mcp import REFUSAL_KEY
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = ROOT / "mcp_servers" / "servers.toml"
@@ -90,6 +104,12 @@ class McpServerConfig(BaseModel):
     """Drop what the server writes to stderr (by default it goes to the worker's stderr)."""
     timeout_seconds: float = Field(default=30.0, gt=0)
     tool_timeouts: dict[str, float] = Field(default_factory=dict)
+    read_only: bool = False
+    """Every tool of the server only reads (vouched for by whoever configures it)."""
+    read_only_tools: list[str] = Field(default_factory=list)
+    """The tools that only read, on a server that can write: any other tool may write."""
+    allow_writes: dict[str, list[str]] = Field(default_factory=dict)
+    """Tool -> the families (catalog names) that may call it although it may write."""
 
     @model_validator(mode="after")
     def _one_transport(self) -> McpServerConfig:
@@ -100,6 +120,24 @@ class McpServerConfig(BaseModel):
     def timeout(self, tool: str) -> float:
         """The per-call timeout of ``tool``."""
         return self.tool_timeouts.get(tool, self.timeout_seconds)
+
+    def why_it_may_write(self, tool: str, annotations: Mapping[str, Any] | None = None) -> str | None:
+        """Why ``tool`` may write, or None when it only reads.
+
+        It only reads when the configuration says so (:attr:`read_only`,
+        :attr:`read_only_tools`) and the server's MCP annotations (when given, as the plugin's
+        list-tools returns them) do not say otherwise (``readOnlyHint: false``, or
+        ``destructiveHint: true`` without ``readOnlyHint``). A server's ``readOnlyHint: true``
+        alone is not enough: MCP annotations are hints that clients must not trust for such
+        decisions, and a tool the configuration does not name is unknown, so it may write.
+        """
+        hints = annotations or {}
+        read_only_hint, destructive_hint = hints.get("read_only_hint"), hints.get("destructive_hint")
+        if read_only_hint is False or (read_only_hint is None and destructive_hint is True):
+            return "the server annotates it as writing"
+        if self.read_only or tool in self.read_only_tools:
+            return None
+        return "read_only_tools does not list it"
 
     def unavailable_reason(self) -> str | None:
         """Why this server cannot run on this machine, or None."""
@@ -128,6 +166,28 @@ class McpConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     servers: dict[str, McpServerConfig]
+    source: str = ""
+    """The file it was read from (named in refusals)."""
+
+    def call_refusal(
+        self, server: str, tool: str, family: str, annotations: Mapping[str, Any] | None = None
+    ) -> str | None:
+        """Why a run of ``family`` may not call ``tool`` of ``server`` (naming the setting),
+        or None: a tool that may write (:meth:`McpServerConfig.why_it_may_write`) runs only
+        for the families ``allow_writes`` lists for it. An unknown server is not refused here
+        (calling it fails, naming the configured ones)."""
+        config = self.servers.get(server)
+        if config is None:
+            return None
+        why = config.why_it_may_write(tool, annotations)
+        allowed = config.allow_writes.get(tool, [])
+        if why is None or family in allowed:
+            return None
+        return (
+            f"{server}.{tool} may write ({why}) and is refused for {family!r}: "
+            f"[servers.{server}] allow_writes.{tool} in {self.source or 'the MCP configuration'} "
+            f"lists the families that may call it ({', '.join(allowed) or 'none'})"
+        )
 
     def server(self, name: str) -> McpServerConfig:
         """The server called ``name``; a clear non-retryable error for an unknown name."""
@@ -165,9 +225,20 @@ def load_config(path: Path | str | None = None) -> McpConfig:
         entry["env"] = {k: _expand(v) for k, v in entry.get("env", {}).items()}
         servers[name] = entry
     try:
-        return McpConfig(servers=servers)
+        return McpConfig(servers=servers, source=str(path))
     except ValueError as problem:
         raise ValueError(f"{path}: {problem}") from problem
+
+
+def _family_name(workflow_type: str | None) -> str:
+    """The catalog family that runs ``workflow_type`` (the type itself for other workflows;
+    an activity started on its own has none, and no family allows it to write)."""
+    from sagaworks.workflows.catalog import family_of_type  # the catalog imports every workflow
+
+    if workflow_type is None:
+        return "(no workflow)"
+    family = family_of_type(workflow_type)
+    return family.name if family is not None else workflow_type
 
 
 def _tool_message(result: dict[str, Any]) -> str:
@@ -191,6 +262,9 @@ class _GuardedActivity(ActivityInboundInterceptor):
         if info.start_to_close_timeout:
             limit = min(limit, info.start_to_close_timeout.total_seconds())
         what = f"{server_name}.{tool}" if tool else f"{server_name} {operation}"
+        family = _family_name(info.workflow_type)
+        if operation == "call-tool" and (refusal := self._config.call_refusal(server_name, tool, family)):
+            raise error(ErrorClass.VALIDATION, refusal, non_retryable=True)
         beating = asyncio.create_task(self._heartbeat())
         try:
             result = await asyncio.wait_for(super().execute_activity(input), limit)
@@ -202,6 +276,11 @@ class _GuardedActivity(ActivityInboundInterceptor):
                 await beating
         if operation == "call-tool" and result.get("is_error"):
             raise ApplicationError(f"{what}: {_tool_message(result)}", type=TOOL_ERROR, non_retryable=True)
+        if operation == "list-tools":
+            for listed in result.get("tools") or []:
+                listed[REFUSAL_KEY] = self._config.call_refusal(
+                    server_name, listed["name"], family, listed.get("annotations")
+                )
         return result
 
     @staticmethod

@@ -1,32 +1,43 @@
 """News digest activities: fetch one feed, select new relevant articles, categorise,
 summarise, build the newsletter, store it and record what it published.
 
-Feeds are untrusted input. An HTTP feed is streamed with the feed's own timeouts and
-refused once it exceeds its size limit; every feed is checked by defusedxml (no entity
-declarations, no external references: entity-expansion bombs are refused before any
-parser expands them) and must be well-formed XML before feedparser reads it.
+Feeds are untrusted input. An HTTP feed is streamed (into a temporary file) with the feed's
+own timeouts and refused once it exceeds its size limit; every feed is read as a stream by
+:class:`activities.feed_reader.FeedReader` (defusedxml: no entity declarations, no external
+references; entries and their parts capped). A fetch stores the feed's articles in the
+database and returns counts (claim check): the workflow's history carries the selected
+articles only, and every result is bounded (:func:`bounded`).
 """
 
 from __future__ import annotations
 
-import hashlib
+import heapq
 import html
+import os
 import re
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from itertools import islice
 from pathlib import Path
-from xml.etree.ElementTree import ParseError
+from typing import IO, TypeVar
 
-from pydantic import BaseModel, ValidationError
-from sqlalchemy import JSON, DateTime, String, Text, select
-from sqlalchemy.orm import Mapped, mapped_column
+from pydantic import BaseModel, RootModel, ValidationError
+from sqlalchemy import DateTime, Integer, String, Text, delete, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
-from sagaworks.activities.db import Base, Database, utcnow
-from sagaworks.activities.documents import DocumentSettings
+from sagaworks.activities.db import Base, Database, _utcnow
+from sagaworks.activities.documents import DocumentSettings, roots_from_env
 from sagaworks.activities.errors import ErrorClass, database_errors, error, validation_error
+from sagaworks.activities.feed_reader import FeedReader
 from sagaworks.activities.text_analysis import split_sentences, textrank, words
 from sagaworks.activities.writing import GroqChat
 from sagaworks.contracts.news_digest import (
+    ALREADY_PUBLISHED,
     CATEGORIES,
     Article,
     Category,
@@ -42,6 +53,16 @@ from sagaworks.contracts.news_digest import (
 )
 
 USER_AGENT = "sagaworks-news-digest/0.1"
+RESULT_BYTES = 2**20
+"""The largest result (JSON) a news activity returns; Temporal's payload limit is 2 MiB."""
+SELECTION_BYTES = 256 * 2**10
+"""The most article data (JSON) one digest selects: its summaries, newsletter and result
+stay well under :data:`RESULT_BYTES`. Newer articles first; the rest wait for a later digest."""
+SPOOL_BYTES = 2**20
+"""A download larger than this is held in a temporary file, not in memory."""
+STORE_BATCH = 500
+"""Articles written or read per database round trip."""
+ResultT = TypeVar("ResultT", bound=BaseModel)
 CATEGORY_TERMS: dict[Category, frozenset[str]] = {
     "technology": frozenset(
         "software hardware chip chips cloud api apis developer developers open-source model models gpu "
@@ -60,6 +81,20 @@ CATEGORY_TERMS: dict[Category, frozenset[str]] = {
 """The offline classifier's lexicon: the category whose terms occur most wins; none is general."""
 
 
+DEFAULT_FEED_ROOT = Path(__file__).resolve().parents[1] / "samples" / "feeds"
+"""The feed root when none is configured: the demo's sample feeds."""
+
+
+@dataclass(frozen=True)
+class FeedSettings:
+    """Where file feeds may be read from (environment variable in parentheses)."""
+
+    roots: tuple[Path, ...] = field(default_factory=lambda: roots_from_env("SAGAWORKS_FEED_ROOTS", DEFAULT_FEED_ROOT))
+    """Folders of feed files (``SAGAWORKS_FEED_ROOTS``, os.pathsep-separated; default
+    ``samples/feeds``, the demo's). The worker's document roots are allowed as well; a
+    relative path is looked up under the feed roots, then the document roots, in order."""
+
+
 class DigestRow(Base):
     """A stored newsletter."""
 
@@ -68,7 +103,7 @@ class DigestRow(Base):
     name: Mapped[str] = mapped_column(String(100), index=True)
     markdown: Mapped[str] = mapped_column(Text)
     html: Mapped[str] = mapped_column(Text)
-    stored_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    stored_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
 
 
 class SeenArticleRow(Base):
@@ -79,66 +114,49 @@ class SeenArticleRow(Base):
     digest_key: Mapped[str] = mapped_column(String(300))
 
 
-class FeedCacheRow(Base):
-    """The articles of a feed's last successful fetch: the fallback when the feed fails."""
+class FeedRow(Base):
+    """A feed's last successful fetch: its articles are the :class:`FeedArticleRow` of its url."""
 
-    __tablename__ = "news_feed_cache"
+    __tablename__ = "news_feeds"
     url: Mapped[str] = mapped_column(String(2000), primary_key=True)
-    articles: Mapped[list[dict]] = mapped_column(JSON)
-    fetched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    entries: Mapped[int] = mapped_column(Integer)
+    entries_not_read: Mapped[int] = mapped_column(Integer)
+    fetched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_utcnow, onupdate=_utcnow)
 
 
-def _plain(markup: str) -> str:
-    from bs4 import BeautifulSoup
+class FeedArticleRow(Base):
+    """One article of a feed's last successful fetch (the claim check of the fetch, and the
+    fallback when the feed fails). ``source`` is not stored: it is the name a digest gives
+    the feed."""
 
-    return " ".join(BeautifulSoup(markup, "html.parser").get_text(" ").split())
-
-
-def check_xml(data: bytes, where: str) -> None:
-    """Refuse entity declarations, external references and malformed XML (final errors)."""
-    import defusedxml.ElementTree as safe_xml
-    from defusedxml import DefusedXmlException
-
-    try:
-        safe_xml.fromstring(data)
-    except DefusedXmlException as refused:
-        raise validation_error(
-            f"refused: the feed declares XML entities or external references ({type(refused).__name__}); "
-            "entity expansion is never performed",
-            field=where,
-        ) from None
-    except ParseError as malformed:
-        raise error(ErrorClass.PROCESSING, f"{where}: not well-formed XML: {malformed}", non_retryable=True) from None
+    __tablename__ = "news_feed_articles"
+    url: Mapped[str] = mapped_column(String(2000), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    article_key: Mapped[str] = mapped_column(String(64))
+    guid: Mapped[str] = mapped_column(Text)
+    title: Mapped[str] = mapped_column(Text)
+    link: Mapped[str] = mapped_column(Text)
+    published: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    text: Mapped[str] = mapped_column(Text)
 
 
-def parse_feed(data: bytes, source: str, where: str) -> list[Article]:
-    """The entries of an RSS 0.9x/1.0/2.0 or Atom document (checked by :func:`check_xml` first)."""
-    import feedparser
-
-    check_xml(data, where)
-    parsed = feedparser.parse(data, sanitize_html=True, resolve_relative_uris=False)
-    if not parsed.get("version"):
-        raise error(ErrorClass.PROCESSING, f"{where}: not an RSS or Atom feed", non_retryable=True)
-    articles = []
-    for entry in parsed.entries:
-        link = entry.get("link", "")
-        guid = entry.get("id") or link or entry.get("title", "")
-        if not guid:
-            continue
-        content = entry.get("content", [{}])[0].get("value") if entry.get("content") else None
-        stamp = entry.get("published_parsed") or entry.get("updated_parsed")
-        articles.append(
-            Article(
-                key=hashlib.sha256(guid.encode()).hexdigest(),
-                guid=guid,
-                title=_plain(entry.get("title", "")) or "(untitled)",
-                link=link,
-                source=source,
-                published=datetime(*stamp[:6], tzinfo=timezone.utc) if stamp else None,
-                text=_plain(content or entry.get("summary", "")),
-            )
+def bounded(result: ResultT, what: str, limit: int = RESULT_BYTES) -> ResultT:
+    """``result``, or a final error naming ``what`` and the limit when its JSON is larger:
+    Temporal refuses payloads over 2 MiB, and a refused result would only be retried."""
+    size = len(result.model_dump_json())
+    if size > limit:
+        raise error(
+            ErrorClass.PROCESSING,
+            f"{what}: the result is {size} bytes, over the limit of {limit} bytes for an activity result",
+            non_retryable=True,
         )
-    return articles
+    return result
+
+
+def _batches(items: Iterable[Article], size: int) -> Iterator[list[Article]]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
 
 
 def category_of(article: Article) -> Category:
@@ -147,6 +165,10 @@ def category_of(article: Article) -> Category:
     scores = {c: sum(w in terms for w in bag) for c, terms in CATEGORY_TERMS.items()}
     best = max(scores, key=lambda c: (scores[c], -CATEGORIES.index(c)))
     return best if scores[best] > 0 else "general"
+
+
+class _Summaries(RootModel[list[DigestArticle]]):
+    """The summaries as one model, to measure them."""
 
 
 class _LLMCategories(BaseModel):
@@ -197,27 +219,53 @@ def newsletter_of(request: NewsletterInput) -> Newsletter:
 class NewsActivities:
     """Bound to the database and the document roots (where file feeds may be read)."""
 
-    def __init__(self, db: Database, settings: DocumentSettings | None = None, chat: GroqChat | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        settings: DocumentSettings | None = None,
+        chat: GroqChat | None = None,
+        feeds: FeedSettings | None = None,
+    ) -> None:
         self._db = db
-        self._settings = settings or DocumentSettings()
         self._chat = chat
+        # Feed files may be read from the feed roots and the document roots, tried in that order.
+        self._roots = tuple(dict.fromkeys((feeds or FeedSettings()).roots + (settings or DocumentSettings()).roots))
 
-    def _read_file(self, feed: FeedSource) -> tuple[bytes, str]:
+    def _describe_roots(self) -> str:
+        return f"{os.pathsep.join(map(str, self._roots))} (SAGAWORKS_FEED_ROOTS, then SAGAWORKS_DOCUMENT_ROOTS)"
+
+    @contextmanager
+    def _opened(self, feed: FeedSource) -> Iterator[tuple[IO[bytes], str]]:
+        """The feed's bytes as a stream, and where they come from."""
+        if feed.url.startswith(("http://", "https://")):
+            with self._download(feed) as body:
+                yield body, feed.url
+        elif "://" in feed.url and not feed.url.startswith("file://"):
+            raise validation_error("only http(s):// URLs and files are supported", field=feed.url)
+        else:
+            path = self._feed_file(feed)
+            with path.open("rb") as body:
+                yield body, str(path)
+
+    def _feed_file(self, feed: FeedSource) -> Path:
         raw = feed.url.removeprefix("file://")
-        candidates = [Path(raw)] if Path(raw).is_absolute() else [root / raw for root in self._settings.roots]
+        candidates = [Path(raw)] if Path(raw).is_absolute() else [root / raw for root in self._roots]
         for candidate in candidates:
             path = candidate.resolve()
-            if not any(path.is_relative_to(root) for root in self._settings.roots):
-                raise validation_error("outside the allowed document roots (SAGAWORKS_DOCUMENT_ROOTS)", field=feed.url)
+            if not any(path.is_relative_to(root) for root in self._roots):
+                raise validation_error(f"outside the allowed feed roots: {self._describe_roots()}", field=feed.url)
             if path.is_file():
                 if path.stat().st_size > feed.max_bytes:
                     raise validation_error(f"{path.stat().st_size} bytes is over the feed's limit of {feed.max_bytes}", field=feed.url)
-                return path.read_bytes(), str(path)
-        raise validation_error("file not found", field=feed.url)
+                return path
+        raise validation_error(f"file not found under {self._describe_roots()}", field=feed.url)
 
-    def _download(self, feed: FeedSource) -> bytes:
+    def _download(self, feed: FeedSource) -> IO[bytes]:
+        """The body, streamed into a temporary file (in memory up to :data:`SPOOL_BYTES`),
+        refused once it passes the feed's limit."""
         import httpx
 
+        body = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
         try:
             with httpx.Client(timeout=feed.timeout_seconds, follow_redirects=True, headers={"User-Agent": USER_AGENT}) as http:
                 with http.stream("GET", feed.url) as response:
@@ -227,65 +275,128 @@ class NewsActivities:
                     announced = int(response.headers.get("content-length") or 0)
                     if announced > feed.max_bytes:
                         raise validation_error(f"announces {announced} bytes, over the feed's limit of {feed.max_bytes}", field=feed.url)
-                    body = bytearray()
                     for chunk in response.iter_bytes():
-                        body += chunk
-                        if len(body) > feed.max_bytes:
+                        body.write(chunk)
+                        if body.tell() > feed.max_bytes:
                             raise validation_error(f"over the feed's limit of {feed.max_bytes} bytes", field=feed.url)
-                    return bytes(body)
         except httpx.TimeoutException as slow:
+            body.close()
             raise error(ErrorClass.EXTERNAL, f"{feed.url}: no answer within {feed.timeout_seconds} s ({type(slow).__name__})") from None
         except httpx.HTTPError as broken:
+            body.close()
             raise error(ErrorClass.EXTERNAL, f"{feed.url}: {type(broken).__name__}: {broken}") from None
+        except BaseException:
+            body.close()
+            raise
+        body.seek(0)
+        return body
 
     @activity.defn
     def fetch_feed(self, feed: FeedSource) -> FeedArticles:
-        """Fetch and parse one feed; cache its articles as the fallback for a later failure."""
-        if feed.url.startswith(("http://", "https://")):
-            data, where = self._download(feed), feed.url
-        elif "://" in feed.url and not feed.url.startswith("file://"):
-            raise validation_error("only http(s):// URLs and files are supported", field=feed.url)
-        else:
-            data, where = self._read_file(feed)
-        articles = parse_feed(data, feed.name, where)
+        """Fetch and parse one feed and store its articles (claim check: the selection reads
+        them, and they are the fallback of a later failure); return what was stored."""
+        with self._opened(feed) as (stream, where):
+            reader = FeedReader(stream, feed.name, where, feed.max_entries)
+            articles = list(reader)  # at most max_entries, each capped (activities/feed_reader.py)
         with database_errors(), self._db.transaction() as session:
-            session.merge(FeedCacheRow(url=feed.url, articles=[a.model_dump(mode="json") for a in articles]))
-        return FeedArticles(feed=feed.name, articles=articles, fetched_from=where)
+            # Written first: a concurrent fetch of the same feed waits for this transaction.
+            session.merge(FeedRow(url=feed.url, entries=len(articles), entries_not_read=reader.entries_not_read))
+            session.flush()
+            session.execute(delete(FeedArticleRow).where(FeedArticleRow.url == feed.url))
+            for first in range(0, len(articles), STORE_BATCH):
+                session.add_all(
+                    FeedArticleRow(
+                        url=feed.url, position=position, article_key=a.key, guid=a.guid, title=a.title,
+                        link=a.link, published=a.published, text=a.text,
+                    )
+                    for position, a in enumerate(articles[first : first + STORE_BATCH], start=first)
+                )
+                session.flush()
+        fetched = FeedArticles(
+            feed=feed.name, fetched_from=where, stored_url=feed.url,
+            entries=len(articles), entries_not_read=reader.entries_not_read,
+        )
+        return bounded(fetched, f"feed {feed.name} ({feed.url})")
 
     @activity.defn
     def cached_feed(self, feed: FeedSource) -> FeedArticles:
-        """Fallback of :meth:`fetch_feed`: the articles of the feed's last successful fetch."""
+        """Fallback of :meth:`fetch_feed`: the articles its last successful fetch stored."""
         with database_errors(), self._db.transaction() as session:
-            row = session.get(FeedCacheRow, feed.url)
-            cached = None if row is None else [Article.model_validate(a) for a in row.articles]
+            row = session.get(FeedRow, feed.url)
+            cached = None if row is None else FeedArticles(
+                feed=feed.name, fetched_from="cache", stored_url=feed.url,
+                entries=row.entries, entries_not_read=row.entries_not_read,
+            )
         if cached is None:
             raise error(ErrorClass.EXTERNAL, f"{feed.url}: never fetched successfully, no cached copy", non_retryable=True)
-        return FeedArticles(feed=feed.name, articles=cached, fetched_from="cache")
+        return bounded(cached, f"feed {feed.name} ({feed.url})")
+
+    def _articles_of(self, session: Session, request: SelectInput) -> Iterator[Article]:
+        """The request's inline articles, then each stored feed's, read a batch at a time."""
+        yield from request.articles
+        columns = (
+            FeedArticleRow.article_key, FeedArticleRow.guid, FeedArticleRow.title,
+            FeedArticleRow.link, FeedArticleRow.published, FeedArticleRow.text,
+        )
+        for feed in request.stored:
+            rows = session.execute(
+                select(*columns).where(FeedArticleRow.url == feed.url).order_by(FeedArticleRow.position),
+                execution_options={"yield_per": STORE_BATCH},
+            )
+            for key, guid, title, link, published, text in rows:
+                yield Article(
+                    key=key, guid=guid, title=title, link=link, source=feed.name, text=text,
+                    published=published if published is None or published.tzinfo else published.replace(tzinfo=timezone.utc),
+                )
 
     @activity.defn
     def select_articles(self, request: SelectInput) -> Selection:
-        """Relevant articles no stored digest published yet, newest first, at most the limit."""
+        """Relevant articles no stored digest published yet, newest first, at most the limit
+        and at most :data:`SELECTION_BYTES` of them; the rest are counted as over the limit.
+
+        Reads the stored feeds a batch at a time and keeps only the newest candidates, so
+        its memory does not grow with the feeds' size."""
         patterns = [re.compile(rf"\b{re.escape(k)}\b", re.IGNORECASE) for k in request.keywords if k.strip()]
-        unique: dict[str, Article] = {}
-        duplicates = irrelevant = 0
-        for article in request.articles:
-            if article.key in unique:
-                duplicates += 1
-            elif patterns and not any(p.search(f"{article.title} {article.text}") for p in patterns):
-                irrelevant += 1
-            else:
-                unique[article.key] = article
-        with database_errors(), self._db.transaction() as session:
-            seen = set(
-                session.scalars(select(SeenArticleRow.article_key).where(SeenArticleRow.article_key.in_(list(unique))))
-            )
-        fresh = [a for a in unique.values() if a.key not in seen]
+        unique: set[str] = set()
+        newest: list[tuple[tuple[datetime, str], Article]] = []  # a min-heap of the newest fresh articles
+        duplicates = irrelevant = seen = fresh = 0
         oldest = datetime.min.replace(tzinfo=timezone.utc)
-        fresh.sort(key=lambda a: (a.published or oldest, a.key), reverse=True)
-        return Selection(
-            articles=fresh[: request.max_articles], seen_before=len(seen), irrelevant=irrelevant,
-            duplicates=duplicates, over_limit=max(0, len(fresh) - request.max_articles),
+        with database_errors(), self._db.transaction() as session:
+            for batch in _batches(self._articles_of(session, request), STORE_BATCH):
+                relevant = []
+                for article in batch:
+                    if article.key in unique:
+                        duplicates += 1
+                    elif patterns and not any(p.search(f"{article.title} {article.text}") for p in patterns):
+                        irrelevant += 1
+                    else:
+                        unique.add(article.key)
+                        relevant.append(article)
+                claimed = set(
+                    session.scalars(
+                        select(SeenArticleRow.article_key).where(SeenArticleRow.article_key.in_([a.key for a in relevant]))
+                    )
+                )
+                for article in relevant:
+                    if article.key in claimed:
+                        seen += 1
+                        continue
+                    fresh += 1
+                    entry = ((article.published or oldest, article.key), article)
+                    if len(newest) < request.max_articles:
+                        heapq.heappush(newest, entry)
+                    elif entry[0] > newest[0][0]:
+                        heapq.heapreplace(newest, entry)
+        chosen, size = [], 0
+        for _, article in sorted(newest, key=lambda entry: entry[0], reverse=True):
+            size += len(article.model_dump_json())
+            if chosen and size > SELECTION_BYTES:
+                break
+            chosen.append(article)
+        selection = Selection(
+            articles=chosen, seen_before=seen, irrelevant=irrelevant, duplicates=duplicates, over_limit=fresh - len(chosen),
         )
+        return bounded(selection, "select_articles")
 
     @activity.defn
     def categorise_and_summarise(self, request: SummariseInput) -> list[DigestArticle]:
@@ -305,32 +416,47 @@ class NewsActivities:
                     category=category, summary=" ".join(sentences) or a.title,
                 )
             )
-        return out
+        return bounded(_Summaries(out), "categorise_and_summarise").root
 
     @activity.defn
     def build_newsletter(self, request: NewsletterInput) -> Newsletter:
         """The newsletter in Markdown and HTML."""
-        return newsletter_of(request)
+        return bounded(newsletter_of(request), "build_newsletter")
 
     @activity.defn
     def store_digest(self, request: StoreDigestInput) -> str:
-        """Store the newsletter and mark its articles seen, in one transaction (idempotent)."""
+        """Store the newsletter and claim its articles, in one transaction (idempotent).
+
+        An article is claimed once: when a digest that ran at the same time claimed one of
+        these first, nothing is stored and the error (``ArticlesAlreadyPublished``, final)
+        lists the claimed keys, for the workflow to leave them out. A restart may publish
+        again what its source run published (``takes_over``): the claims become its own.
+        """
+        keys = list(dict.fromkeys(request.article_keys))
         with database_errors(), self._db.transaction() as session:
-            if session.get(DigestRow, request.digest_key) is None:
-                session.add(
-                    DigestRow(
-                        digest_key=request.digest_key, name=request.name,
-                        markdown=request.newsletter.markdown, html=request.newsletter.html,
-                    )
+            if session.get(DigestRow, request.digest_key) is not None:
+                return request.digest_key
+            claims = {
+                row.article_key: row
+                for row in session.scalars(select(SeenArticleRow).where(SeenArticleRow.article_key.in_(keys)))
+            }
+            taken = [k for k, row in claims.items() if row.digest_key not in (request.digest_key, request.takes_over)]
+            if taken:
+                raise ApplicationError(
+                    f"{len(taken)} of the digest's {len(keys)} articles were published by another digest first",
+                    taken,
+                    type=ALREADY_PUBLISHED,
+                    non_retryable=True,
                 )
-                already = set(
-                    session.scalars(
-                        select(SeenArticleRow.article_key).where(SeenArticleRow.article_key.in_(request.article_keys))
-                    )
+            session.add(
+                DigestRow(
+                    digest_key=request.digest_key, name=request.name,
+                    markdown=request.newsletter.markdown, html=request.newsletter.html,
                 )
-                session.add_all(
-                    SeenArticleRow(article_key=k, digest_key=request.digest_key)
-                    for k in dict.fromkeys(request.article_keys)
-                    if k not in already
-                )
+            )
+            for row in claims.values():
+                row.digest_key = request.digest_key
+            # Two digests claiming the same article at once: the primary key lets one commit;
+            # the other's transaction fails, is retried, and then finds the claim above.
+            session.add_all(SeenArticleRow(article_key=k, digest_key=request.digest_key) for k in keys if k not in claims)
         return request.digest_key

@@ -56,7 +56,7 @@ def plain_runs(db: Database) -> dict[str, Callable[[Any], Any]]:
     """Each family's activities as plain calls, in the workflow's order."""
     routing, search = RoutingActivities(db), SearchActivities(db)
     writing = WritingActivities(OfflineWriter())
-    news = NewsActivities(db, DocumentSettings(roots=(SAMPLES.parent,)))
+    news = NewsActivities(db)
 
     def run_sequential(request: Any) -> Any:
         from datetime import datetime, timezone

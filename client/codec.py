@@ -51,6 +51,7 @@ from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from google.protobuf.message import DecodeError
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
 
@@ -70,6 +71,7 @@ REQUIRE_ENV = "SAGAWORKS_REQUIRE_ENCRYPTION"
 
 KEY_BYTES = 32  # AES-256
 NONCE_BYTES = 12  # GCM's standard nonce; random per payload
+TAG_BYTES = 16  # GCM's authentication tag, which ends the ciphertext
 _KEY_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -158,7 +160,10 @@ class EncryptionCodec(PayloadCodec):
 
         Raises:
             UnknownEncryptionKey: its key id is not configured.
-            TamperedPayload: its ciphertext or metadata was altered.
+            TamperedPayload: its ciphertext or metadata was altered, or it is too short to
+                hold a nonce and a tag.
+            EncryptionError: it decrypts, but not to a serialized payload (another program
+                sealed it with this key).
         When plaintext is refused, an unencrypted payload becomes a :data:`REFUSED_ENCODING`
         one instead of raising here: a codec error would fail every workflow task of the run
         for good (the SDK decodes a whole activation first), while a payload that does not
@@ -176,6 +181,13 @@ class EncryptionCodec(PayloadCodec):
         compression = payload.metadata.get(COMPRESSION_METADATA, b"")
         if compression not in (b"", ZLIB):
             raise TamperedPayload(f"payload under key id {key_id!r} names unknown compression {compression!r}")
+        if len(payload.data) < NONCE_BYTES + TAG_BYTES:
+            # Shorter, AESGCM would take a cut nonce (and refuse one under 8 bytes with a bare ValueError).
+            raise TamperedPayload(
+                f"payload under key id {key_id!r} holds {len(payload.data)} bytes of data; an encrypted "
+                f"payload holds at least {NONCE_BYTES + TAG_BYTES} (a {NONCE_BYTES}-byte nonce and a "
+                f"{TAG_BYTES}-byte tag): it was cut short or is not ciphertext"
+            )
         nonce, sealed = payload.data[:NONCE_BYTES], payload.data[NONCE_BYTES:]
         try:
             data = cipher.decrypt(nonce, sealed, _associated_data(key_id, compression))
@@ -184,9 +196,13 @@ class EncryptionCodec(PayloadCodec):
                 f"payload under key id {key_id!r} failed authentication: its ciphertext or "
                 "metadata was altered, or it was encrypted with a different key of that id"
             ) from None
-        if compression:
-            data = zlib.decompress(data)
-        return Payload.FromString(data)
+        try:
+            return Payload.FromString(zlib.decompress(data) if compression else data)
+        except (zlib.error, DecodeError):
+            raise EncryptionError(
+                f"payload under key id {key_id!r} decrypts, but not to a serialized payload"
+                f"{' compressed with zlib' if compression else ''}: another program sealed it with this key"
+            ) from None
 
 
 def _associated_data(key_id: str, compression: bytes) -> bytes:

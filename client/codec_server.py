@@ -90,8 +90,8 @@ def create_app(
 
     async def apply(transform: Transform, request: Request) -> Response:
         try:
-            payloads = json_format.Parse(await request.body(), Payloads(), ignore_unknown_fields=True)
-        except json_format.ParseError as err:
+            payloads = json_format.Parse((await request.body()).decode(), Payloads(), ignore_unknown_fields=True)
+        except (json_format.ParseError, UnicodeDecodeError) as err:
             raise HTTPException(400, f"body is not Temporal's JSON form of Payloads: {err}") from None
         try:
             result = Payloads(payloads=await transform(payloads.payloads))

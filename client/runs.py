@@ -71,7 +71,9 @@ async def start_run(
     *,
     task_queue: str = TASK_QUEUE,
 ) -> WorkflowHandle[Any, Any]:
-    """Start a run of ``family`` with a validated input; raises :class:`RunConflict`."""
+    """Start a run of ``family`` with a validated input; raises :class:`RunConflict`, or
+    :class:`~sagaworks.workflows.catalog.RunRefused` for an input the configuration refuses."""
+    family.check_allowed(arg)
     workflow_id = family.workflow_id(arg)
     try:
         return await client.start_workflow(

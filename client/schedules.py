@@ -41,7 +41,10 @@ async def create_schedule(
     task_queue: str = TASK_QUEUE,
     paused: bool = False,
 ) -> ScheduleHandle:
-    """Create a schedule running ``family`` with ``arg`` on ``cron`` (UTC); overlaps skipped."""
+    """Create a schedule running ``family`` with ``arg`` on ``cron`` (UTC); overlaps skipped.
+
+    Raises :class:`~sagaworks.workflows.catalog.RunRefused` for an input the configuration refuses."""
+    family.check_allowed(arg)
     return await client.create_schedule(
         schedule_id or schedule_id_for(family, arg),
         Schedule(

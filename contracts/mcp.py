@@ -8,6 +8,10 @@ from pydantic import BaseModel, Field
 
 from sagaworks.contracts.common import ProgressStatus, StrictModel, Text
 
+REFUSAL_KEY = "sagaworks_refusal"
+"""Added by the worker's guard to each tool that list-tools returns: why the calling
+workflow's family may not call it (it may write and is not allowed to), or None."""
+
 
 class McpCallInput(StrictModel):
     """One tool call through Temporal (``saga mcp call SERVER TOOL --args JSON``)."""

@@ -14,17 +14,25 @@ from sagaworks.contracts.fallback import BranchOutcome
 Category = Literal["technology", "business", "research", "general"]
 CATEGORIES: tuple[Category, ...] = ("technology", "business", "research", "general")
 
+ALREADY_PUBLISHED = "ArticlesAlreadyPublished"
+"""The error type of a store whose articles a concurrent digest claimed first; its
+details are the claimed article keys."""
+
 
 class FeedSource(StrictModel):
-    """One feed: an ``http(s)://`` URL, or a file under the worker's document roots."""
+    """One feed: an ``http(s)://`` URL, or a file under the worker's feed or document roots."""
 
     name: Text = Field(min_length=1, max_length=100)
     url: Text = Field(min_length=1, max_length=2000)
-    """``https://...``, ``http://...``, an absolute path, or a path relative to a document root."""
+    """``https://...``, ``http://...``, an absolute path, or a path relative to a feed root
+    (``SAGAWORKS_FEED_ROOTS``, default the sample feeds) or, failing that, a document root."""
     timeout_seconds: float = Field(default=10, gt=0, le=120)
     """Connect and read timeout of one fetch; the activity's own timeout adds five seconds."""
     max_bytes: int = Field(default=5 * 2**20, ge=1024, le=100 * 2**20)
     """Larger feeds are refused, as soon as that many bytes arrived (or were announced)."""
+    max_entries: int = Field(default=1000, ge=1, le=10_000)
+    """Entries read from the feed, in document order (feeds list the newest first); the
+    rest are counted (``NewsDigestResult.entries_not_read``), never parsed."""
 
 
 class NewsDigestInput(StrictModel):
@@ -60,14 +68,33 @@ class Article(BaseModel):
 
 
 class FeedArticles(BaseModel):
+    """What a fetch stored: the articles stay in the application database (claim check),
+    for the selection to read; the workflow's history carries only this."""
+
     feed: str
-    articles: list[Article]
+    articles: list[Article] = []
+    """Only in runs recorded before the articles were stored: they carried them here."""
     fetched_from: str
     """The URL or file read, or ``cache`` when the fallback answered."""
+    stored_url: str | None = None
+    """The feed whose stored articles the selection reads (``news_feed_articles``)."""
+    entries: int = 0
+    """Articles stored."""
+    entries_not_read: int = 0
+    """Entries past the feed's ``max_entries``."""
+
+
+class StoredFeed(StrictModel):
+    name: str
+    """The feed's name in this digest: its articles' ``source``."""
+    url: str
 
 
 class SelectInput(StrictModel):
-    articles: list[Article]
+    articles: list[Article] = []
+    """Articles carried inline (runs whose fetches returned them); read before ``stored``."""
+    stored: list[StoredFeed] = []
+    """Feeds whose stored articles are read, in order."""
     keywords: list[str]
     max_articles: int
 
@@ -80,6 +107,8 @@ class Selection(BaseModel):
     duplicates: int
     """The same article from two feeds (or twice in one)."""
     over_limit: int
+    """New relevant articles left for a later digest: past ``max_articles``, or past the
+    size a digest's articles may have (``activities.news.SELECTION_BYTES``)."""
 
 
 class DigestArticle(BaseModel):
@@ -115,6 +144,9 @@ class StoreDigestInput(StrictModel):
     name: str
     newsletter: Newsletter
     article_keys: list[str]
+    takes_over: str | None = None
+    """A restart's source run (workflow id/run id): articles its digest published may be
+    published again by this one, which takes their claims over."""
 
 
 class NewsDigestResume(StageResume):
@@ -138,6 +170,12 @@ class NewsDigestResult(BaseModel):
     seen_before: int
     irrelevant: int
     duplicates: int
+    over_limit: int = 0
+    """New relevant articles left for a later digest (see :attr:`Selection.over_limit`)."""
+    entries_not_read: dict[str, int] = {}
+    """Feeds with more entries than their ``max_entries``: how many were not read."""
+    published_elsewhere: int = 0
+    """Selected articles that a digest running at the same time published first: left out."""
     resumed_from: str | None = None
     """The run whose selection (and later outcomes) a restarted run took over; its feeds
     were fetched by that run, so :attr:`feeds` is empty."""

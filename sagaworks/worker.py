@@ -31,6 +31,7 @@ from sagaworks.activities import CPU_BOUND, build_activities, build_llm_activiti
 from sagaworks.activities.db import Database
 from sagaworks.activities.processes import die_with_parent
 from sagaworks.activities.documents import DocumentSettings
+from sagaworks.activities.news import FeedSettings
 from sagaworks.activities.llm import LLMProvider
 from sagaworks.activities.plans.activities import PlanSettings
 from sagaworks.activities.query.activities import QuerySettings
@@ -234,11 +235,12 @@ async def main(args: argparse.Namespace) -> None:
         db = Database()
         stack.callback(db.dispose)
         log.info(
-            "Worker polling %s on %s (database %s); documents are read from %s only",
+            "Worker polling %s on %s (database %s); documents are read from %s only; feed files also from %s",
             args.task_queue,
             client.service_client.config.target_host,
             db.engine.url.render_as_string(hide_password=True),
             DocumentSettings().describe_roots(),
+            os.pathsep.join(map(str, FeedSettings().roots)),
         )
         async with running_worker(
             client,

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import uvicorn
 
@@ -28,10 +29,12 @@ class RunningApi:
 
 
 @contextlib.contextmanager
-def api_server(settings: ApiSettings) -> Iterator[RunningApi]:
-    """Serve :func:`create_app` on a free loopback port until the block exits."""
+def api_server(settings: ApiSettings, client: Any = None) -> Iterator[RunningApi]:
+    """Serve :func:`create_app` on a free loopback port until the block exits (with
+    ``client`` as its Temporal client if given: pages that need none run without a server)."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    app = create_app(settings, client=client)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, name="api-server", daemon=True)
     thread.start()
     deadline = time.monotonic() + 60

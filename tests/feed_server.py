@@ -1,8 +1,9 @@
 """A local HTTP server of feeds for the news-digest tests: real feed files from a folder,
-and the hostile ones (malformed, empty, 404, slow, 50 MB, entity-expansion bomb)."""
+and the hostile ones (malformed, empty, 404, slow, 50 MB, entity-expansion bomb, 10,000 entries, a 4 MiB entry)."""
 
 from __future__ import annotations
 
+import html
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +26,20 @@ BOMB = (
 )
 """The 'billion laughs': nine levels of ten, 10^9 copies of 'lol' if anything expanded it."""
 HUGE_BYTES = 50 * 2**20
+LARGE_ENTRIES = 10_000
+LONG_ENTRY_BYTES = 4 * 2**20
+
+
+def large_feed(entries: int = LARGE_ENTRIES, name: str = "large") -> bytes:
+    """A well-formed RSS feed of ``entries`` items of about 310 bytes each (3.1 MB for
+    10,000: under the 5 MiB feed limit), newest first; ``name`` makes its GUIDs its own."""
+    items = "".join(
+        f"<item><title>Release {n} of the platform</title><link>https://{name}.example.org/{n}</link>"
+        f'<guid isPermaLink="false">{name}-{n}</guid><pubDate>Mon, 23 Nov 2026 {n // 3600 % 24:02d}:{n // 60 % 60:02d}:{n % 60:02d} GMT</pubDate>'
+        f"<description>Release {n} ships a faster compiler and fixes to the database driver. Upgrade when ready.</description></item>"
+        for n in range(entries - 1, -1, -1)
+    )
+    return f'<?xml version="1.0"?><rss version="2.0"><channel><title>Large</title>{items}</channel></rss>'.encode()
 
 
 @dataclass
@@ -40,7 +55,7 @@ class FeedServer:
 
 @contextmanager
 def feed_server(folder: Path) -> Iterator[FeedServer]:
-    """Serve ``folder``'s files under /feeds/NAME plus /empty, /malformed, /missing, /slow, /huge, /bomb."""
+    """Serve ``folder``'s files under /feeds/NAME plus /empty, /malformed, /missing, /slow, /huge, /bomb, /large[-NAME], /long-entry."""
     state = FeedServer(base_url="", folder=folder)
 
     class Handler(BaseHTTPRequestHandler):
@@ -60,6 +75,16 @@ def feed_server(folder: Path) -> Iterator[FeedServer]:
                 self._send((state.folder / route[6:]).read_bytes())
             elif route in ("empty", "malformed", "bomb"):
                 self._send({"empty": EMPTY, "malformed": MALFORMED, "bomb": BOMB}[route])
+            elif route.startswith("large"):  # /large, /large-NAME: GUIDs of their own
+                self._send(large_feed(name=route))
+            elif route == "long-entry":
+                # One entry whose text is 4 MiB of markup: under the feed limit, far over an article's.
+                paragraph = "<p>" + "A sentence about the compiler release and its database driver. " * 8 + "</p>"
+                text = html.escape(paragraph * (LONG_ENTRY_BYTES // len(paragraph)))
+                self._send(
+                    b'<?xml version="1.0"?><rss version="2.0"><channel><title>Long</title><item><title>Long</title>'
+                    b'<guid isPermaLink="false">long-1</guid><description>' + text.encode() + b"</description></item></channel></rss>"
+                )
             elif route == "slow":
                 state.release_slow.wait(60)
                 self._send(EMPTY)

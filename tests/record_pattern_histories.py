@@ -8,6 +8,7 @@ tests/record_histories.py, a scenario already recorded gets a new file beside th
 
 from __future__ import annotations
 
+import hashlib
 import sys
 import tempfile
 import uuid
@@ -23,7 +24,8 @@ from sagaworks.client.approvals import decide
 from sagaworks.client.devserver import start_embedded
 from sagaworks.contracts.blog import BlogInput
 from sagaworks.contracts.iterative import IterativeInput
-from sagaworks.contracts.news_digest import FeedSource, NewsDigestInput
+from sagaworks.activities.feed_reader import FeedReader
+from sagaworks.contracts.news_digest import Article, FeedSource, NewsDigestInput, NewsDigestResume, Selection
 from sagaworks.contracts.parallel_analysis import ParallelAnalysisInput
 from sagaworks.contracts.routing import RoutingInput
 from sagaworks.contracts.sequential import SequentialInput
@@ -86,7 +88,44 @@ def scenarios() -> dict[str, tuple[str, Any, Callable[[Client, WorkflowHandle[An
             ),
             None,
         ),
+        "news_digest_no_feed": (
+            "NewsDigestWorkflow",
+            NewsDigestInput(name="record-no-feed", feeds=[FeedSource(name="missing", url=str(FEEDS / "no-such-feed.xml"))]),
+            None,
+        ),
+        # Runs after news_digest_completed, which published every sample article: a digest
+        # holding two of them and one new article stores the new one only.
+        "news_digest_claimed_elsewhere": (
+            "NewsDigestWorkflow",
+            NewsDigestInput(
+                name="record-claimed",
+                feeds=[FeedSource(name="research", url=str(FEEDS / "research-notes.rdf.xml"))],
+                resume=NewsDigestResume(
+                    from_stage="summarise",
+                    source_workflow_id="recorded-selection",
+                    select=Selection(
+                        articles=[*_sample_articles("research-notes.rdf.xml"), _new_article(request_id)],
+                        seen_before=0, irrelevant=0, duplicates=0, over_limit=0,
+                    ),
+                ),
+            ),
+            None,
+        ),
     }
+
+
+def _sample_articles(name: str) -> list[Article]:
+    with (FEEDS / name).open("rb") as feed:
+        return list(FeedReader(feed, "research", name, 100))
+
+
+def _new_article(request_id: str) -> Article:
+    guid = f"recorded-{request_id}"
+    return Article(
+        key=hashlib.sha256(guid.encode()).hexdigest(), guid=guid, title="A study published after the last digest",
+        link="", source="research", published=None,
+        text="Researchers published a new benchmark of workflow engines. The paper compares retries. The dataset is open.",
+    )
 
 
 async def record(out_dir: Path) -> list[Path]:

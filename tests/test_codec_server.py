@@ -10,18 +10,23 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import pytest_asyncio
 import yaml
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from fastapi.testclient import TestClient
 from google.protobuf import json_format
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from temporalio.api.common.v1 import Payloads
 
-from sagaworks.client.codec import EncryptionCodec
+from sagaworks.client.codec import EncryptionCodec, _associated_data
 from sagaworks.client.codec_server import create_app
 from sagaworks.client.devserver import dev_server_command
-from tests.encryption import NEW_KEY_ID, OLD_KEY, TEST_ENV, TEST_KEYS, TOKEN
+from tests.encryption import NEW_KEY, NEW_KEY_ID, OLD_KEY, TEST_ENV, TEST_KEYS, TOKEN
 from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,6 +117,64 @@ async def test_bad_bodies_and_unknown_keys_are_400_naming_the_problem(http: http
     body = json_format.MessageToJson(Payloads(payloads=[foreign]))
     unknown = await http.post("/decode", content=body, headers=_auth())
     assert unknown.status_code == 400 and "'retired-2019'" in unknown.json()["detail"]
+
+
+def _encrypted(data: bytes, key_id: str = NEW_KEY_ID, compression: bytes = b"") -> dict[str, Any]:
+    """Temporal's JSON form of one payload marked encrypted under ``key_id``, holding ``data``."""
+    metadata = {"encoding": b"binary/encrypted", "encryption-key-id": key_id.encode()}
+    if compression:
+        metadata["encryption-compression"] = compression
+    return {"metadata": {k: base64.b64encode(v).decode() for k, v in metadata.items()},
+            "data": base64.b64encode(data).decode()}
+
+
+@pytest.mark.parametrize("size", [0, 1, 7, 8, 11, 12, 27])
+async def test_encrypted_data_too_short_for_nonce_and_tag_is_400(http: httpx.AsyncClient, size: int) -> None:
+    refused = await http.post("/decode", json={"payloads": [_encrypted(b"\x01" * size)]}, headers=_auth())
+    assert refused.status_code == 400
+    assert f"holds {size} bytes of data" in refused.json()["detail"] and "at least 28" in refused.json()["detail"]
+
+
+def _sealed(plaintext: bytes, compression: bytes) -> bytes:
+    """``plaintext`` authentically encrypted under the newest test key, whatever it holds."""
+    nonce = b"\x00" * 12
+    return nonce + AESGCM(NEW_KEY).encrypt(nonce, plaintext, _associated_data(NEW_KEY_ID, compression))
+
+
+_bytes = st.binary(max_size=48)
+_text = st.text(max_size=16)
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | _text,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_text, inner, max_size=4),
+    max_leaves=12,
+)
+_key_id = st.sampled_from([NEW_KEY_ID, "test-2025", "retired-2019", "", "\udcff"]) | _text
+_compression = st.sampled_from([b"", b"zlib", b"gzip"])
+_payload = st.one_of(
+    st.builds(_encrypted, _bytes, _key_id, _compression),
+    # Authentic ciphertext of anything (not a serialized payload, bad zlib): only a key holder can send it.
+    st.builds(lambda data, compression: _encrypted(_sealed(data, compression), NEW_KEY_ID, compression), _bytes, _compression),
+    st.builds(lambda data, cut: _encrypted(_sealed(data, b"")[:cut]), _bytes, st.integers(0, 40)),
+    st.fixed_dictionaries({"metadata": st.dictionaries(_text, _text | _json, max_size=3), "data": _text | _json}),
+    _json,
+)
+_body = st.one_of(
+    st.lists(_payload, max_size=3).map(lambda payloads: json.dumps({"payloads": payloads}).encode()),
+    _json.map(lambda value: json.dumps(value).encode()),
+    st.binary(max_size=64),
+    st.just(b"[" * 5000 + b"]" * 5000),
+)
+
+
+@settings(max_examples=300, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(route=st.sampled_from(["/encode", "/decode", f"/{TOKEN}/decode"]), body=_body)
+def test_no_body_makes_the_codec_server_fail(route: str, body: bytes) -> None:
+    app = create_app(EncryptionCodec(TEST_KEYS), token=TOKEN, ui_origin=UI)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        answer = client.post(route, content=body, headers=_auth())
+    assert answer.status_code in (200, 400), (answer.status_code, answer.text)
+    if answer.status_code == 400:
+        assert answer.json()["detail"]
 
 
 async def test_bodies_over_the_cap_are_413_before_they_are_read() -> None:

@@ -4,6 +4,8 @@ repeated across stored digests, and the Temporal Schedule skips overlapping runs
 from __future__ import annotations
 
 import asyncio
+import html
+import io
 import shutil
 import time
 import uuid
@@ -12,13 +14,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.exceptions import ApplicationError
 
 from sagaworks.activities.db import Database
 from sagaworks.activities.documents import DocumentSettings
-from sagaworks.activities.news import DigestRow, SeenArticleRow, parse_feed
+from sagaworks.activities.feed_reader import MAX_TEXT_CHARS, MAX_TITLE_CHARS, FeedReader
+from sagaworks.activities.news import DigestRow, SeenArticleRow, bounded
 from sagaworks.client.schedules import create_schedule, delete_schedule, describe_schedule, trigger_schedule
-from sagaworks.contracts.news_digest import FeedSource, NewsDigestInput, NewsDigestResult
-from tests.feed_server import BOMB, feed_server
+from sagaworks.contracts.news_digest import FeedSource, NewsDigestInput, NewsDigestResult, Newsletter, Selection
+from tests.feed_server import BOMB, feed_server, large_feed
 from tests.orders import wait_for_status
 from sagaworks.worker import running_worker
 from sagaworks.workflows.catalog import SAMPLES, family
@@ -54,13 +58,48 @@ async def _run(client: Client, task_queue: str, request: NewsDigestInput) -> New
 def test_the_entity_expansion_bomb_is_refused_before_any_parser_expands_it() -> None:
     started = time.perf_counter()
     with pytest.raises(Exception, match="declares XML entities") as refused:
-        parse_feed(BOMB, "bomb", "bomb.xml")
+        list(FeedReader(io.BytesIO(BOMB), "bomb", "bomb.xml", 1000))
     assert refused.value.non_retryable  # type: ignore[attr-defined]
     assert time.perf_counter() - started < 5  # 10^9 expansions would take minutes and gigabytes
 
 
+def test_an_oversize_activity_result_is_a_final_error_naming_what_and_the_limit() -> None:
+    selection = Selection(articles=[], seen_before=0, irrelevant=0, duplicates=0, over_limit=0)
+    assert bounded(selection, "select_articles") is selection
+    with pytest.raises(ApplicationError) as refused:
+        bounded(Newsletter(markdown="x" * 2000, html=""), "feed big (https://big.example)", limit=1024)
+    assert refused.value.non_retryable and refused.value.type == "ProcessingError"
+    assert "feed big (https://big.example): the result is 2025 bytes, over the limit of 1024 bytes" in refused.value.message
+
+
+def test_a_feed_is_read_up_to_its_max_entries_and_the_rest_counted() -> None:
+    reader = FeedReader(io.BytesIO(large_feed(2500)), "large", "large.xml", max_entries=1000)
+    articles = list(reader)
+    assert len(articles) == 1000 and reader.entries == 2500 and reader.entries_not_read == 1500
+    assert articles[0].title == "Release 2499 of the platform"  # document order: the newest first
+
+
+def test_an_entry_is_capped_whatever_its_size() -> None:
+    huge = "<p>" + "word " * 2_000_000 + "</p>"
+    feed = (
+        f'<rss version="2.0"><channel><item><title>{"T" * 5000}</title><link>https://x.example/{"a" * 3000}</link>'
+        f"<guid>g-1</guid><description>{html.escape(huge)}</description></item></channel></rss>"
+    )
+    [article] = FeedReader(io.BytesIO(feed.encode()), "x", "x.xml", 10)
+    assert len(article.title) == MAX_TITLE_CHARS and article.link == "" and len(article.text) == MAX_TEXT_CHARS
+
+
+def test_an_unreadable_date_leaves_the_article_undated() -> None:
+    dates = ["9999-12-31T23:59:59-01:00", "next Tuesday", "Mon, 23 Nov 2026 07:00:00 GMT", "2026-11-17T09:00:00+02:00"]
+    items = "".join(f"<item><guid>d-{n}</guid><pubDate>{d}</pubDate></item>" for n, d in enumerate(dates))
+    articles = list(FeedReader(io.BytesIO(f'<rss version="2.0"><channel>{items}</channel></rss>'.encode()), "x", "x.xml", 10))
+    assert [a.published.isoformat() if a.published else None for a in articles] == [
+        None, None, "2026-11-23T07:00:00+00:00", "2026-11-17T07:00:00+00:00",
+    ]
+
+
 def test_every_sample_feed_format_parses() -> None:
-    counts = {p.name: len(parse_feed(p.read_bytes(), p.stem, str(p))) for p in sorted(FEEDS.glob("*.xml"))}
+    counts = {p.name: len(list(FeedReader(io.BytesIO(p.read_bytes()), p.stem, str(p), 1000))) for p in sorted(FEEDS.glob("*.xml"))}
     assert counts == {"engineering-weekly.rss.xml": 4, "market-pulse.atom.xml": 3, "research-notes.rdf.xml": 2}
 
 
@@ -100,6 +139,51 @@ async def test_broken_feeds_fail_alone_and_the_digest_is_built_from_the_rest(
     assert {a.source for a in result.articles} == {"good", "file"}
     assert all(2 <= len(a.summary.split(". ")) <= 3 or a.summary == a.title for a in result.articles)
     assert "## Technology" in result.newsletter.markdown and "<h2>Research</h2>" in result.newsletter.html  # type: ignore[union-attr]
+
+
+async def test_the_sample_digest_reads_its_feeds_with_the_default_settings(
+    dev_client: Client, db: Database, task_queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SAGAWORKS_FEED_ROOTS", raising=False)
+    monkeypatch.delenv("SAGAWORKS_DOCUMENT_ROOTS", raising=False)
+    request = NEWS.sample_input("news-digest/weekly.json")
+    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4):
+        result = await _run(dev_client, task_queue, request)
+    assert {name: outcome.status for name, outcome in result.feeds.items()} == dict.fromkeys(
+        ("Engineering Weekly", "Market Pulse", "Research Notes"), "ok"
+    )
+    assert result.stored and len(result.articles) == 9
+
+
+async def test_a_digest_whose_every_feed_failed_fails_naming_each_feed(
+    dev_client: Client, db: Database, task_queue: str
+) -> None:
+    feeds = [FeedSource(name="gone", url="no-such-feed.xml"), FeedSource(name="elsewhere", url="/etc/hostname")]
+    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4):
+        with pytest.raises(WorkflowFailureError) as failed:
+            await _run(dev_client, task_queue, NewsDigestInput(name="nothing", feeds=feeds))
+    cause = failed.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "NoFeedAvailable" and cause.non_retryable
+    assert "none of the 2 feeds could be read" in cause.message
+    assert "gone: InvalidInput: no-such-feed.xml: file not found under" in cause.message
+    assert "elsewhere: InvalidInput: /etc/hostname: outside the allowed feed roots" in cause.message
+
+
+async def test_a_feed_of_10000_entries_is_stored_not_carried_and_falls_back_to_its_stored_copy(
+    dev_client: Client, db: Database, task_queue: str, tmp_path: Path
+) -> None:
+    with feed_server(_copy_feeds(tmp_path)) as server:
+        feed = FeedSource(name="large", url=server.url("large"))
+        async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4):
+            first = await _run(dev_client, task_queue, NewsDigestInput(name="large", feeds=[feed], max_articles=10))
+            broken = feed.model_copy(update={"max_bytes": 1024})  # the same feed, now refused as too large
+            second = await _run(dev_client, task_queue, NewsDigestInput(name="large", feeds=[broken], max_articles=10))
+    assert first.feeds["large"].status == "ok" and first.entries_not_read == {"large": 9000}
+    assert [a.title for a in first.articles][:2] == ["Release 9999 of the platform", "Release 9998 of the platform"]
+    assert first.over_limit == 990 and first.stored
+    # The fallback reads the stored copy: the next ten articles.
+    assert second.feeds["large"].status == "fallback" and second.seen_before == 10
+    assert [a.title for a in second.articles][0] == "Release 9989 of the platform"
 
 
 async def test_a_failed_feed_falls_back_to_its_last_good_copy(
@@ -194,6 +278,79 @@ async def test_a_trigger_while_a_digest_runs_is_skipped(
                 await delete_schedule(dev_client, schedule.id)
     assert skipped["actions"] == 1 and skipped["skipped_overlap"] == 1
     assert after["actions"] == 1 and result.feeds["slow"].status == "ok" and not result.stored
+
+
+async def test_concurrent_digests_over_one_feed_publish_each_article_once(
+    dev_client: Client, db_url: str, task_queue: str, tmp_path: Path
+) -> None:
+    backend = Database(db_url)
+    feed = FeedSource(name="weekly", url=str(_copy_feeds(tmp_path) / "engineering-weekly.rss.xml"))
+    settings = DocumentSettings(roots=(tmp_path,))
+    try:
+        async with running_worker(dev_client, backend, task_queue=task_queue, activity_threads=8, documents=settings):
+            results = await asyncio.gather(
+                *(_run(dev_client, task_queue, NewsDigestInput(name=f"race-{n}", feeds=[feed])) for n in range(6))
+            )
+        with backend.transaction() as session:
+            stored = list(session.scalars(select(DigestRow.markdown)))
+            claims = session.scalar(select(func.count()).select_from(SeenArticleRow))
+    finally:
+        backend.dispose()
+    published = [a.title for r in results for a in r.articles]
+    assert sorted(published) == sorted(set(published)) and len(published) == 4
+    assert len(stored) == sum(r.stored for r in results) and claims == 4
+    for title in published:  # in exactly one stored newsletter
+        assert sum(title in markdown for markdown in stored) == 1
+    # Each digest that published nothing says why: seen in a stored digest, or claimed first by one.
+    assert all(r.stored or r.seen_before + r.published_elsewhere == 4 for r in results)
+
+
+async def test_a_digest_leaves_out_what_a_concurrent_one_published_and_stores_the_rest(
+    dev_client: Client, db: Database, task_queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json as jsonlib
+    import threading
+
+    from tests.fake_chat_server import completion, fake_chat_server
+
+    release = threading.Event()
+
+    def respond(body, _index):
+        # Holds both digests in their categorise step, after both selected.
+        release.wait(60)
+        count = len([line for line in body["messages"][-1]["content"].splitlines() if line[:1].isdigit()])
+        return 200, {}, completion(jsonlib.dumps({"categories": ["research"] * count}))
+
+    notes = FeedSource(name="notes", url=str(FEEDS / "research-notes.rdf.xml"))
+    market = FeedSource(name="market", url=str(FEEDS / "market-pulse.atom.xml"))
+    with fake_chat_server(respond) as server:
+        monkeypatch.setenv("GROQ_API_KEY", "test-key")
+        monkeypatch.setenv("GROQ_BASE_URL", server.base_url)
+        monkeypatch.delenv("SAGAWORKS_LLM_PROVIDER", raising=False)
+        async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4):
+            first = await dev_client.start_workflow(
+                NewsDigestWorkflow.run, NewsDigestInput(name="first", feeds=[notes], categoriser="llm"),
+                id=f"nd-{uuid.uuid4()}", task_queue=task_queue,
+            )
+            second = await dev_client.start_workflow(
+                NewsDigestWorkflow.run, NewsDigestInput(name="second", feeds=[notes, market], categoriser="llm"),
+                id=f"nd-{uuid.uuid4()}", task_queue=task_queue,
+            )
+            for handle in (first, second):  # both selected the two research notes
+                await wait_for_status(handle, lambda s: s.current_step == "summarise", query=NewsDigestWorkflow.status)
+            await second.signal(NewsDigestWorkflow.pause)
+            await wait_for_status(second, lambda s: s.state == "paused", query=NewsDigestWorkflow.status)
+            release.set()
+            won = await asyncio.wait_for(first.result(), 60)
+            await second.signal(NewsDigestWorkflow.resume)
+            rest = await asyncio.wait_for(second.result(), 60)
+    assert won.stored and len(won.articles) == 2
+    assert rest.stored and rest.published_elsewhere == 2 and rest.seen_before == 0
+    assert {a.source for a in rest.articles} == {"market"} and len(rest.articles) == 3
+    assert rest.newsletter is not None and "3 new articles" in rest.newsletter.markdown
+    assert not any(a.title in rest.newsletter.markdown for a in won.articles)
+    with db.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(SeenArticleRow)) == 5
 
 
 async def test_cancel_while_fetching(dev_client: Client, db: Database, task_queue: str, tmp_path: Path) -> None:

@@ -54,6 +54,11 @@ SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 InputT = TypeVar("InputT", bound=BaseModel)
 
 
+class RunRefused(Exception):
+    """A valid input that this deployment's configuration refuses to start or schedule
+    (the message names the setting)."""
+
+
 @dataclass(frozen=True)
 class DemoUpdate:
     """An update the demo sends to a run it started."""
@@ -143,6 +148,10 @@ class Family(Generic[InputT]):
     """The family a folder given as the path argument starts instead."""
     restartable: Restartable | None = None
     """Set for a family whose runs restart from a stage, reusing the earlier outcomes."""
+    refusal: Callable[[InputT], str | None] | None = None
+    """Why the deployment's configuration refuses an input (naming the setting), or None;
+    clients ask before they start or schedule a run (:meth:`check_allowed`), and the worker
+    refuses again what runs started any other way ask for."""
     approval: ApprovalDeclaration | None = None
     """Set for a family whose runs wait for a human decision (:class:`sagaworks.Approval`):
     its ``approve`` and ``reject`` updates are then accepted, and ``saga approve|reject``,
@@ -178,6 +187,11 @@ class Family(Generic[InputT]):
             }])
         return parsed
 
+    def check_allowed(self, arg: InputT) -> None:
+        """Raise :class:`RunRefused` if the configuration refuses ``arg`` (:attr:`refusal`)."""
+        if self.refusal is not None and (why := self.refusal(arg)):
+            raise RunRefused(why)
+
     def sample_paths(self) -> list[Path]:
         """The sample input files, as absolute paths."""
         return [SAMPLES / sample for sample in self.samples]
@@ -197,6 +211,13 @@ class Family(Generic[InputT]):
     def input_schema(self) -> dict[str, Any]:
         """The JSON Schema of the input model."""
         return self.input_model.model_json_schema()
+
+
+def _mcp_call_refusal(call: McpCallInput) -> str | None:
+    """A tool that may write, unless the MCP configuration allows it for ``mcp-call``."""
+    from sagaworks.activities.mcp_servers import load_config  # the MCP SDK loads only here
+
+    return load_config().call_refusal(call.server, call.tool, "mcp-call")
 
 
 FAMILIES: tuple[Family[Any], ...] = (
@@ -443,6 +464,7 @@ FAMILIES: tuple[Family[Any], ...] = (
         samples=("inputs/mcp-call.json",),
         # `saga mcp list` lists the servers' tools through it.
         helper_workflows=(McpListTools,),
+        refusal=_mcp_call_refusal,
     ),
     Family(
         name="aggregate",

@@ -14,7 +14,9 @@ This adds what the workflow side needs: each server's tool list is listed once p
 and recorded in history, arguments are validated against the tool's input schema before
 any call is scheduled, and every call gets a budget and retry policy from
 ``workflows/policies.py``. A tool's own ``isError`` arrives as a non-retryable
-``McpToolError`` (raised by the worker-side guard).
+``McpToolError`` (raised by the worker-side guard), and a tool that may write is refused
+before it is scheduled unless the configuration allows it for this run's family (the guard
+marks each listed tool with its decision).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
     import jsonschema
 
     from sagaworks.activities.errors import validation_error
-    from sagaworks.contracts.mcp import McpToolOutput
+    from sagaworks.contracts.mcp import REFUSAL_KEY, McpToolOutput
     from sagaworks.workflows.policies import MCP_LIST, ActivityOptions
 
 Tool = dict[str, Any]
@@ -73,6 +75,10 @@ class McpTools:
         known = await self.tools(server)
         if tool not in known:
             raise validation_error(f"{server} has no tool {tool!r}; it has: {', '.join(sorted(known))}", field="tool")
+        # The worker's guard decided when listing (configuration and the server's annotations);
+        # histories recorded before it did carry no decision, and replay as they ran.
+        if refusal := known[tool].get(REFUSAL_KEY):
+            raise validation_error(refusal, field="tool")
         if problems := schema_problems(known[tool], arguments):
             raise validation_error(f"{server}.{tool} refused: " + "; ".join(problems), field="arguments")
         result = await workflow.execute_activity(

@@ -3,9 +3,12 @@ articles, categorise and summarise them, build the newsletter, store it.
 
 A feed that is slow, broken, too large or hostile fails alone: its fetch runs under
 :func:`workflows.fallback.with_fallback`, whose fallback is the feed's last good copy;
-articles already published are dropped by the selection anyway. The articles of a digest
-are recorded as seen only by the step that stores it, so a run that fails before storing
-loses nothing. Run it on a Temporal Schedule (overlapping runs skipped):
+articles already published are dropped by the selection anyway. When no feed (nor its
+cached copy) could be read the run fails, naming each feed's error. The articles of a digest
+are claimed (recorded as seen) only by the step that stores it, in the same transaction, so
+a run that fails before storing loses nothing; when a digest running at the same time
+claimed some of them first, this one leaves those out and stores the rest. Run it on a
+Temporal Schedule (overlapping runs skipped):
 ``saga schedule create news-digest --cron "0 7 * * MON" --input FILE``.
 """
 
@@ -15,20 +18,25 @@ import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from sagaworks.activities.news import NewsActivities
     from sagaworks.contracts.fallback import BranchOutcome
     from sagaworks.contracts.news_digest import (
+        ALREADY_PUBLISHED,
+        DigestArticle,
         FeedSource,
         NewsDigestInput,
         NewsDigestResult,
         NewsDigestResume,
         NewsDigestStatus,
+        Newsletter,
         NewsletterInput,
         Selection,
         SelectInput,
         StoreDigestInput,
+        StoredFeed,
         SummariseInput,
     )
     from sagaworks.workflows import policies
@@ -36,6 +44,21 @@ with workflow.unsafe.imports_passed_through():
     from sagaworks.workflows.fallback import with_fallback
 
 STEPS = ("fetch", "select", "summarise", "newsletter", "store")
+
+CLAIM_PATCH = "leave-out-articles-claimed-elsewhere"
+"""Runs started before it stored a digest even when a concurrent one had published some of
+its articles (and never met the refusal this handles)."""
+
+NO_FEED_PATCH = "fail-when-no-feed-answered"
+"""Runs started before it completed with an empty digest when every feed had failed."""
+
+
+def _claimed_elsewhere(err: ActivityError) -> set[str] | None:
+    """The article keys a refused store names as claimed by another digest; None for any other failure."""
+    cause = err.cause
+    if isinstance(cause, ApplicationError) and cause.type == ALREADY_PUBLISHED and cause.details:
+        return set(cause.details[0])
+    return None
 
 
 @workflow.defn
@@ -47,6 +70,7 @@ class NewsDigestWorkflow(Pausable):
         self._feeds_total = 0
         self._done = 0
         self._current: str | None = None
+        self._entries_not_read: dict[str, int] = {}
 
     async def _fetch(self, feed: FeedSource):  # -> (FeedArticles | None, BranchOutcome)
         options = policies.ActivityOptions(
@@ -58,6 +82,13 @@ class NewsDigestWorkflow(Pausable):
         )
         self._feeds_done += 1
         return fetched
+
+    async def _newsletter(self, request: NewsDigestInput, articles: list[DigestArticle]) -> Newsletter:
+        return await workflow.execute_activity_method(
+            NewsActivities.build_newsletter,
+            NewsletterInput(title=request.title, date=workflow.now(), articles=articles),
+            **policies.PROCESSING,
+        )
 
     async def _step(self, name: str) -> None:
         await self._unpaused()
@@ -78,6 +109,7 @@ class NewsDigestWorkflow(Pausable):
             selection = resume.select
             self._done += 2
         digest_articles, newsletter, digest_key = [], None, None
+        published_elsewhere = 0
         if selection.articles:
             await self._step("summarise")
             digest_articles = resume.summarise or await workflow.execute_activity_method(
@@ -89,22 +121,32 @@ class NewsDigestWorkflow(Pausable):
             )
             self._done += 1
             await self._step("newsletter")
-            newsletter = resume.newsletter or await workflow.execute_activity_method(
-                NewsActivities.build_newsletter,
-                NewsletterInput(title=request.title, date=workflow.now(), articles=digest_articles),
-                **policies.PROCESSING,
-            )
+            newsletter = resume.newsletter or await self._newsletter(request, digest_articles)
             self._done += 1
             await self._step("store")
             info = workflow.info()
-            digest_key = await workflow.execute_activity_method(
-                NewsActivities.store_digest,
-                StoreDigestInput(
-                    digest_key=f"{info.workflow_id}/{info.run_id}", name=request.name, newsletter=newsletter,
-                    article_keys=[a.key for a in digest_articles],
-                ),
-                **policies.DATABASE_WRITE,
-            )
+            # Each refused store leaves out the articles another digest claimed first, so
+            # this ends: stored, or nothing left to publish.
+            while digest_articles:
+                try:
+                    digest_key = await workflow.execute_activity_method(
+                        NewsActivities.store_digest,
+                        StoreDigestInput(
+                            digest_key=f"{info.workflow_id}/{info.run_id}", name=request.name, newsletter=newsletter,
+                            article_keys=[a.key for a in digest_articles],
+                            takes_over=resume.source_workflow_id or None,
+                        ),
+                        **policies.DATABASE_WRITE,
+                    )
+                    break
+                except ActivityError as err:
+                    taken = _claimed_elsewhere(err) or set()
+                    left = [a for a in digest_articles if a.key not in taken]
+                    if len(left) == len(digest_articles) or not workflow.patched(CLAIM_PATCH):
+                        raise
+                published_elsewhere += len(digest_articles) - len(left)
+                digest_articles = left
+                newsletter = await self._newsletter(request, digest_articles) if digest_articles else None
             self._done += 1
         self._current = None
         self._state = "completed"
@@ -119,6 +161,9 @@ class NewsDigestWorkflow(Pausable):
             seen_before=selection.seen_before,
             irrelevant=selection.irrelevant,
             duplicates=selection.duplicates,
+            over_limit=selection.over_limit,
+            entries_not_read=self._entries_not_read,
+            published_elsewhere=published_elsewhere,
             resumed_from=resume.source_workflow_id or None,
         )
 
@@ -128,13 +173,28 @@ class NewsDigestWorkflow(Pausable):
         await self._step("fetch")
         fetched = await asyncio.gather(*(self._fetch(feed) for feed in request.feeds))
         outcomes.update({feed.name: outcome for feed, (_, outcome) in zip(request.feeds, fetched)})
-        articles = [a for feed_articles, _ in fetched if feed_articles for a in feed_articles.articles]
+        if all(outcome.status == "unavailable" for outcome in outcomes.values()) and workflow.patched(NO_FEED_PATCH):
+            # Nothing was read: an empty digest would look like a quiet week.
+            reasons = "; ".join(f"{name}: {outcome.error}" for name, outcome in outcomes.items())
+            raise ApplicationError(
+                f"feeds: none of the {len(outcomes)} feeds could be read, nor a cached copy of it: {reasons[:4000]}",
+                {"failed_feeds": list(outcomes)},
+                type="NoFeedAvailable",
+                non_retryable=True,
+            )
+        read = [feed_articles for feed_articles, _ in fetched if feed_articles]
+        self._entries_not_read = {f.feed: f.entries_not_read for f in read if f.entries_not_read}
         self._done += 1
         await self._step("select")
         selection = await workflow.execute_activity_method(
             NewsActivities.select_articles,
-            SelectInput(articles=articles, keywords=request.keywords, max_articles=request.max_articles),
-            **policies.DATABASE_WRITE,
+            SelectInput(
+                # Runs recorded before fetches stored their articles carry them inline.
+                articles=[a for f in read for a in f.articles],
+                stored=[StoredFeed(name=f.feed, url=f.stored_url) for f in read if f.stored_url is not None],
+                keywords=request.keywords, max_articles=request.max_articles,
+            ),
+            **policies.FEED_SELECTION,
         )
         self._done += 1
         return selection

@@ -141,6 +141,14 @@ FEED_FETCH = ActivityOptions(
 )
 """One remote feed: one retry, then the digest goes on without it (or with its cached copy)."""
 
+FEED_SELECTION = ActivityOptions(
+    # Reads every stored article of the digest's feeds (up to 10,000 a feed, 100 feeds),
+    # a batch at a time: longer than one short transaction, retried like one.
+    start_to_close_timeout=timedelta(minutes=2),
+    retry_policy=DATABASE_WRITE["retry_policy"],
+)
+"""The news digest's selection over its feeds' stored articles."""
+
 
 
 # The query family (NLP -> data -> viz). Attempts and intervals are the seed's per-agent

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import string
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urlencode
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.routing import APIRoute
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
@@ -45,18 +48,36 @@ def signed_in(request: Request) -> None:
 def install_login_redirect(app: Any) -> None:
     @app.exception_handler(_LoginRequired)
     async def _login(request: Request, _: _LoginRequired) -> Response:
-        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+        # Percent-encoded, so the page's own path and query come back intact after sign-in.
+        target = quote(request.scope["path"], safe="/")
+        if request.url.query:
+            target += "?" + request.url.query
+        return RedirectResponse("/login?" + urlencode({"next": target}, safe="/"), status_code=303)
 
 
-def local_path(target: str) -> str:
-    """``target`` if it is a path on this site, else ``/`` (no open redirect after sign-in).
+_URL_CHARACTERS = frozenset(string.ascii_letters + string.digits + "-._~:/?#[]@!$&'()*+,;=%")
+"""The characters RFC 3986 allows in a URL. A browser parses a URL made of them the way
+``urllib`` does; outside them it does not: the WHATWG URL parser strips leading and trailing
+controls and spaces, drops tabs and newlines anywhere (``/\\t/evil.example`` becomes
+``//evil.example``), reads ``\\`` as ``/`` and maps Unicode host names (IDNA)."""
 
-    ``//host/x`` and ``/\\host/x`` are protocol-relative URLs to another host in a browser.
+
+def sign_in_target(target: str, pages: Iterable[Any]) -> str:
+    """Where to go after sign-in: ``target`` if a browser reads it as one of the console
+    ``pages`` (routes) on this site, else ``/`` (no open redirect).
+
+    Accepted: a path-absolute URL (``/`` not followed by ``/``) of RFC 3986 characters only,
+    whose path is a console page's. Anything a browser would rewrite first (tabs, newlines,
+    ``\\``, spaces, non-ASCII) is refused rather than cleaned, so what is checked here is
+    what the browser follows.
     """
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith(("//", "/\\")):
+    if not target.startswith("/") or target.startswith("//") or not set(target) <= _URL_CHARACTERS:
         return "/"
-    return target
+    path = unquote(target.split("?", 1)[0].split("#", 1)[0])
+    for route in pages:
+        if isinstance(route, APIRoute) and "GET" in route.methods and route.path_regex.fullmatch(path):
+            return target
+    return "/"
 
 
 def build_router() -> APIRouter:
@@ -137,7 +158,7 @@ def build_router() -> APIRouter:
 
     @router.get("/login", response_class=HTMLResponse)
     async def login_page(request: Request, next: str = "/") -> HTMLResponse:
-        return templates.TemplateResponse(request, "login.html", {"next": local_path(next)})
+        return templates.TemplateResponse(request, "login.html", {"next": sign_in_target(next, router.routes)})
 
     @router.post("/login")
     async def login(request: Request) -> JSONResponse:

@@ -14,6 +14,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from sagaworks.client.runs import RunAlreadyClosed, RunConflict
+from sagaworks.workflows.catalog import RunRefused
 
 log = logging.getLogger("sagaworks.api")
 
@@ -99,6 +100,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RunConflict)
     async def _conflict(_: Request, error: RunConflict) -> JSONResponse:
         return error_response(409, "RunConflict", str(error))
+
+    @app.exception_handler(RunRefused)
+    async def _refused(_: Request, error: RunRefused) -> JSONResponse:
+        return error_response(403, "RunRefused", str(error))
 
     @app.exception_handler(RunAlreadyClosed)
     async def _closed(_: Request, error: RunAlreadyClosed) -> JSONResponse:

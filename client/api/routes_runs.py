@@ -75,7 +75,10 @@ def _start_route(router: APIRouter, fam: Family[Any]) -> None:
         f"/api/workflows/{fam.name}", start, methods=["POST"], status_code=201,
         response_model=StartedRun, name=f"start_{fam.name}", operation_id=f"start_{fam.name.replace('-', '_')}",
         summary=f"Start a run of {fam.name}", description=fam.description,
-        responses={**ERRORS, 409: {"model": ErrorBody, "description": "The workflow id is taken (reject policy)"}},
+        responses={
+            **ERRORS, 409: {"model": ErrorBody, "description": "The workflow id is taken (reject policy)"},
+            **({403: {"model": ErrorBody, "description": "The configuration refuses this input"}} if fam.refusal else {}),
+        },
     )
 
 

@@ -22,7 +22,10 @@ from sagaworks.client.api.routes_runs import ERRORS, temporal
 from sagaworks.client import schedules
 from sagaworks.workflows.catalog import family
 
-SCHEDULE_ERRORS = {**ERRORS, 409: {"model": ErrorBody, "description": "The schedule id is taken"}}
+SCHEDULE_ERRORS = {
+    **ERRORS, 409: {"model": ErrorBody, "description": "The schedule id is taken"},
+    403: {"model": ErrorBody, "description": "The configuration refuses this input"},
+}
 
 
 def build_router() -> APIRouter:

@@ -15,7 +15,7 @@ from sagaworks.client.runs import failure_chain, failure_lines, start_run
 from sagaworks.client.tickets import TICKET_STATES, TICKET_TYPES, TicketFilterInvalid, list_tickets, ticket_query
 from sagaworks.contracts.mcp import McpCallInput, McpListInput, McpServerTools, McpToolOutput
 from sagaworks.contracts.support import PRIORITIES
-from sagaworks.workflows.catalog import family
+from sagaworks.workflows.catalog import RunRefused, family
 
 mcp_app = typer.Typer(help="MCP servers and tools, called through Temporal.", no_args_is_help=True)
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -80,7 +80,11 @@ def mcp_call(
     timeout: Annotated[float | None, typer.Option(metavar="SECONDS", help="Per attempt (default: the config's).")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Call one tool through Temporal (a one-activity workflow) and print its answer."""
+    """Call one tool through Temporal (a one-activity workflow) and print its answer.
+
+    A tool that may write is refused unless the MCP configuration's allow_writes lists
+    mcp-call for it (tools are read-only by default; see mcp_servers/servers.toml).
+    """
     try:
         arguments = json.loads(args)
     except json.JSONDecodeError as problem:
@@ -96,9 +100,14 @@ def mcp_call(
     if server not in config.servers:
         raise fail(f"no MCP server {server!r}; configured: {', '.join(config.servers)}", 2)
     request = McpCallInput(server=server, tool=tool, arguments=arguments, timeout_seconds=timeout or config.servers[server].timeout(tool))
+    fam = family("mcp-call")
+    try:
+        fam.check_allowed(request)  # before connecting: a tool that may write needs no server to be refused
+    except RunRefused as refused:
+        raise fail(str(refused)) from None
 
     async def call() -> McpToolOutput:
-        handle = await start_run(await connect(), family("mcp-call"), request)
+        handle = await start_run(await connect(), fam, request)
         return McpToolOutput.model_validate(await handle.result())
 
     try:

@@ -19,7 +19,7 @@ from sagaworks.client.schedules import (
     set_paused,
     trigger_schedule,
 )
-from sagaworks.workflows.catalog import family
+from sagaworks.workflows.catalog import RunRefused, family
 
 schedule_app = typer.Typer(help="Run a family on a schedule (overlapping runs are skipped).", no_args_is_help=True)
 ScheduleId = Annotated[str, typer.Argument(metavar="SCHEDULE_ID", help="Schedule id.", show_default=False)]
@@ -49,6 +49,8 @@ def create(
             handle = await create_schedule(await connect(), fam, arg, cron=cron, schedule_id=schedule_id, paused=paused)
         except ScheduleAlreadyRunningError:
             raise fail("a schedule with that id exists already (see `saga schedule list`)") from None
+        except RunRefused as refused:
+            raise fail(str(refused)) from None
         out.print(f"schedule {handle.id} created: {fam.name} on {cron!r} (UTC), overlaps skipped", markup=False)
 
     run_async(send())

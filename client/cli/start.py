@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from sagaworks.client.cli.output import JsonFlag, fail, out, print_json, print_rows, report_started, run_async
 from sagaworks.client.connection import connect
 from sagaworks.client.runs import RunConflict, start_run
-from sagaworks.workflows.catalog import FAMILIES, Family, family
+from sagaworks.workflows.catalog import FAMILIES, Family, RunRefused, family
 
 run_app = typer.Typer(help="Start a workflow of the catalog (see `saga catalog`).", no_args_is_help=True)
 
@@ -177,8 +177,8 @@ def start_family(
         client = await connect()
         try:
             handle = await start_run(client, fam, arg)
-        except RunConflict as conflict:
-            raise fail(str(conflict)) from None
+        except (RunConflict, RunRefused) as refused:
+            raise fail(str(refused)) from None
         return await report_started(client, handle, wait=wait, as_json=as_json)
 
     return run_async(start())

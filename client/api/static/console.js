@@ -134,7 +134,11 @@ function setupLogin(form) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const {response, data} = await postJSON("/login", {token: form.token.value});
-    if (response.ok) window.location.href = form.dataset.next;
+    if (response.ok) {
+      // The server sends only console paths; the browser's own parser has the last word.
+      const next = new URL(form.dataset.next, window.location.origin);
+      window.location.href = next.origin === window.location.origin ? next.href : "/";
+    }
     else document.getElementById("form-message").textContent = (data.error || {}).message;
   });
 }
