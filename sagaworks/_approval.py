@@ -14,9 +14,9 @@ send an Update because of its answer, as the ``SagaApproval`` keyword search att
 approval lists runs by it, or sends the Update and takes a refusal as "not yet".
 
 The search attribute must be registered on the server: the embedded dev server registers
-it (``saga dev up``), as does ``client.devserver.register_search_attributes``; on a cluster
-of one's own run ``temporal operator search-attribute create --name SagaApproval --type
-Keyword`` or pass ``search_attribute=None``.
+it (``saga dev up``), and so does ``saga worker`` at start where the server allows it; where
+it does not (Temporal Cloud) create it in the namespace (``temporal operator search-attribute
+create --name SagaApproval --type Keyword``) or pass ``search_attribute=None``.
 """
 
 from __future__ import annotations
