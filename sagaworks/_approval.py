@@ -182,9 +182,6 @@ class Approval:
         waits = [(deadline, list(approvers)), *((e.deadline, list(e.approvers)) for e in escalations)]
         missed: list[str] = []
         for level, (span, group) in enumerate(waits, 1):
-            if level > 1:
-                self.approvers = group
-                self._publish("escalated")
             if await self._decided_within(span):
                 assert self._answer is not None
                 return ApprovalOutcome(
@@ -195,14 +192,19 @@ class Approval:
             missed.append(f"no decision within {duration_text(span)}" if level == 1
                           else f"nor by {', '.join(group) or 'anyone'} within {duration_text(span)}")
             following = None if last else waits[level][1]
-            note = ", ".join(missed) + (
+            self.escalation = ", ".join(missed) + (
                 ": rejected automatically" if level == 1 and last else ": rejected" if last
                 else f": escalated to {', '.join(following or ()) or 'anyone'}"
             )
-            self.escalation = note
+            # The group that missed its deadline can decide no more, even while the
+            # escalation callback runs: the next group is asked (or the rejection made) first.
+            if following is None:
+                self._publish("rejected")
+            else:
+                self.approvers = following
+                self._publish("escalated")
             if on_escalation is not None:
-                await on_escalation(Escalated(level=level, waited=span, next_approvers=following, note=note))
-        self._publish("rejected")
+                await on_escalation(Escalated(level=level, waited=span, next_approvers=following, note=self.escalation))
         return ApprovalOutcome(
             decision="rejected", decided_by=AUTOMATIC_DECIDER, reason=self.escalation, escalated=True,
             escalation=self.escalation,

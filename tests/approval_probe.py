@@ -23,6 +23,13 @@ class ProbeInput(BaseModel):
     """Asked after the first deadline, for one hour (none: rejected at the deadline)."""
     publish_seconds: int = 0
     """How long the step after the decision takes (a timer)."""
+    hold_escalation: bool = False
+    """The escalation activity waits for :data:`RELEASE` (a decision sent meanwhile)."""
+
+
+class Notice(BaseModel):
+    note: str
+    hold: bool = False
 
 
 class ProbeStatus(ProgressStatus, ApprovalProgress):
@@ -31,11 +38,15 @@ class ProbeStatus(ProgressStatus, ApprovalProgress):
 
 NOTIFIED: list[str] = []
 """What the escalation activity was told, in this test process."""
+RELEASE = asyncio.Event()
+"""Lets a held escalation activity finish."""
 
 
 @activity.defn
-async def notify_escalation(note: str) -> None:
-    NOTIFIED.append(note)
+async def notify_escalation(notice: Notice) -> None:
+    NOTIFIED.append(notice.note)
+    if notice.hold:
+        await RELEASE.wait()
 
 
 @workflow.defn
@@ -49,15 +60,17 @@ class ApprovalProbe(ApprovalUpdates):
             timedelta(seconds=probe.deadline_seconds),
             approvers=probe.approvers,
             escalations=[Escalation(probe.second_group, timedelta(hours=1))] if probe.second_group else [],
-            on_escalation=self._escalate,
+            on_escalation=lambda escalated: self._escalate(escalated, probe.hold_escalation),
         )
         if probe.publish_seconds:
             await workflow.sleep(probe.publish_seconds)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return outcome
 
-    async def _escalate(self, escalated: Escalated) -> None:
-        await workflow.execute_activity(notify_escalation, escalated.note, start_to_close_timeout=timedelta(seconds=10))
+    async def _escalate(self, escalated: Escalated, hold: bool) -> None:
+        await workflow.execute_activity(
+            notify_escalation, Notice(note=escalated.note, hold=hold), start_to_close_timeout=timedelta(seconds=60)
+        )
 
     @workflow.query
     def status(self) -> ProbeStatus:

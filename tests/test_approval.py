@@ -12,7 +12,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from sagaworks import APPROVAL_REFUSED, ApprovalAnswer, ApprovalDecision
-from tests.approval_probe import NOTIFIED, ApprovalProbe, ProbeInput, approval_state, notify_escalation, wait_for_approval_state
+from tests.approval_probe import NOTIFIED, RELEASE, ApprovalProbe, ProbeInput, approval_state, notify_escalation, wait_for_approval_state
 
 
 def _worker(client: Client, task_queue: str) -> Worker:
@@ -91,3 +91,26 @@ async def test_a_missed_deadline_escalates_then_decides(time_skipping_env: Workf
     assert outcome.escalation == "no decision within 30 min, nor by cto within 1 h: rejected"
     assert NOTIFIED[-1] == outcome.escalation
     assert await approval_state(handle) == "rejected"
+
+
+async def test_the_group_that_missed_its_deadline_cannot_decide_while_the_escalation_runs(
+    time_skipping_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    client = time_skipping_env.client
+    NOTIFIED.clear()
+    RELEASE.clear()
+    async with _worker(client, task_queue):
+        handle = await _start(
+            client, task_queue, ProbeInput(deadline_seconds=600, approvers=["alice"], second_group=["cto"], hold_escalation=True)
+        )
+        await wait_for_approval_state(handle, "pending")
+        await time_skipping_env.sleep(601)
+        await wait_for_approval_state(handle, "escalated")
+        # The escalation activity is still running (held): alice's deadline has passed all the same.
+        assert NOTIFIED == ["no decision within 10 min: escalated to cto"]
+        refusal = await _refusal(handle, "approve", ApprovalDecision(approver="alice"))
+        assert refusal.message == "approver: alice is not one of cto"
+        RELEASE.set()
+        await handle.execute_update("approve", ApprovalDecision(approver="cto"), result_type=ApprovalAnswer)
+        outcome = await handle.result()
+    assert (outcome.decision, outcome.decided_by, outcome.escalated) == ("approved", "cto", True)
