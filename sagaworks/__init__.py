@@ -1,74 +1,177 @@
 """sagaworks: durable sagas and LLM/data pipelines on Temporal.
 
+What a team writes its own workflows with (see the README's "Your own saga"): the step runner
+(:class:`StepWorkflow`, :class:`Steps`) and the :class:`Saga` helper, approvals
+(:class:`Approval`), circuit breakers with fallbacks (:func:`guarded`), the exactly-once store
+(:func:`apply_once`, :func:`undo_once`, :func:`seal_once`), retry and timeout policies
+(:mod:`sagaworks.policies`), and the :class:`Family` a project registers under the
+``sagaworks.families`` entry point so that the worker, the ``saga`` CLI, the HTTP API and the
+console serve it.
+
 The repository's ``workflows/``, ``activities/``, ``client/``, ``contracts/`` and
 ``mcp_servers/`` folders are installed as subpackages of this one import name
 (``sagaworks.workflows``...), so a project of its own with a ``workflows.py`` or an
 ``activities.py`` never collides with them.
 """
 
-# --- The step runner, the Saga helper and their payloads -----------------------------------
-# Imported on first use (PEP 562): ``import sagaworks`` stays cheap for the CLI, and the
-# temporalio.workflow modules load only in processes that run or replay workflows.
+# Every public name is imported on first use (PEP 562): ``import sagaworks`` (every CLI
+# command does) costs neither the Temporal SDK nor SQLAlchemy, and workflow-side modules load
+# only in processes that run or replay workflows.
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from sagaworks import policies
-    from sagaworks._concurrency import run_to_completion, run_windowed
-    from sagaworks._models import (
-        RESTART_MEMO,
-        CompensationRecord,
-        ProgressStatus,
-        RunState,
-        SagaReport,
-        StepsRestart,
-        StepStatus,
-        StepTiming,
-        restart_result_key,
+    # Explicit re-exports (``X as X``): the public names type checkers see.
+    from sagaworks import policies as policies
+    from sagaworks._steps import (
+        StepWorkflow as StepWorkflow,
+        Steps as Steps,
     )
-    from sagaworks._pause import UPDATE_REFUSED, Pausable, refusal
-    from sagaworks._saga import SAGA_ERROR_TYPES, Saga, SagaState, error_class, error_kind, reported_error
-    from sagaworks._steps import Steps, StepWorkflow
-    from sagaworks.policies import ActivityOptions
+    from sagaworks._saga import (
+        SAGA_ERROR_TYPES as SAGA_ERROR_TYPES,
+        Saga as Saga,
+        SagaState as SagaState,
+        error_class as error_class,
+        error_kind as error_kind,
+        reported_error as reported_error,
+    )
+    from sagaworks._models import (
+        RESTART_MEMO as RESTART_MEMO,
+        CompensationRecord as CompensationRecord,
+        ProgressStatus as ProgressStatus,
+        RunState as RunState,
+        SagaReport as SagaReport,
+        StepStatus as StepStatus,
+        StepTiming as StepTiming,
+        StepsRestart as StepsRestart,
+        restart_result_key as restart_result_key,
+    )
+    from sagaworks._pause import (
+        UPDATE_REFUSED as UPDATE_REFUSED,
+        Pausable as Pausable,
+        refusal as refusal,
+    )
+    from sagaworks._concurrency import (
+        run_to_completion as run_to_completion,
+        run_windowed as run_windowed,
+    )
+    from sagaworks.policies import (
+        ActivityOptions as ActivityOptions,
+    )
+    from sagaworks._approval import (
+        APPROVAL_REFUSED as APPROVAL_REFUSED,
+        APPROVAL_SEARCH_ATTRIBUTE as APPROVAL_SEARCH_ATTRIBUTE,
+        Approval as Approval,
+        ApprovalAnswer as ApprovalAnswer,
+        ApprovalDeclaration as ApprovalDeclaration,
+        ApprovalDecision as ApprovalDecision,
+        ApprovalOutcome as ApprovalOutcome,
+        ApprovalProgress as ApprovalProgress,
+        ApprovalState as ApprovalState,
+        ApprovalUpdates as ApprovalUpdates,
+        Escalated as Escalated,
+        Escalation as Escalation,
+    )
+    from sagaworks._breakers import (
+        BreakerConfig as BreakerConfig,
+        Breakers as Breakers,
+        breaker_config as breaker_config,
+        breaker_env_key as breaker_env_key,
+        breaker_statuses as breaker_statuses,
+        read_breaker_statuses as read_breaker_statuses,
+    )
+    from sagaworks._circuit import (
+        CIRCUIT_OPEN as CIRCUIT_OPEN,
+        Guarded as Guarded,
+        guarded as guarded,
+        open_breaker as open_breaker,
+    )
+    from sagaworks._db import (
+        Database as Database,
+    )
+    from sagaworks._store import (
+        DONE as DONE,
+        UNDONE as UNDONE,
+        StepAlreadyCompensated as StepAlreadyCompensated,
+        StepOwnedByAnotherRun as StepOwnedByAnotherRun,
+        StepRecord as StepRecord,
+        apply_once as apply_once,
+        seal_once as seal_once,
+        undo_once as undo_once,
+    )
 
-_STEP_EXPORTS = {
-    "ActivityOptions": "sagaworks.policies",
-    "CompensationRecord": "sagaworks._models",
-    "Pausable": "sagaworks._pause",
-    "ProgressStatus": "sagaworks._models",
-    "RESTART_MEMO": "sagaworks._models",
-    "RunState": "sagaworks._models",
-    "SAGA_ERROR_TYPES": "sagaworks._saga",
-    "Saga": "sagaworks._saga",
-    "SagaReport": "sagaworks._models",
-    "SagaState": "sagaworks._saga",
-    "StepStatus": "sagaworks._models",
-    "StepTiming": "sagaworks._models",
+_EXPORTS: dict[str, str] = {
     "StepWorkflow": "sagaworks._steps",
     "Steps": "sagaworks._steps",
-    "StepsRestart": "sagaworks._models",
+    "SAGA_ERROR_TYPES": "sagaworks._saga",
+    "Saga": "sagaworks._saga",
+    "SagaState": "sagaworks._saga",
     "error_class": "sagaworks._saga",
     "error_kind": "sagaworks._saga",
-    "refusal": "sagaworks._pause",
-    "UPDATE_REFUSED": "sagaworks._pause",
     "reported_error": "sagaworks._saga",
+    "RESTART_MEMO": "sagaworks._models",
+    "CompensationRecord": "sagaworks._models",
+    "ProgressStatus": "sagaworks._models",
+    "RunState": "sagaworks._models",
+    "SagaReport": "sagaworks._models",
+    "StepStatus": "sagaworks._models",
+    "StepTiming": "sagaworks._models",
+    "StepsRestart": "sagaworks._models",
     "restart_result_key": "sagaworks._models",
+    "UPDATE_REFUSED": "sagaworks._pause",
+    "Pausable": "sagaworks._pause",
+    "refusal": "sagaworks._pause",
     "run_to_completion": "sagaworks._concurrency",
     "run_windowed": "sagaworks._concurrency",
+    "ActivityOptions": "sagaworks.policies",
+    "APPROVAL_REFUSED": "sagaworks._approval",
+    "APPROVAL_SEARCH_ATTRIBUTE": "sagaworks._approval",
+    "Approval": "sagaworks._approval",
+    "ApprovalAnswer": "sagaworks._approval",
+    "ApprovalDeclaration": "sagaworks._approval",
+    "ApprovalDecision": "sagaworks._approval",
+    "ApprovalOutcome": "sagaworks._approval",
+    "ApprovalProgress": "sagaworks._approval",
+    "ApprovalState": "sagaworks._approval",
+    "ApprovalUpdates": "sagaworks._approval",
+    "Escalated": "sagaworks._approval",
+    "Escalation": "sagaworks._approval",
+    "BreakerConfig": "sagaworks._breakers",
+    "Breakers": "sagaworks._breakers",
+    "breaker_config": "sagaworks._breakers",
+    "breaker_env_key": "sagaworks._breakers",
+    "breaker_statuses": "sagaworks._breakers",
+    "read_breaker_statuses": "sagaworks._breakers",
+    "CIRCUIT_OPEN": "sagaworks._circuit",
+    "Guarded": "sagaworks._circuit",
+    "guarded": "sagaworks._circuit",
+    "open_breaker": "sagaworks._circuit",
+    "Database": "sagaworks._db",
+    "DONE": "sagaworks._store",
+    "UNDONE": "sagaworks._store",
+    "StepAlreadyCompensated": "sagaworks._store",
+    "StepOwnedByAnotherRun": "sagaworks._store",
+    "StepRecord": "sagaworks._store",
+    "apply_once": "sagaworks._store",
+    "seal_once": "sagaworks._store",
+    "undo_once": "sagaworks._store",
 }
+"""Public name -> the private module that defines it."""
 
-__all__ = ["policies", *_STEP_EXPORTS]
+__all__ = ["policies", *_EXPORTS]
 
 
 def __getattr__(name: str) -> Any:
-    if name in _STEP_EXPORTS:
-        import importlib
+    import importlib
 
-        value = getattr(importlib.import_module(_STEP_EXPORTS[name]), name)
-        globals()[name] = value  # once: later lookups do not come back here
-        return value
     if name == "policies":
-        import importlib
-
         return importlib.import_module("sagaworks.policies")
-    raise AttributeError(f"module 'sagaworks' has no attribute {name!r}")
-# --- end of the step runner's exports ------------------------------------------------------
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sagaworks' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # once: later lookups do not come back here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -33,7 +33,7 @@ from sagaworks.activities.news import FeedSettings
 from sagaworks.activities.llm import LLMProvider
 from sagaworks.client.codec import EncryptionConfigError
 from sagaworks.client.connection import DEFAULT_ADDRESS, TASK_QUEUE, connect
-from sagaworks.client.devserver import dev_server_command, wait_until_serving
+from sagaworks.client.devserver import SEARCH_ATTRIBUTES, dev_server_command, register_search_attributes, wait_until_serving
 from sagaworks.client.observability import configure_logging
 from sagaworks.workflows.catalog import WORKFLOWS
 from sagaworks.workflows.cpu import cpu_queue
@@ -213,6 +213,26 @@ async def connect_when_ready(
         delay = min(delay * 2, 10.0)
 
 
+async def search_attributes_registered(client: Client) -> None:
+    """Register the search attributes the workflows publish (an approval's state, a plan's
+    alert level, a ticket's queue fields) where the server lets a client do so.
+
+    A workflow that publishes one the server does not know fails its workflow task until
+    it is registered; on a server that refuses (Temporal Cloud: the namespace's settings),
+    the log says which ones to create.
+    """
+    from temporalio.service import RPCError
+
+    try:
+        await register_search_attributes(client)
+    except RPCError as refused:
+        names = ", ".join(key.name for key in SEARCH_ATTRIBUTES)
+        log.warning(
+            "Could not register the search attributes %s (%s): create them as Keyword attributes of the "
+            "namespace (temporal operator search-attribute create --name NAME --type Keyword)", names, refused.message,
+        )
+
+
 async def main(args: argparse.Namespace) -> None:
     """Run until SIGINT/SIGTERM, then drain and return."""
     stop = asyncio.Event()
@@ -230,6 +250,7 @@ async def main(args: argparse.Namespace) -> None:
         if client is None:
             log.info("Stopped before Temporal was reachable")
             return
+        await search_attributes_registered(client)
         db = Database()
         stack.callback(db.dispose)
         log.info(

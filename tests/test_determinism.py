@@ -25,7 +25,9 @@ from sagaworks.worker import WORKFLOW_RUNNER_ENV, workflow_runner
 WORKFLOWS_DIR = Path(__file__).resolve().parents[1] / "workflows"
 
 ENGINE_DIR = WORKFLOWS_DIR.parent / "sagaworks"
-ENGINE_WORKFLOW_CODE = ("_saga.py", "_steps.py", "_concurrency.py", "_pause.py", "_models.py", "policies.py")
+ENGINE_WORKFLOW_CODE = (
+    "_saga.py", "_steps.py", "_concurrency.py", "_pause.py", "_models.py", "policies.py", "_approval.py", "_circuit.py"
+)
 """The engine's modules that run inside workflows (the Saga helper, the step runner...)."""
 
 NOT_WORKFLOW_CODE = {"catalog.py"}

@@ -65,3 +65,35 @@ async def test_sigterm_while_waiting_for_the_server_exits_cleanly(worker_process
     await _wait_for_log(worker_process, RETRYING)
     assert worker_process.terminate(timeout=30) == 0
     assert "Stopped before Temporal was reachable" in worker_process.log_file.read_text()
+
+
+async def test_the_worker_registers_the_search_attributes_an_approval_publishes(
+    port: int, task_queue: str, worker_process: WorkerProcess, tmp_path: Path
+) -> None:
+    """A stock dev server (none of our flags) knows no SagaApproval: the worker registers it,
+    so an approval's first upsert does not fail its workflow task."""
+    from temporalio.client import WorkflowHandle
+
+    from sagaworks.client.devserver import temporal_binary
+    from sagaworks.contracts.routing import RoutingInput
+    from tests.approval_probe import wait_for_approval_state
+
+    server = subprocess.Popen(
+        [temporal_binary(), "server", "start-dev", "--headless", "--ip", "127.0.0.1", "--port", str(port),
+         "--db-filename", str(tmp_path / "temporal.db"), "--log-level", "error"],
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        address = f"127.0.0.1:{port}"
+        await wait_until_serving(address, timeout=60)
+        worker_process.start()
+        client = await connect(address=address)
+        request = RoutingInput(request_id=f"sa-{task_queue[-8:]}", requester="dana", text="admin access, please")
+        handle: WorkflowHandle = await client.start_workflow(
+            "RoutingWorkflow", request, id=f"routing-{request.request_id}", task_queue=task_queue
+        )
+        await wait_for_approval_state(handle, "pending", timeout=120)
+        await handle.terminate()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
