@@ -1,5 +1,5 @@
-"""The engine's approvals, breakers and exactly-once store as public names of sagaworks,
-loaded on first use: importing sagaworks alone stays light."""
+"""The public API of sagaworks: every exported name resolves, loaded on first use, so
+importing sagaworks alone stays light."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from sagaworks.workflows.catalog import Family
 
 
 def test_every_public_name_resolves() -> None:
-    for name, module in sagaworks._LAZY.items():
+    for name, module in sagaworks._EXPORTS.items():
         value = getattr(sagaworks, name)
         assert value is getattr(sys.modules[module], name), name
 
