@@ -26,7 +26,7 @@ from temporalio.service import RPCError
 
 from sagaworks.client.connection import TASK_QUEUE, ui_url
 from sagaworks.contracts.common import ProgressStatus
-from sagaworks.workflows.catalog import Family, family_of_type
+from sagaworks import Family, registry
 
 
 QUERY_TIMEOUT = timedelta(seconds=10)
@@ -131,7 +131,7 @@ async def describe_run(client: Client, workflow_id: str) -> dict[str, Any]:
     """
     handle = client.get_workflow_handle(workflow_id)
     description = await handle.describe()
-    family = family_of_type(description.workflow_type)
+    family = registry().family_of_type(description.workflow_type)
     progress = await query_progress(handle, result_type=None)
     return {
         "workflow_id": workflow_id,
@@ -220,7 +220,7 @@ def visibility_query(*, family: Family[Any] | None = None, status: str | None = 
 
 def summarize_execution(execution: Any) -> dict[str, Any]:
     """One row of a runs list (whole ids: they are copied into the next command)."""
-    family = family_of_type(execution.workflow_type)
+    family = registry().family_of_type(execution.workflow_type)
     started: datetime | None = execution.start_time
     closed: datetime | None = execution.close_time
     return {

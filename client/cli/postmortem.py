@@ -9,10 +9,6 @@ from typing import Annotated
 import typer
 
 from sagaworks.client.cli.output import fail, out, print_json, run_async
-from sagaworks.client.connection import connect, ui_url
-from sagaworks.client.postmortem import RestartRefused, postmortem, postmortem_markdown, restart_from_stage
-from sagaworks.client.runs import RunConflict
-from sagaworks.workflows.catalog import FAMILIES
 
 _SPAN = re.compile(r"^(\d+)([mhd])$")
 
@@ -36,6 +32,8 @@ def postmortem_command(
     if (workflow_id is None) == (family_name is None):
         raise fail("give a WORKFLOW_ID or --family FAMILY", 2)
     span = _since(since)
+    from sagaworks.client.connection import connect
+    from sagaworks.client.postmortem import postmortem, postmortem_markdown
 
     async def show() -> None:
         try:
@@ -49,11 +47,12 @@ def postmortem_command(
 
 def restart(
     workflow_id: Annotated[str, typer.Argument(metavar="WORKFLOW_ID", help="A closed run of a restartable family.", show_default=False)],
-    from_stage: Annotated[str, typer.Option("--from-stage", metavar="STAGE", help="The family's stage to resume at: " + "; ".join(
-        f"{f.name}: {', '.join(f.restartable.stages)}" for f in FAMILIES if f.restartable is not None
-    ) + ".")],
+    from_stage: Annotated[str, typer.Option("--from-stage", metavar="STAGE", help="A stage of the run's family to resume at (any other is refused, naming the family's stages).")],
 ) -> None:
     """Start a new run that resumes at STAGE, reusing the outcomes of the stages before it."""
+    from sagaworks.client.connection import connect, ui_url
+    from sagaworks.client.postmortem import RestartRefused, restart_from_stage
+    from sagaworks.client.runs import RunConflict
 
     async def start() -> None:
         client = await connect()
