@@ -51,7 +51,7 @@ async def _run(console: Console, fam: Family[Any], demo: DemoRun, suffix: str) -
     if outcome.status == "COMPLETED":
         console.print(f"  {summarize(outcome.result)}", markup=False)
     if empty:
-        console.print(f"  [red]completed without {demo.result_means or 'its result'}: {', '.join(empty)} empty[/red]")
+        console.print(f"  [red]completed without {demo.result_means or 'its result'}: {', '.join(empty)} missing[/red]")
     elif outcome.status == "RUNNING":
         console.print(f"  {summarize(await progress_at(handle, demo.shown_at))}", markup=False)
     for line in failure_lines(outcome.failure or []):

@@ -139,12 +139,19 @@ class DemoRun:
     """Dotted paths into the JSON result that must be present and non-empty (not null,
     0, false, "" or an empty list or object) for a COMPLETED run to count: a run that
     completed without doing its work (every feed failed, no row returned) is a failure."""
+    result_check: Callable[[Any], bool] | None = None
+    """A predicate the JSON result must also satisfy, where a path is not enough (a digest
+    with nothing new is fine, one whose every feed failed is not)."""
     result_means: str = ""
-    """What :attr:`result_has` shows, for people (``articles stored``, ``a chart``)."""
+    """What the result must show, for people (``articles stored``, ``a chart``)."""
 
     def missing_from(self, result: Any) -> list[str]:
-        """The :attr:`result_has` paths that ``result`` (JSON data) lacks or leaves empty."""
-        return [path for path in self.result_has if not _non_empty(_at(result, path))]
+        """What ``result`` (JSON data) lacks: the :attr:`result_has` paths it lacks or leaves
+        empty, and :attr:`result_means` if :attr:`result_check` refuses it."""
+        missing = [path for path in self.result_has if not _non_empty(_at(result, path))]
+        if self.result_check is not None and not self.result_check(result):
+            missing.append(self.result_means or "the result check")
+        return missing
 
 
 _ABSENT = object()

@@ -238,6 +238,15 @@ def test_a_demo_result_must_hold_what_the_demo_declares() -> None:
     assert missing_content(digest, Outcome("news-digest-weekly", "FAILED")) == []
 
 
+def test_the_news_digest_demo_fails_a_run_whose_every_feed_failed() -> None:
+    (demo,) = registry().family("news-digest").demo
+    failed = {"status": "unavailable", "activity": "cached_feed", "error": "HTTP 503"}
+    read = {"status": "ok", "activity": "fetch_feed"}
+    assert demo.missing_from({"feeds": {"a": failed, "b": failed}, "articles": []}) == [demo.result_means]
+    # Nothing new since the last digest is not a failure: a feed was read.
+    assert demo.missing_from({"feeds": {"a": failed, "b": read}, "articles": []}) == []
+
+
 def _field_type(model: typing.Any, path: str) -> typing.Any:
     """The type ``path`` reaches through ``model``'s fields (raises naming a missing field)."""
     current = model
