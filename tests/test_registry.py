@@ -271,3 +271,12 @@ def test_every_completing_demo_says_what_its_result_must_contain(fam: Family) ->
         assert demo.result_has and demo.result_means, f"{fam.name} {demo.sample}: what must its result contain?"
         for path in demo.result_has:
             _field_type(result_model, path)
+
+
+def test_saga_worker_takes_the_options_of_the_worker_module() -> None:
+    shown = subprocess.run([SAGA, "worker", "--help"], capture_output=True, text=True, check=True).stdout
+    assert shown.startswith("usage: saga worker")
+    for option in ("--dev", "--task-queue", "--activity-threads", "--cpu-processes", "--workflow-runner", "--drain-seconds"):
+        assert option in shown
+    refused = subprocess.run([SAGA, "worker", "--no-such-option"], capture_output=True, text=True)
+    assert refused.returncode == 2 and "unrecognized arguments: --no-such-option" in refused.stderr
