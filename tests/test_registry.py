@@ -171,6 +171,9 @@ async def test_saga_catalog_and_run_serve_a_family_registered_by_another_distrib
     assert {"name": "needs-extra", "unavailable": "no_such_dependency_of_sagaworks_tests not installed",
             "install": "pip install 'sagaworks-testfam[heavy]'"} in listed
 
+    missing = await _saga(env, "run", "needs-extra")
+    assert missing.returncode == 2 and "pip install 'sagaworks-testfam[heavy]'" in missing.stderr
+
     request = tmp_path / "echo.json"
     request.write_text('{"text": "hello"}')
     run = await _saga(env, "run", "echo", "--input", str(request), "--wait", "--json")

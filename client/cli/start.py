@@ -242,3 +242,20 @@ for _family in registry().families:
     if _family.folder_family:
         _help += f" A folder starts `{_family.folder_family}` instead."
     run_app.command(_family.name, help=_help)(_command_for(_family))
+
+
+def _unavailable_command(name: str) -> Any:
+    def unavailable() -> None:
+        try:
+            registry().family(name)
+        except KeyError as missing:
+            raise fail(str(missing.args[0]), 2) from None
+
+    return unavailable
+
+
+for _missing in registry().unavailable:
+    # Listed, so that `saga run NAME` says what to install rather than "no such command".
+    run_app.command(_missing.name, help=f"Unavailable: {_missing.missing} is not installed.")(
+        _unavailable_command(_missing.name)
+    )
