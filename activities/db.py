@@ -160,10 +160,10 @@ class Database:
         A family's modules (and so its tables) are imported when the worker first builds
         its activities, after the database was opened: each transaction checks first.
         """
-        declared = len(Base.metadata.tables)
-        if declared == self._tables_created:
+        if len(Base.metadata.tables) == self._tables_created:
             return
         with self._schema_lock:
+            declared = len(Base.metadata.tables)
             if declared != self._tables_created:
                 Base.metadata.create_all(self.engine)
                 _add_missing_columns(self.engine)
