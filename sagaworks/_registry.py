@@ -20,12 +20,13 @@ import json
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, Union
 
 if TYPE_CHECKING:  # the engine's own heavier modules, imported where they are used
+    from concurrent.futures import Executor
+
     from pydantic import BaseModel
     from temporalio.common import WorkflowIDReusePolicy
     from temporalio.worker import Plugin

@@ -283,3 +283,10 @@ def test_saga_worker_takes_the_options_of_the_worker_module() -> None:
         assert option in shown
     refused = subprocess.run([SAGA, "worker", "--no-such-option"], capture_output=True, text=True)
     assert refused.returncode == 2 and "unrecognized arguments: --no-such-option" in refused.stderr
+
+
+def test_importing_sagaworks_loads_neither_the_sdk_nor_a_family() -> None:
+    probe = "import sys, sagaworks; print(' '.join(sorted(sys.modules)))"
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
+    heavy = [m for m in loaded if m.split(".")[0] in ("temporalio", "pydantic", "sqlalchemy") or m.startswith("sagaworks.")]
+    assert heavy == ["sagaworks._registry"]
