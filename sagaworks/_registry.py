@@ -17,7 +17,6 @@ import importlib
 import importlib.metadata
 import importlib.util
 import json
-import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,8 +32,6 @@ if TYPE_CHECKING:  # the engine's own heavier modules, imported where they are u
 
     from sagaworks.activities.db import Database
     from sagaworks.activities.llm import LLMProvider
-
-log = logging.getLogger("sagaworks.registry")
 
 ENTRY_POINT_GROUP = "sagaworks.families"
 """The entry-point group families register under (``[project.entry-points."sagaworks.families"]``)."""
@@ -566,8 +563,9 @@ def _load(ep: importlib.metadata.EntryPoint) -> Family[Any]:
 def discover(entry_points: Iterable[importlib.metadata.EntryPoint] | None = None) -> Registry:
     """Load every family registered under ``sagaworks.families``.
 
-    A broken entry point (an import error of its own, not a family, a name taken) is logged
-    and skipped; a family whose required modules are missing is listed as unavailable.
+    A broken entry point (an import error of its own, not a family, a name taken) is
+    skipped and listed in :attr:`Registry.broken`, a family whose required modules are
+    missing in :attr:`Registry.unavailable`: ``saga catalog`` and the worker report both.
     """
     families: list[Family[Any]] = []
     unavailable: list[Unavailable] = []
@@ -597,8 +595,6 @@ def discover(entry_points: Iterable[importlib.metadata.EntryPoint] | None = None
             unavailable.append(Unavailable(fam.name, ", ".join(missing), fam.install_command()))
             continue
         families.append(fam)
-    for entry in broken:
-        log.warning("Skipped the family entry point %s: %s", entry.entry, entry.error)
     return Registry(tuple(families), tuple(unavailable), tuple(broken))
 
 

@@ -328,6 +328,8 @@ async def main(args: argparse.Namespace) -> None:
             db.engine.url.render_as_string(hide_password=True),
             ", ".join(families.names),
         )
+        for broken in families.broken:
+            log.error("Skipped the family entry point %s: %s", broken.entry, broken.error)
         for missing in families.unavailable:
             log.warning("Not serving the family %s: %s is not installed (%s)", missing.name, missing.missing, missing.install)
         async with running_worker(

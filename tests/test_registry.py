@@ -13,8 +13,10 @@ import os
 import subprocess
 import sys
 import textwrap
+import types
 import typing
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -32,6 +34,7 @@ from sagaworks.client.demo import missing_content
 from sagaworks.client.runs import Outcome
 from sagaworks.worker import running_worker
 from tests.apiserver import api_server
+from tests.workers import WorkerProcess
 
 SAGA = str(Path(sys.executable).parent / "saga")
 
@@ -254,7 +257,7 @@ def _field_type(model: typing.Any, path: str) -> typing.Any:
     """The type ``path`` reaches through ``model``'s fields (raises naming a missing field)."""
     current = model
     for part in path.split("."):
-        while typing.get_origin(current) in (typing.Union, getattr(__import__("types"), "UnionType")):
+        while typing.get_origin(current) in (typing.Union, types.UnionType):
             current = next(arg for arg in typing.get_args(current) if arg is not type(None))
         if part.isdigit():
             current = typing.get_args(current)[0]
@@ -290,3 +293,27 @@ def test_importing_sagaworks_loads_neither_the_sdk_nor_a_family() -> None:
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
     heavy = [m for m in loaded if m.split(".")[0] in ("temporalio", "pydantic", "sqlalchemy") or m.startswith("sagaworks.")]
     assert heavy == ["sagaworks._registry"]
+
+
+async def test_the_worker_process_serves_a_registered_family_and_reports_the_broken_ones(
+    plugin: Path, dev_client: Client, dev_address: str, task_queue: str, tmp_path: Path
+) -> None:
+    worker = WorkerProcess(
+        dev_address, task_queue, f"sqlite:///{tmp_path / 'app.db'}", tmp_path / "worker.log",
+        PYTHONPATH=str(plugin),
+    )
+    worker.start()
+    try:
+        result = await dev_client.execute_workflow(
+            "EchoWorkflow", {"text": "worker"}, id=f"echo-{task_queue}", task_queue=task_queue,
+            execution_timeout=timedelta(seconds=120),
+        )
+        assert result == {"echo": "WORKER"}
+        log = worker.log_file.read_text()
+        assert "echo" in next(line for line in log.splitlines() if "for the families" in line)
+        for name in ("missing-module", "wrong-type", "order = sagaworks_testfam:another_order"):
+            assert f"Skipped the family entry point {name}" in log
+        assert "Not serving the family needs-extra: no_such_dependency_of_sagaworks_tests is not installed" in log
+        assert worker.terminate() == 0
+    finally:
+        worker.stop()
