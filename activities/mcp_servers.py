@@ -235,11 +235,11 @@ def load_config(path: Path | str | None = None) -> McpConfig:
 def _family_name(workflow_type: str | None) -> str:
     """The catalog family that runs ``workflow_type`` (the type itself for other workflows;
     an activity started on its own has none, and no family allows it to write)."""
-    from sagaworks.workflows.catalog import family_of_type  # the catalog imports every workflow
+    from sagaworks import registry
 
     if workflow_type is None:
         return "(no workflow)"
-    family = family_of_type(workflow_type)
+    family = registry().family_of_type(workflow_type)
     return family.name if family is not None else workflow_type
 
 

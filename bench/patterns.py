@@ -41,7 +41,8 @@ from sagaworks.contracts.sequential import ReportInput
 from sagaworks.contracts.text import TextInput
 from tests.corpus import RESEARCH, store_documents
 from sagaworks.worker import running_worker
-from sagaworks.workflows.catalog import SAMPLES, family
+from sagaworks import registry
+from sagaworks.workflows.catalog import SAMPLES
 
 SAMPLE_OF = {
     "sequential": "sequential/billing-retrospective.json",
@@ -129,7 +130,7 @@ async def concurrent_analyses(client: Any, db: Database, count: int, *, processe
     """Analyses per second with ``count`` parallel-analysis runs in flight at once."""
     queue = f"bench-cpu-{uuid.uuid4().hex[:8]}"
     text = text_of_bench()
-    request = family("parallel-analysis").parse({"text": text})
+    request = registry().family("parallel-analysis").parse({"text": text})
 
     async def burst() -> float:
         started = time.perf_counter()
@@ -152,9 +153,9 @@ async def main(runs: int, concurrent: int) -> None:
             store_documents(db, RESEARCH)
             plain = plain_runs(db)
             settings = DocumentSettings(roots=(SAMPLES.parent,))
-            async with running_worker(env.client, db, task_queue="bench-patterns", activity_threads=8, documents=settings):
+            async with running_worker(env.client, db, task_queue="bench-patterns", activity_threads=8, settings=[settings]):
                 for name, sample in SAMPLE_OF.items():
-                    fam = family(name)
+                    fam = registry().family(name)
                     request = fam.parse(json.loads((SAMPLES / sample).read_text()))
                     workflow_times, plain_times = [], []
                     # Untimed first run: the pool's processes start and import the libraries.

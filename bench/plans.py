@@ -66,7 +66,7 @@ async def workflow_runs(paths: list[Path], folder: Path) -> tuple[list[float], d
     task_queue = f"bench-{uuid.uuid4()}"
     async with await start_embedded(db_file=folder / "temporal.db") as env:
         settings = PlanSettings(roots=(folder,), breaker=BreakerConfig(3, 300))
-        async with running_worker(env.client, db, task_queue=task_queue, activity_threads=4, plans=settings):
+        async with running_worker(env.client, db, task_queue=task_queue, activity_threads=4, settings=[settings]):
             for path in paths:
                 plan = PlanInput(plan_id=path.stem, path=str(path))
                 start = time.perf_counter()

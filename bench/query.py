@@ -79,8 +79,8 @@ async def measure(tmp: str, runs: int, concurrency: int) -> tuple[list[float], l
         db = Database(f"sqlite:///{tmp}/app.db")
         task_queue = f"bench-{uuid.uuid4()}"
         sandboxed_queue = f"{task_queue}-sandboxed"
-        async with running_worker(env.client, db, task_queue=task_queue, activity_threads=16, query=QuerySettings()), \
-                running_worker(env.client, db, task_queue=sandboxed_queue, activity_threads=16, query=QuerySettings(),
+        async with running_worker(env.client, db, task_queue=task_queue, activity_threads=16, settings=[QuerySettings()]), \
+                running_worker(env.client, db, task_queue=sandboxed_queue, activity_threads=16, settings=[QuerySettings()],
                                runner="sandboxed", cpu_processes=0):
 
             async def one(i: int, queue: str = task_queue) -> float:

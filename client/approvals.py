@@ -13,7 +13,7 @@ from typing import Literal
 from temporalio.client import Client, WorkflowUpdateFailedError
 
 from sagaworks import ApprovalAnswer, ApprovalDecision
-from sagaworks.workflows.catalog import FAMILIES, family_of_type
+from sagaworks import registry
 
 
 class DecisionRefused(Exception):
@@ -30,9 +30,9 @@ async def decide(
     """Send ``approve`` or ``reject`` and wait until the run accepted it."""
     handle = client.get_workflow_handle(workflow_id)
     workflow_type = (await handle.describe()).workflow_type
-    fam = family_of_type(workflow_type)
+    fam = registry().family_of_type(workflow_type)
     if fam is None or fam.approval is None:
-        with_one = ", ".join(f.name for f in FAMILIES if f.approval is not None) or "none"
+        with_one = ", ".join(f.name for f in registry().families if f.approval is not None) or "none"
         raise DecisionRefused(
             f"a {fam.name if fam else workflow_type} run waits for no approval (families with one: {with_one})"
         )

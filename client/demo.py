@@ -16,8 +16,7 @@ from sagaworks.client import devserver
 from sagaworks.client.connection import connect, ui_url
 from sagaworks.client.runs import Outcome, failure_lines, query_progress, run_outcome, start_run, to_jsonable
 from sagaworks.contracts.breakers import BreakerStatus
-from sagaworks.workflows.catalog import FAMILIES, DemoRun, DemoUpdate, Family
-from sagaworks import UPDATE_REFUSED
+from sagaworks import UPDATE_REFUSED, DemoRun, DemoUpdate, Family, registry
 
 
 CONSOLE = os.environ.get("SAGAWORKS_CONSOLE_URL", "http://127.0.0.1:8000").rstrip("/")
@@ -47,16 +46,28 @@ async def _run(console: Console, fam: Family[Any], demo: DemoRun, suffix: str) -
         await _send(console, handle, update)
     outcome = await run_outcome(handle, wait=demo.expect != "RUNNING")
     link = ui_url(client, handle.id, handle.result_run_id)
-    colour = "green" if outcome.status == demo.expect else "red"
+    empty = missing_content(demo, outcome)
+    passed = outcome.status == demo.expect and not empty
+    colour = "green" if passed else "red"
     console.print(f"[{colour}]{handle.id}: {outcome.status}[/{colour}] (expected {demo.expect}; sample {demo.sample})")
     if outcome.status == "COMPLETED":
         console.print(f"  {summarize(outcome.result)}", markup=False)
+    if empty:
+        console.print(f"  [red]completed without {demo.result_means or 'its result'}: {', '.join(empty)} missing[/red]")
     elif outcome.status == "RUNNING":
         console.print(f"  {summarize(await progress_at(handle, demo.shown_at))}", markup=False)
     for line in failure_lines(outcome.failure or []):
         console.print(f"  {line}", markup=False)
     _links(console, link, handle.id)
-    return outcome.status == demo.expect
+    return passed
+
+
+def missing_content(demo: DemoRun, outcome: Outcome) -> list[str]:
+    """What a completed run's result lacks of what the demo says it must contain (a news
+    digest whose feeds all failed completes with no article: the demo must not pass it)."""
+    if outcome.status != "COMPLETED":
+        return []
+    return demo.missing_from(to_jsonable(outcome.result))
 
 
 def _links(console: Console, ui_link: str, workflow_id: str) -> None:
@@ -129,6 +140,7 @@ async def _outage(console: Console, fam: Family[Any], demo: DemoRun, suffix: str
         fallbacks = result.get("fallbacks", [])
         degraded = (
             outcome.status == "COMPLETED"
+            and not missing_content(demo, outcome)
             and result["chart"]["kind"] == "table"
             and result["produced_by"]["chart"] == "fallback:table"
             and any(f.startswith(f"{agent}:") and f"circuit breaker {agent} is open" in f for f in fallbacks)
@@ -152,7 +164,10 @@ async def _outage(console: Console, fam: Family[Any], demo: DemoRun, suffix: str
     await _until_trial_due(console, agent)
     handle, outcome, result = await _run_once(fam, demo, f"{suffix}-back")
     status = _breaker(agent)
-    recovered = outcome.status == "COMPLETED" and result["chart"]["kind"] != "table" and status.state == "closed"
+    recovered = (
+        outcome.status == "COMPLETED" and not missing_content(demo, outcome)
+        and result["chart"]["kind"] != "table" and status.state == "closed"
+    )
     colour = "green" if recovered else "red"
     console.print(
         f"[{colour}]{handle.id}: {outcome.status}, chart {result.get('chart', {}).get('kind')}[/{colour}] "
@@ -204,9 +219,7 @@ async def run_demo(console: Console) -> int:
     """Run every family's demo samples, family by family; 0 when each ended as expected."""
     suffix = datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
     verdicts: list[bool] = []
-    for fam in FAMILIES:
-        if not fam.demo:
-            continue
+    for fam in registry().demo_order():
         console.print(f"\n[bold]== {fam.name}[/bold]: {fam.description}")
         outages = [demo for demo in fam.demo if demo.stops_agent]
         for agent in {demo.stops_agent for demo in outages}:

@@ -17,12 +17,13 @@ import os
 import sys
 from collections.abc import MutableMapping
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
-from temporalio import activity, workflow
-from temporalio.plugin import SimplePlugin
-from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+
+if TYPE_CHECKING:  # the SDK is imported where it is used: the CLI configures logging without it
+    from temporalio.plugin import SimplePlugin
+    from temporalio.runtime import Runtime
 
 _CONTEXT_KEYS = {
     "workflow_id": "workflow_id",
@@ -80,8 +81,11 @@ def configure_logging(level: str | None = None) -> None:
         )
     )
     # The context goes into keys (see _flatten_temporal_context), not into the message.
-    activity.logger.activity_info_on_message = False
-    workflow.logger.workflow_info_on_message = False
+    # Only a process that runs workflow or activity code logs through the SDK's loggers,
+    # and it has loaded them (with its worker) before it configures logging.
+    for module, flag in (("temporalio.activity", "activity_info_on_message"), ("temporalio.workflow", "workflow_info_on_message")):
+        if module in sys.modules:
+            setattr(sys.modules[module].logger, flag, False)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel((level or os.environ.get("SAGAWORKS_LOG_LEVEL", "INFO")).upper())
@@ -119,6 +123,8 @@ def tracing_plugins() -> list[SimplePlugin]:
 @cache
 def runtime() -> Runtime:
     """The process's Temporal runtime, with a Prometheus endpoint when one is configured."""
+    from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+
     port = os.environ.get("SAGAWORKS_METRICS_PORT")
     if not port:
         return Runtime.default()

@@ -22,7 +22,7 @@ from sagaworks.client.restart import INJECTED_FAULTS, RestartRefused, restart_fr
 from sagaworks.client.runs import list_runs, start_run, status_name, visibility_query
 from sagaworks.client.trace import RunTrace, TraceStep, trace_markdown, trace_run
 from sagaworks.contracts.plans import parse_stage_summary
-from sagaworks.workflows.catalog import FAMILIES, Family, Restartable, family, family_of_type
+from sagaworks import Family, Restartable, registry
 
 
 class StageRow(BaseModel):
@@ -253,7 +253,7 @@ async def postmortem(
     (and matching the visibility ``query``, when given)."""
     if workflow_id is not None:
         return postmortem_of([await trace_run(client, workflow_id, payloads=True, depth=0)])
-    fam = family(family_name) if family_name else None
+    fam = registry().family(family_name) if family_name else None
     clauses = ["ExecutionStatus != 'Running'"] + ([f"({query})"] if query else [])
     if since is not None:
         start = (datetime.now(timezone.utc) - since).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -302,7 +302,7 @@ RESTART_FAILED_STATUSES = (
 
 def restartable_families() -> list[str]:
     """The families whose runs restart from a stage."""
-    return [f.name for f in FAMILIES if f.restartable is not None]
+    return [f.name for f in registry().families if f.restartable is not None]
 
 
 def step_families() -> list[str]:
@@ -357,7 +357,7 @@ async def restart_from_stage(
     """
     handle = client.get_workflow_handle(workflow_id)
     description = await handle.describe()
-    fam: Family[Any] | None = family_of_type(description.workflow_type)
+    fam: Family[Any] | None = registry().family_of_type(description.workflow_type)
     spec = fam.restartable if fam is not None else None
     if fam is None or spec is None:
         raise RestartRefused(

@@ -52,9 +52,9 @@ async def replay(
     if data_converter is DATA_CONVERTER:
         check_configuration()
     if workflows is None:
-        from sagaworks.workflows.catalog import WORKFLOWS
+        from sagaworks import registry
 
-        workflows = WORKFLOWS
+        workflows = registry().workflows()
     async def each() -> AsyncIterator[WorkflowHistory]:
         for history in histories:
             yield history

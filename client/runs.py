@@ -25,9 +25,7 @@ from temporalio.exceptions import ApplicationError, FailureError, WorkflowAlread
 from temporalio.service import RPCError
 
 from sagaworks.client.connection import TASK_QUEUE, ui_url
-from sagaworks import ProgressStatus
-from sagaworks.workflows.catalog import Family, family_of_type
-from sagaworks import error_kind
+from sagaworks import Family, ProgressStatus, error_kind, registry
 
 
 QUERY_TIMEOUT = timedelta(seconds=10)
@@ -73,7 +71,7 @@ async def start_run(
     task_queue: str = TASK_QUEUE,
 ) -> WorkflowHandle[Any, Any]:
     """Start a run of ``family`` with a validated input; raises :class:`RunConflict`, or
-    :class:`~sagaworks.workflows.catalog.RunRefused` for an input the configuration refuses."""
+    :class:`~sagaworks.RunRefused` for an input the configuration refuses."""
     family.check_allowed(arg)
     workflow_id = family.workflow_id(arg)
     try:
@@ -134,7 +132,7 @@ async def describe_run(client: Client, workflow_id: str) -> dict[str, Any]:
     """
     handle = client.get_workflow_handle(workflow_id)
     description = await handle.describe()
-    family = family_of_type(description.workflow_type)
+    family = registry().family_of_type(description.workflow_type)
     progress = await query_progress(handle, result_type=None)
     return {
         "workflow_id": workflow_id,
@@ -223,7 +221,7 @@ def visibility_query(*, family: Family[Any] | None = None, status: str | None = 
 
 def summarize_execution(execution: Any) -> dict[str, Any]:
     """One row of a runs list (whole ids: they are copied into the next command)."""
-    family = family_of_type(execution.workflow_type)
+    family = registry().family_of_type(execution.workflow_type)
     started: datetime | None = execution.start_time
     closed: datetime | None = execution.close_time
     return {

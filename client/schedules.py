@@ -23,7 +23,7 @@ from temporalio.client import (
 )
 
 from sagaworks.client.connection import TASK_QUEUE
-from sagaworks.workflows.catalog import Family
+from sagaworks import Family
 
 
 def schedule_id_for(family: Family[Any], arg: BaseModel) -> str:

@@ -26,7 +26,7 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHistory
 
 from sagaworks.client.runs import visibility_query
-from sagaworks.workflows.catalog import Family
+from sagaworks import Family
 
 CLOSING = {
     "activity_task_completed_event_attributes": "completed",

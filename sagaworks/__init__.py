@@ -62,7 +62,6 @@ if TYPE_CHECKING:
         APPROVAL_SEARCH_ATTRIBUTE as APPROVAL_SEARCH_ATTRIBUTE,
         Approval as Approval,
         ApprovalAnswer as ApprovalAnswer,
-        ApprovalDeclaration as ApprovalDeclaration,
         ApprovalDecision as ApprovalDecision,
         ApprovalOutcome as ApprovalOutcome,
         ApprovalProgress as ApprovalProgress,
@@ -98,6 +97,18 @@ if TYPE_CHECKING:
         seal_once as seal_once,
         undo_once as undo_once,
     )
+    from sagaworks._registry import (
+        ApprovalDeclaration as ApprovalDeclaration,
+        DemoRun as DemoRun,
+        DemoUpdate as DemoUpdate,
+        Family as Family,
+        Registry as Registry,
+        Restartable as Restartable,
+        RunRefused as RunRefused,
+        WorkerResources as WorkerResources,
+        lazy as lazy,
+        registry as registry,
+    )
 
 _EXPORTS: dict[str, str] = {
     "StepWorkflow": "sagaworks._steps",
@@ -127,7 +138,6 @@ _EXPORTS: dict[str, str] = {
     "APPROVAL_SEARCH_ATTRIBUTE": "sagaworks._approval",
     "Approval": "sagaworks._approval",
     "ApprovalAnswer": "sagaworks._approval",
-    "ApprovalDeclaration": "sagaworks._approval",
     "ApprovalDecision": "sagaworks._approval",
     "ApprovalOutcome": "sagaworks._approval",
     "ApprovalProgress": "sagaworks._approval",
@@ -154,6 +164,16 @@ _EXPORTS: dict[str, str] = {
     "apply_once": "sagaworks._store",
     "seal_once": "sagaworks._store",
     "undo_once": "sagaworks._store",
+    "ApprovalDeclaration": "sagaworks._registry",
+    "DemoRun": "sagaworks._registry",
+    "DemoUpdate": "sagaworks._registry",
+    "Family": "sagaworks._registry",
+    "Registry": "sagaworks._registry",
+    "Restartable": "sagaworks._registry",
+    "RunRefused": "sagaworks._registry",
+    "WorkerResources": "sagaworks._registry",
+    "lazy": "sagaworks._registry",
+    "registry": "sagaworks._registry",
 }
 """Public name -> the private module that defines it."""
 

@@ -117,20 +117,6 @@ class Escalated:
     """The words the outcome and the status will carry."""
 
 
-@dataclass(frozen=True)
-class ApprovalDeclaration:
-    """What a family declares about its approval (``Family.approval``), for the CLI, the
-    API and the console: ``saga approve|reject`` and the console's form serve any family
-    that has one, in its own words."""
-
-    subject: str = "this run"
-    """What waits for the decision (``this request``, ``this post``)."""
-    deadline: str = ""
-    """How long it waits, in words (shown when the run's status gives no deadline)."""
-    escalation: str = "it is rejected automatically"
-    """What a missed deadline does, in words (``it is asked of the second group``)."""
-
-
 def duration_text(span: timedelta) -> str:
     """``24 h``, ``30 min`` or ``45 s``: the largest whole unit."""
     seconds = int(span.total_seconds())

@@ -10,6 +10,7 @@ keeping their rows.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -49,13 +50,30 @@ class Database:
         self.url = url or database_url()
         self.engine = _make_engine(self.url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        Base.metadata.create_all(self.engine)
-        _rename_columns(self.engine)
-        _add_missing_columns(self.engine)
+        self._schema_lock = threading.Lock()
+        self._tables_created = 0
+        self._create_missing_tables()
+
+    def _create_missing_tables(self) -> None:
+        """Create (or bring up to date) the tables of the models declared since the last call.
+
+        A family's modules, and so its tables, are imported when the worker first builds its
+        activities, after the database was opened: each transaction checks first.
+        """
+        if len(Base.metadata.tables) == self._tables_created:
+            return
+        with self._schema_lock:
+            declared = len(Base.metadata.tables)
+            if declared != self._tables_created:
+                Base.metadata.create_all(self.engine)
+                _rename_columns(self.engine)
+                _add_missing_columns(self.engine)
+                self._tables_created = declared
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A session whose work commits on success and rolls back on any exception."""
+        self._create_missing_tables()
         with self._sessions.begin() as session:
             yield session
 

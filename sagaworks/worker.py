@@ -1,4 +1,4 @@
-"""The sagaworks worker: serves every workflow and activity of the catalog.
+"""The sagaworks worker: serves every workflow and activity of the registered families.
 
     saga worker                 # against the Temporal that envconfig points at
     python -m sagaworks.worker --dev  # start the embedded dev server first (UI on :8233)
@@ -16,34 +16,32 @@ import logging
 import os
 import signal
 import subprocess
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
+from temporalio import activity as temporal_activity
+from temporalio import workflow
 from temporalio.client import Client
-from temporalio.worker import SharedStateManager, UnsandboxedWorkflowRunner, Worker, WorkflowRunner
+from temporalio.worker import Plugin, SharedStateManager, UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from sagaworks.activities import CPU_BOUND, build_activities, build_llm_activities
-from sagaworks.activities.db import Database
-from sagaworks.activities.processes import RENDER_MODULES, import_now, process_pool
-from sagaworks.activities.documents import DocumentSettings
-from sagaworks.activities.news import FeedSettings
+from sagaworks._registry import Family, WorkerResources, registry, resolve
+from sagaworks._db import Database
 from sagaworks.activities.llm import LLMProvider
+from sagaworks.activities.processes import process_pool
 from sagaworks.client.codec import EncryptionConfigError
 from sagaworks.client.connection import DEFAULT_ADDRESS, TASK_QUEUE, connect
 from sagaworks.client.devserver import SEARCH_ATTRIBUTES, dev_server_command, register_search_attributes, wait_until_serving
 from sagaworks.client.observability import configure_logging
-from sagaworks.workflows.catalog import WORKFLOWS
 from sagaworks.workflows.cpu import cpu_queue
 from sagaworks.policies import DEFAULT_LLM_RATE_PER_SECOND, LLM_RATE_ENV, llm_task_queue
 
-if TYPE_CHECKING:  # families' own modules, imported when served: their libraries are extras
-    from sagaworks.activities.plans.activities import PlanSettings
-    from sagaworks.activities.query.activities import QuerySettings
-
 log = logging.getLogger("sagaworks.worker")
+
+T = TypeVar("T")
 
 WORKFLOW_RUNNER_ENV = "SAGAWORKS_WORKFLOW_RUNNER"
 WORKFLOW_RUNNERS = ("unsandboxed", "passthrough", "sandboxed")
@@ -80,6 +78,80 @@ def workflow_runner(name: str | None = None) -> WorkflowRunner:
     raise ValueError(f"{WORKFLOW_RUNNER_ENV}={name!r}: expected one of {', '.join(WORKFLOW_RUNNERS)}")
 
 
+@dataclass
+class WorkerParts:
+    """What the workers of a set of families serve, each workflow and activity once."""
+
+    workflows: list[type] = field(default_factory=list)
+    activities: list[Callable[..., Any]] = field(default_factory=list)
+    """The main task queue's."""
+    cpu_activities: list[Callable[..., Any]] = field(default_factory=list)
+    """The process pool's (the CPU task queue)."""
+    llm_activities: list[Callable[..., Any]] = field(default_factory=list)
+    """The rate-limited LLM task queue's."""
+    plugins: list[Plugin] = field(default_factory=list)
+
+
+def _activity_name(fn: Callable[..., Any]) -> str:
+    definition = temporal_activity._Definition.from_callable(fn)
+    return definition.name if definition and definition.name else getattr(fn, "__name__", repr(fn))
+
+
+def _workflow_name(cls: type) -> str:
+    return workflow._Definition.must_from_class(cls).name or cls.__name__
+
+
+def _add_unique(into: list[T], items: Iterable[T], key: Callable[[T], str]) -> None:
+    """Families may share an activity or a helper workflow (a batch runs the document
+    pipeline): each name is served once, the first family's."""
+    taken = {key(item) for item in into}
+    for item in items:
+        if key(item) not in taken:
+            taken.add(key(item))
+            into.append(item)
+
+
+def _plugins(refs: Iterable[Any]) -> list[Plugin]:
+    """Each plugin or plugin factory once, however many families name it (one MCP plugin
+    owns the sessions of every family that calls tools)."""
+    seen: list[Any] = []
+    plugins: list[Plugin] = []
+    for ref in refs:
+        declared = resolve(ref)
+        if any(declared is other for other in seen):
+            continue
+        seen.append(declared)
+        made = declared if isinstance(declared, Plugin) else declared()
+        plugins.extend([made] if isinstance(made, Plugin) else made)
+    return plugins
+
+
+def worker_parts(families: Iterable[Family[Any]], resources: WorkerResources) -> WorkerParts:
+    """Build what ``families`` serve from ``resources``.
+
+    A family whose code cannot be imported or whose activities cannot be built is logged
+    by name and left out: the other families are still served.
+    """
+    parts = WorkerParts()
+    plugin_refs: list[Any] = []
+    for fam in families:
+        try:
+            workflows = [fam.workflow, *fam.helper_workflows]
+            activities = fam.activities(resources)
+            cpu = fam.cpu_activities()
+            llm = fam.llm_activities(resources)
+            plugin_refs += [resolve(ref) for ref in fam.plugins]
+        except Exception as broken:  # one family's fault must not stop the others being served
+            log.error("Not serving the family %s: %s: %s", fam.name, type(broken).__name__, broken)
+            continue
+        _add_unique(parts.workflows, workflows, _workflow_name)
+        _add_unique(parts.activities, activities, _activity_name)
+        _add_unique(parts.cpu_activities, cpu, _activity_name)
+        _add_unique(parts.llm_activities, llm, _activity_name)
+    parts.plugins = _plugins(plugin_refs)
+    return parts
+
+
 @contextlib.asynccontextmanager
 async def running_worker(
     client: Client,
@@ -89,26 +161,29 @@ async def running_worker(
     activity_threads: int = 16,
     drain: timedelta = timedelta(seconds=30),
     llm: LLMProvider | None = None,
-    documents: DocumentSettings | None = None,
+    settings: Sequence[object] = (),
     cpu_processes: int = 2,
-    query: QuerySettings | None = None,
     llm_rate_per_second: float | None = None,
-    plans: PlanSettings | None = None,
     runner: str | None = None,
+    families: Sequence[Family[Any]] | None = None,
     extra_workflows: Sequence[type] = (),
     extra_activities: Sequence[Callable[..., Any]] = (),
 ) -> AsyncIterator[Worker]:
-    """Serve the whole catalog until the block exits, then drain in-flight activities.
+    """Serve every registered family until the block exits, then drain in-flight activities.
 
-    ``llm`` and ``documents`` default to what the environment configures.
+    ``families`` defaults to the registry's (:func:`sagaworks.registry`). Their activities
+    are built from a :class:`~sagaworks.WorkerResources` of ``db``, ``llm`` (default: each
+    family takes the environment's provider), ``settings`` (objects a family looks up by
+    type, such as a family's own settings class; default: each reads the environment) and
+    the process pool.
 
     Activities are synchronous database code, so they run in a pool of threads; the
     worker accepts ``activity_threads`` activities and as many local activities, and the
     pool has a thread for each, or accepted ones would wait inside the worker while
-    their timeouts run. The CPU-bound
+    their timeouts run. The families' CPU-bound
     activities run in ``cpu_processes`` processes of their own (see workflows/cpu.py), so
-    they hold neither the event loop's GIL nor each other's, and so do the CPU-bound parts
-    of the document activities (parsing, splitting, YAKE); 0 runs them in the threads.
+    they hold neither the event loop's GIL nor each other's, and so may the CPU-bound parts
+    of threaded activities (``WorkerResources.cpu_pool``); 0 runs them in the threads.
 
     A third worker serves LLM calls on their own task queue (``<task_queue>-llm``) at
     most ``llm_rate_per_second`` (default ``SAGAWORKS_LLM_RATE_PER_SECOND`` or 5) across
@@ -116,13 +191,9 @@ async def running_worker(
 
     ``runner`` names the workflow runner (:data:`WORKFLOW_RUNNERS`; default
     ``SAGAWORKS_WORKFLOW_RUNNER`` or unsandboxed). ``extra_workflows`` and
-    ``extra_activities`` are served beside the catalog's (the benchmarks' own workloads).
+    ``extra_activities`` are served beside the families' (the benchmarks' own workloads).
     """
-    from sagaworks.activities.mcp_servers import mcp_plugins
-
     rate = llm_rate_per_second or float(os.environ.get(LLM_RATE_ENV, DEFAULT_LLM_RATE_PER_SECOND))
-    # Before any activity thread runs: a render must never see pandas half-imported by another.
-    import_now(RENDER_MODULES)
     llm_slots = max(1, activity_threads // 4)
     with contextlib.ExitStack() as stack:
         # A thread for every activity the workers may accept: remote, local and LLM ones.
@@ -141,38 +212,48 @@ async def running_worker(
                 "shared_state_manager": SharedStateManager.create_from_multiprocessing(manager),
                 "max_concurrent_activities": cpu_processes,
             }
-        cpu_worker = Worker(
-            client,
-            task_queue=cpu_queue(task_queue),
-            activities=CPU_BOUND,
-            graceful_shutdown_timeout=drain,
-            **cpu_options,
-        )
-        llm_worker = Worker(
-            client,
-            task_queue=llm_task_queue(task_queue),
-            activities=build_llm_activities(db, query, plans=plans),
-            activity_executor=executor,
-            max_concurrent_activities=llm_slots,
-            max_task_queue_activities_per_second=rate,
-            graceful_shutdown_timeout=drain,
-        )
-        async with cpu_worker, llm_worker, Worker(
-            client,
-            task_queue=task_queue,
-            workflows=[*WORKFLOWS, *extra_workflows],
-            workflow_runner=workflow_runner(runner),
-            # The document activities parse, split and run YAKE in the same process pool.
-            activities=[*build_activities(db, llm, documents, query, plans, cpu_pool), *extra_activities],
-            activity_executor=executor,
-            max_concurrent_activities=activity_threads,
-            # Local activities (the order steps) share the same threads.
-            max_concurrent_local_activities=activity_threads,
-            graceful_shutdown_timeout=drain,
-            # MCP tool calls (SAGAWORKS_MCP_CONFIG): their sessions close with the worker.
-            plugins=mcp_plugins(),
-        ) as worker:
-            yield worker
+        resources = WorkerResources(db=db, llm=llm, cpu_pool=cpu_pool, settings=tuple(settings))
+        parts = worker_parts(registry().families if families is None else families, resources)
+        _add_unique(parts.workflows, extra_workflows, _workflow_name)
+        _add_unique(parts.activities, extra_activities, _activity_name)
+        workers = []
+        # A worker with nothing to serve on a queue is not started (the SDK refuses one).
+        if parts.cpu_activities:
+            workers.append(Worker(
+                client,
+                task_queue=cpu_queue(task_queue),
+                activities=parts.cpu_activities,
+                graceful_shutdown_timeout=drain,
+                **cpu_options,
+            ))
+        if parts.llm_activities:
+            workers.append(Worker(
+                client,
+                task_queue=llm_task_queue(task_queue),
+                activities=parts.llm_activities,
+                activity_executor=executor,
+                max_concurrent_activities=llm_slots,
+                max_task_queue_activities_per_second=rate,
+                graceful_shutdown_timeout=drain,
+            ))
+        async with contextlib.AsyncExitStack() as running:
+            for side_worker in workers:
+                await running.enter_async_context(side_worker)
+            async with Worker(
+                client,
+                task_queue=task_queue,
+                workflows=parts.workflows,
+                workflow_runner=workflow_runner(runner),
+                activities=parts.activities,
+                activity_executor=executor,
+                max_concurrent_activities=activity_threads,
+                # Local activities (the order steps) share the same threads.
+                max_concurrent_local_activities=activity_threads,
+                graceful_shutdown_timeout=drain,
+                # The families' plugins (MCP tool calls: their sessions close with the worker).
+                plugins=parts.plugins,
+            ) as worker:
+                yield worker
 
 
 @contextlib.asynccontextmanager
@@ -253,14 +334,18 @@ async def main(args: argparse.Namespace) -> None:
         await search_attributes_registered(client)
         db = Database()
         stack.callback(db.dispose)
+        families = registry()
         log.info(
-            "Worker polling %s on %s (database %s); documents are read from %s only; feed files also from %s",
+            "Worker polling %s on %s (database %s) for the families %s",
             args.task_queue,
             client.service_client.config.target_host,
             db.engine.url.render_as_string(hide_password=True),
-            DocumentSettings().describe_roots(),
-            os.pathsep.join(map(str, FeedSettings().roots)),
+            ", ".join(families.names),
         )
+        for broken in families.broken:
+            log.error("Skipped the family entry point %s: %s", broken.entry, broken.error)
+        for missing in families.unavailable:
+            log.warning("Not serving the family %s: %s is not installed (%s)", missing.name, missing.missing, missing.install)
         async with running_worker(
             client,
             db,
@@ -275,9 +360,10 @@ async def main(args: argparse.Namespace) -> None:
     log.info("Worker stopped")
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None, prog: str | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="Run the sagaworks worker (every workflow and activity of the catalog).",
+        prog=prog,
+        description="Run the sagaworks worker (every workflow and activity of the registered families).",
         epilog="Connection settings come from Temporal's envconfig (TEMPORAL_ADDRESS, "
         "TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_PROFILE, TLS); the database from "
         "DATABASE_URL (default: SQLite under .sagaworks/).",
@@ -316,11 +402,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def run(argv: list[str] | None = None) -> None:
-    """Parse ``argv`` and serve until SIGINT/SIGTERM (``python -m sagaworks.worker``)."""
+def run(argv: list[str] | None = None, prog: str | None = None) -> None:
+    """Parse ``argv`` and serve until SIGINT/SIGTERM (``python -m sagaworks.worker``, ``saga worker``)."""
+    args = parse_args(argv, prog)
     configure_logging()
     try:
-        asyncio.run(main(parse_args(argv)))
+        asyncio.run(main(args))
     except EncryptionConfigError as unusable:
         # A configuration error: say it in one line and exit, no traceback, no retrying.
         log.error("Unusable encryption settings: %s", unusable)

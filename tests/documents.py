@@ -17,7 +17,6 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
-from sagaworks.activities import build_activities
 from sagaworks.activities.db import Database
 from sagaworks.activities.documents import VERSION_TABLES, ChunkRow, DocumentActivities, DocumentRow, DocumentSettings
 from sagaworks.activities.errors import ErrorClass, error
@@ -35,7 +34,8 @@ from sagaworks.contracts.documents import (
     document_workflow_id,
 )
 from tests.payloads import wait_for_event
-from sagaworks.workflows.catalog import WORKFLOWS
+from sagaworks import WorkerResources, registry
+from sagaworks.worker import worker_parts
 from sagaworks.workflows.document import DocumentPipeline
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "documents"
@@ -138,11 +138,11 @@ async def gated_worker(
     gated = GatedDocumentActivities(db, llm or OfflineProvider(), settings, gate)
     activities = [
         getattr(gated, fn.__name__) if isinstance(getattr(fn, "__self__", None), DocumentActivities) else fn
-        for fn in build_activities(db, OfflineProvider(), settings)
+        for fn in worker_parts(registry().families, WorkerResources(db, OfflineProvider(), settings=(settings,))).activities
     ]
     with ThreadPoolExecutor(max_workers=16) as executor:
         async with Worker(
-            client, task_queue=task_queue, workflows=WORKFLOWS, activities=activities,
+            client, task_queue=task_queue, workflows=registry().workflows(), activities=activities,
             activity_executor=executor, max_concurrent_activities=8,
         ) as worker:
             yield worker

@@ -11,12 +11,12 @@ from typing import Any
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
-from sagaworks.workflows.catalog import family
+from sagaworks import registry
 from sagaworks.workflows.support import SupportTicket
 
 
 async def _start(client: Client, task_queue: str, name: str, sample: str) -> WorkflowHandle[Any, Any]:
-    fam = family(name)
+    fam = registry().family(name)
     request = fam.sample_input(sample, uuid.uuid4().hex[:8])
     return await client.start_workflow(
         fam.workflow, request, id=f"record-{fam.workflow_id(request)}", task_queue=task_queue

@@ -52,7 +52,7 @@ SEMANTIC_ANSWER: dict[str, Any] = {
 
 @contextlib.asynccontextmanager
 async def plan_worker(client: Client, db: Database, task_queue: str, settings: PlanSettings) -> AsyncIterator[None]:
-    async with running_worker(client, db, task_queue=task_queue, activity_threads=4, plans=settings):
+    async with running_worker(client, db, task_queue=task_queue, activity_threads=4, settings=[settings]):
         yield
 
 

@@ -40,7 +40,8 @@ from tests.documents import SAMPLES, PoisonAwareProvider, start_document
 from tests.orders import make_order, reset_after, start_order, wait_for_status
 from sagaworks.worker import running_worker
 from tests.corpus import store_documents
-from sagaworks.workflows.catalog import FAMILIES, SAMPLES as SAMPLE_INPUTS, family
+from sagaworks import registry
+from sagaworks.workflows.catalog import SAMPLES as SAMPLE_INPUTS
 from sagaworks.workflows.document import DocumentPipeline
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -83,7 +84,7 @@ async def record(out_dir: Path, only: str = "") -> list[Path]:
             }
             settings = DocumentSettings(roots=(SAMPLES, folder, FEEDS))  # relative paths: under SAMPLES
             async with running_worker(
-                env.client, db, task_queue=task_queue, activity_threads=4, llm=PoisonAwareProvider(), documents=settings
+                env.client, db, task_queue=task_queue, activity_threads=4, llm=PoisonAwareProvider(), settings=[settings]
             ):
                 for name, order in orders.items():
                     if not name.startswith(only):
@@ -166,7 +167,7 @@ async def record_restarts(client: Client, task_queue: str, db: Database, out_dir
     for name, (family_name, stage, source) in RESTARTS.items():
         if not name.startswith(only):
             continue
-        fam = family(family_name)
+        fam = registry().family(family_name)
         if isinstance(source, Path):
             handle = await start_document(client, task_queue, source)
         else:
@@ -239,7 +240,7 @@ async def record_catalog_demos(client: Client, task_queue: str, out_dir: Path) -
     a family added to the catalog gets recorded histories without touching this file."""
     written = []
     suffix = uuid.uuid4().hex[:8]
-    for fam in FAMILIES:
+    for fam in registry().demo_order():
         for demo in fam.demo:
             handle = await start_run(client, fam, fam.sample_input(demo.sample, suffix), task_queue=task_queue)
             for update in demo.updates:  # routing's approval, a ticket's assign and resolve

@@ -137,7 +137,7 @@ async def record(out_dir: Path) -> list[Path]:
             db = Database(f"sqlite:///{tmp}/app.db")
             store_documents(db)
             settings = DocumentSettings(roots=(SAMPLES,))
-            async with running_worker(env.client, db, task_queue=task_queue, activity_threads=4, documents=settings):
+            async with running_worker(env.client, db, task_queue=task_queue, activity_threads=4, settings=[settings]):
                 for name, (workflow_type, arg, during) in scenarios().items():
                     handle = await env.client.start_workflow(
                         workflow_type, arg, id=f"{name}-{uuid.uuid4().hex[:8]}", task_queue=task_queue

@@ -31,7 +31,7 @@ async def record(out_dir: Path) -> list[Path]:
         with tempfile.TemporaryDirectory() as tmp:
             db = Database(f"sqlite:///{tmp}/app.db")
             task_queue = f"record-{uuid.uuid4()}"
-            async with running_worker(env.client, db, task_queue=task_queue, activity_threads=4, query=QuerySettings()):
+            async with running_worker(env.client, db, task_queue=task_queue, activity_threads=4, settings=[QuerySettings()]):
                 handle = await start_query(env.client, task_queue, "average temperature by month in 2014")
                 written.append(await _save(handle, new_history_path(out_dir, "query_completed")))
                 handle = await start_query(env.client, task_queue, "average price by symbol", pause_between_agents_seconds=0.2)
@@ -41,7 +41,7 @@ async def record(out_dir: Path) -> list[Path]:
                 written.append(await _save(handle, new_history_path(out_dir, "query_cancelled")))
             task_queue = f"record-{uuid.uuid4()}"
             degraded = QuerySettings(agent_urls={"viz": dead_url()})
-            async with running_worker(env.client, db, task_queue=task_queue, activity_threads=4, query=degraded):
+            async with running_worker(env.client, db, task_queue=task_queue, activity_threads=4, settings=[degraded]):
                 handle = await start_query(env.client, task_queue, "average mpg by origin")
                 written.append(await _save(handle, new_history_path(out_dir, "query_degraded")))
             db.dispose()

@@ -25,7 +25,8 @@ from sagaworks.client.api.security import SESSION_COOKIE, session_value
 from sagaworks.client.api.server import bind_address
 from tests.apiserver import RunningApi, api_server
 from tests.orders import make_order
-from sagaworks.workflows.catalog import FAMILIES, SAMPLES
+from sagaworks import registry
+from sagaworks.workflows.catalog import SAMPLES
 
 TOKEN = "test-token-" + uuid.uuid4().hex
 
@@ -320,7 +321,7 @@ async def test_seed_002_paths(http: httpx.AsyncClient, order_worker: Any, api: R
     assert order["step_timings"]["charge_payment"]["count"] >= 1
     charge = order["step_timings"]["charge_payment"]
     assert charge["success_rate"] == 1.0 and 0 <= charge["min_seconds"] <= charge["p95_seconds"] <= charge["max_seconds"]
-    assert (await http.get("/api/metrics")).json()["families"].keys() == {f.name for f in FAMILIES}
+    assert (await http.get("/api/metrics")).json()["families"].keys() == {f.name for f in registry().families}
 
     breakers = await http.get("/api/circuit-breakers/status")
     assert breakers.status_code == 200
@@ -377,8 +378,8 @@ async def test_health_without_workers_is_503(http: httpx.AsyncClient) -> None:
 
 async def test_catalog_and_openapi_list_every_family(http: httpx.AsyncClient) -> None:
     catalog = (await http.get("/api/catalog")).json()
-    assert [entry["name"] for entry in catalog] == [f.name for f in FAMILIES]
-    for entry, fam in zip(catalog, FAMILIES, strict=True):
+    assert [entry["name"] for entry in catalog] == [f.name for f in registry().families]
+    for entry, fam in zip(catalog, registry().families, strict=True):
         assert entry["input_schema"] == fam.input_schema()
         assert [s["name"] for s in entry["samples"]] == [p.name for p in fam.sample_paths()]
     # Each sample can be started again from the console: the order id is fresh every time.
@@ -389,7 +390,7 @@ async def test_catalog_and_openapi_list_every_family(http: httpx.AsyncClient) ->
     assert started.status_code == 201, started.text
     await http.post(f"/api/workflows/{started.json()['workflow_id']}/cancel", headers={"Content-Type": "application/json"})
     spec = (await http.get("/openapi.json")).json()
-    for fam in FAMILIES:
+    for fam in registry().families:
         body = spec["paths"][f"/api/workflows/{fam.name}"]["post"]["requestBody"]["content"]["application/json"]
         assert body["schema"]["$ref"] == f"#/components/schemas/{fam.input_model.__name__}"
         assert fam.input_model.__name__ in spec["components"]["schemas"]
@@ -670,7 +671,7 @@ async def test_seed_metrics_carry_the_query_kpis_and_breaker_activations(
         return body if by_status.get("COMPLETED", 0) >= 1 and by_status.get("FAILED", 0) >= 1 else None
 
     body = await eventually(counted)
-    assert set(body["families"]) == {f.name for f in FAMILIES}  # what /api/metrics says, too
+    assert set(body["families"]) == {f.name for f in registry().families}  # what /api/metrics says, too
     query = body["query"]
     assert query["runs"] >= 2 and answered
     steps = {step["step"]: step for step in query["steps"]}
@@ -787,10 +788,10 @@ async def test_metrics_are_derived_once_per_cache_period(
         async with httpx.AsyncClient(base_url=running.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60) as http:
             answers = await asyncio.gather(*(http.get("/api/metrics") for _ in range(3)))
             assert [a.status_code for a in answers] == [200] * 3
-            assert sorted(derived) == sorted(f.name for f in FAMILIES)  # concurrent callers shared one derivation
+            assert sorted(derived) == sorted(f.name for f in registry().families)  # concurrent callers shared one derivation
             again = await http.get("/api/metrics")
             seed = await http.get("/api/workflow/metrics")
             assert again.json() == answers[0].json() and seed.json()["families"] == answers[0].json()["families"]
-            assert len(derived) == len(FAMILIES)
+            assert len(derived) == len(registry().families)
             assert (await http.get("/api/metrics", params={"runs": 5})).status_code == 200  # another question
-            assert len(derived) == 2 * len(FAMILIES)
+            assert len(derived) == 2 * len(registry().families)

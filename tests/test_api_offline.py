@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 from sagaworks.client.api import ApiSettings, create_app
 from sagaworks.client.api.render import form_fields, render_value
 from sagaworks.contracts.orders import OrderInput
-from sagaworks.workflows.catalog import FAMILIES
+from sagaworks import registry
 
 
 def test_results_become_tables_markdown_and_images_and_never_run_html() -> None:
@@ -51,7 +51,7 @@ def test_form_fields_follow_the_input_schema() -> None:
 
 
 def test_every_family_gets_a_form_field_per_input_property() -> None:
-    for fam in FAMILIES:
+    for fam in registry().families:
         schema = fam.input_schema()
         assert [f["name"] for f in form_fields(schema)] == list(schema["properties"]), fam.name
 

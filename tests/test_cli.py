@@ -214,13 +214,13 @@ async def test_run_any_family_from_stdin_with_overrides(saga, default_queue_work
 
 
 async def test_catalog_json_lists_every_family_with_its_schema(saga) -> None:
-    from sagaworks.workflows.catalog import FAMILIES
+    from sagaworks import registry
 
     run = await saga("catalog", "--json")
     assert run.code == 0
     catalog = json.loads(run.stdout)
-    assert [entry["name"] for entry in catalog] == [f.name for f in FAMILIES]
-    for entry, fam in zip(catalog, FAMILIES, strict=True):
+    assert [entry["name"] for entry in catalog] == [f.name for f in registry().families]
+    for entry, fam in zip(catalog, registry().families, strict=True):
         assert entry["input_schema"] == fam.input_model.model_json_schema()
         assert entry["workflow_type"] == fam.workflow.__name__
 

@@ -227,3 +227,26 @@ def test_the_store_renames_its_saga_column_keeping_old_rows(db_url: str) -> None
         assert invariant_violations(db, {"o1": "FAILED"}) == []
     finally:
         db.dispose()
+
+
+def test_tables_declared_after_the_database_opened_are_created_at_the_next_transaction(tmp_path) -> None:
+    """A family's modules are imported when the worker builds its activities, after it opened
+    the database: their tables must exist by the time its activities use them."""
+    from sqlalchemy import Column, String
+
+    from sagaworks.activities.db import Base
+
+    database = Database(f"sqlite:///{tmp_path / 'late.db'}")
+
+    class LateRow(Base):
+        __tablename__ = "late_rows_of_a_test"
+        key = Column(String(40), primary_key=True)
+
+    try:
+        with database.transaction() as session:
+            session.add(LateRow(key="k"))
+        with database.transaction() as session:
+            assert session.scalars(select(LateRow.key)).all() == ["k"]
+    finally:
+        database.dispose()
+        Base.metadata.remove(LateRow.__table__)

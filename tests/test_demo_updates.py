@@ -10,7 +10,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
 from sagaworks.client.demo import send_demo_update
-from sagaworks.workflows.catalog import DemoUpdate
+from sagaworks import DemoUpdate
 from sagaworks import refusal
 
 

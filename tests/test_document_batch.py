@@ -21,7 +21,7 @@ from tests.fake_chat_server import api_error, concepts_reply, fake_chat_server
 from tests.orders import wait_for_status
 from tests.workers import WorkerProcess
 from sagaworks.worker import running_worker
-from sagaworks.workflows.catalog import family
+from sagaworks import registry
 from sagaworks.workflows.document_batch import DocumentBatch
 
 
@@ -43,7 +43,7 @@ async def test_one_permanent_model_failure_fails_only_its_document(
     with fake_chat_server(respond) as server:
         llm = GroqProvider(api_key="k", model="test-model", base_url=server.base_url)
         async with running_worker(
-            dev_client, db, task_queue=task_queue, llm=llm, documents=DocumentSettings(roots=(folder,))
+            dev_client, db, task_queue=task_queue, llm=llm, settings=[DocumentSettings(roots=(folder,))]
         ):
             handle = await dev_client.start_workflow(
                 DocumentBatch.run,
@@ -117,7 +117,7 @@ async def test_worker_killed_mid_batch_every_document_ends_final_without_duplica
 def _batch_worker(dev_client: Client, db: Database, task_queue: str, root: Path):
     return running_worker(
         dev_client, db, task_queue=task_queue, activity_threads=4, llm=OfflineProvider(),
-        documents=DocumentSettings(roots=(root,)),
+        settings=[DocumentSettings(roots=(root,))],
     )
 
 
@@ -145,7 +145,7 @@ async def test_a_file_name_no_input_may_carry_rejects_that_document_only(
 async def test_the_catalog_sample_batch_runs_relative_to_the_document_root(
     dev_client: Client, db: Database, task_queue: str
 ) -> None:
-    batch = family("document-batch")
+    batch = registry().family("document-batch")
     [sample] = batch.sample_paths()
     request = batch.parse(sample.read_bytes())
     async with _batch_worker(dev_client, db, task_queue, SAMPLES):

@@ -48,7 +48,7 @@ from tests.documents import (
 from tests.orders import final_status, wait_for_status
 from sagaworks.worker import running_worker
 from sagaworks.workflows.catalog import SAMPLES as SAMPLE_INPUTS
-from sagaworks.workflows.catalog import family
+from sagaworks import registry
 from sagaworks.workflows.document import SEGMENT_CHUNKS, DocumentPipeline
 
 WorkerFactory = Callable[..., AbstractAsyncContextManager[Worker]]
@@ -61,7 +61,7 @@ def doc_worker(dev_client: Client, db: Database, task_queue: str, tmp_path: Path
     def make(llm: LLMProvider | None = None, **limits: int) -> AbstractAsyncContextManager[Worker]:
         settings = DocumentSettings(roots=(SAMPLES, tmp_path), **limits)
         return running_worker(
-            dev_client, db, task_queue=task_queue, activity_threads=8, llm=llm or OfflineProvider(), documents=settings
+            dev_client, db, task_queue=task_queue, activity_threads=8, llm=llm or OfflineProvider(), settings=[settings]
         )
 
     return make
@@ -382,7 +382,7 @@ async def test_one_document_one_workflow_id_whatever_the_path_or_id_given(
 async def test_relative_paths_start_at_the_first_root_so_the_catalog_samples_run(
     dev_client: Client, doc_worker: WorkerFactory, task_queue: str, db: Database
 ) -> None:
-    document = family("document")
+    document = registry().family("document")
     [sample] = document.sample_paths()
     request = document.parse(sample.read_bytes())
     assert not Path(request.path).is_absolute()
@@ -456,7 +456,7 @@ async def test_the_worker_parses_splits_and_runs_yake_in_its_process_pool(
     monkeypatch.setattr(llm, "_yake_extractor", in_the_worker_process)
     monkeypatch.setattr(RecursiveCharacterTextSplitter, "split_text", in_the_worker_process)
     settings = DocumentSettings(roots=(SAMPLES, tmp_path))
-    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, documents=settings):
+    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, settings=[settings]):
         result = await (await start_document(dev_client, task_queue, SAMPLES / "durable-execution.txt")).result()
     assert result.provider == "offline" and result.model.startswith("yake-")
     assert result.chunk_count >= 1 and result.concept_count >= 5

@@ -44,7 +44,7 @@ async def _run(
 ):
     llm = GroqProvider(api_key="test-key", model="test-model", base_url=server.base_url)
     settings = DocumentSettings(roots=(document.parent,))
-    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, llm=llm, documents=settings):
+    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, llm=llm, settings=[settings]):
         handle = await start_document(dev_client, task_queue, document)
         if while_running is not None:
             await while_running(handle)

@@ -162,7 +162,7 @@ async def test_hostile_documents_are_rejected_and_the_worker_keeps_running(
     ]
     settings = DocumentSettings(roots=(docs,), max_pdf_pages=50)
     async with running_worker(
-        dev_client, db, task_queue=task_queue, activity_threads=4, llm=OfflineProvider(), documents=settings
+        dev_client, db, task_queue=task_queue, activity_threads=4, llm=OfflineProvider(), settings=[settings]
     ):
         for path, reason in cases:
             handle = await start_document(dev_client, task_queue, path) if path.is_absolute() else (

@@ -24,7 +24,7 @@ from sagaworks.activities.db import Database
 from sagaworks.activities.news import SELECTION_BYTES
 from sagaworks.contracts.news_digest import FeedSource, NewsDigestInput, NewsDigestResult
 from sagaworks.worker import running_worker
-from sagaworks.workflows.catalog import FAMILIES, family
+from sagaworks import registry
 from tests.feed_server import LARGE_ENTRIES, feed_server
 
 PAYLOAD_BUDGET = 1 * 2**20
@@ -70,14 +70,14 @@ CASES: dict[str, LimitCase] = {
 }
 
 
-@pytest.mark.parametrize("name", [f.name for f in FAMILIES])
+@pytest.mark.parametrize("name", registry().names)
 async def test_a_family_at_its_documented_limits_keeps_its_payloads_bounded(
     name: str, dev_client: Client, db: Database, task_queue: str, tmp_path: Path
 ) -> None:
     case = CASES.get(name)
     if case is None:
         pytest.skip(f"no input at its documented limits yet for {name}: add a LimitCase to tests/test_limits.py")
-    fam = family(name)
+    fam = registry().family(name)
     with case.inputs(tmp_path) as request:
         async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4):
             handle = await dev_client.start_workflow(

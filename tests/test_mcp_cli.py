@@ -74,13 +74,13 @@ async def test_demo_runs_an_aggregation_and_opens_two_tickets(
     from rich.console import Console
 
     from sagaworks.client.demo import _run
-    from sagaworks.workflows.catalog import family
+    from sagaworks import registry
 
     monkeypatch.setenv("TEMPORAL_ADDRESS", dev_address)
     console = Console(file=StringIO(), width=300)
     suffix = uuid.uuid4().hex[:8]
     for name in ("aggregate", "support-ticket"):
-        fam = family(name)
+        fam = registry().family(name)
         assert all([await _run(console, fam, demo, suffix) for demo in fam.demo]), console.file.getvalue()
     shown = console.file.getvalue()
     assert "partial: weather" in shown

@@ -22,7 +22,7 @@ from sagaworks.activities.mcp_servers import DEFAULT_CONFIG, McpConfig, McpServe
 from sagaworks.client.api import ApiSettings, create_app
 from sagaworks.client.cli import app as saga
 from sagaworks.contracts.mcp import McpCallInput
-from sagaworks.workflows.catalog import RunRefused, family
+from sagaworks import RunRefused, registry
 from sagaworks.workflows.mcp_call import McpToolCall
 from tests.mcp_direct import DirectToolCall
 
@@ -113,7 +113,7 @@ def test_saga_mcp_call_refuses_a_write_tool_without_reaching_temporal(monkeypatc
     assert result.exit_code == 1
     assert "allow_writes.write_query" in result.output and "Temporal" not in result.output
     with pytest.raises(RunRefused, match="allow_writes.write_query"):
-        family("mcp-call").check_allowed(McpCallInput(server="database", tool="write_query", arguments=DELETE))
+        registry().family("mcp-call").check_allowed(McpCallInput(server="database", tool="write_query", arguments=DELETE))
 
 
 @pytest.fixture
@@ -180,7 +180,7 @@ async def test_allow_writes_lets_the_listed_family_write(
     ))
     assert load_config().servers["database"].allow_writes == {"write_query": ["mcp-call"]}
     request = McpCallInput(server="database", tool="write_query", arguments=DELETE)
-    family("mcp-call").check_allowed(request)
+    registry().family("mcp-call").check_allowed(request)
     async with Worker(dev_client, task_queue=task_queue, workflows=[McpToolCall, DirectToolCall], plugins=mcp_plugins()):
         await dev_client.execute_workflow("McpToolCall", request, id=f"mcp-{uuid.uuid4()}", task_queue=task_queue)
         assert _incidents(scratch_database) == 0

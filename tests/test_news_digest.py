@@ -25,11 +25,12 @@ from sagaworks.contracts.news_digest import FeedSource, NewsDigestInput, NewsDig
 from tests.feed_server import BOMB, feed_server, large_feed
 from tests.orders import wait_for_status
 from sagaworks.worker import running_worker
-from sagaworks.workflows.catalog import SAMPLES, family
+from sagaworks import registry
+from sagaworks.workflows.catalog import SAMPLES
 from sagaworks.workflows.news_digest import NewsDigestWorkflow
 
 FEEDS = SAMPLES / "feeds"
-NEWS = family("news-digest")
+NEWS = registry().family("news-digest")
 NEVER = "0 0 1 1 *"
 """A cron that does not fire during a test: runs come from triggers only."""
 
@@ -118,7 +119,7 @@ async def test_broken_feeds_fail_alone_and_the_digest_is_built_from_the_rest(
             FeedSource(name="file", url=str(FEEDS / "research-notes.rdf.xml")),
         ]
         settings = DocumentSettings(roots=(SAMPLES,))
-        async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=8, documents=settings):
+        async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=8, settings=[settings]):
             result = await _run(dev_client, task_queue, NewsDigestInput(name="broken", feeds=feeds))
 
     status = {name: outcome.status for name, outcome in result.feeds.items()}
@@ -384,7 +385,7 @@ async def test_the_llm_categorises_when_asked(
         monkeypatch.setenv("GROQ_BASE_URL", server.base_url)
         monkeypatch.delenv("SAGAWORKS_LLM_PROVIDER", raising=False)
         settings = DocumentSettings(roots=(SAMPLES,))
-        async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, documents=settings):
+        async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, settings=[settings]):
             result = await _run(dev_client, task_queue, NewsDigestInput(name="llm", feeds=[feed], categoriser="llm"))
         prompt = server.prompt_of(0)
     # Newest first: the retry-storms paper (19 Nov), then the replay study (17 Nov).

@@ -21,7 +21,6 @@ from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.worker import Worker
 
 from sagaworks.activities.db import Database
-from sagaworks.activities import build_activities
 from sagaworks.activities.orders import OrderActivities, invariant_violations, seed_inventory
 from sagaworks.client.devserver import temporal_binary
 from tests.orders import (
@@ -34,10 +33,10 @@ from tests.orders import (
     wait_for_status,
     wait_until_held,
 )
-from sagaworks.worker import running_worker
 from sagaworks import error_class
+from sagaworks.worker import running_worker, worker_parts
 from sagaworks.workflows.order import OrderFulfillmentSaga
-from sagaworks.workflows.catalog import WORKFLOWS
+from sagaworks import WorkerResources, registry
 from sagaworks.contracts.orders import (
     ORDER_STEPS,
     ChargeInput,
@@ -305,9 +304,9 @@ async def _worker_replacing(
     client: Client, task_queue: str, db: Database, name: str, replacement: Callable[..., Any]
 ) -> AsyncIterator[Worker]:
     """A worker of the whole catalog, with the activity called ``name`` replaced."""
-    acts = [a for a in build_activities(db) if getattr(a, "__name__", "") != name] + [replacement]
+    acts = [a for a in worker_parts(registry().families, WorkerResources(db)).activities if getattr(a, "__name__", "") != name] + [replacement]
     with ThreadPoolExecutor(4) as executor:
-        async with Worker(client, task_queue=task_queue, workflows=WORKFLOWS, activities=acts,
+        async with Worker(client, task_queue=task_queue, workflows=registry().workflows(), activities=acts,
                           activity_executor=executor, max_concurrent_activities=4) as worker:
             yield worker
 

@@ -26,7 +26,7 @@ from sagaworks.workflows.catalog import SAMPLES
 async def patterns_worker(dev_client: Client, db: Database) -> AsyncIterator[Worker]:
     """A worker on the CLI's task queue that may read the sample feeds."""
     settings = DocumentSettings(roots=(SAMPLES.parent,))
-    async with running_worker(dev_client, db, task_queue=TASK_QUEUE, activity_threads=8, documents=settings) as worker:
+    async with running_worker(dev_client, db, task_queue=TASK_QUEUE, activity_threads=8, settings=[settings]) as worker:
         yield worker
 
 

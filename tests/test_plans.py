@@ -21,7 +21,7 @@ from sagaworks.activities.plans.extraction import ocr_available
 from sagaworks.client.runs import list_runs, visibility_query
 from sagaworks.contracts.plans import STAGES, PlanStatus, alert_query
 from tests.plans import failure_of, make_plan, plan_settings, plan_worker, run_plan, start_plan
-from sagaworks.workflows.catalog import family
+from sagaworks import registry
 
 
 @pytest_asyncio.fixture
@@ -152,7 +152,7 @@ async def test_alert_levels_are_searchable(dev_client: Client, worker: None, tas
     brief = make_plan("plan-breve")
     await failure_of(dev_client, task_queue, corrupt)
     await run_plan(dev_client, task_queue, brief)
-    fam = family("plan-analysis")
+    fam = registry().family("plan-analysis")
 
     async def ids(level: str) -> set[str]:
         query = visibility_query(family=fam, query=f"{alert_query(level)} AND TaskQueue = '{task_queue}'")

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import sagaworks
-from sagaworks.workflows.catalog import Family
+from sagaworks import Family
 
 
 def test_every_public_name_resolves() -> None:

@@ -19,12 +19,12 @@ from sagaworks.activities.query.activities import QuerySettings, jittered_delay
 from sagaworks.contracts.query import QueryStatus
 from tests.queries import dead_url, failure_chain, start_query, wait_for_status
 from sagaworks.worker import running_worker
-from sagaworks.workflows.catalog import family
+from sagaworks import registry
 
 
 @pytest_asyncio.fixture
 async def local_worker(dev_client: Client, db: Database, task_queue: str) -> AsyncIterator[None]:
-    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, query=QuerySettings()):
+    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, settings=[QuerySettings()]):
         yield
 
 
@@ -62,7 +62,7 @@ async def test_unanswerable_question_fails_clearly_without_fallback(
 
 async def test_viz_agent_down_degrades_to_a_table(dev_client: Client, db: Database, task_queue: str) -> None:
     settings = QuerySettings(agent_urls={"viz": dead_url()})
-    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, query=settings):
+    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, settings=[settings]):
         result = await (await start_query(dev_client, task_queue, "average mpg by origin")).result()
     assert result.chart.kind == "table" and result.chart.svg is None
     assert result.produced_by["chart"] == "fallback:table" and len(result.rows) == 3
@@ -71,7 +71,7 @@ async def test_viz_agent_down_degrades_to_a_table(dev_client: Client, db: Databa
 
 async def test_nlp_agent_down_falls_back_to_the_offline_parser(dev_client: Client, db: Database, task_queue: str) -> None:
     settings = QuerySettings(agent_urls={"nlp": dead_url()})
-    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, query=settings):
+    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, settings=[settings]):
         result = await (await start_query(dev_client, task_queue, "number of cars by origin")).result()
     assert result.produced_by["plan"] == "fallback:offline-parser" and result.chart.kind == "bar"
     assert result.fallbacks[0].startswith("nlp: down at pre-flight")
@@ -79,7 +79,7 @@ async def test_nlp_agent_down_falls_back_to_the_offline_parser(dev_client: Clien
 
 async def test_data_agent_down_fails_at_once(dev_client: Client, db: Database, task_queue: str) -> None:
     settings = QuerySettings(agent_urls={"data": dead_url()})
-    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, query=settings):
+    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, settings=[settings]):
         handle = await start_query(dev_client, task_queue, "number of cars by origin")
         with pytest.raises(WorkflowFailureError) as failure:
             await handle.result()
@@ -102,7 +102,7 @@ async def test_open_llm_breaker_uses_the_offline_parser(dev_client: Client, db: 
         breakers.call("llm", lambda: (_ for _ in ()).throw(error(ErrorClass.MODEL, "Groq unreachable")))
     assert breakers.status("llm").state == "open"
     settings = QuerySettings(planner=Unreachable())  # type: ignore[arg-type]
-    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, query=settings):
+    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, settings=[settings]):
         result = await (await start_query(dev_client, task_queue, "average price by symbol")).result()
     assert result.produced_by["plan"] == "fallback:offline-parser"
     assert any("breaker llm" in f for f in result.fallbacks), result.fallbacks
@@ -127,7 +127,7 @@ async def test_pause_resume_and_cancel_between_agents(dev_client: Client, task_q
 
 
 def test_the_catalog_serves_the_family_with_its_samples() -> None:
-    query = family("query")
+    query = registry().family("query")
     assert query.workflow_type == "QueryWorkflow"
     for path in query.sample_paths():
         sample = query.parse(path.read_text())
@@ -173,7 +173,7 @@ def test_recorded_query_histories_cover_completed_degraded_and_cancelled() -> No
 async def test_metrics_come_from_the_histories(dev_client: Client, db: Database, task_queue: str) -> None:
     from sagaworks.client.query_metrics import query_metrics
 
-    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, query=QuerySettings()):
+    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, settings=[QuerySettings()]):
         ids = []
         for question in ("average price by symbol", "no such thing at all"):
             handle = await start_query(dev_client, task_queue, question)
@@ -203,7 +203,7 @@ async def test_open_data_breaker_delays_the_retry_to_its_trial_which_closes_it(
 
     monkeypatch.setenv("SAGAWORKS_BREAKER_DATA", "1/8")
     breakers = Breakers(db)
-    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, query=QuerySettings()):
+    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, settings=[QuerySettings()]):
         with pytest.raises(ApplicationError):
             breakers.call("data", lambda: (_ for _ in ()).throw(error(ErrorClass.DATABASE, "down")), fallback=False)
         assert breakers.status("data").state == "open"

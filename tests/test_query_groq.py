@@ -40,7 +40,7 @@ def server(request: pytest.FixtureRequest) -> Iterator[FakeChatServer]:
 
 async def _ask(dev_client: Client, db: Database, task_queue: str, server: FakeChatServer, question: str) -> QueryResult:
     planner = GroqPlanner(api_key="test-key", model="test-model", base_url=server.base_url)
-    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, query=QuerySettings(planner=planner)):
+    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, settings=[QuerySettings(planner=planner)]):
         return await (await start_query(dev_client, task_queue, question)).result()
 
 

@@ -164,7 +164,7 @@ async def test_demo_degrades_to_a_table_with_the_viz_breaker_open_and_dev_down_s
     from sagaworks.client.connection import TASK_QUEUE
     from sagaworks.client.demo import _outage
     from sagaworks.worker import running_worker
-    from sagaworks.workflows.catalog import family
+    from sagaworks import registry
 
     monkeypatch.setattr(devserver, "STATE_DIR", tmp_path)
     monkeypatch.setenv("SAGAWORKS_VIZ_AGENT_PORT", str(_free_port()))
@@ -172,13 +172,13 @@ async def test_demo_degrades_to_a_table_with_the_viz_breaker_open_and_dev_down_s
     monkeypatch.setenv("SAGAWORKS_BREAKER_VIZ", "2/3")
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.setenv("TEMPORAL_ADDRESS", dev_address)
-    fam = family("query")
+    fam = registry().family("query")
     [outage] = [demo for demo in fam.demo if demo.stops_agent == "viz"]
     console = Console(file=StringIO(), width=300)
     db = Database(database_url)
     try:
         first_pid, _ = await asyncio.to_thread(devserver.start_viz_agent)
-        async with running_worker(dev_client, db, task_queue=TASK_QUEUE, activity_threads=4, query=QuerySettings.from_env()):
+        async with running_worker(dev_client, db, task_queue=TASK_QUEUE, activity_threads=4, settings=[QuerySettings.from_env()]):
             assert await _outage(console, fam, outage, uuid.uuid4().hex[:8]), console.file.getvalue()
         shown = console.file.getvalue()
         assert "viz agent stopped" in shown

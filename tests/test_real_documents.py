@@ -124,7 +124,7 @@ async def test_a_batch_over_the_real_corpus_processes_every_readable_document(
     awkward = write_awkward_documents(corpus)
     async with running_worker(
         dev_client, db, task_queue=task_queue, activity_threads=4, llm=OfflineProvider(),
-        documents=DocumentSettings(roots=(corpus,)),
+        settings=[DocumentSettings(roots=(corpus,))],
     ):
         result = await dev_client.execute_workflow(
             DocumentBatch.run, BatchInput(folder=str(corpus), max_in_flight=4),

@@ -39,7 +39,8 @@ from tests.documents import SAMPLES as DOCUMENTS
 from tests.documents import start_document, version_rows
 from tests.queries import start_query
 from sagaworks.worker import running_worker
-from sagaworks.workflows.catalog import SAMPLES, family
+from sagaworks import registry
+from sagaworks.workflows.catalog import SAMPLES
 
 TOPIC = "Retries, idempotency and replay in durable workflows"
 
@@ -84,7 +85,7 @@ async def test_document_restart_at_chunk_after_a_failed_extraction_equals_a_full
         shutil.copy(DOCUMENTS / "durable-execution.txt", copy)
     provider = SwitchableProvider()
     settings = DocumentSettings(roots=(DOCUMENTS, tmp_path))
-    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=8, llm=provider, documents=settings):
+    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=8, llm=provider, settings=[settings]):
         failed = await start_document(dev_client, task_queue, source)
         with pytest.raises(WorkflowFailureError):
             await failed.result()
@@ -108,7 +109,7 @@ async def test_document_restart_at_extract_reuses_the_stored_chunks(
     dev_client: Client, db: Database, task_queue: str, tmp_path: Path
 ) -> None:
     settings = DocumentSettings(roots=(DOCUMENTS, tmp_path))
-    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=8, llm=OfflineProvider(), documents=settings):
+    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=8, llm=OfflineProvider(), settings=[settings]):
         first = await start_document(dev_client, task_queue, DOCUMENTS / "saga-pattern.md")
         source = await first.result()
         chunks = version_rows(db, source.document_id, source.version)["document_chunks"]
@@ -122,7 +123,7 @@ async def test_document_restart_at_extract_reuses_the_stored_chunks(
 
 
 async def test_query_restart_at_data_and_at_viz(dev_client: Client, db: Database, task_queue: str) -> None:
-    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, query=QuerySettings()):
+    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, settings=[QuerySettings()]):
         handle = await start_query(dev_client, task_queue, "average temperature by month in 2014")
         first = await handle.result()
         at_viz, viz_activities = await restarted(dev_client, handle.id, "viz", QueryResult)
@@ -137,7 +138,7 @@ async def test_query_restart_at_data_and_at_viz(dev_client: Client, db: Database
 
 async def test_blog_restart_at_draft(dev_client: Client, db: Database, task_queue: str) -> None:
     store_documents(db)
-    fam = family("blog")
+    fam = registry().family("blog")
     async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=2):
         handle = await start_run(dev_client, fam, BlogInput(topic=TOPIC), task_queue=task_queue)
         first = BlogResult.model_validate(await handle.result())
@@ -153,8 +154,8 @@ async def test_news_digest_restart_at_summarise_builds_and_stores_the_same_diges
 ) -> None:
     feeds = [FeedSource(name="notes", url=str(SAMPLES / "feeds" / "research-notes.rdf.xml"))]
     request = NewsDigestInput(name=f"restart-{uuid.uuid4().hex[:8]}", feeds=feeds)
-    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, documents=DocumentSettings(roots=(SAMPLES,))):
-        handle = await start_run(dev_client, family("news-digest"), request, task_queue=task_queue)
+    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, settings=[DocumentSettings(roots=(SAMPLES,))]):
+        handle = await start_run(dev_client, registry().family("news-digest"), request, task_queue=task_queue)
         first = NewsDigestResult.model_validate(await handle.result())
         result, activities = await restarted(dev_client, handle.id, "summarise", NewsDigestResult)
         again, store_only = await restarted(dev_client, handle.id, "store", NewsDigestResult)
@@ -173,7 +174,7 @@ async def test_news_digest_restart_at_summarise_builds_and_stores_the_same_diges
 
 async def test_refusals(dev_client: Client, db: Database, task_queue: str) -> None:
     store_documents(db)
-    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, query=QuerySettings()):
+    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, settings=[QuerySettings()]):
         unanswerable = await start_query(dev_client, task_queue, "what is the airspeed velocity of an unladen swallow")
         with pytest.raises(WorkflowFailureError):
             await unanswerable.result()
@@ -181,11 +182,11 @@ async def test_refusals(dev_client: Client, db: Database, task_queue: str) -> No
             await restart_from_stage(dev_client, unanswerable.id, "data")
         with pytest.raises(RestartRefused, match="stage 'health': a query run restarts from one of its stages; expected one of nlp, data, viz"):
             await restart_from_stage(dev_client, unanswerable.id, "health")
-        routing = family("routing")
+        routing = registry().family("routing")
         request = routing.sample_input("routing/premium-request.json", uuid.uuid4().hex[:8])
         closed = await start_run(dev_client, routing, request, task_queue=task_queue)
         await closed.result()
-        with pytest.raises(RestartRefused, match="a routing run cannot restart from a stage; restartable families: document, blog, news-digest, query, plan-analysis"):
+        with pytest.raises(RestartRefused, match="a routing run cannot restart from a stage; restartable families: blog, document, news-digest, plan-analysis, query"):
             await restart_from_stage(dev_client, closed.id, "handle")
         running = await start_query(dev_client, task_queue, "average temperature by month in 2014", pause_between_agents_seconds=600)
         with pytest.raises(RestartRefused, match="is still running"):
@@ -204,7 +205,7 @@ async def test_the_cli_restarts_a_blog_and_refuses_with_exit_1(
 ) -> None:
     store_documents(db)
     async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=2):
-        handle = await start_run(dev_client, family("blog"), BlogInput(topic=TOPIC), task_queue=task_queue)
+        handle = await start_run(dev_client, registry().family("blog"), BlogInput(topic=TOPIC), task_queue=task_queue)
         await handle.result()
         refused = await asyncio.to_thread(_saga, dev_address, "restart", handle.id, "--from-stage", "publish")
         assert refused.returncode == 1 and "expected one of research, outline, draft, review" in refused.stderr
@@ -221,7 +222,7 @@ async def test_the_api_restarts_a_query_and_refuses_with_409(
 ) -> None:
     token = uuid.uuid4().hex
     settings = ApiSettings(token=token, task_queue=task_queue, address=dev_address, database_url=f"sqlite:///{tmp_path / 'api.db'}")
-    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, query=QuerySettings()):
+    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, settings=[QuerySettings()]):
         handle = await start_query(dev_client, task_queue, "average temperature by month in 2014")
         first = await handle.result()
         with api_server(settings) as api:
@@ -247,13 +248,13 @@ async def test_a_resume_point_is_refused_from_callers_and_from_another_documents
 ) -> None:
     # Through the catalog (CLI, API, console, schedules): callers never set one.
     with pytest.raises(ValidationError, match=r"resume\n.*saga restart"):
-        family("query").parse({"question": "average temperature by month in 2014",
+        registry().family("query").parse({"question": "average temperature by month in 2014",
                                "resume": {"from_stage": "viz", "source_workflow_id": "x/y"}})
-    assert "resume" not in json.dumps(family("document").input_model.model_json_schema())
+    assert "resume" not in json.dumps(registry().family("document").input_model.model_json_schema())
     # Straight to Temporal: another document's run carrying this one's version (it would
     # write this file's chunks under the other's id and finalise the other's row).
     settings = DocumentSettings(roots=(DOCUMENTS,))
-    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, llm=OfflineProvider(), documents=settings):
+    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, llm=OfflineProvider(), settings=[settings]):
         first = await start_document(dev_client, task_queue, DOCUMENTS / "saga-pattern.md")
         source = await first.result()
         trace = await trace_run(dev_client, first.id, payloads=True)

@@ -22,10 +22,10 @@ from sagaworks.client.devserver import temporal_binary
 from sagaworks.contracts.routing import RoutingInput, RoutingResult
 from tests.approval_probe import wait_for_approval_state
 from sagaworks.worker import running_worker
-from sagaworks.workflows.catalog import family
+from sagaworks import registry
 from sagaworks.workflows.routing import RoutingWorkflow
 
-ROUTING = family("routing")
+ROUTING = registry().family("routing")
 
 
 def _request(text: str, **fields: object) -> RoutingInput:

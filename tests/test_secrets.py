@@ -147,7 +147,7 @@ async def test_a_run_that_uses_an_api_key_keeps_it_out_of_history(
         monkeypatch.setenv("GROQ_MODEL", "test-model")
         monkeypatch.delenv("SAGAWORKS_LLM_PROVIDER", raising=False)
         settings = DocumentSettings(roots=(tmp_path,))
-        async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, documents=settings):
+        async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, settings=[settings]):
             result = await (await start_document(dev_client, task_queue, document)).result()
             await (await start_order(dev_client, task_queue, make_order())).result()
     assert result.provider == "groq" and groq.requests  # the key was used, by the activity

@@ -14,7 +14,8 @@ from sagaworks.client.replay import load_history
 from sagaworks.contracts.parallel_analysis import ParallelAnalysisInput
 from tests.test_replay import HISTORIES
 from sagaworks.worker import running_worker
-from sagaworks.workflows.catalog import SAMPLES, family
+from sagaworks import registry
+from sagaworks.workflows.catalog import SAMPLES
 from sagaworks.workflows.parallel_analysis import ParallelAnalysisWorkflow
 
 TEXT = json.loads((SAMPLES / "parallel-analysis/billing-retrospective.json").read_text())["text"]
@@ -55,7 +56,7 @@ async def test_stats_of_a_family_count_every_call_and_its_success(dev_client: Cl
     async def figures() -> dict:
         while True:  # visibility is eventually consistent
             found = await activity_stats(
-                dev_client, family=family("parallel-analysis"), query=f"TaskQueue = '{task_queue}'"
+                dev_client, family=registry().family("parallel-analysis"), query=f"TaskQueue = '{task_queue}'"
             )
             if found["workflows"] == 2:
                 return found

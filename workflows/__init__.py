@@ -1,5 +1,5 @@
 """Workflow definitions: deterministic orchestration only, never I/O.
 
-The families (and so the workflows the worker serves) are declared in
-:mod:`workflows.catalog`.
+The built-in families are declared in :mod:`sagaworks.workflows.catalog` and registered
+through the ``sagaworks.families`` entry points; the worker serves every registered family.
 """

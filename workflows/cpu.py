@@ -2,7 +2,7 @@
 
 The main worker runs activities in threads, which share one GIL with each other and with
 the worker's event loop; a YAKE extraction or a TextRank summary holds it for their whole
-run. worker.py therefore serves the pure CPU-bound activities (:data:`activities.CPU_BOUND`)
+run. worker.py therefore serves the pure CPU-bound activities (each family's ``cpu_activities``)
 a second time, from a process pool, on ``<task queue>-cpu``, and workflows send them there.
 """
 

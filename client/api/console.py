@@ -26,7 +26,7 @@ from sagaworks.client.schedules import describe_schedule, list_schedules
 from sagaworks.client.tickets import TICKET_STATES, TICKET_TYPES, TicketFilterInvalid, list_tickets, ticket_query
 from sagaworks.contracts.support import PRIORITIES
 from sagaworks.client.runs import RUN_STATES, describe_run, list_runs_page, run_outcome, visibility_query
-from sagaworks.workflows.catalog import FAMILIES, family
+from sagaworks import registry
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -86,12 +86,12 @@ def build_router() -> APIRouter:
 
     @router.get("/", response_class=HTMLResponse, dependencies=[page])
     async def home(request: Request) -> HTMLResponse:
-        return templates.TemplateResponse(request, "catalog.html", {"families": [catalog_entry(f) for f in FAMILIES]})
+        return templates.TemplateResponse(request, "catalog.html", {"families": [catalog_entry(f) for f in registry().families]})
 
     @router.get("/families/{name}", response_class=HTMLResponse, dependencies=[page])
     async def start_form(request: Request, name: str) -> HTMLResponse:
         try:
-            entry = catalog_entry(family(name))
+            entry = catalog_entry(registry().family(name))
         except KeyError as unknown:
             raise ApiError(404, "NotFound", unknown.args[0]) from None
         return templates.TemplateResponse(
@@ -100,7 +100,7 @@ def build_router() -> APIRouter:
 
     @router.get("/runs", response_class=HTMLResponse, dependencies=[page])
     async def runs(request: Request, family_name: str = "", status: str = "", page: str = "") -> HTMLResponse:
-        fam = family(family_name) if family_name in {f.name for f in FAMILIES} else None
+        fam = registry().family(family_name) if family_name in {f.name for f in registry().families} else None
         known = status.upper() in RUN_STATES
         query = visibility_query(family=fam, status=status if known else None)
         try:
@@ -111,7 +111,7 @@ def build_router() -> APIRouter:
         return templates.TemplateResponse(request, "runs.html", {
             "runs": rows, "next_page": next_token.hex() if next_token else None,
             "family_name": fam.name if fam else "", "status": status.upper() if known else "",
-            "families": [f.name for f in FAMILIES],
+            "families": [f.name for f in registry().families],
         })
 
     @router.get("/runs/{workflow_id}", response_class=HTMLResponse, dependencies=[page])
@@ -119,7 +119,7 @@ def build_router() -> APIRouter:
         client = temporal(request)
         run = await describe_run(client, workflow_id)
         outcome = await run_outcome(client.get_workflow_handle(workflow_id), wait=False)
-        fam = family(run["family"]) if run["family"] else None
+        fam = registry().family(run["family"]) if run["family"] else None
         data = jsonable_encoder(outcome.as_json())
         completed_query = run["family"] == "query" and outcome.status == "COMPLETED" and isinstance(data.get("result"), dict)
         return templates.TemplateResponse(request, "run.html", {

@@ -14,7 +14,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from sagaworks.client.runs import RunAlreadyClosed, RunConflict
-from sagaworks.workflows.catalog import RunRefused
+from sagaworks import RunRefused
 
 log = logging.getLogger("sagaworks.api")
 

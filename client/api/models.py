@@ -11,9 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from sagaworks.client.api.errors import ErrorBody
 from sagaworks.client.query_metrics import QueryMetrics
 from sagaworks.client.stats import ActivityStats
-from sagaworks.workflows.catalog import FAMILIES
+from sagaworks import registry
 
-FamilyName = enum.Enum("FamilyName", {f.name: f.name for f in FAMILIES}, type=str)  # type: ignore[misc]
+FamilyName = enum.Enum("FamilyName", {f.name: f.name for f in registry().families}, type=str)  # type: ignore[misc]
 """A catalog family's name (an enum, so ``/openapi.json`` lists them)."""
 
 

@@ -32,7 +32,7 @@ from sagaworks.client.stats import activity_stats
 from sagaworks.client.workers import pollers_detail, workflow_pollers
 from sagaworks.client.tickets import TICKET_STATES, TICKET_TYPES, TicketFilterInvalid, TicketRow, list_tickets, ticket_query
 from sagaworks.contracts.support import PRIORITIES
-from sagaworks.workflows.catalog import FAMILIES, Family
+from sagaworks import Family, registry
 
 HEALTH_TIMEOUT = timedelta(seconds=5)
 
@@ -65,8 +65,8 @@ async def metrics(request: Request, runs: int = Query(20, ge=0, le=200)) -> Metr
     family's ``runs`` latest closed runs (kept for ``SAGAWORKS_API_METRICS_CACHE_SECONDS``)."""
 
     async def compute() -> Metrics:
-        results = await asyncio.gather(*(_family_metrics(request, fam, runs) for fam in FAMILIES))
-        return Metrics(families={fam.name: result for fam, result in zip(FAMILIES, results, strict=True)})
+        results = await asyncio.gather(*(_family_metrics(request, fam, runs) for fam in registry().families))
+        return Metrics(families={fam.name: result for fam, result in zip(registry().families, results, strict=True)})
 
     # Every family's latest histories are read: a dashboard polling this shares one answer.
     return await request.app.state.metrics_cache.get(("families", runs), compute)
@@ -142,7 +142,7 @@ def build_router() -> APIRouter:
     @router.get("/api/catalog", response_model=list[CatalogEntry], responses=ERRORS)
     async def catalog() -> list[CatalogEntry]:
         """Every family: description, accepted signals/updates, sample inputs, input JSON Schema."""
-        return [catalog_entry(fam) for fam in FAMILIES]
+        return [catalog_entry(fam) for fam in registry().families]
 
     router.add_api_route("/api/metrics", metrics, response_model=Metrics, responses=ERRORS, methods=["GET"])
 

@@ -36,7 +36,7 @@ from sagaworks.client.runs import (
     update_run,
     visibility_query,
 )
-from sagaworks.workflows.catalog import FAMILIES, Family, family, family_of_type
+from sagaworks import Family, registry
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody} for code in (401, 404, 413, 422, 503)
@@ -97,14 +97,14 @@ def _bad_token() -> ApiError:
 
 def build_router() -> APIRouter:
     router = APIRouter(tags=["workflows"])
-    for fam in FAMILIES:
+    for fam in registry().families:
         _start_route(router, fam)
 
     @router.post("/api/workflows/{family_name}", include_in_schema=False)
     async def start_unknown(family_name: str) -> None:
         """A POST to a name the catalog lacks (a 404 saying which names it has, not a 405)."""
         try:
-            family(family_name)
+            registry().family(family_name)
         except KeyError as unknown:
             raise ApiError(404, "NotFound", unknown.args[0]) from None
 
@@ -118,7 +118,7 @@ def build_router() -> APIRouter:
     ) -> RunsPage:
         """Runs newest first, filtered by family and status, paged through Temporal visibility."""
         query = visibility_query(
-            family=family(family_name.value) if family_name else None, status=status.value if status else None
+            family=registry().family(family_name.value) if family_name else None, status=status.value if status else None
         )
         token = _page_token(page_token)
         try:
@@ -259,7 +259,7 @@ def build_router() -> APIRouter:
 
 
 async def _family_of(client: Client, workflow_id: str) -> Family[Any] | None:
-    return family_of_type((await client.get_workflow_handle(workflow_id).describe()).workflow_type)
+    return registry().family_of_type((await client.get_workflow_handle(workflow_id).describe()).workflow_type)
 
 
 def _check_accepts(fam: Family[Any] | None, name: str, workflow_id: str, kind: str) -> None:

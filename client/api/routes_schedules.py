@@ -20,7 +20,7 @@ from sagaworks.client.api.errors import ErrorBody
 from sagaworks.client.api.models import NewSchedule, ScheduleAccepted, ScheduleDescription, ScheduleSummary
 from sagaworks.client.api.routes_runs import ERRORS, temporal
 from sagaworks.client import schedules
-from sagaworks.workflows.catalog import family
+from sagaworks import registry
 
 SCHEDULE_ERRORS = {
     **ERRORS, 409: {"model": ErrorBody, "description": "The schedule id is taken"},
@@ -39,7 +39,7 @@ def build_router() -> APIRouter:
     @router.post("/api/schedules", status_code=201, response_model=ScheduleDescription, responses=SCHEDULE_ERRORS)
     async def create(request: Request, body: NewSchedule) -> JSONResponse:
         """Run a family on a cron expression (UTC); a run still going skips the next."""
-        fam = family(body.family.value)
+        fam = registry().family(body.family.value)
         try:
             arg = fam.parse(body.input)
         except ValidationError as invalid:

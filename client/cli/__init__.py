@@ -38,6 +38,12 @@ app.command()(history.history)
 app.command("replay")(history.replay_command)
 app.command("trace")(trace.trace)
 postmortem.register(app)
+app.command(
+    "worker",
+    # Its options are the worker's own (argparse): passed through, --help included.
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
+    add_help_option=False,
+)(services.worker)
 app.command()(services.demo)
 app.command("codec-server")(services.codec_server)
 app.command("api")(services.api)

@@ -7,15 +7,16 @@ from typing import Annotated
 
 import typer
 
-from sagaworks.client.approvals import DecisionRefused, decide
 from sagaworks.client.cli.output import fail, out, run_async
-from sagaworks.client.connection import connect
 
 WorkflowId = Annotated[str, typer.Argument(metavar="WORKFLOW_ID", help="Workflow id.", show_default=False)]
 Approver = Annotated[str, typer.Option("--approver", help="Who decides (recorded in the result).", show_default=False)]
 
 
 def _send(workflow_id: str, decision: str, approver: str, reason: str | None) -> None:
+    from sagaworks.client.approvals import DecisionRefused, decide
+    from sagaworks.client.connection import connect
+
     async def send() -> None:
         try:
             answer = await decide(await connect(), workflow_id, decision, approver, reason)  # type: ignore[arg-type]

@@ -17,26 +17,16 @@ from sagaworks.client.cli.output import (
     run_async,
     short_time,
 )
-from sagaworks.client.connection import connect, ui_url
-from sagaworks.client.runs import (
-    RUN_STATES,
-    RunAlreadyClosed,
-    cancel_run,
-    describe_run,
-    list_runs,
-    run_outcome,
-    signal_run,
-    visibility_query,
-)
-from sagaworks.contracts.plans import ALERT_LEVELS, alert_query
-from sagaworks.workflows.catalog import family
+from sagaworks import registry
 
-
-STATUSES = tuple(state.lower() for state in RUN_STATES)
+# What a command needs to reach Temporal is imported when it runs: `saga --help` stays quick.
 
 
 def status(workflow_id: WorkflowId, as_json: JsonFlag = False) -> None:
     """Show a run's state and, while a worker answers, its live progress."""
+
+    from sagaworks.client.connection import connect
+    from sagaworks.client.runs import describe_run
 
     async def show() -> None:
         info = await describe_run(await connect(), workflow_id)
@@ -56,6 +46,9 @@ def status(workflow_id: WorkflowId, as_json: JsonFlag = False) -> None:
 def result(workflow_id: WorkflowId, as_json: JsonFlag = False) -> None:
     """Wait for a run's result (exit 1 if it failed, with the failure chain)."""
 
+    from sagaworks.client.connection import connect, ui_url
+    from sagaworks.client.runs import run_outcome
+
     async def show() -> int:
         client = await connect()
         outcome = await run_outcome(client.get_workflow_handle(workflow_id))
@@ -66,6 +59,8 @@ def result(workflow_id: WorkflowId, as_json: JsonFlag = False) -> None:
 
 def cancel(workflow_id: WorkflowId) -> None:
     """Cancel a running run: it compensates what it did and ends CANCELED."""
+    from sagaworks.client.connection import connect
+    from sagaworks.client.runs import RunAlreadyClosed, cancel_run
 
     async def send() -> None:
         try:
@@ -79,6 +74,9 @@ def cancel(workflow_id: WorkflowId) -> None:
 
 def _signal_command(name: str, doc: str) -> Any:
     def command(workflow_id: WorkflowId) -> None:
+        from sagaworks.client.connection import connect
+        from sagaworks.client.runs import RunAlreadyClosed, signal_run
+
         async def send() -> None:
             try:
                 await signal_run(await connect(), workflow_id, name)
@@ -99,22 +97,27 @@ resume = _signal_command("resume", "Let a paused run go on.")
 def list_workflows(
     family_name: Annotated[str | None, typer.Option("--family", metavar="FAMILY", help="Only runs of this family.")] = None,
     status_filter: Annotated[
-        str | None, typer.Option("--status", metavar="STATE", help=f"Only runs in this state: {', '.join(STATUSES)}.")
+        str | None, typer.Option("--status", metavar="STATE", help="Only runs in this state: running, completed, failed, canceled...")
     ] = None,
     query: Annotated[str, typer.Option(metavar="QUERY", help="A visibility query, e.g. \"StartTime > '2026-11-01T00:00:00Z'\".")] = "",
     limit: Annotated[int, typer.Option(min=1, metavar="N", help="At most this many rows.")] = 20,
     alert: Annotated[
-        str | None, typer.Option("--alert", metavar="LEVEL", help=f"Only runs that alerted at LEVEL or above: {', '.join(ALERT_LEVELS)}.")
+        str | None, typer.Option("--alert", metavar="LEVEL", help="Only runs that alerted at LEVEL or above: INFO, WARNING, ERROR...")
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """List recent runs, newest first (whole ids, UTC times)."""
+    from sagaworks.client.connection import connect
+    from sagaworks.client.runs import RUN_STATES, list_runs, visibility_query
+    from sagaworks.contracts.plans import ALERT_LEVELS, alert_query
+
+    statuses = tuple(state.lower() for state in RUN_STATES)
     try:
-        fam = family(family_name) if family_name else None
+        fam = registry().family(family_name) if family_name else None
     except KeyError as unknown:
         raise fail(str(unknown.args[0]), 2) from None
-    if status_filter and status_filter.lower() not in STATUSES:
-        raise fail(f"--status {status_filter}: expected one of {', '.join(STATUSES)}", 2)
+    if status_filter and status_filter.lower() not in statuses:
+        raise fail(f"--status {status_filter}: expected one of {', '.join(statuses)}", 2)
     if alert and alert.upper() not in ALERT_LEVELS:
         raise fail(f"--alert {alert}: expected one of {', '.join(ALERT_LEVELS)}", 2)
     if alert:

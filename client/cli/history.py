@@ -8,9 +8,6 @@ from typing import Annotated
 import typer
 
 from sagaworks.client.cli.output import WorkflowId, err, out, run_async
-from sagaworks.client.connection import connect
-from sagaworks.client.replay import fetch_history, history_files, load_history, replay
-
 
 
 def history(
@@ -18,6 +15,8 @@ def history(
     out_file: Annotated[Path, typer.Option("--out", "-o", metavar="FILE", help="Where to write the JSON history.")],
 ) -> None:
     """Save a run's event history as JSON (for replay tests: tests/histories/)."""
+    from sagaworks.client.connection import connect
+    from sagaworks.client.replay import fetch_history
 
     async def save() -> None:
         events = await fetch_history(await connect(), workflow_id)
@@ -34,6 +33,9 @@ def replay_command(
     directory: Annotated[Path | None, typer.Option("--dir", exists=True, file_okay=False, metavar="DIR", help="Every *.json in it.")] = None,
 ) -> None:
     """Replay histories against this code; exit 1 on any nondeterminism."""
+    from sagaworks.client.connection import connect
+    from sagaworks.client.replay import fetch_history, history_files, load_history, replay
+
     if sum(x is not None for x in (workflow_id, file, directory)) != 1:
         err.print("give exactly one of: ID, --file F, --dir D")
         raise typer.Exit(2)

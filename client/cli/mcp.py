@@ -7,15 +7,9 @@ import uuid
 from typing import Annotated
 
 import typer
-from temporalio.client import WorkflowFailureError
 
+from sagaworks import RunRefused, registry
 from sagaworks.client.cli.output import fail, out, print_json, print_rows, run_async, short_time
-from sagaworks.client.connection import TASK_QUEUE, connect
-from sagaworks.client.runs import failure_chain, failure_lines, start_run
-from sagaworks.client.tickets import TICKET_STATES, TICKET_TYPES, TicketFilterInvalid, list_tickets, ticket_query
-from sagaworks.contracts.mcp import McpCallInput, McpListInput, McpServerTools, McpToolOutput
-from sagaworks.contracts.support import PRIORITIES
-from sagaworks.workflows.catalog import RunRefused, family
 
 mcp_app = typer.Typer(help="MCP servers and tools, called through Temporal.", no_args_is_help=True)
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -25,6 +19,8 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 def mcp_list(as_json: JsonFlag = False) -> None:
     """The configured servers (SAGAWORKS_MCP_CONFIG) and their tools, listed by the worker."""
     from sagaworks.activities.mcp_servers import load_config
+    from sagaworks.client.connection import TASK_QUEUE, connect
+    from sagaworks.contracts.mcp import McpListInput, McpServerTools
 
     try:
         config = load_config()
@@ -91,7 +87,12 @@ def mcp_call(
         raise fail(f"--args: not JSON ({problem})", 2) from None
     if not isinstance(arguments, dict):
         raise fail("--args: expected a JSON object of argument names to values", 2)
+    from temporalio.client import WorkflowFailureError
+
     from sagaworks.activities.mcp_servers import load_config
+    from sagaworks.client.connection import connect
+    from sagaworks.client.runs import failure_chain, failure_lines, start_run
+    from sagaworks.contracts.mcp import McpCallInput, McpToolOutput
 
     try:
         config = load_config()
@@ -100,7 +101,7 @@ def mcp_call(
     if server not in config.servers:
         raise fail(f"no MCP server {server!r}; configured: {', '.join(config.servers)}", 2)
     request = McpCallInput(server=server, tool=tool, arguments=arguments, timeout_seconds=timeout or config.servers[server].timeout(tool))
-    fam = family("mcp-call")
+    fam = registry().family("mcp-call")
     try:
         fam.check_allowed(request)  # before connecting: a tool that may write needs no server to be refused
     except RunRefused as refused:
@@ -121,14 +122,18 @@ def mcp_call(
 
 
 def tickets(
-    priority: Annotated[str | None, typer.Option(metavar="PRIORITY", help=f"One of {', '.join(PRIORITIES)}.")] = None,
-    state: Annotated[str | None, typer.Option(metavar="STATE", help=f"One of {', '.join(TICKET_STATES)}.")] = None,
-    ticket_type: Annotated[str | None, typer.Option("--type", metavar="TYPE", help=f"One of {', '.join(TICKET_TYPES)}.")] = None,
+    priority: Annotated[str | None, typer.Option(metavar="PRIORITY", help="LOW, MEDIUM, HIGH...")] = None,
+    state: Annotated[str | None, typer.Option(metavar="STATE", help="open, assigned, resolved...")] = None,
+    ticket_type: Annotated[str | None, typer.Option("--type", metavar="TYPE", help="technical_support, sales_inquiry...")] = None,
     assignee: Annotated[str | None, typer.Option(metavar="AGENT")] = None,
     limit: Annotated[int, typer.Option(min=1, metavar="N")] = 50,
     as_json: JsonFlag = False,
 ) -> None:
-    """Support tickets by priority, state, type or assignee (a visibility query)."""
+    """Support tickets by priority, state, type or assignee (a visibility query); a value
+    it does not know is refused with the list of those it does."""
+    from sagaworks.client.connection import connect
+    from sagaworks.client.tickets import TicketFilterInvalid, list_tickets, ticket_query
+
     try:
         query = ticket_query(priority=priority, state=state, ticket_type=ticket_type, assignee=assignee)
     except TicketFilterInvalid as invalid:

@@ -2,6 +2,9 @@
 
 Output that is not a terminal (a pipe, a file, CI, cron) is never wrapped or cut: messages,
 paths, ids and JSON stay on their lines whatever ``COLUMNS`` says, so scripts can read them.
+
+Importing it is cheap (no Temporal client, no family): ``saga --help`` and ``saga catalog``
+start on it, so what a command needs to talk to Temporal is imported when it runs.
 """
 
 from __future__ import annotations
@@ -11,19 +14,15 @@ import json
 import sys
 from collections.abc import Awaitable, Sequence
 from datetime import datetime, timezone
-from typing import Annotated, Any, TextIO, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TextIO, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
-from temporalio.service import RPCError
 
-from sagaworks.client.codec import EncryptionConfigError
-from sagaworks.client.connection import ui_url
-from sagaworks.client.runs import Outcome, failure_lines, query_progress, run_outcome, to_jsonable
-from sagaworks import ProgressStatus
-from sagaworks.client.workers import say_while_no_worker
+if TYPE_CHECKING:
+    from temporalio.client import Client, WorkflowHandle
+
+    from sagaworks.client.runs import Outcome
 
 T = TypeVar("T")
 
@@ -52,6 +51,10 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 def run_async(coro: Awaitable[T]) -> T:
     """Run a coroutine; Temporal being unreachable is a one-line message, exit 1."""
+    from temporalio.service import RPCError
+
+    from sagaworks.client.codec import EncryptionConfigError
+
     try:
         return asyncio.run(coro)  # type: ignore[arg-type]
     except EncryptionConfigError as unusable:
@@ -66,6 +69,8 @@ def run_async(coro: Awaitable[T]) -> T:
 
 def print_json(value: Any) -> None:
     """JSON on stdout (models dumped; datetimes as ISO text)."""
+    from sagaworks.client.runs import to_jsonable
+
     print(json.dumps(to_jsonable(value), indent=2, default=str))
 
 
@@ -83,6 +88,12 @@ def print_rows(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
 
 async def follow_progress(client: Client, workflow_id: str) -> None:
     """A live progress bar on stderr until the run closes (follows continue-as-new)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from temporalio.client import WorkflowExecutionStatus
+
+    from sagaworks import ProgressStatus
+    from sagaworks.client.runs import query_progress
+
     handle = client.get_workflow_handle(workflow_id)
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
@@ -105,6 +116,8 @@ async def follow_progress(client: Client, workflow_id: str) -> None:
 
 def print_outcome(outcome: Outcome, *, as_json: bool, link: str | None) -> int:
     """Print a closed run's result or failure chain; the exit code (0 completed, else 1)."""
+    from sagaworks.client.runs import failure_lines, to_jsonable
+
     if as_json:
         print_json({**outcome.as_json(), "ui": link})
         return 0 if outcome.status == "COMPLETED" else 1
@@ -120,6 +133,10 @@ def print_outcome(outcome: Outcome, *, as_json: bool, link: str | None) -> int:
 
 async def report_started(client: Client, handle: WorkflowHandle[Any, Any], *, wait: bool, as_json: bool) -> int:
     """Say a run started (id, run id, UI link); with ``wait``, follow it and print how it ended."""
+    from sagaworks.client.connection import ui_url
+    from sagaworks.client.runs import run_outcome
+    from sagaworks.client.workers import say_while_no_worker
+
     link = ui_url(client, handle.id, handle.result_run_id)
     if not wait:
         if as_json:

@@ -9,10 +9,6 @@ from typing import Annotated
 import typer
 
 from sagaworks.client.cli.output import fail, out, print_json, run_async
-from sagaworks.client.connection import connect, ui_url
-from sagaworks.client.postmortem import RestartRefused, postmortem, postmortem_markdown, restart_run, step_families
-from sagaworks.client.runs import RunConflict
-from sagaworks.workflows.catalog import FAMILIES
 
 _SPAN = re.compile(r"^(\d+)([mhd])$")
 
@@ -38,6 +34,8 @@ def postmortem_command(
     if (workflow_id is None) == (family_name is None):
         raise fail("give a WORKFLOW_ID or --family FAMILY", 2)
     span = _since(since)
+    from sagaworks.client.connection import connect
+    from sagaworks.client.postmortem import postmortem, postmortem_markdown
 
     async def show() -> None:
         try:
@@ -52,14 +50,17 @@ def postmortem_command(
 def restart(
     workflow_id: Annotated[str, typer.Argument(metavar="WORKFLOW_ID", help="A closed run of a restartable family.", show_default=False)],
     from_step: Annotated[str, typer.Option("--from", "--from-stage", metavar="STEP", help=(
-        "The step to run again; the steps before it are reused from the run's history. Families on the step runner "
-        f"({', '.join(step_families())}): any step the run reached. Families with stages: "
-        + "; ".join(f"{f.name}: {', '.join(f.restartable.stages)}" for f in FAMILIES if f.restartable is not None) + "."
+        "The step to run again: the steps before it are reused from the run's history. A family on the step "
+        "runner restarts from any step the run reached; a family with stages from one of its stages (any other "
+        "is refused, naming them)."
     ))],
     force: Annotated[bool, typer.Option("--force", help="Reuse steps the run compensated (their effects were undone).")] = False,
     keep_faults: Annotated[bool, typer.Option("--keep-faults", help="Keep the fault the run's input injected (inject_failure, inject_fault, fail); by default the new run drops it.")] = False,
 ) -> None:
     """Start a new run that resumes at STEP, reusing the outcomes of the steps before it."""
+    from sagaworks.client.connection import connect, ui_url
+    from sagaworks.client.postmortem import RestartRefused, restart_run
+    from sagaworks.client.runs import RunConflict
 
     async def start() -> None:
         client = await connect()

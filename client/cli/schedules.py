@@ -5,21 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
-from temporalio.client import ScheduleAlreadyRunningError
 
+from sagaworks import registry
 from sagaworks.client.cli.output import fail, out, print_json, print_rows, run_async
 from sagaworks.client.cli.start import _read_input
-from sagaworks.client.connection import connect
-from sagaworks.client.schedules import (
-    create_schedule,
-    delete_schedule,
-    describe_schedule,
-    list_schedules,
-    set_paused,
-    trigger_schedule,
-)
-from sagaworks.workflows.catalog import RunRefused, family
 
 schedule_app = typer.Typer(help="Run a family on a schedule (overlapping runs are skipped).", no_args_is_help=True)
 ScheduleId = Annotated[str, typer.Argument(metavar="SCHEDULE_ID", help="Schedule id.", show_default=False)]
@@ -35,8 +24,15 @@ def create(
     paused: Annotated[bool, typer.Option("--paused", help="Create it paused.")] = False,
 ) -> None:
     """Create a schedule that starts FAMILY with the input on the cron expression."""
+    from pydantic import ValidationError
+    from temporalio.client import ScheduleAlreadyRunningError
+
+    from sagaworks import RunRefused
+    from sagaworks.client.connection import connect
+    from sagaworks.client.schedules import create_schedule
+
     try:
-        fam = family(family_name)
+        fam = registry().family(family_name)
     except KeyError as unknown:
         raise fail(unknown.args[0], 2) from None
     try:
@@ -59,6 +55,8 @@ def create(
 @schedule_app.command("list")
 def list_command(as_json: JsonFlag = False) -> None:
     """List the schedules."""
+    from sagaworks.client.connection import connect
+    from sagaworks.client.schedules import list_schedules
 
     async def show() -> None:
         rows = await list_schedules(await connect())
@@ -73,6 +71,8 @@ def list_command(as_json: JsonFlag = False) -> None:
 @schedule_app.command("describe")
 def describe(schedule_id: ScheduleId, as_json: JsonFlag = False) -> None:
     """Show a schedule: spec, state, recent and next runs, skipped overlaps."""
+    from sagaworks.client.connection import connect
+    from sagaworks.client.schedules import describe_schedule
 
     async def show() -> None:
         info = await describe_schedule(await connect(), schedule_id)
@@ -87,6 +87,9 @@ def describe(schedule_id: ScheduleId, as_json: JsonFlag = False) -> None:
 
 def _simple(action: str, doc: str):  # -> a typer command
     def command(schedule_id: ScheduleId) -> None:
+        from sagaworks.client.connection import connect
+        from sagaworks.client.schedules import delete_schedule, set_paused, trigger_schedule
+
         async def send() -> None:
             client = await connect()
             if action == "trigger":

@@ -9,14 +9,9 @@ from typing import Annotated
 
 import typer
 
-from sagaworks.client import devserver
 from sagaworks.client.cli.output import JsonFlag, fail, out, print_json, print_rows, run_async, short_time
-from sagaworks.client.connection import DEFAULT_ADDRESS
 
 dev_app = typer.Typer(help="The embedded Temporal server and a worker, in the background.", no_args_is_help=True)
-
-BACKGROUND = ("api", "worker", devserver.VIZ_AGENT, "server")
-"""Background processes in the order they stop."""
 
 API_PORT = 8000
 
@@ -50,6 +45,9 @@ def dev_up(
     (SAGAWORKS_*, TEMPORAL_*, DATABASE_URL, GROQ_*, *_AGENT_URL...) is reused; one started
     with other settings is restarted with these.
     """
+    from sagaworks.client import devserver
+    from sagaworks.client.connection import DEFAULT_ADDRESS
+
     server_command = devserver.dev_server_command(ui_codec_endpoint=ui_codec_endpoint)
     # Its command line is its settings: another --ui-codec-endpoint restarts it (the history
     # is kept in .temporal/temporal.db across the restart).
@@ -77,6 +75,8 @@ def serve_viz_agent() -> dict[str, str]:
     """Serve the viz agent in the background; the settings the worker needs to call it,
     or none when it cannot be served (e.g. its port is taken): charts are then drawn in
     the worker, and `saga demo` says why it skips the stopped-agent run."""
+    from sagaworks.client import devserver
+
     try:
         agent_pid, outcome = devserver.start_viz_agent()
     except (RuntimeError, TimeoutError) as unserved:
@@ -93,9 +93,19 @@ def serve_viz_agent() -> dict[str, str]:
 @dev_app.command("down")
 def dev_down() -> None:
     """Stop the background processes started by `saga dev up`."""
-    for name in BACKGROUND:
+    from sagaworks.client import devserver
+
+    # In the order they stop: what uses the server first.
+    for name in ("api", "worker", devserver.VIZ_AGENT, "server"):
         stopped = devserver.stop_background(name)
         out.print(f"{name}: {'stopped' if stopped else 'not running'}")
+
+
+def worker(ctx: typer.Context) -> None:
+    """Serve every registered family (the options of `python -m sagaworks.worker`: see --help)."""
+    from sagaworks.worker import run
+
+    run(ctx.args, prog="saga worker")
 
 
 def demo() -> None:

@@ -1,8 +1,9 @@
-"""``saga catalog`` and ``saga run FAMILY``: one start command per family of the catalog.
+"""``saga catalog`` and ``saga run FAMILY``: one start command per registered family.
 
 Each family's command is generated from its registry entry: the input comes from a JSON
 file (``--input FILE``, ``--input -`` for stdin), a path argument where the family takes
 one, and ``--set key=value`` overrides; it is validated here, before anything starts.
+Listing the families imports none of their code, nor the Temporal client.
 """
 
 
@@ -12,14 +13,10 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import pydantic_core
 import typer
-from pydantic import ValidationError
 
-from sagaworks.client.cli.output import JsonFlag, fail, out, print_json, print_rows, report_started, run_async
-from sagaworks.client.connection import connect
-from sagaworks.client.runs import RunConflict, start_run
-from sagaworks.workflows.catalog import FAMILIES, Family, RunRefused, family
+from sagaworks import Family, RunRefused, registry
+from sagaworks.client.cli.output import JsonFlag, err, fail, out, print_json, print_rows, report_started, run_async
 
 run_app = typer.Typer(help="Start a workflow of the catalog (see `saga catalog`).", no_args_is_help=True)
 
@@ -39,7 +36,14 @@ WaitFlag = Annotated[bool, typer.Option("--wait", help="Show live progress and w
 
 
 def catalog(as_json: JsonFlag = False) -> None:
-    """List the workflow families, with the JSON Schema of each input (--json)."""
+    """List the workflow families, with the JSON Schema of each input (--json).
+
+    A family whose optional dependencies are not installed is listed as unavailable with
+    the command that adds them; an entry point that gives no family is reported on stderr.
+    """
+    found = registry()
+    for broken in found.broken:
+        err.print(f"skipped the family entry point {broken.entry}: {broken.error}", markup=False)
     if as_json:
         print_json(
             [
@@ -52,14 +56,27 @@ def catalog(as_json: JsonFlag = False) -> None:
                     "samples": list(f.samples),
                     "input_schema": f.input_schema(),
                 }
-                for f in FAMILIES
+                for f in found.families
             ]
+            + [{"name": u.name, "unavailable": f"{u.missing} not installed", "install": u.install} for u in found.unavailable]
         )
         return
-    for f in FAMILIES:
+    for f in found.families:
         out.print(f"[bold]{f.name}[/bold]  ({f.workflow_type})\n  {f.description}")
-        for sample in f.samples:
-            out.print(f"  sample: samples/{sample}")
+        for path in f.sample_paths():
+            out.print(f"  sample: {_shown(path)}", markup=False)
+    for missing in found.unavailable:
+        out.print(f"[bold]{missing.name}[/bold]  (unavailable: {missing.missing} not installed)")
+        if missing.install:
+            out.print(f"  {missing.install}", markup=False)
+
+
+def _shown(path: Path) -> str:
+    """A path relative to the current folder when it is inside it (samples/order.json)."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def inventory(as_json: JsonFlag = False) -> None:
@@ -73,6 +90,8 @@ def inventory(as_json: JsonFlag = False) -> None:
 
 
 def _read_input(source: str, fam: Family[Any]) -> dict[str, Any]:
+    import pydantic_core
+
     try:
         text = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
     except OSError as unreadable:
@@ -150,7 +169,7 @@ def _path_argument(fam: Family[Any], path: Path) -> tuple[Family[Any], dict[str,
         raise fail(f"{path}: neither a file nor a folder", 2)
     if not os.access(path, os.R_OK | (os.X_OK if path.is_dir() else 0)):
         raise fail(f"{path}: not readable", 2)
-    target = family(fam.folder_family) if path.is_dir() and fam.folder_family else fam
+    target = registry().family(fam.folder_family) if path.is_dir() and fam.folder_family else fam
     if target.path_is_folder != path.is_dir():
         wanted = "a folder" if target.path_is_folder else "a file"
         raise fail(f"{path}: not {wanted}; `saga run {target.name}` takes {wanted}", 2)
@@ -162,6 +181,11 @@ def start_family(
     fam: Family[Any], *, path: Path | None, input_source: str | None, sets: list[str], wait: bool, as_json: bool
 ) -> int:
     """Build, validate and start one run of ``fam``; the exit code."""
+    from pydantic import ValidationError
+
+    from sagaworks.client.connection import connect
+    from sagaworks.client.runs import RunConflict, start_run
+
     data = _read_input(input_source, fam) if input_source else {}
     if path is not None:
         fam, from_path = _path_argument(fam, path)
@@ -213,8 +237,25 @@ def _command_for(fam: Family[Any]) -> Any:
     return without_path
 
 
-for _family in FAMILIES:
+for _family in registry().families:
     _help = _family.description
     if _family.folder_family:
         _help += f" A folder starts `{_family.folder_family}` instead."
     run_app.command(_family.name, help=_help)(_command_for(_family))
+
+
+def _unavailable_command(name: str) -> Any:
+    def unavailable() -> None:
+        try:
+            registry().family(name)
+        except KeyError as missing:
+            raise fail(str(missing.args[0]), 2) from None
+
+    return unavailable
+
+
+for _missing in registry().unavailable:
+    # Listed, so that `saga run NAME` says what to install rather than "no such command".
+    run_app.command(_missing.name, help=f"Unavailable: {_missing.missing} is not installed.")(
+        _unavailable_command(_missing.name)
+    )

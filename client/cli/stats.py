@@ -7,9 +7,7 @@ from typing import Annotated
 import typer
 
 from sagaworks.client.cli.output import fail, out, print_json, print_rows, run_async
-from sagaworks.client.connection import connect
-from sagaworks.client.stats import activity_stats
-from sagaworks.workflows.catalog import family
+from sagaworks import registry
 
 
 def stats(
@@ -21,9 +19,12 @@ def stats(
     fam = None
     if family_name is not None:
         try:
-            fam = family(family_name)
+            fam = registry().family(family_name)
         except KeyError as unknown:
             raise fail(unknown.args[0], 2) from None
+
+    from sagaworks.client.connection import connect
+    from sagaworks.client.stats import activity_stats
 
     async def show() -> None:
         figures = await activity_stats(await connect(), family=fam, limit=limit)

@@ -8,9 +8,6 @@ from typing import Annotated
 import typer
 
 from sagaworks.client.cli.output import WorkflowId, fail, print_json, run_async
-from sagaworks.client.connection import connect
-from sagaworks.client.postmortem import run_report, run_report_markdown
-from sagaworks.client.trace import drop_results
 
 
 def trace(
@@ -23,6 +20,9 @@ def trace(
     """Show a run step by step (Markdown; --json for scripts), derived from its Temporal history."""
     if as_json and as_markdown:
         raise fail("--json and --md exclude each other", 2)
+    from sagaworks.client.connection import connect
+    from sagaworks.client.postmortem import run_report, run_report_markdown
+    from sagaworks.client.trace import drop_results
 
     async def show() -> None:
         report = await run_report(await connect(), workflow_id, depth=depth)

@@ -1,0 +1,184 @@
+"""The built-in families' activities, each family's built from the worker's resources.
+
+Each function is one family's ``activities`` (or ``llm_activities``, ``cpu_activities``)
+in workflows/catalog.py and imports that family's modules itself: a family whose
+optional dependencies are missing never stops another's from being served.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sagaworks import WorkerResources
+
+Activities = list[Callable[..., Any]]
+
+
+def order(resources: WorkerResources) -> Activities:
+    """The order saga's steps and their compensations; seeds the sample inventory."""
+    from sagaworks.activities.orders import OrderActivities, seed_inventory
+
+    seed_inventory(resources.db)
+    orders = OrderActivities(resources.db)
+    return [
+        orders.check_order_items,
+        orders.seal_unreached_steps,
+        orders.create_customer_account,
+        orders.delete_customer_account,
+        orders.charge_payment,
+        orders.refund_payment,
+        orders.send_notification,
+        orders.send_cancellation_notice,
+        orders.reserve_inventory,
+        orders.release_inventory,
+        orders.create_shipping_label,
+        orders.void_shipping_label,
+    ]
+
+
+def document(resources: WorkerResources) -> Activities:
+    """The document pipeline's (and a batch's listing); the CPU-bound parts of parsing,
+    splitting and the offline provider's YAKE run in the worker's process pool."""
+    from sagaworks.activities.documents import DocumentActivities, DocumentSettings
+    from sagaworks.activities.llm import provider_from_env
+
+    llm = resources.llm or provider_from_env(resources.cpu_pool)
+    docs = DocumentActivities(resources.db, llm, resources.setting(DocumentSettings), resources.cpu_pool)
+    return [
+        docs.resolve_document,
+        docs.validate_document,
+        docs.chunk_document,
+        docs.extract_concepts,
+        docs.store_concepts,
+        docs.document_result,
+        docs.finalise_document,
+        docs.discard_document_run,
+        docs.record_document_failure,
+        docs.list_documents,
+    ]
+
+
+def sequential_cpu() -> Activities:
+    from sagaworks.activities import sequential
+
+    return [sequential.ingest_text, sequential.process_text, sequential.analyse_text, sequential.render_report]
+
+
+def parallel_analysis_cpu() -> Activities:
+    from sagaworks.activities import text_analysis
+
+    return [
+        text_analysis.analyse_sentiment,
+        text_analysis.extract_keywords,
+        text_analysis.frequent_keywords,
+        text_analysis.summarise_text,
+        text_analysis.lead_summary,
+        text_analysis.detect_language,
+    ]
+
+
+def parallel_analysis(resources: WorkerResources) -> Activities:
+    """The LLM versions of the analyses (each falls back to its offline one)."""
+    from sagaworks.activities.llm_analysis import ChatAnalysisActivities
+    from sagaworks.activities.writing import chat_from_env
+
+    chat = ChatAnalysisActivities(chat_from_env())
+    return [chat.llm_sentiment, chat.llm_keywords, chat.llm_summary]
+
+
+def routing(resources: WorkerResources) -> Activities:
+    from sagaworks.activities.routing import RoutingActivities
+    from sagaworks.activities.writing import chat_from_env
+
+    handlers = RoutingActivities(resources.db, chat_from_env())
+    return [
+        handlers.classify_request,
+        handlers.handle_admin,
+        handlers.handle_premium,
+        handlers.handle_standard,
+        handlers.record_rejection,
+    ]
+
+
+def iterative(resources: WorkerResources) -> Activities:
+    from sagaworks.activities.search import SearchActivities
+
+    search = SearchActivities(resources.db)
+    return [search.search_chunks, search.evaluate_hits, search.refine_query]
+
+
+def blog(resources: WorkerResources) -> Activities:
+    from sagaworks.activities.search import SearchActivities
+    from sagaworks.activities.writing import WritingActivities, chat_from_env, writer_for
+
+    writing = WritingActivities(writer_for(chat_from_env()))
+    return [SearchActivities(resources.db).search_chunks, writing.outline_post, writing.draft_post, writing.review_post]
+
+
+def news_digest(resources: WorkerResources) -> Activities:
+    from sagaworks.activities.documents import DocumentSettings
+    from sagaworks.activities.news import FeedSettings, NewsActivities
+    from sagaworks.activities.writing import chat_from_env
+
+    news = NewsActivities(
+        resources.db, resources.setting(DocumentSettings), chat_from_env(), resources.setting(FeedSettings)
+    )
+    return [
+        news.fetch_feed,
+        news.cached_feed,
+        news.select_articles,
+        news.categorise_and_summarise,
+        news.build_newsletter,
+        news.store_digest,
+    ]
+
+
+def query(resources: WorkerResources) -> Activities:
+    """The agents' calls; the plan too, for the offline parser."""
+    from sagaworks.activities.processes import RENDER_MODULES, import_now
+    from sagaworks.activities.query.activities import QueryActivities, QuerySettings
+
+    # Before any activity thread runs: a render must never see pandas half-imported by another.
+    import_now(RENDER_MODULES)
+    return QueryActivities(resources.db, resources.setting(QuerySettings)).activities()
+
+
+def query_llm(resources: WorkerResources) -> Activities:
+    from sagaworks.activities.query.activities import QueryActivities, QuerySettings
+
+    return QueryActivities(resources.db, resources.setting(QuerySettings)).llm_activities()
+
+
+def plan_analysis(resources: WorkerResources) -> Activities:
+    from sagaworks.activities.plans.activities import PlanActivities, PlanSettings
+
+    return PlanActivities(resources.db, resources.setting(PlanSettings)).activities()
+
+
+def plan_analysis_llm(resources: WorkerResources) -> Activities:
+    """Stages run with ``options.llm`` (the semantic pass)."""
+    from sagaworks.activities.plans.activities import PlanActivities, PlanSettings
+
+    return PlanActivities(resources.db, resources.setting(PlanSettings)).llm_activities()
+
+
+def support_ticket(resources: WorkerResources) -> Activities:
+    from sagaworks.activities.mcp_support import notify_escalation
+
+    return [notify_escalation]
+
+
+def support_ticket_llm(resources: WorkerResources) -> Activities:
+    """The classifier the environment configures (the rules offline)."""
+    from sagaworks.activities.support_classifier import TicketClassifier
+
+    return [TicketClassifier.from_env().classify_ticket]
+
+
+def mcp_call_refusal(call: Any) -> str | None:
+    """Why ``mcp-call`` may not run ``call``: a tool that may write, unless the MCP
+    configuration allows it for the family."""
+    from sagaworks.activities.mcp_servers import load_config  # the MCP SDK loads only here
+
+    return load_config().call_refusal(call.server, call.tool, "mcp-call")

@@ -1,0 +1,139 @@
+"""Import rules, read from the source with ``ast``: the engine never imports a family,
+``client/`` never imports a family's activities, and nothing imports the repository's
+folders by their bare names (installed, they exist only under ``sagaworks``).
+
+Engine-level modules live in the family folders for now (the repository's layout); they
+are listed here, each with why it belongs to the engine. A new module in those folders is
+a family's until it is listed.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+ENGINE_MODULES = {
+    # workflows/
+    "sagaworks.workflows": "the package itself (a docstring)",
+    "sagaworks.workflows.cpu": "the CPU-bound task queue the worker serves from its process pool",
+    "sagaworks.workflows.fallback": "retry then fall back, for any step",
+    "sagaworks.workflows.mcp": "durable MCP tool calls from any workflow",
+    # activities/
+    "sagaworks.activities": "the package itself (a docstring)",
+    "sagaworks.activities.db": "the application database's import path for the families (sagaworks._db)",
+    "sagaworks.activities.catalog": "the built-in families' activity factories, each importing its own family lazily",
+    "sagaworks.activities.errors": "the error taxonomy every activity raises through",
+    "sagaworks.activities.processes": "the worker's process pool helper",
+    "sagaworks.activities.liveness": "heartbeats for any long blocking call",
+    "sagaworks.activities.llm": "the LLM gateway: providers, structured chat, rate-limited queue",
+    "sagaworks.activities.mcp_servers": "MCP servers as configuration and the worker's MCP plugin",
+    # contracts/
+    "sagaworks.contracts": "the package itself (a docstring)",
+    "sagaworks.contracts.common": "the status shape, stage resume points and text keys of every family",
+    "sagaworks.contracts.breakers": "what a breaker reports",
+    "sagaworks.contracts.fallback": "what a step run with a fallback reports",
+}
+
+FAMILY_PACKAGES = ("sagaworks.workflows", "sagaworks.activities", "sagaworks.contracts")
+
+CLIENT_MAY_IMPORT_FAMILY_ACTIVITIES = {
+    # `saga agent NAME` serves one of the query family's agents over HTTP: a family's own
+    # command, to move onto an entry point of that family (the family port is later work).
+    ("client/cli/services.py", "sagaworks.activities.query.remote"),
+}
+
+BARE_NAMES = {"workflows", "activities", "client", "contracts", "mcp_servers", "worker"}
+
+SKIPPED_FOLDERS = {".venv", ".venv-mcp-sqlite", "node_modules", ".git", "build", "dist"}
+
+
+def python_files(*folders: str) -> Iterator[Path]:
+    for folder in folders:
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            if not SKIPPED_FOLDERS.intersection(path.relative_to(ROOT).parts):
+                yield path
+
+
+def imported_modules(path: Path) -> Iterator[tuple[int, str]]:
+    """Every module an import statement of ``path`` names (``from a import b`` names
+    ``a`` and ``a.b``: b may be a module), with its line; nested and guarded ones too."""
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            yield node.lineno, node.module
+            for alias in node.names:
+                yield node.lineno, f"{node.module}.{alias.name}"
+
+
+def is_family_module(module: str) -> bool:
+    if not module.startswith(tuple(f"{p}." for p in FAMILY_PACKAGES)) and module not in FAMILY_PACKAGES:
+        return False
+    # Judged by the module inside the package: `from sagaworks.activities.db import
+    # Database` names sagaworks.activities.db.Database, of the engine's db module.
+    inside = ".".join(module.split(".")[:3])
+    return inside not in ENGINE_MODULES
+
+
+def test_the_engine_imports_no_family() -> None:
+    offences = [
+        f"{path.relative_to(ROOT)}:{line} imports {module}"
+        for path in python_files("sagaworks")
+        for line, module in imported_modules(path)
+        if is_family_module(module)
+    ]
+    assert offences == []
+
+
+def allowed(path: Path, module: str) -> bool:
+    where = str(path.relative_to(ROOT))
+    return any(where == file and (module == name or module.startswith(f"{name}.")) for file, name in CLIENT_MAY_IMPORT_FAMILY_ACTIVITIES)
+
+
+def test_the_client_imports_no_family_activities() -> None:
+    offences = [
+        f"{path.relative_to(ROOT)}:{line} imports {module}"
+        for path in python_files("client")
+        for line, module in imported_modules(path)
+        if module.startswith("sagaworks.activities") and is_family_module(module)
+        and not allowed(path, module)
+    ]
+    assert offences == []
+
+
+def test_nothing_imports_the_repository_folders_by_their_bare_names() -> None:
+    offences = [
+        f"{path.relative_to(ROOT)}:{line} imports {module}"
+        for path in python_files(".")
+        for line, module in imported_modules(path)
+        if module.split(".")[0] in BARE_NAMES
+    ]
+    assert offences == []
+
+
+@pytest.mark.parametrize("module", sorted(ENGINE_MODULES))
+def test_every_listed_engine_module_exists(module: str) -> None:
+    """A module moved or renamed must leave the list, or the list would excuse nothing."""
+    parts = module.split(".")[1:]
+    folder = ROOT.joinpath(*parts)
+    assert folder.with_suffix(".py").is_file() or (folder / "__init__.py").is_file(), module
+
+
+def test_the_rules_catch_what_they_forbid(tmp_path: Path) -> None:
+    source = tmp_path / "offender.py"
+    source.write_text(
+        "from sagaworks.activities.orders import OrderActivities\n"
+        "from sagaworks.activities.db import Database\n"
+        "def later():\n    import workflows.order\n"
+    )
+    modules = [module for _, module in imported_modules(source)]
+    assert is_family_module("sagaworks.activities.orders.OrderActivities")
+    assert not is_family_module("sagaworks.activities.db.Database")
+    assert not is_family_module("sagaworks.client.runs")
+    assert "workflows.order" in modules  # nested imports count too
