@@ -125,7 +125,7 @@ def build_llm_activities(
     tickets: TicketClassifier | None = None,
     plans: PlanSettings | None = None,
 ) -> list[Callable[..., Any]]:
-    """The activities of the rate-limited LLM task queue (``workflows.policies.llm_task_queue``).
+    """The activities of the rate-limited LLM task queue (``sagaworks.policies.llm_task_queue``).
 
     ``tickets`` defaults to the classifier the environment configures (the rules offline),
     ``plans`` to the plan settings of the environment (the semantic stage's model).

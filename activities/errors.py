@@ -1,7 +1,7 @@
 """The error taxonomy: every failure an activity reports belongs to one class.
 
 The class is the ``ApplicationError.type`` Temporal records, so retry policies
-(``workflows/policies.py``), the UI and the CLI all see the same names.
+(``sagaworks/policies.py``), the UI and the CLI all see the same names.
 """
 
 from __future__ import annotations

@@ -36,7 +36,8 @@ from sagaworks.contracts.blog import WritingInput
 from sagaworks.contracts.news_digest import NewsletterInput, SelectInput, StoreDigestInput, SummariseInput
 from sagaworks.contracts.routing import HandleInput
 from sagaworks.contracts.search import EvaluateInput, RefineInput, SearchInput
-from sagaworks.contracts.sequential import ReportInput, StepTiming
+from sagaworks import StepTiming
+from sagaworks.contracts.sequential import ReportInput
 from sagaworks.contracts.text import TextInput
 from tests.corpus import RESEARCH, store_documents
 from sagaworks.worker import running_worker

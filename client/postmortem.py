@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
+from sagaworks.client.restart import RestartRefused, restart_from_step
 from sagaworks.client.runs import list_runs, start_run, status_name, visibility_query
 from sagaworks.client.trace import RunTrace, trace_markdown, trace_run
 from sagaworks.contracts.plans import parse_stage_summary
@@ -236,10 +237,6 @@ def postmortem_markdown(report: PostMortem) -> str:
     return "\n".join(lines)
 
 
-class RestartRefused(Exception):
-    """A restart that cannot be made (running source, unsupported family, stage never ran)."""
-
-
 RESTART_FAILED_STATUSES = (
     WorkflowExecutionStatus.FAILED,
     WorkflowExecutionStatus.CANCELED,
@@ -252,6 +249,30 @@ RESTART_FAILED_STATUSES = (
 def restartable_families() -> list[str]:
     """The families whose runs restart from a stage."""
     return [f.name for f in FAMILIES if f.restartable is not None]
+
+
+def step_families() -> list[str]:
+    """The families on the step runner: their runs restart from any step."""
+    return [f.name for f in FAMILIES if _on_steps(f)]
+
+
+def _on_steps(fam: Family[Any] | None) -> bool:
+    from sagaworks import StepWorkflow  # the workflow modules are loaded once a family is
+
+    return fam is not None and fam.restartable is None and issubclass(fam.workflow, StepWorkflow)
+
+
+async def restart_run(client: Client, workflow_id: str, step: str, *, force: bool = False) -> WorkflowHandle[Any, Any]:
+    """Start a new run of ``workflow_id`` from ``step`` (``saga restart ID --from STEP``).
+
+    A family on the step runner restarts from any of its steps (:func:`restart_from_step`;
+    ``force`` reuses steps its source compensated); a family with stages, from a stage
+    (:func:`restart_from_stage`).
+    """
+    description = await client.get_workflow_handle(workflow_id).describe()
+    if _on_steps(family_of_type(description.workflow_type)):
+        return await restart_from_step(client, workflow_id, step, force=force)
+    return await restart_from_stage(client, workflow_id, step)
 
 
 def stage_outcomes(trace: RunTrace, spec: Restartable) -> dict[str, Any]:
@@ -280,7 +301,7 @@ async def restart_from_stage(client: Client, workflow_id: str, from_stage: str) 
     if fam is None or spec is None:
         raise RestartRefused(
             f"{workflow_id}: a {fam.name if fam else description.workflow_type} run cannot restart from a stage; "
-            f"restartable families: {', '.join(restartable_families())}"
+            f"restartable families: {', '.join(restartable_families())}; from a step: {', '.join(step_families())}"
         )
     if from_stage not in spec.stages:
         raise RestartRefused(f"stage {from_stage!r}: a {fam.name} run restarts from one of its stages; expected one of {', '.join(spec.stages)}")

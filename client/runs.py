@@ -25,7 +25,7 @@ from temporalio.exceptions import ApplicationError, FailureError, WorkflowAlread
 from temporalio.service import RPCError
 
 from sagaworks.client.connection import TASK_QUEUE, ui_url
-from sagaworks.contracts.common import ProgressStatus
+from sagaworks import ProgressStatus
 from sagaworks.workflows.catalog import Family, family_of_type
 
 

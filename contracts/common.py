@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import unicodedata
-from typing import Annotated, Any, ClassVar, Literal, Self
+from typing import Annotated, Any, ClassVar, Self
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
@@ -31,38 +31,6 @@ class StrictModel(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-class ProgressStatus(BaseModel):
-    """What every workflow's ``status`` query reports, so one client can show progress."""
-
-    state: str
-    """running, paused, compensating, completed, failed or canceled."""
-    current_step: str | None
-    done: int
-    total: int
-
-
-class CompensationRecord(BaseModel):
-    """What happened to one registered compensation."""
-
-    step: str
-    activity: str
-    outcome: Literal["compensated", "failed"]
-    error: str | None = None
-
-
-class SagaReport(BaseModel):
-    """The failure details of a compensated saga."""
-
-    failed_step: str | None
-    cause: str
-    compensations: list[CompensationRecord]
-
-    @property
-    def fully_compensated(self) -> bool:
-        """Whether every registered compensation succeeded."""
-        return all(c.outcome == "compensated" for c in self.compensations)
 
 
 class StageResume(StrictModel):

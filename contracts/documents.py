@@ -13,7 +13,8 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, Field
 from pydantic.json_schema import SkipJsonSchema
 
-from sagaworks.contracts.common import ProgressStatus, StageResume, StrictModel, Text
+from sagaworks.contracts.common import StageResume, StrictModel, Text
+from sagaworks import ProgressStatus
 
 DocumentFormat = Literal["txt", "md", "html", "pdf", "docx"]
 

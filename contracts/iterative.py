@@ -6,7 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from sagaworks.contracts.common import ProgressStatus, StrictModel, Text
+from sagaworks.contracts.common import StrictModel, Text
+from sagaworks import ProgressStatus
 from sagaworks.contracts.search import Hit, Quality
 
 

@@ -11,7 +11,8 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, Field
 
-from sagaworks.contracts.common import CompensationRecord, ProgressStatus, StrictModel, Text
+from sagaworks.contracts.common import StrictModel, Text
+from sagaworks import StepStatus
 
 OrderStep = Literal[
     "create_customer_account",
@@ -165,16 +166,10 @@ class UndoResult(StrictModel):
     undone: bool
 
 
-OrderState = Literal["running", "paused", "compensating", "completed", "failed", "canceled"]
-
-
-class OrderStatus(ProgressStatus):
+class OrderStatus(StepStatus):
     """The live state of an order saga, answered by the ``status`` query."""
 
     order_id: str
-    state: OrderState
-    completed_steps: list[str]
-    compensations: list[CompensationRecord]
 
 
 class OrderResult(BaseModel):

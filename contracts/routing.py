@@ -7,7 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from sagaworks.contracts.common import ProgressStatus, StrictModel, Text
+from sagaworks.contracts.common import StrictModel, Text
+from sagaworks import ProgressStatus
 
 Tier = Literal["admin", "premium", "standard"]
 Approval = Literal["not-required", "pending", "escalated", "approved", "rejected"]

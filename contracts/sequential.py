@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from sagaworks.contracts.common import ProgressStatus, StrictModel, Text
+from sagaworks.contracts.common import StrictModel, Text
+from sagaworks import StepTiming
 from sagaworks.contracts.text import Keywords, Sentiment, TextProfile
 
 SequentialStep = Literal["ingest", "process", "analyse", "report"]
@@ -41,19 +41,6 @@ class AnalysisResult(BaseModel):
     sentiment: Sentiment
 
 
-class StepTiming(BaseModel):
-    """One step as the workflow saw it: its outcome and its start and end (workflow time)."""
-
-    step: SequentialStep
-    outcome: str
-    started_at: datetime
-    finished_at: datetime
-
-    @property
-    def seconds(self) -> float:
-        return (self.finished_at - self.started_at).total_seconds()
-
-
 class ReportInput(StrictModel):
     steps: list[StepTiming]
     profile: TextProfile
@@ -67,8 +54,3 @@ class SequentialResult(BaseModel):
     profile: TextProfile
     analysis: AnalysisResult
 
-
-class SequentialStatus(ProgressStatus):
-    """``done``/``total`` count the four steps."""
-
-    completed_steps: list[SequentialStep]

@@ -41,7 +41,7 @@ from sagaworks.client.devserver import dev_server_command, wait_until_serving
 from sagaworks.client.observability import configure_logging
 from sagaworks.workflows.catalog import WORKFLOWS
 from sagaworks.workflows.cpu import cpu_queue
-from sagaworks.workflows.policies import DEFAULT_LLM_RATE_PER_SECOND, LLM_RATE_ENV, llm_task_queue
+from sagaworks.policies import DEFAULT_LLM_RATE_PER_SECOND, LLM_RATE_ENV, llm_task_queue
 
 log = logging.getLogger("sagaworks.worker")
 

@@ -34,7 +34,7 @@ from sagaworks.client.devserver import start_embedded
 from sagaworks.client.runs import start_run
 from tests.encryption import TEST_ENV
 from sagaworks.contracts.documents import DocumentInput
-from sagaworks.client.postmortem import restart_from_stage
+from sagaworks.client.postmortem import restart_from_stage, restart_run
 from tests.mcp_scenarios import MCP_SCENARIOS
 from tests.documents import SAMPLES, PoisonAwareProvider, start_document
 from tests.orders import make_order, reset_after, start_order, wait_for_status
@@ -151,9 +151,12 @@ RESTARTS: dict[str, tuple[str, str, Path | str | dict[str, Any]]] = {
     "restarted_news_digest": (
         "news-digest", "newsletter", {"name": "restarted", "feeds": [{"name": "notes", "url": str(FEEDS / "research-notes.rdf.xml")}]},
     ),
+    # Families on the step runner: the reused results come from the new run's memo.
+    "restarted_order": ("order", "reserve_inventory", "orders/order.json"),
+    "restarted_sequential": ("sequential", "analyse", "sequential/billing-retrospective.json"),
 }
 """One run per restartable family (plan-analysis: :func:`record_plans`), restarted at a
-middle stage: family, stage, and the document, the family's sample or the input it runs."""
+middle stage (or step): family, stage, and the document, the family's sample or the input it runs."""
 
 
 async def record_restarts(client: Client, task_queue: str, db: Database, out_dir: Path, only: str = "") -> list[Path]:
@@ -170,7 +173,7 @@ async def record_restarts(client: Client, task_queue: str, db: Database, out_dir
             request = fam.parse(source) if isinstance(source, dict) else fam.sample_input(source, uuid.uuid4().hex[:8])
             handle = await start_run(client, fam, request, task_queue=task_queue)
         await handle.result()
-        written.append(await _save(await restart_from_stage(client, handle.id, stage), new_history_path(out_dir, name)))
+        written.append(await _save(await restart_run(client, handle.id, stage), new_history_path(out_dir, name)))
     return written
 
 

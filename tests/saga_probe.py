@@ -13,7 +13,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from sagaworks.workflows.saga import Saga
+    from sagaworks import Saga
 
 
 class ProbeInput(BaseModel):
@@ -80,13 +80,22 @@ FAST_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts
 
 @workflow.defn
 class SagaProbeWorkflow:
+    def __init__(self) -> None:
+        self._saga = Saga()
+
+    @workflow.query
+    def state(self) -> str:
+        """The saga's own state: nothing in this workflow sets it."""
+        return self._saga.state
+
     @workflow.run
     async def run(self, probe: ProbeInput) -> list[int]:
         done: list[int] = []
-        async with Saga(
+        self._saga = Saga(
             parallel=probe.parallel,
             options={"start_to_close_timeout": timedelta(seconds=30), "retry_policy": FAST_RETRY},
-        ) as saga:
+        )
+        async with self._saga as saga:
             for n in range(1, probe.steps + 1):
                 arg = StepArg(
                     n=n,

@@ -9,7 +9,7 @@ from temporalio import workflow
 from temporalio.client import Client
 
 from sagaworks.activities.db import Database
-from sagaworks.contracts.common import ProgressStatus
+from sagaworks import ProgressStatus
 from sagaworks.workflows.catalog import FAMILIES, WORKFLOWS, Family, family, family_of_type
 from sagaworks.worker import running_worker
 

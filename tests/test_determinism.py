@@ -24,6 +24,10 @@ from sagaworks.worker import WORKFLOW_RUNNER_ENV, workflow_runner
 
 WORKFLOWS_DIR = Path(__file__).resolve().parents[1] / "workflows"
 
+ENGINE_DIR = WORKFLOWS_DIR.parent / "sagaworks"
+ENGINE_WORKFLOW_CODE = ("_saga.py", "_steps.py", "_concurrency.py", "_pause.py", "_models.py", "policies.py")
+"""The engine's modules that run inside workflows (the Saga helper, the step runner...)."""
+
 NOT_WORKFLOW_CODE = {"catalog.py"}
 """The registry of families: read by the CLI and the worker (it lists sample files), never
 imported by workflow code."""
@@ -63,6 +67,7 @@ def determinism_violations(source: str, filename: str = "<source>") -> list[str]
 def test_workflow_code_makes_no_nondeterministic_call() -> None:
     files = sorted(p for p in WORKFLOWS_DIR.glob("*.py") if p.name not in NOT_WORKFLOW_CODE)
     assert len(files) > 10
+    files += [ENGINE_DIR / name for name in ENGINE_WORKFLOW_CODE]
     violations = [v for p in files for v in determinism_violations(p.read_text(), p.name)]
     assert violations == []
 

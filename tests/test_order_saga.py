@@ -35,7 +35,7 @@ from tests.orders import (
     wait_until_held,
 )
 from sagaworks.worker import running_worker
-from sagaworks.workflows.saga import error_class
+from sagaworks import error_class
 from sagaworks.workflows.order import OrderFulfillmentSaga
 from sagaworks.workflows.catalog import WORKFLOWS
 from sagaworks.contracts.orders import (
@@ -49,7 +49,7 @@ from sagaworks.contracts.orders import (
     StepResult,
     order_workflow_id,
 )
-from sagaworks.contracts.common import SagaReport
+from sagaworks import SagaReport
 
 
 async def test_happy_path_completes_every_step(

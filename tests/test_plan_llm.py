@@ -18,7 +18,7 @@ from sagaworks.activities.plans.store import OutputStore
 from sagaworks.contracts.plans import PlanResult
 from tests.fake_chat_server import FakeChatServer, Reply, completion, fake_chat_server
 from tests.plans import SEMANTIC_ANSWER, llm_plan_settings, make_plan, plan_settings, plan_worker, start_plan
-from sagaworks.workflows.policies import llm_task_queue
+from sagaworks.policies import llm_task_queue
 
 MODEL = "groq:test-model"
 

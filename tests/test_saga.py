@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 
 import pytest
@@ -12,7 +13,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from tests.saga_probe import ProbeActivities, ProbeInput, SagaProbeWorkflow
-from sagaworks.contracts.common import SagaReport
+from sagaworks import SagaReport
 
 STEPS = 4
 
@@ -142,3 +143,37 @@ async def test_cancellation_during_step_k_compensates_and_ends_canceled(
     assert [e for e in acts.log if e.startswith("undo")] == [f"undo:{n}" for n in range(k - 1, 0, -1)]
     description = await handle.describe()
     assert description.status is not None and description.status.name == "CANCELED"
+
+
+@pytest.mark.parametrize(("probe", "state"), [
+    (ProbeInput(steps=2), "completed"),
+    (ProbeInput(steps=STEPS, fail_at=3), "failed"),
+])
+async def test_the_saga_tracks_how_the_run_ended(
+    time_skipping_env: WorkflowEnvironment, probe: ProbeInput, state: str
+) -> None:
+    env, acts = time_skipping_env, ProbeActivities()
+    async with _probe_worker(env, acts) as worker:
+        handle = await env.client.start_workflow(
+            SagaProbeWorkflow.run, probe, id=f"probe-{uuid.uuid4()}", task_queue=worker.task_queue
+        )
+        with contextlib.suppress(WorkflowFailureError):
+            await handle.result()
+        # The workflow never writes a state of its own: the saga's is the answer.
+        assert await handle.query(SagaProbeWorkflow.state) == state
+
+
+async def test_the_saga_says_canceled_after_a_cancel(time_skipping_env: WorkflowEnvironment) -> None:
+    env, acts = time_skipping_env, ProbeActivities()
+    async with _probe_worker(env, acts) as worker:
+        handle = await env.client.start_workflow(
+            SagaProbeWorkflow.run, ProbeInput(steps=STEPS, block_at=2), id=f"probe-{uuid.uuid4()}",
+            task_queue=worker.task_queue,
+        )
+        await asyncio.wait_for(acts.blocked.wait(), timeout=30)
+        assert await handle.query(SagaProbeWorkflow.state) == "running"
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+        assert await handle.query(SagaProbeWorkflow.state) == "canceled"
+    assert [e for e in acts.log if e.startswith("undo")] == ["undo:1"]

@@ -37,7 +37,7 @@ from sagaworks.contracts.support import (
     classify,
 )
 from tests.fake_chat_server import FakeChatServer, Reply, api_error, completion, fake_chat_server, retry_delay_of
-from sagaworks.workflows.policies import llm_task_queue
+from sagaworks.policies import llm_task_queue
 from sagaworks.workflows.support import SupportTicket
 
 NODE = shutil.which("node")

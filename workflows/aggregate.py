@@ -15,7 +15,7 @@ from typing import Any
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from sagaworks.workflows.common import Pausable
+from sagaworks import Pausable
 
 with workflow.unsafe.imports_passed_through():
     from sagaworks.contracts.aggregate import (
@@ -27,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
         plan_sources,
     )
     from sagaworks.workflows.mcp import McpTools
-    from sagaworks.workflows.policies import MCP_BUDGETS, mcp_call
+    from sagaworks.policies import MCP_BUDGETS, mcp_call
 
 ATTEMPTS = 2
 """Each item is tried twice: one retry for a transient fault, within the answer's patience."""

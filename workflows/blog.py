@@ -16,8 +16,8 @@ with workflow.unsafe.imports_passed_through():
     from sagaworks.activities.writing import WritingActivities
     from sagaworks.contracts.blog import BlogInput, BlogResult, BlogResume, BlogStatus, Citation, WritingInput
     from sagaworks.contracts.search import SearchInput
-    from sagaworks.workflows import policies
-    from sagaworks.workflows.common import Pausable
+    from sagaworks import policies
+    from sagaworks import Pausable
 
 STEPS = ("research", "outline", "draft", "review")
 

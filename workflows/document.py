@@ -26,9 +26,9 @@ with workflow.unsafe.imports_passed_through():
 
     from sagaworks.activities.documents import DocumentActivities
     from sagaworks.activities.errors import ErrorClass, is_invalid_input
-    from sagaworks.workflows import policies
-    from sagaworks.workflows.common import Pausable
-    from sagaworks.workflows.concurrency import run_to_completion, run_windowed
+    from sagaworks import policies
+    from sagaworks import Pausable
+    from sagaworks import run_to_completion, run_windowed
     from sagaworks.contracts.documents import (
         ChunkInput,
         DiscardInput,
@@ -49,7 +49,7 @@ with workflow.unsafe.imports_passed_through():
         document_id_for,
         document_workflow_id,
     )
-    from sagaworks.workflows.saga import Saga, error_class, reported_error
+    from sagaworks import Saga, error_class, reported_error
 
 SEGMENT_CHUNKS = 100
 """Chunks one workflow extracts itself; larger documents are split among children."""

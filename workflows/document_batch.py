@@ -13,9 +13,9 @@ with workflow.unsafe.imports_passed_through():
 
     from sagaworks.activities.documents import DocumentActivities
     from sagaworks.activities.errors import ErrorClass
-    from sagaworks.workflows import policies
-    from sagaworks.workflows.common import Pausable
-    from sagaworks.workflows.concurrency import run_windowed
+    from sagaworks import policies
+    from sagaworks import Pausable
+    from sagaworks import run_windowed
     from sagaworks.workflows.document import DocumentPipeline
     from sagaworks.contracts.documents import (
         BatchInput,
@@ -26,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
         document_id_for,
         document_workflow_id,
     )
-    from sagaworks.workflows.saga import error_class, reported_error
+    from sagaworks import error_class, reported_error
 
 
 @workflow.defn(failure_exception_types=[pydantic.ValidationError])

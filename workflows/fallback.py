@@ -16,8 +16,8 @@ from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from sagaworks.contracts.fallback import BranchOutcome
-    from sagaworks.workflows.policies import ActivityOptions
-    from sagaworks.workflows.saga import reported_error
+    from sagaworks.policies import ActivityOptions
+    from sagaworks import reported_error
 
 T = TypeVar("T")
 

@@ -14,8 +14,8 @@ with workflow.unsafe.imports_passed_through():
     from sagaworks.activities.search import SearchActivities
     from sagaworks.contracts.iterative import Best, IterativeInput, IterativeResult, IterativeStatus, Round
     from sagaworks.contracts.search import EvaluateInput, RefineInput, SearchInput
-    from sagaworks.workflows import policies
-    from sagaworks.workflows.common import Pausable
+    from sagaworks import policies
+    from sagaworks import Pausable
 
 
 @workflow.defn

@@ -13,7 +13,7 @@ JSON with field names.
 This adds what the workflow side needs: each server's tool list is listed once per run
 and recorded in history, arguments are validated against the tool's input schema before
 any call is scheduled, and every call gets a budget and retry policy from
-``workflows/policies.py``. A tool's own ``isError`` arrives as a non-retryable
+``sagaworks/policies.py``. A tool's own ``isError`` arrives as a non-retryable
 ``McpToolError`` (raised by the worker-side guard), and a tool that may write is refused
 before it is scheduled unless the configuration allows it for this run's family (the guard
 marks each listed tool with its decision).
@@ -30,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
 
     from sagaworks.activities.errors import validation_error
     from sagaworks.contracts.mcp import REFUSAL_KEY, McpToolOutput
-    from sagaworks.workflows.policies import MCP_LIST, ActivityOptions
+    from sagaworks.policies import MCP_LIST, ActivityOptions
 
 Tool = dict[str, Any]
 """An MCP ``Tool`` as the plugin's list-tools activity returns it (``name``, ``description``,

@@ -8,7 +8,7 @@ from typing import Any
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
-from sagaworks.workflows.common import Pausable
+from sagaworks import Pausable
 
 with workflow.unsafe.imports_passed_through():
     from sagaworks.contracts.mcp import (
@@ -21,7 +21,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from sagaworks.workflows.aggregate import failure_text
     from sagaworks.workflows.mcp import McpTools
-    from sagaworks.workflows.policies import mcp_call
+    from sagaworks.policies import mcp_call
 
 
 @workflow.defn

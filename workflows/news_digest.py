@@ -31,8 +31,8 @@ with workflow.unsafe.imports_passed_through():
         StoreDigestInput,
         SummariseInput,
     )
-    from sagaworks.workflows import policies
-    from sagaworks.workflows.common import Pausable
+    from sagaworks import policies
+    from sagaworks import Pausable
     from sagaworks.workflows.fallback import with_fallback
 
 STEPS = ("fetch", "select", "summarise", "newsletter", "store")

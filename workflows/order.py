@@ -12,9 +12,9 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError,
 with workflow.unsafe.imports_passed_through():
     import pydantic
 
+    from sagaworks import StepWorkflow, policies, run_to_completion
     from sagaworks.activities.errors import ErrorClass
     from sagaworks.activities.orders import OrderActivities
-    from sagaworks.workflows import policies
     from sagaworks.contracts.orders import (
         ORDER_STEPS,
         AccountInput,
@@ -24,19 +24,14 @@ with workflow.unsafe.imports_passed_through():
         NotificationInput,
         OrderInput,
         OrderResult,
-        OrderState,
         OrderStatus,
         ReserveInput,
         SealStepsInput,
         SealStepsResult,
         StepInput,
-        StepResult,
         UndoInput,
         order_workflow_id,
     )
-    from sagaworks.workflows.common import Pausable
-    from sagaworks.workflows.concurrency import run_to_completion
-    from sagaworks.workflows.saga import Saga
 
 
 CHECK_ITEMS_PATCH = "check-items-before-any-step"
@@ -57,11 +52,15 @@ class _Step:
     undo: Callable[..., Any]
     input: StepInput
 
+    @property
+    def undo_input(self) -> UndoInput:
+        return UndoInput(key=self.input.key, order_id=self.input.order_id, run_id=self.input.run_id)
+
 
 # A ValidationError while decoding the input fails the workflow (naming the field) instead
 # of failing the workflow task, which Temporal would retry forever.
 @workflow.defn(failure_exception_types=[pydantic.ValidationError])
-class OrderFulfillmentSaga(Pausable):
+class OrderFulfillmentSaga(StepWorkflow):
     """Create account -> charge -> notify -> reserve stock -> ship, or undo what was done.
 
     Each compensation is registered before its step runs, because a step can take effect
@@ -72,78 +71,49 @@ class OrderFulfillmentSaga(Pausable):
     the same rows (idempotently) and its compensations undo them. A run that fails or is
     cancelled first seals the steps it never reached (``seal_unreached_steps``): those the
     run before a reset took are undone too, the others can no longer take effect. (Every
-    run does it: whether a run was reset is not visible to its code in a replay.)
+    run does it: whether a run was reset is not visible to its code in a replay.) A run
+    restarted from a step (``saga restart ID --from STEP``) owns the rows of the run it
+    restarted, so its reused steps are undone like its own.
     """
 
     def __init__(self) -> None:
+        super().__init__()
         self._order_id = ""
-        self._state: OrderState = "running"
-        self._paused = False
-        self._current_step: str | None = None
-        self._completed: list[str] = []
-        self._saga = Saga()
 
     @workflow.run
     async def run(self, order: OrderInput) -> OrderResult:
         """Fulfil ``order``; on failure compensate and fail with a ``SagaCompensated`` error."""
         self._order_id = order.order_id
-        self._saga = Saga(parallel=order.parallel_compensation)
-        steps = self._plan(order)
+        plan = self._plan(order)
         references: dict[str, str] = {}
-        registered = 0
         # Short, idempotent, database-only steps: local activities unless the order says
         # otherwise (no server round trip per step; the README's rule).
         local_by_default = workflow.patched(LOCAL_STEPS_PATCH)
         local = local_by_default if order.local_steps is None else order.local_steps
-        execute = workflow.execute_local_activity if local else workflow.execute_activity
-        try:
+        async with self.steps.plan(ORDER_STEPS, local=local, parallel_compensation=order.parallel_compensation) as steps:
             if workflow.patched(CHECK_ITEMS_PATCH):
                 # An unknown SKU would otherwise surface at reserve_inventory, after the charge.
                 # (Runs from before LOCAL_STEPS_PATCH checked remotely, local steps or not.)
-                check = execute if local_by_default else workflow.execute_activity
+                check = workflow.execute_local_activity if local and local_by_default else workflow.execute_activity
                 await check(
                     OrderActivities.check_order_items,
                     CheckItemsInput(order_id=order.order_id, items=order.items),
                     summary="check items",
                     **policies.DATABASE_WRITE,
                 )
-            async with self._saga:
-                try:
-                    for index, step in enumerate(steps):
-                        if index and order.step_delay_seconds:
-                            await workflow.sleep(order.step_delay_seconds)
-                        await self._unpaused()
-                        self._current_step = self._saga.current_step = step.name
-                        workflow.set_current_details(
-                            f"step {index + 1}/{len(ORDER_STEPS)}: {step.name}"
-                        )
-                        self._register_undo(step)
-                        registered += 1
-                        # A cancel lets the running step finish before compensating it,
-                        # so the undo never races the step it undoes.
-                        result: StepResult = await run_to_completion(
-                            execute(step.run, step.input, summary=step.name, **policies.DATABASE_WRITE)
-                        )
-                        references[step.name] = result.reference
-                        self._completed.append(step.name)
-                        self._current_step = None
-                except BaseException as err:
-                    self._state = "compensating"
-                    workflow.set_current_details(f"compensating after {self._saga.current_step}")
-                    unreached = steps[registered:]
-                    compensates = isinstance(err, FailureError) or is_cancelled_exception(err)
-                    if unreached and compensates and workflow.patched(SEAL_UNREACHED_PATCH):
-                        for step in await self._taken_anyway(unreached):
-                            self._register_undo(step)
-                    raise
-        except BaseException as err:
-            self._state = "canceled" if is_cancelled_exception(err) else "failed"
-            raise
-        self._state, self._current_step = "completed", None
-        workflow.set_current_details("completed")
-        return OrderResult(
-            order_id=order.order_id, amount_cents=order.amount_cents, references=references
-        )
+            try:
+                for index, step in enumerate(plan):
+                    delay = order.step_delay_seconds if index else 0
+                    done = await steps.run(step.name, step.run, step.input, undo=step.undo, undo_arg=step.undo_input, delay=delay)
+                    references[step.name] = done.reference
+            except BaseException as err:
+                unreached = plan[len(steps.started) :]
+                compensates = isinstance(err, FailureError) or is_cancelled_exception(err)
+                if unreached and compensates and workflow.patched(SEAL_UNREACHED_PATCH):
+                    for taken in await self._taken_anyway(unreached):
+                        steps.saga.add_compensation(taken.undo, taken.undo_input, step=taken.name)
+                raise
+        return OrderResult(order_id=order.order_id, amount_cents=order.amount_cents, references=references)
 
     async def _taken_anyway(self, unreached: list[_Step]) -> list[_Step]:
         """Seal the steps this run never reached; return those that took effect anyway."""
@@ -166,13 +136,6 @@ class OrderFulfillmentSaga(Pausable):
             return unreached
         return [step for step in unreached if step.name in sealed.taken]
 
-    def _register_undo(self, step: _Step) -> None:
-        self._saga.add_compensation(
-            step.undo,
-            UndoInput(key=step.input.key, order_id=step.input.order_id, run_id=step.input.run_id),
-            step=step.name,
-        )
-
     def _plan(self, order: OrderInput) -> list[_Step]:
         # Keys derive from the order, not from whoever started the workflow: a second
         # workflow for the same order would otherwise charge it again.
@@ -187,56 +150,27 @@ class OrderFulfillmentSaga(Pausable):
         def common(name: str) -> dict[str, Any]:
             failure = order.inject_failure
             return {
-                "key": f"{workflow_id}:{name}",
+                "key": self.steps.key(name),
                 "order_id": order.order_id,
-                # The first run id survives a reset; the run id does not.
-                "run_id": workflow.info().first_execution_run_id,
+                "run_id": self.steps.origin_run_id,
                 "inject_failure": failure if failure and failure.step == name else None,
             }
 
         acts = OrderActivities
         return [
-            _Step(
-                "create_customer_account",
-                acts.create_customer_account,
-                acts.delete_customer_account,
-                AccountInput(email=order.customer_email, **common("create_customer_account")),
-            ),
-            _Step(
-                "charge_payment",
-                acts.charge_payment,
-                acts.refund_payment,
-                ChargeInput(amount_cents=order.amount_cents, **common("charge_payment")),
-            ),
-            _Step(
-                "send_notification",
-                acts.send_notification,
-                acts.send_cancellation_notice,
-                NotificationInput(recipient=order.customer_email, **common("send_notification")),
-            ),
-            _Step(
-                "reserve_inventory",
-                acts.reserve_inventory,
-                acts.release_inventory,
-                ReserveInput(items=order.items, **common("reserve_inventory")),
-            ),
-            _Step(
-                "create_shipping_label",
-                acts.create_shipping_label,
-                acts.void_shipping_label,
-                LabelInput(address=order.shipping_address, **common("create_shipping_label")),
-            ),
+            _Step("create_customer_account", acts.create_customer_account, acts.delete_customer_account,
+                  AccountInput(email=order.customer_email, **common("create_customer_account"))),
+            _Step("charge_payment", acts.charge_payment, acts.refund_payment,
+                  ChargeInput(amount_cents=order.amount_cents, **common("charge_payment"))),
+            _Step("send_notification", acts.send_notification, acts.send_cancellation_notice,
+                  NotificationInput(recipient=order.customer_email, **common("send_notification"))),
+            _Step("reserve_inventory", acts.reserve_inventory, acts.release_inventory,
+                  ReserveInput(items=order.items, **common("reserve_inventory"))),
+            _Step("create_shipping_label", acts.create_shipping_label, acts.void_shipping_label,
+                  LabelInput(address=order.shipping_address, **common("create_shipping_label"))),
         ]
 
     @workflow.query
     def status(self) -> OrderStatus:
-        """Current step, completed steps and compensations run so far."""
-        return OrderStatus(
-            order_id=self._order_id,
-            state=self._state,
-            current_step=self._current_step,
-            done=len(self._completed),
-            total=len(ORDER_STEPS),
-            completed_steps=list(self._completed),
-            compensations=self._saga.records,
-        )
+        """Current step, completed steps, their timings and compensations run so far."""
+        return OrderStatus(order_id=self._order_id, **dict(self.steps.status()))

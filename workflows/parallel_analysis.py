@@ -26,8 +26,8 @@ with workflow.unsafe.imports_passed_through():
     from sagaworks.activities.llm_analysis import ChatAnalysisActivities
     from sagaworks.contracts.parallel_analysis import ParallelAnalysisInput, ParallelAnalysisResult, ParallelAnalysisStatus
     from sagaworks.contracts.text import AnalysisPart, TextInput
-    from sagaworks.workflows import policies
-    from sagaworks.workflows.common import Pausable
+    from sagaworks import policies
+    from sagaworks import Pausable
     from sagaworks.workflows.cpu import current_cpu_queue
     from sagaworks.workflows.fallback import with_fallback
 

@@ -52,8 +52,8 @@ with workflow.unsafe.imports_passed_through():
         StageOutcome,
         stage_summary,
     )
-    from sagaworks.workflows import policies
-    from sagaworks.workflows.common import Pausable
+    from sagaworks import policies
+    from sagaworks import Pausable
 
 ALERT_LEVEL_KEY = SearchAttributeKey.for_keyword(ALERT_SEARCH_ATTRIBUTE)
 SEVERITY_ALERT: dict[str, AlertLevel] = {"LOW": "INFO", "MEDIUM": "WARNING", "HIGH": "ERROR", "CRITICAL": "CRITICAL"}

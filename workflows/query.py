@@ -35,8 +35,8 @@ with workflow.unsafe.imports_passed_through():
         VizInput,
         VizResult,
     )
-    from sagaworks.workflows import policies
-    from sagaworks.workflows.common import Pausable
+    from sagaworks import policies
+    from sagaworks import Pausable
 
 STEPS = ("health", "nlp", "data", "viz")
 ResultT = TypeVar("ResultT")

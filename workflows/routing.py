@@ -30,8 +30,8 @@ with workflow.unsafe.imports_passed_through():
         RoutingResult,
         RoutingStatus,
     )
-    from sagaworks.workflows import policies
-    from sagaworks.workflows.common import Pausable
+    from sagaworks import policies
+    from sagaworks import Pausable
 
 HANDLERS = {
     "admin": RoutingActivities.handle_admin,

@@ -27,7 +27,7 @@ from datetime import timedelta
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from sagaworks.workflows.common import Pausable
+from sagaworks import Pausable
 
 with workflow.unsafe.imports_passed_through():
     from sagaworks.activities.mcp_support import notify_escalation
@@ -56,7 +56,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from sagaworks.workflows.aggregate import failure_text
     from sagaworks.workflows.mcp import McpTools
-    from sagaworks.workflows.policies import LLM_PASS, MCP_BUDGETS, NOTIFY, llm_task_queue, mcp_call
+    from sagaworks.policies import LLM_PASS, MCP_BUDGETS, NOTIFY, llm_task_queue, mcp_call
 
 CLASSIFY_PATCH = "ticket-classify-activity"
 """Runs since this patch classify through the ``classify_ticket`` activity (LLM or rules);

@@ -23,7 +23,7 @@ from sagaworks.client.api.errors import ApiError, ErrorBody
 from sagaworks.client.api.events import run_events
 from sagaworks.client.api.models import Accepted, FailedRun, FamilyName, RunDescription, RunResult, RunsPage, StartedRun, UpdateResult
 from sagaworks.client.connection import ui_url
-from sagaworks.client.postmortem import RestartRefused, RunReport, restart_from_stage, run_report
+from sagaworks.client.postmortem import RestartRefused, RunReport, restart_run, run_report
 from sagaworks.client.trace import drop_results
 from sagaworks.client.runs import (
     RUN_STATES,
@@ -159,13 +159,14 @@ def build_router() -> APIRouter:
     )
     async def restart(
         request: Request, workflow_id: str,
-        from_stage: str = Query(..., max_length=64, description="The stage to resume at (the family's stage names)."),
+        from_stage: str = Query(..., max_length=64, description="The step (or stage) to resume at."),
+        force: bool = Query(False, description="Reuse steps the run compensated (their effects were undone)."),
     ) -> JSONResponse:
-        """A new run that resumes at ``from_stage``, taking over the outcomes of the stages
-        before it from this run's history (``saga restart ID --from-stage STAGE``)."""
+        """A new run that resumes at ``from_stage``, taking over the outcomes of the steps
+        before it from this run's history (``saga restart ID --from STEP [--force]``)."""
         client = temporal(request)
         try:
-            handle = await restart_from_stage(client, workflow_id, from_stage)
+            handle = await restart_run(client, workflow_id, from_stage, force=force)
         except RestartRefused as refused:
             raise ApiError(409, "RestartRefused", str(refused), field="from_stage") from None
         fam = await _family_of(client, handle.id)

@@ -22,7 +22,7 @@ from temporalio.service import RPCError
 from sagaworks.client.codec import EncryptionConfigError
 from sagaworks.client.connection import ui_url
 from sagaworks.client.runs import Outcome, failure_lines, query_progress, run_outcome, to_jsonable
-from sagaworks.contracts.common import ProgressStatus
+from sagaworks import ProgressStatus
 
 T = TypeVar("T")
 

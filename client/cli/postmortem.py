@@ -1,4 +1,4 @@
-"""``saga postmortem`` and ``saga restart``: what went wrong, and a new run from a stage."""
+"""``saga postmortem`` and ``saga restart``: what went wrong, and a new run from a step."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import typer
 
 from sagaworks.client.cli.output import fail, out, print_json, run_async
 from sagaworks.client.connection import connect, ui_url
-from sagaworks.client.postmortem import RestartRefused, postmortem, postmortem_markdown, restart_from_stage
+from sagaworks.client.postmortem import RestartRefused, postmortem, postmortem_markdown, restart_run, step_families
 from sagaworks.client.runs import RunConflict
 from sagaworks.workflows.catalog import FAMILIES
 
@@ -49,19 +49,22 @@ def postmortem_command(
 
 def restart(
     workflow_id: Annotated[str, typer.Argument(metavar="WORKFLOW_ID", help="A closed run of a restartable family.", show_default=False)],
-    from_stage: Annotated[str, typer.Option("--from-stage", metavar="STAGE", help="The family's stage to resume at: " + "; ".join(
-        f"{f.name}: {', '.join(f.restartable.stages)}" for f in FAMILIES if f.restartable is not None
-    ) + ".")],
+    from_step: Annotated[str, typer.Option("--from", "--from-stage", metavar="STEP", help=(
+        "The step to run again; the steps before it are reused from the run's history. Families on the step runner "
+        f"({', '.join(step_families())}): any step the run reached. Families with stages: "
+        + "; ".join(f"{f.name}: {', '.join(f.restartable.stages)}" for f in FAMILIES if f.restartable is not None) + "."
+    ))],
+    force: Annotated[bool, typer.Option("--force", help="Reuse steps the run compensated (their effects were undone).")] = False,
 ) -> None:
-    """Start a new run that resumes at STAGE, reusing the outcomes of the stages before it."""
+    """Start a new run that resumes at STEP, reusing the outcomes of the steps before it."""
 
     async def start() -> None:
         client = await connect()
         try:
-            handle = await restart_from_stage(client, workflow_id, from_stage)
+            handle = await restart_run(client, workflow_id, from_step, force=force)
         except (RestartRefused, RunConflict) as refused:
             raise fail(str(refused)) from None
-        out.print(f"restarted {handle.id} from {from_stage}: run {handle.result_run_id}", markup=False)
+        out.print(f"restarted {handle.id} from {from_step}: run {handle.result_run_id}", markup=False)
         out.print(f"UI: {ui_url(client, handle.id, handle.result_run_id)}", markup=False)
 
     run_async(start())

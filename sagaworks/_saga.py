@@ -13,6 +13,9 @@ failure and whose details hold a :class:`SagaReport`. On cancellation they run t
 from further cancellation, and the cancellation is re-raised so the workflow ends CANCELED.
 Any other exception (a bug in workflow code) compensates nothing: it fails the workflow task,
 and the workflow resumes where it was once a fixed worker is deployed.
+
+The saga tracks where the run stands (:attr:`Saga.state`), so a ``status`` query answers
+``failed`` or ``canceled`` once it ended so, without the workflow keeping its own state.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 from temporalio import workflow
 from temporalio.exceptions import (
@@ -32,9 +35,14 @@ from temporalio.exceptions import (
     is_cancelled_exception,
 )
 
-from sagaworks.contracts.common import CompensationRecord, SagaReport
-from sagaworks.workflows import policies
-from sagaworks.workflows.concurrency import run_to_completion
+from sagaworks._models import CompensationRecord, SagaReport
+from sagaworks import policies
+from sagaworks._concurrency import run_to_completion
+
+
+SagaState = Literal["running", "compensating", "completed", "failed", "canceled"]
+"""Where a saga stands: ``running`` until its block ends, ``compensating`` while it undoes
+its steps, then ``completed``, ``failed`` or ``canceled``."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,13 @@ class Saga:
         self.current_step: str | None = None
         """The step running now, if the caller says; the report names it when the failure
         does not (a local activity's failure carries no activity type)."""
+        self.state: SagaState = "running"
+        """Where the saga stands; set by the ``async with`` block as it ends."""
+
+    @property
+    def has_compensations(self) -> bool:
+        """Whether any compensation was registered (run or still pending)."""
+        return bool(self._pending or self._records)
 
     @property
     def records(self) -> list[CompensationRecord]:
@@ -136,13 +151,15 @@ class Saga:
         tb: TracebackType | None,
     ) -> bool:
         if exc is None:
+            self.state = "completed"
             return False
-        cancelled = is_cancelled_exception(exc)
-        if not (cancelled or isinstance(exc, (FailureError, asyncio.TimeoutError))):
+        if not ends_saga(exc):
             return False
+        self.state = "compensating"
         # A further cancellation must not interrupt compensation.
         await run_to_completion(self.compensate(), reraise_cancel=False)
-        if cancelled:
+        self.end(exc)
+        if is_cancelled_exception(exc):
             return False
         report = SagaReport(
             failed_step=_failed_step(exc) or self.current_step,
@@ -156,6 +173,17 @@ class Saga:
             type="SagaCompensated" if report.fully_compensated else "SagaCompensationFailed",
             non_retryable=True,
         ) from exc
+
+
+    def end(self, exc: BaseException) -> None:
+        """Record that the saga ended on ``exc``: ``canceled`` or ``failed``."""
+        self.state = "canceled" if is_cancelled_exception(exc) else "failed"
+
+
+def ends_saga(exc: BaseException) -> bool:
+    """Whether ``exc`` ends a saga (a failure, a timeout or a cancellation), rather than
+    failing the workflow task as a bug in workflow code does."""
+    return is_cancelled_exception(exc) or isinstance(exc, (FailureError, asyncio.TimeoutError))
 
 
 def _failed_step(err: BaseException) -> str | None:
