@@ -127,13 +127,8 @@ def database_errors() -> Iterator[None]:
 
 
 class QueryErrorClass(StrEnum):
-    """Error types of the query family, beside the taxonomy's classes.
+    """Error types of the query family, beside the taxonomy's classes (an open breaker's
+    is the engine's, ``sagaworks.CIRCUIT_OPEN``)."""
 
-    ``CircuitOpen`` is ours, named apart from pybreaker's ``CircuitBreakerError``.
-    """
-
-    CIRCUIT_OPEN = "CircuitOpen"
-    """A dependency's circuit breaker is open: fail fast (the workflow takes a fallback) or
-    wait for its trial time (``next_retry_delay``) where the step has none."""
     AGENT_UNAVAILABLE = "AgentUnavailable"
     """A required agent failed its pre-flight health check and has no fallback."""

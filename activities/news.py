@@ -21,7 +21,7 @@ from sqlalchemy import JSON, DateTime, String, Text, select
 from sqlalchemy.orm import Mapped, mapped_column
 from temporalio import activity
 
-from sagaworks.activities.db import Base, Database, _utcnow
+from sagaworks.activities.db import Base, Database, utcnow
 from sagaworks.activities.documents import DocumentSettings
 from sagaworks.activities.errors import ErrorClass, database_errors, error, validation_error
 from sagaworks.activities.text_analysis import split_sentences, textrank, words
@@ -68,7 +68,7 @@ class DigestRow(Base):
     name: Mapped[str] = mapped_column(String(100), index=True)
     markdown: Mapped[str] = mapped_column(Text)
     html: Mapped[str] = mapped_column(Text)
-    stored_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+    stored_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class SeenArticleRow(Base):
@@ -85,7 +85,7 @@ class FeedCacheRow(Base):
     __tablename__ = "news_feed_cache"
     url: Mapped[str] = mapped_column(String(2000), primary_key=True)
     articles: Mapped[list[dict]] = mapped_column(JSON)
-    fetched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_utcnow, onupdate=_utcnow)
+    fetched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
 
 def _plain(markup: str) -> str:

@@ -1,7 +1,7 @@
 """Order-fulfilment activities: five database-backed steps and their compensations.
 
-Every step and every compensation is idempotent per key (workflow id + step) through
-``db.apply_once`` / ``db.undo_once``, so a retry, a crash, a replay or a reset never
+Every step and every compensation is idempotent per key (workflow id + step) through the
+engine's exactly-once store (``sagaworks.apply_once`` / ``undo_once``), so a retry, a crash, a replay or a reset never
 charges, reserves or refunds twice, and a compensation that overtakes its step blocks it
 for good. Money movements are journaled in the payment ledger, one entry per charge or
 refund that took effect, so "charged twice" is something a check can see.
@@ -19,9 +19,8 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from sagaworks.activities.db import (
+from sagaworks import (
     DONE,
-    Base,
     Database,
     StepAlreadyCompensated,
     StepOwnedByAnotherRun,
@@ -30,6 +29,7 @@ from sagaworks.activities.db import (
     seal_once,
     undo_once,
 )
+from sagaworks.activities.db import Base
 from sagaworks.activities.errors import database_errors, validation_error
 from sagaworks.contracts.orders import (
     SAMPLE_INVENTORY,
@@ -240,7 +240,7 @@ class OrderActivities:
             CustomerAccount,
             step,
             lambda _s: CustomerAccount(
-                order_id=step.order_id, email=step.email, reference=_reference("acct", step.key)
+                saga_id=step.order_id, email=step.email, reference=_reference("acct", step.key)
             ),
         )
 
@@ -258,7 +258,7 @@ class OrderActivities:
                 LedgerEntry(order_id=step.order_id, payment_key=step.key, kind=CHARGE, amount_cents=step.amount_cents)
             )
             return Payment(
-                order_id=step.order_id, amount_cents=step.amount_cents, reference=_reference("pay", step.key)
+                saga_id=step.order_id, amount_cents=step.amount_cents, reference=_reference("pay", step.key)
             )
 
         return self._apply(Payment, step, charge)
@@ -271,7 +271,7 @@ class OrderActivities:
             assert isinstance(row, Payment) and row.amount_cents is not None
             row.refund_count += 1
             session.add(
-                LedgerEntry(order_id=row.order_id, payment_key=row.key, kind=REFUND, amount_cents=row.amount_cents)
+                LedgerEntry(order_id=row.saga_id, payment_key=row.key, kind=REFUND, amount_cents=row.amount_cents)
             )
 
         return self._undo(Payment, undo, refund)
@@ -283,7 +283,7 @@ class OrderActivities:
             Notification,
             step,
             lambda _s: Notification(
-                order_id=step.order_id, recipient=step.recipient, reference=_reference("msg", step.key)
+                saga_id=step.order_id, recipient=step.recipient, reference=_reference("msg", step.key)
             ),
         )
 
@@ -322,7 +322,7 @@ class OrderActivities:
                     non_retryable=True,
                 )
             return Reservation(
-                order_id=step.order_id, lines=lines, reference=_reference("res", step.key)
+                saga_id=step.order_id, lines=lines, reference=_reference("res", step.key)
             )
 
         return self._apply(Reservation, step, reserve)
@@ -351,7 +351,7 @@ class OrderActivities:
             ShippingLabel,
             step,
             lambda _s: ShippingLabel(
-                order_id=step.order_id, address=step.address, reference=_reference("trk", step.key)
+                saga_id=step.order_id, address=step.address, reference=_reference("trk", step.key)
             ),
         )
 
@@ -405,7 +405,7 @@ def invariant_violations(db: Database, outcomes: Mapping[str, str]) -> list[str]
                 if session.scalar(
                     select(func.count())
                     .select_from(model)
-                    .where(model.order_id == order_id, model.status == DONE)
+                    .where(model.saga_id == order_id, model.status == DONE)
                 )
             }
             charges = ledger.get(order_id, {}).get(CHARGE, 0)

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from pydantic import BaseModel, ValidationError
 from temporalio import activity
 
-from sagaworks.activities.db import Base, Database, _utcnow
+from sagaworks.activities.db import Base, Database, utcnow
 from sagaworks.activities.errors import ErrorClass, database_errors, error, validation_error
 from sagaworks.activities.writing import GroqChat
 from sagaworks.contracts.routing import Classification, HandledRequest, HandleInput, RejectionInput, RoutingInput, Tier
@@ -33,7 +33,7 @@ class RoutedRequestRow(Base):
     decided_by: Mapped[str | None] = mapped_column(String(200))
     response: Mapped[str] = mapped_column(Text)
     response_hours: Mapped[int | None] = mapped_column(Integer)
-    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 def classify(request: RoutingInput) -> Classification:

@@ -28,7 +28,7 @@ import time
 import uuid
 from pathlib import Path
 
-from sagaworks.activities.breakers import BreakerConfig
+from sagaworks._breakers import BreakerConfig
 from sagaworks.activities.db import Database
 from sagaworks.activities.plans.activities import READS, SAMPLE_PLANS, STAGE_FUNCTIONS, PlanSettings
 from sagaworks.activities.plans.common import StageContext

@@ -1,4 +1,5 @@
-"""Decide a pending approval (routing family): the ``approve``/``reject`` Temporal Updates.
+"""Decide a pending approval of any family that declares one: the ``approve``/``reject``
+Temporal Updates of :class:`sagaworks.ApprovalUpdates`.
 
 Shared by ``saga approve|reject`` and the HTTP API. The workflow's validator refuses a
 decision with no approval pending, no approver name, an approver outside the group asked,
@@ -11,11 +12,12 @@ from typing import Literal
 
 from temporalio.client import Client, WorkflowUpdateFailedError
 
-from sagaworks.contracts.routing import ApprovalAnswer, ApprovalDecision
+from sagaworks import ApprovalAnswer, ApprovalDecision
+from sagaworks.workflows.catalog import FAMILIES, family_of_type
 
 
 class DecisionRefused(Exception):
-    """The run refused the decision; the message says why."""
+    """The run refused the decision (or has no approval); the message says why."""
 
 
 async def decide(
@@ -27,6 +29,13 @@ async def decide(
 ) -> ApprovalAnswer:
     """Send ``approve`` or ``reject`` and wait until the run accepted it."""
     handle = client.get_workflow_handle(workflow_id)
+    workflow_type = (await handle.describe()).workflow_type
+    fam = family_of_type(workflow_type)
+    if fam is None or fam.approval is None:
+        with_one = ", ".join(f.name for f in FAMILIES if f.approval is not None) or "none"
+        raise DecisionRefused(
+            f"a {fam.name if fam else workflow_type} run waits for no approval (families with one: {with_one})"
+        )
     try:
         return await handle.execute_update(
             decision, ApprovalDecision(approver=approver, reason=reason), result_type=ApprovalAnswer

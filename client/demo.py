@@ -66,7 +66,7 @@ SERVED_AGENTS = {"viz": (devserver.VIZ_AGENT, devserver.start_viz_agent)}
 
 def _breaker(name: str) -> BreakerStatus:
     """Breaker ``name`` as every worker sees it (what `saga breakers` lists)."""
-    from sagaworks.activities.breakers import breaker_statuses
+    from sagaworks._breakers import breaker_statuses
 
     for status in breaker_statuses():
         if status.name == name:

@@ -24,6 +24,7 @@ from temporalio.common import SearchAttributeKey
 from temporalio.testing import WorkflowEnvironment
 
 from sagaworks.client.connection import DATA_CONVERTER
+from sagaworks import APPROVAL_SEARCH_ATTRIBUTE
 from sagaworks.contracts.plans import ALERT_SEARCH_ATTRIBUTE
 from sagaworks.contracts.support import SEARCH_ATTRIBUTES as TICKET_SEARCH_ATTRIBUTES
 
@@ -72,7 +73,9 @@ def temporal_binary() -> str:
     return _packaged_binary("temporal")
 
 
-SEARCH_ATTRIBUTES = (SearchAttributeKey.for_keyword(ALERT_SEARCH_ATTRIBUTE), *TICKET_SEARCH_ATTRIBUTES)
+SEARCH_ATTRIBUTES = (
+    SearchAttributeKey.for_keyword(ALERT_SEARCH_ATTRIBUTE), *TICKET_SEARCH_ATTRIBUTES, APPROVAL_SEARCH_ATTRIBUTE,
+)
 """Keyword search attributes the embedded server registers (another cluster needs
 ``temporal operator search-attribute create --name NAME --type Keyword``)."""
 
@@ -123,7 +126,7 @@ def dev_server_command(
     command += ["--headless"] if headless else ["--ui-port", str(ui_port)]
     if ui_codec_endpoint and not headless:
         command += ["--ui-codec-endpoint", ui_codec_endpoint]
-    # Custom search attributes: a plan run's alert level, tickets' queue fields.
+    # Custom search attributes: a plan run's alert level, tickets' queue fields, approvals.
     for key in SEARCH_ATTRIBUTES:
         command += ["--search-attribute", f"{key.name}=Keyword"]
     return command + server_tuning_args()

@@ -1,10 +1,11 @@
 """Risk view, post-mortem and restart-from-a-stage, all derived from Temporal's history.
 
-:func:`risk_view` reads a run's trace (``client.trace``): each stage step's decoded
-result carries the stage's assessment, mitigation and breaker state, each alert step's
-result the alert, and a failed step's summary names the stage (and the mitigation it
-was). :func:`postmortem` aggregates the views of one run or of every run a visibility
-query finds. :func:`restart_from_stage` starts a new run that takes over the stored
+:func:`postmortem` aggregates one run or every run a visibility query finds, of any family:
+failed steps, compensations, and retries by error class. For plan-analysis runs it adds
+their risk sections: :func:`risk_view` reads such a run's trace (``client.trace``): each
+stage step's decoded result carries the stage's assessment, mitigation and breaker state,
+each alert step's result the alert, and a failed step's summary names the stage (and the
+mitigation it was). :func:`restart_from_stage` starts a new run that takes over the stored
 outputs of the stages before a given one. Nothing here reads files we wrote on the side.
 """
 
@@ -19,7 +20,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
 from sagaworks.client.restart import RestartRefused, restart_from_step
 from sagaworks.client.runs import list_runs, start_run, status_name, visibility_query
-from sagaworks.client.trace import RunTrace, trace_markdown, trace_run
+from sagaworks.client.trace import RunTrace, TraceStep, trace_markdown, trace_run
 from sagaworks.contracts.plans import parse_stage_summary
 from sagaworks.workflows.catalog import FAMILIES, Family, Restartable, family, family_of_type
 
@@ -156,13 +157,27 @@ class Rate(BaseModel):
     rate: float
 
 
+COMPENSATION_SUMMARY = "compensate "
+"""How the saga helper names a compensation step (``compensate charge_payment``)."""
+
+
 class PostMortem(BaseModel):
-    """Failed stages, mitigation effectiveness, critical alerts, frequent risks."""
+    """Failed steps, compensations and retries of any run; for plan-analysis runs also
+    failed stages, mitigation effectiveness, critical alerts, frequent risks."""
 
     runs: list[str]
     statuses: dict[str, int]
     aborted: list[dict[str, str]]
     """Runs that failed, with the failure's type and message."""
+    failed_steps: list[dict[str, Any]]
+    """Every activity or child run that failed or timed out (workflow id, step, attempts, error)."""
+    compensations: list[dict[str, Any]]
+    """Every compensation a saga ran (workflow id, step, outcome, error)."""
+    retries_by_error_class: dict[str, int]
+    """Attempts Temporal retried, by the error class of the attempt before the last."""
+    risk_runs: int
+    """How many of the runs are plan-analysis runs (carry stage risk records): the
+    sections below are theirs, and printed only when there are some."""
     failed_stages: list[dict[str, Any]]
     """Every failed stage execution (workflow id, stage, error)."""
     mitigation_by_severity: dict[str, Rate]
@@ -179,12 +194,39 @@ def _rates(rows: list[MitigationRow], key: str) -> dict[str, Rate]:
     return {k: Rate(total=len(v), succeeded=sum(v), rate=round(sum(v) / len(v), 3)) for k, v in sorted(groups.items())}
 
 
-def postmortem_of(views: list[RiskView]) -> PostMortem:
+def _step_name(step: TraceStep) -> str:
+    return step.summary or step.name
+
+
+def _retries(traces: list[RunTrace]) -> dict[str, int]:
+    retried: Counter[str] = Counter()
+    for trace in traces:
+        for step in trace.steps:
+            if step.kind == "activity" and (step.attempts or 1) > 1:
+                retried[step.retried_error_type or "unknown"] += (step.attempts or 1) - 1
+    return dict(retried.most_common())
+
+
+def postmortem_of(traces: list[RunTrace]) -> PostMortem:
+    """The post-mortem of runs traced with ``payloads=True``."""
+    views = [risk_view(trace) for trace in traces]
     mitigations = [m for view in views for m in view.mitigations]
+    steps = [(t.workflow_id, s) for t in traces for s in t.steps if s.kind in ("activity", "local_activity", "child_workflow")]
     return PostMortem(
         runs=[f"{v.workflow_id}/{v.run_id}" for v in views],
         statuses=dict(Counter(v.status for v in views)),
         aborted=[{"workflow_id": v.workflow_id, "error_type": v.error_type or "", "error": v.error or ""} for v in views if v.status == "FAILED"],
+        failed_steps=[
+            {"workflow_id": wid, "step": _step_name(s), "attempts": s.attempts, "error_type": s.error_type, "error": s.error}
+            for wid, s in steps if s.outcome in ("failed", "timed_out")
+        ],
+        compensations=[
+            {"workflow_id": wid, "step": (s.summary or "").removeprefix(COMPENSATION_SUMMARY), "activity": s.name,
+             "outcome": s.outcome, "error": s.error}
+            for wid, s in steps if (s.summary or "").startswith(COMPENSATION_SUMMARY)
+        ],
+        retries_by_error_class=_retries(traces),
+        risk_runs=sum(1 for v in views if v.stages),
         failed_stages=[
             {"workflow_id": v.workflow_id, "stage": s.stage, "error_type": s.error_type, "error": s.error}
             for v in views for s in v.stages if s.outcome in ("failed", "timed_out")
@@ -210,20 +252,32 @@ async def postmortem(
     """The post-mortem of one run, or of the closed runs of a family started within ``since``
     (and matching the visibility ``query``, when given)."""
     if workflow_id is not None:
-        return postmortem_of([risk_view(await trace_run(client, workflow_id, payloads=True, depth=0))])
+        return postmortem_of([await trace_run(client, workflow_id, payloads=True, depth=0)])
     fam = family(family_name) if family_name else None
     clauses = ["ExecutionStatus != 'Running'"] + ([f"({query})"] if query else [])
     if since is not None:
         start = (datetime.now(timezone.utc) - since).strftime("%Y-%m-%dT%H:%M:%SZ")
         clauses.append(f"StartTime > '{start}'")
     rows = await list_runs(client, visibility_query(family=fam, query=" AND ".join(clauses)), limit=limit)
-    views = [risk_view(await trace_run(client, r["workflow_id"], run_id=r["run_id"], payloads=True, depth=0)) for r in rows]
-    return postmortem_of(views)
+    return postmortem_of([await trace_run(client, r["workflow_id"], run_id=r["run_id"], payloads=True, depth=0) for r in rows])
 
 
 def postmortem_markdown(report: PostMortem) -> str:
     lines = [f"## Post-mortem of {len(report.runs)} run(s)", "", "Statuses: " + ", ".join(f"{k} {v}" for k, v in report.statuses.items()), ""]
     lines += ["### Aborted runs", ""] + ([f"- {a['workflow_id']}: {a['error_type']}: {a['error']}" for a in report.aborted] or ["- none"])
+    lines += ["", "### Failed steps", ""] + (
+        [f"- {f['workflow_id']} {f['step']} (attempts {f['attempts'] or '-'}): {f['error_type']}: {f['error']}" for f in report.failed_steps]
+        or ["- none"]
+    )
+    lines += ["", "### Compensations", ""] + (
+        [f"- {c['workflow_id']} {c['step']} ({c['activity']}): {c['outcome']}" + (f": {c['error']}" if c["error"] else "")
+         for c in report.compensations] or ["- none"]
+    )
+    lines += ["", "### Retries by error class", ""] + (
+        [f"- {kind}: {count}" for kind, count in report.retries_by_error_class.items()] or ["- none"]
+    )
+    if not report.risk_runs:
+        return "\n".join(lines)
     lines += ["", "### Failed stages", ""] + (
         [f"- {f['workflow_id']} {f['stage']}: {f['error_type']}: {f['error']}" for f in report.failed_stages] or ["- none"]
     )

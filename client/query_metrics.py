@@ -4,7 +4,7 @@ The seed's KPIs (success rate by step, time per agent, retry attempt distributio
 from the recorded histories of recent runs (activities and local activities alike), not from counters
 kept on the side; live counters of the same things (``sagaworks_query_agent_*``,
 ``sagaworks_breaker_transitions``) are on the workers' Prometheus endpoint, and breaker
-activations are in :func:`activities.breakers.breaker_statuses` (``trips``).
+activations are in :func:`sagaworks.breaker_statuses` (``trips``).
 """
 
 from __future__ import annotations

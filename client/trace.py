@@ -40,6 +40,9 @@ class TraceStep(BaseModel):
     outcome: StepOutcome
     error_type: str | None = None
     error: str | None = None
+    retried_error_type: str | None = None
+    """The error class of the attempt before the last one, which Temporal retried (an
+    activity's history keeps only that one of the failures it retried)."""
     result: Any = None
     """The step's decoded result, when asked for (``payloads=True``)."""
     child: RunTrace | None = None
@@ -134,6 +137,8 @@ class _Builder:
         elif which == "activity_task_started_event_attributes":
             attrs = event.activity_task_started_event_attributes
             steps[attrs.scheduled_event_id].attempts = attrs.attempt
+            if attrs.HasField("last_failure"):
+                steps[attrs.scheduled_event_id].retried_error_type, _ = await self.error(attrs.last_failure)
         elif which in (
             "activity_task_completed_event_attributes",
             "activity_task_failed_event_attributes",

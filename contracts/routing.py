@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from sagaworks import ApprovalProgress, ApprovalState, ProgressStatus
 from sagaworks.contracts.common import StrictModel, Text
-from sagaworks import ProgressStatus
 
 Tier = Literal["admin", "premium", "standard"]
-Approval = Literal["not-required", "pending", "escalated", "approved", "rejected"]
 Escalation = Literal["auto-reject", "second-group"]
 
 
@@ -57,22 +55,6 @@ class Classification(BaseModel):
     """``rules``, or ``llm:MODEL``."""
 
 
-class ApprovalDecision(StrictModel):
-    """The argument of the ``approve`` and ``reject`` updates."""
-
-    approver: str
-    reason: str | None = None
-    """Required when rejecting."""
-
-
-class ApprovalAnswer(BaseModel):
-    """What an accepted ``approve``/``reject`` update returns to its caller."""
-
-    request_id: str
-    decision: Literal["approved", "rejected"]
-    approver: str
-
-
 class HandleInput(StrictModel):
     request_id: str
     requester: str
@@ -100,7 +82,7 @@ class RejectionInput(StrictModel):
 class RoutingResult(BaseModel):
     request_id: str
     classification: Classification
-    approval: Approval
+    approval: ApprovalState
     decided_by: str | None
     reason: str | None
     escalated: bool
@@ -111,12 +93,8 @@ class RoutingResult(BaseModel):
     """None when the request was rejected."""
 
 
-class RoutingStatus(ProgressStatus):
-    """``done``/``total`` count classify, approval (admin only) and handling."""
+class RoutingStatus(ProgressStatus, ApprovalProgress):
+    """``done``/``total`` count classify, approval (admin only) and handling; the
+    approval's fields are the engine's (``approval``, ``deadline``, ``approvers``...)."""
 
     tier: Tier | None
-    approval: Approval | None
-    deadline: datetime | None
-    """When the pending approval escalates (or is rejected)."""
-    approvers: list[str]
-    """Who may decide now (empty: anyone)."""

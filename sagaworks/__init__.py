@@ -6,9 +6,9 @@ The repository's ``workflows/``, ``activities/``, ``client/``, ``contracts/`` an
 ``activities.py`` never collides with them.
 """
 
-# --- The step runner, the Saga helper and their payloads -----------------------------------
-# Imported on first use (PEP 562): ``import sagaworks`` stays cheap for the CLI, and the
-# temporalio.workflow modules load only in processes that run or replay workflows.
+# The step runner, the Saga helper, approvals, breakers and the exactly-once store: loaded on
+# first use (PEP 562), so importing sagaworks (every CLI command does) costs neither the
+# Temporal SDK nor SQLAlchemy.
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -29,8 +29,50 @@ if TYPE_CHECKING:
     from sagaworks._saga import SAGA_ERROR_TYPES, Saga, SagaState, error_class, reported_error
     from sagaworks._steps import Steps, StepWorkflow
     from sagaworks.policies import ActivityOptions
+    # Explicit re-exports (``X as X``): the public names type checkers see.
+    from sagaworks._approval import (
+        APPROVAL_REFUSED as APPROVAL_REFUSED,
+        APPROVAL_SEARCH_ATTRIBUTE as APPROVAL_SEARCH_ATTRIBUTE,
+        Approval as Approval,
+        ApprovalAnswer as ApprovalAnswer,
+        ApprovalDeclaration as ApprovalDeclaration,
+        ApprovalDecision as ApprovalDecision,
+        ApprovalOutcome as ApprovalOutcome,
+        ApprovalProgress as ApprovalProgress,
+        ApprovalState as ApprovalState,
+        ApprovalUpdates as ApprovalUpdates,
+        Escalated as Escalated,
+        Escalation as Escalation,
+    )
+    from sagaworks._breakers import (
+        BreakerConfig as BreakerConfig,
+        Breakers as Breakers,
+        breaker_config as breaker_config,
+        breaker_env_key as breaker_env_key,
+        breaker_statuses as breaker_statuses,
+        read_breaker_statuses as read_breaker_statuses,
+    )
+    from sagaworks._circuit import (
+        CIRCUIT_OPEN as CIRCUIT_OPEN,
+        Guarded as Guarded,
+        guarded as guarded,
+        open_breaker as open_breaker,
+    )
+    from sagaworks._db import (
+        Database as Database,
+    )
+    from sagaworks._store import (
+        DONE as DONE,
+        UNDONE as UNDONE,
+        StepAlreadyCompensated as StepAlreadyCompensated,
+        StepOwnedByAnotherRun as StepOwnedByAnotherRun,
+        StepRecord as StepRecord,
+        apply_once as apply_once,
+        seal_once as seal_once,
+        undo_once as undo_once,
+    )
 
-_STEP_EXPORTS = {
+_LAZY: dict[str, str] = {
     "ActivityOptions": "sagaworks.policies",
     "CompensationRecord": "sagaworks._models",
     "Pausable": "sagaworks._pause",
@@ -51,21 +93,46 @@ _STEP_EXPORTS = {
     "restart_result_key": "sagaworks._models",
     "run_to_completion": "sagaworks._concurrency",
     "run_windowed": "sagaworks._concurrency",
+    **dict.fromkeys(
+        (
+            "APPROVAL_REFUSED", "APPROVAL_SEARCH_ATTRIBUTE", "Approval", "ApprovalAnswer", "ApprovalDeclaration",
+            "ApprovalDecision", "ApprovalOutcome", "ApprovalProgress", "ApprovalState", "ApprovalUpdates",
+            "Escalated", "Escalation",
+        ),
+        "sagaworks._approval",
+    ),
+    **dict.fromkeys(
+        (
+            "BreakerConfig", "Breakers", "breaker_config", "breaker_env_key", "breaker_statuses",
+            "read_breaker_statuses",
+        ),
+        "sagaworks._breakers",
+    ),
+    **dict.fromkeys(("CIRCUIT_OPEN", "Guarded", "guarded", "open_breaker"), "sagaworks._circuit"),
+    "Database": "sagaworks._db",
+    **dict.fromkeys(
+        (
+            "DONE", "UNDONE", "StepAlreadyCompensated", "StepOwnedByAnotherRun", "StepRecord", "apply_once",
+            "seal_once", "undo_once",
+        ),
+        "sagaworks._store",
+    ),
 }
 
-__all__ = ["policies", *_STEP_EXPORTS]
+
+__all__ = ["policies", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:
-    if name in _STEP_EXPORTS:
-        import importlib
-
-        value = getattr(importlib.import_module(_STEP_EXPORTS[name]), name)
-        globals()[name] = value  # once: later lookups do not come back here
-        return value
     if name == "policies":
         import importlib
 
         return importlib.import_module("sagaworks.policies")
-    raise AttributeError(f"module 'sagaworks' has no attribute {name!r}")
-# --- end of the step runner's exports ------------------------------------------------------
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sagaworks' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # once: later lookups do not come here
+    return value

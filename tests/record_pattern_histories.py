@@ -28,18 +28,17 @@ from sagaworks.contracts.parallel_analysis import ParallelAnalysisInput
 from sagaworks.contracts.routing import RoutingInput
 from sagaworks.contracts.sequential import SequentialInput
 from tests.corpus import store_documents
-from tests.orders import wait_for_status
+from tests.approval_probe import wait_for_approval_state
 from tests.record_histories import _save, new_history_path, record_into
 from sagaworks.worker import running_worker
 from sagaworks.workflows.catalog import SAMPLES
-from sagaworks.workflows.routing import RoutingWorkflow
 
 TEXT = (SAMPLES / "research" / "retries-and-backoff.md").read_text()
 FEEDS = SAMPLES / "feeds"
 
 
 async def _approve_when_pending(client: Client, handle: WorkflowHandle[Any, Any]) -> None:
-    await wait_for_status(handle, lambda s: s.approval == "pending", query=RoutingWorkflow.status)
+    await wait_for_approval_state(handle, "pending")
     await decide(client, handle.id, "approve", "alice")
 
 

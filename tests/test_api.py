@@ -17,7 +17,7 @@ import pytest
 import pytest_asyncio
 from markupsafe import escape
 
-from sagaworks.activities.breakers import BreakerConfig, Breakers
+from sagaworks._breakers import BreakerConfig, Breakers
 from sagaworks.activities.db import Database
 from sagaworks.client.api import ApiSettings
 from sagaworks.client.api.routes_ops import fresh_pollers
@@ -733,7 +733,8 @@ async def test_the_event_stream_waits_on_the_history_instead_of_polling(
     dev_client: Any, order_worker: Any, task_queue: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from sagaworks.client.api import events
-    from sagaworks.contracts.routing import ApprovalDecision, RoutingInput
+    from sagaworks import ApprovalDecision
+    from sagaworks.contracts.routing import RoutingInput
 
     described: list[str] = []
     real_describe = events.describe_run

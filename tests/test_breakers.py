@@ -5,13 +5,15 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.exceptions import ApplicationError
 
-from sagaworks.activities.breakers import BreakerConfig, Breakers, breaker_configs_from_env, breaker_statuses
+from sagaworks._breakers import BreakerConfig, Breakers, breaker_configs_from_env, breaker_statuses
 from sagaworks.activities.db import Database
 from sagaworks.activities.errors import ErrorClass, error
 
@@ -194,7 +196,7 @@ def test_thresholds_come_from_the_seed_and_the_environment() -> None:
 def test_the_api_reads_breakers_without_touching_the_schema(tmp_path: Path) -> None:
     from sqlalchemy import create_engine, inspect
 
-    from sagaworks.activities.breakers import read_breaker_statuses
+    from sagaworks._breakers import read_breaker_statuses
 
     engine = create_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
     assert read_breaker_statuses(engine) == []
@@ -204,3 +206,67 @@ def test_the_api_reads_breakers_without_touching_the_schema(tmp_path: Path) -> N
     assert [(s.name, s.state) for s in read_breaker_statuses(engine)] == [("viz", "closed")]
     db.dispose()
     engine.dispose()
+
+
+def test_a_breaker_of_any_name_is_configured_by_its_environment_variable(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sagaworks import CIRCUIT_OPEN, breaker_env_key
+
+    assert breaker_env_key("billing-api") == "SAGAWORKS_BREAKER_BILLING_API"
+    assert breaker_env_key("search.v2 eu") == "SAGAWORKS_BREAKER_SEARCH_V2_EU"
+    monkeypatch.setenv("SAGAWORKS_BREAKER_BILLING_API", "2/600")
+    database = Database(url)
+    try:
+        breakers = Breakers(database)  # the built-in names only: billing-api is new to it
+        assert [_fail(breakers, "billing-api").type for _ in range(2)] == ["ExternalError", "ExternalError"]
+        refused = _fail(breakers, "billing-api")  # open after the two failures the variable asks
+        assert (refused.type, refused.non_retryable) == (CIRCUIT_OPEN, True)
+        status = breakers.status("billing-api")
+        assert (status.state, status.fail_max, status.reset_timeout_seconds) == ("open", 2, 600)
+        assert "billing-api" in {s.name for s in breaker_statuses(database)}
+        # A breaker nobody configured gets the default thresholds.
+        assert breakers.status("search").fail_max == 5
+        with pytest.raises(ValueError, match="breaker name"):
+            breakers.call("-" * 3, lambda: None)
+    finally:
+        database.dispose()
+
+
+def test_a_bad_breaker_variable_of_any_name_stops_the_worker_at_start(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SAGAWORKS_BREAKER_BILLING_API", "two")
+    database = Database(url)
+    try:
+        with pytest.raises(SystemExit, match="SAGAWORKS_BREAKER_BILLING_API='two'"):
+            Breakers(database)
+    finally:
+        database.dispose()
+
+
+async def test_an_open_breaker_of_any_name_sends_the_step_to_its_fallback(
+    time_skipping_env: Any, task_queue: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from temporalio.worker import Worker
+
+    from tests.breaker_probe import BREAKER, BillingActivities, BillingProbe
+
+    monkeypatch.setenv("SAGAWORKS_BREAKER_BILLING_API", "2/600")
+    database = Database(f"sqlite:///{tmp_path / 'app.db'}")
+    billing = BillingActivities(Breakers(database))
+    client = time_skipping_env.client
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            async with Worker(
+                client, task_queue=task_queue, workflows=[BillingProbe],
+                activities=[billing.charge_by_api, billing.charge_later], activity_executor=pool,
+            ):
+                outcome = await client.execute_workflow(BillingProbe.run, 1250, id=f"billing-{task_queue}", task_queue=task_queue)
+        # Two attempts reached the dependency and opened the breaker; the third failed fast
+        # and the fallback ran instead, saying which breaker sent it there.
+        assert billing.calls == 2
+        assert (outcome.value, outcome.fallback_taken, outcome.breaker) == ("queued 1250 for later", True, BREAKER)
+        assert outcome.reason is not None and "circuit breaker billing-api is open" in outcome.reason
+    finally:
+        database.dispose()

@@ -264,7 +264,7 @@ async def test_unusable_encryption_keys_are_one_clear_line(saga, tmp_path: Path)
 
 
 async def test_breakers_lists_what_workers_share(tmp_path: Path) -> None:
-    from sagaworks.activities.breakers import BreakerConfig, Breakers
+    from sagaworks._breakers import BreakerConfig, Breakers
 
     url = f"sqlite:///{tmp_path / 'app.db'}"
     db = Database(url)

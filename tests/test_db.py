@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from sagaworks.activities.db import DONE, UNDONE, Database, apply_once, undo_once
+from sagaworks import DONE, UNDONE, Database, apply_once, undo_once
 from sagaworks.activities.orders import (
     CHARGE,
     REFUND,
@@ -23,7 +23,7 @@ from sagaworks.activities.orders import (
     invariant_violations,
     seed_inventory,
 )
-from sagaworks.contracts.orders import SAMPLE_INVENTORY, ChargeInput, SealStepsInput, UndoInput
+from sagaworks.contracts.orders import SAMPLE_INVENTORY, ChargeInput, LabelInput, SealStepsInput, UndoInput
 from tests.orders import ledger
 
 
@@ -108,7 +108,7 @@ def test_invariant_checker_reports_each_kind_of_violation(backend: Database) -> 
         session.add(LedgerEntry(order_id="o1", payment_key="wf1:charge", kind=CHARGE, amount_cents=500))
         session.add(LedgerEntry(order_id="o2", payment_key="wf2:charge", kind=REFUND, amount_cents=500))
         session.execute(update(InventoryItem).values(on_hand=InventoryItem.on_hand - 1))
-        session.add(Reservation(key="wf1:reserve", order_id="o1", status=DONE, lines={"WIDGET-1": 5}))
+        session.add(Reservation(key="wf1:reserve", saga_id="o1", status=DONE, lines={"WIDGET-1": 5}))
     violations = invariant_violations(backend, {"o1": "CANCELED"})
     assert violations == [
         "stock of WIDGET-1 not conserved: 99 on hand + 5 reserved != 100",
@@ -136,11 +136,11 @@ def test_concurrent_charges_of_one_key_apply_once(backend: Database) -> None:
 
 
 def test_a_step_belongs_to_the_run_that_applied_it(backend: Database) -> None:
-    from sagaworks.activities.db import StepOwnedByAnotherRun
+    from sagaworks import StepOwnedByAnotherRun
 
     _charge(backend, "order-o1:charge")  # applied by run-1
     with backend.transaction() as session, pytest.raises(StepOwnedByAnotherRun):
-        apply_once(session, Payment, "order-o1:charge", "run-2", lambda: Payment(order_id="o1", amount_cents=1))
+        apply_once(session, Payment, "order-o1:charge", "run-2", lambda: Payment(saga_id="o1", amount_cents=1))
     with backend.transaction() as session:
         # Another run's compensation leaves the charge alone.
         assert undo_once(session, Payment, "order-o1:charge", "o1", "run-2", lambda row: None) is False
@@ -169,5 +169,54 @@ def test_columns_added_by_newer_code_are_added_to_an_older_schema(tmp_path) -> N
         # A row from before ownership was recorded stays usable by the run that retries it.
         with db.transaction() as session:
             assert apply_once(session, Payment, "k", "run-9", lambda: Payment()).key == "k"
+    finally:
+        db.dispose()
+
+
+def test_the_store_renames_its_saga_column_keeping_old_rows(db_url: str) -> None:
+    """Step tables created when the saga column was called order_id keep their rows, their
+    tombstones and their ownership under the neutral name."""
+    from sqlalchemy import create_engine, inspect, text
+
+    old = create_engine(db_url)
+    with old.begin() as conn:  # the step tables as the release before the rename created them
+        for table, extra in [
+            ("customer_accounts", "email VARCHAR(254)"),
+            ("payments", "amount_cents INTEGER, refund_count INTEGER"),
+            ("notifications", "recipient VARCHAR(254), cancellation_sent_at TIMESTAMP"),
+            ("reservations", "lines JSON"),
+            ("shipping_labels", "address VARCHAR(500)"),
+        ]:
+            conn.execute(text(
+                f"CREATE TABLE {table} (key VARCHAR(200) PRIMARY KEY, order_id VARCHAR(64) NOT NULL, "
+                f"status VARCHAR(16) NOT NULL, reference VARCHAR(64), run_id VARCHAR(64), created_at TIMESTAMP, "
+                f"updated_at TIMESTAMP, {extra})"
+            ))
+            conn.execute(text(f"CREATE INDEX ix_{table}_order_id ON {table} (order_id)"))
+        conn.execute(text(
+            "INSERT INTO payments (key, order_id, status, reference, run_id, amount_cents, refund_count) "
+            "VALUES ('order-o1:charge_payment', 'o1', 'DONE', 'pay-1', 'run-1', 500, 0)"
+        ))
+        conn.execute(text(  # a tombstone: the label's compensation overtook it
+            "INSERT INTO shipping_labels (key, order_id, status, run_id) VALUES ('order-o1:label', 'o1', 'UNDONE', 'run-1')"
+        ))
+    old.dispose()
+    db = Database(db_url)
+    try:
+        columns = {c["name"] for c in inspect(db.engine).get_columns("payments")}
+        assert "saga_id" in columns and "order_id" not in columns
+        with db.transaction() as session:
+            payment = session.get(Payment, "order-o1:charge_payment")
+            assert payment is not None and (payment.saga_id, payment.amount_cents, payment.run_id) == ("o1", 500, "run-1")
+            session.add(LedgerEntry(order_id="o1", payment_key=payment.key, kind=CHARGE, amount_cents=500))
+        # The tombstone still blocks its step; the charge still belongs to its run.
+        with pytest.raises(ApplicationError, match="already compensated"):
+            ActivityEnvironment().run(OrderActivities(db).create_shipping_label, LabelInput(
+                key="order-o1:label", order_id="o1", run_id="run-1", address="1 Main St",
+            ))
+        assert _refund(db, "order-o1:charge_payment") is True
+        assert ledger(db, "o1") == {CHARGE: 1, REFUND: 1}
+        assert invariant_violations(db, {"o1": "FAILED"}) == []
+        Database(db_url).dispose()  # a second start finds nothing left to rename
     finally:
         db.dispose()

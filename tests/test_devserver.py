@@ -51,7 +51,7 @@ def test_the_dev_worker_calls_the_viz_agent_with_the_dev_breaker_profile(monkeyp
     }
     # A threshold the user configured wins over the dev profile.
     assert devserver.viz_agent_worker_env({"SAGAWORKS_BREAKER_VIZ": "5/60"})["SAGAWORKS_BREAKER_VIZ"] == "5/60"
-    from sagaworks.activities.breakers import BreakerConfig, breaker_configs_from_env
+    from sagaworks._breakers import BreakerConfig, breaker_configs_from_env
 
     assert breaker_configs_from_env(devserver.viz_agent_worker_env({}))["viz"] == BreakerConfig(3, 10)
 

@@ -15,11 +15,11 @@ from temporalio.worker import Worker
 from sagaworks.activities.db import Database
 from sagaworks.activities.documents import DocumentSettings
 from sagaworks.client.connection import TASK_QUEUE
+from sagaworks.contracts.orders import order_workflow_id
 from tests.test_cli import saga  # noqa: F401 (the fixture)
-from tests.orders import wait_for_status
+from tests.approval_probe import wait_for_approval_state
 from sagaworks.worker import running_worker
 from sagaworks.workflows.catalog import SAMPLES
-from sagaworks.workflows.routing import RoutingWorkflow
 
 
 @pytest_asyncio.fixture
@@ -38,7 +38,7 @@ async def test_approve_and_reject_from_the_command_line(saga, patterns_worker: W
     assert started.code == 0, started.stderr
     workflow_id = f"routing-{request_id}"
     handle = dev_client.get_workflow_handle(workflow_id)
-    await wait_for_status(handle, lambda s: s.approval == "pending", query=RoutingWorkflow.status, timeout=60)
+    await wait_for_approval_state(handle, "pending")
 
     outsider = await saga("approve", workflow_id, "--approver", "mallory")
     assert outsider.code == 1 and "mallory is not one of alice, bob" in outsider.stderr
@@ -51,6 +51,11 @@ async def test_approve_and_reject_from_the_command_line(saga, patterns_worker: W
 
     result = await saga("result", workflow_id, "--json")
     assert json.loads(result.stdout)["result"]["decided_by"] == "alice"
+    # A family that declares no approval is told so, naming those that do.
+    order = await saga("run", "order", "--input", str(SAMPLES / "orders/order.json"), "--set", f"order_id={request_id}")
+    assert order.code == 0, order.stderr
+    not_one = await saga("approve", order_workflow_id(request_id), "--approver", "alice")
+    assert not_one.code == 1 and "waits for no approval (families with one: routing)" in not_one.stderr, not_one.stderr
 
 
 async def test_schedule_commands_drive_a_news_digest_schedule(saga, patterns_worker: Worker, tmp_path: Path) -> None:  # noqa: F811

@@ -15,11 +15,12 @@ import pytest
 import pytest_asyncio
 from temporalio.client import Client
 
-from sagaworks.activities.breakers import BreakerConfig
+from sagaworks._breakers import BreakerConfig
 from sagaworks.activities.db import Database
 from sagaworks.client.postmortem import (
     RestartRefused,
     postmortem,
+    postmortem_markdown,
     restart_from_stage,
     risk_markdown,
     run_report,
@@ -70,6 +71,7 @@ async def test_the_risk_view_equals_what_the_run_did(dev_client: Client, worker:
     assert [f["stage"] for f in pm.failed_stages] == ["semantic", "causal", "financial", "dnp"]
     assert pm.critical_alerts == [] and pm.aborted == []
     assert dict(pm.frequent_risks)["INSUFFICIENT_TEXT"] == sum(1 for a in result.alerts if a.risk_id == "INSUFFICIENT_TEXT")
+    assert pm.risk_runs == 1 and "### Mitigation effectiveness by severity" in postmortem_markdown(pm)
 
 
 async def test_postmortem_over_a_family_counts_aborts_and_failed_mitigations(

@@ -15,7 +15,7 @@ import pytest_asyncio
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
-from sagaworks.activities.breakers import BreakerConfig
+from sagaworks._breakers import BreakerConfig
 from sagaworks.activities.db import Database
 from sagaworks.activities.plans.extraction import ocr_available
 from sagaworks.client.runs import list_runs, visibility_query

@@ -12,7 +12,7 @@ import pytest_asyncio
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError, CancelledError
 
-from sagaworks.activities.breakers import BreakerConfig, Breakers
+from sagaworks._breakers import BreakerConfig, Breakers
 from sagaworks.activities.db import Database
 from sagaworks.activities.errors import ErrorClass, error
 from sagaworks.activities.query.activities import QuerySettings, jittered_delay

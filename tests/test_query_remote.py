@@ -22,7 +22,7 @@ import httpx
 import pytest
 from temporalio.client import Client
 
-from sagaworks.activities.breakers import breaker_statuses
+from sagaworks._breakers import breaker_statuses
 from sagaworks.activities.db import Database
 from tests.queries import start_query
 from tests.workers import WorkerProcess

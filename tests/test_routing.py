@@ -18,7 +18,7 @@ from sagaworks.activities.routing import RoutedRequestRow
 from sagaworks.client.approvals import DecisionRefused, decide
 from sagaworks.client.devserver import temporal_binary
 from sagaworks.contracts.routing import RoutingInput, RoutingResult
-from tests.orders import wait_for_status
+from tests.approval_probe import wait_for_approval_state
 from sagaworks.worker import running_worker
 from sagaworks.workflows.catalog import family
 from sagaworks.workflows.routing import RoutingWorkflow
@@ -42,7 +42,9 @@ def _row(db: Database, request_id: str) -> RoutedRequestRow:
 
 
 async def _pending(handle: WorkflowHandle) -> None:
-    await wait_for_status(handle, lambda s: s.approval == "pending", query=RoutingWorkflow.status, timeout=60)
+    # The search attribute, not the status query: a query answered just before an Update
+    # can race the Update's acceptance (DESIGN.md, State, control and observability).
+    await wait_for_approval_state(handle, "pending")
 
 
 @pytest.mark.parametrize(
@@ -78,17 +80,23 @@ async def test_validators_refuse_bad_decisions_and_the_official_cli_approves(
                 await decide(dev_client, handle.id, decision, approver, reason)  # type: ignore[arg-type]
             assert refused.value.args[0].split(":")[0] in ("approver", "reason"), label
         # In a thread: the worker shares this event loop and must answer while the CLI waits.
-        approved = await asyncio.to_thread(
-            subprocess.run,
-            [
-                temporal_binary(), "workflow", "update", "execute",
-                "--address", dev_address,
-                "--workflow-id", handle.id,
-                "--name", "approve",
-                "--input", json.dumps({"approver": "bob"}),
-            ],
-            capture_output=True, text=True, timeout=60,
-        )
+        def official_cli(approver: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [
+                    temporal_binary(), "workflow", "update", "execute",
+                    "--address", dev_address,
+                    "--workflow-id", handle.id,
+                    "--name", "approve",
+                    "--input", json.dumps({"approver": approver}),
+                ],
+                capture_output=True, text=True, timeout=60,
+            )
+
+        # The official CLI shows a refusal as final, in the validator's words.
+        refused_by_cli = await asyncio.to_thread(official_cli, "mallory")
+        assert refused_by_cli.returncode != 0
+        assert "mallory is not one of alice, bob (type: ApprovalRefused, retryable: false)" in refused_by_cli.stderr
+        approved = await asyncio.to_thread(official_cli, "bob")
         assert approved.returncode == 0, approved.stderr
         assert "decision:approved" in approved.stdout
         result = await asyncio.wait_for(handle.result(), 60)
@@ -143,8 +151,9 @@ async def test_escalation_to_a_second_group_which_then_decides(
         handle = await _start(client, task_queue, request)
         await _pending(handle)
         await time_skipping_env.sleep(3601)  # past the first group's deadline
-        status = await wait_for_status(handle, lambda s: s.approval == "escalated", query=RoutingWorkflow.status)
-        assert status.approvers == ["cto"]
+        await wait_for_approval_state(handle, "escalated")
+        status = await handle.query(RoutingWorkflow.status)
+        assert (status.approvers, status.escalation) == (["cto"], "no decision within 1 h: escalated to cto")
         with pytest.raises(DecisionRefused, match="alice is not one of cto"):
             await decide(client, handle.id, "approve", "alice")
         await decide(client, handle.id, "approve", "cto")

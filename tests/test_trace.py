@@ -125,3 +125,34 @@ async def test_trace_of_an_encrypted_run_decodes_summaries_and_errors(
     assert "compensate charge_payment" in [step.summary for step in trace.steps]
     assert trace.error_type == "SagaCompensated" and "create_shipping_label" in (trace.error or "")
     assert next(s for s in trace.steps if s.name == "charge_payment").result["key"].endswith(":charge_payment")
+
+
+async def test_postmortem_of_order_runs_lists_steps_compensations_and_retries_without_risk_sections(
+    dev_client: Client, order_worker: Worker, task_queue: str
+) -> None:
+    from sagaworks.client.postmortem import postmortem, postmortem_markdown
+
+    failing = await start_order(dev_client, task_queue, make_order(inject_failure={"step": "create_shipping_label", "mode": "permanent"}))
+    with contextlib.suppress(WorkflowFailureError):
+        await failing.result()
+    retried = await start_order(
+        dev_client, task_queue, make_order(inject_failure={"step": "charge_payment", "mode": "transient", "attempts": 2})
+    )
+    await retried.result()
+
+    report = await postmortem(dev_client, workflow_id=failing.id)
+    assert [(f["step"], f["error_type"]) for f in report.failed_steps] == [("create_shipping_label", "InjectedFailure")]
+    assert [(c["step"], c["outcome"]) for c in report.compensations] == [
+        (step, "completed") for step in reversed(ORDER_STEPS)
+    ]
+    assert report.risk_runs == 0
+    text = postmortem_markdown(report)
+    assert "### Compensations" in text and "refund_payment" in text
+    for plan_section in ("Failed stages", "Mitigation effectiveness", "Critical alerts", "Most frequent risks"):
+        assert plan_section not in text, plan_section
+
+    again = await postmortem(dev_client, workflow_id=retried.id)
+    # The charge failed twice before it took: two retries, by the class the attempts reported.
+    assert again.retries_by_error_class == {"InjectedFailure": 2}
+    assert again.failed_steps == [] and again.compensations == []
+    assert "- InjectedFailure: 2" in postmortem_markdown(again)

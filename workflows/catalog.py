@@ -17,6 +17,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ValidationError
 from temporalio.common import WorkflowIDReusePolicy
 
+from sagaworks import ApprovalDeclaration
 from sagaworks.contracts.common import StageResume, text_key
 from sagaworks.contracts.aggregate import AggregateInput
 from sagaworks.contracts.documents import BatchInput, DocumentInput, DocumentResume, document_id_for, document_workflow_id
@@ -151,6 +152,15 @@ class Family(Generic[InputT]):
     """Why the deployment's configuration refuses an input (naming the setting), or None;
     clients ask before they start or schedule a run (:meth:`check_allowed`), and the worker
     refuses again what runs started any other way ask for."""
+    approval: ApprovalDeclaration | None = None
+    """Set for a family whose runs wait for a human decision (:class:`sagaworks.Approval`):
+    its ``approve`` and ``reject`` updates are then accepted, and ``saga approve|reject``,
+    the API and the console offer them in the declaration's words."""
+
+    def __post_init__(self) -> None:
+        if self.approval is not None:
+            missing = tuple(u for u in ("approve", "reject") if u not in self.updates)
+            object.__setattr__(self, "updates", (*self.updates, *missing))
 
     @property
     def accepts(self) -> tuple[str, ...]:
@@ -313,7 +323,11 @@ FAMILIES: tuple[Family[Any], ...] = (
             "routing/premium-request.json",
             "routing/standard-request.json",
         ),
-        updates=("approve", "reject"),
+        approval=ApprovalDeclaration(
+            subject="this admin request",
+            deadline="24 h unless the request says otherwise",
+            escalation="it is rejected, or asked of the second group the request names",
+        ),
         rerun_field="request_id",
         demo=(
             DemoRun("routing/premium-request.json"),

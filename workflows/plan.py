@@ -28,6 +28,7 @@ from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 with workflow.unsafe.imports_passed_through():
     import pydantic
 
+    from sagaworks import CIRCUIT_OPEN
     from sagaworks.contracts.plans import (
         ALERT_LEVELS,
         ALERT_SEARCH_ATTRIBUTE,
@@ -213,7 +214,7 @@ class PlanAnalysisWorkflow(Pausable):
                 raise  # a failure no risk explains fails the run as it is
             cause = f"{stage}: {kind}: {_message(err)}"
             await self._alert(request, SEVERITY_ALERT[risk.severity], stage, risk.id, f"{risk.name}: {cause}")
-            if kind == "CircuitOpen":
+            if kind == CIRCUIT_OPEN:
                 await self._alert(request, "CRITICAL", stage, risk.id, f"the {stage} breaker is open: failing fast into {risk.mitigation}")
             if risk.severity == "CRITICAL":
                 raise self._abort(risk, stage, _message(err)) from err

@@ -21,7 +21,7 @@ from typing import Any
 import structlog
 from temporalio import activity
 
-from sagaworks.activities.breakers import BreakerConfig, Breakers
+from sagaworks import BreakerConfig, Breakers
 from sagaworks.activities.db import Database
 from sagaworks.activities.errors import ErrorClass, error, validation_error
 from sagaworks.activities.liveness import keep_alive

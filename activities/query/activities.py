@@ -1,7 +1,7 @@
 """The query family's activities: health checks and the three agents, behind breakers.
 
 Each agent runs in-process unless its ``<AGENT>_AGENT_URL`` is set, then over HTTP. Every
-call to a dependency goes through its shared circuit breaker (``activities.breakers``):
+call to a dependency goes through its shared circuit breaker (``sagaworks.Breakers``):
 ``nlp`` (remote NLP agent) or ``llm`` (the Groq provider in-process), ``data``, ``viz``.
 Retryable failures carry a jittered ``next_retry_delay`` computed from the activity's own
 retry policy (Temporal's backoff has no jitter), so retries of many runs spread out.
@@ -21,9 +21,8 @@ from typing import Any, TypeVar
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from sagaworks.activities.breakers import Breakers
+from sagaworks import CIRCUIT_OPEN, Breakers
 from sagaworks.activities.db import Database
-from sagaworks.activities.errors import QueryErrorClass
 from sagaworks.activities.query.agents import DataAgent, OfflinePlanner, Planner, nlp_agent, planner_from_env, viz_agent
 from sagaworks.activities.query.dataset import DataSource, data_source_from_env
 from sagaworks.activities.query.remote import AgentClient
@@ -171,7 +170,7 @@ class QueryActivities:
             self.breakers.call(agent, client.health)
             up, detail = True, client.base_url
         except ApplicationError as err:
-            up, detail, waiting = False, err.message, err.type == QueryErrorClass.CIRCUIT_OPEN
+            up, detail, waiting = False, err.message, err.type == CIRCUIT_OPEN
         return AgentHealth(
             agent=agent,
             mode="remote",

@@ -124,7 +124,7 @@ def build_router() -> APIRouter:
         completed_query = run["family"] == "query" and outcome.status == "COMPLETED" and isinstance(data.get("result"), dict)
         return templates.TemplateResponse(request, "run.html", {
             "run": jsonable_encoder(run), "outcome": data,
-            "accepts": fam.accepts if fam else (), "updates": fam.updates if fam else (),
+            "accepts": fam.accepts if fam else (), "approval": fam.approval if fam else None,
             "query": query_view(data["result"]) if completed_query else None,
         })
 

@@ -29,7 +29,7 @@ from sagaworks.client.api.models import (
 )
 from sagaworks.client.api.errors import ApiError
 from sagaworks.client.api.routes_runs import ERRORS, RUN_ERRORS, temporal
-from sagaworks.activities.breakers import read_breaker_statuses
+from sagaworks._breakers import read_breaker_statuses
 from sagaworks.client.query_metrics import query_metrics
 from sagaworks.client.runs import count_runs
 from sagaworks.client.stats import activity_stats

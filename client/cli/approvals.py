@@ -1,4 +1,5 @@
-"""``saga approve|reject``: decide a routing run's pending approval (a Temporal Update)."""
+"""``saga approve|reject``: decide the pending approval of a run of any family that declares
+one (a Temporal Update)."""
 
 from __future__ import annotations
 
@@ -20,13 +21,13 @@ def _send(workflow_id: str, decision: str, approver: str, reason: str | None) ->
             answer = await decide(await connect(), workflow_id, decision, approver, reason)  # type: ignore[arg-type]
         except DecisionRefused as refused:
             raise fail(f"{workflow_id} refused the decision: {refused}") from None
-        out.print(f"{answer.request_id}: {answer.decision} by {answer.approver}", markup=False)
+        out.print(f"{answer.workflow_id}: {answer.decision} by {answer.approver}", markup=False)
 
     run_async(send())
 
 
 def approve(workflow_id: WorkflowId, approver: Approver) -> None:
-    """Approve a pending admin request."""
+    """Approve what a run waits for (any family that declares an approval)."""
     _send(workflow_id, "approve", approver, None)
 
 
@@ -35,7 +36,7 @@ def reject(
     approver: Approver,
     reason: Annotated[str, typer.Option("--reason", help="Why (required).", show_default=False)],
 ) -> None:
-    """Reject a pending admin request, saying why."""
+    """Reject what a run waits for, saying why."""
     _send(workflow_id, "reject", approver, reason)
 
 

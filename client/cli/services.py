@@ -152,7 +152,7 @@ def agent(
 
 def breakers(as_json: JsonFlag = False) -> None:
     """The shared circuit breakers of every worker (from the application database, DATABASE_URL)."""
-    from sagaworks.activities.breakers import breaker_statuses
+    from sagaworks._breakers import breaker_statuses
 
     statuses = breaker_statuses()
     if as_json:

@@ -92,8 +92,10 @@ function showApproval(progress) {
     document.getElementById("approvers").textContent = "by one of " + progress.approvers.join(", ");
   }
   if (progress.deadline) {
-    document.getElementById("approval-deadline").textContent = `until ${progress.deadline} (then it escalates)`;
+    // What a missed deadline does is the family's own declaration.
+    document.getElementById("approval-deadline").textContent = `until ${progress.deadline} (then ${section.dataset.escalation})`;
   }
+  document.getElementById("approval-escalation").textContent = progress.escalation || "";
 }
 
 function setupRun(section) {

@@ -1,22 +1,27 @@
 """Circuit breakers shared by every worker process, kept in the application database.
 
-One breaker per dependency (``nlp``, ``data``, ``viz`` agents and the ``llm`` provider).
-The state machine is pybreaker's; its state lives in the ``circuit_breakers`` table
+One breaker per dependency, under any name (the built-in families use ``nlp``, ``data``,
+``viz``, ``llm`` and ``plan-<stage>``). The state machine is pybreaker's; its state lives in the ``circuit_breakers`` table
 through :class:`DatabaseStorage`, so a breaker that one worker opens is open for all.
 Transitions are conditional UPDATEs: of two processes racing to open a breaker or to
 claim its half-open trial, exactly one changes the row, and only that one logs and
 counts the transition.
 
 Breakers live in activities only: they read clocks and the database, which workflow code
-must not. Thresholds default to the seed's figures and are configurable per breaker with
-``SAGAWORKS_BREAKER_<NAME>=<failures>/<recovery seconds>`` (e.g. ``SAGAWORKS_BREAKER_VIZ=5/60``).
+must not (the workflow's side, a fallback when a breaker is open, is ``sagaworks.guarded``).
+Every breaker is configurable by name with ``SAGAWORKS_BREAKER_<NAME>=<failures>/<recovery
+seconds>``, the name upper-cased with each run of other characters than letters and digits
+made one ``_`` (``billing-api`` -> ``SAGAWORKS_BREAKER_BILLING_API=5/60``); without it a
+breaker has its configured thresholds, else the seed's figures for the built-in names, else
+:data:`DEFAULT_BREAKER`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -40,8 +45,8 @@ from sqlalchemy.exc import IntegrityError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from sagaworks.activities.db import Database
-from sagaworks.activities.errors import QueryErrorClass
+from sagaworks._circuit import CIRCUIT_OPEN
+from sagaworks._db import Database
 from sagaworks.contracts.breakers import BreakerStatus
 
 log = logging.getLogger("sagaworks.breakers")
@@ -67,24 +72,52 @@ DEFAULT_BREAKERS: dict[str, BreakerConfig] = {
 }
 """The seed's thresholds: nlp 5 failures / 60 s, data 3 / 120 s, viz 5 / 60 s."""
 
+DEFAULT_BREAKER = BreakerConfig(5, 60)
+"""The thresholds of a breaker configured nowhere."""
 
-def breaker_configs_from_env(environ: dict[str, str] | None = None) -> dict[str, BreakerConfig]:
-    """:data:`DEFAULT_BREAKERS` with ``SAGAWORKS_BREAKER_<NAME>`` overrides applied."""
+ENV_PREFIX = "SAGAWORKS_BREAKER_"
+MAX_NAME_LENGTH = 32
+"""Names are the key of the ``circuit_breakers`` table."""
+
+
+def breaker_env_key(name: str) -> str:
+    """The environment variable that configures breaker ``name``."""
+    return ENV_PREFIX + re.sub(r"[^0-9A-Za-z]+", "_", name).strip("_").upper()
+
+
+def _checked_name(name: str) -> str:
+    if not name.strip() or len(name) > MAX_NAME_LENGTH or not re.search(r"[0-9A-Za-z]", name):
+        raise ValueError(f"breaker name {name!r}: 1 to {MAX_NAME_LENGTH} characters, at least one letter or digit")
+    return name
+
+
+def breaker_config(
+    name: str, configured: Mapping[str, BreakerConfig] | None = None, environ: Mapping[str, str] | None = None
+) -> BreakerConfig:
+    """Breaker ``name``'s thresholds: its environment variable (:func:`breaker_env_key`),
+    else ``configured[name]``, else :data:`DEFAULT_BREAKERS`, else :data:`DEFAULT_BREAKER`."""
     env = os.environ if environ is None else environ
-    configs = dict(DEFAULT_BREAKERS)
-    for name in configs:
-        key = f"SAGAWORKS_BREAKER_{name.upper()}"
-        raw = env.get(key)
-        if not raw:
-            continue
-        try:
-            failures, seconds = raw.split("/")
-            configs[name] = BreakerConfig(int(failures), float(seconds))
-        except ValueError:
-            raise SystemExit(f"{key}={raw!r}: expected <failures>/<recovery seconds>, e.g. 5/60") from None
-        if configs[name].fail_max < 1 or configs[name].reset_timeout <= 0:
-            raise SystemExit(f"{key}={raw!r}: failures must be >= 1 and seconds > 0")
-    return configs
+    key = breaker_env_key(_checked_name(name))
+    raw = env.get(key)
+    if not raw:
+        return (configured or {}).get(name) or DEFAULT_BREAKERS.get(name) or DEFAULT_BREAKER
+    return _parsed(key, raw)
+
+
+def _parsed(key: str, raw: str) -> BreakerConfig:
+    try:
+        failures, seconds = raw.split("/")
+        config = BreakerConfig(int(failures), float(seconds))
+    except ValueError:
+        raise SystemExit(f"{key}={raw!r}: expected <failures>/<recovery seconds>, e.g. 5/60") from None
+    if config.fail_max < 1 or config.reset_timeout <= 0:
+        raise SystemExit(f"{key}={raw!r}: failures must be >= 1 and seconds > 0")
+    return config
+
+
+def breaker_configs_from_env(environ: Mapping[str, str] | None = None) -> dict[str, BreakerConfig]:
+    """:data:`DEFAULT_BREAKERS` with their ``SAGAWORKS_BREAKER_<NAME>`` overrides applied."""
+    return {name: breaker_config(name, environ=environ) for name in DEFAULT_BREAKERS}
 
 
 _metadata = MetaData()
@@ -277,22 +310,40 @@ def _is_business_error(err: BaseException) -> bool:
 class Breakers:
     """Every breaker, over one application database."""
 
-    def __init__(self, db: Database, configs: dict[str, BreakerConfig] | None = None) -> None:
+    def __init__(self, db: Database, configs: Mapping[str, BreakerConfig] | None = None) -> None:
+        """Serve breakers from ``db``; ``configs`` gives thresholds by name (default: the
+        built-in names'), each overridden by its environment variable. Any other name is
+        configured on its first call."""
         self._db = db
-        self.configs = configs if configs is not None else breaker_configs_from_env()
+        # Every breaker variable is checked now, at the worker's start, not at a first call.
+        for key, raw in os.environ.items():
+            if key.startswith(ENV_PREFIX) and raw:
+                _parsed(key, raw)
+        self.configs = {
+            name: breaker_config(name, configs) for name in (configs if configs is not None else DEFAULT_BREAKERS)
+        }
         _metadata.create_all(db.engine)
         for name, config in self.configs.items():
             _ensure_row(db, name, config)
 
-    def call(self, name: str, func: Callable[..., T], *args: Any, fallback: bool = True) -> T:
-        """``func(*args)`` through breaker ``name``.
+    def config(self, name: str) -> BreakerConfig:
+        """Breaker ``name``'s thresholds; a name first seen here gets its row now."""
+        config = self.configs.get(name)
+        if config is None:
+            config = self.configs[name] = breaker_config(name)
+            _ensure_row(self._db, name, config)
+        return config
 
-        An open breaker raises a ``CircuitOpen`` error without calling ``func``:
-        non-retryable when the caller has a fallback (``fallback=True``), else retryable
-        with ``next_retry_delay`` set to the breaker's trial time, so the next attempt is
-        the trial instead of another fast failure.
+    def call(self, name: str, func: Callable[..., T], *args: Any, fallback: bool = True) -> T:
+        """``func(*args)`` through breaker ``name`` (any name: see :func:`breaker_config`).
+
+        An open breaker raises a :data:`~sagaworks.CIRCUIT_OPEN` error without calling
+        ``func``, its details the breaker's status: non-retryable when the caller has a
+        fallback (``fallback=True``; ``sagaworks.guarded`` takes it), else retryable with
+        ``next_retry_delay`` set to the breaker's trial time, so the next attempt is the
+        trial instead of another fast failure.
         """
-        config = self.configs[name]
+        config = self.config(name)
         # A breaker object per call: pybreaker holds its lock for the whole call, which
         # would serialise every call of a process. The state is in the database anyway.
         breaker = _SharedBreaker(DatabaseStorage(self._db, name), config, [_is_business_error])
@@ -308,7 +359,7 @@ class Breakers:
             raise ApplicationError(
                 f"circuit breaker {name} is {status.state}: {err}",
                 status.model_dump(mode="json"),
-                type=QueryErrorClass.CIRCUIT_OPEN,
+                type=CIRCUIT_OPEN,
                 non_retryable=fallback,
                 next_retry_delay=None if fallback else wait,
             ) from None
@@ -318,7 +369,7 @@ class Breakers:
         return status
 
     def _unused(self, name: str) -> BreakerStatus:
-        config = self.configs[name]
+        config = self.config(name)
         return BreakerStatus(
             name=name,
             state="closed",
