@@ -1,0 +1,107 @@
+"""Graphs the LangGraph bridge's tests run, and a worker serving them (``python -m
+tests.langgraph_graphs ADDRESS TASK_QUEUE``, killed by the crash test)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+from typing import Any, TypedDict
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import interrupt
+from pydantic import BaseModel
+from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
+from temporalio.worker import Worker
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples" / "langgraph"))
+
+from sagaworks.langgraph import GraphFamily, register_graph  # noqa: E402
+from sagaworks_graphs.families import document_graph, routing_graph  # noqa: E402
+
+
+class OrderState(TypedDict, total=False):
+    journal: str
+    gate: str
+    fail_at: str
+    steps: list[str]
+    decision: str
+
+
+class OrderInput(BaseModel):
+    journal: str
+    gate: str = ""
+    fail_at: str = ""
+
+
+def _write(state: OrderState, line: str) -> None:
+    with open(state["journal"], "a") as f:
+        f.write(line + "\n")
+
+
+def _step(name: str):  # noqa: ANN202
+    def node(state: OrderState) -> dict[str, Any]:
+        if state.get("fail_at") == name:
+            raise ApplicationError(f"{name} refused", type="InvalidInput", non_retryable=True)
+        if name == "pack" and state.get("gate"):
+            # Held here until the test creates the gate file (the crash test kills the worker meanwhile).
+            while not Path(state["gate"]).exists():
+                time.sleep(0.05)
+        _write(state, name)
+        return {"steps": [*state.get("steps", []), name]}
+
+    node.__name__ = name
+    return node
+
+
+def _undo(name: str):  # noqa: ANN202
+    def undo(state: OrderState) -> None:
+        _write(state, f"undo {name}")
+
+    return undo
+
+
+def confirm(state: OrderState) -> dict[str, Any]:
+    answer = interrupt({"confirm": state.get("steps", [])})
+    return {"decision": "yes" if answer["approved"] else "no"}
+
+
+def order_builder(with_confirm: bool = False) -> StateGraph:
+    names = ["reserve", "charge", "pack", "ship", "notify"]
+    graph = StateGraph(OrderState)
+    for name in names:
+        graph.add_node(name, _step(name))
+    chain = [START, *names[:2], *(["confirm"] if with_confirm else []), *names[2:], END]
+    if with_confirm:
+        graph.add_node("confirm", confirm)
+    for a, b in zip(chain, chain[1:]):
+        graph.add_edge(a, b)
+    return graph
+
+
+UNDO = {n: _undo(n) for n in ("reserve", "charge", "pack")}
+order_graph = register_graph("order-graph", order_builder(), input_model=OrderInput, undo=UNDO)
+confirmed_order_graph = register_graph("confirmed-order-graph", order_builder(True), input_model=OrderInput, undo=UNDO)
+
+GRAPHS: list[GraphFamily] = [document_graph, routing_graph, order_graph, confirmed_order_graph]
+
+
+def worker(client: Client, task_queue: str) -> Worker:
+    return Worker(
+        client, task_queue=task_queue,
+        workflows=[g.workflow for g in GRAPHS],
+        activities=[a for g in GRAPHS for a in g.activities],
+    )
+
+
+async def _serve(address: str, task_queue: str) -> None:
+    from sagaworks.client.connection import DATA_CONVERTER
+
+    client = await Client.connect(address, data_converter=DATA_CONVERTER)
+    await worker(client, task_queue).run()
+
+
+if __name__ == "__main__":
+    asyncio.run(_serve(sys.argv[1], sys.argv[2]))
