@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -13,6 +14,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import interrupt
 from pydantic import BaseModel
 from temporalio.client import Client
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
@@ -82,8 +84,13 @@ def order_builder(with_confirm: bool = False) -> StateGraph:
 
 
 UNDO = {n: _undo(n) for n in ("reserve", "charge", "pack")}
-order_graph = register_graph("order-graph", order_builder(), input_model=OrderInput, undo=UNDO)
-confirmed_order_graph = register_graph("confirmed-order-graph", order_builder(True), input_model=OrderInput, undo=UNDO)
+# A short start-to-close: an attempt lost with a killed worker is retried within seconds.
+QUICK = {"start_to_close_timeout": timedelta(seconds=3),
+         "retry_policy": RetryPolicy(initial_interval=timedelta(milliseconds=100), maximum_attempts=5)}
+order_graph = register_graph("order-graph", order_builder(), input_model=OrderInput, undo=UNDO,
+                             default_options=QUICK)
+confirmed_order_graph = register_graph("confirmed-order-graph", order_builder(True), input_model=OrderInput,
+                                       undo=UNDO, default_options=QUICK)
 
 GRAPHS: list[GraphFamily] = [document_graph, routing_graph, order_graph, confirmed_order_graph]
 

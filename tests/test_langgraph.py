@@ -1,0 +1,206 @@
+"""The LangGraph bridge: a plain LangGraph graph run durably (sagaworks.langgraph)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import WorkflowHistory
+from temporalio.exceptions import ApplicationError, CancelledError
+from temporalio.worker import Replayer, Worker
+
+from sagaworks import ApprovalDecision
+from sagaworks.langgraph import restart_graph
+from tests.langgraph_graphs import (
+    GRAPHS,
+    OrderInput,
+    confirmed_order_graph,
+    document_graph,
+    order_graph,
+    routing_graph,
+    worker,
+)
+from sagaworks_graphs import document as doc  # noqa: E402 (on sys.path through tests.langgraph_graphs)
+from sagaworks_graphs import routing as rt
+from sagaworks_graphs.families import DocumentInput, RoutingInput
+
+HISTORIES = Path(__file__).parent / "histories" / "langgraph"
+TEXT = "Durable Execution\nTemporal keeps workflow state durable across crashes.\n" + "Saga compensation undoes steps. " * 30
+
+
+@pytest_asyncio.fixture
+async def graph_worker(dev_client: Client, task_queue: str, tmp_path: Path,
+                       monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Worker]:
+    monkeypatch.setenv(doc.STORE_DIR_ENV, str(tmp_path / "store"))
+    async with worker(dev_client, task_queue) as w:
+        yield w
+
+
+def node_runs(history: WorkflowHistory, graph: str) -> Counter[str]:
+    """How many times each node's activity was scheduled in a run."""
+    return Counter(
+        e.activity_task_scheduled_event_attributes.activity_type.name.removeprefix(f"{graph}.")
+        for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    )
+
+
+async def decide(handle: WorkflowHandle[Any, Any], update: str, decision: ApprovalDecision) -> None:
+    """Send the decision; a refusal because nothing waits yet means "not yet" (never a query first)."""
+    while True:
+        try:
+            await handle.execute_update(update, decision)
+            return
+        except WorkflowUpdateFailedError as err:
+            assert isinstance(err.cause, ApplicationError) and "no approval is pending" in err.cause.message, err
+            await asyncio.sleep(0.05)
+
+
+async def test_invoke_and_sagaworks_end_in_the_same_state(dev_client: Client, task_queue: str,
+                                                           graph_worker: Worker, tmp_path: Path) -> None:
+    for document in (DocumentInput(document_id="doc-1", text=TEXT), DocumentInput(document_id="doc-2", text=" ")):
+        expected = doc.graph.invoke(document.model_dump())
+        handle = await dev_client.start_workflow(document_graph.workflow.run, document,
+                                                 id=f"doc-{uuid.uuid4()}", task_queue=task_queue)
+        result = await handle.result()
+        state = (await handle.query("status"))["values"]
+        assert state == expected
+        assert result.status == expected["status"]
+        runs = node_runs(await handle.fetch_history(), "document-graph")
+        assert set(runs) == ({"validate", "parse", "chunk", "extract", "store"} if expected["status"] == "stored"
+                             else {"validate", "error"})
+
+
+async def test_interrupt_waits_for_approval_and_resumes_with_the_decision(dev_client: Client, task_queue: str,
+                                                                          graph_worker: Worker) -> None:
+    approved = await dev_client.start_workflow(routing_graph.workflow.run, RoutingInput(user_input="admin: reset"),
+                                               id=f"route-{uuid.uuid4()}", task_queue=task_queue)
+    refusal = "no approval is pending"
+    while "no approval is pending" in refusal:  # the approver check comes once the interrupt waits
+        try:
+            await approved.execute_update("approve", ApprovalDecision(approver="mallory"))
+            pytest.fail("mallory is not an approver")
+        except WorkflowUpdateFailedError as err:
+            refusal = str(getattr(err.cause, "message", err.cause))
+    assert refusal == "approver: mallory is not one of ops"
+    status = await approved.query("status")
+    assert status["approval"] == "pending" and status["interrupt"]["question"] == "grant full access?"
+    assert status["current_step"] == "approval_check: awaiting approval"
+    await decide(approved, "approve", ApprovalDecision(approver="ops"))
+    assert (await approved.result()).result.startswith("APPROVED: Admin processing")
+
+    rejected = await dev_client.start_workflow(routing_graph.workflow.run, RoutingInput(user_input="admin: drop"),
+                                               id=f"route-{uuid.uuid4()}", task_queue=task_queue)
+    await decide(rejected, "reject", ApprovalDecision(approver="ops", reason="not today"))
+    assert (await rejected.result()).result.startswith("DENIED: Admin processing")
+    assert node_runs(await rejected.fetch_history(), "routing-graph")["approval_check"] == 2  # stopped, resumed
+
+    # No interrupt on this path: the same graph, no approval asked.
+    plain = await dev_client.execute_workflow(routing_graph.workflow.run, RoutingInput(user_input="premium user"),
+                                              id=f"route-{uuid.uuid4()}", task_queue=task_queue)
+    assert plain.processing_path == "premium"
+    assert rt.graph.invoke({"user_input": "premium user"})["result"] == plain.result
+
+
+async def test_a_failing_node_undoes_the_completed_nodes_in_reverse(dev_client: Client, task_queue: str,
+                                                                    graph_worker: Worker, tmp_path: Path) -> None:
+    journal = tmp_path / "journal"
+    with pytest.raises(WorkflowFailureError) as failure:
+        await dev_client.execute_workflow(order_graph.workflow.run, OrderInput(journal=str(journal), fail_at="ship"),
+                                          id=f"order-{uuid.uuid4()}", task_queue=task_queue)
+    assert isinstance(failure.value.cause, ApplicationError) and failure.value.cause.type == "SagaCompensated"
+    assert journal.read_text().split("\n")[:-1] == ["reserve", "charge", "pack", "undo pack", "undo charge", "undo reserve"]
+
+
+async def test_a_cancel_undoes_the_completed_nodes_in_reverse(dev_client: Client, task_queue: str,
+                                                              graph_worker: Worker, tmp_path: Path) -> None:
+    journal = tmp_path / "journal"
+    handle = await dev_client.start_workflow(confirmed_order_graph.workflow.run, OrderInput(journal=str(journal)),
+                                             id=f"order-{uuid.uuid4()}", task_queue=task_queue)
+    # Cancelled while the interrupt waits: reserve and charge are done, nothing after.
+    while not await _approval_pending(handle):
+        await asyncio.sleep(0.05)
+    await handle.cancel()
+    with pytest.raises(WorkflowFailureError) as failure:
+        await handle.result()
+    assert isinstance(failure.value.cause, CancelledError)
+    assert journal.read_text().split("\n")[:-1] == ["reserve", "charge", "undo charge", "undo reserve"]
+    status = await handle.query("status")
+    assert status["state"] == "canceled"
+    assert [c["step"] for c in status["compensations"]] == ["charge", "reserve"]
+
+
+async def _approval_pending(handle: WorkflowHandle[Any, Any]) -> bool:
+    # Only read to decide when to cancel (no Update follows from it).
+    history = await handle.fetch_history()
+    return any(e.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES for e in history.events)
+
+
+async def test_restart_from_a_node_with_edited_state(dev_client: Client, task_queue: str,
+                                                    graph_worker: Worker, tmp_path: Path) -> None:
+    journal = tmp_path / "journal"
+    source = await dev_client.start_workflow(order_graph.workflow.run, OrderInput(journal=str(journal)),
+                                             id=f"order-{uuid.uuid4()}", task_queue=task_queue)
+    assert (await source.result())["steps"] == ["reserve", "charge", "pack", "ship", "notify"]
+    with pytest.raises(ValueError, match="never reached node 'nope'"):
+        await restart_graph(dev_client, source.id, "nope")
+    restarted = await restart_graph(dev_client, source.id, "pack", edits={"steps": ["edited"]})
+    assert (await restarted.result())["steps"] == ["edited", "pack", "ship", "notify"]
+    assert node_runs(await restarted.fetch_history(), "order-graph") == Counter(pack=1, ship=1, notify=1)
+    status = await restarted.query("status")
+    assert status["restarted_from"] == f"{source.id}/{source.result_run_id}"
+    assert journal.read_text().split("\n")[:-1] == ["reserve", "charge", "pack", "ship", "notify", "pack", "ship", "notify"]
+
+
+async def test_a_worker_killed_mid_graph_resumes_without_rerunning_completed_nodes(
+    dev_client: Client, dev_address: str, task_queue: str, tmp_path: Path
+) -> None:
+    journal, gate = tmp_path / "journal", tmp_path / "gate"
+    command = [sys.executable, "-m", "tests.langgraph_graphs", dev_address, task_queue]
+    root = Path(__file__).resolve().parents[1]
+    first = subprocess.Popen(command, cwd=root)
+    try:
+        handle = await dev_client.start_workflow(order_graph.workflow.run,
+                                                 OrderInput(journal=str(journal), gate=str(gate)),
+                                                 id=f"order-{uuid.uuid4()}", task_queue=task_queue)
+        while not node_runs(await handle.fetch_history(), "order-graph")["pack"]:
+            await asyncio.sleep(0.05)
+        first.kill()  # SIGKILL while pack is held: no drain, as if the machine died
+        first.wait(timeout=30)
+    finally:
+        first.kill()
+    gate.touch()
+    second = subprocess.Popen(command, cwd=root)
+    try:
+        # pack's attempt on the dead worker times out (start-to-close) and is retried here.
+        result = await handle.result()
+    finally:
+        second.kill()
+        second.wait(timeout=30)
+    assert result["steps"] == ["reserve", "charge", "pack", "ship", "notify"]
+    assert node_runs(await handle.fetch_history(), "order-graph") == Counter(
+        reserve=1, charge=1, pack=1, ship=1, notify=1)
+    assert journal.read_text().split("\n")[:-1] == ["reserve", "charge", "pack", "ship", "notify"]
+
+
+@pytest.mark.parametrize("path", sorted(HISTORIES.glob("*.json")), ids=lambda p: p.stem)
+async def test_recorded_graph_histories_replay(path: Path) -> None:
+    history = WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
+    from sagaworks.client.connection import DATA_CONVERTER
+
+    await Replayer(workflows=[g.workflow for g in GRAPHS], data_converter=DATA_CONVERTER).replay_workflow(history)
+
+
+def test_the_recorded_graph_histories_are_there() -> None:
+    assert {p.stem.split("--")[0] for p in HISTORIES.glob("*.json")} >= {"document-graph", "routing-graph",
+                                                                           "order-graph", "confirmed-order-graph"}
