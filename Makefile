@@ -40,12 +40,13 @@ test: install
 
 # Every benchmark; the peers (LangGraph, DBOS) come from the optional `bench` extra.
 bench: install
-	$(BIN)/python -m pip install -q -e '.[test,bench]'
+	$(BIN)/python -m pip install -q -e '.[test,bench,langgraph]'
 	$(BIN)/python -m bench.order_saga
 	$(BIN)/python -m bench.peers
 	$(BIN)/python -m bench.documents
 	$(BIN)/python -m bench.plans
 	$(BIN)/python -m bench.mcp
+	$(BIN)/python -m bench.langgraph
 
 # 200 order sagas and a 20-document batch while workers are SIGKILLed and the server
 # restarts; checks every invariant. (`make test` runs it at a small size.)
