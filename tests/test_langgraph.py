@@ -22,6 +22,7 @@ from temporalio.worker import Replayer, Worker
 
 from sagaworks import ApprovalDecision
 from sagaworks.langgraph import restart_graph
+from tests.test_restart import _saga
 from tests.langgraph_graphs import (
     GRAPHS,
     OrderInput,
@@ -160,6 +161,23 @@ async def test_restart_from_a_node_with_edited_state(dev_client: Client, task_qu
     status = await restarted.query("status")
     assert status["restarted_from"] == f"{source.id}/{source.result_run_id}"
     assert journal.read_text().split("\n")[:-1] == ["reserve", "charge", "pack", "ship", "notify", "pack", "ship", "notify"]
+
+
+async def test_saga_restart_restarts_a_graph_run_from_a_node_with_set(
+    dev_client: Client, dev_address: str, task_queue: str, graph_worker: Worker, tmp_path: Path
+) -> None:
+    source = await dev_client.start_workflow(order_graph.workflow.run, OrderInput(journal=str(tmp_path / "journal")),
+                                             id=f"order-{uuid.uuid4()}", task_queue=task_queue)
+    await source.result()
+    refused = await asyncio.to_thread(_saga, dev_address, "restart", source.id, "--from", "pack", "--set", "steps")
+    assert refused.returncode == 2 and "--set 'steps': expected KEY=VALUE" in refused.stderr
+    done = await asyncio.to_thread(_saga, dev_address, "restart", source.id, "--from", "ship",
+                                   "--set", 'steps=["from the cli"]')
+    assert done.returncode == 0, done.stderr
+    new_id = done.stdout.split("restarted ")[1].split(" from ship")[0]
+    restarted = dev_client.get_workflow_handle(new_id)
+    assert (await restarted.result())["steps"] == ["from the cli", "ship", "notify"]
+    assert (await restarted.query("status"))["restarted_from"].startswith(source.id + "/")
 
 
 async def test_a_worker_killed_mid_graph_resumes_without_rerunning_completed_nodes(

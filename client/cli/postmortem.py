@@ -10,7 +10,14 @@ import typer
 
 from sagaworks.client.cli.output import fail, out, print_json, run_async
 from sagaworks.client.connection import connect, ui_url
-from sagaworks.client.postmortem import RestartRefused, postmortem, postmortem_markdown, restart_run, step_families
+from sagaworks.client.postmortem import (
+    RestartRefused,
+    parse_set,
+    postmortem,
+    postmortem_markdown,
+    restart_run,
+    step_families,
+)
 from sagaworks.client.runs import RunConflict
 from sagaworks.workflows.catalog import FAMILIES
 
@@ -54,16 +61,24 @@ def restart(
     from_step: Annotated[str, typer.Option("--from", "--from-stage", metavar="STEP", help=(
         "The step to run again; the steps before it are reused from the run's history. Families on the step runner "
         f"({', '.join(step_families())}): any step the run reached. Families with stages: "
-        + "; ".join(f"{f.name}: {', '.join(f.restartable.stages)}" for f in FAMILIES if f.restartable is not None) + "."
+        + "; ".join(f"{f.name}: {', '.join(f.restartable.stages)}" for f in FAMILIES if f.restartable is not None) + ". "
+        "LangGraph graphs (sagaworks.langgraph): any node the run reached, as a new run (see --set)."
     ))],
     force: Annotated[bool, typer.Option("--force", help="Reuse steps the run compensated (their effects were undone).")] = False,
+    set_: Annotated[list[str] | None, typer.Option("--set", metavar="KEY=VALUE", help=(
+        "LangGraph graph runs: change KEY of the state before STEP (VALUE is JSON, or else text); repeatable."
+    ))] = None,
 ) -> None:
     """Start a new run that resumes at STEP, reusing the outcomes of the steps before it."""
 
     async def start() -> None:
         client = await connect()
         try:
-            handle = await restart_run(client, workflow_id, from_step, force=force)
+            edits = parse_set(set_ or [])
+        except ValueError as bad:
+            raise fail(str(bad), 2) from None
+        try:
+            handle = await restart_run(client, workflow_id, from_step, force=force, edits=edits)
         except (RestartRefused, RunConflict) as refused:
             raise fail(str(refused)) from None
         out.print(f"restarted {handle.id} from {from_step}: run {handle.result_run_id}", markup=False)

@@ -37,7 +37,7 @@ from sagaworks import policies
 from sagaworks.langgraph._activities import graph_activities, node_activity_name, undo_activity_name
 from sagaworks.langgraph._graph import builder_of, check_supported
 from sagaworks.langgraph._models import RESTART_MEMO, GraphRestart, GraphStatus, NodeInput, NodeOutput, NodeUpdate
-from sagaworks.langgraph._restart import parse_set, restart_graph
+from sagaworks.langgraph._restart import restart_graph
 from sagaworks.langgraph._workflow import GraphSpec, GraphWorkflow, InterruptPolicy, workflow_class
 
 __all__ = [
@@ -51,7 +51,6 @@ __all__ = [
     "NodeOutput",
     "NodeUpdate",
     "node_activity_name",
-    "parse_set",
     "register_graph",
     "restart_graph",
     "undo_activity_name",

@@ -8,9 +8,8 @@ and its ``status`` (``restarted_from``).
 
 from __future__ import annotations
 
-import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
@@ -18,20 +17,6 @@ from temporalio.client import Client, WorkflowHandle
 from sagaworks.langgraph._models import RESTART_MEMO, GraphRestart, NodeInput
 
 WORKFLOW_TYPE_PREFIX = "langgraph-"
-
-
-def parse_set(items: Sequence[str]) -> dict[str, Any]:
-    """``["k=v", ...]`` as state edits; a value is JSON if it parses as JSON, else text."""
-    edits: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--set {item!r}: expected KEY=VALUE")
-        try:
-            edits[key.strip()] = json.loads(raw)
-        except json.JSONDecodeError:
-            edits[key.strip()] = raw
-    return edits
 
 
 async def restart_graph(
