@@ -8,10 +8,11 @@ import sys
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypedDict
+import operator
+from typing import Annotated, Any, TypedDict
 
 from langgraph.graph import END, START, StateGraph
-from langgraph.types import interrupt
+from langgraph.types import Send, interrupt
 from pydantic import BaseModel
 from temporalio.client import Client
 from temporalio.common import RetryPolicy
@@ -92,7 +93,38 @@ order_graph = register_graph("order-graph", order_builder(), input_model=OrderIn
 confirmed_order_graph = register_graph("confirmed-order-graph", order_builder(True), input_model=OrderInput,
                                        undo=UNDO, default_options=QUICK)
 
-GRAPHS: list[GraphFamily] = [document_graph, routing_graph, order_graph, confirmed_order_graph]
+
+
+class FanState(TypedDict, total=False):
+    words: list[str]
+    word: str
+    lengths: Annotated[list[int], operator.add]
+    total: int
+
+
+class FanInput(BaseModel):
+    words: list[str]
+
+
+def fan_out(state: FanState) -> list[Send]:
+    return [Send("measure", {"word": w}) for w in state["words"]]
+
+
+def fan_builder() -> StateGraph:
+    graph = StateGraph(FanState)
+    graph.add_node("start", lambda state: {"lengths": []})
+    graph.add_node("measure", lambda state: {"lengths": [len(state["word"])]})
+    graph.add_node("sum_up", lambda state: {"total": sum(state["lengths"])})
+    graph.add_edge(START, "start")
+    graph.add_conditional_edges("start", fan_out, ["measure"])
+    graph.add_edge("measure", "sum_up")
+    graph.add_edge("sum_up", END)
+    return graph
+
+
+fan_graph = register_graph("fan-graph", fan_builder(), input_model=FanInput)
+
+GRAPHS: list[GraphFamily] = [document_graph, routing_graph, order_graph, confirmed_order_graph, fan_graph]
 
 
 def worker(client: Client, task_queue: str) -> Worker:

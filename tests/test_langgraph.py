@@ -25,6 +25,9 @@ from sagaworks.langgraph import restart_graph
 from tests.test_restart import _saga
 from tests.langgraph_graphs import (
     GRAPHS,
+    FanInput,
+    fan_builder,
+    fan_graph,
     OrderInput,
     confirmed_order_graph,
     document_graph,
@@ -80,6 +83,17 @@ async def test_invoke_and_sagaworks_end_in_the_same_state(dev_client: Client, ta
         runs = node_runs(await handle.fetch_history(), "document-graph")
         assert set(runs) == ({"validate", "parse", "chunk", "extract", "store"} if expected["status"] == "stored"
                              else {"validate", "error"})
+
+
+async def test_send_fans_out_in_parallel_and_reducers_merge_as_in_langgraph(
+    dev_client: Client, task_queue: str, graph_worker: Worker
+) -> None:
+    words = ["durable", "graph", "on", "temporal"]
+    expected = fan_builder().compile().invoke({"words": words})
+    handle = await dev_client.start_workflow(fan_graph.workflow.run, FanInput(words=words),
+                                             id=f"fan-{uuid.uuid4()}", task_queue=task_queue)
+    assert await handle.result() == expected
+    assert node_runs(await handle.fetch_history(), "fan-graph") == Counter(start=1, measure=4, sum_up=1)
 
 
 async def test_interrupt_waits_for_approval_and_resumes_with_the_decision(dev_client: Client, task_queue: str,

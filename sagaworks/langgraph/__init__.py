@@ -61,8 +61,9 @@ class GraphFamily:
     """A registered graph: its workflow, its activities and the family the worker serves."""
 
     def __init__(self, name: str, workflow: type[GraphWorkflow], activities: list[Callable[..., Any]],
-                 input_model: type[BaseModel], description: str) -> None:
+                 input_model: type[BaseModel], description: str, interrupt: InterruptPolicy) -> None:
         self.name = name
+        self.interrupt = interrupt
         self.workflow = workflow
         """The workflow class (type ``langgraph-NAME``)."""
         self.activities = activities
@@ -73,12 +74,21 @@ class GraphFamily:
     @functools.cached_property
     def family(self) -> Any:
         """The :class:`sagaworks.Family` to register under the ``sagaworks.families`` entry point."""
-        from sagaworks import Family  # type: ignore[attr-defined]
+        from sagaworks import ApprovalDeclaration, Family  # type: ignore[attr-defined]
+        from sagaworks._approval import duration_text
 
-        return Family(
+        family = Family(
             self.name, workflow=self.workflow, input_model=self.input_model, description=self.description,
-            activities=self.activities, updates=("approve", "reject"), extra="langgraph", requires=("langgraph",),
+            activities=self.activities, updates=("approve", "reject"), extra="langgraph",
+            requires=("langgraph", "temporalio.langgraph"),
         )
+        # saga approve|reject, the API and the console offer the interrupt's decision by this.
+        escalation = (f"it is asked of {', '.join(self.interrupt.escalations[0].approvers)}"
+                      if self.interrupt.escalations else "it is rejected automatically")
+        family.approval = ApprovalDeclaration(  # type: ignore[attr-defined]
+            subject="this graph's interrupt", deadline=duration_text(self.interrupt.deadline), escalation=escalation,
+        )
+        return family
 
 
 def register_graph(
@@ -129,4 +139,4 @@ def register_graph(
         undo_nodes=frozenset(undo), interrupt=interrupt, recursion_limit=recursion_limit,
     )
     return GraphFamily(name, workflow_class(spec, input_model), graph_activities(name, builder, undo), input_model,
-                       description)
+                       description, interrupt)
