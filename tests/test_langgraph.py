@@ -127,6 +127,21 @@ async def test_interrupt_waits_for_approval_and_resumes_with_the_decision(dev_cl
     assert rt.graph.invoke({"user_input": "premium user"})["result"] == plain.result
 
 
+async def test_an_interrupt_nobody_decides_escalates_then_resumes_as_rejected(
+    time_skipping_env: Any, task_queue: str
+) -> None:
+    client = time_skipping_env.client
+    async with worker(client, task_queue):
+        handle = await client.start_workflow(routing_graph.workflow.run, RoutingInput(user_input="admin"),
+                                             id=f"route-{uuid.uuid4()}", task_queue=task_queue)
+        result = await handle.result()  # time skips through both deadlines
+        status = await handle.query("status")
+    assert result.result.startswith("DENIED: ")
+    assert status["approval"] == "rejected"
+    assert status["escalation"] == "no decision within 4 h, nor by cto within 20 h: rejected"
+    assert status["values"]["approver"] == "escalation"
+
+
 async def test_a_failing_node_undoes_the_completed_nodes_in_reverse(dev_client: Client, task_queue: str,
                                                                     graph_worker: Worker, tmp_path: Path) -> None:
     journal = tmp_path / "journal"
