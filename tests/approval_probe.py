@@ -13,7 +13,7 @@ from temporalio.client import WorkflowHandle
 
 with workflow.unsafe.imports_passed_through():
     from sagaworks import APPROVAL_SEARCH_ATTRIBUTE, Approval, ApprovalOutcome, ApprovalProgress, ApprovalUpdates, Escalated, Escalation
-    from sagaworks.contracts.common import ProgressStatus
+    from sagaworks import ProgressStatus
 
 
 class ProbeInput(BaseModel):
