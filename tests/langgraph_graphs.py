@@ -11,6 +11,7 @@ from pathlib import Path
 import operator
 from typing import Annotated, Any, TypedDict
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send, interrupt
 from pydantic import BaseModel
@@ -124,7 +125,35 @@ def fan_builder() -> StateGraph:
 
 fan_graph = register_graph("fan-graph", fan_builder(), input_model=FanInput)
 
-GRAPHS: list[GraphFamily] = [document_graph, routing_graph, order_graph, confirmed_order_graph, fan_graph]
+
+class SlowState(TypedDict, total=False):
+    seconds: float
+    thread: str
+
+
+class SlowInput(BaseModel):
+    seconds: float
+
+
+def slow(state: SlowState, config: RunnableConfig) -> dict[str, Any]:
+    time.sleep(state["seconds"])
+    return {"thread": config["configurable"]["thread_id"]}
+
+
+def slow_builder() -> StateGraph:
+    graph = StateGraph(SlowState)
+    graph.add_node("slow", slow)
+    graph.add_edge(START, "slow")
+    graph.add_edge("slow", END)
+    return graph
+
+
+# A heartbeat timeout of 1 s, and a node of 2.5 s: it must keep beating to finish.
+slow_graph = register_graph("slow-graph", slow_builder(), input_model=SlowInput, default_options={
+    "start_to_close_timeout": timedelta(seconds=30), "heartbeat_timeout": timedelta(seconds=1),
+    "retry_policy": RetryPolicy(maximum_attempts=1)})
+
+GRAPHS: list[GraphFamily] = [document_graph, routing_graph, order_graph, confirmed_order_graph, fan_graph, slow_graph]
 
 
 def worker(client: Client, task_queue: str) -> Worker:

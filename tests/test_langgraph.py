@@ -26,6 +26,7 @@ from tests.test_restart import _saga
 from tests.langgraph_graphs import (
     GRAPHS,
     FanInput,
+    SlowInput,
     fan_builder,
     fan_graph,
     OrderInput,
@@ -33,6 +34,7 @@ from tests.langgraph_graphs import (
     document_graph,
     order_graph,
     routing_graph,
+    slow_graph,
     worker,
 )
 from sagaworks_graphs import document as doc  # noqa: E402 (on sys.path through tests.langgraph_graphs)
@@ -94,6 +96,14 @@ async def test_send_fans_out_in_parallel_and_reducers_merge_as_in_langgraph(
                                              id=f"fan-{uuid.uuid4()}", task_queue=task_queue)
     assert await handle.result() == expected
     assert node_runs(await handle.fetch_history(), "fan-graph") == Counter(start=1, measure=4, sum_up=1)
+
+
+async def test_a_node_longer_than_its_heartbeat_timeout_finishes_and_gets_the_run_as_thread(
+    dev_client: Client, task_queue: str, graph_worker: Worker
+) -> None:
+    handle = await dev_client.start_workflow(slow_graph.workflow.run, SlowInput(seconds=2.5),
+                                             id=f"slow-{uuid.uuid4()}", task_queue=task_queue)
+    assert (await handle.result())["thread"] == handle.id
 
 
 async def test_interrupt_waits_for_approval_and_resumes_with_the_decision(dev_client: Client, task_queue: str,

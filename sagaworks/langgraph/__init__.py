@@ -21,8 +21,8 @@ and nothing the CLI, API or console read.
 Not supported (refused at registration or by the node, naming it): join edges
 (``add_edge([a, b], c)``), subgraphs as nodes, ``Command(goto=Send(...))``, LangGraph's
 node-level ``RetryPolicy`` and ``CachePolicy`` (use the node's activity options), stores,
-the ``config``/``writer`` arguments of a node (a node gets the state and, if it asks,
-LangGraph's ``runtime``), streaming modes.
+a node's ``writer`` argument (a node gets the state and, if it asks, LangGraph's
+``runtime`` and a ``config`` whose ``thread_id`` is the workflow id), streaming modes.
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@ produced (``Command(resume=...)``), ``interrupt()`` returns them and the node go
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -33,10 +35,23 @@ def undo_activity_name(graph: str, node: str) -> str:
     return f"{graph}.{node}.undo"
 
 
+async def _heartbeats() -> None:
+    """Tell the server the worker is alive while a node runs, at a third of its heartbeat
+    timeout: a node longer than that timeout is not cut short, a dead worker is noticed."""
+    timeout = activity.info().heartbeat_timeout
+    if not timeout:
+        return
+    while True:
+        await asyncio.sleep(timeout.total_seconds() / 3)
+        activity.heartbeat()
+
+
 def _node_activity(graph: str, node: str, func: Callable[..., Any], schema: type[Any]) -> Callable[..., Any]:
     wrapped = wrap_activity(func)
+    takes_config = "config" in inspect.signature(func).parameters
 
     async def run_node(arg: NodeInput) -> NodeOutput:
+        info = activity.info()
         config = {
             "configurable": {
                 CONFIG_KEY_CHECKPOINT_NS: node,
@@ -44,7 +59,15 @@ def _node_activity(graph: str, node: str, func: Callable[..., Any], schema: type
             },
             "metadata": {"langgraph_node": node},
         }
-        out = await wrapped(ActivityInput(args=(to_schema(schema, arg.state),), kwargs={}, langgraph_config=config))
+        # A node that takes LangGraph's config gets the run as its thread.
+        kwargs = {"config": {"configurable": {"thread_id": info.workflow_id}, "metadata": {"langgraph_node": node}}
+                  } if takes_config else {}
+        beating = asyncio.create_task(_heartbeats())
+        try:
+            out = await wrapped(ActivityInput(args=(to_schema(schema, arg.state),), kwargs=kwargs,
+                                              langgraph_config=config))
+        finally:
+            beating.cancel()
         if out.langgraph_interrupts:
             return NodeOutput(interrupts=[i.value for i in out.langgraph_interrupts])
         command = out.langgraph_command
