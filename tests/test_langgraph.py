@@ -261,3 +261,23 @@ async def test_recorded_graph_histories_replay(path: Path) -> None:
 def test_the_recorded_graph_histories_are_there() -> None:
     assert {p.stem.split("--")[0] for p in HISTORIES.glob("*.json")} >= {"document-graph", "routing-graph",
                                                                            "order-graph", "confirmed-order-graph"}
+
+
+def test_the_example_package_registers_its_graphs_as_families() -> None:
+    import importlib
+    import tomllib
+
+    import sagaworks
+
+    declared = tomllib.loads((Path(__file__).parents[1] / "examples" / "langgraph" / "pyproject.toml").read_text())
+    entry_points = declared["project"]["entry-points"]["sagaworks.families"]
+    assert entry_points == {"document-graph": "sagaworks_graphs.families:document",
+                            "routing-graph": "sagaworks_graphs.families:routing"}
+    if not hasattr(sagaworks, "Family"):
+        pytest.skip("the family registry (sagaworks.Family) is not part of this tree")
+    for name, target in entry_points.items():
+        module, _, attr = target.partition(":")
+        family = getattr(importlib.import_module(module), attr)
+        assert isinstance(family, sagaworks.Family)
+        assert (family.name, family.workflow_type) == (name, f"langgraph-{name}")
+        assert set(family.updates) >= {"approve", "reject"} and family.approval is not None
