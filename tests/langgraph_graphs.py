@@ -126,6 +126,44 @@ def fan_builder() -> StateGraph:
 fan_graph = register_graph("fan-graph", fan_builder(), input_model=FanInput)
 
 
+class BookState(TypedDict, total=False):
+    journal: str
+    items: list[str]
+    item: str
+    booked: Annotated[list[str], operator.add]
+
+
+class BookInput(BaseModel):
+    journal: str
+    items: list[str]
+
+
+def book(state: BookState) -> dict[str, Any]:
+    if state["item"] == "bad":
+        raise ApplicationError("bad item", type="InvalidInput", non_retryable=True)
+    time.sleep(0.5)  # finishes after its failing sibling
+    _write(state, f"book {state['item']}")  # type: ignore[arg-type]
+    return {"booked": [state["item"]]}
+
+
+def unbook(state: BookState) -> None:
+    _write(state, f"undo {state['item']}")  # type: ignore[arg-type]
+
+
+def book_builder() -> StateGraph:
+    graph = StateGraph(BookState)
+    graph.add_node("plan", lambda state: {"booked": []})
+    graph.add_node("book", book)
+    graph.add_edge(START, "plan")
+    graph.add_conditional_edges(
+        "plan", lambda state: [Send("book", {"item": i, "journal": state["journal"]}) for i in state["items"]], ["book"])
+    graph.add_edge("book", END)
+    return graph
+
+
+book_graph = register_graph("book-graph", book_builder(), input_model=BookInput, undo={"book": unbook})
+
+
 class SlowState(TypedDict, total=False):
     seconds: float
     thread: str
@@ -153,7 +191,7 @@ slow_graph = register_graph("slow-graph", slow_builder(), input_model=SlowInput,
     "start_to_close_timeout": timedelta(seconds=30), "heartbeat_timeout": timedelta(seconds=1),
     "retry_policy": RetryPolicy(maximum_attempts=1)})
 
-GRAPHS: list[GraphFamily] = [document_graph, routing_graph, order_graph, confirmed_order_graph, fan_graph, slow_graph]
+GRAPHS: list[GraphFamily] = [document_graph, routing_graph, order_graph, confirmed_order_graph, fan_graph, slow_graph, book_graph]
 
 
 def worker(client: Client, task_queue: str) -> Worker:

@@ -25,7 +25,9 @@ from sagaworks.langgraph import restart_graph
 from tests.test_restart import _saga
 from tests.langgraph_graphs import (
     GRAPHS,
+    BookInput,
     FanInput,
+    book_graph,
     SlowInput,
     fan_builder,
     fan_graph,
@@ -160,6 +162,18 @@ async def test_a_failing_node_undoes_the_completed_nodes_in_reverse(dev_client: 
                                           id=f"order-{uuid.uuid4()}", task_queue=task_queue)
     assert isinstance(failure.value.cause, ApplicationError) and failure.value.cause.type == "SagaCompensated"
     assert journal.read_text().split("\n")[:-1] == ["reserve", "charge", "pack", "undo pack", "undo charge", "undo reserve"]
+
+
+async def test_a_failing_packet_of_a_fan_out_undoes_its_siblings_that_finished_after_it(
+    dev_client: Client, task_queue: str, graph_worker: Worker, tmp_path: Path
+) -> None:
+    journal = tmp_path / "journal"
+    with pytest.raises(WorkflowFailureError):
+        await dev_client.execute_workflow(book_graph.workflow.run,
+                                          BookInput(journal=str(journal), items=["a", "bad", "c"]),
+                                          id=f"book-{uuid.uuid4()}", task_queue=task_queue)
+    lines = journal.read_text().split("\n")[:-1]
+    assert sorted(lines[:2]) == ["book a", "book c"] and sorted(lines[2:]) == ["undo a", "undo c"]
 
 
 async def test_a_cancel_undoes_the_completed_nodes_in_reverse(dev_client: Client, task_queue: str,

@@ -79,6 +79,7 @@ class GraphWorkflow(ApprovalUpdates, Pausable):
         self._running: list[str] = []
         self._interrupt: Any = None
         self._restart: GraphRestart | None = None
+        self._deciding = asyncio.Lock()
 
     @workflow.query
     def status(self) -> GraphStatus:
@@ -130,7 +131,14 @@ class GraphWorkflow(ApprovalUpdates, Pausable):
                 if self._paused:
                     await self._unpaused()
                 before = dict(self._values)
-                outputs = await asyncio.gather(*(self._node(node, sent, before) for node, sent in tasks))
+                # Every node of the superstep ends (and registers its undo) before a failure
+                # of one of them compensates: an undo of a sibling still running is not lost.
+                settled = await asyncio.gather(*(self._node(node, sent, before) for node, sent in tasks),
+                                               return_exceptions=True)
+                failure = next((r for r in settled if isinstance(r, BaseException)), None)
+                if failure is not None:
+                    raise failure
+                outputs = [r for r in settled if isinstance(r, NodeOutput)]
                 ran: list[str] = []
                 gotos: list[str] = []
                 for (node, _), out in zip(tasks, outputs):
@@ -179,12 +187,14 @@ class GraphWorkflow(ApprovalUpdates, Pausable):
 
     async def _decide(self, value: Any) -> dict[str, Any]:
         """Wait for approve/reject of an ``interrupt(value)``; the node's resume value."""
-        if self.approval.state in ("approved", "rejected"):
-            self.approval = Approval()  # a second interrupt asks again
-        self._interrupt = value
-        policy = self.spec.interrupt
-        outcome = await self.approval.wait(policy.deadline, approvers=policy.approvers, escalations=policy.escalations)
-        self._interrupt = None
+        async with self._deciding:  # interrupts of parallel nodes are asked one after the other
+            if self.approval.state in ("approved", "rejected"):
+                self.approval = Approval()  # a second interrupt asks again
+            self._interrupt = value
+            policy = self.spec.interrupt
+            outcome = await self.approval.wait(policy.deadline, approvers=policy.approvers,
+                                               escalations=policy.escalations)
+            self._interrupt = None
         return {"approved": outcome.decision == "approved", "approver": outcome.decided_by, "reason": outcome.reason}
 
 
