@@ -9,6 +9,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 import operator
+from dataclasses import dataclass, field
 from typing import Annotated, Any, TypedDict
 
 from langchain_core.runnables import RunnableConfig
@@ -164,6 +165,40 @@ def book_builder() -> StateGraph:
 book_graph = register_graph("book-graph", book_builder(), input_model=BookInput, undo={"book": unbook})
 
 
+@dataclass
+class TicketState:
+    """A dataclass state, as many existing graphs have."""
+
+    ticket_id: str
+    status: str = "new"
+    notes: list[str] = field(default_factory=list)
+
+
+class TicketInput(BaseModel):
+    ticket_id: str
+
+
+def triage(state: TicketState) -> dict[str, Any]:
+    return {"status": "triaged", "notes": [*state.notes, f"triaged {state.ticket_id}"]}
+
+
+def close(state: TicketState) -> dict[str, Any]:
+    return {"status": "closed", "notes": [*state.notes, "closed"]}
+
+
+def ticket_builder() -> StateGraph:
+    graph = StateGraph(TicketState)
+    graph.add_node("triage", triage)
+    graph.add_node("close", close)
+    graph.add_edge(START, "triage")
+    graph.add_conditional_edges("triage", lambda state: "close" if state.status == "triaged" else END)
+    graph.add_edge("close", END)
+    return graph
+
+
+ticket_graph = register_graph("ticket-graph", ticket_builder(), input_model=TicketInput)
+
+
 class SlowState(TypedDict, total=False):
     seconds: float
     thread: str
@@ -191,7 +226,7 @@ slow_graph = register_graph("slow-graph", slow_builder(), input_model=SlowInput,
     "start_to_close_timeout": timedelta(seconds=30), "heartbeat_timeout": timedelta(seconds=1),
     "retry_policy": RetryPolicy(maximum_attempts=1)})
 
-GRAPHS: list[GraphFamily] = [document_graph, routing_graph, order_graph, confirmed_order_graph, fan_graph, slow_graph, book_graph]
+GRAPHS: list[GraphFamily] = [document_graph, routing_graph, order_graph, confirmed_order_graph, fan_graph, slow_graph, book_graph, ticket_graph]
 
 
 def worker(client: Client, task_queue: str) -> Worker:

@@ -29,6 +29,9 @@ from tests.langgraph_graphs import (
     FanInput,
     book_graph,
     SlowInput,
+    TicketInput,
+    ticket_builder,
+    ticket_graph,
     fan_builder,
     fan_graph,
     OrderInput,
@@ -87,6 +90,14 @@ async def test_invoke_and_sagaworks_end_in_the_same_state(dev_client: Client, ta
         runs = node_runs(await handle.fetch_history(), "document-graph")
         assert set(runs) == ({"validate", "parse", "chunk", "extract", "store"} if expected["status"] == "stored"
                              else {"validate", "error"})
+
+
+async def test_a_dataclass_state_ends_the_same_as_with_invoke(dev_client: Client, task_queue: str,
+                                                               graph_worker: Worker) -> None:
+    expected = ticket_builder().compile().invoke({"ticket_id": "T-1"})
+    result = await dev_client.execute_workflow(ticket_graph.workflow.run, TicketInput(ticket_id="T-1"),
+                                               id=f"ticket-{uuid.uuid4()}", task_queue=task_queue)
+    assert result == expected == {"ticket_id": "T-1", "status": "closed", "notes": ["triaged T-1", "closed"]}
 
 
 async def test_send_fans_out_in_parallel_and_reducers_merge_as_in_langgraph(
