@@ -1,5 +1,6 @@
 """Record the LangGraph bridge's histories (tests/histories/langgraph/): a document run,
-an approved routing run, an order run undone after a failing node, a cancelled one."""
+an approved routing run, an order run undone after a failing node, a cancelled one, and
+a run restarted from a node (its memo holds the state)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from temporalio.client import Client, WorkflowFailureError
 
 from sagaworks import ApprovalDecision
 from sagaworks.client.devserver import start_embedded
+from sagaworks.langgraph import restart_graph
 from tests.langgraph_graphs import OrderInput, confirmed_order_graph, document_graph, order_graph, routing_graph, worker
 from sagaworks_graphs.families import DocumentInput, RoutingInput
 
@@ -52,6 +54,12 @@ async def main() -> None:
             except WorkflowFailureError:
                 pass
             await _save(client, "order-graph--compensated", "order-graph--compensated")
+            await client.execute_workflow(order_graph.workflow.run, OrderInput(journal=str(scratch / "j3")),
+                                          id="order-graph--source", task_queue=queue)
+            restarted = await restart_graph(client, "order-graph--source", "pack", edits={"steps": ["edited"]},
+                                            new_workflow_id="order-graph--restarted")
+            await restarted.result()
+            await _save(client, restarted.id, restarted.id)
             cancelled = await client.start_workflow(confirmed_order_graph.workflow.run,
                                                     OrderInput(journal=str(scratch / "j2")),
                                                     id="confirmed-order-graph--canceled", task_queue=queue)
