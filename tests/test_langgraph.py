@@ -211,6 +211,24 @@ async def _approval_pending(handle: WorkflowHandle[Any, Any]) -> bool:
     return any(e.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES for e in history.events)
 
 
+async def test_a_paused_graph_starts_no_node_until_resumed(dev_client: Client, task_queue: str,
+                                                           graph_worker: Worker, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    handle = await dev_client.start_workflow(order_graph.workflow.run,
+                                             OrderInput(journal=str(tmp_path / "journal"), gate=str(gate)),
+                                             id=f"order-{uuid.uuid4()}", task_queue=task_queue)
+    while not node_runs(await handle.fetch_history(), "order-graph")["pack"]:
+        await asyncio.sleep(0.05)
+    await handle.signal("pause")
+    gate.touch()  # pack ends while paused
+    while (status := await handle.query("status"))["done"] < 3:
+        await asyncio.sleep(0.05)
+    assert status["state"] == "paused" and status["completed_steps"] == ["reserve", "charge", "pack"]
+    assert "ship" not in node_runs(await handle.fetch_history(), "order-graph")
+    await handle.signal("resume")
+    assert (await handle.result())["steps"] == ["reserve", "charge", "pack", "ship", "notify"]
+
+
 async def test_restart_from_a_node_with_edited_state(dev_client: Client, task_queue: str,
                                                     graph_worker: Worker, tmp_path: Path) -> None:
     journal = tmp_path / "journal"
