@@ -48,6 +48,7 @@ bench: install
 	$(BIN)/python -m bench.plans
 	$(BIN)/python -m bench.mcp
 	$(BIN)/python -m bench.news_memory
+	$(BIN)/python -m bench.langgraph
 
 # 200 order sagas and a 20-document batch while workers are SIGKILLed and the server
 # restarts; checks every invariant. (`make test` runs it at a small size.)

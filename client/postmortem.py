@@ -11,7 +11,9 @@ outputs of the stages before a given one. Nothing here reads files we wrote on t
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -156,6 +158,10 @@ class Rate(BaseModel):
     succeeded: int
     rate: float
 
+
+GRAPH_WORKFLOW_PREFIX = "langgraph-"
+"""The workflow type of a graph run starts so (``sagaworks.langgraph``, an extra this module
+does not import unless such a run restarts)."""
 
 COMPENSATION_SUMMARY = "compensate "
 """How the saga helper names a compensation step (``compensate charge_payment``)."""
@@ -316,18 +322,48 @@ def _on_steps(fam: Family[Any] | None) -> bool:
     return fam is not None and fam.restartable is None and issubclass(fam.workflow, StepWorkflow)
 
 
+def parse_set(items: Sequence[str]) -> dict[str, Any]:
+    """``["k=v", ...]`` as state edits; a value is JSON if it parses as JSON, else text."""
+    edits: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set {item!r}: expected KEY=VALUE")
+        try:
+            edits[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            edits[key.strip()] = raw
+    return edits
+
+
 async def restart_run(
-    client: Client, workflow_id: str, step: str, *, force: bool = False, keep_faults: bool = False
+    client: Client,
+    workflow_id: str,
+    step: str,
+    *,
+    force: bool = False,
+    keep_faults: bool = False,
+    edits: dict[str, Any] | None = None,
 ) -> WorkflowHandle[Any, Any]:
     """Start a new run of ``workflow_id`` from ``step`` (``saga restart ID --from STEP``).
 
     A family on the step runner restarts from any of its steps (:func:`restart_from_step`;
     ``force`` reuses steps its source compensated); a family with stages, from a stage
-    (:func:`restart_from_stage`). Either drops a fault the source's input injected unless
-    ``keep_faults``.
+    (:func:`restart_from_stage`); a LangGraph graph (``sagaworks.langgraph``), from any node
+    it reached, with the state before that node changed by ``edits``. A step or stage
+    restart drops a fault the source's input injected unless ``keep_faults``.
     """
     description = await client.get_workflow_handle(workflow_id).describe()
-    if _on_steps(family_of_type(description.workflow_type)):
+    if description.workflow_type.startswith(GRAPH_WORKFLOW_PREFIX):
+        from sagaworks.langgraph import restart_graph
+
+        try:
+            return await restart_graph(client, workflow_id, step, edits=edits)
+        except ValueError as refused:
+            raise RestartRefused(str(refused)) from None
+    if edits:
+        raise RestartRefused(f"{workflow_id}: --set edits the state of a LangGraph graph run only")
+    if _on_steps(registry().family_of_type(description.workflow_type)):
         return await restart_from_step(client, workflow_id, step, force=force, keep_faults=keep_faults)
     return await restart_from_stage(client, workflow_id, step, keep_faults=keep_faults)
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
+from temporalio.testing import WorkflowEnvironment
 
 from tests.ports import free_port
 from tests.test_ui import CHROMIUM, CHROMIUM_ARGS
@@ -69,7 +70,8 @@ class Project:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory, dev_address: str) -> Iterator[Project]:
+def project(tmp_path_factory: pytest.TempPathFactory, dev_env: WorkflowEnvironment) -> Iterator[Project]:
+    dev_address = dev_env.client.service_client.config.target_host
     base = tmp_path_factory.mktemp("own-project")
     venv = base / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)

@@ -52,20 +52,27 @@ def restart(
     from_step: Annotated[str, typer.Option("--from", "--from-stage", metavar="STEP", help=(
         "The step to run again: the steps before it are reused from the run's history. A family on the step "
         "runner restarts from any step the run reached; a family with stages from one of its stages (any other "
-        "is refused, naming them)."
+        "is refused, naming them); a LangGraph graph (sagaworks.langgraph) from any node the run reached (see --set)."
     ))],
     force: Annotated[bool, typer.Option("--force", help="Reuse steps the run compensated (their effects were undone).")] = False,
     keep_faults: Annotated[bool, typer.Option("--keep-faults", help="Keep the fault the run's input injected (inject_failure, inject_fault, fail); by default the new run drops it.")] = False,
+    set_: Annotated[list[str] | None, typer.Option("--set", metavar="KEY=VALUE", help=(
+        "LangGraph graph runs: change KEY of the state before STEP (VALUE is JSON, or else text); repeatable."
+    ))] = None,
 ) -> None:
     """Start a new run that resumes at STEP, reusing the outcomes of the steps before it."""
     from sagaworks.client.connection import connect, ui_url
-    from sagaworks.client.postmortem import RestartRefused, restart_run
+    from sagaworks.client.postmortem import RestartRefused, parse_set, restart_run
     from sagaworks.client.runs import RunConflict
 
     async def start() -> None:
         client = await connect()
         try:
-            handle = await restart_run(client, workflow_id, from_step, force=force, keep_faults=keep_faults)
+            edits = parse_set(set_ or [])
+        except ValueError as bad:
+            raise fail(str(bad), 2) from None
+        try:
+            handle = await restart_run(client, workflow_id, from_step, force=force, keep_faults=keep_faults, edits=edits)
         except (RestartRefused, RunConflict) as refused:
             raise fail(str(refused)) from None
         out.print(f"restarted {handle.id} from {from_step}: run {handle.result_run_id}", markup=False)

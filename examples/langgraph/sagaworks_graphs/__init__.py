@@ -1,0 +1,1 @@
+"""Plain LangGraph graphs (no sagaworks import outside ``families``)."""

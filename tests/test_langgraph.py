@@ -1,0 +1,327 @@
+"""The LangGraph bridge: a plain LangGraph graph run durably (sagaworks.langgraph)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import WorkflowHistory
+from temporalio.exceptions import ApplicationError, CancelledError
+from temporalio.worker import Replayer, Worker
+
+from sagaworks import ApprovalDecision
+from sagaworks.langgraph import restart_graph
+from tests.test_restart import _saga
+from tests.langgraph_graphs import (
+    GRAPHS,
+    BookInput,
+    FanInput,
+    book_graph,
+    SlowInput,
+    TicketInput,
+    ticket_builder,
+    ticket_graph,
+    fan_builder,
+    fan_graph,
+    OrderInput,
+    confirmed_order_graph,
+    document_graph,
+    order_graph,
+    routing_graph,
+    slow_graph,
+    worker,
+)
+from sagaworks_graphs import document as doc  # noqa: E402 (on sys.path through tests.langgraph_graphs)
+from sagaworks_graphs import routing as rt
+from sagaworks_graphs.families import DocumentInput, RoutingInput
+
+HISTORIES = Path(__file__).parent / "histories" / "langgraph"
+TEXT = "Durable Execution\nTemporal keeps workflow state durable across crashes.\n" + "Saga compensation undoes steps. " * 30
+
+
+@pytest_asyncio.fixture
+async def graph_worker(dev_client: Client, task_queue: str, tmp_path: Path,
+                       monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Worker]:
+    monkeypatch.setenv(doc.STORE_DIR_ENV, str(tmp_path / "store"))
+    async with worker(dev_client, task_queue) as w:
+        yield w
+
+
+def node_runs(history: WorkflowHistory, graph: str) -> Counter[str]:
+    """How many times each node's activity was scheduled in a run."""
+    return Counter(
+        e.activity_task_scheduled_event_attributes.activity_type.name.removeprefix(f"{graph}.")
+        for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    )
+
+
+async def decide(handle: WorkflowHandle[Any, Any], update: str, decision: ApprovalDecision) -> None:
+    """Send the decision; a refusal because nothing waits yet means "not yet" (never a query first)."""
+    while True:
+        try:
+            await handle.execute_update(update, decision)
+            return
+        except WorkflowUpdateFailedError as err:
+            assert isinstance(err.cause, ApplicationError) and "no approval is pending" in err.cause.message, err
+            await asyncio.sleep(0.05)
+
+
+async def test_invoke_and_sagaworks_end_in_the_same_state(dev_client: Client, task_queue: str,
+                                                           graph_worker: Worker, tmp_path: Path) -> None:
+    for document in (DocumentInput(document_id="doc-1", text=TEXT), DocumentInput(document_id="doc-2", text=" ")):
+        expected = doc.graph.invoke(document.model_dump())
+        handle = await dev_client.start_workflow(document_graph.workflow.run, document,
+                                                 id=f"doc-{uuid.uuid4()}", task_queue=task_queue)
+        result = await handle.result()
+        state = (await handle.query("status"))["values"]
+        assert state == expected
+        assert result.status == expected["status"]
+        runs = node_runs(await handle.fetch_history(), "document-graph")
+        assert set(runs) == ({"validate", "parse", "chunk", "extract", "store"} if expected["status"] == "stored"
+                             else {"validate", "error"})
+
+
+async def test_a_dataclass_state_ends_the_same_as_with_invoke(dev_client: Client, task_queue: str,
+                                                               graph_worker: Worker) -> None:
+    expected = ticket_builder().compile().invoke({"ticket_id": "T-1"})
+    result = await dev_client.execute_workflow(ticket_graph.workflow.run, TicketInput(ticket_id="T-1"),
+                                               id=f"ticket-{uuid.uuid4()}", task_queue=task_queue)
+    assert result == expected == {"ticket_id": "T-1", "status": "closed", "notes": ["triaged T-1", "closed"]}
+
+
+async def test_send_fans_out_in_parallel_and_reducers_merge_as_in_langgraph(
+    dev_client: Client, task_queue: str, graph_worker: Worker
+) -> None:
+    words = ["durable", "graph", "on", "temporal"]
+    expected = fan_builder().compile().invoke({"words": words})
+    handle = await dev_client.start_workflow(fan_graph.workflow.run, FanInput(words=words),
+                                             id=f"fan-{uuid.uuid4()}", task_queue=task_queue)
+    assert await handle.result() == expected
+    assert node_runs(await handle.fetch_history(), "fan-graph") == Counter(start=1, measure=4, sum_up=1)
+
+
+async def test_a_node_longer_than_its_heartbeat_timeout_finishes_and_gets_the_run_as_thread(
+    dev_client: Client, task_queue: str, graph_worker: Worker
+) -> None:
+    handle = await dev_client.start_workflow(slow_graph.workflow.run, SlowInput(seconds=2.5),
+                                             id=f"slow-{uuid.uuid4()}", task_queue=task_queue)
+    assert (await handle.result())["thread"] == handle.id
+
+
+async def test_interrupt_waits_for_approval_and_resumes_with_the_decision(dev_client: Client, task_queue: str,
+                                                                          graph_worker: Worker) -> None:
+    approved = await dev_client.start_workflow(routing_graph.workflow.run, RoutingInput(user_input="admin: reset"),
+                                               id=f"route-{uuid.uuid4()}", task_queue=task_queue)
+    refusal = "no approval is pending"
+    while "no approval is pending" in refusal:  # the approver check comes once the interrupt waits
+        try:
+            await approved.execute_update("approve", ApprovalDecision(approver="mallory"))
+            pytest.fail("mallory is not an approver")
+        except WorkflowUpdateFailedError as err:
+            refusal = str(getattr(err.cause, "message", err.cause))
+    assert refusal == "approver: mallory is not one of ops"
+    status = await approved.query("status")
+    assert status["approval"] == "pending" and status["interrupt"]["question"] == "grant full access?"
+    assert status["current_step"] == "approval_check: awaiting approval"
+    await decide(approved, "approve", ApprovalDecision(approver="ops"))
+    assert (await approved.result()).result.startswith("APPROVED: Admin processing")
+
+    rejected = await dev_client.start_workflow(routing_graph.workflow.run, RoutingInput(user_input="admin: drop"),
+                                               id=f"route-{uuid.uuid4()}", task_queue=task_queue)
+    await decide(rejected, "reject", ApprovalDecision(approver="ops", reason="not today"))
+    assert (await rejected.result()).result.startswith("DENIED: Admin processing")
+    assert node_runs(await rejected.fetch_history(), "routing-graph")["approval_check"] == 2  # stopped, resumed
+
+    # No interrupt on this path: the same graph, no approval asked.
+    plain = await dev_client.execute_workflow(routing_graph.workflow.run, RoutingInput(user_input="premium user"),
+                                              id=f"route-{uuid.uuid4()}", task_queue=task_queue)
+    assert plain.processing_path == "premium"
+    assert rt.graph.invoke({"user_input": "premium user"})["result"] == plain.result
+
+
+async def test_an_interrupt_nobody_decides_escalates_then_resumes_as_rejected(
+    time_skipping_env: Any, task_queue: str
+) -> None:
+    client = time_skipping_env.client
+    async with worker(client, task_queue):
+        handle = await client.start_workflow(routing_graph.workflow.run, RoutingInput(user_input="admin"),
+                                             id=f"route-{uuid.uuid4()}", task_queue=task_queue)
+        result = await handle.result()  # time skips through both deadlines
+        status = await handle.query("status")
+    assert result.result.startswith("DENIED: ")
+    assert status["approval"] == "rejected"
+    assert status["escalation"] == "no decision within 4 h, nor by cto within 20 h: rejected"
+    assert status["values"]["approver"] == "escalation"
+
+
+async def test_a_failing_node_undoes_the_completed_nodes_in_reverse(dev_client: Client, task_queue: str,
+                                                                    graph_worker: Worker, tmp_path: Path) -> None:
+    journal = tmp_path / "journal"
+    with pytest.raises(WorkflowFailureError) as failure:
+        await dev_client.execute_workflow(order_graph.workflow.run, OrderInput(journal=str(journal), fail_at="ship"),
+                                          id=f"order-{uuid.uuid4()}", task_queue=task_queue)
+    assert isinstance(failure.value.cause, ApplicationError) and failure.value.cause.type == "SagaCompensated"
+    assert journal.read_text().split("\n")[:-1] == ["reserve", "charge", "pack", "undo pack", "undo charge", "undo reserve"]
+
+
+async def test_a_failing_packet_of_a_fan_out_undoes_its_siblings_that_finished_after_it(
+    dev_client: Client, task_queue: str, graph_worker: Worker, tmp_path: Path
+) -> None:
+    journal = tmp_path / "journal"
+    with pytest.raises(WorkflowFailureError):
+        await dev_client.execute_workflow(book_graph.workflow.run,
+                                          BookInput(journal=str(journal), items=["a", "bad", "c"]),
+                                          id=f"book-{uuid.uuid4()}", task_queue=task_queue)
+    lines = journal.read_text().split("\n")[:-1]
+    assert sorted(lines[:2]) == ["book a", "book c"] and sorted(lines[2:]) == ["undo a", "undo c"]
+
+
+async def test_a_cancel_undoes_the_completed_nodes_in_reverse(dev_client: Client, task_queue: str,
+                                                              graph_worker: Worker, tmp_path: Path) -> None:
+    journal = tmp_path / "journal"
+    handle = await dev_client.start_workflow(confirmed_order_graph.workflow.run, OrderInput(journal=str(journal)),
+                                             id=f"order-{uuid.uuid4()}", task_queue=task_queue)
+    # Cancelled while the interrupt waits: reserve and charge are done, nothing after.
+    while not await _approval_pending(handle):
+        await asyncio.sleep(0.05)
+    await handle.cancel()
+    with pytest.raises(WorkflowFailureError) as failure:
+        await handle.result()
+    assert isinstance(failure.value.cause, CancelledError)
+    assert journal.read_text().split("\n")[:-1] == ["reserve", "charge", "undo charge", "undo reserve"]
+    status = await handle.query("status")
+    assert status["state"] == "canceled"
+    assert [c["step"] for c in status["compensations"]] == ["charge", "reserve"]
+
+
+async def _approval_pending(handle: WorkflowHandle[Any, Any]) -> bool:
+    # Only read to decide when to cancel (no Update follows from it).
+    history = await handle.fetch_history()
+    return any(e.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES for e in history.events)
+
+
+async def test_a_paused_graph_starts_no_node_until_resumed(dev_client: Client, task_queue: str,
+                                                           graph_worker: Worker, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    handle = await dev_client.start_workflow(order_graph.workflow.run,
+                                             OrderInput(journal=str(tmp_path / "journal"), gate=str(gate)),
+                                             id=f"order-{uuid.uuid4()}", task_queue=task_queue)
+    while not node_runs(await handle.fetch_history(), "order-graph")["pack"]:
+        await asyncio.sleep(0.05)
+    await handle.signal("pause")
+    gate.touch()  # pack ends while paused
+    while (status := await handle.query("status"))["done"] < 3:
+        await asyncio.sleep(0.05)
+    assert status["state"] == "paused" and status["completed_steps"] == ["reserve", "charge", "pack"]
+    assert "ship" not in node_runs(await handle.fetch_history(), "order-graph")
+    await handle.signal("resume")
+    assert (await handle.result())["steps"] == ["reserve", "charge", "pack", "ship", "notify"]
+
+
+async def test_restart_from_a_node_with_edited_state(dev_client: Client, task_queue: str,
+                                                    graph_worker: Worker, tmp_path: Path) -> None:
+    journal = tmp_path / "journal"
+    source = await dev_client.start_workflow(order_graph.workflow.run, OrderInput(journal=str(journal)),
+                                             id=f"order-{uuid.uuid4()}", task_queue=task_queue)
+    assert (await source.result())["steps"] == ["reserve", "charge", "pack", "ship", "notify"]
+    with pytest.raises(ValueError, match="never reached node 'nope'"):
+        await restart_graph(dev_client, source.id, "nope")
+    restarted = await restart_graph(dev_client, source.id, "pack", edits={"steps": ["edited"]})
+    assert (await restarted.result())["steps"] == ["edited", "pack", "ship", "notify"]
+    assert node_runs(await restarted.fetch_history(), "order-graph") == Counter(pack=1, ship=1, notify=1)
+    status = await restarted.query("status")
+    assert status["restarted_from"] == f"{source.id}/{source.result_run_id}"
+    assert journal.read_text().split("\n")[:-1] == ["reserve", "charge", "pack", "ship", "notify", "pack", "ship", "notify"]
+
+
+async def test_saga_restart_restarts_a_graph_run_from_a_node_with_set(
+    dev_client: Client, dev_address: str, task_queue: str, graph_worker: Worker, tmp_path: Path
+) -> None:
+    source = await dev_client.start_workflow(order_graph.workflow.run, OrderInput(journal=str(tmp_path / "journal")),
+                                             id=f"order-{uuid.uuid4()}", task_queue=task_queue)
+    await source.result()
+    refused = await asyncio.to_thread(_saga, dev_address, "restart", source.id, "--from", "pack", "--set", "steps")
+    assert refused.returncode == 2 and "--set 'steps': expected KEY=VALUE" in refused.stderr
+    done = await asyncio.to_thread(_saga, dev_address, "restart", source.id, "--from", "ship",
+                                   "--set", 'steps=["from the cli"]')
+    assert done.returncode == 0, done.stderr
+    new_id = done.stdout.split("restarted ")[1].split(" from ship")[0]
+    restarted = dev_client.get_workflow_handle(new_id)
+    assert (await restarted.result())["steps"] == ["from the cli", "ship", "notify"]
+    assert (await restarted.query("status"))["restarted_from"].startswith(source.id + "/")
+
+
+async def test_a_worker_killed_mid_graph_resumes_without_rerunning_completed_nodes(
+    dev_client: Client, dev_address: str, task_queue: str, tmp_path: Path
+) -> None:
+    journal, gate = tmp_path / "journal", tmp_path / "gate"
+    command = [sys.executable, "-m", "tests.langgraph_graphs", dev_address, task_queue]
+    root = Path(__file__).resolve().parents[1]
+    first = subprocess.Popen(command, cwd=root)
+    try:
+        handle = await dev_client.start_workflow(order_graph.workflow.run,
+                                                 OrderInput(journal=str(journal), gate=str(gate)),
+                                                 id=f"order-{uuid.uuid4()}", task_queue=task_queue)
+        while not node_runs(await handle.fetch_history(), "order-graph")["pack"]:
+            await asyncio.sleep(0.05)
+        first.kill()  # SIGKILL while pack is held: no drain, as if the machine died
+        first.wait(timeout=30)
+    finally:
+        first.kill()
+    gate.touch()
+    second = subprocess.Popen(command, cwd=root)
+    try:
+        # pack's attempt on the dead worker times out (start-to-close) and is retried here.
+        result = await handle.result()
+    finally:
+        second.kill()
+        second.wait(timeout=30)
+    assert result["steps"] == ["reserve", "charge", "pack", "ship", "notify"]
+    assert node_runs(await handle.fetch_history(), "order-graph") == Counter(
+        reserve=1, charge=1, pack=1, ship=1, notify=1)
+    assert journal.read_text().split("\n")[:-1] == ["reserve", "charge", "pack", "ship", "notify"]
+
+
+@pytest.mark.parametrize("path", sorted(HISTORIES.glob("*.json")), ids=lambda p: p.stem)
+async def test_recorded_graph_histories_replay(path: Path) -> None:
+    history = WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
+    from sagaworks.client.connection import DATA_CONVERTER
+
+    await Replayer(workflows=[g.workflow for g in GRAPHS], data_converter=DATA_CONVERTER).replay_workflow(history)
+
+
+def test_the_recorded_graph_histories_are_there() -> None:
+    assert {p.stem for p in HISTORIES.glob("*.json")} >= {
+        "document-graph--stored", "routing-graph--approved", "order-graph--compensated",
+        "confirmed-order-graph--canceled", "order-graph--restarted"}
+
+
+def test_the_example_package_registers_its_graphs_as_families() -> None:
+    import importlib
+    import tomllib
+
+    import sagaworks
+
+    declared = tomllib.loads((Path(__file__).parents[1] / "examples" / "langgraph" / "pyproject.toml").read_text())
+    entry_points = declared["project"]["entry-points"]["sagaworks.families"]
+    assert entry_points == {"document-graph": "sagaworks_graphs.families:document",
+                            "routing-graph": "sagaworks_graphs.families:routing"}
+    if not hasattr(sagaworks, "Family"):
+        pytest.skip("the family registry (sagaworks.Family) is not part of this tree")
+    for name, target in entry_points.items():
+        module, _, attr = target.partition(":")
+        family = getattr(importlib.import_module(module), attr)
+        assert isinstance(family, sagaworks.Family)
+        assert (family.name, family.workflow_type) == (name, f"langgraph-{name}")
+        assert set(family.updates) >= {"approve", "reject"} and family.approval is not None
