@@ -1,0 +1,146 @@
+"""The LLM gateway against a local fake chat server that enforces its own limits: the
+budget of requests and tokens across every call, Retry-After, the shared breaker and the
+declared fallback; Groq's and the OpenAI-compatible provider on the same server."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager, contextmanager
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from sagaworks import LLM, LLMBudget, LLMSettings
+from sagaworks import BreakerConfig, Breakers, Database
+from tests.fake_chat_server import FakeChatServer, Limits, api_error, completion, fake_chat_server
+from tests.llm_probe import FALLBACK, LLMProbeWorkflow, ProbeActivities, ProbeAnswer, ProbeInput
+
+
+def _echo(body, _index):
+    """Answers "ok <the prompt's first word>"."""
+    return 200, {}, completion("ok " + body["messages"][-1]["content"].split()[0])
+
+
+def _openai(server: FakeChatServer) -> LLMSettings:
+    return LLMSettings("openai", "test-model", f"{server.base_url}/v1", "test-key")
+
+
+@asynccontextmanager
+async def _probe_worker(client: Client, task_queue: str, llm: LLM) -> AsyncIterator[None]:
+    with ThreadPoolExecutor(max_workers=64) as threads:
+        async with Worker(
+            client, task_queue=task_queue, workflows=[LLMProbeWorkflow],
+            activities=[ProbeActivities(llm).ask_model], activity_executor=threads, max_concurrent_activities=64,
+        ):
+            yield
+
+
+async def _ask(client: Client, task_queue: str, request: ProbeInput) -> list[ProbeAnswer]:
+    return await client.execute_workflow(
+        LLMProbeWorkflow.run, request, id=f"llm-probe-{uuid.uuid4()}", task_queue=task_queue
+    )
+
+
+@contextmanager
+def _limited_server(limits: Limits) -> Iterator[FakeChatServer]:
+    with fake_chat_server(_echo, limits) as server:
+        yield server
+
+
+async def test_fifty_calls_at_once_never_exceed_the_requests_or_the_tokens_budget(
+    dev_client: Client, db: Database, task_queue: str
+) -> None:
+    # The provider's limits (enforced by the server with 429s) are the gateway's budget.
+    limits = Limits(requests=10, tokens=150, window_seconds=1.0)
+    # Prompts of 20 to 100 characters: the tokens bind as often as the requests do.
+    prompts = [f"w{n} " + "x" * (16 + 20 * (n % 5)) for n in range(50)]
+    with _limited_server(limits) as server:
+        llm = LLM(
+            db, settings=_openai(server),
+            budget=LLMBudget(requests=limits.requests, tokens=limits.tokens, window_seconds=limits.window_seconds),
+        )
+        async with _probe_worker(dev_client, task_queue, llm):
+            answers = await _ask(dev_client, task_queue, ProbeInput(prompts=prompts))
+    assert [a.value for a in answers] == [f"ok w{n}" for n in range(50)]
+    assert {(a.provider, a.fallback) for a in answers} == {("openai:test-model", None)}
+    most_requests, most_tokens = server.busiest_window()
+    print(
+        f"budget {limits.requests} requests and {limits.tokens} tokens per {limits.window_seconds:g} s; "
+        f"the server saw at most {most_requests} requests and {most_tokens} tokens in any such window; "
+        f"{len(server.accepted)} accepted, {len(server.refused)} refused; "
+        f"{sum(a.attempt > 1 for a in answers)} calls waited for the budget (retried)"
+    )
+    assert len(server.accepted) == 50 and not server.refused
+    assert most_requests <= limits.requests and most_tokens <= limits.tokens
+    # The budget bound: calls had to wait for it (else the test proves nothing).
+    assert any(a.attempt > 1 for a in answers)
+
+
+async def test_a_retry_after_is_honoured_the_next_attempt_not_before_it(
+    dev_client: Client, db: Database, task_queue: str
+) -> None:
+    def respond(body, index):
+        if index == 0:
+            return api_error(429, "slow down", {"retry-after": "1.5"})
+        return _echo(body, index)
+
+    with fake_chat_server(respond) as server:
+        llm = LLM(db, settings=_openai(server), budget=LLMBudget(requests=0, tokens=0))
+        async with _probe_worker(dev_client, task_queue, llm):
+            [answer] = await _ask(dev_client, task_queue, ProbeInput(prompts=["hello there"]))
+    assert (answer.value, answer.fallback, answer.attempt) == ("ok hello", None, 2)
+    (first, _), (second, _) = server.requests
+    assert second - first >= 1.5
+
+
+async def test_a_5xx_storm_opens_the_breaker_and_the_fallback_runs_saying_so(
+    dev_client: Client, db: Database, task_queue: str
+) -> None:
+    breakers = Breakers(db, {"llm": BreakerConfig(3, 60)})
+    with fake_chat_server(lambda _body, _index: api_error(503, "overloaded")) as server:
+        llm = LLM(db, settings=_openai(server), breakers=breakers)
+        async with _probe_worker(dev_client, task_queue, llm):
+            storm = await _ask(dev_client, task_queue, ProbeInput(prompts=[f"q{n}" for n in range(6)], attempts=3))
+            seen = len(server.requests)
+            [after] = await _ask(dev_client, task_queue, ProbeInput(prompts=["later"], attempts=3))
+    assert breakers.status("llm").state == "open"
+    assert all(a.value == FALLBACK and a.provider == "offline" and a.fallback for a in storm)
+    assert any(a.fallback.startswith("breaker llm open") for a in storm if a.fallback)
+    # Once open, no call reaches the provider: the next one falls back at once.
+    assert len(server.requests) == seen
+    assert (after.value, after.attempt) == (FALLBACK, 1) and after.fallback and after.fallback.startswith("breaker llm open")
+
+
+async def test_a_budget_spent_past_the_step_deadline_falls_back(
+    dev_client: Client, db: Database, task_queue: str
+) -> None:
+    with fake_chat_server(_echo) as server:
+        llm = LLM(db, settings=_openai(server), budget=LLMBudget(requests=1, tokens=0, window_seconds=600))
+        async with _probe_worker(dev_client, task_queue, llm):
+            [first] = await _ask(dev_client, task_queue, ProbeInput(prompts=["first"], deadline_seconds=20))
+            [second] = await _ask(dev_client, task_queue, ProbeInput(prompts=["second"], deadline_seconds=20))
+    assert (first.value, first.fallback) == ("ok first", None)
+    assert second.value == FALLBACK and second.fallback and "budget" in second.fallback and "deadline" in second.fallback
+    assert len(server.requests) == 1
+
+
+def test_the_groq_and_the_openai_compatible_providers_talk_to_the_same_server(db: Database) -> None:
+    with fake_chat_server(_echo, Limits(requests=10, tokens=1000, window_seconds=60)) as server:
+        groq = LLM(db, settings=LLMSettings("groq", "groq-model", server.base_url, "gsk-test"))
+        openai = LLM(db, settings=_openai(server))
+        by_groq = groq.complete("probe", "alpha beta", max_tokens=16)
+        by_openai = openai.complete("probe", "gamma delta", max_tokens=16, json_mode=True)
+    assert (by_groq.text, by_groq.provider) == ("ok alpha", "groq:groq-model")
+    assert (by_openai.text, by_openai.provider) == ("ok gamma", "openai:test-model")
+    # The tokens each answer reports are the server's count (what the budget settles to).
+    assert [by_groq.tokens, by_openai.tokens] == [tokens for _, tokens in server.accepted]
+    groq_body, openai_body = (body for _, body in server.requests)
+    assert (groq_body["model"], groq_body["max_tokens"]) == ("groq-model", 16)
+    assert (openai_body["model"], openai_body["response_format"]) == ("test-model", {"type": "json_object"})
+
+
+def test_without_a_model_the_fallback_is_the_answer_and_no_fallback_is_reported(db: Database) -> None:
+    answer = LLM(db, settings=LLMSettings()).ask("probe", "hi", parse=str, fallback=lambda: "offline")
+    assert (answer.value, answer.provider, answer.fallback) == ("offline", "offline", None)
