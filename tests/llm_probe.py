@@ -33,14 +33,16 @@ class ProbeAnswer(BaseModel):
     provider: str
     fallback: str | None
     attempt: int
+    worker: str
 
 
 FALLBACK = "the offline answer"
 
 
 class ProbeActivities:
-    def __init__(self, llm: LLM) -> None:
+    def __init__(self, llm: LLM, worker: str = "worker") -> None:
         self._llm = llm
+        self._worker = worker
 
     @activity.defn
     def ask_model(self, call: ProbeCall) -> ProbeAnswer:
@@ -48,7 +50,8 @@ class ProbeActivities:
             "probe", call.prompt, max_tokens=call.max_tokens, parse=lambda raw: raw, fallback=lambda: FALLBACK
         )
         return ProbeAnswer(
-            value=answer.value, provider=answer.provider, fallback=answer.fallback, attempt=activity.info().attempt
+            value=answer.value, provider=answer.provider, fallback=answer.fallback, attempt=activity.info().attempt,
+            worker=self._worker,
         )
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -28,13 +28,24 @@ def _openai(server: FakeChatServer) -> LLMSettings:
 
 
 @asynccontextmanager
-async def _probe_worker(client: Client, task_queue: str, llm: LLM) -> AsyncIterator[None]:
-    with ThreadPoolExecutor(max_workers=64) as threads:
-        async with Worker(
-            client, task_queue=task_queue, workflows=[LLMProbeWorkflow],
-            activities=[ProbeActivities(llm).ask_model], activity_executor=threads, max_concurrent_activities=64,
-        ):
-            yield
+async def _probe_worker(client: Client, task_queue: str, *gateways: LLM) -> AsyncIterator[None]:
+    """A worker per gateway, all polling ``task_queue``, each on a client of its own (as
+    separate worker processes are)."""
+    async with AsyncExitStack() as stack:
+        for n, llm in enumerate(gateways):
+            if n:
+                client = await Client.connect(
+                    client.service_client.config.target_host, namespace=client.namespace,
+                    data_converter=client.data_converter,
+                )
+            threads = stack.enter_context(ThreadPoolExecutor(max_workers=32))
+            await stack.enter_async_context(
+                Worker(
+                    client, task_queue=task_queue, workflows=[LLMProbeWorkflow],
+                    activities=[ProbeActivities(llm, f"worker {n}").ask_model], activity_executor=threads, max_concurrent_activities=32,
+                )
+            )
+        yield
 
 
 async def _ask(client: Client, task_queue: str, request: ProbeInput) -> list[ProbeAnswer]:
@@ -49,20 +60,21 @@ def _limited_server(limits: Limits) -> Iterator[FakeChatServer]:
         yield server
 
 
-async def test_fifty_calls_at_once_never_exceed_the_requests_or_the_tokens_budget(
+async def test_fifty_calls_at_once_across_two_workers_never_exceed_the_requests_or_the_tokens_budget(
     dev_client: Client, db: Database, task_queue: str
 ) -> None:
     # The provider's limits (enforced by the server with 429s) are the gateway's budget.
     limits = Limits(requests=10, tokens=150, window_seconds=1.0)
     # Prompts of 20 to 100 characters: the tokens bind as often as the requests do.
     prompts = [f"w{n} " + "x" * (16 + 20 * (n % 5)) for n in range(50)]
+    budget = LLMBudget(requests=limits.requests, tokens=limits.tokens, window_seconds=limits.window_seconds)
+    # Two workers, each with its own gateway and connections to the application database.
+    other_db = Database(db.url)
     with _limited_server(limits) as server:
-        llm = LLM(
-            db, settings=_openai(server),
-            budget=LLMBudget(requests=limits.requests, tokens=limits.tokens, window_seconds=limits.window_seconds),
-        )
-        async with _probe_worker(dev_client, task_queue, llm):
+        gateways = [LLM(database, settings=_openai(server), budget=budget) for database in (db, other_db)]
+        async with _probe_worker(dev_client, task_queue, *gateways):
             answers = await _ask(dev_client, task_queue, ProbeInput(prompts=prompts))
+    other_db.dispose()
     assert [a.value for a in answers] == [f"ok w{n}" for n in range(50)]
     assert {(a.provider, a.fallback) for a in answers} == {("openai:test-model", None)}
     most_requests, most_tokens = server.busiest_window()
@@ -72,6 +84,7 @@ async def test_fifty_calls_at_once_never_exceed_the_requests_or_the_tokens_budge
         f"{len(server.accepted)} accepted, {len(server.refused)} refused; "
         f"{sum(a.attempt > 1 for a in answers)} calls waited for the budget (retried)"
     )
+    assert {a.worker for a in answers} == {"worker 0", "worker 1"}
     assert len(server.accepted) == 50 and not server.refused
     assert most_requests <= limits.requests and most_tokens <= limits.tokens
     # The budget bound: calls had to wait for it (else the test proves nothing).
