@@ -279,7 +279,12 @@ class _Groq:
     """Groq through ``langchain-groq``'s ChatGroq (imported here: the extra that needs it)."""
 
     def __init__(self, settings: LLMSettings) -> None:
-        from langchain_groq import ChatGroq
+        try:
+            from langchain_groq import ChatGroq
+        except ImportError:
+            raise ApplicationError(
+                "the groq provider needs langchain-groq: pip install 'sagaworks[llm]'", type=MODEL_ERROR, non_retryable=True
+            ) from None
 
         self._settings = settings
         self._chat = ChatGroq(
