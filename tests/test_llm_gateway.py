@@ -4,6 +4,8 @@ declared fallback; Groq's and the OpenAI-compatible provider on the same server.
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -14,6 +16,7 @@ from temporalio.worker import Worker
 
 from sagaworks import LLM, LLMBudget, LLMSettings
 from sagaworks import BreakerConfig, Breakers, Database
+from sagaworks._llm_budget import BudgetLedger, BudgetSpent
 from tests.fake_chat_server import FakeChatServer, Limits, api_error, completion, fake_chat_server
 from tests.llm_probe import FALLBACK, LLMProbeWorkflow, ProbeActivities, ProbeAnswer, ProbeInput
 
@@ -157,3 +160,46 @@ def test_the_groq_and_the_openai_compatible_providers_talk_to_the_same_server(db
 def test_without_a_model_the_fallback_is_the_answer_and_no_fallback_is_reported(db: Database) -> None:
     answer = LLM(db, settings=LLMSettings()).ask("probe", "hi", parse=str, fallback=lambda: "offline")
     assert (answer.value, answer.provider, answer.fallback) == ("offline", "offline", None)
+
+
+def test_the_budget_holds_for_reservations_from_many_processes_at_once(db_url: str) -> None:
+    """The ledger alone, on SQLite and PostgreSQL: three gateways (one database engine each,
+    as three workers have) reserve from 12 threads at once; whenever the provider receives a
+    call between its reservation and its answer, no window holds more than the budget."""
+    budget = LLMBudget(requests=5, tokens=120, window_seconds=0.5)
+    databases = [Database(db_url) for _ in range(3)]
+    ledgers = [BudgetLedger(database, budget, call_timeout=5) for database in databases]
+    calls: list[tuple[float, float, int]] = []  # reserved, answered, tokens (as settled)
+    lock = threading.Lock()
+
+    def worker(n: int) -> None:
+        ledger = ledgers[n % 3]
+        for k in range(4):
+            estimate = 20 + 10 * ((n + k) % 4)
+            while True:  # the test plays Temporal's part: wait as told, then try again
+                try:
+                    reservation = ledger.reserve("test", estimate)
+                    break
+                except BudgetSpent as spent:
+                    time.sleep(spent.wait)
+            reserved = time.time()
+            time.sleep(0.01 * (k + 1))  # the call
+            ledger.settle(reservation, estimate - 5)
+            with lock:
+                calls.append((reserved, time.time(), estimate - 5))
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for database in databases:
+        database.dispose()
+    assert len(calls) == 48
+    # The provider may see each call at any time between its reservation and its answer:
+    # check the two extremes.
+    for arrival in (lambda c: c[0], lambda c: c[1]):
+        times = sorted((arrival(c), c[2]) for c in calls)
+        for start, _ in times:
+            inside = [tokens for at, tokens in times if start <= at < start + budget.window_seconds]
+            assert len(inside) <= budget.requests and sum(inside) <= budget.tokens
