@@ -152,9 +152,14 @@ def llm_budget_from_env(environ: Mapping[str, str] | None = None) -> LLMBudget:
     return LLMBudget(requests=figures["SAGAWORKS_LLM_RPM"], tokens=figures["SAGAWORKS_LLM_TPM"], window_seconds=60)
 
 
-def _configured_families(env: Mapping[str, str]) -> set[str]:
+def check_llm_environment(environ: Mapping[str, str] | None = None) -> None:
+    """Raise :class:`LLMConfigError` naming the first unusable LLM variable of the
+    environment: the general model, every family's and the budget."""
+    env = os.environ if environ is None else environ
     pattern = re.compile(r"^SAGAWORKS_LLM_(.+)_(PROVIDER|MODEL|BASE_URL|API_KEY)$")
-    return {m.group(1) for key in env if (m := pattern.match(key))}
+    for family in [None, *sorted({m.group(1) for key in env if (m := pattern.match(key))})]:
+        llm_settings_from_env(family, env)
+    llm_budget_from_env(env)
 
 
 @dataclass(frozen=True)
@@ -362,9 +367,7 @@ class LLM:
         if settings is None:
             # Every configured family is checked now: a bad variable stops the worker at
             # start, naming it, instead of failing calls later.
-            llm_settings_from_env()
-            for family in _configured_families(os.environ):
-                llm_settings_from_env(family)
+            check_llm_environment()
             self._settings: Callable[[str], LLMSettings] = llm_settings_from_env
         elif isinstance(settings, LLMSettings):
             self._settings = lambda _family, fixed=settings: fixed

@@ -4,18 +4,32 @@ declared fallback; Groq's and the OpenAI-compatible provider on the same server.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from pathlib import Path
 
+import pytest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from sagaworks import LLM, LLMBudget, LLMSettings
-from sagaworks import BreakerConfig, Breakers, Database
+from sagaworks import (
+    LLM,
+    BreakerConfig,
+    Breakers,
+    Database,
+    LLMBudget,
+    LLMConfigError,
+    LLMSettings,
+    llm_budget_from_env,
+    llm_settings_from_env,
+)
 from sagaworks._llm_budget import BudgetLedger, BudgetSpent
 from tests.fake_chat_server import FakeChatServer, Limits, api_error, completion, fake_chat_server
 from tests.llm_probe import FALLBACK, LLMProbeWorkflow, ProbeActivities, ProbeAnswer, ProbeInput
@@ -203,3 +217,39 @@ def test_the_budget_holds_for_reservations_from_many_processes_at_once(db_url: s
         for start, _ in times:
             inside = [tokens for at, tokens in times if start <= at < start + budget.window_seconds]
             assert len(inside) <= budget.requests and sum(inside) <= budget.tokens
+
+
+def test_each_family_may_have_its_own_model_and_a_bad_variable_is_named(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = {
+        "GROQ_API_KEY": "gsk-test",
+        "SAGAWORKS_LLM_NEWS_DIGEST_PROVIDER": "openai",
+        "SAGAWORKS_LLM_NEWS_DIGEST_BASE_URL": "http://127.0.0.1:8080/v1/",
+        "SAGAWORKS_LLM_NEWS_DIGEST_MODEL": "qwen2.5-7b",
+        "SAGAWORKS_LLM_RPM": "60",
+        "SAGAWORKS_LLM_TPM": "0",
+    }
+    news = llm_settings_from_env("news-digest", env)
+    assert (news.provider, news.base_url, news.model, news.api_key) == ("openai", "http://127.0.0.1:8080/v1", "qwen2.5-7b", None)
+    assert llm_settings_from_env("blog", env).name == "groq:llama-3.3-70b-versatile"
+    assert llm_budget_from_env(env) == LLMBudget(requests=60, tokens=0, window_seconds=60)
+    with pytest.raises(LLMConfigError, match="SAGAWORKS_LLM_BLOG_PROVIDER='gpt': expected one of offline, groq, openai"):
+        llm_settings_from_env("blog", {**env, "SAGAWORKS_LLM_BLOG_PROVIDER": "gpt"})
+    with pytest.raises(LLMConfigError, match="SAGAWORKS_LLM_TPM='lots'"):
+        llm_budget_from_env({"SAGAWORKS_LLM_TPM": "lots"})
+    # A worker's gateway checks every family's variables when it starts.
+    for key, value in {**env, "SAGAWORKS_LLM_ROUTING_PROVIDER": "openai"}.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(LLMConfigError, match="needs SAGAWORKS_LLM_ROUTING_BASE_URL and SAGAWORKS_LLM_ROUTING_MODEL"):
+        LLM(db)
+
+
+def test_the_worker_names_an_unusable_llm_variable_and_exits_before_connecting(tmp_path: Path) -> None:
+    env = {**os.environ, "SAGAWORKS_LLM_NEWS_DIGEST_PROVIDER": "openai", "DATABASE_URL": f"sqlite:///{tmp_path / 'w.db'}"}
+    done = subprocess.run(
+        [sys.executable, "-m", "sagaworks.worker", "--address", "127.0.0.1:1", "--connect-seconds", "30"],
+        env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )
+    assert done.returncode == 2
+    assert "needs SAGAWORKS_LLM_NEWS_DIGEST_BASE_URL and SAGAWORKS_LLM_NEWS_DIGEST_MODEL" in done.stdout + done.stderr
