@@ -12,12 +12,24 @@ gives each call, in this order:
   OpenAI-compatible endpoint (llama.cpp, vLLM, Ollama...); a 429 is waited out the same
   way, after its ``Retry-After``.
 
+The budget is kept by the gateway, not by a task queue, so it holds for every call
+whichever queue its activity runs on (Temporal's rate limit of the ``<task_queue>-llm``
+queue counts activities per second, not tokens, and only those on that queue); a family
+moves an LLM step to that queue only to bound how many of its activities run at once.
+
 Temporal retries; nothing here loops. A family author calls :meth:`LLM.ask` with the
 prompt, how to read the answer and the step's offline **fallback**: when no model is
 configured the fallback is the answer; when the breaker is open, the answer does not
 parse, the provider refuses the call for good, or waiting (for the budget, a 429 or a
 failing provider) would pass the step's deadline or its last attempt, the fallback runs
-and the answer says why (:attr:`LLMAnswer.fallback`).
+and the answer says why (:attr:`LLMAnswer.fallback`). In a family's activity::
+
+    answer = self._llm.ask(
+        "news-digest", summary_prompt(article), max_tokens=200,
+        parse=summary_of_answer,                      # raises ValueError on a bad answer
+        fallback=lambda: extractive_summary(article),  # the offline answer
+    )
+    answer.value, answer.provider, answer.fallback    # "openai:qwen2.5-7b", None / "offline", why
 
 Configuration (environment; ``<FAMILY>`` is the family's name upper-cased, ``-`` as ``_``,
 and overrides the general variable for that family only):
