@@ -453,3 +453,48 @@ async def test_a_5xx_storm_opens_the_llm_breaker_and_the_digest_falls_back_to_ex
     for article in result.articles:
         assert article.summarised_by == "extractive" and article.fallback is not None
         assert article.fallback.startswith("breaker llm open")
+
+
+def test_a_retry_after_the_budget_wait_keeps_the_summaries_the_model_already_wrote(db: Database) -> None:
+    import dataclasses
+    from datetime import datetime, timedelta, timezone
+
+    from temporalio.testing import ActivityEnvironment
+
+    from sagaworks import LLM, LLMBudget, LLMSettings
+    from sagaworks.activities.news import NewsActivities
+    from sagaworks.contracts.news_digest import Article, SummariseInput
+    from tests.fake_chat_server import completion, fake_chat_server
+
+    def respond(body, _index):
+        title = body["messages"][-1]["content"].split("Title: ")[1].splitlines()[0]
+        return 200, {}, completion(f"Summary of {title}.")
+
+    articles = [
+        Article(key=f"k{n}", guid=f"g{n}", title=f"Article {n}", link="", source="s", published=None,
+                text=f"Article {n} says something. It says more. And more again.")
+        for n in range(2)
+    ]
+    request = SummariseInput(articles=articles, sentences=2)
+    with fake_chat_server(respond) as server:
+        model = LLMSettings("openai", "test-model", f"{server.base_url}/v1")
+        # One request per ten minutes: the second article's call must wait for the next window.
+        first = ActivityEnvironment()
+        first.info = dataclasses.replace(
+            first.info, scheduled_time=datetime.now(timezone.utc), schedule_to_close_timeout=timedelta(hours=1)
+        )
+        beats: list = []
+        first.on_heartbeat = lambda *details: beats.append(details)
+        spent = LLM(db, settings=model, budget=LLMBudget(requests=1, tokens=0, window_seconds=600))
+        with pytest.raises(ApplicationError) as waits:
+            first.run(NewsActivities(db, llm=spent).categorise_and_summarise, request)
+        assert waits.value.next_retry_delay is not None and waits.value.next_retry_delay > timedelta(minutes=9)
+        progress = beats[-1][0]
+        # The retry, once the budget has room, asks only for what the first attempt did not get.
+        retry = ActivityEnvironment()
+        retry.info = dataclasses.replace(retry.info, attempt=2, heartbeat_details=[progress], schedule_to_close_timeout=None)
+        roomy = LLM(db, settings=model, budget=LLMBudget(requests=0, tokens=0))
+        summaries = retry.run(NewsActivities(db, llm=roomy).categorise_and_summarise, request)
+    assert [s.summary for s in summaries] == ["Summary of Article 0.", "Summary of Article 1."]
+    assert {s.summarised_by for s in summaries} == {"openai:test-model"}
+    assert len(server.requests) == 2
