@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from itertools import islice
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, TypeVar
+from typing import IO, Any, TypeVar
 
 from pydantic import BaseModel, RootModel, ValidationError
 from sqlalchemy import DateTime, Integer, String, Text, delete, select
@@ -31,6 +31,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from sagaworks import LLM
 from sagaworks.activities.db import Base, Database, _utcnow
 from sagaworks.activities.documents import DocumentSettings, roots_from_env
 from sagaworks.activities.errors import ErrorClass, database_errors, error, validation_error
@@ -70,9 +71,6 @@ SPOOL_BYTES = 2**20
 STORE_BATCH = 500
 """Articles written or read per database round trip."""
 ResultT = TypeVar("ResultT", bound=BaseModel)
-
-if TYPE_CHECKING:  # imported when used: the gateway imports this package's db module
-    from sagaworks import LLM
 CATEGORY_TERMS: dict[Category, frozenset[str]] = {
     "technology": frozenset(
         "software hardware chip chips cloud api apis developer developers open-source model models gpu "
@@ -267,8 +265,6 @@ class NewsActivities:
     ) -> None:
         """``llm`` (default: one configured by the environment) asks the model for
         summaries, and categories when a digest asks for them."""
-        from sagaworks import LLM
-
         self._db = db
         self._llm = llm or LLM(db)
         # Feed files may be read from the feed roots and the document roots, tried in that order.
