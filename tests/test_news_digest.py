@@ -288,7 +288,7 @@ async def test_concurrent_digests_over_one_feed_publish_each_article_once(
     feed = FeedSource(name="weekly", url=str(_copy_feeds(tmp_path) / "engineering-weekly.rss.xml"))
     settings = DocumentSettings(roots=(tmp_path,))
     try:
-        async with running_worker(dev_client, backend, task_queue=task_queue, activity_threads=8, documents=settings):
+        async with running_worker(dev_client, backend, task_queue=task_queue, activity_threads=8, settings=[settings]):
             results = await asyncio.gather(
                 *(_run(dev_client, task_queue, NewsDigestInput(name=f"race-{n}", feeds=[feed])) for n in range(6))
             )
