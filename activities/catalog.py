@@ -117,12 +117,13 @@ def blog(resources: WorkerResources) -> Activities:
 
 
 def news_digest(resources: WorkerResources) -> Activities:
+    from sagaworks import LLM
     from sagaworks.activities.documents import DocumentSettings
     from sagaworks.activities.news import FeedSettings, NewsActivities
-    from sagaworks.activities.writing import chat_from_env
 
+    # The worker's gateway when it was given one (settings=[LLM(...)]), else the environment's.
     news = NewsActivities(
-        resources.db, resources.setting(DocumentSettings), chat_from_env(), resources.setting(FeedSettings)
+        resources.db, resources.setting(DocumentSettings), resources.setting(LLM), resources.setting(FeedSettings)
     )
     return [
         news.fetch_feed,

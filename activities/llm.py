@@ -248,11 +248,13 @@ class GroqSettings:
 def groq_settings_from_env() -> GroqSettings | None:
     """The Groq model the environment configures (see module notes), or None for offline."""
     choice = os.environ.get("SAGAWORKS_LLM_PROVIDER") or ("groq" if os.environ.get("GROQ_API_KEY") else "offline")
-    if choice == "offline":
+    if choice in ("offline", "openai"):
+        # An OpenAI-compatible endpoint is served by the LLM gateway (sagaworks.LLM) only:
+        # the callers not on it yet keep their offline answer.
         return None
     api_key = os.environ.get("GROQ_API_KEY")
     if choice != "groq" or not api_key:
-        raise SystemExit("SAGAWORKS_LLM_PROVIDER must be offline or groq (groq needs GROQ_API_KEY)")
+        raise SystemExit("SAGAWORKS_LLM_PROVIDER must be offline, groq or openai (groq needs GROQ_API_KEY)")
     return GroqSettings(
         api_key=api_key,
         model=os.environ.get("GROQ_MODEL", GroqSettings.model),

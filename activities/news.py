@@ -11,6 +11,7 @@ articles only, and every result is bounded (:func:`bounded`).
 
 from __future__ import annotations
 
+import copy
 import heapq
 import html
 import os
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from itertools import islice
 from pathlib import Path
-from typing import IO, TypeVar
+from typing import IO, Any, TypeVar
 
 from pydantic import BaseModel, RootModel, ValidationError
 from sqlalchemy import DateTime, Integer, String, Text, delete, select
@@ -30,12 +31,13 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from sagaworks import LLM
 from sagaworks.activities.db import Base, Database, _utcnow
 from sagaworks.activities.documents import DocumentSettings, roots_from_env
 from sagaworks.activities.errors import ErrorClass, database_errors, error, validation_error
 from sagaworks.activities.feed_reader import FeedReader
+from sagaworks.activities.liveness import keep_alive
 from sagaworks.activities.text_analysis import split_sentences, textrank, words
-from sagaworks.activities.writing import GroqChat
 from sagaworks.contracts.news_digest import (
     ALREADY_PUBLISHED,
     CATEGORIES,
@@ -52,6 +54,12 @@ from sagaworks.contracts.news_digest import (
     SummariseInput,
 )
 
+FAMILY = "news-digest"
+"""The family's name to the LLM gateway: ``SAGAWORKS_LLM_NEWS_DIGEST_*`` configure its model."""
+SUMMARY_TOKENS = 200
+"""The longest summary the model may write (its completion tokens)."""
+ARTICLE_CHARS = 4000
+"""How much of an article's text its summary prompt carries."""
 USER_AGENT = "sagaworks-news-digest/0.1"
 RESULT_BYTES = 2**20
 """The largest result (JSON) a news activity returns; Temporal's payload limit is 2 MiB."""
@@ -175,21 +183,50 @@ class _LLMCategories(BaseModel):
     categories: list[Category]
 
 
-def llm_categories(chat: GroqChat, articles: list[Article]) -> list[Category]:
-    """One category per article from the chat model (one call for the batch)."""
+def categories_prompt(articles: list[Article]) -> str:
+    """One call for the batch: a category per numbered article."""
     listing = "\n".join(f"{n}. {a.title}: {a.text[:300]}" for n, a in enumerate(articles, start=1))
-    raw = chat.complete(
+    return (
         f"Put each numbered article in one category: {', '.join(CATEGORIES)}. Answer with JSON only: "
         f'{{"categories": [one category per article, in order]}}.\n\n{listing}'
     )
+
+
+def categories_of_answer(raw: str, count: int) -> list[Category]:
+    """The model's categories, one per article; ``ValueError`` when they are not."""
     found = re.search(r"\{.*\}", raw, re.DOTALL)
-    try:
-        answer = _LLMCategories.model_validate_json(found.group(0) if found else raw)
-    except ValidationError:
-        answer = None
-    if answer is None or len(answer.categories) != len(articles):
-        raise error(ErrorClass.MODEL, f"the model's categories are not one per article: {raw[:200]}")
-    return answer.categories
+    categories = _LLMCategories.model_validate_json(found.group(0) if found else raw).categories
+    if len(categories) != count:
+        raise ValueError(f"{len(categories)} categories for {count} articles: {raw[:200]}")
+    return categories
+
+
+def summary_prompt(article: Article, sentences: int) -> str:
+    return (
+        f"Summarise this news article in at most {sentences} sentences of plain text, using only "
+        f"facts it states. Answer with the summary only.\n\nTitle: {article.title}\n\n{article.text[:ARTICLE_CHARS]}"
+    )
+
+
+def summary_of_answer(raw: str) -> str:
+    """The model's summary on one line; ``ValueError`` when it is empty."""
+    text = " ".join(raw.split())
+    if not text:
+        raise ValueError("an empty summary")
+    return text
+
+
+def extractive_summary(article: Article, sentences: int) -> str:
+    """The article's most central sentences (TextRank), or its title when it has no text."""
+    return " ".join(textrank(split_sentences(article.text), sentences) if article.text else []) or article.title
+
+
+def _resumed_progress() -> dict[str, Any]:
+    """What an earlier attempt of this activity recorded in its heartbeats, else nothing."""
+    last = activity.info().heartbeat_details if activity.in_activity() else []
+    if len(last) == 1 and isinstance(last[0], dict) and isinstance(last[0].get("summaries"), dict):
+        return last[0]
+    return {"categories": None, "summaries": {}}
 
 
 def newsletter_of(request: NewsletterInput) -> Newsletter:
@@ -223,11 +260,13 @@ class NewsActivities:
         self,
         db: Database,
         settings: DocumentSettings | None = None,
-        chat: GroqChat | None = None,
+        llm: LLM | None = None,
         feeds: FeedSettings | None = None,
     ) -> None:
+        """``llm`` (default: one configured by the environment) asks the model for
+        summaries, and categories when a digest asks for them."""
         self._db = db
-        self._chat = chat
+        self._llm = llm or LLM(db)
         # Feed files may be read from the feed roots and the document roots, tried in that order.
         self._roots = tuple(dict.fromkeys((feeds or FeedSettings()).roots + (settings or DocumentSettings()).roots))
 
@@ -400,20 +439,62 @@ class NewsActivities:
 
     @activity.defn
     def categorise_and_summarise(self, request: SummariseInput) -> list[DigestArticle]:
-        """Each article categorised (lexicon or chat model) and summarised in 2-3 TextRank sentences."""
-        if request.categoriser == "llm":
-            if self._chat is None:
-                raise validation_error("no LLM is configured on the worker (GROQ_API_KEY)", field="categoriser")
-            categories = llm_categories(self._chat, request.articles)
-        else:
-            categories = [category_of(a) for a in request.articles]
+        """Each article categorised and summarised, saying by what.
+
+        Categories come from the lexicon, or with ``categoriser="llm"`` from the model (one
+        call for the batch). Summaries are the model's (one call per article) whenever the
+        worker has a model for the family, else 2-3 TextRank sentences; the lexicon and the
+        extractive summary are also each call's fallback (the LLM gateway's breaker open,
+        its budget spent past the step's deadline...). The heartbeats carry what is done,
+        so a retry (after the budget's wait) asks nothing twice.
+        """
+        llm, articles, sentences = self._llm, request.articles, request.sentences
+        if request.categoriser == "llm" and not llm.configured(FAMILY):
+            raise validation_error("no LLM is configured on the worker (SAGAWORKS_LLM_PROVIDER, GROQ_API_KEY)", field="categoriser")
+        progress = _resumed_progress()
+        summaries: dict[str, list[str | None]] = progress["summaries"]
+        # The keep-alive thread sends a copy: the dict changes in this thread meanwhile.
+        sent = [copy.deepcopy(progress)]
+
+        def record() -> None:
+            sent[0] = copy.deepcopy(progress)
+            if activity.in_activity():
+                activity.heartbeat(sent[0])
+
+        def lexicon() -> list[Category]:
+            return [category_of(a) for a in articles]
+
+        with keep_alive(details=lambda: sent):
+            if progress["categories"] is None:
+                if request.categoriser == "llm":
+                    asked = llm.ask(
+                        FAMILY, categories_prompt(articles), json_mode=True,
+                        parse=lambda raw: categories_of_answer(raw, len(articles)), fallback=lexicon,
+                    )
+                    by = asked.provider if asked.provider != "offline" else "lexicon"
+                    progress["categories"] = [asked.value, by, asked.fallback]
+                else:
+                    progress["categories"] = [lexicon(), "lexicon", None]
+                record()
+            categories, categorised_by, categories_fallback = progress["categories"]
+            for a in articles:
+                if a.key not in summaries:
+                    answer = llm.ask(
+                        FAMILY, summary_prompt(a, sentences), max_tokens=SUMMARY_TOKENS,
+                        parse=summary_of_answer, fallback=lambda a=a: extractive_summary(a, sentences),
+                    )
+                    by = answer.provider if answer.provider != "offline" else "extractive"
+                    summaries[a.key] = [answer.value, by, answer.fallback]
+                    record()
         out = []
-        for a, category in zip(request.articles, categories):
-            sentences = textrank(split_sentences(a.text), request.sentences) if a.text else []
+        for a, category in zip(articles, categories):
+            summary, summarised_by, summary_fallback = summaries[a.key]
+            reasons = [r for r in (categories_fallback, summary_fallback) if r]
             out.append(
                 DigestArticle(
                     key=a.key, title=a.title, link=a.link, source=a.source, published=a.published,
-                    category=category, summary=" ".join(sentences) or a.title,
+                    category=category, summary=summary, summarised_by=summarised_by,
+                    categorised_by=categorised_by, fallback="; ".join(dict.fromkeys(reasons)) or None,
                 )
             )
         return bounded(_Summaries(out), "categorise_and_summarise").root

@@ -48,7 +48,9 @@ class NewsDigestInput(StrictModel):
     case); empty: every article is."""
     max_articles: int = Field(default=30, ge=1, le=500)
     categoriser: Literal["offline", "llm"] = "offline"
-    """``offline``: a lexicon per category; ``llm``: the worker's chat model (Groq)."""
+    """``offline``: a lexicon per category; ``llm``: the worker's chat model (the LLM
+    gateway's, the lexicon as its fallback). Summaries are the model's whenever the worker
+    has one configured (``SAGAWORKS_LLM_PROVIDER``...), extractive otherwise."""
     summary_sentences: int = Field(default=3, ge=2, le=3)
     resume: SkipJsonSchema[NewsDigestResume | None] = None
     """Set by ``saga restart``: the outcomes of the stages before ``resume.from_stage``.
@@ -120,6 +122,14 @@ class DigestArticle(BaseModel):
     published: datetime | None
     category: Category
     summary: str
+    summarised_by: str = "extractive"
+    """The model that wrote the summary (``<provider>:<model>``), or ``extractive``: 2-3
+    TextRank sentences of the article (runs recorded before the LLM gateway all were)."""
+    categorised_by: str = "lexicon"
+    """The model that chose the category, or ``lexicon``."""
+    fallback: str | None = None
+    """Why the extractive summary or the lexicon stands in for the configured model
+    (its breaker open, its budget spent past the step's deadline...); None when it did not."""
 
 
 class SummariseInput(StrictModel):

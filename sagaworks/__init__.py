@@ -3,7 +3,9 @@
 What a team writes its own workflows with (see the README's "Your own saga"): the step runner
 (:class:`StepWorkflow`, :class:`Steps`) and the :class:`Saga` helper, approvals
 (:class:`Approval`), circuit breakers with fallbacks (:func:`guarded`), the exactly-once store
-(:func:`apply_once`, :func:`undo_once`, :func:`seal_once`), retry and timeout policies
+(:func:`apply_once`, :func:`undo_once`, :func:`seal_once`), the LLM gateway (:class:`LLM`:
+providers, a requests and tokens budget across workers, the ``llm`` breaker, fallbacks),
+retry and timeout policies
 (:mod:`sagaworks.policies`), and the :class:`Family` a project registers under the
 ``sagaworks.families`` entry point so that the worker, the ``saga`` CLI, the HTTP API and the
 console serve it.
@@ -87,6 +89,18 @@ if TYPE_CHECKING:
     from sagaworks._db import (
         Database as Database,
     )
+    from sagaworks._llm import (
+        LLM as LLM,
+        LLMAnswer as LLMAnswer,
+        LLMConfigError as LLMConfigError,
+        LLMReply as LLMReply,
+        LLMSettings as LLMSettings,
+        llm_budget_from_env as llm_budget_from_env,
+        llm_settings_from_env as llm_settings_from_env,
+    )
+    from sagaworks._llm_budget import (
+        LLMBudget as LLMBudget,
+    )
     from sagaworks._store import (
         DONE as DONE,
         UNDONE as UNDONE,
@@ -156,6 +170,14 @@ _EXPORTS: dict[str, str] = {
     "guarded": "sagaworks._circuit",
     "open_breaker": "sagaworks._circuit",
     "Database": "sagaworks._db",
+    "LLM": "sagaworks._llm",
+    "LLMAnswer": "sagaworks._llm",
+    "LLMConfigError": "sagaworks._llm",
+    "LLMReply": "sagaworks._llm",
+    "LLMSettings": "sagaworks._llm",
+    "llm_budget_from_env": "sagaworks._llm",
+    "llm_settings_from_env": "sagaworks._llm",
+    "LLMBudget": "sagaworks._llm_budget",
     "DONE": "sagaworks._store",
     "UNDONE": "sagaworks._store",
     "StepAlreadyCompensated": "sagaworks._store",

@@ -32,6 +32,7 @@ from sagaworks._registry import Family, WorkerResources, registry, resolve
 from sagaworks._db import Database
 from sagaworks.activities.llm import LLMProvider
 from sagaworks.activities.processes import process_pool
+from sagaworks._llm import LLMConfigError, check_llm_environment
 from sagaworks.client.codec import EncryptionConfigError
 from sagaworks.client.connection import DEFAULT_ADDRESS, TASK_QUEUE, connect
 from sagaworks.client.devserver import SEARCH_ATTRIBUTES, dev_server_command, register_search_attributes, wait_until_serving
@@ -316,6 +317,7 @@ async def search_attributes_registered(client: Client) -> None:
 
 async def main(args: argparse.Namespace) -> None:
     """Run until SIGINT/SIGTERM, then drain and return."""
+    check_llm_environment()  # before waiting for Temporal: a typo is reported at once
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -366,7 +368,9 @@ def parse_args(argv: list[str] | None = None, prog: str | None = None) -> argpar
         description="Run the sagaworks worker (every workflow and activity of the registered families).",
         epilog="Connection settings come from Temporal's envconfig (TEMPORAL_ADDRESS, "
         "TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_PROFILE, TLS); the database from "
-        "DATABASE_URL (default: SQLite under .sagaworks/).",
+        "DATABASE_URL (default: SQLite under .sagaworks/); the LLM gateway's models and budget "
+        "from SAGAWORKS_LLM_* (provider, base URL, model, key, per family too; RPM and TPM) and "
+        "GROQ_API_KEY.",
     )
     parser.add_argument("--dev", action="store_true", help="start the embedded Temporal dev server first")
     parser.add_argument("--address", help="Temporal frontend host:port (overrides envconfig)")
@@ -411,6 +415,9 @@ def run(argv: list[str] | None = None, prog: str | None = None) -> None:
     except EncryptionConfigError as unusable:
         # A configuration error: say it in one line and exit, no traceback, no retrying.
         log.error("Unusable encryption settings: %s", unusable)
+        raise SystemExit(2) from None
+    except LLMConfigError as unusable:
+        log.error("Unusable LLM settings: %s", unusable)
         raise SystemExit(2) from None
 
 

@@ -1,17 +1,23 @@
-"""A local HTTP server that speaks Groq's chat-completions API, for testing ChatGroq.
+"""A local HTTP server that speaks the chat-completions API (Groq's, any OpenAI-compatible
+server's), for testing ChatGroq and the LLM gateway.
 
 Each request is answered by a scripted ``respond(request_body, index)`` returning
-(status, headers, body); every request's arrival time is recorded.
+(status, headers, body); every request's arrival time is recorded. With :class:`Limits`
+the server also enforces its own requests and tokens per window, as providers do: a
+request that would pass either is refused with 429 and a ``Retry-After`` saying when it
+would fit, and what it accepted can be measured per window (:meth:`FakeChatServer.busiest_window`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -47,22 +53,71 @@ def api_error(status: int, message: str, headers: dict[str, str] | None = None) 
     return status, headers or {}, {"error": {"message": message, "type": "test_error", "code": str(status)}}
 
 
+@dataclass(frozen=True)
+class Limits:
+    """The server's own budget: requests and tokens in any window of ``window_seconds``."""
+
+    requests: int
+    tokens: int
+    window_seconds: float
+
+
+def tokens_of(text: str) -> int:
+    """How many tokens the server counts for ``text``: one per four characters."""
+    return math.ceil(len(text) / 4)
+
+
 class FakeChatServer:
     """The server's address and what it has seen."""
 
-    def __init__(self, respond: Responder) -> None:
+    def __init__(self, respond: Responder, limits: Limits | None = None) -> None:
         self.respond = respond
+        self.limits = limits
         self.requests: list[tuple[float, dict[str, Any]]] = []
+        self.accepted: list[tuple[float, int]] = []
+        """Arrival time and tokens of every request answered within the limits."""
+        self.refused: list[tuple[float, float]] = []
+        """Arrival time and Retry-After of every request refused with 429 by the limits."""
         self._lock = threading.Lock()
         self.base_url = ""
 
     def prompt_of(self, index: int) -> str:
         return self.requests[index][1]["messages"][-1]["content"]
 
+    def _admit(self, now: float, tokens: int) -> float | None:
+        """Record an accepted request, or return the seconds until it would fit."""
+        assert self.limits is not None
+        window = self.limits.window_seconds
+        live = sorted(entry for entry in self.accepted if entry[0] > now - window)
+        count, spent = len(live), sum(t for _, t in live)
+
+        def fits() -> bool:
+            assert self.limits is not None
+            return count + 1 <= self.limits.requests and spent + tokens <= self.limits.tokens
+
+        if fits():
+            self.accepted.append((now, tokens))
+            return None
+        for arrived, freed in live:  # oldest first: each leaves the window at arrived + window
+            count, spent = count - 1, spent - freed
+            if fits():
+                return arrived + window - now
+        return window
+
+    def busiest_window(self) -> tuple[int, int]:
+        """The most requests, and the most tokens, accepted in any window of the limits' length."""
+        assert self.limits is not None
+        window = self.limits.window_seconds
+        most_requests = most_tokens = 0
+        for start, _ in self.accepted:
+            inside = [t for arrived, t in self.accepted if start <= arrived < start + window]
+            most_requests, most_tokens = max(most_requests, len(inside)), max(most_tokens, sum(inside))
+        return most_requests, most_tokens
+
 
 @contextmanager
-def fake_chat_server(respond: Responder) -> Iterator[FakeChatServer]:
-    state = FakeChatServer(respond)
+def fake_chat_server(respond: Responder, limits: Limits | None = None) -> Iterator[FakeChatServer]:
+    state = FakeChatServer(respond, limits)
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 - http.server's naming
@@ -71,6 +126,20 @@ def fake_chat_server(respond: Responder) -> Iterator[FakeChatServer]:
                 index = len(state.requests)
                 state.requests.append((time.monotonic(), body))
             status, headers, reply = state.respond(body, index)
+            if state.limits is not None and status == 200:
+                prompt = tokens_of("".join(m["content"] for m in body["messages"]))
+                completion_tokens = tokens_of(reply["choices"][0]["message"]["content"])
+                with state._lock:
+                    wait = state._admit(time.monotonic(), prompt + completion_tokens)
+                    if wait is not None:
+                        state.refused.append((time.monotonic(), wait))
+                if wait is None:
+                    reply = {**reply, "usage": {
+                        "prompt_tokens": prompt, "completion_tokens": completion_tokens,
+                        "total_tokens": prompt + completion_tokens,
+                    }}
+                else:
+                    status, headers, reply = api_error(429, "rate limit reached", {"retry-after": f"{wait:.3f}"})
             payload = json.dumps(reply).encode()
             self.send_response(status)
             self.send_header("content-type", "application/json")

@@ -288,7 +288,7 @@ async def test_concurrent_digests_over_one_feed_publish_each_article_once(
     feed = FeedSource(name="weekly", url=str(_copy_feeds(tmp_path) / "engineering-weekly.rss.xml"))
     settings = DocumentSettings(roots=(tmp_path,))
     try:
-        async with running_worker(dev_client, backend, task_queue=task_queue, activity_threads=8, documents=settings):
+        async with running_worker(dev_client, backend, task_queue=task_queue, activity_threads=8, settings=[settings]):
             results = await asyncio.gather(
                 *(_run(dev_client, task_queue, NewsDigestInput(name=f"race-{n}", feeds=[feed])) for n in range(6))
             )
@@ -319,7 +319,10 @@ async def test_a_digest_leaves_out_what_a_concurrent_one_published_and_stores_th
     def respond(body, _index):
         # Holds both digests in their categorise step, after both selected.
         release.wait(60)
-        count = len([line for line in body["messages"][-1]["content"].splitlines() if line[:1].isdigit()])
+        prompt = body["messages"][-1]["content"]
+        if prompt.startswith("Summarise"):
+            return 200, {}, completion("A summary by the model.")
+        count = len([line for line in prompt.splitlines() if line[:1].isdigit()])
         return 200, {}, completion(jsonlib.dumps({"categories": ["research"] * count}))
 
     notes = FeedSource(name="notes", url=str(FEEDS / "research-notes.rdf.xml"))
@@ -376,7 +379,9 @@ async def test_the_llm_categorises_when_asked(
 
     from tests.fake_chat_server import completion, fake_chat_server
 
-    def respond(_body, _index):
+    def respond(body, _index):
+        if body["messages"][-1]["content"].startswith("Summarise"):
+            return 200, {}, completion("A summary by the model.")
         return 200, {}, completion(jsonlib.dumps({"categories": ["research", "business"]}))
 
     feed = FeedSource(name="research", url=str(FEEDS / "research-notes.rdf.xml"))
@@ -391,3 +396,105 @@ async def test_the_llm_categorises_when_asked(
     # Newest first: the retry-storms paper (19 Nov), then the replay study (17 Nov).
     assert [(a.title[:5], a.category) for a in result.articles] == [("Paper", "research"), ("Study", "business")]
     assert "1. Paper measures retry storms" in prompt
+    # With a model configured the summaries are the model's too, through the same gateway.
+    assert {(a.categorised_by, a.summarised_by, a.summary, a.fallback) for a in result.articles} == {
+        ("groq:llama-3.3-70b-versatile", "groq:llama-3.3-70b-versatile", "A summary by the model.", None)
+    }
+
+
+def _openai_model(monkeypatch: pytest.MonkeyPatch, base_url: str) -> None:
+    for name in ("GROQ_API_KEY", "SAGAWORKS_LLM_PROVIDER", "SAGAWORKS_BREAKER_LLM"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SAGAWORKS_LLM_NEWS_DIGEST_BASE_URL", f"{base_url}/v1")
+    monkeypatch.setenv("SAGAWORKS_LLM_NEWS_DIGEST_MODEL", "local-model")
+
+
+async def test_with_a_model_configured_the_summaries_are_the_models_through_the_gateway(
+    dev_client: Client, db: Database, task_queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.fake_chat_server import completion, fake_chat_server
+
+    def respond(body, _index):
+        title = body["messages"][-1]["content"].split("Title: ")[1].splitlines()[0]
+        return 200, {}, completion(f"The model's summary of {title}.")
+
+    feed = FeedSource(name="research", url=str(FEEDS / "research-notes.rdf.xml"))
+    with fake_chat_server(respond) as server:
+        # An OpenAI-compatible endpoint configured for this family only, no per-input opt-in.
+        _openai_model(monkeypatch, server.base_url)
+        async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4):
+            result = await _run(dev_client, task_queue, NewsDigestInput(name="summaries", feeds=[feed]))
+    assert len(result.articles) == 2 and len(server.requests) == 2
+    for article in result.articles:
+        assert article.summary == f"The model's summary of {article.title}."
+        assert (article.summarised_by, article.categorised_by, article.fallback) == ("openai:local-model", "lexicon", None)
+    assert result.newsletter is not None and "The model's summary of Paper" in result.newsletter.markdown
+
+
+async def test_a_5xx_storm_opens_the_llm_breaker_and_the_digest_falls_back_to_extractive_summaries(
+    dev_client: Client, db: Database, task_queue: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from tests.fake_chat_server import api_error, fake_chat_server
+
+    feed = FeedSource(name="research", url=str(FEEDS / "research-notes.rdf.xml"))
+    # The same digest without a model, in a database of its own (it marks the articles seen).
+    offline_db = Database(f"sqlite:///{tmp_path / 'offline.db'}")
+    async with running_worker(dev_client, offline_db, task_queue=task_queue, activity_threads=4):
+        offline = await _run(dev_client, task_queue, NewsDigestInput(name="offline", feeds=[feed]))
+    offline_db.dispose()
+    with fake_chat_server(lambda _body, _index: api_error(503, "overloaded")) as server:
+        _openai_model(monkeypatch, server.base_url)
+        monkeypatch.setenv("SAGAWORKS_BREAKER_LLM", "1/60")
+        async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4):
+            result = await _run(dev_client, task_queue, NewsDigestInput(name="storm", feeds=[feed]))
+    # The first call failed and opened the breaker; the retry asked the provider nothing.
+    assert len(server.requests) == 1 and len(result.articles) == 2
+    assert [a.summary for a in result.articles] == [a.summary for a in offline.articles]
+    for article in result.articles:
+        assert article.summarised_by == "extractive" and article.fallback is not None
+        assert article.fallback.startswith("breaker llm open")
+
+
+def test_a_retry_after_the_budget_wait_keeps_the_summaries_the_model_already_wrote(db: Database) -> None:
+    import dataclasses
+    from datetime import datetime, timedelta, timezone
+
+    from temporalio.testing import ActivityEnvironment
+
+    from sagaworks import LLM, LLMBudget, LLMSettings
+    from sagaworks.activities.news import NewsActivities
+    from sagaworks.contracts.news_digest import Article, SummariseInput
+    from tests.fake_chat_server import completion, fake_chat_server
+
+    def respond(body, _index):
+        title = body["messages"][-1]["content"].split("Title: ")[1].splitlines()[0]
+        return 200, {}, completion(f"Summary of {title}.")
+
+    articles = [
+        Article(key=f"k{n}", guid=f"g{n}", title=f"Article {n}", link="", source="s", published=None,
+                text=f"Article {n} says something. It says more. And more again.")
+        for n in range(2)
+    ]
+    request = SummariseInput(articles=articles, sentences=2)
+    with fake_chat_server(respond) as server:
+        model = LLMSettings("openai", "test-model", f"{server.base_url}/v1")
+        # One request per ten minutes: the second article's call must wait for the next window.
+        first = ActivityEnvironment()
+        first.info = dataclasses.replace(
+            first.info, scheduled_time=datetime.now(timezone.utc), schedule_to_close_timeout=timedelta(hours=1)
+        )
+        beats: list = []
+        first.on_heartbeat = lambda *details: beats.append(details)
+        spent = LLM(db, settings=model, budget=LLMBudget(requests=1, tokens=0, window_seconds=600))
+        with pytest.raises(ApplicationError) as waits:
+            first.run(NewsActivities(db, llm=spent).categorise_and_summarise, request)
+        assert waits.value.next_retry_delay is not None and waits.value.next_retry_delay > timedelta(minutes=9)
+        progress = beats[-1][0]
+        # The retry, once the budget has room, asks only for what the first attempt did not get.
+        retry = ActivityEnvironment()
+        retry.info = dataclasses.replace(retry.info, attempt=2, heartbeat_details=[progress], schedule_to_close_timeout=None)
+        roomy = LLM(db, settings=model, budget=LLMBudget(requests=0, tokens=0))
+        summaries = retry.run(NewsActivities(db, llm=roomy).categorise_and_summarise, request)
+    assert [s.summary for s in summaries] == ["Summary of Article 0.", "Summary of Article 1."]
+    assert {s.summarised_by for s in summaries} == {"openai:test-model"}
+    assert len(server.requests) == 2

@@ -252,7 +252,7 @@ NEWS_DIGEST = Family(
     ),
     activities=f"{_ACT}:news_digest",
     extra="news",
-    requires=("feedparser", "defusedxml", "bs4", "httpx"),
+    requires=("defusedxml", "bs4", "httpx"),
     samples_dir=SAMPLES,
 )
 
