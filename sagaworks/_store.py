@@ -32,7 +32,8 @@ class StepRecord(Base):
     ``status`` is ``DONE`` once the step took effect and ``UNDONE`` once its compensation
     ran. A compensation that runs before its step (the step's response was lost, or it
     is still in flight) leaves an ``UNDONE`` tombstone, so the step can never take
-    effect afterwards.
+    effect afterwards. A tombstone has only these columns: a subclass's own columns must
+    be nullable (``Mapped[str | None]``).
     """
 
     __abstract__ = True

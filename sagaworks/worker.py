@@ -112,6 +112,25 @@ def _add_unique(into: list[T], items: Iterable[T], key: Callable[[T], str]) -> N
             into.append(item)
 
 
+def _code(item: Any) -> Any:
+    """What implements an activity or workflow: a bound method's function, so that two
+    instances of one activity class count as the same code."""
+    return getattr(item, "__func__", item)
+
+
+def _name_clashes(
+    owners: dict[str, tuple[str, Any]], family: str, items: Iterable[Any], key: Callable[[Any], str]
+) -> list[str]:
+    """The names of ``items`` that another family already serves with other code: a task
+    queue knows an activity or workflow by its name alone, so one of them would silently
+    run in place of the other."""
+    return [
+        f"{key(item)} (also {owners[key(item)][0]}'s)"
+        for item in items
+        if key(item) in owners and owners[key(item)][0] != family and owners[key(item)][1] is not _code(item)
+    ]
+
+
 def _plugins(refs: Iterable[Any]) -> list[Plugin]:
     """Each plugin or plugin factory once, however many families name it (one MCP plugin
     owns the sessions of every family that calls tools)."""
@@ -130,11 +149,14 @@ def _plugins(refs: Iterable[Any]) -> list[Plugin]:
 def worker_parts(families: Iterable[Family[Any]], resources: WorkerResources) -> WorkerParts:
     """Build what ``families`` serve from ``resources``.
 
-    A family whose code cannot be imported or whose activities cannot be built is logged
-    by name and left out: the other families are still served.
+    A family whose code cannot be imported, whose activities cannot be built, or one of
+    whose workflow or activity names another family serves with other code, is logged by
+    name and left out: the other families are still served.
     """
     parts = WorkerParts()
     plugin_refs: list[Any] = []
+    owners: dict[str, tuple[str, Any]] = {}
+    """Each served name -> the family that first served it and its code."""
     for fam in families:
         try:
             workflows = [fam.workflow, *fam.helper_workflows]
@@ -145,6 +167,20 @@ def worker_parts(families: Iterable[Family[Any]], resources: WorkerResources) ->
         except Exception as broken:  # one family's fault must not stop the others being served
             log.error("Not serving the family %s: %s: %s", fam.name, type(broken).__name__, broken)
             continue
+        clashes = [
+            *_name_clashes(owners, fam.name, workflows, _workflow_name),
+            *_name_clashes(owners, fam.name, [*activities, *cpu, *llm], _activity_name),
+        ]
+        if clashes:
+            log.error(
+                "Not serving the family %s: its names are taken by other code: %s (give its activities "
+                "names of their own: @activity.defn(name=...))", fam.name, ", ".join(clashes),
+            )
+            continue
+        for name, item in [(_workflow_name(w), w) for w in workflows] + [
+            (_activity_name(a), a) for a in (*activities, *cpu, *llm)
+        ]:
+            owners.setdefault(name, (fam.name, _code(item)))
         _add_unique(parts.workflows, workflows, _workflow_name)
         _add_unique(parts.activities, activities, _activity_name)
         _add_unique(parts.cpu_activities, cpu, _activity_name)

@@ -317,3 +317,29 @@ async def test_the_worker_process_serves_a_registered_family_and_reports_the_bro
         assert worker.terminate() == 0
     finally:
         worker.stop()
+
+
+def test_a_family_whose_activity_name_another_family_serves_with_other_code_is_not_served(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A task queue knows an activity by its name alone: a family that reuses a name for code
+    of its own would have the other family's activity run in its place (or its own in the
+    other's), so the later family is reported and left out, and the first keeps its own."""
+    from temporalio import activity
+
+    from sagaworks import WorkerResources
+    from sagaworks.worker import worker_parts
+
+    @activity.defn(name="draft_post")
+    def my_draft(text: str) -> str:
+        return text
+
+    blog = registry().family("blog")
+    mine = Family("publishing", workflow=blog.workflow, input_model=blog.input_model, activities=[my_draft])
+    shared = Family("blog-again", workflow=blog.workflow, input_model=blog.input_model, activities=blog.activities)
+    parts = worker_parts([blog, mine, shared], WorkerResources(db=db))
+    served = {getattr(a, "__name__", ""): a for a in parts.activities}
+    assert "my_draft" not in served and "draft_post" in served
+    assert "Not serving the family publishing" in caplog.text and "draft_post (also blog's)" in caplog.text
+    # The same code under the same name is one activity served once, not a clash.
+    assert "Not serving the family blog-again" not in caplog.text

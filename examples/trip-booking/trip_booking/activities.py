@@ -15,7 +15,7 @@ class Booking(sagaworks.StepRecord):
     """One row per booking step (hotel, flight, charge, confirmation) of a trip."""
 
     __tablename__ = "trip_bookings"
-    what: Mapped[str] = mapped_column()
+    what: Mapped[str | None] = mapped_column()  # None on a tombstone (an undo that ran first)
 
 
 class TripActivities:
@@ -70,21 +70,21 @@ class TripActivities:
 
 
 @activity.defn
-def draft_post(post: PostInput) -> Draft:
+def draft_article(post: PostInput) -> Draft:
     words = post.topic.split()
     text = f"# {post.topic}\n\n" + "\n".join(f"- Why {word} matters" for word in words)
     return Draft(topic=post.topic, text=text)
 
 
 @activity.defn
-def review_post(draft: Draft) -> Draft:
+def review_article(draft: Draft) -> Draft:
     lines = draft.text.splitlines()
     issues = [f"line {n}: repeated line" for n, line in enumerate(lines, 1) if line and lines.count(line) > 1]
     return draft.model_copy(update={"issues": issues})
 
 
 @activity.defn
-def publish_post(draft: Draft) -> str:
+def publish_article(draft: Draft) -> str:
     """Writes the post where the site is built from; the same post twice is the same file."""
     folder = Path("published")
     folder.mkdir(exist_ok=True)

@@ -20,7 +20,7 @@ PUBLISHING = Family(
     workflow=PublishingPipeline,
     input_model=PostInput,
     description="Draft, review, an editor's approval (escalating at its deadline), publish.",
-    activities=[activities.draft_post, activities.review_post, activities.publish_post],
+    activities=[activities.draft_article, activities.review_article, activities.publish_article],
     updates=("approve", "reject"),
     approval=ApprovalDeclaration(subject="this post", escalation="it is rejected automatically"),
 )

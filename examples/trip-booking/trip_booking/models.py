@@ -13,6 +13,8 @@ class TripInput(BaseModel):
     amount_cents: int
     fail_at: str | None = None
     """A step that fails on purpose (to see the compensations)."""
+    step_delay_seconds: float = 0
+    """A durable pause before each step (to watch a run, pause or cancel it)."""
 
 
 class BookingStep(BaseModel):

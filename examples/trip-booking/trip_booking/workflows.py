@@ -6,7 +6,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from sagaworks import Approval, ApprovalUpdates, Escalation, StepWorkflow
-    from trip_booking.activities import TripActivities, draft_post, publish_post, review_post
+    from trip_booking.activities import TripActivities, draft_article, publish_article, review_article
     from trip_booking.models import BookingStep, PostInput, PostResult, PostStatus, TripInput, TripResult
 
 TRIP_STEPS = ("reserve_hotel", "book_flight", "charge_card", "send_confirmation")
@@ -24,7 +24,9 @@ class TripSaga(StepWorkflow):
         async with self.steps.plan(TRIP_STEPS) as steps:
             for name in TRIP_STEPS:
                 step = BookingStep(key=steps.key(name), run_id=steps.origin_run_id, trip=trip)
-                references[name] = await steps.run(name, getattr(acts, name), step, undo=undo.get(name))
+                references[name] = await steps.run(
+                    name, getattr(acts, name), step, undo=undo.get(name), delay=trip.step_delay_seconds
+                )
         return TripResult(trip_id=trip.trip_id, references=references)
 
 
@@ -39,14 +41,14 @@ class PublishingPipeline(StepWorkflow, ApprovalUpdates):
     @workflow.run
     async def run(self, post: PostInput) -> PostResult:
         async with self.steps.plan(("draft", "review", "publish")) as steps:
-            draft = await steps.run("draft", draft_post, post)
-            reviewed = await steps.run("review", review_post, draft)
+            draft = await steps.run("draft", draft_article, post)
+            reviewed = await steps.run("review", review_article, draft)
             deadline = timedelta(seconds=post.deadline_seconds)
             decision = await self.approval.wait(
                 deadline, approvers=[post.approver], escalations=[Escalation(["chief-editor"], deadline * 30)]
             )
             if decision.decision == "approved":
-                await steps.run("publish", publish_post, reviewed)
+                await steps.run("publish", publish_article, reviewed)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return PostResult(topic=post.topic, published=decision.decision == "approved", decided_by=decision.decided_by,
                           text=reviewed.text, escalation=decision.escalation)
