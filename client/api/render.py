@@ -39,11 +39,29 @@ def render_value(value: Any) -> Markup:
         if _IMAGE.match(value):
             return Markup(f'<img class="result-image" src="{escape(value)}" alt="image from the result">')
         if _MARKDOWN_HINTS.search(value):
-            return Markup(f'<div class="markdown">{_markdown.render(value)}</div>')
+            return Markup(f'<div class="markdown">{_render_markdown(value)}</div>')
         return escape(value)
     if value is None:
         return Markup('<span class="muted">-</span>')
+    if isinstance(value, float):
+        # A person reads 9.6, not the binary float's 9.600000000000001.
+        return escape(repr(round(value, 4)).removesuffix(".0"))
     return escape(str(value))
+
+
+def _render_markdown(text: str) -> str:
+    """Markdown as HTML, every heading after the first top-level one a level lower: a post's
+    own title stays its only H1, above the headings its sections copied from sources."""
+    tokens = _markdown.parse(text)
+    titled = False
+    for token in tokens:
+        if token.type in ("heading_open", "heading_close"):
+            level = int(token.tag[1])
+            if titled:
+                token.tag = f"h{min(level + 1, 6)}"
+            elif token.type == "heading_close" and level == 1:
+                titled = True
+    return _markdown.renderer.render(tokens, _markdown.options, {})
 
 
 def svg_data_uri(svg: str) -> str:
@@ -103,6 +121,10 @@ def form_fields(schema: dict[str, Any]) -> list[dict[str, Any]]:
         }
         if "enum" in prop:
             field.update(kind="select", options=prop["enum"])
+        elif kind == "boolean" and field["default"] is None:
+            # An optional boolean left unset is neither true nor false (the workflow decides,
+            # as when the CLI or API leaves it out): a choice of unset, yes or no.
+            field["kind"] = "tristate"
         elif kind in ("string", "integer", "number", "boolean"):
             field["kind"] = {"boolean": "checkbox"}.get(kind, kind)
             for key in ("pattern", "minLength", "maxLength", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
