@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from sagaworks.client.api import ApiSettings, create_app
-from sagaworks.client.api.render import form_fields, render_value
+from sagaworks.activities.query.viz import title_lines
+from sagaworks.client.api.render import failure_view, form_fields, query_view, render_value
 from sagaworks.contracts.orders import OrderInput
 from sagaworks import registry
 
@@ -124,3 +125,31 @@ def test_the_console_has_a_favicon() -> None:
     assert '<link rel="icon" href="/static/favicon.svg"' in app.get("/").text
     icon = app.get("/static/favicon.svg")
     assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg")
+
+
+def test_a_missing_chart_says_whether_none_fits_or_the_viz_agent_was_down() -> None:
+    rows = {"rows": [[1, 2]], "columns": ["a", "b"], "chart": {"kind": "table"}}
+    assert query_view({**rows, "produced_by": {"chart": "viz-agent"}})["chart_note"].startswith("No chart fits")
+    tripped = query_view({**rows, "produced_by": {"chart": "fallback:table"},
+                          "fallbacks": ["viz: down at pre-flight (breaker viz open until 07:40:00)"]})
+    assert "circuit breaker is open" in tripped["chart_note"] and "07:40:00" in tripped["chart_note"]
+    down = query_view({**rows, "produced_by": {"chart": "fallback:table"},
+                       "fallbacks": ["viz: connection refused -> table"]})
+    assert down["chart_note"].startswith("No chart: the viz agent was unavailable (connection refused")
+
+
+def test_the_failure_does_not_repeat_the_compensations_the_page_lists() -> None:
+    report = {"failed_step": "shipping", "cause": "carrier down",
+              "compensations": [{"step": "payment", "activity": "refund", "outcome": "compensated"}]}
+    failure = [{"type": "SagaCompensated", "message": "order failed at shipping", "details": [report]}]
+    shown = failure_view(failure, compensations_shown=True)
+    assert shown[0]["details"] == [{"failed_step": "shipping", "cause": "carrier down"}]
+    assert failure_view(failure, compensations_shown=False) == failure
+    assert "refund" not in str(render_value(shown)) and "refund" in str(render_value(failure))
+
+
+def test_a_long_chart_title_is_wrapped_not_cut() -> None:
+    title = "sum of precipitation from seattle_weather; by month of date; where year of date = 2014 and weather = rain"
+    lines = title_lines(title)
+    assert len(lines) > 1 and all(len(line) <= 60 for line in lines)
+    assert " ".join(lines) == title

@@ -82,6 +82,7 @@ def query_view(result: dict[str, Any]) -> dict[str, Any]:
     return {
         "question": result.get("question", ""),
         "chart_kind": chart.get("kind", "table"),
+        "chart_note": _no_chart_note(result),
         "chart_src": svg_data_uri(chart["svg"]) if chart.get("svg") else None,
         "vega_lite": chart.get("vega_lite"),
         "sql": result.get("sql", ""),
@@ -94,6 +95,33 @@ def query_view(result: dict[str, Any]) -> dict[str, Any]:
         "produced_by": result.get("produced_by") or {},
         "fallbacks": result.get("fallbacks") or [],
     }
+
+
+def _no_chart_note(result: dict[str, Any]) -> str:
+    """Why a query result has no chart: none fits it, or the viz agent gave none (its
+    breaker open, or down), as the run's fallbacks say."""
+    chart_by = str((result.get("produced_by") or {}).get("chart", ""))
+    reasons = [f.removeprefix("viz:").strip() for f in result.get("fallbacks") or [] if f.startswith("viz:")]
+    if not reasons and not chart_by.startswith("fallback"):
+        return "No chart fits this result: shown as a table."
+    reason = reasons[0] if reasons else "no reason recorded"
+    if "breaker" in reason.lower() and "open" in reason.lower():
+        return f"No chart: the viz agent's circuit breaker is open ({reason}), so the result is shown as a table."
+    return f"No chart: the viz agent was unavailable ({reason}), so the result is shown as a table."
+
+
+def failure_view(failure: list[dict[str, Any]], *, compensations_shown: bool) -> list[dict[str, Any]]:
+    """The failure chain as the run page shows it: without the compensations a saga's
+    report repeats when the page lists them already."""
+    if not compensations_shown:
+        return failure
+    return [
+        {**entry, "details": [
+            {k: v for k, v in detail.items() if k != "compensations"} if isinstance(detail, dict) else detail
+            for detail in entry["details"]
+        ]} if isinstance(entry.get("details"), list) else entry
+        for entry in failure
+    ]
 
 
 def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
