@@ -22,15 +22,17 @@ def _no_control_characters(value: str) -> str:
 
 
 class _DocumentedNoControlCharacters:
-    """Puts :data:`NO_CONTROL_CHARACTERS` in the JSON Schema, beside a field's own pattern,
-    so what a client reads in ``/openapi.json`` is what the validator refuses."""
+    """Puts the rule in the JSON Schema, so what a client reads in ``/openapi.json`` is what
+    the validator refuses: :data:`NO_CONTROL_CHARACTERS` with the field's length bounds in
+    it (a generator then draws lengths in range). A field with its own ``pattern`` keeps it
+    alone: that pattern must refuse control characters itself (tests/test_api_conformance.py
+    checks each), since two patterns are costly to satisfy at once."""
 
     def __get_pydantic_json_schema__(self, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
         json_schema = handler(schema)
-        if "pattern" in json_schema:
-            json_schema.setdefault("allOf", []).append({"pattern": NO_CONTROL_CHARACTERS})
-        else:
-            json_schema["pattern"] = NO_CONTROL_CHARACTERS
+        if "pattern" not in json_schema:
+            least, most = json_schema.get("minLength", 0), json_schema.get("maxLength", "")
+            json_schema["pattern"] = NO_CONTROL_CHARACTERS.replace("]*$", f"]{{{least},{most}}}$")
         return json_schema
 
 

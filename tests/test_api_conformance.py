@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import re
 import typing
+import unicodedata
 from typing import Any
 
+import hypothesis
+import hypothesis.errors
 import pytest
+from hypothesis import strategies as st
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import SkipJsonSchema
@@ -75,10 +79,27 @@ def test_every_string_a_caller_writes_follows_one_control_character_rule(fam: An
             if label in ENGINE_TEXTS.get(fam.name, set()):
                 continue
             for node in _string_nodes(prop):
-                patterns = [node.get("pattern"), *(part.get("pattern") for part in node.get("allOf", []))]
-                if NO_CONTROL_CHARACTERS not in patterns:
+                if not _refuses_control_characters(node.get("pattern")):
                     unruled.append(label)
-    assert not unruled, f"{fam.name}: strings without the control-character rule: {unruled}"
+    assert not unruled, f"{fam.name}: strings whose schema admits control characters: {unruled}"
+
+
+def _refuses_control_characters(pattern: str | None) -> bool:
+    """The rule's own pattern, or a field's own pattern no control character matches."""
+    if pattern is None:
+        return False
+    if pattern.startswith(NO_CONTROL_CHARACTERS.split("]")[0]):
+        return True
+    try:
+        hypothesis.find(st.from_regex(pattern, fullmatch=True), _has_control_character,
+                        settings=hypothesis.settings(max_examples=300, database=None, derandomize=True))
+    except hypothesis.errors.NoSuchExample:
+        return True
+    return False
+
+
+def _has_control_character(text: str) -> bool:
+    return any(unicodedata.category(c) == "Cc" and c not in "\t\n\r" for c in text)
 
 
 def _string_nodes(schema: Any) -> list[dict[str, Any]]:
@@ -205,3 +226,21 @@ def test_the_event_stream_documents_its_events(spec: dict[str, Any]) -> None:
     assert [e["properties"]["event"]["const"] for e in events] == ["status", "result"]
     assert events[0]["properties"]["data"]["contentSchema"] == {"$ref": "#/components/schemas/RunDescription"}
     assert "failure" in events[1]["properties"]["data"]["contentSchema"]["properties"]
+
+
+def test_a_schedule_refuses_what_its_schema_refuses(api: TestClient) -> None:
+    body = {"family": "blog", "cron": "0 7 * * MON", "input": {"topic": "tides"}}
+    for bad, field in [({"paused": 0}, "paused"), ({"family": "nope"}, "family")]:
+        answer = api.post("/api/schedules", json={**body, **bad}, headers=AUTH)
+        assert answer.status_code == 422 and answer.json()["error"]["field"] == field, answer.text
+
+
+def test_a_page_token_carries_a_checksum_so_a_forged_one_never_reaches_temporal(api: TestClient) -> None:
+    from sagaworks.client.api.routes_runs import _page_token, page_token_of
+
+    token = page_token_of(b'{"StartTime":"2026-12-02T07:00:00Z","RunID":"r"}')
+    assert token and re.match(r"^[A-Za-z0-9_-]+$", token)
+    assert _page_token(token) == b'{"StartTime":"2026-12-02T07:00:00Z","RunID":"r"}'
+    # No Temporal client here: a forged token answers before any call would be made.
+    answer = api.get("/api/workflows", params={"page_token": "Zm9yZ2Vk"}, headers=AUTH)
+    assert answer.status_code == 404 and answer.json()["error"]["field"] == "page_token"

@@ -122,7 +122,7 @@ def build_router() -> APIRouter:
     @router.get("/runs/{workflow_id}", response_class=HTMLResponse, dependencies=[page])
     async def run_page(request: Request, workflow_id: str) -> HTMLResponse:
         client = temporal(request)
-        run = await describe_run(client, workflow_id)
+        run = await describe_run(client, workflow_id, query_timeout=request.app.state.settings.status_query_timeout)
         outcome = await run_outcome(client.get_workflow_handle(workflow_id), wait=False)
         fam = registry().family(run["family"]) if run["family"] else None
         data = jsonable_encoder(outcome.as_json())

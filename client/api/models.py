@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Strict
 
 from sagaworks.client.api.errors import ErrorBody
 from sagaworks.client.query_metrics import QueryMetrics
@@ -189,9 +189,11 @@ def _one_shape_per_family(schema: dict[str, Any]) -> None:
 class NewSchedule(BaseModel):
     """``POST /api/schedules``: what ``saga schedule create`` takes."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_one_shape_per_family)
+    # Strict as the family inputs are (``paused: 0`` is no boolean); the family's name is
+    # read from its JSON string.
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=_one_shape_per_family)
 
-    family: FamilyName  # type: ignore[valid-type]
+    family: Annotated[FamilyName, Strict(False)]  # type: ignore[valid-type]
     cron: str = Field(
         min_length=1, max_length=200, examples=["0 7 * * MON"],
         json_schema_extra={"pattern": CRON_PATTERN},

@@ -10,6 +10,7 @@ anything starts.
 import base64
 import binascii
 import enum
+import zlib
 from typing import Any
 from urllib.parse import quote
 
@@ -111,13 +112,27 @@ PAGE_TOKEN_PATTERN = r"^[A-Za-z0-9_-]{1,4096}$"
 """A page token as this API writes them (URL-safe base64 without padding)."""
 
 
+def page_token_of(next_token: bytes | None) -> str | None:
+    """The ``next_page_token`` the API returns for Temporal's: the token after its CRC-32,
+    so that a token this API did not write is told apart without asking the server (which
+    cannot read it either, and whose client retries it for seconds)."""
+    if not next_token:
+        return None
+    return base64.urlsafe_b64encode(zlib.crc32(next_token).to_bytes(4, "big") + next_token).decode().rstrip("=")
+
+
 def _page_token(token: str | None) -> bytes | None:
+    """Temporal's token in a ``page_token`` of :func:`page_token_of`."""
     if not token:
         return None
     try:
-        return base64.urlsafe_b64decode(token.encode() + b"=" * (-len(token) % 4))
+        raw = base64.urlsafe_b64decode(token.encode() + b"=" * (-len(token) % 4))
     except (binascii.Error, ValueError):
         raise _unknown_page() from None
+    checksum, next_token = raw[:4], raw[4:]
+    if not next_token or zlib.crc32(next_token).to_bytes(4, "big") != checksum:
+        raise _unknown_page()
+    return next_token
 
 
 def _unknown_page() -> ApiError:
@@ -162,13 +177,13 @@ def build_router() -> APIRouter:
                 raise
             # The server cannot tell a forged token from a broken one; the caller sent it.
             raise _unknown_page() from None
-        encoded = base64.urlsafe_b64encode(next_token).decode().rstrip("=") if next_token else None
-        return RunsPage(runs=rows, next_page_token=encoded)  # type: ignore[arg-type]
+        return RunsPage(runs=rows, next_page_token=page_token_of(next_token))  # type: ignore[arg-type]
 
     @router.get("/api/workflows/{workflow_id}", response_model=RunDescription, responses=ERRORS)
     async def get_workflow(request: Request, workflow_id: str) -> dict[str, Any]:
         """The run's status query answer and its description (ids, status, times, UI link)."""
-        return jsonable_encoder(await describe_run(temporal(request), workflow_id))
+        timeout = request.app.state.settings.status_query_timeout
+        return jsonable_encoder(await describe_run(temporal(request), workflow_id, query_timeout=timeout))
 
     @router.get("/api/workflows/{workflow_id}/trace", response_model=RunReport, responses=ERRORS)
     async def get_trace(

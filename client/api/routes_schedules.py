@@ -8,6 +8,7 @@ runs skipped.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Request
 from fastapi.responses import JSONResponse, Response
@@ -59,7 +60,9 @@ def build_router() -> APIRouter:
             # The server parses the cron expression: what it refuses is the caller's input.
             raise ApiError(422, "InvalidRequest", f"cron: {error.message}", field="cron") from None
         described = await schedules.describe_schedule(client, handle.id)
-        return JSONResponse(described, status_code=201, headers={"Location": f"/api/schedules/{handle.id}"})
+        # The id comes from the input (any text): quoted, as a header is Latin-1.
+        location = f"/api/schedules/{quote(handle.id, safe='')}"
+        return JSONResponse(described, status_code=201, headers={"Location": location})
 
     @router.get("/api/schedules/{schedule_id}", response_model=ScheduleDescription, responses=ERRORS)
     async def describe(request: Request, schedule_id: str) -> dict[str, Any]:
