@@ -115,9 +115,9 @@ def test_numbers_are_rounded_for_people() -> None:
 
 
 def test_headings_copied_into_a_post_sit_under_its_title() -> None:
-    html = str(render_value("# My post\n\nIntro.\n\n# Copied heading\n\n## Its part\n\ntext"))
+    html = str(render_value("# My post\n\n## Introduction\n\nIntro.\n\n# Copied heading\n\n## Its part\n\ntext"))
     assert html.count("<h1>") == 1 and "<h1>My post</h1>" in html
-    assert "<h2>Copied heading</h2>" in html and "<h3>Its part</h3>" in html
+    assert "<h2>Introduction</h2>" in html and "<h2>Copied heading</h2>" in html and "<h2>Its part</h2>" in html
 
 
 def test_the_console_has_a_favicon() -> None:

@@ -50,16 +50,15 @@ def render_value(value: Any) -> Markup:
 
 
 def _render_markdown(text: str) -> str:
-    """Markdown as HTML, every heading after the first top-level one a level lower: a post's
-    own title stays its only H1, above the headings its sections copied from sources."""
+    """Markdown as HTML, a top-level heading after the first one a section heading (H2): a
+    post's own title stays its only H1, above the headings its sections copied from sources."""
     tokens = _markdown.parse(text)
     titled = False
     for token in tokens:
-        if token.type in ("heading_open", "heading_close"):
-            level = int(token.tag[1])
+        if token.type in ("heading_open", "heading_close") and token.tag == "h1":
             if titled:
-                token.tag = f"h{min(level + 1, 6)}"
-            elif token.type == "heading_close" and level == 1:
+                token.tag = "h2"
+            elif token.type == "heading_close":
                 titled = True
     return _markdown.renderer.render(tokens, _markdown.options, {})
 
