@@ -135,6 +135,9 @@ def test_every_422_names_its_field(api: TestClient) -> None:
         answer = api.post(url, json=body, headers=AUTH)
         assert answer.status_code == 422 and answer.json()["error"].get("field") == field, (url, answer.text)
         assert all(entry["field"] for entry in answer.json()["errors"]), answer.text
+    # A body that is one JSON string (a schedule's pause note) is itself the field.
+    note = api.post("/api/schedules/nightly/pause", json="paused \x85 for now", headers=AUTH)
+    assert note.status_code == 422 and note.json()["error"]["field"] == "body", note.text
 
 
 def _order() -> dict[str, Any]:

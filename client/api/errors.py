@@ -57,9 +57,10 @@ _LOCATIONS = ("body", "query", "path", "header", "cookie")
 
 def _field(loc: tuple[Any, ...] | list[Any]) -> str | None:
     """The dotted field of an error's ``loc``: without its location, and only that (a
-    field may be named ``query`` or ``path``)."""
+    field may be named ``query`` or ``path``); ``body`` when the body itself is at fault
+    (a JSON string where one is the whole body)."""
     parts = list(loc)
-    if parts and parts[0] in _LOCATIONS:
+    if len(parts) > 1 and parts[0] in _LOCATIONS:
         parts = parts[1:]
     return ".".join(str(part) for part in parts) or None
 

@@ -22,6 +22,7 @@ from sagaworks.client.api.models import NewSchedule, ScheduleAccepted, ScheduleD
 from sagaworks.client.api.routes_runs import ERRORS, temporal
 from sagaworks.client import schedules
 from sagaworks import registry
+from sagaworks.contracts.common import Text
 
 SCHEDULE_ERRORS = {
     **ERRORS, 409: {"model": ErrorBody, "description": "The schedule id is taken"},
@@ -81,7 +82,7 @@ def build_router() -> APIRouter:
         ("trigger", "Run the schedule's action now, under its overlap policy (skipped while one runs)."),
     ]:
         def make(action: str = action) -> Any:
-            async def control(request: Request, schedule_id: str, note: str | None = Body(None, max_length=1000)) -> JSONResponse:
+            async def control(request: Request, schedule_id: str, note: Text | None = Body(None, max_length=1000)) -> JSONResponse:
                 client = temporal(request)
                 if action == "trigger":
                     await schedules.trigger_schedule(client, schedule_id)
