@@ -313,7 +313,7 @@ def restartable_families() -> list[str]:
 
 def step_families() -> list[str]:
     """The families on the step runner: their runs restart from any step."""
-    return [f.name for f in FAMILIES if _on_steps(f)]
+    return [f.name for f in registry().families if _on_steps(f)]
 
 
 def _on_steps(fam: Family[Any] | None) -> bool:

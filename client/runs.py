@@ -113,27 +113,30 @@ def failure_lines(chain: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-async def query_progress(handle: WorkflowHandle[Any, Any], result_type: type | None = ProgressStatus) -> Any:
+async def query_progress(
+    handle: WorkflowHandle[Any, Any], result_type: type | None = ProgressStatus, *, timeout: timedelta = QUERY_TIMEOUT
+) -> Any:
     """The run's ``status`` query, or why it could not be answered (no worker, closed).
 
     With ``result_type=None`` the whole answer comes back as JSON data, the family's own
-    fields included.
+    fields included. A run no worker polls answers after ``timeout``.
     """
     try:
-        return await handle.query("status", result_type=result_type, rpc_timeout=QUERY_TIMEOUT)
+        return await handle.query("status", result_type=result_type, rpc_timeout=timeout)
     except (RPCError, FailureError, WorkflowQueryFailedError, WorkflowQueryRejectedError) as query_error:
         return f"unavailable: {getattr(query_error, 'message', None) or query_error}"
 
 
-async def describe_run(client: Client, workflow_id: str) -> dict[str, Any]:
+async def describe_run(client: Client, workflow_id: str, *, query_timeout: timedelta = QUERY_TIMEOUT) -> dict[str, Any]:
     """State of a run: ids, type, family, status, times, UI link and live progress.
 
-    Progress is the full ``status`` query answer (the family's own fields included).
+    Progress is the full ``status`` query answer (the family's own fields included), or
+    why there is none (after ``query_timeout`` when no worker polls).
     """
     handle = client.get_workflow_handle(workflow_id)
     description = await handle.describe()
     family = registry().family_of_type(description.workflow_type)
-    progress = await query_progress(handle, result_type=None)
+    progress = await query_progress(handle, result_type=None, timeout=query_timeout)
     return {
         "workflow_id": workflow_id,
         "run_id": description.run_id,

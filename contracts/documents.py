@@ -13,7 +13,7 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, Field
 from pydantic.json_schema import SkipJsonSchema
 
-from sagaworks.contracts.common import StageResume, StrictModel, Text
+from sagaworks.contracts.common import StageResume, StrictData, StrictModel, Text
 from sagaworks import ProgressStatus
 
 DocumentFormat = Literal["txt", "md", "html", "pdf", "docx"]
@@ -271,7 +271,10 @@ MAX_BATCH_DOCUMENTS = 10_000
 """Documents one batch accepts (its input carries the paths still to do)."""
 
 
-class DocumentOutcome(BaseModel):
+class DocumentOutcome(StrictData):
+    """A document's outcome in its batch (strict: ``BatchInput.outcomes`` carries them across
+    continue-as-new). Paths and errors are the files' own, as found."""
+
     path: str
     workflow_id: str
     status: Literal["COMPLETED", "REJECTED", "FAILED", "CANCELED"]

@@ -6,25 +6,26 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from sagaworks.contracts.common import StrictModel, Text
+from sagaworks.contracts.common import StrictData, StrictModel, Text
 from sagaworks import ProgressStatus
 from sagaworks.contracts.search import Hit, Quality
 
 
-class Round(BaseModel):
-    """One search round: the query it ran and how good its hits were."""
+class Round(StrictData):
+    """One search round: the query it ran and how good its hits were (strict: a run's input
+    carries its rounds across continue-as-new, and so may a caller's)."""
 
     iteration: int
-    query: str
+    query: Text
     quality: Quality
     hits: int
 
 
-class Best(BaseModel):
+class Best(StrictData):
     """The best round so far, with its hits."""
 
     iteration: int
-    query: str
+    query: Text
     quality: Quality
     hits: list[Hit]
 
@@ -39,7 +40,7 @@ class IterativeInput(StrictModel):
     iterations_per_run: int = Field(default=20, ge=1, le=500)
     """Rounds one run makes before it continues as new (sooner when Temporal suggests it)."""
     # Carried across continue-as-new; a new search leaves them at their defaults.
-    current_query: str | None = None
+    current_query: Text | None = None
     rounds: list[Round] = Field(default_factory=list)
     best: Best | None = None
 

@@ -43,7 +43,7 @@ class NewsDigestInput(StrictModel):
     """Names the digest: its workflow id and its newsletter's title."""
     title: Text = Field(default="News digest", max_length=200)
     feeds: list[FeedSource] = Field(min_length=1, max_length=100)
-    keywords: list[str] = Field(default_factory=list)
+    keywords: list[Text] = Field(default_factory=list)
     """An article is relevant when its title or text has one of them (whole words, any
     case); empty: every article is."""
     max_articles: int = Field(default=30, ge=1, le=500)

@@ -63,16 +63,20 @@ class FailureInjection(StrictModel):
 class OrderItem(StrictModel):
     """One line of an order."""
 
-    sku: str = Field(pattern=r"^[A-Z0-9][A-Z0-9-]{0,31}$")
+    sku: Text = Field(pattern=r"^[A-Z0-9][A-Z0-9-]{0,31}$")
     quantity: int = Field(gt=0, le=1000)
     unit_price_cents: int = Field(gt=0, le=10_000_000)
+
+
+_EMAIL_PART = r"[^@\s\u0000-\u001F\u007F-\u009F]"
 
 
 class OrderInput(StrictModel):
     """Start an order-fulfilment saga."""
 
-    order_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-    customer_email: Text = Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    order_id: Text = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+    # No @, space or control character in any part: the pattern is the whole rule.
+    customer_email: Text = Field(max_length=254, pattern=rf"^{_EMAIL_PART}+@{_EMAIL_PART}+\.{_EMAIL_PART}+$")
     items: list[OrderItem] = Field(min_length=1, max_length=50)
     shipping_address: Text = Field(min_length=1, max_length=500)
     inject_failure: FailureInjection | None = None

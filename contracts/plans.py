@@ -148,7 +148,7 @@ class InjectedFault(StrictModel):
 class PlanInput(StrictModel):
     """Analyse one development plan."""
 
-    plan_id: str = Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    plan_id: Text = Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     """Names the run: its workflow id is ``plan-<plan_id>``."""
     path: Text = Field(min_length=1, max_length=4096)
     """The plan's PDF as the worker sees it: absolute, or relative to ``samples/plans/``."""

@@ -36,7 +36,7 @@ class QueryInput(StrictModel):
     """Start a query run: a question in plain language about the configured tables."""
 
     question: Text = Field(min_length=3, max_length=500)
-    request_id: str = Field(default="", pattern=r"^[A-Za-z0-9_-]{0,64}$")
+    request_id: Text = Field(default="", pattern=r"^[A-Za-z0-9_-]{0,64}$")
     """Names the run (``query-<request_id>``); empty: a fresh id per start."""
     max_rows: int = Field(default=200, ge=1, le=MAX_ROWS)
     """How many rows the result carries (the chart uses all the query returned)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from sagaworks import ApprovalProgress, ApprovalState, ProgressStatus
 from sagaworks.contracts.common import StrictModel, Text
@@ -21,30 +21,38 @@ def routing_workflow_id(request_id: str) -> str:
 class RoutingInput(StrictModel):
     """A request to classify and route; admin requests wait for a human approval."""
 
+    # The JSON Schema says what the validator below refuses, so a client can tell beforehand.
+    model_config = ConfigDict(json_schema_extra={
+        "if": {"properties": {"escalation": {"const": "second-group"}}, "required": ["escalation"]},
+        "then": {"properties": {"escalation_approvers": {"minItems": 1}}, "required": ["escalation_approvers"]},
+    })
+
     request_id: Text = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$")
     requester: Text = Field(min_length=1, max_length=200)
     text: Text = Field(min_length=1, max_length=10_000)
     classifier: Literal["rules", "llm"] = "rules"
     """``rules``: the terms below; ``llm``: the worker's chat model (Groq) decides."""
-    admin_terms: list[str] = Field(default_factory=lambda: ["admin", "administrator", "root access", "sudo"])
+    admin_terms: list[Text] = Field(default_factory=lambda: ["admin", "administrator", "root access", "sudo"])
     """Words that make a request an admin request (whole words, any case)."""
-    premium_terms: list[str] = Field(default_factory=lambda: ["premium", "pro plan", "priority", "enterprise"])
+    premium_terms: list[Text] = Field(default_factory=lambda: ["premium", "pro plan", "priority", "enterprise"])
     deadline_seconds: int = Field(default=86_400, ge=1, le=30 * 86_400)
     """How long an admin request waits for a decision before it escalates (default 24 h)."""
     escalation: Escalation = "auto-reject"
     """What a missed deadline does: reject, or ask :attr:`escalation_approvers` next."""
-    approvers: list[str] = Field(default_factory=list)
+    approvers: list[Text] = Field(default_factory=list)
     """Who may decide (empty: anyone named)."""
-    escalation_approvers: list[str] = Field(default_factory=list)
+    escalation_approvers: list[Text] = Field(default_factory=list, validate_default=True)
     """The second group asked after the deadline when escalation is ``second-group``."""
     escalation_deadline_seconds: int = Field(default=86_400, ge=1, le=30 * 86_400)
     """How long the second group has; after it the request is rejected."""
 
-    @model_validator(mode="after")
-    def _second_group_named(self) -> RoutingInput:
-        if self.escalation == "second-group" and not self.escalation_approvers:
-            raise ValueError("escalation_approvers: escalation 'second-group' needs at least one approver")
-        return self
+    @field_validator("escalation_approvers")
+    @classmethod
+    def _second_group_named(cls, approvers: list[str], info: ValidationInfo) -> list[str]:
+        # A field's validator (``escalation`` is validated before it), so the error names it.
+        if info.data.get("escalation") == "second-group" and not approvers:
+            raise ValueError("escalation 'second-group' needs at least one approver")
+        return approvers
 
 
 class Classification(BaseModel):

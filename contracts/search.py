@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from sagaworks.contracts.common import StrictModel
+from sagaworks.contracts.common import StrictData, StrictModel
 
 
 class SearchInput(StrictModel):
@@ -12,8 +12,12 @@ class SearchInput(StrictModel):
     top_k: int = Field(default=5, ge=1, le=50)
 
 
-class Hit(BaseModel):
-    """One stored chunk that matched, with its BM25 score."""
+class Hit(StrictData):
+    """One stored chunk that matched, with its BM25 score.
+
+    Strict, as every model a run's input carries (``IterativeInput.best``): a ``false`` score
+    is refused, not read as 0. Its texts are the documents' own, control characters included.
+    """
 
     document_id: str
     path: str
@@ -35,7 +39,7 @@ class EvaluateInput(StrictModel):
     hits: list[Hit]
 
 
-class Quality(BaseModel):
+class Quality(StrictData):
     """A measured score in [0, 1]: 0.7 x coverage + 0.3 x diversity."""
 
     score: float

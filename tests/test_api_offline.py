@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from sagaworks.client.api import ApiSettings, create_app
-from sagaworks.client.api.render import form_fields, render_value
+from sagaworks.activities.query.viz import title_lines
+from sagaworks.client.api.render import failure_view, form_fields, query_view, render_value
 from sagaworks.contracts.orders import OrderInput
 from sagaworks import registry
 
@@ -94,3 +95,61 @@ def test_without_a_token_a_form_post_cannot_control_runs() -> None:
         response = _tokenless().post("/api/workflows/order-x/cancel", headers=headers)
         assert response.status_code == 415, headers
         assert response.json()["error"]["field"] == "Content-Type"
+
+
+def test_an_optional_boolean_left_untouched_stays_unset() -> None:
+    """The order's ``local_steps`` (unset: the worker's choice) is a choice of unset, yes or
+    no, unset at first: a console order runs as a CLI or API one that leaves it out."""
+    fields = {f["name"]: f for f in form_fields(OrderInput.model_json_schema())}
+    assert fields["local_steps"]["kind"] == "tristate" and fields["local_steps"]["default"] is None
+    assert fields["parallel_compensation"]["kind"] == "checkbox"
+    page = TestClient(create_app(ApiSettings(token=None), client=object()), base_url="http://127.0.0.1").get("/families/order")  # type: ignore[arg-type]
+    assert '<select name="local_steps" data-kind="tristate"' in page.text
+    assert '<option value="" selected>not set (default)</option>' in page.text
+
+
+def test_numbers_are_rounded_for_people() -> None:
+    assert str(render_value(9.600000000000001)) == "9.6"
+    assert str(render_value({"mean": 0.1 + 0.2, "count": 3, "total": 12.0})).count("<td>0.3</td>") == 1
+    assert "<td>12</td>" in str(render_value({"total": 12.0})) and str(render_value(3.14159265)) == "3.1416"
+
+
+def test_headings_copied_into_a_post_sit_under_its_title() -> None:
+    html = str(render_value("# My post\n\n## Introduction\n\nIntro.\n\n# Copied heading\n\n## Its part\n\ntext"))
+    assert html.count("<h1>") == 1 and "<h1>My post</h1>" in html
+    assert "<h2>Introduction</h2>" in html and "<h2>Copied heading</h2>" in html and "<h2>Its part</h2>" in html
+
+
+def test_the_console_has_a_favicon() -> None:
+    app = TestClient(create_app(ApiSettings(token=None), client=object()), base_url="http://127.0.0.1")  # type: ignore[arg-type]
+    assert '<link rel="icon" href="/static/favicon.svg"' in app.get("/").text
+    icon = app.get("/static/favicon.svg")
+    assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg")
+
+
+def test_a_missing_chart_says_whether_none_fits_or_the_viz_agent_was_down() -> None:
+    rows = {"rows": [[1, 2]], "columns": ["a", "b"], "chart": {"kind": "table"}}
+    assert query_view({**rows, "produced_by": {"chart": "viz-agent"}})["chart_note"].startswith("No chart fits")
+    tripped = query_view({**rows, "produced_by": {"chart": "fallback:table"},
+                          "fallbacks": ["viz: down at pre-flight (breaker viz open until 07:40:00)"]})
+    assert "circuit breaker is open" in tripped["chart_note"] and "07:40:00" in tripped["chart_note"]
+    down = query_view({**rows, "produced_by": {"chart": "fallback:table"},
+                       "fallbacks": ["viz: connection refused -> table"]})
+    assert down["chart_note"].startswith("No chart: the viz agent was unavailable (connection refused")
+
+
+def test_the_failure_does_not_repeat_the_compensations_the_page_lists() -> None:
+    report = {"failed_step": "shipping", "cause": "carrier down",
+              "compensations": [{"step": "payment", "activity": "refund", "outcome": "compensated"}]}
+    failure = [{"type": "SagaCompensated", "message": "order failed at shipping", "details": [report]}]
+    shown = failure_view(failure, compensations_shown=True)
+    assert shown[0]["details"] == [{"failed_step": "shipping", "cause": "carrier down"}]
+    assert failure_view(failure, compensations_shown=False) == failure
+    assert "refund" not in str(render_value(shown)) and "refund" in str(render_value(failure))
+
+
+def test_a_long_chart_title_is_wrapped_not_cut() -> None:
+    title = "sum of precipitation from seattle_weather; by month of date; where year of date = 2014 and weather = rain"
+    lines = title_lines(title)
+    assert len(lines) > 1 and all(len(line) <= 60 for line in lines)
+    assert " ".join(lines) == title

@@ -3,6 +3,7 @@ generated from the input schema, watch one complete and cancel a slow one."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import uuid
@@ -176,3 +177,31 @@ async def test_approve_a_pending_routing_request_from_its_page(page: Any, order_
     outcome = (await result.json())["result"]
     assert (outcome["approval"], outcome["decided_by"], outcome["escalated"]) == ("approved", "alice", False)
     assert "alice" in await page.inner_text("#result")
+
+
+async def test_an_optional_boolean_the_user_did_not_touch_is_not_sent(page: Any) -> None:
+    """The order form's "Local Steps" starts unset and stays out of the body unless chosen,
+    so a console order runs as a CLI or API one does (the request is caught before it leaves)."""
+    await sign_in(page)
+    sent: list[dict[str, Any]] = []
+    both = asyncio.Event()
+
+    async def catch(route: Any) -> None:
+        sent.append(json.loads(route.request.post_data))
+        if len(sent) == 2:
+            both.set()
+        await route.fulfill(status=422, content_type="application/json",
+                            body=json.dumps({"error": {"type": "InvalidRequest", "message": "caught by the test"}}))
+
+    await page.route("**/api/workflows/order", catch)
+    await page.goto("/families/order")
+    await page.click("button[data-sample]:text-is('order.json')")
+    assert await page.input_value("select[name=local_steps]") == ""
+    await page.click("button[type=submit]")
+    await page.get_by_text("caught by the test").wait_for()
+    await page.select_option("select[name=local_steps]", "false")
+    await page.click("button[type=submit]")
+    await asyncio.wait_for(both.wait(), timeout=60)
+    await page.screenshot(path=str(ARTIFACTS / "console-order-form.png"), full_page=True)
+    assert "local_steps" not in sent[0] and sent[0]["order_id"].startswith("demo-1001")
+    assert sent[-1]["local_steps"] is False

@@ -165,7 +165,7 @@ def nlp_agent(planner: Planner, data: DataAgent, request: PlanInput) -> PlanResu
 def viz_agent(request: VizInput) -> VizResult:
     """Rows -> chart (or table)."""
     try:
-        chart = make_chart(request.plan, request.columns, request.rows, title=request.plan.explanation[:80])
+        chart = make_chart(request.plan, request.columns, request.rows, title=request.plan.explanation)
     except (ValueError, TypeError) as err:
         raise error(ErrorClass.PROCESSING, f"cannot chart these rows: {err}", non_retryable=True) from None
     return VizResult(chart=chart, produced_by="viz-agent")

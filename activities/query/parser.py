@@ -3,14 +3,16 @@
 It reads a question against a :class:`~contracts.query.Schema` (column names, their
 synonyms and few-valued columns' values) and produces a :class:`~contracts.query.QueryPlan`:
 measures with count/sum/avg/min/max, group-by columns and date parts (year, month),
-filters (values, comparisons, years and months), top-N and ordering. Every word of the
-question must be understood: a word it cannot place fails the question with "could not
-understand: ..." instead of a guess. It is also the NLP fallback when the LLM's breaker
-is open.
+filters (values, comparisons, years and months), top-N and ordering. A word it cannot
+place fails the question with "could not understand: ..." instead of a guess, unless it is
+a filler (see :func:`_filler`): a word that cannot change the SQL, in a question whose
+table, columns and aggregation it recognised. It is also the NLP fallback when the LLM's
+breaker is open.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -114,6 +116,31 @@ _STOPWORDS = set(
     "please across when whole overall i want see plot chart draw compare than as along per in".split()
 )
 _WORD = re.compile(r"[a-z0-9]+(?:\.[0-9]+)?")
+
+MAX_FILLERS = 2
+"""Unknown words a question may hold and still be answered; more and it is refused."""
+_MEANING_WORDS = set(
+    # negation and exclusion
+    "not no nor never neither none without except excluding exclude excludes excluded other others "
+    "besides but unless instead dont doesnt didnt isnt arent wasnt werent cant cannot wont havent hasnt "
+    # restriction, comparison, ranges and order
+    "only just solely between within beyond exceeding exceeds exceed equals equal versus vs or same "
+    "first last next previous prior latest earliest recent ago newest oldest ranked rank "
+    # numbers in words, shares and other measures the parser does not compute
+    "zero one two three four five six seven eight nine ten eleven twelve twenty thirty fifty hundred "
+    "thousand million billion dozen half double twice once percent percentage ratio share rate median "
+    "mode variance deviation cumulative running distinct unique different difference change growth "
+    "increase decrease minus plus times divided "
+    # time the question may mean to filter on
+    "recently lately currently now today tomorrow yesterday this these past current modern early late".split()
+)
+"""Words that may change what a question asks: never taken as fillers."""
+_OPERAND_BEFORE = set(
+    "by per in for of with from during after before since until over under above below than top "
+    "bottom each named called about like".split()
+)
+"""Words after which an unknown word is likely a value or a column the question filters or
+groups by ("cars from Ford", "count by region"): never a filler there."""
 
 
 @dataclass
@@ -226,13 +253,67 @@ def parse_question(question: str, schema: Schema) -> QueryPlan:
     scores = [(_score(words, t), -i, t) for i, t in enumerate(schema.tables)]
     best_score, _, table = max(scores, key=lambda s: s[:2])
     tokens, unknown = _tokens(words, table)
-    if unknown:
-        raise NotUnderstood(f"{' '.join(unknown)!r} (the {table.name} table has: {_columns(table)})")
     if not any(t[0] in ("col", "val", "noun", "count") for t in tokens):
+        if unknown:
+            raise NotUnderstood(f"{' '.join(unknown)!r} (the {table.name} table has: {_columns(table)})")
         raise NotUnderstood(f"{question!r} mentions none of the tables' columns")
+    refused = [w for w in unknown if not _filler(w, question, words, schema)]
+    if refused or len(unknown) > MAX_FILLERS:
+        raise NotUnderstood(f"{' '.join(refused or unknown)!r} (the {table.name} table has: {_columns(table)})")
     reading = _Reading(table)
     _read(tokens, reading)
     return _plan(reading)
+
+
+def _filler(word: str, question: str, words: list[str], schema: Schema) -> bool:
+    """Whether an unknown ``word`` can be passed over without changing the answer.
+
+    Refusing stays better than guessing: a word is a filler only if it is no negation,
+    comparison or number (:data:`_MEANING_WORDS`, digits, comparatives and superlatives:
+    "cheaper", "heaviest"), does not look like any table's column or value, is not written
+    as a name ("Ford" inside the question), does not follow a word that takes an operand
+    (:data:`_OPERAND_BEFORE`: "by region", "from Ford") and does not precede a word of the
+    schema, as an adjective would ("hot days", "expensive stocks").
+    """
+    if word in _MEANING_WORDS or any(c.isdigit() for c in word):
+        return False
+    if len(word) >= 5 and re.fullmatch(r"[a-z]+(er|est|ers)", word):
+        return False
+    known = _schema_words(schema) | set(_MONTHS) | set(_DATE_PARTS)
+    for i, w in enumerate(words):
+        if w != word:
+            continue
+        if i > 0 and words[i - 1] in _OPERAND_BEFORE:
+            return False
+        following = words[i + 1] if i + 1 < len(words) else ""
+        if following in known or following.removesuffix("s") in known:
+            return False
+    if re.search(rf"(?<!^)(?<![.?!] )\b{re.escape(word[0].upper() + word[1:])}\b", question.strip()):
+        return False
+    return not any(_alike(word, schema_word) for schema_word in known)
+
+
+def _schema_words(schema: Schema) -> set[str]:
+    """Every word of every table's name, synonyms, columns, column synonyms and values."""
+    texts: list[str] = []
+    for table in schema.tables:
+        texts += [table.name, *table.synonyms]
+        for column in table.columns:
+            texts += [column.name, *column.synonyms, *column.values]
+            texts += [word for words in column.value_synonyms.values() for word in words]
+    return {word for text in texts for word in _WORD.findall(text.lower().replace("_", " "))}
+
+
+def _alike(word: str, known: str) -> bool:
+    """A misspelling, inflection or part of a schema word ("mileage", "cylinder", "temps")."""
+    if len(known) < 3:
+        return word == known
+    short = min(len(word), len(known))
+    if short >= 4 and word[:4] == known[:4]:
+        return True
+    if len(known) >= 4 and (known in word or (len(word) >= 4 and word in known)):
+        return True
+    return difflib.SequenceMatcher(None, word, known).ratio() >= 0.8
 
 
 def _columns(table: TableInfo) -> str:

@@ -7,6 +7,7 @@ is an ``altair`` Vega-Lite spec, rendered to SVG on the worker by ``vl-convert-p
 
 from __future__ import annotations
 
+import textwrap
 from typing import Any
 
 from sagaworks.contracts.query import Chart, ChartKind, QueryPlan
@@ -34,6 +35,16 @@ def chart_kind(plan: QueryPlan, row_count: int) -> ChartKind:
     return "table"
 
 
+TITLE_CHARACTERS = 60
+"""A title line's length: a longer one would run past the 480-pixel chart and be cut."""
+TITLE_LINES = 3
+
+
+def title_lines(title: str) -> list[str]:
+    """The chart's title in lines that fit its width (an ellipsis after the last)."""
+    return textwrap.wrap(title, TITLE_CHARACTERS, max_lines=TITLE_LINES, placeholder=" ...")
+
+
 def make_chart(plan: QueryPlan, columns: list[str], rows: list[list[Any]], title: str = "") -> Chart:
     """The chart of ``rows`` (Vega-Lite spec and SVG), or a table."""
     import altair as alt
@@ -43,7 +54,8 @@ def make_chart(plan: QueryPlan, columns: list[str], rows: list[list[Any]], title
     if kind == "table" or len(rows) > MAX_POINTS:
         return Chart(kind="table")
     records = [dict(zip(columns, row, strict=True)) for row in rows]
-    base = alt.Chart(alt.Data(values=records), title=title or alt.Undefined).properties(width=480, height=300)
+    heading = alt.TitleParams(text=title_lines(title), anchor="start") if title else alt.Undefined
+    base = alt.Chart(alt.Data(values=records), title=heading).properties(width=480, height=300)
     measure = plan.measures[0].alias
     dims = plan.dimensions
     # Vega-Lite needs each field's type: measures are quantities, date parts ordered,

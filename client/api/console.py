@@ -18,7 +18,7 @@ from fastapi.templating import Jinja2Templates
 from temporalio.service import RPCError, RPCStatusCode
 
 from sagaworks.client.api.errors import ApiError
-from sagaworks.client.api.render import form_fields, query_view, render_value
+from sagaworks.client.api.render import failure_view, form_fields, query_view, render_value
 from sagaworks.client.api.routes_ops import catalog_entry
 from sagaworks.client.api.routes_runs import temporal
 from sagaworks.client.api.security import SESSION_COOKIE, authorized, session_value, token_matches
@@ -80,6 +80,11 @@ def sign_in_target(target: str, pages: Iterable[Any]) -> str:
     return "/"
 
 
+def _compensations_shown(run: dict[str, Any]) -> bool:
+    """Whether the run page lists the run's compensations (from its status query)."""
+    return isinstance(run.get("progress"), dict) and bool(run["progress"].get("compensations"))
+
+
 def build_router() -> APIRouter:
     router = APIRouter(include_in_schema=False)
     page = Depends(signed_in)
@@ -117,7 +122,7 @@ def build_router() -> APIRouter:
     @router.get("/runs/{workflow_id}", response_class=HTMLResponse, dependencies=[page])
     async def run_page(request: Request, workflow_id: str) -> HTMLResponse:
         client = temporal(request)
-        run = await describe_run(client, workflow_id)
+        run = await describe_run(client, workflow_id, query_timeout=request.app.state.settings.status_query_timeout)
         outcome = await run_outcome(client.get_workflow_handle(workflow_id), wait=False)
         fam = registry().family(run["family"]) if run["family"] else None
         data = jsonable_encoder(outcome.as_json())
@@ -126,6 +131,7 @@ def build_router() -> APIRouter:
             "run": jsonable_encoder(run), "outcome": data,
             "accepts": fam.accepts if fam else (), "approval": fam.approval if fam else None,
             "query": query_view(data["result"]) if completed_query else None,
+            "failure": failure_view(data.get("failure") or [], compensations_shown=_compensations_shown(run)),
         })
 
     @router.get("/schedules", response_class=HTMLResponse, dependencies=[page])

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.exceptions import HTTPException
+from starlette.routing import compile_path
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -50,9 +51,18 @@ def error_response(
     return JSONResponse({"error": detail, **extra}, status_code=http_status, headers=headers)
 
 
+_LOCATIONS = ("body", "query", "path", "header", "cookie")
+"""Where FastAPI found a parameter: the first part of a request error's ``loc``."""
+
+
 def _field(loc: tuple[Any, ...] | list[Any]) -> str | None:
-    parts = [str(part) for part in loc if part not in ("body", "query", "path")]
-    return ".".join(parts) or None
+    """The dotted field of an error's ``loc``: without its location, and only that (a
+    field may be named ``query`` or ``path``); ``body`` when the body itself is at fault
+    (a JSON string where one is the whole body)."""
+    parts = list(loc)
+    if len(parts) > 1 and parts[0] in _LOCATIONS:
+        parts = parts[1:]
+    return ".".join(str(part) for part in parts) or None
 
 
 def validation_response(errors: list[Any]) -> JSONResponse:
@@ -62,6 +72,16 @@ def validation_response(errors: list[Any]) -> JSONResponse:
     message = f"{field}: {first['msg']}" if field else first["msg"]
     others = [{"field": _field(e.get("loc", ())), "message": e["msg"]} for e in errors]
     return error_response(422, "InvalidRequest", message, field=field, errors=others)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods ``/openapi.json`` documents for the resource a request's path names (the
+    ``Allow`` header of a 405): those of the first path template it matches, in the
+    document's order (``/api/workflows/order`` before ``/api/workflows/{workflow_id}``)."""
+    for template, operations in request.app.openapi()["paths"].items():
+        if compile_path(template)[0].match(request.url.path):
+            return sorted(method.upper() for method in operations)
+    return []
 
 
 _RPC_STATUS = {
@@ -90,12 +110,19 @@ def install(app: FastAPI) -> None:
         return validation_response(list(error.errors()))
 
     @app.exception_handler(HTTPException)
-    async def _http(_: Request, error: HTTPException) -> JSONResponse:
+    async def _http(request: Request, error: HTTPException) -> JSONResponse:
         if error.status_code == 400 and isinstance(error.__cause__, UnicodeDecodeError):
             # FastAPI's answer to a body that is not UTF-8: bad input like any other, so 422.
             return error_response(422, "InvalidRequest", "the request body is not UTF-8 JSON", field="body")
         names = {404: "NotFound", 405: "MethodNotAllowed", 413: "PayloadTooLarge"}
-        return error_response(error.status_code, names.get(error.status_code, "RequestRefused"), str(error.detail))
+        headers = dict(error.headers or {})
+        documented = allowed_methods(request) if error.status_code == 405 else []
+        if documented:
+            # Starlette's names the methods of the first route matched, not of the resource.
+            headers["Allow"] = ", ".join(documented)
+        return error_response(
+            error.status_code, names.get(error.status_code, "RequestRefused"), str(error.detail), headers=headers or None
+        )
 
     @app.exception_handler(RunConflict)
     async def _conflict(_: Request, error: RunConflict) -> JSONResponse:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Strict
 
 from sagaworks.client.api.errors import ErrorBody
 from sagaworks.client.query_metrics import QueryMetrics
@@ -77,6 +77,17 @@ class RunResult(BaseModel):
     result: Any = None
 
 
+class RunEnd(BaseModel):
+    """The ``result`` event of a run's event stream: its result, or its failure chain."""
+
+    workflow_id: str
+    status: str
+    result: Any = None
+    """When COMPLETED."""
+    failure: list[FailureEntry] | None = None
+    """When it failed, was canceled, terminated or timed out: outermost first."""
+
+
 class FailedRun(ErrorBody):
     workflow_id: str
     status: str
@@ -140,14 +151,55 @@ class Health(BaseModel):
     workers: Check
 
 
+def _cron_field(value: str) -> str:
+    """One cron field: ``*``, ``*/N``, a value or a comma-separated list of values."""
+    return rf"(\*(/[1-9][0-9]?)?|({value})(,({value}))*)"
+
+
+CRON_PATTERN = "^(@(yearly|annually|monthly|weekly|daily|hourly)|" + " ".join([
+    _cron_field("[0-5]?[0-9]"),
+    _cron_field("1?[0-9]|2[0-3]"),
+    _cron_field("[1-9]|[12][0-9]|3[01]"),
+    _cron_field("[1-9]|1[0-2]|JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC"),
+    _cron_field("[0-7]|SUN|MON|TUE|WED|THU|FRI|SAT"),
+]) + ")$"
+"""The cron expressions the schema documents, all of which Temporal accepts. Ranges
+(``MON-FRI``, start before end) are accepted too; a pattern cannot tell their order."""
+
+
+def _one_shape_per_family(schema: dict[str, Any]) -> None:
+    """Document ``input`` as the family's own input (one alternative per family), which is
+    how it is validated, rather than as any object."""
+    shared = {name: value for name, value in schema["properties"].items() if name not in ("family", "input")}
+    schema["oneOf"] = [
+        {
+            "type": "object", "additionalProperties": False, "required": schema["required"],
+            "properties": {
+                "family": {"const": fam.name}, **shared,
+                # The start routes' bodies: FastAPI names each component after its model.
+                "input": {"$ref": f"#/components/schemas/{fam.input_model.__name__}"},
+            },
+        }
+        for fam in registry().families
+    ]
+    for key in ("type", "properties", "required", "additionalProperties"):
+        schema.pop(key, None)
+
+
 class NewSchedule(BaseModel):
     """``POST /api/schedules``: what ``saga schedule create`` takes."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Strict as the family inputs are (``paused: 0`` is no boolean); the family's name is
+    # read from its JSON string.
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=_one_shape_per_family)
 
-    family: FamilyName  # type: ignore[valid-type]
-    cron: str = Field(min_length=1, max_length=200, examples=["0 7 * * MON"])
-    """A cron expression, in UTC."""
+    family: Annotated[FamilyName, Strict(False)]  # type: ignore[valid-type]
+    cron: str = Field(
+        min_length=1, max_length=200, examples=["0 7 * * MON"],
+        json_schema_extra={"pattern": CRON_PATTERN},
+    )
+    """A cron expression, in UTC: minute, hour, day of month, month, day of week, each ``*``,
+    ``*/N``, a value, a list of values or a range (start before end); or ``@daily``..."""
     input: dict[str, Any]
     """The family's input, validated as a start is (errors name ``input.<field>``)."""
     schedule_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._:-]{1,200}$")

@@ -39,11 +39,28 @@ def render_value(value: Any) -> Markup:
         if _IMAGE.match(value):
             return Markup(f'<img class="result-image" src="{escape(value)}" alt="image from the result">')
         if _MARKDOWN_HINTS.search(value):
-            return Markup(f'<div class="markdown">{_markdown.render(value)}</div>')
+            return Markup(f'<div class="markdown">{_render_markdown(value)}</div>')
         return escape(value)
     if value is None:
         return Markup('<span class="muted">-</span>')
+    if isinstance(value, float):
+        # A person reads 9.6, not the binary float's 9.600000000000001.
+        return escape(repr(round(value, 4)).removesuffix(".0"))
     return escape(str(value))
+
+
+def _render_markdown(text: str) -> str:
+    """Markdown as HTML, a top-level heading after the first one a section heading (H2): a
+    post's own title stays its only H1, above the headings its sections copied from sources."""
+    tokens = _markdown.parse(text)
+    titled = False
+    for token in tokens:
+        if token.type in ("heading_open", "heading_close") and token.tag == "h1":
+            if titled:
+                token.tag = "h2"
+            elif token.type == "heading_close":
+                titled = True
+    return _markdown.renderer.render(tokens, _markdown.options, {})
 
 
 def svg_data_uri(svg: str) -> str:
@@ -64,6 +81,7 @@ def query_view(result: dict[str, Any]) -> dict[str, Any]:
     return {
         "question": result.get("question", ""),
         "chart_kind": chart.get("kind", "table"),
+        "chart_note": _no_chart_note(result),
         "chart_src": svg_data_uri(chart["svg"]) if chart.get("svg") else None,
         "vega_lite": chart.get("vega_lite"),
         "sql": result.get("sql", ""),
@@ -76,6 +94,33 @@ def query_view(result: dict[str, Any]) -> dict[str, Any]:
         "produced_by": result.get("produced_by") or {},
         "fallbacks": result.get("fallbacks") or [],
     }
+
+
+def _no_chart_note(result: dict[str, Any]) -> str:
+    """Why a query result has no chart: none fits it, or the viz agent gave none (its
+    breaker open, or down), as the run's fallbacks say."""
+    chart_by = str((result.get("produced_by") or {}).get("chart", ""))
+    reasons = [f.removeprefix("viz:").strip() for f in result.get("fallbacks") or [] if f.startswith("viz:")]
+    if not reasons and not chart_by.startswith("fallback"):
+        return "No chart fits this result: shown as a table."
+    reason = reasons[0] if reasons else "no reason recorded"
+    if "breaker" in reason.lower() and "open" in reason.lower():
+        return f"No chart: the viz agent's circuit breaker is open ({reason}), so the result is shown as a table."
+    return f"No chart: the viz agent was unavailable ({reason}), so the result is shown as a table."
+
+
+def failure_view(failure: list[dict[str, Any]], *, compensations_shown: bool) -> list[dict[str, Any]]:
+    """The failure chain as the run page shows it: without the compensations a saga's
+    report repeats when the page lists them already."""
+    if not compensations_shown:
+        return failure
+    return [
+        {**entry, "details": [
+            {k: v for k, v in detail.items() if k != "compensations"} if isinstance(detail, dict) else detail
+            for detail in entry["details"]
+        ]} if isinstance(entry.get("details"), list) else entry
+        for entry in failure
+    ]
 
 
 def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
@@ -103,6 +148,10 @@ def form_fields(schema: dict[str, Any]) -> list[dict[str, Any]]:
         }
         if "enum" in prop:
             field.update(kind="select", options=prop["enum"])
+        elif kind == "boolean" and field["default"] is None:
+            # An optional boolean left unset is neither true nor false (the workflow decides,
+            # as when the CLI or API leaves it out): a choice of unset, yes or no.
+            field["kind"] = "tristate"
         elif kind in ("string", "integer", "number", "boolean"):
             field["kind"] = {"boolean": "checkbox"}.get(kind, kind)
             for key in ("pattern", "minLength", "maxLength", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):

@@ -23,15 +23,15 @@ from sagaworks.client.api.models import (
     Sample,
     WorkflowMetrics,
 )
-from sagaworks.client.api.errors import ApiError
 from sagaworks.client.api.routes_runs import ERRORS, RUN_ERRORS, temporal
 from sagaworks._breakers import read_breaker_statuses
 from sagaworks.client.query_metrics import query_metrics
 from sagaworks.client.runs import count_runs
 from sagaworks.client.stats import activity_stats
 from sagaworks.client.workers import pollers_detail, workflow_pollers
-from sagaworks.client.tickets import TICKET_STATES, TICKET_TYPES, TicketFilterInvalid, TicketRow, list_tickets, ticket_query
-from sagaworks.contracts.support import PRIORITIES
+from sagaworks.client.tickets import TicketRow, list_tickets, ticket_query
+from sagaworks.contracts.common import Text
+from sagaworks.contracts.support import Priority, TicketState, TicketType
 from sagaworks import Family, registry
 
 HEALTH_TIMEOUT = timedelta(seconds=5)
@@ -155,18 +155,18 @@ def build_router() -> APIRouter:
     @router.get("/api/tickets", response_model=list[TicketRow], responses=ERRORS, tags=["tickets"])
     async def tickets(
         request: Request,
-        ticket_type: str | None = Query(None, alias="type", max_length=40, description=f"One of {', '.join(TICKET_TYPES)}."),
-        priority: str | None = Query(None, max_length=20, description=f"One of {', '.join(PRIORITIES)} (any case)."),
-        state: str | None = Query(None, max_length=20, description=f"One of {', '.join(TICKET_STATES)} (any case)."),
-        assignee: str | None = Query(None, max_length=200),
+        # Enums, so /openapi.json lists the values the filters take (``saga tickets`` also
+        # takes them in any case).
+        ticket_type: TicketType | None = Query(None, alias="type"),
+        priority: Priority | None = None,
+        state: TicketState | None = None,
+        assignee: Text | None = Query(None, max_length=200),
         limit: int = Query(50, ge=1, le=500),
     ) -> list[TicketRow]:
         """Support tickets by type, priority, state and assignee, newest first: the visibility
         query on the tickets' search attributes that ``saga tickets`` sends."""
-        try:
-            query = ticket_query(priority=priority, state=state, ticket_type=ticket_type, assignee=assignee)
-        except TicketFilterInvalid as invalid:
-            raise ApiError(422, "InvalidRequest", str(invalid), field=invalid.field) from None
+        # The enums above were checked by FastAPI: every value here is one a ticket can have.
+        query = ticket_query(priority=priority, state=state, ticket_type=ticket_type, assignee=assignee)
         return await list_tickets(temporal(request), query, limit=limit)
 
     # Seed 002's paths, as aliases of ours.

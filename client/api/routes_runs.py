@@ -10,6 +10,7 @@ anything starts.
 import base64
 import binascii
 import enum
+import zlib
 from typing import Any
 from urllib.parse import quote
 
@@ -21,7 +22,9 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from sagaworks.client.api.errors import ApiError, ErrorBody
 from sagaworks.client.api.events import run_events
-from sagaworks.client.api.models import Accepted, FailedRun, FamilyName, RunDescription, RunResult, RunsPage, StartedRun, UpdateResult
+from sagaworks.client.api.models import (
+    Accepted, FailedRun, FamilyName, RunDescription, RunEnd, RunResult, RunsPage, StartedRun, UpdateResult,
+)
 from sagaworks.client.connection import ui_url
 from sagaworks.client.postmortem import RestartRefused, RunReport, restart_run, run_report
 from sagaworks.client.trace import drop_results
@@ -44,6 +47,26 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 """Error answers every route may give, documented for clients (and for the fuzzer)."""
 RUN_ERRORS = {**ERRORS, 409: {"model": ErrorBody, "description": "The run has already closed"}}
 
+def _event(name: str, data: dict[str, Any]) -> dict[str, Any]:
+    """One Server-Sent Event of the ``events`` stream, as OpenAPI 3.2 describes one: its
+    name and its ``data``, a line of JSON of the given schema."""
+    return {
+        "type": "object", "required": ["event", "data"],
+        "properties": {
+            "event": {"const": name},
+            "data": {"type": "string", "contentMediaType": "application/json", "contentSchema": data},
+        },
+    }
+
+
+EVENT_SCHEMA = {"oneOf": [
+    _event("status", {"$ref": "#/components/schemas/RunDescription"}),
+    # FailureEntry, the one model it holds, is a component of the document already.
+    _event("result", {key: value for key, value in RunEnd.model_json_schema(
+        ref_template="#/components/schemas/{model}").items() if key != "$defs"}),
+]}
+"""The events of ``GET /api/workflows/{id}/events`` (comments keep a quiet stream open)."""
+
 StatusName = enum.Enum("StatusName", {state: state for state in RUN_STATES}, type=str)  # type: ignore[misc]
 
 
@@ -61,8 +84,11 @@ def _start_route(router: APIRouter, fam: Family[Any]) -> None:
     async def start(
         request: Request, body: fam.input_model = Body(...)  # type: ignore[name-defined]
     ) -> JSONResponse:
+        # Through the family's own parse as well, which refuses what only the engine sets
+        # (a restart's resume point): the same rules as ``saga run``.
+        arg = fam.parse(body.model_dump(mode="json", exclude_unset=True))
         client = temporal(request)
-        handle = await start_run(client, fam, body, task_queue=request.app.state.settings.task_queue)
+        handle = await start_run(client, fam, arg, task_queue=request.app.state.settings.task_queue)
         started = StartedRun(
             workflow_id=handle.id, run_id=handle.result_run_id, family=fam.name,
             ui=ui_url(client, handle.id, handle.result_run_id), links=links(handle.id),
@@ -82,17 +108,37 @@ def _start_route(router: APIRouter, fam: Family[Any]) -> None:
     )
 
 
+PAGE_TOKEN_PATTERN = r"^[A-Za-z0-9_-]{1,4096}$"
+"""A page token as this API writes them (URL-safe base64 without padding)."""
+
+
+def page_token_of(next_token: bytes | None) -> str | None:
+    """The ``next_page_token`` the API returns for Temporal's: the token after its CRC-32,
+    so that a token this API did not write is told apart without asking the server (which
+    cannot read it either, and whose client retries it for seconds)."""
+    if not next_token:
+        return None
+    return base64.urlsafe_b64encode(zlib.crc32(next_token).to_bytes(4, "big") + next_token).decode().rstrip("=")
+
+
 def _page_token(token: str | None) -> bytes | None:
+    """Temporal's token in a ``page_token`` of :func:`page_token_of`."""
     if not token:
         return None
     try:
-        return base64.urlsafe_b64decode(token.encode() + b"=" * (-len(token) % 4))
+        raw = base64.urlsafe_b64decode(token.encode() + b"=" * (-len(token) % 4))
     except (binascii.Error, ValueError):
-        raise _bad_token() from None
+        raise _unknown_page() from None
+    checksum, next_token = raw[:4], raw[4:]
+    if not next_token or zlib.crc32(next_token).to_bytes(4, "big") != checksum:
+        raise _unknown_page()
+    return next_token
 
 
-def _bad_token() -> ApiError:
-    return ApiError(422, "InvalidRequest", "page_token: not a token this API returned", field="page_token")
+def _unknown_page() -> ApiError:
+    # A token of the documented shape names a page; one Temporal does not know is a page
+    # not found (as an unknown run id is), not a malformed request.
+    return ApiError(404, "NotFound", "page_token: no such page (not a token this API returned)", field="page_token")
 
 
 def build_router() -> APIRouter:
@@ -114,7 +160,10 @@ def build_router() -> APIRouter:
         family_name: FamilyName | None = Query(None, alias="family"),
         status: StatusName | None = None,
         page_size: int = Query(20, ge=1, le=100),
-        page_token: str | None = Query(None, max_length=4096),
+        page_token: str | None = Query(
+            None, pattern=PAGE_TOKEN_PATTERN,
+            description="A `next_page_token` this API returned; another answers 404.",
+        ),
     ) -> RunsPage:
         """Runs newest first, filtered by family and status, paged through Temporal visibility."""
         query = visibility_query(
@@ -127,14 +176,14 @@ def build_router() -> APIRouter:
             if token is None or error.status == RPCStatusCode.UNAVAILABLE:
                 raise
             # The server cannot tell a forged token from a broken one; the caller sent it.
-            raise _bad_token() from None
-        encoded = base64.urlsafe_b64encode(next_token).decode().rstrip("=") if next_token else None
-        return RunsPage(runs=rows, next_page_token=encoded)  # type: ignore[arg-type]
+            raise _unknown_page() from None
+        return RunsPage(runs=rows, next_page_token=page_token_of(next_token))  # type: ignore[arg-type]
 
     @router.get("/api/workflows/{workflow_id}", response_model=RunDescription, responses=ERRORS)
     async def get_workflow(request: Request, workflow_id: str) -> dict[str, Any]:
         """The run's status query answer and its description (ids, status, times, UI link)."""
-        return jsonable_encoder(await describe_run(temporal(request), workflow_id))
+        timeout = request.app.state.settings.status_query_timeout
+        return jsonable_encoder(await describe_run(temporal(request), workflow_id, query_timeout=timeout))
 
     @router.get("/api/workflows/{workflow_id}/trace", response_model=RunReport, responses=ERRORS)
     async def get_trace(
@@ -200,7 +249,7 @@ def build_router() -> APIRouter:
 
     @router.get(
         "/api/workflows/{workflow_id}/events", response_class=StreamingResponse,
-        responses={**ERRORS, 200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
+        responses={**ERRORS, 200: {"content": {"text/event-stream": {"itemSchema": EVENT_SCHEMA}},
                                   "description": "`status` events as the run changes, then one `result` event"}},
     )
     async def events(request: Request, workflow_id: str) -> StreamingResponse:

@@ -8,6 +8,7 @@ runs skipped.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Request
 from fastapi.responses import JSONResponse, Response
@@ -21,6 +22,7 @@ from sagaworks.client.api.models import NewSchedule, ScheduleAccepted, ScheduleD
 from sagaworks.client.api.routes_runs import ERRORS, temporal
 from sagaworks.client import schedules
 from sagaworks import registry
+from sagaworks.contracts.common import Text
 
 SCHEDULE_ERRORS = {
     **ERRORS, 409: {"model": ErrorBody, "description": "The schedule id is taken"},
@@ -59,7 +61,9 @@ def build_router() -> APIRouter:
             # The server parses the cron expression: what it refuses is the caller's input.
             raise ApiError(422, "InvalidRequest", f"cron: {error.message}", field="cron") from None
         described = await schedules.describe_schedule(client, handle.id)
-        return JSONResponse(described, status_code=201, headers={"Location": f"/api/schedules/{handle.id}"})
+        # The id comes from the input (any text): quoted, as a header is Latin-1.
+        location = f"/api/schedules/{quote(handle.id, safe='')}"
+        return JSONResponse(described, status_code=201, headers={"Location": location})
 
     @router.get("/api/schedules/{schedule_id}", response_model=ScheduleDescription, responses=ERRORS)
     async def describe(request: Request, schedule_id: str) -> dict[str, Any]:
@@ -78,7 +82,7 @@ def build_router() -> APIRouter:
         ("trigger", "Run the schedule's action now, under its overlap policy (skipped while one runs)."),
     ]:
         def make(action: str = action) -> Any:
-            async def control(request: Request, schedule_id: str, note: str | None = Body(None, max_length=1000)) -> JSONResponse:
+            async def control(request: Request, schedule_id: str, note: Text | None = Body(None, max_length=1000)) -> JSONResponse:
                 client = temporal(request)
                 if action == "trigger":
                     await schedules.trigger_schedule(client, schedule_id)

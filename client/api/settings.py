@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from sagaworks.client.connection import TASK_QUEUE
+from sagaworks.client.runs import QUERY_TIMEOUT
 
 DEFAULT_MAX_BODY_BYTES = 2 * 2**20
 DEFAULT_METRICS_CACHE_SECONDS = 10.0
@@ -41,3 +43,6 @@ class ApiSettings:
     histories (``SAGAWORKS_API_METRICS_CACHE_SECONDS``); 0: derive it on every call."""
     database_url: str | None = field(default_factory=lambda: os.environ.get("DATABASE_URL") or None)
     """The application database ``/api/health`` checks (``DATABASE_URL``); None: not checked."""
+    status_query_timeout: timedelta = QUERY_TIMEOUT
+    """How long describing a run (``GET /api/workflows/{id}``, its console page) waits for its
+    ``status`` query; a run no worker polls is described as ``unavailable`` after it."""

@@ -13,6 +13,7 @@ async function postJSON(url, body) {
 function readField(el) {
   const kind = el.dataset.kind;
   if (kind === "checkbox") return el.checked;
+  if (kind === "tristate") return el.value === "" ? undefined : el.value === "true";  // unset stays unset
   if (el.value === "") return undefined;  // an empty optional field is "not given"
   if (kind === "integer" || kind === "number") return Number(el.value);
   if (kind === "json") {
@@ -26,6 +27,7 @@ function fillForm(form, sample) {
     // A field the sample leaves out gets its default, not the previous sample's value.
     const value = el.name in sample ? sample[el.name] : JSON.parse(el.dataset.default || "null");
     if (el.dataset.kind === "checkbox") el.checked = Boolean(value);
+    else if (el.dataset.kind === "tristate") el.value = value === true ? "true" : value === false ? "false" : "";
     else if (value === undefined || value === null) el.value = "";
     else el.value = el.dataset.kind === "json" ? JSON.stringify(value, null, 2) : String(value);
   }
