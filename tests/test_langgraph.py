@@ -21,6 +21,10 @@ from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.worker import Replayer, Worker
 
 from sagaworks import ApprovalDecision
+from sagaworks._breakers import BreakerConfig, Breakers
+from sagaworks.activities.db import Database
+from sagaworks.policies import llm_task_queue
+from sagaworks.worker import running_worker
 from sagaworks.langgraph import restart_graph
 from tests.test_restart import _saga
 from tests.langgraph_graphs import (
@@ -35,6 +39,9 @@ from tests.langgraph_graphs import (
     fan_builder,
     fan_graph,
     OrderInput,
+    QUOTE_BREAKER,
+    QuoteInput,
+    quote_graph,
     confirmed_order_graph,
     document_graph,
     order_graph,
@@ -184,7 +191,51 @@ async def test_a_failing_packet_of_a_fan_out_undoes_its_siblings_that_finished_a
                                           BookInput(journal=str(journal), items=["a", "bad", "c"]),
                                           id=f"book-{uuid.uuid4()}", task_queue=task_queue)
     lines = journal.read_text().split("\n")[:-1]
-    assert sorted(lines[:2]) == ["book a", "book c"] and sorted(lines[2:]) == ["undo a", "undo c"]
+    # The failing packet's undo runs too (registered before it ran; it must be safe for it).
+    assert sorted(lines[:2]) == ["book a", "book c"] and sorted(lines[2:]) == ["undo a", "undo bad", "undo c"]
+
+
+async def test_a_node_that_takes_effect_then_fails_is_undone_too(dev_client: Client, task_queue: str,
+                                                                 graph_worker: Worker, tmp_path: Path) -> None:
+    journal = tmp_path / "journal"
+    handle = await dev_client.start_workflow(order_graph.workflow.run,
+                                             OrderInput(journal=str(journal), fail_after="pack"),
+                                             id=f"order-{uuid.uuid4()}", task_queue=task_queue)
+    with pytest.raises(WorkflowFailureError):
+        await handle.result()
+    assert journal.read_text().split("\n")[:-1] == [
+        "reserve", "charge", "pack", "undo pack", "undo charge", "undo reserve"]
+    status = await handle.query("status")
+    assert [c["step"] for c in status["compensations"]] == ["pack", "charge", "reserve"]
+    assert status["completed_steps"] == ["reserve", "charge"]
+
+
+async def test_an_open_breaker_sends_the_node_to_its_fallback_and_the_status_says_so(
+    dev_client: Client, task_queue: str, db: Database
+) -> None:
+    async with running_worker(dev_client, db, task_queue=task_queue, families=[quote_graph.family],
+                              activity_threads=4, cpu_processes=0):
+        closed = await dev_client.start_workflow(quote_graph.workflow.run, QuoteInput(question="rates?"),
+                                                 id=f"quote-{uuid.uuid4()}", task_queue=task_queue)
+        assert await closed.result() == {"question": "rates?", "answer": "MODEL: RATES?", "source": "model"}
+        # The node's activity ran on the rate-limited LLM queue, the others on the main one.
+        queues = {e.activity_task_scheduled_event_attributes.activity_type.name:
+                  e.activity_task_scheduled_event_attributes.task_queue.name
+                  for e in (await closed.fetch_history()).events
+                  if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED}
+        assert queues == {"quote-graph.ask_model": llm_task_queue(task_queue), "quote-graph.polish": task_queue}
+
+        with pytest.raises(ZeroDivisionError):  # one failure opens it (threshold 1, 10 min)
+            Breakers(db, {QUOTE_BREAKER: BreakerConfig(1, 600)}).call(QUOTE_BREAKER, lambda: 1 / 0, fallback=False)
+        handle = await dev_client.start_workflow(quote_graph.workflow.run, QuoteInput(question="rates?"),
+                                                 id=f"quote-{uuid.uuid4()}", task_queue=task_queue)
+        assert await handle.result() == {"question": "rates?", "answer": "CACHED: TRY AGAIN LATER", "source": "cache"}
+        status = await handle.query("status")
+    first, second = status["updates"]
+    assert (first["node"], first["fallback"], first["breaker"]) == ("ask_model", "cached_answer", QUOTE_BREAKER)
+    assert (second["node"], second["fallback"]) == ("polish", None)
+    assert status["steps"][0]["outcome"] == f"fallback to cached_answer: breaker {QUOTE_BREAKER} open"
+    assert node_runs(await handle.fetch_history(), "quote-graph") == Counter(ask_model=1, cached_answer=1, polish=1)
 
 
 async def test_a_cancel_undoes_the_completed_nodes_in_reverse(dev_client: Client, task_queue: str,
