@@ -138,7 +138,8 @@ class GraphWorkflow(ApprovalUpdates, Pausable):
             state=state,
             current_step=current,
             done=len(self._timings),
-            total=len(self.spec.builder.nodes),
+            # A run takes one path through the graph: its nodes once it ended, all until then.
+            total=len(self._timings) if state == "completed" else len(self.spec.builder.nodes),
             plan=list(self.spec.builder.nodes),
             completed_steps=[t.step for t in self._timings],
             compensations=self._saga.records,
