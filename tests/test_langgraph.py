@@ -466,7 +466,7 @@ async def test_the_api_approves_and_rejects_an_example_graph_and_streams_its_nod
     import httpx
 
     from sagaworks.client.api import ApiSettings
-    from tests.apiserver import api_server
+    from tests.apiserver import api_server, read_events
 
     settings = ApiSettings(task_queue=task_queue, address=dev_address, database_url=f"sqlite:///{tmp_path / 'api.db'}")
     async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, cpu_processes=0):
@@ -495,14 +495,7 @@ async def test_the_api_approves_and_rejects_an_example_graph_and_streams_its_nod
                     result = await dev_client.get_workflow_handle(workflow_id).result()
                     assert result["result"].startswith(f"{verdict}: Admin processing")
 
-                events: list[tuple[str, dict[str, Any]]] = []
-                async with http.stream("GET", f"/api/workflows/{approve_id}/events") as response:
-                    name = None
-                    async for line in response.aiter_lines():
-                        if line.startswith("event: "):
-                            name = line.removeprefix("event: ")
-                        elif line.startswith("data: "):
-                            events.append((name or "", json.loads(line.removeprefix("data: "))))
+                events = await read_events(http, approve_id)
     statuses = [data["progress"] for kind, data in events if kind == "status" and isinstance(data["progress"], dict)]
     assert statuses, events
     assert [u["node"] for u in statuses[-1]["updates"]] == ["classify_user", "admin_processing", "approval_check"]
