@@ -350,13 +350,16 @@ async def test_recorded_graph_histories_replay(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
     from sagaworks.client.connection import DATA_CONVERTER
 
-    await Replayer(workflows=[g.workflow for g in GRAPHS], data_converter=DATA_CONVERTER).replay_workflow(history)
+    await Replayer(workflows=[g.workflow for g in [*GRAPHS, quote_graph]],
+                   data_converter=DATA_CONVERTER).replay_workflow(history)
 
 
 def test_the_recorded_graph_histories_are_there() -> None:
     assert {p.stem for p in HISTORIES.glob("*.json")} >= {
         "document-graph--stored", "routing-graph--approved", "order-graph--compensated",
-        "confirmed-order-graph--canceled", "order-graph--restarted"}
+        "confirmed-order-graph--canceled", "order-graph--restarted",
+        # recorded with undos registered before their node, and with a breaker's fallback
+        "order-graph--failing-node-undone", "quote-graph--fallback"}
 
 
 def test_the_example_package_registers_its_graphs_as_families() -> None:
