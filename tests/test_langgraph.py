@@ -499,6 +499,10 @@ async def test_the_api_approves_and_rejects_an_example_graph_and_streams_its_nod
                     assert result["result"].startswith(f"{verdict}: Admin processing")
 
                 events = await read_events(http, approve_id)
+                page = await http.get(f"/runs/{approve_id}")  # the console's run page
+                assert page.status_code == 200, page.text
+                updates_html = page.text.split('id="node-updates"')[1]
+                assert all(node in updates_html for node in ("classify_user", "admin_processing", "approval_check"))
     statuses = [data["progress"] for kind, data in events if kind == "status" and isinstance(data["progress"], dict)]
     assert statuses, events
     assert [u["node"] for u in statuses[-1]["updates"]] == ["classify_user", "admin_processing", "approval_check"]
