@@ -457,6 +457,8 @@ async def test_saga_approve_reject_and_run_wait_serve_the_example_graphs_registe
         assert waited.returncode == 0, waited.stderr
         assert "COMPLETED" in waited.stdout and "Premium processing" in waited.stdout
         assert ": completed" in waited.stderr and "2/2" in waited.stderr
+        assert '  classify_user: {"user_type": "premium", "requires_approval": false}' in waited.stderr
+        assert '  premium_processing: {"result": "Premium processing: premium user' in waited.stderr
         workflow_id = waited.stdout.split("Started ")[1].split()[0]
         status = json.loads((await _cli(dev_address, example_installed, "status", workflow_id, "--json")).stdout)
     assert status["family"] == "routing-graph"
