@@ -42,6 +42,7 @@ from tests.langgraph_graphs import (
     OrderInput,
     QUOTE_BREAKER,
     QuoteInput,
+    quote_builder,
     quote_graph,
     confirmed_order_graph,
     document_graph,
@@ -510,3 +511,19 @@ async def test_the_api_approves_and_rejects_an_example_graph_and_streams_its_nod
     assert [u["node"] for u in statuses[-1]["updates"]] == ["classify_user", "admin_processing", "approval_check"]
     assert statuses[-1]["updates"][-1]["update"]["approver"] == "ops"
     assert events[-1][0] == "result" and events[-1][1]["status"] == "COMPLETED"
+
+
+def test_a_node_policy_is_checked_at_registration() -> None:
+    from sagaworks.langgraph import NodePolicy, register_graph
+
+    for policy, expected in (
+        (NodePolicy(fallback="cached_answer"), "ask_model: a fallback needs a breaker"),
+        (NodePolicy(breaker="model", fallback="nowhere"), "not 'nowhere'"),
+        (NodePolicy(breaker="model", fallback="ask_model"), "not 'ask_model'"),
+        (NodePolicy(breaker=" "), "breaker name ' '"),
+    ):
+        with pytest.raises(ValueError, match=expected):
+            register_graph("bad-quote", quote_builder(), input_model=QuoteInput, nodes={"ask_model": policy})
+    # A graph with breakers needs the worker's database: a plain activity list is refused.
+    with pytest.raises(ValueError, match="nodes ask_model go through breakers"):
+        quote_graph.activities
