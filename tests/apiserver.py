@@ -8,6 +8,7 @@ real server: real sockets, real body limits, real streaming.
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -47,3 +48,17 @@ def api_server(settings: ApiSettings, client: Any = None) -> Iterator[RunningApi
     finally:
         server.should_exit = True
         thread.join(timeout=60)
+
+
+async def read_events(http: Any, workflow_id: str) -> list[tuple[str, dict[str, Any]]]:
+    """Every (event name, data) of a run's ``/events`` stream, read to its end."""
+    events: list[tuple[str, dict[str, Any]]] = []
+    async with http.stream("GET", f"/api/workflows/{workflow_id}/events") as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        name = None
+        async for line in response.aiter_lines():
+            if line.startswith("event: "):
+                name = line.removeprefix("event: ")
+            elif line.startswith("data: "):
+                events.append((name or "", json.loads(line.removeprefix("data: "))))
+    return events

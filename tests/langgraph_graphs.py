@@ -23,7 +23,7 @@ from temporalio.worker import Worker
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples" / "langgraph"))
 
-from sagaworks.langgraph import GraphFamily, register_graph  # noqa: E402
+from sagaworks.langgraph import GraphFamily, NodePolicy, register_graph  # noqa: E402
 from sagaworks_graphs.families import document_graph, routing_graph  # noqa: E402
 
 
@@ -31,6 +31,7 @@ class OrderState(TypedDict, total=False):
     journal: str
     gate: str
     fail_at: str
+    fail_after: str
     steps: list[str]
     decision: str
 
@@ -39,6 +40,7 @@ class OrderInput(BaseModel):
     journal: str
     gate: str = ""
     fail_at: str = ""
+    fail_after: str = ""
 
 
 def _write(state: OrderState, line: str) -> None:
@@ -55,6 +57,8 @@ def _step(name: str):  # noqa: ANN202
             while not Path(state["gate"]).exists():
                 time.sleep(0.05)
         _write(state, name)
+        if state.get("fail_after") == name:  # took effect, then failed (its reply lost, say)
+            raise ApplicationError(f"{name} failed after writing", type="InvalidInput", non_retryable=True)
         return {"steps": [*state.get("steps", []), name]}
 
     node.__name__ = name
@@ -225,6 +229,34 @@ def slow_builder() -> StateGraph:
 slow_graph = register_graph("slow-graph", slow_builder(), input_model=SlowInput, default_options={
     "start_to_close_timeout": timedelta(seconds=30), "heartbeat_timeout": timedelta(seconds=1),
     "retry_policy": RetryPolicy(maximum_attempts=1)})
+
+class QuoteState(TypedDict, total=False):
+    question: str
+    answer: str
+    source: str
+
+
+class QuoteInput(BaseModel):
+    question: str
+
+
+def quote_builder() -> StateGraph:
+    """A model call behind a breaker, with a cached answer to fall back on."""
+    graph = StateGraph(QuoteState)
+    graph.add_node("ask_model", lambda state: {"answer": f"model: {state['question']}", "source": "model"})
+    graph.add_node("cached_answer", lambda state: {"answer": "cached: try again later", "source": "cache"})
+    graph.add_node("polish", lambda state: {"answer": state["answer"].upper()})
+    graph.add_edge(START, "ask_model")
+    graph.add_edge("ask_model", "polish")
+    graph.add_edge("polish", END)
+    return graph
+
+
+QUOTE_BREAKER = "quote-model"
+quote_graph = register_graph(
+    "quote-graph", quote_builder(), input_model=QuoteInput,
+    nodes={"ask_model": NodePolicy(breaker=QUOTE_BREAKER, fallback="cached_answer", queue="llm")},
+)
 
 GRAPHS: list[GraphFamily] = [document_graph, routing_graph, order_graph, confirmed_order_graph, fan_graph, slow_graph, book_graph, ticket_graph]
 

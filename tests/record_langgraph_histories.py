@@ -1,6 +1,11 @@
 """Record the LangGraph bridge's histories (tests/histories/langgraph/): a document run,
-an approved routing run, an order run undone after a failing node, a cancelled one, and
-a run restarted from a node (its memo holds the state)."""
+an approved routing run, an order run undone after a failing node, a cancelled one, a
+run restarted from a node (its memo holds the state), an order run whose failing node is
+undone too (undos registered before their node) and a run whose node fell back on an
+open breaker.
+
+A history already there is kept: it is the evidence that runs recorded by older code
+still replay. Delete a file to record it again."""
 
 from __future__ import annotations
 
@@ -16,13 +21,28 @@ from temporalio.client import Client, WorkflowFailureError
 from sagaworks import ApprovalDecision
 from sagaworks.client.devserver import start_embedded
 from sagaworks.langgraph import restart_graph
-from tests.langgraph_graphs import OrderInput, confirmed_order_graph, document_graph, order_graph, routing_graph, worker
+from sagaworks._breakers import BreakerConfig, Breakers
+from sagaworks.activities.db import Database
+from sagaworks.worker import running_worker
+from tests.langgraph_graphs import (
+    QUOTE_BREAKER,
+    OrderInput,
+    QuoteInput,
+    confirmed_order_graph,
+    document_graph,
+    order_graph,
+    quote_graph,
+    routing_graph,
+    worker,
+)
 from sagaworks_graphs.families import DocumentInput, RoutingInput
 
 OUT = Path(__file__).parent / "histories" / "langgraph"
 
 
 async def _save(client: Client, workflow_id: str, name: str) -> None:
+    if (OUT / f"{name}.json").exists():
+        return
     history = await client.get_workflow_handle(workflow_id).fetch_history()
     (OUT / f"{name}.json").write_text(json.dumps(history.to_json_dict(), indent=1))
 
@@ -71,6 +91,23 @@ async def main() -> None:
             except WorkflowFailureError:
                 pass
             await _save(client, cancelled.id, cancelled.id)
+            try:
+                await client.execute_workflow(order_graph.workflow.run,
+                                              OrderInput(journal=str(scratch / "j4"), fail_after="pack"),
+                                              id="order-graph--failing-node-undone", task_queue=queue)
+            except WorkflowFailureError:
+                pass
+            await _save(client, "order-graph--failing-node-undone", "order-graph--failing-node-undone")
+        db = Database(f"sqlite:///{scratch / 'breakers.db'}")
+        async with running_worker(client, db, task_queue=queue, families=[quote_graph.family], activity_threads=4,
+                                  cpu_processes=0):
+            try:
+                Breakers(db, {QUOTE_BREAKER: BreakerConfig(1, 600)}).call(QUOTE_BREAKER, lambda: 1 / 0, fallback=False)
+            except ZeroDivisionError:
+                pass  # the breaker is open now
+            await client.execute_workflow(quote_graph.workflow.run, QuoteInput(question="rates?"),
+                                          id="quote-graph--fallback", task_queue=queue)
+            await _save(client, "quote-graph--fallback", "quote-graph--fallback")
 
 
 if __name__ == "__main__":

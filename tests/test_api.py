@@ -23,7 +23,7 @@ from sagaworks.client.api import ApiSettings
 from sagaworks.client.workers import fresh_pollers
 from sagaworks.client.api.security import SESSION_COOKIE, session_value
 from sagaworks.client.api.server import bind_address
-from tests.apiserver import RunningApi, api_server
+from tests.apiserver import RunningApi, api_server, read_events
 from tests.orders import make_order
 from sagaworks import registry
 from sagaworks.workflows.catalog import SAMPLES
@@ -287,15 +287,7 @@ async def test_list_filters_and_pages(http: httpx.AsyncClient, order_worker: Any
 
 async def test_events_stream_ends_with_the_result(http: httpx.AsyncClient, order_worker: Any) -> None:
     workflow_id = await start(http, step_delay_seconds=0.3)
-    events: list[tuple[str, dict[str, Any]]] = []
-    async with http.stream("GET", f"/api/workflows/{workflow_id}/events") as response:
-        assert response.headers["content-type"].startswith("text/event-stream")
-        name = None
-        async for line in response.aiter_lines():
-            if line.startswith("event: "):
-                name = line.removeprefix("event: ")
-            elif line.startswith("data: "):
-                events.append((name or "", json.loads(line.removeprefix("data: "))))
+    events = await read_events(http, workflow_id)
     kinds = [kind for kind, _ in events]
     assert kinds[-1] == "result" and kinds.count("result") == 1
     assert kinds[0] == "status" and events[0][1]["workflow_id"] == workflow_id

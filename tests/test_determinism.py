@@ -26,7 +26,9 @@ WORKFLOWS_DIR = Path(__file__).resolve().parents[1] / "workflows"
 
 ENGINE_DIR = WORKFLOWS_DIR.parent / "sagaworks"
 ENGINE_WORKFLOW_CODE = (
-    "_saga.py", "_steps.py", "_concurrency.py", "_pause.py", "_models.py", "policies.py", "_approval.py", "_circuit.py"
+    "_saga.py", "_steps.py", "_concurrency.py", "_pause.py", "_models.py", "policies.py", "_approval.py", "_circuit.py",
+    # The LangGraph bridge's workflow: unsandboxed always (its docstring says why).
+    "langgraph/_workflow.py", "langgraph/_graph.py", "langgraph/_models.py",
 )
 """The engine's modules that run inside workflows (the Saga helper, the step runner...)."""
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,10 @@ from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.worker import Replayer, Worker
 
 from sagaworks import ApprovalDecision
+from sagaworks._breakers import BreakerConfig, Breakers
+from sagaworks.activities.db import Database
+from sagaworks.policies import llm_task_queue
+from sagaworks.worker import running_worker
 from sagaworks.langgraph import restart_graph
 from tests.test_restart import _saga
 from tests.langgraph_graphs import (
@@ -35,6 +40,10 @@ from tests.langgraph_graphs import (
     fan_builder,
     fan_graph,
     OrderInput,
+    QUOTE_BREAKER,
+    QuoteInput,
+    quote_builder,
+    quote_graph,
     confirmed_order_graph,
     document_graph,
     order_graph,
@@ -184,7 +193,51 @@ async def test_a_failing_packet_of_a_fan_out_undoes_its_siblings_that_finished_a
                                           BookInput(journal=str(journal), items=["a", "bad", "c"]),
                                           id=f"book-{uuid.uuid4()}", task_queue=task_queue)
     lines = journal.read_text().split("\n")[:-1]
-    assert sorted(lines[:2]) == ["book a", "book c"] and sorted(lines[2:]) == ["undo a", "undo c"]
+    # The failing packet's undo runs too (registered before it ran; it must be safe for it).
+    assert sorted(lines[:2]) == ["book a", "book c"] and sorted(lines[2:]) == ["undo a", "undo bad", "undo c"]
+
+
+async def test_a_node_that_takes_effect_then_fails_is_undone_too(dev_client: Client, task_queue: str,
+                                                                 graph_worker: Worker, tmp_path: Path) -> None:
+    journal = tmp_path / "journal"
+    handle = await dev_client.start_workflow(order_graph.workflow.run,
+                                             OrderInput(journal=str(journal), fail_after="pack"),
+                                             id=f"order-{uuid.uuid4()}", task_queue=task_queue)
+    with pytest.raises(WorkflowFailureError):
+        await handle.result()
+    assert journal.read_text().split("\n")[:-1] == [
+        "reserve", "charge", "pack", "undo pack", "undo charge", "undo reserve"]
+    status = await handle.query("status")
+    assert [c["step"] for c in status["compensations"]] == ["pack", "charge", "reserve"]
+    assert status["completed_steps"] == ["reserve", "charge"]
+
+
+async def test_an_open_breaker_sends_the_node_to_its_fallback_and_the_status_says_so(
+    dev_client: Client, task_queue: str, db: Database
+) -> None:
+    async with running_worker(dev_client, db, task_queue=task_queue, families=[quote_graph.family],
+                              activity_threads=4, cpu_processes=0):
+        closed = await dev_client.start_workflow(quote_graph.workflow.run, QuoteInput(question="rates?"),
+                                                 id=f"quote-{uuid.uuid4()}", task_queue=task_queue)
+        assert await closed.result() == {"question": "rates?", "answer": "MODEL: RATES?", "source": "model"}
+        # The node's activity ran on the rate-limited LLM queue, the others on the main one.
+        queues = {e.activity_task_scheduled_event_attributes.activity_type.name:
+                  e.activity_task_scheduled_event_attributes.task_queue.name
+                  for e in (await closed.fetch_history()).events
+                  if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED}
+        assert queues == {"quote-graph.ask_model": llm_task_queue(task_queue), "quote-graph.polish": task_queue}
+
+        with pytest.raises(ZeroDivisionError):  # one failure opens it (threshold 1, 10 min)
+            Breakers(db, {QUOTE_BREAKER: BreakerConfig(1, 600)}).call(QUOTE_BREAKER, lambda: 1 / 0, fallback=False)
+        handle = await dev_client.start_workflow(quote_graph.workflow.run, QuoteInput(question="rates?"),
+                                                 id=f"quote-{uuid.uuid4()}", task_queue=task_queue)
+        assert await handle.result() == {"question": "rates?", "answer": "CACHED: TRY AGAIN LATER", "source": "cache"}
+        status = await handle.query("status")
+    first, second = status["updates"]
+    assert (first["node"], first["fallback"], first["breaker"]) == ("ask_model", "cached_answer", QUOTE_BREAKER)
+    assert (second["node"], second["fallback"]) == ("polish", None)
+    assert status["steps"][0]["outcome"] == f"fallback to cached_answer: breaker {QUOTE_BREAKER} open"
+    assert node_runs(await handle.fetch_history(), "quote-graph") == Counter(ask_model=1, cached_answer=1, polish=1)
 
 
 async def test_a_cancel_undoes_the_completed_nodes_in_reverse(dev_client: Client, task_queue: str,
@@ -298,13 +351,16 @@ async def test_recorded_graph_histories_replay(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
     from sagaworks.client.connection import DATA_CONVERTER
 
-    await Replayer(workflows=[g.workflow for g in GRAPHS], data_converter=DATA_CONVERTER).replay_workflow(history)
+    await Replayer(workflows=[g.workflow for g in [*GRAPHS, quote_graph]],
+                   data_converter=DATA_CONVERTER).replay_workflow(history)
 
 
 def test_the_recorded_graph_histories_are_there() -> None:
     assert {p.stem for p in HISTORIES.glob("*.json")} >= {
         "document-graph--stored", "routing-graph--approved", "order-graph--compensated",
-        "confirmed-order-graph--canceled", "order-graph--restarted"}
+        "confirmed-order-graph--canceled", "order-graph--restarted",
+        # recorded with undos registered before their node, and with a breaker's fallback
+        "order-graph--failing-node-undone", "quote-graph--fallback"}
 
 
 def test_the_example_package_registers_its_graphs_as_families() -> None:
@@ -317,11 +373,157 @@ def test_the_example_package_registers_its_graphs_as_families() -> None:
     entry_points = declared["project"]["entry-points"]["sagaworks.families"]
     assert entry_points == {"document-graph": "sagaworks_graphs.families:document",
                             "routing-graph": "sagaworks_graphs.families:routing"}
-    if not hasattr(sagaworks, "Family"):
-        pytest.skip("the family registry (sagaworks.Family) is not part of this tree")
     for name, target in entry_points.items():
         module, _, attr = target.partition(":")
         family = getattr(importlib.import_module(module), attr)
         assert isinstance(family, sagaworks.Family)
         assert (family.name, family.workflow_type) == (name, f"langgraph-{name}")
         assert set(family.updates) >= {"approve", "reject"} and family.approval is not None
+
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "langgraph"
+
+
+@pytest.fixture
+def example_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The example package as ``pip install examples/langgraph`` would make it visible (its
+    dist-info with the entry points of its pyproject.toml), on sys.path for this test only,
+    and a registry discovered afresh with it; the folder to put on a CLI's PYTHONPATH."""
+    import tomllib
+
+    from sagaworks import registry
+
+    declared = tomllib.loads((EXAMPLE / "pyproject.toml").read_text())["project"]
+    site = tmp_path / "site"
+    info = site / "sagaworks_graphs-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {declared['name']}\nVersion: 0.1\n")
+    entries = declared["entry-points"]["sagaworks.families"]
+    (info / "entry_points.txt").write_text(
+        "[sagaworks.families]\n" + "".join(f"{name} = {target}\n" for name, target in entries.items()))
+    monkeypatch.syspath_prepend(str(site))
+    registry.cache_clear()
+    yield site
+    registry.cache_clear()
+
+
+async def _cli(address: str, site: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"} | {
+        "TEMPORAL_ADDRESS": address, "PYTHONPATH": f"{site}{os.pathsep}{EXAMPLE}"}
+    saga = str(Path(sys.executable).parent / "saga")
+    return await asyncio.to_thread(subprocess.run, [saga, *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+async def _cli_decide(address: str, site: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``saga approve|reject``, again while the run has not reached its interrupt yet."""
+    while True:
+        answer = await _cli(address, site, *args)
+        if answer.returncode == 0 or "no approval is pending" not in answer.stderr:
+            return answer
+        await asyncio.sleep(0.1)
+
+
+async def test_saga_approve_reject_and_run_wait_serve_the_example_graphs_registered_by_entry_point(
+    example_installed: Path, dev_client: Client, dev_address: str, db: Database, tmp_path: Path
+) -> None:
+    from sagaworks.client.connection import TASK_QUEUE
+
+    async def start(text: str, *flags: str) -> subprocess.CompletedProcess[str]:
+        request = tmp_path / f"{uuid.uuid4()}.json"
+        request.write_text(json.dumps({"user_input": text}))
+        return await _cli(dev_address, example_installed, "run", "routing-graph", "--input", str(request), *flags)
+
+    catalog = await _cli(dev_address, example_installed, "catalog")
+    assert "routing-graph  (langgraph-routing-graph)" in catalog.stdout and "document-graph" in catalog.stdout
+    async with running_worker(dev_client, db, task_queue=TASK_QUEUE, activity_threads=4, cpu_processes=0):
+        ids = []
+        for text in ("admin: reset", "admin: drop"):
+            started = await start(text, "--json")
+            assert started.returncode == 0, started.stderr
+            ids.append(json.loads(started.stdout)["workflow_id"])
+        refused = await _cli_decide(dev_address, example_installed, "approve", ids[0], "--approver", "mallory")
+        assert refused.returncode != 0 and "mallory is not one of ops" in refused.stderr
+        approved = await _cli_decide(dev_address, example_installed, "approve", ids[0], "--approver", "ops")
+        assert approved.returncode == 0, approved.stderr
+        assert f"{ids[0]}: approved by ops" in approved.stdout
+        rejected = await _cli_decide(dev_address, example_installed, "reject", ids[1], "--approver", "ops",
+                                     "--reason", "not today")
+        assert rejected.returncode == 0, rejected.stderr
+        results = [await dev_client.get_workflow_handle(i).result() for i in ids]
+        assert results[0]["result"].startswith("APPROVED: Admin processing")
+        assert results[1]["result"].startswith("DENIED: Admin processing")
+
+        # --wait follows the run's status query (the nodes as they run) to its end.
+        waited = await start("premium user", "--wait")
+        assert waited.returncode == 0, waited.stderr
+        assert "COMPLETED" in waited.stdout and "Premium processing" in waited.stdout
+        assert ": completed" in waited.stderr and "2/2" in waited.stderr
+        assert '  classify_user: {"user_type": "premium", "requires_approval": false}' in waited.stderr
+        assert '  premium_processing: {"result": "Premium processing: premium user' in waited.stderr
+        workflow_id = waited.stdout.split("Started ")[1].split()[0]
+        status = json.loads((await _cli(dev_address, example_installed, "status", workflow_id, "--json")).stdout)
+    assert status["family"] == "routing-graph"
+    assert [u["node"] for u in status["progress"]["updates"]] == ["classify_user", "premium_processing"]
+
+
+async def test_the_api_approves_and_rejects_an_example_graph_and_streams_its_node_updates(
+    example_installed: Path, dev_client: Client, dev_address: str, db: Database, task_queue: str, tmp_path: Path
+) -> None:
+    import httpx
+
+    from sagaworks.client.api import ApiSettings
+    from tests.apiserver import api_server, read_events
+
+    settings = ApiSettings(task_queue=task_queue, address=dev_address, database_url=f"sqlite:///{tmp_path / 'api.db'}")
+    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, cpu_processes=0):
+        with api_server(settings) as api:
+            async with httpx.AsyncClient(base_url=api.url, timeout=60) as http:
+
+                async def start(text: str) -> str:
+                    started = await http.post("/api/workflows/routing-graph", json={"user_input": text})
+                    assert started.status_code == 201, started.text
+                    return started.json()["workflow_id"]
+
+                async def decide_over_http(workflow_id: str, update: str, body: dict[str, Any]) -> httpx.Response:
+                    while True:
+                        answer = await http.post(f"/api/workflows/{workflow_id}/updates/{update}", json=body)
+                        if answer.status_code == 200 or "no approval is pending" not in answer.text:
+                            return answer
+                        await asyncio.sleep(0.1)
+
+                approve_id, reject_id = await start("admin: reset"), await start("admin: drop")
+                approved = await decide_over_http(approve_id, "approve", {"approver": "ops"})
+                assert approved.status_code == 200, approved.text
+                assert approved.json()["result"]["decision"] == "approved"
+                rejected = await decide_over_http(reject_id, "reject", {"approver": "ops", "reason": "not today"})
+                assert rejected.status_code == 200, rejected.text
+                for workflow_id, verdict in ((approve_id, "APPROVED"), (reject_id, "DENIED")):
+                    result = await dev_client.get_workflow_handle(workflow_id).result()
+                    assert result["result"].startswith(f"{verdict}: Admin processing")
+
+                events = await read_events(http, approve_id)
+                page = await http.get(f"/runs/{approve_id}")  # the console's run page
+                assert page.status_code == 200, page.text
+                updates_html = page.text.split('id="node-updates"')[1]
+                assert all(node in updates_html for node in ("classify_user", "admin_processing", "approval_check"))
+    statuses = [data["progress"] for kind, data in events if kind == "status" and isinstance(data["progress"], dict)]
+    assert statuses, events
+    assert [u["node"] for u in statuses[-1]["updates"]] == ["classify_user", "admin_processing", "approval_check"]
+    assert statuses[-1]["updates"][-1]["update"]["approver"] == "ops"
+    assert events[-1][0] == "result" and events[-1][1]["status"] == "COMPLETED"
+
+
+def test_a_node_policy_is_checked_at_registration() -> None:
+    from sagaworks.langgraph import NodePolicy, register_graph
+
+    for policy, expected in (
+        (NodePolicy(fallback="cached_answer"), "ask_model: a fallback needs a breaker"),
+        (NodePolicy(breaker="model", fallback="nowhere"), "not 'nowhere'"),
+        (NodePolicy(breaker="model", fallback="ask_model"), "not 'ask_model'"),
+        (NodePolicy(breaker=" "), "breaker name ' '"),
+    ):
+        with pytest.raises(ValueError, match=expected):
+            register_graph("bad-quote", quote_builder(), input_model=QuoteInput, nodes={"ask_model": policy})
+    # A graph with breakers needs the worker's database: a plain activity list is refused.
+    with pytest.raises(ValueError, match="nodes ask_model go through breakers"):
+        quote_graph.activities

@@ -86,8 +86,17 @@ def print_rows(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
         print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
 
 
+def node_update_line(update: dict[str, Any]) -> str:
+    """One node's update of a graph run's status (``sagaworks.langgraph``), as a line."""
+    line = f"  {update.get('node')}: {json.dumps(update.get('update'), default=str)}"
+    if update.get("fallback"):
+        line += f"  (ran {update['fallback']}: breaker {update.get('breaker')} open)"
+    return line
+
+
 async def follow_progress(client: Client, workflow_id: str) -> None:
-    """A live progress bar on stderr until the run closes (follows continue-as-new)."""
+    """A live progress bar on stderr until the run closes (follows continue-as-new); a
+    graph run's node updates are printed above it as they come."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from temporalio.client import WorkflowExecutionStatus
 
@@ -95,20 +104,28 @@ async def follow_progress(client: Client, workflow_id: str) -> None:
     from sagaworks.client.runs import query_progress
 
     handle = client.get_workflow_handle(workflow_id)
+    shown = 0
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
     ) as progress:
         task = progress.add_task(workflow_id, total=None)
         while True:
             description = await handle.describe()
-            status = await query_progress(handle)
-            if isinstance(status, ProgressStatus):
+            answer = await query_progress(handle, result_type=None)
+            if isinstance(answer, dict):
+                status = ProgressStatus.model_validate(answer)
                 progress.update(
                     task,
                     total=status.total,
                     completed=status.done,
                     description=f"{workflow_id}: {status.state} {status.current_step or ''}",
                 )
+                updates = answer.get("updates")
+                if isinstance(updates, list):
+                    for update in updates[shown:]:
+                        if isinstance(update, dict) and "node" in update:
+                            progress.console.print(node_update_line(update), markup=False, highlight=False)
+                    shown = len(updates)
             if description.status != WorkflowExecutionStatus.RUNNING:
                 return
             await asyncio.sleep(0.25)

@@ -2,12 +2,14 @@
 
 One call, :func:`register_graph`, turns a ``StateGraph`` (or its compiled graph) into a
 family: every node runs as a Temporal activity of its own (``GRAPH.NODE``) with its own
-timeouts and retry policy; edges, conditional edges, ``Send`` fan-out and
+timeouts and retry policy, and, declared by a :class:`NodePolicy`, through one of the
+engine's circuit breakers with a fallback node and on the rate-limited LLM task queue; edges, conditional edges, ``Send`` fan-out and
 ``Command(goto=...)`` are decided in the workflow; the state is checkpointed by the history
 (no LangGraph checkpointer); ``interrupt()`` waits for the engine's approval (``approve`` /
 ``reject`` Updates, a deadline, escalation) and resumes the node with the decision as its
 ``Command(resume=...)`` value, ``{"approved": bool, "approver": str, "reason": str | None}``;
-a node may name an undo, run in reverse on failure or cancel by the engine's Saga; a run
+a node may name an undo, registered before the node runs and run in reverse on failure or
+cancel by the engine's Saga (so it must be safe for a node that never took effect); a run
 restarts from any node it reached (:func:`restart_graph`), with the state edited. The graph
 object is not changed: LangGraph's own ``invoke`` still runs it.
 
@@ -34,11 +36,13 @@ from typing import Any
 from pydantic import BaseModel
 
 from sagaworks import policies
+from sagaworks._breakers import breaker_config
+from sagaworks._registry import WorkerResources
 from sagaworks.langgraph._activities import graph_activities, node_activity_name, undo_activity_name
 from sagaworks.langgraph._graph import builder_of, check_supported
 from sagaworks.langgraph._models import RESTART_MEMO, GraphRestart, GraphStatus, NodeInput, NodeOutput, NodeUpdate
 from sagaworks.langgraph._restart import restart_graph
-from sagaworks.langgraph._workflow import GraphSpec, GraphWorkflow, InterruptPolicy, workflow_class
+from sagaworks.langgraph._workflow import GraphSpec, GraphWorkflow, InterruptPolicy, NodePolicy, workflow_class
 
 __all__ = [
     "RESTART_MEMO",
@@ -49,6 +53,7 @@ __all__ = [
     "InterruptPolicy",
     "NodeInput",
     "NodeOutput",
+    "NodePolicy",
     "NodeUpdate",
     "node_activity_name",
     "register_graph",
@@ -60,16 +65,34 @@ __all__ = [
 class GraphFamily:
     """A registered graph: its workflow, its activities and the family the worker serves."""
 
-    def __init__(self, name: str, workflow: type[GraphWorkflow], activities: list[Callable[..., Any]],
-                 input_model: type[BaseModel], description: str, interrupt: InterruptPolicy) -> None:
+    def __init__(self, name: str, workflow: type[GraphWorkflow], spec: GraphSpec, undo: dict[str, Callable[..., Any]],
+                 input_model: type[BaseModel], description: str) -> None:
         self.name = name
-        self.interrupt = interrupt
+        self.spec = spec
+        self.interrupt = spec.interrupt
         self.workflow = workflow
         """The workflow class (type ``langgraph-NAME``)."""
-        self.activities = activities
-        """One activity per node (``NAME.NODE``) and per undo (``NAME.NODE.undo``)."""
+        self._undo = undo
         self.input_model = input_model
         self.description = description
+
+    def worker_activities(self, resources: WorkerResources | None = None) -> tuple[list[Callable[..., Any]], list[Callable[..., Any]]]:
+        """The activities of the worker's main task queue and of its LLM queue: one per node
+        (``NAME.NODE``), one per undo (``NAME.NODE.undo``); nodes with a breaker use the
+        engine's breakers over ``resources.db``."""
+        breakers = None
+        if resources is not None and any(p.breaker for p in self.spec.node_policies.values()):
+            from sagaworks._breakers import Breakers
+
+            breakers = Breakers(resources.db, {})
+        return graph_activities(self.name, self.spec.builder, self._undo, self.spec.node_policies, breakers)
+
+    @property
+    def activities(self) -> list[Callable[..., Any]]:
+        """Every activity, for a plain Temporal worker (a graph whose nodes use no breaker
+        and no LLM queue)."""
+        main, llm = self.worker_activities()
+        return main + llm
 
     @functools.cached_property
     def family(self) -> Any:
@@ -79,7 +102,9 @@ class GraphFamily:
 
         family = Family(
             self.name, workflow=self.workflow, input_model=self.input_model, description=self.description,
-            activities=self.activities, updates=("approve", "reject"), extra="langgraph",
+            activities=lambda resources: self.worker_activities(resources)[0],
+            llm_activities=lambda resources: self.worker_activities(resources)[1],
+            updates=("approve", "reject"), extra="langgraph",
             requires=("langgraph", "temporalio.langgraph"),
         )
         # saga approve|reject, the API and the console offer the interrupt's decision by this.
@@ -97,7 +122,7 @@ def register_graph(
     *,
     input_model: type[BaseModel],
     output_model: type[BaseModel] | None = None,
-    nodes: Mapping[str, policies.ActivityOptions] | None = None,
+    nodes: Mapping[str, policies.ActivityOptions | NodePolicy] | None = None,
     default_options: policies.ActivityOptions | None = None,
     undo: Mapping[str, Callable[..., Any]] | None = None,
     interrupt: InterruptPolicy = InterruptPolicy(),
@@ -111,8 +136,9 @@ def register_graph(
         graph: A ``StateGraph`` or the graph its ``compile()`` returned (left unchanged).
         input_model: The run's input: its fields are the graph's initial state.
         output_model: What the run returns, validated from the final state (None: the state).
-        nodes: Activity options (``sagaworks.policies.ActivityOptions``: timeouts, retry
-            policy, task queue) per node; a node not named takes ``default_options``.
+        nodes: Per node, its activity options (``sagaworks.policies.ActivityOptions``:
+            timeouts, retry policy) or a :class:`NodePolicy` (options, a breaker with a
+            fallback node, the rate-limited LLM queue); a node not named takes ``default_options``.
         default_options: Defaults for every node (``policies.PROCESSING`` if None).
         undo: Per node, a function of the state after that node that undoes its effect; run
             as an activity (``policies.COMPENSATION``) in reverse order when a later node
@@ -126,17 +152,26 @@ def register_graph(
     """
     builder = builder_of(graph)
     check_supported(builder)
-    options = dict(nodes or {})
+    declared = dict(nodes or {})
     undo = dict(undo or {})
-    for label, names in (("nodes", options), ("undo", undo)):
+    for label, names in (("nodes", declared), ("undo", undo)):
         unknown = sorted(set(names) - set(builder.nodes))
         if unknown:
             raise ValueError(f"{label}: {', '.join(unknown)} is not a node of graph {name!r} ({', '.join(builder.nodes)})")
+    node_policies = {n: p for n, p in declared.items() if isinstance(p, NodePolicy)}
+    for node, policy in node_policies.items():
+        if policy.fallback is not None and (policy.breaker is None or policy.fallback not in builder.nodes
+                                            or policy.fallback == node):
+            raise ValueError(f"nodes: {node}: a fallback needs a breaker and another node of graph {name!r}, "
+                             f"not {policy.fallback!r}")
+        if policy.breaker is not None:
+            breaker_config(policy.breaker)  # a bad name is refused now, not at the first call
     default = default_options or policies.PROCESSING
+    options = {n: p.resolved_options(default) if isinstance(p, NodePolicy) else p for n, p in declared.items()}
     spec = GraphSpec(
         name=name, builder=builder, output_model=output_model,
         node_options={n: options.get(n, default) for n in builder.nodes},
         undo_nodes=frozenset(undo), interrupt=interrupt, recursion_limit=recursion_limit,
+        node_policies=node_policies,
     )
-    return GraphFamily(name, workflow_class(spec, input_model), graph_activities(name, builder, undo), input_model,
-                       description, interrupt)
+    return GraphFamily(name, workflow_class(spec, input_model), spec, undo, input_model, description)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langgraph._internal._constants import CONFIG_KEY_CHECKPOINT_NS, CONFIG_KEY_SCRATCHPAD
 from langgraph.graph import StateGraph
@@ -23,6 +23,10 @@ from temporalio.langgraph._activity import ActivityInput, wrap_activity
 
 from sagaworks.langgraph._graph import node_function, to_schema, to_update
 from sagaworks.langgraph._models import NodeInput, NodeOutput
+
+if TYPE_CHECKING:
+    from sagaworks._breakers import Breakers
+    from sagaworks.langgraph._workflow import NodePolicy
 
 
 def node_activity_name(graph: str, node: str) -> str:
@@ -46,7 +50,8 @@ async def _heartbeats() -> None:
         activity.heartbeat()
 
 
-def _node_activity(graph: str, node: str, func: Callable[..., Any], schema: type[Any]) -> Callable[..., Any]:
+def _node_activity(graph: str, node: str, func: Callable[..., Any], schema: type[Any],
+                   policy: NodePolicy | None, breakers: Breakers | None) -> Callable[..., Any]:
     wrapped = wrap_activity(func)
     takes_config = "config" in inspect.signature(func).parameters
 
@@ -62,10 +67,13 @@ def _node_activity(graph: str, node: str, func: Callable[..., Any], schema: type
         # A node that takes LangGraph's config gets the run as its thread.
         kwargs = {"config": {"configurable": {"thread_id": info.workflow_id}, "metadata": {"langgraph_node": node}}
                   } if takes_config else {}
+        call = ActivityInput(args=(to_schema(schema, arg.state),), kwargs=kwargs, langgraph_config=config)
         beating = asyncio.create_task(_heartbeats())
         try:
-            out = await wrapped(ActivityInput(args=(to_schema(schema, arg.state),), kwargs=kwargs,
-                                              langgraph_config=config))
+            if breakers is None or policy is None or policy.breaker is None:
+                out = await wrapped(call)
+            else:
+                out = await _through_breaker(breakers, policy, lambda: wrapped(call))
         finally:
             beating.cancel()
         if out.langgraph_interrupts:
@@ -82,8 +90,24 @@ def _node_activity(graph: str, node: str, func: Callable[..., Any], schema: type
     return activity.defn(name=node_activity_name(graph, node))(run_node)
 
 
+async def _through_breaker(breakers: Breakers, policy: NodePolicy, node_call: Callable[[], Any]) -> Any:
+    """The node's call through its breaker: an open one raises ``CircuitOpen`` without
+    calling it (non-retryable when the node has a fallback for the workflow to run).
+
+    The breaker's state is in the database (blocking calls), so it runs in a thread; the
+    node itself still runs on this event loop."""
+    loop = asyncio.get_running_loop()
+
+    def call() -> Any:
+        return asyncio.run_coroutine_threadsafe(node_call(), loop).result()
+
+    return await asyncio.to_thread(breakers.call, policy.breaker, call, fallback=policy.fallback is not None)
+
+
 def _undo_activity(graph: str, node: str, func: Callable[..., Any], schema: type[Any]) -> Callable[..., Any]:
     async def run_undo(arg: NodeInput) -> None:
+        # Registered before its node ran: when the node did not complete (``arg.completed``
+        # False) the undo is given the state before it and must be safe for what never happened.
         result = func(to_schema(schema, arg.state))
         if hasattr(result, "__await__"):
             await result
@@ -93,9 +117,28 @@ def _undo_activity(graph: str, node: str, func: Callable[..., Any], schema: type
 
 
 def graph_activities(
-    graph: str, builder: StateGraph[Any, Any, Any, Any], undo: dict[str, Callable[..., Any]]
-) -> list[Callable[..., Any]]:
-    """The activities a worker serves for ``graph``: one per node, one per undo."""
+    graph: str,
+    builder: StateGraph[Any, Any, Any, Any],
+    undo: dict[str, Callable[..., Any]],
+    node_policies: dict[str, NodePolicy] | None = None,
+    breakers: Breakers | None = None,
+) -> tuple[list[Callable[..., Any]], list[Callable[..., Any]]]:
+    """The activities a worker serves for ``graph``: one per node, one per undo; those of
+    the worker's main task queue, then those of its rate-limited LLM queue.
+
+    Raises:
+        ValueError: a node declares a breaker and no ``breakers`` are given.
+    """
+    policies = node_policies or {}
+    guarded = sorted(n for n, p in policies.items() if p.breaker)
+    if guarded and breakers is None:
+        raise ValueError(f"graph {graph!r}: nodes {', '.join(guarded)} go through breakers: build its activities "
+                         "with the worker's database (GraphFamily.worker_activities)")
     schema = builder.state_schema
-    nodes = [_node_activity(graph, n, node_function(builder, n), schema) for n in builder.nodes]
-    return nodes + [_undo_activity(graph, n, f, schema) for n, f in undo.items()]
+    main: list[Callable[..., Any]] = []
+    llm: list[Callable[..., Any]] = []
+    for n in builder.nodes:
+        policy = policies.get(n)
+        activity_fn = _node_activity(graph, n, node_function(builder, n), schema, policy, breakers)
+        (llm if policy is not None and policy.queue == "llm" else main).append(activity_fn)
+    return main + [_undo_activity(graph, n, f, schema) for n, f in undo.items()], llm

@@ -23,6 +23,9 @@ class NodeInput(BaseModel):
 
     state: dict[str, Any]
     resume: list[Any] = []
+    completed: bool = True
+    """For an undo: whether its node completed (``state`` is then the state after it);
+    False when the node failed, fell back or never ran (``state`` is the state before it)."""
 
 
 class NodeOutput(BaseModel):
@@ -39,6 +42,9 @@ class NodeUpdate(BaseModel):
 
     node: str
     update: dict[str, Any] | None
+    fallback: str | None = None
+    """The node that ran instead, because ``breaker`` was open (None: the node itself ran)."""
+    breaker: str | None = None
 
 
 class GraphStatus(StepStatus, ApprovalProgress):

@@ -6,13 +6,23 @@ edges, the conditional edges (their path functions run here, on the state, so th
 pure) and any ``Command(goto=...)`` decide the next nodes. The state lives in the
 workflow and every node's input and output in the history: no checkpointer. An
 ``interrupt()`` waits on the engine's :class:`~sagaworks.Approval` (deadline, escalation)
-and the node runs again with the decision as its ``Command(resume=...)`` value. Each
-completed node with an undo registers it on the engine's :class:`~sagaworks.Saga`, which
-runs them in reverse when a node fails or the run is cancelled.
+and the node runs again with the decision as its ``Command(resume=...)`` value. A node
+with an undo registers it on the engine's :class:`~sagaworks.Saga` before it runs (the
+undo is told whether the node completed), and the Saga runs them in reverse when a node
+fails or the run is cancelled. A node may go through a circuit breaker, with a fallback
+node, and run on the rate-limited LLM task queue (:class:`NodePolicy`).
 
-These workflows run outside the SDK's sandbox (``sandboxed=False``): LangGraph's objects
-(edges, reducers, path functions) are the user's and are read in place, as
-``temporalio-langgraph`` passes LangGraph through its sandbox.
+Why these workflows run outside the SDK's sandbox (``sandboxed=False``): the sandbox
+builds each run's workflow by re-importing the class's module in a fresh module space
+and taking the class by name from it (``from MODULE import CLASS``). A graph's workflow
+class is made at run time by :func:`workflow_class`, from the user's graph object
+(its ``StateGraph``, reducers, path functions) that :func:`~sagaworks.langgraph.register_graph`
+was given: a fresh import of this module holds no such class, and a fresh import of the
+user's module would rebuild the graph (and LangGraph, langchain-core and pydantic models)
+inside the sandbox for every run. The determinism the sandbox would check at run time is
+checked statically instead, like every unsandboxed workflow of the engine: this module and
+``_graph.py`` are in tests/test_determinism.py's list, and the path functions the workflow
+calls must be pure (said where they are registered).
 """
 
 from __future__ import annotations
@@ -21,7 +31,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from langgraph.constants import END
 from langgraph.graph import StateGraph
@@ -31,6 +41,7 @@ from temporalio.exceptions import ApplicationError
 
 from sagaworks import policies
 from sagaworks._approval import Approval, ApprovalUpdates, Escalation
+from sagaworks._circuit import guarded
 from sagaworks._models import StepTiming
 from sagaworks._pause import Pausable
 from sagaworks._saga import Saga
@@ -40,6 +51,39 @@ from sagaworks.langgraph._models import RESTART_MEMO, GraphRestart, GraphStatus,
 
 DEFAULT_NODE_OPTIONS = policies.PROCESSING
 """A node's timeouts and retry policy unless its graph declares its own."""
+
+UNDO_BEFORE_NODE = "sagaworks.langgraph.undo-before-node"
+"""The patch under which a node's undo is registered before the node runs (runs recorded
+before it registered the undo once the node completed)."""
+
+
+@dataclass(frozen=True)
+class NodePolicy:
+    """How one node runs, beyond its activity options (``register_graph(nodes={NAME: ...})``).
+
+    ``breaker`` names one of the engine's circuit breakers (:class:`sagaworks.Breakers`,
+    configured like any other: ``SAGAWORKS_BREAKER_NAME``); the node's call goes through
+    it, and when it is open the node fails fast: with a ``fallback`` node the workflow
+    runs that node in its place (its update merges, the node's edges are followed, the
+    status names both), without one the attempt is retried when the breaker's trial is due.
+    ``queue="llm"`` runs the node on the worker's rate-limited LLM task queue
+    (:func:`sagaworks.policies.llm_task_queue`). ``options`` None takes the engine's default
+    for such a node: ``policies.LLM_PASS`` for an LLM node with a fallback,
+    ``policies.MODEL`` for one without, else the graph's ``default_options``.
+    """
+
+    options: policies.ActivityOptions | None = None
+    breaker: str | None = None
+    fallback: str | None = None
+    queue: Literal["main", "llm"] = "main"
+
+    def resolved_options(self, default: policies.ActivityOptions) -> policies.ActivityOptions:
+        """The node's activity options: its own, else the engine's default for its kind."""
+        if self.options is not None:
+            return self.options
+        if self.queue == "llm":
+            return policies.LLM_PASS if self.fallback else policies.MODEL
+        return default
 
 
 @dataclass(frozen=True)
@@ -61,6 +105,7 @@ class GraphSpec:
     node_options: dict[str, policies.ActivityOptions] = field(default_factory=dict)
     undo_options: policies.ActivityOptions = field(default_factory=lambda: policies.COMPENSATION)
     undo_nodes: frozenset[str] = frozenset()
+    node_policies: dict[str, NodePolicy] = field(default_factory=dict)
     interrupt: InterruptPolicy = InterruptPolicy()
     recursion_limit: int = 25
 
@@ -80,6 +125,7 @@ class GraphWorkflow(ApprovalUpdates, Pausable):
         self._interrupt: Any = None
         self._restart: GraphRestart | None = None
         self._deciding = asyncio.Lock()
+        self._fallbacks: dict[str, tuple[str, str | None]] = {}
 
     @workflow.query
     def status(self) -> GraphStatus:
@@ -92,7 +138,8 @@ class GraphWorkflow(ApprovalUpdates, Pausable):
             state=state,
             current_step=current,
             done=len(self._timings),
-            total=len(self.spec.builder.nodes),
+            # A run takes one path through the graph: its nodes once it ended, all until then.
+            total=len(self._timings) if state == "completed" else len(self.spec.builder.nodes),
             plan=list(self.spec.builder.nodes),
             completed_steps=[t.step for t in self._timings],
             compensations=self._saga.records,
@@ -144,7 +191,8 @@ class GraphWorkflow(ApprovalUpdates, Pausable):
                 for (node, _), out in zip(tasks, outputs):
                     if out.update:
                         merge(spec.builder, self._values, out.update)
-                    self._updates.append(NodeUpdate(node=node, update=out.update))
+                    fallback, breaker = self._fallbacks.pop(node, (None, None))
+                    self._updates.append(NodeUpdate(node=node, update=out.update, fallback=fallback, breaker=breaker))
                     ran.append(node)
                     gotos.extend(g for g in out.goto if g != END)
                 following = next_tasks(spec.builder, ran, self._values)
@@ -154,35 +202,67 @@ class GraphWorkflow(ApprovalUpdates, Pausable):
             return dict(self._values)
         return spec.output_model.model_validate(self._values)
 
+    def _options(self, node: str) -> policies.ActivityOptions:
+        options = self.spec.node_options.get(node, DEFAULT_NODE_OPTIONS)
+        policy = self.spec.node_policies.get(node)
+        if policy is not None and policy.queue == "llm":
+            options = {**options, "task_queue": policies.llm_task_queue(workflow.info().task_queue)}
+        return options
+
     async def _node(self, node: str, sent: dict[str, Any] | None, before: dict[str, Any]) -> NodeOutput:
         spec = self.spec
         given = dict(sent if sent is not None else before)
-        options = spec.node_options.get(node, DEFAULT_NODE_OPTIONS)
+        policy = spec.node_policies.get(node) or NodePolicy()
         started = workflow.now()
         self._running.append(node)
         self._saga.current_step = node
+        undo: NodeInput | None = None
+        if node in spec.undo_nodes and workflow.patched(UNDO_BEFORE_NODE):
+            # Registered before the node runs: a node that takes effect and then fails (a
+            # lost response, a timeout, an error after its write) is undone too; the undo
+            # gets the state before the node and ``completed=False`` until the node completes.
+            undo = NodeInput(state=given, completed=False)
+            self._saga.add_compensation(undo_activity_name(spec.name, node), undo, step=node, options=spec.undo_options)
+        ran_as, breaker = node, None
         resume: list[Any] = []
         try:
             while True:
-                out: NodeOutput = await workflow.execute_activity(
-                    node_activity_name(spec.name, node),
-                    NodeInput(state=given, resume=resume),
-                    result_type=NodeOutput,
-                    summary=node,
-                    **options,
-                )
+                arg = NodeInput(state=given, resume=resume)
+                if policy.fallback is not None and ran_as == node:
+                    call = await guarded(
+                        node_activity_name(spec.name, node), arg, summary=node,
+                        fallback=node_activity_name(spec.name, policy.fallback),
+                        fallback_options=self._options(policy.fallback), **self._options(node),
+                    )
+                    if call.fallback_taken:
+                        ran_as, breaker = policy.fallback, call.breaker or policy.breaker
+                    out = NodeOutput.model_validate(call.value)
+                else:
+                    out = await workflow.execute_activity(
+                        node_activity_name(spec.name, ran_as),
+                        arg,
+                        result_type=NodeOutput,
+                        summary=node if ran_as == node else f"{node} (fallback: {ran_as})",
+                        **self._options(ran_as),
+                    )
                 if len(out.interrupts) <= len(resume):
                     break
                 resume.append(await self._decide(out.interrupts[len(resume)]))
         finally:
             self._running.remove(node)
-        self._timings.append(StepTiming(step=node, outcome="done", started_at=started, finished_at=workflow.now()))
-        if node in spec.undo_nodes:
+        outcome = "done" if ran_as == node else f"fallback to {ran_as}: breaker {breaker} open"
+        self._timings.append(StepTiming(step=node, outcome=outcome, started_at=started, finished_at=workflow.now()))
+        if ran_as != node:
+            self._fallbacks[node] = (ran_as, breaker)
+        elif node in spec.undo_nodes:
             after = dict(given)
             merge(spec.builder, after, out.update or {})
-            self._saga.add_compensation(
-                undo_activity_name(spec.name, node), NodeInput(state=after), step=node, options=spec.undo_options
-            )
+            if undo is not None:
+                undo.state, undo.completed = after, True  # the registered undo now undoes what it did
+            else:
+                self._saga.add_compensation(
+                    undo_activity_name(spec.name, node), NodeInput(state=after), step=node, options=spec.undo_options
+                )
         return out
 
     async def _decide(self, value: Any) -> dict[str, Any]:
