@@ -46,20 +46,19 @@ import argparse
 import asyncio
 import os
 import random
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from temporalio.client import Client, ScheduleHandle, WorkflowHandle, WorkflowHistory
 from temporalio.service import RPCError
@@ -78,6 +77,7 @@ from sagaworks.client.replay import replay
 from sagaworks.client.runs import RunConflict, start_run, to_jsonable
 from sagaworks.client.schedules import create_schedule
 from tests.orders import make_order, start_order
+from tests.postgres import POSTGRES_URL_ENV, fresh_postgres_database
 from tests.ports import free_port
 from tests.workers import WorkerProcess
 from sagaworks.workflows.document import DocumentPipeline
@@ -85,7 +85,6 @@ from sagaworks.workflows.document_batch import DocumentBatch
 from sagaworks.contracts.documents import BatchInput, BatchResult, DocumentResult
 from sagaworks.contracts.orders import ORDER_STEPS
 
-POSTGRES_URL_ENV = "SAGAWORKS_TEST_POSTGRES_URL"
 SCHEDULED = "news-digest"
 """The family the chaos run also starts through a schedule (its runs are meant to be)."""
 
@@ -312,26 +311,28 @@ def application_database(folder: Path) -> Iterator[str]:
     if not base:
         yield f"sqlite:///{folder / 'app.db'}"
         return
-    name = f"sagaworks_chaos_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(base).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    yield from fresh_postgres_database(base, prefix="sagaworks_chaos")
 
 
-async def _histories(client: Client, task_queue: str, deadline: float) -> dict[str, WorkflowHistory]:
-    """Run id -> the history of every run on ``task_queue`` (children and each run of a
-    chain that continued as new included)."""
-    histories = {}
+async def _histories(client: Client, task_queue: str, deadline: float) -> list[WorkflowHistory]:
+    """The history of every run on ``task_queue`` (children and each run of a chain that
+    continued as new included)."""
+    histories = []
     async for execution in client.list_workflows(f"TaskQueue = '{task_queue}'"):
         handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
-        histories[execution.run_id] = await _retrying(handle.fetch_history, deadline)
+        histories.append(await _retrying(handle.fetch_history, deadline))
     return histories
+
+
+async def replay_violations(histories: list[WorkflowHistory], workflows: list[type] | None = None) -> list[str]:
+    """A line per history the sandboxed replayer cannot replay with ``workflows`` (default:
+    every registered family's)."""
+    replayed = await replay(histories, workflows)
+    workflow_ids = {history.run_id: history.workflow_id for history in histories}
+    return [
+        f"replay of {workflow_ids.get(run_id, '?')} (run {run_id}) failed: {type(error).__name__}: {error}"
+        for run_id, error in sorted(replayed.replay_failures.items())
+    ]
 
 
 async def run_chaos(
@@ -374,7 +375,7 @@ async def run_chaos(
             if reason := unavailable_service(fam):
                 report.skipped[fam.name] = reason
                 ordered.remove(fam)
-        histories: dict[str, WorkflowHistory] = {}
+        histories: list[WorkflowHistory] = []
         try:
             for worker in workers:
                 worker.start()
@@ -478,10 +479,7 @@ async def run_chaos(
                     + (f"; {problems}" if problems else "")
                 )
         report.replayed = len(histories)
-        replayed = await replay(histories.values())
-        for run_id, error in sorted(replayed.replay_failures.items()):
-            workflow_id = histories[run_id].workflow_id
-            report.violations.append(f"replay of {workflow_id} (run {run_id}) failed: {type(error).__name__}: {error}")
+        report.violations += await replay_violations(histories)
 
         db = Database(database_url)
         try:

@@ -10,7 +10,11 @@ from sagaworks.contracts.documents import BatchResult, DocumentOutcome, Document
 from sagaworks import registry
 from sagaworks.activities.news import DigestRow, SeenArticleRow
 from sagaworks.activities.routing import RoutedRequestRow
-from tests.chaos import ChaosReport, FamilyRun, document_violations, news_violations, routing_violations, run_chaos, summary
+from sagaworks.client.replay import load_history
+from tests.chaos import (
+    ChaosReport, FamilyRun, document_violations, news_violations, replay_violations, routing_violations, run_chaos, summary,
+)
+from tests.drifted_order import DriftedOrderSaga
 
 
 async def test_every_family_survives_killed_workers_and_a_server_restart() -> None:
@@ -92,3 +96,10 @@ def test_the_routing_check_sees_a_row_that_disagrees_with_its_run(tmp_path: Path
         ]
     finally:
         db.dispose()
+
+
+async def test_the_replay_check_names_a_history_the_code_no_longer_follows() -> None:
+    history = load_history(Path(__file__).parent / "histories" / "order_completed.json")
+    assert await replay_violations([history]) == []
+    [violation] = await replay_violations([history], workflows=[DriftedOrderSaga])
+    assert violation.startswith(f"replay of {history.workflow_id} (run {history.run_id}) failed: NondeterminismError")
