@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
+
+import pytest
 
 from sagaworks.activities.db import Database
 from sagaworks.activities.documents import ChunkRow, DocumentRow
 from sagaworks.contracts.documents import BatchResult, DocumentOutcome, DocumentResult
 from sagaworks import registry
+from sagaworks.activities.mcp_servers import CONFIG_ENV
 from sagaworks.activities.news import DigestRow, SeenArticleRow
 from sagaworks.activities.routing import RoutedRequestRow
 from sagaworks.client.replay import load_history
 from tests.chaos import (
     ChaosReport, FamilyRun, document_violations, news_violations, replay_violations, routing_violations, run_chaos, summary,
+    unavailable_service,
 )
 from tests.drifted_order import DriftedOrderSaga
 
@@ -103,3 +108,22 @@ async def test_the_replay_check_names_a_history_the_code_no_longer_follows() -> 
     assert await replay_violations([history]) == []
     [violation] = await replay_violations([history], workflows=[DriftedOrderSaga])
     assert violation.startswith(f"replay of {history.workflow_id} (run {history.run_id}) failed: NondeterminismError")
+
+
+def test_a_family_whose_mcp_server_is_not_installed_is_skipped_with_the_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "servers.toml"
+    config.write_text(
+        '[servers.files]\ncommand = "node"\nrequires = "node"\n'
+        f'args = ["{tmp_path}/node_modules/server-filesystem/dist/index.js"]\n'
+    )
+    monkeypatch.setenv(CONFIG_ENV, str(config))
+    monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
+    support = registry().family("support-ticket")
+    assert unavailable_service(support) == (
+        f"MCP server files: {tmp_path}/node_modules/server-filesystem/dist/index.js not found (run `make mcp-servers`)"
+    )
+    assert unavailable_service(registry().family("routing")) is None  # no MCP server needed
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    assert unavailable_service(support) == "MCP server files: node is not installed"
