@@ -16,7 +16,8 @@ def fresh_postgres_database(base_url: str, prefix: str = "sagaworks_test") -> It
     from sqlalchemy.engine import make_url
 
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
+    # Pre-pinged: a test may restart the server (the chaos run does) while it holds a connection.
+    admin = create_engine(base_url, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:

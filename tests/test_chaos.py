@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from tests.chaos import (
     unavailable_service,
 )
 from tests.drifted_order import DriftedOrderSaga
+from tests.postgres import POSTGRES_URL_ENV
 
 
 async def test_every_family_survives_killed_workers_and_a_server_restart() -> None:
@@ -27,6 +29,7 @@ async def test_every_family_survives_killed_workers_and_a_server_restart() -> No
     print("\n".join(summary(report)))
     assert report.violations == []
     assert report.kills == 3 and report.server_restarts == 1
+    assert report.database_restarts == (1 if os.environ.get(POSTGRES_URL_ENV) else 0)  # PostgreSQL's own restart
     assert len(report.outcomes) == 20
     assert report.batch is not None and report.batch.completed == 3
     # Every registered family ran (its demos, one cancelled run of each) or was skipped
