@@ -53,7 +53,7 @@ bench: install
 # 200 order sagas and a 20-document batch while workers are SIGKILLed and the server
 # restarts; checks every invariant. (`make test` runs it at a small size.)
 chaos: install
-	$(BIN)/python -m tests.chaos --sagas 200 --kills 6 --documents 20
+	$(BIN)/python -m tests.chaos --sagas 200 --kills 20 --server-restarts 3 --documents 20 --copies 2
 
 # Re-record tests/histories/ (only for a deliberate, patched workflow change).
 histories: install

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import os
+import uuid
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
 
 from rich.console import Console
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
 
 from sagaworks.client import devserver
 from sagaworks.client.connection import connect, ui_url
 from sagaworks.client.runs import Outcome, failure_lines, query_progress, run_outcome, start_run, to_jsonable
 from sagaworks.contracts.breakers import BreakerStatus
-from sagaworks import UPDATE_REFUSED, DemoRun, DemoUpdate, Family, registry
+from sagaworks import APPROVAL_REFUSED, UPDATE_REFUSED, DemoRun, DemoUpdate, Family, registry
 
 
 CONSOLE = os.environ.get("SAGAWORKS_CONSOLE_URL", "http://127.0.0.1:8000").rstrip("/")
@@ -188,6 +190,11 @@ async def progress_at(handle: Any, step: str, patience: float = 60) -> Any:
         await asyncio.sleep(0.2)
 
 
+NOT_YET = (UPDATE_REFUSED, APPROVAL_REFUSED)
+"""The refusals of an update sent before its run got there (a ticket not yet classified,
+an approval not yet pending): an update with a ``when_step`` is sent again after them."""
+
+
 async def send_demo_update(handle: Any, update: DemoUpdate, within: float = 60) -> Any:
     """Send ``update``; its answer. An update with a ``when_step`` is refused by its
     validator until the run gets there, so a refusal is sent again for ``within`` seconds.
@@ -196,15 +203,25 @@ async def send_demo_update(handle: Any, update: DemoUpdate, within: float = 60) 
     moments can share a workflow task with a command the query's task made, and the SDK
     then records that command before the Update's acceptance, an order no replay
     reproduces (tests/histories/unreplayable/). A refused Update leaves no trace in the
-    history. Shared by ``saga demo`` and the history recorder (tests/record_histories.py)."""
+    history. Shared by ``saga demo``, the history recorder (tests/record_histories.py) and
+    the chaos run (tests/chaos.py).
+
+    A lost connection (the server restarting, the worker killed while the update waits) is
+    retried for ``within`` seconds under the same update id, so an update the server had
+    accepted is not applied twice; only a refused update is sent again under a new id."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
+    update_id = f"{update.name}-{uuid.uuid4()}"
     while True:
         try:
-            return await handle.execute_update(update.name, update.arg)
+            return await handle.execute_update(update.name, update.arg, id=update_id)
         except WorkflowUpdateFailedError as refused:
-            not_yet = isinstance(refused.cause, ApplicationError) and refused.cause.type == UPDATE_REFUSED
+            not_yet = isinstance(refused.cause, ApplicationError) and refused.cause.type in NOT_YET
             if not (update.when_step and not_yet) or loop.time() > deadline:
+                raise
+            update_id = f"{update.name}-{uuid.uuid4()}"
+        except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError):
+            if loop.time() > deadline:
                 raise
         await asyncio.sleep(0.2)
 

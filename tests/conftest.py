@@ -18,8 +18,8 @@ from sagaworks.activities.db import Database
 from sagaworks.client.connection import DATA_CONVERTER
 from sagaworks.client.devserver import register_search_attributes, start_embedded, test_server_binary
 from sagaworks.worker import WORKFLOW_RUNNER_ENV, running_worker
+from tests.postgres import POSTGRES_URL_ENV, fresh_postgres_database
 
-POSTGRES_URL_ENV = "SAGAWORKS_TEST_POSTGRES_URL"
 
 # Every worker of the test suite, in this process or started as a subprocess, runs workflow
 # code in the SDK's sandbox, whatever production runs: the sandbox's determinism checks
@@ -73,23 +73,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     base = _postgres_url()
     if not base:
         pytest.skip(f"PostgreSQL tests need {POSTGRES_URL_ENV} (.ci/run sets it)")
-    yield from _fresh_postgres_database(base)
-
-
-def _fresh_postgres_database(base_url: str) -> Iterator[str]:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    name = f"sagaworks_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(base_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    yield from fresh_postgres_database(base)
 
 
 @pytest.fixture
