@@ -413,7 +413,7 @@ class Family(Generic[InputT]):
 
     def missing_modules(self) -> list[str]:
         """The :attr:`requires` modules that are not installed (found without importing them)."""
-        return [module for module in self.requires if importlib.util.find_spec(module) is None]
+        return [module for module in self.requires if not _installed(module)]
 
     def install_command(self) -> str:
         """The ``pip install`` that adds what this family requires."""
@@ -464,6 +464,15 @@ class Family(Generic[InputT]):
     def input_schema(self) -> dict[str, Any]:
         """The JSON Schema of the input model."""
         return self.input_model.model_json_schema()
+
+
+def _installed(module: str) -> bool:
+    """Whether ``module`` can be imported. ``find_spec`` raises, rather than answering None,
+    for a submodule of a missing package and under import hooks that refuse a module."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _built(activities: Activities, resources: WorkerResources) -> list[Callable[..., Any]]:
