@@ -22,7 +22,12 @@ from temporalio.client import Client
 
 from sagaworks.activities.db import Database
 from sagaworks.activities.news import SELECTION_BYTES
+from sagaworks.activities.orders import seed_inventory
 from sagaworks.contracts.news_digest import FeedSource, NewsDigestInput, NewsDigestResult
+from sagaworks.contracts.orders import OrderInput, OrderItem, OrderResult
+from sagaworks.contracts.parallel_analysis import ParallelAnalysisInput, ParallelAnalysisResult
+from sagaworks.contracts.routing import RoutingInput, RoutingResult
+from sagaworks.contracts.sequential import SequentialInput, SequentialResult
 from sagaworks.worker import running_worker
 from sagaworks import registry
 from tests.feed_server import LARGE_ENTRIES, feed_server
@@ -65,8 +70,74 @@ def _check_news(result: NewsDigestResult) -> None:
     assert len(result.articles) + result.over_limit == 2 * LARGE_ENTRIES + 1
 
 
+def _text(characters: int) -> str:
+    """Prose of exactly ``characters`` characters, many of them 2 to 4 bytes in UTF-8, so
+    a limit counted in characters is also exercised at its largest size in bytes."""
+    sentence = "Die Überprüfung verlief gut 😀, el año fue bueno y la migración terminó. "
+    return (sentence * (characters // len(sentence) + 1))[:characters]
+
+
+@contextmanager
+def _sequential_at_limits(tmp_path: Path) -> Iterator[SequentialInput]:
+    """The longest text the input model allows (100,000 characters)."""
+    yield SequentialInput(text=_text(100_000))
+
+
+def _check_sequential(result: SequentialResult) -> None:
+    assert [step.step for step in result.steps] == ["ingest", "process", "analyse", "report"]
+    assert result.profile.characters > 90_000 and result.report
+
+
+@contextmanager
+def _parallel_at_limits(tmp_path: Path) -> Iterator[ParallelAnalysisInput]:
+    """The longest text the input model allows (100,000 characters)."""
+    yield ParallelAnalysisInput(text=_text(100_000))
+
+
+def _check_parallel(result: ParallelAnalysisResult) -> None:
+    assert not result.partial and result.unavailable == []
+    assert result.sentiment and result.keywords and result.summary and result.language
+
+
+@contextmanager
+def _routing_at_limits(tmp_path: Path) -> Iterator[RoutingInput]:
+    """The longest request text (10,000 characters), a premium one: no approval to wait for."""
+    yield RoutingInput(request_id=f"limits-{uuid.uuid4().hex[:8]}", requester="r" * 200, text="premium " + _text(10_000 - 8))
+
+
+def _check_routing(result: RoutingResult) -> None:
+    assert result.classification.tier == "premium" and result.handled is not None
+
+
+@contextmanager
+def _order_at_limits(tmp_path: Path) -> Iterator[OrderInput]:
+    """The most items an order may hold (50), each at its largest quantity and price, and
+    the longest shipping address (500 characters)."""
+    skus = [f"LIMIT-{n:02d}-" + "X" * 22 for n in range(50)]
+    database = Database(f"sqlite:///{tmp_path / 'app.db'}")  # the `db` fixture's file
+    try:
+        seed_inventory(database, dict.fromkeys(skus, 1000))
+    finally:
+        database.dispose()
+    yield OrderInput(
+        order_id=f"limits-{uuid.uuid4().hex[:8]}",
+        customer_email="a" * 64 + "@" + "b" * 180 + ".example",
+        items=[OrderItem(sku=sku, quantity=1000, unit_price_cents=10_000_000) for sku in skus],
+        shipping_address=_text(500),
+    )
+
+
+def _check_order(result: OrderResult) -> None:
+    assert result.amount_cents == 50 * 1000 * 10_000_000
+    assert len(result.references) == 5 and all(result.references.values())
+
+
 CASES: dict[str, LimitCase] = {
     "news-digest": LimitCase(_news_at_limits, _check_news, NewsDigestResult),
+    "sequential": LimitCase(_sequential_at_limits, _check_sequential, SequentialResult),
+    "parallel-analysis": LimitCase(_parallel_at_limits, _check_parallel, ParallelAnalysisResult),
+    "routing": LimitCase(_routing_at_limits, _check_routing, RoutingResult),
+    "order": LimitCase(_order_at_limits, _check_order, OrderResult),
 }
 
 
@@ -81,7 +152,7 @@ async def test_a_family_at_its_documented_limits_keeps_its_payloads_bounded(
     with case.inputs(tmp_path) as request:
         async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4):
             handle = await dev_client.start_workflow(
-                fam.workflow_type, request, id=f"limits-{uuid.uuid4()}", task_queue=task_queue, result_type=case.result_type
+                fam.workflow_type, request, id=fam.workflow_id(request), task_queue=task_queue, result_type=case.result_type
             )
             result = await asyncio.wait_for(handle.result(), 300)
     history = await handle.fetch_history()
