@@ -11,25 +11,30 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 
 from sagaworks.activities.db import Database
 from sagaworks.activities.news import SELECTION_BYTES
 from sagaworks.activities.orders import seed_inventory
 from sagaworks.contracts.news_digest import FeedSource, NewsDigestInput, NewsDigestResult
 from sagaworks.contracts.orders import OrderInput, OrderItem, OrderResult
+from sagaworks.contracts.iterative import IterativeInput, IterativeResult
 from sagaworks.contracts.parallel_analysis import ParallelAnalysisInput, ParallelAnalysisResult
 from sagaworks.contracts.routing import RoutingInput, RoutingResult
+from sagaworks.contracts.query import MAX_ROWS, QueryInput, QueryResult
 from sagaworks.contracts.sequential import SequentialInput, SequentialResult
+from sagaworks.contracts.support import MAX_COMMENTS, AssignRequest, Comment, ResolveRequest, TicketInput, TicketView
+from sagaworks.workflows.support import SupportTicket
 from sagaworks.worker import running_worker
 from sagaworks import registry
+from tests.corpus import store_documents
 from tests.feed_server import LARGE_ENTRIES, feed_server
 
 PAYLOAD_BUDGET = 1 * 2**20
@@ -43,6 +48,9 @@ class LimitCase:
     check: Callable[[Any], None]
     """Asserts on the (completed) run's result, decoded as the family's result type."""
     result_type: type
+    drive: Callable[[WorkflowHandle[Any, Any]], Awaitable[Any]] | None = None
+    """Takes the started run where its limits are reached as a user would (updates,
+    signals) and returns what :attr:`check` checks; None: the run's result."""
 
 
 @contextmanager
@@ -132,12 +140,77 @@ def _check_order(result: OrderResult) -> None:
     assert len(result.references) == 5 and all(result.references.values())
 
 
+@contextmanager
+def _query_at_limits(tmp_path: Path) -> Iterator[QueryInput]:
+    """The most rows a result may carry (``MAX_ROWS``), of a question that returns more."""
+    yield QueryInput(question="date, wind and precipitation of days", request_id=uuid.uuid4().hex[:12], max_rows=MAX_ROWS)
+
+
+def _check_query(result: QueryResult) -> None:
+    assert len(result.rows) == MAX_ROWS and result.truncated
+
+
+@contextmanager
+def _iterative_at_limits(tmp_path: Path) -> Iterator[IterativeInput]:
+    """The most hits a round may keep (``top_k`` 50), each a chunk of the largest size the
+    document pipeline writes (20,000 characters, 2 bytes each in UTF-8), carried across
+    continue-as-new."""
+    # 50 documents mention the query's terms, twice as many do not (BM25 scores a term found
+    # in half the chunks or more 0 or less).
+    wanted, other = ["идемпотентность", "повтор", "ключ"], ["компенсация", "сага", "журнал", "событие", "отказ"]
+    paths = []
+    for n in range(150):
+        vocabulary = wanted + other if n < 50 else other
+        text = " ".join(vocabulary[i % len(vocabulary)] + ("" if i % 13 else ".") for i in range(2_400))
+        paths.append(tmp_path / f"doc-{n:03d}.md")
+        paths[-1].write_text(text[:20_000], encoding="utf-8")
+    database = Database(f"sqlite:///{tmp_path / 'app.db'}")  # the `db` fixture's file
+    try:
+        assert store_documents(database, paths, chunk_size=20_000) == 150
+    finally:
+        database.dispose()
+    yield IterativeInput(query=" ".join([*wanted, "нигде"]), target_quality=1.0, max_iterations=3, top_k=50, iterations_per_run=1)
+
+
+def _check_iterative(result: IterativeResult) -> None:
+    # The target (a term no document holds) is never reached: two continue-as-new carry the best.
+    assert (result.stopped, result.iterations, len(result.best.hits)) == ("iteration-cap", 3, 50)
+
+
+@contextmanager
+def _ticket_at_limits(tmp_path: Path) -> Iterator[TicketInput]:
+    """The longest subject and body; :func:`_drive_ticket` adds the longest comments."""
+    yield TicketInput(
+        ticket_id=f"limits-{uuid.uuid4().hex[:8]}", customer_email="ada@example.com", subject=_text(200), body=_text(10_000)
+    )
+
+
+async def _drive_ticket(handle: WorkflowHandle[Any, Any]) -> TicketView:
+    """Three times :data:`MAX_COMMENTS` comments of 5,000 four-byte characters, then the
+    longest resolution; the ticket's view is what every update returns."""
+    while (await handle.query(SupportTicket.status)).ticket is None:  # not classified yet
+        await asyncio.sleep(0.05)
+    await handle.execute_update(SupportTicket.assign, AssignRequest(agent="dana"))
+    for _ in range(3 * MAX_COMMENTS):
+        await handle.signal(SupportTicket.comment, Comment(author="dana", text="😀" * 5000))
+    view = await handle.execute_update(SupportTicket.resolve, ResolveRequest(resolution="😀" * 5000))
+    await handle.terminate("the limits test ends here; the reopen window is days long")
+    return view
+
+
+def _check_ticket(view: TicketView) -> None:
+    assert view.state == "resolved" and (len(view.comments), view.comments_dropped) == (MAX_COMMENTS, 2 * MAX_COMMENTS)
+
+
 CASES: dict[str, LimitCase] = {
     "news-digest": LimitCase(_news_at_limits, _check_news, NewsDigestResult),
     "sequential": LimitCase(_sequential_at_limits, _check_sequential, SequentialResult),
     "parallel-analysis": LimitCase(_parallel_at_limits, _check_parallel, ParallelAnalysisResult),
     "routing": LimitCase(_routing_at_limits, _check_routing, RoutingResult),
     "order": LimitCase(_order_at_limits, _check_order, OrderResult),
+    "query": LimitCase(_query_at_limits, _check_query, QueryResult),
+    "iterative": LimitCase(_iterative_at_limits, _check_iterative, IterativeResult),
+    "support-ticket": LimitCase(_ticket_at_limits, _check_ticket, TicketView, drive=_drive_ticket),
 }
 
 
@@ -154,7 +227,7 @@ async def test_a_family_at_its_documented_limits_keeps_its_payloads_bounded(
             handle = await dev_client.start_workflow(
                 fam.workflow_type, request, id=fam.workflow_id(request), task_queue=task_queue, result_type=case.result_type
             )
-            result = await asyncio.wait_for(handle.result(), 300)
+            result = await asyncio.wait_for(case.drive(handle) if case.drive else handle.result(), 300)
     history = await handle.fetch_history()
     largest = max(history.events, key=lambda event: event.ByteSize())
     assert largest.ByteSize() < PAYLOAD_BUDGET, f"{largest.event_type} of {largest.ByteSize()} bytes"
