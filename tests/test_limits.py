@@ -21,10 +21,12 @@ import pytest
 from temporalio.client import Client, WorkflowHandle
 
 from sagaworks.activities.db import Database
+from sagaworks.activities.documents import DocumentSettings
 from sagaworks.activities.news import SELECTION_BYTES
 from sagaworks.activities.orders import seed_inventory
 from sagaworks.contracts.news_digest import FeedSource, NewsDigestInput, NewsDigestResult
 from sagaworks.contracts.orders import OrderInput, OrderItem, OrderResult
+from sagaworks.contracts.documents import DocumentInput, DocumentResult
 from sagaworks.contracts.iterative import IterativeInput, IterativeResult
 from sagaworks.contracts.parallel_analysis import ParallelAnalysisInput, ParallelAnalysisResult
 from sagaworks.contracts.routing import RoutingInput, RoutingResult
@@ -48,6 +50,8 @@ class LimitCase:
     check: Callable[[Any], None]
     """Asserts on the (completed) run's result, decoded as the family's result type."""
     result_type: type
+    settings: Callable[[Path], list[object]] = lambda tmp_path: []
+    """tmp_path -> the worker's settings objects (such as ``DocumentSettings``)."""
     drive: Callable[[WorkflowHandle[Any, Any]], Awaitable[Any]] | None = None
     """Takes the started run where its limits are reached as a user would (updates,
     signals) and returns what :attr:`check` checks; None: the run's result."""
@@ -202,16 +206,49 @@ def _check_ticket(view: TicketView) -> None:
     assert view.state == "resolved" and (len(view.comments), view.comments_dropped) == (MAX_COMMENTS, 2 * MAX_COMMENTS)
 
 
+DOCUMENT_BYTES = 5 * 2**19
+"""The test worker's ``SAGAWORKS_MAX_DOCUMENT_BYTES`` (2.5 MiB: more than one payload may
+hold, so the pipeline's claim checks are what keeps it going; the 25 MiB default would
+take minutes to extract)."""
+
+
+@contextmanager
+def _document_at_limits(tmp_path: Path) -> Iterator[DocumentInput]:
+    """A text of exactly the largest size the worker accepts, in the largest chunks, the
+    most of them per activity and in flight."""
+    path = tmp_path / "largest.txt"
+    data = _text(DOCUMENT_BYTES).encode()[:DOCUMENT_BYTES].decode(errors="ignore").encode()  # whole characters
+    path.write_bytes(data.ljust(DOCUMENT_BYTES, b"."))
+    yield DocumentInput(path=str(path), chunk_size=20_000, chunk_overlap=2_000, extract_window=64, chunks_per_activity=64)
+
+
+def _check_document(result: DocumentResult) -> None:
+    # 20,000-character chunks of text of 1.1 bytes a character on average.
+    assert result.chunk_count >= 100 and result.concept_count > 0 and not result.reused
+
+
 CASES: dict[str, LimitCase] = {
     "news-digest": LimitCase(_news_at_limits, _check_news, NewsDigestResult),
     "sequential": LimitCase(_sequential_at_limits, _check_sequential, SequentialResult),
     "parallel-analysis": LimitCase(_parallel_at_limits, _check_parallel, ParallelAnalysisResult),
     "routing": LimitCase(_routing_at_limits, _check_routing, RoutingResult),
     "order": LimitCase(_order_at_limits, _check_order, OrderResult),
+    "document": LimitCase(
+        _document_at_limits, _check_document, DocumentResult,
+        settings=lambda tmp_path: [DocumentSettings(roots=(tmp_path,), max_bytes=DOCUMENT_BYTES)],
+    ),
     "query": LimitCase(_query_at_limits, _check_query, QueryResult),
     "iterative": LimitCase(_iterative_at_limits, _check_iterative, IterativeResult),
     "support-ticket": LimitCase(_ticket_at_limits, _check_ticket, TicketView, drive=_drive_ticket),
 }
+
+
+NOT_COVERED: dict[str, str] = {
+    "document-batch": "at MAX_BATCH_DOCUMENTS (10,000) the list_documents activity returns every path "
+    "as one result and the batch carries them in its input: megabytes for long paths, not bounded yet "
+    "(and 10,000 child runs are far beyond this test's time)",
+}
+"""Families without a case yet, and why."""
 
 
 @pytest.mark.parametrize("name", registry().names)
@@ -220,10 +257,12 @@ async def test_a_family_at_its_documented_limits_keeps_its_payloads_bounded(
 ) -> None:
     case = CASES.get(name)
     if case is None:
+        if name in NOT_COVERED:
+            pytest.skip(f"{name}: {NOT_COVERED[name]}")
         pytest.skip(f"no input at its documented limits yet for {name}: add a LimitCase to tests/test_limits.py")
     fam = registry().family(name)
     with case.inputs(tmp_path) as request:
-        async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4):
+        async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, settings=case.settings(tmp_path)):
             handle = await dev_client.start_workflow(
                 fam.workflow_type, request, id=fam.workflow_id(request), task_queue=task_queue, result_type=case.result_type
             )
