@@ -24,6 +24,23 @@ from sagaworks.contracts.search import EvaluateInput, Hit, Quality, RefineInput,
 COVERAGE_WEIGHT = 0.7
 REFINE_TERMS = 2
 """Keyphrases added to the query per refinement."""
+HIT_TEXT_CHARS = 2_000
+"""About the most characters of its chunk a hit carries (see :func:`excerpt`). A chunk may
+hold 20,000 characters and a round 50 hits, which would make a round's hits (an activity's result, and the run's result
+or continue-as-new input) megabytes; the whole chunk stays stored under the hit's document
+and chunk index."""
+
+
+def excerpt(text: str, query_terms: list[str]) -> str:
+    """``text`` if at most :data:`HIT_TEXT_CHARS` characters, else its first half of that,
+    then the query's terms the rest of it holds, so the hit's coverage of the query
+    (:func:`quality_of`) is the whole chunk's."""
+    if len(text) <= HIT_TEXT_CHARS:
+        return text
+    head = text[: HIT_TEXT_CHARS // 2]
+    seen, held = set(terms(head)), set(terms(text))
+    rest = [t for t in dict.fromkeys(query_terms) if t not in seen and t in held]
+    return f"{head} … {' '.join(rest)}" if rest else head
 
 
 def terms(text: str) -> list[str]:
@@ -127,7 +144,7 @@ class SearchActivities:
             hits=[
                 Hit(
                     document_id=chunks[i].document_id, path=paths[chunks[i].document_id],
-                    chunk_index=chunks[i].chunk_index, score=round(float(scores[i]), 4), text=chunks[i].text,
+                    chunk_index=chunks[i].chunk_index, score=round(float(scores[i]), 4), text=excerpt(chunks[i].text, query_terms),
                 )
                 for i in ranked
                 if scores[i] > 0

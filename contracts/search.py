@@ -24,6 +24,8 @@ class Hit(StrictData):
     chunk_index: int
     score: float
     text: str
+    """The chunk's text, or of a long chunk an excerpt (``activities.search.excerpt``) that
+    holds every query term the chunk holds: the whole chunk stays stored."""
 
 
 class SearchHits(BaseModel):

@@ -152,6 +152,13 @@ class ReopenRequest(StrictModel):
     reason: Text = Field(min_length=1, max_length=2000)
 
 
+MAX_COMMENTS = 30
+"""The most comments a ticket keeps (a reopen's reason is one). Each is at most 5,000
+characters (20 kB in UTF-8), so the ticket's view, which every update returns and the run
+ends with, stays far under Temporal's 2 MiB payload limit; later comments are counted in
+:attr:`TicketView.comments_dropped`, not kept (a signal cannot be refused)."""
+
+
 class Comment(StrictModel):
     author: Text = Field(min_length=1, max_length=100)
     text: Text = Field(min_length=1, max_length=5000)
@@ -209,6 +216,9 @@ class TicketView(BaseModel):
     lookups: list[Lookup] = Field(default_factory=list)
     escalations: list[Escalation] = Field(default_factory=list)
     comments: list[Comment] = Field(default_factory=list)
+    """At most :data:`MAX_COMMENTS`, the first ones."""
+    comments_dropped: int = 0
+    """Comments received once :attr:`comments` held :data:`MAX_COMMENTS`."""
     reopened: int = 0
 
 

@@ -11,20 +11,32 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 
 from sagaworks.activities.db import Database
+from sagaworks.activities.documents import DocumentSettings
 from sagaworks.activities.news import SELECTION_BYTES
+from sagaworks.activities.orders import seed_inventory
 from sagaworks.contracts.news_digest import FeedSource, NewsDigestInput, NewsDigestResult
+from sagaworks.contracts.orders import OrderInput, OrderItem, OrderResult
+from sagaworks.contracts.documents import DocumentInput, DocumentResult
+from sagaworks.contracts.iterative import IterativeInput, IterativeResult
+from sagaworks.contracts.parallel_analysis import ParallelAnalysisInput, ParallelAnalysisResult
+from sagaworks.contracts.routing import RoutingInput, RoutingResult
+from sagaworks.contracts.query import MAX_ROWS, QueryInput, QueryResult
+from sagaworks.contracts.sequential import SequentialInput, SequentialResult
+from sagaworks.contracts.support import MAX_COMMENTS, AssignRequest, Comment, ResolveRequest, TicketInput, TicketView
+from sagaworks.workflows.support import SupportTicket
 from sagaworks.worker import running_worker
 from sagaworks import registry
+from tests.corpus import store_documents
 from tests.feed_server import LARGE_ENTRIES, feed_server
 
 PAYLOAD_BUDGET = 1 * 2**20
@@ -38,6 +50,11 @@ class LimitCase:
     check: Callable[[Any], None]
     """Asserts on the (completed) run's result, decoded as the family's result type."""
     result_type: type
+    settings: Callable[[Path], list[object]] = lambda tmp_path: []
+    """tmp_path -> the worker's settings objects (such as ``DocumentSettings``)."""
+    drive: Callable[[WorkflowHandle[Any, Any]], Awaitable[Any]] | None = None
+    """Takes the started run where its limits are reached as a user would (updates,
+    signals) and returns what :attr:`check` checks; None: the run's result."""
 
 
 @contextmanager
@@ -65,9 +82,179 @@ def _check_news(result: NewsDigestResult) -> None:
     assert len(result.articles) + result.over_limit == 2 * LARGE_ENTRIES + 1
 
 
+def _text(characters: int) -> str:
+    """Prose of exactly ``characters`` characters, many of them 2 to 4 bytes in UTF-8, so
+    a limit counted in characters is also exercised at its largest size in bytes."""
+    sentence = "Die Überprüfung verlief gut 😀, el año fue bueno y la migración terminó. "
+    return (sentence * (characters // len(sentence) + 1))[:characters]
+
+
+@contextmanager
+def _sequential_at_limits(tmp_path: Path) -> Iterator[SequentialInput]:
+    """The longest text the input model allows (100,000 characters)."""
+    yield SequentialInput(text=_text(100_000))
+
+
+def _check_sequential(result: SequentialResult) -> None:
+    assert [step.step for step in result.steps] == ["ingest", "process", "analyse", "report"]
+    assert result.profile.characters > 90_000 and result.report
+
+
+@contextmanager
+def _parallel_at_limits(tmp_path: Path) -> Iterator[ParallelAnalysisInput]:
+    """The longest text the input model allows (100,000 characters)."""
+    yield ParallelAnalysisInput(text=_text(100_000))
+
+
+def _check_parallel(result: ParallelAnalysisResult) -> None:
+    assert not result.partial and result.unavailable == []
+    assert result.sentiment and result.keywords and result.summary and result.language
+
+
+@contextmanager
+def _routing_at_limits(tmp_path: Path) -> Iterator[RoutingInput]:
+    """The longest request text (10,000 characters), a premium one: no approval to wait for."""
+    yield RoutingInput(request_id=f"limits-{uuid.uuid4().hex[:8]}", requester="r" * 200, text="premium " + _text(10_000 - 8))
+
+
+def _check_routing(result: RoutingResult) -> None:
+    assert result.classification.tier == "premium" and result.handled is not None
+
+
+@contextmanager
+def _order_at_limits(tmp_path: Path) -> Iterator[OrderInput]:
+    """The most items an order may hold (50), each at its largest quantity and price, and
+    the longest shipping address (500 characters)."""
+    skus = [f"LIMIT-{n:02d}-" + "X" * 22 for n in range(50)]
+    database = Database(f"sqlite:///{tmp_path / 'app.db'}")  # the `db` fixture's file
+    try:
+        seed_inventory(database, dict.fromkeys(skus, 1000))
+    finally:
+        database.dispose()
+    yield OrderInput(
+        order_id=f"limits-{uuid.uuid4().hex[:8]}",
+        customer_email="a" * 64 + "@" + "b" * 180 + ".example",
+        items=[OrderItem(sku=sku, quantity=1000, unit_price_cents=10_000_000) for sku in skus],
+        shipping_address=_text(500),
+    )
+
+
+def _check_order(result: OrderResult) -> None:
+    assert result.amount_cents == 50 * 1000 * 10_000_000
+    assert len(result.references) == 5 and all(result.references.values())
+
+
+@contextmanager
+def _query_at_limits(tmp_path: Path) -> Iterator[QueryInput]:
+    """The most rows a result may carry (``MAX_ROWS``), of a question that returns more."""
+    yield QueryInput(question="date, wind and precipitation of days", request_id=uuid.uuid4().hex[:12], max_rows=MAX_ROWS)
+
+
+def _check_query(result: QueryResult) -> None:
+    assert len(result.rows) == MAX_ROWS and result.truncated
+
+
+@contextmanager
+def _iterative_at_limits(tmp_path: Path) -> Iterator[IterativeInput]:
+    """The most hits a round may keep (``top_k`` 50), each a chunk of the largest size the
+    document pipeline writes (20,000 characters, 2 bytes each in UTF-8), carried across
+    continue-as-new."""
+    # 50 documents mention the query's terms, twice as many do not (BM25 scores a term found
+    # in half the chunks or more 0 or less).
+    wanted, other = ["идемпотентность", "повтор", "ключ"], ["компенсация", "сага", "журнал", "событие", "отказ"]
+    paths = []
+    for n in range(150):
+        vocabulary = wanted + other if n < 50 else other
+        text = " ".join(vocabulary[i % len(vocabulary)] + ("" if i % 13 else ".") for i in range(2_400))
+        paths.append(tmp_path / f"doc-{n:03d}.md")
+        paths[-1].write_text(text[:20_000], encoding="utf-8")
+    database = Database(f"sqlite:///{tmp_path / 'app.db'}")  # the `db` fixture's file
+    try:
+        assert store_documents(database, paths, chunk_size=20_000) == 150
+    finally:
+        database.dispose()
+    yield IterativeInput(query=" ".join([*wanted, "нигде"]), target_quality=1.0, max_iterations=3, top_k=50, iterations_per_run=1)
+
+
+def _check_iterative(result: IterativeResult) -> None:
+    # The target (a term no document holds) is never reached: two continue-as-new carry the best.
+    assert (result.stopped, result.iterations, len(result.best.hits)) == ("iteration-cap", 3, 50)
+
+
+@contextmanager
+def _ticket_at_limits(tmp_path: Path) -> Iterator[TicketInput]:
+    """The longest subject and body; :func:`_drive_ticket` adds the longest comments."""
+    yield TicketInput(
+        ticket_id=f"limits-{uuid.uuid4().hex[:8]}", customer_email="ada@example.com", subject=_text(200), body=_text(10_000)
+    )
+
+
+async def _drive_ticket(handle: WorkflowHandle[Any, Any]) -> TicketView:
+    """Three times :data:`MAX_COMMENTS` comments of 5,000 four-byte characters, then the
+    longest resolution; the ticket's view is what every update returns."""
+    while (await handle.query(SupportTicket.status)).ticket is None:  # not classified yet
+        await asyncio.sleep(0.05)
+    await handle.execute_update(SupportTicket.assign, AssignRequest(agent="dana"))
+    for _ in range(3 * MAX_COMMENTS):
+        await handle.signal(SupportTicket.comment, Comment(author="dana", text="😀" * 5000))
+    view = await handle.execute_update(SupportTicket.resolve, ResolveRequest(resolution="😀" * 5000))
+    await handle.terminate("the limits test ends here; the reopen window is days long")
+    return view
+
+
+def _check_ticket(view: TicketView) -> None:
+    assert view.state == "resolved" and (len(view.comments), view.comments_dropped) == (MAX_COMMENTS, 2 * MAX_COMMENTS)
+
+
+DOCUMENT_BYTES = 5 * 2**19
+"""The test worker's ``SAGAWORKS_MAX_DOCUMENT_BYTES`` (2.5 MiB: more than one payload may
+hold, so the pipeline's claim checks are what keeps it going; the 25 MiB default would
+take minutes to extract)."""
+
+
+@contextmanager
+def _document_at_limits(tmp_path: Path) -> Iterator[DocumentInput]:
+    """A text of exactly the largest size the worker accepts, in the largest chunks, the
+    most of them per activity and in flight."""
+    path = tmp_path / "largest.txt"
+    data = _text(DOCUMENT_BYTES).encode()[:DOCUMENT_BYTES].decode(errors="ignore").encode()  # whole characters
+    path.write_bytes(data.ljust(DOCUMENT_BYTES, b"."))
+    yield DocumentInput(path=str(path), chunk_size=20_000, chunk_overlap=2_000, extract_window=64, chunks_per_activity=64)
+
+
+def _check_document(result: DocumentResult) -> None:
+    # 20,000-character chunks of text of 1.1 bytes a character on average.
+    assert result.chunk_count >= 100 and result.concept_count > 0 and not result.reused
+
+
 CASES: dict[str, LimitCase] = {
     "news-digest": LimitCase(_news_at_limits, _check_news, NewsDigestResult),
+    "sequential": LimitCase(_sequential_at_limits, _check_sequential, SequentialResult),
+    "parallel-analysis": LimitCase(_parallel_at_limits, _check_parallel, ParallelAnalysisResult),
+    "routing": LimitCase(_routing_at_limits, _check_routing, RoutingResult),
+    "order": LimitCase(_order_at_limits, _check_order, OrderResult),
+    "document": LimitCase(
+        _document_at_limits, _check_document, DocumentResult,
+        settings=lambda tmp_path: [DocumentSettings(roots=(tmp_path,), max_bytes=DOCUMENT_BYTES)],
+    ),
+    "query": LimitCase(_query_at_limits, _check_query, QueryResult),
+    "iterative": LimitCase(_iterative_at_limits, _check_iterative, IterativeResult),
+    "support-ticket": LimitCase(_ticket_at_limits, _check_ticket, TicketView, drive=_drive_ticket),
 }
+
+
+NOT_COVERED: dict[str, str] = {
+    "document-batch": "at MAX_BATCH_DOCUMENTS (10,000) the list_documents activity returns every path "
+    "as one result and the batch carries them in its input: megabytes for long paths, not bounded yet "
+    "(and 10,000 child runs are far beyond this test's time)",
+    "mcp-call": "no documented or effective limit on a tool's arguments or result: Temporal's call-tool "
+    "activity returns the server's whole answer (McpCallGuard could bound it); not covered yet",
+    "aggregate": "its database, weather and search calls go through the same unbounded MCP tool results "
+    "as mcp-call; not covered yet",
+    "blog": "not covered yet (up to 20 sources fetched over the network)",
+    "plan-analysis": "not covered yet (plan pages through Tesseract OCR)",
+}
+"""Families without a case yet, and why."""
 
 
 @pytest.mark.parametrize("name", registry().names)
@@ -76,14 +263,16 @@ async def test_a_family_at_its_documented_limits_keeps_its_payloads_bounded(
 ) -> None:
     case = CASES.get(name)
     if case is None:
+        if name in NOT_COVERED:
+            pytest.skip(f"{name}: {NOT_COVERED[name]}")
         pytest.skip(f"no input at its documented limits yet for {name}: add a LimitCase to tests/test_limits.py")
     fam = registry().family(name)
     with case.inputs(tmp_path) as request:
-        async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4):
+        async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, settings=case.settings(tmp_path)):
             handle = await dev_client.start_workflow(
-                fam.workflow_type, request, id=f"limits-{uuid.uuid4()}", task_queue=task_queue, result_type=case.result_type
+                fam.workflow_type, request, id=fam.workflow_id(request), task_queue=task_queue, result_type=case.result_type
             )
-            result = await asyncio.wait_for(handle.result(), 300)
+            result = await asyncio.wait_for(case.drive(handle) if case.drive else handle.result(), 300)
     history = await handle.fetch_history()
     largest = max(history.events, key=lambda event: event.ByteSize())
     assert largest.ByteSize() < PAYLOAD_BUDGET, f"{largest.event_type} of {largest.ByteSize()} bytes"

@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
         AssignRequest,
         Classification,
         ClassifyTicketInput,
+        MAX_COMMENTS,
         Comment,
         Escalation,
         EscalationNotice,
@@ -83,6 +84,7 @@ class SupportTicket(Pausable):
         self._reopen_requested = False
         self._early_comments: list[Comment] = []
         """Comments that arrive before the ticket is classified (its view does not exist yet)."""
+        self._early_dropped = 0
 
     @workflow.run
     async def run(self, ticket: TicketInput) -> TicketView:
@@ -103,6 +105,7 @@ class SupportTicket(Pausable):
             routing_path=["classifier", found.ticket_type],
         )
         view.comments.extend(self._early_comments)
+        view.comments_dropped = self._early_dropped
         self._publish()
         await self._unpaused()
         await self._look_up(view)
@@ -272,7 +275,7 @@ class SupportTicket(Pausable):
         view = self._view()
         view.state = "assigned" if view.assignee else "open"
         view.reopened += 1
-        view.comments.append(Comment(author="reopen", text=request.reason))
+        self._keep(Comment(author="reopen", text=request.reason))
         view.routing_path.append("reopened")
         self._reopen_requested = True
         self._publish()
@@ -289,7 +292,18 @@ class SupportTicket(Pausable):
     @workflow.signal
     def comment(self, note: Comment) -> None:
         """Add a comment (any time before the ticket closes)."""
-        (self._ticket.comments if self._ticket is not None else self._early_comments).append(note)
+        self._keep(note)
+
+    def _keep(self, note: Comment) -> None:
+        """Keep ``note`` unless the ticket holds :data:`MAX_COMMENTS` already (its view must
+        stay a bounded payload); then only count it."""
+        kept = self._ticket.comments if self._ticket is not None else self._early_comments
+        if len(kept) < MAX_COMMENTS:
+            kept.append(note)
+        elif self._ticket is not None:
+            self._ticket.comments_dropped += 1
+        else:
+            self._early_dropped += 1
 
     @workflow.query
     def status(self) -> TicketStatus:
