@@ -132,7 +132,10 @@ _MEANING_WORDS = set(
     "mode variance deviation cumulative running distinct unique different difference change growth "
     "increase decrease minus plus times divided "
     # time the question may mean to filter on
-    "recently lately currently now today tomorrow yesterday this these past current modern early late".split()
+    "recently lately currently now today tomorrow yesterday this these past current modern early late "
+    # SQL itself: a question carrying a statement is no plain question, whatever else it asks
+    "select insert update delete drop alter truncate create replace merge grant revoke union exec "
+    "execute where join into values set table database schema pragma attach".split()
 )
 """Words that may change what a question asks: never taken as fillers."""
 _OPERAND_BEFORE = set(
@@ -290,6 +293,8 @@ def _filler(word: str, question: str, words: list[str], schema: Schema) -> bool:
             return False
     if re.search(rf"(?<!^)(?<![.?!] )\b{re.escape(word[0].upper() + word[1:])}\b", question.strip()):
         return False
+    if re.search(rf"\b{re.escape(word.upper())}\b", question) and len(word) > 1:
+        return False  # written in capitals: a name, an acronym or a keyword, not a filler
     return not any(_alike(word, schema_word) for schema_word in known)
 
 
