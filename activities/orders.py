@@ -21,16 +21,17 @@ from temporalio.exceptions import ApplicationError
 
 from sagaworks import (
     DONE,
+    Base,
     Database,
     StepAlreadyCompensated,
     StepOwnedByAnotherRun,
     StepRecord,
     apply_once,
     seal_once,
+    database_errors,
     undo_once,
+    validation_error,
 )
-from sagaworks.activities.db import Base
-from sagaworks.activities.errors import database_errors, validation_error
 from sagaworks.contracts.orders import (
     SAMPLE_INVENTORY,
     AccountInput,

@@ -6,7 +6,7 @@ import re
 
 from temporalio import activity
 
-from sagaworks.activities.errors import validation_error
+from sagaworks import validation_error
 from sagaworks.activities.text_analysis import keywords_of, profile, sentiment_of, split_sentences
 from sagaworks.contracts.sequential import (
     MIN_CHARACTERS,

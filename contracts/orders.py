@@ -11,8 +11,7 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, Field
 
-from sagaworks.contracts.common import StrictModel, Text
-from sagaworks import StepStatus
+from sagaworks import StepStatus, StrictModel, Text
 
 OrderStep = Literal[
     "create_customer_account",

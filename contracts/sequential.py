@@ -6,8 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from sagaworks.contracts.common import StrictModel, Text
-from sagaworks import StepTiming
+from sagaworks import StepTiming, StrictModel, Text
 from sagaworks.contracts.text import Keywords, Sentiment, TextProfile
 
 SequentialStep = Literal["ingest", "process", "analyse", "report"]

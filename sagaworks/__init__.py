@@ -86,6 +86,21 @@ if TYPE_CHECKING:
         guarded as guarded,
         open_breaker as open_breaker,
     )
+    from sagaworks._db import Base as Base
+    from sagaworks.activities.errors import (
+        ErrorClass as ErrorClass,
+        database_errors as database_errors,
+        validation_error as validation_error,
+    )
+    from sagaworks.contracts.common import (
+        StrictModel as StrictModel,
+        Text as Text,
+        text_key as text_key,
+    )
+    from sagaworks.workflows.cpu import (
+        cpu_queue as cpu_queue,
+        current_cpu_queue as current_cpu_queue,
+    )
     from sagaworks._db import (
         Database as Database,
     )
@@ -170,6 +185,15 @@ _EXPORTS: dict[str, str] = {
     "guarded": "sagaworks._circuit",
     "open_breaker": "sagaworks._circuit",
     "Database": "sagaworks._db",
+    "Base": "sagaworks._db",
+    "ErrorClass": "sagaworks.activities.errors",
+    "database_errors": "sagaworks.activities.errors",
+    "validation_error": "sagaworks.activities.errors",
+    "StrictModel": "sagaworks.contracts.common",
+    "Text": "sagaworks.contracts.common",
+    "text_key": "sagaworks.contracts.common",
+    "cpu_queue": "sagaworks.workflows.cpu",
+    "current_cpu_queue": "sagaworks.workflows.cpu",
     "LLM": "sagaworks._llm",
     "LLMAnswer": "sagaworks._llm",
     "LLMConfigError": "sagaworks._llm",

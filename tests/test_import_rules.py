@@ -117,6 +117,41 @@ def test_nothing_imports_the_repository_folders_by_their_bare_names() -> None:
     assert offences == []
 
 
+FAMILIES_ON_THE_PUBLIC_API = {
+    # family: its own modules (repository paths), and modules it shares with other families
+    "order": (("workflows/order.py", "activities/orders.py", "contracts/orders.py"), ()),
+    "sequential": (
+        ("workflows/sequential.py", "activities/sequential.py", "contracts/sequential.py"),
+        # the text families' shared analysis (the `text` extra), also parallel-analysis's
+        ("sagaworks.activities.text_analysis", "sagaworks.contracts.text"),
+    ),
+}
+"""The families written on the public API alone, as a project of its own writes one. The
+other built-in families still import engine modules by their paths in the repository's
+folders; each moves here once it is ported."""
+
+
+def _module_of(path: str) -> str:
+    return "sagaworks." + path.removesuffix(".py").replace("/", ".")
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES_ON_THE_PUBLIC_API))
+def test_a_family_on_the_public_api_imports_only_public_names_and_its_own_modules(family: str) -> None:
+    own, shared = FAMILIES_ON_THE_PUBLIC_API[family]
+    allowed_modules = {_module_of(path) for path in own} | set(shared) | {"sagaworks", "sagaworks.policies"}
+    offences = [
+        f"{path}:{line} imports {module}"
+        for path in own
+        for line, module in imported_modules(ROOT / path)
+        if module.startswith("sagaworks")
+        and not any(module == name or module.startswith(f"{name}.") for name in allowed_modules - {"sagaworks"})
+        # `from sagaworks import X` names sagaworks and sagaworks.X: public names only
+        and not (module == "sagaworks" or (module.count(".") == 1 and not module.split(".")[1].startswith("_")
+                 and module.split(".")[1] not in {"workflows", "activities", "contracts", "client", "mcp_servers"}))
+    ]
+    assert offences == []
+
+
 @pytest.mark.parametrize("module", sorted(ENGINE_MODULES))
 def test_every_listed_engine_module_exists(module: str) -> None:
     """A module moved or renamed must leave the list, or the list would excuse nothing."""

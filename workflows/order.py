@@ -12,8 +12,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError,
 with workflow.unsafe.imports_passed_through():
     import pydantic
 
-    from sagaworks import StepWorkflow, policies, run_to_completion
-    from sagaworks.activities.errors import ErrorClass
+    from sagaworks import ErrorClass, StepWorkflow, policies, run_to_completion
     from sagaworks.activities.orders import OrderActivities
     from sagaworks.contracts.orders import (
         ORDER_STEPS,

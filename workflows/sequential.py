@@ -10,10 +10,9 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from sagaworks import ActivityOptions, StepWorkflow, policies
+    from sagaworks import ActivityOptions, StepWorkflow, current_cpu_queue, policies
     from sagaworks.activities.sequential import analyse_text, ingest_text, process_text, render_report
     from sagaworks.contracts.sequential import SEQUENTIAL_STEPS, ReportInput, SequentialInput, SequentialResult
-    from sagaworks.workflows.cpu import current_cpu_queue
 
 @workflow.defn
 class SequentialWorkflow(StepWorkflow):
