@@ -12,8 +12,8 @@ must not (the workflow's side, a fallback when a breaker is open, is ``sagaworks
 Every breaker is configurable by name with ``SAGAWORKS_BREAKER_<NAME>=<failures>/<recovery
 seconds>``, the name upper-cased with each run of other characters than letters and digits
 made one ``_`` (``billing-api`` -> ``SAGAWORKS_BREAKER_BILLING_API=5/60``); without it a
-breaker has its configured thresholds, else the seed's figures for the built-in names, else
-:data:`DEFAULT_BREAKER`.
+breaker has its configured thresholds, else the built-in names' figures in
+:data:`DEFAULT_BREAKERS`, else :data:`DEFAULT_BREAKER`.
 """
 
 from __future__ import annotations
@@ -70,7 +70,8 @@ DEFAULT_BREAKERS: dict[str, BreakerConfig] = {
     "viz": BreakerConfig(5, 60),
     "llm": BreakerConfig(5, 60),
 }
-"""The seed's thresholds: nlp 5 failures / 60 s, data 3 / 120 s, viz 5 / 60 s."""
+"""The built-in breakers' thresholds: the query agents' (nlp 5 failures / 60 s, data 3 / 120 s,
+viz 5 / 60 s, the data agent's database recovering more slowly) and the LLM provider's."""
 
 DEFAULT_BREAKER = BreakerConfig(5, 60)
 """The thresholds of a breaker configured nowhere."""
