@@ -393,14 +393,10 @@ def example_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
 
     from sagaworks import registry
 
+    from tests.distributions import write_dist_info
+
     declared = tomllib.loads((EXAMPLE / "pyproject.toml").read_text())["project"]
-    site = tmp_path / "site"
-    info = site / "sagaworks_graphs-0.1.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {declared['name']}\nVersion: 0.1\n")
-    entries = declared["entry-points"]["sagaworks.families"]
-    (info / "entry_points.txt").write_text(
-        "[sagaworks.families]\n" + "".join(f"{name} = {target}\n" for name, target in entries.items()))
+    site = write_dist_info(tmp_path / "site", declared["name"], declared["entry-points"]["sagaworks.families"])
     monkeypatch.syspath_prepend(str(site))
     registry.cache_clear()
     yield site

@@ -34,6 +34,7 @@ from sagaworks.client.demo import missing_content
 from sagaworks.client.runs import Outcome
 from sagaworks.worker import running_worker
 from tests.apiserver import api_server
+from tests.distributions import write_dist_info
 from tests.workers import WorkerProcess
 
 SAGA = str(Path(sys.executable).parent / "saga")
@@ -75,14 +76,13 @@ def another_order() -> sagaworks.Family:
     return sagaworks.Family("order", workflow=EchoWorkflow, input_model=EchoInput)
 '''
 
-ENTRY_POINTS = """
-[sagaworks.families]
-echo = sagaworks_testfam:ECHO
-missing-module = sagaworks_testfam_gone:FAMILY
-wrong-type = sagaworks_testfam:NOT_A_FAMILY
-order = sagaworks_testfam:another_order
-needs-extra = sagaworks_testfam.heavy:FAMILY [heavy]
-"""
+ENTRY_POINTS = {
+    "echo": "sagaworks_testfam:ECHO",
+    "missing-module": "sagaworks_testfam_gone:FAMILY",
+    "wrong-type": "sagaworks_testfam:NOT_A_FAMILY",
+    "order": "sagaworks_testfam:another_order",
+    "needs-extra": "sagaworks_testfam.heavy:FAMILY [heavy]",
+}
 
 
 def write_plugin(root: Path) -> Path:
@@ -92,11 +92,7 @@ def write_plugin(root: Path) -> Path:
     (package / "__init__.py").write_text(PLUGIN)
     # Its optional dependency is not installed: importing the family fails on it.
     (package / "heavy.py").write_text("import no_such_dependency_of_sagaworks_tests  # noqa: F401\n")
-    info = root / "sagaworks_testfam-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: sagaworks-testfam\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(textwrap.dedent(ENTRY_POINTS))
-    return root
+    return write_dist_info(root, "sagaworks-testfam", ENTRY_POINTS)
 
 
 @pytest.fixture
