@@ -251,6 +251,9 @@ NEWS_DIGEST = Family(
         resume=f"{_CT}.news_digest:NewsDigestResume",
     ),
     activities=f"{_ACT}:news_digest",
+    # Summaries (and categories, with categoriser "llm") are asked of the model through
+    # the gateway, the extractive summary and the lexicon their fallbacks.
+    llm_steps=("categorise_and_summarise",),
     extra="news",
     requires=("defusedxml", "bs4", "httpx"),
     samples_dir=SAMPLES,
