@@ -9,7 +9,7 @@ SIGNUP = Family(
     "signup",
     workflow=SignupSaga,
     input_model=Signup,
-    description="Sign a customer up: account, card, welcome mail; undone in reverse on failure or cancel.",
+    description="Sign a user up: account, card, welcome mail; undone in reverse on failure or cancel.",
     workflow_id=lambda signup: f"signup-{signup.signup_id}",
     id_reuse_policy="REJECT_DUPLICATE",
     activities=lambda worker: SignupActivities(worker.db).all(),
