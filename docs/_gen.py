@@ -103,12 +103,12 @@ def env_settings() -> dict[str, Setting]:
                 if isinstance(name, str) and VARIABLE.match(name):
                     default = node.args[1]
                     if isinstance(default, ast.Name) and default.id in constants:
-                        text = repr(constants[default.id])
+                        text = str(constants[default.id])
                     else:
-                        text = repr(default.value) if isinstance(default, ast.Constant) else ast.unparse(default)
+                        text = str(default.value) if isinstance(default, ast.Constant) else ast.unparse(default)
                     setting = settings.setdefault(name, Setting(name))
                     setting.files.add(rel)
-                    if setting.default is None and text not in ("''", "None"):
+                    if setting.default is None and text not in ("", "None"):
                         setting.default = text
     # A name only mentioned inside a longer prefix's family (SAGAWORKS_LLM_) stays listed.
     return dict(sorted(settings.items()))
@@ -143,11 +143,19 @@ def family_page(name: str) -> Path:
     return DOCS / "families" / f"{name}.md"
 
 
+_POLICIES = {
+    "REJECT_DUPLICATE": "refused, also after the first run closed",
+    "ALLOW_DUPLICATE": "refused while the first run is open; a new run once it closed",
+    "ALLOW_DUPLICATE_FAILED_ONLY": "refused unless the first run failed",
+    "TERMINATE_IF_RUNNING": "terminates the open run and starts a new one",
+}
+
+
 def _policy(family: Any) -> str:
-    try:
-        return family.id_reuse_policy.name.removeprefix("WORKFLOW_ID_REUSE_POLICY_")
-    except Exception:  # noqa: BLE001 - shown as declared
-        return str(family._id_reuse_policy)
+    if family._workflow_id is None:
+        return "a new run (each start gets a new workflow id)"
+    name = family.id_reuse_policy.name.removeprefix("WORKFLOW_ID_REUSE_POLICY_")
+    return f"{_POLICIES.get(name, name)} (`{name}`)"
 
 
 def _ref(obj: Any) -> str:
@@ -174,14 +182,17 @@ def families_table() -> str:
 def _input_fields(model: type) -> list[str]:
     schema = model.model_json_schema()
     required = set(schema.get("required", ()))
-    rows = ["| field | type | required | default | description |", "|---|---|---|---|---|"]
+    described = any(spec.get("description") for spec in schema.get("properties", {}).values())
+    rows = ["| field | type | required | default |" + (" description |" if described else ""),
+            "|---|---|---|---|" + ("---|" if described else "")]
     for field_name, spec in schema.get("properties", {}).items():
         kind = spec.get("type") or " or ".join(
             str(s.get("type") or s.get("$ref", "").rpartition("/")[2]) for s in spec.get("anyOf", spec.get("allOf", []))
         ) or spec.get("$ref", "").rpartition("/")[2] or "any"
         default = json.dumps(spec["default"]) if "default" in spec else ""
         text = " ".join(str(spec.get("description", "")).split()).replace("|", "\\|")
-        rows.append(f"| `{field_name}` | {kind} | {'yes' if field_name in required else ''} | {default.replace('|', chr(92) + '|')} | {text} |")
+        row = f"| `{field_name}` | {kind} | {'yes' if field_name in required else ''} | {default.replace('|', chr(92) + '|')} |"
+        rows.append(row + (f" {text} |" if described else ""))
     return rows
 
 

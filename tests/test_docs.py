@@ -61,7 +61,7 @@ def test_the_configuration_reference_describes_every_variable_the_code_reads() -
 def test_the_scan_finds_variables_however_the_code_names_them() -> None:
     read = _gen.env_settings()
     # A literal, a module constant (codec.py's KEYS_ENV), a prefix the code completes.
-    assert "SAGAWORKS_TASK_QUEUE" in read and read["SAGAWORKS_TASK_QUEUE"].default == "'sagaworks'"
+    assert "SAGAWORKS_TASK_QUEUE" in read and read["SAGAWORKS_TASK_QUEUE"].default == "sagaworks"
     assert "SAGAWORKS_ENCRYPTION_KEYS" in read
     assert "SAGAWORKS_BREAKER_*" in read and read["SAGAWORKS_BREAKER_*"].prefix
     table = _gen.configuration_table()
@@ -72,7 +72,7 @@ def test_the_scan_finds_variables_however_the_code_names_them() -> None:
 def test_the_generated_family_facts_come_from_the_registry() -> None:
     facts = _gen.family_facts("order")
     assert "`OrderFulfillmentSaga`" in facts and "`order_id`" in facts
-    assert "REJECT_DUPLICATE" in facts
+    assert "`REJECT_DUPLICATE`" in facts
     table = _gen.families_table()
     for fam in sagaworks.registry():
         assert f"[`{fam.name}`]({fam.name}.md)" in table
