@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import os
+import signal
+import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +22,7 @@ import sagaworks
 from sagaworks.activities.db import Database
 from sagaworks.client.runs import run_outcome, start_run
 from sagaworks.worker import running_worker
+from tests.distributions import write_dist_info
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -132,3 +137,45 @@ async def test_the_tutorial_saga_completes_and_a_failure_compensates_in_reverse(
         rows = {r.key: r.status for r in session.query(SignupRecord).filter(SignupRecord.saga_id == bad.signup_id)}
     assert sorted(rows.values()) == [sagaworks.UNDONE, sagaworks.UNDONE], rows
     db.dispose()
+
+
+def test_the_tutorial_project_runs_from_the_cli(dev_env: WorkflowEnvironment, tmp_path: Path) -> None:
+    """The tutorial's steps 5 and 6: the family found through its entry point by `saga
+    catalog` and `saga worker`, a signup started with `saga run` and read with `saga result`
+    (the project is made importable by PYTHONPATH and a dist-info instead of `pip install -e`)."""
+    saga = str(Path(sys.executable).parent / "saga")
+    site = write_dist_info(tmp_path / "site", "shop", {"signup": "shop.families:SIGNUP"})
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SAGAWORKS_", "TEMPORAL_", "DATABASE_URL"))}
+    env.update(
+        PYTHONPATH=os.pathsep.join([str(site), str(TUTORIAL)]),
+        TEMPORAL_ADDRESS=dev_env.client.service_client.config.target_host,
+        SAGAWORKS_TASK_QUEUE=f"shop-{uuid.uuid4().hex[:8]}", DATABASE_URL=f"sqlite:///{tmp_path / 'app.db'}",
+        SAGAWORKS_WORKFLOW_RUNNER="sandboxed", SAGAWORKS_STATE_DIR=str(tmp_path / "state"),
+    )
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([saga, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+
+    listed = run("catalog")
+    assert listed.returncode == 0 and "signup" in listed.stdout, listed.stdout + listed.stderr
+    log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115 - the child owns it
+    worker = subprocess.Popen([saga, "worker", "--cpu-processes", "0"], cwd=tmp_path, env=env, stdout=log, stderr=log)
+    try:
+        signup_id = f"cli-{uuid.uuid4().hex[:8]}"
+        started = run("run", "signup", "--input", str(TUTORIAL / "signup-fails.json"), "--set", f"signup_id={signup_id}", "--json")
+        assert started.returncode == 0, started.stdout + started.stderr
+        workflow_id = json.loads(started.stdout)["workflow_id"]
+        assert workflow_id == f"signup-{signup_id}"
+        result = run("result", workflow_id, "--json")
+        assert result.returncode == 1, result.stdout + result.stderr + (tmp_path / "worker.log").read_text()
+        outcome = json.loads(result.stdout)
+        assert outcome["status"] == "FAILED" and "welcome mail" in json.dumps(outcome)
+        again = run("run", "signup", "--input", str(TUTORIAL / "signup-fails.json"), "--set", f"signup_id={signup_id}")
+        assert again.returncode != 0 and "already" in (again.stdout + again.stderr), again.stdout + again.stderr
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        log.close()
