@@ -243,9 +243,20 @@ def reference_block() -> str:
     import sagaworks
 
     names = [n for n in sagaworks.__all__ if not n.startswith("_") and n != "policies"]
-    members = "\n".join(f"        - {n}" for n in names)
-    return (
+    # The names re-exported from the repository's folders installed under sagaworks
+    # (sagaworks.activities is activities/): a static reading finds them by their folder.
+    mapped = {n: m for n, m in sagaworks._EXPORTS.items() if m.split(".")[1] in ("activities", "contracts", "workflows")}
+    members = "\n".join(f"        - {n}" for n in names if n not in mapped)
+    out = (
         "::: sagaworks\n    options:\n      show_submodules: false\n      show_root_toc_entry: false\n"
-        f"      members:\n{members}\n\n## sagaworks.policies\n\n::: sagaworks.policies\n"
+        f"      members:\n{members}\n\n"
+    )
+    for name, module in mapped.items():
+        out += (
+            f"::: {module.removeprefix('sagaworks.')}.{name}\n    options:\n      show_root_heading: true\n"
+            f"      show_root_full_path: false\n      heading_level: 2\n\n"
+        )
+    return out + (
+        "## sagaworks.policies\n\n::: sagaworks.policies\n"
         "    options:\n      show_root_heading: false\n      show_root_toc_entry: false\n"
     )

@@ -179,3 +179,9 @@ def test_the_tutorial_project_runs_from_the_cli(dev_env: WorkflowEnvironment, tm
         except subprocess.TimeoutExpired:
             worker.kill()
         log.close()
+
+
+def test_the_api_reference_lists_every_public_name() -> None:
+    block = _gen.reference_block()
+    missing = [n for n in sagaworks.__all__ if n != "policies" and f"- {n}\n" not in block and f".{n}\n" not in block]
+    assert not missing, f"public names the API reference leaves out: {missing}"
