@@ -8,7 +8,6 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
-import signal
 import subprocess
 import sys
 import uuid
@@ -23,6 +22,7 @@ from sagaworks.activities.db import Database
 from sagaworks.client.runs import run_outcome, start_run
 from sagaworks.worker import running_worker
 from tests.distributions import write_dist_info
+from tests.workers import WorkerProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -158,8 +158,12 @@ def test_the_tutorial_project_runs_from_the_cli(dev_env: WorkflowEnvironment, tm
 
     listed = run("catalog")
     assert listed.returncode == 0 and "signup" in listed.stdout, listed.stdout + listed.stderr
-    log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115 - the child owns it
-    worker = subprocess.Popen([saga, "worker", "--cpu-processes", "0"], cwd=tmp_path, env=env, stdout=log, stderr=log)
+    # `python -m sagaworks.worker` is `saga worker`.
+    worker = WorkerProcess(
+        env["TEMPORAL_ADDRESS"], env["SAGAWORKS_TASK_QUEUE"], env["DATABASE_URL"], tmp_path / "worker.log",
+        PYTHONPATH=env["PYTHONPATH"],
+    )
+    worker.start()
     try:
         signup_id = f"cli-{uuid.uuid4().hex[:8]}"
         started = run("run", "signup", "--input", str(TUTORIAL / "signup-fails.json"), "--set", f"signup_id={signup_id}", "--json")
@@ -172,13 +176,9 @@ def test_the_tutorial_project_runs_from_the_cli(dev_env: WorkflowEnvironment, tm
         assert outcome["status"] == "FAILED" and "welcome mail" in json.dumps(outcome)
         again = run("run", "signup", "--input", str(TUTORIAL / "signup-fails.json"), "--set", f"signup_id={signup_id}")
         assert again.returncode != 0 and "already" in (again.stdout + again.stderr), again.stdout + again.stderr
+        assert worker.terminate() == 0
     finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-        log.close()
+        worker.stop()
 
 
 def test_the_api_reference_lists_every_public_name() -> None:
