@@ -185,3 +185,10 @@ def test_the_api_reference_lists_every_public_name() -> None:
     block = _gen.reference_block()
     missing = [n for n in sagaworks.__all__ if n != "policies" and f"- {n}\n" not in block and f".{n}\n" not in block]
     assert not missing, f"public names the API reference leaves out: {missing}"
+
+
+def test_the_readme_links_every_family_and_stays_short() -> None:
+    readme = (ROOT / "README.md").read_text()
+    unlinked = [f.name for f in sagaworks.registry() if f"(docs/families/{f.name}.md)" not in readme]
+    assert not unlinked, f"families missing from the README's table: {unlinked}"
+    assert len(readme.splitlines()) <= 200, "the README is an entry point: details go to docs/"
