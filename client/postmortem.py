@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
-from sagaworks.client.restart import INJECTED_FAULTS, RestartRefused, restart_from_step
+from sagaworks.client.restart import INJECTED_FAULTS, RestartNeedsForce, RestartRefused, restart_from_step
 from sagaworks.client.runs import list_runs, start_run, status_name, visibility_query
 from sagaworks.client.trace import RunTrace, TraceStep, trace_markdown, trace_run
 from sagaworks.contracts.plans import parse_stage_summary
