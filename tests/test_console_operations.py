@@ -26,7 +26,9 @@ async def until(page: Any, workflow_id: str, check: Any, what: str) -> None:
     raise AssertionError(f"{workflow_id} never reached: {what}")
 
 
-async def start(page: Any, family: str, body: dict[str, Any]) -> str:
+async def start(page: Any, family: str, sample: str, **fields: Any) -> str:
+    """Start a run of ``family``'s sample (with ``fields`` replaced) through the API."""
+    body = json.loads((SAMPLES / sample).read_text()) | fields
     started = await page.request.post(f"/api/workflows/{family}", data=body)
     assert started.status == 201, await started.text()
     return str((await started.json())["workflow_id"])
@@ -34,9 +36,7 @@ async def start(page: Any, family: str, body: dict[str, Any]) -> str:
 
 async def test_assign_and_resolve_a_ticket_from_its_page(page: Any, order_worker: Any) -> None:
     await sign_in(page)
-    body = json.loads((SAMPLES / "tickets" / "ticket-billing.json").read_text())
-    body["ticket_id"] = f"UI-{uuid.uuid4().hex[:8]}"
-    workflow_id = await start(page, "support-ticket", body)
+    workflow_id = await start(page, "support-ticket", "tickets/ticket-billing.json", ticket_id=f"UI-{uuid.uuid4().hex[:8]}")
     await until(page, workflow_id, lambda ticket: bool(ticket and ticket["lookups"]), "its lookups done")
     await page.goto(f"/runs/{workflow_id}")
     # The forms come from the Updates' (and the comment signal's) input models.
@@ -66,7 +66,7 @@ async def test_assign_and_resolve_a_ticket_from_its_page(page: Any, order_worker
 
     # Shown as text: the subject and priority as they are, the lookups as rows, not the
     # Python literal the MCP tool printed.
-    assert await page.inner_text("#ticket-subject") == body["subject"]
+    assert await page.inner_text("#ticket-subject") == "Refund for a duplicate payment"
     assert await page.inner_text("#ticket-priority") in ("LOW", "MEDIUM", "HIGH", "CRITICAL")
     lookups = await page.inner_text("#ticket-lookups")
     assert "customer tier" in lookups and "[{'" not in lookups and "{'" not in lookups, lookups
@@ -78,9 +78,7 @@ async def test_assign_and_resolve_a_ticket_from_its_page(page: Any, order_worker
 
 async def test_approve_a_routing_request_through_the_generated_form(page: Any, order_worker: Any) -> None:
     await sign_in(page)
-    body = json.loads((SAMPLES / "routing" / "admin-request.json").read_text())
-    body["request_id"] = f"ui-{uuid.uuid4().hex[:8]}"
-    workflow_id = await start(page, "routing", body)
+    workflow_id = await start(page, "routing", "routing/admin-request.json", request_id=f"ui-{uuid.uuid4().hex[:8]}")
     await page.goto(f"/runs/{workflow_id}")
     form = page.locator("#approval-form")
     await form.wait_for(state="visible")
@@ -98,9 +96,7 @@ async def test_approve_a_routing_request_through_the_generated_form(page: Any, o
 
 async def test_restart_an_order_from_a_step_of_its_page(page: Any, order_worker: Any) -> None:
     await sign_in(page)
-    sample = json.loads((SAMPLES / "orders" / "order.json").read_text())
-    sample["order_id"] = f"ui-restart-{uuid.uuid4().hex[:8]}"
-    workflow_id = await start(page, "order", sample)
+    workflow_id = await start(page, "order", "orders/order.json", order_id=f"ui-restart-{uuid.uuid4().hex[:8]}")
     await page.goto(f"/runs/{workflow_id}")
     await page.locator("#status.COMPLETED").wait_for()
     first_run = (await (await page.request.get(f"/api/workflows/{workflow_id}")).json())["run_id"]
@@ -120,10 +116,10 @@ async def test_restart_an_order_from_a_step_of_its_page(page: Any, order_worker:
 
 async def test_a_restart_that_reuses_compensated_steps_is_said_first_and_confirmed(page: Any, order_worker: Any) -> None:
     await sign_in(page)
-    sample = json.loads((SAMPLES / "orders" / "order.json").read_text())
-    sample["order_id"] = f"ui-undone-{uuid.uuid4().hex[:8]}"
-    sample["inject_failure"] = {"step": "create_shipping_label", "mode": "permanent"}
-    workflow_id = await start(page, "order", sample)
+    workflow_id = await start(
+        page, "order", "orders/order.json", order_id=f"ui-undone-{uuid.uuid4().hex[:8]}",
+        inject_failure={"step": "create_shipping_label", "mode": "permanent"},
+    )
     await page.goto(f"/runs/{workflow_id}")
     await page.locator("#status.FAILED").wait_for()
     sent: list[str] = []

@@ -33,13 +33,24 @@ function fillForm(form, sample) {
   }
 }
 
-function showError(form, field, message) {
+function showError(form, field, message, out = document.getElementById("form-message")) {
   for (const label of form.querySelectorAll(".field")) {
     const hit = field && (field === label.dataset.name || field.startsWith(label.dataset.name + "."));
     label.classList.toggle("invalid", Boolean(hit));
     label.querySelector(".field-error").textContent = hit ? message : "";
   }
-  document.getElementById("form-message").textContent = message;
+  out.textContent = message;
+}
+
+function readForm(form) {
+  // The body a form of form_fields() sends; an empty required field is asked for first.
+  const body = {};
+  for (const el of form.querySelectorAll("[data-kind]")) {
+    const value = readField(el);
+    if (value !== undefined) body[el.name] = value;
+    else if (el.closest(".field")?.hasAttribute("data-required")) throw {field: el.name, message: "required"};
+  }
+  return body;
 }
 
 function setupStartForm(form) {
@@ -49,13 +60,8 @@ function setupStartForm(form) {
   }
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    const body = {};
-    try {
-      for (const el of form.querySelectorAll("[data-kind]")) {
-        const value = readField(el);
-        if (value !== undefined) body[el.name] = value;
-      }
-    } catch (bad) { showError(form, bad.field, bad.field + ": " + bad.message); return; }
+    let body;
+    try { body = readForm(form); } catch (bad) { showError(form, bad.field, bad.field + ": " + bad.message); return; }
     showError(form, null, "Starting...");
     const {response, data} = await postJSON("/api/workflows/" + form.dataset.family, body);
     if (response.status === 201) { window.location.href = data.links.console; return; }
@@ -103,24 +109,11 @@ function showApproval(progress) {
 function setupInteraction(id, form) {
   // An Update or signal form generated from its input model: the same fields as a start form.
   const message = form.querySelector(".form-message");
-  const mark = (name, text) => {
-    for (const label of form.querySelectorAll(".field")) {
-      const hit = name && (name === label.dataset.name || name.startsWith(label.dataset.name + "."));
-      label.classList.toggle("invalid", Boolean(hit));
-      label.querySelector(".field-error").textContent = hit ? text : "";
-    }
-    message.textContent = text;
-  };
+  const mark = (name, text) => showError(form, name, text, message);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    const body = {};
-    try {
-      for (const el of form.querySelectorAll("[data-kind]")) {
-        const value = readField(el);
-        if (value !== undefined) body[el.name] = value;
-        else if (el.closest(".field").hasAttribute("data-required")) throw {field: el.name, message: "required"};
-      }
-    } catch (bad) { mark(bad.field, bad.field + ": " + bad.message); return; }
+    let body;
+    try { body = readForm(form); } catch (bad) { mark(bad.field, bad.field + ": " + bad.message); return; }
     mark(null, "Sending...");
     const kind = form.dataset.handler === "signal" ? "signals" : "updates";
     const {response, data} = await postJSON(`/api/workflows/${encodeURIComponent(id)}/${kind}/${form.dataset.name}`, body);
