@@ -399,10 +399,11 @@ def restartable_families() -> list[str]:
 
 def step_families() -> list[str]:
     """The families on the step runner: their runs restart from any step."""
-    return [f.name for f in registry().families if _on_steps(f)]
+    return [f.name for f in registry().families if on_step_runner(f)]
 
 
-def _on_steps(fam: Family[Any] | None) -> bool:
+def on_step_runner(fam: Family[Any] | None) -> bool:
+    """Whether ``fam``'s runs restart from any step (its workflow is a ``StepWorkflow``)."""
     from sagaworks import StepWorkflow  # the workflow modules are loaded once a family is
 
     return fam is not None and fam.restartable is None and issubclass(fam.workflow, StepWorkflow)
@@ -449,7 +450,7 @@ async def restart_run(
             raise RestartRefused(str(refused)) from None
     if edits:
         raise RestartRefused(f"{workflow_id}: --set edits the state of a LangGraph graph run only")
-    if _on_steps(registry().family_of_type(description.workflow_type)):
+    if on_step_runner(registry().family_of_type(description.workflow_type)):
         return await restart_from_step(client, workflow_id, step, force=force, keep_faults=keep_faults)
     return await restart_from_stage(client, workflow_id, step, keep_faults=keep_faults)
 

@@ -95,14 +95,14 @@ def restart_points(fam: Any, run: dict[str, Any]) -> list[dict[str, Any]]:
     steps it compensated (a restart from there reuses their undone results: the page says so
     and asks before it forces it). A family with stages: each stage. Nothing while it runs.
     """
-    from sagaworks.client.postmortem import _on_steps
+    from sagaworks.client.postmortem import on_step_runner
 
     if fam is None or run.get("status") == "RUNNING":
         return []
     if fam.restartable is not None:
         return [{"step": stage, "completed": None, "undone": []} for stage in fam.restartable.stages]
     progress = run.get("progress")
-    if not _on_steps(fam) or not isinstance(progress, dict):
+    if not on_step_runner(fam) or not isinstance(progress, dict):
         return []
     completed = set(progress.get("completed_steps") or [])
     compensated = [c.get("step") for c in progress.get("compensations") or [] if isinstance(c, dict)]
