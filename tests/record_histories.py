@@ -6,7 +6,9 @@ reset and then cancelled) and document pipelines
 tests/histories/, and order sagas run with encryption on (the TEST keys of
 tests/encryption.py) to tests/histories/encrypted/. A scenario already recorded gets a new
 file beside the old one (``NAME-YYYYMMDD.json``): old files are never overwritten or deleted,
-since running workflows still have old histories and the code must keep replaying them.
+since running workflows still have old histories and the code must keep replaying them; once
+no open run needs a patch's old branch and the patch is deprecated, the histories from before
+it move to ``retired/`` (docs/patches.md), and their names are not given again.
 """
 
 from __future__ import annotations
