@@ -6,7 +6,9 @@ reset and then cancelled) and document pipelines
 tests/histories/, and order sagas run with encryption on (the TEST keys of
 tests/encryption.py) to tests/histories/encrypted/. A scenario already recorded gets a new
 file beside the old one (``NAME-YYYYMMDD.json``): old files are never overwritten or deleted,
-since running workflows still have old histories and the code must keep replaying them.
+since running workflows still have old histories and the code must keep replaying them; once
+no open run needs a patch's old branch and the patch is deprecated, the histories from before
+it move to ``retired/`` (docs/patches.md), and their names are not given again.
 """
 
 from __future__ import annotations
@@ -48,6 +50,9 @@ HISTORIES = Path(__file__).parent / "histories"
 FEEDS = SAMPLE_INPUTS / "feeds"
 ENCRYPTED = "encrypted"
 """The subfolder of histories recorded with encryption on: they replay only with the TEST keys."""
+RETIRED = "retired"
+"""The subfolder of histories the code no longer replays, since a patch they lack was
+deprecated (docs/patches.md); ``retired/encrypted/`` for encrypted ones."""
 
 
 async def record(out_dir: Path, only: str = "") -> list[Path]:
@@ -112,8 +117,7 @@ async def record(out_dir: Path, only: str = "") -> list[Path]:
                 written += await record_restarts(env.client, task_queue, db, out_dir, only)
                 if not only:
                     written += await record_catalog_demos(env.client, task_queue, out_dir)
-            if not only:
-                written += await record_encrypted(env, db, out_dir / ENCRYPTED)
+            written += await record_encrypted(env, db, out_dir / ENCRYPTED, only)
             db.dispose()
         if not only:
             written += await record_plans(env.client, out_dir)
@@ -198,22 +202,26 @@ async def record_plan_llm(client: Client, path: Path) -> Path:
 
 
 def new_history_path(out_dir: Path, name: str, today: date | None = None) -> Path:
-    """A file for scenario ``name`` that does not exist yet."""
+    """A file for scenario ``name`` that does not exist yet, nor among the retired histories
+    beside it (``retired/``, docs/patches.md): a name is never given to two histories."""
     candidate = out_dir / f"{name}.json"
     stamp = (today or date.today()).strftime("%Y%m%d")
     counter = 1
-    while candidate.exists():
+    retired = (out_dir.parent if out_dir.name == ENCRYPTED else out_dir) / RETIRED
+    while candidate.exists() or (retired / candidate.relative_to(out_dir.parent if out_dir.name == ENCRYPTED else out_dir)).exists():
         suffix = stamp if counter == 1 else f"{stamp}-{counter}"
         candidate = out_dir / f"{name}-{suffix}.json"
         counter += 1
     return candidate
 
 
-async def record_encrypted(env: WorkflowEnvironment, db: Database, out_dir: Path) -> list[Path]:
+async def record_encrypted(env: WorkflowEnvironment, db: Database, out_dir: Path, only: str = "") -> list[Path]:
     """Order sagas run by a worker and client that encrypt with the TEST keys."""
     orders = {
-        "order_completed": make_order(),
-        "order_compensated": make_order(inject_failure={"step": "create_shipping_label", "mode": "permanent"}),
+        name: order for name, order in {
+            "order_completed": make_order(),
+            "order_compensated": make_order(inject_failure={"step": "create_shipping_label", "mode": "permanent"}),
+        }.items() if name.startswith(only)
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     address = env.client.service_client.config.target_host
