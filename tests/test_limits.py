@@ -10,6 +10,7 @@ skipped, so the families still to cover stay visible.
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -24,6 +25,8 @@ from sagaworks.activities.db import Database
 from sagaworks.activities.documents import DocumentSettings
 from sagaworks.activities.news import SELECTION_BYTES
 from sagaworks.activities.orders import seed_inventory
+from sagaworks.contracts.aggregate import MAX_ITEM_RESULT_BYTES, AggregateInput, AggregateResult
+from sagaworks.contracts.mcp import DEFAULT_MAX_RESULT_BYTES, MAX_ARGUMENT_BYTES, McpCallInput, McpToolOutput
 from sagaworks.contracts.news_digest import FeedSource, NewsDigestInput, NewsDigestResult
 from sagaworks.contracts.orders import OrderInput, OrderItem, OrderResult
 from sagaworks.contracts.documents import DocumentInput, DocumentResult
@@ -227,6 +230,52 @@ def _check_document(result: DocumentResult) -> None:
     assert result.chunk_count >= 100 and result.concept_count > 0 and not result.reused
 
 
+def _padded_query(count: int, size: int) -> str:
+    """A read-only query answering one value of ``count`` characters, padded by a comment to
+    ``size`` characters."""
+    query = f"SELECT substr(hex(zeroblob({count})), 1, {count}) AS v -- "
+    return query + "x" * (size - len(query))
+
+
+@contextmanager
+def _mcp_call_at_limits(tmp_path: Path) -> Iterator[McpCallInput]:
+    """The longest arguments (64 KiB of JSON), asking for an answer 1 KiB under the largest
+    one a call may return (the server's max_result_bytes, 256 KiB by default)."""
+    framing = len(json.dumps({"query": ""}, separators=(",", ":")))
+    query = _padded_query(DEFAULT_MAX_RESULT_BYTES - 1024, MAX_ARGUMENT_BYTES - framing)
+    yield McpCallInput(server="database", tool="read_query", arguments={"query": query}, timeout_seconds=60)
+
+
+def _check_mcp_call(result: McpToolOutput) -> None:
+    assert len(result.text) > DEFAULT_MAX_RESULT_BYTES - 1024
+
+
+AGGREGATE_CITIES = ["Seattle", "San Francisco", *(f"{'Atlantis ' * 11}{n:02d}"[-100:] for n in range(18))]
+"""20 cities of up to 100 characters: two with a station, 18 the weather server refuses."""
+
+
+@contextmanager
+def _aggregate_at_limits(tmp_path: Path) -> Iterator[AggregateInput]:
+    """The most cities (20) and search terms (10), the longest question and a 2,000-character
+    query whose answer is exactly the most an item keeps (16 KiB of JSON)."""
+    # read_query answers "[{'v': '...'}]": 11 characters around the value, 2 quotes in JSON.
+    yield AggregateInput(
+        request_id=f"limits-{uuid.uuid4().hex[:8]}",
+        question=("What do the files say about customers? " * 60)[:2000],
+        cities=AGGREGATE_CITIES,
+        search_terms=["saga", "support", "order", "ticket", "log", "plan", "feed", "query", "blog", "x" * 100],
+        sql=_padded_query(MAX_ITEM_RESULT_BYTES - 13, 2000),
+    )
+
+
+def _check_aggregate(result: AggregateResult) -> None:
+    weather, files, database = result.sources
+    assert [item.state for item in weather.items] == ["completed"] * 2 + ["failed"] * 18
+    assert files.state == "completed" and len(files.items) == 10
+    assert database.state == "completed", database.items[0].error
+    assert len(database.items[0].result) == MAX_ITEM_RESULT_BYTES - 2
+
+
 CASES: dict[str, LimitCase] = {
     "news-digest": LimitCase(_news_at_limits, _check_news, NewsDigestResult),
     "sequential": LimitCase(_sequential_at_limits, _check_sequential, SequentialResult),
@@ -240,6 +289,8 @@ CASES: dict[str, LimitCase] = {
     "query": LimitCase(_query_at_limits, _check_query, QueryResult),
     "iterative": LimitCase(_iterative_at_limits, _check_iterative, IterativeResult),
     "support-ticket": LimitCase(_ticket_at_limits, _check_ticket, TicketView, drive=_drive_ticket),
+    "mcp-call": LimitCase(_mcp_call_at_limits, _check_mcp_call, McpToolOutput),
+    "aggregate": LimitCase(_aggregate_at_limits, _check_aggregate, AggregateResult),
 }
 
 
@@ -247,10 +298,6 @@ NOT_COVERED: dict[str, str] = {
     "document-batch": "at MAX_BATCH_DOCUMENTS (10,000) the list_documents activity returns every path "
     "as one result and the batch carries them in its input: megabytes for long paths, not bounded yet "
     "(and 10,000 child runs are far beyond this test's time)",
-    "mcp-call": "no documented or effective limit on a tool's arguments or result: Temporal's call-tool "
-    "activity returns the server's whole answer (McpCallGuard could bound it); not covered yet",
-    "aggregate": "its database, weather and search calls go through the same unbounded MCP tool results "
-    "as mcp-call; not covered yet",
     "blog": "not covered yet (up to 20 sources fetched over the network)",
     "plan-analysis": "not covered yet (plan pages through Tesseract OCR)",
 }
