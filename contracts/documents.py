@@ -267,13 +267,13 @@ class BatchInput(StrictModel):
     paths: list[str] | None = None
     """Set when a batch that read its listing whole continued as new: the documents still to
     process (batches started before the listing was stored)."""
-    listing: str | None = None
+    listing: Text | None = None
     """Set when the batch continues as new: the id of its stored listing..."""
     offset: int = Field(default=0, ge=0)
     """...and how many of its documents were started."""
     outcomes: list[DocumentOutcome] = []
     """Set when the batch continues as new: the outcomes so far (up to ``LISTED_OUTCOME_BYTES``)."""
-    counts: dict[str, int] | None = None
+    counts: dict[Literal["COMPLETED", "REJECTED", "FAILED", "CANCELED"], int] | None = None
     """Set when the batch continues as new: outcomes so far by status, listed or not."""
     outcomes_not_listed: int = Field(default=0, ge=0)
     """Set when the batch continues as new: outcomes counted but not listed."""
