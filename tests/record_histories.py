@@ -1,8 +1,9 @@
 """Record the histories that tests/test_replay.py replays: python -m tests.record_histories
 
 Runs order sagas (completed, compensated, cancelled, retried, refused for an unknown SKU,
-reset and then cancelled) and document pipelines
-(completed, rejected, compensated, several chunks per extraction activity) on a throwaway dev server and writes their histories to
+reset and then cancelled), document pipelines
+(completed, rejected, compensated, several chunks per extraction activity) and a document
+batch's first run on a throwaway dev server and writes their histories to
 tests/histories/, and order sagas run with encryption on (the TEST keys of
 tests/encryption.py) to tests/histories/encrypted/. A scenario already recorded gets a new
 file beside the old one (``NAME-YYYYMMDD.json``): old files are never overwritten or deleted,
@@ -35,16 +36,17 @@ from sagaworks.client.demo import progress_at, send_demo_update
 from sagaworks.client.devserver import start_embedded
 from sagaworks.client.runs import start_run
 from tests.encryption import TEST_ENV
-from sagaworks.contracts.documents import DocumentInput
+from sagaworks.contracts.documents import BatchInput, DocumentInput
 from sagaworks.client.postmortem import restart_from_stage, restart_run
 from tests.mcp_scenarios import MCP_SCENARIOS
-from tests.documents import SAMPLES, PoisonAwareProvider, start_document
+from tests.documents import GOOD_SAMPLES, SAMPLES, PoisonAwareProvider, start_document
 from tests.orders import make_order, reset_after, start_order, wait_for_status
 from sagaworks.worker import running_worker
 from tests.corpus import store_documents
 from sagaworks import registry
 from sagaworks.workflows.catalog import SAMPLES as SAMPLE_INPUTS
 from sagaworks.workflows.document import DocumentPipeline
+from sagaworks.workflows.document_batch import DocumentBatch
 
 HISTORIES = Path(__file__).parent / "histories"
 FEEDS = SAMPLE_INPUTS / "feeds"
@@ -111,6 +113,8 @@ async def record(out_dir: Path, only: str = "") -> list[Path]:
                         )
                     )
                     written.append(await _save(handle, new_history_path(out_dir, name)))
+                if "document_batch_stored_listing".startswith(only):
+                    written.append(await _record_batch(env.client, task_queue, folder, out_dir))
                 for name, scenario in MCP_SCENARIOS.items():
                     if name.startswith(only):
                         written.append(await _save(await scenario(env.client, task_queue), new_history_path(out_dir, name)))
@@ -232,6 +236,24 @@ async def record_encrypted(env: WorkflowEnvironment, db: Database, out_dir: Path
             await _save(await start_order(client, task_queue, order), new_history_path(out_dir, name))
             for name, order in orders.items()
         ]
+
+
+async def _record_batch(client: Client, task_queue: str, folder: Path, out_dir: Path) -> Path:
+    """The first run of a batch of three documents, two per run (workflows/document_batch.py
+    STORED_LISTING: its listing stored, read a page at a time, then continue-as-new)."""
+    batch = folder / "batch"
+    batch.mkdir()
+    for sample in GOOD_SAMPLES[:3]:
+        (batch / sample.name).write_bytes(sample.read_bytes())
+    handle = await client.start_workflow(
+        DocumentBatch.run, BatchInput(folder=str(batch), max_in_flight=2, documents_per_run=2),
+        id=f"batch-{uuid.uuid4()}", task_queue=task_queue,
+    )
+    await handle.result()
+    first = client.get_workflow_handle(handle.id, run_id=handle.first_execution_run_id)
+    path = new_history_path(out_dir, "document_batch_stored_listing")
+    path.write_text((await first.fetch_history()).to_json())
+    return path
 
 
 async def _record_reset(client: Client, task_queue: str, path: Path) -> Path:
