@@ -9,8 +9,9 @@ with the offline provider:
   called directly, four documents at a time (the floor);
 - ``sagaworks``: ``DocumentBatch`` on the embedded server with a worker in its own process,
   as shipped (parsing, splitting and YAKE in its process pool, eight chunks per extraction
-  activity), with one chunk per activity (before issue 14), and with that and
-  ``--cpu-processes 0`` too (everything in the worker's threads, before issue 11).
+  activity), with one chunk per activity (the default before the speed work), and with
+  that and ``--cpu-processes 0`` too (everything in the worker's threads, as before CPU-bound
+  work moved to the process pool).
 
 Reports documents/s, MB/s, the worker's peak RSS and the largest workflow history, then
 processes one large text document and reports its largest history (the target: < 1 MB),

@@ -14,7 +14,7 @@ a new content hash, so nothing is reused), side by side in one process:
 Reported per stage: the plain function's median time, the activity's median time as the
 history records it (scheduled to closed), and the orchestration overhead per stage:
 (workflow median - plain median) / 9, which includes the assessment, the breaker, storing
-the output (the seed's checkpoint) and the history round trips.
+the output (each stage's checkpoint) and the history round trips.
 """
 
 from __future__ import annotations

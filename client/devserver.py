@@ -268,8 +268,8 @@ VIZ_AGENT = "viz-agent"
 
 DEV_BREAKER_VIZ = "3/10"
 """The dev profile's viz breaker (``SAGAWORKS_BREAKER_VIZ``, unless set): 3 failures open it,
-a trial 10 s later, so the demo shows an outage and its recovery in seconds (the seed's
-5/60 everywhere else)."""
+a trial 10 s later, so the demo shows an outage and its recovery in seconds (the built-in
+5/60 everywhere else, ``DEFAULT_BREAKERS``)."""
 
 
 def viz_agent_port() -> int:

@@ -25,7 +25,7 @@ Stage = Literal[
 STAGES: tuple[Stage, ...] = (
     "load", "extract", "semantic", "causal", "mechanisms", "financial", "dnp", "scoring", "report"
 )
-"""The nine stages in order (the seed's LOAD_DOCUMENT ... DNP_VALIDATION, then ours)."""
+"""The nine stages in order."""
 
 Severity = Literal["LOW", "MEDIUM", "HIGH", "CRITICAL"]
 AlertLevel = Literal["INFO", "WARNING", "ERROR", "CRITICAL"]

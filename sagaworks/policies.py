@@ -151,8 +151,8 @@ FEED_SELECTION = ActivityOptions(
 
 
 
-# The query family (NLP -> data -> viz). Attempts and intervals are the seed's per-agent
-# figures; the activities add jitter through next_retry_delay. A breaker that is open
+# The query family (NLP -> data -> viz). Attempts and intervals are per agent (each
+# option's docstring gives them); the activities add jitter through next_retry_delay. A breaker that is open
 # fails with a non-retryable CircuitOpen where the workflow has a fallback (nlp, viz) and
 # with a retryable one delayed to the trial time where it has none (data).
 QUERY_HEALTH = ActivityOptions(

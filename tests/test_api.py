@@ -296,7 +296,7 @@ async def test_events_stream_ends_with_the_result(http: httpx.AsyncClient, order
     assert dones == sorted(dones) and dones[-1] == 5 and len(dones) >= 2
 
 
-async def test_seed_002_paths(http: httpx.AsyncClient, order_worker: Any, api: RunningApi) -> None:
+async def test_the_singular_alias_paths(http: httpx.AsyncClient, order_worker: Any, api: RunningApi) -> None:
     done_id = await start(http)
     assert (await result_of(http, done_id)).status_code == 200
     status = await http.get(f"/api/workflow/{done_id}/status")
@@ -648,7 +648,7 @@ async def test_ticket_queues_through_the_api_and_the_console(http: httpx.AsyncCl
             await http.post(f"/api/workflows/{workflow_id}/cancel")
 
 
-async def test_seed_metrics_carry_the_query_kpis_and_breaker_activations(
+async def test_workflow_metrics_carry_the_query_kpis_and_breaker_activations(
     http: httpx.AsyncClient, order_worker: Any, api: RunningApi
 ) -> None:
     answered = await start_query_run(http, "average mpg by origin")
@@ -788,8 +788,8 @@ async def test_metrics_are_derived_once_per_cache_period(
             assert [a.status_code for a in answers] == [200] * 3
             assert sorted(derived) == sorted(f.name for f in registry().families)  # concurrent callers shared one derivation
             again = await http.get("/api/metrics")
-            seed = await http.get("/api/workflow/metrics")
-            assert again.json() == answers[0].json() and seed.json()["families"] == answers[0].json()["families"]
+            workflow_metrics = await http.get("/api/workflow/metrics")
+            assert again.json() == answers[0].json() and workflow_metrics.json()["families"] == answers[0].json()["families"]
             assert len(derived) == len(registry().families)
             assert (await http.get("/api/metrics", params={"runs": 5})).status_code == 200  # another question
             assert len(derived) == 2 * len(registry().families)

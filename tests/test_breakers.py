@@ -181,7 +181,7 @@ def test_statuses_list_every_configured_breaker(two: tuple[Breakers, Breakers], 
         db.dispose()
 
 
-def test_thresholds_come_from_the_seed_and_the_environment() -> None:
+def test_thresholds_come_from_the_defaults_and_the_environment() -> None:
     defaults = breaker_configs_from_env({})
     assert (defaults["nlp"], defaults["data"], defaults["viz"]) == (
         BreakerConfig(5, 60),

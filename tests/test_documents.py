@@ -443,8 +443,8 @@ async def test_the_worker_parses_splits_and_runs_yake_in_its_process_pool(
     dev_client: Client, task_queue: str, db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Broken in this process only: the pool's spawned processes import their own copies, so
-    # the document completes only if the worker sends that work to them (issue 11: CPU-bound
-    # work must not hold the worker's GIL).
+    # the document completes only if the worker sends that work to them (CPU-bound work must
+    # not hold the GIL the worker's event loop and activity threads need).
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
     from sagaworks.activities import llm

@@ -1,4 +1,4 @@
-"""The risk registry: the seed's defaults, user files in YAML and TOML, and every way a file
+"""The risk registry: the nine built-in risks, user files in YAML and TOML, and every way a file
 can be wrong, each refused naming the file and the entry."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from sagaworks.activities.plans.registry import DEFAULT_RISKS, load_registry
 from sagaworks.contracts.plans import MITIGATION_OPTIONS, MITIGATION_STRATEGIES, StageOptions
 from tests.plans import failure_of, make_plan, plan_settings, plan_worker, run_plan
 
-SEED = {
+BUILT_IN = {
     "PDF_CORRUPT": ("CRITICAL", "retry_with_backup"),
     "EMPTY_EXTRACTION": ("HIGH", "fallback_ocr"),
     "NLP_MODEL_MISSING": ("CRITICAL", "download_model"),
@@ -28,8 +28,8 @@ SEED = {
 }
 
 
-def test_the_defaults_are_the_seeds_nine_risks() -> None:
-    assert {r.id: (r.severity, r.mitigation) for r in DEFAULT_RISKS} == SEED
+def test_the_defaults_are_the_nine_built_in_risks() -> None:
+    assert {r.id: (r.severity, r.mitigation) for r in DEFAULT_RISKS} == BUILT_IN
     assert load_registry(None).risks == DEFAULT_RISKS
     # Every strategy is a branch of the stage code: its options validate.
     assert set(MITIGATION_OPTIONS) == set(MITIGATION_STRATEGIES)

@@ -1,4 +1,4 @@
-"""The sequential family: four steps in order, the seed's length rule, cancel mid-run."""
+"""The sequential family: four steps in order, the minimum length, cancel mid-run."""
 
 from __future__ import annotations
 

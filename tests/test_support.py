@@ -105,7 +105,7 @@ async def until(handle: WorkflowHandle[Any, Any], check, what: str):
         ("Hello there", "general_query"),
     ],
 )
-def test_the_seed_rules_classify_each_type(text: str, kind: str) -> None:
+def test_the_keyword_rules_classify_each_type(text: str, kind: str) -> None:
     assert classify(text).ticket_type == kind
 
 

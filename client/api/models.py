@@ -128,7 +128,7 @@ class CircuitBreakers(BaseModel):
 
 
 class WorkflowMetrics(Metrics):
-    """``GET /api/workflow/metrics`` (seed 002): :class:`Metrics` and the query family's KPIs."""
+    """``GET /api/workflow/metrics``: :class:`Metrics` and the query family's KPIs."""
 
     query: QueryMetrics
     """Success rate by step, time per agent (p50/p95) and attempts per execution, from the

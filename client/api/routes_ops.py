@@ -1,4 +1,4 @@
-"""The catalog, metrics, health, circuit breakers, ticket queues and seed 002's paths."""
+"""The catalog, metrics, health, circuit breakers, ticket queues and the singular ``/api/workflow/`` aliases."""
 
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ async def metrics(request: Request, runs: int = Query(20, ge=0, le=200)) -> Metr
 
 
 async def workflow_metrics(request: Request, runs: int = Query(20, ge=0, le=200)) -> WorkflowMetrics:
-    """Seed 002's metrics: every family's (as ``/api/metrics``), and for the query family
+    """Every family's metrics (as ``/api/metrics``), and for the query family
     success rate by step, time per agent and the retry attempt distribution from the
     histories of its ``runs`` latest runs, with breaker activations (trips) per breaker."""
     query = request.app.state.metrics_cache.get(("query", runs), lambda: query_metrics(temporal(request), limit=runs))
@@ -148,7 +148,7 @@ def build_router() -> APIRouter:
 
     @router.get("/api/circuit-breakers/status", response_model=CircuitBreakers, responses=ERRORS)
     async def circuit_breakers(request: Request) -> CircuitBreakers:
-        """Seed 002's path: every breaker the workers share (state, failures, trips, last
+        """Every breaker the workers share (state, failures, trips, last
         transition, next trial), read from the application database."""
         return await _breakers(request)
 
@@ -169,10 +169,10 @@ def build_router() -> APIRouter:
         query = ticket_query(priority=priority, state=state, ticket_type=ticket_type, assignee=assignee)
         return await list_tickets(temporal(request), query, limit=limit)
 
-    # Seed 002's paths, as aliases of ours.
+    # The singular path, an alias kept for clients written against it.
     router.add_api_route(
         "/api/workflow/metrics", workflow_metrics, response_model=WorkflowMetrics, responses=ERRORS, methods=["GET"],
-        name="seed_metrics",
+        name="alias_metrics",
     )
     return router
 
@@ -199,17 +199,18 @@ def build_health_router() -> APIRouter:
 
 
 def build_alias_router(runs_router: APIRouter) -> APIRouter:
-    """``/api/workflow/{id}/status`` and ``/cancel`` (seed 002) served by our routes' handlers."""
+    """``/api/workflow/{id}/status`` and ``/cancel``, singular aliases kept for clients written against them,
+    served by the ``/api/workflows/`` routes' handlers."""
     router = APIRouter(tags=["operations"])
     handlers = {route.name: route.endpoint for route in runs_router.routes}  # type: ignore[attr-defined]
     router.add_api_route(
         "/api/workflow/{workflow_id}/status", handlers["get_workflow"], methods=["GET"],
-        response_model=RunDescription, responses=ERRORS, name="seed_status",
-        description="Alias of GET /api/workflows/{workflow_id} (seed 002).",
+        response_model=RunDescription, responses=ERRORS, name="alias_status",
+        description="Alias of GET /api/workflows/{workflow_id}.",
     )
     router.add_api_route(
         "/api/workflow/{workflow_id}/cancel", handlers["cancel_workflow"], methods=["POST"], status_code=202,
-        response_model=Accepted, responses=RUN_ERRORS, name="seed_cancel",
-        description="Alias of POST /api/workflows/{workflow_id}/cancel (seed 002).",
+        response_model=Accepted, responses=RUN_ERRORS, name="alias_cancel",
+        description="Alias of POST /api/workflows/{workflow_id}/cancel.",
     )
     return router
