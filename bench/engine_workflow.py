@@ -53,7 +53,7 @@ class PlainOrderSaga:
             ("create_shipping_label", acts.create_shipping_label, acts.void_shipping_label,
              LabelInput(address=order.shipping_address, **common("create_shipping_label"))),
         ]
-        await workflow.execute_local_activity(
+        await workflow.execute_local_activity(  # type: ignore[call-overload]  # a sync activity method named through its class, as registered
             acts.check_order_items, CheckItemsInput(order_id=order.order_id, items=order.items), **policies.DATABASE_WRITE
         )
         undos: list[tuple[Any, UndoInput]] = []
@@ -61,7 +61,8 @@ class PlainOrderSaga:
         try:
             for name, run, undo, arg in steps:
                 undos.append((undo, UndoInput(key=arg.key, order_id=arg.order_id, run_id=arg.run_id)))
-                references[name] = (await workflow.execute_local_activity(run, arg, **policies.DATABASE_WRITE)).reference
+                # Each step's method named through its class, as registered: the SDK's overloads do not type it.
+                references[name] = (await workflow.execute_local_activity(run, arg, **policies.DATABASE_WRITE)).reference  # type: ignore[call-overload]
         except Exception:
             for undo, undo_arg in reversed(undos):
                 await workflow.execute_activity(undo, undo_arg, **policies.COMPENSATION)

@@ -62,7 +62,7 @@ def _node(name: str) -> Callable[[BenchState], dict[str, Any]]:
 def build() -> StateGraph:
     graph = StateGraph(BenchState)
     for name in NODES:
-        graph.add_node(name, _node(name))
+        graph.add_node(name, _node(name))  # type: ignore[call-overload]  # the graph is built untyped (StateGraph without its parameters)
     for a, b in zip((START, *NODES), (*NODES, END)):
         graph.add_edge(a, b)
     return graph

@@ -90,8 +90,8 @@ def server_tuning_args() -> list[str]:
     args: list[str] = []
     for key, value in DYNAMIC_CONFIG.items():
         args += ["--dynamic-config-value", f"{key}={json.dumps(value)}"]
-    for pragma, value in SQLITE_PRAGMAS.items():
-        args += ["--sqlite-pragma", f"{pragma}={value}"]
+    for pragma, setting in SQLITE_PRAGMAS.items():
+        args += ["--sqlite-pragma", f"{pragma}={setting}"]
     return args
 
 

@@ -421,7 +421,8 @@ async def restart_from_stage(
     missing = [s for s in earlier if s not in outcomes]
     if missing:
         raise RestartRefused(f"{workflow_id}: stage(s) {', '.join(missing)} never completed; restart from {missing[0]} or earlier")
-    resume = spec.resume.taking_over(from_stage, f"{workflow_id}/{description.run_id}", {s: outcomes[s] for s in earlier})
+    resume_model: Any = spec.resume  # the family's declared resume model, a class with taking_over()
+    resume = resume_model.taking_over(from_stage, f"{workflow_id}/{description.run_id}", {s: outcomes[s] for s in earlier})
     update: dict[str, Any] = {"resume": resume}
     if not keep_faults:
         fields = type(original).model_fields

@@ -19,7 +19,7 @@ from typing import Any
 
 from temporalio.api.common.v1 import Payload
 from temporalio.api.history.v1 import History, HistoryEvent
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowQueryFailedError
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowHistory, WorkflowQueryFailedError
 from temporalio.common import RawValue, WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
@@ -56,7 +56,7 @@ async def _summary(client: Client, event: HistoryEvent) -> str | None:
     return str(text)
 
 
-async def source_steps(client: Client, history: History) -> SourceSteps:
+async def source_steps(client: Client, history: History | WorkflowHistory) -> SourceSteps:
     """The steps of a run, read from its history (and its memo, if it was a restart)."""
     started = history.events[0].workflow_execution_started_event_attributes
     steps = SourceSteps(first_run_id=started.first_execution_run_id or started.original_execution_run_id)
@@ -64,9 +64,9 @@ async def source_steps(client: Client, history: History) -> SourceSteps:
     if RESTART_MEMO in memo:
         [data] = await client.data_converter.decode([memo[RESTART_MEMO]])
         steps.restart = StepsRestart.model_validate(data)
-        for name in steps.restart.reused:
-            steps.order.append(name)
-            steps.results[name] = memo[restart_result_key(name)]
+        for reused in steps.restart.reused:
+            steps.order.append(reused)
+            steps.results[reused] = memo[restart_result_key(reused)]
     scheduled: dict[int, str] = {}
 
     def reached(name: str) -> None:

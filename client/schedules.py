@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from temporalio.client import (
     Client,
     Schedule,
+    ScheduleActionExecutionStartWorkflow,
     ScheduleActionStartWorkflow,
     ScheduleHandle,
     ScheduleOverlapPolicy,
@@ -97,7 +98,7 @@ async def describe_schedule(client: Client, schedule_id: str) -> dict[str, Any]:
         "overlap": schedule.policy.overlap.name,
         "actions": info.num_actions,
         "skipped_overlap": info.num_actions_skipped_overlap,
-        "running": [r.workflow_id for r in info.running_actions],
+        "running": [r.workflow_id for r in info.running_actions if isinstance(r, ScheduleActionExecutionStartWorkflow)],
         "recent": [
             {
                 "scheduled_at": _time(a.scheduled_at),

@@ -339,7 +339,7 @@ ALERT_SEARCH_ATTRIBUTE = "SagaAlertLevel"
 
 def alert_query(level: str) -> str:
     """The visibility query of runs whose highest alert is ``level`` or above."""
-    levels = ALERT_LEVELS[ALERT_LEVELS.index(level.upper()):]  # type: ignore[arg-type]
+    levels = ALERT_LEVELS[ALERT_LEVELS.index(level.upper()):]
     return f"{ALERT_SEARCH_ATTRIBUTE} IN ({', '.join(repr(v) for v in levels)})"
 
 

@@ -382,7 +382,8 @@ class LLM:
             check_llm_environment()
             self._settings: Callable[[str], LLMSettings] = llm_settings_from_env
         elif isinstance(settings, LLMSettings):
-            self._settings = lambda _family, fixed=settings: fixed
+            fixed = settings
+            self._settings = lambda _family: fixed
         else:
             self._settings = settings
         self.budget = budget or llm_budget_from_env()

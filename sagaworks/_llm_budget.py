@@ -118,7 +118,11 @@ class BudgetLedger:
             live = conn.execute(select(c.answered_at, c.tokens).where(c.budget == name)).all()
             used_requests, used_tokens = len(live), sum(row.tokens for row in live)
             if self._fits(used_requests, used_tokens, tokens):
-                return int(conn.execute(insert(calls_table).values(budget=name, reserved_at=now, tokens=tokens)).inserted_primary_key[0])
+                inserted = conn.execute(insert(calls_table).values(budget=name, reserved_at=now, tokens=tokens))
+                key = inserted.inserted_primary_key
+                if key is None:
+                    raise RuntimeError(f"budget {name}: the database returned no key for the reserved call")
+                return int(key[0])
         # Calls in flight are assumed answered now: a retry then finds them settled.
         leaving = sorted(((row.answered_at or now) + window, row.tokens) for row in live)
         wait = window

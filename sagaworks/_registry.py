@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, Union, cast
 
 if TYPE_CHECKING:  # the engine's own heavier modules, imported where they are used
     from concurrent.futures import Executor
@@ -65,7 +65,7 @@ def lazy(ref: str) -> Callable[..., Any]:
 
     @functools.cache
     def target() -> Callable[..., Any]:
-        return resolve(ref)  # type: ignore[no-any-return]
+        return resolve(ref)
 
     def call(*args: Any, **kwargs: Any) -> Any:
         return target()(*args, **kwargs)
@@ -408,7 +408,8 @@ class Family(Generic[InputT]):
 
     def cpu_activities(self) -> list[Callable[..., Any]]:
         """The CPU-bound activities of the process-pool task queue."""
-        declared = resolve(self._cpu_activities)
+        # resolve() types a reference as object; the declaration's type says what it names.
+        declared = cast("Sequence[Callable[..., Any]] | Callable[[], Sequence[Callable[..., Any]]]", resolve(self._cpu_activities))
         return list(declared if isinstance(declared, Sequence) else declared())
 
     def missing_modules(self) -> list[str]:
@@ -476,7 +477,8 @@ def _installed(module: str) -> bool:
 
 
 def _built(activities: Activities, resources: WorkerResources) -> list[Callable[..., Any]]:
-    declared = resolve(activities)
+    # resolve() types a reference as object; the declaration's type says what it names.
+    declared = cast("Sequence[Callable[..., Any]] | Callable[[WorkerResources], Sequence[Callable[..., Any]]]", resolve(activities))
     if isinstance(declared, Sequence):
         return list(declared)
     return list(declared(resources))

@@ -49,7 +49,7 @@ its steps, then ``completed``, ``failed`` or ``canceled``."""
 @dataclass(frozen=True)
 class _Compensation:
     step: str
-    activity: Callable[..., Any]
+    activity: Callable[..., Any] | str
     arg: Any
     options: policies.ActivityOptions
 
@@ -90,13 +90,13 @@ class Saga:
 
     def add_compensation(
         self,
-        activity: Callable[..., Any],
+        activity: Callable[..., Any] | str,
         arg: Any,
         *,
         step: str,
         options: policies.ActivityOptions | None = None,
     ) -> None:
-        """Register the activity that undoes ``step``.
+        """Register the activity (the function or its registered name) that undoes ``step``.
 
         Register it before the step runs when the step may take effect and still fail
         (a lost response, a timeout): the compensation must then be safe to run for a

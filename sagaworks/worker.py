@@ -236,7 +236,7 @@ async def running_worker(
         # A thread for every activity the workers may accept: remote, local and LLM ones.
         executor = stack.enter_context(ThreadPoolExecutor(max_workers=2 * activity_threads + llm_slots))
         # Without processes: two threads of this process of their own (sharing its GIL).
-        cpu_options: dict = {"max_concurrent_activities": 2}
+        cpu_options: dict[str, Any] = {"max_concurrent_activities": 2}
         cpu_pool: ProcessPoolExecutor | None = None
         if cpu_processes <= 0:
             cpu_options["activity_executor"] = stack.enter_context(ThreadPoolExecutor(max_workers=2))

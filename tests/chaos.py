@@ -484,7 +484,10 @@ async def run_chaos(
         db = Database(database_url)
         try:
             orders = dict(report.outcomes)
-            orders.update((run.arg.order_id, run.status) for run in report.runs if run.family == "order" and run.arg)
+            orders.update(
+                (run.arg.order_id, run.status)  # type: ignore[attr-defined]  # an order run's input is an OrderInput
+                for run in report.runs if run.family == "order" and run.arg
+            )
             report.violations += invariant_violations(db, orders)
             report.violations += document_violations(db, report, documents)
             report.violations += news_violations(db, [run for run in report.runs if run.family == "news-digest"])

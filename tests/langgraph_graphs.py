@@ -24,6 +24,7 @@ from temporalio.worker import Worker
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples" / "langgraph"))
 
 from sagaworks.langgraph import GraphFamily, NodePolicy, register_graph  # noqa: E402
+from sagaworks.policies import ActivityOptions  # noqa: E402
 from sagaworks_graphs.families import document_graph, routing_graph  # noqa: E402
 
 
@@ -92,7 +93,7 @@ def order_builder(with_confirm: bool = False) -> StateGraph:
 
 UNDO = {n: _undo(n) for n in ("reserve", "charge", "pack")}
 # A short start-to-close: an attempt lost with a killed worker is retried within seconds.
-QUICK = {"start_to_close_timeout": timedelta(seconds=3),
+QUICK: ActivityOptions = {"start_to_close_timeout": timedelta(seconds=3),
          "retry_policy": RetryPolicy(initial_interval=timedelta(milliseconds=100), maximum_attempts=5)}
 order_graph = register_graph("order-graph", order_builder(), input_model=OrderInput, undo=UNDO,
                              default_options=QUICK)

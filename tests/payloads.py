@@ -19,6 +19,7 @@ def nested(message: Message, kind: type[Message]) -> Iterator[tuple[str, Message
     for field, value in message.ListFields():
         if field.type != FieldDescriptor.TYPE_MESSAGE:
             continue
+        assert field.message_type is not None  # a message field's descriptor has its type
         if field.message_type.GetOptions().map_entry:
             if field.message_type.fields_by_name["value"].type != FieldDescriptor.TYPE_MESSAGE:
                 continue

@@ -17,7 +17,7 @@ import os
 import sys
 import tempfile
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from datetime import date
 from pathlib import Path
 
@@ -99,13 +99,13 @@ async def record(out_dir: Path, only: str = "") -> list[Path]:
                 for name, (path, options) in documents.items():
                     if not name.startswith(only):
                         continue
-                    handle = await start_document(env.client, task_queue, path, **options) if path.is_absolute() else (
+                    document = await start_document(env.client, task_queue, path, **options) if path.is_absolute() else (
                         await env.client.start_workflow(
                             DocumentPipeline.run, DocumentInput(path=str(path)), id=f"document-relative-{path.stem}",
                             task_queue=task_queue,
                         )
                     )
-                    written.append(await _save(handle, new_history_path(out_dir, name)))
+                    written.append(await _save(document, new_history_path(out_dir, name)))
                 for name, scenario in MCP_SCENARIOS.items():
                     if name.startswith(only):
                         written.append(await _save(await scenario(env.client, task_queue), new_history_path(out_dir, name)))
@@ -256,7 +256,7 @@ async def record_catalog_demos(client: Client, task_queue: str, out_dir: Path) -
     return written
 
 
-def record_into(record_fn: Callable[[Path], Awaitable[list[Path]]], argv: list[str]) -> None:
+def record_into(record_fn: Callable[[Path], Coroutine[Any, Any, list[Path]]], argv: list[str]) -> None:
     """``python -m tests.record_*  [DIR]``: record into DIR (default tests/histories/), print each file."""
     target = Path(argv[0]) if argv else HISTORIES
     target.mkdir(parents=True, exist_ok=True)

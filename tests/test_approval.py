@@ -19,11 +19,11 @@ def _worker(client: Client, task_queue: str) -> Worker:
     return Worker(client, task_queue=task_queue, workflows=[ApprovalProbe], activities=[notify_escalation])
 
 
-async def _start(client: Client, task_queue: str, probe: ProbeInput):  # type: ignore[no-untyped-def]
+async def _start(client: Client, task_queue: str, probe: ProbeInput):
     return await client.start_workflow(ApprovalProbe.run, probe, id=f"approval-{uuid.uuid4().hex[:8]}", task_queue=task_queue)
 
 
-async def _refusal(handle, update: str, decision: ApprovalDecision) -> ApplicationError:  # type: ignore[no-untyped-def]
+async def _refusal(handle, update: str, decision: ApprovalDecision) -> ApplicationError:
     with pytest.raises(WorkflowUpdateFailedError) as refused:
         await handle.execute_update(update, decision, result_type=ApprovalAnswer)
     cause = refused.value.cause

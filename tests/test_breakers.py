@@ -60,7 +60,7 @@ def test_closed_to_open_after_threshold_seen_by_every_process(two: tuple[Breaker
     assert a.status("viz").state == "closed" and b.status("viz").failures == 2
     assert _fail(a).type == "ExternalError"  # the third failure trips it, with its own error
     assert b.status("viz").state == "open"
-    calls = []
+    calls: list[str] = []
     fast = _fail_fast(b, calls)
     assert fast.type == "CircuitOpen" and fast.non_retryable and fast.next_retry_delay is None
     assert calls == []  # the dependency was not called

@@ -100,7 +100,7 @@ async def test_a_worker_requiring_encryption_never_runs_plaintext_input(
         )
     failure = refusal.workflow_task_failed_event_attributes.failure
     assert failure.message == "Encoded failure"  # the worker encrypts its failures too
-    error = await encrypted_client.data_converter.decode_failure(failure)
+    error: BaseException | None = await encrypted_client.data_converter.decode_failure(failure)
     chain = []
     while error is not None:
         chain.append(str(error))

@@ -249,4 +249,4 @@ def test_tables_declared_after_the_database_opened_are_created_at_the_next_trans
             assert session.scalars(select(LateRow.key)).all() == ["k"]
     finally:
         database.dispose()
-        Base.metadata.remove(LateRow.__table__)
+        Base.metadata.remove(LateRow.__table__)  # type: ignore[arg-type]  # a mapped class's __table__ is its Table

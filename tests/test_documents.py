@@ -122,7 +122,7 @@ class FailOnSecondCall(OfflineProvider):
         if self.armed:
             self.calls += 1
             if self.calls >= 2:
-                raise PoisonAwareProvider().extract_concepts("POISON")
+                return PoisonAwareProvider().extract_concepts("POISON")  # raises: refused for good
         return super().extract_concepts(text)
 
 

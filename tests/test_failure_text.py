@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from temporalio.api.enums.v1 import RetryState
 from temporalio.api.failure.v1 import Failure
 from temporalio.converter import DataConverter
-from temporalio.exceptions import ActivityError, TimeoutError, TimeoutType
+from temporalio.exceptions import ActivityError, RetryState, TimeoutError, TimeoutType
 
 from sagaworks.client.runs import failure_chain, failure_lines
 from sagaworks.client.trace import _Builder
@@ -26,7 +25,7 @@ def _timed_out_activity() -> ActivityError:
         identity="worker",
         activity_type="fetch_feed",
         activity_id="1",
-        retry_state=RetryState.RETRY_STATE_TIMEOUT,
+        retry_state=RetryState.TIMEOUT,
     )
     error.__cause__ = timeout
     return error

@@ -126,7 +126,7 @@ async def test_a_failing_call_fails_the_document_clearly(
 
 def _details_with_raw_output(failure: WorkflowFailureError) -> tuple[ApplicationError, dict[str, Any]]:
     """The model error (and its details) that kept the raw output, beneath the wrappers."""
-    error = failure.cause
+    error: BaseException | None = failure.cause
     while error is not None:
         if isinstance(error, ApplicationError) and error.details and "raw_output" in error.details[0]:
             return error, error.details[0]

@@ -129,7 +129,7 @@ async def failed_call(client: Client, task_queue: str, **arguments) -> tuple[Wor
 
 async def test_tool_error_is_final_and_carries_the_tools_message(dev_client: Client, task_queue: str) -> None:
     handle, failed = await failed_call(dev_client, task_queue, city="Atlantis")
-    error = failed.cause.cause
+    error = failed.cause.__cause__
     assert isinstance(error, ApplicationError) and error.type == TOOL_ERROR and error.non_retryable
     assert "no weather station for 'Atlantis'" in error.message
     assert (await call_attempts(handle))[-1] == 1
@@ -137,7 +137,7 @@ async def test_tool_error_is_final_and_carries_the_tools_message(dev_client: Cli
 
 async def test_bad_arguments_are_refused_before_any_call(dev_client: Client, task_queue: str) -> None:
     handle, failed = await failed_call(dev_client, task_queue, town="Seattle")
-    assert "arguments: weather.get_weather refused: 'city' is a required property" in failed.cause.message
+    assert "arguments: weather.get_weather refused: 'city' is a required property" in str(failed.cause)
     scheduled = [
         e.activity_task_scheduled_event_attributes.activity_type.name
         async for e in handle.fetch_history_events()

@@ -77,12 +77,13 @@ async def test_demo_runs_an_aggregation_and_opens_two_tickets(
     from sagaworks import registry
 
     monkeypatch.setenv("TEMPORAL_ADDRESS", dev_address)
-    console = Console(file=StringIO(), width=300)
+    output = StringIO()
+    console = Console(file=output, width=300)
     suffix = uuid.uuid4().hex[:8]
     for name in ("aggregate", "support-ticket"):
         fam = registry().family(name)
-        assert all([await _run(console, fam, demo, suffix) for demo in fam.demo]), console.file.getvalue()
-    shown = console.file.getvalue()
+        assert all([await _run(console, fam, demo, suffix) for demo in fam.demo]), output.getvalue()
+    shown = output.getvalue()
     assert "partial: weather" in shown
     assert f"ticket-T-1001-{suffix}: RUNNING" in shown and "current_step=resolved, MEDIUM" in shown
     assert f"ticket-T-1002-{suffix}: RUNNING" in shown and "escalated (trigger words: manager, unacceptable)" in shown

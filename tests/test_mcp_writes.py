@@ -137,9 +137,9 @@ def _incidents(path: Path) -> int:
 async def _refusal(handle: WorkflowHandle[Any, Any]) -> ApplicationError:
     with pytest.raises(WorkflowFailureError) as failed:
         await handle.result()
-    cause = failed.value.cause
+    cause: BaseException | None = failed.value.cause
     while not isinstance(cause, ApplicationError) and cause is not None:
-        cause = cause.cause
+        cause = cause.__cause__
     assert isinstance(cause, ApplicationError), failed.value
     return cause
 

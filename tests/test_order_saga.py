@@ -243,7 +243,7 @@ async def test_steps_are_local_by_default_with_the_same_guarantees(
     else:
         with pytest.raises(WorkflowFailureError) as error:
             await handle.result()
-        report = SagaReport.model_validate(error.value.cause.details[0])  # type: ignore[union-attr]
+        report = SagaReport.model_validate(error.value.cause.details[0])  # type: ignore[attr-defined]  # the failure's cause is typed BaseException
         assert report.failed_step == failure and report.fully_compensated
     history = await handle.fetch_history()
     remote = [e.activity_task_scheduled_event_attributes.activity_type.name
@@ -380,7 +380,7 @@ async def test_reset_after_step_2_of_a_running_order_that_then_fails_refunds_onc
     again = await reset_after(dev_client, first.id, "charge_payment")  # the first run is terminated
     with pytest.raises(WorkflowFailureError) as failure:
         await again.result()
-    report = SagaReport.model_validate(failure.value.cause.details[0])  # type: ignore[union-attr]
+    report = SagaReport.model_validate(failure.value.cause.details[0])  # type: ignore[attr-defined]  # the failure's cause is typed BaseException
     assert report.failed_step == "reserve_inventory" and report.fully_compensated
     assert await final_status(dev_client.get_workflow_handle(first.id, run_id=first.result_run_id)) == "TERMINATED"
     assert ledger(db, order.order_id) == {"CHARGE": 1, "REFUND": 1}
@@ -414,7 +414,7 @@ async def test_reset_of_a_failed_order_never_charges_it_again(
         await again.result()
     # Its own order's rows are not "another run's": the step is refused because the failed
     # run compensated it, and the compensations find nothing left to undo.
-    assert error_class(failure.value.cause) == "StepAlreadyCompensated"  # type: ignore[arg-type]
+    assert error_class(failure.value.cause) == "StepAlreadyCompensated"
     assert "submit a new order" in str(failure.value.cause)
     assert ledger(db, order.order_id) == {"CHARGE": 1, "REFUND": 1}
     assert invariant_violations(db, {order.order_id: "FAILED"}) == []
@@ -429,8 +429,8 @@ async def test_an_unknown_sku_is_refused_before_anyone_is_charged(
     handle = await start_order(dev_client, task_queue, order)
     with pytest.raises(WorkflowFailureError) as failure:
         await handle.result()
-    assert error_class(failure.value.cause) == "InvalidInput"  # type: ignore[arg-type]
-    message = str(failure.value.cause.cause)  # type: ignore[union-attr]
+    assert error_class(failure.value.cause) == "InvalidInput"
+    message = str(failure.value.cause.cause)  # type: ignore[attr-defined]  # the failure's cause is typed BaseException
     assert "unknown SKU 'NOPE-9'" in message and "items[1].sku" in message and "WIDGET-1" in message
     history = await handle.fetch_history()
     assert set(activity_names(list(history.events)).values()) == {"check_order_items"}
@@ -497,7 +497,7 @@ async def test_when_sealing_fails_every_unreached_step_is_undone(
         handle = await start_order(dev_client, task_queue, order)
         with pytest.raises(WorkflowFailureError) as failure:
             await handle.result()
-    report = SagaReport.model_validate(failure.value.cause.details[0])  # type: ignore[union-attr]
+    report = SagaReport.model_validate(failure.value.cause.details[0])  # type: ignore[attr-defined]  # the failure's cause is typed BaseException
     # The report still names the step that failed, and nothing that might exist is left.
     assert report.failed_step == "charge_payment" and report.fully_compensated
     assert [c.step for c in report.compensations] == list(reversed(ORDER_STEPS))

@@ -24,7 +24,8 @@ def data_app(tmp_path: Path) -> FastAPI:
 
 def _client(app: FastAPI) -> AgentClient:
     client = AgentClient("data", "http://agent")
-    client._http = TestClient(app, base_url="http://agent")  # the app in-process, same httpx API
+    # The app in-process: TestClient is an httpx.Client of its own (not a subclass the attribute declares).
+    client._http = TestClient(app, base_url="http://agent")  # type: ignore[assignment]
     return client
 
 

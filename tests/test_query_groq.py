@@ -4,7 +4,7 @@ server, through Temporal: a valid plan, invalid JSON, a 429 with Retry-After."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import pytest
 from temporalio.client import Client
@@ -27,7 +27,7 @@ PLAN = {
 HOSTILE = {"table": "cars", "sql": "SELECT name FROM cars; DROP TABLE cars"}
 
 
-def _plan_reply(plan: dict[str, object]) -> Reply:
+def _plan_reply(plan: Mapping[str, object]) -> Reply:
     return 200, {}, completion(json.dumps(plan))
 
 

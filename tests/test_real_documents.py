@@ -61,8 +61,8 @@ def test_keyphrases_of_a_japanese_manual_always_fit_our_models() -> None:
     assert max(len(n) for n in names) <= MAX_NAME
 
 
-def _process_directly(path: Path, tmp_path: Path) -> list[str]:
-    """Run the document activities on ``path`` in order; return the top concept names."""
+def _process_directly(path: Path, tmp_path: Path) -> list[tuple[str, float, int]]:
+    """Run the document activities on ``path`` in order; return the top concepts (name, salience, mentions)."""
     db = Database(f"sqlite:///{tmp_path / 'direct.db'}")
     acts = DocumentActivities(db, OfflineProvider(), DocumentSettings(roots=(path.parent,)))
     env = ActivityEnvironment()

@@ -18,6 +18,7 @@ import typing
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -129,7 +130,7 @@ def test_a_registered_family_is_found_and_broken_entries_are_reported_and_skippe
 
 
 def test_a_family_requiring_a_missing_module_is_unavailable_with_its_extra() -> None:
-    declared = Family(
+    declared: Family[Any] = Family(
         "needs-ocr", workflow="x:Y", input_model="x:Z", extra="ocr", requires=("json", "no_such_ocr_module_here")
     )
     assert declared.missing_modules() == ["no_such_ocr_module_here"]
@@ -266,7 +267,8 @@ def _field_type(model: typing.Any, path: str) -> typing.Any:
 
 @pytest.mark.parametrize("fam", registry().families, ids=lambda f: f.name)
 def test_every_completing_demo_says_what_its_result_must_contain(fam: Family) -> None:
-    result_model = typing.get_type_hints(fam.workflow.run)["return"]
+    # Every family's workflow class has its @workflow.run method named run.
+    result_model = typing.get_type_hints(fam.workflow.run)["return"]  # type: ignore[attr-defined]
     for demo in fam.demo:
         if demo.expect != "COMPLETED":
             continue

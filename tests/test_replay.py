@@ -122,7 +122,7 @@ def test_the_ticket_assigned_beside_a_lookup_result_is_recorded_update_first() -
     [brought] = [e for e in events if e.event_id == sequenced_at - 1]  # what scheduled that task
     assert brought.HasField("activity_task_completed_event_attributes")  # list-tools' result
     task = [e for e in events if e.event_id >= accepted.event_id][:4]
-    assert [e.WhichOneof("attributes").removesuffix("_event_attributes") for e in task] == [
+    assert [(e.WhichOneof("attributes") or "").removesuffix("_event_attributes") for e in task] == [
         "workflow_execution_update_accepted", "upsert_workflow_search_attributes",
         "workflow_execution_update_completed", "activity_task_scheduled",
     ]

@@ -211,4 +211,4 @@ async def test_asking_for_the_llm_without_one_configured_names_the_field(
         handle = await _start(dev_client, task_queue, _request("hello", classifier="llm"))
         with pytest.raises(WorkflowFailureError) as failure:
             await asyncio.wait_for(handle.result(), 60)
-    assert failure.value.cause.cause.message.startswith("classifier: no LLM is configured")  # type: ignore[union-attr]
+    assert failure.value.cause.cause.message.startswith("classifier: no LLM is configured")  # type: ignore[attr-defined]  # the failure's cause is typed BaseException

@@ -15,6 +15,7 @@ import os
 import re
 import secrets
 from pathlib import Path
+from typing import cast
 
 import pytest
 from google.protobuf import json_format
@@ -94,7 +95,8 @@ async def history_texts(history: WorkflowHistory) -> list[tuple[str, str]]:
     for event in history.events:
         bare = type(event)()
         bare.CopyFrom(event)
-        for _, payload in nested(bare, Payload):
+        for _, found in nested(bare, Payload):
+            payload = cast(Payload, found)
             payload.ClearField("data")  # scanned decoded above; base64 of ciphertext is no secret
         texts.append((f"event {event.event_id}", json_format.MessageToJson(bare)))
     return texts

@@ -225,7 +225,7 @@ async def test_updates_through_the_official_cli(dev_client: Client, dev_address:
         assert reopened.returncode == 0, reopened.stderr
         view = (await handle.query(SupportTicket.status)).ticket
         await handle.terminate("test over")
-    assert (view.state, view.assignee, view.reopened) == ("assigned", "dana", 1)
+    assert view is not None and (view.state, view.assignee, view.reopened) == ("assigned", "dana", 1)
 
 
 async def test_reopen_window_closes_the_ticket(skipping: WorkflowEnvironment, task_queue: str) -> None:

@@ -75,7 +75,7 @@ def sign_in_target(target: str, pages: Iterable[Any]) -> str:
         return "/"
     path = unquote(target.split("?", 1)[0].split("#", 1)[0])
     for route in pages:
-        if isinstance(route, APIRoute) and "GET" in route.methods and route.path_regex.fullmatch(path):
+        if isinstance(route, APIRoute) and "GET" in (route.methods or ()) and route.path_regex.fullmatch(path):
             return target
     return "/"
 

@@ -193,7 +193,7 @@ class NewSchedule(BaseModel):
     # read from its JSON string.
     model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=_one_shape_per_family)
 
-    family: Annotated[FamilyName, Strict(False)]  # type: ignore[valid-type]
+    family: Annotated[FamilyName, Strict(False)]
     cron: str = Field(
         min_length=1, max_length=200, examples=["0 7 * * MON"],
         json_schema_extra={"pattern": CRON_PATTERN},

@@ -57,7 +57,7 @@ async def _family_metrics(request: Request, fam: Family[Any], runs: int) -> Fami
         count_runs(client, fam), activity_stats(client, family=fam, query="ExecutionStatus != 'Running'", limit=runs)
     )
     timings = {step["activity_type"]: step for step in stats["activities"]}
-    return FamilyMetrics(counts=counts, total=sum(counts.values()), step_timings=timings, runs_sampled=stats["workflows"])  # type: ignore[arg-type]
+    return FamilyMetrics(counts=counts, total=sum(counts.values()), step_timings=timings, runs_sampled=stats["workflows"])
 
 
 async def metrics(request: Request, runs: int = Query(20, ge=0, le=200)) -> Metrics:

@@ -97,7 +97,7 @@ class GraphFamily:
     @functools.cached_property
     def family(self) -> Any:
         """The :class:`sagaworks.Family` to register under the ``sagaworks.families`` entry point."""
-        from sagaworks import ApprovalDeclaration, Family  # type: ignore[attr-defined]
+        from sagaworks import ApprovalDeclaration, Family
         from sagaworks._approval import duration_text
 
         family = Family(
@@ -110,7 +110,7 @@ class GraphFamily:
         # saga approve|reject, the API and the console offer the interrupt's decision by this.
         escalation = (f"it is asked of {', '.join(self.interrupt.escalations[0].approvers)}"
                       if self.interrupt.escalations else "it is rejected automatically")
-        family.approval = ApprovalDeclaration(  # type: ignore[attr-defined]
+        family.approval = ApprovalDeclaration(
             subject="this graph's interrupt", deadline=duration_text(self.interrupt.deadline), escalation=escalation,
         )
         return family

@@ -73,7 +73,7 @@ def _node_activity(graph: str, node: str, func: Callable[..., Any], schema: type
             if breakers is None or policy is None or policy.breaker is None:
                 out = await wrapped(call)
             else:
-                out = await _through_breaker(breakers, policy, lambda: wrapped(call))
+                out = await _through_breaker(breakers, policy.breaker, policy.fallback is not None, lambda: wrapped(call))
         finally:
             beating.cancel()
         if out.langgraph_interrupts:
@@ -90,7 +90,7 @@ def _node_activity(graph: str, node: str, func: Callable[..., Any], schema: type
     return activity.defn(name=node_activity_name(graph, node))(run_node)
 
 
-async def _through_breaker(breakers: Breakers, policy: NodePolicy, node_call: Callable[[], Any]) -> Any:
+async def _through_breaker(breakers: Breakers, breaker: str, has_fallback: bool, node_call: Callable[[], Any]) -> Any:
     """The node's call through its breaker: an open one raises ``CircuitOpen`` without
     calling it (non-retryable when the node has a fallback for the workflow to run).
 
@@ -101,7 +101,7 @@ async def _through_breaker(breakers: Breakers, policy: NodePolicy, node_call: Ca
     def call() -> Any:
         return asyncio.run_coroutine_threadsafe(node_call(), loop).result()
 
-    return await asyncio.to_thread(breakers.call, policy.breaker, call, fallback=policy.fallback is not None)
+    return await asyncio.to_thread(lambda: breakers.call(breaker, call, fallback=has_fallback))
 
 
 def _undo_activity(graph: str, node: str, func: Callable[..., Any], schema: type[Any]) -> Callable[..., Any]:

@@ -31,7 +31,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 
 from langgraph.constants import END
 from langgraph.graph import StateGraph
@@ -42,7 +42,7 @@ from temporalio.exceptions import ApplicationError
 from sagaworks import policies
 from sagaworks._approval import Approval, ApprovalUpdates, Escalation
 from sagaworks._circuit import guarded
-from sagaworks._models import StepTiming
+from sagaworks._models import RunState, StepTiming
 from sagaworks._pause import Pausable
 from sagaworks._saga import Saga
 from sagaworks.langgraph._activities import node_activity_name, undo_activity_name
@@ -115,6 +115,11 @@ class GraphWorkflow(ApprovalUpdates, Pausable):
 
     spec: ClassVar[GraphSpec]
 
+    if TYPE_CHECKING:
+        # Defined on each graph's own subclass (workflow_class), whose argument type is the
+        # graph's input model; declared here so `client.execute_workflow(cls.run, ...)` types.
+        async def run(self, arg: Any) -> Any: ...
+
     def __init__(self) -> None:
         self.approval = Approval()
         self._saga = Saga()
@@ -130,7 +135,8 @@ class GraphWorkflow(ApprovalUpdates, Pausable):
     @workflow.query
     def status(self) -> GraphStatus:
         """Where the run stands: nodes done, running, awaiting approval, the state, the updates."""
-        state = self._saga.state if self._saga.state != "running" else self._state
+        # Pausable's state is a plain str; this workflow sets only RunState's values.
+        state = self._saga.state if self._saga.state != "running" else cast(RunState, self._state)
         current = ", ".join(self._running) or None
         if current and self.approval.awaiting:
             current = f"{current}: awaiting approval"
