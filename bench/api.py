@@ -29,8 +29,8 @@ import httpx
 from sagaworks.activities.db import Database
 from sagaworks.activities.orders import seed_inventory
 from sagaworks.client.devserver import start_embedded
-from tests.ports import free_port
 from sagaworks.worker import running_worker
+from tests.ports import free_port
 
 SKU = "WIDGET-1"
 

@@ -35,13 +35,11 @@ from pathlib import Path
 from temporalio.client import Client
 from temporalio.testing import ActivityEnvironment
 
+from bench.corpus import write_corpus
 from sagaworks.activities.db import Database
 from sagaworks.activities.documents import DocumentActivities, DocumentSettings
 from sagaworks.activities.llm import OfflineProvider
-from bench.corpus import write_corpus
 from sagaworks.client.devserver import start_embedded
-from sagaworks.workflows.document import DocumentPipeline
-from sagaworks.workflows.document_batch import DocumentBatch
 from sagaworks.contracts.documents import (
     BatchInput,
     BatchResult,
@@ -53,6 +51,8 @@ from sagaworks.contracts.documents import (
     document_id_for,
     document_workflow_id,
 )
+from sagaworks.workflows.document import DocumentPipeline
+from sagaworks.workflows.document_batch import DocumentBatch
 
 
 async def floor(corpus: Path, folder: Path, concurrency: int = 4) -> float:

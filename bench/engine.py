@@ -40,7 +40,7 @@ def new_order() -> OrderInput:
     return OrderInput(
         order_id=uuid.uuid4().hex[:16],
         customer_email="bench@example.com",
-        items=[{"sku": "WIDGET-1", "quantity": 1, "unit_price_cents": 100}],  # type: ignore[list-item]
+        items=[{"sku": "WIDGET-1", "quantity": 1, "unit_price_cents": 100}],  # type: ignore[list-item]  # pydantic validates the dict into an OrderLine
         shipping_address="1 Bench Street",
     )
 
@@ -59,7 +59,7 @@ async def main(sagas: int, in_flight: int, rounds: int) -> None:
                 async def saga() -> None:
                     order = new_order()
                     await env.client.execute_workflow(
-                        workflow.run, order, id=order_workflow_id(order.order_id), task_queue=task_queue  # type: ignore[attr-defined]
+                        workflow.run, order, id=order_workflow_id(order.order_id), task_queue=task_queue  # type: ignore[attr-defined]  # the workflow class the bench builds carries its run method
                     )
 
                 return Engine(workflow.__name__, saga, fanout=None)

@@ -67,7 +67,7 @@ async def direct_aggregation(weather: Client) -> None:
     async def files() -> None:
         async with load_config().servers["files"].client() as client:
             root = await client.call_tool("list_allowed_directories", {})
-            directory = root.content[0].text.splitlines()[-1].strip()  # type: ignore[union-attr]
+            directory = root.content[0].text.splitlines()[-1].strip()  # type: ignore[union-attr]  # the filesystem server answers text
             await client.call_tool("search_files", {"path": directory, "pattern": "**/*saga*"})
 
     await asyncio.gather(

@@ -94,7 +94,9 @@ def whole(path):
         content = entry.get("content", [{}])[0].get("value") if entry.get("content") else None
         stamp = entry.get("published_parsed") or entry.get("updated_parsed")
         articles.append(Article(
-            key=hashlib.sha256(guid.encode()).hexdigest(), guid=guid, title=plain(entry.get("title", ""), 10**9) or "(untitled)",
+            key=hashlib.sha256(guid.encode()).hexdigest(),
+            guid=guid,
+            title=plain(entry.get("title", ""), 10**9) or "(untitled)",
             link=link, source="bench", published=datetime(*stamp[:6], tzinfo=timezone.utc) if stamp else None,
             text=plain(content or entry.get("summary", ""), 10**9),
         ))
@@ -187,9 +189,9 @@ def main() -> None:
             whole, whole_gave = fetch_peak(path, "whole", folder)
             stream, stream_gave = fetch_peak(path, "stream", folder)
             ratio = f"{whole / stream:.1f}x" if stream >= 0.5 else "-"
-            print(f"| {name} | {path.stat().st_size:,} | {whole:.1f} | {stream:.1f} | {ratio} | {whole_gave} | {stream_gave} |")
+            print(f"| {name} | {path.stat().st_size:,} | {whole:.1f} | " f"{stream:.1f} | {ratio} | {whole_gave} | {stream_gave} |")
         rows = asyncio.run(worker_series(feeds, folder, args.digests))
-    print(f"\nA worker process (children included) building {args.digests} digests of every feed above plus a 50 MB HTTP stream:")
+    print(f"\nA worker process (children included) building {args.digests} " "digests of every feed above plus a 50 MB HTTP stream:")
     print("| digest | worker RSS after it, MiB | worker peak so far, MiB | with its children, MiB | articles stored |")
     print("| ---: | ---: | ---: | ---: | ---: |")
     for n, rss, peak, family_peak, stored in rows:

@@ -38,8 +38,6 @@ from temporalio.testing import ActivityEnvironment
 from sagaworks.activities.db import Database
 from sagaworks.activities.orders import OrderActivities, seed_inventory
 from sagaworks.client.devserver import start_embedded
-from sagaworks.worker import running_worker
-from sagaworks.workflows.order import OrderFulfillmentSaga
 from sagaworks.contracts.orders import (
     AccountInput,
     ChargeInput,
@@ -49,6 +47,8 @@ from sagaworks.contracts.orders import (
     ReserveInput,
     order_workflow_id,
 )
+from sagaworks.worker import running_worker
+from sagaworks.workflows.order import OrderFulfillmentSaga
 
 STEPS = 5
 STOCK = {"WIDGET-1": 10_000_000}
@@ -58,7 +58,7 @@ def new_order(local_steps: bool | None = None) -> OrderInput:
     return OrderInput(
         order_id=f"b-{uuid.uuid4().hex[:16]}",
         customer_email="bench@example.com",
-        items=[{"sku": "WIDGET-1", "quantity": 1, "unit_price_cents": 100}],  # type: ignore[list-item]
+        items=[{"sku": "WIDGET-1", "quantity": 1, "unit_price_cents": 100}],  # type: ignore[list-item]  # pydantic validates the dict into an OrderLine
         shipping_address="1 Bench Street",
         local_steps=local_steps,
     )

@@ -20,10 +20,12 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC
 from typing import Any
 
 from sqlalchemy import delete
 
+from sagaworks import StepTiming, registry
 from sagaworks.activities import sequential, text_analysis
 from sagaworks.activities.db import Database
 from sagaworks.activities.documents import DocumentSettings
@@ -36,13 +38,11 @@ from sagaworks.contracts.blog import WritingInput
 from sagaworks.contracts.news_digest import NewsletterInput, SelectInput, StoreDigestInput, SummariseInput
 from sagaworks.contracts.routing import HandleInput
 from sagaworks.contracts.search import EvaluateInput, RefineInput, SearchInput
-from sagaworks import StepTiming
 from sagaworks.contracts.sequential import ReportInput
 from sagaworks.contracts.text import TextInput
-from tests.corpus import RESEARCH, store_documents
 from sagaworks.worker import running_worker
-from sagaworks import registry
 from sagaworks.workflows.catalog import SAMPLES
+from tests.corpus import RESEARCH, store_documents
 
 SAMPLE_OF = {
     "sequential": "sequential/billing-retrospective.json",
@@ -61,12 +61,12 @@ def plain_runs(db: Database) -> dict[str, Callable[[Any], Any]]:
     news = NewsActivities(db)
 
     def run_sequential(request: Any) -> Any:
-        from datetime import datetime, timezone
+        from datetime import datetime
 
         ingested = sequential.ingest_text(request.text)
         processed = sequential.process_text(ingested.text)
         analysis = sequential.analyse_text(ingested.text)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         steps = [StepTiming(step=s, outcome="ok", started_at=now, finished_at=now) for s in ("ingest", "process", "analyse")]
         return sequential.render_report(ReportInput(steps=steps, profile=processed.profile, analysis=analysis))
 
@@ -98,12 +98,12 @@ def plain_runs(db: Database) -> dict[str, Callable[[Any], Any]]:
         return writing.review_post(WritingInput(topic=request.topic, passages=hits, previous=draft))
 
     def run_news(request: Any) -> Any:
-        from datetime import datetime, timezone
+        from datetime import datetime
 
         articles = [a for feed in request.feeds for a in news.fetch_feed(feed).articles]
         chosen = news.select_articles(SelectInput(articles=articles, keywords=request.keywords, max_articles=request.max_articles))
         summarised = news.categorise_and_summarise(SummariseInput(articles=chosen.articles, sentences=request.summary_sentences))
-        letter = news.build_newsletter(NewsletterInput(title=request.title, date=datetime.now(timezone.utc), articles=summarised))
+        letter = news.build_newsletter(NewsletterInput(title=request.title, date=datetime.now(UTC), articles=summarised))
         return news.store_digest(StoreDigestInput(digest_key=f"plain-{uuid.uuid4()}", name=request.name, newsletter=letter, article_keys=[a.key for a in summarised]))
 
     return {
@@ -179,11 +179,11 @@ async def main(runs: int, concurrent: int) -> None:
                 for kind in ("threads", "processes")
             }
             db.dispose()
-    print(f"{runs} runs each, one at a time; {platform.processor() or platform.machine()}, Python {platform.python_version()}")
+    print(f"{runs} runs each, one at a time; {platform.processor() or platform.machine()}, " f"Python {platform.python_version()}")
     print(f"{'family':<18} {'workflow p50 ms':>16} {'plain p50 ms':>13} {'overhead ms':>12}")
     for name, (workflow_p50, plain_p50) in figures.items():
-        print(f"{name:<18} {workflow_p50 * 1000:>16.1f} {plain_p50 * 1000:>13.1f} {(workflow_p50 - plain_p50) * 1000:>12.1f}")
-    print(f"\n{concurrent} parallel-analysis runs at once (a {len(text_of_bench())} character text), CPU-bound activities in:")
+        print(f"{name:<18} {workflow_p50 * 1000:>16.1f} {plain_p50 * 1000:>13.1f} " f"{(workflow_p50 - plain_p50) * 1000:>12.1f}")
+    print(f"\n{concurrent} parallel-analysis runs at once (a " f"{len(text_of_bench())} character text), CPU-bound activities in:")
     for kind, rate in throughput.items():
         print(f"  {kind:<10} {rate:6.2f} analyses/s")
 

@@ -100,7 +100,7 @@ def main() -> None:
         orchestrated = statistics.median(per_stage[stage]) * 1000
         print(f"| {stage} | {plain:.1f} | {orchestrated:.1f} | {orchestrated - plain:.1f} |")
     plain_median, workflow_median = statistics.median(plain_totals) * 1000, statistics.median(totals) * 1000
-    print(f"| whole run | {plain_median:.0f} | {workflow_median:.0f} (workflow, end to end) | {workflow_median - plain_median:.0f} |")
+    print(f"| whole run | {plain_median:.0f} | {workflow_median:.0f} " f"(workflow, end to end) | {workflow_median - plain_median:.0f} |")
     print(f"orchestration overhead per stage: {(workflow_median - plain_median) / len(STAGES):.1f} ms")
 
 

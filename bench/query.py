@@ -31,7 +31,6 @@ import tempfile
 import time
 import uuid
 
-
 from sagaworks.activities.db import Database
 from sagaworks.activities.query.activities import QuerySettings
 from sagaworks.activities.query.agents import DataAgent, OfflinePlanner, nlp_agent, viz_agent

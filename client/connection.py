@@ -24,6 +24,7 @@ from temporalio.exceptions import ApplicationError
 from sagaworks.client.codec import EncryptionConfigError, codec_from_env
 from sagaworks.client.observability import runtime, tracing_plugins
 
+
 class KnownErrorsWithoutStackTraces(DefaultFailureConverter):
     """Failures of errors we raise on purpose carry no stack trace; bugs keep theirs.
 

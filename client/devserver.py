@@ -23,8 +23,8 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 from temporalio.testing import WorkflowEnvironment
 
-from sagaworks.client.connection import DATA_CONVERTER
 from sagaworks import APPROVAL_SEARCH_ATTRIBUTE
+from sagaworks.client.connection import DATA_CONVERTER
 from sagaworks.contracts.plans import ALERT_SEARCH_ATTRIBUTE
 from sagaworks.contracts.support import SEARCH_ATTRIBUTES as TICKET_SEARCH_ATTRIBUTES
 
@@ -140,9 +140,9 @@ async def wait_until_serving(address: str, timeout: float = 30.0) -> None:
             client = await Client.connect(address)
             await client.service_client.check_health()
             return
-        except Exception:
+        except Exception as err:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"no Temporal server at {address} after {timeout:.0f} s")
+                raise TimeoutError(f"no Temporal server at {address} after {timeout:.0f} s") from err
             await asyncio.sleep(0.2)
 
 

@@ -14,17 +14,17 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
+from sagaworks import Family, Restartable, registry
 from sagaworks.client.restart import INJECTED_FAULTS, RestartRefused, restart_from_step
 from sagaworks.client.runs import list_runs, start_run, status_name, visibility_query
 from sagaworks.client.trace import RunTrace, TraceStep, trace_markdown, trace_run
 from sagaworks.contracts.plans import parse_stage_summary
-from sagaworks import Family, Restartable, registry
 
 
 class StageRow(BaseModel):
@@ -121,10 +121,10 @@ def risk_markdown(view: RiskView) -> str:
         note = (f"{row.error_type}: {row.error}" if row.error else row.summary or "").replace("|", "\\|").replace("\n", " ")
         ms = f"{row.duration_ms:.0f}" if row.duration_ms is not None else ""
         reused = "" if row.reused is None else ("yes" if row.reused else "no")
-        lines.append(f"| {row.stage} | {row.attempts or ''} | {ms} | {row.outcome} | {reused} | {', '.join(row.detected)} | {mitigation} | {row.breaker or ''} | {note} |")
+        lines.append(f"| {row.stage} | {row.attempts or ''} | {ms} | {row.outcome} | {reused} | " f"{', '.join(row.detected)} | {mitigation} | {row.breaker or ''} | {note} |")
     lines += ["", "### Alerts", ""] + ([f"- **{a.level}** {a.stage} ({a.risk_id or '-'}): {a.message}" for a in view.alerts] or ["- none"])
     lines += ["", "### Mitigations", ""] + (
-        [f"- {m.stage}: {m.risk_id} ({m.severity}, {m.category}) by {m.strategy}: {'succeeded' if m.succeeded else 'FAILED'}" for m in view.mitigations]
+        [f"- {m.stage}: {m.risk_id} ({m.severity}, {m.category}) by " f"{m.strategy}: {'succeeded' if m.succeeded else 'FAILED'}" for m in view.mitigations]
         or ["- none"]
     )
     lines += ["", "### Breakers", ""] + ([f"- {stage}: {state}" for stage, state in view.breakers.items()] or ["- none"])
@@ -262,7 +262,7 @@ async def postmortem(
     fam = registry().family(family_name) if family_name else None
     clauses = ["ExecutionStatus != 'Running'"] + ([f"({query})"] if query else [])
     if since is not None:
-        start = (datetime.now(timezone.utc) - since).strftime("%Y-%m-%dT%H:%M:%SZ")
+        start = (datetime.now(UTC) - since).strftime("%Y-%m-%dT%H:%M:%SZ")
         clauses.append(f"StartTime > '{start}'")
     rows = await list_runs(client, visibility_query(family=fam, query=" AND ".join(clauses)), limit=limit)
     return postmortem_of([await trace_run(client, r["workflow_id"], run_id=r["run_id"], payloads=True, depth=0) for r in rows])
@@ -401,7 +401,7 @@ async def restart_from_stage(
             f"restartable families: {', '.join(restartable_families())}; from a step: {', '.join(step_families())}"
         )
     if from_stage not in spec.stages:
-        raise RestartRefused(f"stage {from_stage!r}: a {fam.name} run restarts from one of its stages; expected one of {', '.join(spec.stages)}")
+        raise RestartRefused(f"stage {from_stage!r}: a {fam.name} run restarts from one " f"of its stages; expected one of {', '.join(spec.stages)}")
     if description.status == WorkflowExecutionStatus.RUNNING:
         raise RestartRefused(f"{workflow_id} is still running; cancel it or wait for it to close")
     earlier = spec.stages[: spec.stages.index(from_stage)]

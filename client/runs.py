@@ -15,18 +15,19 @@ from typing import Any
 from pydantic import BaseModel
 from temporalio.client import (
     Client,
-    WorkflowExecutionStatus as ExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
     WorkflowQueryFailedError,
     WorkflowQueryRejectedError,
 )
+from temporalio.client import (
+    WorkflowExecutionStatus as ExecutionStatus,
+)
 from temporalio.exceptions import ApplicationError, FailureError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from sagaworks.client.connection import TASK_QUEUE, ui_url
 from sagaworks import Family, ProgressStatus, error_kind, registry
-
+from sagaworks.client.connection import TASK_QUEUE, ui_url
 
 QUERY_TIMEOUT = timedelta(seconds=10)
 """How long a ``status`` query may wait for a worker before the run is described without it."""

@@ -23,8 +23,8 @@ from temporalio.client import (
     ScheduleState,
 )
 
-from sagaworks.client.connection import TASK_QUEUE
 from sagaworks import Family
+from sagaworks.client.connection import TASK_QUEUE
 
 
 def schedule_id_for(family: Family[Any], arg: BaseModel) -> str:

@@ -25,8 +25,8 @@ from temporalio.api.common.v1 import Payload
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHistory
 
-from sagaworks.client.runs import visibility_query
 from sagaworks import Family
+from sagaworks.client.runs import visibility_query
 
 CLOSING = {
     "activity_task_completed_event_attributes": "completed",

@@ -12,7 +12,15 @@ from typing import Any, get_args
 from pydantic import BaseModel
 from temporalio.client import Client
 
-from sagaworks.contracts.support import PRIORITIES, TICKET_ASSIGNEE, TICKET_PRIORITY, TICKET_STATE, TICKET_TYPE, TicketState, TicketType
+from sagaworks.contracts.support import (
+    PRIORITIES,
+    TICKET_ASSIGNEE,
+    TICKET_PRIORITY,
+    TICKET_STATE,
+    TICKET_TYPE,
+    TicketState,
+    TicketType,
+)
 
 TICKET_STATES: tuple[str, ...] = get_args(TicketState)
 TICKET_TYPES: tuple[str, ...] = get_args(TicketType)

@@ -8,7 +8,7 @@ Nothing here reads files we wrote on the side: every timing, attempt count, outc
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -19,9 +19,9 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
+from sagaworks import error_kind
 from sagaworks.client.runs import status_name
 from sagaworks.client.stats import local_activity_marker
-from sagaworks import error_kind
 
 StepKind = Literal["activity", "local_activity", "child_workflow", "timer", "signal", "update"]
 StepOutcome = Literal["completed", "failed", "timed_out", "canceled", "terminated", "running", "fired", "received", "rejected"]
@@ -65,7 +65,7 @@ class RunTrace(BaseModel):
 
 
 def _time(stamp: Timestamp) -> datetime:
-    return stamp.ToDatetime(tzinfo=timezone.utc)
+    return stamp.ToDatetime(tzinfo=UTC)
 
 
 def _ms(start: datetime, end: datetime | None) -> float | None:
@@ -153,7 +153,7 @@ class _Builder:
                 "activity_task_failed_event_attributes": "failed",
                 "activity_task_timed_out_event_attributes": "timed_out",
                 "activity_task_canceled_event_attributes": "canceled",
-            }[which]  # type: ignore[assignment]
+            }[which]  # type: ignore[assignment]  # the dict's values are TraceStep.outcome's literals
             if step.outcome == "completed":
                 step.result = await self.decode(closed.result)
             elif closed.HasField("failure"):
@@ -174,7 +174,7 @@ class _Builder:
             child_closed = getattr(event, which)
             step = steps[child_closed.initiated_event_id]
             step.closed = at
-            step.outcome = which.removeprefix("child_workflow_execution_").removesuffix("_event_attributes")  # type: ignore[assignment]
+            step.outcome = which.removeprefix("child_workflow_execution_").removesuffix("_event_attributes")  # type: ignore[assignment]  # a child's closing event names one of TraceStep.outcome's literals
             if step.outcome == "completed":
                 step.result = await self.decode(child_closed.result)
             elif getattr(child_closed, "failure", None) is not None and child_closed.HasField("failure"):

@@ -63,7 +63,7 @@ async def say_while_no_worker(
         except RPCError:
             pollers = None  # not known this round (the server unreachable for a moment)
         if pollers == 0 and not silent:
-            say(f"No worker polls task queue {task_queue}: the run waits until one does; {START_A_WORKER.format(queue=task_queue)}.")
+            say(f"No worker polls task queue {task_queue}: the run waits " f"until one does; {START_A_WORKER.format(queue=task_queue)}.")
             silent = True
         elif pollers and silent:
             say(f"A worker polls task queue {task_queue} now.")

@@ -13,8 +13,8 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, Field
 from pydantic.json_schema import SkipJsonSchema
 
-from sagaworks.contracts.common import StageResume, StrictData, StrictModel, Text
 from sagaworks import ProgressStatus
+from sagaworks.contracts.common import StageResume, StrictData, StrictModel, Text
 
 DocumentFormat = Literal["txt", "md", "html", "pdf", "docx"]
 

@@ -6,8 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from sagaworks.contracts.common import StrictModel, Text
 from sagaworks import ProgressStatus
+from sagaworks.contracts.common import StrictModel, Text
 
 REFUSAL_KEY = "sagaworks_refusal"
 """Added by the worker's guard to each tool that list-tools returns: why the calling

@@ -16,8 +16,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from sagaworks.contracts.common import StageResume, StrictModel, Text
 from sagaworks import ProgressStatus
+from sagaworks.contracts.common import StageResume, StrictModel, Text
 
 Stage = Literal[
     "load", "extract", "semantic", "causal", "mechanisms", "financial", "dnp", "scoring", "report"

@@ -17,8 +17,8 @@ from pydantic import BaseModel, Field
 from temporalio.common import Priority as TaskPriority
 from temporalio.common import SearchAttributeKey
 
-from sagaworks.contracts.common import StrictModel, Text
 from sagaworks import ProgressStatus
+from sagaworks.contracts.common import StrictModel, Text
 
 TicketType = Literal["customer_service", "technical_support", "sales_inquiry", "data_analysis", "general_query"]
 Priority = Literal["LOW", "MEDIUM", "HIGH", "CRITICAL"]

@@ -21,7 +21,6 @@ create --name SagaApproval --type Keyword``) or pass ``search_attribute=None``.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -239,7 +238,7 @@ class Approval:
         self.deadline = workflow.now() + span
         try:
             await workflow.wait_condition(lambda: self._answer is not None, timeout=span)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
         finally:
             self.deadline = None

@@ -67,10 +67,10 @@ from typing import Any, Generic, Literal, Protocol, TypeVar
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from sagaworks._llm_budget import BudgetLedger, BudgetSpent, LLMBudget, OverBudget, estimate_tokens
 from sagaworks._breakers import Breakers
 from sagaworks._circuit import CIRCUIT_OPEN
 from sagaworks._db import Database
+from sagaworks._llm_budget import BudgetLedger, BudgetSpent, LLMBudget, OverBudget, estimate_tokens
 
 log = logging.getLogger("sagaworks.llm")
 
@@ -306,7 +306,7 @@ class _Groq:
         self._settings = settings
         self._chat = ChatGroq(
             model=settings.model,
-            api_key=settings.api_key,  # type: ignore[arg-type]
+            api_key=settings.api_key,  # type: ignore[arg-type]  # ChatGroq declares a SecretStr; it takes the plain key too
             base_url=settings.base_url,
             timeout=settings.timeout_seconds,
             max_retries=0,  # Temporal retries

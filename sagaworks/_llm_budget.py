@@ -105,7 +105,7 @@ class BudgetLedger:
         window) or :class:`OverBudget`."""
         budget = self.budget
         if budget.tokens and tokens > budget.tokens:
-            raise OverBudget(f"a call of about {tokens} tokens is over the budget of {budget.tokens} tokens per {budget.window_seconds:g} s")
+            raise OverBudget(f"a call of about {tokens} tokens is over the budget of " f"{budget.tokens} tokens per {budget.window_seconds:g} s")
         self._ensure(name)
         c = calls_table.c
         window = budget.window_seconds

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, Union, cast
+from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar, Union, cast
 
 if TYPE_CHECKING:  # the engine's own heavier modules, imported where they are used
     from concurrent.futures import Executor
@@ -40,7 +40,7 @@ T = TypeVar("T")
 S = TypeVar("S")
 InputT = TypeVar("InputT", bound="BaseModel")
 
-Ref = Union[T, str]
+Ref: TypeAlias = T | str
 """An object, or where it lives as ``"package.module:attr"`` (imported on first use)."""
 
 
@@ -54,7 +54,7 @@ def resolve(ref: Ref[T]) -> T:
     obj: Any = importlib.import_module(module)
     for part in attr.split("."):
         obj = getattr(obj, part)
-    return obj  # type: ignore[no-any-return]
+    return obj  # type: ignore[no-any-return]  # whatever the reference names; the caller's type says what it must be
 
 
 def lazy(ref: str) -> Callable[..., Any]:
@@ -97,7 +97,7 @@ class WorkerResources:
         return next((s for s in self.settings if isinstance(s, kind)), None)
 
 
-Activities = Union[Sequence[Callable[..., Any]], Callable[[WorkerResources], Sequence[Callable[..., Any]]], str]
+Activities = Sequence[Callable[..., Any]] | Callable[[WorkerResources], Sequence[Callable[..., Any]]] | str
 """A family's activities: a list of functions, or a function building them from the
 worker's :class:`WorkerResources`, or where either lives (``"module:attr"``)."""
 

@@ -32,14 +32,15 @@ from temporalio.exceptions import (
     ApplicationError,
     ChildWorkflowError,
     FailureError,
-    TimeoutError as TemporalTimeoutError,
     is_cancelled_exception,
 )
+from temporalio.exceptions import (
+    TimeoutError as TemporalTimeoutError,
+)
 
-from sagaworks._models import CompensationRecord, SagaReport
 from sagaworks import policies
 from sagaworks._concurrency import run_to_completion
-
+from sagaworks._models import CompensationRecord, SagaReport
 
 SagaState = Literal["running", "compensating", "completed", "failed", "canceled"]
 """Where a saga stands: ``running`` until its block ends, ``compensating`` while it undoes

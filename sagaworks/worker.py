@@ -28,17 +28,22 @@ from temporalio.client import Client
 from temporalio.worker import Plugin, SharedStateManager, UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from sagaworks._registry import Family, WorkerResources, registry, resolve
 from sagaworks._db import Database
+from sagaworks._llm import LLMConfigError, check_llm_environment
+from sagaworks._registry import Family, WorkerResources, registry, resolve
 from sagaworks.activities.llm import LLMProvider
 from sagaworks.activities.processes import process_pool
-from sagaworks._llm import LLMConfigError, check_llm_environment
 from sagaworks.client.codec import EncryptionConfigError
 from sagaworks.client.connection import DEFAULT_ADDRESS, TASK_QUEUE, connect
-from sagaworks.client.devserver import SEARCH_ATTRIBUTES, dev_server_command, register_search_attributes, wait_until_serving
+from sagaworks.client.devserver import (
+    SEARCH_ATTRIBUTES,
+    dev_server_command,
+    register_search_attributes,
+    wait_until_serving,
+)
 from sagaworks.client.observability import configure_logging
-from sagaworks.workflows.cpu import cpu_queue
 from sagaworks.policies import DEFAULT_LLM_RATE_PER_SECOND, LLM_RATE_ENV, llm_task_queue
+from sagaworks.workflows.cpu import cpu_queue
 
 log = logging.getLogger("sagaworks.worker")
 

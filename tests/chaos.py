@@ -63,27 +63,27 @@ from sqlalchemy.engine import make_url
 from temporalio.client import Client, ScheduleHandle, WorkflowHandle, WorkflowHistory
 from temporalio.service import RPCError
 
+from bench.corpus import write_corpus
 from sagaworks import DemoRun, Family, registry
 from sagaworks.activities.db import Database
 from sagaworks.activities.documents import DEFAULT_ROOT, ChunkRow, ConceptRow, DocumentRow
 from sagaworks.activities.news import DigestRow, SeenArticleRow
 from sagaworks.activities.orders import invariant_violations
 from sagaworks.activities.routing import RoutedRequestRow
-from bench.corpus import write_corpus
 from sagaworks.client.connection import DATA_CONVERTER
 from sagaworks.client.demo import progress_at, send_demo_update
 from sagaworks.client.devserver import dev_server_command, wait_until_serving
 from sagaworks.client.replay import replay
 from sagaworks.client.runs import RunConflict, start_run, to_jsonable
 from sagaworks.client.schedules import create_schedule
-from tests.orders import make_order, start_order
-from tests.postgres import POSTGRES_URL_ENV, fresh_postgres_database
-from tests.ports import free_port
-from tests.workers import WorkerProcess
-from sagaworks.workflows.document import DocumentPipeline
-from sagaworks.workflows.document_batch import DocumentBatch
 from sagaworks.contracts.documents import BatchInput, BatchResult, DocumentResult
 from sagaworks.contracts.orders import ORDER_STEPS
+from sagaworks.workflows.document import DocumentPipeline
+from sagaworks.workflows.document_batch import DocumentBatch
+from tests.orders import make_order, start_order
+from tests.ports import free_port
+from tests.postgres import POSTGRES_URL_ENV, fresh_postgres_database
+from tests.workers import WorkerProcess
 
 SCHEDULED = "news-digest"
 """The family the chaos run also starts through a schedule (its runs are meant to be)."""
@@ -555,7 +555,7 @@ def news_violations(db: Database, runs: list[FamilyRun]) -> list[str]:
             for article in result["articles"]:
                 if article["key"] in published:
                     problems.append(
-                        f"article {article['key']} published twice: by {published[article['key']]} and {run.workflow_id}"
+                        f"article {article['key']} published twice: by " f"{published[article['key']]} and {run.workflow_id}"
                     )
                 published[article["key"]] = run.workflow_id
                 if seen.get(article["key"]) != key:

@@ -17,6 +17,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
+from sagaworks import WorkerResources, registry
 from sagaworks.activities.db import Database
 from sagaworks.activities.documents import VERSION_TABLES, ChunkRow, DocumentActivities, DocumentRow, DocumentSettings
 from sagaworks.activities.errors import ErrorClass, error
@@ -33,10 +34,9 @@ from sagaworks.contracts.documents import (
     document_id_for,
     document_workflow_id,
 )
-from tests.payloads import wait_for_event
-from sagaworks import WorkerResources, registry
 from sagaworks.worker import worker_parts
 from sagaworks.workflows.document import DocumentPipeline
+from tests.payloads import wait_for_event
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "documents"
 GOOD_SAMPLES = sorted(p for p in SAMPLES.iterdir() if not p.name.startswith("bad-"))

@@ -4,12 +4,13 @@ tests.langgraph_graphs ADDRESS TASK_QUEUE``, killed by the crash test)."""
 from __future__ import annotations
 
 import asyncio
+import itertools
+import operator
 import sys
 import time
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-import operator
-from dataclasses import dataclass, field
 from typing import Annotated, Any, TypedDict
 
 from langchain_core.runnables import RunnableConfig
@@ -23,9 +24,10 @@ from temporalio.worker import Worker
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples" / "langgraph"))
 
+from sagaworks_graphs.families import document_graph, routing_graph  # noqa: E402
+
 from sagaworks.langgraph import GraphFamily, NodePolicy, register_graph  # noqa: E402
 from sagaworks.policies import ActivityOptions  # noqa: E402
-from sagaworks_graphs.families import document_graph, routing_graph  # noqa: E402
 
 
 class OrderState(TypedDict, total=False):
@@ -86,7 +88,7 @@ def order_builder(with_confirm: bool = False) -> StateGraph:
     chain = [START, *names[:2], *(["confirm"] if with_confirm else []), *names[2:], END]
     if with_confirm:
         graph.add_node("confirm", confirm)
-    for a, b in zip(chain, chain[1:]):
+    for a, b in itertools.pairwise(chain):
         graph.add_edge(a, b)
     return graph
 
@@ -148,12 +150,12 @@ def book(state: BookState) -> dict[str, Any]:
     if state["item"] == "bad":
         raise ApplicationError("bad item", type="InvalidInput", non_retryable=True)
     time.sleep(0.5)  # finishes after its failing sibling
-    _write(state, f"book {state['item']}")  # type: ignore[arg-type]
+    _write(state, f"book {state['item']}")  # type: ignore[arg-type]  # LangGraph hands the node a plain dict of the state
     return {"booked": [state["item"]]}
 
 
 def unbook(state: BookState) -> None:
-    _write(state, f"undo {state['item']}")  # type: ignore[arg-type]
+    _write(state, f"undo {state['item']}")  # type: ignore[arg-type]  # LangGraph hands the node a plain dict of the state
 
 
 def book_builder() -> StateGraph:

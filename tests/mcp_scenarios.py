@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
@@ -69,8 +69,8 @@ async def support_assigned_during_lookups(client: Client, task_queue: str) -> Wo
     from sagaworks.activities.mcp_support import notify_escalation
     from sagaworks.activities.support_classifier import TicketClassifier
     from sagaworks.contracts.support import AssignRequest, ResolveRequest
-    from sagaworks.worker import workflow_runner
     from sagaworks.policies import llm_task_queue
+    from sagaworks.worker import workflow_runner
 
     queue = f"{task_queue}-ticket"
     threads = ThreadPoolExecutor(max_workers=4)

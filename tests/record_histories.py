@@ -1,8 +1,8 @@
 """Record the histories that tests/test_replay.py replays: python -m tests.record_histories
 
 Runs order sagas (completed, compensated, cancelled, retried, refused for an unknown SKU,
-reset and then cancelled) and document pipelines
-(completed, rejected, compensated, several chunks per extraction activity) on a throwaway dev server and writes their histories to
+reset and then cancelled) and document pipelines (completed, rejected, compensated, several
+chunks per extraction activity) on a throwaway dev server and writes their histories to
 tests/histories/, and order sagas run with encryption on (the TEST keys of
 tests/encryption.py) to tests/histories/encrypted/. A scenario already recorded gets a new
 file beside the old one (``NAME-YYYYMMDD.json``): old files are never overwritten or deleted,
@@ -20,29 +20,28 @@ import uuid
 from collections.abc import Callable, Coroutine
 from datetime import date
 from pathlib import Path
-
 from typing import Any
 
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
+from sagaworks import registry
 from sagaworks.activities.db import Database
 from sagaworks.activities.documents import DocumentSettings
 from sagaworks.client.connection import data_converter
 from sagaworks.client.demo import progress_at, send_demo_update
 from sagaworks.client.devserver import start_embedded
-from sagaworks.client.runs import start_run
-from tests.encryption import TEST_ENV
-from sagaworks.contracts.documents import DocumentInput
 from sagaworks.client.postmortem import restart_from_stage, restart_run
-from tests.mcp_scenarios import MCP_SCENARIOS
-from tests.documents import SAMPLES, PoisonAwareProvider, start_document
-from tests.orders import make_order, reset_after, start_order, wait_for_status
+from sagaworks.client.runs import start_run
+from sagaworks.contracts.documents import DocumentInput
 from sagaworks.worker import running_worker
-from tests.corpus import store_documents
-from sagaworks import registry
 from sagaworks.workflows.catalog import SAMPLES as SAMPLE_INPUTS
 from sagaworks.workflows.document import DocumentPipeline
+from tests.corpus import store_documents
+from tests.documents import SAMPLES, PoisonAwareProvider, start_document
+from tests.encryption import TEST_ENV
+from tests.mcp_scenarios import MCP_SCENARIOS
+from tests.orders import make_order, reset_after, start_order, wait_for_status
 
 HISTORIES = Path(__file__).parent / "histories"
 FEEDS = SAMPLE_INPUTS / "feeds"

@@ -16,13 +16,14 @@ import tempfile
 import uuid
 from pathlib import Path
 
+from sagaworks_graphs.families import DocumentInput, RoutingInput
 from temporalio.client import Client, WorkflowFailureError
 
 from sagaworks import ApprovalDecision
-from sagaworks.client.devserver import start_embedded
-from sagaworks.langgraph import restart_graph
 from sagaworks._breakers import BreakerConfig, Breakers
 from sagaworks.activities.db import Database
+from sagaworks.client.devserver import start_embedded
+from sagaworks.langgraph import restart_graph
 from sagaworks.worker import running_worker
 from tests.langgraph_graphs import (
     QUOTE_BREAKER,
@@ -35,7 +36,6 @@ from tests.langgraph_graphs import (
     routing_graph,
     worker,
 )
-from sagaworks_graphs.families import DocumentInput, RoutingInput
 
 OUT = Path(__file__).parent / "histories" / "langgraph"
 

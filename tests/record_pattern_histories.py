@@ -20,20 +20,20 @@ from temporalio.client import Client, WorkflowHandle
 
 from sagaworks.activities.db import Database
 from sagaworks.activities.documents import DocumentSettings
+from sagaworks.activities.feed_reader import FeedReader
 from sagaworks.client.approvals import decide
 from sagaworks.client.devserver import start_embedded
 from sagaworks.contracts.blog import BlogInput
 from sagaworks.contracts.iterative import IterativeInput
-from sagaworks.activities.feed_reader import FeedReader
 from sagaworks.contracts.news_digest import Article, FeedSource, NewsDigestInput, NewsDigestResume, Selection
 from sagaworks.contracts.parallel_analysis import ParallelAnalysisInput
 from sagaworks.contracts.routing import RoutingInput
 from sagaworks.contracts.sequential import SequentialInput
-from tests.corpus import store_documents
-from tests.approval_probe import wait_for_approval_state
-from tests.record_histories import _save, new_history_path, record_into
 from sagaworks.worker import running_worker
 from sagaworks.workflows.catalog import SAMPLES
+from tests.approval_probe import wait_for_approval_state
+from tests.corpus import store_documents
+from tests.record_histories import _save, new_history_path, record_into
 
 TEXT = (SAMPLES / "research" / "retries-and-backoff.md").read_text()
 FEEDS = SAMPLES / "feeds"
@@ -124,7 +124,7 @@ def _new_article(request_id: str) -> Article:
     return Article(
         key=hashlib.sha256(guid.encode()).hexdigest(), guid=guid, title="A study published after the last digest",
         link="", source="research", published=None,
-        text="Researchers published a new benchmark of workflow engines. The paper compares retries. The dataset is open.",
+        text="Researchers published a new benchmark of workflow " "engines. The paper compares retries. The dataset is open.",
     )
 
 

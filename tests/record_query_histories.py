@@ -18,10 +18,9 @@ from pathlib import Path
 from sagaworks.activities.db import Database
 from sagaworks.activities.query.activities import QuerySettings
 from sagaworks.client.devserver import start_embedded
+from sagaworks.worker import running_worker
 from tests.queries import dead_url, start_query, wait_for_status
 from tests.record_histories import _save, new_history_path, record_into
-from sagaworks.worker import running_worker
-
 
 
 async def record(out_dir: Path) -> list[Path]:

@@ -16,8 +16,8 @@ from temporalio.worker import Worker
 
 from sagaworks.activities.mcp_servers import load_config, mcp_plugins
 from sagaworks.contracts.aggregate import AggregateInput, AggregateResult, plan_sources
-from tests.test_mcp import latency  # noqa: F401 - fixture
 from sagaworks.workflows.aggregate import Aggregation
+from tests.test_mcp import latency  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed: no filesystem MCP server")
 
@@ -61,7 +61,7 @@ async def test_one_source_down_gives_a_partial_result(dev_client: Client, task_q
     assert source(result, "weather").items[0].result["city"] == "Seattle"
 
 
-async def test_one_city_timing_out_fails_alone(dev_client: Client, task_queue: str, latency: Path) -> None:  # noqa: F811
+async def test_one_city_timing_out_fails_alone(dev_client: Client, task_queue: str, latency: Path) -> None:
     latency.write_text(json.dumps({"San Francisco": 3600}))
     result = await run(dev_client, task_queue, "Weather in Seattle and San Francisco")
     weather = source(result, "weather")
@@ -85,7 +85,7 @@ def test_plan_names_the_items_of_each_source() -> None:
     assert [i.item for i in database.items] == ["SELECT * FROM products LIMIT 20"]
 
 
-async def test_cancel_mid_fan_out_cancels_the_calls_in_flight(dev_client: Client, task_queue: str, latency: Path) -> None:  # noqa: F811
+async def test_cancel_mid_fan_out_cancels_the_calls_in_flight(dev_client: Client, task_queue: str, latency: Path) -> None:
     latency.write_text(json.dumps({"Seattle": 3600}))
     async with Worker(dev_client, task_queue=task_queue, workflows=[Aggregation], plugins=mcp_plugins()):
         handle = await dev_client.start_workflow(

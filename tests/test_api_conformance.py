@@ -14,17 +14,17 @@ from typing import Any
 import hypothesis
 import hypothesis.errors
 import pytest
-from hypothesis import strategies as st
 from fastapi.testclient import TestClient
+from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import SkipJsonSchema
 
+from sagaworks import registry
 from sagaworks.client.api import ApiSettings, create_app
 from sagaworks.contracts.common import NO_CONTROL_CHARACTERS
 from sagaworks.contracts.documents import BatchInput
 from sagaworks.contracts.iterative import IterativeInput
 from sagaworks.contracts.orders import OrderInput
-from sagaworks import registry
 
 TOKEN = "conformance"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -39,7 +39,7 @@ ENGINE_TEXTS = {
 
 @pytest.fixture(scope="module")
 def api() -> TestClient:
-    return TestClient(create_app(ApiSettings(token=TOKEN), client=object()))  # type: ignore[arg-type]
+    return TestClient(create_app(ApiSettings(token=TOKEN), client=object()))  # type: ignore[arg-type]  # the offline app never calls Temporal
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,15 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from sagaworks import APPROVAL_REFUSED, ApprovalAnswer, ApprovalDecision
-from tests.approval_probe import NOTIFIED, RELEASE, ApprovalProbe, ProbeInput, approval_state, notify_escalation, wait_for_approval_state
+from tests.approval_probe import (
+    NOTIFIED,
+    RELEASE,
+    ApprovalProbe,
+    ProbeInput,
+    approval_state,
+    notify_escalation,
+    wait_for_approval_state,
+)
 
 
 def _worker(client: Client, task_queue: str) -> Worker:

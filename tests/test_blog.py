@@ -16,11 +16,11 @@ from sagaworks.activities.text_analysis import split_sentences
 from sagaworks.activities.writing import GroqChat, GroqWriter, post_quality
 from sagaworks.contracts.blog import BlogInput, WritingInput
 from sagaworks.contracts.search import SearchInput
+from sagaworks.worker import running_worker
+from sagaworks.workflows.blog import BlogWorkflow
 from tests.corpus import RESEARCH, store_documents
 from tests.fake_chat_server import api_error, completion, fake_chat_server
 from tests.orders import wait_for_status
-from sagaworks.worker import running_worker
-from sagaworks.workflows.blog import BlogWorkflow
 
 TOPIC = "Retries, idempotency and replay in durable workflows"
 

@@ -8,16 +8,23 @@ from pathlib import Path
 
 import pytest
 
+from sagaworks import registry
 from sagaworks.activities.db import Database
 from sagaworks.activities.documents import ChunkRow, DocumentRow
-from sagaworks.contracts.documents import BatchResult, DocumentOutcome, DocumentResult
-from sagaworks import registry
 from sagaworks.activities.mcp_servers import CONFIG_ENV
 from sagaworks.activities.news import DigestRow, SeenArticleRow
 from sagaworks.activities.routing import RoutedRequestRow
 from sagaworks.client.replay import load_history
+from sagaworks.contracts.documents import BatchResult, DocumentOutcome, DocumentResult
 from tests.chaos import (
-    ChaosReport, FamilyRun, document_violations, news_violations, replay_violations, routing_violations, run_chaos, summary,
+    ChaosReport,
+    FamilyRun,
+    document_violations,
+    news_violations,
+    replay_violations,
+    routing_violations,
+    run_chaos,
+    summary,
     unavailable_service,
 )
 from tests.drifted_order import DriftedOrderSaga

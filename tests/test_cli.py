@@ -18,9 +18,9 @@ from temporalio.worker import Worker
 
 from sagaworks.activities.db import Database
 from sagaworks.client.connection import TASK_QUEUE
-from tests.orders import make_order
-from sagaworks.worker import running_worker
 from sagaworks.contracts.orders import order_workflow_id
+from sagaworks.worker import running_worker
+from tests.orders import make_order
 
 SAGA = str(Path(sys.executable).parent / "saga")
 

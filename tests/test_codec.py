@@ -17,9 +17,9 @@ from sagaworks.client.codec import (
     COMPRESSION_METADATA,
     ENCODING,
     KEY_ID_METADATA,
+    REFUSED_ENCODING,
     EncryptionCodec,
     EncryptionConfigError,
-    REFUSED_ENCODING,
     TamperedPayload,
     UnknownEncryptionKey,
     codec_from_env,
@@ -112,7 +112,7 @@ async def test_plaintext_is_refused_when_encryption_is_required() -> None:
     assert await strict.lenient().decode([plain]) == [plain]
     assert not strict.accept_plaintext
     lenient_env = {k: v for k, v in TEST_ENV.items() if k != "SAGAWORKS_REQUIRE_ENCRYPTION"}
-    assert codec_from_env(lenient_env).accept_plaintext  # type: ignore[union-attr]
+    assert codec_from_env(lenient_env).accept_plaintext  # type: ignore[union-attr]  # TEST_ENV configures encryption: a codec is returned
 
 
 async def test_tampered_ciphertext_is_refused() -> None:
@@ -146,7 +146,7 @@ def test_keys_from_the_environment_newest_last() -> None:
     codec = codec_from_env(TEST_ENV)
     assert codec is not None and codec.key_ids == [OLD_KEY_ID, NEW_KEY_ID] and codec.key_id == NEW_KEY_ID
     assert not codec.compress
-    assert codec_from_env({**TEST_ENV, "SAGAWORKS_ENCRYPTION_COMPRESS": "1"}).compress  # type: ignore[union-attr]
+    assert codec_from_env({**TEST_ENV, "SAGAWORKS_ENCRYPTION_COMPRESS": "1"}).compress  # type: ignore[union-attr]  # TEST_ENV configures encryption: a codec is returned
 
 
 def test_keys_from_a_file(tmp_path: Path) -> None:

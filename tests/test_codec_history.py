@@ -22,11 +22,11 @@ from sagaworks.activities.db import Database
 from sagaworks.client.codec import ENCODING, KEY_ID_METADATA
 from sagaworks.client.connection import data_converter
 from sagaworks.client.devserver import temporal_binary
+from sagaworks.worker import running_worker
 from tests.encryption import NEW_KEY_ID, OLD_KEY, OLD_KEY_ID, TEST_ENV, TOKEN, CodecServer, codec_server  # noqa: F401
 from tests.note_taker import NoteTaker
 from tests.orders import make_order, start_order
 from tests.payloads import history_failures, history_payloads, wait_for_event
-from sagaworks.worker import running_worker
 
 SAGA = str(Path(sys.executable).parent / "saga")
 SECRETS_OF_THE_ORDER = [b"ada@example.com", b"12 Analytical Row", b"WIDGET-1"]

@@ -216,7 +216,7 @@ def test_serve_reads_keys_token_and_origin_from_the_environment() -> None:
                 encoded = httpx.post(f"http://127.0.0.1:{port}/encode", json=PLAIN, headers=_auth())
                 break
             except httpx.TransportError:
-                assert server.poll() is None, server.stdout.read().decode()  # type: ignore[union-attr]
+                assert server.poll() is None, server.stdout.read().decode()  # type: ignore[union-attr]  # started with stdout=PIPE
                 assert time.monotonic() < deadline, "codec server did not start"
                 time.sleep(0.1)
         assert encoded.status_code == 200

@@ -12,10 +12,10 @@ from temporalio.client import Client
 from sagaworks.activities.db import Database
 from sagaworks.client.connection import data_converter
 from sagaworks.client.devserver import start_embedded
+from sagaworks.worker import running_worker
 from tests.encryption import TEST_ENV, TOKEN, CodecServer, codec_server  # noqa: F401 - a fixture
 from tests.orders import make_order, start_order
 from tests.test_ui import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
-from sagaworks.worker import running_worker
 
 pytestmark = pytest.mark.skipif(
     not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (.ci/run installs it)"

@@ -15,9 +15,9 @@ import pytest
 import pytest_asyncio
 
 from sagaworks.client.api import ApiSettings
+from sagaworks.workflows.catalog import SAMPLES
 from tests.apiserver import RunningApi, api_server
 from tests.test_ui import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
-from sagaworks.workflows.catalog import SAMPLES
 
 TOKEN = "console-" + uuid.uuid4().hex
 

@@ -200,7 +200,7 @@ def test_the_store_renames_its_saga_column_keeping_old_rows(db_url: str) -> None
             "VALUES ('order-o1:charge_payment', 'o1', 'DONE', 'pay-1', 'run-1', 500, 0)"
         ))
         conn.execute(text(  # a tombstone: the label's compensation overtook it
-            "INSERT INTO shipping_labels (key, order_id, status, run_id) VALUES ('order-o1:label', 'o1', 'UNDONE', 'run-1')"
+            "INSERT INTO shipping_labels (key, order_id, status, " "run_id) VALUES ('order-o1:label', 'o1', 'UNDONE', 'run-1')"
         ))
     # The other tables as they are now: of workers starting at once, only the rename races.
     Base.metadata.create_all(old, tables=[t for t in Base.metadata.sorted_tables if "renamed_columns" not in t.info])

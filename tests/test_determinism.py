@@ -18,9 +18,9 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
+from sagaworks.worker import WORKFLOW_RUNNER_ENV, workflow_runner
 from tests.nondeterministic_workflow import CallsOutside
 from tests.payloads import wait_for_event
-from sagaworks.worker import WORKFLOW_RUNNER_ENV, workflow_runner
 
 WORKFLOWS_DIR = Path(__file__).resolve().parents[1] / "workflows"
 

@@ -11,18 +11,18 @@ import pytest
 from sqlalchemy import func, select
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
+from bench.corpus import write_corpus
+from sagaworks import registry
 from sagaworks.activities.db import Database
 from sagaworks.activities.documents import ChunkRow, ConceptRow, DocumentRow, DocumentSettings, parse_text, split_text
 from sagaworks.activities.llm import GroqProvider, OfflineProvider
-from bench.corpus import write_corpus
-from sagaworks.contracts.documents import BatchInput, BatchResult, BatchStatus
+from sagaworks.contracts.documents import BatchInput, BatchResult
+from sagaworks.worker import running_worker
+from sagaworks.workflows.document_batch import DocumentBatch
 from tests.documents import GOOD_SAMPLES, SAMPLES, Gate, all_document_rows, document_row, gated_worker, version_rows
 from tests.fake_chat_server import api_error, concepts_reply, fake_chat_server
 from tests.orders import wait_for_status
 from tests.workers import WorkerProcess
-from sagaworks.worker import running_worker
-from sagaworks import registry
-from sagaworks.workflows.document_batch import DocumentBatch
 
 
 async def test_one_permanent_model_failure_fails_only_its_document(

@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import Client, WorkflowFailureError
-from temporalio.testing import ActivityEnvironment
 from temporalio.exceptions import ApplicationError, CancelledError
+from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Worker
 
+from sagaworks import registry
 from sagaworks.activities.db import Database
 from sagaworks.activities.documents import DEFAULT_ROOT, DocumentActivities, DocumentSettings
 from sagaworks.activities.llm import FAILED_CALL_ATTEMPTS, ConceptList, LLMProvider, OfflineProvider, parse_concepts
@@ -31,6 +32,9 @@ from sagaworks.contracts.documents import (
     document_id_for,
     document_workflow_id,
 )
+from sagaworks.worker import running_worker
+from sagaworks.workflows.catalog import SAMPLES as SAMPLE_INPUTS
+from sagaworks.workflows.document import SEGMENT_CHUNKS, DocumentPipeline
 from tests.documents import (
     BAD_SAMPLES,
     GOOD_SAMPLES,
@@ -46,10 +50,6 @@ from tests.documents import (
     wait_for_cancel_request,
 )
 from tests.orders import final_status, wait_for_status
-from sagaworks.worker import running_worker
-from sagaworks.workflows.catalog import SAMPLES as SAMPLE_INPUTS
-from sagaworks import registry
-from sagaworks.workflows.document import SEGMENT_CHUNKS, DocumentPipeline
 
 WorkerFactory = Callable[..., AbstractAsyncContextManager[Worker]]
 

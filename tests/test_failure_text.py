@@ -49,5 +49,5 @@ async def test_a_trace_names_the_timeout_type() -> None:
     converter = DataConverter.default
     failure = Failure()
     converter.failure_converter.to_failure(_timed_out_activity(), converter.payload_converter, failure)
-    builder = _Builder(SimpleNamespace(data_converter=converter), payloads=False, depth=0)  # type: ignore[arg-type]
+    builder = _Builder(SimpleNamespace(data_converter=converter), payloads=False, depth=0)  # type: ignore[arg-type]  # the builder uses only the client's data converter
     assert await builder.error(failure) == ("TimeoutError (StartToClose)", "activity StartToClose timeout")

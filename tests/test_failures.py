@@ -12,8 +12,8 @@ from temporalio.common import RetryPolicy
 from temporalio.worker import Worker
 
 from sagaworks.activities.db import Database
-from tests.orders import make_order, start_order
 from sagaworks.worker import running_worker
+from tests.orders import make_order, start_order
 
 
 @activity.defn

@@ -14,6 +14,7 @@ from temporalio.exceptions import ApplicationError
 from sagaworks.activities.db import Database
 from sagaworks.activities.documents import DocumentSettings
 from sagaworks.activities.llm import FAILED_CALL_ATTEMPTS, INVALID_OUTPUT_ATTEMPTS, RAW_OUTPUT_CHARS, GroqProvider
+from sagaworks.worker import running_worker
 from tests.documents import document_row, start_document, version_rows
 from tests.fake_chat_server import (
     FakeChatServer,
@@ -24,7 +25,6 @@ from tests.fake_chat_server import (
     fake_chat_server,
     retry_delay_of,
 )
-from sagaworks.worker import running_worker
 
 
 @pytest.fixture

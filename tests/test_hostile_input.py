@@ -24,9 +24,9 @@ from sagaworks.activities.db import Database
 from sagaworks.activities.documents import DocumentSettings
 from sagaworks.activities.llm import OfflineProvider
 from sagaworks.activities.orders import invariant_violations
+from sagaworks.worker import running_worker
 from tests.documents import document_row, start_document
 from tests.orders import make_order, start_order
-from sagaworks.worker import running_worker
 
 SAGA = str(Path(sys.executable).parent / "saga")
 

@@ -14,10 +14,10 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from sagaworks.activities.db import Database
 from sagaworks.activities.search import quality_of
 from sagaworks.contracts.iterative import IterativeInput
-from tests.corpus import store_documents
-from tests.orders import wait_for_status
 from sagaworks.worker import running_worker
 from sagaworks.workflows.iterative import IterativeSearchWorkflow
+from tests.corpus import store_documents
+from tests.orders import wait_for_status
 
 
 async def _run(client: Client, task_queue: str, request: IterativeInput):

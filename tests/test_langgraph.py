@@ -15,45 +15,44 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from sagaworks_graphs import document as doc  # noqa: E402 (on sys.path through tests.langgraph_graphs)
+from sagaworks_graphs import routing as rt
+from sagaworks_graphs.families import DocumentInput, RoutingInput
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.client import WorkflowHistory
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowHistory, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.worker import Replayer, Worker
 
 from sagaworks import ApprovalDecision
 from sagaworks._breakers import BreakerConfig, Breakers
 from sagaworks.activities.db import Database
+from sagaworks.langgraph import restart_graph
 from sagaworks.policies import llm_task_queue
 from sagaworks.worker import running_worker
-from sagaworks.langgraph import restart_graph
-from tests.test_restart import _saga
 from tests.langgraph_graphs import (
     GRAPHS,
+    QUOTE_BREAKER,
     BookInput,
     FanInput,
-    book_graph,
+    OrderInput,
+    QuoteInput,
     SlowInput,
     TicketInput,
-    ticket_builder,
-    ticket_graph,
-    fan_builder,
-    fan_graph,
-    OrderInput,
-    QUOTE_BREAKER,
-    QuoteInput,
-    quote_builder,
-    quote_graph,
+    book_graph,
     confirmed_order_graph,
     document_graph,
+    fan_builder,
+    fan_graph,
     order_graph,
+    quote_builder,
+    quote_graph,
     routing_graph,
     slow_graph,
+    ticket_builder,
+    ticket_graph,
     worker,
 )
-from sagaworks_graphs import document as doc  # noqa: E402 (on sys.path through tests.langgraph_graphs)
-from sagaworks_graphs import routing as rt
-from sagaworks_graphs.families import DocumentInput, RoutingInput
+from tests.test_restart import _saga
 
 HISTORIES = Path(__file__).parent / "histories" / "langgraph"
 TEXT = "Durable Execution\nTemporal keeps workflow state durable across crashes.\n" + "Saga compensation undoes steps. " * 30
@@ -221,10 +220,12 @@ async def test_an_open_breaker_sends_the_node_to_its_fallback_and_the_status_say
                                                  id=f"quote-{uuid.uuid4()}", task_queue=task_queue)
         assert await closed.result() == {"question": "rates?", "answer": "MODEL: RATES?", "source": "model"}
         # The node's activity ran on the rate-limited LLM queue, the others on the main one.
-        queues = {e.activity_task_scheduled_event_attributes.activity_type.name:
-                  e.activity_task_scheduled_event_attributes.task_queue.name
-                  for e in (await closed.fetch_history()).events
-                  if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED}
+        scheduled = [
+            e.activity_task_scheduled_event_attributes
+            for e in (await closed.fetch_history()).events
+            if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        ]
+        queues = {s.activity_type.name: s.task_queue.name for s in scheduled}
         assert queues == {"quote-graph.ask_model": llm_task_queue(task_queue), "quote-graph.polish": task_queue}
 
         with pytest.raises(ZeroDivisionError):  # one failure opens it (threshold 1, 10 min)
@@ -392,7 +393,6 @@ def example_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
     import tomllib
 
     from sagaworks import registry
-
     from tests.distributions import write_dist_info
 
     declared = tomllib.loads((EXAMPLE / "pyproject.toml").read_text())["project"]
@@ -522,4 +522,4 @@ def test_a_node_policy_is_checked_at_registration() -> None:
             register_graph("bad-quote", quote_builder(), input_model=QuoteInput, nodes={"ask_model": policy})
     # A graph with breakers needs the worker's database: a plain activity list is refused.
     with pytest.raises(ValueError, match="nodes ask_model go through breakers"):
-        quote_graph.activities
+        _ = quote_graph.activities

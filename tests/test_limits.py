@@ -20,22 +20,22 @@ from typing import Any
 import pytest
 from temporalio.client import Client, WorkflowHandle
 
+from sagaworks import registry
 from sagaworks.activities.db import Database
 from sagaworks.activities.documents import DocumentSettings
 from sagaworks.activities.news import SELECTION_BYTES
 from sagaworks.activities.orders import seed_inventory
-from sagaworks.contracts.news_digest import FeedSource, NewsDigestInput, NewsDigestResult
-from sagaworks.contracts.orders import OrderInput, OrderItem, OrderResult
 from sagaworks.contracts.documents import DocumentInput, DocumentResult
 from sagaworks.contracts.iterative import IterativeInput, IterativeResult
+from sagaworks.contracts.news_digest import FeedSource, NewsDigestInput, NewsDigestResult
+from sagaworks.contracts.orders import OrderInput, OrderItem, OrderResult
 from sagaworks.contracts.parallel_analysis import ParallelAnalysisInput, ParallelAnalysisResult
-from sagaworks.contracts.routing import RoutingInput, RoutingResult
 from sagaworks.contracts.query import MAX_ROWS, QueryInput, QueryResult
+from sagaworks.contracts.routing import RoutingInput, RoutingResult
 from sagaworks.contracts.sequential import SequentialInput, SequentialResult
 from sagaworks.contracts.support import MAX_COMMENTS, AssignRequest, Comment, ResolveRequest, TicketInput, TicketView
-from sagaworks.workflows.support import SupportTicket
 from sagaworks.worker import running_worker
-from sagaworks import registry
+from sagaworks.workflows.support import SupportTicket
 from tests.corpus import store_documents
 from tests.feed_server import LARGE_ENTRIES, feed_server
 

@@ -14,15 +14,15 @@ import pytest
 from fastapi.testclient import TestClient
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 from typer.testing import CliRunner
 
+from sagaworks import RunRefused, registry
 from sagaworks.activities.mcp_servers import DEFAULT_CONFIG, McpConfig, McpServerConfig, load_config, mcp_plugins
 from sagaworks.client.api import ApiSettings, create_app
 from sagaworks.client.cli import app as saga
 from sagaworks.contracts.mcp import McpCallInput
-from sagaworks import RunRefused, registry
 from sagaworks.workflows.mcp_call import McpToolCall
 from tests.mcp_direct import DirectToolCall
 
@@ -93,7 +93,7 @@ def test_the_default_configuration_allows_what_the_families_call_and_no_writes()
 
 def test_the_api_refuses_a_write_tool_before_starting_or_scheduling_a_run() -> None:
     # The stand-in Temporal client has no start_workflow: reaching it would be a 500.
-    app = create_app(ApiSettings(token=None), client=object())  # type: ignore[arg-type]
+    app = create_app(ApiSettings(token=None), client=object())  # type: ignore[arg-type]  # the offline app never calls Temporal
     with TestClient(app, base_url="http://127.0.0.1") as api:
         answer = api.post("/api/workflows/mcp-call", json={"server": "database", "tool": "write_query", "arguments": DELETE})
         assert answer.status_code == 403, answer.text

@@ -9,6 +9,7 @@ import io
 import shutil
 import time
 import uuid
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -16,18 +17,18 @@ from sqlalchemy import func, select
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
+from sagaworks import registry
 from sagaworks.activities.db import Database
 from sagaworks.activities.documents import DocumentSettings
 from sagaworks.activities.feed_reader import MAX_TEXT_CHARS, MAX_TITLE_CHARS, FeedReader
 from sagaworks.activities.news import DigestRow, SeenArticleRow, bounded
 from sagaworks.client.schedules import create_schedule, delete_schedule, describe_schedule, trigger_schedule
 from sagaworks.contracts.news_digest import FeedSource, NewsDigestInput, NewsDigestResult, Newsletter, Selection
-from tests.feed_server import BOMB, feed_server, large_feed
-from tests.orders import wait_for_status
 from sagaworks.worker import running_worker
-from sagaworks import registry
 from sagaworks.workflows.catalog import SAMPLES
 from sagaworks.workflows.news_digest import NewsDigestWorkflow
+from tests.feed_server import BOMB, feed_server, large_feed
+from tests.orders import wait_for_status
 
 FEEDS = SAMPLES / "feeds"
 NEWS = registry().family("news-digest")
@@ -45,7 +46,7 @@ def _add_items(feed: Path, *titles: str) -> None:
     items = "".join(
         f"<item><title>{t}</title><link>https://engineering-weekly.example.org/new/{i}</link>"
         f"<guid isPermaLink=\"false\">new-{i}-{t[:10]}</guid><pubDate>Mon, 23 Nov 2026 07:00:00 GMT</pubDate>"
-        f"<description>{t}. A developer team shipped it to production this week. The release notes list the changes.</description></item>"
+        f"<description>{t}. A developer team shipped it to production this " "week. The release notes list the changes.</description></item>"
         for i, t in enumerate(titles)
     )
     feed.write_text(feed.read_text().replace("</channel>", items + "</channel>"))
@@ -60,7 +61,7 @@ def test_the_entity_expansion_bomb_is_refused_before_any_parser_expands_it() -> 
     started = time.perf_counter()
     with pytest.raises(Exception, match="declares XML entities") as refused:
         list(FeedReader(io.BytesIO(BOMB), "bomb", "bomb.xml", 1000))
-    assert refused.value.non_retryable  # type: ignore[attr-defined]
+    assert refused.value.non_retryable  # type: ignore[attr-defined]  # the refusal is an ApplicationError
     assert time.perf_counter() - started < 5  # 10^9 expansions would take minutes and gigabytes
 
 
@@ -139,7 +140,7 @@ async def test_broken_feeds_fail_alone_and_the_digest_is_built_from_the_rest(
     assert len(result.articles) == 6 and result.stored
     assert {a.source for a in result.articles} == {"good", "file"}
     assert all(2 <= len(a.summary.split(". ")) <= 3 or a.summary == a.title for a in result.articles)
-    assert "## Technology" in result.newsletter.markdown and "<h2>Research</h2>" in result.newsletter.html  # type: ignore[union-attr]
+    assert "## Technology" in result.newsletter.markdown and "<h2>Research</h2>" in result.newsletter.html  # type: ignore[union-attr]  # a completed digest has its newsletter
 
 
 async def test_the_sample_digest_reads_its_feeds_with_the_default_settings(
@@ -457,7 +458,7 @@ async def test_a_5xx_storm_opens_the_llm_breaker_and_the_digest_falls_back_to_ex
 
 def test_a_retry_after_the_budget_wait_keeps_the_summaries_the_model_already_wrote(db: Database) -> None:
     import dataclasses
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from temporalio.testing import ActivityEnvironment
 
@@ -481,7 +482,7 @@ def test_a_retry_after_the_budget_wait_keeps_the_summaries_the_model_already_wro
         # One request per ten minutes: the second article's call must wait for the next window.
         first = ActivityEnvironment()
         first.info = dataclasses.replace(
-            first.info, scheduled_time=datetime.now(timezone.utc), schedule_to_close_timeout=timedelta(hours=1)
+            first.info, scheduled_time=datetime.now(UTC), schedule_to_close_timeout=timedelta(hours=1)
         )
         beats: list = []
         first.on_heartbeat = lambda *details: beats.append(details)

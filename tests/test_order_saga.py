@@ -20,23 +20,10 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.worker import Worker
 
+from sagaworks import SagaReport, WorkerResources, error_class, registry
 from sagaworks.activities.db import Database
 from sagaworks.activities.orders import OrderActivities, invariant_violations, seed_inventory
 from sagaworks.client.devserver import temporal_binary
-from tests.orders import (
-    activity_names,
-    final_status,
-    ledger,
-    make_order,
-    reset_after,
-    start_order,
-    wait_for_status,
-    wait_until_held,
-)
-from sagaworks import error_class
-from sagaworks.worker import running_worker, worker_parts
-from sagaworks.workflows.order import OrderFulfillmentSaga
-from sagaworks import WorkerResources, registry
 from sagaworks.contracts.orders import (
     ORDER_STEPS,
     ChargeInput,
@@ -48,7 +35,18 @@ from sagaworks.contracts.orders import (
     StepResult,
     order_workflow_id,
 )
-from sagaworks import SagaReport
+from sagaworks.worker import running_worker, worker_parts
+from sagaworks.workflows.order import OrderFulfillmentSaga
+from tests.orders import (
+    activity_names,
+    final_status,
+    ledger,
+    make_order,
+    reset_after,
+    start_order,
+    wait_for_status,
+    wait_until_held,
+)
 
 
 async def test_happy_path_completes_every_step(

@@ -12,10 +12,10 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureEr
 from sagaworks.activities.db import Database
 from sagaworks.activities.text_analysis import keywords_of, language_of, sentiment_of, summary_of
 from sagaworks.contracts.parallel_analysis import ParallelAnalysisInput
-from tests.orders import wait_for_status
 from sagaworks.worker import running_worker
 from sagaworks.workflows.catalog import SAMPLES
 from sagaworks.workflows.parallel_analysis import ParallelAnalysisWorkflow
+from tests.orders import wait_for_status
 
 SAMPLE = json.loads((SAMPLES / "parallel-analysis/billing-retrospective.json").read_text())["text"]
 

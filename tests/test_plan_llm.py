@@ -16,9 +16,9 @@ from sagaworks.activities.db import Database
 from sagaworks.activities.llm import INVALID_OUTPUT_ATTEMPTS
 from sagaworks.activities.plans.store import OutputStore
 from sagaworks.contracts.plans import PlanResult
+from sagaworks.policies import llm_task_queue
 from tests.fake_chat_server import FakeChatServer, Reply, completion, fake_chat_server
 from tests.plans import SEMANTIC_ANSWER, llm_plan_settings, make_plan, plan_settings, plan_worker, start_plan
-from sagaworks.policies import llm_task_queue
 
 MODEL = "groq:test-model"
 

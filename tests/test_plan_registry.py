@@ -9,8 +9,8 @@ import pytest
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
-from sagaworks.activities.errors import ErrorClass
 from sagaworks.activities.db import Database
+from sagaworks.activities.errors import ErrorClass
 from sagaworks.activities.plans.registry import DEFAULT_RISKS, load_registry
 from sagaworks.contracts.plans import MITIGATION_OPTIONS, MITIGATION_STRATEGIES, StageOptions
 from tests.plans import failure_of, make_plan, plan_settings, plan_worker, run_plan
@@ -112,9 +112,9 @@ def test_a_bad_entry_is_refused_naming_the_file_and_entry(tmp_path: Path, change
         ("risks.toml", "risks = [", "not valid TOML"),
         ("risks.yaml", "- id: X\n", "expected a top-level 'risks' list"),
         ("risks.json", "{}", "a risk file is .yaml, .yml or .toml"),
-        ("risks.yaml", "risks:\n  - {id: lower, name: x, category: DATA_QUALITY, severity: LOW, stages: [dnp], mitigation: log_and_continue}\n",
+        ("risks.yaml", "risks:\n  - {id: lower, name: x, category: DATA_QUALITY, " "severity: LOW, stages: [dnp], mitigation: log_and_continue}\n",
          "risks[0] (lower): id: Value error, a risk id is UPPER_SNAKE_CASE"),
-        ("risks.yaml", "risks:\n  - {id: PDF_CORRUPT, name: x, category: DATA_QUALITY, severity: LOW, stages: [], mitigation: log_and_continue}\n",
+        ("risks.yaml", "risks:\n  - {id: PDF_CORRUPT, name: x, category: DATA_QUALITY, " "severity: LOW, stages: [], mitigation: log_and_continue}\n",
          "risks[0] (PDF_CORRUPT): stages: Tuple should have at least 1 item"),
     ],
 )

@@ -15,13 +15,13 @@ import pytest_asyncio
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
+from sagaworks import registry
 from sagaworks._breakers import BreakerConfig
 from sagaworks.activities.db import Database
 from sagaworks.activities.plans.extraction import ocr_available
 from sagaworks.client.runs import list_runs, visibility_query
 from sagaworks.contracts.plans import STAGES, PlanStatus, alert_query
 from tests.plans import failure_of, make_plan, plan_settings, plan_worker, run_plan, start_plan
-from sagaworks import registry
 
 
 @pytest_asyncio.fixture

@@ -12,14 +12,14 @@ import pytest_asyncio
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError, CancelledError
 
+from sagaworks import registry
 from sagaworks._breakers import BreakerConfig, Breakers
 from sagaworks.activities.db import Database
 from sagaworks.activities.errors import ErrorClass, error
 from sagaworks.activities.query.activities import QuerySettings, jittered_delay
 from sagaworks.contracts.query import QueryStatus
-from tests.queries import dead_url, failure_chain, start_query, wait_for_status
 from sagaworks.worker import running_worker
-from sagaworks import registry
+from tests.queries import dead_url, failure_chain, start_query, wait_for_status
 
 
 @pytest_asyncio.fixture
@@ -101,7 +101,7 @@ async def test_open_llm_breaker_uses_the_offline_parser(dev_client: Client, db: 
     with pytest.raises(ApplicationError):
         breakers.call("llm", lambda: (_ for _ in ()).throw(error(ErrorClass.MODEL, "Groq unreachable")))
     assert breakers.status("llm").state == "open"
-    settings = QuerySettings(planner=Unreachable())  # type: ignore[arg-type]
+    settings = QuerySettings(planner=Unreachable())  # type: ignore[arg-type]  # a planner that fails on any call, where a real one is expected
     async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, settings=[settings]):
         result = await (await start_query(dev_client, task_queue, "average price by symbol")).result()
     assert result.produced_by["plan"] == "fallback:offline-parser"

@@ -14,9 +14,9 @@ from sagaworks.activities.llm import INVALID_OUTPUT_ATTEMPTS
 from sagaworks.activities.query.activities import QuerySettings
 from sagaworks.activities.query.agents import GroqPlanner
 from sagaworks.contracts.query import QueryResult
+from sagaworks.worker import running_worker
 from tests.fake_chat_server import FakeChatServer, Reply, api_error, completion, fake_chat_server
 from tests.queries import start_query
-from sagaworks.worker import running_worker
 
 PLAN = {
     "table": "cars",

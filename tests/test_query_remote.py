@@ -159,12 +159,12 @@ async def test_demo_degrades_to_a_table_with_the_viz_breaker_open_and_dev_down_s
 
     from rich.console import Console
 
+    from sagaworks import registry
     from sagaworks.activities.query.activities import QuerySettings
     from sagaworks.client import devserver
     from sagaworks.client.connection import TASK_QUEUE
     from sagaworks.client.demo import _outage
     from sagaworks.worker import running_worker
-    from sagaworks import registry
 
     monkeypatch.setattr(devserver, "STATE_DIR", tmp_path)
     monkeypatch.setenv("SAGAWORKS_VIZ_AGENT_PORT", str(_free_port()))

@@ -16,14 +16,21 @@ from sqlalchemy import select
 from temporalio.client import Client
 from temporalio.testing import ActivityEnvironment
 
-from sagaworks.activities.db import Database
-from sagaworks.activities.documents import ChunkRow, DocumentActivities, DocumentSettings, concept_key, parse_text, split_text
-from sagaworks.activities.llm import MAX_NAME, OfflineProvider
 from bench.corpus import REAL_DOCUMENTS, REAL_PACKAGES, copy_real_documents, write_awkward_documents
+from sagaworks.activities.db import Database
+from sagaworks.activities.documents import (
+    ChunkRow,
+    DocumentActivities,
+    DocumentSettings,
+    concept_key,
+    parse_text,
+    split_text,
+)
+from sagaworks.activities.llm import MAX_NAME, OfflineProvider
 from sagaworks.contracts.documents import BatchInput, ChunkInput, ExtractInput, StoreInput, ValidateInput
-from tests.documents import all_document_rows
 from sagaworks.worker import running_worker
 from sagaworks.workflows.document_batch import DocumentBatch
+from tests.documents import all_document_rows
 
 REAL_PDFS = sorted(
     p for patterns in REAL_DOCUMENTS.values() for pattern in patterns if pattern.endswith(".pdf")
@@ -150,8 +157,9 @@ async def test_a_batch_over_the_real_corpus_processes_every_readable_document(
 
 def test_awkward_documents_are_read_or_rejected_with_their_reason(tmp_path: Path) -> None:
     """Without the Debian packages too: the files real users have that once went wrong."""
-    from sagaworks.activities.documents import detect_format
     from temporalio.exceptions import ApplicationError
+
+    from sagaworks.activities.documents import detect_format
 
     settings = DocumentSettings(roots=(tmp_path,))
     for path, reason in write_awkward_documents(tmp_path).items():

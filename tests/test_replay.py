@@ -13,8 +13,8 @@ from temporalio.workflow import NondeterminismError
 from sagaworks.client.codec import ENCODING, KEYS_ENV
 from sagaworks.client.connection import data_converter
 from sagaworks.client.replay import history_files, load_history, replay
-from tests.encryption import NEW_KEY_ID, OLD_KEY, OLD_KEY_ID, TEST_ENV
 from tests.drifted_order import DriftedOrderSaga
+from tests.encryption import NEW_KEY_ID, OLD_KEY, OLD_KEY_ID, TEST_ENV
 from tests.record_histories import ENCRYPTED
 
 HISTORIES = Path(__file__).parent / "histories"

@@ -20,6 +20,7 @@ import pytest
 from pydantic import ValidationError
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
+from sagaworks import registry
 from sagaworks.activities.db import Database
 from sagaworks.activities.documents import DocumentSettings
 from sagaworks.activities.errors import ErrorClass, error
@@ -28,19 +29,18 @@ from sagaworks.activities.query.activities import QuerySettings
 from sagaworks.client.api import ApiSettings
 from sagaworks.client.postmortem import RestartRefused, restart_from_stage
 from sagaworks.client.runs import start_run
-from sagaworks.contracts.blog import BlogInput, BlogResult
 from sagaworks.client.trace import trace_run
+from sagaworks.contracts.blog import BlogInput, BlogResult
 from sagaworks.contracts.documents import DocumentResult, DocumentResume
 from sagaworks.contracts.news_digest import FeedSource, NewsDigestInput, NewsDigestResult
 from sagaworks.contracts.query import QueryResult
+from sagaworks.worker import running_worker
+from sagaworks.workflows.catalog import SAMPLES
 from tests.apiserver import api_server
 from tests.corpus import store_documents
 from tests.documents import SAMPLES as DOCUMENTS
 from tests.documents import start_document, version_rows
 from tests.queries import start_query
-from sagaworks.worker import running_worker
-from sagaworks import registry
-from sagaworks.workflows.catalog import SAMPLES
 
 TOPIC = "Retries, idempotency and replay in durable workflows"
 
@@ -168,7 +168,7 @@ async def test_news_digest_restart_at_summarise_builds_and_stores_the_same_diges
         assert digest.feeds == {} and digest.resumed_from  # the feeds were the source run's
     # Built again: only the date line may differ (a run across midnight).
     lines = lambda markdown: [line for line in markdown.splitlines() if " new articles" not in line]  # noqa: E731
-    assert lines(result.newsletter.markdown) == lines(first.newsletter.markdown)  # type: ignore[union-attr]
+    assert lines(result.newsletter.markdown) == lines(first.newsletter.markdown)  # type: ignore[union-attr]  # a completed digest has its newsletter
     assert again.newsletter == result.newsletter  # carried over from the run restarted at summarise
 
 
@@ -186,7 +186,7 @@ async def test_refusals(dev_client: Client, db: Database, task_queue: str) -> No
         request = routing.sample_input("routing/premium-request.json", uuid.uuid4().hex[:8])
         closed = await start_run(dev_client, routing, request, task_queue=task_queue)
         await closed.result()
-        with pytest.raises(RestartRefused, match="a routing run cannot restart from a stage; restartable families: blog, document, news-digest, plan-analysis, query"):
+        with pytest.raises(RestartRefused, match="a routing run cannot restart from a stage; restartable " "families: blog, document, news-digest, plan-analysis, query"):
             await restart_from_stage(dev_client, closed.id, "handle")
         running = await start_query(dev_client, task_queue, "average temperature by month in 2014", pause_between_agents_seconds=600)
         with pytest.raises(RestartRefused, match="is still running"):

@@ -10,26 +10,31 @@ import uuid
 
 import pytest
 from sqlalchemy import select
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from sagaworks import ApprovalDecision
+from sagaworks import ApprovalDecision, registry
 from sagaworks.activities.db import Database
 from sagaworks.activities.routing import RoutedRequestRow
 from sagaworks.client.approvals import DecisionRefused, decide
 from sagaworks.client.devserver import temporal_binary
 from sagaworks.contracts.routing import RoutingInput, RoutingResult
-from tests.approval_probe import wait_for_approval_state
 from sagaworks.worker import running_worker
-from sagaworks import registry
 from sagaworks.workflows.routing import RoutingWorkflow
+from tests.approval_probe import wait_for_approval_state
 
 ROUTING = registry().family("routing")
 
 
 def _request(text: str, **fields: object) -> RoutingInput:
-    return RoutingInput(request_id=f"req-{uuid.uuid4().hex[:8]}", requester="dana", text=text, **fields)  # type: ignore[arg-type]
+    return RoutingInput(request_id=f"req-{uuid.uuid4().hex[:8]}", requester="dana", text=text, **fields)  # type: ignore[arg-type]  # each test passes RoutingInput's own fields
 
 
 async def _start(client: Client, task_queue: str, request: RoutingInput) -> WorkflowHandle[RoutingWorkflow, RoutingResult]:
@@ -79,7 +84,7 @@ async def test_validators_refuse_bad_decisions_and_the_official_cli_approves(
         }
         for label, (decision, approver, reason) in refusals.items():
             with pytest.raises(DecisionRefused) as refused:
-                await decide(dev_client, handle.id, decision, approver, reason)  # type: ignore[arg-type]
+                await decide(dev_client, handle.id, decision, approver, reason)  # type: ignore[arg-type]  # refusals include decisions outside the literal, on purpose
             assert refused.value.args[0].split(":")[0] in ("approver", "reason"), label
         # A refusal is final (non-retryable) for any client.
         with pytest.raises(WorkflowUpdateFailedError) as refused_update:

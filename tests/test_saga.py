@@ -12,8 +12,8 @@ from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from tests.saga_probe import ProbeActivities, ProbeInput, SagaProbeWorkflow
 from sagaworks import SagaReport
+from tests.saga_probe import ProbeActivities, ProbeInput, SagaProbeWorkflow
 
 STEPS = 4
 

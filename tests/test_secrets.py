@@ -28,12 +28,12 @@ from sagaworks.activities.documents import DocumentSettings
 from sagaworks.client.codec import ENCODING, KEYS_ENV, EncryptionCodec, parse_keys
 from sagaworks.client.codec_server import TOKEN_ENV
 from sagaworks.client.replay import load_history
-from tests.encryption import TEST_KEYS
+from sagaworks.worker import running_worker
 from tests.documents import start_document
+from tests.encryption import TEST_KEYS
 from tests.fake_chat_server import concepts_reply, fake_chat_server
 from tests.orders import make_order, start_order
 from tests.payloads import history_payloads, nested
-from sagaworks.worker import running_worker
 
 HISTORIES = Path(__file__).parent / "histories"
 

@@ -98,7 +98,7 @@ def test_an_accepted_target_is_what_a_browser_reads(target: str) -> None:
 
 
 def _offline_app() -> TestClient:
-    return TestClient(base_url="http://127.0.0.1", app=create_app(ApiSettings(token=TOKEN), client=object()))  # type: ignore[arg-type]
+    return TestClient(base_url="http://127.0.0.1", app=create_app(ApiSettings(token=TOKEN), client=object()))  # type: ignore[arg-type]  # the offline app never calls Temporal
 
 
 def test_the_login_page_carries_only_a_console_target() -> None:
@@ -179,7 +179,7 @@ async def _origins_in_chromium(browser: Any, targets: list[str]) -> list[str]:
 @chromium
 async def test_the_offsite_cases_really_leave_in_chromium(browser: Any, api: RunningApi) -> None:
     origins = await _origins_in_chromium(browser, OFFSITE)
-    assert [t for t, origin in zip(OFFSITE, origins) if origin == api.url] == []
+    assert [t for t, origin in zip(OFFSITE, origins, strict=True) if origin == api.url] == []
 
 
 @chromium
@@ -205,7 +205,7 @@ async def test_targets_the_server_accepts_stay_on_the_site_in_chromium(browser: 
     collect()
     assert len(kept) > 100
     origins = await _origins_in_chromium(browser, kept)
-    assert {t for t, origin in zip(kept, origins) if origin != api.url} == set()
+    assert {t for t, origin in zip(kept, origins, strict=True) if origin != api.url} == set()
 
 
 @chromium

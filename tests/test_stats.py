@@ -8,15 +8,15 @@ import uuid
 
 from temporalio.client import Client
 
-from sagaworks.activities.db import Database
-from sagaworks.client.stats import activity_calls, activity_stats
-from sagaworks.client.replay import load_history
-from sagaworks.contracts.parallel_analysis import ParallelAnalysisInput
-from tests.test_replay import HISTORIES
-from sagaworks.worker import running_worker
 from sagaworks import registry
+from sagaworks.activities.db import Database
+from sagaworks.client.replay import load_history
+from sagaworks.client.stats import activity_calls, activity_stats
+from sagaworks.contracts.parallel_analysis import ParallelAnalysisInput
+from sagaworks.worker import running_worker
 from sagaworks.workflows.catalog import SAMPLES
 from sagaworks.workflows.parallel_analysis import ParallelAnalysisWorkflow
+from tests.test_replay import HISTORIES
 
 TEXT = json.loads((SAMPLES / "parallel-analysis/billing-retrospective.json").read_text())["text"]
 
@@ -49,7 +49,7 @@ async def test_stats_of_a_family_count_every_call_and_its_success(dev_client: Cl
     async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4):
         for fail in ([], ["keywords"]):
             await dev_client.execute_workflow(
-                ParallelAnalysisWorkflow.run, ParallelAnalysisInput(text=TEXT, fail=fail),  # type: ignore[arg-type]
+                ParallelAnalysisWorkflow.run, ParallelAnalysisInput(text=TEXT, fail=fail),  # type: ignore[arg-type]  # fail lists step names: a list of literals
                 id=f"stats-{uuid.uuid4()}", task_queue=task_queue,
             )
 

@@ -4,6 +4,7 @@ resume, cancel and failure that compensate, step timings from workflow time."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -47,7 +48,7 @@ async def test_a_completed_run_reports_every_step_with_its_workflow_time(
     events = list((await handle.fetch_history()).events)
     began, ended = events[0].event_time.ToDatetime().astimezone(), events[-1].event_time.ToDatetime().astimezone()
     assert all(began <= t.started_at <= t.finished_at <= ended for t in status.steps)
-    assert all(a.finished_at <= b.started_at for a, b in zip(status.steps, status.steps[1:]))
+    assert all(a.finished_at <= b.started_at for a, b in itertools.pairwise(status.steps))
     assert not any(t.reused for t in status.steps)
     # Each step is scheduled under its name: what a restart reads back from the history.
     assert probe.log == ["do:1", "do:2", "do:3"]

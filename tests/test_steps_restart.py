@@ -105,7 +105,7 @@ async def test_order_restart_refuses_compensated_steps_unless_forced(
     # the forced run fails and undoes again what it reused (no-ops: already undone).
     with pytest.raises(WorkflowFailureError) as failure:
         await forced.result()
-    assert "StepAlreadyCompensated" in str(failure.value.cause.__cause__.__cause__)  # type: ignore[union-attr]
+    assert "StepAlreadyCompensated" in str(failure.value.cause.__cause__.__cause__)  # type: ignore[union-attr]  # the chain is there: the assertion reads it
     counts = await executed(forced)
     assert counts["create_customer_account"] == counts["charge_payment"] == counts["send_notification"] == 0
     memo = await (await forced.describe()).memo_value(RESTART_MEMO)

@@ -9,8 +9,8 @@ import shutil
 import subprocess
 import threading
 import uuid
-from datetime import timedelta
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -26,8 +26,8 @@ from sagaworks.activities.mcp_support import notify_escalation
 from sagaworks.activities.support_classifier import TicketClassifier
 from sagaworks.client.connection import DATA_CONVERTER
 from sagaworks.client.devserver import register_search_attributes, temporal_binary
-from sagaworks.client.tickets import ticket_query
 from sagaworks.client.devserver import test_server_binary as time_skipping_binary  # not a test: pytest collects test_*
+from sagaworks.client.tickets import ticket_query
 from sagaworks.contracts.support import (
     AssignRequest,
     Comment,
@@ -37,9 +37,9 @@ from sagaworks.contracts.support import (
     TicketView,
     classify,
 )
-from tests.fake_chat_server import FakeChatServer, Reply, api_error, completion, fake_chat_server, retry_delay_of
 from sagaworks.policies import llm_task_queue
 from sagaworks.workflows.support import SupportTicket
+from tests.fake_chat_server import FakeChatServer, Reply, api_error, completion, fake_chat_server, retry_delay_of
 
 NODE = shutil.which("node")
 

@@ -13,9 +13,9 @@ from sagaworks.activities.db import Database
 from sagaworks.client.connection import data_converter
 from sagaworks.client.trace import trace_markdown, trace_run
 from sagaworks.contracts.orders import ORDER_STEPS
+from sagaworks.worker import running_worker
 from tests.encryption import TEST_ENV
 from tests.orders import make_order, start_order, wait_for_status
-from sagaworks.worker import running_worker
 
 
 async def test_trace_of_a_compensated_saga_with_a_retried_step(

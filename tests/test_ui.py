@@ -14,9 +14,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from sagaworks.activities.db import Database
 from sagaworks.client.devserver import start_embedded
+from sagaworks.worker import running_worker
 from tests.orders import make_order, start_order
 from tests.ports import free_port
-from sagaworks.worker import running_worker
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).parent / "artifacts"

@@ -11,8 +11,8 @@ import pytest
 
 from sagaworks.client.connection import connect
 from sagaworks.client.devserver import dev_server_command, wait_until_serving
-from tests.ports import free_port
 from tests.orders import make_order, start_order
+from tests.ports import free_port
 from tests.workers import WorkerProcess
 
 RETRYING = "Temporal not reachable"

@@ -19,7 +19,6 @@ from sagaworks.client.api.security import BodyLimit, require_token
 from sagaworks.client.api.settings import ApiSettings
 from sagaworks.client.connection import connect
 
-
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
 

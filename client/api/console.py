@@ -11,22 +11,22 @@ from typing import Any
 from urllib.parse import quote, unquote, urlencode
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.routing import APIRoute
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 from temporalio.service import RPCError, RPCStatusCode
 
+from sagaworks import registry
 from sagaworks.client.api.errors import ApiError
 from sagaworks.client.api.render import failure_view, form_fields, query_view, render_value
 from sagaworks.client.api.routes_ops import catalog_entry
 from sagaworks.client.api.routes_runs import temporal
 from sagaworks.client.api.security import SESSION_COOKIE, authorized, session_value, token_matches
+from sagaworks.client.runs import RUN_STATES, describe_run, list_runs_page, run_outcome, visibility_query
 from sagaworks.client.schedules import describe_schedule, list_schedules
 from sagaworks.client.tickets import TICKET_STATES, TICKET_TYPES, TicketFilterInvalid, list_tickets, ticket_query
 from sagaworks.contracts.support import PRIORITIES
-from sagaworks.client.runs import RUN_STATES, describe_run, list_runs_page, run_outcome, visibility_query
-from sagaworks import registry
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")

@@ -14,8 +14,8 @@ from starlette.routing import compile_path
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from sagaworks.client.runs import RunAlreadyClosed, RunConflict
 from sagaworks import RunRefused
+from sagaworks.client.runs import RunAlreadyClosed, RunConflict
 
 log = logging.getLogger("sagaworks.api")
 

@@ -8,12 +8,12 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, Strict
 
+from sagaworks import registry
 from sagaworks.client.api.errors import ErrorBody
 from sagaworks.client.query_metrics import QueryMetrics
 from sagaworks.client.stats import ActivityStats
-from sagaworks import registry
 
-FamilyName = enum.Enum("FamilyName", {f.name: f.name for f in registry().families}, type=str)  # type: ignore[misc]
+FamilyName = enum.Enum("FamilyName", {f.name: f.name for f in registry().families}, type=str)  # type: ignore[misc]  # an Enum built from the registry, so /openapi.json lists the families
 """A catalog family's name (an enum, so ``/openapi.json`` lists them)."""
 
 

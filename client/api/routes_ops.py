@@ -12,6 +12,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Engine, create_engine, text
 from temporalio.service import RPCError
 
+from sagaworks import Family, registry
+from sagaworks._breakers import read_breaker_statuses
 from sagaworks.client.api.models import (
     Accepted,
     CatalogEntry,
@@ -24,15 +26,13 @@ from sagaworks.client.api.models import (
     WorkflowMetrics,
 )
 from sagaworks.client.api.routes_runs import ERRORS, RUN_ERRORS, temporal
-from sagaworks._breakers import read_breaker_statuses
 from sagaworks.client.query_metrics import query_metrics
 from sagaworks.client.runs import count_runs
 from sagaworks.client.stats import activity_stats
-from sagaworks.client.workers import pollers_detail, workflow_pollers
 from sagaworks.client.tickets import TicketRow, list_tickets, ticket_query
+from sagaworks.client.workers import pollers_detail, workflow_pollers
 from sagaworks.contracts.common import Text
 from sagaworks.contracts.support import Priority, TicketState, TicketType
-from sagaworks import Family, registry
 
 HEALTH_TIMEOUT = timedelta(seconds=5)
 
@@ -129,7 +129,7 @@ def _database_check(request: Request) -> tuple[bool, str]:
     # A plain connection: a probe anyone may send never creates tables (the workers own the
     # schema), and says nothing of hosts or users.
     try:
-        with _engine(request).connect() as connection:  # type: ignore[union-attr]
+        with _engine(request).connect() as connection:  # type: ignore[union-attr]  # DATABASE_URL is set here, so there is an engine
             connection.execute(text("SELECT 1"))
     except Exception as error:  # noqa: BLE001 - any failure means unreachable; say which kind
         return False, f"unreachable ({type(error).__name__})"
@@ -189,9 +189,9 @@ def build_health_router() -> APIRouter:
         ok = temporal_ok and workers_ok and db_ok
         body = Health(
             status="ok" if ok else "degraded",
-            temporal={"ok": temporal_ok, "detail": temporal_detail},  # type: ignore[arg-type]
-            database={"ok": db_ok, "detail": db_detail},  # type: ignore[arg-type]
-            workers={"ok": workers_ok, "detail": workers_detail},  # type: ignore[arg-type]
+            temporal={"ok": temporal_ok, "detail": temporal_detail},  # type: ignore[arg-type]  # pydantic validates the dict into Health's check model
+            database={"ok": db_ok, "detail": db_detail},  # type: ignore[arg-type]  # pydantic validates the dict into Health's check model
+            workers={"ok": workers_ok, "detail": workers_detail},  # type: ignore[arg-type]  # pydantic validates the dict into Health's check model
         )
         return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 
@@ -202,7 +202,7 @@ def build_alias_router(runs_router: APIRouter) -> APIRouter:
     """``/api/workflow/{id}/status`` and ``/cancel``, singular aliases kept for clients written against them,
     served by the ``/api/workflows/`` routes' handlers."""
     router = APIRouter(tags=["operations"])
-    handlers = {route.name: route.endpoint for route in runs_router.routes}  # type: ignore[attr-defined]
+    handlers = {route.name: route.endpoint for route in runs_router.routes}  # type: ignore[attr-defined]  # every route of that router is an APIRoute
     router.add_api_route(
         "/api/workflow/{workflow_id}/status", handlers["get_workflow"], methods=["GET"],
         response_model=RunDescription, responses=ERRORS, name="alias_status",

@@ -15,19 +15,27 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Query, Request
-from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse, StreamingResponse
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from sagaworks import Family, registry
 from sagaworks.client.api.errors import ApiError, ErrorBody
 from sagaworks.client.api.events import run_events
 from sagaworks.client.api.models import (
-    Accepted, FailedRun, FamilyName, RunDescription, RunEnd, RunResult, RunsPage, StartedRun, UpdateResult,
+    Accepted,
+    FailedRun,
+    FamilyName,
+    RunDescription,
+    RunEnd,
+    RunResult,
+    RunsPage,
+    StartedRun,
+    UpdateResult,
 )
 from sagaworks.client.connection import ui_url
 from sagaworks.client.postmortem import RestartRefused, RunReport, restart_run, run_report
-from sagaworks.client.trace import drop_results
 from sagaworks.client.runs import (
     RUN_STATES,
     cancel_run,
@@ -39,7 +47,7 @@ from sagaworks.client.runs import (
     update_run,
     visibility_query,
 )
-from sagaworks import Family, registry
+from sagaworks.client.trace import drop_results
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody} for code in (401, 404, 413, 422, 503)
@@ -67,7 +75,7 @@ EVENT_SCHEMA = {"oneOf": [
 ]}
 """The events of ``GET /api/workflows/{id}/events`` (comments keep a quiet stream open)."""
 
-StatusName = enum.Enum("StatusName", {state: state for state in RUN_STATES}, type=str)  # type: ignore[misc]
+StatusName = enum.Enum("StatusName", {state: state for state in RUN_STATES}, type=str)  # type: ignore[misc]  # an Enum built from RUN_STATES, so /openapi.json lists them
 
 
 def temporal(request: Request) -> Client:
@@ -82,7 +90,7 @@ def links(workflow_id: str) -> dict[str, str]:
 
 def _start_route(router: APIRouter, fam: Family[Any]) -> None:
     async def start(
-        request: Request, body: fam.input_model = Body(...)  # type: ignore[name-defined]
+        request: Request, body: fam.input_model = Body(...)  # type: ignore[name-defined]  # the family's own input model, known when the route is built
     ) -> JSONResponse:
         # Through the family's own parse as well, which refuses what only the engine sets
         # (a restart's resume point): the same rules as ``saga run``.
@@ -177,7 +185,7 @@ def build_router() -> APIRouter:
                 raise
             # The server cannot tell a forged token from a broken one; the caller sent it.
             raise _unknown_page() from None
-        return RunsPage(runs=rows, next_page_token=page_token_of(next_token))  # type: ignore[arg-type]
+        return RunsPage(runs=rows, next_page_token=page_token_of(next_token))  # type: ignore[arg-type]  # pydantic validates each row dict into a RunSummary
 
     @router.get("/api/workflows/{workflow_id}", response_model=RunDescription, responses=ERRORS)
     async def get_workflow(request: Request, workflow_id: str) -> dict[str, Any]:

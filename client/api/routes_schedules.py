@@ -16,12 +16,11 @@ from pydantic import ValidationError
 from temporalio.client import ScheduleAlreadyRunningError
 from temporalio.service import RPCError, RPCStatusCode
 
-from sagaworks.client.api.errors import ApiError, validation_response
-from sagaworks.client.api.errors import ErrorBody
+from sagaworks import registry
+from sagaworks.client import schedules
+from sagaworks.client.api.errors import ApiError, ErrorBody, validation_response
 from sagaworks.client.api.models import NewSchedule, ScheduleAccepted, ScheduleDescription, ScheduleSummary
 from sagaworks.client.api.routes_runs import ERRORS, temporal
-from sagaworks.client import schedules
-from sagaworks import registry
 from sagaworks.contracts.common import Text
 
 SCHEDULE_ERRORS = {

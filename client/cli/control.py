@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
+from sagaworks import registry
 from sagaworks.client.cli.output import (
     JsonFlag,
     WorkflowId,
@@ -17,7 +18,6 @@ from sagaworks.client.cli.output import (
     run_async,
     short_time,
 )
-from sagaworks import registry
 
 # What a command needs to reach Temporal is imported when it runs: `saga --help` stays quick.
 

@@ -44,7 +44,7 @@ def replay_command(
         if workflow_id:
             histories = [await fetch_history(await connect(), workflow_id)]
         else:
-            paths = [file] if file else history_files(directory)  # type: ignore[arg-type]
+            paths = [file] if file else history_files(directory)  # type: ignore[arg-type]  # exactly one of the three was given: here file or directory
             if not paths:
                 err.print(f"no *.json histories in {directory}", markup=False)
                 return 2

@@ -52,10 +52,10 @@ def restart(
     from_step: Annotated[str, typer.Option("--from", "--from-stage", metavar="STEP", help=(
         "The step to run again: the steps before it are reused from the run's history. A family on the step "
         "runner restarts from any step the run reached; a family with stages from one of its stages (any other "
-        "is refused, naming them); a LangGraph graph (sagaworks.langgraph) from any node the run reached (see --set)."
+        "is refused, naming them); a LangGraph graph " "(sagaworks.langgraph) from any node the run reached (see --set)."
     ))],
     force: Annotated[bool, typer.Option("--force", help="Reuse steps the run compensated (their effects were undone).")] = False,
-    keep_faults: Annotated[bool, typer.Option("--keep-faults", help="Keep the fault the run's input injected (inject_failure, inject_fault, fail); by default the new run drops it.")] = False,
+    keep_faults: Annotated[bool, typer.Option("--keep-faults", help="Keep the fault the run's input injected (inject_failure, " "inject_fault, fail); by default the new run drops it.")] = False,
     set_: Annotated[list[str] | None, typer.Option("--set", metavar="KEY=VALUE", help=(
         "LangGraph graph runs: change KEY of the state before STEP (VALUE is JSON, or else text); repeatable."
     ))] = None,

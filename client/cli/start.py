@@ -32,7 +32,7 @@ SetOption = Annotated[
         "JSON unless the field is a string). Repeatable.",
     ),
 ]
-WaitFlag = Annotated[bool, typer.Option("--wait", help="Show live progress (a graph run's node updates as they come) and wait for the result (saying so when no worker polls the task queue).")]
+WaitFlag = Annotated[bool, typer.Option("--wait", help="Show live progress (a graph run's node updates as they come) and " "wait for the result (saying so when no worker polls the task queue).")]
 
 
 def catalog(as_json: JsonFlag = False) -> None:

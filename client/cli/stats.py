@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from sagaworks.client.cli.output import fail, out, print_json, print_rows, run_async
 from sagaworks import registry
+from sagaworks.client.cli.output import fail, out, print_json, print_rows, run_async
 
 
 def stats(

@@ -3,9 +3,9 @@
 One call, :func:`register_graph`, turns a ``StateGraph`` (or its compiled graph) into a
 family: every node runs as a Temporal activity of its own (``GRAPH.NODE``) with its own
 timeouts and retry policy, and, declared by a :class:`NodePolicy`, through one of the
-engine's circuit breakers with a fallback node and on the rate-limited LLM task queue; edges, conditional edges, ``Send`` fan-out and
-``Command(goto=...)`` are decided in the workflow; the state is checkpointed by the history
-(no LangGraph checkpointer); ``interrupt()`` waits for the engine's approval (``approve`` /
+engine's circuit breakers with a fallback node and on the rate-limited LLM task queue; edges,
+conditional edges, ``Send`` fan-out and ``Command(goto=...)`` are decided in the workflow;
+the state is checkpointed by the history (no LangGraph checkpointer); ``interrupt()`` waits for the engine's approval (``approve`` /
 ``reject`` Updates, a deadline, escalation) and resumes the node with the decision as its
 ``Command(resume=...)`` value, ``{"approved": bool, "approver": str, "reason": str | None}``;
 a node may name an undo, registered before the node runs and run in reverse on failure or

@@ -164,7 +164,7 @@ class GraphWorkflow(ApprovalUpdates, Pausable):
         if self._restart is not None:
             if self._restart.from_node not in spec.builder.nodes:
                 raise ApplicationError(
-                    f"restart from node {self._restart.from_node!r}: the graph's nodes are {', '.join(spec.builder.nodes)}",
+                    f"restart from node {self._restart.from_node!r}: the " f"graph's nodes are {', '.join(spec.builder.nodes)}",
                     type="InvalidInput", non_retryable=True,
                 )
             self._values = dict(self._restart.state)
@@ -194,7 +194,7 @@ class GraphWorkflow(ApprovalUpdates, Pausable):
                 outputs = [r for r in settled if isinstance(r, NodeOutput)]
                 ran: list[str] = []
                 gotos: list[str] = []
-                for (node, _), out in zip(tasks, outputs):
+                for (node, _), out in zip(tasks, outputs, strict=False):
                     if out.update:
                         merge(spec.builder, self._values, out.update)
                     fallback, breaker = self._fallbacks.pop(node, (None, None))

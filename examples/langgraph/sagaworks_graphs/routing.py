@@ -44,7 +44,7 @@ def approval_check(state: RoutingState) -> dict[str, Any]:
 
 
 def route_by_user_type(state: RoutingState) -> Literal["admin", "premium", "standard"]:
-    return state["user_type"]  # type: ignore[return-value]
+    return state["user_type"]  # type: ignore[return-value]  # user_type is one of the three (RoutingInput validates it)
 
 
 def needs_approval(state: RoutingState) -> Literal["approval", "direct"]:
