@@ -1,17 +1,17 @@
 """Run an existing LangGraph graph durably (the ``sagaworks[langgraph]`` extra).
 
-One call, :func:`register_graph`, turns a ``StateGraph`` (or its compiled graph) into a
-family: every node runs as a Temporal activity of its own (``GRAPH.NODE``) with its own
-timeouts and retry policy, and, declared by a :class:`NodePolicy`, through one of the
-engine's circuit breakers with a fallback node and on the rate-limited LLM task queue; edges,
-conditional edges, ``Send`` fan-out and ``Command(goto=...)`` are decided in the workflow;
-the state is checkpointed by the history (no LangGraph checkpointer); ``interrupt()`` waits for the engine's approval (``approve`` /
-``reject`` Updates, a deadline, escalation) and resumes the node with the decision as its
-``Command(resume=...)`` value, ``{"approved": bool, "approver": str, "reason": str | None}``;
-a node may name an undo, registered before the node runs and run in reverse on failure or
-cancel by the engine's Saga (so it must be safe for a node that never took effect); a run
-restarts from any node it reached (:func:`restart_graph`), with the state edited. The graph
-object is not changed: LangGraph's own ``invoke`` still runs it.
+One call, :func:`register_graph`, turns a ``StateGraph`` (or its compiled graph) into a family:
+every node runs as a Temporal activity of its own (``GRAPH.NODE``) with its own timeouts and
+retry policy, and, declared by a :class:`NodePolicy`, through one of the engine's circuit
+breakers with a fallback node and on the rate-limited LLM task queue; edges, conditional edges,
+``Send`` fan-out and ``Command(goto=...)`` are decided in the workflow; the state is
+checkpointed by the history (no LangGraph checkpointer); ``interrupt()`` waits for the engine's
+approval (``approve`` / ``reject`` Updates, a deadline, escalation) and resumes the node with
+the decision as its ``Command(resume=...)`` value, ``{"approved": bool, "approver": str,
+"reason": str | None}``; a node may name an undo, registered before the node runs and run in
+reverse on failure or cancel by the engine's Saga (so it must be safe for a node that never
+took effect); a run restarts from any node it reached (:func:`restart_graph`), with the state
+edited. The graph object is not changed: LangGraph's own ``invoke`` still runs it.
 
 Built on ``temporalio-langgraph`` 0.1.0 for the activity side (its wrapper runs a node with
 a LangGraph runnable config restored, which makes ``interrupt()`` and ``Command`` work in an
