@@ -58,8 +58,9 @@ async def main(sagas: int, in_flight: int, rounds: int) -> None:
             def run(workflow: type) -> Engine:
                 async def saga() -> None:
                     order = new_order()
+                    start = workflow.run  # type: ignore[attr-defined]  # each workflow class benchmarked has its run method
                     await env.client.execute_workflow(
-                        workflow.run, order, id=order_workflow_id(order.order_id), task_queue=task_queue  # type: ignore[attr-defined]  # the workflow class the bench builds carries its run method
+                        start, order, id=order_workflow_id(order.order_id), task_queue=task_queue
                     )
 
                 return Engine(workflow.__name__, saga, fanout=None)

@@ -61,8 +61,8 @@ class PlainOrderSaga:
         try:
             for name, run, undo, arg in steps:
                 undos.append((undo, UndoInput(key=arg.key, order_id=arg.order_id, run_id=arg.run_id)))
-                # Each step's method named through its class, as registered: the SDK's overloads do not type it.
-                references[name] = (await workflow.execute_local_activity(run, arg, **policies.DATABASE_WRITE)).reference  # type: ignore[call-overload]  # a step's activity method named through its class, as registered
+                call = workflow.execute_local_activity(run, arg, **policies.DATABASE_WRITE)  # type: ignore[call-overload]  # a step's activity method named through its class, as registered
+                references[name] = (await call).reference
         except Exception:
             for undo, undo_arg in reversed(undos):
                 await workflow.execute_activity(undo, undo_arg, **policies.COMPENSATION)

@@ -503,7 +503,8 @@ async def test_query_run_page_shows_chart_sql_plan_rows_and_producers(http: http
     produced = re.search(r'<div id="produced-by">.*?</div>', page, re.S).group(0)  # type: ignore[union-attr]  # the page has that element: the assertion reads it
     for part, producer in result["produced_by"].items():
         assert f"<th>{part}</th><td>{producer}</td>" in produced
-    assert "<th>table</th><td>seattle_weather</td>" in re.search(r'<div id="plan">.*?</div>\s*<h3>', page, re.S).group(0)  # type: ignore[union-attr]  # the page has that element: the assertion reads it
+    plan = re.search(r'<div id="plan">.*?</div>\s*<h3>', page, re.S)
+    assert plan is not None and "<th>table</th><td>seattle_weather</td>" in plan.group(0)
 
     # One row: no chart fits, so the page says so and shows the table.
     single = await start_query_run(http, "number of cars")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi.testclient import TestClient
 
 from sagaworks import registry
@@ -9,6 +11,9 @@ from sagaworks.activities.query.viz import title_lines
 from sagaworks.client.api import ApiSettings, create_app
 from sagaworks.client.api.render import failure_view, form_fields, query_view, render_value
 from sagaworks.contracts.orders import OrderInput
+
+# The routes asked here never reach Temporal: a placeholder stands for its client.
+OFFLINE: Any = object()
 
 
 def test_results_become_tables_markdown_and_images_and_never_run_html() -> None:
@@ -36,7 +41,7 @@ def test_results_never_make_the_browser_fetch_elsewhere() -> None:
     assert '<a href="https://tracker.example/p.gif">tracking pixel</a>' in html  # a link a person may follow
     # And the browser would refuse anything else: the console's policy allows only this
     # server and data: images.
-    app = TestClient(base_url="http://127.0.0.1", app=create_app(ApiSettings(token=None), client=object()))  # type: ignore[arg-type]  # the offline app never calls Temporal
+    app = TestClient(base_url="http://127.0.0.1", app=create_app(ApiSettings(token=None), client=OFFLINE))
     policy = app.get("/api/catalog").headers["content-security-policy"]
     assert "default-src 'self'" in policy and "img-src 'self' data:" in policy and "frame-ancestors 'none'" in policy
 
@@ -60,18 +65,18 @@ def test_every_family_gets_a_form_field_per_input_property() -> None:
 def test_cors_is_off_unless_origins_are_configured() -> None:
     preflight = {"Origin": "http://elsewhere.example", "Access-Control-Request-Method": "POST"}
     # The routes asked here never reach Temporal; a placeholder client keeps the app offline.
-    closed = TestClient(base_url="http://127.0.0.1", app=create_app(ApiSettings(token=None, cors_origins=()), client=object()))  # type: ignore[arg-type]  # the offline app never calls Temporal
+    closed = TestClient(base_url="http://127.0.0.1", app=create_app(ApiSettings(token=None, cors_origins=()), client=OFFLINE))
     answer = closed.get("/api/catalog", headers={"Origin": "http://elsewhere.example"})
     assert answer.status_code == 200 and "access-control-allow-origin" not in answer.headers
     assert "access-control-allow-origin" not in closed.options("/api/catalog", headers=preflight).headers
 
-    opened = TestClient(base_url="http://127.0.0.1", app=create_app(ApiSettings(token=None, cors_origins=("http://elsewhere.example",)), client=object()))  # type: ignore[arg-type]  # the offline app never calls Temporal
+    opened = TestClient(base_url="http://127.0.0.1", app=create_app(ApiSettings(token=None, cors_origins=("http://elsewhere.example",)), client=OFFLINE))
     allowed = opened.options("/api/catalog", headers=preflight)
     assert allowed.headers["access-control-allow-origin"] == "http://elsewhere.example"
 
 
 def test_no_page_loads_scripts_from_elsewhere() -> None:
-    app = TestClient(base_url="http://127.0.0.1", app=create_app(ApiSettings(token=None), client=object()))  # type: ignore[arg-type]  # the offline app never calls Temporal
+    app = TestClient(base_url="http://127.0.0.1", app=create_app(ApiSettings(token=None), client=OFFLINE))
     assert app.get("/docs").status_code == 404 and app.get("/redoc").status_code == 404
     for path in ("/", "/families/order"):
         page = app.get(path).text
@@ -79,7 +84,7 @@ def test_no_page_loads_scripts_from_elsewhere() -> None:
 
 
 def _tokenless() -> TestClient:
-    return TestClient(base_url="http://127.0.0.1:8000", app=create_app(ApiSettings(token=None), client=object()))  # type: ignore[arg-type]  # the offline app never calls Temporal
+    return TestClient(base_url="http://127.0.0.1:8000", app=create_app(ApiSettings(token=None), client=OFFLINE))
 
 
 def test_without_a_token_other_host_names_are_refused() -> None:
@@ -103,7 +108,7 @@ def test_an_optional_boolean_left_untouched_stays_unset() -> None:
     fields = {f["name"]: f for f in form_fields(OrderInput.model_json_schema())}
     assert fields["local_steps"]["kind"] == "tristate" and fields["local_steps"]["default"] is None
     assert fields["parallel_compensation"]["kind"] == "checkbox"
-    page = TestClient(create_app(ApiSettings(token=None), client=object()), base_url="http://127.0.0.1").get("/families/order")  # type: ignore[arg-type]  # the offline app never calls Temporal
+    page = TestClient(create_app(ApiSettings(token=None), client=OFFLINE), base_url="http://127.0.0.1").get("/families/order")
     assert '<select name="local_steps" data-kind="tristate"' in page.text
     assert '<option value="" selected>not set (default)</option>' in page.text
 
@@ -121,7 +126,7 @@ def test_headings_copied_into_a_post_sit_under_its_title() -> None:
 
 
 def test_the_console_has_a_favicon() -> None:
-    app = TestClient(create_app(ApiSettings(token=None), client=object()), base_url="http://127.0.0.1")  # type: ignore[arg-type]  # the offline app never calls Temporal
+    app = TestClient(create_app(ApiSettings(token=None), client=OFFLINE), base_url="http://127.0.0.1")
     assert '<link rel="icon" href="/static/favicon.svg"' in app.get("/").text
     icon = app.get("/static/favicon.svg")
     assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg")
