@@ -24,10 +24,10 @@ from temporalio.worker import Worker
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples" / "langgraph"))
 
-from sagaworks_graphs.families import document_graph, routing_graph  # noqa: E402
-
 from sagaworks.langgraph import GraphFamily, NodePolicy, register_graph  # noqa: E402
 from sagaworks.policies import ActivityOptions  # noqa: E402
+
+from sagaworks_graphs.families import document_graph, routing_graph  # noqa: E402
 
 
 class OrderState(TypedDict, total=False):

@@ -16,7 +16,6 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from sagaworks_graphs.families import DocumentInput, RoutingInput
 from temporalio.client import Client, WorkflowFailureError
 
 from sagaworks import ApprovalDecision
@@ -36,6 +35,8 @@ from tests.langgraph_graphs import (
     routing_graph,
     worker,
 )
+
+from sagaworks_graphs.families import DocumentInput, RoutingInput
 
 OUT = Path(__file__).parent / "histories" / "langgraph"
 

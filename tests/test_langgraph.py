@@ -15,9 +15,6 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from sagaworks_graphs import document as doc  # noqa: E402 (on sys.path through tests.langgraph_graphs)
-from sagaworks_graphs import routing as rt
-from sagaworks_graphs.families import DocumentInput, RoutingInput
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowHistory, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError, CancelledError
@@ -53,6 +50,10 @@ from tests.langgraph_graphs import (
     worker,
 )
 from tests.test_restart import _saga
+
+from sagaworks_graphs import document as doc  # noqa: E402 (on sys.path through tests.langgraph_graphs)
+from sagaworks_graphs import routing as rt
+from sagaworks_graphs.families import DocumentInput, RoutingInput
 
 HISTORIES = Path(__file__).parent / "histories" / "langgraph"
 TEXT = "Durable Execution\nTemporal keeps workflow state durable across crashes.\n" + "Saga compensation undoes steps. " * 30

@@ -9,6 +9,7 @@ from temporalio.common import RetryPolicy
 
 from sagaworks import Escalation
 from sagaworks.langgraph import InterruptPolicy, register_graph
+
 from sagaworks_graphs import document as doc
 from sagaworks_graphs import routing as rt
 

@@ -8,6 +8,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 import sagaworks
+
 from trip_booking.models import BookingStep, Draft, PostInput
 
 

@@ -6,6 +6,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from sagaworks import Approval, ApprovalUpdates, Escalation, StepWorkflow
+
     from trip_booking.activities import TripActivities, draft_article, publish_article, review_article
     from trip_booking.models import BookingStep, PostInput, PostResult, PostStatus, TripInput, TripResult
 
