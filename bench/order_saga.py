@@ -188,21 +188,28 @@ async def main(sagas: int, concurrency: int, levers: bool) -> None:
                 await bench_temporal("stock dev server", folder, sagas, concurrency, tuned=False),
             ]
     floor = rows[0]
-    print(f"\n{sagas} sagas of {STEPS} steps, {concurrency} in flight for throughput; "
-          f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}\n")
-    print("| engine | p50 ms | p95 ms | overhead ms/step (p50) | sagas/s | CPU ms/saga worker + server "
-          "| p50 vs floor |")
+    print(
+        f"\n{sagas} sagas of {STEPS} steps, {concurrency} in flight for throughput; "
+        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}\n"
+    )
+    print(
+        "| engine | p50 ms | p95 ms | overhead ms/step (p50) | sagas/s | CPU ms/saga worker + server | p50 vs floor |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|")
     for row in rows:
         overhead = (row.p50_ms - floor.p50_ms) / STEPS
-        print(f"| {row.engine} | {row.p50_ms:.1f} | {row.p95_ms:.1f} | {overhead:.1f} | {row.sagas_per_s:.1f} | "
-              f"{row.worker_cpu_ms:.0f} + {row.server_cpu_ms:.0f} | {row.p50_ms / floor.p50_ms:.1f}x |")
+        print(
+            f"| {row.engine} | {row.p50_ms:.1f} | {row.p95_ms:.1f} | {overhead:.1f} | {row.sagas_per_s:.1f} | "
+            f"{row.worker_cpu_ms:.0f} + {row.server_cpu_ms:.0f} | {row.p50_ms / floor.p50_ms:.1f}x |"
+        )
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sagas", type=int, default=200, help="sagas per measurement (default %(default)s)")
-    parser.add_argument("--concurrency", type=int, default=20, help="sagas in flight for throughput (default %(default)s)")
+    parser.add_argument(
+        "--concurrency", type=int, default=20, help="sagas in flight for throughput (default %(default)s)"
+    )
     parser.add_argument("--no-levers", action="store_true", help="only the floor and the shipped default")
     args = parser.parse_args()
     asyncio.run(main(args.sagas, args.concurrency, not args.no_levers))

@@ -147,8 +147,12 @@ async def open_sagaworks(folder: Path) -> AsyncIterator[list[Engine]]:
     async with await start_embedded(db_file=folder / "temporal.db") as env:
         # The worker as worker.py builds it, with its defaults (runner, threads, processes).
         async with running_worker(
-            env.client, db, task_queue=task_queue, llm=OfflineProvider(),
-            extra_workflows=[StepsBench, FanOutBench], extra_activities=[bench_write],
+            env.client,
+            db,
+            task_queue=task_queue,
+            llm=OfflineProvider(),
+            extra_workflows=[StepsBench, FanOutBench],
+            extra_activities=[bench_write],
         ):
 
             async def steps() -> None:
@@ -265,8 +269,13 @@ async def open_dbos(folder: Path) -> AsyncIterator[list[Engine]]:
 
     db = folder / "dbos-app.db"
     make_app_db(db)
-    DBOS(config={"name": "peers-bench", "system_database_url": f"sqlite:///{folder / 'dbos-system.db'}",
-                 "log_level": "WARNING"})
+    DBOS(
+        config={
+            "name": "peers-bench",
+            "system_database_url": f"sqlite:///{folder / 'dbos-system.db'}",
+            "log_level": "WARNING",
+        }
+    )
 
     @DBOS.step()
     async def dbos_step(run_id: str, name: str) -> None:
@@ -323,10 +332,12 @@ async def main(sagas: int, in_flight: int, fanouts: list[int], engines: list[str
                 for engine in opened:
                     await measure_round(engine, sagas // rounds, min(sagas, 200) // rounds, in_flight, fanouts)
     floor = opened[0]
-    print(f"\nW1: {sagas} five-step sagas, {in_flight} in flight; W2: fan-out then aggregate; "
-          f"{rounds} rounds taking turns (sagas/s and W2: median of the rounds). "
-          f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"{time.strftime('%Y-%m-%d')}, load average {os.getloadavg()[0]:.1f}\n")
+    print(
+        f"\nW1: {sagas} five-step sagas, {in_flight} in flight; W2: fan-out then aggregate; "
+        f"{rounds} rounds taking turns (sagas/s and W2: median of the rounds). "
+        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{time.strftime('%Y-%m-%d')}, load average {os.getloadavg()[0]:.1f}\n"
+    )
     fan_cols = " | ".join(f"W2 N={n} s" for n in fanouts)
     print(f"| engine | W1 p50 ms | W1 p95 ms | ms/step over floor (p50) | W1 sagas/s | W1 CPU ms/saga | {fan_cols} |")
     print("|---|---:|---:|---:|---:|---:|" + "---:|" * len(fanouts))
@@ -334,9 +345,13 @@ async def main(sagas: int, in_flight: int, fanouts: list[int], engines: list[str
     for engine in opened:
         ordered = sorted(engine.latencies)
         p50, p95 = statistics.median(ordered) * 1000, ordered[int(len(ordered) * 0.95) - 1] * 1000
-        fans = " | ".join(f"{statistics.median(engine.fanout_s[n]):.2f}" if n in engine.fanout_s else "-" for n in fanouts)
-        print(f"| {engine.name} | {p50:.1f} | {p95:.1f} | {(p50 - floor_p50) / STEPS:.1f} | "
-              f"{statistics.median(engine.rates):.0f} | {statistics.median(engine.cpu_ms):.0f} | {fans} |")
+        fans = " | ".join(
+            f"{statistics.median(engine.fanout_s[n]):.2f}" if n in engine.fanout_s else "-" for n in fanouts
+        )
+        print(
+            f"| {engine.name} | {p50:.1f} | {p95:.1f} | {(p50 - floor_p50) / STEPS:.1f} | "
+            f"{statistics.median(engine.rates):.0f} | {statistics.median(engine.cpu_ms):.0f} | {fans} |"
+        )
 
 
 if __name__ == "__main__":

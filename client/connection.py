@@ -79,6 +79,7 @@ def check_configuration() -> None:
     if _CONFIGURATION_ERROR is not None:
         raise _CONFIGURATION_ERROR
 
+
 DEFAULT_ADDRESS = "localhost:7233"
 TASK_QUEUE = os.environ.get("SAGAWORKS_TASK_QUEUE", "sagaworks")
 """The task queue the worker polls and clients start workflows on."""

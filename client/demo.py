@@ -91,7 +91,10 @@ def _breaker(name: str) -> BreakerStatus:
 
 def _breaker_line(status: BreakerStatus) -> str:
     trial = f", next trial {status.next_trial_at:%H:%M:%S} UTC" if status.next_trial_at else ""
-    return f"breaker {status.name}: {status.state.upper()}, " f"{status.failures}/{status.fail_max} failures, {status.trips} trips{trial}"
+    return (
+        f"breaker {status.name}: {status.state.upper()}, "
+        f"{status.failures}/{status.fail_max} failures, {status.trips} trips{trial}"
+    )
 
 
 async def _until_trial_due(console: Console, agent: str) -> None:
@@ -123,7 +126,8 @@ async def _outage(console: Console, fam: Family[Any], demo: DemoRun, suffix: str
     if devserver.running_pid(background) is None:
         console.print(
             f"[yellow]{demo.sample}: skipped, no {agent} agent of `saga dev up` to stop "
-            f"({agent.upper()}_AGENT_URL points elsewhere, --no-{agent}-agent, " "or it could not be served: see `saga dev up`)[/yellow]"
+            f"({agent.upper()}_AGENT_URL points elsewhere, --no-{agent}-agent, "
+            "or it could not be served: see `saga dev up`)[/yellow]"
         )
         return True
     client = await connect()
@@ -135,7 +139,9 @@ async def _outage(console: Console, fam: Family[Any], demo: DemoRun, suffix: str
                 break
             handle, outcome, result = await _run_once(fam, demo, f"{suffix}-down{attempt}")
             chart = result.get("chart", {}).get("kind")
-            console.print(f"  {handle.id}: {outcome.status}, chart {chart}; {_breaker_line(_breaker(agent))}", markup=False)
+            console.print(
+                f"  {handle.id}: {outcome.status}, chart {chart}; {_breaker_line(_breaker(agent))}", markup=False
+            )
 
         handle, outcome, result = await _run_once(fam, demo, f"{suffix}-open")
         fallbacks = result.get("fallbacks", [])
@@ -154,7 +160,9 @@ async def _outage(console: Console, fam: Family[Any], demo: DemoRun, suffix: str
         console.print(f"  produced by: {result.get('produced_by')}", markup=False)
         for fallback in fallbacks:
             console.print(f"  fallback: {fallback}", markup=False)
-        console.print(f"  {_breaker_line(_breaker(agent))} (`saga breakers`, {CONSOLE}/api/circuit-breakers/status)", markup=False)
+        console.print(
+            f"  {_breaker_line(_breaker(agent))} (`saga breakers`, {CONSOLE}/api/circuit-breakers/status)", markup=False
+        )
         for line in failure_lines(outcome.failure or []):
             console.print(f"  {line}", markup=False)
         _links(console, ui_url(client, handle.id, handle.result_run_id), handle.id)
@@ -166,8 +174,10 @@ async def _outage(console: Console, fam: Family[Any], demo: DemoRun, suffix: str
     handle, outcome, result = await _run_once(fam, demo, f"{suffix}-back")
     status = _breaker(agent)
     recovered = (
-        outcome.status == "COMPLETED" and not missing_content(demo, outcome)
-        and result["chart"]["kind"] != "table" and status.state == "closed"
+        outcome.status == "COMPLETED"
+        and not missing_content(demo, outcome)
+        and result["chart"]["kind"] != "table"
+        and status.state == "closed"
     )
     colour = "green" if recovered else "red"
     console.print(

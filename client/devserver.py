@@ -74,7 +74,9 @@ def temporal_binary() -> str:
 
 
 SEARCH_ATTRIBUTES = (
-    SearchAttributeKey.for_keyword(ALERT_SEARCH_ATTRIBUTE), *TICKET_SEARCH_ATTRIBUTES, APPROVAL_SEARCH_ATTRIBUTE,
+    SearchAttributeKey.for_keyword(ALERT_SEARCH_ATTRIBUTE),
+    *TICKET_SEARCH_ATTRIBUTES,
+    APPROVAL_SEARCH_ATTRIBUTE,
 )
 """Keyword search attributes the embedded server registers (another cluster needs
 ``temporal operator search-attribute create --name NAME --type Keyword``)."""
@@ -182,7 +184,16 @@ def _command_line(pid: int, patience: float = 2.0) -> bytes:
 
 
 SETTING_PREFIXES = (
-    "SAGAWORKS_", "TEMPORAL_", "DATABASE_URL", "GROQ_", "LLM_", "OTEL_", "NLP_AGENT", "DATA_AGENT", "VIZ_AGENT", "QUERY_",
+    "SAGAWORKS_",
+    "TEMPORAL_",
+    "DATABASE_URL",
+    "GROQ_",
+    "LLM_",
+    "OTEL_",
+    "NLP_AGENT",
+    "DATA_AGENT",
+    "VIZ_AGENT",
+    "QUERY_",
 )
 """Environment variables that change what a background worker or API does."""
 

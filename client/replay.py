@@ -56,6 +56,7 @@ async def replay(
         from sagaworks import registry
 
         workflows = registry().workflows()
+
     async def each() -> AsyncIterator[WorkflowHistory]:
         for history in histories:
             yield history

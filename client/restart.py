@@ -134,7 +134,9 @@ def plan_restart(
     earlier = names[: names.index(from_step)]
     missing = [s for s in earlier if s not in steps.results]
     if missing:
-        raise RestartRefused(f"{workflow_id}: step(s) {', '.join(missing)} never completed; restart from {missing[0]} or earlier")
+        raise RestartRefused(
+            f"{workflow_id}: step(s) {', '.join(missing)} never completed; restart from {missing[0]} or earlier"
+        )
     undone = [s for s in earlier if s in steps.compensated]
     if undone and not force:
         raise RestartRefused(
@@ -193,7 +195,9 @@ async def restart_from_step(
     history = await client.get_workflow_handle(workflow_id, run_id=description.run_id).fetch_history()
     source = client.get_workflow_handle(workflow_id, run_id=description.run_id)
     steps = await source_steps(client, history)
-    plan = plan_restart(workflow_id, description.run_id, steps, from_step, force=force, declared=await declared_steps(source))
+    plan = plan_restart(
+        workflow_id, description.run_id, steps, from_step, force=force, declared=await declared_steps(source)
+    )
     started = history.events[0].workflow_execution_started_event_attributes
     # The input exactly as the source got it: decoded only by the codec, never by a model.
     inputs = list(started.input.payloads)
@@ -212,4 +216,3 @@ async def restart_from_step(
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
         memo=plan.memo,
     )
-

@@ -260,7 +260,5 @@ def _status_of_visibility(value: Any) -> str:
 
 async def count_runs(client: Client, family: Family[Any]) -> dict[str, int]:
     """How many runs of ``family`` visibility knows, per status (statuses with none left out)."""
-    counted = await client.count_workflows(
-        f"{visibility_query(family=family)} GROUP BY ExecutionStatus"
-    )
+    counted = await client.count_workflows(f"{visibility_query(family=family)} GROUP BY ExecutionStatus")
     return {_status_of_visibility(group.group_values[0]): group.count for group in counted.groups}

@@ -122,7 +122,9 @@ async def list_schedules(client: Client) -> list[dict[str, Any]]:
                 "schedule_id": listed.id,
                 "workflow_type": getattr(listed.schedule.action, "workflow", None) if listed.schedule else None,
                 "paused": bool(state and state.paused),
-                "next": _time(listed.info.next_action_times[0]) if listed.info and listed.info.next_action_times else None,
+                "next": _time(listed.info.next_action_times[0])
+                if listed.info and listed.info.next_action_times
+                else None,
             }
         )
     return rows

@@ -55,7 +55,11 @@ def _checked(field: str, value: str | None, allowed: tuple[str, ...], normal: An
 
 
 def ticket_query(
-    *, priority: str | None = None, state: str | None = None, ticket_type: str | None = None, assignee: str | None = None
+    *,
+    priority: str | None = None,
+    state: str | None = None,
+    ticket_type: str | None = None,
+    assignee: str | None = None,
 ) -> str:
     """The visibility query of the tickets matching every filter given (any case for
     priority and state); raises :class:`TicketFilterInvalid` naming a filter whose value

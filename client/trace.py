@@ -24,7 +24,9 @@ from sagaworks.client.runs import status_name
 from sagaworks.client.stats import local_activity_marker
 
 StepKind = Literal["activity", "local_activity", "child_workflow", "timer", "signal", "update"]
-StepOutcome = Literal["completed", "failed", "timed_out", "canceled", "terminated", "running", "fired", "received", "rejected"]
+StepOutcome = Literal[
+    "completed", "failed", "timed_out", "canceled", "terminated", "running", "fired", "received", "rejected"
+]
 
 
 class TraceStep(BaseModel):
@@ -132,7 +134,11 @@ class _Builder:
         if which == "activity_task_scheduled_event_attributes":
             attrs = event.activity_task_scheduled_event_attributes
             steps[event.event_id] = TraceStep(
-                kind="activity", name=attrs.activity_type.name, summary=await self.summary(event), started=at, outcome="running"
+                kind="activity",
+                name=attrs.activity_type.name,
+                summary=await self.summary(event),
+                started=at,
+                outcome="running",
             )
         elif which == "activity_task_started_event_attributes":
             started = event.activity_task_started_event_attributes
@@ -163,14 +169,22 @@ class _Builder:
         elif which == "start_child_workflow_execution_initiated_event_attributes":
             initiated = event.start_child_workflow_execution_initiated_event_attributes
             steps[event.event_id] = TraceStep(
-                kind="child_workflow", name=initiated.workflow_type.name, summary=initiated.workflow_id, started=at, outcome="running"
+                kind="child_workflow",
+                name=initiated.workflow_type.name,
+                summary=initiated.workflow_id,
+                started=at,
+                outcome="running",
             )
         elif which == "start_child_workflow_execution_failed_event_attributes":
             start_failed = event.start_child_workflow_execution_failed_event_attributes
             step = steps[start_failed.initiated_event_id]
             step.closed, step.outcome = at, "failed"
             step.error_type, step.error = "StartChildWorkflowFailed", f"could not start: {start_failed.cause}"
-        elif which and which.startswith("child_workflow_execution_") and which != "child_workflow_execution_started_event_attributes":
+        elif (
+            which
+            and which.startswith("child_workflow_execution_")
+            and which != "child_workflow_execution_started_event_attributes"
+        ):
             child_closed = getattr(event, which)
             step = steps[child_closed.initiated_event_id]
             step.closed = at
@@ -187,7 +201,11 @@ class _Builder:
             timer = event.timer_started_event_attributes
             seconds = timer.start_to_fire_timeout.ToTimedelta().total_seconds()
             steps[event.event_id] = TraceStep(
-                kind="timer", name=f"timer {seconds:g} s", summary=await self.summary(event), started=at, outcome="running"
+                kind="timer",
+                name=f"timer {seconds:g} s",
+                summary=await self.summary(event),
+                started=at,
+                outcome="running",
             )
         elif which in ("timer_fired_event_attributes", "timer_canceled_event_attributes"):
             timer_closed = getattr(event, which)
@@ -200,8 +218,11 @@ class _Builder:
         elif which == "workflow_execution_update_accepted_event_attributes":
             accepted = event.workflow_execution_update_accepted_event_attributes
             steps[event.event_id] = TraceStep(
-                kind="update", name=accepted.accepted_request.input.name, summary=accepted.protocol_instance_id,
-                started=at, outcome="running",
+                kind="update",
+                name=accepted.accepted_request.input.name,
+                summary=accepted.protocol_instance_id,
+                started=at,
+                outcome="running",
             )
         elif which == "workflow_execution_update_completed_event_attributes":
             update_done = event.workflow_execution_update_completed_event_attributes

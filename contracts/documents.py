@@ -19,7 +19,6 @@ from sagaworks.contracts.common import StageResume, StrictData, StrictModel, Tex
 DocumentFormat = Literal["txt", "md", "html", "pdf", "docx"]
 
 
-
 def normalise_path(path: str) -> str:
     """``path`` without ``.``, ``..`` or doubled slashes (lexically: no file system access).
 

@@ -52,4 +52,3 @@ class SequentialResult(BaseModel):
     steps: list[StepTiming]
     profile: TextProfile
     analysis: AnalysisResult
-

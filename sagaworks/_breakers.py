@@ -192,7 +192,9 @@ class DatabaseStorage(pybreaker.CircuitBreakerStorage):
         c = breakers_table.c
         if state == pybreaker.STATE_HALF_OPEN:
             # Only the caller that moves the row out of OPEN owns the single trial call.
-            changed = self._update(c.state == pybreaker.STATE_OPEN, state=state, last_transition_at=now, trial_started_at=now)
+            changed = self._update(
+                c.state == pybreaker.STATE_OPEN, state=state, last_transition_at=now, trial_started_at=now
+            )
             self.claimed_trial = changed
         else:
             trips = c.trips + 1 if state == pybreaker.STATE_OPEN else c.trips

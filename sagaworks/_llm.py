@@ -300,7 +300,9 @@ class _Groq:
             from langchain_groq import ChatGroq
         except ImportError:
             raise ApplicationError(
-                "the groq provider needs langchain-groq: pip install 'sagaworks[llm]'", type=MODEL_ERROR, non_retryable=True
+                "the groq provider needs langchain-groq: pip install 'sagaworks[llm]'",
+                type=MODEL_ERROR,
+                non_retryable=True,
             ) from None
 
         self._settings = settings
@@ -403,7 +405,9 @@ class LLM:
     def _provider(self, settings: LLMSettings) -> _ChatProvider:
         with self._lock:
             if settings not in self._providers:
-                self._providers[settings] = _Groq(settings) if settings.provider == "groq" else _OpenAICompatible(settings)
+                self._providers[settings] = (
+                    _Groq(settings) if settings.provider == "groq" else _OpenAICompatible(settings)
+                )
             return self._providers[settings]
 
     def complete(self, family: str, prompt: str, *, max_tokens: int = 512, json_mode: bool = False) -> LLMReply:
@@ -458,8 +462,10 @@ class LLM:
         settings = self.settings(family)
         if settings.provider == "offline":
             raise ApplicationError(
-                f"no model is configured for {family} (SAGAWORKS_LLM_PROVIDER)", {"field": "provider"},
-                type="InvalidInput", non_retryable=True,
+                f"no model is configured for {family} (SAGAWORKS_LLM_PROVIDER)",
+                {"field": "provider"},
+                type="InvalidInput",
+                non_retryable=True,
             )
         provider = self._provider(settings)
         ledger = self._ledger
@@ -494,4 +500,3 @@ class LLM:
         if not outcome.text.strip():
             raise ApplicationError(f"{settings.name}: the model gave an empty answer", type=MODEL_ERROR)
         return LLMReply(text=outcome.text, provider=settings.name, tokens=outcome.tokens)
-

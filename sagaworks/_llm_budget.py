@@ -105,7 +105,10 @@ class BudgetLedger:
         window) or :class:`OverBudget`."""
         budget = self.budget
         if budget.tokens and tokens > budget.tokens:
-            raise OverBudget(f"a call of about {tokens} tokens is over the budget of " f"{budget.tokens} tokens per {budget.window_seconds:g} s")
+            raise OverBudget(
+                f"a call of about {tokens} tokens is over the budget of "
+                f"{budget.tokens} tokens per {budget.window_seconds:g} s"
+            )
         self._ensure(name)
         c = calls_table.c
         window = budget.window_seconds
@@ -140,7 +143,9 @@ class BudgetLedger:
 
     def _fits(self, requests: int, tokens: int, more: int) -> bool:
         budget = self.budget
-        return (not budget.requests or requests + 1 <= budget.requests) and (not budget.tokens or tokens + more <= budget.tokens)
+        return (not budget.requests or requests + 1 <= budget.requests) and (
+            not budget.tokens or tokens + more <= budget.tokens
+        )
 
     def settle(self, reservation: int, tokens: int | None) -> None:
         """The call was answered (or failed): it leaves the window a window from now;

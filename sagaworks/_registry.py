@@ -409,7 +409,9 @@ class Family(Generic[InputT]):
     def cpu_activities(self) -> list[Callable[..., Any]]:
         """The CPU-bound activities of the process-pool task queue."""
         # resolve() types a reference as object; the declaration's type says what it names.
-        declared = cast("Sequence[Callable[..., Any]] | Callable[[], Sequence[Callable[..., Any]]]", resolve(self._cpu_activities))
+        declared = cast(
+            "Sequence[Callable[..., Any]] | Callable[[], Sequence[Callable[..., Any]]]", resolve(self._cpu_activities)
+        )
         return list(declared if isinstance(declared, Sequence) else declared())
 
     def missing_modules(self) -> list[str]:
@@ -432,10 +434,19 @@ class Family(Generic[InputT]):
         if getattr(parsed, "resume", None) is not None:
             # A resume point hands a run stage outcomes it will not check: only a restart
             # (which reads them from a real run's history) sets one.
-            raise ValidationError.from_exception_data(self.input_model.__name__, [{
-                "type": "value_error", "loc": ("resume",), "input": "...",
-                "ctx": {"error": ValueError("is set by `saga restart ID --from-stage STAGE` only, not by callers")},
-            }])
+            raise ValidationError.from_exception_data(
+                self.input_model.__name__,
+                [
+                    {
+                        "type": "value_error",
+                        "loc": ("resume",),
+                        "input": "...",
+                        "ctx": {
+                            "error": ValueError("is set by `saga restart ID --from-stage STAGE` only, not by callers")
+                        },
+                    }
+                ],
+            )
         return parsed
 
     def check_allowed(self, arg: InputT) -> None:
@@ -478,7 +489,9 @@ def _installed(module: str) -> bool:
 
 def _built(activities: Activities, resources: WorkerResources) -> list[Callable[..., Any]]:
     # resolve() types a reference as object; the declaration's type says what it names.
-    declared = cast("Sequence[Callable[..., Any]] | Callable[[WorkerResources], Sequence[Callable[..., Any]]]", resolve(activities))
+    declared = cast(
+        "Sequence[Callable[..., Any]] | Callable[[WorkerResources], Sequence[Callable[..., Any]]]", resolve(activities)
+    )
     if isinstance(declared, Sequence):
         return list(declared)
     return list(declared(resources))
@@ -533,7 +546,9 @@ class Registry:
             return self._by_name[name]
         for missing in self.unavailable:
             if missing.name == name:
-                raise KeyError(f"family {name!r} is unavailable here: {missing.missing} is not installed ({missing.install})")
+                raise KeyError(
+                    f"family {name!r} is unavailable here: {missing.missing} is not installed ({missing.install})"
+                )
         raise KeyError(f"no family {name!r}; the catalog has: {', '.join(self.names)}")
 
     def family_of_type(self, workflow_type: str) -> Family[Any] | None:

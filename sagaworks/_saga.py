@@ -58,9 +58,7 @@ class _Compensation:
 class Saga:
     """Collects compensations while a saga runs and runs them if it cannot finish."""
 
-    def __init__(
-        self, *, parallel: bool = False, options: policies.ActivityOptions | None = None
-    ) -> None:
+    def __init__(self, *, parallel: bool = False, options: policies.ActivityOptions | None = None) -> None:
         """Create a saga.
 
         Args:
@@ -139,9 +137,7 @@ class Saga:
                 )
             )
         else:
-            self._records.append(
-                CompensationRecord(step=compensation.step, activity=name, outcome="compensated")
-            )
+            self._records.append(CompensationRecord(step=compensation.step, activity=name, outcome="compensated"))
 
     async def __aenter__(self) -> Saga:
         return self
@@ -175,7 +171,6 @@ class Saga:
             type="SagaCompensated" if report.fully_compensated else "SagaCompensationFailed",
             non_retryable=True,
         ) from exc
-
 
     def end(self, exc: BaseException) -> None:
         """Record that the saga ended on ``exc``: ``canceled`` or ``failed``."""

@@ -44,6 +44,7 @@ from sagaworks._saga import Saga, ends_saga
 
 T = TypeVar("T")
 
+
 class Steps:
     """Runs a workflow's steps; see the module documentation."""
 
@@ -196,12 +197,18 @@ class Steps:
         else:
             self._reusing = False  # a step not handed over: every later one runs too
             workflow.set_current_details(f"step {index}/{total}: {name}")
-            execute = workflow.execute_local_activity if (self._local if local is None else local) else workflow.execute_activity
+            execute = (
+                workflow.execute_local_activity
+                if (self._local if local is None else local)
+                else workflow.execute_activity
+            )
             call = execute(step, arg, summary=name, result_type=result_type, **(options or self._options))  # type: ignore[call-overload]  # one call for either kind of activity: the SDK's overloads type each alone
             result = await (run_to_completion(call) if undo is not None else call)
             reused = False
         outcome = describe(result) if describe is not None else "done"
-        self.timings.append(StepTiming(step=name, outcome=outcome, started_at=started, finished_at=workflow.now(), reused=reused))
+        self.timings.append(
+            StepTiming(step=name, outcome=outcome, started_at=started, finished_at=workflow.now(), reused=reused)
+        )
         self.current_step = None
         return result
 

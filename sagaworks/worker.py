@@ -179,7 +179,9 @@ def worker_parts(families: Iterable[Family[Any]], resources: WorkerResources) ->
         if clashes:
             log.error(
                 "Not serving the family %s: its names are taken by other code: %s (give its activities "
-                "names of their own: @activity.defn(name=...))", fam.name, ", ".join(clashes),
+                "names of their own: @activity.defn(name=...))",
+                fam.name,
+                ", ".join(clashes),
             )
             continue
         for name, item in [(_workflow_name(w), w) for w in workflows] + [
@@ -261,23 +263,27 @@ async def running_worker(
         workers = []
         # A worker with nothing to serve on a queue is not started (the SDK refuses one).
         if parts.cpu_activities:
-            workers.append(Worker(
-                client,
-                task_queue=cpu_queue(task_queue),
-                activities=parts.cpu_activities,
-                graceful_shutdown_timeout=drain,
-                **cpu_options,
-            ))
+            workers.append(
+                Worker(
+                    client,
+                    task_queue=cpu_queue(task_queue),
+                    activities=parts.cpu_activities,
+                    graceful_shutdown_timeout=drain,
+                    **cpu_options,
+                )
+            )
         if parts.llm_activities:
-            workers.append(Worker(
-                client,
-                task_queue=llm_task_queue(task_queue),
-                activities=parts.llm_activities,
-                activity_executor=executor,
-                max_concurrent_activities=llm_slots,
-                max_task_queue_activities_per_second=rate,
-                graceful_shutdown_timeout=drain,
-            ))
+            workers.append(
+                Worker(
+                    client,
+                    task_queue=llm_task_queue(task_queue),
+                    activities=parts.llm_activities,
+                    activity_executor=executor,
+                    max_concurrent_activities=llm_slots,
+                    max_task_queue_activities_per_second=rate,
+                    graceful_shutdown_timeout=drain,
+                )
+            )
         async with contextlib.AsyncExitStack() as running:
             for side_worker in workers:
                 await running.enter_async_context(side_worker)
@@ -352,7 +358,9 @@ async def search_attributes_registered(client: Client) -> None:
         names = ", ".join(key.name for key in SEARCH_ATTRIBUTES)
         log.warning(
             "Could not register the search attributes %s (%s): create them as Keyword attributes of the "
-            "namespace (temporal operator search-attribute create --name NAME --type Keyword)", names, refused.message,
+            "namespace (temporal operator search-attribute create --name NAME --type Keyword)",
+            names,
+            refused.message,
         )
 
 
@@ -388,7 +396,9 @@ async def main(args: argparse.Namespace) -> None:
         for broken in families.broken:
             log.error("Skipped the family entry point %s: %s", broken.entry, broken.error)
         for missing in families.unavailable:
-            log.warning("Not serving the family %s: %s is not installed (%s)", missing.name, missing.missing, missing.install)
+            log.warning(
+                "Not serving the family %s: %s is not installed (%s)", missing.name, missing.missing, missing.install
+            )
         async with running_worker(
             client,
             db,
@@ -417,9 +427,7 @@ def parse_args(argv: list[str] | None = None, prog: str | None = None) -> argpar
     parser.add_argument("--address", help="Temporal frontend host:port (overrides envconfig)")
     parser.add_argument("--namespace", help="Temporal namespace (overrides envconfig)")
     parser.add_argument("--task-queue", default=TASK_QUEUE, help="task queue to poll (default %(default)s)")
-    parser.add_argument(
-        "--activity-threads", type=int, default=16, help="concurrent activities (default %(default)s)"
-    )
+    parser.add_argument("--activity-threads", type=int, default=16, help="concurrent activities (default %(default)s)")
     parser.add_argument(
         "--cpu-processes",
         type=int,

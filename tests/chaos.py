@@ -260,8 +260,12 @@ async def _family_runs(
         arg = fam.sample_input(demo.sample, uuid.uuid4().hex[:10])
         handle = await _start_family_run(client, task_queue, fam, arg, deadline)
         run = FamilyRun(
-            fam.name, demo.sample, handle.id, "CANCELED" if cancel else demo.expect,
-            how="cancelled" if cancel else "demo", arg=arg,
+            fam.name,
+            demo.sample,
+            handle.id,
+            "CANCELED" if cancel else demo.expect,
+            how="cancelled" if cancel else "demo",
+            arg=arg,
         )
         if cancel:
             await _retrying(handle.cancel, deadline)
@@ -278,7 +282,9 @@ async def _family_runs(
     return list(await asyncio.gather(*jobs))
 
 
-async def _scheduled_runs(client: Client, schedule: ScheduleHandle, fam: Family[Any], deadline: float) -> list[FamilyRun]:
+async def _scheduled_runs(
+    client: Client, schedule: ScheduleHandle, fam: Family[Any], deadline: float
+) -> list[FamilyRun]:
     """The runs ``schedule`` started, once each ended; it is paused first."""
     await _retrying(lambda: schedule.pause(note="chaos run over"), deadline)
     demo = chaos_demos(fam)[0]
@@ -362,8 +368,14 @@ async def run_chaos(
         # The demo samples' relative paths are under samples/documents (the first root).
         roots = os.pathsep.join([str(DEFAULT_ROOT), str(corpus)])
         workers = [
-            WorkerProcess(server.address, task_queue, database_url, folder / f"worker-{i}.log",
-                          SAGAWORKS_DOCUMENT_ROOTS=roots, SAGAWORKS_LLM_PROVIDER="offline")
+            WorkerProcess(
+                server.address,
+                task_queue,
+                database_url,
+                folder / f"worker-{i}.log",
+                SAGAWORKS_DOCUMENT_ROOTS=roots,
+                SAGAWORKS_LLM_PROVIDER="offline",
+            )
             for i in range(2)
         ]
         found = registry()
@@ -382,8 +394,10 @@ async def run_chaos(
             client = await Client.connect(server.address, data_converter=DATA_CONVERTER)
             deadline = time.monotonic() + bound_seconds
             batch = await client.start_workflow(
-                DocumentBatch.run, BatchInput(folder=str(corpus), max_in_flight=2, chunk_size=500),
-                id=f"chaos-batch-{uuid.uuid4()}", task_queue=task_queue,
+                DocumentBatch.run,
+                BatchInput(folder=str(corpus), max_in_flight=2, chunk_size=500),
+                id=f"chaos-batch-{uuid.uuid4()}",
+                task_queue=task_queue,
             )
             handles: dict[str, WorkflowHandle] = {}
             cancel_later: list[WorkflowHandle] = []
@@ -411,7 +425,12 @@ async def run_chaos(
                 digest = found.family(SCHEDULED)
                 arg = digest.sample_input(chaos_demos(digest)[0].sample)
                 schedule = await create_schedule(
-                    client, digest, arg, cron="* * * * *", schedule_id=f"chaos-{uuid.uuid4().hex[:8]}", task_queue=task_queue
+                    client,
+                    digest,
+                    arg,
+                    cron="* * * * *",
+                    schedule_id=f"chaos-{uuid.uuid4().hex[:8]}",
+                    task_queue=task_queue,
                 )
                 await schedule.trigger()
 
@@ -463,7 +482,10 @@ async def run_chaos(
             histories = await _histories(client, task_queue, deadline)
             for run in report.runs:  # the long-lived runs (open tickets): recorded, now ended
                 if run.status == "RUNNING":
-                    await _retrying(lambda run=run: client.get_workflow_handle(run.workflow_id).terminate("chaos run over"), deadline)
+                    await _retrying(
+                        lambda run=run: client.get_workflow_handle(run.workflow_id).terminate("chaos run over"),
+                        deadline,
+                    )
         finally:
             for worker in workers:
                 worker.stop()
@@ -486,7 +508,8 @@ async def run_chaos(
             orders = dict(report.outcomes)
             orders.update(
                 (run.arg.order_id, run.status)  # type: ignore[attr-defined]  # an order run's input is an OrderInput
-                for run in report.runs if run.family == "order" and run.arg
+                for run in report.runs
+                if run.family == "order" and run.arg
             )
             report.violations += invariant_violations(db, orders)
             report.violations += document_violations(db, report, documents)
@@ -519,7 +542,8 @@ def document_violations(db: Database, report: ChaosReport, documents: int) -> li
             indexes = sorted(
                 session.scalars(
                     select(ChunkRow.chunk_index).where(
-                        ChunkRow.document_id == result.document_id, ChunkRow.content_hash == (result.version or result.content_hash)
+                        ChunkRow.document_id == result.document_id,
+                        ChunkRow.content_hash == (result.version or result.content_hash),
                     )
                 )
             )
@@ -533,7 +557,9 @@ def document_violations(db: Database, report: ChaosReport, documents: int) -> li
                 select(func.count()).select_from(ConceptRow).where(ConceptRow.document_id == result.document_id)
             )
             if concepts != result.concept_count:
-                problems.append(f"document {result.path}: {concepts} concept rows, its result says {result.concept_count}")
+                problems.append(
+                    f"document {result.path}: {concepts} concept rows, its result says {result.concept_count}"
+                )
     return problems
 
 
@@ -555,7 +581,8 @@ def news_violations(db: Database, runs: list[FamilyRun]) -> list[str]:
             for article in result["articles"]:
                 if article["key"] in published:
                     problems.append(
-                        f"article {article['key']} published twice: by " f"{published[article['key']]} and {run.workflow_id}"
+                        f"article {article['key']} published twice: by "
+                        f"{published[article['key']]} and {run.workflow_id}"
                     )
                 published[article["key"]] = run.workflow_id
                 if seen.get(article["key"]) != key:
@@ -626,8 +653,13 @@ def main() -> int:
     args = parser.parse_args()
     report = asyncio.run(
         run_chaos(
-            args.sagas, args.kills, args.documents, args.seed, args.bound,
-            server_restarts=args.server_restarts, copies=args.copies,
+            args.sagas,
+            args.kills,
+            args.documents,
+            args.seed,
+            args.bound,
+            server_restarts=args.server_restarts,
+            copies=args.copies,
         )
     )
     for line in summary(report):

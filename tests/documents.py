@@ -71,10 +71,13 @@ def version_rows(db: Database, document_id: str, content_hash: str | None = None
 def chunk_texts(db: Database, document_id: str, rows_key: str) -> list[str]:
     """The stored chunks of a document version, in order."""
     with db.transaction() as session:
-        return list(session.scalars(
-            select(ChunkRow.text).where(ChunkRow.document_id == document_id, ChunkRow.content_hash == rows_key)
-            .order_by(ChunkRow.chunk_index)
-        ))
+        return list(
+            session.scalars(
+                select(ChunkRow.text)
+                .where(ChunkRow.document_id == document_id, ChunkRow.content_hash == rows_key)
+                .order_by(ChunkRow.chunk_index)
+            )
+        )
 
 
 def document_row(db: Database, path: Path) -> DocumentRow:
@@ -132,18 +135,29 @@ class GatedDocumentActivities(DocumentActivities):
 
 @asynccontextmanager
 async def gated_worker(
-    client: Client, db: Database, task_queue: str, settings: DocumentSettings, gate: Gate, llm: LLMProvider | None = None
+    client: Client,
+    db: Database,
+    task_queue: str,
+    settings: DocumentSettings,
+    gate: Gate,
+    llm: LLMProvider | None = None,
 ) -> AsyncIterator[Worker]:
     """The worker's workflows and activities, the document ones held by ``gate``."""
     gated = GatedDocumentActivities(db, llm or OfflineProvider(), settings, gate)
     activities = [
         getattr(gated, fn.__name__) if isinstance(getattr(fn, "__self__", None), DocumentActivities) else fn
-        for fn in worker_parts(registry().families, WorkerResources(db, OfflineProvider(), settings=(settings,))).activities
+        for fn in worker_parts(
+            registry().families, WorkerResources(db, OfflineProvider(), settings=(settings,))
+        ).activities
     ]
     with ThreadPoolExecutor(max_workers=16) as executor:
         async with Worker(
-            client, task_queue=task_queue, workflows=registry().workflows(), activities=activities,
-            activity_executor=executor, max_concurrent_activities=8,
+            client,
+            task_queue=task_queue,
+            workflows=registry().workflows(),
+            activities=activities,
+            activity_executor=executor,
+            max_concurrent_activities=8,
         ) as worker:
             yield worker
 

@@ -95,13 +95,14 @@ def order_builder(with_confirm: bool = False) -> StateGraph:
 
 UNDO = {n: _undo(n) for n in ("reserve", "charge", "pack")}
 # A short start-to-close: an attempt lost with a killed worker is retried within seconds.
-QUICK: ActivityOptions = {"start_to_close_timeout": timedelta(seconds=3),
-         "retry_policy": RetryPolicy(initial_interval=timedelta(milliseconds=100), maximum_attempts=5)}
-order_graph = register_graph("order-graph", order_builder(), input_model=OrderInput, undo=UNDO,
-                             default_options=QUICK)
-confirmed_order_graph = register_graph("confirmed-order-graph", order_builder(True), input_model=OrderInput,
-                                       undo=UNDO, default_options=QUICK)
-
+QUICK: ActivityOptions = {
+    "start_to_close_timeout": timedelta(seconds=3),
+    "retry_policy": RetryPolicy(initial_interval=timedelta(milliseconds=100), maximum_attempts=5),
+}
+order_graph = register_graph("order-graph", order_builder(), input_model=OrderInput, undo=UNDO, default_options=QUICK)
+confirmed_order_graph = register_graph(
+    "confirmed-order-graph", order_builder(True), input_model=OrderInput, undo=UNDO, default_options=QUICK
+)
 
 
 class FanState(TypedDict, total=False):
@@ -164,7 +165,8 @@ def book_builder() -> StateGraph:
     graph.add_node("book", book)
     graph.add_edge(START, "plan")
     graph.add_conditional_edges(
-        "plan", lambda state: [Send("book", {"item": i, "journal": state["journal"]}) for i in state["items"]], ["book"])
+        "plan", lambda state: [Send("book", {"item": i, "journal": state["journal"]}) for i in state["items"]], ["book"]
+    )
     graph.add_edge("book", END)
     return graph
 
@@ -229,9 +231,17 @@ def slow_builder() -> StateGraph:
 
 
 # A heartbeat timeout of 1 s, and a node of 2.5 s: it must keep beating to finish.
-slow_graph = register_graph("slow-graph", slow_builder(), input_model=SlowInput, default_options={
-    "start_to_close_timeout": timedelta(seconds=30), "heartbeat_timeout": timedelta(seconds=1),
-    "retry_policy": RetryPolicy(maximum_attempts=1)})
+slow_graph = register_graph(
+    "slow-graph",
+    slow_builder(),
+    input_model=SlowInput,
+    default_options={
+        "start_to_close_timeout": timedelta(seconds=30),
+        "heartbeat_timeout": timedelta(seconds=1),
+        "retry_policy": RetryPolicy(maximum_attempts=1),
+    },
+)
+
 
 class QuoteState(TypedDict, total=False):
     question: str
@@ -257,16 +267,28 @@ def quote_builder() -> StateGraph:
 
 QUOTE_BREAKER = "quote-model"
 quote_graph = register_graph(
-    "quote-graph", quote_builder(), input_model=QuoteInput,
+    "quote-graph",
+    quote_builder(),
+    input_model=QuoteInput,
     nodes={"ask_model": NodePolicy(breaker=QUOTE_BREAKER, fallback="cached_answer", queue="llm")},
 )
 
-GRAPHS: list[GraphFamily] = [document_graph, routing_graph, order_graph, confirmed_order_graph, fan_graph, slow_graph, book_graph, ticket_graph]
+GRAPHS: list[GraphFamily] = [
+    document_graph,
+    routing_graph,
+    order_graph,
+    confirmed_order_graph,
+    fan_graph,
+    slow_graph,
+    book_graph,
+    ticket_graph,
+]
 
 
 def worker(client: Client, task_queue: str) -> Worker:
     return Worker(
-        client, task_queue=task_queue,
+        client,
+        task_queue=task_queue,
         workflows=[g.workflow for g in GRAPHS],
         activities=[a for g in GRAPHS for a in g.activities],
     )

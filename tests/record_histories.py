@@ -56,10 +56,14 @@ async def record(out_dir: Path, only: str = "") -> list[Path]:
     # LOCAL_STEPS_PATCH; the remote-step histories recorded before it stay beside them).
     orders = {
         "order_completed": make_order(local_steps=None),
-        "order_compensated": make_order(local_steps=None, inject_failure={"step": "create_shipping_label", "mode": "permanent"}),
+        "order_compensated": make_order(
+            local_steps=None, inject_failure={"step": "create_shipping_label", "mode": "permanent"}
+        ),
         "order_cancelled": make_order(local_steps=None, step_delay_seconds=1),
         "order_retried": make_order(local_steps=None, inject_failure={"step": "charge_payment", "mode": "transient"}),
-        "order_unknown_sku": make_order(local_steps=None, items=[{"sku": "NOPE-9", "quantity": 1, "unit_price_cents": 100}]),
+        "order_unknown_sku": make_order(
+            local_steps=None, items=[{"sku": "NOPE-9", "quantity": 1, "unit_price_cents": 100}]
+        ),
     }
     written: list[Path] = []
     task_queue = f"record-{uuid.uuid4()}"
@@ -78,12 +82,18 @@ async def record(out_dir: Path, only: str = "") -> list[Path]:
                 "document_finalised_relative_path": (Path("saga-pattern.md"), {}),
                 # Since EXTRACT_GROUPS_PATCH: several extraction activities of several chunks.
                 "document_grouped_completed": (
-                    SAMPLES / "saga-pattern.md", {"chunk_size": 300, "chunks_per_activity": 3, "extract_window": 1}
+                    SAMPLES / "saga-pattern.md",
+                    {"chunk_size": 300, "chunks_per_activity": 3, "extract_window": 1},
                 ),
             }
             settings = DocumentSettings(roots=(SAMPLES, folder, FEEDS))  # relative paths: under SAMPLES
             async with running_worker(
-                env.client, db, task_queue=task_queue, activity_threads=4, llm=PoisonAwareProvider(), settings=[settings]
+                env.client,
+                db,
+                task_queue=task_queue,
+                activity_threads=4,
+                llm=PoisonAwareProvider(),
+                settings=[settings],
             ):
                 for name, order in orders.items():
                     if not name.startswith(only):
@@ -94,20 +104,30 @@ async def record(out_dir: Path, only: str = "") -> list[Path]:
                         await handle.cancel()
                     written.append(await _save(handle, new_history_path(out_dir, name)))
                 if "order_reset_cancelled".startswith(only):
-                    written.append(await _record_reset(env.client, task_queue, new_history_path(out_dir, "order_reset_cancelled")))
+                    written.append(
+                        await _record_reset(env.client, task_queue, new_history_path(out_dir, "order_reset_cancelled"))
+                    )
                 for name, (path, options) in documents.items():
                     if not name.startswith(only):
                         continue
-                    document = await start_document(env.client, task_queue, path, **options) if path.is_absolute() else (
-                        await env.client.start_workflow(
-                            DocumentPipeline.run, DocumentInput(path=str(path)), id=f"document-relative-{path.stem}",
-                            task_queue=task_queue,
+                    document = (
+                        await start_document(env.client, task_queue, path, **options)
+                        if path.is_absolute()
+                        else (
+                            await env.client.start_workflow(
+                                DocumentPipeline.run,
+                                DocumentInput(path=str(path)),
+                                id=f"document-relative-{path.stem}",
+                                task_queue=task_queue,
+                            )
                         )
                     )
                     written.append(await _save(document, new_history_path(out_dir, name)))
                 for name, scenario in MCP_SCENARIOS.items():
                     if name.startswith(only):
-                        written.append(await _save(await scenario(env.client, task_queue), new_history_path(out_dir, name)))
+                        written.append(
+                            await _save(await scenario(env.client, task_queue), new_history_path(out_dir, name))
+                        )
                 written += await record_restarts(env.client, task_queue, db, out_dir, only)
                 if not only:
                     written += await record_catalog_demos(env.client, task_queue, out_dir)
@@ -149,7 +169,9 @@ RESTARTS: dict[str, tuple[str, str, Path | str | dict[str, Any]]] = {
     "restarted_query": ("query", "data", "queries/temperature-by-month.json"),
     "restarted_blog": ("blog", "draft", "blog/sagas.json"),
     "restarted_news_digest": (
-        "news-digest", "newsletter", {"name": "restarted", "feeds": [{"name": "notes", "url": str(FEEDS / "research-notes.rdf.xml")}]},
+        "news-digest",
+        "newsletter",
+        {"name": "restarted", "feeds": [{"name": "notes", "url": str(FEEDS / "research-notes.rdf.xml")}]},
     ),
     # Families on the step runner: the reused results come from the new run's memo.
     "restarted_order": ("order", "reserve_inventory", "orders/order.json"),
@@ -186,9 +208,10 @@ async def record_plan_llm(client: Client, path: Path) -> Path:
     from tests.plans import SEMANTIC_ANSWER, llm_plan_settings, make_plan, plan_worker, start_plan
 
     task_queue = f"record-{uuid.uuid4()}"
-    with tempfile.TemporaryDirectory() as tmp, fake_chat_server(
-        lambda _body, _index: (200, {}, completion(json.dumps(SEMANTIC_ANSWER)))
-    ) as chat:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        fake_chat_server(lambda _body, _index: (200, {}, completion(json.dumps(SEMANTIC_ANSWER)))) as chat,
+    ):
         db = Database(f"sqlite:///{tmp}/app.db")
         async with plan_worker(client, db, task_queue, llm_plan_settings(chat.base_url)):
             saved = await _save(await start_plan(client, task_queue, make_plan("plan-bueno")), path)

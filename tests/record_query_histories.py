@@ -30,10 +30,14 @@ async def record(out_dir: Path) -> list[Path]:
         with tempfile.TemporaryDirectory() as tmp:
             db = Database(f"sqlite:///{tmp}/app.db")
             task_queue = f"record-{uuid.uuid4()}"
-            async with running_worker(env.client, db, task_queue=task_queue, activity_threads=4, settings=[QuerySettings()]):
+            async with running_worker(
+                env.client, db, task_queue=task_queue, activity_threads=4, settings=[QuerySettings()]
+            ):
                 handle = await start_query(env.client, task_queue, "average temperature by month in 2014")
                 written.append(await _save(handle, new_history_path(out_dir, "query_completed")))
-                handle = await start_query(env.client, task_queue, "average price by symbol", pause_between_agents_seconds=0.2)
+                handle = await start_query(
+                    env.client, task_queue, "average price by symbol", pause_between_agents_seconds=0.2
+                )
                 await handle.signal("pause")
                 await wait_for_status(handle, lambda s: s.state == "paused" and "health" in s.completed_steps)
                 await handle.cancel()

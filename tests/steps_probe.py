@@ -64,7 +64,12 @@ class StepsProbeWorkflow(StepWorkflow):
             for n, name in enumerate(names, 1):
                 arg = ProbeStep(n=n, fail=n == probe.fail_at, hold=n == probe.hold_at)
                 results.append(
-                    await steps.run(name, StepsProbeActivities.probe_do, arg, undo=StepsProbeActivities.probe_undo,
-                                    describe=lambda r: f"got {r}")
+                    await steps.run(
+                        name,
+                        StepsProbeActivities.probe_do,
+                        arg,
+                        undo=StepsProbeActivities.probe_undo,
+                        describe=lambda r: f"got {r}",
+                    )
                 )
         return results

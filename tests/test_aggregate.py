@@ -48,11 +48,15 @@ async def test_all_three_sources_answer(dev_client: Client, task_queue: str) -> 
     assert "ada@example.com" in json.dumps(source(result, "database").items[0].result)
 
 
-async def test_one_source_down_gives_a_partial_result(dev_client: Client, task_queue: str, monkeypatch, tmp_path) -> None:
+async def test_one_source_down_gives_a_partial_result(
+    dev_client: Client, task_queue: str, monkeypatch, tmp_path
+) -> None:
     # The database server's program is missing: every call of it fails, the others answer.
     config = tmp_path / "servers.toml"
     config.write_text(
-        Path(load_config.__globals__["DEFAULT_CONFIG"]).read_text().replace("/.venv-mcp-sqlite/bin/mcp-server-sqlite", "/no-such-server")
+        Path(load_config.__globals__["DEFAULT_CONFIG"])
+        .read_text()
+        .replace("/.venv-mcp-sqlite/bin/mcp-server-sqlite", "/no-such-server")
     )
     monkeypatch.setenv("SAGAWORKS_MCP_CONFIG", str(config))
     result = await run(dev_client, task_queue, "Weather in Seattle, saga files and customers")
@@ -85,15 +89,24 @@ def test_plan_names_the_items_of_each_source() -> None:
     assert [i.item for i in database.items] == ["SELECT * FROM products LIMIT 20"]
 
 
-async def test_cancel_mid_fan_out_cancels_the_calls_in_flight(dev_client: Client, task_queue: str, latency: Path) -> None:
+async def test_cancel_mid_fan_out_cancels_the_calls_in_flight(
+    dev_client: Client, task_queue: str, latency: Path
+) -> None:
     latency.write_text(json.dumps({"Seattle": 3600}))
     async with Worker(dev_client, task_queue=task_queue, workflows=[Aggregation], plugins=mcp_plugins()):
         handle = await dev_client.start_workflow(
-            Aggregation.run, request("Weather in Seattle and our customers"), id=f"agg-{uuid.uuid4()}", task_queue=task_queue
+            Aggregation.run,
+            request("Weather in Seattle and our customers"),
+            id=f"agg-{uuid.uuid4()}",
+            task_queue=task_queue,
         )
         for _ in range(300):
             status = await handle.query(Aggregation.status)
-            if status.sources and status.sources[0].items[0].state == "running" and status.sources[2].state == "completed":
+            if (
+                status.sources
+                and status.sources[0].items[0].state == "running"
+                and status.sources[2].state == "completed"
+            ):
                 break
             await asyncio.sleep(0.1)
         assert status.sources[0].state == "running", status

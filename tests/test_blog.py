@@ -60,7 +60,9 @@ async def test_a_topic_nothing_stored_mentions_fails_naming_the_field(
     store_documents(db)
     async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=2):
         handle = await dev_client.start_workflow(
-            BlogWorkflow.run, BlogInput(topic="Gardening tomatoes in winter"), id=f"blog-{uuid.uuid4()}",
+            BlogWorkflow.run,
+            BlogInput(topic="Gardening tomatoes in winter"),
+            id=f"blog-{uuid.uuid4()}",
             task_queue=task_queue,
         )
         with pytest.raises(WorkflowFailureError) as failure:

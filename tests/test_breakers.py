@@ -260,10 +260,15 @@ async def test_an_open_breaker_of_any_name_sends_the_step_to_its_fallback(
     try:
         with ThreadPoolExecutor(2) as pool:
             async with Worker(
-                client, task_queue=task_queue, workflows=[BillingProbe],
-                activities=[billing.charge_by_api, billing.charge_later], activity_executor=pool,
+                client,
+                task_queue=task_queue,
+                workflows=[BillingProbe],
+                activities=[billing.charge_by_api, billing.charge_later],
+                activity_executor=pool,
             ):
-                outcome = await client.execute_workflow(BillingProbe.run, 1250, id=f"billing-{task_queue}", task_queue=task_queue)
+                outcome = await client.execute_workflow(
+                    BillingProbe.run, 1250, id=f"billing-{task_queue}", task_queue=task_queue
+                )
         # Two attempts reached the dependency and opened the breaker; the third failed fast
         # and the fallback ran instead, saying which breaker sent it there.
         assert billing.calls == 2

@@ -56,7 +56,9 @@ async def test_each_payload_gets_its_own_nonce() -> None:
 def test_encryption_is_off_without_keys() -> None:
     assert codec_from_env({}) is None
     plain = data_converter({})
-    assert plain.payload_codec is None and plain.payload_converter_class is pydantic_data_converter.payload_converter_class
+    assert (
+        plain.payload_codec is None and plain.payload_converter_class is pydantic_data_converter.payload_converter_class
+    )
 
 
 async def test_compression_before_encryption_shrinks_and_round_trips() -> None:
@@ -151,7 +153,9 @@ def test_keys_from_the_environment_newest_last() -> None:
 
 def test_keys_from_a_file(tmp_path: Path) -> None:
     key_file = tmp_path / "keys"
-    key_file.write_text(f"# rotated 2026-01\n{_entry(OLD_KEY_ID, OLD_KEY)}\n\n{_entry(NEW_KEY_ID, NEW_KEY)}  # newest\n")
+    key_file.write_text(
+        f"# rotated 2026-01\n{_entry(OLD_KEY_ID, OLD_KEY)}\n\n{_entry(NEW_KEY_ID, NEW_KEY)}  # newest\n"
+    )
     codec = codec_from_env({"SAGAWORKS_ENCRYPTION_KEY_FILE": str(key_file)})
     assert codec is not None and codec.key_ids == [OLD_KEY_ID, NEW_KEY_ID]
 

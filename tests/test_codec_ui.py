@@ -22,9 +22,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-async def test_ui_shows_decoded_inputs_through_the_codec_server(
-    codec_server: CodecServer, db: Database
-) -> None:
+async def test_ui_shows_decoded_inputs_through_the_codec_server(codec_server: CodecServer, db: Database) -> None:
     from playwright.async_api import async_playwright
 
     ui_port, endpoint = codec_server.ui_port, f"http://127.0.0.1:{codec_server.port}/{TOKEN}"

@@ -108,7 +108,9 @@ async def test_worker_killed_mid_batch_every_document_ends_final_without_duplica
                 # Every chunk stored once, in order, none missing, no second chunking mixed in,
                 # however often a step ran before and after the kill.
                 assert list(chunks) == expected
-                concepts = session.scalar(select(func.count()).select_from(ConceptRow).where(ConceptRow.document_id == row.document_id))
+                concepts = session.scalar(
+                    select(func.count()).select_from(ConceptRow).where(ConceptRow.document_id == row.document_id)
+                )
                 outcome = next(d for d in result.documents if d.path == row.path)
                 assert outcome.concept_count is not None and concepts == outcome.concept_count > 0
     finally:
@@ -117,7 +119,11 @@ async def test_worker_killed_mid_batch_every_document_ends_final_without_duplica
 
 def _batch_worker(dev_client: Client, db: Database, task_queue: str, root: Path):
     return running_worker(
-        dev_client, db, task_queue=task_queue, activity_threads=4, llm=OfflineProvider(),
+        dev_client,
+        db,
+        task_queue=task_queue,
+        activity_threads=4,
+        llm=OfflineProvider(),
         settings=[DocumentSettings(roots=(root,))],
     )
 
@@ -182,7 +188,9 @@ async def test_a_pause_just_before_continue_as_new_is_carried_into_the_next_run(
                 break
             await asyncio.sleep(0.05)
         # The newest run.
-        latest: WorkflowHandle[DocumentBatch, BatchResult] = dev_client.get_workflow_handle_for(DocumentBatch.run, handle.id)
+        latest: WorkflowHandle[DocumentBatch, BatchResult] = dev_client.get_workflow_handle_for(
+            DocumentBatch.run, handle.id
+        )
         status = await wait_for_status(latest, lambda s: s.done == 1, query=DocumentBatch.status)
         assert status.state == "paused" and status.in_flight == 0
         await handle.signal(DocumentBatch.resume)

@@ -408,7 +408,9 @@ async def test_database_waits_inside_an_activity_keep_it_heartbeating(
             # heartbeats the wait would outlast the heartbeat timeout and the attempt be lost.
             for _ in range(600):
                 pending = (await handle.describe()).raw_description.pending_activities
-                if any(p.activity_type.name == "validate_document" and p.HasField("last_heartbeat_time") for p in pending):
+                if any(
+                    p.activity_type.name == "validate_document" and p.HasField("last_heartbeat_time") for p in pending
+                ):
                     break
                 await asyncio.sleep(0.05)
             else:
@@ -487,7 +489,9 @@ async def test_several_chunks_per_activity_store_what_one_chunk_per_activity_doe
     async with doc_worker():
         for name, (options, _per) in runs.items():
             (tmp_path / f"{name}.md").write_text(text)
-            handles[name] = await start_document(dev_client, task_queue, tmp_path / f"{name}.md", chunk_size=300, **options)
+            handles[name] = await start_document(
+                dev_client, task_queue, tmp_path / f"{name}.md", chunk_size=300, **options
+            )
         results = {name: await handle.result() for name, handle in handles.items()}
         status = await handles["five"].query(DocumentPipeline.status)
     count = results["one"].chunk_count
@@ -497,7 +501,9 @@ async def test_several_chunks_per_activity_store_what_one_chunk_per_activity_doe
         per = per or fills_the_window
         result = results[name]
         assert (result.chunk_count, result.concept_count, result.top_concepts) == (
-            count, results["one"].concept_count, results["one"].top_concepts
+            count,
+            results["one"].concept_count,
+            results["one"].top_concepts,
         ), name
         summaries = [
             json.loads(event.user_metadata.summary.data)
@@ -531,8 +537,9 @@ async def test_each_chunk_of_an_activity_gets_its_own_model_attempts(
     # Two chunks in one activity, each answered invalidly twice: with one budget for the
     # activity the second chunk's first failure (attempt 3) would be final.
     path = tmp_path / "two.md"
-    path.write_text("\n\n".join(f"{word} section: durable execution keeps the saga's progress. " * 4
-                                  for word in ("Alpha", "Beta")))
+    path.write_text(
+        "\n\n".join(f"{word} section: durable execution keeps the saga's progress. " * 4 for word in ("Alpha", "Beta"))
+    )
     llm = InvalidOutputTwicePerChunk()
     async with doc_worker(llm):
         handle = await start_document(dev_client, task_queue, path, chunk_size=300, chunk_overlap=0, extract_window=1)

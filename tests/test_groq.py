@@ -58,7 +58,9 @@ def server(request: pytest.FixtureRequest) -> Iterator[FakeChatServer]:
 
 
 @pytest.mark.parametrize("server", [[concepts_reply("saga", "compensation")]], indirect=True)
-async def test_success(dev_client: Client, db: Database, task_queue: str, document: Path, server: FakeChatServer) -> None:
+async def test_success(
+    dev_client: Client, db: Database, task_queue: str, document: Path, server: FakeChatServer
+) -> None:
     result = await _run(dev_client, db, task_queue, document, server)
     assert (result.provider, result.model) == ("groq", "test-model")
     assert [c.name for c in result.top_concepts] == ["saga", "compensation"]
@@ -113,7 +115,13 @@ async def test_500_is_retried_then_succeeds(
     ids=["401-final-at-once", "503-final-after-bounded-attempts"],
 )
 async def test_a_failing_call_fails_the_document_clearly(
-    dev_client: Client, db: Database, task_queue: str, document: Path, server: FakeChatServer, attempts: int, message: str
+    dev_client: Client,
+    db: Database,
+    task_queue: str,
+    document: Path,
+    server: FakeChatServer,
+    attempts: int,
+    message: str,
 ) -> None:
     with pytest.raises(WorkflowFailureError) as failure:
         await _run(dev_client, db, task_queue, document, server)
@@ -134,7 +142,9 @@ def _details_with_raw_output(failure: WorkflowFailureError) -> tuple[Application
     raise AssertionError("no failure kept the raw output")
 
 
-@pytest.mark.parametrize("server", [[(200, {}, completion("Sure! Here are the concepts: saga, compensation"))]], indirect=True)
+@pytest.mark.parametrize(
+    "server", [[(200, {}, completion("Sure! Here are the concepts: saga, compensation"))]], indirect=True
+)
 async def test_malformed_output_is_retried_a_bounded_number_of_times_then_fails(
     dev_client: Client, db: Database, task_queue: str, document: Path, server: FakeChatServer
 ) -> None:

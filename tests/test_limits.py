@@ -74,7 +74,9 @@ def _news_at_limits(tmp_path: Path) -> Iterator[NewsDigestInput]:
 
 
 def _check_news(result: NewsDigestResult) -> None:
-    assert {name: outcome.status for name, outcome in result.feeds.items()} == dict.fromkeys(("large-a", "large-b", "long"), "ok")
+    assert {name: outcome.status for name, outcome in result.feeds.items()} == dict.fromkeys(
+        ("large-a", "large-b", "long"), "ok"
+    )
     assert result.stored and result.entries_not_read == {}
     selected = sum(len(a.model_dump_json()) for a in result.articles)
     assert 0 < len(result.articles) <= 500 and selected <= SELECTION_BYTES
@@ -114,7 +116,9 @@ def _check_parallel(result: ParallelAnalysisResult) -> None:
 @contextmanager
 def _routing_at_limits(tmp_path: Path) -> Iterator[RoutingInput]:
     """The longest request text (10,000 characters), a premium one: no approval to wait for."""
-    yield RoutingInput(request_id=f"limits-{uuid.uuid4().hex[:8]}", requester="r" * 200, text="premium " + _text(10_000 - 8))
+    yield RoutingInput(
+        request_id=f"limits-{uuid.uuid4().hex[:8]}", requester="r" * 200, text="premium " + _text(10_000 - 8)
+    )
 
 
 def _check_routing(result: RoutingResult) -> None:
@@ -147,7 +151,9 @@ def _check_order(result: OrderResult) -> None:
 @contextmanager
 def _query_at_limits(tmp_path: Path) -> Iterator[QueryInput]:
     """The most rows a result may carry (``MAX_ROWS``), of a question that returns more."""
-    yield QueryInput(question="date, wind and precipitation of days", request_id=uuid.uuid4().hex[:12], max_rows=MAX_ROWS)
+    yield QueryInput(
+        question="date, wind and precipitation of days", request_id=uuid.uuid4().hex[:12], max_rows=MAX_ROWS
+    )
 
 
 def _check_query(result: QueryResult) -> None:
@@ -173,7 +179,9 @@ def _iterative_at_limits(tmp_path: Path) -> Iterator[IterativeInput]:
         assert store_documents(database, paths, chunk_size=20_000) == 150
     finally:
         database.dispose()
-    yield IterativeInput(query=" ".join([*wanted, "нигде"]), target_quality=1.0, max_iterations=3, top_k=50, iterations_per_run=1)
+    yield IterativeInput(
+        query=" ".join([*wanted, "нигде"]), target_quality=1.0, max_iterations=3, top_k=50, iterations_per_run=1
+    )
 
 
 def _check_iterative(result: IterativeResult) -> None:
@@ -185,7 +193,10 @@ def _check_iterative(result: IterativeResult) -> None:
 def _ticket_at_limits(tmp_path: Path) -> Iterator[TicketInput]:
     """The longest subject and body; :func:`_drive_ticket` adds the longest comments."""
     yield TicketInput(
-        ticket_id=f"limits-{uuid.uuid4().hex[:8]}", customer_email="ada@example.com", subject=_text(200), body=_text(10_000)
+        ticket_id=f"limits-{uuid.uuid4().hex[:8]}",
+        customer_email="ada@example.com",
+        subject=_text(200),
+        body=_text(10_000),
     )
 
 
@@ -219,7 +230,9 @@ def _document_at_limits(tmp_path: Path) -> Iterator[DocumentInput]:
     path = tmp_path / "largest.txt"
     data = _text(DOCUMENT_BYTES).encode()[:DOCUMENT_BYTES].decode(errors="ignore").encode()  # whole characters
     path.write_bytes(data.ljust(DOCUMENT_BYTES, b"."))
-    yield DocumentInput(path=str(path), chunk_size=20_000, chunk_overlap=2_000, extract_window=64, chunks_per_activity=64)
+    yield DocumentInput(
+        path=str(path), chunk_size=20_000, chunk_overlap=2_000, extract_window=64, chunks_per_activity=64
+    )
 
 
 def _check_document(result: DocumentResult) -> None:
@@ -234,7 +247,9 @@ CASES: dict[str, LimitCase] = {
     "routing": LimitCase(_routing_at_limits, _check_routing, RoutingResult),
     "order": LimitCase(_order_at_limits, _check_order, OrderResult),
     "document": LimitCase(
-        _document_at_limits, _check_document, DocumentResult,
+        _document_at_limits,
+        _check_document,
+        DocumentResult,
         settings=lambda tmp_path: [DocumentSettings(roots=(tmp_path,), max_bytes=DOCUMENT_BYTES)],
     ),
     "query": LimitCase(_query_at_limits, _check_query, QueryResult),
@@ -268,9 +283,15 @@ async def test_a_family_at_its_documented_limits_keeps_its_payloads_bounded(
         pytest.skip(f"no input at its documented limits yet for {name}: add a LimitCase to tests/test_limits.py")
     fam = registry().family(name)
     with case.inputs(tmp_path) as request:
-        async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, settings=case.settings(tmp_path)):
+        async with running_worker(
+            dev_client, db, task_queue=task_queue, activity_threads=4, settings=case.settings(tmp_path)
+        ):
             handle = await dev_client.start_workflow(
-                fam.workflow_type, request, id=fam.workflow_id(request), task_queue=task_queue, result_type=case.result_type
+                fam.workflow_type,
+                request,
+                id=fam.workflow_id(request),
+                task_queue=task_queue,
+                result_type=case.result_type,
             )
             result = await asyncio.wait_for(case.drive(handle) if case.drive else handle.result(), 300)
     history = await handle.fetch_history()

@@ -53,7 +53,9 @@ async def mcp_worker(client: Client, task_queue: str) -> AsyncIterator[Worker]:
         yield worker
 
 
-async def call(client: Client, task_queue: str, server: str, tool: str, timeout: float = 10, **arguments) -> McpToolOutput:
+async def call(
+    client: Client, task_queue: str, server: str, tool: str, timeout: float = 10, **arguments
+) -> McpToolOutput:
     return await client.execute_workflow(
         McpToolCall.run,
         McpCallInput(server=server, tool=tool, arguments=arguments, timeout_seconds=timeout),
@@ -82,7 +84,11 @@ async def test_weather_tool_is_called_through_an_activity(dev_client: Client, ta
 async def test_database_server_from_its_own_environment_answers_a_query(dev_client: Client, task_queue: str) -> None:
     async with mcp_worker(dev_client, task_queue):
         output = await call(
-            dev_client, task_queue, "database", "read_query", query="SELECT tier FROM customers WHERE email='ada@example.com'"
+            dev_client,
+            task_queue,
+            "database",
+            "read_query",
+            query="SELECT tier FROM customers WHERE email='ada@example.com'",
         )
     assert "premium" in output.text
 
@@ -156,7 +162,9 @@ async def pending_attempt(handle, at_least: int) -> None:
     raise AssertionError(f"the call never reached attempt {at_least}")
 
 
-async def test_a_hanging_server_times_out_and_the_retry_answers(dev_client: Client, task_queue: str, latency: Path) -> None:
+async def test_a_hanging_server_times_out_and_the_retry_answers(
+    dev_client: Client, task_queue: str, latency: Path
+) -> None:
     latency.write_text(json.dumps({"Seattle": 3600}))
     async with mcp_worker(dev_client, task_queue):
         handle = await start_weather(dev_client, task_queue, timeout=2, city="Seattle")
@@ -167,7 +175,9 @@ async def test_a_hanging_server_times_out_and_the_retry_answers(dev_client: Clie
     assert (await call_attempts(handle))[-1] >= 2, "the call answered without being retried"
 
 
-async def test_a_server_killed_mid_call_is_restarted_on_retry(dev_client: Client, task_queue: str, latency: Path) -> None:
+async def test_a_server_killed_mid_call_is_restarted_on_retry(
+    dev_client: Client, task_queue: str, latency: Path
+) -> None:
     latency.write_text(json.dumps({"Seattle": 3600}))
     async with mcp_worker(dev_client, task_queue):
         handle = await start_weather(dev_client, task_queue, timeout=60, city="Seattle")

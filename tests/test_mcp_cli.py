@@ -42,7 +42,9 @@ async def test_mcp_call_refuses_bad_arguments_and_reports_tool_errors(saga, defa
     assert tool_error.code == 1 and "no weather station for 'Atlantis'" in tool_error.stderr
 
 
-async def test_tickets_lists_a_queue_by_search_attributes(saga, default_queue_worker: Worker, dev_client: Client) -> None:
+async def test_tickets_lists_a_queue_by_search_attributes(
+    saga, default_queue_worker: Worker, dev_client: Client
+) -> None:
     ticket_id = f"T-{uuid.uuid4().hex[:8]}"
     handle = await dev_client.start_workflow(
         SupportTicket.run,

@@ -65,9 +65,13 @@ async def test_schedule_commands_drive_a_news_digest_schedule(saga, patterns_wor
     path.write_text(json.dumps(data))
     schedule_id = f"schedule-{name}"
 
-    created = await saga("schedule", "create", "news-digest", "--cron", "0 7 * * MON", "--input", str(path), "--id", schedule_id)
+    created = await saga(
+        "schedule", "create", "news-digest", "--cron", "0 7 * * MON", "--input", str(path), "--id", schedule_id
+    )
     assert created.code == 0, created.stderr
-    again = await saga("schedule", "create", "news-digest", "--cron", "0 7 * * MON", "--input", str(path), "--id", schedule_id)
+    again = await saga(
+        "schedule", "create", "news-digest", "--cron", "0 7 * * MON", "--input", str(path), "--id", schedule_id
+    )
     assert again.code == 1 and "exists already" in again.stderr
     assert schedule_id in (await saga("schedule", "list")).stdout
     assert (await saga("schedule", "pause", schedule_id)).code == 0

@@ -56,7 +56,8 @@ async def test_the_llm_pass_is_merged_into_the_offline_extraction(
 ) -> None:
     handle, result = await _analyse(dev_client, db, task_queue, chat)
     assert await _semantic_activities(handle) == [
-        ("semantic", task_queue), (f"semantic: LLM pass by {MODEL}", llm_task_queue(task_queue))
+        ("semantic", task_queue),
+        (f"semantic: LLM pass by {MODEL}", llm_task_queue(task_queue)),
     ]
     [semantic] = [s for s in result.stages if s.stage == "semantic"]
     assert semantic.options.llm == MODEL
@@ -91,7 +92,9 @@ async def test_invalid_llm_output_is_retried_then_the_offline_extraction_stands(
     assert semantic.options.llm is None and "by groq" not in semantic.summary
     [alert] = [a for a in result.alerts if a.stage == "semantic"]
     assert alert.level == "WARNING" and alert.risk_id is None
-    assert alert.message.startswith(f"LLM pass by {MODEL} failed (ModelError: model output failed validation (attempt 3)")
+    assert alert.message.startswith(
+        f"LLM pass by {MODEL} failed (ModelError: model output failed validation (attempt 3)"
+    )
     assert alert.message.endswith("the offline extraction stands")
     assert result.score > 90  # the offline analysis of the good plan, untouched
 

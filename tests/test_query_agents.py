@@ -36,7 +36,9 @@ def test_health_and_a_result_in_the_reply_format(data_app: FastAPI) -> None:
     parsed = AgentReply[DataResult].model_validate_json(reply.content)
     assert reply.status_code == 200 and parsed.ok and parsed.error is None
     assert parsed.result is not None and parsed.result.rows == [[406]]
-    result = _client(data_app).call(DataInput(plan=QueryPlan(table="cars", sql="SELECT COUNT(*) AS n FROM cars")), DataResult)
+    result = _client(data_app).call(
+        DataInput(plan=QueryPlan(table="cars", sql="SELECT COUNT(*) AS n FROM cars")), DataResult
+    )
     assert result.rows == [[406]] and result.produced_by == "data-agent"
 
 

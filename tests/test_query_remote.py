@@ -179,7 +179,9 @@ async def test_demo_degrades_to_a_table_with_the_viz_breaker_open_and_dev_down_s
     db = Database(database_url)
     try:
         first_pid, _ = await asyncio.to_thread(devserver.start_viz_agent)
-        async with running_worker(dev_client, db, task_queue=TASK_QUEUE, activity_threads=4, settings=[QuerySettings.from_env()]):
+        async with running_worker(
+            dev_client, db, task_queue=TASK_QUEUE, activity_threads=4, settings=[QuerySettings.from_env()]
+        ):
             assert await _outage(console, fam, outage, uuid.uuid4().hex[:8]), output.getvalue()
         shown = output.getvalue()
         assert "viz agent stopped" in shown

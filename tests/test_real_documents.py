@@ -33,8 +33,12 @@ from sagaworks.workflows.document_batch import DocumentBatch
 from tests.documents import all_document_rows
 
 REAL_PDFS = sorted(
-    p for patterns in REAL_DOCUMENTS.values() for pattern in patterns if pattern.endswith(".pdf")
-    for p in map(Path, [pattern]) if p.exists()
+    p
+    for patterns in REAL_DOCUMENTS.values()
+    for pattern in patterns
+    if pattern.endswith(".pdf")
+    for p in map(Path, [pattern])
+    if p.exists()
 )
 GPL = Path("/usr/share/common-licenses/GPL-3")
 JAPANESE_PDF = Path("/usr/share/debian-reference/debian-reference.ja.pdf")
@@ -75,11 +79,16 @@ def _process_directly(path: Path, tmp_path: Path) -> list[tuple[str, float, int]
     env = ActivityEnvironment()
     try:
         doc = env.run(acts.validate_document, ValidateInput(path=str(path), run_key="direct"))
-        chunks = env.run(acts.chunk_document, ChunkInput(document=doc, run_key="direct", chunk_size=2000, chunk_overlap=200))
+        chunks = env.run(
+            acts.chunk_document, ChunkInput(document=doc, run_key="direct", chunk_size=2000, chunk_overlap=200)
+        )
         for index in range(chunks.chunk_count):
-            env.run(acts.extract_concepts, ExtractInput(
-                document_id=doc.document_id, content_hash=doc.rows_key, chunk_index=index, run_key="direct"
-            ))
+            env.run(
+                acts.extract_concepts,
+                ExtractInput(
+                    document_id=doc.document_id, content_hash=doc.rows_key, chunk_index=index, run_key="direct"
+                ),
+            )
         result = env.run(acts.store_concepts, StoreInput(document=doc, run_key="direct"))
     finally:
         db.dispose()
@@ -111,10 +120,15 @@ def test_plural_and_sub_phrases_are_one_concept() -> None:
     from sagaworks.activities.documents import rank_concepts
 
     mentions = [
-        ("gnu general public license", "entity", 0.9, 0), ("general public license", "term", 0.8, 0),
-        ("gnu general public", "term", 0.7, 0), ("public license", "term", 0.6, 0),
-        ("gnu general public license", "entity", 0.9, 1), ("public license", "term", 0.5, 1),
-        ("license", "term", 0.5, 2), ("licenses", "term", 0.4, 3), ("libraries", "term", 0.4, 3),
+        ("gnu general public license", "entity", 0.9, 0),
+        ("general public license", "term", 0.8, 0),
+        ("gnu general public", "term", 0.7, 0),
+        ("public license", "term", 0.6, 0),
+        ("gnu general public license", "entity", 0.9, 1),
+        ("public license", "term", 0.5, 1),
+        ("license", "term", 0.5, 2),
+        ("licenses", "term", 0.4, 3),
+        ("libraries", "term", 0.4, 3),
         ("library", "term", 0.3, 4),
     ]
     ranked = {evidence.name: sorted(evidence.chunks) for evidence, _score in rank_concepts(mentions, 5)}
@@ -130,12 +144,18 @@ async def test_a_batch_over_the_real_corpus_processes_every_readable_document(
     real = copy_real_documents(corpus)
     awkward = write_awkward_documents(corpus)
     async with running_worker(
-        dev_client, db, task_queue=task_queue, activity_threads=4, llm=OfflineProvider(),
+        dev_client,
+        db,
+        task_queue=task_queue,
+        activity_threads=4,
+        llm=OfflineProvider(),
         settings=[DocumentSettings(roots=(corpus,))],
     ):
         result = await dev_client.execute_workflow(
-            DocumentBatch.run, BatchInput(folder=str(corpus), max_in_flight=4),
-            id=f"batch-{uuid.uuid4()}", task_queue=task_queue,
+            DocumentBatch.run,
+            BatchInput(folder=str(corpus), max_in_flight=4),
+            id=f"batch-{uuid.uuid4()}",
+            task_queue=task_queue,
         )
     outcomes = {Path(d.path): d for d in result.documents}
     assert result.total == len(real) + len(awkward) and result.failed == 0

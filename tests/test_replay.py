@@ -26,9 +26,7 @@ QUERY_RACE = "Update machine does not handle this event: HistoryEvent(id: 20, Ac
 
 
 def test_histories_cover_every_way_a_saga_ends() -> None:
-    endings = {
-        json.loads(path.read_text())["events"][-1]["eventType"] for path in history_files(HISTORIES)
-    }
+    endings = {json.loads(path.read_text())["events"][-1]["eventType"] for path in history_files(HISTORIES)}
     assert {
         "EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED",
         "EVENT_TYPE_WORKFLOW_EXECUTION_FAILED",
@@ -116,14 +114,20 @@ def test_the_ticket_assigned_beside_a_lookup_result_is_recorded_update_first() -
     list-tools' result, and in that task the SDK wrote its acceptance before the call-tool
     lookup that result led to, the order a replay produces."""
     events = list(load_history(HISTORIES / "support_assigned_during_lookups.json").events)
-    [accepted] = [e for e in events if e.HasField("workflow_execution_update_accepted_event_attributes")
-                  and e.workflow_execution_update_accepted_event_attributes.accepted_request.input.name == "assign"]
+    [accepted] = [
+        e
+        for e in events
+        if e.HasField("workflow_execution_update_accepted_event_attributes")
+        and e.workflow_execution_update_accepted_event_attributes.accepted_request.input.name == "assign"
+    ]
     sequenced_at = accepted.workflow_execution_update_accepted_event_attributes.accepted_request_sequencing_event_id
     [brought] = [e for e in events if e.event_id == sequenced_at - 1]  # what scheduled that task
     assert brought.HasField("activity_task_completed_event_attributes")  # list-tools' result
     task = [e for e in events if e.event_id >= accepted.event_id][:4]
     assert [(e.WhichOneof("attributes") or "").removesuffix("_event_attributes") for e in task] == [
-        "workflow_execution_update_accepted", "upsert_workflow_search_attributes",
-        "workflow_execution_update_completed", "activity_task_scheduled",
+        "workflow_execution_update_accepted",
+        "upsert_workflow_search_attributes",
+        "workflow_execution_update_completed",
+        "activity_task_scheduled",
     ]
     assert task[3].activity_task_scheduled_event_attributes.activity_type.name == "temporalio.mcp.database.call-tool"

@@ -37,7 +37,9 @@ def _request(text: str, **fields: object) -> RoutingInput:
     return RoutingInput(request_id=f"req-{uuid.uuid4().hex[:8]}", requester="dana", text=text, **fields)  # type: ignore[arg-type]  # each test passes RoutingInput's own fields
 
 
-async def _start(client: Client, task_queue: str, request: RoutingInput) -> WorkflowHandle[RoutingWorkflow, RoutingResult]:
+async def _start(
+    client: Client, task_queue: str, request: RoutingInput
+) -> WorkflowHandle[RoutingWorkflow, RoutingResult]:
     return await client.start_workflow(
         RoutingWorkflow.run, request, id=ROUTING.workflow_id(request), task_queue=task_queue
     )
@@ -91,17 +93,27 @@ async def test_validators_refuse_bad_decisions_and_the_official_cli_approves(
             await handle.execute_update("approve", ApprovalDecision(approver="mallory"))
         cause = refused_update.value.cause
         assert isinstance(cause, ApplicationError) and cause.non_retryable and cause.type == "ApprovalRefused"
+
         # In a thread: the worker shares this event loop and must answer while the CLI waits.
         def official_cli(approver: str) -> subprocess.CompletedProcess[str]:
             return subprocess.run(
                 [
-                    temporal_binary(), "workflow", "update", "execute",
-                    "--address", dev_address,
-                    "--workflow-id", handle.id,
-                    "--name", "approve",
-                    "--input", json.dumps({"approver": approver}),
+                    temporal_binary(),
+                    "workflow",
+                    "update",
+                    "execute",
+                    "--address",
+                    dev_address,
+                    "--workflow-id",
+                    handle.id,
+                    "--name",
+                    "approve",
+                    "--input",
+                    json.dumps({"approver": approver}),
                 ],
-                capture_output=True, text=True, timeout=60,
+                capture_output=True,
+                text=True,
+                timeout=60,
             )
 
         # The official CLI shows a refusal as final, in the validator's words.
@@ -133,7 +145,10 @@ async def test_a_rejection_records_its_reason(dev_client: Client, db: Database, 
         result = await asyncio.wait_for(handle.result(), 60)
     assert (answer.decision, answer.approver) == ("rejected", "alice")
     assert (result.approval, result.decided_by, result.reason, result.handled) == (
-        "rejected", "alice", "least privilege: ask per project", None,
+        "rejected",
+        "alice",
+        "least privilege: ask per project",
+        None,
     )
     row = _row(db, request.request_id)
     assert (row.outcome, row.decided_by, row.response) == ("rejected", "alice", "least privilege: ask per project")
@@ -157,7 +172,10 @@ async def test_escalation_to_a_second_group_which_then_decides(
     client = time_skipping_env.client
     request = _request(
         "root access to the build servers",
-        approvers=["alice"], escalation="second-group", escalation_approvers=["cto"], deadline_seconds=3600,
+        approvers=["alice"],
+        escalation="second-group",
+        escalation_approvers=["cto"],
+        deadline_seconds=3600,
     )
     async with running_worker(client, db, task_queue=task_queue, activity_threads=2):
         handle = await _start(client, task_queue, request)

@@ -44,7 +44,10 @@ async def test_every_step_runs_in_order_and_the_report_lists_its_timing(
     history = await handle.fetch_history()
     scheduled = [e for e in history.events if e.HasField("activity_task_scheduled_event_attributes")]
     assert [e.activity_task_scheduled_event_attributes.activity_type.name for e in scheduled] == [
-        "ingest_text", "process_text", "analyse_text", "render_report",
+        "ingest_text",
+        "process_text",
+        "analyse_text",
+        "render_report",
     ]
 
 

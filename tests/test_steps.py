@@ -23,7 +23,9 @@ from tests.steps_probe import StepsProbeActivities, StepsProbeInput, StepsProbeW
 @pytest_asyncio.fixture
 async def probe(dev_client: Client, task_queue: str) -> AsyncIterator[StepsProbeActivities]:
     acts = StepsProbeActivities()
-    async with Worker(dev_client, task_queue=task_queue, workflows=[StepsProbeWorkflow], activities=[acts.probe_do, acts.probe_undo]):
+    async with Worker(
+        dev_client, task_queue=task_queue, workflows=[StepsProbeWorkflow], activities=[acts.probe_do, acts.probe_undo]
+    ):
         yield acts
 
 

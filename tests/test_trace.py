@@ -31,7 +31,13 @@ async def test_trace_of_a_compensated_saga_with_a_retried_step(
     trace = await trace_run(dev_client, failing.id, payloads=True)
     assert trace.status == "FAILED" and trace.error_type == "SagaCompensated"
     names = [step.name for step in trace.steps]
-    undo = ["void_shipping_label", "release_inventory", "send_cancellation_notice", "refund_payment", "delete_customer_account"]
+    undo = [
+        "void_shipping_label",
+        "release_inventory",
+        "send_cancellation_notice",
+        "refund_payment",
+        "delete_customer_account",
+    ]
     # The items check, the five steps (the last fails: no step is left unreached), the undos.
     assert names == ["check_order_items", *ORDER_STEPS, *undo]
     label = trace.steps[5]
@@ -134,11 +140,15 @@ async def test_postmortem_of_order_runs_lists_steps_compensations_and_retries_wi
 ) -> None:
     from sagaworks.client.postmortem import postmortem, postmortem_markdown
 
-    failing = await start_order(dev_client, task_queue, make_order(inject_failure={"step": "create_shipping_label", "mode": "permanent"}))
+    failing = await start_order(
+        dev_client, task_queue, make_order(inject_failure={"step": "create_shipping_label", "mode": "permanent"})
+    )
     with contextlib.suppress(WorkflowFailureError):
         await failing.result()
     retried = await start_order(
-        dev_client, task_queue, make_order(inject_failure={"step": "charge_payment", "mode": "transient", "attempts": 2})
+        dev_client,
+        task_queue,
+        make_order(inject_failure={"step": "charge_payment", "mode": "transient", "attempts": 2}),
     )
     await retried.result()
 

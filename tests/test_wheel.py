@@ -93,4 +93,3 @@ def test_files_make_install_builds_stay_out(wheel: zipfile.ZipFile) -> None:
     names = wheel.namelist()
     assert [n for n in names if n.removeprefix("sagaworks/") in GENERATED] == []
     assert [n for n in names if "node_modules" in n or "__pycache__" in n] == []
-

@@ -91,7 +91,9 @@ def build_router() -> APIRouter:
 
     @router.get("/", response_class=HTMLResponse, dependencies=[page])
     async def home(request: Request) -> HTMLResponse:
-        return templates.TemplateResponse(request, "catalog.html", {"families": [catalog_entry(f) for f in registry().families]})
+        return templates.TemplateResponse(
+            request, "catalog.html", {"families": [catalog_entry(f) for f in registry().families]}
+        )
 
     @router.get("/families/{name}", response_class=HTMLResponse, dependencies=[page])
     async def start_form(request: Request, name: str) -> HTMLResponse:
@@ -113,11 +115,17 @@ def build_router() -> APIRouter:
         except ValueError:
             token = None  # a mangled link: start from the newest runs
         rows, next_token = await list_runs_page(temporal(request), query, page_size=25, page_token=token)
-        return templates.TemplateResponse(request, "runs.html", {
-            "runs": rows, "next_page": next_token.hex() if next_token else None,
-            "family_name": fam.name if fam else "", "status": status.upper() if known else "",
-            "families": [f.name for f in registry().families],
-        })
+        return templates.TemplateResponse(
+            request,
+            "runs.html",
+            {
+                "runs": rows,
+                "next_page": next_token.hex() if next_token else None,
+                "family_name": fam.name if fam else "",
+                "status": status.upper() if known else "",
+                "families": [f.name for f in registry().families],
+            },
+        )
 
     @router.get("/runs/{workflow_id}", response_class=HTMLResponse, dependencies=[page])
     async def run_page(request: Request, workflow_id: str) -> HTMLResponse:
@@ -126,13 +134,21 @@ def build_router() -> APIRouter:
         outcome = await run_outcome(client.get_workflow_handle(workflow_id), wait=False)
         fam = registry().family(run["family"]) if run["family"] else None
         data = jsonable_encoder(outcome.as_json())
-        completed_query = run["family"] == "query" and outcome.status == "COMPLETED" and isinstance(data.get("result"), dict)
-        return templates.TemplateResponse(request, "run.html", {
-            "run": jsonable_encoder(run), "outcome": data,
-            "accepts": fam.accepts if fam else (), "approval": fam.approval if fam else None,
-            "query": query_view(data["result"]) if completed_query else None,
-            "failure": failure_view(data.get("failure") or [], compensations_shown=_compensations_shown(run)),
-        })
+        completed_query = (
+            run["family"] == "query" and outcome.status == "COMPLETED" and isinstance(data.get("result"), dict)
+        )
+        return templates.TemplateResponse(
+            request,
+            "run.html",
+            {
+                "run": jsonable_encoder(run),
+                "outcome": data,
+                "accepts": fam.accepts if fam else (),
+                "approval": fam.approval if fam else None,
+                "query": query_view(data["result"]) if completed_query else None,
+                "failure": failure_view(data.get("failure") or [], compensations_shown=_compensations_shown(run)),
+            },
+        )
 
     @router.get("/schedules", response_class=HTMLResponse, dependencies=[page])
     async def schedules(request: Request) -> HTMLResponse:
@@ -142,7 +158,9 @@ def build_router() -> APIRouter:
             *(describe_schedule(client, row["schedule_id"]) for row in listed), return_exceptions=True
         )
         for answer in described:  # one deleted since it was listed is left out; other errors are errors
-            if isinstance(answer, BaseException) and not (isinstance(answer, RPCError) and answer.status == RPCStatusCode.NOT_FOUND):
+            if isinstance(answer, BaseException) and not (
+                isinstance(answer, RPCError) and answer.status == RPCStatusCode.NOT_FOUND
+            ):
                 raise answer
         rows = [answer for answer in described if isinstance(answer, dict)]
         return templates.TemplateResponse(request, "schedules.html", {"schedules": rows})
@@ -157,10 +175,18 @@ def build_router() -> APIRouter:
             rows, problem = await list_tickets(temporal(request), query), None
         except TicketFilterInvalid as invalid:
             rows, problem = [], str(invalid)
-        return templates.TemplateResponse(request, "tickets.html", {
-            "tickets": rows, "filters": filters, "problem": problem,
-            "types": TICKET_TYPES, "priorities": PRIORITIES, "states": TICKET_STATES,
-        })
+        return templates.TemplateResponse(
+            request,
+            "tickets.html",
+            {
+                "tickets": rows,
+                "filters": filters,
+                "problem": problem,
+                "types": TICKET_TYPES,
+                "priorities": PRIORITIES,
+                "states": TICKET_STATES,
+            },
+        )
 
     @router.get("/login", response_class=HTMLResponse)
     async def login_page(request: Request, next: str = "/") -> HTMLResponse:
@@ -177,7 +203,13 @@ def build_router() -> APIRouter:
         if expected is None or not token_matches(supplied if isinstance(supplied, str) else None, expected):
             raise ApiError(401, "Unauthorized", "that is not the API token", field="token")
         response = JSONResponse({"signed_in": True})
-        response.set_cookie(SESSION_COOKIE, session_value(expected), httponly=True, samesite="strict", secure=request.url.scheme == "https")
+        response.set_cookie(
+            SESSION_COOKIE,
+            session_value(expected),
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+        )
         return response
 
     return router

@@ -29,7 +29,8 @@ def render_value(value: Any) -> Markup:
             columns = list(dict.fromkeys(key for item in value for key in item))
             head = "".join(f"<th>{escape(c)}</th>" for c in columns)
             body = "".join(
-                "<tr>" + "".join(f"<td>{render_value(item.get(c, ''))}</td>" for c in columns) + "</tr>" for item in value
+                "<tr>" + "".join(f"<td>{render_value(item.get(c, ''))}</td>" for c in columns) + "</tr>"
+                for item in value
             )
             return Markup(f'<table class="grid"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>')
         if not value:
@@ -115,10 +116,15 @@ def failure_view(failure: list[dict[str, Any]], *, compensations_shown: bool) ->
     if not compensations_shown:
         return failure
     return [
-        {**entry, "details": [
-            {k: v for k, v in detail.items() if k != "compensations"} if isinstance(detail, dict) else detail
-            for detail in entry["details"]
-        ]} if isinstance(entry.get("details"), list) else entry
+        {
+            **entry,
+            "details": [
+                {k: v for k, v in detail.items() if k != "compensations"} if isinstance(detail, dict) else detail
+                for detail in entry["details"]
+            ],
+        }
+        if isinstance(entry.get("details"), list)
+        else entry
         for entry in failure
     ]
 
@@ -142,8 +148,10 @@ def form_fields(schema: dict[str, Any]) -> list[dict[str, Any]]:
         kind = prop.get("type")
         field: dict[str, Any] = {
             # The property's own title: a referenced model's title names the model, not the field.
-            "name": name, "label": raw.get("title") or name.replace("_", " ").title(),
-            "required": name in required, "description": prop.get("description", ""),
+            "name": name,
+            "label": raw.get("title") or name.replace("_", " ").title(),
+            "required": name in required,
+            "description": prop.get("description", ""),
             "default": prop.get("default"),
         }
         if "enum" in prop:
@@ -154,7 +162,15 @@ def form_fields(schema: dict[str, Any]) -> list[dict[str, Any]]:
             field["kind"] = "tristate"
         elif kind in ("string", "integer", "number", "boolean"):
             field["kind"] = {"boolean": "checkbox"}.get(kind, kind)
-            for key in ("pattern", "minLength", "maxLength", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+            for key in (
+                "pattern",
+                "minLength",
+                "maxLength",
+                "minimum",
+                "maximum",
+                "exclusiveMinimum",
+                "exclusiveMaximum",
+            ):
                 if key in prop:
                     field[key] = prop[key]
         else:

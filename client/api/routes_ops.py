@@ -39,8 +39,11 @@ HEALTH_TIMEOUT = timedelta(seconds=5)
 
 def catalog_entry(fam: Family[Any]) -> CatalogEntry:
     return CatalogEntry(
-        name=fam.name, workflow_type=fam.workflow_type, description=fam.description,
-        accepts=list(fam.accepts), input_schema=fam.input_schema(),
+        name=fam.name,
+        workflow_type=fam.workflow_type,
+        description=fam.description,
+        accepts=list(fam.accepts),
+        input_schema=fam.input_schema(),
         # An installation without samples/ (a slim image) serves the catalog without them.
         # A fresh suffix on the rerun field (the order id) each time, so a sample runs again.
         samples=[
@@ -57,7 +60,9 @@ async def _family_metrics(request: Request, fam: Family[Any], runs: int) -> Fami
         count_runs(client, fam), activity_stats(client, family=fam, query="ExecutionStatus != 'Running'", limit=runs)
     )
     timings = {step["activity_type"]: step for step in stats["activities"]}
-    return FamilyMetrics(counts=counts, total=sum(counts.values()), step_timings=timings, runs_sampled=stats["workflows"])
+    return FamilyMetrics(
+        counts=counts, total=sum(counts.values()), step_timings=timings, runs_sampled=stats["workflows"]
+    )
 
 
 async def metrics(request: Request, runs: int = Query(20, ge=0, le=200)) -> Metrics:
@@ -79,7 +84,9 @@ async def workflow_metrics(request: Request, runs: int = Query(20, ge=0, le=200)
     query = request.app.state.metrics_cache.get(("query", runs), lambda: query_metrics(temporal(request), limit=runs))
     families, query, breakers = await asyncio.gather(metrics(request, runs), query, _breakers(request))
     return WorkflowMetrics(
-        families=families.families, query=query, breakers=breakers,
+        families=families.families,
+        query=query,
+        breakers=breakers,
         breaker_activations={b["name"]: b["trips"] for b in breakers.breakers},
     )
 
@@ -88,7 +95,9 @@ async def _breakers(request: Request) -> CircuitBreakers:
     """Every breaker the workers share, read from the application database."""
     engine = _engine(request)
     if engine is None:
-        return CircuitBreakers(breakers=[], available=False, detail="DATABASE_URL is not set: breakers are not readable")
+        return CircuitBreakers(
+            breakers=[], available=False, detail="DATABASE_URL is not set: breakers are not readable"
+        )
     statuses = await asyncio.to_thread(read_breaker_statuses, engine)
     detail = f"{len(statuses)} breaker(s)" if statuses else "no breaker has been used yet"
     return CircuitBreakers(breakers=[s.model_dump(mode="json") for s in statuses], available=True, detail=detail)
@@ -171,7 +180,11 @@ def build_router() -> APIRouter:
 
     # The singular path, an alias kept for clients written against it.
     router.add_api_route(
-        "/api/workflow/metrics", workflow_metrics, response_model=WorkflowMetrics, responses=ERRORS, methods=["GET"],
+        "/api/workflow/metrics",
+        workflow_metrics,
+        response_model=WorkflowMetrics,
+        responses=ERRORS,
+        methods=["GET"],
         name="alias_metrics",
     )
     return router
@@ -180,7 +193,9 @@ def build_router() -> APIRouter:
 def build_health_router() -> APIRouter:
     router = APIRouter(tags=["operations"])
 
-    @router.get("/api/health", response_model=Health, responses={503: {"model": Health, "description": "A check failed"}})
+    @router.get(
+        "/api/health", response_model=Health, responses={503: {"model": Health, "description": "A check failed"}}
+    )
     async def health(request: Request) -> JSONResponse:
         """Temporal reachable, database reachable (when configured), workers polling the task queue."""
         (temporal_ok, temporal_detail), (workers_ok, workers_detail), (db_ok, db_detail) = await asyncio.gather(
@@ -204,13 +219,22 @@ def build_alias_router(runs_router: APIRouter) -> APIRouter:
     router = APIRouter(tags=["operations"])
     handlers = {route.name: route.endpoint for route in runs_router.routes}  # type: ignore[attr-defined]  # every route of that router is an APIRoute
     router.add_api_route(
-        "/api/workflow/{workflow_id}/status", handlers["get_workflow"], methods=["GET"],
-        response_model=RunDescription, responses=ERRORS, name="alias_status",
+        "/api/workflow/{workflow_id}/status",
+        handlers["get_workflow"],
+        methods=["GET"],
+        response_model=RunDescription,
+        responses=ERRORS,
+        name="alias_status",
         description="Alias of GET /api/workflows/{workflow_id}.",
     )
     router.add_api_route(
-        "/api/workflow/{workflow_id}/cancel", handlers["cancel_workflow"], methods=["POST"], status_code=202,
-        response_model=Accepted, responses=RUN_ERRORS, name="alias_cancel",
+        "/api/workflow/{workflow_id}/cancel",
+        handlers["cancel_workflow"],
+        methods=["POST"],
+        status_code=202,
+        response_model=Accepted,
+        responses=RUN_ERRORS,
+        name="alias_cancel",
         description="Alias of POST /api/workflows/{workflow_id}/cancel.",
     )
     return router

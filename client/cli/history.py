@@ -28,9 +28,15 @@ def history(
 
 
 def replay_command(
-    workflow_id: Annotated[str | None, typer.Argument(metavar="WORKFLOW_ID", help="Replay this run's history from Temporal.")] = None,
-    file: Annotated[Path | None, typer.Option("--file", exists=True, dir_okay=False, metavar="FILE", help="A history JSON file.")] = None,
-    directory: Annotated[Path | None, typer.Option("--dir", exists=True, file_okay=False, metavar="DIR", help="Every *.json in it.")] = None,
+    workflow_id: Annotated[
+        str | None, typer.Argument(metavar="WORKFLOW_ID", help="Replay this run's history from Temporal.")
+    ] = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", exists=True, dir_okay=False, metavar="FILE", help="A history JSON file.")
+    ] = None,
+    directory: Annotated[
+        Path | None, typer.Option("--dir", exists=True, file_okay=False, metavar="DIR", help="Every *.json in it.")
+    ] = None,
 ) -> None:
     """Replay histories against this code; exit 1 on any nondeterminism."""
     from sagaworks.client.connection import connect

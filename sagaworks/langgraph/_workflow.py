@@ -164,8 +164,10 @@ class GraphWorkflow(ApprovalUpdates, Pausable):
         if self._restart is not None:
             if self._restart.from_node not in spec.builder.nodes:
                 raise ApplicationError(
-                    f"restart from node {self._restart.from_node!r}: the " f"graph's nodes are {', '.join(spec.builder.nodes)}",
-                    type="InvalidInput", non_retryable=True,
+                    f"restart from node {self._restart.from_node!r}: the "
+                    f"graph's nodes are {', '.join(spec.builder.nodes)}",
+                    type="InvalidInput",
+                    non_retryable=True,
                 )
             self._values = dict(self._restart.state)
             tasks: list[Task] = [(self._restart.from_node, None)]
@@ -178,7 +180,8 @@ class GraphWorkflow(ApprovalUpdates, Pausable):
                 supersteps += 1
                 if supersteps > spec.recursion_limit:
                     raise ApplicationError(
-                        f"recursion limit of {spec.recursion_limit} supersteps reached", type="GraphRecursionError",
+                        f"recursion limit of {spec.recursion_limit} supersteps reached",
+                        type="GraphRecursionError",
                         non_retryable=True,
                     )
                 if self._paused:
@@ -186,8 +189,9 @@ class GraphWorkflow(ApprovalUpdates, Pausable):
                 before = dict(self._values)
                 # Every node of the superstep ends (and registers its undo) before a failure
                 # of one of them compensates: an undo of a sibling still running is not lost.
-                settled = await asyncio.gather(*(self._node(node, sent, before) for node, sent in tasks),
-                                               return_exceptions=True)
+                settled = await asyncio.gather(
+                    *(self._node(node, sent, before) for node, sent in tasks), return_exceptions=True
+                )
                 failure = next((r for r in settled if isinstance(r, BaseException)), None)
                 if failure is not None:
                     raise failure
@@ -236,9 +240,12 @@ class GraphWorkflow(ApprovalUpdates, Pausable):
                 arg = NodeInput(state=given, resume=resume)
                 if policy.fallback is not None and ran_as == node:
                     call = await guarded(
-                        node_activity_name(spec.name, node), arg, summary=node,
+                        node_activity_name(spec.name, node),
+                        arg,
+                        summary=node,
                         fallback=node_activity_name(spec.name, policy.fallback),
-                        fallback_options=self._options(policy.fallback), **self._options(node),
+                        fallback_options=self._options(policy.fallback),
+                        **self._options(node),
                     )
                     if call.fallback_taken:
                         ran_as, breaker = policy.fallback, call.breaker or policy.breaker
@@ -278,8 +285,9 @@ class GraphWorkflow(ApprovalUpdates, Pausable):
                 self.approval = Approval()  # a second interrupt asks again
             self._interrupt = value
             policy = self.spec.interrupt
-            outcome = await self.approval.wait(policy.deadline, approvers=policy.approvers,
-                                               escalations=policy.escalations)
+            outcome = await self.approval.wait(
+                policy.deadline, approvers=policy.approvers, escalations=policy.escalations
+            )
             self._interrupt = None
         return {"approved": outcome.decision == "approved", "approver": outcome.decided_by, "reason": outcome.reason}
 
@@ -296,4 +304,3 @@ def workflow_class(spec: GraphSpec, input_model: type[BaseModel]) -> type[GraphW
     run.__name__, run.__qualname__ = "run", f"{camel}Graph.run"  # a module-level class to the SDK
     cls = type(f"{camel}Graph", (GraphWorkflow,), {"spec": spec, "run": workflow.run(run), "__module__": __name__})
     return workflow.defn(name=f"langgraph-{spec.name}", sandboxed=False)(cls)
-
