@@ -13,8 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from sagaworks.contracts.common import StrictModel, Text
 from sagaworks import ProgressStatus
+from sagaworks.contracts.common import StrictModel, Text
 
 KNOWN_CITIES = ("Seattle", "San Francisco", "London", "New York", "Tokyo", "Sydney", "Paris")
 """Cities a question may name (the weather server has stations for some of them)."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 from pydantic.json_schema import SkipJsonSchema
 
-from sagaworks.contracts.common import StageResume, StrictModel, Text
 from sagaworks import ProgressStatus
+from sagaworks.contracts.common import StageResume, StrictModel, Text
 from sagaworks.contracts.search import Hit, SearchHits
 
 

@@ -13,11 +13,10 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, Field
 from pydantic.json_schema import SkipJsonSchema
 
-from sagaworks.contracts.common import StageResume, StrictData, StrictModel, Text
 from sagaworks import ProgressStatus
+from sagaworks.contracts.common import StageResume, StrictData, StrictModel, Text
 
 DocumentFormat = Literal["txt", "md", "html", "pdf", "docx"]
-
 
 
 def normalise_path(path: str) -> str:

@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from sagaworks.contracts.common import StrictData, StrictModel, Text
 from sagaworks import ProgressStatus
+from sagaworks.contracts.common import StrictData, StrictModel, Text
 from sagaworks.contracts.search import Hit, Quality
 
 

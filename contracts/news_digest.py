@@ -8,8 +8,8 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from pydantic.json_schema import SkipJsonSchema
 
-from sagaworks.contracts.common import StageResume, StrictModel, Text
 from sagaworks import ProgressStatus
+from sagaworks.contracts.common import StageResume, StrictModel, Text
 from sagaworks.contracts.fallback import BranchOutcome
 
 Category = Literal["technology", "business", "research", "general"]

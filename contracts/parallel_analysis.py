@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from sagaworks.contracts.common import StrictModel, Text
 from sagaworks import ProgressStatus
+from sagaworks.contracts.common import StrictModel, Text
 from sagaworks.contracts.fallback import BranchOutcome
 from sagaworks.contracts.text import AnalysisPart, Keywords, Language, Sentiment, Summary
 

@@ -39,8 +39,12 @@ def test_every_registered_family_has_a_page_that_names_its_workflow_type() -> No
     assert not missing, f"families without a page under docs/families/: {missing}"
     for fam in registry:
         page = _gen.family_page(fam.name).read_text()
-        assert f"`{fam.workflow_type}`" in page, f"docs/families/{fam.name}.md does not name its workflow type {fam.workflow_type}"
-        assert f"<!-- generated: family {fam.name} -->" in page, f"docs/families/{fam.name}.md lacks its generated facts"
+        assert f"`{fam.workflow_type}`" in page, (
+            f"docs/families/{fam.name}.md does not name its workflow type {fam.workflow_type}"
+        )
+        assert f"<!-- generated: family {fam.name} -->" in page, (
+            f"docs/families/{fam.name}.md lacks its generated facts"
+        )
         nav = (ROOT / "mkdocs.yml").read_text()
         assert f"families/{fam.name}.md" in nav, f"mkdocs.yml's nav has no entry for {fam.name}"
 
@@ -149,8 +153,10 @@ def test_the_tutorial_project_runs_from_the_cli(dev_env: WorkflowEnvironment, tm
     env.update(
         PYTHONPATH=os.pathsep.join([str(site), str(TUTORIAL)]),
         TEMPORAL_ADDRESS=dev_env.client.service_client.config.target_host,
-        SAGAWORKS_TASK_QUEUE=f"shop-{uuid.uuid4().hex[:8]}", DATABASE_URL=f"sqlite:///{tmp_path / 'app.db'}",
-        SAGAWORKS_WORKFLOW_RUNNER="sandboxed", SAGAWORKS_STATE_DIR=str(tmp_path / "state"),
+        SAGAWORKS_TASK_QUEUE=f"shop-{uuid.uuid4().hex[:8]}",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'app.db'}",
+        SAGAWORKS_WORKFLOW_RUNNER="sandboxed",
+        SAGAWORKS_STATE_DIR=str(tmp_path / "state"),
     )
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -160,13 +166,18 @@ def test_the_tutorial_project_runs_from_the_cli(dev_env: WorkflowEnvironment, tm
     assert listed.returncode == 0 and "signup" in listed.stdout, listed.stdout + listed.stderr
     # `python -m sagaworks.worker` is `saga worker`.
     worker = WorkerProcess(
-        env["TEMPORAL_ADDRESS"], env["SAGAWORKS_TASK_QUEUE"], env["DATABASE_URL"], tmp_path / "worker.log",
+        env["TEMPORAL_ADDRESS"],
+        env["SAGAWORKS_TASK_QUEUE"],
+        env["DATABASE_URL"],
+        tmp_path / "worker.log",
         PYTHONPATH=env["PYTHONPATH"],
     )
     worker.start()
     try:
         signup_id = f"cli-{uuid.uuid4().hex[:8]}"
-        started = run("run", "signup", "--input", str(TUTORIAL / "signup-fails.json"), "--set", f"signup_id={signup_id}", "--json")
+        started = run(
+            "run", "signup", "--input", str(TUTORIAL / "signup-fails.json"), "--set", f"signup_id={signup_id}", "--json"
+        )
         assert started.returncode == 0, started.stdout + started.stderr
         workflow_id = json.loads(started.stdout)["workflow_id"]
         assert workflow_id == f"signup-{signup_id}"

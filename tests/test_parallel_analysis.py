@@ -12,10 +12,10 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureEr
 from sagaworks.activities.db import Database
 from sagaworks.activities.text_analysis import keywords_of, language_of, sentiment_of, summary_of
 from sagaworks.contracts.parallel_analysis import ParallelAnalysisInput
-from tests.orders import wait_for_status
 from sagaworks.worker import running_worker
 from sagaworks.workflows.catalog import SAMPLES
 from sagaworks.workflows.parallel_analysis import ParallelAnalysisWorkflow
+from tests.orders import wait_for_status
 
 SAMPLE = json.loads((SAMPLES / "parallel-analysis/billing-retrospective.json").read_text())["text"]
 
@@ -44,7 +44,8 @@ async def test_all_four_analyses_run_at_once_and_combine(dev_client: Client, db:
     kinds = [
         "scheduled" if e.HasField("activity_task_scheduled_event_attributes") else "completed"
         for e in events
-        if e.HasField("activity_task_scheduled_event_attributes") or e.HasField("activity_task_completed_event_attributes")
+        if e.HasField("activity_task_scheduled_event_attributes")
+        or e.HasField("activity_task_completed_event_attributes")
     ]
     assert kinds[:4] == ["scheduled"] * 4
 
@@ -71,12 +72,13 @@ async def test_a_fallback_runs_only_after_the_retry_policy_is_spent(
     async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4):
         handle, _ = await _run(dev_client, task_queue, ParallelAnalysisInput(text=SAMPLE, fail=["keywords"]))
     events = (await handle.fetch_history()).events
-    failed = [e.activity_task_failed_event_attributes for e in events if e.HasField("activity_task_failed_event_attributes")]
+    failed = [
+        e.activity_task_failed_event_attributes for e in events if e.HasField("activity_task_failed_event_attributes")
+    ]
     [attempts] = {
         e.activity_task_started_event_attributes.attempt
         for e in events
-        if e.HasField("activity_task_started_event_attributes")
-        and e.activity_task_started_event_attributes.attempt > 1
+        if e.HasField("activity_task_started_event_attributes") and e.activity_task_started_event_attributes.attempt > 1
     }
     assert len(failed) == 1 and attempts == 3  # TEXT_ANALYSIS allows three attempts
 
@@ -86,8 +88,10 @@ async def test_cancel_while_branches_run_ends_canceled_not_partial(
 ) -> None:
     async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4):
         handle = await dev_client.start_workflow(
-            ParallelAnalysisWorkflow.run, ParallelAnalysisInput(text=SAMPLE, fail=["language"]),
-            id=f"pa-{uuid.uuid4()}", task_queue=task_queue,
+            ParallelAnalysisWorkflow.run,
+            ParallelAnalysisInput(text=SAMPLE, fail=["language"]),
+            id=f"pa-{uuid.uuid4()}",
+            task_queue=task_queue,
         )
         # The injected failure keeps the language branch in its retries long enough to cancel.
         await wait_for_status(handle, lambda s: s.done == 3, query=ParallelAnalysisWorkflow.status, timeout=60)
@@ -119,7 +123,11 @@ async def test_the_llm_option_analyses_with_the_chat_model_and_falls_back_offlin
             _, result = await _run(dev_client, task_queue, ParallelAnalysisInput(text=SAMPLE, provider="llm"))
 
     assert result.sentiment is not None
-    assert (result.sentiment.label, result.sentiment.compound, result.sentiment.method) == ("positive", 0.7, "llm:test-model")
+    assert (result.sentiment.label, result.sentiment.compound, result.sentiment.method) == (
+        "positive",
+        0.7,
+        "llm:test-model",
+    )
     assert result.keywords is not None and result.keywords.keywords == ["durable workflows", "billing job"]
     # The model refused the summary (HTTP 400, final): the offline TextRank summary stands in.
     assert result.parts["summary"].status == "fallback" and result.parts["summary"].activity == "summarise_text"
