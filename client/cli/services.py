@@ -106,6 +106,8 @@ def dev_up(
             out.print(f"HTTP API and console (pid {api_pid}){_WHY[outcome]}: http://127.0.0.1:{api_port}/")
     except devserver.DevStackError as failed:
         raise fail(f"{failed}\n`saga dev down` stops what did start.", 1) from None
+    if api and api_port != API_PORT:
+        env["SAGAWORKS_CONSOLE_URL"] = f"http://127.0.0.1:{api_port}"  # the links `saga demo` prints
     if env:
         exports = " ".join(f"{k}={v}" for k, v in env.items())
         out.print(f"Other saga commands reach this stack with: export {exports}")
@@ -113,9 +115,9 @@ def dev_up(
 
 def ports_taken_message(taken: list[tuple[str, int, str, str]]) -> str:
     """Why `saga dev up` starts nothing: each taken port, what it is for, and what to do."""
-    lines = [f"Port {port} ({what}) is already in use, so nothing was started." for _, port, what, _ in taken]
+    lines = [f"Port {port} ({what}) is already in use." for _, port, what, _ in taken]
     lines += [
-        "If another sagaworks stack holds it: `saga dev down` in the project that started it "
+        "Nothing was started. If another sagaworks stack holds it: `saga dev down` in the project that started it "
         "(`make stop` in a sagaworks checkout running `make demo`).",
         "Or choose other ports: " + ", ".join(f"{how} PORT" if how.startswith("--") else f"{how}=PORT" for *_, how in taken) + ".",
     ]
