@@ -40,7 +40,30 @@ def summarize(result: Any) -> str:
     return ", ".join(parts)
 
 
+class _Block:
+    """A run's lines, kept until the run is over and then printed together: the runs of a
+    family go at once, and lines printed as each arrived would interleave two runs' output."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+
+    def print(self, *objects: Any, **options: Any) -> None:
+        self.lines.append((objects, options))
+
+    def print_to(self, console: Console) -> None:
+        for objects, options in self.lines:
+            console.print(*objects, **options)
+
+
 async def _run(console: Console, fam: Family[Any], demo: DemoRun, suffix: str) -> bool:
+    block = _Block()
+    try:
+        return await _run_into(block, fam, demo, suffix)
+    finally:
+        block.print_to(console)
+
+
+async def _run_into(console: Any, fam: Family[Any], demo: DemoRun, suffix: str) -> bool:
     client = await connect()
     handle = await start_run(client, fam, fam.sample_input(demo.sample, suffix))
     for update in demo.updates:
@@ -71,7 +94,7 @@ def missing_content(demo: DemoRun, outcome: Outcome) -> list[str]:
     return demo.missing_from(to_jsonable(outcome.result))
 
 
-def _links(console: Console, ui_link: str, workflow_id: str) -> None:
+def _links(console: Any, ui_link: str, workflow_id: str) -> None:
     console.print(f"  UI: {ui_link}\n  console: {CONSOLE}/runs/{quote(workflow_id, safe='')}")
 
 
@@ -235,7 +258,7 @@ async def send_demo_update(handle: Any, update: DemoUpdate, within: float = 60) 
         await asyncio.sleep(0.2)
 
 
-async def _send(console: Console, handle: Any, update: DemoUpdate) -> None:
+async def _send(console: Any, handle: Any, update: DemoUpdate) -> None:
     answer = await send_demo_update(handle, update)
     where = f" once at {update.when_step!r};" if update.when_step else ""
     console.print(f"  {handle.id}{where} sent {update.name}: {summarize(answer)}", markup=False)

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -227,7 +228,9 @@ def start_background(
             return running_pid(name) or 0, "reused"
         stop_background(name)
         outcome = "restarted"
-    log = open(STATE_DIR / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child
+    log_path = STATE_DIR / f"{name}.log"
+    _LOG_STARTS[name] = log_path.stat().st_size if log_path.exists() else 0
+    log = open(log_path, "ab")  # noqa: SIM115 - handed to the child
     process = subprocess.Popen(
         command,
         stdout=log,
@@ -239,6 +242,86 @@ def start_background(
     pid_file(name).write_text(str(process.pid))
     settings_file.write_text(settings)
     return process.pid, outcome
+
+
+_LOG_STARTS: dict[str, int] = {}
+"""Where each process this one started began writing its log (the logs are appended to)."""
+
+
+def log_tail(name: str, lines: int = 15) -> str:
+    """The last ``lines`` lines background process ``name`` wrote since this process started it."""
+    path = STATE_DIR / f"{name}.log"
+    try:
+        with open(path, "rb") as log:
+            log.seek(_LOG_STARTS.get(name, 0))
+            text = log.read().decode(errors="replace")
+    except FileNotFoundError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+class DevStackError(RuntimeError):
+    """A process of `saga dev up` cannot start, or exited instead of serving."""
+
+
+def port_taken(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something listens on ``host:port`` or holds it (so a server there cannot bind)."""
+    with socket.socket() as probe:
+        probe.settimeout(1)
+        if probe.connect_ex((host, port)) == 0:
+            return True
+    with socket.socket() as probe:
+        # SO_REUSEADDR: a port left in TIME_WAIT by a process that stopped is free to bind.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def exited(name: str) -> DevStackError:
+    """The error of background process ``name`` having exited: with the end of its log."""
+    tail = log_tail(name)
+    where = STATE_DIR / f"{name}.log"
+    return DevStackError(
+        f"{name} exited at start; the end of {where}:\n{tail}" if tail else f"{name} exited at start; see {where}"
+    )
+
+
+def wait_until_listening(name: str, port: int, timeout: float = 60.0, host: str = "127.0.0.1") -> None:
+    """Return once background process ``name`` is alive and ``host:port`` accepts
+    connections; :class:`DevStackError` as soon as it has exited (with its log's end)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if running_pid(name) is None:
+            raise exited(name)
+        with socket.socket() as probe:
+            probe.settimeout(1)
+            if probe.connect_ex((host, port)) == 0:
+                # Still ours listening, not a process that bound the port and exited.
+                if running_pid(name) is None:
+                    raise exited(name)
+                return
+        if time.monotonic() > deadline:
+            raise DevStackError(
+                f"{name} not listening on {host}:{port} after {timeout:.0f} s; see {STATE_DIR / f'{name}.log'}"
+            )
+        time.sleep(0.1)
+
+
+def wait_until_logged(name: str, marker: str, timeout: float = 60.0) -> None:
+    """Return once background process ``name`` has written ``marker`` to its log since it
+    was started; :class:`DevStackError` as soon as it has exited."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if marker in log_tail(name, lines=10_000):
+            return
+        if running_pid(name) is None:
+            raise exited(name)
+        if time.monotonic() > deadline:
+            raise DevStackError(f"{name} not ready after {timeout:.0f} s; see {STATE_DIR / f'{name}.log'}")
+        time.sleep(0.1)
 
 
 def stop_background(name: str, timeout: float = 30.0) -> bool:
@@ -302,6 +385,25 @@ def viz_agent_worker_env(environ: dict[str, str] | None = None) -> dict[str, str
         "VIZ_AGENT_URL": viz_agent_url(),
         "SAGAWORKS_BREAKER_VIZ": environ.get("SAGAWORKS_BREAKER_VIZ") or DEV_BREAKER_VIZ,
     }
+
+
+VIZ_AGENT_MODULES = ("pandas", "altair", "vl_convert")
+"""What the viz agent imports as it starts (activities.processes.RENDER_MODULES)."""
+
+
+def viz_agent_available() -> bool:
+    """Whether `saga dev up` serves the viz agent here: the query family is registered and
+    available, and what the agent imports is installed (a project without the query family,
+    or sagaworks installed without its ``query`` extra, has nothing to serve)."""
+    import importlib.util
+
+    from sagaworks import registry
+
+    families = registry()
+    if "query" not in families.names:
+        return False
+    needed = (*VIZ_AGENT_MODULES, *families.family("query").requires)
+    return all(importlib.util.find_spec(module) is not None for module in needed)
 
 
 def start_viz_agent() -> tuple[int, str]:

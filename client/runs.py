@@ -94,7 +94,8 @@ def failure_chain(error: BaseException) -> list[dict[str, Any]]:
     while current is not None:
         entry: dict[str, Any] = {"message": getattr(current, "message", str(current))}
         if isinstance(current, ApplicationError):
-            entry["type"] = current.type
+            # An ApplicationError raised without type= comes back with none: its class names it.
+            entry["type"] = current.type or type(current).__name__
             if current.details:
                 entry["details"] = [to_jsonable(d) for d in current.details]
         else:

@@ -456,6 +456,19 @@ async def test_console_pages_render(http: httpx.AsyncClient) -> None:
     await http.post(f"/api/workflows/{workflow_id}/cancel")
 
 
+async def test_a_closed_run_page_shows_its_state_once_and_no_current_step(
+    http: httpx.AsyncClient, order_worker: Any
+) -> None:
+    workflow_id = await start(http, inject_failure={"step": "reserve_inventory", "mode": "permanent"})
+    assert (await result_of(http, workflow_id)).status_code == 409
+    page = (await http.get(f"/runs/{workflow_id}")).text
+    status = re.search(r'<p class="big">Status.*?</p>', page, re.S).group(0)  # type: ignore[union-attr]
+    words = re.sub(r"<[^>]+>", " ", status).split()
+    assert words.count("FAILED") == 1 and "failed" not in words, words
+    assert 'id="current-step"' not in page and "Step - " not in page
+    assert re.search(r'<span id="done">\d+</span>/<span id="total">\d+</span> steps done', page)
+
+
 def test_serve_without_a_token_binds_loopback_and_says_so(dev_address: str, tmp_path: Path) -> None:
     """``python -m client.api`` (what ``saga api`` runs): asked for every interface without a
     token, it serves 127.0.0.1 only and its log says why."""

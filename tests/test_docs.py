@@ -19,7 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 
 import sagaworks
 from sagaworks.activities.db import Database
-from sagaworks.client.runs import run_outcome, start_run
+from sagaworks.client.runs import failure_lines, run_outcome, start_run
 from sagaworks.worker import running_worker
 from tests.distributions import write_dist_info
 from tests.workers import WorkerProcess
@@ -90,9 +90,10 @@ def test_the_generated_family_facts_come_from_the_registry() -> None:
 # -- the tutorial ------------------------------------------------------------------------
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def tutorial_family() -> Iterator[sagaworks.Family]:
-    """The tutorial's family, found through its entry point as `saga worker` finds it."""
+    """The tutorial's family, found through its entry point as `saga worker` finds it
+    (once: its table is declared on the engine's shared metadata when it is imported)."""
     sys.path.insert(0, str(TUTORIAL))
     try:
         entry = importlib.metadata.EntryPoint("signup", "shop.families:SIGNUP", "sagaworks.families")
@@ -110,6 +111,21 @@ def test_the_tutorial_page_includes_the_files_the_test_runs() -> None:
     for name in ("models.py", "activities.py", "workflows.py", "families.py"):
         assert f'--8<-- "tutorial/shop/shop/{name}"' in page
     assert '--8<-- "tutorial/shop/pyproject.toml"' in page
+    # sagaworks is installed from a checkout or a wheel: it is not on PyPI.
+    for text in (page, (ROOT / "README.md").read_text(), (DOCS / "getting-started.md").read_text()):
+        assert "pip install /path/to/sagaworks" in text and "pip install sagaworks " not in text
+
+
+def test_the_tutorial_family_offers_its_inputs_as_samples(tutorial_family: sagaworks.Family) -> None:
+    """The console's sample buttons: both JSON files, each with a fresh signup id."""
+    assert [p.name for p in tutorial_family.sample_paths()] == ["signup.json", "signup-fails.json"]
+    assert all(p.exists() for p in tutorial_family.sample_paths())
+    fails = tutorial_family.sample_input("signup-fails.json", "abc123")
+    assert fails.signup_id != "s-1002" and fails.signup_id.startswith("s-1002")
+    # The fault field is one `saga restart` drops by default.
+    from sagaworks.client.restart import INJECTED_FAULTS
+
+    assert set(json.loads((TUTORIAL / "signup-fails.json").read_text())) & set(INJECTED_FAULTS) == {"inject_failure"}
 
 
 async def test_the_tutorial_saga_completes_and_a_failure_compensates_in_reverse(
@@ -131,6 +147,9 @@ async def test_the_tutorial_saga_completes_and_a_failure_compensates_in_reverse(
         failed = await run_outcome(handle)
         assert failed.status == "FAILED"
         assert "welcome mail" in json.dumps(failed.failure)
+        assert "InjectedFailure: welcome mail to bob@example.com refused" in "\n".join(
+            failure_lines(failed.failure or [])
+        )
         status = await handle.query("status", result_type=sagaworks.StepStatus)
         undone = [c.step for c in status.compensations]
         assert undone == ["charge_card", "create_account"], status

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 from temporalio.api.failure.v1 import Failure
 from temporalio.converter import DataConverter
-from temporalio.exceptions import ActivityError, RetryState, TimeoutError, TimeoutType
+from temporalio.exceptions import ActivityError, ApplicationError, RetryState, TimeoutError, TimeoutType
 
 from sagaworks.client.runs import failure_chain, failure_lines
 from sagaworks.client.trace import _Builder
@@ -42,6 +42,16 @@ def test_an_mcp_failure_text_names_the_timeout_type() -> None:
 def test_a_failure_chain_names_the_timeout_type() -> None:
     lines = failure_lines(failure_chain(_timed_out_activity()))
     assert lines[-1].strip() == "TimeoutError (StartToClose): activity StartToClose timeout"
+
+
+def test_an_application_error_without_a_type_is_named_by_its_class_not_none() -> None:
+    error = _timed_out_activity()
+    error.__cause__ = ApplicationError("welcome mail refused", non_retryable=True)
+    chain = failure_chain(error)
+    assert chain[-1]["type"] == "ApplicationError"
+    assert failure_lines(chain)[-1].strip() == "ApplicationError: welcome mail refused"
+    typed = ApplicationError("welcome mail refused", type="WelcomeRefused")
+    assert failure_lines(failure_chain(typed)) == ["WelcomeRefused: welcome mail refused"]
 
 
 async def test_a_trace_names_the_timeout_type() -> None:

@@ -20,8 +20,8 @@ class SignupActivities:
         self.db = db
 
     def _apply(self, step: Step, what: str) -> str:
-        if step.signup.fail_at == activity.info().activity_type:
-            raise ApplicationError(f"{what} refused", non_retryable=True)
+        if step.signup.inject_failure == activity.info().activity_type:
+            raise ApplicationError(f"{what} refused", type="InjectedFailure", non_retryable=True)
         with self.db.transaction() as session:
             record = sagaworks.apply_once(
                 session,
