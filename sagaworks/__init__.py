@@ -90,9 +90,12 @@ if TYPE_CHECKING:
     from sagaworks.activities.errors import (
         ErrorClass as ErrorClass,
         database_errors as database_errors,
+        error as error,
         validation_error as validation_error,
     )
+    from sagaworks.activities.liveness import keep_alive as keep_alive
     from sagaworks.contracts.common import (
+        StageResume as StageResume,
         StrictModel as StrictModel,
         Text as Text,
         text_key as text_key,
@@ -101,6 +104,8 @@ if TYPE_CHECKING:
         cpu_queue as cpu_queue,
         current_cpu_queue as current_cpu_queue,
     )
+    from sagaworks.contracts.fallback import BranchOutcome as BranchOutcome
+    from sagaworks.workflows.fallback import with_fallback as with_fallback
     from sagaworks._db import (
         Database as Database,
     )
@@ -188,12 +193,17 @@ _EXPORTS: dict[str, str] = {
     "Base": "sagaworks._db",
     "ErrorClass": "sagaworks.activities.errors",
     "database_errors": "sagaworks.activities.errors",
+    "error": "sagaworks.activities.errors",
+    "keep_alive": "sagaworks.activities.liveness",
     "validation_error": "sagaworks.activities.errors",
+    "StageResume": "sagaworks.contracts.common",
     "StrictModel": "sagaworks.contracts.common",
     "Text": "sagaworks.contracts.common",
     "text_key": "sagaworks.contracts.common",
     "cpu_queue": "sagaworks.workflows.cpu",
     "current_cpu_queue": "sagaworks.workflows.cpu",
+    "BranchOutcome": "sagaworks.contracts.fallback",
+    "with_fallback": "sagaworks.workflows.fallback",
     "LLM": "sagaworks._llm",
     "LLMAnswer": "sagaworks._llm",
     "LLMConfigError": "sagaworks._llm",
@@ -234,7 +244,11 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'sagaworks' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    # __import__, not importlib.import_module: inside the workflow sandbox it is the
+    # sandbox's import, so a name asked for under ``imports_passed_through`` comes from the
+    # module the contracts (passed through too) use, not from a copy of its own (a model
+    # of the copy would not validate as the contracts' model).
+    value = getattr(__import__(module, fromlist=[name]), name)
     globals()[name] = value  # once: later lookups do not come back here
     return value
 
