@@ -81,7 +81,7 @@ def parallel_analysis_cpu() -> Activities:
 def parallel_analysis(resources: WorkerResources) -> Activities:
     """The LLM versions of the analyses (each falls back to its offline one)."""
     from sagaworks.activities.llm_analysis import ChatAnalysisActivities
-    from sagaworks.activities.writing import chat_from_env
+    from sagaworks.activities.llm import chat_from_env
 
     chat = ChatAnalysisActivities(chat_from_env())
     return [chat.llm_sentiment, chat.llm_keywords, chat.llm_summary]
@@ -89,7 +89,7 @@ def parallel_analysis(resources: WorkerResources) -> Activities:
 
 def routing(resources: WorkerResources) -> Activities:
     from sagaworks.activities.routing import RoutingActivities
-    from sagaworks.activities.writing import chat_from_env
+    from sagaworks.activities.llm import chat_from_env
 
     handlers = RoutingActivities(resources.db, chat_from_env())
     return [
@@ -109,10 +109,12 @@ def iterative(resources: WorkerResources) -> Activities:
 
 
 def blog(resources: WorkerResources) -> Activities:
+    from sagaworks import LLM
     from sagaworks.activities.search import SearchActivities
-    from sagaworks.activities.writing import WritingActivities, chat_from_env, writer_for
+    from sagaworks.activities.writing import WritingActivities
 
-    writing = WritingActivities(writer_for(chat_from_env()))
+    # The worker's gateway when it was given one (settings=[LLM(...)]), else the environment's.
+    writing = WritingActivities(resources.setting(LLM) or LLM(resources.db))
     return [SearchActivities(resources.db).search_chunks, writing.outline_post, writing.draft_post, writing.review_post]
 
 

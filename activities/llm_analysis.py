@@ -14,7 +14,7 @@ from temporalio import activity
 
 from sagaworks.activities.errors import ErrorClass, error, validation_error
 from sagaworks.activities.liveness import keep_alive
-from sagaworks.activities.writing import GroqChat
+from sagaworks.activities.llm import GroqChat
 from sagaworks.contracts.text import Keywords, Sentiment, Summary, TextInput
 
 M = TypeVar("M", bound=BaseModel)

@@ -30,13 +30,13 @@ from sagaworks.activities.documents import DocumentSettings
 from sagaworks.activities.news import NewsActivities, SeenArticleRow
 from sagaworks.activities.routing import RoutingActivities
 from sagaworks.activities.search import SearchActivities
-from sagaworks.activities.writing import OfflineWriter, WritingActivities
+from sagaworks.activities.writing import WritingActivities
 from sagaworks.client.devserver import start_embedded
 from sagaworks.contracts.blog import WritingInput
 from sagaworks.contracts.news_digest import NewsletterInput, SelectInput, StoreDigestInput, SummariseInput
 from sagaworks.contracts.routing import HandleInput
 from sagaworks.contracts.search import EvaluateInput, RefineInput, SearchInput
-from sagaworks import StepTiming
+from sagaworks import LLM, LLMSettings, StepTiming
 from sagaworks.contracts.sequential import ReportInput
 from sagaworks.contracts.text import TextInput
 from tests.corpus import RESEARCH, store_documents
@@ -57,7 +57,7 @@ SAMPLE_OF = {
 def plain_runs(db: Database) -> dict[str, Callable[[Any], Any]]:
     """Each family's activities as plain calls, in the workflow's order."""
     routing, search = RoutingActivities(db), SearchActivities(db)
-    writing = WritingActivities(OfflineWriter())
+    writing = WritingActivities(LLM(db, settings=LLMSettings()))  # offline: the extractive composer
     news = NewsActivities(db)
 
     def run_sequential(request: Any) -> Any:

@@ -125,6 +125,11 @@ FAMILIES_ON_THE_PUBLIC_API = {
         # the text families' shared analysis (the `text` extra), also parallel-analysis's
         ("sagaworks.activities.text_analysis", "sagaworks.contracts.text"),
     ),
+    "blog": (
+        ("workflows/blog.py", "activities/writing.py", "contracts/blog.py"),
+        # research is the iterative family's BM25 search; the shared text analysis
+        ("sagaworks.activities.search", "sagaworks.contracts.search", "sagaworks.activities.text_analysis"),
+    ),
 }
 """The families written on the public API alone, as a project of its own writes one. The
 other built-in families still import engine modules by their paths in the repository's

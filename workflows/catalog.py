@@ -207,11 +207,7 @@ BLOG = Family(
     f"(see `saga status blog-{text_key(request.topic)}`)",
     samples=("blog/sagas.json", "blog/durable-workflows.json"),
     demo=(DemoRun("blog/sagas.json", result_has=("markdown", "citations"), result_means="a cited post"),),
-    restartable=Restartable(
-        stages=("research", "outline", "draft", "review"),
-        records={"search_chunks": "research", "outline_post": "outline", "draft_post": "draft", "review_post": "review"},
-        resume=f"{_CT}.blog:BlogResume",
-    ),
+    # On the step runner: `saga restart ID --from STEP` reuses the steps before STEP.
     activities=f"{_ACT}:blog",
     # It searches the documents the batch demo stores.
     demo_after=("document-batch",),
