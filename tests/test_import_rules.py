@@ -130,6 +130,11 @@ FAMILIES_ON_THE_PUBLIC_API = {
         # research is the iterative family's BM25 search; the shared text analysis
         ("sagaworks.activities.search", "sagaworks.contracts.search", "sagaworks.activities.text_analysis"),
     ),
+    "news-digest": (
+        ("workflows/news_digest.py", "activities/news.py", "activities/feed_reader.py", "contracts/news_digest.py"),
+        # the shared text analysis; the document roots (a feed may be a file under them)
+        ("sagaworks.activities.text_analysis", "sagaworks.activities.documents"),
+    ),
 }
 """The families written on the public API alone, as a project of its own writes one. The
 other built-in families still import engine modules by their paths in the repository's

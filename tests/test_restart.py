@@ -1,6 +1,6 @@
-"""Restart from a stage (``saga restart ID --from-stage STAGE``) for the document, query
-and news-digest families, and from a step (``saga restart ID --from STEP``) for the blog
-on the step runner, asserted against the new run's history: the
+"""Restart from a stage (``saga restart ID --from-stage STAGE``) for the document and
+query families, and from a step (``saga restart ID --from STEP``) for the blog and
+news-digest families on the step runner, asserted against the new run's history: the
 stages or steps before the named one schedule no activity, it and the later ones do, and
 the result is the one a full run gives. (plan-analysis, which takes the same path: tests/test_plan_trace.py.)"""
 
@@ -164,7 +164,7 @@ async def test_blog_restart_from_draft_reuses_research_and_outline(dev_client: C
     assert result.model_dump(exclude={"resumed_from"}) == first.model_dump(exclude={"resumed_from"})
 
 
-async def test_news_digest_restart_at_summarise_builds_and_stores_the_same_digest(
+async def test_news_digest_restart_from_summarise_reuses_the_fetch_and_selection(
     dev_client: Client, db: Database, task_queue: str
 ) -> None:
     feeds = [FeedSource(name="notes", url=str(SAMPLES / "feeds" / "research-notes.rdf.xml"))]
@@ -172,11 +172,12 @@ async def test_news_digest_restart_at_summarise_builds_and_stores_the_same_diges
     async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, settings=[DocumentSettings(roots=(SAMPLES,))]):
         handle = await start_run(dev_client, registry().family("news-digest"), request, task_queue=task_queue)
         first = NewsDigestResult.model_validate(await handle.result())
-        result, activities = await restarted(dev_client, handle.id, "summarise", NewsDigestResult)
-        again, store_only = await restarted(dev_client, handle.id, "store", NewsDigestResult)
+        result, counts = await step_restarted(dev_client, handle.id, "summarise", NewsDigestResult)
+        again, store_only = await step_restarted(dev_client, handle.id, "store", NewsDigestResult)
     assert first.stored and len(first.articles) == 2
-    assert activities == ["categorise_and_summarise", "build_newsletter", "store_digest"]
-    assert store_only == ["store_digest"]
+    # Neither the feed nor the selection is fetched or run again.
+    assert counts == Counter({"categorise_and_summarise": 1, "build_newsletter": 1, "store_digest": 1})
+    assert store_only == Counter({"store_digest": 1})
     for digest in (result, again):
         assert digest.articles == first.articles and digest.stored and digest.digest_key != first.digest_key
         assert (digest.seen_before, digest.irrelevant, digest.duplicates) == (first.seen_before, first.irrelevant, first.duplicates)
@@ -184,7 +185,7 @@ async def test_news_digest_restart_at_summarise_builds_and_stores_the_same_diges
     # Built again: only the date line may differ (a run across midnight).
     lines = lambda markdown: [line for line in markdown.splitlines() if " new articles" not in line]  # noqa: E731
     assert lines(result.newsletter.markdown) == lines(first.newsletter.markdown)  # type: ignore[union-attr]
-    assert again.newsletter == result.newsletter  # carried over from the run restarted at summarise
+    assert again.newsletter == result.newsletter  # reused from the run restarted at summarise
 
 
 async def test_refusals(dev_client: Client, db: Database, task_queue: str) -> None:
@@ -201,7 +202,7 @@ async def test_refusals(dev_client: Client, db: Database, task_queue: str) -> No
         request = routing.sample_input("routing/premium-request.json", uuid.uuid4().hex[:8])
         closed = await start_run(dev_client, routing, request, task_queue=task_queue)
         await closed.result()
-        with pytest.raises(RestartRefused, match="a routing run cannot restart from a stage; restartable families: document, news-digest, plan-analysis, query"):
+        with pytest.raises(RestartRefused, match="a routing run cannot restart from a stage; restartable families: document, plan-analysis, query"):
             await restart_from_stage(dev_client, closed.id, "handle")
         running = await start_query(dev_client, task_queue, "average temperature by month in 2014", pause_between_agents_seconds=600)
         with pytest.raises(RestartRefused, match="is still running"):

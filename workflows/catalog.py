@@ -236,16 +236,7 @@ NEWS_DIGEST = Family(
             result_means="articles read from at least one feed",
         ),
     ),
-    # Fetching the feeds is part of select: one activity per feed, and the articles
-    # are only the selection's input.
-    restartable=Restartable(
-        stages=("select", "summarise", "newsletter", "store"),
-        records={
-            "select_articles": "select", "categorise_and_summarise": "summarise",
-            "build_newsletter": "newsletter", "store_digest": "store",
-        },
-        resume=f"{_CT}.news_digest:NewsDigestResume",
-    ),
+    # On the step runner: `saga restart ID --from STEP` reuses the steps before STEP.
     activities=f"{_ACT}:news_digest",
     extra="news",
     requires=("defusedxml", "bs4", "httpx"),
