@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import delete
 
-from sagaworks.activities import sequential, text_analysis
+from sagaworks.activities import parallel_analysis, sequential
 from sagaworks.activities.db import Database
 from sagaworks.activities.documents import DocumentSettings
 from sagaworks.activities.news import NewsActivities, SeenArticleRow
@@ -73,8 +73,8 @@ def plain_runs(db: Database) -> dict[str, Callable[[Any], Any]]:
     def run_parallel(request: Any) -> Any:
         text = TextInput(text=request.text)
         return [
-            text_analysis.analyse_sentiment(text), text_analysis.extract_keywords(text),
-            text_analysis.summarise_text(text), text_analysis.detect_language(text),
+            parallel_analysis.analyse_sentiment(text), parallel_analysis.extract_keywords(text),
+            parallel_analysis.summarise_text(text), parallel_analysis.detect_language(text),
         ]
 
     def run_routing(request: Any) -> Any:

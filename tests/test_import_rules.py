@@ -130,6 +130,12 @@ FAMILIES_ON_THE_PUBLIC_API = {
         # research is the iterative family's BM25 search; the shared text analysis
         ("sagaworks.activities.search", "sagaworks.contracts.search", "sagaworks.activities.text_analysis"),
     ),
+    "parallel-analysis": (
+        ("workflows/parallel_analysis.py", "activities/parallel_analysis.py", "activities/parallel_analysis_llm.py",
+         "contracts/parallel_analysis.py"),
+        # the text families' shared analysis and its contracts
+        ("sagaworks.activities.text_analysis", "sagaworks.contracts.text"),
+    ),
     "news-digest": (
         ("workflows/news_digest.py", "activities/news.py", "activities/feed_reader.py", "contracts/news_digest.py"),
         # the shared text analysis; the document roots (a feed may be a file under them)
