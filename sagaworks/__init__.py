@@ -96,6 +96,7 @@ if TYPE_CHECKING:
     from sagaworks.activities.liveness import keep_alive as keep_alive
     from sagaworks.contracts.common import (
         StageResume as StageResume,
+        StrictData as StrictData,
         StrictModel as StrictModel,
         Text as Text,
         text_key as text_key,
@@ -197,6 +198,7 @@ _EXPORTS: dict[str, str] = {
     "keep_alive": "sagaworks.activities.liveness",
     "validation_error": "sagaworks.activities.errors",
     "StageResume": "sagaworks.contracts.common",
+    "StrictData": "sagaworks.contracts.common",
     "StrictModel": "sagaworks.contracts.common",
     "Text": "sagaworks.contracts.common",
     "text_key": "sagaworks.contracts.common",

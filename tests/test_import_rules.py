@@ -127,7 +127,7 @@ FAMILIES_ON_THE_PUBLIC_API = {
     ),
     "blog": (
         ("workflows/blog.py", "activities/writing.py", "contracts/blog.py"),
-        # research is the iterative family's BM25 search; the shared text analysis
+        # research is the iterative family's BM25 search (its modules); the shared text analysis
         ("sagaworks.activities.search", "sagaworks.contracts.search", "sagaworks.activities.text_analysis"),
     ),
     "parallel-analysis": (
@@ -135,6 +135,11 @@ FAMILIES_ON_THE_PUBLIC_API = {
          "contracts/parallel_analysis.py"),
         # the text families' shared analysis and its contracts
         ("sagaworks.activities.text_analysis", "sagaworks.contracts.text"),
+    ),
+    "iterative": (
+        ("workflows/iterative.py", "activities/search.py", "contracts/iterative.py", "contracts/search.py"),
+        # the document family's stored chunks it searches; the shared text analysis
+        ("sagaworks.activities.documents", "sagaworks.activities.text_analysis"),
     ),
     "news-digest": (
         ("workflows/news_digest.py", "activities/news.py", "activities/feed_reader.py", "contracts/news_digest.py"),
