@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         SagaState as SagaState,
         error_class as error_class,
         error_kind as error_kind,
+        failure_text as failure_text,
         reported_error as reported_error,
     )
     from sagaworks._models import (
@@ -107,6 +108,7 @@ if TYPE_CHECKING:
     )
     from sagaworks.contracts.fallback import BranchOutcome as BranchOutcome
     from sagaworks.workflows.fallback import with_fallback as with_fallback
+    from sagaworks.workflows.mcp import McpTools as McpTools
     from sagaworks._db import (
         Database as Database,
     )
@@ -153,6 +155,7 @@ _EXPORTS: dict[str, str] = {
     "SagaState": "sagaworks._saga",
     "error_class": "sagaworks._saga",
     "error_kind": "sagaworks._saga",
+    "failure_text": "sagaworks._saga",
     "reported_error": "sagaworks._saga",
     "RESTART_MEMO": "sagaworks._models",
     "CompensationRecord": "sagaworks._models",
@@ -206,6 +209,7 @@ _EXPORTS: dict[str, str] = {
     "current_cpu_queue": "sagaworks.workflows.cpu",
     "BranchOutcome": "sagaworks.contracts.fallback",
     "with_fallback": "sagaworks.workflows.fallback",
+    "McpTools": "sagaworks.workflows.mcp",
     "LLM": "sagaworks._llm",
     "LLMAnswer": "sagaworks._llm",
     "LLMConfigError": "sagaworks._llm",

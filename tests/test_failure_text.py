@@ -12,7 +12,7 @@ from temporalio.exceptions import ActivityError, TimeoutError, TimeoutType
 
 from sagaworks.client.runs import failure_chain, failure_lines
 from sagaworks.client.trace import _Builder
-from sagaworks.workflows.aggregate import failure_text
+from sagaworks import failure_text
 from sagaworks.workflows.fallback import _reason
 
 
