@@ -142,6 +142,7 @@ FAMILIES_ON_THE_PUBLIC_API = {
         ("sagaworks.activities.documents", "sagaworks.activities.text_analysis"),
     ),
     "aggregate": (("workflows/aggregate.py", "contracts/aggregate.py"), ()),
+    "mcp-call": (("workflows/mcp_call.py", "contracts/mcp.py"), ()),
     "news-digest": (
         ("workflows/news_digest.py", "activities/news.py", "activities/feed_reader.py", "contracts/news_digest.py"),
         # the shared text analysis; the document roots (a feed may be a file under them)
