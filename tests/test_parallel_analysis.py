@@ -132,3 +132,20 @@ async def test_with_a_model_configured_it_analyses_and_a_refused_part_falls_back
     assert result.summary == summary_of(SAMPLE)
     assert result.language is not None and result.language.code == "en"
     assert (result.partial, result.fallbacks, result.unavailable) == (True, ["summary"], [])
+
+
+async def test_a_pause_holds_the_branches_not_started_and_resume_runs_them(
+    dev_client: Client, db: Database, task_queue: str
+) -> None:
+    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4):
+        # Paused from its first workflow task on (signal-with-start): no branch may start.
+        handle = await dev_client.start_workflow(
+            ParallelAnalysisWorkflow.run, ParallelAnalysisInput(text=SAMPLE),
+            id=f"pa-{uuid.uuid4()}", task_queue=task_queue, start_signal="pause",
+        )
+        await wait_for_status(handle, lambda s: s.state == "paused", query=ParallelAnalysisWorkflow.status, timeout=60)
+        held = [e for e in (await handle.fetch_history()).events if e.HasField("activity_task_scheduled_event_attributes")]
+        await handle.signal(ParallelAnalysisWorkflow.resume)
+        result = await asyncio.wait_for(handle.result(), 90)
+    assert held == []
+    assert result.language is not None and not result.partial
