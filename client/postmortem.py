@@ -319,7 +319,10 @@ def step_families() -> list[str]:
 def _on_steps(fam: Family[Any] | None) -> bool:
     from sagaworks import StepWorkflow  # the workflow modules are loaded once a family is
 
-    return fam is not None and fam.restartable is None and issubclass(fam.workflow, StepWorkflow)
+    return (
+        fam is not None and fam.restartable is None and issubclass(fam.workflow, StepWorkflow)
+        and fam.workflow.restarts_from_steps
+    )
 
 
 def parse_set(items: Sequence[str]) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from temporalio import activity, workflow
 from temporalio.exceptions import ApplicationError
@@ -280,6 +280,11 @@ class StepWorkflow:
     ``status`` carries more fields overrides ``status`` (a ``StepStatus`` subclass built
     from ``self.steps.status()``).
     """
+
+    restarts_from_steps: ClassVar[bool] = True
+    """Whether ``saga restart ID --from STEP`` applies. False for a workflow that uses the
+    runner only for its status, pause and cancel (a fan-out whose branches are not steps):
+    a restart would reuse nothing, so it is refused instead."""
 
     def __init__(self) -> None:
         self.steps = Steps()

@@ -149,3 +149,14 @@ async def test_a_pause_holds_the_branches_not_started_and_resume_runs_them(
         result = await asyncio.wait_for(handle.result(), 90)
     assert held == []
     assert result.language is not None and not result.partial
+
+
+async def test_a_restart_from_a_branch_is_refused_since_it_would_reuse_nothing(
+    dev_client: Client, db: Database, task_queue: str
+) -> None:
+    from sagaworks.client.postmortem import RestartRefused, restart_run
+
+    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4):
+        handle, _ = await _run(dev_client, task_queue, ParallelAnalysisInput(text=SAMPLE))
+        with pytest.raises(RestartRefused, match="a parallel-analysis run cannot restart from a stage"):
+            await restart_run(dev_client, handle.id, "keywords")

@@ -36,6 +36,9 @@ ATTEMPTS = 2
 class Aggregation(StepWorkflow):
     """Answer a question from weather, files and the database, whatever each manages."""
 
+    # Its branches are no steps: a restart would reuse nothing (run it again instead).
+    restarts_from_steps = False
+
     def __init__(self) -> None:
         super().__init__()
         self._sources: list[SourceReport] = []

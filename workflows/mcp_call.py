@@ -26,6 +26,9 @@ class McpToolCall(StepWorkflow):
     """List the server's tools, validate the arguments, call the tool (one activity); the
     step runner's status, pause (before the call) and cancel."""
 
+    # Its one call is no step: a restart would reuse nothing (run it again instead).
+    restarts_from_steps = False
+
     def __init__(self) -> None:
         super().__init__()
         self._input: McpCallInput | None = None

@@ -65,6 +65,9 @@ PARTS: list[AnalysisPart] = ["sentiment", "keywords", "summary", "language"]
 class ParallelAnalysisWorkflow(StepWorkflow):
     """Four analyses concurrently; a failed one leaves its part empty, not the run."""
 
+    # Its branches are no steps: a restart would reuse nothing (run it again instead).
+    restarts_from_steps = False
+
     def __init__(self) -> None:
         super().__init__()
         self._finished: list[AnalysisPart] = []
