@@ -43,9 +43,12 @@ from sagaworks.contracts.documents import (
     FailureRecord,
     FinaliseInput,
     FinaliseResult,
+    LISTING_PAGE_BYTES,
+    ListingPage,
     MAX_BATCH_DOCUMENTS,
     MAX_FOLDER_DEPTH,
     StoredConcept,
+    StoredListing,
     StoreInput,
     ValidateInput,
     document_id_for,
@@ -125,6 +128,17 @@ class ConceptRow(Base):
 
 
 VERSION_TABLES = (ChunkRow, MentionRow, ConceptRow)
+
+
+class ListingRow(Base):
+    """One path of a batch's folder listing (claim check: the batch carries the listing's id
+    and how far it got, never the paths). A listing's id is its batch's workflow id, so a
+    folder keeps one listing, replaced by its next batch."""
+
+    __tablename__ = "batch_listings"
+    listing: Mapped[str] = mapped_column(String(300), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(String(4096))
 
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[1] / "samples" / "documents"
@@ -827,6 +841,39 @@ class DocumentActivities:
         """
         with keep_alive():
             return self._list(folder)
+
+    @activity.defn
+    def store_listing(self, folder: str) -> StoredListing:
+        """List the folder as :meth:`list_documents` does and store the paths under the
+        calling batch's workflow id (replacing what a retry or an earlier batch of that id
+        stored); return the id and the count."""
+        listing = activity.info().workflow_id or "(no workflow)"
+        with keep_alive():
+            paths = self._list(folder)
+            with database_errors(), self._db.transaction() as session:
+                session.execute(delete(ListingRow).where(ListingRow.listing == listing))
+                session.add_all(ListingRow(listing=listing, position=n, path=path) for n, path in enumerate(paths))
+        return StoredListing(listing=listing, total=len(paths))
+
+    @activity.defn
+    def listing_page(self, page: ListingPage) -> list[str]:
+        """Up to ``page.limit`` paths of a stored listing from ``page.offset`` on, at most
+        ``LISTING_PAGE_BYTES`` of them (always one, when one is left)."""
+        found: list[str] = []
+        size = 0
+        with keep_alive(), database_errors(), self._db.transaction() as session:
+            rows = session.scalars(
+                select(ListingRow.path)
+                .where(ListingRow.listing == page.listing, ListingRow.position >= page.offset)
+                .order_by(ListingRow.position)
+                .limit(page.limit)
+            )
+            for path in rows:
+                size += len(path.encode()) + 4
+                if found and size > LISTING_PAGE_BYTES:
+                    break
+                found.append(path)
+        return found
 
     def _list(self, folder: str) -> list[str]:
         resolved = self._settings.resolve(folder)

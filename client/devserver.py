@@ -23,8 +23,8 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 from temporalio.testing import WorkflowEnvironment
 
-from sagaworks.client.connection import DATA_CONVERTER
 from sagaworks import APPROVAL_SEARCH_ATTRIBUTE
+from sagaworks.client.connection import DATA_CONVERTER
 from sagaworks.contracts.plans import ALERT_SEARCH_ATTRIBUTE
 from sagaworks.contracts.support import SEARCH_ATTRIBUTES as TICKET_SEARCH_ATTRIBUTES
 
@@ -74,7 +74,9 @@ def temporal_binary() -> str:
 
 
 SEARCH_ATTRIBUTES = (
-    SearchAttributeKey.for_keyword(ALERT_SEARCH_ATTRIBUTE), *TICKET_SEARCH_ATTRIBUTES, APPROVAL_SEARCH_ATTRIBUTE,
+    SearchAttributeKey.for_keyword(ALERT_SEARCH_ATTRIBUTE),
+    *TICKET_SEARCH_ATTRIBUTES,
+    APPROVAL_SEARCH_ATTRIBUTE,
 )
 """Keyword search attributes the embedded server registers (another cluster needs
 ``temporal operator search-attribute create --name NAME --type Keyword``)."""
@@ -90,8 +92,8 @@ def server_tuning_args() -> list[str]:
     args: list[str] = []
     for key, value in DYNAMIC_CONFIG.items():
         args += ["--dynamic-config-value", f"{key}={json.dumps(value)}"]
-    for pragma, value in SQLITE_PRAGMAS.items():
-        args += ["--sqlite-pragma", f"{pragma}={value}"]
+    for pragma, setting in SQLITE_PRAGMAS.items():
+        args += ["--sqlite-pragma", f"{pragma}={setting}"]
     return args
 
 
@@ -140,9 +142,9 @@ async def wait_until_serving(address: str, timeout: float = 30.0) -> None:
             client = await Client.connect(address)
             await client.service_client.check_health()
             return
-        except Exception:
+        except Exception as err:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"no Temporal server at {address} after {timeout:.0f} s")
+                raise TimeoutError(f"no Temporal server at {address} after {timeout:.0f} s") from err
             await asyncio.sleep(0.2)
 
 
@@ -182,7 +184,16 @@ def _command_line(pid: int, patience: float = 2.0) -> bytes:
 
 
 SETTING_PREFIXES = (
-    "SAGAWORKS_", "TEMPORAL_", "DATABASE_URL", "GROQ_", "LLM_", "OTEL_", "NLP_AGENT", "DATA_AGENT", "VIZ_AGENT", "QUERY_",
+    "SAGAWORKS_",
+    "TEMPORAL_",
+    "DATABASE_URL",
+    "GROQ_",
+    "LLM_",
+    "OTEL_",
+    "NLP_AGENT",
+    "DATA_AGENT",
+    "VIZ_AGENT",
+    "QUERY_",
 )
 """Environment variables that change what a background worker or API does."""
 
@@ -268,8 +279,8 @@ VIZ_AGENT = "viz-agent"
 
 DEV_BREAKER_VIZ = "3/10"
 """The dev profile's viz breaker (``SAGAWORKS_BREAKER_VIZ``, unless set): 3 failures open it,
-a trial 10 s later, so the demo shows an outage and its recovery in seconds (the seed's
-5/60 everywhere else)."""
+a trial 10 s later, so the demo shows an outage and its recovery in seconds (the built-in
+5/60 everywhere else, ``DEFAULT_BREAKERS``)."""
 
 
 def viz_agent_port() -> int:

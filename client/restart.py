@@ -19,7 +19,7 @@ from typing import Any
 
 from temporalio.api.common.v1 import Payload
 from temporalio.api.history.v1 import History, HistoryEvent
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowQueryFailedError
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowHistory, WorkflowQueryFailedError
 from temporalio.common import RawValue, WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
@@ -32,6 +32,15 @@ COMPENSATE_PREFIX = "compensate "
 
 class RestartRefused(Exception):
     """A restart that cannot be made (running source, unknown step, a step never ran...)."""
+
+
+class RestartNeedsForce(RestartRefused):
+    """A restart that would build on steps the source compensated: made only when forced
+    (``--force``, the API's ``force=true``, the console's confirmation)."""
+
+    def __init__(self, message: str, undone: list[str]) -> None:
+        super().__init__(message)
+        self.undone = undone
 
 
 @dataclass
@@ -56,7 +65,7 @@ async def _summary(client: Client, event: HistoryEvent) -> str | None:
     return str(text)
 
 
-async def source_steps(client: Client, history: History) -> SourceSteps:
+async def source_steps(client: Client, history: History | WorkflowHistory) -> SourceSteps:
     """The steps of a run, read from its history (and its memo, if it was a restart)."""
     started = history.events[0].workflow_execution_started_event_attributes
     steps = SourceSteps(first_run_id=started.first_execution_run_id or started.original_execution_run_id)
@@ -64,9 +73,9 @@ async def source_steps(client: Client, history: History) -> SourceSteps:
     if RESTART_MEMO in memo:
         [data] = await client.data_converter.decode([memo[RESTART_MEMO]])
         steps.restart = StepsRestart.model_validate(data)
-        for name in steps.restart.reused:
-            steps.order.append(name)
-            steps.results[name] = memo[restart_result_key(name)]
+        for reused in steps.restart.reused:
+            steps.order.append(reused)
+            steps.results[reused] = memo[restart_result_key(reused)]
     scheduled: dict[int, str] = {}
 
     def reached(name: str) -> None:
@@ -134,12 +143,15 @@ def plan_restart(
     earlier = names[: names.index(from_step)]
     missing = [s for s in earlier if s not in steps.results]
     if missing:
-        raise RestartRefused(f"{workflow_id}: step(s) {', '.join(missing)} never completed; restart from {missing[0]} or earlier")
+        raise RestartRefused(
+            f"{workflow_id}: step(s) {', '.join(missing)} never completed; restart from {missing[0]} or earlier"
+        )
     undone = [s for s in earlier if s in steps.compensated]
     if undone and not force:
-        raise RestartRefused(
+        raise RestartNeedsForce(
             f"{workflow_id} compensated step(s) {', '.join(undone)}: their results describe effects that were undone, "
-            "so a restart would build on them; restart from an earlier step, or pass --force to reuse them anyway"
+            "so a restart would build on them; restart from an earlier step, or pass --force to reuse them anyway",
+            undone,
         )
     source = f"{workflow_id}/{run_id}"
     restart = StepsRestart(
@@ -193,7 +205,9 @@ async def restart_from_step(
     history = await client.get_workflow_handle(workflow_id, run_id=description.run_id).fetch_history()
     source = client.get_workflow_handle(workflow_id, run_id=description.run_id)
     steps = await source_steps(client, history)
-    plan = plan_restart(workflow_id, description.run_id, steps, from_step, force=force, declared=await declared_steps(source))
+    plan = plan_restart(
+        workflow_id, description.run_id, steps, from_step, force=force, declared=await declared_steps(source)
+    )
     started = history.events[0].workflow_execution_started_event_attributes
     # The input exactly as the source got it: decoded only by the codec, never by a model.
     inputs = list(started.input.payloads)
@@ -212,4 +226,3 @@ async def restart_from_step(
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
         memo=plan.memo,
     )
-

@@ -44,6 +44,7 @@ from sagaworks._saga import Saga, ends_saga
 
 T = TypeVar("T")
 
+
 class Steps:
     """Runs a workflow's steps; see the module documentation."""
 
@@ -196,17 +197,23 @@ class Steps:
         if reuse:
             workflow.set_current_details(f"step {index}/{total}: {name} (reused)")
             result_type = result_type or activity._Definition.get_name_and_result_type(step)[1]
-            result: T = workflow.memo_value(restart_result_key(name), type_hint=result_type)  # type: ignore[arg-type]
+            result: T = workflow.memo_value(restart_result_key(name), type_hint=result_type)  # type: ignore[arg-type]  # a step's result type is a class the SDK reads at run time
             reused = True
         else:
             self._reusing = False  # a step not handed over: every later one runs too
             workflow.set_current_details(f"step {index}/{total}: {name}")
-            execute = workflow.execute_local_activity if (self._local if local is None else local) else workflow.execute_activity
-            call = execute(step, arg, summary=name, result_type=result_type, **(options or self._options))  # type: ignore[call-overload]
+            execute = (
+                workflow.execute_local_activity
+                if (self._local if local is None else local)
+                else workflow.execute_activity
+            )
+            call = execute(step, arg, summary=name, result_type=result_type, **(options or self._options))  # type: ignore[call-overload]  # one call for either kind of activity: the SDK's overloads type each alone
             result = await (run_to_completion(call) if undo is not None else call)
             reused = False
         outcome = describe(result) if describe is not None else "done"
-        self.timings.append(StepTiming(step=name, outcome=outcome, started_at=started, finished_at=workflow.now(), reused=reused))
+        self.timings.append(
+            StepTiming(step=name, outcome=outcome, started_at=started, finished_at=workflow.now(), reused=reused)
+        )
         self.current_step = None
         return result
 
@@ -241,7 +248,7 @@ class Steps:
         """The run's :class:`StepStatus` (what the ``status`` query answers)."""
         done = [t.step for t in self.timings]
         return StepStatus(
-            state=self.state,  # type: ignore[arg-type]
+            state=self.state,  # type: ignore[arg-type]  # StepStatus narrows the runner's state to RunState's values, all it sets
             current_step=self.current_step,
             done=len(done),
             total=len(self._names) or len(done),

@@ -19,11 +19,11 @@ from sagaworks.activities.text_analysis import split_sentences
 from sagaworks.activities.writing import WritingActivities, post_quality
 from sagaworks.contracts.blog import BlogInput, WritingInput
 from sagaworks.contracts.search import SearchInput
+from sagaworks.worker import running_worker
+from sagaworks.workflows.blog import BlogWorkflow
 from tests.corpus import RESEARCH, store_documents
 from tests.fake_chat_server import api_error, completion, fake_chat_server
 from tests.orders import wait_for_status
-from sagaworks.worker import running_worker
-from sagaworks.workflows.blog import BlogWorkflow
 
 TOPIC = "Retries, idempotency and replay in durable workflows"
 
@@ -63,12 +63,14 @@ async def test_a_topic_nothing_stored_mentions_fails_naming_the_field(
     store_documents(db)
     async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=2):
         handle = await dev_client.start_workflow(
-            BlogWorkflow.run, BlogInput(topic="Gardening tomatoes in winter"), id=f"blog-{uuid.uuid4()}",
+            BlogWorkflow.run,
+            BlogInput(topic="Gardening tomatoes in winter"),
+            id=f"blog-{uuid.uuid4()}",
             task_queue=task_queue,
         )
         with pytest.raises(WorkflowFailureError) as failure:
             await asyncio.wait_for(handle.result(), 60)
-    assert failure.value.cause.message.startswith("topic: no stored passage matches")  # type: ignore[union-attr]
+    assert failure.value.cause.message.startswith("topic: no stored passage matches")  # type: ignore[attr-defined]  # the failure's cause is typed BaseException
 
 
 async def test_cancel_while_paused_between_stages(dev_client: Client, db: Database, task_queue: str) -> None:

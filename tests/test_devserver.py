@@ -37,10 +37,14 @@ def test_a_worker_with_other_settings_is_restarted_not_reused(state_dir: Path) -
 def test_the_fingerprint_covers_settings_and_ignores_the_rest() -> None:
     base = {"PATH": "/bin", "SAGAWORKS_DOCUMENT_ROOTS": "/docs"}
     assert devserver.settings_fingerprint(base) == devserver.settings_fingerprint({**base, "PATH": "/usr/bin"})
-    assert devserver.settings_fingerprint(base) != devserver.settings_fingerprint({**base, "SAGAWORKS_DOCUMENT_ROOTS": "/x"})
+    assert devserver.settings_fingerprint(base) != devserver.settings_fingerprint(
+        {**base, "SAGAWORKS_DOCUMENT_ROOTS": "/x"}
+    )
     assert "/docs" not in devserver.settings_fingerprint(base)
     # Where the query agents are (`saga dev up` points the worker at its viz agent).
-    assert devserver.settings_fingerprint(base) != devserver.settings_fingerprint({**base, "VIZ_AGENT_URL": "http://127.0.0.1:8003"})
+    assert devserver.settings_fingerprint(base) != devserver.settings_fingerprint(
+        {**base, "VIZ_AGENT_URL": "http://127.0.0.1:8003"}
+    )
 
 
 def test_the_dev_worker_calls_the_viz_agent_with_the_dev_breaker_profile(monkeypatch: pytest.MonkeyPatch) -> None:

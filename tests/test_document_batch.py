@@ -3,26 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import uuid
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
+from bench.corpus import write_corpus
+from sagaworks import registry
 from sagaworks.activities.db import Database
 from sagaworks.activities.documents import ChunkRow, ConceptRow, DocumentRow, DocumentSettings, parse_text, split_text
 from sagaworks.activities.llm import GroqProvider, OfflineProvider
-from bench.corpus import write_corpus
-from sagaworks.contracts.documents import BatchInput, BatchResult, BatchStatus
+from sagaworks.contracts.documents import BatchInput, BatchResult
+from sagaworks.worker import running_worker
+from sagaworks.workflows.document_batch import DocumentBatch
 from tests.documents import GOOD_SAMPLES, SAMPLES, Gate, all_document_rows, document_row, gated_worker, version_rows
 from tests.fake_chat_server import api_error, concepts_reply, fake_chat_server
 from tests.orders import wait_for_status
 from tests.workers import WorkerProcess
-from sagaworks.worker import running_worker
-from sagaworks import registry
-from sagaworks.workflows.document_batch import DocumentBatch
 
 
 async def test_one_permanent_model_failure_fails_only_its_document(
@@ -53,7 +54,7 @@ async def test_one_permanent_model_failure_fails_only_its_document(
                 task_queue=task_queue,
             )
             result = await asyncio.wait_for(handle.result(), timeout=120)
-            status = await handle.query(DocumentBatch.status, result_type=BatchStatus)
+            status = await handle.query(DocumentBatch.status)
 
     assert (result.total, result.completed, result.failed, result.rejected) == (4, 3, 1, 0)
     [failed] = [d for d in result.documents if d.status == "FAILED"]
@@ -100,23 +101,30 @@ async def test_worker_killed_mid_batch_every_document_ends_final_without_duplica
             assert {r.status for r in rows} == {"COMPLETED"} and len(rows) == 8
             for row in rows:
                 path = Path(row.path)
-                expected = split_text(parse_text(path, path.read_bytes(), row.format, settings), 500, 200)
+                # Every stored row has the format its file was read as.
+                expected = split_text(parse_text(path, path.read_bytes(), row.format, settings), 500, 200)  # type: ignore[arg-type]
                 chunks = session.scalars(
                     select(ChunkRow.text).where(ChunkRow.document_id == row.document_id).order_by(ChunkRow.chunk_index)
                 ).all()
                 # Every chunk stored once, in order, none missing, no second chunking mixed in,
                 # however often a step ran before and after the kill.
                 assert list(chunks) == expected
-                concepts = session.scalar(select(func.count()).select_from(ConceptRow).where(ConceptRow.document_id == row.document_id))
+                concepts = session.scalar(
+                    select(func.count()).select_from(ConceptRow).where(ConceptRow.document_id == row.document_id)
+                )
                 outcome = next(d for d in result.documents if d.path == row.path)
-                assert concepts == outcome.concept_count > 0
+                assert outcome.concept_count is not None and concepts == outcome.concept_count > 0
     finally:
         db.dispose()
 
 
 def _batch_worker(dev_client: Client, db: Database, task_queue: str, root: Path):
     return running_worker(
-        dev_client, db, task_queue=task_queue, activity_threads=4, llm=OfflineProvider(),
+        dev_client,
+        db,
+        task_queue=task_queue,
+        activity_threads=4,
+        llm=OfflineProvider(),
         settings=[DocumentSettings(roots=(root,))],
     )
 
@@ -180,7 +188,10 @@ async def test_a_pause_just_before_continue_as_new_is_carried_into_the_next_run(
             if (await handle.describe()).run_id != first_run:
                 break
             await asyncio.sleep(0.05)
-        latest = dev_client.get_workflow_handle_for(DocumentBatch.run, handle.id)  # the newest run
+        # The newest run.
+        latest: WorkflowHandle[DocumentBatch, BatchResult] = dev_client.get_workflow_handle_for(
+            DocumentBatch.run, handle.id
+        )
         status = await wait_for_status(latest, lambda s: s.done == 1, query=DocumentBatch.status)
         assert status.state == "paused" and status.in_flight == 0
         await handle.signal(DocumentBatch.resume)
@@ -212,3 +223,41 @@ async def test_status_reports_a_cancelled_or_failed_batch(
         assert "no-such-folder: not a folder" in str(failure.value.cause.__cause__)
         assert (await cancelled.query(DocumentBatch.status)).state == "canceled"
         assert (await failed.query(DocumentBatch.status)).state == "failed"
+
+
+async def test_the_listing_is_read_in_pages_and_outcomes_past_their_budget_are_counted(
+    dev_client: Client, db: Database, task_queue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch carries its stored listing's id and offset, never the paths; pages and the
+    listed outcomes are bounded in bytes (made small here: two paths a page, two outcomes)."""
+    import sagaworks.activities.documents as documents_activities
+    import sagaworks.contracts.documents as documents_contracts
+
+    folder = tmp_path / "documents"
+    folder.mkdir()
+    for n in range(7):
+        (folder / f"{n}-{'long' * 40}.txt").write_text(f"Document {n} records a saga step and its compensation.")
+    path_bytes = len(str(folder / f"0-{'long' * 40}.txt").encode()) + 4
+    monkeypatch.setattr(documents_activities, "LISTING_PAGE_BYTES", 2 * path_bytes)
+    monkeypatch.setattr(documents_contracts, "LISTED_OUTCOME_BYTES", 2 * (path_bytes + 120))
+    async with running_worker(dev_client, db, task_queue=task_queue, settings=[DocumentSettings(roots=(folder,))]):
+        handle = await dev_client.start_workflow(
+            DocumentBatch.run,
+            BatchInput(folder=str(folder), max_in_flight=3, documents_per_run=3),
+            id=f"batch-{uuid.uuid4()}",
+            task_queue=task_queue,
+        )
+        result = await asyncio.wait_for(handle.result(), timeout=120)
+    assert (result.total, result.completed, len(result.documents), result.documents_not_listed) == (7, 7, 2, 5)
+    runs = [e async for e in dev_client.list_workflows(f"WorkflowId = '{handle.id}'")]
+    assert len(runs) == 3  # 7 documents, 3 per run
+    pages, inputs = 0, []
+    for run in runs:
+        async for event in dev_client.get_workflow_handle(handle.id, run_id=run.run_id).fetch_history_events():
+            pages += event.activity_task_scheduled_event_attributes.activity_type.name == "listing_page"
+            if event.workflow_execution_started_event_attributes.input.payloads:
+                inputs.append(json.loads(event.workflow_execution_started_event_attributes.input.payloads[0].data))
+    assert pages == 5  # pages of 2 + 1 paths in the first two runs (3 each), of 1 in the last
+    carried = [i for i in inputs if i["listing"] is not None]
+    assert len(carried) == 2 and all(i["paths"] is None for i in inputs)
+    assert sorted(i["offset"] for i in carried) == [3, 6]

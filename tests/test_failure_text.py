@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from temporalio.api.enums.v1 import RetryState
 from temporalio.api.failure.v1 import Failure
 from temporalio.converter import DataConverter
-from temporalio.exceptions import ActivityError, TimeoutError, TimeoutType
+from temporalio.exceptions import ActivityError, RetryState, TimeoutError, TimeoutType
 
 from sagaworks.client.runs import failure_chain, failure_lines
 from sagaworks.client.trace import _Builder
@@ -26,7 +25,7 @@ def _timed_out_activity() -> ActivityError:
         identity="worker",
         activity_type="fetch_feed",
         activity_id="1",
-        retry_state=RetryState.RETRY_STATE_TIMEOUT,
+        retry_state=RetryState.TIMEOUT,
     )
     error.__cause__ = timeout
     return error
@@ -50,5 +49,5 @@ async def test_a_trace_names_the_timeout_type() -> None:
     converter = DataConverter.default
     failure = Failure()
     converter.failure_converter.to_failure(_timed_out_activity(), converter.payload_converter, failure)
-    builder = _Builder(SimpleNamespace(data_converter=converter), payloads=False, depth=0)  # type: ignore[arg-type]
+    builder = _Builder(SimpleNamespace(data_converter=converter), payloads=False, depth=0)  # type: ignore[arg-type]  # the builder uses only the client's data converter
     assert await builder.error(failure) == ("TimeoutError (StartToClose)", "activity StartToClose timeout")

@@ -93,7 +93,10 @@ def test_the_engine_imports_no_family() -> None:
 
 def allowed(path: Path, module: str) -> bool:
     where = str(path.relative_to(ROOT))
-    return any(where == file and (module == name or module.startswith(f"{name}.")) for file, name in CLIENT_MAY_IMPORT_FAMILY_ACTIVITIES)
+    return any(
+        where == file and (module == name or module.startswith(f"{name}."))
+        for file, name in CLIENT_MAY_IMPORT_FAMILY_ACTIVITIES
+    )
 
 
 def test_the_client_imports_no_family_activities() -> None:
@@ -101,8 +104,7 @@ def test_the_client_imports_no_family_activities() -> None:
         f"{path.relative_to(ROOT)}:{line} imports {module}"
         for path in python_files("client")
         for line, module in imported_modules(path)
-        if module.startswith("sagaworks.activities") and is_family_module(module)
-        and not allowed(path, module)
+        if module.startswith("sagaworks.activities") and is_family_module(module) and not allowed(path, module)
     ]
     assert offences == []
 
@@ -169,8 +171,14 @@ def test_a_family_on_the_public_api_imports_only_public_names_and_its_own_module
         if module.startswith("sagaworks")
         and not any(module == name or module.startswith(f"{name}.") for name in allowed_modules - {"sagaworks"})
         # `from sagaworks import X` names sagaworks and sagaworks.X: public names only
-        and not (module == "sagaworks" or (module.count(".") == 1 and not module.split(".")[1].startswith("_")
-                 and module.split(".")[1] not in {"workflows", "activities", "contracts", "client", "mcp_servers"}))
+        and not (
+            module == "sagaworks"
+            or (
+                module.count(".") == 1
+                and not module.split(".")[1].startswith("_")
+                and module.split(".")[1] not in {"workflows", "activities", "contracts", "client", "mcp_servers"}
+            )
+        )
     ]
     assert offences == []
 

@@ -10,9 +10,9 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -31,17 +31,8 @@ from sagaworks import (
     llm_settings_from_env,
 )
 from sagaworks._llm_budget import BudgetLedger, BudgetSpent
-from tests.fake_chat_server import FakeChatServer, Limits, api_error, completion, fake_chat_server
+from tests.fake_chat_server import Limits, api_error, echo, failing, fake_chat_server, openai_settings
 from tests.llm_probe import FALLBACK, LLMProbeWorkflow, ProbeActivities, ProbeAnswer, ProbeInput
-
-
-def _echo(body, _index):
-    """Answers "ok <the prompt's first word>"."""
-    return 200, {}, completion("ok " + body["messages"][-1]["content"].split()[0])
-
-
-def _openai(server: FakeChatServer) -> LLMSettings:
-    return LLMSettings("openai", "test-model", f"{server.base_url}/v1", "test-key")
 
 
 @asynccontextmanager
@@ -52,14 +43,19 @@ async def _probe_worker(client: Client, task_queue: str, *gateways: LLM) -> Asyn
         for n, llm in enumerate(gateways):
             if n:
                 client = await Client.connect(
-                    client.service_client.config.target_host, namespace=client.namespace,
+                    client.service_client.config.target_host,
+                    namespace=client.namespace,
                     data_converter=client.data_converter,
                 )
             threads = stack.enter_context(ThreadPoolExecutor(max_workers=32))
             await stack.enter_async_context(
                 Worker(
-                    client, task_queue=task_queue, workflows=[LLMProbeWorkflow],
-                    activities=[ProbeActivities(llm, f"worker {n}").ask_model], activity_executor=threads, max_concurrent_activities=32,
+                    client,
+                    task_queue=task_queue,
+                    workflows=[LLMProbeWorkflow],
+                    activities=[ProbeActivities(llm, f"worker {n}").ask_model],
+                    activity_executor=threads,
+                    max_concurrent_activities=32,
                 )
             )
         yield
@@ -69,12 +65,6 @@ async def _ask(client: Client, task_queue: str, request: ProbeInput) -> list[Pro
     return await client.execute_workflow(
         LLMProbeWorkflow.run, request, id=f"llm-probe-{uuid.uuid4()}", task_queue=task_queue
     )
-
-
-@contextmanager
-def _limited_server(limits: Limits) -> Iterator[FakeChatServer]:
-    with fake_chat_server(_echo, limits) as server:
-        yield server
 
 
 async def test_fifty_calls_at_once_across_two_workers_never_exceed_the_requests_or_the_tokens_budget(
@@ -87,8 +77,8 @@ async def test_fifty_calls_at_once_across_two_workers_never_exceed_the_requests_
     budget = LLMBudget(requests=limits.requests, tokens=limits.tokens, window_seconds=limits.window_seconds)
     # Two workers, each with its own gateway and connections to the application database.
     other_db = Database(db.url)
-    with _limited_server(limits) as server:
-        gateways = [LLM(database, settings=_openai(server), budget=budget) for database in (db, other_db)]
+    with fake_chat_server(echo, limits) as server:
+        gateways = [LLM(database, settings=openai_settings(server), budget=budget) for database in (db, other_db)]
         async with _probe_worker(dev_client, task_queue, *gateways):
             answers = await _ask(dev_client, task_queue, ProbeInput(prompts=prompts))
     other_db.dispose()
@@ -114,10 +104,10 @@ async def test_a_retry_after_is_honoured_the_next_attempt_not_before_it(
     def respond(body, index):
         if index == 0:
             return api_error(429, "slow down", {"retry-after": "1.5"})
-        return _echo(body, index)
+        return echo(body, index)
 
     with fake_chat_server(respond) as server:
-        llm = LLM(db, settings=_openai(server), budget=LLMBudget(requests=0, tokens=0))
+        llm = LLM(db, settings=openai_settings(server), budget=LLMBudget(requests=0, tokens=0))
         async with _probe_worker(dev_client, task_queue, llm):
             [answer] = await _ask(dev_client, task_queue, ProbeInput(prompts=["hello there"]))
     assert (answer.value, answer.fallback, answer.attempt) == ("ok hello", None, 2)
@@ -129,8 +119,8 @@ async def test_a_5xx_storm_opens_the_breaker_and_the_fallback_runs_saying_so(
     dev_client: Client, db: Database, task_queue: str
 ) -> None:
     breakers = Breakers(db, {"llm": BreakerConfig(3, 60)})
-    with fake_chat_server(lambda _body, _index: api_error(503, "overloaded")) as server:
-        llm = LLM(db, settings=_openai(server), breakers=breakers)
+    with fake_chat_server(failing(503)) as server:
+        llm = LLM(db, settings=openai_settings(server), breakers=breakers)
         async with _probe_worker(dev_client, task_queue, llm):
             storm = await _ask(dev_client, task_queue, ProbeInput(prompts=[f"q{n}" for n in range(6)], attempts=3))
             seen = len(server.requests)
@@ -140,26 +130,32 @@ async def test_a_5xx_storm_opens_the_breaker_and_the_fallback_runs_saying_so(
     assert any(a.fallback.startswith("breaker llm open") for a in storm if a.fallback)
     # Once open, no call reaches the provider: the next one falls back at once.
     assert len(server.requests) == seen
-    assert (after.value, after.attempt) == (FALLBACK, 1) and after.fallback and after.fallback.startswith("breaker llm open")
+    assert (
+        (after.value, after.attempt) == (FALLBACK, 1)
+        and after.fallback
+        and after.fallback.startswith("breaker llm open")
+    )
 
 
 async def test_a_budget_spent_past_the_step_deadline_falls_back(
     dev_client: Client, db: Database, task_queue: str
 ) -> None:
-    with fake_chat_server(_echo) as server:
-        llm = LLM(db, settings=_openai(server), budget=LLMBudget(requests=1, tokens=0, window_seconds=600))
+    with fake_chat_server(echo) as server:
+        llm = LLM(db, settings=openai_settings(server), budget=LLMBudget(requests=1, tokens=0, window_seconds=600))
         async with _probe_worker(dev_client, task_queue, llm):
             [first] = await _ask(dev_client, task_queue, ProbeInput(prompts=["first"], deadline_seconds=20))
             [second] = await _ask(dev_client, task_queue, ProbeInput(prompts=["second"], deadline_seconds=20))
     assert (first.value, first.fallback) == ("ok first", None)
-    assert second.value == FALLBACK and second.fallback and "budget" in second.fallback and "deadline" in second.fallback
+    assert (
+        second.value == FALLBACK and second.fallback and "budget" in second.fallback and "deadline" in second.fallback
+    )
     assert len(server.requests) == 1
 
 
 def test_the_groq_and_the_openai_compatible_providers_talk_to_the_same_server(db: Database) -> None:
-    with fake_chat_server(_echo, Limits(requests=10, tokens=1000, window_seconds=60)) as server:
+    with fake_chat_server(echo, Limits(requests=10, tokens=1000, window_seconds=60)) as server:
         groq = LLM(db, settings=LLMSettings("groq", "groq-model", server.base_url, "gsk-test"))
-        openai = LLM(db, settings=_openai(server))
+        openai = LLM(db, settings=openai_settings(server))
         by_groq = groq.complete("probe", "alpha beta", max_tokens=16)
         by_openai = openai.complete("probe", "gamma delta", max_tokens=16, json_mode=True)
     assert (by_groq.text, by_groq.provider) == ("ok alpha", "groq:groq-model")
@@ -231,10 +227,17 @@ def test_each_family_may_have_its_own_model_and_a_bad_variable_is_named(
         "SAGAWORKS_LLM_TPM": "0",
     }
     news = llm_settings_from_env("news-digest", env)
-    assert (news.provider, news.base_url, news.model, news.api_key) == ("openai", "http://127.0.0.1:8080/v1", "qwen2.5-7b", None)
+    assert (news.provider, news.base_url, news.model, news.api_key) == (
+        "openai",
+        "http://127.0.0.1:8080/v1",
+        "qwen2.5-7b",
+        None,
+    )
     assert llm_settings_from_env("blog", env).name == "groq:llama-3.3-70b-versatile"
     assert llm_budget_from_env(env) == LLMBudget(requests=60, tokens=0, window_seconds=60)
-    with pytest.raises(LLMConfigError, match="SAGAWORKS_LLM_BLOG_PROVIDER='gpt': expected one of offline, groq, openai"):
+    with pytest.raises(
+        LLMConfigError, match="SAGAWORKS_LLM_BLOG_PROVIDER='gpt': expected one of offline, groq, openai"
+    ):
         llm_settings_from_env("blog", {**env, "SAGAWORKS_LLM_BLOG_PROVIDER": "gpt"})
     with pytest.raises(LLMConfigError, match="SAGAWORKS_LLM_TPM='lots'"):
         llm_budget_from_env({"SAGAWORKS_LLM_TPM": "lots"})
@@ -246,10 +249,18 @@ def test_each_family_may_have_its_own_model_and_a_bad_variable_is_named(
 
 
 def test_the_worker_names_an_unusable_llm_variable_and_exits_before_connecting(tmp_path: Path) -> None:
-    env = {**os.environ, "SAGAWORKS_LLM_NEWS_DIGEST_PROVIDER": "openai", "DATABASE_URL": f"sqlite:///{tmp_path / 'w.db'}"}
+    env = {
+        **os.environ,
+        "SAGAWORKS_LLM_NEWS_DIGEST_PROVIDER": "openai",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'w.db'}",
+    }
     done = subprocess.run(
         [sys.executable, "-m", "sagaworks.worker", "--address", "127.0.0.1:1", "--connect-seconds", "30"],
-        env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
     )
     assert done.returncode == 2
     assert "needs SAGAWORKS_LLM_NEWS_DIGEST_BASE_URL and SAGAWORKS_LLM_NEWS_DIGEST_MODEL" in done.stdout + done.stderr

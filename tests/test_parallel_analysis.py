@@ -12,10 +12,10 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureEr
 from sagaworks.activities.db import Database
 from sagaworks.activities.text_analysis import keywords_of, language_of, sentiment_of, summary_of
 from sagaworks.contracts.parallel_analysis import ParallelAnalysisInput
-from tests.orders import wait_for_status
 from sagaworks.worker import running_worker
 from sagaworks.workflows.catalog import SAMPLES
 from sagaworks.workflows.parallel_analysis import ParallelAnalysisWorkflow
+from tests.orders import wait_for_status
 
 SAMPLE = json.loads((SAMPLES / "parallel-analysis/billing-retrospective.json").read_text())["text"]
 
@@ -46,7 +46,8 @@ async def test_all_four_analyses_run_at_once_and_combine(dev_client: Client, db:
         e.activity_task_scheduled_event_attributes.activity_type.name
         if e.HasField("activity_task_scheduled_event_attributes") else "completed"
         for e in events
-        if e.HasField("activity_task_scheduled_event_attributes") or e.HasField("activity_task_completed_event_attributes")
+        if e.HasField("activity_task_scheduled_event_attributes")
+        or e.HasField("activity_task_completed_event_attributes")
     ]
     assert kinds[:3] == ["ask_model_analyses", "detect_language", "completed"]
     assert kinds[3:6] == ["analyse_sentiment", "extract_keywords", "summarise_text"]
@@ -74,12 +75,13 @@ async def test_a_fallback_runs_only_after_the_retry_policy_is_spent(
     async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4):
         handle, _ = await _run(dev_client, task_queue, ParallelAnalysisInput(text=SAMPLE, fail=["keywords"]))
     events = (await handle.fetch_history()).events
-    failed = [e.activity_task_failed_event_attributes for e in events if e.HasField("activity_task_failed_event_attributes")]
+    failed = [
+        e.activity_task_failed_event_attributes for e in events if e.HasField("activity_task_failed_event_attributes")
+    ]
     [attempts] = {
         e.activity_task_started_event_attributes.attempt
         for e in events
-        if e.HasField("activity_task_started_event_attributes")
-        and e.activity_task_started_event_attributes.attempt > 1
+        if e.HasField("activity_task_started_event_attributes") and e.activity_task_started_event_attributes.attempt > 1
     }
     assert len(failed) == 1 and attempts == 3  # TEXT_ANALYSIS allows three attempts
 
@@ -89,8 +91,10 @@ async def test_cancel_while_branches_run_ends_canceled_not_partial(
 ) -> None:
     async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4):
         handle = await dev_client.start_workflow(
-            ParallelAnalysisWorkflow.run, ParallelAnalysisInput(text=SAMPLE, fail=["language"]),
-            id=f"pa-{uuid.uuid4()}", task_queue=task_queue,
+            ParallelAnalysisWorkflow.run,
+            ParallelAnalysisInput(text=SAMPLE, fail=["language"]),
+            id=f"pa-{uuid.uuid4()}",
+            task_queue=task_queue,
         )
         # The injected failure keeps the language branch in its retries long enough to cancel.
         await wait_for_status(handle, lambda s: s.done == 3, query=ParallelAnalysisWorkflow.status, timeout=60)
@@ -123,7 +127,11 @@ async def test_with_a_model_configured_it_analyses_and_a_refused_part_falls_back
             _, result = await _run(dev_client, task_queue, ParallelAnalysisInput(text=SAMPLE))
 
     assert result.sentiment is not None
-    assert (result.sentiment.label, result.sentiment.compound, result.sentiment.method) == ("positive", 0.7, "llm:test-model")
+    assert (result.sentiment.label, result.sentiment.compound, result.sentiment.method) == (
+        "positive",
+        0.7,
+        "llm:test-model",
+    )
     assert result.keywords is not None and result.keywords.keywords == ["durable workflows", "billing job"]
     assert result.parts["sentiment"].activity == result.parts["keywords"].activity == "ask_model_analyses"
     # The model refused the summary (HTTP 400, final): the offline TextRank summary stands in.

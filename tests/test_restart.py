@@ -22,6 +22,7 @@ import pytest
 from pydantic import ValidationError
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
+from sagaworks import registry
 from sagaworks.activities.db import Database
 from sagaworks.activities.documents import DocumentSettings
 from sagaworks.activities.errors import ErrorClass, error
@@ -30,19 +31,18 @@ from sagaworks.activities.query.activities import QuerySettings
 from sagaworks.client.api import ApiSettings
 from sagaworks.client.postmortem import RestartRefused, restart_from_stage, restart_run
 from sagaworks.client.runs import start_run
-from sagaworks.contracts.blog import BlogInput, BlogResult
 from sagaworks.client.trace import trace_run
+from sagaworks.contracts.blog import BlogInput, BlogResult
 from sagaworks.contracts.documents import DocumentResult, DocumentResume
 from sagaworks.contracts.news_digest import FeedSource, NewsDigestInput, NewsDigestResult
 from sagaworks.contracts.query import QueryResult
+from sagaworks.worker import running_worker
+from sagaworks.workflows.catalog import SAMPLES
 from tests.apiserver import api_server
 from tests.corpus import store_documents
 from tests.documents import SAMPLES as DOCUMENTS
 from tests.documents import start_document, version_rows
 from tests.queries import start_query
-from sagaworks.worker import running_worker
-from sagaworks import registry
-from sagaworks.workflows.catalog import SAMPLES
 
 TOPIC = "Retries, idempotency and replay in durable workflows"
 
@@ -87,12 +87,16 @@ async def test_document_restart_at_chunk_after_a_failed_extraction_equals_a_full
         shutil.copy(DOCUMENTS / "durable-execution.txt", copy)
     provider = SwitchableProvider()
     settings = DocumentSettings(roots=(DOCUMENTS, tmp_path))
-    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=8, llm=provider, settings=[settings]):
+    async with running_worker(
+        dev_client, db, task_queue=task_queue, activity_threads=8, llm=provider, settings=[settings]
+    ):
         failed = await start_document(dev_client, task_queue, source)
         with pytest.raises(WorkflowFailureError):
             await failed.result()
         # The failed run removed the chunks it wrote: extract has nothing to start from.
-        with pytest.raises(RestartRefused, match="ended FAILED and removed the stored output of stage chunk; restart from chunk"):
+        with pytest.raises(
+            RestartRefused, match="ended FAILED and removed the stored output of stage chunk; restart from chunk"
+        ):
             await restart_from_stage(dev_client, failed.id, "extract")
         provider.down = False
         result, activities = await restarted(dev_client, failed.id, "chunk", DocumentResult)
@@ -111,7 +115,9 @@ async def test_document_restart_at_extract_reuses_the_stored_chunks(
     dev_client: Client, db: Database, task_queue: str, tmp_path: Path
 ) -> None:
     settings = DocumentSettings(roots=(DOCUMENTS, tmp_path))
-    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=8, llm=OfflineProvider(), settings=[settings]):
+    async with running_worker(
+        dev_client, db, task_queue=task_queue, activity_threads=8, llm=OfflineProvider(), settings=[settings]
+    ):
         first = await start_document(dev_client, task_queue, DOCUMENTS / "saga-pattern.md")
         source = await first.result()
         chunks = version_rows(db, source.document_id, source.version)["document_chunks"]
@@ -169,7 +175,9 @@ async def test_news_digest_restart_from_summarise_reuses_the_fetch_and_selection
 ) -> None:
     feeds = [FeedSource(name="notes", url=str(SAMPLES / "feeds" / "research-notes.rdf.xml"))]
     request = NewsDigestInput(name=f"restart-{uuid.uuid4().hex[:8]}", feeds=feeds)
-    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, settings=[DocumentSettings(roots=(SAMPLES,))]):
+    async with running_worker(
+        dev_client, db, task_queue=task_queue, activity_threads=4, settings=[DocumentSettings(roots=(SAMPLES,))]
+    ):
         handle = await start_run(dev_client, registry().family("news-digest"), request, task_queue=task_queue)
         first = NewsDigestResult.model_validate(await handle.result())
         result, counts = await step_restarted(dev_client, handle.id, "summarise", NewsDigestResult)
@@ -180,7 +188,11 @@ async def test_news_digest_restart_from_summarise_reuses_the_fetch_and_selection
     assert store_only == Counter({"store_digest": 1})
     for digest in (result, again):
         assert digest.articles == first.articles and digest.stored and digest.digest_key != first.digest_key
-        assert (digest.seen_before, digest.irrelevant, digest.duplicates) == (first.seen_before, first.irrelevant, first.duplicates)
+        assert (digest.seen_before, digest.irrelevant, digest.duplicates) == (
+            first.seen_before,
+            first.irrelevant,
+            first.duplicates,
+        )
         assert digest.feeds == {} and digest.resumed_from  # the feeds were the source run's
     # Built again: only the date line may differ (a run across midnight).
     lines = lambda markdown: [line for line in markdown.splitlines() if " new articles" not in line]  # noqa: E731
@@ -196,7 +208,10 @@ async def test_refusals(dev_client: Client, db: Database, task_queue: str) -> No
             await unanswerable.result()
         with pytest.raises(RestartRefused, match=r"stage\(s\) nlp never completed; restart from nlp or earlier"):
             await restart_from_stage(dev_client, unanswerable.id, "data")
-        with pytest.raises(RestartRefused, match="stage 'health': a query run restarts from one of its stages; expected one of nlp, data, viz"):
+        with pytest.raises(
+            RestartRefused,
+            match="stage 'health': a query run restarts from one of its stages; expected one of nlp, data, viz",
+        ):
             await restart_from_stage(dev_client, unanswerable.id, "health")
         routing = registry().family("routing")
         request = routing.sample_input("routing/premium-request.json", uuid.uuid4().hex[:8])
@@ -204,7 +219,9 @@ async def test_refusals(dev_client: Client, db: Database, task_queue: str) -> No
         await closed.result()
         with pytest.raises(RestartRefused, match="a routing run cannot restart from a stage; restartable families: document, plan-analysis, query"):
             await restart_from_stage(dev_client, closed.id, "handle")
-        running = await start_query(dev_client, task_queue, "average temperature by month in 2014", pause_between_agents_seconds=600)
+        running = await start_query(
+            dev_client, task_queue, "average temperature by month in 2014", pause_between_agents_seconds=600
+        )
         with pytest.raises(RestartRefused, match="is still running"):
             await restart_from_stage(dev_client, running.id, "viz")
         await running.terminate()
@@ -237,17 +254,22 @@ async def test_the_api_restarts_a_query_and_refuses_with_409(
     dev_client: Client, dev_address: str, db: Database, task_queue: str, tmp_path: Path
 ) -> None:
     token = uuid.uuid4().hex
-    settings = ApiSettings(token=token, task_queue=task_queue, address=dev_address, database_url=f"sqlite:///{tmp_path / 'api.db'}")
+    settings = ApiSettings(
+        token=token, task_queue=task_queue, address=dev_address, database_url=f"sqlite:///{tmp_path / 'api.db'}"
+    )
     async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, settings=[QuerySettings()]):
         handle = await start_query(dev_client, task_queue, "average temperature by month in 2014")
         first = await handle.result()
         with api_server(settings) as api:
-            async with httpx.AsyncClient(base_url=api.url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as http:
+            async with httpx.AsyncClient(
+                base_url=api.url, headers={"Authorization": f"Bearer {token}"}, timeout=60
+            ) as http:
                 refused = await http.post(f"/api/workflows/{handle.id}/restart", params={"from_stage": "chart"})
                 started = await http.post(f"/api/workflows/{handle.id}/restart", params={"from_stage": "viz"})
         assert refused.status_code == 409, refused.text
         assert refused.json()["error"] == {
-            "type": "RestartRefused", "field": "from_stage",
+            "type": "RestartRefused",
+            "field": "from_stage",
             "message": "stage 'chart': a query run restarts from one of its stages; expected one of nlp, data, viz",
         }
         assert started.status_code == 201, started.text
@@ -264,13 +286,19 @@ async def test_a_resume_point_is_refused_from_callers_and_from_another_documents
 ) -> None:
     # Through the catalog (CLI, API, console, schedules): callers never set one.
     with pytest.raises(ValidationError, match=r"resume\n.*saga restart"):
-        registry().family("query").parse({"question": "average temperature by month in 2014",
-                               "resume": {"from_stage": "viz", "source_workflow_id": "x/y"}})
+        registry().family("query").parse(
+            {
+                "question": "average temperature by month in 2014",
+                "resume": {"from_stage": "viz", "source_workflow_id": "x/y"},
+            }
+        )
     assert "resume" not in json.dumps(registry().family("document").input_model.model_json_schema())
     # Straight to Temporal: another document's run carrying this one's version (it would
     # write this file's chunks under the other's id and finalise the other's row).
     settings = DocumentSettings(roots=(DOCUMENTS,))
-    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, llm=OfflineProvider(), settings=[settings]):
+    async with running_worker(
+        dev_client, db, task_queue=task_queue, activity_threads=4, llm=OfflineProvider(), settings=[settings]
+    ):
         first = await start_document(dev_client, task_queue, DOCUMENTS / "saga-pattern.md")
         source = await first.result()
         trace = await trace_run(dev_client, first.id, payloads=True)

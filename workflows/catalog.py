@@ -238,6 +238,9 @@ NEWS_DIGEST = Family(
     ),
     # On the step runner: `saga restart ID --from STEP` reuses the steps before STEP.
     activities=f"{_ACT}:news_digest",
+    # Summaries (and categories, with categoriser "llm") are asked of the model through
+    # the gateway, the extractive summary and the lexicon their fallbacks.
+    llm_steps=("categorise_and_summarise",),
     extra="news",
     requires=("defusedxml", "bs4", "httpx"),
     samples_dir=SAMPLES,

@@ -28,9 +28,13 @@ def dev_up(
     worker: Annotated[bool, typer.Option("--worker/--no-worker", help="Also start a worker.")] = True,
     viz_agent: Annotated[
         bool,
-        typer.Option("--viz-agent/--no-viz-agent", help="Serve the query family's viz agent as its own process for the worker."),
+        typer.Option(
+            "--viz-agent/--no-viz-agent", help="Serve the query family's viz agent as its own process for the worker."
+        ),
     ] = True,
-    api: Annotated[bool, typer.Option("--api/--no-api", help=f"Also start the HTTP API and console on :{API_PORT}.")] = True,
+    api: Annotated[
+        bool, typer.Option("--api/--no-api", help=f"Also start the HTTP API and console on :{API_PORT}.")
+    ] = True,
     ui_codec_endpoint: Annotated[
         str | None,
         typer.Option(metavar="URL", help="Point the Web UI at this codec server (see `saga codec-server`)."),
@@ -116,7 +120,9 @@ def demo() -> None:
 
 
 def api(
-    host: Annotated[str, typer.Option(metavar="HOST", help="Interface to listen on (127.0.0.1 only without a token).")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(metavar="HOST", help="Interface to listen on (127.0.0.1 only without a token).")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(metavar="PORT", help="Port to listen on.")] = API_PORT,
 ) -> None:
     """Serve the HTTP API and the web console (bearer token from SAGAWORKS_API_TOKEN)."""
@@ -129,11 +135,15 @@ def codec_server(
     host: Annotated[str, typer.Option(metavar="HOST", help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(metavar="PORT", help="Port to listen on.")] = 8081,
     token: Annotated[
-        str | None, typer.Option(metavar="TOKEN", help="Bearer token callers must send (default SAGAWORKS_CODEC_TOKEN).")
+        str | None,
+        typer.Option(metavar="TOKEN", help="Bearer token callers must send (default SAGAWORKS_CODEC_TOKEN)."),
     ] = None,
     ui_origin: Annotated[
         str | None,
-        typer.Option(metavar="ORIGIN", help="The Web UI's origin, the only one CORS allows (default SAGAWORKS_CODEC_UI_ORIGIN or http://localhost:8233)."),
+        typer.Option(
+            metavar="ORIGIN",
+            help="The Web UI's origin, the only one CORS allows (default SAGAWORKS_CODEC_UI_ORIGIN or http://localhost:8233).",
+        ),
     ] = None,
 ) -> None:
     """Serve /encode and /decode with the configured encryption keys, for the Web UI and the temporal CLI."""
@@ -171,7 +181,14 @@ def breakers(as_json: JsonFlag = False) -> None:
     print_rows(
         ("BREAKER", "STATE", "FAILURES", "TRIPS", "LAST TRANSITION (UTC)", "NEXT TRIAL (UTC)"),
         [
-            (s.name, s.state.upper(), f"{s.failures}/{s.fail_max}", str(s.trips), short_time(s.last_transition_at), short_time(s.next_trial_at))
+            (
+                s.name,
+                s.state.upper(),
+                f"{s.failures}/{s.fail_max}",
+                str(s.trips),
+                short_time(s.last_transition_at),
+                short_time(s.next_trial_at),
+            )
             for s in statuses
         ],
     )
