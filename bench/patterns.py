@@ -25,14 +25,14 @@ from typing import Any
 
 from sqlalchemy import delete
 
-from sagaworks import StepTiming, registry
-from sagaworks.activities import sequential, text_analysis
+from sagaworks import LLM, LLMSettings, StepTiming, registry
+from sagaworks.activities import parallel_analysis, sequential
 from sagaworks.activities.db import Database
 from sagaworks.activities.documents import DocumentSettings
 from sagaworks.activities.news import NewsActivities, SeenArticleRow
 from sagaworks.activities.routing import RoutingActivities
 from sagaworks.activities.search import SearchActivities
-from sagaworks.activities.writing import OfflineWriter, WritingActivities
+from sagaworks.activities.writing import WritingActivities
 from sagaworks.client.devserver import start_embedded
 from sagaworks.contracts.blog import WritingInput
 from sagaworks.contracts.news_digest import NewsletterInput, SelectInput, StoreDigestInput, SummariseInput
@@ -57,7 +57,7 @@ SAMPLE_OF = {
 def plain_runs(db: Database) -> dict[str, Callable[[Any], Any]]:
     """Each family's activities as plain calls, in the workflow's order."""
     routing, search = RoutingActivities(db), SearchActivities(db)
-    writing = WritingActivities(OfflineWriter())
+    writing = WritingActivities(LLM(db, settings=LLMSettings()))  # offline: the extractive composer
     news = NewsActivities(db)
 
     def run_sequential(request: Any) -> Any:
@@ -75,10 +75,10 @@ def plain_runs(db: Database) -> dict[str, Callable[[Any], Any]]:
     def run_parallel(request: Any) -> Any:
         text = TextInput(text=request.text)
         return [
-            text_analysis.analyse_sentiment(text),
-            text_analysis.extract_keywords(text),
-            text_analysis.summarise_text(text),
-            text_analysis.detect_language(text),
+            parallel_analysis.analyse_sentiment(text),
+            parallel_analysis.extract_keywords(text),
+            parallel_analysis.summarise_text(text),
+            parallel_analysis.detect_language(text),
         ]
 
     def run_routing(request: Any) -> Any:

@@ -513,7 +513,10 @@ def on_step_runner(fam: Family[Any] | None) -> bool:
     """Whether ``fam``'s runs restart from any step (its workflow is a ``StepWorkflow``)."""
     from sagaworks import StepWorkflow  # the workflow modules are loaded once a family is
 
-    return fam is not None and fam.restartable is None and issubclass(fam.workflow, StepWorkflow)
+    return (
+        fam is not None and fam.restartable is None and issubclass(fam.workflow, StepWorkflow)
+        and fam.workflow.restarts_from_steps
+    )
 
 
 def parse_set(items: Sequence[str]) -> dict[str, Any]:

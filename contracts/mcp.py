@@ -7,8 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
-from sagaworks import ProgressStatus
-from sagaworks.contracts.common import StrictModel, Text
+from sagaworks import StepStatus, StrictModel, Text
 
 REFUSAL_KEY = "sagaworks_refusal"
 """Added by the worker's guard to each tool that list-tools returns: why the calling
@@ -56,7 +55,7 @@ class McpToolOutput(StrictModel):
     structured: Any = None
 
 
-class McpCallStatus(ProgressStatus):
+class McpCallStatus(StepStatus):
     """Progress of a one-tool run."""
 
     server: str

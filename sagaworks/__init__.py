@@ -262,6 +262,30 @@ if TYPE_CHECKING:
     from sagaworks.workflows.cpu import (
         current_cpu_queue as current_cpu_queue,
     )
+    from sagaworks._saga import (
+        failure_text as failure_text,
+    )
+    from sagaworks.activities.errors import (
+        error as error,
+    )
+    from sagaworks.activities.liveness import (
+        keep_alive as keep_alive,
+    )
+    from sagaworks.contracts.common import (
+        StageResume as StageResume,
+    )
+    from sagaworks.contracts.common import (
+        StrictData as StrictData,
+    )
+    from sagaworks.contracts.fallback import (
+        BranchOutcome as BranchOutcome,
+    )
+    from sagaworks.workflows.fallback import (
+        with_fallback as with_fallback,
+    )
+    from sagaworks.workflows.mcp import (
+        McpTools as McpTools,
+    )
 
 _EXPORTS: dict[str, str] = {
     "StepWorkflow": "sagaworks._steps",
@@ -271,6 +295,7 @@ _EXPORTS: dict[str, str] = {
     "SagaState": "sagaworks._saga",
     "error_class": "sagaworks._saga",
     "error_kind": "sagaworks._saga",
+    "failure_text": "sagaworks._saga",
     "reported_error": "sagaworks._saga",
     "RESTART_MEMO": "sagaworks._models",
     "CompensationRecord": "sagaworks._models",
@@ -312,12 +337,19 @@ _EXPORTS: dict[str, str] = {
     "Base": "sagaworks._db",
     "ErrorClass": "sagaworks.activities.errors",
     "database_errors": "sagaworks.activities.errors",
+    "error": "sagaworks.activities.errors",
+    "keep_alive": "sagaworks.activities.liveness",
     "validation_error": "sagaworks.activities.errors",
+    "StageResume": "sagaworks.contracts.common",
+    "StrictData": "sagaworks.contracts.common",
     "StrictModel": "sagaworks.contracts.common",
     "Text": "sagaworks.contracts.common",
     "text_key": "sagaworks.contracts.common",
     "cpu_queue": "sagaworks.workflows.cpu",
     "current_cpu_queue": "sagaworks.workflows.cpu",
+    "BranchOutcome": "sagaworks.contracts.fallback",
+    "with_fallback": "sagaworks.workflows.fallback",
+    "McpTools": "sagaworks.workflows.mcp",
     "LLM": "sagaworks._llm",
     "LLMAnswer": "sagaworks._llm",
     "LLMConfigError": "sagaworks._llm",
@@ -358,7 +390,11 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'sagaworks' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    # __import__, not importlib.import_module: inside the workflow sandbox it is the
+    # sandbox's import, so a name asked for under ``imports_passed_through`` comes from the
+    # module the contracts (passed through too) use, not from a copy of its own (a model
+    # of the copy would not validate as the contracts' model).
+    value = getattr(__import__(module, fromlist=[name]), name)
     globals()[name] = value  # once: later lookups do not come back here
     return value
 

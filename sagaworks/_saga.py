@@ -209,6 +209,14 @@ def reported_error(err: BaseException) -> BaseException:
     return current
 
 
+def failure_text(failure: BaseException) -> str:
+    """The innermost cause of a failed call, as ``Type: message`` (the type by
+    :func:`error_kind`): what a fan-out records for an item that failed."""
+    while isinstance(failure, ActivityError) and failure.cause is not None:
+        failure = failure.cause
+    return f"{error_kind(failure)}: {failure.message if hasattr(failure, 'message') else failure}"
+
+
 def error_kind(error: BaseException) -> str:
     """What kind of failure ``error`` is, for people: an ``ApplicationError``'s type, a
     timeout's kind by name (``TimeoutError (StartToClose)``), else the exception's class.

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from temporalio import activity, workflow
 from temporalio.exceptions import ApplicationError
@@ -144,6 +144,12 @@ class Steps:
         """Go on after a pause."""
         self._paused = False
 
+    async def unpaused(self) -> None:
+        """Hold here while the run is paused: for work done outside :meth:`run` (a fan-out's
+        branches, a fetch before the first step), which a pause must hold as well."""
+        if self._paused:  # wait_condition costs a task and a loop turn even when true
+            await workflow.wait_condition(lambda: not self._paused)
+
     async def run(
         self,
         name: str,
@@ -180,8 +186,7 @@ class Steps:
         reuse = self._reusing and restart is not None and name in restart.reused
         if delay and not reuse:
             await workflow.sleep(delay)
-        if self._paused:  # wait_condition costs a task and a loop turn even when true
-            await workflow.wait_condition(lambda: not self._paused)
+        await self.unpaused()
         index = len(self.started) + 1
         self.started.append(name)
         if undo is not None:
@@ -210,6 +215,26 @@ class Steps:
             StepTiming(step=name, outcome=outcome, started_at=started, finished_at=workflow.now(), reused=reused)
         )
         self.current_step = None
+        return result
+
+    def reuses(self, name: str) -> bool:
+        """Whether a restart hands step ``name``'s result over (its :meth:`run` will schedule
+        nothing): work a step's input needs, done outside the steps (a fan-out before a
+        step), can then be skipped too. Ask it before the steps run, after :meth:`plan`."""
+        restart = self.restart
+        return self._reusing and restart is not None and name in restart.reused
+
+    def taken_over(self, name: str, result: T, *, describe: Callable[[T], str] | None = None) -> T:
+        """Record step ``name`` as reused with ``result``, obtained by the workflow itself
+        (a result its input carries over from an earlier run), and return ``result``.
+
+        Nothing is scheduled: the step counts as done (``reused`` in its timing), as a step
+        a restart hands over does.
+        """
+        self.started.append(name)
+        now = workflow.now()
+        outcome = describe(result) if describe is not None else "done"
+        self.timings.append(StepTiming(step=name, outcome=outcome, started_at=now, finished_at=now, reused=True))
         return result
 
     @property
@@ -262,6 +287,11 @@ class StepWorkflow:
     ``status`` carries more fields overrides ``status`` (a ``StepStatus`` subclass built
     from ``self.steps.status()``).
     """
+
+    restarts_from_steps: ClassVar[bool] = True
+    """Whether ``saga restart ID --from STEP`` applies. False for a workflow that uses the
+    runner only for its status, pause and cancel (a fan-out whose branches are not steps):
+    a restart would reuse nothing, so it is refused instead."""
 
     def __init__(self) -> None:
         self.steps = Steps()

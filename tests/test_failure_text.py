@@ -11,7 +11,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, RetryState, T
 
 from sagaworks.client.runs import failure_chain, failure_lines
 from sagaworks.client.trace import _Builder
-from sagaworks.workflows.aggregate import failure_text
+from sagaworks import failure_text
 from sagaworks.workflows.fallback import _reason
 
 

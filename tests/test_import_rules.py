@@ -127,6 +127,29 @@ FAMILIES_ON_THE_PUBLIC_API = {
         # the text families' shared analysis (the `text` extra), also parallel-analysis's
         ("sagaworks.activities.text_analysis", "sagaworks.contracts.text"),
     ),
+    "blog": (
+        ("workflows/blog.py", "activities/writing.py", "contracts/blog.py"),
+        # research is the iterative family's BM25 search (its modules); the shared text analysis
+        ("sagaworks.activities.search", "sagaworks.contracts.search", "sagaworks.activities.text_analysis"),
+    ),
+    "parallel-analysis": (
+        ("workflows/parallel_analysis.py", "activities/parallel_analysis.py", "activities/parallel_analysis_llm.py",
+         "contracts/parallel_analysis.py"),
+        # the text families' shared analysis and its contracts
+        ("sagaworks.activities.text_analysis", "sagaworks.contracts.text"),
+    ),
+    "iterative": (
+        ("workflows/iterative.py", "activities/search.py", "contracts/iterative.py", "contracts/search.py"),
+        # the document family's stored chunks it searches; the shared text analysis
+        ("sagaworks.activities.documents", "sagaworks.activities.text_analysis"),
+    ),
+    "aggregate": (("workflows/aggregate.py", "contracts/aggregate.py"), ()),
+    "mcp-call": (("workflows/mcp_call.py", "contracts/mcp.py"), ()),
+    "news-digest": (
+        ("workflows/news_digest.py", "activities/news.py", "activities/feed_reader.py", "contracts/news_digest.py"),
+        # the shared text analysis; the document roots (a feed may be a file under them)
+        ("sagaworks.activities.text_analysis", "sagaworks.activities.documents"),
+    ),
 }
 """The families written on the public API alone, as a project of its own writes one. The
 other built-in families still import engine modules by their paths in the repository's

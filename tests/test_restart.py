@@ -1,7 +1,8 @@
-"""Restart from a stage (``saga restart ID --from-stage STAGE``) for the document, query,
-blog and news-digest families, asserted against the new run's history: the stages before
-STAGE schedule no activity, STAGE and the later ones do, and the result is the one a full
-run gives. (plan-analysis, which takes the same path: tests/test_plan_trace.py.)"""
+"""Restart from a stage (``saga restart ID --from-stage STAGE``) for the document and
+query families, and from a step (``saga restart ID --from STEP``) for the blog and
+news-digest families on the step runner, asserted against the new run's history: the
+stages or steps before the named one schedule no activity, it and the later ones do, and
+the result is the one a full run gives. (plan-analysis, which takes the same path: tests/test_plan_trace.py.)"""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,7 @@ from sagaworks.activities.errors import ErrorClass, error
 from sagaworks.activities.llm import ConceptList, OfflineProvider
 from sagaworks.activities.query.activities import QuerySettings
 from sagaworks.client.api import ApiSettings
-from sagaworks.client.postmortem import RestartRefused, restart_from_stage
+from sagaworks.client.postmortem import RestartRefused, restart_from_stage, restart_run
 from sagaworks.client.runs import start_run
 from sagaworks.client.trace import trace_run
 from sagaworks.contracts.blog import BlogInput, BlogResult
@@ -142,20 +144,33 @@ async def test_query_restart_at_data_and_at_viz(dev_client: Client, db: Database
         assert again.model_dump(exclude={"resumed_from"}) == first.model_dump(exclude={"resumed_from"})
 
 
-async def test_blog_restart_at_draft(dev_client: Client, db: Database, task_queue: str) -> None:
+async def step_restarted(client: Client, workflow_id: str, step: str, result_type: type) -> tuple[Any, Counter[str]]:
+    """Restart ``workflow_id`` from ``step`` (step runner); the new run's result and how many
+    times it scheduled each activity type."""
+    handle = await restart_run(client, workflow_id, step)
+    typed = client.get_workflow_handle(handle.id, run_id=handle.result_run_id, result_type=result_type)
+    result = await asyncio.wait_for(typed.result(), 120)
+    return result, Counter(await scheduled(typed))
+
+
+async def test_blog_restart_from_draft_reuses_research_and_outline(dev_client: Client, db: Database, task_queue: str) -> None:
     store_documents(db)
     fam = registry().family("blog")
     async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=2):
         handle = await start_run(dev_client, fam, BlogInput(topic=TOPIC), task_queue=task_queue)
         first = BlogResult.model_validate(await handle.result())
-        result, activities = await restarted(dev_client, handle.id, "draft", BlogResult)
-    assert activities == ["draft_post", "review_post"]
+        result, counts = await step_restarted(dev_client, handle.id, "draft", BlogResult)
+        status = await dev_client.get_workflow_handle(handle.id).query("status")
+    assert counts == Counter({"draft_post": 1, "review_post": 1})
     assert result.resumed_from == f"{handle.id}/{handle.result_run_id}"
+    assert [(s["step"], s["reused"]) for s in status["steps"]] == [
+        ("research", True), ("outline", True), ("draft", False), ("review", False),
+    ]
     # The offline writer is deterministic: the same passages and outline give the same post.
     assert result.model_dump(exclude={"resumed_from"}) == first.model_dump(exclude={"resumed_from"})
 
 
-async def test_news_digest_restart_at_summarise_builds_and_stores_the_same_digest(
+async def test_news_digest_restart_from_summarise_reuses_the_fetch_and_selection(
     dev_client: Client, db: Database, task_queue: str
 ) -> None:
     feeds = [FeedSource(name="notes", url=str(SAMPLES / "feeds" / "research-notes.rdf.xml"))]
@@ -165,11 +180,12 @@ async def test_news_digest_restart_at_summarise_builds_and_stores_the_same_diges
     ):
         handle = await start_run(dev_client, registry().family("news-digest"), request, task_queue=task_queue)
         first = NewsDigestResult.model_validate(await handle.result())
-        result, activities = await restarted(dev_client, handle.id, "summarise", NewsDigestResult)
-        again, store_only = await restarted(dev_client, handle.id, "store", NewsDigestResult)
+        result, counts = await step_restarted(dev_client, handle.id, "summarise", NewsDigestResult)
+        again, store_only = await step_restarted(dev_client, handle.id, "store", NewsDigestResult)
     assert first.stored and len(first.articles) == 2
-    assert activities == ["categorise_and_summarise", "build_newsletter", "store_digest"]
-    assert store_only == ["store_digest"]
+    # Neither the feed nor the selection is fetched or run again.
+    assert counts == Counter({"categorise_and_summarise": 1, "build_newsletter": 1, "store_digest": 1})
+    assert store_only == Counter({"store_digest": 1})
     for digest in (result, again):
         assert digest.articles == first.articles and digest.stored and digest.digest_key != first.digest_key
         assert (digest.seen_before, digest.irrelevant, digest.duplicates) == (
@@ -180,8 +196,8 @@ async def test_news_digest_restart_at_summarise_builds_and_stores_the_same_diges
         assert digest.feeds == {} and digest.resumed_from  # the feeds were the source run's
     # Built again: only the date line may differ (a run across midnight).
     lines = lambda markdown: [line for line in markdown.splitlines() if " new articles" not in line]  # noqa: E731
-    assert lines(result.newsletter.markdown) == lines(first.newsletter.markdown)  # type: ignore[union-attr]  # a completed digest has its newsletter
-    assert again.newsletter == result.newsletter  # carried over from the run restarted at summarise
+    assert lines(result.newsletter.markdown) == lines(first.newsletter.markdown)  # type: ignore[union-attr]
+    assert again.newsletter == result.newsletter  # reused from the run restarted at summarise
 
 
 async def test_refusals(dev_client: Client, db: Database, task_queue: str) -> None:
@@ -201,11 +217,7 @@ async def test_refusals(dev_client: Client, db: Database, task_queue: str) -> No
         request = routing.sample_input("routing/premium-request.json", uuid.uuid4().hex[:8])
         closed = await start_run(dev_client, routing, request, task_queue=task_queue)
         await closed.result()
-        with pytest.raises(
-            RestartRefused,
-            match="a routing run cannot restart from a stage; restartable "
-            "families: blog, document, news-digest, plan-analysis, query",
-        ):
+        with pytest.raises(RestartRefused, match="a routing run cannot restart from a stage; restartable families: document, plan-analysis, query"):
             await restart_from_stage(dev_client, closed.id, "handle")
         running = await start_query(
             dev_client, task_queue, "average temperature by month in 2014", pause_between_agents_seconds=600
@@ -221,20 +233,20 @@ def _saga(address: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([saga, *args], capture_output=True, text=True, env=env, timeout=120)
 
 
-async def test_the_cli_restarts_a_blog_and_refuses_with_exit_1(
+async def test_the_cli_restarts_a_blog_from_a_step_and_refuses_with_exit_1(
     dev_client: Client, dev_address: str, db: Database, task_queue: str
 ) -> None:
     store_documents(db)
     async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=2):
         handle = await start_run(dev_client, registry().family("blog"), BlogInput(topic=TOPIC), task_queue=task_queue)
         await handle.result()
-        refused = await asyncio.to_thread(_saga, dev_address, "restart", handle.id, "--from-stage", "publish")
-        assert refused.returncode == 1 and "expected one of research, outline, draft, review" in refused.stderr
-        done = await asyncio.to_thread(_saga, dev_address, "restart", handle.id, "--from-stage", "review")
+        refused = await asyncio.to_thread(_saga, dev_address, "restart", handle.id, "--from", "publish")
+        assert refused.returncode == 1 and "its steps are research, outline, draft, review" in refused.stderr
+        done = await asyncio.to_thread(_saga, dev_address, "restart", handle.id, "--from", "review")
         assert done.returncode == 0, done.stderr
         assert f"restarted {handle.id} from review" in done.stdout
         result = await dev_client.get_workflow_handle(handle.id, result_type=BlogResult).result()
-    assert await scheduled(dev_client.get_workflow_handle(handle.id)) == ["review_post"]
+    assert Counter(await scheduled(dev_client.get_workflow_handle(handle.id))) == Counter({"review_post": 1})
     assert result.resumed_from == f"{handle.id}/{handle.result_run_id}"
 
 
