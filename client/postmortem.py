@@ -514,7 +514,9 @@ def on_step_runner(fam: Family[Any] | None) -> bool:
     from sagaworks import StepWorkflow  # the workflow modules are loaded once a family is
 
     return (
-        fam is not None and fam.restartable is None and issubclass(fam.workflow, StepWorkflow)
+        fam is not None
+        and fam.restartable is None
+        and issubclass(fam.workflow, StepWorkflow)
         and fam.workflow.restarts_from_steps
     )
 

@@ -105,4 +105,3 @@ class BlogResult(BaseModel):
     writer: WriterInfo
     resumed_from: str | None = None
     """The run whose earlier stages a restarted run took over."""
-

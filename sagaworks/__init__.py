@@ -203,6 +203,9 @@ if TYPE_CHECKING:
         error_kind as error_kind,
     )
     from sagaworks._saga import (
+        failure_text as failure_text,
+    )
+    from sagaworks._saga import (
         reported_error as reported_error,
     )
     from sagaworks._steps import (
@@ -242,31 +245,10 @@ if TYPE_CHECKING:
         database_errors as database_errors,
     )
     from sagaworks.activities.errors import (
-        validation_error as validation_error,
-    )
-    from sagaworks.contracts.common import (
-        StrictModel as StrictModel,
-    )
-    from sagaworks.contracts.common import (
-        Text as Text,
-    )
-    from sagaworks.contracts.common import (
-        text_key as text_key,
-    )
-    from sagaworks.policies import (
-        ActivityOptions as ActivityOptions,
-    )
-    from sagaworks.workflows.cpu import (
-        cpu_queue as cpu_queue,
-    )
-    from sagaworks.workflows.cpu import (
-        current_cpu_queue as current_cpu_queue,
-    )
-    from sagaworks._saga import (
-        failure_text as failure_text,
+        error as error,
     )
     from sagaworks.activities.errors import (
-        error as error,
+        validation_error as validation_error,
     )
     from sagaworks.activities.liveness import (
         keep_alive as keep_alive,
@@ -277,8 +259,26 @@ if TYPE_CHECKING:
     from sagaworks.contracts.common import (
         StrictData as StrictData,
     )
+    from sagaworks.contracts.common import (
+        StrictModel as StrictModel,
+    )
+    from sagaworks.contracts.common import (
+        Text as Text,
+    )
+    from sagaworks.contracts.common import (
+        text_key as text_key,
+    )
     from sagaworks.contracts.fallback import (
         BranchOutcome as BranchOutcome,
+    )
+    from sagaworks.policies import (
+        ActivityOptions as ActivityOptions,
+    )
+    from sagaworks.workflows.cpu import (
+        cpu_queue as cpu_queue,
+    )
+    from sagaworks.workflows.cpu import (
+        current_cpu_queue as current_cpu_queue,
     )
     from sagaworks.workflows.fallback import (
         with_fallback as with_fallback,

@@ -101,7 +101,10 @@ def test_each_step_asks_the_blogs_model_with_the_numbered_passages_and_an_empty_
         request = WritingInput(topic=TOPIC, passages=passages)
         assert env.run(writing.outline_post, request).startswith("# T")
         draft = request.model_copy(update={"previous": "# T\n\n## Retry Budgets [1]\n\nDraft text [1].\n"})
-        assert env.run(writing.draft_post, request.model_copy(update={"previous": "OUTLINE"})) == "# T\n\nDraft text [1].\n"
+        assert (
+            env.run(writing.draft_post, request.model_copy(update={"previous": "OUTLINE"}))
+            == "# T\n\nDraft text [1].\n"
+        )
         post = env.run(writing.review_post, draft)
         prompt = server.prompt_of(1)
     assert "OUTLINE" in prompt and f"[1] {passages[0].text}" in prompt

@@ -9,9 +9,9 @@ from temporalio.api.failure.v1 import Failure
 from temporalio.converter import DataConverter
 from temporalio.exceptions import ActivityError, ApplicationError, RetryState, TimeoutError, TimeoutType
 
+from sagaworks import failure_text
 from sagaworks.client.runs import failure_chain, failure_lines
 from sagaworks.client.trace import _Builder
-from sagaworks import failure_text
 from sagaworks.workflows.fallback import _reason
 
 

@@ -133,8 +133,12 @@ FAMILIES_ON_THE_PUBLIC_API = {
         ("sagaworks.activities.search", "sagaworks.contracts.search", "sagaworks.activities.text_analysis"),
     ),
     "parallel-analysis": (
-        ("workflows/parallel_analysis.py", "activities/parallel_analysis.py", "activities/parallel_analysis_llm.py",
-         "contracts/parallel_analysis.py"),
+        (
+            "workflows/parallel_analysis.py",
+            "activities/parallel_analysis.py",
+            "activities/parallel_analysis_llm.py",
+            "contracts/parallel_analysis.py",
+        ),
         # the text families' shared analysis and its contracts
         ("sagaworks.activities.text_analysis", "sagaworks.contracts.text"),
     ),

@@ -44,7 +44,8 @@ async def test_all_four_analyses_run_at_once_and_combine(dev_client: Client, db:
     events = (await handle.fetch_history()).events
     kinds = [
         e.activity_task_scheduled_event_attributes.activity_type.name
-        if e.HasField("activity_task_scheduled_event_attributes") else "completed"
+        if e.HasField("activity_task_scheduled_event_attributes")
+        else "completed"
         for e in events
         if e.HasField("activity_task_scheduled_event_attributes")
         or e.HasField("activity_task_completed_event_attributes")
@@ -148,11 +149,16 @@ async def test_a_pause_holds_the_branches_not_started_and_resume_runs_them(
     async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4):
         # Paused from its first workflow task on (signal-with-start): no branch may start.
         handle = await dev_client.start_workflow(
-            ParallelAnalysisWorkflow.run, ParallelAnalysisInput(text=SAMPLE),
-            id=f"pa-{uuid.uuid4()}", task_queue=task_queue, start_signal="pause",
+            ParallelAnalysisWorkflow.run,
+            ParallelAnalysisInput(text=SAMPLE),
+            id=f"pa-{uuid.uuid4()}",
+            task_queue=task_queue,
+            start_signal="pause",
         )
         await wait_for_status(handle, lambda s: s.state == "paused", query=ParallelAnalysisWorkflow.status, timeout=60)
-        held = [e for e in (await handle.fetch_history()).events if e.HasField("activity_task_scheduled_event_attributes")]
+        held = [
+            e for e in (await handle.fetch_history()).events if e.HasField("activity_task_scheduled_event_attributes")
+        ]
         await handle.signal(ParallelAnalysisWorkflow.resume)
         result = await asyncio.wait_for(handle.result(), 90)
     assert held == []

@@ -153,7 +153,9 @@ async def step_restarted(client: Client, workflow_id: str, step: str, result_typ
     return result, Counter(await scheduled(typed))
 
 
-async def test_blog_restart_from_draft_reuses_research_and_outline(dev_client: Client, db: Database, task_queue: str) -> None:
+async def test_blog_restart_from_draft_reuses_research_and_outline(
+    dev_client: Client, db: Database, task_queue: str
+) -> None:
     store_documents(db)
     fam = registry().family("blog")
     async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=2):
@@ -164,7 +166,10 @@ async def test_blog_restart_from_draft_reuses_research_and_outline(dev_client: C
     assert counts == Counter({"draft_post": 1, "review_post": 1})
     assert result.resumed_from == f"{handle.id}/{handle.result_run_id}"
     assert [(s["step"], s["reused"]) for s in status["steps"]] == [
-        ("research", True), ("outline", True), ("draft", False), ("review", False),
+        ("research", True),
+        ("outline", True),
+        ("draft", False),
+        ("review", False),
     ]
     # The offline writer is deterministic: the same passages and outline give the same post.
     assert result.model_dump(exclude={"resumed_from"}) == first.model_dump(exclude={"resumed_from"})
@@ -217,7 +222,10 @@ async def test_refusals(dev_client: Client, db: Database, task_queue: str) -> No
         request = routing.sample_input("routing/premium-request.json", uuid.uuid4().hex[:8])
         closed = await start_run(dev_client, routing, request, task_queue=task_queue)
         await closed.result()
-        with pytest.raises(RestartRefused, match="a routing run cannot restart from a stage; restartable families: document, plan-analysis, query"):
+        with pytest.raises(
+            RestartRefused,
+            match="a routing run cannot restart from a stage; restartable families: document, plan-analysis, query",
+        ):
             await restart_from_stage(dev_client, closed.id, "handle")
         running = await start_query(
             dev_client, task_queue, "average temperature by month in 2014", pause_between_agents_seconds=600
