@@ -247,7 +247,9 @@ async def test_an_answer_at_the_result_limit_passes_and_one_byte_more_is_refused
         over = await start_query(dev_client, task_queue, characters_query(DEFAULT_MAX_RESULT_BYTES - framing + 1))
         with pytest.raises(WorkflowFailureError) as failed:
             await over.result()
-    error = failed.value.cause.cause
+    cause = failed.value.cause
+    assert isinstance(cause, ActivityError)
+    error = cause.cause
     assert isinstance(error, ApplicationError) and error.type == RESULT_TOO_LARGE and error.non_retryable
     assert (
         f"database.read_query answered {DEFAULT_MAX_RESULT_BYTES + 1:,} bytes, over the 262,144-byte limit"
@@ -277,10 +279,9 @@ async def test_a_server_may_lower_its_result_limit(
         assert "0000" in (await (await start_query(dev_client, task_queue, characters_query(3000))).result()).text
         with pytest.raises(WorkflowFailureError) as failed:
             await (await start_query(dev_client, task_queue, characters_query(5000))).result()
-    assert (
-        "over the 4,096-byte limit of an MCP result ([servers.database] max_result_bytes"
-        in failed.value.cause.cause.message
-    )
+    cause = failed.value.cause
+    assert isinstance(cause, ActivityError) and isinstance(cause.cause, ApplicationError)
+    assert "over the 4,096-byte limit of an MCP result ([servers.database] max_result_bytes" in cause.cause.message
 
 
 def test_a_result_limit_past_the_payload_limit_is_refused(tmp_path: Path) -> None:

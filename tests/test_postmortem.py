@@ -10,13 +10,13 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.worker import Worker
 
 from sagaworks.client.postmortem import postmortem, postmortem_markdown, postmortem_of
-from sagaworks.client.trace import RunTrace, TraceStep
+from sagaworks.client.trace import RunTrace, StepOutcome, TraceStep
 from tests.orders import make_order, start_order
 
 T0 = datetime(2026, 12, 2, tzinfo=UTC)
 
 
-def step(name: str, outcome: str = "completed", **fields: Any) -> TraceStep:
+def step(name: str, outcome: StepOutcome = "completed", **fields: Any) -> TraceStep:
     return TraceStep(
         kind=fields.pop("kind", "activity"),
         name=name,
@@ -24,7 +24,7 @@ def step(name: str, outcome: str = "completed", **fields: Any) -> TraceStep:
         closed=T0 + timedelta(seconds=1),
         outcome=outcome,
         **fields,
-    )  # type: ignore[arg-type]
+    )
 
 
 def run(workflow_id: str, status: str, steps: list[TraceStep], **fields: Any) -> RunTrace:
