@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 from temporalio.api.history.v1 import History
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHistory
 
 from sagaworks import Family, registry
 
@@ -82,14 +82,17 @@ def _exports() -> dict[str, str]:
     path = _module_path(ROOT_PACKAGE)
     if path is None:
         return {}
+    target: ast.expr
+    expression: ast.expr | None
     for node in ast.parse(path.read_text()).body:
-        target = (
-            node.target
-            if isinstance(node, ast.AnnAssign)
-            else (node.targets[0] if isinstance(node, ast.Assign) else None)
-        )
-        if isinstance(target, ast.Name) and target.id == "_EXPORTS" and node.value is not None:
-            value = ast.literal_eval(node.value)
+        if isinstance(node, ast.AnnAssign):
+            target, expression = node.target, node.value
+        elif isinstance(node, ast.Assign):
+            target, expression = node.targets[0], node.value
+        else:
+            continue
+        if isinstance(target, ast.Name) and target.id == "_EXPORTS" and expression is not None:
+            value = ast.literal_eval(expression)
             return dict(value) if isinstance(value, dict) else {}
     return {}
 
@@ -248,7 +251,7 @@ def code_patches(families: Iterable[Family[Any]] | None = None) -> list[PatchRep
     return [by_id[key] for key in sorted(by_id)]
 
 
-def patch_markers(history: History) -> dict[str, bool]:
+def patch_markers(history: History | WorkflowHistory) -> dict[str, bool]:
     """The patch ids a history's markers record -> whether the call was ``deprecate_patch``."""
     found: dict[str, bool] = {}
     for event in history.events:

@@ -11,7 +11,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner
 from temporalio.workflow import NondeterminismError
 
 from sagaworks.client.codec import ENCODING, KEYS_ENV
-from sagaworks.client.connection import data_converter
+from sagaworks.client.connection import DATA_CONVERTER, data_converter
 from sagaworks.client.replay import history_files, load_history, replay
 from tests.drifted_order import DriftedOrderSaga
 from tests.encryption import NEW_KEY_ID, OLD_KEY, OLD_KEY_ID, TEST_ENV
@@ -65,8 +65,8 @@ async def test_a_retired_history_fails_for_want_of_its_patch_markers(path: Path)
     from sagaworks.client.patches import code_patches, patch_markers
 
     history = load_history(path)
-    converter = data_converter(TEST_ENV) if path.parent.name == ENCRYPTED else None
-    results = await replay([history], **({"data_converter": converter} if converter else {}))
+    converter = data_converter(TEST_ENV) if path.parent.name == ENCRYPTED else DATA_CONVERTER
+    results = await replay([history], data_converter=converter)
     [failure] = results.replay_failures.values()
     assert isinstance(failure, NondeterminismError)
     workflow_type = history.events[0].workflow_execution_started_event_attributes.workflow_type.name
