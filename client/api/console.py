@@ -177,7 +177,8 @@ def build_router() -> APIRouter:
         )
         forms = interaction_forms(fam.workflow, list(fam.accepts)) if fam else []
         approval_forms = [f for f in forms if fam and fam.approval and f["name"] in ("approve", "reject")]
-        progress = run.get("progress") if isinstance(run.get("progress"), dict) else {}
+        reported = run.get("progress")
+        progress = reported if isinstance(reported, dict) else {}
         ticket = progress.get("ticket") or (data.get("result") if run["family"] == "support-ticket" else None)
         query = query_view(data["result"]) if completed_query else None
         if isinstance(data.get("result"), dict):
