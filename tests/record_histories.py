@@ -20,7 +20,7 @@ import os
 import sys
 import tempfile
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -117,7 +117,7 @@ async def record(out_dir: Path, only: str = "") -> list[Path]:
                 for name, (path, options) in documents.items():
                     if not name.startswith(only):
                         continue
-                    handle = (
+                    document = (
                         await start_document(env.client, task_queue, path, **options)
                         if path.is_absolute()
                         else (
@@ -129,7 +129,7 @@ async def record(out_dir: Path, only: str = "") -> list[Path]:
                             )
                         )
                     )
-                    written.append(await _save(handle, new_history_path(out_dir, name)))
+                    written.append(await _save(document, new_history_path(out_dir, name)))
                 if "document_batch_stored_listing".startswith(only):
                     written.append(await _record_batch(env.client, task_queue, folder, out_dir))
                 for name, scenario in MCP_SCENARIOS.items():
@@ -315,7 +315,7 @@ async def record_catalog_demos(client: Client, task_queue: str, out_dir: Path) -
     return written
 
 
-def record_into(record_fn: Callable[[Path], Awaitable[list[Path]]], argv: list[str]) -> None:
+def record_into(record_fn: Callable[[Path], Coroutine[Any, Any, list[Path]]], argv: list[str]) -> None:
     """``python -m tests.record_*  [DIR]``: record into DIR (default tests/histories/), print each file."""
     target = Path(argv[0]) if argv else HISTORIES
     target.mkdir(parents=True, exist_ok=True)
