@@ -53,8 +53,10 @@ lint: install
 # mypy cannot follow the editable install's import hook that maps the repository folders to
 # `sagaworks.contracts`, `sagaworks.workflows`...: .mypy-tree/ lays them out as installed, as
 # symbolic links to the files themselves, and mypy runs there (its paths read
-# `sagaworks/contracts/...` for `contracts/...`). Rebuilt every run (its cache kept), so a new
-# module is checked at once.
+# `sagaworks/contracts/...` for `contracts/...`). The examples' packages, the docs generator
+# `_gen` and the tutorial's `shop` package sit at its top, importable as the tests import them
+# (from sys.path entries they add). Rebuilt every run (its cache kept), so a new module is
+# checked at once.
 MYPY_TREE := .mypy-tree
 mypy: install
 	mkdir -p $(MYPY_TREE)
@@ -64,6 +66,7 @@ mypy: install
 	for d in contracts workflows activities client mcp_servers; do ln -s ../../$$d $(MYPY_TREE)/sagaworks/$$d; done
 	for d in tests bench worker.py pyproject.toml; do ln -s ../$$d $(MYPY_TREE)/$$d; done
 	ln -s ../examples/trip-booking/trip_booking ../examples/langgraph/sagaworks_graphs $(MYPY_TREE)/
+	ln -s ../docs/_gen.py ../docs/tutorial/shop/shop $(MYPY_TREE)/
 	cd $(MYPY_TREE) && ../$(BIN)/mypy
 
 # Rewrites the tree in ruff's format (what `make lint` checks).

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 # The code that runs in a deployment (benchmarks, tests and examples are not configured).
@@ -101,20 +103,20 @@ def env_settings() -> dict[str, Setting]:
                     settings.setdefault(name, Setting(name, prefix=True)).files.add(rel)
             elif isinstance(node, ast.Call) and _is_env_read(node) and len(node.args) >= 2:
                 key = node.args[0]
-                name = (
+                variable = (
                     key.value
                     if isinstance(key, ast.Constant)
                     else constants.get(key.id)
                     if isinstance(key, ast.Name)
                     else None
                 )
-                if isinstance(name, str) and VARIABLE.match(name):
+                if isinstance(variable, str) and VARIABLE.match(variable):
                     default = node.args[1]
                     if isinstance(default, ast.Name) and default.id in constants:
                         text = str(constants[default.id])
                     else:
                         text = str(default.value) if isinstance(default, ast.Constant) else ast.unparse(default)
-                    setting = settings.setdefault(name, Setting(name))
+                    setting = settings.setdefault(variable, Setting(variable))
                     setting.files.add(rel)
                     if setting.default is None and text not in ("", "None"):
                         setting.default = text
@@ -189,7 +191,7 @@ def families_table() -> str:
     return "\n".join(rows) + "\n"
 
 
-def _input_fields(model: type) -> list[str]:
+def _input_fields(model: type[BaseModel]) -> list[str]:
     schema = model.model_json_schema()
     required = set(schema.get("required", ()))
     described = any(spec.get("description") for spec in schema.get("properties", {}).values())
