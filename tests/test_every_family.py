@@ -40,7 +40,12 @@ def on_step_runner(fam: Family[Any]) -> bool:
     return isinstance(fam.workflow, type) and issubclass(fam.workflow, StepWorkflow)
 
 
-STEP_FAMILIES = [fam for fam in FAMILIES if on_step_runner(fam) and fam.workflow.restarts_from_steps]
+def restarts_from_steps(fam: Family[Any]) -> bool:
+    workflow = fam.workflow
+    return isinstance(workflow, type) and issubclass(workflow, StepWorkflow) and workflow.restarts_from_steps
+
+
+STEP_FAMILIES = [fam for fam in FAMILIES if restarts_from_steps(fam)]
 """The families whose runs restart from a step (a fan-out on the runner for its status, pause
 and cancel only says ``restarts_from_steps = False``)."""
 LLM_FAMILIES = [fam for fam in FAMILIES if fam.llm_steps]
