@@ -292,7 +292,9 @@ class Family(Generic[InputT]):
                 activities take the worker's gateway (``resources.setting(LLM)``), so its
                 provider, budget and breaker apply; when the provider fails they fall
                 back and say so, the gateway's ``LLMAnswer.fallback`` kept in a
-                ``fallback`` (or ``fallbacks``) field of the step's result or the run's;
+                ``fallback`` (or ``fallbacks``) field of the step's result or the run's,
+                or as the ``error`` of a :class:`sagaworks.BranchOutcome` whose status is
+                ``fallback`` (what :func:`sagaworks.with_fallback` records);
                 and the family's demo completes with every call failing, and within the
                 provider's limits of requests and tokens with many runs at once.
             helper_workflows: Workflows it starts as children; served, never started by users.

@@ -216,8 +216,11 @@ async def test_a_demo_run_restarted_from_its_middle_step_reruns_that_step_and_no
 
 
 def fallbacks_in(data: Any) -> Iterator[str]:
-    """Every reason a ``fallback`` or ``fallbacks`` field of ``data`` (JSON) gives."""
+    """Every reason a ``fallback`` or ``fallbacks`` field of ``data`` (JSON) gives, and the
+    ``error`` of each branch outcome (``sagaworks.BranchOutcome``) that fell back."""
     if isinstance(data, dict):
+        if data.get("status") == "fallback" and isinstance(data.get("error"), str) and data["error"]:
+            yield data["error"]
         for key, value in data.items():
             if key in ("fallback", "fallbacks"):
                 values = value if isinstance(value, list) else [value]

@@ -140,6 +140,8 @@ PARALLEL_ANALYSIS = Family(
     ),
     activities=f"{_ACT}:parallel_analysis",
     cpu_activities=f"{_ACT}:parallel_analysis_cpu",
+    # One activity asks the model for every part; a part it does not answer runs offline.
+    llm_steps=("ask_model_analyses",),
     samples_dir=SAMPLES,
 )
 
@@ -209,6 +211,9 @@ BLOG = Family(
     demo=(DemoRun("blog/sagas.json", result_has=("markdown", "citations"), result_means="a cited post"),),
     # On the step runner: `saga restart ID --from STEP` reuses the steps before STEP.
     activities=f"{_ACT}:blog",
+    # Each writes through the gateway, the extractive composer as its fallback; the review's
+    # writer says which one wrote.
+    llm_steps=("outline", "draft", "review"),
     # It searches the documents the batch demo stores.
     demo_after=("document-batch",),
     samples_dir=SAMPLES,
