@@ -89,10 +89,15 @@ if TYPE_CHECKING:
     from sagaworks._db import Base as Base
     from sagaworks.activities.errors import (
         ErrorClass as ErrorClass,
+        attempts_since as attempts_since,
+        bugs_retried as bugs_retried,
         database_errors as database_errors,
+        error as error,
         validation_error as validation_error,
     )
+    from sagaworks.activities.liveness import keep_alive as keep_alive
     from sagaworks.contracts.common import (
+        StrictData as StrictData,
         StrictModel as StrictModel,
         Text as Text,
         text_key as text_key,
@@ -187,8 +192,13 @@ _EXPORTS: dict[str, str] = {
     "Database": "sagaworks._db",
     "Base": "sagaworks._db",
     "ErrorClass": "sagaworks.activities.errors",
+    "attempts_since": "sagaworks.activities.errors",
+    "bugs_retried": "sagaworks.activities.errors",
     "database_errors": "sagaworks.activities.errors",
+    "error": "sagaworks.activities.errors",
     "validation_error": "sagaworks.activities.errors",
+    "keep_alive": "sagaworks.activities.liveness",
+    "StrictData": "sagaworks.contracts.common",
     "StrictModel": "sagaworks.contracts.common",
     "Text": "sagaworks.contracts.common",
     "text_key": "sagaworks.contracts.common",
