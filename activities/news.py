@@ -33,7 +33,7 @@ from temporalio.exceptions import ApplicationError
 
 from sagaworks import LLM
 from sagaworks.activities.db import Base, Database, _utcnow
-from sagaworks.activities.documents import DocumentSettings, roots_from_env
+from sagaworks.activities.document import DocumentSettings, roots_from_env
 from sagaworks.activities.errors import ErrorClass, database_errors, error, validation_error
 from sagaworks.activities.feed_reader import FeedReader
 from sagaworks.activities.liveness import keep_alive

@@ -26,7 +26,7 @@ from sqlalchemy import delete
 
 from sagaworks.activities import sequential, text_analysis
 from sagaworks.activities.db import Database
-from sagaworks.activities.documents import DocumentSettings
+from sagaworks.activities.document import DocumentSettings
 from sagaworks.activities.news import NewsActivities, SeenArticleRow
 from sagaworks.activities.routing import RoutingActivities
 from sagaworks.activities.search import SearchActivities

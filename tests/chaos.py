@@ -65,7 +65,7 @@ from temporalio.service import RPCError
 
 from sagaworks import DemoRun, Family, registry
 from sagaworks.activities.db import Database
-from sagaworks.activities.documents import DEFAULT_ROOT, ChunkRow, ConceptRow, DocumentRow
+from sagaworks.activities.document import DEFAULT_ROOT, ChunkRow, ConceptRow, DocumentRow
 from sagaworks.activities.news import DigestRow, SeenArticleRow
 from sagaworks.activities.orders import invariant_violations
 from sagaworks.activities.routing import RoutedRequestRow
@@ -82,7 +82,7 @@ from tests.ports import free_port
 from tests.workers import WorkerProcess
 from sagaworks.workflows.document import DocumentPipeline
 from sagaworks.workflows.document_batch import DocumentBatch
-from sagaworks.contracts.documents import BatchInput, BatchResult, DocumentResult
+from sagaworks.contracts.document import BatchInput, BatchResult, DocumentResult
 from sagaworks.contracts.orders import ORDER_STEPS
 
 SCHEDULED = "news-digest"

@@ -18,10 +18,10 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
 from sagaworks.activities.db import Database
-from sagaworks.activities.documents import VERSION_TABLES, ChunkRow, DocumentActivities, DocumentRow, DocumentSettings
+from sagaworks.activities.document import VERSION_TABLES, ChunkRow, DocumentActivities, DocumentRow, DocumentSettings
 from sagaworks.activities.errors import ErrorClass, error
 from sagaworks.activities.llm import ConceptList, LLMProvider, OfflineProvider
-from sagaworks.contracts.documents import (
+from sagaworks.contracts.document import (
     ChunkInput,
     ChunkSummary,
     DocumentInput,

@@ -27,13 +27,13 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from sagaworks.activities.db import Database
-from sagaworks.activities.documents import DocumentSettings
+from sagaworks.activities.document import DocumentSettings
 from sagaworks.client.connection import data_converter
 from sagaworks.client.demo import progress_at, send_demo_update
 from sagaworks.client.devserver import start_embedded
 from sagaworks.client.runs import start_run
 from tests.encryption import TEST_ENV
-from sagaworks.contracts.documents import DocumentInput
+from sagaworks.contracts.document import DocumentInput
 from sagaworks.client.postmortem import restart_from_stage, restart_run
 from tests.mcp_scenarios import MCP_SCENARIOS
 from tests.documents import SAMPLES, PoisonAwareProvider, start_document

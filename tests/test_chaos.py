@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from sagaworks.activities.db import Database
-from sagaworks.activities.documents import ChunkRow, DocumentRow
-from sagaworks.contracts.documents import BatchResult, DocumentOutcome, DocumentResult
+from sagaworks.activities.document import ChunkRow, DocumentRow
+from sagaworks.contracts.document import BatchResult, DocumentOutcome, DocumentResult
 from sagaworks import registry
 from sagaworks.activities.mcp_servers import CONFIG_ENV
 from sagaworks.activities.news import DigestRow, SeenArticleRow

@@ -12,10 +12,10 @@ from sqlalchemy import func, select
 from temporalio.client import Client, WorkflowFailureError
 
 from sagaworks.activities.db import Database
-from sagaworks.activities.documents import ChunkRow, ConceptRow, DocumentRow, DocumentSettings, parse_text, split_text
+from sagaworks.activities.document import ChunkRow, ConceptRow, DocumentRow, DocumentSettings, parse_text, split_text
 from sagaworks.activities.llm import GroqProvider, OfflineProvider
 from bench.corpus import write_corpus
-from sagaworks.contracts.documents import BatchInput, BatchResult, BatchStatus
+from sagaworks.contracts.document import BatchInput, BatchResult, BatchStatus
 from tests.documents import GOOD_SAMPLES, SAMPLES, Gate, all_document_rows, document_row, gated_worker, version_rows
 from tests.fake_chat_server import api_error, concepts_reply, fake_chat_server
 from tests.orders import wait_for_status
@@ -212,3 +212,30 @@ async def test_status_reports_a_cancelled_or_failed_batch(
         assert "no-such-folder: not a folder" in str(failure.value.cause.__cause__)
         assert (await cancelled.query(DocumentBatch.status)).state == "canceled"
         assert (await failed.query(DocumentBatch.status)).state == "failed"
+
+
+async def test_a_batch_restarted_from_process_reuses_its_listing(
+    dev_client: Client, db: Database, task_queue: str, tmp_path: Path
+) -> None:
+    from sagaworks.client.postmortem import restart_run
+    from tests.test_steps_restart import executed
+
+    folder = tmp_path / "documents"
+    folder.mkdir()
+    for index in range(2):
+        (folder / f"note-{index}.txt").write_text(f"Note {index} about sagas and their compensations.")
+    async with running_worker(
+        dev_client, db, task_queue=task_queue, activity_threads=4, llm=OfflineProvider(), settings=[DocumentSettings(roots=(folder,))]
+    ):
+        handle = await dev_client.start_workflow(
+            DocumentBatch.run, BatchInput(folder=str(folder)), id=f"batch-{uuid.uuid4()}", task_queue=task_queue
+        )
+        first = await handle.result()
+        again = await restart_run(dev_client, handle.id, "process")
+        typed = dev_client.get_workflow_handle_for(DocumentBatch.run, again.id, run_id=again.result_run_id)
+        result = await typed.result()
+        status = await typed.query(DocumentBatch.status)
+    assert (await executed(typed))["list_documents"] == 0
+    assert (await executed(dev_client.get_workflow_handle(handle.id, run_id=handle.result_run_id)))["list_documents"] == 1
+    assert [(t.step, t.reused) for t in status.steps] == [("list", True), ("process", False)]
+    assert (result.total, result.completed) == (first.total, first.completed) == (2, 2)

@@ -21,12 +21,12 @@ import pytest
 from temporalio.client import Client, WorkflowHandle
 
 from sagaworks.activities.db import Database
-from sagaworks.activities.documents import DocumentSettings
+from sagaworks.activities.document import DocumentSettings
 from sagaworks.activities.news import SELECTION_BYTES
 from sagaworks.activities.orders import seed_inventory
 from sagaworks.contracts.news_digest import FeedSource, NewsDigestInput, NewsDigestResult
 from sagaworks.contracts.orders import OrderInput, OrderItem, OrderResult
-from sagaworks.contracts.documents import DocumentInput, DocumentResult
+from sagaworks.contracts.document import DocumentInput, DocumentResult
 from sagaworks.contracts.iterative import IterativeInput, IterativeResult
 from sagaworks.contracts.parallel_analysis import ParallelAnalysisInput, ParallelAnalysisResult
 from sagaworks.contracts.routing import RoutingInput, RoutingResult

@@ -17,10 +17,10 @@ from temporalio.client import Client
 from temporalio.testing import ActivityEnvironment
 
 from sagaworks.activities.db import Database
-from sagaworks.activities.documents import ChunkRow, DocumentActivities, DocumentSettings, concept_key, parse_text, split_text
+from sagaworks.activities.document import ChunkRow, DocumentActivities, DocumentSettings, concept_key, parse_text, split_text
 from sagaworks.activities.llm import MAX_NAME, OfflineProvider
 from bench.corpus import REAL_DOCUMENTS, REAL_PACKAGES, copy_real_documents, write_awkward_documents
-from sagaworks.contracts.documents import BatchInput, ChunkInput, ExtractInput, StoreInput, ValidateInput
+from sagaworks.contracts.document import BatchInput, ChunkInput, ExtractInput, StoreInput, ValidateInput
 from tests.documents import all_document_rows
 from sagaworks.worker import running_worker
 from sagaworks.workflows.document_batch import DocumentBatch
@@ -101,7 +101,7 @@ def test_concepts_of_a_long_licence_rank_by_evidence_and_merge_spellings(tmp_pat
 
 
 def test_plural_and_sub_phrases_are_one_concept() -> None:
-    from sagaworks.activities.documents import rank_concepts
+    from sagaworks.activities.document import rank_concepts
 
     mentions = [
         ("gnu general public license", "entity", 0.9, 0), ("general public license", "term", 0.8, 0),
@@ -150,7 +150,7 @@ async def test_a_batch_over_the_real_corpus_processes_every_readable_document(
 
 def test_awkward_documents_are_read_or_rejected_with_their_reason(tmp_path: Path) -> None:
     """Without the Debian packages too: the files real users have that once went wrong."""
-    from sagaworks.activities.documents import detect_format
+    from sagaworks.activities.document import detect_format
     from temporalio.exceptions import ApplicationError
 
     settings = DocumentSettings(roots=(tmp_path,))

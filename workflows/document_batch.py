@@ -1,4 +1,9 @@
-"""A batch of documents: one child pipeline per document, a bounded number at a time."""
+"""A batch of documents: one child pipeline per document, a bounded number at a time.
+
+The batch runs on the step runner (:class:`sagaworks.StepWorkflow`): its steps are
+:data:`~sagaworks.contracts.document.BATCH_STEPS`, ``list`` (one activity: ``saga restart ID
+--from process`` reuses the listing) and ``process`` (the children, run as workflow code).
+"""
 
 from __future__ import annotations
 
@@ -11,13 +16,11 @@ from temporalio.workflow import ContinueAsNewError, ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     import pydantic
 
-    from sagaworks.activities.documents import DocumentActivities
-    from sagaworks.activities.errors import ErrorClass
-    from sagaworks import policies
-    from sagaworks import Pausable
-    from sagaworks import run_windowed
+    from sagaworks import ErrorClass, StepWorkflow, error_class, policies, reported_error, run_windowed
+    from sagaworks.activities.document.activities import DocumentActivities
     from sagaworks.workflows.document import DocumentPipeline
-    from sagaworks.contracts.documents import (
+    from sagaworks.contracts.document import (
+        BATCH_STEPS,
         BatchInput,
         BatchResult,
         BatchStatus,
@@ -26,11 +29,10 @@ with workflow.unsafe.imports_passed_through():
         document_id_for,
         document_workflow_id,
     )
-    from sagaworks import error_class, reported_error
 
 
 @workflow.defn(failure_exception_types=[pydantic.ValidationError])
-class DocumentBatch(Pausable):
+class DocumentBatch(StepWorkflow):
     """Process every document of a folder; keep going past rejected or failed ones.
 
     The history grows with every child, so the batch continues as new once Temporal
@@ -39,17 +41,17 @@ class DocumentBatch(Pausable):
     """
 
     def __init__(self) -> None:
+        super().__init__()
         self._outcomes: list[DocumentOutcome] = []
         self._total = 0
         self._in_flight = 0
-        self._paused = False
         self._state = "running"
 
     @workflow.run
     async def run(self, batch: BatchInput) -> BatchResult:
         """Return every document's outcome."""
         if batch.paused:
-            self.pause()  # paused when the previous run continued as new
+            self.steps.pause()  # paused when the previous run continued as new
         try:
             return await self._run(batch)
         except BaseException as err:
@@ -58,12 +60,21 @@ class DocumentBatch(Pausable):
             raise
 
     async def _run(self, batch: BatchInput) -> BatchResult:
-        paths = batch.paths
-        if paths is None:
-            paths = await workflow.execute_activity(
-                DocumentActivities.list_documents, batch.folder, summary="list folder", **policies.PROCESSING
-            )
+        # Known before the first step: a run continued as new while paused holds before
+        # `process` and reports the outcomes it carries.
         self._outcomes = list(batch.outcomes)
+        self._total = batch.total or 0
+        async with self.steps.plan(BATCH_STEPS, options=policies.PROCESSING) as steps:
+            paths = batch.paths
+            if paths is None:  # set when the batch continued as new: listed by its first run
+                paths = await steps.run(
+                    "list", DocumentActivities.list_documents, batch.folder, describe=lambda found: f"{len(found)} documents"
+                )
+            return await steps.run_here(
+                "process", lambda: self._process_all(batch, paths), describe=lambda r: f"{r.completed} of {r.total} completed"
+            )
+
+    async def _process_all(self, batch: BatchInput, paths: list[str]) -> BatchResult:
         self._total = batch.total if batch.total is not None else len(paths)
         started = 0
 
@@ -82,7 +93,7 @@ class DocumentBatch(Pausable):
         if remaining:
             workflow.continue_as_new(
                 batch.model_copy(
-                    update={"paths": remaining, "outcomes": self._outcomes, "total": self._total, "paused": self._paused}
+                    update={"paths": remaining, "outcomes": self._outcomes, "total": self._total, "paused": self.steps.paused}
                 )
             )
         return BatchResult(
@@ -137,12 +148,20 @@ class DocumentBatch(Pausable):
     def _count(self, status: str) -> int:
         return sum(1 for o in self._outcomes if o.status == status)
 
+    async def _unpaused(self) -> None:
+        await workflow.wait_condition(lambda: not self.steps.paused)
+
     @workflow.query
-    def status(self) -> BatchStatus:
-        """Documents done / total, in flight, rejected, failed and cancelled; the batch's state."""
+    def status(self) -> BatchStatus:  # type: ignore[override]
+        """Documents done / total, in flight, rejected, failed and cancelled; the batch's
+        state; the step runner's plan, steps and timings."""
         done = len(self._outcomes)
+        state = self._state
+        if state == "running":
+            state = "completed" if done == self._total else "paused" if self.steps.paused else "running"
         return BatchStatus(
-            state="completed" if done == self._total and self._state == "running" else self._state,
+            **self.steps.status().model_dump(exclude={"state", "current_step", "done", "total"}),
+            state=state,
             current_step=None,
             done=done,
             total=self._total,
