@@ -257,17 +257,7 @@ class DocumentPipeline(StepWorkflow):
             shielded=True,
             describe=lambda c: f"{c.chunk_count} chunks, {c.char_count} characters",
         )
-        self._total = summary.chunk_count
-        self._step = "extract"
-        whole = ExtractRangeInput(
-            document_id=doc.document_id,
-            content_hash=doc.rows_key,
-            run_key=run_key,
-            start=0,
-            end=summary.chunk_count,
-            window=request.extract_window,
-            chunks_per_activity=self._chunks_per_activity(request, summary.chunk_count),
-        )
+        whole = self._to_extract(request, doc, summary, run_key)
         await self.steps.run_here("extract", lambda: self._extract(whole), describe=lambda _: f"{self._done} chunks")
         self._step = "store"
         result = await self.steps.run(
@@ -414,19 +404,7 @@ class DocumentPipeline(StepWorkflow):
                 summary="parse and chunk",
                 **policies.PROCESSING,
             ))
-        self._total = summary.chunk_count
-        self._step = "extract"
-        await self._extract(
-            ExtractRangeInput(
-                document_id=doc.document_id,
-                content_hash=doc.rows_key,
-                run_key=run_key,
-                start=0,
-                end=summary.chunk_count,
-                window=request.extract_window,
-                chunks_per_activity=self._chunks_per_activity(request, summary.chunk_count),
-            )
-        )
+        await self._extract(self._to_extract(request, doc, summary, run_key))
         self._step = "store"
         return await run_to_completion(workflow.execute_activity(
             DocumentActivities.store_concepts,
@@ -434,6 +412,20 @@ class DocumentPipeline(StepWorkflow):
             summary="store concepts",
             **policies.DATABASE_WRITE,
         ))
+
+    def _to_extract(self, request: DocumentInput, doc: DocumentRef, chunks: ChunkSummary, run_key: str) -> ExtractRangeInput:
+        """Every chunk of ``doc`` to extract, now that chunking counted them (the extract step starts)."""
+        self._total = chunks.chunk_count
+        self._step = "extract"
+        return ExtractRangeInput(
+            document_id=doc.document_id,
+            content_hash=doc.rows_key,
+            run_key=run_key,
+            start=0,
+            end=chunks.chunk_count,
+            window=request.extract_window,
+            chunks_per_activity=self._chunks_per_activity(request, chunks.chunk_count),
+        )
 
     @staticmethod
     def _chunks_per_activity(request: DocumentInput, chunk_count: int) -> int:
