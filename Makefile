@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install mcp-servers demo stop test bench chaos histories clean
+.PHONY: install mcp-servers demo stop test docs bench chaos histories clean
 
 install: $(STAMP)
 
@@ -13,7 +13,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[all,test]'
+	$(BIN)/python -m pip install -q -e '.[all,test,docs]'
 	$(MAKE) mcp-servers
 	touch $@
 
@@ -39,6 +39,11 @@ stop:
 test: install
 	$(BIN)/python -m pytest -q -ra
 
+# The documentation site (docs/, mkdocs.yml) into site/. --strict: a broken link, a page
+# missing from the nav or an API reference that no longer resolves fails the build.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
 # Every benchmark; the peers (LangGraph, DBOS) come from the optional `bench` extra.
 bench: install
 	$(BIN)/python -m pip install -q -e '.[all,test,bench]'
@@ -62,4 +67,4 @@ histories: install
 	$(BIN)/python -m tests.record_query_histories
 
 clean: stop
-	rm -rf $(VENV) .venv-mcp-sqlite mcp_servers/node_modules .temporal .sagaworks .pytest_cache *.egg-info
+	rm -rf $(VENV) site .venv-mcp-sqlite mcp_servers/node_modules .temporal .sagaworks .pytest_cache *.egg-info

@@ -61,6 +61,8 @@ def document(resources: WorkerResources) -> Activities:
         docs.discard_document_run,
         docs.record_document_failure,
         docs.list_documents,
+        docs.store_listing,
+        docs.listing_page,
     ]
 
 

@@ -14,7 +14,13 @@ activities:
   and a cancelled workflow cancels the in-flight MCP request;
 * retry classification: a tool result with ``isError`` becomes a non-retryable
   ``McpToolError`` carrying the tool's own message (the plugin returns it as a normal
-  result); timeouts and transport failures stay retryable.
+  result); timeouts and transport failures stay retryable;
+* a bound on what a call returns (:data:`DEFAULT_MAX_RESULT_BYTES`, ``max_result_bytes`` per
+  server, at most :data:`MAX_RESULT_BYTES_CEILING`): the plugin returns the server's whole
+  answer, which lands in the workflow's history, where Temporal refuses a payload over
+  2 MiB (the workflow task fails again and again, the run stuck). A larger answer is a
+  non-retryable ``McpResultTooLarge`` naming its size, the limit and the setting (see
+  :func:`result_too_large` for why it is refused rather than truncated).
 
 Arguments are checked against the tool's input schema on the workflow side
 (``workflows/mcp.py``), before any call is scheduled.
@@ -35,6 +41,7 @@ The configuration (``SAGAWORKS_MCP_CONFIG``, default ``mcp_servers/servers.toml`
     env = { KEY = "value" }              # added to the MCP SDK's safe default environment
     pass_env = ["SAGAWORKS_WEATHER_LATENCY"]   # copied from the worker's environment
     timeout_seconds = 30                 # per call, unless tool_timeouts names the tool
+    max_result_bytes = 262144            # the largest answer a call may return (bytes of JSON)
     tool_timeouts = { get_weather = 5 }
     read_only = true                     # every tool of this server only reads
 
@@ -72,7 +79,7 @@ from temporalio.worker import (
 )
 
 from sagaworks.activities.errors import ErrorClass, error
-from sagaworks.contracts.mcp import REFUSAL_KEY
+from sagaworks.contracts.mcp import DEFAULT_MAX_RESULT_BYTES, REFUSAL_KEY
 
 ROOT = Path(__file__).resolve().parents[1]
 """The repository in a checkout; the ``sagaworks`` package, which holds ``mcp_servers/`` and
@@ -83,6 +90,11 @@ ACTIVITY_PREFIX = "temporalio.mcp."
 """The name prefix of the plugin's activities: ``temporalio.mcp.<server>.<operation>``."""
 TOOL_ERROR = "McpToolError"
 """The error type of a tool that answered with ``isError``; never retried."""
+RESULT_TOO_LARGE = "McpResultTooLarge"
+"""The error type of a tool whose answer is over its server's ``max_result_bytes``; never retried."""
+MAX_RESULT_BYTES_CEILING = 2**20
+"""The most ``max_result_bytes`` may be: half of Temporal's 2 MiB payload limit, leaving room
+for a payload codec and the rest of the history event."""
 HEARTBEAT_EVERY = 1.0
 _DEVNULL = open(os.devnull, "w")  # noqa: SIM115 - shared by every discarding server for the process's life
 
@@ -106,6 +118,10 @@ class McpServerConfig(BaseModel):
     """Drop what the server writes to stderr (by default it goes to the worker's stderr)."""
     timeout_seconds: float = Field(default=30.0, gt=0)
     tool_timeouts: dict[str, float] = Field(default_factory=dict)
+    max_result_bytes: int = Field(default=DEFAULT_MAX_RESULT_BYTES, ge=1024, le=MAX_RESULT_BYTES_CEILING)
+    """The largest answer a call of this server's tools may return, in bytes of the encoded
+    result (text and structured content both count); a larger one is a final
+    ``McpResultTooLarge``."""
     read_only: bool = False
     """Every tool of the server only reads (vouched for by whoever configures it)."""
     read_only_tools: list[str] = Field(default_factory=list)
@@ -248,6 +264,28 @@ def _tool_message(result: dict[str, Any]) -> str:
     return "\n".join(t for t in texts if t) or "the tool reported an error without a message"
 
 
+def result_too_large(what: str, server: McpServerConfig, result: Any) -> ApplicationError | None:
+    """A non-retryable ``McpResultTooLarge`` when ``result`` encodes to more than ``server``'s
+    ``max_result_bytes``, naming its size, the limit and the setting; None when it fits.
+
+    Refused, not truncated: an MCP answer is often structured (rows of a query, a JSON
+    document, a list of paths), and a cut one is no longer valid or, worse, looks complete:
+    a caller summing rows or reading a file would go on with a wrong answer and no sign of
+    it. A clear failure tells the user to ask for less (a LIMIT, a narrower pattern, a
+    range of the file) or to raise the limit for that server; retrying would get the same
+    answer, so it is final.
+    """
+    size = len(activity.payload_converter().to_payloads([result])[0].data)
+    if size <= server.max_result_bytes:
+        return None
+    return ApplicationError(
+        f"{what} answered {size:,} bytes, over the {server.max_result_bytes:,}-byte limit of an MCP result "
+        f"([servers.{server.name}] max_result_bytes, at most {MAX_RESULT_BYTES_CEILING:,}): ask the tool for less",
+        type=RESULT_TOO_LARGE,
+        non_retryable=True,
+    )
+
+
 class _GuardedActivity(ActivityInboundInterceptor):
     def __init__(self, next: ActivityInboundInterceptor, config: McpConfig) -> None:
         super().__init__(next)
@@ -278,6 +316,8 @@ class _GuardedActivity(ActivityInboundInterceptor):
                 await beating
         if operation == "call-tool" and result.get("is_error"):
             raise ApplicationError(f"{what}: {_tool_message(result)}", type=TOOL_ERROR, non_retryable=True)
+        if operation == "call-tool" and (too_large := result_too_large(what, server, result)):
+            raise too_large
         if operation == "list-tools":
             for listed in result.get("tools") or []:
                 listed[REFUSAL_KEY] = self._config.call_refusal(
@@ -293,7 +333,8 @@ class _GuardedActivity(ActivityInboundInterceptor):
 
 
 class McpCallGuard(Interceptor):
-    """Per-tool timeouts, heartbeats and ``isError`` classification for MCP activities."""
+    """Per-tool timeouts, heartbeats, ``isError`` classification and a bound on what a call
+    returns, for MCP activities."""
 
     def __init__(self, config: McpConfig) -> None:
         self._config = config

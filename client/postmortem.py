@@ -1,7 +1,8 @@
 """Risk view, post-mortem and restart-from-a-stage, all derived from Temporal's history.
 
 :func:`postmortem` aggregates one run or every run a visibility query finds, of any family:
-failed steps, compensations, and retries by error class. For plan-analysis runs it adds
+failed steps, compensations, fallbacks taken, breakers opened, and retries and failed
+attempts by error class. For plan-analysis runs it adds
 their risk sections: :func:`risk_view` reads such a run's trace (``client.trace``): each
 stage step's decoded result carries the stage's assessment, mitigation and breaker state,
 each alert step's result the alert, and a failed step's summary names the stage (and the
@@ -12,6 +13,7 @@ outputs of the stages before a given one. Nothing here reads files we wrote on t
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
@@ -20,7 +22,7 @@ from typing import Any
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
-from sagaworks.client.restart import INJECTED_FAULTS, RestartRefused, restart_from_step
+from sagaworks.client.restart import INJECTED_FAULTS, RestartNeedsForce, RestartRefused, restart_from_step
 from sagaworks.client.runs import list_runs, start_run, status_name, visibility_query
 from sagaworks.client.trace import RunTrace, TraceStep, trace_markdown, trace_run
 from sagaworks.contracts.plans import parse_stage_summary
@@ -167,9 +169,16 @@ COMPENSATION_SUMMARY = "compensate "
 """How the saga helper names a compensation step (``compensate charge_payment``)."""
 
 
+FALLBACK_SUMMARY = re.compile(r"\(fallback: breaker (?P<breaker>\S+) open\)")
+"""How ``sagaworks.guarded`` names the fallback it ran (``summarise (fallback: breaker llm open)``)."""
+OPEN_BREAKER = re.compile(r"circuit breaker (?P<breaker>\S+) is (?P<state>[\w-]+)")
+"""How a ``CircuitOpen`` error names its breaker."""
+
+
 class PostMortem(BaseModel):
-    """Failed steps, compensations and retries of any run; for plan-analysis runs also
-    failed stages, mitigation effectiveness, critical alerts, frequent risks."""
+    """Failed steps, compensations, fallbacks, breakers and retries of any run; for
+    plan-analysis runs also failed stages, mitigation effectiveness, critical alerts,
+    frequent risks."""
 
     runs: list[str]
     statuses: dict[str, int]
@@ -181,6 +190,15 @@ class PostMortem(BaseModel):
     """Every compensation a saga ran (workflow id, step, outcome, error)."""
     retries_by_error_class: dict[str, int]
     """Attempts Temporal retried, by the error class of the attempt before the last."""
+    failed_attempts_by_error_class: dict[str, int] = {}
+    """Every failed attempt the history shows, by error class: the retried ones (as above)
+    and the last one of each step that failed for good (ActivityTaskFailed, timed out, a
+    failed local activity)."""
+    fallbacks: list[dict[str, Any]] = []
+    """Every fallback a run took (workflow id, step, why): a ``guarded`` call whose breaker
+    was open, or a step whose result says a fallback produced it."""
+    breakers_opened: list[dict[str, Any]] = []
+    """Every breaker a run found open (workflow id, breaker, step, state)."""
     risk_runs: int
     """How many of the runs are plan-analysis runs (carry stage risk records): the
     sections below are theirs, and printed only when there are some."""
@@ -208,9 +226,65 @@ def _retries(traces: list[RunTrace]) -> dict[str, int]:
     retried: Counter[str] = Counter()
     for trace in traces:
         for step in trace.steps:
-            if step.kind == "activity" and (step.attempts or 1) > 1:
+            if step.kind in ("activity", "local_activity") and (step.attempts or 1) > 1:
+                # A local activity's marker keeps its attempt count but no failure of an attempt.
                 retried[step.retried_error_type or "unknown"] += (step.attempts or 1) - 1
     return dict(retried.most_common())
+
+
+def _failed_attempts(traces: list[RunTrace]) -> dict[str, int]:
+    failed: Counter[str] = Counter(_retries(traces))
+    for trace in traces:
+        for step in trace.steps:
+            if step.kind in ("activity", "local_activity") and step.outcome in ("failed", "timed_out"):
+                failed[step.error_type or step.outcome] += 1
+    return dict(failed.most_common())
+
+
+def _result_fallbacks(result: Any) -> list[str]:
+    """Why a step's result says a fallback produced it (``fallback``: why; ``fallbacks``: a list)."""
+    if not isinstance(result, dict):
+        return []
+    said = [result["fallback"]] if isinstance(result.get("fallback"), str) and result["fallback"] else []
+    listed = result.get("fallbacks")
+    return said + ([str(f) for f in listed] if isinstance(listed, list) else [])
+
+
+def _fallbacks(traces: list[RunTrace]) -> list[dict[str, Any]]:
+    rows = []
+    for trace in traces:
+        for step in trace.steps:
+            match = FALLBACK_SUMMARY.search(step.summary or "")
+            if match is not None:
+                rows.append({"workflow_id": trace.workflow_id, "step": _step_name(step), "activity": step.name,
+                             "why": f"breaker {match['breaker']} open", "outcome": step.outcome})
+            for why in _result_fallbacks(step.result) if step.outcome == "completed" else []:
+                rows.append({"workflow_id": trace.workflow_id, "step": _step_name(step), "activity": step.name,
+                             "why": why, "outcome": step.outcome})
+    return rows
+
+
+def _breakers(traces: list[RunTrace], views: list[RiskView]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+
+    def add(workflow_id: str, breaker: str, step: str, state: str) -> None:
+        row = {"workflow_id": workflow_id, "breaker": breaker, "step": step, "state": state}
+        if row not in rows:
+            rows.append(row)
+
+    for trace in traces:
+        for step in trace.steps:
+            if step.error_type == "CircuitOpen":
+                match = OPEN_BREAKER.search(step.error or "")
+                add(trace.workflow_id, match["breaker"] if match else "?", _step_name(step), match["state"] if match else "open")
+            match = FALLBACK_SUMMARY.search(step.summary or "")
+            if match is not None:
+                add(trace.workflow_id, match["breaker"], FALLBACK_SUMMARY.sub("", _step_name(step)).strip(), "open")
+    for view in views:
+        for stage, state in view.breakers.items():
+            if state != "closed":
+                add(view.workflow_id, stage, stage, state)
+    return rows
 
 
 def postmortem_of(traces: list[RunTrace]) -> PostMortem:
@@ -232,6 +306,9 @@ def postmortem_of(traces: list[RunTrace]) -> PostMortem:
             for wid, s in steps if (s.summary or "").startswith(COMPENSATION_SUMMARY)
         ],
         retries_by_error_class=_retries(traces),
+        failed_attempts_by_error_class=_failed_attempts(traces),
+        fallbacks=_fallbacks(traces),
+        breakers_opened=_breakers(traces, views),
         risk_runs=sum(1 for v in views if v.stages),
         failed_stages=[
             {"workflow_id": v.workflow_id, "stage": s.stage, "error_type": s.error_type, "error": s.error}
@@ -279,8 +356,17 @@ def postmortem_markdown(report: PostMortem) -> str:
         [f"- {c['workflow_id']} {c['step']} ({c['activity']}): {c['outcome']}" + (f": {c['error']}" if c["error"] else "")
          for c in report.compensations] or ["- none"]
     )
+    lines += ["", "### Fallbacks taken", ""] + (
+        [f"- {f['workflow_id']} {f['step']}: {f['why']}" for f in report.fallbacks] or ["- none"]
+    )
+    lines += ["", "### Breakers opened", ""] + (
+        [f"- {b['workflow_id']} {b['breaker']} ({b['state']}) at {b['step']}" for b in report.breakers_opened] or ["- none"]
+    )
     lines += ["", "### Retries by error class", ""] + (
         [f"- {kind}: {count}" for kind, count in report.retries_by_error_class.items()] or ["- none"]
+    )
+    lines += ["", "### Failed attempts by error class", ""] + (
+        [f"- {kind}: {count}" for kind, count in report.failed_attempts_by_error_class.items()] or ["- none"]
     )
     if not report.risk_runs:
         return "\n".join(lines)
@@ -313,10 +399,11 @@ def restartable_families() -> list[str]:
 
 def step_families() -> list[str]:
     """The families on the step runner: their runs restart from any step."""
-    return [f.name for f in registry().families if _on_steps(f)]
+    return [f.name for f in registry().families if on_step_runner(f)]
 
 
-def _on_steps(fam: Family[Any] | None) -> bool:
+def on_step_runner(fam: Family[Any] | None) -> bool:
+    """Whether ``fam``'s runs restart from any step (its workflow is a ``StepWorkflow``)."""
     from sagaworks import StepWorkflow  # the workflow modules are loaded once a family is
 
     return fam is not None and fam.restartable is None and issubclass(fam.workflow, StepWorkflow)
@@ -363,7 +450,7 @@ async def restart_run(
             raise RestartRefused(str(refused)) from None
     if edits:
         raise RestartRefused(f"{workflow_id}: --set edits the state of a LangGraph graph run only")
-    if _on_steps(registry().family_of_type(description.workflow_type)):
+    if on_step_runner(registry().family_of_type(description.workflow_type)):
         return await restart_from_step(client, workflow_id, step, force=force, keep_faults=keep_faults)
     return await restart_from_stage(client, workflow_id, step, keep_faults=keep_faults)
 

@@ -34,6 +34,15 @@ class RestartRefused(Exception):
     """A restart that cannot be made (running source, unknown step, a step never ran...)."""
 
 
+class RestartNeedsForce(RestartRefused):
+    """A restart that would build on steps the source compensated: made only when forced
+    (``--force``, the API's ``force=true``, the console's confirmation)."""
+
+    def __init__(self, message: str, undone: list[str]) -> None:
+        super().__init__(message)
+        self.undone = undone
+
+
 @dataclass
 class SourceSteps:
     """What a run's history says of its steps."""
@@ -137,9 +146,10 @@ def plan_restart(
         raise RestartRefused(f"{workflow_id}: step(s) {', '.join(missing)} never completed; restart from {missing[0]} or earlier")
     undone = [s for s in earlier if s in steps.compensated]
     if undone and not force:
-        raise RestartRefused(
+        raise RestartNeedsForce(
             f"{workflow_id} compensated step(s) {', '.join(undone)}: their results describe effects that were undone, "
-            "so a restart would build on them; restart from an earlier step, or pass --force to reuse them anyway"
+            "so a restart would build on them; restart from an earlier step, or pass --force to reuse them anyway",
+            undone,
         )
     source = f"{workflow_id}/{run_id}"
     restart = StepsRestart(

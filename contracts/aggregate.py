@@ -9,7 +9,7 @@ database for the tables named (or an explicit read-only query).
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -27,19 +27,34 @@ STOP_WORDS = frozenset(
     "there their have has are was were show find give tell me our any all please weather".split()
 )
 SOURCES = ("weather", "files", "database")
+MAX_ITEM_RESULT_BYTES = 16 * 1024
+"""The largest answer (bytes of its JSON) the result keeps for one item; a larger one fails
+that item, naming the limit. The result holds at most 31 items (20 cities, 10 terms, one
+query), so it stays about half a MiB at most, well inside one history payload."""
 
 ItemState = Literal["pending", "running", "completed", "failed"]
 SourceState = Literal["pending", "running", "completed", "partial", "failed", "skipped"]
 
 
 class AggregateInput(StrictModel):
-    """A question, and optionally the sources' items spelled out instead of inferred."""
+    """A question, and optionally the sources' items spelled out instead of inferred.
+
+    Each item's answer is kept up to :data:`MAX_ITEM_RESULT_BYTES` (16 KiB of JSON); a larger
+    one fails that item (``McpResultTooLarge``) and the others stand."""
 
     request_id: Text = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$")
     question: Text = Field(min_length=1, max_length=2000)
-    cities: list[Text] | None = Field(default=None, max_length=20)
-    search_terms: list[Text] | None = Field(default=None, max_length=10)
-    sql: Text | None = Field(default=None, max_length=2000, description="A read-only SELECT.")
+    cities: list[Annotated[Text, Field(min_length=1, max_length=100)]] | None = Field(
+        default=None, max_length=20, description="At most 20 cities of 100 characters, one weather call each."
+    )
+    search_terms: list[Annotated[Text, Field(min_length=1, max_length=100)]] | None = Field(
+        default=None, max_length=10, description="At most 10 terms of 100 characters, one file search each."
+    )
+    sql: Text | None = Field(
+        default=None,
+        max_length=2000,
+        description=f"A read-only SELECT; an answer over {MAX_ITEM_RESULT_BYTES // 1024} KiB of JSON fails that item.",
+    )
 
 
 class ItemReport(BaseModel):

@@ -265,10 +265,18 @@ class BatchInput(StrictModel):
 
     Subfolders are walked to a depth of ``MAX_FOLDER_DEPTH``; hidden files and folders and
     symlinked folders are skipped; a folder of more than ``MAX_BATCH_DOCUMENTS`` documents is
-    refused (split it).
+    refused (split it). The listing is stored in the worker's database and read a page at a
+    time (at most ``LISTING_PAGE_BYTES`` of paths), so however long its paths it never
+    travels in the history; the result lists the documents' outcomes up to
+    ``LISTED_OUTCOME_BYTES`` and counts the rest (``documents_not_listed``).
     """
 
-    folder: Text = Field(min_length=1, max_length=4096)
+    folder: Text = Field(
+        min_length=1,
+        max_length=4096,
+        description="Absolute, or relative to the worker's (first) document root; at most 10,000 documents "
+        "(MAX_BATCH_DOCUMENTS) in it and 8 subfolder levels below it (MAX_FOLDER_DEPTH).",
+    )
     """Absolute, or relative to the worker's (first) document root."""
     max_in_flight: int = Field(default=4, ge=1, le=100)
     documents_per_run: int = Field(default=50, ge=1, le=5000)
@@ -277,9 +285,18 @@ class BatchInput(StrictModel):
     chunks_per_activity: int = Field(default=8, ge=1, le=64)
     """Each document's :attr:`DocumentInput.chunks_per_activity`."""
     paths: list[str] | None = None
-    """Set when the batch continues as new: the documents still to process."""
+    """Set when a batch that read its listing whole continued as new: the documents still to
+    process (batches started before the listing was stored)."""
+    listing: Text | None = None
+    """Set when the batch continues as new: the id of its stored listing..."""
+    offset: int = Field(default=0, ge=0)
+    """...and how many of its documents were started."""
     outcomes: list[DocumentOutcome] = []
-    """Set when the batch continues as new: the outcomes so far."""
+    """Set when the batch continues as new: the outcomes so far (up to ``LISTED_OUTCOME_BYTES``)."""
+    counts: dict[Literal["COMPLETED", "REJECTED", "FAILED", "CANCELED"], int] | None = None
+    """Set when the batch continues as new: outcomes so far by status, listed or not."""
+    outcomes_not_listed: int = Field(default=0, ge=0)
+    """Set when the batch continues as new: outcomes counted but not listed."""
     total: int | None = None
     paused: bool = False
     """Set when the batch continues as new: it was paused then, so it stays paused."""
@@ -288,7 +305,29 @@ class BatchInput(StrictModel):
 MAX_FOLDER_DEPTH = 8
 """Subfolder levels a batch walks below its folder."""
 MAX_BATCH_DOCUMENTS = 10_000
-"""Documents one batch accepts (its input carries the paths still to do)."""
+"""Documents one batch accepts."""
+LISTING_PAGE_BYTES = 256 * 1024
+"""The most bytes of paths one page of a batch's stored listing holds (at least one path)."""
+LISTED_OUTCOME_BYTES = 256 * 1024
+"""About the most bytes of outcomes a batch lists (and carries across continue-as-new); the
+outcomes past it are counted (``BatchResult.documents_not_listed``) and each document's
+state is in the ``documents`` table."""
+
+
+class ListingPage(StrictModel):
+    """A page of a batch's stored listing: up to ``limit`` paths from ``offset`` on, at most
+    ``LISTING_PAGE_BYTES`` of them."""
+
+    listing: str
+    offset: int = Field(ge=0)
+    limit: int = Field(ge=1)
+
+
+class StoredListing(BaseModel):
+    """A folder's listing, stored in the worker's database under ``listing``."""
+
+    listing: str
+    total: int
 
 
 class DocumentOutcome(StrictData):
@@ -309,7 +348,10 @@ class BatchResult(BaseModel):
     rejected: int
     failed: int
     documents: list[DocumentOutcome]
+    """Each document's outcome, in the order they ended, up to ``LISTED_OUTCOME_BYTES``."""
     canceled: int = 0
+    documents_not_listed: int = 0
+    """Outcomes counted above but not listed in ``documents`` (past ``LISTED_OUTCOME_BYTES``)."""
 
 
 class BatchStatus(StepStatus):

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from sagaworks.contracts.common import StrictModel, Text
 from sagaworks import ProgressStatus
@@ -12,6 +13,11 @@ from sagaworks import ProgressStatus
 REFUSAL_KEY = "sagaworks_refusal"
 """Added by the worker's guard to each tool that list-tools returns: why the calling
 workflow's family may not call it (it may write and is not allowed to), or None."""
+MAX_ARGUMENT_BYTES = 64 * 1024
+"""The largest ``arguments`` of a tool call, in bytes of their JSON."""
+DEFAULT_MAX_RESULT_BYTES = 256 * 1024
+"""What a tool call may return unless its server sets ``max_result_bytes`` (enforced by the
+worker's ``McpCallGuard``)."""
 
 
 class McpCallInput(StrictModel):
@@ -19,12 +25,27 @@ class McpCallInput(StrictModel):
 
     server: Text = Field(min_length=1, description="A server name of the MCP configuration.")
     tool: Text = Field(min_length=1)
-    arguments: dict[str, Any] = Field(default_factory=dict)
+    arguments: dict[str, Any] = Field(
+        default_factory=dict,
+        description=f"The tool's arguments, at most {MAX_ARGUMENT_BYTES // 1024} KiB of JSON. Its answer may be at most "
+        f"the server's max_result_bytes ({DEFAULT_MAX_RESULT_BYTES // 1024} KiB unless the MCP configuration says "
+        "otherwise): a larger one fails the call with McpResultTooLarge.",
+    )
     timeout_seconds: float = Field(default=30.0, gt=0, le=3600, description="Per attempt.")
+
+    @field_validator("arguments")
+    @classmethod
+    def _arguments_bounded(cls, arguments: dict[str, Any]) -> dict[str, Any]:
+        size = len(json.dumps(arguments, separators=(",", ":"), default=str).encode())
+        if size > MAX_ARGUMENT_BYTES:
+            raise ValueError(f"{size:,} bytes of JSON, over the {MAX_ARGUMENT_BYTES:,}-byte limit of a tool's arguments")
+        return arguments
 
 
 class McpToolOutput(StrictModel):
-    """What a tool answered: its text content and, when it declares one, its structured result."""
+    """What a tool answered: its text content and, when it declares one, its structured result
+    (at most the server's ``max_result_bytes`` in all, :data:`DEFAULT_MAX_RESULT_BYTES` by
+    default)."""
 
     server: str
     tool: str

@@ -150,7 +150,13 @@ class PlanInput(StrictModel):
 
     plan_id: Text = Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     """Names the run: its workflow id is ``plan-<plan_id>``."""
-    path: Text = Field(min_length=1, max_length=4096)
+    path: Text = Field(
+        min_length=1,
+        max_length=4096,
+        description="The plan's PDF as the worker sees it: absolute, or relative to samples/plans/. At most "
+        "1,000 pages and 100 MiB unless the worker says otherwise (SAGAWORKS_MAX_PLAN_PAGES, "
+        "SAGAWORKS_MAX_PLAN_BYTES).",
+    )
     """The plan's PDF as the worker sees it: absolute, or relative to ``samples/plans/``."""
     municipality: Text = Field(default="", max_length=200)
     risk_file: Text | None = Field(default=None, max_length=4096)

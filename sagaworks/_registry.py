@@ -249,6 +249,7 @@ class Family(Generic[InputT]):
         activities: Activities = (),
         cpu_activities: Ref[Sequence[Callable[..., Any]] | Callable[[], Sequence[Callable[..., Any]]]] = (),
         llm_activities: Activities = (),
+        llm_steps: Sequence[str] = (),
         helper_workflows: Sequence[Ref[type]] = (),
         plugins: Sequence[PluginRef] = (),
         signals: Sequence[str] = ("pause", "resume"),
@@ -284,6 +285,16 @@ class Family(Generic[InputT]):
             cpu_activities: Pure CPU-bound module functions (or a function listing them),
                 served from the worker's process pool on its CPU task queue (they must pickle).
             llm_activities: Activities of the rate-limited LLM task queue.
+            llm_steps: The steps that call the model through the LLM gateway
+                (:class:`sagaworks.LLM`), each by its step name (the summary the step
+                runner schedules it with) or its activity type. Declaring them is a
+                promise the test suite checks for every family that makes it: the
+                activities take the worker's gateway (``resources.setting(LLM)``), so its
+                provider, budget and breaker apply; when the provider fails they fall
+                back and say so, the gateway's ``LLMAnswer.fallback`` kept in a
+                ``fallback`` (or ``fallbacks``) field of the step's result or the run's;
+                and the family's demo completes with every call failing, and within the
+                provider's limits of requests and tokens with many runs at once.
             helper_workflows: Workflows it starts as children; served, never started by users.
             plugins: Temporal worker plugins its activities or workflows need (MCP...).
             signals: The signals a run accepts (the API forwards only these).
@@ -324,6 +335,10 @@ class Family(Generic[InputT]):
         self._activities = activities
         self._cpu_activities = cpu_activities
         self._llm_activities = llm_activities
+        if isinstance(llm_steps, str):
+            raise TypeError(f"llm_steps of {name!r} must be a sequence of step names, not the string {llm_steps!r}")
+        self.llm_steps = tuple(llm_steps)
+        """The steps (step names or activity types) that call the model through the LLM gateway."""
         self._helper_workflows = tuple(helper_workflows)
         self.plugins: tuple[PluginRef, ...] = tuple(plugins)
         self.signals = tuple(signals)

@@ -199,16 +199,34 @@ async def _cancel(handle: WorkflowHandle) -> None:
 
 
 async def _final_status(client: Client, handle: WorkflowHandle, deadline: float) -> str:
-    # Polls describe() so a server restart only costs a retry, not the whole wait.
+    """The final status of the run ``handle`` started (followed through continue-as-new).
+
+    The run is pinned by its id: a handle by workflow id alone describes the newest run of that
+    id, which for a family whose id derives from its input (a document path) may be a later
+    copy, cancelled on purpose. Polls describe() so a server restart only costs a retry."""
+    run_id = handle.run_id or handle.first_execution_run_id
     while time.monotonic() < deadline:
         try:
-            status = (await handle.describe()).status
+            run = client.get_workflow_handle(handle.id, run_id=run_id)
+            status = (await run.describe()).status
+            if status is not None and status.name == "CONTINUED_AS_NEW":
+                run_id = await _next_run_id(run)
+                continue
             if status is not None and status.name in FINAL:
                 return status.name
         except RPCError:
             pass
         await asyncio.sleep(0.5)
     return "STILL RUNNING"
+
+
+async def _next_run_id(run: WorkflowHandle) -> str:
+    """The run that ``run`` continued as (the last event of its history names it)."""
+    last = None
+    async for event in run.fetch_history_events():
+        last = event
+    assert last is not None and last.HasField("workflow_execution_continued_as_new_event_attributes")
+    return last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
 
 
 async def _start_family_run(

@@ -24,6 +24,7 @@ from typing import Any
 
 from temporalio.client import WorkflowHandle
 
+from sagaworks import LLMSettings
 from tests.ports import serving
 
 Reply = tuple[int, dict[str, str], dict[str, Any]]
@@ -51,6 +52,21 @@ def concepts_reply(*names: str) -> Reply:
 
 def api_error(status: int, message: str, headers: dict[str, str] | None = None) -> Reply:
     return status, headers or {}, {"error": {"message": message, "type": "test_error", "code": str(status)}}
+
+
+def echo(body: dict[str, Any], _index: int) -> Reply:
+    """Answers "ok <the prompt's first word>"."""
+    return 200, {}, completion("ok " + body["messages"][-1]["content"].split()[0])
+
+
+def failing(status: int = 503, message: str = "overloaded") -> Responder:
+    """A 5xx storm: every request refused with ``status``."""
+    return lambda _body, _index: api_error(status, message)
+
+
+def openai_settings(server: FakeChatServer) -> LLMSettings:
+    """The gateway's OpenAI-compatible provider, pointed at ``server``."""
+    return LLMSettings("openai", "test-model", f"{server.base_url}/v1", "test-key")
 
 
 @dataclass(frozen=True)

@@ -80,3 +80,37 @@ async def failure_of(client: Client, task_queue: str, plan: PlanInput) -> tuple[
     except WorkflowFailureError as failure:
         return handle, failure.cause
     raise AssertionError(f"{handle.id} completed; it should have failed")
+
+
+def write_long_plan(path: Path, pages: int, scanned: tuple[int, ...] = ()) -> None:
+    """A plan of ``pages`` pages: the sample's title page, axis pages (its three axes over and
+    over, each programme under a code of its own; the pages in ``scanned`` only a picture of
+    their text) and its investment table on the last page."""
+    from bench.plan_samples import BUDGET, DIAGNOSTICO, EJES, PERIOD, _amount, _lines, _page_text, _pdf, _scanned_page
+
+    pdf = _pdf()
+    pdf.add_page()
+    _lines(pdf, f"PLAN DE DESARROLLO MUNICIPAL {PERIOD}", bold=True)
+    _lines(pdf, "Municipio de San Isidro de los Andes, departamento de Antioquia")
+    _lines(pdf, "1. Diagnóstico", bold=True)
+    _lines(pdf, DIAGNOSTICO)
+    for number in range(2, pages):
+        title, objective, programmes = EJES[number % len(EJES)]
+        renumbered = [(f"{number}.{k}", *programme[1:]) for k, programme in enumerate(programmes, 1)]
+        lines = _page_text((f"{title} ({number})", objective, renumbered), {})
+        if number in scanned:
+            _scanned_page(pdf, lines)
+            continue
+        pdf.add_page()
+        for text, bold in lines:
+            _lines(pdf, text, bold)
+    pdf.add_page()
+    _lines(pdf, "5. Plan plurianual de inversiones (millones de pesos)", bold=True)
+    pdf.set_font("DejaVu", size=9)
+    with pdf.table(col_widths=(60, 22, 22, 22, 22, 26), text_align=("LEFT", "RIGHT", "RIGHT", "RIGHT", "RIGHT", "RIGHT")) as table:
+        table.row(["Programa", "2024", "2025", "2026", "2027", "Total"])
+        for name, values in BUDGET:
+            table.row([name, *(_amount(v) for v in values), _amount(sum(values))])
+        sums = [sum(values[k] for _, values in BUDGET) for k in range(4)]
+        table.row(["Total", *(_amount(v) for v in sums), _amount(sum(sums))])
+    path.write_bytes(bytes(pdf.output()))

@@ -1,12 +1,15 @@
 """Record the histories that tests/test_replay.py replays: python -m tests.record_histories
 
 Runs order sagas (completed, compensated, cancelled, retried, refused for an unknown SKU,
-reset and then cancelled) and document pipelines
-(completed, rejected, compensated, several chunks per extraction activity) on a throwaway dev server and writes their histories to
+reset and then cancelled), document pipelines
+(completed, rejected, compensated, several chunks per extraction activity) and a document
+batch's first run on a throwaway dev server and writes their histories to
 tests/histories/, and order sagas run with encryption on (the TEST keys of
 tests/encryption.py) to tests/histories/encrypted/. A scenario already recorded gets a new
 file beside the old one (``NAME-YYYYMMDD.json``): old files are never overwritten or deleted,
-since running workflows still have old histories and the code must keep replaying them.
+since running workflows still have old histories and the code must keep replaying them; once
+no open run needs a patch's old branch and the patch is deprecated, the histories from before
+it move to ``retired/`` (docs/patches.md), and their names are not given again.
 """
 
 from __future__ import annotations
@@ -33,21 +36,25 @@ from sagaworks.client.demo import progress_at, send_demo_update
 from sagaworks.client.devserver import start_embedded
 from sagaworks.client.runs import start_run
 from tests.encryption import TEST_ENV
-from sagaworks.contracts.document import DocumentInput
+from sagaworks.contracts.document import BatchInput, DocumentInput
 from sagaworks.client.postmortem import restart_from_stage, restart_run
 from tests.mcp_scenarios import MCP_SCENARIOS
-from tests.documents import SAMPLES, PoisonAwareProvider, start_document
+from tests.documents import GOOD_SAMPLES, SAMPLES, PoisonAwareProvider, start_document
 from tests.orders import make_order, reset_after, start_order, wait_for_status
 from sagaworks.worker import running_worker
 from tests.corpus import store_documents
 from sagaworks import registry
 from sagaworks.workflows.catalog import SAMPLES as SAMPLE_INPUTS
 from sagaworks.workflows.document import DocumentPipeline
+from sagaworks.workflows.document_batch import DocumentBatch
 
 HISTORIES = Path(__file__).parent / "histories"
 FEEDS = SAMPLE_INPUTS / "feeds"
 ENCRYPTED = "encrypted"
 """The subfolder of histories recorded with encryption on: they replay only with the TEST keys."""
+RETIRED = "retired"
+"""The subfolder of histories the code no longer replays, since a patch they lack was
+deprecated (docs/patches.md); ``retired/encrypted/`` for encrypted ones."""
 
 
 async def record(out_dir: Path, only: str = "") -> list[Path]:
@@ -106,14 +113,15 @@ async def record(out_dir: Path, only: str = "") -> list[Path]:
                         )
                     )
                     written.append(await _save(handle, new_history_path(out_dir, name)))
+                if "document_batch_stored_listing".startswith(only):
+                    written.append(await _record_batch(env.client, task_queue, folder, out_dir))
                 for name, scenario in MCP_SCENARIOS.items():
                     if name.startswith(only):
                         written.append(await _save(await scenario(env.client, task_queue), new_history_path(out_dir, name)))
                 written += await record_restarts(env.client, task_queue, db, out_dir, only)
                 if not only:
                     written += await record_catalog_demos(env.client, task_queue, out_dir)
-            if not only:
-                written += await record_encrypted(env, db, out_dir / ENCRYPTED)
+            written += await record_encrypted(env, db, out_dir / ENCRYPTED, only)
             db.dispose()
         if not only:
             written += await record_plans(env.client, out_dir)
@@ -198,22 +206,26 @@ async def record_plan_llm(client: Client, path: Path) -> Path:
 
 
 def new_history_path(out_dir: Path, name: str, today: date | None = None) -> Path:
-    """A file for scenario ``name`` that does not exist yet."""
+    """A file for scenario ``name`` that does not exist yet, nor among the retired histories
+    beside it (``retired/``, docs/patches.md): a name is never given to two histories."""
     candidate = out_dir / f"{name}.json"
     stamp = (today or date.today()).strftime("%Y%m%d")
     counter = 1
-    while candidate.exists():
+    retired = (out_dir.parent if out_dir.name == ENCRYPTED else out_dir) / RETIRED
+    while candidate.exists() or (retired / candidate.relative_to(out_dir.parent if out_dir.name == ENCRYPTED else out_dir)).exists():
         suffix = stamp if counter == 1 else f"{stamp}-{counter}"
         candidate = out_dir / f"{name}-{suffix}.json"
         counter += 1
     return candidate
 
 
-async def record_encrypted(env: WorkflowEnvironment, db: Database, out_dir: Path) -> list[Path]:
+async def record_encrypted(env: WorkflowEnvironment, db: Database, out_dir: Path, only: str = "") -> list[Path]:
     """Order sagas run by a worker and client that encrypt with the TEST keys."""
     orders = {
-        "order_completed": make_order(),
-        "order_compensated": make_order(inject_failure={"step": "create_shipping_label", "mode": "permanent"}),
+        name: order for name, order in {
+            "order_completed": make_order(),
+            "order_compensated": make_order(inject_failure={"step": "create_shipping_label", "mode": "permanent"}),
+        }.items() if name.startswith(only)
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     address = env.client.service_client.config.target_host
@@ -224,6 +236,24 @@ async def record_encrypted(env: WorkflowEnvironment, db: Database, out_dir: Path
             await _save(await start_order(client, task_queue, order), new_history_path(out_dir, name))
             for name, order in orders.items()
         ]
+
+
+async def _record_batch(client: Client, task_queue: str, folder: Path, out_dir: Path) -> Path:
+    """The first run of a batch of three documents, two per run (workflows/document_batch.py
+    STORED_LISTING: its listing stored, read a page at a time, then continue-as-new)."""
+    batch = folder / "batch"
+    batch.mkdir()
+    for sample in GOOD_SAMPLES[:3]:
+        (batch / sample.name).write_bytes(sample.read_bytes())
+    handle = await client.start_workflow(
+        DocumentBatch.run, BatchInput(folder=str(batch), max_in_flight=2, documents_per_run=2),
+        id=f"batch-{uuid.uuid4()}", task_queue=task_queue,
+    )
+    await handle.result()
+    first = client.get_workflow_handle(handle.id, run_id=handle.first_execution_run_id)
+    path = new_history_path(out_dir, "document_batch_stored_listing")
+    path.write_text((await first.fetch_history()).to_json())
+    return path
 
 
 async def _record_reset(client: Client, task_queue: str, path: Path) -> Path:

@@ -125,3 +125,14 @@ async def test_pause_holds_the_items_until_resumed(dev_client: Client, task_queu
         await handle.signal(Aggregation.resume)
         result = await handle.result()
     assert result.completed == ["weather"]
+
+
+async def test_an_answer_over_the_item_limit_fails_that_item_alone(dev_client: Client, task_queue: str) -> None:
+    result = await run(
+        dev_client, task_queue, "Weather in Seattle", sql="SELECT substr(hex(zeroblob(20000)), 1, 20000) AS v"
+    )
+    database = source(result, "database")
+    assert result.completed == ["weather"] and result.failed == ["database"]
+    assert database.items[0].result is None and database.items[0].error.startswith(
+        "McpResultTooLarge: database.read_query answered 20,013 bytes, over the 16,384 bytes an aggregate keeps per item"
+    )

@@ -107,7 +107,7 @@ def test_the_routing_check_sees_a_row_that_disagrees_with_its_run(tmp_path: Path
 
 
 async def test_the_replay_check_names_a_history_the_code_no_longer_follows() -> None:
-    history = load_history(Path(__file__).parent / "histories" / "order_completed.json")
+    history = load_history(Path(__file__).parent / "histories" / "order_completed-20261202.json")
     assert await replay_violations([history]) == []
     [violation] = await replay_violations([history], workflows=[DriftedOrderSaga])
     assert violation.startswith(f"replay of {history.workflow_id} (run {history.run_id}) failed: NondeterminismError")

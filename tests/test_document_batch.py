@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import uuid
 from pathlib import Path
@@ -235,7 +236,45 @@ async def test_a_batch_restarted_from_process_reuses_its_listing(
         typed = dev_client.get_workflow_handle_for(DocumentBatch.run, again.id, run_id=again.result_run_id)
         result = await typed.result()
         status = await typed.query(DocumentBatch.status)
-    assert (await executed(typed))["list_documents"] == 0
-    assert (await executed(dev_client.get_workflow_handle(handle.id, run_id=handle.result_run_id)))["list_documents"] == 1
+    assert (await executed(typed))["store_listing"] == 0
+    assert (await executed(dev_client.get_workflow_handle(handle.id, run_id=handle.result_run_id)))["store_listing"] == 1
     assert [(t.step, t.reused) for t in status.steps] == [("list", True), ("process", False)]
     assert (result.total, result.completed) == (first.total, first.completed) == (2, 2)
+
+
+async def test_the_listing_is_read_in_pages_and_outcomes_past_their_budget_are_counted(
+    dev_client: Client, db: Database, task_queue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch carries its stored listing's id and offset, never the paths; pages and the
+    listed outcomes are bounded in bytes (made small here: two paths a page, two outcomes)."""
+    import sagaworks.activities.document.activities as documents_activities
+    import sagaworks.contracts.document as documents_contracts
+
+    folder = tmp_path / "documents"
+    folder.mkdir()
+    for n in range(7):
+        (folder / f"{n}-{'long' * 40}.txt").write_text(f"Document {n} records a saga step and its compensation.")
+    path_bytes = len(str(folder / f"0-{'long' * 40}.txt").encode()) + 4
+    monkeypatch.setattr(documents_activities, "LISTING_PAGE_BYTES", 2 * path_bytes)
+    monkeypatch.setattr(documents_contracts, "LISTED_OUTCOME_BYTES", 2 * (path_bytes + 120))
+    async with running_worker(dev_client, db, task_queue=task_queue, settings=[DocumentSettings(roots=(folder,))]):
+        handle = await dev_client.start_workflow(
+            DocumentBatch.run,
+            BatchInput(folder=str(folder), max_in_flight=3, documents_per_run=3),
+            id=f"batch-{uuid.uuid4()}",
+            task_queue=task_queue,
+        )
+        result = await asyncio.wait_for(handle.result(), timeout=120)
+    assert (result.total, result.completed, len(result.documents), result.documents_not_listed) == (7, 7, 2, 5)
+    runs = [e async for e in dev_client.list_workflows(f"WorkflowId = '{handle.id}'")]
+    assert len(runs) == 3  # 7 documents, 3 per run
+    pages, inputs = 0, []
+    for run in runs:
+        async for event in dev_client.get_workflow_handle(handle.id, run_id=run.run_id).fetch_history_events():
+            pages += event.activity_task_scheduled_event_attributes.activity_type.name == "listing_page"
+            if event.workflow_execution_started_event_attributes.input.payloads:
+                inputs.append(json.loads(event.workflow_execution_started_event_attributes.input.payloads[0].data))
+    assert pages == 5  # pages of 2 + 1 paths in the first two runs (3 each), of 1 in the last
+    carried = [i for i in inputs if i["listing"] is not None]
+    assert len(carried) == 2 and all(i["paths"] is None for i in inputs)
+    assert sorted(i["offset"] for i in carried) == [3, 6]

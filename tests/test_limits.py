@@ -2,18 +2,19 @@
 keeps every payload of its history well under Temporal's 2 MiB limit.
 
 A family is covered by adding a :class:`LimitCase` to :data:`CASES`: a context manager
-that yields the input (and serves whatever the input points at), the worker's document
-settings if it needs some, and a check of the result. A family without a case is listed as
+that yields the input (and serves whatever the input points at), the worker's settings
+if it needs some (document roots and limits, plan limits), and a check of the result. A family without a case is listed as
 skipped, so the families still to cover stay visible.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,20 +25,33 @@ from sagaworks.activities.db import Database
 from sagaworks.activities.document import DocumentSettings
 from sagaworks.activities.news import SELECTION_BYTES
 from sagaworks.activities.orders import seed_inventory
+from sagaworks.contracts.blog import BlogInput, BlogResult
+from sagaworks.contracts.plans import PlanInput, PlanResult
+from sagaworks.contracts.aggregate import MAX_ITEM_RESULT_BYTES, AggregateInput, AggregateResult
+from sagaworks.contracts.mcp import DEFAULT_MAX_RESULT_BYTES, MAX_ARGUMENT_BYTES, McpCallInput, McpToolOutput
 from sagaworks.contracts.news_digest import FeedSource, NewsDigestInput, NewsDigestResult
 from sagaworks.contracts.orders import OrderInput, OrderItem, OrderResult
-from sagaworks.contracts.document import DocumentInput, DocumentResult
+from sagaworks.contracts.document import (
+    MAX_BATCH_DOCUMENTS,
+    MAX_FOLDER_DEPTH,
+    BatchInput,
+    BatchStatus,
+    DocumentInput,
+    DocumentResult,
+)
 from sagaworks.contracts.iterative import IterativeInput, IterativeResult
 from sagaworks.contracts.parallel_analysis import ParallelAnalysisInput, ParallelAnalysisResult
 from sagaworks.contracts.routing import RoutingInput, RoutingResult
 from sagaworks.contracts.query import MAX_ROWS, QueryInput, QueryResult
 from sagaworks.contracts.sequential import SequentialInput, SequentialResult
 from sagaworks.contracts.support import MAX_COMMENTS, AssignRequest, Comment, ResolveRequest, TicketInput, TicketView
+from sagaworks.workflows.document_batch import DocumentBatch
 from sagaworks.workflows.support import SupportTicket
 from sagaworks.worker import running_worker
 from sagaworks import registry
 from tests.corpus import store_documents
 from tests.feed_server import LARGE_ENTRIES, feed_server
+from tests.plans import plan_settings, write_long_plan
 
 PAYLOAD_BUDGET = 1 * 2**20
 """The largest history event a run at its limits may write: half of Temporal's 2 MiB."""
@@ -154,6 +168,22 @@ def _check_query(result: QueryResult) -> None:
     assert len(result.rows) == MAX_ROWS and result.truncated
 
 
+def _store_largest_chunks(tmp_path: Path, wanted: list[str], other: list[str], *, matching: int, others: int) -> None:
+    """Stores ``matching`` documents of the ``wanted`` and ``other`` words and ``others`` of
+    the ``other`` words alone, each one chunk of 20,000 characters, in the `db` fixture's file."""
+    paths = []
+    for n in range(matching + others):
+        vocabulary = wanted + other if n < matching else other
+        text = " ".join(vocabulary[i % len(vocabulary)] + ("" if i % 13 else ".") for i in range(2_400))
+        paths.append(tmp_path / f"doc-{n:03d}.md")
+        paths[-1].write_text(text[:20_000], encoding="utf-8")
+    database = Database(f"sqlite:///{tmp_path / 'app.db'}")
+    try:
+        assert store_documents(database, paths, chunk_size=20_000) == matching + others
+    finally:
+        database.dispose()
+
+
 @contextmanager
 def _iterative_at_limits(tmp_path: Path) -> Iterator[IterativeInput]:
     """The most hits a round may keep (``top_k`` 50), each a chunk of the largest size the
@@ -162,17 +192,7 @@ def _iterative_at_limits(tmp_path: Path) -> Iterator[IterativeInput]:
     # 50 documents mention the query's terms, twice as many do not (BM25 scores a term found
     # in half the chunks or more 0 or less).
     wanted, other = ["идемпотентность", "повтор", "ключ"], ["компенсация", "сага", "журнал", "событие", "отказ"]
-    paths = []
-    for n in range(150):
-        vocabulary = wanted + other if n < 50 else other
-        text = " ".join(vocabulary[i % len(vocabulary)] + ("" if i % 13 else ".") for i in range(2_400))
-        paths.append(tmp_path / f"doc-{n:03d}.md")
-        paths[-1].write_text(text[:20_000], encoding="utf-8")
-    database = Database(f"sqlite:///{tmp_path / 'app.db'}")  # the `db` fixture's file
-    try:
-        assert store_documents(database, paths, chunk_size=20_000) == 150
-    finally:
-        database.dispose()
+    _store_largest_chunks(tmp_path, wanted, other, matching=50, others=100)
     yield IterativeInput(query=" ".join([*wanted, "нигде"]), target_quality=1.0, max_iterations=3, top_k=50, iterations_per_run=1)
 
 
@@ -227,6 +247,129 @@ def _check_document(result: DocumentResult) -> None:
     assert result.chunk_count >= 100 and result.concept_count > 0 and not result.reused
 
 
+@contextmanager
+def _blog_at_limits(tmp_path: Path) -> Iterator[BlogInput]:
+    """The longest topic (200 characters) and the most sources (20), each a chunk of the
+    largest size the document pipeline writes (20,000 characters, 2 bytes each in UTF-8)."""
+    topic_words = ["идемпотентность", "повтор", "ключ", "компенсация", "журнал"]
+    other = ["сага", "событие", "отказ", "шаг", "очередь", "работник", "история"]
+    _store_largest_chunks(tmp_path, topic_words, other, matching=20, others=40)
+    topic = (" ".join(topic_words) + " ") * 5
+    yield BlogInput(topic=topic[:200], sources=20)
+
+
+def _check_blog(result: BlogResult) -> None:
+    assert len(result.citations) == 20 and result.word_count > 100 and result.markdown
+
+
+PLAN_PAGES = 450
+"""The test worker's largest plan in pages (``SAGAWORKS_MAX_PLAN_PAGES``: the default 1,000
+would take minutes to extract)."""
+
+
+@contextmanager
+def _plan_at_limits(tmp_path: Path) -> Iterator[PlanInput]:
+    """A plan of exactly the most pages the worker accepts, three of them scanned (OCR), and
+    of exactly its largest size in bytes; the longest id and municipality."""
+    path = tmp_path / "plans" / "largest.pdf"
+    path.parent.mkdir()
+    write_long_plan(path, PLAN_PAGES, scanned=(3, 200, 449))
+    yield PlanInput(plan_id="p" + "l" * 79, path=str(path), municipality=_text(200))
+
+
+def _plan_limits(tmp_path: Path) -> list[object]:
+    path = tmp_path / "plans" / "largest.pdf"
+    return [replace(plan_settings(path.parent), max_pages=PLAN_PAGES, max_bytes=path.stat().st_size)]
+
+
+def _check_plan(result: PlanResult) -> None:
+    loaded = next(stage for stage in result.stages if stage.stage == "load")
+    assert loaded.metrics["pages"] == PLAN_PAGES and result.report
+    assert "fallback_ocr" in {m.strategy for m in result.mitigations}  # the three scanned pages
+
+
+def _batch_folder(tmp_path: Path) -> Path:
+    return tmp_path / "batch"
+
+
+@contextmanager
+def _batch_at_limits(tmp_path: Path) -> Iterator[BatchInput]:
+    """A folder of the most documents a batch accepts (``MAX_BATCH_DOCUMENTS``), each at the
+    deepest level it walks (``MAX_FOLDER_DEPTH``) under folder and file names of 200
+    characters: about 19 MB of paths. :func:`_drive_batch` stops it in its second run."""
+    deepest = _batch_folder(tmp_path).joinpath(*(f"{level}" + "d" * 199 for level in range(MAX_FOLDER_DEPTH)))
+    deepest.mkdir(parents=True)
+    for n in range(MAX_BATCH_DOCUMENTS):
+        (deepest / (f"{n:05d}" + "f" * 191 + ".txt")).write_text(f"Document {n} records a saga step and its compensation.\n")
+    yield BatchInput(folder=str(_batch_folder(tmp_path)), max_in_flight=10, documents_per_run=20)
+
+
+async def _drive_batch(handle: WorkflowHandle[Any, Any]) -> tuple[BatchStatus, int]:
+    """Waits for the batch's second run to finish documents (10,000 child runs would take
+    far beyond this test's time), then ends it; returns its status and the largest event
+    of its first run (the one that listed the folder)."""
+    status = await handle.query(DocumentBatch.status)
+    while status.done <= 25:
+        await asyncio.sleep(0.2)
+        status = await handle.query(DocumentBatch.status)
+    await handle.terminate("the limits test ends here; the first 25 documents show the batch going on")
+    first = handle._client.get_workflow_handle(handle.id, run_id=handle.first_execution_run_id)
+    history = await first.fetch_history()
+    return status, max(event.ByteSize() for event in history.events)
+
+
+def _check_batch(outcome: tuple[BatchStatus, int]) -> None:
+    status, first_run_largest = outcome
+    assert first_run_largest < PAYLOAD_BUDGET // 4
+    assert status.total == MAX_BATCH_DOCUMENTS and status.failed == status.rejected == 0
+
+
+def _padded_query(count: int, size: int) -> str:
+    """A read-only query answering one value of ``count`` characters, padded by a comment to
+    ``size`` characters."""
+    query = f"SELECT substr(hex(zeroblob({count})), 1, {count}) AS v -- "
+    return query + "x" * (size - len(query))
+
+
+@contextmanager
+def _mcp_call_at_limits(tmp_path: Path) -> Iterator[McpCallInput]:
+    """The longest arguments (64 KiB of JSON), asking for an answer 1 KiB under the largest
+    one a call may return (the server's max_result_bytes, 256 KiB by default)."""
+    framing = len(json.dumps({"query": ""}, separators=(",", ":")))
+    query = _padded_query(DEFAULT_MAX_RESULT_BYTES - 1024, MAX_ARGUMENT_BYTES - framing)
+    yield McpCallInput(server="database", tool="read_query", arguments={"query": query}, timeout_seconds=60)
+
+
+def _check_mcp_call(result: McpToolOutput) -> None:
+    assert len(result.text) > DEFAULT_MAX_RESULT_BYTES - 1024
+
+
+AGGREGATE_CITIES = ["Seattle", "San Francisco", *(f"{'Atlantis ' * 11}{n:02d}"[-100:] for n in range(18))]
+"""20 cities of up to 100 characters: two with a station, 18 the weather server refuses."""
+
+
+@contextmanager
+def _aggregate_at_limits(tmp_path: Path) -> Iterator[AggregateInput]:
+    """The most cities (20) and search terms (10), the longest question and a 2,000-character
+    query whose answer is exactly the most an item keeps (16 KiB of JSON)."""
+    # read_query answers "[{'v': '...'}]": 11 characters around the value, 2 quotes in JSON.
+    yield AggregateInput(
+        request_id=f"limits-{uuid.uuid4().hex[:8]}",
+        question=("What do the files say about customers? " * 60)[:2000],
+        cities=AGGREGATE_CITIES,
+        search_terms=["saga", "support", "order", "ticket", "log", "plan", "feed", "query", "blog", "x" * 100],
+        sql=_padded_query(MAX_ITEM_RESULT_BYTES - 13, 2000),
+    )
+
+
+def _check_aggregate(result: AggregateResult) -> None:
+    weather, files, database = result.sources
+    assert [item.state for item in weather.items] == ["completed"] * 2 + ["failed"] * 18
+    assert files.state == "completed" and len(files.items) == 10
+    assert database.state == "completed", database.items[0].error
+    assert len(database.items[0].result) == MAX_ITEM_RESULT_BYTES - 2
+
+
 CASES: dict[str, LimitCase] = {
     "news-digest": LimitCase(_news_at_limits, _check_news, NewsDigestResult),
     "sequential": LimitCase(_sequential_at_limits, _check_sequential, SequentialResult),
@@ -240,20 +383,18 @@ CASES: dict[str, LimitCase] = {
     "query": LimitCase(_query_at_limits, _check_query, QueryResult),
     "iterative": LimitCase(_iterative_at_limits, _check_iterative, IterativeResult),
     "support-ticket": LimitCase(_ticket_at_limits, _check_ticket, TicketView, drive=_drive_ticket),
+    "document-batch": LimitCase(
+        _batch_at_limits, _check_batch, BatchStatus, drive=_drive_batch,
+        settings=lambda tmp_path: [DocumentSettings(roots=(_batch_folder(tmp_path),))],
+    ),
+    "plan-analysis": LimitCase(_plan_at_limits, _check_plan, PlanResult, settings=_plan_limits),
+    "blog": LimitCase(_blog_at_limits, _check_blog, BlogResult),
+    "mcp-call": LimitCase(_mcp_call_at_limits, _check_mcp_call, McpToolOutput),
+    "aggregate": LimitCase(_aggregate_at_limits, _check_aggregate, AggregateResult),
 }
 
 
-NOT_COVERED: dict[str, str] = {
-    "document-batch": "at MAX_BATCH_DOCUMENTS (10,000) the list_documents activity returns every path "
-    "as one result and the batch carries them in its input: megabytes for long paths, not bounded yet "
-    "(and 10,000 child runs are far beyond this test's time)",
-    "mcp-call": "no documented or effective limit on a tool's arguments or result: Temporal's call-tool "
-    "activity returns the server's whole answer (McpCallGuard could bound it); not covered yet",
-    "aggregate": "its database, weather and search calls go through the same unbounded MCP tool results "
-    "as mcp-call; not covered yet",
-    "blog": "not covered yet (up to 20 sources fetched over the network)",
-    "plan-analysis": "not covered yet (plan pages through Tesseract OCR)",
-}
+NOT_COVERED: dict[str, str] = {}
 """Families without a case yet, and why."""
 
 

@@ -10,9 +10,9 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -31,17 +31,8 @@ from sagaworks import (
     llm_settings_from_env,
 )
 from sagaworks._llm_budget import BudgetLedger, BudgetSpent
-from tests.fake_chat_server import FakeChatServer, Limits, api_error, completion, fake_chat_server
+from tests.fake_chat_server import Limits, api_error, echo, failing, fake_chat_server, openai_settings
 from tests.llm_probe import FALLBACK, LLMProbeWorkflow, ProbeActivities, ProbeAnswer, ProbeInput
-
-
-def _echo(body, _index):
-    """Answers "ok <the prompt's first word>"."""
-    return 200, {}, completion("ok " + body["messages"][-1]["content"].split()[0])
-
-
-def _openai(server: FakeChatServer) -> LLMSettings:
-    return LLMSettings("openai", "test-model", f"{server.base_url}/v1", "test-key")
 
 
 @asynccontextmanager
@@ -71,12 +62,6 @@ async def _ask(client: Client, task_queue: str, request: ProbeInput) -> list[Pro
     )
 
 
-@contextmanager
-def _limited_server(limits: Limits) -> Iterator[FakeChatServer]:
-    with fake_chat_server(_echo, limits) as server:
-        yield server
-
-
 async def test_fifty_calls_at_once_across_two_workers_never_exceed_the_requests_or_the_tokens_budget(
     dev_client: Client, db: Database, task_queue: str
 ) -> None:
@@ -87,8 +72,8 @@ async def test_fifty_calls_at_once_across_two_workers_never_exceed_the_requests_
     budget = LLMBudget(requests=limits.requests, tokens=limits.tokens, window_seconds=limits.window_seconds)
     # Two workers, each with its own gateway and connections to the application database.
     other_db = Database(db.url)
-    with _limited_server(limits) as server:
-        gateways = [LLM(database, settings=_openai(server), budget=budget) for database in (db, other_db)]
+    with fake_chat_server(echo, limits) as server:
+        gateways = [LLM(database, settings=openai_settings(server), budget=budget) for database in (db, other_db)]
         async with _probe_worker(dev_client, task_queue, *gateways):
             answers = await _ask(dev_client, task_queue, ProbeInput(prompts=prompts))
     other_db.dispose()
@@ -114,10 +99,10 @@ async def test_a_retry_after_is_honoured_the_next_attempt_not_before_it(
     def respond(body, index):
         if index == 0:
             return api_error(429, "slow down", {"retry-after": "1.5"})
-        return _echo(body, index)
+        return echo(body, index)
 
     with fake_chat_server(respond) as server:
-        llm = LLM(db, settings=_openai(server), budget=LLMBudget(requests=0, tokens=0))
+        llm = LLM(db, settings=openai_settings(server), budget=LLMBudget(requests=0, tokens=0))
         async with _probe_worker(dev_client, task_queue, llm):
             [answer] = await _ask(dev_client, task_queue, ProbeInput(prompts=["hello there"]))
     assert (answer.value, answer.fallback, answer.attempt) == ("ok hello", None, 2)
@@ -129,8 +114,8 @@ async def test_a_5xx_storm_opens_the_breaker_and_the_fallback_runs_saying_so(
     dev_client: Client, db: Database, task_queue: str
 ) -> None:
     breakers = Breakers(db, {"llm": BreakerConfig(3, 60)})
-    with fake_chat_server(lambda _body, _index: api_error(503, "overloaded")) as server:
-        llm = LLM(db, settings=_openai(server), breakers=breakers)
+    with fake_chat_server(failing(503)) as server:
+        llm = LLM(db, settings=openai_settings(server), breakers=breakers)
         async with _probe_worker(dev_client, task_queue, llm):
             storm = await _ask(dev_client, task_queue, ProbeInput(prompts=[f"q{n}" for n in range(6)], attempts=3))
             seen = len(server.requests)
@@ -146,8 +131,8 @@ async def test_a_5xx_storm_opens_the_breaker_and_the_fallback_runs_saying_so(
 async def test_a_budget_spent_past_the_step_deadline_falls_back(
     dev_client: Client, db: Database, task_queue: str
 ) -> None:
-    with fake_chat_server(_echo) as server:
-        llm = LLM(db, settings=_openai(server), budget=LLMBudget(requests=1, tokens=0, window_seconds=600))
+    with fake_chat_server(echo) as server:
+        llm = LLM(db, settings=openai_settings(server), budget=LLMBudget(requests=1, tokens=0, window_seconds=600))
         async with _probe_worker(dev_client, task_queue, llm):
             [first] = await _ask(dev_client, task_queue, ProbeInput(prompts=["first"], deadline_seconds=20))
             [second] = await _ask(dev_client, task_queue, ProbeInput(prompts=["second"], deadline_seconds=20))
@@ -157,9 +142,9 @@ async def test_a_budget_spent_past_the_step_deadline_falls_back(
 
 
 def test_the_groq_and_the_openai_compatible_providers_talk_to_the_same_server(db: Database) -> None:
-    with fake_chat_server(_echo, Limits(requests=10, tokens=1000, window_seconds=60)) as server:
+    with fake_chat_server(echo, Limits(requests=10, tokens=1000, window_seconds=60)) as server:
         groq = LLM(db, settings=LLMSettings("groq", "groq-model", server.base_url, "gsk-test"))
-        openai = LLM(db, settings=_openai(server))
+        openai = LLM(db, settings=openai_settings(server))
         by_groq = groq.complete("probe", "alpha beta", max_tokens=16)
         by_openai = openai.complete("probe", "gamma delta", max_tokens=16, json_mode=True)
     assert (by_groq.text, by_groq.provider) == ("ok alpha", "groq:groq-model")

@@ -18,8 +18,8 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.worker import Worker
 
-from sagaworks.activities.mcp_servers import TOOL_ERROR, load_config, mcp_plugins
-from sagaworks.contracts.mcp import McpCallInput, McpToolOutput
+from sagaworks.activities.mcp_servers import RESULT_TOO_LARGE, TOOL_ERROR, load_config, mcp_plugins
+from sagaworks.contracts.mcp import DEFAULT_MAX_RESULT_BYTES, MAX_ARGUMENT_BYTES, McpCallInput, McpToolOutput
 from sagaworks.workflows.mcp_call import McpToolCall
 
 NODE = shutil.which("node")
@@ -205,3 +205,72 @@ def test_config_names_the_file_and_field_of_a_mistake(tmp_path: Path) -> None:
     bad.write_text('[servers.x]\ncommand = "a"\nurl = "http://b"\n')
     with pytest.raises(ValueError, match=r"(?s)servers.toml.*server 'x': give exactly one of command"):
         load_config(bad)
+
+
+def characters_query(count: int) -> str:
+    """A read-only query whose one value is ``count`` characters long."""
+    return f"SELECT substr(hex(zeroblob({count})), 1, {count}) AS v"
+
+
+async def result_bytes(handle: WorkflowHandle) -> int:
+    """The size of the call-tool activity's result payload in ``handle``'s history (the last
+    activity to complete: list-tools comes first)."""
+    sizes = [
+        len(e.activity_task_completed_event_attributes.result.payloads[0].data)
+        async for e in handle.fetch_history_events()
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
+    ]
+    return sizes[-1]
+
+
+async def test_an_answer_at_the_result_limit_passes_and_one_byte_more_is_refused(dev_client: Client, task_queue: str) -> None:
+    async with mcp_worker(dev_client, task_queue):
+        # The answer's size past its value (the tool's framing) is the same for any value.
+        probe = await start_query(dev_client, task_queue, characters_query(1000))
+        await probe.result()
+        framing = await result_bytes(probe) - 1000
+        at_limit = await start_query(dev_client, task_queue, characters_query(DEFAULT_MAX_RESULT_BYTES - framing))
+        output = await at_limit.result()
+        assert await result_bytes(at_limit) == DEFAULT_MAX_RESULT_BYTES and len(output.text) > 250_000
+        over = await start_query(dev_client, task_queue, characters_query(DEFAULT_MAX_RESULT_BYTES - framing + 1))
+        with pytest.raises(WorkflowFailureError) as failed:
+            await over.result()
+    error = failed.value.cause.cause
+    assert isinstance(error, ApplicationError) and error.type == RESULT_TOO_LARGE and error.non_retryable
+    assert f"database.read_query answered {DEFAULT_MAX_RESULT_BYTES + 1:,} bytes, over the 262,144-byte limit" in error.message
+    assert "[servers.database] max_result_bytes" in error.message
+    assert (await call_attempts(over))[-1] == 1
+
+
+async def start_query(client: Client, task_queue: str, query: str) -> WorkflowHandle:
+    return await client.start_workflow(
+        McpToolCall.run,
+        McpCallInput(server="database", tool="read_query", arguments={"query": query}),
+        id=f"mcp-{uuid.uuid4()}",
+        task_queue=task_queue,
+    )
+
+
+async def test_a_server_may_lower_its_result_limit(dev_client: Client, task_queue: str, tmp_path: Path, monkeypatch) -> None:
+    config = tmp_path / "servers.toml"
+    default = Path(load_config.__globals__["DEFAULT_CONFIG"]).read_text()
+    config.write_text(default.replace("[servers.database]\n", "[servers.database]\nmax_result_bytes = 4096\n"))
+    monkeypatch.setenv("SAGAWORKS_MCP_CONFIG", str(config))
+    async with mcp_worker(dev_client, task_queue):
+        assert "0000" in (await (await start_query(dev_client, task_queue, characters_query(3000))).result()).text
+        with pytest.raises(WorkflowFailureError) as failed:
+            await (await start_query(dev_client, task_queue, characters_query(5000))).result()
+    assert "over the 4,096-byte limit of an MCP result ([servers.database] max_result_bytes" in failed.value.cause.cause.message
+
+
+def test_a_result_limit_past_the_payload_limit_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "servers.toml"
+    config.write_text('[servers.x]\ncommand = "a"\nmax_result_bytes = 2097152\n')
+    with pytest.raises(ValueError, match=r"(?s)servers.x.max_result_bytes|max_result_bytes.*less than or equal to 1048576"):
+        load_config(config)
+
+
+def test_arguments_over_their_limit_are_refused_naming_the_field() -> None:
+    McpCallInput(server="database", tool="read_query", arguments={"query": "x" * (MAX_ARGUMENT_BYTES - 20)})
+    with pytest.raises(ValueError, match=r"(?s)arguments.*over the 65,536-byte limit of a tool's arguments"):
+        McpCallInput(server="database", tool="read_query", arguments={"query": "x" * MAX_ARGUMENT_BYTES})

@@ -203,3 +203,21 @@ async def test_alerts_are_posted_to_the_webhook(
 async def test_an_unreachable_webhook_does_not_stop_the_analysis(dev_client: Client, worker: None, task_queue: str) -> None:
     result = await run_plan(dev_client, task_queue, make_plan("plan-presupuesto-roto", alert_webhook="http://127.0.0.1:9/x"))
     assert result.alerts and _mitigated(result) == {"DNP_VALIDATION_FAIL": "log_and_continue"}
+
+
+async def test_a_plan_over_the_page_limit_fails_before_any_stage_naming_it(
+    dev_client: Client, db: Database, task_queue: str, tmp_path: Path
+) -> None:
+    from dataclasses import replace
+
+    from sagaworks.workflows.plan import PlanAnalysisWorkflow
+    from tests.plans import write_long_plan
+
+    write_long_plan(tmp_path / "long.pdf", 7)
+    settings = replace(plan_settings(tmp_path), max_pages=6)
+    async with plan_worker(dev_client, db, task_queue, settings):
+        handle, cause = await failure_of(dev_client, task_queue, make_plan(path=str(tmp_path / "long.pdf")))
+        status = await handle.query(PlanAnalysisWorkflow.status)
+    assert isinstance(cause, ApplicationError) and cause.non_retryable
+    assert cause.message.endswith("7 pages, over the limit of 6 pages (SAGAWORKS_MAX_PLAN_PAGES)")
+    assert status.done == 0

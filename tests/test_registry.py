@@ -136,6 +136,12 @@ def test_a_family_requiring_a_missing_module_is_unavailable_with_its_extra() -> 
     assert declared.install_command() == "pip install 'sagaworks[ocr]'"
 
 
+def test_the_llm_steps_are_a_sequence_of_names_not_one_string() -> None:
+    assert Family("asks", workflow="x:Y", input_model="x:Z", llm_steps=["summarise"]).llm_steps == ("summarise",)
+    with pytest.raises(TypeError, match="llm_steps of 'asks' must be a sequence of step names, not the string 'summarise'"):
+        Family("asks", workflow="x:Y", input_model="x:Z", llm_steps="summarise")
+
+
 async def _saga(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     process = await asyncio.create_subprocess_exec(
         SAGA, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE

@@ -21,6 +21,10 @@ HISTORIES = Path(__file__).parent / "histories"
 ENCRYPTED_HISTORIES = HISTORIES / ENCRYPTED
 UNREPLAYABLE = HISTORIES / "unreplayable"
 """Histories the SDK recorded in an order no code can replay: evidence, not regressions."""
+RETIRED = HISTORIES / "retired"
+"""Histories of runs from before a patch the code has deprecated since (docs/patches.md)."""
+ORDER_COMPLETED = "order_completed-20261202.json"
+"""An order recorded on the patches' first stage: it replays on the deprecated ones."""
 
 QUERY_RACE = "Update machine does not handle this event: HistoryEvent(id: 20, ActivityTaskScheduled)"
 
@@ -52,8 +56,26 @@ async def test_every_history_replays_in_one_unsandboxed_replayer() -> None:
     assert dict(results.replay_failures) == {}
 
 
+@pytest.mark.parametrize(
+    "path", history_files(RETIRED) + history_files(RETIRED / ENCRYPTED), ids=lambda p: f"retired-{p.parent.name}-{p.stem}"
+)
+async def test_a_retired_history_fails_for_want_of_its_patch_markers(path: Path) -> None:
+    """Retired, not lost: each fails with a nondeterminism error (the reason it was retired),
+    and lacks a marker of a patch the code has deprecated since."""
+    from sagaworks.client.patches import code_patches, patch_markers
+
+    history = load_history(path)
+    converter = data_converter(TEST_ENV) if path.parent.name == ENCRYPTED else None
+    results = await replay([history], **({"data_converter": converter} if converter else {}))
+    [failure] = results.replay_failures.values()
+    assert isinstance(failure, NondeterminismError)
+    workflow_type = history.events[0].workflow_execution_started_event_attributes.workflow_type.name
+    deprecated = {p.patch_id for p in code_patches() if p.stage == "deprecated" and workflow_type in p.workflow_types}
+    assert deprecated - set(patch_markers(history)), f"{path.name} holds every deprecated patch's marker"
+
+
 async def test_replay_catches_a_nondeterministic_change() -> None:
-    results = await replay([load_history(HISTORIES / "order_completed.json")], workflows=[DriftedOrderSaga])
+    results = await replay([load_history(HISTORIES / ORDER_COMPLETED)], workflows=[DriftedOrderSaga])
     [failure] = results.replay_failures.values()
     assert isinstance(failure, NondeterminismError)
 
@@ -75,7 +97,7 @@ async def test_encrypted_history_replays_with_its_keys(path: Path) -> None:
 
 
 async def test_replay_of_an_encrypted_history_catches_a_nondeterministic_change() -> None:
-    history = load_history(ENCRYPTED_HISTORIES / "order_completed.json")
+    history = load_history(ENCRYPTED_HISTORIES / "order_completed-20261202.json")
     results = await replay([history], workflows=[DriftedOrderSaga], data_converter=data_converter(TEST_ENV))
     [failure] = results.replay_failures.values()
     assert isinstance(failure, NondeterminismError)
@@ -83,7 +105,7 @@ async def test_replay_of_an_encrypted_history_catches_a_nondeterministic_change(
 
 async def test_an_encrypted_history_without_its_key_fails_naming_the_key_id() -> None:
     old_only = data_converter({KEYS_ENV: f"{OLD_KEY_ID}:{base64.b64encode(OLD_KEY).decode()}"})
-    results = await replay([load_history(ENCRYPTED_HISTORIES / "order_completed.json")], data_converter=old_only)
+    results = await replay([load_history(ENCRYPTED_HISTORIES / "order_completed-20261202.json")], data_converter=old_only)
     [failure] = results.replay_failures.values()
     assert f"key id '{NEW_KEY_ID}'" in str(failure)
 

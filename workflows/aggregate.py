@@ -4,12 +4,14 @@ Every item of every relevant source (each city, search term, query) is its own a
 all in parallel, each bounded by its source's budget (``policies.MCP_BUDGETS``: weather
 5 s per city, files 10 s, database 15 s per attempt). A failed item never fails the run:
 the result lists completed, partial, failed and skipped sources with each item's error.
-Pausing holds items that have not started; cancelling cancels the calls in flight.
+An item's answer over ``MAX_ITEM_RESULT_BYTES`` (16 KiB) fails that item, so the result
+stays bounded. Pausing holds items that have not started; cancelling cancels the calls in flight.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from temporalio import workflow
@@ -19,6 +21,7 @@ from sagaworks import Pausable
 
 with workflow.unsafe.imports_passed_through():
     from sagaworks.contracts.aggregate import (
+        MAX_ITEM_RESULT_BYTES,
         AggregateInput,
         AggregateResult,
         AggregateStatus,
@@ -90,8 +93,19 @@ class Aggregation(Pausable):
                 source.state = "failed"
             return None
         if item is not None:
-            item.state = "completed"
-            item.result = output.structured if output.structured is not None else output.text
+            result = output.structured if output.structured is not None else output.text
+            size = len(json.dumps(result, separators=(",", ":"), ensure_ascii=False, default=str).encode())
+            if size > MAX_ITEM_RESULT_BYTES:
+                # Each answer is bounded by the worker's guard; the result holds up to 31 of them.
+                item.state = "failed"
+                item.error = (
+                    f"McpResultTooLarge: {source.source}.{tool} answered {size:,} bytes, over the "
+                    f"{MAX_ITEM_RESULT_BYTES:,} bytes an aggregate keeps per item: ask for less, "
+                    f"or call the tool alone (saga mcp call)"
+                )
+            else:
+                item.state = "completed"
+                item.result = result
         return output
 
     def _result(self, question: str) -> AggregateResult:

@@ -64,6 +64,8 @@ DOCUMENT = Family(
     helper_workflows=(f"{_WF}.document:ExtractChunksWorkflow",),
     path_field="path",
     folder_family="document-batch",
+    # Concepts are asked of the model through the gateway, the offline extractor its fallback.
+    llm_steps=("extract_concepts",),
     activities=f"{_ACT}:document",
     extra="documents",
     requires=("pypdfium2", "docx", "lxml", "filetype", "yake", "langchain_text_splitters"),
@@ -241,6 +243,9 @@ NEWS_DIGEST = Family(
         resume=f"{_CT}.news_digest:NewsDigestResume",
     ),
     activities=f"{_ACT}:news_digest",
+    # Summaries (and categories, with categoriser "llm") are asked of the model through
+    # the gateway, the extractive summary and the lexicon their fallbacks.
+    llm_steps=("categorise_and_summarise",),
     extra="news",
     requires=("defusedxml", "bs4", "httpx"),
     samples_dir=SAMPLES,

@@ -33,6 +33,10 @@ with workflow.unsafe.imports_passed_through():
     )
 
 
+# Deprecated patches (docs/patches.md): every open run took the new branch when they were
+# deprecated, so the old branches are gone; the calls stay, writing the markers that the
+# histories recorded under workflow.patched hold, until no open run holds such a marker.
+
 CHECK_ITEMS_PATCH = "check-items-before-any-step"
 """Runs started before it took their first step without asking the inventory about SKUs."""
 
@@ -87,19 +91,18 @@ class OrderFulfillmentSaga(StepWorkflow):
         references: dict[str, str] = {}
         # Short, idempotent, database-only steps: local activities unless the order says
         # otherwise (no server round trip per step; the README's rule).
-        local_by_default = workflow.patched(LOCAL_STEPS_PATCH)
-        local = local_by_default if order.local_steps is None else order.local_steps
+        workflow.deprecate_patch(LOCAL_STEPS_PATCH)
+        local = True if order.local_steps is None else order.local_steps
         async with self.steps.plan(ORDER_STEPS, local=local, parallel_compensation=order.parallel_compensation) as steps:
-            if workflow.patched(CHECK_ITEMS_PATCH):
-                # An unknown SKU would otherwise surface at reserve_inventory, after the charge.
-                # (Runs from before LOCAL_STEPS_PATCH checked remotely, local steps or not.)
-                check = workflow.execute_local_activity if local and local_by_default else workflow.execute_activity
-                await check(
-                    OrderActivities.check_order_items,
-                    CheckItemsInput(order_id=order.order_id, items=order.items),
-                    summary="check items",
-                    **policies.DATABASE_WRITE,
-                )
+            # An unknown SKU would otherwise surface at reserve_inventory, after the charge.
+            workflow.deprecate_patch(CHECK_ITEMS_PATCH)
+            check = workflow.execute_local_activity if local else workflow.execute_activity
+            await check(
+                OrderActivities.check_order_items,
+                CheckItemsInput(order_id=order.order_id, items=order.items),
+                summary="check items",
+                **policies.DATABASE_WRITE,
+            )
             try:
                 for index, step in enumerate(plan):
                     delay = order.step_delay_seconds if index else 0
@@ -108,7 +111,8 @@ class OrderFulfillmentSaga(StepWorkflow):
             except BaseException as err:
                 unreached = plan[len(steps.started) :]
                 compensates = isinstance(err, FailureError) or is_cancelled_exception(err)
-                if unreached and compensates and workflow.patched(SEAL_UNREACHED_PATCH):
+                if unreached and compensates:
+                    workflow.deprecate_patch(SEAL_UNREACHED_PATCH)
                     for taken in await self._taken_anyway(unreached):
                         steps.saga.add_compensation(taken.undo, taken.undo_input, step=taken.name)
                 raise

@@ -30,8 +30,9 @@ from sagaworks.activities.document.extraction import parse_text, split_text
 from sagaworks.activities.document.formats import detect_format, open_docx, open_pdf
 from sagaworks.activities.document.ranking import rank_concepts
 from sagaworks.activities.document.roots import DocumentSettings
-from sagaworks.activities.document.tables import VERSION_TABLES, ChunkRow, ConceptRow, DocumentRow, MentionRow, rows_of
+from sagaworks.activities.document.tables import VERSION_TABLES, ChunkRow, ConceptRow, DocumentRow, ListingRow, MentionRow, rows_of
 from sagaworks.contracts.document import (
+    LISTING_PAGE_BYTES,
     MAX_BATCH_DOCUMENTS,
     MAX_FOLDER_DEPTH,
     ChunkInput,
@@ -44,7 +45,9 @@ from sagaworks.contracts.document import (
     FailureRecord,
     FinaliseInput,
     FinaliseResult,
+    ListingPage,
     StoredConcept,
+    StoredListing,
     StoreInput,
     ValidateInput,
     document_id_for,
@@ -403,6 +406,39 @@ class DocumentActivities:
         """
         with keep_alive():
             return self._list(folder)
+
+    @activity.defn
+    def store_listing(self, folder: str) -> StoredListing:
+        """List the folder as :meth:`list_documents` does and store the paths under the
+        calling batch's workflow id (replacing what a retry or an earlier batch of that id
+        stored); return the id and the count."""
+        listing = activity.info().workflow_id or "(no workflow)"
+        with keep_alive():
+            paths = self._list(folder)
+            with database_errors(), self._db.transaction() as session:
+                session.execute(delete(ListingRow).where(ListingRow.listing == listing))
+                session.add_all(ListingRow(listing=listing, position=n, path=path) for n, path in enumerate(paths))
+        return StoredListing(listing=listing, total=len(paths))
+
+    @activity.defn
+    def listing_page(self, page: ListingPage) -> list[str]:
+        """Up to ``page.limit`` paths of a stored listing from ``page.offset`` on, at most
+        ``LISTING_PAGE_BYTES`` of them (always one, when one is left)."""
+        found: list[str] = []
+        size = 0
+        with keep_alive(), database_errors(), self._db.transaction() as session:
+            rows = session.scalars(
+                select(ListingRow.path)
+                .where(ListingRow.listing == page.listing, ListingRow.position >= page.offset)
+                .order_by(ListingRow.position)
+                .limit(page.limit)
+            )
+            for path in rows:
+                size += len(path.encode()) + 4
+                if found and size > LISTING_PAGE_BYTES:
+                    break
+                found.append(path)
+        return found
 
     def _list(self, folder: str) -> list[str]:
         resolved = self._settings.resolve(folder)

@@ -86,6 +86,17 @@ class ConceptRow(Base):
 VERSION_TABLES = (ChunkRow, MentionRow, ConceptRow)
 
 
+class ListingRow(Base):
+    """One path of a batch's folder listing (claim check: the batch carries the listing's id
+    and how far it got, never the paths). A listing's id is its batch's workflow id, so a
+    folder keeps one listing, replaced by its next batch."""
+
+    __tablename__ = "batch_listings"
+    listing: Mapped[str] = mapped_column(String(300), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(String(4096))
+
+
 
 
 def rows_of(table: type[ChunkRow] | type[MentionRow] | type[ConceptRow], document_id: str, rows_key: str) -> tuple[Any, ...]:

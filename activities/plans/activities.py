@@ -99,10 +99,24 @@ class PlanSettings:
     the worker's working directory)."""
     breaker: BreakerConfig = field(default_factory=_breaker_from_env)
     """Every stage's breaker (``SAGAWORKS_PLAN_BREAKER``, default 3 failures / 300 s)."""
-    max_bytes: int = 100 * 2**20
+    max_bytes: int = field(default_factory=lambda: int(os.environ.get("SAGAWORKS_MAX_PLAN_BYTES", 100 * 2**20)))
+    """Largest plan accepted (``SAGAWORKS_MAX_PLAN_BYTES``, default 100 MiB)."""
+    max_pages: int = field(default_factory=lambda: int(os.environ.get("SAGAWORKS_MAX_PLAN_PAGES", 1_000)))
+    """Most pages a plan may have (``SAGAWORKS_MAX_PLAN_PAGES``, default 1,000): each stage's
+    time grows with them (OCR takes seconds a scanned page), bounded by its timeout."""
     llm: Any = field(default_factory=llm_pass.semantic_chat_from_env)
     """The model of the semantic stage's LLM pass (``llm_pass.semantic_chat``; default
     the Groq model the environment configures, None offline)."""
+
+
+def _page_count(path: Path) -> int | None:
+    """The PDF's page count, or None when pypdf cannot tell (the load stage reports why)."""
+    import pypdf
+
+    try:
+        return len(pypdf.PdfReader(path, strict=False).pages)
+    except Exception:  # noqa: BLE001 - a PDF that cannot be read is the load stage's PDF_CORRUPT
+        return None
 
 
 class PlanActivities:
@@ -128,13 +142,21 @@ class PlanActivities:
         if not path.is_file():
             raise validation_error("plan file not found", field=path_text)
         if path.stat().st_size > self._settings.max_bytes:
-            raise validation_error(f"over the limit of {self._settings.max_bytes} bytes", field=path_text)
+            raise validation_error(
+                f"over the limit of {self._settings.max_bytes} bytes (SAGAWORKS_MAX_PLAN_BYTES)", field=path_text
+            )
         return path
 
     @activity.defn
     def prepare_plan(self, request: PrepareRequest) -> PreparedPlan:
         """Locate and hash the plan and validate the run's risk registry (defaults + file)."""
         path = self._resolve(request.path)
+        pages = _page_count(path)
+        if pages is not None and pages > self._settings.max_pages:
+            raise validation_error(
+                f"{pages} pages, over the limit of {self._settings.max_pages} pages (SAGAWORKS_MAX_PLAN_PAGES)",
+                field=request.path,
+            )
         registry = load_registry(request.risk_file)
         return PreparedPlan(
             plan=PlanRef(

@@ -18,7 +18,9 @@ from fastapi.templating import Jinja2Templates
 from temporalio.service import RPCError, RPCStatusCode
 
 from sagaworks.client.api.errors import ApiError
-from sagaworks.client.api.render import failure_view, form_fields, query_view, render_value
+from sagaworks.client.api.render import (
+    failure_view, form_fields, interaction_forms, query_view, render_value, ticket_view, without_repeats,
+)
 from sagaworks.client.api.routes_ops import catalog_entry
 from sagaworks.client.api.routes_runs import temporal
 from sagaworks.client.api.security import SESSION_COOKIE, authorized, session_value, token_matches
@@ -85,6 +87,34 @@ def _compensations_shown(run: dict[str, Any]) -> bool:
     return isinstance(run.get("progress"), dict) and bool(run["progress"].get("compensations"))
 
 
+def restart_points(fam: Any, run: dict[str, Any]) -> list[dict[str, Any]]:
+    """The steps (or stages) a closed run's page offers to restart from.
+
+    A family on the step runner: each step of its ``status`` query's plan up to the first it
+    did not complete (each completed step, and the one it stopped at), with the earlier
+    steps it compensated (a restart from there reuses their undone results: the page says so
+    and asks before it forces it). A family with stages: each stage. Nothing while it runs.
+    """
+    from sagaworks.client.postmortem import on_step_runner
+
+    if fam is None or run.get("status") == "RUNNING":
+        return []
+    if fam.restartable is not None:
+        return [{"step": stage, "completed": None, "undone": []} for stage in fam.restartable.stages]
+    progress = run.get("progress")
+    if not on_step_runner(fam) or not isinstance(progress, dict):
+        return []
+    completed = set(progress.get("completed_steps") or [])
+    compensated = [c.get("step") for c in progress.get("compensations") or [] if isinstance(c, dict)]
+    points = []
+    for index, step in enumerate(progress.get("plan") or []):
+        earlier = (progress.get("plan") or [])[:index]
+        points.append({"step": step, "completed": step in completed, "undone": [s for s in earlier if s in compensated]})
+        if step not in completed:
+            break
+    return points
+
+
 def build_router() -> APIRouter:
     router = APIRouter(include_in_schema=False)
     page = Depends(signed_in)
@@ -127,10 +157,21 @@ def build_router() -> APIRouter:
         fam = registry().family(run["family"]) if run["family"] else None
         data = jsonable_encoder(outcome.as_json())
         completed_query = run["family"] == "query" and outcome.status == "COMPLETED" and isinstance(data.get("result"), dict)
+        forms = interaction_forms(fam.workflow, list(fam.accepts)) if fam else []
+        approval_forms = [f for f in forms if fam and fam.approval and f["name"] in ("approve", "reject")]
+        progress = run.get("progress") if isinstance(run.get("progress"), dict) else {}
+        ticket = progress.get("ticket") or (data.get("result") if run["family"] == "support-ticket" else None)
+        query = query_view(data["result"]) if completed_query else None
+        if isinstance(data.get("result"), dict):
+            data["result"] = without_repeats(data["result"])
         return templates.TemplateResponse(request, "run.html", {
             "run": jsonable_encoder(run), "outcome": data,
             "accepts": fam.accepts if fam else (), "approval": fam.approval if fam else None,
-            "query": query_view(data["result"]) if completed_query else None,
+            "forms": [f for f in forms if f not in approval_forms],
+            "approval_fields": approval_forms[0]["fields"] if approval_forms else [],
+            "ticket": ticket_view(jsonable_encoder(ticket)) if isinstance(ticket, dict) else None,
+            "restart_points": restart_points(fam, run),
+            "query": query,
             "failure": failure_view(data.get("failure") or [], compensations_shown=_compensations_shown(run)),
         })
 

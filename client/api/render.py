@@ -161,3 +161,107 @@ def form_fields(schema: dict[str, Any]) -> list[dict[str, Any]]:
             field["kind"] = "json"
         fields.append(field)
     return fields
+
+
+def interaction_forms(workflow: type, names: list[str]) -> list[dict[str, Any]]:
+    """One form per update or signal of ``names`` that takes one pydantic model: its fields
+    generated from the model's JSON Schema (as a start form's are), and the handler's first
+    line of documentation. Handlers without an argument (pause, resume) have buttons."""
+    from pydantic import BaseModel
+    from temporalio import workflow as temporal_workflow
+
+    definition = temporal_workflow._Definition.must_from_class(workflow)
+    forms = []
+    for name in names:
+        handler: Any = definition.updates.get(name)
+        kind = "update"
+        if handler is None:
+            handler, kind = definition.signals.get(name), "signal"
+        if handler is None:
+            continue
+        arg_types = getattr(handler, "arg_types", None) or []
+        if len(arg_types) != 1 or not (isinstance(arg_types[0], type) and issubclass(arg_types[0], BaseModel)):
+            continue
+        doc = (handler.fn.__doc__ or "").strip().splitlines()
+        forms.append({
+            "name": name, "kind": kind, "doc": doc[0] if doc else "",
+            "fields": form_fields(arg_types[0].model_json_schema()),
+        })
+    return forms
+
+
+def lookup_text(result: str | None) -> Any:
+    """An MCP lookup's result as data to show: JSON, or the rows a tool printed as a Python
+    literal (``[{'tier': 'premium'}]``) read without evaluating anything; else the text."""
+    import ast
+    import json
+
+    if result is None:
+        return None
+    for parse in (json.loads, ast.literal_eval):
+        try:
+            value = parse(result)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            continue
+        if isinstance(value, (list, dict)):
+            return value
+    return result
+
+
+def ticket_view(ticket: dict[str, Any]) -> dict[str, Any]:
+    """What a support ticket's page shows of it, as text: subject, type, priority, state,
+    who has it, each escalation in a sentence, each lookup's result as rows (not the
+    Python literal the tool printed), the comments and the resolution."""
+    escalations = [
+        f"{e.get('at', '')}: {e.get('from_priority')} -> {e.get('to_priority')}, {e.get('reason')} ({e.get('notified')})"
+        for e in ticket.get("escalations") or []
+    ]
+    lookups = [
+        {"what": item.get("what"), "via": f"{item.get('server')} {item.get('tool')}",
+         "result": lookup_text(item.get("result")) if item.get("error") is None else None,
+         "error": item.get("error")}
+        for item in ticket.get("lookups") or []
+    ]
+    return {
+        "subject": ticket.get("subject", ""),
+        "ticket_id": ticket.get("ticket_id", ""),
+        "customer": ticket.get("customer_email", ""),
+        "type": ticket.get("ticket_type", ""),
+        "priority": ticket.get("priority", ""),
+        "state": ticket.get("state", ""),
+        "assignee": ticket.get("assignee"),
+        "customer_tier": ticket.get("customer_tier"),
+        "classified_by": ticket.get("classified_by"),
+        "escalations": escalations,
+        "lookups": lookups,
+        "comments": [f"{c.get('author')}: {c.get('text')}" for c in ticket.get("comments") or []],
+        "resolution": ticket.get("resolution"),
+        "routing_path": " -> ".join(ticket.get("routing_path") or []),
+    }
+
+
+REPEAT_MIN_LENGTH = 200
+"""A text this long that a result holds twice (a report, and the stage that wrote it) is
+shown once."""
+
+
+def without_repeats(result: Any) -> Any:
+    """``result`` with each nested copy of one of its top-level long texts replaced by a
+    pointer to it: a plan's report is its ``report`` and its report stage's ``document``."""
+    if not isinstance(result, dict):
+        return result
+    top = {value: key for key, value in result.items() if isinstance(value, str) and len(value) >= REPEAT_MIN_LENGTH}
+    if not top:
+        return result
+
+    def strip(value: Any) -> Any:
+        if isinstance(value, str) and value in top:
+            return f"(the {top[value]} above)"
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    # The top-level texts themselves stay; copies anywhere below them go.
+    return {key: value if isinstance(value, str) else strip(value) for key, value in result.items()}

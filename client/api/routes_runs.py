@@ -26,7 +26,7 @@ from sagaworks.client.api.models import (
     Accepted, FailedRun, FamilyName, RunDescription, RunEnd, RunResult, RunsPage, StartedRun, UpdateResult,
 )
 from sagaworks.client.connection import ui_url
-from sagaworks.client.postmortem import RestartRefused, RunReport, restart_run, run_report
+from sagaworks.client.postmortem import RestartNeedsForce, RestartRefused, RunReport, restart_run, run_report
 from sagaworks.client.trace import drop_results
 from sagaworks.client.runs import (
     RUN_STATES,
@@ -204,7 +204,8 @@ def build_router() -> APIRouter:
     @router.post(
         "/api/workflows/{workflow_id}/restart", status_code=201, response_model=StartedRun,
         responses={**ERRORS, 409: {"model": ErrorBody, "description": "Refused: still running, not restartable, "
-                                   "an unknown stage or one before which a stage never completed"}},
+                                   "an unknown stage or one before which a stage never completed (RestartRefused); "
+                                   "or a step before it was compensated and force is not set (RestartNeedsForce)"}},
     )
     async def restart(
         request: Request, workflow_id: str,
@@ -214,10 +215,14 @@ def build_router() -> APIRouter:
                                   "inject_fault, fail); by default the new run drops it."),
     ) -> JSONResponse:
         """A new run that resumes at ``from_stage``, taking over the outcomes of the steps
-        before it from this run's history (``saga restart ID --from STEP [--force]``)."""
+        before it from this run's history (``saga restart ID --from STEP [--force]``). A
+        restart that would reuse steps the run compensated (their effects were undone) is
+        refused with the type ``RestartNeedsForce``, naming them, unless ``force``."""
         client = temporal(request)
         try:
             handle = await restart_run(client, workflow_id, from_stage, force=force, keep_faults=keep_faults)
+        except RestartNeedsForce as refused:
+            raise ApiError(409, "RestartNeedsForce", str(refused).replace("pass --force", "set force=true"), field="force") from None
         except RestartRefused as refused:
             raise ApiError(409, "RestartRefused", str(refused), field="from_stage") from None
         fam = await _family_of(client, handle.id)

@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from sagaworks.client.cli import approvals, control, history, mcp, postmortem, schedules, services, start, stats, trace
+from sagaworks.client.cli import approvals, control, history, mcp, patches, postmortem, schedules, services, start, stats, trace
 from sagaworks.client.cli.output import err
 from sagaworks.client.observability import configure_logging
 
@@ -36,6 +36,7 @@ app.command("list")(control.list_workflows)
 app.command("stats")(stats.stats)
 app.command()(history.history)
 app.command("replay")(history.replay_command)
+app.command("patches")(patches.patches)
 app.command("trace")(trace.trace)
 postmortem.register(app)
 app.command(

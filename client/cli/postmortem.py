@@ -28,8 +28,8 @@ def postmortem_command(
     limit: Annotated[int, typer.Option(min=1, metavar="N", help="With --family: at most N runs.")] = 200,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
 ) -> None:
-    """Failed steps, compensations and retries by error class of any run, from its history;
-    plan-analysis runs add failed stages, mitigation effectiveness, critical alerts and
+    """Failed steps, compensations, fallbacks taken, breakers opened, retries and failed
+    attempts by error class of any run, from its history; plan-analysis runs add failed stages, mitigation effectiveness, critical alerts and
     frequent risks."""
     if (workflow_id is None) == (family_name is None):
         raise fail("give a WORKFLOW_ID or --family FAMILY", 2)

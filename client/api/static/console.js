@@ -33,13 +33,24 @@ function fillForm(form, sample) {
   }
 }
 
-function showError(form, field, message) {
+function showError(form, field, message, out = document.getElementById("form-message")) {
   for (const label of form.querySelectorAll(".field")) {
     const hit = field && (field === label.dataset.name || field.startsWith(label.dataset.name + "."));
     label.classList.toggle("invalid", Boolean(hit));
     label.querySelector(".field-error").textContent = hit ? message : "";
   }
-  document.getElementById("form-message").textContent = message;
+  out.textContent = message;
+}
+
+function readForm(form) {
+  // The body a form of form_fields() sends; an empty required field is asked for first.
+  const body = {};
+  for (const el of form.querySelectorAll("[data-kind]")) {
+    const value = readField(el);
+    if (value !== undefined) body[el.name] = value;
+    else if (el.closest(".field")?.hasAttribute("data-required")) throw {field: el.name, message: "required"};
+  }
+  return body;
 }
 
 function setupStartForm(form) {
@@ -49,13 +60,8 @@ function setupStartForm(form) {
   }
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    const body = {};
-    try {
-      for (const el of form.querySelectorAll("[data-kind]")) {
-        const value = readField(el);
-        if (value !== undefined) body[el.name] = value;
-      }
-    } catch (bad) { showError(form, bad.field, bad.field + ": " + bad.message); return; }
+    let body;
+    try { body = readForm(form); } catch (bad) { showError(form, bad.field, bad.field + ": " + bad.message); return; }
     showError(form, null, "Starting...");
     const {response, data} = await postJSON("/api/workflows/" + form.dataset.family, body);
     if (response.status === 201) { window.location.href = data.links.console; return; }
@@ -100,6 +106,55 @@ function showApproval(progress) {
   document.getElementById("approval-escalation").textContent = progress.escalation || "";
 }
 
+function setupInteraction(id, form) {
+  // An Update or signal form generated from its input model: the same fields as a start form.
+  const message = form.querySelector(".form-message");
+  const mark = (name, text) => showError(form, name, text, message);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    let body;
+    try { body = readForm(form); } catch (bad) { mark(bad.field, bad.field + ": " + bad.message); return; }
+    mark(null, "Sending...");
+    const kind = form.dataset.handler === "signal" ? "signals" : "updates";
+    const {response, data} = await postJSON(`/api/workflows/${encodeURIComponent(id)}/${kind}/${form.dataset.name}`, body);
+    if (response.ok) { window.location.reload(); return; }
+    const error = data.error || {message: response.statusText};
+    // A validator's refusal comes back in the workflow's own words.
+    mark(error.field, "Refused: " + error.message);
+  });
+}
+
+function setupRestart(id, section) {
+  const confirmBox = document.getElementById("restart-confirm");
+  const warning = document.getElementById("restart-warning");
+  const message = document.getElementById("restart-message");
+  let pending = null;
+  const ask = (step, text) => { pending = step; warning.textContent = text; confirmBox.hidden = false; message.textContent = ""; };
+  async function restart(step, force) {
+    confirmBox.hidden = true;
+    message.textContent = `Restarting from ${step}...`;
+    const url = `/api/workflows/${encodeURIComponent(id)}/restart?from_stage=${encodeURIComponent(step)}${force ? "&force=true" : ""}`;
+    const {response, data} = await postJSON(url);
+    if (response.status === 201) { window.location.href = data.links.console; return; }
+    const error = data.error || {message: response.statusText};
+    // The server has the last word on what a restart would reuse: asked again if it says so.
+    if (error.type === "RestartNeedsForce" && !force) { ask(step, error.message); return; }
+    message.textContent = "Refused: " + error.message;
+  }
+  for (const button of section.querySelectorAll("[data-restart]")) {
+    button.addEventListener("click", () => {
+      const step = button.dataset.restart;
+      const undone = button.dataset.undone;
+      // Said before anything is sent: reusing results whose effects were compensated.
+      if (undone) ask(step, `This run compensated ${undone}: their effects were undone, and a restart from ${step} `
+        + "would reuse their results as if they still held. Restart anyway?");
+      else restart(step, false);
+    });
+  }
+  document.getElementById("restart-force").addEventListener("click", () => restart(pending, true));
+  document.getElementById("restart-cancel").addEventListener("click", () => { confirmBox.hidden = true; pending = null; });
+}
+
 function setupRun(section) {
   const id = section.dataset.workflowId;
   const message = document.getElementById("control-message");
@@ -111,6 +166,9 @@ function setupRun(section) {
   }
   const approval = document.getElementById("approval-form");
   if (approval) setupApproval(id, approval);
+  for (const form of document.querySelectorAll("form.interaction")) setupInteraction(id, form);
+  const restartSection = document.getElementById("restart");
+  if (restartSection) setupRestart(id, restartSection);
   if (section.dataset.status !== "RUNNING") return;
   const events = new EventSource(`/api/workflows/${encodeURIComponent(id)}/events`);
   events.addEventListener("status", (event) => {
