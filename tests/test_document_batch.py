@@ -247,7 +247,7 @@ async def test_the_listing_is_read_in_pages_and_outcomes_past_their_budget_are_c
 ) -> None:
     """The batch carries its stored listing's id and offset, never the paths; pages and the
     listed outcomes are bounded in bytes (made small here: two paths a page, two outcomes)."""
-    import sagaworks.activities.document.activities as documents_activities
+    import sagaworks.activities.document.listing as documents_activities
     import sagaworks.contracts.document as documents_contracts
 
     folder = tmp_path / "documents"

@@ -129,7 +129,7 @@ FAMILIES_ON_THE_PUBLIC_API = {
         (
             "workflows/document.py", "contracts/document.py", "activities/document/__init__.py",
             "activities/document/activities.py", "activities/document/extraction.py", "activities/document/formats.py",
-            "activities/document/ranking.py", "activities/document/roots.py", "activities/document/tables.py",
+            "activities/document/listing.py", "activities/document/ranking.py", "activities/document/roots.py", "activities/document/tables.py",
         ),
         # the offline concept extractor (the gateway's fallback) and the concept shape
         ("sagaworks.activities.llm",),

@@ -5,6 +5,7 @@
 - :mod:`.formats`: format sniffing, and opening a PDF or .docx within the limits;
 - :mod:`.extraction`: a document's plain text and its chunks;
 - :mod:`.ranking`: merging the model's mentions into ranked concepts;
+- :mod:`.listing`: a batch's folder listing, stored and read a page at a time;
 - :mod:`.activities`: the activities themselves (:class:`DocumentActivities`).
 """
 

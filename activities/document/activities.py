@@ -12,7 +12,6 @@ spent, the provider refuses, or the answer does not parse, and the chunk's summa
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable
 from concurrent.futures import Executor
 from concurrent.futures.process import BrokenProcessPool
@@ -28,13 +27,11 @@ from sagaworks import LLM, Database, ErrorClass, attempts_since, bugs_retried, d
 from sagaworks.activities.llm import FAILED_CALL_ATTEMPTS, MAX_NAME, ConceptList, LLMProvider
 from sagaworks.activities.document.extraction import parse_text, split_text
 from sagaworks.activities.document.formats import detect_format, open_docx, open_pdf
+from sagaworks.activities.document.listing import FolderListing
 from sagaworks.activities.document.ranking import rank_concepts
 from sagaworks.activities.document.roots import DocumentSettings
-from sagaworks.activities.document.tables import VERSION_TABLES, ChunkRow, ConceptRow, DocumentRow, ListingRow, MentionRow, rows_of
+from sagaworks.activities.document.tables import VERSION_TABLES, ChunkRow, ConceptRow, DocumentRow, MentionRow, rows_of
 from sagaworks.contracts.document import (
-    LISTING_PAGE_BYTES,
-    MAX_BATCH_DOCUMENTS,
-    MAX_FOLDER_DEPTH,
     ChunkInput,
     ChunkSummary,
     DiscardInput,
@@ -45,9 +42,7 @@ from sagaworks.contracts.document import (
     FailureRecord,
     FinaliseInput,
     FinaliseResult,
-    ListingPage,
     StoredConcept,
-    StoredListing,
     StoreInput,
     ValidateInput,
     document_id_for,
@@ -71,8 +66,9 @@ CONCEPT_PROMPT = (
 CONCEPT_MAX_TOKENS = 1024
 
 
-class DocumentActivities:
-    """The document pipeline's activities, bound to a database and an LLM provider."""
+class DocumentActivities(FolderListing):
+    """The document pipeline's activities, bound to a database and an LLM provider (a
+    batch's folder listing: :class:`~sagaworks.activities.document.listing.FolderListing`)."""
 
     def __init__(
         self,
@@ -396,61 +392,3 @@ class DocumentActivities:
             row = session.get(DocumentRow, failure.document_id, with_for_update=True)
             if row is not None and row.run_key == failure.run_key and row.status != "REJECTED":
                 row.status, row.error_class, row.error_message = failure.status, failure.error_class, failure.message
-
-    @activity.defn
-    def list_documents(self, folder: str) -> list[str]:
-        """The documents under a folder and its subfolders, sorted, as real absolute paths.
-
-        Walks ``MAX_FOLDER_DEPTH`` levels down; skips hidden entries and symlinked folders;
-        refuses a folder of more than ``MAX_BATCH_DOCUMENTS`` documents.
-        """
-        with keep_alive():
-            return self._list(folder)
-
-    @activity.defn
-    def store_listing(self, folder: str) -> StoredListing:
-        """List the folder as :meth:`list_documents` does and store the paths under the
-        calling batch's workflow id (replacing what a retry or an earlier batch of that id
-        stored); return the id and the count."""
-        listing = activity.info().workflow_id or "(no workflow)"
-        with keep_alive():
-            paths = self._list(folder)
-            with database_errors(), self._db.transaction() as session:
-                session.execute(delete(ListingRow).where(ListingRow.listing == listing))
-                session.add_all(ListingRow(listing=listing, position=n, path=path) for n, path in enumerate(paths))
-        return StoredListing(listing=listing, total=len(paths))
-
-    @activity.defn
-    def listing_page(self, page: ListingPage) -> list[str]:
-        """Up to ``page.limit`` paths of a stored listing from ``page.offset`` on, at most
-        ``LISTING_PAGE_BYTES`` of them (always one, when one is left)."""
-        found: list[str] = []
-        size = 0
-        with keep_alive(), database_errors(), self._db.transaction() as session:
-            rows = session.scalars(
-                select(ListingRow.path)
-                .where(ListingRow.listing == page.listing, ListingRow.position >= page.offset)
-                .order_by(ListingRow.position)
-                .limit(page.limit)
-            )
-            for path in rows:
-                size += len(path.encode()) + 4
-                if found and size > LISTING_PAGE_BYTES:
-                    break
-                found.append(path)
-        return found
-
-    def _list(self, folder: str) -> list[str]:
-        resolved = self._settings.resolve(folder)
-        if not resolved.is_dir():
-            raise validation_error("not a folder", field=folder)
-        found: list[str] = []
-        for current, dirs, files in os.walk(resolved):
-            depth = len(Path(current).relative_to(resolved).parts)
-            dirs[:] = [] if depth >= MAX_FOLDER_DEPTH else sorted(d for d in dirs if not d.startswith("."))
-            found.extend(str(Path(current) / name) for name in files if not name.startswith("."))
-            if len(found) > MAX_BATCH_DOCUMENTS:
-                raise validation_error(
-                    f"more than {MAX_BATCH_DOCUMENTS} documents: split the folder into several batches", field=folder
-                )
-        return sorted(found)
