@@ -73,30 +73,31 @@ def sequential_cpu() -> Activities:
 
 
 def parallel_analysis_cpu() -> Activities:
-    from sagaworks.activities import text_analysis
+    from sagaworks.activities import parallel_analysis
 
     return [
-        text_analysis.analyse_sentiment,
-        text_analysis.extract_keywords,
-        text_analysis.frequent_keywords,
-        text_analysis.summarise_text,
-        text_analysis.lead_summary,
-        text_analysis.detect_language,
+        parallel_analysis.analyse_sentiment,
+        parallel_analysis.extract_keywords,
+        parallel_analysis.frequent_keywords,
+        parallel_analysis.summarise_text,
+        parallel_analysis.lead_summary,
+        parallel_analysis.detect_language,
     ]
 
 
 def parallel_analysis(resources: WorkerResources) -> Activities:
-    """The LLM versions of the analyses (each falls back to its offline one)."""
-    from sagaworks.activities.llm_analysis import ChatAnalysisActivities
-    from sagaworks.activities.writing import chat_from_env
+    """The analyses by the family's model (each part's offline analysis its fallback)."""
+    from sagaworks import LLM
+    from sagaworks.activities.parallel_analysis_llm import ModelAnalysisActivities
 
-    chat = ChatAnalysisActivities(chat_from_env())
-    return [chat.llm_sentiment, chat.llm_keywords, chat.llm_summary]
+    # The worker's gateway when it was given one (settings=[LLM(...)]), else the environment's.
+    model = ModelAnalysisActivities(resources.setting(LLM) or LLM(resources.db))
+    return [model.ask_model_analyses, model.llm_sentiment, model.llm_keywords, model.llm_summary]
 
 
 def routing(resources: WorkerResources) -> Activities:
     from sagaworks.activities.routing import RoutingActivities
-    from sagaworks.activities.writing import chat_from_env
+    from sagaworks.activities.llm import chat_from_env
 
     handlers = RoutingActivities(resources.db, chat_from_env())
     return [
@@ -116,10 +117,12 @@ def iterative(resources: WorkerResources) -> Activities:
 
 
 def blog(resources: WorkerResources) -> Activities:
+    from sagaworks import LLM
     from sagaworks.activities.search import SearchActivities
-    from sagaworks.activities.writing import WritingActivities, chat_from_env, writer_for
+    from sagaworks.activities.writing import WritingActivities
 
-    writing = WritingActivities(writer_for(chat_from_env()))
+    # The worker's gateway when it was given one (settings=[LLM(...)]), else the environment's.
+    writing = WritingActivities(resources.setting(LLM) or LLM(resources.db))
     return [SearchActivities(resources.db).search_chunks, writing.outline_post, writing.draft_post, writing.review_post]
 
 

@@ -18,7 +18,7 @@ from email.utils import parsedate_to_datetime
 from typing import IO
 from xml.etree.ElementTree import Element, ParseError, tostring
 
-from sagaworks.activities.errors import ErrorClass, error, validation_error
+from sagaworks import ErrorClass, error, validation_error
 from sagaworks.contracts.news_digest import Article
 
 MAX_MARKUP_CHARS = 64_000

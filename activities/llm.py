@@ -343,3 +343,30 @@ class StructuredChat(Generic[M]):
             type=ErrorClass.MODEL,
             non_retryable=attempt >= INVALID_OUTPUT_ATTEMPTS,
         )
+
+
+class GroqChat:
+    """One chat completion by a Groq model through ChatGroq, its errors as ``ModelError``s.
+
+    Used by the routing classifier (the families that call the LLM gateway do not need it).
+    """
+
+    def __init__(self, api_key: str, model: str, base_url: str | None = None, timeout: float = 60) -> None:
+        self.model = model
+        # Temporal retries (groq_chat sets max_retries=0); a little freedom for prose.
+        self._chat = groq_chat(api_key, model, base_url, timeout, temperature=0.3)
+
+    def complete(self, prompt: str) -> str:
+        """The model's answer; an empty answer is a (retryable) ``ModelError``."""
+        with groq_errors():
+            reply = self._chat.invoke(prompt)
+        text = str(reply.content).strip()
+        if not text:
+            raise error(ErrorClass.MODEL, "the model gave an empty answer")
+        return text
+
+
+def chat_from_env() -> GroqChat | None:
+    """The Groq chat when the LLM provider is Groq (see :func:`activities.llm.groq_settings_from_env`)."""
+    settings = groq_settings_from_env()
+    return GroqChat(settings.api_key, settings.model, settings.base_url) if settings else None

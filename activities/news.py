@@ -31,12 +31,9 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from sagaworks import LLM
-from sagaworks.activities.db import Base, Database, _utcnow
+from sagaworks import LLM, Base, Database, ErrorClass, database_errors, error, keep_alive, validation_error
 from sagaworks.activities.document import DocumentSettings, roots_from_env
-from sagaworks.activities.errors import ErrorClass, database_errors, error, validation_error
 from sagaworks.activities.feed_reader import FeedReader
-from sagaworks.activities.liveness import keep_alive
 from sagaworks.activities.text_analysis import split_sentences, textrank, words
 from sagaworks.contracts.news_digest import (
     ALREADY_PUBLISHED,
@@ -53,6 +50,10 @@ from sagaworks.contracts.news_digest import (
     StoreDigestInput,
     SummariseInput,
 )
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
 
 FAMILY = "news-digest"
 """The family's name to the LLM gateway: ``SAGAWORKS_LLM_NEWS_DIGEST_*`` configure its model."""
@@ -111,7 +112,7 @@ class DigestRow(Base):
     name: Mapped[str] = mapped_column(String(100), index=True)
     markdown: Mapped[str] = mapped_column(Text)
     html: Mapped[str] = mapped_column(Text)
-    stored_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+    stored_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 
 class SeenArticleRow(Base):
@@ -129,7 +130,7 @@ class FeedRow(Base):
     url: Mapped[str] = mapped_column(String(2000), primary_key=True)
     entries: Mapped[int] = mapped_column(Integer)
     entries_not_read: Mapped[int] = mapped_column(Integer)
-    fetched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_utcnow, onupdate=_utcnow)
+    fetched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, onupdate=_now)
 
 
 class FeedArticleRow(Base):

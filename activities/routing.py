@@ -16,7 +16,7 @@ from temporalio import activity
 
 from sagaworks.activities.db import Base, Database, _utcnow
 from sagaworks.activities.errors import ErrorClass, database_errors, error, validation_error
-from sagaworks.activities.writing import GroqChat
+from sagaworks.activities.llm import GroqChat
 from sagaworks.contracts.routing import Classification, HandledRequest, HandleInput, RejectionInput, RoutingInput, Tier
 
 RESPONSE_HOURS: dict[Tier, int] = {"admin": 1, "premium": 4, "standard": 48}

@@ -15,9 +15,8 @@ from typing import Any
 from sqlalchemy import select
 from temporalio import activity
 
-from sagaworks.activities.db import Database
+from sagaworks import Database, database_errors, validation_error
 from sagaworks.activities.document import ChunkRow, DocumentRow
-from sagaworks.activities.errors import database_errors, validation_error
 from sagaworks.activities.text_analysis import STOPWORDS, keywords_of, words
 from sagaworks.contracts.search import EvaluateInput, Hit, Quality, RefineInput, SearchHits, SearchInput
 

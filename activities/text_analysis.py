@@ -1,9 +1,13 @@
-"""Text analysis activities: sentiment, keywords, summary, language, all offline.
+"""Offline text analysis shared by the text families (sequential, parallel-analysis, blog,
+news-digest, the iterative search): sentiment, keywords, summaries, language, sentence
+splitting and TextRank; the parallel-analysis family's activities wrap them
+(``activities/parallel_analysis.py``).
 
 Each library is maintained and ships its model in its wheel, so nothing downloads at run
 time: VADER's lexicon (vaderSentiment), YAKE (statistical, no model), py3langid's model,
 and TextRank (a sentence graph ranked by PageRank over numpy) for extractive summaries.
-The analyses are CPU-bound and synchronous: the worker runs them in its activity threads.
+The analyses are CPU-bound and synchronous: the activities that call them run in the
+worker's process pool.
 """
 
 from __future__ import annotations
@@ -11,13 +15,8 @@ from __future__ import annotations
 import functools
 import re
 from collections import Counter
-from collections.abc import Callable
-from typing import TypeVar
 
-from temporalio import activity
-
-from sagaworks.activities.errors import ErrorClass, error, validation_error
-from sagaworks.contracts.text import Keywords, Language, Sentiment, Summary, TextInput, TextProfile
+from sagaworks.contracts.text import Keywords, Language, Sentiment, Summary, TextProfile
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
 _PARAGRAPH = re.compile(r"\n\s*\n")
@@ -29,7 +28,6 @@ STOPWORDS = frozenset(
     "also such other each our we you your do does how what when where who why all any".split()
 )
 WORDS_PER_MINUTE = 230
-T = TypeVar("T")
 
 
 def split_sentences(text: str) -> list[str]:
@@ -56,12 +54,6 @@ def profile(text: str) -> TextProfile:
         sentences=len(split_sentences(text)),
         reading_seconds=round(count * 60 / WORDS_PER_MINUTE),
     )
-
-
-def _injected(request: TextInput, part: str) -> None:
-    if request.fail:
-        # Retryable like a real fault would be, so the retry policy runs out first.
-        raise error(ErrorClass.PROCESSING, f"{part} analysis failed (injected)")
 
 
 @functools.cache
@@ -149,47 +141,3 @@ def language_of(text: str) -> Language:
     """py3langid's most probable language and its probability."""
     code, probability = _identifier().classify(text)
     return Language(code=code, confidence=round(float(probability), 4))
-
-
-def _analysed(request: TextInput, part: str, analyse: Callable[[str], T]) -> T:
-    """Run one analysis of the request's text (failing first when ``fail`` is set)."""
-    _injected(request, part)
-    if not words(request.text):
-        raise validation_error("no words to analyse", field="text")
-    return analyse(request.text)
-
-
-@activity.defn
-def analyse_sentiment(request: TextInput) -> Sentiment:
-    """VADER sentiment of the text."""
-    return _analysed(request, "sentiment", sentiment_of)
-
-
-@activity.defn
-def extract_keywords(request: TextInput) -> Keywords:
-    """YAKE keyphrases of the text."""
-    return _analysed(request, "keywords", keywords_of)
-
-
-@activity.defn
-def frequent_keywords(request: TextInput) -> Keywords:
-    """Fallback of :func:`extract_keywords`: frequent words."""
-    return _analysed(request.model_copy(update={"fail": False}), "keywords", frequent_words)
-
-
-@activity.defn
-def summarise_text(request: TextInput) -> Summary:
-    """TextRank summary of the text."""
-    return _analysed(request, "summary", summary_of)
-
-
-@activity.defn
-def lead_summary(request: TextInput) -> Summary:
-    """Fallback of :func:`summarise_text`: the first sentences."""
-    return _analysed(request.model_copy(update={"fail": False}), "summary", lead_sentences)
-
-
-@activity.defn
-def detect_language(request: TextInput) -> Language:
-    """py3langid language of the text."""
-    return _analysed(request, "language", language_of)

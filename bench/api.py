@@ -29,8 +29,8 @@ import httpx
 from sagaworks.activities.db import Database
 from sagaworks.activities.orders import seed_inventory
 from sagaworks.client.devserver import start_embedded
-from tests.ports import free_port
 from sagaworks.worker import running_worker
+from tests.ports import free_port
 
 SKU = "WIDGET-1"
 
@@ -84,9 +84,15 @@ async def main(clients: int, starts: int) -> None:
         address = env.client.service_client.config.target_host
         api = subprocess.Popen(
             [sys.executable, "-m", "sagaworks.client.api", "--port", str(port)],
-            env={**os.environ, "TEMPORAL_ADDRESS": address, "SAGAWORKS_TASK_QUEUE": task_queue,
-                 "SAGAWORKS_API_TOKEN": token, "SAGAWORKS_LOG_LEVEL": "WARNING"},
-            stdout=subprocess.DEVNULL, stderr=open(Path(tmp) / "api.log", "wb"),  # noqa: SIM115
+            env={
+                **os.environ,
+                "TEMPORAL_ADDRESS": address,
+                "SAGAWORKS_TASK_QUEUE": task_queue,
+                "SAGAWORKS_API_TOKEN": token,
+                "SAGAWORKS_LOG_LEVEL": "WARNING",
+            },
+            stdout=subprocess.DEVNULL,
+            stderr=open(Path(tmp) / "api.log", "wb"),  # noqa: SIM115
         )
         try:
             async with running_worker(env.client, db, task_queue=task_queue, activity_threads=16):

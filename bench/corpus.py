@@ -60,8 +60,10 @@ def write_document(path: Path, title: str, body: list[str]) -> None:
         path.write_text(f"# {title}\n\n" + "\n\n".join(body) + "\n")
     elif fmt == "html":
         items = "".join(f"<p>{p}</p>" for p in body)
-        path.write_text(f"<!DOCTYPE html><html><head><title>{title}</title><style>p{{}}</style></head>"
-                        f"<body><h1>{title}</h1>{items}</body></html>")
+        path.write_text(
+            f"<!DOCTYPE html><html><head><title>{title}</title><style>p{{}}</style></head>"
+            f"<body><h1>{title}</h1>{items}</body></html>"
+        )
     elif fmt == "pdf":
         from fpdf import FPDF
 
@@ -216,7 +218,10 @@ def write_awkward_documents(folder: Path) -> dict[Path, str | None]:
     nested = folder / "nested" / "deeper"
     nested.mkdir(parents=True, exist_ok=True)
     files: dict[Path, tuple[bytes, str | None]] = {
-        folder / "aes-user-password.pdf": (_encrypted(_text_pdf(text), "secret", "owner"), "encrypted PDF: it needs a password"),
+        folder / "aes-user-password.pdf": (
+            _encrypted(_text_pdf(text), "secret", "owner"),
+            "encrypted PDF: it needs a password",
+        ),
         folder / "aes-owner-password-only.pdf": (_encrypted(_text_pdf(text), "", "owner"), None),
         folder / "scanned.pdf": (_scanned_pdf(), "images only"),
         folder / "latin1-declared.html": (latin1.encode("latin-1"), None),

@@ -9,8 +9,9 @@ with the offline provider:
   called directly, four documents at a time (the floor);
 - ``sagaworks``: ``DocumentBatch`` on the embedded server with a worker in its own process,
   as shipped (parsing, splitting and YAKE in its process pool, eight chunks per extraction
-  activity), with one chunk per activity (before issue 14), and with that and
-  ``--cpu-processes 0`` too (everything in the worker's threads, before issue 11).
+  activity), with one chunk per activity (the default before the speed work), and with
+  that and ``--cpu-processes 0`` too (everything in the worker's threads, as before CPU-bound
+  work moved to the process pool).
 
 Reports documents/s, MB/s, the worker's peak RSS and the largest workflow history, then
 processes one large text document and reports its largest history (the target: < 1 MB),
@@ -34,13 +35,11 @@ from pathlib import Path
 from temporalio.client import Client
 from temporalio.testing import ActivityEnvironment
 
+from bench.corpus import write_corpus
 from sagaworks.activities.db import Database
 from sagaworks.activities.document import DocumentActivities, DocumentSettings
 from sagaworks.activities.llm import OfflineProvider
-from bench.corpus import write_corpus
 from sagaworks.client.devserver import start_embedded
-from sagaworks.workflows.document import DocumentPipeline
-from sagaworks.workflows.document_batch import DocumentBatch
 from sagaworks.contracts.document import (
     BatchInput,
     BatchResult,
@@ -52,6 +51,8 @@ from sagaworks.contracts.document import (
     document_id_for,
     document_workflow_id,
 )
+from sagaworks.workflows.document import DocumentPipeline
+from sagaworks.workflows.document_batch import DocumentBatch
 
 
 async def floor(corpus: Path, folder: Path, concurrency: int = 4) -> float:
@@ -65,11 +66,15 @@ async def floor(corpus: Path, folder: Path, concurrency: int = 4) -> float:
     def process(path: Path) -> None:
         run_key = f"floor/{path.name}"
         doc = env.run(acts.validate_document, ValidateInput(path=str(path), run_key=run_key))
-        summary = env.run(acts.chunk_document, ChunkInput(document=doc, run_key=run_key, chunk_size=2000, chunk_overlap=200))
+        summary = env.run(
+            acts.chunk_document, ChunkInput(document=doc, run_key=run_key, chunk_size=2000, chunk_overlap=200)
+        )
         for index in range(summary.chunk_count):
             env.run(
                 acts.extract_concepts,
-                ExtractInput(document_id=doc.document_id, content_hash=doc.rows_key, chunk_index=index, run_key=run_key),
+                ExtractInput(
+                    document_id=doc.document_id, content_hash=doc.rows_key, chunk_index=index, run_key=run_key
+                ),
             )
         env.run(acts.store_concepts, StoreInput(document=doc, run_key=run_key))
 
@@ -82,9 +87,7 @@ async def floor(corpus: Path, folder: Path, concurrency: int = 4) -> float:
     return time.perf_counter() - start
 
 
-def start_worker(
-    address: str, task_queue: str, database: Path, roots: Path, *options: str
-) -> subprocess.Popen[bytes]:
+def start_worker(address: str, task_queue: str, database: Path, roots: Path, *options: str) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "DATABASE_URL": f"sqlite:///{database}",
@@ -138,7 +141,9 @@ def html_parse_peak_mib(folder: Path, megabytes: float) -> tuple[float, float]:
     page.write_text(f"<!DOCTYPE html><html><head><title>Large</title></head><body><table>{rows}</table></body></html>")
     peaks = []
     for mode in ("parse", "import"):
-        out = subprocess.run([sys.executable, "-c", _PARSE_PEAK, str(page), mode], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", _PARSE_PEAK, str(page), mode], capture_output=True, text=True, check=True
+        )
         peaks.append(int(out.stdout.split()[0]) / 1024)
     return peaks[0], peaks[1]
 
@@ -219,30 +224,44 @@ async def main(count: int, megabytes: float, large_megabytes: float) -> None:
                 worker.wait()
         html_peak, baseline = html_parse_peak_mib(folder, 8.4)
 
-    print(f"\n{count} documents, {corpus_mb:.1f} MB, mixed formats; offline provider; "
-          f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}\n")
+    print(
+        f"\n{count} documents, {corpus_mb:.1f} MB, mixed formats; offline provider; "
+        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}\n"
+    )
     print("| engine | seconds | documents/s | MB/s | peak worker RSS | largest history |")
     print("|---|---:|---:|---:|---:|---:|")
-    print(f"| plain asyncio (floor) | {floor_seconds:.1f} | {count / floor_seconds:.2f} | "
-          f"{corpus_mb / floor_seconds:.2f} | - | - |")
+    print(
+        f"| plain asyncio (floor) | {floor_seconds:.1f} | {count / floor_seconds:.2f} | "
+        f"{corpus_mb / floor_seconds:.2f} | - | - |"
+    )
     for batch in batches:
-        print(f"| {batch.engine} | {batch.seconds:.1f} | {count / batch.seconds:.2f} | "
-              f"{corpus_mb / batch.seconds:.2f} | {batch.rss_mib:.0f} MiB | {batch.history_bytes / 1024:.0f} KiB |")
+        print(
+            f"| {batch.engine} | {batch.seconds:.1f} | {count / batch.seconds:.2f} | "
+            f"{corpus_mb / batch.seconds:.2f} | {batch.rss_mib:.0f} MiB | {batch.history_bytes / 1024:.0f} KiB |"
+        )
     print()
     for batch in batches:
         result = batch.result
-        print(f"{batch.engine}: {result.completed} completed, {result.rejected} rejected, {result.failed} failed; "
-              f"throughput {floor_seconds / batch.seconds:.0%} of the floor's; largest history {batch.history_of}")
-    print(f"{large_megabytes:.0f} MB text document: {large_result.chunk_count} chunks in {large_seconds:.1f} s, "
-          f"largest history {large_history[0] / 1024:.0f} KiB ({large_history[1]})")
-    print(f"8.4 MB HTML page: parsing peaks at {html_peak:.0f} MiB RSS in a fresh process "
-          f"({baseline:.0f} MiB without parsing)")
+        print(
+            f"{batch.engine}: {result.completed} completed, {result.rejected} rejected, {result.failed} failed; "
+            f"throughput {floor_seconds / batch.seconds:.0%} of the floor's; largest history {batch.history_of}"
+        )
+    print(
+        f"{large_megabytes:.0f} MB text document: {large_result.chunk_count} chunks in {large_seconds:.1f} s, "
+        f"largest history {large_history[0] / 1024:.0f} KiB ({large_history[1]})"
+    )
+    print(
+        f"8.4 MB HTML page: parsing peaks at {html_peak:.0f} MiB RSS in a fresh process "
+        f"({baseline:.0f} MiB without parsing)"
+    )
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=200, help="documents in the corpus (default %(default)s)")
     parser.add_argument("--megabytes", type=float, default=20, help="corpus size (default %(default)s)")
-    parser.add_argument("--large-megabytes", type=float, default=10, help="the large text document (default %(default)s)")
+    parser.add_argument(
+        "--large-megabytes", type=float, default=10, help="the large text document (default %(default)s)"
+    )
     args = parser.parse_args()
     asyncio.run(main(args.count, args.megabytes, args.large_megabytes))

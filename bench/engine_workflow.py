@@ -42,26 +42,49 @@ class PlainOrderSaga:
             return {"key": f"{wid}:{step}", "order_id": order.order_id, "run_id": run_id}
 
         steps = [
-            ("create_customer_account", acts.create_customer_account, acts.delete_customer_account,
-             AccountInput(email=order.customer_email, **common("create_customer_account"))),
-            ("charge_payment", acts.charge_payment, acts.refund_payment,
-             ChargeInput(amount_cents=order.amount_cents, **common("charge_payment"))),
-            ("send_notification", acts.send_notification, acts.send_cancellation_notice,
-             NotificationInput(recipient=order.customer_email, **common("send_notification"))),
-            ("reserve_inventory", acts.reserve_inventory, acts.release_inventory,
-             ReserveInput(items=order.items, **common("reserve_inventory"))),
-            ("create_shipping_label", acts.create_shipping_label, acts.void_shipping_label,
-             LabelInput(address=order.shipping_address, **common("create_shipping_label"))),
+            (
+                "create_customer_account",
+                acts.create_customer_account,
+                acts.delete_customer_account,
+                AccountInput(email=order.customer_email, **common("create_customer_account")),
+            ),
+            (
+                "charge_payment",
+                acts.charge_payment,
+                acts.refund_payment,
+                ChargeInput(amount_cents=order.amount_cents, **common("charge_payment")),
+            ),
+            (
+                "send_notification",
+                acts.send_notification,
+                acts.send_cancellation_notice,
+                NotificationInput(recipient=order.customer_email, **common("send_notification")),
+            ),
+            (
+                "reserve_inventory",
+                acts.reserve_inventory,
+                acts.release_inventory,
+                ReserveInput(items=order.items, **common("reserve_inventory")),
+            ),
+            (
+                "create_shipping_label",
+                acts.create_shipping_label,
+                acts.void_shipping_label,
+                LabelInput(address=order.shipping_address, **common("create_shipping_label")),
+            ),
         ]
-        await workflow.execute_local_activity(
-            acts.check_order_items, CheckItemsInput(order_id=order.order_id, items=order.items), **policies.DATABASE_WRITE
+        await workflow.execute_local_activity(  # type: ignore[call-overload]  # a sync activity method named through its class, as registered
+            acts.check_order_items,
+            CheckItemsInput(order_id=order.order_id, items=order.items),
+            **policies.DATABASE_WRITE,
         )
         undos: list[tuple[Any, UndoInput]] = []
         references: dict[str, str] = {}
         try:
             for name, run, undo, arg in steps:
                 undos.append((undo, UndoInput(key=arg.key, order_id=arg.order_id, run_id=arg.run_id)))
-                references[name] = (await workflow.execute_local_activity(run, arg, **policies.DATABASE_WRITE)).reference
+                call = workflow.execute_local_activity(run, arg, **policies.DATABASE_WRITE)  # type: ignore[call-overload]  # a step's activity method named through its class, as registered
+                references[name] = (await call).reference
         except Exception:
             for undo, undo_arg in reversed(undos):
                 await workflow.execute_activity(undo, undo_arg, **policies.COMPENSATION)

@@ -67,7 +67,7 @@ async def direct_aggregation(weather: Client) -> None:
     async def files() -> None:
         async with load_config().servers["files"].client() as client:
             root = await client.call_tool("list_allowed_directories", {})
-            directory = root.content[0].text.splitlines()[-1].strip()  # type: ignore[union-attr]
+            directory = root.content[0].text.splitlines()[-1].strip()  # type: ignore[union-attr]  # the filesystem server answers text
             await client.call_tool("search_files", {"path": directory, "pattern": "**/*saga*"})
 
     await asyncio.gather(
@@ -87,9 +87,12 @@ async def main(runs: int, calls: int) -> None:
     async with await start_embedded() as env:
         queue = f"bench-{uuid.uuid4()}"
         async with Worker(env.client, task_queue=queue, workflows=[Aggregation, McpToolCall], plugins=mcp_plugins()):
+
             async def aggregate() -> None:
                 request = AggregateInput(request_id=uuid.uuid4().hex, question=QUESTION)
-                result = await env.client.execute_workflow(Aggregation.run, request, id=f"b-{uuid.uuid4()}", task_queue=queue)
+                result = await env.client.execute_workflow(
+                    Aggregation.run, request, id=f"b-{uuid.uuid4()}", task_queue=queue
+                )
                 assert result.completed == ["weather", "files", "database"], result
 
             async def one_call() -> None:
@@ -110,8 +113,10 @@ async def main(runs: int, calls: int) -> None:
         p50, p95 = quantiles(samples)
         print(f"{name:34} {p50 * 1000:7.1f}ms {p95 * 1000:7.1f}ms")
     overhead = quantiles(durable_call)[0] - quantiles(direct_call)[0]
-    print(f"overhead of one call through Temporal (p50): {overhead * 1000:.1f} ms "
-          "(two activities: list tools + call, one workflow start and result)")
+    print(
+        f"overhead of one call through Temporal (p50): {overhead * 1000:.1f} ms "
+        "(two activities: list tools + call, one workflow start and result)"
+    )
 
 
 if __name__ == "__main__":

@@ -44,7 +44,9 @@ def write_feeds(folder: Path) -> dict[str, Path]:
     paragraph = "<p>" + "A sentence about the compiler release and its database driver. " * 8 + "</p>"
     long_entry = html.escape(paragraph * (4 * 2**20 // len(paragraph)))
     head = b'<?xml version="1.0"?><rss version="2.0"><channel><title>Padded</title>'
-    item = b'<item><title>Padded</title><guid isPermaLink="false">padded-1</guid><description>Short.</description></item>'
+    item = (
+        b'<item><title>Padded</title><guid isPermaLink="false">padded-1</guid><description>Short.</description></item>'
+    )
     tail = b"</channel></rss>"
     padding = b"<!-- padding -->" * ((FEED_LIMIT - 4096 - len(head) - len(item) - len(tail)) // 16)
     feeds = {
@@ -94,7 +96,9 @@ def whole(path):
         content = entry.get("content", [{}])[0].get("value") if entry.get("content") else None
         stamp = entry.get("published_parsed") or entry.get("updated_parsed")
         articles.append(Article(
-            key=hashlib.sha256(guid.encode()).hexdigest(), guid=guid, title=plain(entry.get("title", ""), 10**9) or "(untitled)",
+            key=hashlib.sha256(guid.encode()).hexdigest(),
+            guid=guid,
+            title=plain(entry.get("title", ""), 10**9) or "(untitled)",
             link=link, source="bench", published=datetime(*stamp[:6], tzinfo=timezone.utc) if stamp else None,
             text=plain(content or entry.get("summary", ""), 10**9),
         ))
@@ -127,7 +131,9 @@ def fetch_peak(path: Path, mode: str, folder: Path) -> tuple[float, str]:
     )
     figures = json.loads(out.stdout.strip().splitlines()[-1])
     outcome = figures["outcome"]
-    described = f"{outcome[0]} articles, result {outcome[1]:,} B" if isinstance(outcome, list) else f"refused ({outcome})"
+    described = (
+        f"{outcome[0]} articles, result {outcome[1]:,} B" if isinstance(outcome, list) else f"refused ({outcome})"
+    )
     return figures["peak_kib"] / 1024, described
 
 
@@ -141,7 +147,9 @@ def _mib(pid: int, key: str, children: bool = False) -> float:
     return total
 
 
-async def worker_series(feeds: dict[str, Path], folder: Path, digests: int) -> list[tuple[int, float, float, float, int]]:
+async def worker_series(
+    feeds: dict[str, Path], folder: Path, digests: int
+) -> list[tuple[int, float, float, float, int]]:
     """Per digest: (number, worker RSS MiB after it, its peak so far, the same peak with its
     children, articles stored)."""
     rows = []
@@ -149,7 +157,9 @@ async def worker_series(feeds: dict[str, Path], folder: Path, digests: int) -> l
         address = env.client.service_client.config.target_host
         task_queue = f"bench-news-{uuid.uuid4()}"
         environ = dict(
-            os.environ, DATABASE_URL=f"sqlite:///{folder / 'worker.db'}", SAGAWORKS_FEED_ROOTS=str(folder),
+            os.environ,
+            DATABASE_URL=f"sqlite:///{folder / 'worker.db'}",
+            SAGAWORKS_FEED_ROOTS=str(folder),
             SAGAWORKS_LLM_PROVIDER="offline",
         )
         command = [sys.executable, "-m", "sagaworks.worker", "--address", address, "--task-queue", task_queue]
@@ -161,13 +171,21 @@ async def worker_series(feeds: dict[str, Path], folder: Path, digests: int) -> l
                 for n in range(1, digests + 1):
                     request = NewsDigestInput(name=f"bench-{n}", feeds=sources, max_articles=500)
                     result = await env.client.execute_workflow(
-                        "NewsDigestWorkflow", request, id=f"bench-news-{uuid.uuid4()}", task_queue=task_queue,
+                        "NewsDigestWorkflow",
+                        request,
+                        id=f"bench-news-{uuid.uuid4()}",
+                        task_queue=task_queue,
                         result_type=NewsDigestResult,
                     )
-                    rows.append((
-                        n, _mib(worker.pid, "VmRSS:"), _mib(worker.pid, "VmHWM:"), _mib(worker.pid, "VmHWM:", True),
-                        len(result.articles),
-                    ))
+                    rows.append(
+                        (
+                            n,
+                            _mib(worker.pid, "VmRSS:"),
+                            _mib(worker.pid, "VmHWM:"),
+                            _mib(worker.pid, "VmHWM:", True),
+                            len(result.articles),
+                        )
+                    )
         finally:
             worker.terminate()
             worker.wait(30)
@@ -176,7 +194,9 @@ async def worker_series(feeds: dict[str, Path], folder: Path, digests: int) -> l
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--digests", type=int, default=5, help="digests the worker builds in a row (default %(default)s)")
+    parser.add_argument(
+        "--digests", type=int, default=5, help="digests the worker builds in a row (default %(default)s)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -187,9 +207,15 @@ def main() -> None:
             whole, whole_gave = fetch_peak(path, "whole", folder)
             stream, stream_gave = fetch_peak(path, "stream", folder)
             ratio = f"{whole / stream:.1f}x" if stream >= 0.5 else "-"
-            print(f"| {name} | {path.stat().st_size:,} | {whole:.1f} | {stream:.1f} | {ratio} | {whole_gave} | {stream_gave} |")
+            print(
+                f"| {name} | {path.stat().st_size:,} | {whole:.1f} | "
+                f"{stream:.1f} | {ratio} | {whole_gave} | {stream_gave} |"
+            )
         rows = asyncio.run(worker_series(feeds, folder, args.digests))
-    print(f"\nA worker process (children included) building {args.digests} digests of every feed above plus a 50 MB HTTP stream:")
+    print(
+        f"\nA worker process (children included) building {args.digests} "
+        "digests of every feed above plus a 50 MB HTTP stream:"
+    )
     print("| digest | worker RSS after it, MiB | worker peak so far, MiB | with its children, MiB | articles stored |")
     print("| ---: | ---: | ---: | ---: | ---: |")
     for n, rss, peak, family_peak, stored in rows:

@@ -20,29 +20,29 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC
 from typing import Any
 
 from sqlalchemy import delete
 
-from sagaworks.activities import sequential, text_analysis
+from sagaworks import LLM, LLMSettings, StepTiming, registry
+from sagaworks.activities import parallel_analysis, sequential
 from sagaworks.activities.db import Database
 from sagaworks.activities.document import DocumentSettings
 from sagaworks.activities.news import NewsActivities, SeenArticleRow
 from sagaworks.activities.routing import RoutingActivities
 from sagaworks.activities.search import SearchActivities
-from sagaworks.activities.writing import OfflineWriter, WritingActivities
+from sagaworks.activities.writing import WritingActivities
 from sagaworks.client.devserver import start_embedded
 from sagaworks.contracts.blog import WritingInput
 from sagaworks.contracts.news_digest import NewsletterInput, SelectInput, StoreDigestInput, SummariseInput
 from sagaworks.contracts.routing import HandleInput
 from sagaworks.contracts.search import EvaluateInput, RefineInput, SearchInput
-from sagaworks import StepTiming
 from sagaworks.contracts.sequential import ReportInput
 from sagaworks.contracts.text import TextInput
-from tests.corpus import RESEARCH, store_documents
 from sagaworks.worker import running_worker
-from sagaworks import registry
 from sagaworks.workflows.catalog import SAMPLES
+from tests.corpus import RESEARCH, store_documents
 
 SAMPLE_OF = {
     "sequential": "sequential/billing-retrospective.json",
@@ -57,30 +57,36 @@ SAMPLE_OF = {
 def plain_runs(db: Database) -> dict[str, Callable[[Any], Any]]:
     """Each family's activities as plain calls, in the workflow's order."""
     routing, search = RoutingActivities(db), SearchActivities(db)
-    writing = WritingActivities(OfflineWriter())
+    writing = WritingActivities(LLM(db, settings=LLMSettings()))  # offline: the extractive composer
     news = NewsActivities(db)
 
     def run_sequential(request: Any) -> Any:
-        from datetime import datetime, timezone
+        from datetime import datetime
 
         ingested = sequential.ingest_text(request.text)
         processed = sequential.process_text(ingested.text)
         analysis = sequential.analyse_text(ingested.text)
-        now = datetime.now(timezone.utc)
-        steps = [StepTiming(step=s, outcome="ok", started_at=now, finished_at=now) for s in ("ingest", "process", "analyse")]
+        now = datetime.now(UTC)
+        steps = [
+            StepTiming(step=s, outcome="ok", started_at=now, finished_at=now) for s in ("ingest", "process", "analyse")
+        ]
         return sequential.render_report(ReportInput(steps=steps, profile=processed.profile, analysis=analysis))
 
     def run_parallel(request: Any) -> Any:
         text = TextInput(text=request.text)
         return [
-            text_analysis.analyse_sentiment(text), text_analysis.extract_keywords(text),
-            text_analysis.summarise_text(text), text_analysis.detect_language(text),
+            parallel_analysis.analyse_sentiment(text),
+            parallel_analysis.extract_keywords(text),
+            parallel_analysis.summarise_text(text),
+            parallel_analysis.detect_language(text),
         ]
 
     def run_routing(request: Any) -> Any:
         tier = routing.classify_request(request).tier
         handle = {"admin": routing.handle_admin, "premium": routing.handle_premium, "standard": routing.handle_standard}
-        return handle[tier](HandleInput(request_id=request.request_id, requester=request.requester, text=request.text, tier=tier))
+        return handle[tier](
+            HandleInput(request_id=request.request_id, requester=request.requester, text=request.text, tier=tier)
+        )
 
     def run_iterative(request: Any) -> Any:
         query = request.query
@@ -89,7 +95,9 @@ def plain_runs(db: Database) -> dict[str, Callable[[Any], Any]]:
             quality = search.evaluate_hits(EvaluateInput(query=request.query, hits=found.hits))
             if quality.score >= request.target_quality or iteration == request.max_iterations:
                 return quality
-            query = search.refine_query(RefineInput(original=request.query, current=query, hits=found.hits, missing_terms=quality.missing_terms))
+            query = search.refine_query(
+                RefineInput(original=request.query, current=query, hits=found.hits, missing_terms=quality.missing_terms)
+            )
 
     def run_blog(request: Any) -> Any:
         hits = search.search_chunks(SearchInput(query=request.topic, top_k=request.sources)).hits
@@ -98,17 +106,34 @@ def plain_runs(db: Database) -> dict[str, Callable[[Any], Any]]:
         return writing.review_post(WritingInput(topic=request.topic, passages=hits, previous=draft))
 
     def run_news(request: Any) -> Any:
-        from datetime import datetime, timezone
+        from datetime import datetime
 
         articles = [a for feed in request.feeds for a in news.fetch_feed(feed).articles]
-        chosen = news.select_articles(SelectInput(articles=articles, keywords=request.keywords, max_articles=request.max_articles))
-        summarised = news.categorise_and_summarise(SummariseInput(articles=chosen.articles, sentences=request.summary_sentences))
-        letter = news.build_newsletter(NewsletterInput(title=request.title, date=datetime.now(timezone.utc), articles=summarised))
-        return news.store_digest(StoreDigestInput(digest_key=f"plain-{uuid.uuid4()}", name=request.name, newsletter=letter, article_keys=[a.key for a in summarised]))
+        chosen = news.select_articles(
+            SelectInput(articles=articles, keywords=request.keywords, max_articles=request.max_articles)
+        )
+        summarised = news.categorise_and_summarise(
+            SummariseInput(articles=chosen.articles, sentences=request.summary_sentences)
+        )
+        letter = news.build_newsletter(
+            NewsletterInput(title=request.title, date=datetime.now(UTC), articles=summarised)
+        )
+        return news.store_digest(
+            StoreDigestInput(
+                digest_key=f"plain-{uuid.uuid4()}",
+                name=request.name,
+                newsletter=letter,
+                article_keys=[a.key for a in summarised],
+            )
+        )
 
     return {
-        "sequential": run_sequential, "parallel-analysis": run_parallel, "routing": run_routing,
-        "iterative": run_iterative, "blog": run_blog, "news-digest": run_news,
+        "sequential": run_sequential,
+        "parallel-analysis": run_parallel,
+        "routing": run_routing,
+        "iterative": run_iterative,
+        "blog": run_blog,
+        "news-digest": run_news,
     }
 
 
@@ -134,10 +159,14 @@ async def concurrent_analyses(client: Any, db: Database, count: int, *, processe
 
     async def burst() -> float:
         started = time.perf_counter()
-        await asyncio.gather(*(
-            client.execute_workflow("ParallelAnalysisWorkflow", request, id=f"bench-{uuid.uuid4()}", task_queue=queue)
-            for _ in range(count)
-        ))
+        await asyncio.gather(
+            *(
+                client.execute_workflow(
+                    "ParallelAnalysisWorkflow", request, id=f"bench-{uuid.uuid4()}", task_queue=queue
+                )
+                for _ in range(count)
+            )
+        )
         return count / (time.perf_counter() - started)
 
     async with running_worker(client, db, task_queue=queue, activity_threads=8, cpu_processes=2 if processes else 0):
@@ -153,14 +182,19 @@ async def main(runs: int, concurrent: int) -> None:
             store_documents(db, RESEARCH)
             plain = plain_runs(db)
             settings = DocumentSettings(roots=(SAMPLES.parent,))
-            async with running_worker(env.client, db, task_queue="bench-patterns", activity_threads=8, settings=[settings]):
+            async with running_worker(
+                env.client, db, task_queue="bench-patterns", activity_threads=8, settings=[settings]
+            ):
                 for name, sample in SAMPLE_OF.items():
                     fam = registry().family(name)
                     request = fam.parse(json.loads((SAMPLES / sample).read_text()))
                     workflow_times, plain_times = [], []
                     # Untimed first run: the pool's processes start and import the libraries.
                     await env.client.execute_workflow(
-                        fam.workflow_type, _fresh(db, name, request), id=f"bench-{uuid.uuid4()}", task_queue="bench-patterns"
+                        fam.workflow_type,
+                        _fresh(db, name, request),
+                        id=f"bench-{uuid.uuid4()}",
+                        task_queue="bench-patterns",
                     )
                     for _ in range(runs):
                         arg = _fresh(db, name, request)
@@ -179,11 +213,20 @@ async def main(runs: int, concurrent: int) -> None:
                 for kind in ("threads", "processes")
             }
             db.dispose()
-    print(f"{runs} runs each, one at a time; {platform.processor() or platform.machine()}, Python {platform.python_version()}")
+    print(
+        f"{runs} runs each, one at a time; {platform.processor() or platform.machine()}, "
+        f"Python {platform.python_version()}"
+    )
     print(f"{'family':<18} {'workflow p50 ms':>16} {'plain p50 ms':>13} {'overhead ms':>12}")
     for name, (workflow_p50, plain_p50) in figures.items():
-        print(f"{name:<18} {workflow_p50 * 1000:>16.1f} {plain_p50 * 1000:>13.1f} {(workflow_p50 - plain_p50) * 1000:>12.1f}")
-    print(f"\n{concurrent} parallel-analysis runs at once (a {len(text_of_bench())} character text), CPU-bound activities in:")
+        print(
+            f"{name:<18} {workflow_p50 * 1000:>16.1f} {plain_p50 * 1000:>13.1f} "
+            f"{(workflow_p50 - plain_p50) * 1000:>12.1f}"
+        )
+    print(
+        f"\n{concurrent} parallel-analysis runs at once (a "
+        f"{len(text_of_bench())} character text), CPU-bound activities in:"
+    )
     for kind, rate in throughput.items():
         print(f"  {kind:<10} {rate:6.2f} analyses/s")
 

@@ -14,7 +14,7 @@ def _write(db: str, step: str) -> Awaitable[Any]:
     """One ``bench_write`` of this run's row ``step``.
 
     Each write is short, idempotent (``INSERT OR IGNORE`` of its own key) and touches our
-    database only, so by the README's rule it runs as a local activity: no server round
+    database only, which is when a step may be a local activity: no server round
     trip per write, one marker each in the history.
     """
     return workflow.execute_local_activity(

@@ -36,15 +36,15 @@ from typing import Annotated, Any, TypedDict
 
 from temporalio import activity
 
+from bench.order_saga import cpu_seconds
+from bench.peer_workflows import FanOutBench, StepsBench
 from sagaworks.activities.db import Database
 from sagaworks.activities.llm import OfflineProvider
 from sagaworks.activities.orders import seed_inventory
-from bench.peer_workflows import FanOutBench, StepsBench
-from bench.order_saga import cpu_seconds
 from sagaworks.client.devserver import start_embedded
+from sagaworks.contracts.orders import OrderInput, order_workflow_id
 from sagaworks.worker import running_worker
 from sagaworks.workflows.order import OrderFulfillmentSaga
-from sagaworks.contracts.orders import OrderInput, order_workflow_id
 
 STEPS = 5
 
@@ -147,8 +147,12 @@ async def open_sagaworks(folder: Path) -> AsyncIterator[list[Engine]]:
     async with await start_embedded(db_file=folder / "temporal.db") as env:
         # The worker as worker.py builds it, with its defaults (runner, threads, processes).
         async with running_worker(
-            env.client, db, task_queue=task_queue, llm=OfflineProvider(),
-            extra_workflows=[StepsBench, FanOutBench], extra_activities=[bench_write],
+            env.client,
+            db,
+            task_queue=task_queue,
+            llm=OfflineProvider(),
+            extra_workflows=[StepsBench, FanOutBench],
+            extra_activities=[bench_write],
         ):
 
             async def steps() -> None:
@@ -160,7 +164,7 @@ async def open_sagaworks(folder: Path) -> AsyncIterator[list[Engine]]:
                 order = OrderInput(
                     order_id=uuid.uuid4().hex[:16],
                     customer_email="bench@example.com",
-                    items=[{"sku": "WIDGET-1", "quantity": 1, "unit_price_cents": 100}],  # type: ignore[list-item]
+                    items=[{"sku": "WIDGET-1", "quantity": 1, "unit_price_cents": 100}],  # type: ignore[list-item]  # pydantic validates the dict into an OrderLine
                     shipping_address="1 Bench Street",
                 )
                 await env.client.execute_workflow(
@@ -207,7 +211,9 @@ async def open_langgraph(folder: Path) -> AsyncIterator[list[Engine]]:
     saga_graph = StateGraph(SagaState)
     previous = START
     for step in range(STEPS):
-        saga_graph.add_node(f"s{step}", step_node(f"s{step}"))
+        # Any: langgraph's node protocols do not type an async function returning a partial update.
+        node: Any = step_node(f"s{step}")
+        saga_graph.add_node(f"s{step}", node)
         saga_graph.add_edge(previous, f"s{step}")
         previous = f"s{step}"
     saga_graph.add_edge(previous, END)
@@ -226,7 +232,9 @@ async def open_langgraph(folder: Path) -> AsyncIterator[list[Engine]]:
         return {"done": ["aggregate"]}
 
     fan_graph = StateGraph(FanState)
-    fan_graph.add_node("one", one)
+    # Any: Send() hands this node a dict, not the graph's FanState.
+    one_node: Any = one
+    fan_graph.add_node("one", one_node)
     fan_graph.add_node("aggregate", aggregate)
     fan_graph.add_conditional_edges(
         START, lambda s: [Send("one", {"run_id": s["run_id"], "name": f"f{i}"}) for i in range(s["n"])]
@@ -261,8 +269,13 @@ async def open_dbos(folder: Path) -> AsyncIterator[list[Engine]]:
 
     db = folder / "dbos-app.db"
     make_app_db(db)
-    DBOS(config={"name": "peers-bench", "system_database_url": f"sqlite:///{folder / 'dbos-system.db'}",
-                 "log_level": "WARNING"})
+    DBOS(
+        config={
+            "name": "peers-bench",
+            "system_database_url": f"sqlite:///{folder / 'dbos-system.db'}",
+            "log_level": "WARNING",
+        }
+    )
 
     @DBOS.step()
     async def dbos_step(run_id: str, name: str) -> None:
@@ -319,10 +332,12 @@ async def main(sagas: int, in_flight: int, fanouts: list[int], engines: list[str
                 for engine in opened:
                     await measure_round(engine, sagas // rounds, min(sagas, 200) // rounds, in_flight, fanouts)
     floor = opened[0]
-    print(f"\nW1: {sagas} five-step sagas, {in_flight} in flight; W2: fan-out then aggregate; "
-          f"{rounds} rounds taking turns (sagas/s and W2: median of the rounds). "
-          f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"{time.strftime('%Y-%m-%d')}, load average {os.getloadavg()[0]:.1f}\n")
+    print(
+        f"\nW1: {sagas} five-step sagas, {in_flight} in flight; W2: fan-out then aggregate; "
+        f"{rounds} rounds taking turns (sagas/s and W2: median of the rounds). "
+        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{time.strftime('%Y-%m-%d')}, load average {os.getloadavg()[0]:.1f}\n"
+    )
     fan_cols = " | ".join(f"W2 N={n} s" for n in fanouts)
     print(f"| engine | W1 p50 ms | W1 p95 ms | ms/step over floor (p50) | W1 sagas/s | W1 CPU ms/saga | {fan_cols} |")
     print("|---|---:|---:|---:|---:|---:|" + "---:|" * len(fanouts))
@@ -330,9 +345,13 @@ async def main(sagas: int, in_flight: int, fanouts: list[int], engines: list[str
     for engine in opened:
         ordered = sorted(engine.latencies)
         p50, p95 = statistics.median(ordered) * 1000, ordered[int(len(ordered) * 0.95) - 1] * 1000
-        fans = " | ".join(f"{statistics.median(engine.fanout_s[n]):.2f}" if n in engine.fanout_s else "-" for n in fanouts)
-        print(f"| {engine.name} | {p50:.1f} | {p95:.1f} | {(p50 - floor_p50) / STEPS:.1f} | "
-              f"{statistics.median(engine.rates):.0f} | {statistics.median(engine.cpu_ms):.0f} | {fans} |")
+        fans = " | ".join(
+            f"{statistics.median(engine.fanout_s[n]):.2f}" if n in engine.fanout_s else "-" for n in fanouts
+        )
+        print(
+            f"| {engine.name} | {p50:.1f} | {p95:.1f} | {(p50 - floor_p50) / STEPS:.1f} | "
+            f"{statistics.median(engine.rates):.0f} | {statistics.median(engine.cpu_ms):.0f} | {fans} |"
+        )
 
 
 if __name__ == "__main__":

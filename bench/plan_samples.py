@@ -25,38 +25,84 @@ DIAGNOSTICO = (
 )
 
 EJES = [
-    ("Eje estratégico 1: Educación de calidad para el campo",
-     "Objetivo 1: Aumentar la cobertura y la permanencia escolar en la zona rural.",
-     [("1.1", "Aulas rurales dignas",
-       "Mediante la construcción y dotación de 12 aulas en las veredas, se ampliarán los cupos en educación "
-       "media, lo que contribuirá a reducir la deserción escolar rural.",
-       "Tasa de deserción escolar rural", "8,4 % (2023)", "5,0 % (2027)", "Secretaría de Educación"),
-      ("1.2", "Transporte y alimentación escolar",
-       "A través de rutas escolares y del programa de alimentación, los estudiantes llegarán a tiempo y "
-       "nutridos, con el fin de mejorar la asistencia y el rendimiento escolar.",
-       "Estudiantes rurales beneficiados con transporte", "640 (2023)", "1.100 (2027)", "Secretaría de Educación")]),
-    ("Eje estratégico 2: Salud y agua para la vida",
-     "Objetivo 2: Reducir la mortalidad infantil y ampliar el acceso a agua potable.",
-     [("2.1", "Acueductos veredales",
-       "Mediante la construcción de 6 acueductos veredales y plantas de tratamiento, se llevará agua potable "
-       "a 1.300 viviendas rurales, lo que permitirá reducir las enfermedades de origen hídrico.",
-       "Viviendas rurales con agua potable", "73 % (2023)", "90 % (2027)", "Secretaría de Infraestructura"),
-      ("2.2", "Salud materno infantil",
-       "A través de brigadas de atención y controles prenatales en las veredas, las gestantes recibirán "
-       "atención oportuna, para reducir la mortalidad infantil.",
-       "Tasa de mortalidad infantil por mil nacidos vivos", "14,2 (2023)", "10,0 (2027)", "Secretaría de Salud")]),
-    ("Eje estratégico 3: Desarrollo económico rural",
-     "Objetivo 3: Aumentar los ingresos de los productores rurales.",
-     [("3.1", "Café especial y asociatividad",
-       "Mediante la capacitación técnica de 400 caficultores y el apoyo a 8 asociaciones, se mejorará la "
-       "calidad del café, lo que contribuirá a aumentar el ingreso de las familias productoras.",
-       "Ingreso promedio mensual de las familias productoras", "1,1 SMMLV (2023)", "1,5 SMMLV (2027)",
-       "Secretaría de Desarrollo Económico"),
-      ("3.2", "Vías terciarias para la producción",
-       "Mediante el mejoramiento de 45 km de vías terciarias, se reducirán los tiempos de transporte de la "
-       "cosecha, con el fin de bajar los costos de comercialización.",
-       "Kilómetros de vías terciarias en buen estado", "38 km (2023)", "83 km (2027)",
-       "Secretaría de Infraestructura")]),
+    (
+        "Eje estratégico 1: Educación de calidad para el campo",
+        "Objetivo 1: Aumentar la cobertura y la permanencia escolar en la zona rural.",
+        [
+            (
+                "1.1",
+                "Aulas rurales dignas",
+                "Mediante la construcción y dotación de 12 aulas en las veredas, se ampliarán los cupos en educación "
+                "media, lo que contribuirá a reducir la deserción escolar rural.",
+                "Tasa de deserción escolar rural",
+                "8,4 % (2023)",
+                "5,0 % (2027)",
+                "Secretaría de Educación",
+            ),
+            (
+                "1.2",
+                "Transporte y alimentación escolar",
+                "A través de rutas escolares y del programa de alimentación, los estudiantes llegarán a tiempo y "
+                "nutridos, con el fin de mejorar la asistencia y el rendimiento escolar.",
+                "Estudiantes rurales beneficiados con transporte",
+                "640 (2023)",
+                "1.100 (2027)",
+                "Secretaría de Educación",
+            ),
+        ],
+    ),
+    (
+        "Eje estratégico 2: Salud y agua para la vida",
+        "Objetivo 2: Reducir la mortalidad infantil y ampliar el acceso a agua potable.",
+        [
+            (
+                "2.1",
+                "Acueductos veredales",
+                "Mediante la construcción de 6 acueductos veredales y plantas de tratamiento, se llevará agua potable "
+                "a 1.300 viviendas rurales, lo que permitirá reducir las enfermedades de origen hídrico.",
+                "Viviendas rurales con agua potable",
+                "73 % (2023)",
+                "90 % (2027)",
+                "Secretaría de Infraestructura",
+            ),
+            (
+                "2.2",
+                "Salud materno infantil",
+                "A través de brigadas de atención y controles prenatales en las veredas, las gestantes recibirán "
+                "atención oportuna, para reducir la mortalidad infantil.",
+                "Tasa de mortalidad infantil por mil nacidos vivos",
+                "14,2 (2023)",
+                "10,0 (2027)",
+                "Secretaría de Salud",
+            ),
+        ],
+    ),
+    (
+        "Eje estratégico 3: Desarrollo económico rural",
+        "Objetivo 3: Aumentar los ingresos de los productores rurales.",
+        [
+            (
+                "3.1",
+                "Café especial y asociatividad",
+                "Mediante la capacitación técnica de 400 caficultores y el apoyo a 8 asociaciones, se mejorará la "
+                "calidad del café, lo que contribuirá a aumentar el ingreso de las familias productoras.",
+                "Ingreso promedio mensual de las familias productoras",
+                "1,1 SMMLV (2023)",
+                "1,5 SMMLV (2027)",
+                "Secretaría de Desarrollo Económico",
+            ),
+            (
+                "3.2",
+                "Vías terciarias para la producción",
+                "Mediante el mejoramiento de 45 km de vías terciarias, se reducirán los tiempos de transporte de la "
+                "cosecha, con el fin de bajar los costos de comercialización.",
+                "Kilómetros de vías terciarias en buen estado",
+                "38 km (2023)",
+                "83 km (2027)",
+                "Secretaría de Infraestructura",
+            ),
+        ],
+    ),
 ]
 
 BUDGET = [
@@ -89,10 +135,22 @@ def _lines(pdf, text: str, bold: bool = False) -> None:
     pdf.multi_cell(0, 5.5, text, new_x="LMARGIN", new_y="NEXT")
 
 
-def _programme_lines(code: str, name: str, prose: str, indicator: str | None, baseline: str | None,
-                     target: str | None, responsible: str | None) -> list[str]:
+def _programme_lines(
+    code: str,
+    name: str,
+    prose: str,
+    indicator: str | None,
+    baseline: str | None,
+    target: str | None,
+    responsible: str | None,
+) -> list[str]:
     lines = [f"Programa {code}: {name}", prose]
-    for label, value in (("Indicador", indicator), ("Línea base", baseline), ("Meta", target), ("Responsable", responsible)):
+    for label, value in (
+        ("Indicador", indicator),
+        ("Línea base", baseline),
+        ("Meta", target),
+        ("Responsable", responsible),
+    ):
         if value:
             lines.append(f"{label}: {value}")
     return lines
@@ -133,8 +191,13 @@ def _scanned_page(pdf, lines: list[tuple[str, bool]]) -> None:
     pdf.image(buffer, x=0, y=0, w=210, h=297)
 
 
-def write_plan(path: Path, *, scanned_page: int | None = None, broken_budget: bool = False,
-               drop: dict[str, tuple[str, ...]] | None = None) -> None:
+def write_plan(
+    path: Path,
+    *,
+    scanned_page: int | None = None,
+    broken_budget: bool = False,
+    drop: dict[str, tuple[str, ...]] | None = None,
+) -> None:
     pdf = _pdf()
     pdf.add_page()
     _lines(pdf, f"PLAN DE DESARROLLO MUNICIPAL {PERIOD}", bold=True)
@@ -159,7 +222,9 @@ def write_plan(path: Path, *, scanned_page: int | None = None, broken_budget: bo
     years = ["2024", "2025", "2026", "2027"] if not broken_budget else ["2024", "2025", "2027", "2028"]
     rows = BUDGET if not broken_budget else [r for r in BUDGET if not r[0].startswith("2.2")]
     pdf.set_font("DejaVu", size=9)
-    with pdf.table(col_widths=(60, 22, 22, 22, 22, 26), text_align=("LEFT", "RIGHT", "RIGHT", "RIGHT", "RIGHT", "RIGHT")) as table:
+    with pdf.table(
+        col_widths=(60, 22, 22, 22, 22, 26), text_align=("LEFT", "RIGHT", "RIGHT", "RIGHT", "RIGHT", "RIGHT")
+    ) as table:
         table.row(["Programa", *years, "Total"])
         sums = [0.0] * 4
         for number, (name, values) in enumerate(rows):
@@ -207,8 +272,11 @@ def write_all(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     write_plan(folder / "plan-bueno.pdf")
     write_plan(folder / "plan-escaneado.pdf", scanned_page=3)
-    write_plan(folder / "plan-presupuesto-roto.pdf", broken_budget=True,
-               drop={"1.2": ("baseline",), "2.1": ("responsible", "target"), "3.2": ("indicator", "baseline")})
+    write_plan(
+        folder / "plan-presupuesto-roto.pdf",
+        broken_budget=True,
+        drop={"1.2": ("baseline",), "2.1": ("responsible", "target"), "3.2": ("indicator", "baseline")},
+    )
     write_brief(folder / "plan-breve.pdf")
     write_corrupt(folder / "plan-corrupto.pdf", folder / "plan-bueno.pdf")
     for name, extra in SAMPLES.items():
@@ -219,5 +287,7 @@ def write_all(folder: Path) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folder", nargs="?", type=Path, default=Path(__file__).resolve().parents[1] / "samples" / "plans")
+    parser.add_argument(
+        "folder", nargs="?", type=Path, default=Path(__file__).resolve().parents[1] / "samples" / "plans"
+    )
     write_all(parser.parse_args().folder)

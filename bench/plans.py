@@ -14,7 +14,7 @@ a new content hash, so nothing is reused), side by side in one process:
 Reported per stage: the plain function's median time, the activity's median time as the
 history records it (scheduled to closed), and the orchestration overhead per stage:
 (workflow median - plain median) / 9, which includes the assessment, the breaker, storing
-the output (the seed's checkpoint) and the history round trips.
+the output (each stage's checkpoint) and the history round trips.
 """
 
 from __future__ import annotations
@@ -51,8 +51,9 @@ def plain_run(path: Path) -> dict[str, float]:
     outputs: dict[str, dict] = {}
     times: dict[str, float] = {}
     for stage in STAGES:
-        ctx = StageContext(plan=plan, options=StageOptions(), read_plan=path.read_bytes,
-                           outputs={s: outputs[s] for s in READS[stage]})
+        ctx = StageContext(
+            plan=plan, options=StageOptions(), read_plan=path.read_bytes, outputs={s: outputs[s] for s in READS[stage]}
+        )
         start = time.perf_counter()
         outputs[stage] = STAGE_FUNCTIONS[stage](ctx).output
         times[stage] = time.perf_counter() - start
@@ -70,7 +71,9 @@ async def workflow_runs(paths: list[Path], folder: Path) -> tuple[list[float], d
             for path in paths:
                 plan = PlanInput(plan_id=path.stem, path=str(path))
                 start = time.perf_counter()
-                await env.client.execute_workflow(PlanAnalysisWorkflow.run, plan, id=plan_workflow_id(plan.plan_id), task_queue=task_queue)
+                await env.client.execute_workflow(
+                    PlanAnalysisWorkflow.run, plan, id=plan_workflow_id(plan.plan_id), task_queue=task_queue
+                )
                 totals.append(time.perf_counter() - start)
                 trace = await trace_run(env.client, plan_workflow_id(plan.plan_id))
                 for step in trace.steps:
@@ -100,7 +103,10 @@ def main() -> None:
         orchestrated = statistics.median(per_stage[stage]) * 1000
         print(f"| {stage} | {plain:.1f} | {orchestrated:.1f} | {orchestrated - plain:.1f} |")
     plain_median, workflow_median = statistics.median(plain_totals) * 1000, statistics.median(totals) * 1000
-    print(f"| whole run | {plain_median:.0f} | {workflow_median:.0f} (workflow, end to end) | {workflow_median - plain_median:.0f} |")
+    print(
+        f"| whole run | {plain_median:.0f} | {workflow_median:.0f} "
+        f"(workflow, end to end) | {workflow_median - plain_median:.0f} |"
+    )
     print(f"orchestration overhead per stage: {(workflow_median - plain_median) / len(STAGES):.1f} ms")
 
 

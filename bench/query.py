@@ -31,7 +31,6 @@ import tempfile
 import time
 import uuid
 
-
 from sagaworks.activities.db import Database
 from sagaworks.activities.query.activities import QuerySettings
 from sagaworks.activities.query.agents import DataAgent, OfflinePlanner, nlp_agent, viz_agent
@@ -64,7 +63,9 @@ class Floor:
 
     def run(self, i: int) -> float:
         started = time.perf_counter()
-        planned = nlp_agent(self.planner, self.data, PlanInput(question=QUESTIONS[i % len(QUESTIONS)], catalog=self.catalog))
+        planned = nlp_agent(
+            self.planner, self.data, PlanInput(question=QUESTIONS[i % len(QUESTIONS)], catalog=self.catalog)
+        )
         rows = self.data.run(DataInput(plan=planned.plan))
         viz_agent(VizInput(plan=planned.plan, columns=rows.columns, rows=rows.rows))
         return (time.perf_counter() - started) * 1000
@@ -79,15 +80,28 @@ async def measure(tmp: str, runs: int, concurrency: int) -> tuple[list[float], l
         db = Database(f"sqlite:///{tmp}/app.db")
         task_queue = f"bench-{uuid.uuid4()}"
         sandboxed_queue = f"{task_queue}-sandboxed"
-        async with running_worker(env.client, db, task_queue=task_queue, activity_threads=16, settings=[QuerySettings()]), \
-                running_worker(env.client, db, task_queue=sandboxed_queue, activity_threads=16, settings=[QuerySettings()],
-                               runner="sandboxed", cpu_processes=0):
+        async with (
+            running_worker(env.client, db, task_queue=task_queue, activity_threads=16, settings=[QuerySettings()]),
+            running_worker(
+                env.client,
+                db,
+                task_queue=sandboxed_queue,
+                activity_threads=16,
+                settings=[QuerySettings()],
+                runner="sandboxed",
+                cpu_processes=0,
+            ),
+        ):
 
             async def one(i: int, queue: str = task_queue) -> float:
                 request = QueryInput(question=QUESTIONS[i % len(QUESTIONS)], request_id=uuid.uuid4().hex[:16])
                 started = time.perf_counter()
                 result = await env.client.execute_workflow(
-                    "QueryWorkflow", request, id=query_workflow_id(request.request_id), task_queue=queue, result_type=QueryResult
+                    "QueryWorkflow",
+                    request,
+                    id=query_workflow_id(request.request_id),
+                    task_queue=queue,
+                    result_type=QueryResult,
                 )
                 assert result.chart.kind != "table" and not result.fallbacks, result.fallbacks
                 return (time.perf_counter() - started) * 1000
@@ -131,16 +145,20 @@ def main() -> None:
     boxed_p50, boxed_p95 = _percentiles(sandboxed)
     overheads = sorted(w - f for f, w in zip(floor, alone, strict=True))
     load = os.getloadavg()[0]
-    print(f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} CPUs, {args.runs} runs, "
-          f"offline NLP provider, {len(QUESTIONS)} questions in turn")
+    print(
+        f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} CPUs, {args.runs} runs, "
+        f"offline NLP provider, {len(QUESTIONS)} questions in turn"
+    )
     print(f"| engine | p50 ms | p95 ms | runs/s ({args.concurrency} in flight) |")
     print("|---|---:|---:|---:|")
     print(f"| plain functions (floor) | {floor_p50:.1f} | {floor_p95:.1f} | {floor_rate:.1f} (one at a time) |")
     print(f"| QueryWorkflow | {p50:.1f} | {p95:.1f} | {throughput:.1f} |")
     print(f"| QueryWorkflow, sandboxed runner | {boxed_p50:.1f} | {boxed_p95:.1f} | - |")
-    print(f"orchestration overhead per run: p50 {p50 - floor_p50:.1f} ms; median of paired differences "
-          f"{statistics.median(overheads):.1f} ms; sandboxed p50 {boxed_p50 - floor_p50:.1f} ms; "
-          f"load average during the run {load:.1f}")
+    print(
+        f"orchestration overhead per run: p50 {p50 - floor_p50:.1f} ms; median of paired differences "
+        f"{statistics.median(overheads):.1f} ms; sandboxed p50 {boxed_p50 - floor_p50:.1f} ms; "
+        f"load average during the run {load:.1f}"
+    )
 
 
 if __name__ == "__main__":

@@ -12,8 +12,7 @@ from typing import Literal
 
 from temporalio.client import Client, WorkflowUpdateFailedError
 
-from sagaworks import ApprovalAnswer, ApprovalDecision
-from sagaworks import registry
+from sagaworks import ApprovalAnswer, ApprovalDecision, registry
 
 
 class DecisionRefused(Exception):

@@ -102,9 +102,7 @@ class TamperedPayload(EncryptionError):
 class EncryptionCodec(PayloadCodec):
     """AES-256-GCM payload codec with key ids (see the module notes)."""
 
-    def __init__(
-        self, keys: Mapping[str, bytes], *, compress: bool = False, accept_plaintext: bool = True
-    ) -> None:
+    def __init__(self, keys: Mapping[str, bytes], *, compress: bool = False, accept_plaintext: bool = True) -> None:
         """
         Args:
             keys: Key id -> 32-byte key, oldest first; the last one encrypts new payloads.

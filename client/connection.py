@@ -24,6 +24,7 @@ from temporalio.exceptions import ApplicationError
 from sagaworks.client.codec import EncryptionConfigError, codec_from_env
 from sagaworks.client.observability import runtime, tracing_plugins
 
+
 class KnownErrorsWithoutStackTraces(DefaultFailureConverter):
     """Failures of errors we raise on purpose carry no stack trace; bugs keep theirs.
 
@@ -77,6 +78,7 @@ def check_configuration() -> None:
     """Raise the encryption setting's error, if the environment's keys were unusable."""
     if _CONFIGURATION_ERROR is not None:
         raise _CONFIGURATION_ERROR
+
 
 DEFAULT_ADDRESS = "localhost:7233"
 TASK_QUEUE = os.environ.get("SAGAWORKS_TASK_QUEUE", "sagaworks")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -14,12 +14,11 @@ from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeou
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
+from sagaworks import APPROVAL_REFUSED, UPDATE_REFUSED, DemoRun, DemoUpdate, Family, registry
 from sagaworks.client import devserver
 from sagaworks.client.connection import connect, ui_url
 from sagaworks.client.runs import Outcome, failure_lines, query_progress, run_outcome, start_run, to_jsonable
 from sagaworks.contracts.breakers import BreakerStatus
-from sagaworks import APPROVAL_REFUSED, UPDATE_REFUSED, DemoRun, DemoUpdate, Family, registry
-
 
 CONSOLE = os.environ.get("SAGAWORKS_CONSOLE_URL", "http://127.0.0.1:8000").rstrip("/")
 """Where `saga dev up` serves the web console (`saga api`)."""
@@ -41,7 +40,30 @@ def summarize(result: Any) -> str:
     return ", ".join(parts)
 
 
+class _Block:
+    """A run's lines, kept until the run is over and then printed together: the runs of a
+    family go at once, and lines printed as each arrived would interleave two runs' output."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+
+    def print(self, *objects: Any, **options: Any) -> None:
+        self.lines.append((objects, options))
+
+    def print_to(self, console: Console) -> None:
+        for objects, options in self.lines:
+            console.print(*objects, **options)
+
+
 async def _run(console: Console, fam: Family[Any], demo: DemoRun, suffix: str) -> bool:
+    block = _Block()
+    try:
+        return await _run_into(block, fam, demo, suffix)
+    finally:
+        block.print_to(console)
+
+
+async def _run_into(console: Any, fam: Family[Any], demo: DemoRun, suffix: str) -> bool:
     client = await connect()
     handle = await start_run(client, fam, fam.sample_input(demo.sample, suffix))
     for update in demo.updates:
@@ -72,7 +94,7 @@ def missing_content(demo: DemoRun, outcome: Outcome) -> list[str]:
     return demo.missing_from(to_jsonable(outcome.result))
 
 
-def _links(console: Console, ui_link: str, workflow_id: str) -> None:
+def _links(console: Any, ui_link: str, workflow_id: str) -> None:
     console.print(f"  UI: {ui_link}\n  console: {CONSOLE}/runs/{quote(workflow_id, safe='')}")
 
 
@@ -92,7 +114,10 @@ def _breaker(name: str) -> BreakerStatus:
 
 def _breaker_line(status: BreakerStatus) -> str:
     trial = f", next trial {status.next_trial_at:%H:%M:%S} UTC" if status.next_trial_at else ""
-    return f"breaker {status.name}: {status.state.upper()}, {status.failures}/{status.fail_max} failures, {status.trips} trips{trial}"
+    return (
+        f"breaker {status.name}: {status.state.upper()}, "
+        f"{status.failures}/{status.fail_max} failures, {status.trips} trips{trial}"
+    )
 
 
 async def _until_trial_due(console: Console, agent: str) -> None:
@@ -103,9 +128,9 @@ async def _until_trial_due(console: Console, agent: str) -> None:
     except LookupError:
         return  # no worker has created the breakers yet: none is open
     trial = status.next_trial_at
-    if status.state == "open" and trial is not None and trial > datetime.now(timezone.utc):
+    if status.state == "open" and trial is not None and trial > datetime.now(UTC):
         console.print(f"  {_breaker_line(status)}: waiting for its trial", markup=False)
-        await asyncio.sleep((trial - datetime.now(timezone.utc)).total_seconds() + 0.1)
+        await asyncio.sleep((trial - datetime.now(UTC)).total_seconds() + 0.1)
 
 
 async def _run_once(fam: Family[Any], demo: DemoRun, suffix: str) -> tuple[Any, Outcome, dict[str, Any]]:
@@ -124,7 +149,8 @@ async def _outage(console: Console, fam: Family[Any], demo: DemoRun, suffix: str
     if devserver.running_pid(background) is None:
         console.print(
             f"[yellow]{demo.sample}: skipped, no {agent} agent of `saga dev up` to stop "
-            f"({agent.upper()}_AGENT_URL points elsewhere, --no-{agent}-agent, or it could not be served: see `saga dev up`)[/yellow]"
+            f"({agent.upper()}_AGENT_URL points elsewhere, --no-{agent}-agent, "
+            "or it could not be served: see `saga dev up`)[/yellow]"
         )
         return True
     client = await connect()
@@ -136,7 +162,9 @@ async def _outage(console: Console, fam: Family[Any], demo: DemoRun, suffix: str
                 break
             handle, outcome, result = await _run_once(fam, demo, f"{suffix}-down{attempt}")
             chart = result.get("chart", {}).get("kind")
-            console.print(f"  {handle.id}: {outcome.status}, chart {chart}; {_breaker_line(_breaker(agent))}", markup=False)
+            console.print(
+                f"  {handle.id}: {outcome.status}, chart {chart}; {_breaker_line(_breaker(agent))}", markup=False
+            )
 
         handle, outcome, result = await _run_once(fam, demo, f"{suffix}-open")
         fallbacks = result.get("fallbacks", [])
@@ -155,7 +183,9 @@ async def _outage(console: Console, fam: Family[Any], demo: DemoRun, suffix: str
         console.print(f"  produced by: {result.get('produced_by')}", markup=False)
         for fallback in fallbacks:
             console.print(f"  fallback: {fallback}", markup=False)
-        console.print(f"  {_breaker_line(_breaker(agent))} (`saga breakers`, {CONSOLE}/api/circuit-breakers/status)", markup=False)
+        console.print(
+            f"  {_breaker_line(_breaker(agent))} (`saga breakers`, {CONSOLE}/api/circuit-breakers/status)", markup=False
+        )
         for line in failure_lines(outcome.failure or []):
             console.print(f"  {line}", markup=False)
         _links(console, ui_url(client, handle.id, handle.result_run_id), handle.id)
@@ -167,8 +197,10 @@ async def _outage(console: Console, fam: Family[Any], demo: DemoRun, suffix: str
     handle, outcome, result = await _run_once(fam, demo, f"{suffix}-back")
     status = _breaker(agent)
     recovered = (
-        outcome.status == "COMPLETED" and not missing_content(demo, outcome)
-        and result["chart"]["kind"] != "table" and status.state == "closed"
+        outcome.status == "COMPLETED"
+        and not missing_content(demo, outcome)
+        and result["chart"]["kind"] != "table"
+        and status.state == "closed"
     )
     colour = "green" if recovered else "red"
     console.print(
@@ -226,7 +258,7 @@ async def send_demo_update(handle: Any, update: DemoUpdate, within: float = 60) 
         await asyncio.sleep(0.2)
 
 
-async def _send(console: Console, handle: Any, update: DemoUpdate) -> None:
+async def _send(console: Any, handle: Any, update: DemoUpdate) -> None:
     answer = await send_demo_update(handle, update)
     where = f" once at {update.when_step!r};" if update.when_step else ""
     console.print(f"  {handle.id}{where} sent {update.name}: {summarize(answer)}", markup=False)
@@ -234,7 +266,7 @@ async def _send(console: Console, handle: Any, update: DemoUpdate) -> None:
 
 async def run_demo(console: Console) -> int:
     """Run every family's demo samples, family by family; 0 when each ended as expected."""
-    suffix = datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
+    suffix = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
     verdicts: list[bool] = []
     for fam in registry().demo_order():
         console.print(f"\n[bold]== {fam.name}[/bold]: {fam.description}")

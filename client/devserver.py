@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -23,8 +24,8 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 from temporalio.testing import WorkflowEnvironment
 
-from sagaworks.client.connection import DATA_CONVERTER
 from sagaworks import APPROVAL_SEARCH_ATTRIBUTE
+from sagaworks.client.connection import DATA_CONVERTER
 from sagaworks.contracts.plans import ALERT_SEARCH_ATTRIBUTE
 from sagaworks.contracts.support import SEARCH_ATTRIBUTES as TICKET_SEARCH_ATTRIBUTES
 
@@ -74,7 +75,9 @@ def temporal_binary() -> str:
 
 
 SEARCH_ATTRIBUTES = (
-    SearchAttributeKey.for_keyword(ALERT_SEARCH_ATTRIBUTE), *TICKET_SEARCH_ATTRIBUTES, APPROVAL_SEARCH_ATTRIBUTE,
+    SearchAttributeKey.for_keyword(ALERT_SEARCH_ATTRIBUTE),
+    *TICKET_SEARCH_ATTRIBUTES,
+    APPROVAL_SEARCH_ATTRIBUTE,
 )
 """Keyword search attributes the embedded server registers (another cluster needs
 ``temporal operator search-attribute create --name NAME --type Keyword``)."""
@@ -90,8 +93,8 @@ def server_tuning_args() -> list[str]:
     args: list[str] = []
     for key, value in DYNAMIC_CONFIG.items():
         args += ["--dynamic-config-value", f"{key}={json.dumps(value)}"]
-    for pragma, value in SQLITE_PRAGMAS.items():
-        args += ["--sqlite-pragma", f"{pragma}={value}"]
+    for pragma, setting in SQLITE_PRAGMAS.items():
+        args += ["--sqlite-pragma", f"{pragma}={setting}"]
     return args
 
 
@@ -140,9 +143,9 @@ async def wait_until_serving(address: str, timeout: float = 30.0) -> None:
             client = await Client.connect(address)
             await client.service_client.check_health()
             return
-        except Exception:
+        except Exception as err:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"no Temporal server at {address} after {timeout:.0f} s")
+                raise TimeoutError(f"no Temporal server at {address} after {timeout:.0f} s") from err
             await asyncio.sleep(0.2)
 
 
@@ -182,7 +185,16 @@ def _command_line(pid: int, patience: float = 2.0) -> bytes:
 
 
 SETTING_PREFIXES = (
-    "SAGAWORKS_", "TEMPORAL_", "DATABASE_URL", "GROQ_", "LLM_", "OTEL_", "NLP_AGENT", "DATA_AGENT", "VIZ_AGENT", "QUERY_",
+    "SAGAWORKS_",
+    "TEMPORAL_",
+    "DATABASE_URL",
+    "GROQ_",
+    "LLM_",
+    "OTEL_",
+    "NLP_AGENT",
+    "DATA_AGENT",
+    "VIZ_AGENT",
+    "QUERY_",
 )
 """Environment variables that change what a background worker or API does."""
 
@@ -216,7 +228,9 @@ def start_background(
             return running_pid(name) or 0, "reused"
         stop_background(name)
         outcome = "restarted"
-    log = open(STATE_DIR / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child
+    log_path = STATE_DIR / f"{name}.log"
+    _LOG_STARTS[name] = log_path.stat().st_size if log_path.exists() else 0
+    log = open(log_path, "ab")  # noqa: SIM115 - handed to the child
     process = subprocess.Popen(
         command,
         stdout=log,
@@ -228,6 +242,86 @@ def start_background(
     pid_file(name).write_text(str(process.pid))
     settings_file.write_text(settings)
     return process.pid, outcome
+
+
+_LOG_STARTS: dict[str, int] = {}
+"""Where each process this one started began writing its log (the logs are appended to)."""
+
+
+def log_tail(name: str, lines: int = 15) -> str:
+    """The last ``lines`` lines background process ``name`` wrote since this process started it."""
+    path = STATE_DIR / f"{name}.log"
+    try:
+        with open(path, "rb") as log:
+            log.seek(_LOG_STARTS.get(name, 0))
+            text = log.read().decode(errors="replace")
+    except FileNotFoundError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+class DevStackError(RuntimeError):
+    """A process of `saga dev up` cannot start, or exited instead of serving."""
+
+
+def port_taken(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something listens on ``host:port`` or holds it (so a server there cannot bind)."""
+    with socket.socket() as probe:
+        probe.settimeout(1)
+        if probe.connect_ex((host, port)) == 0:
+            return True
+    with socket.socket() as probe:
+        # SO_REUSEADDR: a port left in TIME_WAIT by a process that stopped is free to bind.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def exited(name: str) -> DevStackError:
+    """The error of background process ``name`` having exited: with the end of its log."""
+    tail = log_tail(name)
+    where = STATE_DIR / f"{name}.log"
+    return DevStackError(
+        f"{name} exited at start; the end of {where}:\n{tail}" if tail else f"{name} exited at start; see {where}"
+    )
+
+
+def wait_until_listening(name: str, port: int, timeout: float = 60.0, host: str = "127.0.0.1") -> None:
+    """Return once background process ``name`` is alive and ``host:port`` accepts
+    connections; :class:`DevStackError` as soon as it has exited (with its log's end)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if running_pid(name) is None:
+            raise exited(name)
+        with socket.socket() as probe:
+            probe.settimeout(1)
+            if probe.connect_ex((host, port)) == 0:
+                # Still ours listening, not a process that bound the port and exited.
+                if running_pid(name) is None:
+                    raise exited(name)
+                return
+        if time.monotonic() > deadline:
+            raise DevStackError(
+                f"{name} not listening on {host}:{port} after {timeout:.0f} s; see {STATE_DIR / f'{name}.log'}"
+            )
+        time.sleep(0.1)
+
+
+def wait_until_logged(name: str, marker: str, timeout: float = 60.0) -> None:
+    """Return once background process ``name`` has written ``marker`` to its log since it
+    was started; :class:`DevStackError` as soon as it has exited."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if marker in log_tail(name, lines=10_000):
+            return
+        if running_pid(name) is None:
+            raise exited(name)
+        if time.monotonic() > deadline:
+            raise DevStackError(f"{name} not ready after {timeout:.0f} s; see {STATE_DIR / f'{name}.log'}")
+        time.sleep(0.1)
 
 
 def stop_background(name: str, timeout: float = 30.0) -> bool:
@@ -268,8 +362,8 @@ VIZ_AGENT = "viz-agent"
 
 DEV_BREAKER_VIZ = "3/10"
 """The dev profile's viz breaker (``SAGAWORKS_BREAKER_VIZ``, unless set): 3 failures open it,
-a trial 10 s later, so the demo shows an outage and its recovery in seconds (the seed's
-5/60 everywhere else)."""
+a trial 10 s later, so the demo shows an outage and its recovery in seconds (the built-in
+5/60 everywhere else, ``DEFAULT_BREAKERS``)."""
 
 
 def viz_agent_port() -> int:
@@ -291,6 +385,25 @@ def viz_agent_worker_env(environ: dict[str, str] | None = None) -> dict[str, str
         "VIZ_AGENT_URL": viz_agent_url(),
         "SAGAWORKS_BREAKER_VIZ": environ.get("SAGAWORKS_BREAKER_VIZ") or DEV_BREAKER_VIZ,
     }
+
+
+VIZ_AGENT_MODULES = ("pandas", "altair", "vl_convert")
+"""What the viz agent imports as it starts (activities.processes.RENDER_MODULES)."""
+
+
+def viz_agent_available() -> bool:
+    """Whether `saga dev up` serves the viz agent here: the query family is registered and
+    available, and what the agent imports is installed (a project without the query family,
+    or sagaworks installed without its ``query`` extra, has nothing to serve)."""
+    import importlib.util
+
+    from sagaworks import registry
+
+    families = registry()
+    if "query" not in families.names:
+        return False
+    needed = (*VIZ_AGENT_MODULES, *families.family("query").requires)
+    return all(importlib.util.find_spec(module) is not None for module in needed)
 
 
 def start_viz_agent() -> tuple[int, str]:

@@ -35,9 +35,7 @@ _CONTEXT_KEYS = {
 }
 
 
-def _flatten_temporal_context(
-    _logger: Any, _method: str, event: MutableMapping[str, Any]
-) -> MutableMapping[str, Any]:
+def _flatten_temporal_context(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     record = event.get("_record")
     for extra in ("temporal_workflow", "temporal_activity"):
         details = getattr(record, extra, None) if record is not None else None
@@ -53,11 +51,7 @@ def _flatten_temporal_context(
 def configure_logging(level: str | None = None) -> None:
     """Route stdlib and structlog logging through one structlog renderer."""
     json_output = not sys.stderr.isatty()
-    renderer: Any = (
-        structlog.processors.JSONRenderer()
-        if json_output
-        else structlog.dev.ConsoleRenderer(colors=True)
-    )
+    renderer: Any = structlog.processors.JSONRenderer() if json_output else structlog.dev.ConsoleRenderer(colors=True)
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -83,7 +77,10 @@ def configure_logging(level: str | None = None) -> None:
     # The context goes into keys (see _flatten_temporal_context), not into the message.
     # Only a process that runs workflow or activity code logs through the SDK's loggers,
     # and it has loaded them (with its worker) before it configures logging.
-    for module, flag in (("temporalio.activity", "activity_info_on_message"), ("temporalio.workflow", "workflow_info_on_message")):
+    for module, flag in (
+        ("temporalio.activity", "activity_info_on_message"),
+        ("temporalio.workflow", "workflow_info_on_message"),
+    ):
         if module in sys.modules:
             setattr(sys.modules[module].logger, flag, False)
     root = logging.getLogger()
@@ -107,9 +104,7 @@ def tracing_plugins() -> list[SimplePlugin]:
         try:
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
         except ImportError as err:
-            raise SystemExit(
-                "OTEL_TRACES_EXPORTER=otlp needs: pip install opentelemetry-exporter-otlp"
-            ) from err
+            raise SystemExit("OTEL_TRACES_EXPORTER=otlp needs: pip install opentelemetry-exporter-otlp") from err
         exporter = OTLPSpanExporter()
     else:
         raise SystemExit(f"OTEL_TRACES_EXPORTER={exporter_name!r}: use console, otlp or none")

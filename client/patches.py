@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 from temporalio.api.history.v1 import History
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHistory
 
 from sagaworks import Family, registry
 
@@ -82,10 +82,17 @@ def _exports() -> dict[str, str]:
     path = _module_path(ROOT_PACKAGE)
     if path is None:
         return {}
+    target: ast.expr
+    expression: ast.expr | None
     for node in ast.parse(path.read_text()).body:
-        target = node.target if isinstance(node, ast.AnnAssign) else (node.targets[0] if isinstance(node, ast.Assign) else None)
-        if isinstance(target, ast.Name) and target.id == "_EXPORTS" and node.value is not None:
-            value = ast.literal_eval(node.value)
+        if isinstance(node, ast.AnnAssign):
+            target, expression = node.target, node.value
+        elif isinstance(node, ast.Assign):
+            target, expression = node.targets[0], node.value
+        else:
+            continue
+        if isinstance(target, ast.Name) and target.id == "_EXPORTS" and expression is not None:
+            value = ast.literal_eval(expression)
             return dict(value) if isinstance(value, dict) else {}
     return {}
 
@@ -111,8 +118,11 @@ class CodeScan:
                     for alias in node.names:
                         parsed.imported[alias.asname or alias.name] = (source, alias.name)
             for node in parsed.tree.body:
-                target = node.target if isinstance(node, ast.AnnAssign) else (
-                    node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else None)
+                target = (
+                    node.target
+                    if isinstance(node, ast.AnnAssign)
+                    else (node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else None)
+                )
                 value = node.value if isinstance(node, (ast.Assign, ast.AnnAssign)) else None
                 if isinstance(target, ast.Name) and isinstance(value, ast.Constant) and isinstance(value.value, str):
                     parsed.constants[target.id] = value.value
@@ -153,7 +163,9 @@ class CodeScan:
         """The patch calls of ``module`` whose id is known statically."""
         found = []
         for node in ast.walk(module.tree):
-            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in PATCH_CALLS):
+            if not (
+                isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in PATCH_CALLS
+            ):
                 continue
             if not node.args:
                 continue
@@ -225,8 +237,10 @@ def code_patches(families: Iterable[Family[Any]] | None = None) -> list[PatchRep
         types = [fam.workflow_type]
         for module in scan.reachable(roots):
             for call in scan.calls(module):
-                report = by_id.setdefault(call.patch_id, PatchReport(
-                    patch_id=call.patch_id, stage=call.stage, sites=[], workflow_types=[], families=[]))
+                report = by_id.setdefault(
+                    call.patch_id,
+                    PatchReport(patch_id=call.patch_id, stage=call.stage, sites=[], workflow_types=[], families=[]),
+                )
                 site = PatchSite(module=call.module, line=call.line, stage=call.stage)
                 if site not in report.sites:
                     report.sites.append(site)
@@ -237,7 +251,7 @@ def code_patches(families: Iterable[Family[Any]] | None = None) -> list[PatchRep
     return [by_id[key] for key in sorted(by_id)]
 
 
-def patch_markers(history: History) -> dict[str, bool]:
+def patch_markers(history: History | WorkflowHistory) -> dict[str, bool]:
     """The patch ids a history's markers record -> whether the call was ``deprecate_patch``."""
     found: dict[str, bool] = {}
     for event in history.events:
@@ -262,7 +276,9 @@ def needs(report: PatchReport, markers: dict[str, bool]) -> str | None:
     """Why an open run with these history ``markers`` may still need ``report``'s patch, or None."""
     if report.stage == "patched":
         if report.patch_id not in markers:
-            return "its history has no marker of the patch: it started on code without it, or has not reached the call yet"
+            return (
+                "its history has no marker of the patch: it started on code without it, or has not reached the call yet"
+            )
         return None
     if markers.get(report.patch_id) is False:
         return "its history holds the marker workflow.patched wrote: removing the call would break its replay"
@@ -297,15 +313,23 @@ async def open_runs_needing(client: Client, reports: list[PatchReport], *, limit
                 continue
             why = needs(report, found)
             if why is not None:
-                report.open_runs.append(OpenRun(
-                    workflow_id=execution.id, run_id=execution.run_id, workflow_type=execution.workflow_type,
-                    started=execution.start_time, why=why,
-                ))
+                report.open_runs.append(
+                    OpenRun(
+                        workflow_id=execution.id,
+                        run_id=execution.run_id,
+                        workflow_type=execution.workflow_type,
+                        started=execution.start_time,
+                        why=why,
+                    )
+                )
         report.next_step = next_step(report)
 
 
 def patches_markdown(reports: list[PatchReport]) -> str:
-    lines = ["| patch | stage | where | workflow types | open runs that may need it | next |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| patch | stage | where | workflow types | open runs that may need it | next |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in reports:
         where = "<br>".join(f"{s.module}:{s.line}" for s in r.sites)
         runs = "-" if r.open_runs is None else (", ".join(f"{o.workflow_id}" for o in r.open_runs[:10]) or "none")

@@ -16,17 +16,17 @@ import json
 import re
 from collections import Counter
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
-from sagaworks.client.restart import INJECTED_FAULTS, RestartNeedsForce, RestartRefused, restart_from_step
+from sagaworks import Family, Restartable, registry
+from sagaworks.client.restart import INJECTED_FAULTS, RestartRefused, restart_from_step
 from sagaworks.client.runs import list_runs, start_run, status_name, visibility_query
 from sagaworks.client.trace import RunTrace, TraceStep, trace_markdown, trace_run
 from sagaworks.contracts.plans import parse_stage_summary
-from sagaworks import Family, Restartable, registry
 
 
 class StageRow(BaseModel):
@@ -85,8 +85,15 @@ class RiskView(BaseModel):
 def risk_view(trace: RunTrace) -> RiskView:
     """The risk view of a run traced with ``payloads=True``."""
     view = RiskView(
-        workflow_id=trace.workflow_id, run_id=trace.run_id, status=trace.status,
-        error_type=trace.error_type, error=trace.error, stages=[], alerts=[], mitigations=[], breakers={},
+        workflow_id=trace.workflow_id,
+        run_id=trace.run_id,
+        status=trace.status,
+        error_type=trace.error_type,
+        error=trace.error,
+        stages=[],
+        alerts=[],
+        mitigations=[],
+        breakers={},
     )
     for step in trace.steps:
         result = step.result if isinstance(step.result, dict) else {}
@@ -98,11 +105,19 @@ def risk_view(trace: RunTrace) -> RiskView:
         stage, mitigation = parse_stage_summary(step.summary or "")
         assessment = result.get("assessment", {})
         row = StageRow(
-            stage=stage, attempts=step.attempts, duration_ms=step.duration_ms, outcome=step.outcome,
-            reused=result.get("reused"), summary=result.get("summary"),
-            detected=list(assessment.get("detected", [])), applicable=list(assessment.get("applicable", [])),
-            reasons=list(assessment.get("reasons", [])), mitigation=mitigation,
-            breaker=result.get("breaker"), error_type=step.error_type, error=step.error,
+            stage=stage,
+            attempts=step.attempts,
+            duration_ms=step.duration_ms,
+            outcome=step.outcome,
+            reused=result.get("reused"),
+            summary=result.get("summary"),
+            detected=list(assessment.get("detected", [])),
+            applicable=list(assessment.get("applicable", [])),
+            reasons=list(assessment.get("reasons", [])),
+            mitigation=mitigation,
+            breaker=result.get("breaker"),
+            error_type=step.error_type,
+            error=step.error,
         )
         view.stages.append(row)
         if row.breaker:
@@ -116,20 +131,39 @@ def risk_view(trace: RunTrace) -> RiskView:
 
 def risk_markdown(view: RiskView) -> str:
     """The risk view as Markdown: stages, alerts, mitigations, breakers."""
-    lines = ["### Stages", "", "| stage | attempts | ms | outcome | reused | risks detected before | mitigation | breaker | note |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "### Stages",
+        "",
+        "| stage | attempts | ms | outcome | reused | risks detected before | mitigation | breaker | note |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for row in view.stages:
         mitigation = f"{row.mitigation['risk_id']} -> {row.mitigation['strategy']}" if row.mitigation else ""
-        note = (f"{row.error_type}: {row.error}" if row.error else row.summary or "").replace("|", "\\|").replace("\n", " ")
+        note = (
+            (f"{row.error_type}: {row.error}" if row.error else row.summary or "")
+            .replace("|", "\\|")
+            .replace("\n", " ")
+        )
         ms = f"{row.duration_ms:.0f}" if row.duration_ms is not None else ""
         reused = "" if row.reused is None else ("yes" if row.reused else "no")
-        lines.append(f"| {row.stage} | {row.attempts or ''} | {ms} | {row.outcome} | {reused} | {', '.join(row.detected)} | {mitigation} | {row.breaker or ''} | {note} |")
-    lines += ["", "### Alerts", ""] + ([f"- **{a.level}** {a.stage} ({a.risk_id or '-'}): {a.message}" for a in view.alerts] or ["- none"])
+        lines.append(
+            f"| {row.stage} | {row.attempts or ''} | {ms} | {row.outcome} | {reused} | "
+            f"{', '.join(row.detected)} | {mitigation} | {row.breaker or ''} | {note} |"
+        )
+    lines += ["", "### Alerts", ""] + (
+        [f"- **{a.level}** {a.stage} ({a.risk_id or '-'}): {a.message}" for a in view.alerts] or ["- none"]
+    )
     lines += ["", "### Mitigations", ""] + (
-        [f"- {m.stage}: {m.risk_id} ({m.severity}, {m.category}) by {m.strategy}: {'succeeded' if m.succeeded else 'FAILED'}" for m in view.mitigations]
+        [
+            f"- {m.stage}: {m.risk_id} ({m.severity}, {m.category}) by "
+            f"{m.strategy}: {'succeeded' if m.succeeded else 'FAILED'}"
+            for m in view.mitigations
+        ]
         or ["- none"]
     )
-    lines += ["", "### Breakers", ""] + ([f"- {stage}: {state}" for stage, state in view.breakers.items()] or ["- none"])
+    lines += ["", "### Breakers", ""] + (
+        [f"- {stage}: {state}" for stage, state in view.breakers.items()] or ["- none"]
+    )
     if view.error:
         lines += ["", f"**{view.status}**: {view.error_type}: {view.error}"]
     return "\n".join(lines)
@@ -256,11 +290,25 @@ def _fallbacks(traces: list[RunTrace]) -> list[dict[str, Any]]:
         for step in trace.steps:
             match = FALLBACK_SUMMARY.search(step.summary or "")
             if match is not None:
-                rows.append({"workflow_id": trace.workflow_id, "step": _step_name(step), "activity": step.name,
-                             "why": f"breaker {match['breaker']} open", "outcome": step.outcome})
+                rows.append(
+                    {
+                        "workflow_id": trace.workflow_id,
+                        "step": _step_name(step),
+                        "activity": step.name,
+                        "why": f"breaker {match['breaker']} open",
+                        "outcome": step.outcome,
+                    }
+                )
             for why in _result_fallbacks(step.result) if step.outcome == "completed" else []:
-                rows.append({"workflow_id": trace.workflow_id, "step": _step_name(step), "activity": step.name,
-                             "why": why, "outcome": step.outcome})
+                rows.append(
+                    {
+                        "workflow_id": trace.workflow_id,
+                        "step": _step_name(step),
+                        "activity": step.name,
+                        "why": why,
+                        "outcome": step.outcome,
+                    }
+                )
     return rows
 
 
@@ -276,7 +324,12 @@ def _breakers(traces: list[RunTrace], views: list[RiskView]) -> list[dict[str, A
         for step in trace.steps:
             if step.error_type == "CircuitOpen":
                 match = OPEN_BREAKER.search(step.error or "")
-                add(trace.workflow_id, match["breaker"] if match else "?", _step_name(step), match["state"] if match else "open")
+                add(
+                    trace.workflow_id,
+                    match["breaker"] if match else "?",
+                    _step_name(step),
+                    match["state"] if match else "open",
+                )
             match = FALLBACK_SUMMARY.search(step.summary or "")
             if match is not None:
                 add(trace.workflow_id, match["breaker"], FALLBACK_SUMMARY.sub("", _step_name(step)).strip(), "open")
@@ -291,19 +344,41 @@ def postmortem_of(traces: list[RunTrace]) -> PostMortem:
     """The post-mortem of runs traced with ``payloads=True``."""
     views = [risk_view(trace) for trace in traces]
     mitigations = [m for view in views for m in view.mitigations]
-    steps = [(t.workflow_id, s) for t in traces for s in t.steps if s.kind in ("activity", "local_activity", "child_workflow")]
+    steps = [
+        (t.workflow_id, s)
+        for t in traces
+        for s in t.steps
+        if s.kind in ("activity", "local_activity", "child_workflow")
+    ]
     return PostMortem(
         runs=[f"{v.workflow_id}/{v.run_id}" for v in views],
         statuses=dict(Counter(v.status for v in views)),
-        aborted=[{"workflow_id": v.workflow_id, "error_type": v.error_type or "", "error": v.error or ""} for v in views if v.status == "FAILED"],
+        aborted=[
+            {"workflow_id": v.workflow_id, "error_type": v.error_type or "", "error": v.error or ""}
+            for v in views
+            if v.status == "FAILED"
+        ],
         failed_steps=[
-            {"workflow_id": wid, "step": _step_name(s), "attempts": s.attempts, "error_type": s.error_type, "error": s.error}
-            for wid, s in steps if s.outcome in ("failed", "timed_out")
+            {
+                "workflow_id": wid,
+                "step": _step_name(s),
+                "attempts": s.attempts,
+                "error_type": s.error_type,
+                "error": s.error,
+            }
+            for wid, s in steps
+            if s.outcome in ("failed", "timed_out")
         ],
         compensations=[
-            {"workflow_id": wid, "step": (s.summary or "").removeprefix(COMPENSATION_SUMMARY), "activity": s.name,
-             "outcome": s.outcome, "error": s.error}
-            for wid, s in steps if (s.summary or "").startswith(COMPENSATION_SUMMARY)
+            {
+                "workflow_id": wid,
+                "step": (s.summary or "").removeprefix(COMPENSATION_SUMMARY),
+                "activity": s.name,
+                "outcome": s.outcome,
+                "error": s.error,
+            }
+            for wid, s in steps
+            if (s.summary or "").startswith(COMPENSATION_SUMMARY)
         ],
         retries_by_error_class=_retries(traces),
         failed_attempts_by_error_class=_failed_attempts(traces),
@@ -312,12 +387,17 @@ def postmortem_of(traces: list[RunTrace]) -> PostMortem:
         risk_runs=sum(1 for v in views if v.stages),
         failed_stages=[
             {"workflow_id": v.workflow_id, "stage": s.stage, "error_type": s.error_type, "error": s.error}
-            for v in views for s in v.stages if s.outcome in ("failed", "timed_out")
+            for v in views
+            for s in v.stages
+            if s.outcome in ("failed", "timed_out")
         ],
         mitigation_by_severity=_rates(mitigations, "severity"),
         mitigation_by_category=_rates(mitigations, "category"),
         critical_alerts=[
-            {"workflow_id": v.workflow_id, **a.model_dump(mode="json")} for v in views for a in v.alerts if a.level == "CRITICAL"
+            {"workflow_id": v.workflow_id, **a.model_dump(mode="json")}
+            for v in views
+            for a in v.alerts
+            if a.level == "CRITICAL"
         ],
         frequent_risks=Counter(a.risk_id for v in views for a in v.alerts if a.risk_id).most_common(),
     )
@@ -339,28 +419,45 @@ async def postmortem(
     fam = registry().family(family_name) if family_name else None
     clauses = ["ExecutionStatus != 'Running'"] + ([f"({query})"] if query else [])
     if since is not None:
-        start = (datetime.now(timezone.utc) - since).strftime("%Y-%m-%dT%H:%M:%SZ")
+        start = (datetime.now(UTC) - since).strftime("%Y-%m-%dT%H:%M:%SZ")
         clauses.append(f"StartTime > '{start}'")
     rows = await list_runs(client, visibility_query(family=fam, query=" AND ".join(clauses)), limit=limit)
-    return postmortem_of([await trace_run(client, r["workflow_id"], run_id=r["run_id"], payloads=True, depth=0) for r in rows])
+    return postmortem_of(
+        [await trace_run(client, r["workflow_id"], run_id=r["run_id"], payloads=True, depth=0) for r in rows]
+    )
 
 
 def postmortem_markdown(report: PostMortem) -> str:
-    lines = [f"## Post-mortem of {len(report.runs)} run(s)", "", "Statuses: " + ", ".join(f"{k} {v}" for k, v in report.statuses.items()), ""]
-    lines += ["### Aborted runs", ""] + ([f"- {a['workflow_id']}: {a['error_type']}: {a['error']}" for a in report.aborted] or ["- none"])
+    lines = [
+        f"## Post-mortem of {len(report.runs)} run(s)",
+        "",
+        "Statuses: " + ", ".join(f"{k} {v}" for k, v in report.statuses.items()),
+        "",
+    ]
+    lines += ["### Aborted runs", ""] + (
+        [f"- {a['workflow_id']}: {a['error_type']}: {a['error']}" for a in report.aborted] or ["- none"]
+    )
     lines += ["", "### Failed steps", ""] + (
-        [f"- {f['workflow_id']} {f['step']} (attempts {f['attempts'] or '-'}): {f['error_type']}: {f['error']}" for f in report.failed_steps]
+        [
+            f"- {f['workflow_id']} {f['step']} (attempts {f['attempts'] or '-'}): {f['error_type']}: {f['error']}"
+            for f in report.failed_steps
+        ]
         or ["- none"]
     )
     lines += ["", "### Compensations", ""] + (
-        [f"- {c['workflow_id']} {c['step']} ({c['activity']}): {c['outcome']}" + (f": {c['error']}" if c["error"] else "")
-         for c in report.compensations] or ["- none"]
+        [
+            f"- {c['workflow_id']} {c['step']} ({c['activity']}): {c['outcome']}"
+            + (f": {c['error']}" if c["error"] else "")
+            for c in report.compensations
+        ]
+        or ["- none"]
     )
     lines += ["", "### Fallbacks taken", ""] + (
         [f"- {f['workflow_id']} {f['step']}: {f['why']}" for f in report.fallbacks] or ["- none"]
     )
     lines += ["", "### Breakers opened", ""] + (
-        [f"- {b['workflow_id']} {b['breaker']} ({b['state']}) at {b['step']}" for b in report.breakers_opened] or ["- none"]
+        [f"- {b['workflow_id']} {b['breaker']} ({b['state']}) at {b['step']}" for b in report.breakers_opened]
+        or ["- none"]
     )
     lines += ["", "### Retries by error class", ""] + (
         [f"- {kind}: {count}" for kind, count in report.retries_by_error_class.items()] or ["- none"]
@@ -371,15 +468,25 @@ def postmortem_markdown(report: PostMortem) -> str:
     if not report.risk_runs:
         return "\n".join(lines)
     lines += ["", "### Failed stages", ""] + (
-        [f"- {f['workflow_id']} {f['stage']}: {f['error_type']}: {f['error']}" for f in report.failed_stages] or ["- none"]
+        [f"- {f['workflow_id']} {f['stage']}: {f['error_type']}: {f['error']}" for f in report.failed_stages]
+        or ["- none"]
     )
     for title, rates in (("severity", report.mitigation_by_severity), ("category", report.mitigation_by_category)):
-        lines += ["", f"### Mitigation effectiveness by {title}", "", "| group | mitigations | succeeded | rate |", "|---|---|---|---|"]
+        lines += [
+            "",
+            f"### Mitigation effectiveness by {title}",
+            "",
+            "| group | mitigations | succeeded | rate |",
+            "|---|---|---|---|",
+        ]
         lines += [f"| {k} | {r.total} | {r.succeeded} | {r.rate:.0%} |" for k, r in rates.items()]
     lines += ["", "### Critical alerts", ""] + (
-        [f"- {a['workflow_id']} {a['stage']} ({a['risk_id']}): {a['message']}" for a in report.critical_alerts] or ["- none"]
+        [f"- {a['workflow_id']} {a['stage']} ({a['risk_id']}): {a['message']}" for a in report.critical_alerts]
+        or ["- none"]
     )
-    lines += ["", "### Most frequent risks", ""] + ([f"- {risk}: {count}" for risk, count in report.frequent_risks] or ["- none"])
+    lines += ["", "### Most frequent risks", ""] + (
+        [f"- {risk}: {count}" for risk, count in report.frequent_risks] or ["- none"]
+    )
     return "\n".join(lines)
 
 
@@ -406,7 +513,12 @@ def on_step_runner(fam: Family[Any] | None) -> bool:
     """Whether ``fam``'s runs restart from any step (its workflow is a ``StepWorkflow``)."""
     from sagaworks import StepWorkflow  # the workflow modules are loaded once a family is
 
-    return fam is not None and fam.restartable is None and issubclass(fam.workflow, StepWorkflow)
+    return (
+        fam is not None
+        and fam.restartable is None
+        and issubclass(fam.workflow, StepWorkflow)
+        and fam.workflow.restarts_from_steps
+    )
 
 
 def parse_set(items: Sequence[str]) -> dict[str, Any]:
@@ -488,7 +600,10 @@ async def restart_from_stage(
             f"restartable families: {', '.join(restartable_families())}; from a step: {', '.join(step_families())}"
         )
     if from_stage not in spec.stages:
-        raise RestartRefused(f"stage {from_stage!r}: a {fam.name} run restarts from one of its stages; expected one of {', '.join(spec.stages)}")
+        raise RestartRefused(
+            f"stage {from_stage!r}: a {fam.name} run restarts from one "
+            f"of its stages; expected one of {', '.join(spec.stages)}"
+        )
     if description.status == WorkflowExecutionStatus.RUNNING:
         raise RestartRefused(f"{workflow_id} is still running; cancel it or wait for it to close")
     earlier = spec.stages[: spec.stages.index(from_stage)]
@@ -507,11 +622,18 @@ async def restart_from_stage(
     outcomes |= stage_outcomes(trace, spec)
     missing = [s for s in earlier if s not in outcomes]
     if missing:
-        raise RestartRefused(f"{workflow_id}: stage(s) {', '.join(missing)} never completed; restart from {missing[0]} or earlier")
-    resume = spec.resume.taking_over(from_stage, f"{workflow_id}/{description.run_id}", {s: outcomes[s] for s in earlier})
+        raise RestartRefused(
+            f"{workflow_id}: stage(s) {', '.join(missing)} never completed; restart from {missing[0]} or earlier"
+        )
+    resume_model: Any = spec.resume  # the family's declared resume model, a class with taking_over()
+    resume = resume_model.taking_over(
+        from_stage, f"{workflow_id}/{description.run_id}", {s: outcomes[s] for s in earlier}
+    )
     update: dict[str, Any] = {"resume": resume}
     if not keep_faults:
         fields = type(original).model_fields
-        update |= {name: fields[name].get_default(call_default_factory=True) for name in INJECTED_FAULTS if name in fields}
+        update |= {
+            name: fields[name].get_default(call_default_factory=True) for name in INJECTED_FAULTS if name in fields
+        }
     # On the source run's task queue: the workers that served it serve the new run.
     return await start_run(client, fam, original.model_copy(update=update), task_queue=description.task_queue)

@@ -1,6 +1,6 @@
 """Metrics of the query family derived from Temporal histories (``GET /api/workflow/metrics``).
 
-The seed's KPIs (success rate by step, time per agent, retry attempt distribution) come
+The query family's KPIs (success rate by step, time per agent, retry attempt distribution) come
 from the recorded histories of recent runs (activities and local activities alike), not from counters
 kept on the side; live counters of the same things (``sagaworks_query_agent_*``,
 ``sagaworks_breaker_transitions``) are on the workers' Prometheus endpoint, and breaker

@@ -10,6 +10,7 @@ import dataclasses
 import json
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
+from typing import Any
 
 from temporalio.client import Client, WorkflowHistory
 from temporalio.converter import DataConverter, DefaultFailureConverter
@@ -55,6 +56,7 @@ async def replay(
         from sagaworks import registry
 
         workflows = registry().workflows()
+
     async def each() -> AsyncIterator[WorkflowHistory]:
         for history in histories:
             yield history
@@ -62,7 +64,6 @@ async def replay(
     # A replay's own failures are reported here and stored nowhere: keep their messages
     # readable even when the converter encrypts failures (encrypted ones still decode).
     readable = dataclasses.replace(data_converter, failure_converter_class=DefaultFailureConverter)
-    replayer = Replayer(
-        workflows=workflows, data_converter=readable, **({"workflow_runner": runner} if runner else {})
-    )
+    options: dict[str, Any] = {"workflow_runner": runner} if runner else {}
+    replayer = Replayer(workflows=workflows, data_converter=readable, **options)
     return await replayer.replay_workflows(each(), raise_on_replay_failure=False)

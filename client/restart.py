@@ -19,7 +19,7 @@ from typing import Any
 
 from temporalio.api.common.v1 import Payload
 from temporalio.api.history.v1 import History, HistoryEvent
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowQueryFailedError
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowHistory, WorkflowQueryFailedError
 from temporalio.common import RawValue, WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
@@ -65,7 +65,7 @@ async def _summary(client: Client, event: HistoryEvent) -> str | None:
     return str(text)
 
 
-async def source_steps(client: Client, history: History) -> SourceSteps:
+async def source_steps(client: Client, history: History | WorkflowHistory) -> SourceSteps:
     """The steps of a run, read from its history (and its memo, if it was a restart)."""
     started = history.events[0].workflow_execution_started_event_attributes
     steps = SourceSteps(first_run_id=started.first_execution_run_id or started.original_execution_run_id)
@@ -73,9 +73,9 @@ async def source_steps(client: Client, history: History) -> SourceSteps:
     if RESTART_MEMO in memo:
         [data] = await client.data_converter.decode([memo[RESTART_MEMO]])
         steps.restart = StepsRestart.model_validate(data)
-        for name in steps.restart.reused:
-            steps.order.append(name)
-            steps.results[name] = memo[restart_result_key(name)]
+        for reused in steps.restart.reused:
+            steps.order.append(reused)
+            steps.results[reused] = memo[restart_result_key(reused)]
     scheduled: dict[int, str] = {}
 
     def reached(name: str) -> None:
@@ -143,7 +143,9 @@ def plan_restart(
     earlier = names[: names.index(from_step)]
     missing = [s for s in earlier if s not in steps.results]
     if missing:
-        raise RestartRefused(f"{workflow_id}: step(s) {', '.join(missing)} never completed; restart from {missing[0]} or earlier")
+        raise RestartRefused(
+            f"{workflow_id}: step(s) {', '.join(missing)} never completed; restart from {missing[0]} or earlier"
+        )
     undone = [s for s in earlier if s in steps.compensated]
     if undone and not force:
         raise RestartNeedsForce(
@@ -203,7 +205,9 @@ async def restart_from_step(
     history = await client.get_workflow_handle(workflow_id, run_id=description.run_id).fetch_history()
     source = client.get_workflow_handle(workflow_id, run_id=description.run_id)
     steps = await source_steps(client, history)
-    plan = plan_restart(workflow_id, description.run_id, steps, from_step, force=force, declared=await declared_steps(source))
+    plan = plan_restart(
+        workflow_id, description.run_id, steps, from_step, force=force, declared=await declared_steps(source)
+    )
     started = history.events[0].workflow_execution_started_event_attributes
     # The input exactly as the source got it: decoded only by the codec, never by a model.
     inputs = list(started.input.payloads)
@@ -222,4 +226,3 @@ async def restart_from_step(
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
         memo=plan.memo,
     )
-

@@ -15,18 +15,19 @@ from typing import Any
 from pydantic import BaseModel
 from temporalio.client import (
     Client,
-    WorkflowExecutionStatus as ExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
     WorkflowQueryFailedError,
     WorkflowQueryRejectedError,
 )
+from temporalio.client import (
+    WorkflowExecutionStatus as ExecutionStatus,
+)
 from temporalio.exceptions import ApplicationError, FailureError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from sagaworks.client.connection import TASK_QUEUE, ui_url
 from sagaworks import Family, ProgressStatus, error_kind, registry
-
+from sagaworks.client.connection import TASK_QUEUE, ui_url
 
 QUERY_TIMEOUT = timedelta(seconds=10)
 """How long a ``status`` query may wait for a worker before the run is described without it."""
@@ -93,7 +94,8 @@ def failure_chain(error: BaseException) -> list[dict[str, Any]]:
     while current is not None:
         entry: dict[str, Any] = {"message": getattr(current, "message", str(current))}
         if isinstance(current, ApplicationError):
-            entry["type"] = current.type
+            # An ApplicationError raised without type= comes back with none: its class names it.
+            entry["type"] = current.type or type(current).__name__
             if current.details:
                 entry["details"] = [to_jsonable(d) for d in current.details]
         else:
@@ -259,7 +261,5 @@ def _status_of_visibility(value: Any) -> str:
 
 async def count_runs(client: Client, family: Family[Any]) -> dict[str, int]:
     """How many runs of ``family`` visibility knows, per status (statuses with none left out)."""
-    counted = await client.count_workflows(
-        f"{visibility_query(family=family)} GROUP BY ExecutionStatus"
-    )
+    counted = await client.count_workflows(f"{visibility_query(family=family)} GROUP BY ExecutionStatus")
     return {_status_of_visibility(group.group_values[0]): group.count for group in counted.groups}

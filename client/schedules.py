@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from temporalio.client import (
     Client,
     Schedule,
+    ScheduleActionExecutionStartWorkflow,
     ScheduleActionStartWorkflow,
     ScheduleHandle,
     ScheduleOverlapPolicy,
@@ -22,8 +23,8 @@ from temporalio.client import (
     ScheduleState,
 )
 
-from sagaworks.client.connection import TASK_QUEUE
 from sagaworks import Family
+from sagaworks.client.connection import TASK_QUEUE
 
 
 def schedule_id_for(family: Family[Any], arg: BaseModel) -> str:
@@ -97,7 +98,7 @@ async def describe_schedule(client: Client, schedule_id: str) -> dict[str, Any]:
         "overlap": schedule.policy.overlap.name,
         "actions": info.num_actions,
         "skipped_overlap": info.num_actions_skipped_overlap,
-        "running": [r.workflow_id for r in info.running_actions],
+        "running": [r.workflow_id for r in info.running_actions if isinstance(r, ScheduleActionExecutionStartWorkflow)],
         "recent": [
             {
                 "scheduled_at": _time(a.scheduled_at),
@@ -121,7 +122,9 @@ async def list_schedules(client: Client) -> list[dict[str, Any]]:
                 "schedule_id": listed.id,
                 "workflow_type": getattr(listed.schedule.action, "workflow", None) if listed.schedule else None,
                 "paused": bool(state and state.paused),
-                "next": _time(listed.info.next_action_times[0]) if listed.info and listed.info.next_action_times else None,
+                "next": _time(listed.info.next_action_times[0])
+                if listed.info and listed.info.next_action_times
+                else None,
             }
         )
     return rows

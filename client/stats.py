@@ -25,8 +25,8 @@ from temporalio.api.common.v1 import Payload
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHistory
 
-from sagaworks.client.runs import visibility_query
 from sagaworks import Family
+from sagaworks.client.runs import visibility_query
 
 CLOSING = {
     "activity_task_completed_event_attributes": "completed",
@@ -79,7 +79,7 @@ def activity_calls(history: WorkflowHistory) -> list[ActivityCall]:
             attempts[started.scheduled_event_id] = started.attempt
             continue
         for name, outcome in CLOSING.items():
-            if event.HasField(name):
+            if event.HasField(name):  # type: ignore[arg-type]  # CLOSING's keys are HistoryEvent fields
                 closed = getattr(event, name)
                 origin = scheduled.get(closed.scheduled_event_id)
                 if origin is None:

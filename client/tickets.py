@@ -12,7 +12,15 @@ from typing import Any, get_args
 from pydantic import BaseModel
 from temporalio.client import Client
 
-from sagaworks.contracts.support import PRIORITIES, TICKET_ASSIGNEE, TICKET_PRIORITY, TICKET_STATE, TICKET_TYPE, TicketState, TicketType
+from sagaworks.contracts.support import (
+    PRIORITIES,
+    TICKET_ASSIGNEE,
+    TICKET_PRIORITY,
+    TICKET_STATE,
+    TICKET_TYPE,
+    TicketState,
+    TicketType,
+)
 
 TICKET_STATES: tuple[str, ...] = get_args(TicketState)
 TICKET_TYPES: tuple[str, ...] = get_args(TicketType)
@@ -47,7 +55,11 @@ def _checked(field: str, value: str | None, allowed: tuple[str, ...], normal: An
 
 
 def ticket_query(
-    *, priority: str | None = None, state: str | None = None, ticket_type: str | None = None, assignee: str | None = None
+    *,
+    priority: str | None = None,
+    state: str | None = None,
+    ticket_type: str | None = None,
+    assignee: str | None = None,
 ) -> str:
     """The visibility query of the tickets matching every filter given (any case for
     priority and state); raises :class:`TicketFilterInvalid` naming a filter whose value

@@ -8,7 +8,7 @@ Nothing here reads files we wrote on the side: every timing, attempt count, outc
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -19,12 +19,14 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
+from sagaworks import error_kind
 from sagaworks.client.runs import status_name
 from sagaworks.client.stats import local_activity_marker
-from sagaworks import error_kind
 
 StepKind = Literal["activity", "local_activity", "child_workflow", "timer", "signal", "update"]
-StepOutcome = Literal["completed", "failed", "timed_out", "canceled", "terminated", "running", "fired", "received", "rejected"]
+StepOutcome = Literal[
+    "completed", "failed", "timed_out", "canceled", "terminated", "running", "fired", "received", "rejected"
+]
 
 
 class TraceStep(BaseModel):
@@ -65,7 +67,7 @@ class RunTrace(BaseModel):
 
 
 def _time(stamp: Timestamp) -> datetime:
-    return stamp.ToDatetime(tzinfo=timezone.utc)
+    return stamp.ToDatetime(tzinfo=UTC)
 
 
 def _ms(start: datetime, end: datetime | None) -> float | None:
@@ -132,87 +134,106 @@ class _Builder:
         if which == "activity_task_scheduled_event_attributes":
             attrs = event.activity_task_scheduled_event_attributes
             steps[event.event_id] = TraceStep(
-                kind="activity", name=attrs.activity_type.name, summary=await self.summary(event), started=at, outcome="running"
+                kind="activity",
+                name=attrs.activity_type.name,
+                summary=await self.summary(event),
+                started=at,
+                outcome="running",
             )
         elif which == "activity_task_started_event_attributes":
-            attrs = event.activity_task_started_event_attributes
-            steps[attrs.scheduled_event_id].attempts = attrs.attempt
-            if attrs.HasField("last_failure"):
-                steps[attrs.scheduled_event_id].retried_error_type, _ = await self.error(attrs.last_failure)
+            started = event.activity_task_started_event_attributes
+            steps[started.scheduled_event_id].attempts = started.attempt
+            if started.HasField("last_failure"):
+                steps[started.scheduled_event_id].retried_error_type, _ = await self.error(started.last_failure)
         elif which in (
             "activity_task_completed_event_attributes",
             "activity_task_failed_event_attributes",
             "activity_task_timed_out_event_attributes",
             "activity_task_canceled_event_attributes",
         ):
-            attrs = getattr(event, which)
-            step = steps[attrs.scheduled_event_id]
+            closed = getattr(event, which)
+            step = steps[closed.scheduled_event_id]
             step.closed = at
             step.outcome = {
                 "activity_task_completed_event_attributes": "completed",
                 "activity_task_failed_event_attributes": "failed",
                 "activity_task_timed_out_event_attributes": "timed_out",
                 "activity_task_canceled_event_attributes": "canceled",
-            }[which]  # type: ignore[assignment]
+            }[which]  # type: ignore[assignment]  # the dict's values are TraceStep.outcome's literals
             if step.outcome == "completed":
-                step.result = await self.decode(attrs.result)
-            elif attrs.HasField("failure"):
-                step.error_type, step.error = await self.error(attrs.failure)
+                step.result = await self.decode(closed.result)
+            elif closed.HasField("failure"):
+                step.error_type, step.error = await self.error(closed.failure)
         elif which == "marker_recorded_event_attributes":
             await self._local_activity(event, steps)
         elif which == "start_child_workflow_execution_initiated_event_attributes":
-            attrs = event.start_child_workflow_execution_initiated_event_attributes
+            initiated = event.start_child_workflow_execution_initiated_event_attributes
             steps[event.event_id] = TraceStep(
-                kind="child_workflow", name=attrs.workflow_type.name, summary=attrs.workflow_id, started=at, outcome="running"
+                kind="child_workflow",
+                name=initiated.workflow_type.name,
+                summary=initiated.workflow_id,
+                started=at,
+                outcome="running",
             )
         elif which == "start_child_workflow_execution_failed_event_attributes":
-            attrs = event.start_child_workflow_execution_failed_event_attributes
-            step = steps[attrs.initiated_event_id]
+            start_failed = event.start_child_workflow_execution_failed_event_attributes
+            step = steps[start_failed.initiated_event_id]
             step.closed, step.outcome = at, "failed"
-            step.error_type, step.error = "StartChildWorkflowFailed", f"could not start: {attrs.cause}"
-        elif which and which.startswith("child_workflow_execution_") and which != "child_workflow_execution_started_event_attributes":
-            attrs = getattr(event, which)
-            step = steps[attrs.initiated_event_id]
+            step.error_type, step.error = "StartChildWorkflowFailed", f"could not start: {start_failed.cause}"
+        elif (
+            which
+            and which.startswith("child_workflow_execution_")
+            and which != "child_workflow_execution_started_event_attributes"
+        ):
+            child_closed = getattr(event, which)
+            step = steps[child_closed.initiated_event_id]
             step.closed = at
-            step.outcome = which.removeprefix("child_workflow_execution_").removesuffix("_event_attributes")  # type: ignore[assignment]
+            step.outcome = which.removeprefix("child_workflow_execution_").removesuffix("_event_attributes")  # type: ignore[assignment]  # a child's closing event names one of TraceStep.outcome's literals
             if step.outcome == "completed":
-                step.result = await self.decode(attrs.result)
-            elif getattr(attrs, "failure", None) is not None and attrs.HasField("failure"):
-                step.error_type, step.error = await self.error(attrs.failure)
+                step.result = await self.decode(child_closed.result)
+            elif getattr(child_closed, "failure", None) is not None and child_closed.HasField("failure"):
+                step.error_type, step.error = await self.error(child_closed.failure)
             if self.depth > 0:
-                execution = attrs.workflow_execution
+                execution = child_closed.workflow_execution
                 child = _Builder(self.client, self.payloads, self.depth - 1)
                 step.child = await child.run(execution.workflow_id, execution.run_id)
         elif which == "timer_started_event_attributes":
-            attrs = event.timer_started_event_attributes
-            seconds = attrs.start_to_fire_timeout.ToTimedelta().total_seconds()
+            timer = event.timer_started_event_attributes
+            seconds = timer.start_to_fire_timeout.ToTimedelta().total_seconds()
             steps[event.event_id] = TraceStep(
-                kind="timer", name=f"timer {seconds:g} s", summary=await self.summary(event), started=at, outcome="running"
+                kind="timer",
+                name=f"timer {seconds:g} s",
+                summary=await self.summary(event),
+                started=at,
+                outcome="running",
             )
         elif which in ("timer_fired_event_attributes", "timer_canceled_event_attributes"):
-            attrs = getattr(event, which)
-            step = steps[attrs.started_event_id]
+            timer_closed = getattr(event, which)
+            step = steps[timer_closed.started_event_id]
             step.closed = at
             step.outcome = "fired" if which == "timer_fired_event_attributes" else "canceled"
         elif which == "workflow_execution_signaled_event_attributes":
             name = event.workflow_execution_signaled_event_attributes.signal_name
             steps[event.event_id] = TraceStep(kind="signal", name=name, started=at, closed=at, outcome="received")
         elif which == "workflow_execution_update_accepted_event_attributes":
-            attrs = event.workflow_execution_update_accepted_event_attributes
+            accepted = event.workflow_execution_update_accepted_event_attributes
             steps[event.event_id] = TraceStep(
-                kind="update", name=attrs.accepted_request.input.name, summary=attrs.protocol_instance_id,
-                started=at, outcome="running",
+                kind="update",
+                name=accepted.accepted_request.input.name,
+                summary=accepted.protocol_instance_id,
+                started=at,
+                outcome="running",
             )
         elif which == "workflow_execution_update_completed_event_attributes":
-            attrs = event.workflow_execution_update_completed_event_attributes
-            step = steps[attrs.accepted_event_id]
+            update_done = event.workflow_execution_update_completed_event_attributes
+            step = steps[update_done.accepted_event_id]
             step.closed = at
-            if attrs.outcome.HasField("failure"):
+            if update_done.outcome.HasField("failure"):
                 step.outcome = "failed"
-                step.error_type, step.error = await self.error(attrs.outcome.failure)
+                step.error_type, step.error = await self.error(update_done.outcome.failure)
             else:
                 step.outcome = "completed"
-                step.result = await self.decode(attrs.outcome.success)
+                step.result = await self.decode(update_done.outcome.success)
         elif which in (
             "workflow_execution_completed_event_attributes",
             "workflow_execution_failed_event_attributes",

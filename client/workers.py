@@ -21,7 +21,9 @@ from temporalio.service import RPCError
 POLLER_FRESH_SECONDS = 70
 """A poller last seen longer ago than this is a worker that stopped."""
 
-START_A_WORKER = "start one with `python -m sagaworks.worker --task-queue {queue}` (or `saga dev up`, which starts a worker too)"
+START_A_WORKER = (
+    "start one with `python -m sagaworks.worker --task-queue {queue}` (or `saga dev up`, which starts a worker too)"
+)
 
 
 def fresh_pollers(pollers: Iterable[PollerInfo], now: float) -> int:
@@ -33,7 +35,8 @@ async def workflow_pollers(client: Client, task_queue: str, timeout: timedelta |
     """How many workers polled ``task_queue`` for workflow tasks within :data:`POLLER_FRESH_SECONDS`."""
     described = await client.workflow_service.describe_task_queue(
         DescribeTaskQueueRequest(
-            namespace=client.namespace, task_queue=TaskQueue(name=task_queue),
+            namespace=client.namespace,
+            task_queue=TaskQueue(name=task_queue),
             task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
         ),
         timeout=timeout,
@@ -63,7 +66,10 @@ async def say_while_no_worker(
         except RPCError:
             pollers = None  # not known this round (the server unreachable for a moment)
         if pollers == 0 and not silent:
-            say(f"No worker polls task queue {task_queue}: the run waits until one does; {START_A_WORKER.format(queue=task_queue)}.")
+            say(
+                f"No worker polls task queue {task_queue}: the run waits "
+                f"until one does; {START_A_WORKER.format(queue=task_queue)}."
+            )
             silent = True
         elif pollers and silent:
             say(f"A worker polls task queue {task_queue} now.")

@@ -13,8 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from sagaworks.contracts.common import StrictModel, Text
-from sagaworks import ProgressStatus
+from sagaworks import StepStatus, StrictModel, Text
 
 KNOWN_CITIES = ("Seattle", "San Francisco", "London", "New York", "Tokyo", "Sydney", "Paris")
 """Cities a question may name (the weather server has stations for some of them)."""
@@ -92,7 +91,7 @@ class AggregateResult(BaseModel):
     summary: str
 
 
-class AggregateStatus(ProgressStatus):
+class AggregateStatus(StepStatus):
     """Progress, with each source's state live."""
 
     sources: list[SourceReport]

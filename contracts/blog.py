@@ -5,9 +5,11 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 from pydantic.json_schema import SkipJsonSchema
 
-from sagaworks.contracts.common import StageResume, StrictModel, Text
-from sagaworks import ProgressStatus
+from sagaworks import StageResume, StrictModel, Text
 from sagaworks.contracts.search import Hit, SearchHits
+
+BLOG_STEPS = ("research", "outline", "draft", "review")
+"""The blog's steps, in order (``saga restart ID --from STEP`` names one)."""
 
 
 class BlogInput(StrictModel):
@@ -17,13 +19,16 @@ class BlogInput(StrictModel):
     sources: int = Field(default=6, ge=1, le=20)
     """Passages the research step keeps (BM25 over the stored chunks)."""
     resume: SkipJsonSchema[BlogResume | None] = None
-    """Set by ``saga restart``: the outcomes of the stages before ``resume.from_stage``.
-    Not in the JSON schema (forms, OpenAPI); catalog parsing refuses it from callers."""
+    """Set only in the inputs of runs restarted before the blog ran on the step runner
+    (whose restart carries the earlier steps in the run's memo); kept so those inputs
+    still decode and their histories replay. Not in the JSON schema (forms, OpenAPI);
+    catalog parsing refuses it from callers."""
 
 
 class BlogResume(StageResume):
-    """A post restarted at a later stage: the research passages, the outline and the
-    draft of the source run, read from its history (only there: they are small)."""
+    """How runs restarted before the step runner's restart carried the earlier steps:
+    the research passages, the outline and the draft of the source run. Nothing sets it
+    any more; old inputs still decode."""
 
     research: SearchHits | None = None
     outline: str | None = None
@@ -68,6 +73,9 @@ class WriterInfo(BaseModel):
     model: str
     method: str
     """How the text was produced, e.g. that the offline composer only extracts sentences."""
+    fallback: str | None = None
+    """Why the offline composer wrote although a model is configured (the LLM gateway's
+    breaker open, its budget spent, the model refusing...); None otherwise."""
 
 
 class Review(BaseModel):
@@ -97,7 +105,3 @@ class BlogResult(BaseModel):
     writer: WriterInfo
     resumed_from: str | None = None
     """The run whose earlier stages a restarted run took over."""
-
-
-class BlogStatus(ProgressStatus):
-    """``done``/``total`` count research, outline, draft and review."""

@@ -62,8 +62,11 @@ def _accepting_integral_floats(schema: Any) -> None:
     for key, value in schema.items():
         if isinstance(value, dict) and value.get("type") == "int":
             schema[key] = core_schema.no_info_before_validator_function(_integral_float_as_int, value)
-        elif not (isinstance(value, dict) and value.get("type") == "function-before"
-                  and value.get("function", {}).get("function") is _integral_float_as_int):
+        elif not (
+            isinstance(value, dict)
+            and value.get("type") == "function-before"
+            and value.get("function", {}).get("function") is _integral_float_as_int
+        ):
             _accepting_integral_floats(value)
 
 

@@ -26,7 +26,6 @@ DOCUMENT_STEPS = ("resolve", "validate", "chunk", "extract", "store")
 with ``finalise_document``, which is not a step: it records how the run ended."""
 
 
-
 def normalise_path(path: str) -> str:
     """``path`` without ``.``, ``..`` or doubled slashes (lexically: no file system access).
 

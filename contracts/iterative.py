@@ -6,8 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from sagaworks.contracts.common import StrictData, StrictModel, Text
-from sagaworks import ProgressStatus
+from sagaworks import StepStatus, StrictData, StrictModel, Text
 from sagaworks.contracts.search import Hit, Quality
 
 
@@ -53,8 +52,9 @@ class IterativeResult(BaseModel):
     rounds: list[Round]
 
 
-class IterativeStatus(ProgressStatus):
-    """``done``/``total`` count rounds against the cap."""
+class IterativeStatus(StepStatus):
+    """``done``/``total`` count rounds against the cap; ``steps`` are this run's rounds'
+    steps (``search N``, ``evaluate N``, ``refine N``; a run continued as new starts afresh)."""
 
     best_quality: float | None
     current_query: str | None

@@ -7,8 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
-from sagaworks.contracts.common import StrictModel, Text
-from sagaworks import ProgressStatus
+from sagaworks import StepStatus, StrictModel, Text
 
 REFUSAL_KEY = "sagaworks_refusal"
 """Added by the worker's guard to each tool that list-tools returns: why the calling
@@ -27,7 +26,8 @@ class McpCallInput(StrictModel):
     tool: Text = Field(min_length=1)
     arguments: dict[str, Any] = Field(
         default_factory=dict,
-        description=f"The tool's arguments, at most {MAX_ARGUMENT_BYTES // 1024} KiB of JSON. Its answer may be at most "
+        description=f"The tool's arguments, at most {MAX_ARGUMENT_BYTES // 1024} KiB of JSON. "
+        "Its answer may be at most "
         f"the server's max_result_bytes ({DEFAULT_MAX_RESULT_BYTES // 1024} KiB unless the MCP configuration says "
         "otherwise): a larger one fails the call with McpResultTooLarge.",
     )
@@ -38,7 +38,9 @@ class McpCallInput(StrictModel):
     def _arguments_bounded(cls, arguments: dict[str, Any]) -> dict[str, Any]:
         size = len(json.dumps(arguments, separators=(",", ":"), default=str).encode())
         if size > MAX_ARGUMENT_BYTES:
-            raise ValueError(f"{size:,} bytes of JSON, over the {MAX_ARGUMENT_BYTES:,}-byte limit of a tool's arguments")
+            raise ValueError(
+                f"{size:,} bytes of JSON, over the {MAX_ARGUMENT_BYTES:,}-byte limit of a tool's arguments"
+            )
         return arguments
 
 
@@ -53,7 +55,7 @@ class McpToolOutput(StrictModel):
     structured: Any = None
 
 
-class McpCallStatus(ProgressStatus):
+class McpCallStatus(StepStatus):
     """Progress of a one-tool run."""
 
     server: str

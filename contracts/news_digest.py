@@ -8,12 +8,14 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from pydantic.json_schema import SkipJsonSchema
 
-from sagaworks.contracts.common import StageResume, StrictModel, Text
-from sagaworks import ProgressStatus
-from sagaworks.contracts.fallback import BranchOutcome
+from sagaworks import BranchOutcome, StageResume, StepStatus, StrictModel, Text
 
 Category = Literal["technology", "business", "research", "general"]
 CATEGORIES: tuple[Category, ...] = ("technology", "business", "research", "general")
+
+NEWS_DIGEST_STEPS = ("select", "summarise", "newsletter", "store")
+"""The digest's steps, in order (``saga restart ID --from STEP`` names one). Fetching the
+feeds belongs to select: one activity per feed, and the articles are only its input."""
 
 ALREADY_PUBLISHED = "ArticlesAlreadyPublished"
 """The error type of a store whose articles a concurrent digest claimed first; its
@@ -53,8 +55,10 @@ class NewsDigestInput(StrictModel):
     has one configured (``SAGAWORKS_LLM_PROVIDER``...), extractive otherwise."""
     summary_sentences: int = Field(default=3, ge=2, le=3)
     resume: SkipJsonSchema[NewsDigestResume | None] = None
-    """Set by ``saga restart``: the outcomes of the stages before ``resume.from_stage``.
-    Not in the JSON schema (forms, OpenAPI); catalog parsing refuses it from callers."""
+    """Set only in the inputs of runs restarted before the digest ran on the step runner
+    (whose restart carries the earlier steps in the run's memo); kept so those inputs
+    still decode and their histories replay. Not in the JSON schema (forms, OpenAPI);
+    catalog parsing refuses it from callers."""
 
 
 class Article(BaseModel):
@@ -161,8 +165,9 @@ class StoreDigestInput(StrictModel):
 
 
 class NewsDigestResume(StageResume):
-    """A digest restarted after its selection: the selected articles, their summaries
-    and the newsletter of the source run, read from its history."""
+    """How runs restarted before the step runner's restart carried the earlier steps: the
+    selected articles, their summaries and the newsletter of the source run. Nothing sets
+    it any more; old inputs still decode."""
 
     select: Selection | None = None
     summarise: list[DigestArticle] | None = None
@@ -192,8 +197,9 @@ class NewsDigestResult(BaseModel):
     were fetched by that run, so :attr:`feeds` is empty."""
 
 
-class NewsDigestStatus(ProgressStatus):
-    """Feeds fetched, then the later steps: ``done``/``total`` count steps."""
+class NewsDigestStatus(StepStatus):
+    """The steps' status (``current_step`` is ``fetch`` while the feeds are fetched), with
+    the feeds fetched so far."""
 
     feeds_done: int
     feeds_total: int

@@ -85,7 +85,8 @@ class OrderInput(StrictModel):
     """A durable timer between steps, so a demo can pause, cancel or crash mid-saga."""
     local_steps: bool | None = None
     """Run the SKU check and the five steps as local activities (the default, None, since
-    workflows/order.py LOCAL_STEPS_PATCH; see the README's rule): several times less latency
+    workflows/order.py LOCAL_STEPS_PATCH; each step is short, idempotent and touches only
+    the application database, which is when a step may be local): several times less latency
     and server CPU, but the history records their results only (no inputs, no retry
     events); False runs them as (remote) activities. Compensations are always remote."""
 

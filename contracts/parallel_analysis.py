@@ -6,10 +6,12 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from sagaworks.contracts.common import StrictModel, Text
-from sagaworks import ProgressStatus
-from sagaworks.contracts.fallback import BranchOutcome
+from sagaworks import BranchOutcome, StepStatus, StrictModel, Text
 from sagaworks.contracts.text import AnalysisPart, Keywords, Language, Sentiment, Summary
+
+MODEL_PARTS: tuple[AnalysisPart, ...] = ("sentiment", "keywords", "summary")
+"""The parts the family's model analyses when one is configured (the language is always
+detected offline: py3langid is better at it than a chat model asked in one line)."""
 
 
 class ParallelAnalysisInput(StrictModel):
@@ -19,8 +21,9 @@ class ParallelAnalysisInput(StrictModel):
     fail: list[AnalysisPart] = Field(default_factory=list)
     """Offline analyses made to fail (demos and tests of partial results and fallbacks)."""
     provider: Literal["offline", "llm"] = "offline"
-    """``llm``: sentiment, keywords and summary by the worker's chat model, each falling
-    back to its offline analysis; the language is always detected offline."""
+    """No longer read: the model analyses sentiment, keywords and summary whenever the
+    worker's LLM gateway has one for the family (each part's offline analysis its
+    fallback). Kept so inputs that set it (schedules, stored runs) still decode."""
 
 
 class ParallelAnalysisResult(BaseModel):
@@ -37,7 +40,20 @@ class ParallelAnalysisResult(BaseModel):
     fallbacks: list[AnalysisPart]
 
 
-class ParallelAnalysisStatus(ProgressStatus):
+class ModelAnalyses(BaseModel):
+    """What the family's model answered; a part it did not answer is None."""
+
+    sentiment: Sentiment | None = None
+    keywords: Keywords | None = None
+    summary: Summary | None = None
+    provider: str = "offline"
+    """``<provider>:<model>``; ``offline`` when no model is configured."""
+    fallbacks: dict[str, str] = {}
+    """Part -> why its offline analysis stands in although a model is configured (the
+    gateway's breaker open, its budget spent, an unusable answer)."""
+
+
+class ParallelAnalysisStatus(StepStatus):
     """``done``/``total`` count the four analyses."""
 
     finished: list[AnalysisPart]

@@ -16,22 +16,33 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from sagaworks.contracts.common import StageResume, StrictModel, Text
 from sagaworks import ProgressStatus
+from sagaworks.contracts.common import StageResume, StrictModel, Text
 
-Stage = Literal[
-    "load", "extract", "semantic", "causal", "mechanisms", "financial", "dnp", "scoring", "report"
-]
+Stage = Literal["load", "extract", "semantic", "causal", "mechanisms", "financial", "dnp", "scoring", "report"]
 STAGES: tuple[Stage, ...] = (
-    "load", "extract", "semantic", "causal", "mechanisms", "financial", "dnp", "scoring", "report"
+    "load",
+    "extract",
+    "semantic",
+    "causal",
+    "mechanisms",
+    "financial",
+    "dnp",
+    "scoring",
+    "report",
 )
-"""The nine stages in order (the seed's LOAD_DOCUMENT ... DNP_VALIDATION, then ours)."""
+"""The nine stages in order."""
 
 Severity = Literal["LOW", "MEDIUM", "HIGH", "CRITICAL"]
 AlertLevel = Literal["INFO", "WARNING", "ERROR", "CRITICAL"]
 ALERT_LEVELS: tuple[AlertLevel, ...] = ("INFO", "WARNING", "ERROR", "CRITICAL")
 RiskCategory = Literal[
-    "DATA_QUALITY", "EXTERNAL_DEPENDENCY", "RESOURCE_EXHAUSTION", "COMPUTATION_ERROR", "VALIDATION_FAILURE", "CONFIGURATION"
+    "DATA_QUALITY",
+    "EXTERNAL_DEPENDENCY",
+    "RESOURCE_EXHAUSTION",
+    "COMPUTATION_ERROR",
+    "VALIDATION_FAILURE",
+    "CONFIGURATION",
 ]
 
 MITIGATION_STRATEGIES: dict[str, str] = {
@@ -64,8 +75,12 @@ class Condition(StrictModel):
             return False
         left = metrics[self.metric]
         return {
-            "<": left < self.value, "<=": left <= self.value, ">": left > self.value,
-            ">=": left >= self.value, "==": left == self.value, "!=": left != self.value,
+            "<": left < self.value,
+            "<=": left <= self.value,
+            ">": left > self.value,
+            ">=": left >= self.value,
+            "==": left == self.value,
+            "!=": left != self.value,
         }[self.op]
 
     def describe(self) -> str:
@@ -102,7 +117,9 @@ class Risk(StrictModel):
     @classmethod
     def _known_strategy(cls, value: str) -> str:
         if value not in MITIGATION_STRATEGIES:
-            raise ValueError(f"unknown mitigation strategy {value!r}; known: {', '.join(sorted(MITIGATION_STRATEGIES))}")
+            raise ValueError(
+                f"unknown mitigation strategy {value!r}; known: {', '.join(sorted(MITIGATION_STRATEGIES))}"
+            )
         return value
 
 
@@ -345,7 +362,7 @@ ALERT_SEARCH_ATTRIBUTE = "SagaAlertLevel"
 
 def alert_query(level: str) -> str:
     """The visibility query of runs whose highest alert is ``level`` or above."""
-    levels = ALERT_LEVELS[ALERT_LEVELS.index(level.upper()):]  # type: ignore[arg-type]
+    levels = ALERT_LEVELS[ALERT_LEVELS.index(level.upper()) :]
     return f"{ALERT_SEARCH_ATTRIBUTE} IN ({', '.join(repr(v) for v in levels)})"
 
 
@@ -365,7 +382,9 @@ def stage_summary(stage: str, mitigation: Mitigation | None = None, llm: str | N
     return f"{stage}: mitigate {m.risk_id} by {m.strategy} [{m.severity}/{m.category}]"
 
 
-_SUMMARY = re.compile(r"^(?P<stage>\w+): mitigate (?P<risk_id>\w+) by (?P<strategy>\w+) \[(?P<severity>\w+)/(?P<category>\w+)\]$")
+_SUMMARY = re.compile(
+    r"^(?P<stage>\w+): mitigate (?P<risk_id>\w+) by (?P<strategy>\w+) \[(?P<severity>\w+)/(?P<category>\w+)\]$"
+)
 
 
 def parse_stage_summary(summary: str) -> tuple[str, dict[str, str] | None]:

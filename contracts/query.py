@@ -13,8 +13,8 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, Field
 from pydantic.json_schema import SkipJsonSchema
 
-from sagaworks.contracts.common import StageResume, StrictModel, Text
 from sagaworks import ProgressStatus
+from sagaworks.contracts.common import StageResume, StrictModel, Text
 
 Aggregation = Literal["count", "sum", "avg", "min", "max"]
 DatePart = Literal["year", "month", "day"]

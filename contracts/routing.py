@@ -22,10 +22,12 @@ class RoutingInput(StrictModel):
     """A request to classify and route; admin requests wait for a human approval."""
 
     # The JSON Schema says what the validator below refuses, so a client can tell beforehand.
-    model_config = ConfigDict(json_schema_extra={
-        "if": {"properties": {"escalation": {"const": "second-group"}}, "required": ["escalation"]},
-        "then": {"properties": {"escalation_approvers": {"minItems": 1}}, "required": ["escalation_approvers"]},
-    })
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"properties": {"escalation": {"const": "second-group"}}, "required": ["escalation"]},
+            "then": {"properties": {"escalation_approvers": {"minItems": 1}}, "required": ["escalation_approvers"]},
+        }
+    )
 
     request_id: Text = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$")
     requester: Text = Field(min_length=1, max_length=200)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from sagaworks.contracts.common import StrictData, StrictModel
+from sagaworks import StrictData, StrictModel
 
 
 class SearchInput(StrictModel):

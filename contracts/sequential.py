@@ -12,7 +12,7 @@ from sagaworks.contracts.text import Keywords, Sentiment, TextProfile
 SequentialStep = Literal["ingest", "process", "analyse", "report"]
 SEQUENTIAL_STEPS: tuple[SequentialStep, ...] = ("ingest", "process", "analyse", "report")
 MIN_CHARACTERS = 10
-"""Shorter input is refused by the ingest step (the seed's rule)."""
+"""Shorter input is refused by the ingest step: too little text to analyse."""
 
 
 class SequentialInput(StrictModel):
@@ -52,4 +52,3 @@ class SequentialResult(BaseModel):
     steps: list[StepTiming]
     profile: TextProfile
     analysis: AnalysisResult
-

@@ -1,6 +1,6 @@
 """Contracts of the ``support-ticket`` family: classification, routing, SLA and escalation.
 
-The classification rules are the seed's (pattern 2): keyword patterns score each ticket
+The classification rules are keyword rules: patterns score each ticket
 type, urgency words set the priority, and complaint/manager/unacceptable-style words are
 escalation triggers. They are pure functions, so the workflow can apply them directly; with
 an LLM configured on the worker, the ``classify_ticket`` activity asks it instead and the
@@ -17,8 +17,8 @@ from pydantic import BaseModel, Field
 from temporalio.common import Priority as TaskPriority
 from temporalio.common import SearchAttributeKey
 
-from sagaworks.contracts.common import StrictModel, Text
 from sagaworks import ProgressStatus
+from sagaworks.contracts.common import StrictModel, Text
 
 TicketType = Literal["customer_service", "technical_support", "sales_inquiry", "data_analysis", "general_query"]
 Priority = Literal["LOW", "MEDIUM", "HIGH", "CRITICAL"]
@@ -115,7 +115,7 @@ def task_priority(priority: Priority) -> TaskPriority:
 
 
 def classify(text: str) -> Classification:
-    """The seed's rules: the best-scoring type, the highest urgency, any trigger words."""
+    """The keyword rules: the best-scoring type, the highest urgency, any trigger words."""
     lowered = text.lower()
     scores = {kind: sum(len(re.findall(p, lowered)) for p in patterns) for kind, patterns in TYPE_PATTERNS.items()}
     best = max(scores, key=lambda kind: scores[kind])

@@ -22,13 +22,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 # The code that runs in a deployment (benchmarks, tests and examples are not configured).
 SOURCES = ("sagaworks", "client", "activities", "workflows", "contracts", "mcp_servers", "worker.py")
 # Names of the environment variables sagaworks itself defines or reads. Temporal's own
 # envconfig variables (TEMPORAL_*) are read by the SDK, so they are described, not scanned.
-VARIABLE = re.compile(r"^(SAGAWORKS_[A-Z0-9_]*[A-Z0-9]|DATABASE_URL|GROQ_[A-Z_]+|QUERY_[A-Z_]+|[A-Z]+_AGENT_URL|OTEL_[A-Z_]+|OPENAI_API_KEY)$")
+VARIABLE = re.compile(
+    r"^(SAGAWORKS_[A-Z0-9_]*[A-Z0-9]|DATABASE_URL|GROQ_[A-Z_]+|QUERY_[A-Z_]+|[A-Z]+_AGENT_URL|OTEL_[A-Z_]+|OPENAI_API_KEY)$"
+)
 DESCRIPTIONS = DOCS / "configuration.toml"
 
 
@@ -99,14 +103,20 @@ def env_settings() -> dict[str, Setting]:
                     settings.setdefault(name, Setting(name, prefix=True)).files.add(rel)
             elif isinstance(node, ast.Call) and _is_env_read(node) and len(node.args) >= 2:
                 key = node.args[0]
-                name = key.value if isinstance(key, ast.Constant) else constants.get(key.id) if isinstance(key, ast.Name) else None
-                if isinstance(name, str) and VARIABLE.match(name):
+                variable = (
+                    key.value
+                    if isinstance(key, ast.Constant)
+                    else constants.get(key.id)
+                    if isinstance(key, ast.Name)
+                    else None
+                )
+                if isinstance(variable, str) and VARIABLE.match(variable):
                     default = node.args[1]
                     if isinstance(default, ast.Name) and default.id in constants:
                         text = str(constants[default.id])
                     else:
                         text = str(default.value) if isinstance(default, ast.Constant) else ast.unparse(default)
-                    setting = settings.setdefault(name, Setting(name))
+                    setting = settings.setdefault(variable, Setting(variable))
                     setting.files.add(rel)
                     if setting.default is None and text not in ("", "None"):
                         setting.default = text
@@ -175,23 +185,34 @@ def families_table() -> str:
         link = f"[`{fam.name}`]({fam.name}.md)" if family_page(fam.name).exists() else f"`{fam.name}`"
         rows.append(f"| {link} | `{fam.workflow_type}` | {fam.description} | {fam.extra or '-'} |")
     for missing in registry.unavailable:
-        rows.append(f"| `{missing.name}` | - | unavailable here: {missing.missing} is not installed ({missing.install}) | - |")
+        rows.append(
+            f"| `{missing.name}` | - | unavailable here: {missing.missing} is not installed ({missing.install}) | - |"
+        )
     return "\n".join(rows) + "\n"
 
 
-def _input_fields(model: type) -> list[str]:
+def _input_fields(model: type[BaseModel]) -> list[str]:
     schema = model.model_json_schema()
     required = set(schema.get("required", ()))
     described = any(spec.get("description") for spec in schema.get("properties", {}).values())
-    rows = ["| field | type | required | default |" + (" description |" if described else ""),
-            "|---|---|---|---|" + ("---|" if described else "")]
+    rows = [
+        "| field | type | required | default |" + (" description |" if described else ""),
+        "|---|---|---|---|" + ("---|" if described else ""),
+    ]
     for field_name, spec in schema.get("properties", {}).items():
-        kind = spec.get("type") or " or ".join(
-            str(s.get("type") or s.get("$ref", "").rpartition("/")[2]) for s in spec.get("anyOf", spec.get("allOf", []))
-        ) or spec.get("$ref", "").rpartition("/")[2] or "any"
+        kind = (
+            spec.get("type")
+            or " or ".join(
+                str(s.get("type") or s.get("$ref", "").rpartition("/")[2])
+                for s in spec.get("anyOf", spec.get("allOf", []))
+            )
+            or spec.get("$ref", "").rpartition("/")[2]
+            or "any"
+        )
         default = json.dumps(spec["default"]) if "default" in spec else ""
         text = " ".join(str(spec.get("description", "")).split()).replace("|", "\\|")
-        row = f"| `{field_name}` | {kind} | {'yes' if field_name in required else ''} | {default.replace('|', chr(92) + '|')} |"
+        shown_default = default.replace("|", chr(92) + "|")
+        row = f"| `{field_name}` | {kind} | {'yes' if field_name in required else ''} | {shown_default} |"
         rows.append(row + (f" {text} |" if described else ""))
     return rows
 
@@ -202,7 +223,7 @@ def family_facts(name: str) -> str:
 
     fam = sagaworks.registry().family(name)
     lines = [
-        f"| | |\n|---|---|",
+        "| | |\n|---|---|",
         f"| workflow type | `{fam.workflow_type}` |",
         f"| workflow | `{_ref(fam._workflow)}` |",
         f"| input model | `{_ref(fam._input_model)}` |",
@@ -216,20 +237,28 @@ def family_facts(name: str) -> str:
         lines.append(f"| approval | {a.subject}; deadline {a.deadline or 'none'}; then {a.escalation} |")
     if fam.restartable is not None:
         lines.append(f"| restart points (`--from-stage`) | {', '.join(f'`{s}`' for s in fam.restartable.stages)} |")
-    elif issubclass(fam.workflow, sagaworks.StepWorkflow):
+    elif issubclass(fam.workflow, sagaworks.StepWorkflow) and fam.workflow.restarts_from_steps:
         lines.append("| restart points (`--from`) | any step of the run's plan (the step runner) |")
     else:
         lines.append("| restart points | none (not restartable) |")
     if fam.helper_workflows:
         lines.append(f"| child workflows | {', '.join(f'`{_ref(w)}`' for w in fam._helper_workflows)} |")
     if fam.samples:
-        base = f"samples/{fam.samples_dir.name}/" if fam.samples_dir is not None and fam.samples_dir.name != "samples" else "samples/"
+        base = (
+            f"samples/{fam.samples_dir.name}/"
+            if fam.samples_dir is not None and fam.samples_dir.name != "samples"
+            else "samples/"
+        )
         lines.append(f"| samples | {', '.join(f'`{base}{s}`' for s in fam.samples)} |")
     if fam.demo:
         lines.append(f"| `make demo` runs | {', '.join(f'`{d.sample}` ({d.expect})' for d in fam.demo)} |")
     lines.append(f"| extra | {f'`pip install sagaworks[{fam.extra}]`' if fam.extra else 'none (the engine)'} |")
     out = "\n".join(lines) + "\n\n"
-    out += f"**Input** (`{fam.input_model.__name__}`, JSON; unknown fields are refused):\n\n" + "\n".join(_input_fields(fam.input_model)) + "\n"
+    out += (
+        f"**Input** (`{fam.input_model.__name__}`, JSON; unknown fields are refused):\n\n"
+        + "\n".join(_input_fields(fam.input_model))
+        + "\n"
+    )
     return out
 
 
@@ -245,7 +274,9 @@ def reference_block() -> str:
     names = [n for n in sagaworks.__all__ if not n.startswith("_") and n != "policies"]
     # The names re-exported from the repository's folders installed under sagaworks
     # (sagaworks.activities is activities/): a static reading finds them by their folder.
-    mapped = {n: m for n, m in sagaworks._EXPORTS.items() if m.split(".")[1] in ("activities", "contracts", "workflows")}
+    mapped = {
+        n: m for n, m in sagaworks._EXPORTS.items() if m.split(".")[1] in ("activities", "contracts", "workflows")
+    }
     members = "\n".join(f"        - {n}" for n in names if n not in mapped)
     out = (
         "::: sagaworks\n    options:\n      show_submodules: false\n      show_root_toc_entry: false\n"

@@ -24,124 +24,273 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     # Explicit re-exports (``X as X``): the public names type checkers see.
     from sagaworks import policies as policies
-    from sagaworks._steps import (
-        StepWorkflow as StepWorkflow,
-        Steps as Steps,
-    )
-    from sagaworks._saga import (
-        SAGA_ERROR_TYPES as SAGA_ERROR_TYPES,
-        Saga as Saga,
-        SagaState as SagaState,
-        error_class as error_class,
-        error_kind as error_kind,
-        reported_error as reported_error,
-    )
-    from sagaworks._models import (
-        RESTART_MEMO as RESTART_MEMO,
-        CompensationRecord as CompensationRecord,
-        ProgressStatus as ProgressStatus,
-        RunState as RunState,
-        SagaReport as SagaReport,
-        StepStatus as StepStatus,
-        StepTiming as StepTiming,
-        StepsRestart as StepsRestart,
-        restart_result_key as restart_result_key,
-    )
-    from sagaworks._pause import (
-        UPDATE_REFUSED as UPDATE_REFUSED,
-        Pausable as Pausable,
-        refusal as refusal,
-    )
-    from sagaworks._concurrency import (
-        run_to_completion as run_to_completion,
-        run_windowed as run_windowed,
-    )
-    from sagaworks.policies import (
-        ActivityOptions as ActivityOptions,
-    )
     from sagaworks._approval import (
         APPROVAL_REFUSED as APPROVAL_REFUSED,
+    )
+    from sagaworks._approval import (
         APPROVAL_SEARCH_ATTRIBUTE as APPROVAL_SEARCH_ATTRIBUTE,
+    )
+    from sagaworks._approval import (
         Approval as Approval,
+    )
+    from sagaworks._approval import (
         ApprovalAnswer as ApprovalAnswer,
+    )
+    from sagaworks._approval import (
         ApprovalDecision as ApprovalDecision,
+    )
+    from sagaworks._approval import (
         ApprovalOutcome as ApprovalOutcome,
+    )
+    from sagaworks._approval import (
         ApprovalProgress as ApprovalProgress,
+    )
+    from sagaworks._approval import (
         ApprovalState as ApprovalState,
+    )
+    from sagaworks._approval import (
         ApprovalUpdates as ApprovalUpdates,
+    )
+    from sagaworks._approval import (
         Escalated as Escalated,
+    )
+    from sagaworks._approval import (
         Escalation as Escalation,
     )
     from sagaworks._breakers import (
         BreakerConfig as BreakerConfig,
+    )
+    from sagaworks._breakers import (
         Breakers as Breakers,
+    )
+    from sagaworks._breakers import (
         breaker_config as breaker_config,
+    )
+    from sagaworks._breakers import (
         breaker_env_key as breaker_env_key,
+    )
+    from sagaworks._breakers import (
         breaker_statuses as breaker_statuses,
+    )
+    from sagaworks._breakers import (
         read_breaker_statuses as read_breaker_statuses,
     )
     from sagaworks._circuit import (
         CIRCUIT_OPEN as CIRCUIT_OPEN,
+    )
+    from sagaworks._circuit import (
         Guarded as Guarded,
+    )
+    from sagaworks._circuit import (
         guarded as guarded,
+    )
+    from sagaworks._circuit import (
         open_breaker as open_breaker,
     )
+    from sagaworks._concurrency import (
+        run_to_completion as run_to_completion,
+    )
+    from sagaworks._concurrency import (
+        run_windowed as run_windowed,
+    )
     from sagaworks._db import Base as Base
-    from sagaworks.activities.errors import (
-        ErrorClass as ErrorClass,
-        attempts_since as attempts_since,
-        bugs_retried as bugs_retried,
-        database_errors as database_errors,
-        error as error,
-        validation_error as validation_error,
-    )
-    from sagaworks.activities.liveness import keep_alive as keep_alive
-    from sagaworks.contracts.common import (
-        StrictData as StrictData,
-        StrictModel as StrictModel,
-        Text as Text,
-        text_key as text_key,
-    )
-    from sagaworks.workflows.cpu import (
-        cpu_queue as cpu_queue,
-        current_cpu_queue as current_cpu_queue,
-    )
     from sagaworks._db import (
         Database as Database,
     )
     from sagaworks._llm import (
         LLM as LLM,
+    )
+    from sagaworks._llm import (
         LLMAnswer as LLMAnswer,
+    )
+    from sagaworks._llm import (
         LLMConfigError as LLMConfigError,
+    )
+    from sagaworks._llm import (
         LLMReply as LLMReply,
+    )
+    from sagaworks._llm import (
         LLMSettings as LLMSettings,
+    )
+    from sagaworks._llm import (
         llm_budget_from_env as llm_budget_from_env,
+    )
+    from sagaworks._llm import (
         llm_settings_from_env as llm_settings_from_env,
     )
     from sagaworks._llm_budget import (
         LLMBudget as LLMBudget,
     )
-    from sagaworks._store import (
-        DONE as DONE,
-        UNDONE as UNDONE,
-        StepAlreadyCompensated as StepAlreadyCompensated,
-        StepOwnedByAnotherRun as StepOwnedByAnotherRun,
-        StepRecord as StepRecord,
-        apply_once as apply_once,
-        seal_once as seal_once,
-        undo_once as undo_once,
+    from sagaworks._models import (
+        RESTART_MEMO as RESTART_MEMO,
+    )
+    from sagaworks._models import (
+        CompensationRecord as CompensationRecord,
+    )
+    from sagaworks._models import (
+        ProgressStatus as ProgressStatus,
+    )
+    from sagaworks._models import (
+        RunState as RunState,
+    )
+    from sagaworks._models import (
+        SagaReport as SagaReport,
+    )
+    from sagaworks._models import (
+        StepsRestart as StepsRestart,
+    )
+    from sagaworks._models import (
+        StepStatus as StepStatus,
+    )
+    from sagaworks._models import (
+        StepTiming as StepTiming,
+    )
+    from sagaworks._models import (
+        restart_result_key as restart_result_key,
+    )
+    from sagaworks._pause import (
+        UPDATE_REFUSED as UPDATE_REFUSED,
+    )
+    from sagaworks._pause import (
+        Pausable as Pausable,
+    )
+    from sagaworks._pause import (
+        refusal as refusal,
     )
     from sagaworks._registry import (
         ApprovalDeclaration as ApprovalDeclaration,
+    )
+    from sagaworks._registry import (
         DemoRun as DemoRun,
+    )
+    from sagaworks._registry import (
         DemoUpdate as DemoUpdate,
+    )
+    from sagaworks._registry import (
         Family as Family,
+    )
+    from sagaworks._registry import (
         Registry as Registry,
+    )
+    from sagaworks._registry import (
         Restartable as Restartable,
+    )
+    from sagaworks._registry import (
         RunRefused as RunRefused,
+    )
+    from sagaworks._registry import (
         WorkerResources as WorkerResources,
+    )
+    from sagaworks._registry import (
         lazy as lazy,
+    )
+    from sagaworks._registry import (
         registry as registry,
+    )
+    from sagaworks._saga import (
+        SAGA_ERROR_TYPES as SAGA_ERROR_TYPES,
+    )
+    from sagaworks._saga import (
+        Saga as Saga,
+    )
+    from sagaworks._saga import (
+        SagaState as SagaState,
+    )
+    from sagaworks._saga import (
+        error_class as error_class,
+    )
+    from sagaworks._saga import (
+        error_kind as error_kind,
+    )
+    from sagaworks._saga import (
+        failure_text as failure_text,
+    )
+    from sagaworks._saga import (
+        reported_error as reported_error,
+    )
+    from sagaworks._steps import (
+        Steps as Steps,
+    )
+    from sagaworks._steps import (
+        StepWorkflow as StepWorkflow,
+    )
+    from sagaworks._store import (
+        DONE as DONE,
+    )
+    from sagaworks._store import (
+        UNDONE as UNDONE,
+    )
+    from sagaworks._store import (
+        StepAlreadyCompensated as StepAlreadyCompensated,
+    )
+    from sagaworks._store import (
+        StepOwnedByAnotherRun as StepOwnedByAnotherRun,
+    )
+    from sagaworks._store import (
+        StepRecord as StepRecord,
+    )
+    from sagaworks._store import (
+        apply_once as apply_once,
+    )
+    from sagaworks._store import (
+        seal_once as seal_once,
+    )
+    from sagaworks._store import (
+        undo_once as undo_once,
+    )
+    from sagaworks.activities.errors import (
+        ErrorClass as ErrorClass,
+    )
+    from sagaworks.activities.errors import (
+        attempts_since as attempts_since,
+    )
+    from sagaworks.activities.errors import (
+        bugs_retried as bugs_retried,
+    )
+    from sagaworks.activities.errors import (
+        database_errors as database_errors,
+    )
+    from sagaworks.activities.errors import (
+        error as error,
+    )
+    from sagaworks.activities.errors import (
+        validation_error as validation_error,
+    )
+    from sagaworks.activities.liveness import (
+        keep_alive as keep_alive,
+    )
+    from sagaworks.contracts.common import (
+        StageResume as StageResume,
+    )
+    from sagaworks.contracts.common import (
+        StrictData as StrictData,
+    )
+    from sagaworks.contracts.common import (
+        StrictModel as StrictModel,
+    )
+    from sagaworks.contracts.common import (
+        Text as Text,
+    )
+    from sagaworks.contracts.common import (
+        text_key as text_key,
+    )
+    from sagaworks.contracts.fallback import (
+        BranchOutcome as BranchOutcome,
+    )
+    from sagaworks.policies import (
+        ActivityOptions as ActivityOptions,
+    )
+    from sagaworks.workflows.cpu import (
+        cpu_queue as cpu_queue,
+    )
+    from sagaworks.workflows.cpu import (
+        current_cpu_queue as current_cpu_queue,
+    )
+    from sagaworks.workflows.fallback import (
+        with_fallback as with_fallback,
+    )
+    from sagaworks.workflows.mcp import (
+        McpTools as McpTools,
     )
 
 _EXPORTS: dict[str, str] = {
@@ -152,6 +301,7 @@ _EXPORTS: dict[str, str] = {
     "SagaState": "sagaworks._saga",
     "error_class": "sagaworks._saga",
     "error_kind": "sagaworks._saga",
+    "failure_text": "sagaworks._saga",
     "reported_error": "sagaworks._saga",
     "RESTART_MEMO": "sagaworks._models",
     "CompensationRecord": "sagaworks._models",
@@ -196,14 +346,18 @@ _EXPORTS: dict[str, str] = {
     "bugs_retried": "sagaworks.activities.errors",
     "database_errors": "sagaworks.activities.errors",
     "error": "sagaworks.activities.errors",
-    "validation_error": "sagaworks.activities.errors",
     "keep_alive": "sagaworks.activities.liveness",
+    "validation_error": "sagaworks.activities.errors",
+    "StageResume": "sagaworks.contracts.common",
     "StrictData": "sagaworks.contracts.common",
     "StrictModel": "sagaworks.contracts.common",
     "Text": "sagaworks.contracts.common",
     "text_key": "sagaworks.contracts.common",
     "cpu_queue": "sagaworks.workflows.cpu",
     "current_cpu_queue": "sagaworks.workflows.cpu",
+    "BranchOutcome": "sagaworks.contracts.fallback",
+    "with_fallback": "sagaworks.workflows.fallback",
+    "McpTools": "sagaworks.workflows.mcp",
     "LLM": "sagaworks._llm",
     "LLMAnswer": "sagaworks._llm",
     "LLMConfigError": "sagaworks._llm",
@@ -244,7 +398,11 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'sagaworks' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    # __import__, not importlib.import_module: inside the workflow sandbox it is the
+    # sandbox's import, so a name asked for under ``imports_passed_through`` comes from the
+    # module the contracts (passed through too) use, not from a copy of its own (a model
+    # of the copy would not validate as the contracts' model).
+    value = getattr(__import__(module, fromlist=[name]), name)
     globals()[name] = value  # once: later lookups do not come back here
     return value
 

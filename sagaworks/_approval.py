@@ -21,7 +21,6 @@ create --name SagaApproval --type Keyword``) or pass ``search_attribute=None``.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -139,9 +138,7 @@ class Approval:
     :meth:`check` in their validators and :meth:`decide` in their handlers.
     """
 
-    def __init__(
-        self, *, search_attribute: SearchAttributeKey[str] | None = APPROVAL_SEARCH_ATTRIBUTE
-    ) -> None:
+    def __init__(self, *, search_attribute: SearchAttributeKey[str] | None = APPROVAL_SEARCH_ATTRIBUTE) -> None:
         self.state: ApprovalState | None = None
         self.deadline: datetime | None = None
         self.approvers: list[str] = []
@@ -171,15 +168,24 @@ class Approval:
             if await self._decided_within(span):
                 assert self._answer is not None
                 return ApprovalOutcome(
-                    decision=self._answer.decision, decided_by=self._answer.approver, reason=self._answer.reason,
-                    escalated=level > 1, escalation=self.escalation,
+                    decision=self._answer.decision,
+                    decided_by=self._answer.approver,
+                    reason=self._answer.reason,
+                    escalated=level > 1,
+                    escalation=self.escalation,
                 )
             last = level == len(waits)
-            missed.append(f"no decision within {duration_text(span)}" if level == 1
-                          else f"nor by {', '.join(group) or 'anyone'} within {duration_text(span)}")
+            missed.append(
+                f"no decision within {duration_text(span)}"
+                if level == 1
+                else f"nor by {', '.join(group) or 'anyone'} within {duration_text(span)}"
+            )
             following = None if last else waits[level][1]
             self.escalation = ", ".join(missed) + (
-                ": rejected automatically" if level == 1 and last else ": rejected" if last
+                ": rejected automatically"
+                if level == 1 and last
+                else ": rejected"
+                if last
                 else f": escalated to {', '.join(following or ()) or 'anyone'}"
             )
             # The group that missed its deadline can decide no more, even while the
@@ -192,7 +198,10 @@ class Approval:
             if on_escalation is not None:
                 await on_escalation(Escalated(level=level, waited=span, next_approvers=following, note=self.escalation))
         return ApprovalOutcome(
-            decision="rejected", decided_by=AUTOMATIC_DECIDER, reason=self.escalation, escalated=True,
+            decision="rejected",
+            decided_by=AUTOMATIC_DECIDER,
+            reason=self.escalation,
+            escalated=True,
             escalation=self.escalation,
         )
 
@@ -239,7 +248,7 @@ class Approval:
         self.deadline = workflow.now() + span
         try:
             await workflow.wait_condition(lambda: self._answer is not None, timeout=span)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
         finally:
             self.deadline = None

@@ -1,8 +1,8 @@
 """Circuit breakers shared by every worker process, kept in the application database.
 
 One breaker per dependency, under any name (the built-in families use ``nlp``, ``data``,
-``viz``, ``llm`` and ``plan-<stage>``). The state machine is pybreaker's; its state lives in the ``circuit_breakers`` table
-through :class:`DatabaseStorage`, so a breaker that one worker opens is open for all.
+``viz``, ``llm`` and ``plan-<stage>``). The state machine is pybreaker's; its state lives in
+the ``circuit_breakers`` table through :class:`DatabaseStorage`, so a breaker that one worker opens is open for all.
 Transitions are conditional UPDATEs: of two processes racing to open a breaker or to
 claim its half-open trial, exactly one changes the row, and only that one logs and
 counts the transition.
@@ -192,7 +192,9 @@ class DatabaseStorage(pybreaker.CircuitBreakerStorage):
         c = breakers_table.c
         if state == pybreaker.STATE_HALF_OPEN:
             # Only the caller that moves the row out of OPEN owns the single trial call.
-            changed = self._update(c.state == pybreaker.STATE_OPEN, state=state, last_transition_at=now, trial_started_at=now)
+            changed = self._update(
+                c.state == pybreaker.STATE_OPEN, state=state, last_transition_at=now, trial_started_at=now
+            )
             self.claimed_trial = changed
         else:
             trips = c.trips + 1 if state == pybreaker.STATE_OPEN else c.trips

@@ -46,16 +46,17 @@ def open_breaker(err: BaseException) -> ApplicationError | None:
 
 
 async def guarded(
-    activity: Callable[..., Any],
+    activity: Callable[..., Any] | str,
     arg: Any,
     *,
-    fallback: Callable[..., Any],
+    fallback: Callable[..., Any] | str,
     fallback_arg: Any = None,
     fallback_options: Mapping[str, Any] | None = None,
     summary: str | None = None,
     **options: Any,
 ) -> Guarded[Any]:
-    """Run ``activity(arg)``; when its breaker is open, run ``fallback`` instead.
+    """Run ``activity(arg)``; when its breaker is open, run ``fallback`` instead (each a
+    function or its registered activity name).
 
     ``options`` are ``workflow.execute_activity``'s (a timeout is required, a retry policy
     as the step needs); ``fallback_options`` the fallback's (default the same) and

@@ -13,7 +13,7 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ class Base(DeclarativeBase):
 
 def utcnow() -> datetime:
     """Now, in UTC: the default of every timestamp column."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def database_url() -> str:

@@ -67,10 +67,10 @@ from typing import Any, Generic, Literal, Protocol, TypeVar
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from sagaworks._llm_budget import BudgetLedger, BudgetSpent, LLMBudget, OverBudget, estimate_tokens
 from sagaworks._breakers import Breakers
 from sagaworks._circuit import CIRCUIT_OPEN
 from sagaworks._db import Database
+from sagaworks._llm_budget import BudgetLedger, BudgetSpent, LLMBudget, OverBudget, estimate_tokens
 
 log = logging.getLogger("sagaworks.llm")
 
@@ -300,13 +300,15 @@ class _Groq:
             from langchain_groq import ChatGroq
         except ImportError:
             raise ApplicationError(
-                "the groq provider needs langchain-groq: pip install 'sagaworks[llm]'", type=MODEL_ERROR, non_retryable=True
+                "the groq provider needs langchain-groq: pip install 'sagaworks[llm]'",
+                type=MODEL_ERROR,
+                non_retryable=True,
             ) from None
 
         self._settings = settings
         self._chat = ChatGroq(
             model=settings.model,
-            api_key=settings.api_key,  # type: ignore[arg-type]
+            api_key=settings.api_key,  # type: ignore[arg-type]  # ChatGroq declares a SecretStr; it takes the plain key too
             base_url=settings.base_url,
             timeout=settings.timeout_seconds,
             max_retries=0,  # Temporal retries
@@ -382,7 +384,8 @@ class LLM:
             check_llm_environment()
             self._settings: Callable[[str], LLMSettings] = llm_settings_from_env
         elif isinstance(settings, LLMSettings):
-            self._settings = lambda _family, fixed=settings: fixed
+            fixed = settings
+            self._settings = lambda _family: fixed
         else:
             self._settings = settings
         self.budget = budget or llm_budget_from_env()
@@ -402,7 +405,9 @@ class LLM:
     def _provider(self, settings: LLMSettings) -> _ChatProvider:
         with self._lock:
             if settings not in self._providers:
-                self._providers[settings] = _Groq(settings) if settings.provider == "groq" else _OpenAICompatible(settings)
+                self._providers[settings] = (
+                    _Groq(settings) if settings.provider == "groq" else _OpenAICompatible(settings)
+                )
             return self._providers[settings]
 
     def complete(self, family: str, prompt: str, *, max_tokens: int = 512, json_mode: bool = False) -> LLMReply:
@@ -457,8 +462,10 @@ class LLM:
         settings = self.settings(family)
         if settings.provider == "offline":
             raise ApplicationError(
-                f"no model is configured for {family} (SAGAWORKS_LLM_PROVIDER)", {"field": "provider"},
-                type="InvalidInput", non_retryable=True,
+                f"no model is configured for {family} (SAGAWORKS_LLM_PROVIDER)",
+                {"field": "provider"},
+                type="InvalidInput",
+                non_retryable=True,
             )
         provider = self._provider(settings)
         ledger = self._ledger
@@ -493,4 +500,3 @@ class LLM:
         if not outcome.text.strip():
             raise ApplicationError(f"{settings.name}: the model gave an empty answer", type=MODEL_ERROR)
         return LLMReply(text=outcome.text, provider=settings.name, tokens=outcome.tokens)
-

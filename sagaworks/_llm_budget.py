@@ -105,7 +105,10 @@ class BudgetLedger:
         window) or :class:`OverBudget`."""
         budget = self.budget
         if budget.tokens and tokens > budget.tokens:
-            raise OverBudget(f"a call of about {tokens} tokens is over the budget of {budget.tokens} tokens per {budget.window_seconds:g} s")
+            raise OverBudget(
+                f"a call of about {tokens} tokens is over the budget of "
+                f"{budget.tokens} tokens per {budget.window_seconds:g} s"
+            )
         self._ensure(name)
         c = calls_table.c
         window = budget.window_seconds
@@ -118,7 +121,11 @@ class BudgetLedger:
             live = conn.execute(select(c.answered_at, c.tokens).where(c.budget == name)).all()
             used_requests, used_tokens = len(live), sum(row.tokens for row in live)
             if self._fits(used_requests, used_tokens, tokens):
-                return int(conn.execute(insert(calls_table).values(budget=name, reserved_at=now, tokens=tokens)).inserted_primary_key[0])
+                inserted = conn.execute(insert(calls_table).values(budget=name, reserved_at=now, tokens=tokens))
+                key = inserted.inserted_primary_key
+                if key is None:
+                    raise RuntimeError(f"budget {name}: the database returned no key for the reserved call")
+                return int(key[0])
         # Calls in flight are assumed answered now: a retry then finds them settled.
         leaving = sorted(((row.answered_at or now) + window, row.tokens) for row in live)
         wait = window
@@ -136,7 +143,9 @@ class BudgetLedger:
 
     def _fits(self, requests: int, tokens: int, more: int) -> bool:
         budget = self.budget
-        return (not budget.requests or requests + 1 <= budget.requests) and (not budget.tokens or tokens + more <= budget.tokens)
+        return (not budget.requests or requests + 1 <= budget.requests) and (
+            not budget.tokens or tokens + more <= budget.tokens
+        )
 
     def settle(self, reservation: int, tokens: int | None) -> None:
         """The call was answered (or failed): it leaves the window a window from now;

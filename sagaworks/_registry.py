@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar, Union, cast
 
 if TYPE_CHECKING:  # the engine's own heavier modules, imported where they are used
     from concurrent.futures import Executor
@@ -40,7 +40,7 @@ T = TypeVar("T")
 S = TypeVar("S")
 InputT = TypeVar("InputT", bound="BaseModel")
 
-Ref = Union[T, str]
+Ref: TypeAlias = T | str
 """An object, or where it lives as ``"package.module:attr"`` (imported on first use)."""
 
 
@@ -54,7 +54,7 @@ def resolve(ref: Ref[T]) -> T:
     obj: Any = importlib.import_module(module)
     for part in attr.split("."):
         obj = getattr(obj, part)
-    return obj  # type: ignore[no-any-return]
+    return obj  # type: ignore[no-any-return]  # whatever the reference names; the caller's type says what it must be
 
 
 def lazy(ref: str) -> Callable[..., Any]:
@@ -65,7 +65,7 @@ def lazy(ref: str) -> Callable[..., Any]:
 
     @functools.cache
     def target() -> Callable[..., Any]:
-        return resolve(ref)  # type: ignore[no-any-return]
+        return resolve(ref)
 
     def call(*args: Any, **kwargs: Any) -> Any:
         return target()(*args, **kwargs)
@@ -97,7 +97,7 @@ class WorkerResources:
         return next((s for s in self.settings if isinstance(s, kind)), None)
 
 
-Activities = Union[Sequence[Callable[..., Any]], Callable[[WorkerResources], Sequence[Callable[..., Any]]], str]
+Activities = Sequence[Callable[..., Any]] | Callable[[WorkerResources], Sequence[Callable[..., Any]]] | str
 """A family's activities: a list of functions, or a function building them from the
 worker's :class:`WorkerResources`, or where either lives (``"module:attr"``)."""
 
@@ -423,7 +423,10 @@ class Family(Generic[InputT]):
 
     def cpu_activities(self) -> list[Callable[..., Any]]:
         """The CPU-bound activities of the process-pool task queue."""
-        declared = resolve(self._cpu_activities)
+        # resolve() types a reference as object; the declaration's type says what it names.
+        declared = cast(
+            "Sequence[Callable[..., Any]] | Callable[[], Sequence[Callable[..., Any]]]", resolve(self._cpu_activities)
+        )
         return list(declared if isinstance(declared, Sequence) else declared())
 
     def missing_modules(self) -> list[str]:
@@ -446,10 +449,19 @@ class Family(Generic[InputT]):
         if getattr(parsed, "resume", None) is not None:
             # A resume point hands a run stage outcomes it will not check: only a restart
             # (which reads them from a real run's history) sets one.
-            raise ValidationError.from_exception_data(self.input_model.__name__, [{
-                "type": "value_error", "loc": ("resume",), "input": "...",
-                "ctx": {"error": ValueError("is set by `saga restart ID --from-stage STAGE` only, not by callers")},
-            }])
+            raise ValidationError.from_exception_data(
+                self.input_model.__name__,
+                [
+                    {
+                        "type": "value_error",
+                        "loc": ("resume",),
+                        "input": "...",
+                        "ctx": {
+                            "error": ValueError("is set by `saga restart ID --from-stage STAGE` only, not by callers")
+                        },
+                    }
+                ],
+            )
         return parsed
 
     def check_allowed(self, arg: InputT) -> None:
@@ -491,7 +503,10 @@ def _installed(module: str) -> bool:
 
 
 def _built(activities: Activities, resources: WorkerResources) -> list[Callable[..., Any]]:
-    declared = resolve(activities)
+    # resolve() types a reference as object; the declaration's type says what it names.
+    declared = cast(
+        "Sequence[Callable[..., Any]] | Callable[[WorkerResources], Sequence[Callable[..., Any]]]", resolve(activities)
+    )
     if isinstance(declared, Sequence):
         return list(declared)
     return list(declared(resources))
@@ -546,7 +561,9 @@ class Registry:
             return self._by_name[name]
         for missing in self.unavailable:
             if missing.name == name:
-                raise KeyError(f"family {name!r} is unavailable here: {missing.missing} is not installed ({missing.install})")
+                raise KeyError(
+                    f"family {name!r} is unavailable here: {missing.missing} is not installed ({missing.install})"
+                )
         raise KeyError(f"no family {name!r}; the catalog has: {', '.join(self.names)}")
 
     def family_of_type(self, workflow_type: str) -> Family[Any] | None:

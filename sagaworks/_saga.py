@@ -32,14 +32,15 @@ from temporalio.exceptions import (
     ApplicationError,
     ChildWorkflowError,
     FailureError,
-    TimeoutError as TemporalTimeoutError,
     is_cancelled_exception,
 )
+from temporalio.exceptions import (
+    TimeoutError as TemporalTimeoutError,
+)
 
-from sagaworks._models import CompensationRecord, SagaReport
 from sagaworks import policies
 from sagaworks._concurrency import run_to_completion
-
+from sagaworks._models import CompensationRecord, SagaReport
 
 SagaState = Literal["running", "compensating", "completed", "failed", "canceled"]
 """Where a saga stands: ``running`` until its block ends, ``compensating`` while it undoes
@@ -49,7 +50,7 @@ its steps, then ``completed``, ``failed`` or ``canceled``."""
 @dataclass(frozen=True)
 class _Compensation:
     step: str
-    activity: Callable[..., Any]
+    activity: Callable[..., Any] | str
     arg: Any
     options: policies.ActivityOptions
 
@@ -57,9 +58,7 @@ class _Compensation:
 class Saga:
     """Collects compensations while a saga runs and runs them if it cannot finish."""
 
-    def __init__(
-        self, *, parallel: bool = False, options: policies.ActivityOptions | None = None
-    ) -> None:
+    def __init__(self, *, parallel: bool = False, options: policies.ActivityOptions | None = None) -> None:
         """Create a saga.
 
         Args:
@@ -90,13 +89,13 @@ class Saga:
 
     def add_compensation(
         self,
-        activity: Callable[..., Any],
+        activity: Callable[..., Any] | str,
         arg: Any,
         *,
         step: str,
         options: policies.ActivityOptions | None = None,
     ) -> None:
-        """Register the activity that undoes ``step``.
+        """Register the activity (the function or its registered name) that undoes ``step``.
 
         Register it before the step runs when the step may take effect and still fail
         (a lost response, a timeout): the compensation must then be safe to run for a
@@ -138,9 +137,7 @@ class Saga:
                 )
             )
         else:
-            self._records.append(
-                CompensationRecord(step=compensation.step, activity=name, outcome="compensated")
-            )
+            self._records.append(CompensationRecord(step=compensation.step, activity=name, outcome="compensated"))
 
     async def __aenter__(self) -> Saga:
         return self
@@ -174,7 +171,6 @@ class Saga:
             type="SagaCompensated" if report.fully_compensated else "SagaCompensationFailed",
             non_retryable=True,
         ) from exc
-
 
     def end(self, exc: BaseException) -> None:
         """Record that the saga ended on ``exc``: ``canceled`` or ``failed``."""
@@ -211,6 +207,14 @@ def reported_error(err: BaseException) -> BaseException:
     ):
         current = current.__cause__
     return current
+
+
+def failure_text(failure: BaseException) -> str:
+    """The innermost cause of a failed call, as ``Type: message`` (the type by
+    :func:`error_kind`): what a fan-out records for an item that failed."""
+    while isinstance(failure, ActivityError) and failure.cause is not None:
+        failure = failure.cause
+    return f"{error_kind(failure)}: {failure.message if hasattr(failure, 'message') else failure}"
 
 
 def error_kind(error: BaseException) -> str:

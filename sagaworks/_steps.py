@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from temporalio import activity, workflow
 from temporalio.exceptions import ApplicationError
@@ -43,6 +43,7 @@ from sagaworks._models import RESTART_MEMO, StepsRestart, StepStatus, StepTiming
 from sagaworks._saga import Saga, ends_saga
 
 T = TypeVar("T")
+
 
 class Steps:
     """Runs a workflow's steps; see the module documentation."""
@@ -143,6 +144,12 @@ class Steps:
         """Go on after a pause."""
         self._paused = False
 
+    async def unpaused(self) -> None:
+        """Hold here while the run is paused: for work done outside :meth:`run` (a fan-out's
+        branches, a fetch before the first step), which a pause must hold as well."""
+        if self._paused:  # wait_condition costs a task and a loop turn even when true
+            await workflow.wait_condition(lambda: not self._paused)
+
     async def run(
         self,
         name: str,
@@ -188,13 +195,17 @@ class Steps:
         if reuse:
             workflow.set_current_details(f"step {index}/{total}: {name} (reused)")
             result_type = result_type or activity._Definition.get_name_and_result_type(step)[1]
-            result: T = workflow.memo_value(restart_result_key(name), type_hint=result_type)  # type: ignore[arg-type]
+            result: T = workflow.memo_value(restart_result_key(name), type_hint=result_type)  # type: ignore[arg-type]  # a step's result type is a class the SDK reads at run time
             reused = True
         else:
             self._reusing = False  # a step not handed over: every later one runs too
             workflow.set_current_details(f"step {index}/{total}: {name}")
-            execute = workflow.execute_local_activity if (self._local if local is None else local) else workflow.execute_activity
-            call = execute(step, arg, summary=name, result_type=result_type, **(options or self._options))  # type: ignore[call-overload]
+            execute = (
+                workflow.execute_local_activity
+                if (self._local if local is None else local)
+                else workflow.execute_activity
+            )
+            call = execute(step, arg, summary=name, result_type=result_type, **(options or self._options))  # type: ignore[call-overload]  # one call for either kind of activity: the SDK's overloads type each alone
             shield = undo is not None if shielded is None else shielded
             result = await (run_to_completion(call) if shield else call)
             reused = False
@@ -252,15 +263,36 @@ class Steps:
         and its start time."""
         if delay:
             await workflow.sleep(delay)
-        if self._paused:  # wait_condition costs a task and a loop turn even when true
-            await workflow.wait_condition(lambda: not self._paused)
+        await self.unpaused()
         self.started.append(name)
         self.current_step = self._saga.current_step = name
         return len(self.started), workflow.now()
 
     def _end(self, name: str, started: datetime, outcome: str, *, reused: bool) -> None:
-        self.timings.append(StepTiming(step=name, outcome=outcome, started_at=started, finished_at=workflow.now(), reused=reused))
+        self.timings.append(
+            StepTiming(step=name, outcome=outcome, started_at=started, finished_at=workflow.now(), reused=reused)
+        )
         self.current_step = None
+
+    def reuses(self, name: str) -> bool:
+        """Whether a restart hands step ``name``'s result over (its :meth:`run` will schedule
+        nothing): work a step's input needs, done outside the steps (a fan-out before a
+        step), can then be skipped too. Ask it before the steps run, after :meth:`plan`."""
+        restart = self.restart
+        return self._reusing and restart is not None and name in restart.reused
+
+    def taken_over(self, name: str, result: T, *, describe: Callable[[T], str] | None = None) -> T:
+        """Record step ``name`` as reused with ``result``, obtained by the workflow itself
+        (a result its input carries over from an earlier run), and return ``result``.
+
+        Nothing is scheduled: the step counts as done (``reused`` in its timing), as a step
+        a restart hands over does.
+        """
+        self.started.append(name)
+        now = workflow.now()
+        outcome = describe(result) if describe is not None else "done"
+        self.timings.append(StepTiming(step=name, outcome=outcome, started_at=now, finished_at=now, reused=True))
+        return result
 
     @property
     def state(self) -> str:
@@ -273,7 +305,7 @@ class Steps:
         """The run's :class:`StepStatus` (what the ``status`` query answers)."""
         done = [t.step for t in self.timings]
         return StepStatus(
-            state=self.state,  # type: ignore[arg-type]
+            state=self.state,  # type: ignore[arg-type]  # StepStatus narrows the runner's state to RunState's values, all it sets
             current_step=self.current_step,
             done=len(done),
             total=len(self._names) or len(done),
@@ -312,6 +344,11 @@ class StepWorkflow:
     ``status`` carries more fields overrides ``status`` (a ``StepStatus`` subclass built
     from ``self.steps.status()``).
     """
+
+    restarts_from_steps: ClassVar[bool] = True
+    """Whether ``saga restart ID --from STEP`` applies. False for a workflow that uses the
+    runner only for its status, pause and cancel (a fan-out whose branches are not steps):
+    a restart would reuse nothing, so it is refused instead."""
 
     def __init__(self) -> None:
         self.steps = Steps()

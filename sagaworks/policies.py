@@ -92,6 +92,7 @@ def model_calls(count: int) -> ActivityOptions:
         }
     )
 
+
 LLM_PASS = ActivityOptions(
     **{
         **MODEL,
@@ -150,9 +151,8 @@ FEED_SELECTION = ActivityOptions(
 """The news digest's selection over its feeds' stored articles."""
 
 
-
-# The query family (NLP -> data -> viz). Attempts and intervals are the seed's per-agent
-# figures; the activities add jitter through next_retry_delay. A breaker that is open
+# The query family (NLP -> data -> viz). Attempts and intervals are per agent (each
+# option's docstring gives them); the activities add jitter through next_retry_delay. A breaker that is open
 # fails with a non-retryable CircuitOpen where the workflow has a fallback (nlp, viz) and
 # with a retryable one delayed to the trial time where it has none (data).
 QUERY_HEALTH = ActivityOptions(
@@ -160,6 +160,7 @@ QUERY_HEALTH = ActivityOptions(
     retry_policy=RetryPolicy(maximum_attempts=2, non_retryable_error_types=NON_RETRYABLE_ERROR_TYPES),
 )
 """Pre-flight health checks of the agents (each probe times out after 3 s)."""
+
 
 def _agent_retries(attempts: int, first_seconds: float, max_seconds: float) -> RetryPolicy:
     return RetryPolicy(
@@ -204,6 +205,7 @@ def llm_task_queue(task_queue: str) -> str:
     workers (eager dispatch never applies: it only serves the workflow's own queue).
     """
     return f"{task_queue}-llm"
+
 
 PLAN_STAGE = ActivityOptions(
     # The workflow adds start_to_close_timeout from the run's input (stage_timeout_seconds).

@@ -28,17 +28,22 @@ from temporalio.client import Client
 from temporalio.worker import Plugin, SharedStateManager, UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from sagaworks._registry import Family, WorkerResources, registry, resolve
 from sagaworks._db import Database
+from sagaworks._llm import LLMConfigError, check_llm_environment
+from sagaworks._registry import Family, WorkerResources, registry, resolve
 from sagaworks.activities.llm import LLMProvider
 from sagaworks.activities.processes import process_pool
-from sagaworks._llm import LLMConfigError, check_llm_environment
 from sagaworks.client.codec import EncryptionConfigError
 from sagaworks.client.connection import DEFAULT_ADDRESS, TASK_QUEUE, connect
-from sagaworks.client.devserver import SEARCH_ATTRIBUTES, dev_server_command, register_search_attributes, wait_until_serving
+from sagaworks.client.devserver import (
+    SEARCH_ATTRIBUTES,
+    dev_server_command,
+    register_search_attributes,
+    wait_until_serving,
+)
 from sagaworks.client.observability import configure_logging
-from sagaworks.workflows.cpu import cpu_queue
 from sagaworks.policies import DEFAULT_LLM_RATE_PER_SECOND, LLM_RATE_ENV, llm_task_queue
+from sagaworks.workflows.cpu import cpu_queue
 
 log = logging.getLogger("sagaworks.worker")
 
@@ -174,7 +179,9 @@ def worker_parts(families: Iterable[Family[Any]], resources: WorkerResources) ->
         if clashes:
             log.error(
                 "Not serving the family %s: its names are taken by other code: %s (give its activities "
-                "names of their own: @activity.defn(name=...))", fam.name, ", ".join(clashes),
+                "names of their own: @activity.defn(name=...))",
+                fam.name,
+                ", ".join(clashes),
             )
             continue
         for name, item in [(_workflow_name(w), w) for w in workflows] + [
@@ -236,7 +243,7 @@ async def running_worker(
         # A thread for every activity the workers may accept: remote, local and LLM ones.
         executor = stack.enter_context(ThreadPoolExecutor(max_workers=2 * activity_threads + llm_slots))
         # Without processes: two threads of this process of their own (sharing its GIL).
-        cpu_options: dict = {"max_concurrent_activities": 2}
+        cpu_options: dict[str, Any] = {"max_concurrent_activities": 2}
         cpu_pool: ProcessPoolExecutor | None = None
         if cpu_processes <= 0:
             cpu_options["activity_executor"] = stack.enter_context(ThreadPoolExecutor(max_workers=2))
@@ -256,23 +263,27 @@ async def running_worker(
         workers = []
         # A worker with nothing to serve on a queue is not started (the SDK refuses one).
         if parts.cpu_activities:
-            workers.append(Worker(
-                client,
-                task_queue=cpu_queue(task_queue),
-                activities=parts.cpu_activities,
-                graceful_shutdown_timeout=drain,
-                **cpu_options,
-            ))
+            workers.append(
+                Worker(
+                    client,
+                    task_queue=cpu_queue(task_queue),
+                    activities=parts.cpu_activities,
+                    graceful_shutdown_timeout=drain,
+                    **cpu_options,
+                )
+            )
         if parts.llm_activities:
-            workers.append(Worker(
-                client,
-                task_queue=llm_task_queue(task_queue),
-                activities=parts.llm_activities,
-                activity_executor=executor,
-                max_concurrent_activities=llm_slots,
-                max_task_queue_activities_per_second=rate,
-                graceful_shutdown_timeout=drain,
-            ))
+            workers.append(
+                Worker(
+                    client,
+                    task_queue=llm_task_queue(task_queue),
+                    activities=parts.llm_activities,
+                    activity_executor=executor,
+                    max_concurrent_activities=llm_slots,
+                    max_task_queue_activities_per_second=rate,
+                    graceful_shutdown_timeout=drain,
+                )
+            )
         async with contextlib.AsyncExitStack() as running:
             for side_worker in workers:
                 await running.enter_async_context(side_worker)
@@ -347,7 +358,9 @@ async def search_attributes_registered(client: Client) -> None:
         names = ", ".join(key.name for key in SEARCH_ATTRIBUTES)
         log.warning(
             "Could not register the search attributes %s (%s): create them as Keyword attributes of the "
-            "namespace (temporal operator search-attribute create --name NAME --type Keyword)", names, refused.message,
+            "namespace (temporal operator search-attribute create --name NAME --type Keyword)",
+            names,
+            refused.message,
         )
 
 
@@ -383,7 +396,9 @@ async def main(args: argparse.Namespace) -> None:
         for broken in families.broken:
             log.error("Skipped the family entry point %s: %s", broken.entry, broken.error)
         for missing in families.unavailable:
-            log.warning("Not serving the family %s: %s is not installed (%s)", missing.name, missing.missing, missing.install)
+            log.warning(
+                "Not serving the family %s: %s is not installed (%s)", missing.name, missing.missing, missing.install
+            )
         async with running_worker(
             client,
             db,
@@ -412,9 +427,7 @@ def parse_args(argv: list[str] | None = None, prog: str | None = None) -> argpar
     parser.add_argument("--address", help="Temporal frontend host:port (overrides envconfig)")
     parser.add_argument("--namespace", help="Temporal namespace (overrides envconfig)")
     parser.add_argument("--task-queue", default=TASK_QUEUE, help="task queue to poll (default %(default)s)")
-    parser.add_argument(
-        "--activity-threads", type=int, default=16, help="concurrent activities (default %(default)s)"
-    )
+    parser.add_argument("--activity-threads", type=int, default=16, help="concurrent activities (default %(default)s)")
     parser.add_argument(
         "--cpu-processes",
         type=int,

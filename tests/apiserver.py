@@ -21,8 +21,6 @@ from sagaworks.client.api import ApiSettings, create_app
 from tests.ports import free_port
 
 
-
-
 @dataclass(frozen=True)
 class RunningApi:
     url: str

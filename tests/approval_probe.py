@@ -12,8 +12,16 @@ from temporalio import activity, workflow
 from temporalio.client import WorkflowHandle
 
 with workflow.unsafe.imports_passed_through():
-    from sagaworks import APPROVAL_SEARCH_ATTRIBUTE, Approval, ApprovalOutcome, ApprovalProgress, ApprovalUpdates, Escalated, Escalation
-    from sagaworks import ProgressStatus
+    from sagaworks import (
+        APPROVAL_SEARCH_ATTRIBUTE,
+        Approval,
+        ApprovalOutcome,
+        ApprovalProgress,
+        ApprovalUpdates,
+        Escalated,
+        Escalation,
+        ProgressStatus,
+    )
 
 
 class ProbeInput(BaseModel):

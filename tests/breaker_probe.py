@@ -40,7 +40,9 @@ class BillingProbe:
     @workflow.run
     async def run(self, amount: int) -> Guarded[str]:
         return await guarded(
-            BillingActivities.charge_by_api, amount, fallback=BillingActivities.charge_later,
+            BillingActivities.charge_by_api,
+            amount,
+            fallback=BillingActivities.charge_later,
             start_to_close_timeout=timedelta(seconds=10),
             retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=50), maximum_attempts=3),
         )

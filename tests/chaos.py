@@ -63,27 +63,27 @@ from sqlalchemy.engine import make_url
 from temporalio.client import Client, ScheduleHandle, WorkflowHandle, WorkflowHistory
 from temporalio.service import RPCError
 
+from bench.corpus import write_corpus
 from sagaworks import DemoRun, Family, registry
 from sagaworks.activities.db import Database
 from sagaworks.activities.document import DEFAULT_ROOT, ChunkRow, ConceptRow, DocumentRow
 from sagaworks.activities.news import DigestRow, SeenArticleRow
 from sagaworks.activities.orders import invariant_violations
 from sagaworks.activities.routing import RoutedRequestRow
-from bench.corpus import write_corpus
 from sagaworks.client.connection import DATA_CONVERTER
 from sagaworks.client.demo import progress_at, send_demo_update
 from sagaworks.client.devserver import dev_server_command, wait_until_serving
 from sagaworks.client.replay import replay
 from sagaworks.client.runs import RunConflict, start_run, to_jsonable
 from sagaworks.client.schedules import create_schedule
-from tests.orders import make_order, start_order
-from tests.postgres import POSTGRES_URL_ENV, fresh_postgres_database
-from tests.ports import free_port
-from tests.workers import WorkerProcess
-from sagaworks.workflows.document import DocumentPipeline
-from sagaworks.workflows.document_batch import DocumentBatch
 from sagaworks.contracts.document import BatchInput, BatchResult, DocumentResult
 from sagaworks.contracts.orders import ORDER_STEPS
+from sagaworks.workflows.document import DocumentPipeline
+from sagaworks.workflows.document_batch import DocumentBatch
+from tests.orders import make_order, start_order
+from tests.ports import free_port
+from tests.postgres import POSTGRES_URL_ENV, fresh_postgres_database
+from tests.workers import WorkerProcess
 
 SCHEDULED = "news-digest"
 """The family the chaos run also starts through a schedule (its runs are meant to be)."""
@@ -278,8 +278,12 @@ async def _family_runs(
         arg = fam.sample_input(demo.sample, uuid.uuid4().hex[:10])
         handle = await _start_family_run(client, task_queue, fam, arg, deadline)
         run = FamilyRun(
-            fam.name, demo.sample, handle.id, "CANCELED" if cancel else demo.expect,
-            how="cancelled" if cancel else "demo", arg=arg,
+            fam.name,
+            demo.sample,
+            handle.id,
+            "CANCELED" if cancel else demo.expect,
+            how="cancelled" if cancel else "demo",
+            arg=arg,
         )
         if cancel:
             await _retrying(handle.cancel, deadline)
@@ -296,7 +300,9 @@ async def _family_runs(
     return list(await asyncio.gather(*jobs))
 
 
-async def _scheduled_runs(client: Client, schedule: ScheduleHandle, fam: Family[Any], deadline: float) -> list[FamilyRun]:
+async def _scheduled_runs(
+    client: Client, schedule: ScheduleHandle, fam: Family[Any], deadline: float
+) -> list[FamilyRun]:
     """The runs ``schedule`` started, once each ended; it is paused first."""
     await _retrying(lambda: schedule.pause(note="chaos run over"), deadline)
     demo = chaos_demos(fam)[0]
@@ -380,8 +386,14 @@ async def run_chaos(
         # The demo samples' relative paths are under samples/documents (the first root).
         roots = os.pathsep.join([str(DEFAULT_ROOT), str(corpus)])
         workers = [
-            WorkerProcess(server.address, task_queue, database_url, folder / f"worker-{i}.log",
-                          SAGAWORKS_DOCUMENT_ROOTS=roots, SAGAWORKS_LLM_PROVIDER="offline")
+            WorkerProcess(
+                server.address,
+                task_queue,
+                database_url,
+                folder / f"worker-{i}.log",
+                SAGAWORKS_DOCUMENT_ROOTS=roots,
+                SAGAWORKS_LLM_PROVIDER="offline",
+            )
             for i in range(2)
         ]
         found = registry()
@@ -400,8 +412,10 @@ async def run_chaos(
             client = await Client.connect(server.address, data_converter=DATA_CONVERTER)
             deadline = time.monotonic() + bound_seconds
             batch = await client.start_workflow(
-                DocumentBatch.run, BatchInput(folder=str(corpus), max_in_flight=2, chunk_size=500),
-                id=f"chaos-batch-{uuid.uuid4()}", task_queue=task_queue,
+                DocumentBatch.run,
+                BatchInput(folder=str(corpus), max_in_flight=2, chunk_size=500),
+                id=f"chaos-batch-{uuid.uuid4()}",
+                task_queue=task_queue,
             )
             handles: dict[str, WorkflowHandle] = {}
             cancel_later: list[WorkflowHandle] = []
@@ -429,7 +443,12 @@ async def run_chaos(
                 digest = found.family(SCHEDULED)
                 arg = digest.sample_input(chaos_demos(digest)[0].sample)
                 schedule = await create_schedule(
-                    client, digest, arg, cron="* * * * *", schedule_id=f"chaos-{uuid.uuid4().hex[:8]}", task_queue=task_queue
+                    client,
+                    digest,
+                    arg,
+                    cron="* * * * *",
+                    schedule_id=f"chaos-{uuid.uuid4().hex[:8]}",
+                    task_queue=task_queue,
                 )
                 await schedule.trigger()
 
@@ -481,7 +500,10 @@ async def run_chaos(
             histories = await _histories(client, task_queue, deadline)
             for run in report.runs:  # the long-lived runs (open tickets): recorded, now ended
                 if run.status == "RUNNING":
-                    await _retrying(lambda run=run: client.get_workflow_handle(run.workflow_id).terminate("chaos run over"), deadline)
+                    await _retrying(
+                        lambda run=run: client.get_workflow_handle(run.workflow_id).terminate("chaos run over"),
+                        deadline,
+                    )
         finally:
             for worker in workers:
                 worker.stop()
@@ -502,7 +524,11 @@ async def run_chaos(
         db = Database(database_url)
         try:
             orders = dict(report.outcomes)
-            orders.update((run.arg.order_id, run.status) for run in report.runs if run.family == "order" and run.arg)
+            orders.update(
+                (run.arg.order_id, run.status)  # type: ignore[attr-defined]  # an order run's input is an OrderInput
+                for run in report.runs
+                if run.family == "order" and run.arg
+            )
             report.violations += invariant_violations(db, orders)
             report.violations += document_violations(db, report, documents)
             report.violations += news_violations(db, [run for run in report.runs if run.family == "news-digest"])
@@ -534,7 +560,8 @@ def document_violations(db: Database, report: ChaosReport, documents: int) -> li
             indexes = sorted(
                 session.scalars(
                     select(ChunkRow.chunk_index).where(
-                        ChunkRow.document_id == result.document_id, ChunkRow.content_hash == (result.version or result.content_hash)
+                        ChunkRow.document_id == result.document_id,
+                        ChunkRow.content_hash == (result.version or result.content_hash),
                     )
                 )
             )
@@ -548,7 +575,9 @@ def document_violations(db: Database, report: ChaosReport, documents: int) -> li
                 select(func.count()).select_from(ConceptRow).where(ConceptRow.document_id == result.document_id)
             )
             if concepts != result.concept_count:
-                problems.append(f"document {result.path}: {concepts} concept rows, its result says {result.concept_count}")
+                problems.append(
+                    f"document {result.path}: {concepts} concept rows, its result says {result.concept_count}"
+                )
     return problems
 
 
@@ -570,7 +599,8 @@ def news_violations(db: Database, runs: list[FamilyRun]) -> list[str]:
             for article in result["articles"]:
                 if article["key"] in published:
                     problems.append(
-                        f"article {article['key']} published twice: by {published[article['key']]} and {run.workflow_id}"
+                        f"article {article['key']} published twice: by "
+                        f"{published[article['key']]} and {run.workflow_id}"
                     )
                 published[article["key"]] = run.workflow_id
                 if seen.get(article["key"]) != key:
@@ -641,8 +671,13 @@ def main() -> int:
     args = parser.parse_args()
     report = asyncio.run(
         run_chaos(
-            args.sagas, args.kills, args.documents, args.seed, args.bound,
-            server_restarts=args.server_restarts, copies=args.copies,
+            args.sagas,
+            args.kills,
+            args.documents,
+            args.seed,
+            args.bound,
+            server_restarts=args.server_restarts,
+            copies=args.copies,
         )
     )
     for line in summary(report):

@@ -20,7 +20,6 @@ from sagaworks.client.devserver import register_search_attributes, start_embedde
 from sagaworks.worker import WORKFLOW_RUNNER_ENV, running_worker
 from tests.postgres import POSTGRES_URL_ENV, fresh_postgres_database
 
-
 # Every worker of the test suite, in this process or started as a subprocess, runs workflow
 # code in the SDK's sandbox, whatever production runs: the sandbox's determinism checks
 # see all workflow code before it ships (worker.py WORKFLOW_RUNNERS).

@@ -8,8 +8,7 @@ from pathlib import Path
 
 from sagaworks.activities.db import Database
 from sagaworks.activities.document import ChunkRow, DocumentRow, split_text
-from sagaworks.contracts.document import version_key
-from sagaworks.contracts.document import document_id_for
+from sagaworks.contracts.document import document_id_for, version_key
 from sagaworks.workflows.catalog import SAMPLES
 
 RESEARCH = sorted((SAMPLES / "research").glob("*.md"))
@@ -25,15 +24,23 @@ def store_documents(db: Database, paths: list[Path] = RESEARCH, chunk_size: int 
             document_id = document_id_for(str(path))
             session.merge(
                 DocumentRow(
-                    document_id=document_id, path=str(path), content_hash=content_hash, format="md",
-                    size_bytes=len(data), status="COMPLETED", completed_hash=content_hash, run_key="test",
+                    document_id=document_id,
+                    path=str(path),
+                    content_hash=content_hash,
+                    format="md",
+                    size_bytes=len(data),
+                    status="COMPLETED",
+                    completed_hash=content_hash,
+                    run_key="test",
                 )
             )
             # Chunk rows are keyed by the content hash with the chunk size and overlap.
             rows_key = version_key(content_hash, chunk_size, 60)
             for index, chunk in enumerate(split_text(data.decode(), chunk_size, 60)):
                 session.merge(
-                    ChunkRow(document_id=document_id, content_hash=rows_key, chunk_index=index, text=chunk, run_key="test")
+                    ChunkRow(
+                        document_id=document_id, content_hash=rows_key, chunk_index=index, text=chunk, run_key="test"
+                    )
                 )
                 count += 1
     return count

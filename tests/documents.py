@@ -17,6 +17,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
+from sagaworks import WorkerResources, registry
 from sagaworks.activities.db import Database
 from sagaworks.activities.document import VERSION_TABLES, ChunkRow, DocumentActivities, DocumentRow, DocumentSettings
 from sagaworks.activities.errors import ErrorClass, error
@@ -33,10 +34,9 @@ from sagaworks.contracts.document import (
     document_id_for,
     document_workflow_id,
 )
-from tests.payloads import wait_for_event
-from sagaworks import WorkerResources, registry
 from sagaworks.worker import worker_parts
 from sagaworks.workflows.document import DocumentPipeline
+from tests.payloads import wait_for_event
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "documents"
 GOOD_SAMPLES = sorted(p for p in SAMPLES.iterdir() if not p.name.startswith("bad-"))
@@ -71,10 +71,13 @@ def version_rows(db: Database, document_id: str, content_hash: str | None = None
 def chunk_texts(db: Database, document_id: str, rows_key: str) -> list[str]:
     """The stored chunks of a document version, in order."""
     with db.transaction() as session:
-        return list(session.scalars(
-            select(ChunkRow.text).where(ChunkRow.document_id == document_id, ChunkRow.content_hash == rows_key)
-            .order_by(ChunkRow.chunk_index)
-        ))
+        return list(
+            session.scalars(
+                select(ChunkRow.text)
+                .where(ChunkRow.document_id == document_id, ChunkRow.content_hash == rows_key)
+                .order_by(ChunkRow.chunk_index)
+            )
+        )
 
 
 def document_row(db: Database, path: Path) -> DocumentRow:
@@ -132,18 +135,29 @@ class GatedDocumentActivities(DocumentActivities):
 
 @asynccontextmanager
 async def gated_worker(
-    client: Client, db: Database, task_queue: str, settings: DocumentSettings, gate: Gate, llm: LLMProvider | None = None
+    client: Client,
+    db: Database,
+    task_queue: str,
+    settings: DocumentSettings,
+    gate: Gate,
+    llm: LLMProvider | None = None,
 ) -> AsyncIterator[Worker]:
     """The worker's workflows and activities, the document ones held by ``gate``."""
     gated = GatedDocumentActivities(db, llm or OfflineProvider(), settings, gate)
     activities = [
         getattr(gated, fn.__name__) if isinstance(getattr(fn, "__self__", None), DocumentActivities) else fn
-        for fn in worker_parts(registry().families, WorkerResources(db, OfflineProvider(), settings=(settings,))).activities
+        for fn in worker_parts(
+            registry().families, WorkerResources(db, OfflineProvider(), settings=(settings,))
+        ).activities
     ]
     with ThreadPoolExecutor(max_workers=16) as executor:
         async with Worker(
-            client, task_queue=task_queue, workflows=registry().workflows(), activities=activities,
-            activity_executor=executor, max_concurrent_activities=8,
+            client,
+            task_queue=task_queue,
+            workflows=registry().workflows(),
+            activities=activities,
+            activity_executor=executor,
+            max_concurrent_activities=8,
         ) as worker:
             yield worker
 

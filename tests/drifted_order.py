@@ -5,8 +5,8 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from sagaworks.workflows.order import OrderFulfillmentSaga, _Step
     from sagaworks.contracts.orders import OrderInput, OrderResult
+    from sagaworks.workflows.order import OrderFulfillmentSaga, _Step
 
 
 @workflow.defn(name="OrderFulfillmentSaga")

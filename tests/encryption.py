@@ -30,8 +30,6 @@ TOKEN = "test-token-0123456789abcdefghij"
 """The codec server's bearer token in tests."""
 
 
-
-
 class CodecServer:
     """The codec server in this event loop, for a UI on ``ui_port``."""
 
@@ -61,4 +59,3 @@ async def codec_server() -> AsyncIterator[CodecServer]:
     await server.start()
     yield server
     await server.stop()
-

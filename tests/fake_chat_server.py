@@ -38,9 +38,7 @@ def completion(content: str) -> dict[str, Any]:
         "object": "chat.completion",
         "created": int(time.time()),
         "model": "test-model",
-        "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
-        ],
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
         "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
     }
 
@@ -150,10 +148,14 @@ def fake_chat_server(respond: Responder, limits: Limits | None = None) -> Iterat
                     if wait is not None:
                         state.refused.append((time.monotonic(), wait))
                 if wait is None:
-                    reply = {**reply, "usage": {
-                        "prompt_tokens": prompt, "completion_tokens": completion_tokens,
-                        "total_tokens": prompt + completion_tokens,
-                    }}
+                    reply = {
+                        **reply,
+                        "usage": {
+                            "prompt_tokens": prompt,
+                            "completion_tokens": completion_tokens,
+                            "total_tokens": prompt + completion_tokens,
+                        },
+                    }
                 else:
                     status, headers, reply = api_error(429, "rate limit reached", {"retry-after": f"{wait:.3f}"})
             payload = json.dumps(reply).encode()

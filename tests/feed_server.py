@@ -35,8 +35,10 @@ def large_feed(entries: int = LARGE_ENTRIES, name: str = "large") -> bytes:
     10,000: under the 5 MiB feed limit), newest first; ``name`` makes its GUIDs its own."""
     items = "".join(
         f"<item><title>Release {n} of the platform</title><link>https://{name}.example.org/{n}</link>"
-        f'<guid isPermaLink="false">{name}-{n}</guid><pubDate>Mon, 23 Nov 2026 {n // 3600 % 24:02d}:{n // 60 % 60:02d}:{n % 60:02d} GMT</pubDate>'
-        f"<description>Release {n} ships a faster compiler and fixes to the database driver. Upgrade when ready.</description></item>"
+        f'<guid isPermaLink="false">{name}-{n}</guid><pubDate>Mon, 23 Nov 2026 '
+        f"{n // 3600 % 24:02d}:{n // 60 % 60:02d}:{n % 60:02d} GMT</pubDate>"
+        f"<description>Release {n} ships a faster compiler and fixes to "
+        "the database driver. Upgrade when ready.</description></item>"
         for n in range(entries - 1, -1, -1)
     )
     return f'<?xml version="1.0"?><rss version="2.0"><channel><title>Large</title>{items}</channel></rss>'.encode()
@@ -55,7 +57,8 @@ class FeedServer:
 
 @contextmanager
 def feed_server(folder: Path) -> Iterator[FeedServer]:
-    """Serve ``folder``'s files under /feeds/NAME plus /empty, /malformed, /missing, /slow, /huge, /bomb, /large[-NAME], /long-entry."""
+    """Serve ``folder``'s files under /feeds/NAME plus /empty, /malformed, /missing, /slow, /huge,
+    /bomb, /large[-NAME], /long-entry."""
     state = FeedServer(base_url="", folder=folder)
 
     class Handler(BaseHTTPRequestHandler):
@@ -83,7 +86,9 @@ def feed_server(folder: Path) -> Iterator[FeedServer]:
                 text = html.escape(paragraph * (LONG_ENTRY_BYTES // len(paragraph)))
                 self._send(
                     b'<?xml version="1.0"?><rss version="2.0"><channel><title>Long</title><item><title>Long</title>'
-                    b'<guid isPermaLink="false">long-1</guid><description>' + text.encode() + b"</description></item></channel></rss>"
+                    b'<guid isPermaLink="false">long-1</guid><description>'
+                    + text.encode()
+                    + b"</description></item></channel></rss>"
                 )
             elif route == "slow":
                 state.release_slow.wait(60)

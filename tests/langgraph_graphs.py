@@ -4,12 +4,13 @@ tests.langgraph_graphs ADDRESS TASK_QUEUE``, killed by the crash test)."""
 from __future__ import annotations
 
 import asyncio
+import itertools
+import operator
 import sys
 import time
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-import operator
-from dataclasses import dataclass, field
 from typing import Annotated, Any, TypedDict
 
 from langchain_core.runnables import RunnableConfig
@@ -24,6 +25,8 @@ from temporalio.worker import Worker
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples" / "langgraph"))
 
 from sagaworks.langgraph import GraphFamily, NodePolicy, register_graph  # noqa: E402
+from sagaworks.policies import ActivityOptions  # noqa: E402
+
 from sagaworks_graphs.families import document_graph, routing_graph  # noqa: E402
 
 
@@ -85,20 +88,21 @@ def order_builder(with_confirm: bool = False) -> StateGraph:
     chain = [START, *names[:2], *(["confirm"] if with_confirm else []), *names[2:], END]
     if with_confirm:
         graph.add_node("confirm", confirm)
-    for a, b in zip(chain, chain[1:]):
+    for a, b in itertools.pairwise(chain):
         graph.add_edge(a, b)
     return graph
 
 
 UNDO = {n: _undo(n) for n in ("reserve", "charge", "pack")}
 # A short start-to-close: an attempt lost with a killed worker is retried within seconds.
-QUICK = {"start_to_close_timeout": timedelta(seconds=3),
-         "retry_policy": RetryPolicy(initial_interval=timedelta(milliseconds=100), maximum_attempts=5)}
-order_graph = register_graph("order-graph", order_builder(), input_model=OrderInput, undo=UNDO,
-                             default_options=QUICK)
-confirmed_order_graph = register_graph("confirmed-order-graph", order_builder(True), input_model=OrderInput,
-                                       undo=UNDO, default_options=QUICK)
-
+QUICK: ActivityOptions = {
+    "start_to_close_timeout": timedelta(seconds=3),
+    "retry_policy": RetryPolicy(initial_interval=timedelta(milliseconds=100), maximum_attempts=5),
+}
+order_graph = register_graph("order-graph", order_builder(), input_model=OrderInput, undo=UNDO, default_options=QUICK)
+confirmed_order_graph = register_graph(
+    "confirmed-order-graph", order_builder(True), input_model=OrderInput, undo=UNDO, default_options=QUICK
+)
 
 
 class FanState(TypedDict, total=False):
@@ -147,12 +151,12 @@ def book(state: BookState) -> dict[str, Any]:
     if state["item"] == "bad":
         raise ApplicationError("bad item", type="InvalidInput", non_retryable=True)
     time.sleep(0.5)  # finishes after its failing sibling
-    _write(state, f"book {state['item']}")  # type: ignore[arg-type]
+    _write(state, f"book {state['item']}")  # type: ignore[arg-type]  # LangGraph hands the node a plain dict of the state
     return {"booked": [state["item"]]}
 
 
 def unbook(state: BookState) -> None:
-    _write(state, f"undo {state['item']}")  # type: ignore[arg-type]
+    _write(state, f"undo {state['item']}")  # type: ignore[arg-type]  # LangGraph hands the node a plain dict of the state
 
 
 def book_builder() -> StateGraph:
@@ -161,7 +165,8 @@ def book_builder() -> StateGraph:
     graph.add_node("book", book)
     graph.add_edge(START, "plan")
     graph.add_conditional_edges(
-        "plan", lambda state: [Send("book", {"item": i, "journal": state["journal"]}) for i in state["items"]], ["book"])
+        "plan", lambda state: [Send("book", {"item": i, "journal": state["journal"]}) for i in state["items"]], ["book"]
+    )
     graph.add_edge("book", END)
     return graph
 
@@ -226,9 +231,17 @@ def slow_builder() -> StateGraph:
 
 
 # A heartbeat timeout of 1 s, and a node of 2.5 s: it must keep beating to finish.
-slow_graph = register_graph("slow-graph", slow_builder(), input_model=SlowInput, default_options={
-    "start_to_close_timeout": timedelta(seconds=30), "heartbeat_timeout": timedelta(seconds=1),
-    "retry_policy": RetryPolicy(maximum_attempts=1)})
+slow_graph = register_graph(
+    "slow-graph",
+    slow_builder(),
+    input_model=SlowInput,
+    default_options={
+        "start_to_close_timeout": timedelta(seconds=30),
+        "heartbeat_timeout": timedelta(seconds=1),
+        "retry_policy": RetryPolicy(maximum_attempts=1),
+    },
+)
+
 
 class QuoteState(TypedDict, total=False):
     question: str
@@ -254,16 +267,28 @@ def quote_builder() -> StateGraph:
 
 QUOTE_BREAKER = "quote-model"
 quote_graph = register_graph(
-    "quote-graph", quote_builder(), input_model=QuoteInput,
+    "quote-graph",
+    quote_builder(),
+    input_model=QuoteInput,
     nodes={"ask_model": NodePolicy(breaker=QUOTE_BREAKER, fallback="cached_answer", queue="llm")},
 )
 
-GRAPHS: list[GraphFamily] = [document_graph, routing_graph, order_graph, confirmed_order_graph, fan_graph, slow_graph, book_graph, ticket_graph]
+GRAPHS: list[GraphFamily] = [
+    document_graph,
+    routing_graph,
+    order_graph,
+    confirmed_order_graph,
+    fan_graph,
+    slow_graph,
+    book_graph,
+    ticket_graph,
+]
 
 
 def worker(client: Client, task_queue: str) -> Worker:
     return Worker(
-        client, task_queue=task_queue,
+        client,
+        task_queue=task_queue,
         workflows=[g.workflow for g in GRAPHS],
         activities=[a for g in GRAPHS for a in g.activities],
     )

@@ -50,7 +50,10 @@ class ProbeActivities:
             "probe", call.prompt, max_tokens=call.max_tokens, parse=lambda raw: raw, fallback=lambda: FALLBACK
         )
         return ProbeAnswer(
-            value=answer.value, provider=answer.provider, fallback=answer.fallback, attempt=activity.info().attempt,
+            value=answer.value,
+            provider=answer.provider,
+            fallback=answer.fallback,
+            attempt=activity.info().attempt,
             worker=self._worker,
         )
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
@@ -69,8 +69,8 @@ async def support_assigned_during_lookups(client: Client, task_queue: str) -> Wo
     from sagaworks.activities.mcp_support import notify_escalation
     from sagaworks.activities.support_classifier import TicketClassifier
     from sagaworks.contracts.support import AssignRequest, ResolveRequest
-    from sagaworks.worker import workflow_runner
     from sagaworks.policies import llm_task_queue
+    from sagaworks.worker import workflow_runner
 
     queue = f"{task_queue}-ticket"
     threads = ThreadPoolExecutor(max_workers=4)
@@ -79,20 +79,31 @@ async def support_assigned_during_lookups(client: Client, task_queue: str) -> Wo
         return Worker(client, task_queue=queue, workflows=[SupportTicket], workflow_runner=workflow_runner())
 
     def lookups() -> Worker:
-        return Worker(client, task_queue=queue, activities=[notify_escalation], activity_executor=threads, plugins=mcp_plugins())
+        return Worker(
+            client, task_queue=queue, activities=[notify_escalation], activity_executor=threads, plugins=mcp_plugins()
+        )
 
     classifier = Worker(
-        client, task_queue=llm_task_queue(queue), activities=[TicketClassifier().classify_ticket], activity_executor=threads
+        client,
+        task_queue=llm_task_queue(queue),
+        activities=[TicketClassifier().classify_ticket],
+        activity_executor=threads,
     )
     async with classifier:
         async with workflows():  # classified, then the lookups start: list-tools waits for a poller
             handle = await _start(client, queue, "support-ticket", "tickets/ticket-billing.json")
-            await _history_shows(handle, lambda events: any(
-                e.activity_task_scheduled_event_attributes.activity_type.name.endswith("list-tools") for e in events
-            ))
+            await _history_shows(
+                handle,
+                lambda events: any(
+                    e.activity_task_scheduled_event_attributes.activity_type.name.endswith("list-tools") for e in events
+                ),
+            )
         async with lookups():
             # Two completions: the classification's, then list-tools' (no workflow worker polls).
-            await _history_shows(handle, lambda events: len([e for e in events if e.HasField("activity_task_completed_event_attributes")]) == 2)
+            await _history_shows(
+                handle,
+                lambda events: len([e for e in events if e.HasField("activity_task_completed_event_attributes")]) == 2,
+            )
             assign = asyncio.create_task(handle.execute_update(SupportTicket.assign, AssignRequest(agent="dana")))
             # The server cannot tell a client when an Update is admitted (only accepted, which
             # needs a worker): a second is ample for it to join the scheduled workflow task,
@@ -100,8 +111,12 @@ async def support_assigned_during_lookups(client: Client, task_queue: str) -> Wo
             await asyncio.sleep(1)
             async with workflows():
                 await assign
-                await handle.execute_update(SupportTicket.resolve, ResolveRequest(resolution="refunded the duplicate charge"))
-                await _history_shows(handle, lambda events: any(e.HasField("timer_started_event_attributes") for e in events))
+                await handle.execute_update(
+                    SupportTicket.resolve, ResolveRequest(resolution="refunded the duplicate charge")
+                )
+                await _history_shows(
+                    handle, lambda events: any(e.HasField("timer_started_event_attributes") for e in events)
+                )
     await handle.terminate("recorded")
     threads.shutdown()
     return handle
@@ -109,8 +124,16 @@ async def support_assigned_during_lookups(client: Client, task_queue: str) -> Wo
 
 def _looked_up(events: list[Any]) -> bool:
     """A ticket's first lookup (its customer's tier, a call-tool activity) closed, as it may: its view lists it."""
-    calls = {e.event_id for e in events if e.activity_task_scheduled_event_attributes.activity_type.name.endswith("call-tool")}
-    closed = ("activity_task_completed_event_attributes", "activity_task_failed_event_attributes", "activity_task_timed_out_event_attributes")
+    calls = {
+        e.event_id
+        for e in events
+        if e.activity_task_scheduled_event_attributes.activity_type.name.endswith("call-tool")
+    }
+    closed = (
+        "activity_task_completed_event_attributes",
+        "activity_task_failed_event_attributes",
+        "activity_task_timed_out_event_attributes",
+    )
     return any(getattr(e, name).scheduled_event_id in calls for e in events for name in closed if e.HasField(name))
 
 

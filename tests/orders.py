@@ -15,9 +15,8 @@ from temporalio.client import Client, WorkflowHandle
 
 from sagaworks.activities.db import Database
 from sagaworks.activities.orders import LedgerEntry
-
-from sagaworks.workflows.order import OrderFulfillmentSaga
 from sagaworks.contracts.orders import OrderInput, OrderResult, order_workflow_id
+from sagaworks.workflows.order import OrderFulfillmentSaga
 
 
 def make_order(**overrides: Any) -> OrderInput:

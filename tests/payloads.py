@@ -19,6 +19,7 @@ def nested(message: Message, kind: type[Message]) -> Iterator[tuple[str, Message
     for field, value in message.ListFields():
         if field.type != FieldDescriptor.TYPE_MESSAGE:
             continue
+        assert field.message_type is not None  # a message field's descriptor has its type
         if field.message_type.GetOptions().map_entry:
             if field.message_type.fields_by_name["value"].type != FieldDescriptor.TYPE_MESSAGE:
                 continue
@@ -36,7 +37,7 @@ def nested(message: Message, kind: type[Message]) -> Iterator[tuple[str, Message
 def history_payloads(history: WorkflowHistory) -> list[tuple[str, Payload]]:
     """Every payload of every event, with its path (``eventId:field.field...``)."""
     return [
-        (f"{event.event_id}:{path}", payload)  # type: ignore[misc]
+        (f"{event.event_id}:{path}", payload)  # type: ignore[misc]  # nested() yields Payload for kind Payload
         for event in history.events
         for path, payload in nested(event, Payload)
     ]
@@ -44,7 +45,7 @@ def history_payloads(history: WorkflowHistory) -> list[tuple[str, Payload]]:
 
 def history_failures(history: WorkflowHistory) -> list[Failure]:
     """Every failure (and cause) of every event."""
-    return [failure for event in history.events for _, failure in nested(event, Failure)]  # type: ignore[misc]
+    return [failure for event in history.events for _, failure in nested(event, Failure)]  # type: ignore[misc]  # nested() yields Failure for kind Failure
 
 
 async def wait_for_event(

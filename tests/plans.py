@@ -37,14 +37,33 @@ SEMANTIC_ANSWER: dict[str, Any] = {
         {"text": "Erradicar la pobreza extrema en el municipio."},  # not in the plan: refused
     ],
     "programmes": [
-        {"code": "1.1", "name": "Aulas rurales dignas", "goal": None, "indicator": None,
-         "baseline": None, "target": None, "responsible": None},  # the rules found it: confirmed
-        {"code": None, "name": "programa de alimentación",  # only in prose: added
-         "goal": "Aumentar la cobertura y la permanencia escolar en la zona rural.",
-         "indicator": "Raciones servidas por día",  # not in the plan: refused
-         "baseline": None, "target": None, "responsible": "Secretaría de Educación"},  # in the plan: filled
-        {"code": "9.9", "name": "Programa de cohetes espaciales", "goal": None, "indicator": None,
-         "baseline": None, "target": None, "responsible": None},  # not in the plan: refused
+        {
+            "code": "1.1",
+            "name": "Aulas rurales dignas",
+            "goal": None,
+            "indicator": None,
+            "baseline": None,
+            "target": None,
+            "responsible": None,
+        },  # the rules found it: confirmed
+        {
+            "code": None,
+            "name": "programa de alimentación",  # only in prose: added
+            "goal": "Aumentar la cobertura y la permanencia escolar en la zona rural.",
+            "indicator": "Raciones servidas por día",  # not in the plan: refused
+            "baseline": None,
+            "target": None,
+            "responsible": "Secretaría de Educación",
+        },  # in the plan: filled
+        {
+            "code": "9.9",
+            "name": "Programa de cohetes espaciales",
+            "goal": None,
+            "indicator": None,
+            "baseline": None,
+            "target": None,
+            "responsible": None,
+        },  # not in the plan: refused
     ],
 }
 """A model's answer for plan-bueno: what it confirms, adds, fills, and what the merge refuses."""
@@ -58,11 +77,17 @@ async def plan_worker(client: Client, db: Database, task_queue: str, settings: P
 
 def make_plan(sample: str = "plan-bueno", **fields: Any) -> PlanInput:
     """A plan input for a sample PDF (``samples/plans/<sample>.pdf``) with a fresh id."""
-    data: dict[str, Any] = {"plan_id": f"{sample}-{uuid.uuid4().hex[:8]}", "path": f"{sample}.pdf", "municipality": "San Isidro"}
+    data: dict[str, Any] = {
+        "plan_id": f"{sample}-{uuid.uuid4().hex[:8]}",
+        "path": f"{sample}.pdf",
+        "municipality": "San Isidro",
+    }
     return PlanInput.model_validate({**data, **fields}, strict=False)
 
 
-async def start_plan(client: Client, task_queue: str, plan: PlanInput) -> WorkflowHandle[PlanAnalysisWorkflow, PlanResult]:
+async def start_plan(
+    client: Client, task_queue: str, plan: PlanInput
+) -> WorkflowHandle[PlanAnalysisWorkflow, PlanResult]:
     return await client.start_workflow(
         PlanAnalysisWorkflow.run, plan, id=plan_workflow_id(plan.plan_id), task_queue=task_queue
     )
@@ -107,7 +132,9 @@ def write_long_plan(path: Path, pages: int, scanned: tuple[int, ...] = ()) -> No
     pdf.add_page()
     _lines(pdf, "5. Plan plurianual de inversiones (millones de pesos)", bold=True)
     pdf.set_font("DejaVu", size=9)
-    with pdf.table(col_widths=(60, 22, 22, 22, 22, 26), text_align=("LEFT", "RIGHT", "RIGHT", "RIGHT", "RIGHT", "RIGHT")) as table:
+    with pdf.table(
+        col_widths=(60, 22, 22, 22, 22, 26), text_align=("LEFT", "RIGHT", "RIGHT", "RIGHT", "RIGHT", "RIGHT")
+    ) as table:
         table.row(["Programa", "2024", "2025", "2026", "2027", "Total"])
         for name, values in BUDGET:
             table.row([name, *(_amount(v) for v in values), _amount(sum(values))])

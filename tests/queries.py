@@ -14,7 +14,9 @@ from temporalio.client import Client, WorkflowHandle
 from sagaworks.contracts.query import QueryInput, QueryResult, QueryStatus, query_workflow_id
 
 
-async def start_query(client: Client, task_queue: str, question: str, **fields: Any) -> WorkflowHandle[Any, QueryResult]:
+async def start_query(
+    client: Client, task_queue: str, question: str, **fields: Any
+) -> WorkflowHandle[Any, QueryResult]:
     request = QueryInput(question=question, request_id=uuid.uuid4().hex[:12], **fields)
     return await client.start_workflow(
         "QueryWorkflow",

@@ -20,33 +20,32 @@ import os
 import sys
 import tempfile
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from datetime import date
 from pathlib import Path
-
 from typing import Any
 
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
+from sagaworks import registry
 from sagaworks.activities.db import Database
 from sagaworks.activities.document import DocumentSettings
 from sagaworks.client.connection import data_converter
 from sagaworks.client.demo import progress_at, send_demo_update
 from sagaworks.client.devserver import start_embedded
-from sagaworks.client.runs import start_run
-from tests.encryption import TEST_ENV
-from sagaworks.contracts.document import BatchInput, DocumentInput
 from sagaworks.client.postmortem import restart_from_stage, restart_run
-from tests.mcp_scenarios import MCP_SCENARIOS
-from tests.documents import GOOD_SAMPLES, SAMPLES, PoisonAwareProvider, start_document
-from tests.orders import make_order, reset_after, start_order, wait_for_status
+from sagaworks.client.runs import start_run
+from sagaworks.contracts.document import BatchInput, DocumentInput
 from sagaworks.worker import running_worker
-from tests.corpus import store_documents
-from sagaworks import registry
 from sagaworks.workflows.catalog import SAMPLES as SAMPLE_INPUTS
 from sagaworks.workflows.document import DocumentPipeline
 from sagaworks.workflows.document_batch import DocumentBatch
+from tests.corpus import store_documents
+from tests.documents import GOOD_SAMPLES, SAMPLES, PoisonAwareProvider, start_document
+from tests.encryption import TEST_ENV
+from tests.mcp_scenarios import MCP_SCENARIOS
+from tests.orders import make_order, reset_after, start_order, wait_for_status
 
 HISTORIES = Path(__file__).parent / "histories"
 FEEDS = SAMPLE_INPUTS / "feeds"
@@ -64,10 +63,14 @@ async def record(out_dir: Path, only: str = "") -> list[Path]:
     # LOCAL_STEPS_PATCH; the remote-step histories recorded before it stay beside them).
     orders = {
         "order_completed": make_order(local_steps=None),
-        "order_compensated": make_order(local_steps=None, inject_failure={"step": "create_shipping_label", "mode": "permanent"}),
+        "order_compensated": make_order(
+            local_steps=None, inject_failure={"step": "create_shipping_label", "mode": "permanent"}
+        ),
         "order_cancelled": make_order(local_steps=None, step_delay_seconds=1),
         "order_retried": make_order(local_steps=None, inject_failure={"step": "charge_payment", "mode": "transient"}),
-        "order_unknown_sku": make_order(local_steps=None, items=[{"sku": "NOPE-9", "quantity": 1, "unit_price_cents": 100}]),
+        "order_unknown_sku": make_order(
+            local_steps=None, items=[{"sku": "NOPE-9", "quantity": 1, "unit_price_cents": 100}]
+        ),
     }
     written: list[Path] = []
     task_queue = f"record-{uuid.uuid4()}"
@@ -86,12 +89,18 @@ async def record(out_dir: Path, only: str = "") -> list[Path]:
                 "document_finalised_relative_path": (Path("saga-pattern.md"), {}),
                 # Since EXTRACT_GROUPS_PATCH: several extraction activities of several chunks.
                 "document_grouped_completed": (
-                    SAMPLES / "saga-pattern.md", {"chunk_size": 300, "chunks_per_activity": 3, "extract_window": 1}
+                    SAMPLES / "saga-pattern.md",
+                    {"chunk_size": 300, "chunks_per_activity": 3, "extract_window": 1},
                 ),
             }
             settings = DocumentSettings(roots=(SAMPLES, folder, FEEDS))  # relative paths: under SAMPLES
             async with running_worker(
-                env.client, db, task_queue=task_queue, activity_threads=4, llm=PoisonAwareProvider(), settings=[settings]
+                env.client,
+                db,
+                task_queue=task_queue,
+                activity_threads=4,
+                llm=PoisonAwareProvider(),
+                settings=[settings],
             ):
                 for name, order in orders.items():
                     if not name.startswith(only):
@@ -102,22 +111,32 @@ async def record(out_dir: Path, only: str = "") -> list[Path]:
                         await handle.cancel()
                     written.append(await _save(handle, new_history_path(out_dir, name)))
                 if "order_reset_cancelled".startswith(only):
-                    written.append(await _record_reset(env.client, task_queue, new_history_path(out_dir, "order_reset_cancelled")))
+                    written.append(
+                        await _record_reset(env.client, task_queue, new_history_path(out_dir, "order_reset_cancelled"))
+                    )
                 for name, (path, options) in documents.items():
                     if not name.startswith(only):
                         continue
-                    handle = await start_document(env.client, task_queue, path, **options) if path.is_absolute() else (
-                        await env.client.start_workflow(
-                            DocumentPipeline.run, DocumentInput(path=str(path)), id=f"document-relative-{path.stem}",
-                            task_queue=task_queue,
+                    document = (
+                        await start_document(env.client, task_queue, path, **options)
+                        if path.is_absolute()
+                        else (
+                            await env.client.start_workflow(
+                                DocumentPipeline.run,
+                                DocumentInput(path=str(path)),
+                                id=f"document-relative-{path.stem}",
+                                task_queue=task_queue,
+                            )
                         )
                     )
-                    written.append(await _save(handle, new_history_path(out_dir, name)))
+                    written.append(await _save(document, new_history_path(out_dir, name)))
                 if "document_batch_stored_listing".startswith(only):
                     written.append(await _record_batch(env.client, task_queue, folder, out_dir))
                 for name, scenario in MCP_SCENARIOS.items():
                     if name.startswith(only):
-                        written.append(await _save(await scenario(env.client, task_queue), new_history_path(out_dir, name)))
+                        written.append(
+                            await _save(await scenario(env.client, task_queue), new_history_path(out_dir, name))
+                        )
                 written += await record_restarts(env.client, task_queue, db, out_dir, only)
                 if not only:
                     written += await record_catalog_demos(env.client, task_queue, out_dir)
@@ -158,7 +177,9 @@ RESTARTS: dict[str, tuple[str, str, Path | str | dict[str, Any]]] = {
     "restarted_query": ("query", "data", "queries/temperature-by-month.json"),
     "restarted_blog": ("blog", "draft", "blog/sagas.json"),
     "restarted_news_digest": (
-        "news-digest", "newsletter", {"name": "restarted", "feeds": [{"name": "notes", "url": str(FEEDS / "research-notes.rdf.xml")}]},
+        "news-digest",
+        "newsletter",
+        {"name": "restarted", "feeds": [{"name": "notes", "url": str(FEEDS / "research-notes.rdf.xml")}]},
     ),
     # Families on the step runner: the reused results come from the new run's memo.
     "restarted_order": ("order", "reserve_inventory", "orders/order.json"),
@@ -195,9 +216,10 @@ async def record_plan_llm(client: Client, path: Path) -> Path:
     from tests.plans import SEMANTIC_ANSWER, llm_plan_settings, make_plan, plan_worker, start_plan
 
     task_queue = f"record-{uuid.uuid4()}"
-    with tempfile.TemporaryDirectory() as tmp, fake_chat_server(
-        lambda _body, _index: (200, {}, completion(json.dumps(SEMANTIC_ANSWER)))
-    ) as chat:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        fake_chat_server(lambda _body, _index: (200, {}, completion(json.dumps(SEMANTIC_ANSWER)))) as chat,
+    ):
         db = Database(f"sqlite:///{tmp}/app.db")
         async with plan_worker(client, db, task_queue, llm_plan_settings(chat.base_url)):
             saved = await _save(await start_plan(client, task_queue, make_plan("plan-bueno")), path)
@@ -212,7 +234,10 @@ def new_history_path(out_dir: Path, name: str, today: date | None = None) -> Pat
     stamp = (today or date.today()).strftime("%Y%m%d")
     counter = 1
     retired = (out_dir.parent if out_dir.name == ENCRYPTED else out_dir) / RETIRED
-    while candidate.exists() or (retired / candidate.relative_to(out_dir.parent if out_dir.name == ENCRYPTED else out_dir)).exists():
+    while (
+        candidate.exists()
+        or (retired / candidate.relative_to(out_dir.parent if out_dir.name == ENCRYPTED else out_dir)).exists()
+    ):
         suffix = stamp if counter == 1 else f"{stamp}-{counter}"
         candidate = out_dir / f"{name}-{suffix}.json"
         counter += 1
@@ -222,10 +247,12 @@ def new_history_path(out_dir: Path, name: str, today: date | None = None) -> Pat
 async def record_encrypted(env: WorkflowEnvironment, db: Database, out_dir: Path, only: str = "") -> list[Path]:
     """Order sagas run by a worker and client that encrypt with the TEST keys."""
     orders = {
-        name: order for name, order in {
+        name: order
+        for name, order in {
             "order_completed": make_order(),
             "order_compensated": make_order(inject_failure={"step": "create_shipping_label", "mode": "permanent"}),
-        }.items() if name.startswith(only)
+        }.items()
+        if name.startswith(only)
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     address = env.client.service_client.config.target_host
@@ -246,8 +273,10 @@ async def _record_batch(client: Client, task_queue: str, folder: Path, out_dir: 
     for sample in GOOD_SAMPLES[:3]:
         (batch / sample.name).write_bytes(sample.read_bytes())
     handle = await client.start_workflow(
-        DocumentBatch.run, BatchInput(folder=str(batch), max_in_flight=2, documents_per_run=2),
-        id=f"batch-{uuid.uuid4()}", task_queue=task_queue,
+        DocumentBatch.run,
+        BatchInput(folder=str(batch), max_in_flight=2, documents_per_run=2),
+        id=f"batch-{uuid.uuid4()}",
+        task_queue=task_queue,
     )
     await handle.result()
     first = client.get_workflow_handle(handle.id, run_id=handle.first_execution_run_id)
@@ -286,7 +315,7 @@ async def record_catalog_demos(client: Client, task_queue: str, out_dir: Path) -
     return written
 
 
-def record_into(record_fn: Callable[[Path], Awaitable[list[Path]]], argv: list[str]) -> None:
+def record_into(record_fn: Callable[[Path], Coroutine[Any, Any, list[Path]]], argv: list[str]) -> None:
     """``python -m tests.record_*  [DIR]``: record into DIR (default tests/histories/), print each file."""
     target = Path(argv[0]) if argv else HISTORIES
     target.mkdir(parents=True, exist_ok=True)

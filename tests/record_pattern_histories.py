@@ -20,20 +20,20 @@ from temporalio.client import Client, WorkflowHandle
 
 from sagaworks.activities.db import Database
 from sagaworks.activities.document import DocumentSettings
+from sagaworks.activities.feed_reader import FeedReader
 from sagaworks.client.approvals import decide
 from sagaworks.client.devserver import start_embedded
 from sagaworks.contracts.blog import BlogInput
 from sagaworks.contracts.iterative import IterativeInput
-from sagaworks.activities.feed_reader import FeedReader
 from sagaworks.contracts.news_digest import Article, FeedSource, NewsDigestInput, NewsDigestResume, Selection
 from sagaworks.contracts.parallel_analysis import ParallelAnalysisInput
 from sagaworks.contracts.routing import RoutingInput
 from sagaworks.contracts.sequential import SequentialInput
-from tests.corpus import store_documents
-from tests.approval_probe import wait_for_approval_state
-from tests.record_histories import _save, new_history_path, record_into
 from sagaworks.worker import running_worker
 from sagaworks.workflows.catalog import SAMPLES
+from tests.approval_probe import wait_for_approval_state
+from tests.corpus import store_documents
+from tests.record_histories import _save, new_history_path, record_into
 
 TEXT = (SAMPLES / "research" / "retries-and-backoff.md").read_text()
 FEEDS = SAMPLES / "feeds"
@@ -52,7 +52,9 @@ def scenarios() -> dict[str, tuple[str, Any, Callable[[Client, WorkflowHandle[An
         "sequential_rejected": ("SequentialWorkflow", SequentialInput(text="too short"), None),
         "parallel_analysis_completed": ("ParallelAnalysisWorkflow", ParallelAnalysisInput(text=TEXT), None),
         "parallel_analysis_partial": (
-            "ParallelAnalysisWorkflow", ParallelAnalysisInput(text=TEXT, fail=["sentiment", "summary"]), None,
+            "ParallelAnalysisWorkflow",
+            ParallelAnalysisInput(text=TEXT, fail=["sentiment", "summary"]),
+            None,
         ),
         "routing_approved": (
             "RoutingWorkflow",
@@ -64,17 +66,29 @@ def scenarios() -> dict[str, tuple[str, Any, Callable[[Client, WorkflowHandle[An
             RoutingInput(request_id=f"r-{request_id}", requester="dana", text="sudo please", deadline_seconds=1),
             None,
         ),
-        "iterative_completed": ("IterativeSearchWorkflow", IterativeInput(query="exponential backoff jitter", target_quality=0.5), None),
-        "iterative_capped": (
+        "iterative_completed": (
             "IterativeSearchWorkflow",
-            IterativeInput(query="idempotency key refund duplicate", target_quality=1.0, max_iterations=3, iterations_per_run=2),
+            IterativeInput(query="exponential backoff jitter", target_quality=0.5),
             None,
         ),
-        "blog_completed": ("BlogWorkflow", BlogInput(topic="Retries, idempotency and replay in durable workflows"), None),
+        "iterative_capped": (
+            "IterativeSearchWorkflow",
+            IterativeInput(
+                query="idempotency key refund duplicate", target_quality=1.0, max_iterations=3, iterations_per_run=2
+            ),
+            None,
+        ),
+        "blog_completed": (
+            "BlogWorkflow",
+            BlogInput(topic="Retries, idempotency and replay in durable workflows"),
+            None,
+        ),
         "blog_nothing_to_cite": ("BlogWorkflow", BlogInput(topic="Gardening tomatoes in winter"), None),
         "news_digest_completed": (
             "NewsDigestWorkflow",
-            NewsDigestInput(name="record", feeds=[FeedSource(name=p.stem, url=str(p)) for p in sorted(FEEDS.glob("*.xml"))]),
+            NewsDigestInput(
+                name="record", feeds=[FeedSource(name=p.stem, url=str(p)) for p in sorted(FEEDS.glob("*.xml"))]
+            ),
             None,
         ),
         "news_digest_broken_feed": (
@@ -90,7 +104,9 @@ def scenarios() -> dict[str, tuple[str, Any, Callable[[Client, WorkflowHandle[An
         ),
         "news_digest_no_feed": (
             "NewsDigestWorkflow",
-            NewsDigestInput(name="record-no-feed", feeds=[FeedSource(name="missing", url=str(FEEDS / "no-such-feed.xml"))]),
+            NewsDigestInput(
+                name="record-no-feed", feeds=[FeedSource(name="missing", url=str(FEEDS / "no-such-feed.xml"))]
+            ),
             None,
         ),
         # Runs after news_digest_completed, which published every sample article: a digest
@@ -105,7 +121,10 @@ def scenarios() -> dict[str, tuple[str, Any, Callable[[Client, WorkflowHandle[An
                     source_workflow_id="recorded-selection",
                     select=Selection(
                         articles=[*_sample_articles("research-notes.rdf.xml"), _new_article(request_id)],
-                        seen_before=0, irrelevant=0, duplicates=0, over_limit=0,
+                        seen_before=0,
+                        irrelevant=0,
+                        duplicates=0,
+                        over_limit=0,
                     ),
                 ),
             ),
@@ -122,9 +141,14 @@ def _sample_articles(name: str) -> list[Article]:
 def _new_article(request_id: str) -> Article:
     guid = f"recorded-{request_id}"
     return Article(
-        key=hashlib.sha256(guid.encode()).hexdigest(), guid=guid, title="A study published after the last digest",
-        link="", source="research", published=None,
-        text="Researchers published a new benchmark of workflow engines. The paper compares retries. The dataset is open.",
+        key=hashlib.sha256(guid.encode()).hexdigest(),
+        guid=guid,
+        title="A study published after the last digest",
+        link="",
+        source="research",
+        published=None,
+        text="Researchers published a new benchmark of workflow "
+        "engines. The paper compares retries. The dataset is open.",
     )
 
 

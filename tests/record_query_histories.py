@@ -18,10 +18,9 @@ from pathlib import Path
 from sagaworks.activities.db import Database
 from sagaworks.activities.query.activities import QuerySettings
 from sagaworks.client.devserver import start_embedded
+from sagaworks.worker import running_worker
 from tests.queries import dead_url, start_query, wait_for_status
 from tests.record_histories import _save, new_history_path, record_into
-from sagaworks.worker import running_worker
-
 
 
 async def record(out_dir: Path) -> list[Path]:
@@ -31,10 +30,14 @@ async def record(out_dir: Path) -> list[Path]:
         with tempfile.TemporaryDirectory() as tmp:
             db = Database(f"sqlite:///{tmp}/app.db")
             task_queue = f"record-{uuid.uuid4()}"
-            async with running_worker(env.client, db, task_queue=task_queue, activity_threads=4, settings=[QuerySettings()]):
+            async with running_worker(
+                env.client, db, task_queue=task_queue, activity_threads=4, settings=[QuerySettings()]
+            ):
                 handle = await start_query(env.client, task_queue, "average temperature by month in 2014")
                 written.append(await _save(handle, new_history_path(out_dir, "query_completed")))
-                handle = await start_query(env.client, task_queue, "average price by symbol", pause_between_agents_seconds=0.2)
+                handle = await start_query(
+                    env.client, task_queue, "average price by symbol", pause_between_agents_seconds=0.2
+                )
                 await handle.signal("pause")
                 await wait_for_status(handle, lambda s: s.state == "paused" and "health" in s.completed_steps)
                 await handle.cancel()

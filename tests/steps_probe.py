@@ -59,12 +59,17 @@ class StepsProbeWorkflow(StepWorkflow):
     @workflow.run
     async def run(self, probe: StepsProbeInput) -> list[int]:
         names = [f"step{n}" for n in range(1, probe.steps + 1)]
-        results = []
+        results: list[int] = []
         async with self.steps.plan(names, options=FAST, compensation_options=FAST) as steps:
             for n, name in enumerate(names, 1):
                 arg = ProbeStep(n=n, fail=n == probe.fail_at, hold=n == probe.hold_at)
                 results.append(
-                    await steps.run(name, StepsProbeActivities.probe_do, arg, undo=StepsProbeActivities.probe_undo,
-                                    describe=lambda r: f"got {r}")
+                    await steps.run(
+                        name,
+                        StepsProbeActivities.probe_do,
+                        arg,
+                        undo=StepsProbeActivities.probe_undo,
+                        describe=lambda r: f"got {r}",
+                    )
                 )
         return results

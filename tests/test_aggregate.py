@@ -16,8 +16,8 @@ from temporalio.worker import Worker
 
 from sagaworks.activities.mcp_servers import load_config, mcp_plugins
 from sagaworks.contracts.aggregate import AggregateInput, AggregateResult, plan_sources
-from tests.test_mcp import latency  # noqa: F401 - fixture
 from sagaworks.workflows.aggregate import Aggregation
+from tests.test_mcp import latency  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed: no filesystem MCP server")
 
@@ -48,11 +48,15 @@ async def test_all_three_sources_answer(dev_client: Client, task_queue: str) -> 
     assert "ada@example.com" in json.dumps(source(result, "database").items[0].result)
 
 
-async def test_one_source_down_gives_a_partial_result(dev_client: Client, task_queue: str, monkeypatch, tmp_path) -> None:
+async def test_one_source_down_gives_a_partial_result(
+    dev_client: Client, task_queue: str, monkeypatch, tmp_path
+) -> None:
     # The database server's program is missing: every call of it fails, the others answer.
     config = tmp_path / "servers.toml"
     config.write_text(
-        Path(load_config.__globals__["DEFAULT_CONFIG"]).read_text().replace("/.venv-mcp-sqlite/bin/mcp-server-sqlite", "/no-such-server")
+        Path(load_config.__globals__["DEFAULT_CONFIG"])
+        .read_text()
+        .replace("/.venv-mcp-sqlite/bin/mcp-server-sqlite", "/no-such-server")
     )
     monkeypatch.setenv("SAGAWORKS_MCP_CONFIG", str(config))
     result = await run(dev_client, task_queue, "Weather in Seattle, saga files and customers")
@@ -61,7 +65,7 @@ async def test_one_source_down_gives_a_partial_result(dev_client: Client, task_q
     assert source(result, "weather").items[0].result["city"] == "Seattle"
 
 
-async def test_one_city_timing_out_fails_alone(dev_client: Client, task_queue: str, latency: Path) -> None:  # noqa: F811
+async def test_one_city_timing_out_fails_alone(dev_client: Client, task_queue: str, latency: Path) -> None:
     latency.write_text(json.dumps({"San Francisco": 3600}))
     result = await run(dev_client, task_queue, "Weather in Seattle and San Francisco")
     weather = source(result, "weather")
@@ -85,15 +89,24 @@ def test_plan_names_the_items_of_each_source() -> None:
     assert [i.item for i in database.items] == ["SELECT * FROM products LIMIT 20"]
 
 
-async def test_cancel_mid_fan_out_cancels_the_calls_in_flight(dev_client: Client, task_queue: str, latency: Path) -> None:  # noqa: F811
+async def test_cancel_mid_fan_out_cancels_the_calls_in_flight(
+    dev_client: Client, task_queue: str, latency: Path
+) -> None:
     latency.write_text(json.dumps({"Seattle": 3600}))
     async with Worker(dev_client, task_queue=task_queue, workflows=[Aggregation], plugins=mcp_plugins()):
         handle = await dev_client.start_workflow(
-            Aggregation.run, request("Weather in Seattle and our customers"), id=f"agg-{uuid.uuid4()}", task_queue=task_queue
+            Aggregation.run,
+            request("Weather in Seattle and our customers"),
+            id=f"agg-{uuid.uuid4()}",
+            task_queue=task_queue,
         )
         for _ in range(300):
             status = await handle.query(Aggregation.status)
-            if status.sources and status.sources[0].items[0].state == "running" and status.sources[2].state == "completed":
+            if (
+                status.sources
+                and status.sources[0].items[0].state == "running"
+                and status.sources[2].state == "completed"
+            ):
                 break
             await asyncio.sleep(0.1)
         assert status.sources[0].state == "running", status
@@ -134,5 +147,6 @@ async def test_an_answer_over_the_item_limit_fails_that_item_alone(dev_client: C
     database = source(result, "database")
     assert result.completed == ["weather"] and result.failed == ["database"]
     assert database.items[0].result is None and database.items[0].error.startswith(
-        "McpResultTooLarge: database.read_query answered 20,013 bytes, over the 16,384 bytes an aggregate keeps per item"
+        "McpResultTooLarge: database.read_query answered 20,013 bytes, "
+        "over the 16,384 bytes an aggregate keeps per item"
     )

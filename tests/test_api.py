@@ -17,16 +17,16 @@ import pytest
 import pytest_asyncio
 from markupsafe import escape
 
+from sagaworks import registry
 from sagaworks._breakers import BreakerConfig, Breakers
 from sagaworks.activities.db import Database
 from sagaworks.client.api import ApiSettings
-from sagaworks.client.workers import fresh_pollers
 from sagaworks.client.api.security import SESSION_COOKIE, session_value
 from sagaworks.client.api.server import bind_address
+from sagaworks.client.workers import fresh_pollers
+from sagaworks.workflows.catalog import SAMPLES
 from tests.apiserver import RunningApi, api_server, read_events
 from tests.orders import make_order
-from sagaworks import registry
-from sagaworks.workflows.catalog import SAMPLES
 
 TOKEN = "test-token-" + uuid.uuid4().hex
 
@@ -35,7 +35,10 @@ TOKEN = "test-token-" + uuid.uuid4().hex
 def api(dev_address: str, task_queue: str, tmp_path: Path) -> Iterator[RunningApi]:
     # No metrics cache: tests wait for metrics to show what they just did.
     settings = ApiSettings(
-        token=TOKEN, task_queue=task_queue, address=dev_address, database_url=f"sqlite:///{tmp_path / 'api.db'}",
+        token=TOKEN,
+        task_queue=task_queue,
+        address=dev_address,
+        database_url=f"sqlite:///{tmp_path / 'api.db'}",
         metrics_cache_seconds=0,
     )
     with api_server(settings) as running:
@@ -44,9 +47,7 @@ def api(dev_address: str, task_queue: str, tmp_path: Path) -> Iterator[RunningAp
 
 @pytest_asyncio.fixture
 async def http(api: RunningApi) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=api.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60
-    ) as client:
+    async with httpx.AsyncClient(base_url=api.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60) as client:
         yield client
 
 
@@ -79,7 +80,9 @@ async def result_of(http: httpx.AsyncClient, workflow_id: str) -> httpx.Response
     return await eventually(closed)
 
 
-async def progress(http: httpx.AsyncClient, workflow_id: str, predicate: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+async def progress(
+    http: httpx.AsyncClient, workflow_id: str, predicate: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any]:
     async def check() -> dict[str, Any] | None:
         state = (await http.get(f"/api/workflows/{workflow_id}")).json()["progress"]
         return state if isinstance(state, dict) and predicate(state) else None
@@ -154,7 +157,9 @@ async def test_bad_input_is_422_naming_the_field_and_starts_nothing(http: httpx.
     assert "Traceback" not in response.text
     missing = await http.post("/api/workflows/order", json={k: v for k, v in body.items() if k != "customer_email"})
     assert missing.json()["error"]["field"] == "customer_email"
-    not_json = await http.post("/api/workflows/order", content=b"{not json", headers={"Content-Type": "application/json"})
+    not_json = await http.post(
+        "/api/workflows/order", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
     assert not_json.status_code == 422 and not_json.json()["error"]["type"] == "InvalidRequest"
     not_utf8 = await http.post("/api/workflows/order", content=b"\xff{", headers={"Content-Type": "application/json"})
     assert not_utf8.status_code == 422 and not_utf8.json()["error"]["field"] == "body"
@@ -190,7 +195,10 @@ async def test_token_is_required(api: RunningApi) -> None:
         # The cookie holds a value derived from the token (an HMAC), never the token itself.
         [cookie] = [c for c in anonymous.cookies.jar if c.name == SESSION_COOKIE]
         assert cookie.value == session_value(TOKEN) and TOKEN not in signed_in.headers["set-cookie"]
-        assert "httponly" in signed_in.headers["set-cookie"].lower() and "samesite=strict" in signed_in.headers["set-cookie"].lower()
+        assert (
+            "httponly" in signed_in.headers["set-cookie"].lower()
+            and "samesite=strict" in signed_in.headers["set-cookie"].lower()
+        )
     # The token as a cookie, or a session value of another token, opens nothing.
     for forged in (TOKEN, session_value(TOKEN + "x")):
         async with httpx.AsyncClient(base_url=api.url, timeout=60, cookies={SESSION_COOKIE: forged}) as other:
@@ -203,8 +211,11 @@ async def test_bodies_over_the_cap_are_413(http: httpx.AsyncClient, api: Running
     assert cap == 2 * 2**20
     big = order_body(shipping_address="x" * 400)
     padding = {"note": "y" * cap}
-    response = await http.post("/api/workflows/order", content=json.dumps({**big, **padding}).encode(),
-                               headers={"Content-Type": "application/json"})
+    response = await http.post(
+        "/api/workflows/order",
+        content=json.dumps({**big, **padding}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     assert response.status_code == 413 and response.json()["error"]["type"] == "PayloadTooLarge"
 
     async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it streams
@@ -245,7 +256,8 @@ async def test_only_accepted_signals_and_updates(http: httpx.AsyncClient) -> Non
         response = await http.post(f"/api/workflows/{workflow_id}/{kind}s/approve", json={"note": "x"})
         assert response.status_code == 404, kind
         assert response.json()["error"] == {
-            "type": "NotAccepted", "field": "name",
+            "type": "NotAccepted",
+            "field": "name",
             "message": f"{workflow_id} (order) accepts the {kind}s {accepted}, not 'approve'",
         }
     # pause is a signal, not an update: the update route refuses it instead of failing later.
@@ -260,7 +272,9 @@ async def test_list_filters_and_pages(http: httpx.AsyncClient, order_worker: Any
         assert (await result_of(http, workflow_id)).status_code == 200
 
     async def listed() -> list[str] | None:
-        runs = (await http.get("/api/workflows", params={"family": "order", "status": "COMPLETED", "page_size": 100})).json()["runs"]
+        runs = (
+            await http.get("/api/workflows", params={"family": "order", "status": "COMPLETED", "page_size": 100})
+        ).json()["runs"]
         found = [r["workflow_id"] for r in runs]
         return found if set(ids) <= set(found) else None
 
@@ -292,11 +306,13 @@ async def test_events_stream_ends_with_the_result(http: httpx.AsyncClient, order
     assert kinds[-1] == "result" and kinds.count("result") == 1
     assert kinds[0] == "status" and events[0][1]["workflow_id"] == workflow_id
     assert events[-1][1]["status"] == "COMPLETED" and events[-1][1]["result"]["order_id"]
-    dones = [data["progress"]["done"] for kind, data in events if kind == "status" and isinstance(data["progress"], dict)]
+    dones = [
+        data["progress"]["done"] for kind, data in events if kind == "status" and isinstance(data["progress"], dict)
+    ]
     assert dones == sorted(dones) and dones[-1] == 5 and len(dones) >= 2
 
 
-async def test_seed_002_paths(http: httpx.AsyncClient, order_worker: Any, api: RunningApi) -> None:
+async def test_the_singular_alias_paths(http: httpx.AsyncClient, order_worker: Any, api: RunningApi) -> None:
     done_id = await start(http)
     assert (await result_of(http, done_id)).status_code == 200
     status = await http.get(f"/api/workflow/{done_id}/status")
@@ -315,7 +331,9 @@ async def test_seed_002_paths(http: httpx.AsyncClient, order_worker: Any, api: R
     assert order["counts"].get("CANCELED", 0) >= 1 and order["total"] >= 2
     assert order["step_timings"]["charge_payment"]["count"] >= 1
     charge = order["step_timings"]["charge_payment"]
-    assert charge["success_rate"] == 1.0 and 0 <= charge["min_seconds"] <= charge["p95_seconds"] <= charge["max_seconds"]
+    assert (
+        charge["success_rate"] == 1.0 and 0 <= charge["min_seconds"] <= charge["p95_seconds"] <= charge["max_seconds"]
+    )
     assert (await http.get("/api/metrics")).json()["families"].keys() == {f.name for f in registry().families}
 
     breakers = await http.get("/api/circuit-breakers/status")
@@ -343,7 +361,10 @@ async def test_health(http: httpx.AsyncClient, order_worker: Any, api: RunningAp
     health = await eventually(healthy)
     assert health["status"] == "ok" and health["temporal"]["ok"] and health["database"]["ok"]
     # The figure says what it counts: a worker killed a moment ago is still among them.
-    assert f"polling task queue {api.settings.task_queue}: pollers the server saw within the last 70 s" in health["workers"]["detail"]
+    assert (
+        f"polling task queue {api.settings.task_queue}: pollers the server saw within the last 70 s"
+        in health["workers"]["detail"]
+    )
     # The probe only connects: it creates no tables (the workers own the schema) and names
     # no host or user to an anonymous caller.
     assert api.settings.database_url is not None
@@ -378,19 +399,31 @@ async def test_catalog_and_openapi_list_every_family(http: httpx.AsyncClient) ->
         assert entry["input_schema"] == fam.input_schema()
         assert [s["name"] for s in entry["samples"]] == [p.name for p in fam.sample_paths()]
     # Each sample can be started again from the console: the order id is fresh every time.
-    order_samples = [[s["input"]["order_id"] for s in entry["samples"]] for entry in catalog if entry["name"] == "order"][0]
+    order_samples = [
+        [s["input"]["order_id"] for s in entry["samples"]] for entry in catalog if entry["name"] == "order"
+    ][0]
     again = (await http.get("/api/catalog")).json()
-    assert not set(order_samples) & {s["input"]["order_id"] for e in again if e["name"] == "order" for s in e["samples"]}
-    started = await http.post("/api/workflows/order", json=next(e for e in again if e["name"] == "order")["samples"][0]["input"])
+    assert not set(order_samples) & {
+        s["input"]["order_id"] for e in again if e["name"] == "order" for s in e["samples"]
+    }
+    started = await http.post(
+        "/api/workflows/order", json=next(e for e in again if e["name"] == "order")["samples"][0]["input"]
+    )
     assert started.status_code == 201, started.text
-    await http.post(f"/api/workflows/{started.json()['workflow_id']}/cancel", headers={"Content-Type": "application/json"})
+    await http.post(
+        f"/api/workflows/{started.json()['workflow_id']}/cancel", headers={"Content-Type": "application/json"}
+    )
     spec = (await http.get("/openapi.json")).json()
     for fam in registry().families:
         body = spec["paths"][f"/api/workflows/{fam.name}"]["post"]["requestBody"]["content"]["application/json"]
         assert body["schema"]["$ref"] == f"#/components/schemas/{fam.input_model.__name__}"
         assert fam.input_model.__name__ in spec["components"]["schemas"]
-    for path in ["/api/workflow/{workflow_id}/status", "/api/workflow/{workflow_id}/cancel",
-                 "/api/workflow/metrics", "/api/circuit-breakers/status"]:
+    for path in [
+        "/api/workflow/{workflow_id}/status",
+        "/api/workflow/{workflow_id}/cancel",
+        "/api/workflow/metrics",
+        "/api/circuit-breakers/status",
+    ]:
         assert path in spec["paths"], path
 
 
@@ -423,6 +456,19 @@ async def test_console_pages_render(http: httpx.AsyncClient) -> None:
     await http.post(f"/api/workflows/{workflow_id}/cancel")
 
 
+async def test_a_closed_run_page_shows_its_state_once_and_no_current_step(
+    http: httpx.AsyncClient, order_worker: Any
+) -> None:
+    workflow_id = await start(http, inject_failure={"step": "reserve_inventory", "mode": "permanent"})
+    assert (await result_of(http, workflow_id)).status_code == 409
+    page = (await http.get(f"/runs/{workflow_id}")).text
+    status = re.search(r'<p class="big">Status.*?</p>', page, re.S).group(0)  # type: ignore[union-attr]
+    words = re.sub(r"<[^>]+>", " ", status).split()
+    assert words.count("FAILED") == 1 and "failed" not in words, words
+    assert 'id="current-step"' not in page and "Step - " not in page
+    assert re.search(r'<span id="done">\d+</span>/<span id="total">\d+</span> steps done', page)
+
+
 def test_serve_without_a_token_binds_loopback_and_says_so(dev_address: str, tmp_path: Path) -> None:
     """``python -m client.api`` (what ``saga api`` runs): asked for every interface without a
     token, it serves 127.0.0.1 only and its log says why."""
@@ -439,7 +485,9 @@ def test_serve_without_a_token_binds_loopback_and_says_so(dev_address: str, tmp_
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "sagaworks.client.api", "--host", "0.0.0.0", "--port", str(port)],
-            env={**env, "TEMPORAL_ADDRESS": dev_address}, stdout=out, stderr=out,
+            env={**env, "TEMPORAL_ADDRESS": dev_address},
+            stdout=out,
+            stderr=out,
         )
     try:
         deadline = time.monotonic() + 60
@@ -487,7 +535,9 @@ async def start_query_run(http: httpx.AsyncClient, question: str, **fields: Any)
     return workflow_id
 
 
-async def test_query_run_page_shows_chart_sql_plan_rows_and_producers(http: httpx.AsyncClient, order_worker: Any) -> None:
+async def test_query_run_page_shows_chart_sql_plan_rows_and_producers(
+    http: httpx.AsyncClient, order_worker: Any
+) -> None:
     workflow_id = await start_query_run(http, "average temperature by month in 2014", max_rows=5)
     result = (await http.get(f"/api/workflows/{workflow_id}/result")).json()["result"]
     page = (await http.get(f"/runs/{workflow_id}")).text
@@ -497,19 +547,20 @@ async def test_query_run_page_shows_chart_sql_plan_rows_and_producers(http: http
     assert base64.b64decode(src.split(",", 1)[1]).decode() == result["chart"]["svg"]
     assert "<svg" not in page
     assert str(escape(result["sql"])) in page
-    rows = re.search(r'<table id="rows".*?</table>', page, re.S).group(0)  # type: ignore[union-attr]
+    rows = re.search(r'<table id="rows".*?</table>', page, re.S).group(0)  # type: ignore[union-attr]  # the page has that element: the assertion reads it
     assert rows.count("<tr>") == 1 + 5 and "<th>month</th>" in rows and "<th>avg_temp_max</th>" in rows
     assert "5 of 12 row(s) shown" in page  # the run carries max_rows of the 12 months
-    produced = re.search(r'<div id="produced-by">.*?</div>', page, re.S).group(0)  # type: ignore[union-attr]
+    produced = re.search(r'<div id="produced-by">.*?</div>', page, re.S).group(0)  # type: ignore[union-attr]  # the page has that element: the assertion reads it
     for part, producer in result["produced_by"].items():
         assert f"<th>{part}</th><td>{producer}</td>" in produced
-    assert "<th>table</th><td>seattle_weather</td>" in re.search(r'<div id="plan">.*?</div>\s*<h3>', page, re.S).group(0)  # type: ignore[union-attr]
+    plan = re.search(r'<div id="plan">.*?</div>\s*<h3>', page, re.S)
+    assert plan is not None and "<th>table</th><td>seattle_weather</td>" in plan.group(0)
 
     # One row: no chart fits, so the page says so and shows the table.
     single = await start_query_run(http, "number of cars")
     page = (await http.get(f"/runs/{single}")).text
     assert 'id="no-chart"' in page and 'id="chart"' not in page
-    assert re.search(r'<table id="rows".*?</table>', page, re.S).group(0).count("<tr>") == 2  # type: ignore[union-attr]
+    assert re.search(r'<table id="rows".*?</table>', page, re.S).group(0).count("<tr>") == 2  # type: ignore[union-attr]  # the page has that element: the assertion reads it
 
 
 async def test_blog_run_page_renders_the_post(http: httpx.AsyncClient, order_worker: Any, db: Database) -> None:
@@ -524,7 +575,7 @@ async def test_blog_run_page_renders_the_post(http: httpx.AsyncClient, order_wor
     assert final.status_code == 200, final.text
     post = final.json()["result"]["markdown"]
     page = (await http.get(f"/runs/{workflow_id}")).text
-    result = re.search(r'<div id="result">.*', page, re.S).group(0)  # type: ignore[union-attr]
+    result = re.search(r'<div id="result">.*', page, re.S).group(0)  # type: ignore[union-attr]  # the page has that element: the assertion reads it
     # The Markdown is rendered (headings, lists), not shown as text.
     assert f"<h1>{escape(topic)}</h1>" in result
     headings = re.findall(r"^## (.+)$", post, re.MULTILINE)
@@ -537,20 +588,32 @@ async def test_blog_run_page_renders_the_post(http: httpx.AsyncClient, order_wor
 async def test_schedules_through_the_api_and_the_console(http: httpx.AsyncClient, order_worker: Any) -> None:
     schedule_id = f"api-schedule-{uuid.uuid4().hex[:8]}"
     text = json.loads((SAMPLES / "sequential" / "billing-retrospective.json").read_text())["text"]
-    body = {"family": "sequential", "cron": "0 7 * * MON", "input": {"text": text}, "schedule_id": schedule_id, "paused": True}
+    body = {
+        "family": "sequential",
+        "cron": "0 7 * * MON",
+        "input": {"text": text},
+        "schedule_id": schedule_id,
+        "paused": True,
+    }
     created = await http.post("/api/schedules", json=body)
     assert created.status_code == 201, created.text
     assert created.headers["location"] == f"/api/schedules/{schedule_id}"
     info = created.json()
     assert (info["schedule_id"], info["workflow_type"], info["cron"], info["paused"], info["overlap"]) == (
-        schedule_id, "SequentialWorkflow", ["0 7 * * 1"], True, "SKIP"
+        schedule_id,
+        "SequentialWorkflow",
+        ["0 7 * * 1"],
+        True,
+        "SKIP",
     )
     try:
         again = await http.post("/api/schedules", json=body)
         assert again.status_code == 409 and again.json()["error"]["field"] == "schedule_id"
         bad_input = await http.post("/api/schedules", json={**body, "schedule_id": None, "input": {"text": 5}})
         assert bad_input.status_code == 422 and bad_input.json()["error"]["field"] == "input.text"
-        bad_cron = await http.post("/api/schedules", json={**body, "schedule_id": f"{schedule_id}-bad", "cron": "every tuesday"})
+        bad_cron = await http.post(
+            "/api/schedules", json={**body, "schedule_id": f"{schedule_id}-bad", "cron": "every tuesday"}
+        )
         assert bad_cron.status_code == 422 and bad_cron.json()["error"]["field"] == "cron"
         bad_family = await http.post("/api/schedules", json={**body, "family": "nope"})
         assert bad_family.status_code == 422 and bad_family.json()["error"]["field"] == "family"
@@ -582,7 +645,7 @@ async def test_schedules_through_the_api_and_the_console(http: httpx.AsyncClient
 
         # The console lists it, with the run it started.
         page = (await http.get("/schedules")).text
-        row = re.search(rf"<tr><td>{schedule_id}</td>.*?</tr>", page, re.S).group(0)  # type: ignore[union-attr]
+        row = re.search(rf"<tr><td>{schedule_id}</td>.*?</tr>", page, re.S).group(0)  # type: ignore[union-attr]  # the page has that element: the assertion reads it
         assert "SequentialWorkflow" in row and "0 7 * * 1" in row and run["workflow_id"] in row
 
         paused = await http.post(f"/api/schedules/{schedule_id}/pause")
@@ -622,18 +685,29 @@ async def test_ticket_queues_through_the_api_and_the_console(http: httpx.AsyncCl
         await eventually(lambda: rows_for({hello}, assignee=agent, state="assigned"))
         rows = await eventually(lambda: rows_for({urgent}, priority="CRITICAL", state="open"))
         assert (rows[urgent]["type"], rows[urgent]["priority"], rows[urgent]["state"], rows[urgent]["assignee"]) == (
-            "customer_service", "CRITICAL", "open", None
+            "customer_service",
+            "CRITICAL",
+            "open",
+            None,
         )
         assert hello not in {row["workflow_id"] for row in await queue(priority="CRITICAL", state="open")}
         [mine] = await queue(assignee=agent)
-        assert (mine["workflow_id"], mine["type"], mine["state"], mine["assignee"]) == (hello, "general_query", "assigned", agent)
+        assert (mine["workflow_id"], mine["type"], mine["state"], mine["assignee"]) == (
+            hello,
+            "general_query",
+            "assigned",
+            agent,
+        )
         assert urgent not in {row["workflow_id"] for row in await queue(type="general_query")}
         assert {urgent, hello} <= {row["workflow_id"] for row in await queue(limit="500")}
 
         # The filters are the enums /openapi.json lists, spelled as listed (saga tickets and the
         # console's ticket page take any case).
-        for params, field in [({"priority": "SOON"}, "priority"), ({"priority": "critical"}, "priority"),
-                              ({"state": "OPEN"}, "state")]:
+        for params, field in [
+            ({"priority": "SOON"}, "priority"),
+            ({"priority": "critical"}, "priority"),
+            ({"state": "OPEN"}, "state"),
+        ]:
             bad = await http.get("/api/tickets", params=params)
             assert bad.status_code == 422 and bad.json()["error"]["field"] == field, bad.text
         assert (await http.get("/api/tickets", params={"type": "nonsense"})).json()["error"]["field"] == "type"
@@ -641,18 +715,22 @@ async def test_ticket_queues_through_the_api_and_the_console(http: httpx.AsyncCl
         page = (await http.get("/tickets", params={"priority": "CRITICAL", "state": "open"})).text
         assert f">{urgent}</a>" in page and f">{hello}</a>" not in page
         page = (await http.get("/tickets", params={"assignee": agent})).text
-        assert re.search(rf">{hello}</a></td><td>general_query</td>\s*<td>\w+</td><td>assigned</td><td>{agent}</td>", page)
+        assert re.search(
+            rf">{hello}</a></td><td>general_query</td>\s*<td>\w+</td><td>assigned</td><td>{agent}</td>", page
+        )
         assert 'id="filter-problem"' in (await http.get("/tickets", params={"state": "lost"})).text
     finally:
         for workflow_id in (urgent, hello):
             await http.post(f"/api/workflows/{workflow_id}/cancel")
 
 
-async def test_seed_metrics_carry_the_query_kpis_and_breaker_activations(
+async def test_workflow_metrics_carry_the_query_kpis_and_breaker_activations(
     http: httpx.AsyncClient, order_worker: Any, api: RunningApi
 ) -> None:
     answered = await start_query_run(http, "average mpg by origin")
-    refused = await http.post("/api/workflows/query", json={"question": "what is the airspeed velocity of an unladen swallow"})
+    refused = await http.post(
+        "/api/workflows/query", json={"question": "what is the airspeed velocity of an unladen swallow"}
+    )
     assert (await result_of(http, refused.json()["workflow_id"])).json()["status"] == "FAILED"
     # A breaker that opened in a worker sharing the API's database counts as one activation.
     assert api.settings.database_url is not None
@@ -704,7 +782,9 @@ async def test_trace_of_a_flawed_plan_holds_assessments_alerts_mitigations_and_b
     report = await http.get(f"/api/workflows/{workflow_id}/trace")
     assert report.status_code == 200, report.text
     trace, risks = report.json()["trace"], report.json()["risks"]
-    assert trace["status"] == "COMPLETED" and all(step["result"] is None for step in trace["steps"])  # no payloads asked
+    assert trace["status"] == "COMPLETED" and all(
+        step["result"] is None for step in trace["steps"]
+    )  # no payloads asked
     assert risks["status"] == "COMPLETED" and result["mitigations"] and result["alerts"]
 
     # Assessments: each completed stage's, as the run's result holds it.
@@ -713,7 +793,9 @@ async def test_trace_of_a_flawed_plan_holds_assessments_alerts_mitigations_and_b
     for row, stage in zip(completed, result["stages"], strict=True):
         assessment = stage["assessment"]
         assert (row["detected"], row["applicable"], row["reasons"]) == (
-            assessment["detected"], assessment["applicable"], assessment["reasons"]
+            assessment["detected"],
+            assessment["applicable"],
+            assessment["reasons"],
         ), row["stage"]
     # Alerts, in order; mitigations with their outcome (each first choice failed, then its
     # mitigation ran and completed); breaker states as the stages reported them.
@@ -732,8 +814,8 @@ async def test_trace_of_a_flawed_plan_holds_assessments_alerts_mitigations_and_b
 async def test_the_event_stream_waits_on_the_history_instead_of_polling(
     dev_client: Any, order_worker: Any, task_queue: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sagaworks.client.api import events
     from sagaworks import ApprovalDecision
+    from sagaworks.client.api import events
     from sagaworks.contracts.routing import RoutingInput
 
     described: list[str] = []
@@ -747,7 +829,9 @@ async def test_the_event_stream_waits_on_the_history_instead_of_polling(
     monkeypatch.setattr(events, "KEEPALIVE_SECONDS", 0.1)
     request = RoutingInput.model_validate_json((SAMPLES / "routing" / "admin-request.json").read_text())
     request = request.model_copy(update={"request_id": f"sse-{uuid.uuid4().hex[:8]}"})
-    handle = await dev_client.start_workflow("RoutingWorkflow", request, id=f"routing-{request.request_id}", task_queue=task_queue)
+    handle = await dev_client.start_workflow(
+        "RoutingWorkflow", request, id=f"routing-{request.request_id}", task_queue=task_queue
+    )
     stream = events.run_events(dev_client, handle.id)
     async for chunk in stream:
         if '"current_step":"awaiting approval"' in chunk:
@@ -781,15 +865,24 @@ async def test_metrics_are_derived_once_per_cache_period(
         return await real_stats(client, **kwargs)
 
     monkeypatch.setattr(routes_ops, "activity_stats", counting_stats)
-    settings = ApiSettings(token=TOKEN, task_queue=task_queue, address=dev_address, database_url=None, metrics_cache_seconds=300)
+    settings = ApiSettings(
+        token=TOKEN, task_queue=task_queue, address=dev_address, database_url=None, metrics_cache_seconds=300
+    )
     with api_server(settings) as running:
-        async with httpx.AsyncClient(base_url=running.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60) as http:
+        async with httpx.AsyncClient(
+            base_url=running.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60
+        ) as http:
             answers = await asyncio.gather(*(http.get("/api/metrics") for _ in range(3)))
             assert [a.status_code for a in answers] == [200] * 3
-            assert sorted(derived) == sorted(f.name for f in registry().families)  # concurrent callers shared one derivation
+            assert sorted(derived) == sorted(
+                f.name for f in registry().families
+            )  # concurrent callers shared one derivation
             again = await http.get("/api/metrics")
-            seed = await http.get("/api/workflow/metrics")
-            assert again.json() == answers[0].json() and seed.json()["families"] == answers[0].json()["families"]
+            workflow_metrics = await http.get("/api/workflow/metrics")
+            assert (
+                again.json() == answers[0].json()
+                and workflow_metrics.json()["families"] == answers[0].json()["families"]
+            )
             assert len(derived) == len(registry().families)
             assert (await http.get("/api/metrics", params={"runs": 5})).status_code == 200  # another question
             assert len(derived) == 2 * len(registry().families)

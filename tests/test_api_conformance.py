@@ -14,17 +14,17 @@ from typing import Any
 import hypothesis
 import hypothesis.errors
 import pytest
-from hypothesis import strategies as st
 from fastapi.testclient import TestClient
+from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import SkipJsonSchema
 
+from sagaworks import registry
 from sagaworks.client.api import ApiSettings, create_app
 from sagaworks.contracts.common import NO_CONTROL_CHARACTERS
 from sagaworks.contracts.document import BatchInput
 from sagaworks.contracts.iterative import IterativeInput
 from sagaworks.contracts.orders import OrderInput
-from sagaworks import registry
 
 TOKEN = "conformance"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -39,7 +39,7 @@ ENGINE_TEXTS = {
 
 @pytest.fixture(scope="module")
 def api() -> TestClient:
-    return TestClient(create_app(ApiSettings(token=TOKEN), client=object()))  # type: ignore[arg-type]
+    return TestClient(create_app(ApiSettings(token=TOKEN), client=object()))  # type: ignore[arg-type]  # the offline app never calls Temporal
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,8 @@ def _caller_models(model: type[BaseModel], seen: dict[type[BaseModel], None]) ->
         return
     seen[model] = None
     for field in model.model_fields.values():
-        if any(isinstance(m, SkipJsonSchema) for m in field.metadata) or "SkipJsonSchema" in repr(field.annotation):
+        # SkipJsonSchema() instances are what a field's metadata holds, a generic class at run time.
+        if any(isinstance(m, SkipJsonSchema) for m in field.metadata) or "SkipJsonSchema" in repr(field.annotation):  # type: ignore[misc]
             continue
         stack: list[Any] = [field.annotation]
         while stack:
@@ -91,8 +92,11 @@ def _refuses_control_characters(pattern: str | None) -> bool:
     if pattern.startswith(NO_CONTROL_CHARACTERS.split("]")[0]):
         return True
     try:
-        hypothesis.find(st.from_regex(pattern, fullmatch=True), _has_control_character,
-                        settings=hypothesis.settings(max_examples=300, database=None, derandomize=True))
+        hypothesis.find(
+            st.from_regex(pattern, fullmatch=True),
+            _has_control_character,
+            settings=hypothesis.settings(max_examples=300, database=None, derandomize=True),
+        )
     except hypothesis.errors.NoSuchExample:
         return True
     return False
@@ -127,10 +131,16 @@ def test_every_422_names_its_field(api: TestClient) -> None:
     for url, body, field in [
         ("/api/workflows/iterative", {"query": ""}, "query"),
         ("/api/workflows/document", {"path": "\x85"}, "path"),
-        ("/api/workflows/order", {**_order(), "items": [{"sku": "A-1", "quantity": 1, "unit_price_cents": True}]},
-         "items.0.unit_price_cents"),
-        ("/api/workflows/routing", {"request_id": "r1", "requester": "ann", "text": "x", "escalation": "second-group"},
-         "escalation_approvers"),
+        (
+            "/api/workflows/order",
+            {**_order(), "items": [{"sku": "A-1", "quantity": 1, "unit_price_cents": True}]},
+            "items.0.unit_price_cents",
+        ),
+        (
+            "/api/workflows/routing",
+            {"request_id": "r1", "requester": "ann", "text": "x", "escalation": "second-group"},
+            "escalation_approvers",
+        ),
     ]:
         answer = api.post(url, json=body, headers=AUTH)
         assert answer.status_code == 422 and answer.json()["error"].get("field") == field, (url, answer.text)
@@ -141,8 +151,12 @@ def test_every_422_names_its_field(api: TestClient) -> None:
 
 
 def _order() -> dict[str, Any]:
-    return {"order_id": "o-1", "customer_email": "a@b.example", "shipping_address": "1 Road",
-            "items": [{"sku": "A-1", "quantity": 1, "unit_price_cents": 100}]}
+    return {
+        "order_id": "o-1",
+        "customer_email": "a@b.example",
+        "shipping_address": "1 Road",
+        "items": [{"sku": "A-1", "quantity": 1, "unit_price_cents": 100}],
+    }
 
 
 def test_an_integer_may_be_written_as_a_float_without_fraction() -> None:
@@ -153,8 +167,14 @@ def test_an_integer_may_be_written_as_a_float_without_fraction() -> None:
         ' "items": [{"sku": "A-1", "quantity": 2.0, "unit_price_cents": 100.0}]}'
     )
     assert order.items[0].quantity == 2 and isinstance(order.items[0].quantity, int)
-    rounds = [{"iteration": 1.0, "query": "q", "hits": 3.0,
-               "quality": {"score": 1, "coverage": 1, "diversity": 1, "missing_terms": []}}]
+    rounds = [
+        {
+            "iteration": 1.0,
+            "query": "q",
+            "hits": 3.0,
+            "quality": {"score": 1, "coverage": 1, "diversity": 1, "missing_terms": []},
+        }
+    ]
     assert IterativeInput.model_validate({"query": "q", "rounds": rounds}).rounds[0].hits == 3
     for bad in (665.5, True, "665"):
         with pytest.raises(ValidationError):
@@ -164,29 +184,45 @@ def test_an_integer_may_be_written_as_a_float_without_fraction() -> None:
 def test_carried_state_refuses_what_its_schema_refuses() -> None:
     """``false`` is no number in a batch's outcomes or a search's best hits."""
     with pytest.raises(ValidationError) as refused:
-        BatchInput.model_validate({"folder": "docs", "outcomes": [
-            {"path": "a.txt", "workflow_id": "document-a", "status": "COMPLETED", "concept_count": False}]})
+        BatchInput.model_validate(
+            {
+                "folder": "docs",
+                "outcomes": [
+                    {"path": "a.txt", "workflow_id": "document-a", "status": "COMPLETED", "concept_count": False}
+                ],
+            }
+        )
     assert refused.value.errors()[0]["loc"] == ("outcomes", 0, "concept_count")
-    best = {"iteration": 1, "query": "q", "quality": {"score": 1, "coverage": 1, "diversity": 1, "missing_terms": []},
-            "hits": [{"document_id": "d", "path": "p", "chunk_index": 0, "score": False, "text": "t"}]}
+    best = {
+        "iteration": 1,
+        "query": "q",
+        "quality": {"score": 1, "coverage": 1, "diversity": 1, "missing_terms": []},
+        "hits": [{"document_id": "d", "path": "p", "chunk_index": 0, "score": False, "text": "t"}],
+    }
     with pytest.raises(ValidationError) as refused:
         IterativeInput.model_validate({"query": "q", "best": best})
     assert refused.value.errors()[0]["loc"] == ("best", "hits", 0, "score")
 
 
 def test_a_resume_point_is_refused_from_api_callers(api: TestClient) -> None:
-    answer = api.post("/api/workflows/blog", json={"topic": "tides", "resume": {
-        "from_stage": "write", "source_workflow_id": "blog-x/run"}}, headers=AUTH)
+    answer = api.post(
+        "/api/workflows/blog",
+        json={"topic": "tides", "resume": {"from_stage": "write", "source_workflow_id": "blog-x/run"}},
+        headers=AUTH,
+    )
     assert answer.status_code == 422 and answer.json()["error"]["field"] == "resume", answer.text
 
 
-@pytest.mark.parametrize(("method", "path", "allow"), [
-    ("TRACE", "/api/catalog", "GET"),
-    ("PUT", "/api/schedules/nightly", "DELETE, GET"),
-    ("DELETE", "/api/workflows/order", "POST"),
-    ("PATCH", "/api/workflows/some-run-id", "GET"),
-    ("OPTIONS", "/api/workflows/some-run-id/signals/approve", "POST"),
-])
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("TRACE", "/api/catalog", "GET"),
+        ("PUT", "/api/schedules/nightly", "DELETE, GET"),
+        ("DELETE", "/api/workflows/order", "POST"),
+        ("PATCH", "/api/workflows/some-run-id", "GET"),
+        ("OPTIONS", "/api/workflows/some-run-id/signals/approve", "POST"),
+    ],
+)
 def test_a_405_names_the_methods_the_document_lists(api: TestClient, method: str, path: str, allow: str) -> None:
     answer = api.request(method, path, headers=AUTH)
     assert answer.status_code == 405 and answer.headers.get("allow") == allow, (answer.status_code, answer.headers)
@@ -233,7 +269,8 @@ def test_the_event_stream_documents_its_events(spec: dict[str, Any]) -> None:
 
 def test_a_schedule_refuses_what_its_schema_refuses(api: TestClient) -> None:
     body = {"family": "blog", "cron": "0 7 * * MON", "input": {"topic": "tides"}}
-    for bad, field in [({"paused": 0}, "paused"), ({"family": "nope"}, "family")]:
+    cases: list[tuple[dict[str, Any], str]] = [({"paused": 0}, "paused"), ({"family": "nope"}, "family")]
+    for bad, field in cases:
         answer = api.post("/api/schedules", json={**body, **bad}, headers=AUTH)
         assert answer.status_code == 422 and answer.json()["error"]["field"] == field, answer.text
 

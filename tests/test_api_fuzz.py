@@ -67,13 +67,30 @@ def api_url(dev_env: WorkflowEnvironment) -> Iterator[str]:
 def test_schemathesis_finds_nothing_with_every_check(api_url: str, tmp_path: Path) -> None:
     st = Path(sys.executable).with_name("st")
     command = [
-        str(st), "--config-file", str(CONFIG), "run", f"{api_url}/openapi.json",
-        "--checks", "all", "--phases", "examples,coverage,fuzzing",
-        "--max-examples", str(MAX_EXAMPLES), "--seed", "20261202", "--continue-on-failure",
+        str(st),
+        "--config-file",
+        str(CONFIG),
+        "run",
+        f"{api_url}/openapi.json",
+        "--checks",
+        "all",
+        "--phases",
+        "examples,coverage,fuzzing",
+        "--max-examples",
+        str(MAX_EXAMPLES),
+        "--seed",
+        "20261202",
+        "--continue-on-failure",
         # A stream that lasts as long as the run: tests/test_api.py follows one to its end.
-        "--exclude-path-regex", "/events$",
-        "--header", f"Authorization: Bearer {TOKEN}", "--request-timeout", "60",
-        "--no-color", "--output-truncate", "false",
+        "--exclude-path-regex",
+        "/events$",
+        "--header",
+        f"Authorization: Bearer {TOKEN}",
+        "--request-timeout",
+        "60",
+        "--no-color",
+        "--output-truncate",
+        "false",
     ]
     # In a folder of its own: schemathesis keeps its example database in the working directory.
     done = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False, cwd=tmp_path)

@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi.testclient import TestClient
 
-from sagaworks.client.api import ApiSettings, create_app
+from sagaworks import registry
 from sagaworks.activities.query.viz import title_lines
+from sagaworks.client.api import ApiSettings, create_app
 from sagaworks.client.api.render import failure_view, form_fields, query_view, render_value
 from sagaworks.contracts.orders import OrderInput
-from sagaworks import registry
+
+# The routes asked here never reach Temporal: a placeholder stands for its client.
+OFFLINE: Any = object()
 
 
 def test_results_become_tables_markdown_and_images_and_never_run_html() -> None:
-    html = str(render_value({
-        "summary": "# Digest\n\n- **one** point\n- two <script>alert(1)</script>",
-        "chart": "data:image/png;base64,iVBORw0KGgo=",
-        "rows": [{"name": "a", "score": 1}, {"name": "b", "extra": True}],
-        "plain": "<b>not bold</b>",
-    }))
+    html = str(
+        render_value(
+            {
+                "summary": "# Digest\n\n- **one** point\n- two <script>alert(1)</script>",
+                "chart": "data:image/png;base64,iVBORw0KGgo=",
+                "rows": [{"name": "a", "score": 1}, {"name": "b", "extra": True}],
+                "plain": "<b>not bold</b>",
+            }
+        )
+    )
     assert "<h1>Digest</h1>" in html and "<strong>one</strong>" in html
     assert "<script>" not in html and "&lt;script&gt;" in html
     assert '<img class="result-image" src="data:image/png;base64,iVBORw0KGgo="' in html
@@ -26,17 +35,21 @@ def test_results_become_tables_markdown_and_images_and_never_run_html() -> None:
 
 
 def test_results_never_make_the_browser_fetch_elsewhere() -> None:
-    html = str(render_value({
-        "photo": "https://tracker.example/pixel.png",
-        "post": "# Post\n\n![tracking pixel](https://tracker.example/p.gif) and **text**",
-        "chart": "data:image/svg+xml;base64,PHN2Zy8+",
-    }))
+    html = str(
+        render_value(
+            {
+                "photo": "https://tracker.example/pixel.png",
+                "post": "# Post\n\n![tracking pixel](https://tracker.example/p.gif) and **text**",
+                "chart": "data:image/svg+xml;base64,PHN2Zy8+",
+            }
+        )
+    )
     assert html.count("<img") == 1 and '<img class="result-image" src="data:image/svg+xml;base64,PHN2Zy8+"' in html
     assert "https://tracker.example/pixel.png" in html  # shown as text
     assert '<a href="https://tracker.example/p.gif">tracking pixel</a>' in html  # a link a person may follow
     # And the browser would refuse anything else: the console's policy allows only this
     # server and data: images.
-    app = TestClient(base_url="http://127.0.0.1", app=create_app(ApiSettings(token=None), client=object()))  # type: ignore[arg-type]
+    app = TestClient(base_url="http://127.0.0.1", app=create_app(ApiSettings(token=None), client=OFFLINE))
     policy = app.get("/api/catalog").headers["content-security-policy"]
     assert "default-src 'self'" in policy and "img-src 'self' data:" in policy and "frame-ancestors 'none'" in policy
 
@@ -60,18 +73,23 @@ def test_every_family_gets_a_form_field_per_input_property() -> None:
 def test_cors_is_off_unless_origins_are_configured() -> None:
     preflight = {"Origin": "http://elsewhere.example", "Access-Control-Request-Method": "POST"}
     # The routes asked here never reach Temporal; a placeholder client keeps the app offline.
-    closed = TestClient(base_url="http://127.0.0.1", app=create_app(ApiSettings(token=None, cors_origins=()), client=object()))  # type: ignore[arg-type]
+    closed = TestClient(
+        base_url="http://127.0.0.1", app=create_app(ApiSettings(token=None, cors_origins=()), client=OFFLINE)
+    )
     answer = closed.get("/api/catalog", headers={"Origin": "http://elsewhere.example"})
     assert answer.status_code == 200 and "access-control-allow-origin" not in answer.headers
     assert "access-control-allow-origin" not in closed.options("/api/catalog", headers=preflight).headers
 
-    opened = TestClient(base_url="http://127.0.0.1", app=create_app(ApiSettings(token=None, cors_origins=("http://elsewhere.example",)), client=object()))  # type: ignore[arg-type]
+    opened = TestClient(
+        base_url="http://127.0.0.1",
+        app=create_app(ApiSettings(token=None, cors_origins=("http://elsewhere.example",)), client=OFFLINE),
+    )
     allowed = opened.options("/api/catalog", headers=preflight)
     assert allowed.headers["access-control-allow-origin"] == "http://elsewhere.example"
 
 
 def test_no_page_loads_scripts_from_elsewhere() -> None:
-    app = TestClient(base_url="http://127.0.0.1", app=create_app(ApiSettings(token=None), client=object()))  # type: ignore[arg-type]
+    app = TestClient(base_url="http://127.0.0.1", app=create_app(ApiSettings(token=None), client=OFFLINE))
     assert app.get("/docs").status_code == 404 and app.get("/redoc").status_code == 404
     for path in ("/", "/families/order"):
         page = app.get(path).text
@@ -79,7 +97,7 @@ def test_no_page_loads_scripts_from_elsewhere() -> None:
 
 
 def _tokenless() -> TestClient:
-    return TestClient(base_url="http://127.0.0.1:8000", app=create_app(ApiSettings(token=None), client=object()))  # type: ignore[arg-type]
+    return TestClient(base_url="http://127.0.0.1:8000", app=create_app(ApiSettings(token=None), client=OFFLINE))
 
 
 def test_without_a_token_other_host_names_are_refused() -> None:
@@ -103,7 +121,9 @@ def test_an_optional_boolean_left_untouched_stays_unset() -> None:
     fields = {f["name"]: f for f in form_fields(OrderInput.model_json_schema())}
     assert fields["local_steps"]["kind"] == "tristate" and fields["local_steps"]["default"] is None
     assert fields["parallel_compensation"]["kind"] == "checkbox"
-    page = TestClient(create_app(ApiSettings(token=None), client=object()), base_url="http://127.0.0.1").get("/families/order")  # type: ignore[arg-type]
+    page = TestClient(create_app(ApiSettings(token=None), client=OFFLINE), base_url="http://127.0.0.1").get(
+        "/families/order"
+    )
     assert '<select name="local_steps" data-kind="tristate"' in page.text
     assert '<option value="" selected>not set (default)</option>' in page.text
 
@@ -121,7 +141,7 @@ def test_headings_copied_into_a_post_sit_under_its_title() -> None:
 
 
 def test_the_console_has_a_favicon() -> None:
-    app = TestClient(create_app(ApiSettings(token=None), client=object()), base_url="http://127.0.0.1")  # type: ignore[arg-type]
+    app = TestClient(create_app(ApiSettings(token=None), client=OFFLINE), base_url="http://127.0.0.1")
     assert '<link rel="icon" href="/static/favicon.svg"' in app.get("/").text
     icon = app.get("/static/favicon.svg")
     assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg")
@@ -130,17 +150,26 @@ def test_the_console_has_a_favicon() -> None:
 def test_a_missing_chart_says_whether_none_fits_or_the_viz_agent_was_down() -> None:
     rows = {"rows": [[1, 2]], "columns": ["a", "b"], "chart": {"kind": "table"}}
     assert query_view({**rows, "produced_by": {"chart": "viz-agent"}})["chart_note"].startswith("No chart fits")
-    tripped = query_view({**rows, "produced_by": {"chart": "fallback:table"},
-                          "fallbacks": ["viz: down at pre-flight (breaker viz open until 07:40:00)"]})
+    tripped = query_view(
+        {
+            **rows,
+            "produced_by": {"chart": "fallback:table"},
+            "fallbacks": ["viz: down at pre-flight (breaker viz open until 07:40:00)"],
+        }
+    )
     assert "circuit breaker is open" in tripped["chart_note"] and "07:40:00" in tripped["chart_note"]
-    down = query_view({**rows, "produced_by": {"chart": "fallback:table"},
-                       "fallbacks": ["viz: connection refused -> table"]})
+    down = query_view(
+        {**rows, "produced_by": {"chart": "fallback:table"}, "fallbacks": ["viz: connection refused -> table"]}
+    )
     assert down["chart_note"].startswith("No chart: the viz agent was unavailable (connection refused")
 
 
 def test_the_failure_does_not_repeat_the_compensations_the_page_lists() -> None:
-    report = {"failed_step": "shipping", "cause": "carrier down",
-              "compensations": [{"step": "payment", "activity": "refund", "outcome": "compensated"}]}
+    report = {
+        "failed_step": "shipping",
+        "cause": "carrier down",
+        "compensations": [{"step": "payment", "activity": "refund", "outcome": "compensated"}],
+    }
     failure = [{"type": "SagaCompensated", "message": "order failed at shipping", "details": [report]}]
     shown = failure_view(failure, compensations_shown=True)
     assert shown[0]["details"] == [{"failed_step": "shipping", "cause": "carrier down"}]

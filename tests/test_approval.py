@@ -12,18 +12,28 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from sagaworks import APPROVAL_REFUSED, ApprovalAnswer, ApprovalDecision
-from tests.approval_probe import NOTIFIED, RELEASE, ApprovalProbe, ProbeInput, approval_state, notify_escalation, wait_for_approval_state
+from tests.approval_probe import (
+    NOTIFIED,
+    RELEASE,
+    ApprovalProbe,
+    ProbeInput,
+    approval_state,
+    notify_escalation,
+    wait_for_approval_state,
+)
 
 
 def _worker(client: Client, task_queue: str) -> Worker:
     return Worker(client, task_queue=task_queue, workflows=[ApprovalProbe], activities=[notify_escalation])
 
 
-async def _start(client: Client, task_queue: str, probe: ProbeInput):  # type: ignore[no-untyped-def]
-    return await client.start_workflow(ApprovalProbe.run, probe, id=f"approval-{uuid.uuid4().hex[:8]}", task_queue=task_queue)
+async def _start(client: Client, task_queue: str, probe: ProbeInput):
+    return await client.start_workflow(
+        ApprovalProbe.run, probe, id=f"approval-{uuid.uuid4().hex[:8]}", task_queue=task_queue
+    )
 
 
-async def _refusal(handle, update: str, decision: ApprovalDecision) -> ApplicationError:  # type: ignore[no-untyped-def]
+async def _refusal(handle, update: str, decision: ApprovalDecision) -> ApplicationError:
     with pytest.raises(WorkflowUpdateFailedError) as refused:
         await handle.execute_update(update, decision, result_type=ApprovalAnswer)
     cause = refused.value.cause
@@ -58,12 +68,16 @@ async def test_an_approval_is_decided_once_and_refusals_are_final(
     assert sum(e.HasField("workflow_execution_update_accepted_event_attributes") for e in events) == 1
 
 
-async def test_a_decision_after_the_approval_ended_is_refused(time_skipping_env: WorkflowEnvironment, task_queue: str) -> None:
+async def test_a_decision_after_the_approval_ended_is_refused(
+    time_skipping_env: WorkflowEnvironment, task_queue: str
+) -> None:
     client = time_skipping_env.client
     async with _worker(client, task_queue):
         handle = await _start(client, task_queue, ProbeInput(second_group=["cto"], publish_seconds=600))
         await wait_for_approval_state(handle, "pending")
-        await handle.execute_update("reject", ApprovalDecision(approver="alice", reason="not now"), result_type=ApprovalAnswer)
+        await handle.execute_update(
+            "reject", ApprovalDecision(approver="alice", reason="not now"), result_type=ApprovalAnswer
+        )
         # The run goes on (its next step takes ten minutes) but nothing awaits a decision.
         refusal = await _refusal(handle, "approve", ApprovalDecision(approver="alice"))
         assert (refusal.message, refusal.non_retryable) == ("no approval is pending (approval: rejected)", True)
@@ -71,17 +85,23 @@ async def test_a_decision_after_the_approval_ended_is_refused(time_skipping_env:
     assert (outcome.decision, outcome.decided_by, outcome.reason) == ("rejected", "alice", "not now")
 
 
-async def test_a_missed_deadline_escalates_then_decides(time_skipping_env: WorkflowEnvironment, task_queue: str) -> None:
+async def test_a_missed_deadline_escalates_then_decides(
+    time_skipping_env: WorkflowEnvironment, task_queue: str
+) -> None:
     client = time_skipping_env.client
     NOTIFIED.clear()
     async with _worker(client, task_queue):
-        handle = await _start(client, task_queue, ProbeInput(deadline_seconds=1800, approvers=["alice"], second_group=["cto"]))
+        handle = await _start(
+            client, task_queue, ProbeInput(deadline_seconds=1800, approvers=["alice"], second_group=["cto"])
+        )
         await wait_for_approval_state(handle, "pending")
         await time_skipping_env.sleep(1801)
         await wait_for_approval_state(handle, "escalated")
         status = await handle.query(ApprovalProbe.status)
         assert (status.approval, status.approvers, status.escalation) == (
-            "escalated", ["cto"], "no decision within 30 min: escalated to cto",
+            "escalated",
+            ["cto"],
+            "no decision within 30 min: escalated to cto",
         )
         assert NOTIFIED == ["no decision within 30 min: escalated to cto"]
         refusal = await _refusal(handle, "approve", ApprovalDecision(approver="alice"))
@@ -101,7 +121,9 @@ async def test_the_group_that_missed_its_deadline_cannot_decide_while_the_escala
     RELEASE.clear()
     async with _worker(client, task_queue):
         handle = await _start(
-            client, task_queue, ProbeInput(deadline_seconds=600, approvers=["alice"], second_group=["cto"], hold_escalation=True)
+            client,
+            task_queue,
+            ProbeInput(deadline_seconds=600, approvers=["alice"], second_group=["cto"], hold_escalation=True),
         )
         await wait_for_approval_state(handle, "pending")
         await time_skipping_env.sleep(601)

@@ -60,7 +60,7 @@ def test_closed_to_open_after_threshold_seen_by_every_process(two: tuple[Breaker
     assert a.status("viz").state == "closed" and b.status("viz").failures == 2
     assert _fail(a).type == "ExternalError"  # the third failure trips it, with its own error
     assert b.status("viz").state == "open"
-    calls = []
+    calls: list[str] = []
     fast = _fail_fast(b, calls)
     assert fast.type == "CircuitOpen" and fast.non_retryable and fast.next_retry_delay is None
     assert calls == []  # the dependency was not called
@@ -181,7 +181,7 @@ def test_statuses_list_every_configured_breaker(two: tuple[Breakers, Breakers], 
         db.dispose()
 
 
-def test_thresholds_come_from_the_seed_and_the_environment() -> None:
+def test_thresholds_come_from_the_defaults_and_the_environment() -> None:
     defaults = breaker_configs_from_env({})
     assert (defaults["nlp"], defaults["data"], defaults["viz"]) == (
         BreakerConfig(5, 60),
@@ -260,10 +260,15 @@ async def test_an_open_breaker_of_any_name_sends_the_step_to_its_fallback(
     try:
         with ThreadPoolExecutor(2) as pool:
             async with Worker(
-                client, task_queue=task_queue, workflows=[BillingProbe],
-                activities=[billing.charge_by_api, billing.charge_later], activity_executor=pool,
+                client,
+                task_queue=task_queue,
+                workflows=[BillingProbe],
+                activities=[billing.charge_by_api, billing.charge_later],
+                activity_executor=pool,
             ):
-                outcome = await client.execute_workflow(BillingProbe.run, 1250, id=f"billing-{task_queue}", task_queue=task_queue)
+                outcome = await client.execute_workflow(
+                    BillingProbe.run, 1250, id=f"billing-{task_queue}", task_queue=task_queue
+                )
         # Two attempts reached the dependency and opened the breaker; the third failed fast
         # and the fallback ran instead, saying which breaker sent it there.
         assert billing.calls == 2

@@ -8,8 +8,8 @@ import pytest
 from temporalio import workflow
 from temporalio.client import Client
 
-from sagaworks.activities.db import Database
 from sagaworks import Family, ProgressStatus, registry
+from sagaworks.activities.db import Database
 from sagaworks.worker import running_worker
 
 
@@ -42,7 +42,9 @@ def test_names_are_unique_and_unknown_names_are_refused() -> None:
         registry().family("no-such-family")
 
 
-async def test_the_worker_serves_every_workflow_of_the_catalog(dev_client: Client, db: Database, task_queue: str) -> None:
+async def test_the_worker_serves_every_workflow_of_the_catalog(
+    dev_client: Client, db: Database, task_queue: str
+) -> None:
     async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=2) as worker:
-        served = set(worker._workflow_worker._workflows)  # type: ignore[union-attr]
+        served = set(worker._workflow_worker._workflows)  # type: ignore[union-attr]  # private: the worker's registered workflow types
     assert served == {workflow._Definition.must_from_class(w).name for w in registry().workflows()}

@@ -8,16 +8,23 @@ from pathlib import Path
 
 import pytest
 
+from sagaworks import registry
 from sagaworks.activities.db import Database
 from sagaworks.activities.document import ChunkRow, DocumentRow
-from sagaworks.contracts.document import BatchResult, DocumentOutcome, DocumentResult
-from sagaworks import registry
 from sagaworks.activities.mcp_servers import CONFIG_ENV
 from sagaworks.activities.news import DigestRow, SeenArticleRow
 from sagaworks.activities.routing import RoutedRequestRow
 from sagaworks.client.replay import load_history
+from sagaworks.contracts.document import BatchResult, DocumentOutcome, DocumentResult
 from tests.chaos import (
-    ChaosReport, FamilyRun, document_violations, news_violations, replay_violations, routing_violations, run_chaos, summary,
+    ChaosReport,
+    FamilyRun,
+    document_violations,
+    news_violations,
+    replay_violations,
+    routing_violations,
+    run_chaos,
+    summary,
     unavailable_service,
 )
 from tests.drifted_order import DriftedOrderSaga
@@ -50,11 +57,23 @@ def test_the_document_check_sees_a_lost_chunk_row(tmp_path: Path) -> None:
             for index in (0, 1, 3):  # chunk 2 lost
                 session.add(ChunkRow(document_id="d1", content_hash="h", chunk_index=index, text="x", run_key="r"))
         result = DocumentResult(
-            document_id="d1", path="/a.txt", content_hash="h", format="txt", chunk_count=3, concept_count=0,
-            provider="offline", model="m", stored_in="db", top_concepts=[],
+            document_id="d1",
+            path="/a.txt",
+            content_hash="h",
+            format="txt",
+            chunk_count=3,
+            concept_count=0,
+            provider="offline",
+            model="m",
+            stored_in="db",
+            top_concepts=[],
         )
         batch = BatchResult(
-            folder="/", total=1, completed=1, rejected=0, failed=0,
+            folder="/",
+            total=1,
+            completed=1,
+            rejected=0,
+            failed=0,
             documents=[DocumentOutcome(path="/a.txt", workflow_id="w", status="COMPLETED", concept_count=0)],
         )
         report = ChaosReport(batch=batch, documents=[(result, 4)])
@@ -93,11 +112,27 @@ def test_the_routing_check_sees_a_row_that_disagrees_with_its_run(tmp_path: Path
     db = Database(f"sqlite:///{tmp_path / 'app.db'}")
     try:
         with db.transaction() as session:
-            session.add(RoutedRequestRow(request_id="r1", requester="x", tier="admin", outcome="rejected", decided_by=None, response=""))
-        run = FamilyRun("routing", "admin.json", "w", "COMPLETED", status="COMPLETED",
-                        result={"request_id": "r1", "handled": {"by": "h"}, "decided_by": "alice"})
-        missing = FamilyRun("routing", "admin.json", "w2", "COMPLETED", status="COMPLETED",
-                            result={"request_id": "r2", "handled": None, "decided_by": None})
+            session.add(
+                RoutedRequestRow(
+                    request_id="r1", requester="x", tier="admin", outcome="rejected", decided_by=None, response=""
+                )
+            )
+        run = FamilyRun(
+            "routing",
+            "admin.json",
+            "w",
+            "COMPLETED",
+            status="COMPLETED",
+            result={"request_id": "r1", "handled": {"by": "h"}, "decided_by": "alice"},
+        )
+        missing = FamilyRun(
+            "routing",
+            "admin.json",
+            "w2",
+            "COMPLETED",
+            status="COMPLETED",
+            result={"request_id": "r2", "handled": None, "decided_by": None},
+        )
         assert routing_violations(db, [run, missing]) == [
             "request r1: stored rejected by None, the run says handled by alice",
             "request r2 completed but has no stored row",

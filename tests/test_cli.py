@@ -18,9 +18,9 @@ from temporalio.worker import Worker
 
 from sagaworks.activities.db import Database
 from sagaworks.client.connection import TASK_QUEUE
-from tests.orders import make_order
-from sagaworks.worker import running_worker
 from sagaworks.contracts.orders import order_workflow_id
+from sagaworks.worker import running_worker
+from tests.orders import make_order
 
 SAGA = str(Path(sys.executable).parent / "saga")
 
@@ -45,7 +45,8 @@ def saga(dev_address: str):
 
     async def run(*args: str, stdin: bytes | None = None) -> Run:
         process = await asyncio.create_subprocess_exec(
-            SAGA, *args,
+            SAGA,
+            *args,
             env=env,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
@@ -193,7 +194,9 @@ async def test_run_document_checks_the_path_before_starting(saga, tmp_path: Path
     run = await saga("run", "document", str(fifo))
     assert run.code == 2 and "neither a file nor a folder" in run.stderr
     batch_of_a_file = await saga("run", "document-batch", str(Path(__file__)))
-    assert batch_of_a_file.code == 2 and "not a folder; `saga run document-batch` takes a folder" in batch_of_a_file.stderr
+    assert (
+        batch_of_a_file.code == 2 and "not a folder; `saga run document-batch` takes a folder" in batch_of_a_file.stderr
+    )
     listed = json.loads((await saga("list", "--json", "--limit", "1000")).stdout)
     assert not any(str(missing) in json.dumps(row) for row in listed)
 
@@ -202,8 +205,17 @@ async def test_run_any_family_from_stdin_with_overrides(saga, default_queue_work
     order = json.loads(make_order().model_dump_json())
     order_id = order["order_id"] + "-set"
     run = await saga(
-        "run", "order", "--input", "-", "--set", f"order_id={order_id}", "--set", "items.0.quantity=3",
-        "--wait", "--json", stdin=json.dumps(order).encode(),
+        "run",
+        "order",
+        "--input",
+        "-",
+        "--set",
+        f"order_id={order_id}",
+        "--set",
+        "items.0.quantity=3",
+        "--wait",
+        "--json",
+        stdin=json.dumps(order).encode(),
     )
     assert run.code == 0, run.stderr
     result = json.loads(run.stdout)["result"]
@@ -258,7 +270,12 @@ async def test_unusable_encryption_keys_are_one_clear_line(saga, tmp_path: Path)
         assert b"Traceback" not in err
     assert err.decode().startswith("encryption settings: ")
     worker = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "sagaworks.worker", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        sys.executable,
+        "-m",
+        "sagaworks.worker",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     _, worker_err = await asyncio.wait_for(worker.communicate(), timeout=60)
     assert worker.returncode == 2 and b"Unusable encryption settings" in worker_err and b"Traceback" not in worker_err
@@ -288,11 +305,19 @@ async def test_run_wait_says_when_no_worker_polls_and_keeps_waiting(
     queue = f"nobody-{uuid.uuid4().hex[:8]}"  # no poller of another test counts
     path, workflow_id = _order_file(tmp_path)
     env = {k: v for k, v in os.environ.items() if k != "COLUMNS"} | {
-        "TEMPORAL_ADDRESS": dev_address, "SAGAWORKS_TASK_QUEUE": queue,
+        "TEMPORAL_ADDRESS": dev_address,
+        "SAGAWORKS_TASK_QUEUE": queue,
     }
     process = await asyncio.create_subprocess_exec(
-        SAGA, "run", "order", "--input", str(path), "--wait",
-        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        SAGA,
+        "run",
+        "order",
+        "--input",
+        str(path),
+        "--wait",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     assert process.stderr is not None
     said = b""

@@ -17,9 +17,9 @@ from sagaworks.client.codec import (
     COMPRESSION_METADATA,
     ENCODING,
     KEY_ID_METADATA,
+    REFUSED_ENCODING,
     EncryptionCodec,
     EncryptionConfigError,
-    REFUSED_ENCODING,
     TamperedPayload,
     UnknownEncryptionKey,
     codec_from_env,
@@ -56,7 +56,9 @@ async def test_each_payload_gets_its_own_nonce() -> None:
 def test_encryption_is_off_without_keys() -> None:
     assert codec_from_env({}) is None
     plain = data_converter({})
-    assert plain.payload_codec is None and plain.payload_converter_class is pydantic_data_converter.payload_converter_class
+    assert (
+        plain.payload_codec is None and plain.payload_converter_class is pydantic_data_converter.payload_converter_class
+    )
 
 
 async def test_compression_before_encryption_shrinks_and_round_trips() -> None:
@@ -112,7 +114,7 @@ async def test_plaintext_is_refused_when_encryption_is_required() -> None:
     assert await strict.lenient().decode([plain]) == [plain]
     assert not strict.accept_plaintext
     lenient_env = {k: v for k, v in TEST_ENV.items() if k != "SAGAWORKS_REQUIRE_ENCRYPTION"}
-    assert codec_from_env(lenient_env).accept_plaintext  # type: ignore[union-attr]
+    assert codec_from_env(lenient_env).accept_plaintext  # type: ignore[union-attr]  # TEST_ENV configures encryption: a codec is returned
 
 
 async def test_tampered_ciphertext_is_refused() -> None:
@@ -146,12 +148,14 @@ def test_keys_from_the_environment_newest_last() -> None:
     codec = codec_from_env(TEST_ENV)
     assert codec is not None and codec.key_ids == [OLD_KEY_ID, NEW_KEY_ID] and codec.key_id == NEW_KEY_ID
     assert not codec.compress
-    assert codec_from_env({**TEST_ENV, "SAGAWORKS_ENCRYPTION_COMPRESS": "1"}).compress  # type: ignore[union-attr]
+    assert codec_from_env({**TEST_ENV, "SAGAWORKS_ENCRYPTION_COMPRESS": "1"}).compress  # type: ignore[union-attr]  # TEST_ENV configures encryption: a codec is returned
 
 
 def test_keys_from_a_file(tmp_path: Path) -> None:
     key_file = tmp_path / "keys"
-    key_file.write_text(f"# rotated 2026-01\n{_entry(OLD_KEY_ID, OLD_KEY)}\n\n{_entry(NEW_KEY_ID, NEW_KEY)}  # newest\n")
+    key_file.write_text(
+        f"# rotated 2026-01\n{_entry(OLD_KEY_ID, OLD_KEY)}\n\n{_entry(NEW_KEY_ID, NEW_KEY)}  # newest\n"
+    )
     codec = codec_from_env({"SAGAWORKS_ENCRYPTION_KEY_FILE": str(key_file)})
     assert codec is not None and codec.key_ids == [OLD_KEY_ID, NEW_KEY_ID]
 

@@ -22,11 +22,11 @@ from sagaworks.activities.db import Database
 from sagaworks.client.codec import ENCODING, KEY_ID_METADATA
 from sagaworks.client.connection import data_converter
 from sagaworks.client.devserver import temporal_binary
+from sagaworks.worker import running_worker
 from tests.encryption import NEW_KEY_ID, OLD_KEY, OLD_KEY_ID, TEST_ENV, TOKEN, CodecServer, codec_server  # noqa: F401
 from tests.note_taker import NoteTaker
 from tests.orders import make_order, start_order
 from tests.payloads import history_failures, history_payloads, wait_for_event
-from sagaworks.worker import running_worker
 
 SAGA = str(Path(sys.executable).parent / "saga")
 SECRETS_OF_THE_ORDER = [b"ada@example.com", b"12 Analytical Row", b"WIDGET-1"]
@@ -95,12 +95,10 @@ async def test_a_worker_requiring_encryption_never_runs_plaintext_input(
     """A client without the keys (a plain-JSON ``temporal workflow start``) cannot feed a worker."""
     async with running_worker(encrypted_client, db, task_queue=task_queue, activity_threads=2):
         forged = await start_order(dev_client, task_queue, make_order())
-        refusal = await wait_for_event(
-            forged, lambda event: event.HasField("workflow_task_failed_event_attributes")
-        )
+        refusal = await wait_for_event(forged, lambda event: event.HasField("workflow_task_failed_event_attributes"))
     failure = refusal.workflow_task_failed_event_attributes.failure
     assert failure.message == "Encoded failure"  # the worker encrypts its failures too
-    error = await encrypted_client.data_converter.decode_failure(failure)
+    error: BaseException | None = await encrypted_client.data_converter.decode_failure(failure)
     chain = []
     while error is not None:
         chain.append(str(error))
@@ -119,11 +117,18 @@ async def test_a_plaintext_signal_is_dropped_and_the_run_goes_on(
     async with running_worker(
         encrypted_client, db, task_queue=task_queue, activity_threads=2, extra_workflows=[NoteTaker]
     ):
-        handle = await encrypted_client.start_workflow(NoteTaker.run, 2, id=f"notes-{task_queue}", task_queue=task_queue)
+        handle = await encrypted_client.start_workflow(
+            NoteTaker.run, 2, id=f"notes-{task_queue}", task_queue=task_queue
+        )
         await handle.signal(NoteTaker.note, "first")
         await dev_client.get_workflow_handle(handle.id).signal("note", "forged, in plaintext")
-        await wait_for_event(handle, lambda e: e.HasField("workflow_execution_signaled_event_attributes")
-                             and b"forged" in e.workflow_execution_signaled_event_attributes.input.payloads[0].data)
+        await wait_for_event(
+            handle,
+            lambda e: (
+                e.HasField("workflow_execution_signaled_event_attributes")
+                and b"forged" in e.workflow_execution_signaled_event_attributes.input.payloads[0].data
+            ),
+        )
         await handle.signal(NoteTaker.note, "second")
         assert await asyncio.wait_for(handle.result(), 60) == ["first", "second"]
         history = await handle.fetch_history()
@@ -133,8 +138,11 @@ async def test_a_plaintext_signal_is_dropped_and_the_run_goes_on(
 async def _saga(dev_address: str, environ: dict[str, str], *args: str) -> tuple[int, str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("SAGAWORKS_ENCRYPTION")}
     process = await asyncio.create_subprocess_exec(
-        SAGA, *args, env={**clean, **environ, "TEMPORAL_ADDRESS": dev_address, "COLUMNS": "200"},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        SAGA,
+        *args,
+        env={**clean, **environ, "TEMPORAL_ADDRESS": dev_address, "COLUMNS": "200"},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     output, _ = await asyncio.wait_for(process.communicate(), timeout=120)
     assert process.returncode is not None
@@ -164,9 +172,22 @@ async def test_the_temporal_cli_decodes_through_the_codec_server(
 ) -> None:
     async def show(*codec_args: str) -> tuple[int | None, str]:
         process = await asyncio.create_subprocess_exec(
-            temporal_binary(), "workflow", "show", "-w", encrypted_orders["completed"], "--address", dev_address,
-            "--output", "json", "--codec-endpoint", f"http://127.0.0.1:{codec_server.port}", *codec_args,
-            "--command-timeout", "5s", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            temporal_binary(),
+            "workflow",
+            "show",
+            "-w",
+            encrypted_orders["completed"],
+            "--address",
+            dev_address,
+            "--output",
+            "json",
+            "--codec-endpoint",
+            f"http://127.0.0.1:{codec_server.port}",
+            *codec_args,
+            "--command-timeout",
+            "5s",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
         )
         output, _ = await asyncio.wait_for(process.communicate(), timeout=120)
         return process.returncode, output.decode()

@@ -32,8 +32,14 @@ from tests.ports import free_port
 ROOT = Path(__file__).resolve().parents[1]
 UI = "http://127.0.0.1:8233"
 ORDER_JSON = b'{"order_id": "42", "customer_email": "ada@example.com"}'
-PLAIN = {"payloads": [{"metadata": {"encoding": base64.b64encode(b"json/plain").decode()},
-                       "data": base64.b64encode(ORDER_JSON).decode()}]}
+PLAIN = {
+    "payloads": [
+        {
+            "metadata": {"encoding": base64.b64encode(b"json/plain").decode()},
+            "data": base64.b64encode(ORDER_JSON).decode(),
+        }
+    ]
+}
 
 
 @pytest_asyncio.fixture
@@ -124,8 +130,10 @@ def _encrypted(data: bytes, key_id: str = NEW_KEY_ID, compression: bytes = b"") 
     metadata = {"encoding": b"binary/encrypted", "encryption-key-id": key_id.encode()}
     if compression:
         metadata["encryption-compression"] = compression
-    return {"metadata": {k: base64.b64encode(v).decode() for k, v in metadata.items()},
-            "data": base64.b64encode(data).decode()}
+    return {
+        "metadata": {k: base64.b64encode(v).decode() for k, v in metadata.items()},
+        "data": base64.b64encode(data).decode(),
+    }
 
 
 @pytest.mark.parametrize("size", [0, 1, 7, 8, 11, 12, 27])
@@ -153,7 +161,9 @@ _compression = st.sampled_from([b"", b"zlib", b"gzip"])
 _payload = st.one_of(
     st.builds(_encrypted, _bytes, _key_id, _compression),
     # Authentic ciphertext of anything (not a serialized payload, bad zlib): only a key holder can send it.
-    st.builds(lambda data, compression: _encrypted(_sealed(data, compression), NEW_KEY_ID, compression), _bytes, _compression),
+    st.builds(
+        lambda data, compression: _encrypted(_sealed(data, compression), NEW_KEY_ID, compression), _bytes, _compression
+    ),
     st.builds(lambda data, cut: _encrypted(_sealed(data, b"")[:cut]), _bytes, st.integers(0, 40)),
     st.fixed_dictionaries({"metadata": st.dictionaries(_text, _text | _json, max_size=3), "data": _text | _json}),
     _json,
@@ -207,7 +217,10 @@ def test_serve_reads_keys_token_and_origin_from_the_environment() -> None:
     environ = {**os.environ, **TEST_ENV, "SAGAWORKS_CODEC_TOKEN": TOKEN, "SAGAWORKS_CODEC_UI_ORIGIN": UI}
     server = subprocess.Popen(
         [sys.executable, "-c", f"from client.codec_server import serve; serve(port={port})"],
-        env=environ, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env=environ,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + 60
@@ -216,7 +229,7 @@ def test_serve_reads_keys_token_and_origin_from_the_environment() -> None:
                 encoded = httpx.post(f"http://127.0.0.1:{port}/encode", json=PLAIN, headers=_auth())
                 break
             except httpx.TransportError:
-                assert server.poll() is None, server.stdout.read().decode()  # type: ignore[union-attr]
+                assert server.poll() is None, server.stdout.read().decode()  # type: ignore[union-attr]  # started with stdout=PIPE
                 assert time.monotonic() < deadline, "codec server did not start"
                 time.sleep(0.1)
         assert encoded.status_code == 200
@@ -234,7 +247,11 @@ def test_serve_refuses_to_start_without_keys_or_token() -> None:
         clean = {k: v for k, v in os.environ.items() if not k.startswith("SAGAWORKS_")}
         failed = subprocess.run(
             [sys.executable, "-c", "from client.codec_server import serve; serve(port=1)"],
-            env={**clean, **environ}, cwd=ROOT, capture_output=True, text=True, timeout=60,
+            env={**clean, **environ},
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert failed.returncode != 0 and message in failed.stderr
 

@@ -12,19 +12,17 @@ from temporalio.client import Client
 from sagaworks.activities.db import Database
 from sagaworks.client.connection import data_converter
 from sagaworks.client.devserver import start_embedded
+from sagaworks.worker import running_worker
 from tests.encryption import TEST_ENV, TOKEN, CodecServer, codec_server  # noqa: F401 - a fixture
 from tests.orders import make_order, start_order
 from tests.test_ui import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
-from sagaworks.worker import running_worker
 
 pytestmark = pytest.mark.skipif(
     not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (.ci/run installs it)"
 )
 
 
-async def test_ui_shows_decoded_inputs_through_the_codec_server(
-    codec_server: CodecServer, db: Database
-) -> None:
+async def test_ui_shows_decoded_inputs_through_the_codec_server(codec_server: CodecServer, db: Database) -> None:
     from playwright.async_api import async_playwright
 
     ui_port, endpoint = codec_server.ui_port, f"http://127.0.0.1:{codec_server.port}/{TOKEN}"

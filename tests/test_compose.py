@@ -14,11 +14,15 @@ from sagaworks.client.devserver import DYNAMIC_CONFIG
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="Debian's docker-compose is not installed (.ci/run installs it)")
+@pytest.mark.skipif(
+    shutil.which("docker-compose") is None, reason="Debian's docker-compose is not installed (.ci/run installs it)"
+)
 def test_compose_file_validates() -> None:
     result = subprocess.run(
         ["docker-compose", "-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
 
@@ -82,9 +86,14 @@ def test_the_image_carries_the_mcp_servers_of_the_default_config() -> None:
     # The filesystem server from npm's lockfile, copied where servers.toml runs it.
     [node_stage] = [stage for stage in builders if any("npm ci" in step for step in stage)]
     assert "COPY mcp_servers/package.json mcp_servers/package-lock.json ./" in node_stage
-    assert any(step.startswith("COPY --from=") and step.endswith("/app/mcp_servers/node_modules ./mcp_servers/node_modules") for step in final)
+    assert any(
+        step.startswith("COPY --from=") and step.endswith("/app/mcp_servers/node_modules ./mcp_servers/node_modules")
+        for step in final
+    )
     # The sample database the SQLite server serves, built from support.sql after samples/ is copied.
-    build_db = next(i for i, step in enumerate(final) if "samples/support/support.sql" in step and step.startswith("RUN "))
+    build_db = next(
+        i for i, step in enumerate(final) if "samples/support/support.sql" in step and step.startswith("RUN ")
+    )
     assert build_db > final.index("COPY samples ./samples")
     servers = tomllib.loads((ROOT / "mcp_servers" / "servers.toml").read_text())["servers"]
     assert servers["database"]["command"] == "{root}/.venv-mcp-sqlite/bin/mcp-server-sqlite"

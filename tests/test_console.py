@@ -15,9 +15,9 @@ import pytest
 import pytest_asyncio
 
 from sagaworks.client.api import ApiSettings
+from sagaworks.workflows.catalog import SAMPLES
 from tests.apiserver import RunningApi, api_server
 from tests.test_ui import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
-from sagaworks.workflows.catalog import SAMPLES
 
 TOKEN = "console-" + uuid.uuid4().hex
 
@@ -190,8 +190,11 @@ async def test_an_optional_boolean_the_user_did_not_touch_is_not_sent(page: Any)
         sent.append(json.loads(route.request.post_data))
         if len(sent) == 2:
             both.set()
-        await route.fulfill(status=422, content_type="application/json",
-                            body=json.dumps({"error": {"type": "InvalidRequest", "message": "caught by the test"}}))
+        await route.fulfill(
+            status=422,
+            content_type="application/json",
+            body=json.dumps({"error": {"type": "InvalidRequest", "message": "caught by the test"}}),
+        )
 
     await page.route("**/api/workflows/order", catch)
     await page.goto("/families/order")

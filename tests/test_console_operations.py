@@ -10,9 +10,14 @@ import json
 import uuid
 from typing import Any
 
-from tests.test_console import ARTIFACTS, api, page, sign_in  # noqa: F401 (fixtures)
-from tests.test_console import pytestmark  # noqa: F401 (skipped without Chromium)
 from sagaworks.workflows.catalog import SAMPLES
+from tests.test_console import (  # noqa: F401 (fixtures)
+    ARTIFACTS,
+    api,
+    page,
+    pytestmark,  # noqa: F401 (skipped without Chromium)
+    sign_in,
+)
 
 
 async def until(page: Any, workflow_id: str, check: Any, what: str) -> None:
@@ -36,7 +41,9 @@ async def start(page: Any, family: str, sample: str, **fields: Any) -> str:
 
 async def test_assign_and_resolve_a_ticket_from_its_page(page: Any, order_worker: Any) -> None:
     await sign_in(page)
-    workflow_id = await start(page, "support-ticket", "tickets/ticket-billing.json", ticket_id=f"UI-{uuid.uuid4().hex[:8]}")
+    workflow_id = await start(
+        page, "support-ticket", "tickets/ticket-billing.json", ticket_id=f"UI-{uuid.uuid4().hex[:8]}"
+    )
     await until(page, workflow_id, lambda ticket: bool(ticket and ticket["lookups"]), "its lookups done")
     await page.goto(f"/runs/{workflow_id}")
     # The forms come from the Updates' (and the comment signal's) input models.
@@ -114,10 +121,15 @@ async def test_restart_an_order_from_a_step_of_its_page(page: Any, order_worker:
     await page.screenshot(path=str(ARTIFACTS / "console-restarted.png"), full_page=True)
 
 
-async def test_a_restart_that_reuses_compensated_steps_is_said_first_and_confirmed(page: Any, order_worker: Any) -> None:
+async def test_a_restart_that_reuses_compensated_steps_is_said_first_and_confirmed(
+    page: Any, order_worker: Any
+) -> None:
     await sign_in(page)
     workflow_id = await start(
-        page, "order", "orders/order.json", order_id=f"ui-undone-{uuid.uuid4().hex[:8]}",
+        page,
+        "order",
+        "orders/order.json",
+        order_id=f"ui-undone-{uuid.uuid4().hex[:8]}",
         inject_failure={"step": "create_shipping_label", "mode": "permanent"},
     )
     await page.goto(f"/runs/{workflow_id}")

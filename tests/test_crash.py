@@ -31,10 +31,16 @@ async def test_worker_killed_mid_saga_and_restarted_finishes_every_saga(
     worker_process.start()
     orders = [
         make_order(step_delay_seconds=0.4, local_steps=local_steps),
-        make_order(step_delay_seconds=0.4, local_steps=local_steps,
-                   inject_failure={"step": "reserve_inventory", "mode": "permanent"}),
-        make_order(step_delay_seconds=0.4, local_steps=local_steps,
-                   inject_failure={"step": "send_notification", "mode": "transient"}),
+        make_order(
+            step_delay_seconds=0.4,
+            local_steps=local_steps,
+            inject_failure={"step": "reserve_inventory", "mode": "permanent"},
+        ),
+        make_order(
+            step_delay_seconds=0.4,
+            local_steps=local_steps,
+            inject_failure={"step": "send_notification", "mode": "transient"},
+        ),
     ]
     handles = [await start_order(dev_client, task_queue, order) for order in orders]
     await wait_for_status(handles[0], lambda s: s.done >= 2)

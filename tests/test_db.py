@@ -91,7 +91,8 @@ def test_compensation_that_overtakes_its_step_blocks_it_for_good(backend: Databa
 def test_sealing_steps_blocks_the_untaken_and_names_the_taken(backend: Database) -> None:
     _charge(backend, "order-o1:charge_payment")  # taken by the run before a reset
     seal = SealStepsInput(
-        order_id="o1", run_id="run-1",
+        order_id="o1",
+        run_id="run-1",
         steps={"charge_payment": "order-o1:charge_payment", "create_shipping_label": "order-o1:create_shipping_label"},
     )
     assert ActivityEnvironment().run(OrderActivities(backend).seal_unreached_steps, seal).taken == ["charge_payment"]
@@ -189,19 +190,26 @@ def test_the_store_renames_its_saga_column_keeping_old_rows(db_url: str) -> None
             ("reservations", "lines JSON"),
             ("shipping_labels", "address VARCHAR(500)"),
         ]:
-            conn.execute(text(
-                f"CREATE TABLE {table} (key VARCHAR(200) PRIMARY KEY, order_id VARCHAR(64) NOT NULL, "
-                f"status VARCHAR(16) NOT NULL, reference VARCHAR(64), run_id VARCHAR(64), created_at TIMESTAMP, "
-                f"updated_at TIMESTAMP, {extra})"
-            ))
+            conn.execute(
+                text(
+                    f"CREATE TABLE {table} (key VARCHAR(200) PRIMARY KEY, order_id VARCHAR(64) NOT NULL, "
+                    f"status VARCHAR(16) NOT NULL, reference VARCHAR(64), run_id VARCHAR(64), created_at TIMESTAMP, "
+                    f"updated_at TIMESTAMP, {extra})"
+                )
+            )
             conn.execute(text(f"CREATE INDEX ix_{table}_order_id ON {table} (order_id)"))
-        conn.execute(text(
-            "INSERT INTO payments (key, order_id, status, reference, run_id, amount_cents, refund_count) "
-            "VALUES ('order-o1:charge_payment', 'o1', 'DONE', 'pay-1', 'run-1', 500, 0)"
-        ))
-        conn.execute(text(  # a tombstone: the label's compensation overtook it
-            "INSERT INTO shipping_labels (key, order_id, status, run_id) VALUES ('order-o1:label', 'o1', 'UNDONE', 'run-1')"
-        ))
+        conn.execute(
+            text(
+                "INSERT INTO payments (key, order_id, status, reference, run_id, amount_cents, refund_count) "
+                "VALUES ('order-o1:charge_payment', 'o1', 'DONE', 'pay-1', 'run-1', 500, 0)"
+            )
+        )
+        conn.execute(
+            text(  # a tombstone: the label's compensation overtook it
+                "INSERT INTO shipping_labels (key, order_id, status, "
+                "run_id) VALUES ('order-o1:label', 'o1', 'UNDONE', 'run-1')"
+            )
+        )
     # The other tables as they are now: of workers starting at once, only the rename races.
     Base.metadata.create_all(old, tables=[t for t in Base.metadata.sorted_tables if "renamed_columns" not in t.info])
     old.dispose()
@@ -215,13 +223,23 @@ def test_the_store_renames_its_saga_column_keeping_old_rows(db_url: str) -> None
         assert "saga_id" in columns and "order_id" not in columns
         with db.transaction() as session:
             payment = session.get(Payment, "order-o1:charge_payment")
-            assert payment is not None and (payment.saga_id, payment.amount_cents, payment.run_id) == ("o1", 500, "run-1")
+            assert payment is not None and (payment.saga_id, payment.amount_cents, payment.run_id) == (
+                "o1",
+                500,
+                "run-1",
+            )
             session.add(LedgerEntry(order_id="o1", payment_key=payment.key, kind=CHARGE, amount_cents=500))
         # The tombstone still blocks its step; the charge still belongs to its run.
         with pytest.raises(ApplicationError, match="already compensated"):
-            ActivityEnvironment().run(OrderActivities(db).create_shipping_label, LabelInput(
-                key="order-o1:label", order_id="o1", run_id="run-1", address="1 Main St",
-            ))
+            ActivityEnvironment().run(
+                OrderActivities(db).create_shipping_label,
+                LabelInput(
+                    key="order-o1:label",
+                    order_id="o1",
+                    run_id="run-1",
+                    address="1 Main St",
+                ),
+            )
         assert _refund(db, "order-o1:charge_payment") is True
         assert ledger(db, "o1") == {CHARGE: 1, REFUND: 1}
         assert invariant_violations(db, {"o1": "FAILED"}) == []
@@ -249,4 +267,4 @@ def test_tables_declared_after_the_database_opened_are_created_at_the_next_trans
             assert session.scalars(select(LateRow.key)).all() == ["k"]
     finally:
         database.dispose()
-        Base.metadata.remove(LateRow.__table__)
+        Base.metadata.remove(LateRow.__table__)  # type: ignore[arg-type]  # a mapped class's __table__ is its Table

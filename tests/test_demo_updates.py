@@ -10,9 +10,8 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from sagaworks import APPROVAL_REFUSED, DemoUpdate, refusal
 from sagaworks.client.demo import send_demo_update
-from sagaworks import DemoUpdate
-from sagaworks import APPROVAL_REFUSED, refusal
 
 
 class RefusingHandle:

@@ -18,17 +18,26 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
+from sagaworks.worker import WORKFLOW_RUNNER_ENV, workflow_runner
 from tests.nondeterministic_workflow import CallsOutside
 from tests.payloads import wait_for_event
-from sagaworks.worker import WORKFLOW_RUNNER_ENV, workflow_runner
 
 WORKFLOWS_DIR = Path(__file__).resolve().parents[1] / "workflows"
 
 ENGINE_DIR = WORKFLOWS_DIR.parent / "sagaworks"
 ENGINE_WORKFLOW_CODE = (
-    "_saga.py", "_steps.py", "_concurrency.py", "_pause.py", "_models.py", "policies.py", "_approval.py", "_circuit.py",
+    "_saga.py",
+    "_steps.py",
+    "_concurrency.py",
+    "_pause.py",
+    "_models.py",
+    "policies.py",
+    "_approval.py",
+    "_circuit.py",
     # The LangGraph bridge's workflow: unsandboxed always (its docstring says why).
-    "langgraph/_workflow.py", "langgraph/_graph.py", "langgraph/_models.py",
+    "langgraph/_workflow.py",
+    "langgraph/_graph.py",
+    "langgraph/_models.py",
 )
 """The engine's modules that run inside workflows (the Saga helper, the step runner...)."""
 
@@ -37,8 +46,25 @@ NOT_WORKFLOW_CODE = {"catalog.py"}
 imported by workflow code."""
 
 BANNED_MODULES = {
-    "random", "time", "uuid", "os", "secrets", "socket", "subprocess", "threading", "multiprocessing",
-    "concurrent", "sqlite3", "sqlalchemy", "pathlib", "shutil", "tempfile", "urllib", "http", "httpx", "requests",
+    "random",
+    "time",
+    "uuid",
+    "os",
+    "secrets",
+    "socket",
+    "subprocess",
+    "threading",
+    "multiprocessing",
+    "concurrent",
+    "sqlite3",
+    "sqlalchemy",
+    "pathlib",
+    "shutil",
+    "tempfile",
+    "urllib",
+    "http",
+    "httpx",
+    "requests",
 }
 """Clocks, randomness, threads and I/O: workflow code uses workflow.now/random/uuid4 and activities."""
 
@@ -98,9 +124,13 @@ def test_workflow_time_is_allowed() -> None:
 
 async def _first_task_failure(handle: WorkflowHandle) -> str | None:
     """``type: message`` of the run's first failed workflow task, waiting for it (or its completion)."""
-    event = await wait_for_event(handle, lambda e: e.event_type in (
-        EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
-    ))
+    event = await wait_for_event(
+        handle,
+        lambda e: (
+            e.event_type
+            in (EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED)
+        ),
+    )
     if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
         return None
     failure = event.workflow_task_failed_event_attributes.failure
@@ -122,7 +152,9 @@ def test_the_suite_runs_workers_sandboxed() -> None:
 
 
 @pytest.mark.parametrize("call", ["datetime.now", "random", "open"])
-async def test_the_test_suites_runner_fails_a_nondeterministic_call(dev_client: Client, task_queue: str, call: str) -> None:
+async def test_the_test_suites_runner_fails_a_nondeterministic_call(
+    dev_client: Client, task_queue: str, call: str
+) -> None:
     # The runner worker.py builds with this suite's setting (tests/conftest.py): sandboxed.
     message = await _run_with(dev_client, task_queue, None, call)
     assert message is not None and message.startswith("RestrictedWorkflowAccessError: Cannot access")

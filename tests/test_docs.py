@@ -19,7 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 
 import sagaworks
 from sagaworks.activities.db import Database
-from sagaworks.client.runs import run_outcome, start_run
+from sagaworks.client.runs import failure_lines, run_outcome, start_run
 from sagaworks.worker import running_worker
 from tests.distributions import write_dist_info
 from tests.workers import WorkerProcess
@@ -39,8 +39,12 @@ def test_every_registered_family_has_a_page_that_names_its_workflow_type() -> No
     assert not missing, f"families without a page under docs/families/: {missing}"
     for fam in registry:
         page = _gen.family_page(fam.name).read_text()
-        assert f"`{fam.workflow_type}`" in page, f"docs/families/{fam.name}.md does not name its workflow type {fam.workflow_type}"
-        assert f"<!-- generated: family {fam.name} -->" in page, f"docs/families/{fam.name}.md lacks its generated facts"
+        assert f"`{fam.workflow_type}`" in page, (
+            f"docs/families/{fam.name}.md does not name its workflow type {fam.workflow_type}"
+        )
+        assert f"<!-- generated: family {fam.name} -->" in page, (
+            f"docs/families/{fam.name}.md lacks its generated facts"
+        )
         nav = (ROOT / "mkdocs.yml").read_text()
         assert f"families/{fam.name}.md" in nav, f"mkdocs.yml's nav has no entry for {fam.name}"
 
@@ -86,9 +90,10 @@ def test_the_generated_family_facts_come_from_the_registry() -> None:
 # -- the tutorial ------------------------------------------------------------------------
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def tutorial_family() -> Iterator[sagaworks.Family]:
-    """The tutorial's family, found through its entry point as `saga worker` finds it."""
+    """The tutorial's family, found through its entry point as `saga worker` finds it
+    (once: its table is declared on the engine's shared metadata when it is imported)."""
     sys.path.insert(0, str(TUTORIAL))
     try:
         entry = importlib.metadata.EntryPoint("signup", "shop.families:SIGNUP", "sagaworks.families")
@@ -106,6 +111,21 @@ def test_the_tutorial_page_includes_the_files_the_test_runs() -> None:
     for name in ("models.py", "activities.py", "workflows.py", "families.py"):
         assert f'--8<-- "tutorial/shop/shop/{name}"' in page
     assert '--8<-- "tutorial/shop/pyproject.toml"' in page
+    # sagaworks is installed from a checkout or a wheel: it is not on PyPI.
+    for text in (page, (ROOT / "README.md").read_text(), (DOCS / "getting-started.md").read_text()):
+        assert "pip install /path/to/sagaworks" in text and "pip install sagaworks " not in text
+
+
+def test_the_tutorial_family_offers_its_inputs_as_samples(tutorial_family: sagaworks.Family) -> None:
+    """The console's sample buttons: both JSON files, each with a fresh signup id."""
+    assert [p.name for p in tutorial_family.sample_paths()] == ["signup.json", "signup-fails.json"]
+    assert all(p.exists() for p in tutorial_family.sample_paths())
+    fails = tutorial_family.sample_input("signup-fails.json", "abc123")
+    assert fails.signup_id != "s-1002" and fails.signup_id.startswith("s-1002")
+    # The fault field is one `saga restart` drops by default.
+    from sagaworks.client.restart import INJECTED_FAULTS
+
+    assert set(json.loads((TUTORIAL / "signup-fails.json").read_text())) & set(INJECTED_FAULTS) == {"inject_failure"}
 
 
 async def test_the_tutorial_saga_completes_and_a_failure_compensates_in_reverse(
@@ -127,6 +147,9 @@ async def test_the_tutorial_saga_completes_and_a_failure_compensates_in_reverse(
         failed = await run_outcome(handle)
         assert failed.status == "FAILED"
         assert "welcome mail" in json.dumps(failed.failure)
+        assert "InjectedFailure: welcome mail to bob@example.com refused" in "\n".join(
+            failure_lines(failed.failure or [])
+        )
         status = await handle.query("status", result_type=sagaworks.StepStatus)
         undone = [c.step for c in status.compensations]
         assert undone == ["charge_card", "create_account"], status
@@ -149,8 +172,10 @@ def test_the_tutorial_project_runs_from_the_cli(dev_env: WorkflowEnvironment, tm
     env.update(
         PYTHONPATH=os.pathsep.join([str(site), str(TUTORIAL)]),
         TEMPORAL_ADDRESS=dev_env.client.service_client.config.target_host,
-        SAGAWORKS_TASK_QUEUE=f"shop-{uuid.uuid4().hex[:8]}", DATABASE_URL=f"sqlite:///{tmp_path / 'app.db'}",
-        SAGAWORKS_WORKFLOW_RUNNER="sandboxed", SAGAWORKS_STATE_DIR=str(tmp_path / "state"),
+        SAGAWORKS_TASK_QUEUE=f"shop-{uuid.uuid4().hex[:8]}",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'app.db'}",
+        SAGAWORKS_WORKFLOW_RUNNER="sandboxed",
+        SAGAWORKS_STATE_DIR=str(tmp_path / "state"),
     )
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -160,13 +185,18 @@ def test_the_tutorial_project_runs_from_the_cli(dev_env: WorkflowEnvironment, tm
     assert listed.returncode == 0 and "signup" in listed.stdout, listed.stdout + listed.stderr
     # `python -m sagaworks.worker` is `saga worker`.
     worker = WorkerProcess(
-        env["TEMPORAL_ADDRESS"], env["SAGAWORKS_TASK_QUEUE"], env["DATABASE_URL"], tmp_path / "worker.log",
+        env["TEMPORAL_ADDRESS"],
+        env["SAGAWORKS_TASK_QUEUE"],
+        env["DATABASE_URL"],
+        tmp_path / "worker.log",
         PYTHONPATH=env["PYTHONPATH"],
     )
     worker.start()
     try:
         signup_id = f"cli-{uuid.uuid4().hex[:8]}"
-        started = run("run", "signup", "--input", str(TUTORIAL / "signup-fails.json"), "--set", f"signup_id={signup_id}", "--json")
+        started = run(
+            "run", "signup", "--input", str(TUTORIAL / "signup-fails.json"), "--set", f"signup_id={signup_id}", "--json"
+        )
         assert started.returncode == 0, started.stdout + started.stderr
         workflow_id = json.loads(started.stdout)["workflow_id"]
         assert workflow_id == f"signup-{signup_id}"

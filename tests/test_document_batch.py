@@ -10,20 +10,20 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
+from bench.corpus import write_corpus
+from sagaworks import registry
 from sagaworks.activities.db import Database
 from sagaworks.activities.document import ChunkRow, ConceptRow, DocumentRow, DocumentSettings, parse_text, split_text
 from sagaworks.activities.llm import GroqProvider, OfflineProvider
-from bench.corpus import write_corpus
-from sagaworks.contracts.document import BatchInput, BatchResult, BatchStatus
+from sagaworks.contracts.document import BatchInput, BatchResult
+from sagaworks.worker import running_worker
+from sagaworks.workflows.document_batch import DocumentBatch
 from tests.documents import GOOD_SAMPLES, SAMPLES, Gate, all_document_rows, document_row, gated_worker, version_rows
 from tests.fake_chat_server import api_error, concepts_reply, fake_chat_server
 from tests.orders import wait_for_status
 from tests.workers import WorkerProcess
-from sagaworks.worker import running_worker
-from sagaworks import registry
-from sagaworks.workflows.document_batch import DocumentBatch
 
 
 async def test_one_permanent_model_failure_fails_only_its_document(
@@ -54,7 +54,7 @@ async def test_one_permanent_model_failure_fails_only_its_document(
                 task_queue=task_queue,
             )
             result = await asyncio.wait_for(handle.result(), timeout=120)
-            status = await handle.query(DocumentBatch.status, result_type=BatchStatus)
+            status = await handle.query(DocumentBatch.status)
 
     assert (result.total, result.completed, result.failed, result.rejected) == (4, 3, 1, 0)
     [failed] = [d for d in result.documents if d.status == "FAILED"]
@@ -101,23 +101,30 @@ async def test_worker_killed_mid_batch_every_document_ends_final_without_duplica
             assert {r.status for r in rows} == {"COMPLETED"} and len(rows) == 8
             for row in rows:
                 path = Path(row.path)
-                expected = split_text(parse_text(path, path.read_bytes(), row.format, settings), 500, 200)
+                # Every stored row has the format its file was read as.
+                expected = split_text(parse_text(path, path.read_bytes(), row.format, settings), 500, 200)  # type: ignore[arg-type]
                 chunks = session.scalars(
                     select(ChunkRow.text).where(ChunkRow.document_id == row.document_id).order_by(ChunkRow.chunk_index)
                 ).all()
                 # Every chunk stored once, in order, none missing, no second chunking mixed in,
                 # however often a step ran before and after the kill.
                 assert list(chunks) == expected
-                concepts = session.scalar(select(func.count()).select_from(ConceptRow).where(ConceptRow.document_id == row.document_id))
+                concepts = session.scalar(
+                    select(func.count()).select_from(ConceptRow).where(ConceptRow.document_id == row.document_id)
+                )
                 outcome = next(d for d in result.documents if d.path == row.path)
-                assert concepts == outcome.concept_count > 0
+                assert outcome.concept_count is not None and concepts == outcome.concept_count > 0
     finally:
         db.dispose()
 
 
 def _batch_worker(dev_client: Client, db: Database, task_queue: str, root: Path):
     return running_worker(
-        dev_client, db, task_queue=task_queue, activity_threads=4, llm=OfflineProvider(),
+        dev_client,
+        db,
+        task_queue=task_queue,
+        activity_threads=4,
+        llm=OfflineProvider(),
         settings=[DocumentSettings(roots=(root,))],
     )
 
@@ -181,7 +188,10 @@ async def test_a_pause_just_before_continue_as_new_is_carried_into_the_next_run(
             if (await handle.describe()).run_id != first_run:
                 break
             await asyncio.sleep(0.05)
-        latest = dev_client.get_workflow_handle_for(DocumentBatch.run, handle.id)  # the newest run
+        # The newest run.
+        latest: WorkflowHandle[DocumentBatch, BatchResult] = dev_client.get_workflow_handle_for(
+            DocumentBatch.run, handle.id
+        )
         status = await wait_for_status(latest, lambda s: s.done == 1, query=DocumentBatch.status)
         assert status.state == "paused" and status.in_flight == 0
         await handle.signal(DocumentBatch.resume)
@@ -226,18 +236,25 @@ async def test_a_batch_restarted_from_process_reuses_its_listing(
     for index in range(2):
         (folder / f"note-{index}.txt").write_text(f"Note {index} about sagas and their compensations.")
     async with running_worker(
-        dev_client, db, task_queue=task_queue, activity_threads=4, llm=OfflineProvider(), settings=[DocumentSettings(roots=(folder,))]
+        dev_client,
+        db,
+        task_queue=task_queue,
+        activity_threads=4,
+        llm=OfflineProvider(),
+        settings=[DocumentSettings(roots=(folder,))],
     ):
         handle = await dev_client.start_workflow(
             DocumentBatch.run, BatchInput(folder=str(folder)), id=f"batch-{uuid.uuid4()}", task_queue=task_queue
         )
         first = await handle.result()
         again = await restart_run(dev_client, handle.id, "process")
-        typed = dev_client.get_workflow_handle_for(DocumentBatch.run, again.id, run_id=again.result_run_id)
+        typed = dev_client.get_workflow_handle(again.id, run_id=again.result_run_id, result_type=BatchResult)
         result = await typed.result()
         status = await typed.query(DocumentBatch.status)
     assert (await executed(typed))["store_listing"] == 0
-    assert (await executed(dev_client.get_workflow_handle(handle.id, run_id=handle.result_run_id)))["store_listing"] == 1
+    assert (await executed(dev_client.get_workflow_handle(handle.id, run_id=handle.result_run_id)))[
+        "store_listing"
+    ] == 1
     assert [(t.step, t.reused) for t in status.steps] == [("list", True), ("process", False)]
     assert (result.total, result.completed) == (first.total, first.completed) == (2, 2)
 

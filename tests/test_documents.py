@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import Client, WorkflowFailureError
-from temporalio.testing import ActivityEnvironment
 from temporalio.exceptions import ApplicationError, CancelledError
+from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Worker
 
+from sagaworks import registry
 from sagaworks.activities.db import Database
 from sagaworks.activities.document import DEFAULT_ROOT, DocumentActivities, DocumentSettings
 from sagaworks.activities.llm import FAILED_CALL_ATTEMPTS, ConceptList, LLMProvider, OfflineProvider, parse_concepts
@@ -31,6 +32,9 @@ from sagaworks.contracts.document import (
     document_id_for,
     document_workflow_id,
 )
+from sagaworks.worker import running_worker
+from sagaworks.workflows.catalog import SAMPLES as SAMPLE_INPUTS
+from sagaworks.workflows.document import SEGMENT_CHUNKS, DocumentPipeline
 from tests.documents import (
     BAD_SAMPLES,
     GOOD_SAMPLES,
@@ -46,10 +50,6 @@ from tests.documents import (
     wait_for_cancel_request,
 )
 from tests.orders import final_status, wait_for_status
-from sagaworks.worker import running_worker
-from sagaworks.workflows.catalog import SAMPLES as SAMPLE_INPUTS
-from sagaworks import registry
-from sagaworks.workflows.document import SEGMENT_CHUNKS, DocumentPipeline
 
 WorkerFactory = Callable[..., AbstractAsyncContextManager[Worker]]
 
@@ -122,7 +122,7 @@ class FailOnSecondCall(OfflineProvider):
         if self.armed:
             self.calls += 1
             if self.calls >= 2:
-                raise PoisonAwareProvider().extract_concepts("POISON")
+                return PoisonAwareProvider().extract_concepts("POISON")  # raises: refused for good
         return super().extract_concepts(text)
 
 
@@ -408,7 +408,9 @@ async def test_database_waits_inside_an_activity_keep_it_heartbeating(
             # heartbeats the wait would outlast the heartbeat timeout and the attempt be lost.
             for _ in range(600):
                 pending = (await handle.describe()).raw_description.pending_activities
-                if any(p.activity_type.name == "validate_document" and p.HasField("last_heartbeat_time") for p in pending):
+                if any(
+                    p.activity_type.name == "validate_document" and p.HasField("last_heartbeat_time") for p in pending
+                ):
                     break
                 await asyncio.sleep(0.05)
             else:
@@ -443,8 +445,8 @@ async def test_the_worker_parses_splits_and_runs_yake_in_its_process_pool(
     dev_client: Client, task_queue: str, db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Broken in this process only: the pool's spawned processes import their own copies, so
-    # the document completes only if the worker sends that work to them (issue 11: CPU-bound
-    # work must not hold the worker's GIL).
+    # the document completes only if the worker sends that work to them (CPU-bound work must
+    # not hold the GIL the worker's event loop and activity threads need).
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
     from sagaworks.activities import llm
@@ -487,7 +489,9 @@ async def test_several_chunks_per_activity_store_what_one_chunk_per_activity_doe
     async with doc_worker():
         for name, (options, _per) in runs.items():
             (tmp_path / f"{name}.md").write_text(text)
-            handles[name] = await start_document(dev_client, task_queue, tmp_path / f"{name}.md", chunk_size=300, **options)
+            handles[name] = await start_document(
+                dev_client, task_queue, tmp_path / f"{name}.md", chunk_size=300, **options
+            )
         results = {name: await handle.result() for name, handle in handles.items()}
         status = await handles["five"].query(DocumentPipeline.status)
     count = results["one"].chunk_count
@@ -497,7 +501,9 @@ async def test_several_chunks_per_activity_store_what_one_chunk_per_activity_doe
         per = per or fills_the_window
         result = results[name]
         assert (result.chunk_count, result.concept_count, result.top_concepts) == (
-            count, results["one"].concept_count, results["one"].top_concepts
+            count,
+            results["one"].concept_count,
+            results["one"].top_concepts,
         ), name
         summaries = [
             json.loads(event.user_metadata.summary.data)
@@ -531,8 +537,9 @@ async def test_each_chunk_of_an_activity_gets_its_own_model_attempts(
     # Two chunks in one activity, each answered invalidly twice: with one budget for the
     # activity the second chunk's first failure (attempt 3) would be final.
     path = tmp_path / "two.md"
-    path.write_text("\n\n".join(f"{word} section: durable execution keeps the saga's progress. " * 4
-                                  for word in ("Alpha", "Beta")))
+    path.write_text(
+        "\n\n".join(f"{word} section: durable execution keeps the saga's progress. " * 4 for word in ("Alpha", "Beta"))
+    )
     llm = InvalidOutputTwicePerChunk()
     async with doc_worker(llm):
         handle = await start_document(dev_client, task_queue, path, chunk_size=300, chunk_overlap=0, extract_window=1)

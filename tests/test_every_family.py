@@ -40,7 +40,14 @@ def on_step_runner(fam: Family[Any]) -> bool:
     return isinstance(fam.workflow, type) and issubclass(fam.workflow, StepWorkflow)
 
 
-STEP_FAMILIES = [fam for fam in FAMILIES if on_step_runner(fam)]
+def restarts_from_steps(fam: Family[Any]) -> bool:
+    workflow = fam.workflow
+    return isinstance(workflow, type) and issubclass(workflow, StepWorkflow) and workflow.restarts_from_steps
+
+
+STEP_FAMILIES = [fam for fam in FAMILIES if restarts_from_steps(fam)]
+"""The families whose runs restart from a step (a fan-out on the runner for its status, pause
+and cancel only says ``restarts_from_steps = False``)."""
 LLM_FAMILIES = [fam for fam in FAMILIES if fam.llm_steps]
 
 
@@ -189,7 +196,9 @@ async def test_a_demo_run_restarted_from_its_middle_step_reruns_that_step_and_no
         # The steps as the restart reads them: the ones the run declares (its status's
         # plan), else the ones its history shows it reached.
         steps = await declared_steps(source) or (await source_steps(dev_client, await source.fetch_history())).order
-        assert steps, f"{fam.name}: neither its status nor its history names a step (are its steps run through self.steps?)"
+        assert steps, (
+            f"{fam.name}: neither its status nor its history names a step (are its steps run through self.steps?)"
+        )
         middle = steps[len(steps) // 2]
         restarted = await restart_run(dev_client, handle.id, middle)
         again = dev_client.get_workflow_handle(restarted.id, run_id=restarted.result_run_id)
@@ -227,7 +236,9 @@ def fallbacks_in(data: Any) -> Iterator[str]:
 def llm_steps_of(fam: Family[Any], steps: list[TraceStep]) -> Iterator[TraceStep]:
     """The traced steps (of the run and its children) that ``fam`` declares call the model."""
     for step in steps:
-        if step.kind in ("activity", "local_activity") and (step.summary in fam.llm_steps or step.name in fam.llm_steps):
+        if step.kind in ("activity", "local_activity") and (
+            step.summary in fam.llm_steps or step.name in fam.llm_steps
+        ):
             yield step
         if step.child is not None:
             yield from llm_steps_of(fam, step.child.steps)
@@ -286,19 +297,34 @@ async def test_fifty_runs_of_the_llm_families_at_once_keep_within_the_providers_
     with fake_chat_server(echo, limits) as server:
         gateway = LLM(db, settings=openai_settings(server), budget=budget)
         async with running_worker(
-            dev_client, db, task_queue=task_queue, activity_threads=16, settings=[gateway], families=served(*LLM_FAMILIES)
+            dev_client,
+            db,
+            task_queue=task_queue,
+            activity_threads=16,
+            settings=[gateway],
+            families=served(*LLM_FAMILIES),
         ):
             await run_prerequisites(dev_client, task_queue, *LLM_FAMILIES)
             before = len(server.requests)
             runs = [LLM_FAMILIES[n % len(LLM_FAMILIES)] for n in range(RUNS_AT_ONCE)]
-            handles = await asyncio.gather(*(
-                start_demo(dev_client, task_queue, fam, demos[fam.name], workflow_id=f"{fam.name}-load-{n}-{uuid.uuid4().hex[:8]}")
-                for n, fam in enumerate(runs)
-            ))
-            outcomes = await asyncio.gather(*(drive(handle, demos[fam.name]) for fam, handle in zip(runs, handles)))
-            for handle, outcome in zip(handles, outcomes):
+            handles = await asyncio.gather(
+                *(
+                    start_demo(
+                        dev_client,
+                        task_queue,
+                        fam,
+                        demos[fam.name],
+                        workflow_id=f"{fam.name}-load-{n}-{uuid.uuid4().hex[:8]}",
+                    )
+                    for n, fam in enumerate(runs)
+                )
+            )
+            outcomes = await asyncio.gather(
+                *(drive(handle, demos[fam.name]) for fam, handle in zip(runs, handles, strict=True))
+            )
+            for handle, outcome in zip(handles, outcomes, strict=True):
                 await close_long_lived(handle, outcome)
-    for fam, outcome in zip(runs, outcomes):
+    for fam, outcome in zip(runs, outcomes, strict=True):
         checked(fam, demos[fam.name], outcome)
     most_requests, most_tokens = server.busiest_window()
     print(
@@ -312,4 +338,6 @@ async def test_fifty_runs_of_the_llm_families_at_once_keep_within_the_providers_
     # The server accepts only what fits its limits, so the busiest window proves little on
     # its own: what proves the gateway kept the budget is that nothing was refused.
     assert most_requests <= limits.requests and most_tokens <= limits.tokens
-    assert not server.refused, f"the provider refused {len(server.refused)} calls with 429: the gateway passed its limits"
+    assert not server.refused, (
+        f"the provider refused {len(server.refused)} calls with 429: the gateway passed its limits"
+    )

@@ -41,8 +41,12 @@ class Project:
 
     def saga(self, *args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
-            [str(self.venv / "bin" / "saga"), *args], cwd=self.folder, env=self.env,
-            capture_output=True, text=True, timeout=timeout,
+            [str(self.venv / "bin" / "saga"), *args],
+            cwd=self.folder,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
         if check and done.returncode != 0:
             raise AssertionError(f"saga {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
@@ -80,17 +84,24 @@ def project(tmp_path_factory: pytest.TempPathFactory, dev_env: WorkflowEnvironme
     # The engine's own dependencies only: the example needs none of the built-in families' extras.
     installed = subprocess.run(
         [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", str(sagaworks_wheel()), str(folder)],
-        cwd=base, timeout=900, capture_output=True, text=True,
+        cwd=base,
+        timeout=900,
+        capture_output=True,
+        text=True,
     )
     assert installed.returncode == 0, installed.stdout + installed.stderr
     env = {
-        key: value for key, value in os.environ.items()
+        key: value
+        for key, value in os.environ.items()
         if not key.startswith(("SAGAWORKS_", "TEMPORAL_", "DATABASE_URL", "VIRTUAL_ENV", "PYTHONPATH"))
     }
     env.update(
-        TEMPORAL_ADDRESS=dev_address, SAGAWORKS_TASK_QUEUE=f"trips-{uuid.uuid4().hex[:8]}",
-        DATABASE_URL=f"sqlite:///{base / 'app.db'}", SAGAWORKS_WORKFLOW_RUNNER="sandboxed",
-        SAGAWORKS_STATE_DIR=str(base / "state"), PATH=f"{venv / 'bin'}:{os.environ['PATH']}",
+        TEMPORAL_ADDRESS=dev_address,
+        SAGAWORKS_TASK_QUEUE=f"trips-{uuid.uuid4().hex[:8]}",
+        DATABASE_URL=f"sqlite:///{base / 'app.db'}",
+        SAGAWORKS_WORKFLOW_RUNNER="sandboxed",
+        SAGAWORKS_STATE_DIR=str(base / "state"),
+        PATH=f"{venv / 'bin'}:{os.environ['PATH']}",
     )
     yield Project(venv, folder, env)
 
@@ -99,7 +110,11 @@ def project(tmp_path_factory: pytest.TempPathFactory, dev_env: WorkflowEnvironme
 def worker(project: Project) -> Iterator[subprocess.Popen[bytes]]:
     log = open(project.folder / "worker.log", "wb")  # noqa: SIM115 - the child owns it
     process = subprocess.Popen(
-        [str(project.venv / "bin" / "saga"), "worker"], cwd=project.folder, env=project.env, stdout=log, stderr=log,
+        [str(project.venv / "bin" / "saga"), "worker"],
+        cwd=project.folder,
+        env=project.env,
+        stdout=log,
+        stderr=log,
     )
     try:
         yield process
@@ -114,8 +129,12 @@ def worker(project: Project) -> Iterator[subprocess.Popen[bytes]]:
 
 def trip(**fields: Any) -> dict[str, Any]:
     return {
-        "trip_id": uuid.uuid4().hex[:8], "traveller": "ann@example.com", "hotel": "Hotel Sacher",
-        "flight": "OS 123", "amount_cents": 125_000, **fields,
+        "trip_id": uuid.uuid4().hex[:8],
+        "traveller": "ann@example.com",
+        "hotel": "Hotel Sacher",
+        "flight": "OS 123",
+        "amount_cents": 125_000,
+        **fields,
     }
 
 
@@ -123,7 +142,9 @@ def test_the_installed_wheel_brings_only_the_sagaworks_import_name(project: Proj
     site = next((project.venv / "lib").glob("python*/site-packages"))
     record = next(site.glob("sagaworks-*.dist-info")) / "RECORD"
     # Console scripts are recorded relative to site-packages (../../../bin/saga): not modules.
-    top = {line.split("/", 1)[0].split(",", 1)[0] for line in record.read_text().splitlines() if not line.startswith("../")}
+    top = {
+        line.split("/", 1)[0].split(",", 1)[0] for line in record.read_text().splitlines() if not line.startswith("../")
+    }
     assert {name for name in top if not name.endswith(".dist-info")} == {"sagaworks"}
 
 
@@ -179,8 +200,11 @@ def test_a_trip_restarts_from_a_step_reusing_the_ones_before(project: Project, w
 def test_the_api_starts_a_trip_and_serves_its_status_and_result(project: Project, worker: Any) -> None:
     port = free_port()
     api = subprocess.Popen(
-        [str(project.venv / "bin" / "saga"), "api", "--port", str(port)], cwd=project.folder, env=project.env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [str(project.venv / "bin" / "saga"), "api", "--port", str(port)],
+        cwd=project.folder,
+        env=project.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         url = f"http://127.0.0.1:{port}"

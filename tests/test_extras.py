@@ -57,6 +57,8 @@ def test_the_engine_imports_without_the_extras() -> None:
     assert {"yaml", "mcp", "jsonschema", "sqlglot", "langchain_groq"} <= set(blocked)
     result = subprocess.run(
         [sys.executable, "-c", _BLOCKER, ",".join(blocked), *ENGINE_MODULES],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr[-3000:]

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from temporalio.api.enums.v1 import RetryState
 from temporalio.api.failure.v1 import Failure
 from temporalio.converter import DataConverter
-from temporalio.exceptions import ActivityError, TimeoutError, TimeoutType
+from temporalio.exceptions import ActivityError, ApplicationError, RetryState, TimeoutError, TimeoutType
 
+from sagaworks import failure_text
 from sagaworks.client.runs import failure_chain, failure_lines
 from sagaworks.client.trace import _Builder
-from sagaworks.workflows.aggregate import failure_text
 from sagaworks.workflows.fallback import _reason
 
 
@@ -26,7 +25,7 @@ def _timed_out_activity() -> ActivityError:
         identity="worker",
         activity_type="fetch_feed",
         activity_id="1",
-        retry_state=RetryState.RETRY_STATE_TIMEOUT,
+        retry_state=RetryState.TIMEOUT,
     )
     error.__cause__ = timeout
     return error
@@ -45,10 +44,20 @@ def test_a_failure_chain_names_the_timeout_type() -> None:
     assert lines[-1].strip() == "TimeoutError (StartToClose): activity StartToClose timeout"
 
 
+def test_an_application_error_without_a_type_is_named_by_its_class_not_none() -> None:
+    error = _timed_out_activity()
+    error.__cause__ = ApplicationError("welcome mail refused", non_retryable=True)
+    chain = failure_chain(error)
+    assert chain[-1]["type"] == "ApplicationError"
+    assert failure_lines(chain)[-1].strip() == "ApplicationError: welcome mail refused"
+    typed = ApplicationError("welcome mail refused", type="WelcomeRefused")
+    assert failure_lines(failure_chain(typed)) == ["WelcomeRefused: welcome mail refused"]
+
+
 async def test_a_trace_names_the_timeout_type() -> None:
     """The trace (and the postmortem built on it) decode the server's failure proto."""
     converter = DataConverter.default
     failure = Failure()
     converter.failure_converter.to_failure(_timed_out_activity(), converter.payload_converter, failure)
-    builder = _Builder(SimpleNamespace(data_converter=converter), payloads=False, depth=0)  # type: ignore[arg-type]
+    builder = _Builder(SimpleNamespace(data_converter=converter), payloads=False, depth=0)  # type: ignore[arg-type]  # the builder uses only the client's data converter
     assert await builder.error(failure) == ("TimeoutError (StartToClose)", "activity StartToClose timeout")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from datetime import timedelta
+from typing import Any
 
 from temporalio import activity, workflow
 from temporalio.client import Client, WorkflowFailureError
@@ -11,8 +12,8 @@ from temporalio.common import RetryPolicy
 from temporalio.worker import Worker
 
 from sagaworks.activities.db import Database
-from tests.orders import make_order, start_order
 from sagaworks.worker import running_worker
+from tests.orders import make_order, start_order
 
 
 @activity.defn
@@ -29,9 +30,9 @@ class BuggyWorkflow:
         )
 
 
-def _failures(history: object) -> list[tuple[str, object]]:
+def _failures(history: Any) -> list[tuple[str, Any]]:
     found = []
-    for event in history.events:  # type: ignore[attr-defined]
+    for event in history.events:
         for attributes in ("activity_task_failed_event_attributes", "workflow_execution_failed_event_attributes"):
             if event.HasField(attributes):
                 found.append((attributes, getattr(event, attributes).failure))

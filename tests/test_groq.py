@@ -14,6 +14,7 @@ from temporalio.exceptions import ApplicationError
 from sagaworks.activities.db import Database
 from sagaworks.activities.document import DocumentSettings
 from sagaworks.activities.llm import FAILED_CALL_ATTEMPTS, INVALID_OUTPUT_ATTEMPTS, RAW_OUTPUT_CHARS, GroqProvider
+from sagaworks.worker import running_worker
 from tests.documents import document_row, start_document, version_rows
 from tests.fake_chat_server import (
     FakeChatServer,
@@ -24,7 +25,6 @@ from tests.fake_chat_server import (
     fake_chat_server,
     retry_delay_of,
 )
-from sagaworks.worker import running_worker
 
 
 @pytest.fixture
@@ -58,7 +58,9 @@ def server(request: pytest.FixtureRequest) -> Iterator[FakeChatServer]:
 
 
 @pytest.mark.parametrize("server", [[concepts_reply("saga", "compensation")]], indirect=True)
-async def test_success(dev_client: Client, db: Database, task_queue: str, document: Path, server: FakeChatServer) -> None:
+async def test_success(
+    dev_client: Client, db: Database, task_queue: str, document: Path, server: FakeChatServer
+) -> None:
     result = await _run(dev_client, db, task_queue, document, server)
     assert (result.provider, result.model) == ("groq", "test-model")
     assert [c.name for c in result.top_concepts] == ["saga", "compensation"]
@@ -113,7 +115,13 @@ async def test_500_is_retried_then_succeeds(
     ids=["401-final-at-once", "503-final-after-bounded-attempts"],
 )
 async def test_a_failing_call_fails_the_document_clearly(
-    dev_client: Client, db: Database, task_queue: str, document: Path, server: FakeChatServer, attempts: int, message: str
+    dev_client: Client,
+    db: Database,
+    task_queue: str,
+    document: Path,
+    server: FakeChatServer,
+    attempts: int,
+    message: str,
 ) -> None:
     with pytest.raises(WorkflowFailureError) as failure:
         await _run(dev_client, db, task_queue, document, server)
@@ -126,7 +134,7 @@ async def test_a_failing_call_fails_the_document_clearly(
 
 def _details_with_raw_output(failure: WorkflowFailureError) -> tuple[ApplicationError, dict[str, Any]]:
     """The model error (and its details) that kept the raw output, beneath the wrappers."""
-    error = failure.cause
+    error: BaseException | None = failure.cause
     while error is not None:
         if isinstance(error, ApplicationError) and error.details and "raw_output" in error.details[0]:
             return error, error.details[0]
@@ -134,7 +142,9 @@ def _details_with_raw_output(failure: WorkflowFailureError) -> tuple[Application
     raise AssertionError("no failure kept the raw output")
 
 
-@pytest.mark.parametrize("server", [[(200, {}, completion("Sure! Here are the concepts: saga, compensation"))]], indirect=True)
+@pytest.mark.parametrize(
+    "server", [[(200, {}, completion("Sure! Here are the concepts: saga, compensation"))]], indirect=True
+)
 async def test_malformed_output_is_retried_a_bounded_number_of_times_then_fails(
     dev_client: Client, db: Database, task_queue: str, document: Path, server: FakeChatServer
 ) -> None:

@@ -24,9 +24,9 @@ from sagaworks.activities.db import Database
 from sagaworks.activities.document import DocumentSettings
 from sagaworks.activities.llm import OfflineProvider
 from sagaworks.activities.orders import invariant_violations
+from sagaworks.worker import running_worker
 from tests.documents import document_row, start_document
 from tests.orders import make_order, start_order
-from sagaworks.worker import running_worker
 
 SAGA = str(Path(sys.executable).parent / "saga")
 
@@ -72,7 +72,9 @@ def test_saga_cli_refuses_the_order_file_naming_the_field(tmp_path: Path, corrup
     # No server is needed: the file is checked before anything is started.
     run = subprocess.run(
         [SAGA, "run", "order", "--input", str(path)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={**os.environ, "TEMPORAL_ADDRESS": "127.0.0.1:1"},
     )
     assert run.returncode == 2, run.stderr
@@ -115,7 +117,9 @@ async def test_invalid_utf8_payload_fails_the_workflow(dev_client: Client, task_
     data = json.dumps(_order()).encode().replace(b"London", b"Lond\xff\xfe")
     raw = RawValue(Payload(metadata={"encoding": b"json/plain"}, data=data))
     async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4):
-        handle = await dev_client.start_workflow("OrderFulfillmentSaga", raw, id=f"hostile-{uuid.uuid4()}", task_queue=task_queue)
+        handle = await dev_client.start_workflow(
+            "OrderFulfillmentSaga", raw, id=f"hostile-{uuid.uuid4()}", task_queue=task_queue
+        )
         with pytest.raises(WorkflowFailureError) as failure:
             await handle.result()
     assert "invalid unicode code point" in str(failure.value.cause)
@@ -124,7 +128,9 @@ async def test_invalid_utf8_payload_fails_the_workflow(dev_client: Client, task_
 async def test_payload_over_the_server_limit_is_refused_at_start(dev_client: Client, task_queue: str) -> None:
     order = _corrupted(lambda o: o.update(shipping_address="x" * (3 * 2**20)))
     with pytest.raises(RPCError) as refused:
-        await dev_client.start_workflow("OrderFulfillmentSaga", order, id=f"hostile-{uuid.uuid4()}", task_queue=task_queue)
+        await dev_client.start_workflow(
+            "OrderFulfillmentSaga", order, id=f"hostile-{uuid.uuid4()}", task_queue=task_queue
+        )
     assert "size" in str(refused.value).lower()
 
 
@@ -165,9 +171,13 @@ async def test_hostile_documents_are_rejected_and_the_worker_keeps_running(
         dev_client, db, task_queue=task_queue, activity_threads=4, llm=OfflineProvider(), settings=[settings]
     ):
         for path, reason in cases:
-            handle = await start_document(dev_client, task_queue, path) if path.is_absolute() else (
-                await dev_client.start_workflow(
-                    "DocumentPipeline", {"path": str(path)}, id=f"hostile-{uuid.uuid4()}", task_queue=task_queue
+            handle = (
+                await start_document(dev_client, task_queue, path)
+                if path.is_absolute()
+                else (
+                    await dev_client.start_workflow(
+                        "DocumentPipeline", {"path": str(path)}, id=f"hostile-{uuid.uuid4()}", task_queue=task_queue
+                    )
                 )
             )
             with pytest.raises(WorkflowFailureError) as failure:
@@ -176,7 +186,10 @@ async def test_hostile_documents_are_rejected_and_the_worker_keeps_running(
             assert isinstance(cause, ApplicationError) and cause.type == "InvalidInput", cause
             assert reason in cause.message
         nul = await dev_client.start_workflow(
-            "DocumentPipeline", {"path": f"{docs}/fine.txt\x00.pdf"}, id=f"hostile-{uuid.uuid4()}", task_queue=task_queue
+            "DocumentPipeline",
+            {"path": f"{docs}/fine.txt\x00.pdf"},
+            id=f"hostile-{uuid.uuid4()}",
+            task_queue=task_queue,
         )
         with pytest.raises(WorkflowFailureError) as failure:
             await nul.result()

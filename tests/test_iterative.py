@@ -14,10 +14,10 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from sagaworks.activities.db import Database
 from sagaworks.activities.search import quality_of
 from sagaworks.contracts.iterative import IterativeInput
-from tests.corpus import store_documents
-from tests.orders import wait_for_status
 from sagaworks.worker import running_worker
 from sagaworks.workflows.iterative import IterativeSearchWorkflow
+from tests.corpus import store_documents
+from tests.orders import wait_for_status
 
 
 async def _run(client: Client, task_queue: str, request: IterativeInput):
@@ -30,7 +30,9 @@ async def _run(client: Client, task_queue: str, request: IterativeInput):
 async def test_reaching_the_target_stops_the_search(dev_client: Client, db: Database, task_queue: str) -> None:
     store_documents(db)
     async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=2):
-        _, result = await _run(dev_client, task_queue, IterativeInput(query="exponential backoff jitter", target_quality=0.5))
+        _, result = await _run(
+            dev_client, task_queue, IterativeInput(query="exponential backoff jitter", target_quality=0.5)
+        )
     assert (result.stopped, result.iterations) == ("target-reached", 1)
     best = result.best
     assert best.hits and best.hits[0].path.endswith("retries-and-backoff.md")
@@ -78,7 +80,7 @@ async def test_a_query_of_stopwords_only_names_the_field(dev_client: Client, db:
     async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=2):
         with pytest.raises(WorkflowFailureError) as failure:
             await _run(dev_client, task_queue, IterativeInput(query="the and of"))
-    assert failure.value.cause.cause.message.startswith("query: ")  # type: ignore[union-attr]
+    assert failure.value.cause.cause.message.startswith("query: ")  # type: ignore[attr-defined]  # the failure's cause is typed BaseException
 
 
 async def test_cancel_during_the_loop(dev_client: Client, db: Database, task_queue: str) -> None:
@@ -87,7 +89,8 @@ async def test_cancel_during_the_loop(dev_client: Client, db: Database, task_que
         handle = await dev_client.start_workflow(
             IterativeSearchWorkflow.run,
             IterativeInput(query="replay history", target_quality=1.0, max_iterations=1000, iterations_per_run=500),
-            id=f"it-{uuid.uuid4()}", task_queue=task_queue,
+            id=f"it-{uuid.uuid4()}",
+            task_queue=task_queue,
         )
         await wait_for_status(handle, lambda s: s.done >= 2, query=IterativeSearchWorkflow.status, timeout=60)
         await handle.cancel()

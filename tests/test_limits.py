@@ -3,8 +3,8 @@ keeps every payload of its history well under Temporal's 2 MiB limit.
 
 A family is covered by adding a :class:`LimitCase` to :data:`CASES`: a context manager
 that yields the input (and serves whatever the input points at), the worker's settings
-if it needs some (document roots and limits, plan limits), and a check of the result. A family without a case is listed as
-skipped, so the families still to cover stay visible.
+if it needs some (document roots and limits, plan limits), and a check of the result. A
+family without a case is listed as skipped, so the families still to cover stay visible.
 """
 
 from __future__ import annotations
@@ -21,16 +21,13 @@ from typing import Any
 import pytest
 from temporalio.client import Client, WorkflowHandle
 
+from sagaworks import registry
 from sagaworks.activities.db import Database
 from sagaworks.activities.document import DocumentSettings
 from sagaworks.activities.news import SELECTION_BYTES
 from sagaworks.activities.orders import seed_inventory
-from sagaworks.contracts.blog import BlogInput, BlogResult
-from sagaworks.contracts.plans import PlanInput, PlanResult
 from sagaworks.contracts.aggregate import MAX_ITEM_RESULT_BYTES, AggregateInput, AggregateResult
-from sagaworks.contracts.mcp import DEFAULT_MAX_RESULT_BYTES, MAX_ARGUMENT_BYTES, McpCallInput, McpToolOutput
-from sagaworks.contracts.news_digest import FeedSource, NewsDigestInput, NewsDigestResult
-from sagaworks.contracts.orders import OrderInput, OrderItem, OrderResult
+from sagaworks.contracts.blog import BlogInput, BlogResult
 from sagaworks.contracts.document import (
     MAX_BATCH_DOCUMENTS,
     MAX_FOLDER_DEPTH,
@@ -40,15 +37,18 @@ from sagaworks.contracts.document import (
     DocumentResult,
 )
 from sagaworks.contracts.iterative import IterativeInput, IterativeResult
+from sagaworks.contracts.mcp import DEFAULT_MAX_RESULT_BYTES, MAX_ARGUMENT_BYTES, McpCallInput, McpToolOutput
+from sagaworks.contracts.news_digest import FeedSource, NewsDigestInput, NewsDigestResult
+from sagaworks.contracts.orders import OrderInput, OrderItem, OrderResult
 from sagaworks.contracts.parallel_analysis import ParallelAnalysisInput, ParallelAnalysisResult
-from sagaworks.contracts.routing import RoutingInput, RoutingResult
+from sagaworks.contracts.plans import PlanInput, PlanResult
 from sagaworks.contracts.query import MAX_ROWS, QueryInput, QueryResult
+from sagaworks.contracts.routing import RoutingInput, RoutingResult
 from sagaworks.contracts.sequential import SequentialInput, SequentialResult
 from sagaworks.contracts.support import MAX_COMMENTS, AssignRequest, Comment, ResolveRequest, TicketInput, TicketView
+from sagaworks.worker import running_worker
 from sagaworks.workflows.document_batch import DocumentBatch
 from sagaworks.workflows.support import SupportTicket
-from sagaworks.worker import running_worker
-from sagaworks import registry
 from tests.corpus import store_documents
 from tests.feed_server import LARGE_ENTRIES, feed_server
 from tests.plans import plan_settings, write_long_plan
@@ -88,7 +88,9 @@ def _news_at_limits(tmp_path: Path) -> Iterator[NewsDigestInput]:
 
 
 def _check_news(result: NewsDigestResult) -> None:
-    assert {name: outcome.status for name, outcome in result.feeds.items()} == dict.fromkeys(("large-a", "large-b", "long"), "ok")
+    assert {name: outcome.status for name, outcome in result.feeds.items()} == dict.fromkeys(
+        ("large-a", "large-b", "long"), "ok"
+    )
     assert result.stored and result.entries_not_read == {}
     selected = sum(len(a.model_dump_json()) for a in result.articles)
     assert 0 < len(result.articles) <= 500 and selected <= SELECTION_BYTES
@@ -128,7 +130,9 @@ def _check_parallel(result: ParallelAnalysisResult) -> None:
 @contextmanager
 def _routing_at_limits(tmp_path: Path) -> Iterator[RoutingInput]:
     """The longest request text (10,000 characters), a premium one: no approval to wait for."""
-    yield RoutingInput(request_id=f"limits-{uuid.uuid4().hex[:8]}", requester="r" * 200, text="premium " + _text(10_000 - 8))
+    yield RoutingInput(
+        request_id=f"limits-{uuid.uuid4().hex[:8]}", requester="r" * 200, text="premium " + _text(10_000 - 8)
+    )
 
 
 def _check_routing(result: RoutingResult) -> None:
@@ -161,7 +165,9 @@ def _check_order(result: OrderResult) -> None:
 @contextmanager
 def _query_at_limits(tmp_path: Path) -> Iterator[QueryInput]:
     """The most rows a result may carry (``MAX_ROWS``), of a question that returns more."""
-    yield QueryInput(question="date, wind and precipitation of days", request_id=uuid.uuid4().hex[:12], max_rows=MAX_ROWS)
+    yield QueryInput(
+        question="date, wind and precipitation of days", request_id=uuid.uuid4().hex[:12], max_rows=MAX_ROWS
+    )
 
 
 def _check_query(result: QueryResult) -> None:
@@ -193,7 +199,9 @@ def _iterative_at_limits(tmp_path: Path) -> Iterator[IterativeInput]:
     # in half the chunks or more 0 or less).
     wanted, other = ["идемпотентность", "повтор", "ключ"], ["компенсация", "сага", "журнал", "событие", "отказ"]
     _store_largest_chunks(tmp_path, wanted, other, matching=50, others=100)
-    yield IterativeInput(query=" ".join([*wanted, "нигде"]), target_quality=1.0, max_iterations=3, top_k=50, iterations_per_run=1)
+    yield IterativeInput(
+        query=" ".join([*wanted, "нигде"]), target_quality=1.0, max_iterations=3, top_k=50, iterations_per_run=1
+    )
 
 
 def _check_iterative(result: IterativeResult) -> None:
@@ -205,7 +213,10 @@ def _check_iterative(result: IterativeResult) -> None:
 def _ticket_at_limits(tmp_path: Path) -> Iterator[TicketInput]:
     """The longest subject and body; :func:`_drive_ticket` adds the longest comments."""
     yield TicketInput(
-        ticket_id=f"limits-{uuid.uuid4().hex[:8]}", customer_email="ada@example.com", subject=_text(200), body=_text(10_000)
+        ticket_id=f"limits-{uuid.uuid4().hex[:8]}",
+        customer_email="ada@example.com",
+        subject=_text(200),
+        body=_text(10_000),
     )
 
 
@@ -239,7 +250,9 @@ def _document_at_limits(tmp_path: Path) -> Iterator[DocumentInput]:
     path = tmp_path / "largest.txt"
     data = _text(DOCUMENT_BYTES).encode()[:DOCUMENT_BYTES].decode(errors="ignore").encode()  # whole characters
     path.write_bytes(data.ljust(DOCUMENT_BYTES, b"."))
-    yield DocumentInput(path=str(path), chunk_size=20_000, chunk_overlap=2_000, extract_window=64, chunks_per_activity=64)
+    yield DocumentInput(
+        path=str(path), chunk_size=20_000, chunk_overlap=2_000, extract_window=64, chunks_per_activity=64
+    )
 
 
 def _check_document(result: DocumentResult) -> None:
@@ -300,7 +313,9 @@ def _batch_at_limits(tmp_path: Path) -> Iterator[BatchInput]:
     deepest = _batch_folder(tmp_path).joinpath(*(f"{level}" + "d" * 199 for level in range(MAX_FOLDER_DEPTH)))
     deepest.mkdir(parents=True)
     for n in range(MAX_BATCH_DOCUMENTS):
-        (deepest / (f"{n:05d}" + "f" * 191 + ".txt")).write_text(f"Document {n} records a saga step and its compensation.\n")
+        (deepest / (f"{n:05d}" + "f" * 191 + ".txt")).write_text(
+            f"Document {n} records a saga step and its compensation.\n"
+        )
     yield BatchInput(folder=str(_batch_folder(tmp_path)), max_in_flight=10, documents_per_run=20)
 
 
@@ -377,14 +392,19 @@ CASES: dict[str, LimitCase] = {
     "routing": LimitCase(_routing_at_limits, _check_routing, RoutingResult),
     "order": LimitCase(_order_at_limits, _check_order, OrderResult),
     "document": LimitCase(
-        _document_at_limits, _check_document, DocumentResult,
+        _document_at_limits,
+        _check_document,
+        DocumentResult,
         settings=lambda tmp_path: [DocumentSettings(roots=(tmp_path,), max_bytes=DOCUMENT_BYTES)],
     ),
     "query": LimitCase(_query_at_limits, _check_query, QueryResult),
     "iterative": LimitCase(_iterative_at_limits, _check_iterative, IterativeResult),
     "support-ticket": LimitCase(_ticket_at_limits, _check_ticket, TicketView, drive=_drive_ticket),
     "document-batch": LimitCase(
-        _batch_at_limits, _check_batch, BatchStatus, drive=_drive_batch,
+        _batch_at_limits,
+        _check_batch,
+        BatchStatus,
+        drive=_drive_batch,
         settings=lambda tmp_path: [DocumentSettings(roots=(_batch_folder(tmp_path),))],
     ),
     "plan-analysis": LimitCase(_plan_at_limits, _check_plan, PlanResult, settings=_plan_limits),
@@ -409,9 +429,15 @@ async def test_a_family_at_its_documented_limits_keeps_its_payloads_bounded(
         pytest.skip(f"no input at its documented limits yet for {name}: add a LimitCase to tests/test_limits.py")
     fam = registry().family(name)
     with case.inputs(tmp_path) as request:
-        async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, settings=case.settings(tmp_path)):
+        async with running_worker(
+            dev_client, db, task_queue=task_queue, activity_threads=4, settings=case.settings(tmp_path)
+        ):
             handle = await dev_client.start_workflow(
-                fam.workflow_type, request, id=fam.workflow_id(request), task_queue=task_queue, result_type=case.result_type
+                fam.workflow_type,
+                request,
+                id=fam.workflow_id(request),
+                task_queue=task_queue,
+                result_type=case.result_type,
             )
             result = await asyncio.wait_for(case.drive(handle) if case.drive else handle.result(), 300)
     history = await handle.fetch_history()

@@ -43,14 +43,19 @@ async def _probe_worker(client: Client, task_queue: str, *gateways: LLM) -> Asyn
         for n, llm in enumerate(gateways):
             if n:
                 client = await Client.connect(
-                    client.service_client.config.target_host, namespace=client.namespace,
+                    client.service_client.config.target_host,
+                    namespace=client.namespace,
                     data_converter=client.data_converter,
                 )
             threads = stack.enter_context(ThreadPoolExecutor(max_workers=32))
             await stack.enter_async_context(
                 Worker(
-                    client, task_queue=task_queue, workflows=[LLMProbeWorkflow],
-                    activities=[ProbeActivities(llm, f"worker {n}").ask_model], activity_executor=threads, max_concurrent_activities=32,
+                    client,
+                    task_queue=task_queue,
+                    workflows=[LLMProbeWorkflow],
+                    activities=[ProbeActivities(llm, f"worker {n}").ask_model],
+                    activity_executor=threads,
+                    max_concurrent_activities=32,
                 )
             )
         yield
@@ -125,7 +130,11 @@ async def test_a_5xx_storm_opens_the_breaker_and_the_fallback_runs_saying_so(
     assert any(a.fallback.startswith("breaker llm open") for a in storm if a.fallback)
     # Once open, no call reaches the provider: the next one falls back at once.
     assert len(server.requests) == seen
-    assert (after.value, after.attempt) == (FALLBACK, 1) and after.fallback and after.fallback.startswith("breaker llm open")
+    assert (
+        (after.value, after.attempt) == (FALLBACK, 1)
+        and after.fallback
+        and after.fallback.startswith("breaker llm open")
+    )
 
 
 async def test_a_budget_spent_past_the_step_deadline_falls_back(
@@ -137,7 +146,9 @@ async def test_a_budget_spent_past_the_step_deadline_falls_back(
             [first] = await _ask(dev_client, task_queue, ProbeInput(prompts=["first"], deadline_seconds=20))
             [second] = await _ask(dev_client, task_queue, ProbeInput(prompts=["second"], deadline_seconds=20))
     assert (first.value, first.fallback) == ("ok first", None)
-    assert second.value == FALLBACK and second.fallback and "budget" in second.fallback and "deadline" in second.fallback
+    assert (
+        second.value == FALLBACK and second.fallback and "budget" in second.fallback and "deadline" in second.fallback
+    )
     assert len(server.requests) == 1
 
 
@@ -216,10 +227,17 @@ def test_each_family_may_have_its_own_model_and_a_bad_variable_is_named(
         "SAGAWORKS_LLM_TPM": "0",
     }
     news = llm_settings_from_env("news-digest", env)
-    assert (news.provider, news.base_url, news.model, news.api_key) == ("openai", "http://127.0.0.1:8080/v1", "qwen2.5-7b", None)
+    assert (news.provider, news.base_url, news.model, news.api_key) == (
+        "openai",
+        "http://127.0.0.1:8080/v1",
+        "qwen2.5-7b",
+        None,
+    )
     assert llm_settings_from_env("blog", env).name == "groq:llama-3.3-70b-versatile"
     assert llm_budget_from_env(env) == LLMBudget(requests=60, tokens=0, window_seconds=60)
-    with pytest.raises(LLMConfigError, match="SAGAWORKS_LLM_BLOG_PROVIDER='gpt': expected one of offline, groq, openai"):
+    with pytest.raises(
+        LLMConfigError, match="SAGAWORKS_LLM_BLOG_PROVIDER='gpt': expected one of offline, groq, openai"
+    ):
         llm_settings_from_env("blog", {**env, "SAGAWORKS_LLM_BLOG_PROVIDER": "gpt"})
     with pytest.raises(LLMConfigError, match="SAGAWORKS_LLM_TPM='lots'"):
         llm_budget_from_env({"SAGAWORKS_LLM_TPM": "lots"})
@@ -231,10 +249,18 @@ def test_each_family_may_have_its_own_model_and_a_bad_variable_is_named(
 
 
 def test_the_worker_names_an_unusable_llm_variable_and_exits_before_connecting(tmp_path: Path) -> None:
-    env = {**os.environ, "SAGAWORKS_LLM_NEWS_DIGEST_PROVIDER": "openai", "DATABASE_URL": f"sqlite:///{tmp_path / 'w.db'}"}
+    env = {
+        **os.environ,
+        "SAGAWORKS_LLM_NEWS_DIGEST_PROVIDER": "openai",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'w.db'}",
+    }
     done = subprocess.run(
         [sys.executable, "-m", "sagaworks.worker", "--address", "127.0.0.1:1", "--connect-seconds", "30"],
-        env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
     )
     assert done.returncode == 2
     assert "needs SAGAWORKS_LLM_NEWS_DIGEST_BASE_URL and SAGAWORKS_LLM_NEWS_DIGEST_MODEL" in done.stdout + done.stderr

@@ -53,7 +53,9 @@ async def mcp_worker(client: Client, task_queue: str) -> AsyncIterator[Worker]:
         yield worker
 
 
-async def call(client: Client, task_queue: str, server: str, tool: str, timeout: float = 10, **arguments) -> McpToolOutput:
+async def call(
+    client: Client, task_queue: str, server: str, tool: str, timeout: float = 10, **arguments
+) -> McpToolOutput:
     return await client.execute_workflow(
         McpToolCall.run,
         McpCallInput(server=server, tool=tool, arguments=arguments, timeout_seconds=timeout),
@@ -82,7 +84,11 @@ async def test_weather_tool_is_called_through_an_activity(dev_client: Client, ta
 async def test_database_server_from_its_own_environment_answers_a_query(dev_client: Client, task_queue: str) -> None:
     async with mcp_worker(dev_client, task_queue):
         output = await call(
-            dev_client, task_queue, "database", "read_query", query="SELECT tier FROM customers WHERE email='ada@example.com'"
+            dev_client,
+            task_queue,
+            "database",
+            "read_query",
+            query="SELECT tier FROM customers WHERE email='ada@example.com'",
         )
     assert "premium" in output.text
 
@@ -129,7 +135,7 @@ async def failed_call(client: Client, task_queue: str, **arguments) -> tuple[Wor
 
 async def test_tool_error_is_final_and_carries_the_tools_message(dev_client: Client, task_queue: str) -> None:
     handle, failed = await failed_call(dev_client, task_queue, city="Atlantis")
-    error = failed.cause.cause
+    error = failed.cause.__cause__
     assert isinstance(error, ApplicationError) and error.type == TOOL_ERROR and error.non_retryable
     assert "no weather station for 'Atlantis'" in error.message
     assert (await call_attempts(handle))[-1] == 1
@@ -137,7 +143,7 @@ async def test_tool_error_is_final_and_carries_the_tools_message(dev_client: Cli
 
 async def test_bad_arguments_are_refused_before_any_call(dev_client: Client, task_queue: str) -> None:
     handle, failed = await failed_call(dev_client, task_queue, town="Seattle")
-    assert "arguments: weather.get_weather refused: 'city' is a required property" in failed.cause.message
+    assert "arguments: weather.get_weather refused: 'city' is a required property" in str(failed.cause)
     scheduled = [
         e.activity_task_scheduled_event_attributes.activity_type.name
         async for e in handle.fetch_history_events()
@@ -156,7 +162,9 @@ async def pending_attempt(handle, at_least: int) -> None:
     raise AssertionError(f"the call never reached attempt {at_least}")
 
 
-async def test_a_hanging_server_times_out_and_the_retry_answers(dev_client: Client, task_queue: str, latency: Path) -> None:
+async def test_a_hanging_server_times_out_and_the_retry_answers(
+    dev_client: Client, task_queue: str, latency: Path
+) -> None:
     latency.write_text(json.dumps({"Seattle": 3600}))
     async with mcp_worker(dev_client, task_queue):
         handle = await start_weather(dev_client, task_queue, timeout=2, city="Seattle")
@@ -167,7 +175,9 @@ async def test_a_hanging_server_times_out_and_the_retry_answers(dev_client: Clie
     assert (await call_attempts(handle))[-1] >= 2, "the call answered without being retried"
 
 
-async def test_a_server_killed_mid_call_is_restarted_on_retry(dev_client: Client, task_queue: str, latency: Path) -> None:
+async def test_a_server_killed_mid_call_is_restarted_on_retry(
+    dev_client: Client, task_queue: str, latency: Path
+) -> None:
     latency.write_text(json.dumps({"Seattle": 3600}))
     async with mcp_worker(dev_client, task_queue):
         handle = await start_weather(dev_client, task_queue, timeout=60, city="Seattle")
@@ -223,7 +233,9 @@ async def result_bytes(handle: WorkflowHandle) -> int:
     return sizes[-1]
 
 
-async def test_an_answer_at_the_result_limit_passes_and_one_byte_more_is_refused(dev_client: Client, task_queue: str) -> None:
+async def test_an_answer_at_the_result_limit_passes_and_one_byte_more_is_refused(
+    dev_client: Client, task_queue: str
+) -> None:
     async with mcp_worker(dev_client, task_queue):
         # The answer's size past its value (the tool's framing) is the same for any value.
         probe = await start_query(dev_client, task_queue, characters_query(1000))
@@ -235,9 +247,14 @@ async def test_an_answer_at_the_result_limit_passes_and_one_byte_more_is_refused
         over = await start_query(dev_client, task_queue, characters_query(DEFAULT_MAX_RESULT_BYTES - framing + 1))
         with pytest.raises(WorkflowFailureError) as failed:
             await over.result()
-    error = failed.value.cause.cause
+    cause = failed.value.cause
+    assert isinstance(cause, ActivityError)
+    error = cause.cause
     assert isinstance(error, ApplicationError) and error.type == RESULT_TOO_LARGE and error.non_retryable
-    assert f"database.read_query answered {DEFAULT_MAX_RESULT_BYTES + 1:,} bytes, over the 262,144-byte limit" in error.message
+    assert (
+        f"database.read_query answered {DEFAULT_MAX_RESULT_BYTES + 1:,} bytes, over the 262,144-byte limit"
+        in error.message
+    )
     assert "[servers.database] max_result_bytes" in error.message
     assert (await call_attempts(over))[-1] == 1
 
@@ -251,7 +268,9 @@ async def start_query(client: Client, task_queue: str, query: str) -> WorkflowHa
     )
 
 
-async def test_a_server_may_lower_its_result_limit(dev_client: Client, task_queue: str, tmp_path: Path, monkeypatch) -> None:
+async def test_a_server_may_lower_its_result_limit(
+    dev_client: Client, task_queue: str, tmp_path: Path, monkeypatch
+) -> None:
     config = tmp_path / "servers.toml"
     default = Path(load_config.__globals__["DEFAULT_CONFIG"]).read_text()
     config.write_text(default.replace("[servers.database]\n", "[servers.database]\nmax_result_bytes = 4096\n"))
@@ -260,13 +279,17 @@ async def test_a_server_may_lower_its_result_limit(dev_client: Client, task_queu
         assert "0000" in (await (await start_query(dev_client, task_queue, characters_query(3000))).result()).text
         with pytest.raises(WorkflowFailureError) as failed:
             await (await start_query(dev_client, task_queue, characters_query(5000))).result()
-    assert "over the 4,096-byte limit of an MCP result ([servers.database] max_result_bytes" in failed.value.cause.cause.message
+    cause = failed.value.cause
+    assert isinstance(cause, ActivityError) and isinstance(cause.cause, ApplicationError)
+    assert "over the 4,096-byte limit of an MCP result ([servers.database] max_result_bytes" in cause.cause.message
 
 
 def test_a_result_limit_past_the_payload_limit_is_refused(tmp_path: Path) -> None:
     config = tmp_path / "servers.toml"
     config.write_text('[servers.x]\ncommand = "a"\nmax_result_bytes = 2097152\n')
-    with pytest.raises(ValueError, match=r"(?s)servers.x.max_result_bytes|max_result_bytes.*less than or equal to 1048576"):
+    with pytest.raises(
+        ValueError, match=r"(?s)servers.x.max_result_bytes|max_result_bytes.*less than or equal to 1048576"
+    ):
         load_config(config)
 
 

@@ -11,11 +11,11 @@ from temporalio.worker import Worker
 
 from sagaworks.client.connection import TASK_QUEUE
 from sagaworks.contracts.support import TicketInput
-from tests.test_cli import default_queue_worker, saga  # noqa: F401 - fixtures
 from sagaworks.workflows.support import SupportTicket
+from tests.test_cli import default_queue_worker, saga  # noqa: F401 - fixtures
 
 
-async def test_mcp_list_shows_servers_tools_and_timeouts(saga, default_queue_worker: Worker) -> None:  # noqa: F811
+async def test_mcp_list_shows_servers_tools_and_timeouts(saga, default_queue_worker: Worker) -> None:
     run = await saga("mcp", "list")
     assert run.code == 0, run.stderr
     assert "weather: Recorded daily weather by city" in run.stdout
@@ -23,7 +23,7 @@ async def test_mcp_list_shows_servers_tools_and_timeouts(saga, default_queue_wor
     assert "  read_query(query)  15 s" in run.stdout
 
 
-async def test_mcp_call_prints_the_tools_answer(saga, default_queue_worker: Worker) -> None:  # noqa: F811
+async def test_mcp_call_prints_the_tools_answer(saga, default_queue_worker: Worker) -> None:
     run = await saga("mcp", "call", "weather", "get_weather", "--args", '{"city": "Seattle", "date": "2015-06-01"}')
     assert run.code == 0, run.stderr
     observation = json.loads(run.stdout)
@@ -31,7 +31,7 @@ async def test_mcp_call_prints_the_tools_answer(saga, default_queue_worker: Work
     assert {"precipitation_mm", "temp_max_c", "temp_min_c", "wind_m_s", "conditions"} <= set(observation)
 
 
-async def test_mcp_call_refuses_bad_arguments_and_reports_tool_errors(saga, default_queue_worker: Worker) -> None:  # noqa: F811
+async def test_mcp_call_refuses_bad_arguments_and_reports_tool_errors(saga, default_queue_worker: Worker) -> None:
     bad = await saga("mcp", "call", "weather", "get_weather", "--args", '{"town": "Seattle"}')
     assert bad.code == 1 and "'city' is a required property" in bad.stderr
     not_json = await saga("mcp", "call", "weather", "get_weather", "--args", "{city")
@@ -42,7 +42,9 @@ async def test_mcp_call_refuses_bad_arguments_and_reports_tool_errors(saga, defa
     assert tool_error.code == 1 and "no weather station for 'Atlantis'" in tool_error.stderr
 
 
-async def test_tickets_lists_a_queue_by_search_attributes(saga, default_queue_worker: Worker, dev_client: Client) -> None:  # noqa: F811
+async def test_tickets_lists_a_queue_by_search_attributes(
+    saga, default_queue_worker: Worker, dev_client: Client
+) -> None:
     ticket_id = f"T-{uuid.uuid4().hex[:8]}"
     handle = await dev_client.start_workflow(
         SupportTicket.run,
@@ -67,22 +69,23 @@ async def test_tickets_lists_a_queue_by_search_attributes(saga, default_queue_wo
 
 
 async def test_demo_runs_an_aggregation_and_opens_two_tickets(
-    default_queue_worker: Worker, dev_address: str, monkeypatch  # noqa: F811
+    default_queue_worker: Worker, dev_address: str, monkeypatch
 ) -> None:
     from io import StringIO
 
     from rich.console import Console
 
-    from sagaworks.client.demo import _run
     from sagaworks import registry
+    from sagaworks.client.demo import _run
 
     monkeypatch.setenv("TEMPORAL_ADDRESS", dev_address)
-    console = Console(file=StringIO(), width=300)
+    output = StringIO()
+    console = Console(file=output, width=300)
     suffix = uuid.uuid4().hex[:8]
     for name in ("aggregate", "support-ticket"):
         fam = registry().family(name)
-        assert all([await _run(console, fam, demo, suffix) for demo in fam.demo]), console.file.getvalue()
-    shown = console.file.getvalue()
+        assert all([await _run(console, fam, demo, suffix) for demo in fam.demo]), output.getvalue()
+    shown = output.getvalue()
     assert "partial: weather" in shown
     assert f"ticket-T-1001-{suffix}: RUNNING" in shown and "current_step=resolved, MEDIUM" in shown
     assert f"ticket-T-1002-{suffix}: RUNNING" in shown and "escalated (trigger words: manager, unacceptable)" in shown

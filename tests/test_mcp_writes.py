@@ -14,15 +14,15 @@ import pytest
 from fastapi.testclient import TestClient
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 from typer.testing import CliRunner
 
+from sagaworks import RunRefused, registry
 from sagaworks.activities.mcp_servers import DEFAULT_CONFIG, McpConfig, McpServerConfig, load_config, mcp_plugins
 from sagaworks.client.api import ApiSettings, create_app
 from sagaworks.client.cli import app as saga
 from sagaworks.contracts.mcp import McpCallInput
-from sagaworks import RunRefused, registry
 from sagaworks.workflows.mcp_call import McpToolCall
 from tests.mcp_direct import DirectToolCall
 
@@ -80,10 +80,15 @@ def test_a_servers_read_only_hint_alone_does_not_make_an_unlisted_tool_read_only
 
 def test_the_default_configuration_allows_what_the_families_call_and_no_writes() -> None:
     config = load_config(DEFAULT_CONFIG)
-    reads = {"weather": ["get_weather", "list_cities"], "database": ["read_query", "list_tables", "describe_table"],
-             "files": ["list_allowed_directories", "search_files", "read_text_file"]}
-    writes = {"database": ["write_query", "create_table", "append_insight"],
-              "files": ["write_file", "edit_file", "create_directory", "move_file"]}
+    reads = {
+        "weather": ["get_weather", "list_cities"],
+        "database": ["read_query", "list_tables", "describe_table"],
+        "files": ["list_allowed_directories", "search_files", "read_text_file"],
+    }
+    writes = {
+        "database": ["write_query", "create_table", "append_insight"],
+        "files": ["write_file", "edit_file", "create_directory", "move_file"],
+    }
     for name in ("mcp-call", "support-ticket", "aggregate"):
         for server, tools in reads.items():
             assert [t for t in tools if config.call_refusal(server, t, name)] == [], (name, server)
@@ -93,27 +98,37 @@ def test_the_default_configuration_allows_what_the_families_call_and_no_writes()
 
 def test_the_api_refuses_a_write_tool_before_starting_or_scheduling_a_run() -> None:
     # The stand-in Temporal client has no start_workflow: reaching it would be a 500.
-    app = create_app(ApiSettings(token=None), client=object())  # type: ignore[arg-type]
+    app = create_app(ApiSettings(token=None), client=object())  # type: ignore[arg-type]  # the offline app never calls Temporal
     with TestClient(app, base_url="http://127.0.0.1") as api:
-        answer = api.post("/api/workflows/mcp-call", json={"server": "database", "tool": "write_query", "arguments": DELETE})
+        answer = api.post(
+            "/api/workflows/mcp-call", json={"server": "database", "tool": "write_query", "arguments": DELETE}
+        )
         assert answer.status_code == 403, answer.text
         error = answer.json()["error"]
         assert error["type"] == "RunRefused" and "[servers.database] allow_writes.write_query" in error["message"]
         assert "403" in api.get("/openapi.json").json()["paths"]["/api/workflows/mcp-call"]["post"]["responses"]
-        scheduled = api.post("/api/schedules", json={
-            "family": "mcp-call", "cron": "* * * * *",
-            "input": {"server": "database", "tool": "write_query", "arguments": DELETE},
-        })
+        scheduled = api.post(
+            "/api/schedules",
+            json={
+                "family": "mcp-call",
+                "cron": "* * * * *",
+                "input": {"server": "database", "tool": "write_query", "arguments": DELETE},
+            },
+        )
         assert scheduled.status_code == 403 and "allow_writes.write_query" in scheduled.json()["error"]["message"]
 
 
 def test_saga_mcp_call_refuses_a_write_tool_without_reaching_temporal(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TEMPORAL_ADDRESS", "127.0.0.1:9")  # nothing listens: a connection attempt would fail
-    result = CliRunner().invoke(saga, ["mcp", "call", "database", "write_query", "--args", '{"query": "DELETE FROM incidents"}'])
+    result = CliRunner().invoke(
+        saga, ["mcp", "call", "database", "write_query", "--args", '{"query": "DELETE FROM incidents"}']
+    )
     assert result.exit_code == 1
     assert "allow_writes.write_query" in result.output and "Temporal" not in result.output
     with pytest.raises(RunRefused, match="allow_writes.write_query"):
-        registry().family("mcp-call").check_allowed(McpCallInput(server="database", tool="write_query", arguments=DELETE))
+        registry().family("mcp-call").check_allowed(
+            McpCallInput(server="database", tool="write_query", arguments=DELETE)
+        )
 
 
 @pytest.fixture
@@ -137,9 +152,9 @@ def _incidents(path: Path) -> int:
 async def _refusal(handle: WorkflowHandle[Any, Any]) -> ApplicationError:
     with pytest.raises(WorkflowFailureError) as failed:
         await handle.result()
-    cause = failed.value.cause
+    cause: BaseException | None = failed.value.cause
     while not isinstance(cause, ApplicationError) and cause is not None:
-        cause = cause.cause
+        cause = cause.__cause__
     assert isinstance(cause, ApplicationError), failed.value
     return cause
 
@@ -158,13 +173,19 @@ async def test_a_run_started_around_the_api_is_refused_before_the_call(
 ) -> None:
     # As `temporal workflow start --type McpToolCall` would: no client-side check runs.
     request = McpCallInput(server="database", tool="write_query", arguments=DELETE)
-    async with Worker(dev_client, task_queue=task_queue, workflows=[McpToolCall, DirectToolCall], plugins=mcp_plugins()):
-        listed = await dev_client.start_workflow("McpToolCall", request, id=f"mcp-{uuid.uuid4()}", task_queue=task_queue)
+    async with Worker(
+        dev_client, task_queue=task_queue, workflows=[McpToolCall, DirectToolCall], plugins=mcp_plugins()
+    ):
+        listed = await dev_client.start_workflow(
+            "McpToolCall", request, id=f"mcp-{uuid.uuid4()}", task_queue=task_queue
+        )
         refused = await _refusal(listed)
         assert refused.non_retryable and "allow_writes.write_query" in refused.message
         assert await _calls_scheduled(listed) == []  # refused by the workflow, never scheduled
         # Workflow code that skips the listing meets the worker's guard, before the server.
-        direct = await dev_client.start_workflow("DirectToolCall", request, id=f"direct-{uuid.uuid4()}", task_queue=task_queue)
+        direct = await dev_client.start_workflow(
+            "DirectToolCall", request, id=f"direct-{uuid.uuid4()}", task_queue=task_queue
+        )
         guarded = await _refusal(direct)
         assert guarded.non_retryable and "refused for 'DirectToolCall'" in guarded.message
     assert _incidents(scratch_database) == 2
@@ -175,17 +196,24 @@ async def test_allow_writes_lets_the_listed_family_write(
 ) -> None:
     # The same call once the configuration allows it: the refusals above were the guard's.
     config = Path(load_config().source)
-    config.write_text(config.read_text().replace(
-        'read_only_tools = ["read_query",', 'allow_writes = { write_query = ["mcp-call"] }\nread_only_tools = ["read_query",'
-    ))
+    config.write_text(
+        config.read_text().replace(
+            'read_only_tools = ["read_query",',
+            'allow_writes = { write_query = ["mcp-call"] }\nread_only_tools = ["read_query",',
+        )
+    )
     assert load_config().servers["database"].allow_writes == {"write_query": ["mcp-call"]}
     request = McpCallInput(server="database", tool="write_query", arguments=DELETE)
     registry().family("mcp-call").check_allowed(request)
-    async with Worker(dev_client, task_queue=task_queue, workflows=[McpToolCall, DirectToolCall], plugins=mcp_plugins()):
+    async with Worker(
+        dev_client, task_queue=task_queue, workflows=[McpToolCall, DirectToolCall], plugins=mcp_plugins()
+    ):
         await dev_client.execute_workflow("McpToolCall", request, id=f"mcp-{uuid.uuid4()}", task_queue=task_queue)
         assert _incidents(scratch_database) == 0
         still_refused = await _refusal(
-            await dev_client.start_workflow("DirectToolCall", request, id=f"direct-{uuid.uuid4()}", task_queue=task_queue)
+            await dev_client.start_workflow(
+                "DirectToolCall", request, id=f"direct-{uuid.uuid4()}", task_queue=task_queue
+            )
         )
         assert "refused for 'DirectToolCall'" in still_refused.message
 
@@ -207,7 +235,9 @@ async def test_a_tool_the_server_annotates_as_writing_is_refused_even_if_listed(
     assert load_config().call_refusal("files", "write_file", "mcp-call") is None  # what the configuration alone says
     request = McpCallInput(server="files", tool="write_file", arguments={"path": str(folder / "x.txt"), "content": "x"})
     async with Worker(dev_client, task_queue=task_queue, workflows=[McpToolCall], plugins=mcp_plugins()):
-        handle = await dev_client.start_workflow("McpToolCall", request, id=f"mcp-{uuid.uuid4()}", task_queue=task_queue)
+        handle = await dev_client.start_workflow(
+            "McpToolCall", request, id=f"mcp-{uuid.uuid4()}", task_queue=task_queue
+        )
         refused = await _refusal(handle)
         assert "files.write_file may write (the server annotates it as writing)" in refused.message
         assert await _calls_scheduled(handle) == []

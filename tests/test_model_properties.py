@@ -45,7 +45,9 @@ orders = st.fixed_dictionaries(
         "order_id": st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", fullmatch=True),
         "customer_email": st.from_regex(r"[a-z]{1,10}@[a-z]{1,10}\.[a-z]{2,4}", fullmatch=True),
         "items": st.lists(items, min_size=1, max_size=50),
-        "shipping_address": st.text(st.characters(codec="utf-8", exclude_categories=["Cc", "Cs"]), min_size=1, max_size=500),
+        "shipping_address": st.text(
+            st.characters(codec="utf-8", exclude_categories=["Cc", "Cs"]), min_size=1, max_size=500
+        ),
     },
     optional={
         "inject_failure": st.fixed_dictionaries(

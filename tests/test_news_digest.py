@@ -9,6 +9,7 @@ import io
 import shutil
 import time
 import uuid
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -16,18 +17,18 @@ from sqlalchemy import func, select
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
+from sagaworks import registry
 from sagaworks.activities.db import Database
 from sagaworks.activities.document import DocumentSettings
 from sagaworks.activities.feed_reader import MAX_TEXT_CHARS, MAX_TITLE_CHARS, FeedReader
 from sagaworks.activities.news import DigestRow, SeenArticleRow, bounded
 from sagaworks.client.schedules import create_schedule, delete_schedule, describe_schedule, trigger_schedule
 from sagaworks.contracts.news_digest import FeedSource, NewsDigestInput, NewsDigestResult, Newsletter, Selection
-from tests.feed_server import BOMB, feed_server, large_feed
-from tests.orders import wait_for_status
 from sagaworks.worker import running_worker
-from sagaworks import registry
 from sagaworks.workflows.catalog import SAMPLES
 from sagaworks.workflows.news_digest import NewsDigestWorkflow
+from tests.feed_server import BOMB, feed_server, large_feed
+from tests.orders import wait_for_status
 
 FEEDS = SAMPLES / "feeds"
 NEWS = registry().family("news-digest")
@@ -44,15 +45,18 @@ def _copy_feeds(tmp_path: Path) -> Path:
 def _add_items(feed: Path, *titles: str) -> None:
     items = "".join(
         f"<item><title>{t}</title><link>https://engineering-weekly.example.org/new/{i}</link>"
-        f"<guid isPermaLink=\"false\">new-{i}-{t[:10]}</guid><pubDate>Mon, 23 Nov 2026 07:00:00 GMT</pubDate>"
-        f"<description>{t}. A developer team shipped it to production this week. The release notes list the changes.</description></item>"
+        f'<guid isPermaLink="false">new-{i}-{t[:10]}</guid><pubDate>Mon, 23 Nov 2026 07:00:00 GMT</pubDate>'
+        f"<description>{t}. A developer team shipped it to production this "
+        "week. The release notes list the changes.</description></item>"
         for i, t in enumerate(titles)
     )
     feed.write_text(feed.read_text().replace("</channel>", items + "</channel>"))
 
 
 async def _run(client: Client, task_queue: str, request: NewsDigestInput) -> NewsDigestResult:
-    handle = await client.start_workflow(NewsDigestWorkflow.run, request, id=f"nd-{uuid.uuid4()}", task_queue=task_queue)
+    handle = await client.start_workflow(
+        NewsDigestWorkflow.run, request, id=f"nd-{uuid.uuid4()}", task_queue=task_queue
+    )
     return await asyncio.wait_for(handle.result(), 120)
 
 
@@ -60,7 +64,7 @@ def test_the_entity_expansion_bomb_is_refused_before_any_parser_expands_it() -> 
     started = time.perf_counter()
     with pytest.raises(Exception, match="declares XML entities") as refused:
         list(FeedReader(io.BytesIO(BOMB), "bomb", "bomb.xml", 1000))
-    assert refused.value.non_retryable  # type: ignore[attr-defined]
+    assert refused.value.non_retryable  # type: ignore[attr-defined]  # the refusal is an ApplicationError
     assert time.perf_counter() - started < 5  # 10^9 expansions would take minutes and gigabytes
 
 
@@ -70,7 +74,10 @@ def test_an_oversize_activity_result_is_a_final_error_naming_what_and_the_limit(
     with pytest.raises(ApplicationError) as refused:
         bounded(Newsletter(markdown="x" * 2000, html=""), "feed big (https://big.example)", limit=1024)
     assert refused.value.non_retryable and refused.value.type == "ProcessingError"
-    assert "feed big (https://big.example): the result is 2025 bytes, over the limit of 1024 bytes" in refused.value.message
+    assert (
+        "feed big (https://big.example): the result is 2025 bytes, over the limit of 1024 bytes"
+        in refused.value.message
+    )
 
 
 def test_a_feed_is_read_up_to_its_max_entries_and_the_rest_counted() -> None:
@@ -93,14 +100,22 @@ def test_an_entry_is_capped_whatever_its_size() -> None:
 def test_an_unreadable_date_leaves_the_article_undated() -> None:
     dates = ["9999-12-31T23:59:59-01:00", "next Tuesday", "Mon, 23 Nov 2026 07:00:00 GMT", "2026-11-17T09:00:00+02:00"]
     items = "".join(f"<item><guid>d-{n}</guid><pubDate>{d}</pubDate></item>" for n, d in enumerate(dates))
-    articles = list(FeedReader(io.BytesIO(f'<rss version="2.0"><channel>{items}</channel></rss>'.encode()), "x", "x.xml", 10))
+    articles = list(
+        FeedReader(io.BytesIO(f'<rss version="2.0"><channel>{items}</channel></rss>'.encode()), "x", "x.xml", 10)
+    )
     assert [a.published.isoformat() if a.published else None for a in articles] == [
-        None, None, "2026-11-23T07:00:00+00:00", "2026-11-17T07:00:00+00:00",
+        None,
+        None,
+        "2026-11-23T07:00:00+00:00",
+        "2026-11-17T07:00:00+00:00",
     ]
 
 
 def test_every_sample_feed_format_parses() -> None:
-    counts = {p.name: len(list(FeedReader(io.BytesIO(p.read_bytes()), p.stem, str(p), 1000))) for p in sorted(FEEDS.glob("*.xml"))}
+    counts = {
+        p.name: len(list(FeedReader(io.BytesIO(p.read_bytes()), p.stem, str(p), 1000)))
+        for p in sorted(FEEDS.glob("*.xml"))
+    }
     assert counts == {"engineering-weekly.rss.xml": 4, "market-pulse.atom.xml": 3, "research-notes.rdf.xml": 2}
 
 
@@ -124,9 +139,14 @@ async def test_broken_feeds_fail_alone_and_the_digest_is_built_from_the_rest(
 
     status = {name: outcome.status for name, outcome in result.feeds.items()}
     assert status == {
-        "good": "ok", "empty": "ok", "file": "ok",
-        "malformed": "unavailable", "missing": "unavailable", "slow": "unavailable",
-        "huge": "unavailable", "bomb": "unavailable",
+        "good": "ok",
+        "empty": "ok",
+        "file": "ok",
+        "malformed": "unavailable",
+        "missing": "unavailable",
+        "slow": "unavailable",
+        "huge": "unavailable",
+        "bomb": "unavailable",
     }
     errors = {name: result.feeds[name].error or "" for name in result.failed_feeds}
     assert "not well-formed XML" in errors["malformed"]
@@ -139,7 +159,7 @@ async def test_broken_feeds_fail_alone_and_the_digest_is_built_from_the_rest(
     assert len(result.articles) == 6 and result.stored
     assert {a.source for a in result.articles} == {"good", "file"}
     assert all(2 <= len(a.summary.split(". ")) <= 3 or a.summary == a.title for a in result.articles)
-    assert "## Technology" in result.newsletter.markdown and "<h2>Research</h2>" in result.newsletter.html  # type: ignore[union-attr]
+    assert "## Technology" in result.newsletter.markdown and "<h2>Research</h2>" in result.newsletter.html  # type: ignore[union-attr]  # a completed digest has its newsletter
 
 
 async def test_the_sample_digest_reads_its_feeds_with_the_default_settings(
@@ -194,7 +214,9 @@ async def test_a_failed_feed_falls_back_to_its_last_good_copy(
     with feed_server(folder) as server:
         feed = FeedSource(name="weekly", url=server.url("feeds/engineering-weekly.rss.xml"))
         async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4):
-            first = await _run(dev_client, task_queue, NewsDigestInput(name="cache", feeds=[feed], keywords=["postgres"]))
+            first = await _run(
+                dev_client, task_queue, NewsDigestInput(name="cache", feeds=[feed], keywords=["postgres"])
+            )
             (folder / "engineering-weekly.rss.xml").unlink()  # now a 404
             second = await _run(dev_client, task_queue, NewsDigestInput(name="cache", feeds=[feed]))
     assert [a.title for a in first.articles] == ["Postgres 18 release adds asynchronous I/O"]
@@ -220,7 +242,9 @@ async def test_two_scheduled_runs_the_second_holds_exactly_the_two_new_articles(
             schedule = await create_schedule(dev_client, NEWS, request, cron=NEVER, task_queue=task_queue)
             try:
                 first = await _scheduled_run(dev_client, schedule.id, 1)
-                _add_items(folder / "engineering-weekly.rss.xml", "Rust 2.0 compiler released", "New Python JIT benchmark")
+                _add_items(
+                    folder / "engineering-weekly.rss.xml", "Rust 2.0 compiler released", "New Python JIT benchmark"
+                )
                 second = await _scheduled_run(dev_client, schedule.id, 2)
             finally:
                 await delete_schedule(dev_client, schedule.id)
@@ -333,12 +357,16 @@ async def test_a_digest_leaves_out_what_a_concurrent_one_published_and_stores_th
         monkeypatch.delenv("SAGAWORKS_LLM_PROVIDER", raising=False)
         async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4):
             first = await dev_client.start_workflow(
-                NewsDigestWorkflow.run, NewsDigestInput(name="first", feeds=[notes], categoriser="llm"),
-                id=f"nd-{uuid.uuid4()}", task_queue=task_queue,
+                NewsDigestWorkflow.run,
+                NewsDigestInput(name="first", feeds=[notes], categoriser="llm"),
+                id=f"nd-{uuid.uuid4()}",
+                task_queue=task_queue,
             )
             second = await dev_client.start_workflow(
-                NewsDigestWorkflow.run, NewsDigestInput(name="second", feeds=[notes, market], categoriser="llm"),
-                id=f"nd-{uuid.uuid4()}", task_queue=task_queue,
+                NewsDigestWorkflow.run,
+                NewsDigestInput(name="second", feeds=[notes, market], categoriser="llm"),
+                id=f"nd-{uuid.uuid4()}",
+                task_queue=task_queue,
             )
             for handle in (first, second):  # both selected the two research notes
                 await wait_for_status(handle, lambda s: s.current_step == "summarise", query=NewsDigestWorkflow.status)
@@ -426,7 +454,11 @@ async def test_with_a_model_configured_the_summaries_are_the_models_through_the_
     assert len(result.articles) == 2 and len(server.requests) == 2
     for article in result.articles:
         assert article.summary == f"The model's summary of {article.title}."
-        assert (article.summarised_by, article.categorised_by, article.fallback) == ("openai:local-model", "lexicon", None)
+        assert (article.summarised_by, article.categorised_by, article.fallback) == (
+            "openai:local-model",
+            "lexicon",
+            None,
+        )
     assert result.newsletter is not None and "The model's summary of Paper" in result.newsletter.markdown
 
 
@@ -456,7 +488,7 @@ async def test_a_5xx_storm_opens_the_llm_breaker_and_the_digest_falls_back_to_ex
 
 def test_a_retry_after_the_budget_wait_keeps_the_summaries_the_model_already_wrote(db: Database) -> None:
     import dataclasses
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from temporalio.testing import ActivityEnvironment
 
@@ -470,8 +502,15 @@ def test_a_retry_after_the_budget_wait_keeps_the_summaries_the_model_already_wro
         return 200, {}, completion(f"Summary of {title}.")
 
     articles = [
-        Article(key=f"k{n}", guid=f"g{n}", title=f"Article {n}", link="", source="s", published=None,
-                text=f"Article {n} says something. It says more. And more again.")
+        Article(
+            key=f"k{n}",
+            guid=f"g{n}",
+            title=f"Article {n}",
+            link="",
+            source="s",
+            published=None,
+            text=f"Article {n} says something. It says more. And more again.",
+        )
         for n in range(2)
     ]
     request = SummariseInput(articles=articles, sentences=2)
@@ -480,7 +519,7 @@ def test_a_retry_after_the_budget_wait_keeps_the_summaries_the_model_already_wro
         # One request per ten minutes: the second article's call must wait for the next window.
         first = ActivityEnvironment()
         first.info = dataclasses.replace(
-            first.info, scheduled_time=datetime.now(timezone.utc), schedule_to_close_timeout=timedelta(hours=1)
+            first.info, scheduled_time=datetime.now(UTC), schedule_to_close_timeout=timedelta(hours=1)
         )
         beats: list = []
         first.on_heartbeat = lambda *details: beats.append(details)
@@ -491,7 +530,9 @@ def test_a_retry_after_the_budget_wait_keeps_the_summaries_the_model_already_wro
         progress = beats[-1][0]
         # The retry, once the budget has room, asks only for what the first attempt did not get.
         retry = ActivityEnvironment()
-        retry.info = dataclasses.replace(retry.info, attempt=2, heartbeat_details=[progress], schedule_to_close_timeout=None)
+        retry.info = dataclasses.replace(
+            retry.info, attempt=2, heartbeat_details=[progress], schedule_to_close_timeout=None
+        )
         roomy = LLM(db, settings=model, budget=LLMBudget(requests=0, tokens=0))
         summaries = retry.run(NewsActivities(db, llm=roomy).categorise_and_summarise, request)
     assert [s.summary for s in summaries] == ["Summary of Article 0.", "Summary of Article 1."]

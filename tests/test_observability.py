@@ -19,8 +19,12 @@ async def test_worker_exports_spans_and_prometheus_metrics_when_asked(
 ) -> None:
     port = free_port()
     worker = WorkerProcess(
-        dev_address, task_queue, f"sqlite:///{tmp_path / 'app.db'}", tmp_path / "worker.log",
-        OTEL_TRACES_EXPORTER="console", SAGAWORKS_METRICS_PORT=str(port),
+        dev_address,
+        task_queue,
+        f"sqlite:///{tmp_path / 'app.db'}",
+        tmp_path / "worker.log",
+        OTEL_TRACES_EXPORTER="console",
+        SAGAWORKS_METRICS_PORT=str(port),
     )
     worker.start()
     try:

@@ -20,23 +20,10 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.worker import Worker
 
+from sagaworks import SagaReport, WorkerResources, error_class, registry
 from sagaworks.activities.db import Database
 from sagaworks.activities.orders import OrderActivities, invariant_violations, seed_inventory
 from sagaworks.client.devserver import temporal_binary
-from tests.orders import (
-    activity_names,
-    final_status,
-    ledger,
-    make_order,
-    reset_after,
-    start_order,
-    wait_for_status,
-    wait_until_held,
-)
-from sagaworks import error_class
-from sagaworks.worker import running_worker, worker_parts
-from sagaworks.workflows.order import OrderFulfillmentSaga
-from sagaworks import WorkerResources, registry
 from sagaworks.contracts.orders import (
     ORDER_STEPS,
     ChargeInput,
@@ -48,7 +35,18 @@ from sagaworks.contracts.orders import (
     StepResult,
     order_workflow_id,
 )
-from sagaworks import SagaReport
+from sagaworks.worker import running_worker, worker_parts
+from sagaworks.workflows.order import OrderFulfillmentSaga
+from tests.orders import (
+    activity_names,
+    final_status,
+    ledger,
+    make_order,
+    reset_after,
+    start_order,
+    wait_for_status,
+    wait_until_held,
+)
 
 
 async def test_happy_path_completes_every_step(
@@ -161,8 +159,11 @@ INVALID_INPUTS = [
     pytest.param(lambda o: o["items"][0].update(quantity="two"), "items.0.quantity", id="wrong-type"),
     pytest.param(lambda o: o.update(items="WIDGET-1"), "items", id="wrong-container"),
     pytest.param(lambda o: o.update(coupon="FREE"), "coupon", id="extra-field"),
-    pytest.param(lambda o: o.update(inject_failure={"step": "teleport", "mode": "permanent"}),
-                 "inject_failure.step", id="unknown-step"),
+    pytest.param(
+        lambda o: o.update(inject_failure={"step": "teleport", "mode": "permanent"}),
+        "inject_failure.step",
+        id="unknown-step",
+    ),
 ]
 
 
@@ -190,12 +191,19 @@ async def test_official_cli_starts_the_saga_with_plain_json(
     workflow_id = order_workflow_id(order.order_id)
     subprocess.run(
         [
-            temporal_binary(), "workflow", "start",
-            "--address", dev_address,
-            "--type", "OrderFulfillmentSaga",
-            "--task-queue", task_queue,
-            "--workflow-id", workflow_id,
-            "--input", json.dumps(order.model_dump(mode="json")),
+            temporal_binary(),
+            "workflow",
+            "start",
+            "--address",
+            dev_address,
+            "--type",
+            "OrderFulfillmentSaga",
+            "--task-queue",
+            task_queue,
+            "--workflow-id",
+            workflow_id,
+            "--input",
+            json.dumps(order.model_dump(mode="json")),
         ],
         check=True,
         capture_output=True,
@@ -216,9 +224,12 @@ async def test_concurrent_orders_keep_the_invariants_on_each_backend(
 ) -> None:
     backend = Database(db_url)
     seed_inventory(backend)
-    failures = [None, {"step": "reserve_inventory", "mode": "permanent"},
-                {"step": "charge_payment", "mode": "transient", "attempts": 1},
-                {"step": "create_shipping_label", "mode": "permanent"}]
+    failures = [
+        None,
+        {"step": "reserve_inventory", "mode": "permanent"},
+        {"step": "charge_payment", "mode": "transient", "attempts": 1},
+        {"step": "create_shipping_label", "mode": "permanent"},
+    ]
     orders = [make_order(inject_failure=failures[i % len(failures)]) for i in range(12)]
     try:
         async with running_worker(dev_client, backend, task_queue=task_queue, activity_threads=8):
@@ -243,16 +254,24 @@ async def test_steps_are_local_by_default_with_the_same_guarantees(
     else:
         with pytest.raises(WorkflowFailureError) as error:
             await handle.result()
-        report = SagaReport.model_validate(error.value.cause.details[0])  # type: ignore[union-attr]
+        report = SagaReport.model_validate(error.value.cause.details[0])  # type: ignore[attr-defined]  # the failure's cause is typed BaseException
         assert report.failed_step == failure and report.fully_compensated
     history = await handle.fetch_history()
-    remote = [e.activity_task_scheduled_event_attributes.activity_type.name
-              for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED]
-    local = [json.loads(e.marker_recorded_event_attributes.details["data"].payloads[0].data)["activity_type"]
-             for e in history.events if e.marker_recorded_event_attributes.marker_name == "core_local_activity"]
+    remote = [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+    local = [
+        json.loads(e.marker_recorded_event_attributes.details["data"].payloads[0].data)["activity_type"]
+        for e in history.events
+        if e.marker_recorded_event_attributes.marker_name == "core_local_activity"
+    ]
     # The check and the steps ran as local activities; compensations (if any) remotely.
     assert local[:2] == ["check_order_items", "create_customer_account"] and "check_order_items" not in remote
-    assert all(name.startswith(("seal_", "delete_", "refund_", "send_cancellation", "release_", "void_")) for name in remote)
+    assert all(
+        name.startswith(("seal_", "delete_", "refund_", "send_cancellation", "release_", "void_")) for name in remote
+    )
     outcome = "COMPLETED" if failure is None else "FAILED"
     assert invariant_violations(db, {order.order_id: outcome}) == []
 
@@ -291,8 +310,12 @@ async def test_cancel_while_a_step_runs_lets_it_finish_then_compensates_it(
     # finished, so it refunds a charge that took effect. Without it the refund runs first,
     # finds nothing, and the charge that follows is refused: no charge and no refund.
     names = activity_names(events)
-    charged = next(e.event_id for e in events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
-                   and names[e.activity_task_completed_event_attributes.scheduled_event_id] == "charge_payment")
+    charged = next(
+        e.event_id
+        for e in events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
+        and names[e.activity_task_completed_event_attributes.scheduled_event_id] == "charge_payment"
+    )
     refund = next(e.event_id for e in events if names.get(e.event_id) == "refund_payment")
     assert charged < refund
     assert ledger(db, order.order_id) == {"CHARGE": 1, "REFUND": 1}
@@ -304,10 +327,20 @@ async def _worker_replacing(
     client: Client, task_queue: str, db: Database, name: str, replacement: Callable[..., Any]
 ) -> AsyncIterator[Worker]:
     """A worker of the whole catalog, with the activity called ``name`` replaced."""
-    acts = [a for a in worker_parts(registry().families, WorkerResources(db)).activities if getattr(a, "__name__", "") != name] + [replacement]
+    acts = [
+        a
+        for a in worker_parts(registry().families, WorkerResources(db)).activities
+        if getattr(a, "__name__", "") != name
+    ] + [replacement]
     with ThreadPoolExecutor(4) as executor:
-        async with Worker(client, task_queue=task_queue, workflows=registry().workflows(), activities=acts,
-                          activity_executor=executor, max_concurrent_activities=4) as worker:
+        async with Worker(
+            client,
+            task_queue=task_queue,
+            workflows=registry().workflows(),
+            activities=acts,
+            activity_executor=executor,
+            max_concurrent_activities=4,
+        ) as worker:
             yield worker
 
 
@@ -380,7 +413,7 @@ async def test_reset_after_step_2_of_a_running_order_that_then_fails_refunds_onc
     again = await reset_after(dev_client, first.id, "charge_payment")  # the first run is terminated
     with pytest.raises(WorkflowFailureError) as failure:
         await again.result()
-    report = SagaReport.model_validate(failure.value.cause.details[0])  # type: ignore[union-attr]
+    report = SagaReport.model_validate(failure.value.cause.details[0])  # type: ignore[attr-defined]  # the failure's cause is typed BaseException
     assert report.failed_step == "reserve_inventory" and report.fully_compensated
     assert await final_status(dev_client.get_workflow_handle(first.id, run_id=first.result_run_id)) == "TERMINATED"
     assert ledger(db, order.order_id) == {"CHARGE": 1, "REFUND": 1}
@@ -414,7 +447,7 @@ async def test_reset_of_a_failed_order_never_charges_it_again(
         await again.result()
     # Its own order's rows are not "another run's": the step is refused because the failed
     # run compensated it, and the compensations find nothing left to undo.
-    assert error_class(failure.value.cause) == "StepAlreadyCompensated"  # type: ignore[arg-type]
+    assert error_class(failure.value.cause) == "StepAlreadyCompensated"
     assert "submit a new order" in str(failure.value.cause)
     assert ledger(db, order.order_id) == {"CHARGE": 1, "REFUND": 1}
     assert invariant_violations(db, {order.order_id: "FAILED"}) == []
@@ -423,14 +456,16 @@ async def test_reset_of_a_failed_order_never_charges_it_again(
 async def test_an_unknown_sku_is_refused_before_anyone_is_charged(
     dev_client: Client, order_worker: Worker, task_queue: str, db: Database
 ) -> None:
-    items = [{"sku": "WIDGET-1", "quantity": 1, "unit_price_cents": 100},
-             {"sku": "NOPE-9", "quantity": 1, "unit_price_cents": 100}]
+    items = [
+        {"sku": "WIDGET-1", "quantity": 1, "unit_price_cents": 100},
+        {"sku": "NOPE-9", "quantity": 1, "unit_price_cents": 100},
+    ]
     order = make_order(items=items)
     handle = await start_order(dev_client, task_queue, order)
     with pytest.raises(WorkflowFailureError) as failure:
         await handle.result()
-    assert error_class(failure.value.cause) == "InvalidInput"  # type: ignore[arg-type]
-    message = str(failure.value.cause.cause)  # type: ignore[union-attr]
+    assert error_class(failure.value.cause) == "InvalidInput"
+    message = str(failure.value.cause.cause)  # type: ignore[attr-defined]  # the failure's cause is typed BaseException
     assert "unknown SKU 'NOPE-9'" in message and "items[1].sku" in message and "WIDGET-1" in message
     history = await handle.fetch_history()
     assert set(activity_names(list(history.events)).values()) == {"check_order_items"}
@@ -444,8 +479,10 @@ async def test_releases_and_reserves_of_the_same_skus_never_deadlock(
     backend = Database(db_url)
     seed_inventory(backend)
     # Lines in the reverse of the lock order (sorted SKUs), as a customer may list them.
-    items = [{"sku": "WIDGET-1", "quantity": 1, "unit_price_cents": 100},
-             {"sku": "GADGET-2", "quantity": 1, "unit_price_cents": 100}]
+    items = [
+        {"sku": "WIDGET-1", "quantity": 1, "unit_price_cents": 100},
+        {"sku": "GADGET-2", "quantity": 1, "unit_price_cents": 100},
+    ]
     fail = {"step": "reserve_inventory", "mode": "permanent"}  # reserved, then released
     orders = [make_order(items=items, inject_failure=fail if i % 2 else None) for i in range(40)]
     before = _deadlocks(db_url)
@@ -497,7 +534,7 @@ async def test_when_sealing_fails_every_unreached_step_is_undone(
         handle = await start_order(dev_client, task_queue, order)
         with pytest.raises(WorkflowFailureError) as failure:
             await handle.result()
-    report = SagaReport.model_validate(failure.value.cause.details[0])  # type: ignore[union-attr]
+    report = SagaReport.model_validate(failure.value.cause.details[0])  # type: ignore[attr-defined]  # the failure's cause is typed BaseException
     # The report still names the step that failed, and nothing that might exist is left.
     assert report.failed_step == "charge_payment" and report.fully_compensated
     assert [c.step for c in report.compensations] == list(reversed(ORDER_STEPS))

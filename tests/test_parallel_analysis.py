@@ -12,10 +12,10 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureEr
 from sagaworks.activities.db import Database
 from sagaworks.activities.text_analysis import keywords_of, language_of, sentiment_of, summary_of
 from sagaworks.contracts.parallel_analysis import ParallelAnalysisInput
-from tests.orders import wait_for_status
 from sagaworks.worker import running_worker
 from sagaworks.workflows.catalog import SAMPLES
 from sagaworks.workflows.parallel_analysis import ParallelAnalysisWorkflow
+from tests.orders import wait_for_status
 
 SAMPLE = json.loads((SAMPLES / "parallel-analysis/billing-retrospective.json").read_text())["text"]
 
@@ -39,14 +39,19 @@ async def test_all_four_analyses_run_at_once_and_combine(dev_client: Client, db:
     assert {p: o.status for p, o in result.parts.items()} == dict.fromkeys(
         ["sentiment", "keywords", "summary", "language"], "ok"
     )
-    # Concurrent: all four were scheduled in one workflow task, before any completed.
+    # Concurrent: the model's call and the language detection were scheduled in one workflow
+    # task; with no model configured the other three analyses then all at once.
     events = (await handle.fetch_history()).events
     kinds = [
-        "scheduled" if e.HasField("activity_task_scheduled_event_attributes") else "completed"
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        if e.HasField("activity_task_scheduled_event_attributes")
+        else "completed"
         for e in events
-        if e.HasField("activity_task_scheduled_event_attributes") or e.HasField("activity_task_completed_event_attributes")
+        if e.HasField("activity_task_scheduled_event_attributes")
+        or e.HasField("activity_task_completed_event_attributes")
     ]
-    assert kinds[:4] == ["scheduled"] * 4
+    assert kinds[:3] == ["ask_model_analyses", "detect_language", "completed"]
+    assert kinds[3:6] == ["analyse_sentiment", "extract_keywords", "summarise_text"]
 
 
 async def test_failed_branches_fall_back_or_are_not_available_and_the_rest_counts(
@@ -71,12 +76,13 @@ async def test_a_fallback_runs_only_after_the_retry_policy_is_spent(
     async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4):
         handle, _ = await _run(dev_client, task_queue, ParallelAnalysisInput(text=SAMPLE, fail=["keywords"]))
     events = (await handle.fetch_history()).events
-    failed = [e.activity_task_failed_event_attributes for e in events if e.HasField("activity_task_failed_event_attributes")]
+    failed = [
+        e.activity_task_failed_event_attributes for e in events if e.HasField("activity_task_failed_event_attributes")
+    ]
     [attempts] = {
         e.activity_task_started_event_attributes.attempt
         for e in events
-        if e.HasField("activity_task_started_event_attributes")
-        and e.activity_task_started_event_attributes.attempt > 1
+        if e.HasField("activity_task_started_event_attributes") and e.activity_task_started_event_attributes.attempt > 1
     }
     assert len(failed) == 1 and attempts == 3  # TEXT_ANALYSIS allows three attempts
 
@@ -86,8 +92,10 @@ async def test_cancel_while_branches_run_ends_canceled_not_partial(
 ) -> None:
     async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4):
         handle = await dev_client.start_workflow(
-            ParallelAnalysisWorkflow.run, ParallelAnalysisInput(text=SAMPLE, fail=["language"]),
-            id=f"pa-{uuid.uuid4()}", task_queue=task_queue,
+            ParallelAnalysisWorkflow.run,
+            ParallelAnalysisInput(text=SAMPLE, fail=["language"]),
+            id=f"pa-{uuid.uuid4()}",
+            task_queue=task_queue,
         )
         # The injected failure keeps the language branch in its retries long enough to cancel.
         await wait_for_status(handle, lambda s: s.done == 3, query=ParallelAnalysisWorkflow.status, timeout=60)
@@ -97,7 +105,7 @@ async def test_cancel_while_branches_run_ends_canceled_not_partial(
         assert (await handle.describe()).status == WorkflowExecutionStatus.CANCELED
 
 
-async def test_the_llm_option_analyses_with_the_chat_model_and_falls_back_offline(
+async def test_with_a_model_configured_it_analyses_and_a_refused_part_falls_back_offline_saying_why(
     dev_client: Client, db: Database, task_queue: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from tests.fake_chat_server import api_error, completion, fake_chat_server
@@ -111,19 +119,58 @@ async def test_the_llm_option_analyses_with_the_chat_model_and_falls_back_offlin
         return api_error(400, "summaries are switched off for this key")
 
     with fake_chat_server(respond) as server:
-        monkeypatch.setenv("GROQ_API_KEY", "test-key")
-        monkeypatch.setenv("GROQ_BASE_URL", server.base_url)
-        monkeypatch.setenv("GROQ_MODEL", "test-model")
-        monkeypatch.delenv("SAGAWORKS_LLM_PROVIDER", raising=False)
+        for name in ("GROQ_API_KEY", "SAGAWORKS_LLM_PROVIDER", "SAGAWORKS_BREAKER_LLM"):
+            monkeypatch.delenv(name, raising=False)
+        # A model configured for this family only; the input asks for nothing.
+        monkeypatch.setenv("SAGAWORKS_LLM_PARALLEL_ANALYSIS_BASE_URL", f"{server.base_url}/v1")
+        monkeypatch.setenv("SAGAWORKS_LLM_PARALLEL_ANALYSIS_MODEL", "test-model")
         async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4):
-            _, result = await _run(dev_client, task_queue, ParallelAnalysisInput(text=SAMPLE, provider="llm"))
+            _, result = await _run(dev_client, task_queue, ParallelAnalysisInput(text=SAMPLE))
 
     assert result.sentiment is not None
-    assert (result.sentiment.label, result.sentiment.compound, result.sentiment.method) == ("positive", 0.7, "llm:test-model")
+    assert (result.sentiment.label, result.sentiment.compound, result.sentiment.method) == (
+        "positive",
+        0.7,
+        "llm:test-model",
+    )
     assert result.keywords is not None and result.keywords.keywords == ["durable workflows", "billing job"]
+    assert result.parts["sentiment"].activity == result.parts["keywords"].activity == "ask_model_analyses"
     # The model refused the summary (HTTP 400, final): the offline TextRank summary stands in.
     assert result.parts["summary"].status == "fallback" and result.parts["summary"].activity == "summarise_text"
-    assert "Groq HTTP 400" in (result.parts["summary"].error or "")
+    assert "HTTP 400" in (result.parts["summary"].error or "")
     assert result.summary == summary_of(SAMPLE)
     assert result.language is not None and result.language.code == "en"
     assert (result.partial, result.fallbacks, result.unavailable) == (True, ["summary"], [])
+
+
+async def test_a_pause_holds_the_branches_not_started_and_resume_runs_them(
+    dev_client: Client, db: Database, task_queue: str
+) -> None:
+    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4):
+        # Paused from its first workflow task on (signal-with-start): no branch may start.
+        handle = await dev_client.start_workflow(
+            ParallelAnalysisWorkflow.run,
+            ParallelAnalysisInput(text=SAMPLE),
+            id=f"pa-{uuid.uuid4()}",
+            task_queue=task_queue,
+            start_signal="pause",
+        )
+        await wait_for_status(handle, lambda s: s.state == "paused", query=ParallelAnalysisWorkflow.status, timeout=60)
+        held = [
+            e for e in (await handle.fetch_history()).events if e.HasField("activity_task_scheduled_event_attributes")
+        ]
+        await handle.signal(ParallelAnalysisWorkflow.resume)
+        result = await asyncio.wait_for(handle.result(), 90)
+    assert held == []
+    assert result.language is not None and not result.partial
+
+
+async def test_a_restart_from_a_branch_is_refused_since_it_would_reuse_nothing(
+    dev_client: Client, db: Database, task_queue: str
+) -> None:
+    from sagaworks.client.postmortem import RestartRefused, restart_run
+
+    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4):
+        handle, _ = await _run(dev_client, task_queue, ParallelAnalysisInput(text=SAMPLE))
+        with pytest.raises(RestartRefused, match="a parallel-analysis run cannot restart from a stage"):
+            await restart_run(dev_client, handle.id, "keywords")

@@ -12,7 +12,14 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from sagaworks import registry
-from sagaworks.client.patches import PatchReport, code_patches, needs, open_runs_needing, patch_markers, patches_markdown
+from sagaworks.client.patches import (
+    PatchReport,
+    code_patches,
+    needs,
+    open_runs_needing,
+    patch_markers,
+    patches_markdown,
+)
 from sagaworks.client.replay import load_history
 from tests.orders import make_order, start_order, wait_for_status
 
@@ -37,7 +44,10 @@ def test_every_patch_of_the_code_is_found_with_its_stage_and_workflow_types() ->
         text.count("workflow.patched(") + text.count("workflow.deprecate_patch(")
         for text in (p.read_text() for p in (Path(__file__).parent.parent / "workflows").glob("*.py"))
     )
-    assert sum(len(r.sites) for r in reports.values() if all(s.module.startswith("sagaworks.workflows") for s in r.sites)) == calls
+    assert (
+        sum(len(r.sites) for r in reports.values() if all(s.module.startswith("sagaworks.workflows") for s in r.sites))
+        == calls
+    )
 
 
 def test_one_family_only() -> None:
@@ -85,7 +95,10 @@ async def test_open_runs_that_may_need_each_patch(dev_client: Client, order_work
 def test_the_command_lists_the_patches_offline_as_json() -> None:
     done = subprocess.run(
         [str(Path(sys.executable).parent / "saga"), "patches", "--family", "order", "--offline", "--json"],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     rows = json.loads(done.stdout)

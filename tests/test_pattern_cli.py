@@ -16,10 +16,10 @@ from sagaworks.activities.db import Database
 from sagaworks.activities.document import DocumentSettings
 from sagaworks.client.connection import TASK_QUEUE
 from sagaworks.contracts.orders import order_workflow_id
-from tests.test_cli import saga  # noqa: F401 (the fixture)
-from tests.approval_probe import wait_for_approval_state
 from sagaworks.worker import running_worker
 from sagaworks.workflows.catalog import SAMPLES
+from tests.approval_probe import wait_for_approval_state
+from tests.test_cli import saga  # noqa: F401 (the fixture)
 
 
 @pytest_asyncio.fixture
@@ -30,7 +30,7 @@ async def patterns_worker(dev_client: Client, db: Database) -> AsyncIterator[Wor
         yield worker
 
 
-async def test_approve_and_reject_from_the_command_line(saga, patterns_worker: Worker, dev_client: Client) -> None:  # noqa: F811
+async def test_approve_and_reject_from_the_command_line(saga, patterns_worker: Worker, dev_client: Client) -> None:
     request_id = f"cli-{uuid.uuid4().hex[:8]}"
     started = await saga(
         "run", "routing", "--input", str(SAMPLES / "routing/admin-request.json"), "--set", f"request_id={request_id}"
@@ -58,16 +58,20 @@ async def test_approve_and_reject_from_the_command_line(saga, patterns_worker: W
     assert not_one.code == 1 and "waits for no approval (families with one: routing)" in not_one.stderr, not_one.stderr
 
 
-async def test_schedule_commands_drive_a_news_digest_schedule(saga, patterns_worker: Worker, tmp_path: Path) -> None:  # noqa: F811
+async def test_schedule_commands_drive_a_news_digest_schedule(saga, patterns_worker: Worker, tmp_path: Path) -> None:
     name = f"cli-{uuid.uuid4().hex[:8]}"
     data = json.loads((SAMPLES / "news-digest/weekly.json").read_text()) | {"name": name}
     path = tmp_path / "digest.json"
     path.write_text(json.dumps(data))
     schedule_id = f"schedule-{name}"
 
-    created = await saga("schedule", "create", "news-digest", "--cron", "0 7 * * MON", "--input", str(path), "--id", schedule_id)
+    created = await saga(
+        "schedule", "create", "news-digest", "--cron", "0 7 * * MON", "--input", str(path), "--id", schedule_id
+    )
     assert created.code == 0, created.stderr
-    again = await saga("schedule", "create", "news-digest", "--cron", "0 7 * * MON", "--input", str(path), "--id", schedule_id)
+    again = await saga(
+        "schedule", "create", "news-digest", "--cron", "0 7 * * MON", "--input", str(path), "--id", schedule_id
+    )
     assert again.code == 1 and "exists already" in again.stderr
     assert schedule_id in (await saga("schedule", "list")).stdout
     assert (await saga("schedule", "pause", schedule_id)).code == 0

@@ -16,9 +16,9 @@ from sagaworks.activities.db import Database
 from sagaworks.activities.llm import INVALID_OUTPUT_ATTEMPTS
 from sagaworks.activities.plans.store import OutputStore
 from sagaworks.contracts.plans import PlanResult
+from sagaworks.policies import llm_task_queue
 from tests.fake_chat_server import FakeChatServer, Reply, completion, fake_chat_server
 from tests.plans import SEMANTIC_ANSWER, llm_plan_settings, make_plan, plan_settings, plan_worker, start_plan
-from sagaworks.policies import llm_task_queue
 
 MODEL = "groq:test-model"
 
@@ -56,7 +56,8 @@ async def test_the_llm_pass_is_merged_into_the_offline_extraction(
 ) -> None:
     handle, result = await _analyse(dev_client, db, task_queue, chat)
     assert await _semantic_activities(handle) == [
-        ("semantic", task_queue), (f"semantic: LLM pass by {MODEL}", llm_task_queue(task_queue))
+        ("semantic", task_queue),
+        (f"semantic: LLM pass by {MODEL}", llm_task_queue(task_queue)),
     ]
     [semantic] = [s for s in result.stages if s.stage == "semantic"]
     assert semantic.options.llm == MODEL
@@ -91,7 +92,9 @@ async def test_invalid_llm_output_is_retried_then_the_offline_extraction_stands(
     assert semantic.options.llm is None and "by groq" not in semantic.summary
     [alert] = [a for a in result.alerts if a.stage == "semantic"]
     assert alert.level == "WARNING" and alert.risk_id is None
-    assert alert.message.startswith(f"LLM pass by {MODEL} failed (ModelError: model output failed validation (attempt 3)")
+    assert alert.message.startswith(
+        f"LLM pass by {MODEL} failed (ModelError: model output failed validation (attempt 3)"
+    )
     assert alert.message.endswith("the offline extraction stands")
     assert result.score > 90  # the offline analysis of the good plan, untouched
 

@@ -1,4 +1,4 @@
-"""The risk registry: the seed's defaults, user files in YAML and TOML, and every way a file
+"""The risk registry: the nine built-in risks, user files in YAML and TOML, and every way a file
 can be wrong, each refused naming the file and the entry."""
 
 from __future__ import annotations
@@ -9,13 +9,13 @@ import pytest
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
-from sagaworks.activities.errors import ErrorClass
 from sagaworks.activities.db import Database
+from sagaworks.activities.errors import ErrorClass
 from sagaworks.activities.plans.registry import DEFAULT_RISKS, load_registry
 from sagaworks.contracts.plans import MITIGATION_OPTIONS, MITIGATION_STRATEGIES, StageOptions
 from tests.plans import failure_of, make_plan, plan_settings, plan_worker, run_plan
 
-SEED = {
+BUILT_IN = {
     "PDF_CORRUPT": ("CRITICAL", "retry_with_backup"),
     "EMPTY_EXTRACTION": ("HIGH", "fallback_ocr"),
     "NLP_MODEL_MISSING": ("CRITICAL", "download_model"),
@@ -28,8 +28,8 @@ SEED = {
 }
 
 
-def test_the_defaults_are_the_seeds_nine_risks() -> None:
-    assert {r.id: (r.severity, r.mitigation) for r in DEFAULT_RISKS} == SEED
+def test_the_defaults_are_the_nine_built_in_risks() -> None:
+    assert {r.id: (r.severity, r.mitigation) for r in DEFAULT_RISKS} == BUILT_IN
     assert load_registry(None).risks == DEFAULT_RISKS
     # Every strategy is a branch of the stage code: its options validate.
     assert set(MITIGATION_OPTIONS) == set(MITIGATION_STRATEGIES)
@@ -98,7 +98,9 @@ def test_a_bad_entry_is_refused_naming_the_file_and_entry(tmp_path: Path, change
     key = change.split(":")[0]
     fields = {**base, key: change.split(":", 1)[1].strip()}
     lines = "\n".join(f"    {k}: {v}" for k, v in fields.items())
-    path = _write(tmp_path, "risks.yaml", f"risks:\n  - id: MY_RISK\n    name: Mine\n    category: DATA_QUALITY\n{lines}\n")
+    path = _write(
+        tmp_path, "risks.yaml", f"risks:\n  - id: MY_RISK\n    name: Mine\n    category: DATA_QUALITY\n{lines}\n"
+    )
     with pytest.raises(ApplicationError) as refused:
         load_registry(path)
     assert refused.value.type == ErrorClass.VALIDATION and refused.value.non_retryable
@@ -112,10 +114,18 @@ def test_a_bad_entry_is_refused_naming_the_file_and_entry(tmp_path: Path, change
         ("risks.toml", "risks = [", "not valid TOML"),
         ("risks.yaml", "- id: X\n", "expected a top-level 'risks' list"),
         ("risks.json", "{}", "a risk file is .yaml, .yml or .toml"),
-        ("risks.yaml", "risks:\n  - {id: lower, name: x, category: DATA_QUALITY, severity: LOW, stages: [dnp], mitigation: log_and_continue}\n",
-         "risks[0] (lower): id: Value error, a risk id is UPPER_SNAKE_CASE"),
-        ("risks.yaml", "risks:\n  - {id: PDF_CORRUPT, name: x, category: DATA_QUALITY, severity: LOW, stages: [], mitigation: log_and_continue}\n",
-         "risks[0] (PDF_CORRUPT): stages: Tuple should have at least 1 item"),
+        (
+            "risks.yaml",
+            "risks:\n  - {id: lower, name: x, category: DATA_QUALITY, "
+            "severity: LOW, stages: [dnp], mitigation: log_and_continue}\n",
+            "risks[0] (lower): id: Value error, a risk id is UPPER_SNAKE_CASE",
+        ),
+        (
+            "risks.yaml",
+            "risks:\n  - {id: PDF_CORRUPT, name: x, category: DATA_QUALITY, "
+            "severity: LOW, stages: [], mitigation: log_and_continue}\n",
+            "risks[0] (PDF_CORRUPT): stages: Tuple should have at least 1 item",
+        ),
     ],
 )
 def test_a_bad_file_is_refused(tmp_path: Path, name: str, text: str, expected: str) -> None:
@@ -133,13 +143,22 @@ def test_a_missing_file_is_refused(tmp_path: Path) -> None:
 async def test_a_run_with_a_bad_registry_fails_before_any_stage(
     dev_client: Client, db: Database, task_queue: str, tmp_path: Path
 ) -> None:
-    path = _write(tmp_path, "risks.yaml", "risks:\n  - {id: MY_RISK, name: x, category: DATA_QUALITY, severity: LOW, stages: [dnp], mitigation: pray}\n")
+    path = _write(
+        tmp_path,
+        "risks.yaml",
+        "risks:\n  - {id: MY_RISK, name: x, category: DATA_QUALITY, severity: LOW, stages: [dnp], mitigation: pray}\n",
+    )
     async with plan_worker(dev_client, db, task_queue, plan_settings(tmp_path)):
         handle, cause = await failure_of(dev_client, task_queue, make_plan("plan-bueno", risk_file=path))
-        assert cause.type == ErrorClass.VALIDATION and "risks[0] (MY_RISK)" in cause.message and "'pray'" in cause.message
+        assert (
+            cause.type == ErrorClass.VALIDATION and "risks[0] (MY_RISK)" in cause.message and "'pray'" in cause.message
+        )
         history = await handle.fetch_history()
-        scheduled = [e.activity_task_scheduled_event_attributes.activity_type.name for e in history.events
-                     if e.HasField("activity_task_scheduled_event_attributes")]
+        scheduled = [
+            e.activity_task_scheduled_event_attributes.activity_type.name
+            for e in history.events
+            if e.HasField("activity_task_scheduled_event_attributes")
+        ]
         assert scheduled == ["prepare_plan"]
 
         # A user's risk takes part like a default: detected before its stage, alerted.

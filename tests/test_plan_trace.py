@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 import json
 import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -58,8 +58,10 @@ async def test_the_risk_view_equals_what_the_run_did(dev_client: Client, worker:
     assert [tuple(row.detected) for row in completed] == [o.assessment.detected for o in result.stages]
     failed = [(row.stage, row.error_type) for row in view.stages if row.outcome == "failed"]
     assert failed == [
-        ("semantic", "InsufficientText"), ("causal", "EmptyCausalGraph"),
-        ("financial", "MissingFinancialData"), ("dnp", "DnpValidationFailed"),
+        ("semantic", "InsufficientText"),
+        ("causal", "EmptyCausalGraph"),
+        ("financial", "MissingFinancialData"),
+        ("dnp", "DnpValidationFailed"),
     ]
     assert view.breakers == {stage: "closed" for stage in STAGES}
     text = risk_markdown(view)
@@ -70,7 +72,9 @@ async def test_the_risk_view_equals_what_the_run_did(dev_client: Client, worker:
     assert set(pm.mitigation_by_category) == {"DATA_QUALITY", "COMPUTATION_ERROR", "VALIDATION_FAILURE"}
     assert [f["stage"] for f in pm.failed_stages] == ["semantic", "causal", "financial", "dnp"]
     assert pm.critical_alerts == [] and pm.aborted == []
-    assert dict(pm.frequent_risks)["INSUFFICIENT_TEXT"] == sum(1 for a in result.alerts if a.risk_id == "INSUFFICIENT_TEXT")
+    assert dict(pm.frequent_risks)["INSUFFICIENT_TEXT"] == sum(
+        1 for a in result.alerts if a.risk_id == "INSUFFICIENT_TEXT"
+    )
     assert pm.risk_runs == 1 and "### Mitigation effectiveness by severity" in postmortem_markdown(pm)
 
 
@@ -91,7 +95,9 @@ async def test_postmortem_over_a_family_counts_aborts_and_failed_mitigations(
         await asyncio.sleep(0.1)
     assert pm.statuses == {"FAILED": 1, "COMPLETED": 2}
     assert [(a["workflow_id"], a["error_type"]) for a in pm.aborted] == [(f"plan-{corrupt.plan_id}", "CriticalRisk")]
-    assert any(a["workflow_id"] == f"plan-{corrupt.plan_id}" and a["risk_id"] == "PDF_CORRUPT" for a in pm.critical_alerts)
+    assert any(
+        a["workflow_id"] == f"plan-{corrupt.plan_id}" and a["risk_id"] == "PDF_CORRUPT" for a in pm.critical_alerts
+    )
     # The breaker opened in the first bueno run: the second failed fast (CircuitOpen -> TIMEOUT).
     assert pm.mitigation_by_severity["HIGH"].succeeded >= 1 and pm.mitigation_by_severity["MEDIUM"].succeeded >= 1
     assert any(f["error_type"] == "CircuitOpen" for f in pm.failed_stages)
@@ -106,8 +112,11 @@ async def test_restart_from_a_middle_stage_runs_only_the_later_stages(
     handle = await restart_from_stage(dev_client, workflow_id, "financial")
     second = PlanResult.model_validate(await handle.result(), strict=False)
     history = await handle.fetch_history()
-    summaries = [e.user_metadata.summary.data.decode() for e in history.events
-                 if e.HasField("activity_task_scheduled_event_attributes") and e.user_metadata.HasField("summary")]
+    summaries = [
+        e.user_metadata.summary.data.decode()
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes") and e.user_metadata.HasField("summary")
+    ]
     stages_run = [json.loads(s).split(":")[0] for s in summaries if not json.loads(s).startswith(("alert", "prepare"))]
     assert stages_run == ["financial", "dnp", "dnp", "scoring", "report"]  # dnp: first choice, then its mitigation
     assert second.resumed_from and second.resumed_from.startswith(f"{workflow_id}/")
@@ -117,12 +126,19 @@ async def test_restart_from_a_middle_stage_runs_only_the_later_stages(
     assert second.score == first.score
     # The new run is the same workflow id's latest run; the first run's trace is intact.
     view = (await run_report(dev_client, workflow_id)).risks
-    assert view is not None and [r.stage for r in view.stages if r.outcome == "completed"] == ["financial", "dnp", "scoring", "report"]
+    assert view is not None and [r.stage for r in view.stages if r.outcome == "completed"] == [
+        "financial",
+        "dnp",
+        "scoring",
+        "report",
+    ]
     with pytest.raises(RestartRefused, match="expected one of"):
         await restart_from_stage(dev_client, workflow_id, "nowhere")
 
 
-async def test_restart_refuses_a_stage_the_source_never_reached(dev_client: Client, worker: None, task_queue: str) -> None:
+async def test_restart_refuses_a_stage_the_source_never_reached(
+    dev_client: Client, worker: None, task_queue: str
+) -> None:
     plan = make_plan("plan-bueno", inject_fault={"stage": "semantic", "kind": "nlp_model"})
     await failure_of(dev_client, task_queue, plan)
     with pytest.raises(RestartRefused, match="semantic never completed"):
@@ -152,7 +168,9 @@ def _saga(address: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([saga, *args], capture_output=True, text=True, env=env, timeout=120)
 
 
-async def test_the_cli_traces_lists_and_restarts(dev_client: Client, dev_address: str, worker: None, task_queue: str) -> None:
+async def test_the_cli_traces_lists_and_restarts(
+    dev_client: Client, dev_address: str, worker: None, task_queue: str
+) -> None:
     corrupt = make_plan("plan-corrupto")
     await failure_of(dev_client, task_queue, corrupt)
     wid = f"plan-{corrupt.plan_id}"
@@ -164,7 +182,9 @@ async def test_the_cli_traces_lists_and_restarts(dev_client: Client, dev_address
     pm = await asyncio.to_thread(_saga, dev_address, "postmortem", wid)
     assert pm.returncode == 0 and "PDF_CORRUPT" in pm.stdout
     for _ in range(100):
-        listed = await asyncio.to_thread(_saga, dev_address, "list", "--alert", "CRITICAL", "--family", "plan-analysis", "--limit", "100")
+        listed = await asyncio.to_thread(
+            _saga, dev_address, "list", "--alert", "CRITICAL", "--family", "plan-analysis", "--limit", "100"
+        )
         if wid in listed.stdout:
             break
         await asyncio.sleep(0.2)

@@ -15,13 +15,13 @@ import pytest_asyncio
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
+from sagaworks import registry
 from sagaworks._breakers import BreakerConfig
 from sagaworks.activities.db import Database
 from sagaworks.activities.plans.extraction import ocr_available
 from sagaworks.client.runs import list_runs, visibility_query
 from sagaworks.contracts.plans import STAGES, PlanStatus, alert_query
 from tests.plans import failure_of, make_plan, plan_settings, plan_worker, run_plan, start_plan
-from sagaworks import registry
 
 
 @pytest_asyncio.fixture
@@ -46,7 +46,9 @@ async def test_a_sound_plan_is_analysed_without_mitigation(dev_client: Client, w
     assert stages["causal"].metrics["chains"] == 6
 
 
-async def test_a_rerun_of_the_same_plan_reuses_every_finished_stage(dev_client: Client, worker: None, task_queue: str) -> None:
+async def test_a_rerun_of_the_same_plan_reuses_every_finished_stage(
+    dev_client: Client, worker: None, task_queue: str
+) -> None:
     first = await run_plan(dev_client, task_queue, make_plan("plan-bueno"))
     second = await run_plan(dev_client, task_queue, make_plan("plan-bueno"))
     # The report differs only in the plan id it names; every other stage is reused as stored.
@@ -63,12 +65,16 @@ async def test_scanned_page_is_read_by_ocr(dev_client: Client, worker: None, tas
     assert extract.metrics["ocr_pages"] == 1 and extract.options.ocr
     assert extract.assessment.detected == ("EMPTY_EXTRACTION",)  # seen before the stage ran
     # HIGH: an ERROR alert before the stage and for its failure, INFO once mitigated.
-    assert [(a.level, a.risk_id) for a in result.alerts] == [("ERROR", "EMPTY_EXTRACTION")] * 2 + [("INFO", "EMPTY_EXTRACTION")]
+    assert [(a.level, a.risk_id) for a in result.alerts] == [("ERROR", "EMPTY_EXTRACTION")] * 2 + [
+        ("INFO", "EMPTY_EXTRACTION")
+    ]
     # The OCR'd page's programmes are found like the others.
     assert result.stages[2].metrics["programmes"] == 6
 
 
-async def test_a_flawed_plan_mitigates_and_reports_its_findings(dev_client: Client, worker: None, task_queue: str) -> None:
+async def test_a_flawed_plan_mitigates_and_reports_its_findings(
+    dev_client: Client, worker: None, task_queue: str
+) -> None:
     result = await run_plan(dev_client, task_queue, make_plan("plan-presupuesto-roto"))
     assert _mitigated(result) == {"DNP_VALIDATION_FAIL": "log_and_continue"}
     assert result.highest_alert == "INFO"  # LOW risks only inform
@@ -80,7 +86,9 @@ async def test_a_flawed_plan_mitigates_and_reports_its_findings(dev_client: Clie
     assert result.score < 80
 
 
-async def test_a_brief_plan_meets_four_risks_and_mitigates_each(dev_client: Client, worker: None, task_queue: str) -> None:
+async def test_a_brief_plan_meets_four_risks_and_mitigates_each(
+    dev_client: Client, worker: None, task_queue: str
+) -> None:
     result = await run_plan(dev_client, task_queue, make_plan("plan-breve"))
     assert _mitigated(result) == {
         "INSUFFICIENT_TEXT": "reduce_confidence_threshold",
@@ -115,7 +123,9 @@ async def test_a_corrupt_pdf_aborts_at_once_naming_the_risk(dev_client: Client, 
 async def test_injected_faults_are_mitigated(
     dev_client: Client, worker: None, task_queue: str, fault: dict, risk: str, strategy: str, error_type: str
 ) -> None:
-    result = await run_plan(dev_client, task_queue, make_plan("plan-bueno", inject_fault=fault, stage_timeout_seconds=2))
+    result = await run_plan(
+        dev_client, task_queue, make_plan("plan-bueno", inject_fault=fault, stage_timeout_seconds=2)
+    )
     assert _mitigated(result) == {risk: strategy}
     [mitigation] = result.mitigations
     assert mitigation.cause.startswith(f"{fault['stage']}: {error_type}")
@@ -130,7 +140,9 @@ async def test_a_missing_nlp_model_aborts(dev_client: Client, worker: None, task
     assert (await handle.query("status", result_type=PlanStatus)).done == 2  # load and extract only
 
 
-async def test_a_failing_stage_opens_its_breaker_for_later_runs(dev_client: Client, worker: None, task_queue: str) -> None:
+async def test_a_failing_stage_opens_its_breaker_for_later_runs(
+    dev_client: Client, worker: None, task_queue: str
+) -> None:
     faulty = make_plan("plan-bueno", inject_fault={"stage": "financial", "kind": "memory"})
     first = await run_plan(dev_client, task_queue, faulty)  # two failed attempts: the breaker (2 failures) opens
     assert _mitigated(first) == {"MEMORY_EXHAUSTION": "batch_processing"}
@@ -143,8 +155,10 @@ async def test_a_failing_stage_opens_its_breaker_for_later_runs(dev_client: Clie
     history = await later.fetch_history()
     failed = [e for e in history.events if e.HasField("activity_task_failed_event_attributes")]
     [open_failure] = failed
-    assert open_failure.activity_task_failed_event_attributes.failure.cause.application_failure_info.type == "CircuitOpen" or \
-        open_failure.activity_task_failed_event_attributes.failure.application_failure_info.type == "CircuitOpen"
+    assert (
+        open_failure.activity_task_failed_event_attributes.failure.cause.application_failure_info.type == "CircuitOpen"
+        or open_failure.activity_task_failed_event_attributes.failure.application_failure_info.type == "CircuitOpen"
+    )
 
 
 async def test_alert_levels_are_searchable(dev_client: Client, worker: None, task_queue: str) -> None:
@@ -196,12 +210,18 @@ async def test_alerts_are_posted_to_the_webhook(
     url, received = webhook
     plan = make_plan("plan-breve", alert_webhook=url)
     result = await run_plan(dev_client, task_queue, plan)
-    assert [(r["level"], r["risk_id"], r["message"]) for r in received] == [(a.level, a.risk_id, a.message) for a in result.alerts]
+    assert [(r["level"], r["risk_id"], r["message"]) for r in received] == [
+        (a.level, a.risk_id, a.message) for a in result.alerts
+    ]
     assert {r["workflow_id"] for r in received} == {f"plan-{plan.plan_id}"}
 
 
-async def test_an_unreachable_webhook_does_not_stop_the_analysis(dev_client: Client, worker: None, task_queue: str) -> None:
-    result = await run_plan(dev_client, task_queue, make_plan("plan-presupuesto-roto", alert_webhook="http://127.0.0.1:9/x"))
+async def test_an_unreachable_webhook_does_not_stop_the_analysis(
+    dev_client: Client, worker: None, task_queue: str
+) -> None:
+    result = await run_plan(
+        dev_client, task_queue, make_plan("plan-presupuesto-roto", alert_webhook="http://127.0.0.1:9/x")
+    )
     assert result.alerts and _mitigated(result) == {"DNP_VALIDATION_FAIL": "log_and_continue"}
 
 

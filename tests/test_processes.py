@@ -73,7 +73,10 @@ async def test_pool_processes_exit_when_their_parent_is_sigkilled_while_they_sta
     log = tmp_path / "parent.log"
     with open(log, "wb") as stderr:
         parent = subprocess.Popen(
-            [sys.executable, "-m", "tests.pool_parent"], stdout=subprocess.PIPE, stderr=stderr, cwd=Path(__file__).parents[1]
+            [sys.executable, "-m", "tests.pool_parent"],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            cwd=Path(__file__).parents[1],
         )
     try:
         assert parent.stdout is not None
@@ -106,7 +109,9 @@ async def test_the_worker_sigkilled_during_start_up_leaves_no_process_and_no_tra
     assert "Traceback" not in log.read_text(), log.read_text()
 
 
-async def test_the_worker_has_pandas_imported_before_it_polls(dev_address: str, dev_client: Client, tmp_path: Path) -> None:
+async def test_the_worker_has_pandas_imported_before_it_polls(
+    dev_address: str, dev_client: Client, tmp_path: Path
+) -> None:
     """A chart render reads pandas from sys.modules: it must never find it half-imported."""
     queue = f"render-{uuid.uuid4().hex[:8]}"
     worker = WorkerProcess(dev_address, queue, f"sqlite:///{tmp_path}/app.db", tmp_path / "worker.log")

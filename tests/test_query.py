@@ -12,14 +12,14 @@ import pytest_asyncio
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError, CancelledError
 
+from sagaworks import registry
 from sagaworks._breakers import BreakerConfig, Breakers
 from sagaworks.activities.db import Database
 from sagaworks.activities.errors import ErrorClass, error
 from sagaworks.activities.query.activities import QuerySettings, jittered_delay
 from sagaworks.contracts.query import QueryStatus
-from tests.queries import dead_url, failure_chain, start_query, wait_for_status
 from sagaworks.worker import running_worker
-from sagaworks import registry
+from tests.queries import dead_url, failure_chain, start_query, wait_for_status
 
 
 @pytest_asyncio.fixture
@@ -38,7 +38,11 @@ async def test_question_to_chart(dev_client: Client, task_queue: str, local_work
     assert result.produced_by == {"plan": "nlp-agent:offline-parser", "rows": "data-agent", "chart": "viz-agent"}
     assert result.fallbacks == []
     status = await handle.query("status", result_type=QueryStatus)
-    assert (status.state, status.completed_steps, status.failed_steps) == ("completed", ["health", "nlp", "data", "viz"], [])
+    assert (status.state, status.completed_steps, status.failed_steps) == (
+        "completed",
+        ["health", "nlp", "data", "viz"],
+        [],
+    )
 
 
 async def test_rows_are_capped_and_the_cut_is_reported(dev_client: Client, task_queue: str, local_worker: None) -> None:
@@ -55,7 +59,10 @@ async def test_unanswerable_question_fails_clearly_without_fallback(
     with pytest.raises(WorkflowFailureError) as failure:
         await handle.result()
     [cause] = [e for e in failure_chain(failure.value) if isinstance(e, ApplicationError)]
-    assert cause.type == ErrorClass.VALIDATION and "could not understand: 'airspeed velocity unladen swallow'" in cause.message
+    assert (
+        cause.type == ErrorClass.VALIDATION
+        and "could not understand: 'airspeed velocity unladen swallow'" in cause.message
+    )
     status = await handle.query("status", result_type=QueryStatus)
     assert status.state == "failed" and status.failed_steps == ["nlp"] and status.fallbacks == []
 
@@ -69,7 +76,9 @@ async def test_viz_agent_down_degrades_to_a_table(dev_client: Client, db: Databa
     assert len(result.fallbacks) == 1 and result.fallbacks[0].startswith("viz: down at pre-flight")
 
 
-async def test_nlp_agent_down_falls_back_to_the_offline_parser(dev_client: Client, db: Database, task_queue: str) -> None:
+async def test_nlp_agent_down_falls_back_to_the_offline_parser(
+    dev_client: Client, db: Database, task_queue: str
+) -> None:
     settings = QuerySettings(agent_urls={"nlp": dead_url()})
     async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, settings=[settings]):
         result = await (await start_query(dev_client, task_queue, "number of cars by origin")).result()
@@ -101,7 +110,7 @@ async def test_open_llm_breaker_uses_the_offline_parser(dev_client: Client, db: 
     with pytest.raises(ApplicationError):
         breakers.call("llm", lambda: (_ for _ in ()).throw(error(ErrorClass.MODEL, "Groq unreachable")))
     assert breakers.status("llm").state == "open"
-    settings = QuerySettings(planner=Unreachable())  # type: ignore[arg-type]
+    settings = QuerySettings(planner=Unreachable())  # type: ignore[arg-type]  # a planner that fails on any call, where a real one is expected
     async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, settings=[settings]):
         result = await (await start_query(dev_client, task_queue, "average price by symbol")).result()
     assert result.produced_by["plan"] == "fallback:offline-parser"
@@ -135,7 +144,11 @@ def test_the_catalog_serves_the_family_with_its_samples() -> None:
     # One run of a question at a time (ALLOW_DUPLICATE: asked again once it closed); a
     # request id names its own run.
     same = query.workflow_id(query.parse({"question": "x y z"}))
-    assert same == query.workflow_id(query.parse({"question": "x y z"})) != query.workflow_id(query.parse({"question": "x y"}))
+    assert (
+        same
+        == query.workflow_id(query.parse({"question": "x y z"}))
+        != query.workflow_id(query.parse({"question": "x y"}))
+    )
     assert query.workflow_id(query.parse({"question": "x y z", "request_id": "r-1"})) == "query-r-1"
 
 
@@ -183,7 +196,10 @@ async def test_metrics_come_from_the_histories(dev_client: Client, db: Database,
     # Visibility is eventually consistent: wait until both runs are listed.
     deadline = time.monotonic() + 30
     while True:
-        listed = {w.id async for w in dev_client.list_workflows(f"WorkflowType = 'QueryWorkflow' AND TaskQueue = '{task_queue}'")}
+        listed = {
+            w.id
+            async for w in dev_client.list_workflows(f"WorkflowType = 'QueryWorkflow' AND TaskQueue = '{task_queue}'")
+        }
         if set(ids) <= listed or time.monotonic() > deadline:
             break
         await asyncio.sleep(0.2)
@@ -216,4 +232,6 @@ async def test_open_data_breaker_delays_the_retry_to_its_trial_which_closes_it(
         for e in json.loads((await handle.fetch_history()).to_json())["events"]
         if e["eventType"] == "EVENT_TYPE_MARKER_RECORDED"
     ]
-    assert [(a["activity_type"], a["attempt"]) for a in attempts if a["activity_type"] == "query_run"] == [("query_run", 2)]
+    assert [(a["activity_type"], a["attempt"]) for a in attempts if a["activity_type"] == "query_run"] == [
+        ("query_run", 2)
+    ]

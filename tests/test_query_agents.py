@@ -24,7 +24,8 @@ def data_app(tmp_path: Path) -> FastAPI:
 
 def _client(app: FastAPI) -> AgentClient:
     client = AgentClient("data", "http://agent")
-    client._http = TestClient(app, base_url="http://agent")  # the app in-process, same httpx API
+    # The app in-process: TestClient is an httpx.Client of its own (not a subclass the attribute declares).
+    client._http = TestClient(app, base_url="http://agent")  # type: ignore[assignment]
     return client
 
 
@@ -35,7 +36,9 @@ def test_health_and_a_result_in_the_reply_format(data_app: FastAPI) -> None:
     parsed = AgentReply[DataResult].model_validate_json(reply.content)
     assert reply.status_code == 200 and parsed.ok and parsed.error is None
     assert parsed.result is not None and parsed.result.rows == [[406]]
-    result = _client(data_app).call(DataInput(plan=QueryPlan(table="cars", sql="SELECT COUNT(*) AS n FROM cars")), DataResult)
+    result = _client(data_app).call(
+        DataInput(plan=QueryPlan(table="cars", sql="SELECT COUNT(*) AS n FROM cars")), DataResult
+    )
     assert result.rows == [[406]] and result.produced_by == "data-agent"
 
 

@@ -4,7 +4,7 @@ server, through Temporal: a valid plan, invalid JSON, a 429 with Retry-After."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import pytest
 from temporalio.client import Client
@@ -14,9 +14,9 @@ from sagaworks.activities.llm import INVALID_OUTPUT_ATTEMPTS
 from sagaworks.activities.query.activities import QuerySettings
 from sagaworks.activities.query.agents import GroqPlanner
 from sagaworks.contracts.query import QueryResult
+from sagaworks.worker import running_worker
 from tests.fake_chat_server import FakeChatServer, Reply, api_error, completion, fake_chat_server
 from tests.queries import start_query
-from sagaworks.worker import running_worker
 
 PLAN = {
     "table": "cars",
@@ -27,7 +27,7 @@ PLAN = {
 HOSTILE = {"table": "cars", "sql": "SELECT name FROM cars; DROP TABLE cars"}
 
 
-def _plan_reply(plan: dict[str, object]) -> Reply:
+def _plan_reply(plan: Mapping[str, object]) -> Reply:
     return 200, {}, completion(json.dumps(plan))
 
 
@@ -40,7 +40,9 @@ def server(request: pytest.FixtureRequest) -> Iterator[FakeChatServer]:
 
 async def _ask(dev_client: Client, db: Database, task_queue: str, server: FakeChatServer, question: str) -> QueryResult:
     planner = GroqPlanner(api_key="test-key", model="test-model", base_url=server.base_url)
-    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, settings=[QuerySettings(planner=planner)]):
+    async with running_worker(
+        dev_client, db, task_queue=task_queue, activity_threads=4, settings=[QuerySettings(planner=planner)]
+    ):
         return await (await start_query(dev_client, task_queue, question)).result()
 
 
@@ -52,10 +54,14 @@ async def test_valid_structured_plan(dev_client: Client, db: Database, task_queu
     assert result.chart.kind == "bar"
     request = server.requests[0][1]
     assert request["response_format"] == {"type": "json_object"}
-    assert "how strong are cars from each region" in server.prompt_of(0) and "miles_per_gallon: number" in server.prompt_of(0)
+    assert "how strong are cars from each region" in server.prompt_of(
+        0
+    ) and "miles_per_gallon: number" in server.prompt_of(0)
 
 
-@pytest.mark.parametrize("server", [[(200, {}, completion("Sure! The answer is the average horsepower."))]], indirect=True)
+@pytest.mark.parametrize(
+    "server", [[(200, {}, completion("Sure! The answer is the average horsepower."))]], indirect=True
+)
 async def test_invalid_json_is_retried_then_the_offline_parser_answers(
     dev_client: Client, db: Database, task_queue: str, server: FakeChatServer
 ) -> None:
@@ -66,8 +72,12 @@ async def test_invalid_json_is_retried_then_the_offline_parser_answers(
     assert f"model output failed validation (attempt {INVALID_OUTPUT_ATTEMPTS})" in note
 
 
-@pytest.mark.parametrize("server", [[api_error(429, "slow down", {"retry-after": "3"}), _plan_reply(PLAN)]], indirect=True)
-async def test_429_waits_for_retry_after(dev_client: Client, db: Database, task_queue: str, server: FakeChatServer) -> None:
+@pytest.mark.parametrize(
+    "server", [[api_error(429, "slow down", {"retry-after": "3"}), _plan_reply(PLAN)]], indirect=True
+)
+async def test_429_waits_for_retry_after(
+    dev_client: Client, db: Database, task_queue: str, server: FakeChatServer
+) -> None:
     result = await _ask(dev_client, db, task_queue, server, "average horsepower by origin")
     assert result.produced_by["plan"] == "nlp-agent:groq:test-model" and len(server.requests) == 2
     waited = server.requests[1][0] - server.requests[0][0]

@@ -213,9 +213,7 @@ def test_question_gives_the_rows_of_hand_written_sql(
 
 
 @pytest.mark.parametrize("question", UNANSWERABLE)
-def test_unanswerable_questions_are_refused_not_guessed(
-    sample: tuple[DataAgent, Schema, Path], question: str
-) -> None:
+def test_unanswerable_questions_are_refused_not_guessed(sample: tuple[DataAgent, Schema, Path], question: str) -> None:
     _, schema, _ = sample
     with pytest.raises(ApplicationError) as refused:
         OfflinePlanner().plan(question, schema)

@@ -159,12 +159,12 @@ async def test_demo_degrades_to_a_table_with_the_viz_breaker_open_and_dev_down_s
 
     from rich.console import Console
 
+    from sagaworks import registry
     from sagaworks.activities.query.activities import QuerySettings
     from sagaworks.client import devserver
     from sagaworks.client.connection import TASK_QUEUE
     from sagaworks.client.demo import _outage
     from sagaworks.worker import running_worker
-    from sagaworks import registry
 
     monkeypatch.setattr(devserver, "STATE_DIR", tmp_path)
     monkeypatch.setenv("SAGAWORKS_VIZ_AGENT_PORT", str(_free_port()))
@@ -174,13 +174,16 @@ async def test_demo_degrades_to_a_table_with_the_viz_breaker_open_and_dev_down_s
     monkeypatch.setenv("TEMPORAL_ADDRESS", dev_address)
     fam = registry().family("query")
     [outage] = [demo for demo in fam.demo if demo.stops_agent == "viz"]
-    console = Console(file=StringIO(), width=300)
+    output = StringIO()
+    console = Console(file=output, width=300)
     db = Database(database_url)
     try:
         first_pid, _ = await asyncio.to_thread(devserver.start_viz_agent)
-        async with running_worker(dev_client, db, task_queue=TASK_QUEUE, activity_threads=4, settings=[QuerySettings.from_env()]):
-            assert await _outage(console, fam, outage, uuid.uuid4().hex[:8]), console.file.getvalue()
-        shown = console.file.getvalue()
+        async with running_worker(
+            dev_client, db, task_queue=TASK_QUEUE, activity_threads=4, settings=[QuerySettings.from_env()]
+        ):
+            assert await _outage(console, fam, outage, uuid.uuid4().hex[:8]), output.getvalue()
+        shown = output.getvalue()
         assert "viz agent stopped" in shown
         assert "degraded to a table" in shown and "'chart': 'fallback:table'" in shown
         assert "fallback: viz: down at pre-flight (circuit breaker viz is open" in shown

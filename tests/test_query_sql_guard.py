@@ -100,7 +100,9 @@ def test_injection_in_the_question_is_not_understood(agent: DataAgent, db_url: s
 
 
 def test_huge_limit_is_bounded(agent: DataAgent) -> None:
-    result = agent.run(DataInput(plan=QueryPlan(table="seattle_weather", sql="SELECT date, wind FROM seattle_weather LIMIT 99999999")))
+    result = agent.run(
+        DataInput(plan=QueryPlan(table="seattle_weather", sql="SELECT date, wind FROM seattle_weather LIMIT 99999999"))
+    )
     assert len(result.rows) == MAX_ROWS and result.truncated
     assert result.sql.endswith(f"LIMIT {MAX_ROWS}")
 

@@ -16,18 +16,29 @@ from sqlalchemy import select
 from temporalio.client import Client
 from temporalio.testing import ActivityEnvironment
 
-from sagaworks.activities.db import Database
-from sagaworks.activities.document import ChunkRow, DocumentActivities, DocumentSettings, concept_key, parse_text, split_text
-from sagaworks.activities.llm import MAX_NAME, OfflineProvider
 from bench.corpus import REAL_DOCUMENTS, REAL_PACKAGES, copy_real_documents, write_awkward_documents
+from sagaworks.activities.db import Database
+from sagaworks.activities.document import (
+    ChunkRow,
+    DocumentActivities,
+    DocumentSettings,
+    concept_key,
+    parse_text,
+    split_text,
+)
+from sagaworks.activities.llm import MAX_NAME, OfflineProvider
 from sagaworks.contracts.document import BatchInput, ChunkInput, ExtractInput, StoreInput, ValidateInput
-from tests.documents import all_document_rows
 from sagaworks.worker import running_worker
 from sagaworks.workflows.document_batch import DocumentBatch
+from tests.documents import all_document_rows
 
 REAL_PDFS = sorted(
-    p for patterns in REAL_DOCUMENTS.values() for pattern in patterns if pattern.endswith(".pdf")
-    for p in map(Path, [pattern]) if p.exists()
+    p
+    for patterns in REAL_DOCUMENTS.values()
+    for pattern in patterns
+    if pattern.endswith(".pdf")
+    for p in map(Path, [pattern])
+    if p.exists()
 )
 GPL = Path("/usr/share/common-licenses/GPL-3")
 JAPANESE_PDF = Path("/usr/share/debian-reference/debian-reference.ja.pdf")
@@ -61,18 +72,23 @@ def test_keyphrases_of_a_japanese_manual_always_fit_our_models() -> None:
     assert max(len(n) for n in names) <= MAX_NAME
 
 
-def _process_directly(path: Path, tmp_path: Path) -> list[str]:
-    """Run the document activities on ``path`` in order; return the top concept names."""
+def _process_directly(path: Path, tmp_path: Path) -> list[tuple[str, float, int]]:
+    """Run the document activities on ``path`` in order; return the top concepts (name, salience, mentions)."""
     db = Database(f"sqlite:///{tmp_path / 'direct.db'}")
     acts = DocumentActivities(db, OfflineProvider(), DocumentSettings(roots=(path.parent,)))
     env = ActivityEnvironment()
     try:
         doc = env.run(acts.validate_document, ValidateInput(path=str(path), run_key="direct"))
-        chunks = env.run(acts.chunk_document, ChunkInput(document=doc, run_key="direct", chunk_size=2000, chunk_overlap=200))
+        chunks = env.run(
+            acts.chunk_document, ChunkInput(document=doc, run_key="direct", chunk_size=2000, chunk_overlap=200)
+        )
         for index in range(chunks.chunk_count):
-            env.run(acts.extract_concepts, ExtractInput(
-                document_id=doc.document_id, content_hash=doc.rows_key, chunk_index=index, run_key="direct"
-            ))
+            env.run(
+                acts.extract_concepts,
+                ExtractInput(
+                    document_id=doc.document_id, content_hash=doc.rows_key, chunk_index=index, run_key="direct"
+                ),
+            )
         result = env.run(acts.store_concepts, StoreInput(document=doc, run_key="direct"))
     finally:
         db.dispose()
@@ -104,10 +120,15 @@ def test_plural_and_sub_phrases_are_one_concept() -> None:
     from sagaworks.activities.document import rank_concepts
 
     mentions = [
-        ("gnu general public license", "entity", 0.9, 0), ("general public license", "term", 0.8, 0),
-        ("gnu general public", "term", 0.7, 0), ("public license", "term", 0.6, 0),
-        ("gnu general public license", "entity", 0.9, 1), ("public license", "term", 0.5, 1),
-        ("license", "term", 0.5, 2), ("licenses", "term", 0.4, 3), ("libraries", "term", 0.4, 3),
+        ("gnu general public license", "entity", 0.9, 0),
+        ("general public license", "term", 0.8, 0),
+        ("gnu general public", "term", 0.7, 0),
+        ("public license", "term", 0.6, 0),
+        ("gnu general public license", "entity", 0.9, 1),
+        ("public license", "term", 0.5, 1),
+        ("license", "term", 0.5, 2),
+        ("licenses", "term", 0.4, 3),
+        ("libraries", "term", 0.4, 3),
         ("library", "term", 0.3, 4),
     ]
     ranked = {evidence.name: sorted(evidence.chunks) for evidence, _score in rank_concepts(mentions, 5)}
@@ -123,12 +144,18 @@ async def test_a_batch_over_the_real_corpus_processes_every_readable_document(
     real = copy_real_documents(corpus)
     awkward = write_awkward_documents(corpus)
     async with running_worker(
-        dev_client, db, task_queue=task_queue, activity_threads=4, llm=OfflineProvider(),
+        dev_client,
+        db,
+        task_queue=task_queue,
+        activity_threads=4,
+        llm=OfflineProvider(),
         settings=[DocumentSettings(roots=(corpus,))],
     ):
         result = await dev_client.execute_workflow(
-            DocumentBatch.run, BatchInput(folder=str(corpus), max_in_flight=4),
-            id=f"batch-{uuid.uuid4()}", task_queue=task_queue,
+            DocumentBatch.run,
+            BatchInput(folder=str(corpus), max_in_flight=4),
+            id=f"batch-{uuid.uuid4()}",
+            task_queue=task_queue,
         )
     outcomes = {Path(d.path): d for d in result.documents}
     assert result.total == len(real) + len(awkward) and result.failed == 0
@@ -150,8 +177,9 @@ async def test_a_batch_over_the_real_corpus_processes_every_readable_document(
 
 def test_awkward_documents_are_read_or_rejected_with_their_reason(tmp_path: Path) -> None:
     """Without the Debian packages too: the files real users have that once went wrong."""
-    from sagaworks.activities.document import detect_format
     from temporalio.exceptions import ApplicationError
+
+    from sagaworks.activities.document import detect_format
 
     settings = DocumentSettings(roots=(tmp_path,))
     for path, reason in write_awkward_documents(tmp_path).items():

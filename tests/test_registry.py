@@ -18,6 +18,7 @@ import typing
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -39,7 +40,7 @@ from tests.workers import WorkerProcess
 
 SAGA = str(Path(sys.executable).parent / "saga")
 
-PLUGIN = '''
+PLUGIN = """
 from datetime import timedelta
 
 from pydantic import BaseModel
@@ -74,7 +75,7 @@ NOT_A_FAMILY = 42
 
 def another_order() -> sagaworks.Family:
     return sagaworks.Family("order", workflow=EchoWorkflow, input_model=EchoInput)
-'''
+"""
 
 ENTRY_POINTS = {
     "echo": "sagaworks_testfam:ECHO",
@@ -129,7 +130,7 @@ def test_a_registered_family_is_found_and_broken_entries_are_reported_and_skippe
 
 
 def test_a_family_requiring_a_missing_module_is_unavailable_with_its_extra() -> None:
-    declared = Family(
+    declared: Family[Any] = Family(
         "needs-ocr", workflow="x:Y", input_model="x:Z", extra="ocr", requires=("json", "no_such_ocr_module_here")
     )
     assert declared.missing_modules() == ["no_such_ocr_module_here"]
@@ -138,7 +139,9 @@ def test_a_family_requiring_a_missing_module_is_unavailable_with_its_extra() -> 
 
 def test_the_llm_steps_are_a_sequence_of_names_not_one_string() -> None:
     assert Family("asks", workflow="x:Y", input_model="x:Z", llm_steps=["summarise"]).llm_steps == ("summarise",)
-    with pytest.raises(TypeError, match="llm_steps of 'asks' must be a sequence of step names, not the string 'summarise'"):
+    with pytest.raises(
+        TypeError, match="llm_steps of 'asks' must be a sequence of step names, not the string 'summarise'"
+    ):
         Family("asks", workflow="x:Y", input_model="x:Z", llm_steps="summarise")
 
 
@@ -173,8 +176,11 @@ async def test_saga_catalog_and_run_serve_a_family_registered_by_another_distrib
     listed = json.loads((await _saga(env, "catalog", "--json")).stdout)
     echo = next(entry for entry in listed if entry["name"] == "echo")
     assert echo["input_schema"]["properties"] == {"text": {"title": "Text", "type": "string"}}
-    assert {"name": "needs-extra", "unavailable": "no_such_dependency_of_sagaworks_tests not installed",
-            "install": "pip install 'sagaworks-testfam[heavy]'"} in listed
+    assert {
+        "name": "needs-extra",
+        "unavailable": "no_such_dependency_of_sagaworks_tests not installed",
+        "install": "pip install 'sagaworks-testfam[heavy]'",
+    } in listed
 
     missing = await _saga(env, "run", "needs-extra")
     assert missing.returncode == 2 and "pip install 'sagaworks-testfam[heavy]'" in missing.stderr
@@ -221,11 +227,14 @@ def test_importing_the_cli_and_listing_the_catalog_load_no_temporal_client_and_n
         loaded["catalog"] = sorted(sys.modules)
         print(json.dumps(loaded))
     """)
-    loaded = json.loads(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout)
+    loaded = json.loads(
+        subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    )
     for moment, modules in loaded.items():
         assert "temporalio.client" not in modules, moment
         family_code = [
-            m for m in modules
+            m
+            for m in modules
             if m.startswith(("sagaworks.workflows.", "sagaworks.activities.", "sagaworks.contracts."))
             and m != "sagaworks.workflows.catalog"  # the built-in declarations: names and strings only
         ]
@@ -241,7 +250,9 @@ def test_a_demo_result_must_hold_what_the_demo_declares() -> None:
     assert digest.missing_from({"stored": True, "articles": [{}], "newsletter": {"markdown": "# News"}}) == []
     # A run that completed empty fails the demo; a failure it expected is judged by its status.
     assert missing_content(digest, Outcome("news-digest-weekly", "COMPLETED", result={"articles": []})) == [
-        "stored", "articles", "newsletter.markdown"
+        "stored",
+        "articles",
+        "newsletter.markdown",
     ]
     assert missing_content(digest, Outcome("news-digest-weekly", "FAILED")) == []
 
@@ -272,7 +283,8 @@ def _field_type(model: typing.Any, path: str) -> typing.Any:
 
 @pytest.mark.parametrize("fam", registry().families, ids=lambda f: f.name)
 def test_every_completing_demo_says_what_its_result_must_contain(fam: Family) -> None:
-    result_model = typing.get_type_hints(fam.workflow.run)["return"]
+    # Every family's workflow class has its @workflow.run method named run.
+    result_model = typing.get_type_hints(fam.workflow.run)["return"]  # type: ignore[attr-defined]
     for demo in fam.demo:
         if demo.expect != "COMPLETED":
             continue
@@ -284,7 +296,14 @@ def test_every_completing_demo_says_what_its_result_must_contain(fam: Family) ->
 def test_saga_worker_takes_the_options_of_the_worker_module() -> None:
     shown = subprocess.run([SAGA, "worker", "--help"], capture_output=True, text=True, check=True).stdout
     assert shown.startswith("usage: saga worker")
-    for option in ("--dev", "--task-queue", "--activity-threads", "--cpu-processes", "--workflow-runner", "--drain-seconds"):
+    for option in (
+        "--dev",
+        "--task-queue",
+        "--activity-threads",
+        "--cpu-processes",
+        "--workflow-runner",
+        "--drain-seconds",
+    ):
         assert option in shown
     refused = subprocess.run([SAGA, "worker", "--no-such-option"], capture_output=True, text=True)
     assert refused.returncode == 2 and "unrecognized arguments: --no-such-option" in refused.stderr
@@ -293,7 +312,9 @@ def test_saga_worker_takes_the_options_of_the_worker_module() -> None:
 def test_importing_sagaworks_loads_neither_the_sdk_nor_a_family() -> None:
     probe = "import sys, sagaworks; print(' '.join(sorted(sys.modules)))"
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
-    heavy = [m for m in loaded if m.split(".")[0] in ("temporalio", "pydantic", "sqlalchemy") or m.startswith("sagaworks.")]
+    heavy = [
+        m for m in loaded if m.split(".")[0] in ("temporalio", "pydantic", "sqlalchemy") or m.startswith("sagaworks.")
+    ]
     assert heavy == []
 
 
@@ -301,13 +322,19 @@ async def test_the_worker_process_serves_a_registered_family_and_reports_the_bro
     plugin: Path, dev_client: Client, dev_address: str, task_queue: str, tmp_path: Path
 ) -> None:
     worker = WorkerProcess(
-        dev_address, task_queue, f"sqlite:///{tmp_path / 'app.db'}", tmp_path / "worker.log",
+        dev_address,
+        task_queue,
+        f"sqlite:///{tmp_path / 'app.db'}",
+        tmp_path / "worker.log",
         PYTHONPATH=str(plugin),
     )
     worker.start()
     try:
         result = await dev_client.execute_workflow(
-            "EchoWorkflow", {"text": "worker"}, id=f"echo-{task_queue}", task_queue=task_queue,
+            "EchoWorkflow",
+            {"text": "worker"},
+            id=f"echo-{task_queue}",
+            task_queue=task_queue,
             execution_timeout=timedelta(seconds=120),
         )
         assert result == {"echo": "WORKER"}

@@ -11,10 +11,10 @@ from temporalio.worker import UnsandboxedWorkflowRunner
 from temporalio.workflow import NondeterminismError
 
 from sagaworks.client.codec import ENCODING, KEYS_ENV
-from sagaworks.client.connection import data_converter
+from sagaworks.client.connection import DATA_CONVERTER, data_converter
 from sagaworks.client.replay import history_files, load_history, replay
-from tests.encryption import NEW_KEY_ID, OLD_KEY, OLD_KEY_ID, TEST_ENV
 from tests.drifted_order import DriftedOrderSaga
+from tests.encryption import NEW_KEY_ID, OLD_KEY, OLD_KEY_ID, TEST_ENV
 from tests.record_histories import ENCRYPTED
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -30,9 +30,7 @@ QUERY_RACE = "Update machine does not handle this event: HistoryEvent(id: 20, Ac
 
 
 def test_histories_cover_every_way_a_saga_ends() -> None:
-    endings = {
-        json.loads(path.read_text())["events"][-1]["eventType"] for path in history_files(HISTORIES)
-    }
+    endings = {json.loads(path.read_text())["events"][-1]["eventType"] for path in history_files(HISTORIES)}
     assert {
         "EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED",
         "EVENT_TYPE_WORKFLOW_EXECUTION_FAILED",
@@ -57,7 +55,9 @@ async def test_every_history_replays_in_one_unsandboxed_replayer() -> None:
 
 
 @pytest.mark.parametrize(
-    "path", history_files(RETIRED) + history_files(RETIRED / ENCRYPTED), ids=lambda p: f"retired-{p.parent.name}-{p.stem}"
+    "path",
+    history_files(RETIRED) + history_files(RETIRED / ENCRYPTED),
+    ids=lambda p: f"retired-{p.parent.name}-{p.stem}",
 )
 async def test_a_retired_history_fails_for_want_of_its_patch_markers(path: Path) -> None:
     """Retired, not lost: each fails with a nondeterminism error (the reason it was retired),
@@ -65,8 +65,8 @@ async def test_a_retired_history_fails_for_want_of_its_patch_markers(path: Path)
     from sagaworks.client.patches import code_patches, patch_markers
 
     history = load_history(path)
-    converter = data_converter(TEST_ENV) if path.parent.name == ENCRYPTED else None
-    results = await replay([history], **({"data_converter": converter} if converter else {}))
+    converter = data_converter(TEST_ENV) if path.parent.name == ENCRYPTED else DATA_CONVERTER
+    results = await replay([history], data_converter=converter)
     [failure] = results.replay_failures.values()
     assert isinstance(failure, NondeterminismError)
     workflow_type = history.events[0].workflow_execution_started_event_attributes.workflow_type.name
@@ -105,7 +105,9 @@ async def test_replay_of_an_encrypted_history_catches_a_nondeterministic_change(
 
 async def test_an_encrypted_history_without_its_key_fails_naming_the_key_id() -> None:
     old_only = data_converter({KEYS_ENV: f"{OLD_KEY_ID}:{base64.b64encode(OLD_KEY).decode()}"})
-    results = await replay([load_history(ENCRYPTED_HISTORIES / "order_completed-20261202.json")], data_converter=old_only)
+    results = await replay(
+        [load_history(ENCRYPTED_HISTORIES / "order_completed-20261202.json")], data_converter=old_only
+    )
     [failure] = results.replay_failures.values()
     assert f"key id '{NEW_KEY_ID}'" in str(failure)
 
@@ -138,14 +140,20 @@ def test_the_ticket_assigned_beside_a_lookup_result_is_recorded_update_first() -
     list-tools' result, and in that task the SDK wrote its acceptance before the call-tool
     lookup that result led to, the order a replay produces."""
     events = list(load_history(HISTORIES / "support_assigned_during_lookups.json").events)
-    [accepted] = [e for e in events if e.HasField("workflow_execution_update_accepted_event_attributes")
-                  and e.workflow_execution_update_accepted_event_attributes.accepted_request.input.name == "assign"]
+    [accepted] = [
+        e
+        for e in events
+        if e.HasField("workflow_execution_update_accepted_event_attributes")
+        and e.workflow_execution_update_accepted_event_attributes.accepted_request.input.name == "assign"
+    ]
     sequenced_at = accepted.workflow_execution_update_accepted_event_attributes.accepted_request_sequencing_event_id
     [brought] = [e for e in events if e.event_id == sequenced_at - 1]  # what scheduled that task
     assert brought.HasField("activity_task_completed_event_attributes")  # list-tools' result
     task = [e for e in events if e.event_id >= accepted.event_id][:4]
-    assert [e.WhichOneof("attributes").removesuffix("_event_attributes") for e in task] == [
-        "workflow_execution_update_accepted", "upsert_workflow_search_attributes",
-        "workflow_execution_update_completed", "activity_task_scheduled",
+    assert [(e.WhichOneof("attributes") or "").removesuffix("_event_attributes") for e in task] == [
+        "workflow_execution_update_accepted",
+        "upsert_workflow_search_attributes",
+        "workflow_execution_update_completed",
+        "activity_task_scheduled",
     ]
     assert task[3].activity_task_scheduled_event_attributes.activity_type.name == "temporalio.mcp.database.call-tool"

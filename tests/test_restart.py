@@ -1,8 +1,8 @@
-"""Restart from a stage (``saga restart ID --from-stage STAGE``) for the query, blog and
-news-digest families, and from a step for the document family (on the step runner),
-asserted against the new run's history: the stages or steps before STAGE schedule no
-activity, STAGE and the later ones do, and the result is the one a full run gives.
-(plan-analysis, which takes the stage path too: tests/test_plan_trace.py.)"""
+"""Restart from a stage (``saga restart ID --from-stage STAGE``) for the query family, and
+from a step (``saga restart ID --from STEP``) for the document, blog and news-digest
+families on the step runner, asserted against the new run's history: the stages or steps
+before the named one schedule no activity, it and the later ones do, and the result is the
+one a full run gives. (plan-analysis, which takes the stage path too: tests/test_plan_trace.py.)"""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ import pytest
 from pydantic import ValidationError
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
+from sagaworks import registry
 from sagaworks.activities.db import Database
 from sagaworks.activities.document import DocumentSettings
 from sagaworks.activities.errors import ErrorClass, error
@@ -30,19 +31,18 @@ from sagaworks.activities.query.activities import QuerySettings
 from sagaworks.client.api import ApiSettings
 from sagaworks.client.postmortem import RestartRefused, restart_from_stage, restart_run
 from sagaworks.client.runs import start_run
-from sagaworks.contracts.blog import BlogInput, BlogResult
 from sagaworks.client.trace import trace_run
+from sagaworks.contracts.blog import BlogInput, BlogResult
 from sagaworks.contracts.document import DocumentResult, RecordedResume
 from sagaworks.contracts.news_digest import FeedSource, NewsDigestInput, NewsDigestResult
 from sagaworks.contracts.query import QueryResult
+from sagaworks.worker import running_worker
+from sagaworks.workflows.catalog import SAMPLES
 from tests.apiserver import api_server
 from tests.corpus import store_documents
 from tests.documents import SAMPLES as DOCUMENTS
 from tests.documents import start_document, version_rows
 from tests.queries import start_query
-from sagaworks.worker import running_worker
-from sagaworks import registry
-from sagaworks.workflows.catalog import SAMPLES
 
 TOPIC = "Retries, idempotency and replay in durable workflows"
 
@@ -79,7 +79,9 @@ class SwitchableProvider(OfflineProvider):
         return super().extract_concepts(text)
 
 
-async def restarted_at_step(client: Client, workflow_id: str, step: str, result_type: type, **options: Any) -> tuple[Any, Counter[str], Any]:
+async def restarted_at_step(
+    client: Client, workflow_id: str, step: str, result_type: type, **options: Any
+) -> tuple[Any, Counter[str], Any]:
     """Restart a step-runner run ``workflow_id`` from ``step``: the new run's result, how many
     times it scheduled each activity type, and its final status."""
     handle = await restart_run(client, workflow_id, step, **options)
@@ -96,7 +98,9 @@ async def test_document_restart_from_chunk_after_a_failed_extraction_equals_a_fu
         shutil.copy(DOCUMENTS / "durable-execution.txt", copy)
     provider = SwitchableProvider()
     settings = DocumentSettings(roots=(DOCUMENTS, tmp_path))
-    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=8, llm=provider, settings=[settings]):
+    async with running_worker(
+        dev_client, db, task_queue=task_queue, activity_threads=8, llm=provider, settings=[settings]
+    ):
         failed = await start_document(dev_client, task_queue, source)
         with pytest.raises(WorkflowFailureError):
             await failed.result()
@@ -112,7 +116,11 @@ async def test_document_restart_from_chunk_after_a_failed_extraction_equals_a_fu
     assert counts["chunk_document"] == counts["store_concepts"] == counts["finalise_document"] == 1
     assert counts["extract_concepts"] >= 1
     assert [(t["step"], t["reused"]) for t in status["steps"]] == [
-        ("resolve", True), ("validate", True), ("chunk", False), ("extract", False), ("store", False),
+        ("resolve", True),
+        ("validate", True),
+        ("chunk", False),
+        ("extract", False),
+        ("store", False),
     ]
     assert status["restarted_from"] == f"{failed.id}/{failed.result_run_id}"
     assert result.content_hash == full.content_hash and result.version == full.version
@@ -125,7 +133,9 @@ async def test_document_restart_from_extract_reuses_the_steps_before_it(
     dev_client: Client, db: Database, task_queue: str, tmp_path: Path
 ) -> None:
     settings = DocumentSettings(roots=(DOCUMENTS, tmp_path))
-    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=8, llm=OfflineProvider(), settings=[settings]):
+    async with running_worker(
+        dev_client, db, task_queue=task_queue, activity_threads=8, llm=OfflineProvider(), settings=[settings]
+    ):
         first = await start_document(dev_client, task_queue, DOCUMENTS / "saga-pattern.md")
         source = await first.result()
         chunks = version_rows(db, source.document_id, source.version)["document_chunks"]
@@ -157,40 +167,56 @@ async def test_query_restart_at_data_and_at_viz(dev_client: Client, db: Database
         assert again.model_dump(exclude={"resumed_from"}) == first.model_dump(exclude={"resumed_from"})
 
 
-async def test_blog_restart_at_draft(dev_client: Client, db: Database, task_queue: str) -> None:
+async def test_blog_restart_from_draft_reuses_research_and_outline(
+    dev_client: Client, db: Database, task_queue: str
+) -> None:
     store_documents(db)
     fam = registry().family("blog")
     async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=2):
         handle = await start_run(dev_client, fam, BlogInput(topic=TOPIC), task_queue=task_queue)
         first = BlogResult.model_validate(await handle.result())
-        result, activities = await restarted(dev_client, handle.id, "draft", BlogResult)
-    assert activities == ["draft_post", "review_post"]
+        result, counts, _ = await restarted_at_step(dev_client, handle.id, "draft", BlogResult)
+        status = await dev_client.get_workflow_handle(handle.id).query("status")
+    assert counts == Counter({"draft_post": 1, "review_post": 1})
     assert result.resumed_from == f"{handle.id}/{handle.result_run_id}"
+    assert [(s["step"], s["reused"]) for s in status["steps"]] == [
+        ("research", True),
+        ("outline", True),
+        ("draft", False),
+        ("review", False),
+    ]
     # The offline writer is deterministic: the same passages and outline give the same post.
     assert result.model_dump(exclude={"resumed_from"}) == first.model_dump(exclude={"resumed_from"})
 
 
-async def test_news_digest_restart_at_summarise_builds_and_stores_the_same_digest(
+async def test_news_digest_restart_from_summarise_reuses_the_fetch_and_selection(
     dev_client: Client, db: Database, task_queue: str
 ) -> None:
     feeds = [FeedSource(name="notes", url=str(SAMPLES / "feeds" / "research-notes.rdf.xml"))]
     request = NewsDigestInput(name=f"restart-{uuid.uuid4().hex[:8]}", feeds=feeds)
-    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, settings=[DocumentSettings(roots=(SAMPLES,))]):
+    async with running_worker(
+        dev_client, db, task_queue=task_queue, activity_threads=4, settings=[DocumentSettings(roots=(SAMPLES,))]
+    ):
         handle = await start_run(dev_client, registry().family("news-digest"), request, task_queue=task_queue)
         first = NewsDigestResult.model_validate(await handle.result())
-        result, activities = await restarted(dev_client, handle.id, "summarise", NewsDigestResult)
-        again, store_only = await restarted(dev_client, handle.id, "store", NewsDigestResult)
+        result, counts, _ = await restarted_at_step(dev_client, handle.id, "summarise", NewsDigestResult)
+        again, store_only, _ = await restarted_at_step(dev_client, handle.id, "store", NewsDigestResult)
     assert first.stored and len(first.articles) == 2
-    assert activities == ["categorise_and_summarise", "build_newsletter", "store_digest"]
-    assert store_only == ["store_digest"]
+    # Neither the feed nor the selection is fetched or run again.
+    assert counts == Counter({"categorise_and_summarise": 1, "build_newsletter": 1, "store_digest": 1})
+    assert store_only == Counter({"store_digest": 1})
     for digest in (result, again):
         assert digest.articles == first.articles and digest.stored and digest.digest_key != first.digest_key
-        assert (digest.seen_before, digest.irrelevant, digest.duplicates) == (first.seen_before, first.irrelevant, first.duplicates)
+        assert (digest.seen_before, digest.irrelevant, digest.duplicates) == (
+            first.seen_before,
+            first.irrelevant,
+            first.duplicates,
+        )
         assert digest.feeds == {} and digest.resumed_from  # the feeds were the source run's
     # Built again: only the date line may differ (a run across midnight).
     lines = lambda markdown: [line for line in markdown.splitlines() if " new articles" not in line]  # noqa: E731
     assert lines(result.newsletter.markdown) == lines(first.newsletter.markdown)  # type: ignore[union-attr]
-    assert again.newsletter == result.newsletter  # carried over from the run restarted at summarise
+    assert again.newsletter == result.newsletter  # reused from the run restarted at summarise
 
 
 async def test_refusals(dev_client: Client, db: Database, task_queue: str) -> None:
@@ -201,15 +227,23 @@ async def test_refusals(dev_client: Client, db: Database, task_queue: str) -> No
             await unanswerable.result()
         with pytest.raises(RestartRefused, match=r"stage\(s\) nlp never completed; restart from nlp or earlier"):
             await restart_from_stage(dev_client, unanswerable.id, "data")
-        with pytest.raises(RestartRefused, match="stage 'health': a query run restarts from one of its stages; expected one of nlp, data, viz"):
+        with pytest.raises(
+            RestartRefused,
+            match="stage 'health': a query run restarts from one of its stages; expected one of nlp, data, viz",
+        ):
             await restart_from_stage(dev_client, unanswerable.id, "health")
         routing = registry().family("routing")
         request = routing.sample_input("routing/premium-request.json", uuid.uuid4().hex[:8])
         closed = await start_run(dev_client, routing, request, task_queue=task_queue)
         await closed.result()
-        with pytest.raises(RestartRefused, match="a routing run cannot restart from a stage; restartable families: blog, news-digest, plan-analysis, query"):
+        with pytest.raises(
+            RestartRefused,
+            match="a routing run cannot restart from a stage; restartable families: plan-analysis, query",
+        ):
             await restart_from_stage(dev_client, closed.id, "handle")
-        running = await start_query(dev_client, task_queue, "average temperature by month in 2014", pause_between_agents_seconds=600)
+        running = await start_query(
+            dev_client, task_queue, "average temperature by month in 2014", pause_between_agents_seconds=600
+        )
         with pytest.raises(RestartRefused, match="is still running"):
             await restart_from_stage(dev_client, running.id, "viz")
         await running.terminate()
@@ -221,20 +255,20 @@ def _saga(address: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([saga, *args], capture_output=True, text=True, env=env, timeout=120)
 
 
-async def test_the_cli_restarts_a_blog_and_refuses_with_exit_1(
+async def test_the_cli_restarts_a_blog_from_a_step_and_refuses_with_exit_1(
     dev_client: Client, dev_address: str, db: Database, task_queue: str
 ) -> None:
     store_documents(db)
     async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=2):
         handle = await start_run(dev_client, registry().family("blog"), BlogInput(topic=TOPIC), task_queue=task_queue)
         await handle.result()
-        refused = await asyncio.to_thread(_saga, dev_address, "restart", handle.id, "--from-stage", "publish")
-        assert refused.returncode == 1 and "expected one of research, outline, draft, review" in refused.stderr
-        done = await asyncio.to_thread(_saga, dev_address, "restart", handle.id, "--from-stage", "review")
+        refused = await asyncio.to_thread(_saga, dev_address, "restart", handle.id, "--from", "publish")
+        assert refused.returncode == 1 and "its steps are research, outline, draft, review" in refused.stderr
+        done = await asyncio.to_thread(_saga, dev_address, "restart", handle.id, "--from", "review")
         assert done.returncode == 0, done.stderr
         assert f"restarted {handle.id} from review" in done.stdout
         result = await dev_client.get_workflow_handle(handle.id, result_type=BlogResult).result()
-    assert await scheduled(dev_client.get_workflow_handle(handle.id)) == ["review_post"]
+    assert Counter(await scheduled(dev_client.get_workflow_handle(handle.id))) == Counter({"review_post": 1})
     assert result.resumed_from == f"{handle.id}/{handle.result_run_id}"
 
 
@@ -242,17 +276,22 @@ async def test_the_api_restarts_a_query_and_refuses_with_409(
     dev_client: Client, dev_address: str, db: Database, task_queue: str, tmp_path: Path
 ) -> None:
     token = uuid.uuid4().hex
-    settings = ApiSettings(token=token, task_queue=task_queue, address=dev_address, database_url=f"sqlite:///{tmp_path / 'api.db'}")
+    settings = ApiSettings(
+        token=token, task_queue=task_queue, address=dev_address, database_url=f"sqlite:///{tmp_path / 'api.db'}"
+    )
     async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, settings=[QuerySettings()]):
         handle = await start_query(dev_client, task_queue, "average temperature by month in 2014")
         first = await handle.result()
         with api_server(settings) as api:
-            async with httpx.AsyncClient(base_url=api.url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as http:
+            async with httpx.AsyncClient(
+                base_url=api.url, headers={"Authorization": f"Bearer {token}"}, timeout=60
+            ) as http:
                 refused = await http.post(f"/api/workflows/{handle.id}/restart", params={"from_stage": "chart"})
                 started = await http.post(f"/api/workflows/{handle.id}/restart", params={"from_stage": "viz"})
         assert refused.status_code == 409, refused.text
         assert refused.json()["error"] == {
-            "type": "RestartRefused", "field": "from_stage",
+            "type": "RestartRefused",
+            "field": "from_stage",
             "message": "stage 'chart': a query run restarts from one of its stages; expected one of nlp, data, viz",
         }
         assert started.status_code == 201, started.text
@@ -269,14 +308,20 @@ async def test_a_resume_point_is_refused_from_callers_and_by_a_document_run(
 ) -> None:
     # Through the catalog (CLI, API, console, schedules): callers never set one.
     with pytest.raises(ValidationError, match=r"resume\n.*saga restart"):
-        registry().family("query").parse({"question": "average temperature by month in 2014",
-                               "resume": {"from_stage": "viz", "source_workflow_id": "x/y"}})
+        registry().family("query").parse(
+            {
+                "question": "average temperature by month in 2014",
+                "resume": {"from_stage": "viz", "source_workflow_id": "x/y"},
+            }
+        )
     assert "resume" not in json.dumps(registry().family("document").input_model.model_json_schema())
     # Straight to Temporal: a document run on the step runner takes its restarts from the
     # memo only; a resume point in its input (another document's version, say) is refused
     # before any activity, so no row is touched.
     settings = DocumentSettings(roots=(DOCUMENTS,))
-    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, llm=OfflineProvider(), settings=[settings]):
+    async with running_worker(
+        dev_client, db, task_queue=task_queue, activity_threads=4, llm=OfflineProvider(), settings=[settings]
+    ):
         first = await start_document(dev_client, task_queue, DOCUMENTS / "saga-pattern.md")
         source = await first.result()
         trace = await trace_run(dev_client, first.id, payloads=True)

@@ -10,29 +10,36 @@ import uuid
 
 import pytest
 from sqlalchemy import select
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from sagaworks import ApprovalDecision
+from sagaworks import ApprovalDecision, registry
 from sagaworks.activities.db import Database
 from sagaworks.activities.routing import RoutedRequestRow
 from sagaworks.client.approvals import DecisionRefused, decide
 from sagaworks.client.devserver import temporal_binary
 from sagaworks.contracts.routing import RoutingInput, RoutingResult
-from tests.approval_probe import wait_for_approval_state
 from sagaworks.worker import running_worker
-from sagaworks import registry
 from sagaworks.workflows.routing import RoutingWorkflow
+from tests.approval_probe import wait_for_approval_state
 
 ROUTING = registry().family("routing")
 
 
 def _request(text: str, **fields: object) -> RoutingInput:
-    return RoutingInput(request_id=f"req-{uuid.uuid4().hex[:8]}", requester="dana", text=text, **fields)  # type: ignore[arg-type]
+    return RoutingInput(request_id=f"req-{uuid.uuid4().hex[:8]}", requester="dana", text=text, **fields)  # type: ignore[arg-type]  # each test passes RoutingInput's own fields
 
 
-async def _start(client: Client, task_queue: str, request: RoutingInput) -> WorkflowHandle[RoutingWorkflow, RoutingResult]:
+async def _start(
+    client: Client, task_queue: str, request: RoutingInput
+) -> WorkflowHandle[RoutingWorkflow, RoutingResult]:
     return await client.start_workflow(
         RoutingWorkflow.run, request, id=ROUTING.workflow_id(request), task_queue=task_queue
     )
@@ -79,24 +86,34 @@ async def test_validators_refuse_bad_decisions_and_the_official_cli_approves(
         }
         for label, (decision, approver, reason) in refusals.items():
             with pytest.raises(DecisionRefused) as refused:
-                await decide(dev_client, handle.id, decision, approver, reason)  # type: ignore[arg-type]
+                await decide(dev_client, handle.id, decision, approver, reason)  # type: ignore[arg-type]  # refusals include decisions outside the literal, on purpose
             assert refused.value.args[0].split(":")[0] in ("approver", "reason"), label
         # A refusal is final (non-retryable) for any client.
         with pytest.raises(WorkflowUpdateFailedError) as refused_update:
             await handle.execute_update("approve", ApprovalDecision(approver="mallory"))
         cause = refused_update.value.cause
         assert isinstance(cause, ApplicationError) and cause.non_retryable and cause.type == "ApprovalRefused"
+
         # In a thread: the worker shares this event loop and must answer while the CLI waits.
         def official_cli(approver: str) -> subprocess.CompletedProcess[str]:
             return subprocess.run(
                 [
-                    temporal_binary(), "workflow", "update", "execute",
-                    "--address", dev_address,
-                    "--workflow-id", handle.id,
-                    "--name", "approve",
-                    "--input", json.dumps({"approver": approver}),
+                    temporal_binary(),
+                    "workflow",
+                    "update",
+                    "execute",
+                    "--address",
+                    dev_address,
+                    "--workflow-id",
+                    handle.id,
+                    "--name",
+                    "approve",
+                    "--input",
+                    json.dumps({"approver": approver}),
                 ],
-                capture_output=True, text=True, timeout=60,
+                capture_output=True,
+                text=True,
+                timeout=60,
             )
 
         # The official CLI shows a refusal as final, in the validator's words.
@@ -128,7 +145,10 @@ async def test_a_rejection_records_its_reason(dev_client: Client, db: Database, 
         result = await asyncio.wait_for(handle.result(), 60)
     assert (answer.decision, answer.approver) == ("rejected", "alice")
     assert (result.approval, result.decided_by, result.reason, result.handled) == (
-        "rejected", "alice", "least privilege: ask per project", None,
+        "rejected",
+        "alice",
+        "least privilege: ask per project",
+        None,
     )
     row = _row(db, request.request_id)
     assert (row.outcome, row.decided_by, row.response) == ("rejected", "alice", "least privilege: ask per project")
@@ -152,7 +172,10 @@ async def test_escalation_to_a_second_group_which_then_decides(
     client = time_skipping_env.client
     request = _request(
         "root access to the build servers",
-        approvers=["alice"], escalation="second-group", escalation_approvers=["cto"], deadline_seconds=3600,
+        approvers=["alice"],
+        escalation="second-group",
+        escalation_approvers=["cto"],
+        deadline_seconds=3600,
     )
     async with running_worker(client, db, task_queue=task_queue, activity_threads=2):
         handle = await _start(client, task_queue, request)
@@ -211,4 +234,4 @@ async def test_asking_for_the_llm_without_one_configured_names_the_field(
         handle = await _start(dev_client, task_queue, _request("hello", classifier="llm"))
         with pytest.raises(WorkflowFailureError) as failure:
             await asyncio.wait_for(handle.result(), 60)
-    assert failure.value.cause.cause.message.startswith("classifier: no LLM is configured")  # type: ignore[union-attr]
+    assert failure.value.cause.cause.message.startswith("classifier: no LLM is configured")  # type: ignore[attr-defined]  # the failure's cause is typed BaseException

@@ -23,11 +23,21 @@ def test_each_update_and_signal_with_an_input_model_gets_a_form() -> None:
 
 def test_restart_points_are_the_completed_steps_and_the_one_a_run_stopped_at() -> None:
     order = registry().family("order")
-    plan = ["create_customer_account", "charge_payment", "send_notification", "reserve_inventory", "create_shipping_label"]
-    failed = {"status": "FAILED", "progress": {
-        "plan": plan, "completed_steps": plan[:4],
-        "compensations": [{"step": s, "activity": "undo", "outcome": "compensated"} for s in reversed(plan[:4])],
-    }}
+    plan = [
+        "create_customer_account",
+        "charge_payment",
+        "send_notification",
+        "reserve_inventory",
+        "create_shipping_label",
+    ]
+    failed = {
+        "status": "FAILED",
+        "progress": {
+            "plan": plan,
+            "completed_steps": plan[:4],
+            "compensations": [{"step": s, "activity": "undo", "outcome": "compensated"} for s in reversed(plan[:4])],
+        },
+    }
     points = restart_points(order, failed)
     assert [p["step"] for p in points] == plan
     assert points[0]["undone"] == [] and points[4]["undone"] == plan[:4] and points[4]["completed"] is False
@@ -38,16 +48,39 @@ def test_restart_points_are_the_completed_steps_and_the_one_a_run_stopped_at() -
 
 
 def test_a_ticket_is_shown_as_text() -> None:
-    view = ticket_view({
-        "ticket_id": "T-1", "customer_email": "a@example.com", "subject": "Refund", "ticket_type": "customer_service",
-        "priority": "HIGH", "state": "open", "customer_tier": "premium",
-        "escalations": [{"reason": "premium customer, HIGH priority", "at": "2026-12-02T10:00:00Z", "from_priority": "MEDIUM",
-                         "to_priority": "HIGH", "notified": "notified support-leads"}],
-        "lookups": [{"what": "customer tier", "server": "database", "tool": "read_query", "result": "[{'tier': 'premium'}]"},
-                    {"what": "recent log files", "server": "files", "tool": "search_files", "error": "no server"}],
-        "routing_path": ["classified", "lookups"],
-    })
-    assert view["escalations"] == ["2026-12-02T10:00:00Z: MEDIUM -> HIGH, premium customer, HIGH priority (notified support-leads)"]
+    view = ticket_view(
+        {
+            "ticket_id": "T-1",
+            "customer_email": "a@example.com",
+            "subject": "Refund",
+            "ticket_type": "customer_service",
+            "priority": "HIGH",
+            "state": "open",
+            "customer_tier": "premium",
+            "escalations": [
+                {
+                    "reason": "premium customer, HIGH priority",
+                    "at": "2026-12-02T10:00:00Z",
+                    "from_priority": "MEDIUM",
+                    "to_priority": "HIGH",
+                    "notified": "notified support-leads",
+                }
+            ],
+            "lookups": [
+                {
+                    "what": "customer tier",
+                    "server": "database",
+                    "tool": "read_query",
+                    "result": "[{'tier': 'premium'}]",
+                },
+                {"what": "recent log files", "server": "files", "tool": "search_files", "error": "no server"},
+            ],
+            "routing_path": ["classified", "lookups"],
+        }
+    )
+    assert view["escalations"] == [
+        "2026-12-02T10:00:00Z: MEDIUM -> HIGH, premium customer, HIGH priority (notified support-leads)"
+    ]
     assert view["lookups"][0]["result"] == [{"tier": "premium"}]
     assert "{'" not in str(render_value(view["lookups"][0]["result"]))
     assert view["lookups"][1]["error"] == "no server" and view["routing_path"] == "classified -> lookups"

@@ -12,8 +12,8 @@ from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from tests.saga_probe import ProbeActivities, ProbeInput, SagaProbeWorkflow
 from sagaworks import SagaReport
+from tests.saga_probe import ProbeActivities, ProbeInput, SagaProbeWorkflow
 
 STEPS = 4
 
@@ -145,10 +145,13 @@ async def test_cancellation_during_step_k_compensates_and_ends_canceled(
     assert description.status is not None and description.status.name == "CANCELED"
 
 
-@pytest.mark.parametrize(("probe", "state"), [
-    (ProbeInput(steps=2), "completed"),
-    (ProbeInput(steps=STEPS, fail_at=3), "failed"),
-])
+@pytest.mark.parametrize(
+    ("probe", "state"),
+    [
+        (ProbeInput(steps=2), "completed"),
+        (ProbeInput(steps=STEPS, fail_at=3), "failed"),
+    ],
+)
 async def test_the_saga_tracks_how_the_run_ended(
     time_skipping_env: WorkflowEnvironment, probe: ProbeInput, state: str
 ) -> None:
@@ -167,7 +170,9 @@ async def test_the_saga_says_canceled_after_a_cancel(time_skipping_env: Workflow
     env, acts = time_skipping_env, ProbeActivities()
     async with _probe_worker(env, acts) as worker:
         handle = await env.client.start_workflow(
-            SagaProbeWorkflow.run, ProbeInput(steps=STEPS, block_at=2), id=f"probe-{uuid.uuid4()}",
+            SagaProbeWorkflow.run,
+            ProbeInput(steps=STEPS, block_at=2),
+            id=f"probe-{uuid.uuid4()}",
             task_queue=worker.task_queue,
         )
         await asyncio.wait_for(acts.blocked.wait(), timeout=30)

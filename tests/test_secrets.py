@@ -15,6 +15,7 @@ import os
 import re
 import secrets
 from pathlib import Path
+from typing import cast
 
 import pytest
 from google.protobuf import json_format
@@ -27,12 +28,12 @@ from sagaworks.activities.document import DocumentSettings
 from sagaworks.client.codec import ENCODING, KEYS_ENV, EncryptionCodec, parse_keys
 from sagaworks.client.codec_server import TOKEN_ENV
 from sagaworks.client.replay import load_history
-from tests.encryption import TEST_KEYS
+from sagaworks.worker import running_worker
 from tests.documents import start_document
+from tests.encryption import TEST_KEYS
 from tests.fake_chat_server import concepts_reply, fake_chat_server
 from tests.orders import make_order, start_order
 from tests.payloads import history_payloads, nested
-from sagaworks.worker import running_worker
 
 HISTORIES = Path(__file__).parent / "histories"
 
@@ -94,7 +95,8 @@ async def history_texts(history: WorkflowHistory) -> list[tuple[str, str]]:
     for event in history.events:
         bare = type(event)()
         bare.CopyFrom(event)
-        for _, payload in nested(bare, Payload):
+        for _, found in nested(bare, Payload):
+            payload = cast(Payload, found)
             payload.ClearField("data")  # scanned decoded above; base64 of ciphertext is no secret
         texts.append((f"event {event.event_id}", json_format.MessageToJson(bare)))
     return texts

@@ -1,8 +1,9 @@
-"""The sequential family: four steps in order, the seed's length rule, cancel mid-run."""
+"""The sequential family: four steps in order, the minimum length, cancel mid-run."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import uuid
 
@@ -12,10 +13,10 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 from sagaworks.activities.db import Database
 from sagaworks.contracts.sequential import SEQUENTIAL_STEPS, SequentialInput
-from tests.orders import wait_for_status
 from sagaworks.worker import running_worker
 from sagaworks.workflows.catalog import SAMPLES
 from sagaworks.workflows.sequential import SequentialWorkflow
+from tests.orders import wait_for_status
 
 SAMPLE = json.loads((SAMPLES / "sequential/billing-retrospective.json").read_text())["text"]
 
@@ -32,7 +33,7 @@ async def test_every_step_runs_in_order_and_the_report_lists_its_timing(
 
     assert [s.step for s in result.steps] == list(SEQUENTIAL_STEPS)
     assert all(s.finished_at >= s.started_at for s in result.steps)
-    assert all(a.finished_at <= b.started_at for a, b in zip(result.steps, result.steps[1:]))
+    assert all(a.finished_at <= b.started_at for a, b in itertools.pairwise(result.steps))
     assert result.profile.sentences == 10
     assert result.analysis.sentiment.label == "positive"
     for step in result.steps[:3]:
@@ -43,7 +44,10 @@ async def test_every_step_runs_in_order_and_the_report_lists_its_timing(
     history = await handle.fetch_history()
     scheduled = [e for e in history.events if e.HasField("activity_task_scheduled_event_attributes")]
     assert [e.activity_task_scheduled_event_attributes.activity_type.name for e in scheduled] == [
-        "ingest_text", "process_text", "analyse_text", "render_report",
+        "ingest_text",
+        "process_text",
+        "analyse_text",
+        "render_report",
     ]
 
 

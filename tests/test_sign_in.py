@@ -28,40 +28,101 @@ PAGES = build_router().routes
 
 OFFSITE = [
     # What a browser follows to another site (or runs as a script) if handed over raw.
-    "/\t\\evil.example/", "/\n\\evil.example/", "/\r\\evil.example/", "/\t/evil.example/",
-    "/\r\n/evil.example/", "/\\\tevil.example/", "\t//evil.example/", " //evil.example/",
-    "\x01//evil.example/", "\x1f/\\evil.example/", "//evil.example/\x00", "//evil.example/ ",
-    "//evil.example/x", "///evil.example/", "////evil.example/", "/\\evil.example/x",
-    "\\\\evil.example/", "\\/evil.example/", "/\\/evil.example/", "//\\evil.example/",
-    "//user:pass@evil.example/", "/\\user@evil.example/", "//127.0.0.1@evil.example/",
-    "//evil.example%2F@x/", "//evil\u3002example/", "//\uff45vil.example/", "//EVIL.example./",
-    "https://evil.example/", "HTTPS://evil.example/", "https:evil.example/", "https:/evil.example/",
-    "https:\\\\evil.example/", "ftp://evil.example/", "ws://evil.example/",
-    "javascript:alert(1)", "JaVaScRiPt:alert(1)", "\tjavascript:alert(1)", "java\nscript:alert(1)",
-    " javascript:alert(1)", "javascript://%0aalert(1)", "data:text/html,<script>alert(1)</script>",
-    "vbscript:msgbox(1)", "blob:http://evil.example/x",
+    "/\t\\evil.example/",
+    "/\n\\evil.example/",
+    "/\r\\evil.example/",
+    "/\t/evil.example/",
+    "/\r\n/evil.example/",
+    "/\\\tevil.example/",
+    "\t//evil.example/",
+    " //evil.example/",
+    "\x01//evil.example/",
+    "\x1f/\\evil.example/",
+    "//evil.example/\x00",
+    "//evil.example/ ",
+    "//evil.example/x",
+    "///evil.example/",
+    "////evil.example/",
+    "/\\evil.example/x",
+    "\\\\evil.example/",
+    "\\/evil.example/",
+    "/\\/evil.example/",
+    "//\\evil.example/",
+    "//user:pass@evil.example/",
+    "/\\user@evil.example/",
+    "//127.0.0.1@evil.example/",
+    "//evil.example%2F@x/",
+    "//evil\u3002example/",
+    "//\uff45vil.example/",
+    "//EVIL.example./",
+    "https://evil.example/",
+    "HTTPS://evil.example/",
+    "https:evil.example/",
+    "https:/evil.example/",
+    "https:\\\\evil.example/",
+    "ftp://evil.example/",
+    "ws://evil.example/",
+    "javascript:alert(1)",
+    "JaVaScRiPt:alert(1)",
+    "\tjavascript:alert(1)",
+    "java\nscript:alert(1)",
+    " javascript:alert(1)",
+    "javascript://%0aalert(1)",
+    "data:text/html,<script>alert(1)</script>",
+    "vbscript:msgbox(1)",
+    "blob:http://evil.example/x",
 ]
 """Each of these leaves the console's origin when a browser resolves it against a console
 page; ``test_the_offsite_cases_really_leave_in_chromium`` keeps that true."""
 
 SIGNED_IN_TOWARDS = [
-    "/\t\\evil.example/", "/\n\\evil.example/", "/\r\n/evil.example/", " //evil.example/", "//evil.example/x",
-    "/\\evil.example/x", "\\\\evil.example/", "//user:pass@evil.example/", "https:evil.example/", "\tjavascript:alert(1)",
+    "/\t\\evil.example/",
+    "/\n\\evil.example/",
+    "/\r\n/evil.example/",
+    " //evil.example/",
+    "//evil.example/x",
+    "/\\evil.example/x",
+    "\\\\evil.example/",
+    "//user:pass@evil.example/",
+    "https:evil.example/",
+    "\tjavascript:alert(1)",
 ]
 """The offsite targets signed in towards in Chromium, one of each kind (the server's answer to
 every other one is checked without a browser, and is the same ``/``)."""
 
 REFUSED_SAME_SITE = [
     # Same site in a browser, but not a console page or not plainly written: back to "/".
-    "", "runs", "%2F%2Fevil.example/", "/%5Cevil.example/", "/%09/evil.example/",
-    "/\uff0fevil.example/", "\uff0f\uff0fevil.example/", "/runs/\u00e9", "/ runs", "/runs ",
-    "/api/catalog", "/static/console.js", "/no-such-page", "http:evil.example", "/runs/a/b",
-    "/runs/a%2Fb", '/runs"onmouseover=alert(1)', "/runs<script>",
+    "",
+    "runs",
+    "%2F%2Fevil.example/",
+    "/%5Cevil.example/",
+    "/%09/evil.example/",
+    "/\uff0fevil.example/",
+    "\uff0f\uff0fevil.example/",
+    "/runs/\u00e9",
+    "/ runs",
+    "/runs ",
+    "/api/catalog",
+    "/static/console.js",
+    "/no-such-page",
+    "http:evil.example",
+    "/runs/a/b",
+    "/runs/a%2Fb",
+    '/runs"onmouseover=alert(1)',
+    "/runs<script>",
 ]
 
 CONSOLE_PAGES = [
-    "/", "/runs", "/runs?status=RUNNING&family_name=order", "/runs/order-42", "/runs/order%2042",
-    "/runs/order-42#result", "/families/order", "/schedules", "/tickets?priority=high", "/login",
+    "/",
+    "/runs",
+    "/runs?status=RUNNING&family_name=order",
+    "/runs/order-42",
+    "/runs/order%2042",
+    "/runs/order-42#result",
+    "/families/order",
+    "/schedules",
+    "/tickets?priority=high",
+    "/login",
 ]
 
 
@@ -98,7 +159,7 @@ def test_an_accepted_target_is_what_a_browser_reads(target: str) -> None:
 
 
 def _offline_app() -> TestClient:
-    return TestClient(base_url="http://127.0.0.1", app=create_app(ApiSettings(token=TOKEN), client=object()))  # type: ignore[arg-type]
+    return TestClient(base_url="http://127.0.0.1", app=create_app(ApiSettings(token=TOKEN), client=object()))  # type: ignore[arg-type]  # the offline app never calls Temporal
 
 
 def test_the_login_page_carries_only_a_console_target() -> None:
@@ -179,7 +240,7 @@ async def _origins_in_chromium(browser: Any, targets: list[str]) -> list[str]:
 @chromium
 async def test_the_offsite_cases_really_leave_in_chromium(browser: Any, api: RunningApi) -> None:
     origins = await _origins_in_chromium(browser, OFFSITE)
-    assert [t for t, origin in zip(OFFSITE, origins) if origin == api.url] == []
+    assert [t for t, origin in zip(OFFSITE, origins, strict=True) if origin == api.url] == []
 
 
 @chromium
@@ -205,7 +266,7 @@ async def test_targets_the_server_accepts_stay_on_the_site_in_chromium(browser: 
     collect()
     assert len(kept) > 100
     origins = await _origins_in_chromium(browser, kept)
-    assert {t for t, origin in zip(kept, origins) if origin != api.url} == set()
+    assert {t for t, origin in zip(kept, origins, strict=True) if origin != api.url} == set()
 
 
 @chromium
@@ -218,6 +279,7 @@ async def test_the_console_script_stays_on_its_origin_whatever_the_page_says(bro
             original = await route.fetch()
             body = (await original.text()).replace('data-next="/runs"', f'data-next="{html.escape(target)}"')
             await route.fulfill(response=original, body=body)
+
         return offsite
 
     for target in ("//evil.example/", "/\\evil.example/", "https://evil.example/", "javascript:alert(1)"):

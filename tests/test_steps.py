@@ -4,6 +4,7 @@ resume, cancel and failure that compensate, step timings from workflow time."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -22,7 +23,9 @@ from tests.steps_probe import StepsProbeActivities, StepsProbeInput, StepsProbeW
 @pytest_asyncio.fixture
 async def probe(dev_client: Client, task_queue: str) -> AsyncIterator[StepsProbeActivities]:
     acts = StepsProbeActivities()
-    async with Worker(dev_client, task_queue=task_queue, workflows=[StepsProbeWorkflow], activities=[acts.probe_do, acts.probe_undo]):
+    async with Worker(
+        dev_client, task_queue=task_queue, workflows=[StepsProbeWorkflow], activities=[acts.probe_do, acts.probe_undo]
+    ):
         yield acts
 
 
@@ -47,7 +50,7 @@ async def test_a_completed_run_reports_every_step_with_its_workflow_time(
     events = list((await handle.fetch_history()).events)
     began, ended = events[0].event_time.ToDatetime().astimezone(), events[-1].event_time.ToDatetime().astimezone()
     assert all(began <= t.started_at <= t.finished_at <= ended for t in status.steps)
-    assert all(a.finished_at <= b.started_at for a, b in zip(status.steps, status.steps[1:]))
+    assert all(a.finished_at <= b.started_at for a, b in itertools.pairwise(status.steps))
     assert not any(t.reused for t in status.steps)
     # Each step is scheduled under its name: what a restart reads back from the history.
     assert probe.log == ["do:1", "do:2", "do:3"]

@@ -67,7 +67,9 @@ async def test_order_restart_from_a_middle_step_reuses_the_steps_before_it(
     assert counts["send_notification"] == 1
     assert status.restarted_from == f"{source.id}/{source.result_run_id}"
     assert [(t.step, t.reused) for t in status.steps[:3]] == [
-        ("create_customer_account", True), ("charge_payment", True), ("send_notification", False),
+        ("create_customer_account", True),
+        ("charge_payment", True),
+        ("send_notification", False),
     ]
     assert ledger(db, source.id.removeprefix("order-")) == {"CHARGE": 1}
 
@@ -78,7 +80,9 @@ async def test_order_restart_completes_the_order_on_the_source_runs_rows(
     first = await start_order(dev_client, task_queue, make_order())
     done = await first.result()
     handle = await restart_run(dev_client, first.id, "reserve_inventory")
-    again = await dev_client.get_workflow_handle(handle.id, run_id=handle.result_run_id, result_type=OrderResult).result()
+    again = await dev_client.get_workflow_handle(
+        handle.id, run_id=handle.result_run_id, result_type=OrderResult
+    ).result()
     counts = await executed(handle)
     assert [counts[s] for s in ORDER_STEPS] == [0, 0, 0, 1, 1]
     # The repeated steps find the rows the source wrote (same keys, same owner): same ids.
@@ -94,22 +98,30 @@ async def test_order_restart_refuses_compensated_steps_unless_forced(
     )
     with pytest.raises(WorkflowFailureError):
         await failed.result()
-    with pytest.raises(RestartRefused, match=(
-        r"compensated step\(s\) create_customer_account, charge_payment, send_notification: .* pass --force"
-    )):
+    with pytest.raises(
+        RestartRefused,
+        match=(r"compensated step\(s\) create_customer_account, charge_payment, send_notification: .* pass --force"),
+    ):
         await restart_run(dev_client, failed.id, "reserve_inventory")
-    with pytest.raises(RestartRefused, match="step 'teleport' is not a step of .*; its steps are create_customer_account, charge_payment, send"):
+    with pytest.raises(
+        RestartRefused,
+        match="step 'teleport' is not a step of .*; its steps are create_customer_account, charge_payment, send",
+    ):
         await restart_run(dev_client, failed.id, "teleport")
     forced = await restart_run(dev_client, failed.id, "reserve_inventory", force=True)
     # The reserve step was compensated (sealed) too: it can never take effect again, and
     # the forced run fails and undoes again what it reused (no-ops: already undone).
     with pytest.raises(WorkflowFailureError) as failure:
         await forced.result()
-    assert "StepAlreadyCompensated" in str(failure.value.cause.__cause__.__cause__)  # type: ignore[union-attr]
+    assert "StepAlreadyCompensated" in str(failure.value.cause.__cause__.__cause__)  # type: ignore[union-attr]  # the chain is there: the assertion reads it
     counts = await executed(forced)
     assert counts["create_customer_account"] == counts["charge_payment"] == counts["send_notification"] == 0
     memo = await (await forced.describe()).memo_value(RESTART_MEMO)
-    assert memo["forced"] is True and memo["reused"][-3:] == ["create_customer_account", "charge_payment", "send_notification"]
+    assert memo["forced"] is True and memo["reused"][-3:] == [
+        "create_customer_account",
+        "charge_payment",
+        "send_notification",
+    ]
     assert ledger(db, failed.id.removeprefix("order-")) == {"CHARGE": 1, "REFUND": 1}
 
 
@@ -121,15 +133,22 @@ async def test_sequential_restart_from_analyse_and_again_from_report(
     )
     source = await first.result()
     restarted = await restart_run(dev_client, first.id, "analyse")
-    result = await dev_client.get_workflow_handle(restarted.id, run_id=restarted.result_run_id, result_type=SequentialResult).result()
+    result = await dev_client.get_workflow_handle(
+        restarted.id, run_id=restarted.result_run_id, result_type=SequentialResult
+    ).result()
     assert await executed(restarted) == Counter({"analyse_text": 1, "render_report": 1})
     assert [(s.step, s.reused) for s in result.steps] == [
-        ("ingest", True), ("process", True), ("analyse", False), ("report", False),
+        ("ingest", True),
+        ("process", True),
+        ("analyse", False),
+        ("report", False),
     ]
     assert (result.profile, result.analysis) == (source.profile, source.analysis)
     # A restart of the restart: what it reused is carried over from its memo.
     again = await restart_run(dev_client, first.id, "report")
-    final = await dev_client.get_workflow_handle(again.id, run_id=again.result_run_id, result_type=SequentialResult).result()
+    final = await dev_client.get_workflow_handle(
+        again.id, run_id=again.result_run_id, result_type=SequentialResult
+    ).result()
     assert await executed(again) == Counter({"render_report": 1})
     assert final.analysis == source.analysis and [s.reused for s in final.steps] == [True, True, True, False]
 

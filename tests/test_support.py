@@ -9,8 +9,8 @@ import shutil
 import subprocess
 import threading
 import uuid
-from datetime import timedelta
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -26,8 +26,8 @@ from sagaworks.activities.mcp_support import notify_escalation
 from sagaworks.activities.support_classifier import TicketClassifier
 from sagaworks.client.connection import DATA_CONVERTER
 from sagaworks.client.devserver import register_search_attributes, temporal_binary
-from sagaworks.client.tickets import ticket_query
 from sagaworks.client.devserver import test_server_binary as time_skipping_binary  # not a test: pytest collects test_*
+from sagaworks.client.tickets import ticket_query
 from sagaworks.contracts.support import (
     AssignRequest,
     Comment,
@@ -37,9 +37,9 @@ from sagaworks.contracts.support import (
     TicketView,
     classify,
 )
-from tests.fake_chat_server import FakeChatServer, Reply, api_error, completion, fake_chat_server, retry_delay_of
 from sagaworks.policies import llm_task_queue
 from sagaworks.workflows.support import SupportTicket
+from tests.fake_chat_server import FakeChatServer, Reply, api_error, completion, fake_chat_server, retry_delay_of
 
 NODE = shutil.which("node")
 
@@ -58,7 +58,9 @@ async def skipping() -> AsyncIterator[WorkflowEnvironment]:
 
 
 def ticket(subject: str, body: str = "", email: str = "grace@example.com", **fields: Any) -> TicketInput:
-    return TicketInput(ticket_id=f"T-{uuid.uuid4().hex[:8]}", customer_email=email, subject=subject, body=body, **fields)
+    return TicketInput(
+        ticket_id=f"T-{uuid.uuid4().hex[:8]}", customer_email=email, subject=subject, body=body, **fields
+    )
 
 
 @contextlib.asynccontextmanager
@@ -67,12 +69,22 @@ async def worker(
 ) -> AsyncIterator[None]:
     """The ticket's workflow and MCP calls, and its classification on the LLM task queue
     (the rules unless ``classifier`` says otherwise) with ``llm_slots`` slots."""
-    async with Worker(
-        client, task_queue=task_queue, workflows=[SupportTicket], activities=[notify_escalation],
-        activity_executor=_executor, plugins=mcp_plugins(),
-    ), Worker(
-        client, task_queue=llm_task_queue(task_queue), activities=[(classifier or TicketClassifier()).classify_ticket],
-        activity_executor=_executor, max_concurrent_activities=llm_slots,
+    async with (
+        Worker(
+            client,
+            task_queue=task_queue,
+            workflows=[SupportTicket],
+            activities=[notify_escalation],
+            activity_executor=_executor,
+            plugins=mcp_plugins(),
+        ),
+        Worker(
+            client,
+            task_queue=llm_task_queue(task_queue),
+            activities=[(classifier or TicketClassifier()).classify_ticket],
+            activity_executor=_executor,
+            max_concurrent_activities=llm_slots,
+        ),
     ):
         yield
 
@@ -83,7 +95,9 @@ _executor = ThreadPoolExecutor(max_workers=6)
 
 
 async def start(client: Client, task_queue: str, request: TicketInput) -> WorkflowHandle[Any, TicketView]:
-    return await client.start_workflow(SupportTicket.run, request, id=f"ticket-{request.ticket_id}", task_queue=task_queue)
+    return await client.start_workflow(
+        SupportTicket.run, request, id=f"ticket-{request.ticket_id}", task_queue=task_queue
+    )
 
 
 async def until(handle: WorkflowHandle[Any, Any], check, what: str):
@@ -105,7 +119,7 @@ async def until(handle: WorkflowHandle[Any, Any], check, what: str):
         ("Hello there", "general_query"),
     ],
 )
-def test_the_seed_rules_classify_each_type(text: str, kind: str) -> None:
+def test_the_keyword_rules_classify_each_type(text: str, kind: str) -> None:
     assert classify(text).ticket_type == kind
 
 
@@ -208,15 +222,33 @@ async def test_updates_through_the_official_cli(dev_client: Client, dev_address:
 
         def update(name: str, payload: dict[str, Any]) -> subprocess.CompletedProcess[str]:
             return subprocess.run(
-                [temporal_binary(), "workflow", "update", "execute", "--address", dev_address,
-                 "--workflow-id", handle.id, "--name", name, "--input", json.dumps(payload)],
-                capture_output=True, text=True, timeout=60,
+                [
+                    temporal_binary(),
+                    "workflow",
+                    "update",
+                    "execute",
+                    "--address",
+                    dev_address,
+                    "--workflow-id",
+                    handle.id,
+                    "--name",
+                    name,
+                    "--input",
+                    json.dumps(payload),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=60,
             )
 
         refused = await asyncio.to_thread(update, "resolve", {"resolution": "x"})
         shown = refused.stderr + refused.stdout
         # A refusal is final: the CLI must not present it as a fault a retry clears.
-        assert refused.returncode != 0 and "only an assigned ticket can be resolved" in shown and "retryable: false" in shown, shown
+        assert (
+            refused.returncode != 0
+            and "only an assigned ticket can be resolved" in shown
+            and "retryable: false" in shown
+        ), shown
         assigned = await asyncio.to_thread(update, "assign", {"agent": "dana"})
         assert assigned.returncode == 0, assigned.stderr
         resolved = await asyncio.to_thread(update, "resolve", {"resolution": "explained the invoice"})
@@ -225,7 +257,7 @@ async def test_updates_through_the_official_cli(dev_client: Client, dev_address:
         assert reopened.returncode == 0, reopened.stderr
         view = (await handle.query(SupportTicket.status)).ticket
         await handle.terminate("test over")
-    assert (view.state, view.assignee, view.reopened) == ("assigned", "dana", 1)
+    assert view is not None and (view.state, view.assignee, view.reopened) == ("assigned", "dana", 1)
 
 
 async def test_reopen_window_closes_the_ticket(skipping: WorkflowEnvironment, task_queue: str) -> None:
@@ -305,7 +337,10 @@ def _classifier(server: FakeChatServer) -> TicketClassifier:
 async def test_the_llm_classifies_when_configured(dev_client: Client, task_queue: str, chat: FakeChatServer) -> None:
     # The rules read a LOW general query here; the model reads a HIGH technical problem.
     request = ticket("Something odd", "Since this morning the export hangs at 99%")
-    assert (classify(f"{request.subject}\n{request.body}").ticket_type, classify(request.subject).priority) == ("general_query", "LOW")
+    assert (classify(f"{request.subject}\n{request.body}").ticket_type, classify(request.subject).priority) == (
+        "general_query",
+        "LOW",
+    )
     async with worker(dev_client, task_queue, _classifier(chat)):
         handle = await start(dev_client, task_queue, request)
         view = await until(handle, lambda t: t.lookups, "classified and looked up")
@@ -328,7 +363,10 @@ async def test_invalid_llm_output_is_retried_then_the_rules_classify(
     assert len(chat.requests) == INVALID_OUTPUT_ATTEMPTS
     assert (view.ticket_type, view.priority, view.classified_by) == ("customer_service", "HIGH", "rules (LLM fallback)")
     assert view.classification_fallback is not None
-    assert f"ModelError: model output failed validation (attempt {INVALID_OUTPUT_ATTEMPTS})" in view.classification_fallback
+    assert (
+        f"ModelError: model output failed validation (attempt {INVALID_OUTPUT_ATTEMPTS})"
+        in view.classification_fallback
+    )
 
 
 @pytest.mark.parametrize(
@@ -356,7 +394,9 @@ async def _scheduled(handle: WorkflowHandle[Any, Any], activity_type: str) -> No
     raise AssertionError(f"{handle.id}: {activity_type} never scheduled")
 
 
-async def test_a_critical_ticket_is_classified_before_a_backlog_of_low_ones(dev_client: Client, task_queue: str) -> None:
+async def test_a_critical_ticket_is_classified_before_a_backlog_of_low_ones(
+    dev_client: Client, task_queue: str
+) -> None:
     """The LLM queue has one slot, held by the first LOW ticket's call; three more LOW
     tickets queue behind it, then a CRITICAL one: the server dispatches it next."""
     first_call_held = threading.Event()
@@ -392,8 +432,12 @@ async def test_a_comment_sent_before_classification_is_kept(dev_client: Client, 
     request = ticket("Hello")
     async with worker(dev_client, task_queue):
         handle = await dev_client.start_workflow(
-            SupportTicket.run, request, id=f"ticket-{request.ticket_id}", task_queue=task_queue,
-            start_signal="comment", start_signal_args=[Comment(author="grace", text="one more detail")],
+            SupportTicket.run,
+            request,
+            id=f"ticket-{request.ticket_id}",
+            task_queue=task_queue,
+            start_signal="comment",
+            start_signal_args=[Comment(author="grace", text="one more detail")],
         )
         view = await until(handle, lambda t: t.routing_path[:2] == ["classifier", "general_query"], "classified")
         await handle.terminate("test over")

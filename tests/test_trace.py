@@ -13,9 +13,9 @@ from sagaworks.activities.db import Database
 from sagaworks.client.connection import data_converter
 from sagaworks.client.trace import trace_markdown, trace_run
 from sagaworks.contracts.orders import ORDER_STEPS
+from sagaworks.worker import running_worker
 from tests.encryption import TEST_ENV
 from tests.orders import make_order, start_order, wait_for_status
-from sagaworks.worker import running_worker
 
 
 async def test_trace_of_a_compensated_saga_with_a_retried_step(
@@ -31,7 +31,13 @@ async def test_trace_of_a_compensated_saga_with_a_retried_step(
     trace = await trace_run(dev_client, failing.id, payloads=True)
     assert trace.status == "FAILED" and trace.error_type == "SagaCompensated"
     names = [step.name for step in trace.steps]
-    undo = ["void_shipping_label", "release_inventory", "send_cancellation_notice", "refund_payment", "delete_customer_account"]
+    undo = [
+        "void_shipping_label",
+        "release_inventory",
+        "send_cancellation_notice",
+        "refund_payment",
+        "delete_customer_account",
+    ]
     # The items check, the five steps (the last fails: no step is left unreached), the undos.
     assert names == ["check_order_items", *ORDER_STEPS, *undo]
     label = trace.steps[5]
@@ -41,7 +47,8 @@ async def test_trace_of_a_compensated_saga_with_a_retried_step(
     charge = trace.steps[2]
     assert charge.result["key"].endswith(":charge_payment")  # decoded payload of that step
     # Every step lies inside the run, and in the order it began.
-    assert all(trace.started <= s.started <= s.closed <= trace.closed for s in trace.steps)
+    # A closed run's steps have both times (None only while a step runs).
+    assert all(trace.started <= s.started <= s.closed <= trace.closed for s in trace.steps)  # type: ignore[operator]
     assert [s.started for s in trace.steps] == sorted(s.started for s in trace.steps)
 
     retried_trace = await trace_run(dev_client, f"order-{retried.order_id}")
@@ -104,7 +111,8 @@ async def test_trace_follows_child_runs(dev_client: Client, task_queue: str) -> 
         ("ShoutChild", f"{handle.id}-0", "completed", "A"),
         ("ShoutChild", f"{handle.id}-1", "completed", "B"),
     ]
-    assert [[(s.name, s.result) for s in c.child.steps] for c in children] == [[("shout", "A")], [("shout", "B")]]
+    # Traced at depth 1: every child's own trace is there.
+    assert [[(s.name, s.result) for s in c.child.steps] for c in children] == [[("shout", "A")], [("shout", "B")]]  # type: ignore[union-attr]
     shallow = await trace_run(dev_client, handle.id, depth=0)
     assert all(step.child is None for step in shallow.steps)
 
@@ -132,11 +140,15 @@ async def test_postmortem_of_order_runs_lists_steps_compensations_and_retries_wi
 ) -> None:
     from sagaworks.client.postmortem import postmortem, postmortem_markdown
 
-    failing = await start_order(dev_client, task_queue, make_order(inject_failure={"step": "create_shipping_label", "mode": "permanent"}))
+    failing = await start_order(
+        dev_client, task_queue, make_order(inject_failure={"step": "create_shipping_label", "mode": "permanent"})
+    )
     with contextlib.suppress(WorkflowFailureError):
         await failing.result()
     retried = await start_order(
-        dev_client, task_queue, make_order(inject_failure={"step": "charge_payment", "mode": "transient", "attempts": 2})
+        dev_client,
+        task_queue,
+        make_order(inject_failure={"step": "charge_payment", "mode": "transient", "attempts": 2}),
     )
     await retried.result()
 

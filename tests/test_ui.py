@@ -14,16 +14,21 @@ from temporalio.testing import WorkflowEnvironment
 
 from sagaworks.activities.db import Database
 from sagaworks.client.devserver import start_embedded
+from sagaworks.worker import running_worker
 from tests.orders import make_order, start_order
 from tests.ports import free_port
-from sagaworks.worker import running_worker
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).parent / "artifacts"
 # No network but loopback here: keep Chromium from calling home.
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 pytestmark = pytest.mark.skipif(
@@ -59,7 +64,11 @@ async def test_ui_shows_completed_and_compensated_sagas(ui_env, db: Database, tm
         try:
             for handle, status, activities in [
                 (completed, "COMPLETED", ["create_customer_account", "charge_payment", "create_shipping_label"]),
-                (failed, "FAILED", ["reserve_inventory", "release_inventory", "refund_payment", "delete_customer_account"]),
+                (
+                    failed,
+                    "FAILED",
+                    ["reserve_inventory", "release_inventory", "refund_payment", "delete_customer_account"],
+                ),
             ]:
                 await page.goto(f"{ui}/namespaces/default/workflows/{handle.id}/{handle.result_run_id}/history")
                 await page.get_by_text("OrderFulfillmentSaga").first.wait_for(timeout=30_000)

@@ -63,7 +63,7 @@ def test_every_member_keeps_its_repository_path(wheel: zipfile.ZipFile) -> None:
     path under its mapped folder in the repository."""
     members = [p for p in _record(wheel) if p.startswith("sagaworks/")]
     assert members
-    assert [p for p in members if _source(p) is None or not _source(p).is_file()] == []
+    assert [p for p in members if (source := _source(p)) is None or not source.is_file()] == []
 
 
 def test_every_module_and_the_package_data_are_inside(wheel: zipfile.ZipFile) -> None:
@@ -93,4 +93,3 @@ def test_files_make_install_builds_stay_out(wheel: zipfile.ZipFile) -> None:
     names = wheel.namelist()
     assert [n for n in names if n.removeprefix("sagaworks/") in GENERATED] == []
     assert [n for n in names if "node_modules" in n or "__pycache__" in n] == []
-

@@ -11,8 +11,8 @@ import pytest
 
 from sagaworks.client.connection import connect
 from sagaworks.client.devserver import dev_server_command, wait_until_serving
-from tests.ports import free_port
 from tests.orders import make_order, start_order
+from tests.ports import free_port
 from tests.workers import WorkerProcess
 
 RETRYING = "Temporal not reachable"
@@ -25,7 +25,9 @@ def port() -> int:
 
 @pytest.fixture
 def worker_process(port: int, task_queue: str, tmp_path: Path) -> Iterator[WorkerProcess]:
-    process = WorkerProcess(f"127.0.0.1:{port}", task_queue, f"sqlite:///{tmp_path / 'app.db'}", tmp_path / "worker.log")
+    process = WorkerProcess(
+        f"127.0.0.1:{port}", task_queue, f"sqlite:///{tmp_path / 'app.db'}", tmp_path / "worker.log"
+    )
     yield process
     process.stop()
 
@@ -79,8 +81,20 @@ async def test_the_worker_registers_the_search_attributes_an_approval_publishes(
     from tests.approval_probe import wait_for_approval_state
 
     server = subprocess.Popen(
-        [temporal_binary(), "server", "start-dev", "--headless", "--ip", "127.0.0.1", "--port", str(port),
-         "--db-filename", str(tmp_path / "temporal.db"), "--log-level", "error"],
+        [
+            temporal_binary(),
+            "server",
+            "start-dev",
+            "--headless",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--db-filename",
+            str(tmp_path / "temporal.db"),
+            "--log-level",
+            "error",
+        ],
         stdin=subprocess.DEVNULL,
     )
     try:

@@ -31,7 +31,9 @@ def sagaworks_wheel() -> Path:
     out = Path(tempfile.mkdtemp(prefix="sagaworks-wheel-"))
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out), str(tree)],
-        check=True, capture_output=True, timeout=300,
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
     shutil.rmtree(tree, ignore_errors=True)
     [built] = out.glob("sagaworks-*.whl")

@@ -12,9 +12,7 @@ from pathlib import Path
 class WorkerProcess:
     """``python -m worker`` against a given server, task queue and database."""
 
-    def __init__(
-        self, address: str, task_queue: str, database_url: str, log_file: Path, **env: str
-    ) -> None:
+    def __init__(self, address: str, task_queue: str, database_url: str, log_file: Path, **env: str) -> None:
         self.command = [sys.executable, "-m", "sagaworks.worker", "--address", address, "--task-queue", task_queue]
         self.env = {**os.environ, "DATABASE_URL": database_url, "SAGAWORKS_LOG_LEVEL": "INFO", **env}
         self.log_file = log_file

@@ -5,7 +5,8 @@ all in parallel, each bounded by its source's budget (``policies.MCP_BUDGETS``: 
 5 s per city, files 10 s, database 15 s per attempt). A failed item never fails the run:
 the result lists completed, partial, failed and skipped sources with each item's error.
 An item's answer over ``MAX_ITEM_RESULT_BYTES`` (16 KiB) fails that item, so the result
-stays bounded. Pausing holds items that have not started; cancelling cancels the calls in flight.
+stays bounded. Pausing holds items that have not started; cancelling cancels the calls in
+flight (the step runner's pause, cancel and status; the fan-out keeps its shape).
 """
 
 from __future__ import annotations
@@ -17,9 +18,8 @@ from typing import Any
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from sagaworks import Pausable
-
 with workflow.unsafe.imports_passed_through():
+    from sagaworks import McpTools, StepWorkflow, failure_text
     from sagaworks.contracts.aggregate import (
         MAX_ITEM_RESULT_BYTES,
         AggregateInput,
@@ -29,34 +29,29 @@ with workflow.unsafe.imports_passed_through():
         SourceReport,
         plan_sources,
     )
-    from sagaworks.workflows.mcp import McpTools
     from sagaworks.policies import MCP_BUDGETS, mcp_call
-    from sagaworks import error_kind
 
 ATTEMPTS = 2
 """Each item is tried twice: one retry for a transient fault, within the answer's patience."""
 
 
-def failure_text(failure: BaseException) -> str:
-    """The innermost cause of a failed call, as ``Type: message``."""
-    while isinstance(failure, ActivityError) and failure.cause is not None:
-        failure = failure.cause
-    return f"{error_kind(failure)}: {failure.message if hasattr(failure, 'message') else failure}"
-
-
 @workflow.defn
-class Aggregation(Pausable):
+class Aggregation(StepWorkflow):
     """Answer a question from weather, files and the database, whatever each manages."""
 
+    # Its branches are no steps: a restart would reuse nothing (run it again instead).
+    restarts_from_steps = False
+
     def __init__(self) -> None:
+        super().__init__()
         self._sources: list[SourceReport] = []
         self._mcp = McpTools()
 
     @workflow.run
     async def run(self, request: AggregateInput) -> AggregateResult:
         self._sources = plan_sources(request)
-        await asyncio.gather(*(self._source(source) for source in self._sources if source.state != "skipped"))
-        self._state = "completed"
+        async with self.steps.plan(()):
+            await asyncio.gather(*(self._source(source) for source in self._sources if source.state != "skipped"))
         return self._result(request.question)
 
     async def _source(self, source: SourceReport) -> None:
@@ -81,7 +76,7 @@ class Aggregation(Pausable):
 
     async def _call(self, source: SourceReport, item: ItemReport | None, tool: str, arguments: dict[str, Any]) -> Any:
         """One call of ``source``; failures are recorded on ``item`` (or the whole source)."""
-        await self._unpaused()
+        await self.steps.unpaused()
         if item is not None:
             item.state = "running"
         try:
@@ -131,10 +126,8 @@ class Aggregation(Pausable):
         """Each source's state and items, live."""
         items = [item for source in self._sources for item in source.items]
         running = [s.source for s in self._sources if s.state == "running"]
+        done = sum(item.state in ("completed", "failed") for item in items)
         return AggregateStatus(
-            state=self._state,
-            current_step=", ".join(running) or None,
-            done=sum(item.state in ("completed", "failed") for item in items),
-            total=len(items),
+            **dict(self.steps.status()) | {"current_step": ", ".join(running) or None, "done": done, "total": len(items)},
             sources=self._sources,
         )

@@ -1,9 +1,10 @@
-"""The blog family: research -> outline -> draft -> review.
+"""The blog family: research -> outline -> draft -> review, on the step runner.
 
 Research is the iterative family's BM25 search over the stored documents; its passages
-are numbered and every later stage cites them as ``[n]``. Outline, draft and review are
+are numbered and every later step cites them as ``[n]``. Outline, draft and review are
 one writer activity each (a Groq model, or the offline extractive composer, which says
-so in the result's ``writer.method``).
+so in the result's ``writer.method``). ``saga restart ID --from STEP`` reuses the steps
+before STEP (the step runner's restart).
 """
 
 from __future__ import annotations
@@ -12,70 +13,59 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from sagaworks import StepWorkflow, policies
     from sagaworks.activities.search import SearchActivities
     from sagaworks.activities.writing import WritingActivities
-    from sagaworks.contracts.blog import BlogInput, BlogResult, BlogResume, BlogStatus, Citation, WritingInput
-    from sagaworks.contracts.search import SearchInput
-    from sagaworks import policies
-    from sagaworks import Pausable
-
-STEPS = ("research", "outline", "draft", "review")
+    from sagaworks.contracts.blog import BLOG_STEPS, BlogInput, BlogResult, Citation, WritingInput
+    from sagaworks.contracts.search import SearchHits, SearchInput
 
 
 @workflow.defn
-class BlogWorkflow(Pausable):
+class BlogWorkflow(StepWorkflow):
     """A cited post on a topic from the stored documents."""
-
-    def __init__(self) -> None:
-        self._done = 0
-        self._current: str | None = None
-
-    async def _next(self, step: str) -> None:
-        await self._unpaused()
-        self._current = step
 
     @workflow.run
     async def run(self, request: BlogInput) -> BlogResult:
         """Return the Markdown post, its word count, quality, citations and writer."""
-        # A restarted run (saga restart --from-stage ...) takes the outcomes of the stages
-        # before it over from its source run instead of executing them (a run not
-        # restarted has an empty resume point: it carries nothing).
-        resume = request.resume or BlogResume(from_stage="research", source_workflow_id="")
-        await self._next("research")
-        found = resume.research or await workflow.execute_activity_method(
-            SearchActivities.search_chunks,
-            SearchInput(query=request.topic, top_k=request.sources),
-            summary="research",
-            **policies.TEXT_ANALYSIS,
-        )
-        if not found.hits:
-            raise ApplicationError(
-                f"topic: no stored passage matches {request.topic!r} ({found.corpus_chunks} chunks searched)",
-                type="NothingToCite",
-                non_retryable=True,
+        # Runs restarted before the step runner's restart carry the earlier steps'
+        # outcomes in their input (``resume``); they take those over as they did.
+        legacy = request.resume
+        async with self.steps.plan(BLOG_STEPS, options=policies.MODEL) as steps:
+            search = SearchInput(query=request.topic, top_k=request.sources)
+            if legacy is not None and legacy.research is not None:
+                found: SearchHits = steps.taken_over("research", legacy.research)
+            else:
+                found = await steps.run(
+                    "research", SearchActivities.search_chunks, search, options=policies.TEXT_ANALYSIS,
+                    describe=lambda r: f"{len(r.hits)} passages of {r.corpus_chunks} chunks",
+                )
+            if not found.hits:
+                raise ApplicationError(
+                    f"topic: no stored passage matches {request.topic!r} ({found.corpus_chunks} chunks searched)",
+                    type="NothingToCite",
+                    non_retryable=True,
+                )
+            passages = found.hits
+            if legacy is not None and legacy.outline is not None:
+                outline = steps.taken_over("outline", legacy.outline)
+            else:
+                outline = await steps.run(
+                    "outline", WritingActivities.outline_post, WritingInput(topic=request.topic, passages=passages)
+                )
+            if legacy is not None and legacy.draft is not None:
+                draft = steps.taken_over("draft", legacy.draft)
+            else:
+                draft = await steps.run(
+                    "draft", WritingActivities.draft_post,
+                    WritingInput(topic=request.topic, passages=passages, previous=outline),
+                )
+            post = await steps.run(
+                "review", WritingActivities.review_post,
+                WritingInput(topic=request.topic, passages=passages, previous=draft),
+                describe=lambda r: f"{r.word_count} words, quality {r.quality.score:.2f}",
             )
-        self._done += 1
-        passages = found.hits
-        await self._next("outline")
-        outline = resume.outline or await workflow.execute_activity_method(
-            WritingActivities.outline_post, WritingInput(topic=request.topic, passages=passages),
-            summary="outline", **policies.MODEL,
-        )
-        self._done += 1
-        await self._next("draft")
-        draft = resume.draft or await workflow.execute_activity_method(
-            WritingActivities.draft_post, WritingInput(topic=request.topic, passages=passages, previous=outline),
-            summary="draft", **policies.MODEL,
-        )
-        self._done += 1
-        await self._next("review")
-        post = await workflow.execute_activity_method(
-            WritingActivities.review_post, WritingInput(topic=request.topic, passages=passages, previous=draft),
-            summary="review", **policies.MODEL,
-        )
-        self._done += 1
-        self._current = None
-        self._state = "completed"
+        restart = steps.restart
+        resumed_from = restart.source if restart is not None else (legacy.source_workflow_id if legacy else None)
         return BlogResult(
             topic=request.topic,
             markdown=post.markdown,
@@ -87,10 +77,5 @@ class BlogWorkflow(Pausable):
             ],
             review_notes=post.notes,
             writer=post.writer,
-            resumed_from=resume.source_workflow_id or None,
+            resumed_from=resumed_from or None,
         )
-
-    @workflow.query
-    def status(self) -> BlogStatus:
-        """The stage running and the stages done."""
-        return BlogStatus(state=self._state, current_step=self._current, done=self._done, total=len(STEPS))

@@ -199,11 +199,7 @@ BLOG = Family(
     f"(see `saga status blog-{text_key(request.topic)}`)",
     samples=("blog/sagas.json", "blog/durable-workflows.json"),
     demo=(DemoRun("blog/sagas.json", result_has=("markdown", "citations"), result_means="a cited post"),),
-    restartable=Restartable(
-        stages=("research", "outline", "draft", "review"),
-        records={"search_chunks": "research", "outline_post": "outline", "draft_post": "draft", "review_post": "review"},
-        resume=f"{_CT}.blog:BlogResume",
-    ),
+    # On the step runner: `saga restart ID --from STEP` reuses the steps before STEP.
     activities=f"{_ACT}:blog",
     # It searches the documents the batch demo stores.
     demo_after=("document-batch",),
@@ -232,16 +228,7 @@ NEWS_DIGEST = Family(
             result_means="articles read from at least one feed",
         ),
     ),
-    # Fetching the feeds is part of select: one activity per feed, and the articles
-    # are only the selection's input.
-    restartable=Restartable(
-        stages=("select", "summarise", "newsletter", "store"),
-        records={
-            "select_articles": "select", "categorise_and_summarise": "summarise",
-            "build_newsletter": "newsletter", "store_digest": "store",
-        },
-        resume=f"{_CT}.news_digest:NewsDigestResume",
-    ),
+    # On the step runner: `saga restart ID --from STEP` reuses the steps before STEP.
     activities=f"{_ACT}:news_digest",
     # Summaries (and categories, with categoriser "llm") are asked of the model through
     # the gateway, the extractive summary and the lexicon their fallbacks.

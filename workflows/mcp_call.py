@@ -8,9 +8,8 @@ from typing import Any
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
-from sagaworks import Pausable
-
 with workflow.unsafe.imports_passed_through():
+    from sagaworks import McpTools, StepWorkflow, failure_text
     from sagaworks.contracts.mcp import (
         McpCallInput,
         McpCallStatus,
@@ -19,39 +18,41 @@ with workflow.unsafe.imports_passed_through():
         McpToolInfo,
         McpToolOutput,
     )
-    from sagaworks.workflows.aggregate import failure_text
-    from sagaworks.workflows.mcp import McpTools
     from sagaworks.policies import mcp_call
 
 
 @workflow.defn
-class McpToolCall(Pausable):
-    """List the server's tools, validate the arguments, call the tool (one activity)."""
+class McpToolCall(StepWorkflow):
+    """List the server's tools, validate the arguments, call the tool (one activity); the
+    step runner's status, pause (before the call) and cancel."""
+
+    # Its one call is no step: a restart would reuse nothing (run it again instead).
+    restarts_from_steps = False
 
     def __init__(self) -> None:
+        super().__init__()
         self._input: McpCallInput | None = None
         self._done = 0
 
     @workflow.run
     async def run(self, request: McpCallInput) -> McpToolOutput:
         self._input = request
-        await self._unpaused()
-        output = await McpTools().call(
-            request.server, request.tool, request.arguments, mcp_call(request.timeout_seconds)
-        )
-        self._done = 1
-        self._state = "completed"
+        async with self.steps.plan(()):
+            await self.steps.unpaused()
+            output = await McpTools().call(
+                request.server, request.tool, request.arguments, mcp_call(request.timeout_seconds)
+            )
+            self._done = 1
         return output
 
     @workflow.query
     def status(self) -> McpCallStatus:
         """Whether the call has answered."""
         request = self._input
+        status = self.steps.status()
+        calling = not self._done and status.state in ("running", "paused")
         return McpCallStatus(
-            state=self._state,
-            current_step=None if self._done else "call",
-            done=self._done,
-            total=1,
+            **dict(status) | {"current_step": "call" if calling else None, "done": self._done, "total": 1},
             server=request.server if request else "",
             tool=request.tool if request else "",
         )

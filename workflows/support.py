@@ -55,8 +55,7 @@ with workflow.unsafe.imports_passed_through():
         raised,
         task_priority,
     )
-    from sagaworks.workflows.aggregate import failure_text
-    from sagaworks.workflows.mcp import McpTools
+    from sagaworks import McpTools, failure_text
     from sagaworks.policies import LLM_PASS, MCP_BUDGETS, NOTIFY, llm_task_queue, mcp_call
 
 CLASSIFY_PATCH = "ticket-classify-activity"

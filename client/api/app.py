@@ -19,7 +19,6 @@ from sagaworks.client.api.security import BodyLimit, require_token
 from sagaworks.client.api.settings import ApiSettings
 from sagaworks.client.connection import connect
 
-
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
 
@@ -39,12 +38,15 @@ class LocalCallersOnly:
         if scope["type"] == "http":
             headers = Headers(scope=scope)
             if _host_name(headers.get("host", "")) not in LOOPBACK_HOSTS:
-                await errors.error_response(421, "HostNotAllowed", f"this API answers only {', '.join(LOOPBACK_HOSTS)} without a token")(scope, receive, send)
+                await errors.error_response(
+                    421, "HostNotAllowed", f"this API answers only {', '.join(LOOPBACK_HOSTS)} without a token"
+                )(scope, receive, send)
                 return
             content_type = headers.get("content-type", "").split(";")[0].strip().lower()
             if scope["method"] == "POST" and content_type != "application/json" and "x-requested-with" not in headers:
                 await errors.error_response(
-                    415, "JsonRequired",
+                    415,
+                    "JsonRequired",
                     "without a token, POSTs must send Content-Type: application/json (or X-Requested-With)",
                     field="Content-Type",
                 )(scope, receive, send)
@@ -127,8 +129,9 @@ def create_app(settings: ApiSettings | None = None, *, client: Client | None = N
         app.add_middleware(LocalCallersOnly)
     if settings.cors_origins:
         app.add_middleware(
-            CORSMiddleware, allow_origins=list(settings.cors_origins),
-            allow_methods=["GET", "POST", "DELETE"], allow_headers=["Authorization", "Content-Type"],
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
         )
     return app
-

@@ -11,24 +11,30 @@ from typing import Any
 from urllib.parse import quote, unquote, urlencode
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.routing import APIRoute
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 from temporalio.service import RPCError, RPCStatusCode
 
+from sagaworks import registry
 from sagaworks.client.api.errors import ApiError
 from sagaworks.client.api.render import (
-    failure_view, form_fields, interaction_forms, query_view, render_value, ticket_view, without_repeats,
+    failure_view,
+    form_fields,
+    interaction_forms,
+    query_view,
+    render_value,
+    ticket_view,
+    without_repeats,
 )
 from sagaworks.client.api.routes_ops import catalog_entry
 from sagaworks.client.api.routes_runs import temporal
 from sagaworks.client.api.security import SESSION_COOKIE, authorized, session_value, token_matches
+from sagaworks.client.runs import RUN_STATES, describe_run, list_runs_page, run_outcome, visibility_query
 from sagaworks.client.schedules import describe_schedule, list_schedules
 from sagaworks.client.tickets import TICKET_STATES, TICKET_TYPES, TicketFilterInvalid, list_tickets, ticket_query
 from sagaworks.contracts.support import PRIORITIES
-from sagaworks.client.runs import RUN_STATES, describe_run, list_runs_page, run_outcome, visibility_query
-from sagaworks import registry
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -77,7 +83,7 @@ def sign_in_target(target: str, pages: Iterable[Any]) -> str:
         return "/"
     path = unquote(target.split("?", 1)[0].split("#", 1)[0])
     for route in pages:
-        if isinstance(route, APIRoute) and "GET" in route.methods and route.path_regex.fullmatch(path):
+        if isinstance(route, APIRoute) and "GET" in (route.methods or ()) and route.path_regex.fullmatch(path):
             return target
     return "/"
 
@@ -109,7 +115,9 @@ def restart_points(fam: Any, run: dict[str, Any]) -> list[dict[str, Any]]:
     points = []
     for index, step in enumerate(progress.get("plan") or []):
         earlier = (progress.get("plan") or [])[:index]
-        points.append({"step": step, "completed": step in completed, "undone": [s for s in earlier if s in compensated]})
+        points.append(
+            {"step": step, "completed": step in completed, "undone": [s for s in earlier if s in compensated]}
+        )
         if step not in completed:
             break
     return points
@@ -121,7 +129,9 @@ def build_router() -> APIRouter:
 
     @router.get("/", response_class=HTMLResponse, dependencies=[page])
     async def home(request: Request) -> HTMLResponse:
-        return templates.TemplateResponse(request, "catalog.html", {"families": [catalog_entry(f) for f in registry().families]})
+        return templates.TemplateResponse(
+            request, "catalog.html", {"families": [catalog_entry(f) for f in registry().families]}
+        )
 
     @router.get("/families/{name}", response_class=HTMLResponse, dependencies=[page])
     async def start_form(request: Request, name: str) -> HTMLResponse:
@@ -143,11 +153,17 @@ def build_router() -> APIRouter:
         except ValueError:
             token = None  # a mangled link: start from the newest runs
         rows, next_token = await list_runs_page(temporal(request), query, page_size=25, page_token=token)
-        return templates.TemplateResponse(request, "runs.html", {
-            "runs": rows, "next_page": next_token.hex() if next_token else None,
-            "family_name": fam.name if fam else "", "status": status.upper() if known else "",
-            "families": [f.name for f in registry().families],
-        })
+        return templates.TemplateResponse(
+            request,
+            "runs.html",
+            {
+                "runs": rows,
+                "next_page": next_token.hex() if next_token else None,
+                "family_name": fam.name if fam else "",
+                "status": status.upper() if known else "",
+                "families": [f.name for f in registry().families],
+            },
+        )
 
     @router.get("/runs/{workflow_id}", response_class=HTMLResponse, dependencies=[page])
     async def run_page(request: Request, workflow_id: str) -> HTMLResponse:
@@ -156,24 +172,33 @@ def build_router() -> APIRouter:
         outcome = await run_outcome(client.get_workflow_handle(workflow_id), wait=False)
         fam = registry().family(run["family"]) if run["family"] else None
         data = jsonable_encoder(outcome.as_json())
-        completed_query = run["family"] == "query" and outcome.status == "COMPLETED" and isinstance(data.get("result"), dict)
+        completed_query = (
+            run["family"] == "query" and outcome.status == "COMPLETED" and isinstance(data.get("result"), dict)
+        )
         forms = interaction_forms(fam.workflow, list(fam.accepts)) if fam else []
         approval_forms = [f for f in forms if fam and fam.approval and f["name"] in ("approve", "reject")]
-        progress = run.get("progress") if isinstance(run.get("progress"), dict) else {}
+        reported = run.get("progress")
+        progress = reported if isinstance(reported, dict) else {}
         ticket = progress.get("ticket") or (data.get("result") if run["family"] == "support-ticket" else None)
         query = query_view(data["result"]) if completed_query else None
         if isinstance(data.get("result"), dict):
             data["result"] = without_repeats(data["result"])
-        return templates.TemplateResponse(request, "run.html", {
-            "run": jsonable_encoder(run), "outcome": data,
-            "accepts": fam.accepts if fam else (), "approval": fam.approval if fam else None,
-            "forms": [f for f in forms if f not in approval_forms],
-            "approval_fields": approval_forms[0]["fields"] if approval_forms else [],
-            "ticket": ticket_view(jsonable_encoder(ticket)) if isinstance(ticket, dict) else None,
-            "restart_points": restart_points(fam, run),
-            "query": query,
-            "failure": failure_view(data.get("failure") or [], compensations_shown=_compensations_shown(run)),
-        })
+        return templates.TemplateResponse(
+            request,
+            "run.html",
+            {
+                "run": jsonable_encoder(run),
+                "outcome": data,
+                "accepts": fam.accepts if fam else (),
+                "approval": fam.approval if fam else None,
+                "forms": [f for f in forms if f not in approval_forms],
+                "approval_fields": approval_forms[0]["fields"] if approval_forms else [],
+                "ticket": ticket_view(jsonable_encoder(ticket)) if isinstance(ticket, dict) else None,
+                "restart_points": restart_points(fam, run),
+                "query": query,
+                "failure": failure_view(data.get("failure") or [], compensations_shown=_compensations_shown(run)),
+            },
+        )
 
     @router.get("/schedules", response_class=HTMLResponse, dependencies=[page])
     async def schedules(request: Request) -> HTMLResponse:
@@ -183,7 +208,9 @@ def build_router() -> APIRouter:
             *(describe_schedule(client, row["schedule_id"]) for row in listed), return_exceptions=True
         )
         for answer in described:  # one deleted since it was listed is left out; other errors are errors
-            if isinstance(answer, BaseException) and not (isinstance(answer, RPCError) and answer.status == RPCStatusCode.NOT_FOUND):
+            if isinstance(answer, BaseException) and not (
+                isinstance(answer, RPCError) and answer.status == RPCStatusCode.NOT_FOUND
+            ):
                 raise answer
         rows = [answer for answer in described if isinstance(answer, dict)]
         return templates.TemplateResponse(request, "schedules.html", {"schedules": rows})
@@ -198,10 +225,18 @@ def build_router() -> APIRouter:
             rows, problem = await list_tickets(temporal(request), query), None
         except TicketFilterInvalid as invalid:
             rows, problem = [], str(invalid)
-        return templates.TemplateResponse(request, "tickets.html", {
-            "tickets": rows, "filters": filters, "problem": problem,
-            "types": TICKET_TYPES, "priorities": PRIORITIES, "states": TICKET_STATES,
-        })
+        return templates.TemplateResponse(
+            request,
+            "tickets.html",
+            {
+                "tickets": rows,
+                "filters": filters,
+                "problem": problem,
+                "types": TICKET_TYPES,
+                "priorities": PRIORITIES,
+                "states": TICKET_STATES,
+            },
+        )
 
     @router.get("/login", response_class=HTMLResponse)
     async def login_page(request: Request, next: str = "/") -> HTMLResponse:
@@ -218,7 +253,13 @@ def build_router() -> APIRouter:
         if expected is None or not token_matches(supplied if isinstance(supplied, str) else None, expected):
             raise ApiError(401, "Unauthorized", "that is not the API token", field="token")
         response = JSONResponse({"signed_in": True})
-        response.set_cookie(SESSION_COOKIE, session_value(expected), httponly=True, samesite="strict", secure=request.url.scheme == "https")
+        response.set_cookie(
+            SESSION_COOKIE,
+            session_value(expected),
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+        )
         return response
 
     return router

@@ -14,8 +14,8 @@ from starlette.routing import compile_path
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from sagaworks.client.runs import RunAlreadyClosed, RunConflict
 from sagaworks import RunRefused
+from sagaworks.client.runs import RunAlreadyClosed, RunConflict
 
 log = logging.getLogger("sagaworks.api")
 
@@ -45,7 +45,13 @@ class ApiError(Exception):
 
 
 def error_response(
-    http_status: int, type: str, message: str, *, field: str | None = None, headers: dict[str, str] | None = None, **extra: Any
+    http_status: int,
+    type: str,
+    message: str,
+    *,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
 ) -> JSONResponse:
     detail = ErrorDetail(type=type, message=message, field=field).model_dump(exclude_none=True)
     return JSONResponse({"error": detail, **extra}, status_code=http_status, headers=headers)
@@ -121,7 +127,10 @@ def install(app: FastAPI) -> None:
             # Starlette's names the methods of the first route matched, not of the resource.
             headers["Allow"] = ", ".join(documented)
         return error_response(
-            error.status_code, names.get(error.status_code, "RequestRefused"), str(error.detail), headers=headers or None
+            error.status_code,
+            names.get(error.status_code, "RequestRefused"),
+            str(error.detail),
+            headers=headers or None,
         )
 
     @app.exception_handler(RunConflict)

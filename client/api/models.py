@@ -8,12 +8,12 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, Strict
 
+from sagaworks import registry
 from sagaworks.client.api.errors import ErrorBody
 from sagaworks.client.query_metrics import QueryMetrics
 from sagaworks.client.stats import ActivityStats
-from sagaworks import registry
 
-FamilyName = enum.Enum("FamilyName", {f.name: f.name for f in registry().families}, type=str)  # type: ignore[misc]
+FamilyName = enum.Enum("FamilyName", {f.name: f.name for f in registry().families}, type=str)  # type: ignore[misc]  # an Enum built from the registry, so /openapi.json lists the families
 """A catalog family's name (an enum, so ``/openapi.json`` lists them)."""
 
 
@@ -128,7 +128,7 @@ class CircuitBreakers(BaseModel):
 
 
 class WorkflowMetrics(Metrics):
-    """``GET /api/workflow/metrics`` (seed 002): :class:`Metrics` and the query family's KPIs."""
+    """``GET /api/workflow/metrics``: :class:`Metrics` and the query family's KPIs."""
 
     query: QueryMetrics
     """Success rate by step, time per agent (p50/p95) and attempts per execution, from the
@@ -156,13 +156,19 @@ def _cron_field(value: str) -> str:
     return rf"(\*(/[1-9][0-9]?)?|({value})(,({value}))*)"
 
 
-CRON_PATTERN = "^(@(yearly|annually|monthly|weekly|daily|hourly)|" + " ".join([
-    _cron_field("[0-5]?[0-9]"),
-    _cron_field("1?[0-9]|2[0-3]"),
-    _cron_field("[1-9]|[12][0-9]|3[01]"),
-    _cron_field("[1-9]|1[0-2]|JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC"),
-    _cron_field("[0-7]|SUN|MON|TUE|WED|THU|FRI|SAT"),
-]) + ")$"
+CRON_PATTERN = (
+    "^(@(yearly|annually|monthly|weekly|daily|hourly)|"
+    + " ".join(
+        [
+            _cron_field("[0-5]?[0-9]"),
+            _cron_field("1?[0-9]|2[0-3]"),
+            _cron_field("[1-9]|[12][0-9]|3[01]"),
+            _cron_field("[1-9]|1[0-2]|JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC"),
+            _cron_field("[0-7]|SUN|MON|TUE|WED|THU|FRI|SAT"),
+        ]
+    )
+    + ")$"
+)
 """The cron expressions the schema documents, all of which Temporal accepts. Ranges
 (``MON-FRI``, start before end) are accepted too; a pattern cannot tell their order."""
 
@@ -173,9 +179,12 @@ def _one_shape_per_family(schema: dict[str, Any]) -> None:
     shared = {name: value for name, value in schema["properties"].items() if name not in ("family", "input")}
     schema["oneOf"] = [
         {
-            "type": "object", "additionalProperties": False, "required": schema["required"],
+            "type": "object",
+            "additionalProperties": False,
+            "required": schema["required"],
             "properties": {
-                "family": {"const": fam.name}, **shared,
+                "family": {"const": fam.name},
+                **shared,
                 # The start routes' bodies: FastAPI names each component after its model.
                 "input": {"$ref": f"#/components/schemas/{fam.input_model.__name__}"},
             },
@@ -193,9 +202,11 @@ class NewSchedule(BaseModel):
     # read from its JSON string.
     model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=_one_shape_per_family)
 
-    family: Annotated[FamilyName, Strict(False)]  # type: ignore[valid-type]
+    family: Annotated[FamilyName, Strict(False)]
     cron: str = Field(
-        min_length=1, max_length=200, examples=["0 7 * * MON"],
+        min_length=1,
+        max_length=200,
+        examples=["0 7 * * MON"],
         json_schema_extra={"pattern": CRON_PATTERN},
     )
     """A cron expression, in UTC: minute, hour, day of month, month, day of week, each ``*``,

@@ -29,7 +29,8 @@ def render_value(value: Any) -> Markup:
             columns = list(dict.fromkeys(key for item in value for key in item))
             head = "".join(f"<th>{escape(c)}</th>" for c in columns)
             body = "".join(
-                "<tr>" + "".join(f"<td>{render_value(item.get(c, ''))}</td>" for c in columns) + "</tr>" for item in value
+                "<tr>" + "".join(f"<td>{render_value(item.get(c, ''))}</td>" for c in columns) + "</tr>"
+                for item in value
             )
             return Markup(f'<table class="grid"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>')
         if not value:
@@ -115,10 +116,15 @@ def failure_view(failure: list[dict[str, Any]], *, compensations_shown: bool) ->
     if not compensations_shown:
         return failure
     return [
-        {**entry, "details": [
-            {k: v for k, v in detail.items() if k != "compensations"} if isinstance(detail, dict) else detail
-            for detail in entry["details"]
-        ]} if isinstance(entry.get("details"), list) else entry
+        {
+            **entry,
+            "details": [
+                {k: v for k, v in detail.items() if k != "compensations"} if isinstance(detail, dict) else detail
+                for detail in entry["details"]
+            ],
+        }
+        if isinstance(entry.get("details"), list)
+        else entry
         for entry in failure
     ]
 
@@ -142,8 +148,10 @@ def form_fields(schema: dict[str, Any]) -> list[dict[str, Any]]:
         kind = prop.get("type")
         field: dict[str, Any] = {
             # The property's own title: a referenced model's title names the model, not the field.
-            "name": name, "label": raw.get("title") or name.replace("_", " ").title(),
-            "required": name in required, "description": prop.get("description", ""),
+            "name": name,
+            "label": raw.get("title") or name.replace("_", " ").title(),
+            "required": name in required,
+            "description": prop.get("description", ""),
             "default": prop.get("default"),
         }
         if "enum" in prop:
@@ -154,7 +162,15 @@ def form_fields(schema: dict[str, Any]) -> list[dict[str, Any]]:
             field["kind"] = "tristate"
         elif kind in ("string", "integer", "number", "boolean"):
             field["kind"] = {"boolean": "checkbox"}.get(kind, kind)
-            for key in ("pattern", "minLength", "maxLength", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+            for key in (
+                "pattern",
+                "minLength",
+                "maxLength",
+                "minimum",
+                "maximum",
+                "exclusiveMinimum",
+                "exclusiveMaximum",
+            ):
                 if key in prop:
                     field[key] = prop[key]
         else:
@@ -183,10 +199,14 @@ def interaction_forms(workflow: type, names: list[str]) -> list[dict[str, Any]]:
         if len(arg_types) != 1 or not (isinstance(arg_types[0], type) and issubclass(arg_types[0], BaseModel)):
             continue
         doc = (handler.fn.__doc__ or "").strip().splitlines()
-        forms.append({
-            "name": name, "kind": kind, "doc": doc[0] if doc else "",
-            "fields": form_fields(arg_types[0].model_json_schema()),
-        })
+        forms.append(
+            {
+                "name": name,
+                "kind": kind,
+                "doc": doc[0] if doc else "",
+                "fields": form_fields(arg_types[0].model_json_schema()),
+            }
+        )
     return forms
 
 
@@ -213,13 +233,17 @@ def ticket_view(ticket: dict[str, Any]) -> dict[str, Any]:
     who has it, each escalation in a sentence, each lookup's result as rows (not the
     Python literal the tool printed), the comments and the resolution."""
     escalations = [
-        f"{e.get('at', '')}: {e.get('from_priority')} -> {e.get('to_priority')}, {e.get('reason')} ({e.get('notified')})"
+        f"{e.get('at', '')}: {e.get('from_priority')} -> {e.get('to_priority')}, "
+        f"{e.get('reason')} ({e.get('notified')})"
         for e in ticket.get("escalations") or []
     ]
     lookups = [
-        {"what": item.get("what"), "via": f"{item.get('server')} {item.get('tool')}",
-         "result": lookup_text(item.get("result")) if item.get("error") is None else None,
-         "error": item.get("error")}
+        {
+            "what": item.get("what"),
+            "via": f"{item.get('server')} {item.get('tool')}",
+            "result": lookup_text(item.get("result")) if item.get("error") is None else None,
+            "error": item.get("error"),
+        }
         for item in ticket.get("lookups") or []
     ]
     return {

@@ -1,4 +1,4 @@
-"""The catalog, metrics, health, circuit breakers, ticket queues and seed 002's paths."""
+"""The catalog, metrics, health, circuit breakers, ticket queues and the singular ``/api/workflow/`` aliases."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Engine, create_engine, text
 from temporalio.service import RPCError
 
+from sagaworks import Family, registry
+from sagaworks._breakers import read_breaker_statuses
 from sagaworks.client.api.models import (
     Accepted,
     CatalogEntry,
@@ -24,23 +26,24 @@ from sagaworks.client.api.models import (
     WorkflowMetrics,
 )
 from sagaworks.client.api.routes_runs import ERRORS, RUN_ERRORS, temporal
-from sagaworks._breakers import read_breaker_statuses
 from sagaworks.client.query_metrics import query_metrics
 from sagaworks.client.runs import count_runs
 from sagaworks.client.stats import activity_stats
-from sagaworks.client.workers import pollers_detail, workflow_pollers
 from sagaworks.client.tickets import TicketRow, list_tickets, ticket_query
+from sagaworks.client.workers import pollers_detail, workflow_pollers
 from sagaworks.contracts.common import Text
 from sagaworks.contracts.support import Priority, TicketState, TicketType
-from sagaworks import Family, registry
 
 HEALTH_TIMEOUT = timedelta(seconds=5)
 
 
 def catalog_entry(fam: Family[Any]) -> CatalogEntry:
     return CatalogEntry(
-        name=fam.name, workflow_type=fam.workflow_type, description=fam.description,
-        accepts=list(fam.accepts), input_schema=fam.input_schema(),
+        name=fam.name,
+        workflow_type=fam.workflow_type,
+        description=fam.description,
+        accepts=list(fam.accepts),
+        input_schema=fam.input_schema(),
         # An installation without samples/ (a slim image) serves the catalog without them.
         # A fresh suffix on the rerun field (the order id) each time, so a sample runs again.
         samples=[
@@ -57,7 +60,9 @@ async def _family_metrics(request: Request, fam: Family[Any], runs: int) -> Fami
         count_runs(client, fam), activity_stats(client, family=fam, query="ExecutionStatus != 'Running'", limit=runs)
     )
     timings = {step["activity_type"]: step for step in stats["activities"]}
-    return FamilyMetrics(counts=counts, total=sum(counts.values()), step_timings=timings, runs_sampled=stats["workflows"])  # type: ignore[arg-type]
+    return FamilyMetrics(
+        counts=counts, total=sum(counts.values()), step_timings=timings, runs_sampled=stats["workflows"]
+    )
 
 
 async def metrics(request: Request, runs: int = Query(20, ge=0, le=200)) -> Metrics:
@@ -73,13 +78,15 @@ async def metrics(request: Request, runs: int = Query(20, ge=0, le=200)) -> Metr
 
 
 async def workflow_metrics(request: Request, runs: int = Query(20, ge=0, le=200)) -> WorkflowMetrics:
-    """Seed 002's metrics: every family's (as ``/api/metrics``), and for the query family
+    """Every family's metrics (as ``/api/metrics``), and for the query family
     success rate by step, time per agent and the retry attempt distribution from the
     histories of its ``runs`` latest runs, with breaker activations (trips) per breaker."""
     query = request.app.state.metrics_cache.get(("query", runs), lambda: query_metrics(temporal(request), limit=runs))
     families, query, breakers = await asyncio.gather(metrics(request, runs), query, _breakers(request))
     return WorkflowMetrics(
-        families=families.families, query=query, breakers=breakers,
+        families=families.families,
+        query=query,
+        breakers=breakers,
         breaker_activations={b["name"]: b["trips"] for b in breakers.breakers},
     )
 
@@ -88,7 +95,9 @@ async def _breakers(request: Request) -> CircuitBreakers:
     """Every breaker the workers share, read from the application database."""
     engine = _engine(request)
     if engine is None:
-        return CircuitBreakers(breakers=[], available=False, detail="DATABASE_URL is not set: breakers are not readable")
+        return CircuitBreakers(
+            breakers=[], available=False, detail="DATABASE_URL is not set: breakers are not readable"
+        )
     statuses = await asyncio.to_thread(read_breaker_statuses, engine)
     detail = f"{len(statuses)} breaker(s)" if statuses else "no breaker has been used yet"
     return CircuitBreakers(breakers=[s.model_dump(mode="json") for s in statuses], available=True, detail=detail)
@@ -129,7 +138,7 @@ def _database_check(request: Request) -> tuple[bool, str]:
     # A plain connection: a probe anyone may send never creates tables (the workers own the
     # schema), and says nothing of hosts or users.
     try:
-        with _engine(request).connect() as connection:  # type: ignore[union-attr]
+        with _engine(request).connect() as connection:  # type: ignore[union-attr]  # DATABASE_URL is set here, so there is an engine
             connection.execute(text("SELECT 1"))
     except Exception as error:  # noqa: BLE001 - any failure means unreachable; say which kind
         return False, f"unreachable ({type(error).__name__})"
@@ -148,7 +157,7 @@ def build_router() -> APIRouter:
 
     @router.get("/api/circuit-breakers/status", response_model=CircuitBreakers, responses=ERRORS)
     async def circuit_breakers(request: Request) -> CircuitBreakers:
-        """Seed 002's path: every breaker the workers share (state, failures, trips, last
+        """Every breaker the workers share (state, failures, trips, last
         transition, next trial), read from the application database."""
         return await _breakers(request)
 
@@ -169,10 +178,14 @@ def build_router() -> APIRouter:
         query = ticket_query(priority=priority, state=state, ticket_type=ticket_type, assignee=assignee)
         return await list_tickets(temporal(request), query, limit=limit)
 
-    # Seed 002's paths, as aliases of ours.
+    # The singular path, an alias kept for clients written against it.
     router.add_api_route(
-        "/api/workflow/metrics", workflow_metrics, response_model=WorkflowMetrics, responses=ERRORS, methods=["GET"],
-        name="seed_metrics",
+        "/api/workflow/metrics",
+        workflow_metrics,
+        response_model=WorkflowMetrics,
+        responses=ERRORS,
+        methods=["GET"],
+        name="alias_metrics",
     )
     return router
 
@@ -180,7 +193,9 @@ def build_router() -> APIRouter:
 def build_health_router() -> APIRouter:
     router = APIRouter(tags=["operations"])
 
-    @router.get("/api/health", response_model=Health, responses={503: {"model": Health, "description": "A check failed"}})
+    @router.get(
+        "/api/health", response_model=Health, responses={503: {"model": Health, "description": "A check failed"}}
+    )
     async def health(request: Request) -> JSONResponse:
         """Temporal reachable, database reachable (when configured), workers polling the task queue."""
         (temporal_ok, temporal_detail), (workers_ok, workers_detail), (db_ok, db_detail) = await asyncio.gather(
@@ -189,9 +204,9 @@ def build_health_router() -> APIRouter:
         ok = temporal_ok and workers_ok and db_ok
         body = Health(
             status="ok" if ok else "degraded",
-            temporal={"ok": temporal_ok, "detail": temporal_detail},  # type: ignore[arg-type]
-            database={"ok": db_ok, "detail": db_detail},  # type: ignore[arg-type]
-            workers={"ok": workers_ok, "detail": workers_detail},  # type: ignore[arg-type]
+            temporal={"ok": temporal_ok, "detail": temporal_detail},  # type: ignore[arg-type]  # pydantic validates the dict into Health's check model
+            database={"ok": db_ok, "detail": db_detail},  # type: ignore[arg-type]  # pydantic validates the dict into Health's check model
+            workers={"ok": workers_ok, "detail": workers_detail},  # type: ignore[arg-type]  # pydantic validates the dict into Health's check model
         )
         return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 
@@ -199,17 +214,27 @@ def build_health_router() -> APIRouter:
 
 
 def build_alias_router(runs_router: APIRouter) -> APIRouter:
-    """``/api/workflow/{id}/status`` and ``/cancel`` (seed 002) served by our routes' handlers."""
+    """``/api/workflow/{id}/status`` and ``/cancel``, singular aliases kept for clients written against them,
+    served by the ``/api/workflows/`` routes' handlers."""
     router = APIRouter(tags=["operations"])
-    handlers = {route.name: route.endpoint for route in runs_router.routes}  # type: ignore[attr-defined]
+    handlers = {route.name: route.endpoint for route in runs_router.routes}  # type: ignore[attr-defined]  # every route of that router is an APIRoute
     router.add_api_route(
-        "/api/workflow/{workflow_id}/status", handlers["get_workflow"], methods=["GET"],
-        response_model=RunDescription, responses=ERRORS, name="seed_status",
-        description="Alias of GET /api/workflows/{workflow_id} (seed 002).",
+        "/api/workflow/{workflow_id}/status",
+        handlers["get_workflow"],
+        methods=["GET"],
+        response_model=RunDescription,
+        responses=ERRORS,
+        name="alias_status",
+        description="Alias of GET /api/workflows/{workflow_id}.",
     )
     router.add_api_route(
-        "/api/workflow/{workflow_id}/cancel", handlers["cancel_workflow"], methods=["POST"], status_code=202,
-        response_model=Accepted, responses=RUN_ERRORS, name="seed_cancel",
-        description="Alias of POST /api/workflows/{workflow_id}/cancel (seed 002).",
+        "/api/workflow/{workflow_id}/cancel",
+        handlers["cancel_workflow"],
+        methods=["POST"],
+        status_code=202,
+        response_model=Accepted,
+        responses=RUN_ERRORS,
+        name="alias_cancel",
+        description="Alias of POST /api/workflows/{workflow_id}/cancel.",
     )
     return router

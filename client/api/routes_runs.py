@@ -15,19 +15,28 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Query, Request
-from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse, StreamingResponse
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from sagaworks import Family, registry
 from sagaworks.client.api.errors import ApiError, ErrorBody
 from sagaworks.client.api.events import run_events
 from sagaworks.client.api.models import (
-    Accepted, FailedRun, FamilyName, RunDescription, RunEnd, RunResult, RunsPage, StartedRun, UpdateResult,
+    Accepted,
+    FailedRun,
+    FamilyName,
+    RunDescription,
+    RunEnd,
+    RunResult,
+    RunsPage,
+    StartedRun,
+    UpdateResult,
 )
 from sagaworks.client.connection import ui_url
-from sagaworks.client.postmortem import RestartNeedsForce, RestartRefused, RunReport, restart_run, run_report
-from sagaworks.client.trace import drop_results
+from sagaworks.client.postmortem import RestartRefused, RunReport, restart_run, run_report
+from sagaworks.client.restart import RestartNeedsForce
 from sagaworks.client.runs import (
     RUN_STATES,
     cancel_run,
@@ -39,19 +48,19 @@ from sagaworks.client.runs import (
     update_run,
     visibility_query,
 )
-from sagaworks import Family, registry
+from sagaworks.client.trace import drop_results
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody} for code in (401, 404, 413, 422, 503)
-}
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (401, 404, 413, 422, 503)}
 """Error answers every route may give, documented for clients (and for the fuzzer)."""
 RUN_ERRORS = {**ERRORS, 409: {"model": ErrorBody, "description": "The run has already closed"}}
+
 
 def _event(name: str, data: dict[str, Any]) -> dict[str, Any]:
     """One Server-Sent Event of the ``events`` stream, as OpenAPI 3.2 describes one: its
     name and its ``data``, a line of JSON of the given schema."""
     return {
-        "type": "object", "required": ["event", "data"],
+        "type": "object",
+        "required": ["event", "data"],
         "properties": {
             "event": {"const": name},
             "data": {"type": "string", "contentMediaType": "application/json", "contentSchema": data},
@@ -59,15 +68,23 @@ def _event(name: str, data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-EVENT_SCHEMA = {"oneOf": [
-    _event("status", {"$ref": "#/components/schemas/RunDescription"}),
-    # FailureEntry, the one model it holds, is a component of the document already.
-    _event("result", {key: value for key, value in RunEnd.model_json_schema(
-        ref_template="#/components/schemas/{model}").items() if key != "$defs"}),
-]}
+EVENT_SCHEMA = {
+    "oneOf": [
+        _event("status", {"$ref": "#/components/schemas/RunDescription"}),
+        # FailureEntry, the one model it holds, is a component of the document already.
+        _event(
+            "result",
+            {
+                key: value
+                for key, value in RunEnd.model_json_schema(ref_template="#/components/schemas/{model}").items()
+                if key != "$defs"
+            },
+        ),
+    ]
+}
 """The events of ``GET /api/workflows/{id}/events`` (comments keep a quiet stream open)."""
 
-StatusName = enum.Enum("StatusName", {state: state for state in RUN_STATES}, type=str)  # type: ignore[misc]
+StatusName = enum.Enum("StatusName", {state: state for state in RUN_STATES}, type=str)  # type: ignore[misc]  # an Enum built from RUN_STATES, so /openapi.json lists them
 
 
 def temporal(request: Request) -> Client:
@@ -82,7 +99,8 @@ def links(workflow_id: str) -> dict[str, str]:
 
 def _start_route(router: APIRouter, fam: Family[Any]) -> None:
     async def start(
-        request: Request, body: fam.input_model = Body(...)  # type: ignore[name-defined]
+        request: Request,
+        body: fam.input_model = Body(...),  # type: ignore[name-defined]  # the family's own input model, known when the route is built
     ) -> JSONResponse:
         # Through the family's own parse as well, which refuses what only the engine sets
         # (a restart's resume point): the same rules as ``saga run``.
@@ -90,20 +108,34 @@ def _start_route(router: APIRouter, fam: Family[Any]) -> None:
         client = temporal(request)
         handle = await start_run(client, fam, arg, task_queue=request.app.state.settings.task_queue)
         started = StartedRun(
-            workflow_id=handle.id, run_id=handle.result_run_id, family=fam.name,
-            ui=ui_url(client, handle.id, handle.result_run_id), links=links(handle.id),
+            workflow_id=handle.id,
+            run_id=handle.result_run_id,
+            family=fam.name,
+            ui=ui_url(client, handle.id, handle.result_run_id),
+            links=links(handle.id),
         )
         return JSONResponse(
             started.model_dump(mode="json"), status_code=201, headers={"Location": started.links["status"]}
         )
 
     router.add_api_route(
-        f"/api/workflows/{fam.name}", start, methods=["POST"], status_code=201,
-        response_model=StartedRun, name=f"start_{fam.name}", operation_id=f"start_{fam.name.replace('-', '_')}",
-        summary=f"Start a run of {fam.name}", description=fam.description,
+        f"/api/workflows/{fam.name}",
+        start,
+        methods=["POST"],
+        status_code=201,
+        response_model=StartedRun,
+        name=f"start_{fam.name}",
+        operation_id=f"start_{fam.name.replace('-', '_')}",
+        summary=f"Start a run of {fam.name}",
+        description=fam.description,
         responses={
-            **ERRORS, 409: {"model": ErrorBody, "description": "The workflow id is taken (reject policy)"},
-            **({403: {"model": ErrorBody, "description": "The configuration refuses this input"}} if fam.refusal else {}),
+            **ERRORS,
+            409: {"model": ErrorBody, "description": "The workflow id is taken (reject policy)"},
+            **(
+                {403: {"model": ErrorBody, "description": "The configuration refuses this input"}}
+                if fam.refusal
+                else {}
+            ),
         },
     )
 
@@ -161,13 +193,15 @@ def build_router() -> APIRouter:
         status: StatusName | None = None,
         page_size: int = Query(20, ge=1, le=100),
         page_token: str | None = Query(
-            None, pattern=PAGE_TOKEN_PATTERN,
+            None,
+            pattern=PAGE_TOKEN_PATTERN,
             description="A `next_page_token` this API returned; another answers 404.",
         ),
     ) -> RunsPage:
         """Runs newest first, filtered by family and status, paged through Temporal visibility."""
         query = visibility_query(
-            family=registry().family(family_name.value) if family_name else None, status=status.value if status else None
+            family=registry().family(family_name.value) if family_name else None,
+            status=status.value if status else None,
         )
         token = _page_token(page_token)
         try:
@@ -177,7 +211,7 @@ def build_router() -> APIRouter:
                 raise
             # The server cannot tell a forged token from a broken one; the caller sent it.
             raise _unknown_page() from None
-        return RunsPage(runs=rows, next_page_token=page_token_of(next_token))  # type: ignore[arg-type]
+        return RunsPage(runs=rows, next_page_token=page_token_of(next_token))  # type: ignore[arg-type]  # pydantic validates each row dict into a RunSummary
 
     @router.get("/api/workflows/{workflow_id}", response_model=RunDescription, responses=ERRORS)
     async def get_workflow(request: Request, workflow_id: str) -> dict[str, Any]:
@@ -202,17 +236,29 @@ def build_router() -> APIRouter:
         return report
 
     @router.post(
-        "/api/workflows/{workflow_id}/restart", status_code=201, response_model=StartedRun,
-        responses={**ERRORS, 409: {"model": ErrorBody, "description": "Refused: still running, not restartable, "
-                                   "an unknown stage or one before which a stage never completed (RestartRefused); "
-                                   "or a step before it was compensated and force is not set (RestartNeedsForce)"}},
+        "/api/workflows/{workflow_id}/restart",
+        status_code=201,
+        response_model=StartedRun,
+        responses={
+            **ERRORS,
+            409: {
+                "model": ErrorBody,
+                "description": "Refused: still running, not restartable, "
+                "an unknown stage or one before which a stage never completed (RestartRefused); "
+                "or a step before it was compensated and force is not set (RestartNeedsForce)",
+            },
+        },
     )
     async def restart(
-        request: Request, workflow_id: str,
+        request: Request,
+        workflow_id: str,
         from_stage: str = Query(..., max_length=64, description="The step (or stage) to resume at."),
         force: bool = Query(False, description="Reuse steps the run compensated (their effects were undone)."),
-        keep_faults: bool = Query(False, description="Keep the fault the run's input injected (inject_failure, "
-                                  "inject_fault, fail); by default the new run drops it."),
+        keep_faults: bool = Query(
+            False,
+            description="Keep the fault the run's input injected (inject_failure, "
+            "inject_fault, fail); by default the new run drops it.",
+        ),
     ) -> JSONResponse:
         """A new run that resumes at ``from_stage``, taking over the outcomes of the steps
         before it from this run's history (``saga restart ID --from STEP [--force]``). A
@@ -222,18 +268,26 @@ def build_router() -> APIRouter:
         try:
             handle = await restart_run(client, workflow_id, from_stage, force=force, keep_faults=keep_faults)
         except RestartNeedsForce as refused:
-            raise ApiError(409, "RestartNeedsForce", str(refused).replace("pass --force", "set force=true"), field="force") from None
+            raise ApiError(
+                409, "RestartNeedsForce", str(refused).replace("pass --force", "set force=true"), field="force"
+            ) from None
         except RestartRefused as refused:
             raise ApiError(409, "RestartRefused", str(refused), field="from_stage") from None
         fam = await _family_of(client, handle.id)
         started = StartedRun(
-            workflow_id=handle.id, run_id=handle.result_run_id, family=fam.name if fam else "",
-            ui=ui_url(client, handle.id, handle.result_run_id), links=links(handle.id),
+            workflow_id=handle.id,
+            run_id=handle.result_run_id,
+            family=fam.name if fam else "",
+            ui=ui_url(client, handle.id, handle.result_run_id),
+            links=links(handle.id),
         )
-        return JSONResponse(started.model_dump(mode="json"), status_code=201, headers={"Location": started.links["status"]})
+        return JSONResponse(
+            started.model_dump(mode="json"), status_code=201, headers={"Location": started.links["status"]}
+        )
 
     @router.get(
-        "/api/workflows/{workflow_id}/result", response_model=RunResult,
+        "/api/workflows/{workflow_id}/result",
+        response_model=RunResult,
         responses={
             **ERRORS,
             202: {"model": RunResult, "description": "Still running"},
@@ -253,9 +307,15 @@ def build_router() -> APIRouter:
         return JSONResponse({"error": error, **data}, status_code=409)
 
     @router.get(
-        "/api/workflows/{workflow_id}/events", response_class=StreamingResponse,
-        responses={**ERRORS, 200: {"content": {"text/event-stream": {"itemSchema": EVENT_SCHEMA}},
-                                  "description": "`status` events as the run changes, then one `result` event"}},
+        "/api/workflows/{workflow_id}/events",
+        response_class=StreamingResponse,
+        responses={
+            **ERRORS,
+            200: {
+                "content": {"text/event-stream": {"itemSchema": EVENT_SCHEMA}},
+                "description": "`status` events as the run changes, then one `result` event",
+            },
+        },
     )
     async def events(request: Request, workflow_id: str) -> StreamingResponse:
         """Server-Sent Events: a ``status`` event whenever the run's status or progress
@@ -263,7 +323,8 @@ def build_router() -> APIRouter:
         client = temporal(request)
         await client.get_workflow_handle(workflow_id).describe()  # 404 before the stream starts
         return StreamingResponse(
-            run_events(client, workflow_id), media_type="text/event-stream",
+            run_events(client, workflow_id),
+            media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
@@ -281,14 +342,22 @@ def build_router() -> APIRouter:
         ("pause", "Start no new step until resumed."),
         ("resume", "Go on after a pause."),
     ]:
+
         def make(action: str = action) -> Any:
             async def control(request: Request, workflow_id: str) -> JSONResponse:
                 return await _control(request, workflow_id, action)
+
             return control
 
         router.add_api_route(
-            f"/api/workflows/{{workflow_id}}/{action}", make(), methods=["POST"], status_code=202,
-            response_model=Accepted, responses=RUN_ERRORS, name=f"{action}_workflow", description=doc,
+            f"/api/workflows/{{workflow_id}}/{action}",
+            make(),
+            methods=["POST"],
+            status_code=202,
+            response_model=Accepted,
+            responses=RUN_ERRORS,
+            name=f"{action}_workflow",
+            description=doc,
         )
 
     @router.post(
@@ -322,7 +391,8 @@ def _check_accepts(fam: Family[Any] | None, name: str, workflow_id: str, kind: s
     accepts = (fam.signals if kind == "signal" else fam.updates) if fam else ()
     if name not in accepts:
         raise ApiError(
-            404, "NotAccepted",
+            404,
+            "NotAccepted",
             f"{workflow_id} ({fam.name if fam else 'not a catalog family'}) accepts the {kind}s "
             f"{', '.join(accepts) or 'none'}, not {name!r}",
             field="name",

@@ -16,16 +16,16 @@ from pydantic import ValidationError
 from temporalio.client import ScheduleAlreadyRunningError
 from temporalio.service import RPCError, RPCStatusCode
 
-from sagaworks.client.api.errors import ApiError, validation_response
-from sagaworks.client.api.errors import ErrorBody
+from sagaworks import registry
+from sagaworks.client import schedules
+from sagaworks.client.api.errors import ApiError, ErrorBody, validation_response
 from sagaworks.client.api.models import NewSchedule, ScheduleAccepted, ScheduleDescription, ScheduleSummary
 from sagaworks.client.api.routes_runs import ERRORS, temporal
-from sagaworks.client import schedules
-from sagaworks import registry
 from sagaworks.contracts.common import Text
 
 SCHEDULE_ERRORS = {
-    **ERRORS, 409: {"model": ErrorBody, "description": "The schedule id is taken"},
+    **ERRORS,
+    409: {"model": ErrorBody, "description": "The schedule id is taken"},
     403: {"model": ErrorBody, "description": "The configuration refuses this input"},
 }
 
@@ -50,11 +50,18 @@ def build_router() -> APIRouter:
         client = temporal(request)
         try:
             handle = await schedules.create_schedule(
-                client, fam, arg, cron=body.cron, schedule_id=body.schedule_id,
-                task_queue=request.app.state.settings.task_queue, paused=body.paused,
+                client,
+                fam,
+                arg,
+                cron=body.cron,
+                schedule_id=body.schedule_id,
+                task_queue=request.app.state.settings.task_queue,
+                paused=body.paused,
             )
         except ScheduleAlreadyRunningError:
-            raise ApiError(409, "ScheduleConflict", "a schedule with that id exists already", field="schedule_id") from None
+            raise ApiError(
+                409, "ScheduleConflict", "a schedule with that id exists already", field="schedule_id"
+            ) from None
         except RPCError as error:
             if error.status != RPCStatusCode.INVALID_ARGUMENT:
                 raise
@@ -81,18 +88,30 @@ def build_router() -> APIRouter:
         ("unpause", "Unpause (an optional JSON string body is the note)."),
         ("trigger", "Run the schedule's action now, under its overlap policy (skipped while one runs)."),
     ]:
+
         def make(action: str = action) -> Any:
-            async def control(request: Request, schedule_id: str, note: Text | None = Body(None, max_length=1000)) -> JSONResponse:
+            async def control(
+                request: Request, schedule_id: str, note: Text | None = Body(None, max_length=1000)
+            ) -> JSONResponse:
                 client = temporal(request)
                 if action == "trigger":
                     await schedules.trigger_schedule(client, schedule_id)
                 else:
                     await schedules.set_paused(client, schedule_id, action == "pause", note)
-                return JSONResponse(ScheduleAccepted(schedule_id=schedule_id, action=action).model_dump(), status_code=202)
+                return JSONResponse(
+                    ScheduleAccepted(schedule_id=schedule_id, action=action).model_dump(), status_code=202
+                )
+
             return control
 
         router.add_api_route(
-            f"/api/schedules/{{schedule_id}}/{action}", make(), methods=["POST"], status_code=202,
-            response_model=ScheduleAccepted, responses=ERRORS, name=f"{action}_schedule", description=doc,
+            f"/api/schedules/{{schedule_id}}/{action}",
+            make(),
+            methods=["POST"],
+            status_code=202,
+            response_model=ScheduleAccepted,
+            responses=ERRORS,
+            name=f"{action}_schedule",
+            description=doc,
         )
     return router

@@ -50,7 +50,9 @@ async def require_token(request: Request, _: HTTPAuthorizationCredentials | None
     expected: str | None = request.app.state.settings.token
     if expected is not None and not authorized(request, expected):
         raise ApiError(
-            401, "Unauthorized", "a valid bearer token is required (Authorization: Bearer $SAGAWORKS_API_TOKEN)",
+            401,
+            "Unauthorized",
+            "a valid bearer token is required (Authorization: Bearer $SAGAWORKS_API_TOKEN)",
             headers={"WWW-Authenticate": "Bearer"},
         )
 
@@ -103,8 +105,11 @@ class BodyLimit:
     async def _refuse(self, send: Send) -> None:
         message = _TooLarge(self.max_bytes).detail
         body = json.dumps({"error": {"type": "PayloadTooLarge", "message": message}}).encode()
-        await send({
-            "type": "http.response.start", "status": 413,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        })
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": body})

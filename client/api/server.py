@@ -21,7 +21,8 @@ def bind_address(host: str, token: str | None) -> str:
     if token is None and host not in (LOOPBACK, "localhost", "::1"):
         log.warning(
             "SAGAWORKS_API_TOKEN is unset: binding to %s only, not %s (set a token to serve other hosts)",
-            LOOPBACK, host,
+            LOOPBACK,
+            host,
         )
         return LOOPBACK
     if token is None:

@@ -37,7 +37,9 @@ class ApiSettings:
     address: str | None = None
     """Temporal address; None: what envconfig says (``TEMPORAL_ADDRESS``...)."""
     metrics_cache_seconds: float = field(
-        default_factory=lambda: float(os.environ.get("SAGAWORKS_API_METRICS_CACHE_SECONDS", DEFAULT_METRICS_CACHE_SECONDS))
+        default_factory=lambda: float(
+            os.environ.get("SAGAWORKS_API_METRICS_CACHE_SECONDS", DEFAULT_METRICS_CACHE_SECONDS)
+        )
     )
     """How long ``/api/metrics`` and ``/api/workflow/metrics`` keep an answer derived from
     histories (``SAGAWORKS_API_METRICS_CACHE_SECONDS``); 0: derive it on every call."""

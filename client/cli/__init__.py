@@ -11,7 +11,19 @@ import sys
 
 import typer
 
-from sagaworks.client.cli import approvals, control, history, mcp, patches, postmortem, schedules, services, start, stats, trace
+from sagaworks.client.cli import (
+    approvals,
+    control,
+    history,
+    mcp,
+    patches,
+    postmortem,
+    schedules,
+    services,
+    start,
+    stats,
+    trace,
+)
 from sagaworks.client.cli.output import err
 from sagaworks.client.observability import configure_logging
 

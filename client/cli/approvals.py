@@ -19,7 +19,7 @@ def _send(workflow_id: str, decision: str, approver: str, reason: str | None) ->
 
     async def send() -> None:
         try:
-            answer = await decide(await connect(), workflow_id, decision, approver, reason)  # type: ignore[arg-type]
+            answer = await decide(await connect(), workflow_id, decision, approver, reason)  # type: ignore[arg-type]  # the two commands pass "approve" or "reject"
         except DecisionRefused as refused:
             raise fail(f"{workflow_id} refused the decision: {refused}") from None
         out.print(f"{answer.workflow_id}: {answer.decision} by {answer.approver}", markup=False)

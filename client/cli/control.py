@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
+from sagaworks import registry
 from sagaworks.client.cli.output import (
     JsonFlag,
     WorkflowId,
@@ -17,7 +18,6 @@ from sagaworks.client.cli.output import (
     run_async,
     short_time,
 )
-from sagaworks import registry
 
 # What a command needs to reach Temporal is imported when it runs: `saga --help` stays quick.
 
@@ -95,14 +95,24 @@ resume = _signal_command("resume", "Let a paused run go on.")
 
 
 def list_workflows(
-    family_name: Annotated[str | None, typer.Option("--family", metavar="FAMILY", help="Only runs of this family.")] = None,
-    status_filter: Annotated[
-        str | None, typer.Option("--status", metavar="STATE", help="Only runs in this state: running, completed, failed, canceled...")
+    family_name: Annotated[
+        str | None, typer.Option("--family", metavar="FAMILY", help="Only runs of this family.")
     ] = None,
-    query: Annotated[str, typer.Option(metavar="QUERY", help="A visibility query, e.g. \"StartTime > '2026-11-01T00:00:00Z'\".")] = "",
+    status_filter: Annotated[
+        str | None,
+        typer.Option(
+            "--status", metavar="STATE", help="Only runs in this state: running, completed, failed, canceled..."
+        ),
+    ] = None,
+    query: Annotated[
+        str, typer.Option(metavar="QUERY", help="A visibility query, e.g. \"StartTime > '2026-11-01T00:00:00Z'\".")
+    ] = "",
     limit: Annotated[int, typer.Option(min=1, metavar="N", help="At most this many rows.")] = 20,
     alert: Annotated[
-        str | None, typer.Option("--alert", metavar="LEVEL", help="Only runs that alerted at LEVEL or above: INFO, WARNING, ERROR...")
+        str | None,
+        typer.Option(
+            "--alert", metavar="LEVEL", help="Only runs that alerted at LEVEL or above: INFO, WARNING, ERROR..."
+        ),
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -133,7 +143,13 @@ def list_workflows(
         print_rows(
             ("WORKFLOW ID", "FAMILY", "STATUS", "STARTED (UTC)", "CLOSED (UTC)"),
             [
-                (r["workflow_id"], r["family"] or r["type"], r["status"], short_time(r["started"]), short_time(r["closed"]))
+                (
+                    r["workflow_id"],
+                    r["family"] or r["type"],
+                    r["status"],
+                    short_time(r["started"]),
+                    short_time(r["closed"]),
+                )
                 for r in rows
             ],
         )

@@ -28,9 +28,15 @@ def history(
 
 
 def replay_command(
-    workflow_id: Annotated[str | None, typer.Argument(metavar="WORKFLOW_ID", help="Replay this run's history from Temporal.")] = None,
-    file: Annotated[Path | None, typer.Option("--file", exists=True, dir_okay=False, metavar="FILE", help="A history JSON file.")] = None,
-    directory: Annotated[Path | None, typer.Option("--dir", exists=True, file_okay=False, metavar="DIR", help="Every *.json in it.")] = None,
+    workflow_id: Annotated[
+        str | None, typer.Argument(metavar="WORKFLOW_ID", help="Replay this run's history from Temporal.")
+    ] = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", exists=True, dir_okay=False, metavar="FILE", help="A history JSON file.")
+    ] = None,
+    directory: Annotated[
+        Path | None, typer.Option("--dir", exists=True, file_okay=False, metavar="DIR", help="Every *.json in it.")
+    ] = None,
 ) -> None:
     """Replay histories against this code; exit 1 on any nondeterminism."""
     from sagaworks.client.connection import connect
@@ -44,7 +50,7 @@ def replay_command(
         if workflow_id:
             histories = [await fetch_history(await connect(), workflow_id)]
         else:
-            paths = [file] if file else history_files(directory)  # type: ignore[arg-type]
+            paths = [file] if file else history_files(directory)  # type: ignore[arg-type]  # exactly one of the three was given: here file or directory
             if not paths:
                 err.print(f"no *.json histories in {directory}", markup=False)
                 return 2

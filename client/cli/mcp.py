@@ -73,7 +73,9 @@ def mcp_call(
     server: Annotated[str, typer.Argument(help="A server of `saga mcp list`.")],
     tool: Annotated[str, typer.Argument(help="One of its tools.")],
     args: Annotated[str, typer.Option("--args", metavar="JSON", help="The tool's arguments, a JSON object.")] = "{}",
-    timeout: Annotated[float | None, typer.Option(metavar="SECONDS", help="Per attempt (default: the config's).")] = None,
+    timeout: Annotated[
+        float | None, typer.Option(metavar="SECONDS", help="Per attempt (default: the config's).")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Call one tool through Temporal (a one-activity workflow) and print its answer.
@@ -100,7 +102,9 @@ def mcp_call(
         raise fail(str(problem), 2) from None
     if server not in config.servers:
         raise fail(f"no MCP server {server!r}; configured: {', '.join(config.servers)}", 2)
-    request = McpCallInput(server=server, tool=tool, arguments=arguments, timeout_seconds=timeout or config.servers[server].timeout(tool))
+    request = McpCallInput(
+        server=server, tool=tool, arguments=arguments, timeout_seconds=timeout or config.servers[server].timeout(tool)
+    )
     fam = registry().family("mcp-call")
     try:
         fam.check_allowed(request)  # before connecting: a tool that may write needs no server to be refused
@@ -124,7 +128,9 @@ def mcp_call(
 def tickets(
     priority: Annotated[str | None, typer.Option(metavar="PRIORITY", help="LOW, MEDIUM, HIGH...")] = None,
     state: Annotated[str | None, typer.Option(metavar="STATE", help="open, assigned, resolved...")] = None,
-    ticket_type: Annotated[str | None, typer.Option("--type", metavar="TYPE", help="technical_support, sales_inquiry...")] = None,
+    ticket_type: Annotated[
+        str | None, typer.Option("--type", metavar="TYPE", help="technical_support, sales_inquiry...")
+    ] = None,
     assignee: Annotated[str | None, typer.Option(metavar="AGENT")] = None,
     limit: Annotated[int, typer.Option(min=1, metavar="N")] = 50,
     as_json: JsonFlag = False,

@@ -13,7 +13,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, TextIO, TypeVar
 
 import typer
@@ -56,7 +56,7 @@ def run_async(coro: Awaitable[T]) -> T:
     from sagaworks.client.codec import EncryptionConfigError
 
     try:
-        return asyncio.run(coro)  # type: ignore[arg-type]
+        return asyncio.run(coro)  # type: ignore[arg-type]  # every command passes a coroutine
     except EncryptionConfigError as unusable:
         raise fail(f"encryption settings: {unusable}", 2) from None
     except RPCError as rpc_error:
@@ -76,14 +76,14 @@ def print_json(value: Any) -> None:
 
 def short_time(value: datetime | None) -> str:
     """``2026-11-24 03:21:05`` in UTC; empty for None."""
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S") if value else ""
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if value else ""
 
 
 def print_rows(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     """A plain aligned table: cells are never cut, so an id can be copied as printed."""
-    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=False)]
     for row in (header, *rows):
-        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=False)).rstrip())
 
 
 def node_update_line(update: dict[str, Any]) -> str:

@@ -10,8 +10,12 @@ from sagaworks.client.cli.output import fail, print_json, run_async
 
 
 def patches(
-    family_name: Annotated[str | None, typer.Option("--family", metavar="FAMILY", help="Only this family's patches.")] = None,
-    offline: Annotated[bool, typer.Option("--offline", help="List the patches in the code only; ask Temporal about no run.")] = False,
+    family_name: Annotated[
+        str | None, typer.Option("--family", metavar="FAMILY", help="Only this family's patches.")
+    ] = None,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="List the patches in the code only; ask Temporal about no run.")
+    ] = False,
     limit: Annotated[int, typer.Option(min=1, metavar="N", help="Read at most N open runs per workflow type.")] = 1000,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
 ) -> None:

@@ -22,15 +22,21 @@ def _since(text: str) -> timedelta:
 
 
 def postmortem_command(
-    workflow_id: Annotated[str | None, typer.Argument(metavar="[WORKFLOW_ID]", help="One run (or use --family).", show_default=False)] = None,
-    family_name: Annotated[str | None, typer.Option("--family", metavar="FAMILY", help="Every closed run of this family.")] = None,
-    since: Annotated[str, typer.Option(metavar="SPAN", help="With --family: runs started within SPAN (30m, 12h, 7d).")] = "7d",
+    workflow_id: Annotated[
+        str | None, typer.Argument(metavar="[WORKFLOW_ID]", help="One run (or use --family).", show_default=False)
+    ] = None,
+    family_name: Annotated[
+        str | None, typer.Option("--family", metavar="FAMILY", help="Every closed run of this family.")
+    ] = None,
+    since: Annotated[
+        str, typer.Option(metavar="SPAN", help="With --family: runs started within SPAN (30m, 12h, 7d).")
+    ] = "7d",
     limit: Annotated[int, typer.Option(min=1, metavar="N", help="With --family: at most N runs.")] = 200,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
 ) -> None:
     """Failed steps, compensations, fallbacks taken, breakers opened, retries and failed
-    attempts by error class of any run, from its history; plan-analysis runs add failed stages, mitigation effectiveness, critical alerts and
-    frequent risks."""
+    attempts by error class of any run, from its history; plan-analysis runs add failed
+    stages, mitigation effectiveness, critical alerts and frequent risks."""
     if (workflow_id is None) == (family_name is None):
         raise fail("give a WORKFLOW_ID or --family FAMILY", 2)
     span = _since(since)
@@ -39,7 +45,9 @@ def postmortem_command(
 
     async def show() -> None:
         try:
-            report = await postmortem(await connect(), workflow_id=workflow_id, family_name=family_name, since=span, limit=limit)
+            report = await postmortem(
+                await connect(), workflow_id=workflow_id, family_name=family_name, since=span, limit=limit
+            )
         except KeyError as unknown:
             raise fail(str(unknown.args[0]), 2) from None
         print_json(report) if as_json else print(postmortem_markdown(report))
@@ -48,17 +56,44 @@ def postmortem_command(
 
 
 def restart(
-    workflow_id: Annotated[str, typer.Argument(metavar="WORKFLOW_ID", help="A closed run of a restartable family.", show_default=False)],
-    from_step: Annotated[str, typer.Option("--from", "--from-stage", metavar="STEP", help=(
-        "The step to run again: the steps before it are reused from the run's history. A family on the step "
-        "runner restarts from any step the run reached; a family with stages from one of its stages (any other "
-        "is refused, naming them); a LangGraph graph (sagaworks.langgraph) from any node the run reached (see --set)."
-    ))],
-    force: Annotated[bool, typer.Option("--force", help="Reuse steps the run compensated (their effects were undone).")] = False,
-    keep_faults: Annotated[bool, typer.Option("--keep-faults", help="Keep the fault the run's input injected (inject_failure, inject_fault, fail); by default the new run drops it.")] = False,
-    set_: Annotated[list[str] | None, typer.Option("--set", metavar="KEY=VALUE", help=(
-        "LangGraph graph runs: change KEY of the state before STEP (VALUE is JSON, or else text); repeatable."
-    ))] = None,
+    workflow_id: Annotated[
+        str, typer.Argument(metavar="WORKFLOW_ID", help="A closed run of a restartable family.", show_default=False)
+    ],
+    from_step: Annotated[
+        str,
+        typer.Option(
+            "--from",
+            "--from-stage",
+            metavar="STEP",
+            help=(
+                "The step to run again: the steps before it are reused from the run's history. A family on the step "
+                "runner restarts from any step the run reached; a family with stages from one of its stages (any other "
+                "is refused, naming them); a LangGraph graph "
+                "(sagaworks.langgraph) from any node the run reached (see --set)."
+            ),
+        ),
+    ],
+    force: Annotated[
+        bool, typer.Option("--force", help="Reuse steps the run compensated (their effects were undone).")
+    ] = False,
+    keep_faults: Annotated[
+        bool,
+        typer.Option(
+            "--keep-faults",
+            help="Keep the fault the run's input injected (inject_failure, "
+            "inject_fault, fail); by default the new run drops it.",
+        ),
+    ] = False,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            metavar="KEY=VALUE",
+            help=(
+                "LangGraph graph runs: change KEY of the state before STEP (VALUE is JSON, or else text); repeatable."
+            ),
+        ),
+    ] = None,
 ) -> None:
     """Start a new run that resumes at STEP, reusing the outcomes of the steps before it."""
     from sagaworks.client.connection import connect, ui_url
@@ -72,7 +107,9 @@ def restart(
         except ValueError as bad:
             raise fail(str(bad), 2) from None
         try:
-            handle = await restart_run(client, workflow_id, from_step, force=force, keep_faults=keep_faults, edits=edits)
+            handle = await restart_run(
+                client, workflow_id, from_step, force=force, keep_faults=keep_faults, edits=edits
+            )
         except (RestartRefused, RunConflict) as refused:
             raise fail(str(refused)) from None
         out.print(f"restarted {handle.id} from {from_step}: run {handle.result_run_id}", markup=False)

@@ -18,9 +18,15 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable J
 @schedule_app.command("create")
 def create(
     family_name: Annotated[str, typer.Argument(metavar="FAMILY", help="Catalog family, e.g. news-digest.")],
-    cron: Annotated[str, typer.Option("--cron", help='Cron expression in UTC, e.g. "0 7 * * MON".', show_default=False)],
-    input_source: Annotated[str, typer.Option("--input", "-i", metavar="FILE", help="JSON input, or - for stdin.", show_default=False)],
-    schedule_id: Annotated[str | None, typer.Option("--id", help="Schedule id (default: from the workflow id).")] = None,
+    cron: Annotated[
+        str, typer.Option("--cron", help='Cron expression in UTC, e.g. "0 7 * * MON".', show_default=False)
+    ],
+    input_source: Annotated[
+        str, typer.Option("--input", "-i", metavar="FILE", help="JSON input, or - for stdin.", show_default=False)
+    ],
+    schedule_id: Annotated[
+        str | None, typer.Option("--id", help="Schedule id (default: from the workflow id).")
+    ] = None,
     paused: Annotated[bool, typer.Option("--paused", help="Create it paused.")] = False,
 ) -> None:
     """Create a schedule that starts FAMILY with the input on the cron expression."""
@@ -63,7 +69,10 @@ def list_command(as_json: JsonFlag = False) -> None:
         if as_json:
             print_json(rows)
         else:
-            print_rows(("schedule", "paused", "next run"), [(r["schedule_id"], str(r["paused"]), r["next"] or "-") for r in rows])
+            print_rows(
+                ("schedule", "paused", "next run"),
+                [(r["schedule_id"], str(r["paused"]), r["next"] or "-") for r in rows],
+            )
 
     run_async(show())
 

@@ -14,6 +14,8 @@ from sagaworks.client.cli.output import JsonFlag, fail, out, print_json, print_r
 dev_app = typer.Typer(help="The embedded Temporal server and a worker, in the background.", no_args_is_help=True)
 
 API_PORT = 8000
+DEV_PORT = 7233
+DEV_UI_PORT = 8233
 
 
 _WHY = {
@@ -28,9 +30,18 @@ def dev_up(
     worker: Annotated[bool, typer.Option("--worker/--no-worker", help="Also start a worker.")] = True,
     viz_agent: Annotated[
         bool,
-        typer.Option("--viz-agent/--no-viz-agent", help="Serve the query family's viz agent as its own process for the worker."),
+        typer.Option(
+            "--viz-agent/--no-viz-agent",
+            help="Serve the query family's viz agent as its own process for the worker "
+            "(only where the query family is installed).",
+        ),
     ] = True,
-    api: Annotated[bool, typer.Option("--api/--no-api", help=f"Also start the HTTP API and console on :{API_PORT}.")] = True,
+    api: Annotated[
+        bool, typer.Option("--api/--no-api", help=f"Also start the HTTP API and console on :{API_PORT}.")
+    ] = True,
+    port: Annotated[int, typer.Option(metavar="PORT", help="The Temporal frontend's port.")] = DEV_PORT,
+    ui_port: Annotated[int, typer.Option(metavar="PORT", help="The Temporal Web UI's port.")] = DEV_UI_PORT,
+    api_port: Annotated[int, typer.Option(metavar="PORT", help="The HTTP API and console's port.")] = API_PORT,
     ui_codec_endpoint: Annotated[
         str | None,
         typer.Option(metavar="URL", help="Point the Web UI at this codec server (see `saga codec-server`)."),
@@ -38,43 +49,95 @@ def dev_up(
 ) -> None:
     """Start the embedded Temporal server (UI on :8233) and a worker, in the background.
 
-    The worker calls the query family's viz agent over HTTP, served as a process of its own
-    (port SAGAWORKS_VIZ_AGENT_PORT, 8003) unless VIZ_AGENT_URL names another; its breaker
-    opens after 3 failures, for 10 s (SAGAWORKS_BREAKER_VIZ overrides), so `saga demo`
-    can stop it and show the fallback. A worker already running with the same settings
-    (SAGAWORKS_*, TEMPORAL_*, DATABASE_URL, GROQ_*, *_AGENT_URL...) is reused; one started
-    with other settings is restarted with these.
+    Each port it would serve on (Temporal 7233, its Web UI 8233, the API 8000, the viz agent
+    8003) must be free: one taken by another stack (`saga dev up` in another project, `make
+    demo`'s) is named and nothing starts; --port, --ui-port, --api-port and
+    SAGAWORKS_VIZ_AGENT_PORT choose others. A process is reported up only once it is alive
+    and listening; one that exited at start fails the command with the end of its log.
+
+    Where the query family is installed, the worker calls its viz agent over HTTP, served
+    as a process of its own (port SAGAWORKS_VIZ_AGENT_PORT, 8003) unless VIZ_AGENT_URL
+    names another; its breaker opens after 3 failures, for 10 s (SAGAWORKS_BREAKER_VIZ
+    overrides), so `saga demo` can stop it and show the fallback. A worker already running
+    with the same settings (SAGAWORKS_*, TEMPORAL_*, DATABASE_URL, GROQ_*, *_AGENT_URL...)
+    is reused; one started with other settings is restarted with these.
     """
     from sagaworks.client import devserver
-    from sagaworks.client.connection import DEFAULT_ADDRESS
 
-    server_command = devserver.dev_server_command(ui_codec_endpoint=ui_codec_endpoint)
-    # Its command line is its settings: another --ui-codec-endpoint restarts it (the history
-    # is kept in .temporal/temporal.db across the restart).
-    server_pid, outcome = devserver.start_background("server", server_command, settings=" ".join(server_command))
-    run_async(devserver.wait_until_serving(DEFAULT_ADDRESS, timeout=60))
-    out.print(f"Temporal server (pid {server_pid}){_WHY[outcome]} at {DEFAULT_ADDRESS}; UI http://localhost:8233")
-    if worker:
-        env = serve_viz_agent() if viz_agent and not os.environ.get("VIZ_AGENT_URL") else {}
-        worker_pid, outcome = devserver.start_background(
-            "worker",
-            [sys.executable, "-m", "sagaworks.worker"],
-            settings=devserver.settings_fingerprint({**os.environ, **env}),
-            env=env,
-        )
-        out.print(f"Worker (pid {worker_pid}){_WHY[outcome]}; logs in {devserver.STATE_DIR}/worker.log")
+    serve_viz = worker and viz_agent and not os.environ.get("VIZ_AGENT_URL") and devserver.viz_agent_available()
+    wanted = [
+        ("server", port, "the Temporal frontend", "--port"),
+        ("server", ui_port, "the Temporal Web UI", "--ui-port"),
+    ]
     if api:
-        saga = str(Path(sys.executable).parent / "saga")
-        api_pid, outcome = devserver.start_background(
-            "api", [saga, "api", "--port", str(API_PORT)], settings=devserver.settings_fingerprint()
-        )
-        out.print(f"HTTP API and console (pid {api_pid}){_WHY[outcome]}: http://127.0.0.1:{API_PORT}/")
+        wanted.append(("api", api_port, "the HTTP API and console", "--api-port"))
+    if serve_viz:
+        wanted.append((devserver.VIZ_AGENT, devserver.viz_agent_port(), "the viz agent", "SAGAWORKS_VIZ_AGENT_PORT"))
+    taken = [w for w in wanted if devserver.running_pid(w[0]) is None and devserver.port_taken(w[1])]
+    if taken:
+        raise fail(ports_taken_message(taken), 1)
+
+    address = f"127.0.0.1:{port}"
+    # The worker and the API connect to this server, whatever TEMPORAL_ADDRESS says elsewhere.
+    env = {"TEMPORAL_ADDRESS": address} if port != DEV_PORT else {}
+    if ui_port != DEV_UI_PORT:
+        env["SAGAWORKS_UI_URL"] = f"http://localhost:{ui_port}"
+    server_command = devserver.dev_server_command(port=port, ui_port=ui_port, ui_codec_endpoint=ui_codec_endpoint)
+    try:
+        # Its command line is its settings: another --ui-codec-endpoint restarts it (the
+        # history is kept in .temporal/temporal.db across the restart).
+        server_pid, outcome = devserver.start_background("server", server_command, settings=" ".join(server_command))
+        devserver.wait_until_listening("server", port)
+        devserver.wait_until_listening("server", ui_port)
+        run_async(devserver.wait_until_serving(address, timeout=60))
+        out.print(f"Temporal server (pid {server_pid}){_WHY[outcome]} at {address}; UI http://localhost:{ui_port}")
+        if worker:
+            worker_env = {**env, **(serve_viz_agent() if serve_viz else {})}
+            worker_pid, outcome = devserver.start_background(
+                "worker",
+                [sys.executable, "-m", "sagaworks.worker"],
+                settings=devserver.settings_fingerprint({**os.environ, **worker_env}),
+                env=worker_env,
+            )
+            if outcome != "reused":
+                devserver.wait_until_logged("worker", "Worker polling")
+            out.print(f"Worker (pid {worker_pid}){_WHY[outcome]}; logs in {devserver.STATE_DIR}/worker.log")
+        if api:
+            saga = str(Path(sys.executable).parent / "saga")
+            api_pid, outcome = devserver.start_background(
+                "api",
+                [saga, "api", "--port", str(api_port)],
+                settings=devserver.settings_fingerprint({**os.environ, **env}),
+                env=env,
+            )
+            devserver.wait_until_listening("api", api_port)
+            out.print(f"HTTP API and console (pid {api_pid}){_WHY[outcome]}: http://127.0.0.1:{api_port}/")
+    except devserver.DevStackError as failed:
+        raise fail(f"{failed}\n`saga dev down` stops what did start.", 1) from None
+    if api and api_port != API_PORT:
+        env["SAGAWORKS_CONSOLE_URL"] = f"http://127.0.0.1:{api_port}"  # the links `saga demo` prints
+    if env:
+        exports = " ".join(f"{k}={v}" for k, v in env.items())
+        out.print(f"Other saga commands reach this stack with: export {exports}")
+
+
+def ports_taken_message(taken: list[tuple[str, int, str, str]]) -> str:
+    """Why `saga dev up` starts nothing: each taken port, what it is for, and what to do."""
+    lines = [f"Port {port} ({what}) is already in use." for _, port, what, _ in taken]
+    lines += [
+        "Nothing was started. If another sagaworks stack holds it: `saga dev down` in the project that started it "
+        "(`make stop` in a sagaworks checkout running `make demo`).",
+        "Or choose other ports: "
+        + ", ".join(f"{how} PORT" if how.startswith("--") else f"{how}=PORT" for *_, how in taken)
+        + ".",
+    ]
+    return "\n".join(lines)
 
 
 def serve_viz_agent() -> dict[str, str]:
     """Serve the viz agent in the background; the settings the worker needs to call it,
-    or none when it cannot be served (e.g. its port is taken): charts are then drawn in
-    the worker, and `saga demo` says why it skips the stopped-agent run."""
+    or none when it cannot be served (it exited, or its port was taken in between): charts
+    are then drawn in the worker, and `saga demo` says why it skips the stopped-agent run."""
     from sagaworks.client import devserver
 
     try:
@@ -82,7 +145,7 @@ def serve_viz_agent() -> dict[str, str]:
     except (RuntimeError, TimeoutError) as unserved:
         devserver.stop_background(devserver.VIZ_AGENT)
         out.print(
-            f"[yellow]Viz agent not served ({unserved}); the worker draws charts itself. "
+            f"[yellow]Viz agent not served ({unserved}); the worker draws the query family's charts itself. "
             "Another port: SAGAWORKS_VIZ_AGENT_PORT.[/yellow]"
         )
         return {}
@@ -116,7 +179,9 @@ def demo() -> None:
 
 
 def api(
-    host: Annotated[str, typer.Option(metavar="HOST", help="Interface to listen on (127.0.0.1 only without a token).")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(metavar="HOST", help="Interface to listen on (127.0.0.1 only without a token).")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(metavar="PORT", help="Port to listen on.")] = API_PORT,
 ) -> None:
     """Serve the HTTP API and the web console (bearer token from SAGAWORKS_API_TOKEN)."""
@@ -129,11 +194,15 @@ def codec_server(
     host: Annotated[str, typer.Option(metavar="HOST", help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(metavar="PORT", help="Port to listen on.")] = 8081,
     token: Annotated[
-        str | None, typer.Option(metavar="TOKEN", help="Bearer token callers must send (default SAGAWORKS_CODEC_TOKEN).")
+        str | None,
+        typer.Option(metavar="TOKEN", help="Bearer token callers must send (default SAGAWORKS_CODEC_TOKEN)."),
     ] = None,
     ui_origin: Annotated[
         str | None,
-        typer.Option(metavar="ORIGIN", help="The Web UI's origin, the only one CORS allows (default SAGAWORKS_CODEC_UI_ORIGIN or http://localhost:8233)."),
+        typer.Option(
+            metavar="ORIGIN",
+            help="The Web UI's origin, the only one CORS allows (default SAGAWORKS_CODEC_UI_ORIGIN or http://localhost:8233).",
+        ),
     ] = None,
 ) -> None:
     """Serve /encode and /decode with the configured encryption keys, for the Web UI and the temporal CLI."""
@@ -171,7 +240,14 @@ def breakers(as_json: JsonFlag = False) -> None:
     print_rows(
         ("BREAKER", "STATE", "FAILURES", "TRIPS", "LAST TRANSITION (UTC)", "NEXT TRIAL (UTC)"),
         [
-            (s.name, s.state.upper(), f"{s.failures}/{s.fail_max}", str(s.trips), short_time(s.last_transition_at), short_time(s.next_trial_at))
+            (
+                s.name,
+                s.state.upper(),
+                f"{s.failures}/{s.fail_max}",
+                str(s.trips),
+                short_time(s.last_transition_at),
+                short_time(s.next_trial_at),
+            )
             for s in statuses
         ],
     )

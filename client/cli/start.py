@@ -6,7 +6,6 @@ one, and ``--set key=value`` overrides; it is validated here, before anything st
 Listing the families imports none of their code, nor the Temporal client.
 """
 
-
 import json
 import os
 import sys
@@ -32,7 +31,14 @@ SetOption = Annotated[
         "JSON unless the field is a string). Repeatable.",
     ),
 ]
-WaitFlag = Annotated[bool, typer.Option("--wait", help="Show live progress (a graph run's node updates as they come) and wait for the result (saying so when no worker polls the task queue).")]
+WaitFlag = Annotated[
+    bool,
+    typer.Option(
+        "--wait",
+        help="Show live progress (a graph run's node updates as they come) and "
+        "wait for the result (saying so when no worker polls the task queue).",
+    ),
+]
 
 
 def catalog(as_json: JsonFlag = False) -> None:
@@ -58,7 +64,10 @@ def catalog(as_json: JsonFlag = False) -> None:
                 }
                 for f in found.families
             ]
-            + [{"name": u.name, "unavailable": f"{u.missing} not installed", "install": u.install} for u in found.unavailable]
+            + [
+                {"name": u.name, "unavailable": f"{u.missing} not installed", "install": u.install}
+                for u in found.unavailable
+            ]
         )
         return
     for f in found.families:
@@ -213,26 +222,31 @@ def _command_for(fam: Family[Any]) -> Any:
 
         def with_path(
             path: Annotated[
-                Path | None, typer.Argument(
+                Path | None,
+                typer.Argument(
                     metavar="PATH",
                     help=f"Sets {fam.path_field}, made absolute from the current folder (a relative "
                     f"{fam.path_field} in --input or --set is relative to the worker's first document root).",
                     show_default=False,
-                )
+                ),
             ] = None,
             input_source: InputOption = None,
             sets: SetOption = None,
             wait: WaitFlag = False,
             as_json: JsonFlag = False,
         ) -> None:
-            raise typer.Exit(start_family(fam, path=path, input_source=input_source, sets=sets or [], wait=wait, as_json=as_json))
+            raise typer.Exit(
+                start_family(fam, path=path, input_source=input_source, sets=sets or [], wait=wait, as_json=as_json)
+            )
 
         return with_path
 
     def without_path(
         input_source: InputOption = None, sets: SetOption = None, wait: WaitFlag = False, as_json: JsonFlag = False
     ) -> None:
-        raise typer.Exit(start_family(fam, path=None, input_source=input_source, sets=sets or [], wait=wait, as_json=as_json))
+        raise typer.Exit(
+            start_family(fam, path=None, input_source=input_source, sets=sets or [], wait=wait, as_json=as_json)
+        )
 
     return without_path
 

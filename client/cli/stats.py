@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from sagaworks.client.cli.output import fail, out, print_json, print_rows, run_async
 from sagaworks import registry
+from sagaworks.client.cli.output import fail, out, print_json, print_rows, run_async
 
 
 def stats(
@@ -36,9 +36,15 @@ def stats(
             ("activity", "count", "ok %", "min s", "avg s", "p95 s", "max s", "retries", "in B", "out B"),
             [
                 (
-                    s["activity_type"], str(s["count"]), f"{100 * s['success_rate']:.0f}",
-                    f"{s['min_seconds']:.3f}", f"{s['avg_seconds']:.3f}", f"{s['p95_seconds']:.3f}",
-                    f"{s['max_seconds']:.3f}", str(s["retries"]), f"{s['avg_input_bytes']:.0f}",
+                    s["activity_type"],
+                    str(s["count"]),
+                    f"{100 * s['success_rate']:.0f}",
+                    f"{s['min_seconds']:.3f}",
+                    f"{s['avg_seconds']:.3f}",
+                    f"{s['p95_seconds']:.3f}",
+                    f"{s['max_seconds']:.3f}",
+                    str(s["retries"]),
+                    f"{s['avg_input_bytes']:.0f}",
                     f"{s['avg_output_bytes']:.0f}",
                 )
                 for s in figures["activities"]

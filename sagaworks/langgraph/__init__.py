@@ -1,17 +1,17 @@
 """Run an existing LangGraph graph durably (the ``sagaworks[langgraph]`` extra).
 
-One call, :func:`register_graph`, turns a ``StateGraph`` (or its compiled graph) into a
-family: every node runs as a Temporal activity of its own (``GRAPH.NODE``) with its own
-timeouts and retry policy, and, declared by a :class:`NodePolicy`, through one of the
-engine's circuit breakers with a fallback node and on the rate-limited LLM task queue; edges, conditional edges, ``Send`` fan-out and
-``Command(goto=...)`` are decided in the workflow; the state is checkpointed by the history
-(no LangGraph checkpointer); ``interrupt()`` waits for the engine's approval (``approve`` /
-``reject`` Updates, a deadline, escalation) and resumes the node with the decision as its
-``Command(resume=...)`` value, ``{"approved": bool, "approver": str, "reason": str | None}``;
-a node may name an undo, registered before the node runs and run in reverse on failure or
-cancel by the engine's Saga (so it must be safe for a node that never took effect); a run
-restarts from any node it reached (:func:`restart_graph`), with the state edited. The graph
-object is not changed: LangGraph's own ``invoke`` still runs it.
+One call, :func:`register_graph`, turns a ``StateGraph`` (or its compiled graph) into a family:
+every node runs as a Temporal activity of its own (``GRAPH.NODE``) with its own timeouts and
+retry policy, and, declared by a :class:`NodePolicy`, through one of the engine's circuit
+breakers with a fallback node and on the rate-limited LLM task queue; edges, conditional edges,
+``Send`` fan-out and ``Command(goto=...)`` are decided in the workflow; the state is
+checkpointed by the history (no LangGraph checkpointer); ``interrupt()`` waits for the engine's
+approval (``approve`` / ``reject`` Updates, a deadline, escalation) and resumes the node with
+the decision as its ``Command(resume=...)`` value, ``{"approved": bool, "approver": str,
+"reason": str | None}``; a node may name an undo, registered before the node runs and run in
+reverse on failure or cancel by the engine's Saga (so it must be safe for a node that never
+took effect); a run restarts from any node it reached (:func:`restart_graph`), with the state
+edited. The graph object is not changed: LangGraph's own ``invoke`` still runs it.
 
 Built on ``temporalio-langgraph`` 0.1.0 for the activity side (its wrapper runs a node with
 a LangGraph runnable config restored, which makes ``interrupt()`` and ``Command`` work in an
@@ -65,8 +65,15 @@ __all__ = [
 class GraphFamily:
     """A registered graph: its workflow, its activities and the family the worker serves."""
 
-    def __init__(self, name: str, workflow: type[GraphWorkflow], spec: GraphSpec, undo: dict[str, Callable[..., Any]],
-                 input_model: type[BaseModel], description: str) -> None:
+    def __init__(
+        self,
+        name: str,
+        workflow: type[GraphWorkflow],
+        spec: GraphSpec,
+        undo: dict[str, Callable[..., Any]],
+        input_model: type[BaseModel],
+        description: str,
+    ) -> None:
         self.name = name
         self.spec = spec
         self.interrupt = spec.interrupt
@@ -76,7 +83,9 @@ class GraphFamily:
         self.input_model = input_model
         self.description = description
 
-    def worker_activities(self, resources: WorkerResources | None = None) -> tuple[list[Callable[..., Any]], list[Callable[..., Any]]]:
+    def worker_activities(
+        self, resources: WorkerResources | None = None
+    ) -> tuple[list[Callable[..., Any]], list[Callable[..., Any]]]:
         """The activities of the worker's main task queue and of its LLM queue: one per node
         (``NAME.NODE``), one per undo (``NAME.NODE.undo``); nodes with a breaker use the
         engine's breakers over ``resources.db``."""
@@ -97,21 +106,30 @@ class GraphFamily:
     @functools.cached_property
     def family(self) -> Any:
         """The :class:`sagaworks.Family` to register under the ``sagaworks.families`` entry point."""
-        from sagaworks import ApprovalDeclaration, Family  # type: ignore[attr-defined]
+        from sagaworks import ApprovalDeclaration, Family
         from sagaworks._approval import duration_text
 
         family = Family(
-            self.name, workflow=self.workflow, input_model=self.input_model, description=self.description,
+            self.name,
+            workflow=self.workflow,
+            input_model=self.input_model,
+            description=self.description,
             activities=lambda resources: self.worker_activities(resources)[0],
             llm_activities=lambda resources: self.worker_activities(resources)[1],
-            updates=("approve", "reject"), extra="langgraph",
+            updates=("approve", "reject"),
+            extra="langgraph",
             requires=("langgraph", "temporalio.langgraph"),
         )
         # saga approve|reject, the API and the console offer the interrupt's decision by this.
-        escalation = (f"it is asked of {', '.join(self.interrupt.escalations[0].approvers)}"
-                      if self.interrupt.escalations else "it is rejected automatically")
-        family.approval = ApprovalDeclaration(  # type: ignore[attr-defined]
-            subject="this graph's interrupt", deadline=duration_text(self.interrupt.deadline), escalation=escalation,
+        escalation = (
+            f"it is asked of {', '.join(self.interrupt.escalations[0].approvers)}"
+            if self.interrupt.escalations
+            else "it is rejected automatically"
+        )
+        family.approval = ApprovalDeclaration(
+            subject="this graph's interrupt",
+            deadline=duration_text(self.interrupt.deadline),
+            escalation=escalation,
         )
         return family
 
@@ -157,21 +175,29 @@ def register_graph(
     for label, names in (("nodes", declared), ("undo", undo)):
         unknown = sorted(set(names) - set(builder.nodes))
         if unknown:
-            raise ValueError(f"{label}: {', '.join(unknown)} is not a node of graph {name!r} ({', '.join(builder.nodes)})")
+            raise ValueError(
+                f"{label}: {', '.join(unknown)} is not a node of graph {name!r} ({', '.join(builder.nodes)})"
+            )
     node_policies = {n: p for n, p in declared.items() if isinstance(p, NodePolicy)}
     for node, policy in node_policies.items():
-        if policy.fallback is not None and (policy.breaker is None or policy.fallback not in builder.nodes
-                                            or policy.fallback == node):
-            raise ValueError(f"nodes: {node}: a fallback needs a breaker and another node of graph {name!r}, "
-                             f"not {policy.fallback!r}")
+        if policy.fallback is not None and (
+            policy.breaker is None or policy.fallback not in builder.nodes or policy.fallback == node
+        ):
+            raise ValueError(
+                f"nodes: {node}: a fallback needs a breaker and another node of graph {name!r}, not {policy.fallback!r}"
+            )
         if policy.breaker is not None:
             breaker_config(policy.breaker)  # a bad name is refused now, not at the first call
     default = default_options or policies.PROCESSING
     options = {n: p.resolved_options(default) if isinstance(p, NodePolicy) else p for n, p in declared.items()}
     spec = GraphSpec(
-        name=name, builder=builder, output_model=output_model,
+        name=name,
+        builder=builder,
+        output_model=output_model,
         node_options={n: options.get(n, default) for n in builder.nodes},
-        undo_nodes=frozenset(undo), interrupt=interrupt, recursion_limit=recursion_limit,
+        undo_nodes=frozenset(undo),
+        interrupt=interrupt,
+        recursion_limit=recursion_limit,
         node_policies=node_policies,
     )
     return GraphFamily(name, workflow_class(spec, input_model), spec, undo, input_model, description)

@@ -50,8 +50,14 @@ async def _heartbeats() -> None:
         activity.heartbeat()
 
 
-def _node_activity(graph: str, node: str, func: Callable[..., Any], schema: type[Any],
-                   policy: NodePolicy | None, breakers: Breakers | None) -> Callable[..., Any]:
+def _node_activity(
+    graph: str,
+    node: str,
+    func: Callable[..., Any],
+    schema: type[Any],
+    policy: NodePolicy | None,
+    breakers: Breakers | None,
+) -> Callable[..., Any]:
     wrapped = wrap_activity(func)
     takes_config = "config" in inspect.signature(func).parameters
 
@@ -65,15 +71,20 @@ def _node_activity(graph: str, node: str, func: Callable[..., Any], schema: type
             "metadata": {"langgraph_node": node},
         }
         # A node that takes LangGraph's config gets the run as its thread.
-        kwargs = {"config": {"configurable": {"thread_id": info.workflow_id}, "metadata": {"langgraph_node": node}}
-                  } if takes_config else {}
+        kwargs = (
+            {"config": {"configurable": {"thread_id": info.workflow_id}, "metadata": {"langgraph_node": node}}}
+            if takes_config
+            else {}
+        )
         call = ActivityInput(args=(to_schema(schema, arg.state),), kwargs=kwargs, langgraph_config=config)
         beating = asyncio.create_task(_heartbeats())
         try:
             if breakers is None or policy is None or policy.breaker is None:
                 out = await wrapped(call)
             else:
-                out = await _through_breaker(breakers, policy, lambda: wrapped(call))
+                out = await _through_breaker(
+                    breakers, policy.breaker, policy.fallback is not None, lambda: wrapped(call)
+                )
         finally:
             beating.cancel()
         if out.langgraph_interrupts:
@@ -82,7 +93,9 @@ def _node_activity(graph: str, node: str, func: Callable[..., Any], schema: type
         if isinstance(command, Command):
             goto = command.goto if isinstance(command.goto, (list, tuple)) else [command.goto] if command.goto else []
             if any(not isinstance(g, str) for g in goto):
-                raise ApplicationError(f"node {node!r}: Command(goto=Send(...)) is not supported", type="InvalidInput", non_retryable=True)
+                raise ApplicationError(
+                    f"node {node!r}: Command(goto=Send(...)) is not supported", type="InvalidInput", non_retryable=True
+                )
             return NodeOutput(update=to_update(command.update), goto=[str(g) for g in goto])
         return NodeOutput(update=to_update(out.result))
 
@@ -90,7 +103,7 @@ def _node_activity(graph: str, node: str, func: Callable[..., Any], schema: type
     return activity.defn(name=node_activity_name(graph, node))(run_node)
 
 
-async def _through_breaker(breakers: Breakers, policy: NodePolicy, node_call: Callable[[], Any]) -> Any:
+async def _through_breaker(breakers: Breakers, breaker: str, has_fallback: bool, node_call: Callable[[], Any]) -> Any:
     """The node's call through its breaker: an open one raises ``CircuitOpen`` without
     calling it (non-retryable when the node has a fallback for the workflow to run).
 
@@ -101,7 +114,7 @@ async def _through_breaker(breakers: Breakers, policy: NodePolicy, node_call: Ca
     def call() -> Any:
         return asyncio.run_coroutine_threadsafe(node_call(), loop).result()
 
-    return await asyncio.to_thread(breakers.call, policy.breaker, call, fallback=policy.fallback is not None)
+    return await asyncio.to_thread(lambda: breakers.call(breaker, call, fallback=has_fallback))
 
 
 def _undo_activity(graph: str, node: str, func: Callable[..., Any], schema: type[Any]) -> Callable[..., Any]:
@@ -132,8 +145,10 @@ def graph_activities(
     policies = node_policies or {}
     guarded = sorted(n for n, p in policies.items() if p.breaker)
     if guarded and breakers is None:
-        raise ValueError(f"graph {graph!r}: nodes {', '.join(guarded)} go through breakers: build its activities "
-                         "with the worker's database (GraphFamily.worker_activities)")
+        raise ValueError(
+            f"graph {graph!r}: nodes {', '.join(guarded)} go through breakers: build its activities "
+            "with the worker's database (GraphFamily.worker_activities)"
+        )
     schema = builder.state_schema
     main: list[Callable[..., Any]] = []
     llm: list[Callable[..., Any]] = []

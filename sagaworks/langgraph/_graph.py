@@ -34,7 +34,7 @@ def node_function(builder: StateGraph[Any, Any, Any, Any], node: str) -> Callabl
     func = getattr(runnable, "func", None) or getattr(runnable, "afunc", None)
     if func is None:
         raise TypeError(f"node {node!r}: only function nodes run as activities (a subgraph node does not)")
-    return func  # type: ignore[no-any-return]
+    return func  # type: ignore[no-any-return]  # langgraph's runnable keeps the node's function untyped
 
 
 def check_supported(builder: StateGraph[Any, Any, Any, Any]) -> None:

@@ -41,9 +41,12 @@ async def restart_graph(
         raise ValueError(f"{workflow_id} is a {workflow_type} run, not a graph run")
     activity_type = f"{workflow_type.removeprefix(WORKFLOW_TYPE_PREFIX)}.{from_node}"
     scheduled = next(
-        (e.activity_task_scheduled_event_attributes for e in history.events
-         if e.HasField("activity_task_scheduled_event_attributes")
-         and e.activity_task_scheduled_event_attributes.activity_type.name == activity_type),
+        (
+            e.activity_task_scheduled_event_attributes
+            for e in history.events
+            if e.HasField("activity_task_scheduled_event_attributes")
+            and e.activity_task_scheduled_event_attributes.activity_type.name == activity_type
+        ),
         None,
     )
     if scheduled is None:
@@ -53,7 +56,10 @@ async def restart_graph(
     state = {**before.state, **(edits or {})}
     first_run = history.events[0].workflow_execution_started_event_attributes.original_execution_run_id
     restart = GraphRestart(
-        source=f"{workflow_id}/{run_id or first_run}", from_node=from_node, state=state, edited=sorted(edits or {}),
+        source=f"{workflow_id}/{run_id or first_run}",
+        from_node=from_node,
+        state=state,
+        edited=sorted(edits or {}),
     )
     return await client.start_workflow(
         workflow_type,

@@ -31,7 +31,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 
 from langgraph.constants import END
 from langgraph.graph import StateGraph
@@ -42,7 +42,7 @@ from temporalio.exceptions import ApplicationError
 from sagaworks import policies
 from sagaworks._approval import Approval, ApprovalUpdates, Escalation
 from sagaworks._circuit import guarded
-from sagaworks._models import StepTiming
+from sagaworks._models import RunState, StepTiming
 from sagaworks._pause import Pausable
 from sagaworks._saga import Saga
 from sagaworks.langgraph._activities import node_activity_name, undo_activity_name
@@ -115,6 +115,11 @@ class GraphWorkflow(ApprovalUpdates, Pausable):
 
     spec: ClassVar[GraphSpec]
 
+    if TYPE_CHECKING:
+        # Defined on each graph's own subclass (workflow_class), whose argument type is the
+        # graph's input model; declared here so `client.execute_workflow(cls.run, ...)` types.
+        async def run(self, arg: Any) -> Any: ...
+
     def __init__(self) -> None:
         self.approval = Approval()
         self._saga = Saga()
@@ -130,7 +135,8 @@ class GraphWorkflow(ApprovalUpdates, Pausable):
     @workflow.query
     def status(self) -> GraphStatus:
         """Where the run stands: nodes done, running, awaiting approval, the state, the updates."""
-        state = self._saga.state if self._saga.state != "running" else self._state
+        # Pausable's state is a plain str; this workflow sets only RunState's values.
+        state = self._saga.state if self._saga.state != "running" else cast(RunState, self._state)
         current = ", ".join(self._running) or None
         if current and self.approval.awaiting:
             current = f"{current}: awaiting approval"
@@ -158,8 +164,10 @@ class GraphWorkflow(ApprovalUpdates, Pausable):
         if self._restart is not None:
             if self._restart.from_node not in spec.builder.nodes:
                 raise ApplicationError(
-                    f"restart from node {self._restart.from_node!r}: the graph's nodes are {', '.join(spec.builder.nodes)}",
-                    type="InvalidInput", non_retryable=True,
+                    f"restart from node {self._restart.from_node!r}: the "
+                    f"graph's nodes are {', '.join(spec.builder.nodes)}",
+                    type="InvalidInput",
+                    non_retryable=True,
                 )
             self._values = dict(self._restart.state)
             tasks: list[Task] = [(self._restart.from_node, None)]
@@ -172,7 +180,8 @@ class GraphWorkflow(ApprovalUpdates, Pausable):
                 supersteps += 1
                 if supersteps > spec.recursion_limit:
                     raise ApplicationError(
-                        f"recursion limit of {spec.recursion_limit} supersteps reached", type="GraphRecursionError",
+                        f"recursion limit of {spec.recursion_limit} supersteps reached",
+                        type="GraphRecursionError",
                         non_retryable=True,
                     )
                 if self._paused:
@@ -180,15 +189,16 @@ class GraphWorkflow(ApprovalUpdates, Pausable):
                 before = dict(self._values)
                 # Every node of the superstep ends (and registers its undo) before a failure
                 # of one of them compensates: an undo of a sibling still running is not lost.
-                settled = await asyncio.gather(*(self._node(node, sent, before) for node, sent in tasks),
-                                               return_exceptions=True)
+                settled = await asyncio.gather(
+                    *(self._node(node, sent, before) for node, sent in tasks), return_exceptions=True
+                )
                 failure = next((r for r in settled if isinstance(r, BaseException)), None)
                 if failure is not None:
                     raise failure
                 outputs = [r for r in settled if isinstance(r, NodeOutput)]
                 ran: list[str] = []
                 gotos: list[str] = []
-                for (node, _), out in zip(tasks, outputs):
+                for (node, _), out in zip(tasks, outputs, strict=False):
                     if out.update:
                         merge(spec.builder, self._values, out.update)
                     fallback, breaker = self._fallbacks.pop(node, (None, None))
@@ -230,9 +240,12 @@ class GraphWorkflow(ApprovalUpdates, Pausable):
                 arg = NodeInput(state=given, resume=resume)
                 if policy.fallback is not None and ran_as == node:
                     call = await guarded(
-                        node_activity_name(spec.name, node), arg, summary=node,
+                        node_activity_name(spec.name, node),
+                        arg,
+                        summary=node,
                         fallback=node_activity_name(spec.name, policy.fallback),
-                        fallback_options=self._options(policy.fallback), **self._options(node),
+                        fallback_options=self._options(policy.fallback),
+                        **self._options(node),
                     )
                     if call.fallback_taken:
                         ran_as, breaker = policy.fallback, call.breaker or policy.breaker
@@ -272,8 +285,9 @@ class GraphWorkflow(ApprovalUpdates, Pausable):
                 self.approval = Approval()  # a second interrupt asks again
             self._interrupt = value
             policy = self.spec.interrupt
-            outcome = await self.approval.wait(policy.deadline, approvers=policy.approvers,
-                                               escalations=policy.escalations)
+            outcome = await self.approval.wait(
+                policy.deadline, approvers=policy.approvers, escalations=policy.escalations
+            )
             self._interrupt = None
         return {"approved": outcome.decision == "approved", "approver": outcome.decided_by, "reason": outcome.reason}
 
@@ -290,4 +304,3 @@ def workflow_class(spec: GraphSpec, input_model: type[BaseModel]) -> type[GraphW
     run.__name__, run.__qualname__ = "run", f"{camel}Graph.run"  # a module-level class to the SDK
     cls = type(f"{camel}Graph", (GraphWorkflow,), {"spec": spec, "run": workflow.run(run), "__module__": __name__})
     return workflow.defn(name=f"langgraph-{spec.name}", sandboxed=False)(cls)
-

@@ -51,7 +51,7 @@ def parse(state: DocumentState) -> dict[str, Any]:
 
 def chunk(state: DocumentState) -> dict[str, Any]:
     words = state["text"].split()
-    chunks = [" ".join(words[i:i + CHUNK_WORDS]) for i in range(0, len(words), CHUNK_WORDS)]
+    chunks = [" ".join(words[i : i + CHUNK_WORDS]) for i in range(0, len(words), CHUNK_WORDS)]
     return {"status": "chunked", "chunks": chunks}
 
 
@@ -79,8 +79,14 @@ def error(state: DocumentState) -> dict[str, Any]:
 
 def build() -> StateGraph:
     graph = StateGraph(DocumentState)
-    for name, node in (("validate", validate), ("parse", parse), ("chunk", chunk), ("extract", extract),
-                       ("store", store), ("error", error)):
+    for name, node in (
+        ("validate", validate),
+        ("parse", parse),
+        ("chunk", chunk),
+        ("extract", extract),
+        ("store", store),
+        ("error", error),
+    ):
         graph.add_node(name, node)
     graph.add_edge(START, "validate")
     graph.add_conditional_edges("validate", route_after_validate, {"continue": "parse", "error": "error"})

@@ -21,7 +21,9 @@ class RoutingState(TypedDict, total=False):
 
 def classify_user(state: RoutingState) -> dict[str, Any]:
     text = state["user_input"].lower()
-    user_type = "admin" if "admin" in text else "premium" if ("premium" in text or "pro" in text.split()) else "standard"
+    user_type = (
+        "admin" if "admin" in text else "premium" if ("premium" in text or "pro" in text.split()) else "standard"
+    )
     return {"user_type": user_type, "requires_approval": user_type == "admin"}
 
 
@@ -44,7 +46,7 @@ def approval_check(state: RoutingState) -> dict[str, Any]:
 
 
 def route_by_user_type(state: RoutingState) -> Literal["admin", "premium", "standard"]:
-    return state["user_type"]  # type: ignore[return-value]
+    return state["user_type"]  # type: ignore[return-value]  # user_type is one of the three (RoutingInput validates it)
 
 
 def needs_approval(state: RoutingState) -> Literal["approval", "direct"]:
@@ -59,8 +61,11 @@ def build() -> StateGraph:
     graph.add_node("standard_processing", standard_processing)
     graph.add_node("approval_check", approval_check)
     graph.add_edge(START, "classify_user")
-    graph.add_conditional_edges("classify_user", route_by_user_type, {
-        "admin": "admin_processing", "premium": "premium_processing", "standard": "standard_processing"})
+    graph.add_conditional_edges(
+        "classify_user",
+        route_by_user_type,
+        {"admin": "admin_processing", "premium": "premium_processing", "standard": "standard_processing"},
+    )
     graph.add_conditional_edges("admin_processing", needs_approval, {"approval": "approval_check", "direct": END})
     graph.add_edge("premium_processing", END)
     graph.add_edge("standard_processing", END)

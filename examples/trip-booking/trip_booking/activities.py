@@ -8,6 +8,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 import sagaworks
+
 from trip_booking.models import BookingStep, Draft, PostInput
 
 
@@ -27,8 +28,13 @@ class TripActivities:
             raise ApplicationError(f"{what} refused for trip {step.trip.trip_id}", non_retryable=True)
         with self.db.transaction() as session:
             record = sagaworks.apply_once(
-                session, Booking, step.key, step.run_id,
-                lambda: Booking(saga_id=step.trip.trip_id, status=sagaworks.DONE, reference=uuid.uuid4().hex[:12], what=what),
+                session,
+                Booking,
+                step.key,
+                step.run_id,
+                lambda: Booking(
+                    saga_id=step.trip.trip_id, status=sagaworks.DONE, reference=uuid.uuid4().hex[:12], what=what
+                ),
             )
             return record.reference or ""
 
@@ -65,8 +71,15 @@ class TripActivities:
         return self._apply(step, f"confirmation to {step.trip.traveller}")
 
     def all(self) -> list:
-        return [self.reserve_hotel, self.cancel_hotel, self.book_flight, self.cancel_flight,
-                self.charge_card, self.refund_card, self.send_confirmation]
+        return [
+            self.reserve_hotel,
+            self.cancel_hotel,
+            self.book_flight,
+            self.cancel_flight,
+            self.charge_card,
+            self.refund_card,
+            self.send_confirmation,
+        ]
 
 
 @activity.defn

@@ -1,6 +1,7 @@
 """The registrations sagaworks finds through this project's entry points."""
 
 from sagaworks import ApprovalDeclaration, Family
+
 from trip_booking import activities
 from trip_booking.models import PostInput, TripInput
 from trip_booking.workflows import PublishingPipeline, TripSaga

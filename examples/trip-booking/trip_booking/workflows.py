@@ -6,6 +6,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from sagaworks import Approval, ApprovalUpdates, Escalation, StepWorkflow
+
     from trip_booking.activities import TripActivities, draft_article, publish_article, review_article
     from trip_booking.models import BookingStep, PostInput, PostResult, PostStatus, TripInput, TripResult
 
@@ -50,8 +51,13 @@ class PublishingPipeline(StepWorkflow, ApprovalUpdates):
             if decision.decision == "approved":
                 await steps.run("publish", publish_article, reviewed)
         await workflow.wait_condition(workflow.all_handlers_finished)
-        return PostResult(topic=post.topic, published=decision.decision == "approved", decided_by=decision.decided_by,
-                          text=reviewed.text, escalation=decision.escalation)
+        return PostResult(
+            topic=post.topic,
+            published=decision.decision == "approved",
+            decided_by=decision.decided_by,
+            text=reviewed.text,
+            escalation=decision.escalation,
+        )
 
     @workflow.query
     def status(self) -> PostStatus:

@@ -20,18 +20,23 @@ class SignupActivities:
         self.db = db
 
     def _apply(self, step: Step, what: str) -> str:
-        if step.signup.fail_at == activity.info().activity_type:
-            raise ApplicationError(f"{what} refused", non_retryable=True)
+        if step.signup.inject_failure == activity.info().activity_type:
+            raise ApplicationError(f"{what} refused", type="InjectedFailure", non_retryable=True)
         with self.db.transaction() as session:
             record = sagaworks.apply_once(
-                session, SignupRecord, step.key, step.run_id,
+                session,
+                SignupRecord,
+                step.key,
+                step.run_id,
                 lambda: SignupRecord(saga_id=step.signup.signup_id, reference=uuid.uuid4().hex[:12], what=what),
             )
             return record.reference or ""
 
     def _undo(self, step: Step) -> None:
         with self.db.transaction() as session:
-            sagaworks.undo_once(session, SignupRecord, step.key, step.signup.signup_id, step.run_id, lambda record: None)
+            sagaworks.undo_once(
+                session, SignupRecord, step.key, step.signup.signup_id, step.run_id, lambda record: None
+            )
 
     @activity.defn
     def create_account(self, step: Step) -> str:

@@ -8,8 +8,9 @@ class Signup(BaseModel):
     email: str
     plan: str
     price_cents: int = Field(gt=0)
-    fail_at: str | None = None
-    """A step that fails on purpose, to watch the compensations."""
+    inject_failure: str | None = None
+    """A step that fails on purpose, to watch the compensations (`saga restart` drops
+    this field from the new run's input, as it drops every injected fault)."""
 
 
 class Step(BaseModel):
