@@ -39,12 +39,17 @@ def order(resources: WorkerResources) -> Activities:
 
 def document(resources: WorkerResources) -> Activities:
     """The document pipeline's (and a batch's listing); the CPU-bound parts of parsing,
-    splitting and the offline provider's YAKE run in the worker's process pool."""
-    from sagaworks.activities.documents import DocumentActivities, DocumentSettings
-    from sagaworks.activities.llm import provider_from_env
+    splitting and the offline extractor's YAKE run in the worker's process pool."""
+    from sagaworks import LLM
+    from sagaworks.activities.document import DocumentActivities, DocumentSettings
+    from sagaworks.activities.llm import OfflineProvider
 
-    llm = resources.llm or provider_from_env(resources.cpu_pool)
-    docs = DocumentActivities(resources.db, llm, resources.setting(DocumentSettings), resources.cpu_pool)
+    # The model through the worker's gateway (settings=[LLM(...)]) or the environment's;
+    # the worker's extractor (llm=...) or the offline one is its fallback.
+    extractor = resources.llm or OfflineProvider(cpu_pool=resources.cpu_pool)
+    docs = DocumentActivities(
+        resources.db, extractor, resources.setting(DocumentSettings), resources.cpu_pool, resources.setting(LLM)
+    )
     return [
         docs.resolve_document,
         docs.validate_document,
@@ -123,7 +128,7 @@ def blog(resources: WorkerResources) -> Activities:
 
 def news_digest(resources: WorkerResources) -> Activities:
     from sagaworks import LLM
-    from sagaworks.activities.documents import DocumentSettings
+    from sagaworks.activities.document import DocumentSettings
     from sagaworks.activities.news import FeedSettings, NewsActivities
 
     # The worker's gateway when it was given one (settings=[LLM(...)]), else the environment's.

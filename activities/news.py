@@ -32,7 +32,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from sagaworks import LLM, Base, Database, ErrorClass, database_errors, error, keep_alive, validation_error
-from sagaworks.activities.documents import DocumentSettings, roots_from_env
+from sagaworks.activities.document import DocumentSettings, roots_from_env
 from sagaworks.activities.feed_reader import FeedReader
 from sagaworks.activities.text_analysis import split_sentences, textrank, words
 from sagaworks.contracts.news_digest import (

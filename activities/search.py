@@ -16,7 +16,7 @@ from sqlalchemy import select
 from temporalio import activity
 
 from sagaworks import Database, database_errors, validation_error
-from sagaworks.activities.documents import ChunkRow, DocumentRow
+from sagaworks.activities.document import ChunkRow, DocumentRow
 from sagaworks.activities.text_analysis import STOPWORDS, keywords_of, words
 from sagaworks.contracts.search import EvaluateInput, Hit, Quality, RefineInput, SearchHits, SearchInput
 
@@ -77,7 +77,7 @@ def refined_query(request: RefineInput) -> str:
 
 def _rows_key(session: Any, document_id: str, content_hash: str) -> str | None:
     """The chunk rows of a completed version: keyed by its content hash alone (runs before
-    chunk sizes were part of the key) or by ``contracts.documents.version_key`` (the hash's
+    chunk sizes were part of the key) or by ``contracts.document.version_key`` (the hash's
     first 40 characters, the chunk size and the overlap); of several chunkings of one
     content, one (the largest key) is searched."""
     keys = session.scalars(

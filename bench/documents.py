@@ -37,10 +37,10 @@ from temporalio.testing import ActivityEnvironment
 
 from bench.corpus import write_corpus
 from sagaworks.activities.db import Database
-from sagaworks.activities.documents import DocumentActivities, DocumentSettings
+from sagaworks.activities.document import DocumentActivities, DocumentSettings
 from sagaworks.activities.llm import OfflineProvider
 from sagaworks.client.devserver import start_embedded
-from sagaworks.contracts.documents import (
+from sagaworks.contracts.document import (
     BatchInput,
     BatchResult,
     ChunkInput,
@@ -121,7 +121,7 @@ async def largest_history(client: Client, query: str) -> tuple[int, str]:
 _PARSE_PEAK = """
 import sys
 from pathlib import Path
-from sagaworks.activities.documents import DocumentSettings, detect_format, parse_text
+from sagaworks.activities.document import DocumentSettings, detect_format, parse_text
 path = Path(sys.argv[1])
 if sys.argv[2] == "parse":
     data = path.read_bytes()

@@ -28,7 +28,7 @@ from sqlalchemy import delete
 from sagaworks import LLM, LLMSettings, StepTiming, registry
 from sagaworks.activities import parallel_analysis, sequential
 from sagaworks.activities.db import Database
-from sagaworks.activities.documents import DocumentSettings
+from sagaworks.activities.document import DocumentSettings
 from sagaworks.activities.news import NewsActivities, SeenArticleRow
 from sagaworks.activities.routing import RoutingActivities
 from sagaworks.activities.search import SearchActivities

@@ -242,6 +242,12 @@ if TYPE_CHECKING:
         ErrorClass as ErrorClass,
     )
     from sagaworks.activities.errors import (
+        attempts_since as attempts_since,
+    )
+    from sagaworks.activities.errors import (
+        bugs_retried as bugs_retried,
+    )
+    from sagaworks.activities.errors import (
         database_errors as database_errors,
     )
     from sagaworks.activities.errors import (
@@ -336,6 +342,8 @@ _EXPORTS: dict[str, str] = {
     "Database": "sagaworks._db",
     "Base": "sagaworks._db",
     "ErrorClass": "sagaworks.activities.errors",
+    "attempts_since": "sagaworks.activities.errors",
+    "bugs_retried": "sagaworks.activities.errors",
     "database_errors": "sagaworks.activities.errors",
     "error": "sagaworks.activities.errors",
     "keep_alive": "sagaworks.activities.liveness",

@@ -31,7 +31,7 @@ The memo is part of the run's start event, so replays read the same results.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, TypeVar
 
 from temporalio import activity, workflow
@@ -163,6 +163,7 @@ class Steps:
         describe: Callable[[T], str] | None = None,
         result_type: type | None = None,
         delay: float | timedelta = 0,
+        shielded: bool | None = None,
     ) -> T:
         """Run step ``name``: the activity ``step`` on ``arg``, or its result reused.
 
@@ -179,21 +180,18 @@ class Steps:
                 (a reused result is decoded to it).
             delay: A durable timer before the step, seconds or a timedelta (demos, tests of
                 pause and cancel); none before a reused step.
+            shielded: A cancel that arrives while the step runs waits for it to finish
+                (a step whose write must not race what the workflow does on cancel);
+                by default, when the step has an ``undo``.
         """
         restart = self.restart
         if restart is not None and name == restart.from_step:
             self._reusing = False
         reuse = self._reusing and restart is not None and name in restart.reused
-        if delay and not reuse:
-            await workflow.sleep(delay)
-        await self.unpaused()
-        index = len(self.started) + 1
-        self.started.append(name)
+        index, started = await self._begin(name, delay=0 if reuse else delay)
         if undo is not None:
             self._saga.add_compensation(undo, arg if undo_arg is None else undo_arg, step=name)
-        self.current_step = self._saga.current_step = name
         total = len(self._names) or index
-        started = workflow.now()
         if reuse:
             workflow.set_current_details(f"step {index}/{total}: {name} (reused)")
             result_type = result_type or activity._Definition.get_name_and_result_type(step)[1]
@@ -208,14 +206,73 @@ class Steps:
                 else workflow.execute_activity
             )
             call = execute(step, arg, summary=name, result_type=result_type, **(options or self._options))  # type: ignore[call-overload]  # one call for either kind of activity: the SDK's overloads type each alone
-            result = await (run_to_completion(call) if undo is not None else call)
+            shield = undo is not None if shielded is None else shielded
+            result = await (run_to_completion(call) if shield else call)
             reused = False
-        outcome = describe(result) if describe is not None else "done"
+        self._end(name, started, describe(result) if describe is not None else "done", reused=reused)
+        return result
+
+    async def run_here(
+        self,
+        name: str,
+        body: Callable[[], Awaitable[T]],
+        *,
+        describe: Callable[[T], str] | None = None,
+        delay: float | timedelta = 0,
+    ) -> T:
+        """Run step ``name`` as workflow code: ``body()`` may schedule several activities,
+        child workflows or a bounded fan-out (:func:`sagaworks.run_windowed`), where
+        :meth:`run` takes one activity.
+
+        The step counts like any other: ``status`` names it while it runs, a pause holds
+        the run before it, its timing is recorded. Its result is no one activity's, so no
+        history records it and a restart cannot reuse it: ``saga restart ID --from STEP``
+        names it or an earlier step (a later one is refused: this step never completed
+        in a form a restart can take over). A restart from it runs it, and every step
+        after it, again.
+
+        Args:
+            body: The step's work; its activities' summaries should not be another
+                step's name (a restart reads step results by summary).
+            describe: Says what the result was, for the step's timing (``outcome``).
+            delay: A durable timer before the step, seconds or a timedelta.
+
+        Raises:
+            ApplicationError: (non-retryable ``InvalidInput``) the run is a restart that
+                claims to reuse this step's result.
+        """
+        restart = self.restart
+        if restart is not None and name == restart.from_step:
+            self._reusing = False
+        if self._reusing and restart is not None and name in restart.reused:
+            raise ApplicationError(
+                f"restart from {restart.from_step!r}: step {name!r} runs as workflow code and records no result "
+                f"to reuse; restart from {name!r} or an earlier step",
+                type="InvalidInput",
+                non_retryable=True,
+            )
+        self._reusing = False
+        index, started = await self._begin(name, delay=delay)
+        workflow.set_current_details(f"step {index}/{len(self._names) or index}: {name}")
+        result = await body()
+        self._end(name, started, describe(result) if describe is not None else "done", reused=False)
+        return result
+
+    async def _begin(self, name: str, *, delay: float | timedelta) -> tuple[int, datetime]:
+        """Wait out ``delay`` and a pause, then mark ``name`` as running: its index (from 1)
+        and its start time."""
+        if delay:
+            await workflow.sleep(delay)
+        await self.unpaused()
+        self.started.append(name)
+        self.current_step = self._saga.current_step = name
+        return len(self.started), workflow.now()
+
+    def _end(self, name: str, started: datetime, outcome: str, *, reused: bool) -> None:
         self.timings.append(
             StepTiming(step=name, outcome=outcome, started_at=started, finished_at=workflow.now(), reused=reused)
         )
         self.current_step = None
-        return result
 
     def reuses(self, name: str) -> bool:
         """Whether a restart hands step ``name``'s result over (its :meth:`run` will schedule

@@ -66,7 +66,7 @@ from temporalio.service import RPCError
 from bench.corpus import write_corpus
 from sagaworks import DemoRun, Family, registry
 from sagaworks.activities.db import Database
-from sagaworks.activities.documents import DEFAULT_ROOT, ChunkRow, ConceptRow, DocumentRow
+from sagaworks.activities.document import DEFAULT_ROOT, ChunkRow, ConceptRow, DocumentRow
 from sagaworks.activities.news import DigestRow, SeenArticleRow
 from sagaworks.activities.orders import invariant_violations
 from sagaworks.activities.routing import RoutedRequestRow
@@ -76,7 +76,7 @@ from sagaworks.client.devserver import dev_server_command, wait_until_serving
 from sagaworks.client.replay import replay
 from sagaworks.client.runs import RunConflict, start_run, to_jsonable
 from sagaworks.client.schedules import create_schedule
-from sagaworks.contracts.documents import BatchInput, BatchResult, DocumentResult
+from sagaworks.contracts.document import BatchInput, BatchResult, DocumentResult
 from sagaworks.contracts.orders import ORDER_STEPS
 from sagaworks.workflows.document import DocumentPipeline
 from sagaworks.workflows.document_batch import DocumentBatch

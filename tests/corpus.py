@@ -7,8 +7,8 @@ import hashlib
 from pathlib import Path
 
 from sagaworks.activities.db import Database
-from sagaworks.activities.documents import ChunkRow, DocumentRow, split_text, version_key
-from sagaworks.contracts.documents import document_id_for
+from sagaworks.activities.document import ChunkRow, DocumentRow, split_text
+from sagaworks.contracts.document import document_id_for, version_key
 from sagaworks.workflows.catalog import SAMPLES
 
 RESEARCH = sorted((SAMPLES / "research").glob("*.md"))

@@ -19,10 +19,10 @@ from temporalio.worker import Worker
 
 from sagaworks import WorkerResources, registry
 from sagaworks.activities.db import Database
-from sagaworks.activities.documents import VERSION_TABLES, ChunkRow, DocumentActivities, DocumentRow, DocumentSettings
+from sagaworks.activities.document import VERSION_TABLES, ChunkRow, DocumentActivities, DocumentRow, DocumentSettings
 from sagaworks.activities.errors import ErrorClass, error
 from sagaworks.activities.llm import ConceptList, LLMProvider, OfflineProvider
-from sagaworks.contracts.documents import (
+from sagaworks.contracts.document import (
     ChunkInput,
     ChunkSummary,
     DocumentInput,

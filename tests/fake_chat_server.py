@@ -184,3 +184,13 @@ async def retry_delay_of(handle: WorkflowHandle[Any, Any], activity_type: str) -
                 return info.next_retry_delay.ToTimedelta()
         await asyncio.sleep(0.05)
     raise AssertionError(f"{activity_type} never failed with a retry delay")
+
+
+def model_for_family(monkeypatch: Any, family: str, base_url: str) -> None:
+    """Configure the fake server's endpoint as ``family``'s model only (an OpenAI-compatible
+    one, ``local-model``), with no Groq key, general provider or breaker setting left over."""
+    for name in ("GROQ_API_KEY", "SAGAWORKS_LLM_PROVIDER", "SAGAWORKS_BREAKER_LLM"):
+        monkeypatch.delenv(name, raising=False)
+    key = family.upper().replace("-", "_")
+    monkeypatch.setenv(f"SAGAWORKS_LLM_{key}_BASE_URL", f"{base_url}/v1")
+    monkeypatch.setenv(f"SAGAWORKS_LLM_{key}_MODEL", "local-model")

@@ -30,13 +30,13 @@ from temporalio.testing import WorkflowEnvironment
 
 from sagaworks import registry
 from sagaworks.activities.db import Database
-from sagaworks.activities.documents import DocumentSettings
+from sagaworks.activities.document import DocumentSettings
 from sagaworks.client.connection import data_converter
 from sagaworks.client.demo import progress_at, send_demo_update
 from sagaworks.client.devserver import start_embedded
 from sagaworks.client.postmortem import restart_from_stage, restart_run
 from sagaworks.client.runs import start_run
-from sagaworks.contracts.documents import BatchInput, DocumentInput
+from sagaworks.contracts.document import BatchInput, DocumentInput
 from sagaworks.worker import running_worker
 from sagaworks.workflows.catalog import SAMPLES as SAMPLE_INPUTS
 from sagaworks.workflows.document import DocumentPipeline

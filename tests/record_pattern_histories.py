@@ -19,7 +19,7 @@ from typing import Any
 from temporalio.client import Client, WorkflowHandle
 
 from sagaworks.activities.db import Database
-from sagaworks.activities.documents import DocumentSettings
+from sagaworks.activities.document import DocumentSettings
 from sagaworks.activities.feed_reader import FeedReader
 from sagaworks.client.approvals import decide
 from sagaworks.client.devserver import start_embedded

@@ -22,7 +22,7 @@ from pydantic.json_schema import SkipJsonSchema
 from sagaworks import registry
 from sagaworks.client.api import ApiSettings, create_app
 from sagaworks.contracts.common import NO_CONTROL_CHARACTERS
-from sagaworks.contracts.documents import BatchInput
+from sagaworks.contracts.document import BatchInput
 from sagaworks.contracts.iterative import IterativeInput
 from sagaworks.contracts.orders import OrderInput
 

@@ -10,12 +10,12 @@ import pytest
 
 from sagaworks import registry
 from sagaworks.activities.db import Database
-from sagaworks.activities.documents import ChunkRow, DocumentRow
+from sagaworks.activities.document import ChunkRow, DocumentRow
 from sagaworks.activities.mcp_servers import CONFIG_ENV
 from sagaworks.activities.news import DigestRow, SeenArticleRow
 from sagaworks.activities.routing import RoutedRequestRow
 from sagaworks.client.replay import load_history
-from sagaworks.contracts.documents import BatchResult, DocumentOutcome, DocumentResult
+from sagaworks.contracts.document import BatchResult, DocumentOutcome, DocumentResult
 from tests.chaos import (
     ChaosReport,
     FamilyRun,

@@ -15,9 +15,9 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from bench.corpus import write_corpus
 from sagaworks import registry
 from sagaworks.activities.db import Database
-from sagaworks.activities.documents import ChunkRow, ConceptRow, DocumentRow, DocumentSettings, parse_text, split_text
+from sagaworks.activities.document import ChunkRow, ConceptRow, DocumentRow, DocumentSettings, parse_text, split_text
 from sagaworks.activities.llm import GroqProvider, OfflineProvider
-from sagaworks.contracts.documents import BatchInput, BatchResult
+from sagaworks.contracts.document import BatchInput, BatchResult
 from sagaworks.worker import running_worker
 from sagaworks.workflows.document_batch import DocumentBatch
 from tests.documents import GOOD_SAMPLES, SAMPLES, Gate, all_document_rows, document_row, gated_worker, version_rows
@@ -225,13 +225,47 @@ async def test_status_reports_a_cancelled_or_failed_batch(
         assert (await failed.query(DocumentBatch.status)).state == "failed"
 
 
+async def test_a_batch_restarted_from_process_reuses_its_listing(
+    dev_client: Client, db: Database, task_queue: str, tmp_path: Path
+) -> None:
+    from sagaworks.client.postmortem import restart_run
+    from tests.test_steps_restart import executed
+
+    folder = tmp_path / "documents"
+    folder.mkdir()
+    for index in range(2):
+        (folder / f"note-{index}.txt").write_text(f"Note {index} about sagas and their compensations.")
+    async with running_worker(
+        dev_client,
+        db,
+        task_queue=task_queue,
+        activity_threads=4,
+        llm=OfflineProvider(),
+        settings=[DocumentSettings(roots=(folder,))],
+    ):
+        handle = await dev_client.start_workflow(
+            DocumentBatch.run, BatchInput(folder=str(folder)), id=f"batch-{uuid.uuid4()}", task_queue=task_queue
+        )
+        first = await handle.result()
+        again = await restart_run(dev_client, handle.id, "process")
+        typed = dev_client.get_workflow_handle(again.id, run_id=again.result_run_id, result_type=BatchResult)
+        result = await typed.result()
+        status = await typed.query(DocumentBatch.status)
+    assert (await executed(typed))["store_listing"] == 0
+    assert (await executed(dev_client.get_workflow_handle(handle.id, run_id=handle.result_run_id)))[
+        "store_listing"
+    ] == 1
+    assert [(t.step, t.reused) for t in status.steps] == [("list", True), ("process", False)]
+    assert (result.total, result.completed) == (first.total, first.completed) == (2, 2)
+
+
 async def test_the_listing_is_read_in_pages_and_outcomes_past_their_budget_are_counted(
     dev_client: Client, db: Database, task_queue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The batch carries its stored listing's id and offset, never the paths; pages and the
     listed outcomes are bounded in bytes (made small here: two paths a page, two outcomes)."""
-    import sagaworks.activities.documents as documents_activities
-    import sagaworks.contracts.documents as documents_contracts
+    import sagaworks.activities.document.listing as documents_activities
+    import sagaworks.contracts.document as documents_contracts
 
     folder = tmp_path / "documents"
     folder.mkdir()

@@ -22,9 +22,9 @@ from temporalio.worker import Worker
 
 from sagaworks import registry
 from sagaworks.activities.db import Database
-from sagaworks.activities.documents import DEFAULT_ROOT, DocumentActivities, DocumentSettings
+from sagaworks.activities.document import DEFAULT_ROOT, DocumentActivities, DocumentSettings
 from sagaworks.activities.llm import FAILED_CALL_ATTEMPTS, ConceptList, LLMProvider, OfflineProvider, parse_concepts
-from sagaworks.contracts.documents import (
+from sagaworks.contracts.document import (
     ChunkInput,
     DocumentInput,
     ExtractInput,

@@ -203,13 +203,17 @@ async def test_a_demo_run_restarted_from_its_middle_step_reruns_that_step_and_no
         restarted = await restart_run(dev_client, handle.id, middle)
         again = dev_client.get_workflow_handle(restarted.id, run_id=restarted.result_run_id)
         outcome = await drive(again, demo)
+        status = await again.query("status")
         await close_long_lived(again, outcome)
     assert outcome.status == demo.expect, f"{fam.name} restarted from {middle}: {outcome.status} ({outcome.failure})"
     counts = await step_executions(dev_client, again)
     earlier = steps[: steps.index(middle)]
     print(f"{fam.name}: steps {steps}; restarted from {middle}; the new run executed {dict(counts)}")
     assert {step: counts[step] for step in earlier} == dict.fromkeys(earlier, 0)
-    assert counts[middle] >= 1
+    # A step run as workflow code (Steps.run_here: several activities or children) schedules
+    # nothing under its own name; its timing says it ran, not reused.
+    timed = [t for t in (status.get("steps") or []) if t["step"] == middle]
+    assert counts[middle] >= 1 or (timed and not timed[0]["reused"])
 
 
 # --- the LLM gateway ----------------------------------------------------------------------

@@ -12,7 +12,7 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
 from sagaworks.activities.db import Database
-from sagaworks.activities.documents import DocumentSettings
+from sagaworks.activities.document import DocumentSettings
 from sagaworks.activities.llm import FAILED_CALL_ATTEMPTS, INVALID_OUTPUT_ATTEMPTS, RAW_OUTPUT_CHARS, GroqProvider
 from sagaworks.worker import running_worker
 from tests.documents import document_row, start_document, version_rows

@@ -21,7 +21,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from sagaworks.activities.db import Database
-from sagaworks.activities.documents import DocumentSettings
+from sagaworks.activities.document import DocumentSettings
 from sagaworks.activities.llm import OfflineProvider
 from sagaworks.activities.orders import invariant_violations
 from sagaworks.worker import running_worker

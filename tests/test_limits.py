@@ -23,12 +23,12 @@ from temporalio.client import Client, WorkflowHandle
 
 from sagaworks import registry
 from sagaworks.activities.db import Database
-from sagaworks.activities.documents import DocumentSettings
+from sagaworks.activities.document import DocumentSettings
 from sagaworks.activities.news import SELECTION_BYTES
 from sagaworks.activities.orders import seed_inventory
 from sagaworks.contracts.aggregate import MAX_ITEM_RESULT_BYTES, AggregateInput, AggregateResult
 from sagaworks.contracts.blog import BlogInput, BlogResult
-from sagaworks.contracts.documents import (
+from sagaworks.contracts.document import (
     MAX_BATCH_DOCUMENTS,
     MAX_FOLDER_DEPTH,
     BatchInput,

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from sagaworks.client.connection import DATA_CONVERTER
-from sagaworks.contracts.documents import DocumentInput
+from sagaworks.contracts.document import DocumentInput
 from sagaworks.contracts.orders import ORDER_STEPS, OrderInput
 
 json_values = st.recursive(

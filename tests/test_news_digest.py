@@ -19,7 +19,7 @@ from temporalio.exceptions import ApplicationError
 
 from sagaworks import registry
 from sagaworks.activities.db import Database
-from sagaworks.activities.documents import DocumentSettings
+from sagaworks.activities.document import DocumentSettings
 from sagaworks.activities.feed_reader import MAX_TEXT_CHARS, MAX_TITLE_CHARS, FeedReader
 from sagaworks.activities.news import DigestRow, SeenArticleRow, bounded
 from sagaworks.client.schedules import create_schedule, delete_schedule, describe_schedule, trigger_schedule
@@ -431,10 +431,9 @@ async def test_the_llm_categorises_when_asked(
 
 
 def _openai_model(monkeypatch: pytest.MonkeyPatch, base_url: str) -> None:
-    for name in ("GROQ_API_KEY", "SAGAWORKS_LLM_PROVIDER", "SAGAWORKS_BREAKER_LLM"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("SAGAWORKS_LLM_NEWS_DIGEST_BASE_URL", f"{base_url}/v1")
-    monkeypatch.setenv("SAGAWORKS_LLM_NEWS_DIGEST_MODEL", "local-model")
+    from tests.fake_chat_server import model_for_family
+
+    model_for_family(monkeypatch, "news-digest", base_url)
 
 
 async def test_with_a_model_configured_the_summaries_are_the_models_through_the_gateway(

@@ -13,7 +13,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from sagaworks.activities.db import Database
-from sagaworks.activities.documents import DocumentSettings
+from sagaworks.activities.document import DocumentSettings
 from sagaworks.client.connection import TASK_QUEUE
 from sagaworks.contracts.orders import order_workflow_id
 from sagaworks.worker import running_worker

@@ -18,7 +18,7 @@ from temporalio.testing import ActivityEnvironment
 
 from bench.corpus import REAL_DOCUMENTS, REAL_PACKAGES, copy_real_documents, write_awkward_documents
 from sagaworks.activities.db import Database
-from sagaworks.activities.documents import (
+from sagaworks.activities.document import (
     ChunkRow,
     DocumentActivities,
     DocumentSettings,
@@ -27,7 +27,7 @@ from sagaworks.activities.documents import (
     split_text,
 )
 from sagaworks.activities.llm import MAX_NAME, OfflineProvider
-from sagaworks.contracts.documents import BatchInput, ChunkInput, ExtractInput, StoreInput, ValidateInput
+from sagaworks.contracts.document import BatchInput, ChunkInput, ExtractInput, StoreInput, ValidateInput
 from sagaworks.worker import running_worker
 from sagaworks.workflows.document_batch import DocumentBatch
 from tests.documents import all_document_rows
@@ -117,7 +117,7 @@ def test_concepts_of_a_long_licence_rank_by_evidence_and_merge_spellings(tmp_pat
 
 
 def test_plural_and_sub_phrases_are_one_concept() -> None:
-    from sagaworks.activities.documents import rank_concepts
+    from sagaworks.activities.document import rank_concepts
 
     mentions = [
         ("gnu general public license", "entity", 0.9, 0),
@@ -179,7 +179,7 @@ def test_awkward_documents_are_read_or_rejected_with_their_reason(tmp_path: Path
     """Without the Debian packages too: the files real users have that once went wrong."""
     from temporalio.exceptions import ApplicationError
 
-    from sagaworks.activities.documents import detect_format
+    from sagaworks.activities.document import detect_format
 
     settings = DocumentSettings(roots=(tmp_path,))
     for path, reason in write_awkward_documents(tmp_path).items():

@@ -1,8 +1,8 @@
-"""Restart from a stage (``saga restart ID --from-stage STAGE``) for the document and
-query families, and from a step (``saga restart ID --from STEP``) for the blog and
-news-digest families on the step runner, asserted against the new run's history: the
-stages or steps before the named one schedule no activity, it and the later ones do, and
-the result is the one a full run gives. (plan-analysis, which takes the same path: tests/test_plan_trace.py.)"""
+"""Restart from a stage (``saga restart ID --from-stage STAGE``) for the query family, and
+from a step (``saga restart ID --from STEP``) for the document, blog and news-digest
+families on the step runner, asserted against the new run's history: the stages or steps
+before the named one schedule no activity, it and the later ones do, and the result is the
+one a full run gives. (plan-analysis, which takes the stage path too: tests/test_plan_trace.py.)"""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
 from sagaworks import registry
 from sagaworks.activities.db import Database
-from sagaworks.activities.documents import DocumentSettings
+from sagaworks.activities.document import DocumentSettings
 from sagaworks.activities.errors import ErrorClass, error
 from sagaworks.activities.llm import ConceptList, OfflineProvider
 from sagaworks.activities.query.activities import QuerySettings
@@ -33,7 +33,7 @@ from sagaworks.client.postmortem import RestartRefused, restart_from_stage, rest
 from sagaworks.client.runs import start_run
 from sagaworks.client.trace import trace_run
 from sagaworks.contracts.blog import BlogInput, BlogResult
-from sagaworks.contracts.documents import DocumentResult, DocumentResume
+from sagaworks.contracts.document import DocumentResult, RecordedResume
 from sagaworks.contracts.news_digest import FeedSource, NewsDigestInput, NewsDigestResult
 from sagaworks.contracts.query import QueryResult
 from sagaworks.worker import running_worker
@@ -79,7 +79,18 @@ class SwitchableProvider(OfflineProvider):
         return super().extract_concepts(text)
 
 
-async def test_document_restart_at_chunk_after_a_failed_extraction_equals_a_full_run(
+async def restarted_at_step(
+    client: Client, workflow_id: str, step: str, result_type: type, **options: Any
+) -> tuple[Any, Counter[str], Any]:
+    """Restart a step-runner run ``workflow_id`` from ``step``: the new run's result, how many
+    times it scheduled each activity type, and its final status."""
+    handle = await restart_run(client, workflow_id, step, **options)
+    typed = client.get_workflow_handle(handle.id, run_id=handle.result_run_id, result_type=result_type)
+    result = await asyncio.wait_for(typed.result(), 120)
+    return result, Counter(await scheduled(typed)), await typed.query("status")
+
+
+async def test_document_restart_from_chunk_after_a_failed_extraction_equals_a_full_run(
     dev_client: Client, db: Database, task_queue: str, tmp_path: Path
 ) -> None:
     source, twin = tmp_path / "source.txt", tmp_path / "twin.txt"
@@ -93,25 +104,32 @@ async def test_document_restart_at_chunk_after_a_failed_extraction_equals_a_full
         failed = await start_document(dev_client, task_queue, source)
         with pytest.raises(WorkflowFailureError):
             await failed.result()
-        # The failed run removed the chunks it wrote: extract has nothing to start from.
-        with pytest.raises(
-            RestartRefused, match="ended FAILED and removed the stored output of stage chunk; restart from chunk"
-        ):
-            await restart_from_stage(dev_client, failed.id, "extract")
+        # The failed run removed the chunks it wrote (its finalisation compensates the chunk
+        # step): extract has nothing to start from.
+        with pytest.raises(RestartRefused, match="compensated step\\(s\\) chunk"):
+            await restart_run(dev_client, failed.id, "extract")
         provider.down = False
-        result, activities = await restarted(dev_client, failed.id, "chunk", DocumentResult)
+        result, counts, status = await restarted_at_step(dev_client, failed.id, "chunk", DocumentResult)
         full = await (await start_document(dev_client, task_queue, twin)).result()
-    # validate (and resolving the path) ran in the source run only.
-    assert "validate_document" not in activities and "resolve_document" not in activities
-    assert activities[0] == "chunk_document" and "extract_concepts" in activities
-    assert activities[-2:] == ["store_concepts", "finalise_document"]
+    # resolve and validate ran in the source run only; chunk and the later steps once.
+    assert counts["resolve_document"] == counts["validate_document"] == 0
+    assert counts["chunk_document"] == counts["store_concepts"] == counts["finalise_document"] == 1
+    assert counts["extract_concepts"] >= 1
+    assert [(t["step"], t["reused"]) for t in status["steps"]] == [
+        ("resolve", True),
+        ("validate", True),
+        ("chunk", False),
+        ("extract", False),
+        ("store", False),
+    ]
+    assert status["restarted_from"] == f"{failed.id}/{failed.result_run_id}"
     assert result.content_hash == full.content_hash and result.version == full.version
     assert (result.chunk_count, result.concept_count) == (full.chunk_count, full.concept_count)
     assert result.top_concepts == full.top_concepts and not result.reused
     assert version_rows(db, result.document_id, result.version)["concepts"] == result.concept_count
 
 
-async def test_document_restart_at_extract_reuses_the_stored_chunks(
+async def test_document_restart_from_extract_reuses_the_steps_before_it(
     dev_client: Client, db: Database, task_queue: str, tmp_path: Path
 ) -> None:
     settings = DocumentSettings(roots=(DOCUMENTS, tmp_path))
@@ -121,11 +139,16 @@ async def test_document_restart_at_extract_reuses_the_stored_chunks(
         first = await start_document(dev_client, task_queue, DOCUMENTS / "saga-pattern.md")
         source = await first.result()
         chunks = version_rows(db, source.document_id, source.version)["document_chunks"]
-        result, activities = await restarted(dev_client, first.id, "extract", DocumentResult)
-    assert "validate_document" not in activities and "chunk_document" not in activities
+        result, counts, status = await restarted_at_step(dev_client, first.id, "extract", DocumentResult)
+        # Extraction is many activities, not one result a restart could take over.
+        with pytest.raises(RestartRefused, match=r"step\(s\) extract never completed; restart from extract or earlier"):
+            await restart_run(dev_client, first.id, "store")
+    assert counts["resolve_document"] == counts["validate_document"] == counts["chunk_document"] == 0
     # Two chunks: as many activities as chunks, since fewer would not fill the window.
-    assert activities.count("extract_concepts") == source.chunk_count
-    assert activities[-2:] == ["store_concepts", "finalise_document"]
+    assert counts["extract_concepts"] == source.chunk_count
+    assert counts["store_concepts"] == counts["finalise_document"] == 1
+    assert status["plan"] == ["resolve", "validate", "chunk", "extract", "store"]
+    assert [t["step"] for t in status["steps"] if t["reused"]] == ["resolve", "validate", "chunk"]
     assert result.model_dump(exclude={"reused"}) == source.model_dump(exclude={"reused"})
     assert version_rows(db, source.document_id, source.version)["document_chunks"] == chunks  # none written again
 
@@ -144,15 +167,6 @@ async def test_query_restart_at_data_and_at_viz(dev_client: Client, db: Database
         assert again.model_dump(exclude={"resumed_from"}) == first.model_dump(exclude={"resumed_from"})
 
 
-async def step_restarted(client: Client, workflow_id: str, step: str, result_type: type) -> tuple[Any, Counter[str]]:
-    """Restart ``workflow_id`` from ``step`` (step runner); the new run's result and how many
-    times it scheduled each activity type."""
-    handle = await restart_run(client, workflow_id, step)
-    typed = client.get_workflow_handle(handle.id, run_id=handle.result_run_id, result_type=result_type)
-    result = await asyncio.wait_for(typed.result(), 120)
-    return result, Counter(await scheduled(typed))
-
-
 async def test_blog_restart_from_draft_reuses_research_and_outline(
     dev_client: Client, db: Database, task_queue: str
 ) -> None:
@@ -161,7 +175,7 @@ async def test_blog_restart_from_draft_reuses_research_and_outline(
     async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=2):
         handle = await start_run(dev_client, fam, BlogInput(topic=TOPIC), task_queue=task_queue)
         first = BlogResult.model_validate(await handle.result())
-        result, counts = await step_restarted(dev_client, handle.id, "draft", BlogResult)
+        result, counts, _ = await restarted_at_step(dev_client, handle.id, "draft", BlogResult)
         status = await dev_client.get_workflow_handle(handle.id).query("status")
     assert counts == Counter({"draft_post": 1, "review_post": 1})
     assert result.resumed_from == f"{handle.id}/{handle.result_run_id}"
@@ -185,8 +199,8 @@ async def test_news_digest_restart_from_summarise_reuses_the_fetch_and_selection
     ):
         handle = await start_run(dev_client, registry().family("news-digest"), request, task_queue=task_queue)
         first = NewsDigestResult.model_validate(await handle.result())
-        result, counts = await step_restarted(dev_client, handle.id, "summarise", NewsDigestResult)
-        again, store_only = await step_restarted(dev_client, handle.id, "store", NewsDigestResult)
+        result, counts, _ = await restarted_at_step(dev_client, handle.id, "summarise", NewsDigestResult)
+        again, store_only, _ = await restarted_at_step(dev_client, handle.id, "store", NewsDigestResult)
     assert first.stored and len(first.articles) == 2
     # Neither the feed nor the selection is fetched or run again.
     assert counts == Counter({"categorise_and_summarise": 1, "build_newsletter": 1, "store_digest": 1})
@@ -224,7 +238,7 @@ async def test_refusals(dev_client: Client, db: Database, task_queue: str) -> No
         await closed.result()
         with pytest.raises(
             RestartRefused,
-            match="a routing run cannot restart from a stage; restartable families: document, plan-analysis, query",
+            match="a routing run cannot restart from a stage; restartable families: plan-analysis, query",
         ):
             await restart_from_stage(dev_client, closed.id, "handle")
         running = await start_query(
@@ -289,7 +303,7 @@ async def test_the_api_restarts_a_query_and_refuses_with_409(
     assert result.rows == first.rows and result.resumed_from == f"{handle.id}/{handle.result_run_id}"
 
 
-async def test_a_resume_point_is_refused_from_callers_and_from_another_documents_run(
+async def test_a_resume_point_is_refused_from_callers_and_by_a_document_run(
     dev_client: Client, db: Database, task_queue: str
 ) -> None:
     # Through the catalog (CLI, API, console, schedules): callers never set one.
@@ -301,8 +315,9 @@ async def test_a_resume_point_is_refused_from_callers_and_from_another_documents
             }
         )
     assert "resume" not in json.dumps(registry().family("document").input_model.model_json_schema())
-    # Straight to Temporal: another document's run carrying this one's version (it would
-    # write this file's chunks under the other's id and finalise the other's row).
+    # Straight to Temporal: a document run on the step runner takes its restarts from the
+    # memo only; a resume point in its input (another document's version, say) is refused
+    # before any activity, so no row is touched.
     settings = DocumentSettings(roots=(DOCUMENTS,))
     async with running_worker(
         dev_client, db, task_queue=task_queue, activity_threads=4, llm=OfflineProvider(), settings=[settings]
@@ -311,11 +326,11 @@ async def test_a_resume_point_is_refused_from_callers_and_from_another_documents
         source = await first.result()
         trace = await trace_run(dev_client, first.id, payloads=True)
         [validated] = [s.result for s in trace.steps if s.name == "validate_document"]
-        forged = DocumentResume(from_stage="chunk", source_workflow_id=f"{first.id}/x", document=validated)
+        forged = RecordedResume(from_stage="chunk", source_workflow_id=f"{first.id}/x", document=validated)
         other = await start_document(dev_client, task_queue, DOCUMENTS / "durable-execution.txt", resume=forged)
         with pytest.raises(WorkflowFailureError) as failed:
             await other.result()
-    assert "is not this run's document" in str(failed.value.cause)
+    assert "saga restart ID --from STEP" in str(failed.value.cause)
     history = await other.fetch_history()
     assert not any(e.HasField("activity_task_scheduled_event_attributes") for e in history.events)
     assert version_rows(db, source.document_id, source.version)["document_chunks"]  # untouched

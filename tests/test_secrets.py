@@ -24,7 +24,7 @@ from temporalio.api.common.v1 import Payload
 from temporalio.client import Client, WorkflowHistory
 
 from sagaworks.activities.db import Database
-from sagaworks.activities.documents import DocumentSettings
+from sagaworks.activities.document import DocumentSettings
 from sagaworks.client.codec import ENCODING, KEYS_ENV, EncryptionCodec, parse_keys
 from sagaworks.client.codec_server import TOKEN_ENV
 from sagaworks.client.replay import load_history

@@ -22,8 +22,8 @@ _MCP = "sagaworks.activities.mcp_servers:mcp_plugins"
 
 text_key = lazy(f"{_CT}.common:text_key")
 order_workflow_id = lazy(f"{_CT}.orders:order_workflow_id")
-document_id_for = lazy(f"{_CT}.documents:document_id_for")
-document_workflow_id = lazy(f"{_CT}.documents:document_workflow_id")
+document_id_for = lazy(f"{_CT}.document:document_id_for")
+document_workflow_id = lazy(f"{_CT}.document:document_workflow_id")
 routing_workflow_id = lazy(f"{_CT}.routing:routing_workflow_id")
 query_workflow_id = lazy(f"{_CT}.query:query_workflow_id")
 plan_workflow_id = lazy(f"{_CT}.plans:plan_workflow_id")
@@ -53,7 +53,7 @@ ORDER = Family(
 DOCUMENT = Family(
     "document",
     workflow=f"{_WF}.document:DocumentPipeline",
-    input_model=f"{_CT}.documents:DocumentInput",
+    input_model=f"{_CT}.document:DocumentInput",
     description="Document pipeline: validate, parse and chunk, extract concepts with the "
     "LLM provider, store; one run per document at a time.",
     workflow_id=lambda doc: document_workflow_id(document_id_for(doc.path)),
@@ -64,16 +64,8 @@ DOCUMENT = Family(
     helper_workflows=(f"{_WF}.document:ExtractChunksWorkflow",),
     path_field="path",
     folder_family="document-batch",
-    # Chunks and mentions are rows keyed by the document version; validate's outcome
-    # (the version) is small and read from the history. Extraction and store run as
-    # one stage: extraction is many activities (or child runs), none of them alone
-    # its outcome.
-    restartable=Restartable(
-        stages=("validate", "chunk", "extract"),
-        records={"validate_document": "validate", "chunk_document": "chunk"},
-        resume=f"{_CT}.documents:DocumentResume",
-        removed_on_failure=("chunk",),
-    ),
+    # Concepts are asked of the model through the gateway, the offline extractor its fallback.
+    llm_steps=("extract_concepts",),
     activities=f"{_ACT}:document",
     extra="documents",
     requires=("pypdfium2", "docx", "lxml", "filetype", "yake", "langchain_text_splitters"),
@@ -83,7 +75,7 @@ DOCUMENT = Family(
 DOCUMENT_BATCH = Family(
     "document-batch",
     workflow=f"{_WF}.document_batch:DocumentBatch",
-    input_model=f"{_CT}.documents:BatchInput",
+    input_model=f"{_CT}.document:BatchInput",
     description="Every document of a folder through the document pipeline, a bounded "
     "number at once; rejects and failures are listed, not fatal.",
     # One batch of a folder at a time; a folder may be processed again once it closed.

@@ -5,6 +5,11 @@ counts. Extraction is one LLM activity per ``chunks_per_activity`` chunks (one p
 runs recorded before :data:`EXTRACT_GROUPS_PATCH`), a bounded window at a time; a document
 of more than ``SEGMENT_CHUNKS`` chunks is extracted by one child workflow per segment, so
 no history holds more than about a hundred activities (~400 KB of JSON history each).
+
+Runs started since :data:`STEPS_PATCH` run on the step runner (:class:`sagaworks.StepWorkflow`):
+the steps are :data:`~sagaworks.contracts.document.DOCUMENT_STEPS`, and ``saga restart ID
+--from STEP`` restarts one from any of them up to ``extract``, reusing the results of the
+steps before it (the chunks themselves stay in the database, keyed by the version).
 """
 
 from __future__ import annotations
@@ -24,13 +29,21 @@ from temporalio.workflow import ActivityCancellationType, ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     import pydantic
 
-    from sagaworks.activities.documents import DocumentActivities
-    from sagaworks.activities.errors import ErrorClass, is_invalid_input
-    from sagaworks import policies
-    from sagaworks import Pausable
-    from sagaworks import run_to_completion, run_windowed
-    from sagaworks.contracts.documents import (
+    from sagaworks import (
+        ErrorClass,
+        Saga,
+        StepWorkflow,
+        error_class,
+        policies,
+        reported_error,
+        run_to_completion,
+        run_windowed,
+    )
+    from sagaworks.activities.document.activities import DocumentActivities
+    from sagaworks.contracts.document import (
+        DOCUMENT_STEPS,
         ChunkInput,
+        ChunkSummary,
         DiscardInput,
         DocumentInput,
         DocumentRef,
@@ -49,7 +62,6 @@ with workflow.unsafe.imports_passed_through():
         document_id_for,
         document_workflow_id,
     )
-    from sagaworks import Saga, error_class, reported_error
 
 SEGMENT_CHUNKS = 100
 """Chunks one workflow extracts itself; larger documents are split among children."""
@@ -106,6 +118,12 @@ class ExtractChunksWorkflow:
         return concepts
 
 
+def _rejected(error_type: str | None) -> bool:
+    """Whether a failure's type says the input was rejected (today's name, or the one runs
+    recorded before the taxonomy's ``InvalidInput`` used)."""
+    return error_type in (ErrorClass.VALIDATION, "ValidationError")
+
+
 EXTRACT_GROUPS_PATCH = "extract-chunk-groups"
 """Runs started since carry this marker: one extraction activity takes the request's
 ``chunks_per_activity`` chunks. Runs recorded before extract one chunk per activity (the
@@ -116,9 +134,15 @@ FINALISE_PATCH = "document-finalise"
 ``finalise_document`` step. Runs recorded before (tests/histories/document_*.json) replay
 through :meth:`DocumentPipeline._run_recorded`."""
 
+STEPS_PATCH = "document-steps"
+"""Runs started since carry this marker: they run on the step runner (each single-activity
+step summarised by its name, so ``saga restart --from STEP`` finds its result) and refuse
+a ``resume`` in their input. Runs recorded before (``tests/histories/document_finalised_*``,
+``restarted_document.json``) replay through :meth:`DocumentPipeline._run_finalised`."""
+
 
 @workflow.defn(failure_exception_types=[pydantic.ValidationError])
-class DocumentPipeline(Pausable):
+class DocumentPipeline(StepWorkflow):
     """Process one document; however the run ends, its last step sets the row's final state.
 
     The run resolves the path first: the document's workflow id derives from its real path,
@@ -127,12 +151,17 @@ class DocumentPipeline(Pausable):
     """
 
     def __init__(self) -> None:
+        super().__init__()
         self._document_id = ""
         self._state: DocumentState = "running"
         self._step: str | None = "validate"
-        self._paused = False
         self._done = 0
         self._total = 0
+        self._fallbacks: list[str] = []
+        self._path = ""
+        """The document's path: as given, then resolved (what finalising records)."""
+        self._doc: DocumentRef | None = None
+        """The validated version, once known (the rows a failed run removes are its)."""
 
     @workflow.run
     async def run(self, request: DocumentInput) -> DocumentResult:
@@ -142,38 +171,138 @@ class DocumentPipeline(Pausable):
         self._document_id = document_id_for(request.path)
         if not workflow.patched(FINALISE_PATCH):
             return await self._run_recorded(request, run_key)
-        self._step = "resolve"
-        path = request.path
-        doc: DocumentRef | None = None
+        if not workflow.patched(STEPS_PATCH):
+            return await self._run_finalised(request, run_key)
+        return await self._run_steps(request, run_key)
+
+    async def _run_steps(self, request: DocumentInput, run_key: str) -> DocumentResult:
+        """Resolve, validate, chunk, extract, store on the step runner; then finalise."""
+        if request.resume is not None:
+            # Before finalising starts: a refused input must not finalise (fail) anyone's row.
+            raise ApplicationError(
+                "resume: only restarts recorded before the step runner carry one; restart a run with "
+                "`saga restart ID --from STEP`",
+                type=ErrorClass.VALIDATION,
+                non_retryable=True,
+            )
+        # Before finalising starts too: a restart from a step the pipeline lacks touches no row.
+        steps = self.steps.plan(DOCUMENT_STEPS, options=policies.PROCESSING)
+
+        async def body() -> DocumentResult:
+            async with steps:
+                path = await steps.run("resolve", DocumentActivities.resolve_document, request.path, shielded=True)
+                if (delegated := await self._delegated(request, path)) is not None:
+                    return delegated
+                self._step = "validate"
+                self._doc = doc = await steps.run(
+                    "validate",
+                    DocumentActivities.validate_document,
+                    ValidateInput(path=path, run_key=run_key, chunk_size=request.chunk_size, chunk_overlap=request.chunk_overlap),
+                    shielded=True,
+                    describe=lambda d: f"{d.format}, {d.size_bytes} bytes" + (", stored before" if d.already_completed else ""),
+                )
+                if steps.restart is not None and "validate" in steps.restart.reused:
+                    # A restart: the source run validated this version; what follows
+                    # executes even though a result may be stored.
+                    self._doc = doc = doc.model_copy(update={"already_completed": False})
+                return await self._stored_or(doc, lambda: self._stepped(request, doc, run_key))
+
+        return await self._finalising(body, request.path, run_key)
+
+    async def _delegated(self, request: DocumentInput, path: str) -> DocumentResult | None:
+        """The child run's result when ``path`` (resolved) is another workflow id's document;
+        else None, and ``path`` is this run's document from now on."""
+        own_id = document_workflow_id(document_id_for(path))
+        if workflow.info().workflow_id != own_id:
+            self._step = "delegate"
+            return await self._delegate(request.model_copy(update={"path": path}), own_id)
+        self._path, self._document_id = path, document_id_for(path)
+        return None
+
+    async def _stored_or(self, doc: DocumentRef, process: Callable[[], Awaitable[DocumentResult]]) -> DocumentResult:
+        """The stored result when this version was processed before, else ``process()``."""
+        if doc.already_completed:
+            return await workflow.execute_activity(
+                DocumentActivities.document_result, doc, summary="reuse stored result", **policies.DATABASE_WRITE
+            )
+        return await process()
+
+    async def _finalising(self, body: Callable[[], Awaitable[DocumentResult]], path: str, run_key: str) -> DocumentResult:
+        """Run ``body``; however it ends (unless it handed the document to a child run),
+        finalise the document's row, and fail with the reason itself."""
+        self._step, self._path, self._doc = "resolve", path, None
+        try:
+            result = await body()
+        except BaseException as err:
+            if self._step == "delegate":
+                self._state = "canceled" if is_cancelled_exception(err) else "failed"
+                raise
+            failure = await self._finalise_failure(err, self._path, self._doc, run_key)
+            if failure is err:
+                raise
+            raise failure from err
+        if self._step == "delegate":
+            return result
+        await self._finalise("COMPLETED", self._path, self._doc, run_key)
+        self._state, self._step = "completed", None
+        return result
+
+    async def _stepped(self, request: DocumentInput, doc: DocumentRef, run_key: str) -> DocumentResult:
+        """Chunk, extract and store as steps; each write finishes before a cancel is acted on."""
+        self._step = "chunk"
+        summary: ChunkSummary = await self.steps.run(
+            "chunk",
+            DocumentActivities.chunk_document,
+            ChunkInput(document=doc, run_key=run_key, chunk_size=request.chunk_size, chunk_overlap=request.chunk_overlap),
+            shielded=True,
+            describe=lambda c: f"{c.chunk_count} chunks, {c.char_count} characters",
+        )
+        whole = self._to_extract(request, doc, summary, run_key)
+        await self.steps.run_here("extract", lambda: self._extract(whole), describe=lambda _: f"{self._done} chunks")
+        self._step = "store"
+        result = await self.steps.run(
+            "store",
+            DocumentActivities.store_concepts,
+            StoreInput(document=doc, run_key=run_key),
+            options=policies.DATABASE_WRITE,
+            shielded=True,
+            describe=lambda r: f"{r.concept_count} concepts",
+        )
+        if self._fallbacks:
+            result = result.model_copy(update={"fallback": "; ".join(self._fallbacks)[:2000]})
+        return result
+
+    async def _run_finalised(self, request: DocumentInput, run_key: str) -> DocumentResult:
+        """The pipeline as runs recorded between :data:`FINALISE_PATCH` and :data:`STEPS_PATCH`
+        executed it (a restart then carried its resume point in the input)."""
+        info = workflow.info()
         resume = request.resume
         if resume is not None and resume.document is not None and (
             document_workflow_id(resume.document.document_id) != info.workflow_id
         ):
-            # Before the try: a refused resume point must not finalise (fail) anyone's row.
+            # Before finalising starts: a refused resume point must not finalise (fail) anyone's row.
             raise ApplicationError(
                 f"resume.document: {resume.document.document_id} is not this run's document "
                 f"({info.workflow_id}); only saga restart of that document's own run may carry it",
                 type=ErrorClass.VALIDATION,
                 non_retryable=True,
             )
-        try:
+
+        async def body() -> DocumentResult:
             if resume is not None and resume.document is not None:
                 # A restart (saga restart --from-stage chunk|extract): the source run
                 # resolved and validated this version, and its chunks are stored by
                 # version; what follows executes even though a result may be stored.
-                doc = resume.document.model_copy(update={"already_completed": False})
-                path, self._document_id = doc.path, doc.document_id
+                self._doc = doc = resume.document.model_copy(update={"already_completed": False})
+                self._path, self._document_id = doc.path, doc.document_id
             else:
                 path = await run_to_completion(workflow.execute_activity(
                     DocumentActivities.resolve_document, request.path, summary="resolve path", **policies.PROCESSING
                 ))
-                own_id = document_workflow_id(document_id_for(path))
-                if info.workflow_id != own_id:
-                    self._step = "delegate"
-                    return await self._delegate(request.model_copy(update={"path": path}), own_id)
-                self._document_id = document_id_for(path)
+                if (delegated := await self._delegated(request, path)) is not None:
+                    return delegated
                 self._step = "validate"
-                doc = await run_to_completion(workflow.execute_activity(
+                self._doc = doc = await run_to_completion(workflow.execute_activity(
                     DocumentActivities.validate_document,
                     ValidateInput(
                         path=path, run_key=run_key, chunk_size=request.chunk_size, chunk_overlap=request.chunk_overlap
@@ -181,23 +310,9 @@ class DocumentPipeline(Pausable):
                     summary="validate",
                     **policies.PROCESSING,
                 ))
-            if doc.already_completed:
-                result = await workflow.execute_activity(
-                    DocumentActivities.document_result, doc, summary="reuse stored result", **policies.DATABASE_WRITE
-                )
-            else:
-                result = await self._steps(request, doc, run_key)
-        except BaseException as err:
-            if self._step == "delegate":
-                self._state = "canceled" if is_cancelled_exception(err) else "failed"
-                raise
-            failure = await self._finalise_failure(err, path, doc, run_key)
-            if failure is err:
-                raise
-            raise failure from err
-        await self._finalise("COMPLETED", path, doc, run_key)
-        self._state, self._step = "completed", None
-        return result
+            return await self._stored_or(doc, lambda: self._steps(request, doc, run_key))
+
+        return await self._finalising(body, request.path, run_key)
 
     async def _delegate(self, request: DocumentInput, workflow_id: str) -> DocumentResult:
         try:
@@ -225,11 +340,16 @@ class DocumentPipeline(Pausable):
             message=None if reported is None else "cancelled by request" if status == "CANCELED"
             else str(getattr(reported, "message", reported))[:2000],
         )
+        summary = f"finalise {status}"
+        if status != "COMPLETED" and request.rows_key is not None and "chunk" in self.steps.started:
+            # It removes the chunks this run stored: the chunk step's compensation, named so
+            # (the Saga's "compensate STEP") for `saga restart`, which refuses to reuse them.
+            summary = "compensate chunk"
         # Shielded: a cancellation must not stop the run from recording how it ended; and,
         # like a compensation, it is retried until the database takes it (up to a day).
         return await run_to_completion(
             workflow.execute_activity(
-                DocumentActivities.finalise_document, request, summary=f"finalise {status}", **policies.COMPENSATION
+                DocumentActivities.finalise_document, request, summary=summary, **policies.COMPENSATION
             ),
             reraise_cancel=False,
         )
@@ -284,19 +404,7 @@ class DocumentPipeline(Pausable):
                 summary="parse and chunk",
                 **policies.PROCESSING,
             ))
-        self._total = summary.chunk_count
-        self._step = "extract"
-        await self._extract(
-            ExtractRangeInput(
-                document_id=doc.document_id,
-                content_hash=doc.rows_key,
-                run_key=run_key,
-                start=0,
-                end=summary.chunk_count,
-                window=request.extract_window,
-                chunks_per_activity=self._chunks_per_activity(request, summary.chunk_count),
-            )
-        )
+        await self._extract(self._to_extract(request, doc, summary, run_key))
         self._step = "store"
         return await run_to_completion(workflow.execute_activity(
             DocumentActivities.store_concepts,
@@ -304,6 +412,20 @@ class DocumentPipeline(Pausable):
             summary="store concepts",
             **policies.DATABASE_WRITE,
         ))
+
+    def _to_extract(self, request: DocumentInput, doc: DocumentRef, chunks: ChunkSummary, run_key: str) -> ExtractRangeInput:
+        """Every chunk of ``doc`` to extract, now that chunking counted them (the extract step starts)."""
+        self._total = chunks.chunk_count
+        self._step = "extract"
+        return ExtractRangeInput(
+            document_id=doc.document_id,
+            content_hash=doc.rows_key,
+            run_key=run_key,
+            start=0,
+            end=chunks.chunk_count,
+            window=request.extract_window,
+            chunks_per_activity=self._chunks_per_activity(request, chunks.chunk_count),
+        )
 
     @staticmethod
     def _chunks_per_activity(request: DocumentInput, chunk_count: int) -> int:
@@ -342,7 +464,7 @@ class DocumentPipeline(Pausable):
             cancelled = is_cancelled_exception(err)
             self._state = "canceled" if cancelled else "failed"
             # A rejected document's row already says why (validate_document wrote it then).
-            if cancelled or (isinstance(err, FailureError) and not is_invalid_input(error_class(err))):
+            if cancelled or (isinstance(err, FailureError) and not _rejected(error_class(err))):
                 await self._record_failure(err, run_key, cancelled)
             raise
         self._state, self._step = "completed", None
@@ -372,7 +494,7 @@ class DocumentPipeline(Pausable):
                 **policies.PROCESSING,
             )
         except ActivityError as err:
-            if isinstance(err.cause, ApplicationError) and is_invalid_input(err.cause.type):
+            if isinstance(err.cause, ApplicationError) and _rejected(err.cause.type):
                 raise ApplicationError(
                     f"{err.cause.message} (document rejected)",
                     *err.cause.details,
@@ -398,13 +520,21 @@ class DocumentPipeline(Pausable):
 
     def _chunks_done(self, summary: ExtractSummary) -> None:
         self._done += summary.chunk_count
+        if summary.fallback:
+            self._fallbacks.append(summary.fallback)
+
+    async def _unpaused(self) -> None:
+        await workflow.wait_condition(lambda: not self.steps.paused)
 
     @workflow.query
-    def status(self) -> DocumentStatus:
-        """Current step and chunks done / total."""
+    def status(self) -> DocumentStatus:  # type: ignore[override]
+        """Current step and chunks done / total; the step runner's plan, steps and timings."""
+        steps = self.steps.status()
+        state = "paused" if self._state == "running" and self.steps.paused else self._state
         return DocumentStatus(
+            **steps.model_dump(exclude={"state", "current_step", "done", "total"}),
             document_id=self._document_id,
-            state=self._state,
+            state=state,
             current_step=self._step,
             done=self._done,
             total=self._total,

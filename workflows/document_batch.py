@@ -5,6 +5,10 @@ at a time (``listing_page``, at most ``LISTING_PAGE_BYTES`` of paths): a folder 
 ``MAX_BATCH_DOCUMENTS`` long paths is megabytes, more than one history payload may hold.
 Batches started before (no ``stored-listing`` marker in their history) read the listing
 whole and carry the paths still to do, as they did.
+
+The batch runs on the step runner (:class:`sagaworks.StepWorkflow`): its steps are
+:data:`~sagaworks.contracts.document.BATCH_STEPS`, ``list`` (one activity: ``saga restart ID
+--from process`` reuses the listing) and ``process`` (the children, run as workflow code).
 """
 
 from __future__ import annotations
@@ -19,13 +23,11 @@ from temporalio.workflow import ContinueAsNewError, ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     import pydantic
 
-    from sagaworks.activities.documents import DocumentActivities
-    from sagaworks.activities.errors import ErrorClass
-    from sagaworks import policies
-    from sagaworks import Pausable
-    from sagaworks import run_windowed
+    from sagaworks import ErrorClass, StepWorkflow, error_class, policies, reported_error, run_windowed
+    from sagaworks.activities.document.activities import DocumentActivities
     from sagaworks.workflows.document import DocumentPipeline
-    from sagaworks.contracts.documents import (
+    from sagaworks.contracts.document import (
+        BATCH_STEPS,
         LISTED_OUTCOME_BYTES,
         BatchInput,
         BatchResult,
@@ -37,14 +39,13 @@ with workflow.unsafe.imports_passed_through():
         document_id_for,
         document_workflow_id,
     )
-    from sagaworks import error_class, reported_error
 
 STORED_LISTING = "stored-listing"
 """The patch that stores the folder's listing instead of returning it whole."""
 
 
 @workflow.defn(failure_exception_types=[pydantic.ValidationError])
-class DocumentBatch(Pausable):
+class DocumentBatch(StepWorkflow):
     """Process every document of a folder; keep going past rejected or failed ones.
 
     The history grows with every child, so the batch continues as new once Temporal
@@ -53,20 +54,20 @@ class DocumentBatch(Pausable):
     """
 
     def __init__(self) -> None:
+        super().__init__()
         self._outcomes: list[DocumentOutcome] = []
         self._counts: Counter[str] = Counter()
         self._not_listed = 0
         self._listed_bytes = 0
         self._total = 0
         self._in_flight = 0
-        self._paused = False
         self._state = "running"
 
     @workflow.run
     async def run(self, batch: BatchInput) -> BatchResult:
         """Return every document's outcome."""
         if batch.paused:
-            self.pause()  # paused when the previous run continued as new
+            self.steps.pause()  # paused when the previous run continued as new
         try:
             return await self._run(batch)
         except BaseException as err:
@@ -75,22 +76,33 @@ class DocumentBatch(Pausable):
             raise
 
     async def _run(self, batch: BatchInput) -> BatchResult:
+        # Known before the first step: a run continued as new while paused holds before
+        # `process` and reports the outcomes it carries.
         self._outcomes = []
         self._counts = Counter(batch.counts) if batch.counts is not None else Counter()
         self._not_listed = batch.outcomes_not_listed
         for outcome in batch.outcomes:
             self._list(outcome, counted=batch.counts is not None)
-        paths, listing, offset = batch.paths, batch.listing, batch.offset
-        if paths is None and listing is None:
-            if workflow.patched(STORED_LISTING):
-                stored = await workflow.execute_activity(
-                    DocumentActivities.store_listing, batch.folder, summary="list folder", **policies.PROCESSING
-                )
-                listing, self._total = stored.listing, stored.total
-            else:
-                paths = await workflow.execute_activity(
-                    DocumentActivities.list_documents, batch.folder, summary="list folder", **policies.PROCESSING
-                )
+        self._total = batch.total or 0
+        paths, listing = batch.paths, batch.listing
+        async with self.steps.plan(BATCH_STEPS, options=policies.PROCESSING) as steps:
+            if paths is None and listing is None:  # set when the batch continued as new
+                if workflow.patched(STORED_LISTING):
+                    stored = await steps.run(
+                        "list", DocumentActivities.store_listing, batch.folder, describe=lambda s: f"{s.total} documents"
+                    )
+                    listing, self._total = stored.listing, stored.total
+                else:
+                    paths = await steps.run(
+                        "list", DocumentActivities.list_documents, batch.folder, describe=lambda found: f"{len(found)} documents"
+                    )
+            return await steps.run_here(
+                "process", lambda: self._process_all(batch, paths, listing),
+                describe=lambda r: f"{r.completed} of {r.total} completed",
+            )
+
+    async def _process_all(self, batch: BatchInput, paths: list[str] | None, listing: str | None) -> BatchResult:
+        offset = batch.offset
         if batch.total is not None:
             self._total = batch.total
         elif paths is not None:
@@ -150,7 +162,7 @@ class DocumentBatch(Pausable):
             "counts": dict(self._counts),
             "outcomes_not_listed": self._not_listed,
             "total": self._total,
-            "paused": self._paused,
+            "paused": self.steps.paused,
         }
 
     def _record(self, outcome: DocumentOutcome) -> None:
@@ -207,12 +219,20 @@ class DocumentBatch(Pausable):
             path=path, workflow_id=workflow_id, status="COMPLETED", concept_count=result.concept_count
         )
 
+    async def _unpaused(self) -> None:
+        await workflow.wait_condition(lambda: not self.steps.paused)
+
     @workflow.query
-    def status(self) -> BatchStatus:
-        """Documents done / total, in flight, rejected, failed and cancelled; the batch's state."""
+    def status(self) -> BatchStatus:  # type: ignore[override]
+        """Documents done / total, in flight, rejected, failed and cancelled; the batch's
+        state; the step runner's plan, steps and timings."""
         done = sum(self._counts.values())
+        state = self._state
+        if state == "running":
+            state = "completed" if done == self._total else "paused" if self.steps.paused else "running"
         return BatchStatus(
-            state="completed" if done == self._total and self._state == "running" else self._state,
+            **self.steps.status().model_dump(exclude={"state", "current_step", "done", "total"}),
+            state=state,
             current_step=None,
             done=done,
             total=self._total,

@@ -8,21 +8,28 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
-from typing import ClassVar, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field
 from pydantic.json_schema import SkipJsonSchema
 
-from sagaworks import ProgressStatus
-from sagaworks.contracts.common import StageResume, StrictData, StrictModel, Text
+from sagaworks import StepStatus, StrictData, StrictModel, Text
 
 DocumentFormat = Literal["txt", "md", "html", "pdf", "docx"]
+
+BATCH_STEPS = ("list", "process")
+"""A batch's steps: list the folder (one activity), process the documents (the children)."""
+
+DOCUMENT_STEPS = ("resolve", "validate", "chunk", "extract", "store")
+"""The document pipeline's steps (``saga restart ID --from STEP`` names one up to
+``extract``; extraction is many activities, so a restart cannot reuse it). Every run ends
+with ``finalise_document``, which is not a step: it records how the run ended."""
 
 
 def normalise_path(path: str) -> str:
     """``path`` without ``.``, ``..`` or doubled slashes (lexically: no file system access).
 
-    The worker resolves symlinks too (:func:`activities.documents` does); this much a
+    The worker resolves symlinks too (:func:`activities.document` does); this much a
     workflow or a client can do without touching the disk.
     """
     return posixpath.normpath(path) if path else path
@@ -58,9 +65,10 @@ class DocumentInput(StrictModel):
     (each is a server round trip and three history events) at the price of a coarser step;
     a retried activity skips the chunks it already stored. Fewer when the document has too
     few chunks to fill ``extract_window`` activities."""
-    resume: SkipJsonSchema[DocumentResume | None] = None
-    """Set by ``saga restart``: the outcomes of the stages before ``resume.from_stage``.
-    Not in the JSON schema (forms, OpenAPI); catalog parsing refuses it from callers."""
+    resume: SkipJsonSchema[RecordedResume | None] = None
+    """Set only in the input of runs restarted before the pipeline ran on the step runner
+    (they replay with it); a run started since refuses it. Not in the JSON schema (forms,
+    OpenAPI); catalog parsing refuses it from callers."""
 
 
 class ValidateInput(StrictModel):
@@ -109,15 +117,16 @@ class ChunkSummary(StrictModel):
     char_count: int
 
 
-class DocumentResume(StageResume):
-    """A document run restarted at ``chunk`` or ``extract``.
+class RecordedResume(StrictModel):
+    """The resume point runs restarted before the step runner carried in their input
+    (``from_stage`` ``chunk`` or ``extract``), kept so their histories decode and replay.
 
-    validate's outcome (the version it found) comes from the source run's history; the
-    chunks themselves stay in the database (``document_chunks``, keyed by the version),
-    the chunk stage's outcome here is only their count.
+    Nothing makes one now: ``saga restart ID --from STEP`` hands a run the results of the
+    steps before STEP through its memo (:class:`sagaworks.StepsRestart`).
     """
 
-    STAGE_FIELDS: ClassVar[dict[str, str]] = {"validate": "document", "chunk": "chunks"}
+    from_stage: str
+    source_workflow_id: str
     document: DocumentRef | None = None
     chunks: ChunkSummary | None = None
 
@@ -138,6 +147,11 @@ class ExtractSummary(StrictModel):
     concept_count: int
     chunk_count: int = 1
     """The chunks extracted (1 in runs recorded before several per activity)."""
+    fallback: str | None = None
+    """Why the family's offline extractor answered some of these chunks although a model
+    is configured (the LLM gateway's breaker open, its budget spent, a refusal, an
+    unusable answer), chunk by chunk; None when the model answered them all or none is
+    configured."""
 
 
 class ExtractRangeInput(StrictModel):
@@ -227,13 +241,19 @@ class DocumentResult(BaseModel):
     """The same content had been processed before; nothing was extracted again."""
     version: str = ""
     """The rows key of this version in the version tables (:attr:`DocumentRef.rows_key`)."""
+    fallback: str | None = None
+    """Why the offline extractor answered some chunks although a model is configured: the
+    :attr:`ExtractSummary.fallback` of the run's extractions (a document of more than
+    ``SEGMENT_CHUNKS`` chunks is extracted by child runs, whose histories say it instead)."""
 
 
 DocumentState = Literal["running", "paused", "compensating", "completed", "failed", "canceled"]
 
 
-class DocumentStatus(ProgressStatus):
-    """Live state of a document run: ``done``/``total`` count chunks."""
+class DocumentStatus(StepStatus):
+    """Live state of a document run: ``done``/``total`` count chunks (extracted / stored);
+    ``plan``, ``completed_steps`` and ``steps`` are the step runner's (empty in runs
+    recorded before it)."""
 
     document_id: str
     state: DocumentState
@@ -333,10 +353,12 @@ class BatchResult(BaseModel):
     """Outcomes counted above but not listed in ``documents`` (past ``LISTED_OUTCOME_BYTES``)."""
 
 
-class BatchStatus(ProgressStatus):
+class BatchStatus(StepStatus):
     """Live state of a batch: ``done``/``total`` count documents.
 
-    ``state`` is running, paused, completed, failed or canceled (the batch itself).
+    ``state`` is running, paused, completed, failed or canceled (the batch itself);
+    ``plan``, ``completed_steps`` and ``steps`` are the step runner's (this run's: a batch
+    that continued as new lists no ``list`` step).
     """
 
     in_flight: int
