@@ -93,8 +93,11 @@ class ModelAnalysisActivities:
             for part in MODEL_PARTS:
                 shape = _SHAPES[part]
                 answer = llm.ask(
-                    FAMILY, _prompt(part, request), json_mode=True,
-                    parse=lambda raw, shape=shape: _json(raw, shape), fallback=lambda: None,
+                    FAMILY,
+                    _prompt(part, request),
+                    json_mode=True,
+                    parse=lambda raw, shape=shape: _json(raw, shape),
+                    fallback=lambda: None,
                 )
                 if answer.value is None:
                     fallbacks[part] = answer.fallback or "the model gave no answer"
