@@ -15,9 +15,9 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
+    from sagaworks import error_kind, reported_error
     from sagaworks.contracts.fallback import BranchOutcome
     from sagaworks.policies import ActivityOptions
-    from sagaworks import error_kind, reported_error
 
 T = TypeVar("T")
 

@@ -90,10 +90,12 @@ class OrderFulfillmentSaga(StepWorkflow):
         plan = self._plan(order)
         references: dict[str, str] = {}
         # Short, idempotent, database-only steps: local activities unless the order says
-        # otherwise (no server round trip per step; the README's rule).
+        # otherwise: a local activity saves a server round trip per step.
         workflow.deprecate_patch(LOCAL_STEPS_PATCH)
         local = True if order.local_steps is None else order.local_steps
-        async with self.steps.plan(ORDER_STEPS, local=local, parallel_compensation=order.parallel_compensation) as steps:
+        async with self.steps.plan(
+            ORDER_STEPS, local=local, parallel_compensation=order.parallel_compensation
+        ) as steps:
             # An unknown SKU would otherwise surface at reserve_inventory, after the charge.
             workflow.deprecate_patch(CHECK_ITEMS_PATCH)
             check = workflow.execute_local_activity if local else workflow.execute_activity
@@ -106,7 +108,9 @@ class OrderFulfillmentSaga(StepWorkflow):
             try:
                 for index, step in enumerate(plan):
                     delay = order.step_delay_seconds if index else 0
-                    done = await steps.run(step.name, step.run, step.input, undo=step.undo, undo_arg=step.undo_input, delay=delay)
+                    done = await steps.run(
+                        step.name, step.run, step.input, undo=step.undo, undo_arg=step.undo_input, delay=delay
+                    )
                     references[step.name] = done.reference
             except BaseException as err:
                 unreached = plan[len(steps.started) :]
@@ -161,16 +165,36 @@ class OrderFulfillmentSaga(StepWorkflow):
 
         acts = OrderActivities
         return [
-            _Step("create_customer_account", acts.create_customer_account, acts.delete_customer_account,
-                  AccountInput(email=order.customer_email, **common("create_customer_account"))),
-            _Step("charge_payment", acts.charge_payment, acts.refund_payment,
-                  ChargeInput(amount_cents=order.amount_cents, **common("charge_payment"))),
-            _Step("send_notification", acts.send_notification, acts.send_cancellation_notice,
-                  NotificationInput(recipient=order.customer_email, **common("send_notification"))),
-            _Step("reserve_inventory", acts.reserve_inventory, acts.release_inventory,
-                  ReserveInput(items=order.items, **common("reserve_inventory"))),
-            _Step("create_shipping_label", acts.create_shipping_label, acts.void_shipping_label,
-                  LabelInput(address=order.shipping_address, **common("create_shipping_label"))),
+            _Step(
+                "create_customer_account",
+                acts.create_customer_account,
+                acts.delete_customer_account,
+                AccountInput(email=order.customer_email, **common("create_customer_account")),
+            ),
+            _Step(
+                "charge_payment",
+                acts.charge_payment,
+                acts.refund_payment,
+                ChargeInput(amount_cents=order.amount_cents, **common("charge_payment")),
+            ),
+            _Step(
+                "send_notification",
+                acts.send_notification,
+                acts.send_cancellation_notice,
+                NotificationInput(recipient=order.customer_email, **common("send_notification")),
+            ),
+            _Step(
+                "reserve_inventory",
+                acts.reserve_inventory,
+                acts.release_inventory,
+                ReserveInput(items=order.items, **common("reserve_inventory")),
+            ),
+            _Step(
+                "create_shipping_label",
+                acts.create_shipping_label,
+                acts.void_shipping_label,
+                LabelInput(address=order.shipping_address, **common("create_shipping_label")),
+            ),
         ]
 
     @workflow.query
