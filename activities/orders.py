@@ -186,6 +186,9 @@ class OrderActivities:
                 type="OrderAlreadyProcessed",
                 non_retryable=True,
             ) from None
+        # apply_once returns only records that took effect (it raises on a tombstone), and every
+        # step's create sets a reference: only tombstones have none.
+        assert reference is not None, f"{model.__tablename__} {step.key} took effect without a reference"
         activity.logger.info("Step applied", extra={"key": step.key, "reference": reference})
         _inject(step.inject_failure)
         return StepResult(key=step.key, reference=reference)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Any
 
 from temporalio import activity
 
@@ -149,7 +150,7 @@ def _prose(answer: str) -> str:
     return text + "\n"
 
 
-def writer_info(answer: LLMAnswer[object]) -> WriterInfo:
+def writer_info(answer: LLMAnswer[Any]) -> WriterInfo:
     """Who wrote a step's text: the model that answered, or the offline composer and why."""
     if answer.provider == "offline":
         return OfflineWriter.info.model_copy(update={"fallback": answer.fallback})
