@@ -28,11 +28,11 @@ def _reason(err: ActivityError) -> str:
 
 
 async def with_fallback(
-    primary: Callable[[Any], T],
+    primary: Callable[..., T],
     arg: Any,
     options: ActivityOptions,
     *,
-    fallback: Callable[[Any], T] | None = None,
+    fallback: Callable[..., T] | None = None,
     fallback_options: ActivityOptions | None = None,
     summary: str | None = None,
 ) -> tuple[T | None, BranchOutcome]:

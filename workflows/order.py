@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
         OrderInput,
         OrderResult,
         OrderStatus,
+        OrderStep,
         ReserveInput,
         SealStepsInput,
         SealStepsResult,
@@ -50,7 +51,7 @@ remote activities."""
 
 @dataclass(frozen=True)
 class _Step:
-    name: str
+    name: OrderStep
     run: Callable[..., Any]
     undo: Callable[..., Any]
     input: StepInput
@@ -98,13 +99,17 @@ class OrderFulfillmentSaga(StepWorkflow):
         ) as steps:
             # An unknown SKU would otherwise surface at reserve_inventory, after the charge.
             workflow.deprecate_patch(CHECK_ITEMS_PATCH)
-            check = workflow.execute_local_activity if local else workflow.execute_activity
-            await check(
-                OrderActivities.check_order_items,
-                CheckItemsInput(order_id=order.order_id, items=order.items),
-                summary="check items",
-                **policies.DATABASE_WRITE,
-            )
+            check = CheckItemsInput(order_id=order.order_id, items=order.items)
+            if local:
+                # DATABASE_WRITE sets only a timeout and a retry policy, which a local activity takes;
+                # its type, ActivityOptions, also allows keys (task queue, heartbeat) a local one refuses.
+                await workflow.execute_local_activity_method(  # type: ignore[call-overload]
+                    OrderActivities.check_order_items, check, summary="check items", **policies.DATABASE_WRITE
+                )
+            else:
+                await workflow.execute_activity_method(
+                    OrderActivities.check_order_items, check, summary="check items", **policies.DATABASE_WRITE
+                )
             try:
                 for index, step in enumerate(plan):
                     delay = order.step_delay_seconds if index else 0
@@ -132,7 +137,7 @@ class OrderFulfillmentSaga(StepWorkflow):
         try:
             # Shielded like the compensations: a second cancel must not skip it.
             sealed: SealStepsResult = await run_to_completion(
-                workflow.execute_activity(
+                workflow.execute_activity_method(
                     OrderActivities.seal_unreached_steps, seal, summary="seal unreached steps", **policies.COMPENSATION
                 ),
                 reraise_cancel=False,

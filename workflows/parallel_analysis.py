@@ -133,7 +133,7 @@ class ParallelAnalysisWorkflow(StepWorkflow):
             )
             done = await asyncio.gather(*(self._branch(part, request, model) for part in PARTS))
         values = {part: value for part, (value, _) in zip(PARTS, done, strict=True)}
-        outcomes = {part: outcome for part, (_, outcome) in zip(PARTS, done, strict=True)}
+        outcomes: dict[str, BranchOutcome] = {part: outcome for part, (_, outcome) in zip(PARTS, done, strict=True)}
         unavailable = [p for p in PARTS if outcomes[p].status == "unavailable"]
         fallbacks = [p for p in PARTS if outcomes[p].status == "fallback"]
         return ParallelAnalysisResult(
