@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import IO
 from xml.etree.ElementTree import Element, ParseError, tostring
@@ -97,9 +97,9 @@ def _date(text: str) -> datetime | None:
             stamp = datetime.fromisoformat(text)
         except ValueError:
             return None
-    stamp = stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)
+    stamp = stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
     try:
-        return stamp.astimezone(timezone.utc).replace(microsecond=0)
+        return stamp.astimezone(UTC).replace(microsecond=0)
     except OverflowError:  # year 1 or 9999 moved across midnight: no usable date
         return None
 
@@ -178,7 +178,9 @@ class FeedReader:
                 field=self._where,
             ) from None
         except ParseError as malformed:
-            raise error(ErrorClass.PROCESSING, f"{self._where}: not well-formed XML: {malformed}", non_retryable=True) from None
+            raise error(
+                ErrorClass.PROCESSING, f"{self._where}: not well-formed XML: {malformed}", non_retryable=True
+            ) from None
 
     def _articles(self, events: Iterator[tuple[str, Element]]) -> Iterator[Article]:
         stack: list[Element] = []
@@ -190,7 +192,8 @@ class FeedReader:
                     entry_tags = ENTRY_TAGS.get(element.tag, ())
                     if not entry_tags:
                         raise error(
-                            ErrorClass.PROCESSING, f"{self._where}: not an RSS or Atom feed (root <{_local(element.tag)}>)",
+                            ErrorClass.PROCESSING,
+                            f"{self._where}: not an RSS or Atom feed (root <{_local(element.tag)}>)",
                             non_retryable=True,
                         )
                 stack.append(element)

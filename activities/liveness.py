@@ -19,9 +19,7 @@ HEARTBEAT_EVERY_SECONDS = 2.0
 
 
 @contextmanager
-def keep_alive(
-    every: float = HEARTBEAT_EVERY_SECONDS, details: Callable[[], Sequence[Any]] = tuple
-) -> Iterator[None]:
+def keep_alive(every: float = HEARTBEAT_EVERY_SECONDS, details: Callable[[], Sequence[Any]] = tuple) -> Iterator[None]:
     """Heartbeat from a helper thread while the block runs (a no-op outside activities).
 
     Each heartbeat carries ``details()``: a heartbeat replaces the details of the one

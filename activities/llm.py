@@ -187,16 +187,15 @@ def parse_concepts(raw: str) -> ConceptList:
             # A "name" no concept can have (a sentence, a run of words without spaces) is
             # dropped, not a reason to fail the chunk.
             data["concepts"] = [
-                c for c in data["concepts"]
+                c
+                for c in data["concepts"]
                 if not (isinstance(c, dict) and isinstance(c.get("name"), str) and not is_concept_name(c["name"]))
             ]
             return ConceptList.model_validate(data)
         return ConceptList.model_validate_json(body)
     except ValidationError as invalid:
         attempt = call_attempt()
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'output'}: {e['msg']}" for e in invalid.errors()[:5]
-        )
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'output'}: {e['msg']}" for e in invalid.errors()[:5])
         raise ApplicationError(
             f"model output failed validation (attempt {attempt}): {problems}",
             {"raw_output": redact(raw[:RAW_OUTPUT_CHARS]), "raw_length": len(raw)},
@@ -281,10 +280,14 @@ def groq_errors() -> Iterator[None]:
     try:
         yield
     except groq.RateLimitError as err:
-        raise error(ErrorClass.MODEL, f"Groq rate limit (429): {_message(err)}", next_retry_delay=_retry_after(err)) from err
+        raise error(
+            ErrorClass.MODEL, f"Groq rate limit (429): {_message(err)}", next_retry_delay=_retry_after(err)
+        ) from err
     except groq.APIStatusError as err:
         transient = err.status_code >= 500 or err.status_code in (408, 409)
-        raise error(ErrorClass.MODEL, f"Groq HTTP {err.status_code}: {_message(err)}", non_retryable=not transient) from err
+        raise error(
+            ErrorClass.MODEL, f"Groq HTTP {err.status_code}: {_message(err)}", non_retryable=not transient
+        ) from err
     except (groq.APIConnectionError, groq.APITimeoutError) as err:
         raise error(ErrorClass.MODEL, f"Groq unreachable: {err}") from err
 

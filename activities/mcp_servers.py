@@ -343,7 +343,9 @@ class McpCallGuard(Interceptor):
         return _GuardedActivity(next, self._config)
 
 
-def mcp_plugins(config: McpConfig | None = None, *, idle: timedelta | None = timedelta(minutes=5)) -> list[SimplePlugin]:
+def mcp_plugins(
+    config: McpConfig | None = None, *, idle: timedelta | None = timedelta(minutes=5)
+) -> list[SimplePlugin]:
     """The worker plugins serving the configured servers: Temporal's ``MCPPlugin`` and our guard.
 
     Servers that cannot run here (:meth:`McpServerConfig.unavailable_reason`) are left out,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import JSON, DateTime, Integer, String, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -27,8 +27,8 @@ from sagaworks import (
     StepOwnedByAnotherRun,
     StepRecord,
     apply_once,
-    seal_once,
     database_errors,
+    seal_once,
     undo_once,
     validation_error,
 )
@@ -51,7 +51,7 @@ from sagaworks.contracts.orders import (
 )
 
 DEFAULT_STOCK: Mapping[str, int] = {entry.sku: entry.stock for entry in SAMPLE_INVENTORY}
-"""Stock the worker seeds on first start (``contracts.orders.SAMPLE_INVENTORY``)."""
+"""Stock the worker puts into an empty inventory on first start (``contracts.orders.SAMPLE_INVENTORY``)."""
 
 
 class CustomerAccount(StepRecord):
@@ -84,9 +84,7 @@ class LedgerEntry(Base):
     kind: Mapped[str] = mapped_column(String(8))
     """``CHARGE`` or ``REFUND``."""
     amount_cents: Mapped[int] = mapped_column(Integer)
-    recorded_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), default=lambda: datetime.now(timezone.utc)
-    )
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=lambda: datetime.now(UTC))
 
 
 class Notification(StepRecord):
@@ -133,7 +131,7 @@ def seed_inventory(db: Database, stock: Mapping[str, int] = DEFAULT_STOCK) -> No
                 if session.get(InventoryItem, sku) is None:
                     session.add(InventoryItem(sku=sku, on_hand=units, total=units))
     except IntegrityError:
-        pass  # another worker seeded the same SKUs at the same moment
+        pass  # another worker added the same SKUs at the same moment
 
 
 def _reference(prefix: str, key: str) -> str:
@@ -181,13 +179,16 @@ class OrderActivities:
                 "in a run that was reset) never takes effect again: submit a new order to retry",
                 type="StepAlreadyCompensated",
                 non_retryable=True,
-            )
+            ) from None
         except StepOwnedByAnotherRun as err:
             raise ApplicationError(
                 f"order {step.order_id} was already processed by another run ({err})",
                 type="OrderAlreadyProcessed",
                 non_retryable=True,
-            )
+            ) from None
+        # apply_once returns only records that took effect (it raises on a tombstone), and every
+        # step's create sets a reference: only tombstones have none.
+        assert reference is not None, f"{model.__tablename__} {step.key} took effect without a reference"
         activity.logger.info("Step applied", extra={"key": step.key, "reference": reference})
         _inject(step.inject_failure)
         return StepResult(key=step.key, reference=reference)
@@ -199,9 +200,7 @@ class OrderActivities:
         revert: Callable[[Session, StepRecord], None],
     ) -> UndoResult:
         with database_errors(), self._db.transaction() as session:
-            undone = undo_once(
-                session, model, undo.key, undo.order_id, undo.run_id, lambda row: revert(session, row)
-            )
+            undone = undo_once(session, model, undo.key, undo.order_id, undo.run_id, lambda row: revert(session, row))
         activity.logger.info("Step compensated", extra={"key": undo.key, "undone": undone})
         return UndoResult(undone=undone)
 
@@ -240,9 +239,7 @@ class OrderActivities:
         return self._apply(
             CustomerAccount,
             step,
-            lambda _s: CustomerAccount(
-                saga_id=step.order_id, email=step.email, reference=_reference("acct", step.key)
-            ),
+            lambda _s: CustomerAccount(saga_id=step.order_id, email=step.email, reference=_reference("acct", step.key)),
         )
 
     @activity.defn
@@ -258,9 +255,7 @@ class OrderActivities:
             session.add(
                 LedgerEntry(order_id=step.order_id, payment_key=step.key, kind=CHARGE, amount_cents=step.amount_cents)
             )
-            return Payment(
-                saga_id=step.order_id, amount_cents=step.amount_cents, reference=_reference("pay", step.key)
-            )
+            return Payment(saga_id=step.order_id, amount_cents=step.amount_cents, reference=_reference("pay", step.key))
 
         return self._apply(Payment, step, charge)
 
@@ -294,7 +289,7 @@ class OrderActivities:
 
         def notify(_session: Session, row: StepRecord) -> None:
             assert isinstance(row, Notification)
-            row.cancellation_sent_at = datetime.now(timezone.utc)
+            row.cancellation_sent_at = datetime.now(UTC)
 
         return self._undo(Notification, undo, notify)
 
@@ -322,9 +317,7 @@ class OrderActivities:
                     type="OutOfStock",
                     non_retryable=True,
                 )
-            return Reservation(
-                saga_id=step.order_id, lines=lines, reference=_reference("res", step.key)
-            )
+            return Reservation(saga_id=step.order_id, lines=lines, reference=_reference("res", step.key))
 
         return self._apply(Reservation, step, reserve)
 
@@ -390,7 +383,9 @@ def invariant_violations(db: Database, outcomes: Mapping[str, str]) -> list[str]
                 )
         ledger: dict[str, dict[str, int]] = {}
         for order_id, kind, count in session.execute(
-            select(LedgerEntry.order_id, LedgerEntry.kind, func.count()).group_by(LedgerEntry.order_id, LedgerEntry.kind)
+            select(LedgerEntry.order_id, LedgerEntry.kind, func.count()).group_by(
+                LedgerEntry.order_id, LedgerEntry.kind
+            )
         ):
             ledger.setdefault(order_id, {})[kind] = count
         for order_id, entries in sorted(ledger.items()):
@@ -404,9 +399,7 @@ def invariant_violations(db: Database, outcomes: Mapping[str, str]) -> list[str]
                 model.__tablename__
                 for model in STEP_TABLES
                 if session.scalar(
-                    select(func.count())
-                    .select_from(model)
-                    .where(model.saga_id == order_id, model.status == DONE)
+                    select(func.count()).select_from(model).where(model.saga_id == order_id, model.status == DONE)
                 )
             }
             charges = ledger.get(order_id, {}).get(CHARGE, 0)

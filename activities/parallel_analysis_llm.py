@@ -91,11 +91,11 @@ class ModelAnalysisActivities:
         provider = llm.settings(FAMILY).name
         with keep_alive():
             for part in MODEL_PARTS:
-                shape = _SHAPES[part]
-                answer = llm.ask(
-                    FAMILY, _prompt(part, request), json_mode=True,
-                    parse=lambda raw, shape=shape: _json(raw, shape), fallback=lambda: None,
-                )
+
+                def parse(raw: str, shape: type[BaseModel] = _SHAPES[part]) -> BaseModel | None:
+                    return _json(raw, shape)
+
+                answer = llm.ask(FAMILY, _prompt(part, request), json_mode=True, parse=parse, fallback=lambda: None)
                 if answer.value is None:
                     fallbacks[part] = answer.fallback or "the model gave no answer"
                 else:

@@ -52,8 +52,7 @@ def render_report(request: ReportInput) -> str:
     p, a = request.profile, request.analysis
     lines += [
         "",
-        f"{p.words} words in {p.sentences} sentences ({p.characters} characters), "
-        f"about {p.reading_seconds} s to read.",
+        f"{p.words} words in {p.sentences} sentences ({p.characters} characters), about {p.reading_seconds} s to read.",
         "",
         f"Sentiment: {a.sentiment.label} (VADER compound {a.sentiment.compound:+.3f}).",
         "",

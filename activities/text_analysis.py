@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import re
 from collections import Counter
+from typing import Literal
 
 from sagaworks.contracts.text import Keywords, Language, Sentiment, Summary, TextProfile
 
@@ -33,7 +34,7 @@ WORDS_PER_MINUTE = 230
 def split_sentences(text: str) -> list[str]:
     """Sentences of ``text``: paragraphs (and headings) split after ., ! or ? followed by a
     capital or a digit."""
-    sentences = []
+    sentences: list[str] = []
     for paragraph in _PARAGRAPH.split(text):
         flat = " ".join(paragraph.split())
         sentences.extend(s for s in _SENTENCE_END.split(flat) if s)
@@ -67,7 +68,9 @@ def sentiment_of(text: str) -> Sentiment:
     """VADER sentiment; ``compound`` >= 0.05 is positive, <= -0.05 negative."""
     scores = _vader().polarity_scores(text)
     compound = scores["compound"]
-    label = "positive" if compound >= 0.05 else "negative" if compound <= -0.05 else "neutral"
+    label: Literal["positive", "negative", "neutral"] = (
+        "positive" if compound >= 0.05 else "negative" if compound <= -0.05 else "neutral"
+    )
     return Sentiment(
         label=label, compound=compound, positive=scores["pos"], neutral=scores["neu"], negative=scores["neg"]
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Any
 
 from temporalio import activity
 
@@ -39,9 +40,7 @@ def _title(phrase: str) -> str:
 
 
 def _sources(passages: list[Hit]) -> list[str]:
-    return ["## Sources", ""] + [
-        f"{n}. {p.path}, chunk {p.chunk_index}" for n, p in enumerate(passages, start=1)
-    ]
+    return ["## Sources", ""] + [f"{n}. {p.path}, chunk {p.chunk_index}" for n, p in enumerate(passages, start=1)]
 
 
 class OfflineWriter:
@@ -151,7 +150,7 @@ def _prose(answer: str) -> str:
     return text + "\n"
 
 
-def writer_info(answer: LLMAnswer[object]) -> WriterInfo:
+def writer_info(answer: LLMAnswer[Any]) -> WriterInfo:
     """Who wrote a step's text: the model that answered, or the offline composer and why."""
     if answer.provider == "offline":
         return OfflineWriter.info.model_copy(update={"fallback": answer.fallback})
@@ -171,8 +170,11 @@ def post_quality(topic: str, markdown: str) -> PostQuality:
     length = min(1.0, len(post_words) / 400)
     score = (coverage + cited + sections + length) / 4
     return PostQuality(
-        score=round(score, 4), topic_coverage=round(coverage, 4), cited_paragraphs=round(cited, 4),
-        sections=round(sections, 4), length=round(length, 4),
+        score=round(score, 4),
+        topic_coverage=round(coverage, 4),
+        cited_paragraphs=round(cited, 4),
+        sections=round(sections, 4),
+        length=round(length, 4),
     )
 
 
@@ -191,7 +193,9 @@ class WritingActivities:
 
     def _write(self, stage: str, request: WritingInput, offline: Callable[[], str]) -> LLMAnswer[str]:
         with keep_alive():
-            return self._llm.ask(FAMILY, _prompt(stage, request), max_tokens=MAX_TOKENS[stage], parse=_prose, fallback=offline)
+            return self._llm.ask(
+                FAMILY, _prompt(stage, request), max_tokens=MAX_TOKENS[stage], parse=_prose, fallback=offline
+            )
 
     @activity.defn
     def outline_post(self, request: WritingInput) -> str:
@@ -208,8 +212,11 @@ class WritingActivities:
         """The reviewed post, its word count and quality, and which writer wrote it."""
         with keep_alive():
             answer = self._llm.ask(
-                FAMILY, _prompt("review", request), max_tokens=MAX_TOKENS["review"],
-                parse=lambda raw: Review(markdown=_prose(raw), notes=[]), fallback=lambda: self._offline.review(request),
+                FAMILY,
+                _prompt("review", request),
+                max_tokens=MAX_TOKENS["review"],
+                parse=lambda raw: Review(markdown=_prose(raw), notes=[]),
+                fallback=lambda: self._offline.review(request),
             )
         review, info = answer.value, writer_info(answer)
         notes = review.notes or [f"reviewed by {info.model}"]

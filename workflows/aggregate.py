@@ -71,7 +71,9 @@ class Aggregation(StepWorkflow):
         else:
             arguments = [{"query": item.item} for item in source.items]
             tool = "read_query"
-        await asyncio.gather(*(self._call(source, item, tool, args) for item, args in zip(source.items, arguments)))
+        await asyncio.gather(
+            *(self._call(source, item, tool, args) for item, args in zip(source.items, arguments, strict=True))
+        )
         source.settle()
 
     async def _call(self, source: SourceReport, item: ItemReport | None, tool: str, arguments: dict[str, Any]) -> Any:
@@ -80,7 +82,9 @@ class Aggregation(StepWorkflow):
         if item is not None:
             item.state = "running"
         try:
-            output = await self._mcp.call(source.source, tool, arguments, mcp_call(MCP_BUDGETS[source.source], ATTEMPTS))
+            output = await self._mcp.call(
+                source.source, tool, arguments, mcp_call(MCP_BUDGETS[source.source], ATTEMPTS)
+            )
         except (ActivityError, ApplicationError) as failure:
             for target in [item] if item is not None else source.items:
                 target.state, target.error = "failed", failure_text(failure)
@@ -108,9 +112,9 @@ class Aggregation(StepWorkflow):
         for source in self._sources:
             by_state.setdefault(source.state, []).append(source.source)
         answered = by_state.get("completed", []) + by_state.get("partial", [])
-        summary = (
-            f"answered from {', '.join(answered)}" if answered else "no source could answer"
-        ) + "".join(f"; {state}: {', '.join(names)}" for state, names in by_state.items() if state in ("partial", "failed"))
+        summary = (f"answered from {', '.join(answered)}" if answered else "no source could answer") + "".join(
+            f"; {state}: {', '.join(names)}" for state, names in by_state.items() if state in ("partial", "failed")
+        )
         return AggregateResult(
             question=question,
             sources=self._sources,
@@ -128,6 +132,7 @@ class Aggregation(StepWorkflow):
         running = [s.source for s in self._sources if s.state == "running"]
         done = sum(item.state in ("completed", "failed") for item in items)
         return AggregateStatus(
-            **dict(self.steps.status()) | {"current_step": ", ".join(running) or None, "done": done, "total": len(items)},
+            **dict(self.steps.status())
+            | {"current_step": ", ".join(running) or None, "done": done, "total": len(items)},
             sources=self._sources,
         )

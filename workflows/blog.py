@@ -36,7 +36,10 @@ class BlogWorkflow(StepWorkflow):
                 found: SearchHits = steps.taken_over("research", legacy.research)
             else:
                 found = await steps.run(
-                    "research", SearchActivities.search_chunks, search, options=policies.TEXT_ANALYSIS,
+                    "research",
+                    SearchActivities.search_chunks,
+                    search,
+                    options=policies.TEXT_ANALYSIS,
                     describe=lambda r: f"{len(r.hits)} passages of {r.corpus_chunks} chunks",
                 )
             if not found.hits:
@@ -56,11 +59,13 @@ class BlogWorkflow(StepWorkflow):
                 draft = steps.taken_over("draft", legacy.draft)
             else:
                 draft = await steps.run(
-                    "draft", WritingActivities.draft_post,
+                    "draft",
+                    WritingActivities.draft_post,
                     WritingInput(topic=request.topic, passages=passages, previous=outline),
                 )
             post = await steps.run(
-                "review", WritingActivities.review_post,
+                "review",
+                WritingActivities.review_post,
                 WritingInput(topic=request.topic, passages=passages, previous=draft),
                 describe=lambda r: f"{r.word_count} words, quality {r.quality.score:.2f}",
             )

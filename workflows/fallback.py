@@ -15,9 +15,9 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
+    from sagaworks import error_kind, reported_error
     from sagaworks.contracts.fallback import BranchOutcome
     from sagaworks.policies import ActivityOptions
-    from sagaworks import error_kind, reported_error
 
 T = TypeVar("T")
 
@@ -28,11 +28,11 @@ def _reason(err: ActivityError) -> str:
 
 
 async def with_fallback(
-    primary: Callable[[Any], T],
+    primary: Callable[..., T],
     arg: Any,
     options: ActivityOptions,
     *,
-    fallback: Callable[[Any], T] | None = None,
+    fallback: Callable[..., T] | None = None,
     fallback_options: ActivityOptions | None = None,
     summary: str | None = None,
 ) -> tuple[T | None, BranchOutcome]:

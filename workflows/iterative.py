@@ -40,14 +40,20 @@ class IterativeSearchWorkflow(StepWorkflow):
             while True:
                 iteration = len(self._rounds) + 1
                 found = await steps.run(
-                    f"search {iteration}", SearchActivities.search_chunks, SearchInput(query=self._query, top_k=request.top_k),
+                    f"search {iteration}",
+                    SearchActivities.search_chunks,
+                    SearchInput(query=self._query, top_k=request.top_k),
                     describe=lambda r: f"{len(r.hits)} hits",
                 )
                 quality = await steps.run(
-                    f"evaluate {iteration}", SearchActivities.evaluate_hits, EvaluateInput(query=request.query, hits=found.hits),
+                    f"evaluate {iteration}",
+                    SearchActivities.evaluate_hits,
+                    EvaluateInput(query=request.query, hits=found.hits),
                     describe=lambda q: f"quality {q.score:.2f}",
                 )
-                self._rounds.append(Round(iteration=iteration, query=self._query, quality=quality, hits=len(found.hits)))
+                self._rounds.append(
+                    Round(iteration=iteration, query=self._query, quality=quality, hits=len(found.hits))
+                )
                 if self._best is None or quality.score > self._best.quality.score:
                     self._best = Best(iteration=iteration, query=self._query, quality=quality, hits=found.hits)
                 if quality.score >= request.target_quality or iteration >= request.max_iterations:
@@ -55,7 +61,9 @@ class IterativeSearchWorkflow(StepWorkflow):
                 refine = RefineInput(
                     original=request.query, current=self._query, hits=found.hits, missing_terms=quality.missing_terms
                 )
-                self._query = await steps.run(f"refine {iteration}", SearchActivities.refine_query, refine, describe=str)
+                self._query = await steps.run(
+                    f"refine {iteration}", SearchActivities.refine_query, refine, describe=str
+                )
                 this_run += 1
                 if this_run >= request.iterations_per_run or workflow.info().is_continue_as_new_suggested():
                     await workflow.wait_condition(workflow.all_handlers_finished)

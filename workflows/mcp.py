@@ -66,9 +66,7 @@ class McpTools:
             self._tools[server] = {tool["name"]: tool for tool in listed["tools"]}
         return self._tools[server]
 
-    async def call(
-        self, server: str, tool: str, arguments: dict[str, Any], options: ActivityOptions
-    ) -> McpToolOutput:
+    async def call(self, server: str, tool: str, arguments: dict[str, Any], options: ActivityOptions) -> McpToolOutput:
         """Call ``tool`` of ``server`` as an activity, after checking its arguments.
 
         Raises a non-retryable validation error naming the argument (no call is made) for

@@ -38,10 +38,10 @@ with workflow.unsafe.imports_passed_through():
         NewsDigestStatus,
         Newsletter,
         NewsletterInput,
-        Selection,
         SelectInput,
-        StoreDigestInput,
+        Selection,
         StoredFeed,
+        StoreDigestInput,
         SummariseInput,
     )
 
@@ -77,8 +77,12 @@ class NewsDigestWorkflow(StepWorkflow):
             **policies.FEED_FETCH, start_to_close_timeout=timedelta(seconds=feed.timeout_seconds + 5)
         )
         fetched = await with_fallback(
-            NewsActivities.fetch_feed, feed, options,
-            fallback=NewsActivities.cached_feed, fallback_options=policies.DATABASE_WRITE, summary=feed.name,
+            NewsActivities.fetch_feed,
+            feed,
+            options,
+            fallback=NewsActivities.cached_feed,
+            fallback_options=policies.DATABASE_WRITE,
+            summary=feed.name,
         )
         self._feeds_done += 1
         return fetched
@@ -108,7 +112,10 @@ class NewsDigestWorkflow(StepWorkflow):
                     digest_articles = steps.taken_over("summarise", legacy.summarise)
                 else:
                     digest_articles = await steps.run(
-                        "summarise", NewsActivities.categorise_and_summarise, summarise, options=policies.PROCESSING,
+                        "summarise",
+                        NewsActivities.categorise_and_summarise,
+                        summarise,
+                        options=policies.PROCESSING,
                         describe=lambda r: f"{len(r)} articles",
                     )
                 if legacy is not None and legacy.newsletter is not None:
@@ -122,8 +129,11 @@ class NewsDigestWorkflow(StepWorkflow):
                 # this ends: stored, or nothing left to publish.
                 while digest_articles and newsletter is not None:
                     store = StoreDigestInput(
-                        digest_key=f"{info.workflow_id}/{info.run_id}", name=request.name, newsletter=newsletter,
-                        article_keys=[a.key for a in digest_articles], takes_over=takes_over or None,
+                        digest_key=f"{info.workflow_id}/{info.run_id}",
+                        name=request.name,
+                        newsletter=newsletter,
+                        article_keys=[a.key for a in digest_articles],
+                        takes_over=takes_over or None,
                     )
                     try:
                         digest_key = await steps.run("store", NewsActivities.store_digest, store)
@@ -157,9 +167,11 @@ class NewsDigestWorkflow(StepWorkflow):
 
     async def _newsletter(self, request: NewsDigestInput, articles: list[DigestArticle]) -> Newsletter:
         return await self.steps.run(
-            "newsletter", NewsActivities.build_newsletter,
+            "newsletter",
+            NewsActivities.build_newsletter,
             NewsletterInput(title=request.title, date=workflow.now(), articles=articles),
-            options=policies.PROCESSING, describe=lambda r: f"{len(r.markdown)} characters of Markdown",
+            options=policies.PROCESSING,
+            describe=lambda r: f"{len(r.markdown)} characters of Markdown",
         )
 
     async def _fetch_and_select(self, request: NewsDigestInput, outcomes: dict[str, BranchOutcome]) -> Selection:
@@ -172,12 +184,15 @@ class NewsDigestWorkflow(StepWorkflow):
             self._fetching = True
             fetched = await asyncio.gather(*(self._fetch(feed) for feed in request.feeds))
             self._fetching = False
-            outcomes.update({feed.name: outcome for feed, (_, outcome) in zip(request.feeds, fetched)})
-            if all(outcome.status == "unavailable" for outcome in outcomes.values()) and workflow.patched(NO_FEED_PATCH):
+            outcomes.update({feed.name: outcome for feed, (_, outcome) in zip(request.feeds, fetched, strict=True)})
+            if all(outcome.status == "unavailable" for outcome in outcomes.values()) and workflow.patched(
+                NO_FEED_PATCH
+            ):
                 # Nothing was read: an empty digest would look like a quiet week.
                 reasons = "; ".join(f"{name}: {outcome.error}" for name, outcome in outcomes.items())
                 raise ApplicationError(
-                    f"feeds: none of the {len(outcomes)} feeds could be read, nor a cached copy of it: {reasons[:4000]}",
+                    f"feeds: none of the {len(outcomes)} feeds could be read, nor a cached copy of it: "
+                    f"{reasons[:4000]}",
                     {"failed_feeds": list(outcomes)},
                     type="NoFeedAvailable",
                     non_retryable=True,
@@ -187,9 +202,14 @@ class NewsDigestWorkflow(StepWorkflow):
             # Runs recorded before fetches stored their articles carry them inline.
             articles = [a for f in read for a in f.articles]
             stored = [StoredFeed(name=f.feed, url=f.stored_url) for f in read if f.stored_url is not None]
-        select = SelectInput(articles=articles, stored=stored, keywords=request.keywords, max_articles=request.max_articles)
+        select = SelectInput(
+            articles=articles, stored=stored, keywords=request.keywords, max_articles=request.max_articles
+        )
         return await steps.run(
-            "select", NewsActivities.select_articles, select, options=policies.FEED_SELECTION,
+            "select",
+            NewsActivities.select_articles,
+            select,
+            options=policies.FEED_SELECTION,
             describe=lambda r: f"{len(r.articles)} new relevant articles",
         )
 

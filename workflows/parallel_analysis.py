@@ -108,7 +108,12 @@ class ParallelAnalysisWorkflow(StepWorkflow):
         elif model is None and request.provider == "llm" and part in LLM_BRANCHES:
             offline = policies.ActivityOptions(**policies.TEXT_ANALYSIS, task_queue=current_cpu_queue())
             value, outcome = await with_fallback(
-                LLM_BRANCHES[part], text, policies.MODEL, fallback=BRANCHES[part][0], fallback_options=offline, summary=part
+                LLM_BRANCHES[part],
+                text,
+                policies.MODEL,
+                fallback=BRANCHES[part][0],
+                fallback_options=offline,
+                summary=part,
             )
         else:
             await self.steps.unpaused()
@@ -121,10 +126,14 @@ class ParallelAnalysisWorkflow(StepWorkflow):
         """Return every part that could be computed and how each was obtained."""
         async with self.steps.plan(()):
             await self.steps.unpaused()
-            model = asyncio.ensure_future(self._ask_model(TextInput(text=request.text))) if workflow.patched(MODEL_PATCH) else None
+            model = (
+                asyncio.ensure_future(self._ask_model(TextInput(text=request.text)))
+                if workflow.patched(MODEL_PATCH)
+                else None
+            )
             done = await asyncio.gather(*(self._branch(part, request, model) for part in PARTS))
-        values = {part: value for part, (value, _) in zip(PARTS, done)}
-        outcomes = {part: outcome for part, (_, outcome) in zip(PARTS, done)}
+        values = {part: value for part, (value, _) in zip(PARTS, done, strict=True)}
+        outcomes: dict[str, BranchOutcome] = {part: outcome for part, (_, outcome) in zip(PARTS, done, strict=True)}
         unavailable = [p for p in PARTS if outcomes[p].status == "unavailable"]
         fallbacks = [p for p in PARTS if outcomes[p].status == "fallback"]
         return ParallelAnalysisResult(
@@ -144,6 +153,7 @@ class ParallelAnalysisWorkflow(StepWorkflow):
         status = self.steps.status()
         running = status.state in ("running", "paused") and len(self._finished) < len(PARTS)
         return ParallelAnalysisStatus(
-            **dict(status) | {"current_step": "analysing" if running else None, "done": len(self._finished), "total": len(PARTS)},
+            **dict(status)
+            | {"current_step": "analysing" if running else None, "done": len(self._finished), "total": len(PARTS)},
             finished=list(self._finished),
         )

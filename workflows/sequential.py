@@ -14,6 +14,7 @@ with workflow.unsafe.imports_passed_through():
     from sagaworks.activities.sequential import analyse_text, ingest_text, process_text, render_report
     from sagaworks.contracts.sequential import SEQUENTIAL_STEPS, ReportInput, SequentialInput, SequentialResult
 
+
 @workflow.defn
 class SequentialWorkflow(StepWorkflow):
     """Four steps, each on the previous step's output; the first failure ends the run."""
@@ -25,19 +26,33 @@ class SequentialWorkflow(StepWorkflow):
         async with self.steps.plan(SEQUENTIAL_STEPS, options=cpu) as steps:
             delay = request.step_delay_seconds
             ingested = await steps.run(
-                "ingest", ingest_text, request.text, delay=delay, describe=lambda r: f"{r.characters} characters accepted"
+                "ingest",
+                ingest_text,
+                request.text,
+                delay=delay,
+                describe=lambda r: f"{r.characters} characters accepted",
             )
             processed = await steps.run(
-                "process", process_text, ingested.text, delay=delay,
+                "process",
+                process_text,
+                ingested.text,
+                delay=delay,
                 describe=lambda r: f"{r.profile.sentences} sentences, {r.profile.words} words",
             )
             analysis = await steps.run(
-                "analyse", analyse_text, ingested.text, delay=delay,
+                "analyse",
+                analyse_text,
+                ingested.text,
+                delay=delay,
                 describe=lambda r: f"{len(r.keywords.keywords)} keywords, sentiment {r.sentiment.label}",
             )
             # The report lists the steps before it; its own timing is in the result.
             report_input = ReportInput(steps=steps.timings, profile=processed.profile, analysis=analysis)
             report = await steps.run(
-                "report", render_report, report_input, delay=delay, describe=lambda r: f"{len(r)} characters of Markdown"
+                "report",
+                render_report,
+                report_input,
+                delay=delay,
+                describe=lambda r: f"{len(r)} characters of Markdown",
             )
         return SequentialResult(report=report, steps=steps.timings, profile=processed.profile, analysis=analysis)
