@@ -170,16 +170,17 @@ def plan_analysis_llm(resources: WorkerResources) -> Activities:
 
 
 def support_ticket(resources: WorkerResources) -> Activities:
-    from sagaworks.activities.mcp_support import notify_escalation
+    from sagaworks.activities.support_ticket import notify_escalation
 
     return [notify_escalation]
 
 
 def support_ticket_llm(resources: WorkerResources) -> Activities:
-    """The classifier the environment configures (the rules offline)."""
-    from sagaworks.activities.support_classifier import TicketClassifier
+    """The classifier on the worker's LLM gateway (else the environment's; the rules offline)."""
+    from sagaworks import LLM
+    from sagaworks.activities.support_ticket import TicketClassifier
 
-    return [TicketClassifier.from_env().classify_ticket]
+    return [TicketClassifier(resources.setting(LLM) or LLM(resources.db)).classify_ticket]
 
 
 def mcp_call_refusal(call: Any) -> str | None:

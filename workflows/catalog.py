@@ -358,7 +358,7 @@ AGGREGATE = Family(
 
 SUPPORT_TICKET = Family(
     "support-ticket",
-    workflow=f"{_WF}.support:SupportTicket",
+    workflow=f"{_WF}.support_ticket:SupportTicket",
     input_model=f"{_CT}.support:TicketInput",
     description="A support ticket: classified and routed, looked into through MCP, "
     "assigned and resolved by Updates, escalated by trigger words or a missed SLA.",
