@@ -91,10 +91,11 @@ def parallel_analysis(resources: WorkerResources) -> Activities:
 
 
 def routing(resources: WorkerResources) -> Activities:
+    """The handlers, and the classifier on the worker's LLM gateway (else the environment's)."""
+    from sagaworks import LLM
     from sagaworks.activities.routing import RoutingActivities
-    from sagaworks.activities.llm import chat_from_env
 
-    handlers = RoutingActivities(resources.db, chat_from_env())
+    handlers = RoutingActivities(resources.db, resources.setting(LLM) or LLM(resources.db))
     return [
         handlers.classify_request,
         handlers.handle_admin,

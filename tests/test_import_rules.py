@@ -122,6 +122,7 @@ def test_nothing_imports_the_repository_folders_by_their_bare_names() -> None:
 FAMILIES_ON_THE_PUBLIC_API = {
     # family: its own modules (repository paths), and modules it shares with other families
     "order": (("workflows/order.py", "activities/orders.py", "contracts/orders.py"), ()),
+    "routing": (("workflows/routing.py", "activities/routing.py", "contracts/routing.py"), ()),
     "support-ticket": (("workflows/support_ticket.py", "activities/support_ticket.py", "contracts/support.py"), ()),
     "sequential": (
         ("workflows/sequential.py", "activities/sequential.py", "contracts/sequential.py"),
