@@ -269,12 +269,6 @@ QUERY = Family(
         DemoRun("queries/temperature-by-month.json", result_has=("rows", "chart"), result_means="rows returned and a chart"),
         DemoRun("queries/average-mpg-by-origin.json", stops_agent="viz", result_has=("rows",), result_means="rows returned"),
     ),
-    # The health check runs again in every run: it is about now, not an outcome.
-    restartable=Restartable(
-        stages=("nlp", "data", "viz"),
-        records={"query_plan": "nlp", "query_plan_offline": "nlp", "query_run": "data", "query_render": "viz"},
-        resume=f"{_CT}.query:QueryResume",
-    ),
     activities=f"{_ACT}:query",
     llm_activities=f"{_ACT}:query_llm",
     extra="query",
