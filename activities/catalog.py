@@ -143,18 +143,20 @@ def news_digest(resources: WorkerResources) -> Activities:
 
 def query(resources: WorkerResources) -> Activities:
     """The agents' calls; the plan too, for the offline parser."""
+    from sagaworks import LLM
     from sagaworks.activities.processes import RENDER_MODULES, import_now
     from sagaworks.activities.query.activities import QueryActivities, QuerySettings
 
     # Before any activity thread runs: a render must never see pandas half-imported by another.
     import_now(RENDER_MODULES)
-    return QueryActivities(resources.db, resources.setting(QuerySettings)).activities()
+    return QueryActivities(resources.db, resources.setting(QuerySettings), resources.setting(LLM)).activities()
 
 
 def query_llm(resources: WorkerResources) -> Activities:
+    from sagaworks import LLM
     from sagaworks.activities.query.activities import QueryActivities, QuerySettings
 
-    return QueryActivities(resources.db, resources.setting(QuerySettings)).llm_activities()
+    return QueryActivities(resources.db, resources.setting(QuerySettings), resources.setting(LLM)).llm_activities()
 
 
 def plan_analysis(resources: WorkerResources) -> Activities:

@@ -150,6 +150,9 @@ class PlanResult(StrictModel):
     plan: QueryPlan
     produced_by: str
     """``<agent>:<provider>``, e.g. ``nlp-agent:groq`` or ``offline-parser``."""
+    fallback: str | None = None
+    """Why the offline parser planned although a model is configured (the LLM gateway's
+    breaker open, its budget spent, the model's answer unusable...); None otherwise."""
 
 
 class DataInput(StrictModel):

@@ -145,6 +145,10 @@ if TYPE_CHECKING:
     )
     from sagaworks._db import (
         Database as Database,
+        database_url as database_url,
+    )
+    from sagaworks.contracts.breakers import (
+        BreakerStatus as BreakerStatus,
     )
     from sagaworks._llm import (
         LLM as LLM,
@@ -383,6 +387,8 @@ _EXPORTS: dict[str, str] = {
     "guarded": "sagaworks._circuit",
     "open_breaker": "sagaworks._circuit",
     "Database": "sagaworks._db",
+    "database_url": "sagaworks._db",
+    "BreakerStatus": "sagaworks.contracts.breakers",
     "Base": "sagaworks._db",
     "ErrorClass": "sagaworks.activities.errors",
     "database_errors": "sagaworks.activities.errors",

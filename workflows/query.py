@@ -152,7 +152,12 @@ class QueryWorkflow(StepWorkflow):
             if nlp.rate_limited:
                 options = policies.ActivityOptions(**options, task_queue=policies.llm_task_queue(workflow.info().task_queue))
             try:
-                return await steps.run("nlp", QueryActivities.plan, ask, options=options, local=local, delay=delay, describe=describe)
+                planned: PlanResult = await steps.run(
+                    "nlp", QueryActivities.plan, ask, options=options, local=local, delay=delay, describe=describe
+                )
+                if planned.fallback is not None:  # the gateway's declared fallback planned
+                    self._fallbacks.append(f"nlp: {planned.fallback} -> offline parser")
+                return planned
             except ActivityError as err:
                 if _cause_type(err) == ErrorClass.VALIDATION:
                     raise  # the question itself is at fault: no fallback can answer it
