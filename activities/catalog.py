@@ -160,14 +160,14 @@ def query_llm(resources: WorkerResources) -> Activities:
 
 
 def plan_analysis(resources: WorkerResources) -> Activities:
-    from sagaworks.activities.plans.activities import PlanActivities, PlanSettings
+    from sagaworks.activities.plan_analysis.activities import PlanActivities, PlanSettings
 
     return PlanActivities(resources.db, resources.setting(PlanSettings)).activities()
 
 
 def plan_analysis_llm(resources: WorkerResources) -> Activities:
     """Stages run with ``options.llm`` (the semantic pass)."""
-    from sagaworks.activities.plans.activities import PlanActivities, PlanSettings
+    from sagaworks.activities.plan_analysis.activities import PlanActivities, PlanSettings
 
     return PlanActivities(resources.db, resources.setting(PlanSettings)).llm_activities()
 

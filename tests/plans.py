@@ -13,11 +13,11 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from sagaworks._breakers import BreakerConfig
 from sagaworks.activities.db import Database
 from sagaworks.activities.llm import GroqSettings
-from sagaworks.activities.plans.activities import SAMPLE_PLANS, PlanSettings
-from sagaworks.activities.plans.llm_pass import semantic_chat
+from sagaworks.activities.plan_analysis.activities import SAMPLE_PLANS, PlanSettings
+from sagaworks.activities.plan_analysis.llm_pass import semantic_chat
 from sagaworks.contracts.plans import PlanInput, PlanResult, plan_workflow_id
 from sagaworks.worker import running_worker
-from sagaworks.workflows.plan import PlanAnalysisWorkflow
+from sagaworks.workflows.plan_analysis import PlanAnalysisWorkflow
 
 
 def plan_settings(*extra_roots: Path, breaker: BreakerConfig = BreakerConfig(3, 600)) -> PlanSettings:

@@ -14,7 +14,7 @@ from temporalio.client import Client, WorkflowHandle
 
 from sagaworks.activities.db import Database
 from sagaworks.activities.llm import INVALID_OUTPUT_ATTEMPTS
-from sagaworks.activities.plans.store import OutputStore
+from sagaworks.activities.plan_analysis.store import OutputStore
 from sagaworks.contracts.plans import PlanResult
 from sagaworks.policies import llm_task_queue
 from tests.fake_chat_server import FakeChatServer, Reply, completion, fake_chat_server

@@ -278,7 +278,7 @@ QUERY = Family(
 
 PLAN_ANALYSIS = Family(
     "plan-analysis",
-    workflow=f"{_WF}.plan:PlanAnalysisWorkflow",
+    workflow=f"{_WF}.plan_analysis:PlanAnalysisWorkflow",
     input_model=f"{_CT}.plans:PlanInput",
     description="Risk-aware analysis of a development plan (PDF): nine stages with risk "
     "assessments, mitigations, per-stage breakers and alerts; a report in Markdown, HTML, JSON.",

@@ -25,10 +25,10 @@ from sagaworks import BreakerConfig, Breakers
 from sagaworks.activities.db import Database
 from sagaworks.activities.errors import ErrorClass, error, validation_error
 from sagaworks.activities.liveness import keep_alive
-from sagaworks.activities.plans import analysis, audit, extraction, llm_pass, report
-from sagaworks.activities.plans.common import PlanError, StageContext, StageResult
-from sagaworks.activities.plans.registry import load_registry
-from sagaworks.activities.plans.store import OutputStore, output_key
+from sagaworks.activities.plan_analysis import analysis, audit, extraction, llm_pass, report
+from sagaworks.activities.plan_analysis.common import PlanError, StageContext, StageResult
+from sagaworks.activities.plan_analysis.registry import load_registry
+from sagaworks.activities.plan_analysis.store import OutputStore, output_key
 from sagaworks.contracts.plans import (
     STAGES,
     Alert,
