@@ -24,41 +24,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     # Explicit re-exports (``X as X``): the public names type checkers see.
     from sagaworks import policies as policies
-    from sagaworks._steps import (
-        StepWorkflow as StepWorkflow,
-        Steps as Steps,
-    )
-    from sagaworks._saga import (
-        SAGA_ERROR_TYPES as SAGA_ERROR_TYPES,
-        Saga as Saga,
-        SagaState as SagaState,
-        error_class as error_class,
-        error_kind as error_kind,
-        reported_error as reported_error,
-    )
-    from sagaworks._models import (
-        RESTART_MEMO as RESTART_MEMO,
-        CompensationRecord as CompensationRecord,
-        ProgressStatus as ProgressStatus,
-        RunState as RunState,
-        SagaReport as SagaReport,
-        StepStatus as StepStatus,
-        StepTiming as StepTiming,
-        StepsRestart as StepsRestart,
-        restart_result_key as restart_result_key,
-    )
-    from sagaworks._pause import (
-        UPDATE_REFUSED as UPDATE_REFUSED,
-        Pausable as Pausable,
-        refusal as refusal,
-    )
-    from sagaworks._concurrency import (
-        run_to_completion as run_to_completion,
-        run_windowed as run_windowed,
-    )
-    from sagaworks.policies import (
-        ActivityOptions as ActivityOptions,
-    )
     from sagaworks._approval import (
         APPROVAL_REFUSED as APPROVAL_REFUSED,
     )
@@ -129,26 +94,11 @@ if TYPE_CHECKING:
         run_windowed as run_windowed,
     )
     from sagaworks._db import Base as Base
-    from sagaworks.activities.errors import (
-        ErrorClass as ErrorClass,
-        database_errors as database_errors,
-        validation_error as validation_error,
-    )
-    from sagaworks.contracts.common import (
-        StrictModel as StrictModel,
-        Text as Text,
-        text_key as text_key,
-    )
-    from sagaworks.workflows.cpu import (
-        cpu_queue as cpu_queue,
-        current_cpu_queue as current_cpu_queue,
-    )
     from sagaworks._db import (
         Database as Database,
-        database_url as database_url,
     )
-    from sagaworks.contracts.breakers import (
-        BreakerStatus as BreakerStatus,
+    from sagaworks._db import (
+        database_url as database_url,
     )
     from sagaworks._llm import (
         LLM as LLM,
@@ -305,6 +255,9 @@ if TYPE_CHECKING:
     )
     from sagaworks.activities.liveness import (
         keep_alive as keep_alive,
+    )
+    from sagaworks.contracts.breakers import (
+        BreakerStatus as BreakerStatus,
     )
     from sagaworks.contracts.common import (
         StageResume as StageResume,

@@ -66,8 +66,7 @@ async def support_assigned_during_lookups(client: Client, task_queue: str) -> Wo
     ``assign`` is admitted to the workflow task that completion scheduled, then a workflow
     worker polls again."""
     from sagaworks.activities.mcp_servers import mcp_plugins
-    from sagaworks.activities.support_ticket import notify_escalation
-    from sagaworks.activities.support_ticket import TicketClassifier
+    from sagaworks.activities.support_ticket import TicketClassifier, notify_escalation
     from sagaworks.contracts.support import AssignRequest, ResolveRequest
     from sagaworks.policies import llm_task_queue
     from sagaworks.worker import workflow_runner

@@ -11,7 +11,8 @@ from typing import Any
 
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
-from sagaworks import LLM, BreakerConfig, LLMBudget, LLMSettings
+from sagaworks import LLM, LLMBudget, LLMSettings
+from sagaworks._breakers import BreakerConfig
 from sagaworks.activities.db import Database
 from sagaworks.activities.plan_analysis.activities import SAMPLE_PLANS, PlanSettings
 from sagaworks.contracts.plans import PlanInput, PlanResult, plan_workflow_id

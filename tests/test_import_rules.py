@@ -124,9 +124,16 @@ FAMILIES_ON_THE_PUBLIC_API = {
     "order": (("workflows/order.py", "activities/orders.py", "contracts/orders.py"), ()),
     "query": (
         (
-            "workflows/query.py", "contracts/query.py", "activities/query/__init__.py", "activities/query/activities.py",
-            "activities/query/agents.py", "activities/query/dataset.py", "activities/query/parser.py",
-            "activities/query/remote.py", "activities/query/sql.py", "activities/query/viz.py",
+            "workflows/query.py",
+            "contracts/query.py",
+            "activities/query/__init__.py",
+            "activities/query/activities.py",
+            "activities/query/agents.py",
+            "activities/query/dataset.py",
+            "activities/query/parser.py",
+            "activities/query/remote.py",
+            "activities/query/sql.py",
+            "activities/query/viz.py",
         ),
         # the worker's process-pool helper, whose render modules the query family preloads
         ("sagaworks.activities.processes",),

@@ -49,8 +49,6 @@ from sagaworks.contracts.support import MAX_COMMENTS, AssignRequest, Comment, Re
 from sagaworks.worker import running_worker
 from sagaworks.workflows.document_batch import DocumentBatch
 from sagaworks.workflows.support_ticket import SupportTicket
-from sagaworks.worker import running_worker
-from sagaworks import registry
 from tests.corpus import store_documents
 from tests.feed_server import LARGE_ENTRIES, feed_server
 from tests.plans import plan_settings, write_long_plan

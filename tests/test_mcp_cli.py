@@ -11,8 +11,8 @@ from temporalio.worker import Worker
 
 from sagaworks.client.connection import TASK_QUEUE
 from sagaworks.contracts.support import TicketInput
-from tests.test_cli import default_queue_worker, saga  # noqa: F401 - fixtures
 from sagaworks.workflows.support_ticket import SupportTicket
+from tests.test_cli import default_queue_worker, saga  # noqa: F401 - fixtures
 
 
 async def test_mcp_list_shows_servers_tools_and_timeouts(saga, default_queue_worker: Worker) -> None:

@@ -10,8 +10,8 @@ from collections.abc import Iterator, Mapping
 import pytest
 from temporalio.client import Client
 
-from sagaworks.activities.db import Database
 from sagaworks import LLM, LLMBudget, LLMSettings
+from sagaworks.activities.db import Database
 from sagaworks.activities.query.activities import QuerySettings
 from sagaworks.activities.query.agents import LLMPlanner
 from sagaworks.contracts.query import QueryResult
@@ -42,7 +42,9 @@ def server(request: pytest.FixtureRequest) -> Iterator[FakeChatServer]:
 async def _ask(dev_client: Client, db: Database, task_queue: str, server: FakeChatServer, question: str) -> QueryResult:
     model = LLMSettings("groq", "test-model", server.base_url, "test-key")
     planner = LLMPlanner(LLM(db, settings=model, budget=LLMBudget(requests=0, tokens=0)))
-    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, settings=[QuerySettings(planner=planner)]):
+    async with running_worker(
+        dev_client, db, task_queue=task_queue, activity_threads=4, settings=[QuerySettings(planner=planner)]
+    ):
         return await (await start_query(dev_client, task_queue, question)).result()
 
 
@@ -59,7 +61,9 @@ async def test_valid_structured_plan(dev_client: Client, db: Database, task_queu
     ) and "miles_per_gallon: number" in server.prompt_of(0)
 
 
-@pytest.mark.parametrize("server", [[(200, {}, completion("Sure! The answer is the average horsepower."))]], indirect=True)
+@pytest.mark.parametrize(
+    "server", [[(200, {}, completion("Sure! The answer is the average horsepower."))]], indirect=True
+)
 async def test_an_unusable_answer_makes_the_offline_parser_plan_at_once(
     dev_client: Client, db: Database, task_queue: str, server: FakeChatServer
 ) -> None:

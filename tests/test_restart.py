@@ -284,7 +284,8 @@ async def test_the_api_restarts_a_query_and_refuses_with_409(
                 started = await http.post(f"/api/workflows/{handle.id}/restart", params={"from_stage": "viz"})
         assert refused.status_code == 409, refused.text
         assert refused.json()["error"] == {
-            "type": "RestartRefused", "field": "from_stage",
+            "type": "RestartRefused",
+            "field": "from_stage",
             "message": f"step 'chart' is not a step of {handle.id}; its steps are nlp, data, viz",
         }
         assert started.status_code == 201, started.text
