@@ -96,10 +96,11 @@ def parallel_analysis(resources: WorkerResources) -> Activities:
 
 
 def routing(resources: WorkerResources) -> Activities:
+    """The handlers, and the classifier on the worker's LLM gateway (else the environment's)."""
+    from sagaworks import LLM
     from sagaworks.activities.routing import RoutingActivities
-    from sagaworks.activities.llm import chat_from_env
 
-    handlers = RoutingActivities(resources.db, chat_from_env())
+    handlers = RoutingActivities(resources.db, resources.setting(LLM) or LLM(resources.db))
     return [
         handlers.classify_request,
         handlers.handle_admin,
@@ -147,44 +148,47 @@ def news_digest(resources: WorkerResources) -> Activities:
 
 def query(resources: WorkerResources) -> Activities:
     """The agents' calls; the plan too, for the offline parser."""
+    from sagaworks import LLM
     from sagaworks.activities.processes import RENDER_MODULES, import_now
     from sagaworks.activities.query.activities import QueryActivities, QuerySettings
 
     # Before any activity thread runs: a render must never see pandas half-imported by another.
     import_now(RENDER_MODULES)
-    return QueryActivities(resources.db, resources.setting(QuerySettings)).activities()
+    return QueryActivities(resources.db, resources.setting(QuerySettings), resources.setting(LLM)).activities()
 
 
 def query_llm(resources: WorkerResources) -> Activities:
+    from sagaworks import LLM
     from sagaworks.activities.query.activities import QueryActivities, QuerySettings
 
-    return QueryActivities(resources.db, resources.setting(QuerySettings)).llm_activities()
+    return QueryActivities(resources.db, resources.setting(QuerySettings), resources.setting(LLM)).llm_activities()
 
 
 def plan_analysis(resources: WorkerResources) -> Activities:
-    from sagaworks.activities.plans.activities import PlanActivities, PlanSettings
+    from sagaworks.activities.plan_analysis.activities import PlanActivities, PlanSettings
 
     return PlanActivities(resources.db, resources.setting(PlanSettings)).activities()
 
 
 def plan_analysis_llm(resources: WorkerResources) -> Activities:
     """Stages run with ``options.llm`` (the semantic pass)."""
-    from sagaworks.activities.plans.activities import PlanActivities, PlanSettings
+    from sagaworks.activities.plan_analysis.activities import PlanActivities, PlanSettings
 
     return PlanActivities(resources.db, resources.setting(PlanSettings)).llm_activities()
 
 
 def support_ticket(resources: WorkerResources) -> Activities:
-    from sagaworks.activities.mcp_support import notify_escalation
+    from sagaworks.activities.support_ticket import notify_escalation
 
     return [notify_escalation]
 
 
 def support_ticket_llm(resources: WorkerResources) -> Activities:
-    """The classifier the environment configures (the rules offline)."""
-    from sagaworks.activities.support_classifier import TicketClassifier
+    """The classifier on the worker's LLM gateway (else the environment's; the rules offline)."""
+    from sagaworks import LLM
+    from sagaworks.activities.support_ticket import TicketClassifier
 
-    return [TicketClassifier.from_env().classify_ticket]
+    return [TicketClassifier(resources.setting(LLM) or LLM(resources.db)).classify_ticket]
 
 
 def mcp_call_refusal(call: Any) -> str | None:

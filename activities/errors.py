@@ -59,7 +59,9 @@ def error(
     non_retryable: bool = False,
     next_retry_delay: timedelta | None = None,
 ) -> ApplicationError:
-    """An error of one class of the taxonomy."""
+    """An error of one class of the taxonomy (``sagaworks.error``): an ``ApplicationError``
+    whose type is ``kind``, retryable unless ``non_retryable``, after ``next_retry_delay``
+    when given instead of the retry policy's interval."""
     return ApplicationError(
         message, type=kind, non_retryable=non_retryable, next_retry_delay=next_retry_delay
     )

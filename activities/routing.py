@@ -1,5 +1,12 @@
 """The routing family's activities: classify by rules, handle per tier, record decisions.
 
+A request asking for the model (``classifier: llm``) is classified through the LLM gateway
+(:class:`sagaworks.LLM`, family ``routing``: ``SAGAWORKS_LLM_ROUTING_*`` or the general
+``SAGAWORKS_LLM_*``) with the input's rules as the declared fallback: when the gateway's
+``llm`` breaker is open, its budget would be waited out past the step's deadline, the
+provider refuses the call or its answer is unusable, the rules classify and the
+classification says why (:attr:`Classification.fallback`).
+
 Every outcome lands in ``routed_requests`` (one row per request, written idempotently), so
 a retried handler or a replayed run never records a request twice.
 """
@@ -7,18 +14,20 @@ a retried handler or a replayed run never records a request twice.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import DateTime, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from temporalio import activity
 
-from sagaworks.activities.db import Base, Database, _utcnow
-from sagaworks.activities.errors import ErrorClass, database_errors, error, validation_error
-from sagaworks.activities.llm import GroqChat
+from sagaworks import LLM, Base, Database, database_errors, keep_alive, validation_error
 from sagaworks.contracts.routing import Classification, HandledRequest, HandleInput, RejectionInput, RoutingInput, Tier
 
+FAMILY = "routing"
+"""The family's name to the LLM gateway."""
+ANSWER_TOKENS = 200
+"""The longest answer the model may give (its completion tokens)."""
 RESPONSE_HOURS: dict[Tier, int] = {"admin": 1, "premium": 4, "standard": 48}
 """The service level each tier's handler promises."""
 
@@ -33,7 +42,7 @@ class RoutedRequestRow(Base):
     decided_by: Mapped[str | None] = mapped_column(String(200))
     response: Mapped[str] = mapped_column(Text)
     response_hours: Mapped[int | None] = mapped_column(Integer)
-    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=lambda: datetime.now(UTC))
 
 
 def classify(request: RoutingInput) -> Classification:
@@ -58,32 +67,35 @@ _CLASSIFY_PROMPT = (
 )
 
 
-def llm_classify(chat: GroqChat, request: RoutingInput) -> Classification:
-    """The chat model's tier; an answer that is not the JSON asked for is a retryable ModelError."""
-    raw = chat.complete(_CLASSIFY_PROMPT + request.text)
-    fenced = re.search(r"\{.*\}", raw, re.DOTALL)
-    try:
-        answer = _LLMTier.model_validate_json(fenced.group(0) if fenced else raw)
-    except ValidationError:
-        raise error(ErrorClass.MODEL, f"the model's classification is not the JSON asked for: {raw[:200]}") from None
-    return Classification(tier=answer.tier, matched=[answer.reason], classifier=f"llm:{chat.model}")
+def _tier_of(answer: str) -> Classification:
+    """The model's answer as a classification; ``ValueError`` when it is not the JSON asked for."""
+    fenced = re.search(r"\{.*\}", answer, re.DOTALL)
+    tier = _LLMTier.model_validate_json(fenced.group(0) if fenced else answer)
+    return Classification(tier=tier.tier, matched=[tier.reason], classifier="model")
 
 
 class RoutingActivities:
-    """Activities bound to the application database (and the chat model, when configured)."""
+    """Activities bound to the application database and the LLM gateway (None: no model)."""
 
-    def __init__(self, db: Database, chat: GroqChat | None = None) -> None:
+    def __init__(self, db: Database, llm: LLM | None = None) -> None:
         self._db = db
-        self._chat = chat
+        self._llm = llm
 
     @activity.defn
     def classify_request(self, request: RoutingInput) -> Classification:
-        """The request's tier by the input's rules or by the chat model."""
+        """The request's tier by the input's rules, or by the model with the rules as its fallback."""
         if request.classifier == "rules":
             return classify(request)
-        if self._chat is None:
-            raise validation_error("no LLM is configured on the worker (GROQ_API_KEY)", field="classifier")
-        return llm_classify(self._chat, request)
+        if self._llm is None or not self._llm.configured(FAMILY):
+            raise validation_error("no LLM is configured on the worker (SAGAWORKS_LLM_PROVIDER, GROQ_API_KEY)", field="classifier")
+        rules = classify(request)
+        with keep_alive():
+            answer = self._llm.ask(
+                FAMILY, _CLASSIFY_PROMPT + request.text, parse=_tier_of, fallback=lambda: rules, max_tokens=ANSWER_TOKENS
+            )
+        if answer.value is rules:
+            return rules.model_copy(update={"fallback": answer.fallback})
+        return answer.value.model_copy(update={"classifier": answer.provider})
 
     def _record(self, row: RoutedRequestRow) -> None:
         with database_errors(), self._db.transaction() as session:

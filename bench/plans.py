@@ -30,13 +30,13 @@ from pathlib import Path
 
 from sagaworks._breakers import BreakerConfig
 from sagaworks.activities.db import Database
-from sagaworks.activities.plans.activities import READS, SAMPLE_PLANS, STAGE_FUNCTIONS, PlanSettings
-from sagaworks.activities.plans.common import StageContext
+from sagaworks.activities.plan_analysis.activities import READS, SAMPLE_PLANS, STAGE_FUNCTIONS, PlanSettings
+from sagaworks.activities.plan_analysis.common import StageContext
 from sagaworks.client.devserver import start_embedded
 from sagaworks.client.trace import trace_run
 from sagaworks.contracts.plans import STAGES, PlanInput, PlanRef, StageOptions, plan_workflow_id
 from sagaworks.worker import running_worker
-from sagaworks.workflows.plan import PlanAnalysisWorkflow
+from sagaworks.workflows.plan_analysis import PlanAnalysisWorkflow
 
 
 def fresh_copy(sample: str, folder: Path) -> Path:

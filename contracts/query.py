@@ -13,8 +13,7 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, Field
 from pydantic.json_schema import SkipJsonSchema
 
-from sagaworks import ProgressStatus
-from sagaworks.contracts.common import StageResume, StrictModel, Text
+from sagaworks import StepStatus, StrictModel, Text
 
 Aggregation = Literal["count", "sum", "avg", "min", "max"]
 DatePart = Literal["year", "month", "day"]
@@ -22,6 +21,12 @@ Comparison = Literal["=", "!=", "<", "<=", ">", ">="]
 AgentName = Literal["nlp", "data", "viz"]
 AGENTS: tuple[AgentName, ...] = ("nlp", "data", "viz")
 ChartKind = Literal["bar", "line", "scatter", "table"]
+
+QUERY_STEPS: tuple[AgentName, ...] = AGENTS
+"""The run's steps, one per agent (the health check before them is no step: it runs again
+in a restarted run, being about now)."""
+AGENT_UNAVAILABLE = "AgentUnavailable"
+"""The error type of a run whose required agent failed its pre-flight health check."""
 
 MAX_ROWS = 1000
 """The most rows a query may return: the data agent's LIMIT is never larger."""
@@ -43,7 +48,7 @@ class QueryInput(StrictModel):
     pause_between_agents_seconds: float = Field(default=0, ge=0, le=3600)
     """A delay between agents, for demos of pause, resume and cancel."""
     resume: SkipJsonSchema[QueryResume | None] = None
-    """Set by ``saga restart``: the outcomes of the agents before ``resume.from_stage``.
+    """Only in runs restarted before the step runner's restart (:class:`QueryResume`).
     Not in the JSON schema (forms, OpenAPI); catalog parsing refuses it from callers."""
 
 
@@ -145,6 +150,9 @@ class PlanResult(StrictModel):
     plan: QueryPlan
     produced_by: str
     """``<agent>:<provider>``, e.g. ``nlp-agent:groq`` or ``offline-parser``."""
+    fallback: str | None = None
+    """Why the offline parser planned although a model is configured (the LLM gateway's
+    breaker open, its budget spent, the model's answer unusable...); None otherwise."""
 
 
 class DataInput(StrictModel):
@@ -205,10 +213,14 @@ class HealthReport(StrictModel):
         return next(a for a in self.agents if a.agent == agent)
 
 
-class QueryResume(StageResume):
-    """A query restarted at the data or viz agent: the source run's plan and rows, read
-    from its history (the rows at most :data:`MAX_ROWS`)."""
+class QueryResume(StrictModel):
+    """What a run restarted before the step runner's restart carried in its input: the
+    source run's plan and rows. No restart writes one now (``saga restart ID --from
+    STEP`` hands results over through the step runner); it is read so that those runs
+    replay."""
 
+    from_stage: str
+    source_workflow_id: str
     nlp: PlanResult | None = None
     data: DataResult | None = None
 
@@ -237,11 +249,11 @@ class QueryResult(BaseModel):
 QueryState = Literal["running", "paused", "completed", "failed", "canceled"]
 
 
-class QueryStatus(ProgressStatus):
-    """The ``status`` query of a query run."""
+class QueryStatus(StepStatus):
+    """The ``status`` query of a query run: the step runner's (``plan``: nlp, data, viz),
+    with the health check counted first in ``done``/``total`` and ``completed_steps``."""
 
     current_agent: AgentName | None = None
-    completed_steps: list[str] = Field(default_factory=list)
     failed_steps: list[str] = Field(default_factory=list)
     fallbacks: list[str] = Field(default_factory=list)
 

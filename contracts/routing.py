@@ -6,8 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from sagaworks import ApprovalProgress, ApprovalState, ProgressStatus
-from sagaworks.contracts.common import StrictModel, Text
+from sagaworks import ApprovalProgress, ApprovalState, StepStatus, StrictModel, Text
 
 Tier = Literal["admin", "premium", "standard"]
 Escalation = Literal["auto-reject", "second-group"]
@@ -57,12 +56,21 @@ class RoutingInput(StrictModel):
         return approvers
 
 
+ROUTING_STEPS = ("classify", "handle")
+"""The routing run's steps (an admin request's approval waits between them); a rejected
+request's last step is ``record rejection``."""
+
+
 class Classification(BaseModel):
     tier: Tier
     matched: list[str]
     """The terms that decided the tier (none for standard)."""
     classifier: str
-    """``rules``, or ``llm:MODEL``."""
+    """``rules``, or the model that classified (``groq:MODEL``; ``llm:MODEL`` in runs
+    recorded before the LLM gateway)."""
+    fallback: str | None = None
+    """Why the rules classified a request that asked for the model (the gateway's breaker
+    open, its budget spent, the model's answer unusable...); None otherwise."""
 
 
 class HandleInput(StrictModel):
@@ -103,8 +111,9 @@ class RoutingResult(BaseModel):
     """None when the request was rejected."""
 
 
-class RoutingStatus(ProgressStatus, ApprovalProgress):
-    """``done``/``total`` count classify, approval (admin only) and handling; the
-    approval's fields are the engine's (``approval``, ``deadline``, ``approvers``...)."""
+class RoutingStatus(StepStatus, ApprovalProgress):
+    """The step runner's status (``plan``: classify, handle) with ``done``/``total``
+    counting the approval too (admin only); the approval's fields are the engine's
+    (``approval``, ``deadline``, ``approvers``...)."""
 
     tier: Tier | None

@@ -17,8 +17,7 @@ from pydantic import BaseModel, Field
 from temporalio.common import Priority as TaskPriority
 from temporalio.common import SearchAttributeKey
 
-from sagaworks import ProgressStatus
-from sagaworks.contracts.common import StrictModel, Text
+from sagaworks import ProgressStatus, StrictModel, Text
 
 TicketType = Literal["customer_service", "technical_support", "sales_inquiry", "data_analysis", "general_query"]
 Priority = Literal["LOW", "MEDIUM", "HIGH", "CRITICAL"]
@@ -99,6 +98,9 @@ class Classification(BaseModel):
     escalation_triggers: list[str]
     method: str = "rules"
     """``rules``, or the model that classified (``groq:<model>``)."""
+    fallback: str | None = None
+    """Why the rules classified although a model is configured (the LLM gateway's breaker
+    open, its budget spent, the model's answer unusable...); None otherwise."""
 
 
 class ClassifyTicketInput(StrictModel):

@@ -97,6 +97,9 @@ if TYPE_CHECKING:
     from sagaworks._db import (
         Database as Database,
     )
+    from sagaworks._db import (
+        database_url as database_url,
+    )
     from sagaworks._llm import (
         LLM as LLM,
     )
@@ -259,6 +262,9 @@ if TYPE_CHECKING:
     from sagaworks.activities.liveness import (
         keep_alive as keep_alive,
     )
+    from sagaworks.contracts.breakers import (
+        BreakerStatus as BreakerStatus,
+    )
     from sagaworks.contracts.common import (
         StageResume as StageResume,
     )
@@ -340,6 +346,8 @@ _EXPORTS: dict[str, str] = {
     "guarded": "sagaworks._circuit",
     "open_breaker": "sagaworks._circuit",
     "Database": "sagaworks._db",
+    "database_url": "sagaworks._db",
+    "BreakerStatus": "sagaworks.contracts.breakers",
     "Base": "sagaworks._db",
     "ErrorClass": "sagaworks.activities.errors",
     "attempts_since": "sagaworks.activities.errors",

@@ -12,7 +12,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
 from sagaworks import registry
-from sagaworks.workflows.support import SupportTicket
+from sagaworks.workflows.support_ticket import SupportTicket
 
 
 async def _start(client: Client, task_queue: str, name: str, sample: str) -> WorkflowHandle[Any, Any]:
@@ -66,8 +66,7 @@ async def support_assigned_during_lookups(client: Client, task_queue: str) -> Wo
     ``assign`` is admitted to the workflow task that completion scheduled, then a workflow
     worker polls again."""
     from sagaworks.activities.mcp_servers import mcp_plugins
-    from sagaworks.activities.mcp_support import notify_escalation
-    from sagaworks.activities.support_classifier import TicketClassifier
+    from sagaworks.activities.support_ticket import TicketClassifier, notify_escalation
     from sagaworks.contracts.support import AssignRequest, ResolveRequest
     from sagaworks.policies import llm_task_queue
     from sagaworks.worker import workflow_runner

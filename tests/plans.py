@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -10,25 +11,34 @@ from typing import Any
 
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
+from sagaworks import LLM, LLMBudget, LLMSettings
 from sagaworks._breakers import BreakerConfig
 from sagaworks.activities.db import Database
-from sagaworks.activities.llm import GroqSettings
-from sagaworks.activities.plans.activities import SAMPLE_PLANS, PlanSettings
-from sagaworks.activities.plans.llm_pass import semantic_chat
+from sagaworks.activities.plan_analysis.activities import SAMPLE_PLANS, PlanSettings
 from sagaworks.contracts.plans import PlanInput, PlanResult, plan_workflow_id
 from sagaworks.worker import running_worker
-from sagaworks.workflows.plan import PlanAnalysisWorkflow
+from sagaworks.workflows.plan_analysis import PlanAnalysisWorkflow
+
+
+def _gateway_db() -> Database:
+    """A database of its own for a test gateway's ``llm`` breaker (a file: each connection
+    to an in-memory SQLite database would be another database)."""
+    return Database(f"sqlite:///{tempfile.mkdtemp(prefix='plan-llm-')}/gateway.db")
 
 
 def plan_settings(*extra_roots: Path, breaker: BreakerConfig = BreakerConfig(3, 600)) -> PlanSettings:
-    return PlanSettings(roots=(SAMPLE_PLANS, *extra_roots), breaker=breaker, llm=None)
+    """Test settings without a model (an offline gateway: no LLM pass)."""
+    offline = LLM(_gateway_db(), settings=LLMSettings(), budget=LLMBudget(requests=0, tokens=0))
+    return PlanSettings(roots=(SAMPLE_PLANS, *extra_roots), breaker=breaker, llm=offline)
 
 
 def llm_plan_settings(base_url: str) -> PlanSettings:
-    """Test settings whose semantic stage has an LLM pass by ``test-model`` at ``base_url``
-    (a local chat-completions server: tests/fake_chat_server.py)."""
-    chat = semantic_chat(GroqSettings("test-key", "test-model", base_url))
-    return PlanSettings(roots=(SAMPLE_PLANS,), breaker=BreakerConfig(3, 600), llm=chat)
+    """Test settings whose semantic stage has an LLM pass by Groq's ``test-model`` at
+    ``base_url`` (a local chat-completions server: tests/fake_chat_server.py), through the
+    LLM gateway without a budget."""
+    model = LLMSettings("groq", "test-model", base_url, "test-key")
+    llm = LLM(_gateway_db(), settings=model, budget=LLMBudget(requests=0, tokens=0))
+    return PlanSettings(roots=(SAMPLE_PLANS,), breaker=BreakerConfig(3, 600), llm=llm)
 
 
 SEMANTIC_ANSWER: dict[str, Any] = {

@@ -209,7 +209,7 @@ async def record_restarts(client: Client, task_queue: str, db: Database, out_dir
 
 async def record_plan_llm(client: Client, path: Path) -> Path:
     """A plan analysis whose semantic stage has an LLM pass (a local chat-completions server
-    answering tests/plans.py SEMANTIC_ANSWER): workflows/plan.py SEMANTIC_LLM_PATCH."""
+    answering tests/plans.py SEMANTIC_ANSWER): workflows/plan_analysis.py SEMANTIC_LLM_PATCH."""
     import json
 
     from tests.fake_chat_server import completion, fake_chat_server

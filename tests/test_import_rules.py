@@ -122,6 +122,24 @@ def test_nothing_imports_the_repository_folders_by_their_bare_names() -> None:
 FAMILIES_ON_THE_PUBLIC_API = {
     # family: its own modules (repository paths), and modules it shares with other families
     "order": (("workflows/order.py", "activities/orders.py", "contracts/orders.py"), ()),
+    "query": (
+        (
+            "workflows/query.py",
+            "contracts/query.py",
+            "activities/query/__init__.py",
+            "activities/query/activities.py",
+            "activities/query/agents.py",
+            "activities/query/dataset.py",
+            "activities/query/parser.py",
+            "activities/query/remote.py",
+            "activities/query/sql.py",
+            "activities/query/viz.py",
+        ),
+        # the worker's process-pool helper, whose render modules the query family preloads
+        ("sagaworks.activities.processes",),
+    ),
+    "routing": (("workflows/routing.py", "activities/routing.py", "contracts/routing.py"), ()),
+    "support-ticket": (("workflows/support_ticket.py", "activities/support_ticket.py", "contracts/support.py"), ()),
     "sequential": (
         ("workflows/sequential.py", "activities/sequential.py", "contracts/sequential.py"),
         # the text families' shared analysis (the `text` extra), also parallel-analysis's

@@ -48,7 +48,7 @@ from sagaworks.contracts.sequential import SequentialInput, SequentialResult
 from sagaworks.contracts.support import MAX_COMMENTS, AssignRequest, Comment, ResolveRequest, TicketInput, TicketView
 from sagaworks.worker import running_worker
 from sagaworks.workflows.document_batch import DocumentBatch
-from sagaworks.workflows.support import SupportTicket
+from sagaworks.workflows.support_ticket import SupportTicket
 from tests.corpus import store_documents
 from tests.feed_server import LARGE_ENTRIES, feed_server
 from tests.plans import plan_settings, write_long_plan

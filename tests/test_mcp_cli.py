@@ -11,7 +11,7 @@ from temporalio.worker import Worker
 
 from sagaworks.client.connection import TASK_QUEUE
 from sagaworks.contracts.support import TicketInput
-from sagaworks.workflows.support import SupportTicket
+from sagaworks.workflows.support_ticket import SupportTicket
 from tests.test_cli import default_queue_worker, saga  # noqa: F401 - fixtures
 
 

@@ -13,8 +13,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 
 from sagaworks.activities.db import Database
-from sagaworks.activities.llm import INVALID_OUTPUT_ATTEMPTS
-from sagaworks.activities.plans.store import OutputStore
+from sagaworks.activities.plan_analysis.store import OutputStore
 from sagaworks.contracts.plans import PlanResult
 from sagaworks.policies import llm_task_queue
 from tests.fake_chat_server import FakeChatServer, Reply, completion, fake_chat_server
@@ -83,18 +82,16 @@ async def test_the_llm_pass_is_merged_into_the_offline_extraction(
 
 
 @pytest.mark.parametrize("chat", [[(200, {}, completion("Los programas son: aulas, acueductos."))]], indirect=True)
-async def test_invalid_llm_output_is_retried_then_the_offline_extraction_stands(
+async def test_an_unusable_llm_answer_leaves_the_offline_extraction_at_once(
     dev_client: Client, db: Database, task_queue: str, chat: FakeChatServer
 ) -> None:
     _handle, result = await _analyse(dev_client, db, task_queue, chat)
-    assert len(chat.requests) == INVALID_OUTPUT_ATTEMPTS
+    assert len(chat.requests) == 1  # the offline extraction is the declared fallback: not asked again
     [semantic] = [s for s in result.stages if s.stage == "semantic"]
     assert semantic.options.llm is None and "by groq" not in semantic.summary
     [alert] = [a for a in result.alerts if a.stage == "semantic"]
     assert alert.level == "WARNING" and alert.risk_id is None
-    assert alert.message.startswith(
-        f"LLM pass by {MODEL} failed (ModelError: model output failed validation (attempt 3)"
-    )
+    assert alert.message.startswith(f"LLM pass by {MODEL} failed (ModelError: {MODEL}'s answer is unusable")
     assert alert.message.endswith("the offline extraction stands")
     assert result.score > 90  # the offline analysis of the good plan, untouched
 

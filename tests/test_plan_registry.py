@@ -11,7 +11,7 @@ from temporalio.exceptions import ApplicationError
 
 from sagaworks.activities.db import Database
 from sagaworks.activities.errors import ErrorClass
-from sagaworks.activities.plans.registry import DEFAULT_RISKS, load_registry
+from sagaworks.activities.plan_analysis.registry import DEFAULT_RISKS, load_registry
 from sagaworks.contracts.plans import MITIGATION_OPTIONS, MITIGATION_STRATEGIES, StageOptions
 from tests.plans import failure_of, make_plan, plan_settings, plan_worker, run_plan
 

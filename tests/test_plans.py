@@ -18,7 +18,7 @@ from temporalio.exceptions import ApplicationError
 from sagaworks import registry
 from sagaworks._breakers import BreakerConfig
 from sagaworks.activities.db import Database
-from sagaworks.activities.plans.extraction import ocr_available
+from sagaworks.activities.plan_analysis.extraction import ocr_available
 from sagaworks.client.runs import list_runs, visibility_query
 from sagaworks.contracts.plans import STAGES, PlanStatus, alert_query
 from tests.plans import failure_of, make_plan, plan_settings, plan_worker, run_plan, start_plan
@@ -230,7 +230,7 @@ async def test_a_plan_over_the_page_limit_fails_before_any_stage_naming_it(
 ) -> None:
     from dataclasses import replace
 
-    from sagaworks.workflows.plan import PlanAnalysisWorkflow
+    from sagaworks.workflows.plan_analysis import PlanAnalysisWorkflow
     from tests.plans import write_long_plan
 
     write_long_plan(tmp_path / "long.pdf", 7)

@@ -12,11 +12,12 @@ import pytest_asyncio
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError, CancelledError
 
-from sagaworks import registry
+from sagaworks import LLM, LLMBudget, LLMSettings, registry
 from sagaworks._breakers import BreakerConfig, Breakers
 from sagaworks.activities.db import Database
 from sagaworks.activities.errors import ErrorClass, error
 from sagaworks.activities.query.activities import QuerySettings, jittered_delay
+from sagaworks.activities.query.agents import LLMPlanner
 from sagaworks.contracts.query import QueryStatus
 from sagaworks.worker import running_worker
 from tests.queries import dead_url, failure_chain, start_query, wait_for_status
@@ -100,17 +101,15 @@ async def test_data_agent_down_fails_at_once(dev_client: Client, db: Database, t
 
 
 async def test_open_llm_breaker_uses_the_offline_parser(dev_client: Client, db: Database, task_queue: str) -> None:
-    class Unreachable:
-        name = "groq:test"
-
-        def plan(self, question: str, catalog: object) -> object:
-            raise AssertionError("an open breaker must not call the provider")
-
+    """The gateway's ``llm`` breaker is open: the pre-flight check sees it, the model is not
+    called, the offline parser plans and the result says why."""
     breakers = Breakers(db, {"llm": BreakerConfig(1, 600)})
     with pytest.raises(ApplicationError):
         breakers.call("llm", lambda: (_ for _ in ()).throw(error(ErrorClass.MODEL, "Groq unreachable")))
     assert breakers.status("llm").state == "open"
-    settings = QuerySettings(planner=Unreachable())  # type: ignore[arg-type]  # a planner that fails on any call, where a real one is expected
+    unreachable = LLMSettings("openai", "test-model", "http://127.0.0.1:9/v1")  # nothing listens: never asked
+    llm = LLM(db, settings=unreachable, budget=LLMBudget(requests=0, tokens=0), breakers=breakers)
+    settings = QuerySettings(planner=LLMPlanner(llm))
     async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, settings=[settings]):
         result = await (await start_query(dev_client, task_queue, "average price by symbol")).result()
     assert result.produced_by["plan"] == "fallback:offline-parser"

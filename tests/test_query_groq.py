@@ -1,5 +1,6 @@
-"""ChatGroq structured output as the NLP provider, against the local chat-completions
-server, through Temporal: a valid plan, invalid JSON, a 429 with Retry-After."""
+"""The LLM gateway's Groq model as the NLP provider, against the local chat-completions
+server, through Temporal: a valid plan, an unusable answer (the offline parser, its
+declared fallback, plans at once), a 429 with Retry-After."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ from collections.abc import Iterator, Mapping
 import pytest
 from temporalio.client import Client
 
+from sagaworks import LLM, LLMBudget, LLMSettings
 from sagaworks.activities.db import Database
-from sagaworks.activities.llm import INVALID_OUTPUT_ATTEMPTS
 from sagaworks.activities.query.activities import QuerySettings
-from sagaworks.activities.query.agents import GroqPlanner
+from sagaworks.activities.query.agents import LLMPlanner
 from sagaworks.contracts.query import QueryResult
 from sagaworks.worker import running_worker
 from tests.fake_chat_server import FakeChatServer, Reply, api_error, completion, fake_chat_server
@@ -39,7 +40,8 @@ def server(request: pytest.FixtureRequest) -> Iterator[FakeChatServer]:
 
 
 async def _ask(dev_client: Client, db: Database, task_queue: str, server: FakeChatServer, question: str) -> QueryResult:
-    planner = GroqPlanner(api_key="test-key", model="test-model", base_url=server.base_url)
+    model = LLMSettings("groq", "test-model", server.base_url, "test-key")
+    planner = LLMPlanner(LLM(db, settings=model, budget=LLMBudget(requests=0, tokens=0)))
     async with running_worker(
         dev_client, db, task_queue=task_queue, activity_threads=4, settings=[QuerySettings(planner=planner)]
     ):
@@ -62,14 +64,14 @@ async def test_valid_structured_plan(dev_client: Client, db: Database, task_queu
 @pytest.mark.parametrize(
     "server", [[(200, {}, completion("Sure! The answer is the average horsepower."))]], indirect=True
 )
-async def test_invalid_json_is_retried_then_the_offline_parser_answers(
+async def test_an_unusable_answer_makes_the_offline_parser_plan_at_once(
     dev_client: Client, db: Database, task_queue: str, server: FakeChatServer
 ) -> None:
     result = await _ask(dev_client, db, task_queue, server, "average horsepower by origin")
-    assert len(server.requests) == INVALID_OUTPUT_ATTEMPTS
+    assert len(server.requests) == 1  # the parser is the declared answer to an unusable one
     assert result.produced_by["plan"] == "fallback:offline-parser"
     [note] = result.fallbacks
-    assert f"model output failed validation (attempt {INVALID_OUTPUT_ATTEMPTS})" in note
+    assert note.startswith("nlp: groq:test-model's answer is unusable") and note.endswith("-> offline parser")
 
 
 @pytest.mark.parametrize(

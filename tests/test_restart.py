@@ -1,8 +1,8 @@
-"""Restart from a stage (``saga restart ID --from-stage STAGE``) for the query family, and
-from a step (``saga restart ID --from STEP``) for the document, blog and news-digest
-families on the step runner, asserted against the new run's history: the stages or steps
-before the named one schedule no activity, it and the later ones do, and the result is the
-one a full run gives. (plan-analysis, which takes the stage path too: tests/test_plan_trace.py.)"""
+"""Restart from a stage (``saga restart ID --from-stage STAGE``) and from a step (``saga
+restart ID --from STEP``) for the document, blog, news-digest and query families on the step
+runner, asserted against the new run's history: the steps before the named one schedule no
+activity, it and the later ones do, and the result is the one a full run gives. (plan-analysis,
+which restarts from a stage: tests/test_plan_trace.py.)"""
 
 from __future__ import annotations
 
@@ -63,6 +63,15 @@ async def scheduled(handle: WorkflowHandle[Any, Any]) -> list[str]:
 async def restarted(client: Client, workflow_id: str, stage: str, result_type: type) -> tuple[Any, list[str]]:
     """Restart ``workflow_id`` at ``stage``; the new run's result and scheduled activities."""
     handle = await restart_from_stage(client, workflow_id, stage)
+    typed = client.get_workflow_handle(handle.id, run_id=handle.result_run_id, result_type=result_type)
+    result = await asyncio.wait_for(typed.result(), 120)
+    return result, await scheduled(typed)
+
+
+async def restarted_on_steps(client: Client, workflow_id: str, step: str, result_type: type) -> tuple[Any, list[str]]:
+    """Restart a step-runner run ``workflow_id`` from ``step``; the new run's result and
+    scheduled activities."""
+    handle = await restart_run(client, workflow_id, step)
     typed = client.get_workflow_handle(handle.id, run_id=handle.result_run_id, result_type=result_type)
     result = await asyncio.wait_for(typed.result(), 120)
     return result, await scheduled(typed)
@@ -154,12 +163,14 @@ async def test_document_restart_from_extract_reuses_the_steps_before_it(
 
 
 async def test_query_restart_at_data_and_at_viz(dev_client: Client, db: Database, task_queue: str) -> None:
+    """A query restarts on the step runner: the agents before the step are reused (no
+    activity scheduled for them), the health check runs again (it is about now)."""
     async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, settings=[QuerySettings()]):
         handle = await start_query(dev_client, task_queue, "average temperature by month in 2014")
         first = await handle.result()
-        at_viz, viz_activities = await restarted(dev_client, handle.id, "viz", QueryResult)
-        # A restart of the restarted run takes over what that run carried (plan and rows).
-        at_data, data_activities = await restarted(dev_client, handle.id, "data", QueryResult)
+        at_viz, viz_activities = await restarted_on_steps(dev_client, handle.id, "viz", QueryResult)
+        # A restart of the restarted run takes over what that run reused (plan and rows).
+        at_data, data_activities = await restarted_on_steps(dev_client, handle.id, "data", QueryResult)
     assert viz_activities == ["query_check_agents", "query_render"]
     assert data_activities == ["query_check_agents", "query_run", "query_render"]
     for again in (at_viz, at_data):
@@ -225,27 +236,24 @@ async def test_refusals(dev_client: Client, db: Database, task_queue: str) -> No
         unanswerable = await start_query(dev_client, task_queue, "what is the airspeed velocity of an unladen swallow")
         with pytest.raises(WorkflowFailureError):
             await unanswerable.result()
-        with pytest.raises(RestartRefused, match=r"stage\(s\) nlp never completed; restart from nlp or earlier"):
-            await restart_from_stage(dev_client, unanswerable.id, "data")
-        with pytest.raises(
-            RestartRefused,
-            match="stage 'health': a query run restarts from one of its stages; expected one of nlp, data, viz",
-        ):
-            await restart_from_stage(dev_client, unanswerable.id, "health")
+        with pytest.raises(RestartRefused, match=r"step\(s\) nlp never completed; restart from nlp or earlier"):
+            await restart_run(dev_client, unanswerable.id, "data")
+        with pytest.raises(RestartRefused, match="step 'health' is not a step of .*; its steps are nlp, data, viz"):
+            await restart_run(dev_client, unanswerable.id, "health")
         routing = registry().family("routing")
         request = routing.sample_input("routing/premium-request.json", uuid.uuid4().hex[:8])
         closed = await start_run(dev_client, routing, request, task_queue=task_queue)
         await closed.result()
         with pytest.raises(
             RestartRefused,
-            match="a routing run cannot restart from a stage; restartable families: plan-analysis, query",
+            match="a routing run cannot restart from a stage; restartable families: plan-analysis(;|$)",
         ):
             await restart_from_stage(dev_client, closed.id, "handle")
         running = await start_query(
             dev_client, task_queue, "average temperature by month in 2014", pause_between_agents_seconds=600
         )
         with pytest.raises(RestartRefused, match="is still running"):
-            await restart_from_stage(dev_client, running.id, "viz")
+            await restart_run(dev_client, running.id, "viz")
         await running.terminate()
 
 
@@ -292,7 +300,7 @@ async def test_the_api_restarts_a_query_and_refuses_with_409(
         assert refused.json()["error"] == {
             "type": "RestartRefused",
             "field": "from_stage",
-            "message": "stage 'chart': a query run restarts from one of its stages; expected one of nlp, data, viz",
+            "message": f"step 'chart' is not a step of {handle.id}; its steps are nlp, data, viz",
         }
         assert started.status_code == 201, started.text
         body = started.json()

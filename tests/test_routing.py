@@ -221,7 +221,8 @@ async def test_the_llm_classifier_decides_the_tier_when_asked(
             result = await asyncio.wait_for((await _start(dev_client, task_queue, request)).result(), 60)
         prompt = server.prompt_of(0)
     assert request.text in prompt
-    assert (result.classification.tier, result.classification.classifier) == ("premium", "llm:test-model")
+    assert (result.classification.tier, result.classification.classifier) == ("premium", "groq:test-model")
+    assert result.classification.fallback is None
     assert result.classification.matched == ["mentions a paid plan"]
 
 
@@ -234,4 +235,45 @@ async def test_asking_for_the_llm_without_one_configured_names_the_field(
         handle = await _start(dev_client, task_queue, _request("hello", classifier="llm"))
         with pytest.raises(WorkflowFailureError) as failure:
             await asyncio.wait_for(handle.result(), 60)
-    assert failure.value.cause.cause.message.startswith("classifier: no LLM is configured")  # type: ignore[attr-defined]  # the failure's cause is typed BaseException
+    assert failure.value.cause.cause.message.startswith("classifier: no LLM is configured")  # type: ignore[union-attr]
+
+
+async def test_an_unusable_model_answer_falls_back_to_the_rules_saying_so(
+    dev_client: Client, db: Database, task_queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.fake_chat_server import completion, fake_chat_server
+
+    request = _request("We are on the Pro Plan and need priority help", classifier="llm")
+    with fake_chat_server(lambda _body, _index: (200, {}, completion("premium, I think"))) as server:
+        monkeypatch.setenv("GROQ_API_KEY", "test-key")
+        monkeypatch.setenv("GROQ_BASE_URL", server.base_url)
+        monkeypatch.setenv("GROQ_MODEL", "test-model")
+        monkeypatch.delenv("SAGAWORKS_LLM_PROVIDER", raising=False)
+        async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=2):
+            handle = await _start(dev_client, task_queue, request)
+            result = await asyncio.wait_for(handle.result(), 60)
+            status = await handle.query(RoutingWorkflow.status)
+        asked = len(server.requests)
+    assert asked == 1  # the rules are the declared answer to an unusable one: not asked again
+    assert (result.classification.tier, result.classification.classifier) == ("premium", "rules")
+    assert result.classification.fallback is not None and "answer is unusable" in result.classification.fallback
+    assert [t.outcome for t in status.steps] == ["premium by rules (fallback)", "premium: 4 h"]
+
+
+async def test_a_restart_from_handle_reuses_the_classification(
+    dev_client: Client, db: Database, task_queue: str
+) -> None:
+    from sagaworks.client.postmortem import restart_run
+    from tests.test_steps_restart import executed
+
+    request = _request("We are on the Pro Plan and need priority help")
+    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=2):
+        handle = await _start(dev_client, task_queue, request)
+        await asyncio.wait_for(handle.result(), 60)
+        restarted = await restart_run(dev_client, handle.id, "handle")
+        result = RoutingResult.model_validate(await asyncio.wait_for(restarted.result(), 60))
+        status = await restarted.query(RoutingWorkflow.status)
+    assert result.classification.tier == "premium" and result.handled is not None
+    assert await executed(restarted) == {"handle_premium": 1}  # classify_request not scheduled again
+    assert [(t.step, t.reused) for t in status.steps] == [("classify", True), ("handle", False)]
+    assert status.restarted_from == f"{handle.id}/{handle.result_run_id}"

@@ -20,10 +20,9 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from sagaworks.activities.llm import INVALID_OUTPUT_ATTEMPTS, GroqSettings
+from sagaworks import LLM, BreakerConfig, Breakers, Database, LLMBudget, LLMSettings
 from sagaworks.activities.mcp_servers import mcp_plugins
-from sagaworks.activities.mcp_support import notify_escalation
-from sagaworks.activities.support_classifier import TicketClassifier
+from sagaworks.activities.support_ticket import TicketClassifier, notify_escalation
 from sagaworks.client.connection import DATA_CONVERTER
 from sagaworks.client.devserver import register_search_attributes, temporal_binary
 from sagaworks.client.devserver import test_server_binary as time_skipping_binary  # not a test: pytest collects test_*
@@ -38,7 +37,7 @@ from sagaworks.contracts.support import (
     classify,
 )
 from sagaworks.policies import llm_task_queue
-from sagaworks.workflows.support import SupportTicket
+from sagaworks.workflows.support_ticket import SupportTicket
 from tests.fake_chat_server import FakeChatServer, Reply, api_error, completion, fake_chat_server, retry_delay_of
 
 NODE = shutil.which("node")
@@ -278,7 +277,7 @@ def test_escalation_notice_goes_to_the_webhook_and_a_refusal_is_final(monkeypatc
     from temporalio.exceptions import ApplicationError as AppError
     from temporalio.testing import ActivityEnvironment
 
-    from sagaworks.activities.mcp_support import WEBHOOK_ENV
+    from sagaworks.activities.support_ticket import WEBHOOK_ENV
     from sagaworks.contracts.support import EscalationNotice
 
     received: list[dict[str, Any]] = []
@@ -329,19 +328,23 @@ def chat(request: pytest.FixtureRequest):
         yield server
 
 
-def _classifier(server: FakeChatServer) -> TicketClassifier:
-    return TicketClassifier.for_model(GroqSettings("test-key", "test-model", server.base_url))
+def _classifier(server: FakeChatServer, db: Database) -> TicketClassifier:
+    """The classifier on a gateway to the fake server (Groq's client), without a budget."""
+    model = LLMSettings("groq", "test-model", server.base_url, "test-key")
+    return TicketClassifier(LLM(db, settings=model, budget=LLMBudget(requests=0, tokens=0)))
 
 
 @pytest.mark.parametrize("chat", [[_labels("technical_support", "HIGH")]], indirect=True)
-async def test_the_llm_classifies_when_configured(dev_client: Client, task_queue: str, chat: FakeChatServer) -> None:
+async def test_the_llm_classifies_when_configured(
+    dev_client: Client, task_queue: str, chat: FakeChatServer, db: Database
+) -> None:
     # The rules read a LOW general query here; the model reads a HIGH technical problem.
     request = ticket("Something odd", "Since this morning the export hangs at 99%")
     assert (classify(f"{request.subject}\n{request.body}").ticket_type, classify(request.subject).priority) == (
         "general_query",
         "LOW",
     )
-    async with worker(dev_client, task_queue, _classifier(chat)):
+    async with worker(dev_client, task_queue, _classifier(chat, db)):
         handle = await start(dev_client, task_queue, request)
         view = await until(handle, lambda t: t.lookups, "classified and looked up")
         await handle.terminate("test over")
@@ -352,30 +355,46 @@ async def test_the_llm_classifies_when_configured(dev_client: Client, task_queue
 
 
 @pytest.mark.parametrize("chat", [[(200, {}, completion("It is probably a technical ticket."))]], indirect=True)
-async def test_invalid_llm_output_is_retried_then_the_rules_classify(
-    dev_client: Client, task_queue: str, chat: FakeChatServer
+async def test_an_unusable_llm_answer_falls_back_to_the_rules_at_once(
+    dev_client: Client, task_queue: str, chat: FakeChatServer, db: Database
 ) -> None:
-    async with worker(dev_client, task_queue, _classifier(chat)):
+    async with worker(dev_client, task_queue, _classifier(chat, db)):
         handle = await start(dev_client, task_queue, ticket("Important: my login is locked"))
         # The status query shows the fallback as the ticket does.
         view = await until(handle, lambda t: t.lookups, "classified and looked up")
         await handle.terminate("test over")
-    assert len(chat.requests) == INVALID_OUTPUT_ATTEMPTS
+    # The gateway does not ask again: the rules are the declared answer to an unusable one.
+    assert len(chat.requests) == 1
     assert (view.ticket_type, view.priority, view.classified_by) == ("customer_service", "HIGH", "rules (LLM fallback)")
     assert view.classification_fallback is not None
-    assert (
-        f"ModelError: model output failed validation (attempt {INVALID_OUTPUT_ATTEMPTS})"
-        in view.classification_fallback
-    )
+    assert "groq:test-model's answer is unusable" in view.classification_fallback
+
+
+@pytest.mark.parametrize("chat", [[api_error(503, "overloaded")]], indirect=True)
+async def test_an_open_llm_breaker_makes_the_rules_classify_saying_so(
+    dev_client: Client, task_queue: str, chat: FakeChatServer, db: Database
+) -> None:
+    """The provider fails once, which opens the ``llm`` breaker (one failure here): the
+    retry finds it open and the rules classify, without asking the model again."""
+    model = LLMSettings("groq", "test-model", chat.base_url, "test-key")
+    breakers = Breakers(db, {"llm": BreakerConfig(1, 600)})
+    classifier = TicketClassifier(LLM(db, settings=model, budget=LLMBudget(requests=0, tokens=0), breakers=breakers))
+    async with worker(dev_client, task_queue, classifier):
+        handle = await start(dev_client, task_queue, ticket("Important: my login is locked"))
+        view = await until(handle, lambda t: t.lookups, "classified and looked up")
+        await handle.terminate("test over")
+    assert len(chat.requests) == 1
+    assert (view.ticket_type, view.classified_by) == ("customer_service", "rules (LLM fallback)")
+    assert view.classification_fallback is not None and view.classification_fallback.startswith("breaker llm open")
 
 
 @pytest.mark.parametrize(
     "chat", [[api_error(429, "slow down", {"retry-after": "3"}), _labels("sales_inquiry", "MEDIUM")]], indirect=True
 )
 async def test_a_rate_limited_classification_waits_for_retry_after(
-    dev_client: Client, task_queue: str, chat: FakeChatServer
+    dev_client: Client, task_queue: str, chat: FakeChatServer, db: Database
 ) -> None:
-    async with worker(dev_client, task_queue, _classifier(chat)):
+    async with worker(dev_client, task_queue, _classifier(chat, db)):
         handle = await start(dev_client, task_queue, ticket("A question"))
         # The policy's own first interval is 1 s: a 3 s retry delay is Retry-After's.
         assert await retry_delay_of(handle, "classify_ticket") == timedelta(seconds=3)
@@ -395,7 +414,7 @@ async def _scheduled(handle: WorkflowHandle[Any, Any], activity_type: str) -> No
 
 
 async def test_a_critical_ticket_is_classified_before_a_backlog_of_low_ones(
-    dev_client: Client, task_queue: str
+    dev_client: Client, task_queue: str, db: Database
 ) -> None:
     """The LLM queue has one slot, held by the first LOW ticket's call; three more LOW
     tickets queue behind it, then a CRITICAL one: the server dispatches it next."""
@@ -409,7 +428,7 @@ async def test_a_critical_ticket_is_classified_before_a_backlog_of_low_ones(
 
     subjects = ["question one", "question two", "question three", "question four"]
     with fake_chat_server(respond) as chat:
-        async with worker(dev_client, task_queue, _classifier(chat), llm_slots=1):
+        async with worker(dev_client, task_queue, _classifier(chat, db), llm_slots=1):
             handles = []
             for subject in subjects:
                 handles.append(await start(dev_client, task_queue, ticket(subject)))

@@ -266,12 +266,6 @@ QUERY = Family(
         DemoRun("queries/temperature-by-month.json", result_has=("rows", "chart"), result_means="rows returned and a chart"),
         DemoRun("queries/average-mpg-by-origin.json", stops_agent="viz", result_has=("rows",), result_means="rows returned"),
     ),
-    # The health check runs again in every run: it is about now, not an outcome.
-    restartable=Restartable(
-        stages=("nlp", "data", "viz"),
-        records={"query_plan": "nlp", "query_plan_offline": "nlp", "query_run": "data", "query_render": "viz"},
-        resume=f"{_CT}.query:QueryResume",
-    ),
     activities=f"{_ACT}:query",
     llm_activities=f"{_ACT}:query_llm",
     extra="query",
@@ -281,7 +275,7 @@ QUERY = Family(
 
 PLAN_ANALYSIS = Family(
     "plan-analysis",
-    workflow=f"{_WF}.plan:PlanAnalysisWorkflow",
+    workflow=f"{_WF}.plan_analysis:PlanAnalysisWorkflow",
     input_model=f"{_CT}.plans:PlanInput",
     description="Risk-aware analysis of a development plan (PDF): nine stages with risk "
     "assessments, mitigations, per-stage breakers and alerts; a report in Markdown, HTML, JSON.",
@@ -355,7 +349,7 @@ AGGREGATE = Family(
 
 SUPPORT_TICKET = Family(
     "support-ticket",
-    workflow=f"{_WF}.support:SupportTicket",
+    workflow=f"{_WF}.support_ticket:SupportTicket",
     input_model=f"{_CT}.support:TicketInput",
     description="A support ticket: classified and routed, looked into through MCP, "
     "assigned and resolved by Updates, escalated by trigger words or a missed SLA.",

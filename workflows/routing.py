@@ -1,6 +1,11 @@
 """The routing family: classify a request, route it to its tier's handler; admin requests
 first wait for a human decision.
 
+The steps run on the step runner (:class:`sagaworks.StepWorkflow`): ``status``,
+pause/resume before each step, step timings, and ``saga restart ID --from handle`` reusing
+the classification (an admin request then waits for a decision again: a decision belongs
+to the run that asked for it).
+
 The decision is the engine's approval (:class:`sagaworks.Approval`): the ``approve`` or
 ``reject`` Update, whose validator refuses it unless an approval is pending, the approver
 is named (and in the group asked, when the input names one) and a rejection gives a
@@ -16,9 +21,10 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from sagaworks import Approval, ApprovalOutcome, ApprovalUpdates, Escalation
+    from sagaworks import Approval, ApprovalOutcome, ApprovalUpdates, Escalation, StepWorkflow, policies
     from sagaworks.activities.routing import RoutingActivities
     from sagaworks.contracts.routing import (
+        ROUTING_STEPS,
         Classification,
         HandledRequest,
         HandleInput,
@@ -27,8 +33,6 @@ with workflow.unsafe.imports_passed_through():
         RoutingResult,
         RoutingStatus,
     )
-    from sagaworks import policies
-    from sagaworks import Pausable
 
 HANDLERS = {
     "admin": RoutingActivities.handle_admin,
@@ -38,64 +42,48 @@ HANDLERS = {
 
 
 @workflow.defn
-class RoutingWorkflow(Pausable, ApprovalUpdates):
+class RoutingWorkflow(StepWorkflow, ApprovalUpdates):
     """Classify, (approve,) handle; the result says who decided and whether it escalated."""
 
     def __init__(self) -> None:
+        super().__init__()
         self._classification: Classification | None = None
         self.approval = Approval()
-        self._current: str | None = None
-        self._done = 0
 
     @workflow.run
     async def run(self, request: RoutingInput) -> RoutingResult:
         """Return the tier, the approval and what the handler did."""
-        await self._unpaused()
-        self._current = "classify"
-        classification = await workflow.execute_activity_method(
-            RoutingActivities.classify_request, request, summary="classify", **policies.TEXT_ANALYSIS
-        )
-        self._classification = classification
-        self._done += 1
-        outcome: ApprovalOutcome | None = None
-        if classification.tier == "admin":
-            self._current = "awaiting approval"
-            second = request.escalation == "second-group"
-            outcome = await self.approval.wait(
-                timedelta(seconds=request.deadline_seconds),
-                approvers=request.approvers,
-                escalations=[Escalation(request.escalation_approvers, timedelta(seconds=request.escalation_deadline_seconds))]
-                if second else [],
+        async with self.steps.plan(ROUTING_STEPS) as steps:
+            classification = self._classification = await steps.run(
+                "classify", RoutingActivities.classify_request, request, options=policies.TEXT_ANALYSIS,
+                describe=lambda c: f"{c.tier} by {c.classifier}" + (" (fallback)" if c.fallback else ""),
             )
-            self._done += 1
-        else:
-            self.approval.not_required()
-        await self._unpaused()
-        self._current = "handle"
-        handled: HandledRequest | None = None
-        if outcome is None or outcome.decision == "approved":
-            handled = await workflow.execute_activity_method(
-                HANDLERS[classification.tier],
-                HandleInput(
+            outcome: ApprovalOutcome | None = None
+            if classification.tier == "admin":
+                second = request.escalation == "second-group"
+                outcome = await self.approval.wait(
+                    timedelta(seconds=request.deadline_seconds),
+                    approvers=request.approvers,
+                    escalations=[Escalation(request.escalation_approvers, timedelta(seconds=request.escalation_deadline_seconds))]
+                    if second else [],
+                )
+            else:
+                self.approval.not_required()
+            handled: HandledRequest | None = None
+            if outcome is None or outcome.decision == "approved":
+                handle = HandleInput(
                     request_id=request.request_id, requester=request.requester, text=request.text,
                     tier=classification.tier, approved_by=outcome.decided_by if outcome else None,
-                ),
-                summary=f"handle {classification.tier}",
-                **policies.DATABASE_WRITE,
-            )
-        else:
-            await workflow.execute_activity_method(
-                RoutingActivities.record_rejection,
-                RejectionInput(
+                )
+                handled = await steps.run(
+                    "handle", HANDLERS[classification.tier], handle, describe=lambda h: f"{h.tier}: {h.response_hours} h"
+                )
+            else:
+                rejection = RejectionInput(
                     request_id=request.request_id, requester=request.requester, tier=classification.tier,
                     rejected_by=outcome.decided_by, reason=outcome.reason or "",
-                ),
-                summary="record rejection",
-                **policies.DATABASE_WRITE,
-            )
-        self._done += 1
-        self._current = None
-        self._state = "completed"
+                )
+                await steps.run("record rejection", RoutingActivities.record_rejection, rejection)
         # An update accepted just before the end finishes before the run returns.
         await workflow.wait_condition(workflow.all_handlers_finished)
         return RoutingResult(
@@ -110,14 +98,19 @@ class RoutingWorkflow(Pausable, ApprovalUpdates):
         )
 
     @workflow.query
-    def status(self) -> RoutingStatus:
+    def status(self) -> RoutingStatus:  # type: ignore[override]
         """The step, the tier, the approval and its deadline."""
+        status = self.steps.status()
         admin = self._classification is not None and self._classification.tier == "admin"
+        decided = self.approval.state in ("approved", "rejected")
+        awaiting = self.approval.state in ("pending", "escalated")
         return RoutingStatus(
-            state=self._state,
-            current_step=self._current,
-            done=self._done,
-            total=3 if admin else 2,
+            **{
+                **dict(status),
+                "current_step": "awaiting approval" if awaiting else status.current_step,
+                "done": status.done + (1 if admin and decided else 0),
+                "total": len(ROUTING_STEPS) + (1 if admin else 0),
+            },
             tier=self._classification.tier if self._classification else None,
             **self.approval.progress().model_dump(),
         )

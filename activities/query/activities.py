@@ -21,12 +21,10 @@ from typing import Any, TypeVar
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from sagaworks import CIRCUIT_OPEN, Breakers
-from sagaworks.activities.db import Database
+from sagaworks import CIRCUIT_OPEN, LLM, Breakers, BreakerStatus, Database
 from sagaworks.activities.query.agents import DataAgent, OfflinePlanner, Planner, nlp_agent, planner_from_env, viz_agent
 from sagaworks.activities.query.dataset import DataSource, data_source_from_env
 from sagaworks.activities.query.remote import AgentClient
-from sagaworks.contracts.breakers import BreakerStatus
 from sagaworks.contracts.query import (
     AGENTS,
     AgentHealth,
@@ -51,7 +49,8 @@ class QuerySettings:
     agent_urls: dict[AgentName, str] = field(default_factory=dict)
     """Agents served remotely (``NLP_AGENT_URL``, ``DATA_AGENT_URL``, ``VIZ_AGENT_URL``)."""
     planner: Planner | None = None
-    """The in-process NLP provider (default: :func:`planner_from_env`)."""
+    """The in-process NLP provider (default: :func:`planner_from_env`: the LLM gateway's
+    model, or the offline parser)."""
     source: DataSource | None = None
     """What the in-process data agent reads (default: :func:`data_source_from_env`)."""
     statement_timeout: float = 10
@@ -124,7 +123,9 @@ def _agent_call(agent: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
 class QueryActivities:
     """The activities of :class:`workflows.query.QueryWorkflow`, bound to one database."""
 
-    def __init__(self, db: Database, settings: QuerySettings | None = None) -> None:
+    def __init__(self, db: Database, settings: QuerySettings | None = None, llm: LLM | None = None) -> None:
+        self._db = db
+        self._llm = llm
         self.settings = settings or QuerySettings.from_env()
         self.breakers = Breakers(db)
         self.data = DataAgent(self.settings.source or data_source_from_env(db.url), self.settings.statement_timeout)
@@ -135,7 +136,7 @@ class QueryActivities:
     @property
     def planner(self) -> Planner:
         if self._planner is None:
-            self._planner = planner_from_env()
+            self._planner = planner_from_env(self._llm or LLM(self._db))
         return self._planner
 
     @activity.defn(name="query_check_agents")
@@ -195,10 +196,8 @@ class QueryActivities:
         client = self.clients.get("nlp")
         if client is not None:
             return self.breakers.call("nlp", client.call, request, PlanResult)
-        planner = self.planner
-        if isinstance(planner, OfflinePlanner):
-            return nlp_agent(planner, self.data, request)
-        return self.breakers.call("llm", nlp_agent, planner, self.data, request)
+        # The gateway's model behind its own ``llm`` breaker, the offline parser as its fallback.
+        return nlp_agent(self.planner, self.data, request)
 
     @activity.defn(name="query_plan_offline")
     @_agent_call("nlp-fallback")

@@ -19,8 +19,7 @@ from typing import Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from sagaworks.activities.errors import ErrorClass, error, validation_error
-from sagaworks.activities.llm import GroqSettings, StructuredChat, groq_settings_from_env
+from sagaworks import LLM, ErrorClass, error, keep_alive, validation_error
 from sagaworks.activities.query.dataset import DataSource, describe, engine_for, load_sample_data
 from sagaworks.activities.query.parser import NotUnderstood, explain, parse_question
 from sagaworks.activities.query.sql import QueryTimedOut, ReadOnlyRunner, SqlRefused, compile_plan, guard
@@ -60,17 +59,32 @@ Use "measures" (aggregation one of count/sum/avg/min/max; count of rows has no c
 Question: {question}"""
 
 
-class GroqPlanner:
-    """Plans by a Groq chat model through ChatGroq's structured output (JSON mode),
-    validated against :class:`QueryPlan` (:class:`activities.llm.StructuredChat`: invalid
-    output is a retryable ``ModelError`` until the last attempt, then a final one)."""
+FAMILY = "query"
+"""The family's name to the LLM gateway: ``SAGAWORKS_LLM_QUERY_*`` configure its model."""
+PLAN_TOKENS = 1024
+"""The longest plan the model may write (its completion tokens)."""
 
-    def __init__(self, api_key: str, model: str, base_url: str | None = None, timeout: float = 60) -> None:
-        self.model = model
-        self.name = f"groq:{model}"
-        self._chat = StructuredChat(GroqSettings(api_key, model, base_url), QueryPlan, timeout)
+
+class LLMPlanner:
+    """Plans by the model of the LLM gateway (:class:`sagaworks.LLM`, family ``query``),
+    the answer validated as :class:`QueryPlan`, with the offline parser as the declared
+    fallback: when the gateway's ``llm`` breaker is open, its budget would be waited out
+    past the step's deadline, the provider refuses the call or the answer is unusable,
+    the parser plans and the result says why (:attr:`PlanResult.fallback`)."""
+
+    def __init__(self, llm: LLM) -> None:
+        self._llm = llm
+        self._offline = OfflinePlanner()
+
+    @property
+    def name(self) -> str:
+        return self._llm.settings(FAMILY).name
 
     def plan(self, question: str, catalog: Schema) -> QueryPlan:
+        return self.plan_result(question, catalog).plan
+
+    def plan_result(self, question: str, catalog: Schema) -> PlanResult:
+        """The model's plan, or the offline parser's saying why."""
         tables = "\n".join(
             f"- {t.name}: " + ", ".join(f"{c.name}: {c.kind}{' ' + str(c.values) if c.values else ''}" for c in t.columns)
             for t in catalog.tables
@@ -78,17 +92,26 @@ class GroqPlanner:
         prompt = _PLAN_PROMPT.format(
             tables=tables, schema=json.dumps(QueryPlan.model_json_schema()), question=question
         )
-        plan = self._chat.ask(prompt)
-        return plan if plan.explanation or plan.sql else plan.model_copy(update={"explanation": explain(plan)})
+        with keep_alive():
+            answer = self._llm.ask(
+                FAMILY, prompt, parse=QueryPlan.model_validate_json,
+                fallback=lambda: None, max_tokens=PLAN_TOKENS, json_mode=True,
+            )
+        if answer.value is None:
+            plan = self._offline.plan(question, catalog)
+            return PlanResult(plan=plan, produced_by="fallback:offline-parser", fallback=answer.fallback)
+        plan = answer.value
+        plan = plan if plan.explanation or plan.sql else plan.model_copy(update={"explanation": explain(plan)})
+        return PlanResult(plan=plan, produced_by=f"nlp-agent:{answer.provider}")
 
 
-def planner_from_env() -> Planner:
-    """Groq when ``GROQ_API_KEY`` is set (or ``SAGAWORKS_LLM_PROVIDER=groq``), else offline;
-    the same variables as :func:`activities.llm.provider_from_env`."""
-    settings = groq_settings_from_env()
-    if settings is None:
-        return OfflinePlanner()
-    return GroqPlanner(settings.api_key, settings.model, settings.base_url)
+def planner_from_env(llm: LLM | None = None) -> Planner:
+    """The gateway's model when one is configured for the query family (``llm``, else one
+    on the environment's database), else the offline parser."""
+    from sagaworks import Database, database_url
+
+    gateway = llm or LLM(Database(database_url()))
+    return LLMPlanner(gateway) if gateway.configured(FAMILY) else OfflinePlanner()
 
 
 @dataclass
@@ -159,6 +182,8 @@ def database_faults() -> Iterator[None]:
 def nlp_agent(planner: Planner, data: DataAgent, request: PlanInput) -> PlanResult:
     """Question -> plan (the catalog defaults to the data source's)."""
     catalog = request.catalog or data.catalog()
+    if isinstance(planner, LLMPlanner):
+        return planner.plan_result(request.question, catalog)
     return PlanResult(plan=planner.plan(request.question, catalog), produced_by=f"nlp-agent:{planner.name}")
 
 

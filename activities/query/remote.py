@@ -20,7 +20,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 from temporalio.exceptions import ApplicationError
 
-from sagaworks.activities.errors import ErrorClass, error
+from sagaworks import ErrorClass, error
 from sagaworks.contracts.query import (
     AgentError,
     AgentName,
@@ -92,7 +92,7 @@ def agent_app(name: AgentName, handler: Callable[[Any], BaseModel]) -> Any:
 
 def build_handler(name: AgentName) -> Callable[[Any], BaseModel]:
     """The local agent behind a remote one, configured from the environment."""
-    from sagaworks.activities.db import database_url
+    from sagaworks import database_url
     from sagaworks.activities.query.agents import DataAgent, nlp_agent, planner_from_env, viz_agent
     from sagaworks.activities.query.dataset import data_source_from_env
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sagaworks.activities.plans.analysis import _in_scope, _plain, _text
-from sagaworks.activities.plans.common import PlanError, StageContext, StageResult
+from sagaworks.activities.plan_analysis.analysis import _in_scope, _plain, _text
+from sagaworks.activities.plan_analysis.common import PlanError, StageContext, StageResult
 
 _YEAR = re.compile(r"^(20\d\d)$")
 _AMOUNT = re.compile(r"\$?\s*(\d{1,3}(?:\.\d{3})+|\d+)(?:,(\d+))?")

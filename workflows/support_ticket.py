@@ -1,7 +1,9 @@
 """``support-ticket``: a ticket classified, routed, looked into through MCP, then worked on.
 
-The run lives as long as the ticket: it is classified (by the worker's LLM on the LLM task
-queue when one is configured, else, and whenever the model fails, by the seed's rules) and
+The run lives as long as the ticket: it is classified (through the LLM gateway on the LLM
+task queue, the seed's rules being its declared fallback: they answer when no model is
+configured, when the gateway's breaker is open, its budget spent or the answer unusable,
+and the ticket says why in ``classification_fallback``) and
 routed to its type's handler, which looks things up through MCP (the customer's tier in the
 database, recent logs on the filesystem, products, incidents). Then it waits for people:
 ``assign`` and ``resolve`` are Updates whose validators refuse what the ticket's state does
@@ -27,21 +29,19 @@ from datetime import timedelta
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from sagaworks import Pausable, refusal
-
 with workflow.unsafe.imports_passed_through():
-    from sagaworks.activities.mcp_support import notify_escalation
-    from sagaworks.activities.support_classifier import TicketClassifier
+    from sagaworks import McpTools, Pausable, failure_text, refusal
+    from sagaworks.activities.support_ticket import TicketClassifier, notify_escalation
     from sagaworks.contracts.support import (
         REOPEN_WINDOW,
         TICKET_ASSIGNEE,
         TICKET_PRIORITY,
         TICKET_STATE,
         TICKET_TYPE,
+        MAX_COMMENTS,
         AssignRequest,
         Classification,
         ClassifyTicketInput,
-        MAX_COMMENTS,
         Comment,
         Escalation,
         EscalationNotice,
@@ -55,7 +55,6 @@ with workflow.unsafe.imports_passed_through():
         raised,
         task_priority,
     )
-    from sagaworks import McpTools, failure_text
     from sagaworks.policies import LLM_PASS, MCP_BUDGETS, NOTIFY, llm_task_queue, mcp_call
 
 CLASSIFY_PATCH = "ticket-classify-activity"
@@ -130,12 +129,14 @@ class SupportTicket(Pausable):
         return view
 
     async def _classify(self, ticket: TicketInput, rules: Classification) -> tuple[Classification, str | None]:
-        """The ``classify_ticket`` activity's answer, or the rules' and why the model failed.
+        """The ``classify_ticket`` activity's answer, and why the rules gave it although a
+        model is configured (the activity's declared fallback, or the activity itself
+        failing for good: the rules computed here then answer).
 
         It runs on the LLM task queue at the priority the rules estimate, so urgent
         tickets are classified first when the model's queue is backed up."""
         try:
-            found = await workflow.execute_activity_method(
+            found = await workflow.execute_activity(
                 TicketClassifier.classify_ticket,
                 ClassifyTicketInput(ticket_id=ticket.ticket_id, text=f"{ticket.subject}\n{ticket.body}"),
                 task_queue=llm_task_queue(workflow.info().task_queue),
@@ -145,7 +146,7 @@ class SupportTicket(Pausable):
             )
         except ActivityError as failure:
             return rules, failure_text(failure)
-        return found, None
+        return found, found.fallback
 
     async def _first_response(self) -> None:
         """Wait for an assignment; each SLA that runs out first escalates the ticket."""

@@ -10,8 +10,9 @@ with the options the strategy sets) and the run goes on. Alerts go through an ac
 (structured log, Prometheus counter, optional webhook) and the run's highest level is a
 search attribute. With a model configured on the worker (``PreparedPlan.llm``), the semantic
 stage runs a second time on the LLM task queue as an LLM pass that confirms, completes and
-adds to the offline extraction (``activities/plans/llm_pass.py``); if the pass fails, the
-offline outcome stands and a WARNING alert says why. Activities are called by name (``activities.plans.activities``), so the
+adds to the offline extraction (``activities/plan_analysis/llm_pass.py``, through the LLM
+gateway); if the pass fails, or the gateway falls back (its breaker open, its budget spent,
+the answer unusable), the offline outcome stands and a WARNING alert says why. Activities are called by name (``activities.plan_analysis.activities``), so the
 catalog, and the CLI through it, never imports the PDF, OCR and breaker libraries. Temporal's history is the checkpoint chain and the audit trail: the trace
 and post-mortem are derived from it (client/postmortem.py).
 """

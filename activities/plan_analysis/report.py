@@ -6,8 +6,8 @@ import html
 import json
 from typing import Any
 
-from sagaworks.activities.plans.audit import _millions
-from sagaworks.activities.plans.common import StageContext, StageResult
+from sagaworks.activities.plan_analysis.audit import _millions
+from sagaworks.activities.plan_analysis.common import StageContext, StageResult
 
 
 def _sections(ctx: StageContext) -> list[tuple[str, list[str]]]:

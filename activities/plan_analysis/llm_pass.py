@@ -1,10 +1,15 @@
 """The semantic stage's LLM pass: the model confirms, completes and adds to the offline rules.
 
-With a model configured on the worker (:func:`activities.llm.groq_settings_from_env`), the
-workflow runs the semantic stage a second time on the LLM task queue with
+With a model configured on the worker for the family (the LLM gateway, :class:`sagaworks.LLM`,
+family ``plan-analysis``: ``SAGAWORKS_LLM_PLAN_ANALYSIS_*`` or the general ``SAGAWORKS_LLM_*``),
+the workflow runs the semantic stage a second time on the LLM task queue with
 ``options.llm`` naming the model. That execution extracts offline as always, then asks the
 model for the plan's goals and programmes (answer validated as :class:`SemanticLabels`) and
-merges them:
+merges them. The offline extraction is the pass's declared fallback: when the gateway's
+``llm`` breaker is open, its budget would be waited out past the step's deadline, the
+provider refuses the call or the answer is unusable, the pass fails at once (a final
+``ModelError`` saying why, never stored as the stage's output) and the workflow keeps the
+offline outcome it holds, with a WARNING alert giving the reason. The merge:
 
 - a programme the model names is matched to an offline one by its code, else by its name;
   a match is ``confirmed_by`` the model, and DNP fields the rules missed are filled from it;
@@ -25,9 +30,13 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from sagaworks.activities.errors import ErrorClass, error
-from sagaworks.activities.llm import GroqSettings, StructuredChat, groq_settings_from_env
+from sagaworks import LLM as Gateway
+from sagaworks import ErrorClass, error
 
+FAMILY = "plan-analysis"
+"""The family's name to the LLM gateway."""
+ANSWER_TOKENS = 4096
+"""The longest answer the model may give (its completion tokens)."""
 LLM = 0.7
 """Confidence of an element only the model found (between prose and labelled ones)."""
 MAX_TEXT = 12_000
@@ -69,13 +78,9 @@ Plan:
 """
 
 
-def semantic_chat(settings: GroqSettings | None) -> StructuredChat[SemanticLabels] | None:
-    """The semantic pass's model on ``settings`` (None: offline only)."""
-    return StructuredChat(settings, SemanticLabels) if settings else None
-
-
-def semantic_chat_from_env() -> StructuredChat[SemanticLabels] | None:
-    return semantic_chat(groq_settings_from_env())
+def model_of(llm: Gateway | None) -> str | None:
+    """The model the pass asks through ``llm`` (``<provider>:<model>``), or None offline."""
+    return llm.settings(FAMILY).name if llm is not None and llm.configured(FAMILY) else None
 
 
 def _plain(text: str) -> str:
@@ -102,21 +107,28 @@ def _sentence_with(text: str, phrase: str) -> str | None:
 
 
 def merge(
-    chat: StructuredChat[SemanticLabels] | None,
+    llm: Gateway | None,
     model: str,
     text: str,
     goals: list[dict[str, Any]],
     programmes: list[dict[str, Any]],
 ) -> dict[str, int]:
-    """Ask ``chat`` (which must be ``model``) and merge its answer into ``goals`` and
-    ``programmes`` in place; returns what it changed (confirmed, added, filled, rejected)."""
-    if chat is None or chat.name != model:
+    """Ask ``llm``'s model (which must be ``model``) and merge its answer into ``goals`` and
+    ``programmes`` in place; returns what it changed (confirmed, added, filled, rejected).
+    Raises a final ``ModelError`` when the gateway falls back (the offline extraction,
+    which the workflow holds, is the fallback)."""
+    runs = model_of(llm)
+    if llm is None or runs != model:
         raise error(
-            ErrorClass.MODEL,
-            f"the LLM pass asks for {model}; this worker runs {chat.name if chat else 'no model'}",
-            non_retryable=True,
+            ErrorClass.MODEL, f"the LLM pass asks for {model}; this worker runs {runs or 'no model'}", non_retryable=True
         )
-    labels = chat.ask(_PROMPT + text[:MAX_TEXT])
+    answer = llm.ask(
+        FAMILY, _PROMPT + text[:MAX_TEXT], parse=SemanticLabels.model_validate_json, fallback=lambda: None,
+        max_tokens=ANSWER_TOKENS, json_mode=True,
+    )
+    if answer.value is None:
+        raise error(ErrorClass.MODEL, answer.fallback or f"{model} did not answer", non_retryable=True)
+    labels = answer.value
     plain_text = _plain(text)
     counts = {"confirmed": 0, "added": 0, "filled": 0, "rejected": 0}
 

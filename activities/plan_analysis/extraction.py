@@ -11,7 +11,7 @@ import io
 import shutil
 from typing import Any
 
-from sagaworks.activities.plans.common import PlanError, StageContext, StageResult
+from sagaworks.activities.plan_analysis.common import PlanError, StageContext, StageResult
 
 MIN_PAGE_CHARS = 20
 """A page with fewer extracted characters has no usable text layer (a scan)."""

@@ -21,14 +21,14 @@ from typing import Any
 import structlog
 from temporalio import activity
 
-from sagaworks import BreakerConfig, Breakers
+from sagaworks import LLM, BreakerConfig, Breakers
 from sagaworks.activities.db import Database
 from sagaworks.activities.errors import ErrorClass, error, validation_error
 from sagaworks.activities.liveness import keep_alive
-from sagaworks.activities.plans import analysis, audit, extraction, llm_pass, report
-from sagaworks.activities.plans.common import PlanError, StageContext, StageResult
-from sagaworks.activities.plans.registry import load_registry
-from sagaworks.activities.plans.store import OutputStore, output_key
+from sagaworks.activities.plan_analysis import analysis, audit, extraction, llm_pass, report
+from sagaworks.activities.plan_analysis.common import PlanError, StageContext, StageResult
+from sagaworks.activities.plan_analysis.registry import load_registry
+from sagaworks.activities.plan_analysis.store import OutputStore, output_key
 from sagaworks.contracts.plans import (
     STAGES,
     Alert,
@@ -104,9 +104,9 @@ class PlanSettings:
     max_pages: int = field(default_factory=lambda: int(os.environ.get("SAGAWORKS_MAX_PLAN_PAGES", 1_000)))
     """Most pages a plan may have (``SAGAWORKS_MAX_PLAN_PAGES``, default 1,000): each stage's
     time grows with them (OCR takes seconds a scanned page), bounded by its timeout."""
-    llm: Any = field(default_factory=llm_pass.semantic_chat_from_env)
-    """The model of the semantic stage's LLM pass (``llm_pass.semantic_chat``; default
-    the Groq model the environment configures, None offline)."""
+    llm: LLM | None = None
+    """The LLM gateway of the semantic stage's LLM pass (default: one on the worker's
+    database configured by the environment; no pass when it configures no model)."""
 
 
 def _page_count(path: Path) -> int | None:
@@ -124,6 +124,7 @@ class PlanActivities:
 
     def __init__(self, db: Database, settings: PlanSettings | None = None) -> None:
         self._settings = settings or PlanSettings()
+        self._llm = self._settings.llm or LLM(db)
         self._store = OutputStore(db)
         self._breakers = Breakers(db, {breaker_name(s): self._settings.breaker for s in STAGES})
 
@@ -164,7 +165,7 @@ class PlanActivities:
                 plan_id=request.plan_id, municipality=request.municipality,
             ),
             registry=registry,
-            llm=self._settings.llm.name if self._settings.llm else None,
+            llm=llm_pass.model_of(self._llm),
         )
 
     @activity.defn
@@ -199,7 +200,7 @@ class PlanActivities:
             outputs={stage: self._store.require(request.upstream[stage], stage)["result"] for stage in READS[request.stage]},
             mitigations=request.mitigations,
             alerts=request.alerts,
-            llm=self._settings.llm,
+            llm=self._llm,
         )
         try:
             if fault is not None:

@@ -1,5 +1,5 @@
 """Stages 3-5: semantic analysis, causal extraction and mechanism inference (offline rules;
-the semantic stage's optional LLM pass is :mod:`activities.plans.llm_pass`).
+the semantic stage's optional LLM pass is :mod:`activities.plan_analysis.llm_pass`).
 
 Spanish development plans follow a recognisable shape: strategic axes with goals
 ("Objetivo ..."), programmes ("Programa 1.2: ..."), each with an indicator, a baseline, a
@@ -18,8 +18,8 @@ import re
 import unicodedata
 from typing import Any
 
-from sagaworks.activities.plans import llm_pass
-from sagaworks.activities.plans.common import PlanError, StageContext, StageResult
+from sagaworks.activities.plan_analysis import llm_pass
+from sagaworks.activities.plan_analysis.common import PlanError, StageContext, StageResult
 
 EXPLICIT = 0.9
 """Confidence of a labelled element (``Programa 1.1: ...``, ``Objetivo 2: ...``)."""

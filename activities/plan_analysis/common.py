@@ -72,7 +72,7 @@ class StageContext:
     mitigations: tuple[Mitigation, ...] = ()
     alerts: tuple[Alert, ...] = field(default=())
     llm: Any = None
-    """The worker's model for the semantic stage's LLM pass (``llm_pass.semantic_chat``)."""
+    """The worker's LLM gateway for the semantic stage's LLM pass (:class:`sagaworks.LLM`)."""
 
     def upstream(self, stage: str) -> dict[str, Any]:
         return self.outputs[stage]
