@@ -1,6 +1,7 @@
 """The routing family's activities: classify by rules, handle per tier, record decisions.
 
-A request asking for the model (``classifier: llm``) is classified through the LLM gateway
+Where the worker has a model (and the request does not ask for ``classifier: rules``), a
+request is classified through the LLM gateway
 (:class:`sagaworks.LLM`, family ``routing``: ``SAGAWORKS_LLM_ROUTING_*`` or the general
 ``SAGAWORKS_LLM_*``) with the input's rules as the declared fallback: when the gateway's
 ``llm`` breaker is open, its budget would be waited out past the step's deadline, the
@@ -84,9 +85,10 @@ class RoutingActivities:
     @activity.defn
     def classify_request(self, request: RoutingInput) -> Classification:
         """The request's tier by the input's rules, or by the model with the rules as its fallback."""
-        if request.classifier == "rules":
+        configured = self._llm is not None and self._llm.configured(FAMILY)
+        if request.classifier == "rules" or (request.classifier is None and not configured):
             return classify(request)
-        if self._llm is None or not self._llm.configured(FAMILY):
+        if self._llm is None or not configured:
             raise validation_error("no LLM is configured on the worker (SAGAWORKS_LLM_PROVIDER, GROQ_API_KEY)", field="classifier")
         rules = classify(request)
         with keep_alive():

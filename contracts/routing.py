@@ -31,8 +31,9 @@ class RoutingInput(StrictModel):
     request_id: Text = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$")
     requester: Text = Field(min_length=1, max_length=200)
     text: Text = Field(min_length=1, max_length=10_000)
-    classifier: Literal["rules", "llm"] = "rules"
-    """``rules``: the terms below; ``llm``: the worker's chat model (Groq) decides."""
+    classifier: Literal["rules", "llm"] | None = None
+    """Unset: the worker's model decides when one is configured, else the terms below;
+    ``rules``: always the terms below; ``llm``: the model, refused where none is configured."""
     admin_terms: list[Text] = Field(default_factory=lambda: ["admin", "administrator", "root access", "sudo"])
     """Words that make a request an admin request (whole words, any case)."""
     premium_terms: list[Text] = Field(default_factory=lambda: ["premium", "pro plan", "priority", "enterprise"])

@@ -169,6 +169,8 @@ ROUTING = Family(
     ),
     activities=f"{_ACT}:routing",
     samples_dir=SAMPLES,
+    # Classified by the model where the worker has one, the input's rules as its fallback.
+    llm_steps=("classify",),
 )
 
 ITERATIVE = Family(
