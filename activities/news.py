@@ -20,12 +20,12 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-from pydantic import BaseModel, RootModel, ValidationError
+from pydantic import BaseModel, RootModel
 from sqlalchemy import DateTime, Integer, String, Text, delete, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from temporalio import activity
@@ -51,8 +51,9 @@ from sagaworks.contracts.news_digest import (
     SummariseInput,
 )
 
+
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 FAMILY = "news-digest"
@@ -386,7 +387,7 @@ class NewsActivities:
             for key, guid, title, link, published, text in rows:
                 yield Article(
                     key=key, guid=guid, title=title, link=link, source=feed.name, text=text,
-                    published=published if published is None or published.tzinfo else published.replace(tzinfo=timezone.utc),
+                    published=published if published is None or published.tzinfo else published.replace(tzinfo=UTC),
                 )
 
     @activity.defn
@@ -400,7 +401,7 @@ class NewsActivities:
         unique: set[str] = set()
         newest: list[tuple[tuple[datetime, str], Article]] = []  # a min-heap of the newest fresh articles
         duplicates = irrelevant = seen = fresh = 0
-        oldest = datetime.min.replace(tzinfo=timezone.utc)
+        oldest = datetime.min.replace(tzinfo=UTC)
         with database_errors(), self._db.transaction() as session:
             for batch in _batches(self._articles_of(session, request), STORE_BATCH):
                 relevant = []

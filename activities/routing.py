@@ -16,9 +16,9 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
+from pydantic import BaseModel
 from sqlalchemy import DateTime, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
-from pydantic import BaseModel
 from temporalio import activity
 
 from sagaworks import LLM, Base, Database, database_errors, keep_alive, validation_error

@@ -10,6 +10,7 @@ catalog imports no family's code.
 from __future__ import annotations
 
 from pathlib import Path
+
 from sagaworks import ApprovalDeclaration, DemoRun, DemoUpdate, Family, Restartable, lazy
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"

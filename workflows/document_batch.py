@@ -25,7 +25,6 @@ with workflow.unsafe.imports_passed_through():
 
     from sagaworks import ErrorClass, StepWorkflow, error_class, policies, reported_error, run_windowed
     from sagaworks.activities.document.activities import DocumentActivities
-    from sagaworks.workflows.document import DocumentPipeline
     from sagaworks.contracts.document import (
         BATCH_STEPS,
         LISTED_OUTCOME_BYTES,
@@ -35,10 +34,10 @@ with workflow.unsafe.imports_passed_through():
         DocumentInput,
         DocumentOutcome,
         ListingPage,
-        StoredListing,
         document_id_for,
         document_workflow_id,
     )
+    from sagaworks.workflows.document import DocumentPipeline
 
 STORED_LISTING = "stored-listing"
 """The patch that stores the folder's listing instead of returning it whole."""

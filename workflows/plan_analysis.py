@@ -29,7 +29,7 @@ from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 with workflow.unsafe.imports_passed_through():
     import pydantic
 
-    from sagaworks import CIRCUIT_OPEN
+    from sagaworks import CIRCUIT_OPEN, Pausable, policies
     from sagaworks.contracts.plans import (
         ALERT_LEVELS,
         ALERT_SEARCH_ATTRIBUTE,
@@ -54,8 +54,6 @@ with workflow.unsafe.imports_passed_through():
         StageOutcome,
         stage_summary,
     )
-    from sagaworks import policies
-    from sagaworks import Pausable
 
 ALERT_LEVEL_KEY = SearchAttributeKey.for_keyword(ALERT_SEARCH_ATTRIBUTE)
 SEVERITY_ALERT: dict[str, AlertLevel] = {"LOW": "INFO", "MEDIUM": "WARNING", "HIGH": "ERROR", "CRITICAL": "CRITICAL"}

@@ -22,14 +22,13 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     import pydantic
 
-    from sagaworks import ErrorClass, StepWorkflow, Steps, policies
+    from sagaworks import ErrorClass, Steps, StepWorkflow, policies
     from sagaworks.activities.query.activities import QueryActivities
     from sagaworks.contracts.query import (
         AGENT_UNAVAILABLE,
         AGENTS,
         QUERY_STEPS,
         AgentHealth,
-        AgentName,
         Chart,
         DataInput,
         DataResult,

@@ -33,12 +33,12 @@ with workflow.unsafe.imports_passed_through():
     from sagaworks import McpTools, Pausable, failure_text, refusal
     from sagaworks.activities.support_ticket import TicketClassifier, notify_escalation
     from sagaworks.contracts.support import (
+        MAX_COMMENTS,
         REOPEN_WINDOW,
         TICKET_ASSIGNEE,
         TICKET_PRIORITY,
         TICKET_STATE,
         TICKET_TYPE,
-        MAX_COMMENTS,
         AssignRequest,
         Classification,
         ClassifyTicketInput,

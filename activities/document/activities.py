@@ -23,14 +23,24 @@ from sqlalchemy.orm import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from sagaworks import LLM, Database, ErrorClass, attempts_since, bugs_retried, database_errors, error, keep_alive, validation_error
-from sagaworks.activities.llm import FAILED_CALL_ATTEMPTS, MAX_NAME, ConceptList, LLMProvider
+from sagaworks import (
+    LLM,
+    Database,
+    ErrorClass,
+    attempts_since,
+    bugs_retried,
+    database_errors,
+    error,
+    keep_alive,
+    validation_error,
+)
 from sagaworks.activities.document.extraction import parse_text, split_text
 from sagaworks.activities.document.formats import detect_format, open_docx, open_pdf
 from sagaworks.activities.document.listing import FolderListing
 from sagaworks.activities.document.ranking import rank_concepts
 from sagaworks.activities.document.roots import DocumentSettings
 from sagaworks.activities.document.tables import VERSION_TABLES, ChunkRow, ConceptRow, DocumentRow, MentionRow, rows_of
+from sagaworks.activities.llm import FAILED_CALL_ATTEMPTS, MAX_NAME, ConceptList, LLMProvider
 from sagaworks.contracts.document import (
     ChunkInput,
     ChunkSummary,

@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from sagaworks import validation_error
-from sagaworks.contracts.document import DocumentFormat
 from sagaworks.activities.document.formats import decode_text, open_docx, open_pdf
 from sagaworks.activities.document.roots import DocumentSettings
+from sagaworks.contracts.document import DocumentFormat
 
 
 def parse_text(path: Path, data: bytes, fmt: DocumentFormat, settings: DocumentSettings) -> str:

@@ -10,9 +10,8 @@ import zipfile
 from pathlib import Path
 
 from sagaworks import validation_error
-from sagaworks.contracts.document import DocumentFormat
 from sagaworks.activities.document.roots import DocumentSettings
-
+from sagaworks.contracts.document import DocumentFormat
 
 EXTENSIONS: dict[str, DocumentFormat] = {
     ".txt": "txt", ".text": "txt", ".md": "md", ".markdown": "md",

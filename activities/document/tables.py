@@ -7,7 +7,7 @@ removes only its own rows: what an earlier run stored is never lost.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, Float, Integer, String, Text
@@ -18,7 +18,7 @@ from sagaworks.activities.llm import MAX_NAME
 
 
 def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class DocumentRow(Base):

@@ -19,7 +19,6 @@ from sagaworks.activities.errors import validation_error
 from sagaworks.contracts.plans import STAGES, Condition, Risk, RiskRegistry
 
 
-
 def _risk(**fields: Any) -> Risk:
     return Risk.model_validate(fields, strict=False)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import DateTime, String, Text
@@ -30,7 +30,7 @@ class PlanOutputRow(Base):
     """The output as JSON."""
     produced_by: Mapped[str] = mapped_column(String(300))
     """The workflow id of the run that executed the stage."""
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=lambda: datetime.now(timezone.utc))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=lambda: datetime.now(UTC))
 
 
 def output_key(request: StageInput) -> str:

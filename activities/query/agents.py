@@ -24,7 +24,16 @@ from sagaworks.activities.query.dataset import DataSource, describe, engine_for,
 from sagaworks.activities.query.parser import NotUnderstood, explain, parse_question
 from sagaworks.activities.query.sql import QueryTimedOut, ReadOnlyRunner, SqlRefused, compile_plan, guard
 from sagaworks.activities.query.viz import make_chart
-from sagaworks.contracts.query import DataInput, DataResult, PlanInput, PlanResult, QueryPlan, Schema, VizInput, VizResult
+from sagaworks.contracts.query import (
+    DataInput,
+    DataResult,
+    PlanInput,
+    PlanResult,
+    QueryPlan,
+    Schema,
+    VizInput,
+    VizResult,
+)
 
 
 class Planner(Protocol):
