@@ -87,11 +87,17 @@ class RoutingActivities:
         if request.classifier == "rules":
             return classify(request)
         if self._llm is None or not self._llm.configured(FAMILY):
-            raise validation_error("no LLM is configured on the worker (SAGAWORKS_LLM_PROVIDER, GROQ_API_KEY)", field="classifier")
+            raise validation_error(
+                "no LLM is configured on the worker (SAGAWORKS_LLM_PROVIDER, GROQ_API_KEY)", field="classifier"
+            )
         rules = classify(request)
         with keep_alive():
             answer = self._llm.ask(
-                FAMILY, _CLASSIFY_PROMPT + request.text, parse=_tier_of, fallback=lambda: rules, max_tokens=ANSWER_TOKENS
+                FAMILY,
+                _CLASSIFY_PROMPT + request.text,
+                parse=_tier_of,
+                fallback=lambda: rules,
+                max_tokens=ANSWER_TOKENS,
             )
         if answer.value is rules:
             return rules.model_copy(update={"fallback": answer.fallback})
@@ -105,8 +111,13 @@ class RoutingActivities:
         hours = RESPONSE_HOURS[request.tier]
         self._record(
             RoutedRequestRow(
-                request_id=request.request_id, requester=request.requester, tier=request.tier,
-                outcome="handled", decided_by=request.approved_by, response=response, response_hours=hours,
+                request_id=request.request_id,
+                requester=request.requester,
+                tier=request.tier,
+                outcome="handled",
+                decided_by=request.approved_by,
+                response=response,
+                response_hours=hours,
             )
         )
         return HandledRequest(tier=request.tier, response=response, response_hours=hours)
@@ -115,8 +126,9 @@ class RoutingActivities:
     def handle_admin(self, request: HandleInput) -> HandledRequest:
         """Carry out an approved admin request: recorded with its approver, 1 h response."""
         return self._handle(
-            request, f"admin request of {request.requester} approved by {request.approved_by}; "
-            "an operator carries it out within the hour"
+            request,
+            f"admin request of {request.requester} approved by {request.approved_by}; "
+            "an operator carries it out within the hour",
         )
 
     @activity.defn
@@ -134,7 +146,12 @@ class RoutingActivities:
         """Record a rejected (or auto-rejected) request and why."""
         self._record(
             RoutedRequestRow(
-                request_id=request.request_id, requester=request.requester, tier=request.tier,
-                outcome="rejected", decided_by=request.rejected_by, response=request.reason, response_hours=None,
+                request_id=request.request_id,
+                requester=request.requester,
+                tier=request.tier,
+                outcome="rejected",
+                decided_by=request.rejected_by,
+                response=request.reason,
+                response_hours=None,
             )
         )

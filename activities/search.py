@@ -116,7 +116,10 @@ class SearchActivities:
                 for document_id, content_hash, _ in sorted(versions)
                 for row in session.scalars(
                     select(ChunkRow)
-                    .where(ChunkRow.document_id == document_id, ChunkRow.content_hash == _rows_key(session, document_id, content_hash))
+                    .where(
+                        ChunkRow.document_id == document_id,
+                        ChunkRow.content_hash == _rows_key(session, document_id, content_hash),
+                    )
                     .order_by(ChunkRow.chunk_index)
                 )
             ]
@@ -142,8 +145,11 @@ class SearchActivities:
             query=request.query,
             hits=[
                 Hit(
-                    document_id=chunks[i].document_id, path=paths[chunks[i].document_id],
-                    chunk_index=chunks[i].chunk_index, score=round(float(scores[i]), 4), text=excerpt(chunks[i].text, query_terms),
+                    document_id=chunks[i].document_id,
+                    path=paths[chunks[i].document_id],
+                    chunk_index=chunks[i].chunk_index,
+                    score=round(float(scores[i]), 4),
+                    text=excerpt(chunks[i].text, query_terms),
                 )
                 for i in ranked
                 if scores[i] > 0

@@ -98,7 +98,12 @@ class TicketClassifier:
 
         with keep_alive():
             answer = self._llm.ask(
-                FAMILY, _PROMPT + request.text, parse=parse, fallback=lambda: rules, max_tokens=LABEL_TOKENS, json_mode=True
+                FAMILY,
+                _PROMPT + request.text,
+                parse=parse,
+                fallback=lambda: rules,
+                max_tokens=LABEL_TOKENS,
+                json_mode=True,
             )
         if answer.value is rules:
             return rules.model_copy(update={"fallback": answer.fallback})
@@ -126,5 +131,7 @@ def notify_escalation(notice: EscalationNotice) -> str:
             f"escalation webhook answered {refused.code}", type=ErrorClass.EXTERNAL, non_retryable=refused.code < 500
         ) from refused
     except (urllib.error.URLError, TimeoutError) as unreachable:
-        raise ApplicationError(f"escalation webhook unreachable: {unreachable}", type=ErrorClass.EXTERNAL) from unreachable
+        raise ApplicationError(
+            f"escalation webhook unreachable: {unreachable}", type=ErrorClass.EXTERNAL
+        ) from unreachable
     return f"webhook {url}"

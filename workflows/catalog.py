@@ -37,8 +37,9 @@ ORDER = Family(
     "compensated in reverse on failure or cancel.",
     workflow_id=lambda order: order_workflow_id(order.order_id),
     id_reuse_policy="REJECT_DUPLICATE",
-    conflict_message=lambda order: f"order {order.order_id} was already submitted "
-    f"(see `saga status {order_workflow_id(order.order_id)}`)",
+    conflict_message=lambda order: (
+        f"order {order.order_id} was already submitted (see `saga status {order_workflow_id(order.order_id)}`)"
+    ),
     samples=(
         "orders/order.json",
         "orders/order-fails-at-shipping.json",
@@ -46,7 +47,10 @@ ORDER = Family(
         "orders/order-slow.json",
     ),
     rerun_field="order_id",
-    demo=(DemoRun("orders/order.json", result_has=("references",), result_means="a reference from every step"), DemoRun("orders/order-fails-at-shipping.json", "FAILED")),
+    demo=(
+        DemoRun("orders/order.json", result_has=("references",), result_means="a reference from every step"),
+        DemoRun("orders/order-fails-at-shipping.json", "FAILED"),
+    ),
     activities=f"{_ACT}:order",
     samples_dir=SAMPLES,
 )
@@ -59,8 +63,9 @@ DOCUMENT = Family(
     "LLM provider, store; one run per document at a time.",
     workflow_id=lambda doc: document_workflow_id(document_id_for(doc.path)),
     id_reuse_policy="ALLOW_DUPLICATE",
-    conflict_message=lambda doc: f"{doc.path} is being processed right now "
-    f"(see `saga status {document_workflow_id(document_id_for(doc.path))}`)",
+    conflict_message=lambda doc: (
+        f"{doc.path} is being processed right now (see `saga status {document_workflow_id(document_id_for(doc.path))}`)"
+    ),
     samples=("inputs/document.json",),
     helper_workflows=(f"{_WF}.document:ExtractChunksWorkflow",),
     path_field="path",
@@ -82,8 +87,9 @@ DOCUMENT_BATCH = Family(
     # One batch of a folder at a time; a folder may be processed again once it closed.
     workflow_id=lambda batch: f"batch-{document_id_for(batch.folder)}",
     id_reuse_policy="ALLOW_DUPLICATE",
-    conflict_message=lambda batch: f"a batch of {batch.folder} is running right now "
-    f"(see `saga status batch-{document_id_for(batch.folder)}`)",
+    conflict_message=lambda batch: (
+        f"a batch of {batch.folder} is running right now (see `saga status batch-{document_id_for(batch.folder)}`)"
+    ),
     samples=("inputs/document-batch.json",),
     path_field="folder",
     path_is_folder=True,
@@ -105,10 +111,18 @@ SEQUENTIAL = Family(
     # One run of the same text at a time; it may run again once closed.
     workflow_id=lambda request: f"sequential-{text_key(request.text)}",
     id_reuse_policy="ALLOW_DUPLICATE",
-    conflict_message=lambda request: "this text is being processed right now "
-    f"(see `saga status sequential-{text_key(request.text)}`)",
+    conflict_message=lambda request: (
+        f"this text is being processed right now (see `saga status sequential-{text_key(request.text)}`)"
+    ),
     samples=("sequential/billing-retrospective.json", "sequential/too-short.json"),
-    demo=(DemoRun("sequential/billing-retrospective.json", result_has=("report", "steps"), result_means="a report of every step"), DemoRun("sequential/too-short.json", "FAILED")),
+    demo=(
+        DemoRun(
+            "sequential/billing-retrospective.json",
+            result_has=("report", "steps"),
+            result_means="a report of every step",
+        ),
+        DemoRun("sequential/too-short.json", "FAILED"),
+    ),
     cpu_activities=f"{_ACT}:sequential_cpu",
     samples_dir=SAMPLES,
 )
@@ -121,8 +135,10 @@ PARALLEL_ANALYSIS = Family(
     "analysis falls back or is listed as not available, the others still count.",
     workflow_id=lambda request: f"parallel-analysis-{text_key(request.text, *request.fail)}",
     id_reuse_policy="ALLOW_DUPLICATE",
-    conflict_message=lambda request: "this text is being analysed right now "
-    f"(see `saga status parallel-analysis-{text_key(request.text, *request.fail)}`)",
+    conflict_message=lambda request: (
+        "this text is being analysed right now "
+        f"(see `saga status parallel-analysis-{text_key(request.text, *request.fail)}`)"
+    ),
     samples=("parallel-analysis/billing-retrospective.json", "parallel-analysis/two-failing-branches.json"),
     demo=(
         DemoRun(
@@ -146,8 +162,10 @@ ROUTING = Family(
     "handler; admin requests wait for approve/reject, escalating after a deadline.",
     workflow_id=lambda request: routing_workflow_id(request.request_id),
     id_reuse_policy="REJECT_DUPLICATE",
-    conflict_message=lambda request: f"request {request.request_id} was already submitted "
-    f"(see `saga status {routing_workflow_id(request.request_id)}`)",
+    conflict_message=lambda request: (
+        f"request {request.request_id} was already submitted "
+        f"(see `saga status {routing_workflow_id(request.request_id)}`)"
+    ),
     samples=(
         "routing/admin-request.json",
         "routing/premium-request.json",
@@ -180,8 +198,9 @@ ITERATIVE = Family(
     "quality reaches the target or the iteration cap; continues as new on long loops.",
     workflow_id=lambda request: f"iterative-{text_key(request.query)}",
     id_reuse_policy="ALLOW_DUPLICATE",
-    conflict_message=lambda request: f"a search for {request.query!r} is running right now "
-    f"(see `saga status iterative-{text_key(request.query)}`)",
+    conflict_message=lambda request: (
+        f"a search for {request.query!r} is running right now (see `saga status iterative-{text_key(request.query)}`)"
+    ),
     samples=("iterative/saga-retries.json", "iterative/research-idempotency.json"),
     demo=(DemoRun("iterative/saga-retries.json", result_has=("best.hits",), result_means="documents found"),),
     activities=f"{_ACT}:iterative",
@@ -198,8 +217,9 @@ BLOG = Family(
     "draft, review by the LLM or the offline extractive composer.",
     workflow_id=lambda request: f"blog-{text_key(request.topic)}",
     id_reuse_policy="ALLOW_DUPLICATE",
-    conflict_message=lambda request: f"a post on {request.topic!r} is being written right now "
-    f"(see `saga status blog-{text_key(request.topic)}`)",
+    conflict_message=lambda request: (
+        f"a post on {request.topic!r} is being written right now (see `saga status blog-{text_key(request.topic)}`)"
+    ),
     samples=("blog/sagas.json", "blog/durable-workflows.json"),
     demo=(DemoRun("blog/sagas.json", result_has=("markdown", "citations"), result_means="a cited post"),),
     # On the step runner: `saga restart ID --from STEP` reuses the steps before STEP.
@@ -221,8 +241,9 @@ NEWS_DIGEST = Family(
     # One digest of a name at a time (a schedule skips overlapping runs as well).
     workflow_id=lambda request: f"news-digest-{request.name}",
     id_reuse_policy="ALLOW_DUPLICATE",
-    conflict_message=lambda request: f"the {request.name} digest is being built right now "
-    f"(see `saga status news-digest-{request.name}`)",
+    conflict_message=lambda request: (
+        f"the {request.name} digest is being built right now (see `saga status news-digest-{request.name}`)"
+    ),
     samples=("news-digest/weekly.json", "news-digest/workflows-only.json"),
     demo=(
         # A second run finds nothing new, and stores nothing: what must hold is that a
@@ -254,8 +275,10 @@ QUERY = Family(
     # be asked again once its run closed.
     workflow_id=lambda q: query_workflow_id(q.request_id or text_key(q.question)),
     id_reuse_policy="ALLOW_DUPLICATE",
-    conflict_message=lambda q: "this question is being answered right now "
-    f"(see `saga status {query_workflow_id(q.request_id or text_key(q.question))}`)",
+    conflict_message=lambda q: (
+        "this question is being answered right now "
+        f"(see `saga status {query_workflow_id(q.request_id or text_key(q.question))}`)"
+    ),
     samples=(
         "queries/temperature-by-month.json",
         "queries/top-cars-by-horsepower.json",
@@ -264,8 +287,12 @@ QUERY = Family(
     ),
     rerun_field="request_id",
     demo=(
-        DemoRun("queries/temperature-by-month.json", result_has=("rows", "chart"), result_means="rows returned and a chart"),
-        DemoRun("queries/average-mpg-by-origin.json", stops_agent="viz", result_has=("rows",), result_means="rows returned"),
+        DemoRun(
+            "queries/temperature-by-month.json", result_has=("rows", "chart"), result_means="rows returned and a chart"
+        ),
+        DemoRun(
+            "queries/average-mpg-by-origin.json", stops_agent="viz", result_has=("rows",), result_means="rows returned"
+        ),
     ),
     activities=f"{_ACT}:query",
     llm_activities=f"{_ACT}:query_llm",
@@ -283,8 +310,9 @@ PLAN_ANALYSIS = Family(
     workflow_id=lambda plan: plan_workflow_id(plan.plan_id),
     # One run of a plan id at a time; `saga restart` starts a new run of the same id.
     id_reuse_policy="ALLOW_DUPLICATE",
-    conflict_message=lambda plan: f"plan {plan.plan_id} is being analysed right now "
-    f"(see `saga status {plan_workflow_id(plan.plan_id)}`)",
+    conflict_message=lambda plan: (
+        f"plan {plan.plan_id} is being analysed right now (see `saga status {plan_workflow_id(plan.plan_id)}`)"
+    ),
     samples=(
         "plans/plan-bueno.json",
         "plans/plan-presupuesto-roto.json",
@@ -296,12 +324,16 @@ PLAN_ANALYSIS = Family(
     rerun_field="plan_id",
     demo=(
         DemoRun("plans/plan-bueno.json", result_has=("stages", "report"), result_means="a report of every stage"),
-        DemoRun("plans/plan-presupuesto-roto.json", result_has=("stages", "report"), result_means="a report of every stage"),
+        DemoRun(
+            "plans/plan-presupuesto-roto.json", result_has=("stages", "report"), result_means="a report of every stage"
+        ),
         DemoRun("plans/plan-breve.json", result_has=("stages", "report"), result_means="a report of every stage"),
         DemoRun("plans/plan-corrupto.json", "FAILED"),
     ),
     # Every stage stores its output by content hash (plan_stage_outputs).
-    restartable=Restartable(stages=f"{_CT}.plans:STAGES", records={"run_plan_stage": None}, resume=f"{_CT}.plans:ResumePoint"),
+    restartable=Restartable(
+        stages=f"{_CT}.plans:STAGES", records={"run_plan_stage": None}, resume=f"{_CT}.plans:ResumePoint"
+    ),
     activities=f"{_ACT}:plan_analysis",
     llm_activities=f"{_ACT}:plan_analysis_llm",
     extra="plans",
@@ -337,11 +369,14 @@ AGGREGATE = Family(
     "in parallel; each source within its budget, partial results kept, irrelevant ones skipped.",
     workflow_id=lambda request: f"aggregate-{request.request_id}",
     id_reuse_policy="REJECT_DUPLICATE",
-    conflict_message=lambda request: f"aggregation {request.request_id} was already run "
-    f"(see `saga status aggregate-{request.request_id}`)",
+    conflict_message=lambda request: (
+        f"aggregation {request.request_id} was already run (see `saga status aggregate-{request.request_id}`)"
+    ),
     samples=("inputs/aggregate.json",),
     rerun_field="request_id",
-    demo=(DemoRun("inputs/aggregate.json", result_has=("completed", "summary"), result_means="answers from the sources"),),
+    demo=(
+        DemoRun("inputs/aggregate.json", result_has=("completed", "summary"), result_means="answers from the sources"),
+    ),
     plugins=(_MCP,),
     extra="mcp",
     requires=("mcp",),
@@ -356,8 +391,9 @@ SUPPORT_TICKET = Family(
     "assigned and resolved by Updates, escalated by trigger words or a missed SLA.",
     workflow_id=lambda ticket: f"ticket-{ticket.ticket_id}",
     id_reuse_policy="REJECT_DUPLICATE",
-    conflict_message=lambda ticket: f"ticket {ticket.ticket_id} already exists "
-    f"(see `saga status ticket-{ticket.ticket_id}`)",
+    conflict_message=lambda ticket: (
+        f"ticket {ticket.ticket_id} already exists (see `saga status ticket-{ticket.ticket_id}`)"
+    ),
     samples=("tickets/ticket-billing.json", "tickets/ticket-angry-outage.json"),
     signals=("pause", "resume", "comment"),
     updates=("assign", "resolve", "reopen"),

@@ -88,15 +88,22 @@ class DocumentBatch(StepWorkflow):
             if paths is None and listing is None:  # set when the batch continued as new
                 if workflow.patched(STORED_LISTING):
                     stored = await steps.run(
-                        "list", DocumentActivities.store_listing, batch.folder, describe=lambda s: f"{s.total} documents"
+                        "list",
+                        DocumentActivities.store_listing,
+                        batch.folder,
+                        describe=lambda s: f"{s.total} documents",
                     )
                     listing, self._total = stored.listing, stored.total
                 else:
                     paths = await steps.run(
-                        "list", DocumentActivities.list_documents, batch.folder, describe=lambda found: f"{len(found)} documents"
+                        "list",
+                        DocumentActivities.list_documents,
+                        batch.folder,
+                        describe=lambda found: f"{len(found)} documents",
                     )
             return await steps.run_here(
-                "process", lambda: self._process_all(batch, paths, listing),
+                "process",
+                lambda: self._process_all(batch, paths, listing),
                 describe=lambda r: f"{r.completed} of {r.total} completed",
             )
 
@@ -118,8 +125,12 @@ class DocumentBatch(StepWorkflow):
 
         def windowed(items: list[str]) -> Awaitable[list[str]]:
             return run_windowed(
-                items, start, window=batch.max_in_flight, on_result=self._record,
-                before_each=self._unpaused, stop=stop,
+                items,
+                start,
+                window=batch.max_in_flight,
+                on_result=self._record,
+                before_each=self._unpaused,
+                stop=stop,
             )
 
         if listing is None:

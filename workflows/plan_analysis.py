@@ -129,8 +129,10 @@ class PlanAnalysisWorkflow(Pausable):
             prepared = await workflow.execute_activity(
                 "prepare_plan",
                 PrepareRequest(
-                    plan_id=request.plan_id, path=request.path,
-                    municipality=request.municipality, risk_file=request.risk_file,
+                    plan_id=request.plan_id,
+                    path=request.path,
+                    municipality=request.municipality,
+                    risk_file=request.risk_file,
                 ),
                 summary="prepare: locate the plan, validate the risk registry",
                 result_type=PreparedPlan,
@@ -147,7 +149,9 @@ class PlanAnalysisWorkflow(Pausable):
             missing = [s for s in STAGES[:first] if s not in outcomes]
             if missing:
                 raise ApplicationError(
-                    f"resume: no stored outcome of stage(s) {', '.join(missing)}", type="ValidationError", non_retryable=True
+                    f"resume: no stored outcome of stage(s) {', '.join(missing)}",
+                    type="ValidationError",
+                    non_retryable=True,
                 )
             self._done = first
         for stage in STAGES[first:]:
@@ -189,7 +193,9 @@ class PlanAnalysisWorkflow(Pausable):
         for risk in detected:
             if risk.severity in PRE_STAGE_ALERT_SEVERITIES:
                 reason = next(r for r in assessment.reasons if r.startswith(risk.id))
-                await self._alert(request, SEVERITY_ALERT[risk.severity], stage, risk.id, f"{risk.name} before {stage}: {reason}")
+                await self._alert(
+                    request, SEVERITY_ALERT[risk.severity], stage, risk.id, f"{risk.name} before {stage}: {reason}"
+                )
         critical = next((r for r in detected if r.severity == "CRITICAL"), None)
         if critical is not None:
             raise self._abort(critical, stage, "detected before the stage ran")
@@ -214,16 +220,26 @@ class PlanAnalysisWorkflow(Pausable):
             cause = f"{stage}: {kind}: {_message(err)}"
             await self._alert(request, SEVERITY_ALERT[risk.severity], stage, risk.id, f"{risk.name}: {cause}")
             if kind == CIRCUIT_OPEN:
-                await self._alert(request, "CRITICAL", stage, risk.id, f"the {stage} breaker is open: failing fast into {risk.mitigation}")
+                await self._alert(
+                    request,
+                    "CRITICAL",
+                    stage,
+                    risk.id,
+                    f"the {stage} breaker is open: failing fast into {risk.mitigation}",
+                )
             if risk.severity == "CRITICAL":
                 raise self._abort(risk, stage, _message(err)) from err
         mitigation = Mitigation(
             risk_id=risk.id, severity=risk.severity, category=risk.category, strategy=risk.mitigation, cause=cause
         )
-        mitigated = stage_input.model_copy(update={
-            "mitigation": mitigation,
-            "options": StageOptions.model_validate({**stage_input.options.model_dump(), **MITIGATION_OPTIONS[risk.mitigation]}),
-        })
+        mitigated = stage_input.model_copy(
+            update={
+                "mitigation": mitigation,
+                "options": StageOptions.model_validate(
+                    {**stage_input.options.model_dump(), **MITIGATION_OPTIONS[risk.mitigation]}
+                ),
+            }
+        )
         try:
             outcome = await self._execute(request, mitigated, summary=stage_summary(stage, mitigation))
         except ActivityError as err:
@@ -235,7 +251,9 @@ class PlanAnalysisWorkflow(Pausable):
                 non_retryable=True,
             ) from err
         self._mitigations.append(mitigation)
-        await self._alert(request, "INFO", stage, risk.id, f"{risk.id} mitigated by {risk.mitigation}: {outcome.summary}")
+        await self._alert(
+            request, "INFO", stage, risk.id, f"{risk.id} mitigated by {risk.mitigation}: {outcome.summary}"
+        )
         return outcome
 
     async def _llm_pass(
@@ -264,7 +282,10 @@ class PlanAnalysisWorkflow(Pausable):
             )
         except ActivityError as err:
             await self._alert(
-                request, "WARNING", "semantic", None,
+                request,
+                "WARNING",
+                "semantic",
+                None,
                 f"LLM pass by {model} failed ({failure_type(err)}: {_message(err)}): the offline extraction stands",
             )
             return offline
@@ -287,7 +308,9 @@ class PlanAnalysisWorkflow(Pausable):
             **policies.PLAN_STAGE,
         )
 
-    async def _alert(self, request: PlanInput, level: AlertLevel, stage: str, risk_id: str | None, message: str) -> None:
+    async def _alert(
+        self, request: PlanInput, level: AlertLevel, stage: str, risk_id: str | None, message: str
+    ) -> None:
         alert = Alert(level=level, stage=stage, risk_id=risk_id, message=message[:1000])  # type: ignore[arg-type]
         self._alerts.append(alert)
         if self._highest is None or ALERT_LEVELS.index(level) > ALERT_LEVELS.index(self._highest):
@@ -309,6 +332,11 @@ class PlanAnalysisWorkflow(Pausable):
     def status(self) -> PlanStatus:
         """Current stage, stages done of nine, the highest alert so far."""
         return PlanStatus(
-            state=self._state, current_step=self._step, done=self._done, total=len(STAGES),
-            plan_id=self._plan_id, highest_alert=self._highest, mitigations=len(self._mitigations),
+            state=self._state,
+            current_step=self._step,
+            done=self._done,
+            total=len(STAGES),
+            plan_id=self._plan_id,
+            highest_alert=self._highest,
+            mitigations=len(self._mitigations),
         )

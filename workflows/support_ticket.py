@@ -65,7 +65,9 @@ LOOKUPS: dict[str, list[tuple[str, str, str]]] = {
     # type -> (what, server, read_query SQL or "logs") beyond the customer's tier
     "customer_service": [],
     "technical_support": [("recent log files", "files", "logs")],
-    "sales_inquiry": [("plans and prices", "database", "SELECT plan, monthly_price_eur, seats, features FROM products")],
+    "sales_inquiry": [
+        ("plans and prices", "database", "SELECT plan, monthly_price_eur, seats, features FROM products")
+    ],
     "data_analysis": [("recent incidents", "database", "SELECT * FROM incidents ORDER BY opened DESC LIMIT 5")],
     "general_query": [],
 }
@@ -216,7 +218,9 @@ class SupportTicket(Pausable):
         except ActivityError as failure:
             notified = f"not notified ({failure_text(failure)})"
         view.escalations.append(
-            Escalation(reason=reason, at=workflow.now(), from_priority=before, to_priority=view.priority, notified=notified)
+            Escalation(
+                reason=reason, at=workflow.now(), from_priority=before, to_priority=view.priority, notified=notified
+            )
         )
 
     def _view(self) -> TicketView:
@@ -247,7 +251,9 @@ class SupportTicket(Pausable):
     def _check_assign(self, request: AssignRequest) -> None:
         state = self._ticket.state if self._ticket else "new"
         if state not in ("open", "assigned"):
-            raise refusal(f"ticket is {state}: it cannot be assigned" + ("; reopen it first" if state == "resolved" else ""))
+            raise refusal(
+                f"ticket is {state}: it cannot be assigned" + ("; reopen it first" if state == "resolved" else "")
+            )
 
     @workflow.update
     async def resolve(self, request: ResolveRequest) -> TicketView:
@@ -266,7 +272,8 @@ class SupportTicket(Pausable):
         state = self._ticket.state if self._ticket else "new"
         if state != "assigned":
             raise refusal(
-                f"ticket is {state}: only an assigned ticket can be resolved" + (" (assign it first)" if state == "open" else "")
+                f"ticket is {state}: only an assigned ticket can be resolved"
+                + (" (assign it first)" if state == "open" else "")
             )
 
     @workflow.update

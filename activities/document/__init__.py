@@ -25,7 +25,24 @@ from sagaworks.activities.document.tables import (
 )
 
 __all__ = [
-    "DEFAULT_ROOT", "EXTENSIONS", "TOP_CONCEPTS", "VERSION_TABLES", "ChunkRow", "ConceptRow", "DocumentActivities",
-    "DocumentRow", "DocumentSettings", "ListingRow", "MentionRow", "concept_key", "decode_text", "detect_format", "html_text",
-    "parse_text", "rank_concepts", "roots_from_env", "rows_of", "split_text",
+    "DEFAULT_ROOT",
+    "EXTENSIONS",
+    "TOP_CONCEPTS",
+    "VERSION_TABLES",
+    "ChunkRow",
+    "ConceptRow",
+    "DocumentActivities",
+    "DocumentRow",
+    "DocumentSettings",
+    "ListingRow",
+    "MentionRow",
+    "concept_key",
+    "decode_text",
+    "detect_format",
+    "html_text",
+    "parse_text",
+    "rank_concepts",
+    "roots_from_env",
+    "rows_of",
+    "split_text",
 ]

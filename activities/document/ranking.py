@@ -122,6 +122,8 @@ def _fold_sub_phrases(merged: dict[str, _Evidence]) -> None:
                 containing.setdefault(" ".join(words[start : start + size]), []).append(key)
     for short in sorted(merged, key=lambda k: (len(k.split()), k)):
         longer = [k for k in containing.get(short, []) if k in merged and k != short]
-        target = next((k for k in sorted(longer, key=len, reverse=True) if merged[short].chunks <= merged[k].chunks), None)
+        target = next(
+            (k for k in sorted(longer, key=len, reverse=True) if merged[short].chunks <= merged[k].chunks), None
+        )
         if target is not None:
             merged[target].absorb(merged.pop(short))

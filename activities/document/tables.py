@@ -97,8 +97,8 @@ class ListingRow(Base):
     path: Mapped[str] = mapped_column(String(4096))
 
 
-
-
-def rows_of(table: type[ChunkRow] | type[MentionRow] | type[ConceptRow], document_id: str, rows_key: str) -> tuple[Any, ...]:
+def rows_of(
+    table: type[ChunkRow] | type[MentionRow] | type[ConceptRow], document_id: str, rows_key: str
+) -> tuple[Any, ...]:
     """The filter selecting one document version's rows of a version table."""
     return (table.document_id == document_id, table.content_hash == rows_key)

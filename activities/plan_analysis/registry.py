@@ -24,32 +24,93 @@ def _risk(**fields: Any) -> Risk:
 
 
 DEFAULT_RISKS: tuple[Risk, ...] = (
-    _risk(id="PDF_CORRUPT", name="The PDF cannot be read", category="DATA_QUALITY", severity="CRITICAL",
-          stages=("load", "extract"), mitigation="retry_with_backup", errors=("PdfCorrupt",)),
-    _risk(id="EMPTY_EXTRACTION", name="Pages without a text layer (scanned)", category="DATA_QUALITY",
-          severity="HIGH", stages=("extract",), mitigation="fallback_ocr", errors=("EmptyExtraction",),
-          detect=(Condition(metric="pages_without_text", op=">", value=0),)),
-    _risk(id="NLP_MODEL_MISSING", name="The NLP model is not installed", category="EXTERNAL_DEPENDENCY",
-          severity="CRITICAL", stages=("semantic", "causal"), mitigation="download_model",
-          errors=("NlpModelMissing",)),
-    _risk(id="INSUFFICIENT_TEXT", name="Too little text to analyse with confidence", category="DATA_QUALITY",
-          severity="MEDIUM", stages=("semantic", "causal"), mitigation="reduce_confidence_threshold",
-          errors=("InsufficientText",), detect=(Condition(metric="text_chars", op="<", value=3000),)),
-    _risk(id="MEMORY_EXHAUSTION", name="The stage ran out of memory", category="RESOURCE_EXHAUSTION",
-          severity="HIGH", stages=STAGES, mitigation="batch_processing", errors=("MemoryExhaustion",),
-          detect=(Condition(metric="pages", op=">", value=400),)),
-    _risk(id="TIMEOUT", name="The stage did not finish in time, or its breaker is open",
-          category="COMPUTATION_ERROR", severity="MEDIUM", stages=STAGES, mitigation="reduce_scope",
-          errors=("StageTimeout", "CircuitOpen")),
-    _risk(id="DNP_VALIDATION_FAIL", name="Programmes miss DNP-required fields", category="VALIDATION_FAILURE",
-          severity="LOW", stages=("dnp",), mitigation="log_and_continue", errors=("DnpValidationFailed",),
-          detect=(Condition(metric="indicator_gap", op=">", value=0),)),
-    _risk(id="MISSING_FINANCIAL_DATA", name="No investment table found", category="DATA_QUALITY",
-          severity="MEDIUM", stages=("financial",), mitigation="estimate_from_text",
-          errors=("MissingFinancialData",), detect=(Condition(metric="tables", op="<", value=1),)),
-    _risk(id="EMPTY_CAUSAL_GRAPH", name="No causal links found", category="COMPUTATION_ERROR", severity="HIGH",
-          stages=("causal",), mitigation="lower_extraction_threshold", errors=("EmptyCausalGraph",),
-          detect=(Condition(metric="goals", op="<", value=1),)),
+    _risk(
+        id="PDF_CORRUPT",
+        name="The PDF cannot be read",
+        category="DATA_QUALITY",
+        severity="CRITICAL",
+        stages=("load", "extract"),
+        mitigation="retry_with_backup",
+        errors=("PdfCorrupt",),
+    ),
+    _risk(
+        id="EMPTY_EXTRACTION",
+        name="Pages without a text layer (scanned)",
+        category="DATA_QUALITY",
+        severity="HIGH",
+        stages=("extract",),
+        mitigation="fallback_ocr",
+        errors=("EmptyExtraction",),
+        detect=(Condition(metric="pages_without_text", op=">", value=0),),
+    ),
+    _risk(
+        id="NLP_MODEL_MISSING",
+        name="The NLP model is not installed",
+        category="EXTERNAL_DEPENDENCY",
+        severity="CRITICAL",
+        stages=("semantic", "causal"),
+        mitigation="download_model",
+        errors=("NlpModelMissing",),
+    ),
+    _risk(
+        id="INSUFFICIENT_TEXT",
+        name="Too little text to analyse with confidence",
+        category="DATA_QUALITY",
+        severity="MEDIUM",
+        stages=("semantic", "causal"),
+        mitigation="reduce_confidence_threshold",
+        errors=("InsufficientText",),
+        detect=(Condition(metric="text_chars", op="<", value=3000),),
+    ),
+    _risk(
+        id="MEMORY_EXHAUSTION",
+        name="The stage ran out of memory",
+        category="RESOURCE_EXHAUSTION",
+        severity="HIGH",
+        stages=STAGES,
+        mitigation="batch_processing",
+        errors=("MemoryExhaustion",),
+        detect=(Condition(metric="pages", op=">", value=400),),
+    ),
+    _risk(
+        id="TIMEOUT",
+        name="The stage did not finish in time, or its breaker is open",
+        category="COMPUTATION_ERROR",
+        severity="MEDIUM",
+        stages=STAGES,
+        mitigation="reduce_scope",
+        errors=("StageTimeout", "CircuitOpen"),
+    ),
+    _risk(
+        id="DNP_VALIDATION_FAIL",
+        name="Programmes miss DNP-required fields",
+        category="VALIDATION_FAILURE",
+        severity="LOW",
+        stages=("dnp",),
+        mitigation="log_and_continue",
+        errors=("DnpValidationFailed",),
+        detect=(Condition(metric="indicator_gap", op=">", value=0),),
+    ),
+    _risk(
+        id="MISSING_FINANCIAL_DATA",
+        name="No investment table found",
+        category="DATA_QUALITY",
+        severity="MEDIUM",
+        stages=("financial",),
+        mitigation="estimate_from_text",
+        errors=("MissingFinancialData",),
+        detect=(Condition(metric="tables", op="<", value=1),),
+    ),
+    _risk(
+        id="EMPTY_CAUSAL_GRAPH",
+        name="No causal links found",
+        category="COMPUTATION_ERROR",
+        severity="HIGH",
+        stages=("causal",),
+        mitigation="lower_extraction_threshold",
+        errors=("EmptyCausalGraph",),
+        detect=(Condition(metric="goals", op="<", value=1),),
+    ),
 )
 """The seed's nine risks, with its severities, stages and mitigations."""
 
@@ -59,7 +120,9 @@ def _read(path: Path) -> dict[str, Any]:
     try:
         data = tomllib.loads(text) if path.suffix.lower() == ".toml" else yaml.safe_load(text)
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as err:
-        raise validation_error(f"not valid {path.suffix.lstrip('.').upper() or 'YAML'}: {err}", field=str(path)) from None
+        raise validation_error(
+            f"not valid {path.suffix.lstrip('.').upper() or 'YAML'}: {err}", field=str(path)
+        ) from None
     if not isinstance(data, dict) or not isinstance(data.get("risks"), list):
         raise validation_error("expected a top-level 'risks' list", field=str(path))
     return data

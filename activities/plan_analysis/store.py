@@ -62,7 +62,9 @@ class OutputStore:
     def require(self, key: str, stage: str) -> dict[str, Any]:
         found = self.get(key)
         if found is None:
-            raise error(ErrorClass.PROCESSING, f"the stored output {key} of stage {stage} is missing", non_retryable=True)
+            raise error(
+                ErrorClass.PROCESSING, f"the stored output {key} of stage {stage} is missing", non_retryable=True
+            )
         return found
 
     def put(self, key: str, stage: str, content_hash: str, output: dict[str, Any], produced_by: str) -> None:
@@ -71,9 +73,14 @@ class OutputStore:
             try:
                 with self._db.transaction() as session:
                     if session.get(PlanOutputRow, key) is None:
-                        session.add(PlanOutputRow(
-                            key=key, stage=stage, content_hash=content_hash,
-                            output=json.dumps(output, ensure_ascii=False), produced_by=produced_by,
-                        ))
+                        session.add(
+                            PlanOutputRow(
+                                key=key,
+                                stage=stage,
+                                content_hash=content_hash,
+                                output=json.dumps(output, ensure_ascii=False),
+                                produced_by=produced_by,
+                            )
+                        )
             except IntegrityError:
                 pass  # a concurrent run stored the same content first

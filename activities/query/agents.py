@@ -95,16 +95,19 @@ class LLMPlanner:
     def plan_result(self, question: str, catalog: Schema) -> PlanResult:
         """The model's plan, or the offline parser's saying why."""
         tables = "\n".join(
-            f"- {t.name}: " + ", ".join(f"{c.name}: {c.kind}{' ' + str(c.values) if c.values else ''}" for c in t.columns)
+            f"- {t.name}: "
+            + ", ".join(f"{c.name}: {c.kind}{' ' + str(c.values) if c.values else ''}" for c in t.columns)
             for t in catalog.tables
         )
-        prompt = _PLAN_PROMPT.format(
-            tables=tables, schema=json.dumps(QueryPlan.model_json_schema()), question=question
-        )
+        prompt = _PLAN_PROMPT.format(tables=tables, schema=json.dumps(QueryPlan.model_json_schema()), question=question)
         with keep_alive():
             answer = self._llm.ask(
-                FAMILY, prompt, parse=QueryPlan.model_validate_json,
-                fallback=lambda: None, max_tokens=PLAN_TOKENS, json_mode=True,
+                FAMILY,
+                prompt,
+                parse=QueryPlan.model_validate_json,
+                fallback=lambda: None,
+                max_tokens=PLAN_TOKENS,
+                json_mode=True,
             )
         if answer.value is None:
             plan = self._offline.plan(question, catalog)

@@ -43,7 +43,9 @@ ROUTES: dict[AgentName, tuple[str, type[BaseModel], type[BaseModel]]] = {
 """Each agent's one work route, its request and its result model."""
 
 
-def _reply(agent: AgentName, started: float, result: BaseModel | None = None, err: BaseException | None = None) -> dict[str, Any]:
+def _reply(
+    agent: AgentName, started: float, result: BaseModel | None = None, err: BaseException | None = None
+) -> dict[str, Any]:
     elapsed = (time.perf_counter() - started) * 1000
     if err is None:
         return AgentReply[Any](agent=agent, ok=True, result=result, elapsed_ms=elapsed).model_dump(mode="json")
@@ -78,7 +80,11 @@ def agent_app(name: AgentName, handler: Callable[[Any], BaseModel]) -> Any:
         try:
             request = request_model.model_validate(body)
         except ValidationError as invalid:
-            bad = error(ErrorClass.VALIDATION, f"request does not match {request_model.__name__}: {invalid.errors()[:3]}", non_retryable=True)
+            bad = error(
+                ErrorClass.VALIDATION,
+                f"request does not match {request_model.__name__}: {invalid.errors()[:3]}",
+                non_retryable=True,
+            )
             return JSONResponse(_reply(name, started, err=bad), status_code=422)
         try:
             result = handler(request)
@@ -144,7 +150,9 @@ class AgentClient:
         try:
             response = self._http.post(path, json=request.model_dump(mode="json"))
         except httpx.HTTPError as err:
-            raise error(ErrorClass.EXTERNAL, f"{self.name} agent at {self.base_url}: {type(err).__name__}: {err}") from None
+            raise error(
+                ErrorClass.EXTERNAL, f"{self.name} agent at {self.base_url}: {type(err).__name__}: {err}"
+            ) from None
         try:
             reply = AgentReply[result_type].model_validate_json(response.content)  # type: ignore[valid-type]
         except ValidationError:
@@ -157,7 +165,10 @@ class AgentClient:
         failure = reply.error or AgentError(type=ErrorClass.EXTERNAL, message="empty reply", retryable=True)
         delay = timedelta(seconds=failure.next_retry_seconds) if failure.next_retry_seconds else None
         raise ApplicationError(
-            f"{self.name} agent: {failure.message}", type=failure.type, non_retryable=not failure.retryable, next_retry_delay=delay
+            f"{self.name} agent: {failure.message}",
+            type=failure.type,
+            non_retryable=not failure.retryable,
+            next_retry_delay=delay,
         )
 
     def close(self) -> None:

@@ -80,9 +80,7 @@ def compile_plan(plan: QueryPlan) -> str:
         ref = exp.column(name)
         return exp.Extract(this=exp.var(part.upper()), expression=ref) if part else ref
 
-    selects: list[exp.Expression] = [
-        exp.alias_(column(d.column, d.date_part), d.alias) for d in plan.dimensions
-    ]
+    selects: list[exp.Expression] = [exp.alias_(column(d.column, d.date_part), d.alias) for d in plan.dimensions]
     for m in plan.measures:
         if m.aggregation is None:
             selects.append(exp.column(m.column or ""))
