@@ -546,7 +546,7 @@ class NewsActivities:
                     summaries[a.key] = [answer.value, by, answer.fallback]
                     record()
         out = []
-        for a, category in zip(articles, categories):
+        for a, category in zip(articles, categories, strict=True):
             summary, summarised_by, summary_fallback = summaries[a.key]
             reasons = [r for r in (categories_fallback, summary_fallback) if r]
             out.append(

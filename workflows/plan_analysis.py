@@ -12,9 +12,11 @@ search attribute. With a model configured on the worker (``PreparedPlan.llm``), 
 stage runs a second time on the LLM task queue as an LLM pass that confirms, completes and
 adds to the offline extraction (``activities/plan_analysis/llm_pass.py``, through the LLM
 gateway); if the pass fails, or the gateway falls back (its breaker open, its budget spent,
-the answer unusable), the offline outcome stands and a WARNING alert says why. Activities are called by name (``activities.plan_analysis.activities``), so the
-catalog, and the CLI through it, never imports the PDF, OCR and breaker libraries. Temporal's history is the checkpoint chain and the audit trail: the trace
-and post-mortem are derived from it (client/postmortem.py).
+the answer unusable), the offline outcome stands and a WARNING alert says why. Activities
+are called by name (``activities.plan_analysis.activities``), so the catalog, and the CLI
+through it, never imports the PDF, OCR and breaker libraries. Temporal's history is the
+checkpoint chain and the audit trail: the trace and post-mortem are derived from it
+(client/postmortem.py).
 """
 
 from __future__ import annotations
@@ -245,7 +247,8 @@ class PlanAnalysisWorkflow(Pausable):
         except ActivityError as err:
             await self._alert(request, "ERROR", stage, risk.id, f"mitigation {risk.mitigation} failed: {_message(err)}")
             raise ApplicationError(
-                f"{risk.id} at stage {stage}: mitigation {risk.mitigation} failed: {failure_type(err)}: {_message(err)}",
+                f"{risk.id} at stage {stage}: mitigation {risk.mitigation} failed: "
+                f"{failure_type(err)}: {_message(err)}",
                 {"risk": risk.id, "stage": stage, "strategy": risk.mitigation},
                 type="MitigationFailed",
                 non_retryable=True,

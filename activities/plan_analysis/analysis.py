@@ -143,7 +143,10 @@ def semantic(ctx: StageContext) -> StageResult:
         )
     keyphrases = [k for k, _ in yake.KeywordExtractor(lan="es", n=3, top=12).extract_keywords(text)] if text else []
     indicators = sum(1 for p in programmes if p["indicator"])
-    summary = f"{len(goals)} goals, {len(programmes)} programmes, {indicators} with an indicator (confidence >= {threshold:g})"
+    summary = (
+        f"{len(goals)} goals, {len(programmes)} programmes, {indicators} with an indicator"
+        f" (confidence >= {threshold:g})"
+    )
     output: dict[str, Any] = {
         "goals": goals,
         "programmes": programmes,
@@ -247,5 +250,7 @@ def mechanisms(ctx: StageContext) -> StageResult:
     return StageResult(
         output={"mechanisms": found, "programmes": len(programmes)},
         metrics={"mechanisms": len(found), "complete_chains": complete, "programmes_with_chain": with_chain},
-        summary=f"{len(found)} mechanisms, {complete} reaching a goal, {with_chain}/{len(programmes)} programmes covered",
+        summary=(
+            f"{len(found)} mechanisms, {complete} reaching a goal, {with_chain}/{len(programmes)} programmes covered"
+        ),
     )

@@ -64,7 +64,8 @@ def financial(ctx: StageContext) -> StageResult:
             if amounts:
                 funded[programme["id"]] = sum(a for a in amounts if a)
         findings.append(
-            f"sin plan plurianual de inversiones: {len(funded)} de {len(programmes)} programas estimados con montos citados en el texto"
+            f"sin plan plurianual de inversiones: {len(funded)} de {len(programmes)} programas estimados "
+            "con montos citados en el texto"
         )
         source, years, checks = "text", [], 1
     else:
@@ -98,7 +99,8 @@ def financial(ctx: StageContext) -> StageResult:
             stated = _number(row[total_column]) if total_column is not None else None
             if stated is not None and abs(stated - row_sum) > TOLERANCE * max(row_sum, 1):
                 findings.append(
-                    f"'{row[0]}': el total de la fila ({_millions(stated)}) no es la suma de sus años ({_millions(row_sum)})"
+                    f"'{row[0]}': el total de la fila ({_millions(stated)}) "
+                    f"no es la suma de sus años ({_millions(row_sum)})"
                 )
             for programme in programmes:
                 if _matches(programme, row[0]):

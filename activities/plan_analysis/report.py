@@ -73,7 +73,10 @@ def report(ctx: StageContext) -> StageResult:
         + "</ul>"
         for name, items in sections
     )
-    page = f'<!DOCTYPE html><html lang="es"><head><meta charset="utf-8"><title>{html.escape(title)}</title></head><body><h1>{html.escape(title)}</h1>{body}</body></html>'
+    page = (
+        '<!DOCTYPE html><html lang="es"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title></head><body><h1>{html.escape(title)}</h1>{body}</body></html>"
+    )
     data: dict[str, Any] = {
         "plan_id": ctx.plan.plan_id,
         "municipality": ctx.plan.municipality,

@@ -158,7 +158,8 @@ class AgentClient:
         except ValidationError:
             raise error(
                 ErrorClass.EXTERNAL,
-                f"{self.name} agent replied HTTP {response.status_code} outside the agent reply format: {response.text[:200]}",
+                f"{self.name} agent replied HTTP {response.status_code} outside the agent reply format: "
+                f"{response.text[:200]}",
             ) from None
         if reply.ok and reply.result is not None:
             return reply.result
