@@ -10,8 +10,24 @@ catalog imports no family's code.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sagaworks import ApprovalDeclaration, DemoRun, DemoUpdate, Family, Restartable, lazy
+
+if TYPE_CHECKING:
+    from sagaworks.contracts.aggregate import AggregateInput
+    from sagaworks.contracts.blog import BlogInput
+    from sagaworks.contracts.document import BatchInput, DocumentInput
+    from sagaworks.contracts.iterative import IterativeInput
+    from sagaworks.contracts.mcp import McpCallInput
+    from sagaworks.contracts.news_digest import NewsDigestInput
+    from sagaworks.contracts.orders import OrderInput
+    from sagaworks.contracts.parallel_analysis import ParallelAnalysisInput
+    from sagaworks.contracts.plans import PlanInput
+    from sagaworks.contracts.query import QueryInput
+    from sagaworks.contracts.routing import RoutingInput
+    from sagaworks.contracts.sequential import SequentialInput
+    from sagaworks.contracts.support import TicketInput
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 """Where every built-in family's sample inputs live."""
@@ -29,7 +45,7 @@ routing_workflow_id = lazy(f"{_CT}.routing:routing_workflow_id")
 query_workflow_id = lazy(f"{_CT}.query:query_workflow_id")
 plan_workflow_id = lazy(f"{_CT}.plans:plan_workflow_id")
 
-ORDER = Family(
+ORDER: Family[OrderInput] = Family(
     "order",
     workflow=f"{_WF}.order:OrderFulfillmentSaga",
     input_model=f"{_CT}.orders:OrderInput",
@@ -55,7 +71,7 @@ ORDER = Family(
     samples_dir=SAMPLES,
 )
 
-DOCUMENT = Family(
+DOCUMENT: Family[DocumentInput] = Family(
     "document",
     workflow=f"{_WF}.document:DocumentPipeline",
     input_model=f"{_CT}.document:DocumentInput",
@@ -78,7 +94,7 @@ DOCUMENT = Family(
     samples_dir=SAMPLES,
 )
 
-DOCUMENT_BATCH = Family(
+DOCUMENT_BATCH: Family[BatchInput] = Family(
     "document-batch",
     workflow=f"{_WF}.document_batch:DocumentBatch",
     input_model=f"{_CT}.document:BatchInput",
@@ -102,7 +118,7 @@ DOCUMENT_BATCH = Family(
     samples_dir=SAMPLES,
 )
 
-SEQUENTIAL = Family(
+SEQUENTIAL: Family[SequentialInput] = Family(
     "sequential",
     workflow=f"{_WF}.sequential:SequentialWorkflow",
     input_model=f"{_CT}.sequential:SequentialInput",
@@ -127,7 +143,7 @@ SEQUENTIAL = Family(
     samples_dir=SAMPLES,
 )
 
-PARALLEL_ANALYSIS = Family(
+PARALLEL_ANALYSIS: Family[ParallelAnalysisInput] = Family(
     "parallel-analysis",
     workflow=f"{_WF}.parallel_analysis:ParallelAnalysisWorkflow",
     input_model=f"{_CT}.parallel_analysis:ParallelAnalysisInput",
@@ -154,7 +170,7 @@ PARALLEL_ANALYSIS = Family(
     samples_dir=SAMPLES,
 )
 
-ROUTING = Family(
+ROUTING: Family[RoutingInput] = Family(
     "routing",
     workflow=f"{_WF}.routing:RoutingWorkflow",
     input_model=f"{_CT}.routing:RoutingInput",
@@ -190,7 +206,7 @@ ROUTING = Family(
     samples_dir=SAMPLES,
 )
 
-ITERATIVE = Family(
+ITERATIVE: Family[IterativeInput] = Family(
     "iterative",
     workflow=f"{_WF}.iterative:IterativeSearchWorkflow",
     input_model=f"{_CT}.iterative:IterativeInput",
@@ -209,7 +225,7 @@ ITERATIVE = Family(
     samples_dir=SAMPLES,
 )
 
-BLOG = Family(
+BLOG: Family[BlogInput] = Family(
     "blog",
     workflow=f"{_WF}.blog:BlogWorkflow",
     input_model=f"{_CT}.blog:BlogInput",
@@ -232,7 +248,7 @@ BLOG = Family(
     samples_dir=SAMPLES,
 )
 
-NEWS_DIGEST = Family(
+NEWS_DIGEST: Family[NewsDigestInput] = Family(
     "news-digest",
     workflow=f"{_WF}.news_digest:NewsDigestWorkflow",
     input_model=f"{_CT}.news_digest:NewsDigestInput",
@@ -265,7 +281,7 @@ NEWS_DIGEST = Family(
     samples_dir=SAMPLES,
 )
 
-QUERY = Family(
+QUERY: Family[QueryInput] = Family(
     "query",
     workflow=f"{_WF}.query:QueryWorkflow",
     input_model=f"{_CT}.query:QueryInput",
@@ -301,7 +317,7 @@ QUERY = Family(
     samples_dir=SAMPLES,
 )
 
-PLAN_ANALYSIS = Family(
+PLAN_ANALYSIS: Family[PlanInput] = Family(
     "plan-analysis",
     workflow=f"{_WF}.plan_analysis:PlanAnalysisWorkflow",
     input_model=f"{_CT}.plans:PlanInput",
@@ -341,7 +357,7 @@ PLAN_ANALYSIS = Family(
     samples_dir=SAMPLES,
 )
 
-MCP_CALL = Family(
+MCP_CALL: Family[McpCallInput] = Family(
     "mcp-call",
     workflow=f"{_WF}.mcp_call:McpToolCall",
     input_model=f"{_CT}.mcp:McpCallInput",
@@ -361,7 +377,7 @@ MCP_CALL = Family(
     samples_dir=SAMPLES,
 )
 
-AGGREGATE = Family(
+AGGREGATE: Family[AggregateInput] = Family(
     "aggregate",
     workflow=f"{_WF}.aggregate:Aggregation",
     input_model=f"{_CT}.aggregate:AggregateInput",
@@ -383,7 +399,7 @@ AGGREGATE = Family(
     samples_dir=SAMPLES,
 )
 
-SUPPORT_TICKET = Family(
+SUPPORT_TICKET: Family[TicketInput] = Family(
     "support-ticket",
     workflow=f"{_WF}.support_ticket:SupportTicket",
     input_model=f"{_CT}.support:TicketInput",
