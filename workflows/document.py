@@ -70,7 +70,7 @@ SEGMENT_CHUNKS = 100
 def _extract_chunks(request: ExtractRangeInput, first: int):  # -> Awaitable[ExtractSummary]
     """The extraction activity of the chunks from ``first`` (``chunks_per_activity`` of them)."""
     count = min(request.chunks_per_activity, request.end - first)
-    return workflow.execute_activity(
+    return workflow.execute_activity_method(
         DocumentActivities.extract_concepts,
         ExtractInput(
             document_id=request.document_id,
@@ -226,7 +226,7 @@ class DocumentPipeline(StepWorkflow):
     async def _stored_or(self, doc: DocumentRef, process: Callable[[], Awaitable[DocumentResult]]) -> DocumentResult:
         """The stored result when this version was processed before, else ``process()``."""
         if doc.already_completed:
-            return await workflow.execute_activity(
+            return await workflow.execute_activity_method(
                 DocumentActivities.document_result, doc, summary="reuse stored result", **policies.DATABASE_WRITE
             )
         return await process()
@@ -307,7 +307,7 @@ class DocumentPipeline(StepWorkflow):
                 self._path, self._document_id = doc.path, doc.document_id
             else:
                 path = await run_to_completion(
-                    workflow.execute_activity(
+                    workflow.execute_activity_method(
                         DocumentActivities.resolve_document, request.path, summary="resolve path", **policies.PROCESSING
                     )
                 )
@@ -315,7 +315,7 @@ class DocumentPipeline(StepWorkflow):
                     return delegated
                 self._step = "validate"
                 self._doc = doc = await run_to_completion(
-                    workflow.execute_activity(
+                    workflow.execute_activity_method(
                         DocumentActivities.validate_document,
                         ValidateInput(
                             path=path,
@@ -368,7 +368,7 @@ class DocumentPipeline(StepWorkflow):
         # Shielded: a cancellation must not stop the run from recording how it ended; and,
         # like a compensation, it is retried until the database takes it (up to a day).
         return await run_to_completion(
-            workflow.execute_activity(
+            workflow.execute_activity_method(
                 DocumentActivities.finalise_document, request, summary=summary, **policies.COMPENSATION
             ),
             reraise_cancel=False,
@@ -414,7 +414,7 @@ class DocumentPipeline(StepWorkflow):
             # run_to_completion: a cancel waits for the step, so what follows never races
             # a write still in flight.
             summary = await run_to_completion(
-                workflow.execute_activity(
+                workflow.execute_activity_method(
                     DocumentActivities.chunk_document,
                     ChunkInput(
                         document=doc,
@@ -429,7 +429,7 @@ class DocumentPipeline(StepWorkflow):
         await self._extract(self._to_extract(request, doc, summary, run_key))
         self._step = "store"
         return await run_to_completion(
-            workflow.execute_activity(
+            workflow.execute_activity_method(
                 DocumentActivities.store_concepts,
                 StoreInput(document=doc, run_key=run_key),
                 summary="store concepts",
@@ -471,7 +471,7 @@ class DocumentPipeline(StepWorkflow):
         try:
             doc = await self._validate_recorded(request.path, run_key)
             if doc.already_completed:
-                result = await workflow.execute_activity(
+                result = await workflow.execute_activity_method(
                     DocumentActivities.document_result, doc, summary="reuse stored result", **policies.DATABASE_WRITE
                 )
             else:
@@ -498,7 +498,7 @@ class DocumentPipeline(StepWorkflow):
 
     async def _record_failure(self, err: BaseException, run_key: str, cancelled: bool) -> None:
         reported = reported_error(err)
-        await workflow.execute_activity(
+        await workflow.execute_activity_method(
             DocumentActivities.record_document_failure,
             FailureRecord(
                 document_id=self._document_id,
@@ -513,7 +513,7 @@ class DocumentPipeline(StepWorkflow):
 
     async def _validate_recorded(self, path: str, run_key: str) -> DocumentRef:
         try:
-            return await workflow.execute_activity(
+            return await workflow.execute_activity_method(
                 DocumentActivities.validate_document,
                 ValidateInput(path=path, run_key=run_key),
                 summary="validate",
@@ -553,7 +553,7 @@ class DocumentPipeline(StepWorkflow):
         await workflow.wait_condition(lambda: not self.steps.paused)
 
     @workflow.query
-    def status(self) -> DocumentStatus:  # type: ignore[override]
+    def status(self) -> DocumentStatus:
         """Current step and chunks done / total; the step runner's plan, steps and timings."""
         steps = self.steps.status()
         state = "paused" if self._state == "running" and self.steps.paused else self._state

@@ -33,6 +33,8 @@ with workflow.unsafe.imports_passed_through():
         BatchStatus,
         DocumentInput,
         DocumentOutcome,
+        DocumentState,
+        FinalStatus,
         ListingPage,
         document_id_for,
         document_workflow_id,
@@ -60,7 +62,7 @@ class DocumentBatch(StepWorkflow):
         self._listed_bytes = 0
         self._total = 0
         self._in_flight = 0
-        self._state = "running"
+        self._state: DocumentState = "running"
 
     @workflow.run
     async def run(self, batch: BatchInput) -> BatchResult:
@@ -140,10 +142,9 @@ class DocumentBatch(StepWorkflow):
                 workflow.continue_as_new(batch.model_copy(update={**self._carried(), "paths": remaining}))
         else:
             while offset < self._total and not stop():
-                page = await workflow.execute_activity(
+                page = await workflow.execute_activity_method(
                     DocumentActivities.listing_page,
                     ListingPage(listing=listing, offset=offset, limit=batch.documents_per_run - started),
-                    result_type=list[str],
                     summary="listing page",
                     **policies.PROCESSING,
                 )
@@ -220,7 +221,7 @@ class DocumentBatch(StepWorkflow):
             if is_cancelled_exception(err):
                 return DocumentOutcome(path=path, workflow_id=workflow_id, status="CANCELED")
             kind, reported = error_class(err), reported_error(err)
-            status = "REJECTED" if kind == ErrorClass.VALIDATION else "FAILED"
+            status: FinalStatus = "REJECTED" if kind == ErrorClass.VALIDATION else "FAILED"
             message = getattr(reported, "message", None) or str(reported)
             return DocumentOutcome(path=path, workflow_id=workflow_id, status=status, error=f"{kind}: {message}")
         finally:
@@ -233,11 +234,11 @@ class DocumentBatch(StepWorkflow):
         await workflow.wait_condition(lambda: not self.steps.paused)
 
     @workflow.query
-    def status(self) -> BatchStatus:  # type: ignore[override]
+    def status(self) -> BatchStatus:
         """Documents done / total, in flight, rejected, failed and cancelled; the batch's
         state; the step runner's plan, steps and timings."""
         done = sum(self._counts.values())
-        state = self._state
+        state: DocumentState = self._state
         if state == "running":
             state = "completed" if done == self._total else "paused" if self.steps.paused else "running"
         return BatchStatus(

@@ -86,9 +86,9 @@ def _join_overlapping(merged: dict[str, _Evidence]) -> None:
             by_start.setdefault(words[:2], []).append(key)
     pairs = []
     for left in merged:
-        words = left.split()
-        for overlap in range(2, len(words)):
-            tail = words[-overlap:]
+        left_words = left.split()
+        for overlap in range(2, len(left_words)):
+            tail = left_words[-overlap:]
             for right in by_start.get(tuple(tail[:2]), []):
                 right_words = right.split()
                 if right != left and len(right_words) > overlap and right_words[:overlap] == tail:
