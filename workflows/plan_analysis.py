@@ -192,11 +192,15 @@ class PlanAnalysisWorkflow(Pausable):
     ) -> StageOutcome:
         metrics = {k: v for outcome in outcomes.values() for k, v in outcome.metrics.items()}
         assessment, detected = assess(registry, stage, metrics)
-        for risk in detected:
-            if risk.severity in PRE_STAGE_ALERT_SEVERITIES:
-                reason = next(r for r in assessment.reasons if r.startswith(risk.id))
+        for foreseen in detected:
+            if foreseen.severity in PRE_STAGE_ALERT_SEVERITIES:
+                reason = next(r for r in assessment.reasons if r.startswith(foreseen.id))
                 await self._alert(
-                    request, SEVERITY_ALERT[risk.severity], stage, risk.id, f"{risk.name} before {stage}: {reason}"
+                    request,
+                    SEVERITY_ALERT[foreseen.severity],
+                    stage,
+                    foreseen.id,
+                    f"{foreseen.name} before {stage}: {reason}",
                 )
         critical = next((r for r in detected if r.severity == "CRITICAL"), None)
         if critical is not None:
@@ -280,8 +284,9 @@ class PlanAnalysisWorkflow(Pausable):
                 stage_input,
                 summary=stage_summary("semantic", llm=model),
                 result_type=StageOutcome,
-                task_queue=policies.llm_task_queue(workflow.info().task_queue),
-                **policies.LLM_PASS,
+                **policies.ActivityOptions(
+                    **policies.LLM_PASS, task_queue=policies.llm_task_queue(workflow.info().task_queue)
+                ),
             )
         except ActivityError as err:
             await self._alert(
@@ -307,8 +312,9 @@ class PlanAnalysisWorkflow(Pausable):
             stage_input,
             summary=summary,
             result_type=StageOutcome,
-            start_to_close_timeout=timedelta(seconds=request.stage_timeout_seconds),
-            **policies.PLAN_STAGE,
+            **policies.ActivityOptions(
+                **policies.PLAN_STAGE, start_to_close_timeout=timedelta(seconds=request.stage_timeout_seconds)
+            ),
         )
 
     async def _alert(

@@ -60,7 +60,7 @@ class QueryWorkflow(StepWorkflow):
         self._fallbacks: list[str] = []
 
     @workflow.query
-    def status(self) -> QueryStatus:  # type: ignore[override]
+    def status(self) -> QueryStatus:
         """Current agent, completed and failed steps (the health check first), fallbacks used."""
         status = self.steps.status()
         health = ["health"] if self._health_checked else []
@@ -93,7 +93,7 @@ class QueryWorkflow(StepWorkflow):
     async def _answer(self, steps: Steps, request: QueryInput) -> QueryResult:
         workflow.set_current_details("pre-flight health checks")
         # A local activity: a few probes of at most 3 s each, not worth a server round trip.
-        health: HealthReport = await workflow.execute_local_activity(
+        health: HealthReport = await workflow.execute_local_activity_method(
             QueryActivities.check_agents, HealthInput(agents=list(AGENTS)), summary="health", **policies.QUERY_HEALTH
         )
         self._health_checked = True

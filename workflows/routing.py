@@ -113,7 +113,7 @@ class RoutingWorkflow(StepWorkflow, ApprovalUpdates):
         )
 
     @workflow.query
-    def status(self) -> RoutingStatus:  # type: ignore[override]
+    def status(self) -> RoutingStatus:
         """The step, the tier, the approval and its deadline."""
         status = self.steps.status()
         admin = self._classification is not None and self._classification.tier == "admin"

@@ -55,7 +55,7 @@ with workflow.unsafe.imports_passed_through():
         raised,
         task_priority,
     )
-    from sagaworks.policies import LLM_PASS, MCP_BUDGETS, NOTIFY, llm_task_queue, mcp_call
+    from sagaworks.policies import LLM_PASS, MCP_BUDGETS, NOTIFY, ActivityOptions, llm_task_queue, mcp_call
 
 CLASSIFY_PATCH = "ticket-classify-activity"
 """Runs since this patch classify through the ``classify_ticket`` activity (LLM or rules);
@@ -138,13 +138,15 @@ class SupportTicket(Pausable):
         It runs on the LLM task queue at the priority the rules estimate, so urgent
         tickets are classified first when the model's queue is backed up."""
         try:
-            found = await workflow.execute_activity(
+            found = await workflow.execute_activity_method(
                 TicketClassifier.classify_ticket,
                 ClassifyTicketInput(ticket_id=ticket.ticket_id, text=f"{ticket.subject}\n{ticket.body}"),
-                task_queue=llm_task_queue(workflow.info().task_queue),
-                priority=task_priority(rules.priority),
                 summary="classify the ticket",
-                **LLM_PASS,
+                **ActivityOptions(
+                    **LLM_PASS,
+                    task_queue=llm_task_queue(workflow.info().task_queue),
+                    priority=task_priority(rules.priority),
+                ),
             )
         except ActivityError as failure:
             return rules, failure_text(failure)
@@ -213,7 +215,7 @@ class SupportTicket(Pausable):
         )
         try:
             notified = await workflow.execute_activity(
-                notify_escalation, notice, priority=task_priority(view.priority), **NOTIFY
+                notify_escalation, notice, **ActivityOptions(**NOTIFY, priority=task_priority(view.priority))
             )
         except ActivityError as failure:
             notified = f"not notified ({failure_text(failure)})"
