@@ -39,7 +39,10 @@ from sagaworks.contracts.query import (
 class Planner(Protocol):
     """Turns a question into a plan; raises ``ApplicationError`` (InvalidInput, ModelError)."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """Who plans, as results and the status name it (read only: a planner may derive it)."""
+        ...
 
     def plan(self, question: str, catalog: Schema) -> QueryPlan: ...
 

@@ -197,8 +197,8 @@ def _phrases(table: TableInfo) -> dict[tuple[str, ...], Token]:
     for column in table.columns:
         for value in column.values:
             add(value, ("val", column.name, value))
-        for value, words in column.value_synonyms.items():
-            for word in words:
+        for value, synonyms in column.value_synonyms.items():
+            for word in synonyms:
                 add(word, ("val", column.name, value))
     for column in table.columns:
         # Column phrases win over keywords and table words of the same length.

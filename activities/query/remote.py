@@ -119,7 +119,7 @@ def serve_agent(name: str, host: str = "127.0.0.1", port: int = 8001) -> None:
 
     if name not in ROUTES:
         raise SystemExit(f"no agent {name!r}: use nlp, data or viz")
-    agent: AgentName = name  # type: ignore[assignment]
+    agent: AgentName = name
     if agent == "viz":  # requests run in threads: none may see pandas half-imported by another
         from sagaworks.activities.processes import RENDER_MODULES, import_now
 
