@@ -193,7 +193,9 @@ class PlanActivities:
                 "summary": result.summary,
                 "document": result.document,
             }
-            self._store.put(key, request.stage, request.plan.content_hash, stored, activity.info().workflow_id)
+            # Outside a workflow (an activity started on its own) the run that asked is the input's.
+            produced_by = activity.info().workflow_id or request.workflow_id
+            self._store.put(key, request.stage, request.plan.content_hash, stored, produced_by)
         return StageOutcome(
             stage=request.stage,
             output_key=key,

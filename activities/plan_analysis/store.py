@@ -35,7 +35,7 @@ class PlanOutputRow(Base):
 
 def output_key(request: StageInput) -> str:
     """The content address of what ``request`` would produce."""
-    basis = {
+    basis: dict[str, Any] = {
         "stage": request.stage,
         "plan": request.plan.content_hash,
         "municipality": request.plan.municipality,
