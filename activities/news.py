@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from itertools import islice
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -473,7 +474,8 @@ class NewsActivities:
                         heapq.heappush(newest, entry)
                     elif entry[0] > newest[0][0]:
                         heapq.heapreplace(newest, entry)
-        chosen, size = [], 0
+        chosen: list[Article] = []
+        size = 0
         for _, article in sorted(newest, key=lambda entry: entry[0], reverse=True):
             size += len(article.model_dump_json())
             if chosen and size > SELECTION_BYTES:
@@ -505,7 +507,9 @@ class NewsActivities:
                 "no LLM is configured on the worker (SAGAWORKS_LLM_PROVIDER, GROQ_API_KEY)", field="categoriser"
             )
         progress = _resumed_progress()
-        summaries: dict[str, list[str | None]] = progress["summaries"]
+        # By article key: [summary, who wrote it, why a fallback stands in or None]; a list, as
+        # the heartbeat details give it back.
+        summaries: dict[str, list[Any]] = progress["summaries"]
         # The keep-alive thread sends a copy: the dict changes in this thread meanwhile.
         sent = [copy.deepcopy(progress)]
 
@@ -540,7 +544,7 @@ class NewsActivities:
                         summary_prompt(a, sentences),
                         max_tokens=SUMMARY_TOKENS,
                         parse=summary_of_answer,
-                        fallback=lambda a=a: extractive_summary(a, sentences),
+                        fallback=partial(extractive_summary, a, sentences),
                     )
                     by = answer.provider if answer.provider != "offline" else "extractive"
                     summaries[a.key] = [answer.value, by, answer.fallback]
