@@ -3,10 +3,11 @@ escalated. Lookups of the ticket's handlers are MCP tool calls (``activities/mcp
 
 ``classify_ticket`` asks the model through the LLM gateway (:class:`sagaworks.LLM`, family
 ``support-ticket``: ``SAGAWORKS_LLM_SUPPORT_TICKET_*`` or the general ``SAGAWORKS_LLM_*``
-configure it) with the seed's rules as its declared offline fallback. Without a model the
-rules answer at once; with one, the answer must validate as :class:`TicketLabels`. When the
-``llm`` breaker is open, the budget is spent past the step's deadline, the provider refuses
-the call or its answer is unusable, the rules answer and the classification says why
+configure it) with the keyword rules of ``contracts/support.py`` (``classify``) as its
+declared offline fallback. Without a model the rules answer at once; with one, the answer
+must validate as :class:`TicketLabels`. When the ``llm`` breaker is open, the budget is
+spent past the step's deadline, the provider refuses the call or its answer is unusable,
+the rules answer and the classification says why
 (:attr:`Classification.fallback`); a 429 or a spent budget is waited out while the step's
 deadline allows.
 

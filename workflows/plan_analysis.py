@@ -59,7 +59,8 @@ with workflow.unsafe.imports_passed_through():
 
 ALERT_LEVEL_KEY = SearchAttributeKey.for_keyword(ALERT_SEARCH_ATTRIBUTE)
 SEVERITY_ALERT: dict[str, AlertLevel] = {"LOW": "INFO", "MEDIUM": "WARNING", "HIGH": "ERROR", "CRITICAL": "CRITICAL"}
-"""The alert a detected or realised risk raises (the seed's mapping)."""
+"""The alert level a detected or realised risk raises: one level per severity, so an alert's
+level says how grave its risk is."""
 PRE_STAGE_ALERT_SEVERITIES = ("MEDIUM", "HIGH", "CRITICAL")
 """Risks detected before a stage that raise an alert before it runs (LOW ones are recorded only)."""
 SEMANTIC_LLM_PATCH = "plan-semantic-llm-pass"

@@ -1,9 +1,9 @@
 """``support-ticket``: a ticket classified, routed, looked into through MCP, then worked on.
 
 The run lives as long as the ticket: it is classified (through the LLM gateway on the LLM
-task queue, the seed's rules being its declared fallback: they answer when no model is
-configured, when the gateway's breaker is open, its budget spent or the answer unusable,
-and the ticket says why in ``classification_fallback``) and
+task queue, the keyword rules of ``contracts/support.py`` being its declared fallback: they
+answer when no model is configured, when the gateway's breaker is open, its budget spent or
+the answer unusable, and the ticket says why in ``classification_fallback``) and
 routed to its type's handler, which looks things up through MCP (the customer's tier in the
 database, recent logs on the filesystem, products, incidents). Then it waits for people:
 ``assign`` and ``resolve`` are Updates whose validators refuse what the ticket's state does

@@ -1,4 +1,4 @@
-"""The risk registry: the seed's nine defaults, plus a user's YAML or TOML file.
+"""The risk registry: nine built-in risks, plus a user's YAML or TOML file.
 
 A file holds ``risks: [ {id, name, category, severity, stages, mitigation, errors, detect}, ...]``;
 an entry whose id is a default's replaces it. Every entry is validated when the run starts
@@ -112,7 +112,8 @@ DEFAULT_RISKS: tuple[Risk, ...] = (
         detect=(Condition(metric="goals", op="<", value=1),),
     ),
 )
-"""The seed's nine risks, with its severities, stages and mitigations."""
+"""The nine built-in risks, each with its severity, the stages it concerns, its mitigation,
+the errors it explains and the metrics that detect it before a stage."""
 
 
 def _read(path: Path) -> dict[str, Any]:
