@@ -62,9 +62,7 @@ def error(
     """An error of one class of the taxonomy (``sagaworks.error``): an ``ApplicationError``
     whose type is ``kind``, retryable unless ``non_retryable``, after ``next_retry_delay``
     when given instead of the retry policy's interval."""
-    return ApplicationError(
-        message, type=kind, non_retryable=non_retryable, next_retry_delay=next_retry_delay
-    )
+    return ApplicationError(message, type=kind, non_retryable=non_retryable, next_retry_delay=next_retry_delay)
 
 
 _FIRST_ATTEMPT: contextvars.ContextVar[int] = contextvars.ContextVar("first_attempt", default=1)

@@ -20,12 +20,13 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from functools import partial
 from itertools import islice
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-from pydantic import BaseModel, RootModel, ValidationError
+from pydantic import BaseModel, RootModel
 from sqlalchemy import DateTime, Integer, String, Text, delete, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from temporalio import activity
@@ -51,8 +52,9 @@ from sagaworks.contracts.news_digest import (
     SummariseInput,
 )
 
+
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 FAMILY = "news-digest"
@@ -235,9 +237,11 @@ def newsletter_of(request: NewsletterInput) -> Newsletter:
     day = request.date.strftime("%Y-%m-%d")
     md = [f"# {request.title}", "", f"{day} - {len(request.articles)} new articles", ""]
     page = [
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{html.escape(request.title)} {day}</title></head><body>",
-        f"<h1>{html.escape(request.title)}</h1>", f"<p>{day} - {len(request.articles)} new articles</p>",
+        f"<h1>{html.escape(request.title)}</h1>",
+        f"<p>{day} - {len(request.articles)} new articles</p>",
     ]
     for category in CATEGORIES:
         chosen = [a for a in request.articles if a.category == category]
@@ -249,7 +253,11 @@ def newsletter_of(request: NewsletterInput) -> Newsletter:
             md += [f"### [{a.title}]({a.link})" if a.link else f"### {a.title}", f"*{a.source}*", "", a.summary, ""]
             title = html.escape(a.title)
             heading = f'<a href="{html.escape(a.link, quote=True)}">{title}</a>' if a.link else title
-            page += [f"<h3>{heading}</h3>", f"<p><em>{html.escape(a.source)}</em></p>", f"<p>{html.escape(a.summary)}</p>"]
+            page += [
+                f"<h3>{heading}</h3>",
+                f"<p><em>{html.escape(a.source)}</em></p>",
+                f"<p>{html.escape(a.summary)}</p>",
+            ]
     page.append("</body></html>")
     return Newsletter(markdown="\n".join(md).rstrip() + "\n", html="\n".join(page) + "\n")
 
@@ -296,7 +304,9 @@ class NewsActivities:
                 raise validation_error(f"outside the allowed feed roots: {self._describe_roots()}", field=feed.url)
             if path.is_file():
                 if path.stat().st_size > feed.max_bytes:
-                    raise validation_error(f"{path.stat().st_size} bytes is over the feed's limit of {feed.max_bytes}", field=feed.url)
+                    raise validation_error(
+                        f"{path.stat().st_size} bytes is over the feed's limit of {feed.max_bytes}", field=feed.url
+                    )
                 return path
         raise validation_error(f"file not found under {self._describe_roots()}", field=feed.url)
 
@@ -307,21 +317,29 @@ class NewsActivities:
 
         body = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
         try:
-            with httpx.Client(timeout=feed.timeout_seconds, follow_redirects=True, headers={"User-Agent": USER_AGENT}) as http:
+            with httpx.Client(
+                timeout=feed.timeout_seconds, follow_redirects=True, headers={"User-Agent": USER_AGENT}
+            ) as http:
                 with http.stream("GET", feed.url) as response:
                     if response.status_code >= 400:
                         transient = response.status_code >= 500 or response.status_code in (408, 429)
-                        raise error(ErrorClass.EXTERNAL, f"{feed.url}: HTTP {response.status_code}", non_retryable=not transient)
+                        raise error(
+                            ErrorClass.EXTERNAL, f"{feed.url}: HTTP {response.status_code}", non_retryable=not transient
+                        )
                     announced = int(response.headers.get("content-length") or 0)
                     if announced > feed.max_bytes:
-                        raise validation_error(f"announces {announced} bytes, over the feed's limit of {feed.max_bytes}", field=feed.url)
+                        raise validation_error(
+                            f"announces {announced} bytes, over the feed's limit of {feed.max_bytes}", field=feed.url
+                        )
                     for chunk in response.iter_bytes():
                         body.write(chunk)
                         if body.tell() > feed.max_bytes:
                             raise validation_error(f"over the feed's limit of {feed.max_bytes} bytes", field=feed.url)
         except httpx.TimeoutException as slow:
             body.close()
-            raise error(ErrorClass.EXTERNAL, f"{feed.url}: no answer within {feed.timeout_seconds} s ({type(slow).__name__})") from None
+            raise error(
+                ErrorClass.EXTERNAL, f"{feed.url}: no answer within {feed.timeout_seconds} s ({type(slow).__name__})"
+            ) from None
         except httpx.HTTPError as broken:
             body.close()
             raise error(ErrorClass.EXTERNAL, f"{feed.url}: {type(broken).__name__}: {broken}") from None
@@ -346,15 +364,24 @@ class NewsActivities:
             for first in range(0, len(articles), STORE_BATCH):
                 session.add_all(
                     FeedArticleRow(
-                        url=feed.url, position=position, article_key=a.key, guid=a.guid, title=a.title,
-                        link=a.link, published=a.published, text=a.text,
+                        url=feed.url,
+                        position=position,
+                        article_key=a.key,
+                        guid=a.guid,
+                        title=a.title,
+                        link=a.link,
+                        published=a.published,
+                        text=a.text,
                     )
                     for position, a in enumerate(articles[first : first + STORE_BATCH], start=first)
                 )
                 session.flush()
         fetched = FeedArticles(
-            feed=feed.name, fetched_from=where, stored_url=feed.url,
-            entries=len(articles), entries_not_read=reader.entries_not_read,
+            feed=feed.name,
+            fetched_from=where,
+            stored_url=feed.url,
+            entries=len(articles),
+            entries_not_read=reader.entries_not_read,
         )
         return bounded(fetched, f"feed {feed.name} ({feed.url})")
 
@@ -363,20 +390,33 @@ class NewsActivities:
         """Fallback of :meth:`fetch_feed`: the articles its last successful fetch stored."""
         with database_errors(), self._db.transaction() as session:
             row = session.get(FeedRow, feed.url)
-            cached = None if row is None else FeedArticles(
-                feed=feed.name, fetched_from="cache", stored_url=feed.url,
-                entries=row.entries, entries_not_read=row.entries_not_read,
+            cached = (
+                None
+                if row is None
+                else FeedArticles(
+                    feed=feed.name,
+                    fetched_from="cache",
+                    stored_url=feed.url,
+                    entries=row.entries,
+                    entries_not_read=row.entries_not_read,
+                )
             )
         if cached is None:
-            raise error(ErrorClass.EXTERNAL, f"{feed.url}: never fetched successfully, no cached copy", non_retryable=True)
+            raise error(
+                ErrorClass.EXTERNAL, f"{feed.url}: never fetched successfully, no cached copy", non_retryable=True
+            )
         return bounded(cached, f"feed {feed.name} ({feed.url})")
 
     def _articles_of(self, session: Session, request: SelectInput) -> Iterator[Article]:
         """The request's inline articles, then each stored feed's, read a batch at a time."""
         yield from request.articles
         columns = (
-            FeedArticleRow.article_key, FeedArticleRow.guid, FeedArticleRow.title,
-            FeedArticleRow.link, FeedArticleRow.published, FeedArticleRow.text,
+            FeedArticleRow.article_key,
+            FeedArticleRow.guid,
+            FeedArticleRow.title,
+            FeedArticleRow.link,
+            FeedArticleRow.published,
+            FeedArticleRow.text,
         )
         for feed in request.stored:
             rows = session.execute(
@@ -385,8 +425,13 @@ class NewsActivities:
             )
             for key, guid, title, link, published, text in rows:
                 yield Article(
-                    key=key, guid=guid, title=title, link=link, source=feed.name, text=text,
-                    published=published if published is None or published.tzinfo else published.replace(tzinfo=timezone.utc),
+                    key=key,
+                    guid=guid,
+                    title=title,
+                    link=link,
+                    source=feed.name,
+                    text=text,
+                    published=published if published is None or published.tzinfo else published.replace(tzinfo=UTC),
                 )
 
     @activity.defn
@@ -400,7 +445,7 @@ class NewsActivities:
         unique: set[str] = set()
         newest: list[tuple[tuple[datetime, str], Article]] = []  # a min-heap of the newest fresh articles
         duplicates = irrelevant = seen = fresh = 0
-        oldest = datetime.min.replace(tzinfo=timezone.utc)
+        oldest = datetime.min.replace(tzinfo=UTC)
         with database_errors(), self._db.transaction() as session:
             for batch in _batches(self._articles_of(session, request), STORE_BATCH):
                 relevant = []
@@ -414,7 +459,9 @@ class NewsActivities:
                         relevant.append(article)
                 claimed = set(
                     session.scalars(
-                        select(SeenArticleRow.article_key).where(SeenArticleRow.article_key.in_([a.key for a in relevant]))
+                        select(SeenArticleRow.article_key).where(
+                            SeenArticleRow.article_key.in_([a.key for a in relevant])
+                        )
                     )
                 )
                 for article in relevant:
@@ -427,14 +474,19 @@ class NewsActivities:
                         heapq.heappush(newest, entry)
                     elif entry[0] > newest[0][0]:
                         heapq.heapreplace(newest, entry)
-        chosen, size = [], 0
+        chosen: list[Article] = []
+        size = 0
         for _, article in sorted(newest, key=lambda entry: entry[0], reverse=True):
             size += len(article.model_dump_json())
             if chosen and size > SELECTION_BYTES:
                 break
             chosen.append(article)
         selection = Selection(
-            articles=chosen, seen_before=seen, irrelevant=irrelevant, duplicates=duplicates, over_limit=fresh - len(chosen),
+            articles=chosen,
+            seen_before=seen,
+            irrelevant=irrelevant,
+            duplicates=duplicates,
+            over_limit=fresh - len(chosen),
         )
         return bounded(selection, "select_articles")
 
@@ -451,9 +503,13 @@ class NewsActivities:
         """
         llm, articles, sentences = self._llm, request.articles, request.sentences
         if request.categoriser == "llm" and not llm.configured(FAMILY):
-            raise validation_error("no LLM is configured on the worker (SAGAWORKS_LLM_PROVIDER, GROQ_API_KEY)", field="categoriser")
+            raise validation_error(
+                "no LLM is configured on the worker (SAGAWORKS_LLM_PROVIDER, GROQ_API_KEY)", field="categoriser"
+            )
         progress = _resumed_progress()
-        summaries: dict[str, list[str | None]] = progress["summaries"]
+        # By article key: [summary, who wrote it, why a fallback stands in or None]; a list, as
+        # the heartbeat details give it back.
+        summaries: dict[str, list[Any]] = progress["summaries"]
         # The keep-alive thread sends a copy: the dict changes in this thread meanwhile.
         sent = [copy.deepcopy(progress)]
 
@@ -469,8 +525,11 @@ class NewsActivities:
             if progress["categories"] is None:
                 if request.categoriser == "llm":
                     asked = llm.ask(
-                        FAMILY, categories_prompt(articles), json_mode=True,
-                        parse=lambda raw: categories_of_answer(raw, len(articles)), fallback=lexicon,
+                        FAMILY,
+                        categories_prompt(articles),
+                        json_mode=True,
+                        parse=lambda raw: categories_of_answer(raw, len(articles)),
+                        fallback=lexicon,
                     )
                     by = asked.provider if asked.provider != "offline" else "lexicon"
                     progress["categories"] = [asked.value, by, asked.fallback]
@@ -481,21 +540,31 @@ class NewsActivities:
             for a in articles:
                 if a.key not in summaries:
                     answer = llm.ask(
-                        FAMILY, summary_prompt(a, sentences), max_tokens=SUMMARY_TOKENS,
-                        parse=summary_of_answer, fallback=lambda a=a: extractive_summary(a, sentences),
+                        FAMILY,
+                        summary_prompt(a, sentences),
+                        max_tokens=SUMMARY_TOKENS,
+                        parse=summary_of_answer,
+                        fallback=partial(extractive_summary, a, sentences),
                     )
                     by = answer.provider if answer.provider != "offline" else "extractive"
                     summaries[a.key] = [answer.value, by, answer.fallback]
                     record()
         out = []
-        for a, category in zip(articles, categories):
+        for a, category in zip(articles, categories, strict=True):
             summary, summarised_by, summary_fallback = summaries[a.key]
             reasons = [r for r in (categories_fallback, summary_fallback) if r]
             out.append(
                 DigestArticle(
-                    key=a.key, title=a.title, link=a.link, source=a.source, published=a.published,
-                    category=category, summary=summary, summarised_by=summarised_by,
-                    categorised_by=categorised_by, fallback="; ".join(dict.fromkeys(reasons)) or None,
+                    key=a.key,
+                    title=a.title,
+                    link=a.link,
+                    source=a.source,
+                    published=a.published,
+                    category=category,
+                    summary=summary,
+                    summarised_by=summarised_by,
+                    categorised_by=categorised_by,
+                    fallback="; ".join(dict.fromkeys(reasons)) or None,
                 )
             )
         return bounded(_Summaries(out), "categorise_and_summarise").root
@@ -532,13 +601,17 @@ class NewsActivities:
                 )
             session.add(
                 DigestRow(
-                    digest_key=request.digest_key, name=request.name,
-                    markdown=request.newsletter.markdown, html=request.newsletter.html,
+                    digest_key=request.digest_key,
+                    name=request.name,
+                    markdown=request.newsletter.markdown,
+                    html=request.newsletter.html,
                 )
             )
             for row in claims.values():
                 row.digest_key = request.digest_key
             # Two digests claiming the same article at once: the primary key lets one commit;
             # the other's transaction fails, is retried, and then finds the claim above.
-            session.add_all(SeenArticleRow(article_key=k, digest_key=request.digest_key) for k in keys if k not in claims)
+            session.add_all(
+                SeenArticleRow(article_key=k, digest_key=request.digest_key) for k in keys if k not in claims
+            )
         return request.digest_key

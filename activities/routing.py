@@ -17,9 +17,9 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
+from pydantic import BaseModel
 from sqlalchemy import DateTime, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
-from pydantic import BaseModel
 from temporalio import activity
 
 from sagaworks import LLM, Base, Database, database_errors, keep_alive, validation_error
@@ -89,11 +89,17 @@ class RoutingActivities:
         if request.classifier == "rules" or (request.classifier is None and not configured):
             return classify(request)
         if self._llm is None or not configured:
-            raise validation_error("no LLM is configured on the worker (SAGAWORKS_LLM_PROVIDER, GROQ_API_KEY)", field="classifier")
+            raise validation_error(
+                "no LLM is configured on the worker (SAGAWORKS_LLM_PROVIDER, GROQ_API_KEY)", field="classifier"
+            )
         rules = classify(request)
         with keep_alive():
             answer = self._llm.ask(
-                FAMILY, _CLASSIFY_PROMPT + request.text, parse=_tier_of, fallback=lambda: rules, max_tokens=ANSWER_TOKENS
+                FAMILY,
+                _CLASSIFY_PROMPT + request.text,
+                parse=_tier_of,
+                fallback=lambda: rules,
+                max_tokens=ANSWER_TOKENS,
             )
         if answer.value is rules:
             return rules.model_copy(update={"fallback": answer.fallback})
@@ -107,8 +113,13 @@ class RoutingActivities:
         hours = RESPONSE_HOURS[request.tier]
         self._record(
             RoutedRequestRow(
-                request_id=request.request_id, requester=request.requester, tier=request.tier,
-                outcome="handled", decided_by=request.approved_by, response=response, response_hours=hours,
+                request_id=request.request_id,
+                requester=request.requester,
+                tier=request.tier,
+                outcome="handled",
+                decided_by=request.approved_by,
+                response=response,
+                response_hours=hours,
             )
         )
         return HandledRequest(tier=request.tier, response=response, response_hours=hours)
@@ -117,8 +128,9 @@ class RoutingActivities:
     def handle_admin(self, request: HandleInput) -> HandledRequest:
         """Carry out an approved admin request: recorded with its approver, 1 h response."""
         return self._handle(
-            request, f"admin request of {request.requester} approved by {request.approved_by}; "
-            "an operator carries it out within the hour"
+            request,
+            f"admin request of {request.requester} approved by {request.approved_by}; "
+            "an operator carries it out within the hour",
         )
 
     @activity.defn
@@ -136,7 +148,12 @@ class RoutingActivities:
         """Record a rejected (or auto-rejected) request and why."""
         self._record(
             RoutedRequestRow(
-                request_id=request.request_id, requester=request.requester, tier=request.tier,
-                outcome="rejected", decided_by=request.rejected_by, response=request.reason, response_hours=None,
+                request_id=request.request_id,
+                requester=request.requester,
+                tier=request.tier,
+                outcome="rejected",
+                decided_by=request.rejected_by,
+                response=request.reason,
+                response_hours=None,
             )
         )

@@ -97,29 +97,36 @@ class SearchActivities:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._lock = threading.Lock()
-        self._index: tuple[frozenset[tuple[str, str]], list[ChunkRow], object] | None = None
+        # rank_bm25 ships no type hints: its BM25Okapi index is typed Any.
+        self._index: tuple[frozenset[tuple[str, str]], list[ChunkRow], Any] | None = None
 
-    def _corpus(self):  # -> (chunks, paths by document id, BM25Okapi)
+    def _corpus(self) -> tuple[list[ChunkRow], dict[str, str], Any]:
+        """The stored chunks, the paths by document id and the BM25Okapi index of the chunks."""
         with database_errors(), self._db.transaction() as session:
             versions = session.execute(
                 select(DocumentRow.document_id, DocumentRow.completed_hash, DocumentRow.path).where(
                     DocumentRow.completed_hash.is_not(None)
                 )
             ).all()
-            state = frozenset((d, h) for d, h, _ in versions)
-            paths = {d: p for d, _, p in versions}
+            # Every hash is set (the query asks for completed versions only); the check says so to the type checker.
+            completed = [(d, h, p) for d, h, p in versions if h is not None]
+            state = frozenset((d, h) for d, h, _ in completed)
+            paths = {d: p for d, _, p in completed}
             with self._lock:
                 if self._index is not None and self._index[0] == state:
                     return self._index[1], paths, self._index[2]
-            chunks = [
-                row
-                for document_id, content_hash, _ in sorted(versions)
-                for row in session.scalars(
-                    select(ChunkRow)
-                    .where(ChunkRow.document_id == document_id, ChunkRow.content_hash == _rows_key(session, document_id, content_hash))
-                    .order_by(ChunkRow.chunk_index)
+            chunks: list[ChunkRow] = []
+            for document_id, content_hash, _ in sorted(completed):
+                rows_key = _rows_key(session, document_id, content_hash)
+                if rows_key is None:  # no chunk rows stored for this version
+                    continue
+                chunks.extend(
+                    session.scalars(
+                        select(ChunkRow)
+                        .where(ChunkRow.document_id == document_id, ChunkRow.content_hash == rows_key)
+                        .order_by(ChunkRow.chunk_index)
+                    )
                 )
-            ]
         if not chunks:
             raise validation_error("no stored documents to search: run the document pipeline first")
         from rank_bm25 import BM25Okapi
@@ -136,14 +143,17 @@ class SearchActivities:
         if not query_terms:
             raise validation_error("no searchable words (only stopwords or none)", field="query")
         chunks, paths, index = self._corpus()
-        scores = index.get_scores(query_terms)  # type: ignore[attr-defined]
+        scores = index.get_scores(query_terms)
         ranked = sorted(range(len(chunks)), key=lambda i: (-scores[i], i))[: request.top_k]
         return SearchHits(
             query=request.query,
             hits=[
                 Hit(
-                    document_id=chunks[i].document_id, path=paths[chunks[i].document_id],
-                    chunk_index=chunks[i].chunk_index, score=round(float(scores[i]), 4), text=excerpt(chunks[i].text, query_terms),
+                    document_id=chunks[i].document_id,
+                    path=paths[chunks[i].document_id],
+                    chunk_index=chunks[i].chunk_index,
+                    score=round(float(scores[i]), 4),
+                    text=excerpt(chunks[i].text, query_terms),
                 )
                 for i in ranked
                 if scores[i] > 0

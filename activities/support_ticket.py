@@ -3,10 +3,11 @@ escalated. Lookups of the ticket's handlers are MCP tool calls (``activities/mcp
 
 ``classify_ticket`` asks the model through the LLM gateway (:class:`sagaworks.LLM`, family
 ``support-ticket``: ``SAGAWORKS_LLM_SUPPORT_TICKET_*`` or the general ``SAGAWORKS_LLM_*``
-configure it) with the seed's rules as its declared offline fallback. Without a model the
-rules answer at once; with one, the answer must validate as :class:`TicketLabels`. When the
-``llm`` breaker is open, the budget is spent past the step's deadline, the provider refuses
-the call or its answer is unusable, the rules answer and the classification says why
+configure it) with the keyword rules of ``contracts/support.py`` (``classify``) as its
+declared offline fallback. Without a model the rules answer at once; with one, the answer
+must validate as :class:`TicketLabels`. When the ``llm`` breaker is open, the budget is
+spent past the step's deadline, the provider refuses the call or its answer is unusable,
+the rules answer and the classification says why
 (:attr:`Classification.fallback`); a 429 or a spent budget is waited out while the step's
 deadline allows.
 
@@ -98,7 +99,12 @@ class TicketClassifier:
 
         with keep_alive():
             answer = self._llm.ask(
-                FAMILY, _PROMPT + request.text, parse=parse, fallback=lambda: rules, max_tokens=LABEL_TOKENS, json_mode=True
+                FAMILY,
+                _PROMPT + request.text,
+                parse=parse,
+                fallback=lambda: rules,
+                max_tokens=LABEL_TOKENS,
+                json_mode=True,
             )
         if answer.value is rules:
             return rules.model_copy(update={"fallback": answer.fallback})
@@ -126,5 +132,7 @@ def notify_escalation(notice: EscalationNotice) -> str:
             f"escalation webhook answered {refused.code}", type=ErrorClass.EXTERNAL, non_retryable=refused.code < 500
         ) from refused
     except (urllib.error.URLError, TimeoutError) as unreachable:
-        raise ApplicationError(f"escalation webhook unreachable: {unreachable}", type=ErrorClass.EXTERNAL) from unreachable
+        raise ApplicationError(
+            f"escalation webhook unreachable: {unreachable}", type=ErrorClass.EXTERNAL
+        ) from unreachable
     return f"webhook {url}"

@@ -33,7 +33,7 @@ STATE_DIR = Path(os.environ.get("SAGAWORKS_STATE_DIR", ".temporal"))
 DEV_PORT = 7233
 DEV_UI_PORT = 8233
 
-# Flags the embedded server runs with, and why (figures in the README):
+# Flags the embedded server runs with, and why (measured in docs/operations/benchmarks.md, order saga):
 # - history.transferProcessorMaxPollRPS defaults to 20 polls/s of the transfer queue,
 #   which is how activity and workflow tasks are dispatched: on a single-node dev server
 #   that alone adds ~60 ms to every step. 10,000 removes that floor.

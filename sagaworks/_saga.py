@@ -147,7 +147,10 @@ class Saga:
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> bool:
+    ) -> Literal[False]:
+        # Never suppresses: an ending exception is compensated, then re-raised or reported as a
+        # saga error; the type says so, so that a checker sees code after the block as reached
+        # only without an exception.
         if exc is None:
             self.state = "completed"
             return False

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 from temporalio import activity, workflow
 from temporalio.exceptions import ApplicationError
@@ -319,7 +319,9 @@ class Steps:
     async def __aenter__(self) -> Steps:
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> Literal[False]:
         # A run none of whose steps registered an undo is no saga: its failure is reported
         # as it is, not wrapped in a SagaCompensated error with nothing compensated.
         if exc is not None and ends_saga(exc) and not self._saga.has_compensations:

@@ -31,6 +31,16 @@ class ActivityOptions(TypedDict, total=False):
     priority: Priority
 
 
+class LocalActivityOptions(TypedDict, total=False):
+    """The keyword arguments of ``workflow.execute_local_activity`` that a policy fixes: a
+    local activity runs in the workflow's worker, so it takes no task queue, heartbeat or
+    priority."""
+
+    start_to_close_timeout: timedelta
+    schedule_to_close_timeout: timedelta
+    retry_policy: RetryPolicy
+
+
 DATABASE_WRITE = ActivityOptions(
     # A single short transaction; a worker that dies mid-call is noticed after 10 s.
     start_to_close_timeout=timedelta(seconds=10),
@@ -155,7 +165,7 @@ FEED_SELECTION = ActivityOptions(
 # option's docstring gives them); the activities add jitter through next_retry_delay. A breaker that is open
 # fails with a non-retryable CircuitOpen where the workflow has a fallback (nlp, viz) and
 # with a retryable one delayed to the trial time where it has none (data).
-QUERY_HEALTH = ActivityOptions(
+QUERY_HEALTH = LocalActivityOptions(
     start_to_close_timeout=timedelta(seconds=20),
     retry_policy=RetryPolicy(maximum_attempts=2, non_retryable_error_types=NON_RETRYABLE_ERROR_TYPES),
 )

@@ -62,7 +62,7 @@ WORKFLOW_RUNNERS = ("unsandboxed", "passthrough", "sandboxed")
 Every determinism guarantee of the sandbox is enforced before code reaches a production
 worker: the test suite runs every worker sandboxed (tests/conftest.py sets this variable),
 replays tests/histories/ sandboxed, and checks workflows/ statically
-(tests/test_determinism.py). See the README's Benchmarks for what each runner costs.
+(tests/test_determinism.py). docs/operations/benchmarks.md gives what each runner costs.
 """
 
 PASSTHROUGH_MODULES = ("sagaworks", "pydantic", "sqlalchemy")

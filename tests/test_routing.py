@@ -20,7 +20,7 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from sagaworks import ApprovalDecision, registry
+from sagaworks import ApprovalDecision, registry, reported_error
 from sagaworks.activities.db import Database
 from sagaworks.activities.routing import RoutedRequestRow
 from sagaworks.client.approvals import DecisionRefused, decide
@@ -235,7 +235,9 @@ async def test_asking_for_the_llm_without_one_configured_names_the_field(
         handle = await _start(dev_client, task_queue, _request("hello", classifier="llm"))
         with pytest.raises(WorkflowFailureError) as failure:
             await asyncio.wait_for(handle.result(), 60)
-    assert failure.value.cause.cause.message.startswith("classifier: no LLM is configured")  # type: ignore[union-attr]
+    reported = reported_error(failure.value.cause) if failure.value.cause is not None else None
+    assert isinstance(reported, ApplicationError)
+    assert reported.message.startswith("classifier: no LLM is configured")
 
 
 async def test_an_unusable_model_answer_falls_back_to_the_rules_saying_so(

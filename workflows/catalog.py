@@ -10,7 +10,24 @@ catalog imports no family's code.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
 from sagaworks import ApprovalDeclaration, DemoRun, DemoUpdate, Family, Restartable, lazy
+
+if TYPE_CHECKING:
+    from sagaworks.contracts.aggregate import AggregateInput
+    from sagaworks.contracts.blog import BlogInput
+    from sagaworks.contracts.document import BatchInput, DocumentInput
+    from sagaworks.contracts.iterative import IterativeInput
+    from sagaworks.contracts.mcp import McpCallInput
+    from sagaworks.contracts.news_digest import NewsDigestInput
+    from sagaworks.contracts.orders import OrderInput
+    from sagaworks.contracts.parallel_analysis import ParallelAnalysisInput
+    from sagaworks.contracts.plans import PlanInput
+    from sagaworks.contracts.query import QueryInput
+    from sagaworks.contracts.routing import RoutingInput
+    from sagaworks.contracts.sequential import SequentialInput
+    from sagaworks.contracts.support import TicketInput
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 """Where every built-in family's sample inputs live."""
@@ -28,7 +45,7 @@ routing_workflow_id = lazy(f"{_CT}.routing:routing_workflow_id")
 query_workflow_id = lazy(f"{_CT}.query:query_workflow_id")
 plan_workflow_id = lazy(f"{_CT}.plans:plan_workflow_id")
 
-ORDER = Family(
+ORDER: Family[OrderInput] = Family(
     "order",
     workflow=f"{_WF}.order:OrderFulfillmentSaga",
     input_model=f"{_CT}.orders:OrderInput",
@@ -36,8 +53,9 @@ ORDER = Family(
     "compensated in reverse on failure or cancel.",
     workflow_id=lambda order: order_workflow_id(order.order_id),
     id_reuse_policy="REJECT_DUPLICATE",
-    conflict_message=lambda order: f"order {order.order_id} was already submitted "
-    f"(see `saga status {order_workflow_id(order.order_id)}`)",
+    conflict_message=lambda order: (
+        f"order {order.order_id} was already submitted (see `saga status {order_workflow_id(order.order_id)}`)"
+    ),
     samples=(
         "orders/order.json",
         "orders/order-fails-at-shipping.json",
@@ -45,12 +63,15 @@ ORDER = Family(
         "orders/order-slow.json",
     ),
     rerun_field="order_id",
-    demo=(DemoRun("orders/order.json", result_has=("references",), result_means="a reference from every step"), DemoRun("orders/order-fails-at-shipping.json", "FAILED")),
+    demo=(
+        DemoRun("orders/order.json", result_has=("references",), result_means="a reference from every step"),
+        DemoRun("orders/order-fails-at-shipping.json", "FAILED"),
+    ),
     activities=f"{_ACT}:order",
     samples_dir=SAMPLES,
 )
 
-DOCUMENT = Family(
+DOCUMENT: Family[DocumentInput] = Family(
     "document",
     workflow=f"{_WF}.document:DocumentPipeline",
     input_model=f"{_CT}.document:DocumentInput",
@@ -58,8 +79,9 @@ DOCUMENT = Family(
     "LLM provider, store; one run per document at a time.",
     workflow_id=lambda doc: document_workflow_id(document_id_for(doc.path)),
     id_reuse_policy="ALLOW_DUPLICATE",
-    conflict_message=lambda doc: f"{doc.path} is being processed right now "
-    f"(see `saga status {document_workflow_id(document_id_for(doc.path))}`)",
+    conflict_message=lambda doc: (
+        f"{doc.path} is being processed right now (see `saga status {document_workflow_id(document_id_for(doc.path))}`)"
+    ),
     samples=("inputs/document.json",),
     helper_workflows=(f"{_WF}.document:ExtractChunksWorkflow",),
     path_field="path",
@@ -72,7 +94,7 @@ DOCUMENT = Family(
     samples_dir=SAMPLES,
 )
 
-DOCUMENT_BATCH = Family(
+DOCUMENT_BATCH: Family[BatchInput] = Family(
     "document-batch",
     workflow=f"{_WF}.document_batch:DocumentBatch",
     input_model=f"{_CT}.document:BatchInput",
@@ -81,8 +103,9 @@ DOCUMENT_BATCH = Family(
     # One batch of a folder at a time; a folder may be processed again once it closed.
     workflow_id=lambda batch: f"batch-{document_id_for(batch.folder)}",
     id_reuse_policy="ALLOW_DUPLICATE",
-    conflict_message=lambda batch: f"a batch of {batch.folder} is running right now "
-    f"(see `saga status batch-{document_id_for(batch.folder)}`)",
+    conflict_message=lambda batch: (
+        f"a batch of {batch.folder} is running right now (see `saga status batch-{document_id_for(batch.folder)}`)"
+    ),
     samples=("inputs/document-batch.json",),
     path_field="folder",
     path_is_folder=True,
@@ -95,7 +118,7 @@ DOCUMENT_BATCH = Family(
     samples_dir=SAMPLES,
 )
 
-SEQUENTIAL = Family(
+SEQUENTIAL: Family[SequentialInput] = Family(
     "sequential",
     workflow=f"{_WF}.sequential:SequentialWorkflow",
     input_model=f"{_CT}.sequential:SequentialInput",
@@ -104,15 +127,23 @@ SEQUENTIAL = Family(
     # One run of the same text at a time; it may run again once closed.
     workflow_id=lambda request: f"sequential-{text_key(request.text)}",
     id_reuse_policy="ALLOW_DUPLICATE",
-    conflict_message=lambda request: "this text is being processed right now "
-    f"(see `saga status sequential-{text_key(request.text)}`)",
+    conflict_message=lambda request: (
+        f"this text is being processed right now (see `saga status sequential-{text_key(request.text)}`)"
+    ),
     samples=("sequential/billing-retrospective.json", "sequential/too-short.json"),
-    demo=(DemoRun("sequential/billing-retrospective.json", result_has=("report", "steps"), result_means="a report of every step"), DemoRun("sequential/too-short.json", "FAILED")),
+    demo=(
+        DemoRun(
+            "sequential/billing-retrospective.json",
+            result_has=("report", "steps"),
+            result_means="a report of every step",
+        ),
+        DemoRun("sequential/too-short.json", "FAILED"),
+    ),
     cpu_activities=f"{_ACT}:sequential_cpu",
     samples_dir=SAMPLES,
 )
 
-PARALLEL_ANALYSIS = Family(
+PARALLEL_ANALYSIS: Family[ParallelAnalysisInput] = Family(
     "parallel-analysis",
     workflow=f"{_WF}.parallel_analysis:ParallelAnalysisWorkflow",
     input_model=f"{_CT}.parallel_analysis:ParallelAnalysisInput",
@@ -120,8 +151,10 @@ PARALLEL_ANALYSIS = Family(
     "analysis falls back or is listed as not available, the others still count.",
     workflow_id=lambda request: f"parallel-analysis-{text_key(request.text, *request.fail)}",
     id_reuse_policy="ALLOW_DUPLICATE",
-    conflict_message=lambda request: "this text is being analysed right now "
-    f"(see `saga status parallel-analysis-{text_key(request.text, *request.fail)}`)",
+    conflict_message=lambda request: (
+        "this text is being analysed right now "
+        f"(see `saga status parallel-analysis-{text_key(request.text, *request.fail)}`)"
+    ),
     samples=("parallel-analysis/billing-retrospective.json", "parallel-analysis/two-failing-branches.json"),
     demo=(
         DemoRun(
@@ -137,7 +170,7 @@ PARALLEL_ANALYSIS = Family(
     samples_dir=SAMPLES,
 )
 
-ROUTING = Family(
+ROUTING: Family[RoutingInput] = Family(
     "routing",
     workflow=f"{_WF}.routing:RoutingWorkflow",
     input_model=f"{_CT}.routing:RoutingInput",
@@ -145,8 +178,10 @@ ROUTING = Family(
     "handler; admin requests wait for approve/reject, escalating after a deadline.",
     workflow_id=lambda request: routing_workflow_id(request.request_id),
     id_reuse_policy="REJECT_DUPLICATE",
-    conflict_message=lambda request: f"request {request.request_id} was already submitted "
-    f"(see `saga status {routing_workflow_id(request.request_id)}`)",
+    conflict_message=lambda request: (
+        f"request {request.request_id} was already submitted "
+        f"(see `saga status {routing_workflow_id(request.request_id)}`)"
+    ),
     samples=(
         "routing/admin-request.json",
         "routing/premium-request.json",
@@ -173,7 +208,7 @@ ROUTING = Family(
     llm_steps=("classify",),
 )
 
-ITERATIVE = Family(
+ITERATIVE: Family[IterativeInput] = Family(
     "iterative",
     workflow=f"{_WF}.iterative:IterativeSearchWorkflow",
     input_model=f"{_CT}.iterative:IterativeInput",
@@ -181,8 +216,9 @@ ITERATIVE = Family(
     "quality reaches the target or the iteration cap; continues as new on long loops.",
     workflow_id=lambda request: f"iterative-{text_key(request.query)}",
     id_reuse_policy="ALLOW_DUPLICATE",
-    conflict_message=lambda request: f"a search for {request.query!r} is running right now "
-    f"(see `saga status iterative-{text_key(request.query)}`)",
+    conflict_message=lambda request: (
+        f"a search for {request.query!r} is running right now (see `saga status iterative-{text_key(request.query)}`)"
+    ),
     samples=("iterative/saga-retries.json", "iterative/research-idempotency.json"),
     demo=(DemoRun("iterative/saga-retries.json", result_has=("best.hits",), result_means="documents found"),),
     activities=f"{_ACT}:iterative",
@@ -191,7 +227,7 @@ ITERATIVE = Family(
     samples_dir=SAMPLES,
 )
 
-BLOG = Family(
+BLOG: Family[BlogInput] = Family(
     "blog",
     workflow=f"{_WF}.blog:BlogWorkflow",
     input_model=f"{_CT}.blog:BlogInput",
@@ -199,8 +235,9 @@ BLOG = Family(
     "draft, review by the LLM or the offline extractive composer.",
     workflow_id=lambda request: f"blog-{text_key(request.topic)}",
     id_reuse_policy="ALLOW_DUPLICATE",
-    conflict_message=lambda request: f"a post on {request.topic!r} is being written right now "
-    f"(see `saga status blog-{text_key(request.topic)}`)",
+    conflict_message=lambda request: (
+        f"a post on {request.topic!r} is being written right now (see `saga status blog-{text_key(request.topic)}`)"
+    ),
     samples=("blog/sagas.json", "blog/durable-workflows.json"),
     demo=(DemoRun("blog/sagas.json", result_has=("markdown", "citations"), result_means="a cited post"),),
     # On the step runner: `saga restart ID --from STEP` reuses the steps before STEP.
@@ -213,7 +250,7 @@ BLOG = Family(
     samples_dir=SAMPLES,
 )
 
-NEWS_DIGEST = Family(
+NEWS_DIGEST: Family[NewsDigestInput] = Family(
     "news-digest",
     workflow=f"{_WF}.news_digest:NewsDigestWorkflow",
     input_model=f"{_CT}.news_digest:NewsDigestInput",
@@ -222,8 +259,9 @@ NEWS_DIGEST = Family(
     # One digest of a name at a time (a schedule skips overlapping runs as well).
     workflow_id=lambda request: f"news-digest-{request.name}",
     id_reuse_policy="ALLOW_DUPLICATE",
-    conflict_message=lambda request: f"the {request.name} digest is being built right now "
-    f"(see `saga status news-digest-{request.name}`)",
+    conflict_message=lambda request: (
+        f"the {request.name} digest is being built right now (see `saga status news-digest-{request.name}`)"
+    ),
     samples=("news-digest/weekly.json", "news-digest/workflows-only.json"),
     demo=(
         # A second run finds nothing new, and stores nothing: what must hold is that a
@@ -245,7 +283,7 @@ NEWS_DIGEST = Family(
     samples_dir=SAMPLES,
 )
 
-QUERY = Family(
+QUERY: Family[QueryInput] = Family(
     "query",
     workflow=f"{_WF}.query:QueryWorkflow",
     input_model=f"{_CT}.query:QueryInput",
@@ -255,8 +293,10 @@ QUERY = Family(
     # be asked again once its run closed.
     workflow_id=lambda q: query_workflow_id(q.request_id or text_key(q.question)),
     id_reuse_policy="ALLOW_DUPLICATE",
-    conflict_message=lambda q: "this question is being answered right now "
-    f"(see `saga status {query_workflow_id(q.request_id or text_key(q.question))}`)",
+    conflict_message=lambda q: (
+        "this question is being answered right now "
+        f"(see `saga status {query_workflow_id(q.request_id or text_key(q.question))}`)"
+    ),
     samples=(
         "queries/temperature-by-month.json",
         "queries/top-cars-by-horsepower.json",
@@ -265,8 +305,12 @@ QUERY = Family(
     ),
     rerun_field="request_id",
     demo=(
-        DemoRun("queries/temperature-by-month.json", result_has=("rows", "chart"), result_means="rows returned and a chart"),
-        DemoRun("queries/average-mpg-by-origin.json", stops_agent="viz", result_has=("rows",), result_means="rows returned"),
+        DemoRun(
+            "queries/temperature-by-month.json", result_has=("rows", "chart"), result_means="rows returned and a chart"
+        ),
+        DemoRun(
+            "queries/average-mpg-by-origin.json", stops_agent="viz", result_has=("rows",), result_means="rows returned"
+        ),
     ),
     activities=f"{_ACT}:query",
     llm_activities=f"{_ACT}:query_llm",
@@ -275,7 +319,7 @@ QUERY = Family(
     samples_dir=SAMPLES,
 )
 
-PLAN_ANALYSIS = Family(
+PLAN_ANALYSIS: Family[PlanInput] = Family(
     "plan-analysis",
     workflow=f"{_WF}.plan_analysis:PlanAnalysisWorkflow",
     input_model=f"{_CT}.plans:PlanInput",
@@ -284,8 +328,9 @@ PLAN_ANALYSIS = Family(
     workflow_id=lambda plan: plan_workflow_id(plan.plan_id),
     # One run of a plan id at a time; `saga restart` starts a new run of the same id.
     id_reuse_policy="ALLOW_DUPLICATE",
-    conflict_message=lambda plan: f"plan {plan.plan_id} is being analysed right now "
-    f"(see `saga status {plan_workflow_id(plan.plan_id)}`)",
+    conflict_message=lambda plan: (
+        f"plan {plan.plan_id} is being analysed right now (see `saga status {plan_workflow_id(plan.plan_id)}`)"
+    ),
     samples=(
         "plans/plan-bueno.json",
         "plans/plan-presupuesto-roto.json",
@@ -297,12 +342,16 @@ PLAN_ANALYSIS = Family(
     rerun_field="plan_id",
     demo=(
         DemoRun("plans/plan-bueno.json", result_has=("stages", "report"), result_means="a report of every stage"),
-        DemoRun("plans/plan-presupuesto-roto.json", result_has=("stages", "report"), result_means="a report of every stage"),
+        DemoRun(
+            "plans/plan-presupuesto-roto.json", result_has=("stages", "report"), result_means="a report of every stage"
+        ),
         DemoRun("plans/plan-breve.json", result_has=("stages", "report"), result_means="a report of every stage"),
         DemoRun("plans/plan-corrupto.json", "FAILED"),
     ),
     # Every stage stores its output by content hash (plan_stage_outputs).
-    restartable=Restartable(stages=f"{_CT}.plans:STAGES", records={"run_plan_stage": None}, resume=f"{_CT}.plans:ResumePoint"),
+    restartable=Restartable(
+        stages=f"{_CT}.plans:STAGES", records={"run_plan_stage": None}, resume=f"{_CT}.plans:ResumePoint"
+    ),
     activities=f"{_ACT}:plan_analysis",
     llm_activities=f"{_ACT}:plan_analysis_llm",
     extra="plans",
@@ -310,7 +359,7 @@ PLAN_ANALYSIS = Family(
     samples_dir=SAMPLES,
 )
 
-MCP_CALL = Family(
+MCP_CALL: Family[McpCallInput] = Family(
     "mcp-call",
     workflow=f"{_WF}.mcp_call:McpToolCall",
     input_model=f"{_CT}.mcp:McpCallInput",
@@ -330,7 +379,7 @@ MCP_CALL = Family(
     samples_dir=SAMPLES,
 )
 
-AGGREGATE = Family(
+AGGREGATE: Family[AggregateInput] = Family(
     "aggregate",
     workflow=f"{_WF}.aggregate:Aggregation",
     input_model=f"{_CT}.aggregate:AggregateInput",
@@ -338,18 +387,21 @@ AGGREGATE = Family(
     "in parallel; each source within its budget, partial results kept, irrelevant ones skipped.",
     workflow_id=lambda request: f"aggregate-{request.request_id}",
     id_reuse_policy="REJECT_DUPLICATE",
-    conflict_message=lambda request: f"aggregation {request.request_id} was already run "
-    f"(see `saga status aggregate-{request.request_id}`)",
+    conflict_message=lambda request: (
+        f"aggregation {request.request_id} was already run (see `saga status aggregate-{request.request_id}`)"
+    ),
     samples=("inputs/aggregate.json",),
     rerun_field="request_id",
-    demo=(DemoRun("inputs/aggregate.json", result_has=("completed", "summary"), result_means="answers from the sources"),),
+    demo=(
+        DemoRun("inputs/aggregate.json", result_has=("completed", "summary"), result_means="answers from the sources"),
+    ),
     plugins=(_MCP,),
     extra="mcp",
     requires=("mcp",),
     samples_dir=SAMPLES,
 )
 
-SUPPORT_TICKET = Family(
+SUPPORT_TICKET: Family[TicketInput] = Family(
     "support-ticket",
     workflow=f"{_WF}.support_ticket:SupportTicket",
     input_model=f"{_CT}.support:TicketInput",
@@ -357,8 +409,9 @@ SUPPORT_TICKET = Family(
     "assigned and resolved by Updates, escalated by trigger words or a missed SLA.",
     workflow_id=lambda ticket: f"ticket-{ticket.ticket_id}",
     id_reuse_policy="REJECT_DUPLICATE",
-    conflict_message=lambda ticket: f"ticket {ticket.ticket_id} already exists "
-    f"(see `saga status ticket-{ticket.ticket_id}`)",
+    conflict_message=lambda ticket: (
+        f"ticket {ticket.ticket_id} already exists (see `saga status ticket-{ticket.ticket_id}`)"
+    ),
     samples=("tickets/ticket-billing.json", "tickets/ticket-angry-outage.json"),
     signals=("pause", "resume", "comment"),
     updates=("assign", "resolve", "reopen"),

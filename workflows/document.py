@@ -70,7 +70,7 @@ SEGMENT_CHUNKS = 100
 def _extract_chunks(request: ExtractRangeInput, first: int):  # -> Awaitable[ExtractSummary]
     """The extraction activity of the chunks from ``first`` (``chunks_per_activity`` of them)."""
     count = min(request.chunks_per_activity, request.end - first)
-    return workflow.execute_activity(
+    return workflow.execute_activity_method(
         DocumentActivities.extract_concepts,
         ExtractInput(
             document_id=request.document_id,
@@ -197,9 +197,13 @@ class DocumentPipeline(StepWorkflow):
                 self._doc = doc = await steps.run(
                     "validate",
                     DocumentActivities.validate_document,
-                    ValidateInput(path=path, run_key=run_key, chunk_size=request.chunk_size, chunk_overlap=request.chunk_overlap),
+                    ValidateInput(
+                        path=path, run_key=run_key, chunk_size=request.chunk_size, chunk_overlap=request.chunk_overlap
+                    ),
                     shielded=True,
-                    describe=lambda d: f"{d.format}, {d.size_bytes} bytes" + (", stored before" if d.already_completed else ""),
+                    describe=lambda d: (
+                        f"{d.format}, {d.size_bytes} bytes" + (", stored before" if d.already_completed else "")
+                    ),
                 )
                 if steps.restart is not None and "validate" in steps.restart.reused:
                     # A restart: the source run validated this version; what follows
@@ -222,12 +226,14 @@ class DocumentPipeline(StepWorkflow):
     async def _stored_or(self, doc: DocumentRef, process: Callable[[], Awaitable[DocumentResult]]) -> DocumentResult:
         """The stored result when this version was processed before, else ``process()``."""
         if doc.already_completed:
-            return await workflow.execute_activity(
+            return await workflow.execute_activity_method(
                 DocumentActivities.document_result, doc, summary="reuse stored result", **policies.DATABASE_WRITE
             )
         return await process()
 
-    async def _finalising(self, body: Callable[[], Awaitable[DocumentResult]], path: str, run_key: str) -> DocumentResult:
+    async def _finalising(
+        self, body: Callable[[], Awaitable[DocumentResult]], path: str, run_key: str
+    ) -> DocumentResult:
         """Run ``body``; however it ends (unless it handed the document to a child run),
         finalise the document's row, and fail with the reason itself."""
         self._step, self._path, self._doc = "resolve", path, None
@@ -253,7 +259,9 @@ class DocumentPipeline(StepWorkflow):
         summary: ChunkSummary = await self.steps.run(
             "chunk",
             DocumentActivities.chunk_document,
-            ChunkInput(document=doc, run_key=run_key, chunk_size=request.chunk_size, chunk_overlap=request.chunk_overlap),
+            ChunkInput(
+                document=doc, run_key=run_key, chunk_size=request.chunk_size, chunk_overlap=request.chunk_overlap
+            ),
             shielded=True,
             describe=lambda c: f"{c.chunk_count} chunks, {c.char_count} characters",
         )
@@ -277,8 +285,10 @@ class DocumentPipeline(StepWorkflow):
         executed it (a restart then carried its resume point in the input)."""
         info = workflow.info()
         resume = request.resume
-        if resume is not None and resume.document is not None and (
-            document_workflow_id(resume.document.document_id) != info.workflow_id
+        if (
+            resume is not None
+            and resume.document is not None
+            and (document_workflow_id(resume.document.document_id) != info.workflow_id)
         ):
             # Before finalising starts: a refused resume point must not finalise (fail) anyone's row.
             raise ApplicationError(
@@ -296,20 +306,27 @@ class DocumentPipeline(StepWorkflow):
                 self._doc = doc = resume.document.model_copy(update={"already_completed": False})
                 self._path, self._document_id = doc.path, doc.document_id
             else:
-                path = await run_to_completion(workflow.execute_activity(
-                    DocumentActivities.resolve_document, request.path, summary="resolve path", **policies.PROCESSING
-                ))
+                path = await run_to_completion(
+                    workflow.execute_activity_method(
+                        DocumentActivities.resolve_document, request.path, summary="resolve path", **policies.PROCESSING
+                    )
+                )
                 if (delegated := await self._delegated(request, path)) is not None:
                     return delegated
                 self._step = "validate"
-                self._doc = doc = await run_to_completion(workflow.execute_activity(
-                    DocumentActivities.validate_document,
-                    ValidateInput(
-                        path=path, run_key=run_key, chunk_size=request.chunk_size, chunk_overlap=request.chunk_overlap
-                    ),
-                    summary="validate",
-                    **policies.PROCESSING,
-                ))
+                self._doc = doc = await run_to_completion(
+                    workflow.execute_activity_method(
+                        DocumentActivities.validate_document,
+                        ValidateInput(
+                            path=path,
+                            run_key=run_key,
+                            chunk_size=request.chunk_size,
+                            chunk_overlap=request.chunk_overlap,
+                        ),
+                        summary="validate",
+                        **policies.PROCESSING,
+                    )
+                )
             return await self._stored_or(doc, lambda: self._steps(request, doc, run_key))
 
         return await self._finalising(body, request.path, run_key)
@@ -337,7 +354,10 @@ class DocumentPipeline(StepWorkflow):
             status=status,
             rows_key=doc.rows_key if doc is not None and not doc.already_completed else None,
             error_class=None if reason is None else "Cancelled" if status == "CANCELED" else error_class(reason),
-            message=None if reported is None else "cancelled by request" if status == "CANCELED"
+            message=None
+            if reported is None
+            else "cancelled by request"
+            if status == "CANCELED"
             else str(getattr(reported, "message", reported))[:2000],
         )
         summary = f"finalise {status}"
@@ -348,7 +368,7 @@ class DocumentPipeline(StepWorkflow):
         # Shielded: a cancellation must not stop the run from recording how it ended; and,
         # like a compensation, it is retried until the database takes it (up to a day).
         return await run_to_completion(
-            workflow.execute_activity(
+            workflow.execute_activity_method(
                 DocumentActivities.finalise_document, request, summary=summary, **policies.COMPENSATION
             ),
             reraise_cancel=False,
@@ -393,27 +413,33 @@ class DocumentPipeline(StepWorkflow):
             self._step = "chunk"
             # run_to_completion: a cancel waits for the step, so what follows never races
             # a write still in flight.
-            summary = await run_to_completion(workflow.execute_activity(
-                DocumentActivities.chunk_document,
-                ChunkInput(
-                    document=doc,
-                    run_key=run_key,
-                    chunk_size=request.chunk_size,
-                    chunk_overlap=request.chunk_overlap,
-                ),
-                summary="parse and chunk",
-                **policies.PROCESSING,
-            ))
+            summary = await run_to_completion(
+                workflow.execute_activity_method(
+                    DocumentActivities.chunk_document,
+                    ChunkInput(
+                        document=doc,
+                        run_key=run_key,
+                        chunk_size=request.chunk_size,
+                        chunk_overlap=request.chunk_overlap,
+                    ),
+                    summary="parse and chunk",
+                    **policies.PROCESSING,
+                )
+            )
         await self._extract(self._to_extract(request, doc, summary, run_key))
         self._step = "store"
-        return await run_to_completion(workflow.execute_activity(
-            DocumentActivities.store_concepts,
-            StoreInput(document=doc, run_key=run_key),
-            summary="store concepts",
-            **policies.DATABASE_WRITE,
-        ))
+        return await run_to_completion(
+            workflow.execute_activity_method(
+                DocumentActivities.store_concepts,
+                StoreInput(document=doc, run_key=run_key),
+                summary="store concepts",
+                **policies.DATABASE_WRITE,
+            )
+        )
 
-    def _to_extract(self, request: DocumentInput, doc: DocumentRef, chunks: ChunkSummary, run_key: str) -> ExtractRangeInput:
+    def _to_extract(
+        self, request: DocumentInput, doc: DocumentRef, chunks: ChunkSummary, run_key: str
+    ) -> ExtractRangeInput:
         """Every chunk of ``doc`` to extract, now that chunking counted them (the extract step starts)."""
         self._total = chunks.chunk_count
         self._step = "extract"
@@ -445,7 +471,7 @@ class DocumentPipeline(StepWorkflow):
         try:
             doc = await self._validate_recorded(request.path, run_key)
             if doc.already_completed:
-                result = await workflow.execute_activity(
+                result = await workflow.execute_activity_method(
                     DocumentActivities.document_result, doc, summary="reuse stored result", **policies.DATABASE_WRITE
                 )
             else:
@@ -472,7 +498,7 @@ class DocumentPipeline(StepWorkflow):
 
     async def _record_failure(self, err: BaseException, run_key: str, cancelled: bool) -> None:
         reported = reported_error(err)
-        await workflow.execute_activity(
+        await workflow.execute_activity_method(
             DocumentActivities.record_document_failure,
             FailureRecord(
                 document_id=self._document_id,
@@ -487,7 +513,7 @@ class DocumentPipeline(StepWorkflow):
 
     async def _validate_recorded(self, path: str, run_key: str) -> DocumentRef:
         try:
-            return await workflow.execute_activity(
+            return await workflow.execute_activity_method(
                 DocumentActivities.validate_document,
                 ValidateInput(path=path, run_key=run_key),
                 summary="validate",
@@ -527,7 +553,7 @@ class DocumentPipeline(StepWorkflow):
         await workflow.wait_condition(lambda: not self.steps.paused)
 
     @workflow.query
-    def status(self) -> DocumentStatus:  # type: ignore[override]
+    def status(self) -> DocumentStatus:
         """Current step and chunks done / total; the step runner's plan, steps and timings."""
         steps = self.steps.status()
         state = "paused" if self._state == "running" and self.steps.paused else self._state

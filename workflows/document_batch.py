@@ -25,7 +25,6 @@ with workflow.unsafe.imports_passed_through():
 
     from sagaworks import ErrorClass, StepWorkflow, error_class, policies, reported_error, run_windowed
     from sagaworks.activities.document.activities import DocumentActivities
-    from sagaworks.workflows.document import DocumentPipeline
     from sagaworks.contracts.document import (
         BATCH_STEPS,
         LISTED_OUTCOME_BYTES,
@@ -34,11 +33,13 @@ with workflow.unsafe.imports_passed_through():
         BatchStatus,
         DocumentInput,
         DocumentOutcome,
+        DocumentState,
+        FinalStatus,
         ListingPage,
-        StoredListing,
         document_id_for,
         document_workflow_id,
     )
+    from sagaworks.workflows.document import DocumentPipeline
 
 STORED_LISTING = "stored-listing"
 """The patch that stores the folder's listing instead of returning it whole."""
@@ -61,7 +62,7 @@ class DocumentBatch(StepWorkflow):
         self._listed_bytes = 0
         self._total = 0
         self._in_flight = 0
-        self._state = "running"
+        self._state: DocumentState = "running"
 
     @workflow.run
     async def run(self, batch: BatchInput) -> BatchResult:
@@ -89,15 +90,22 @@ class DocumentBatch(StepWorkflow):
             if paths is None and listing is None:  # set when the batch continued as new
                 if workflow.patched(STORED_LISTING):
                     stored = await steps.run(
-                        "list", DocumentActivities.store_listing, batch.folder, describe=lambda s: f"{s.total} documents"
+                        "list",
+                        DocumentActivities.store_listing,
+                        batch.folder,
+                        describe=lambda s: f"{s.total} documents",
                     )
                     listing, self._total = stored.listing, stored.total
                 else:
                     paths = await steps.run(
-                        "list", DocumentActivities.list_documents, batch.folder, describe=lambda found: f"{len(found)} documents"
+                        "list",
+                        DocumentActivities.list_documents,
+                        batch.folder,
+                        describe=lambda found: f"{len(found)} documents",
                     )
             return await steps.run_here(
-                "process", lambda: self._process_all(batch, paths, listing),
+                "process",
+                lambda: self._process_all(batch, paths, listing),
                 describe=lambda r: f"{r.completed} of {r.total} completed",
             )
 
@@ -119,8 +127,12 @@ class DocumentBatch(StepWorkflow):
 
         def windowed(items: list[str]) -> Awaitable[list[str]]:
             return run_windowed(
-                items, start, window=batch.max_in_flight, on_result=self._record,
-                before_each=self._unpaused, stop=stop,
+                items,
+                start,
+                window=batch.max_in_flight,
+                on_result=self._record,
+                before_each=self._unpaused,
+                stop=stop,
             )
 
         if listing is None:
@@ -130,10 +142,9 @@ class DocumentBatch(StepWorkflow):
                 workflow.continue_as_new(batch.model_copy(update={**self._carried(), "paths": remaining}))
         else:
             while offset < self._total and not stop():
-                page = await workflow.execute_activity(
+                page = await workflow.execute_activity_method(
                     DocumentActivities.listing_page,
                     ListingPage(listing=listing, offset=offset, limit=batch.documents_per_run - started),
-                    result_type=list[str],
                     summary="listing page",
                     **policies.PROCESSING,
                 )
@@ -210,7 +221,7 @@ class DocumentBatch(StepWorkflow):
             if is_cancelled_exception(err):
                 return DocumentOutcome(path=path, workflow_id=workflow_id, status="CANCELED")
             kind, reported = error_class(err), reported_error(err)
-            status = "REJECTED" if kind == ErrorClass.VALIDATION else "FAILED"
+            status: FinalStatus = "REJECTED" if kind == ErrorClass.VALIDATION else "FAILED"
             message = getattr(reported, "message", None) or str(reported)
             return DocumentOutcome(path=path, workflow_id=workflow_id, status=status, error=f"{kind}: {message}")
         finally:
@@ -223,11 +234,11 @@ class DocumentBatch(StepWorkflow):
         await workflow.wait_condition(lambda: not self.steps.paused)
 
     @workflow.query
-    def status(self) -> BatchStatus:  # type: ignore[override]
+    def status(self) -> BatchStatus:
         """Documents done / total, in flight, rejected, failed and cancelled; the batch's
         state; the step runner's plan, steps and timings."""
         done = sum(self._counts.values())
-        state = self._state
+        state: DocumentState = self._state
         if state == "running":
             state = "completed" if done == self._total else "paused" if self.steps.paused else "running"
         return BatchStatus(

@@ -12,9 +12,11 @@ search attribute. With a model configured on the worker (``PreparedPlan.llm``), 
 stage runs a second time on the LLM task queue as an LLM pass that confirms, completes and
 adds to the offline extraction (``activities/plan_analysis/llm_pass.py``, through the LLM
 gateway); if the pass fails, or the gateway falls back (its breaker open, its budget spent,
-the answer unusable), the offline outcome stands and a WARNING alert says why. Activities are called by name (``activities.plan_analysis.activities``), so the
-catalog, and the CLI through it, never imports the PDF, OCR and breaker libraries. Temporal's history is the checkpoint chain and the audit trail: the trace
-and post-mortem are derived from it (client/postmortem.py).
+the answer unusable), the offline outcome stands and a WARNING alert says why. Activities
+are called by name (``activities.plan_analysis.activities``), so the catalog, and the CLI
+through it, never imports the PDF, OCR and breaker libraries. Temporal's history is the
+checkpoint chain and the audit trail: the trace and post-mortem are derived from it
+(client/postmortem.py).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 with workflow.unsafe.imports_passed_through():
     import pydantic
 
-    from sagaworks import CIRCUIT_OPEN
+    from sagaworks import CIRCUIT_OPEN, Pausable, policies
     from sagaworks.contracts.plans import (
         ALERT_LEVELS,
         ALERT_SEARCH_ATTRIBUTE,
@@ -54,12 +56,11 @@ with workflow.unsafe.imports_passed_through():
         StageOutcome,
         stage_summary,
     )
-    from sagaworks import policies
-    from sagaworks import Pausable
 
 ALERT_LEVEL_KEY = SearchAttributeKey.for_keyword(ALERT_SEARCH_ATTRIBUTE)
 SEVERITY_ALERT: dict[str, AlertLevel] = {"LOW": "INFO", "MEDIUM": "WARNING", "HIGH": "ERROR", "CRITICAL": "CRITICAL"}
-"""The alert a detected or realised risk raises (the seed's mapping)."""
+"""The alert level a detected or realised risk raises: one level per severity, so an alert's
+level says how grave its risk is."""
 PRE_STAGE_ALERT_SEVERITIES = ("MEDIUM", "HIGH", "CRITICAL")
 """Risks detected before a stage that raise an alert before it runs (LOW ones are recorded only)."""
 SEMANTIC_LLM_PATCH = "plan-semantic-llm-pass"
@@ -131,8 +132,10 @@ class PlanAnalysisWorkflow(Pausable):
             prepared = await workflow.execute_activity(
                 "prepare_plan",
                 PrepareRequest(
-                    plan_id=request.plan_id, path=request.path,
-                    municipality=request.municipality, risk_file=request.risk_file,
+                    plan_id=request.plan_id,
+                    path=request.path,
+                    municipality=request.municipality,
+                    risk_file=request.risk_file,
                 ),
                 summary="prepare: locate the plan, validate the risk registry",
                 result_type=PreparedPlan,
@@ -149,7 +152,9 @@ class PlanAnalysisWorkflow(Pausable):
             missing = [s for s in STAGES[:first] if s not in outcomes]
             if missing:
                 raise ApplicationError(
-                    f"resume: no stored outcome of stage(s) {', '.join(missing)}", type="ValidationError", non_retryable=True
+                    f"resume: no stored outcome of stage(s) {', '.join(missing)}",
+                    type="ValidationError",
+                    non_retryable=True,
                 )
             self._done = first
         for stage in STAGES[first:]:
@@ -188,10 +193,16 @@ class PlanAnalysisWorkflow(Pausable):
     ) -> StageOutcome:
         metrics = {k: v for outcome in outcomes.values() for k, v in outcome.metrics.items()}
         assessment, detected = assess(registry, stage, metrics)
-        for risk in detected:
-            if risk.severity in PRE_STAGE_ALERT_SEVERITIES:
-                reason = next(r for r in assessment.reasons if r.startswith(risk.id))
-                await self._alert(request, SEVERITY_ALERT[risk.severity], stage, risk.id, f"{risk.name} before {stage}: {reason}")
+        for foreseen in detected:
+            if foreseen.severity in PRE_STAGE_ALERT_SEVERITIES:
+                reason = next(r for r in assessment.reasons if r.startswith(foreseen.id))
+                await self._alert(
+                    request,
+                    SEVERITY_ALERT[foreseen.severity],
+                    stage,
+                    foreseen.id,
+                    f"{foreseen.name} before {stage}: {reason}",
+                )
         critical = next((r for r in detected if r.severity == "CRITICAL"), None)
         if critical is not None:
             raise self._abort(critical, stage, "detected before the stage ran")
@@ -216,28 +227,41 @@ class PlanAnalysisWorkflow(Pausable):
             cause = f"{stage}: {kind}: {_message(err)}"
             await self._alert(request, SEVERITY_ALERT[risk.severity], stage, risk.id, f"{risk.name}: {cause}")
             if kind == CIRCUIT_OPEN:
-                await self._alert(request, "CRITICAL", stage, risk.id, f"the {stage} breaker is open: failing fast into {risk.mitigation}")
+                await self._alert(
+                    request,
+                    "CRITICAL",
+                    stage,
+                    risk.id,
+                    f"the {stage} breaker is open: failing fast into {risk.mitigation}",
+                )
             if risk.severity == "CRITICAL":
                 raise self._abort(risk, stage, _message(err)) from err
         mitigation = Mitigation(
             risk_id=risk.id, severity=risk.severity, category=risk.category, strategy=risk.mitigation, cause=cause
         )
-        mitigated = stage_input.model_copy(update={
-            "mitigation": mitigation,
-            "options": StageOptions.model_validate({**stage_input.options.model_dump(), **MITIGATION_OPTIONS[risk.mitigation]}),
-        })
+        mitigated = stage_input.model_copy(
+            update={
+                "mitigation": mitigation,
+                "options": StageOptions.model_validate(
+                    {**stage_input.options.model_dump(), **MITIGATION_OPTIONS[risk.mitigation]}
+                ),
+            }
+        )
         try:
             outcome = await self._execute(request, mitigated, summary=stage_summary(stage, mitigation))
         except ActivityError as err:
             await self._alert(request, "ERROR", stage, risk.id, f"mitigation {risk.mitigation} failed: {_message(err)}")
             raise ApplicationError(
-                f"{risk.id} at stage {stage}: mitigation {risk.mitigation} failed: {failure_type(err)}: {_message(err)}",
+                f"{risk.id} at stage {stage}: mitigation {risk.mitigation} failed: "
+                f"{failure_type(err)}: {_message(err)}",
                 {"risk": risk.id, "stage": stage, "strategy": risk.mitigation},
                 type="MitigationFailed",
                 non_retryable=True,
             ) from err
         self._mitigations.append(mitigation)
-        await self._alert(request, "INFO", stage, risk.id, f"{risk.id} mitigated by {risk.mitigation}: {outcome.summary}")
+        await self._alert(
+            request, "INFO", stage, risk.id, f"{risk.id} mitigated by {risk.mitigation}: {outcome.summary}"
+        )
         return outcome
 
     async def _llm_pass(
@@ -261,12 +285,16 @@ class PlanAnalysisWorkflow(Pausable):
                 stage_input,
                 summary=stage_summary("semantic", llm=model),
                 result_type=StageOutcome,
-                task_queue=policies.llm_task_queue(workflow.info().task_queue),
-                **policies.LLM_PASS,
+                **policies.ActivityOptions(
+                    **policies.LLM_PASS, task_queue=policies.llm_task_queue(workflow.info().task_queue)
+                ),
             )
         except ActivityError as err:
             await self._alert(
-                request, "WARNING", "semantic", None,
+                request,
+                "WARNING",
+                "semantic",
+                None,
                 f"LLM pass by {model} failed ({failure_type(err)}: {_message(err)}): the offline extraction stands",
             )
             return offline
@@ -285,11 +313,14 @@ class PlanAnalysisWorkflow(Pausable):
             stage_input,
             summary=summary,
             result_type=StageOutcome,
-            start_to_close_timeout=timedelta(seconds=request.stage_timeout_seconds),
-            **policies.PLAN_STAGE,
+            **policies.ActivityOptions(
+                **policies.PLAN_STAGE, start_to_close_timeout=timedelta(seconds=request.stage_timeout_seconds)
+            ),
         )
 
-    async def _alert(self, request: PlanInput, level: AlertLevel, stage: str, risk_id: str | None, message: str) -> None:
+    async def _alert(
+        self, request: PlanInput, level: AlertLevel, stage: str, risk_id: str | None, message: str
+    ) -> None:
         alert = Alert(level=level, stage=stage, risk_id=risk_id, message=message[:1000])  # type: ignore[arg-type]
         self._alerts.append(alert)
         if self._highest is None or ALERT_LEVELS.index(level) > ALERT_LEVELS.index(self._highest):
@@ -311,6 +342,11 @@ class PlanAnalysisWorkflow(Pausable):
     def status(self) -> PlanStatus:
         """Current stage, stages done of nine, the highest alert so far."""
         return PlanStatus(
-            state=self._state, current_step=self._step, done=self._done, total=len(STAGES),
-            plan_id=self._plan_id, highest_alert=self._highest, mitigations=len(self._mitigations),
+            state=self._state,
+            current_step=self._step,
+            done=self._done,
+            total=len(STAGES),
+            plan_id=self._plan_id,
+            highest_alert=self._highest,
+            mitigations=len(self._mitigations),
         )

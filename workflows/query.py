@@ -22,14 +22,13 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     import pydantic
 
-    from sagaworks import ErrorClass, StepWorkflow, Steps, policies
+    from sagaworks import ErrorClass, Steps, StepWorkflow, policies
     from sagaworks.activities.query.activities import QueryActivities
     from sagaworks.contracts.query import (
         AGENT_UNAVAILABLE,
         AGENTS,
         QUERY_STEPS,
         AgentHealth,
-        AgentName,
         Chart,
         DataInput,
         DataResult,
@@ -61,7 +60,7 @@ class QueryWorkflow(StepWorkflow):
         self._fallbacks: list[str] = []
 
     @workflow.query
-    def status(self) -> QueryStatus:  # type: ignore[override]
+    def status(self) -> QueryStatus:
         """Current agent, completed and failed steps (the health check first), fallbacks used."""
         status = self.steps.status()
         health = ["health"] if self._health_checked else []
@@ -94,7 +93,7 @@ class QueryWorkflow(StepWorkflow):
     async def _answer(self, steps: Steps, request: QueryInput) -> QueryResult:
         workflow.set_current_details("pre-flight health checks")
         # A local activity: a few probes of at most 3 s each, not worth a server round trip.
-        health: HealthReport = await workflow.execute_local_activity(
+        health: HealthReport = await workflow.execute_local_activity_method(
             QueryActivities.check_agents, HealthInput(agents=list(AGENTS)), summary="health", **policies.QUERY_HEALTH
         )
         self._health_checked = True
@@ -123,8 +122,13 @@ class QueryWorkflow(StepWorkflow):
             data = legacy.data
         else:
             data = await steps.run(
-                "data", QueryActivities.run, DataInput(plan=planned.plan), options=policies.QUERY_DATA,
-                local=_in_worker(data_health), delay=delay, describe=lambda d: f"{len(d.rows)} rows",
+                "data",
+                QueryActivities.run,
+                DataInput(plan=planned.plan),
+                options=policies.QUERY_DATA,
+                local=_in_worker(data_health),
+                delay=delay,
+                describe=lambda d: f"{len(d.rows)} rows",
             )
         chart, chart_by = await self._chart(steps, planned, data, health.of("viz"), delay)
         restart = steps.restart
@@ -150,7 +154,9 @@ class QueryWorkflow(StepWorkflow):
             local = _in_worker(nlp)
             options = policies.QUERY_NLP
             if nlp.rate_limited:
-                options = policies.ActivityOptions(**options, task_queue=policies.llm_task_queue(workflow.info().task_queue))
+                options = policies.ActivityOptions(
+                    **options, task_queue=policies.llm_task_queue(workflow.info().task_queue)
+                )
             try:
                 planned: PlanResult = await steps.run(
                     "nlp", QueryActivities.plan, ask, options=options, local=local, delay=delay, describe=describe
@@ -164,7 +170,13 @@ class QueryWorkflow(StepWorkflow):
                 self._fallbacks.append(f"nlp: {err.cause or err} -> offline parser")
                 delay = 0  # the step waited already
         return await steps.run(
-            "nlp", QueryActivities.plan_offline, ask, options=policies.QUERY_NLP, local=True, delay=delay, describe=describe
+            "nlp",
+            QueryActivities.plan_offline,
+            ask,
+            options=policies.QUERY_NLP,
+            local=True,
+            delay=delay,
+            describe=describe,
         )
 
     async def _chart(
@@ -173,8 +185,13 @@ class QueryWorkflow(StepWorkflow):
         if viz.up:
             try:
                 result: VizResult = await steps.run(
-                    "viz", QueryActivities.render, VizInput(plan=planned.plan, columns=data.columns, rows=data.rows),
-                    options=policies.QUERY_VIZ, local=_in_worker(viz), delay=delay, describe=_produced_by,
+                    "viz",
+                    QueryActivities.render,
+                    VizInput(plan=planned.plan, columns=data.columns, rows=data.rows),
+                    options=policies.QUERY_VIZ,
+                    local=_in_worker(viz),
+                    delay=delay,
+                    describe=_produced_by,
                 )
                 return result.chart, result.produced_by
             except ActivityError as err:

@@ -55,7 +55,10 @@ class RoutingWorkflow(StepWorkflow, ApprovalUpdates):
         """Return the tier, the approval and what the handler did."""
         async with self.steps.plan(ROUTING_STEPS) as steps:
             classification = self._classification = await steps.run(
-                "classify", RoutingActivities.classify_request, request, options=policies.TEXT_ANALYSIS,
+                "classify",
+                RoutingActivities.classify_request,
+                request,
+                options=policies.TEXT_ANALYSIS,
                 describe=lambda c: f"{c.tier} by {c.classifier}" + (" (fallback)" if c.fallback else ""),
             )
             outcome: ApprovalOutcome | None = None
@@ -64,24 +67,36 @@ class RoutingWorkflow(StepWorkflow, ApprovalUpdates):
                 outcome = await self.approval.wait(
                     timedelta(seconds=request.deadline_seconds),
                     approvers=request.approvers,
-                    escalations=[Escalation(request.escalation_approvers, timedelta(seconds=request.escalation_deadline_seconds))]
-                    if second else [],
+                    escalations=[
+                        Escalation(request.escalation_approvers, timedelta(seconds=request.escalation_deadline_seconds))
+                    ]
+                    if second
+                    else [],
                 )
             else:
                 self.approval.not_required()
             handled: HandledRequest | None = None
             if outcome is None or outcome.decision == "approved":
                 handle = HandleInput(
-                    request_id=request.request_id, requester=request.requester, text=request.text,
-                    tier=classification.tier, approved_by=outcome.decided_by if outcome else None,
+                    request_id=request.request_id,
+                    requester=request.requester,
+                    text=request.text,
+                    tier=classification.tier,
+                    approved_by=outcome.decided_by if outcome else None,
                 )
                 handled = await steps.run(
-                    "handle", HANDLERS[classification.tier], handle, describe=lambda h: f"{h.tier}: {h.response_hours} h"
+                    "handle",
+                    HANDLERS[classification.tier],
+                    handle,
+                    describe=lambda h: f"{h.tier}: {h.response_hours} h",
                 )
             else:
                 rejection = RejectionInput(
-                    request_id=request.request_id, requester=request.requester, tier=classification.tier,
-                    rejected_by=outcome.decided_by, reason=outcome.reason or "",
+                    request_id=request.request_id,
+                    requester=request.requester,
+                    tier=classification.tier,
+                    rejected_by=outcome.decided_by,
+                    reason=outcome.reason or "",
                 )
                 await steps.run("record rejection", RoutingActivities.record_rejection, rejection)
         # An update accepted just before the end finishes before the run returns.
@@ -98,7 +113,7 @@ class RoutingWorkflow(StepWorkflow, ApprovalUpdates):
         )
 
     @workflow.query
-    def status(self) -> RoutingStatus:  # type: ignore[override]
+    def status(self) -> RoutingStatus:
         """The step, the tier, the approval and its deadline."""
         status = self.steps.status()
         admin = self._classification is not None and self._classification.tier == "admin"

@@ -1,9 +1,9 @@
 """``support-ticket``: a ticket classified, routed, looked into through MCP, then worked on.
 
 The run lives as long as the ticket: it is classified (through the LLM gateway on the LLM
-task queue, the seed's rules being its declared fallback: they answer when no model is
-configured, when the gateway's breaker is open, its budget spent or the answer unusable,
-and the ticket says why in ``classification_fallback``) and
+task queue, the keyword rules of ``contracts/support.py`` being its declared fallback: they
+answer when no model is configured, when the gateway's breaker is open, its budget spent or
+the answer unusable, and the ticket says why in ``classification_fallback``) and
 routed to its type's handler, which looks things up through MCP (the customer's tier in the
 database, recent logs on the filesystem, products, incidents). Then it waits for people:
 ``assign`` and ``resolve`` are Updates whose validators refuse what the ticket's state does
@@ -33,12 +33,12 @@ with workflow.unsafe.imports_passed_through():
     from sagaworks import McpTools, Pausable, failure_text, refusal
     from sagaworks.activities.support_ticket import TicketClassifier, notify_escalation
     from sagaworks.contracts.support import (
+        MAX_COMMENTS,
         REOPEN_WINDOW,
         TICKET_ASSIGNEE,
         TICKET_PRIORITY,
         TICKET_STATE,
         TICKET_TYPE,
-        MAX_COMMENTS,
         AssignRequest,
         Classification,
         ClassifyTicketInput,
@@ -55,7 +55,7 @@ with workflow.unsafe.imports_passed_through():
         raised,
         task_priority,
     )
-    from sagaworks.policies import LLM_PASS, MCP_BUDGETS, NOTIFY, llm_task_queue, mcp_call
+    from sagaworks.policies import LLM_PASS, MCP_BUDGETS, NOTIFY, ActivityOptions, llm_task_queue, mcp_call
 
 CLASSIFY_PATCH = "ticket-classify-activity"
 """Runs since this patch classify through the ``classify_ticket`` activity (LLM or rules);
@@ -65,7 +65,9 @@ LOOKUPS: dict[str, list[tuple[str, str, str]]] = {
     # type -> (what, server, read_query SQL or "logs") beyond the customer's tier
     "customer_service": [],
     "technical_support": [("recent log files", "files", "logs")],
-    "sales_inquiry": [("plans and prices", "database", "SELECT plan, monthly_price_eur, seats, features FROM products")],
+    "sales_inquiry": [
+        ("plans and prices", "database", "SELECT plan, monthly_price_eur, seats, features FROM products")
+    ],
     "data_analysis": [("recent incidents", "database", "SELECT * FROM incidents ORDER BY opened DESC LIMIT 5")],
     "general_query": [],
 }
@@ -136,13 +138,15 @@ class SupportTicket(Pausable):
         It runs on the LLM task queue at the priority the rules estimate, so urgent
         tickets are classified first when the model's queue is backed up."""
         try:
-            found = await workflow.execute_activity(
+            found = await workflow.execute_activity_method(
                 TicketClassifier.classify_ticket,
                 ClassifyTicketInput(ticket_id=ticket.ticket_id, text=f"{ticket.subject}\n{ticket.body}"),
-                task_queue=llm_task_queue(workflow.info().task_queue),
-                priority=task_priority(rules.priority),
                 summary="classify the ticket",
-                **LLM_PASS,
+                **ActivityOptions(
+                    **LLM_PASS,
+                    task_queue=llm_task_queue(workflow.info().task_queue),
+                    priority=task_priority(rules.priority),
+                ),
             )
         except ActivityError as failure:
             return rules, failure_text(failure)
@@ -211,12 +215,14 @@ class SupportTicket(Pausable):
         )
         try:
             notified = await workflow.execute_activity(
-                notify_escalation, notice, priority=task_priority(view.priority), **NOTIFY
+                notify_escalation, notice, **ActivityOptions(**NOTIFY, priority=task_priority(view.priority))
             )
         except ActivityError as failure:
             notified = f"not notified ({failure_text(failure)})"
         view.escalations.append(
-            Escalation(reason=reason, at=workflow.now(), from_priority=before, to_priority=view.priority, notified=notified)
+            Escalation(
+                reason=reason, at=workflow.now(), from_priority=before, to_priority=view.priority, notified=notified
+            )
         )
 
     def _view(self) -> TicketView:
@@ -247,7 +253,9 @@ class SupportTicket(Pausable):
     def _check_assign(self, request: AssignRequest) -> None:
         state = self._ticket.state if self._ticket else "new"
         if state not in ("open", "assigned"):
-            raise refusal(f"ticket is {state}: it cannot be assigned" + ("; reopen it first" if state == "resolved" else ""))
+            raise refusal(
+                f"ticket is {state}: it cannot be assigned" + ("; reopen it first" if state == "resolved" else "")
+            )
 
     @workflow.update
     async def resolve(self, request: ResolveRequest) -> TicketView:
@@ -266,7 +274,8 @@ class SupportTicket(Pausable):
         state = self._ticket.state if self._ticket else "new"
         if state != "assigned":
             raise refusal(
-                f"ticket is {state}: only an assigned ticket can be resolved" + (" (assign it first)" if state == "open" else "")
+                f"ticket is {state}: only an assigned ticket can be resolved"
+                + (" (assign it first)" if state == "open" else "")
             )
 
     @workflow.update

@@ -14,10 +14,35 @@ from sagaworks.activities.document.extraction import html_text, parse_text, spli
 from sagaworks.activities.document.formats import EXTENSIONS, decode_text, detect_format
 from sagaworks.activities.document.ranking import concept_key, rank_concepts
 from sagaworks.activities.document.roots import DEFAULT_ROOT, DocumentSettings, roots_from_env
-from sagaworks.activities.document.tables import VERSION_TABLES, ChunkRow, ConceptRow, DocumentRow, ListingRow, MentionRow, rows_of
+from sagaworks.activities.document.tables import (
+    VERSION_TABLES,
+    ChunkRow,
+    ConceptRow,
+    DocumentRow,
+    ListingRow,
+    MentionRow,
+    rows_of,
+)
 
 __all__ = [
-    "DEFAULT_ROOT", "EXTENSIONS", "TOP_CONCEPTS", "VERSION_TABLES", "ChunkRow", "ConceptRow", "DocumentActivities",
-    "DocumentRow", "DocumentSettings", "ListingRow", "MentionRow", "concept_key", "decode_text", "detect_format", "html_text",
-    "parse_text", "rank_concepts", "roots_from_env", "rows_of", "split_text",
+    "DEFAULT_ROOT",
+    "EXTENSIONS",
+    "TOP_CONCEPTS",
+    "VERSION_TABLES",
+    "ChunkRow",
+    "ConceptRow",
+    "DocumentActivities",
+    "DocumentRow",
+    "DocumentSettings",
+    "ListingRow",
+    "MentionRow",
+    "concept_key",
+    "decode_text",
+    "detect_format",
+    "html_text",
+    "parse_text",
+    "rank_concepts",
+    "roots_from_env",
+    "rows_of",
+    "split_text",
 ]

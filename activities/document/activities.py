@@ -23,14 +23,24 @@ from sqlalchemy.orm import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from sagaworks import LLM, Database, ErrorClass, attempts_since, bugs_retried, database_errors, error, keep_alive, validation_error
-from sagaworks.activities.llm import FAILED_CALL_ATTEMPTS, MAX_NAME, ConceptList, LLMProvider
+from sagaworks import (
+    LLM,
+    Database,
+    ErrorClass,
+    attempts_since,
+    bugs_retried,
+    database_errors,
+    error,
+    keep_alive,
+    validation_error,
+)
 from sagaworks.activities.document.extraction import parse_text, split_text
 from sagaworks.activities.document.formats import detect_format, open_docx, open_pdf
 from sagaworks.activities.document.listing import FolderListing
 from sagaworks.activities.document.ranking import rank_concepts
 from sagaworks.activities.document.roots import DocumentSettings
 from sagaworks.activities.document.tables import VERSION_TABLES, ChunkRow, ConceptRow, DocumentRow, MentionRow, rows_of
+from sagaworks.activities.llm import FAILED_CALL_ATTEMPTS, MAX_NAME, ConceptList, LLMProvider
 from sagaworks.contracts.document import (
     ChunkInput,
     ChunkSummary,
@@ -164,8 +174,13 @@ class DocumentActivities(FolderListing):
                 row.content_hash, row.format, row.size_bytes = content_hash, fmt, len(data)
                 session.merge(row)
         return DocumentRef(
-            document_id=document_id, path=request.path, content_hash=content_hash,
-            format=fmt, size_bytes=len(data), already_completed=bool(stored), version=rows_key,
+            document_id=document_id,
+            path=request.path,
+            content_hash=content_hash,
+            format=fmt,
+            size_bytes=len(data),
+            already_completed=bool(stored),
+            version=rows_key,
         )
 
     @activity.defn
@@ -184,7 +199,9 @@ class DocumentActivities(FolderListing):
         except ApplicationError:
             raise
         except Exception as err:
-            raise error(ErrorClass.PROCESSING, f"{doc.path}: cannot parse {doc.format}: {err}", non_retryable=True) from err
+            raise error(
+                ErrorClass.PROCESSING, f"{doc.path}: cannot parse {doc.format}: {err}", non_retryable=True
+            ) from err
         chunks = self._cpu(split_text, text, request.chunk_size, request.chunk_overlap)
         if not chunks:
             raise validation_error(f"no text found in this {doc.format}", field=doc.path)
@@ -194,8 +211,11 @@ class DocumentActivities(FolderListing):
             )
             session.add_all(
                 ChunkRow(
-                    document_id=doc.document_id, content_hash=doc.rows_key,
-                    chunk_index=index, text=chunk, run_key=request.run_key,
+                    document_id=doc.document_id,
+                    content_hash=doc.rows_key,
+                    chunk_index=index,
+                    text=chunk,
+                    run_key=request.run_key,
                 )
                 for index, chunk in enumerate(chunks)
                 if index not in stored
@@ -254,15 +274,22 @@ class DocumentActivities(FolderListing):
         try:
             with bugs_retried(final_after=FAILED_CALL_ATTEMPTS):
                 answer = self._gateway.ask(
-                    FAMILY, CONCEPT_PROMPT + text, parse=ConceptList.model_validate_json,
-                    fallback=lambda: self._llm.extract_concepts(text), max_tokens=CONCEPT_MAX_TOKENS, json_mode=True,
+                    FAMILY,
+                    CONCEPT_PROMPT + text,
+                    parse=ConceptList.model_validate_json,
+                    fallback=lambda: self._llm.extract_concepts(text),
+                    max_tokens=CONCEPT_MAX_TOKENS,
+                    json_mode=True,
                 )
                 concepts = answer.value.concepts
         except ApplicationError as err:
             # Name the chunk: an activity takes several, and only this one failed.
             raise ApplicationError(
-                f"chunk {index}: {err.message}", *err.details,
-                type=err.type, non_retryable=err.non_retryable, next_retry_delay=err.next_retry_delay,
+                f"chunk {index}: {err.message}",
+                *err.details,
+                type=err.type,
+                non_retryable=err.non_retryable,
+                next_retry_delay=err.next_retry_delay,
                 category=err.category,
             ) from err
         unique = {c.name.strip().lower(): c for c in reversed(concepts)}  # first mention wins
@@ -270,9 +297,13 @@ class DocumentActivities(FolderListing):
             session.execute(delete(MentionRow).where(*of_chunk, MentionRow.run_key == request.run_key))
             session.add_all(
                 MentionRow(
-                    document_id=request.document_id, content_hash=request.content_hash,
-                    chunk_index=index, name=name[:MAX_NAME], kind=c.kind,
-                    salience=c.salience, run_key=request.run_key,
+                    document_id=request.document_id,
+                    content_hash=request.content_hash,
+                    chunk_index=index,
+                    name=name[:MAX_NAME],
+                    kind=c.kind,
+                    salience=c.salience,
+                    run_key=request.run_key,
                 )
                 for name, c in unique.items()
             )
@@ -284,7 +315,9 @@ class DocumentActivities(FolderListing):
         doc = request.document
         provider = self._provider()
         with keep_alive(), database_errors(), self._db.transaction() as session:
-            if not session.scalar(select(func.count()).select_from(ConceptRow).where(*rows_of(ConceptRow, doc.document_id, doc.rows_key))):
+            if not session.scalar(
+                select(func.count()).select_from(ConceptRow).where(*rows_of(ConceptRow, doc.document_id, doc.rows_key))
+            ):
                 session.add_all(self._merge_mentions(session, doc, request.run_key, provider))
             row = session.get(DocumentRow, doc.document_id, with_for_update=True)
             assert row is not None, "validate_document writes the row"
@@ -297,21 +330,32 @@ class DocumentActivities(FolderListing):
     def _merge_mentions(
         self, session: Session, doc: DocumentRef, run_key: str, provider: dict[str, str]
     ) -> list[ConceptRow]:
-        chunk_count = session.scalar(
-            select(func.count()).select_from(ChunkRow).where(*rows_of(ChunkRow, doc.document_id, doc.rows_key))
-        ) or 0
+        chunk_count = (
+            session.scalar(
+                select(func.count()).select_from(ChunkRow).where(*rows_of(ChunkRow, doc.document_id, doc.rows_key))
+            )
+            or 0
+        )
         mentions = session.execute(
-            select(MentionRow.name, MentionRow.kind, MentionRow.salience, MentionRow.chunk_index).where(
-                *rows_of(MentionRow, doc.document_id, doc.rows_key)
-            ).order_by(MentionRow.chunk_index)
+            select(MentionRow.name, MentionRow.kind, MentionRow.salience, MentionRow.chunk_index)
+            .where(*rows_of(MentionRow, doc.document_id, doc.rows_key))
+            .order_by(MentionRow.chunk_index)
         )
         return [
             ConceptRow(
-                document_id=doc.document_id, content_hash=doc.rows_key, name=evidence.name[:MAX_NAME],
-                kind=evidence.kind, salience=score, mentions=len(evidence.chunks),
-                evidence_chunk=evidence.best_chunk, provider=provider, run_key=run_key,
+                document_id=doc.document_id,
+                content_hash=doc.rows_key,
+                name=evidence.name[:MAX_NAME],
+                kind=evidence.kind,
+                salience=score,
+                mentions=len(evidence.chunks),
+                evidence_chunk=evidence.best_chunk,
+                provider=provider,
+                run_key=run_key,
             )
-            for evidence, score in rank_concepts(((m.name, m.kind, m.salience, m.chunk_index) for m in mentions), chunk_count)
+            for evidence, score in rank_concepts(
+                ((m.name, m.kind, m.salience, m.chunk_index) for m in mentions), chunk_count
+            )
         ]
 
     @activity.defn
@@ -321,20 +365,31 @@ class DocumentActivities(FolderListing):
             version = rows_of(ConceptRow, doc.document_id, doc.rows_key)
             total = session.scalar(select(func.count()).select_from(ConceptRow).where(*version)) or 0
             top = session.scalars(
-                select(ConceptRow).where(*version).order_by(ConceptRow.salience.desc(), ConceptRow.name).limit(TOP_CONCEPTS)
+                select(ConceptRow)
+                .where(*version)
+                .order_by(ConceptRow.salience.desc(), ConceptRow.name)
+                .limit(TOP_CONCEPTS)
             ).all()
             chunks = session.scalar(
                 select(func.count()).select_from(ChunkRow).where(*rows_of(ChunkRow, doc.document_id, doc.rows_key))
             )
         provider = top[0].provider if top else self._provider()
         return DocumentResult(
-            document_id=doc.document_id, path=doc.path, content_hash=doc.content_hash, format=doc.format,
-            chunk_count=chunks or 0, concept_count=total, provider=provider["provider"], model=provider["model"],
+            document_id=doc.document_id,
+            path=doc.path,
+            content_hash=doc.content_hash,
+            format=doc.format,
+            chunk_count=chunks or 0,
+            concept_count=total,
+            provider=provider["provider"],
+            model=provider["model"],
             # The backend only: the history must not carry a database's user, host or file.
             stored_in=f"the worker's {self._db.engine.dialect.name} database "
             "(tables documents, document_chunks, concept_mentions, concepts)",
             top_concepts=[
-                StoredConcept(name=c.name, kind=c.kind, salience=c.salience, mentions=c.mentions, evidence_chunk=c.evidence_chunk)
+                StoredConcept(
+                    name=c.name, kind=c.kind, salience=c.salience, mentions=c.mentions, evidence_chunk=c.evidence_chunk
+                )
                 for c in top
             ],
             reused=doc.already_completed,
@@ -372,7 +427,9 @@ class DocumentActivities(FolderListing):
             if request.status == "COMPLETED":
                 row.error_class = row.error_message = None
             session.merge(row)
-        activity.logger.info("Finalised", extra={"key": request.document_id, "reference": f"{request.status}, {removed} rows removed"})
+        activity.logger.info(
+            "Finalised", extra={"key": request.document_id, "reference": f"{request.status}, {removed} rows removed"}
+        )
         return FinaliseResult(removed_rows=removed)
 
     @activity.defn

@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from sagaworks import validation_error
-from sagaworks.contracts.document import DocumentFormat
 from sagaworks.activities.document.formats import decode_text, open_docx, open_pdf
 from sagaworks.activities.document.roots import DocumentSettings
+from sagaworks.contracts.document import DocumentFormat
 
 
 def parse_text(path: Path, data: bytes, fmt: DocumentFormat, settings: DocumentSettings) -> str:
@@ -33,10 +33,34 @@ class _HtmlText:
     """An lxml parser target keeping the text outside scripts and styles, a line per block."""
 
     SKIPPED = frozenset({"script", "style", "noscript", "template"})
-    BLOCKS = frozenset({
-        "p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "section",
-        "article", "table", "ul", "ol", "dl", "dt", "dd", "blockquote", "title", "td", "th",
-    })
+    BLOCKS = frozenset(
+        {
+            "p",
+            "div",
+            "br",
+            "li",
+            "tr",
+            "h1",
+            "h2",
+            "h3",
+            "h4",
+            "h5",
+            "h6",
+            "pre",
+            "section",
+            "article",
+            "table",
+            "ul",
+            "ol",
+            "dl",
+            "dt",
+            "dd",
+            "blockquote",
+            "title",
+            "td",
+            "th",
+        }
+    )
 
     def __init__(self) -> None:
         self.parts: list[str] = []

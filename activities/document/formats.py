@@ -10,13 +10,18 @@ import zipfile
 from pathlib import Path
 
 from sagaworks import validation_error
-from sagaworks.contracts.document import DocumentFormat
 from sagaworks.activities.document.roots import DocumentSettings
-
+from sagaworks.contracts.document import DocumentFormat
 
 EXTENSIONS: dict[str, DocumentFormat] = {
-    ".txt": "txt", ".text": "txt", ".md": "md", ".markdown": "md",
-    ".html": "html", ".htm": "html", ".pdf": "pdf", ".docx": "docx",
+    ".txt": "txt",
+    ".text": "txt",
+    ".md": "md",
+    ".markdown": "md",
+    ".html": "html",
+    ".htm": "html",
+    ".pdf": "pdf",
+    ".docx": "docx",
 }
 
 
@@ -33,7 +38,9 @@ def detect_format(path: Path, data: bytes, settings: DocumentSettings) -> Docume
     else:
         actual = _text_format(path, data, declared)
     if declared is None:
-        raise validation_error(f"unsupported extension {path.suffix or '(none)'!r} (content looks like {actual})", field=str(path))
+        raise validation_error(
+            f"unsupported extension {path.suffix or '(none)'!r} (content looks like {actual})", field=str(path)
+        )
     if declared != actual and {declared, actual} != {"txt", "md"}:
         raise validation_error(f"mislabelled: extension {path.suffix} but the content is {actual}", field=str(path))
     return declared if {declared, actual} == {"txt", "md"} else actual

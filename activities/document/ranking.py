@@ -86,9 +86,9 @@ def _join_overlapping(merged: dict[str, _Evidence]) -> None:
             by_start.setdefault(words[:2], []).append(key)
     pairs = []
     for left in merged:
-        words = left.split()
-        for overlap in range(2, len(words)):
-            tail = words[-overlap:]
+        left_words = left.split()
+        for overlap in range(2, len(left_words)):
+            tail = left_words[-overlap:]
             for right in by_start.get(tuple(tail[:2]), []):
                 right_words = right.split()
                 if right != left and len(right_words) > overlap and right_words[:overlap] == tail:
@@ -122,6 +122,8 @@ def _fold_sub_phrases(merged: dict[str, _Evidence]) -> None:
                 containing.setdefault(" ".join(words[start : start + size]), []).append(key)
     for short in sorted(merged, key=lambda k: (len(k.split()), k)):
         longer = [k for k in containing.get(short, []) if k in merged and k != short]
-        target = next((k for k in sorted(longer, key=len, reverse=True) if merged[short].chunks <= merged[k].chunks), None)
+        target = next(
+            (k for k in sorted(longer, key=len, reverse=True) if merged[short].chunks <= merged[k].chunks), None
+        )
         if target is not None:
             merged[target].absorb(merged.pop(short))

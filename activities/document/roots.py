@@ -8,7 +8,6 @@ from pathlib import Path
 
 from sagaworks import validation_error
 
-
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "samples" / "documents"
 """The document root when none is configured: the demo's samples, nothing else."""
 

@@ -7,7 +7,7 @@ removes only its own rows: what an earlier run stored is never lost.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, Float, Integer, String, Text
@@ -18,7 +18,7 @@ from sagaworks.activities.llm import MAX_NAME
 
 
 def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class DocumentRow(Base):
@@ -97,8 +97,8 @@ class ListingRow(Base):
     path: Mapped[str] = mapped_column(String(4096))
 
 
-
-
-def rows_of(table: type[ChunkRow] | type[MentionRow] | type[ConceptRow], document_id: str, rows_key: str) -> tuple[Any, ...]:
+def rows_of(
+    table: type[ChunkRow] | type[MentionRow] | type[ConceptRow], document_id: str, rows_key: str
+) -> tuple[Any, ...]:
     """The filter selecting one document version's rows of a version table."""
     return (table.document_id == document_id, table.content_hash == rows_key)

@@ -87,7 +87,9 @@ def _breaker_from_env() -> BreakerConfig:
         failures, seconds = raw.split("/")
         return BreakerConfig(int(failures), float(seconds))
     except ValueError:
-        raise SystemExit(f"SAGAWORKS_PLAN_BREAKER={raw!r}: expected <failures>/<recovery seconds>, e.g. 3/300") from None
+        raise SystemExit(
+            f"SAGAWORKS_PLAN_BREAKER={raw!r}: expected <failures>/<recovery seconds>, e.g. 3/300"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -161,8 +163,10 @@ class PlanActivities:
         registry = load_registry(request.risk_file)
         return PreparedPlan(
             plan=PlanRef(
-                path=str(path), content_hash=hashlib.sha256(path.read_bytes()).hexdigest(),
-                plan_id=request.plan_id, municipality=request.municipality,
+                path=str(path),
+                content_hash=hashlib.sha256(path.read_bytes()).hexdigest(),
+                plan_id=request.plan_id,
+                municipality=request.municipality,
             ),
             registry=registry,
             llm=llm_pass.model_of(self._llm),
@@ -183,21 +187,41 @@ class PlanActivities:
                     result = self._breakers.call(breaker_name(request.stage), self._execute, request, fallback=True)
                 else:
                     result = self._execute(request)
-            stored = {"result": result.output, "metrics": result.metrics, "summary": result.summary, "document": result.document}
-            self._store.put(key, request.stage, request.plan.content_hash, stored, activity.info().workflow_id)
+            stored = {
+                "result": result.output,
+                "metrics": result.metrics,
+                "summary": result.summary,
+                "document": result.document,
+            }
+            # Outside a workflow (an activity started on its own) the run that asked is the input's.
+            produced_by = activity.info().workflow_id or request.workflow_id
+            self._store.put(key, request.stage, request.plan.content_hash, stored, produced_by)
         return StageOutcome(
-            stage=request.stage, output_key=key, metrics=stored["metrics"], summary=stored["summary"], reused=reused,
-            options=request.options, assessment=request.assessment, mitigation=request.mitigation,
-            breaker=self._breakers.status(breaker_name(request.stage)).state, document=stored["document"],
+            stage=request.stage,
+            output_key=key,
+            metrics=stored["metrics"],
+            summary=stored["summary"],
+            reused=reused,
+            options=request.options,
+            assessment=request.assessment,
+            mitigation=request.mitigation,
+            breaker=self._breakers.status(breaker_name(request.stage)).state,
+            document=stored["document"],
         )
 
     def _execute(self, request: StageInput) -> StageResult:
-        fault = request.fault if request.mitigation is None and request.fault and request.fault.stage == request.stage else None
+        fault = (
+            request.fault
+            if request.mitigation is None and request.fault and request.fault.stage == request.stage
+            else None
+        )
         ctx = StageContext(
             plan=request.plan,
             options=request.options,
             read_plan=lambda: self._resolve(request.plan.path).read_bytes(),
-            outputs={stage: self._store.require(request.upstream[stage], stage)["result"] for stage in READS[request.stage]},
+            outputs={
+                stage: self._store.require(request.upstream[stage], stage)["result"] for stage in READS[request.stage]
+            },
             mitigations=request.mitigations,
             alerts=request.alerts,
             llm=self._llm,
@@ -228,12 +252,24 @@ class PlanActivities:
     def plan_alert(self, request: AlertRequest) -> Alert:
         """Log the alert, count it (Prometheus, by level and risk), POST it to the webhook."""
         alert = request.alert
-        level = {"INFO": logging.INFO, "WARNING": logging.WARNING, "ERROR": logging.ERROR, "CRITICAL": logging.CRITICAL}[alert.level]
-        log.log(level, "plan_alert", alert_level=alert.level, risk=alert.risk_id, stage=alert.stage,
-                workflow_id=request.workflow_id, message=alert.message)
-        activity.metric_meter().create_counter(
-            "sagaworks_plan_alerts", "Plan-analysis alerts, by level and risk"
-        ).add(1, {"level": alert.level, "risk": alert.risk_id or "none"})
+        level = {
+            "INFO": logging.INFO,
+            "WARNING": logging.WARNING,
+            "ERROR": logging.ERROR,
+            "CRITICAL": logging.CRITICAL,
+        }[alert.level]
+        log.log(
+            level,
+            "plan_alert",
+            alert_level=alert.level,
+            risk=alert.risk_id,
+            stage=alert.stage,
+            workflow_id=request.workflow_id,
+            message=alert.message,
+        )
+        activity.metric_meter().create_counter("sagaworks_plan_alerts", "Plan-analysis alerts, by level and risk").add(
+            1, {"level": alert.level, "risk": alert.risk_id or "none"}
+        )
         if request.webhook:
             self._post(request.webhook, {"workflow_id": request.workflow_id, **alert.model_dump(mode="json")})
         return alert

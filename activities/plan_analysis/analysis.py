@@ -84,7 +84,8 @@ def semantic(ctx: StageContext) -> StageResult:
     goals: list[dict[str, Any]] = []
     programmes: list[dict[str, Any]] = []
     events = sorted(
-        [(m.start(), "goal", m) for m in _GOAL.finditer(text)] + [(m.start(), "programme", m) for m in _PROGRAMME.finditer(text)],
+        [(m.start(), "goal", m) for m in _GOAL.finditer(text)]
+        + [(m.start(), "programme", m) for m in _PROGRAMME.finditer(text)],
         key=lambda e: e[0],
     )
     current_goal: str | None = None
@@ -94,11 +95,20 @@ def semantic(ctx: StageContext) -> StageResult:
             goals.append({"id": current_goal, "text": match.group(2).strip(), "confidence": EXPLICIT})
             continue
         body = block(start)
-        fields = {name: (m.group(1).strip() if (m := pattern.search(body)) else None) for name, pattern in _FIELDS.items()}
-        programmes.append({
-            "id": f"P{match.group(1)}", "code": match.group(1), "name": match.group(2).strip(),
-            "goal_id": current_goal, "text": body, "confidence": EXPLICIT, **fields,
-        })
+        fields = {
+            name: (m.group(1).strip() if (m := pattern.search(body)) else None) for name, pattern in _FIELDS.items()
+        }
+        programmes.append(
+            {
+                "id": f"P{match.group(1)}",
+                "code": match.group(1),
+                "name": match.group(2).strip(),
+                "goal_id": current_goal,
+                "text": body,
+                "confidence": EXPLICIT,
+                **fields,
+            }
+        )
     if threshold <= PROSE:
         for sentence in _PROSE_GOAL.findall(text):
             goals.append({"id": f"G{len(goals) + 1}", "text": " ".join(sentence.split()), "confidence": PROSE})
@@ -109,11 +119,20 @@ def semantic(ctx: StageContext) -> StageResult:
             name = " ".join(match.group(0).split())
             if any(p["name"].lower() == name.lower() for p in programmes):
                 continue
-            programmes.append({
-                "id": f"P-{len(programmes) + 1}", "code": None, "name": name,
-                "goal_id": goals[-1]["id"] if goals else None, "text": sentence, "confidence": PROSE,
-                "indicator": None, "baseline": None, "target": None, "responsible": None,
-            })
+            programmes.append(
+                {
+                    "id": f"P-{len(programmes) + 1}",
+                    "code": None,
+                    "name": name,
+                    "goal_id": goals[-1]["id"] if goals else None,
+                    "text": sentence,
+                    "confidence": PROSE,
+                    "indicator": None,
+                    "baseline": None,
+                    "target": None,
+                    "responsible": None,
+                }
+            )
     goals = [g for g in goals if g["confidence"] >= threshold]
     programmes = [p for p in programmes if p["confidence"] >= threshold]
     merged = llm_pass.merge(ctx.llm, ctx.options.llm, text, goals, programmes) if ctx.options.llm else None
@@ -124,15 +143,25 @@ def semantic(ctx: StageContext) -> StageResult:
         )
     keyphrases = [k for k, _ in yake.KeywordExtractor(lan="es", n=3, top=12).extract_keywords(text)] if text else []
     indicators = sum(1 for p in programmes if p["indicator"])
-    summary = f"{len(goals)} goals, {len(programmes)} programmes, {indicators} with an indicator (confidence >= {threshold:g})"
-    output: dict[str, Any] = {"goals": goals, "programmes": programmes, "keyphrases": keyphrases, "confidence": threshold}
+    summary = (
+        f"{len(goals)} goals, {len(programmes)} programmes, {indicators} with an indicator"
+        f" (confidence >= {threshold:g})"
+    )
+    output: dict[str, Any] = {
+        "goals": goals,
+        "programmes": programmes,
+        "keyphrases": keyphrases,
+        "confidence": threshold,
+    }
     if merged is not None:
         output["llm"] = {"model": ctx.options.llm, **merged}
         summary += "; " + ", ".join(f"{n} {what}" for what, n in merged.items()) + f" by {ctx.options.llm}"
     return StageResult(
         output=output,
         metrics={
-            "goals": len(goals), "programmes": len(programmes), "indicators": indicators,
+            "goals": len(goals),
+            "programmes": len(programmes),
+            "indicators": indicators,
             "indicator_gap": len(programmes) - indicators,
         },
         summary=summary,
@@ -173,7 +202,9 @@ def causal(ctx: StageContext) -> StageResult:
             best = max(shared, key=lambda gid: shared[gid], default=None)
             if best is not None and shared[best] > 0:
                 graph.add_edge(pid, best, relation="serves", basis=f"vocabulary ({shared[best]} shared words)")
-    causal_edges = sum(1 for *_, d in graph.edges(data=True) if d["relation"] in ("produces", "contributes_to", "serves"))
+    causal_edges = sum(
+        1 for *_, d in graph.edges(data=True) if d["relation"] in ("produces", "contributes_to", "serves")
+    )
     if causal_edges == 0:
         raise PlanError.empty_causal_graph(
             f"no causal link among {len(found['programmes'])} programmes and {len(goals)} goals"
@@ -211,11 +242,15 @@ def mechanisms(ctx: StageContext) -> StageResult:
         for action in actions:
             label = graph.nodes[action]["label"].lower()
             kind = next((k for k, stems in MECHANISMS.items() if any(s in label for s in stems)), "otro")
-            found.append({"programme": pid, "type": kind, "action": graph.nodes[action]["label"], "complete": reaches_goal})
+            found.append(
+                {"programme": pid, "type": kind, "action": graph.nodes[action]["label"], "complete": reaches_goal}
+            )
     complete = sum(1 for m in found if m["complete"])
     with_chain = len({m["programme"] for m in found})
     return StageResult(
         output={"mechanisms": found, "programmes": len(programmes)},
         metrics={"mechanisms": len(found), "complete_chains": complete, "programmes_with_chain": with_chain},
-        summary=f"{len(found)} mechanisms, {complete} reaching a goal, {with_chain}/{len(programmes)} programmes covered",
+        summary=(
+            f"{len(found)} mechanisms, {complete} reaching a goal, {with_chain}/{len(programmes)} programmes covered"
+        ),
     )

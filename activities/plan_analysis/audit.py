@@ -40,7 +40,9 @@ def _budget_table(tables: list[dict[str, Any]]) -> tuple[list[str], list[list[st
 
 def _matches(programme: dict[str, Any], label: str) -> bool:
     label = _plain(label)
-    return bool(programme.get("code") and label.startswith(programme["code"])) or _plain(programme["name"])[:20] in label
+    return (
+        bool(programme.get("code") and label.startswith(programme["code"])) or _plain(programme["name"])[:20] in label
+    )
 
 
 def financial(ctx: StageContext) -> StageResult:
@@ -55,10 +57,16 @@ def financial(ctx: StageContext) -> StageResult:
         if not ctx.options.estimate_budget:
             raise PlanError.missing_financial_data(f"no investment table with year columns among {len(tables)} tables")
         for programme in programmes:
-            amounts = [_number(m.group(1) + (f",{m.group(2)}" if m.group(2) else "")) for m in _TEXT_AMOUNT.finditer(programme["text"])]
+            amounts = [
+                _number(m.group(1) + (f",{m.group(2)}" if m.group(2) else ""))
+                for m in _TEXT_AMOUNT.finditer(programme["text"])
+            ]
             if amounts:
                 funded[programme["id"]] = sum(a for a in amounts if a)
-        findings.append(f"sin plan plurianual de inversiones: {len(funded)} de {len(programmes)} programas estimados con montos citados en el texto")
+        findings.append(
+            f"sin plan plurianual de inversiones: {len(funded)} de {len(programmes)} programas estimados "
+            "con montos citados en el texto"
+        )
         source, years, checks = "text", [], 1
     else:
         header, rows = found
@@ -71,7 +79,9 @@ def financial(ctx: StageContext) -> StageResult:
         if years != list(range(years[0], years[0] + len(years))):
             findings.append(f"los años no son consecutivos: {years}")
         elif period and (years[0] != int(period.group(1)) or years[-1] != int(period.group(2))):
-            findings.append(f"la tabla cubre {years[0]}-{years[-1]} pero el periodo del plan es {period.group(1)}-{period.group(2)}")
+            findings.append(
+                f"la tabla cubre {years[0]}-{years[-1]} pero el periodo del plan es {period.group(1)}-{period.group(2)}"
+            )
         column_sums = [0.0] * len(year_columns)
         total_row: list[str] | None = None
         for row in rows:
@@ -88,7 +98,10 @@ def financial(ctx: StageContext) -> StageResult:
             row_sum = sum(v or 0 for v in values)
             stated = _number(row[total_column]) if total_column is not None else None
             if stated is not None and abs(stated - row_sum) > TOLERANCE * max(row_sum, 1):
-                findings.append(f"'{row[0]}': el total de la fila ({_millions(stated)}) no es la suma de sus años ({_millions(row_sum)})")
+                findings.append(
+                    f"'{row[0]}': el total de la fila ({_millions(stated)}) "
+                    f"no es la suma de sus años ({_millions(row_sum)})"
+                )
             for programme in programmes:
                 if _matches(programme, row[0]):
                     funded[programme["id"]] = row_sum
@@ -97,7 +110,9 @@ def financial(ctx: StageContext) -> StageResult:
                 stated = _number(total_row[i])
                 checks += 1
                 if stated is None or abs(stated - column_sums[k]) > TOLERANCE * max(column_sums[k], 1):
-                    findings.append(f"total {year}: dice {total_row[i]} pero los programas suman {_millions(column_sums[k])}")
+                    findings.append(
+                        f"total {year}: dice {total_row[i]} pero los programas suman {_millions(column_sums[k])}"
+                    )
     unfunded = [p["id"] for p in programmes if p["id"] not in funded]
     checks += len(programmes)
     for pid in unfunded:
@@ -105,7 +120,14 @@ def financial(ctx: StageContext) -> StageResult:
         findings.append(f"el programa {pid} ({name}) no tiene recursos asignados")
     total = sum(funded.values())
     return StageResult(
-        output={"source": source, "years": years, "funded": funded, "findings": findings, "checks": checks, "total": total},
+        output={
+            "source": source,
+            "years": years,
+            "funded": funded,
+            "findings": findings,
+            "checks": checks,
+            "total": total,
+        },
         metrics={"budget_total": total, "findings": len(findings), "checks": checks, "funded_programmes": len(funded)},
         summary=f"{total:,.0f} million over {len(funded)} programmes from the {source}; {len(findings)} findings",
     )
@@ -120,7 +142,9 @@ def dnp(ctx: StageContext) -> StageResult:
     incomplete = {pid: missing for pid, missing in gaps.items() if missing}
     if compliance < DNP_MIN_COMPLIANCE and not ctx.options.tolerate_findings:
         listed = "; ".join(f"{pid} lacks {', '.join(missing)}" for pid, missing in incomplete.items())
-        raise PlanError.dnp_validation_failed(f"{compliance:.0%} of programmes complete (needs {DNP_MIN_COMPLIANCE:.0%}): {listed}")
+        raise PlanError.dnp_validation_failed(
+            f"{compliance:.0%} of programmes complete (needs {DNP_MIN_COMPLIANCE:.0%}): {listed}"
+        )
     return StageResult(
         output={"gaps": incomplete, "compliance": compliance, "programmes": len(programmes)},
         metrics={"compliance": round(compliance, 3), "incomplete_programmes": len(incomplete)},
@@ -139,7 +163,10 @@ def scoring(ctx: StageContext) -> StageResult:
     parts = {
         "dnp": 30 * ctx.upstream("dnp")["compliance"],
         "financial": 25 * max(0.0, 1 - len(finance["findings"]) / max(1, finance["checks"])),
-        "causal": 25 * min(1.0, len({m["programme"] for m in ctx.upstream("mechanisms")["mechanisms"] if m["complete"]}) / programmes),
+        "causal": 25
+        * min(
+            1.0, len({m["programme"] for m in ctx.upstream("mechanisms")["mechanisms"] if m["complete"]}) / programmes
+        ),
         "indicators": 20 * sum(1 for p in semantic["programmes"] if p["indicator"]) / programmes,
     }
     score = round(sum(parts.values()), 1)

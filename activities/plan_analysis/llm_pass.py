@@ -120,11 +120,17 @@ def merge(
     runs = model_of(llm)
     if llm is None or runs != model:
         raise error(
-            ErrorClass.MODEL, f"the LLM pass asks for {model}; this worker runs {runs or 'no model'}", non_retryable=True
+            ErrorClass.MODEL,
+            f"the LLM pass asks for {model}; this worker runs {runs or 'no model'}",
+            non_retryable=True,
         )
     answer = llm.ask(
-        FAMILY, _PROMPT + text[:MAX_TEXT], parse=SemanticLabels.model_validate_json, fallback=lambda: None,
-        max_tokens=ANSWER_TOKENS, json_mode=True,
+        FAMILY,
+        _PROMPT + text[:MAX_TEXT],
+        parse=SemanticLabels.model_validate_json,
+        fallback=lambda: None,
+        max_tokens=ANSWER_TOKENS,
+        json_mode=True,
     )
     if answer.value is None:
         raise error(ErrorClass.MODEL, answer.fallback or f"{model} did not answer", non_retryable=True)
@@ -142,7 +148,12 @@ def merge(
             continue
         known = next((g for g in goals if _same_words(g["text"], goal.text)), None)
         if known is None:
-            known = {"id": f"G{len(goals) + 1}", "text": " ".join(goal.text.split()), "confidence": LLM, "source": model}
+            known = {
+                "id": f"G{len(goals) + 1}",
+                "text": " ".join(goal.text.split()),
+                "confidence": LLM,
+                "source": model,
+            }
             goals.append(known)
             counts["added"] += 1
         else:
@@ -159,9 +170,14 @@ def merge(
                 counts["rejected"] += 1
                 continue
             known = {
-                "id": f"P-llm-{len(programmes) + 1}", "code": proposed.code, "name": " ".join(proposed.name.split()),
-                "goal_id": goal_ids.get(_plain(proposed.goal or "")), "text": sentence, "confidence": LLM,
-                "source": model, **dict.fromkeys(DNP_FIELDS),
+                "id": f"P-llm-{len(programmes) + 1}",
+                "code": proposed.code,
+                "name": " ".join(proposed.name.split()),
+                "goal_id": goal_ids.get(_plain(proposed.goal or "")),
+                "text": sentence,
+                "confidence": LLM,
+                "source": model,
+                **dict.fromkeys(DNP_FIELDS),
             }
             programmes.append(known)
             counts["added"] += 1

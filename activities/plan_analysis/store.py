@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import DateTime, String, Text
@@ -30,12 +30,12 @@ class PlanOutputRow(Base):
     """The output as JSON."""
     produced_by: Mapped[str] = mapped_column(String(300))
     """The workflow id of the run that executed the stage."""
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=lambda: datetime.now(timezone.utc))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=lambda: datetime.now(UTC))
 
 
 def output_key(request: StageInput) -> str:
     """The content address of what ``request`` would produce."""
-    basis = {
+    basis: dict[str, Any] = {
         "stage": request.stage,
         "plan": request.plan.content_hash,
         "municipality": request.plan.municipality,
@@ -62,7 +62,9 @@ class OutputStore:
     def require(self, key: str, stage: str) -> dict[str, Any]:
         found = self.get(key)
         if found is None:
-            raise error(ErrorClass.PROCESSING, f"the stored output {key} of stage {stage} is missing", non_retryable=True)
+            raise error(
+                ErrorClass.PROCESSING, f"the stored output {key} of stage {stage} is missing", non_retryable=True
+            )
         return found
 
     def put(self, key: str, stage: str, content_hash: str, output: dict[str, Any], produced_by: str) -> None:
@@ -71,9 +73,14 @@ class OutputStore:
             try:
                 with self._db.transaction() as session:
                     if session.get(PlanOutputRow, key) is None:
-                        session.add(PlanOutputRow(
-                            key=key, stage=stage, content_hash=content_hash,
-                            output=json.dumps(output, ensure_ascii=False), produced_by=produced_by,
-                        ))
+                        session.add(
+                            PlanOutputRow(
+                                key=key,
+                                stage=stage,
+                                content_hash=content_hash,
+                                output=json.dumps(output, ensure_ascii=False),
+                                produced_by=produced_by,
+                            )
+                        )
             except IntegrityError:
                 pass  # a concurrent run stored the same content first

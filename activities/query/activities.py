@@ -57,7 +57,11 @@ class QuerySettings:
 
     @classmethod
     def from_env(cls) -> QuerySettings:
-        urls = {name: os.environ[f"{name.upper()}_AGENT_URL"] for name in AGENTS if os.environ.get(f"{name.upper()}_AGENT_URL")}
+        urls = {
+            name: os.environ[f"{name.upper()}_AGENT_URL"]
+            for name in AGENTS
+            if os.environ.get(f"{name.upper()}_AGENT_URL")
+        }
         return cls(agent_urls=urls, statement_timeout=float(os.environ.get("QUERY_STATEMENT_TIMEOUT_SECONDS", "10")))
 
 
@@ -111,9 +115,9 @@ def _agent_call(agent: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
                 meter.create_counter(
                     "sagaworks_query_agent_attempts", "Query agent attempts by agent, attempt and outcome"
                 ).add(1, {**labels, "attempt": str(min(info.attempt, 10))})
-                meter.create_histogram_float(
-                    "sagaworks_query_agent_seconds", "Time per query agent call", "s"
-                ).record(time.perf_counter() - started, labels)
+                meter.create_histogram_float("sagaworks_query_agent_seconds", "Time per query agent call", "s").record(
+                    time.perf_counter() - started, labels
+                )
 
         return wrapper
 
@@ -231,4 +235,3 @@ class QueryActivities:
     def llm_activities(self) -> list[Callable[..., Any]]:
         """The activities of the rate-limited LLM task queue."""
         return [self.plan]
-

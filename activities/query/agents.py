@@ -24,13 +24,25 @@ from sagaworks.activities.query.dataset import DataSource, describe, engine_for,
 from sagaworks.activities.query.parser import NotUnderstood, explain, parse_question
 from sagaworks.activities.query.sql import QueryTimedOut, ReadOnlyRunner, SqlRefused, compile_plan, guard
 from sagaworks.activities.query.viz import make_chart
-from sagaworks.contracts.query import DataInput, DataResult, PlanInput, PlanResult, QueryPlan, Schema, VizInput, VizResult
+from sagaworks.contracts.query import (
+    DataInput,
+    DataResult,
+    PlanInput,
+    PlanResult,
+    QueryPlan,
+    Schema,
+    VizInput,
+    VizResult,
+)
 
 
 class Planner(Protocol):
     """Turns a question into a plan; raises ``ApplicationError`` (InvalidInput, ModelError)."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """Who plans, as results and the status name it (read only: a planner may derive it)."""
+        ...
 
     def plan(self, question: str, catalog: Schema) -> QueryPlan: ...
 
@@ -86,16 +98,19 @@ class LLMPlanner:
     def plan_result(self, question: str, catalog: Schema) -> PlanResult:
         """The model's plan, or the offline parser's saying why."""
         tables = "\n".join(
-            f"- {t.name}: " + ", ".join(f"{c.name}: {c.kind}{' ' + str(c.values) if c.values else ''}" for c in t.columns)
+            f"- {t.name}: "
+            + ", ".join(f"{c.name}: {c.kind}{' ' + str(c.values) if c.values else ''}" for c in t.columns)
             for t in catalog.tables
         )
-        prompt = _PLAN_PROMPT.format(
-            tables=tables, schema=json.dumps(QueryPlan.model_json_schema()), question=question
-        )
+        prompt = _PLAN_PROMPT.format(tables=tables, schema=json.dumps(QueryPlan.model_json_schema()), question=question)
         with keep_alive():
             answer = self._llm.ask(
-                FAMILY, prompt, parse=QueryPlan.model_validate_json,
-                fallback=lambda: None, max_tokens=PLAN_TOKENS, json_mode=True,
+                FAMILY,
+                prompt,
+                parse=QueryPlan.model_validate_json,
+                fallback=lambda: None,
+                max_tokens=PLAN_TOKENS,
+                json_mode=True,
             )
         if answer.value is None:
             plan = self._offline.plan(question, catalog)

@@ -78,7 +78,14 @@ SAMPLE_SYNONYMS: dict[str, dict[str, list[str]]] = {
     "seattle_weather": {
         "": ["weather", "seattle", "days", "day", "rows"],
         "precipitation": ["precipitation", "rain fall", "rainfall"],
-        "temp_max": ["max temperature", "maximum temperature", "high temperature", "temperature", "temperatures", "high"],
+        "temp_max": [
+            "max temperature",
+            "maximum temperature",
+            "high temperature",
+            "temperature",
+            "temperatures",
+            "high",
+        ],
         "temp_min": ["min temperature", "minimum temperature", "low temperature", "low"],
         "wind": ["wind", "wind speed"],
         "weather": ["weather type", "conditions", "condition", "weather"],
@@ -122,38 +129,51 @@ def _vega_file(name: str) -> Path:
 
 def _sample_rows() -> Iterator[tuple[Table, list[dict[str, Any]]]]:
     with _vega_file("seattle-weather.csv").open(newline="") as f:
-        yield seattle_weather, [
-            {
-                "date": datetime.strptime(r["date"], "%Y/%m/%d").date(),
-                "precipitation": float(r["precipitation"]),
-                "temp_max": float(r["temp_max"]),
-                "temp_min": float(r["temp_min"]),
-                "wind": float(r["wind"]),
-                "weather": r["weather"],
-            }
-            for r in csv.DictReader(f)
-        ]
+        yield (
+            seattle_weather,
+            [
+                {
+                    "date": datetime.strptime(r["date"], "%Y/%m/%d").date(),
+                    "precipitation": float(r["precipitation"]),
+                    "temp_max": float(r["temp_max"]),
+                    "temp_min": float(r["temp_min"]),
+                    "wind": float(r["wind"]),
+                    "weather": r["weather"],
+                }
+                for r in csv.DictReader(f)
+            ],
+        )
     records = json.loads(_vega_file("cars.json").read_text())
-    yield cars, [
-        {
-            "id": index + 1,
-            "name": r["Name"],
-            "miles_per_gallon": r["Miles_per_Gallon"],
-            "cylinders": r["Cylinders"],
-            "displacement": float(r["Displacement"]),
-            "horsepower": r["Horsepower"],
-            "weight_in_lbs": r["Weight_in_lbs"],
-            "acceleration": float(r["Acceleration"]),
-            "model_year": date.fromisoformat(r["Year"]).year,
-            "origin": r["Origin"],
-        }
-        for index, r in enumerate(records)
-    ]
+    yield (
+        cars,
+        [
+            {
+                "id": index + 1,
+                "name": r["Name"],
+                "miles_per_gallon": r["Miles_per_Gallon"],
+                "cylinders": r["Cylinders"],
+                "displacement": float(r["Displacement"]),
+                "horsepower": r["Horsepower"],
+                "weight_in_lbs": r["Weight_in_lbs"],
+                "acceleration": float(r["Acceleration"]),
+                "model_year": date.fromisoformat(r["Year"]).year,
+                "origin": r["Origin"],
+            }
+            for index, r in enumerate(records)
+        ],
+    )
     with _vega_file("stocks.csv").open(newline="") as f:
-        yield stocks, [
-            {"symbol": r["symbol"], "date": datetime.strptime(r["date"], "%b %d %Y").date(), "price": float(r["price"])}
-            for r in csv.DictReader(f)
-        ]
+        yield (
+            stocks,
+            [
+                {
+                    "symbol": r["symbol"],
+                    "date": datetime.strptime(r["date"], "%b %d %Y").date(),
+                    "price": float(r["price"]),
+                }
+                for r in csv.DictReader(f)
+            ],
+        )
 
 
 def load_sample_data(engine: Engine) -> None:
@@ -231,7 +251,9 @@ def describe(engine: Engine, tables: tuple[str, ...]) -> Schema:
                     kind=kind,  # type: ignore[arg-type]
                     synonyms=synonyms.get(column.name, [column.name.replace("_", " ")]),
                     values=values,
-                    value_synonyms={v: words for v, words in VALUE_SYNONYMS.get(column.name, {}).items() if v in values},
+                    value_synonyms={
+                        v: words for v, words in VALUE_SYNONYMS.get(column.name, {}).items() if v in values
+                    },
                 )
             )
         described.append(

@@ -197,8 +197,8 @@ def _phrases(table: TableInfo) -> dict[tuple[str, ...], Token]:
     for column in table.columns:
         for value in column.values:
             add(value, ("val", column.name, value))
-        for value, words in column.value_synonyms.items():
-            for word in words:
+        for value, synonyms in column.value_synonyms.items():
+            for word in synonyms:
                 add(word, ("val", column.name, value))
     for column in table.columns:
         # Column phrases win over keywords and table words of the same length.
@@ -509,9 +509,7 @@ def _plan(r: _Reading) -> QueryPlan:
     if aggregated:
         loose = [c for c in r.raw if not any(m.column == c for m in r.measures)]
         if loose:
-            raise NotUnderstood(
-                f"how to combine {', '.join(loose)} (say average, total, minimum or maximum)"
-            )
+            raise NotUnderstood(f"how to combine {', '.join(loose)} (say average, total, minimum or maximum)")
         measures = r.measures
         dimensions = r.dimensions
     else:
@@ -549,13 +547,18 @@ def _plan(r: _Reading) -> QueryPlan:
 
 def explain(plan: QueryPlan) -> str:
     """The plan in words."""
-    what = ", ".join(
-        (f"{m.aggregation} of {m.column}" if m.column else "count of rows") if m.aggregation else (m.column or "")
-        for m in plan.measures
-    ) or "rows"
+    what = (
+        ", ".join(
+            (f"{m.aggregation} of {m.column}" if m.column else "count of rows") if m.aggregation else (m.column or "")
+            for m in plan.measures
+        )
+        or "rows"
+    )
     parts = [f"{what} from {plan.table}"]
     if plan.dimensions and any(m.aggregation for m in plan.measures):
-        parts.append("by " + ", ".join(f"{d.date_part} of {d.column}" if d.date_part else d.column for d in plan.dimensions))
+        parts.append(
+            "by " + ", ".join(f"{d.date_part} of {d.column}" if d.date_part else d.column for d in plan.dimensions)
+        )
     if plan.filters:
         parts.append(
             "where "

@@ -43,7 +43,9 @@ ROUTES: dict[AgentName, tuple[str, type[BaseModel], type[BaseModel]]] = {
 """Each agent's one work route, its request and its result model."""
 
 
-def _reply(agent: AgentName, started: float, result: BaseModel | None = None, err: BaseException | None = None) -> dict[str, Any]:
+def _reply(
+    agent: AgentName, started: float, result: BaseModel | None = None, err: BaseException | None = None
+) -> dict[str, Any]:
     elapsed = (time.perf_counter() - started) * 1000
     if err is None:
         return AgentReply[Any](agent=agent, ok=True, result=result, elapsed_ms=elapsed).model_dump(mode="json")
@@ -78,7 +80,11 @@ def agent_app(name: AgentName, handler: Callable[[Any], BaseModel]) -> Any:
         try:
             request = request_model.model_validate(body)
         except ValidationError as invalid:
-            bad = error(ErrorClass.VALIDATION, f"request does not match {request_model.__name__}: {invalid.errors()[:3]}", non_retryable=True)
+            bad = error(
+                ErrorClass.VALIDATION,
+                f"request does not match {request_model.__name__}: {invalid.errors()[:3]}",
+                non_retryable=True,
+            )
             return JSONResponse(_reply(name, started, err=bad), status_code=422)
         try:
             result = handler(request)
@@ -113,7 +119,7 @@ def serve_agent(name: str, host: str = "127.0.0.1", port: int = 8001) -> None:
 
     if name not in ROUTES:
         raise SystemExit(f"no agent {name!r}: use nlp, data or viz")
-    agent: AgentName = name  # type: ignore[assignment]
+    agent: AgentName = name
     if agent == "viz":  # requests run in threads: none may see pandas half-imported by another
         from sagaworks.activities.processes import RENDER_MODULES, import_now
 
@@ -144,20 +150,26 @@ class AgentClient:
         try:
             response = self._http.post(path, json=request.model_dump(mode="json"))
         except httpx.HTTPError as err:
-            raise error(ErrorClass.EXTERNAL, f"{self.name} agent at {self.base_url}: {type(err).__name__}: {err}") from None
+            raise error(
+                ErrorClass.EXTERNAL, f"{self.name} agent at {self.base_url}: {type(err).__name__}: {err}"
+            ) from None
         try:
             reply = AgentReply[result_type].model_validate_json(response.content)  # type: ignore[valid-type]
         except ValidationError:
             raise error(
                 ErrorClass.EXTERNAL,
-                f"{self.name} agent replied HTTP {response.status_code} outside the agent reply format: {response.text[:200]}",
+                f"{self.name} agent replied HTTP {response.status_code} outside the agent reply format: "
+                f"{response.text[:200]}",
             ) from None
         if reply.ok and reply.result is not None:
             return reply.result
         failure = reply.error or AgentError(type=ErrorClass.EXTERNAL, message="empty reply", retryable=True)
         delay = timedelta(seconds=failure.next_retry_seconds) if failure.next_retry_seconds else None
         raise ApplicationError(
-            f"{self.name} agent: {failure.message}", type=failure.type, non_retryable=not failure.retryable, next_retry_delay=delay
+            f"{self.name} agent: {failure.message}",
+            type=failure.type,
+            non_retryable=not failure.retryable,
+            next_retry_delay=delay,
         )
 
     def close(self) -> None:

@@ -80,9 +80,7 @@ def compile_plan(plan: QueryPlan) -> str:
         ref = exp.column(name)
         return exp.Extract(this=exp.var(part.upper()), expression=ref) if part else ref
 
-    selects: list[exp.Expression] = [
-        exp.alias_(column(d.column, d.date_part), d.alias) for d in plan.dimensions
-    ]
+    selects: list[exp.Expr] = [exp.alias_(column(d.column, d.date_part), d.alias) for d in plan.dimensions]
     for m in plan.measures:
         if m.aggregation is None:
             selects.append(exp.column(m.column or ""))
@@ -154,8 +152,10 @@ def guard(
         if ref.name not in columns and ref.name not in aliases:
             raise SqlRefused(f"column {ref.name} is not allowed in {table.name}")
     for bound in ("offset",):
-        node = statement.args.get(bound)
-        if node is not None and not (isinstance(node.expression, exp.Literal) and node.expression.is_int):
+        bound_node = statement.args.get(bound)
+        if bound_node is not None and not (
+            isinstance(bound_node.expression, exp.Literal) and bound_node.expression.is_int
+        ):
             raise SqlRefused(f"{bound.upper()} must be a whole number")
     limit_node = statement.args.get("limit")
     requested: int | None = None
