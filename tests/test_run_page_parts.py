@@ -43,8 +43,12 @@ def test_restart_points_are_the_completed_steps_and_the_one_a_run_stopped_at() -
     assert points[0]["undone"] == [] and points[4]["undone"] == plan[:4] and points[4]["completed"] is False
     assert restart_points(order, {**failed, "status": "RUNNING"}) == []
     assert restart_points(order, {"status": "COMPLETED", "progress": "no worker answered"}) == []
-    stages = restart_points(registry().family("query"), {"status": "COMPLETED", "progress": {}})
-    assert [p["step"] for p in stages] == ["nlp", "data", "viz"]
+    # A family that restarts from stages (plan-analysis) offers each of them.
+    plan_analysis = registry().family("plan-analysis")
+    assert plan_analysis.restartable is not None
+    stages = restart_points(plan_analysis, {"status": "COMPLETED", "progress": {}})
+    assert [p["step"] for p in stages] == list(plan_analysis.restartable.stages)
+    assert len(stages) == 9
 
 
 def test_a_ticket_is_shown_as_text() -> None:
