@@ -4,8 +4,6 @@ CLI, saga's helper), the deadline as a durable timer and both escalations."""
 from __future__ import annotations
 
 import asyncio
-import json
-import subprocess
 import uuid
 
 import pytest
@@ -24,11 +22,11 @@ from sagaworks import ApprovalDecision, registry, reported_error
 from sagaworks.activities.db import Database
 from sagaworks.activities.routing import RoutedRequestRow
 from sagaworks.client.approvals import DecisionRefused, decide
-from sagaworks.client.devserver import temporal_binary
 from sagaworks.contracts.routing import RoutingInput, RoutingResult
 from sagaworks.worker import running_worker
 from sagaworks.workflows.routing import RoutingWorkflow
 from tests.approval_probe import wait_for_approval_state
+from tests.official_cli import update_with_official_cli
 
 ROUTING = registry().family("routing")
 
@@ -94,33 +92,15 @@ async def test_validators_refuse_bad_decisions_and_the_official_cli_approves(
         cause = refused_update.value.cause
         assert isinstance(cause, ApplicationError) and cause.non_retryable and cause.type == "ApprovalRefused"
 
-        # In a thread: the worker shares this event loop and must answer while the CLI waits.
-        def official_cli(approver: str) -> subprocess.CompletedProcess[str]:
-            return subprocess.run(
-                [
-                    temporal_binary(),
-                    "workflow",
-                    "update",
-                    "execute",
-                    "--address",
-                    dev_address,
-                    "--workflow-id",
-                    handle.id,
-                    "--name",
-                    "approve",
-                    "--input",
-                    json.dumps({"approver": approver}),
-                ],
-                capture_output=True,
-                text=True,
-                timeout=60,
-            )
-
         # The official CLI shows a refusal as final, in the validator's words.
-        refused_by_cli = await asyncio.to_thread(official_cli, "mallory")
+        refused_by_cli = await asyncio.to_thread(
+            update_with_official_cli, dev_address, handle.id, "approve", {"approver": "mallory"}
+        )
         assert refused_by_cli.returncode != 0
         assert "mallory is not one of alice, bob (type: ApprovalRefused, retryable: false)" in refused_by_cli.stderr
-        approved = await asyncio.to_thread(official_cli, "bob")
+        approved = await asyncio.to_thread(
+            update_with_official_cli, dev_address, handle.id, "approve", {"approver": "bob"}
+        )
         assert approved.returncode == 0, approved.stderr
         assert "decision:approved" in approved.stdout
         result = await asyncio.wait_for(handle.result(), 60)

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import json
 import shutil
-import subprocess
 import threading
 import uuid
 from collections.abc import AsyncIterator
@@ -24,7 +23,7 @@ from sagaworks import LLM, BreakerConfig, Breakers, Database, LLMBudget, LLMSett
 from sagaworks.activities.mcp_servers import mcp_plugins
 from sagaworks.activities.support_ticket import TicketClassifier, notify_escalation
 from sagaworks.client.connection import DATA_CONVERTER
-from sagaworks.client.devserver import register_search_attributes, temporal_binary
+from sagaworks.client.devserver import register_search_attributes
 from sagaworks.client.devserver import test_server_binary as time_skipping_binary  # not a test: pytest collects test_*
 from sagaworks.client.tickets import ticket_query
 from sagaworks.contracts.support import (
@@ -39,6 +38,7 @@ from sagaworks.contracts.support import (
 from sagaworks.policies import llm_task_queue
 from sagaworks.workflows.support_ticket import SupportTicket
 from tests.fake_chat_server import FakeChatServer, Reply, api_error, completion, fake_chat_server, retry_delay_of
+from tests.official_cli import update_with_official_cli
 
 NODE = shutil.which("node")
 
@@ -219,28 +219,9 @@ async def test_updates_through_the_official_cli(dev_client: Client, dev_address:
         handle = await start(dev_client, task_queue, ticket("Invoice question"))
         await until(handle, lambda t: t.lookups, "looked up")
 
-        def update(name: str, payload: dict[str, Any]) -> subprocess.CompletedProcess[str]:
-            return subprocess.run(
-                [
-                    temporal_binary(),
-                    "workflow",
-                    "update",
-                    "execute",
-                    "--address",
-                    dev_address,
-                    "--workflow-id",
-                    handle.id,
-                    "--name",
-                    name,
-                    "--input",
-                    json.dumps(payload),
-                ],
-                capture_output=True,
-                text=True,
-                timeout=60,
-            )
-
-        refused = await asyncio.to_thread(update, "resolve", {"resolution": "x"})
+        refused = await asyncio.to_thread(
+            update_with_official_cli, dev_address, handle.id, "resolve", {"resolution": "x"}
+        )
         shown = refused.stderr + refused.stdout
         # A refusal is final: the CLI must not present it as a fault a retry clears.
         assert (
@@ -248,11 +229,17 @@ async def test_updates_through_the_official_cli(dev_client: Client, dev_address:
             and "only an assigned ticket can be resolved" in shown
             and "retryable: false" in shown
         ), shown
-        assigned = await asyncio.to_thread(update, "assign", {"agent": "dana"})
+        assigned = await asyncio.to_thread(
+            update_with_official_cli, dev_address, handle.id, "assign", {"agent": "dana"}
+        )
         assert assigned.returncode == 0, assigned.stderr
-        resolved = await asyncio.to_thread(update, "resolve", {"resolution": "explained the invoice"})
+        resolved = await asyncio.to_thread(
+            update_with_official_cli, dev_address, handle.id, "resolve", {"resolution": "explained the invoice"}
+        )
         assert resolved.returncode == 0, resolved.stderr and "explained the invoice" in resolved.stdout
-        reopened = await asyncio.to_thread(update, "reopen", {"reason": "still unclear"})
+        reopened = await asyncio.to_thread(
+            update_with_official_cli, dev_address, handle.id, "reopen", {"reason": "still unclear"}
+        )
         assert reopened.returncode == 0, reopened.stderr
         view = (await handle.query(SupportTicket.status)).ticket
         await handle.terminate("test over")
