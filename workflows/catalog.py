@@ -314,6 +314,8 @@ QUERY: Family[QueryInput] = Family(
     ),
     activities=f"{_ACT}:query",
     llm_activities=f"{_ACT}:query_llm",
+    # The NLP agent plans with the model through the gateway, the offline parser its fallback.
+    llm_steps=("nlp",),
     extra="query",
     requires=("sqlglot", "altair", "vl_convert", "vega_datasets", "httpx"),
     samples_dir=SAMPLES,
@@ -430,6 +432,8 @@ SUPPORT_TICKET: Family[TicketInput] = Family(
     ),
     activities=f"{_ACT}:support_ticket",
     llm_activities=f"{_ACT}:support_ticket_llm",
+    # Classified by the model through the gateway, the keyword rules its fallback.
+    llm_steps=("classify_ticket",),
     plugins=(_MCP,),
     extra="mcp",
     requires=("mcp",),
