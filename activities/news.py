@@ -273,7 +273,7 @@ class NewsActivities:
         feeds: FeedSettings | None = None,
     ) -> None:
         """``llm`` (default: one configured by the environment) asks the model for
-        summaries, and categories when a digest asks for them."""
+        summaries and categories (unless a digest asks for the offline lexicon)."""
         self._db = db
         self._llm = llm or LLM(db)
         # Feed files may be read from the feed roots and the document roots, tried in that order.
@@ -494,10 +494,10 @@ class NewsActivities:
     def categorise_and_summarise(self, request: SummariseInput) -> list[DigestArticle]:
         """Each article categorised and summarised, saying by what.
 
-        Categories come from the lexicon, or with ``categoriser="llm"`` from the model (one
-        call for the batch). Summaries are the model's (one call per article) whenever the
-        worker has a model for the family, else 2-3 TextRank sentences; the lexicon and the
-        extractive summary are also each call's fallback (the LLM gateway's breaker open,
+        Categories (one call for the batch) and summaries (one call per article) are the
+        model's whenever the worker has one for the family, else the lexicon's and 2-3
+        TextRank sentences; ``categoriser="offline"`` keeps the lexicon even then. The
+        lexicon and the extractive summary are also each call's fallback (the LLM gateway's breaker open,
         its budget spent past the step's deadline...). The heartbeats carry what is done,
         so a retry (after the budget's wait) asks nothing twice.
         """
@@ -523,7 +523,9 @@ class NewsActivities:
 
         with keep_alive(details=lambda: sent):
             if progress["categories"] is None:
-                if request.categoriser == "llm":
+                # Unset asks the model too: without one configured, ask() answers with
+                # the lexicon at once (provider "offline", no fallback to report).
+                if request.categoriser != "offline":
                     asked = llm.ask(
                         FAMILY,
                         categories_prompt(articles),

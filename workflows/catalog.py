@@ -275,8 +275,9 @@ NEWS_DIGEST: Family[NewsDigestInput] = Family(
     ),
     # On the step runner: `saga restart ID --from STEP` reuses the steps before STEP.
     activities=f"{_ACT}:news_digest",
-    # Summaries (and categories, with categoriser "llm") are asked of the model through
-    # the gateway, the extractive summary and the lexicon their fallbacks.
+    # Categories and summaries are asked of the model through the gateway wherever the
+    # worker has one (categoriser "offline" keeps the lexicon), the lexicon and the
+    # extractive summary their fallbacks.
     llm_steps=("categorise_and_summarise",),
     extra="news",
     requires=("defusedxml", "bs4", "httpx"),
