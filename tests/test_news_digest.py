@@ -29,7 +29,7 @@ from sagaworks.contracts.news_digest import FeedSource, NewsDigestInput, NewsDig
 from sagaworks.worker import running_worker
 from sagaworks.workflows.catalog import SAMPLES
 from sagaworks.workflows.news_digest import NewsDigestWorkflow
-from tests.fake_chat_server import Reply
+from tests.fake_chat_server import FakeChatServer, Reply
 from tests.feed_server import BOMB, feed_server, large_feed
 from tests.orders import wait_for_status
 
@@ -454,17 +454,29 @@ def _summaries_and_categories(body: dict[str, Any], _index: int) -> Reply:
     return 200, {}, completion(f"The model's summary of {title}.")
 
 
-async def test_with_a_model_configured_the_categories_and_summaries_are_the_models_through_the_gateway(
-    dev_client: Client, db: Database, task_queue: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def _digest_of_the_research_notes_with_a_model(
+    client: Client, db: Database, task_queue: str, monkeypatch: pytest.MonkeyPatch, **fields: Any
+) -> tuple[NewsDigestResult, FakeChatServer]:
+    """A digest (``fields``) of the research notes on a worker whose model, an
+    OpenAI-compatible endpoint configured for this family only, is the local chat server
+    answering :func:`_summaries_and_categories`; the result and what the server saw."""
     from tests.fake_chat_server import fake_chat_server
 
     feed = FeedSource(name="research", url=str(FEEDS / "research-notes.rdf.xml"))
     with fake_chat_server(_summaries_and_categories) as server:
-        # An OpenAI-compatible endpoint configured for this family only, no per-input opt-in.
         _openai_model(monkeypatch, server.base_url)
-        async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4):
-            result = await _run(dev_client, task_queue, NewsDigestInput(name="summaries", feeds=[feed]))
+        async with running_worker(client, db, task_queue=task_queue, activity_threads=4):
+            result = await _run(client, task_queue, NewsDigestInput(feeds=[feed], **fields))
+    return result, server
+
+
+async def test_with_a_model_configured_the_categories_and_summaries_are_the_models_through_the_gateway(
+    dev_client: Client, db: Database, task_queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No per-input opt-in: the worker has a model, so the digest asks it.
+    result, server = await _digest_of_the_research_notes_with_a_model(
+        dev_client, db, task_queue, monkeypatch, name="summaries"
+    )
     # One call for the batch's categories, one per article's summary.
     assert len(result.articles) == 2 and len(server.requests) == 3
     for article in result.articles:
@@ -481,15 +493,9 @@ async def test_with_a_model_configured_the_categories_and_summaries_are_the_mode
 async def test_categoriser_offline_keeps_the_lexicon_though_the_worker_has_a_model(
     dev_client: Client, db: Database, task_queue: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tests.fake_chat_server import fake_chat_server
-
-    feed = FeedSource(name="research", url=str(FEEDS / "research-notes.rdf.xml"))
-    with fake_chat_server(_summaries_and_categories) as server:
-        _openai_model(monkeypatch, server.base_url)
-        async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4):
-            result = await _run(
-                dev_client, task_queue, NewsDigestInput(name="lexicon", feeds=[feed], categoriser="offline")
-            )
+    result, server = await _digest_of_the_research_notes_with_a_model(
+        dev_client, db, task_queue, monkeypatch, name="lexicon", categoriser="offline"
+    )
     # The summaries only: nobody asked the model for categories.
     assert len(result.articles) == 2 and len(server.requests) == 2
     assert all("Title: " in server.prompt_of(n) for n in range(2))
