@@ -61,6 +61,13 @@ FAMILY = "news-digest"
 """The family's name to the LLM gateway: ``SAGAWORKS_LLM_NEWS_DIGEST_*`` configure its model."""
 SUMMARY_TOKENS = 200
 """The longest summary the model may write (its completion tokens)."""
+CATEGORY_TOKENS = 8
+"""The completion tokens the categories answer may take per article (a category, its quotes
+and comma), :data:`CATEGORIES_TOKENS` more for the JSON around them: the gateway's budget
+reserves every completion token a call allows, so the allowance grows with the digest
+instead of the gateway's default for any call."""
+CATEGORIES_TOKENS = 32
+"""The categories answer's own JSON around the per-article words."""
 ARTICLE_CHARS = 4000
 """How much of an article's text its summary prompt carries."""
 USER_AGENT = "sagaworks-news-digest/0.1"
@@ -532,6 +539,7 @@ class NewsActivities:
                         json_mode=True,
                         parse=lambda raw: categories_of_answer(raw, len(articles)),
                         fallback=lexicon,
+                        max_tokens=CATEGORIES_TOKENS + CATEGORY_TOKENS * len(articles),
                     )
                     by = asked.provider if asked.provider != "offline" else "lexicon"
                     progress["categories"] = [asked.value, by, asked.fallback]

@@ -23,7 +23,14 @@ from sagaworks import registry
 from sagaworks.activities.db import Database
 from sagaworks.activities.document import DocumentSettings
 from sagaworks.activities.feed_reader import MAX_TEXT_CHARS, MAX_TITLE_CHARS, FeedReader
-from sagaworks.activities.news import DigestRow, SeenArticleRow, bounded
+from sagaworks.activities.news import (
+    CATEGORIES_TOKENS,
+    CATEGORY_TOKENS,
+    SUMMARY_TOKENS,
+    DigestRow,
+    SeenArticleRow,
+    bounded,
+)
 from sagaworks.client.schedules import create_schedule, delete_schedule, describe_schedule, trigger_schedule
 from sagaworks.contracts.news_digest import FeedSource, NewsDigestInput, NewsDigestResult, Newsletter, Selection
 from sagaworks.worker import running_worker
@@ -479,6 +486,9 @@ async def test_with_a_model_configured_the_categories_and_summaries_are_the_mode
     )
     # One call for the batch's categories, one per article's summary.
     assert len(result.articles) == 2 and len(server.requests) == 3
+    # The categories call allows the tokens two categories need, not a summary's or more.
+    [categories] = [body for _, body in server.requests if "Title: " not in body["messages"][-1]["content"]]
+    assert categories["max_tokens"] == CATEGORIES_TOKENS + 2 * CATEGORY_TOKENS < SUMMARY_TOKENS
     for article in result.articles:
         assert article.summary == f"The model's summary of {article.title}."
         assert (article.category, article.summarised_by, article.categorised_by, article.fallback) == (
