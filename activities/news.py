@@ -61,6 +61,13 @@ FAMILY = "news-digest"
 """The family's name to the LLM gateway: ``SAGAWORKS_LLM_NEWS_DIGEST_*`` configure its model."""
 SUMMARY_TOKENS = 200
 """The longest summary the model may write (its completion tokens)."""
+CATEGORY_TOKENS = 8
+"""The completion tokens the categories answer may take per article (a category, its quotes
+and comma), :data:`CATEGORIES_TOKENS` more for the JSON around them: the gateway's budget
+reserves every completion token a call allows, so the allowance grows with the digest
+instead of the gateway's default for any call."""
+CATEGORIES_TOKENS = 32
+"""The categories answer's own JSON around the per-article words."""
 ARTICLE_CHARS = 4000
 """How much of an article's text its summary prompt carries."""
 USER_AGENT = "sagaworks-news-digest/0.1"
@@ -273,7 +280,7 @@ class NewsActivities:
         feeds: FeedSettings | None = None,
     ) -> None:
         """``llm`` (default: one configured by the environment) asks the model for
-        summaries, and categories when a digest asks for them."""
+        summaries and categories (unless a digest asks for the offline lexicon)."""
         self._db = db
         self._llm = llm or LLM(db)
         # Feed files may be read from the feed roots and the document roots, tried in that order.
@@ -494,10 +501,10 @@ class NewsActivities:
     def categorise_and_summarise(self, request: SummariseInput) -> list[DigestArticle]:
         """Each article categorised and summarised, saying by what.
 
-        Categories come from the lexicon, or with ``categoriser="llm"`` from the model (one
-        call for the batch). Summaries are the model's (one call per article) whenever the
-        worker has a model for the family, else 2-3 TextRank sentences; the lexicon and the
-        extractive summary are also each call's fallback (the LLM gateway's breaker open,
+        Categories (one call for the batch) and summaries (one call per article) are the
+        model's whenever the worker has one for the family, else the lexicon's and 2-3
+        TextRank sentences; ``categoriser="offline"`` keeps the lexicon even then. The
+        lexicon and the extractive summary are also each call's fallback (the LLM gateway's breaker open,
         its budget spent past the step's deadline...). The heartbeats carry what is done,
         so a retry (after the budget's wait) asks nothing twice.
         """
@@ -523,13 +530,16 @@ class NewsActivities:
 
         with keep_alive(details=lambda: sent):
             if progress["categories"] is None:
-                if request.categoriser == "llm":
+                # Unset asks the model too: without one configured, ask() answers with
+                # the lexicon at once (provider "offline", no fallback to report).
+                if request.categoriser != "offline":
                     asked = llm.ask(
                         FAMILY,
                         categories_prompt(articles),
                         json_mode=True,
                         parse=lambda raw: categories_of_answer(raw, len(articles)),
                         fallback=lexicon,
+                        max_tokens=CATEGORIES_TOKENS + CATEGORY_TOKENS * len(articles),
                     )
                     by = asked.provider if asked.provider != "offline" else "lexicon"
                     progress["categories"] = [asked.value, by, asked.fallback]

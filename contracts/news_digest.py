@@ -49,10 +49,11 @@ class NewsDigestInput(StrictModel):
     """An article is relevant when its title or text has one of them (whole words, any
     case); empty: every article is."""
     max_articles: int = Field(default=30, ge=1, le=500)
-    categoriser: Literal["offline", "llm"] = "offline"
-    """``offline``: a lexicon per category; ``llm``: the worker's chat model (the LLM
-    gateway's, the lexicon as its fallback). Summaries are the model's whenever the worker
-    has one configured (``SAGAWORKS_LLM_PROVIDER``...), extractive otherwise."""
+    categoriser: Literal["offline", "llm"] | None = None
+    """Unset: the worker's model (the LLM gateway's, the lexicon as its fallback) when one
+    is configured (``SAGAWORKS_LLM_PROVIDER``...), else a lexicon per category;
+    ``offline``: always the lexicon; ``llm``: the model, refused where none is configured.
+    Summaries are the model's whenever the worker has one, extractive otherwise."""
     summary_sentences: int = Field(default=3, ge=2, le=3)
     resume: SkipJsonSchema[NewsDigestResume | None] = None
     """Set only in the inputs of runs restarted before the digest ran on the step runner
@@ -139,7 +140,8 @@ class DigestArticle(BaseModel):
 class SummariseInput(StrictModel):
     articles: list[Article]
     sentences: int
-    categoriser: Literal["offline", "llm"] = "offline"
+    categoriser: Literal["offline", "llm"] | None = None
+    """As :attr:`NewsDigestInput.categoriser`: unset, the model when the worker has one."""
 
 
 class Newsletter(BaseModel):

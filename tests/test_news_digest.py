@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import html
 import io
+import json
 import shutil
 import time
 import uuid
 from datetime import UTC
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -21,12 +23,20 @@ from sagaworks import registry
 from sagaworks.activities.db import Database
 from sagaworks.activities.document import DocumentSettings
 from sagaworks.activities.feed_reader import MAX_TEXT_CHARS, MAX_TITLE_CHARS, FeedReader
-from sagaworks.activities.news import DigestRow, SeenArticleRow, bounded
+from sagaworks.activities.news import (
+    CATEGORIES_TOKENS,
+    CATEGORY_TOKENS,
+    SUMMARY_TOKENS,
+    DigestRow,
+    SeenArticleRow,
+    bounded,
+)
 from sagaworks.client.schedules import create_schedule, delete_schedule, describe_schedule, trigger_schedule
 from sagaworks.contracts.news_digest import FeedSource, NewsDigestInput, NewsDigestResult, Newsletter, Selection
 from sagaworks.worker import running_worker
 from sagaworks.workflows.catalog import SAMPLES
 from sagaworks.workflows.news_digest import NewsDigestWorkflow
+from tests.fake_chat_server import FakeChatServer, Reply
 from tests.feed_server import BOMB, feed_server, large_feed
 from tests.orders import wait_for_status
 
@@ -436,30 +446,71 @@ def _openai_model(monkeypatch: pytest.MonkeyPatch, base_url: str) -> None:
     model_for_family(monkeypatch, "news-digest", base_url)
 
 
-async def test_with_a_model_configured_the_summaries_are_the_models_through_the_gateway(
-    dev_client: Client, db: Database, task_queue: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from tests.fake_chat_server import completion, fake_chat_server
+def _summaries_and_categories(body: dict[str, Any], _index: int) -> Reply:
+    """The model's summary of the article a prompt names, or "business" for every article
+    of a categories prompt (the lexicon puts none of the research notes there)."""
+    from tests.fake_chat_server import completion
 
-    def respond(body, _index):
-        title = body["messages"][-1]["content"].split("Title: ")[1].splitlines()[0]
-        return 200, {}, completion(f"The model's summary of {title}.")
+    prompt = body["messages"][-1]["content"]
+    if "Title: " not in prompt:
+        count = 0
+        while f"\n{count + 1}. " in prompt:  # the articles are numbered from 1, a line each
+            count += 1
+        return 200, {}, completion(json.dumps({"categories": ["business"] * count}))
+    title = prompt.split("Title: ")[1].splitlines()[0]
+    return 200, {}, completion(f"The model's summary of {title}.")
+
+
+async def _digest_of_the_research_notes_with_a_model(
+    client: Client, db: Database, task_queue: str, monkeypatch: pytest.MonkeyPatch, **fields: Any
+) -> tuple[NewsDigestResult, FakeChatServer]:
+    """A digest (``fields``) of the research notes on a worker whose model, an
+    OpenAI-compatible endpoint configured for this family only, is the local chat server
+    answering :func:`_summaries_and_categories`; the result and what the server saw."""
+    from tests.fake_chat_server import fake_chat_server
 
     feed = FeedSource(name="research", url=str(FEEDS / "research-notes.rdf.xml"))
-    with fake_chat_server(respond) as server:
-        # An OpenAI-compatible endpoint configured for this family only, no per-input opt-in.
+    with fake_chat_server(_summaries_and_categories) as server:
         _openai_model(monkeypatch, server.base_url)
-        async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4):
-            result = await _run(dev_client, task_queue, NewsDigestInput(name="summaries", feeds=[feed]))
-    assert len(result.articles) == 2 and len(server.requests) == 2
+        async with running_worker(client, db, task_queue=task_queue, activity_threads=4):
+            result = await _run(client, task_queue, NewsDigestInput(feeds=[feed], **fields))
+    return result, server
+
+
+async def test_with_a_model_configured_the_categories_and_summaries_are_the_models_through_the_gateway(
+    dev_client: Client, db: Database, task_queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No per-input opt-in: the worker has a model, so the digest asks it.
+    result, server = await _digest_of_the_research_notes_with_a_model(
+        dev_client, db, task_queue, monkeypatch, name="summaries"
+    )
+    # One call for the batch's categories, one per article's summary.
+    assert len(result.articles) == 2 and len(server.requests) == 3
+    # The categories call allows the tokens two categories need, not a summary's or more.
+    [categories] = [body for _, body in server.requests if "Title: " not in body["messages"][-1]["content"]]
+    assert categories["max_tokens"] == CATEGORIES_TOKENS + 2 * CATEGORY_TOKENS < SUMMARY_TOKENS
     for article in result.articles:
         assert article.summary == f"The model's summary of {article.title}."
-        assert (article.summarised_by, article.categorised_by, article.fallback) == (
+        assert (article.category, article.summarised_by, article.categorised_by, article.fallback) == (
+            "business",
             "openai:local-model",
-            "lexicon",
+            "openai:local-model",
             None,
         )
     assert result.newsletter is not None and "The model's summary of Paper" in result.newsletter.markdown
+
+
+async def test_categoriser_offline_keeps_the_lexicon_though_the_worker_has_a_model(
+    dev_client: Client, db: Database, task_queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result, server = await _digest_of_the_research_notes_with_a_model(
+        dev_client, db, task_queue, monkeypatch, name="lexicon", categoriser="offline"
+    )
+    # The summaries only: nobody asked the model for categories.
+    assert len(result.articles) == 2 and len(server.requests) == 2
+    assert all("Title: " in server.prompt_of(n) for n in range(2))
+    assert {(a.categorised_by, a.summarised_by) for a in result.articles} == {("lexicon", "openai:local-model")}
+    assert "business" not in {a.category for a in result.articles}
 
 
 async def test_a_5xx_storm_opens_the_llm_breaker_and_the_digest_falls_back_to_extractive_summaries(
@@ -480,10 +531,10 @@ async def test_a_5xx_storm_opens_the_llm_breaker_and_the_digest_falls_back_to_ex
             result = await _run(dev_client, task_queue, NewsDigestInput(name="storm", feeds=[feed]))
     # The first call failed and opened the breaker; the retry asked the provider nothing.
     assert len(server.requests) == 1 and len(result.articles) == 2
-    assert [a.summary for a in result.articles] == [a.summary for a in offline.articles]
+    assert [(a.category, a.summary) for a in result.articles] == [(a.category, a.summary) for a in offline.articles]
     for article in result.articles:
-        assert article.summarised_by == "extractive" and article.fallback is not None
-        assert article.fallback.startswith("breaker llm open")
+        assert (article.categorised_by, article.summarised_by) == ("lexicon", "extractive")
+        assert article.fallback is not None and article.fallback.startswith("breaker llm open")
 
 
 def test_a_retry_after_the_budget_wait_keeps_the_summaries_the_model_already_wrote(db: Database) -> None:
@@ -498,7 +549,10 @@ def test_a_retry_after_the_budget_wait_keeps_the_summaries_the_model_already_wro
     from tests.fake_chat_server import completion, fake_chat_server
 
     def respond(body, _index):
-        title = body["messages"][-1]["content"].split("Title: ")[1].splitlines()[0]
+        prompt = body["messages"][-1]["content"]
+        if "Title: " not in prompt:
+            return 200, {}, completion('{"categories": ["research", "research"]}')
+        title = prompt.split("Title: ")[1].splitlines()[0]
         return 200, {}, completion(f"Summary of {title}.")
 
     articles = [
@@ -516,7 +570,8 @@ def test_a_retry_after_the_budget_wait_keeps_the_summaries_the_model_already_wro
     request = SummariseInput(articles=articles, sentences=2)
     with fake_chat_server(respond) as server:
         model = LLMSettings("openai", "test-model", f"{server.base_url}/v1")
-        # One request per ten minutes: the second article's call must wait for the next window.
+        # One request per ten minutes: the categories take it, the first article's summary
+        # must wait for the next window.
         first = ActivityEnvironment()
         first.info = dataclasses.replace(
             first.info, scheduled_time=datetime.now(UTC), schedule_to_close_timeout=timedelta(hours=1)
@@ -536,5 +591,8 @@ def test_a_retry_after_the_budget_wait_keeps_the_summaries_the_model_already_wro
         roomy = LLM(db, settings=model, budget=LLMBudget(requests=0, tokens=0))
         summaries = retry.run(NewsActivities(db, llm=roomy).categorise_and_summarise, request)
     assert [s.summary for s in summaries] == ["Summary of Article 0.", "Summary of Article 1."]
-    assert {s.summarised_by for s in summaries} == {"openai:test-model"}
-    assert len(server.requests) == 2
+    assert {(s.category, s.categorised_by, s.summarised_by) for s in summaries} == {
+        ("research", "openai:test-model", "openai:test-model")
+    }
+    # The categories once, before the wait; the summaries after it.
+    assert len(server.requests) == 3 and "Title: " not in server.prompt_of(0)

@@ -275,8 +275,9 @@ NEWS_DIGEST: Family[NewsDigestInput] = Family(
     ),
     # On the step runner: `saga restart ID --from STEP` reuses the steps before STEP.
     activities=f"{_ACT}:news_digest",
-    # Summaries (and categories, with categoriser "llm") are asked of the model through
-    # the gateway, the extractive summary and the lexicon their fallbacks.
+    # Categories and summaries are asked of the model through the gateway wherever the
+    # worker has one (categoriser "offline" keeps the lexicon), the lexicon and the
+    # extractive summary their fallbacks.
     llm_steps=("categorise_and_summarise",),
     extra="news",
     requires=("defusedxml", "bs4", "httpx"),
@@ -314,6 +315,8 @@ QUERY: Family[QueryInput] = Family(
     ),
     activities=f"{_ACT}:query",
     llm_activities=f"{_ACT}:query_llm",
+    # The NLP agent plans with the model through the gateway, the offline parser its fallback.
+    llm_steps=("nlp",),
     extra="query",
     requires=("sqlglot", "altair", "vl_convert", "vega_datasets", "httpx"),
     samples_dir=SAMPLES,
@@ -430,6 +433,8 @@ SUPPORT_TICKET: Family[TicketInput] = Family(
     ),
     activities=f"{_ACT}:support_ticket",
     llm_activities=f"{_ACT}:support_ticket_llm",
+    # Classified by the model through the gateway, the keyword rules its fallback.
+    llm_steps=("classify_ticket",),
     plugins=(_MCP,),
     extra="mcp",
     requires=("mcp",),
