@@ -240,15 +240,6 @@ async def test_refusals(dev_client: Client, db: Database, task_queue: str) -> No
             await restart_run(dev_client, unanswerable.id, "data")
         with pytest.raises(RestartRefused, match="step 'health' is not a step of .*; its steps are nlp, data, viz"):
             await restart_run(dev_client, unanswerable.id, "health")
-        routing = registry().family("routing")
-        request = routing.sample_input("routing/premium-request.json", uuid.uuid4().hex[:8])
-        closed = await start_run(dev_client, routing, request, task_queue=task_queue)
-        await closed.result()
-        with pytest.raises(
-            RestartRefused,
-            match="a routing run cannot restart from a stage; restartable families: plan-analysis(;|$)",
-        ):
-            await restart_from_stage(dev_client, closed.id, "handle")
         running = await start_query(
             dev_client, task_queue, "average temperature by month in 2014", pause_between_agents_seconds=600
         )
