@@ -96,14 +96,27 @@ def risk_view(trace: RunTrace) -> RiskView:
         mitigations=[],
         breakers={},
     )
+    risks: dict[str, dict[str, Any]] = {}
+    """The run's risk registry, by id (the prepare step's result)."""
+    last_failed: dict[str, bool] = {}
+    """Whether the last execution of each stage so far failed."""
     for step in trace.steps:
         result = step.result if isinstance(step.result, dict) else {}
         if step.kind == "activity" and step.name == "plan_alert" and step.outcome == "completed":
             view.alerts.append(AlertRow(at=step.closed or step.started, **result))
             continue
+        if step.kind == "activity" and step.name == "prepare_plan" and step.outcome == "completed":
+            risks = {r["id"]: r for r in (result.get("registry") or {}).get("risks", [])}
+            continue
         if step.kind != "activity" or step.name != "run_plan_stage":
             continue
         stage, mitigation = parse_stage_summary(step.summary or "")
+        if mitigation is None and last_failed.get(stage):
+            # A stage's execution after its failed one is its mitigation: the step runner
+            # summarises both by the stage's name, the mitigation is in the step's result,
+            # or (a mitigation that failed) it is the risk the stage's last alert named.
+            mitigation = _mitigation(result.get("mitigation")) or _alerted_mitigation(view.alerts, stage, risks)
+        last_failed[stage] = step.outcome != "completed"
         assessment = result.get("assessment", {})
         row = StageRow(
             stage=stage,
@@ -128,6 +141,28 @@ def risk_view(trace: RunTrace) -> RiskView:
         if mitigation is not None:
             view.mitigations.append(MitigationRow(stage=stage, succeeded=step.outcome == "completed", **mitigation))
     return view
+
+
+MITIGATION_FIELDS = ("risk_id", "severity", "category", "strategy")
+
+
+def _mitigation(data: Any) -> dict[str, str] | None:
+    """The mitigation fields of a stage outcome's ``mitigation``, if it has one."""
+    return {name: str(data[name]) for name in MITIGATION_FIELDS} if isinstance(data, dict) else None
+
+
+def _alerted_mitigation(alerts: list[AlertRow], stage: str, risks: dict[str, dict[str, Any]]) -> dict[str, str] | None:
+    """The mitigation of the risk the last alert of ``stage`` named (the failure it explains)."""
+    alert = next((a for a in reversed(alerts) if a.stage == stage and a.risk_id in risks), None)
+    if alert is None or alert.risk_id is None:
+        return None
+    risk = risks[alert.risk_id]
+    return {
+        "risk_id": risk["id"],
+        "severity": risk["severity"],
+        "category": risk["category"],
+        "strategy": risk["mitigation"],
+    }
 
 
 def risk_markdown(view: RiskView) -> str:

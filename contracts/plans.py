@@ -16,8 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from sagaworks import StepStatus
-from sagaworks.contracts.common import StrictModel, Text
+from sagaworks import StepStatus, StrictModel, Text
 
 Stage = Literal["load", "extract", "semantic", "causal", "mechanisms", "financial", "dnp", "scoring", "report"]
 STAGES: tuple[Stage, ...] = (

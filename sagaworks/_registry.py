@@ -419,9 +419,7 @@ class Family(Generic[InputT]):
                         "loc": ("resume",),
                         "input": "...",
                         "ctx": {
-                            "error": ValueError(
-                                "is carried only by runs restarted before `saga restart ID --from STEP`, not set by callers"
-                            )
+                            "error": ValueError("is carried only by runs restarted the old way, never set by callers")
                         },
                     }
                 ],

@@ -21,10 +21,7 @@ from typing import Any
 import structlog
 from temporalio import activity
 
-from sagaworks import LLM, BreakerConfig, Breakers
-from sagaworks.activities.db import Database
-from sagaworks.activities.errors import ErrorClass, error, validation_error
-from sagaworks.activities.liveness import keep_alive
+from sagaworks import LLM, BreakerConfig, Breakers, Database, ErrorClass, error, keep_alive, validation_error
 from sagaworks.activities.plan_analysis import analysis, audit, extraction, llm_pass, report
 from sagaworks.activities.plan_analysis.common import PlanError, StageContext, StageResult
 from sagaworks.activities.plan_analysis.registry import load_registry
