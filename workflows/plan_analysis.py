@@ -357,7 +357,7 @@ class PlanAnalysisWorkflow(StepWorkflow):
             workflow.logger.warning("Alert delivery failed: %s", _message(err))
 
     @workflow.query
-    def status(self) -> PlanStatus:  # type: ignore[override]
+    def status(self) -> PlanStatus:
         """The steps' status (a stage mitigated or passed to the model counted once), the
         plan, the highest alert so far and the mitigations."""
         status = self.steps.status()
