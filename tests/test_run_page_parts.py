@@ -43,14 +43,13 @@ def test_restart_points_are_the_completed_steps_and_the_one_a_run_stopped_at() -
     assert points[0]["undone"] == [] and points[4]["undone"] == plan[:4] and points[4]["completed"] is False
     assert restart_points(order, {**failed, "status": "RUNNING"}) == []
     assert restart_points(order, {"status": "COMPLETED", "progress": "no worker answered"}) == []
-    # plan-analysis restarts from its steps too: its nine stages, up to the one it stopped at.
+    # plan-analysis restarts from its steps too: its stages done, and the one it stopped at.
     plan_analysis = registry().family("plan-analysis")
     stages = ["load", "extract", "semantic", "causal", "mechanisms", "financial", "dnp", "scoring", "report"]
     stopped = restart_points(
         plan_analysis, {"status": "FAILED", "progress": {"plan": stages, "completed_steps": stages[:2]}}
     )
-    assert [p["step"] for p in stopped] == stages
-    assert [p["completed"] for p in stopped[:3]] == [True, True, False]
+    assert [(p["step"], p["completed"]) for p in stopped] == [("load", True), ("extract", True), ("semantic", False)]
 
 
 def test_a_ticket_is_shown_as_text() -> None:
