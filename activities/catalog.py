@@ -58,8 +58,6 @@ def document(resources: WorkerResources) -> Activities:
         docs.store_concepts,
         docs.document_result,
         docs.finalise_document,
-        docs.discard_document_run,
-        docs.record_document_failure,
         docs.list_documents,
         docs.store_listing,
         docs.listing_page,

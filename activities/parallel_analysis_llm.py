@@ -15,8 +15,9 @@ model gives no usable answer, and those runs fall back to the offline analysis t
 
 from __future__ import annotations
 
+import copy
 import re
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 from temporalio import activity
@@ -53,6 +54,9 @@ _PROMPTS = {
 
 _SHAPES: dict[str, type[BaseModel]] = {"sentiment": _Sentiment, "keywords": _Keywords, "summary": _Summary}
 
+_PROGRESS = ("found", "fallbacks")
+"""What :meth:`ModelAnalysisActivities.ask_model_analyses`'s heartbeats carry."""
+
 
 def _json(raw: str, model: type[M]) -> M:
     """The answer's JSON object as ``model``; ``ValueError`` (a ``ValidationError``) otherwise."""
@@ -74,6 +78,15 @@ def _prompt(part: str, request: TextInput) -> str:
     return f"{_PROMPTS[part]}\n\nText:\n{request.text}"
 
 
+def _resumed_progress() -> dict[str, dict[str, Any]]:
+    """The parts an earlier attempt of this activity settled, from its heartbeats: ``found``
+    (part -> the model's answer, as JSON) and ``fallbacks`` (part -> why none); else none."""
+    last = activity.info().heartbeat_details if activity.in_activity() else []
+    if len(last) == 1 and isinstance(last[0], dict) and all(isinstance(last[0].get(k), dict) for k in _PROGRESS):
+        return {key: dict(last[0][key]) for key in _PROGRESS}
+    return {key: {} for key in _PROGRESS}
+
+
 class ModelAnalysisActivities:
     """Sentiment, keywords and summary by the family's model."""
 
@@ -82,15 +95,32 @@ class ModelAnalysisActivities:
 
     @activity.defn
     def ask_model_analyses(self, request: TextInput) -> ModelAnalyses:
-        """Each part the model answers; the others empty, with why when a model is configured."""
+        """Each part the model answers; the others empty, with why when a model is configured.
+
+        The parts are asked one after another, and a call that must wait (the gateway's
+        budget spent, a 429) fails the attempt for Temporal to retry after the wait. The
+        heartbeats carry the parts already settled, so a retry asks only the rest: were it
+        to ask them all again, a budget with room for fewer calls than the parts at once
+        (many runs sharing it) would fail every attempt before its last part, for good.
+        """
         llm = self._llm
         if not llm.configured(FAMILY):
             return ModelAnalyses()
-        found: dict[str, object] = {}
-        fallbacks: dict[str, str] = {}
+        progress = _resumed_progress()
+        found, fallbacks = progress["found"], progress["fallbacks"]
+        # The keep-alive thread sends a copy: the dicts change in this thread meanwhile.
+        sent = [copy.deepcopy(progress)]
+
+        def record() -> None:
+            sent[0] = copy.deepcopy(progress)
+            if activity.in_activity():
+                activity.heartbeat(sent[0])
+
         provider = llm.settings(FAMILY).name
-        with keep_alive():
+        with keep_alive(details=lambda: sent):
             for part in MODEL_PARTS:
+                if part in found or part in fallbacks:
+                    continue
 
                 def parse(raw: str, shape: type[BaseModel] = _SHAPES[part]) -> BaseModel | None:
                     return _json(raw, shape)
@@ -99,7 +129,8 @@ class ModelAnalysisActivities:
                 if answer.value is None:
                     fallbacks[part] = answer.fallback or "the model gave no answer"
                 else:
-                    found[part] = _part(part, answer.value, answer.provider.partition(":")[2])
+                    found[part] = _part(part, answer.value, answer.provider.partition(":")[2]).model_dump(mode="json")
+                record()
         return ModelAnalyses.model_validate({**found, "provider": provider, "fallbacks": fallbacks})
 
     def _ask(self, part: str, request: TextInput) -> Sentiment | Keywords | Summary:

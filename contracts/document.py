@@ -173,24 +173,6 @@ class StoreInput(StrictModel):
     run_key: str
 
 
-class DiscardInput(StrictModel):
-    """Remove the rows one run wrote for a document version."""
-
-    document_id: str
-    content_hash: str
-    run_key: str
-
-
-class FailureRecord(StrictModel):
-    """What runs recorded before :class:`FinaliseInput` existed sent on failure."""
-
-    document_id: str
-    run_key: str
-    error_class: str
-    message: str
-    status: Literal["FAILED", "CANCELED"]
-
-
 FinalStatus = Literal["COMPLETED", "REJECTED", "FAILED", "CANCELED"]
 
 

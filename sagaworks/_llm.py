@@ -17,7 +17,12 @@ whichever queue its activity runs on (Temporal's rate limit of the ``<task_queue
 queue counts activities per second, not tokens, and only those on that queue); a family
 moves an LLM step to that queue only to bound how many of its activities run at once.
 
-Temporal retries; nothing here loops. A family author calls :meth:`LLM.ask` with the
+Temporal retries; nothing here loops. An activity that makes several calls therefore
+keeps what is answered in its heartbeat details and a retry reads them
+(``activity.info().heartbeat_details``) to ask only the rest: its attempt fails at the
+first call that must wait, and were each retry to ask every call again, a budget with room
+for fewer of its calls at once (shared with many runs) would never let an attempt through.
+A family author calls :meth:`LLM.ask` with the
 prompt, how to read the answer and the step's offline **fallback**: when no model is
 configured the fallback is the answer; when the breaker is open, the answer does not
 parse, the provider refuses the call for good, or waiting (for the budget, a 429 or a

@@ -14,6 +14,7 @@ it move to ``retired/`` (docs/patches.md), and their names are not given again.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import os
@@ -80,8 +81,8 @@ async def record(out_dir: Path, only: str = "") -> list[Path]:
             db = Database(f"sqlite:///{folder}/app.db")
             poisoned = folder / "poisoned.txt"
             poisoned.write_text("A document with POISON in it, which the model refuses.")
-            # Runs since workflows/document.py FINALISE_PATCH; the document_{completed,
-            # rejected,compensated}.json recorded before it stay beside them.
+            # Runs since workflows/document.py FINALISE_PATCH (the document_{completed,
+            # rejected,compensated}.json recorded before it are retired since it is deprecated).
             documents: dict[str, tuple[Path, dict[str, int]]] = {
                 "document_finalised_completed": (SAMPLES / "durable-execution.txt", {}),
                 "document_finalised_rejected": (SAMPLES / "bad-encrypted.pdf", {}),
@@ -323,11 +324,24 @@ async def record_catalog_demos(client: Client, task_queue: str, out_dir: Path) -
     return written
 
 
-def record_into(record_fn: Callable[[Path], Coroutine[Any, Any, list[Path]]], argv: list[str]) -> None:
-    """``python -m tests.record_*  [DIR]``: record into DIR (default tests/histories/), print each file."""
-    target = Path(argv[0]) if argv else HISTORIES
+def record_into(
+    record_fn: Callable[[Path, str], Coroutine[Any, Any, list[Path]]], argv: list[str], *, scenarios: bool = False
+) -> None:
+    """``python -m tests.record_* [DIR]``: record into DIR (default tests/histories/), print
+    each file; with ``scenarios``, ``--only NAME_PREFIX`` records only the scenarios so named.
+
+    An option it does not know (``--help`` among them) is refused before anything is
+    recorded, never taken for DIR."""
+    main = sys.modules["__main__"]
+    parser = argparse.ArgumentParser(prog=f"python -m tests.{Path(sys.argv[0]).stem}", description=main.__doc__)
+    parser.add_argument("dir", nargs="?", type=Path, default=HISTORIES, help="where to write (tests/histories/)")
+    if scenarios:
+        parser.add_argument("--only", default="", metavar="NAME_PREFIX", help="only the scenarios whose name starts so")
+    args = parser.parse_args(argv)
+    target: Path = args.dir
+    only: str = getattr(args, "only", "")
     target.mkdir(parents=True, exist_ok=True)
-    for file in asyncio.run(record_fn(target)):
+    for file in asyncio.run(record_fn(target, only)):
         print(file)
     # Every file is written and every server, worker and folder closed. The interpreter's
     # own finalization can still abort in a native extension (PyGILState_Release, seen after
@@ -345,11 +359,4 @@ async def _save(handle: WorkflowHandle[Any, Any], path: Path) -> Path:
 
 
 if __name__ == "__main__":
-    # python -m tests.record_histories [DIR] [--only NAME_PREFIX]
-    args = sys.argv[1:]
-    only = ""
-    if "--only" in args:
-        at = args.index("--only")
-        only = args[at + 1]
-        del args[at : at + 2]
-    record_into(lambda target: record(target, only), args)
+    record_into(record, sys.argv[1:], scenarios=True)

@@ -52,4 +52,4 @@ async def record(out_dir: Path) -> list[Path]:
 
 
 if __name__ == "__main__":
-    record_into(record, sys.argv[1:])
+    record_into(lambda target, _only: record(target), sys.argv[1:])

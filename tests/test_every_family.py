@@ -290,23 +290,13 @@ async def test_with_every_model_call_failing_the_demo_completes_on_its_fallback_
 
 RUNS_AT_ONCE = 50
 
-# Known gap, kept visible: parallel-analysis runs started among many other families' runs
-# under one budget stay open (history of 13 events, a model or offline branch never ends)
-# while the same family alone completes on its fallback; it is left out of the load test
-# until that is found, and the test prints that it was.
-UNDER_SHARED_BUDGET_HANGS = frozenset({"parallel-analysis"})
-
 
 async def test_fifty_runs_of_the_llm_families_at_once_keep_within_the_providers_requests_and_tokens(
     dev_client: Client, db: Database, task_queue: str
 ) -> None:
     # Every family that can run here takes part; one without a usable demo (or whose
     # service is missing) is left out, not the whole test.
-    families = [
-        fam
-        for fam in LLM_FAMILIES
-        if not unavailable_service(fam) and usable_demo(fam) and fam.name not in UNDER_SHARED_BUDGET_HANGS
-    ]
+    families = [fam for fam in LLM_FAMILIES if not unavailable_service(fam) and usable_demo(fam)]
     if not families:
         pytest.skip("no registered family declares llm_steps and has a demo run that completes")
     demos = {fam.name: runnable(fam) for fam in families}

@@ -174,3 +174,48 @@ async def test_a_restart_from_a_branch_is_refused_since_it_would_reuse_nothing(
         handle, _ = await _run(dev_client, task_queue, ParallelAnalysisInput(text=SAMPLE))
         with pytest.raises(RestartRefused, match="a parallel-analysis run cannot restart from a stage"):
             await restart_run(dev_client, handle.id, "keywords")
+
+
+async def test_with_room_for_one_call_at_a_time_each_part_is_asked_of_the_model_once(
+    dev_client: Client, db: Database, task_queue: str
+) -> None:
+    """The model is asked its parts one after another in one activity; the gateway fails an
+    attempt whose call does not fit its budget. Were each retry to ask again the parts an
+    earlier attempt was answered, a budget with room for fewer calls than the parts at once
+    (as when many runs share it) would never let an attempt through: the run would never end."""
+    from sagaworks import LLM, LLMBudget
+    from tests.fake_chat_server import completion, fake_chat_server, openai_settings
+
+    answers = {
+        "Judge the sentiment": '{"label": "positive", "score": 0.5}',
+        "List the 8": '{"keywords": ["billing job"]}',
+        "Summarise the text": '{"sentences": ["The billing job ran twice."]}',
+    }
+
+    def respond(body, _index):
+        prompt = body["messages"][-1]["content"]
+        return 200, {}, completion(next(a for start, a in answers.items() if prompt.startswith(start)))
+
+    with fake_chat_server(respond) as server:
+        # One request per second: the second part's call never fits right after the first's.
+        gateway = LLM(db, settings=openai_settings(server), budget=LLMBudget(requests=1, tokens=0, window_seconds=1))
+        async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, settings=[gateway]):
+            handle, result = await _run(dev_client, task_queue, ParallelAnalysisInput(text=SAMPLE))
+        history = await handle.fetch_history()
+
+    assert [server.prompt_of(n).split("\n")[0][:18] for n in range(len(server.requests))] == [
+        "Judge the sentimen",
+        "List the 8 most im",
+        "Summarise the text",
+    ]
+    assert result.fallbacks == [] and not result.partial
+    assert result.sentiment is not None and result.sentiment.method == "llm:test-model"
+    assert result.keywords is not None and result.keywords.keywords == ["billing job"]
+    assert result.summary is not None and result.summary.sentences == ["The billing job ran twice."]
+    # The budget did make attempts fail and wait (else this proves nothing).
+    started = [
+        e.activity_task_started_event_attributes.attempt
+        for e in history.events
+        if e.HasField("activity_task_started_event_attributes")
+    ]
+    assert max(started) > 1

@@ -63,6 +63,20 @@ def test_markers_are_read_with_their_stage() -> None:
     assert patch_markers(load_history(HISTORIES / "retired" / "order_cancelled.json")) == {}
 
 
+def test_the_document_pipelines_week_old_patches_are_deprecated_and_its_newest_is_not() -> None:
+    """The two patches released with the first version are at stage 2; the step runner's,
+    not yet released, stays at stage 1 (a release must deploy it before it moves)."""
+    stages = {r.patch_id: r.stage for r in code_patches([registry().family("document")])}
+    assert stages == {
+        "document-finalise": "deprecated",
+        "extract-chunk-groups": "deprecated",
+        "document-steps": "patched",
+    }
+    stage_two = patch_markers(load_history(HISTORIES / "document_grouped_completed-20261202-2.json"))
+    assert stage_two == {"document-finalise": True, "extract-chunk-groups": True, "document-steps": False}
+    assert patch_markers(load_history(HISTORIES / "retired" / "document_completed.json")) == {}
+
+
 def test_who_may_still_need_a_patch() -> None:
     patched = PatchReport(patch_id="p", stage="patched", sites=[], workflow_types=[], families=[])
     deprecated = patched.model_copy(update={"stage": "deprecated"})

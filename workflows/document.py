@@ -1,9 +1,8 @@
 """The document pipeline: validate -> parse and chunk -> extract concepts -> store.
 
 Chunk text and concepts stay in the database (claim check): the workflow passes ids and
-counts. Extraction is one LLM activity per ``chunks_per_activity`` chunks (one per chunk in
-runs recorded before :data:`EXTRACT_GROUPS_PATCH`), a bounded window at a time; a document
-of more than ``SEGMENT_CHUNKS`` chunks is extracted by one child workflow per segment, so
+counts. Extraction is one LLM activity per ``chunks_per_activity`` chunks, a bounded window
+at a time; a document of more than ``SEGMENT_CHUNKS`` chunks is extracted by one child workflow per segment, so
 no history holds more than about a hundred activities (~400 KB of JSON history each).
 
 Runs started since :data:`STEPS_PATCH` run on the step runner (:class:`sagaworks.StepWorkflow`):
@@ -18,7 +17,6 @@ from collections.abc import Awaitable, Callable
 
 from temporalio import workflow
 from temporalio.exceptions import (
-    ActivityError,
     ApplicationError,
     FailureError,
     WorkflowAlreadyStartedError,
@@ -31,7 +29,6 @@ with workflow.unsafe.imports_passed_through():
 
     from sagaworks import (
         ErrorClass,
-        Saga,
         StepWorkflow,
         error_class,
         policies,
@@ -44,7 +41,6 @@ with workflow.unsafe.imports_passed_through():
         DOCUMENT_STEPS,
         ChunkInput,
         ChunkSummary,
-        DiscardInput,
         DocumentInput,
         DocumentRef,
         DocumentResult,
@@ -53,7 +49,6 @@ with workflow.unsafe.imports_passed_through():
         ExtractInput,
         ExtractRangeInput,
         ExtractSummary,
-        FailureRecord,
         FinaliseInput,
         FinaliseResult,
         FinalStatus,
@@ -118,21 +113,15 @@ class ExtractChunksWorkflow:
         return concepts
 
 
-def _rejected(error_type: str | None) -> bool:
-    """Whether a failure's type says the input was rejected (today's name, or the one runs
-    recorded before the taxonomy's ``InvalidInput`` used)."""
-    return error_type in (ErrorClass.VALIDATION, "ValidationError")
-
-
 EXTRACT_GROUPS_PATCH = "extract-chunk-groups"
-"""Runs started since carry this marker: one extraction activity takes the request's
-``chunks_per_activity`` chunks. Runs recorded before extract one chunk per activity (the
-tests/histories/ document histories but ``document_grouped_completed.json``)."""
+"""Deprecated (docs/patches.md, stage 2): every run extracts ``chunks_per_activity`` chunks per
+activity. Runs recorded before the patch, one chunk per activity, no longer replay
+(tests/histories/retired/)."""
 
 FINALISE_PATCH = "document-finalise"
-"""Runs started since carry this marker: they resolve the path first and end with one
-``finalise_document`` step. Runs recorded before (tests/histories/document_*.json) replay
-through :meth:`DocumentPipeline._run_recorded`."""
+"""Deprecated (docs/patches.md, stage 2): every run resolves the path first and ends with one
+``finalise_document`` step. Runs recorded before the patch, which ended through a saga's discard
+and ``record_document_failure``, no longer replay (tests/histories/retired/)."""
 
 STEPS_PATCH = "document-steps"
 """Runs started since carry this marker: they run on the step runner (each single-activity
@@ -169,8 +158,7 @@ class DocumentPipeline(StepWorkflow):
         info = workflow.info()
         run_key = f"{info.workflow_id}/{info.run_id}"
         self._document_id = document_id_for(request.path)
-        if not workflow.patched(FINALISE_PATCH):
-            return await self._run_recorded(request, run_key)
+        workflow.deprecate_patch(FINALISE_PATCH)
         if not workflow.patched(STEPS_PATCH):
             return await self._run_finalised(request, run_key)
         return await self._run_steps(request, run_key)
@@ -458,76 +446,8 @@ class DocumentPipeline(StepWorkflow):
         """Chunks each extraction activity takes: the request's, but never so many that
         fewer activities than the window could run at once (a short document's chunks are
         asked in parallel, as with one chunk per activity)."""
-        if not workflow.patched(EXTRACT_GROUPS_PATCH):
-            return 1
+        workflow.deprecate_patch(EXTRACT_GROUPS_PATCH)
         return max(1, min(request.chunks_per_activity, -(-chunk_count // request.extract_window)))
-
-    async def _run_recorded(self, request: DocumentInput, run_key: str) -> DocumentResult:
-        """The pipeline as runs recorded before :data:`FINALISE_PATCH` executed it.
-
-        Those runs end through a saga's discard and ``record_document_failure``; kept so
-        their histories replay and such a run still in flight finishes as it began.
-        """
-        try:
-            doc = await self._validate_recorded(request.path, run_key)
-            if doc.already_completed:
-                result = await workflow.execute_activity_method(
-                    DocumentActivities.document_result, doc, summary="reuse stored result", **policies.DATABASE_WRITE
-                )
-            else:
-                async with Saga() as saga:
-                    try:
-                        saga.add_compensation(
-                            DocumentActivities.discard_document_run,
-                            DiscardInput(document_id=doc.document_id, content_hash=doc.content_hash, run_key=run_key),
-                            step="store",
-                        )
-                        result = await self._steps(request, doc, run_key)
-                    except BaseException:
-                        self._state = "compensating"
-                        raise
-        except BaseException as err:
-            cancelled = is_cancelled_exception(err)
-            self._state = "canceled" if cancelled else "failed"
-            # A rejected document's row already says why (validate_document wrote it then).
-            if cancelled or (isinstance(err, FailureError) and not _rejected(error_class(err))):
-                await self._record_failure(err, run_key, cancelled)
-            raise
-        self._state, self._step = "completed", None
-        return result
-
-    async def _record_failure(self, err: BaseException, run_key: str, cancelled: bool) -> None:
-        reported = reported_error(err)
-        await workflow.execute_activity_method(
-            DocumentActivities.record_document_failure,
-            FailureRecord(
-                document_id=self._document_id,
-                run_key=run_key,
-                error_class="Cancelled" if cancelled else error_class(err),
-                message="cancelled by request" if cancelled else str(getattr(reported, "message", reported))[:2000],
-                status="CANCELED" if cancelled else "FAILED",
-            ),
-            summary="record failure",
-            **policies.DATABASE_WRITE,
-        )
-
-    async def _validate_recorded(self, path: str, run_key: str) -> DocumentRef:
-        try:
-            return await workflow.execute_activity_method(
-                DocumentActivities.validate_document,
-                ValidateInput(path=path, run_key=run_key),
-                summary="validate",
-                **policies.PROCESSING,
-            )
-        except ActivityError as err:
-            if isinstance(err.cause, ApplicationError) and _rejected(err.cause.type):
-                raise ApplicationError(
-                    f"{err.cause.message} (document rejected)",
-                    *err.cause.details,
-                    type=err.cause.type,
-                    non_retryable=True,
-                ) from err
-            raise
 
     async def _extract(self, whole: ExtractRangeInput) -> None:
         if whole.end <= SEGMENT_CHUNKS:

@@ -44,12 +44,10 @@ from sagaworks.activities.llm import FAILED_CALL_ATTEMPTS, MAX_NAME, ConceptList
 from sagaworks.contracts.document import (
     ChunkInput,
     ChunkSummary,
-    DiscardInput,
     DocumentRef,
     DocumentResult,
     ExtractInput,
     ExtractSummary,
-    FailureRecord,
     FinaliseInput,
     FinaliseResult,
     StoredConcept,
@@ -431,21 +429,3 @@ class DocumentActivities(FolderListing):
             "Finalised", extra={"key": request.document_id, "reference": f"{request.status}, {removed} rows removed"}
         )
         return FinaliseResult(removed_rows=removed)
-
-    @activity.defn
-    def discard_document_run(self, request: DiscardInput) -> int:
-        """Compensation of runs recorded before ``finalise_document``: delete this run's rows."""
-        with keep_alive(), database_errors(), self._db.transaction() as session:
-            removed = self._discard(session, request.document_id, request.content_hash, request.run_key)
-            row = session.get(DocumentRow, request.document_id, with_for_update=True)
-            if row is not None and row.run_key == request.run_key and row.completed_hash == request.content_hash:
-                row.completed_hash = None  # its concepts were just removed: nothing to reuse
-        return removed
-
-    @activity.defn
-    def record_document_failure(self, failure: FailureRecord) -> None:
-        """Runs recorded before ``finalise_document`` end with this: keep why the run failed."""
-        with keep_alive(), database_errors(), self._db.transaction() as session:
-            row = session.get(DocumentRow, failure.document_id, with_for_update=True)
-            if row is not None and row.run_key == failure.run_key and row.status != "REJECTED":
-                row.status, row.error_class, row.error_message = failure.status, failure.error_class, failure.message
