@@ -163,16 +163,19 @@ def query_llm(resources: WorkerResources) -> Activities:
 
 
 def plan_analysis(resources: WorkerResources) -> Activities:
+    from sagaworks import LLM
     from sagaworks.activities.plan_analysis.activities import PlanActivities, PlanSettings
 
-    return PlanActivities(resources.db, resources.setting(PlanSettings)).activities()
+    # The worker's gateway when it was given one (settings=[LLM(...)]), else the environment's.
+    return PlanActivities(resources.db, resources.setting(PlanSettings), resources.setting(LLM)).activities()
 
 
 def plan_analysis_llm(resources: WorkerResources) -> Activities:
     """Stages run with ``options.llm`` (the semantic pass)."""
+    from sagaworks import LLM
     from sagaworks.activities.plan_analysis.activities import PlanActivities, PlanSettings
 
-    return PlanActivities(resources.db, resources.setting(PlanSettings)).llm_activities()
+    return PlanActivities(resources.db, resources.setting(PlanSettings), resources.setting(LLM)).llm_activities()
 
 
 def support_ticket(resources: WorkerResources) -> Activities:

@@ -1,13 +1,14 @@
-"""Risk view, post-mortem and restart-from-a-stage, all derived from Temporal's history.
+"""Risk view, post-mortem and restart, all derived from Temporal's history.
 
 :func:`postmortem` aggregates one run or every run a visibility query finds, of any family:
 failed steps, compensations, fallbacks taken, breakers opened, and retries and failed
 attempts by error class. For plan-analysis runs it adds
 their risk sections: :func:`risk_view` reads such a run's trace (``client.trace``): each
 stage step's decoded result carries the stage's assessment, mitigation and breaker state,
-each alert step's result the alert, and a failed step's summary names the stage (and the
-mitigation it was). :func:`restart_from_stage` starts a new run that takes over the stored
-outputs of the stages before a given one. Nothing here reads files we wrote on the side.
+each alert step's result the alert, and a step's summary names the stage (and, in runs
+started before the stages were steps, the mitigation it was). :func:`restart_run` starts a
+new run from a step (the step runner's restart) or a LangGraph node. Nothing here reads
+files we wrote on the side.
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle
 
-from sagaworks import Family, Restartable, registry
-from sagaworks.client.restart import INJECTED_FAULTS, RestartRefused, restart_from_step
-from sagaworks.client.runs import list_runs, start_run, status_name, visibility_query
+from sagaworks import Family, registry
+from sagaworks.client.restart import RestartRefused, restart_from_step
+from sagaworks.client.runs import list_runs, visibility_query
 from sagaworks.client.trace import RunTrace, TraceStep, trace_markdown, trace_run
 from sagaworks.contracts.plans import parse_stage_summary
 
@@ -95,14 +96,27 @@ def risk_view(trace: RunTrace) -> RiskView:
         mitigations=[],
         breakers={},
     )
+    risks: dict[str, dict[str, Any]] = {}
+    """The run's risk registry, by id (the prepare step's result)."""
+    last_failed: dict[str, bool] = {}
+    """Whether the last execution of each stage so far failed."""
     for step in trace.steps:
         result = step.result if isinstance(step.result, dict) else {}
         if step.kind == "activity" and step.name == "plan_alert" and step.outcome == "completed":
             view.alerts.append(AlertRow(at=step.closed or step.started, **result))
             continue
+        if step.kind == "activity" and step.name == "prepare_plan" and step.outcome == "completed":
+            risks = {r["id"]: r for r in (result.get("registry") or {}).get("risks", [])}
+            continue
         if step.kind != "activity" or step.name != "run_plan_stage":
             continue
         stage, mitigation = parse_stage_summary(step.summary or "")
+        if mitigation is None and last_failed.get(stage):
+            # A stage's execution after its failed one is its mitigation: the step runner
+            # summarises both by the stage's name, the mitigation is in the step's result,
+            # or (a mitigation that failed) it is the risk the stage's last alert named.
+            mitigation = _mitigation(result.get("mitigation")) or _alerted_mitigation(view.alerts, stage, risks)
+        last_failed[stage] = step.outcome != "completed"
         assessment = result.get("assessment", {})
         row = StageRow(
             stage=stage,
@@ -127,6 +141,28 @@ def risk_view(trace: RunTrace) -> RiskView:
         if mitigation is not None:
             view.mitigations.append(MitigationRow(stage=stage, succeeded=step.outcome == "completed", **mitigation))
     return view
+
+
+MITIGATION_FIELDS = ("risk_id", "severity", "category", "strategy")
+
+
+def _mitigation(data: Any) -> dict[str, str] | None:
+    """The mitigation fields of a stage outcome's ``mitigation``, if it has one."""
+    return {name: str(data[name]) for name in MITIGATION_FIELDS} if isinstance(data, dict) else None
+
+
+def _alerted_mitigation(alerts: list[AlertRow], stage: str, risks: dict[str, dict[str, Any]]) -> dict[str, str] | None:
+    """The mitigation of the risk the last alert of ``stage`` named (the failure it explains)."""
+    alert = next((a for a in reversed(alerts) if a.stage == stage and a.risk_id in risks), None)
+    if alert is None or alert.risk_id is None:
+        return None
+    risk = risks[alert.risk_id]
+    return {
+        "risk_id": risk["id"],
+        "severity": risk["severity"],
+        "category": risk["category"],
+        "strategy": risk["mitigation"],
+    }
 
 
 def risk_markdown(view: RiskView) -> str:
@@ -490,20 +526,6 @@ def postmortem_markdown(report: PostMortem) -> str:
     return "\n".join(lines)
 
 
-RESTART_FAILED_STATUSES = (
-    WorkflowExecutionStatus.FAILED,
-    WorkflowExecutionStatus.CANCELED,
-    WorkflowExecutionStatus.TERMINATED,
-    WorkflowExecutionStatus.TIMED_OUT,
-)
-"""How a source run ends when it did not complete (its compensation may have run)."""
-
-
-def restartable_families() -> list[str]:
-    """The families whose runs restart from a stage."""
-    return [f.name for f in registry().families if f.restartable is not None]
-
-
 def step_families() -> list[str]:
     """The families on the step runner: their runs restart from any step."""
     return [f.name for f in registry().families if on_step_runner(f)]
@@ -513,12 +535,7 @@ def on_step_runner(fam: Family[Any] | None) -> bool:
     """Whether ``fam``'s runs restart from any step (its workflow is a ``StepWorkflow``)."""
     from sagaworks import StepWorkflow  # the workflow modules are loaded once a family is
 
-    return (
-        fam is not None
-        and fam.restartable is None
-        and issubclass(fam.workflow, StepWorkflow)
-        and fam.workflow.restarts_from_steps
-    )
+    return fam is not None and issubclass(fam.workflow, StepWorkflow) and fam.workflow.restarts_from_steps
 
 
 def parse_set(items: Sequence[str]) -> dict[str, Any]:
@@ -547,10 +564,10 @@ async def restart_run(
     """Start a new run of ``workflow_id`` from ``step`` (``saga restart ID --from STEP``).
 
     A family on the step runner restarts from any of its steps (:func:`restart_from_step`;
-    ``force`` reuses steps its source compensated); a family with stages, from a stage
-    (:func:`restart_from_stage`); a LangGraph graph (``sagaworks.langgraph``), from any node
-    it reached, with the state before that node changed by ``edits``. A step or stage
-    restart drops a fault the source's input injected unless ``keep_faults``.
+    ``force`` reuses steps its source compensated); a LangGraph graph
+    (``sagaworks.langgraph``), from any node it reached, with the state before that node
+    changed by ``edits``. A step restart drops a fault the source's input injected unless
+    ``keep_faults``. Any other run is refused, naming the families that restart.
     """
     description = await client.get_workflow_handle(workflow_id).describe()
     if description.workflow_type.startswith(GRAPH_WORKFLOW_PREFIX):
@@ -562,78 +579,10 @@ async def restart_run(
             raise RestartRefused(str(refused)) from None
     if edits:
         raise RestartRefused(f"{workflow_id}: --set edits the state of a LangGraph graph run only")
-    if on_step_runner(registry().family_of_type(description.workflow_type)):
-        return await restart_from_step(client, workflow_id, step, force=force, keep_faults=keep_faults)
-    return await restart_from_stage(client, workflow_id, step, keep_faults=keep_faults)
-
-
-def stage_outcomes(trace: RunTrace, spec: Restartable) -> dict[str, Any]:
-    """The outcome (decoded result) of each stage that completed in a run traced with
-    ``payloads=True``: the last successful result of an activity that records it."""
-    outcomes: dict[str, Any] = {}
-    for step in trace.steps:
-        if step.kind in ("activity", "local_activity") and step.outcome == "completed" and step.name in spec.records:
-            stage = spec.records[step.name] or step.result["stage"]
-            outcomes[stage] = step.result
-    return outcomes
-
-
-async def restart_from_stage(
-    client: Client, workflow_id: str, from_stage: str, *, keep_faults: bool = False
-) -> WorkflowHandle[Any, Any]:
-    """Start a new run of ``workflow_id`` that resumes at ``from_stage``.
-
-    The stages before it are not executed again: their outcomes (small results, or keys
-    of outputs stored by content) are read from the source run's history, and from its
-    own resume point when it was a restart too, and handed to the new run in its input.
-    Any family whose catalog entry is :class:`~workflows.catalog.Restartable` is served.
-    A fault the source run's input injected (:data:`INJECTED_FAULTS`) is dropped, since a
-    restart is meant to get past the failure; ``keep_faults`` carries it into the new run.
-    """
-    handle = client.get_workflow_handle(workflow_id)
-    description = await handle.describe()
     fam: Family[Any] | None = registry().family_of_type(description.workflow_type)
-    spec = fam.restartable if fam is not None else None
-    if fam is None or spec is None:
+    if not on_step_runner(fam):
         raise RestartRefused(
-            f"{workflow_id}: a {fam.name if fam else description.workflow_type} run cannot restart from a stage; "
-            f"restartable families: {', '.join(restartable_families())}; from a step: {', '.join(step_families())}"
+            f"{workflow_id}: a {fam.name if fam else description.workflow_type} run cannot restart from a step; "
+            f"families whose runs restart from a step: {', '.join(step_families())}"
         )
-    if from_stage not in spec.stages:
-        raise RestartRefused(
-            f"stage {from_stage!r}: a {fam.name} run restarts from one "
-            f"of its stages; expected one of {', '.join(spec.stages)}"
-        )
-    if description.status == WorkflowExecutionStatus.RUNNING:
-        raise RestartRefused(f"{workflow_id} is still running; cancel it or wait for it to close")
-    earlier = spec.stages[: spec.stages.index(from_stage)]
-    removed = next((s for s in spec.removed_on_failure if s in earlier), None)
-    if removed is not None and description.status in RESTART_FAILED_STATUSES:
-        raise RestartRefused(
-            f"{workflow_id} ended {status_name(description.status)} and removed the stored output of stage {removed}; "
-            f"restart from {removed} or earlier"
-        )
-    # The run described above, even if another run of the id starts meanwhile.
-    history = await client.get_workflow_handle(workflow_id, run_id=description.run_id).fetch_history()
-    started = history.events[0].workflow_execution_started_event_attributes
-    [original] = await client.data_converter.decode(started.input.payloads, [fam.input_model])
-    outcomes: dict[str, Any] = original.resume.carried() if original.resume is not None else {}
-    trace = await trace_run(client, workflow_id, run_id=description.run_id, payloads=True, depth=0)
-    outcomes |= stage_outcomes(trace, spec)
-    missing = [s for s in earlier if s not in outcomes]
-    if missing:
-        raise RestartRefused(
-            f"{workflow_id}: stage(s) {', '.join(missing)} never completed; restart from {missing[0]} or earlier"
-        )
-    resume_model: Any = spec.resume  # the family's declared resume model, a class with taking_over()
-    resume = resume_model.taking_over(
-        from_stage, f"{workflow_id}/{description.run_id}", {s: outcomes[s] for s in earlier}
-    )
-    update: dict[str, Any] = {"resume": resume}
-    if not keep_faults:
-        fields = type(original).model_fields
-        update |= {
-            name: fields[name].get_default(call_default_factory=True) for name in INJECTED_FAULTS if name in fields
-        }
-    # On the source run's task queue: the workers that served it serve the new run.
-    return await start_run(client, fam, original.model_copy(update=update), task_queue=description.task_queue)
+    return await restart_from_step(client, workflow_id, step, force=force, keep_faults=keep_faults)

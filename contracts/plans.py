@@ -11,13 +11,12 @@ mitigation.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from sagaworks import ProgressStatus
-from sagaworks.contracts.common import StageResume, StrictModel, Text
+from sagaworks import StepStatus, StrictModel, Text
 
 Stage = Literal["load", "extract", "semantic", "causal", "mechanisms", "financial", "dnp", "scoring", "report"]
 STAGES: tuple[Stage, ...] = (
@@ -182,28 +181,21 @@ class PlanInput(StrictModel):
     """POST every alert as JSON to this URL (optional)."""
     stage_timeout_seconds: float = Field(default=300, ge=1, le=3600)
     inject_fault: InjectedFault | None = None
-    resume: SkipJsonSchema[ResumePoint | None] = None
-    """Set by ``saga restart``: take the stages before ``from_stage`` from a stored run.
+    resume: SkipJsonSchema[PlanResume | None] = None
+    """Only in runs restarted before the step runner's restart (:class:`PlanResume`).
     Not in the JSON schema (forms, OpenAPI); catalog parsing refuses it from callers."""
 
 
-class ResumePoint(StageResume):
-    """Where a restarted run begins, and the stored outcomes it takes over."""
+class PlanResume(StrictModel):
+    """What a run restarted before the step runner's restart carried in its input: where
+    it began and the source run's outcomes of the stages before. No restart writes one now
+    (``saga restart ID --from STAGE`` hands the outcomes over through the step runner); it
+    is read so that those runs replay."""
 
     from_stage: Stage
     source_workflow_id: str
     outcomes: tuple[StageOutcome, ...]
     """The source run's outcomes of the stages before ``from_stage``, in order."""
-
-    @classmethod
-    def taking_over(cls, from_stage: str, source_workflow_id: str, outcomes: dict[str, Any]) -> ResumePoint:
-        return cls.model_validate(
-            {"from_stage": from_stage, "source_workflow_id": source_workflow_id, "outcomes": list(outcomes.values())},
-            strict=False,
-        )
-
-    def carried(self) -> dict[str, Any]:
-        return {o.stage: o.model_dump(mode="json") for o in self.outcomes}
 
 
 class StageOptions(StrictModel):
@@ -302,6 +294,10 @@ class StageOutcome(StrictModel):
     """The stage breaker's state after the call (closed, open, half-open)."""
     document: str | None = None
     """The report stage's Markdown, returned as is so clients can print it."""
+    fallback: str | None = None
+    """Why the semantic stage's LLM pass returned the offline extraction instead (the LLM
+    gateway's reason: the provider's error, its open breaker, its spent budget, an unusable
+    answer); None when the model's answer was merged or no model was asked."""
 
 
 class AlertRequest(StrictModel):
@@ -346,7 +342,10 @@ class PlanResult(BaseModel):
     """The run whose stored stage outputs a restarted run took over."""
 
 
-class PlanStatus(ProgressStatus):
+class PlanStatus(StepStatus):
+    """The step runner's status (``plan``: the nine stages; ``current_step`` is ``prepare``
+    while the plan is located and its registry validated), with the plan's alerts."""
+
     plan_id: str
     highest_alert: AlertLevel | None
     mitigations: int
@@ -367,19 +366,8 @@ def alert_query(level: str) -> str:
 
 
 PlanInput.model_rebuild()
-ResumePoint.model_rebuild()
+PlanResume.model_rebuild()
 StageInput.model_rebuild()
-
-
-def stage_summary(stage: str, mitigation: Mitigation | None = None, llm: str | None = None) -> str:
-    """The summary of a stage activity (shown in the Web UI; read back by the trace, which
-    has it even for a mitigation that failed and so returned no result)."""
-    if llm is not None:
-        return f"{stage}: LLM pass by {llm}"
-    if mitigation is None:
-        return stage
-    m = mitigation
-    return f"{stage}: mitigate {m.risk_id} by {m.strategy} [{m.severity}/{m.category}]"
 
 
 _SUMMARY = re.compile(
@@ -388,7 +376,10 @@ _SUMMARY = re.compile(
 
 
 def parse_stage_summary(summary: str) -> tuple[str, dict[str, str] | None]:
-    """The stage of a :func:`stage_summary` and its mitigation's fields, if it was one."""
+    """The stage a stage activity's summary names, and the mitigation's fields if the
+    summary names one. Runs on the step runner summarise every execution of a stage by the
+    stage's name; runs started before it named a mitigation (``STAGE: mitigate RISK by
+    STRATEGY [SEVERITY/CATEGORY]``) and the LLM pass (``semantic: LLM pass by MODEL``)."""
     match = _SUMMARY.match(summary)
     if match is None:
         return summary.split(": LLM pass by ")[0], None

@@ -235,9 +235,7 @@ def family_facts(name: str) -> str:
     if fam.approval is not None:
         a = fam.approval
         lines.append(f"| approval | {a.subject}; deadline {a.deadline or 'none'}; then {a.escalation} |")
-    if fam.restartable is not None:
-        lines.append(f"| restart points (`--from-stage`) | {', '.join(f'`{s}`' for s in fam.restartable.stages)} |")
-    elif issubclass(fam.workflow, sagaworks.StepWorkflow) and fam.workflow.restarts_from_steps:
+    if issubclass(fam.workflow, sagaworks.StepWorkflow) and fam.workflow.restarts_from_steps:
         lines.append("| restart points (`--from`) | any step of the run's plan (the step runner) |")
     else:
         lines.append("| restart points | none (not restartable) |")

@@ -176,9 +176,6 @@ if TYPE_CHECKING:
         Registry as Registry,
     )
     from sagaworks._registry import (
-        Restartable as Restartable,
-    )
-    from sagaworks._registry import (
         RunRefused as RunRefused,
     )
     from sagaworks._registry import (
@@ -387,7 +384,6 @@ _EXPORTS: dict[str, str] = {
     "DemoUpdate": "sagaworks._registry",
     "Family": "sagaworks._registry",
     "Registry": "sagaworks._registry",
-    "Restartable": "sagaworks._registry",
     "RunRefused": "sagaworks._registry",
     "WorkerResources": "sagaworks._registry",
     "lazy": "sagaworks._registry",

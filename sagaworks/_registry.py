@@ -190,43 +190,6 @@ def _non_empty(value: Any) -> bool:
     return value is not _ABSENT and value is not None and value not in (0, False, "") and value != [] and value != {}
 
 
-class Restartable:
-    """How a run of the family restarts from a stage (``saga restart ID --from-stage``).
-
-    The new run's input is the source run's with its ``resume`` field set to a
-    :attr:`resume` point holding the outcomes of the stages before the chosen one, read
-    from the source's history; the workflow takes those over and does not execute their
-    stages.
-    """
-
-    def __init__(
-        self,
-        *,
-        stages: Ref[Sequence[str]],
-        records: Mapping[str, str | None],
-        resume: Ref[type],
-        removed_on_failure: Sequence[str] = (),
-    ) -> None:
-        self._stages = stages
-        self.records = dict(records)
-        """Activity type -> the stage whose outcome its last successful result is (None: the
-        result's ``stage`` field names it, as one activity serves every stage of a plan)."""
-        self._resume = resume
-        self.removed_on_failure = tuple(removed_on_failure)
-        """Stages whose stored output a run that did not complete removes (its compensation):
-        such a run restarts at the first of them at the latest."""
-
-    @functools.cached_property
-    def stages(self) -> tuple[str, ...]:
-        """The stages, in order: each is a point a run may restart from."""
-        return tuple(resolve(self._stages))
-
-    @functools.cached_property
-    def resume(self) -> type:
-        """The type of the input's ``resume`` field."""
-        return resolve(self._resume)
-
-
 class Family(Generic[InputT]):
     """One workflow family: what users start, and everything the worker serves for it.
 
@@ -262,7 +225,6 @@ class Family(Generic[InputT]):
         demo: Sequence[DemoRun] = (),
         demo_after: Sequence[str] = (),
         folder_family: str | None = None,
-        restartable: Restartable | None = None,
         approval: ApprovalDeclaration | None = None,
         refusal: Callable[[InputT], str | None] | None = None,
         extra: str | None = None,
@@ -311,7 +273,6 @@ class Family(Generic[InputT]):
             demo_after: Families whose demos must run before this one's (they store what
                 its demo reads).
             folder_family: The family a folder given as the path argument starts instead.
-            restartable: Set for a family whose runs restart from a stage.
             approval: Set for a family whose runs wait for a human decision
                 (:class:`sagaworks.Approval`): its ``approve`` and ``reject`` updates are then
                 accepted, and ``saga approve|reject``, the API and the console offer them in
@@ -356,7 +317,6 @@ class Family(Generic[InputT]):
         self.demo = tuple(demo)
         self.demo_after = tuple(demo_after)
         self.folder_family = folder_family
-        self.restartable = restartable
         self.extra = extra
         self.requires = tuple(requires)
         self.distribution: str | None = None
@@ -449,8 +409,8 @@ class Family(Generic[InputT]):
         text = json.dumps(data) if isinstance(data, dict) else data
         parsed = self.input_model.model_validate_json(text)
         if getattr(parsed, "resume", None) is not None:
-            # A resume point hands a run stage outcomes it will not check: only a restart
-            # (which reads them from a real run's history) sets one.
+            # A resume point hands a run stage outcomes it will not check: only runs
+            # restarted before the step runner's restart carry one (read from a real run).
             raise ValidationError.from_exception_data(
                 self.input_model.__name__,
                 [
@@ -459,7 +419,7 @@ class Family(Generic[InputT]):
                         "loc": ("resume",),
                         "input": "...",
                         "ctx": {
-                            "error": ValueError("is set by `saga restart ID --from-stage STAGE` only, not by callers")
+                            "error": ValueError("is carried only by runs restarted the old way, never set by callers")
                         },
                     }
                 ],

@@ -153,7 +153,7 @@ class Steps:
     async def run(
         self,
         name: str,
-        step: Callable[..., Awaitable[T]] | Callable[..., T],
+        step: Callable[..., Awaitable[T]] | Callable[..., T] | str,
         arg: Any,
         *,
         undo: Callable[..., Any] | None = None,
@@ -161,11 +161,14 @@ class Steps:
         options: policies.ActivityOptions | None = None,
         local: bool | None = None,
         describe: Callable[[T], str] | None = None,
-        result_type: type | None = None,
+        result_type: type[T] | None = None,
         delay: float | timedelta = 0,
         shielded: bool | None = None,
     ) -> T:
         """Run step ``name``: the activity ``step`` on ``arg``, or its result reused.
+
+        ``step`` is the activity, or its type name (a workflow that must not import its
+        activities' module); a name needs ``result_type``.
 
         Args:
             undo: The activity that undoes the step, registered before the step runs (a
@@ -194,7 +197,10 @@ class Steps:
         total = len(self._names) or index
         if reuse:
             workflow.set_current_details(f"step {index}/{total}: {name} (reused)")
-            result_type = result_type or activity._Definition.get_name_and_result_type(step)[1]
+            if result_type is None:
+                if isinstance(step, str):
+                    raise TypeError(f"step {name!r} names its activity ({step!r}): give its result_type")
+                result_type = activity._Definition.get_name_and_result_type(step)[1]
             result: T = workflow.memo_value(restart_result_key(name), type_hint=result_type)  # type: ignore[arg-type]  # a step's result type is a class the SDK reads at run time
             reused = True
         else:
@@ -205,7 +211,7 @@ class Steps:
                 if (self._local if local is None else local)
                 else workflow.execute_activity
             )
-            call = execute(step, arg, summary=name, result_type=result_type, **(options or self._options))  # type: ignore[call-overload]  # one call for either kind of activity: the SDK's overloads type each alone
+            call = execute(step, arg, summary=name, result_type=result_type, **(options or self._options))  # type: ignore[call-overload,arg-type]  # one call for either kind of activity, or a name: the SDK types each alone
             shield = undo is not None if shielded is None else shielded
             result = await (run_to_completion(call) if shield else call)
             reused = False

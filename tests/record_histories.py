@@ -35,7 +35,7 @@ from sagaworks.activities.document import DocumentSettings
 from sagaworks.client.connection import data_converter
 from sagaworks.client.demo import progress_at, send_demo_update
 from sagaworks.client.devserver import start_embedded
-from sagaworks.client.postmortem import restart_from_stage, restart_run
+from sagaworks.client.postmortem import restart_run
 from sagaworks.client.runs import start_run
 from sagaworks.contracts.document import BatchInput, DocumentInput
 from sagaworks.worker import running_worker
@@ -143,15 +143,15 @@ async def record(out_dir: Path, only: str = "") -> list[Path]:
                     written += await record_catalog_demos(env.client, task_queue, out_dir)
             written += await record_encrypted(env, db, out_dir / ENCRYPTED, only)
             db.dispose()
-        if not only:
-            written += await record_plans(env.client, out_dir)
+        written += await record_plans(env.client, out_dir, only)
         if "plan_semantic_llm".startswith(only):
             written.append(await record_plan_llm(env.client, new_history_path(out_dir, "plan_semantic_llm")))
     return written
 
 
-async def record_plans(client: Client, out_dir: Path) -> list[Path]:
-    """Plan analyses: completed, mitigated (four risks), aborted (CRITICAL), restarted."""
+async def record_plans(client: Client, out_dir: Path, only: str = "") -> list[Path]:
+    """Plan analyses: completed, mitigated (four risks), aborted (CRITICAL), restarted from
+    a step (the stages before financial reused from the memo)."""
     from tests.plans import make_plan, plan_settings, plan_worker, start_plan
 
     plans = {
@@ -160,15 +160,23 @@ async def record_plans(client: Client, out_dir: Path) -> list[Path]:
         "plan_aborted": make_plan("plan-corrupto"),
     }
     written: list[Path] = []
+    restart = "plan_restarted".startswith(only)
+    if not restart and not any(name.startswith(only) for name in plans):
+        return written
     task_queue = f"record-{uuid.uuid4()}"
     with tempfile.TemporaryDirectory() as tmp:
         db = Database(f"sqlite:///{tmp}/app.db")
         async with plan_worker(client, db, task_queue, plan_settings()):
             for name, plan in plans.items():
-                written.append(await _save(await start_plan(client, task_queue, plan), new_history_path(out_dir, name)))
-            source = f"plan-{plans['plan_completed'].plan_id}"
-            restarted = await restart_from_stage(client, source, "financial")
-            written.append(await _save(restarted, new_history_path(out_dir, "plan_restarted")))
+                if name.startswith(only):
+                    handle = await start_plan(client, task_queue, plan)
+                    written.append(await _save(handle, new_history_path(out_dir, name)))
+                elif restart and name == "plan_completed":
+                    await (await start_plan(client, task_queue, plan)).result()  # the restart's source
+            if restart:
+                source = f"plan-{plans['plan_completed'].plan_id}"
+                restarted = await restart_run(client, source, "financial")
+                written.append(await _save(restarted, new_history_path(out_dir, "plan_restarted")))
         db.dispose()
     return written
 
@@ -186,8 +194,8 @@ RESTARTS: dict[str, tuple[str, str, Path | str | dict[str, Any]]] = {
     "restarted_order": ("order", "reserve_inventory", "orders/order.json"),
     "restarted_sequential": ("sequential", "analyse", "sequential/billing-retrospective.json"),
 }
-"""One run per restartable family (plan-analysis: :func:`record_plans`), restarted at a
-middle stage (or step): family, stage, and the document, the family's sample or the input it runs."""
+"""One run per family on the step runner (plan-analysis: :func:`record_plans`), restarted at a
+middle step: family, step, and the document, the family's sample or the input it runs."""
 
 
 async def record_restarts(client: Client, task_queue: str, db: Database, out_dir: Path, only: str = "") -> list[Path]:

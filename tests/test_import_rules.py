@@ -188,6 +188,23 @@ FAMILIES_ON_THE_PUBLIC_API = {
     ),
     "aggregate": (("workflows/aggregate.py", "contracts/aggregate.py"), ()),
     "mcp-call": (("workflows/mcp_call.py", "contracts/mcp.py"), ()),
+    "plan-analysis": (
+        (
+            "workflows/plan_analysis.py",
+            "contracts/plans.py",
+            "activities/plan_analysis/__init__.py",
+            "activities/plan_analysis/activities.py",
+            "activities/plan_analysis/analysis.py",
+            "activities/plan_analysis/audit.py",
+            "activities/plan_analysis/common.py",
+            "activities/plan_analysis/extraction.py",
+            "activities/plan_analysis/llm_pass.py",
+            "activities/plan_analysis/registry.py",
+            "activities/plan_analysis/report.py",
+            "activities/plan_analysis/store.py",
+        ),
+        (),
+    ),
     "news-digest": (
         ("workflows/news_digest.py", "activities/news.py", "activities/feed_reader.py", "contracts/news_digest.py"),
         # the shared text analysis; the document roots (a feed may be a file under them)

@@ -54,10 +54,8 @@ async def test_the_llm_pass_is_merged_into_the_offline_extraction(
     dev_client: Client, db: Database, task_queue: str, chat: FakeChatServer
 ) -> None:
     handle, result = await _analyse(dev_client, db, task_queue, chat)
-    assert await _semantic_activities(handle) == [
-        ("semantic", task_queue),
-        (f"semantic: LLM pass by {MODEL}", llm_task_queue(task_queue)),
-    ]
+    # The LLM pass is the semantic step again (the outcome a restart reuses), on the LLM queue.
+    assert await _semantic_activities(handle) == [("semantic", task_queue), ("semantic", llm_task_queue(task_queue))]
     [semantic] = [s for s in result.stages if s.stage == "semantic"]
     assert semantic.options.llm == MODEL
     assert "2 confirmed, 1 added, 1 filled, 3 rejected by groq:test-model" in semantic.summary
@@ -89,6 +87,7 @@ async def test_an_unusable_llm_answer_leaves_the_offline_extraction_at_once(
     assert len(chat.requests) == 1  # the offline extraction is the declared fallback: not asked again
     [semantic] = [s for s in result.stages if s.stage == "semantic"]
     assert semantic.options.llm is None and "by groq" not in semantic.summary
+    assert semantic.fallback and semantic.fallback.startswith(f"{MODEL}'s answer is unusable")
     [alert] = [a for a in result.alerts if a.stage == "semantic"]
     assert alert.level == "WARNING" and alert.risk_id is None
     assert alert.message.startswith(f"LLM pass by {MODEL} failed (ModelError: {MODEL}'s answer is unusable")

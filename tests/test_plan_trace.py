@@ -21,7 +21,7 @@ from sagaworks.client.postmortem import (
     RestartRefused,
     postmortem,
     postmortem_markdown,
-    restart_from_stage,
+    restart_run,
     risk_markdown,
     run_report,
 )
@@ -109,7 +109,7 @@ async def test_restart_from_a_middle_stage_runs_only_the_later_stages(
     plan = make_plan("plan-presupuesto-roto")
     first = await run_plan(dev_client, task_queue, plan)
     workflow_id = f"plan-{plan.plan_id}"
-    handle = await restart_from_stage(dev_client, workflow_id, "financial")
+    handle = await restart_run(dev_client, workflow_id, "financial")
     second = PlanResult.model_validate(await handle.result(), strict=False)
     history = await handle.fetch_history()
     summaries = [
@@ -132,8 +132,8 @@ async def test_restart_from_a_middle_stage_runs_only_the_later_stages(
         "scoring",
         "report",
     ]
-    with pytest.raises(RestartRefused, match="expected one of"):
-        await restart_from_stage(dev_client, workflow_id, "nowhere")
+    with pytest.raises(RestartRefused, match="'nowhere' is not a step of .*; its steps are load, extract, semantic"):
+        await restart_run(dev_client, workflow_id, "nowhere")
 
 
 async def test_restart_refuses_a_stage_the_source_never_reached(
@@ -142,7 +142,7 @@ async def test_restart_refuses_a_stage_the_source_never_reached(
     plan = make_plan("plan-bueno", inject_fault={"stage": "semantic", "kind": "nlp_model"})
     await failure_of(dev_client, task_queue, plan)
     with pytest.raises(RestartRefused, match="semantic never completed"):
-        await restart_from_stage(dev_client, f"plan-{plan.plan_id}", "causal")
+        await restart_run(dev_client, f"plan-{plan.plan_id}", "causal")
 
 
 async def test_a_restart_drops_the_injected_fault_unless_asked_to_keep_it(
@@ -151,15 +151,15 @@ async def test_a_restart_drops_the_injected_fault_unless_asked_to_keep_it(
     plan = make_plan("plan-bueno", inject_fault={"stage": "semantic", "kind": "nlp_model"})
     await failure_of(dev_client, task_queue, plan)
     workflow_id = f"plan-{plan.plan_id}"
-    kept = await restart_from_stage(dev_client, workflow_id, "semantic", keep_faults=True)
+    kept = await restart_run(dev_client, workflow_id, "semantic", keep_faults=True)
     with pytest.raises(WorkflowFailureError):  # asked for: the fault is in the new run's input
         await kept.result()
-    restarted = await restart_from_stage(dev_client, workflow_id, "semantic")
+    restarted = await restart_run(dev_client, workflow_id, "semantic")
     result = PlanResult.model_validate(await restarted.result(), strict=False)
     assert result.resumed_from and result.resumed_from.startswith(f"{workflow_id}/")
     started = (await restarted.fetch_history()).events[0].workflow_execution_started_event_attributes
     [new_input] = await dev_client.data_converter.decode(started.input.payloads)
-    assert new_input["inject_fault"] is None
+    assert new_input.get("inject_fault") is None  # dropped: the model's default applies
 
 
 def _saga(address: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -1,8 +1,7 @@
-"""Restart from a stage (``saga restart ID --from-stage STAGE``) and from a step (``saga
-restart ID --from STEP``) for the document, blog, news-digest and query families on the step
-runner, asserted against the new run's history: the steps before the named one schedule no
-activity, it and the later ones do, and the result is the one a full run gives. (plan-analysis,
-which restarts from a stage: tests/test_plan_trace.py.)"""
+"""Restart from a step (``saga restart ID --from STEP``; ``--from-stage`` is the same option)
+for the document, blog, news-digest and query families on the step runner, asserted against
+the new run's history: the steps before the named one schedule no activity, it and the later
+ones do, and the result is the one a full run gives. (plan-analysis: tests/test_plan_trace.py.)"""
 
 from __future__ import annotations
 
@@ -29,7 +28,7 @@ from sagaworks.activities.errors import ErrorClass, error
 from sagaworks.activities.llm import ConceptList, OfflineProvider
 from sagaworks.activities.query.activities import QuerySettings
 from sagaworks.client.api import ApiSettings
-from sagaworks.client.postmortem import RestartRefused, restart_from_stage, restart_run
+from sagaworks.client.postmortem import RestartRefused, restart_run
 from sagaworks.client.runs import start_run
 from sagaworks.client.trace import trace_run
 from sagaworks.contracts.blog import BlogInput, BlogResult
@@ -58,14 +57,6 @@ async def scheduled(handle: WorkflowHandle[Any, Any]) -> list[str]:
             if marker.marker_name == "core_local_activity":
                 names.append(json.loads(marker.details["data"].payloads[0].data)["activity_type"])
     return names
-
-
-async def restarted(client: Client, workflow_id: str, stage: str, result_type: type) -> tuple[Any, list[str]]:
-    """Restart ``workflow_id`` at ``stage``; the new run's result and scheduled activities."""
-    handle = await restart_from_stage(client, workflow_id, stage)
-    typed = client.get_workflow_handle(handle.id, run_id=handle.result_run_id, result_type=result_type)
-    result = await asyncio.wait_for(typed.result(), 120)
-    return result, await scheduled(typed)
 
 
 async def restarted_on_steps(client: Client, workflow_id: str, step: str, result_type: type) -> tuple[Any, list[str]]:
@@ -240,15 +231,6 @@ async def test_refusals(dev_client: Client, db: Database, task_queue: str) -> No
             await restart_run(dev_client, unanswerable.id, "data")
         with pytest.raises(RestartRefused, match="step 'health' is not a step of .*; its steps are nlp, data, viz"):
             await restart_run(dev_client, unanswerable.id, "health")
-        routing = registry().family("routing")
-        request = routing.sample_input("routing/premium-request.json", uuid.uuid4().hex[:8])
-        closed = await start_run(dev_client, routing, request, task_queue=task_queue)
-        await closed.result()
-        with pytest.raises(
-            RestartRefused,
-            match="a routing run cannot restart from a stage; restartable families: plan-analysis(;|$)",
-        ):
-            await restart_from_stage(dev_client, closed.id, "handle")
         running = await start_query(
             dev_client, task_queue, "average temperature by month in 2014", pause_between_agents_seconds=600
         )

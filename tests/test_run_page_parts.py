@@ -43,12 +43,13 @@ def test_restart_points_are_the_completed_steps_and_the_one_a_run_stopped_at() -
     assert points[0]["undone"] == [] and points[4]["undone"] == plan[:4] and points[4]["completed"] is False
     assert restart_points(order, {**failed, "status": "RUNNING"}) == []
     assert restart_points(order, {"status": "COMPLETED", "progress": "no worker answered"}) == []
-    # A family that restarts from stages (plan-analysis) offers each of them.
+    # plan-analysis restarts from its steps too: its stages done, and the one it stopped at.
     plan_analysis = registry().family("plan-analysis")
-    assert plan_analysis.restartable is not None
-    stages = restart_points(plan_analysis, {"status": "COMPLETED", "progress": {}})
-    assert [p["step"] for p in stages] == list(plan_analysis.restartable.stages)
-    assert len(stages) == 9
+    stages = ["load", "extract", "semantic", "causal", "mechanisms", "financial", "dnp", "scoring", "report"]
+    stopped = restart_points(
+        plan_analysis, {"status": "FAILED", "progress": {"plan": stages, "completed_steps": stages[:2]}}
+    )
+    assert [(p["step"], p["completed"]) for p in stopped] == [("load", True), ("extract", True), ("semantic", False)]
 
 
 def test_a_ticket_is_shown_as_text() -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sagaworks import ApprovalDeclaration, DemoRun, DemoUpdate, Family, Restartable, lazy
+from sagaworks import ApprovalDeclaration, DemoRun, DemoUpdate, Family, lazy
 
 if TYPE_CHECKING:
     from sagaworks.contracts.aggregate import AggregateInput
@@ -351,10 +351,8 @@ PLAN_ANALYSIS: Family[PlanInput] = Family(
         DemoRun("plans/plan-breve.json", result_has=("stages", "report"), result_means="a report of every stage"),
         DemoRun("plans/plan-corrupto.json", "FAILED"),
     ),
-    # Every stage stores its output by content hash (plan_stage_outputs).
-    restartable=Restartable(
-        stages=f"{_CT}.plans:STAGES", records={"run_plan_stage": None}, resume=f"{_CT}.plans:ResumePoint"
-    ),
+    # The semantic stage's LLM pass: the same step again, on the LLM task queue.
+    llm_steps=("semantic",),
     activities=f"{_ACT}:plan_analysis",
     llm_activities=f"{_ACT}:plan_analysis_llm",
     extra="plans",

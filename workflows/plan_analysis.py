@@ -17,6 +17,14 @@ are called by name (``activities.plan_analysis.activities``), so the catalog, an
 through it, never imports the PDF, OCR and breaker libraries. Temporal's history is the
 checkpoint chain and the audit trail: the trace and post-mortem are derived from it
 (client/postmortem.py).
+
+The stages are steps of the step runner (:class:`sagaworks.StepWorkflow`): ``status``,
+pause before a stage, cancel, and ``saga restart ID --from STAGE``, which reuses the earlier
+stages' outcomes (their outputs stay stored by content hash) and runs that stage and the
+later ones again. A stage keeps its step name through its mitigation and the LLM pass, so
+the last outcome a stage returned is the one a restart reuses. Preparing the plan is no
+step: it runs in every run, since the file, the registry and the worker's model are about
+now.
 """
 
 from __future__ import annotations
@@ -25,13 +33,13 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import SearchAttributeKey
-from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
+from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
 with workflow.unsafe.imports_passed_through():
     import pydantic
 
-    from sagaworks import CIRCUIT_OPEN, Pausable, policies
+    from sagaworks import CIRCUIT_OPEN, Steps, StepWorkflow, policies
     from sagaworks.contracts.plans import (
         ALERT_LEVELS,
         ALERT_SEARCH_ATTRIBUTE,
@@ -45,6 +53,7 @@ with workflow.unsafe.imports_passed_through():
         PlanInput,
         PlanRef,
         PlanResult,
+        PlanResume,
         PlanStatus,
         PreparedPlan,
         PrepareRequest,
@@ -54,7 +63,6 @@ with workflow.unsafe.imports_passed_through():
         StageInput,
         StageOptions,
         StageOutcome,
-        stage_summary,
     )
 
 ALERT_LEVEL_KEY = SearchAttributeKey.for_keyword(ALERT_SEARCH_ATTRIBUTE)
@@ -102,32 +110,28 @@ def _message(err: ActivityError) -> str:
 
 
 @workflow.defn(failure_exception_types=[pydantic.ValidationError])
-class PlanAnalysisWorkflow(Pausable):
+class PlanAnalysisWorkflow(StepWorkflow):
     """Analyse one development plan; the result is the report and what was mitigated."""
 
     def __init__(self) -> None:
-        self._state = "running"
-        self._paused = False
+        super().__init__()
         self._plan_id = ""
-        self._step: str | None = "prepare"
-        self._done = 0
+        self._preparing = False
         self._alerts: list[Alert] = []
         self._mitigations: list[Mitigation] = []
         self._highest: AlertLevel | None = None
 
     @workflow.run
     async def run(self, request: PlanInput) -> PlanResult:
-        """Run the nine stages (or those from ``request.resume.from_stage`` on)."""
+        """Run the nine stages (a restart reuses those before the stage it names)."""
         self._plan_id = request.plan_id
-        try:
-            result = await self._analyse(request)
-        except BaseException as err:
-            self._state = "canceled" if is_cancelled_exception(err) else "failed"
-            raise
-        self._state, self._step = "completed", None
-        return result
+        async with self.steps.plan(STAGES) as steps:
+            return await self._analyse(steps, request)
 
-    async def _analyse(self, request: PlanInput) -> PlanResult:
+    async def _analyse(self, steps: Steps, request: PlanInput) -> PlanResult:
+        await steps.unpaused()
+        self._preparing = True
+        workflow.set_current_details("prepare")
         try:
             prepared = await workflow.execute_activity(
                 "prepare_plan",
@@ -144,29 +148,24 @@ class PlanAnalysisWorkflow(Pausable):
         except ActivityError as err:
             # Fail with the reason itself (the bad file, the bad registry entry).
             raise ApplicationError(_message(err), type=failure_type(err), non_retryable=True) from err
-        outcomes: dict[str, StageOutcome] = {}
-        first = 0
-        if request.resume is not None:
-            first = STAGES.index(request.resume.from_stage)
-            outcomes = {o.stage: o for o in request.resume.outcomes}
-            missing = [s for s in STAGES[:first] if s not in outcomes]
-            if missing:
-                raise ApplicationError(
-                    f"resume: no stored outcome of stage(s) {', '.join(missing)}",
-                    type="ValidationError",
-                    non_retryable=True,
-                )
-            self._done = first
-        for stage in STAGES[first:]:
-            await self._unpaused()
-            self._step = stage
-            outcomes[stage] = await self._stage(
-                request, prepared.plan, prepared.registry, stage, outcomes, force=request.resume is not None
-            )
+        finally:
+            self._preparing = False
+        # Runs restarted before the step runner's restart carry the earlier stages'
+        # outcomes in their input (``resume``); they take those over as they did.
+        legacy = request.resume
+        outcomes = self._taken_over(steps, legacy) if legacy is not None else {}
+        restart = steps.restart
+        force = legacy is not None or restart is not None
+        for stage in STAGES[len(outcomes) :]:
+            if steps.reuses(stage):
+                # The source run's outcome (its output stays stored): no assessment, no call.
+                outcomes[stage] = await steps.run(stage, "run_plan_stage", None, result_type=StageOutcome)
+                continue
+            outcomes[stage] = await self._stage(request, prepared.plan, prepared.registry, stage, outcomes, force=force)
             if stage == "semantic" and prepared.llm and workflow.patched(SEMANTIC_LLM_PATCH):
-                outcomes[stage] = await self._llm_pass(request, prepared.plan, outcomes, prepared.llm)
-            self._done += 1
+                outcomes[stage] = await self._llm_pass(request, prepared.plan, outcomes, prepared.llm, force=force)
         report = outcomes["report"]
+        resumed_from = legacy.source_workflow_id if legacy is not None else restart.source if restart else None
         return PlanResult(
             plan_id=request.plan_id,
             municipality=request.municipality,
@@ -178,8 +177,21 @@ class PlanAnalysisWorkflow(Pausable):
             mitigations=self._mitigations,
             alerts=self._alerts,
             highest_alert=self._highest,
-            resumed_from=request.resume.source_workflow_id if request.resume else None,
+            resumed_from=resumed_from,
         )
+
+    @staticmethod
+    def _taken_over(steps: Steps, legacy: PlanResume) -> dict[str, StageOutcome]:
+        first = STAGES.index(legacy.from_stage)
+        carried = {o.stage: o for o in legacy.outcomes}
+        missing = [s for s in STAGES[:first] if s not in carried]
+        if missing:
+            raise ApplicationError(
+                f"resume: no stored outcome of stage(s) {', '.join(missing)}",
+                type="ValidationError",
+                non_retryable=True,
+            )
+        return {s: steps.taken_over(s, carried[s], describe=_outcome) for s in STAGES[:first]}
 
     async def _stage(
         self,
@@ -193,6 +205,7 @@ class PlanAnalysisWorkflow(Pausable):
     ) -> StageOutcome:
         metrics = {k: v for outcome in outcomes.values() for k, v in outcome.metrics.items()}
         assessment, detected = assess(registry, stage, metrics)
+        await self.steps.unpaused()  # a paused run raises no alert of the stage it holds before
         for foreseen in detected:
             if foreseen.severity in PRE_STAGE_ALERT_SEVERITIES:
                 reason = next(r for r in assessment.reasons if r.startswith(foreseen.id))
@@ -218,7 +231,7 @@ class PlanAnalysisWorkflow(Pausable):
             alerts=tuple(self._alerts),
         )
         try:
-            return await self._execute(request, stage_input, summary=stage_summary(stage))
+            return await self._execute(request, stage_input)
         except ActivityError as err:
             kind = failure_type(err)
             risk = registry.for_error(stage, kind)
@@ -248,7 +261,7 @@ class PlanAnalysisWorkflow(Pausable):
             }
         )
         try:
-            outcome = await self._execute(request, mitigated, summary=stage_summary(stage, mitigation))
+            outcome = await self._execute(request, mitigated)
         except ActivityError as err:
             await self._alert(request, "ERROR", stage, risk.id, f"mitigation {risk.mitigation} failed: {_message(err)}")
             raise ApplicationError(
@@ -265,10 +278,12 @@ class PlanAnalysisWorkflow(Pausable):
         return outcome
 
     async def _llm_pass(
-        self, request: PlanInput, plan: PlanRef, outcomes: dict[str, StageOutcome], model: str
+        self, request: PlanInput, plan: PlanRef, outcomes: dict[str, StageOutcome], model: str, *, force: bool
     ) -> StageOutcome:
-        """The semantic stage again, on the LLM task queue, with the model's answer merged
-        in; its outcome replaces the offline one. If it fails, the offline one stands."""
+        """The semantic step again, on the LLM task queue, with the model's answer merged
+        in; its outcome replaces the offline one. When the gateway falls back, the pass
+        returns the offline extraction saying why (``fallback``); when it fails, the
+        offline outcome stands. Either way a WARNING alert gives the reason."""
         offline = outcomes["semantic"]
         stage_input = StageInput(
             workflow_id=workflow.info().workflow_id,
@@ -277,27 +292,26 @@ class PlanAnalysisWorkflow(Pausable):
             upstream={s: o.output_key for s, o in outcomes.items() if s != "semantic"},
             options=offline.options.model_copy(update={"llm": model}),
             assessment=offline.assessment,
-            force=request.resume is not None,
+            force=force,
+        )
+        options = policies.ActivityOptions(
+            **policies.LLM_PASS, task_queue=policies.llm_task_queue(workflow.info().task_queue)
         )
         try:
-            return await workflow.execute_activity(
-                "run_plan_stage",
-                stage_input,
-                summary=stage_summary("semantic", llm=model),
-                result_type=StageOutcome,
-                **policies.ActivityOptions(
-                    **policies.LLM_PASS, task_queue=policies.llm_task_queue(workflow.info().task_queue)
-                ),
+            outcome = await self.steps.run(
+                "semantic", "run_plan_stage", stage_input, options=options, result_type=StageOutcome, describe=_outcome
             )
         except ActivityError as err:
-            await self._alert(
-                request,
-                "WARNING",
-                "semantic",
-                None,
-                f"LLM pass by {model} failed ({failure_type(err)}: {_message(err)}): the offline extraction stands",
-            )
-            return offline
+            why = f"{failure_type(err)}: {_message(err)}"
+            outcome = offline
+        else:
+            if outcome.fallback is None:
+                return outcome
+            why = f"ModelError: {outcome.fallback}"
+        await self._alert(
+            request, "WARNING", "semantic", None, f"LLM pass by {model} failed ({why}): the offline extraction stands"
+        )
+        return outcome
 
     def _abort(self, risk: Risk, stage: str, why: str) -> ApplicationError:
         return ApplicationError(
@@ -307,15 +321,19 @@ class PlanAnalysisWorkflow(Pausable):
             non_retryable=True,
         )
 
-    async def _execute(self, request: PlanInput, stage_input: StageInput, *, summary: str) -> StageOutcome:
-        return await workflow.execute_activity(
+    async def _execute(self, request: PlanInput, stage_input: StageInput) -> StageOutcome:
+        """Run the stage as its step (a mitigation is the same step again, with the
+        mitigation in its input and result)."""
+        options = policies.ActivityOptions(
+            **policies.PLAN_STAGE, start_to_close_timeout=timedelta(seconds=request.stage_timeout_seconds)
+        )
+        return await self.steps.run(
+            stage_input.stage,
             "run_plan_stage",
             stage_input,
-            summary=summary,
+            options=options,
             result_type=StageOutcome,
-            **policies.ActivityOptions(
-                **policies.PLAN_STAGE, start_to_close_timeout=timedelta(seconds=request.stage_timeout_seconds)
-            ),
+            describe=_outcome,
         )
 
     async def _alert(
@@ -340,13 +358,18 @@ class PlanAnalysisWorkflow(Pausable):
 
     @workflow.query
     def status(self) -> PlanStatus:
-        """Current stage, stages done of nine, the highest alert so far."""
+        """The steps' status (a stage mitigated or passed to the model counted once), the
+        plan, the highest alert so far and the mitigations."""
+        status = self.steps.status()
+        completed = list(dict.fromkeys(status.completed_steps))
+        current = "prepare" if self._preparing else status.current_step
         return PlanStatus(
-            state=self._state,
-            current_step=self._step,
-            done=self._done,
-            total=len(STAGES),
+            **dict(status) | {"current_step": current, "completed_steps": completed, "done": len(completed)},
             plan_id=self._plan_id,
             highest_alert=self._highest,
             mitigations=len(self._mitigations),
         )
+
+
+def _outcome(outcome: StageOutcome) -> str:
+    return outcome.summary

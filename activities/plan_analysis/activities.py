@@ -21,10 +21,7 @@ from typing import Any
 import structlog
 from temporalio import activity
 
-from sagaworks import LLM, BreakerConfig, Breakers
-from sagaworks.activities.db import Database
-from sagaworks.activities.errors import ErrorClass, error, validation_error
-from sagaworks.activities.liveness import keep_alive
+from sagaworks import LLM, BreakerConfig, Breakers, Database, ErrorClass, error, keep_alive, validation_error
 from sagaworks.activities.plan_analysis import analysis, audit, extraction, llm_pass, report
 from sagaworks.activities.plan_analysis.common import PlanError, StageContext, StageResult
 from sagaworks.activities.plan_analysis.registry import load_registry
@@ -107,8 +104,9 @@ class PlanSettings:
     """Most pages a plan may have (``SAGAWORKS_MAX_PLAN_PAGES``, default 1,000): each stage's
     time grows with them (OCR takes seconds a scanned page), bounded by its timeout."""
     llm: LLM | None = None
-    """The LLM gateway of the semantic stage's LLM pass (default: one on the worker's
-    database configured by the environment; no pass when it configures no model)."""
+    """The LLM gateway of the semantic stage's LLM pass (default: the worker's gateway, else
+    one on the worker's database configured by the environment; no pass when it configures
+    no model)."""
 
 
 def _page_count(path: Path) -> int | None:
@@ -124,9 +122,9 @@ def _page_count(path: Path) -> int | None:
 class PlanActivities:
     """The plan-analysis activities over one application database."""
 
-    def __init__(self, db: Database, settings: PlanSettings | None = None) -> None:
+    def __init__(self, db: Database, settings: PlanSettings | None = None, llm: LLM | None = None) -> None:
         self._settings = settings or PlanSettings()
-        self._llm = self._settings.llm or LLM(db)
+        self._llm = self._settings.llm or llm or LLM(db)
         self._store = OutputStore(db)
         self._breakers = Breakers(db, {breaker_name(s): self._settings.breaker for s in STAGES})
 
@@ -174,7 +172,16 @@ class PlanActivities:
 
     @activity.defn
     def run_plan_stage(self, request: StageInput) -> StageOutcome:
-        """Run one stage, or return its stored output for the same inputs."""
+        """Run one stage, or return its stored output for the same inputs. The LLM pass
+        (``options.llm``) whose model falls back returns the offline extraction, saying why."""
+        try:
+            return self._run_stage(request)
+        except llm_pass.FellBack as fell_back:
+            offline = request.model_copy(update={"options": request.options.model_copy(update={"llm": None})})
+            outcome = self._run_stage(offline.model_copy(update={"force": False}))
+            return outcome.model_copy(update={"fallback": fell_back.reason})
+
+    def _run_stage(self, request: StageInput) -> StageOutcome:
         key = output_key(request)
         stored = None if request.force else self._store.get(key)
         reused = stored is not None

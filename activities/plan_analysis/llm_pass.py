@@ -7,9 +7,10 @@ the workflow runs the semantic stage a second time on the LLM task queue with
 model for the plan's goals and programmes (answer validated as :class:`SemanticLabels`) and
 merges them. The offline extraction is the pass's declared fallback: when the gateway's
 ``llm`` breaker is open, its budget would be waited out past the step's deadline, the
-provider refuses the call or the answer is unusable, the pass fails at once (a final
-``ModelError`` saying why, never stored as the stage's output) and the workflow keeps the
-offline outcome it holds, with a WARNING alert giving the reason. The merge:
+provider refuses the call or the answer is unusable, the pass ends at once with the offline
+extraction (:class:`FellBack`: never stored as the model's output), its outcome saying why
+(``StageOutcome.fallback``), and the workflow raises a WARNING alert giving the reason. The
+merge:
 
 - a programme the model names is matched to an offline one by its code, else by its name;
   a match is ``confirmed_by`` the model, and DNP fields the rules missed are filled from it;
@@ -78,6 +79,14 @@ Plan:
 """
 
 
+class FellBack(Exception):  # noqa: N818 - names what happened, as the gateway's LLMAnswer.fallback does
+    """The gateway fell back: the pass's outcome is the offline extraction, for this reason."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 def model_of(llm: Gateway | None) -> str | None:
     """The model the pass asks through ``llm`` (``<provider>:<model>``), or None offline."""
     return llm.settings(FAMILY).name if llm is not None and llm.configured(FAMILY) else None
@@ -115,8 +124,8 @@ def merge(
 ) -> dict[str, int]:
     """Ask ``llm``'s model (which must be ``model``) and merge its answer into ``goals`` and
     ``programmes`` in place; returns what it changed (confirmed, added, filled, rejected).
-    Raises a final ``ModelError`` when the gateway falls back (the offline extraction,
-    which the workflow holds, is the fallback)."""
+    Raises :class:`FellBack` when the gateway falls back (the offline extraction is the
+    fallback), a final ``ModelError`` when this worker runs another model."""
     runs = model_of(llm)
     if llm is None or runs != model:
         raise error(
@@ -133,7 +142,7 @@ def merge(
         json_mode=True,
     )
     if answer.value is None:
-        raise error(ErrorClass.MODEL, answer.fallback or f"{model} did not answer", non_retryable=True)
+        raise FellBack(answer.fallback or f"{model} did not answer")
     labels = answer.value
     plain_text = _plain(text)
     counts = {"confirmed": 0, "added": 0, "filled": 0, "rejected": 0}

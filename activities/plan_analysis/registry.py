@@ -15,7 +15,7 @@ from typing import Any
 import pydantic
 import yaml
 
-from sagaworks.activities.errors import validation_error
+from sagaworks import validation_error
 from sagaworks.contracts.plans import STAGES, Condition, Risk, RiskRegistry
 
 

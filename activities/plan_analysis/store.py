@@ -16,8 +16,7 @@ from sqlalchemy import DateTime, String, Text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
-from sagaworks.activities.db import Base, Database
-from sagaworks.activities.errors import ErrorClass, database_errors, error
+from sagaworks import Base, Database, ErrorClass, database_errors, error
 from sagaworks.contracts.plans import StageInput
 
 

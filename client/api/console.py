@@ -99,14 +99,12 @@ def restart_points(fam: Any, run: dict[str, Any]) -> list[dict[str, Any]]:
     A family on the step runner: each step of its ``status`` query's plan up to the first it
     did not complete (each completed step, and the one it stopped at), with the earlier
     steps it compensated (a restart from there reuses their undone results: the page says so
-    and asks before it forces it). A family with stages: each stage. Nothing while it runs.
+    and asks before it forces it). Nothing while it runs.
     """
     from sagaworks.client.postmortem import on_step_runner
 
     if fam is None or run.get("status") == "RUNNING":
         return []
-    if fam.restartable is not None:
-        return [{"step": stage, "completed": None, "undone": []} for stage in fam.restartable.stages]
     progress = run.get("progress")
     if not on_step_runner(fam) or not isinstance(progress, dict):
         return []

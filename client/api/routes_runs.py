@@ -243,8 +243,8 @@ def build_router() -> APIRouter:
             **ERRORS,
             409: {
                 "model": ErrorBody,
-                "description": "Refused: still running, not restartable, "
-                "an unknown stage or one before which a stage never completed (RestartRefused); "
+                "description": "Refused: still running, not on the step runner, "
+                "an unknown step or one before which a step never completed (RestartRefused); "
                 "or a step before it was compensated and force is not set (RestartNeedsForce)",
             },
         },
@@ -252,7 +252,7 @@ def build_router() -> APIRouter:
     async def restart(
         request: Request,
         workflow_id: str,
-        from_stage: str = Query(..., max_length=64, description="The step (or stage) to resume at."),
+        from_stage: str = Query(..., max_length=64, description="The step to resume at."),
         force: bool = Query(False, description="Reuse steps the run compensated (their effects were undone)."),
         keep_faults: bool = Query(
             False,

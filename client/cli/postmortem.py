@@ -57,7 +57,12 @@ def postmortem_command(
 
 def restart(
     workflow_id: Annotated[
-        str, typer.Argument(metavar="WORKFLOW_ID", help="A closed run of a restartable family.", show_default=False)
+        str,
+        typer.Argument(
+            metavar="WORKFLOW_ID",
+            help="A closed run of a family on the step runner, or of a LangGraph graph.",
+            show_default=False,
+        ),
     ],
     from_step: Annotated[
         str,
@@ -67,8 +72,7 @@ def restart(
             metavar="STEP",
             help=(
                 "The step to run again: the steps before it are reused from the run's history. A family on the step "
-                "runner restarts from any step the run reached; a family with stages from one of its stages (any other "
-                "is refused, naming them); a LangGraph graph "
+                "runner restarts from any step of its plan (--from-stage is the same option); a LangGraph graph "
                 "(sagaworks.langgraph) from any node the run reached (see --set)."
             ),
         ),
