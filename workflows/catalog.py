@@ -83,6 +83,13 @@ DOCUMENT: Family[DocumentInput] = Family(
         f"{doc.path} is being processed right now (see `saga status {document_workflow_id(document_id_for(doc.path))}`)"
     ),
     samples=("inputs/document.json",),
+    # A second run of the same file reuses the stored concepts (`reused`), so the demo
+    # passes in a machine that ran it before as in a fresh one.
+    demo=(
+        DemoRun(
+            "inputs/document.json", result_has=("concept_count", "top_concepts"), result_means="concepts stored"
+        ),
+    ),
     helper_workflows=(f"{_WF}.document:ExtractChunksWorkflow",),
     path_field="path",
     folder_family="document-batch",
