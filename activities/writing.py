@@ -6,8 +6,9 @@ fallback is :class:`OfflineWriter`, an honest extractive composer: it generates 
 headings are YAKE keyphrases of the passages and every paragraph is sentences picked from
 one passage by TextRank, cited ``[n]``. It writes when no model is configured, and when
 the gateway's breaker is open, its budget is spent past the step's deadline, or the model
-refuses or answers nothing; the review's :class:`WriterInfo` says who wrote the post and,
-after a fallback, why (``fallback``).
+refuses or answers nothing. Each step then says why: the outline's and the draft's
+:class:`WrittenText` in ``fallback``, the review's :class:`WriterInfo` (who wrote the post)
+in its ``fallback``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from temporalio import activity
 
 from sagaworks import LLM, LLMAnswer, keep_alive
 from sagaworks.activities.text_analysis import keywords_of, split_sentences, textrank, words
-from sagaworks.contracts.blog import PostQuality, Review, ReviewedPost, WriterInfo, WritingInput
+from sagaworks.contracts.blog import PostQuality, Review, ReviewedPost, WriterInfo, WritingInput, WrittenText
 from sagaworks.contracts.search import Hit
 
 FAMILY = "blog"
@@ -198,14 +199,17 @@ class WritingActivities:
             )
 
     @activity.defn
-    def outline_post(self, request: WritingInput) -> str:
-        """The post's outline (Markdown headings citing passages)."""
-        return self._write("outline", request, lambda: self._offline.outline(request)).value
+    def outline_post(self, request: WritingInput) -> WrittenText:
+        """The post's outline (Markdown headings citing passages), and why the offline
+        composer wrote it if it did although a model is configured."""
+        answer = self._write("outline", request, lambda: self._offline.outline(request))
+        return WrittenText(text=answer.value, fallback=answer.fallback)
 
     @activity.defn
-    def draft_post(self, request: WritingInput) -> str:
-        """The draft following the outline."""
-        return self._write("draft", request, lambda: self._offline.draft(request)).value
+    def draft_post(self, request: WritingInput) -> WrittenText:
+        """The draft following the outline, and why the offline composer wrote it if it did."""
+        answer = self._write("draft", request, lambda: self._offline.draft(request))
+        return WrittenText(text=answer.value, fallback=answer.fallback)
 
     @activity.defn
     def review_post(self, request: WritingInput) -> ReviewedPost:

@@ -102,8 +102,8 @@ def plain_runs(db: Database) -> dict[str, Callable[[Any], Any]]:
     def run_blog(request: Any) -> Any:
         hits = search.search_chunks(SearchInput(query=request.topic, top_k=request.sources)).hits
         outline = writing.outline_post(WritingInput(topic=request.topic, passages=hits))
-        draft = writing.draft_post(WritingInput(topic=request.topic, passages=hits, previous=outline))
-        return writing.review_post(WritingInput(topic=request.topic, passages=hits, previous=draft))
+        draft = writing.draft_post(WritingInput(topic=request.topic, passages=hits, previous=outline.text))
+        return writing.review_post(WritingInput(topic=request.topic, passages=hits, previous=draft.text))
 
     def run_news(request: Any) -> Any:
         from datetime import datetime

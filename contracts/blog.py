@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from typing import Any
+
+from pydantic import BaseModel, Field, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from sagaworks import StageResume, StrictModel, Text
@@ -52,6 +54,23 @@ class WritingInput(StrictModel):
     """Passage ``n`` is ``passages[n - 1]``."""
     previous: str = ""
     """The outline for the draft, the draft for the review."""
+
+
+class WrittenText(BaseModel):
+    """What the outline and draft steps return: the text, and why the offline composer
+    wrote it although a model is configured."""
+
+    text: str
+    fallback: str | None = None
+    """The LLM gateway's reason (its breaker open, its budget spent, the model refusing or
+    answering nothing); None when the model wrote it or none is configured."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _recorded_text(cls, data: Any) -> Any:
+        """Runs recorded before these steps said so returned the bare text: it still decodes
+        (their histories replay, and a restart from ``draft`` or ``review`` reuses it)."""
+        return {"text": data} if isinstance(data, str) else data
 
 
 class PostQuality(BaseModel):
@@ -105,3 +124,8 @@ class BlogResult(BaseModel):
     writer: WriterInfo
     resumed_from: str | None = None
     """The run whose earlier stages a restarted run took over."""
+    fallbacks: list[str] = Field(default_factory=list)
+    """Each step the offline composer wrote although a model is configured, as ``STEP:
+    reason`` (``outline: breaker llm open: ...``); empty when the model wrote every step or
+    none is configured. The steps' own results say it too (``fallback``; the review's in
+    ``writer.fallback``)."""

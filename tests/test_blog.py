@@ -55,6 +55,8 @@ async def test_the_offline_post_is_extracted_from_cited_passages_and_says_so(
     assert result.word_count > 100 and result.quality == post_quality(TOPIC, result.markdown)
     assert result.quality.cited_paragraphs == 1.0
     assert (status.done, status.total, status.state) == (4, 4, "completed")
+    # No model configured: the composer is the writer by choice, not a fallback.
+    assert result.fallbacks == [] and result.writer.fallback is None
 
 
 async def test_a_topic_nothing_stored_mentions_fails_naming_the_field(
@@ -99,12 +101,11 @@ def test_each_step_asks_the_blogs_model_with_the_numbered_passages_and_an_empty_
     with fake_chat_server(respond) as server:
         writing = WritingActivities(LLM(db, settings=LLMSettings("openai", "test-model", f"{server.base_url}/v1")))
         request = WritingInput(topic=TOPIC, passages=passages)
-        assert env.run(writing.outline_post, request).startswith("# T")
+        outline = env.run(writing.outline_post, request)
+        assert outline.text.startswith("# T") and outline.fallback is None
         draft = request.model_copy(update={"previous": "# T\n\n## Retry Budgets [1]\n\nDraft text [1].\n"})
-        assert (
-            env.run(writing.draft_post, request.model_copy(update={"previous": "OUTLINE"}))
-            == "# T\n\nDraft text [1].\n"
-        )
+        written = env.run(writing.draft_post, request.model_copy(update={"previous": "OUTLINE"}))
+        assert (written.text, written.fallback) == ("# T\n\nDraft text [1].\n", None)
         post = env.run(writing.review_post, draft)
         prompt = server.prompt_of(1)
     assert "OUTLINE" in prompt and f"[1] {passages[0].text}" in prompt
@@ -130,3 +131,7 @@ async def test_with_the_llm_breaker_open_the_post_is_the_offline_composers_and_s
     assert result.writer.provider == "offline" and "nothing is generated" in result.writer.method
     assert result.writer.fallback and result.writer.fallback.startswith("breaker llm open")
     assert result.citations and "## Sources" in result.markdown
+    # Every step the composer wrote says so, with its reason, in the result: the outline's
+    # 503 opened the breaker, which the draft and the review then found open.
+    assert [f.split(":")[0] for f in result.fallbacks] == ["outline", "draft", "review"]
+    assert all("HTTP 503" in f or "breaker llm open" in f for f in result.fallbacks), result.fallbacks

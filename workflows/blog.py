@@ -3,7 +3,9 @@
 Research is the iterative family's BM25 search over the stored documents; its passages
 are numbered and every later step cites them as ``[n]``. Outline, draft and review are
 one writer activity each (a Groq model, or the offline extractive composer, which says
-so in the result's ``writer.method``). ``saga restart ID --from STEP`` reuses the steps
+so in the result's ``writer.method``); a step the composer wrote although a model is
+configured says why in its own result (``fallback``), and the result lists them all
+(``fallbacks``). ``saga restart ID --from STEP`` reuses the steps
 before STEP (the step runner's restart).
 """
 
@@ -16,7 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from sagaworks import StepWorkflow, policies
     from sagaworks.activities.search import SearchActivities
     from sagaworks.activities.writing import WritingActivities
-    from sagaworks.contracts.blog import BLOG_STEPS, BlogInput, BlogResult, Citation, WritingInput
+    from sagaworks.contracts.blog import BLOG_STEPS, BlogInput, BlogResult, Citation, WritingInput, WrittenText
     from sagaworks.contracts.search import SearchHits, SearchInput
 
 
@@ -50,24 +52,29 @@ class BlogWorkflow(StepWorkflow):
                 )
             passages = found.hits
             if legacy is not None and legacy.outline is not None:
-                outline = steps.taken_over("outline", legacy.outline)
+                outline = steps.taken_over("outline", WrittenText(text=legacy.outline))
             else:
                 outline = await steps.run(
-                    "outline", WritingActivities.outline_post, WritingInput(topic=request.topic, passages=passages)
+                    "outline",
+                    WritingActivities.outline_post,
+                    WritingInput(topic=request.topic, passages=passages),
+                    describe=_written,
                 )
             if legacy is not None and legacy.draft is not None:
-                draft = steps.taken_over("draft", legacy.draft)
+                draft = steps.taken_over("draft", WrittenText(text=legacy.draft))
             else:
                 draft = await steps.run(
                     "draft",
                     WritingActivities.draft_post,
-                    WritingInput(topic=request.topic, passages=passages, previous=outline),
+                    WritingInput(topic=request.topic, passages=passages, previous=outline.text),
+                    describe=_written,
                 )
             post = await steps.run(
                 "review",
                 WritingActivities.review_post,
-                WritingInput(topic=request.topic, passages=passages, previous=draft),
-                describe=lambda r: f"{r.word_count} words, quality {r.quality.score:.2f}",
+                WritingInput(topic=request.topic, passages=passages, previous=draft.text),
+                describe=lambda r: f"{r.word_count} words, quality {r.quality.score:.2f}"
+                + (f"; offline composer: {r.writer.fallback}" if r.writer.fallback else ""),
             )
         restart = steps.restart
         resumed_from = restart.source if restart is not None else (legacy.source_workflow_id if legacy else None)
@@ -83,4 +90,15 @@ class BlogWorkflow(StepWorkflow):
             review_notes=post.notes,
             writer=post.writer,
             resumed_from=resumed_from or None,
+            fallbacks=[
+                f"{step}: {why}"
+                for step, why in (("outline", outline.fallback), ("draft", draft.fallback), ("review", post.writer.fallback))
+                if why
+            ],
         )
+
+
+def _written(written: WrittenText) -> str:
+    """A writing step's outcome in the run's status: its length, and who wrote it if not the model."""
+    words = f"{len(written.text.split())} words"
+    return f"{words}; offline composer: {written.fallback}" if written.fallback else words
