@@ -249,8 +249,8 @@ BLOG: Family[BlogInput] = Family(
     demo=(DemoRun("blog/sagas.json", result_has=("markdown", "citations"), result_means="a cited post"),),
     # On the step runner: `saga restart ID --from STEP` reuses the steps before STEP.
     activities=f"{_ACT}:blog",
-    # Each writes through the gateway, the extractive composer as its fallback; the review's
-    # writer says which one wrote.
+    # Each writes through the gateway, the extractive composer as its fallback; a step that
+    # fell back says why (its result's fallback), and the post lists them (fallbacks).
     llm_steps=("outline", "draft", "review"),
     # It searches the documents the batch demo stores.
     demo_after=("document-batch",),
