@@ -73,9 +73,13 @@ class BlogWorkflow(StepWorkflow):
                 "review",
                 WritingActivities.review_post,
                 WritingInput(topic=request.topic, passages=passages, previous=draft.text),
-                describe=lambda r: f"{r.word_count} words, quality {r.quality.score:.2f}"
-                + (f"; offline composer: {r.writer.fallback}" if r.writer.fallback else ""),
+                describe=lambda r: (
+                    f"{r.word_count} words, quality {r.quality.score:.2f}"
+                    + (f"; offline composer: {r.writer.fallback}" if r.writer.fallback else "")
+                ),
             )
+        # The steps the offline composer wrote although a model is configured, and why.
+        fell_back = {"outline": outline.fallback, "draft": draft.fallback, "review": post.writer.fallback}
         restart = steps.restart
         resumed_from = restart.source if restart is not None else (legacy.source_workflow_id if legacy else None)
         return BlogResult(
@@ -90,11 +94,7 @@ class BlogWorkflow(StepWorkflow):
             review_notes=post.notes,
             writer=post.writer,
             resumed_from=resumed_from or None,
-            fallbacks=[
-                f"{step}: {why}"
-                for step, why in (("outline", outline.fallback), ("draft", draft.fallback), ("review", post.writer.fallback))
-                if why
-            ],
+            fallbacks=[f"{step}: {why}" for step, why in fell_back.items() if why],
         )
 
 

@@ -86,9 +86,7 @@ DOCUMENT: Family[DocumentInput] = Family(
     # A second run of the same file reuses the stored concepts (`reused`), so the demo
     # passes in a machine that ran it before as in a fresh one.
     demo=(
-        DemoRun(
-            "inputs/document.json", result_has=("concept_count", "top_concepts"), result_means="concepts stored"
-        ),
+        DemoRun("inputs/document.json", result_has=("concept_count", "top_concepts"), result_means="concepts stored"),
     ),
     helper_workflows=(f"{_WF}.document:ExtractChunksWorkflow",),
     path_field="path",
