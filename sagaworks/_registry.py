@@ -419,7 +419,10 @@ class Family(Generic[InputT]):
                         "loc": ("resume",),
                         "input": "...",
                         "ctx": {
-                            "error": ValueError("is carried only by runs restarted the old way, never set by callers")
+                            "error": ValueError(
+                                "is carried only by runs restarted before the step runner, never set by callers: "
+                                "restart a run with `saga restart ID --from STEP`"
+                            )
                         },
                     }
                 ],
