@@ -328,6 +328,11 @@ class Steps:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any
     ) -> Literal[False]:
+        if isinstance(exc, GeneratorExit):
+            # The worker is closing the run's coroutine (evicted from its cache, or shut
+            # down): outside the workflow's event loop, where no workflow call is possible and
+            # the run's state must stay as its history left it.
+            return False
         # A run none of whose steps registered an undo is no saga: its failure is reported
         # as it is, not wrapped in a SagaCompensated error with nothing compensated.
         if exc is not None and ends_saga(exc) and not self._saga.has_compensations:

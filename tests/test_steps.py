@@ -15,7 +15,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureEr
 from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.worker import Worker
 
-from sagaworks import SagaReport, StepStatus
+from sagaworks import SagaReport, Steps, StepStatus
 from tests.orders import wait_for_status, wait_until_held
 from tests.steps_probe import StepsProbeActivities, StepsProbeInput, StepsProbeWorkflow
 
@@ -105,3 +105,13 @@ async def test_cancel_lets_the_running_step_finish_then_compensates_and_ends_can
     assert probe.log == ["do:1", "do:2", "undo:2", "undo:1"]
     status = await _status(handle)
     assert status.state == "canceled" and [c.step for c in status.compensations] == ["step2", "step1"]
+
+
+async def test_closing_a_runs_coroutine_inside_the_steps_block_touches_nothing_of_the_workflow() -> None:
+    """A worker closes a run's coroutine (GeneratorExit) when it evicts or drops the run,
+    outside the workflow's event loop: leaving the block must not call the workflow API
+    (which raises there, reported as an "Exception ignored" while closing) nor change the
+    run's state."""
+    steps = Steps()
+    assert await steps.__aexit__(GeneratorExit, GeneratorExit(), None) is False
+    assert steps.state == "running" and steps.current_step is None
