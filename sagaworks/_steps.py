@@ -187,6 +187,10 @@ class Steps:
                 (a step whose write must not race what the workflow does on cancel);
                 by default, when the step has an ``undo``.
         """
+        if isinstance(step, str) and result_type is None:
+            # Without it a named activity's result arrives as plain JSON, and a reused one
+            # cannot be read back from the memo.
+            raise TypeError(f"step {name!r} names its activity ({step!r}): give its result_type")
         restart = self.restart
         if restart is not None and name == restart.from_step:
             self._reusing = False
@@ -198,8 +202,6 @@ class Steps:
         if reuse:
             workflow.set_current_details(f"step {index}/{total}: {name} (reused)")
             if result_type is None:
-                if isinstance(step, str):
-                    raise TypeError(f"step {name!r} names its activity ({step!r}): give its result_type")
                 result_type = activity._Definition.get_name_and_result_type(step)[1]
             result: T = workflow.memo_value(restart_result_key(name), type_hint=result_type)  # type: ignore[arg-type]  # a step's result type is a class the SDK reads at run time
             reused = True

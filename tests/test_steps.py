@@ -115,3 +115,8 @@ async def test_closing_a_runs_coroutine_inside_the_steps_block_touches_nothing_o
     steps = Steps()
     assert await steps.__aexit__(GeneratorExit, GeneratorExit(), None) is False
     assert steps.state == "running" and steps.current_step is None
+
+
+async def test_a_step_naming_its_activity_needs_the_result_type() -> None:
+    with pytest.raises(TypeError, match="step 'stage' names its activity \\('run_stage'\\): give its result_type"):
+        await Steps().run("stage", "run_stage", None)
