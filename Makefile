@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install mcp-servers demo stop test docs lint mypy format bench chaos histories clean
+.PHONY: install mcp-servers demo stop test test-long docs lint mypy format bench chaos histories clean
 
 install: $(STAMP)
 
@@ -36,8 +36,14 @@ demo: install
 stop:
 	@if [ -x $(BIN)/saga ]; then $(BIN)/saga dev down; fi
 
+# Every test but the long runs (marked `long`), kept under 20 minutes on 2 cores.
 test: install
-	$(BIN)/python -m pytest -q -ra
+	$(BIN)/python -m pytest -q -ra -m "not long"
+
+# The long runs: every family at its documented limits, the API fuzzed from its OpenAPI
+# schema, a batch over a real document corpus, a 1,000-chunk document. CI runs both.
+test-long: install
+	$(BIN)/python -m pytest -q -ra -m long
 
 # The documentation site (docs/, mkdocs.yml) into site/. --strict: a broken link, a page
 # missing from the nav or an API reference that no longer resolves fails the build.

@@ -26,6 +26,9 @@ from sagaworks.client.api import ApiSettings
 from sagaworks.client.connection import connect
 from tests.apiserver import api_server
 
+# A long run (`make test-long`): the API fuzzed from its OpenAPI schema.
+pytestmark = pytest.mark.long
+
 TOKEN = "fuzz-" + uuid.uuid4().hex
 QUEUE = f"tq-fuzz-{uuid.uuid4()}"
 CONFIG = Path(__file__).with_name("schemathesis.toml")

@@ -188,6 +188,7 @@ async def test_bad_inputs_are_rejected_with_the_file_and_the_reason(
             assert await final_status(handle) == "FAILED"
 
 
+@pytest.mark.long  # a long run (`make test-long`): a 1,000-chunk document
 async def test_a_large_document_keeps_every_history_small(
     dev_client: Client, doc_worker: WorkerFactory, task_queue: str, tmp_path: Path
 ) -> None:

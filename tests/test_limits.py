@@ -53,6 +53,9 @@ from tests.corpus import store_documents
 from tests.feed_server import LARGE_ENTRIES, feed_server
 from tests.plans import plan_settings, write_long_plan
 
+# A long run (`make test-long`): every family at its documented limits.
+pytestmark = pytest.mark.long
+
 PAYLOAD_BUDGET = 1 * 2**20
 """The largest history event a run at its limits may write: half of Temporal's 2 MiB."""
 

@@ -18,7 +18,6 @@ from sagaworks.activities.processes import POOL_MODULES, process_pool
 from sagaworks.client.workers import workflow_pollers
 from tests.workers import WorkerProcess
 
-
 SPAWN_BEFORE_ITS_DATA = re.compile(
     r"Traceback \(most recent call last\):\n(?:  .*\n)*?.*in spawn_main\n(?:  .*\n)*EOFError: Ran out of input\n"
 )

@@ -137,6 +137,7 @@ def test_plural_and_sub_phrases_are_one_concept() -> None:
 
 
 @needs_packages
+@pytest.mark.long  # a long run (`make test-long`): the whole real corpus
 async def test_a_batch_over_the_real_corpus_processes_every_readable_document(
     dev_client: Client, db: Database, task_queue: str, tmp_path: Path
 ) -> None:

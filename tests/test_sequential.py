@@ -73,7 +73,7 @@ async def test_cancel_during_a_step_ends_the_run_canceled(dev_client: Client, db
     async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=2):
         handle = await dev_client.start_workflow(
             SequentialWorkflow.run,
-            SequentialInput(text=SAMPLE, step_delay_seconds=30),
+            SequentialInput(text=SAMPLE, step_delay_seconds=10),
             id=f"seq-{uuid.uuid4()}",
             task_queue=task_queue,
         )
