@@ -60,7 +60,7 @@ class Steps:
         self.current_step: str | None = None
         """The step running now (None between steps and while paused before one)."""
         self.started: list[str] = []
-        """Every step the run reached (ran or reused), in order: their undos are registered."""
+        """Every step the run reached (ran or reused), once each, in order: their undos are registered."""
         self.timings: list[StepTiming] = []
         """Every completed step's timing, in order."""
 
@@ -267,14 +267,19 @@ class Steps:
         return result
 
     async def _begin(self, name: str, *, delay: float | timedelta) -> tuple[int, datetime]:
-        """Wait out ``delay`` and a pause, then mark ``name`` as running: its index (from 1)
-        and its start time."""
+        """Wait out ``delay`` and a pause, then mark ``name`` as running: its index (from 1:
+        its place in the plan, else among the steps begun) and its start time.
+
+        A step run again (a second pass, a retry with other input) is part of the step that
+        began: a pause holds between steps, not inside one, and the step keeps its index."""
         if delay:
             await workflow.sleep(delay)
-        await self.unpaused()
-        self.started.append(name)
+        if name not in self.started:
+            await self.unpaused()
+            self.started.append(name)
         self.current_step = self._saga.current_step = name
-        return len(self.started), workflow.now()
+        index = self._names.index(name) if name in self._names else self.started.index(name)
+        return index + 1, workflow.now()
 
     def _end(self, name: str, started: datetime, outcome: str, *, reused: bool) -> None:
         self.timings.append(

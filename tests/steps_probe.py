@@ -20,6 +20,8 @@ class StepsProbeInput(BaseModel):
     fail_at: int | None = None
     hold_at: int | None = None
     """The step whose activity waits until the test releases it."""
+    again_at: int | None = None
+    """The step run a second time, under the same name, right after its first run."""
 
 
 class ProbeStep(BaseModel):
@@ -72,4 +74,6 @@ class StepsProbeWorkflow(StepWorkflow):
                         describe=lambda r: f"got {r}",
                     )
                 )
+                if n == probe.again_at:
+                    await steps.run(name, StepsProbeActivities.probe_do, ProbeStep(n=n), describe=lambda r: f"again {r}")
         return results

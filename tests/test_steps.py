@@ -74,6 +74,23 @@ async def test_pause_holds_before_the_next_step_and_resume_goes_on(
     assert (await _status(handle)).state == "completed"
 
 
+async def test_a_step_run_again_is_part_of_that_step_a_pause_holds_after_it(
+    dev_client: Client, task_queue: str, probe: StepsProbeActivities
+) -> None:
+    handle = await _start(dev_client, task_queue, StepsProbeInput(steps=3, hold_at=2, again_at=2))
+    await asyncio.wait_for(probe.holding.wait(), 30)
+    await handle.signal(StepsProbeWorkflow.pause)
+    probe.release.set()
+    await wait_until_held(handle)
+    held = await _status(handle)
+    # The second run of step2 went on although the pause had arrived; step3 is held.
+    assert probe.log == ["do:1", "do:2", "do:2"]
+    assert (held.state, held.done, held.current_step) == ("paused", 3, None)
+    await handle.signal(StepsProbeWorkflow.resume)
+    assert await handle.result() == [10, 20, 30]
+    assert (await _status(handle)).completed_steps == ["step1", "step2", "step2", "step3"]
+
+
 async def test_a_failed_step_compensates_in_reverse_and_the_status_says_failed(
     dev_client: Client, task_queue: str, probe: StepsProbeActivities
 ) -> None:
