@@ -129,7 +129,8 @@ class PlanAnalysisWorkflow(StepWorkflow):
             return await self._analyse(steps, request)
 
     async def _analyse(self, steps: Steps, request: PlanInput) -> PlanResult:
-        await steps.unpaused()
+        # Preparing is no stage: a pause holds before the first stage, as it always has
+        # (a run paused before preparing replays as it began).
         self._preparing = True
         workflow.set_current_details("prepare")
         try:
