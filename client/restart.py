@@ -171,15 +171,20 @@ INJECTED_FAULTS = ("inject_failure", "inject_fault", "fail")
 restart drops them unless asked, since it is meant to get past the failure."""
 
 
-def without_injected_faults(payload: Payload) -> Payload:
-    """The JSON input ``payload`` with its :data:`INJECTED_FAULTS` fields removed (the
-    model's defaults apply in the new run); any other payload unchanged."""
+CARRIED_OVER = ("resume",)
+"""Input fields a source run may carry from a restart made before the step runner (the
+outcomes it took over): a restart from a step takes the reused results from its memo."""
+
+
+def without_fields(payload: Payload, fields: tuple[str, ...]) -> Payload:
+    """The JSON input ``payload`` with ``fields`` removed (the model's defaults apply in the
+    new run); any other payload unchanged."""
     if payload.metadata.get("encoding") != b"json/plain":
         return payload
     data = json.loads(payload.data)
-    if not isinstance(data, dict) or not any(data.get(name) for name in INJECTED_FAULTS):
+    if not isinstance(data, dict) or not any(data.get(name) for name in fields):
         return payload
-    kept = {name: value for name, value in data.items() if name not in INJECTED_FAULTS}
+    kept = {name: value for name, value in data.items() if name not in fields}
     return Payload(metadata=dict(payload.metadata), data=json.dumps(kept, separators=(",", ":")).encode())
 
 
@@ -196,7 +201,7 @@ async def restart_from_step(
     ran, when a step before it never completed, and, unless ``force``, when the run
     compensated a step before it (reusing an undone step's result would build on an
     effect that no longer exists). A fault the source's input injected is dropped unless
-    ``keep_faults``.
+    ``keep_faults``, and so is a resume point it carried (:data:`CARRIED_OVER`).
     """
     description = await client.get_workflow_handle(workflow_id).describe()
     if description.status == WorkflowExecutionStatus.RUNNING:
@@ -214,8 +219,8 @@ async def restart_from_step(
     codec = client.data_converter.payload_codec
     if codec is not None:
         inputs = await codec.decode(inputs)
-    if not keep_faults:
-        inputs = [without_injected_faults(payload) for payload in inputs]
+    dropped = CARRIED_OVER if keep_faults else (*CARRIED_OVER, *INJECTED_FAULTS)
+    inputs = [without_fields(payload, dropped) for payload in inputs]
     return await client.start_workflow(
         description.workflow_type,
         args=[RawValue(payload) for payload in inputs],

@@ -324,3 +324,15 @@ async def test_a_resume_point_is_refused_from_callers_and_by_a_document_run(
     history = await other.fetch_history()
     assert not any(e.HasField("activity_task_scheduled_event_attributes") for e in history.events)
     assert version_rows(db, source.document_id, source.version)["document_chunks"]  # untouched
+
+
+def test_a_restart_drops_the_resume_point_a_source_carried_and_keeps_the_rest() -> None:
+    from temporalio.api.common.v1 import Payload
+
+    from sagaworks.client.restart import CARRIED_OVER, without_fields
+
+    source = {"plan_id": "p1", "resume": {"from_stage": "causal", "outcomes": []}, "inject_fault": None}
+    payload = Payload(metadata={"encoding": b"json/plain"}, data=json.dumps(source).encode())
+    assert json.loads(without_fields(payload, CARRIED_OVER).data) == {"plan_id": "p1", "inject_fault": None}
+    binary = Payload(metadata={"encoding": b"binary/plain"}, data=b"resume")
+    assert without_fields(binary, CARRIED_OVER) is binary
