@@ -75,5 +75,5 @@ class StepsProbeWorkflow(StepWorkflow):
                     )
                 )
                 if n == probe.again_at:
-                    await steps.run(name, StepsProbeActivities.probe_do, ProbeStep(n=n), describe=lambda r: f"again {r}")
+                    await steps.run(name, StepsProbeActivities.probe_do, ProbeStep(n=n))
         return results
