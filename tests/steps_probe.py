@@ -75,5 +75,6 @@ class StepsProbeWorkflow(StepWorkflow):
                     )
                 )
                 if n == probe.again_at:
-                    await steps.run(name, StepsProbeActivities.probe_do, ProbeStep(n=n))
+                    # The second run's result replaces the first's (as a mitigation's does).
+                    results[-1] = await steps.run(name, StepsProbeActivities.probe_do, ProbeStep(n=n))
         return results
