@@ -76,5 +76,6 @@ class StepsProbeWorkflow(StepWorkflow):
                 )
                 if n == probe.again_at:
                     # The second run's result replaces the first's (as a mitigation's does).
-                    results[-1] = await steps.run(name, StepsProbeActivities.probe_do, ProbeStep(n=n))
+                    again: int = await steps.run(name, StepsProbeActivities.probe_do, ProbeStep(n=n))
+                    results[-1] = again
         return results
