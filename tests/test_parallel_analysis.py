@@ -198,8 +198,9 @@ async def test_with_room_for_one_call_at_a_time_each_part_is_asked_of_the_model_
         return 200, {}, completion(next(a for start, a in answers.items() if prompt.startswith(start)))
 
     with fake_chat_server(respond) as server:
-        # One request per second: the second part's call never fits right after the first's.
-        gateway = LLM(db, settings=openai_settings(server), budget=LLMBudget(requests=1, tokens=0, window_seconds=1))
+        # One request per 3 s: the second part's call never fits right after the first's (3 s, not
+        # 1 s: a loaded machine's pause between two calls must not make room for the next).
+        gateway = LLM(db, settings=openai_settings(server), budget=LLMBudget(requests=1, tokens=0, window_seconds=3))
         async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, settings=[gateway]):
             handle, result = await _run(dev_client, task_queue, ParallelAnalysisInput(text=SAMPLE))
         history = await handle.fetch_history()
