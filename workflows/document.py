@@ -115,8 +115,9 @@ class ExtractChunksWorkflow:
 
 EXTRACT_GROUPS_PATCH = "extract-chunk-groups"
 """Deprecated (docs/patches.md, stage 2): every run extracts ``chunks_per_activity`` chunks per
-activity. Runs recorded before the patch, one chunk per activity, no longer replay
-(tests/histories/retired/)."""
+activity. A run recorded before the patch replays only where it took the same commands (a
+document of no more chunks than ``extract_window``, whose chunks are asked one per activity
+either way)."""
 
 FINALISE_PATCH = "document-finalise"
 """Deprecated (docs/patches.md, stage 2): every run resolves the path first and ends with one
