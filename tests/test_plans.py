@@ -105,6 +105,28 @@ async def test_a_brief_plan_meets_four_risks_and_mitigates_each(
     assert "Riesgos mitigados" in result.report and "EMPTY_CAUSAL_GRAPH (HIGH)" in result.report
 
 
+async def test_a_restart_after_the_mitigated_stages_keeps_their_mitigations_in_the_report(
+    dev_client: Client, worker: None, task_queue: str
+) -> None:
+    from sagaworks.client.postmortem import restart_run
+    from sagaworks.contracts.plans import PlanResult
+
+    first = await start_plan(dev_client, task_queue, make_plan("plan-breve"))
+    source = await first.result()
+    restarted = await restart_run(dev_client, first.id, "report")
+    result = await dev_client.get_workflow_handle(
+        restarted.id, run_id=restarted.result_run_id, result_type=PlanResult
+    ).result()
+    # The reused stages' mitigations are the source run's, listed as its were.
+    assert _mitigated(result) == _mitigated(source) and len(_mitigated(result)) == 4
+    assert "Riesgos mitigados" in result.report and "EMPTY_CAUSAL_GRAPH (HIGH)" in result.report
+    status = await dev_client.get_workflow_handle(restarted.id, run_id=restarted.result_run_id).query(
+        "status", result_type=PlanStatus
+    )
+    reused = [t for t in status.steps if t.reused]
+    assert reused and all(t.outcome != "done" for t in reused), [(t.step, t.outcome) for t in reused]
+
+
 async def test_a_corrupt_pdf_aborts_at_once_naming_the_risk(dev_client: Client, worker: None, task_queue: str) -> None:
     handle, cause = await failure_of(dev_client, task_queue, make_plan("plan-corrupto"))
     assert isinstance(cause, ApplicationError) and cause.type == "CriticalRisk"

@@ -160,7 +160,12 @@ class PlanAnalysisWorkflow(StepWorkflow):
         for stage in STAGES[len(outcomes) :]:
             if steps.reuses(stage):
                 # The source run's outcome (its output stays stored): no assessment, no call.
-                outcomes[stage] = await steps.run(stage, "run_plan_stage", None, result_type=StageOutcome)
+                outcomes[stage] = reused = await steps.run(
+                    stage, "run_plan_stage", None, result_type=StageOutcome, describe=_outcome
+                )
+                if reused.mitigation is not None:
+                    # The source run's mitigation stands: the report and the result list it.
+                    self._mitigations.append(reused.mitigation)
                 continue
             outcomes[stage] = await self._stage(request, prepared.plan, prepared.registry, stage, outcomes, force=force)
             if stage == "semantic" and prepared.llm and workflow.patched(SEMANTIC_LLM_PATCH):
@@ -293,6 +298,8 @@ class PlanAnalysisWorkflow(StepWorkflow):
             upstream={s: o.output_key for s, o in outcomes.items() if s != "semantic"},
             options=offline.options.model_copy(update={"llm": model}),
             assessment=offline.assessment,
+            # The stage's mitigation, if it had one, stays in the outcome this pass replaces.
+            mitigation=offline.mitigation,
             force=force,
         )
         options = policies.ActivityOptions(
