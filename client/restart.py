@@ -78,6 +78,13 @@ async def source_steps(client: Client, history: History | WorkflowHistory) -> So
             steps.results[reused] = memo[restart_result_key(reused)]
     scheduled: dict[int, str] = {}
 
+    def step_of(summary: str) -> str:
+        # A step run again may carry its detail after the step's name ("causal: mitigate
+        # ..."), as runs recorded before every run of a step was summarised by its name did:
+        # it is that step, and its result the step's latest.
+        head, separator, _ = summary.partition(": ")
+        return head if separator and head in steps.order else summary
+
     def reached(name: str) -> None:
         if name.startswith(COMPENSATE_PREFIX):
             steps.compensated.append(name.removeprefix(COMPENSATE_PREFIX))
@@ -88,6 +95,7 @@ async def source_steps(client: Client, history: History | WorkflowHistory) -> So
         if event.HasField("activity_task_scheduled_event_attributes"):
             name = await _summary(client, event)
             if name is not None:
+                name = step_of(name)
                 scheduled[event.event_id] = name
                 reached(name)
         elif event.HasField("activity_task_completed_event_attributes"):
@@ -99,6 +107,7 @@ async def source_steps(client: Client, history: History | WorkflowHistory) -> So
             name = await _summary(client, event)
             if name is None:
                 continue
+            name = step_of(name)
             reached(name)
             marker = event.marker_recorded_event_attributes
             if not marker.HasField("failure") and "result" in marker.details and not name.startswith(COMPENSATE_PREFIX):

@@ -336,3 +336,26 @@ def test_a_restart_drops_the_resume_point_a_source_carried_and_keeps_the_rest() 
     assert json.loads(without_fields(payload, CARRIED_OVER).data) == {"plan_id": "p1", "inject_fault": None}
     binary = Payload(metadata={"encoding": b"binary/plain"}, data=b"resume")
     assert without_fields(binary, CARRIED_OVER) is binary
+
+
+async def test_a_step_run_again_under_its_name_and_a_detail_is_that_step_in_older_histories() -> None:
+    """Plan runs recorded before the step runner summarised a mitigation "STAGE: mitigate
+    ..." and the LLM pass "semantic: LLM pass by MODEL": each is its stage run again, whose
+    result a restart reuses (else a restart after a mitigated stage was refused)."""
+    from types import SimpleNamespace
+
+    from temporalio.converter import DataConverter
+
+    from sagaworks.client.replay import load_history
+    from sagaworks.client.restart import source_steps
+    from sagaworks.contracts.plans import STAGES
+
+    histories = Path(__file__).parent / "histories"
+    client: Any = SimpleNamespace(data_converter=DataConverter.default)
+    mitigated = await source_steps(client, load_history(histories / "plan_mitigated.json"))
+    assert [s for s in mitigated.order if s in STAGES] == list(STAGES)
+    assert set(STAGES) <= set(mitigated.results)
+    assert not any(s.startswith(("causal:", "semantic:")) for s in mitigated.order)
+    with_model = await source_steps(client, load_history(histories / "plan_semantic_llm.json"))
+    assert set(STAGES) <= set(with_model.results)
+    assert "semantic" in with_model.order and not any(s.startswith("semantic:") for s in with_model.order)
