@@ -197,6 +197,19 @@ def without_fields(payload: Payload, fields: tuple[str, ...]) -> Payload:
     return Payload(metadata=dict(payload.metadata), data=json.dumps(kept, separators=(",", ":")).encode())
 
 
+def handed_over_to(history: WorkflowHistory, workflow_type: str) -> str | None:
+    """The workflow id of the one child of the run's own ``workflow_type`` that did its
+    work (however it ended), when the run handed its input over whole to such a run; else
+    None."""
+    own = [
+        event.child_workflow_execution_started_event_attributes.workflow_execution.workflow_id
+        for event in history.events
+        if event.HasField("child_workflow_execution_started_event_attributes")
+        and event.child_workflow_execution_started_event_attributes.workflow_type.name == workflow_type
+    ]
+    return own[0] if len(own) == 1 else None
+
+
 async def restart_from_step(
     client: Client, workflow_id: str, from_step: str, *, force: bool = False, keep_faults: bool = False
 ) -> WorkflowHandle[Any, Any]:
@@ -217,6 +230,10 @@ async def restart_from_step(
         raise RestartRefused(f"{workflow_id} is still running; cancel it or wait for it to close")
     # The run described above, even if another run of the id starts meanwhile.
     history = await client.get_workflow_handle(workflow_id, run_id=description.run_id).fetch_history()
+    if (heir := handed_over_to(history, description.workflow_type)) is not None:
+        # Its steps ran in the run it handed its input to (a document named by another path
+        # than its own id's): that run is the one to restart.
+        return await restart_from_step(client, heir, from_step, force=force, keep_faults=keep_faults)
     source = client.get_workflow_handle(workflow_id, run_id=description.run_id)
     steps = await source_steps(client, history)
     plan = plan_restart(

@@ -26,7 +26,7 @@ from sagaworks import LLM, DemoRun, Family, LLMBudget, LLMSettings, StepWorkflow
 from sagaworks.activities.db import Database
 from sagaworks.client.demo import progress_at, send_demo_update
 from sagaworks.client.postmortem import restart_run
-from sagaworks.client.restart import declared_steps, source_steps
+from sagaworks.client.restart import declared_steps, handed_over_to, source_steps
 from sagaworks.client.runs import Outcome, run_outcome, start_run, to_jsonable
 from sagaworks.client.stats import local_activity_marker
 from sagaworks.client.trace import TraceStep, trace_run
@@ -166,24 +166,6 @@ async def close_long_lived(handle: WorkflowHandle[Any, Any], outcome: Outcome) -
         await handle.terminate("the test has seen what it needed")
 
 
-async def the_run_that_worked(
-    client: Client, fam: Family[Any], handle: WorkflowHandle[Any, Any]
-) -> WorkflowHandle[Any, Any]:
-    """The run whose steps did ``handle``'s work: the run itself, or the one run of the
-    family's own workflow type it handed its input to whole (a document named by a relative
-    path is processed by the run under its resolved path's id), which is the one to restart."""
-    own = [
-        closed.workflow_execution
-        for event in (await handle.fetch_history()).events
-        if event.HasField("child_workflow_execution_completed_event_attributes")
-        and (closed := event.child_workflow_execution_completed_event_attributes).workflow_type.name
-        == fam.workflow_type
-    ]
-    if len(own) != 1:
-        return handle
-    return client.get_workflow_handle(own[0].workflow_id, run_id=own[0].run_id)
-
-
 # --- restart from the middle step -------------------------------------------------------
 
 
@@ -211,9 +193,11 @@ async def test_a_demo_run_restarted_from_its_middle_step_reruns_that_step_and_no
         outcome = await drive(handle, demo)
         checked(fam, demo, outcome)
         await close_long_lived(handle, outcome)
-        source = await the_run_that_worked(
-            dev_client, fam, dev_client.get_workflow_handle(handle.id, run_id=handle.result_run_id)
-        )
+        source = dev_client.get_workflow_handle(handle.id, run_id=handle.result_run_id)
+        if (heir := handed_over_to(await source.fetch_history(), fam.workflow_type)) is not None:
+            # Its steps ran in the run it handed its input to (a document named by a relative
+            # path); the restart below, of the run the test started, follows it there.
+            source = dev_client.get_workflow_handle(heir)
         # The steps as the restart reads them: the ones the run declares (its status's
         # plan), else the ones its history shows it reached.
         steps = await declared_steps(source) or (await source_steps(dev_client, await source.fetch_history())).order
@@ -221,7 +205,7 @@ async def test_a_demo_run_restarted_from_its_middle_step_reruns_that_step_and_no
             f"{fam.name}: neither its status nor its history names a step (are its steps run through self.steps?)"
         )
         middle = steps[len(steps) // 2]
-        restarted = await restart_run(dev_client, source.id, middle)
+        restarted = await restart_run(dev_client, handle.id, middle)
         again = dev_client.get_workflow_handle(restarted.id, run_id=restarted.result_run_id)
         outcome = await drive(again, demo)
         status = await again.query("status")
