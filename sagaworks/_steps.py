@@ -164,6 +164,7 @@ class Steps:
         result_type: type[T] | None = None,
         delay: float | timedelta = 0,
         shielded: bool | None = None,
+        held: bool = False,
     ) -> T:
         """Run step ``name``: the activity ``step`` on ``arg``, or its result reused.
 
@@ -186,6 +187,8 @@ class Steps:
             shielded: A cancel that arrives while the step runs waits for it to finish
                 (a step whose write must not race what the workflow does on cancel);
                 by default, when the step has an ``undo``.
+            held: The workflow already waited out a pause for this step, before work that
+                prepares it (the alerts a plan stage raises first): it begins at once.
         """
         if isinstance(step, str) and result_type is None:
             # Without it a named activity's result arrives as plain JSON, and a reused one
@@ -195,7 +198,7 @@ class Steps:
         if restart is not None and name == restart.from_step:
             self._reusing = False
         reuse = self._reusing and restart is not None and name in restart.reused
-        index, started = await self._begin(name, delay=0 if reuse else delay)
+        index, started = await self._begin(name, delay=0 if reuse else delay, held=held)
         if undo is not None:
             self._saga.add_compensation(undo, arg if undo_arg is None else undo_arg, step=name)
         total = len(self._names) or index
@@ -266,7 +269,7 @@ class Steps:
         self._end(name, started, describe(result) if describe is not None else "done", reused=False)
         return result
 
-    async def _begin(self, name: str, *, delay: float | timedelta) -> tuple[int, datetime]:
+    async def _begin(self, name: str, *, delay: float | timedelta, held: bool = False) -> tuple[int, datetime]:
         """Wait out ``delay`` and a pause, then mark ``name`` as running: its index (from 1:
         its place in the plan, else among the steps begun) and its start time.
 
@@ -275,7 +278,8 @@ class Steps:
         if delay:
             await workflow.sleep(delay)
         if name not in self.started:
-            await self.unpaused()
+            if not held:
+                await self.unpaused()
             self.started.append(name)
         self.current_step = self._saga.current_step = name
         index = self._names.index(name) if name in self._names else self.started.index(name)

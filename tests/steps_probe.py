@@ -22,6 +22,9 @@ class StepsProbeInput(BaseModel):
     """The step whose activity waits until the test releases it."""
     again_at: int | None = None
     """The step run a second time, under the same name, right after its first run."""
+    prepared_at: int | None = None
+    """The step the workflow holds for a pause before itself, then prepares with an activity
+    (``n + 100``, held by :attr:`hold_at` of that number), then runs ``held``."""
 
 
 class ProbeStep(BaseModel):
@@ -65,6 +68,11 @@ class StepsProbeWorkflow(StepWorkflow):
         async with self.steps.plan(names, options=FAST, compensation_options=FAST) as steps:
             for n, name in enumerate(names, 1):
                 arg = ProbeStep(n=n, fail=n == probe.fail_at, hold=n == probe.hold_at)
+                if n == probe.prepared_at:
+                    await steps.unpaused()
+                    await workflow.execute_activity_method(
+                        StepsProbeActivities.probe_do, ProbeStep(n=n + 100, hold=n + 100 == probe.hold_at), **FAST
+                    )
                 results.append(
                     await steps.run(
                         name,
@@ -72,6 +80,7 @@ class StepsProbeWorkflow(StepWorkflow):
                         arg,
                         undo=StepsProbeActivities.probe_undo,
                         describe=lambda r: f"got {r}",
+                        held=n == probe.prepared_at,
                     )
                 )
                 if n == probe.again_at:

@@ -91,6 +91,22 @@ async def test_a_step_run_again_is_part_of_that_step_a_pause_holds_after_it(
     assert (await _status(handle)).completed_steps == ["step1", "step2", "step2", "step3"]
 
 
+async def test_a_step_held_before_its_preparation_begins_after_it_without_holding_again(
+    dev_client: Client, task_queue: str, probe: StepsProbeActivities
+) -> None:
+    handle = await _start(dev_client, task_queue, StepsProbeInput(steps=3, prepared_at=2, hold_at=102))
+    await asyncio.wait_for(probe.holding.wait(), 30)
+    await handle.signal(StepsProbeWorkflow.pause)
+    probe.release.set()
+    await wait_until_held(handle)
+    # The pause arrived while step2 was being prepared: step2 ran, step3 is held.
+    assert probe.log == ["do:1", "do:102", "do:2"]
+    held = await _status(handle)
+    assert (held.state, held.done) == ("paused", 2)
+    await handle.signal(StepsProbeWorkflow.resume)
+    assert await handle.result() == [10, 20, 30]
+
+
 async def test_a_failed_step_compensates_in_reverse_and_the_status_says_failed(
     dev_client: Client, task_queue: str, probe: StepsProbeActivities
 ) -> None:

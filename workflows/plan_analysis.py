@@ -211,7 +211,9 @@ class PlanAnalysisWorkflow(StepWorkflow):
     ) -> StageOutcome:
         metrics = {k: v for outcome in outcomes.values() for k, v in outcome.metrics.items()}
         assessment, detected = assess(registry, stage, metrics)
-        await self.steps.unpaused()  # a paused run raises no alert of the stage it holds before
+        # A paused run raises no alert of the stage it holds before; once held here, the
+        # stage begins after its alerts without holding again (as plan runs always have).
+        await self.steps.unpaused()
         for foreseen in detected:
             if foreseen.severity in PRE_STAGE_ALERT_SEVERITIES:
                 reason = next(r for r in assessment.reasons if r.startswith(foreseen.id))
@@ -342,6 +344,7 @@ class PlanAnalysisWorkflow(StepWorkflow):
             options=options,
             result_type=StageOutcome,
             describe=_outcome,
+            held=True,
         )
 
     async def _alert(
