@@ -77,13 +77,16 @@ async def source_steps(client: Client, history: History | WorkflowHistory) -> So
             steps.order.append(reused)
             steps.results[reused] = memo[restart_result_key(reused)]
     scheduled: dict[int, str] = {}
+    activity_of: dict[str, str] = {}
+    """Each step's activity type, as first scheduled."""
 
-    def step_of(summary: str) -> str:
+    def step_of(summary: str, activity_type: str) -> str:
         # A step run again may carry its detail after the step's name ("causal: mitigate
         # ..."), as runs recorded before every run of a step was summarised by its name did:
-        # it is that step, and its result the step's latest.
+        # the same activity under "STEP: detail" after STEP ran is that step, and its result
+        # the step's latest.
         head, separator, _ = summary.partition(": ")
-        return head if separator and head in steps.order else summary
+        return head if separator and activity_of.get(head) == activity_type else summary
 
     def reached(name: str) -> None:
         if name.startswith(COMPENSATE_PREFIX):
@@ -95,7 +98,9 @@ async def source_steps(client: Client, history: History | WorkflowHistory) -> So
         if event.HasField("activity_task_scheduled_event_attributes"):
             name = await _summary(client, event)
             if name is not None:
-                name = step_of(name)
+                activity_type = event.activity_task_scheduled_event_attributes.activity_type.name
+                name = step_of(name, activity_type)
+                activity_of.setdefault(name, activity_type)
                 scheduled[event.event_id] = name
                 reached(name)
         elif event.HasField("activity_task_completed_event_attributes"):
@@ -107,7 +112,6 @@ async def source_steps(client: Client, history: History | WorkflowHistory) -> So
             name = await _summary(client, event)
             if name is None:
                 continue
-            name = step_of(name)
             reached(name)
             marker = event.marker_recorded_event_attributes
             if not marker.HasField("failure") and "result" in marker.details and not name.startswith(COMPENSATE_PREFIX):
@@ -180,9 +184,19 @@ INJECTED_FAULTS = ("inject_failure", "inject_fault", "fail")
 restart drops them unless asked, since it is meant to get past the failure."""
 
 
-CARRIED_OVER = ("resume",)
-"""Input fields a source run may carry from a restart made before the step runner (the
-outcomes it took over): a restart from a step takes the reused results from its memo."""
+RESUME_POINT = "resume"
+"""The input field where runs restarted before the step runner carried their resume point:
+an object naming its ``from_stage`` (every family's resume model had that shape)."""
+
+
+def resume_point_of(payload: Payload) -> tuple[str, ...]:
+    """(:data:`RESUME_POINT`,) when the JSON input ``payload`` carries a resume point, which
+    a restart from a step drops (it takes the reused results from its memo); else ()."""
+    if payload.metadata.get("encoding") != b"json/plain":
+        return ()
+    data = json.loads(payload.data)
+    carried = data.get(RESUME_POINT) if isinstance(data, dict) else None
+    return (RESUME_POINT,) if isinstance(carried, dict) and "from_stage" in carried else ()
 
 
 def without_fields(payload: Payload, fields: tuple[str, ...]) -> Payload:
@@ -197,24 +211,30 @@ def without_fields(payload: Payload, fields: tuple[str, ...]) -> Payload:
     return Payload(metadata=dict(payload.metadata), data=json.dumps(kept, separators=(",", ":")).encode())
 
 
-def handed_over_to(history: WorkflowHistory, workflow_type: str) -> str | None:
-    """The workflow id of the one child of the run's own ``workflow_type`` that did its
-    work (however it ended), when the run handed its input over whole to such a run; else
-    None."""
+def handed_over_to(history: WorkflowHistory, workflow_type: str) -> tuple[str, str] | None:
+    """The workflow id and run id of the one child of the run's own ``workflow_type`` that
+    did its work (however it ended), when the run handed its input over whole to such a run;
+    else None."""
     own = [
-        event.child_workflow_execution_started_event_attributes.workflow_execution.workflow_id
+        event.child_workflow_execution_started_event_attributes.workflow_execution
         for event in history.events
         if event.HasField("child_workflow_execution_started_event_attributes")
         and event.child_workflow_execution_started_event_attributes.workflow_type.name == workflow_type
     ]
-    return own[0] if len(own) == 1 else None
+    return (own[0].workflow_id, own[0].run_id) if len(own) == 1 else None
 
 
 async def restart_from_step(
-    client: Client, workflow_id: str, from_step: str, *, force: bool = False, keep_faults: bool = False
+    client: Client,
+    workflow_id: str,
+    from_step: str,
+    *,
+    force: bool = False,
+    keep_faults: bool = False,
+    run_id: str | None = None,
 ) -> WorkflowHandle[Any, Any]:
-    """Start a new run of closed run ``workflow_id`` (its latest) that reuses the results
-    of the steps before ``from_step`` and runs that step and the later ones.
+    """Start a new run of closed run ``workflow_id`` (its latest, or ``run_id``) that reuses
+    the results of the steps before ``from_step`` and runs that step and the later ones.
 
     The run's steps are the ones its ``status`` query declares (a worker of its task queue
     answers it), else the ones its history shows it reached.
@@ -223,17 +243,20 @@ async def restart_from_step(
     ran, when a step before it never completed, and, unless ``force``, when the run
     compensated a step before it (reusing an undone step's result would build on an
     effect that no longer exists). A fault the source's input injected is dropped unless
-    ``keep_faults``, and so is a resume point it carried (:data:`CARRIED_OVER`).
+    ``keep_faults``, and so is a resume point it carried (:func:`resume_point_of`).
     """
-    description = await client.get_workflow_handle(workflow_id).describe()
+    description = await client.get_workflow_handle(workflow_id, run_id=run_id).describe()
     if description.status == WorkflowExecutionStatus.RUNNING:
         raise RestartRefused(f"{workflow_id} is still running; cancel it or wait for it to close")
     # The run described above, even if another run of the id starts meanwhile.
     history = await client.get_workflow_handle(workflow_id, run_id=description.run_id).fetch_history()
     if (heir := handed_over_to(history, description.workflow_type)) is not None:
         # Its steps ran in the run it handed its input to (a document named by another path
-        # than its own id's): that run is the one to restart.
-        return await restart_from_step(client, heir, from_step, force=force, keep_faults=keep_faults)
+        # than its own id's): that run, not a later one of its id, is the one to restart.
+        heir_id, heir_run = heir
+        return await restart_from_step(
+            client, heir_id, from_step, force=force, keep_faults=keep_faults, run_id=heir_run
+        )
     source = client.get_workflow_handle(workflow_id, run_id=description.run_id)
     steps = await source_steps(client, history)
     plan = plan_restart(
@@ -245,8 +268,8 @@ async def restart_from_step(
     codec = client.data_converter.payload_codec
     if codec is not None:
         inputs = await codec.decode(inputs)
-    dropped = CARRIED_OVER if keep_faults else (*CARRIED_OVER, *INJECTED_FAULTS)
-    inputs = [without_fields(payload, dropped) for payload in inputs]
+    faults = () if keep_faults else INJECTED_FAULTS
+    inputs = [without_fields(payload, (*resume_point_of(payload), *faults)) for payload in inputs]
     return await client.start_workflow(
         description.workflow_type,
         args=[RawValue(payload) for payload in inputs],

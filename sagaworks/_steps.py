@@ -320,7 +320,8 @@ class Steps:
 
     def status(self) -> StepStatus:
         """The run's :class:`StepStatus` (what the ``status`` query answers)."""
-        done = [t.step for t in self.timings]
+        # A step run again (its timings listed in ``steps``) is one completed step.
+        done = list(dict.fromkeys(t.step for t in self.timings))
         return StepStatus(
             state=self.state,  # type: ignore[arg-type]  # StepStatus narrows the runner's state to RunState's values, all it sets
             current_step=self.current_step,

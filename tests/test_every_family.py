@@ -197,7 +197,7 @@ async def test_a_demo_run_restarted_from_its_middle_step_reruns_that_step_and_no
         if (heir := handed_over_to(await source.fetch_history(), fam.workflow_type)) is not None:
             # Its steps ran in the run it handed its input to (a document named by a relative
             # path); the restart below, of the run the test started, follows it there.
-            source = dev_client.get_workflow_handle(heir)
+            source = dev_client.get_workflow_handle(heir[0], run_id=heir[1])
         # The steps as the restart reads them: the ones the run declares (its status's
         # plan), else the ones its history shows it reached.
         steps = await declared_steps(source) or (await source_steps(dev_client, await source.fetch_history())).order

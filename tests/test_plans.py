@@ -118,7 +118,7 @@ async def test_a_restart_after_the_mitigated_stages_keeps_their_mitigations_in_t
         restarted.id, run_id=restarted.result_run_id, result_type=PlanResult
     ).result()
     # The reused stages' mitigations are the source run's, listed as its were.
-    assert _mitigated(result) == _mitigated(source) and len(_mitigated(result)) == 4
+    assert result.mitigations == source.mitigations and len(result.mitigations) == 4
     assert "Riesgos mitigados" in result.report and "EMPTY_CAUSAL_GRAPH (HIGH)" in result.report
     status = await dev_client.get_workflow_handle(restarted.id, run_id=restarted.result_run_id).query(
         "status", result_type=PlanStatus

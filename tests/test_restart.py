@@ -329,13 +329,18 @@ async def test_a_resume_point_is_refused_from_callers_and_by_a_document_run(
 def test_a_restart_drops_the_resume_point_a_source_carried_and_keeps_the_rest() -> None:
     from temporalio.api.common.v1 import Payload
 
-    from sagaworks.client.restart import CARRIED_OVER, without_fields
+    from sagaworks.client.restart import resume_point_of, without_fields
 
-    source = {"plan_id": "p1", "resume": {"from_stage": "causal", "outcomes": []}, "inject_fault": None}
-    payload = Payload(metadata={"encoding": b"json/plain"}, data=json.dumps(source).encode())
-    assert json.loads(without_fields(payload, CARRIED_OVER).data) == {"plan_id": "p1", "inject_fault": None}
+    def payload(data: dict[str, Any]) -> Payload:
+        return Payload(metadata={"encoding": b"json/plain"}, data=json.dumps(data).encode())
+
+    source = payload({"plan_id": "p1", "resume": {"from_stage": "causal", "outcomes": []}, "inject_fault": None})
+    assert json.loads(without_fields(source, resume_point_of(source)).data) == {"plan_id": "p1", "inject_fault": None}
+    # A family's own field of that name, not a resume point, stays.
+    own = payload({"resume": {"cursor": 3}})
+    assert resume_point_of(own) == () and without_fields(own, resume_point_of(own)) is own
     binary = Payload(metadata={"encoding": b"binary/plain"}, data=b"resume")
-    assert without_fields(binary, CARRIED_OVER) is binary
+    assert resume_point_of(binary) == ()
 
 
 async def test_a_step_run_again_under_its_name_and_a_detail_is_that_step_in_older_histories() -> None:

@@ -369,13 +369,11 @@ class PlanAnalysisWorkflow(StepWorkflow):
 
     @workflow.query
     def status(self) -> PlanStatus:
-        """The steps' status (a stage mitigated or passed to the model counted once), the
-        plan, the highest alert so far and the mitigations."""
+        """The steps' status, the plan, the highest alert so far and the mitigations."""
         status = self.steps.status()
-        completed = list(dict.fromkeys(status.completed_steps))
         current = "prepare" if self._preparing else status.current_step
         return PlanStatus(
-            **dict(status) | {"current_step": current, "completed_steps": completed, "done": len(completed)},
+            **dict(status) | {"current_step": current},
             plan_id=self._plan_id,
             highest_alert=self._highest,
             mitigations=len(self._mitigations),
