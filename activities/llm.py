@@ -1,8 +1,6 @@
-"""The LLM layer: one interface, two providers (offline YAKE, Groq through ChatGroq).
-
-``provider_from_env()`` picks the provider: Groq when ``GROQ_API_KEY`` is set (model from
-``GROQ_MODEL``, endpoint from ``GROQ_BASE_URL``), else the offline provider, unless
-``SAGAWORKS_LLM_PROVIDER`` (``offline`` or ``groq``) says otherwise.
+"""Concept extraction without the LLM gateway: the offline extractor (YAKE), which the
+document family's gateway falls back on and a worker uses when no model is configured, and
+a Groq extractor through ChatGroq that a worker can be handed as its extractor (``llm``).
 
 Temporal owns retrying: ChatGroq runs with its own retries off, and every provider error
 becomes a ``ModelError`` whose retryability and delay tell Temporal what to do.
@@ -12,15 +10,11 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import re
-from collections.abc import Iterator
 from concurrent.futures import Executor
-from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import timedelta
 from importlib.metadata import version
-from typing import Any, Generic, Literal, Protocol, TypeVar
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field, ValidationError
 from temporalio.exceptions import ApplicationError
@@ -233,143 +227,3 @@ def _retry_after(err: Exception) -> timedelta | None:
         return timedelta(seconds=float(value)) if value else None
     except ValueError:
         return None
-
-
-@dataclass(frozen=True)
-class GroqSettings:
-    """Where a Groq chat model is reached."""
-
-    api_key: str
-    model: str = "llama-3.3-70b-versatile"
-    base_url: str | None = None
-
-
-def groq_settings_from_env() -> GroqSettings | None:
-    """The Groq model the environment configures (see module notes), or None for offline."""
-    choice = os.environ.get("SAGAWORKS_LLM_PROVIDER") or ("groq" if os.environ.get("GROQ_API_KEY") else "offline")
-    if choice in ("offline", "openai"):
-        # An OpenAI-compatible endpoint is served by the LLM gateway (sagaworks.LLM) only:
-        # the callers not on it yet keep their offline answer.
-        return None
-    api_key = os.environ.get("GROQ_API_KEY")
-    if choice != "groq" or not api_key:
-        raise SystemExit("SAGAWORKS_LLM_PROVIDER must be offline, groq or openai (groq needs GROQ_API_KEY)")
-    return GroqSettings(
-        api_key=api_key,
-        model=os.environ.get("GROQ_MODEL", GroqSettings.model),
-        base_url=os.environ.get("GROQ_BASE_URL") or None,
-    )
-
-
-def provider_from_env(cpu_pool: Executor | None = None) -> LLMProvider:
-    """The provider the environment asks for (see module notes); the offline one runs YAKE
-    in ``cpu_pool`` when given."""
-    settings = groq_settings_from_env()
-    if settings is None:
-        return OfflineProvider(cpu_pool=cpu_pool)
-    return GroqProvider(api_key=settings.api_key, model=settings.model, base_url=settings.base_url)
-
-
-@contextmanager
-def groq_errors() -> Iterator[None]:
-    """Groq client errors as ``ModelError``s: 429 retryable after its Retry-After, other
-    4xx final, 5xx/408/409 and lost connections retryable (the mapping of
-    :meth:`GroqProvider.extract_concepts`, for other ChatGroq callers)."""
-    import groq
-
-    try:
-        yield
-    except groq.RateLimitError as err:
-        raise error(
-            ErrorClass.MODEL, f"Groq rate limit (429): {_message(err)}", next_retry_delay=_retry_after(err)
-        ) from err
-    except groq.APIStatusError as err:
-        transient = err.status_code >= 500 or err.status_code in (408, 409)
-        raise error(
-            ErrorClass.MODEL, f"Groq HTTP {err.status_code}: {_message(err)}", non_retryable=not transient
-        ) from err
-    except (groq.APIConnectionError, groq.APITimeoutError) as err:
-        raise error(ErrorClass.MODEL, f"Groq unreachable: {err}") from err
-
-
-def groq_chat(api_key: str, model: str, base_url: str | None = None, timeout: float = 60, **options: Any) -> Any:
-    """A ChatGroq configured as :class:`GroqProvider`'s: Temporal retries, not the client
-    (``max_retries=0``), temperature 0; ``options`` go to ChatGroq as they are."""
-    from langchain_groq import ChatGroq
-
-    return ChatGroq(
-        model=model,
-        api_key=api_key,  # type: ignore[arg-type]
-        base_url=base_url,
-        timeout=timeout,
-        max_retries=0,
-        **{"temperature": 0, **options},
-    )
-
-
-M = TypeVar("M", bound=BaseModel)
-
-
-class StructuredChat(Generic[M]):
-    """A Groq chat model whose answers must validate as ``schema``: ChatGroq's structured
-    output in JSON mode, errors mapped by :func:`groq_errors`.
-
-    An answer that does not validate is a retryable ``ModelError`` until attempt
-    :data:`INVALID_OUTPUT_ATTEMPTS`, then a final one; either carries the start of the raw
-    answer, redacted, so the caller's fallback can say what the model said.
-    """
-
-    def __init__(self, settings: GroqSettings, schema: type[M], timeout: float = 60) -> None:
-        self.model = settings.model
-        self.name = f"groq:{settings.model}"
-        self._schema = schema
-        chat = groq_chat(settings.api_key, settings.model, settings.base_url, timeout)
-        self._structured = chat.with_structured_output(schema, method="json_mode", include_raw=True)
-
-    def ask(self, prompt: str) -> M:
-        """The model's answer to ``prompt``, validated."""
-        with groq_errors():
-            reply = self._structured.invoke(prompt)
-        parsed = reply.get("parsed")
-        if reply.get("parsing_error") is None and isinstance(parsed, self._schema):
-            return parsed
-        raw = str(getattr(reply.get("raw"), "content", ""))
-        problem = reply.get("parsing_error")
-        if isinstance(problem, ValidationError):
-            detail = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'output'}: {e['msg']}" for e in problem.errors()[:5])
-        else:
-            detail = str(problem).splitlines()[0][:300] if problem else f"no {self._schema.__name__} in the reply"
-        attempt = call_attempt()
-        raise ApplicationError(
-            f"model output failed validation (attempt {attempt}): {detail}",
-            {"raw_output": redact(raw[:RAW_OUTPUT_CHARS]), "raw_length": len(raw)},
-            type=ErrorClass.MODEL,
-            non_retryable=attempt >= INVALID_OUTPUT_ATTEMPTS,
-        )
-
-
-class GroqChat:
-    """One chat completion by a Groq model through ChatGroq, its errors as ``ModelError``s.
-
-    Used by the routing classifier (the families that call the LLM gateway do not need it).
-    """
-
-    def __init__(self, api_key: str, model: str, base_url: str | None = None, timeout: float = 60) -> None:
-        self.model = model
-        # Temporal retries (groq_chat sets max_retries=0); a little freedom for prose.
-        self._chat = groq_chat(api_key, model, base_url, timeout, temperature=0.3)
-
-    def complete(self, prompt: str) -> str:
-        """The model's answer; an empty answer is a (retryable) ``ModelError``."""
-        with groq_errors():
-            reply = self._chat.invoke(prompt)
-        text = str(reply.content).strip()
-        if not text:
-            raise error(ErrorClass.MODEL, "the model gave an empty answer")
-        return text
-
-
-def chat_from_env() -> GroqChat | None:
-    """The Groq chat when the LLM provider is Groq (see :func:`activities.llm.groq_settings_from_env`)."""
-    settings = groq_settings_from_env()
-    return GroqChat(settings.api_key, settings.model, settings.base_url) if settings else None

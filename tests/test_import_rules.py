@@ -30,7 +30,7 @@ ENGINE_MODULES = {
     "sagaworks.activities.errors": "the error taxonomy every activity raises through",
     "sagaworks.activities.processes": "the worker's process pool helper",
     "sagaworks.activities.liveness": "heartbeats for any long blocking call",
-    "sagaworks.activities.llm": "the LLM gateway: providers, structured chat, rate-limited queue",
+    "sagaworks.activities.llm": "concept extraction without the gateway: the offline extractor every worker has",
     "sagaworks.activities.mcp_servers": "MCP servers as configuration and the worker's MCP plugin",
     # contracts/
     "sagaworks.contracts": "the package itself (a docstring)",
