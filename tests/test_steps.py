@@ -74,15 +74,23 @@ async def test_pause_holds_before_the_next_step_and_resume_goes_on(
     assert (await _status(handle)).state == "completed"
 
 
-async def test_a_step_run_again_is_part_of_that_step_a_pause_holds_after_it(
-    dev_client: Client, task_queue: str, probe: StepsProbeActivities
-) -> None:
-    handle = await _start(dev_client, task_queue, StepsProbeInput(steps=3, hold_at=2, again_at=2))
+async def _paused_while_its_activity_is_held(
+    handle: WorkflowHandle[Any, list[int]], probe: StepsProbeActivities
+) -> StepStatus:
+    """Pause the run while its held activity runs, release that activity, and return the
+    status once the run holds for the pause."""
     await asyncio.wait_for(probe.holding.wait(), 30)
     await handle.signal(StepsProbeWorkflow.pause)
     probe.release.set()
     await wait_until_held(handle)
-    held = await _status(handle)
+    return await _status(handle)
+
+
+async def test_a_step_run_again_is_part_of_that_step_a_pause_holds_after_it(
+    dev_client: Client, task_queue: str, probe: StepsProbeActivities
+) -> None:
+    handle = await _start(dev_client, task_queue, StepsProbeInput(steps=3, hold_at=2, again_at=2))
+    held = await _paused_while_its_activity_is_held(handle, probe)
     # The second run of step2 went on although the pause had arrived; step3 is held.
     assert probe.log == ["do:1", "do:2", "do:2"]
     assert (held.state, held.done, held.current_step) == ("paused", 2, None)
@@ -98,13 +106,9 @@ async def test_a_step_held_before_its_preparation_begins_after_it_without_holdin
     dev_client: Client, task_queue: str, probe: StepsProbeActivities
 ) -> None:
     handle = await _start(dev_client, task_queue, StepsProbeInput(steps=3, prepared_at=2, hold_at=102))
-    await asyncio.wait_for(probe.holding.wait(), 30)
-    await handle.signal(StepsProbeWorkflow.pause)
-    probe.release.set()
-    await wait_until_held(handle)
+    held = await _paused_while_its_activity_is_held(handle, probe)
     # The pause arrived while step2 was being prepared: step2 ran, step3 is held.
     assert probe.log == ["do:1", "do:102", "do:2"]
-    held = await _status(handle)
     assert (held.state, held.done) == ("paused", 2)
     await handle.signal(StepsProbeWorkflow.resume)
     assert await handle.result() == [10, 20, 30]
