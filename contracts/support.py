@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from temporalio.common import Priority as TaskPriority
 from temporalio.common import SearchAttributeKey
 
-from sagaworks import ProgressStatus, StrictModel, Text
+from sagaworks import StepStatus, StrictModel, Text
 
 TicketType = Literal["customer_service", "technical_support", "sales_inquiry", "data_analysis", "general_query"]
 Priority = Literal["LOW", "MEDIUM", "HIGH", "CRITICAL"]
@@ -224,7 +224,8 @@ class TicketView(BaseModel):
     reopened: int = 0
 
 
-class TicketStatus(ProgressStatus):
-    """Progress (routed, answered, resolved) and the whole ticket."""
+class TicketStatus(StepStatus):
+    """The ticket's steps, its progress (classified, looked into, assigned, resolved) and
+    the whole ticket."""
 
     ticket: TicketView | None

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError, is_cancelled_exception
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -25,6 +25,7 @@ from sagaworks.activities.support_ticket import TicketClassifier, notify_escalat
 from sagaworks.client.connection import DATA_CONVERTER
 from sagaworks.client.devserver import register_search_attributes
 from sagaworks.client.devserver import test_server_binary as time_skipping_binary  # not a test: pytest collects test_*
+from sagaworks.client.postmortem import restart_run
 from sagaworks.client.tickets import ticket_query
 from sagaworks.contracts.support import (
     AssignRequest,
@@ -32,6 +33,7 @@ from sagaworks.contracts.support import (
     ReopenRequest,
     ResolveRequest,
     TicketInput,
+    TicketStatus,
     TicketView,
     classify,
 )
@@ -448,6 +450,99 @@ async def test_a_comment_sent_before_classification_is_kept(dev_client: Client, 
         view = await until(handle, lambda t: t.routing_path[:2] == ["classifier", "general_query"], "classified")
         await handle.terminate("test over")
     assert [(c.author, c.text) for c in view.comments] == [("grace", "one more detail")]
+
+
+async def test_a_ticket_cancelled_while_it_is_classified_ends_canceled(
+    dev_client: Client, task_queue: str, db: Database
+) -> None:
+    """The cancellation reaches the classification's activity; the ticket ends there, where
+    a failed classification would let the rules answer and the ticket go on."""
+    answering = threading.Event()
+    with fake_chat_server(lambda _body, _index: (answering.wait(60), _labels("general_query", "LOW"))[1]) as chat:
+        async with worker(dev_client, task_queue, _classifier(chat, db)):
+            handle = await start(dev_client, task_queue, ticket("Hello"))
+            await _scheduled(handle, "classify_ticket")
+            await handle.cancel()
+            with pytest.raises(WorkflowFailureError) as ended:
+                await asyncio.wait_for(handle.result(), 60)
+            status = await handle.query(SupportTicket.status)
+            answering.set()
+    assert is_cancelled_exception(ended.value.cause), ended.value.cause
+    assert (status.state, status.ticket) == ("canceled", None)
+
+
+async def _looked_up(handle: WorkflowHandle[Any, Any]) -> TicketStatus:
+    """The ticket's status once its ``look up`` step has completed."""
+    for _ in range(600):
+        status = await handle.query(SupportTicket.status)
+        if "look up" in status.completed_steps:
+            return status
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{handle.id} never completed its lookups; last: {status}")
+
+
+async def _closed(handle: WorkflowHandle[Any, Any]) -> None:
+    """Cancel the ticket, as ``saga cancel`` does, and wait for the run to close."""
+    await handle.cancel()
+    with pytest.raises(WorkflowFailureError):
+        await handle.result()
+
+
+@pytest.mark.parametrize(
+    "chat", [[_labels("technical_support", "HIGH"), _labels("sales_inquiry", "LOW")]], indirect=True
+)
+async def test_a_ticket_restarted_from_its_lookups_keeps_the_models_classification(
+    dev_client: Client, task_queue: str, chat: FakeChatServer, db: Database
+) -> None:
+    """The model reads the ticket one way, then (asked again) another: a restart from
+    ``look up`` keeps the first answer without asking; one from ``classify`` asks again."""
+    async with worker(dev_client, task_queue, _classifier(chat, db)):
+        source = await start(dev_client, task_queue, ticket("Something odd", "The export hangs at 99%"))
+        await _looked_up(source)
+        await _closed(source)
+        again = await restart_run(dev_client, source.id, "look up")
+        status = await _looked_up(again)
+        await _closed(again)
+        asked_before_reclassifying = len(chat.requests)
+        reclassified = await restart_run(dev_client, source.id, "classify")
+        view_reclassified = (await _looked_up(reclassified)).ticket
+        await reclassified.terminate("test over")
+    view = status.ticket
+    assert view is not None and view_reclassified is not None
+    assert asked_before_reclassifying == 1
+    assert (view.ticket_type, view.priority, view.classified_by) == ("technical_support", "HIGH", "groq:test-model")
+    assert status.plan == ["classify", "look up"] and status.restarted_from == f"{source.id}/{source.result_run_id}"
+    assert [(t.step, t.reused) for t in status.steps] == [("classify", True), ("look up", False)]
+    assert (status.done, status.total) == (2, 4)  # classified and looked up; not assigned, not resolved
+    assert (view_reclassified.ticket_type, view_reclassified.priority) == ("sales_inquiry", "LOW")
+    assert len(chat.requests) == 2
+
+
+async def test_a_pause_holds_a_ticket_before_its_classification(dev_client: Client, task_queue: str) -> None:
+    request = ticket("Hello")
+    async with worker(dev_client, task_queue):
+        handle = await dev_client.start_workflow(
+            SupportTicket.run,
+            request,
+            id=f"ticket-{request.ticket_id}",
+            task_queue=task_queue,
+            start_signal="pause",
+        )
+        for _ in range(600):
+            held = await handle.query(SupportTicket.status)
+            if held.state == "paused":
+                break
+            await asyncio.sleep(0.1)
+        # The status query is answered after the run's first task: a classification not
+        # held would have been scheduled by then.
+        scheduled = [
+            e for e in (await handle.fetch_history()).events if e.HasField("activity_task_scheduled_event_attributes")
+        ]
+        await handle.signal(SupportTicket.resume)
+        view = await until(handle, lambda t: t.lookups, "classified and looked up")
+        await handle.terminate("test over")
+    assert (held.state, held.ticket, scheduled) == ("paused", None, [])
+    assert view.routing_path[:3] == ["classifier", "general_query", "lookups"]
 
 
 def test_an_assignee_filter_cannot_break_out_of_its_string() -> None:

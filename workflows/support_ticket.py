@@ -1,11 +1,12 @@
 """``support-ticket``: a ticket classified, routed, looked into through MCP, then worked on.
 
-The run lives as long as the ticket: it is classified (through the LLM gateway on the LLM
-task queue, the keyword rules of ``contracts/support.py`` being its declared fallback: they
-answer when no model is configured, when the gateway's breaker is open, its budget spent or
-the answer unusable, and the ticket says why in ``classification_fallback``) and
-routed to its type's handler, which looks things up through MCP (the customer's tier in the
-database, recent logs on the filesystem, products, incidents). Then it waits for people:
+The run lives as long as the ticket. Its two steps run on the step runner: ``classify``
+(through the LLM gateway on the LLM task queue, the keyword rules of
+``contracts/support.py`` being its declared fallback: they answer when no model is
+configured, when the gateway's breaker is open, its budget spent or the answer unusable,
+and the ticket says why in ``classification_fallback``), then ``look up``: routed to its
+type's handler, it is looked into through MCP (the customer's tier in the database, recent
+logs on the filesystem, products, incidents). Then it waits for people:
 ``assign`` and ``resolve`` are Updates whose validators refuse what the ticket's state does
 not allow, ``comment`` is a signal, and ``reopen`` is accepted for 7 days after the
 resolution, after which the ticket closes and the run returns.
@@ -27,10 +28,10 @@ import re
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from sagaworks import McpTools, Pausable, failure_text, refusal
+    from sagaworks import McpTools, StepWorkflow, failure_text, refusal
     from sagaworks.activities.support_ticket import TicketClassifier, notify_escalation
     from sagaworks.contracts.support import (
         MAX_COMMENTS,
@@ -61,6 +62,10 @@ CLASSIFY_PATCH = "ticket-classify-activity"
 """Runs since this patch classify through the ``classify_ticket`` activity (LLM or rules);
 earlier ones applied the rules in the workflow (tests/histories/support_*.json)."""
 
+STEPS = ("classify", "look up")
+"""The ticket's automated steps; then it waits for people (assign, resolve), which are
+Updates, not steps. A restart from ``look up`` keeps the classification."""
+
 LOOKUPS: dict[str, list[tuple[str, str, str]]] = {
     # type -> (what, server, read_query SQL or "logs") beyond the customer's tier
     "customer_service": [],
@@ -74,10 +79,11 @@ LOOKUPS: dict[str, list[tuple[str, str, str]]] = {
 
 
 @workflow.defn
-class SupportTicket(Pausable):
+class SupportTicket(StepWorkflow):
     """One support ticket from arrival to closing."""
 
     def __init__(self) -> None:
+        super().__init__()
         self._ticket: TicketView | None = None
         self._input: TicketInput | None = None
         self._mcp = McpTools()
@@ -89,67 +95,68 @@ class SupportTicket(Pausable):
     @workflow.run
     async def run(self, ticket: TicketInput) -> TicketView:
         self._input = ticket
-        found = classify(f"{ticket.subject}\n{ticket.body}")
-        fallback = None
-        if workflow.patched(CLASSIFY_PATCH):
-            found, fallback = await self._classify(ticket, found)
-        view = self._ticket = TicketView(
-            ticket_id=ticket.ticket_id,
-            customer_email=ticket.customer_email,
-            subject=ticket.subject,
-            ticket_type=found.ticket_type,
-            priority=found.priority,
-            state="open",
-            classified_by="rules (LLM fallback)" if fallback else found.method,
-            classification_fallback=fallback,
-            routing_path=["classifier", found.ticket_type],
-        )
-        view.comments.extend(self._early_comments)
-        view.comments_dropped = self._early_dropped
-        self._publish()
-        await self._unpaused()
-        await self._look_up(view)
-        if found.escalation_triggers:
-            await self._escalate(f"trigger words: {', '.join(dict.fromkeys(found.escalation_triggers))}")
-        elif view.priority == "CRITICAL" or (view.customer_tier == "premium" and view.priority == "HIGH"):
-            await self._escalate(f"{view.priority} priority for a {view.customer_tier or 'unknown'}-tier customer")
+        async with self.steps.plan(STEPS):
+            found = classify(f"{ticket.subject}\n{ticket.body}")
+            fallback = None
+            if workflow.patched(CLASSIFY_PATCH):
+                found, fallback = await self._classify(ticket, found)
+            view = self._ticket = TicketView(
+                ticket_id=ticket.ticket_id,
+                customer_email=ticket.customer_email,
+                subject=ticket.subject,
+                ticket_type=found.ticket_type,
+                priority=found.priority,
+                state="open",
+                classified_by="rules (LLM fallback)" if fallback else found.method,
+                classification_fallback=fallback,
+                routing_path=["classifier", found.ticket_type],
+            )
+            view.comments.extend(self._early_comments)
+            view.comments_dropped = self._early_dropped
+            self._publish()
+            await self.steps.run_here("look up", lambda: self._look_up(view), describe=_lookups_outcome)
+            if found.escalation_triggers:
+                await self._escalate(f"trigger words: {', '.join(dict.fromkeys(found.escalation_triggers))}")
+            elif view.priority == "CRITICAL" or (view.customer_tier == "premium" and view.priority == "HIGH"):
+                await self._escalate(f"{view.priority} priority for a {view.customer_tier or 'unknown'}-tier customer")
 
-        while True:
-            await self._first_response()
-            await workflow.wait_condition(lambda: view.state == "resolved")
-            assert view.resolved_at is not None
-            window = view.resolved_at + REOPEN_WINDOW - workflow.now()
-            try:
-                await workflow.wait_condition(lambda: self._reopen_requested, timeout=max(window, timedelta(0)))
-            except TimeoutError:
-                break
-        view.state = "closed"
-        view.routing_path.append("closed")
-        self._publish()
-        # Updates accepted just before closing finish before the run returns.
-        await workflow.wait_condition(workflow.all_handlers_finished)
+            while True:
+                await self._first_response()
+                await workflow.wait_condition(lambda: view.state == "resolved")
+                assert view.resolved_at is not None
+                window = view.resolved_at + REOPEN_WINDOW - workflow.now()
+                try:
+                    await workflow.wait_condition(lambda: self._reopen_requested, timeout=max(window, timedelta(0)))
+                except TimeoutError:
+                    break
+            view.state = "closed"
+            view.routing_path.append("closed")
+            self._publish()
+            # Updates accepted just before closing finish before the run returns.
+            await workflow.wait_condition(workflow.all_handlers_finished)
         return view
 
     async def _classify(self, ticket: TicketInput, rules: Classification) -> tuple[Classification, str | None]:
-        """The ``classify_ticket`` activity's answer, and why the rules gave it although a
+        """Step ``classify``: the ``classify_ticket`` activity's answer, and why the rules gave it although a
         model is configured (the activity's declared fallback, or the activity itself
         failing for good: the rules computed here then answer).
 
         It runs on the LLM task queue at the priority the rules estimate, so urgent
         tickets are classified first when the model's queue is backed up."""
         try:
-            found = await workflow.execute_activity_method(
+            found = await self.steps.run(
+                "classify",
                 TicketClassifier.classify_ticket,
                 ClassifyTicketInput(ticket_id=ticket.ticket_id, text=f"{ticket.subject}\n{ticket.body}"),
-                summary="classify the ticket",
-                **ActivityOptions(
+                options=ActivityOptions(
                     **LLM_PASS,
                     task_queue=llm_task_queue(workflow.info().task_queue),
                     priority=task_priority(rules.priority),
                 ),
+                describe=lambda found: f"{found.ticket_type}, {found.priority} by {found.method}",
             )
         except ActivityError as failure:
-            return rules, failure_text(failure)
+            return rules, _outlived(failure)
         return found, found.fallback
 
     async def _first_response(self) -> None:
@@ -169,7 +176,8 @@ class SupportTicket(Pausable):
         assert self._input is not None
         return self._input.sla(self._view().priority)
 
-    async def _look_up(self, view: TicketView) -> None:
+    async def _look_up(self, view: TicketView) -> list[Lookup]:
+        """Step ``look up``: the customer's tier, then what the ticket's type needs."""
         view.routing_path.append("lookups")
         tier = await self._lookup(
             "customer tier", "database", f"SELECT tier FROM customers WHERE email = '{view.customer_email}'"
@@ -179,6 +187,7 @@ class SupportTicket(Pausable):
             view.customer_tier = match.group(1) if match else "unknown"
         for what, server, query in LOOKUPS[view.ticket_type]:
             await self._lookup(what, server, query)
+        return view.lookups
 
     async def _lookup(self, what: str, server: str, query: str) -> Lookup:
         """One MCP lookup; a failure is recorded on the ticket, never fatal to it."""
@@ -195,7 +204,7 @@ class SupportTicket(Pausable):
                 arguments = {"query": query}
             lookup.result = (await self._mcp.call(server, tool, arguments, options)).text
         except (ActivityError, ApplicationError) as failure:
-            lookup.error = failure_text(failure)
+            lookup.error = _outlived(failure)
         view.lookups.append(lookup)
         return lookup
 
@@ -218,7 +227,7 @@ class SupportTicket(Pausable):
                 notify_escalation, notice, **ActivityOptions(**NOTIFY, priority=task_priority(view.priority))
             )
         except ActivityError as failure:
-            notified = f"not notified ({failure_text(failure)})"
+            notified = f"not notified ({_outlived(failure)})"
         view.escalations.append(
             Escalation(
                 reason=reason, at=workflow.now(), from_priority=before, to_priority=view.priority, notified=notified
@@ -316,18 +325,34 @@ class SupportTicket(Pausable):
 
     @workflow.query
     def status(self) -> TicketStatus:
-        """The ticket, and how far along it is: routed, answered, resolved."""
+        """The ticket, and how far along it is: its steps (classify, look up), then what
+        people do (assigned, resolved), which its progress counts too."""
+        status = self.steps.status()
         view = self._ticket
-        steps = {"open": 1, "assigned": 2, "resolved": 3, "closed": 3}
+        by_people = {"assigned": 1, "resolved": 2, "closed": 2}.get(view.state, 0) if view else 0
+        waiting = f"{view.state}, {view.priority}" if view else None
+        if view and view.escalations:
+            waiting = f"{waiting}, escalated ({view.escalations[-1].reason})"
         return TicketStatus(
-            state="paused" if self._paused else ("completed" if view and view.state == "closed" else "running"),
-            current_step=(
-                f"{view.state}, {view.priority}"
-                + (f", escalated ({view.escalations[-1].reason})" if view.escalations else "")
-                if view
-                else "classifying"
-            ),
-            done=steps[view.state] if view else 0,
-            total=3,
+            **dict(status)
+            | {
+                "state": "completed" if view and view.state == "closed" else status.state,
+                "current_step": status.current_step or waiting,
+                "done": status.done + by_people,
+                "total": len(STEPS) + 2,
+            },
             ticket=view,
         )
+
+
+def _lookups_outcome(lookups: list[Lookup]) -> str:
+    failed = sum(lookup.error is not None for lookup in lookups)
+    return f"{len(lookups)} lookups" + (f", {failed} failed" if failed else "")
+
+
+def _outlived(failure: ActivityError | ApplicationError) -> str:
+    """What a failure the ticket goes on after says (a classification, lookup or notice that
+    failed); a cancellation of the run is raised again: it ends the ticket."""
+    if is_cancelled_exception(failure):
+        raise failure
+    return failure_text(failure)
