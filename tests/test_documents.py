@@ -23,7 +23,8 @@ from temporalio.worker import Worker
 from sagaworks import registry
 from sagaworks.activities.db import Database
 from sagaworks.activities.document import DEFAULT_ROOT, DocumentActivities, DocumentSettings
-from sagaworks.activities.llm import FAILED_CALL_ATTEMPTS, ConceptList, LLMProvider, OfflineProvider, parse_concepts
+from sagaworks.activities.errors import ErrorClass, call_attempt, error
+from sagaworks.activities.llm import FAILED_CALL_ATTEMPTS, ConceptList, LLMProvider, OfflineProvider
 from sagaworks.contracts.document import (
     ChunkInput,
     DocumentInput,
@@ -519,7 +520,8 @@ async def test_several_chunks_per_activity_store_what_one_chunk_per_activity_doe
 
 
 class InvalidOutputTwicePerChunk(OfflineProvider):
-    """The offline provider, but the model's first two answers for each chunk are invalid."""
+    """The offline provider, but its first two answers for each chunk are invalid: a
+    retryable error, final from the chunk's third attempt on (``call_attempt``)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -528,7 +530,7 @@ class InvalidOutputTwicePerChunk(OfflineProvider):
     def extract_concepts(self, text: str) -> ConceptList:
         self.asked[text] = self.asked.get(text, 0) + 1
         if self.asked[text] <= 2:
-            return parse_concepts("this is not JSON")
+            raise error(ErrorClass.MODEL, "invalid output", non_retryable=call_attempt() >= 3)
         return super().extract_concepts(text)
 
 
