@@ -530,7 +530,8 @@ class InvalidOutputTwicePerChunk(OfflineProvider):
     def extract_concepts(self, text: str) -> ConceptList:
         self.asked[text] = self.asked.get(text, 0) + 1
         if self.asked[text] <= 2:
-            raise error(ErrorClass.MODEL, "invalid output", non_retryable=call_attempt() >= 3)
+            attempt = call_attempt()
+            raise error(ErrorClass.MODEL, f"invalid output (attempt {attempt})", non_retryable=attempt >= 3)
         return super().extract_concepts(text)
 
 
@@ -609,10 +610,10 @@ def test_a_chunks_attempts_count_from_the_attempt_that_first_asked_for_it(db: Da
     env.info = dataclasses.replace(env.info, attempt=3, heartbeat_details=[0, 2])
     with pytest.raises(ApplicationError) as failed:
         env.run(acts.extract_concepts, request)
-    assert failed.value.message.startswith("chunk 0: model output failed validation (attempt 2)")
+    assert failed.value.message.startswith("chunk 0: invalid output (attempt 2)")
     assert not failed.value.non_retryable and beats[-1] == (0, 2)
     # A chunk first asked in this attempt of the activity gets its own first attempt.
     with pytest.raises(ApplicationError) as first:
         env.run(acts.extract_concepts, request.model_copy(update={"chunk_index": 1, "chunk_count": 1}))
-    assert first.value.message.startswith("chunk 1: model output failed validation (attempt 1)")
+    assert first.value.message.startswith("chunk 1: invalid output (attempt 1)")
     assert not first.value.non_retryable and beats[-1] == (1, 3)
