@@ -146,9 +146,7 @@ async def gated_worker(
     gated = GatedDocumentActivities(db, llm or OfflineProvider(), settings, gate)
     activities = [
         getattr(gated, fn.__name__) if isinstance(getattr(fn, "__self__", None), DocumentActivities) else fn
-        for fn in worker_parts(
-            registry().families, WorkerResources(db, OfflineProvider(), settings=(settings,))
-        ).activities
+        for fn in worker_parts(registry().families, WorkerResources(db, settings=(settings,))).activities
     ]
     with ThreadPoolExecutor(max_workers=16) as executor:
         async with Worker(

@@ -16,7 +16,6 @@ from bench.corpus import write_corpus
 from sagaworks import registry
 from sagaworks.activities.db import Database
 from sagaworks.activities.document import ChunkRow, ConceptRow, DocumentRow, DocumentSettings, parse_text, split_text
-from sagaworks.activities.llm import OfflineProvider
 from sagaworks.contracts.document import BatchInput, BatchResult
 from sagaworks.worker import running_worker
 from sagaworks.workflows.document_batch import DocumentBatch
@@ -46,9 +45,8 @@ async def test_one_permanently_failing_document_fails_alone_and_the_batch_goes_o
 
     # The concept extractor refuses the poisoned text for good (a model's refusal would
     # only make the gateway fall back on the extractor).
-    async with running_worker(
-        dev_client, db, task_queue=task_queue, llm=PoisonAwareProvider(), settings=[DocumentSettings(roots=(folder,))]
-    ):
+    settings = DocumentSettings(roots=(folder,), extractor=PoisonAwareProvider())
+    async with running_worker(dev_client, db, task_queue=task_queue, settings=[settings]):
         handle = await dev_client.start_workflow(
             DocumentBatch.run,
             # Two documents per run: the batch continues as new twice on the way.
@@ -127,7 +125,6 @@ def _batch_worker(dev_client: Client, db: Database, task_queue: str, root: Path)
         db,
         task_queue=task_queue,
         activity_threads=4,
-        llm=OfflineProvider(),
         settings=[DocumentSettings(roots=(root,))],
     )
 
@@ -243,7 +240,6 @@ async def test_a_batch_restarted_from_process_reuses_its_listing(
         db,
         task_queue=task_queue,
         activity_threads=4,
-        llm=OfflineProvider(),
         settings=[DocumentSettings(roots=(folder,))],
     ):
         handle = await dev_client.start_workflow(

@@ -9,6 +9,7 @@ import multiprocessing
 import os
 import re
 import sqlite3
+import threading
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import AbstractAsyncContextManager
@@ -57,13 +58,11 @@ WorkerFactory = Callable[..., AbstractAsyncContextManager[Worker]]
 
 @pytest.fixture
 def doc_worker(dev_client: Client, db: Database, task_queue: str, tmp_path: Path) -> WorkerFactory:
-    """Start the real worker with a chosen provider and document limits."""
+    """Start the real worker with a chosen extractor (default the offline one) and document limits."""
 
     def make(llm: LLMProvider | None = None, **limits: int) -> AbstractAsyncContextManager[Worker]:
-        settings = DocumentSettings(roots=(SAMPLES, tmp_path), **limits)
-        return running_worker(
-            dev_client, db, task_queue=task_queue, activity_threads=8, llm=llm or OfflineProvider(), settings=[settings]
-        )
+        settings = DocumentSettings(roots=(SAMPLES, tmp_path), extractor=llm, **limits)
+        return running_worker(dev_client, db, task_queue=task_queue, activity_threads=8, settings=[settings])
 
     return make
 
@@ -464,6 +463,30 @@ async def test_the_worker_parses_splits_and_runs_yake_in_its_process_pool(
         result = await (await start_document(dev_client, task_queue, SAMPLES / "durable-execution.txt")).result()
     assert result.provider == "offline" and result.model.startswith("yake-")
     assert result.chunk_count >= 1 and result.concept_count >= 5
+
+
+class CountingProvider(OfflineProvider):
+    """The offline extractor counting its calls under a lock (which no process can be sent)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lock, self.calls = threading.Lock(), 0
+
+    def extract_concepts(self, text: str) -> ConceptList:
+        with self.lock:
+            self.calls += 1
+        return super().extract_concepts(text)
+
+
+async def test_the_settings_extractor_answers_in_the_worker_while_parsing_runs_in_the_process_pool(
+    dev_client: Client, doc_worker: WorkerFactory, task_queue: str
+) -> None:
+    extractor = CountingProvider()
+    async with doc_worker(extractor):
+        result = await (await start_document(dev_client, task_queue, SAMPLES / "durable-execution.txt")).result()
+    # This very extractor answered every chunk, though the settings holding it were not
+    # sent to the process pool that parsed and split the document.
+    assert result.provider == "offline" and extractor.calls == result.chunk_count > 0
 
 
 def test_a_broken_process_pool_is_the_workers_fault_and_is_retried(db: Database) -> None:
