@@ -45,11 +45,11 @@ def document(resources: WorkerResources) -> Activities:
     from sagaworks.activities.llm import OfflineProvider
 
     # The model through the worker's gateway (settings=[LLM(...)]) or the environment's;
-    # the worker's extractor (llm=...) or the offline one is its fallback.
-    extractor = resources.llm or OfflineProvider(cpu_pool=resources.cpu_pool)
-    docs = DocumentActivities(
-        resources.db, extractor, resources.setting(DocumentSettings), resources.cpu_pool, resources.setting(LLM)
-    )
+    # the settings' extractor (DocumentSettings(extractor=...)) or the offline one is its
+    # fallback.
+    settings = resources.setting(DocumentSettings) or DocumentSettings()
+    extractor = settings.extractor or OfflineProvider(cpu_pool=resources.cpu_pool)
+    docs = DocumentActivities(resources.db, extractor, settings, resources.cpu_pool, resources.setting(LLM))
     return [
         docs.resolve_document,
         docs.validate_document,

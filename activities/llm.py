@@ -1,42 +1,28 @@
-"""Concept extraction without the LLM gateway: the offline extractor (YAKE), which the
-document family's gateway falls back on and a worker uses when no model is configured, and
-a Groq extractor through ChatGroq that a worker can be handed as its extractor (``llm``).
-
-Temporal owns retrying: ChatGroq runs with its own retries off, and every provider error
-becomes a ``ModelError`` whose retryability and delay tell Temporal what to do.
+"""The document family's concept extraction without a model: the concept types, the
+extractor interface (:class:`LLMProvider`) and the offline extractor (YAKE), which the
+family's LLM gateway call falls back on and which answers when no model is configured.
+The model itself is asked through the gateway (``sagaworks.LLM``).
 """
 
 from __future__ import annotations
 
 import functools
-import json
-import re
 from concurrent.futures import Executor
-from datetime import timedelta
 from importlib.metadata import version
 from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, Field, ValidationError
-from temporalio.exceptions import ApplicationError
-
-from sagaworks.activities.errors import ErrorClass, call_attempt, error
+from pydantic import BaseModel, Field
 
 ConceptKind = Literal["entity", "topic", "term", "event", "other"]
 
-INVALID_OUTPUT_ATTEMPTS = 3
-"""Attempts of one chunk whose model output fails validation before the chunk fails."""
 FAILED_CALL_ATTEMPTS = 5
-"""Attempts of one chunk whose calls fail (5xx, unreachable) before the chunk fails.
-
-Rate limits (429) are not failures: they are waited out (Retry-After), bounded by the
-model policy's total time (``policies.MODEL``), however many they are."""
+"""Attempts of one chunk whose extraction fails unexpectedly (a bug: an ``InternalError``)
+before the chunk fails; the model policy (``policies.MODEL``) itself caps no attempts."""
 MAX_NAME = 120
 """Longest concept name (characters)."""
 MAX_WORD = 40
 """Longest word a keyphrase may contain: longer "words" are text whose spaces were lost
 (a PDF without word spacing) or a language written without spaces."""
-RAW_OUTPUT_CHARS = 500
-"""How much of an invalid model output a failure keeps (redacted), to diagnose it."""
 
 
 class Concept(BaseModel):
@@ -48,7 +34,7 @@ class Concept(BaseModel):
 
 
 class ConceptList(BaseModel):
-    """The structured output every provider must produce."""
+    """The structured output every extractor, and the model, must produce."""
 
     concepts: list[Concept] = Field(max_length=50)
 
@@ -110,120 +96,3 @@ def is_concept_name(phrase: str) -> bool:
     """Whether a keyphrase fits a :class:`Concept` name and reads as words."""
     words = phrase.split()
     return bool(words) and len(phrase) <= MAX_NAME and all(len(w) <= MAX_WORD for w in words)
-
-
-_PROMPT = (
-    "Extract the key concepts of the text below. Answer with JSON only, of the form "
-    '{"concepts": [{"name": str, "kind": "entity"|"topic"|"term"|"event"|"other", '
-    '"salience": number between 0 and 1}]}, at most 15 concepts, most salient first.\n\nText:\n'
-)
-
-
-class GroqProvider:
-    """Concept extraction by a Groq chat model through ``langchain-groq``'s ChatGroq."""
-
-    name = "groq"
-
-    def __init__(self, api_key: str, model: str, base_url: str | None = None, timeout: float = 60) -> None:
-        from langchain_groq import ChatGroq
-
-        self.model = model
-        self._chat = ChatGroq(
-            model=model,
-            api_key=api_key,  # type: ignore[arg-type]
-            base_url=base_url,
-            timeout=timeout,
-            max_retries=0,  # Temporal retries, with the activity's policy
-            temperature=0,
-            model_kwargs={"response_format": {"type": "json_object"}},
-        )
-
-    def extract_concepts(self, text: str) -> ConceptList:
-        import groq
-
-        try:
-            reply = self._chat.invoke(_PROMPT + text)
-        except groq.RateLimitError as err:
-            # Never final: the policy's total time bounds how long rate limits are waited out.
-            raise error(
-                ErrorClass.MODEL,
-                f"Groq rate limit (429): {_message(err)}",
-                next_retry_delay=_retry_after(err),
-            ) from err
-        except groq.APIStatusError as err:
-            transient = err.status_code >= 500 or err.status_code in (408, 409)
-            raise error(
-                ErrorClass.MODEL,
-                f"Groq HTTP {err.status_code}: {_message(err)}",
-                non_retryable=not transient or call_attempt() >= FAILED_CALL_ATTEMPTS,
-            ) from err
-        except (groq.APIConnectionError, groq.APITimeoutError) as err:
-            raise error(
-                ErrorClass.MODEL, f"Groq unreachable: {err}", non_retryable=call_attempt() >= FAILED_CALL_ATTEMPTS
-            ) from err
-        return parse_concepts(str(reply.content))
-
-
-def parse_concepts(raw: str) -> ConceptList:
-    """Validate a model's raw output; a retryable error while attempts remain, then final.
-
-    The start of the raw output, redacted (:func:`redact`), goes into the error's details
-    so a failed chunk can be diagnosed without the history carrying the whole reply.
-    """
-    fenced = re.search(r"```(?:json)?\s*(.*?)```", raw, re.DOTALL)
-    body = fenced.group(1) if fenced else raw
-    try:
-        data = json.loads(body)
-    except ValueError:
-        data = None
-    try:
-        if isinstance(data, dict) and isinstance(data.get("concepts"), list):
-            # A "name" no concept can have (a sentence, a run of words without spaces) is
-            # dropped, not a reason to fail the chunk.
-            data["concepts"] = [
-                c
-                for c in data["concepts"]
-                if not (isinstance(c, dict) and isinstance(c.get("name"), str) and not is_concept_name(c["name"]))
-            ]
-            return ConceptList.model_validate(data)
-        return ConceptList.model_validate_json(body)
-    except ValidationError as invalid:
-        attempt = call_attempt()
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'output'}: {e['msg']}" for e in invalid.errors()[:5])
-        raise ApplicationError(
-            f"model output failed validation (attempt {attempt}): {problems}",
-            {"raw_output": redact(raw[:RAW_OUTPUT_CHARS]), "raw_length": len(raw)},
-            type=ErrorClass.MODEL,
-            non_retryable=attempt >= INVALID_OUTPUT_ATTEMPTS,
-        ) from None
-
-
-_SECRETS = re.compile(
-    r"(?i)\b(?:gsk|sk|pk|api|key|token|bearer)[-_ ]?[A-Za-z0-9_\-]{12,}"  # API keys and tokens
-    r"|[\w.+-]+@[\w-]+\.[\w.-]+"  # e-mail addresses
-    r"|\b[A-Za-z0-9+/_\-]{32,}={0,2}"  # long opaque strings (keys, hashes, base64)
-)
-
-
-def redact(text: str) -> str:
-    """``text`` with what looks like a credential or an e-mail address replaced."""
-    return _SECRETS.sub("[redacted]", text)
-
-
-def _message(err: Exception) -> str:
-    body = getattr(err, "body", None)
-    if isinstance(body, dict):
-        detail = body.get("error", body)
-        if isinstance(detail, dict) and "message" in detail:
-            return str(detail["message"])
-        return json.dumps(detail)[:500]
-    return str(err)[:500]
-
-
-def _retry_after(err: Exception) -> timedelta | None:
-    response = getattr(err, "response", None)
-    value = response.headers.get("retry-after") if response is not None else None
-    try:
-        return timedelta(seconds=float(value)) if value else None
-    except ValueError:
-        return None

@@ -28,7 +28,6 @@ from pathlib import Path
 from bench.engine_workflow import PatchedPlainOrderSaga, PlainOrderSaga
 from bench.peers import Engine, measure_round
 from sagaworks.activities.db import Database
-from sagaworks.activities.llm import OfflineProvider
 from sagaworks.activities.orders import seed_inventory
 from sagaworks.client.devserver import start_embedded
 from sagaworks.contracts.orders import OrderInput, order_workflow_id
@@ -57,7 +56,6 @@ async def main(sagas: int, in_flight: int, rounds: int) -> None:
                 env.client,
                 db,
                 task_queue=task_queue,
-                llm=OfflineProvider(),
                 extra_workflows=[PlainOrderSaga, PatchedPlainOrderSaga],
             ),
         ):

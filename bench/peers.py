@@ -39,7 +39,6 @@ from temporalio import activity
 from bench.order_saga import cpu_seconds
 from bench.peer_workflows import FanOutBench, StepsBench
 from sagaworks.activities.db import Database
-from sagaworks.activities.llm import OfflineProvider
 from sagaworks.activities.orders import seed_inventory
 from sagaworks.client.devserver import start_embedded
 from sagaworks.contracts.orders import OrderInput, order_workflow_id
@@ -150,7 +149,6 @@ async def open_sagaworks(folder: Path) -> AsyncIterator[list[Engine]]:
             env.client,
             db,
             task_queue=task_queue,
-            llm=OfflineProvider(),
             extra_workflows=[StepsBench, FanOutBench],
             extra_activities=[bench_write],
         ):

@@ -31,7 +31,6 @@ if TYPE_CHECKING:  # the engine's own heavier modules, imported where they are u
     from temporalio.worker import Plugin
 
     from sagaworks._db import Database
-    from sagaworks.activities.llm import LLMProvider
 
 ENTRY_POINT_GROUP = "sagaworks.families"
 """The entry-point group families register under (``[project.entry-points."sagaworks.families"]``)."""
@@ -84,8 +83,6 @@ class WorkerResources:
 
     db: Database
     """The application database (exactly-once store, breakers, the families' tables)."""
-    llm: LLMProvider | None = None
-    """The LLM provider the worker was given (None: each family takes the environment's)."""
     cpu_pool: Executor | None = None
     """The worker's process pool, for CPU-bound parts of threaded activities (None: none)."""
     settings: tuple[object, ...] = ()

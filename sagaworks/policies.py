@@ -74,9 +74,9 @@ MODEL = ActivityOptions(
     # The activity heartbeats while it waits (activities/liveness.py): a dead worker's
     # call is retried after 10 s, not after the full timeout.
     heartbeat_timeout=timedelta(seconds=10),
-    # Rate limits (429) are waited out for up to this long in all, however many there
-    # are; failed calls and invalid outputs are final after a few attempts (the activity
-    # says so: activities/llm.py FAILED_CALL_ATTEMPTS, INVALID_OUTPUT_ATTEMPTS).
+    # Rate limits (429) and a spent budget are waited out for up to this long in all,
+    # however many there are; the LLM gateway (sagaworks/_llm.py) falls back before a
+    # wait would pass it, and at once on a refusal, an unusable answer or an open breaker.
     schedule_to_close_timeout=timedelta(minutes=30),
     retry_policy=RetryPolicy(
         initial_interval=timedelta(seconds=1),

@@ -31,7 +31,6 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from sagaworks._db import Database
 from sagaworks._llm import LLMConfigError, check_llm_environment
 from sagaworks._registry import Family, WorkerResources, registry, resolve
-from sagaworks.activities.llm import LLMProvider
 from sagaworks.activities.processes import process_pool
 from sagaworks.client.codec import EncryptionConfigError
 from sagaworks.client.connection import DEFAULT_ADDRESS, TASK_QUEUE, connect
@@ -204,7 +203,6 @@ async def running_worker(
     task_queue: str = TASK_QUEUE,
     activity_threads: int = 16,
     drain: timedelta = timedelta(seconds=30),
-    llm: LLMProvider | None = None,
     settings: Sequence[object] = (),
     cpu_processes: int = 2,
     llm_rate_per_second: float | None = None,
@@ -216,10 +214,9 @@ async def running_worker(
     """Serve every registered family until the block exits, then drain in-flight activities.
 
     ``families`` defaults to the registry's (:func:`sagaworks.registry`). Their activities
-    are built from a :class:`~sagaworks.WorkerResources` of ``db``, ``llm`` (default: each
-    family takes the environment's provider), ``settings`` (objects a family looks up by
-    type, such as a family's own settings class; default: each reads the environment) and
-    the process pool.
+    are built from a :class:`~sagaworks.WorkerResources` of ``db``, ``settings`` (objects a
+    family looks up by type, such as a family's own settings class or the LLM gateway,
+    ``sagaworks.LLM``; default: each reads the environment) and the process pool.
 
     Activities are synchronous database code, so they run in a pool of threads; the
     worker accepts ``activity_threads`` activities and as many local activities, and the
@@ -256,7 +253,7 @@ async def running_worker(
                 "shared_state_manager": SharedStateManager.create_from_multiprocessing(manager),
                 "max_concurrent_activities": cpu_processes,
             }
-        resources = WorkerResources(db=db, llm=llm, cpu_pool=cpu_pool, settings=tuple(settings))
+        resources = WorkerResources(db=db, cpu_pool=cpu_pool, settings=tuple(settings))
         parts = worker_parts(registry().families if families is None else families, resources)
         _add_unique(parts.workflows, extra_workflows, _workflow_name)
         _add_unique(parts.activities, extra_activities, _activity_name)

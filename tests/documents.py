@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -23,6 +24,8 @@ from sagaworks.activities.document import VERSION_TABLES, ChunkRow, DocumentActi
 from sagaworks.activities.errors import ErrorClass, error
 from sagaworks.activities.llm import ConceptList, LLMProvider, OfflineProvider
 from sagaworks.contracts.document import (
+    BatchInput,
+    BatchResult,
     ChunkInput,
     ChunkSummary,
     DocumentInput,
@@ -36,6 +39,7 @@ from sagaworks.contracts.document import (
 )
 from sagaworks.worker import worker_parts
 from sagaworks.workflows.document import DocumentPipeline
+from sagaworks.workflows.document_batch import DocumentBatch
 from tests.payloads import wait_for_event
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "documents"
@@ -54,6 +58,11 @@ async def start_document(
         id=document_workflow_id(document_id_for(absolute)),
         task_queue=task_queue,
     )
+
+
+async def start_batch(client: Client, task_queue: str, batch: BatchInput) -> WorkflowHandle[DocumentBatch, BatchResult]:
+    """Start a document batch under a workflow id of its own."""
+    return await client.start_workflow(DocumentBatch.run, batch, id=f"batch-{uuid.uuid4()}", task_queue=task_queue)
 
 
 def version_rows(db: Database, document_id: str, content_hash: str | None = None) -> dict[str, int]:
@@ -146,9 +155,7 @@ async def gated_worker(
     gated = GatedDocumentActivities(db, llm or OfflineProvider(), settings, gate)
     activities = [
         getattr(gated, fn.__name__) if isinstance(getattr(fn, "__self__", None), DocumentActivities) else fn
-        for fn in worker_parts(
-            registry().families, WorkerResources(db, OfflineProvider(), settings=(settings,))
-        ).activities
+        for fn in worker_parts(registry().families, WorkerResources(db, settings=(settings,))).activities
     ]
     with ThreadPoolExecutor(max_workers=16) as executor:
         async with Worker(

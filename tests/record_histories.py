@@ -94,13 +94,13 @@ async def record(out_dir: Path, only: str = "") -> list[Path]:
                     {"chunk_size": 300, "chunks_per_activity": 3, "extract_window": 1},
                 ),
             }
-            settings = DocumentSettings(roots=(SAMPLES, folder, FEEDS))  # relative paths: under SAMPLES
+            # relative paths: under SAMPLES; the poisoned document's extraction fails for good
+            settings = DocumentSettings(roots=(SAMPLES, folder, FEEDS), extractor=PoisonAwareProvider())
             async with running_worker(
                 env.client,
                 db,
                 task_queue=task_queue,
                 activity_threads=4,
-                llm=PoisonAwareProvider(),
                 settings=[settings],
             ):
                 for name, order in orders.items():

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import uuid
 from pathlib import Path
 
 import pytest
@@ -16,17 +15,25 @@ from bench.corpus import write_corpus
 from sagaworks import registry
 from sagaworks.activities.db import Database
 from sagaworks.activities.document import ChunkRow, ConceptRow, DocumentRow, DocumentSettings, parse_text, split_text
-from sagaworks.activities.llm import GroqProvider, OfflineProvider
 from sagaworks.contracts.document import BatchInput, BatchResult
 from sagaworks.worker import running_worker
 from sagaworks.workflows.document_batch import DocumentBatch
-from tests.documents import GOOD_SAMPLES, SAMPLES, Gate, all_document_rows, document_row, gated_worker, version_rows
-from tests.fake_chat_server import api_error, concepts_reply, fake_chat_server
+from tests.documents import (
+    GOOD_SAMPLES,
+    SAMPLES,
+    Gate,
+    PoisonAwareProvider,
+    all_document_rows,
+    document_row,
+    gated_worker,
+    start_batch,
+    version_rows,
+)
 from tests.orders import wait_for_status
 from tests.workers import WorkerProcess
 
 
-async def test_one_permanent_model_failure_fails_only_its_document(
+async def test_one_permanently_failing_document_fails_alone_and_the_batch_goes_on(
     dev_client: Client, db: Database, task_queue: str, tmp_path: Path
 ) -> None:
     folder = tmp_path / "documents"
@@ -36,30 +43,21 @@ async def test_one_permanent_model_failure_fails_only_its_document(
     poisoned = folder / "poisoned.txt"
     poisoned.write_text("This document contains POISON that the model refuses.")
 
-    def respond(body, _index):
-        if "POISON" in body["messages"][-1]["content"]:
-            return api_error(400, "content rejected by the model")
-        return concepts_reply("durable execution", "saga")
-
-    with fake_chat_server(respond) as server:
-        llm = GroqProvider(api_key="k", model="test-model", base_url=server.base_url)
-        async with running_worker(
-            dev_client, db, task_queue=task_queue, llm=llm, settings=[DocumentSettings(roots=(folder,))]
-        ):
-            handle = await dev_client.start_workflow(
-                DocumentBatch.run,
-                # Two documents per run: the batch continues as new twice on the way.
-                BatchInput(folder=str(folder), max_in_flight=2, documents_per_run=2),
-                id=f"batch-{uuid.uuid4()}",
-                task_queue=task_queue,
-            )
-            result = await asyncio.wait_for(handle.result(), timeout=120)
-            status = await handle.query(DocumentBatch.status)
+    # The concept extractor refuses the poisoned text for good (a model's refusal would
+    # only make the gateway fall back on the extractor).
+    settings = DocumentSettings(roots=(folder,), extractor=PoisonAwareProvider())
+    async with running_worker(dev_client, db, task_queue=task_queue, settings=[settings]):
+        # Two documents per run: the batch continues as new twice on the way.
+        handle = await start_batch(
+            dev_client, task_queue, BatchInput(folder=str(folder), max_in_flight=2, documents_per_run=2)
+        )
+        result = await asyncio.wait_for(handle.result(), timeout=120)
+        status = await handle.query(DocumentBatch.status)
 
     assert (result.total, result.completed, result.failed, result.rejected) == (4, 3, 1, 0)
     [failed] = [d for d in result.documents if d.status == "FAILED"]
     assert failed.path == str(poisoned)
-    assert failed.error == "ModelError: chunk 0: Groq HTTP 400: content rejected by the model"
+    assert failed.error == "ModelError: chunk 0: model refused the content (HTTP 400)"
     row = document_row(db, poisoned)
     assert (row.status, row.error_class) == ("FAILED", "ModelError")
     assert version_rows(db, row.document_id) == {"document_chunks": 0, "concept_mentions": 0, "concepts": 0}
@@ -79,11 +77,8 @@ async def test_worker_killed_mid_batch_every_document_ends_final_without_duplica
     )
     worker.start()
     try:
-        handle = await dev_client.start_workflow(
-            DocumentBatch.run,
-            BatchInput(folder=str(corpus), max_in_flight=3, chunk_size=500),
-            id=f"batch-{uuid.uuid4()}",
-            task_queue=task_queue,
+        handle = await start_batch(
+            dev_client, task_queue, BatchInput(folder=str(corpus), max_in_flight=3, chunk_size=500)
         )
         await wait_for_status(handle, lambda s: s.done >= 2, timeout=300, query=DocumentBatch.status)
         worker.kill()  # returns once the process is gone; its tasks time out on the server
@@ -124,7 +119,6 @@ def _batch_worker(dev_client: Client, db: Database, task_queue: str, root: Path)
         db,
         task_queue=task_queue,
         activity_threads=4,
-        llm=OfflineProvider(),
         settings=[DocumentSettings(roots=(root,))],
     )
 
@@ -139,9 +133,7 @@ async def test_a_file_name_no_input_may_carry_rejects_that_document_only(
     odd = folder / "bell\x07name.txt"
     odd.write_text("A legal Linux file name with a control character in it.")
     async with _batch_worker(dev_client, db, task_queue, tmp_path):
-        result = await dev_client.execute_workflow(
-            DocumentBatch.run, BatchInput(folder="documents"), id=f"batch-{uuid.uuid4()}", task_queue=task_queue
-        )
+        result = await (await start_batch(dev_client, task_queue, BatchInput(folder="documents"))).result()
     outcomes = {Path(d.path).name: d for d in result.documents}
     assert (result.total, result.completed, result.rejected) == (3, 2, 1)
     assert outcomes["bell\x07name.txt"].status == "REJECTED"
@@ -157,9 +149,7 @@ async def test_the_catalog_sample_batch_runs_relative_to_the_document_root(
     [sample] = batch.sample_paths()
     request = batch.parse(sample.read_bytes())
     async with _batch_worker(dev_client, db, task_queue, SAMPLES):
-        result: BatchResult = await dev_client.execute_workflow(
-            DocumentBatch.run, request, id=f"batch-{uuid.uuid4()}", task_queue=task_queue
-        )
+        result: BatchResult = await (await start_batch(dev_client, task_queue, request)).result()
     assert result.total == len([p for p in SAMPLES.iterdir() if p.is_file()])
     assert result.completed == len(GOOD_SAMPLES) and result.failed == 0
     assert {r.status for r in all_document_rows(db)} == {"COMPLETED", "REJECTED"}
@@ -174,11 +164,8 @@ async def test_a_pause_just_before_continue_as_new_is_carried_into_the_next_run(
         (folder / f"note-{index}.txt").write_text(f"Note {index} about sagas and their compensations.")
     gate = Gate("validate")
     async with gated_worker(dev_client, db, task_queue, DocumentSettings(roots=(folder,)), gate):
-        handle = await dev_client.start_workflow(
-            DocumentBatch.run,
-            BatchInput(folder=str(folder), max_in_flight=1, documents_per_run=1),
-            id=f"batch-{uuid.uuid4()}",
-            task_queue=task_queue,
+        handle = await start_batch(
+            dev_client, task_queue, BatchInput(folder=str(folder), max_in_flight=1, documents_per_run=1)
         )
         first_run = (await handle.describe()).run_id
         await gate.wait_entered()  # the run's last child is in flight: it continues as new next
@@ -207,17 +194,13 @@ async def test_status_reports_a_cancelled_or_failed_batch(
     (folder / "note.txt").write_text("A note about sagas.")
     gate = Gate("validate")
     async with gated_worker(dev_client, db, task_queue, DocumentSettings(roots=(tmp_path,)), gate):
-        cancelled = await dev_client.start_workflow(
-            DocumentBatch.run, BatchInput(folder=str(folder)), id=f"batch-{uuid.uuid4()}", task_queue=task_queue
-        )
+        cancelled = await start_batch(dev_client, task_queue, BatchInput(folder=str(folder)))
         await gate.wait_entered()
         await cancelled.cancel()
         gate.released.set()
         with pytest.raises(WorkflowFailureError):
             await cancelled.result()
-        failed = await dev_client.start_workflow(
-            DocumentBatch.run, BatchInput(folder="no-such-folder"), id=f"batch-{uuid.uuid4()}", task_queue=task_queue
-        )
+        failed = await start_batch(dev_client, task_queue, BatchInput(folder="no-such-folder"))
         with pytest.raises(WorkflowFailureError) as failure:
             await failed.result()
         assert "no-such-folder: not a folder" in str(failure.value.cause.__cause__)
@@ -235,17 +218,8 @@ async def test_a_batch_restarted_from_process_reuses_its_listing(
     folder.mkdir()
     for index in range(2):
         (folder / f"note-{index}.txt").write_text(f"Note {index} about sagas and their compensations.")
-    async with running_worker(
-        dev_client,
-        db,
-        task_queue=task_queue,
-        activity_threads=4,
-        llm=OfflineProvider(),
-        settings=[DocumentSettings(roots=(folder,))],
-    ):
-        handle = await dev_client.start_workflow(
-            DocumentBatch.run, BatchInput(folder=str(folder)), id=f"batch-{uuid.uuid4()}", task_queue=task_queue
-        )
+    async with _batch_worker(dev_client, db, task_queue, folder):
+        handle = await start_batch(dev_client, task_queue, BatchInput(folder=str(folder)))
         first = await handle.result()
         again = await restart_run(dev_client, handle.id, "process")
         typed = dev_client.get_workflow_handle(again.id, run_id=again.result_run_id, result_type=BatchResult)
@@ -275,11 +249,8 @@ async def test_the_listing_is_read_in_pages_and_outcomes_past_their_budget_are_c
     monkeypatch.setattr(documents_activities, "LISTING_PAGE_BYTES", 2 * path_bytes)
     monkeypatch.setattr(documents_contracts, "LISTED_OUTCOME_BYTES", 2 * (path_bytes + 120))
     async with running_worker(dev_client, db, task_queue=task_queue, settings=[DocumentSettings(roots=(folder,))]):
-        handle = await dev_client.start_workflow(
-            DocumentBatch.run,
-            BatchInput(folder=str(folder), max_in_flight=3, documents_per_run=3),
-            id=f"batch-{uuid.uuid4()}",
-            task_queue=task_queue,
+        handle = await start_batch(
+            dev_client, task_queue, BatchInput(folder=str(folder), max_in_flight=3, documents_per_run=3)
         )
         result = await asyncio.wait_for(handle.result(), timeout=120)
     assert (result.total, result.completed, len(result.documents), result.documents_not_listed) == (7, 7, 2, 5)

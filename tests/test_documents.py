@@ -9,6 +9,7 @@ import multiprocessing
 import os
 import re
 import sqlite3
+import threading
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import AbstractAsyncContextManager
@@ -23,7 +24,8 @@ from temporalio.worker import Worker
 from sagaworks import registry
 from sagaworks.activities.db import Database
 from sagaworks.activities.document import DEFAULT_ROOT, DocumentActivities, DocumentSettings
-from sagaworks.activities.llm import FAILED_CALL_ATTEMPTS, ConceptList, LLMProvider, OfflineProvider, parse_concepts
+from sagaworks.activities.errors import ErrorClass, call_attempt, error
+from sagaworks.activities.llm import FAILED_CALL_ATTEMPTS, ConceptList, LLMProvider, OfflineProvider
 from sagaworks.contracts.document import (
     ChunkInput,
     DocumentInput,
@@ -56,13 +58,11 @@ WorkerFactory = Callable[..., AbstractAsyncContextManager[Worker]]
 
 @pytest.fixture
 def doc_worker(dev_client: Client, db: Database, task_queue: str, tmp_path: Path) -> WorkerFactory:
-    """Start the real worker with a chosen provider and document limits."""
+    """Start the real worker with a chosen extractor (default the offline one) and document limits."""
 
     def make(llm: LLMProvider | None = None, **limits: int) -> AbstractAsyncContextManager[Worker]:
-        settings = DocumentSettings(roots=(SAMPLES, tmp_path), **limits)
-        return running_worker(
-            dev_client, db, task_queue=task_queue, activity_threads=8, llm=llm or OfflineProvider(), settings=[settings]
-        )
+        settings = DocumentSettings(roots=(SAMPLES, tmp_path), extractor=llm, **limits)
+        return running_worker(dev_client, db, task_queue=task_queue, activity_threads=8, settings=[settings])
 
     return make
 
@@ -465,6 +465,30 @@ async def test_the_worker_parses_splits_and_runs_yake_in_its_process_pool(
     assert result.chunk_count >= 1 and result.concept_count >= 5
 
 
+class CountingProvider(OfflineProvider):
+    """The offline extractor counting its calls under a lock (which no process can be sent)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lock, self.calls = threading.Lock(), 0
+
+    def extract_concepts(self, text: str) -> ConceptList:
+        with self.lock:
+            self.calls += 1
+        return super().extract_concepts(text)
+
+
+async def test_the_settings_extractor_answers_in_the_worker_while_parsing_runs_in_the_process_pool(
+    dev_client: Client, doc_worker: WorkerFactory, task_queue: str
+) -> None:
+    extractor = CountingProvider()
+    async with doc_worker(extractor):
+        result = await (await start_document(dev_client, task_queue, SAMPLES / "durable-execution.txt")).result()
+    # This very extractor answered every chunk, though the settings holding it were not
+    # sent to the process pool that parsed and split the document.
+    assert result.provider == "offline" and extractor.calls == result.chunk_count > 0
+
+
 def test_a_broken_process_pool_is_the_workers_fault_and_is_retried(db: Database) -> None:
     """A pool child that dies (out of memory, a native crash) must not fail the document
     as unparseable: the error names the pool and Temporal retries it."""
@@ -519,7 +543,8 @@ async def test_several_chunks_per_activity_store_what_one_chunk_per_activity_doe
 
 
 class InvalidOutputTwicePerChunk(OfflineProvider):
-    """The offline provider, but the model's first two answers for each chunk are invalid."""
+    """The offline provider, but its first two answers for each chunk are invalid: a
+    retryable error, final from the chunk's third attempt on (``call_attempt``)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -528,7 +553,8 @@ class InvalidOutputTwicePerChunk(OfflineProvider):
     def extract_concepts(self, text: str) -> ConceptList:
         self.asked[text] = self.asked.get(text, 0) + 1
         if self.asked[text] <= 2:
-            return parse_concepts("this is not JSON")
+            attempt = call_attempt()
+            raise error(ErrorClass.MODEL, f"invalid output (attempt {attempt})", non_retryable=attempt >= 3)
         return super().extract_concepts(text)
 
 
@@ -607,10 +633,10 @@ def test_a_chunks_attempts_count_from_the_attempt_that_first_asked_for_it(db: Da
     env.info = dataclasses.replace(env.info, attempt=3, heartbeat_details=[0, 2])
     with pytest.raises(ApplicationError) as failed:
         env.run(acts.extract_concepts, request)
-    assert failed.value.message.startswith("chunk 0: model output failed validation (attempt 2)")
+    assert failed.value.message.startswith("chunk 0: invalid output (attempt 2)")
     assert not failed.value.non_retryable and beats[-1] == (0, 2)
     # A chunk first asked in this attempt of the activity gets its own first attempt.
     with pytest.raises(ApplicationError) as first:
         env.run(acts.extract_concepts, request.model_copy(update={"chunk_index": 1, "chunk_count": 1}))
-    assert first.value.message.startswith("chunk 1: model output failed validation (attempt 1)")
+    assert first.value.message.startswith("chunk 1: invalid output (attempt 1)")
     assert not first.value.non_retryable and beats[-1] == (1, 3)

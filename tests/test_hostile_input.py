@@ -22,7 +22,6 @@ from temporalio.service import RPCError
 
 from sagaworks.activities.db import Database
 from sagaworks.activities.document import DocumentSettings
-from sagaworks.activities.llm import OfflineProvider
 from sagaworks.activities.orders import invariant_violations
 from sagaworks.worker import running_worker
 from tests.documents import document_row, start_document
@@ -167,9 +166,7 @@ async def test_hostile_documents_are_rejected_and_the_worker_keeps_running(
         (Path("relative/path.txt"), "relative/path.txt: file not found"),
     ]
     settings = DocumentSettings(roots=(docs,), max_pdf_pages=50)
-    async with running_worker(
-        dev_client, db, task_queue=task_queue, activity_threads=4, llm=OfflineProvider(), settings=[settings]
-    ):
+    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, settings=[settings]):
         for path, reason in cases:
             handle = (
                 await start_document(dev_client, task_queue, path)

@@ -30,7 +30,6 @@ ENGINE_MODULES = {
     "sagaworks.activities.errors": "the error taxonomy every activity raises through",
     "sagaworks.activities.processes": "the worker's process pool helper",
     "sagaworks.activities.liveness": "heartbeats for any long blocking call",
-    "sagaworks.activities.llm": "concept extraction without the gateway: the offline extractor every worker has",
     "sagaworks.activities.mcp_servers": "MCP servers as configuration and the worker's MCP plugin",
     # contracts/
     "sagaworks.contracts": "the package itself (a docstring)",
@@ -157,9 +156,10 @@ FAMILIES_ON_THE_PUBLIC_API = {
             "activities/document/ranking.py",
             "activities/document/roots.py",
             "activities/document/tables.py",
+            # the concept shape and the offline extractor (the gateway's fallback)
+            "activities/llm.py",
         ),
-        # the offline concept extractor (the gateway's fallback) and the concept shape
-        ("sagaworks.activities.llm",),
+        (),
     ),
     "document-batch": (
         ("workflows/document_batch.py",),

@@ -149,7 +149,6 @@ async def test_a_batch_over_the_real_corpus_processes_every_readable_document(
         db,
         task_queue=task_queue,
         activity_threads=4,
-        llm=OfflineProvider(),
         settings=[DocumentSettings(roots=(corpus,))],
     ):
         result = await dev_client.execute_workflow(

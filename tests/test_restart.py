@@ -97,10 +97,8 @@ async def test_document_restart_from_chunk_after_a_failed_extraction_equals_a_fu
     for copy in (source, twin):
         shutil.copy(DOCUMENTS / "durable-execution.txt", copy)
     provider = SwitchableProvider()
-    settings = DocumentSettings(roots=(DOCUMENTS, tmp_path))
-    async with running_worker(
-        dev_client, db, task_queue=task_queue, activity_threads=8, llm=provider, settings=[settings]
-    ):
+    settings = DocumentSettings(roots=(DOCUMENTS, tmp_path), extractor=provider)
+    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=8, settings=[settings]):
         failed = await start_document(dev_client, task_queue, source)
         with pytest.raises(WorkflowFailureError):
             await failed.result()
@@ -133,9 +131,7 @@ async def test_document_restart_from_extract_reuses_the_steps_before_it(
     dev_client: Client, db: Database, task_queue: str, tmp_path: Path
 ) -> None:
     settings = DocumentSettings(roots=(DOCUMENTS, tmp_path))
-    async with running_worker(
-        dev_client, db, task_queue=task_queue, activity_threads=8, llm=OfflineProvider(), settings=[settings]
-    ):
+    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=8, settings=[settings]):
         first = await start_document(dev_client, task_queue, DOCUMENTS / "saga-pattern.md")
         source = await first.result()
         chunks = version_rows(db, source.document_id, source.version)["document_chunks"]
@@ -309,9 +305,7 @@ async def test_a_resume_point_is_refused_from_callers_and_by_a_document_run(
     # memo only; a resume point in its input (another document's version, say) is refused
     # before any activity, so no row is touched.
     settings = DocumentSettings(roots=(DOCUMENTS,))
-    async with running_worker(
-        dev_client, db, task_queue=task_queue, activity_threads=4, llm=OfflineProvider(), settings=[settings]
-    ):
+    async with running_worker(dev_client, db, task_queue=task_queue, activity_threads=4, settings=[settings]):
         first = await start_document(dev_client, task_queue, DOCUMENTS / "saga-pattern.md")
         source = await first.result()
         trace = await trace_run(dev_client, first.id, payloads=True)

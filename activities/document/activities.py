@@ -11,6 +11,7 @@ spent, the provider refuses, or the answer does not parse, and the chunk's summa
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -89,7 +90,8 @@ class DocumentActivities(FolderListing):
         """Serve the activities from ``db``; ``settings`` default from the environment.
 
         ``llm`` is the family's own concept extractor (the offline one, usually): the
-        gateway's fallback, and the only extractor when no model is configured.
+        gateway's fallback, and the only extractor when no model is configured; the
+        settings' ``extractor`` is not read here.
         ``gateway`` (default: one configured by the environment) asks the model.
         ``cpu_pool`` (the worker's process pool) parses and splits documents, which holds
         the GIL for seconds on a large one; None does it in the activity's thread.
@@ -97,7 +99,9 @@ class DocumentActivities(FolderListing):
         self._db = db
         self._llm = llm
         self._gateway = gateway or LLM(db)
-        self._settings = settings or DocumentSettings()
+        # Without the extractor: the settings go to the process pool (parse_text), and an
+        # extractor need not be picklable.
+        self._settings = dataclasses.replace(settings or DocumentSettings(), extractor=None)
         self._pool = cpu_pool
 
     def _provider(self) -> dict[str, str]:

@@ -5,8 +5,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sagaworks import validation_error
+
+if TYPE_CHECKING:
+    from sagaworks.activities.llm import LLMProvider
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "samples" / "documents"
 """The document root when none is configured: the demo's samples, nothing else."""
@@ -25,7 +29,8 @@ def _roots_from_env() -> tuple[Path, ...]:
 
 @dataclass(frozen=True)
 class DocumentSettings:
-    """Limits of the document activities (environment variables in parentheses)."""
+    """Limits of the document activities (environment variables in parentheses) and their
+    concept extractor."""
 
     roots: tuple[Path, ...] = field(default_factory=_roots_from_env)
     """Folders documents may be read from (``SAGAWORKS_DOCUMENT_ROOTS``, os.pathsep-separated;
@@ -36,6 +41,9 @@ class DocumentSettings:
     max_pdf_pages: int = 5_000
     max_unzipped_bytes: int = 200 * 2**20
     """Largest total a .docx may unpack to: refuses zip bombs."""
+    extractor: LLMProvider | None = None
+    """The concept extractor the LLM gateway falls back on, and the only one when no model
+    is configured; None: the offline one (YAKE, in the worker's process pool)."""
 
     def describe_roots(self) -> str:
         """The roots in force, as a rejection or the worker's start message names them."""
