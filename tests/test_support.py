@@ -95,9 +95,12 @@ from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 _executor = ThreadPoolExecutor(max_workers=6)
 
 
-async def start(client: Client, task_queue: str, request: TicketInput) -> WorkflowHandle[Any, TicketView]:
+async def start(
+    client: Client, task_queue: str, request: TicketInput, **options: Any
+) -> WorkflowHandle[Any, TicketView]:
+    """Start the ticket's run; ``options`` go to ``start_workflow`` (a signal sent with the start)."""
     return await client.start_workflow(
-        SupportTicket.run, request, id=f"ticket-{request.ticket_id}", task_queue=task_queue
+        SupportTicket.run, request, id=f"ticket-{request.ticket_id}", task_queue=task_queue, **options
     )
 
 
@@ -439,11 +442,10 @@ async def test_a_comment_sent_before_classification_is_kept(dev_client: Client, 
     does not exist yet); it used to be dropped."""
     request = ticket("Hello")
     async with worker(dev_client, task_queue):
-        handle = await dev_client.start_workflow(
-            SupportTicket.run,
+        handle = await start(
+            dev_client,
+            task_queue,
             request,
-            id=f"ticket-{request.ticket_id}",
-            task_queue=task_queue,
             start_signal="comment",
             start_signal_args=[Comment(author="grace", text="one more detail")],
         )
@@ -521,13 +523,7 @@ async def test_a_ticket_restarted_from_its_lookups_keeps_the_models_classificati
 async def test_a_pause_holds_a_ticket_before_its_classification(dev_client: Client, task_queue: str) -> None:
     request = ticket("Hello")
     async with worker(dev_client, task_queue):
-        handle = await dev_client.start_workflow(
-            SupportTicket.run,
-            request,
-            id=f"ticket-{request.ticket_id}",
-            task_queue=task_queue,
-            start_signal="pause",
-        )
+        handle = await start(dev_client, task_queue, request, start_signal="pause")
         for _ in range(600):
             held = await handle.query(SupportTicket.status)
             if held.state == "paused":
