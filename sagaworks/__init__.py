@@ -206,6 +206,9 @@ if TYPE_CHECKING:
         failure_text as failure_text,
     )
     from sagaworks._saga import (
+        outlived_failure as outlived_failure,
+    )
+    from sagaworks._saga import (
         reported_error as reported_error,
     )
     from sagaworks._steps import (
@@ -305,6 +308,7 @@ _EXPORTS: dict[str, str] = {
     "error_class": "sagaworks._saga",
     "error_kind": "sagaworks._saga",
     "failure_text": "sagaworks._saga",
+    "outlived_failure": "sagaworks._saga",
     "reported_error": "sagaworks._saga",
     "RESTART_MEMO": "sagaworks._models",
     "CompensationRecord": "sagaworks._models",

@@ -220,6 +220,15 @@ def failure_text(failure: BaseException) -> str:
     return f"{error_kind(failure)}: {failure.message if hasattr(failure, 'message') else failure}"
 
 
+def outlived_failure(failure: BaseException) -> str:
+    """:func:`failure_text` of a failed call the workflow goes on after (a lookup, a
+    notice, a fan-out's item). A cancellation of the run is raised again instead: it ends
+    the run and is no call's failure to record."""
+    if is_cancelled_exception(failure):
+        raise failure
+    return failure_text(failure)
+
+
 def error_kind(error: BaseException) -> str:
     """What kind of failure ``error`` is, for people: an ``ApplicationError``'s type, a
     timeout's kind by name (``TimeoutError (StartToClose)``), else the exception's class.

@@ -28,10 +28,10 @@ import re
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from sagaworks import McpTools, StepWorkflow, failure_text, refusal
+    from sagaworks import McpTools, StepWorkflow, outlived_failure, refusal
     from sagaworks.activities.support_ticket import TicketClassifier, notify_escalation
     from sagaworks.contracts.support import (
         MAX_COMMENTS,
@@ -137,9 +137,9 @@ class SupportTicket(StepWorkflow):
         return view
 
     async def _classify(self, ticket: TicketInput, rules: Classification) -> tuple[Classification, str | None]:
-        """Step ``classify``: the ``classify_ticket`` activity's answer, and why the rules gave it although a
-        model is configured (the activity's declared fallback, or the activity itself
-        failing for good: the rules computed here then answer).
+        """Step ``classify``: the ``classify_ticket`` activity's answer, and why the rules
+        gave it although a model is configured (the activity's declared fallback, or the
+        activity itself failing for good: the rules computed here then answer).
 
         It runs on the LLM task queue at the priority the rules estimate, so urgent
         tickets are classified first when the model's queue is backed up."""
@@ -156,7 +156,7 @@ class SupportTicket(StepWorkflow):
                 describe=lambda found: f"{found.ticket_type}, {found.priority} by {found.method}",
             )
         except ActivityError as failure:
-            return rules, _outlived(failure)
+            return rules, outlived_failure(failure)
         return found, found.fallback
 
     async def _first_response(self) -> None:
@@ -204,7 +204,7 @@ class SupportTicket(StepWorkflow):
                 arguments = {"query": query}
             lookup.result = (await self._mcp.call(server, tool, arguments, options)).text
         except (ActivityError, ApplicationError) as failure:
-            lookup.error = _outlived(failure)
+            lookup.error = outlived_failure(failure)
         view.lookups.append(lookup)
         return lookup
 
@@ -227,7 +227,7 @@ class SupportTicket(StepWorkflow):
                 notify_escalation, notice, **ActivityOptions(**NOTIFY, priority=task_priority(view.priority))
             )
         except ActivityError as failure:
-            notified = f"not notified ({_outlived(failure)})"
+            notified = f"not notified ({outlived_failure(failure)})"
         view.escalations.append(
             Escalation(
                 reason=reason, at=workflow.now(), from_priority=before, to_priority=view.priority, notified=notified
@@ -348,11 +348,3 @@ class SupportTicket(StepWorkflow):
 def _lookups_outcome(lookups: list[Lookup]) -> str:
     failed = sum(lookup.error is not None for lookup in lookups)
     return f"{len(lookups)} lookups" + (f", {failed} failed" if failed else "")
-
-
-def _outlived(failure: ActivityError | ApplicationError) -> str:
-    """What a failure the ticket goes on after says (a classification, lookup or notice that
-    failed); a cancellation of the run is raised again: it ends the ticket."""
-    if is_cancelled_exception(failure):
-        raise failure
-    return failure_text(failure)
